@@ -1,0 +1,70 @@
+# midprobe: every step CI and a newcomer need. `make demo` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# Debian packages the lab, the tests and the probes use (the lab daemons, the reference
+# clients, nmap, PostgreSQL for the multi-agent queue, tcpdump for the no-leak test).
+SYSTEM_PACKAGES := openssh-server openssh-client snmpd snmp dnsmasq-base nmap postgresql \
+	tcpdump iproute2 procps iputils-ping bind9-dnsutils
+PACKAGES := capabilities probes runner
+DEMO_DIR ?= demo-output
+
+.PHONY: help system-deps venv lint typecheck test unit demo bench fixtures lab-down clean
+
+help:
+	@echo "make demo       set everything up, bring up the lab, run a discovery into the SQLite ECC queue"
+	@echo "make test       set everything up, then ruff, mypy --strict and the whole test suite (lab included)"
+	@echo "make unit       only the fast tests that need no lab"
+	@echo "make bench      benchmarks: midprobe against the reference tools on the lab"
+	@echo "make fixtures   re-record fixtures/ from a fresh lab"
+	@echo "make lab-down   remove every namespace midprobe left behind"
+
+# Installs only what is missing, so a second run costs a dpkg query.
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip 'setuptools>=77' wheel
+	$(PY) -m pip install -q -e '.[dev]'
+	@# mypy reads the packages through a link tree named like the installed modules.
+	mkdir -p build/typecheck/midprobe
+	for p in $(PACKAGES); do ln -sfn ../../../$$p build/typecheck/midprobe/$$p; done
+	touch $@
+
+lint: venv
+	$(VENV)/bin/ruff check $(PACKAGES) tests bench
+	$(VENV)/bin/ruff format --check $(PACKAGES) tests bench
+
+typecheck: venv
+	$(VENV)/bin/mypy -p midprobe.capabilities -p midprobe.probes -p midprobe.runner
+
+test: system-deps venv lint typecheck
+	$(PY) -m pytest
+
+unit: venv
+	$(PY) -m pytest -m "not lab and not postgres"
+
+demo: system-deps venv
+	$(VENV)/bin/midprobe demo --workdir $(DEMO_DIR)
+
+bench: system-deps venv
+	$(PY) bench/run_all.py
+
+fixtures: system-deps venv
+	$(PY) fixtures/record.py
+
+lab-down: venv
+	$(VENV)/bin/midprobe lab down --all
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis $(DEMO_DIR)

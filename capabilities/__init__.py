@@ -1,0 +1,1 @@
+"""Who may run a probe: MID servers, their capabilities, and MID selection (ServiceNow rules)."""

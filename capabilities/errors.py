@@ -1,0 +1,161 @@
+"""The one error hierarchy of midprobe.
+
+It lives in the foundation package because every other package may import
+``midprobe.capabilities`` but not the reverse. Foreign exceptions (socket,
+paramiko, pysnmp, sqlite3, psycopg) are translated into these where they enter.
+Every error formats its own one-line message from structured fields.
+"""
+
+from __future__ import annotations
+
+
+class MidprobeError(Exception):
+    """Root of every error midprobe raises on purpose.
+
+    The CLI turns any of these into one line on stderr and exit status 2.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(MidprobeError):
+    """Bad configuration or bad user input: names the file, entry and field when known."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        entry: str | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.source = source
+        self.entry = entry
+        self.field = field
+        where = ": ".join(part for part in (source, entry, field) if part)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class TargetSpecError(ConfigError):
+    """A target specification (address, CIDR, range, host name) that cannot be parsed."""
+
+
+class PortSpecError(ConfigError):
+    """A port list in nmap syntax that cannot be parsed."""
+
+
+class CredentialError(ConfigError):
+    """A credential definition that is missing fields or cannot be read."""
+
+
+class QueueUrlError(ConfigError):
+    """A queue URL that names no supported backend or is malformed."""
+
+
+class NotAllowedByCapability(ConfigError):
+    """A capability change that ServiceNow forbids, e.g. adding or removing ``Nmap`` by hand."""
+
+
+class BadArgumentException(MidprobeError):  # the ServiceNow name, kept on purpose
+    """A MID selection request names a capability that is not defined."""
+
+
+class PayloadError(MidprobeError):
+    """An ECC payload that is not well-formed, too large, or not of the expected shape."""
+
+
+class QueueError(MidprobeError):
+    """The ECC queue backend failed (connection lost, lock timeout, schema mismatch)."""
+
+
+class LabError(MidprobeError):
+    """The lab could not be built, queried or torn down."""
+
+
+class TargetNotAllowed(MidprobeError):
+    """A target outside the networks the current safety policy allows."""
+
+    def __init__(self, target: str, allowed: str) -> None:
+        self.target = target
+        self.allowed = allowed
+        super().__init__(f"target {target} is outside the allowed networks ({allowed})")
+
+
+class ProbeError(MidprobeError):
+    """A probe failed; the runner turns this into an ECC error result."""
+
+
+class ProbeParameterError(ProbeError):
+    """A probe request whose parameters do not validate."""
+
+    def __init__(self, message: str, *, parameter: str | None = None) -> None:
+        self.parameter = parameter
+        super().__init__(f"parameter {parameter!r}: {message}" if parameter else message)
+
+
+class ProbeTimeout(ProbeError):
+    """A probe, connection or command ran past its deadline."""
+
+    def __init__(self, what: str, timeout: float) -> None:
+        self.what = what
+        self.timeout = timeout
+        super().__init__(f"{what} timed out after {timeout:g} s")
+
+
+class ConnectTimeout(ProbeTimeout):
+    """No answer while connecting."""
+
+
+class ReadTimeout(ProbeTimeout):
+    """Connected, but the peer stopped answering."""
+
+
+class NetworkError(ProbeError):
+    """The network refused or dropped the connection."""
+
+
+class AuthenticationFailed(ProbeError):
+    """The device rejected every credential offered."""
+
+
+class ProtocolError(ProbeError):
+    """The device answered with something the protocol does not allow."""
+
+
+class MissingCapability(ProbeError):
+    """This agent lacks a capability the topic needs (e.g. ``Nmap``)."""
+
+    def __init__(self, topic: str, capability: str) -> None:
+        self.topic = topic
+        self.capability = capability
+        super().__init__(f"topic {topic} needs the {capability} capability, which this agent does not have")
+
+
+__all__ = [
+    "AuthenticationFailed",
+    "BadArgumentException",
+    "ConfigError",
+    "ConnectTimeout",
+    "CredentialError",
+    "LabError",
+    "MidprobeError",
+    "MissingCapability",
+    "NetworkError",
+    "NotAllowedByCapability",
+    "PayloadError",
+    "PortSpecError",
+    "ProbeError",
+    "ProbeParameterError",
+    "ProbeTimeout",
+    "ProtocolError",
+    "QueueError",
+    "QueueUrlError",
+    "ReadTimeout",
+    "TargetNotAllowed",
+    "TargetSpecError",
+]

@@ -1,0 +1,66 @@
+"""The contract every probe keeps, and the context the runner hands it.
+
+A probe module exposes a frozen ``...Params`` dataclass, a frozen ``...Result``
+dataclass, an async entry point, and a module-level ``PROBE`` object that
+satisfies :class:`Probe` (see ``registry.py``).
+"""
+
+from __future__ import annotations
+
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from midprobe.probes.safety import TargetPolicy
+
+ParamsT = TypeVar("ParamsT")
+ResultT = TypeVar("ResultT")
+
+
+@dataclass(frozen=True)
+class ProbeContext:
+    """What the runner tells a probe about the run it is part of."""
+
+    agent_name: str = "standalone"
+    #: ``time.monotonic()`` value after which the probe must give up.
+    deadline: float = field(default_factory=lambda: time.monotonic() + 300.0)
+    policy: TargetPolicy = field(default_factory=TargetPolicy.unrestricted)
+    #: Capability names this agent carries (``Nmap`` only when nmap really works).
+    capabilities: frozenset[str] = frozenset()
+    #: The credential store (credentialed probes); ``None`` when none was given.
+    credentials: Any = None
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline (never negative)."""
+        return max(0.0, self.deadline - time.monotonic())
+
+
+class Probe(Protocol[ParamsT, ResultT]):
+    """One kind of probe, registered under its ECC topic."""
+
+    @property
+    def topic(self) -> str:
+        """The ECC topic this probe answers (``Shazzam``, ``SSHCommand``, ...)."""
+        ...
+
+    @property
+    def required_capabilities(self) -> tuple[str, ...]:
+        """Capability names an agent must carry to run this probe (e.g. ``("Nmap",)``)."""
+        ...
+
+    def parse_params(self, source: str, parameters: Mapping[str, str]) -> ParamsT:
+        """Validate an ECC request into typed parameters (pure; raises ``ProbeParameterError``)."""
+        ...
+
+    async def run(self, params: ParamsT, context: ProbeContext) -> ResultT:
+        """Do the work; raise a ``ProbeError`` subclass on failure."""
+        ...
+
+    def encode_results(self, result: ResultT) -> Sequence[ET.Element]:
+        """The ``<result>`` elements of the ECC input payload (pure)."""
+        ...
+
+
+AnyProbe = Probe[Any, Any]

@@ -1,0 +1,46 @@
+"""The topic -> probe registry (one per runner instance; duplicate topics are an error)."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+from midprobe.capabilities.errors import ConfigError, ProbeParameterError
+from midprobe.probes.base import AnyProbe
+
+#: Modules whose ``PROBE`` object the default registry holds, in registration order.
+BUILTIN_PROBE_MODULES: tuple[str, ...] = ("midprobe.probes.heartbeat",)
+
+
+@dataclass
+class ProbeRegistry:
+    """Maps ECC topics to probes. Kept per instance, never on the class."""
+
+    _probes: dict[str, AnyProbe] = field(default_factory=dict)
+
+    def register(self, probe: AnyProbe) -> None:
+        if probe.topic in self._probes:
+            raise ConfigError(f"a probe is already registered for topic {probe.topic!r}")
+        self._probes[probe.topic] = probe
+
+    def get(self, topic: str) -> AnyProbe:
+        try:
+            return self._probes[topic]
+        except KeyError:
+            known = ", ".join(sorted(self._probes)) or "none"
+            raise ProbeParameterError(f"no probe handles topic {topic!r} (known: {known})") from None
+
+    def __contains__(self, topic: object) -> bool:
+        return topic in self._probes
+
+    def topics(self) -> list[str]:
+        return sorted(self._probes)
+
+
+def default_registry() -> ProbeRegistry:
+    """A new registry holding every built-in probe."""
+    registry = ProbeRegistry()
+    for module_name in BUILTIN_PROBE_MODULES:
+        module = importlib.import_module(module_name)
+        registry.register(module.PROBE)
+    return registry

@@ -1,0 +1,62 @@
+"""Where probes may send packets: the target policy every probe checks before it sends.
+
+In lab mode only the lab network (198.18.0.0/15, RFC 2544) and loopback are
+allowed; see ../shared/LAB.md. A probe asked for anything else refuses.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from midprobe.capabilities.errors import TargetNotAllowed
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+LAB_NETWORKS: tuple[IPNetwork, ...] = (
+    ipaddress.ip_network("198.18.0.0/15"),
+    ipaddress.ip_network("127.0.0.0/8"),
+)
+
+
+@dataclass(frozen=True)
+class TargetPolicy:
+    """The networks a probe may reach; ``allowed=None`` means no restriction."""
+
+    allowed: tuple[IPNetwork, ...] | None = None
+    name: str = "unrestricted"
+
+    @classmethod
+    def unrestricted(cls) -> TargetPolicy:
+        return cls(None, "unrestricted")
+
+    @classmethod
+    def lab(cls) -> TargetPolicy:
+        return cls(LAB_NETWORKS, "lab")
+
+    @classmethod
+    def only(cls, networks: Iterable[str | IPNetwork], name: str = "custom") -> TargetPolicy:
+        return cls(tuple(ipaddress.ip_network(n) for n in networks), name)
+
+    def permits(self, address: IPAddress | str) -> bool:
+        if self.allowed is None:
+            return True
+        addr = ipaddress.ip_address(address)
+        return any(addr in network for network in self.allowed)
+
+    def check(self, address: IPAddress | str) -> None:
+        """Raise ``TargetNotAllowed`` unless ``address`` is inside the allowed networks."""
+        if not self.permits(address):
+            assert self.allowed is not None
+            allowed = ", ".join(str(n) for n in self.allowed)
+            raise TargetNotAllowed(str(address), f"{self.name}: {allowed}")
+
+    def check_network(self, network: IPNetwork) -> None:
+        """Refuse a whole network unless every address of it is allowed."""
+        if self.allowed is None:
+            return
+        if not any(network.version == n.version and network.subnet_of(n) for n in self.allowed):  # type: ignore[arg-type]
+            allowed = ", ".join(str(n) for n in self.allowed)
+            raise TargetNotAllowed(str(network), f"{self.name}: {allowed}")

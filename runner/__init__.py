@@ -1,0 +1,1 @@
+"""Moves work and results: ECC records, the queue, the agent daemon, the lab and the CLI."""
