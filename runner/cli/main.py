@@ -61,8 +61,19 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _register_commands() -> None:
-    # Each command lives in its own module; one line per command here.
-    pass
+    # Each command lives in its own module; one import and one line per command here.
+    from midprobe.runner.cli.agent import agent
+    from midprobe.runner.cli.demo import demo
+    from midprobe.runner.cli.ecc import ecc
+    from midprobe.runner.cli.lab import lab
+    from midprobe.runner.cli.selection import capabilities_command, select_command
+
+    cli.add_command(agent)
+    cli.add_command(demo)
+    cli.add_command(ecc)
+    cli.add_command(lab)
+    cli.add_command(select_command)
+    cli.add_command(capabilities_command)
 
 
 _register_commands()

@@ -1,0 +1,249 @@
+"""The agent daemon: claims ECC outputs addressed to it, runs them, writes the answers.
+
+It follows the MID Server's protocol (ECC.md section 1): register, claim work
+(lowest priority number first, oldest first; at start-up also the work it held
+before it stopped), run it in three priority pools, answer each output exactly
+once, renew the leases of work in flight, heartbeat, and on SIGTERM finish or
+release what it holds. Poll every 40 s when idle and 5 s while busy; back off on
+queue errors. The queue is synchronous and is called through ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from dataclasses import dataclass, field
+
+from midprobe.capabilities.errors import MidprobeError, QueueError
+from midprobe.runner.ecc.record import EccRecord
+from midprobe.runner.logs import get_logger
+from midprobe.runner.probe_runner import ProbeRunner
+from midprobe.runner.queue.base import AgentRegistration, EccQueue
+
+log = get_logger("midprobe.agent")
+
+#: How long in-flight work may run on after SIGTERM before it is released for another agent.
+DEFAULT_DRAIN_SECONDS = 30.0
+MAX_BACKOFF_SECONDS = 60.0
+
+
+@dataclass
+class AgentStats:
+    """What one agent run did (printed by ``midprobe agent --once``)."""
+
+    claimed: int = 0
+    answered: int = 0
+    errors: int = 0
+    duplicates: int = 0
+    released: int = 0
+    queue_errors: int = 0
+
+
+@dataclass
+class AgentTimings:
+    poll_idle_seconds: float = 40.0
+    poll_busy_seconds: float = 5.0
+    lease_seconds: float = 120.0
+    registry_heartbeat_seconds: float = 30.0
+    drain_seconds: float = DEFAULT_DRAIN_SECONDS
+
+
+@dataclass
+class Agent:
+    """One agent: a queue, a probe runner and how often to poll."""
+
+    queue: EccQueue
+    runner: ProbeRunner
+    registration: AgentRegistration
+    timings: AgentTimings = field(default_factory=AgentTimings)
+    capacity: int = 55
+    _in_flight: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False)
+    _stopping: asyncio.Event | None = field(default=None, init=False)
+    _wake: asyncio.Event | None = field(default=None, init=False)
+    stats: AgentStats = field(default_factory=AgentStats, init=False)
+
+    @property
+    def name(self) -> str:
+        return self.registration.name
+
+    def request_stop(self) -> None:
+        """Stop claiming; finish or release what is in flight (the SIGTERM path)."""
+        if self._stopping is not None:
+            self._stopping.set()
+        if self._wake is not None:
+            self._wake.set()
+
+    async def run(self, *, once: bool = False, install_signal_handlers: bool = True) -> AgentStats:
+        """Run until stopped (or, with ``once``, until nothing is ready and nothing is in flight)."""
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        if install_signal_handlers:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, self.request_stop)
+        await asyncio.to_thread(self.queue.register_agent, self.registration)
+        log.info("agent started", agent=self.name, queue=self.queue.url, capacity=self.capacity)
+        helpers = [
+            asyncio.create_task(self._renew_leases(), name="renew-leases"),
+            asyncio.create_task(self._heartbeat(), name="heartbeat"),
+        ]
+        try:
+            await self._poll_loop(once)
+            await self._drain()
+        finally:
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            with contextlib.suppress(MidprobeError):
+                await asyncio.to_thread(self.queue.set_agent_status, self.name, "Down")
+            if install_signal_handlers:
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(signum)
+            log.info("agent stopped", agent=self.name, **vars(self.stats))
+        return self.stats
+
+    async def _poll_loop(self, once: bool) -> None:
+        assert self._stopping is not None
+        assert self._wake is not None
+        first = True
+        backoff = 0.0
+        while not self._stopping.is_set():
+            free = self.capacity - len(self._in_flight)
+            claimed: list[EccRecord] = []
+            if free > 0:
+                try:
+                    claimed = await asyncio.to_thread(
+                        self.queue.claim,
+                        self.name,
+                        free,
+                        self.timings.lease_seconds,
+                        include_own_processing=first,
+                    )
+                    first = False
+                    backoff = 0.0
+                except QueueError as error:
+                    self.stats.queue_errors += 1
+                    backoff = min(MAX_BACKOFF_SECONDS, max(1.0, backoff * 2))
+                    log.warning("claim failed", agent=self.name, error=str(error), retry_in=backoff)
+                    await self._sleep(backoff)
+                    continue
+            for record in claimed:
+                self.stats.claimed += 1
+                task = asyncio.create_task(self._process(record), name=f"probe-{record.sys_id}")
+                self._in_flight[record.sys_id] = task
+            if claimed:
+                log.info("claimed", agent=self.name, count=len(claimed))
+            if once and not claimed and not self._in_flight:
+                return
+            if once:
+                # Drain mode: claim again as soon as capacity frees, no polling delay.
+                if claimed and len(self._in_flight) < self.capacity:
+                    continue
+                await self._wait_for_progress(self.timings.poll_busy_seconds)
+            else:
+                busy = bool(claimed or self._in_flight)
+                await self._wait_for_progress(
+                    self.timings.poll_busy_seconds if busy else self.timings.poll_idle_seconds
+                )
+
+    async def _wait_for_progress(self, seconds: float) -> None:
+        """Sleep until the poll interval ends, a run finishes with capacity short, or stop is asked."""
+        assert self._wake is not None
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    async def _sleep(self, seconds: float) -> None:
+        assert self._stopping is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _process(self, record: EccRecord) -> None:
+        try:
+            payload = record.payload
+            if record.payload_is_attachment:
+                payload = await asyncio.to_thread(self.queue.read_payload, record)
+            answer = await self.runner.answer(record, payload)
+            stored = await self._complete(record, answer)
+            if not stored:
+                self.stats.duplicates += 1
+                log.info("already answered", agent=self.name, sys_id=record.sys_id)
+            elif answer.error_string:
+                self.stats.errors += 1
+                log.info(
+                    "answered with error", sys_id=record.sys_id, topic=record.topic, error=answer.error_string
+                )
+            else:
+                self.stats.answered += 1
+                log.info("answered", sys_id=record.sys_id, topic=record.topic, source=record.source)
+        except MidprobeError as error:
+            # The queue failed us: leave the record leased; the lease expires and it is re-run.
+            self.stats.queue_errors += 1
+            log.error("could not write result", sys_id=record.sys_id, error=str(error))
+        finally:
+            self._in_flight.pop(record.sys_id, None)
+            if self._wake is not None:
+                self._wake.set()
+
+    async def _complete(self, record: EccRecord, answer: EccRecord) -> bool:
+        delay = 0.5
+        for attempt in range(5):
+            try:
+                return await asyncio.to_thread(self.queue.complete, record.sys_id, answer)
+            except QueueError as error:
+                self.stats.queue_errors += 1
+                if attempt == 4:
+                    raise
+                log.warning("complete failed, retrying", sys_id=record.sys_id, error=str(error))
+                await asyncio.sleep(delay)
+                delay *= 2
+        return False  # unreachable: the last attempt raises
+
+    async def _renew_leases(self) -> None:
+        interval = max(0.05, self.timings.lease_seconds / 3)
+        while True:
+            await asyncio.sleep(interval)
+            held = list(self._in_flight)
+            if not held:
+                continue
+            try:
+                renewed = set(
+                    await asyncio.to_thread(self.queue.renew, self.name, held, self.timings.lease_seconds)
+                )
+            except QueueError as error:
+                self.stats.queue_errors += 1
+                log.warning("lease renewal failed", agent=self.name, error=str(error))
+                continue
+            for sys_id in held:
+                task = self._in_flight.get(sys_id)
+                if sys_id not in renewed and task is not None and not task.done():
+                    log.warning("lease lost, abandoning", sys_id=sys_id)
+                    task.cancel()
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.timings.registry_heartbeat_seconds)
+            try:
+                await asyncio.to_thread(self.queue.heartbeat_agent, self.name)
+            except QueueError as error:
+                log.warning("heartbeat failed", agent=self.name, error=str(error))
+
+    async def _drain(self) -> None:
+        """Let in-flight runs finish within the drain time; release whatever is left."""
+        if not self._in_flight:
+            return
+        tasks = list(self._in_flight.values())
+        _done, pending = await asyncio.wait(tasks, timeout=self.timings.drain_seconds)
+        if not pending:
+            return
+        left = [sys_id for sys_id, task in self._in_flight.items() if task in pending]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        try:
+            released = await asyncio.to_thread(self.queue.release, self.name, left)
+            self.stats.released += len(released)
+            log.info("released unfinished work", agent=self.name, count=len(released))
+        except QueueError as error:
+            log.error("release failed; leases will expire", agent=self.name, error=str(error))

@@ -1,0 +1,153 @@
+"""``midprobe agent``: the daemon that polls an ECC queue, runs probes and writes results."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import click
+
+from midprobe.probes.registry import default_registry
+from midprobe.probes.safety import TargetPolicy
+from midprobe.runner import logs
+from midprobe.runner.agent import Agent, AgentStats, AgentTimings
+from midprobe.runner.cli.options import queue_option
+from midprobe.runner.config import AgentConfig, load_agent_config
+from midprobe.runner.identity import build_agent_setup
+from midprobe.runner.limits import ConcurrencyLimits, PoolSizes
+from midprobe.runner.probe_runner import ProbeRunner
+from midprobe.runner.queue.url import open_queue
+
+#: Threads for blocking libraries (paramiko, python-nmap, the queue driver).
+BLOCKING_THREADS = 32
+
+
+def run_agent(config: AgentConfig, *, once: bool, drain_seconds: float = 30.0) -> AgentStats:
+    """Build an agent from ``config`` and run it to the end (used by the CLI and the demo)."""
+    setup = build_agent_setup(config)
+    pools = PoolSizes.scaled(config.concurrency)
+    runner = ProbeRunner(
+        registry=default_registry(),
+        identity=setup.identity,
+        policy=TargetPolicy.lab() if config.lab_mode else TargetPolicy.unrestricted(),
+        limits=ConcurrencyLimits(pools=pools),
+        probe_timeout_seconds=config.probe_timeout_seconds,
+        credentials=None,
+    )
+    timings = AgentTimings(
+        poll_idle_seconds=config.poll_idle_seconds,
+        poll_busy_seconds=config.poll_busy_seconds,
+        lease_seconds=config.lease_seconds,
+        registry_heartbeat_seconds=config.registry_heartbeat_seconds,
+        drain_seconds=drain_seconds,
+    )
+
+    async def main() -> AgentStats:
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(BLOCKING_THREADS, "midprobe-blocking")
+        )
+        with open_queue(config.queue_url, payload_cap=config.result_size_cap) as queue:
+            agent = Agent(queue, runner, setup.registration, timings=timings, capacity=pools.total)
+            return await agent.run(once=once)
+
+    return asyncio.run(main())
+
+
+@click.command("agent")
+@click.option(
+    "--name", envvar="MIDPROBE_NAME", default=None, help="This agent's MID name (env MIDPROBE_NAME)."
+)
+@queue_option
+@click.option("--once", is_flag=True, help="Drain what is ready, wait for it to finish, and exit.")
+@click.option(
+    "--concurrency",
+    type=int,
+    default=None,
+    help="Probe runs at once, split 10:20:25 over the priority pools [55].",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Agent TOML file ([agent] table); environment MIDPROBE_* and flags override it.",
+)
+@click.option(
+    "--capabilities",
+    "capabilities_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Capabilities TOML: the [[mid_server]] named like this agent gives its capabilities.",
+)
+@click.option(
+    "--credentials",
+    "credentials_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Credentials TOML for SSH and SNMP probes.",
+)
+@click.option(
+    "--lab", "lab_mode", is_flag=True, default=None, help="Refuse every target outside the lab networks."
+)
+@click.option(
+    "--poll-idle", "poll_idle_seconds", type=float, default=None, help="Seconds between polls when idle [40]."
+)
+@click.option(
+    "--poll-busy", "poll_busy_seconds", type=float, default=None, help="Seconds between polls when busy [5]."
+)
+@click.option(
+    "--lease",
+    "lease_seconds",
+    type=float,
+    default=None,
+    help="Lease on claimed work, renewed while it runs [120].",
+)
+@click.option(
+    "--drain",
+    "drain_seconds",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="On SIGTERM, seconds to finish in-flight work before releasing it.",
+)
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
+def agent(
+    name: str | None,
+    queue_url: str,
+    once: bool,
+    concurrency: int | None,
+    config_file: Path | None,
+    capabilities_file: Path | None,
+    credentials_file: Path | None,
+    lab_mode: bool | None,
+    poll_idle_seconds: float | None,
+    poll_busy_seconds: float | None,
+    lease_seconds: float | None,
+    drain_seconds: float,
+    log_level: str | None,
+) -> None:
+    """Poll the ECC queue, run the probes addressed to this agent, and write their results.
+
+    Logs are JSON lines on stderr. With --once, a summary line is printed on stdout.
+    """
+    config = load_agent_config(
+        config_file,
+        overrides={
+            "name": name,
+            "queue_url": queue_url,
+            "concurrency": concurrency,
+            "capabilities_file": capabilities_file,
+            "credentials_file": credentials_file,
+            "lab_mode": lab_mode,
+            "poll_idle_seconds": poll_idle_seconds,
+            "poll_busy_seconds": poll_busy_seconds,
+            "lease_seconds": lease_seconds,
+            "log_level": log_level,
+        },
+    )
+    logs.configure(config.log_level)
+    stats = run_agent(config, once=once, drain_seconds=drain_seconds)
+    if once:
+        click.echo(json.dumps({"agent": config.name, **vars(stats)}))

@@ -1,0 +1,124 @@
+"""``midprobe demo``: a discovery against the lab, through the ECC queue, end to end.
+
+Brings up the lab, enqueues a Shazzam port scan of the lab subnet (and a
+HeartbeatProbe) into an embedded SQLite ECC queue, runs the agent once inside
+the lab's scanner namespace, and prints the hosts and open ports it found.
+"""
+
+from __future__ import annotations
+
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from midprobe.capabilities.errors import LabError
+from midprobe.runner.ecc.builders import new_output_record
+from midprobe.runner.ecc.payload import decode_input_payload
+from midprobe.runner.ecc.record import PRIORITY_INTERACTIVE
+from midprobe.runner.lab import Lab
+from midprobe.runner.queue.url import open_queue, sqlite_url
+
+DEMO_AGENT = "demo-mid"
+DEMO_PORTS = "22,23,25,53,80,135,139,443,445,515,631,3389,5985,8080,9100"
+
+
+def shazzam_rows(results: tuple[ET.Element, ...]) -> list[tuple[str, str, str]]:
+    """(ip, host name, open ports) for each host in Shazzam ``<result>`` elements."""
+    rows = []
+    for result in results:
+        for host in result.iter("host"):
+            ports = sorted(
+                int(scanner.get("port", "0"))
+                for scanner in host.iter("scanner")
+                if scanner.get("result") == "open"
+            )
+            name = ".".join(part for part in (host.get("hostName"), host.get("domainName")) if part)
+            rows.append((host.get("ip", "?"), name, ", ".join(map(str, ports))))
+    return rows
+
+
+@click.command("demo")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo-output"),
+    show_default=True,
+    help="Where the SQLite ECC queue (ecc.db) is written.",
+)
+@click.option(
+    "--keep-lab", is_flag=True, help="Leave the lab running (remove it later with `midprobe lab down`)."
+)
+def demo(workdir: Path, keep_lab: bool) -> None:
+    """Bring up the lab, run a discovery through the ECC queue, print what was found."""
+    console = Console()
+    workdir = workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    database = workdir / "ecc.db"
+    for stale in (database, workdir / "ecc.db-wal", workdir / "ecc.db-shm"):
+        stale.unlink(missing_ok=True)
+    url = sqlite_url(database)
+
+    console.print("[bold]1. Bringing up the lab[/bold] (network namespaces, real sshd/snmpd/dnsmasq)")
+    lab = Lab.up()
+    try:
+        hosts = Table("host", "address", "profile", "services", box=None)
+        for host in lab.hosts:
+            hosts.add_row(host.name, host.address, host.profile, ", ".join(host.services) or "(silent)")
+        console.print(hosts)
+
+        console.print(f"\n[bold]2. Enqueueing probe requests[/bold] into {url}")
+        with open_queue(url) as queue:
+            scan = new_output_record(
+                agent=DEMO_AGENT, topic="Shazzam", source=lab.network, parameters={"ports": DEMO_PORTS}
+            )
+            heartbeat = new_output_record(
+                agent=DEMO_AGENT, topic="HeartbeatProbe", priority=PRIORITY_INTERACTIVE
+            )
+            queue.enqueue_many([scan, heartbeat])
+        console.print(f"   Shazzam {lab.network} ports {DEMO_PORTS}: {scan.sys_id}")
+        console.print(f"   HeartbeatProbe: {heartbeat.sys_id}")
+
+        console.print(
+            f"\n[bold]3. Running the agent once[/bold] in the scanner namespace {lab.scanner_namespace}"
+        )
+        argv = [sys.executable, "-m", "midprobe.runner", "agent", "--name", DEMO_AGENT, "--queue", url]
+        argv += ["--once", "--lab", "--poll-busy", "0.5", "--log-level", "warning"]
+        completed = lab.run(argv, check=False, timeout=600)
+        if completed.returncode != 0:
+            raise LabError(
+                f"the agent failed (exit {completed.returncode}): {completed.stderr.strip()[-500:]}"
+            )
+        console.print(f"   {completed.stdout.strip()}")
+
+        console.print("\n[bold]4. Results[/bold] (ECC input records)")
+        with open_queue(url) as queue:
+            answers = queue.list(queue_side="input", response_to=scan.sys_id)
+            beat = queue.list(queue_side="input", response_to=heartbeat.sys_id)
+            payloads = [queue.read_payload(record) for record in answers]
+        for record in answers:
+            if record.error_string:
+                console.print(f"   [red]Shazzam failed:[/red] {record.error_string}")
+        table = Table("ip", "host name", "open TCP ports", box=None)
+        for payload in payloads:
+            decoded = decode_input_payload(payload)
+            for row in shazzam_rows(decoded.results):
+                table.add_row(*row)
+        console.print(table)
+        if beat:
+            console.print(f"   HeartbeatProbe answered (result_code 0): {not beat[0].error_string}")
+
+        console.print("\n[bold]5. Where the ECC records are[/bold]")
+        console.print(f"   queue: {url}")
+        console.print(f"   midprobe ecc list --queue {url}")
+        if answers:
+            console.print(f"   midprobe ecc show {answers[0].sys_id} --queue {url}")
+    finally:
+        if keep_lab:
+            lab.detach()
+            console.print(f"\nlab {lab.prefix} left running; `midprobe lab down` removes it")
+        else:
+            lab.down()

@@ -1,0 +1,160 @@
+"""``midprobe ecc``: put probe requests on the ECC queue and read records back."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from midprobe.capabilities.errors import ConfigError
+from midprobe.runner.cli.options import queue_option
+from midprobe.runner.ecc.builders import new_output_record
+from midprobe.runner.ecc.payload import pretty_payload
+from midprobe.runner.ecc.record import QUEUE_SIDES, STATES, EccRecord, check_sys_id
+from midprobe.runner.queue.url import open_queue
+
+
+def _parse_params(pairs: tuple[str, ...]) -> list[tuple[str, str]]:
+    parsed = []
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or not key.strip():
+            raise ConfigError(f"{pair!r} is not KEY=VALUE", field="--param")
+        parsed.append((key.strip(), value))
+    return parsed
+
+
+@click.group("ecc")
+def ecc() -> None:
+    """Enqueue probe requests (ECC outputs) and read ECC records."""
+
+
+@ecc.command("enqueue")
+@queue_option
+@click.option("--agent", required=True, help="MID name: NAME or mid.server.NAME (mid.server.* = any agent).")
+@click.option(
+    "--topic", required=True, help="Probe topic, e.g. Shazzam, SSHCommand, SNMP, DNS, HeartbeatProbe."
+)
+@click.option("--source", default="", help="The target: an address, a range, a CIDR, a host name.")
+@click.option("--name", "record_name", default=None, help="Probe name (default: the topic).")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="A probe parameter; repeatable.")
+@click.option(
+    "--priority",
+    type=click.IntRange(0, 2),
+    default=2,
+    show_default=True,
+    help="0 interactive, 1 expedited, 2 standard.",
+)
+@click.option("--correlator", default="", help="agent_correlator: ties records to a larger job.")
+def enqueue(
+    queue_url: str,
+    agent: str,
+    topic: str,
+    source: str,
+    record_name: str | None,
+    params: tuple[str, ...],
+    priority: int,
+    correlator: str,
+) -> None:
+    """Put one probe request on the queue and print its sys_id."""
+    record = new_output_record(
+        agent=agent,
+        topic=topic,
+        source=source,
+        name=record_name,
+        parameters=_parse_params(params),
+        priority=priority,
+        agent_correlator=correlator,
+    )
+    with open_queue(queue_url) as queue:
+        click.echo(queue.enqueue(record))
+
+
+@ecc.command("list")
+@queue_option
+@click.option(
+    "--queue-side", type=click.Choice(QUEUE_SIDES), default=None, help="output (requests) or input (results)."
+)
+@click.option("--state", type=click.Choice(STATES), default=None)
+@click.option("--agent", default=None, help="Only records of this agent (NAME or mid.server.NAME).")
+@click.option("--topic", default=None)
+@click.option("--response-to", default=None, metavar="SYS_ID", help="Only the inputs answering this output.")
+@click.option("--limit", type=click.IntRange(1, 1_000_000), default=1000, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="A JSON array of records keyed by ECC field names.")
+def list_records(
+    queue_url: str,
+    queue_side: str | None,
+    state: str | None,
+    agent: str | None,
+    topic: str | None,
+    response_to: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List ECC records, oldest first."""
+    if response_to is not None:
+        check_sys_id(response_to, field_name="--response-to")
+    with open_queue(queue_url) as queue:
+        records = queue.list(
+            queue_side=queue_side,  # type: ignore[arg-type]
+            state=state,  # type: ignore[arg-type]
+            agent=agent,
+            topic=topic,
+            response_to=response_to,
+            limit=limit,
+        )
+    if as_json:
+        click.echo(json.dumps([record.as_dict() for record in records], indent=2))
+        return
+    _print_table(records)
+
+
+def _print_table(records: list[EccRecord]) -> None:
+    table = Table(box=None, pad_edge=False)
+    for column in (
+        "sys_id",
+        "queue",
+        "state",
+        "agent",
+        "topic",
+        "source",
+        "priority",
+        "response_to",
+        "error_string",
+    ):
+        table.add_column(column, overflow="fold")
+    for record in records:
+        table.add_row(
+            record.sys_id,
+            record.queue,
+            record.state,
+            record.agent,
+            record.topic,
+            record.source,
+            str(record.priority),
+            record.response_to or "",
+            record.error_string,
+        )
+    # Piped output keeps whole lines (no terminal width to fit), so sys_ids stay copyable.
+    Console(width=None if sys.stdout.isatty() else 250).print(table)
+
+
+@ecc.command("show")
+@click.argument("sys_id")
+@queue_option
+def show(sys_id: str, queue_url: str) -> None:
+    """Show one record with its payload pretty-printed."""
+    check_sys_id(sys_id, field_name="SYS_ID")
+    with open_queue(queue_url) as queue:
+        record = queue.get(sys_id)
+        if record is None:
+            raise ConfigError(f"no record with sys_id {sys_id} in {queue.url}")
+        payload = queue.read_payload(record)
+    for key, value in record.as_dict().items():
+        if key != "payload":
+            click.echo(f"{key}: {'' if value is None else value}")
+    click.echo("payload:")
+    click.echo(pretty_payload(payload) if payload.strip() else "(empty)")

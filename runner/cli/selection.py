@@ -1,0 +1,154 @@
+"""``midprobe select`` (which MID servers may run a probe) and ``midprobe capabilities`` (what this host offers)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import click
+
+from midprobe.capabilities.config import load_config
+from midprobe.capabilities.errors import ConfigError
+from midprobe.capabilities.ipranges import IPAddress, parse_address
+from midprobe.capabilities.model import Capability
+from midprobe.capabilities.nmap import advertised_capabilities, detect_nmap
+from midprobe.capabilities.selection import SelectionRequest
+
+_CONFIG_HELP = "Capabilities TOML: [[capability]] and [[mid_server]] tables (see docs/capabilities.md)."
+
+
+@click.command("select")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help=_CONFIG_HELP,
+)
+@click.option("--application", metavar="APP", help="Only MID servers serving this application (or ALL).")
+@click.option("--ip", "ip_text", metavar="ADDR", help="Only MID servers whose IP ranges hold this address.")
+@click.option(
+    "--capability",
+    "capability_texts",
+    multiple=True,
+    metavar="NAME[=VALUE]",
+    help='A requested capability; repeatable. E.g. --capability SSH --capability "Resolve DNS=host.example.com".',
+)
+@click.option("--json", "as_json", is_flag=True, help='Print {"step", "mid_servers", "rejected"} as JSON.')
+@click.option(
+    "--explain", is_flag=True, help="Also print the step and why each other MID was rejected (stderr)."
+)
+@click.option(
+    "--default-mid", metavar="NAME", help="Fallback: use this MID when no Up MID fits (ServiceNow's default)."
+)
+@click.option(
+    "--include-upgrading",
+    is_flag=True,
+    help="Fallback: consider Upgrading/Paused MID servers when no Up MID fits.",
+)
+def select_command(
+    config_path: Path,
+    application: str | None,
+    ip_text: str | None,
+    capability_texts: tuple[str, ...],
+    as_json: bool,
+    explain: bool,
+    default_mid: str | None,
+    include_upgrading: bool,
+) -> None:
+    """Choose the MID servers that may run a probe, by ServiceNow's rules.
+
+    Filters status (Up and validated) > application > IP range > capabilities, then tries the
+    capability steps exact > wildcard (*) > ALL; the first step that finds a MID wins. Prints the
+    chosen names one per line (none: nothing, exit 0). An undefined capability name is a
+    BadArgumentException (exit 2).
+    """
+    config = load_config(config_path)
+    policy = config.policy
+    if default_mid is not None:
+        config.mid_server(default_mid)  # an unknown name is an error, not a silent no-op
+        policy = dataclasses.replace(policy, default_mid_server=default_mid)
+    if include_upgrading:
+        policy = dataclasses.replace(policy, include_upgrading_and_paused=True)
+    request = SelectionRequest(
+        tuple(Capability.parse_request(text) for text in capability_texts),
+        application,
+        _parse_ip(ip_text),
+    )
+    result = config.selector(policy=policy).select(config.mid_servers, request)
+    if as_json:
+        click.echo(json.dumps(result.to_json(include_tier=policy.has_fallback), indent=2))
+    else:
+        for name in result.names:
+            click.echo(name)
+    if explain:
+        tier = f", tier {result.tier}" if policy.has_fallback and result.tier else ""
+        click.echo(f"step: {result.step or 'none'}{tier}", err=True)
+        for rejection in result.rejections:
+            click.echo(f"rejected {rejection.mid_server}: {rejection.reason}", err=True)
+
+
+def _parse_ip(text: str | None) -> IPAddress | None:
+    if text is None:
+        return None
+    try:
+        return parse_address(text)
+    except ConfigError as error:
+        raise ConfigError(error.message, field="--ip") from None
+
+
+@click.command("capabilities")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help=_CONFIG_HELP + " Needs --mid.",
+)
+@click.option(
+    "--mid", "mid_name", metavar="NAME", help="The [[mid_server]] this host runs as. Needs --config."
+)
+@click.option(
+    "--nmap",
+    "nmap_executable",
+    default="nmap",
+    show_default=True,
+    envvar="MIDPROBE_NMAP",
+    metavar="PATH",
+    help="The nmap to check: a name looked up on PATH, or a path (env MIDPROBE_NMAP).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the detection and capabilities as JSON.")
+def capabilities_command(
+    config_path: Path | None, mid_name: str | None, nmap_executable: str, as_json: bool
+) -> None:
+    """Show what this host would advertise: Nmap (only if a working nmap is found, and why) plus,
+    with --config and --mid, the capabilities assigned to that MID server.
+    """
+    if (config_path is None) != (mid_name is None):
+        raise click.UsageError("--config and --mid go together")
+    mid = load_config(config_path).mid_server(mid_name) if config_path and mid_name else None
+    detection = detect_nmap(nmap_executable)
+    advertised = [str(capability) for capability in advertised_capabilities(mid, detection)]
+    if as_json:
+        document = {
+            "mid_server": mid.name if mid else None,
+            "nmap": dataclasses.asdict(detection),
+            "capabilities": advertised,
+        }
+        click.echo(json.dumps(document, indent=2))
+        return
+    if mid is not None:
+        validated = "validated" if mid.validated else "not validated"
+        click.echo(f"MID server: {mid.name} ({mid.status}, {validated})")
+    click.echo(f"nmap: {'found' if detection.found else 'not available'}: {detection.reason}")
+    click.echo(f"advertises: {', '.join(advertised) or 'nothing'}")
+    if mid is not None and mid.nmap_installed != detection.found:
+        click.echo(
+            f"note: {config_path} says nmap_installed = {str(mid.nmap_installed).lower()} for {mid.name}; "
+            "what this host advertises follows the detection above"
+        )
+
+
+__all__ = ["capabilities_command", "select_command"]

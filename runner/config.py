@@ -1,0 +1,142 @@
+"""Agent configuration as typed data: TOML file < ``MIDPROBE_*`` environment < CLI flags.
+
+Validated once, here, with messages that name the file and the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from midprobe.capabilities.errors import ConfigError
+
+DEFAULT_QUEUE_URL = "sqlite:///midprobe-ecc.db"
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Everything an agent needs to run; see docs/agent.md for each field."""
+
+    name: str = "midprobe"
+    queue_url: str = DEFAULT_QUEUE_URL
+    #: A capabilities TOML (``[[capability]]``/``[[mid_server]]``); the entry named like the agent
+    #: gives its applications, IP ranges and capabilities. None = every application, range and ``ALL``.
+    capabilities_file: Path | None = None
+    credentials_file: Path | None = None
+    #: Total probe runs at once, split 10:20:25 over the interactive/expedited/standard pools.
+    concurrency: int = 55
+    poll_idle_seconds: float = 40.0
+    poll_busy_seconds: float = 5.0
+    lease_seconds: float = 120.0
+    registry_heartbeat_seconds: float = 30.0
+    #: Deadline of one probe run unless the request carries a shorter one.
+    probe_timeout_seconds: float = 600.0
+    #: Discovery results larger than this are stored aside (ECC.md section 1), never cut.
+    result_size_cap: int = 5_000_000
+    #: Refuse every target outside the lab networks (198.18.0.0/15, 127.0.0.0/8).
+    lab_mode: bool = False
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        _check(self.name.strip() != "", "name", "must not be empty")
+        _check(
+            self.concurrency >= 3, "concurrency", f"must be at least 3 (one per pool), got {self.concurrency}"
+        )
+        for field_name in (
+            "poll_idle_seconds",
+            "poll_busy_seconds",
+            "lease_seconds",
+            "probe_timeout_seconds",
+        ):
+            value = getattr(self, field_name)
+            _check(value > 0, field_name, f"must be positive, got {value}")
+        _check(self.result_size_cap > 0, "result_size_cap", "must be positive")
+        levels = ("debug", "info", "warning", "error")
+        _check(self.log_level in levels, "log_level", f"must be one of {', '.join(levels)}")
+
+
+def _check(condition: bool, field_name: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(message, field=field_name)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(AgentConfig)}
+_ENV_PREFIX = "MIDPROBE_"
+
+
+def _coerce(field_name: str, raw: Any, source: str) -> Any:
+    kind = str(_FIELDS[field_name].type)
+    try:
+        if "Path" in kind:
+            return None if raw in (None, "") else Path(str(raw))
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"not a boolean: {raw!r}")
+        if kind == "int":
+            if isinstance(raw, bool):
+                raise ValueError(f"not an integer: {raw!r}")
+            return int(raw)
+        if kind == "float":
+            if isinstance(raw, bool):
+                raise ValueError(f"not a number: {raw!r}")
+            return float(raw)
+        if not isinstance(raw, str):
+            raise ValueError(f"not a string: {raw!r}")
+        return raw
+    except ValueError as error:
+        raise ConfigError(str(error), source=source, field=field_name) from None
+
+
+def load_agent_config(
+    path: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> AgentConfig:
+    """Build the config: defaults, then the ``[agent]`` table of ``path``, then environment, then overrides."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        source = str(path)
+        try:
+            document = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError("file not found", source=source) from None
+        except OSError as error:
+            raise ConfigError(error.strerror or str(error), source=source) from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"not valid TOML: {error}", source=source) from None
+        table = document.get("agent", {})
+        if not isinstance(table, dict):
+            raise ConfigError("must be a table", source=source, entry="agent")
+        for key, raw in table.items():
+            if key not in _FIELDS:
+                raise ConfigError(
+                    f"unknown key (known: {', '.join(sorted(_FIELDS))})",
+                    source=source,
+                    entry="agent",
+                    field=key,
+                )
+            values[key] = _coerce(key, raw, source)
+    env = os.environ if environ is None else environ
+    for key in _FIELDS:
+        env_name = _ENV_PREFIX + key.upper()
+        if env_name in env:
+            values[key] = _coerce(key, env[env_name], env_name)
+    for key, raw in (overrides or {}).items():
+        if raw is None:
+            continue
+        if key not in _FIELDS:
+            raise ConfigError("unknown setting", field=key)
+        values[key] = _coerce(key, raw, "command line")
+    return AgentConfig(**values)

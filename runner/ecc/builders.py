@@ -1,0 +1,90 @@
+"""Build the records the CLI and the agent write: a request (output) and its answer (input)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+
+from midprobe.capabilities.errors import PayloadError
+from midprobe.runner.ecc.payload import (
+    ParameterInput,
+    ParametersPayload,
+    decode_output_payload,
+    echo_parameters,
+    encode_input_payload,
+    encode_output_payload,
+)
+from midprobe.runner.ecc.record import PRIORITY_STANDARD, EccRecord
+
+
+def new_output_record(
+    *,
+    agent: str,
+    topic: str,
+    source: str = "",
+    name: str | None = None,
+    parameters: ParameterInput = (),
+    priority: int = PRIORITY_STANDARD,
+    agent_correlator: str = "",
+) -> EccRecord:
+    """A ``ready`` output (a probe request); ``name`` defaults to the topic, ``agent`` takes NAME too."""
+    return EccRecord(
+        agent=agent,
+        topic=topic,
+        queue="output",
+        name=topic if name is None else name,
+        source=source,
+        state="ready",
+        payload=encode_output_payload(parameters),
+        priority=priority,
+        agent_correlator=agent_correlator,
+    )
+
+
+def new_input_record(
+    output: EccRecord,
+    *,
+    agent: str,
+    results: Sequence[ET.Element],
+    probe_time_ms: int,
+    error: str | None = None,
+    result_code: int | None = None,
+    output_parameters: ParameterInput | None = None,
+) -> EccRecord:
+    """The input answering ``output``: same topic, name, source, priority and correlator.
+
+    The payload echoes every field of the output and its parameters (ECC.md section 2).
+    ``output_parameters`` defaults to the parameters decoded from ``output.payload``
+    (pass them when the payload was stored aside or is not a ``<parameters>`` payload;
+    an undecodable payload echoes the fields only). With ``error`` the record's
+    ``error_string`` says the same as the payload's ``error`` attribute.
+    """
+    if output_parameters is None:
+        try:
+            decoded = decode_output_payload(output.payload) if output.payload.strip() else None
+        except PayloadError:
+            decoded = None
+        output_parameters = decoded.parameters if isinstance(decoded, ParametersPayload) else ()
+    payload = encode_input_payload(
+        results,
+        echoed=echo_parameters(output, output_parameters),
+        probe_time_ms=probe_time_ms,
+        error=error,
+        result_code=result_code,
+    )
+    return EccRecord(
+        agent=agent,
+        topic=output.topic,
+        queue="input",
+        name=output.name,
+        source=output.source,
+        state="ready",
+        payload=payload,
+        response_to=output.sys_id,
+        error_string=error or "",
+        priority=output.priority,
+        agent_correlator=output.agent_correlator,
+    )
+
+
+__all__ = ["new_input_record", "new_output_record"]

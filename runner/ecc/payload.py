@@ -1,0 +1,484 @@
+"""The ECC payload codec: pure functions between XML payload text and typed values (ECC.md section 2).
+
+Parsing is hardened (defusedxml: no DTDs, no entities, no external references, a size
+limit); anything wrong raises ``PayloadError`` with a one-line message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from defusedxml import DefusedXmlException, DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
+from defusedxml.ElementTree import fromstring as _defused_fromstring
+
+from midprobe.capabilities.errors import PayloadError
+from midprobe.runner.ecc.record import ECC_PAYLOAD_CAP, QUEUE_PROCESSING_TOPIC, EccRecord
+
+# Characters XML 1.0 can carry at all (even as character references).
+_NOT_XML_CHAR: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# An XML element or attribute name (a practical subset of the XML Name production).
+_XML_NAME: Final = re.compile(r"[^\W\d][\w.\-]*(?::[^\W\d][\w.\-]*)?")
+
+REPLACEMENT_CHARACTER: Final = "\ufffd"
+
+#: Echoed before the output's own parameters in a result's ``<parameters>`` block, in this order.
+ECHOED_FIELDS: Final[tuple[str, ...]] = (
+    "topic",
+    "sys_id",
+    "agent",
+    "name",
+    "source",
+    "priority",
+    "sequence",
+    "agent_correlator",
+)
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One ``<parameter name=".." value=".."/>``."""
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
+class ParametersPayload:
+    """An output payload with root ``<parameters>`` (names are unique)."""
+
+    parameters: tuple[Parameter, ...] = ()
+
+    def as_dict(self) -> dict[str, str]:
+        return {parameter.name: parameter.value for parameter in self.parameters}
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        for parameter in self.parameters:
+            if parameter.name == name:
+                return parameter.value
+        return default
+
+
+@dataclass(frozen=True)
+class ProbeRequest:
+    """One probe of a MultiProbe: ``<probe topic=".." name=".."><parameters>..</parameters></probe>``."""
+
+    topic: str
+    name: str = ""
+    parameters: tuple[Parameter, ...] = ()
+
+    def as_dict(self) -> dict[str, str]:
+        return {parameter.name: parameter.value for parameter in self.parameters}
+
+
+@dataclass(frozen=True)
+class MultiProbePayload:
+    """An output payload with root ``<probes>``: several probes run under one login (our layout).
+
+    ``<probes><parameters>shared</parameters><probe topic=".." name=".."><parameters>..
+    </parameters></probe>...</probes>``; the shared block is optional.
+    """
+
+    probes: tuple[ProbeRequest, ...]
+    parameters: tuple[Parameter, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class ResultsPayload:
+    """An input payload (root ``<results>``): findings plus the request's parameters echoed back.
+
+    ``results`` holds every child element other than ``<parameters>`` (normally the
+    ``<result>`` elements), in document order. ``parameters`` is the echoed block as a
+    sequence (names may repeat: the output's fields come first, then its parameters).
+    """
+
+    results: tuple[ET.Element, ...] = ()
+    parameters: tuple[Parameter, ...] = ()
+    probe_time_ms: int | None = None
+    result_code: int | None = None
+    error: str | None = None
+
+    def echoed(self, name: str) -> str | None:
+        """The first echoed value named ``name`` (an output field wins over a parameter of that name)."""
+        for parameter in self.parameters:
+            if parameter.name == name:
+                return parameter.value
+        return None
+
+
+OutputPayload = ParametersPayload | MultiProbePayload | ResultsPayload
+ParameterInput = Mapping[str, str] | Iterable[Parameter] | Iterable[tuple[str, str]]
+
+
+# -- hardened parsing --------------------------------------------------------------------------
+
+
+def payload_size(text: str | bytes) -> int:
+    """Size in bytes as stored (UTF-8 for text)."""
+    if isinstance(text, bytes):
+        return len(text)
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def parse_xml(text: str | bytes, *, max_bytes: int = ECC_PAYLOAD_CAP) -> ET.Element:
+    """Parse untrusted payload XML: no DTD, no entities, no external references, at most ``max_bytes``."""
+    if not isinstance(text, str | bytes):
+        raise PayloadError(f"payload must be text, not {type(text).__name__}")
+    if len(text) > max_bytes or payload_size(text) > max_bytes:
+        raise PayloadError(f"payload is {payload_size(text):,} bytes, over the {max_bytes:,}-byte limit")
+    if not text.strip():
+        raise PayloadError("payload is empty")
+    try:
+        return _defused_fromstring(text, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except DTDForbidden:
+        raise PayloadError("payload declares a DTD, which is not allowed") from None
+    except EntitiesForbidden as error:
+        raise PayloadError(f"payload declares entity {error.name!r}, which is not allowed") from None
+    except ExternalReferenceForbidden:
+        raise PayloadError("payload refers to an external resource, which is not allowed") from None
+    except DefusedXmlException as error:
+        raise PayloadError(f"payload uses a forbidden XML feature ({type(error).__name__})") from None
+    except ET.ParseError as error:
+        raise PayloadError(f"payload is not well-formed XML: {_one_line(str(error))}") from None
+    except (ValueError, UnicodeError) as error:  # e.g. a lone surrogate in the text
+        raise PayloadError(f"payload cannot be read as XML: {_one_line(str(error))}") from None
+
+
+def _serialise(root: ET.Element) -> str:
+    """Unicode XML text in ServiceNow's shape (``<parameter .../>``, no space before ``/>``).
+
+    ElementTree escapes ``>`` in text and attribute values, so `` />`` only ever ends an
+    empty element; it leaves CR raw in text, which a parser reads back as LF, while
+    attribute values already carry it as ``&#13;``: every raw CR left is text, escaped
+    here so it survives.
+    """
+    return ET.tostring(root, encoding="unicode").replace(" />", "/>").replace("\r", "&#13;")
+
+
+def _one_line(message: str, limit: int = 200) -> str:
+    flat = " ".join(message.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+# -- parameters --------------------------------------------------------------------------------
+
+
+def to_parameters(parameters: ParameterInput) -> tuple[Parameter, ...]:
+    """Normalise a mapping, (name, value) pairs or ``Parameter`` objects into ``Parameter`` objects."""
+    if isinstance(parameters, Mapping):
+        items: Iterable[Parameter | tuple[str, str]] = parameters.items()
+    else:
+        items = parameters
+    normalised: list[Parameter] = []
+    for item in items:
+        if isinstance(item, Parameter):
+            normalised.append(item)
+        else:
+            name, value = item
+            normalised.append(Parameter(name, value))
+    return tuple(normalised)
+
+
+def _check_parameter(parameter: Parameter) -> None:
+    if not isinstance(parameter.name, str) or not isinstance(parameter.value, str):
+        raise PayloadError(f"parameter {parameter.name!r}: name and value must be strings")
+    if not parameter.name:
+        raise PayloadError("a parameter has an empty name")
+    for what, text in (("name", parameter.name), ("value", parameter.value)):
+        bad = _NOT_XML_CHAR.search(text)
+        if bad is not None:
+            raise PayloadError(
+                f"parameter {parameter.name!r}: {what} holds character U+{ord(bad.group()):04X}, "
+                "which XML cannot carry"
+            )
+
+
+def _parameters_element(parameters: Sequence[Parameter], *, unique: bool) -> ET.Element:
+    element = ET.Element("parameters")
+    seen: set[str] = set()
+    for parameter in parameters:
+        _check_parameter(parameter)
+        if unique:
+            if parameter.name in seen:
+                raise PayloadError(f"parameter {parameter.name!r} is given twice")
+            seen.add(parameter.name)
+        ET.SubElement(element, "parameter", name=parameter.name, value=parameter.value)
+    return element
+
+
+def _read_parameters(element: ET.Element, *, unique: bool) -> tuple[Parameter, ...]:
+    parameters: list[Parameter] = []
+    seen: set[str] = set()
+    for child in element:
+        if child.tag != "parameter":
+            raise PayloadError(f"unexpected element <{child.tag}> in <parameters> (only <parameter>)")
+        name = child.get("name")
+        if not name:
+            raise PayloadError("a <parameter> has no name")
+        if unique:
+            if name in seen:
+                raise PayloadError(f"parameter {name!r} is given twice")
+            seen.add(name)
+        parameters.append(Parameter(name, child.get("value", "")))
+    return tuple(parameters)
+
+
+# -- output payloads ---------------------------------------------------------------------------
+
+
+def encode_output_payload(parameters: ParameterInput) -> str:
+    """``<parameters><parameter name=".." value=".."/>...</parameters>`` (names unique, order kept)."""
+    return _serialise(_parameters_element(to_parameters(parameters), unique=True))
+
+
+def encode_multiprobe_payload(probes: Sequence[ProbeRequest], parameters: ParameterInput = ()) -> str:
+    """A MultiProbe output payload (root ``<probes>``, see :class:`MultiProbePayload`)."""
+    if not probes:
+        raise PayloadError("a MultiProbe needs at least one probe")
+    root = ET.Element("probes")
+    shared = to_parameters(parameters)
+    if shared:
+        root.append(_parameters_element(shared, unique=True))
+    for probe in probes:
+        if not probe.topic:
+            raise PayloadError("a probe of a MultiProbe has no topic")
+        for label, text in (("topic", probe.topic), ("name", probe.name)):
+            if _NOT_XML_CHAR.search(text):
+                raise PayloadError(f"probe {label} {text!r} holds a character XML cannot carry")
+        attributes = {"topic": probe.topic}
+        if probe.name:
+            attributes["name"] = probe.name
+        element = ET.SubElement(root, "probe", attributes)
+        element.append(_parameters_element(probe.parameters, unique=True))
+    return _serialise(root)
+
+
+def decode_output_payload(text: str | bytes, *, max_bytes: int = ECC_PAYLOAD_CAP) -> OutputPayload:
+    """Decode an output payload: root ``parameters``, ``probes`` (MultiProbe) or ``results``."""
+    root = parse_xml(text, max_bytes=max_bytes)
+    if root.tag == "parameters":
+        return ParametersPayload(_read_parameters(root, unique=True))
+    if root.tag == "probes":
+        return _read_multiprobe(root)
+    if root.tag == "results":
+        return _read_results(root)
+    raise PayloadError(f"unexpected payload root <{root.tag}> (expected parameters, probes or results)")
+
+
+def decode_parameters(text: str | bytes, *, max_bytes: int = ECC_PAYLOAD_CAP) -> dict[str, str]:
+    """The parameters of a ``<parameters>`` output payload as a dict (an empty payload: none)."""
+    if isinstance(text, str | bytes) and not text.strip():
+        return {}
+    decoded = decode_output_payload(text, max_bytes=max_bytes)
+    if not isinstance(decoded, ParametersPayload):
+        root = "probes" if isinstance(decoded, MultiProbePayload) else "results"
+        raise PayloadError(f"expected a <parameters> payload, got <{root}>")
+    return decoded.as_dict()
+
+
+def _read_multiprobe(root: ET.Element) -> MultiProbePayload:
+    shared: tuple[Parameter, ...] = ()
+    probes: list[ProbeRequest] = []
+    seen_shared = False
+    for child in root:
+        if child.tag == "parameters":
+            if seen_shared:
+                raise PayloadError("<probes> has more than one shared <parameters> block")
+            seen_shared = True
+            shared = _read_parameters(child, unique=True)
+        elif child.tag == "probe":
+            topic = child.get("topic")
+            if not topic:
+                raise PayloadError("a <probe> has no topic")
+            blocks = list(child)
+            if any(block.tag != "parameters" for block in blocks) or len(blocks) > 1:
+                raise PayloadError(f"<probe topic={topic!r}> may only hold one <parameters> block")
+            parameters = _read_parameters(blocks[0], unique=True) if blocks else ()
+            probes.append(ProbeRequest(topic=topic, name=child.get("name", ""), parameters=parameters))
+        else:
+            raise PayloadError(f"unexpected element <{child.tag}> in <probes>")
+    if not probes:
+        raise PayloadError("<probes> holds no <probe>")
+    return MultiProbePayload(probes=tuple(probes), parameters=shared)
+
+
+# -- input payloads ----------------------------------------------------------------------------
+
+
+def echo_parameters(output: EccRecord, parameters: ParameterInput) -> tuple[Parameter, ...]:
+    """What a result echoes: every field of the output (``ECHOED_FIELDS``), then its parameters."""
+    fields = tuple(Parameter(name, str(getattr(output, name))) for name in ECHOED_FIELDS)
+    return fields + to_parameters(parameters)
+
+
+def encode_input_payload(
+    results: Sequence[ET.Element],
+    *,
+    echoed: Sequence[Parameter] = (),
+    probe_time_ms: int,
+    error: str | None = None,
+    result_code: int | None = None,
+) -> str:
+    """``<results probe_time=".." result_code=".." [error=".."]>`` + ``results`` + ``<parameters>``.
+
+    ``echoed`` is normally ``echo_parameters(output, output_parameters)``.
+    ``result_code`` defaults to ``0`` without ``error`` and ``1`` with one. Text and
+    attribute values in ``results`` holding characters XML cannot carry (control
+    characters) get U+FFFD in their place; element or attribute names that are not XML
+    names raise ``PayloadError``. The given elements are not modified.
+    """
+    if isinstance(probe_time_ms, bool) or not isinstance(probe_time_ms, int) or probe_time_ms < 0:
+        raise PayloadError(f"probe_time must be a non-negative integer of milliseconds, not {probe_time_ms!r}")
+    code = result_code if result_code is not None else (1 if error else 0)
+    root = ET.Element("results", probe_time=str(probe_time_ms), result_code=str(code))
+    if error:
+        root.set("error", xml_safe_text(error))
+    for element in results:
+        if not isinstance(element, ET.Element):
+            raise PayloadError(f"a result must be an XML element, not {type(element).__name__}")
+        root.append(_sanitised_copy(element))
+    root.append(_parameters_element(list(echoed), unique=False))
+    # ElementTree leaves CR raw in text, which a parser reads back as LF. Attribute values
+    # already carry it as &#13;, so every raw CR left is text: escape it to keep it.
+    return _serialise(root)
+
+
+def decode_input_payload(text: str | bytes, *, max_bytes: int = ECC_PAYLOAD_CAP) -> ResultsPayload:
+    """Decode an input payload (root ``<results>``)."""
+    root = parse_xml(text, max_bytes=max_bytes)
+    if root.tag != "results":
+        raise PayloadError(f"unexpected input payload root <{root.tag}> (expected results)")
+    return _read_results(root)
+
+
+def _read_results(root: ET.Element) -> ResultsPayload:
+    echoed: tuple[Parameter, ...] = ()
+    results: list[ET.Element] = []
+    seen_parameters = False
+    for child in root:
+        if child.tag == "parameters":
+            if seen_parameters:
+                raise PayloadError("<results> has more than one <parameters> block")
+            seen_parameters = True
+            echoed = _read_parameters(child, unique=False)
+        else:
+            results.append(child)
+    return ResultsPayload(
+        results=tuple(results),
+        parameters=echoed,
+        probe_time_ms=_int_attribute(root, "probe_time"),
+        result_code=_int_attribute(root, "result_code"),
+        error=root.get("error"),
+    )
+
+
+def _int_attribute(element: ET.Element, name: str) -> int | None:
+    raw = element.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise PayloadError(f"<{element.tag}> attribute {name}={raw!r} is not an integer") from None
+
+
+def xml_safe_text(text: str) -> str:
+    """``text`` with every character XML cannot carry replaced by U+FFFD."""
+    return _NOT_XML_CHAR.sub(REPLACEMENT_CHARACTER, text)
+
+
+def _check_name(name: str, what: str) -> None:
+    if not isinstance(name, str) or _XML_NAME.fullmatch(name) is None:
+        raise PayloadError(f"{what} {name!r} is not an XML name")
+
+
+def _sanitised_copy(element: ET.Element) -> ET.Element:
+    """A copy of ``element`` that serialises to well-formed XML, or ``PayloadError``."""
+    stack: list[tuple[ET.Element, ET.Element | None]] = [(element, None)]
+    top: ET.Element | None = None
+    while stack:
+        source, parent = stack.pop()
+        if not isinstance(source.tag, str):
+            raise PayloadError("results may not hold comments or processing instructions")
+        _check_name(source.tag, "element name")
+        attributes: dict[str, str] = {}
+        for key, value in source.attrib.items():
+            _check_name(key, f"attribute name on <{source.tag}>")
+            attributes[key] = xml_safe_text(str(value))
+        copy = ET.Element(source.tag, attributes)
+        copy.text = xml_safe_text(source.text) if source.text is not None else None
+        copy.tail = xml_safe_text(source.tail) if source.tail is not None else None
+        if parent is None:
+            top = copy
+        else:
+            parent.append(copy)
+        # Children pushed in reverse so they are appended in document order.
+        stack.extend((child, copy) for child in reversed(list(source)))
+    assert top is not None
+    top.tail = None
+    return top
+
+
+# -- queue.processing ----------------------------------------------------------------------------
+
+
+def encode_queue_processing(sys_ids: Sequence[str]) -> str:
+    """``<queue.processing output_message_count="N"><sys_id state="processing">ID</sys_id>...``."""
+    root = ET.Element(QUEUE_PROCESSING_TOPIC, output_message_count=str(len(sys_ids)))
+    for sys_id in sys_ids:
+        ET.SubElement(root, "sys_id", state="processing").text = sys_id
+    return _serialise(root)
+
+
+def decode_queue_processing(text: str | bytes, *, max_bytes: int = ECC_PAYLOAD_CAP) -> tuple[str, ...]:
+    """The sys_ids a ``queue.processing`` payload lists (its count must match)."""
+    root = parse_xml(text, max_bytes=max_bytes)
+    if root.tag != QUEUE_PROCESSING_TOPIC:
+        raise PayloadError(f"unexpected root <{root.tag}> (expected {QUEUE_PROCESSING_TOPIC})")
+    ids = tuple((child.text or "").strip() for child in root if child.tag == "sys_id")
+    count = _int_attribute(root, "output_message_count")
+    if count is not None and count != len(ids):
+        raise PayloadError(f"output_message_count={count} but {len(ids)} sys_id elements")
+    return ids
+
+
+# -- display -----------------------------------------------------------------------------------
+
+
+def pretty_payload(text: str, *, indent: str = "  ") -> str:
+    """``text`` re-indented for people (``ecc show``); returned unchanged if it is not XML we can read."""
+    try:
+        root = parse_xml(text)
+        ET.indent(root, space=indent)
+        return _serialise(root)
+    except (PayloadError, RecursionError):
+        return text
+
+
+__all__ = [
+    "ECHOED_FIELDS",
+    "MultiProbePayload",
+    "OutputPayload",
+    "Parameter",
+    "ParameterInput",
+    "ParametersPayload",
+    "ProbeRequest",
+    "ResultsPayload",
+    "decode_input_payload",
+    "decode_output_payload",
+    "decode_parameters",
+    "decode_queue_processing",
+    "echo_parameters",
+    "encode_input_payload",
+    "encode_multiprobe_payload",
+    "encode_output_payload",
+    "encode_queue_processing",
+    "parse_xml",
+    "payload_size",
+    "pretty_payload",
+    "to_parameters",
+    "xml_safe_text",
+]

@@ -1,0 +1,118 @@
+"""Who an agent is: its MID record, the capabilities it advertises, and its routing check.
+
+The agent's entry in a capabilities file (``[[mid_server]]`` named like the agent)
+gives its applications, IP ranges and capabilities; ``Nmap`` is added only when a
+working nmap is detected on this host. Without a file the agent serves every
+application and address with the special capability ``ALL``. Resolve DNS routing
+uses the same selector code as ``midprobe select``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from midprobe.capabilities.config import load_config
+from midprobe.capabilities.ipranges import IPRange
+from midprobe.capabilities.model import ALL_CAPABILITY, Capability, MidServer, MidStatus
+from midprobe.capabilities.nmap import NmapDetection, advertised_capabilities, detect_nmap
+from midprobe.capabilities.selection import MidSelector
+from midprobe.runner.config import AgentConfig
+from midprobe.runner.ecc.record import agent_short_name
+from midprobe.runner.probe_runner import AgentIdentity
+from midprobe.runner.queue.base import AgentRegistration
+
+RESOLVE_DNS = "Resolve DNS"
+#: Topics whose source is one or more DNS names to resolve: routed by the Resolve DNS capability.
+NAME_RESOLUTION_TOPICS = frozenset({"DNSLookupProbe"})
+_NAME_SEPARATORS = re.compile(r"[\s,]+")
+
+
+@dataclass(frozen=True)
+class AgentSetup:
+    """Everything derived from the config before the agent starts."""
+
+    mid: MidServer
+    nmap: NmapDetection
+    identity: AgentIdentity
+    registration: AgentRegistration
+
+
+def _default_mid(name: str) -> MidServer:
+    return MidServer(
+        name=name,
+        status=MidStatus.UP,
+        validated=True,
+        applications=("ALL",),
+        ip_ranges=(IPRange.parse("ALL"),),
+        capabilities=(Capability(ALL_CAPABILITY),),
+    )
+
+
+def resolve_dns_routing(
+    mid: MidServer, selector: MidSelector
+) -> Callable[[str, str, Mapping[str, str]], str | None]:
+    """A routing check: a name is resolved only by a MID whose Resolve DNS capability matches it."""
+
+    def check(topic: str, source: str, parameters: Mapping[str, str]) -> str | None:
+        if topic not in NAME_RESOLUTION_TOPICS:
+            return None
+        for name in (part for part in _NAME_SEPARATORS.split(source) if part):
+            if selector.match_step(mid, [Capability(RESOLVE_DNS, name)]) is None:
+                values = [str(c) for c in mid.effective_capabilities if c.name == RESOLVE_DNS] or ["none"]
+                return (
+                    f"agent {mid.name} may not resolve {name!r}: its Resolve DNS capability "
+                    f"({', '.join(values)}) does not match it"
+                )
+        return None
+
+    return check
+
+
+def build_agent_setup(
+    config: AgentConfig, *, detect: Callable[[], NmapDetection] = detect_nmap
+) -> AgentSetup:
+    """Load the agent's MID record, detect nmap, and build its identity and registration."""
+    name = agent_short_name(config.name)
+    if config.capabilities_file is not None:
+        capability_config = load_config(config.capabilities_file)
+        assigned = capability_config.mid_server(name)
+        selector = capability_config.selector()
+    else:
+        assigned = _default_mid(name)
+        selector = MidSelector(())
+    detection = detect()
+    mid = MidServer(
+        name=assigned.name,
+        status=assigned.status,
+        validated=assigned.validated,
+        applications=assigned.applications,
+        ip_ranges=assigned.ip_ranges,
+        excluded_ip_ranges=assigned.excluded_ip_ranges,
+        capabilities=assigned.capabilities,
+        nmap_installed=detection.found,
+    )
+    advertised = advertised_capabilities(assigned, detection)
+    identity = AgentIdentity(
+        name=name,
+        capabilities=frozenset(capability.name for capability in advertised),
+        routing_check=resolve_dns_routing(mid, selector),
+    )
+    registration = AgentRegistration(
+        name=name,
+        status=str(mid.status),
+        validated=mid.validated,
+        applications=mid.applications,
+        ip_ranges=tuple(str(r) for r in mid.ip_ranges),
+        excluded_ip_ranges=tuple(str(r) for r in mid.excluded_ip_ranges),
+        capabilities=tuple((c.name, c.value) for c in advertised),
+        nmap_installed=detection.found,
+        host=platform.node(),
+        pid=os.getpid(),
+        started_at=datetime.now(UTC),
+    )
+    return AgentSetup(mid=mid, nmap=detection, identity=identity, registration=registration)

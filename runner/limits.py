@@ -1,0 +1,89 @@
+"""Bounded concurrency for probe runs: priority pools, per-topic and per-target limits.
+
+The MID Server runs three worker pools by priority (interactive 10, expedited 20,
+standard 25 threads) so an interactive request never waits behind a long scan;
+midprobe keeps the same pools as asyncio semaphores, and adds a cap per probe
+kind (topic) and per target so one device is never flooded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+
+from midprobe.runner.ecc.record import PRIORITY_EXPEDITED, PRIORITY_INTERACTIVE, PRIORITY_STANDARD
+
+PRIORITY_NAMES = {
+    PRIORITY_INTERACTIVE: "interactive",
+    PRIORITY_EXPEDITED: "expedited",
+    PRIORITY_STANDARD: "standard",
+}
+
+
+@dataclass(frozen=True)
+class PoolSizes:
+    """Worker pool sizes by priority (ECC.md section 1 defaults)."""
+
+    interactive: int = 10
+    expedited: int = 20
+    standard: int = 25
+
+    def for_priority(self, priority: int) -> int:
+        if priority <= PRIORITY_INTERACTIVE:
+            return self.interactive
+        if priority == PRIORITY_EXPEDITED:
+            return self.expedited
+        return self.standard
+
+    @property
+    def total(self) -> int:
+        return self.interactive + self.expedited + self.standard
+
+    @classmethod
+    def scaled(cls, total: int) -> PoolSizes:
+        """Pools in the 10:20:25 proportion for ``--concurrency N`` (each at least 1)."""
+        if total >= 55:
+            extra = total / 55
+            return cls(max(1, round(10 * extra)), max(1, round(20 * extra)), max(1, round(25 * extra)))
+        return cls(max(1, total * 10 // 55), max(1, total * 20 // 55), max(1, total * 25 // 55))
+
+
+@dataclass
+class ConcurrencyLimits:
+    """Semaphores per priority pool, per topic and per target. One instance per agent."""
+
+    pools: PoolSizes = field(default_factory=PoolSizes)
+    per_topic: Mapping[str, int] = field(default_factory=dict)
+    default_per_topic: int = 64
+    per_target: int = 8
+    _pool_semaphores: dict[int, asyncio.Semaphore] = field(default_factory=dict, init=False)
+    _topic_semaphores: dict[str, asyncio.Semaphore] = field(default_factory=dict, init=False)
+    _target_semaphores: dict[str, asyncio.Semaphore] = field(default_factory=dict, init=False)
+    _target_users: dict[str, int] = field(default_factory=dict, init=False)
+
+    def _pool(self, priority: int) -> asyncio.Semaphore:
+        key = min(max(priority, PRIORITY_INTERACTIVE), PRIORITY_STANDARD)
+        if key not in self._pool_semaphores:
+            self._pool_semaphores[key] = asyncio.Semaphore(self.pools.for_priority(key))
+        return self._pool_semaphores[key]
+
+    @contextlib.asynccontextmanager
+    async def slot(self, priority: int, topic: str, target: str) -> AsyncIterator[None]:
+        """Hold one slot of the priority pool, the topic and the target for a probe run."""
+        if topic not in self._topic_semaphores:
+            self._topic_semaphores[topic] = asyncio.Semaphore(
+                self.per_topic.get(topic, self.default_per_topic)
+            )
+        if target not in self._target_semaphores:
+            self._target_semaphores[target] = asyncio.Semaphore(self.per_target)
+        self._target_users[target] = self._target_users.get(target, 0) + 1
+        try:
+            async with self._pool(priority), self._topic_semaphores[topic], self._target_semaphores[target]:
+                yield
+        finally:
+            self._target_users[target] -= 1
+            if not self._target_users[target]:  # forget idle targets so a /16 never accumulates
+                del self._target_users[target]
+                del self._target_semaphores[target]

@@ -1,0 +1,92 @@
+"""Structured logs: one JSON object a line on stderr, with secrets redacted.
+
+Probes and the agent log events with fields (``log.info("claimed", count=3)``);
+any field whose name looks like a secret is replaced by a marker before it is
+written, so a password given by mistake never reaches a log file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+from typing import Any
+
+REDACTED = "<redacted>"
+_SECRET_FIELD = re.compile(r"pass(word|phrase)?|secret|community|auth_key|priv_key|private_key|token", re.I)
+_URL_PASSWORD = re.compile(
+    r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]*)@", re.I
+)
+
+
+def redact_url(url: str) -> str:
+    """``postgresql://u:secret@h/db`` -> ``postgresql://u:<redacted>@h/db``."""
+    return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", url)
+
+
+def redact_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    cleaned: dict[str, Any] = {}
+    for key, value in fields.items():
+        if _SECRET_FIELD.search(key):
+            cleaned[key] = REDACTED
+        elif isinstance(value, str):
+            cleaned[key] = redact_url(value)
+        else:
+            cleaned[key] = value
+    return cleaned
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            entry.update(redact_fields(fields))
+        if record.exc_info and record.exc_info[1] is not None:
+            entry["error"] = f"{type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
+        return json.dumps(entry, default=str)
+
+
+class StructuredLogger:
+    """A thin wrapper so call sites read ``log.info("event", key=value)``."""
+
+    def __init__(self, name: str) -> None:
+        self._logger = logging.getLogger(name)
+
+    def _log(self, level: int, event: str, fields: dict[str, Any]) -> None:
+        if self._logger.isEnabledFor(level):
+            self._logger.log(level, event, extra={"fields": fields})
+
+    def debug(self, event: str, **fields: Any) -> None:
+        self._log(logging.DEBUG, event, fields)
+
+    def info(self, event: str, **fields: Any) -> None:
+        self._log(logging.INFO, event, fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self._log(logging.WARNING, event, fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        self._log(logging.ERROR, event, fields)
+
+
+def get_logger(name: str) -> StructuredLogger:
+    return StructuredLogger(name)
+
+
+def configure(level: str = "info", stream: Any = None) -> None:
+    """Send midprobe's logs as JSON lines to ``stream`` (stderr by default)."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger("midprobe")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False

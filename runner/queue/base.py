@@ -1,0 +1,306 @@
+"""The one interface both ECC queue backends (SQLite, PostgreSQL) implement, and its small records.
+
+The agent, the CLI and ``midprobe select --queue`` only ever see :class:`EccQueue`;
+``open_queue(url)`` in ``url.py`` picks the backend.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
+
+from midprobe.capabilities.errors import ConfigError
+from midprobe.runner.ecc.record import EccRecord, EccState, QueueSide, normalize_agent_name
+
+AGENT_STATUSES: tuple[str, ...] = (
+    "Up",
+    "Down",
+    "Paused",
+    "Upgrading",
+    "Upgrade Failed",
+    "Draining",
+    "Drained",
+    "Drain Failed",
+    "Degraded",
+)
+"""MID server statuses as ServiceNow names them (ECC.md section 3)."""
+
+
+@dataclass(frozen=True)
+class AgentRegistration:
+    """What an agent tells the queue about itself so MID selection can choose among live agents.
+
+    ``name`` is normalised to ``mid.server.NAME``. ``applications`` holds application
+    names (``ALL`` = every application); ``ip_ranges`` / ``excluded_ip_ranges`` hold
+    range strings as ServiceNow writes them (``ALL``, a single IP, ``a-b``, ``a/n``);
+    ``capabilities`` holds (name, value) pairs, value ``""`` for blank and ``*`` for any
+    (``Nmap`` is present only when ``nmap_installed``). ``last_heartbeat`` is filled in by
+    the queue when it reads registrations back; the value given to ``register_agent``
+    is ignored (registration counts as a heartbeat).
+    """
+
+    name: str
+    status: str = "Up"
+    validated: bool = True
+    applications: tuple[str, ...] = ("ALL",)
+    ip_ranges: tuple[str, ...] = ("ALL",)
+    excluded_ip_ranges: tuple[str, ...] = ()
+    capabilities: tuple[tuple[str, str], ...] = ()
+    nmap_installed: bool = False
+    host: str = ""
+    pid: int = 0
+    started_at: datetime | None = None
+    last_heartbeat: datetime | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", normalize_agent_name(self.name))
+        if self.name.endswith(".*"):
+            raise ConfigError("an agent cannot register as mid.server.*", field="name")
+        check_agent_status(self.status)
+        object.__setattr__(self, "applications", tuple(self.applications))
+        object.__setattr__(self, "ip_ranges", tuple(self.ip_ranges))
+        object.__setattr__(self, "excluded_ip_ranges", tuple(self.excluded_ip_ranges))
+        object.__setattr__(
+            self, "capabilities", tuple((str(name), str(value)) for name, value in self.capabilities)
+        )
+        for when in ("started_at", "last_heartbeat"):
+            value = getattr(self, when)
+            if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+                raise ConfigError(f"{value!r} is not a timezone-aware datetime", field=when)
+
+    @property
+    def short_name(self) -> str:
+        """The MID name without the ``mid.server.`` prefix."""
+        return self.name.removeprefix("mid.server.")
+
+
+def check_agent_status(status: str) -> str:
+    """Return ``status`` if ServiceNow knows it, else raise ``ConfigError`` listing the valid ones."""
+    if status not in AGENT_STATUSES:
+        raise ConfigError(f"{status!r} is not an agent status ({', '.join(AGENT_STATUSES)})", field="status")
+    return status
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who holds a ``processing`` output and until when (queue bookkeeping, not an ECC field)."""
+
+    sys_id: str
+    owner: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class CredentialAffinity:
+    """The credential that last worked for an address over a protocol (ECC.md section 5)."""
+
+    address: str
+    protocol: str
+    credential_id: str
+    updated_at: datetime = field(compare=False)
+
+
+@runtime_checkable
+class EccQueue(Protocol):
+    """An ECC queue: output records (work for agents) and input records (results and claims).
+
+    Every method is synchronous and may be called from ``asyncio.to_thread``: one queue
+    object is safe to share between threads (calls are serialised on one connection).
+    Several queue objects, in one or many processes (SQLite) or on many machines
+    (PostgreSQL), may work on the same queue at once. Backend failures raise
+    ``QueueError`` with a one-line message (a PostgreSQL password is never shown);
+    bad arguments raise ``ConfigError``.
+
+    Payload size cap: a payload over ``payload_cap`` bytes (UTF-8; default
+    ``ECC_PAYLOAD_CAP`` = 20,000,000) is stored aside in ``ecc_attachment`` and the
+    record's ``payload`` field holds ``<see_attachment/>``; ``read_payload`` returns the
+    full text either way. Nothing is ever cut.
+    """
+
+    #: The queue URL with any password replaced by ``***`` (safe to log and print).
+    url: str
+    #: Payloads over this many UTF-8 bytes are stored aside as attachments.
+    payload_cap: int
+
+    # -- records -------------------------------------------------------------------------------
+
+    def enqueue(self, record: EccRecord) -> str:
+        """Insert ``record`` as given (any queue side, any state) and return its ``sys_id``.
+
+        Users and the CLI enqueue outputs (state ``ready``); agents write results with
+        :meth:`complete`, not with this. A ``sys_id`` already present raises ``QueueError``.
+        """
+        ...
+
+    def enqueue_many(self, records: Sequence[EccRecord]) -> builtins.list[str]:
+        """:meth:`enqueue` for many records in one transaction (all or none); returns their sys_ids."""
+        ...
+
+    def claim(
+        self,
+        agent: str,
+        limit: int,
+        lease_seconds: float,
+        *,
+        include_own_processing: bool = False,
+    ) -> builtins.list[EccRecord]:
+        """Atomically take up to ``limit`` outputs for ``agent`` and lease them for ``lease_seconds``.
+
+        ``agent`` is ``NAME`` or ``mid.server.NAME``. Eligible are outputs addressed to
+        this agent or to ``mid.server.*`` that are:
+
+        - in state ``ready``; or
+        - in state ``processing`` with an expired lease, whoever held it (the holder
+          stopped heartbeating: the record counts as ``ready`` again); or
+        - when ``include_own_processing`` is true, in state ``processing`` with a lease
+          held by this same agent name, expired or not (the MID re-runs at start-up the
+          work it had taken before it stopped).
+
+        They are taken lowest ``priority`` number first, then oldest ``sequence``, then
+        ``sys_id``, and returned in that order with state ``processing``. In the same
+        transaction the queue records the claim as the MID does: one input record
+        (agent = this agent, topic and name ``queue.processing``, source = this agent,
+        state ``processed``) whose payload is
+        ``<queue.processing output_message_count="N"><sys_id state="processing">ID</sys_id>...``
+        and applies the instance's rule (the outputs become ``processing``, lease owner =
+        this agent, lease expiry = now + ``lease_seconds`` on the queue's clock; the
+        database clock for PostgreSQL). Nothing eligible: returns ``[]`` and writes nothing.
+
+        Two agents (or two threads, processes, machines) claiming at the same time never
+        get the same record. ``limit`` < 1 or ``lease_seconds`` <= 0 raises ``ConfigError``.
+        """
+        ...
+
+    def renew(self, agent: str, sys_ids: Sequence[str], lease_seconds: float) -> builtins.list[str]:
+        """Extend to now + ``lease_seconds`` the leases this agent still holds on ``sys_ids``.
+
+        Returns the sys_ids renewed. An id missing from the result is no longer this
+        agent's (it was completed, released, or reclaimed by another agent after the
+        lease expired): the agent should stop caring about it, its result may already
+        exist (``complete`` will then return ``False``).
+        """
+        ...
+
+    def release(self, agent: str, sys_ids: Sequence[str]) -> builtins.list[str]:
+        """Put back to ``ready`` the outputs in ``sys_ids`` still ``processing`` under this agent's lease.
+
+        The SIGTERM path for work not finished. Returns the sys_ids released; others
+        (not held by this agent, or already done) are left untouched.
+        """
+        ...
+
+    def complete(self, output_sys_id: str, result: EccRecord) -> bool:
+        """Answer an output with ``result``, exactly once.
+
+        ``result`` must be an input record (``queue == "input"``); it is inserted with
+        ``response_to = output_sys_id`` and state ``ready`` (as ServiceNow inputs are),
+        keeping its ``error_string``. In the same transaction the output becomes
+        ``processed`` (or ``error`` when ``result.error_string`` is set), gets its
+        ``processed`` timestamp, and loses its lease. Completion does not check the
+        lease: the first result for an output wins, whoever wrote it.
+
+        Returns ``True`` when this call stored the result, ``False`` when a result for
+        that output already existed (then nothing changes: a unique index on
+        ``response_to`` of non-``queue.processing`` inputs guarantees one result per
+        output). A missing output, or an ``output_sys_id`` that names an input, raises
+        ``QueueError``; a ``result`` that is not an input, or whose ``response_to`` names
+        another output, raises ``ConfigError``.
+        """
+        ...
+
+    def get(self, sys_id: str) -> EccRecord | None:
+        """The record with this ``sys_id``, or ``None``."""
+        ...
+
+    def read_payload(self, record: EccRecord) -> str:
+        """The full payload of ``record``: the field itself, or the attachment if it was stored aside."""
+        ...
+
+    def get_attachment(self, sys_id: str) -> str | None:
+        """The payload stored aside for record ``sys_id``, or ``None`` if it has none."""
+        ...
+
+    def get_lease(self, sys_id: str) -> Lease | None:
+        """The lease on a ``processing`` output, or ``None`` when it is not leased."""
+        ...
+
+    # -- agents ---------------------------------------------------------------------------------
+
+    def register_agent(self, registration: AgentRegistration) -> None:
+        """Create or replace the registration of ``registration.name``; counts as a heartbeat."""
+        ...
+
+    def heartbeat_agent(self, name: str) -> None:
+        """Record that agent ``name`` is alive now; an unregistered name raises ``QueueError``."""
+        ...
+
+    def set_agent_status(self, name: str, status: str) -> None:
+        """Set the status (``Up``, ``Down``, ``Paused``, ...); an unregistered name raises ``QueueError``."""
+        ...
+
+    def get_agent(self, name: str) -> AgentRegistration | None:
+        """The registration of agent ``name`` (``NAME`` or ``mid.server.NAME``), or ``None``."""
+        ...
+
+    def list_agents(self, live_within_seconds: float | None = None) -> builtins.list[AgentRegistration]:
+        """Registered agents by name; with ``live_within_seconds``, only those that heartbeated that recently.
+
+        Liveness only looks at heartbeats; filter on ``status`` / ``validated`` yourself.
+        """
+        ...
+
+    # -- credential affinity (ECC.md section 5) ---------------------------------------------------
+
+    def get_affinity(self, address: str, protocol: str) -> CredentialAffinity | None:
+        """The credential that last worked for ``address`` over ``protocol`` (e.g. ``ssh``, ``snmp``)."""
+        ...
+
+    def set_affinity(self, address: str, protocol: str, credential_id: str) -> None:
+        """Remember that ``credential_id`` worked for ``address`` over ``protocol`` (replaces the old one)."""
+        ...
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection; further calls raise ``QueueError``. Closing twice is harmless."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
+    # ``list`` comes last: inside the class body it shadows the builtin for later annotations.
+    def list(
+        self,
+        queue_side: QueueSide | None = None,
+        state: EccState | None = None,
+        agent: str | None = None,
+        topic: str | None = None,
+        response_to: str | None = None,
+        limit: int = 1000,
+    ) -> builtins.list[EccRecord]:
+        """Records matching every filter given, ordered by ``sequence`` (then ``sys_id``), at most ``limit``.
+
+        ``agent`` takes ``NAME`` or ``mid.server.NAME`` and matches exactly (an output
+        addressed to ``mid.server.*`` is listed under ``agent="*"``).
+        """
+        ...
+
+
+__all__ = [
+    "AGENT_STATUSES",
+    "AgentRegistration",
+    "CredentialAffinity",
+    "EccQueue",
+    "Lease",
+    "check_agent_status",
+]

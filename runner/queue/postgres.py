@@ -1,0 +1,157 @@
+"""The ECC queue on PostgreSQL (psycopg 3), for many agents on many machines.
+
+Claims lock the chosen rows with ``SELECT ... FOR UPDATE SKIP LOCKED``, so concurrent
+agents each get different records without waiting for one another; leases and
+heartbeats are measured on the database clock, so agents' clocks need not agree.
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+
+from midprobe.capabilities.errors import QueueError
+from midprobe.runner.ecc.record import ECC_PAYLOAD_CAP
+from midprobe.runner.queue.schema import POSTGRES_DIALECT, SCHEMA_VERSION, schema_statements
+from midprobe.runner.queue.sqlbase import Row, SqlQueue, Transaction
+from midprobe.runner.queue.url import redact_url
+
+# Serialises schema creation between processes opening a fresh database at once.
+_SCHEMA_LOCK_KEY = 0x6D6964_7072_6F62  # "midprob"
+
+
+def _password_of(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
+class _PostgresTransaction:
+    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
+        self._cursor = cursor
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> builtins.list[Row]:
+        self._cursor.execute(sql.replace("?", "%s"), tuple(params))
+        if self._cursor.description is None:
+            return []
+        return [tuple(row) for row in self._cursor.fetchall()]
+
+
+class PostgresQueue(SqlQueue):
+    """The ECC queue in a PostgreSQL database (schema created on first open)."""
+
+    claim_lock_clause = " FOR UPDATE SKIP LOCKED"
+    row_lock_clause = " FOR UPDATE"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        payload_cap: int = ECC_PAYLOAD_CAP,
+        busy_timeout_seconds: float = 30.0,
+    ) -> None:
+        super().__init__(url=redact_url(url), payload_cap=payload_cap)
+        self._conninfo = url
+        self._password = _password_of(url)
+        self._busy_timeout = busy_timeout_seconds
+        self._connection: psycopg.Connection[Any] | None = None
+        with self._write() as tx:
+            tx.execute("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK_KEY,))
+            for statement in schema_statements(POSTGRES_DIALECT):
+                tx.execute(statement)
+            versions = tx.execute("SELECT version FROM midprobe_schema")
+            if not versions:
+                tx.execute("INSERT INTO midprobe_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+            elif int(versions[0][0]) != SCHEMA_VERSION:
+                raise QueueError(
+                    f"queue {self.url}: schema version {versions[0][0]}, this midprobe expects {SCHEMA_VERSION}"
+                )
+
+    def _message(self, error: BaseException) -> str:
+        text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        text = " ".join(text.split())
+        if self._password:
+            text = text.replace(self._password, "***")
+        return text
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        if self._connection is not None and not self._connection.closed and not self._connection.broken:
+            return self._connection
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+        try:
+            connection = psycopg.connect(
+                self._conninfo,
+                autocommit=True,
+                connect_timeout=max(1, math.ceil(self._busy_timeout)),
+                application_name="midprobe",
+            )
+        except psycopg.Error as error:
+            raise QueueError(f"queue {self.url}: cannot connect: {self._message(error)}") from None
+        except ValueError as error:  # psycopg rejects a malformed conninfo with ValueError in places
+            raise QueueError(f"queue {self.url}: cannot connect: {self._message(error)}") from None
+        try:
+            timeout_ms = max(1, int(self._busy_timeout * 1000))
+            connection.execute(f"SET lock_timeout = {timeout_ms}")
+            connection.execute("SET TIME ZONE 'UTC'")
+        except psycopg.Error as error:
+            connection.close()
+            raise QueueError(f"queue {self.url}: {self._message(error)}") from None
+        self._connection = connection
+        return connection
+
+    @contextmanager
+    def _write(self) -> Iterator[Transaction]:
+        with self._lock:
+            self._check_open()
+            connection = self._connect()
+            try:
+                with connection.transaction(), connection.cursor() as cursor:
+                    yield _PostgresTransaction(cursor)
+            except psycopg.Error as error:
+                raise QueueError(f"queue {self.url}: {self._message(error)}") from None
+
+    @contextmanager
+    def _read(self) -> Iterator[Transaction]:
+        with self._lock:
+            self._check_open()
+            connection = self._connect()
+            try:
+                with connection.cursor() as cursor:
+                    yield _PostgresTransaction(cursor)
+            except psycopg.Error as error:
+                raise QueueError(f"queue {self.url}: {self._message(error)}") from None
+
+    def _now(self, tx: Transaction) -> datetime:
+        rows = tx.execute("SELECT clock_timestamp()")
+        moment = rows[0][0]
+        if not isinstance(moment, datetime):
+            raise QueueError(f"queue {self.url}: clock_timestamp() returned {moment!r}")
+        return moment.astimezone(UTC)
+
+    def _ts_param(self, moment: datetime) -> object:
+        return moment.astimezone(UTC)
+
+    def _ts_value(self, raw: object) -> datetime | None:
+        if raw is None:
+            return None
+        if not isinstance(raw, datetime):
+            raise QueueError(f"queue {self.url}: stored time {raw!r} is not a timestamp")
+        return raw.astimezone(UTC)
+
+    def _close_connection(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+__all__ = ["PostgresQueue"]

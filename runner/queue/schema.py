@@ -1,0 +1,145 @@
+"""The ECC queue schema, shared by both backends (column types differ only where the dialects do).
+
+Tables: ``ecc_queue`` (ServiceNow's fields + lease bookkeeping), ``ecc_attachment``
+(payloads over the cap), ``ecc_agent`` (agent registry), ``credential_affinity``,
+and ``midprobe_schema`` (the schema version, checked on open).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+SCHEMA_VERSION: Final = 1
+
+#: The ECC fields of ``ecc_queue``, in the order every SELECT returns them.
+RECORD_COLUMNS: Final[tuple[str, ...]] = (
+    "sys_id",
+    "agent",
+    "topic",
+    "name",
+    "source",
+    "queue",
+    "state",
+    "payload",
+    "response_to",
+    "error_string",
+    "priority",
+    "sequence",
+    "agent_correlator",
+    "sys_created_on",
+    "processed",
+)
+RECORD_SELECT: Final = ", ".join(RECORD_COLUMNS)
+
+AGENT_COLUMNS: Final[tuple[str, ...]] = (
+    "name",
+    "status",
+    "validated",
+    "applications",
+    "ip_ranges",
+    "excluded_ip_ranges",
+    "capabilities",
+    "nmap_installed",
+    "host",
+    "pid",
+    "started_at",
+    "last_heartbeat",
+)
+AGENT_SELECT: Final = ", ".join(AGENT_COLUMNS)
+
+# The rule that makes a result unique per output: at most one non-claim input answers an output.
+ONE_RESULT_PREDICATE: Final = "queue = 'input' AND topic <> 'queue.processing' AND response_to IS NOT NULL"
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """Column types that differ between SQLite and PostgreSQL."""
+
+    timestamp: str
+    boolean: str
+
+
+SQLITE_DIALECT: Final = Dialect(timestamp="TEXT", boolean="INTEGER")
+POSTGRES_DIALECT: Final = Dialect(timestamp="TIMESTAMPTZ", boolean="BOOLEAN")
+
+
+def schema_statements(dialect: Dialect) -> tuple[str, ...]:
+    """``CREATE ... IF NOT EXISTS`` statements for every table and index, in order."""
+    ts, boolean = dialect.timestamp, dialect.boolean
+    return (
+        "CREATE TABLE IF NOT EXISTS midprobe_schema (version INTEGER NOT NULL)",
+        f"""
+        CREATE TABLE IF NOT EXISTS ecc_queue (
+            sys_id           TEXT PRIMARY KEY CHECK (length(sys_id) = 32),
+            agent            TEXT NOT NULL,
+            topic            TEXT NOT NULL,
+            name             TEXT NOT NULL DEFAULT '',
+            source           TEXT NOT NULL DEFAULT '',
+            queue            TEXT NOT NULL CHECK (queue IN ('output', 'input')),
+            state            TEXT NOT NULL CHECK (state IN ('ready', 'processing', 'processed', 'error')),
+            payload          TEXT NOT NULL DEFAULT '',
+            response_to      TEXT,
+            error_string     TEXT NOT NULL DEFAULT '',
+            priority         INTEGER NOT NULL DEFAULT 2 CHECK (priority IN (0, 1, 2)),
+            sequence         TEXT NOT NULL,
+            agent_correlator TEXT NOT NULL DEFAULT '',
+            sys_created_on   {ts} NOT NULL,
+            processed        {ts},
+            lease_owner      TEXT,
+            lease_expires    {ts}
+        )
+        """,
+        # Claiming walks ready outputs by priority then age.
+        "CREATE INDEX IF NOT EXISTS ecc_queue_claim ON ecc_queue (queue, state, priority, sequence, sys_id)",
+        "CREATE INDEX IF NOT EXISTS ecc_queue_sequence ON ecc_queue (sequence, sys_id)",
+        "CREATE INDEX IF NOT EXISTS ecc_queue_response_to ON ecc_queue (response_to)",
+        f"CREATE UNIQUE INDEX IF NOT EXISTS ecc_queue_one_result ON ecc_queue (response_to) "
+        f"WHERE {ONE_RESULT_PREDICATE}",
+        """
+        CREATE TABLE IF NOT EXISTS ecc_attachment (
+            sys_id     TEXT PRIMARY KEY REFERENCES ecc_queue (sys_id) ON DELETE CASCADE,
+            payload    TEXT NOT NULL,
+            size_bytes BIGINT NOT NULL
+        )
+        """,
+        f"""
+        CREATE TABLE IF NOT EXISTS ecc_agent (
+            name               TEXT PRIMARY KEY,
+            status             TEXT NOT NULL,
+            validated          {boolean} NOT NULL,
+            applications       TEXT NOT NULL,
+            ip_ranges          TEXT NOT NULL,
+            excluded_ip_ranges TEXT NOT NULL,
+            capabilities       TEXT NOT NULL,
+            nmap_installed     {boolean} NOT NULL,
+            host               TEXT NOT NULL DEFAULT '',
+            pid                INTEGER NOT NULL DEFAULT 0,
+            started_at         {ts},
+            last_heartbeat     {ts} NOT NULL
+        )
+        """,
+        f"""
+        CREATE TABLE IF NOT EXISTS credential_affinity (
+            address       TEXT NOT NULL,
+            protocol      TEXT NOT NULL,
+            credential_id TEXT NOT NULL,
+            updated_at    {ts} NOT NULL,
+            PRIMARY KEY (address, protocol)
+        )
+        """,
+    )
+
+
+__all__ = [
+    "AGENT_COLUMNS",
+    "AGENT_SELECT",
+    "ONE_RESULT_PREDICATE",
+    "POSTGRES_DIALECT",
+    "RECORD_COLUMNS",
+    "RECORD_SELECT",
+    "SCHEMA_VERSION",
+    "SQLITE_DIALECT",
+    "Dialect",
+    "schema_statements",
+]

@@ -1,0 +1,559 @@
+"""The queue logic both SQL backends share; a backend supplies connections, transactions and clocks.
+
+All SQL here is written with ``?`` placeholders; the PostgreSQL backend rewrites them.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import math
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Final, Protocol, Self
+
+from midprobe.capabilities.errors import ConfigError, QueueError
+from midprobe.runner.ecc.payload import encode_queue_processing, payload_size
+from midprobe.runner.ecc.record import (
+    ALL_AGENTS,
+    ECC_PAYLOAD_CAP,
+    QUEUE_PROCESSING_TOPIC,
+    QUEUE_SIDES,
+    SEE_ATTACHMENT,
+    STATES,
+    EccRecord,
+    EccState,
+    QueueSide,
+    check_sys_id,
+    normalize_agent_name,
+    utc_now,
+)
+from midprobe.runner.queue.base import AgentRegistration, CredentialAffinity, Lease, check_agent_status
+from midprobe.runner.queue.schema import (
+    AGENT_COLUMNS,
+    AGENT_SELECT,
+    ONE_RESULT_PREDICATE,
+    RECORD_COLUMNS,
+    RECORD_SELECT,
+)
+
+_CHUNK: Final = 500  # ids per IN (...) list: well under both backends' parameter limits
+Row = tuple[Any, ...]
+
+
+class Transaction(Protocol):
+    """What the shared logic needs from a backend inside a transaction (or an autocommit read)."""
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> builtins.list[Row]:
+        """Run one statement; the rows it returns (``[]`` for statements without rows)."""
+        ...
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+def _check_ids(sys_ids: Sequence[str]) -> builtins.list[str]:
+    if isinstance(sys_ids, str):
+        raise ConfigError("expected a list of sys_ids, got one string", field="sys_ids")
+    unique: dict[str, None] = {}
+    for sys_id in sys_ids:
+        unique[check_sys_id(sys_id)] = None
+    return builtins.list(unique)
+
+
+def _check_lease(lease_seconds: float) -> float:
+    if (
+        isinstance(lease_seconds, bool)
+        or not isinstance(lease_seconds, int | float)
+        or not math.isfinite(lease_seconds)
+        or lease_seconds <= 0
+    ):
+        raise ConfigError(f"{lease_seconds!r} is not a positive number of seconds", field="lease_seconds")
+    return float(lease_seconds)
+
+
+def _claiming_agent(agent: str) -> str:
+    name = normalize_agent_name(agent)
+    if name == ALL_AGENTS:
+        raise ConfigError("mid.server.* addresses every agent; an agent claims under its own name", field="agent")
+    return name
+
+
+def _text_field(value: str, field: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError("must be a non-empty string", field=field)
+    return value.strip()
+
+
+class SqlQueue(ABC):
+    """``EccQueue`` over SQL. One connection per queue object, calls serialised by a lock."""
+
+    #: Appended to the claim's SELECT (PostgreSQL: ``FOR UPDATE SKIP LOCKED``).
+    claim_lock_clause: str = ""
+    #: Appended to a SELECT that must lock the row it reads (PostgreSQL: ``FOR UPDATE``).
+    row_lock_clause: str = ""
+
+    def __init__(self, *, url: str, payload_cap: int = ECC_PAYLOAD_CAP) -> None:
+        self.url = url
+        self.payload_cap = payload_cap
+        self._lock = threading.RLock()
+        self._closed = False
+
+    # -- what a backend provides -------------------------------------------------------------------
+
+    @abstractmethod
+    def _write(self) -> AbstractContextManager[Transaction]:
+        """A write transaction (exclusive enough that claim's SELECT-then-UPDATE is atomic)."""
+
+    @abstractmethod
+    def _read(self) -> AbstractContextManager[Transaction]:
+        """A consistent read."""
+
+    @abstractmethod
+    def _now(self, tx: Transaction) -> datetime:
+        """The queue's clock (UTC): the one all leases and heartbeats are measured on."""
+
+    @abstractmethod
+    def _ts_param(self, moment: datetime) -> object:
+        """A timestamp as the database stores it."""
+
+    @abstractmethod
+    def _ts_value(self, raw: object) -> datetime | None:
+        """A stored timestamp back as an aware UTC datetime."""
+
+    @abstractmethod
+    def _close_connection(self) -> None:
+        """Close the backend connection."""
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise QueueError(f"queue {self.url} is closed")
+
+    def _record(self, row: Row) -> EccRecord:
+        values = dict(zip(RECORD_COLUMNS, row, strict=True))
+        values["sys_created_on"] = self._ts_value(values["sys_created_on"])
+        values["processed"] = self._ts_value(values["processed"])
+        values["priority"] = int(values["priority"])
+        try:
+            return EccRecord(**values)
+        except ConfigError as error:
+            raise QueueError(f"queue {self.url}: record {values.get('sys_id')} is damaged: {error}") from None
+
+    def _insert_record(self, tx: Transaction, record: EccRecord, *, unless_answered: bool = False) -> bool:
+        """Insert ``record`` (payload over the cap goes to ``ecc_attachment``); False if skipped."""
+        payload = record.payload
+        aside: str | None = None
+        size = payload_size(payload)
+        if size > self.payload_cap:
+            aside, payload = payload, SEE_ATTACHMENT
+        values: builtins.list[object] = [
+            record.sys_id,
+            record.agent,
+            record.topic,
+            record.name,
+            record.source,
+            record.queue,
+            record.state,
+            payload,
+            record.response_to,
+            record.error_string,
+            record.priority,
+            record.sequence,
+            record.agent_correlator,
+            self._ts_param(record.sys_created_on),
+            self._ts_param(record.processed) if record.processed else None,
+        ]
+        conflict = (
+            f" ON CONFLICT (response_to) WHERE {ONE_RESULT_PREDICATE} DO NOTHING" if unless_answered else ""
+        )
+        rows = tx.execute(
+            f"INSERT INTO ecc_queue ({RECORD_SELECT}) VALUES ({_marks(len(values))}){conflict} RETURNING sys_id",
+            values,
+        )
+        if not rows:
+            return False
+        if aside is not None:
+            tx.execute(
+                "INSERT INTO ecc_attachment (sys_id, payload, size_bytes) VALUES (?, ?, ?)",
+                (record.sys_id, aside, size),
+            )
+        return True
+
+    def _ensure_new(self, tx: Transaction, sys_id: str) -> None:
+        if tx.execute("SELECT 1 FROM ecc_queue WHERE sys_id = ?", (sys_id,)):
+            raise QueueError(f"queue {self.url}: a record with sys_id {sys_id} already exists")
+
+    def _records_by_id(self, tx: Transaction, ids: Sequence[str]) -> builtins.list[EccRecord]:
+        records: builtins.list[EccRecord] = []
+        for chunk in _chunks(ids):
+            rows = tx.execute(f"SELECT {RECORD_SELECT} FROM ecc_queue WHERE sys_id IN ({_marks(len(chunk))})", chunk)
+            records.extend(self._record(row) for row in rows)
+        records.sort(key=lambda record: (record.priority, record.sequence, record.sys_id))
+        return records
+
+    # -- records -------------------------------------------------------------------------------
+
+    def enqueue(self, record: EccRecord) -> str:
+        return self.enqueue_many([record])[0]
+
+    def enqueue_many(self, records: Sequence[EccRecord]) -> builtins.list[str]:
+        for record in records:
+            if not isinstance(record, EccRecord):
+                raise ConfigError(f"expected an EccRecord, got {type(record).__name__}")
+        if not records:
+            return []
+        with self._write() as tx:
+            for record in records:
+                self._ensure_new(tx, record.sys_id)
+                self._insert_record(tx, record)
+        return [record.sys_id for record in records]
+
+    def claim(
+        self,
+        agent: str,
+        limit: int,
+        lease_seconds: float,
+        *,
+        include_own_processing: bool = False,
+    ) -> builtins.list[EccRecord]:
+        name = _claiming_agent(agent)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigError(f"{limit!r} is not a positive number of records", field="limit")
+        lease = _check_lease(lease_seconds)
+        with self._write() as tx:
+            now = self._now(tx)
+            rows = tx.execute(
+                "SELECT sys_id FROM ecc_queue"
+                " WHERE queue = 'output' AND agent IN (?, ?)"
+                " AND (state = 'ready' OR (state = 'processing' AND ("
+                "   lease_expires IS NULL OR lease_expires <= ? OR (lease_owner = ? AND ?))))"
+                f" ORDER BY priority, sequence, sys_id LIMIT ?{self.claim_lock_clause}",
+                (name, ALL_AGENTS, self._ts_param(now), name, bool(include_own_processing), limit),
+            )
+            ids = [row[0] for row in rows]
+            if not ids:
+                return []
+            expires = self._ts_param(now + timedelta(seconds=lease))
+            for chunk in _chunks(ids):
+                tx.execute(
+                    "UPDATE ecc_queue SET state = 'processing', lease_owner = ?, lease_expires = ?"
+                    f" WHERE sys_id IN ({_marks(len(chunk))})",
+                    (name, expires, *chunk),
+                )
+            claimed = self._records_by_id(tx, ids)
+            stamp = utc_now()
+            self._insert_record(
+                tx,
+                EccRecord(
+                    agent=name,
+                    topic=QUEUE_PROCESSING_TOPIC,
+                    queue="input",
+                    name=QUEUE_PROCESSING_TOPIC,
+                    source=name,
+                    state="processed",
+                    payload=encode_queue_processing([record.sys_id for record in claimed]),
+                    priority=min(record.priority for record in claimed),
+                    sys_created_on=stamp,
+                    processed=stamp,
+                ),
+            )
+        return claimed
+
+    def renew(self, agent: str, sys_ids: Sequence[str], lease_seconds: float) -> builtins.list[str]:
+        name = _claiming_agent(agent)
+        ids = _check_ids(sys_ids)
+        lease = _check_lease(lease_seconds)
+        if not ids:
+            return []
+        renewed: set[str] = set()
+        with self._write() as tx:
+            expires = self._ts_param(self._now(tx) + timedelta(seconds=lease))
+            for chunk in _chunks(ids):
+                rows = tx.execute(
+                    "UPDATE ecc_queue SET lease_expires = ?"
+                    " WHERE queue = 'output' AND state = 'processing' AND lease_owner = ?"
+                    f" AND sys_id IN ({_marks(len(chunk))}) RETURNING sys_id",
+                    (expires, name, *chunk),
+                )
+                renewed.update(row[0] for row in rows)
+        return [sys_id for sys_id in ids if sys_id in renewed]
+
+    def release(self, agent: str, sys_ids: Sequence[str]) -> builtins.list[str]:
+        name = _claiming_agent(agent)
+        ids = _check_ids(sys_ids)
+        if not ids:
+            return []
+        released: set[str] = set()
+        with self._write() as tx:
+            for chunk in _chunks(ids):
+                rows = tx.execute(
+                    "UPDATE ecc_queue SET state = 'ready', lease_owner = NULL, lease_expires = NULL"
+                    " WHERE queue = 'output' AND state = 'processing' AND lease_owner = ?"
+                    f" AND sys_id IN ({_marks(len(chunk))}) RETURNING sys_id",
+                    (name, *chunk),
+                )
+                released.update(row[0] for row in rows)
+        return [sys_id for sys_id in ids if sys_id in released]
+
+    def complete(self, output_sys_id: str, result: EccRecord) -> bool:
+        check_sys_id(output_sys_id, field_name="output_sys_id")
+        if not isinstance(result, EccRecord):
+            raise ConfigError(f"expected an EccRecord, got {type(result).__name__}", field="result")
+        if result.queue != "input":
+            raise ConfigError("a result must be an input record (queue='input')", field="queue")
+        if result.topic == QUEUE_PROCESSING_TOPIC:
+            raise ConfigError("a queue.processing record is not a result", field="topic")
+        if result.response_to not in (None, output_sys_id):
+            raise ConfigError(
+                f"the result answers {result.response_to}, not {output_sys_id}", field="response_to"
+            )
+        answer = result.with_changes(response_to=output_sys_id, state="ready", processed=None)
+        with self._write() as tx:
+            rows = tx.execute(f"SELECT queue FROM ecc_queue WHERE sys_id = ?{self.row_lock_clause}", (output_sys_id,))
+            if not rows:
+                raise QueueError(f"queue {self.url}: no record {output_sys_id} to complete")
+            if rows[0][0] != "output":
+                raise QueueError(f"queue {self.url}: record {output_sys_id} is an input, not an output")
+            if tx.execute(
+                f"SELECT 1 FROM ecc_queue WHERE response_to = ? AND {ONE_RESULT_PREDICATE}", (output_sys_id,)
+            ):
+                return False
+            self._ensure_new(tx, answer.sys_id)
+            if not self._insert_record(tx, answer, unless_answered=True):
+                return False
+            tx.execute(
+                "UPDATE ecc_queue SET state = ?, processed = ?, lease_owner = NULL, lease_expires = NULL"
+                " WHERE sys_id = ?",
+                ("error" if answer.error_string else "processed", self._ts_param(utc_now()), output_sys_id),
+            )
+        return True
+
+    def get(self, sys_id: str) -> EccRecord | None:
+        check_sys_id(sys_id)
+        with self._read() as tx:
+            rows = tx.execute(f"SELECT {RECORD_SELECT} FROM ecc_queue WHERE sys_id = ?", (sys_id,))
+        return self._record(rows[0]) if rows else None
+
+    def get_attachment(self, sys_id: str) -> str | None:
+        check_sys_id(sys_id)
+        with self._read() as tx:
+            rows = tx.execute("SELECT payload FROM ecc_attachment WHERE sys_id = ?", (sys_id,))
+        return str(rows[0][0]) if rows else None
+
+    def read_payload(self, record: EccRecord) -> str:
+        if record.payload != SEE_ATTACHMENT:
+            return record.payload
+        attachment = self.get_attachment(record.sys_id)
+        return record.payload if attachment is None else attachment
+
+    def get_lease(self, sys_id: str) -> Lease | None:
+        check_sys_id(sys_id)
+        with self._read() as tx:
+            rows = tx.execute(
+                "SELECT lease_owner, lease_expires FROM ecc_queue"
+                " WHERE sys_id = ? AND state = 'processing' AND lease_owner IS NOT NULL",
+                (sys_id,),
+            )
+        if not rows:
+            return None
+        owner, expires = rows[0]
+        moment = self._ts_value(expires)
+        if moment is None:
+            return None
+        return Lease(sys_id=sys_id, owner=str(owner), expires_at=moment)
+
+    def _list(
+        self,
+        queue_side: QueueSide | None,
+        state: EccState | None,
+        agent: str | None,
+        topic: str | None,
+        response_to: str | None,
+        limit: int,
+    ) -> builtins.list[EccRecord]:
+        clauses: builtins.list[str] = []
+        params: builtins.list[object] = []
+        if queue_side is not None:
+            if queue_side not in QUEUE_SIDES:
+                raise ConfigError(f"{queue_side!r} is not a queue (output or input)", field="queue")
+            clauses.append("queue = ?")
+            params.append(queue_side)
+        if state is not None:
+            if state not in STATES:
+                raise ConfigError(f"{state!r} is not a state ({', '.join(STATES)})", field="state")
+            clauses.append("state = ?")
+            params.append(state)
+        if agent is not None:
+            clauses.append("agent = ?")
+            params.append(normalize_agent_name(agent))
+        if topic is not None:
+            clauses.append("topic = ?")
+            params.append(topic)
+        if response_to is not None:
+            clauses.append("response_to = ?")
+            params.append(check_sys_id(response_to, field_name="response_to"))
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigError(f"{limit!r} is not a positive number of records", field="limit")
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._read() as tx:
+            rows = tx.execute(
+                f"SELECT {RECORD_SELECT} FROM ecc_queue{where} ORDER BY sequence, sys_id LIMIT ?",
+                (*params, limit),
+            )
+        return [self._record(row) for row in rows]
+
+    # -- agents ---------------------------------------------------------------------------------
+
+    def _agent(self, row: Row) -> AgentRegistration:
+        values = dict(zip(AGENT_COLUMNS, row, strict=True))
+        try:
+            return AgentRegistration(
+                name=str(values["name"]),
+                status=str(values["status"]),
+                validated=bool(values["validated"]),
+                applications=tuple(json.loads(values["applications"])),
+                ip_ranges=tuple(json.loads(values["ip_ranges"])),
+                excluded_ip_ranges=tuple(json.loads(values["excluded_ip_ranges"])),
+                capabilities=tuple((str(n), str(v)) for n, v in json.loads(values["capabilities"])),
+                nmap_installed=bool(values["nmap_installed"]),
+                host=str(values["host"]),
+                pid=int(values["pid"]),
+                started_at=self._ts_value(values["started_at"]),
+                last_heartbeat=self._ts_value(values["last_heartbeat"]),
+            )
+        except (ConfigError, ValueError, TypeError) as error:
+            raise QueueError(f"queue {self.url}: agent {values.get('name')} is damaged: {error}") from None
+
+    def register_agent(self, registration: AgentRegistration) -> None:
+        if not isinstance(registration, AgentRegistration):
+            raise ConfigError(f"expected an AgentRegistration, got {type(registration).__name__}")
+        with self._write() as tx:
+            now = self._now(tx)
+            values: builtins.list[object] = [
+                registration.name,
+                registration.status,
+                registration.validated,
+                json.dumps(list(registration.applications)),
+                json.dumps(list(registration.ip_ranges)),
+                json.dumps(list(registration.excluded_ip_ranges)),
+                json.dumps([list(pair) for pair in registration.capabilities]),
+                registration.nmap_installed,
+                registration.host,
+                registration.pid,
+                self._ts_param(registration.started_at) if registration.started_at else None,
+                self._ts_param(now),
+            ]
+            updates = ", ".join(f"{column} = excluded.{column}" for column in AGENT_COLUMNS[1:])
+            tx.execute(
+                f"INSERT INTO ecc_agent ({AGENT_SELECT}) VALUES ({_marks(len(values))})"
+                f" ON CONFLICT (name) DO UPDATE SET {updates}",
+                values,
+            )
+
+    def _update_agent(self, name: str, column: str, value: object | None) -> None:
+        agent = normalize_agent_name(name)
+        with self._write() as tx:
+            new_value = self._ts_param(self._now(tx)) if value is None else value
+            rows = tx.execute(f"UPDATE ecc_agent SET {column} = ? WHERE name = ? RETURNING name", (new_value, agent))
+        if not rows:
+            raise QueueError(f"queue {self.url}: agent {agent} is not registered")
+
+    def heartbeat_agent(self, name: str) -> None:
+        self._update_agent(name, "last_heartbeat", None)
+
+    def set_agent_status(self, name: str, status: str) -> None:
+        self._update_agent(name, "status", check_agent_status(status))
+
+    def get_agent(self, name: str) -> AgentRegistration | None:
+        agent = normalize_agent_name(name)
+        with self._read() as tx:
+            rows = tx.execute(f"SELECT {AGENT_SELECT} FROM ecc_agent WHERE name = ?", (agent,))
+        return self._agent(rows[0]) if rows else None
+
+    def list_agents(self, live_within_seconds: float | None = None) -> builtins.list[AgentRegistration]:
+        with self._read() as tx:
+            if live_within_seconds is None:
+                rows = tx.execute(f"SELECT {AGENT_SELECT} FROM ecc_agent ORDER BY name")
+            else:
+                window = _check_lease(live_within_seconds)
+                since = self._now(tx) - timedelta(seconds=window)
+                rows = tx.execute(
+                    f"SELECT {AGENT_SELECT} FROM ecc_agent WHERE last_heartbeat >= ? ORDER BY name",
+                    (self._ts_param(since),),
+                )
+        return [self._agent(row) for row in rows]
+
+    # -- credential affinity --------------------------------------------------------------------
+
+    def get_affinity(self, address: str, protocol: str) -> CredentialAffinity | None:
+        where, how = _text_field(address, "address"), _text_field(protocol, "protocol")
+        with self._read() as tx:
+            rows = tx.execute(
+                "SELECT credential_id, updated_at FROM credential_affinity WHERE address = ? AND protocol = ?",
+                (where, how),
+            )
+        if not rows:
+            return None
+        updated = self._ts_value(rows[0][1])
+        assert updated is not None
+        return CredentialAffinity(address=where, protocol=how, credential_id=str(rows[0][0]), updated_at=updated)
+
+    def set_affinity(self, address: str, protocol: str, credential_id: str) -> None:
+        where, how = _text_field(address, "address"), _text_field(protocol, "protocol")
+        credential = _text_field(credential_id, "credential_id")
+        with self._write() as tx:
+            tx.execute(
+                "INSERT INTO credential_affinity (address, protocol, credential_id, updated_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (address, protocol) DO UPDATE"
+                " SET credential_id = excluded.credential_id, updated_at = excluded.updated_at",
+                (where, how, credential, self._ts_param(self._now(tx))),
+            )
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._close_connection()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
+
+    def list(
+        self,
+        queue_side: QueueSide | None = None,
+        state: EccState | None = None,
+        agent: str | None = None,
+        topic: str | None = None,
+        response_to: str | None = None,
+        limit: int = 1000,
+    ) -> builtins.list[EccRecord]:
+        return self._list(queue_side, state, agent, topic, response_to, limit)
+
+
+__all__ = ["Row", "SqlQueue", "Transaction"]

@@ -1,0 +1,149 @@
+"""The embedded ECC queue: one SQLite file in WAL mode, safe for several agent processes on one machine.
+
+Every write runs inside ``BEGIN IMMEDIATE`` (one writer at a time, others wait up to
+the busy timeout), so a claim's SELECT and UPDATE see and change the same rows.
+"""
+
+from __future__ import annotations
+
+import builtins
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+from midprobe.capabilities.errors import QueueError
+from midprobe.runner.ecc.record import ECC_PAYLOAD_CAP, utc_now
+from midprobe.runner.queue.schema import SCHEMA_VERSION, SQLITE_DIALECT, schema_statements
+from midprobe.runner.queue.sqlbase import Row, SqlQueue, Transaction
+
+#: Stored timestamp format: fixed width, UTC, so text order is time order.
+TIMESTAMP_FORMAT: Final = "%Y-%m-%d %H:%M:%S.%f"
+MEMORY: Final = ":memory:"
+
+
+def _message(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+class _SqliteTransaction:
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> builtins.list[Row]:
+        cursor = self._connection.execute(sql, tuple(params))
+        if cursor.description is None:
+            return []
+        return [tuple(row) for row in cursor.fetchall()]
+
+
+class SqliteQueue(SqlQueue):
+    """The ECC queue in a SQLite file (or ``:memory:``, private to this object: for tests)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        url: str | None = None,
+        payload_cap: int = ECC_PAYLOAD_CAP,
+        busy_timeout_seconds: float = 30.0,
+    ) -> None:
+        self.path = str(path)
+        super().__init__(url=url or f"sqlite:///{self.path}", payload_cap=payload_cap)
+        if self.path != MEMORY:
+            parent = Path(self.path).expanduser().resolve().parent
+            if not parent.is_dir():
+                raise QueueError(f"queue {self.url}: directory {parent} does not exist")
+        try:
+            self._connection = sqlite3.connect(
+                self.path,
+                timeout=busy_timeout_seconds,
+                isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
+                check_same_thread=False,  # calls are serialised by self._lock
+            )
+        except sqlite3.Error as error:
+            raise QueueError(f"queue {self.url}: cannot open: {_message(error)}") from None
+        try:
+            self._setup(busy_timeout_seconds)
+        except BaseException:
+            self._connection.close()
+            raise
+
+    def _setup(self, busy_timeout_seconds: float) -> None:
+        try:
+            connection = self._connection
+            connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_seconds * 1000)}")
+            if self.path != MEMORY:
+                mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()
+                if mode is None or str(mode[0]).lower() != "wal":
+                    raise QueueError(f"queue {self.url}: cannot switch the database to WAL mode")
+                connection.execute("PRAGMA synchronous = NORMAL")
+            connection.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as error:
+            raise QueueError(f"queue {self.url}: cannot open: {_message(error)}") from None
+        with self._write() as tx:
+            for statement in schema_statements(SQLITE_DIALECT):
+                tx.execute(statement)
+            versions = tx.execute("SELECT version FROM midprobe_schema")
+            if not versions:
+                tx.execute("INSERT INTO midprobe_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+            elif int(versions[0][0]) != SCHEMA_VERSION:
+                raise QueueError(
+                    f"queue {self.url}: schema version {versions[0][0]}, this midprobe expects {SCHEMA_VERSION}"
+                )
+
+    @contextmanager
+    def _write(self) -> Iterator[Transaction]:
+        with self._lock:
+            self._check_open()
+            connection = self._connection
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as error:
+                raise QueueError(f"queue {self.url}: {_message(error)}") from None
+            try:
+                yield _SqliteTransaction(connection)
+                connection.execute("COMMIT")
+            except BaseException as error:
+                try:
+                    if connection.in_transaction:
+                        connection.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # the original error says more than a failed rollback
+                if isinstance(error, sqlite3.Error):
+                    raise QueueError(f"queue {self.url}: {_message(error)}") from None
+                raise
+
+    @contextmanager
+    def _read(self) -> Iterator[Transaction]:
+        with self._lock:
+            self._check_open()
+            try:
+                yield _SqliteTransaction(self._connection)
+            except sqlite3.Error as error:
+                raise QueueError(f"queue {self.url}: {_message(error)}") from None
+
+    def _now(self, tx: Transaction) -> datetime:
+        return utc_now()
+
+    def _ts_param(self, moment: datetime) -> object:
+        return moment.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
+
+    def _ts_value(self, raw: object) -> datetime | None:
+        if raw is None:
+            return None
+        try:
+            return datetime.strptime(str(raw), TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+        except ValueError:
+            raise QueueError(f"queue {self.url}: stored time {raw!r} is not in {TIMESTAMP_FORMAT}") from None
+
+    def _close_connection(self) -> None:
+        try:
+            self._connection.close()
+        except sqlite3.Error as error:
+            raise QueueError(f"queue {self.url}: close failed: {_message(error)}") from None
+
+
+__all__ = ["SqliteQueue"]

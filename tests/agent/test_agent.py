@@ -1,0 +1,235 @@
+"""The agent against real queues (SQLite files and the private PostgreSQL server).
+
+Nothing accepted into the queue is lost and every output is answered once: after
+restarts, SIGTERM, lease expiry, SIGKILL, and two agents sharing one queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from midprobe.runner.agent import Agent, AgentStats, AgentTimings
+from midprobe.runner.ecc.builders import new_output_record
+from midprobe.runner.ecc.payload import decode_input_payload
+from midprobe.runner.ecc.record import EccRecord
+from midprobe.runner.limits import ConcurrencyLimits, PoolSizes
+from midprobe.runner.probe_runner import AgentIdentity, ProbeRunner
+from midprobe.runner.queue.base import AgentRegistration, EccQueue
+from midprobe.runner.queue.url import open_queue, sqlite_url
+from tests.support.slow_probe import registry_with_sleep
+
+ROOT = Path(__file__).resolve().parents[2]
+SLOW_AGENT = ROOT / "tests" / "support" / "slow_probe.py"
+FAST = AgentTimings(poll_idle_seconds=0.1, poll_busy_seconds=0.1, lease_seconds=30, drain_seconds=5)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def queue_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path / "ecc.db")
+    return str(request.getfixturevalue("postgres_database_url"))
+
+
+@pytest.fixture
+def queue(queue_url: str) -> Iterator[EccQueue]:
+    with open_queue(queue_url) as opened:
+        yield opened
+
+
+def _agent(
+    queue: EccQueue, name: str, *, pools: PoolSizes | None = None, timings: AgentTimings = FAST
+) -> Agent:
+    sizes = pools or PoolSizes()
+    runner = ProbeRunner(
+        registry=registry_with_sleep(),
+        identity=AgentIdentity(name),
+        limits=ConcurrencyLimits(pools=sizes),
+    )
+    return Agent(queue, runner, AgentRegistration(name), timings=timings, capacity=sizes.total)
+
+
+def _run(agent: Agent, *, once: bool = True) -> AgentStats:
+    return asyncio.run(agent.run(once=once, install_signal_handlers=False))
+
+
+def _answers(queue: EccQueue, output: EccRecord) -> list[EccRecord]:
+    return queue.list(queue_side="input", response_to=output.sys_id)
+
+
+def test_once_answers_every_output_exactly_once(queue: EccQueue) -> None:
+    outputs = [new_output_record(agent="a1", topic="HeartbeatProbe") for _ in range(20)]
+    outputs += [
+        new_output_record(agent="*", topic="TestSleep", parameters={"seconds": "0.01"}) for _ in range(5)
+    ]
+    bad = new_output_record(agent="a1", topic="NoSuchTopic")
+    other = new_output_record(agent="someone-else", topic="HeartbeatProbe")
+    queue.enqueue_many([*outputs, bad, other])
+
+    stats = _run(_agent(queue, "a1"))
+
+    assert stats.answered == 25
+    assert stats.errors == 1
+    for output in outputs:
+        (answer,) = _answers(queue, output)
+        assert decode_input_payload(answer.payload).result_code == 0
+        assert queue.get(output.sys_id).state == "processed"  # type: ignore[union-attr]
+    (error,) = _answers(queue, bad)
+    assert "NoSuchTopic" in error.error_string
+    assert queue.get(bad.sys_id).state == "error"  # type: ignore[union-attr]
+    assert queue.get(other.sys_id).state == "ready"  # type: ignore[union-attr]
+    assert queue.list(queue_side="input", topic="queue.processing"), (
+        "claims are recorded as queue.processing inputs"
+    )
+    registered = queue.get_agent("a1")
+    assert registered is not None
+    assert registered.status == "Down"  # it stopped cleanly
+
+
+def test_interactive_request_is_not_stuck_behind_long_scans(queue: EccQueue) -> None:
+    pools = PoolSizes(interactive=1, expedited=1, standard=2)
+    long_runs = [
+        new_output_record(agent="a1", topic="TestSleep", parameters={"seconds": "1.5"}) for _ in range(6)
+    ]
+    queue.enqueue_many(long_runs)
+    interactive = new_output_record(agent="a1", topic="HeartbeatProbe", priority=0)
+    queue.enqueue(interactive)
+    started = datetime.now(UTC)
+
+    _run(_agent(queue, "a1", pools=pools))
+
+    (answer,) = _answers(queue, interactive)
+    answered_after = (answer.sys_created_on - started).total_seconds()
+    assert answered_after < 1.0, "the interactive pool answered while standard work was still running"
+    assert all(len(_answers(queue, record)) == 1 for record in long_runs)
+
+
+def test_sigterm_releases_unfinished_work_for_another_agent(queue: EccQueue) -> None:
+    slow = [new_output_record(agent="*", topic="TestSleep", parameters={"seconds": "60"}) for _ in range(3)]
+    queue.enqueue_many(slow)
+    timings = AgentTimings(poll_idle_seconds=0.1, poll_busy_seconds=0.1, lease_seconds=30, drain_seconds=0.2)
+    agent = _agent(queue, "a1", timings=timings)
+
+    async def stop_soon() -> AgentStats:
+        task = asyncio.create_task(agent.run(once=False, install_signal_handlers=False))
+        await asyncio.sleep(0.5)
+        agent.request_stop()
+        return await task
+
+    stats = asyncio.run(stop_soon())
+    assert stats.released == 3
+    for record in slow:
+        assert queue.get(record.sys_id).state == "ready"  # type: ignore[union-attr]
+        assert _answers(queue, record) == []
+
+
+def test_restarted_agent_reruns_the_work_it_held(queue: EccQueue) -> None:
+    held = new_output_record(agent="a1", topic="HeartbeatProbe")
+    queue.enqueue(held)
+    assert [r.sys_id for r in queue.claim("a1", 10, 300)] == [held.sys_id]  # then it "crashed"
+
+    _run(_agent(queue, "a1"))
+
+    assert len(_answers(queue, held)) == 1
+
+
+def test_expired_lease_lets_another_agent_rerun_it_once(queue: EccQueue) -> None:
+    record = new_output_record(agent="*", topic="HeartbeatProbe")
+    queue.enqueue(record)
+    queue.claim("crashed", 10, 0.2)
+    time.sleep(0.4)
+
+    _run(_agent(queue, "a2"))
+
+    (answer,) = _answers(queue, record)
+    assert answer.agent == "mid.server.a2"
+    # The first agent comes back with its (late) answer: it is not written twice.
+    late = answer.with_changes(agent="crashed", sys_id="0" * 32)
+    assert queue.complete(record.sys_id, late) is False
+    assert len(_answers(queue, record)) == 1
+
+
+def _start_slow_agent(name: str, url: str, lease: float, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with log.open("ab") as stderr:
+        return subprocess.Popen(
+            [sys.executable, str(SLOW_AGENT), name, url, str(lease)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+
+
+def _wait_until(condition: object, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.timeout(90)
+def test_agent_killed_mid_batch_has_its_records_rerun_by_another(
+    queue_url: str, queue: EccQueue, tmp_path: Path
+) -> None:
+    batch = [new_output_record(agent="*", topic="TestSleep", parameters={"seconds": "3"}) for _ in range(10)]
+    queue.enqueue_many(batch)
+    victim = _start_slow_agent("victim", queue_url, lease=2.0, log=tmp_path / "victim.log")
+    try:
+        assert _wait_until(lambda: len(queue.list(queue_side="output", state="processing")) == 10, 20)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+    assert all(_answers(queue, record) == [] for record in batch), "killed before any work finished"
+
+    rescuer = _start_slow_agent("rescuer", queue_url, lease=30.0, log=tmp_path / "rescuer.log")
+    try:
+        rerun = _wait_until(lambda: all(_answers(queue, r) for r in batch), 40)
+        assert rerun, (tmp_path / "rescuer.log").read_text()[-2000:]
+    finally:
+        rescuer.terminate()
+        rescuer.wait(20)
+    for record in batch:
+        (answer,) = _answers(queue, record)
+        assert answer.agent == "mid.server.rescuer"
+        assert queue.get(record.sys_id).state == "processed"  # type: ignore[union-attr]
+
+
+@pytest.mark.timeout(120)
+def test_two_agents_on_postgresql_share_1000_records_none_lost_or_doubled(postgres_database_url: str) -> None:
+    url = postgres_database_url
+    records = [new_output_record(agent="*", topic="HeartbeatProbe") for _ in range(1000)]
+    with open_queue(url) as queue:
+        queue.enqueue_many(records)
+    argv = [sys.executable, "-m", "midprobe.runner", "agent", "--queue", url, "--once", "--poll-busy", "0.05"]
+    argv += ["--log-level", "warning", "--concurrency", "20"]
+    agents = [
+        subprocess.Popen([*argv, "--name", name], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for name in ("pg1", "pg2")
+    ]
+    outputs = [agent.communicate(timeout=100) for agent in agents]
+    assert all(agent.returncode == 0 for agent in agents), outputs
+
+    with open_queue(url) as queue:
+        answers = queue.list(queue_side="input", topic="HeartbeatProbe", limit=5000)
+        outputs_left = queue.list(queue_side="output", state="ready") + queue.list(
+            queue_side="output", state="processing"
+        )
+    assert len(answers) == 1000
+    assert len({answer.response_to for answer in answers}) == 1000
+    assert {answer.response_to for answer in answers} == {record.sys_id for record in records}
+    assert outputs_left == []
+    by_agent = {name: sum(a.agent == f"mid.server.{name}" for a in answers) for name in ("pg1", "pg2")}
+    assert all(count > 0 for count in by_agent.values()), f"both agents should take work: {by_agent}"

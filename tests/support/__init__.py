@@ -1,0 +1,1 @@
+"""Shared test harnesses (servers the tests start for themselves)."""

@@ -1,0 +1,170 @@
+"""The probe runner: every request gets exactly one answer, errors become data."""
+
+from __future__ import annotations
+
+import asyncio
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pytest
+
+from midprobe.capabilities.errors import ProtocolError
+from midprobe.probes.base import ProbeContext
+from midprobe.probes.registry import ProbeRegistry, default_registry
+from midprobe.probes.safety import TargetPolicy
+from midprobe.runner.ecc.builders import new_output_record
+from midprobe.runner.ecc.payload import decode_input_payload
+from midprobe.runner.ecc.record import EccRecord
+from midprobe.runner.probe_runner import AgentIdentity, ProbeRunner
+
+
+@dataclass(frozen=True)
+class EchoParams:
+    source: str
+    delay: float
+
+
+class EchoProbe:
+    """Answers with its source after ``delay`` seconds; checks the target policy like real probes."""
+
+    topic = "Echo"
+    required_capabilities: tuple[str, ...] = ()
+
+    def parse_params(self, source: str, parameters: Mapping[str, str]) -> EchoParams:
+        return EchoParams(source, float(parameters.get("delay", "0")))
+
+    async def run(self, params: EchoParams, context: ProbeContext) -> str:
+        context.policy.check(params.source)
+        await asyncio.sleep(params.delay)
+        return params.source
+
+    def encode_results(self, result: str) -> Sequence[ET.Element]:
+        element = ET.Element("result")
+        ET.SubElement(element, "echo").text = result
+        return [element]
+
+
+class NeedsNmapProbe(EchoProbe):
+    topic = "NeedsNmap"
+    required_capabilities = ("Nmap",)
+
+
+class BrokenProbe(EchoProbe):
+    topic = "Broken"
+
+    async def run(self, params: EchoParams, context: ProbeContext) -> str:
+        raise ProtocolError("device spoke nonsense")
+
+
+class CrashingProbe(EchoProbe):
+    topic = "Crashing"
+
+    async def run(self, params: EchoParams, context: ProbeContext) -> str:
+        raise ZeroDivisionError("bug")
+
+
+def _runner(**identity: object) -> ProbeRunner:
+    registry = ProbeRegistry()
+    for probe in (EchoProbe(), NeedsNmapProbe(), BrokenProbe(), CrashingProbe()):
+        registry.register(probe)
+    registry.register(default_registry().get("HeartbeatProbe"))
+    return ProbeRunner(
+        registry=registry,
+        identity=AgentIdentity(name="lab1", **identity),  # type: ignore[arg-type]
+        policy=TargetPolicy.lab(),
+        probe_timeout_seconds=5.0,
+    )
+
+
+def _answer(runner: ProbeRunner, record: EccRecord, payload: str | None = None) -> EccRecord:
+    return asyncio.run(runner.answer(record, payload))
+
+
+def test_success_echoes_the_request_and_answers_it() -> None:
+    output = new_output_record(agent="lab1", topic="Echo", source="198.18.0.10", parameters={"delay": "0"})
+    answer = _answer(_runner(), output)
+    assert answer.queue == "input"
+    assert answer.response_to == output.sys_id
+    assert answer.agent == "mid.server.lab1"
+    assert answer.error_string == ""
+    decoded = decode_input_payload(answer.payload)
+    assert decoded.result_code == 0
+    assert decoded.error is None
+    assert decoded.results[0].findtext("echo") == "198.18.0.10"
+    assert decoded.echoed("sys_id") == output.sys_id
+    assert decoded.echoed("delay") == "0"
+    assert decoded.probe_time_ms is not None
+
+
+def test_heartbeat_answers_with_result_code_zero() -> None:
+    output = new_output_record(agent="lab1", topic="HeartbeatProbe")
+    decoded = decode_input_payload(_answer(_runner(), output).payload)
+    assert decoded.result_code == 0
+    heartbeat = decoded.results[0].find("heartbeat")
+    assert heartbeat is not None
+    assert heartbeat.get("agent") == "lab1"
+
+
+@pytest.mark.parametrize(
+    ("topic", "source", "parameters", "expected"),
+    [
+        ("Nope", "198.18.0.10", {}, "no probe handles topic 'Nope'"),
+        ("NeedsNmap", "198.18.0.10", {}, "needs the Nmap capability"),
+        ("Broken", "198.18.0.10", {}, "device spoke nonsense"),
+        ("Crashing", "198.18.0.10", {}, "internal error: ZeroDivisionError"),
+        ("Echo", "10.1.2.3", {}, "target 10.1.2.3 is outside the allowed networks"),
+        ("Echo", "198.18.0.10", {"probe_timeout_ms": "abc"}, "parameter 'probe_timeout_ms'"),
+        ("Echo", "198.18.0.10", {"delay": "2", "probe_timeout_ms": "100"}, "timed out after 0.1 s"),
+    ],
+)
+def test_failures_become_error_records(
+    topic: str, source: str, parameters: dict[str, str], expected: str
+) -> None:
+    output = new_output_record(agent="lab1", topic=topic, source=source, parameters=parameters)
+    answer = _answer(_runner(), output)
+    assert expected in answer.error_string
+    decoded = decode_input_payload(answer.payload)
+    assert decoded.error == answer.error_string
+    assert decoded.result_code not in (None, 0)
+    assert decoded.echoed("sys_id") == output.sys_id
+    assert "\n" not in answer.error_string
+
+
+def test_malformed_payload_becomes_an_error_record() -> None:
+    output = new_output_record(agent="lab1", topic="Echo", source="198.18.0.10")
+    answer = _answer(_runner(), output, "<parameters><parameter name='x'")
+    assert "payload" in answer.error_string.lower() or "xml" in answer.error_string.lower()
+    assert answer.response_to == output.sys_id
+
+
+def test_entity_payload_is_refused_not_expanded() -> None:
+    bomb = '<!DOCTYPE p [<!ENTITY a "aaaaaaaaaa">]><parameters><parameter name="x" value="&a;"/></parameters>'
+    output = new_output_record(agent="lab1", topic="Echo", source="198.18.0.10")
+    answer = _answer(_runner(), output, bomb)
+    assert answer.error_string
+    assert "aaaaaaaaaa" not in answer.payload
+
+
+def test_nmap_capability_lets_the_probe_run() -> None:
+    output = new_output_record(agent="lab1", topic="NeedsNmap", source="198.18.0.10")
+    answer = _answer(_runner(capabilities=frozenset({"Nmap"})), output)
+    assert answer.error_string == ""
+
+
+def test_record_for_another_agent_is_refused() -> None:
+    output = new_output_record(agent="other", topic="Echo", source="198.18.0.10")
+    assert "addressed to mid.server.other" in _answer(_runner(), output).error_string
+
+
+def test_record_for_every_agent_is_accepted() -> None:
+    output = new_output_record(agent="*", topic="Echo", source="198.18.0.10")
+    assert _answer(_runner(), output).error_string == ""
+
+
+def test_routing_check_refusal_is_reported() -> None:
+    def refuse(topic: str, source: str, parameters: Mapping[str, str]) -> str | None:
+        return f"not my zone: {source}"
+
+    output = new_output_record(agent="lab1", topic="Echo", source="198.18.0.10")
+    assert "not my zone: 198.18.0.10" in _answer(_runner(routing_check=refuse), output).error_string
