@@ -127,6 +127,19 @@ class ProtocolError(ProbeError):
     """The device answered with something the protocol does not allow."""
 
 
+class HostKeyMismatch(ProbeError):
+    """An SSH server offered a host key other than the one recorded for it (strict mode refuses)."""
+
+    def __init__(self, host: str, recorded: str, offered: str) -> None:
+        self.host = host
+        self.recorded = recorded
+        self.offered = offered
+        super().__init__(
+            f"host key of {host} changed: recorded {recorded}, offered {offered}; "
+            "refusing to connect in strict host key mode"
+        )
+
+
 class MissingCapability(ProbeError):
     """This agent lacks a capability the topic needs (e.g. ``Nmap``)."""
 
@@ -142,6 +155,7 @@ __all__ = [
     "ConfigError",
     "ConnectTimeout",
     "CredentialError",
+    "HostKeyMismatch",
     "LabError",
     "MidprobeError",
     "MissingCapability",
