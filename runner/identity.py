@@ -12,13 +12,21 @@ from __future__ import annotations
 import os
 import platform
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from midprobe.capabilities.config import load_config
 from midprobe.capabilities.ipranges import IPRange
-from midprobe.capabilities.model import ALL_CAPABILITY, Capability, MidServer, MidStatus
+from midprobe.capabilities.model import (
+    ALL_CAPABILITY,
+    BUILTIN_CAPABILITY_NAMES,
+    NMAP_CAPABILITY,
+    Capability,
+    CapabilityDefinition,
+    MidServer,
+    MidStatus,
+)
 from midprobe.capabilities.nmap import NmapDetection, advertised_capabilities, detect_nmap
 from midprobe.capabilities.selection import MidSelector
 from midprobe.runner.config import AgentConfig
@@ -27,6 +35,8 @@ from midprobe.runner.probe_runner import AgentIdentity
 from midprobe.runner.queue.base import AgentRegistration
 
 RESOLVE_DNS = "Resolve DNS"
+#: Resolve DNS is defined with its built-in value test even without a capabilities file.
+RESOLVE_DNS_DEFINITION = CapabilityDefinition(RESOLVE_DNS, "resolve_dns")
 #: Topics whose source is one or more DNS names to resolve: routed by the Resolve DNS capability.
 NAME_RESOLUTION_TOPICS = frozenset({"DNSLookupProbe"})
 _NAME_SEPARATORS = re.compile(r"[\s,]+")
@@ -59,7 +69,7 @@ def resolve_dns_routing(
     """A routing check: a name is resolved only by a MID whose Resolve DNS capability matches it."""
 
     def check(topic: str, source: str, parameters: Mapping[str, str]) -> str | None:
-        if topic not in NAME_RESOLUTION_TOPICS:
+        if topic not in NAME_RESOLUTION_TOPICS or RESOLVE_DNS not in selector.defined_names:
             return None
         for name in (part for part in _NAME_SEPARATORS.split(source) if part):
             if selector.match_step(mid, [Capability(RESOLVE_DNS, name)]) is None:
@@ -84,7 +94,7 @@ def build_agent_setup(
         selector = capability_config.selector()
     else:
         assigned = _default_mid(name)
-        selector = MidSelector(())
+        selector = MidSelector((RESOLVE_DNS_DEFINITION,))
     detection = detect()
     mid = MidServer(
         name=assigned.name,
@@ -116,3 +126,32 @@ def build_agent_setup(
         started_at=datetime.now(UTC),
     )
     return AgentSetup(mid=mid, nmap=detection, identity=identity, registration=registration)
+
+
+def mid_server_from_registration(registration: AgentRegistration, *, live: bool) -> MidServer:
+    """The MID record of a registered agent; one that stopped heartbeating counts as Down."""
+    return MidServer(
+        name=registration.short_name,
+        status=MidStatus.parse(registration.status) if live else MidStatus.DOWN,
+        validated=registration.validated,
+        applications=registration.applications,
+        ip_ranges=tuple(IPRange.parse(text) for text in registration.ip_ranges),
+        excluded_ip_ranges=tuple(IPRange.parse(text) for text in registration.excluded_ip_ranges),
+        capabilities=tuple(
+            Capability(name, value) for name, value in registration.capabilities if name != NMAP_CAPABILITY
+        ),
+        nmap_installed=registration.nmap_installed,
+    )
+
+
+def definitions_from_registrations(
+    registrations: Sequence[AgentRegistration], configured: Sequence[CapabilityDefinition] = ()
+) -> tuple[CapabilityDefinition, ...]:
+    """Defined capabilities for selecting among agents: the configured ones, plus every name an agent carries."""
+    definitions = {definition.name: definition for definition in configured}
+    definitions.setdefault(RESOLVE_DNS, RESOLVE_DNS_DEFINITION)
+    for registration in registrations:
+        for name, _value in registration.capabilities:
+            if name not in BUILTIN_CAPABILITY_NAMES:
+                definitions.setdefault(name, CapabilityDefinition(name))
+    return tuple(definitions.values())

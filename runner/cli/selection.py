@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from midprobe.capabilities.config import load_config
+from midprobe.capabilities.config import CapabilityConfig, load_config
 from midprobe.capabilities.errors import ConfigError
 from midprobe.capabilities.ipranges import IPAddress, parse_address
 from midprobe.capabilities.model import Capability
@@ -22,10 +22,23 @@ _CONFIG_HELP = "Capabilities TOML: [[capability]] and [[mid_server]] tables (see
 @click.option(
     "--config",
     "config_path",
-    required=True,
     type=click.Path(dir_okay=False, path_type=Path),
     metavar="FILE",
-    help=_CONFIG_HELP,
+    help=_CONFIG_HELP + " With --queue: only its [[capability]] definitions are used.",
+)
+@click.option(
+    "--queue",
+    "queue_url",
+    metavar="URL",
+    default=None,
+    help="Choose among the agents registered in this ECC queue instead of the file's MID servers.",
+)
+@click.option(
+    "--live-within",
+    type=float,
+    default=120.0,
+    show_default=True,
+    help="With --queue: an agent silent for longer than this many seconds counts as Down.",
 )
 @click.option("--application", metavar="APP", help="Only MID servers serving this application (or ALL).")
 @click.option("--ip", "ip_text", metavar="ADDR", help="Only MID servers whose IP ranges hold this address.")
@@ -49,7 +62,9 @@ _CONFIG_HELP = "Capabilities TOML: [[capability]] and [[mid_server]] tables (see
     help="Fallback: consider Upgrading/Paused MID servers when no Up MID fits.",
 )
 def select_command(
-    config_path: Path,
+    config_path: Path | None,
+    queue_url: str | None,
+    live_within: float,
     application: str | None,
     ip_text: str | None,
     capability_texts: tuple[str, ...],
@@ -65,7 +80,11 @@ def select_command(
     chosen names one per line (none: nothing, exit 0). An undefined capability name is a
     BadArgumentException (exit 2).
     """
-    config = load_config(config_path)
+    if config_path is None and queue_url is None:
+        raise ConfigError("give --config FILE, --queue URL, or both", field="select")
+    config = load_config(config_path) if config_path is not None else CapabilityConfig("<queue>", (), ())
+    if queue_url is not None:
+        config = _config_from_queue(queue_url, live_within, config)
     policy = config.policy
     if default_mid is not None:
         config.mid_server(default_mid)  # an unknown name is an error, not a silent no-op
@@ -88,6 +107,19 @@ def select_command(
         click.echo(f"step: {result.step or 'none'}{tier}", err=True)
         for rejection in result.rejections:
             click.echo(f"rejected {rejection.mid_server}: {rejection.reason}", err=True)
+
+
+def _config_from_queue(url: str, live_within: float, configured: CapabilityConfig) -> CapabilityConfig:
+    """MID servers from the agents registered in the queue; silent agents count as Down."""
+    from midprobe.runner.identity import definitions_from_registrations, mid_server_from_registration
+    from midprobe.runner.queue.url import open_queue
+
+    with open_queue(url) as queue:
+        registered = queue.list_agents()
+        live = {agent.name for agent in queue.list_agents(live_within_seconds=live_within)}
+    mids = tuple(mid_server_from_registration(agent, live=agent.name in live) for agent in registered)
+    definitions = definitions_from_registrations(registered, configured.definitions)
+    return dataclasses.replace(configured, source=url, definitions=definitions, mid_servers=mids)
 
 
 def _parse_ip(text: str | None) -> IPAddress | None:
