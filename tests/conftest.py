@@ -45,9 +45,13 @@ def postgres_url(postgres_server: PrivatePostgres) -> str:
 
 @pytest.fixture
 def postgres_database_url(postgres_server: PrivatePostgres) -> Iterator[str]:
-    """URL of a new, empty database for this test only (dropped afterwards)."""
-    url = postgres_server.create_database()
+    """URL of an empty place for this test only: a new schema, selected by the URL's ``search_path``.
+
+    Everything that connects through this URL (queues, agent processes, psql) sees only
+    this test's tables; the schema is dropped afterwards.
+    """
+    url = postgres_server.create_schema()
     try:
         yield url
     finally:
-        postgres_server.drop_database(url.rsplit("/", 1)[1])
+        postgres_server.drop_schema(url)

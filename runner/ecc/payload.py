@@ -132,7 +132,10 @@ def parse_xml(text: str | bytes, *, max_bytes: int = ECC_PAYLOAD_CAP) -> ET.Elem
     if not text.strip():
         raise PayloadError("payload is empty")
     try:
-        return _defused_fromstring(text, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        root: ET.Element = _defused_fromstring(
+            text, forbid_dtd=True, forbid_entities=True, forbid_external=True
+        )
+        return root
     except DTDForbidden:
         raise PayloadError("payload declares a DTD, which is not allowed") from None
     except EntitiesForbidden as error:
@@ -331,7 +334,9 @@ def encode_input_payload(
     names raise ``PayloadError``. The given elements are not modified.
     """
     if isinstance(probe_time_ms, bool) or not isinstance(probe_time_ms, int) or probe_time_ms < 0:
-        raise PayloadError(f"probe_time must be a non-negative integer of milliseconds, not {probe_time_ms!r}")
+        raise PayloadError(
+            f"probe_time must be a non-negative integer of milliseconds, not {probe_time_ms!r}"
+        )
     code = result_code if result_code is not None else (1 if error else 0)
     root = ET.Element("results", probe_time=str(probe_time_ms), result_code=str(code))
     if error:

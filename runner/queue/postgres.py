@@ -63,6 +63,13 @@ class PostgresQueue(SqlQueue):
         self._password = _password_of(url)
         self._busy_timeout = busy_timeout_seconds
         self._connection: psycopg.Connection[Any] | None = None
+        try:
+            self._create_schema()
+        except BaseException:
+            self._close_connection()
+            raise
+
+    def _create_schema(self) -> None:
         with self._write() as tx:
             tx.execute("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK_KEY,))
             for statement in schema_statements(POSTGRES_DIALECT):

@@ -3,6 +3,8 @@
 All SQL here is written with ``?`` placeholders; the PostgreSQL backend rewrites them.
 """
 
+# ruff: noqa: S608  (f-strings only splice in constants from schema.py and "?" marks; values are parameters)
+
 from __future__ import annotations
 
 import builtins
@@ -71,21 +73,23 @@ def _check_ids(sys_ids: Sequence[str]) -> builtins.list[str]:
     return builtins.list(unique)
 
 
-def _check_lease(lease_seconds: float) -> float:
+def _check_lease(lease_seconds: float, field: str = "lease_seconds") -> float:
     if (
         isinstance(lease_seconds, bool)
         or not isinstance(lease_seconds, int | float)
         or not math.isfinite(lease_seconds)
         or lease_seconds <= 0
     ):
-        raise ConfigError(f"{lease_seconds!r} is not a positive number of seconds", field="lease_seconds")
+        raise ConfigError(f"{lease_seconds!r} is not a positive number of seconds", field=field)
     return float(lease_seconds)
 
 
 def _claiming_agent(agent: str) -> str:
     name = normalize_agent_name(agent)
     if name == ALL_AGENTS:
-        raise ConfigError("mid.server.* addresses every agent; an agent claims under its own name", field="agent")
+        raise ConfigError(
+            "mid.server.* addresses every agent; an agent claims under its own name", field="agent"
+        )
     return name
 
 
@@ -198,7 +202,9 @@ class SqlQueue(ABC):
     def _records_by_id(self, tx: Transaction, ids: Sequence[str]) -> builtins.list[EccRecord]:
         records: builtins.list[EccRecord] = []
         for chunk in _chunks(ids):
-            rows = tx.execute(f"SELECT {RECORD_SELECT} FROM ecc_queue WHERE sys_id IN ({_marks(len(chunk))})", chunk)
+            rows = tx.execute(
+                f"SELECT {RECORD_SELECT} FROM ecc_queue WHERE sys_id IN ({_marks(len(chunk))})", chunk
+            )
             records.extend(self._record(row) for row in rows)
         records.sort(key=lambda record: (record.priority, record.sequence, record.sys_id))
         return records
@@ -321,7 +327,9 @@ class SqlQueue(ABC):
             )
         answer = result.with_changes(response_to=output_sys_id, state="ready", processed=None)
         with self._write() as tx:
-            rows = tx.execute(f"SELECT queue FROM ecc_queue WHERE sys_id = ?{self.row_lock_clause}", (output_sys_id,))
+            rows = tx.execute(
+                f"SELECT queue FROM ecc_queue WHERE sys_id = ?{self.row_lock_clause}", (output_sys_id,)
+            )
             if not rows:
                 raise QueueError(f"queue {self.url}: no record {output_sys_id} to complete")
             if rows[0][0] != "output":
@@ -466,7 +474,9 @@ class SqlQueue(ABC):
         agent = normalize_agent_name(name)
         with self._write() as tx:
             new_value = self._ts_param(self._now(tx)) if value is None else value
-            rows = tx.execute(f"UPDATE ecc_agent SET {column} = ? WHERE name = ? RETURNING name", (new_value, agent))
+            rows = tx.execute(
+                f"UPDATE ecc_agent SET {column} = ? WHERE name = ? RETURNING name", (new_value, agent)
+            )
         if not rows:
             raise QueueError(f"queue {self.url}: agent {agent} is not registered")
 
@@ -487,7 +497,7 @@ class SqlQueue(ABC):
             if live_within_seconds is None:
                 rows = tx.execute(f"SELECT {AGENT_SELECT} FROM ecc_agent ORDER BY name")
             else:
-                window = _check_lease(live_within_seconds)
+                window = _check_lease(live_within_seconds, "live_within_seconds")
                 since = self._now(tx) - timedelta(seconds=window)
                 rows = tx.execute(
                     f"SELECT {AGENT_SELECT} FROM ecc_agent WHERE last_heartbeat >= ? ORDER BY name",
@@ -508,7 +518,9 @@ class SqlQueue(ABC):
             return None
         updated = self._ts_value(rows[0][1])
         assert updated is not None
-        return CredentialAffinity(address=where, protocol=how, credential_id=str(rows[0][0]), updated_at=updated)
+        return CredentialAffinity(
+            address=where, protocol=how, credential_id=str(rows[0][0]), updated_at=updated
+        )
 
     def set_affinity(self, address: str, protocol: str, credential_id: str) -> None:
         where, how = _text_field(address, "address"), _text_field(protocol, "protocol")

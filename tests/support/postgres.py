@@ -169,7 +169,9 @@ class PrivatePostgres:
                 time.sleep(0.1)
         tail = self._log_tail()
         self.stop()
-        raise PostgresUnavailable(f"PostgreSQL did not accept connections within {START_TIMEOUT_S:g} s; log: {tail}")
+        raise PostgresUnavailable(
+            f"PostgreSQL did not accept connections within {START_TIMEOUT_S:g} s; log: {tail}"
+        )
 
     def _log_tail(self) -> str:
         if self.base is None:
@@ -179,6 +181,27 @@ class PrivatePostgres:
         except OSError:
             return "(no log)"
         return " | ".join(lines[-3:])
+
+    def create_schema(self) -> str:
+        """A new empty schema in the ``midprobe`` database; returns a URL whose ``search_path`` is it.
+
+        Much cheaper than a database (milliseconds, not half a second) and just as
+        isolated for everything that connects through the URL.
+        """
+        schema = f"t_{secrets.token_hex(6)}"
+        with psycopg.connect(self.url(), autocommit=True, connect_timeout=5) as admin:
+            admin.execute(f'CREATE SCHEMA "{schema}"')
+        return f"{self.url()}?options=-csearch_path%3D{schema}"
+
+    def drop_schema(self, url: str) -> None:
+        """Drop the schema ``create_schema`` made for ``url`` (best effort: the server is thrown away anyway)."""
+        schema = url.rsplit("%3D", 1)[1]
+        with (
+            contextlib.suppress(psycopg.Error),
+            psycopg.connect(self.url(), autocommit=True, connect_timeout=5) as admin,
+        ):
+            admin.execute("SET lock_timeout = '5s'")
+            admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
     def create_database(self, name: str | None = None) -> str:
         """A new empty database on this server; returns its URL."""

@@ -1,0 +1,107 @@
+"""What ``midprobe scan`` says about one host, and its three renderings (table row, JSON line, ECC XML).
+
+The JSON keys ``address``, ``hostname``, ``open_tcp_ports``, ``ci_class`` and ``evidence`` are a
+contract (docs/scan.md); more keys may be added, these never change meaning.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from midprobe.probes.ports import service_name
+
+
+@dataclass(frozen=True)
+class HostReport:
+    """Everything the scan learned about one address that answered."""
+
+    address: str
+    hostname: str | None = None
+    open_tcp_ports: tuple[int, ...] = ()
+    refused_tcp_ports: int = 0
+    ci_class: str | None = None
+    confidence: float = 0.0
+    evidence: tuple[str, ...] = ()
+    #: Banners by port (SSH identification line, HTTP Server header, ...).
+    banners: Mapping[int, str] = field(default_factory=dict)
+    #: The credential that worked, by protocol (``ssh``, ``snmp``): ids only, never secrets.
+    credential_id: Mapping[str, str] = field(default_factory=dict)
+    #: Facts from SSH (os name and version, kernel, ...).
+    os: Mapping[str, str] | None = None
+    sys_descr: str | None = None
+    sys_object_id: str | None = None
+    #: nmap's best OS guess, when ``--os`` was given.
+    nmap_os: str | None = None
+    #: How the open ports were found (``connect`` or ``syn``).
+    engine: str = ""
+    #: Problems met while probing this host (a probe that failed); the scan goes on.
+    errors: tuple[str, ...] = ()
+
+    def to_json_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "address": self.address,
+            "hostname": self.hostname,
+            "open_tcp_ports": sorted(self.open_tcp_ports),
+            "ci_class": self.ci_class,
+            "confidence": self.confidence,
+            "evidence": list(self.evidence),
+            "banners": {str(port): text for port, text in sorted(self.banners.items())},
+            "engine": self.engine,
+        }
+        if self.credential_id:
+            data["credential_id"] = dict(self.credential_id)
+        if self.os is not None:
+            data["os"] = dict(self.os)
+        if self.sys_descr is not None:
+            data["sys_descr"] = self.sys_descr
+        if self.sys_object_id is not None:
+            data["sys_object_id"] = self.sys_object_id
+        if self.nmap_os is not None:
+            data["nmap_os"] = self.nmap_os
+        if self.errors:
+            data["errors"] = list(self.errors)
+        return data
+
+    def to_json_line(self) -> str:
+        return json.dumps(self.to_json_dict(), separators=(",", ":"))
+
+    def to_shazzam_element(self) -> ET.Element:
+        """The host as a Shazzam ``<host>`` element with one ``<scanner>`` per open port (docs/shazzam.md)."""
+        name, _, domain = (self.hostname or "").partition(".")
+        host = ET.Element(
+            "host",
+            ip=self.address,
+            alive="true",
+            active="true" if self.open_tcp_ports else "false",
+            hostName=name,
+            domainName=domain,
+        )
+        if self.ci_class:
+            host.set("ci_class", self.ci_class)
+        for port in sorted(self.open_tcp_ports):
+            service = service_name(port)
+            scanner = ET.SubElement(
+                host,
+                "scanner",
+                name="GenericTCP",
+                port=str(port),
+                portprobe=service,
+                protocol="tcp",
+                result="open",
+                service=service,
+            )
+            if port in self.banners:
+                scanner.set("banner_text", self.banners[port])
+        for reason in self.evidence:
+            ET.SubElement(host, "evidence").text = reason
+        return host
+
+    def table_row(self) -> tuple[str, str, str, str, str]:
+        ports = ", ".join(map(str, sorted(self.open_tcp_ports))) or "-"
+        verdict = f"{self.ci_class} ({self.confidence:.2f})" if self.ci_class else "unknown"
+        why = "; ".join(self.evidence[:2])
+        return self.address, self.hostname or "", ports, verdict, why

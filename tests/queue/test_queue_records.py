@@ -1,0 +1,364 @@
+"""ECC queue behaviour both backends share: records, claiming, leases, results, attachments."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from midprobe.capabilities.errors import ConfigError, QueueError
+from midprobe.runner.ecc.builders import new_input_record, new_output_record
+from midprobe.runner.ecc.payload import decode_input_payload, decode_queue_processing
+from midprobe.runner.ecc.record import SEE_ATTACHMENT, EccRecord, new_sys_id, utc_now
+from midprobe.runner.queue import EccQueue, open_queue
+
+
+@pytest.fixture
+def queue(queue_url: str) -> Iterator[EccQueue]:
+    with open_queue(queue_url) as opened:
+        yield opened
+
+
+def _output(
+    agent: str = "lab1", priority: int = 2, source: str = "198.18.0.10", **changes: object
+) -> EccRecord:
+    record = new_output_record(
+        agent=agent, topic="Shazzam", source=source, parameters={"ports": "22"}, priority=priority
+    )
+    return record.with_changes(**changes) if changes else record
+
+
+def _answer(output: EccRecord, error: str | None = None) -> EccRecord:
+    return new_input_record(output, agent="lab1", results=[], probe_time_ms=5, error=error)
+
+
+def _claims(queue: EccQueue) -> list[tuple[str, tuple[str, ...]]]:
+    return [(r.agent, decode_queue_processing(r.payload)) for r in queue.list(topic="queue.processing")]
+
+
+def test_queue_satisfies_the_protocol_and_redacts_nothing_for_sqlite(queue: EccQueue, queue_url: str) -> None:
+    assert isinstance(queue, EccQueue)
+    if queue_url.startswith("sqlite"):
+        assert queue.url == queue_url
+    else:
+        assert ":***@" in queue.url
+        assert queue.url != queue_url
+
+
+def test_enqueue_then_get_returns_every_field_unchanged(queue: EccQueue) -> None:
+    record = _output(
+        agent_correlator="job-1",
+        name="port scan",
+        error_string="",
+        response_to=new_sys_id(),
+        processed=utc_now(),
+        payload='<parameters><parameter name="é&lt;" value="a\nb"/></parameters>',
+    )
+    assert queue.enqueue(record) == record.sys_id
+    assert queue.get(record.sys_id) == record
+    assert queue.get(new_sys_id()) is None
+    with pytest.raises(QueueError, match=rf"a record with sys_id {record.sys_id} already exists"):
+        queue.enqueue(record)
+    with pytest.raises(ConfigError, match=r"^sys_id: "):
+        queue.get("nope")
+
+
+def test_enqueue_many_is_all_or_nothing(queue: EccQueue) -> None:
+    first, second = _output(), _output()
+    queue.enqueue(second)
+    with pytest.raises(QueueError):
+        queue.enqueue_many([first, second])
+    assert queue.get(first.sys_id) is None
+    assert queue.enqueue_many([]) == []
+
+
+def test_claim_takes_lowest_priority_number_then_oldest_addressed_to_me_or_everyone(queue: EccQueue) -> None:
+    standard_old, standard_new = _output(priority=2), _output(priority=2)
+    expedited = _output(priority=1)
+    interactive_for_all = _output(agent="*", priority=0)
+    someone_else = _output(agent="lab2", priority=0)
+    an_input = _output(priority=0).with_changes(queue="input")
+    queue.enqueue_many([standard_old, standard_new, expedited, interactive_for_all, someone_else, an_input])
+    taken = [queue.claim("lab1", 1, 30.0) for _ in range(5)]
+    assert [[r.sys_id for r in batch] for batch in taken] == [
+        [interactive_for_all.sys_id],
+        [expedited.sys_id],
+        [standard_old.sys_id],
+        [standard_new.sys_id],
+        [],
+    ]
+    assert all(batch[0].state == "processing" for batch in taken[:4])
+    assert queue.claim("mid.server.lab2", 10, 30.0)[0].sys_id == someone_else.sys_id
+
+
+def test_claim_returns_records_in_order_and_writes_one_queue_processing_input(queue: EccQueue) -> None:
+    outputs = [_output(priority=p) for p in (2, 1, 2, 0)]
+    queue.enqueue_many(outputs)
+    claimed = queue.claim("mid.server.lab1", 10, 30.0)
+    assert [r.priority for r in claimed] == [0, 1, 2, 2]
+    assert [r.sys_id for r in claimed[2:]] == [outputs[0].sys_id, outputs[2].sys_id]
+    (claim,) = queue.list(queue_side="input", topic="queue.processing")
+    assert (claim.agent, claim.name, claim.source, claim.state) == (
+        "mid.server.lab1",
+        "queue.processing",
+        "mid.server.lab1",
+        "processed",
+    )
+    assert claim.response_to is None
+    assert claim.processed is not None
+    assert claim.payload.startswith('<queue.processing output_message_count="4"><sys_id state="processing">')
+    assert decode_queue_processing(claim.payload) == tuple(r.sys_id for r in claimed)
+    for record in claimed:
+        stored = queue.get(record.sys_id)
+        assert stored is not None
+        assert stored.state == "processing"
+        lease = queue.get_lease(record.sys_id)
+        assert lease is not None
+        assert lease.owner == "mid.server.lab1"
+        assert timedelta(seconds=20) < lease.expires_at - utc_now() <= timedelta(seconds=31)
+    assert queue.claim("lab1", 10, 30.0) == []
+    assert len(queue.list(topic="queue.processing")) == 1  # an empty claim writes nothing
+
+
+def test_claim_arguments_are_checked(queue: EccQueue) -> None:
+    with pytest.raises(ConfigError, match=r"^limit: "):
+        queue.claim("lab1", 0, 30.0)
+    with pytest.raises(ConfigError, match=r"^lease_seconds: "):
+        queue.claim("lab1", 1, 0)
+    with pytest.raises(ConfigError, match=r"^agent: mid.server.\* addresses every agent"):
+        queue.claim("*", 1, 30.0)
+    with pytest.raises(ConfigError, match=r"^agent: "):
+        queue.claim("bad name", 1, 30.0)
+
+
+def test_expired_lease_is_reclaimed_by_another_agent(queue: EccQueue) -> None:
+    output = _output(agent="*")
+    queue.enqueue(output)
+    assert [r.sys_id for r in queue.claim("lab1", 5, 0.4)] == [output.sys_id]
+    assert queue.claim("lab2", 5, 30.0) == []  # lease still valid
+    time.sleep(0.6)
+    (again,) = queue.claim("lab2", 5, 30.0)
+    assert again.sys_id == output.sys_id
+    lease = queue.get_lease(output.sys_id)
+    assert lease is not None
+    assert lease.owner == "mid.server.lab2"
+    assert queue.renew("lab1", [output.sys_id], 30.0) == []  # no longer lab1's
+    assert queue.release("lab1", [output.sys_id]) == []
+    assert [agent for agent, _ in _claims(queue)] == ["mid.server.lab1", "mid.server.lab2"]
+
+
+def test_expired_lease_keeps_the_address(queue: EccQueue) -> None:
+    mine = _output(agent="lab1")
+    queue.enqueue(mine)
+    queue.claim("lab1", 5, 0.2)
+    time.sleep(0.4)
+    assert queue.claim("lab2", 5, 30.0) == []  # addressed to lab1 only
+    assert [r.sys_id for r in queue.claim("lab1", 5, 30.0)] == [mine.sys_id]
+
+
+def test_renew_extends_the_lease(queue: EccQueue) -> None:
+    output = _output(agent="*")
+    queue.enqueue(output)
+    queue.claim("lab1", 1, 0.5)
+    assert queue.renew("lab1", [output.sys_id, new_sys_id()], 30.0) == [output.sys_id]
+    time.sleep(0.7)
+    assert queue.claim("lab2", 5, 30.0) == []
+    assert queue.renew("lab2", [output.sys_id], 30.0) == []
+    assert queue.renew("lab1", [], 30.0) == []
+    with pytest.raises(ConfigError, match=r"one string"):
+        queue.renew("lab1", output.sys_id, 30.0)
+
+
+def test_own_processing_work_is_taken_back_at_start_up_only_when_asked(queue: EccQueue) -> None:
+    outputs = [_output(agent="*") for _ in range(3)]
+    queue.enqueue_many(outputs)
+    queue.claim("lab1", 3, 300.0)
+    assert queue.claim("lab1", 10, 30.0) == []
+    assert queue.claim("lab2", 10, 30.0, include_own_processing=True) == []
+    again = queue.claim("lab1", 10, 30.0, include_own_processing=True)
+    assert sorted(r.sys_id for r in again) == sorted(r.sys_id for r in outputs)
+    assert len(_claims(queue)) == 2
+
+
+def test_release_puts_work_back_only_for_the_holder(queue: EccQueue) -> None:
+    first, second = _output(agent="*"), _output(agent="*")
+    queue.enqueue_many([first, second])
+    queue.claim("lab1", 2, 300.0)
+    assert queue.release("lab2", [first.sys_id, second.sys_id]) == []
+    assert queue.release("lab1", [first.sys_id]) == [first.sys_id]
+    released = queue.get(first.sys_id)
+    assert released is not None
+    assert released.state == "ready"
+    assert queue.get_lease(first.sys_id) is None
+    assert [r.sys_id for r in queue.claim("lab2", 5, 30.0)] == [first.sys_id]
+    queue.complete(second.sys_id, _answer(second))
+    assert queue.release("lab1", [second.sys_id]) == []  # done work is never put back
+    done = queue.get(second.sys_id)
+    assert done is not None
+    assert done.state == "processed"
+
+
+def test_complete_answers_exactly_once(queue: EccQueue) -> None:
+    output = _output()
+    queue.enqueue(output)
+    (claimed,) = queue.claim("lab1", 1, 30.0)
+    answer = _answer(claimed)
+    assert queue.complete(output.sys_id, answer) is True
+    done = queue.get(output.sys_id)
+    assert done is not None
+    assert done.state == "processed"
+    assert done.processed is not None
+    assert queue.get_lease(output.sys_id) is None
+    (stored,) = queue.list(queue_side="input", response_to=output.sys_id)
+    assert stored == answer.with_changes(state="ready")
+    assert decode_input_payload(stored.payload).echoed("sys_id") == output.sys_id
+    # A retried record (same answer, or a new one from a second run) never makes a second input.
+    assert queue.complete(output.sys_id, answer) is False
+    assert queue.complete(output.sys_id, _answer(claimed)) is False
+    assert len(queue.list(queue_side="input", response_to=output.sys_id)) == 1
+    after = queue.get(output.sys_id)
+    assert after == done
+
+
+def test_complete_with_an_error_marks_the_output_error(queue: EccQueue) -> None:
+    output = _output()
+    queue.enqueue(output)
+    assert queue.complete(output.sys_id, _answer(output, error="connect timed out after 1 s")) is True
+    failed = queue.get(output.sys_id)
+    assert failed is not None
+    assert failed.state == "error"
+    (answer,) = queue.list(response_to=output.sys_id)
+    assert answer.error_string == "connect timed out after 1 s"
+    assert answer.state == "ready"
+
+
+def test_complete_checks_what_it_is_given(queue: EccQueue) -> None:
+    output = _output()
+    queue.enqueue(output)
+    with pytest.raises(QueueError, match=r"no record .* to complete"):
+        queue.complete(new_sys_id(), _answer(output).with_changes(response_to=None))
+    with pytest.raises(ConfigError, match=r"^queue: "):
+        queue.complete(output.sys_id, output)
+    with pytest.raises(ConfigError, match=r"^response_to: "):
+        queue.complete(output.sys_id, _answer(output).with_changes(response_to=new_sys_id()))
+    answer = _answer(output)
+    queue.complete(output.sys_id, answer)
+    with pytest.raises(QueueError, match=r"is an input, not an output"):
+        queue.complete(answer.sys_id, _answer(output).with_changes(response_to=None))
+
+
+def test_concurrent_completes_store_one_result(queue_url: str) -> None:
+    with open_queue(queue_url) as setup:
+        outputs = [_output() for _ in range(20)]
+        setup.enqueue_many(outputs)
+    results: list[bool] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(3)
+
+    def complete_all() -> None:
+        with open_queue(queue_url) as mine:
+            barrier.wait()
+            for output in outputs:
+                stored = mine.complete(output.sys_id, _answer(output))
+                with lock:
+                    results.append(stored)
+
+    threads = [threading.Thread(target=complete_all) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert Counter(results) == Counter({True: 20, False: 40})
+    with open_queue(queue_url) as check:
+        answered = Counter(r.response_to for r in check.list(queue_side="input"))
+    assert answered == Counter({output.sys_id: 1 for output in outputs})
+
+
+def test_oversize_payloads_are_stored_aside_never_cut(queue_url: str) -> None:
+    with open_queue(queue_url, payload_cap=1000) as queue:
+        big = _output().with_changes(payload="<parameters>" + " " * 5000 + "</parameters>")
+        small = _output()
+        queue.enqueue_many([big, small])
+        stored = queue.get(big.sys_id)
+        assert stored is not None
+        assert stored.payload == SEE_ATTACHMENT
+        assert stored.payload_is_attachment
+        assert queue.read_payload(stored) == big.payload
+        assert queue.get_attachment(big.sys_id) == big.payload
+        assert queue.get_attachment(small.sys_id) is None
+        assert queue.read_payload(small) == small.payload
+        (claimed,) = [r for r in queue.claim("lab1", 5, 30.0) if r.sys_id == big.sys_id]
+        assert claimed.payload == SEE_ATTACHMENT
+        answer = _answer(small).with_changes(payload="<results>" + "é" * 600 + "</results>")  # 1,219 bytes
+        assert queue.complete(small.sys_id, answer)
+        (stored_answer,) = queue.list(response_to=small.sys_id)
+        assert stored_answer.payload == SEE_ATTACHMENT
+        assert queue.read_payload(stored_answer) == answer.payload
+
+
+def test_default_cap_is_the_ecc_payload_cap(queue: EccQueue) -> None:
+    assert queue.payload_cap == 20_000_000
+    at_cap = _output().with_changes(payload="x" * 20_000_000)
+    over_cap = _output().with_changes(payload="x" * 20_000_001)
+    queue.enqueue_many([at_cap, over_cap])
+    kept = queue.get(at_cap.sys_id)
+    aside = queue.get(over_cap.sys_id)
+    assert kept is not None
+    assert len(kept.payload) == 20_000_000
+    assert aside is not None
+    assert aside.payload == SEE_ATTACHMENT
+    assert len(queue.read_payload(aside)) == 20_000_001
+
+
+def test_list_filters_and_orders_by_sequence(queue: EccQueue) -> None:
+    records = [_output(agent="lab1"), _output(agent="lab2", priority=0), _output(agent="*")]
+    queue.enqueue_many(records)
+    queue.complete(records[0].sys_id, _answer(records[0]))
+    everything = queue.list()
+    assert [r.sequence for r in everything] == sorted(r.sequence for r in everything)
+    assert [r.sys_id for r in queue.list(queue_side="output")] == [r.sys_id for r in records]
+    assert [r.sys_id for r in queue.list(agent="lab2")] == [records[1].sys_id]
+    assert [r.sys_id for r in queue.list(agent="*")] == [records[2].sys_id]
+    assert [r.sys_id for r in queue.list(queue_side="output", state="processed")] == [records[0].sys_id]
+    assert [r.queue for r in queue.list(response_to=records[0].sys_id)] == ["input"]
+    assert len(queue.list(topic="Shazzam", limit=2)) == 2
+    assert queue.list(topic="SNMP") == []
+    with pytest.raises(ConfigError, match=r"^state: "):
+        queue.list(state="finished")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"^queue: "):
+        queue.list(queue_side="both")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"^limit: "):
+        queue.list(limit=0)
+
+
+def test_closed_queue_raises_and_close_is_idempotent(queue_url: str) -> None:
+    queue = open_queue(queue_url)
+    queue.close()
+    queue.close()
+    with pytest.raises(QueueError, match=r"is closed"):
+        queue.list()
+
+
+def test_one_queue_object_is_safe_across_threads(queue: EccQueue) -> None:
+    queue.enqueue_many([_output(agent="*") for _ in range(200)])
+    taken: list[str] = []
+    lock = threading.Lock()
+
+    def worker(name: str) -> None:
+        while batch := queue.claim(name, 3, 30.0):
+            for record in batch:
+                queue.complete(record.sys_id, _answer(record))
+            with lock:
+                taken.extend(r.sys_id for r in batch)
+
+    threads = [threading.Thread(target=worker, args=(f"lab{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(taken) == len(set(taken)) == 200
+    assert len(queue.list(queue_side="output", state="processed")) == 200
