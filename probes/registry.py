@@ -9,7 +9,14 @@ from midprobe.capabilities.errors import ConfigError, ProbeParameterError
 from midprobe.probes.base import AnyProbe
 
 #: Modules whose ``PROBE`` object the default registry holds, in registration order.
-BUILTIN_PROBE_MODULES: tuple[str, ...] = ("midprobe.probes.heartbeat",)
+BUILTIN_PROBE_MODULES: tuple[str, ...] = (
+    "midprobe.probes.heartbeat",
+    "midprobe.probes.dns",
+    "midprobe.probes.ssh.command",
+    "midprobe.probes.ssh.classify",
+    "midprobe.probes.nmap.topics",
+    "midprobe.probes.snmp.topics",
+)
 
 
 @dataclass
@@ -42,5 +49,6 @@ def default_registry() -> ProbeRegistry:
     registry = ProbeRegistry()
     for module_name in BUILTIN_PROBE_MODULES:
         module = importlib.import_module(module_name)
-        registry.register(module.PROBE)
+        for probe in getattr(module, "PROBES", None) or (module.PROBE,):  # PROBES: several topics
+            registry.register(probe)
     return registry

@@ -34,6 +34,8 @@ log = get_logger("midprobe.runner")
 
 #: A request may shorten its own deadline with this parameter (milliseconds).
 TIMEOUT_PARAMETER = "probe_timeout_ms"
+#: Parameters the runner itself reads; probes never see them (they are still echoed back).
+RUNNER_PARAMETERS = frozenset({TIMEOUT_PARAMETER})
 
 #: Checks a request against the agent's capability values (e.g. Resolve DNS routing);
 #: returns why the agent may not run it, or None when it may.
@@ -79,7 +81,8 @@ class ProbeRunner:
                 refusal = self.identity.routing_check(output.topic, output.source, parameters)
                 if refusal:
                     raise ProbeParameterError(refusal)
-            typed = probe.parse_params(output.source, parameters)
+            probe_parameters = {k: v for k, v in parameters.items() if k not in RUNNER_PARAMETERS}
+            typed = probe.parse_params(output.source, probe_parameters)
             timeout = self._timeout(parameters)
             context = ProbeContext(
                 agent_name=self.identity.name,

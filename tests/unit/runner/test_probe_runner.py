@@ -168,3 +168,27 @@ def test_routing_check_refusal_is_reported() -> None:
 
     output = new_output_record(agent="lab1", topic="Echo", source="198.18.0.10")
     assert "not my zone: 198.18.0.10" in _answer(_runner(routing_check=refuse), output).error_string
+
+
+def test_runner_parameters_are_echoed_but_not_given_to_the_probe() -> None:
+    seen: list[Mapping[str, str]] = []
+
+    class Strict(EchoProbe):
+        topic = "Strict"
+
+        def parse_params(self, source: str, parameters: Mapping[str, str]) -> EchoParams:
+            seen.append(dict(parameters))
+            return super().parse_params(source, parameters)
+
+    runner = _runner()
+    runner.registry.register(Strict())
+    output = new_output_record(
+        agent="lab1",
+        topic="Strict",
+        source="198.18.0.10",
+        parameters={"probe_timeout_ms": "5000", "delay": "0"},
+    )
+    answer = _answer(runner, output)
+    assert answer.error_string == ""
+    assert seen == [{"delay": "0"}]
+    assert decode_input_payload(answer.payload).echoed("probe_timeout_ms") == "5000"
