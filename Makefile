@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Debian packages the lab, the tests and the probes use (the lab daemons, the reference
 # clients, nmap, PostgreSQL for the multi-agent queue, tcpdump for the no-leak test).
 SYSTEM_PACKAGES := openssh-server openssh-client snmpd snmp dnsmasq-base nmap postgresql \
-	tcpdump iproute2 procps iputils-ping bind9-dnsutils nftables
+	tcpdump iproute2 procps iputils-ping bind9-dnsutils nftables openssl
 PACKAGES := capabilities probes runner
 DEMO_DIR ?= demo-output
 
@@ -62,6 +62,7 @@ bench: system-deps venv
 
 fixtures: system-deps venv
 	$(PY) fixtures/record.py
+	$(PY) fixtures/nmap/record.py
 
 lab-down: venv
 	$(VENV)/bin/midprobe lab down --all

@@ -45,7 +45,9 @@ def up(extra_hosts: int, profile: Path | None, large: bool, prefix: str | None, 
     if others:
         click.echo(f"note: other labs are running too ({', '.join(others)}); this one is separate.")
     _print_lab(started, credentials=True)
-    click.echo(f"\nenter it: midprobe lab exec --prefix {started.prefix} -- CMD ...; remove it: midprobe lab down")
+    click.echo(
+        f"\nenter it: midprobe lab exec --prefix {started.prefix} -- CMD ...; remove it: midprobe lab down"
+    )
 
 
 @lab.command("status")
@@ -80,15 +82,18 @@ def status(prefix: str | None, as_json: bool, show_credentials: bool) -> None:
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_command(prefix: str | None, command: tuple[str, ...]) -> None:
     """Run COMMAND in the lab's scanner namespace (198.18.0.1): midprobe lab exec -- CMD ARGS..."""
-    target = Lab.attach(_pick(prefix, detached_only=False).prefix)
-    os.execvp("ip", ["ip", "netns", "exec", target.scanner_namespace, *command])
+    target = Lab.attach(_pick(prefix).prefix)
+    # Replace this process, so the command owns the terminal and its exit status is ours.
+    os.execvp("ip", ["ip", "netns", "exec", target.scanner_namespace, *command])  # noqa: S606
 
 
 @lab.command("down")
 @_prefix_option
 @click.option("--all", "everything", is_flag=True,
               help="Remove every lab `lab up` started and every leftover of a crashed run.")  # fmt: skip
-@click.option("--force", is_flag=True, help="With --all: also labs a running process (e.g. a test session) holds.")
+@click.option(
+    "--force", is_flag=True, help="With --all: also labs a running process (e.g. a test session) holds."
+)
 def down(prefix: str | None, everything: bool, force: bool) -> None:
     """Remove a lab (the one `lab up` started, or --prefix) and the leftovers of crashed runs."""
     if force and not everything:
@@ -104,7 +109,9 @@ def down(prefix: str | None, everything: bool, force: bool) -> None:
             teardown(prefix, daemons_=Lab.attach(prefix).daemons if record.state else ())
             removed.append(prefix)
         else:
-            detached = [r for r in list_labs() if r.state is not None and r.status == "up" and not r.owner_alive]
+            detached = [
+                r for r in list_labs() if r.state is not None and r.status == "up" and not r.owner_alive
+            ]
             if len(detached) > 1:
                 raise LabError(
                     f"several labs are running ({', '.join(r.prefix for r in detached)}); "
@@ -123,10 +130,9 @@ def down(prefix: str | None, everything: bool, force: bool) -> None:
         click.echo(f"left running: {record.prefix} ({_owner_text(record)})")
 
 
-def _pick(prefix: str | None, *, detached_only: bool) -> LabRecord:
+def _pick(prefix: str | None) -> LabRecord:
+    """The running lab ``prefix``, or the only running lab; LabError naming them when several run."""
     records = [r for r in list_labs() if r.state is not None and r.status == "up"]
-    if detached_only:
-        records = [r for r in records if not r.owner_alive]
     if prefix is not None:
         for record in records:
             if record.prefix == prefix:
@@ -135,7 +141,9 @@ def _pick(prefix: str | None, *, detached_only: bool) -> LabRecord:
     if not records:
         raise LabError("no lab is running; start one with `midprobe lab up`")
     if len(records) > 1:
-        raise LabError(f"several labs are running ({', '.join(r.prefix for r in records)}); choose one with --prefix")
+        raise LabError(
+            f"several labs are running ({', '.join(r.prefix for r in records)}); choose one with --prefix"
+        )
     return records[0]
 
 
@@ -200,7 +208,9 @@ def _as_dict(started: Lab) -> dict[str, Any]:
 
 def _print_lab(shown: Lab, *, credentials: bool) -> None:
     click.echo(f"lab {shown.prefix} is up (profile {shown.profile_source})")
-    click.echo(f"scanner  {shown.scanner_address} in namespace {shown.scanner_namespace}; hosts on {shown.network}")
+    click.echo(
+        f"scanner  {shown.scanner_address} in namespace {shown.scanner_namespace}; hosts on {shown.network}"
+    )
     if shown.dns_server:
         click.echo(f"dns      {shown.dns_server} serves {shown.dns_zone} (forward and reverse)")
     rows = [("HOST", "ADDRESS", "PROFILE", "SERVICES", "TCP PORTS", "DNS NAME")]

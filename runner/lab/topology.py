@@ -1,0 +1,146 @@
+"""The lab's shape: which namespaces exist, which address each one has, and how they are wired.
+
+``plan()`` is pure (profile -> addresses); ``build()`` creates it with iproute2. One bridge in
+its own namespace joins the scanner (198.18.0.1) and every host (198.18.0.10, .11, ...); no
+namespace has a default route, and the machine's root namespace holds no part of the lab.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import netns
+from .profiles import FIRST_HOST, HOST_NETWORK, LAST_HOST, LabProfile
+
+SCANNER_ADDRESS = "198.18.0.1"
+MAX_HOSTS = LAST_HOST - FIRST_HOST + 1
+BRIDGE = "br0"
+
+
+@dataclass(frozen=True)
+class PlannedHost:
+    name: str
+    profile: str
+    subdomain: str | None
+    address: str
+    silent: bool
+    interfaces: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PlannedLarge:
+    network: str
+    gateway: str
+    alive: tuple[str, ...]
+    open_ports: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    hosts: tuple[PlannedHost, ...]
+    large: PlannedLarge | None
+
+
+def namespace_name(prefix: str, role: str) -> str:
+    """``<prefix>-<role>``: role is "scan", "br", "large" or a host name."""
+    return f"{prefix}-{role}"
+
+
+def reverse_zone() -> str:
+    """The in-addr.arpa zone of the host network (198.18.0.0/24)."""
+    return "0.18.198.in-addr.arpa"
+
+
+def plan(profile: LabProfile, *, extra_hosts: int = 0, large: bool = False) -> Plan:
+    """Addresses for every host of ``profile`` plus ``extra_hosts`` extras, in order from .10."""
+    entries = [(h.name, h.profile, h.subdomain) for h in profile.hosts]
+    taken = {name for name, _, _ in entries}
+    number = 0
+    while len(entries) < len(profile.hosts) + extra_hosts:
+        number += 1
+        name = f"host{number:02d}"
+        if name in taken:
+            continue
+        subdomain = profile.subdomains[number % len(profile.subdomains)] if profile.subdomains else None
+        entries.append((name, profile.extra_host_profile, subdomain))
+    base = int(HOST_NETWORK.network_address)
+    hosts = tuple(
+        PlannedHost(
+            name=name,
+            profile=kind,
+            subdomain=subdomain,
+            address=str(ipaddress.IPv4Address(base + FIRST_HOST + index)),
+            silent=profile.profiles[kind].silent,
+            interfaces=profile.profiles[kind].interfaces,
+        )
+        for index, (name, kind, subdomain) in enumerate(entries)
+    )
+    planned_large = None
+    if large:
+        settings = profile.large
+        addresses = list(ipaddress.IPv4Network(settings.network).hosts())
+        count = max(1, round(len(addresses) * settings.alive_fraction))
+        alive = sorted(random.Random(settings.seed).sample(addresses, count))
+        planned_large = PlannedLarge(
+            network=settings.network,
+            gateway=settings.gateway,
+            alive=tuple(str(a) for a in alive),
+            open_ports=settings.open_ports,
+        )
+    return Plan(hosts, planned_large)
+
+
+def namespaces(prefix: str, planned: Plan) -> tuple[str, ...]:
+    roles = ["br", "scan", *(h.name for h in planned.hosts)]
+    if planned.large is not None:
+        roles.append("large")
+    return tuple(namespace_name(prefix, role) for role in roles)
+
+
+def build(prefix: str, planned: Plan, workdir: Path) -> None:
+    """Create the namespaces, the bridge and one veth per member, and assign the addresses."""
+    bridge_ns = namespace_name(prefix, "br")
+    scanner_ns = namespace_name(prefix, "scan")
+    for name in namespaces(prefix, planned):
+        netns.add_namespace(name)
+
+    # (namespace, address/prefixlen on its eth0) for every member of the bridge
+    members: list[tuple[str, str]] = [(scanner_ns, f"{SCANNER_ADDRESS}/24")]
+    members += [
+        (namespace_name(prefix, h.name), f"{h.address}/32" if h.silent else f"{h.address}/24")
+        for h in planned.hosts
+    ]
+    if planned.large is not None:
+        members.append((namespace_name(prefix, "large"), f"{planned.large.gateway}/24"))
+
+    bridge_lines = [
+        f"link add {BRIDGE} type bridge",
+        f"link set {BRIDGE} addrgenmode none",
+        f"link set {BRIDGE} up",
+    ]
+    for index, (member, _) in enumerate(members):
+        port = f"p{index}"
+        bridge_lines += [
+            f"link add {port} type veth peer name eth0 netns {member}",
+            f"link set {port} addrgenmode none",
+            f"link set {port} master {BRIDGE}",
+            f"link set {port} up",
+        ]
+    netns.ip_batch(bridge_lines, namespace=bridge_ns)
+
+    interfaces = {namespace_name(prefix, h.name): h.interfaces for h in planned.hosts}
+    for member, address in members:
+        lines = ["link set eth0 addrgenmode none", f"addr add {address} dev eth0", "link set eth0 up"]
+        for interface in interfaces.get(member, ()):
+            lines += [f"link add {interface} type ifb", f"link set {interface} up"]
+        if member == scanner_ns and planned.large is not None:
+            lines.append(f"route add {planned.large.network} via {planned.large.gateway} dev eth0")
+        if planned.large is not None and member == namespace_name(prefix, "large"):
+            # Addresses of the network that are not alive are dropped without an ICMP answer.
+            lines.append(f"route add blackhole {planned.large.network}")
+            lines += [f"addr add {alive}/32 dev lo" for alive in planned.large.alive]
+        netns.ip_batch(lines, namespace=member)
+    (workdir / "topology.txt").write_text("".join(f"{member} {address}\n" for member, address in members))

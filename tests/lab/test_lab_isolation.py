@@ -1,0 +1,107 @@
+"""No packet leaves the lab: no route out of any lab namespace, and the root namespace sees no lab traffic."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import struct
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from midprobe.runner.lab import Lab, netns
+
+pytestmark = pytest.mark.lab
+
+LAB_FILTER = ["net", "198.18.0.0/15"]
+
+
+def _count_pcap_packets(path: Path) -> int:
+    """Records in a classic pcap file (what ``tcpdump -w`` writes)."""
+    data = path.read_bytes()
+    if len(data) < 24:
+        raise AssertionError(f"{path} is not a pcap file (tcpdump did not start?)")
+    endian = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    count, offset = 0, 24
+    while offset + 16 <= len(data):
+        (included,) = struct.unpack_from(endian + "I", data, offset + 8)
+        offset += 16 + included
+        count += 1
+    return count
+
+
+def _start_tcpdump(argv_prefix: list[str], interface: str, output: Path) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [*argv_prefix, "tcpdump", "-i", interface, "-n", "-U", "-w", str(output), *LAB_FILTER],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    lines = []
+    for _ in range(5):  # "tcpdump: listening on ..." once the capture runs
+        lines.append(process.stderr.readline())
+        if "listening on" in lines[-1]:
+            return process
+    process.kill()
+    process.communicate(timeout=10)
+    raise AssertionError(f"tcpdump did not start: {''.join(lines)}")
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    time.sleep(0.5)  # let the last packets reach the capture buffer
+    process.terminate()
+    process.communicate(timeout=10)
+
+
+def test_root_namespace_captures_no_lab_packet_during_a_scan(lab: Lab, tmp_path: Path) -> None:
+    root_capture = tmp_path / "root.pcap"
+    bridge_capture = tmp_path / "bridge.pcap"
+    root = _start_tcpdump([], "any", root_capture)
+    bridge = _start_tcpdump(["ip", "netns", "exec", lab.bridge_namespace], "br0", bridge_capture)
+    try:
+        ports = sorted({p for h in lab.hosts for p in h.open_tcp_ports} | {23, 443})
+        lab.run(
+            ["nmap", "-sT", "-Pn", "-n", "-T4", "--max-retries", "1", "-p", ",".join(map(str, ports)),
+             *(h.address for h in lab.hosts)],
+            timeout=120,
+        )  # fmt: skip
+        lab.run(["snmpget", "-v2c", "-c", lab.credentials.snmp_community, "-t", "1", "-r", "0",
+                 lab.host("linux1").address, "1.3.6.1.2.1.1.5.0"])  # fmt: skip
+        lab.run(["ping", "-c", "2", "-i", "0.2", "-W", "1", lab.host("switch1").address])
+    finally:
+        _stop(root)
+        _stop(bridge)
+    seen_in_lab = _count_pcap_packets(bridge_capture)
+    probes = len(ports) * len(lab.hosts)
+    assert seen_in_lab > probes, "the control capture on the lab bridge should see the whole scan"
+    assert _count_pcap_packets(root_capture) == 0, "lab packets reached the machine's root namespace"
+
+
+def test_no_lab_namespace_has_a_way_out(lab: Lab) -> None:
+    for name in lab.namespaces:
+        routes = json.loads(netns.ip("-j", "route", "show", "table", "all", namespace=name) or "[]")
+        for route in routes:
+            destination = route.get("dst", "")
+            assert destination != "default", (name, route)
+            if route.get("type") in ("local", "broadcast", "multicast", "blackhole"):
+                continue
+            if destination and "/" not in destination and ":" not in destination:
+                destination += "/32"
+            if ":" in destination:
+                continue  # IPv6 link-local routes (fe80::/64) if the kernel added any
+            lab_range = ipaddress.IPv4Network("198.18.0.0/15")
+            assert ipaddress.IPv4Network(destination).subnet_of(lab_range), (name, route)
+
+
+def test_the_root_namespace_holds_no_part_of_the_lab(lab: Lab) -> None:
+    addresses = subprocess.run(["ip", "-o", "addr"], capture_output=True, text=True, check=True).stdout
+    assert "198.18." not in addresses
+    routes = subprocess.run(
+        ["ip", "route", "show", "table", "all"], capture_output=True, text=True, check=True
+    )
+    assert "198.18." not in routes.stdout
+    bridge_links = netns.ip("-o", "link", "show", "master", "br0", namespace=lab.bridge_namespace)
+    assert bridge_links.count("master br0") == len(lab.hosts) + 1  # every host and the scanner
