@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from midprobe.capabilities.errors import QueueError
 from midprobe.runner.agent import Agent, AgentStats, AgentTimings
 from midprobe.runner.ecc.builders import new_output_record
 from midprobe.runner.ecc.payload import decode_input_payload
@@ -233,3 +234,50 @@ def test_two_agents_on_postgresql_share_1000_records_none_lost_or_doubled(postgr
     assert outputs_left == []
     by_agent = {name: sum(a.agent == f"mid.server.{name}" for a in answers) for name in ("pg1", "pg2")}
     assert all(count > 0 for count in by_agent.values()), f"both agents should take work: {by_agent}"
+
+
+def test_oversize_result_is_stored_aside_never_cut(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "ecc.db")
+    with open_queue(url, payload_cap=300) as queue:
+        record = new_output_record(agent="a1", topic="HeartbeatProbe", parameters={"note": "x" * 400})
+        queue.enqueue(record)
+        _run(_agent(queue, "a1"))
+        (answer,) = _answers(queue, record)
+        assert answer.payload_is_attachment
+        full = queue.read_payload(answer)
+    assert len(full.encode()) > 300
+    decoded = decode_input_payload(full)
+    assert decoded.result_code == 0
+    assert decoded.echoed("note") == "x" * 400
+
+
+class FlakyQueue:
+    """A real queue whose first claims fail, as when the database restarts under the agent."""
+
+    def __init__(self, queue: EccQueue, failures: int) -> None:
+        self._queue = queue
+        self.failures_left = failures
+
+    def claim(self, *args: object, **kwargs: object) -> list[EccRecord]:
+        if self.failures_left:
+            self.failures_left -= 1
+            raise QueueError("database restarting")
+        return self._queue.claim(*args, **kwargs)  # type: ignore[arg-type]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._queue, name)
+
+
+def test_agent_backs_off_on_queue_errors_and_recovers(queue: EccQueue) -> None:
+    record = new_output_record(agent="a1", topic="HeartbeatProbe")
+    queue.enqueue(record)
+    flaky = FlakyQueue(queue, failures=2)
+    agent = _agent(flaky, "a1")  # type: ignore[arg-type]
+    started = time.monotonic()
+
+    stats = _run(agent)
+
+    assert stats.queue_errors == 2
+    assert stats.answered == 1
+    assert time.monotonic() - started >= 1.0 + 2.0 - 0.1, "backed off 1 s, then 2 s"
+    assert len(_answers(queue, record)) == 1
