@@ -1,0 +1,126 @@
+"""``SSHClassify``: log in once, run the identification commands, and classify the host.
+
+The commands (``CLASSIFY_COMMANDS``, a data table) run one after another on one
+connection; each answers in the ECC ``<result command=..>`` shape, followed by one
+``<result classification="cmdb_ci_..">`` holding the typed facts the parsers found.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from midprobe.probes.base import ProbeContext
+from midprobe.probes.ssh.command import (
+    SSHOptions,
+    SSHProbeBase,
+    encode_command_output,
+    parse_int,
+    parse_ssh_options,
+    xml_text,
+)
+from midprobe.probes.ssh.parsers import UnixFacts, unix_facts
+from midprobe.probes.ssh.session import DEFAULT_PATH, CommandOutput, ConnectionInfo
+
+TOPIC = "SSHClassify"
+#: (fact source name, command). Fallbacks keep each command useful on hosts without /etc/os-release or ip.
+CLASSIFY_COMMANDS: tuple[tuple[str, str], ...] = (
+    ("uname", "uname -a"),
+    ("os_release", "cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release"),
+    ("hostname", "hostname"),
+    ("addresses", "ip -o addr show 2>/dev/null || hostname -I"),
+    ("cpuinfo", "cat /proc/cpuinfo"),
+    ("meminfo", "cat /proc/meminfo"),
+)
+_CLASSIFY_OUTPUT_CAP = 256 * 1024
+
+
+@dataclass(frozen=True)
+class SSHClassifyParams:
+    options: SSHOptions
+    max_output_bytes: int = _CLASSIFY_OUTPUT_CAP
+
+
+@dataclass(frozen=True)
+class SSHClassifyResult:
+    outputs: tuple[CommandOutput, ...]
+    facts: UnixFacts
+    connection: ConnectionInfo
+    credentials_debug: bool = False
+
+
+def encode_facts(facts: UnixFacts, connection: ConnectionInfo) -> ET.Element:
+    """``<result classification=..>`` with ``<os>``, ``<kernel>``, ``<hostname>``, ``<cpu>``, ``<memory>``, ``<address>``."""
+    element = ET.Element(
+        "result",
+        classification=facts.ci_class,
+        credential_id=connection.credential_id,
+        host_key=connection.host_key.describe(),
+    )
+
+    def child(tag: str, **attributes: str | int | None) -> None:
+        present = {name: xml_text(str(value)) for name, value in attributes.items() if value is not None}
+        if present:
+            ET.SubElement(element, tag, present)
+
+    child(
+        "os", name=facts.os_name, version=facts.os_version, id=facts.os_id, pretty_name=facts.os_pretty_name
+    )
+    child("kernel", name=facts.kernel_name, release=facts.kernel_release, machine=facts.machine)
+    if facts.hostname:
+        ET.SubElement(element, "hostname").text = xml_text(facts.hostname)
+    child("cpu", count=facts.cpu_count, model=facts.cpu_model)
+    child("memory", mb=facts.memory_mb)
+    for address in facts.addresses:
+        child(
+            "address",
+            ip=address.address,
+            prefix_length=address.prefix_length,
+            interface=address.interface,
+            scope=address.scope,
+        )
+    return element
+
+
+class SSHClassifyProbe(SSHProbeBase):
+    topic = TOPIC
+
+    def parse_params(self, source: str, parameters: Mapping[str, str]) -> SSHClassifyParams:
+        return SSHClassifyParams(
+            options=parse_ssh_options(source, parameters),
+            max_output_bytes=parse_int(
+                parameters, "max_output_bytes", _CLASSIFY_OUTPUT_CAP, minimum=1024, maximum=64 * 1024 * 1024
+            ),
+        )
+
+    async def run(self, params: SSHClassifyParams, context: ProbeContext) -> SSHClassifyResult:
+        outputs: list[CommandOutput] = []
+        async with self._connect(params.options, context) as connection:
+            for _, command in CLASSIFY_COMMANDS:
+                outputs.append(
+                    await connection.run(
+                        command,
+                        set_path=DEFAULT_PATH,
+                        max_output=params.max_output_bytes,
+                        command_timeout=params.options.command_timeout_ms / 1000.0,
+                        channel_timeout=params.options.channel_timeout_ms / 1000.0,
+                    )
+                )
+            info = connection.info
+        stdout = {
+            name: output.stdout if output.exit_status == 0 else None
+            for (name, _), output in zip(CLASSIFY_COMMANDS, outputs, strict=True)
+        }
+        return SSHClassifyResult(tuple(outputs), unix_facts(stdout), info, params.options.credentials_debug)
+
+    def encode_results(self, result: SSHClassifyResult) -> Sequence[ET.Element]:
+        elements = [
+            encode_command_output(output, result.connection, credentials_debug=result.credentials_debug)
+            for output in result.outputs
+        ]
+        elements.append(encode_facts(result.facts, result.connection))
+        return elements
+
+
+PROBE = SSHClassifyProbe()

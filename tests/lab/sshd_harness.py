@@ -1,0 +1,292 @@
+"""A private sshd for the SSH probe tests: its own network namespace, host keys, user and config.
+
+The real Debian ``sshd`` listens on 127.0.0.1 inside a namespace this harness creates
+(``mpssh<pid><hex>``, removed by ``close()`` or at exit); it runs in private UTS and mount
+namespaces where a generated /etc/passwd and /etc/shadow hold the test user, so the
+machine's user database is never touched. Keys and passwords are generated per run.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from midprobe.runner.lab.netns import NamespaceThread, add_namespace, delete_namespace, namespace_thread
+
+SSHD = "/usr/sbin/sshd"
+TEST_USER = "mpsshtest"
+TEST_UID = 64998
+TEST_HOSTNAME = "sshtest"
+KEY_PASSPHRASE_LENGTH = 16
+_WRAPPER = (
+    'hostname "$1" || exit 97; shift; '
+    'while [ "$1" != "--" ]; do mount --bind "$1" "$2" || exit 98; shift 2; done; shift; exec "$@"'
+)
+
+
+@dataclass
+class SSHServer:
+    """One running sshd of the test bed."""
+
+    port: int
+    host_key: Path
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def keygen(path: Path, key_type: str = "ed25519", passphrase: str = "", *, fmt: str | None = None) -> Path:
+    argv = ["ssh-keygen", "-q", "-t", key_type, "-N", passphrase, "-C", "midprobe-test", "-f", str(path)]
+    if fmt:
+        argv += ["-m", fmt]
+    subprocess.run(argv, check=True, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    return path
+
+
+class SSHTestBed:
+    """A namespace with a loopback, a test user (password + keys) and any number of sshd instances."""
+
+    def __init__(self) -> None:
+        # Its own folder, readable by the test user (sshd reads authorized_keys as that user);
+        # pytest's tmp_path lives under a root-only 0700 folder.
+        self.workdir = Path(tempfile.mkdtemp(prefix="mpsshtest-"))
+        self.workdir.chmod(0o755)
+        workdir = self.workdir
+        # Not the lab's "mp<6 hex>-role" shape: the lab's leftover cleanup would take it for a crashed lab.
+        self.namespace = f"mpssh{os.getpid()}{secrets.token_hex(2)}"
+        self.user = TEST_USER
+        self.password = secrets.token_urlsafe(12)
+        self.key_passphrase = secrets.token_urlsafe(KEY_PASSPHRASE_LENGTH)
+        self._servers: list[SSHServer] = []
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation directory
+        add_namespace(self.namespace)
+        atexit.register(self.close)
+        try:
+            self.thread: NamespaceThread = namespace_thread(self.namespace)
+            self.ed25519_key = keygen(workdir / "id_ed25519")
+            self.ecdsa_key = keygen(workdir / "id_ecdsa", "ecdsa", self.key_passphrase)
+            self.rsa_pem_key = keygen(workdir / "id_rsa", "rsa", self.key_passphrase, fmt="PEM")
+            self.authorized_keys = workdir / "authorized_keys"
+            self.authorized_keys.write_text(
+                "".join(
+                    Path(f"{key}.pub").read_text()
+                    for key in (self.ed25519_key, self.ecdsa_key, self.rsa_pem_key)
+                )
+            )
+            self.passwd, self.shadow = self._user_database()
+        except BaseException:
+            self.close()
+            raise
+
+    def _user_database(self) -> tuple[Path, Path]:
+        hashed = subprocess.run(
+            ["openssl", "passwd", "-6", "-stdin"],
+            input=self.password,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout.strip()
+        days = int(time.time() // 86400)
+        keep = {"root", "nobody", "sshd"}
+        system = [
+            line for line in Path("/etc/passwd").read_text().splitlines() if line.split(":", 1)[0] in keep
+        ]
+        if not any(line.startswith("sshd:") for line in system):
+            system.append("sshd:x:103:65534::/run/sshd:/usr/sbin/nologin")
+        passwd = self.workdir / "passwd"
+        passwd.write_text(
+            "\n".join([*system, f"{self.user}:x:{TEST_UID}:65534:midprobe test:/:/bin/sh"]) + "\n"
+        )
+        passwd.chmod(0o644)
+        shadow = self.workdir / "shadow"
+        shadow.touch(mode=0o600)
+        lines = [f"{line.split(':', 1)[0]}:*:{days}:0:99999:7:::" for line in system]
+        shadow.write_text("\n".join([*lines, f"{self.user}:{hashed}:{days}:0:99999:7:::"]) + "\n")
+        return passwd, shadow
+
+    def new_host_key(self, name: str) -> Path:
+        return keygen(self.workdir / name)
+
+    def start_sshd(self, port: int = 22, host_key: Path | None = None) -> SSHServer:
+        host_key = host_key or self.new_host_key(f"host_key_{port}_{len(self._servers)}")
+        config = self.workdir / f"sshd_config_{port}_{len(self._servers)}"
+        config.write_text(
+            "\n".join(
+                [
+                    f"ListenAddress 127.0.0.1:{port}",
+                    f"HostKey {host_key}",
+                    "PidFile none",
+                    "UsePAM no",
+                    "PasswordAuthentication yes",
+                    "KbdInteractiveAuthentication no",
+                    "PubkeyAuthentication yes",
+                    f"AuthorizedKeysFile {self.authorized_keys}",
+                    "StrictModes no",
+                    "PermitRootLogin no",
+                    f"AllowUsers {self.user}",
+                    "UseDNS no",
+                    "PrintMotd no",
+                    "PrintLastLog no",
+                    "MaxStartups 200:30:400",
+                    "MaxSessions 50",
+                    "MaxAuthTries 10",
+                    "LogLevel ERROR",
+                ]
+            )
+            + "\n"
+        )
+        log = self.workdir / f"sshd_{port}.log"
+        binds = [str(self.passwd), "/etc/passwd", str(self.shadow), "/etc/shadow"]
+        argv = [
+            "ip", "netns", "exec", self.namespace,
+            "unshare", "--uts", "--mount", "--propagation", "private", "--",
+            "/bin/sh", "-c", _WRAPPER, "sh", TEST_HOSTNAME, *binds, "--", SSHD, "-D", "-e", "-f", str(config),
+        ]  # fmt: skip
+        with open(log, "ab") as handle:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        server = SSHServer(port, host_key, process, log)
+        self._servers.append(server)
+        self._wait_listening(server)
+        return server
+
+    def _wait_listening(self, server: SSHServer) -> None:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if server.process.poll() is not None:
+                raise RuntimeError(f"sshd exited: {server.log.read_text(errors='replace')[-500:]}")
+            if self.thread.call(lambda: _can_connect("127.0.0.1", server.port)):
+                return
+            time.sleep(0.05)
+        raise RuntimeError("sshd did not start listening within 15 s")
+
+    def established(self, port: int) -> int:
+        """TCP connections established to 127.0.0.1:``port`` right now (counted by ``ss``)."""
+        done = subprocess.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.namespace,
+                "ss",
+                "-Htn",
+                "state",
+                "established",
+                f"( sport = :{port} )",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        )
+        return len([line for line in done.stdout.splitlines() if line.strip()])
+
+    def credentials_toml(self, *, password: str | None = None) -> str:
+        """A credentials file (issue shape) for this bed: a password entry and three key entries."""
+        return "\n".join(
+            [
+                "[[credential]]",
+                'id = "test-password"',
+                'type = "ssh_password"',
+                f'user = "{self.user}"',
+                f'password = "{password or self.password}"',
+                "order = 10",
+                "[[credential]]",
+                'id = "test-ed25519"',
+                'type = "ssh_private_key"',
+                f'user = "{self.user}"',
+                f'private_key_file = "{self.ed25519_key}"',
+                "order = 20",
+                "[[credential]]",
+                'id = "test-ecdsa"',
+                'type = "ssh_private_key"',
+                f'user = "{self.user}"',
+                f'private_key_file = "{self.ecdsa_key}"',
+                'passphrase_env = "MP_TEST_KEY_PASSPHRASE"',
+                "order = 30",
+                "[[credential]]",
+                'id = "test-rsa-pem"',
+                'type = "ssh_private_key"',
+                f'user = "{self.user}"',
+                f'private_key_file = "{self.rsa_pem_key}"',
+                'passphrase_env = "MP_TEST_KEY_PASSPHRASE"',
+                "order = 40",
+                "",
+            ]
+        )
+
+    def close(self) -> None:
+        atexit.unregister(self.close)
+        for server in self._servers:
+            server.stop()
+        thread = getattr(self, "thread", None)
+        if thread is not None:
+            thread.close()
+        delete_namespace(self.namespace)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _can_connect(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class HangingServer:
+    """Accepts TCP connections on 127.0.0.1:``port`` in the bed's namespace, sends a banner, then says nothing."""
+
+    def __init__(
+        self, bed: SSHTestBed, port: int, banner: bytes = b"SSH-2.0-x\r\n", *, limit: float = 60.0
+    ) -> None:
+        self.banner = banner
+        self._stop = threading.Event()
+        self._listener = bed.thread.call(lambda: socket.create_server(("127.0.0.1", port)))
+        self._listener.settimeout(0.2)
+        self._held: list[socket.socket] = []
+        self._deadline = time.monotonic() + limit  # bounded even if nobody calls close()
+        self._thread = threading.Thread(target=self._serve, name="hanging-ssh", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set() and time.monotonic() < self._deadline:
+            try:
+                connection, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if self.banner:
+                connection.sendall(self.banner)
+            self._held.append(connection)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._listener.close()
+        for connection in self._held:
+            connection.close()

@@ -1,0 +1,266 @@
+"""The SSH probes against a real OpenSSH sshd in a private network namespace (see sshd_harness.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from midprobe.capabilities.errors import (
+    AuthenticationFailed,
+    HostKeyMismatch,
+    NetworkError,
+    ProbeTimeout,
+    ReadTimeout,
+)
+from midprobe.probes.base import ProbeContext
+from midprobe.probes.credentials import CredentialStore
+from midprobe.probes.safety import TargetPolicy
+from midprobe.probes.ssh.classify import CLASSIFY_COMMANDS, SSHClassifyProbe
+from midprobe.probes.ssh.command import SSHCommandProbe, SSHCommandResult
+from midprobe.probes.ssh.known_hosts import FileKnownHosts, InMemoryKnownHosts
+from midprobe.probes.ssh.session import MAX_CONNECTIONS_PER_HOST
+from tests.lab.sshd_harness import TEST_HOSTNAME, HangingServer, SSHTestBed
+
+pytestmark = pytest.mark.lab
+
+LOCAL = "127.0.0.1"
+
+
+@pytest.fixture(scope="module")
+def bed() -> Iterator[SSHTestBed]:
+    test_bed = SSHTestBed()
+    try:
+        test_bed.start_sshd(22)
+        yield test_bed
+    finally:
+        test_bed.close()
+
+
+def store_for(bed: SSHTestBed, tmp_path: Path, text: str | None = None) -> CredentialStore:
+    path = tmp_path / "credentials.toml"
+    path.write_text(text if text is not None else bed.credentials_toml())
+    return CredentialStore.load(path, environ={"MP_TEST_KEY_PASSPHRASE": bed.key_passphrase})
+
+
+def run_command(
+    bed: SSHTestBed,
+    store: CredentialStore,
+    parameters: dict[str, str],
+    probe: SSHCommandProbe | None = None,
+) -> SSHCommandResult:
+    probe = probe or SSHCommandProbe(InMemoryKnownHosts())
+    params = probe.parse_params(LOCAL, parameters)
+    context = ProbeContext(policy=TargetPolicy.lab(), credentials=store)
+    return bed.thread.run_async(lambda: probe.run(params, context))
+
+
+def fingerprint_of(public_key: Path) -> str:
+    out = subprocess.run(
+        ["ssh-keygen", "-l", "-f", str(public_key)], capture_output=True, text=True, check=True
+    )
+    return out.stdout.split()[1]
+
+
+def test_password_login_runs_the_command_and_reports_exit_status(bed: SSHTestBed, tmp_path: Path) -> None:
+    store = store_for(bed, tmp_path)
+    result = run_command(
+        bed, store, {"name": "uname -a; echo to-stderr >&2; exit 3", "credential_id": "test-password"}
+    )
+    assert result.output.stdout.startswith(f"Linux {TEST_HOSTNAME} ")
+    assert result.output.stderr == "to-stderr\n"
+    assert result.output.exit_status == 3
+    assert result.connection.credential_id == "test-password"
+    assert result.connection.user == bed.user
+    server = bed_server_key(bed)
+    assert result.connection.host_key.fingerprint == fingerprint_of(server)
+    element = SSHCommandProbe().encode_results(result)[0]
+    assert element.get("exit_status") == "3"
+    assert element.get("credential_id") == "test-password"
+    assert element.get("host_key") == f"ssh-ed25519 {fingerprint_of(server)}"
+    assert bed.password not in str(result)
+
+
+def bed_server_key(bed: SSHTestBed) -> Path:
+    return Path(f"{bed.workdir / 'host_key_22_0'}.pub")
+
+
+@pytest.mark.parametrize("credential_id", ["test-ed25519", "test-ecdsa", "test-rsa-pem"])
+def test_key_login_with_each_key_type(bed: SSHTestBed, tmp_path: Path, credential_id: str) -> None:
+    store = store_for(bed, tmp_path)
+    result = run_command(bed, store, {"name": "id -un", "credential_id": credential_id})
+    assert result.output.stdout == f"{bed.user}\n"
+    assert result.output.exit_status == 0
+    assert result.connection.credential_id == credential_id
+
+
+def test_set_path_puts_the_sbin_directories_first(bed: SSHTestBed, tmp_path: Path) -> None:
+    store = store_for(bed, tmp_path)
+    with_path = run_command(bed, store, {"name": "echo $PATH"})
+    without = run_command(bed, store, {"name": "echo $PATH", "set_path": "false"})
+    assert with_path.output.stdout.startswith("/usr/sbin:/usr/bin:/bin:/sbin:")
+    assert not without.output.stdout.startswith("/usr/sbin:/usr/bin:/bin:/sbin:")
+
+
+def test_the_command_reads_end_of_input_instead_of_hanging(bed: SSHTestBed, tmp_path: Path) -> None:
+    store = store_for(bed, tmp_path)
+    result = run_command(bed, store, {"name": "cat; echo done", "command_timeout_ms": "5000"})
+    assert result.output.stdout == "done\n"
+
+
+def test_wrong_password_is_an_authentication_failure_and_the_address_is_then_skipped(
+    bed: SSHTestBed, tmp_path: Path
+) -> None:
+    store = store_for(bed, tmp_path, bed.credentials_toml(password="not-the-password"))
+    with pytest.raises(AuthenticationFailed, match="every SSH credential was rejected") as failure:
+        run_command(bed, store, {"name": "true", "credential_id": "test-password"})
+    assert "not-the-password" not in str(failure.value)
+    assert store.tracker.failures(LOCAL, "test-password") == 1
+    # refused before connecting: the skip is checked ahead of any socket
+    with pytest.raises(AuthenticationFailed, match="skipped for another"):
+        run_command(bed, store, {"name": "true", "credential_id": "test-password"})
+    assert store.tracker.failures(LOCAL, "test-password") == 1
+
+
+def test_first_success_becomes_the_affinity_and_is_tried_first_next_time(
+    bed: SSHTestBed, tmp_path: Path
+) -> None:
+    store = store_for(bed, tmp_path, bed.credentials_toml(password="not-the-password"))
+    first = run_command(bed, store, {"name": "true", "credentials_debug": "true"})
+    assert first.connection.credentials_tried == ("test-password", "test-ed25519")
+    assert first.connection.credential_id == "test-ed25519"
+    assert store.affinity.get_affinity(LOCAL, "ssh") == "test-ed25519"
+    second = run_command(bed, store, {"name": "true", "credentials_debug": "true"})
+    assert second.connection.credentials_tried == ("test-ed25519",)
+    element = SSHCommandProbe().encode_results(second)[0]
+    assert element.get("credentials_tried") == "test-ed25519"
+
+
+def test_changed_host_key_is_refused_in_strict_mode(bed: SSHTestBed, tmp_path: Path) -> None:
+    known_hosts = FileKnownHosts(tmp_path / "known_hosts")
+    store = store_for(bed, tmp_path)
+    first_key = bed.new_host_key("rotating_a")
+    server = bed.start_sshd(2201, first_key)
+    strict = SSHCommandProbe(known_hosts, strict_host_keys=True)
+    recorded = run_command(bed, store, {"name": "true", "port": "2201"}, strict)
+    assert recorded.connection.host_key_status == "new"
+    assert known_hosts.lookup(LOCAL, 2201)[0].fingerprint == fingerprint_of(Path(f"{first_key}.pub"))
+    # OpenSSH reads what we recorded.
+    found = subprocess.run(
+        ["ssh-keygen", "-F", f"[{LOCAL}]:2201", "-f", str(tmp_path / "known_hosts")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert found.returncode == 0
+    assert (
+        run_command(bed, store, {"name": "true", "port": "2201"}, strict).connection.host_key_status
+        == "known"
+    )
+
+    server.stop()
+    second_key = bed.new_host_key("rotating_b")
+    bed.start_sshd(2201, second_key)
+    with pytest.raises(HostKeyMismatch, match=r"host key of 127\.0\.0\.1:2201 changed"):
+        run_command(bed, store, {"name": "true", "port": "2201"}, strict)
+    # Not strict: accepted, reported as changed, and the new key is recorded.
+    relaxed = SSHCommandProbe(known_hosts, strict_host_keys=False)
+    result = run_command(bed, store, {"name": "true", "port": "2201"}, relaxed)
+    assert result.connection.host_key_status == "changed"
+    assert known_hosts.lookup(LOCAL, 2201)[0].fingerprint == fingerprint_of(Path(f"{second_key}.pub"))
+
+
+@pytest.mark.parametrize("banner", [b"SSH-2.0-x\r\n", b""], ids=["banner-then-silence", "silent"])
+def test_a_server_that_hangs_is_a_bounded_timeout(bed: SSHTestBed, tmp_path: Path, banner: bytes) -> None:
+    store = store_for(bed, tmp_path)
+    hanging = HangingServer(bed, 2222, banner)
+    try:
+        started = time.monotonic()
+        with pytest.raises(ReadTimeout, match=r"SSH handshake with 127\.0\.0\.1:2222 timed out after 1\.5 s"):
+            run_command(bed, store, {"name": "true", "port": "2222", "connect_timeout_ms": "1500"})
+        assert time.monotonic() - started < 8.0  # bounded: far below paramiko's own 15 s defaults
+    finally:
+        hanging.close()
+
+
+def test_nothing_listening_is_a_network_error(bed: SSHTestBed, tmp_path: Path) -> None:
+    store = store_for(bed, tmp_path)
+    with pytest.raises(NetworkError, match="connection refused"):
+        run_command(bed, store, {"name": "true", "port": "2299"})
+
+
+def test_command_timeout_stops_the_command(bed: SSHTestBed, tmp_path: Path) -> None:
+    store = store_for(bed, tmp_path)
+    started = time.monotonic()
+    with pytest.raises(ProbeTimeout, match="timed out after 1 s"):
+        run_command(bed, store, {"name": "sleep 30", "command_timeout_ms": "1000"})
+    assert time.monotonic() - started < 8.0  # bounded: the command would sleep 30 s
+
+
+def test_output_beyond_the_cap_is_cut_and_flagged(bed: SSHTestBed, tmp_path: Path) -> None:
+    store = store_for(bed, tmp_path)
+    result = run_command(
+        bed, store, {"name": "head -c 5000000 /dev/zero | tr '\\0' a", "max_output_bytes": "100000"}
+    )
+    assert result.output.truncated
+    assert result.output.stdout == "a" * 100000
+    assert result.output.exit_status is None
+    assert SSHCommandProbe().encode_results(result)[0].get("truncated") == "true"
+
+
+def test_at_most_seven_connections_per_host(bed: SSHTestBed, tmp_path: Path) -> None:
+    store = store_for(bed, tmp_path)
+    probe = SSHCommandProbe(InMemoryKnownHosts())
+    params = probe.parse_params(LOCAL, {"name": "sleep 1.5", "credential_id": "test-ed25519"})
+    context = ProbeContext(policy=TargetPolicy.lab(), credentials=store)
+    seen: list[int] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        deadline = time.monotonic() + 30
+        while not stop.is_set() and time.monotonic() < deadline:
+            seen.append(bed.established(22))
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+
+    async def many() -> list[SSHCommandResult]:
+        return await asyncio.gather(*(probe.run(params, context) for _ in range(14)))
+
+    try:
+        results = bed.thread.run_async(many)
+    finally:
+        stop.set()
+        watcher.join(timeout=10)
+    assert len(results) == 14
+    assert all(result.output.exit_status == 0 for result in results)
+    assert max(seen) == MAX_CONNECTIONS_PER_HOST
+
+
+def test_classify_collects_typed_facts_over_one_connection(bed: SSHTestBed, tmp_path: Path) -> None:
+    store = store_for(bed, tmp_path)
+    probe = SSHClassifyProbe(InMemoryKnownHosts())
+    params = probe.parse_params(LOCAL, {"credential_tag": "", "credential_id": "test-ed25519"})
+    context = ProbeContext(policy=TargetPolicy.lab(), credentials=store)
+    result = bed.thread.run_async(lambda: probe.run(params, context))
+    assert [output.command for output in result.outputs] == [command for _, command in CLASSIFY_COMMANDS]
+    facts = result.facts
+    assert facts.ci_class == "cmdb_ci_linux_server"
+    assert facts.kernel_name == "Linux"
+    assert facts.hostname == TEST_HOSTNAME
+    assert LOCAL in [address.address for address in facts.addresses]
+    assert facts.cpu_count is not None
+    assert facts.cpu_count >= 1
+    assert facts.memory_mb is not None
+    assert facts.memory_mb > 64
+    assert facts.os_name is not None  # this machine's /etc/os-release
+    elements = probe.encode_results(result)
+    assert len(elements) == len(CLASSIFY_COMMANDS) + 1
+    assert elements[-1].get("classification") == "cmdb_ci_linux_server"
+    assert elements[-1].findtext("hostname") == TEST_HOSTNAME
