@@ -82,6 +82,10 @@ class ProbeRunner:
                 if refusal:
                     raise ProbeParameterError(refusal)
             probe_parameters = {k: v for k, v in parameters.items() if k not in RUNNER_PARAMETERS}
+            # ECC.md: the record's name is the probe name (for SSHCommand, the command itself);
+            # a `name` parameter carries it when it is too long for the field.
+            if output.name:
+                probe_parameters.setdefault("name", output.name)
             typed = probe.parse_params(output.source, probe_parameters)
             timeout = self._timeout(parameters)
             context = ProbeContext(

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import click
 
+from midprobe.probes.credentials import CredentialStore
 from midprobe.probes.registry import default_registry
 from midprobe.probes.safety import TargetPolicy
 from midprobe.runner import logs
+from midprobe.runner.affinity import QueueAffinityStore
 from midprobe.runner.agent import Agent, AgentStats, AgentTimings
 from midprobe.runner.cli.options import queue_option
 from midprobe.runner.config import AgentConfig, load_agent_config
@@ -28,14 +30,8 @@ def run_agent(config: AgentConfig, *, once: bool, drain_seconds: float = 30.0) -
     """Build an agent from ``config`` and run it to the end (used by the CLI and the demo)."""
     setup = build_agent_setup(config)
     pools = PoolSizes.scaled(config.concurrency)
-    runner = ProbeRunner(
-        registry=default_registry(),
-        identity=setup.identity,
-        policy=TargetPolicy.lab() if config.lab_mode else TargetPolicy.unrestricted(),
-        limits=ConcurrencyLimits(pools=pools),
-        probe_timeout_seconds=config.probe_timeout_seconds,
-        credentials=None,
-    )
+    if config.credentials_file is not None:
+        CredentialStore.load(config.credentials_file)  # a bad file stops here, before the agent registers
     timings = AgentTimings(
         poll_idle_seconds=config.poll_idle_seconds,
         poll_busy_seconds=config.poll_busy_seconds,
@@ -49,6 +45,19 @@ def run_agent(config: AgentConfig, *, once: bool, drain_seconds: float = 30.0) -
             ThreadPoolExecutor(BLOCKING_THREADS, "midprobe-blocking")
         )
         with open_queue(config.queue_url, payload_cap=config.result_size_cap) as queue:
+            credentials = None
+            if config.credentials_file is not None:
+                credentials = CredentialStore.load(
+                    config.credentials_file, affinity=QueueAffinityStore(queue)
+                )
+            runner = ProbeRunner(
+                registry=default_registry(),
+                identity=setup.identity,
+                policy=TargetPolicy.lab() if config.lab_mode else TargetPolicy.unrestricted(),
+                limits=ConcurrencyLimits(pools=pools),
+                probe_timeout_seconds=config.probe_timeout_seconds,
+                credentials=credentials,
+            )
             agent = Agent(queue, runner, setup.registration, timings=timings, capacity=pools.total)
             return await agent.run(once=once)
 

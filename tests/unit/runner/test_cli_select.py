@@ -212,7 +212,7 @@ def test_a_missing_config_is_one_line(capsys: pytest.CaptureFixture[str], tmp_pa
 def test_config_is_required(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "select", "--capability", "SSH")
     assert code == 2
-    assert "Missing option '--config'" in err
+    assert "give --config FILE, --queue URL, or both" in err
 
 
 # -- capabilities ---------------------------------------------------------------------------------------------

@@ -190,5 +190,26 @@ def test_runner_parameters_are_echoed_but_not_given_to_the_probe() -> None:
     )
     answer = _answer(runner, output)
     assert answer.error_string == ""
-    assert seen == [{"delay": "0"}]
+    assert seen == [{"delay": "0", "name": "Strict"}]
     assert decode_input_payload(answer.payload).echoed("probe_timeout_ms") == "5000"
+
+
+def test_record_name_reaches_the_probe_unless_a_name_parameter_overrides_it() -> None:
+    seen: list[str | None] = []
+
+    class Named(EchoProbe):
+        topic = "Named"
+
+        def parse_params(self, source: str, parameters: Mapping[str, str]) -> EchoParams:
+            seen.append(parameters.get("name"))
+            return super().parse_params(source, parameters)
+
+    runner = _runner()
+    runner.registry.register(Named())
+    short = new_output_record(agent="lab1", topic="Named", name="uname -a", source="198.18.0.10")
+    long = new_output_record(
+        agent="lab1", topic="Named", name="(long)", source="198.18.0.10", parameters={"name": "x" * 200}
+    )
+    _answer(runner, short)
+    _answer(runner, long)
+    assert seen == ["uname -a", "x" * 200]
