@@ -11,11 +11,13 @@ from midprobe.probes.base import AnyProbe
 #: Modules whose ``PROBE`` object the default registry holds, in registration order.
 BUILTIN_PROBE_MODULES: tuple[str, ...] = (
     "midprobe.probes.heartbeat",
+    "midprobe.probes.shazzam",
     "midprobe.probes.dns",
     "midprobe.probes.ssh.command",
     "midprobe.probes.ssh.classify",
     "midprobe.probes.nmap.topics",
     "midprobe.probes.snmp.topics",
+    "midprobe.probes.sweep.host_sweep",
 )
 
 

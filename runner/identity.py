@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from midprobe.capabilities.model import (
 )
 from midprobe.capabilities.nmap import NmapDetection, advertised_capabilities, detect_nmap
 from midprobe.capabilities.selection import MidSelector
+from midprobe.probes.dns.lookup import requested_names
 from midprobe.runner.config import AgentConfig
 from midprobe.runner.ecc.record import agent_short_name
 from midprobe.runner.probe_runner import AgentIdentity
@@ -39,7 +39,6 @@ RESOLVE_DNS = "Resolve DNS"
 RESOLVE_DNS_DEFINITION = CapabilityDefinition(RESOLVE_DNS, "resolve_dns")
 #: Topics whose source is one or more DNS names to resolve: routed by the Resolve DNS capability.
 NAME_RESOLUTION_TOPICS = frozenset({"DNSLookupProbe"})
-_NAME_SEPARATORS = re.compile(r"[\s,]+")
 
 
 @dataclass(frozen=True)
@@ -71,7 +70,7 @@ def resolve_dns_routing(
     def check(topic: str, source: str, parameters: Mapping[str, str]) -> str | None:
         if topic not in NAME_RESOLUTION_TOPICS or RESOLVE_DNS not in selector.defined_names:
             return None
-        for name in (part for part in _NAME_SEPARATORS.split(source) if part):
+        for name in requested_names(source, parameters):
             if selector.match_step(mid, [Capability(RESOLVE_DNS, name)]) is None:
                 values = [str(c) for c in mid.effective_capabilities if c.name == RESOLVE_DNS] or ["none"]
                 return (

@@ -122,6 +122,16 @@ capabilities = [{{ name = "Resolve DNS", value = "{SANDIEGO}" }}]
     assert f"may not resolve 'web1.{SANJOSE}'" in answer.error_string
     assert f"Resolve DNS:{SANDIEGO}" in answer.error_string
 
+    # Names given in the `names` parameter are routed the same way as the source.
+    sneaky = new_output_record(
+        agent="mid-sandiego",
+        topic="DNSLookupProbe",
+        source=f"linux1.{SANDIEGO}",
+        parameters={"names": f"linux1.{SANDIEGO}, web1.{SANJOSE}"},
+    )
+    answer = asyncio.run(runner.answer(sneaky))
+    assert f"may not resolve 'web1.{SANJOSE}'" in answer.error_string
+
 
 def test_agent_without_a_capabilities_file_resolves_any_name() -> None:
     setup = build_agent_setup(

@@ -1,0 +1,148 @@
+"""``DNSLookupProbe``: the addresses of each host name (A and AAAA), answered per name.
+
+Request: ``names`` (or the record's ``source``), ``record_types`` (default ``A,AAAA``) plus the
+resolver parameters. Result: ``<result><lookup name=".." status="ok"><address type="A">..</address>
+</lookup>...</result>``. An address literal given as a name is answered with itself, unasked.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from midprobe.probes.base import ProbeContext
+from midprobe.probes.dns import wire
+from midprobe.probes.dns.common import batch_deadline, prepare_resolver, sub_element
+from midprobe.probes.dns.params import (
+    RECORD_TYPES,
+    ResolverParams,
+    is_address,
+    parse_names,
+    parse_record_types,
+    parse_resolver_params,
+    targets_text,
+)
+from midprobe.probes.dns.resolver import Answer, Question, ResolverConfig, Status, resolve_batch
+
+#: When no type has an address, the status that explains it best comes first.
+_FAILURE_ORDER = (
+    Status.NXDOMAIN,
+    Status.TIMEOUT,
+    Status.SERVFAIL,
+    Status.REFUSED,
+    Status.ERROR,
+    Status.NOANSWER,
+)
+
+
+@dataclass(frozen=True)
+class LookupParams:
+    names: tuple[str, ...]
+    record_types: tuple[str, ...] = ("A", "AAAA")
+    resolver: ResolverParams = field(default_factory=ResolverParams)
+
+
+@dataclass(frozen=True)
+class NameLookup:
+    """The addresses one name resolves to."""
+
+    name: str
+    status: Status
+    addresses: tuple[str, ...] = ()  # A first, then AAAA, in answer order
+    canonical_name: str | None = None  # after CNAMEs, when it differs from the name
+    server: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class LookupResult:
+    lookups: tuple[NameLookup, ...]
+
+
+async def lookup_addresses(
+    names: Sequence[str], record_types: Sequence[str], config: ResolverConfig, deadline: float | None
+) -> list[NameLookup]:
+    """A/AAAA lookups for ``names`` (as ``parse_names`` returns them), in order."""
+    literal = [is_address(name) for name in names]
+    questions = [
+        Question(wire.absolute_name(name), RECORD_TYPES[kind])
+        for name, is_literal in zip(names, literal, strict=True)
+        if not is_literal
+        for kind in record_types
+    ]
+    answers = iter(await resolve_batch(questions, config, deadline=deadline))
+    lookups = []
+    for name, is_literal in zip(names, literal, strict=True):
+        if is_literal:
+            lookups.append(NameLookup(name, Status.OK, (name,), detail="an address literal"))
+        else:
+            lookups.append(combine(name, [next(answers) for _ in record_types]))
+    return lookups
+
+
+def combine(name: str, answers: Sequence[Answer]) -> NameLookup:
+    """One verdict from the answers for each record type of ``name``."""
+    addresses = tuple(value for answer in answers for value in answer.values)
+    canonical = next((answer.canonical_name for answer in answers if answer.canonical_name), None)
+    if addresses:
+        deciding = next(answer for answer in answers if answer.values)
+        problems = [
+            f"{_type_name(answer)}: {answer.status}"
+            for answer in answers
+            if answer.status not in (Status.OK, Status.NOANSWER)
+        ]
+        return NameLookup(name, Status.OK, addresses, canonical, deciding.server, "; ".join(problems))
+    by_status = {answer.status: answer for answer in reversed(answers)}
+    status = next(status for status in _FAILURE_ORDER if status in by_status)
+    deciding = by_status[status]
+    return NameLookup(name, status, (), canonical, deciding.server, deciding.detail)
+
+
+def _type_name(answer: Answer) -> str:
+    return next(kind for kind, rdtype in RECORD_TYPES.items() if rdtype == answer.question.rdtype)
+
+
+def requested_names(source: str, parameters: Mapping[str, str]) -> tuple[str, ...]:
+    """The names a ``DNSLookupProbe`` request resolves: ``names``, else ``source`` (pure).
+
+    Address literals are left out (they are answered without DNS). Resolve DNS routing must
+    check exactly these names, so the agent's routing check should call this.
+    """
+    names = parse_names(targets_text(source, parameters, "names"), "names")
+    return tuple(name for name in names if not is_address(name))
+
+
+class DNSLookupProbe:
+    topic = "DNSLookupProbe"
+    required_capabilities: tuple[str, ...] = ()
+
+    def parse_params(self, source: str, parameters: Mapping[str, str]) -> LookupParams:
+        names = parse_names(targets_text(source, parameters, "names"), "names")
+        types_text = parameters.get("record_types", "")
+        record_types = parse_record_types(types_text) if types_text.strip() else ("A", "AAAA")
+        return LookupParams(names, record_types, parse_resolver_params(parameters))
+
+    async def run(self, params: LookupParams, context: ProbeContext) -> LookupResult:
+        config = prepare_resolver(params.resolver, context)
+        lookups = await lookup_addresses(params.names, params.record_types, config, batch_deadline(context))
+        return LookupResult(tuple(lookups))
+
+    def encode_results(self, result: LookupResult) -> Sequence[ET.Element]:
+        element = ET.Element("result")
+        for lookup in result.lookups:
+            entry = sub_element(
+                element,
+                "lookup",
+                name=lookup.name,
+                status=str(lookup.status),
+                canonical_name=lookup.canonical_name,
+                server=lookup.server,
+                detail=lookup.detail or None,
+            )
+            for address in lookup.addresses:
+                sub_element(entry, "address", address, type="AAAA" if ":" in address else "A")
+        return [element]
+
+
+PROBE = DNSLookupProbe()

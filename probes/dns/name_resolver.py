@@ -1,0 +1,97 @@
+"""``DNSNameResolver``: the DNS name of each IP address (PTR), answered per address.
+
+Request: ``ip_addresses`` (or the record's ``source``) plus the resolver parameters.
+Result: ``<result><reverse address=".." status="ok" name=".."><name>..</name></reverse>...</result>``.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import dns.reversename
+
+from midprobe.probes.base import ProbeContext
+from midprobe.probes.dns import wire
+from midprobe.probes.dns.common import batch_deadline, prepare_resolver, sub_element
+from midprobe.probes.dns.params import ResolverParams, parse_addresses, parse_resolver_params, targets_text
+from midprobe.probes.dns.resolver import Answer, Question, ResolverConfig, Status, resolve_batch
+
+
+@dataclass(frozen=True)
+class NameResolverParams:
+    ip_addresses: tuple[str, ...]
+    resolver: ResolverParams = field(default_factory=ResolverParams)
+
+
+@dataclass(frozen=True)
+class AddressName:
+    """The names one address maps back to."""
+
+    address: str
+    status: Status
+    names: tuple[str, ...] = ()  # PTR targets without the final dot, the first is the primary
+    server: str | None = None
+    detail: str = ""
+
+    @property
+    def name(self) -> str | None:
+        return self.names[0] if self.names else None
+
+
+@dataclass(frozen=True)
+class NameResolverResult:
+    addresses: tuple[AddressName, ...]
+
+
+async def reverse_lookup(
+    addresses: Sequence[str], config: ResolverConfig, deadline: float | None
+) -> list[AddressName]:
+    """PTR lookups for ``addresses`` (canonical text), in order."""
+    questions = [Question(dns.reversename.from_address(address), wire.PTR) for address in addresses]
+    answers = await resolve_batch(questions, config, deadline=deadline)
+    return [_address_name(address, answer) for address, answer in zip(addresses, answers, strict=True)]
+
+
+def _address_name(address: str, answer: Answer) -> AddressName:
+    return AddressName(address, answer.status, answer.values, answer.server, answer.detail)
+
+
+def encode_address_name(parent: ET.Element, tag: str, entry: AddressName, **extra: str | None) -> ET.Element:
+    element = sub_element(
+        parent,
+        tag,
+        address=entry.address,
+        status=str(entry.status),
+        name=entry.name,
+        **extra,
+        server=entry.server,
+        detail=entry.detail or None,
+    )
+    for name in entry.names:
+        sub_element(element, "name", name)
+    return element
+
+
+class DNSNameResolverProbe:
+    topic = "DNSNameResolver"
+    required_capabilities: tuple[str, ...] = ()
+
+    def parse_params(self, source: str, parameters: Mapping[str, str]) -> NameResolverParams:
+        text = targets_text(source, parameters, "ip_addresses")
+        return NameResolverParams(parse_addresses(text, "ip_addresses"), parse_resolver_params(parameters))
+
+    async def run(self, params: NameResolverParams, context: ProbeContext) -> NameResolverResult:
+        config = prepare_resolver(params.resolver, context, params.ip_addresses)
+        entries = await reverse_lookup(params.ip_addresses, config, batch_deadline(context))
+        return NameResolverResult(tuple(entries))
+
+    def encode_results(self, result: NameResolverResult) -> Sequence[ET.Element]:
+        element = ET.Element("result")
+        for entry in result.addresses:
+            encode_address_name(element, "reverse", entry)
+        return [element]
+
+
+PROBE = DNSNameResolverProbe()

@@ -1,0 +1,410 @@
+"""Many DNS questions at once over a few shared UDP sockets: the batch resolver of the DNS probes.
+
+Like adns, one pump keeps a bounded window of queries in flight, matches replies by
+socket, id, server and question, retries on time-outs and server failures (rotating
+through the servers), and falls back to TCP (``dns.asyncquery.tcp``) on truncation.
+A name that does not resolve is an answer with a status, never an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import ipaddress
+import os
+import secrets
+import socket
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import dns.asyncquery
+import dns.exception
+import dns.message
+import dns.name
+import dns.rdatatype
+import dns.resolver
+
+from midprobe.capabilities.errors import ConfigError, ProtocolError
+from midprobe.probes.dns import wire
+
+#: Receive buffer asked for each socket: a full window of replies must fit, or the kernel drops them.
+RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
+#: Datagrams read per readiness callback before giving the event loop back.
+READ_BURST = 256
+
+
+class Status(enum.StrEnum):
+    """What became of one question."""
+
+    OK = "ok"  # answered with at least one value
+    NXDOMAIN = "nxdomain"  # the name does not exist
+    NOANSWER = "noanswer"  # the name exists but has no record of that type
+    SERVFAIL = "servfail"  # every server attempt failed (SERVFAIL)
+    REFUSED = "refused"  # every server attempt was refused
+    TIMEOUT = "timeout"  # no answer in time (attempts used up or the probe deadline passed)
+    ERROR = "error"  # anything else: network error, malformed reply, unexpected rcode
+
+
+@dataclass(frozen=True)
+class Question:
+    name: dns.name.Name  # absolute
+    rdtype: int  # wire.A, wire.AAAA, wire.PTR
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: Question
+    status: Status
+    #: Addresses (A/AAAA) or names without the final dot (PTR), in answer order.
+    values: tuple[str, ...] = ()
+    #: The name the answer belongs to after following CNAMEs, when it differs from the question.
+    canonical_name: str | None = None
+    #: The server whose reply decided the status (``None`` for time-outs).
+    server: str | None = None
+    attempts: int = 0
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ResolverConfig:
+    servers: tuple[str, ...]  # IP addresses, tried in order
+    port: int = 53
+    timeout: float = 2.0  # seconds per attempt
+    retries: int = 2  # further rounds over all servers after the first
+    concurrency: int = 256  # questions in flight at once
+    sockets: int = 4  # UDP sockets per address family (more ids and source ports)
+
+    def __post_init__(self) -> None:
+        if not self.servers:
+            raise ConfigError("no DNS servers to ask")
+        for server in self.servers:
+            try:
+                ipaddress.ip_address(server)
+            except ValueError:
+                raise ConfigError(f"DNS server {server!r} is not an IP address") from None
+        if not (self.timeout > 0 and self.retries >= 0 and self.concurrency > 0 and self.sockets > 0):
+            raise ConfigError(f"bad resolver settings: {self}")
+
+    @property
+    def max_attempts(self) -> int:
+        return (self.retries + 1) * len(self.servers)
+
+
+def system_nameservers(resolv_conf: str | os.PathLike[str] = "/etc/resolv.conf") -> tuple[str, ...]:
+    """The name servers of the system resolver, in order."""
+    try:
+        resolver = dns.resolver.Resolver(filename=resolv_conf, configure=True)
+    except dns.resolver.NoResolverConfiguration as error:
+        raise ConfigError(f"system resolver ({resolv_conf}): {error}; pass dns_servers") from None
+    servers: list[str] = []
+    for server in resolver.nameservers:
+        address = server if isinstance(server, str) else getattr(server, "address", None)
+        if isinstance(address, str):
+            with contextlib.suppress(ValueError):
+                servers.append(str(ipaddress.ip_address(address)))
+    if not servers:
+        raise ConfigError(f"{resolv_conf} names no DNS server; pass dns_servers")
+    return tuple(servers)
+
+
+async def resolve_batch(
+    questions: Sequence[Question], config: ResolverConfig, *, deadline: float | None = None
+) -> list[Answer]:
+    """Answer every question, in order; ``deadline`` is a ``time.monotonic()`` value.
+
+    Questions still open at the deadline are answered with ``Status.TIMEOUT``.
+    """
+    if not questions:
+        return []
+    return await _Batch(questions, config, deadline).run()
+
+
+class _Flight:
+    """One question on its way: which attempt, on which socket under which id."""
+
+    __slots__ = ("attempts", "done", "index", "key", "known", "last", "query", "question", "sends")
+
+    def __init__(self, index: int, question: Question) -> None:
+        self.index = index
+        self.question = question
+        self.query = wire.build_query(question.name, question.rdtype)
+        self.known = wire.KnownName.of(question.name)
+        self.attempts = 0
+        self.sends = 0
+        self.key: tuple[int, int] | None = None  # (socket index, query id) while a UDP query is out
+        self.done = False
+        self.last: Answer | None = None  # what the latest failed attempt said
+
+
+class _Batch:
+    def __init__(self, questions: Sequence[Question], config: ResolverConfig, deadline: float | None) -> None:
+        self.questions = questions
+        self.config = config
+        self.deadline = deadline
+        self.loop = asyncio.get_running_loop()
+        self.results: list[Answer | None] = [None] * len(questions)
+        self.waiting: deque[int] = deque(range(len(questions)))
+        self.inflight: dict[tuple[int, int], _Flight] = {}
+        self.expiry: deque[tuple[float, _Flight, int]] = deque()
+        self.timer: asyncio.TimerHandle | None = None
+        self.active: set[_Flight] = set()
+        self.unanswered = len(questions)
+        self.finished: asyncio.Future[None] = self.loop.create_future()
+        self.tcp_tasks: set[asyncio.Task[None]] = set()
+        self.sockets: list[socket.socket] = []
+        self.family_sockets: dict[int, list[int]] = {}
+        self.next_socket = 0
+        self.servers = [(_normal(server), _family(server)) for server in config.servers]
+        self.closed = False  # set at the deadline: nothing new is sent
+        self.filling = False
+
+    async def run(self) -> list[Answer]:
+        deadline_handle: asyncio.TimerHandle | None = None
+        if self.deadline is not None and self.deadline <= time.monotonic():
+            self._on_deadline()  # nothing is sent once the deadline has passed
+            return self._answers()
+        try:
+            self._open_sockets()
+            if self.deadline is not None:
+                delay = self.deadline - time.monotonic()
+                deadline_handle = self.loop.call_at(self.loop.time() + delay, self._on_deadline)
+            self._fill()
+            await self.finished
+        finally:
+            if deadline_handle is not None:
+                deadline_handle.cancel()
+            if self.timer is not None:
+                self.timer.cancel()
+            for task in list(self.tcp_tasks):
+                task.cancel()
+            if self.tcp_tasks:
+                await asyncio.gather(*self.tcp_tasks, return_exceptions=True)
+            for sock in self.sockets:
+                self.loop.remove_reader(sock.fileno())
+                sock.close()
+        return self._answers()
+
+    def _answers(self) -> list[Answer]:
+        answers = [answer for answer in self.results if answer is not None]
+        assert len(answers) == len(self.questions)
+        return answers
+
+    # -- sockets ---------------------------------------------------------------------------------
+
+    def _open_sockets(self) -> None:
+        for family in sorted({family for _, family in self.servers}):
+            indexes = []
+            for _ in range(self.config.sockets):
+                sock = socket.socket(family, socket.SOCK_DGRAM)
+                try:
+                    sock.setblocking(False)
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
+                except OSError as error:
+                    sock.close()
+                    raise ProtocolError(f"cannot open a UDP socket for DNS: {error}") from None
+                index = len(self.sockets)
+                self.sockets.append(sock)
+                indexes.append(index)
+                self.loop.add_reader(sock.fileno(), self._on_readable, index)
+            self.family_sockets[family] = indexes
+
+    def _on_readable(self, index: int) -> None:
+        sock = self.sockets[index]
+        for _ in range(READ_BURST):
+            try:
+                data, source = sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # an ICMP error reported on the socket: the time-out decides
+                continue
+            self._on_datagram(index, data, source)
+
+    # -- the pump --------------------------------------------------------------------------------
+
+    def _fill(self) -> None:
+        if self.filling:
+            return  # re-entered through _send -> _finish: the outer loop carries on
+        self.filling = True
+        try:
+            while self.waiting and not self.closed and len(self.active) < self.config.concurrency:
+                index = self.waiting.popleft()
+                flight = _Flight(index, self.questions[index])
+                self.active.add(flight)
+                self._send(flight)
+        finally:
+            self.filling = False
+
+    def _send(self, flight: _Flight) -> None:
+        """Send the next attempt of ``flight``, or finish it when none is left."""
+        while flight.attempts < self.config.max_attempts:
+            server, family = self.servers[flight.attempts % len(self.servers)]
+            flight.attempts += 1
+            pool = self.family_sockets[family]
+            sock_index = pool[self.next_socket % len(pool)]
+            self.next_socket += 1
+            key = (sock_index, secrets.randbits(16))
+            while key in self.inflight:
+                key = (sock_index, secrets.randbits(16))
+            try:
+                self.sockets[sock_index].sendto(
+                    wire.with_query_id(flight.query, key[1]), (server, self.config.port)
+                )
+            except (BlockingIOError, InterruptedError):
+                pass  # the send buffer is full: as good as a lost packet, the time-out retries it
+            except OSError as error:
+                flight.last = self._failure(flight, Status.ERROR, server, f"cannot send to {server}: {error}")
+                continue
+            flight.key = key
+            flight.sends += 1
+            self.inflight[key] = flight
+            self.expiry.append((self.loop.time() + self.config.timeout, flight, flight.sends))
+            self._arm_timer()
+            return
+        self._finish(flight, flight.last or self._failure(flight, Status.ERROR, None, "no attempt possible"))
+
+    def _on_datagram(
+        self, sock_index: int, data: bytes, source: tuple[str, int] | tuple[str, int, int, int]
+    ) -> None:
+        query_id = wire.query_id_of(data)
+        if query_id is None:
+            return
+        key = (sock_index, query_id)
+        flight = self.inflight.get(key)
+        if flight is None:
+            return  # late (already retried or timed out) or not ours
+        server, _ = self.servers[(flight.attempts - 1) % len(self.servers)]
+        if source[1] != self.config.port or (source[0] != server and _normal(source[0]) != server):
+            return  # from somewhere we did not ask: ignore, as a resolver must
+        try:
+            response = wire.parse_response(data, flight.known)
+        except ProtocolError:
+            return  # garbage under a matching id: keep waiting for the real reply
+        if not response.answers_question(flight.question.name, flight.question.rdtype):
+            return
+        del self.inflight[key]
+        flight.key = None
+        if response.truncated:
+            task = self.loop.create_task(self._over_tcp(flight, server))
+            self.tcp_tasks.add(task)
+            task.add_done_callback(self.tcp_tasks.discard)
+            return
+        self._on_response(flight, response, server)
+
+    def _on_response(self, flight: _Flight, response: wire.Response, server: str) -> None:
+        question = flight.question
+        if response.rcode == wire.RCODE_NOERROR:
+            canonical, values = wire.answer_values(response, question.name, question.rdtype)
+            status = Status.OK if values else Status.NOANSWER
+            alias = None if wire.same_name(canonical, question.name) else wire.name_text(canonical)
+            self._finish(flight, Answer(question, status, values, alias, server, flight.attempts))
+            return
+        if response.rcode == wire.RCODE_NXDOMAIN:
+            self._finish(flight, Answer(question, Status.NXDOMAIN, (), None, server, flight.attempts))
+            return
+        if response.rcode == wire.RCODE_SERVFAIL:
+            flight.last = self._failure(flight, Status.SERVFAIL, server, f"{server} answered SERVFAIL")
+        elif response.rcode == wire.RCODE_REFUSED:
+            flight.last = self._failure(flight, Status.REFUSED, server, f"{server} refused the query")
+        else:
+            flight.last = self._failure(
+                flight, Status.ERROR, server, f"{server} answered rcode {response.rcode}"
+            )
+        self._send(flight)
+
+    async def _over_tcp(self, flight: _Flight, server: str) -> None:
+        question = flight.question
+        query = dns.message.make_query(
+            question.name,
+            dns.rdatatype.RdataType.make(question.rdtype),
+            use_edns=0,
+            payload=wire.EDNS_PAYLOAD,
+        )
+        try:
+            reply = await dns.asyncquery.tcp(
+                query, server, timeout=self.config.timeout, port=self.config.port
+            )
+            response = wire.parse_response(reply.to_wire())
+        except (dns.exception.Timeout, TimeoutError):
+            flight.last = self._failure(flight, Status.TIMEOUT, None, f"no answer over TCP from {server}")
+        except (OSError, dns.exception.DNSException, ProtocolError) as error:
+            flight.last = self._failure(flight, Status.ERROR, server, f"TCP to {server} failed: {error}")
+        else:
+            if flight.done:
+                return
+            if response.truncated or not response.answers_question(question.name, question.rdtype):
+                flight.last = self._failure(flight, Status.ERROR, server, f"bad TCP reply from {server}")
+            else:
+                self._on_response(flight, response, server)
+                return
+        if not flight.done:
+            self._send(flight)
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        now = self.loop.time()
+        while self.expiry and self.expiry[0][0] <= now:
+            _, flight, sends = self.expiry.popleft()
+            if flight.done or flight.key is None or flight.sends != sends:
+                continue  # answered, or re-sent since: this entry is stale
+            del self.inflight[flight.key]
+            flight.key = None
+            server, _ = self.servers[(flight.attempts - 1) % len(self.servers)]
+            flight.last = self._failure(
+                flight, Status.TIMEOUT, None, f"no answer from {server} within {self.config.timeout:g} s"
+            )
+            self._send(flight)
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        # Every attempt waits the same time, so the deque is in expiry order and its head
+        # is the earliest; a timer armed for the head may fire early (stale head), never late.
+        if self.timer is None and self.expiry:
+            self.timer = self.loop.call_at(self.expiry[0][0], self._on_timer)
+
+    def _on_deadline(self) -> None:
+        self.closed = True
+        for flight in list(self.active):
+            if flight.key is not None:
+                del self.inflight[flight.key]
+                flight.key = None
+            self._finish(flight, self._failure(flight, Status.TIMEOUT, None, "the probe deadline passed"))
+        while self.waiting:
+            index = self.waiting.popleft()
+            question = self.questions[index]
+            self.results[index] = Answer(question, Status.TIMEOUT, detail="the probe deadline passed")
+            self.unanswered -= 1
+        self._settle()
+
+    # -- bookkeeping -----------------------------------------------------------------------------
+
+    def _failure(self, flight: _Flight, status: Status, server: str | None, detail: str) -> Answer:
+        return Answer(flight.question, status, (), None, server, flight.attempts, detail)
+
+    def _finish(self, flight: _Flight, answer: Answer) -> None:
+        if flight.done:
+            return
+        flight.done = True
+        self.active.discard(flight)
+        self.results[flight.index] = answer
+        self.unanswered -= 1
+        self._fill()
+        self._settle()
+
+    def _settle(self) -> None:
+        if self.unanswered == 0 and not self.finished.done():
+            self.finished.set_result(None)
+
+
+def _family(address: str) -> int:
+    return socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+
+
+def _normal(address: str) -> str:
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return address

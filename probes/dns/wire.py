@@ -1,0 +1,237 @@
+"""DNS messages on the wire, without I/O: build a query, parse a response, read its answer.
+
+The hot path of batch resolution; built on dnspython's name codec and wire parser
+but without its full ``Message`` objects, which cost several times more per packet.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import struct
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import dns.exception
+import dns.name
+import dns.rdataclass
+import dns.rdatatype
+import dns.wire
+
+from midprobe.capabilities.errors import ProtocolError
+
+HEADER = struct.Struct("!HHHHHH")
+QUESTION_TAIL = struct.Struct("!HH")
+RECORD_HEAD = struct.Struct("!HHIH")
+
+FLAG_QR = 0x8000
+FLAG_TC = 0x0200
+FLAG_RD = 0x0100
+
+RCODE_NOERROR = 0
+RCODE_FORMERR = 1
+RCODE_SERVFAIL = 2
+RCODE_NXDOMAIN = 3
+RCODE_NOTIMP = 4
+RCODE_REFUSED = 5
+
+#: UDP payload size we advertise with EDNS(0): the DNS Flag Day 2020 value.
+EDNS_PAYLOAD = 1232
+#: More CNAME hops than this is a loop or an abuse, not an answer.
+MAX_CNAME_HOPS = 16
+
+A = int(dns.rdatatype.A)
+AAAA = int(dns.rdatatype.AAAA)
+PTR = int(dns.rdatatype.PTR)
+CNAME = int(dns.rdatatype.CNAME)
+IN = int(dns.rdataclass.IN)
+
+#: A compression pointer to offset 12, where the question name starts.
+_POINTER_TO_QUESTION = b"\xc0\x0c"
+_OPT_RECORD = b"\x00" + RECORD_HEAD.pack(int(dns.rdatatype.OPT), EDNS_PAYLOAD, 0, 0)
+
+
+def build_query(name: dns.name.Name, rdtype: int, query_id: int = 0) -> bytes:
+    """A recursive query for ``name``/``rdtype`` (class IN) with an EDNS(0) OPT record.
+
+    The batch resolver builds each question once with id 0 and patches the id into
+    the first two bytes per attempt.
+    """
+    if not name.is_absolute():
+        raise ValueError(f"query name {name} is not absolute")
+    header = HEADER.pack(query_id & 0xFFFF, FLAG_RD, 1, 0, 0, 1)
+    encoded = name.to_wire()
+    assert encoded is not None  # None only when writing to a file
+    return header + encoded + QUESTION_TAIL.pack(rdtype, IN) + _OPT_RECORD
+
+
+def with_query_id(query: bytes, query_id: int) -> bytes:
+    """The same query with another message id."""
+    return query_id.to_bytes(2, "big") + query[2:]
+
+
+def query_id_of(message: bytes) -> int | None:
+    """The message id, or ``None`` when the datagram is too short to be DNS."""
+    if len(message) < HEADER.size:
+        return None
+    return int.from_bytes(message[:2], "big")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One answer record we understand: an address (A/AAAA) or a name (PTR/CNAME)."""
+
+    owner: dns.name.Name
+    rdtype: int
+    ttl: int
+    #: The address in canonical text form for A/AAAA, the target name for PTR/CNAME.
+    value: str | dns.name.Name
+
+
+@dataclass(frozen=True)
+class Response:
+    """The parts of a DNS response a resolver needs."""
+
+    query_id: int
+    flags: int
+    rcode: int
+    question: tuple[dns.name.Name, int, int] | None
+    answers: tuple[Record, ...]
+
+    @property
+    def truncated(self) -> bool:
+        return bool(self.flags & FLAG_TC)
+
+    @property
+    def is_response(self) -> bool:
+        return bool(self.flags & FLAG_QR)
+
+    def answers_question(self, name: dns.name.Name, rdtype: int) -> bool:
+        """Whether this is a response to ``name``/``rdtype`` in class IN (names compare case-insensitively)."""
+        if not self.is_response or self.question is None:
+            return False
+        asked, asked_type, asked_class = self.question
+        return asked_type == rdtype and asked_class == IN and same_name(asked, name)
+
+
+class KnownName(NamedTuple):
+    """A name with its lower-cased uncompressed wire form, to recognise it in a reply cheaply."""
+
+    name: dns.name.Name
+    wire: bytes
+
+    @classmethod
+    def of(cls, name: dns.name.Name) -> KnownName:
+        encoded = name.to_wire()
+        assert encoded is not None
+        return cls(name, encoded.lower())
+
+
+def parse_response(message: bytes, known: KnownName | None = None) -> Response:
+    """Parse the header, the question and the answer section of a DNS message.
+
+    Records of types other than A, AAAA, PTR and CNAME are skipped; the authority
+    and additional sections are not read. Raises ``ProtocolError`` on a malformed message.
+    When the question name equals ``known`` (ignoring case), it is not parsed again:
+    ``known.name`` stands for it (the name a resolver asked, so the common case).
+    """
+    try:
+        return _parse(message, known)
+    except (dns.exception.DNSException, ValueError, struct.error) as error:
+        reason = str(error) or type(error).__name__
+        raise ProtocolError(f"malformed DNS message: {reason}") from None
+
+
+def _parse(message: bytes, known: KnownName | None) -> Response:
+    if len(message) < HEADER.size:
+        raise ValueError("shorter than a DNS header")
+    query_id, flags, question_count, answer_count, _, _ = HEADER.unpack_from(message)
+    parser = dns.wire.Parser(message, HEADER.size)
+    question: tuple[dns.name.Name, int, int] | None = None
+    for index in range(question_count):
+        start = parser.current
+        if (
+            index == 0
+            and known is not None
+            and message[start : start + len(known.wire)].lower() == known.wire
+        ):
+            name = known.name  # length octets are below 64, so lower() changes only letters
+            parser.seek(start + len(known.wire))
+        else:
+            name = dns.name.from_wire_parser(parser)
+        rdtype, rdclass = parser.get_struct(QUESTION_TAIL.format)
+        if index == 0:
+            question = (name, rdtype, rdclass)
+    answers: list[Record] = []
+    for _ in range(answer_count):
+        start = parser.current
+        if question is not None and message[start : start + 2] == _POINTER_TO_QUESTION:
+            owner = question[0]  # the usual case, and the name already parsed
+            parser.seek(start + 2)
+        else:
+            owner = dns.name.from_wire_parser(parser)
+        rdtype, rdclass, ttl, length = parser.get_struct(RECORD_HEAD.format)
+        with parser.restrict_to(length):
+            if rdclass != IN:
+                parser.get_bytes(length)
+                continue
+            if rdtype == A:
+                if length != 4:
+                    raise ValueError(f"A record of {length} bytes")
+                value: str | dns.name.Name = socket.inet_ntop(socket.AF_INET, parser.get_bytes(4))
+            elif rdtype == AAAA:
+                if length != 16:
+                    raise ValueError(f"AAAA record of {length} bytes")
+                value = ipaddress.IPv6Address(parser.get_bytes(16)).compressed
+            elif rdtype in (PTR, CNAME):
+                value = dns.name.from_wire_parser(parser)
+            else:
+                parser.get_bytes(length)
+                continue
+        answers.append(Record(owner, rdtype, ttl, value))
+    return Response(query_id, flags, flags & 0x000F, question, tuple(answers))
+
+
+def answer_values(
+    response: Response, name: dns.name.Name, rdtype: int
+) -> tuple[dns.name.Name, tuple[str, ...]]:
+    """The canonical name (after CNAMEs) and the values of type ``rdtype`` owned by it.
+
+    Addresses come back as text; PTR targets as names without the final dot. The
+    order of the answer section is kept and duplicates are dropped.
+    """
+    canonical = name
+    aliases = {record.owner: record.value for record in response.answers if record.rdtype == CNAME}
+    if aliases:
+        seen = {canonical}
+        for _ in range(MAX_CNAME_HOPS):
+            target = aliases.get(canonical)
+            if not isinstance(target, dns.name.Name) or target in seen:
+                break
+            canonical = target
+            seen.add(canonical)
+    values: list[str] = []
+    for record in response.answers:
+        if record.rdtype == rdtype and same_name(record.owner, canonical):
+            text = record.value if isinstance(record.value, str) else name_text(record.value)
+            if text not in values:
+                values.append(text)
+    return canonical, tuple(values)
+
+
+def absolute_name(text: str) -> dns.name.Name:
+    """The absolute name for ``text`` (a final dot is optional); a fast path for plain ASCII names."""
+    if text.isascii() and "\\" not in text and text not in ("", ".", "@"):
+        labels = text[:-1] if text.endswith(".") else text
+        return dns.name.Name([*(label.encode() for label in labels.split(".")), b""])
+    return dns.name.from_text(text)
+
+
+def same_name(first: dns.name.Name, second: dns.name.Name) -> bool:
+    """DNS name equality (case-insensitive), with the cheap exact cases first."""
+    return first is second or first.labels == second.labels or first == second
+
+
+def name_text(name: dns.name.Name) -> str:
+    """A name as people write it: no final dot (the root stays ``.``)."""
+    return name.to_text(omit_final_dot=True) if name != dns.name.root else "."

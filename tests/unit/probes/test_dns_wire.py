@@ -1,0 +1,230 @@
+"""The DNS wire codec of the batch resolver, checked against messages dnspython builds and parses."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import struct
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from midprobe.capabilities.errors import ProtocolError
+from midprobe.probes.dns import wire
+
+NAME = dns.name.from_text("linux1.sandiego.lab.example.test")
+
+
+def response_to(
+    name: dns.name.Name, rdtype: str, records: list[tuple[str, str, str]], rcode: int = dns.rcode.NOERROR
+) -> dns.message.Message:
+    query = dns.message.make_query(name, rdtype, id=4711)
+    response = dns.message.make_response(query)
+    response.set_rcode(rcode)
+    for owner, kind, value in records:
+        response.answer.append(dns.rrset.from_text(owner, 300, "IN", kind, value))
+    return response
+
+
+def test_query_is_what_dnspython_reads() -> None:
+    query = dns.message.from_wire(wire.build_query(NAME, wire.AAAA, 0x1234))
+    assert query.id == 0x1234
+    assert query.flags == dns.flags.RD
+    (question,) = query.question
+    assert (question.name, question.rdtype, question.rdclass) == (NAME, dns.rdatatype.AAAA, dns.rdataclass.IN)
+    assert (query.edns, query.payload) == (0, wire.EDNS_PAYLOAD)
+
+
+def test_query_id_is_patched_without_touching_the_rest() -> None:
+    query = wire.build_query(NAME, wire.A)
+    patched = wire.with_query_id(query, 0xBEEF)
+    assert wire.query_id_of(patched) == 0xBEEF
+    assert patched[2:] == query[2:]
+    assert wire.query_id_of(b"\x00" * 11) is None
+
+
+def test_query_name_must_be_absolute() -> None:
+    with pytest.raises(ValueError, match="not absolute"):
+        wire.build_query(dns.name.from_text("linux1", origin=None), wire.A)
+
+
+def test_response_with_every_record_kind() -> None:
+    response = response_to(
+        NAME,
+        "A",
+        [
+            ("linux1.sandiego.lab.example.test.", "CNAME", "real.sanjose.lab.example.test."),
+            ("real.sanjose.lab.example.test.", "A", "198.18.0.10"),
+            ("real.sanjose.lab.example.test.", "AAAA", "2001:db8:0::10"),
+            ("real.sanjose.lab.example.test.", "MX", "10 mail.lab.example.test."),
+            ("10.0.18.198.in-addr.arpa.", "PTR", "real.sanjose.lab.example.test."),
+        ],
+    )
+    parsed = wire.parse_response(response.to_wire())
+    real = dns.name.from_text("real.sanjose.lab.example.test")
+    assert parsed.query_id == 4711
+    assert parsed.is_response
+    assert not parsed.truncated
+    assert parsed.rcode == wire.RCODE_NOERROR
+    assert parsed.question == (NAME, wire.A, wire.IN)
+    assert [(r.owner, r.rdtype, r.ttl, r.value) for r in parsed.answers] == [
+        (NAME, wire.CNAME, 300, real),
+        (real, wire.A, 300, "198.18.0.10"),
+        (real, wire.AAAA, 300, "2001:db8::10"),
+        (dns.name.from_text("10.0.18.198.in-addr.arpa"), wire.PTR, 300, real),
+    ]
+    assert wire.answer_values(parsed, NAME, wire.A) == (real, ("198.18.0.10",))
+    assert wire.answer_values(parsed, NAME, wire.AAAA) == (real, ("2001:db8::10",))
+
+
+def test_rcode_and_truncation_flags() -> None:
+    nxdomain = wire.parse_response(response_to(NAME, "A", [], dns.rcode.NXDOMAIN).to_wire())
+    assert nxdomain.rcode == wire.RCODE_NXDOMAIN
+    assert nxdomain.answers == ()
+    truncated = response_to(NAME, "A", [])
+    truncated.flags |= dns.flags.TC
+    assert wire.parse_response(truncated.to_wire()).truncated
+
+
+def test_the_question_must_match_in_name_type_and_direction() -> None:
+    parsed = wire.parse_response(response_to(NAME, "A", []).to_wire())
+    assert parsed.answers_question(dns.name.from_text("LINUX1.SanDiego.lab.example.test"), wire.A)
+    assert not parsed.answers_question(NAME, wire.AAAA)
+    assert not parsed.answers_question(dns.name.from_text("linux2.sandiego.lab.example.test"), wire.A)
+    query = wire.parse_response(wire.build_query(NAME, wire.A))  # a query is not a response
+    assert not query.answers_question(NAME, wire.A)
+
+
+def test_cname_loops_end_and_duplicates_are_dropped() -> None:
+    loop = response_to(
+        NAME,
+        "A",
+        [
+            ("linux1.sandiego.lab.example.test.", "CNAME", "b.lab.example.test."),
+            ("b.lab.example.test.", "CNAME", "linux1.sandiego.lab.example.test."),
+        ],
+    )
+    canonical, values = wire.answer_values(wire.parse_response(loop.to_wire()), NAME, wire.A)
+    assert (canonical, values) == (dns.name.from_text("b.lab.example.test"), ())
+    twice = wire.Response(
+        1,
+        wire.FLAG_QR,
+        0,
+        (NAME, wire.A, wire.IN),
+        (wire.Record(NAME, wire.A, 5, "198.18.0.1"), wire.Record(NAME, wire.A, 9, "198.18.0.1")),
+    )
+    assert wire.answer_values(twice, NAME, wire.A) == (NAME, ("198.18.0.1",))
+
+
+def test_names_read_back_without_the_final_dot() -> None:
+    assert wire.name_text(NAME) == "linux1.sandiego.lab.example.test"
+    assert wire.name_text(dns.name.root) == "."
+
+
+def test_malformed_messages_raise_protocol_error() -> None:
+    good = response_to(NAME, "A", [("linux1.sandiego.lab.example.test.", "A", "198.18.0.10")]).to_wire()
+    for cut in range(len(good)):
+        with pytest.raises(ProtocolError, match="malformed DNS message"):
+            wire.parse_response(good[:cut])
+    header = struct.pack("!HHHHHH", 1, wire.FLAG_QR, 1, 0, 0, 0)
+    pointer_to_itself = header + b"\xc0\x0c" + b"\x00\x01\x00\x01"
+    with pytest.raises(ProtocolError):
+        wire.parse_response(pointer_to_itself)
+    short_a = (
+        header[:6]
+        + b"\x00\x01"
+        + header[8:]
+        + b"\x00\x00\x01\x00\x01"
+        + b"\x00\x00\x01\x00\x01\x00\x00\x00\x05\x00\x03abc"
+    )
+    with pytest.raises(ProtocolError, match="A record of 3 bytes"):
+        wire.parse_response(short_a)
+
+
+@given(st.binary(max_size=600))
+def test_any_bytes_parse_or_raise_protocol_error(data: bytes) -> None:
+    with contextlib.suppress(ProtocolError):
+        wire.parse_response(data)
+
+
+OWNERS = [
+    "linux1.sandiego.lab.example.test.",
+    "LINUX1.sandiego.lab.example.test.",
+    "db.sanjose.lab.example.test.",
+]
+record = st.one_of(
+    st.tuples(st.sampled_from(OWNERS), st.just("A"), st.ip_addresses(v=4).map(str)),
+    st.tuples(st.sampled_from(OWNERS), st.just("AAAA"), st.ip_addresses(v=6).map(str)),
+    st.tuples(st.sampled_from(OWNERS), st.just("PTR"), st.sampled_from(OWNERS)),
+    st.tuples(st.sampled_from(OWNERS), st.just("TXT"), st.just('"hello"')),
+)
+
+
+@given(st.lists(record, max_size=12), st.sampled_from(["A", "AAAA", "PTR"]))
+def test_answers_round_trip_through_dnspython(records: list[tuple[str, str, str]], asked: str) -> None:
+    data = response_to(NAME, asked, records).to_wire()  # compressed, as servers send it
+    parsed = wire.parse_response(data)
+    assert wire.parse_response(data, wire.KnownName.of(NAME)) == parsed
+    reference = dns.message.from_wire(data, one_rr_per_rrset=True)
+    expected = [
+        (rrset.name, int(rrset.rdtype), _value(rdata))
+        for rrset in reference.answer
+        for rdata in rrset
+        if rrset.rdtype in (wire.A, wire.AAAA, wire.PTR)
+    ]
+    assert [(r.owner, r.rdtype, r.value) for r in parsed.answers] == expected
+    rdtype = dns.rdatatype.from_text(asked)
+    _, values = wire.answer_values(parsed, NAME, rdtype)
+    wanted = [_text(value) for owner, kind, value in expected if kind == rdtype and owner == NAME]
+    assert list(values) == list(dict.fromkeys(wanted))
+
+
+def _value(rdata: object) -> str | dns.name.Name:
+    target = getattr(rdata, "target", None)
+    if isinstance(target, dns.name.Name):
+        return target
+    return ipaddress.ip_address(getattr(rdata, "address")).compressed  # noqa: B009
+
+
+def _text(value: str | dns.name.Name) -> str:
+    return value if isinstance(value, str) else wire.name_text(value)
+
+
+label = st.text(alphabet="abcXYZ019-_*@\\. ü", min_size=1, max_size=12)
+
+
+@given(st.lists(label, min_size=1, max_size=5), st.booleans())
+def test_fast_names_equal_dnspython_names(labels: list[str], final_dot: bool) -> None:
+    text = ".".join(labels) + ("." if final_dot else "")
+    try:
+        expected = dns.name.from_text(text)
+    except dns.exception.DNSException:
+        with pytest.raises(dns.exception.DNSException):
+            wire.absolute_name(text)
+        return
+    name = wire.absolute_name(text)
+    assert name == expected
+    assert name.labels == expected.labels
+
+
+def test_a_known_question_name_is_recognised_not_reparsed() -> None:
+    data = response_to(NAME, "A", [("linux1.sandiego.lab.example.test.", "A", "198.18.0.10")]).to_wire()
+    plain = wire.parse_response(data)
+    asked = dns.name.from_text("Linux1.SANDIEGO.lab.example.test")
+    known = wire.parse_response(data, wire.KnownName.of(asked))
+    assert known == plain  # names compare case-insensitively
+    assert known.question is not None
+    assert known.question[0] is asked
+    assert known.answers[0].owner is asked  # the owner points at the question
+    other = wire.parse_response(data, wire.KnownName.of(dns.name.from_text("linux1.sandiego.lab")))
+    assert other == plain
+    assert not other.answers_question(dns.name.from_text("linux1.sandiego.lab"), wire.A)
