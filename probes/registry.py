@@ -18,6 +18,7 @@ BUILTIN_PROBE_MODULES: tuple[str, ...] = (
     "midprobe.probes.nmap.topics",
     "midprobe.probes.snmp.topics",
     "midprobe.probes.sweep.host_sweep",
+    "midprobe.probes.banner",
 )
 
 

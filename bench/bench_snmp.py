@@ -1,0 +1,193 @@
+"""SNMP walks on the lab: midprobe's client against net-snmp's snmpbulkwalk.
+
+1. A full walk (from .1) of one lab snmpd (switch1): midprobe v2c vs ``snmpbulkwalk -v2c -Cr50``
+   (target: midprobe at least 0.5x net-snmp's speed).
+2. A full walk of 16 lab agents: midprobe, all at once in one event loop, vs net-snmp run
+   2-wide (two snmpbulkwalk processes at a time) (target: at least 1.0x).
+3. For information: the same single walk over SNMPv3 authPriv (pysnmp) vs ``snmpbulkwalk -v3``.
+
+Both sides run inside the lab's scanner namespace; net-snmp runs with ``MIBS=`` (no MIB
+loading, its fastest setting) and is started from a thread inside the namespace, so no
+``ip netns exec`` is counted against it. Each measurement is the median of ``--rounds``
+after one warm-up round. Ratios are net-snmp time / midprobe time (above 1: midprobe faster).
+Usage: .venv/bin/python bench/bench_snmp.py [--rounds 3] [--agents 16] [--skip-v3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from midprobe.probes.credentials import Secret  # noqa: E402
+from midprobe.probes.safety import TargetPolicy  # noqa: E402
+from midprobe.probes.snmp.auth import CommunityAuth, SnmpAuth, UsmAuth  # noqa: E402
+from midprobe.probes.snmp.client import BulkSizeMemory, ClientOptions, SnmpClient  # noqa: E402
+from midprobe.runner.lab import Lab, LabHost, NamespaceThread  # noqa: E402
+
+EVERYTHING = (1, 3, 6, 1)
+OPTIONS = ClientOptions(timeout=2.0, retries=1, max_varbinds=2_000_000)
+TARGETS = {"single": 0.5, "agents": 1.0}
+
+
+@dataclass(frozen=True)
+class Measure:
+    seconds: float
+    cpu_seconds: float
+    varbinds: int
+
+
+def _cpu() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def timed(work: Callable[[], int]) -> Measure:
+    cpu = _cpu()
+    started = time.perf_counter()
+    varbinds = work()
+    return Measure(time.perf_counter() - started, _cpu() - cpu, varbinds)
+
+
+def median(work: Callable[[], int], rounds: int) -> Measure:
+    work()  # warm-up: the agent's caches, our learnt bulk size, net-snmp's page cache
+    runs = [timed(work) for _ in range(rounds)]
+    return Measure(
+        statistics.median(run.seconds for run in runs),
+        statistics.median(run.cpu_seconds for run in runs),
+        runs[-1].varbinds,
+    )
+
+
+# --- midprobe -----------------------------------------------------------------------------------
+
+
+async def _walk_one(address: str, auth: SnmpAuth, memory: BulkSizeMemory) -> int:
+    async with SnmpClient(address, auth, options=OPTIONS, policy=TargetPolicy.lab(), memory=memory) as client:
+        result = await client.walk(EVERYTHING)
+        if not result.complete:
+            raise RuntimeError(f"walk of {address} stopped: {result.stopped}")
+        return len(result.varbinds)
+
+
+def midprobe_walks(
+    thread: NamespaceThread, hosts: Sequence[LabHost], auth: SnmpAuth, memory: BulkSizeMemory
+) -> int:
+    async def all_at_once() -> int:
+        counts = await asyncio.gather(*(_walk_one(host.address, auth, memory) for host in hosts))
+        return sum(counts)
+
+    return thread.run_async(all_at_once)
+
+
+# --- net-snmp -----------------------------------------------------------------------------------
+
+
+def net_snmp_walk(thread: NamespaceThread, argv: Sequence[str], env: dict[str, str]) -> int:
+    # Started from the namespace thread: the child inherits its network namespace.
+    done = thread.call(
+        lambda: subprocess.run(list(argv), capture_output=True, text=True, timeout=300, env=env, check=True)
+    )
+    return sum(1 for line in done.stdout.splitlines() if line.startswith("."))
+
+
+def net_snmp_walks(
+    thread: NamespaceThread, argvs: Sequence[Sequence[str]], env: dict[str, str], width: int
+) -> int:
+    with ThreadPoolExecutor(max_workers=width) as pool:
+        return sum(pool.map(lambda argv: net_snmp_walk(thread, argv, env), argvs))
+
+
+# --- the benchmark ------------------------------------------------------------------------------
+
+
+def _row(label: str, ours: Measure, theirs: Measure, target: float | None) -> str:
+    ratio = theirs.seconds / ours.seconds
+    verdict = (
+        ""
+        if target is None
+        else ("  (target >= {:.1f}x: {})".format(target, "met" if ratio >= target else "MISSED"))
+    )
+    return (
+        f"{label:<34} midprobe {ours.seconds:7.3f} s ({ours.varbinds:>7} varbinds, cpu {ours.cpu_seconds:6.2f} s)"
+        f" | net-snmp {theirs.seconds:7.3f} s ({theirs.varbinds:>7} varbinds, cpu {theirs.cpu_seconds:6.2f} s)"
+        f" | ratio {ratio:5.2f}x{verdict}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--agents", type=int, default=16)
+    parser.add_argument("--skip-v3", action="store_true", help="leave out the SNMPv3 (pysnmp) comparison")
+    args = parser.parse_args()
+    tools = Path(tempfile.mkdtemp(prefix="mpbench-snmp-"))
+    env = {**os.environ, "MIBS": "", "MIBDIRS": "/nonexistent", "SNMP_PERSISTENT_DIR": str(tools)}
+    try:
+        return _bench(args, env)
+    finally:
+        shutil.rmtree(tools, ignore_errors=True)
+
+
+def _bench(args: argparse.Namespace, env: dict[str, str]) -> int:
+    with Lab.up(hosts=max(0, args.agents - 3)) as lab, lab.namespace_thread() as thread:
+        agents = lab.hosts_with("snmp")[: args.agents]
+        if len(agents) < args.agents:
+            raise SystemExit(f"the lab has {len(agents)} SNMP agents, {args.agents} wanted")
+        c = lab.credentials
+        community = CommunityAuth(Secret(c.snmp_community))
+        switch = lab.host("switch1")
+        memory = BulkSizeMemory()
+
+        def net_snmp_argv(host: LabHost) -> list[str]:
+            return ["snmpbulkwalk", "-v2c", "-Cr50", "-c", c.snmp_community, "-On", "-t", "2", "-r", "1",
+                    host.address, ".1"]  # fmt: skip
+
+        print(
+            f"SNMP walks, {args.rounds} rounds (median) after a warm-up; lab {lab.prefix}, {len(agents)} agents"
+        )
+        ours = median(lambda: midprobe_walks(thread, [switch], community, memory), args.rounds)
+        theirs = median(lambda: net_snmp_walk(thread, net_snmp_argv(switch), env), args.rounds)
+        print(_row("full walk, one agent (v2c)", ours, theirs, TARGETS["single"]))
+        print(f"{'':<34} learnt bulk size for {switch.address}: {memory.get(switch.address)} varbinds")
+
+        ours = median(lambda: midprobe_walks(thread, agents, community, memory), args.rounds)
+        theirs = median(
+            lambda: net_snmp_walks(thread, [net_snmp_argv(h) for h in agents], env, 2), args.rounds
+        )
+        print(_row(f"full walk, {len(agents)} agents (v2c)", ours, theirs, TARGETS["agents"]))
+
+        if not args.skip_v3:
+            v3 = UsmAuth(
+                c.snmpv3_user,
+                c.snmpv3_auth_protocol,
+                Secret(c.snmpv3_auth_key),
+                c.snmpv3_priv_protocol,
+                Secret(c.snmpv3_priv_key),
+            )
+            argv = ["snmpbulkwalk", "-v3", "-l", "authPriv", "-u", c.snmpv3_user, "-a", c.snmpv3_auth_protocol,
+                    "-A", c.snmpv3_auth_key, "-x", c.snmpv3_priv_protocol, "-X", c.snmpv3_priv_key,
+                    "-Cr50", "-On", "-t", "2", "-r", "1", switch.address, ".1"]  # fmt: skip
+            ours = median(lambda: midprobe_walks(thread, [switch], v3, memory), args.rounds)
+            theirs = median(lambda: net_snmp_walk(thread, argv, env), args.rounds)
+            print(_row("full walk, one agent (v3, pysnmp)", ours, theirs, None))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
