@@ -2,7 +2,8 @@
 
 Brings up the lab, enqueues a Shazzam port scan of the lab subnet (and a
 HeartbeatProbe) into an embedded SQLite ECC queue, runs the agent once inside
-the lab's scanner namespace, and prints the hosts and open ports it found.
+the lab's scanner namespace, names the hosts that answered with a DNS probe
+through the same queue, and prints the hosts, their names and open ports.
 """
 
 from __future__ import annotations
@@ -41,6 +42,26 @@ def shazzam_rows(results: tuple[ET.Element, ...]) -> list[tuple[str, str, str]]:
     return rows
 
 
+def dns_names(results: tuple[ET.Element, ...]) -> dict[str, str]:
+    """ip -> name from the ``<host>`` elements of a ``DNS`` result (docs/dns.md)."""
+    return {
+        host.get("ip", ""): host.get("name", "")
+        for result in results
+        for host in result.iter("host")
+        if host.get("status") == "ok" and host.get("name")
+    }
+
+
+def _run_agent_once(lab: Lab, url: str) -> str:
+    """Run ``midprobe agent --once --lab`` in the scanner namespace; return its summary line."""
+    argv = [sys.executable, "-m", "midprobe.runner", "agent", "--name", DEMO_AGENT, "--queue", url]
+    argv += ["--once", "--lab", "--poll-busy", "0.5", "--log-level", "warning"]
+    completed = lab.run(argv, check=False, timeout=600)
+    if completed.returncode != 0:
+        raise LabError(f"the agent failed (exit {completed.returncode}): {completed.stderr.strip()[-500:]}")
+    return completed.stdout.strip()
+
+
 @click.command("demo")
 @click.option(
     "--workdir",
@@ -54,7 +75,7 @@ def shazzam_rows(results: tuple[ET.Element, ...]) -> list[tuple[str, str, str]]:
 )
 def demo(workdir: Path, keep_lab: bool) -> None:
     """Bring up the lab, run a discovery through the ECC queue, print what was found."""
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 120)
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     database = workdir / "ecc.db"
@@ -71,30 +92,19 @@ def demo(workdir: Path, keep_lab: bool) -> None:
         console.print(hosts)
 
         console.print(f"\n[bold]2. Enqueueing probe requests[/bold] into {url}")
+        scan = new_output_record(
+            agent=DEMO_AGENT, topic="Shazzam", source=lab.network, parameters={"ports": DEMO_PORTS}
+        )
+        heartbeat = new_output_record(agent=DEMO_AGENT, topic="HeartbeatProbe", priority=PRIORITY_INTERACTIVE)
         with open_queue(url) as queue:
-            scan = new_output_record(
-                agent=DEMO_AGENT, topic="Shazzam", source=lab.network, parameters={"ports": DEMO_PORTS}
-            )
-            heartbeat = new_output_record(
-                agent=DEMO_AGENT, topic="HeartbeatProbe", priority=PRIORITY_INTERACTIVE
-            )
             queue.enqueue_many([scan, heartbeat])
         console.print(f"   Shazzam {lab.network} ports {DEMO_PORTS}: {scan.sys_id}")
-        console.print(f"   HeartbeatProbe: {heartbeat.sys_id}")
+        console.print(f"   HeartbeatProbe (interactive priority): {heartbeat.sys_id}")
 
         console.print(
             f"\n[bold]3. Running the agent once[/bold] in the scanner namespace {lab.scanner_namespace}"
         )
-        argv = [sys.executable, "-m", "midprobe.runner", "agent", "--name", DEMO_AGENT, "--queue", url]
-        argv += ["--once", "--lab", "--poll-busy", "0.5", "--log-level", "warning"]
-        completed = lab.run(argv, check=False, timeout=600)
-        if completed.returncode != 0:
-            raise LabError(
-                f"the agent failed (exit {completed.returncode}): {completed.stderr.strip()[-500:]}"
-            )
-        console.print(f"   {completed.stdout.strip()}")
-
-        console.print("\n[bold]4. Results[/bold] (ECC input records)")
+        console.print(f"   {_run_agent_once(lab, url)}")
         with open_queue(url) as queue:
             answers = queue.list(queue_side="input", response_to=scan.sys_id)
             beat = queue.list(queue_side="input", response_to=heartbeat.sys_id)
@@ -102,16 +112,36 @@ def demo(workdir: Path, keep_lab: bool) -> None:
         for record in answers:
             if record.error_string:
                 console.print(f"   [red]Shazzam failed:[/red] {record.error_string}")
-        table = Table("ip", "host name", "open TCP ports", box=None)
-        for payload in payloads:
-            decoded = decode_input_payload(payload)
-            for row in shazzam_rows(decoded.results):
-                table.add_row(*row)
-        console.print(table)
+        rows = [row for payload in payloads for row in shazzam_rows(decode_input_payload(payload).results)]
         if beat:
-            console.print(f"   HeartbeatProbe answered (result_code 0): {not beat[0].error_string}")
+            console.print(f"   HeartbeatProbe answered with result_code 0: {not beat[0].error_string}")
 
-        console.print("\n[bold]5. Where the ECC records are[/bold]")
+        addresses = [ip for ip, _, _ in rows]
+        console.print(
+            f"\n[bold]4. Naming the {len(addresses)} hosts that answered[/bold] (DNS probe, lab dnsmasq)"
+        )
+        names: dict[str, str] = {}
+        if addresses:
+            lookup = new_output_record(
+                agent=DEMO_AGENT,
+                topic="DNS",
+                parameters={"ip_addresses": ",".join(addresses), "dns_servers": lab.dns_server},
+            )
+            with open_queue(url) as queue:
+                queue.enqueue(lookup)
+            console.print(f"   DNS for {len(addresses)} addresses via {lab.dns_server}: {lookup.sys_id}")
+            console.print(f"   {_run_agent_once(lab, url)}")
+            with open_queue(url) as queue:
+                for record in queue.list(queue_side="input", response_to=lookup.sys_id):
+                    names.update(dns_names(decode_input_payload(queue.read_payload(record)).results))
+
+        console.print("\n[bold]5. Results[/bold] (decoded from the ECC input records)")
+        table = Table("ip", "host name", "open TCP ports", box=None)
+        for ip, shazzam_name, ports in rows:
+            table.add_row(ip, names.get(ip, shazzam_name), ports or "(alive, nothing open)")
+        console.print(table)
+
+        console.print("\n[bold]6. Where the ECC records are[/bold]")
         console.print(f"   queue: {url}")
         console.print(f"   midprobe ecc list --queue {url}")
         if answers:
