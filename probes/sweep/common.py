@@ -1,0 +1,66 @@
+"""What the sweep engines share: their options, the answers they collect and the tally they return."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from midprobe.probes.targets import Target
+
+__all__ = ["Answer", "EngineOptions", "Method", "Tally"]
+
+#: How an address was found alive (the names the result uses).
+Method = Literal["arp", "icmp", "tcp-connect"]
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How hard and how long an engine may try. Times are seconds."""
+
+    #: The wait for an answer to one attempt, and the ceiling of the adaptive timeout.
+    wait: float
+    #: Attempts after the first one for an address nobody answered.
+    retries: int
+    #: Probes per second (packets or connection attempts); ``None`` = no limit.
+    rate: float | None
+    #: ``time.monotonic()`` value at which the engine stops, answered or not.
+    deadline: float
+    #: Floor of the adaptive per-attempt timeout once round-trip times are known.
+    min_wait: float = 0.1
+    #: Addresses waiting for an answer at once (bounds memory on huge ranges).
+    max_pending: int = 65536
+    #: Connection attempts open at once (the TCP engine).
+    max_sockets: int = 4096
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One address that answered."""
+
+    target: Target
+    method: Method
+    rtt_ms: float
+    #: The hardware address, when ARP answered.
+    mac: str | None = None
+    #: The TCP port that answered, and how (``open`` or ``refused``), for ``tcp-connect``.
+    port: int | None = None
+    port_state: str | None = None
+
+
+@dataclass
+class Tally:
+    """What an engine did (mutable while it runs; the probe freezes it into its result)."""
+
+    alive: list[Answer] = field(default_factory=list)
+    #: Addresses the network reported unreachable (ICMP error, no neighbour, no route).
+    unreachable: int = 0
+    #: Addresses that never answered any attempt.
+    silent: int = 0
+    #: Probes sent (packets, or connection attempts).
+    sent: int = 0
+    #: False when the deadline stopped the engine before every address was decided.
+    complete: bool = True
+
+    @property
+    def decided(self) -> int:
+        return len(self.alive) + self.unreachable + self.silent
