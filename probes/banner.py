@@ -28,10 +28,10 @@ from cryptography import x509
 
 from midprobe.capabilities.errors import MidprobeError, ProbeParameterError, TargetSpecError
 from midprobe.probes.base import ProbeContext
+from midprobe.probes.params import parse_bool, parse_choice, parse_int
 from midprobe.probes.ports import parse_ports, service_name
 from midprobe.probes.snmp import codec
 from midprobe.probes.snmp.values import SnmpType, format_oid, render
-from midprobe.probes.sweep.params import parse_bool, parse_choice, parse_int
 from midprobe.probes.targets import parse_targets, system_resolver
 
 __all__ = [

@@ -22,11 +22,11 @@ from midprobe.probes.dns.name_resolver import AddressName, reverse_lookup
 from midprobe.probes.dns.params import (
     ResolverParams,
     parse_addresses,
-    parse_bool,
     parse_resolver_params,
     targets_text,
 )
 from midprobe.probes.dns.resolver import Answer, Question, ResolverConfig, Status, resolve_batch
+from midprobe.probes.params import parse_bool
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import dns.name
 
 from midprobe.capabilities.errors import ProbeParameterError
 from midprobe.probes.dns import wire
+from midprobe.probes.params import parse_int
 
 DEFAULT_TIMEOUT_MS = 2000
 DEFAULT_RETRIES = 2
@@ -26,8 +27,6 @@ MAX_SERVERS = 16
 RECORD_TYPES = {"A": wire.A, "AAAA": wire.AAAA}
 
 _SEPARATORS = re.compile(r"[\s,;]+")
-_TRUE = {"true", "yes", "1", "on"}
-_FALSE = {"false", "no", "0", "off"}
 
 
 @dataclass(frozen=True)
@@ -89,30 +88,6 @@ def parse_record_types(text: str, parameter: str = "record_types") -> tuple[str,
     if not types:
         raise ProbeParameterError("no record type given", parameter=parameter)
     return tuple(types)
-
-
-def parse_int(parameters: Mapping[str, str], parameter: str, default: int, low: int, high: int) -> int:
-    text = parameters.get(parameter, "").strip()
-    if not text:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise ProbeParameterError(f"{text!r} is not a whole number", parameter=parameter) from None
-    if not low <= value <= high:
-        raise ProbeParameterError(f"{value} is outside {low}..{high}", parameter=parameter)
-    return value
-
-
-def parse_bool(parameters: Mapping[str, str], parameter: str, default: bool) -> bool:
-    text = parameters.get(parameter, "").strip().lower()
-    if not text:
-        return default
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ProbeParameterError(f"{text!r} is not true or false", parameter=parameter)
 
 
 def parse_resolver_params(parameters: Mapping[str, str]) -> ResolverParams:

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 from midprobe.capabilities.errors import MidprobeError, ProbeError, ProbeParameterError, TargetSpecError
 from midprobe.probes.base import ProbeContext
+from midprobe.probes.params import parse_choice, parse_int
 from midprobe.probes.ports import parse_ports
 from midprobe.probes.safety import TargetPolicy
 from midprobe.probes.sweep.common import Answer, EngineOptions, Method, Tally
-from midprobe.probes.sweep.params import parse_choice, parse_int
 from midprobe.probes.sweep.raw import RawSweeper, raw_sockets_allowed
 from midprobe.probes.sweep.routes import read_routing
 from midprobe.probes.sweep.tcp_ping import DEFAULT_PING_PORTS, TcpPinger

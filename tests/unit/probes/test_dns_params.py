@@ -21,13 +21,13 @@ from midprobe.probes.dns.params import (
     MAX_ITEMS,
     ResolverParams,
     parse_addresses,
-    parse_bool,
     parse_names,
     parse_record_types,
     parse_resolver_params,
     split_list,
 )
 from midprobe.probes.dns.resolver import ResolverConfig, system_nameservers
+from midprobe.probes.params import parse_bool
 from midprobe.probes.registry import default_registry
 from midprobe.probes.safety import TargetPolicy
 

@@ -1,4 +1,4 @@
-"""Typed readers for ECC parameter values (whole numbers, booleans, choices); pure.
+"""Typed readers for ECC probe parameter values (whole numbers, booleans, choices), shared by every probe; pure.
 
 Every bad value raises ``ProbeParameterError`` naming the parameter.
 """
