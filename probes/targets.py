@@ -1,0 +1,512 @@
+"""Target specifications in nmap syntax: parse (pure), count without expanding, and stream addresses.
+
+Accepted tokens (separated by white space or commas): ``198.18.0.10``, ``2001:db8::1``, CIDR
+``198.18.0.0/24`` (host bits ignored, as nmap does), octet ranges ``198.18.0.1-20``,
+``198.18.1-3.1-254``, ``198.18.0.1,5,7`` and ``198.18.0.*``, full ranges ``198.18.0.1-198.18.1.9``
+(IPv6 too), host names (``linux1.lab.example.test``, ``linux1/30``). Host names are resolved by the
+caller through an injectable function (:meth:`TargetSpec.resolved`), so parsing stays I/O-free.
+Expansion is a generator: a /16 is never held in memory, and :meth:`TargetSpec.count` is exact
+without expanding (the sets are kept as products of per-byte intervals, "boxes").
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+
+from midprobe.capabilities.errors import TargetSpecError
+from midprobe.probes.safety import IPAddress, IPNetwork
+
+__all__ = [
+    "IPAddress",
+    "Resolver",
+    "Target",
+    "TargetSpec",
+    "parse_targets",
+    "system_resolver",
+]
+
+#: Resolves one host name to one address (raise ``TargetSpecError`` when it cannot).
+Resolver = Callable[[str], IPAddress]
+
+Interval = tuple[int, int]
+ByteSet = tuple[Interval, ...]  # sorted, disjoint, inclusive intervals inside 0..255
+
+_FULL_BYTE: ByteSet = ((0, 255),)
+_OCTET_CHARS = re.compile(r"^[0-9*,\-]+$")
+_ADDRESS_CHARS = re.compile(r"^[0-9.,*\-/]+$")
+_HOST_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_\-]{0,61}[A-Za-z0-9_])?$")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One address to probe, with the host name it was given as (``None`` for literal addresses)."""
+
+    address: IPAddress
+    host_name: str | None = None
+
+
+# --- boxes: products of per-byte interval sets, for exact counting and policy checks ---------------
+
+
+def _byteset_intersect(a: ByteSet, b: ByteSet) -> ByteSet:
+    out: list[Interval] = []
+    i = j = 0
+    while i < len(a) and j < len(b):
+        lo = max(a[i][0], b[j][0])
+        hi = min(a[i][1], b[j][1])
+        if lo <= hi:
+            out.append((lo, hi))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return tuple(out)
+
+
+def _byteset_subtract(a: ByteSet, b: ByteSet) -> ByteSet:
+    out: list[Interval] = []
+    for lo, hi in a:
+        current = lo
+        for blo, bhi in b:
+            if bhi < current or blo > hi:
+                continue
+            if blo > current:
+                out.append((current, blo - 1))
+            current = max(current, bhi + 1)
+            if current > hi:
+                break
+        if current <= hi:
+            out.append((current, hi))
+    return tuple(out)
+
+
+def _byteset_size(a: ByteSet) -> int:
+    return sum(hi - lo + 1 for lo, hi in a)
+
+
+def _byteset_values(a: ByteSet) -> Iterator[int]:
+    for lo, hi in a:
+        yield from range(lo, hi + 1)
+
+
+def _byteset_normalise(intervals: Iterable[Interval]) -> ByteSet:
+    merged: list[Interval] = []
+    for lo, hi in sorted(intervals):
+        if merged and lo <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        else:
+            merged.append((lo, hi))
+    return tuple(merged)
+
+
+@dataclass(frozen=True)
+class _Box:
+    """The set of addresses whose byte ``i`` lies in ``dims[i]``, for every byte."""
+
+    dims: tuple[ByteSet, ...]
+
+    def size(self) -> int:
+        total = 1
+        for dim in self.dims:
+            total *= _byteset_size(dim)
+        return total
+
+    def first(self) -> int:
+        value = 0
+        for dim in self.dims:
+            value = (value << 8) | dim[0][0]
+        return value
+
+    def subtract(self, other: _Box) -> list[_Box]:
+        """``self`` minus ``other`` as disjoint boxes (at most one per byte)."""
+        common = [_byteset_intersect(a, b) for a, b in zip(self.dims, other.dims, strict=True)]
+        if not all(common):
+            return [self]
+        pieces: list[_Box] = []
+        for index, dim in enumerate(self.dims):
+            outside = _byteset_subtract(dim, other.dims[index])
+            if outside:
+                pieces.append(_Box((*common[:index], outside, *self.dims[index + 1 :])))
+        return pieces
+
+
+def _network_box(network: IPNetwork) -> _Box:
+    nbytes = 4 if network.version == 4 else 16
+    base = int(network.network_address).to_bytes(nbytes, "big")
+    dims: list[ByteSet] = []
+    for index, byte in enumerate(base):
+        fixed_bits = min(8, max(0, network.prefixlen - 8 * index))
+        mask = (0xFF << (8 - fixed_bits)) & 0xFF
+        low = byte & mask
+        dims.append(((low, low | (~mask & 0xFF)),))
+    return _Box(tuple(dims))
+
+
+def _interval_boxes(version: int, first: int, last: int) -> list[_Box]:
+    factory = ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address
+    networks = ipaddress.summarize_address_range(factory(first), factory(last))
+    return [_network_box(network) for network in networks]
+
+
+def _subtract_all(boxes: list[_Box], removed: Sequence[_Box]) -> list[_Box]:
+    for cut in removed:
+        boxes = [piece for box in boxes for piece in box.subtract(cut)]
+        if not boxes:
+            break
+    return boxes
+
+
+# --- blocks: the parsed tokens ------------------------------------------------------------------------
+
+
+def _address(version: int, value: int) -> IPAddress:
+    return ipaddress.IPv4Address(value) if version == 4 else ipaddress.IPv6Address(value)
+
+
+@dataclass(frozen=True)
+class _IntervalBlock:
+    """A contiguous run of addresses: one address, a CIDR network or a full range."""
+
+    text: str
+    version: int
+    first: int
+    last: int
+    host_name: str | None = None
+
+    def size(self) -> int:
+        return self.last - self.first + 1
+
+    def contains(self, value: int) -> bool:
+        return self.first <= value <= self.last
+
+    def values(self) -> Iterator[int]:
+        return iter(range(self.first, self.last + 1))
+
+    def boxes(self) -> list[_Box]:
+        return _interval_boxes(self.version, self.first, self.last)
+
+    def bounds(self) -> Interval:
+        return (self.first, self.last)
+
+
+@dataclass(frozen=True)
+class _OctetBlock:
+    """An IPv4 octet-range expression such as ``10.0.1-3.1-254`` (a product of four byte sets)."""
+
+    text: str
+    octets: tuple[ByteSet, ByteSet, ByteSet, ByteSet]
+    version: int = 4
+    host_name: None = None
+
+    def size(self) -> int:
+        return _Box(self.octets).size()
+
+    def contains(self, value: int) -> bool:
+        for shift, octet in zip((24, 16, 8, 0), self.octets, strict=True):
+            byte = (value >> shift) & 0xFF
+            if not any(lo <= byte <= hi for lo, hi in octet):
+                return False
+        return True
+
+    def values(self) -> Iterator[int]:
+        a, b, c, d = self.octets
+        last_values = list(_byteset_values(d))
+        for first in _byteset_values(a):
+            for second in _byteset_values(b):
+                for third in _byteset_values(c):
+                    prefix = (first << 24) | (second << 16) | (third << 8)
+                    for fourth in last_values:
+                        yield prefix | fourth
+
+    def boxes(self) -> list[_Box]:
+        return [_Box(self.octets)]
+
+    def bounds(self) -> Interval:
+        box = _Box(self.octets)
+        high = 0
+        for dim in self.octets:
+            high = (high << 8) | dim[-1][1]
+        return (box.first(), high)
+
+
+@dataclass(frozen=True)
+class _HostNameBlock:
+    """A host name, optionally with a prefix length (``name/24``); resolved by the caller."""
+
+    text: str
+    name: str
+    prefix: int | None
+
+
+_AddressBlock = _IntervalBlock | _OctetBlock
+_Block = _IntervalBlock | _OctetBlock | _HostNameBlock
+
+
+# --- parsing ---------------------------------------------------------------------------------------
+
+
+def _bad(token: str, why: str) -> TargetSpecError:
+    return TargetSpecError(f"bad target {token!r}: {why}")
+
+
+def _parse_octet(token: str, part: str) -> ByteSet:
+    intervals: list[Interval] = []
+    for item in part.split(","):
+        if item in ("*", "-"):
+            intervals.append((0, 255))
+            continue
+        if not item or not _OCTET_CHARS.match(item) or item.count("-") > 1 or "*" in item:
+            raise _bad(token, f"octet {part!r} is not a number, range or '*'")
+        low_text, dash, high_text = item.partition("-")
+        try:
+            low = int(low_text) if low_text else 0
+            high = (int(high_text) if high_text else 255) if dash else low
+        except ValueError:
+            raise _bad(token, f"octet {part!r} is not a number, range or '*'") from None
+        if low > 255 or high > 255:
+            raise _bad(token, f"octet value in {part!r} is above 255")
+        if low > high:
+            raise _bad(token, f"octet range {item!r} runs backwards")
+        intervals.append((low, high))
+    return _byteset_normalise(intervals)
+
+
+def _is_octet_expression(token: str) -> bool:
+    parts = token.split(".")
+    return len(parts) == 4 and all(part and _OCTET_CHARS.match(part) for part in parts)
+
+
+def _interval(text: str, version: int, first: int, last: int) -> _IntervalBlock:
+    return _IntervalBlock(text=text, version=version, first=first, last=last)
+
+
+def _parse_cidr(token: str) -> _Block:
+    left, _, right = token.partition("/")
+    if not right.isdigit():
+        raise _bad(token, f"prefix length {right!r} is not a number")
+    prefix = int(right)
+    try:
+        address = ipaddress.ip_address(left)
+    except ValueError:
+        address = None
+    if address is None:
+        if _ADDRESS_CHARS.match(left):
+            raise _bad(token, f"{left!r} is not an IP address")
+        name = _check_host_name(token, left)
+        if prefix > 32:
+            raise _bad(token, f"prefix length /{prefix} is above /32")
+        return _HostNameBlock(text=token, name=name, prefix=prefix)
+    if prefix > address.max_prefixlen:
+        raise _bad(token, f"prefix length /{prefix} is above /{address.max_prefixlen}")
+    network = ipaddress.ip_network(f"{address}/{prefix}", strict=False)
+    return _interval(token, network.version, int(network.network_address), int(network.broadcast_address))
+
+
+def _check_host_name(token: str, name: str) -> str:
+    candidate = name[:-1] if name.endswith(".") else name
+    if not candidate or len(candidate) > 253:
+        raise _bad(token, "not an address, range, network or host name")
+    for label in candidate.split("."):
+        if not _HOST_LABEL.match(label):
+            raise _bad(token, f"host name label {label!r} is not valid")
+    return candidate.lower()
+
+
+def _parse_token(token: str) -> _Block:
+    if "/" in token:
+        return _parse_cidr(token)
+    try:
+        address = ipaddress.ip_address(token)
+    except ValueError:
+        pass
+    else:
+        return _interval(token, address.version, int(address), int(address))
+    if token.count("-") == 1:
+        left, _, right = token.partition("-")
+        try:
+            first, last = ipaddress.ip_address(left), ipaddress.ip_address(right)
+        except ValueError:
+            pass
+        else:
+            if first.version != last.version:
+                raise _bad(token, "range mixes IPv4 and IPv6")
+            if int(first) > int(last):
+                raise _bad(token, "range runs backwards")
+            return _interval(token, first.version, int(first), int(last))
+    if ":" in token:
+        raise _bad(token, "not a valid IPv6 address or range")
+    if _is_octet_expression(token):
+        a, b, c, d = (_parse_octet(token, part) for part in token.split("."))
+        return _OctetBlock(text=token, octets=(a, b, c, d))
+    if _ADDRESS_CHARS.match(token):
+        raise _bad(token, "not an address, range or network")
+    return _HostNameBlock(text=token, name=_check_host_name(token, token), prefix=None)
+
+
+def _split(spec: str | Iterable[str]) -> Iterator[str]:
+    texts = [spec] if isinstance(spec, str) else list(spec)
+    words: list[str] = []
+    for text in texts:
+        words.extend(text.split())
+    # ServiceNow ranges are often written with spaces round the dash: "a - b".
+    index = 0
+    while index < len(words):
+        word = words[index]
+        if index + 2 < len(words) and words[index + 1] == "-":
+            word = f"{word}-{words[index + 2]}"
+            index += 2
+        index += 1
+        word = word.strip(",")
+        if not word:
+            continue
+        if "," in word and not _is_octet_expression(word):
+            yield from (piece for piece in word.split(",") if piece)
+        else:
+            yield word
+
+
+def _parse_blocks(spec: str | Iterable[str]) -> tuple[_Block, ...]:
+    return tuple(_parse_token(token) for token in _split(spec))
+
+
+def parse_targets(spec: str | Iterable[str], exclude: str | Iterable[str] = ()) -> TargetSpec:
+    """Parse targets (and ``--exclude`` targets) in nmap syntax; pure, raises ``TargetSpecError``."""
+    targets = _parse_blocks(spec)
+    if not targets:
+        raise TargetSpecError("no targets given")
+    return TargetSpec(targets=targets, excludes=_parse_blocks(exclude))
+
+
+def system_resolver(name: str) -> IPAddress:
+    """Resolve ``name`` with the system resolver, IPv4 first (as nmap does without ``-6``)."""
+    try:
+        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as error:
+        raise TargetSpecError(f"cannot resolve host name {name!r}: {error}") from None
+    addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    if not addresses:
+        raise TargetSpecError(f"cannot resolve host name {name!r}: no address")
+    return min(addresses, key=lambda address: address.version)
+
+
+# --- the specification ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """Parsed targets and exclusions; iterate it for :class:`Target` values, in the order given.
+
+    An address listed twice (or covered by two tokens) is yielded once; excluded addresses never.
+    Host names must be resolved first (:meth:`resolved`).
+    """
+
+    targets: tuple[_Block, ...]
+    excludes: tuple[_Block, ...] = ()
+
+    @property
+    def host_names(self) -> tuple[str, ...]:
+        """Host names (targets and exclusions) still waiting to be resolved."""
+        return tuple(
+            block.name for block in (*self.targets, *self.excludes) if isinstance(block, _HostNameBlock)
+        )
+
+    def resolved(self, resolve: Resolver) -> TargetSpec:
+        """A copy with every host name replaced by the address ``resolve`` gives (its I/O, not ours)."""
+        cache: dict[str, IPAddress] = {}
+
+        def convert(block: _Block) -> _Block:
+            if not isinstance(block, _HostNameBlock):
+                return block
+            if block.name not in cache:
+                cache[block.name] = resolve(block.name)
+            address = cache[block.name]
+            if block.prefix is None:
+                value = int(address)
+                return _IntervalBlock(block.text, address.version, value, value, host_name=block.name)
+            network = ipaddress.ip_network(f"{address}/{block.prefix}", strict=False)
+            return _interval(
+                block.text, network.version, int(network.network_address), int(network.broadcast_address)
+            )
+
+        return replace(
+            self,
+            targets=tuple(convert(b) for b in self.targets),
+            excludes=tuple(convert(b) for b in self.excludes),
+        )
+
+    def _address_blocks(self, blocks: tuple[_Block, ...]) -> list[_AddressBlock]:
+        names = [b.name for b in blocks if isinstance(b, _HostNameBlock)]
+        if names:
+            raise TargetSpecError(f"host name {names[0]!r} has not been resolved")
+        return [b for b in blocks if not isinstance(b, _HostNameBlock)]
+
+    def count(self) -> int:
+        """How many addresses iteration yields, computed without expanding.
+
+        Unresolved host names count as the size of what they name (1, or the ``/n`` network);
+        exclusions given as unresolved host names are not subtracted.
+        """
+        total = 0
+        earlier: dict[int, list[_Box]] = {4: [], 6: []}
+        excluded: dict[int, list[_Box]] = {4: [], 6: []}
+        for block in self.excludes:
+            if not isinstance(block, _HostNameBlock):
+                excluded[block.version].extend(block.boxes())
+        for block in self.targets:
+            if isinstance(block, _HostNameBlock):
+                total += 1 if block.prefix is None else 1 << (32 - block.prefix)
+                continue
+            boxes = block.boxes()
+            remaining = _subtract_all(_subtract_all(boxes, excluded[block.version]), earlier[block.version])
+            total += sum(box.size() for box in remaining)
+            earlier[block.version].extend(boxes)
+        return total
+
+    def __iter__(self) -> Iterator[Target]:
+        targets = self._address_blocks(self.targets)
+        excludes = self._address_blocks(self.excludes)
+        for index, block in enumerate(targets):
+            low, high = block.bounds()
+            skip = [
+                other
+                for other in (*excludes, *targets[:index])
+                if other.version == block.version and other.bounds()[0] <= high and other.bounds()[1] >= low
+            ]
+            version, host_name = block.version, block.host_name
+            if not skip:
+                for value in block.values():
+                    yield Target(_address(version, value), host_name)
+                continue
+            for value in block.values():
+                if not any(other.contains(value) for other in skip):
+                    yield Target(_address(version, value), host_name)
+
+    def first_outside(self, networks: Sequence[IPNetwork]) -> IPAddress | None:
+        """An address this spec yields that lies outside every network (the lowest of the first
+        offending token), or ``None`` when every address is inside.
+
+        Exact and cheap (box arithmetic, no expansion); used to check a safety policy before sending.
+        """
+        excluded: dict[int, list[_Box]] = {4: [], 6: []}
+        for block in self._address_blocks(self.excludes):
+            excluded[block.version].extend(block.boxes())
+        allowed: dict[int, list[_Box]] = {4: [], 6: []}
+        for network in networks:
+            allowed[network.version].append(_network_box(network))
+        for block in self._address_blocks(self.targets):
+            outside = _subtract_all(
+                _subtract_all(block.boxes(), excluded[block.version]), allowed[block.version]
+            )
+            if outside:
+                return _address(block.version, min(box.first() for box in outside))
+        return None
+
+    def __str__(self) -> str:
+        text = " ".join(block.text for block in self.targets)
+        if self.excludes:
+            text += " --exclude " + ",".join(block.text for block in self.excludes)
+        return text

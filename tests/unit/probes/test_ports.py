@@ -1,0 +1,85 @@
+"""Port lists in nmap syntax and the service-name table."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from midprobe.capabilities.errors import PortSpecError
+from midprobe.probes.ports import PortSpec, format_ports, parse_ports, service_name, service_port
+
+
+def test_lists_and_ranges_are_sorted_and_distinct() -> None:
+    assert parse_ports("80,22,1000-1002,22") == PortSpec(tcp=(22, 80, 1000, 1001, 1002))
+
+
+def test_open_ended_ranges_and_the_dash_alone() -> None:
+    assert len(parse_ports("-").tcp) == 65535
+    assert parse_ports("-3").tcp == (1, 2, 3)
+    assert parse_ports("65533-").tcp == (65533, 65534, 65535)
+
+
+def test_protocol_prefixes_apply_until_the_next_prefix() -> None:
+    spec = parse_ports("22,U:53,161,T:80")
+    assert spec == PortSpec(tcp=(22, 80), udp=(53, 161))
+    assert str(spec) == "T:22,80,U:53,161"
+
+
+def test_service_names_are_ports_too() -> None:
+    assert parse_ports("ssh,http,ms-wbt-server").tcp == (22, 80, 3389)
+    assert parse_ports("U:snmp").udp == (161,)
+
+
+@pytest.mark.parametrize(
+    ("spec", "named"),
+    [
+        ("0", "'0'"),
+        ("22,70000", "'70000'"),
+        ("90-80", "'90-80'"),
+        ("22,nosuchservice", "'nosuchservice'"),
+        ("S:22", "'S:22'"),
+        ("T:", "'T:'"),
+        ("1-2-3", "'1-2-3'"),
+    ],
+)
+def test_bad_tokens_are_named_in_one_line(spec: str, named: str) -> None:
+    with pytest.raises(PortSpecError) as caught:
+        parse_ports(spec)
+    assert named in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_empty_list_is_an_error() -> None:
+    with pytest.raises(PortSpecError, match="no ports"):
+        parse_ports(" ,")
+
+
+def test_service_names_for_discovery_ports() -> None:
+    names = {port: service_name(port) for port in (22, 80, 135, 443, 445, 3389, 5985, 9100)}
+    assert names == {
+        22: "ssh",
+        80: "http",
+        135: "msrpc",
+        443: "https",
+        445: "microsoft-ds",
+        3389: "ms-wbt-server",
+        5985: "wsman",
+        9100: "jetdirect",
+    }
+    assert service_name(161, "udp") == "snmp"
+    assert service_name(47999) == "unknown"
+    assert service_port("SSH") == 22
+
+
+@given(
+    tcp=st.sets(st.integers(1, 65535), max_size=60),
+    udp=st.sets(st.integers(1, 65535), max_size=20),
+)
+def test_formatting_parses_back_to_the_same_spec(tcp: set[int], udp: set[int]) -> None:
+    if not tcp and not udp:
+        return
+    spec = PortSpec(tcp=tuple(sorted(tcp)), udp=tuple(sorted(udp)))
+    assert parse_ports(str(spec)) == spec
+    if tcp:
+        assert parse_ports(format_ports(spec.tcp)).tcp == spec.tcp

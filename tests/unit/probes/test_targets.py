@@ -1,0 +1,212 @@
+"""Target specs in nmap syntax: parsing, exact counting, streaming expansion, exclusions, policy checks."""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from midprobe.capabilities.errors import TargetSpecError
+from midprobe.probes.targets import Target, parse_targets, system_resolver
+
+
+def addresses(spec: str | list[str], exclude: str = "") -> list[str]:
+    return [str(target.address) for target in parse_targets(spec, exclude)]
+
+
+def test_single_addresses_of_both_families() -> None:
+    assert addresses("198.18.0.10") == ["198.18.0.10"]
+    assert addresses("2001:db8::1") == ["2001:db8::1"]
+
+
+def test_cidr_includes_network_and_broadcast_like_nmap() -> None:
+    found = addresses("198.18.0.0/30")
+    assert found == ["198.18.0.0", "198.18.0.1", "198.18.0.2", "198.18.0.3"]
+    assert addresses("198.18.0.77/31") == ["198.18.0.76", "198.18.0.77"]  # host bits ignored
+
+
+def test_last_octet_range_and_multi_octet_ranges() -> None:
+    assert addresses("10.0.0.1-3") == ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+    found = addresses("10.0.1-2.1-2")
+    assert found == ["10.0.1.1", "10.0.1.2", "10.0.2.1", "10.0.2.2"]
+    assert addresses("10.0.0.1,5,7-8") == ["10.0.0.1", "10.0.0.5", "10.0.0.7", "10.0.0.8"]
+    assert parse_targets("10.0.0.*").count() == 256
+    assert addresses("10.0.0.250-") == [f"10.0.0.{n}" for n in range(250, 256)]
+
+
+def test_full_ranges_in_both_families_and_with_spaces_round_the_dash() -> None:
+    found = addresses("198.18.0.254-198.18.1.1")
+    assert found == ["198.18.0.254", "198.18.0.255", "198.18.1.0", "198.18.1.1"]
+    assert addresses("198.18.0.1 - 198.18.0.2") == ["198.18.0.1", "198.18.0.2"]
+    assert addresses("2001:db8::fe-2001:db8::101") == [
+        "2001:db8::fe",
+        "2001:db8::ff",
+        "2001:db8::100",
+        "2001:db8::101",
+    ]
+
+
+def test_lists_by_comma_and_white_space_keep_order_and_drop_repeats() -> None:
+    assert addresses("10.0.0.9,10.0.0.1 10.0.0.5\n10.0.0.1,") == ["10.0.0.9", "10.0.0.1", "10.0.0.5"]
+    assert addresses(["10.0.0.0/30", "10.0.0.2-5"]) == [f"10.0.0.{n}" for n in range(6)]
+
+
+def test_exclusions_of_any_syntax() -> None:
+    found = addresses("198.18.0.0/28", exclude="198.18.0.0-3,198.18.0.8/29 198.18.0.5")
+    assert found == ["198.18.0.4", "198.18.0.6", "198.18.0.7"]
+    assert parse_targets("198.18.0.0/28", "198.18.0.0/28").count() == 0
+
+
+def test_a_big_network_streams_and_counts_without_expanding() -> None:
+    spec = parse_targets("10.0.0.0/8 ::/64", exclude="10.128.0.0/9")
+    started = time.perf_counter()
+    assert spec.count() == (1 << 23) + (1 << 64)
+    first = [str(target.address) for target in itertools.islice(spec, 3)]
+    assert first == ["10.0.0.0", "10.0.0.1", "10.0.0.2"]
+    assert time.perf_counter() - started < 5  # a materialised /8 would take far longer
+
+
+@pytest.mark.parametrize(
+    ("spec", "named"),
+    [
+        ("10.0.0.300", "'10.0.0.300'"),
+        ("10.0.0.9-3", "'10.0.0.9-3'"),
+        ("10.0.1", "'10.0.1'"),
+        ("10.0.0.0/33", "/33"),
+        ("10.0.0.0/x", "'x'"),
+        ("2001:db8::1::2", "'2001:db8::1::2'"),
+        ("10.0.0.1-2001:db8::1", "mixes IPv4 and IPv6"),
+        ("bad_host!", "'bad_host!'"),
+        ("ok.example,-x-.example", "'-x-.example'"),
+        ("10.0.0.1-2-3", "'10.0.0.1-2-3'"),
+    ],
+)
+def test_bad_tokens_are_named_in_one_line(spec: str, named: str) -> None:
+    with pytest.raises(TargetSpecError) as caught:
+        parse_targets(spec)
+    message = str(caught.value)
+    assert named in message
+    assert "\n" not in message
+
+
+def test_empty_spec_is_an_error() -> None:
+    with pytest.raises(TargetSpecError, match="no targets"):
+        parse_targets(" , ")
+
+
+def test_host_names_wait_for_the_injected_resolver() -> None:
+    spec = parse_targets("linux1.lab.example.test 198.18.0.20 web1/31", exclude="gone.lab.example.test")
+    assert spec.host_names == ("linux1.lab.example.test", "web1", "gone.lab.example.test")
+    assert spec.count() == 1 + 1 + 2
+    with pytest.raises(TargetSpecError, match="has not been resolved"):
+        list(spec)
+    table = {
+        "linux1.lab.example.test": "198.18.0.10",
+        "web1": "198.18.0.13",
+        "gone.lab.example.test": "198.18.0.12",
+    }
+    resolved = spec.resolved(lambda name: ipaddress.ip_address(table[name]))
+    assert list(resolved) == [
+        Target(ipaddress.ip_address("198.18.0.10"), "linux1.lab.example.test"),
+        Target(ipaddress.ip_address("198.18.0.20"), None),
+        Target(ipaddress.ip_address("198.18.0.13"), None),
+    ]
+    assert resolved.count() == 3
+
+
+def test_system_resolver_errors_name_the_host() -> None:
+    with pytest.raises(TargetSpecError, match=r"cannot resolve host name 'no-such-host\.invalid'"):
+        system_resolver("no-such-host.invalid")
+
+
+def test_first_outside_finds_the_address_a_policy_must_refuse() -> None:
+    lab = [ipaddress.ip_network("198.18.0.0/15"), ipaddress.ip_network("127.0.0.0/8")]
+    assert parse_targets("198.18.0.0/16 127.0.0.1 198.19.255.255").first_outside(lab) is None
+    assert str(parse_targets("198.18.0.1 198.17.255.250-198.18.0.5").first_outside(lab)) == "198.17.255.250"
+    # the only outsider is excluded: nothing is refused
+    assert parse_targets("198.18.0.0/14", exclude="198.16.0.0/15,198.20.0.0/15").first_outside(lab) is None
+    assert str(parse_targets("127.0.0.1 ::1").first_outside(lab)) == "::1"
+
+
+# --- properties against a brute-force model ------------------------------------------------------
+
+
+@st.composite
+def small_tokens(draw: st.DrawFn) -> str:
+    third = draw(st.integers(0, 3))
+    kind = draw(st.sampled_from(["single", "cidr", "octets", "range", "list"]))
+    if kind == "single":
+        return f"10.0.{third}.{draw(st.integers(0, 255))}"
+    if kind == "cidr":
+        return f"10.0.{third}.{draw(st.integers(0, 255))}/{draw(st.integers(26, 32))}"
+    if kind == "octets":
+        low = draw(st.integers(0, 250))
+        high = draw(st.integers(low, min(255, low + 8)))
+        third_high = draw(st.integers(third, 3))
+        return f"10.0.{third}-{third_high}.{low}-{high}"
+    if kind == "range":
+        first = draw(st.integers(0, 1023))
+        last = draw(st.integers(first, first + 40))
+        return f"{ipaddress.IPv4Address(0x0A000000 + first)}-{ipaddress.IPv4Address(0x0A000000 + last)}"
+    values = draw(st.lists(st.integers(0, 255), min_size=1, max_size=4))
+    return f"10.0.{third}." + ",".join(map(str, values))
+
+
+def brute_force(token: str) -> list[int]:
+    """Expand one token the slow, obvious way."""
+    if "/" in token:
+        return [int(a) for a in ipaddress.ip_network(token, strict=False)]
+    if token.count(".") == 6:
+        first, last = token.split("-")
+        return list(range(int(ipaddress.ip_address(first)), int(ipaddress.ip_address(last)) + 1))
+    octets = []
+    for part in token.split("."):
+        values: list[int] = []
+        for item in part.split(","):
+            low, _, high = item.partition("-")
+            values.extend(range(int(low), int(high or low) + 1))
+        octets.append(sorted(set(values)))
+    return [(a << 24) | (b << 16) | (c << 8) | d for a, b, c, d in itertools.product(*octets)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    targets=st.lists(small_tokens(), min_size=1, max_size=4),
+    excludes=st.lists(small_tokens(), max_size=3),
+)
+def test_iteration_and_count_match_the_model(targets: list[str], excludes: list[str]) -> None:
+    spec = parse_targets(" ".join(targets), " ".join(excludes))
+    excluded = {value for token in excludes for value in brute_force(token)}
+    expected: list[int] = []
+    seen: set[int] = set()
+    for token in targets:
+        for value in brute_force(token):
+            if value not in excluded and value not in seen:
+                seen.add(value)
+                expected.append(value)
+    assert [int(target.address) for target in spec] == expected
+    assert spec.count() == len(expected)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    targets=st.lists(small_tokens(), min_size=1, max_size=3),
+    allowed=st.lists(
+        st.tuples(st.integers(0, 1023), st.integers(22, 32)).map(
+            lambda pair: ipaddress.ip_network((0x0A000000 + pair[0], pair[1]), strict=False)
+        ),
+        max_size=3,
+    ),
+)
+def test_first_outside_matches_the_model(targets: list[str], allowed: list[ipaddress.IPv4Network]) -> None:
+    spec = parse_targets(" ".join(targets))
+    outside = [t.address for t in spec if not any(t.address in network for network in allowed)]
+    found = spec.first_outside(allowed)
+    if not outside:
+        assert found is None
+    else:
+        assert found in outside
