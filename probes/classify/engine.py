@@ -3,7 +3,8 @@
 Pure: no I/O besides loading the rules once. Each rule that holds votes for its class
 with its weight (nmap votes are scaled by nmap's accuracy); the class with the highest
 total wins, ties go to the class whose best rule comes first in the table. Confidence
-is the winner's total, capped at 1.0; evidence lists the reasons that voted for it.
+is the winner's total, capped at 1.0; evidence lists the reasons that voted for it. The
+vendor is the one named by the heaviest rule that holds and names one.
 """
 
 from __future__ import annotations
@@ -14,21 +15,27 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
 from midprobe.capabilities.errors import ConfigError
 
-CONDITIONS = (
-    "open_tcp_port",
-    "all_open_tcp_ports",
-    "banner",
-    "uname",
-    "sys_object_id",
-    "sys_descr",
-    "nmap_os_family",
-    "nmap_device_type",
-    "nmap_service",
-)
+#: Each condition a rule may name, by the kind of value it takes (``rules.toml`` documents them).
+CONDITION_KINDS: Mapping[str, Literal["ports", "regex", "oids", "names"]] = {
+    "open_tcp_port": "ports",
+    "all_open_tcp_ports": "ports",
+    "banner": "regex",
+    "uname": "regex",
+    "sys_object_id": "oids",
+    "sys_descr": "regex",
+    "snmp_capability": "names",
+    "logged_in": "names",
+    "nmap_os_family": "names",
+    "nmap_device_type": "names",
+    "nmap_service": "names",
+}
+CONDITIONS = tuple(CONDITION_KINDS)
+RULE_KEYS = frozenset({"class", "weight", "when", "unless", "evidence", "vendor"})
+_OID_PATTERN = re.compile(r"\.?\d+(\.\d+)*\.?")
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,11 @@ class Observations:
     uname: str | None = None
     sys_object_id: str | None = None
     sys_descr: str | None = None
+    #: What the device showed over SNMP it does (``printing``, ``switching``, ``routing``), each with
+    #: what showed it (``"dot1dBaseNumPorts = 8 (BRIDGE-MIB)"``): ``probes.snmp.classify.capabilities``.
+    snmp_capabilities: Mapping[str, str] = field(default_factory=dict)
+    #: Protocols a credential worked for on this host (``ssh``, ``snmp``): a login says something too.
+    logged_in: frozenset[str] = frozenset()
     nmap_os_classes: tuple[NmapOsClass, ...] = ()
     #: Services nmap identified by port (guesses, shown with a trailing ``?``, are left out).
     nmap_services: Mapping[int, str] = field(default_factory=dict)
@@ -66,6 +78,8 @@ class Classification:
     evidence: tuple[str, ...]
     #: Every class that got a vote, with its score (for explanations and debugging).
     scores: Mapping[str, float] = field(default_factory=dict)
+    #: The maker, from the heaviest rule that holds and names one (a sysObjectID enterprise, ...).
+    vendor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +89,9 @@ class Rule:
     when: Mapping[str, Any]
     evidence: str
     order: int
+    #: Conditions that, when any of them holds, keep the rule from voting.
+    unless: Mapping[str, Any] = field(default_factory=dict)
+    vendor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,12 +105,62 @@ def _normalise_oid(oid: str) -> str:
 
 
 def _oid_matches(oid: str, patterns: Sequence[str]) -> str | None:
+    """``oid`` when it is one of ``patterns``, or under one ending in ``.`` (or that OID itself)."""
     value = _normalise_oid(oid)
     for pattern in patterns:
         pattern = _normalise_oid(pattern)
-        if (pattern.endswith(".") and value.startswith(pattern)) or value == pattern:
+        if value == pattern or (
+            pattern.endswith(".") and (value.startswith(pattern) or value == pattern[:-1])
+        ):
             return value
     return None
+
+
+def _check_conditions(
+    conditions: Any, *, source: str, where: str, key: Literal["when", "unless"]
+) -> Mapping[str, Any]:
+    """``when`` / ``unless`` after checking each condition's name and value (one-line errors)."""
+    if not isinstance(conditions, dict) or not conditions:
+        message = "needs at least one condition under `when`" if key == "when" else "must be a table"
+        raise ConfigError(message, source=source, entry=where, field=None if key == "when" else key)
+    unknown = set(conditions) - set(CONDITIONS)
+    if unknown:
+        raise ConfigError(
+            f"unknown condition(s) {sorted(unknown)} (known: {', '.join(CONDITIONS)})",
+            source=source,
+            entry=where,
+        )
+    for name, value in conditions.items():
+        kind = CONDITION_KINDS[name]
+        place = f"{key}.{name}"
+        if kind == "regex":
+            if not isinstance(value, str):
+                raise ConfigError(
+                    "must be a regular expression (a string)", source=source, entry=where, field=place
+                )
+            try:
+                re.compile(value)
+            except re.error as error:
+                raise ConfigError(
+                    f"bad regular expression: {error}", source=source, entry=where, field=place
+                ) from None
+            continue
+        if not isinstance(value, list) or not value:
+            raise ConfigError("must be a non-empty list", source=source, entry=where, field=place)
+        if kind == "ports":
+            good = all(
+                isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536 for port in value
+            )
+            what = "TCP ports (1-65535)"
+        elif kind == "oids":
+            good = all(isinstance(oid, str) and _OID_PATTERN.fullmatch(oid) for oid in value)
+            what = "numeric OIDs (a trailing dot: that OID and everything under it)"
+        else:
+            good = all(isinstance(name, str) and name for name in value)
+            what = "non-empty strings"
+        if not good:
+            raise ConfigError(f"must list {what}", source=source, entry=where, field=place)
+    return conditions
 
 
 class Classifier:
@@ -113,27 +180,19 @@ class Classifier:
             where = f"rule[{index}]"
             if not isinstance(entry, dict):
                 raise ConfigError("must be a table", source=source, entry=where)
-            when = entry.get("when")
-            if not isinstance(when, dict) or not when:
-                raise ConfigError("needs at least one condition under `when`", source=source, entry=where)
-            unknown = set(when) - set(CONDITIONS)
+            unknown = set(entry) - RULE_KEYS
             if unknown:
                 raise ConfigError(
-                    f"unknown condition(s) {sorted(unknown)} (known: {', '.join(CONDITIONS)})",
+                    f"unknown key(s) {sorted(unknown)} (known: {', '.join(sorted(RULE_KEYS))})",
                     source=source,
                     entry=where,
                 )
-            for key in ("banner", "uname", "sys_descr"):
-                if key in when:
-                    try:
-                        re.compile(when[key])
-                    except re.error as error:
-                        raise ConfigError(
-                            f"bad regular expression: {error}",
-                            source=source,
-                            entry=where,
-                            field=f"when.{key}",
-                        ) from None
+            when = _check_conditions(entry.get("when"), source=source, where=where, key="when")
+            unless = (
+                _check_conditions(entry["unless"], source=source, where=where, key="unless")
+                if "unless" in entry
+                else {}
+            )
             weight = entry.get("weight")
             if not isinstance(weight, int | float) or isinstance(weight, bool) or weight <= 0:
                 raise ConfigError("must be a positive number", source=source, entry=where, field="weight")
@@ -142,27 +201,43 @@ class Classifier:
                 raise ConfigError(
                     "must be a CMDB class name (cmdb_ci_...)", source=source, entry=where, field="class"
                 )
-            rules.append(Rule(ci_class, float(weight), when, str(entry.get("evidence", ci_class)), index))
+            vendor = entry.get("vendor")
+            if vendor is not None and (not isinstance(vendor, str) or not vendor.strip()):
+                raise ConfigError("must be a non-empty string", source=source, entry=where, field="vendor")
+            evidence = str(entry.get("evidence", ci_class))
+            rules.append(Rule(ci_class, float(weight), when, evidence, index, unless=unless, vendor=vendor))
         return cls(rules)
 
     def classify(self, observations: Observations) -> Classification:
         votes: dict[str, list[_Vote]] = {}
         best_order: dict[str, int] = {}
+        vendor: tuple[float, str] | None = None
         for rule in self.rules:
             vote = self._evaluate(rule, observations)
             if vote is None:
                 continue
             votes.setdefault(rule.ci_class, []).append(vote)
             best_order[rule.ci_class] = min(best_order.get(rule.ci_class, rule.order), rule.order)
+            if rule.vendor is not None and (vendor is None or vote.weight > vendor[0]):
+                vendor = (vote.weight, rule.vendor)
         if not votes:
             return Classification(None, 0.0, ())
         scores = {ci_class: round(sum(v.weight for v in cast), 4) for ci_class, cast in votes.items()}
         winner = min(scores, key=lambda c: (-scores[c], best_order[c]))
         reasons = tuple(vote.reason for vote in sorted(votes[winner], key=lambda v: -v.weight))
-        return Classification(winner, round(min(1.0, scores[winner]), 2), reasons, scores)
+        return Classification(
+            winner,
+            round(min(1.0, scores[winner]), 2),
+            reasons,
+            scores,
+            vendor[1] if vendor is not None else None,
+        )
 
     def _evaluate(self, rule: Rule, seen: Observations) -> _Vote | None:
-        """The rule's vote when every condition holds, else None."""
+        """The rule's vote when every ``when`` condition holds and no ``unless`` one does, else None."""
+        for condition, expected in rule.unless.items():
+            if next(self._matches(condition, expected, seen), None) is not None:
+                return None
         weight = rule.weight
         fills: dict[str, str] = {}
         for condition, expected in rule.when.items():
@@ -205,6 +280,15 @@ class Classifier:
         elif condition == "sys_descr":
             if seen.sys_descr and re.search(expected, seen.sys_descr):
                 yield seen.sys_descr.strip()[:80], 1.0
+        elif condition == "snmp_capability":
+            for name in expected:
+                if name in seen.snmp_capabilities:
+                    how = seen.snmp_capabilities[name]
+                    yield (f"{name} ({how})" if how else name), 1.0
+        elif condition == "logged_in":
+            for protocol in expected:
+                if protocol in seen.logged_in:
+                    yield protocol, 1.0
         elif condition in ("nmap_os_family", "nmap_device_type"):
             wanted = {item.casefold() for item in expected}
             best: NmapOsClass | None = None

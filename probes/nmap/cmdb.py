@@ -1,4 +1,12 @@
-"""The credential-less host scan's CMDB class: nmap's OS family -> ServiceNow class, as data (ECC.md section 4)."""
+"""The credential-less host scan's CMDB class: nmap's OS family -> ServiceNow class, as data (ECC.md section 4).
+
+This is ServiceNow's own, documented mapping for the nmap host scan, kept apart from the shared
+classifier (``midprobe.probes.classify``) on purpose: it reads only the most accurate OS class,
+maps only general-purpose computers of six families and calls everything else ``cmdb_ci_hardware``,
+where the shared table weighs every OS class by accuracy, sends BSDs to ``cmdb_ci_unix_server`` and
+nmap's printers, switches and routers to their own classes. ``tests/unit/probes/test_classify.py``
+checks that both agree on every family this table names.
+"""
 
 from __future__ import annotations
 

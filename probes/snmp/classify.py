@@ -1,22 +1,17 @@
-"""SNMP classification (pure): sysObjectID prefix + sysDescr -> CMDB class, with the evidence.
+"""SNMP facts for classification (pure): what the walked objects say a device is and does.
 
-The rules are data (``classification.toml`` next to this module): each names a sysObjectID
-("is" or "starts with"), optionally a sysDescr pattern, a vendor and a class. When no rule
-decides, the capabilities the device showed do: printing (Printer-MIB, hrPrinterTable),
-switching (BRIDGE-MIB ports, sysServices layer 2), routing (ipForwarding, sysServices layer 3).
+``facts_from_varbinds`` reads sysObjectID, sysDescr, sysServices, ipForwarding, BRIDGE-MIB ports and
+the Printer-MIB out of whatever was walked; ``capabilities`` turns them into printing, switching and
+routing; ``observations`` hands all of it to the shared classifier (``midprobe.probes.classify``),
+whose table (``rules.toml``) holds the sysObjectID rules and the by-capability order.
 """
 
 from __future__ import annotations
 
-import functools
-import re
-import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
 
-from midprobe.capabilities.errors import ConfigError
+from midprobe.probes.classify import Classification, Classifier, Observations, default_classifier
 from midprobe.probes.snmp.values import (
     Oid,
     SnmpType,
@@ -24,18 +19,14 @@ from midprobe.probes.snmp.values import (
     VarBind,
     format_oid,
     is_prefix,
-    parse_numeric_oid,
 )
 
-RULES_FILE = Path(__file__).with_name("classification.toml")
-
+#: CMDB classes SNMP classification gives (names only: the rules live in ``probes/classify/rules.toml``).
 SWITCH = "cmdb_ci_ip_switch"
 ROUTER = "cmdb_ci_ip_router"
 PRINTER = "cmdb_ci_printer"
 LINUX_SERVER = "cmdb_ci_linux_server"
 NETGEAR = "cmdb_ci_netgear"
-CI_CLASSES = (SWITCH, ROUTER, PRINTER, LINUX_SERVER, NETGEAR)
-BY_CAPABILITY = "by_capability"
 
 ROUTING = "routing"
 SWITCHING = "switching"
@@ -52,33 +43,6 @@ HR_PRINTER_TABLE = (1, 3, 6, 1, 2, 1, 25, 3, 5)
 HR_DEVICE_TYPE = (1, 3, 6, 1, 2, 1, 25, 3, 2, 1, 2)
 HR_DEVICE_PRINTER = (1, 3, 6, 1, 2, 1, 25, 3, 1, 5)
 
-Match = Literal["is", "starts_with"]
-
-
-@dataclass(frozen=True)
-class ClassRule:
-    sys_object_id: Oid
-    match: Match
-    ci_class: str
-    vendor: str | None
-    why: str
-    descr: re.Pattern[str] | None = None
-
-    def matches(self, sys_object_id: Oid, sys_descr: str) -> bool:
-        if self.match == "is":
-            hit = sys_object_id == self.sys_object_id
-        else:
-            hit = is_prefix(self.sys_object_id, sys_object_id)
-        return hit and (self.descr is None or self.descr.search(sys_descr) is not None)
-
-    def describe(self, sys_object_id: Oid) -> str:
-        verb = "is" if self.match == "is" else "starts with"
-        text = f"sysObjectID {format_oid(sys_object_id, leading_dot=True)} {verb} "
-        text += f"{format_oid(self.sys_object_id, leading_dot=True)} ({self.why})"
-        if self.descr is not None:
-            text += f"; sysDescr matches /{self.descr.pattern}/"
-        return text
-
 
 @dataclass(frozen=True)
 class DeviceFacts:
@@ -91,91 +55,6 @@ class DeviceFacts:
     ip_forwarding: int | None = None
     bridge_ports: int | None = None
     printer_mib: bool = False
-
-
-@dataclass(frozen=True)
-class Classification:
-    ci_class: str
-    vendor: str | None
-    capabilities: tuple[str, ...]
-    evidence: tuple[str, ...]
-
-
-@functools.cache
-def default_rules() -> tuple[ClassRule, ...]:
-    """The rules shipped with midprobe, read once."""
-    return load_rules(RULES_FILE)
-
-
-def load_rules(path: Path | None = None) -> tuple[ClassRule, ...]:
-    """Read and validate a rules file (``None``: the one shipped with midprobe)."""
-    path = RULES_FILE if path is None else path
-    source = str(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ConfigError(f"cannot read the classification rules: {error.strerror}", source=source) from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"not valid TOML: {error}", source=source) from None
-    return parse_rules(data, source=source)
-
-
-def parse_rules(data: Mapping[str, Any], *, source: str = "<rules>") -> tuple[ClassRule, ...]:
-    rules: list[ClassRule] = []
-    entries = data.get("rule", [])
-    if not isinstance(entries, list):
-        raise ConfigError("must be an array of tables ([[rule]])", source=source, field="rule")
-    for number, entry in enumerate(entries, start=1):
-        where = f"rule {number}"
-
-        def text(
-            key: str, *, required: bool = True, entry: Mapping[str, Any] = entry, where: str = where
-        ) -> str:
-            value = entry.get(key)
-            if value is None and not required:
-                return ""
-            if not isinstance(value, str) or not value.strip():
-                raise ConfigError("must be a non-empty string", source=source, entry=where, field=key)
-            return value
-
-        unknown = set(entry) - {"sys_object_id", "match", "descr", "vendor", "ci_class", "why"}
-        if unknown:
-            raise ConfigError(f"unknown keys {sorted(unknown)}", source=source, entry=where)
-        try:
-            oid = parse_numeric_oid(text("sys_object_id"))
-        except ValueError:
-            raise ConfigError(
-                "must be a numeric OID", source=source, entry=where, field="sys_object_id"
-            ) from None
-        match = text("match")
-        if match not in ("is", "starts_with"):
-            raise ConfigError("must be 'is' or 'starts_with'", source=source, entry=where, field="match")
-        ci_class = text("ci_class")
-        if ci_class not in (*CI_CLASSES, BY_CAPABILITY):
-            raise ConfigError(
-                f"must be one of {', '.join((*CI_CLASSES, BY_CAPABILITY))}",
-                source=source,
-                entry=where,
-                field="ci_class",
-            )
-        pattern = text("descr", required=False)
-        try:
-            descr = re.compile(pattern, re.IGNORECASE) if pattern else None
-        except re.error as error:
-            raise ConfigError(
-                f"not a regular expression: {error}", source=source, entry=where, field="descr"
-            ) from None
-        rules.append(
-            ClassRule(
-                sys_object_id=oid,
-                match="is" if match == "is" else "starts_with",
-                ci_class=ci_class,
-                vendor=text("vendor", required=False) or None,
-                why=text("why", required=False) or "rule " + str(number),
-                descr=descr,
-            )
-        )
-    return tuple(rules)
 
 
 def _text(value: SnmpValue | None) -> str | None:
@@ -235,35 +114,27 @@ def capabilities(facts: DeviceFacts) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(found), tuple(evidence)
 
 
-def _by_capability(found: Sequence[str], facts: DeviceFacts) -> tuple[str, str]:
-    if PRINTING in found:
-        return PRINTER, "prints"
-    if SWITCHING in found:
-        return SWITCH, "switches (a layer-3 switch also routes)"
-    if ROUTING in found:
-        return ROUTER, "routes"
-    if re.search(r"\blinux\b", facts.sys_descr, re.IGNORECASE):
-        return LINUX_SERVER, "sysDescr says Linux"
-    return NETGEAR, "no rule and no telling capability: generic network gear"
-
-
-def classify(facts: DeviceFacts, rules: Sequence[ClassRule] | None = None) -> Classification:
-    """The CMDB class for the device, and why."""
-    rules = default_rules() if rules is None else rules
+def capability_evidence(facts: DeviceFacts) -> Mapping[str, str]:
+    """``{capability: what showed it}``, as ``Observations.snmp_capabilities`` takes it."""
     found, evidence = capabilities(facts)
-    reasons: list[str] = []
-    if facts.sys_object_id is not None:
-        for rule in rules:
-            if rule.matches(facts.sys_object_id, facts.sys_descr):
-                reasons.append(rule.describe(facts.sys_object_id))
-                ci_class = rule.ci_class
-                if ci_class == BY_CAPABILITY:
-                    ci_class, why = _by_capability(found, facts)
-                    reasons.append(f"by capability: {why}")
-                return Classification(ci_class, rule.vendor, found, (*reasons, *evidence))
-        reasons.append(f"no rule for sysObjectID {format_oid(facts.sys_object_id, leading_dot=True)}")
-    else:
-        reasons.append("no sysObjectID")
-    ci_class, why = _by_capability(found, facts)
-    reasons.append(f"by capability: {why}")
-    return Classification(ci_class, None, found, (*reasons, *evidence))
+    return dict(zip(found, evidence, strict=True))
+
+
+def observations(facts: DeviceFacts, address: str = "") -> Observations:
+    """What the shared classifier needs from an agent that answered (so ``logged_in`` holds ``snmp``)."""
+    return Observations(
+        address=address,
+        sys_object_id=format_oid(facts.sys_object_id, leading_dot=True)
+        if facts.sys_object_id is not None
+        else None,
+        sys_descr=facts.sys_descr or None,
+        snmp_capabilities=capability_evidence(facts),
+        logged_in=frozenset({"snmp"}),
+    )
+
+
+def classify(
+    facts: DeviceFacts, classifier: Classifier | None = None, *, address: str = ""
+) -> Classification:
+    """The shared classifier's verdict on the device (``classifier``: the shipped table by default)."""
+    return (classifier or default_classifier()).classify(observations(facts, address))

@@ -2,8 +2,9 @@
 
 Collects the system group, the interfaces (ifTable with ifXTable's name, alias and speed),
 the IP addresses (ipAddrTable) and the capability hints (ipForwarding, BRIDGE-MIB ports,
-Printer-MIB), all in one multi-column walk plus one GET, then classifies with
-``classify.py``. Parameters: those of ``SNMP`` without ``oid_spec_list``.
+Printer-MIB), all in one multi-column walk plus one GET, then hands the facts (``classify.py``) to
+the shared classifier (``midprobe.probes.classify``). Parameters: those of ``SNMP`` without
+``oid_spec_list``.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from midprobe.probes.base import ProbeContext
+from midprobe.probes.classify import Classification, Classifier
 from midprobe.probes.safety import TargetPolicy
 from midprobe.probes.snmp.classify import (
     DOT1D_BASE_NUM_PORTS,
     IP_FORWARDING,
-    Classification,
-    ClassRule,
     DeviceFacts,
+    capabilities,
+    capability_evidence,
     classify,
     facts_from_varbinds,
 )
@@ -121,6 +123,11 @@ class SnmpClassifyResult:
     ip_addresses: tuple[IpAddressEntry, ...]
     varbinds: tuple[VarBind, ...]
     elapsed_ms: int = 0
+
+    @property
+    def capabilities(self) -> tuple[str, ...]:
+        """What the device showed it does: ``printing``, ``switching``, ``routing``."""
+        return capabilities(self.facts)[0]
 
 
 def _text(value: SnmpValue | None) -> str | None:
@@ -228,7 +235,9 @@ def encode_classify_result(result: SnmpClassifyResult) -> ET.Element:
     snmp = ET.SubElement(element, "snmp", attributes)
     snmp.extend(encode_varbinds(result.varbinds))
     found = result.classification
-    summary = {"ci_class": found.ci_class}
+    summary = {"confidence": f"{found.confidence:.2f}"}
+    if found.ci_class is not None:
+        summary["ci_class"] = found.ci_class
     if found.vendor:
         summary["vendor"] = found.vendor
     if result.facts.sys_object_id is not None:
@@ -238,8 +247,8 @@ def encode_classify_result(result: SnmpClassifyResult) -> ET.Element:
     classification = ET.SubElement(element, "classification", summary)
     if result.facts.sys_descr:
         ET.SubElement(classification, "sys_descr").text = result.facts.sys_descr
-    for capability in found.capabilities:
-        ET.SubElement(classification, "capability", name=capability)
+    for capability, how in capability_evidence(result.facts).items():
+        ET.SubElement(classification, "capability", name=capability, evidence=how)
     for reason in found.evidence:
         ET.SubElement(classification, "evidence").text = reason
     interfaces = ET.SubElement(element, "interfaces")
@@ -270,7 +279,8 @@ class SnmpClassifyProbe:
     """The ``SNMPClassify`` topic."""
 
     memory: BulkSizeMemory = field(default_factory=BulkSizeMemory)
-    rules: tuple[ClassRule, ...] | None = None
+    #: The rules table to classify with; ``None``: the one shipped (``probes/classify/rules.toml``).
+    classifier: Classifier | None = None
     topic: str = TOPIC
     required_capabilities: tuple[str, ...] = ()
 
@@ -284,7 +294,7 @@ class SnmpClassifyProbe:
             policy=context.policy,
             deadline=context.deadline,
             memory=self.memory,
-            rules=self.rules,
+            classifier=self.classifier,
         )
 
     def encode_results(self, result: SnmpClassifyResult) -> Sequence[ET.Element]:
@@ -298,7 +308,7 @@ async def classify_host(
     policy: TargetPolicy,
     deadline: float,
     memory: BulkSizeMemory | None = None,
-    rules: Sequence[ClassRule] | None = None,
+    classifier: Classifier | None = None,
 ) -> SnmpClassifyResult:
     """Connect with the first credential that works, collect, classify (for ``midprobe scan`` too)."""
     started = time.monotonic()
@@ -321,7 +331,7 @@ async def classify_host(
         version=version,
         credential_id=credential_id,
         facts=facts,
-        classification=classify(facts, rules),
+        classification=classify(facts, classifier, address=address),
         interfaces=interfaces_from_varbinds(varbinds),
         ip_addresses=addresses_from_varbinds(varbinds),
         varbinds=varbinds,

@@ -2,7 +2,8 @@
 
 The commands (``CLASSIFY_COMMANDS``, a data table) run one after another on one
 connection; each answers in the ECC ``<result command=..>`` shape, followed by one
-``<result classification="cmdb_ci_..">`` holding the typed facts the parsers found.
+``<result classification="cmdb_ci_..">`` holding the typed facts the parsers found and the
+evidence for the class the shared classifier (``midprobe.probes.classify``) chose from ``uname -a``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from midprobe.probes.base import ProbeContext
+from midprobe.probes.classify import Classifier
 from midprobe.probes.ssh.command import (
     SSHOptions,
     SSHProbeBase,
@@ -20,6 +22,7 @@ from midprobe.probes.ssh.command import (
     parse_ssh_options,
     xml_text,
 )
+from midprobe.probes.ssh.known_hosts import KnownHostsStore
 from midprobe.probes.ssh.parsers import UnixFacts, unix_facts
 from midprobe.probes.ssh.session import DEFAULT_PATH, CommandOutput, ConnectionInfo
 
@@ -51,13 +54,12 @@ class SSHClassifyResult:
 
 
 def encode_facts(facts: UnixFacts, connection: ConnectionInfo) -> ET.Element:
-    """``<result classification=..>`` with ``<os>``, ``<kernel>``, ``<hostname>``, ``<cpu>``, ``<memory>``, ``<address>``."""
+    """``<result classification=..>`` with ``<os>``, ``<kernel>``, ..., ``<address>`` and ``<evidence>``."""
     element = ET.Element(
-        "result",
-        classification=facts.ci_class,
-        credential_id=connection.credential_id,
-        host_key=connection.host_key.describe(),
+        "result", credential_id=connection.credential_id, host_key=connection.host_key.describe()
     )
+    if facts.ci_class is not None:
+        element.set("classification", facts.ci_class)
 
     def child(tag: str, **attributes: str | int | None) -> None:
         present = {name: xml_text(str(value)) for name, value in attributes.items() if value is not None}
@@ -80,11 +82,24 @@ def encode_facts(facts: UnixFacts, connection: ConnectionInfo) -> ET.Element:
             interface=address.interface,
             scope=address.scope,
         )
+    for reason in facts.evidence:
+        ET.SubElement(element, "evidence").text = xml_text(reason)
     return element
 
 
 class SSHClassifyProbe(SSHProbeBase):
     topic = TOPIC
+
+    def __init__(
+        self,
+        known_hosts: KnownHostsStore | None = None,
+        *,
+        strict_host_keys: bool = False,
+        classifier: Classifier | None = None,
+    ) -> None:
+        super().__init__(known_hosts, strict_host_keys=strict_host_keys)
+        #: The rules table to classify with; ``None``: the one shipped (``probes/classify/rules.toml``).
+        self.classifier = classifier
 
     def parse_params(self, source: str, parameters: Mapping[str, str]) -> SSHClassifyParams:
         return SSHClassifyParams(
@@ -112,7 +127,8 @@ class SSHClassifyProbe(SSHProbeBase):
             name: output.stdout if output.exit_status == 0 else None
             for (name, _), output in zip(CLASSIFY_COMMANDS, outputs, strict=True)
         }
-        return SSHClassifyResult(tuple(outputs), unix_facts(stdout), info, params.options.credentials_debug)
+        facts = unix_facts(stdout, address=params.options.host, classifier=self.classifier)
+        return SSHClassifyResult(tuple(outputs), facts, info, params.options.credentials_debug)
 
     def encode_results(self, result: SSHClassifyResult) -> Sequence[ET.Element]:
         elements = [

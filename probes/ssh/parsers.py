@@ -1,8 +1,8 @@
 """Pure parsers for what a Unix-like host prints: ``uname -a``, os-release, addresses, CPU, memory.
 
 Each takes the text a command printed and returns typed facts (``None`` where the
-text does not say). ``CI_CLASS_BY_KERNEL`` is the data table that turns the first
-word of ``uname -a`` into a CMDB class (ECC.md section 4, classification).
+text does not say). The CMDB class comes from the shared classifier (``midprobe.probes.classify``),
+whose ``uname`` rules turn the first word of ``uname -a`` into a class (ECC.md section 4).
 """
 
 from __future__ import annotations
@@ -13,15 +13,7 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-#: First word of ``uname -a`` -> CMDB class; anything else is ``DEFAULT_UNIX_CI_CLASS``.
-CI_CLASS_BY_KERNEL: Mapping[str, str] = {
-    "Linux": "cmdb_ci_linux_server",
-    "SunOS": "cmdb_ci_solaris_server",
-    "AIX": "cmdb_ci_aix_server",
-    "HP-UX": "cmdb_ci_hpux_server",
-    "Darwin": "cmdb_ci_osx_server",
-}
-DEFAULT_UNIX_CI_CLASS = "cmdb_ci_unix_server"
+from midprobe.probes.classify import Classification, Classifier, Observations, default_classifier
 
 # Machine names uname prints; on Linux they stand just before "GNU/Linux" (or at the end).
 _MACHINES = frozenset(
@@ -74,7 +66,8 @@ class CpuInfo:
 class UnixFacts:
     """What the classify run learned about a host."""
 
-    ci_class: str
+    #: The shared classifier's verdict (None only with a rules table that has no SSH fallback).
+    ci_class: str | None
     kernel_name: str | None = None
     kernel_release: str | None = None
     machine: str | None = None
@@ -87,11 +80,25 @@ class UnixFacts:
     cpu_count: int | None = None
     cpu_model: str | None = None
     memory_mb: int | None = None
+    #: Why the classifier chose ``ci_class``.
+    evidence: tuple[str, ...] = ()
 
 
-def ci_class_for_kernel(kernel_name: str | None) -> str:
-    """The CMDB class for the first word of ``uname -a``."""
-    return CI_CLASS_BY_KERNEL.get(kernel_name or "", DEFAULT_UNIX_CI_CLASS)
+def _first_line(text: str | None) -> str | None:
+    return next((line.strip() for line in (text or "").splitlines() if line.strip()), None)
+
+
+def classify_uname(
+    uname: str | None, *, address: str = "", classifier: Classifier | None = None
+) -> Classification:
+    """The verdict on a host we logged in to over SSH, from what ``uname -a`` printed (or None)."""
+    seen = Observations(address=address, uname=_first_line(uname), logged_in=frozenset({"ssh"}))
+    return (classifier or default_classifier()).classify(seen)
+
+
+def ci_class_for_kernel(kernel_name: str | None) -> str | None:
+    """The CMDB class for the first word of ``uname -a`` (the shipped table always gives one)."""
+    return classify_uname(kernel_name).ci_class
 
 
 def parse_uname(text: str) -> UnameInfo | None:
@@ -216,14 +223,17 @@ def parse_meminfo(text: str) -> int | None:
     return int(match.group(1)) // 1024 if match else None
 
 
-def unix_facts(outputs: Mapping[str, str | None]) -> UnixFacts:
+def unix_facts(
+    outputs: Mapping[str, str | None], *, address: str = "", classifier: Classifier | None = None
+) -> UnixFacts:
     """Facts from the classify commands' stdout, keyed as ``CLASSIFY_COMMANDS`` names them."""
+    verdict = classify_uname(outputs.get("uname"), address=address, classifier=classifier)
     uname = parse_uname(outputs.get("uname") or "")
     os_release = parse_os_release(outputs.get("os_release") or "")
     cpu = parse_cpuinfo(outputs.get("cpuinfo") or "")
     hostname = parse_hostname(outputs.get("hostname") or "") or (uname.nodename if uname else None)
     return UnixFacts(
-        ci_class=ci_class_for_kernel(uname.kernel_name if uname else None),
+        ci_class=verdict.ci_class,
         kernel_name=uname.kernel_name if uname else None,
         kernel_release=uname.kernel_release if uname else None,
         machine=uname.machine if uname else None,
@@ -236,4 +246,5 @@ def unix_facts(outputs: Mapping[str, str | None]) -> UnixFacts:
         cpu_count=cpu.count if cpu else None,
         cpu_model=cpu.model if cpu else None,
         memory_mb=parse_meminfo(outputs.get("meminfo") or ""),
+        evidence=verdict.evidence,
     )

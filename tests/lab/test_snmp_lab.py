@@ -43,11 +43,15 @@ def _store(lab: Lab) -> CredentialStore:
 
 
 @pytest.mark.parametrize(
-    ("host", "version", "ci_class"),
-    [("linux1", "2c", LINUX_SERVER), ("switch1", "3", SWITCH), ("printer1", "2c", PRINTER)],
+    ("host", "version", "ci_class", "vendor"),
+    [
+        ("linux1", "2c", LINUX_SERVER, "net-snmp"),
+        ("switch1", "3", SWITCH, "Cisco"),
+        ("printer1", "2c", PRINTER, "HP"),
+    ],
 )
 def test_classify_lab_devices(
-    lab: Lab, lab_thread: NamespaceThread, host: str, version: str, ci_class: str
+    lab: Lab, lab_thread: NamespaceThread, host: str, version: str, ci_class: str, vendor: str
 ) -> None:
     target = lab.host(host)
     probe = SnmpClassifyProbe()
@@ -55,6 +59,8 @@ def test_classify_lab_devices(
     context = ProbeContext(policy=TargetPolicy.lab(), credentials=_store(lab), deadline=time.monotonic() + 60)
     result = lab_thread.run_async(lambda: probe.run(params, context))
     assert result.classification.ci_class == ci_class
+    assert result.classification.vendor == vendor
+    assert result.classification.evidence[0].startswith(f"SNMP sysObjectID {target.sys_object_id} ")
     assert result.facts.sys_name == host
     assert result.facts.sys_descr == target.sys_descr
     assert result.credential_id == ("lab-v3" if version == "3" else "lab-ro")
@@ -70,7 +76,7 @@ def test_switch_interfaces(lab: Lab, lab_thread: NamespaceThread) -> None:
     result = lab_thread.run_async(lambda: probe.run(params, context))
     names = {interface.name for interface in result.interfaces}
     assert {f"Gi1-0-{n}" for n in range(1, 9)} | {"Vlan1", "lo"} <= names
-    assert "switching" in result.classification.capabilities
+    assert "switching" in result.capabilities
 
 
 def test_snmp_probe_over_v3_with_a_filtered_table(lab: Lab, lab_thread: NamespaceThread) -> None:

@@ -9,12 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from midprobe.probes.classify import Classifier
 from midprobe.probes.ssh.classify import CLASSIFY_COMMANDS
 from midprobe.probes.ssh.parsers import (
-    CI_CLASS_BY_KERNEL,
-    DEFAULT_UNIX_CI_CLASS,
     InterfaceAddress,
     ci_class_for_kernel,
+    classify_uname,
     parse_addresses,
     parse_cpuinfo,
     parse_hostname,
@@ -40,6 +40,7 @@ def test_every_classify_command_has_a_recording() -> None:
 def test_recorded_debian_host_becomes_typed_facts() -> None:
     facts = unix_facts({name: recorded(name) for name, _ in CLASSIFY_COMMANDS})
     assert facts.ci_class == "cmdb_ci_linux_server"
+    assert facts.evidence == ("uname says Linux",)
     assert facts.kernel_name == "Linux"
     assert facts.kernel_release == "6.18.44-fc-v782"
     assert facts.machine == "x86_64"
@@ -59,7 +60,8 @@ def test_recorded_debian_host_becomes_typed_facts() -> None:
 
 def test_missing_outputs_leave_facts_unknown_but_still_classify_as_unix() -> None:
     facts = unix_facts({})
-    assert facts.ci_class == DEFAULT_UNIX_CI_CLASS
+    assert facts.ci_class == "cmdb_ci_unix_server"
+    assert facts.evidence == ("logged in over SSH, but `uname -a` answered nothing: a UNIX-like host",)
     assert facts.hostname is None
     assert facts.cpu_count is None
     assert facts.addresses == ()
@@ -110,7 +112,22 @@ def test_uname_of_each_unix(
 @pytest.mark.parametrize("text", ["", "\n\n", "sh: 1: uname: not found", "'quoted' stuff"])
 def test_uname_that_is_not_uname(text: str) -> None:
     parsed = parse_uname(text)
-    assert parsed is None or parsed.kernel_name not in CI_CLASS_BY_KERNEL
+    assert parsed is None or ci_class_for_kernel(parsed.kernel_name) == "cmdb_ci_unix_server"
+    # Whatever a host we logged in to printed, it stays a UNIX-like host.
+    assert unix_facts({"uname": text}).ci_class == "cmdb_ci_unix_server"
+
+
+def test_the_first_non_empty_line_of_uname_decides() -> None:
+    verdict = classify_uname("\n  SunOS sol11 5.11 11.4.0.15.0 i86pc i386 i86pc\nLinux later line\n")
+    assert (verdict.ci_class, verdict.evidence) == ("cmdb_ci_solaris_server", ("uname says SunOS",))
+
+
+def test_a_custom_rules_table_reaches_the_facts() -> None:
+    table = Classifier.from_toml(
+        '[[rule]]\nclass = "cmdb_ci_linux_server"\nweight = 1\nwhen.uname = "^Linux"\nevidence = "mine"\n'
+    )
+    assert unix_facts({"uname": "Linux a 6.1"}, classifier=table).evidence == ("mine",)
+    assert unix_facts({"uname": "AIX a 2 7"}, classifier=table).ci_class is None
 
 
 def test_os_release_quoting_and_comments() -> None:
