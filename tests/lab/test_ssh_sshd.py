@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -214,33 +213,33 @@ def test_output_beyond_the_cap_is_cut_and_flagged(bed: SSHTestBed, tmp_path: Pat
 
 
 def test_at_most_seven_connections_per_host(bed: SSHTestBed, tmp_path: Path) -> None:
+    """14 commands on one host run at most 7 at a time, and the limit is used in full.
+
+    Each command prints when it started and ended (one clock, on the server), so the peak
+    overlap is exact; sampling ``ss`` is not (a socket dump is no atomic snapshot). A command
+    runs inside its connection, so its overlap can never exceed the connections open at once.
+    """
     store = store_for(bed, tmp_path)
     probe = SSHCommandProbe(InMemoryKnownHosts())
-    params = probe.parse_params(LOCAL, {"name": "sleep 1.5", "credential_id": "test-ed25519"})
+    command = "date +%s%N; sleep 1.5; date +%s%N"
+    params = probe.parse_params(LOCAL, {"name": command, "credential_id": "test-ed25519"})
     context = ProbeContext(policy=TargetPolicy.lab(), credentials=store)
-    seen: list[int] = []
-    stop = threading.Event()
-
-    def watch() -> None:
-        deadline = time.monotonic() + 30
-        while not stop.is_set() and time.monotonic() < deadline:
-            seen.append(bed.established(22))
-            time.sleep(0.05)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
 
     async def many() -> list[SSHCommandResult]:
         return await asyncio.gather(*(probe.run(params, context) for _ in range(14)))
 
-    try:
-        results = bed.thread.run_async(many)
-    finally:
-        stop.set()
-        watcher.join(timeout=10)
+    results = bed.thread.run_async(many)
     assert len(results) == 14
     assert all(result.output.exit_status == 0 for result in results)
-    assert max(seen) == MAX_CONNECTIONS_PER_HOST
+    events: list[tuple[int, int]] = []
+    for result in results:
+        started, ended = (int(line) for line in result.output.stdout.split())
+        events += [(started, +1), (ended, -1)]
+    running = peak = 0
+    for _, change in sorted(events):  # at equal times an end (-1) sorts before a start
+        running += change
+        peak = max(peak, running)
+    assert peak == MAX_CONNECTIONS_PER_HOST == 7  # ECC.md: at most 7 SSH connections per host
 
 
 def test_classify_collects_typed_facts_over_one_connection(bed: SSHTestBed, tmp_path: Path) -> None:
