@@ -66,12 +66,14 @@ def _register_commands() -> None:
     from midprobe.runner.cli.demo import demo
     from midprobe.runner.cli.ecc import ecc
     from midprobe.runner.cli.lab import lab
+    from midprobe.runner.cli.scan import scan
     from midprobe.runner.cli.selection import capabilities_command, select_command
 
     cli.add_command(agent)
     cli.add_command(demo)
     cli.add_command(ecc)
     cli.add_command(lab)
+    cli.add_command(scan)
     cli.add_command(select_command)
     cli.add_command(capabilities_command)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from midprobe.probes.ports import service_name
+from midprobe.probes.shazzam import ShazzamHost, ShazzamScanner, encode_host
 
 
 @dataclass(frozen=True)
@@ -22,12 +23,15 @@ class HostReport:
     address: str
     hostname: str | None = None
     open_tcp_ports: tuple[int, ...] = ()
-    refused_tcp_ports: int = 0
+    #: Ports that answered with a reset (the host is alive, nothing listens there).
+    refused_tcp_ports: tuple[int, ...] = ()
     ci_class: str | None = None
     confidence: float = 0.0
     evidence: tuple[str, ...] = ()
     #: Banners by port (SSH identification line, HTTP Server header, ...).
     banners: Mapping[int, str] = field(default_factory=dict)
+    #: What nmap's version detection identified, by port (``ssh OpenSSH 9.2p1``), with ``--nmap``.
+    services: Mapping[int, str] = field(default_factory=dict)
     #: The credential that worked, by protocol (``ssh``, ``snmp``): ids only, never secrets.
     credential_id: Mapping[str, str] = field(default_factory=dict)
     #: Facts from SSH (os name and version, kernel, ...).
@@ -52,6 +56,8 @@ class HostReport:
             "banners": {str(port): text for port, text in sorted(self.banners.items())},
             "engine": self.engine,
         }
+        if self.services:
+            data["services"] = {str(port): text for port, text in sorted(self.services.items())}
         if self.credential_id:
             data["credential_id"] = dict(self.credential_id)
         if self.os is not None:
@@ -69,32 +75,37 @@ class HostReport:
     def to_json_line(self) -> str:
         return json.dumps(self.to_json_dict(), separators=(",", ":"))
 
-    def to_shazzam_element(self) -> ET.Element:
-        """The host as a Shazzam ``<host>`` element with one ``<scanner>`` per open port (docs/shazzam.md)."""
-        name, _, domain = (self.hostname or "").partition(".")
-        host = ET.Element(
-            "host",
+    def to_shazzam_host(self) -> ShazzamHost:
+        """The Shazzam view: one ``GenericTCP`` scanner per open and per refused port."""
+        outcomes = [(port, "open") for port in self.open_tcp_ports]
+        outcomes += [(port, "refused") for port in self.refused_tcp_ports]
+        host_name, _, domain_name = (self.hostname or "").rstrip(".").partition(".")
+        return ShazzamHost(
             ip=self.address,
-            alive="true",
-            active="true" if self.open_tcp_ports else "false",
-            hostName=name,
-            domainName=domain,
+            alive=True,
+            active=bool(self.open_tcp_ports),
+            host_name=host_name,
+            domain_name=domain_name,
+            scanners=tuple(
+                ShazzamScanner(
+                    port=port,
+                    result="open" if outcome == "open" else "refused",
+                    portprobe=service_name(port),
+                    service=service_name(port),
+                )
+                for port, outcome in sorted(outcomes)
+            ),
         )
+
+    def to_shazzam_element(self) -> ET.Element:
+        """The host as a Shazzam ``<host>`` element (docs/shazzam.md), plus what enrichment added:
+        ``banner_text`` on a scanner, ``ci_class`` on the host, and ``<evidence>`` children."""
+        host = encode_host(self.to_shazzam_host())
         if self.ci_class:
             host.set("ci_class", self.ci_class)
-        for port in sorted(self.open_tcp_ports):
-            service = service_name(port)
-            scanner = ET.SubElement(
-                host,
-                "scanner",
-                name="GenericTCP",
-                port=str(port),
-                portprobe=service,
-                protocol="tcp",
-                result="open",
-                service=service,
-            )
-            if port in self.banners:
+        for scanner in host.iter("scanner"):
+            port = int(scanner.get("port", "0"))
+            if scanner.get("result") == "open" and port in self.banners:
                 scanner.set("banner_text", self.banners[port])
         for reason in self.evidence:
             ET.SubElement(host, "evidence").text = reason

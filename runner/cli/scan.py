@@ -1,0 +1,304 @@
+"""``midprobe scan``: the standalone scanner (nmap-style targets and ports), one report per host as it finishes.
+
+Every input is checked before a packet leaves (see ``runner/scan/plan.py``); the scan itself is
+``runner/scan/pipeline.py`` and the output formats are ``runner/scan/render.py``. See docs/scan.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TextIO, cast
+
+import click
+
+from midprobe.capabilities.errors import ConfigError, PortSpecError
+from midprobe.probes.credentials import PROTOCOL_SNMP, PROTOCOL_SSH
+from midprobe.probes.ports import format_ports, parse_ports
+from midprobe.probes.safety import TargetPolicy
+from midprobe.probes.shazzam import DEFAULT_PORTS
+from midprobe.probes.targets import TargetSpec
+from midprobe.probes.tcpscan.common import ScanOptions
+from midprobe.probes.tcpscan.engine import ENGINE_CHOICES, select_engine
+from midprobe.runner.scan.pipeline import ScanPipeline, ScanSettings
+from midprobe.runner.scan.plan import (
+    CredentialSource,
+    check_size,
+    load_credentials,
+    name_resolver,
+    require_nmap,
+    resolve_targets,
+    target_spec,
+)
+from midprobe.runner.scan.render import (
+    FORMATS,
+    Format,
+    ProgressDisplay,
+    ReportWriter,
+    ScanHeader,
+    make_writer,
+)
+
+#: Threads for blocking work the stages hand off (python-nmap; paramiko has its own pool).
+BLOCKING_THREADS = 16
+
+
+def _tcp_ports(text: str) -> tuple[int, ...]:
+    ports = parse_ports(text)
+    if ports.udp:
+        raise PortSpecError(
+            f"bad port list {text!r}: midprobe scan probes TCP ports only (SNMP on UDP 161 is asked "
+            "with --credentials)"
+        )
+    return ports.tcp
+
+
+@contextlib.contextmanager
+def _output(path: Path | None) -> Iterator[TextIO | None]:
+    if path is None:
+        yield None
+        return
+    try:
+        stream = path.open("w", encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(
+            f"cannot write the output file: {error.strerror or error}", source=str(path)
+        ) from None
+    with stream:
+        yield stream
+
+
+async def _run(
+    spec: TargetSpec,
+    settings: ScanSettings,
+    writer: ReportWriter,
+    header: ScanHeader,
+    progress: ProgressDisplay,
+) -> None:
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(BLOCKING_THREADS, "midprobe-scan"))
+    pipeline = ScanPipeline(settings, on_progress=progress.update)
+    writer.begin(header)
+    try:
+        async for report in pipeline.run(spec):
+            writer.write(report)
+    finally:
+        # Also on an error or Ctrl-C: the output stays a complete document (ECC XML closes).
+        writer.end(pipeline.stats)
+
+
+@click.command("scan")
+@click.argument("targets", nargs=-1)
+@click.option(
+    "-p",
+    "--ports",
+    "ports_text",
+    default=DEFAULT_PORTS,
+    show_default=True,
+    metavar="PORTS",
+    help="TCP ports in nmap syntax: 22,80,8000-8100, '-' for all, service names.",
+)
+@click.option(
+    "--exclude",
+    "excludes",
+    multiple=True,
+    metavar="TARGETS",
+    help="Targets to leave out (same syntax, comma-separated; repeatable).",
+)
+@click.option(
+    "-iL",
+    "input_lists",
+    multiple=True,
+    metavar="FILE",
+    help="Read targets from FILE (one or more per line, '#' comments; '-' = stdin).",
+)
+@click.option(
+    "--nmap",
+    "nmap_services",
+    is_flag=True,
+    help="nmap service/version detection (-sV) on the open ports (needs nmap).",
+)
+@click.option("--os", "nmap_os", is_flag=True, help="nmap OS detection (-O) (needs nmap and root).")
+@click.option(
+    "--dns-server",
+    "dns_servers",
+    multiple=True,
+    metavar="IP",
+    help="Resolve names (PTR, and target host names) with this server (repeatable); "
+    "default: the system resolver.",
+)
+@click.option("-n", "no_dns", is_flag=True, help="Never look up host names (as nmap -n).")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(FORMATS),
+    default="table",
+    show_default=True,
+    help="table, json (one object per host per line) or ecc (ECC input payload XML).",
+)
+@click.option(
+    "-o",
+    "--output",
+    "output_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the results to FILE instead of stdout.",
+)
+@click.option(
+    "--lab",
+    "lab_mode",
+    is_flag=True,
+    help="Refuse every target outside the lab networks (198.18.0.0/15, 127.0.0.0/8).",
+)
+@click.option("--yes", is_flag=True, help="Scan a huge range (more than 65,536 addresses) without a --rate.")
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0.001),
+    default=None,
+    metavar="N",
+    help="At most N port probes per second.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINE_CHOICES),
+    default="auto",
+    show_default=True,
+    help="Port scan engine: syn (raw sockets), connect, or auto (syn when allowed).",
+)
+@click.option(
+    "--wait",
+    "wait_ms",
+    type=click.IntRange(1, 60_000),
+    default=1000,
+    show_default=True,
+    metavar="MS",
+    help="Longest wait for one port's answer.",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(0, 10),
+    default=2,
+    show_default=True,
+    help="Probes resent to a port that did not answer.",
+)
+@click.option("--no-banners", is_flag=True, help="Do not read banners on the open ports.")
+@click.option(
+    "--snmp-public",
+    is_flag=True,
+    help="Ask UDP 161 for sysObjectID/sysDescr with the community 'public' (no credentials needed).",
+)
+@click.option(
+    "--credentials",
+    "credential_files",
+    multiple=True,
+    metavar="FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Credentials TOML (SSH and SNMP) for credentialed classification (docs/credentials.md).",
+)
+@click.option(
+    "--ssh-credentials",
+    "ssh_credential_files",
+    multiple=True,
+    metavar="FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Like --credentials, taking only the file's SSH credentials.",
+)
+@click.option(
+    "--snmp-credentials",
+    "snmp_credential_files",
+    multiple=True,
+    metavar="FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Like --credentials, taking only the file's SNMP credentials.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 1024),
+    default=32,
+    show_default=True,
+    help="Hosts enriched (banners, DNS, nmap, SSH, SNMP) at the same time.",
+)
+@click.option(
+    "--host-timeout",
+    type=click.FloatRange(min=1.0),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Longest time spent enriching one host.",
+)
+def scan(
+    targets: tuple[str, ...],
+    ports_text: str,
+    excludes: tuple[str, ...],
+    input_lists: tuple[str, ...],
+    nmap_services: bool,
+    nmap_os: bool,
+    dns_servers: tuple[str, ...],
+    no_dns: bool,
+    output_format: str,
+    output_path: Path | None,
+    lab_mode: bool,
+    yes: bool,
+    rate: float | None,
+    engine: str,
+    wait_ms: int,
+    retries: int,
+    no_banners: bool,
+    snmp_public: bool,
+    credential_files: tuple[Path, ...],
+    ssh_credential_files: tuple[Path, ...],
+    snmp_credential_files: tuple[Path, ...],
+    concurrency: int,
+    host_timeout: float,
+) -> None:
+    """Scan TARGETS (nmap syntax: 198.18.0.0/24, 10.0.0.1-20, host names, IPv6) and classify each host.
+
+    Each host that answers is reported as soon as it is done: open TCP ports, banners, its DNS name,
+    the CMDB class the classifier chose and the evidence for it; with --credentials also what SSH and
+    SNMP tell. Reports stream, so a /16 never sits in memory.
+    """
+    policy = TargetPolicy.lab() if lab_mode else TargetPolicy.unrestricted()
+    ports = _tcp_ports(ports_text)
+    spec = target_spec(targets, excludes, input_lists)
+    resolver, dns_note = (None, None) if no_dns and not dns_servers else name_resolver(dns_servers, policy)
+    spec = resolve_targets(spec, policy, resolver if dns_servers else None)
+    count = spec.count()
+    check_size(count, yes=yes, rate=rate)
+    chosen_engine = select_engine(engine)
+    nmap_syn = require_nmap(services=nmap_services, os_detection=nmap_os)
+    store = load_credentials(
+        [CredentialSource(path) for path in credential_files]
+        + [CredentialSource(path, PROTOCOL_SSH) for path in ssh_credential_files]
+        + [CredentialSource(path, PROTOCOL_SNMP) for path in snmp_credential_files]
+    )
+    settings = ScanSettings(
+        ports=ports,
+        policy=policy,
+        engine=chosen_engine,
+        scan_options=ScanOptions(
+            connect_wait=wait_ms / 1000,
+            min_timeout=min(0.1, wait_ms / 1000),
+            retries=retries,
+            rate=rate,
+        ),
+        sniff_banners=not no_banners,
+        snmp_public=snmp_public,
+        resolver=None if no_dns else resolver,
+        nmap_services=nmap_services,
+        nmap_os=nmap_os,
+        nmap_syn=nmap_syn,
+        credentials=store,
+        host_concurrency=concurrency,
+        host_timeout=host_timeout,
+    )
+    if dns_note and not no_dns:
+        click.echo(f"midprobe: note: {dns_note}", err=True)
+    header = ScanHeader(
+        targets=str(spec), ports=format_ports(ports), engine=chosen_engine.name, addresses=count
+    )
+    with _output(output_path) as stream:
+        writer = make_writer(cast(Format, output_format), stream)
+        with ProgressDisplay(count, stdout_is_output=stream is None) as progress:
+            asyncio.run(_run(spec, settings, writer, header, progress))

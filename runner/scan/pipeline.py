@@ -1,0 +1,488 @@
+"""The ``midprobe scan`` pipeline: port scan -> per-host enrichment -> classification, streamed per host.
+
+The port scan engine runs on a worker thread and hands each finished host to the event loop through
+a bounded queue (a slow consumer pauses the scan instead of filling memory). Every host that answered
+gets its enrichment stages (banners, DNS PTR, nmap, SSH, SNMP) at once, with a bounded number of hosts
+in flight; each stage's failure becomes a line in the report's ``errors`` and the scan goes on. The
+classifier then decides the CMDB class, and the report is yielded as soon as the host is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import threading
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from midprobe.capabilities.errors import MidprobeError
+from midprobe.probes.banner import BannerParams, SnmpIdentity, sniff
+from midprobe.probes.base import ProbeContext
+from midprobe.probes.classify import Classifier, NmapOsClass, Observations, default_classifier
+from midprobe.probes.credentials import PROTOCOL_SNMP, PROTOCOL_SSH, CredentialStore
+from midprobe.probes.dns.name_resolver import reverse_lookup
+from midprobe.probes.dns.resolver import ResolverConfig
+from midprobe.probes.nmap import options as nmap_options
+from midprobe.probes.nmap.engine import check_targets, run_nmap
+from midprobe.probes.nmap.parse import NmapHost
+from midprobe.probes.safety import TargetPolicy
+from midprobe.probes.shazzam import REFUSED_REPORT_LIMIT
+from midprobe.probes.snmp.classify_probe import classify_host
+from midprobe.probes.snmp.client import BulkSizeMemory
+from midprobe.probes.snmp.errors import SnmpTimeout, SnmpUnreachable
+from midprobe.probes.snmp.probe import ConnectionParams
+from midprobe.probes.snmp.values import format_oid
+from midprobe.probes.ssh.classify import SSHClassifyProbe, SSHClassifyResult
+from midprobe.probes.targets import Target
+from midprobe.probes.tcpscan.common import HostScan, ScanEngine, ScanOptions
+from midprobe.probes.tcpscan.engine import select_engine
+from midprobe.runner.scan.report import HostReport
+
+__all__ = ["ScanPipeline", "ScanSettings", "ScanStats"]
+
+#: SSH timeouts for the classify run of a scan (ms): a scan should not wait minutes on one host.
+SSH_CONNECT_TIMEOUT_MS = 5_000
+SSH_COMMAND_TIMEOUT_MS = 20_000
+#: SNMP per-attempt wait (ms) and retries in a scan: a host without an agent costs about 2 s.
+SNMP_TIMEOUT_MS = 1_000
+SNMP_RETRIES = 1
+#: The OS facts from SSH that the report carries, by report key.
+OS_FACTS = (
+    ("name", "os_name"),
+    ("version", "os_version"),
+    ("id", "os_id"),
+    ("pretty_name", "os_pretty_name"),
+    ("kernel", "kernel_name"),
+    ("kernel_release", "kernel_release"),
+    ("machine", "machine"),
+    ("hostname", "hostname"),
+)
+
+
+@dataclass(frozen=True)
+class ScanSettings:
+    """How one ``midprobe scan`` runs (validated by the CLI before it gets here)."""
+
+    ports: tuple[int, ...]
+    policy: TargetPolicy = field(default_factory=TargetPolicy.unrestricted)
+    #: ``auto``, ``syn`` or ``connect`` (``probes.tcpscan.engine.select_engine``), or an engine object.
+    engine: str | ScanEngine = "auto"
+    scan_options: ScanOptions = field(default_factory=ScanOptions)
+    #: Read banners on the open ports (SSH identification, HTTP ``Server``, greetings).
+    sniff_banners: bool = True
+    #: Also ask UDP 161 for sysObjectID/sysDescr with the community ``public``.
+    snmp_public: bool = False
+    #: Where PTR lookups go; ``None`` = no name lookups.
+    resolver: ResolverConfig | None = None
+    nmap_services: bool = False
+    nmap_os: bool = False
+    #: nmap's ``-sS`` (raw sockets) instead of ``-sT`` for the service scan.
+    nmap_syn: bool = False
+    credentials: CredentialStore | None = None
+    #: Hosts being enriched at once.
+    host_concurrency: int = 32
+    #: Seconds one host's enrichment may take (every stage is cut to it).
+    host_timeout: float = 60.0
+    #: Finished hosts waiting for enrichment before the port scan pauses.
+    queue_size: int = 256
+    classifier: Classifier = field(default_factory=default_classifier)
+
+    def __post_init__(self) -> None:
+        if not self.ports:
+            raise ValueError("no ports to scan")
+        if self.host_concurrency < 1 or self.queue_size < 1 or self.host_timeout <= 0:
+            raise ValueError("host_concurrency, queue_size and host_timeout must be positive")
+
+
+@dataclass
+class ScanStats:
+    """Counters while the scan runs (read by the progress display and the summary)."""
+
+    scanned: int = 0
+    alive: int = 0
+    reported: int = 0
+    engine: str = ""
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+@dataclass(frozen=True)
+class _Finished:
+    """The end of a stream, with the error that ended it (if any)."""
+
+    error: BaseException | None = None
+
+
+@dataclass
+class _Findings:
+    """What the stages learned about one host (each stage fills its own fields)."""
+
+    host_name: str | None = None
+    banners: dict[int, str] = field(default_factory=dict)
+    public_snmp: SnmpIdentity | None = None
+    services: dict[int, str] = field(default_factory=dict)
+    nmap_services: dict[int, str] = field(default_factory=dict)
+    nmap_os_classes: list[NmapOsClass] = field(default_factory=list)
+    nmap_os: str | None = None
+    uname: str | None = None
+    os: dict[str, str] | None = None
+    sys_descr: str | None = None
+    sys_object_id: str | None = None
+    credential_id: dict[str, str] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+async def _host_scans(
+    engine: ScanEngine,
+    targets: Iterable[Target],
+    ports: tuple[int, ...],
+    options: ScanOptions,
+    queue_size: int,
+) -> AsyncGenerator[HostScan, None]:
+    """Run ``engine`` on a worker thread; yield each finished host through a bounded queue.
+
+    The worker blocks while the queue is full, so the scan runs at the consumer's pace. Leaving
+    the ``async for`` stops the engine (its stop flag) and waits for the thread to end.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[HostScan | _Finished] = asyncio.Queue(queue_size)
+    stop = threading.Event()
+
+    def hand_over(item: HostScan | _Finished) -> bool:
+        try:
+            future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
+        except RuntimeError:  # the loop is closed: nobody listens any more
+            return False
+        while True:
+            try:
+                future.result(timeout=0.2)
+                return True
+            except TimeoutError:
+                if stop.is_set():
+                    future.cancel()
+                    return False
+            except Exception:  # cancelled with the loop
+                return False
+
+    def work() -> None:
+        outcome = _Finished()
+        hosts: Iterator[HostScan] = iter(())
+        try:
+            hosts = engine.scan(targets, ports, options, stop=stop)
+            for host in hosts:
+                if not hand_over(host):
+                    return
+        except BaseException as error:  # raised again in the event loop
+            outcome = _Finished(error)
+        finally:
+            close = getattr(hosts, "close", None)  # a generator engine closes its sockets now
+            if close is not None:
+                close()
+        hand_over(outcome)
+
+    # Started from the event loop's thread, so it inherits that thread's network namespace.
+    worker = threading.Thread(target=work, name=f"midprobe-scan-{engine.name}", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = await queue.get()
+            if isinstance(item, _Finished):
+                if item.error is not None:
+                    raise item.error
+                return
+            yield item
+    finally:
+        stop.set()
+        await asyncio.to_thread(worker.join)
+
+
+class ScanPipeline:
+    """One scan: ``async for report in ScanPipeline(settings).run(targets)``."""
+
+    def __init__(
+        self,
+        settings: ScanSettings,
+        *,
+        on_progress: Callable[[ScanStats], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.stats = ScanStats()
+        self.on_progress = on_progress
+        self._ssh = SSHClassifyProbe()
+        self._snmp_memory = BulkSizeMemory()
+        # SNMP is asked only when the credentials hold an SNMP one (then ``public`` may follow it).
+        store = settings.credentials
+        self._snmp_configured = store is not None and any(
+            credential.protocol == PROTOCOL_SNMP for credential in store.credentials
+        )
+
+    async def run(self, targets: Iterable[Target]) -> AsyncGenerator[HostReport, None]:
+        """Scan ``targets`` (iterated lazily) and yield a report per host that answered, as it finishes."""
+        settings = self.settings
+        engine = select_engine(settings.engine) if isinstance(settings.engine, str) else settings.engine
+        self.stats = ScanStats(engine=engine.name)
+        reports: asyncio.Queue[HostReport | _Finished] = asyncio.Queue(settings.host_concurrency)
+        slots = asyncio.Semaphore(settings.host_concurrency)
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def finish(scanned: HostScan) -> None:
+            try:
+                await reports.put(await self.enrich(scanned))
+            finally:
+                slots.release()
+
+        async def dispatch() -> None:
+            scans = _host_scans(engine, targets, settings.ports, settings.scan_options, settings.queue_size)
+            try:
+                async for scanned in scans:
+                    self.stats.scanned += 1
+                    if scanned.alive:
+                        self.stats.alive += 1
+                        await slots.acquire()
+                        task = asyncio.create_task(finish(scanned))
+                        tasks.add(task)
+                        task.add_done_callback(tasks.discard)
+                    if self.on_progress is not None:
+                        self.on_progress(self.stats)
+                while tasks:
+                    await asyncio.gather(*list(tasks))
+            except Exception as error:
+                await reports.put(_Finished(error))
+            else:
+                await reports.put(_Finished())
+            finally:
+                await scans.aclose()  # stops the engine thread, whatever ended the loop
+
+        dispatcher = asyncio.create_task(dispatch())
+        try:
+            while True:
+                item = await reports.get()
+                if isinstance(item, _Finished):
+                    if item.error is not None:
+                        raise item.error
+                    return
+                self.stats.reported += 1
+                if self.on_progress is not None:
+                    self.on_progress(self.stats)
+                yield item
+        finally:
+            pending = [dispatcher, *tasks]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    # --- one host ----------------------------------------------------------------------------
+
+    async def enrich(self, scanned: HostScan) -> HostReport:
+        """Run every stage that applies to this host at once, then classify it."""
+        settings = self.settings
+        address = str(scanned.address)
+        found = _Findings()
+        deadline = time.monotonic() + settings.host_timeout
+        context = ProbeContext(
+            agent_name="midprobe scan",
+            deadline=deadline,
+            policy=settings.policy,
+            credentials=settings.credentials,
+        )
+        open_ports = scanned.open_ports
+        stages: list[tuple[str, Awaitable[None]]] = []
+        if settings.resolver is not None:
+            stages.append(("dns", self._host_name(address, settings.resolver, deadline, found)))
+        if (settings.sniff_banners and open_ports) or settings.snmp_public:
+            stages.append(("banner", self._banners(scanned, context, found)))
+        if open_ports and settings.nmap_services:
+            stages.append(("nmap -sV", self._nmap_services(scanned, deadline, found)))
+        if open_ports and settings.nmap_os:
+            stages.append(("nmap -O", self._nmap_os(scanned, deadline, found)))
+        store = settings.credentials
+        if store is not None and 22 in open_ports and store.candidates(address, PROTOCOL_SSH):
+            stages.append(("ssh", self._ssh_facts(address, context, found)))
+        if store is not None and self._snmp_configured and store.candidates(address, PROTOCOL_SNMP):
+            stages.append(("snmp", self._snmp_facts(address, context, found)))
+        await asyncio.gather(*(self._guarded(name, stage, found) for name, stage in stages))
+        if found.sys_object_id is None and found.public_snmp is not None:
+            # The credential-less tap (community public) answered and no credentialed SNMP did.
+            found.sys_object_id = found.public_snmp.sys_object_id
+            found.sys_descr = found.public_snmp.sys_descr
+
+        verdict = settings.classifier.classify(
+            Observations(
+                address=address,
+                open_tcp_ports=frozenset(open_ports),
+                banners=found.banners,
+                uname=found.uname,
+                sys_object_id=found.sys_object_id,
+                sys_descr=found.sys_descr,
+                nmap_os_classes=tuple(found.nmap_os_classes),
+                nmap_services=found.nmap_services,
+            )
+        )
+        return HostReport(
+            address=address,
+            hostname=found.host_name or scanned.host_name,
+            open_tcp_ports=open_ports,
+            # As Shazzam: refused ports are listed only for port lists of a sensible size.
+            refused_tcp_ports=scanned.refused_ports if len(settings.ports) <= REFUSED_REPORT_LIMIT else (),
+            ci_class=verdict.ci_class,
+            confidence=verdict.confidence,
+            evidence=verdict.evidence,
+            banners=found.banners,
+            services=found.services,
+            credential_id=found.credential_id,
+            os=found.os,
+            sys_descr=found.sys_descr,
+            sys_object_id=found.sys_object_id,
+            nmap_os=found.nmap_os,
+            engine=scanned.engine,
+            errors=tuple(found.errors),
+        )
+
+    async def _guarded(self, stage: str, work: Awaitable[None], found: _Findings) -> None:
+        """Run one stage; its failure becomes a line in the report, never the end of the scan."""
+        try:
+            async with asyncio.timeout(self.settings.host_timeout + 5.0):
+                await work
+        except TimeoutError:
+            found.errors.append(f"{stage}: gave up after {self.settings.host_timeout:g} s")
+        except MidprobeError as error:
+            found.errors.append(f"{stage}: {error}")
+        except Exception as error:  # a library's surprise on one host must not end a /16 scan
+            found.errors.append(f"{stage}: {type(error).__name__}: {error}")
+
+    async def _host_name(
+        self, address: str, resolver: ResolverConfig, deadline: float, found: _Findings
+    ) -> None:
+        (answer,) = await reverse_lookup([address], resolver, deadline)
+        if answer.name:
+            found.host_name = answer.name
+
+    async def _banners(self, scanned: HostScan, context: ProbeContext, found: _Findings) -> None:
+        settings = self.settings
+        params = BannerParams(
+            host=str(scanned.address),
+            ports=scanned.open_ports if settings.sniff_banners else (),
+            snmp_public=settings.snmp_public,
+        )
+        result = await sniff(params, context)
+        found.banners.update(result.banners())
+        found.public_snmp = result.snmp
+
+    async def _nmap_services(self, scanned: HostScan, deadline: float, found: _Findings) -> None:
+        """nmap ``-sV`` on the open ports (its own run, so a slow one does not cost the OS guess)."""
+        targets = self._nmap_targets(scanned)
+        ports = _port_list(scanned.open_ports)
+        technique = "-sS" if self.settings.nmap_syn else "-sT"
+
+        def build(seconds: float) -> nmap_options.NmapInvocation:
+            return nmap_options.service_scan(
+                targets,
+                ports,
+                technique=technique,
+                version_intensity=None,
+                scripts=(),
+                resolve_names=False,
+                timing=4,
+                timeout_s=seconds,
+            )
+
+        for run in await run_nmap([build], deadline=deadline, topic="midprobe scan --nmap"):
+            for host in run.scan.hosts_up:
+                _read_nmap_services(host, found)
+
+    async def _nmap_os(self, scanned: HostScan, deadline: float, found: _Findings) -> None:
+        """nmap ``-O``; most accurate with one open and one closed port to compare."""
+        targets = self._nmap_targets(scanned)
+        ports = _port_list((*scanned.open_ports, *scanned.refused_ports[:1]))
+
+        def build(seconds: float) -> nmap_options.NmapInvocation:
+            return nmap_options.os_scan(
+                targets,
+                ports,
+                guess=True,
+                limit=False,
+                max_tries=None,
+                resolve_names=False,
+                timing=4,
+                timeout_s=seconds,
+            )
+
+        for run in await run_nmap([build], deadline=deadline, topic="midprobe scan --os"):
+            for host in run.scan.hosts_up:
+                _read_nmap_os(host, found)
+
+    def _nmap_targets(self, scanned: HostScan) -> nmap_options.NmapTargets:
+        targets = nmap_options.NmapTargets((ipaddress.ip_network(scanned.address),))
+        check_targets(targets, self.settings.policy)
+        return targets
+
+    async def _ssh_facts(self, address: str, context: ProbeContext, found: _Findings) -> None:
+        params = self._ssh.parse_params(
+            address,
+            {
+                "connect_timeout_ms": str(SSH_CONNECT_TIMEOUT_MS),
+                "command_timeout_ms": str(SSH_COMMAND_TIMEOUT_MS),
+                "channel_timeout_ms": str(SSH_COMMAND_TIMEOUT_MS),
+            },
+        )
+        result: SSHClassifyResult = await self._ssh.run(params, context)
+        found.credential_id["ssh"] = result.connection.credential_id
+        uname = next((output for output in result.outputs if output.command == "uname -a"), None)
+        if uname is not None and uname.exit_status == 0 and uname.stdout.strip():
+            found.uname = uname.stdout.strip()
+        facts = {key: getattr(result.facts, name) for key, name in OS_FACTS}
+        found.os = {key: str(value) for key, value in facts.items() if value is not None}
+
+    async def _snmp_facts(self, address: str, context: ProbeContext, found: _Findings) -> None:
+        connection = ConnectionParams(source=address, timeout_ms=SNMP_TIMEOUT_MS, retries=SNMP_RETRIES)
+        try:
+            result = await classify_host(
+                connection,
+                credentials=context.credentials,
+                policy=context.policy,
+                deadline=context.deadline,
+                memory=self._snmp_memory,
+            )
+        except (SnmpTimeout, SnmpUnreachable):
+            return  # no agent there (or none that takes our communities): nothing to report
+        if result.credential_id:
+            found.credential_id["snmp"] = result.credential_id
+        if result.facts.sys_descr:
+            found.sys_descr = result.facts.sys_descr
+        if result.facts.sys_object_id is not None:
+            found.sys_object_id = format_oid(result.facts.sys_object_id, leading_dot=True)
+
+
+def _port_list(ports: Iterable[int]) -> nmap_options.PortList:
+    return nmap_options.PortList(tuple((port, port) for port in sorted(set(ports))))
+
+
+def _read_nmap_services(host: NmapHost, found: _Findings) -> None:
+    """What nmap's version detection identified (guesses, marked ``?`` by nmap, are left out)."""
+    for port in host.open_ports:
+        service = port.service
+        if service is None or not service.identified:
+            continue
+        found.nmap_services[port.portid] = service.name
+        words = [service.name, service.product, service.version, service.extrainfo]
+        found.services[port.portid] = " ".join(word for word in words if word)
+
+
+def _read_nmap_os(host: NmapHost, found: _Findings) -> None:
+    best = host.best_os_match
+    if best is not None:
+        found.nmap_os = f"{best.name} ({best.accuracy}%)"
+    for match in host.os_matches:
+        for os_class in match.classes:
+            found.nmap_os_classes.append(
+                NmapOsClass(
+                    family=os_class.family or "",
+                    device_type=os_class.type or "",
+                    vendor=os_class.vendor or "",
+                    accuracy=os_class.accuracy,
+                )
+            )

@@ -1,0 +1,300 @@
+"""The three ways ``midprobe scan`` writes its reports, all streaming: one host written as it finishes.
+
+``table`` (readable columns, colour on a terminal), ``json`` (one JSON object per host per line) and
+``ecc`` (an ECC input payload: the ``<results>`` opening is written once, then one Shazzam ``<host>``
+per finished host, and the closing with the echoed parameters at the end). The live progress bar
+lives here too; it goes to stderr, and only when stderr is a terminal.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Final, Literal, Protocol, TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+from midprobe.runner.ecc.payload import Parameter, encode_input_payload
+from midprobe.runner.scan.pipeline import ScanStats
+from midprobe.runner.scan.report import HostReport
+
+__all__ = [
+    "FORMATS",
+    "EccWriter",
+    "JsonLinesWriter",
+    "ProgressDisplay",
+    "ReportWriter",
+    "ScanHeader",
+    "TableWriter",
+    "make_writer",
+]
+
+Format = Literal["table", "json", "ecc"]
+FORMATS: Final[tuple[Format, ...]] = ("table", "json", "ecc")
+
+#: Room kept in the ``<results>`` opening tag for the real ``probe_time`` (patched in at the end).
+_PROBE_TIME_ROOM: Final = 12
+_SPLIT_MARK: Final = "midprobe-scan-hosts"
+
+
+@dataclass(frozen=True)
+class ScanHeader:
+    """What is known before the first host: shown in the ECC ``<result>`` and echoed parameters."""
+
+    targets: str
+    ports: str
+    engine: str
+    addresses: int
+
+
+class ReportWriter(Protocol):
+    """Writes reports as they come: ``begin`` once, ``write`` per host, ``end`` once."""
+
+    def begin(self, header: ScanHeader) -> None: ...
+
+    def write(self, report: HostReport) -> None: ...
+
+    def end(self, stats: ScanStats) -> None: ...
+
+
+class _Stream:
+    """The output: a given stream, or whatever ``sys.stdout`` is when written to.
+
+    Looked up at each write, so the progress display's stdout redirection (on a terminal) applies.
+    """
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self._stream = stream
+
+    @property
+    def file(self) -> TextIO:
+        return self._stream if self._stream is not None else sys.stdout
+
+    def write(self, text: str) -> None:
+        self.file.write(text)
+        self.file.flush()
+
+
+class JsonLinesWriter:
+    """``--format json``: one JSON object per host per line, flushed as it is written."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._out = _Stream(stream)
+
+    def begin(self, header: ScanHeader) -> None:
+        pass
+
+    def write(self, report: HostReport) -> None:
+        self._out.write(report.to_json_line() + "\n")
+
+    def end(self, stats: ScanStats) -> None:
+        pass
+
+
+class TableWriter:
+    """``--format table``: a header, then one aligned row per host (and its errors), then a summary."""
+
+    COLUMNS: Final = (("ADDRESS", 15), ("HOSTNAME", 34), ("OPEN TCP PORTS", 16), ("CLASS", 30))
+
+    def __init__(self, stream: TextIO | None = None, *, color: bool | None = None) -> None:
+        self._out = _Stream(stream)
+        self._color = color
+
+    def _console(self) -> Console:
+        # A fresh console per line is cheap and follows sys.stdout as the progress display swaps it.
+        file = self._out.file
+        terminal = self._color if self._color is not None else file.isatty()
+        return Console(
+            file=file,
+            force_terminal=terminal,
+            no_color=not terminal,
+            highlight=False,
+            soft_wrap=True,
+            emoji=False,
+            markup=False,
+        )
+
+    @classmethod
+    def format_row(cls, cells: Sequence[str]) -> str:
+        """Cells padded to the column widths; a long cell pushes the rest right instead of being cut."""
+        parts = [cell.ljust(width) for cell, (_, width) in zip(cells, cls.COLUMNS, strict=False)]
+        parts.extend(cells[len(cls.COLUMNS) :])
+        return " ".join(parts).rstrip()
+
+    def begin(self, header: ScanHeader) -> None:
+        title = self.format_row([name for name, _ in self.COLUMNS] + ["EVIDENCE"])
+        self._console().print(Text(title, style="bold"))
+
+    def write(self, report: HostReport) -> None:
+        console = self._console()
+        line = Text(self.format_row(report.table_row()))
+        if report.ci_class:
+            start = line.plain.find(report.ci_class)
+            line.stylize("green", start, start + len(report.ci_class))
+        console.print(line)
+        for problem in report.errors:
+            console.print(Text(f"    ! {problem}", style="yellow"))
+        self._out.file.flush()
+
+    def end(self, stats: ScanStats) -> None:
+        self._console().print(Text(_summary(stats), style="dim"))
+        self._out.file.flush()
+
+
+def _summary(stats: ScanStats) -> str:
+    plural = "" if stats.scanned == 1 else "es"
+    return (
+        f"{stats.alive} host(s) up, {stats.scanned} address{plural} scanned "
+        f"in {stats.elapsed:.2f} s ({stats.engine or '?'} scan)"
+    )
+
+
+class EccWriter:
+    """``--format ecc``: an ECC input payload whose one ``<result>`` holds a Shazzam ``<host>`` per host.
+
+    Streamed: the opening is written at ``begin``, each host at ``write``, the closing (with the
+    echoed parameters) at ``end``. Every piece comes from ``encode_input_payload``, so escaping and
+    sanitising are the codec's. ``probe_time`` is unknown when the opening is written: on a seekable
+    output (a file) the opening tag is rewritten in place at the end with the real time (the tag keeps
+    some trailing blanks for it); on a pipe it stays ``0`` and the echoed ``scan_time_ms`` says it.
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._out = _Stream(stream)
+        self._header: ScanHeader | None = None
+        self._opening_at: int | None = None
+        self._opening_length = 0
+        empty = encode_input_payload([], probe_time_ms=0)
+        split = empty.index("<parameters")
+        self._host_prefix, self._host_suffix = empty[:split], empty[split:]
+
+    def _parts(self, echoed: Sequence[Parameter]) -> tuple[str, str]:
+        """(opening up to and including ``<result ..>``, closing from ``</result>``)."""
+        assert self._header is not None
+        result = ET.Element(
+            "result",
+            engine=self._header.engine,
+            ports=self._header.ports,
+            hosts_scanned=str(self._header.addresses),
+        )
+        ET.SubElement(result, _SPLIT_MARK)
+        text = encode_input_payload([result], echoed=echoed, probe_time_ms=0)
+        opening, closing = text.split(f"<{_SPLIT_MARK}/>")
+        return opening, closing
+
+    @staticmethod
+    def _root_tag(probe_time_ms: int) -> str:
+        text = encode_input_payload([], probe_time_ms=probe_time_ms)
+        return text[: text.index(">") + 1]
+
+    def begin(self, header: ScanHeader) -> None:
+        self._header = header
+        opening, _ = self._parts(())
+        root = self._root_tag(0)
+        assert opening.startswith(root)
+        padded_root = root[:-1] + " " * _PROBE_TIME_ROOM + ">"
+        file = self._out.file
+        try:
+            self._opening_at = file.tell() if file.seekable() else None
+        except (OSError, ValueError):
+            self._opening_at = None
+        self._opening_length = len(padded_root)
+        self._out.write(padded_root + opening[len(root) :] + "\n")
+
+    def write(self, report: HostReport) -> None:
+        text = encode_input_payload([report.to_shazzam_element()], probe_time_ms=0)
+        assert text.startswith(self._host_prefix)
+        assert text.endswith(self._host_suffix)
+        self._out.write(text[len(self._host_prefix) : -len(self._host_suffix)] + "\n")
+
+    def end(self, stats: ScanStats) -> None:
+        if self._header is None:
+            return
+        elapsed_ms = round(stats.elapsed * 1000)
+        echoed = [
+            Parameter("topic", "Shazzam"),
+            Parameter("agent", "midprobe scan"),
+            Parameter("source", self._header.targets),
+            Parameter("ports", self._header.ports),
+            Parameter("engine", stats.engine or self._header.engine),
+            Parameter("hosts_scanned", str(stats.scanned)),
+            Parameter("hosts_alive", str(stats.alive)),
+            Parameter("scan_time_ms", str(elapsed_ms)),
+        ]
+        _, closing = self._parts(echoed)
+        self._out.write(closing + "\n")
+        self._patch_probe_time(elapsed_ms)
+
+    def _patch_probe_time(self, elapsed_ms: int) -> None:
+        if self._opening_at is None:
+            return
+        root = self._root_tag(elapsed_ms)
+        if len(root) > self._opening_length:
+            return
+        file = self._out.file
+        try:
+            end = file.tell()
+            file.seek(self._opening_at)
+            file.write(root[:-1] + " " * (self._opening_length - len(root)) + ">")
+            file.seek(end)
+            file.flush()
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass  # the stream cannot go back after all: probe_time stays 0, scan_time_ms has it
+
+
+def make_writer(kind: Format, stream: TextIO | None = None) -> ReportWriter:
+    if kind == "json":
+        return JsonLinesWriter(stream)
+    if kind == "ecc":
+        return EccWriter(stream)
+    return TableWriter(stream)
+
+
+class ProgressDisplay:
+    """A live progress bar on stderr while the scan runs; does nothing unless stderr is a terminal.
+
+    When the reports go to the same terminal (stdout), they are printed above the bar.
+    """
+
+    def __init__(self, total: int, *, enabled: bool | None = None, stdout_is_output: bool = True) -> None:
+        console = Console(stderr=True)
+        self.enabled = console.is_terminal if enabled is None else enabled
+        self._progress: Progress | None = None
+        self._task = None
+        if self.enabled:
+            self._progress = Progress(
+                TextColumn("[bold]scanning[/bold]"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[alive]} up"),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+                redirect_stdout=stdout_is_output and sys.stdout.isatty(),
+                redirect_stderr=False,
+            )
+            self._task = self._progress.add_task("scan", total=total, alive=0)
+
+    def __enter__(self) -> ProgressDisplay:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def update(self, stats: ScanStats) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, completed=stats.scanned, alive=stats.alive)

@@ -1,0 +1,315 @@
+"""``midprobe scan`` against the lab: the real CLI in the scanner namespace, and the pipeline in-process.
+
+The CLI runs as a user runs it (``python -m midprobe.runner scan ...`` inside the scanner namespace);
+what it prints is compared with what the lab says its hosts are.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from midprobe.probes.shazzam import decode_results
+from midprobe.probes.targets import parse_targets
+from midprobe.probes.tcpscan.common import ScanOptions
+from midprobe.runner.ecc.payload import decode_input_payload
+from midprobe.runner.lab import Lab, NamespaceThread
+from midprobe.runner.scan.pipeline import ScanPipeline, ScanSettings
+from midprobe.runner.scan.report import HostReport
+
+pytestmark = pytest.mark.lab
+
+#: Every port a lab host listens on, plus a few nobody does.
+PORTS = (22, 23, 53, 80, 443, 515, 8080, 9100)
+SUB_DOMAINS = ("sandiego", "sanjose")
+
+
+def _scan(lab: Lab, *args: str, timeout: float = 90.0) -> tuple[list[dict[str, Any]], str]:
+    """Run ``midprobe scan --lab --format json ARGS`` in the scanner namespace; (reports, stderr)."""
+    argv = [sys.executable, "-m", "midprobe.runner", "scan", "--lab", "--format", "json", *args]
+    done = lab.run(argv, timeout=timeout)
+    return [json.loads(line) for line in done.stdout.splitlines()], done.stderr
+
+
+def _by_address(reports: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    addresses = [report["address"] for report in reports]
+    assert len(addresses) == len(set(addresses)), "a host was reported twice"
+    return {report["address"]: report for report in reports}
+
+
+def _ports_arg(ports: tuple[int, ...] = PORTS) -> str:
+    return ",".join(map(str, ports))
+
+
+def test_lab_subnet_without_credentials(lab: Lab) -> None:
+    reports, _ = _scan(lab, lab.network, "-p", _ports_arg(), "--dns-server", lab.dns_server)
+    found = _by_address(reports)
+    for host in lab.hosts:
+        expected = sorted(set(host.open_tcp_ports) & set(PORTS))
+        if host.profile == "silent":
+            assert host.address not in found, "the silent host must not be reported"
+            continue
+        report = found[host.address]
+        assert report["open_tcp_ports"] == expected, host.name
+        assert report["engine"] == "syn"  # the default engine as root
+        assert report["hostname"] == host.fqdn
+        assert report["hostname"].split(".")[1] in SUB_DOMAINS
+    # Nothing else answers in the lab but the scanner's own address.
+    assert set(found) - {h.address for h in lab.hosts} <= {lab.scanner_address}
+
+    linux = found[lab.host("linux1").address]
+    assert linux["ci_class"] == "cmdb_ci_linux_server"
+    assert any("SSH banner" in reason for reason in linux["evidence"])
+    assert linux["banners"]["22"].startswith("SSH-2.0-OpenSSH")
+
+    printer = found[lab.host("printer1").address]
+    assert 9100 in printer["open_tcp_ports"]
+    assert printer["ci_class"] == "cmdb_ci_printer"
+    assert any("9100" in reason for reason in printer["evidence"])
+
+    # Without SNMP the switch shows only a Debian OpenSSH banner (OpenSSH cannot hide that), so the
+    # data supports a Unix-like host, named by its banner.
+    switch = found[lab.host("switch1").address]
+    assert switch["ci_class"] in ("cmdb_ci_linux_server", "cmdb_ci_unix_server")
+    assert any("Cisco-1.25" in reason for reason in switch["evidence"])
+
+    web = found[lab.host("web1").address]
+    assert web["banners"] == {"8080": "nginx/1.22.1"}
+
+
+def test_ecc_output_decodes(lab: Lab, tmp_path: Path) -> None:
+    output = tmp_path / "scan.xml"
+    hosts = [lab.host(name) for name in ("linux1", "switch1", "printer1", "web1", "silent1")]
+    targets = ",".join(host.address for host in hosts)
+    argv = [sys.executable, "-m", "midprobe.runner", "scan", "--lab", targets, "-p", _ports_arg()]
+    lab.run([*argv, "--dns-server", lab.dns_server, "--format", "ecc", "-o", str(output)], timeout=90)
+    payload = decode_input_payload(output.read_text(encoding="utf-8"))
+    assert payload.result_code == 0
+    assert payload.probe_time_ms is not None
+    assert payload.probe_time_ms > 0
+    result = decode_results(payload.results)
+    assert result.hosts_scanned == 5
+    scanned = {host.ip: host for host in result.hosts}
+    assert lab.host("silent1").address not in scanned
+    for host in hosts[:-1]:
+        shazzam = scanned[host.address]
+        assert shazzam.open_ports == tuple(sorted(set(host.open_tcp_ports) & set(PORTS)))
+        assert f"{shazzam.host_name}.{shazzam.domain_name}" == host.fqdn
+    elements = {element.get("ip"): element for element in payload.results[0].iter("host")}
+    printer = elements[lab.host("printer1").address]
+    assert printer.get("ci_class") == "cmdb_ci_printer"
+    assert [e.text for e in printer.iter("evidence")]
+
+
+def test_host_name_targets_resolve_through_the_lab_dns(lab: Lab) -> None:
+    linux = lab.host("linux1")
+    assert linux.fqdn is not None
+    reports, _ = _scan(lab, linux.fqdn, "-p", "22", "--dns-server", lab.dns_server)
+    (report,) = reports
+    assert report["address"] == linux.address
+    assert report["hostname"] == linux.fqdn
+    assert report["open_tcp_ports"] == [22]
+
+
+def _credentials_file(path: Path, entries: list[dict[str, Any]]) -> Path:
+    lines: list[str] = []
+    for entry in entries:
+        lines.append("[[credential]]")
+        for key, value in entry.items():
+            lines.append(f"{key} = {json.dumps(value)}")
+        lines.append("")
+    path.write_text("\n".join(lines), encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
+def _assert_no_secrets(lab: Lab, *texts: str) -> None:
+    for secret in lab.credentials.secrets():
+        for text in texts:
+            assert secret not in text
+
+
+def test_credentialed_scan(lab: Lab, tmp_path: Path) -> None:
+    creds = lab.credentials
+    linux, switch, printer = (lab.host(name) for name in ("linux1", "switch1", "printer1"))
+    path = _credentials_file(
+        tmp_path / "credentials.toml",
+        [
+            # Linux credentials scoped to the servers, as an operator would: the lab's switch runs a
+            # real Linux sshd, where a login would answer `uname` with Linux.
+            {
+                "id": "lab-ssh",
+                "type": "ssh_password",
+                "user": creds.ssh_user,
+                "password": creds.ssh_password,
+                "ip_ranges": [f"{linux.address}/32"],
+            },
+            {
+                "id": "lab-v3",
+                "type": "snmpv3",
+                "user": creds.snmpv3_user,
+                "auth_protocol": creds.snmpv3_auth_protocol,
+                "auth_key": creds.snmpv3_auth_key,
+                "priv_protocol": creds.snmpv3_priv_protocol,
+                "priv_key": creds.snmpv3_priv_key,
+            },
+        ],
+    )
+    targets = ",".join(host.address for host in (linux, switch, printer))
+    # The unprivileged connect engine this time.
+    reports, stderr = _scan(
+        lab, targets, "-p", "22,80,9100", "-n", "--engine", "connect", "--credentials", str(path)
+    )
+    found = _by_address(reports)
+
+    linux_report = found[linux.address]
+    assert linux_report["credential_id"] == {"ssh": "lab-ssh", "snmp": "lab-v3"}
+    assert linux_report["os"]["kernel"] == "Linux"
+    assert linux_report["os"]["hostname"] == "linux1"
+    assert linux_report["os"]["id"] == "debian"
+    assert linux_report["ci_class"] == "cmdb_ci_linux_server"
+    assert "uname says Linux" in linux_report["evidence"]
+
+    switch_report = found[switch.address]
+    assert switch_report["credential_id"] == {"snmp": "lab-v3"}
+    assert switch_report["sys_object_id"] == switch.sys_object_id
+    assert switch_report["sys_descr"] == switch.sys_descr
+    assert switch_report["ci_class"] == "cmdb_ci_ip_switch"
+    assert any("sysObjectID" in reason for reason in switch_report["evidence"])
+
+    printer_report = found[printer.address]
+    assert printer_report["sys_object_id"] == printer.sys_object_id
+    assert printer_report["ci_class"] == "cmdb_ci_printer"
+    assert printer_report["confidence"] == 1.0
+    _assert_no_secrets(lab, json.dumps(reports), stderr)
+
+
+def test_issue6_spelling_takes_each_protocol_from_its_file(lab: Lab, tmp_path: Path) -> None:
+    creds = lab.credentials
+    linux = lab.host("linux1")
+    ssh_file = _credentials_file(
+        tmp_path / "ssh.toml",
+        [
+            {
+                "id": "lab-key",
+                "type": "ssh_private_key",
+                "user": creds.ssh_user,
+                "private_key_file": str(creds.ssh_private_key),
+            },
+            # Not an SSH credential: --ssh-credentials must leave it out (it would also fail).
+            {"id": "stray-snmp", "type": "snmp", "community": "wrong-community-123"},
+        ],
+    )
+    snmp_file = _credentials_file(
+        tmp_path / "snmp.toml",
+        [{"id": "lab-v2c", "type": "snmp", "community": creds.snmp_community, "version": "2c"}],
+    )
+    reports, stderr = _scan(
+        lab,
+        linux.address,
+        "-p",
+        "22",
+        "-n",
+        "--ssh-credentials",
+        str(ssh_file),
+        "--snmp-credentials",
+        str(snmp_file),
+    )
+    (report,) = reports
+    assert report["credential_id"] == {"ssh": "lab-key", "snmp": "lab-v2c"}
+    assert report["os"]["name"].startswith("Debian")
+    assert report["sys_object_id"] == linux.sys_object_id
+    _assert_no_secrets(lab, json.dumps(reports), stderr)
+
+
+def test_a_failed_login_is_reported_and_the_scan_goes_on(lab: Lab, tmp_path: Path) -> None:
+    linux, printer = lab.host("linux1"), lab.host("printer1")
+    path = _credentials_file(
+        tmp_path / "wrong.toml",
+        [
+            {
+                "id": "stale",
+                "type": "ssh_password",
+                "user": lab.credentials.ssh_user,
+                "password": "not-the-pw-1",
+            }
+        ],
+    )
+    reports, stderr = _scan(
+        lab, f"{linux.address},{printer.address}", "-p", "22,80,9100", "-n", "--credentials", str(path)
+    )
+    found = _by_address(reports)
+    linux_report = found[linux.address]
+    assert "credential_id" not in linux_report
+    (problem,) = linux_report["errors"]
+    assert problem.startswith("ssh: ")
+    assert "stale" in problem
+    assert "not-the-pw-1" not in json.dumps(reports) + stderr
+    # Still classified from what was seen without logging in.
+    assert linux_report["ci_class"] == "cmdb_ci_linux_server"
+    assert found[printer.address]["ci_class"] == "cmdb_ci_printer"
+
+
+def test_nmap_service_and_os_detection(lab: Lab) -> None:
+    linux = lab.host("linux1")
+    reports, _ = _scan(lab, linux.address, "-p", "22,80", "-n", "--nmap", "--os", timeout=110)
+    (report,) = reports
+    assert "errors" not in report, report.get("errors")
+    assert report["services"]["22"].startswith("ssh OpenSSH")
+    assert report["services"]["80"].startswith("http Apache httpd")
+    assert "Linux" in report["nmap_os"]
+    assert any(reason.startswith("nmap OS family Linux") for reason in report["evidence"])
+    assert report["ci_class"] == "cmdb_ci_linux_server"
+
+
+def _scan_in_process(
+    thread: NamespaceThread, targets: str, ports: tuple[int, ...], *, stop_after: int | None = None
+) -> list[tuple[HostReport, int]]:
+    """(report, addresses scanned when it was yielded) for each report, run in the scanner namespace."""
+    settings = ScanSettings(
+        ports=ports, engine="connect", scan_options=ScanOptions(connect_wait=1.0, min_timeout=0.1, retries=2)
+    )
+
+    async def collect() -> list[tuple[HostReport, int]]:
+        pipeline = ScanPipeline(settings)
+        seen: list[tuple[HostReport, int]] = []
+        reports = pipeline.run(parse_targets(targets))
+        try:
+            async for report in reports:
+                seen.append((report, pipeline.stats.scanned))
+                if stop_after is not None and len(seen) >= stop_after:
+                    break
+        finally:
+            await reports.aclose()
+        return seen
+
+    return thread.run_async(collect)
+
+
+def _scan_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name.startswith("midprobe-scan-")]
+
+
+def test_reports_stream_before_the_scan_ends(lab: Lab, lab_thread: NamespaceThread) -> None:
+    linux, silent = lab.host("linux1"), lab.host("silent1")
+    seen = _scan_in_process(lab_thread, f"{linux.address},{silent.address}", (22, 80))
+    ((report, scanned_then),) = seen
+    assert report.address == linux.address
+    assert report.ci_class == "cmdb_ci_linux_server"
+    # linux1 was reported while the silent host's probes were still waiting for an answer.
+    assert scanned_then == 1
+
+
+def test_leaving_early_stops_the_scan(lab: Lab, lab_thread: NamespaceThread) -> None:
+    linux, silent = lab.host("linux1"), lab.host("silent1")
+    # Many silent addresses after linux1: the scan would take a while if it went on.
+    seen = _scan_in_process(
+        lab_thread, f"{linux.address},{silent.address},198.18.0.100-199", (22,), stop_after=1
+    )
+    assert [report.address for report, _ in seen] == [linux.address]
+    assert _scan_threads() == [], "the port scan thread outlived the scan"

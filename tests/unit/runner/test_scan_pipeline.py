@@ -1,0 +1,142 @@
+"""The scan pipeline's streaming and back-pressure, driven by an in-memory port scan engine (no network).
+
+The engine stands in for the port scanner only: it answers every address from a table instead of
+sending packets. What is under test is the pipeline around it: it must pull targets lazily, stay
+bounded when the consumer is slow, stop the engine when the consumer leaves, and pass on the
+engine's failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+
+import pytest
+
+from midprobe.capabilities.errors import NetworkError
+from midprobe.probes.targets import Target, parse_targets
+from midprobe.probes.tcpscan.common import HostScan, ScanOptions, StopFlag
+from midprobe.runner.scan.pipeline import ScanPipeline, ScanSettings
+from midprobe.runner.scan.report import HostReport
+
+
+class TableEngine:
+    """Answers from a table: every address has port 22 refused (alive), those listed have ports open."""
+
+    name = "table"
+
+    def __init__(self, open_ports: dict[str, tuple[int, ...]], *, fail_after: int | None = None) -> None:
+        self.open_ports = open_ports
+        self.fail_after = fail_after
+        self.consumed = 0
+        self.closed = threading.Event()
+
+    def scan(
+        self,
+        targets: Iterable[Target],
+        ports: Sequence[int],
+        options: ScanOptions,
+        *,
+        stop: StopFlag | None = None,
+    ) -> Iterator[HostScan]:
+        try:
+            for target in targets:
+                if stop is not None and stop.is_set():
+                    return
+                self.consumed += 1
+                if self.fail_after is not None and self.consumed > self.fail_after:
+                    raise NetworkError("the network went away")
+                yield HostScan(
+                    address=target.address,
+                    host_name=target.host_name,
+                    open_ports=self.open_ports.get(str(target.address), ()),
+                    refused_ports=(22,),
+                    unanswered=0,
+                    unreachable=False,
+                    engine=self.name,
+                )
+        finally:
+            self.closed.set()  # where a real engine closes its sockets
+
+
+def _settings(engine: TableEngine, **overrides: int) -> ScanSettings:
+    return ScanSettings(ports=(22, 9100), engine=engine, sniff_banners=False, **overrides)  # type: ignore[arg-type]
+
+
+def test_every_alive_host_is_reported_and_classified() -> None:
+    engine = TableEngine({"198.18.0.12": (9100,)})
+
+    async def run() -> list[HostReport]:
+        return [
+            report async for report in ScanPipeline(_settings(engine)).run(parse_targets("198.18.0.10-13"))
+        ]
+
+    reports = asyncio.run(run())
+    assert sorted(report.address for report in reports) == [f"198.18.0.{n}" for n in range(10, 14)]
+    printer = next(report for report in reports if report.address == "198.18.0.12")
+    assert printer.open_tcp_ports == (9100,)
+    assert printer.refused_tcp_ports == (22,)
+    assert printer.ci_class == "cmdb_ci_printer"
+    assert printer.evidence == ("printing port 9100 open (JetDirect, LPD or IPP)",)
+    assert printer.engine == "table"
+
+
+def test_a_slow_consumer_holds_the_scan_back_and_leaving_stops_it() -> None:
+    engine = TableEngine({})
+    settings = _settings(engine, queue_size=8, host_concurrency=4)
+    consumed_while_waiting: list[int] = []
+
+    async def run() -> None:
+        reports = ScanPipeline(settings).run(parse_targets("10.0.0.0/16"))  # 65,536 addresses
+        try:
+            async for _ in reports:
+                await asyncio.sleep(0.3)  # a slow reader: the engine must wait for it
+                consumed_while_waiting.append(engine.consumed)
+                if len(consumed_while_waiting) == 3:
+                    break
+        finally:
+            await reports.aclose()
+
+    asyncio.run(run())
+    # The engine runs ahead of the reader by at most the queues (8 found, 4 being enriched, 4 waiting
+    # to be read) and the few hosts in hand between them; each report read lets it take one more.
+    for reads, consumed in enumerate(consumed_while_waiting, start=1):
+        assert consumed - reads <= 8 + 4 + 4 + 3
+    assert engine.closed.is_set(), "the engine was left running"
+    assert engine.consumed < 100
+
+
+def test_targets_are_pulled_lazily() -> None:
+    engine = TableEngine({})
+    pulled: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
+
+    def targets() -> Iterator[Target]:
+        for target in parse_targets("10.0.0.0/8"):  # 16 million: only ever pulled one by one
+            pulled.append(target.address)
+            yield target
+
+    async def run() -> HostReport:
+        reports = ScanPipeline(_settings(engine, queue_size=4, host_concurrency=2)).run(targets())
+        try:
+            return await anext(reports)
+        finally:
+            await reports.aclose()
+
+    first = asyncio.run(run())
+    assert first.address == "10.0.0.0"
+    assert len(pulled) < 50
+
+
+def test_an_engine_failure_ends_the_scan_with_its_error() -> None:
+    engine = TableEngine({}, fail_after=3)
+    seen: list[str] = []
+
+    async def run() -> None:
+        async for report in ScanPipeline(_settings(engine)).run(parse_targets("198.18.0.0/24")):
+            seen.append(report.address)
+
+    with pytest.raises(NetworkError, match="the network went away"):
+        asyncio.run(run())
+    assert len(seen) <= 3

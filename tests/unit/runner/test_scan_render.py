@@ -1,0 +1,249 @@
+"""``midprobe scan`` output: the JSON line contract, the table, and the streamed ECC payload."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import hypothesis.strategies as st
+from hypothesis import given, settings
+
+from midprobe.probes.shazzam import decode_results
+from midprobe.runner.ecc.payload import decode_input_payload
+from midprobe.runner.scan.pipeline import ScanStats
+from midprobe.runner.scan.render import EccWriter, JsonLinesWriter, ScanHeader, TableWriter
+from midprobe.runner.scan.report import HostReport
+
+HEADER = ScanHeader(targets="198.18.0.0/24", ports="22,80,9100", engine="connect", addresses=256)
+
+LINUX = HostReport(
+    address="198.18.0.10",
+    hostname="linux1.sandiego.lab.example.test",
+    open_tcp_ports=(80, 22),
+    refused_tcp_ports=(9100,),
+    ci_class="cmdb_ci_linux_server",
+    confidence=1.0,
+    evidence=("uname says Linux", "SSH banner of a Linux distribution: SSH-2.0-OpenSSH_9.2p1 Debian"),
+    banners={22: "SSH-2.0-OpenSSH_9.2p1 Debian", 80: "Apache/2.4.62 (Debian)"},
+    credential_id={"ssh": "linux-admin", "snmp": "ro"},
+    os={"name": "Debian GNU/Linux", "version": "12"},
+    sys_descr="Linux linux1 6.1.0",
+    sys_object_id=".1.3.6.1.4.1.8072.3.2.10",
+    engine="syn",
+)
+UNKNOWN = HostReport(address="198.18.0.13", open_tcp_ports=(8080,), engine="connect")
+BROKEN = HostReport(
+    address="2001:db8::7",
+    open_tcp_ports=(22,),
+    ci_class="cmdb_ci_unix_server",
+    confidence=0.2,
+    evidence=("SSH port 22 open",),
+    errors=("ssh: no SSH credential worked on 2001:db8::7",),
+)
+STATS = ScanStats(scanned=256, alive=3, reported=3, engine="connect")
+
+
+def test_json_line_carries_the_contract_keys() -> None:
+    data = json.loads(LINUX.to_json_line())
+    assert data["address"] == "198.18.0.10"
+    assert data["hostname"] == "linux1.sandiego.lab.example.test"
+    assert data["open_tcp_ports"] == [22, 80]  # sorted integers
+    assert data["ci_class"] == "cmdb_ci_linux_server"
+    assert data["evidence"] == list(LINUX.evidence)
+    assert data["credential_id"] == {"ssh": "linux-admin", "snmp": "ro"}
+    assert data["os"] == {"name": "Debian GNU/Linux", "version": "12"}
+    assert data["sys_descr"] == "Linux linux1 6.1.0"
+    assert data["sys_object_id"] == ".1.3.6.1.4.1.8072.3.2.10"
+    assert data["banners"] == {"22": "SSH-2.0-OpenSSH_9.2p1 Debian", "80": "Apache/2.4.62 (Debian)"}
+
+
+def test_json_line_of_an_unclassified_host_has_nulls_and_no_credential_keys() -> None:
+    data = json.loads(UNKNOWN.to_json_line())
+    assert data["hostname"] is None
+    assert data["ci_class"] is None
+    assert data["evidence"] == []
+    for absent in ("credential_id", "os", "sys_descr", "sys_object_id", "errors", "services"):
+        assert absent not in data
+
+
+def test_json_writer_writes_one_object_per_line_as_they_come() -> None:
+    out = io.StringIO()
+    writer = JsonLinesWriter(out)
+    writer.begin(HEADER)
+    writer.write(LINUX)
+    assert out.getvalue().count("\n") == 1  # written before the next host exists
+    writer.write(BROKEN)
+    writer.end(STATS)
+    lines = out.getvalue().splitlines()
+    assert [json.loads(line)["address"] for line in lines] == ["198.18.0.10", "2001:db8::7"]
+    assert json.loads(lines[1])["errors"] == ["ssh: no SSH credential worked on 2001:db8::7"]
+
+
+def test_table_writer_prints_aligned_rows_without_colour_when_piped() -> None:
+    out = io.StringIO()
+    writer = TableWriter(out)
+    writer.begin(HEADER)
+    for report in (LINUX, UNKNOWN, BROKEN):
+        writer.write(report)
+    writer.end(STATS)
+    text = out.getvalue()
+    assert "\x1b[" not in text  # not a terminal: plain text
+    lines = text.splitlines()
+    assert lines[0].split()[:3] == ["ADDRESS", "HOSTNAME", "OPEN"]
+    linux_row = lines[1]
+    assert linux_row.startswith("198.18.0.10 ")
+    assert "22, 80" in linux_row
+    assert "cmdb_ci_linux_server (1.00)" in linux_row
+    assert "uname says Linux" in linux_row
+    class_column = lines[0].index("CLASS")
+    assert linux_row.index("cmdb_ci_linux_server") == class_column
+    assert "unknown" in lines[2]
+    assert lines[4] == "    ! ssh: no SSH credential worked on 2001:db8::7"
+    assert lines[-1].startswith("3 host(s) up, 256 addresses scanned in")
+
+
+def test_table_writer_colours_on_a_terminal() -> None:
+    out = io.StringIO()
+    TableWriter(out, color=True).write(LINUX)
+    assert "\x1b[" in out.getvalue()
+
+
+def _ecc_document(stream: io.TextIOBase, reports: list[HostReport]) -> None:
+    writer = EccWriter(stream)  # type: ignore[arg-type]
+    writer.begin(HEADER)
+    for report in reports:
+        writer.write(report)
+    writer.end(STATS)
+
+
+def test_ecc_writer_streams_a_payload_that_decodes() -> None:
+    out = io.StringIO()
+    writer = EccWriter(out)
+    writer.begin(HEADER)
+    opening = out.getvalue()
+    assert opening.startswith("<results ")
+    assert "<result " in opening
+    writer.write(LINUX)
+    assert "198.18.0.10" in out.getvalue()  # the host is out before the document ends
+    writer.write(UNKNOWN)
+    writer.end(STATS)
+
+    payload = decode_input_payload(out.getvalue())
+    assert payload.result_code == 0
+    assert payload.echoed("topic") == "Shazzam"
+    assert payload.echoed("source") == "198.18.0.0/24"
+    assert payload.echoed("hosts_alive") == "3"
+    shazzam = decode_results(payload.results)
+    assert shazzam.engine == "connect"
+    assert shazzam.ports == (22, 80, 9100)
+    assert shazzam.hosts_scanned == 256
+    linux, unknown = shazzam.hosts
+    assert (linux.ip, linux.host_name, linux.domain_name) == (
+        "198.18.0.10",
+        "linux1",
+        "sandiego.lab.example.test",
+    )
+    assert linux.open_ports == (22, 80)
+    assert [(s.port, s.result) for s in linux.scanners] == [(22, "open"), (80, "open"), (9100, "refused")]
+    assert (unknown.host_name, unknown.open_ports) == ("", (8080,))
+
+    host = payload.results[0].find("host")
+    assert host is not None
+    assert host.get("ci_class") == "cmdb_ci_linux_server"
+    assert [e.text for e in host.iter("evidence")] == list(LINUX.evidence)
+    banners = {s.get("port"): s.get("banner_text") for s in host.iter("scanner") if s.get("banner_text")}
+    assert banners == {"22": "SSH-2.0-OpenSSH_9.2p1 Debian", "80": "Apache/2.4.62 (Debian)"}
+
+
+def test_ecc_probe_time_is_written_back_into_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "scan.xml"
+    stats = ScanStats(scanned=1, alive=1, engine="syn")
+    stats.started -= 2.5  # the scan took 2.5 s
+    with path.open("w", encoding="utf-8") as stream:
+        writer = EccWriter(stream)
+        writer.begin(HEADER)
+        writer.write(LINUX)
+        writer.end(stats)
+    payload = decode_input_payload(path.read_text(encoding="utf-8"))
+    assert payload.probe_time_ms is not None
+    assert 2500 <= payload.probe_time_ms < 4000
+    assert payload.echoed("scan_time_ms") == str(payload.probe_time_ms)
+
+
+class _Pipe(io.StringIO):
+    """A stream that cannot seek, like stdout piped into another program."""
+
+    def seekable(self) -> bool:
+        return False
+
+
+def test_ecc_on_a_pipe_keeps_probe_time_zero_and_echoes_the_time() -> None:
+    out = _Pipe()
+    stats = ScanStats(scanned=1, alive=1, engine="syn")
+    stats.started -= 1.0
+    writer = EccWriter(out)
+    writer.begin(HEADER)
+    writer.end(stats)
+    payload = decode_input_payload(out.getvalue())
+    assert payload.probe_time_ms == 0
+    assert int(payload.echoed("scan_time_ms") or 0) >= 1000
+    assert decode_results(payload.results).hosts == ()
+
+
+def test_ecc_sanitises_hostile_banners() -> None:
+    nasty = HostReport(
+        address="198.18.0.20",
+        open_tcp_ports=(23,),
+        banners={23: "login: \x00\x07\x1b[2J<script>&amp;</script>"},
+        evidence=("telnet \x01 banner",),
+        ci_class="cmdb_ci_ip_switch",
+    )
+    out = io.StringIO()
+    _ecc_document(out, [nasty])
+    payload = decode_input_payload(out.getvalue())
+    scanner = payload.results[0].find("host/scanner")
+    assert scanner is not None
+    assert scanner.get("banner_text") == "login: \ufffd\ufffd\ufffd[2J<script>&amp;</script>"
+
+
+_TEXT = st.text(st.characters(codec="utf-8"), max_size=40)
+_PORTS = st.lists(st.integers(1, 65535), max_size=6, unique=True).map(tuple)
+
+
+@st.composite
+def _reports(draw: st.DrawFn) -> HostReport:
+    open_ports = draw(_PORTS)
+    return HostReport(
+        address=draw(st.ip_addresses().map(str)),
+        hostname=draw(st.none() | st.from_regex(r"[a-z][a-z0-9-]{0,10}(\.[a-z]{1,8}){0,3}", fullmatch=True)),
+        open_tcp_ports=open_ports,
+        ci_class=draw(st.none() | st.sampled_from(["cmdb_ci_linux_server", "cmdb_ci_printer"])),
+        evidence=tuple(draw(st.lists(_TEXT, max_size=3))),
+        banners={port: draw(_TEXT) for port in open_ports},
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_reports(), max_size=4))
+def test_every_report_round_trips_through_json_and_ecc(reports: list[HostReport]) -> None:
+    out = io.StringIO()
+    _ecc_document(out, reports)
+    hosts = decode_results(decode_input_payload(out.getvalue()).results).hosts
+    assert [host.ip for host in hosts] == [report.address for report in reports]
+    for host, report in zip(hosts, reports, strict=True):
+        assert host.open_ports == tuple(sorted(report.open_tcp_ports))
+        assert host.active == bool(report.open_tcp_ports)
+        data = json.loads(report.to_json_line())
+        assert data["open_tcp_ports"] == sorted(report.open_tcp_ports)
+        assert data["hostname"] == report.hostname
+        assert data["ci_class"] == report.ci_class
+        assert data["evidence"] == list(report.evidence)
+
+
+def test_ecc_opening_reserves_room_only_inside_the_root_tag() -> None:
+    out = io.StringIO()
+    _ecc_document(out, [])
+    first_line = out.getvalue().splitlines()[0]
+    assert re.match(r'<results probe_time="\d+" result_code="0" *><result engine="connect"', first_line)
