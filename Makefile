@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Debian packages the lab, the tests and the probes use (the lab daemons, the reference
 # clients, nmap, PostgreSQL for the multi-agent queue, tcpdump for the no-leak test).
 SYSTEM_PACKAGES := openssh-server openssh-client snmpd snmp dnsmasq-base nmap postgresql \
-	tcpdump iproute2 procps iputils-ping bind9-dnsutils nftables openssl adns-tools
+	tcpdump iproute2 procps iputils-ping bind9-dnsutils nftables openssl adns-tools sudo
 PACKAGES := capabilities probes runner
 DEMO_DIR ?= demo-output
 
