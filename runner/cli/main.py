@@ -6,6 +6,7 @@ printed as one line on stderr with exit status 2, never a traceback.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
@@ -18,7 +19,38 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+#: Each command lives in its own module, imported only when that command runs (or for --help):
+#: ``midprobe ecc list`` does not pay for importing the probes, the lab and the scanner.
+COMMANDS: dict[str, str] = {
+    "agent": "midprobe.runner.cli.agent:agent",
+    "capabilities": "midprobe.runner.cli.selection:capabilities_command",
+    "demo": "midprobe.runner.cli.demo:demo",
+    "ecc": "midprobe.runner.cli.ecc:ecc",
+    "lab": "midprobe.runner.cli.lab:lab",
+    "scan": "midprobe.runner.cli.scan:scan",
+    "select": "midprobe.runner.cli.selection:select_command",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use, from ``COMMANDS``."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return super().get_command(ctx, cmd_name)
+        module_name, _, attribute = COMMANDS[cmd_name].partition(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(package_name="midprobe", prog_name="midprobe")
 def cli() -> None:
     """midprobe: open discovery probes in the manner of the ServiceNow MID Server.
@@ -58,24 +90,3 @@ def main(argv: list[str] | None = None) -> None:
             )
         sys.exit(EXIT_INTERNAL)
     sys.exit(0)
-
-
-def _register_commands() -> None:
-    # Each command lives in its own module; one import and one line per command here.
-    from midprobe.runner.cli.agent import agent
-    from midprobe.runner.cli.demo import demo
-    from midprobe.runner.cli.ecc import ecc
-    from midprobe.runner.cli.lab import lab
-    from midprobe.runner.cli.scan import scan
-    from midprobe.runner.cli.selection import capabilities_command, select_command
-
-    cli.add_command(agent)
-    cli.add_command(demo)
-    cli.add_command(ecc)
-    cli.add_command(lab)
-    cli.add_command(scan)
-    cli.add_command(select_command)
-    cli.add_command(capabilities_command)
-
-
-_register_commands()
