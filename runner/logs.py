@@ -16,14 +16,26 @@ from typing import Any
 
 REDACTED = "<redacted>"
 _SECRET_FIELD = re.compile(r"pass(word|phrase)?|secret|community|auth_key|priv_key|private_key|token", re.I)
-_URL_PASSWORD = re.compile(
-    r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]*)@", re.I
-)
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+_PASSWORD_PARAMETER = re.compile(r"(?i)([?&]password=)[^&#]*")
 
 
 def redact_url(url: str) -> str:
-    """``postgresql://u:secret@h/db`` -> ``postgresql://u:<redacted>@h/db``."""
-    return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", url)
+    """``url`` with any password (in the user part or a ``password=`` query parameter) replaced by ``***``.
+
+    When in doubt it hides more: everything between the first ``:`` of the user part
+    and the last ``@`` of the URL.
+    """
+    match = _SCHEME.match(url)
+    if match is None:
+        return _PASSWORD_PARAMETER.sub(r"\1***", url)
+    head, rest = url[: match.end()], url[match.end() :]
+    if "@" in rest:
+        userinfo, _, after = rest.rpartition("@")
+        if ":" in userinfo:
+            userinfo = userinfo.split(":", 1)[0] + ":***"
+        rest = f"{userinfo}@{after}"
+    return head + _PASSWORD_PARAMETER.sub(r"\1***", rest)
 
 
 def redact_fields(fields: dict[str, Any]) -> dict[str, Any]:

@@ -12,31 +12,13 @@ from urllib.parse import quote, unquote, urlsplit
 
 from midprobe.capabilities.errors import QueueUrlError
 from midprobe.runner.ecc.record import ECC_PAYLOAD_CAP
+from midprobe.runner.logs import redact_url
 from midprobe.runner.queue.base import EccQueue
 
 SQLITE_PREFIX = "sqlite:///"
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 MEMORY = ":memory:"
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
-_PASSWORD_PARAMETER = re.compile(r"(?i)([?&]password=)[^&#]*")
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password (in the user part or a ``password=`` query parameter) replaced by ``***``.
-
-    When in doubt it hides more: everything between the first ``:`` of the user part
-    and the last ``@`` of the URL.
-    """
-    match = _SCHEME.match(url)
-    if match is None:
-        return _PASSWORD_PARAMETER.sub(r"\1***", url)
-    head, rest = url[: match.end()], url[match.end() :]
-    if "@" in rest:
-        userinfo, _, after = rest.rpartition("@")
-        if ":" in userinfo:
-            userinfo = userinfo.split(":", 1)[0] + ":***"
-        rest = f"{userinfo}@{after}"
-    return head + _PASSWORD_PARAMETER.sub(r"\1***", rest)
 
 
 @dataclass(frozen=True)

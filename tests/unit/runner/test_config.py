@@ -1,0 +1,93 @@
+"""Agent configuration: defaults < [agent] table < MIDPROBE_* environment < flags, validated once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from midprobe.capabilities.errors import ConfigError
+from midprobe.runner.cli import main
+from midprobe.runner.config import DEFAULT_QUEUE_URL, AgentConfig, load_agent_config
+
+
+def test_defaults_are_the_mid_servers() -> None:
+    config = load_agent_config(environ={})
+    assert config == AgentConfig()
+    assert (config.poll_idle_seconds, config.poll_busy_seconds) == (40.0, 5.0)
+    assert config.result_size_cap == 5_000_000
+    assert config.queue_url == DEFAULT_QUEUE_URL
+
+
+def test_file_then_environment_then_flags(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(
+        '[agent]\nname = "from-file"\nconcurrency = 30\nlab_mode = true\npoll_idle_seconds = 10\n'
+    )
+    config = load_agent_config(
+        path,
+        environ={"MIDPROBE_CONCURRENCY": "40", "MIDPROBE_NAME": "from-env", "MIDPROBE_LAB_MODE": "no"},
+        overrides={"name": "from-flag", "poll_busy_seconds": None},
+    )
+    assert config.name == "from-flag"
+    assert config.concurrency == 40
+    assert config.lab_mode is False
+    assert config.poll_idle_seconds == 10.0
+    assert config.poll_busy_seconds == 5.0  # a flag left out does not override
+
+
+@pytest.mark.parametrize(
+    ("text", "environ", "message"),
+    [
+        ("[agent]\nconcurency = 3\n", {}, "agent.toml: agent: concurency: unknown key"),
+        ("[agent]\nconcurrency = 'many'\n", {}, "agent.toml: concurrency: invalid literal"),
+        ("[agent]\nconcurrency = 2\n", {}, "concurrency: must be at least 3"),
+        ("[agent]\nlab_mode = 'perhaps'\n", {}, "lab_mode: not a boolean"),
+        ("[agent\n", {}, "agent.toml: not valid TOML"),
+        ("", {"MIDPROBE_POLL_IDLE_SECONDS": "-1"}, "poll_idle_seconds: must be positive"),
+        ("", {"MIDPROBE_LEASE_SECONDS": "soon"}, "MIDPROBE_LEASE_SECONDS: lease_seconds"),
+    ],
+)
+def test_bad_values_name_the_source_and_field(
+    tmp_path: Path, text: str, environ: dict[str, str], message: str
+) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        load_agent_config(path, environ=environ)
+    assert message in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_missing_file_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["agent", "--config", str(tmp_path / "nope.toml"), "--once"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "nope.toml: file not found" in err
+    assert "Traceback" not in err
+
+
+def test_bad_credentials_file_stops_the_agent_before_it_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    credentials = tmp_path / "credentials.toml"
+    credentials.write_text('[[credential]]\nid = "x"\ntype = "telepathy"\n')
+    with pytest.raises(SystemExit) as exited:
+        main(
+            ["agent", "--queue", f"sqlite:///{tmp_path}/ecc.db", "--credentials", str(credentials), "--once"]
+        )
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "credentials.toml" in err
+    assert "Traceback" not in err
+
+
+def test_bad_queue_url_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["ecc", "list", "--queue", "mysql://root:hunter2@db/ecc"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("midprobe: error:")
+    assert "hunter2" not in err
