@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from midprobe.capabilities.errors import (
@@ -25,7 +26,7 @@ from midprobe.probes.base import ProbeContext
 from midprobe.probes.registry import ProbeRegistry
 from midprobe.probes.safety import TargetPolicy
 from midprobe.runner.ecc.builders import new_input_record
-from midprobe.runner.ecc.payload import ParametersPayload, decode_output_payload
+from midprobe.runner.ecc.payload import MultiProbePayload, ParametersPayload, decode_output_payload
 from midprobe.runner.ecc.record import ALL_AGENTS, EccRecord, normalize_agent_name
 from midprobe.runner.limits import ConcurrencyLimits
 from midprobe.runner.logs import get_logger
@@ -36,6 +37,8 @@ log = get_logger("midprobe.runner")
 TIMEOUT_PARAMETER = "probe_timeout_ms"
 #: Parameters the runner itself reads; probes never see them (they are still echoed back).
 RUNNER_PARAMETERS = frozenset({TIMEOUT_PARAMETER})
+#: Several probes in one request (payload root ``<probes>``), as ServiceNow's identification does.
+MULTIPROBE_TOPIC = "MultiProbe"
 
 #: Checks a request against the agent's capability values (e.g. Resolve DNS routing);
 #: returns why the agent may not run it, or None when it may.
@@ -70,57 +73,107 @@ class ProbeRunner:
         """The input record answering ``output`` (``payload``: the full payload text when stored aside)."""
         started = time.monotonic()
         parameters: Mapping[str, str] = {}
+        error: str | None = None
+        elements: Sequence[ET.Element]
         try:
-            parameters = self._parameters(output, output.payload if payload is None else payload)
+            decoded = self._decode(output, output.payload if payload is None else payload)
+            parameters = decoded.as_dict() if isinstance(decoded, ParametersPayload) else _shared(decoded)
             self._check_addressed_to_me(output)
-            probe = self.registry.get(output.topic)
-            for capability in probe.required_capabilities:
-                if capability not in self.identity.capabilities:
-                    raise MissingCapability(output.topic, capability)
-            if self.identity.routing_check is not None:
-                refusal = self.identity.routing_check(output.topic, output.source, parameters)
-                if refusal:
-                    raise ProbeParameterError(refusal)
-            probe_parameters = {k: v for k, v in parameters.items() if k not in RUNNER_PARAMETERS}
-            # ECC.md: the record's name is the probe name (for SSHCommand, the command itself);
-            # a `name` parameter carries it when it is too long for the field.
-            if output.name:
-                probe_parameters.setdefault("name", output.name)
-            typed = probe.parse_params(output.source, probe_parameters)
-            timeout = self._timeout(parameters)
-            context = ProbeContext(
-                agent_name=self.identity.name,
-                deadline=time.monotonic() + timeout,
-                policy=self.policy,
-                capabilities=self.identity.capabilities,
-                credentials=self.credentials,
-            )
+            deadline = time.monotonic() + self._timeout(parameters)
             async with self.limits.slot(output.priority, output.topic, output.source):
-                try:
-                    result = await asyncio.wait_for(probe.run(typed, context), timeout=context.remaining())
-                except TimeoutError:
-                    raise ProbeTimeout(f"probe {output.topic} on {output.source or '-'}", timeout) from None
-            elements = probe.encode_results(result)
-        except MidprobeError as error:
-            return self._error_record(output, parameters, started, error)
-        except Exception as error:  # a bug in a probe must not stop the agent
-            log.error("probe crashed", topic=output.topic, sys_id=output.sys_id, error=repr(error))
-            return self._error_record(output, parameters, started, error)
+                if isinstance(decoded, MultiProbePayload):
+                    elements, error = await self._run_multiprobe(output, decoded, deadline)
+                else:
+                    elements = await self._run_one(
+                        output.topic, output.name, output.source, parameters, deadline
+                    )
+        except MidprobeError as failure:
+            return self._error_record(output, parameters, started, failure)
+        except Exception as failure:  # a bug in a probe must not stop the agent
+            log.error("probe crashed", topic=output.topic, sys_id=output.sys_id, error=repr(failure))
+            return self._error_record(output, parameters, started, failure)
         return new_input_record(
             output,
             agent=self.identity.agent,
             results=elements,
             probe_time_ms=_elapsed_ms(started),
             output_parameters=parameters,
+            error=error,
         )
 
-    def _parameters(self, output: EccRecord, payload: str) -> Mapping[str, str]:
+    async def _run_one(
+        self, topic: str, name: str, source: str, parameters: Mapping[str, str], deadline: float
+    ) -> Sequence[ET.Element]:
+        """Check, validate and run one probe; its ``<result>`` elements (raises ``MidprobeError``)."""
+        probe = self.registry.get(topic)
+        for capability in probe.required_capabilities:
+            if capability not in self.identity.capabilities:
+                raise MissingCapability(topic, capability)
+        if self.identity.routing_check is not None:
+            refusal = self.identity.routing_check(topic, source, parameters)
+            if refusal:
+                raise ProbeParameterError(refusal)
+        probe_parameters = {k: v for k, v in parameters.items() if k not in RUNNER_PARAMETERS}
+        # ECC.md: the record's name is the probe name (for SSHCommand, the command itself);
+        # a `name` parameter carries it when it is too long for the field.
+        if name:
+            probe_parameters.setdefault("name", name)
+        typed = probe.parse_params(source, probe_parameters)
+        context = ProbeContext(
+            agent_name=self.identity.name,
+            deadline=deadline,
+            policy=self.policy,
+            capabilities=self.identity.capabilities,
+            credentials=self.credentials,
+        )
+        try:
+            result = await asyncio.wait_for(probe.run(typed, context), timeout=context.remaining())
+        except TimeoutError:
+            raise ProbeTimeout(f"probe {topic} on {source or '-'}", self._timeout(parameters)) from None
+        return probe.encode_results(result)
+
+    async def _run_multiprobe(
+        self, output: EccRecord, request: MultiProbePayload, deadline: float
+    ) -> tuple[list[ET.Element], str | None]:
+        """Run each probe of a MultiProbe in order within one deadline; one failing does not stop the rest.
+
+        Each probe's ``<result>`` elements carry ``probe="TOPIC"`` (and ``name``); a probe that
+        failed gives ``<result probe=".." error=".."/>``. The record is an error only when every
+        probe failed.
+        """
+        shared = {parameter.name: parameter.value for parameter in request.parameters}
+        elements: list[ET.Element] = []
+        failures: list[str] = []
+        for sub in request.probes:
+            parameters = {**shared, **sub.as_dict()}
+            tags = {"probe": sub.topic, **({"name": sub.name} if sub.name else {})}
+            try:
+                produced = await self._run_one(sub.topic, sub.name, output.source, parameters, deadline)
+            except MidprobeError as failure:
+                message = _one_line(failure)
+                failures.append(f"{sub.topic}: {message}")
+                elements.append(ET.Element("result", {**tags, "error": message}))
+                continue
+            for element in produced:
+                element.attrib.update(tags)
+                elements.append(element)
+        if failures and len(failures) == len(request.probes):
+            return elements, "every probe of the MultiProbe failed: " + "; ".join(failures)
+        return elements, None
+
+    def _decode(self, output: EccRecord, payload: str) -> ParametersPayload | MultiProbePayload:
         if not payload.strip():
-            return {}
+            return ParametersPayload()
         decoded = decode_output_payload(payload)
+        if isinstance(decoded, MultiProbePayload):
+            if output.topic != MULTIPROBE_TOPIC:
+                raise PayloadError(f"a <probes> payload needs topic {MULTIPROBE_TOPIC}, not {output.topic}")
+            return decoded
         if not isinstance(decoded, ParametersPayload):
             raise PayloadError(f"topic {output.topic} takes a <parameters> payload")
-        return decoded.as_dict()
+        if output.topic == MULTIPROBE_TOPIC:
+            raise PayloadError(f"topic {MULTIPROBE_TOPIC} takes a <probes> payload")
+        return decoded
 
     def _check_addressed_to_me(self, output: EccRecord) -> None:
         if output.agent not in (self.identity.agent, ALL_AGENTS):
@@ -143,18 +196,27 @@ class ProbeRunner:
     def _error_record(
         self, output: EccRecord, parameters: Mapping[str, str], started: float, error: Exception
     ) -> EccRecord:
-        kind = type(error).__name__
-        message = str(error) if isinstance(error, MidprobeError) else f"internal error: {kind}: {error}"
-        if not isinstance(error, ProbeError | PayloadError) and isinstance(error, MidprobeError):
-            message = f"{kind}: {message}"
         return new_input_record(
             output,
             agent=self.identity.agent,
             results=[],
             probe_time_ms=_elapsed_ms(started),
-            error=message.splitlines()[0] if message else kind,
+            error=_one_line(error),
             output_parameters=parameters,
         )
+
+
+def _shared(request: MultiProbePayload) -> dict[str, str]:
+    return {parameter.name: parameter.value for parameter in request.parameters}
+
+
+def _one_line(error: Exception) -> str:
+    """What an error record says: the message, prefixed by the kind when it is not a probe error."""
+    kind = type(error).__name__
+    message = str(error) if isinstance(error, MidprobeError) else f"internal error: {kind}: {error}"
+    if not isinstance(error, ProbeError | PayloadError) and isinstance(error, MidprobeError):
+        message = f"{kind}: {message}"
+    return message.splitlines()[0] if message else kind
 
 
 def _elapsed_ms(started: float) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from midprobe.runner.ecc.builders import new_output_record
-from midprobe.runner.ecc.payload import decode_input_payload
+from midprobe.runner.ecc.payload import ProbeRequest, decode_input_payload, encode_multiprobe_payload
 from midprobe.runner.lab import Lab
 from midprobe.runner.queue.url import open_queue, sqlite_url
 
@@ -80,3 +80,46 @@ def test_agent_in_lab_mode_refuses_targets_outside_the_lab(lab: Lab, tmp_path: P
     with open_queue(url) as queue:
         (answer,) = queue.list(queue_side="input", response_to=outside.sys_id)
     assert "outside the allowed networks" in answer.error_string
+
+
+def test_multiprobe_identifies_a_host_over_ssh_and_snmp_in_one_request(lab: Lab, tmp_path: Path) -> None:
+    linux = lab.host("linux1")
+    credentials = tmp_path / "credentials.toml"
+    credentials.write_text(
+        f"""
+[[credential]]
+id = "lab-key"
+type = "ssh_private_key"
+user = "{lab.credentials.ssh_user}"
+private_key_file = "{lab.credentials.ssh_private_key}"
+
+[[credential]]
+id = "lab-community"
+type = "snmp"
+community = "{lab.credentials.snmp_community}"
+version = "2c"
+"""
+    )
+    url = sqlite_url(tmp_path / "ecc.db")
+    request = new_output_record(agent="lab-agent", topic="MultiProbe", source=linux.address)
+    request = request.with_changes(
+        payload=encode_multiprobe_payload([ProbeRequest("SSHClassify"), ProbeRequest("SNMPClassify")])
+    )
+    with open_queue(url) as queue:
+        queue.enqueue(request)
+
+    _run_agent(lab, url, "--credentials", str(credentials))
+
+    with open_queue(url) as queue:
+        (answer,) = queue.list(queue_side="input", response_to=request.sys_id)
+    assert answer.error_string == ""
+    results = decode_input_payload(answer.payload).results
+    probes = [result.get("probe") for result in results]
+    assert list(dict.fromkeys(probes)) == ["SSHClassify", "SNMPClassify"], "grouped, in request order"
+    assert probes == sorted(probes, key=["SSHClassify", "SNMPClassify"].index)
+    assert all(result.get("error") is None for result in results), answer.payload[:2000]
+    assert "cmdb_ci_linux_server" in answer.payload
+    assert "lab-key" in answer.payload
+    assert "lab-community" in answer.payload
+    for secret in lab.credentials.secrets():
+        assert secret not in answer.payload

@@ -14,7 +14,12 @@ from midprobe.probes.base import ProbeContext
 from midprobe.probes.registry import ProbeRegistry, default_registry
 from midprobe.probes.safety import TargetPolicy
 from midprobe.runner.ecc.builders import new_output_record
-from midprobe.runner.ecc.payload import decode_input_payload
+from midprobe.runner.ecc.payload import (
+    Parameter,
+    ProbeRequest,
+    decode_input_payload,
+    encode_multiprobe_payload,
+)
 from midprobe.runner.ecc.record import EccRecord
 from midprobe.runner.probe_runner import AgentIdentity, ProbeRunner
 
@@ -213,3 +218,69 @@ def test_record_name_reaches_the_probe_unless_a_name_parameter_overrides_it() ->
     _answer(runner, short)
     _answer(runner, long)
     assert seen == ["uname -a", "x" * 200]
+
+
+def _multiprobe(
+    *probes: ProbeRequest, shared: dict[str, str] | None = None, topic: str = "MultiProbe"
+) -> EccRecord:
+    record = new_output_record(agent="lab1", topic=topic, source="198.18.0.10")
+    return record.with_changes(payload=encode_multiprobe_payload(probes, shared or {}))
+
+
+def test_multiprobe_runs_each_probe_and_tags_its_results() -> None:
+    output = _multiprobe(
+        ProbeRequest("Echo", "first", (Parameter("delay", "0"),)),
+        ProbeRequest("HeartbeatProbe"),
+        shared={"delay": "0.01"},
+    )
+    answer = _answer(_runner(), output)
+    assert answer.error_string == ""
+    decoded = decode_input_payload(answer.payload)
+    assert [(r.get("probe"), r.get("name")) for r in decoded.results] == [
+        ("Echo", "first"),
+        ("HeartbeatProbe", None),
+    ]
+    assert decoded.results[0].findtext("echo") == "198.18.0.10"
+    assert decoded.echoed("delay") == "0.01", "the shared parameters are echoed"
+
+
+def test_one_failing_probe_does_not_stop_the_others() -> None:
+    output = _multiprobe(ProbeRequest("Broken"), ProbeRequest("NeedsNmap"), ProbeRequest("Echo"))
+    answer = _answer(_runner(), output)
+    assert answer.error_string == ""
+    results = decode_input_payload(answer.payload).results
+    assert results[0].get("error") == "device spoke nonsense"
+    assert "needs the Nmap capability" in (results[1].get("error") or "")
+    assert results[2].findtext("echo") == "198.18.0.10"
+
+
+def test_multiprobe_is_an_error_only_when_every_probe_failed() -> None:
+    answer = _answer(_runner(), _multiprobe(ProbeRequest("Broken"), ProbeRequest("Nope")))
+    assert answer.error_string.startswith(
+        "every probe of the MultiProbe failed: Broken: device spoke nonsense;"
+    )
+    assert decode_input_payload(answer.payload).result_code == 1
+
+
+def test_multiprobe_shares_one_deadline() -> None:
+    output = _multiprobe(
+        ProbeRequest("Echo", "", (Parameter("delay", "0.3"),)),
+        ProbeRequest("Echo", "", (Parameter("delay", "0.3"),)),
+        shared={"probe_timeout_ms": "450"},
+    )
+    results = decode_input_payload(_answer(_runner(), output).payload).results
+    assert results[0].findtext("echo") == "198.18.0.10"
+    assert "timed out" in (results[1].get("error") or "")
+
+
+@pytest.mark.parametrize("topic", ["Echo", "MultiProbe"])
+def test_payload_root_and_topic_must_agree(topic: str) -> None:
+    if topic == "Echo":
+        output = _multiprobe(ProbeRequest("Echo"), topic="Echo")
+        expected = "a <probes> payload needs topic MultiProbe"
+    else:
+        output = new_output_record(
+            agent="lab1", topic="MultiProbe", source="198.18.0.10", parameters={"a": "b"}
+        )
+        expected = "topic MultiProbe takes a <probes> payload"
+    assert expected in _answer(_runner(), output).error_string
