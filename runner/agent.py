@@ -16,12 +16,21 @@ import signal
 from dataclasses import dataclass, field
 
 from midprobe.capabilities.errors import MidprobeError, QueueError
-from midprobe.runner.ecc.record import EccRecord
+from midprobe.runner.ecc.record import PRIORITY_EXPEDITED, PRIORITY_INTERACTIVE, PRIORITY_STANDARD, EccRecord
+from midprobe.runner.limits import PoolSizes
 from midprobe.runner.logs import get_logger
 from midprobe.runner.probe_runner import ProbeRunner
 from midprobe.runner.queue.base import AgentRegistration, EccQueue
 
 log = get_logger("midprobe.agent")
+
+#: The priority pools, claimed in this order (ECC.md section 1).
+POOLS = (PRIORITY_INTERACTIVE, PRIORITY_EXPEDITED, PRIORITY_STANDARD)
+
+
+def _pool_of(priority: int) -> int:
+    return min(max(priority, PRIORITY_INTERACTIVE), PRIORITY_STANDARD)
+
 
 #: How long in-flight work may run on after SIGTERM before it is released for another agent.
 DEFAULT_DRAIN_SECONDS = 30.0
@@ -57,8 +66,10 @@ class Agent:
     runner: ProbeRunner
     registration: AgentRegistration
     timings: AgentTimings = field(default_factory=AgentTimings)
-    capacity: int = 55
+    #: Runs at once per priority pool; the agent claims for each pool only what it can start.
+    pools: PoolSizes = field(default_factory=PoolSizes)
     _in_flight: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False)
+    _in_flight_pool: dict[str, int] = field(default_factory=dict, init=False)
     _stopping: asyncio.Event | None = field(default=None, init=False)
     _wake: asyncio.Event | None = field(default=None, init=False)
     stats: AgentStats = field(default_factory=AgentStats, init=False)
@@ -83,7 +94,7 @@ class Agent:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, self.request_stop)
         await asyncio.to_thread(self.queue.register_agent, self.registration)
-        log.info("agent started", agent=self.name, queue=self.queue.url, capacity=self.capacity)
+        log.info("agent started", agent=self.name, queue=self.queue.url, pools=vars(self.pools))
         helpers = [
             asyncio.create_task(self._renew_leases(), name="renew-leases"),
             asyncio.create_task(self._heartbeat(), name="heartbeat"),
@@ -109,36 +120,41 @@ class Agent:
         first = True
         backoff = 0.0
         while not self._stopping.is_set():
-            free = self.capacity - len(self._in_flight)
             claimed: list[EccRecord] = []
-            if free > 0:
-                try:
-                    claimed = await asyncio.to_thread(
-                        self.queue.claim,
-                        self.name,
-                        free,
-                        self.timings.lease_seconds,
-                        include_own_processing=first,
-                    )
-                    first = False
-                    backoff = 0.0
-                except QueueError as error:
-                    self.stats.queue_errors += 1
-                    backoff = min(MAX_BACKOFF_SECONDS, max(1.0, backoff * 2))
-                    log.warning("claim failed", agent=self.name, error=str(error), retry_in=backoff)
-                    await self._sleep(backoff)
-                    continue
+            try:
+                # Interactive first: each pool claims only what it can start now, so a backlog of
+                # standard work never keeps an interactive request waiting in the queue.
+                for pool in POOLS:
+                    free = self.pools.for_priority(pool) - self._running_in(pool)
+                    if free > 0:
+                        claimed += await asyncio.to_thread(
+                            self.queue.claim,
+                            self.name,
+                            free,
+                            self.timings.lease_seconds,
+                            include_own_processing=first,
+                            priorities=(pool,),
+                        )
+                first = False
+                backoff = 0.0
+            except QueueError as error:
+                self.stats.queue_errors += 1
+                backoff = min(MAX_BACKOFF_SECONDS, max(1.0, backoff * 2))
+                log.warning("claim failed", agent=self.name, error=str(error), retry_in=backoff)
+                await self._sleep(backoff)
+                continue
             for record in claimed:
                 self.stats.claimed += 1
                 task = asyncio.create_task(self._process(record), name=f"probe-{record.sys_id}")
                 self._in_flight[record.sys_id] = task
+                self._in_flight_pool[record.sys_id] = _pool_of(record.priority)
             if claimed:
                 log.info("claimed", agent=self.name, count=len(claimed))
             if once and not claimed and not self._in_flight:
                 return
             if once:
-                # Drain mode: claim again as soon as capacity frees, no polling delay.
-                if claimed and len(self._in_flight) < self.capacity:
+                # Drain mode: claim again as soon as a pool has room, no polling delay.
+                if claimed and len(self._in_flight) < self.pools.total:
                     continue
                 await self._wait_for_progress(self.timings.poll_busy_seconds)
             else:
@@ -147,8 +163,11 @@ class Agent:
                     self.timings.poll_busy_seconds if busy else self.timings.poll_idle_seconds
                 )
 
+    def _running_in(self, pool: int) -> int:
+        return sum(1 for held in self._in_flight_pool.values() if held == pool)
+
     async def _wait_for_progress(self, seconds: float) -> None:
-        """Sleep until the poll interval ends, a run finishes with capacity short, or stop is asked."""
+        """Sleep until the poll interval ends, a run finishes and frees a slot, or stop is asked."""
         assert self._wake is not None
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
@@ -183,6 +202,7 @@ class Agent:
             log.error("could not write result", sys_id=record.sys_id, error=str(error))
         finally:
             self._in_flight.pop(record.sys_id, None)
+            self._in_flight_pool.pop(record.sys_id, None)
             if self._wake is not None:
                 self._wake.set()
 

@@ -58,7 +58,7 @@ def run_agent(config: AgentConfig, *, once: bool, drain_seconds: float = 30.0) -
                 probe_timeout_seconds=config.probe_timeout_seconds,
                 credentials=credentials,
             )
-            agent = Agent(queue, runner, setup.registration, timings=timings, capacity=pools.total)
+            agent = Agent(queue, runner, setup.registration, timings=timings, pools=pools)
             return await agent.run(once=once)
 
     return asyncio.run(main())

@@ -147,8 +147,12 @@ class EccQueue(Protocol):
         lease_seconds: float,
         *,
         include_own_processing: bool = False,
+        priorities: Sequence[int] | None = None,
     ) -> builtins.list[EccRecord]:
         """Atomically take up to ``limit`` outputs for ``agent`` and lease them for ``lease_seconds``.
+
+        ``priorities`` limits the claim to outputs of those priorities (the agent claims
+        for each of its priority pools only what that pool can start).
 
         ``agent`` is ``NAME`` or ``mid.server.NAME``. Eligible are outputs addressed to
         this agent or to ``mid.server.*`` that are:

@@ -23,6 +23,7 @@ from midprobe.runner.ecc.payload import encode_queue_processing, payload_size
 from midprobe.runner.ecc.record import (
     ALL_AGENTS,
     ECC_PAYLOAD_CAP,
+    PRIORITIES,
     QUEUE_PROCESSING_TOPIC,
     QUEUE_SIDES,
     SEE_ATTACHMENT,
@@ -58,6 +59,16 @@ class Transaction(Protocol):
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
+
+
+def _check_priorities(priorities: Sequence[int] | None) -> tuple[int, ...]:
+    """The priority filter of a claim: ``None`` (every priority) or a non-empty set of 0, 1, 2."""
+    if priorities is None:
+        return ()
+    wanted = tuple(sorted(set(priorities)))
+    if not wanted or any(isinstance(p, bool) or p not in PRIORITIES for p in wanted):
+        raise ConfigError(f"{list(priorities)!r} is not a set of priorities (0, 1, 2)", field="priorities")
+    return wanted
 
 
 def _marks(count: int) -> str:
@@ -233,20 +244,23 @@ class SqlQueue(ABC):
         lease_seconds: float,
         *,
         include_own_processing: bool = False,
+        priorities: Sequence[int] | None = None,
     ) -> builtins.list[EccRecord]:
         name = _claiming_agent(agent)
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ConfigError(f"{limit!r} is not a positive number of records", field="limit")
         lease = _check_lease(lease_seconds)
+        wanted = _check_priorities(priorities)
+        priority_clause = f" AND priority IN ({_marks(len(wanted))})" if wanted else ""
         with self._write() as tx:
             now = self._now(tx)
             rows = tx.execute(
                 "SELECT sys_id FROM ecc_queue"
                 " WHERE queue = 'output' AND agent IN (?, ?)"
                 " AND (state = 'ready' OR (state = 'processing' AND ("
-                "   lease_expires IS NULL OR lease_expires <= ? OR (lease_owner = ? AND ?))))"
+                f"   lease_expires IS NULL OR lease_expires <= ? OR (lease_owner = ? AND ?)))){priority_clause}"
                 f" ORDER BY priority, sequence, sys_id LIMIT ?{self.claim_lock_clause}",
-                (name, ALL_AGENTS, self._ts_param(now), name, bool(include_own_processing), limit),
+                (name, ALL_AGENTS, self._ts_param(now), name, bool(include_own_processing), *wanted, limit),
             )
             ids = [row[0] for row in rows]
             if not ids:

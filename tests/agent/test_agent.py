@@ -56,7 +56,7 @@ def _agent(
         identity=AgentIdentity(name),
         limits=ConcurrencyLimits(pools=sizes),
     )
-    return Agent(queue, runner, AgentRegistration(name), timings=timings, capacity=sizes.total)
+    return Agent(queue, runner, AgentRegistration(name), timings=timings, pools=sizes)
 
 
 def _run(agent: Agent, *, once: bool = True) -> AgentStats:
@@ -281,3 +281,30 @@ def test_agent_backs_off_on_queue_errors_and_recovers(queue: EccQueue) -> None:
     assert stats.answered == 1
     assert time.monotonic() - started >= 1.0 + 2.0 - 0.1, "backed off 1 s, then 2 s"
     assert len(_answers(queue, record)) == 1
+
+
+def test_interactive_request_arriving_behind_a_standard_backlog_is_claimed_at_once(queue: EccQueue) -> None:
+    """Each pool claims only what it can start, so standard work never fills the agent."""
+    pools = PoolSizes(interactive=1, expedited=1, standard=2)
+    backlog = [
+        new_output_record(agent="a1", topic="TestSleep", parameters={"seconds": "1.5"}) for _ in range(8)
+    ]
+    queue.enqueue_many(backlog)
+    agent = _agent(queue, "a1", pools=pools)
+    interactive = new_output_record(agent="a1", topic="HeartbeatProbe", priority=0)
+
+    async def scenario() -> float:
+        task = asyncio.create_task(agent.run(once=True, install_signal_handlers=False))
+        await asyncio.sleep(0.3)  # the agent has claimed what its standard pool can run
+        assert len(queue.list(queue_side="output", state="processing")) == 2
+        arrived = time.monotonic()
+        await asyncio.to_thread(queue.enqueue, interactive)
+        while not await asyncio.to_thread(_answers, queue, interactive):  # noqa: ASYNC110 - polls the queue, not local state
+            await asyncio.sleep(0.02)
+        waited = time.monotonic() - arrived
+        await task
+        return waited
+
+    waited = asyncio.run(scenario())
+    assert waited < 1.0, f"the interactive request waited {waited:.2f} s behind standard work"
+    assert all(len(_answers(queue, record)) == 1 for record in backlog)

@@ -362,3 +362,23 @@ def test_one_queue_object_is_safe_across_threads(queue: EccQueue) -> None:
         thread.join(60)
     assert len(taken) == len(set(taken)) == 200
     assert len(queue.list(queue_side="output", state="processed")) == 200
+
+
+def test_claim_can_be_limited_to_priorities(queue: EccQueue) -> None:
+    standard = [new_output_record(agent="a1", topic="HeartbeatProbe", priority=2) for _ in range(3)]
+    expedited = new_output_record(agent="a1", topic="HeartbeatProbe", priority=1)
+    interactive = new_output_record(agent="*", topic="HeartbeatProbe", priority=0)
+    queue.enqueue_many([*standard, expedited, interactive])
+
+    assert [r.sys_id for r in queue.claim("a1", 10, 60, priorities=(2,))] == [r.sys_id for r in standard]
+    assert [r.sys_id for r in queue.claim("a1", 10, 60, priorities=(0, 1))] == [
+        interactive.sys_id,
+        expedited.sys_id,
+    ]
+    assert queue.claim("a1", 10, 60, priorities=(0, 1, 2)) == []
+
+
+@pytest.mark.parametrize("priorities", [(), (3,), (True,), (-1, 0)])
+def test_claim_refuses_bad_priority_filters(queue: EccQueue, priorities: tuple[int, ...]) -> None:
+    with pytest.raises(ConfigError, match="priorities"):
+        queue.claim("a1", 1, 60, priorities=priorities)

@@ -49,6 +49,7 @@ def main(argv: list[str]) -> None:
     """``slow_probe.py NAME QUEUE_URL LEASE_SECONDS``: a real agent that also knows TestSleep."""
     from midprobe.runner import logs
     from midprobe.runner.agent import Agent, AgentTimings
+    from midprobe.runner.limits import PoolSizes
     from midprobe.runner.probe_runner import AgentIdentity, ProbeRunner
     from midprobe.runner.queue.base import AgentRegistration
     from midprobe.runner.queue.url import open_queue
@@ -60,7 +61,7 @@ def main(argv: list[str]) -> None:
         with open_queue(url) as queue:
             runner = ProbeRunner(registry=registry_with_sleep(), identity=AgentIdentity(name))
             timings = AgentTimings(poll_idle_seconds=0.2, poll_busy_seconds=0.2, lease_seconds=lease)
-            agent = Agent(queue, runner, AgentRegistration(name), timings=timings, capacity=20)
+            agent = Agent(queue, runner, AgentRegistration(name), timings=timings, pools=PoolSizes())
             await agent.run(once=False)
 
     asyncio.run(run())
