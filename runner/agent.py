@@ -35,6 +35,8 @@ def _pool_of(priority: int) -> int:
 #: How long in-flight work may run on after SIGTERM before it is released for another agent.
 DEFAULT_DRAIN_SECONDS = 30.0
 MAX_BACKOFF_SECONDS = 60.0
+#: One wait for a queue notification; short, so a stopping agent never waits long for its watcher.
+WATCH_SLICE_SECONDS = 1.0
 
 
 @dataclass
@@ -99,6 +101,8 @@ class Agent:
             asyncio.create_task(self._renew_leases(), name="renew-leases"),
             asyncio.create_task(self._heartbeat(), name="heartbeat"),
         ]
+        if not once:  # --once polls without delay; a long-running agent also claims "at once when notified"
+            helpers.append(asyncio.create_task(self._watch_queue(), name="watch-queue"))
         try:
             await self._poll_loop(once)
             await self._drain()
@@ -240,6 +244,19 @@ class Agent:
                 if sys_id not in renewed and task is not None and not task.done():
                     log.warning("lease lost, abandoning", sys_id=sys_id)
                     task.cancel()
+
+    async def _watch_queue(self) -> None:
+        """Wake the poll loop when the queue says work arrived (ECC.md: poll at once when notified)."""
+        assert self._wake is not None
+        while True:
+            try:
+                notified = await asyncio.to_thread(self.queue.wait_for_work, self.name, WATCH_SLICE_SECONDS)
+            except QueueError as error:
+                log.warning("queue watch failed", agent=self.name, error=str(error))
+                await asyncio.sleep(WATCH_SLICE_SECONDS)
+                continue
+            if notified:
+                self._wake.set()
 
     async def _heartbeat(self) -> None:
         while True:

@@ -216,6 +216,17 @@ class EccQueue(Protocol):
         """
         ...
 
+    def wait_for_work(self, agent: str, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds for a sign that outputs for ``agent`` may be ready.
+
+        The MID polls "at once when notified": PostgreSQL sends a NOTIFY when outputs are
+        enqueued or released (only those addressed to ``agent`` or ``mid.server.*`` count);
+        SQLite, which has no notifications, reports any commit by another connection.
+        Returns False when the time is up with no sign. Safe to call from one thread while
+        other threads use the queue.
+        """
+        ...
+
     def get(self, sys_id: str) -> EccRecord | None:
         """The record with this ``sys_id``, or ``None``."""
         ...

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import builtins
 import math
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -18,7 +20,7 @@ from urllib.parse import urlsplit
 import psycopg
 
 from midprobe.capabilities.errors import QueueError
-from midprobe.runner.ecc.record import ECC_PAYLOAD_CAP
+from midprobe.runner.ecc.record import ALL_AGENTS, ECC_PAYLOAD_CAP, normalize_agent_name
 from midprobe.runner.queue.schema import POSTGRES_DIALECT, SCHEMA_VERSION, schema_statements
 from midprobe.runner.queue.sqlbase import Row, SqlQueue, Transaction
 from midprobe.runner.queue.url import redact_url
@@ -45,6 +47,10 @@ class _PostgresTransaction:
         return [tuple(row) for row in self._cursor.fetchall()]
 
 
+#: The channel outputs are announced on (payload: the agent they are addressed to).
+NOTIFY_CHANNEL = "midprobe_ecc_output"
+
+
 class PostgresQueue(SqlQueue):
     """The ECC queue in a PostgreSQL database (schema created on first open)."""
 
@@ -63,6 +69,8 @@ class PostgresQueue(SqlQueue):
         self._password = _password_of(url)
         self._busy_timeout = busy_timeout_seconds
         self._connection: psycopg.Connection[Any] | None = None
+        self._listener: psycopg.Connection[Any] | None = None
+        self._listen_lock = threading.Lock()
         try:
             self._create_schema()
         except BaseException:
@@ -155,10 +163,49 @@ class PostgresQueue(SqlQueue):
             raise QueueError(f"queue {self.url}: stored time {raw!r} is not a timestamp")
         return raw.astimezone(UTC)
 
+    def _notify_ready(self, tx: Transaction, agents: set[str]) -> None:
+        for agent in sorted(agents):
+            tx.execute("SELECT pg_notify(?, ?)", (NOTIFY_CHANNEL, agent))
+
+    def wait_for_work(self, agent: str, timeout: float) -> bool:
+        """True when a NOTIFY says outputs for ``agent`` (or ``mid.server.*``) became ready, else False at ``timeout``."""
+        wanted = {normalize_agent_name(agent), ALL_AGENTS}
+        deadline = time.monotonic() + max(0.0, timeout)
+        with self._listen_lock:
+            self._check_open()
+            try:
+                listener = self._listening()
+                while (left := deadline - time.monotonic()) > 0:
+                    for notification in listener.notifies(timeout=left, stop_after=1):
+                        if notification.payload in wanted:
+                            return True
+                return False
+            except psycopg.Error as error:
+                if self._listener is not None:
+                    self._listener.close()
+                    self._listener = None
+                raise QueueError(f"queue {self.url}: listening failed: {self._message(error)}") from None
+
+    def _listening(self) -> psycopg.Connection[Any]:
+        if self._listener is not None and not self._listener.closed and not self._listener.broken:
+            return self._listener
+        listener = psycopg.connect(
+            self._conninfo,
+            autocommit=True,
+            connect_timeout=max(1, math.ceil(self._busy_timeout)),
+            application_name="midprobe-listen",
+        )
+        listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        self._listener = listener
+        return listener
+
     def _close_connection(self) -> None:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
 
 
 __all__ = ["PostgresQueue"]

@@ -150,6 +150,14 @@ class SqlQueue(ABC):
     def _close_connection(self) -> None:
         """Close the backend connection."""
 
+    @abstractmethod
+    def wait_for_work(self, agent: str, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds for a sign that work for ``agent`` may be ready."""
+
+    @abstractmethod
+    def _notify_ready(self, tx: Transaction, agents: set[str]) -> None:
+        """Tell waiting agents that outputs addressed to ``agents`` became ready (at commit)."""
+
     # -- helpers -------------------------------------------------------------------------------
 
     def _check_open(self) -> None:
@@ -235,6 +243,9 @@ class SqlQueue(ABC):
             for record in records:
                 self._ensure_new(tx, record.sys_id)
                 self._insert_record(tx, record)
+            ready = {r.agent for r in records if r.queue == "output" and r.state == "ready"}
+            if ready:
+                self._notify_ready(tx, ready)
         return [record.sys_id for record in records]
 
     def claim(
@@ -321,10 +332,13 @@ class SqlQueue(ABC):
                 rows = tx.execute(
                     "UPDATE ecc_queue SET state = 'ready', lease_owner = NULL, lease_expires = NULL"
                     " WHERE queue = 'output' AND state = 'processing' AND lease_owner = ?"
-                    f" AND sys_id IN ({_marks(len(chunk))}) RETURNING sys_id",
+                    f" AND sys_id IN ({_marks(len(chunk))}) RETURNING sys_id, agent",
                     (name, *chunk),
                 )
                 released.update(row[0] for row in rows)
+                addressed = {str(row[1]) for row in rows}
+                if addressed:
+                    self._notify_ready(tx, addressed)
         return [sys_id for sys_id in ids if sys_id in released]
 
     def complete(self, output_sys_id: str, result: EccRecord) -> bool:

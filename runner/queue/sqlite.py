@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -37,6 +38,10 @@ class _SqliteTransaction:
         if cursor.description is None:
             return []
         return [tuple(row) for row in cursor.fetchall()]
+
+
+#: How often ``wait_for_work`` looks for commits by other connections.
+WATCH_INTERVAL_SECONDS = 0.1
 
 
 class SqliteQueue(SqlQueue):
@@ -138,6 +143,29 @@ class SqliteQueue(SqlQueue):
             return datetime.strptime(str(raw), TIMESTAMP_FORMAT).replace(tzinfo=UTC)
         except ValueError:
             raise QueueError(f"queue {self.url}: stored time {raw!r} is not in {TIMESTAMP_FORMAT}") from None
+
+    def _notify_ready(self, tx: Transaction, agents: set[str]) -> None:
+        """Nothing to send: the commit itself is what waiting agents see (``data_version``)."""
+
+    def wait_for_work(self, agent: str, timeout: float) -> bool:
+        """True as soon as another connection commits (``PRAGMA data_version`` changes), else False at ``timeout``.
+
+        SQLite has no notifications; a commit by anyone else (a user enqueueing, an agent
+        releasing work) is the sign to claim again. The lock is held only for each look.
+        """
+        deadline = time.monotonic() + max(0.0, timeout)
+        start = self._data_version()
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(WATCH_INTERVAL_SECONDS, left))
+            if self._data_version() != start:
+                return True
+
+    def _data_version(self) -> int:
+        with self._read() as tx:
+            return int(tx.execute("PRAGMA data_version")[0][0])
 
     def _close_connection(self) -> None:
         try:

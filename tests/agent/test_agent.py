@@ -308,3 +308,37 @@ def test_interactive_request_arriving_behind_a_standard_backlog_is_claimed_at_on
     waited = asyncio.run(scenario())
     assert waited < 1.0, f"the interactive request waited {waited:.2f} s behind standard work"
     assert all(len(_answers(queue, record)) == 1 for record in backlog)
+
+
+def test_idle_agent_claims_at_once_when_notified(queue_url: str) -> None:
+    """ECC.md: poll every 40 s when idle, and at once when notified."""
+    idle = AgentTimings(poll_idle_seconds=30, poll_busy_seconds=30, lease_seconds=30, drain_seconds=1)
+    with open_queue(queue_url) as agent_queue, open_queue(queue_url) as user_queue:
+        agent = _agent(agent_queue, "a1", timings=idle)
+        record = new_output_record(agent="a1", topic="HeartbeatProbe", priority=0)
+
+        async def scenario() -> float:
+            task = asyncio.create_task(agent.run(once=False, install_signal_handlers=False))
+            await asyncio.sleep(1.0)  # the agent found nothing and went idle for 30 s
+            sent = time.monotonic()
+            await asyncio.to_thread(user_queue.enqueue, record)
+            while not await asyncio.to_thread(_answers, user_queue, record):  # noqa: ASYNC110 - polls the queue
+                await asyncio.sleep(0.02)
+            waited = time.monotonic() - sent
+            agent.request_stop()
+            await task
+            return waited
+
+        waited = asyncio.run(scenario())
+    assert waited < 3.0, f"an idle agent took {waited:.1f} s to notice new work"
+
+
+def test_postgresql_notifications_only_wake_the_addressed_agent(postgres_database_url: str) -> None:
+    with open_queue(postgres_database_url) as waiting, open_queue(postgres_database_url) as user:
+        assert waiting.wait_for_work("a1", 0.2) is False
+        user.enqueue(new_output_record(agent="someone-else", topic="HeartbeatProbe"))
+        assert waiting.wait_for_work("a1", 0.5) is False
+        user.enqueue(new_output_record(agent="a1", topic="HeartbeatProbe"))
+        assert waiting.wait_for_work("a1", 5.0) is True
+        user.enqueue(new_output_record(agent="*", topic="HeartbeatProbe"))
+        assert waiting.wait_for_work("a1", 5.0) is True
