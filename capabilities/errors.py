@@ -140,6 +140,17 @@ class HostKeyMismatch(ProbeError):
         )
 
 
+class SudoFailed(ProbeError):
+    """sudo did not run a command as root: no rule for the user, a password it refused, or none to give."""
+
+    def __init__(self, command: str, user: str, host: str, reason: str) -> None:
+        self.command = command
+        self.user = user
+        self.host = host
+        self.reason = reason
+        super().__init__(f"sudo refused to run {command!r} as root for {user} on {host}: {reason}")
+
+
 class MissingCapability(ProbeError):
     """This agent lacks a capability the topic needs (e.g. ``Nmap``)."""
 
@@ -170,6 +181,7 @@ __all__ = [
     "QueueError",
     "QueueUrlError",
     "ReadTimeout",
+    "SudoFailed",
     "TargetNotAllowed",
     "TargetSpecError",
 ]

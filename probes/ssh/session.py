@@ -23,7 +23,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
 import paramiko
@@ -38,6 +38,7 @@ from midprobe.capabilities.errors import (
     ProbeTimeout,
     ProtocolError,
     ReadTimeout,
+    SudoFailed,
 )
 from midprobe.probes.credentials import (
     PROTOCOL_SSH,
@@ -59,10 +60,14 @@ DEFAULT_PATH = "/usr/sbin:/usr/bin:/bin:/sbin"
 DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024
 #: sudo's password prompt, chosen so it cannot be mistaken for command output.
 SUDO_PROMPT = "[midprobe-sudo-password]"
+#: The root shell prints this line on stderr before the command: sudo let it run.
+SUDO_STARTED = "[midprobe-sudo-started]"
 #: Extra time the event loop grants a pool call beyond its own deadline before closing the transport.
 _GRACE_S = 1.0
 _READ_CHUNK = 65536
 _PATH_PATTERN = re.compile(r"^[A-Za-z0-9_./:+-]+$")
+_STARTED_LINE = SUDO_STARTED.encode() + b"\n"
+_PROMPT_PATTERN = re.compile(re.escape(SUDO_PROMPT.encode()) + b"\n?")
 
 HostKeyStatus = Literal["new", "known", "changed"]
 SSHCredential = SSHPasswordCredential | SSHPrivateKeyCredential
@@ -112,6 +117,8 @@ def compose_command(command: str, *, set_path: str | None, must_sudo: bool, sudo
     ``set_path`` puts those directories first on PATH. ``must_sudo`` runs the command
     as root: with a password credential, ``sudo -S`` reads the password we send on
     its prompt (the command itself gets /dev/null as stdin); with a key, ``sudo -n``.
+    Under sudo the root shell first prints ``SUDO_STARTED`` on stderr, so everything
+    on stderr before it is sudo's own (prompts, refusals) and everything after is the command's.
     """
     line = command
     if set_path:
@@ -120,10 +127,32 @@ def compose_command(command: str, *, set_path: str | None, must_sudo: bool, sudo
         line = f"PATH={set_path}:$PATH; export PATH; {command}"
     if not must_sudo:
         return line
+    started = f"printf '%s\\n' {shlex.quote(SUDO_STARTED)} >&2; "
     if sudo_with_password:
-        script = shlex.quote(f"exec </dev/null; {line}")
+        script = shlex.quote(f"{started}exec </dev/null; {line}")
         return f"sudo -S -p {shlex.quote(SUDO_PROMPT)} -- sh -c {script}"
-    return f"sudo -n -- sh -c {shlex.quote(line)}"
+    return f"sudo -n -- sh -c {shlex.quote(started + line)}"
+
+
+def split_sudo_stderr(stderr: bytes) -> tuple[bytes, bytes | None]:
+    """sudo's own stderr text without its prompts, and the command's stderr (None: not started) (pure).
+
+    An unanswered prompt (sudo read end of input) is followed by the newline sudo then prints;
+    it goes with the prompt.
+    """
+    head, found, tail = stderr.partition(_STARTED_LINE)
+    return _PROMPT_PATTERN.sub(b"", head), (tail if found else None)
+
+
+def sudo_failure_reason(sudo_text: str, *, with_password: bool, prompts: int, exit_status: int | None) -> str:
+    """Why sudo did not start the command, from what it printed (pure)."""
+    lines = [line.strip() for line in sudo_text.splitlines() if line.strip()]
+    said = "; ".join(lines) or f"sudo ended with exit status {exit_status} and said nothing"
+    if prompts > 1:
+        return f"the password was not accepted ({said})"
+    if not with_password and "password is required" in said:
+        return f"{said} (a key login has no password to give sudo: it takes a NOPASSWD rule)"
+    return said
 
 
 # -- translation of foreign exceptions -----------------------------------------------------------
@@ -385,12 +414,21 @@ def _authenticate(transport: paramiko.Transport, credential: SSHCredential, time
         raise _Rejected("the server asks for a further authentication step", counts=False)
 
 
+@dataclass(frozen=True)
+class _Sudo:
+    """A command to run under sudo: as whom (for messages) and the password to answer its prompt with."""
+
+    user: str
+    host: str
+    password: str | None = field(default=None, repr=False)
+
+
 def _run_command(
     transport: paramiko.Transport,
     command: str,
     line: str,
     *,
-    sudo_password: str | None,
+    sudo: _Sudo | None,
     timeout: float,
     channel_timeout: float,
     max_output: int,
@@ -402,9 +440,7 @@ def _run_command(
     except Exception as error:
         raise translate_error(error, f"opening a channel for {what}", channel_timeout) from None
     try:
-        return _drive_channel(
-            channel, command, line, started, sudo_password, timeout, channel_timeout, max_output
-        )
+        return _drive_channel(channel, command, line, started, sudo, timeout, channel_timeout, max_output)
     except ProbeError:
         raise
     except Exception as error:
@@ -418,15 +454,20 @@ def _drive_channel(
     command: str,
     line: str,
     started: float,
-    sudo_password: str | None,
+    sudo: _Sudo | None,
     timeout: float,
     channel_timeout: float,
     max_output: int,
 ) -> CommandOutput:
     channel.exec_command(line)
-    if sudo_password is None:
-        channel.shutdown_write()  # the command sees end of input, as with ``ssh -n``
+    # Input stays open only for sudo's password prompt; otherwise the command sees end of input
+    # at once, as with ``ssh -n``.
+    password = sudo.password if sudo is not None else None
+    input_open = password is not None
+    if not input_open:
+        channel.shutdown_write()
     prompt = SUDO_PROMPT.encode()
+    sudo_started = sudo is None
     stdout, stderr = bytearray(), bytearray()
     deadline = started + timeout
     last_activity = time.monotonic()
@@ -439,11 +480,16 @@ def _drive_channel(
         while channel.recv_stderr_ready():
             stderr += channel.recv_stderr(_READ_CHUNK)
             progressed = True
-        if sudo_password is not None and prompt in stderr:
-            stderr = bytearray(stderr.replace(prompt, b""))
-            channel.sendall((sudo_password + "\n").encode())
-            channel.shutdown_write()  # a second prompt (wrong password) then reads end of input
-            sudo_password = None
+        if not sudo_started and _STARTED_LINE in stderr:
+            sudo_started = True
+        if input_open and (sudo_started or prompt in stderr):
+            # Answer sudo's first prompt, and only before the command started (with NOPASSWD the
+            # marker comes first and the password is never sent); a second prompt (a refused
+            # password) then reads end of input.
+            if password is not None and not sudo_started and not channel.closed:
+                channel.sendall((password + "\n").encode())
+            channel.shutdown_write()
+            input_open = False
         if len(stdout) + len(stderr) > max_output:
             truncated = True
             stdout = stdout[:max_output]
@@ -456,16 +502,32 @@ def _drive_channel(
         now = time.monotonic()
         if progressed:
             last_activity = now
+        waiting = ""
+        if not sudo_started:
+            unanswered = ", nor shown the password prompt midprobe answers" if input_open else ""
+            waiting = f" (sudo had not started it{unanswered})"
         if now >= deadline:
-            raise ReadTimeout(f"command {command!r}", timeout)
+            raise ReadTimeout(f"command {command!r}{waiting}", timeout)
         if now - last_activity >= channel_timeout:
-            raise ReadTimeout(f"waiting for output of {command!r}", channel_timeout)
+            raise ReadTimeout(f"waiting for output of {command!r}{waiting}", channel_timeout)
         select.select([channel], [], [], max(0.0, min(deadline - now, last_activity + channel_timeout - now)))
     exit_status: int | None = None
     if not truncated:
         channel.status_event.wait(max(0.0, min(deadline - time.monotonic(), 5.0)))
         if channel.status_event.is_set() and channel.exit_status >= 0:
             exit_status = channel.exit_status
+    if sudo is not None:
+        sudo_text, command_stderr = split_sudo_stderr(bytes(stderr))
+        if command_stderr is None and not truncated:
+            reason = sudo_failure_reason(
+                sudo_text.decode("utf-8", errors="replace"),
+                with_password=sudo.password is not None,
+                prompts=stderr.count(prompt),
+                exit_status=exit_status,
+            )
+            raise SudoFailed(command, sudo.user, sudo.host, reason)
+        # sudo's own warnings (e.g. "unable to resolve host") stay; its prompts and our marker go.
+        stderr = bytearray(sudo_text + (command_stderr or b""))
     return CommandOutput(
         command=command,
         stdout=stdout.decode("utf-8", errors="replace"),
@@ -507,13 +569,19 @@ class SSHConnection:
         command_timeout: float | None = None,
         channel_timeout: float | None = None,
     ) -> CommandOutput:
-        sudo_password = (
-            self._credential.password.reveal()
-            if must_sudo and isinstance(self._credential, SSHPasswordCredential)
-            else None
-        )
+        sudo: _Sudo | None = None
+        if must_sudo:
+            password = (
+                self._credential.password.reveal()
+                if isinstance(self._credential, SSHPasswordCredential)
+                else None
+            )
+            sudo = _Sudo(self.info.user, self.info.host, password)
         line = compose_command(
-            command, set_path=set_path, must_sudo=must_sudo, sudo_with_password=sudo_password is not None
+            command,
+            set_path=set_path,
+            must_sudo=must_sudo,
+            sudo_with_password=sudo is not None and sudo.password is not None,
         )
         what = f"command {command!r}"
         limit = self._deadline.step(command_timeout or self._timeouts.command, what)
@@ -525,7 +593,7 @@ class SSHConnection:
                     self._transport,
                     command,
                     line,
-                    sudo_password=sudo_password,
+                    sudo=sudo,
                     timeout=limit,
                     channel_timeout=idle_timeout,
                     max_output=max_output,

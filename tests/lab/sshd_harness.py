@@ -2,8 +2,9 @@
 
 The real Debian ``sshd`` listens on 127.0.0.1 inside a namespace this harness creates
 (``mpssh<pid><hex>``, removed by ``close()`` or at exit); it runs in private UTS and mount
-namespaces where a generated /etc/passwd and /etc/shadow hold the test user, so the
-machine's user database is never touched. Keys and passwords are generated per run.
+namespaces where a generated /etc/passwd, /etc/shadow and /etc/sudoers hold the test users and
+their sudo rules, so the machine's user database and sudo configuration are never touched.
+Keys and passwords are generated per run.
 """
 
 from __future__ import annotations
@@ -25,6 +26,21 @@ from midprobe.runner.lab.netns import NamespaceThread, add_namespace, delete_nam
 SSHD = "/usr/sbin/sshd"
 TEST_USER = "mpsshtest"
 TEST_UID = 64998
+#: May run anything as root with ``sudo`` after giving its own password.
+SUDO_USER = TEST_USER
+#: May run anything as root with ``sudo`` without a password (NOPASSWD).
+SUDO_NOPASSWD_USER = "mpsshnopw"
+#: sudo asks for the target user's (root's) password, which is locked: no password can satisfy it.
+SUDO_TARGETPW_USER = "mpsshtgtpw"
+#: No sudo rule at all.
+NO_SUDO_USER = "mpsshnone"
+#: Every login user of the bed and its uid; they share the bed's password and authorized keys.
+USERS = {
+    TEST_USER: TEST_UID,
+    SUDO_NOPASSWD_USER: 64997,
+    SUDO_TARGETPW_USER: 64996,
+    NO_SUDO_USER: 64995,
+}
 TEST_HOSTNAME = "sshtest"
 KEY_PASSPHRASE_LENGTH = 16
 _WRAPPER = (
@@ -61,7 +77,11 @@ def keygen(path: Path, key_type: str = "ed25519", passphrase: str = "", *, fmt: 
 
 
 class SSHTestBed:
-    """A namespace with a loopback, a test user (password + keys) and any number of sshd instances."""
+    """A namespace with a loopback, test users (password + keys, sudo rules) and any number of sshd instances.
+
+    ``user`` is the main test user (sudo with its password); ``USERS`` lists the others, which differ
+    only by their sudo rule (see ``sudoers_text``).
+    """
 
     def __init__(self) -> None:
         # Its own folder, readable by the test user (sshd reads authorized_keys as that user);
@@ -91,6 +111,7 @@ class SSHTestBed:
                 )
             )
             self.passwd, self.shadow = self._user_database()
+            self.sudoers = self._sudoers()
         except BaseException:
             self.close()
             raise
@@ -112,15 +133,49 @@ class SSHTestBed:
         if not any(line.startswith("sshd:") for line in system):
             system.append("sshd:x:103:65534::/run/sshd:/usr/sbin/nologin")
         passwd = self.workdir / "passwd"
-        passwd.write_text(
-            "\n".join([*system, f"{self.user}:x:{TEST_UID}:65534:midprobe test:/:/bin/sh"]) + "\n"
-        )
+        users = [f"{user}:x:{uid}:65534:midprobe test:/:/bin/sh" for user, uid in USERS.items()]
+        passwd.write_text("\n".join([*system, *users]) + "\n")
         passwd.chmod(0o644)
         shadow = self.workdir / "shadow"
         shadow.touch(mode=0o600)
         lines = [f"{line.split(':', 1)[0]}:*:{days}:0:99999:7:::" for line in system]
-        shadow.write_text("\n".join([*lines, f"{self.user}:{hashed}:{days}:0:99999:7:::"]) + "\n")
+        lines += [f"{user}:{hashed}:{days}:0:99999:7:::" for user in USERS]
+        shadow.write_text("\n".join(lines) + "\n")
         return passwd, shadow
+
+    def sudoers_text(self) -> str:
+        """The bed's /etc/sudoers: one rule per user kind; nothing cached, logged or mailed."""
+        timestamps = self.workdir / "sudo-ts"
+        return "\n".join(
+            [
+                "Defaults env_reset",
+                "Defaults use_pty",  # as Debian ships it
+                'Defaults secure_path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"',
+                # Ask every time (each test sees the prompt), and keep the time stamps in the bed.
+                "Defaults timestamp_timeout=0",
+                f"Defaults timestampdir={timestamps}",
+                # The bed's namespace has no name service: no host name look-ups, no syslog, no mail.
+                "Defaults !fqdn",
+                "Defaults !syslog",
+                "Defaults !mailerpath",
+                f"Defaults:{SUDO_TARGETPW_USER} targetpw",
+                "root ALL=(ALL:ALL) ALL",
+                f"{SUDO_USER} ALL=(ALL:ALL) ALL",
+                f"{SUDO_NOPASSWD_USER} ALL=(ALL:ALL) NOPASSWD: ALL",
+                f"{SUDO_TARGETPW_USER} ALL=(ALL:ALL) ALL",
+                "",
+            ]
+        )
+
+    def _sudoers(self) -> Path:
+        sudoers = self.workdir / "sudoers"
+        sudoers.write_text(self.sudoers_text())
+        sudoers.chmod(0o440)  # as visudo leaves it; sudo refuses a sudoers file others may write
+        subprocess.run(
+            ["visudo", "-c", "-q", "-f", str(sudoers)], check=True, capture_output=True, timeout=30
+        )
+        (self.workdir / "sudo-ts").mkdir(mode=0o700)
+        return sudoers
 
     def new_host_key(self, name: str) -> Path:
         return keygen(self.workdir / name)
@@ -141,7 +196,7 @@ class SSHTestBed:
                     f"AuthorizedKeysFile {self.authorized_keys}",
                     "StrictModes no",
                     "PermitRootLogin no",
-                    f"AllowUsers {self.user}",
+                    f"AllowUsers {' '.join(USERS)}",
                     "UseDNS no",
                     "PrintMotd no",
                     "PrintLastLog no",
@@ -154,7 +209,11 @@ class SSHTestBed:
             + "\n"
         )
         log = self.workdir / f"sshd_{port}.log"
-        binds = [str(self.passwd), "/etc/passwd", str(self.shadow), "/etc/shadow"]
+        binds = [
+            *(str(self.passwd), "/etc/passwd"),
+            *(str(self.shadow), "/etc/shadow"),
+            *(str(self.sudoers), "/etc/sudoers"),
+        ]
         argv = [
             "ip", "netns", "exec", self.namespace,
             "unshare", "--uts", "--mount", "--propagation", "private", "--",
@@ -234,6 +293,24 @@ class SSHTestBed:
                 f'private_key_file = "{self.rsa_pem_key}"',
                 'passphrase_env = "MP_TEST_KEY_PASSPHRASE"',
                 "order = 40",
+                "",
+            ]
+        )
+
+    def user_credentials_toml(self, user: str) -> str:
+        """Two credentials for ``user``: ``<user>-password`` and ``<user>-ed25519`` (the unencrypted key)."""
+        return "\n".join(
+            [
+                "[[credential]]",
+                f'id = "{user}-password"',
+                'type = "ssh_password"',
+                f'user = "{user}"',
+                f'password = "{self.password}"',
+                "[[credential]]",
+                f'id = "{user}-ed25519"',
+                'type = "ssh_private_key"',
+                f'user = "{user}"',
+                f'private_key_file = "{self.ed25519_key}"',
                 "",
             ]
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,15 +17,30 @@ from midprobe.capabilities.errors import (
     NetworkError,
     ProbeTimeout,
     ReadTimeout,
+    SudoFailed,
 )
 from midprobe.probes.base import ProbeContext
 from midprobe.probes.credentials import CredentialStore
+from midprobe.probes.registry import default_registry
 from midprobe.probes.safety import TargetPolicy
 from midprobe.probes.ssh.classify import CLASSIFY_COMMANDS, SSHClassifyProbe
 from midprobe.probes.ssh.command import SSHCommandProbe, SSHCommandResult
 from midprobe.probes.ssh.known_hosts import FileKnownHosts, InMemoryKnownHosts
-from midprobe.probes.ssh.session import MAX_CONNECTIONS_PER_HOST
-from tests.lab.sshd_harness import TEST_HOSTNAME, HangingServer, SSHTestBed
+from midprobe.probes.ssh.session import MAX_CONNECTIONS_PER_HOST, SUDO_PROMPT, SUDO_STARTED
+from midprobe.runner.ecc.builders import new_output_record
+from midprobe.runner.ecc.payload import decode_input_payload
+from midprobe.runner.ecc.record import EccRecord
+from midprobe.runner.probe_runner import AgentIdentity, ProbeRunner
+from tests.lab.sshd_harness import (
+    NO_SUDO_USER,
+    SUDO_NOPASSWD_USER,
+    SUDO_TARGETPW_USER,
+    SUDO_USER,
+    TEST_HOSTNAME,
+    USERS,
+    HangingServer,
+    SSHTestBed,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -263,3 +279,154 @@ def test_classify_collects_typed_facts_over_one_connection(bed: SSHTestBed, tmp_
     assert len(elements) == len(CLASSIFY_COMMANDS) + 1
     assert elements[-1].get("classification") == "cmdb_ci_linux_server"
     assert elements[-1].findtext("hostname") == TEST_HOSTNAME
+
+
+# -- must_sudo against the real sudo of the bed (rules: sshd_harness.SSHTestBed.sudoers_text) -----------
+
+
+def sudo_store(bed: SSHTestBed, tmp_path: Path) -> CredentialStore:
+    """A password and a key credential for each user of the bed, ids ``<user>-password``/``<user>-ed25519``."""
+    return store_for(bed, tmp_path, "".join(bed.user_credentials_toml(user) for user in USERS))
+
+
+def encoded(result: SSHCommandResult) -> str:
+    return ET.tostring(SSHCommandProbe().encode_results(result)[0], encoding="unicode")
+
+
+def test_must_sudo_with_a_password_answers_the_prompt_and_runs_as_root(
+    bed: SSHTestBed, tmp_path: Path
+) -> None:
+    """sudo asks this user for its password; the probe answers once and the password shows nowhere."""
+    store = sudo_store(bed, tmp_path)
+    command = "cat; id -u; echo $SUDO_USER; echo to-stderr >&2"  # cat: the password never reaches the command
+    result = run_command(
+        bed,
+        store,
+        {
+            "name": command,
+            "must_sudo": "true",
+            "credential_id": f"{SUDO_USER}-password",
+            "command_timeout_ms": "20000",
+        },
+    )
+    assert result.output.stdout == f"0\n{SUDO_USER}\n"
+    assert result.output.stderr == "to-stderr\n"  # no prompt, no start marker
+    assert result.output.exit_status == 0
+    xml = encoded(result)
+    assert f"<stdout>0\n{SUDO_USER}\n</stdout>" in xml
+    for text in (result.output.stdout, result.output.stderr, str(result), xml):
+        assert bed.password not in text
+        assert SUDO_PROMPT not in text
+        assert SUDO_STARTED not in text
+
+
+@pytest.mark.parametrize("credential", ["ed25519", "password"])
+def test_must_sudo_with_a_nopasswd_rule(bed: SSHTestBed, tmp_path: Path, credential: str) -> None:
+    """No prompt comes: a key works (sudo -n), and a password credential is not kept waiting for one."""
+    store = sudo_store(bed, tmp_path)
+    started = time.monotonic()
+    result = run_command(
+        bed,
+        store,
+        {
+            "name": "id -u",
+            "must_sudo": "true",
+            "credential_id": f"{SUDO_NOPASSWD_USER}-{credential}",
+            "command_timeout_ms": "20000",
+        },
+    )
+    assert (result.output.stdout, result.output.stderr, result.output.exit_status) == ("0\n", "", 0)
+    assert time.monotonic() - started < 10.0
+    assert bed.password not in encoded(result)
+
+
+KEY_HAS_NO_PASSWORD = (
+    r"sudo: a password is required \(a key login has no password to give sudo: it takes a NOPASSWD rule\)$"
+)
+
+
+@pytest.mark.parametrize(
+    ("user", "credential", "reason"),
+    [
+        (NO_SUDO_USER, "password", rf"{NO_SUDO_USER} is not in the sudoers file\.$"),
+        (NO_SUDO_USER, "ed25519", KEY_HAS_NO_PASSWORD),
+        (SUDO_USER, "ed25519", KEY_HAS_NO_PASSWORD),
+        (
+            SUDO_TARGETPW_USER,  # sudo wants root's password, which is locked
+            "password",
+            r"the password was not accepted \(Sorry, try again\.; .*incorrect password attempt\)$",
+        ),
+    ],
+    ids=["no-rule-password", "no-rule-key", "password-rule-key", "password-refused"],
+)
+def test_sudo_refusal_is_a_clear_error_within_the_command_timeout(
+    bed: SSHTestBed, tmp_path: Path, user: str, credential: str, reason: str
+) -> None:
+    store = sudo_store(bed, tmp_path)
+    started = time.monotonic()
+    expected = rf"^sudo refused to run 'id -u' as root for {user} on 127\.0\.0\.1: {reason}"
+    with pytest.raises(SudoFailed, match=expected) as refused:
+        run_command(
+            bed,
+            store,
+            {
+                "name": "id -u",
+                "must_sudo": "true",
+                "credential_id": f"{user}-{credential}",
+                "command_timeout_ms": "10000",
+            },
+        )
+    assert time.monotonic() - started < 10.0  # sudo's answer, not the command timeout
+    assert bed.password not in str(refused.value)
+    assert SUDO_PROMPT not in str(refused.value)
+
+
+def test_a_command_under_sudo_is_bounded_by_the_command_timeout(bed: SSHTestBed, tmp_path: Path) -> None:
+    store = sudo_store(bed, tmp_path)
+    started = time.monotonic()
+    with pytest.raises(ReadTimeout, match=r"^command 'sleep 30' timed out after 1 s$"):
+        run_command(
+            bed,
+            store,
+            {
+                "name": "sleep 30",
+                "must_sudo": "true",
+                "credential_id": f"{SUDO_USER}-password",
+                "command_timeout_ms": "1000",
+            },
+        )
+    assert time.monotonic() - started < 8.0
+
+
+def test_the_agent_answers_must_sudo_requests_with_results_and_error_records(
+    bed: SSHTestBed, tmp_path: Path
+) -> None:
+    """Through the probe runner: root's output in the payload, a refusal as the record's error; no password."""
+    runner = ProbeRunner(
+        registry=default_registry(),
+        identity=AgentIdentity(name="lab1"),
+        policy=TargetPolicy.lab(),
+        probe_timeout_seconds=30.0,
+        credentials=sudo_store(bed, tmp_path),
+    )
+
+    def request(user: str) -> EccRecord:
+        return new_output_record(
+            agent="lab1",
+            topic="SSHCommand",
+            source=LOCAL,
+            name="id -u",
+            parameters={"must_sudo": "true", "credential_id": f"{user}-password"},
+        )
+
+    allowed = bed.thread.run_async(lambda: runner.answer(request(SUDO_USER)))
+    refused = bed.thread.run_async(lambda: runner.answer(request(NO_SUDO_USER)))
+    assert allowed.error_string == ""
+    assert decode_input_payload(allowed.payload).results[0].findtext("stdout") == "0\n"
+    assert refused.error_string == (
+        f"sudo refused to run 'id -u' as root for {NO_SUDO_USER} on {LOCAL}: "
+        f"{NO_SUDO_USER} is not in the sudoers file."
+    )
+    for record in (allowed, refused):
+        assert bed.password not in record.payload
+        assert bed.password not in record.error_string

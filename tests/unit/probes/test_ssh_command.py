@@ -44,9 +44,12 @@ from midprobe.probes.ssh.known_hosts import (
 from midprobe.probes.ssh.session import (
     DEFAULT_PATH,
     SUDO_PROMPT,
+    SUDO_STARTED,
     CommandOutput,
     ConnectionInfo,
     compose_command,
+    split_sudo_stderr,
+    sudo_failure_reason,
     translate_error,
 )
 
@@ -121,15 +124,85 @@ def test_command_line_with_path_and_sudo() -> None:
         == "PATH=/usr/sbin:/usr/bin:/bin:/sbin:$PATH; export PATH; id"
     )
     with_key = compose_command("cat /etc/shadow", set_path=None, must_sudo=True, sudo_with_password=False)
-    assert with_key == "sudo -n -- sh -c 'cat /etc/shadow'"
+    assert with_key.startswith("sudo -n -- sh -c ")
     with_password = compose_command("echo 'a b'", set_path=None, must_sudo=True, sudo_with_password=True)
     assert with_password.startswith(f"sudo -S -p '{SUDO_PROMPT}' -- sh -c ")
-    # the quoted script runs in a shell exactly as given, with stdin from /dev/null
-    script = with_password.split(" -- sh -c ", 1)[1]
-    shown = subprocess.run(["sh", "-c", f"printf %s {script}"], capture_output=True, text=True, check=True)
-    assert shown.stdout == "exec </dev/null; echo 'a b'"
+    # the quoted script runs in a shell exactly as given: the start marker, then (with a password,
+    # which sudo reads from our stdin) the command's stdin from /dev/null
+    started = f"printf '%s\\n' '{SUDO_STARTED}' >&2; "
+    assert shown_script(with_key) == f"{started}cat /etc/shadow"
+    assert shown_script(with_password) == f"{started}exec </dev/null; echo 'a b'"
     with pytest.raises(ValueError, match="set_path"):
         compose_command("id", set_path="/bin; reboot", must_sudo=False, sudo_with_password=False)
+
+
+def shown_script(line: str) -> str:
+    """The script ``sudo ... -- sh -c SCRIPT`` hands to the root shell, unquoted by a real shell."""
+    script = line.split(" -- sh -c ", 1)[1]
+    shown = subprocess.run(["sh", "-c", f"printf %s {script}"], capture_output=True, text=True, check=True)
+    return shown.stdout
+
+
+def test_the_root_shell_marks_the_start_and_only_the_command_output_is_kept() -> None:
+    """The script sudo would run, run by a real sh: the marker splits sudo's stderr from the command's."""
+    line = compose_command(
+        "cat; echo out; echo err >&2", set_path=DEFAULT_PATH, must_sudo=True, sudo_with_password=True
+    )
+    ran = subprocess.run(["sh", "-c", shown_script(line)], input=b"secret\n", capture_output=True, check=True)
+    assert ran.stdout == b"out\n"  # cat read /dev/null, not what came after the password
+    sudo_text, command_stderr = split_sudo_stderr(SUDO_PROMPT.encode() + ran.stderr)
+    assert (sudo_text, command_stderr) == (b"", b"err\n")
+
+
+def test_split_sudo_stderr() -> None:
+    prompt, started = SUDO_PROMPT.encode(), SUDO_STARTED.encode() + b"\n"
+    assert split_sudo_stderr(prompt + started + b"warn\n") == (b"", b"warn\n")
+    # a refused password: the second prompt read end of input and sudo ended its line
+    refused = prompt + b"Sorry, try again.\n" + prompt + b"\nsudo: 1 incorrect password attempt\n"
+    assert split_sudo_stderr(refused) == (b"Sorry, try again.\nsudo: 1 incorrect password attempt\n", None)
+    # sudo's own warnings before the start stay; what the command prints after it is never touched
+    assert split_sudo_stderr(b"sudo: unable to resolve host x\n" + started + prompt + b"\n") == (
+        b"sudo: unable to resolve host x\n",
+        prompt + b"\n",
+    )
+    assert split_sudo_stderr(b"") == (b"", None)
+
+
+SUDO_LINES = st.lists(
+    st.text(st.characters(codec="utf-8", exclude_characters="[\n"), min_size=1, max_size=20),
+    max_size=3,
+)
+
+
+@given(SUDO_LINES, st.binary(max_size=60))
+def test_split_sudo_stderr_keeps_any_command_stderr(sudo_lines: list[str], command_says: bytes) -> None:
+    """Whatever sudo printed around its prompt is sudo's; whatever follows the start marker, the command's."""
+    sudo_says = "".join(f"{line}\n" for line in sudo_lines).encode()
+    stderr = SUDO_PROMPT.encode() + sudo_says + SUDO_STARTED.encode() + b"\n" + command_says
+    assert split_sudo_stderr(stderr) == (sudo_says, command_says)
+
+
+def test_sudo_failure_reasons() -> None:
+    assert (
+        sudo_failure_reason("ops is not in the sudoers file.\n", with_password=True, prompts=1, exit_status=1)
+        == "ops is not in the sudoers file."
+    )
+    assert sudo_failure_reason(
+        "Sorry, try again.\nsudo: 1 incorrect password attempt\n",
+        with_password=True,
+        prompts=2,
+        exit_status=1,
+    ) == ("the password was not accepted (Sorry, try again.; sudo: 1 incorrect password attempt)")
+    assert sudo_failure_reason(
+        "sudo: a password is required\n", with_password=False, prompts=0, exit_status=1
+    ).endswith("(a key login has no password to give sudo: it takes a NOPASSWD rule)")
+    assert sudo_failure_reason(
+        "sh: 1: sudo: not found\n", with_password=False, prompts=0, exit_status=127
+    ) == ("sh: 1: sudo: not found")
+    assert (
+        sudo_failure_reason("", with_password=True, prompts=0, exit_status=1)
+        == "sudo ended with exit status 1 and said nothing"
+    )
 
 
 def connection_info() -> ConnectionInfo:
