@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -58,8 +59,18 @@ def test_nothing_generic_is_importable_at_top_level() -> None:
 
 @pytest.mark.timeout(300)
 def test_wheel_holds_the_same_modules(tmp_path: Path) -> None:
+    # Build from a copy of the tree: setuptools reuses ./build, where modules deleted since
+    # an earlier build would still be found.
+    source = tmp_path / "source"
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", "demo-output"
+        ),
+    )
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path), str(source)],
         check=True,
         capture_output=True,
     )
