@@ -40,6 +40,7 @@ from midprobe.probes.snmp.client import BulkSizeMemory, ClientOptions, SnmpClien
 from midprobe.runner.lab import Lab, LabHost, NamespaceThread  # noqa: E402
 
 EVERYTHING = (1, 3, 6, 1)
+END_OF_MIB = "No more variables left in this MIB View"
 OPTIONS = ClientOptions(timeout=2.0, retries=1, max_varbinds=2_000_000)
 TARGETS = {"single": 0.5, "agents": 1.0}
 
@@ -103,7 +104,8 @@ def net_snmp_walk(thread: NamespaceThread, argv: Sequence[str], env: dict[str, s
     done = thread.call(
         lambda: subprocess.run(list(argv), capture_output=True, text=True, timeout=300, env=env, check=True)
     )
-    return sum(1 for line in done.stdout.splitlines() if line.startswith("."))
+    # The walk's last line is the end-of-MIB-view marker, printed with an OID but no value.
+    return sum(1 for line in done.stdout.splitlines() if line.startswith(".") and END_OF_MIB not in line)
 
 
 def net_snmp_walks(
@@ -116,7 +118,13 @@ def net_snmp_walks(
 # --- the benchmark ------------------------------------------------------------------------------
 
 
+#: Rows whose two walks disagreed on the number of varbinds (the run then exits 1).
+DISAGREEMENTS: list[str] = []
+
+
 def _row(label: str, ours: Measure, theirs: Measure, target: float | None) -> str:
+    if ours.varbinds != theirs.varbinds:
+        DISAGREEMENTS.append(label)
     ratio = theirs.seconds / ours.seconds
     verdict = (
         ""
@@ -127,6 +135,7 @@ def _row(label: str, ours: Measure, theirs: Measure, target: float | None) -> st
         f"{label:<34} midprobe {ours.seconds:7.3f} s ({ours.varbinds:>7} varbinds, cpu {ours.cpu_seconds:6.2f} s)"
         f" | net-snmp {theirs.seconds:7.3f} s ({theirs.varbinds:>7} varbinds, cpu {theirs.cpu_seconds:6.2f} s)"
         f" | ratio {ratio:5.2f}x{verdict}"
+        + ("" if ours.varbinds == theirs.varbinds else "  VARBIND COUNTS DIFFER")
     )
 
 
@@ -139,7 +148,11 @@ def main() -> int:
     tools = Path(tempfile.mkdtemp(prefix="mpbench-snmp-"))
     env = {**os.environ, "MIBS": "", "MIBDIRS": "/nonexistent", "SNMP_PERSISTENT_DIR": str(tools)}
     try:
-        return _bench(args, env)
+        status = _bench(args, env)
+        if DISAGREEMENTS:
+            print(f"walks disagreed on the varbinds they returned: {', '.join(DISAGREEMENTS)}")
+            return 1
+        return status
     finally:
         shutil.rmtree(tools, ignore_errors=True)
 
