@@ -8,6 +8,7 @@ through the same queue, and prints the hosts, their names and open ports.
 
 from __future__ import annotations
 
+import shutil
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -50,6 +51,15 @@ def dns_names(results: tuple[ET.Element, ...]) -> dict[str, str]:
         for host in result.iter("host")
         if host.get("status") == "ok" and host.get("name")
     }
+
+
+def _midprobe_command() -> str:
+    """How to call midprobe from the user's shell: ``midprobe`` when on PATH, else its full path."""
+    installed = Path(sys.executable).parent / "midprobe"
+    on_path = shutil.which("midprobe")
+    if on_path is not None and Path(on_path).resolve() == installed.resolve():
+        return "midprobe"
+    return str(installed) if installed.exists() else "midprobe"
 
 
 def _run_agent_once(lab: Lab, url: str) -> str:
@@ -142,10 +152,11 @@ def demo(workdir: Path, keep_lab: bool) -> None:
         console.print(table)
 
         console.print("\n[bold]6. Where the ECC records are[/bold]")
+        command = _midprobe_command()
         console.print(f"   queue: {url}")
-        console.print(f"   midprobe ecc list --queue {url}")
+        console.print(f"   {command} ecc list --queue {url}")
         if answers:
-            console.print(f"   midprobe ecc show {answers[0].sys_id} --queue {url}")
+            console.print(f"   {command} ecc show {answers[0].sys_id} --queue {url}")
     finally:
         if keep_lab:
             lab.detach()
