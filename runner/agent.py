@@ -121,7 +121,8 @@ class Agent:
     async def _poll_loop(self, once: bool) -> None:
         assert self._stopping is not None
         assert self._wake is not None
-        first = True
+        # Pools whose work from before a restart (still leased to this name) is yet to be re-taken.
+        restart_pools = set(POOLS)
         backoff = 0.0
         while not self._stopping.is_set():
             claimed: list[EccRecord] = []
@@ -130,16 +131,19 @@ class Agent:
                 # standard work never keeps an interactive request waiting in the queue.
                 for pool in POOLS:
                     free = self.pools.for_priority(pool) - self._running_in(pool)
-                    if free > 0:
-                        claimed += await asyncio.to_thread(
-                            self.queue.claim,
-                            self.name,
-                            free,
-                            self.timings.lease_seconds,
-                            include_own_processing=first,
-                            priorities=(pool,),
-                        )
-                first = False
+                    if free <= 0:
+                        continue
+                    records = await asyncio.to_thread(
+                        self.queue.claim,
+                        self.name,
+                        free,
+                        self.timings.lease_seconds,
+                        include_own_processing=pool in restart_pools,
+                        priorities=(pool,),
+                    )
+                    restart_pools.discard(pool)
+                    self._start(records)  # at once: a later pool's failure must not strand these
+                    claimed += records
                 backoff = 0.0
             except QueueError as error:
                 self.stats.queue_errors += 1
@@ -147,11 +151,6 @@ class Agent:
                 log.warning("claim failed", agent=self.name, error=str(error), retry_in=backoff)
                 await self._sleep(backoff)
                 continue
-            for record in claimed:
-                self.stats.claimed += 1
-                task = asyncio.create_task(self._process(record), name=f"probe-{record.sys_id}")
-                self._in_flight[record.sys_id] = task
-                self._in_flight_pool[record.sys_id] = _pool_of(record.priority)
             if claimed:
                 log.info("claimed", agent=self.name, count=len(claimed))
             if once and not claimed and not self._in_flight:
@@ -166,6 +165,13 @@ class Agent:
                 await self._wait_for_progress(
                     self.timings.poll_busy_seconds if busy else self.timings.poll_idle_seconds
                 )
+
+    def _start(self, records: list[EccRecord]) -> None:
+        for record in records:
+            self.stats.claimed += 1
+            task = asyncio.create_task(self._process(record), name=f"probe-{record.sys_id}")
+            self._in_flight[record.sys_id] = task
+            self._in_flight_pool[record.sys_id] = _pool_of(record.priority)
 
     def _running_in(self, pool: int) -> int:
         return sum(1 for held in self._in_flight_pool.values() if held == pool)

@@ -342,3 +342,72 @@ def test_postgresql_notifications_only_wake_the_addressed_agent(postgres_databas
         assert waiting.wait_for_work("a1", 5.0) is True
         user.enqueue(new_output_record(agent="*", topic="HeartbeatProbe"))
         assert waiting.wait_for_work("a1", 5.0) is True
+
+
+class FailsOnePoolOnce:
+    """A real queue whose claim for one priority pool fails once, on its ``on_call``-th claim."""
+
+    def __init__(self, queue: EccQueue, pool: int, on_call: int = 1) -> None:
+        self._queue = queue
+        self._pool = pool
+        self._on_call = on_call
+        self._calls = 0
+        self.failed = False
+
+    def claim(self, *args: object, **kwargs: object) -> list[EccRecord]:
+        if kwargs.get("priorities") == (self._pool,):
+            self._calls += 1
+            if self._calls == self._on_call:
+                self.failed = True
+                raise QueueError("connection reset")
+        return self._queue.claim(*args, **kwargs)  # type: ignore[arg-type]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._queue, name)
+
+
+def test_a_failed_claim_for_one_pool_does_not_strand_work_claimed_for_another(queue: EccQueue) -> None:
+    interactive = new_output_record(agent="a1", topic="TestSleep", priority=0, parameters={"seconds": "0.5"})
+    expedited = new_output_record(agent="a1", topic="HeartbeatProbe", priority=1)
+    queue.enqueue_many([interactive, expedited])
+    timings = AgentTimings(poll_idle_seconds=0.1, poll_busy_seconds=0.1, lease_seconds=300, drain_seconds=5)
+    flaky = FailsOnePoolOnce(queue, pool=1)
+    started = time.monotonic()
+
+    stats = _run(_agent(flaky, "a1", timings=timings))  # type: ignore[arg-type]
+
+    assert flaky.failed
+    assert time.monotonic() - started < 10, "nothing waited for its 300 s lease to expire"
+    assert stats.claimed == 2, "each record claimed once: no re-claim of work already running"
+    assert len(_answers(queue, interactive)) == 1
+    assert len(_answers(queue, expedited)) == 1
+
+
+def test_a_failed_claim_on_a_later_poll_does_not_strand_work_either(queue: EccQueue) -> None:
+    """Work claimed for one pool is started before the next pool's claim can fail."""
+    pools = PoolSizes(interactive=2, expedited=1, standard=1)
+    first_interactive = new_output_record(
+        agent="a1", topic="TestSleep", priority=0, parameters={"seconds": "0.6"}
+    )
+    first_expedited = new_output_record(
+        agent="a1", topic="TestSleep", priority=1, parameters={"seconds": "0.3"}
+    )
+    queue.enqueue_many([first_interactive, first_expedited])
+    later = [
+        new_output_record(agent="a1", topic="HeartbeatProbe", priority=0),
+        new_output_record(agent="a1", topic="HeartbeatProbe", priority=1),
+    ]
+    timings = AgentTimings(poll_idle_seconds=0.1, poll_busy_seconds=2, lease_seconds=300, drain_seconds=5)
+    flaky = FailsOnePoolOnce(queue, pool=1, on_call=2)  # the expedited claim of the poll after the first
+    agent = _agent(flaky, "a1", pools=pools, timings=timings)  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        task = asyncio.create_task(agent.run(once=True, install_signal_handlers=False))
+        await asyncio.sleep(0.1)  # both first records run; the later ones arrive while they do
+        await asyncio.to_thread(queue.enqueue_many, later)
+        await task
+
+    asyncio.run(scenario())
+    assert flaky.failed
+    for record in (first_interactive, first_expedited, *later):
+        assert len(_answers(queue, record)) == 1, f"{record.priority}: left leased and unanswered"
