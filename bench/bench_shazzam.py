@@ -55,7 +55,8 @@ class Tool:
 
 
 def run_midprobe(thread: NamespaceThread, address: str, engine: str, tool: Tool) -> None:
-    params = PROBE.parse_params(address, {"ports": "-", "engine": engine})
+    # The port scan alone, as nmap -sT does it: no banner readers on the open ports.
+    params = PROBE.parse_params(address, {"ports": "-", "engine": engine, "scanners": "GenericTCP"})
     context = ProbeContext(policy=TargetPolicy.lab())
     started = time.perf_counter()
     result: ShazzamResult = thread.run_async(lambda: PROBE.run(params, context))

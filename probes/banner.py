@@ -35,6 +35,10 @@ from midprobe.probes.snmp.values import SnmpType, format_oid, render
 from midprobe.probes.targets import parse_targets, system_resolver
 
 __all__ = [
+    "DEFAULT_BANNER_WAIT_MS",
+    "DEFAULT_SNMP_TAPS",
+    "DEFAULT_SNMP_WAIT_MS",
+    "PRINT_PORTS",
     "PROBE",
     "BannerParams",
     "BannerResult",
@@ -51,6 +55,7 @@ __all__ = [
     "parse_http_head",
     "parse_snmp_identity",
     "sanitize",
+    "scanner_for",
     "sniff",
     "snmp_identity_request",
     "ssh_identification",

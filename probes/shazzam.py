@@ -1,12 +1,17 @@
-"""``Shazzam``: the discovery scanning phase, a TCP port scan of a target spec (GenericTCP scanners).
+"""``Shazzam``: the discovery scanning phase, a TCP port scan of a target spec plus the scanners that
+read what the open ports say (``BannerTCP``, ``HTTP``/``HTTPS``) and, only when asked, an SNMP tap.
 
-Per IP it reports ``alive`` (something answered), ``active`` (a port open), ``hostName`` and
-``domainName``; per port a ``<scanner>`` with ``result`` ``open`` or ``refused``. Silent IPs are left out.
-The XML nesting (our choice, see docs/shazzam.md)::
+Per IP it reports ``alive`` (something answered), ``active`` (a TCP port open), ``hostName`` and
+``domainName``; per port a ``GenericTCP`` ``<scanner>`` with ``result`` ``open`` or ``refused``, and one
+more ``<scanner>`` per reading (a banner, an HTTP ``Server`` header, a sysObjectID). The readings
+come from BannerSniff's code (``probes/banner.py``). Silent IPs are left out. The XML nesting
+(our choice, see docs/shazzam.md)::
 
     <result engine="syn" ports="22,80" hosts_scanned="256" hosts_alive="1">
       <host ip="198.18.0.10" alive="true" active="true" hostName="linux1" domainName="lab.example.test">
         <scanner name="GenericTCP" port="22" portprobe="ssh" protocol="tcp" result="open" service="ssh"/>
+        <scanner name="BannerTCP" port="22" portprobe="ssh" protocol="tcp" result="open" service="ssh"
+                 banner_text="SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10"/>
       </host>
     </result>
 """
@@ -16,8 +21,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from midprobe.capabilities.errors import (
@@ -26,33 +31,55 @@ from midprobe.capabilities.errors import (
     ProbeParameterError,
     TargetSpecError,
 )
+from midprobe.probes.banner import (
+    DEFAULT_BANNER_WAIT_MS,
+    DEFAULT_SNMP_TAPS,
+    DEFAULT_SNMP_WAIT_MS,
+    PRINT_PORTS,
+    BannerParams,
+    PortBanner,
+    scanner_for,
+    sniff,
+)
 from midprobe.probes.base import ProbeContext
 from midprobe.probes.params import parse_bool, parse_choice, parse_int
 from midprobe.probes.ports import format_ports, parse_ports, service_name
 from midprobe.probes.safety import TargetPolicy
 from midprobe.probes.targets import Resolver, TargetSpec, parse_targets, system_resolver
-from midprobe.probes.tcpscan.common import HostScan, ScanEngine, ScanOptions
+from midprobe.probes.tcpscan.common import HostScan, ScanOptions
 from midprobe.probes.tcpscan.engine import ENGINE_CHOICES, scan_async, select_engine
 
 __all__ = [
     "DEFAULT_PORTS",
+    "DEFAULT_SCANNERS",
     "PROBE",
     "REFUSED_REPORT_LIMIT",
+    "SCANNER_NAMES",
     "ShazzamHost",
     "ShazzamParams",
     "ShazzamProbe",
     "ShazzamResult",
     "ShazzamScanner",
+    "add_scanners",
     "check_policy",
     "decode_results",
     "encode_host",
     "encode_shazzam",
     "parse_shazzam_params",
+    "reading_scanners",
     "to_shazzam_host",
 ]
 
 TOPIC = "Shazzam"
 SCANNER_NAME = "GenericTCP"
+#: Every scanner a request may name, in the order a port's elements are written.
+SCANNER_NAMES = ("GenericTCP", "BannerTCP", "HTTP", "HTTPS", "SNMP")
+#: Without a ``scanners`` parameter: the port scan, then the readers of the open ports (no SNMP).
+DEFAULT_SCANNERS = ("GenericTCP", "BannerTCP", "HTTP", "HTTPS")
+#: ServiceNow scanners midprobe does not run.
+UNSUPPORTED_SCANNERS = ("NBT", "DNS")
+#: Hosts whose BannerTCP/HTTP/HTTPS/SNMP scanners run at once (each with BannerSniff's per-host bound).
+DEFAULT_HOST_CONCURRENCY = 32
 #: Discovery's usual TCP ports (SNMP 161 is UDP: left to the SNMP tap).
 DEFAULT_PORTS = "22,23,25,80,135,139,443,445,515,631,3389,5985,5986,8080,9100"
 #: With ``report_refused=auto``, refused ports are listed only for port lists up to this size.
@@ -78,6 +105,20 @@ class ShazzamParams:
     report_refused: bool | None = None
     #: Fill ``hostName``/``domainName`` of literal addresses by reverse DNS.
     resolve_names: bool = False
+    #: The scanners that run (names from SCANNER_NAMES, in that order); ``SNMP`` only with ``snmp_public``.
+    scanners: tuple[str, ...] = DEFAULT_SCANNERS
+    snmp_version: Literal["1", "2c"] = "2c"
+    banner_wait_ms: int = DEFAULT_BANNER_WAIT_MS
+    snmp_wait_ms: int = DEFAULT_SNMP_WAIT_MS
+    snmp_taps: int = DEFAULT_SNMP_TAPS
+    #: BannerTCP sends ``HEAD /`` to a port that stayed silent through ``banner_wait`` (needs ``HTTP`` too).
+    probe_silent: bool = False
+    host_concurrency: int = DEFAULT_HOST_CONCURRENCY
+
+    @property
+    def snmp_public(self) -> bool:
+        """The SNMP tap runs (it asks with the community ``public``, so only when the request said so)."""
+        return "SNMP" in self.scanners
 
     @property
     def lists_refused(self) -> bool:
@@ -95,10 +136,34 @@ class ShazzamParams:
             deadline=deadline,
         )
 
+    def reader_ports(self, open_ports: Iterable[int]) -> tuple[int, ...]:
+        """The open TCP ports a selected reader (BannerTCP, HTTP, HTTPS) connects to again; raw print
+        ports (9100-9107) never: a printer prints whatever arrives."""
+        return tuple(
+            port for port in open_ports if port not in PRINT_PORTS and scanner_for(port) in self.scanners
+        )
+
+    def banner_params(self, address: str, open_ports: Iterable[int]) -> BannerParams | None:
+        """What BannerSniff is asked for one host (pure); ``None`` when no scanner has work there."""
+        ports = self.reader_ports(open_ports)
+        if not ports and not self.snmp_public:
+            return None
+        return BannerParams(
+            host=address,
+            ports=ports,
+            snmp_public=self.snmp_public,
+            snmp_version=self.snmp_version,
+            connect_wait_ms=self.connect_wait_ms,
+            banner_wait_ms=self.banner_wait_ms,
+            snmp_wait_ms=self.snmp_wait_ms,
+            snmp_taps=self.snmp_taps,
+            probe_silent=self.probe_silent and "HTTP" in self.scanners,
+        )
+
 
 @dataclass(frozen=True)
 class ShazzamScanner:
-    """One port probe's outcome (a ``<scanner>`` element)."""
+    """One scanner's outcome on one port (a ``<scanner>`` element), with what it read, if anything."""
 
     port: int
     result: PortResult
@@ -106,6 +171,11 @@ class ShazzamScanner:
     service: str
     name: str = SCANNER_NAME
     protocol: str = "tcp"
+    #: A greeting (BannerTCP), the ``Server`` header (HTTP/HTTPS) or sysDescr (SNMP); empty: none.
+    banner_text: str = ""
+    http_status: int | None = None
+    #: With a leading dot, as ECC writes OIDs (``.1.3.6.1.4.1.8072.3.2.10``).
+    sys_object_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,7 +191,8 @@ class ShazzamHost:
 
     @property
     def open_ports(self) -> tuple[int, ...]:
-        return tuple(s.port for s in self.scanners if s.result == "open")
+        """The TCP ports GenericTCP found open."""
+        return tuple(s.port for s in self.scanners if s.name == SCANNER_NAME and s.result == "open")
 
 
 @dataclass(frozen=True)
@@ -147,6 +218,31 @@ def _auto_bool_param(parameters: Mapping[str, str], name: str) -> bool | None:
     raise ProbeParameterError(f"{text!r} is not true, false or auto", parameter=name)
 
 
+def _parse_scanners(parameters: Mapping[str, str], snmp_public: bool) -> tuple[str, ...]:
+    """The ``scanners`` list (commas or blanks, any case); GenericTCP always runs, SNMP with ``snmp_public``."""
+    text = parameters.get("scanners", "").strip()
+    known = {name.lower(): name for name in SCANNER_NAMES}
+    named: list[str] = []
+    for token in text.replace(",", " ").split():
+        name = known.get(token.lower())
+        if name is None:
+            if token.upper() in UNSUPPORTED_SCANNERS:
+                raise ProbeParameterError(
+                    f"the {token.upper()} scanner is not implemented", parameter="scanners"
+                )
+            raise ProbeParameterError(
+                f"unknown scanner {token!r} (known: {', '.join(SCANNER_NAMES)})", parameter="scanners"
+            )
+        named.append(name)
+    if "SNMP" in named and not snmp_public:
+        raise ProbeParameterError(
+            "the SNMP tap asks with the community public; it runs only with snmp_public=true",
+            parameter="scanners",
+        )
+    chosen = {SCANNER_NAME, *(named or DEFAULT_SCANNERS), *(["SNMP"] if snmp_public else [])}
+    return tuple(name for name in SCANNER_NAMES if name in chosen)
+
+
 def parse_shazzam_params(source: str, parameters: Mapping[str, str]) -> ShazzamParams:
     """Validate an ECC Shazzam request (pure). Unknown parameters (the echoed ECC fields) are ignored."""
     try:
@@ -169,6 +265,8 @@ def parse_shazzam_params(source: str, parameters: Mapping[str, str]) -> ShazzamP
             raise ProbeParameterError(f"{rate_text!r} is not a number", parameter="rate") from None
         if not 0 < rate <= 10_000_000:
             raise ProbeParameterError("must be above 0 probes per second", parameter="rate")
+    snmp_public = parse_bool(parameters, "snmp_public", False)
+    snmp_version = parse_choice(parameters, "snmp_version", "2c", ("1", "2c"))
     return ShazzamParams(
         source=source,
         targets=targets,
@@ -180,6 +278,13 @@ def parse_shazzam_params(source: str, parameters: Mapping[str, str]) -> ShazzamP
         max_in_flight=parse_int(parameters, "max_in_flight", 4096, 1, 1_000_000),
         report_refused=_auto_bool_param(parameters, "report_refused"),
         resolve_names=parse_bool(parameters, "resolve_names", False),
+        scanners=_parse_scanners(parameters, snmp_public),
+        snmp_version="1" if snmp_version == "1" else "2c",
+        banner_wait_ms=parse_int(parameters, "banner_wait", DEFAULT_BANNER_WAIT_MS, 10, 60_000),
+        snmp_wait_ms=parse_int(parameters, "snmp_wait", DEFAULT_SNMP_WAIT_MS, 10, 60_000),
+        snmp_taps=parse_int(parameters, "snmp_taps", DEFAULT_SNMP_TAPS, 1, 10),
+        probe_silent=parse_bool(parameters, "probe_silent", False),
+        host_concurrency=parse_int(parameters, "host_concurrency", DEFAULT_HOST_CONCURRENCY, 1, 1024),
     )
 
 
@@ -219,6 +324,62 @@ def to_shazzam_host(scan: HostScan, *, list_refused: bool, name: str | None = No
     )
 
 
+def reading_scanners(readings: Iterable[PortBanner]) -> tuple[ShazzamScanner, ...]:
+    """The ``<scanner>`` elements for what BannerSniff read (pure).
+
+    Only readings from ports that answered something count: an SNMP answer gives ``SNMP`` (with
+    ``sysObjectID``), an HTTP response ``HTTP`` or ``HTTPS`` (``Server`` header and status), any
+    other text ``BannerTCP``. Silent, refused, filtered and failed readings add nothing (GenericTCP
+    already says whether the port is open; UDP silence is not "refused").
+    """
+    scanners: list[ShazzamScanner] = []
+    for reading in readings:
+        if reading.state != "open":
+            continue
+        http_status: int | None = None
+        sys_object_id: str | None = None
+        if reading.snmp is not None:
+            name = "SNMP"
+            sys_object_id = reading.snmp.sys_object_id
+        elif reading.http is not None:
+            name = "HTTPS" if reading.tls is not None else "HTTP"
+            http_status = reading.http.status
+        elif reading.banner:
+            name = "BannerTCP"
+        else:
+            continue
+        scanners.append(
+            ShazzamScanner(
+                port=reading.port,
+                result="open",
+                portprobe=service_name(reading.port, reading.protocol),
+                service=reading.service,
+                name=name,
+                protocol=reading.protocol,
+                banner_text=reading.banner,
+                http_status=http_status,
+                sys_object_id=sys_object_id,
+            )
+        )
+    return tuple(scanners)
+
+
+def _scanner_order(scanner: ShazzamScanner) -> tuple[bool, int, int]:
+    rank = SCANNER_NAMES.index(scanner.name) if scanner.name in SCANNER_NAMES else len(SCANNER_NAMES)
+    return scanner.protocol != "tcp", scanner.port, rank
+
+
+def add_scanners(host: ShazzamHost, extra: Sequence[ShazzamScanner]) -> ShazzamHost:
+    """``host`` with more scanner elements: TCP ports in order (GenericTCP first on each), then UDP.
+
+    A host that only answered the SNMP tap becomes alive; ``active`` stays "a TCP port is open".
+    """
+    if not extra:
+        return host
+    scanners = tuple(sorted((*host.scanners, *extra), key=_scanner_order))
+    return replace(host, alive=True, scanners=scanners)
+
+
 def _flag(value: bool) -> str:
     return "true" if value else "false"
 
@@ -234,7 +395,7 @@ def encode_host(host: ShazzamHost) -> ET.Element:
         domainName=host.domain_name,
     )
     for scanner in host.scanners:
-        ET.SubElement(
+        child = ET.SubElement(
             element,
             "scanner",
             name=scanner.name,
@@ -244,6 +405,12 @@ def encode_host(host: ShazzamHost) -> ET.Element:
             result=scanner.result,
             service=scanner.service,
         )
+        if scanner.banner_text:
+            child.set("banner_text", scanner.banner_text)
+        if scanner.http_status is not None:
+            child.set("http_status", str(scanner.http_status))
+        if scanner.sys_object_id is not None:
+            child.set("sysObjectID", scanner.sys_object_id)
     return element
 
 
@@ -283,6 +450,9 @@ def _decode_host(element: ET.Element) -> ShazzamHost:
         port_text = _attribute(child, "port")
         if not port_text.isdigit():
             raise PayloadError(f"Shazzam scanner port {port_text!r} is not a number")
+        status_text = child.get("http_status")
+        if status_text is not None and not status_text.isdigit():
+            raise PayloadError(f"Shazzam scanner http_status {status_text!r} is not a number")
         scanners.append(
             ShazzamScanner(
                 port=int(port_text),
@@ -291,6 +461,9 @@ def _decode_host(element: ET.Element) -> ShazzamHost:
                 service=_attribute(child, "service"),
                 name=_attribute(child, "name"),
                 protocol=_attribute(child, "protocol"),
+                banner_text=child.get("banner_text", ""),
+                http_status=None if status_text is None else int(status_text),
+                sys_object_id=child.get("sysObjectID"),
             )
         )
     return ShazzamHost(
@@ -344,6 +517,12 @@ def check_policy(spec: TargetSpec, policy: TargetPolicy) -> None:
         policy.check(outside)
 
 
+def _worth_reading(scanned: HostScan, params: ShazzamParams) -> bool:
+    """A host that answered TCP, or a silent one the SNMP tap may still reach (the network did not
+    already say it is unreachable); the other silent addresses are done."""
+    return scanned.alive or (params.snmp_public and not scanned.unreachable)
+
+
 class ShazzamProbe:
     """The ``Shazzam`` topic. Name resolution is injected, so tests and the lab use their own."""
 
@@ -372,22 +551,64 @@ class ShazzamProbe:
         check_policy(spec, context.policy)
         return spec
 
-    async def _scan(
-        self, spec: TargetSpec, params: ShazzamParams, context: ProbeContext, engine: ScanEngine
-    ) -> AsyncIterator[tuple[str, ShazzamHost]]:
-        options = params.scan_options(context.deadline)
-        async for scanned in scan_async(spec, params.ports, options, engine=engine):
-            if not scanned.alive:
-                continue
-            name = None
-            if params.resolve_names and scanned.host_name is None:
-                name = await asyncio.to_thread(self.reverse_resolver, str(scanned.address))
-            yield engine.name, to_shazzam_host(scanned, list_refused=params.lists_refused, name=name)
+    async def _host(
+        self, scanned: HostScan, params: ShazzamParams, extra: Sequence[ShazzamScanner]
+    ) -> ShazzamHost | None:
+        """The ``<host>`` of one scanned address with the other scanners' readings; ``None`` if silent."""
+        if not scanned.alive and not extra:
+            return None
+        name = None
+        if params.resolve_names and scanned.host_name is None:
+            name = await asyncio.to_thread(self.reverse_resolver, str(scanned.address))
+        host = to_shazzam_host(scanned, list_refused=params.lists_refused, name=name)
+        return add_scanners(host, extra)
+
+    async def _read(
+        self, scanned: HostScan, params: ShazzamParams, context: ProbeContext
+    ) -> ShazzamHost | None:
+        """Run BannerTCP/HTTP/HTTPS on the host's open ports and the SNMP tap (when asked), then build it.
+
+        A host the GenericTCP scan found silent only gets the SNMP tap (see ``_worth_reading``).
+        """
+        request = params.banner_params(str(scanned.address), scanned.open_ports)
+        if request is None:
+            return await self._host(scanned, params, ())
+        readings = await sniff(request, context)  # checks the address against context.policy again
+        return await self._host(scanned, params, reading_scanners(readings.ports))
 
     async def run(self, params: ShazzamParams, context: ProbeContext) -> ShazzamResult:
+        """GenericTCP over the whole spec; each host, as soon as its ports are decided, goes on to the
+        other scanners, at most ``host_concurrency`` hosts at once, all within the context's deadline
+        (BannerSniff's readers stop short of it and report what they have)."""
         spec = await self.prepare(params, context)
         engine = select_engine(params.engine)
-        hosts = [host async for _, host in self._scan(spec, params, context, engine)]
+        options = params.scan_options(context.deadline)
+        hosts: list[ShazzamHost] = []
+        slots = asyncio.Semaphore(params.host_concurrency)
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def finish(scanned: HostScan) -> None:
+            try:
+                host = await self._read(scanned, params, context)
+            finally:
+                slots.release()
+            if host is not None:
+                hosts.append(host)
+
+        try:
+            async for scanned in scan_async(spec, params.ports, options, engine=engine):
+                if not _worth_reading(scanned, params):
+                    continue
+                await slots.acquire()  # the scan's own queue holds the hosts waiting for a slot
+                task = asyncio.create_task(finish(scanned))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            while tasks:
+                await asyncio.gather(*list(tasks))
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*list(tasks), return_exceptions=True)
         return ShazzamResult(
             hosts=tuple(hosts),
             engine=engine.name,

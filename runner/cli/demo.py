@@ -8,6 +8,7 @@ through the same queue, and prints the hosts, their names and open ports.
 
 from __future__ import annotations
 
+import ipaddress
 import shutil
 import sys
 import xml.etree.ElementTree as ET
@@ -34,9 +35,11 @@ def shazzam_rows(results: tuple[ET.Element, ...]) -> list[tuple[str, str, str]]:
     for result in results:
         for host in result.iter("host"):
             ports = sorted(
-                int(scanner.get("port", "0"))
-                for scanner in host.iter("scanner")
-                if scanner.get("result") == "open"
+                {
+                    int(scanner.get("port", "0"))
+                    for scanner in host.iter("scanner")
+                    if scanner.get("result") == "open"
+                }
             )
             name = ".".join(part for part in (host.get("hostName"), host.get("domainName")) if part)
             rows.append((host.get("ip", "?"), name, ", ".join(map(str, ports))))
@@ -123,6 +126,7 @@ def demo(workdir: Path, keep_lab: bool) -> None:
             if record.error_string:
                 console.print(f"   [red]Shazzam failed:[/red] {record.error_string}")
         rows = [row for payload in payloads for row in shazzam_rows(decode_input_payload(payload).results)]
+        rows.sort(key=lambda row: ipaddress.ip_address(row[0]))  # hosts are reported as they finish
         if beat:
             console.print(f"   HeartbeatProbe answered with result_code 0: {not beat[0].error_string}")
 

@@ -1,8 +1,10 @@
-"""A private network namespace for the Shazzam scanner tests (and nothing else in it).
+"""Private network namespaces for the Shazzam tests (and nothing else in them).
 
-The namespace holds its loopback plus a veth pair ``mpsa``/``mpsb`` with 198.18.9.1/24 on
+``private_namespace``: its loopback plus a veth pair ``mpsa``/``mpsb`` with 198.18.9.1/24 on
 ``mpsa``; 198.18.9.50 has a permanent neighbour entry whose MAC nobody owns, so SYNs to it leave
 (and can be counted on ``mpsa``) and are never answered: a silent host.
+``snmp_only_agent``: the SNMP harness's snmpd (``snmpd_harness.SnmpdTestBed``) also answering the
+community ``public``, with TCP to its ports 22 and 80 dropped, so the SNMP tap is all that answers.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from midprobe.runner.lab import NamespaceThread, namespace_thread
+from midprobe.runner.lab import NamespaceThread, load_profile, namespace_thread
 from midprobe.runner.lab.netns import add_namespace, delete_namespace
+from tests.lab.snmpd_harness import SnmpdTestBed
 
 T = TypeVar("T")
 
@@ -28,6 +31,9 @@ LINK_ADDRESS = "198.18.9.1"
 UNROUTED_ADDRESS = "198.18.77.7"  # no route in the namespace: connect fails at once
 _ETH_P_ALL = 0x0003
 _PACKET_OUTGOING = 4
+SNMP_IN_PKTS = "1.3.6.1.2.1.11.1.0"
+#: TCP ports of the SNMP-only agent's address that never answer (their SYNs are dropped).
+DROPPED_TCP_PORTS = (22, 80)
 
 
 @dataclass
@@ -120,3 +126,51 @@ def private_namespace() -> Iterator[PrivateNamespace]:
             namespace.thread.close()
         delete_namespace(name)
         atexit.unregister(cleanup)
+
+
+def openssh_version() -> str:
+    """``OpenSSH_9.2p1 Debian-2+deb12u10``: what ``ssh -V`` prints (``sshd -V`` leaves out the
+    distribution part; client and server are built from one source package)."""
+    done = subprocess.run(["ssh", "-V"], capture_output=True, text=True, check=False, timeout=10)
+    return (done.stderr or done.stdout).split(",")[0].strip()
+
+
+def listener_banner(profile: str, port: int) -> str:
+    """The ``Server`` header a lab profile's HTTP listener sends."""
+    listener = next(item for item in load_profile().profiles[profile].listeners if item.port == port)
+    assert listener.banner is not None
+    return listener.banner
+
+
+@contextmanager
+def snmp_only_agent() -> Iterator[SnmpdTestBed]:
+    """A real snmpd on 127.0.0.1:161 of a private namespace that answers ``public`` (and the
+    harness's generated community), where TCP to DROPPED_TCP_PORTS is dropped; always torn down."""
+    bed = SnmpdTestBed(extra_config=["rocommunity public 127.0.0.1"])
+    try:
+        ports = ", ".join(map(str, DROPPED_TCP_PORTS))
+        rules = (
+            "table inet mpshazzam {\n"
+            f"  chain input {{ type filter hook input priority 0; policy accept; tcp dport {{ {ports} }} drop; }}\n"
+            "}\n"
+        )
+        subprocess.run(
+            ["ip", "netns", "exec", bed.namespace, "nft", "-f", "-"],
+            input=rules,
+            text=True,
+            check=True,
+            capture_output=True,
+            timeout=20,
+        )
+        yield bed
+    finally:
+        bed.close()
+
+
+def snmp_packets_in(bed: SnmpdTestBed) -> int:
+    """snmpInPkts of the agent: every SNMP message it received (this query included)."""
+    done = bed.snmp_tool(
+        ["snmpget", "-v2c", "-c", bed.community, "-On", "-Oqv", "-t", "1", "-r", "2",
+         f"{bed.address}:{bed.port}", SNMP_IN_PKTS]
+    )  # fmt: skip
+    return int(done.stdout.strip())

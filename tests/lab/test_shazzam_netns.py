@@ -240,7 +240,8 @@ def run_shazzam(
     probe: ShazzamProbe = PROBE,
     policy: TargetPolicy | None = None,
 ) -> ET.Element:
-    params = probe.parse_params(source, parameters)
+    # These tests are about the port scan: the banner readers (tested in test_shazzam_lab.py) stay off.
+    params = probe.parse_params(source, {"scanners": "GenericTCP", **parameters})
     context = ProbeContext(policy=policy or TargetPolicy.lab())
     result = namespace.thread.run_async(lambda: probe.run(params, context))
     (element,) = probe.encode_results(result)
