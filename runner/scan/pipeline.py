@@ -27,7 +27,8 @@ from midprobe.probes.nmap import options as nmap_options
 from midprobe.probes.nmap.engine import check_targets, run_nmap
 from midprobe.probes.nmap.parse import NmapHost
 from midprobe.probes.safety import TargetPolicy
-from midprobe.probes.shazzam import REFUSED_REPORT_LIMIT
+from midprobe.probes.shazzam import REFUSED_REPORT_LIMIT, ShazzamScanner, reading_scanners
+from midprobe.probes.snmp.classify import capability_evidence
 from midprobe.probes.snmp.classify_probe import classify_host
 from midprobe.probes.snmp.client import BulkSizeMemory
 from midprobe.probes.snmp.errors import SnmpTimeout, SnmpUnreachable
@@ -133,6 +134,10 @@ class _Findings:
     sys_descr: str | None = None
     sys_object_id: str | None = None
     credential_id: dict[str, str] = field(default_factory=dict)
+    #: Shazzam scanner elements for what the banner readers found (BannerTCP, HTTP/HTTPS, SNMP).
+    reader_scanners: tuple[ShazzamScanner, ...] = ()
+    #: SNMP capabilities (routing, switching, printing) and what showed each, for the classifier.
+    snmp_capabilities: dict[str, str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
 
@@ -320,6 +325,8 @@ class ScanPipeline:
                 sys_descr=found.sys_descr,
                 nmap_os_classes=tuple(found.nmap_os_classes),
                 nmap_services=found.nmap_services,
+                snmp_capabilities=found.snmp_capabilities,
+                logged_in=frozenset(found.credential_id),
             )
         )
         return HostReport(
@@ -332,6 +339,7 @@ class ScanPipeline:
             confidence=verdict.confidence,
             evidence=verdict.evidence,
             banners=found.banners,
+            reader_scanners=found.reader_scanners,
             services=found.services,
             credential_id=found.credential_id,
             os=found.os,
@@ -371,6 +379,7 @@ class ScanPipeline:
         result = await sniff(params, context)
         found.banners.update(result.banners())
         found.public_snmp = result.snmp
+        found.reader_scanners = reading_scanners(result.ports)
 
     async def _nmap_services(self, scanned: HostScan, deadline: float, found: _Findings) -> None:
         """nmap ``-sV`` on the open ports (its own run, so a slow one does not cost the OS guess)."""
@@ -455,6 +464,7 @@ class ScanPipeline:
             found.sys_descr = result.facts.sys_descr
         if result.facts.sys_object_id is not None:
             found.sys_object_id = format_oid(result.facts.sys_object_id, leading_dot=True)
+        found.snmp_capabilities = dict(capability_evidence(result.facts))
 
 
 def _port_list(ports: Iterable[int]) -> nmap_options.PortList:

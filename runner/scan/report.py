@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from midprobe.probes.ports import service_name
-from midprobe.probes.shazzam import ShazzamHost, ShazzamScanner, encode_host
+from midprobe.probes.shazzam import ShazzamHost, ShazzamScanner, add_scanners, encode_host
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ class HostReport:
     banners: Mapping[int, str] = field(default_factory=dict)
     #: What nmap's version detection identified, by port (``ssh OpenSSH 9.2p1``), with ``--nmap``.
     services: Mapping[int, str] = field(default_factory=dict)
+    #: Shazzam scanner elements for what the banner readers found (BannerTCP, HTTP/HTTPS, SNMP tap).
+    reader_scanners: tuple[ShazzamScanner, ...] = ()
     #: The credential that worked, by protocol (``ssh``, ``snmp``): ids only, never secrets.
     credential_id: Mapping[str, str] = field(default_factory=dict)
     #: Facts from SSH (os name and version, kernel, ...).
@@ -76,11 +78,12 @@ class HostReport:
         return json.dumps(self.to_json_dict(), separators=(",", ":"))
 
     def to_shazzam_host(self) -> ShazzamHost:
-        """The Shazzam view: one ``GenericTCP`` scanner per open and per refused port."""
+        """The Shazzam view: one ``GenericTCP`` scanner per open and per refused port, plus the
+        banner readers' scanners (BannerTCP, HTTP/HTTPS, SNMP), merged as the Shazzam probe does."""
         outcomes = [(port, "open") for port in self.open_tcp_ports]
         outcomes += [(port, "refused") for port in self.refused_tcp_ports]
         host_name, _, domain_name = (self.hostname or "").rstrip(".").partition(".")
-        return ShazzamHost(
+        generic = ShazzamHost(
             ip=self.address,
             alive=True,
             active=bool(self.open_tcp_ports),
@@ -96,17 +99,14 @@ class HostReport:
                 for port, outcome in sorted(outcomes)
             ),
         )
+        return add_scanners(generic, self.reader_scanners)
 
     def to_shazzam_element(self) -> ET.Element:
-        """The host as a Shazzam ``<host>`` element (docs/shazzam.md), plus what enrichment added:
-        ``banner_text`` on a scanner, ``ci_class`` on the host, and ``<evidence>`` children."""
+        """The host as a Shazzam ``<host>`` element (docs/shazzam.md), the same as the Shazzam probe
+        writes it, plus what enrichment added: ``ci_class`` on the host and ``<evidence>`` children."""
         host = encode_host(self.to_shazzam_host())
         if self.ci_class:
             host.set("ci_class", self.ci_class)
-        for scanner in host.iter("scanner"):
-            port = int(scanner.get("port", "0"))
-            if scanner.get("result") == "open" and port in self.banners:
-                scanner.set("banner_text", self.banners[port])
         for reason in self.evidence:
             ET.SubElement(host, "evidence").text = reason
         return host

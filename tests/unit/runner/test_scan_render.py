@@ -10,7 +10,7 @@ from pathlib import Path
 import hypothesis.strategies as st
 from hypothesis import given, settings
 
-from midprobe.probes.shazzam import decode_results
+from midprobe.probes.shazzam import ShazzamScanner, decode_results
 from midprobe.runner.ecc.payload import decode_input_payload
 from midprobe.runner.scan.pipeline import ScanStats
 from midprobe.runner.scan.render import EccWriter, JsonLinesWriter, ScanHeader, TableWriter
@@ -27,6 +27,14 @@ LINUX = HostReport(
     confidence=1.0,
     evidence=("uname says Linux", "SSH banner of a Linux distribution: SSH-2.0-OpenSSH_9.2p1 Debian"),
     banners={22: "SSH-2.0-OpenSSH_9.2p1 Debian", 80: "Apache/2.4.62 (Debian)"},
+    reader_scanners=(
+        ShazzamScanner(
+            22, "open", "ssh", "ssh", name="BannerTCP", banner_text="SSH-2.0-OpenSSH_9.2p1 Debian"
+        ),
+        ShazzamScanner(
+            80, "open", "http", "http", name="HTTP", banner_text="Apache/2.4.62 (Debian)", http_status=200
+        ),
+    ),
     credential_id={"ssh": "linux-admin", "snmp": "ro"},
     os={"name": "Debian GNU/Linux", "version": "12"},
     sys_descr="Linux linux1 6.1.0",
@@ -146,7 +154,13 @@ def test_ecc_writer_streams_a_payload_that_decodes() -> None:
         "sandiego.lab.example.test",
     )
     assert linux.open_ports == (22, 80)
-    assert [(s.port, s.result) for s in linux.scanners] == [(22, "open"), (80, "open"), (9100, "refused")]
+    assert [(s.port, s.name, s.result) for s in linux.scanners] == [
+        (22, "GenericTCP", "open"),
+        (22, "BannerTCP", "open"),
+        (80, "GenericTCP", "open"),
+        (80, "HTTP", "open"),
+        (9100, "GenericTCP", "refused"),
+    ]
     assert (unknown.host_name, unknown.open_ports) == ("", (8080,))
 
     host = payload.results[0].find("host")
@@ -155,6 +169,8 @@ def test_ecc_writer_streams_a_payload_that_decodes() -> None:
     assert [e.text for e in host.iter("evidence")] == list(LINUX.evidence)
     banners = {s.get("port"): s.get("banner_text") for s in host.iter("scanner") if s.get("banner_text")}
     assert banners == {"22": "SSH-2.0-OpenSSH_9.2p1 Debian", "80": "Apache/2.4.62 (Debian)"}
+    readers = {s.get("port"): s.get("name") for s in host.iter("scanner") if s.get("banner_text")}
+    assert readers == {"22": "BannerTCP", "80": "HTTP"}, "the same scanner elements the Shazzam probe writes"
 
 
 def test_ecc_probe_time_is_written_back_into_a_file(tmp_path: Path) -> None:
@@ -197,13 +213,23 @@ def test_ecc_sanitises_hostile_banners() -> None:
         address="198.18.0.20",
         open_tcp_ports=(23,),
         banners={23: "login: \x00\x07\x1b[2J<script>&amp;</script>"},
+        reader_scanners=(
+            ShazzamScanner(
+                23,
+                "open",
+                "telnet",
+                "telnet",
+                name="BannerTCP",
+                banner_text="login: \x00\x07\x1b[2J<script>&amp;</script>",
+            ),
+        ),
         evidence=("telnet \x01 banner",),
         ci_class="cmdb_ci_ip_switch",
     )
     out = io.StringIO()
     _ecc_document(out, [nasty])
     payload = decode_input_payload(out.getvalue())
-    scanner = payload.results[0].find("host/scanner")
+    scanner = payload.results[0].find("host/scanner[@name='BannerTCP']")
     assert scanner is not None
     assert scanner.get("banner_text") == "login: \ufffd\ufffd\ufffd[2J<script>&amp;</script>"
 
