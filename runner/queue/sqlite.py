@@ -72,6 +72,8 @@ class SqliteQueue(SqlQueue):
             raise QueueError(f"queue {self.url}: cannot open: {_message(error)}") from None
         try:
             self._setup(busy_timeout_seconds)
+            #: ``PRAGMA data_version`` when ``wait_for_work`` last looked (commits by others change it).
+            self._seen_version = self._data_version()
         except BaseException:
             self._connection.close()
             raise
@@ -148,20 +150,23 @@ class SqliteQueue(SqlQueue):
         """Nothing to send: the commit itself is what waiting agents see (``data_version``)."""
 
     def wait_for_work(self, agent: str, timeout: float) -> bool:
-        """True as soon as another connection commits (``PRAGMA data_version`` changes), else False at ``timeout``.
+        """True as soon as another connection has committed since the last look, else False at ``timeout``.
 
         SQLite has no notifications; a commit by anyone else (a user enqueueing, an agent
-        releasing work) is the sign to claim again. The lock is held only for each look.
+        releasing work) is the sign to claim again. The version last seen is kept between
+        calls (from the moment the queue was opened), so a commit that lands between two
+        calls is not lost. The lock is held only for each look.
         """
         deadline = time.monotonic() + max(0.0, timeout)
-        start = self._data_version()
         while True:
+            current = self._data_version()
+            if current != self._seen_version:
+                self._seen_version = current
+                return True
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
             time.sleep(min(WATCH_INTERVAL_SECONDS, left))
-            if self._data_version() != start:
-                return True
 
     def _data_version(self) -> int:
         with self._read() as tx:

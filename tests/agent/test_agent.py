@@ -411,3 +411,14 @@ def test_a_failed_claim_on_a_later_poll_does_not_strand_work_either(queue: EccQu
     assert flaky.failed
     for record in (first_interactive, first_expedited, *later):
         assert len(_answers(queue, record)) == 1, f"{record.priority}: left leased and unanswered"
+
+
+def test_sqlite_wait_for_work_does_not_lose_a_commit_between_two_waits(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "ecc.db")
+    with open_queue(url) as waiting, open_queue(url) as user:
+        assert waiting.wait_for_work("a1", 0.2) is False
+        user.enqueue(new_output_record(agent="a1", topic="HeartbeatProbe"))  # lands while nobody waits
+        assert waiting.wait_for_work("a1", 0.2) is True
+        assert waiting.wait_for_work("a1", 0.2) is False, "each commit is reported once"
+        waiting.enqueue(new_output_record(agent="a1", topic="HeartbeatProbe"))
+        assert waiting.wait_for_work("a1", 0.2) is False, "its own commits do not wake it"
