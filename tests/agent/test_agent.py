@@ -295,7 +295,11 @@ def test_interactive_request_arriving_behind_a_standard_backlog_is_claimed_at_on
 
     async def scenario() -> float:
         task = asyncio.create_task(agent.run(once=True, install_signal_handlers=False))
-        await asyncio.sleep(0.3)  # the agent has claimed what its standard pool can run
+        for _ in range(100):  # until the agent has claimed what its standard pool can run
+            if await asyncio.to_thread(queue.list, queue_side="output", state="processing"):
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)  # and polled again with the standard pool full
         assert len(queue.list(queue_side="output", state="processing")) == 2
         arrived = time.monotonic()
         await asyncio.to_thread(queue.enqueue, interactive)
@@ -386,8 +390,9 @@ def test_a_failed_claim_for_one_pool_does_not_strand_work_claimed_for_another(qu
 def test_a_failed_claim_on_a_later_poll_does_not_strand_work_either(queue: EccQueue) -> None:
     """Work claimed for one pool is started before the next pool's claim can fail."""
     pools = PoolSizes(interactive=2, expedited=1, standard=1)
+    # Long enough that the later records are surely enqueued before this agent (run --once) could finish.
     first_interactive = new_output_record(
-        agent="a1", topic="TestSleep", priority=0, parameters={"seconds": "0.6"}
+        agent="a1", topic="TestSleep", priority=0, parameters={"seconds": "2"}
     )
     first_expedited = new_output_record(
         agent="a1", topic="TestSleep", priority=1, parameters={"seconds": "0.3"}
