@@ -122,7 +122,10 @@ def test_sigterm_releases_unfinished_work_for_another_agent(queue: EccQueue) -> 
 
     async def stop_soon() -> AgentStats:
         task = asyncio.create_task(agent.run(once=False, install_signal_handlers=False))
-        await asyncio.sleep(0.5)
+        for _ in range(200):  # until the agent holds all three
+            if len(await asyncio.to_thread(queue.list, queue_side="output", state="processing")) == 3:
+                break
+            await asyncio.sleep(0.05)
         agent.request_stop()
         return await task
 
