@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import resource
 import time
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -133,11 +133,13 @@ class RateLimiter:
 
     __slots__ = ("burst", "rate", "stamp", "tokens")
 
-    def __init__(self, rate: float | None, burst: int = 64) -> None:
+    def __init__(
+        self, rate: float | None, burst: int = 64, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.rate = rate
         self.burst = float(max(1, burst if rate is None else min(burst, max(1, int(rate / 20)))))
         self.tokens = self.burst
-        self.stamp = time.monotonic()
+        self.stamp = clock()
 
     def allowance(self, now: float) -> int:
         """How many probes may go now (a large number when unlimited)."""

@@ -52,14 +52,18 @@ def test_timeout_starts_at_the_connect_wait_then_follows_the_rtt() -> None:
 
 
 def test_rate_limiter_allows_a_burst_then_the_rate() -> None:
-    bucket = RateLimiter(rate=1000.0)
-    now = bucket.stamp
+    # An injected clock on binary fractions of a second, so the arithmetic is exact.
+    now = 0.0
+    bucket = RateLimiter(rate=1024.0, clock=lambda: now)
     first = bucket.allowance(now)
-    assert first == 50  # a twentieth of a second's worth
+    assert first == 51  # a twentieth of a second's worth
     bucket.spend(first)
     assert bucket.allowance(now) == 0
-    assert bucket.wait() == pytest.approx(0.001)
-    assert bucket.allowance(now + 0.010) == 10
+    assert bucket.wait() == pytest.approx(1 / 1024)
+    assert bucket.allowance(now + 1 / 64) == 16
+    bucket.spend(16)
+    assert bucket.allowance(now + 1 / 64) == 0
+    assert bucket.allowance(now + 10.0) == 51  # a long pause refills only up to the burst
     unlimited = RateLimiter(rate=None)
     assert unlimited.allowance(now) > 1_000_000
     assert unlimited.wait() == 0.0
