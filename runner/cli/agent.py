@@ -12,14 +12,14 @@ import click
 from midprobe.probes.credentials import CredentialStore
 from midprobe.probes.registry import default_registry
 from midprobe.probes.safety import TargetPolicy
-from midprobe.runner import logs
-from midprobe.runner.affinity import QueueAffinityStore
-from midprobe.runner.agent import Agent, AgentStats, AgentTimings
+from midprobe.runner.agent import logs
+from midprobe.runner.agent.affinity import QueueAffinityStore
+from midprobe.runner.agent.config import AgentConfig, load_agent_config
+from midprobe.runner.agent.daemon import Agent, AgentStats, AgentTimings
+from midprobe.runner.agent.identity import build_agent_setup
+from midprobe.runner.agent.limits import ConcurrencyLimits, PoolSizes
+from midprobe.runner.agent.probe_runner import ProbeRunner
 from midprobe.runner.cli.options import queue_option
-from midprobe.runner.config import AgentConfig, load_agent_config
-from midprobe.runner.identity import build_agent_setup
-from midprobe.runner.limits import ConcurrencyLimits, PoolSizes
-from midprobe.runner.probe_runner import ProbeRunner
 from midprobe.runner.queue.url import open_queue
 
 #: Threads for blocking libraries (paramiko, python-nmap, the queue driver).

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import click
 
-from midprobe.runner.config import DEFAULT_QUEUE_URL
+from midprobe.runner.agent.config import DEFAULT_QUEUE_URL
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -111,7 +111,7 @@ def select_command(
 
 def _config_from_queue(url: str, live_within: float, configured: CapabilityConfig) -> CapabilityConfig:
     """MID servers from the agents registered in the queue; silent agents count as Down."""
-    from midprobe.runner.identity import definitions_from_registrations, mid_server_from_registration
+    from midprobe.runner.agent.identity import definitions_from_registrations, mid_server_from_registration
     from midprobe.runner.queue.url import open_queue
 
     with open_queue(url) as queue:

@@ -11,8 +11,8 @@ from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
 from midprobe.capabilities.errors import QueueUrlError
+from midprobe.probes.credentials.redact import redact_url
 from midprobe.runner.ecc.record import ECC_PAYLOAD_CAP
-from midprobe.runner.logs import redact_url
 from midprobe.runner.queue.base import EccQueue
 
 SQLITE_PREFIX = "sqlite:///"

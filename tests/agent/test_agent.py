@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 
 from midprobe.capabilities.errors import QueueError
-from midprobe.runner.agent import Agent, AgentStats, AgentTimings
+from midprobe.runner.agent.daemon import Agent, AgentStats, AgentTimings
+from midprobe.runner.agent.limits import ConcurrencyLimits, PoolSizes
+from midprobe.runner.agent.probe_runner import AgentIdentity, ProbeRunner
 from midprobe.runner.ecc.builders import new_output_record
 from midprobe.runner.ecc.payload import decode_input_payload
 from midprobe.runner.ecc.record import EccRecord
-from midprobe.runner.limits import ConcurrencyLimits, PoolSizes
-from midprobe.runner.probe_runner import AgentIdentity, ProbeRunner
 from midprobe.runner.queue.base import AgentRegistration, EccQueue
 from midprobe.runner.queue.url import open_queue, sqlite_url
 from tests.support.slow_probe import registry_with_sleep

@@ -12,11 +12,11 @@ import pytest
 
 from midprobe.capabilities.nmap import NmapDetection
 from midprobe.probes.registry import default_registry
+from midprobe.runner.agent.config import AgentConfig
+from midprobe.runner.agent.identity import build_agent_setup
+from midprobe.runner.agent.probe_runner import ProbeRunner
 from midprobe.runner.cli import main
-from midprobe.runner.config import AgentConfig
 from midprobe.runner.ecc.builders import new_output_record
-from midprobe.runner.identity import build_agent_setup
-from midprobe.runner.probe_runner import ProbeRunner
 from midprobe.runner.queue.base import AgentRegistration
 from midprobe.runner.queue.url import open_queue, sqlite_url
 

@@ -14,9 +14,9 @@ from midprobe.capabilities.errors import TargetNotAllowed
 from midprobe.probes.base import ProbeContext
 from midprobe.probes.registry import default_registry
 from midprobe.probes.safety import TargetPolicy
+from midprobe.runner.agent.probe_runner import AgentIdentity, ProbeRunner
 from midprobe.runner.ecc.builders import new_output_record
 from midprobe.runner.ecc.payload import decode_input_payload
-from midprobe.runner.probe_runner import AgentIdentity, ProbeRunner
 from tests.lab.dns_support import ZONE, PrivateDns, host_records, private_dns
 
 pytestmark = pytest.mark.lab

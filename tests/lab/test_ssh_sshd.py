@@ -27,10 +27,10 @@ from midprobe.probes.ssh.classify import CLASSIFY_COMMANDS, SSHClassifyProbe
 from midprobe.probes.ssh.command import SSHCommandProbe, SSHCommandResult
 from midprobe.probes.ssh.known_hosts import FileKnownHosts, InMemoryKnownHosts
 from midprobe.probes.ssh.session import MAX_CONNECTIONS_PER_HOST, SUDO_PROMPT, SUDO_STARTED
+from midprobe.runner.agent.probe_runner import AgentIdentity, ProbeRunner
 from midprobe.runner.ecc.builders import new_output_record
 from midprobe.runner.ecc.payload import decode_input_payload
 from midprobe.runner.ecc.record import EccRecord
-from midprobe.runner.probe_runner import AgentIdentity, ProbeRunner
 from tests.lab.sshd_harness import (
     NO_SUDO_USER,
     SUDO_NOPASSWD_USER,

@@ -47,10 +47,10 @@ def registry_with_sleep() -> ProbeRegistry:
 
 def main(argv: list[str]) -> None:
     """``slow_probe.py NAME QUEUE_URL LEASE_SECONDS``: a real agent that also knows TestSleep."""
-    from midprobe.runner import logs
-    from midprobe.runner.agent import Agent, AgentTimings
-    from midprobe.runner.limits import PoolSizes
-    from midprobe.runner.probe_runner import AgentIdentity, ProbeRunner
+    from midprobe.runner.agent import logs
+    from midprobe.runner.agent.daemon import Agent, AgentTimings
+    from midprobe.runner.agent.limits import PoolSizes
+    from midprobe.runner.agent.probe_runner import AgentIdentity, ProbeRunner
     from midprobe.runner.queue.base import AgentRegistration
     from midprobe.runner.queue.url import open_queue
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from midprobe.capabilities.errors import ConfigError
+from midprobe.runner.agent.config import DEFAULT_QUEUE_URL, AgentConfig, load_agent_config
 from midprobe.runner.cli import main
-from midprobe.runner.config import DEFAULT_QUEUE_URL, AgentConfig, load_agent_config
 
 
 def test_defaults_are_the_mid_servers() -> None:

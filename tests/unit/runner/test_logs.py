@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 
-from midprobe.runner import logs
+from midprobe.runner.agent import logs
 
 
 def test_log_lines_are_json_with_fields_and_no_secrets() -> None:

@@ -13,6 +13,7 @@ from midprobe.capabilities.errors import ProtocolError
 from midprobe.probes.base import ProbeContext
 from midprobe.probes.registry import ProbeRegistry, default_registry
 from midprobe.probes.safety import TargetPolicy
+from midprobe.runner.agent.probe_runner import AgentIdentity, ProbeRunner
 from midprobe.runner.ecc.builders import new_output_record
 from midprobe.runner.ecc.payload import (
     Parameter,
@@ -21,7 +22,6 @@ from midprobe.runner.ecc.payload import (
     encode_multiprobe_payload,
 )
 from midprobe.runner.ecc.record import EccRecord
-from midprobe.runner.probe_runner import AgentIdentity, ProbeRunner
 
 
 @dataclass(frozen=True)

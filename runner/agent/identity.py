@@ -29,9 +29,9 @@ from midprobe.capabilities.model import (
 from midprobe.capabilities.nmap import NmapDetection, advertised_capabilities, detect_nmap
 from midprobe.capabilities.selection import MidSelector
 from midprobe.probes.dns.lookup import requested_names
-from midprobe.runner.config import AgentConfig
+from midprobe.runner.agent.config import AgentConfig
+from midprobe.runner.agent.probe_runner import AgentIdentity
 from midprobe.runner.ecc.record import agent_short_name
-from midprobe.runner.probe_runner import AgentIdentity
 from midprobe.runner.queue.base import AgentRegistration
 
 RESOLVE_DNS = "Resolve DNS"

@@ -16,10 +16,10 @@ import signal
 from dataclasses import dataclass, field
 
 from midprobe.capabilities.errors import MidprobeError, QueueError
+from midprobe.runner.agent.limits import PoolSizes
+from midprobe.runner.agent.logs import get_logger
+from midprobe.runner.agent.probe_runner import ProbeRunner
 from midprobe.runner.ecc.record import PRIORITY_EXPEDITED, PRIORITY_INTERACTIVE, PRIORITY_STANDARD, EccRecord
-from midprobe.runner.limits import PoolSizes
-from midprobe.runner.logs import get_logger
-from midprobe.runner.probe_runner import ProbeRunner
 from midprobe.runner.queue.base import AgentRegistration, EccQueue
 
 log = get_logger("midprobe.agent")

@@ -25,11 +25,11 @@ from midprobe.capabilities.errors import (
 from midprobe.probes.base import ProbeContext
 from midprobe.probes.registry import ProbeRegistry
 from midprobe.probes.safety import TargetPolicy
+from midprobe.runner.agent.limits import ConcurrencyLimits
+from midprobe.runner.agent.logs import get_logger
 from midprobe.runner.ecc.builders import new_input_record
 from midprobe.runner.ecc.payload import MultiProbePayload, ParametersPayload, decode_output_payload
 from midprobe.runner.ecc.record import ALL_AGENTS, EccRecord, normalize_agent_name
-from midprobe.runner.limits import ConcurrencyLimits
-from midprobe.runner.logs import get_logger
 
 log = get_logger("midprobe.runner")
 

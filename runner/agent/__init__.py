@@ -1,0 +1,1 @@
+"""The agent daemon (the MID Server's half): claiming, the probe runner, identity, limits, config, logs."""
