@@ -4,7 +4,7 @@ This is ServiceNow's own, documented mapping for the nmap host scan, kept apart 
 classifier (``midprobe.probes.classify``) on purpose: it reads only the most accurate OS class,
 maps only general-purpose computers of six families and calls everything else ``cmdb_ci_hardware``,
 where the shared table weighs every OS class by accuracy, sends BSDs to ``cmdb_ci_unix_server`` and
-nmap's printers, switches and routers to their own classes. ``tests/unit/probes/test_classify.py``
+nmap's printers, switches and routers to their own classes. ``tests/unit/probes/classify/test_engine.py``
 checks that both agree on every family this table names.
 """
 

@@ -14,7 +14,7 @@ from midprobe.probes.snmp.names import BY_NAME, NodeKind
 from midprobe.probes.snmp.values import SnmpType, SnmpValue, VarBind, render
 from midprobe.probes.snmp.walkfile import WalkFileError, parse_walk
 
-WALKS = Path(__file__).resolve().parents[3] / "fixtures" / "snmp" / "lab"
+WALKS = Path(__file__).resolve().parents[4] / "fixtures" / "snmp" / "lab"
 
 
 def _walk(name: str) -> tuple[VarBind, ...]:

@@ -33,7 +33,7 @@ from midprobe.runner.ecc.payload import (
 )
 from midprobe.runner.ecc.record import ECC_PAYLOAD_CAP, SEE_ATTACHMENT, new_sys_id
 
-FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "ecc"
+FIXTURES = Path(__file__).resolve().parents[4] / "fixtures" / "ecc"
 HOSTILE = sorted((FIXTURES / "hostile").glob("*.xml"))
 
 _INVALID_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")

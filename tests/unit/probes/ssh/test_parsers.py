@@ -24,7 +24,7 @@ from midprobe.probes.ssh.parsers import (
     unix_facts,
 )
 
-RECORDED = Path(__file__).resolve().parents[3] / "fixtures" / "ssh" / "debian12"
+RECORDED = Path(__file__).resolve().parents[4] / "fixtures" / "ssh" / "debian12"
 
 
 def recorded(name: str) -> str:

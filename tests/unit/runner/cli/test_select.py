@@ -12,7 +12,7 @@ import pytest
 
 from midprobe.runner.cli.main import main
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[4]
 EXAMPLE = ROOT / "fixtures" / "capabilities" / "example.toml"
 ISSUE_SHAPE = ROOT / "fixtures" / "capabilities" / "issue-shape.toml"
 

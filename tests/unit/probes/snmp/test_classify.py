@@ -30,7 +30,7 @@ from midprobe.probes.snmp.classify_probe import (
 from midprobe.probes.snmp.values import parse_numeric_oid
 from midprobe.probes.snmp.walkfile import parse_walk
 
-WALKS = Path(__file__).resolve().parents[3] / "fixtures" / "snmp" / "lab"
+WALKS = Path(__file__).resolve().parents[4] / "fixtures" / "snmp" / "lab"
 
 
 @pytest.mark.parametrize(
