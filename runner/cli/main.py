@@ -24,6 +24,7 @@ EXIT_INTERNAL = 1
 COMMANDS: dict[str, str] = {
     "agent": "midprobe.runner.cli.agent:agent",
     "capabilities": "midprobe.runner.cli.selection:capabilities_command",
+    "cmdb": "midprobe.runner.cli.cmdb:cmdb",
     "demo": "midprobe.runner.cli.demo:demo",
     "ecc": "midprobe.runner.cli.ecc:ecc",
     "lab": "midprobe.runner.cli.lab:lab",

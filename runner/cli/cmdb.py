@@ -1,0 +1,174 @@
+"""``midprobe cmdb``: read the CMDB that discoveries fill (list, show, history, export)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from midprobe.capabilities.errors import ConfigError
+from midprobe.runner.cli.options import queue_option
+from midprobe.runner.cmdb.model import CI_CLASSES
+from midprobe.runner.cmdb.store import CmdbStore, open_cmdb
+
+
+def _printable(value: object) -> str:
+    """A value for the terminal: control characters (escape sequences) shown escaped, never sent raw."""
+    text = "" if value is None else str(value)
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def _console() -> Console:
+    # Piped output keeps whole lines, so sys_ids stay copyable.
+    return Console(width=None if sys.stdout.isatty() else 250, highlight=False)
+
+
+def _open(queue_url: str) -> CmdbStore:
+    return open_cmdb(queue_url, must_exist=True)
+
+
+@click.group("cmdb")
+def cmdb() -> None:
+    """Read the CMDB: configuration items, their interfaces, addresses, relations and history."""
+
+
+@cmdb.command("list")
+@queue_option
+@click.option(
+    "--class", "ci_class", type=click.Choice(sorted(CI_CLASSES)), default=None, help="Only CIs of this class."
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="A JSON array of CIs keyed by ServiceNow's field names."
+)
+def list_command(queue_url: str, ci_class: str | None, as_json: bool) -> None:
+    """List the configuration items, by class then name."""
+    with _open(queue_url) as store:
+        items = store.list_cis(sys_class_name=ci_class)
+    if as_json:
+        click.echo(json.dumps([ci.as_row() for ci in items], indent=2))
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in (
+        "sys_id",
+        "class",
+        "name",
+        "ip_address",
+        "mac_address",
+        "serial_number",
+        "os",
+        "last_discovered",
+    ):
+        table.add_column(column, overflow="fold")
+    for ci in items:
+        table.add_row(
+            ci.sys_id[:8],
+            ci.sys_class_name.removeprefix("cmdb_ci_"),
+            *(_printable(v) for v in (ci.name, ci.ip_address, ci.mac_address, ci.serial_number)),
+            _printable(" ".join(filter(None, (ci.attributes.get("os"), ci.attributes.get("os_version"))))),
+            ci.last_discovered[:19],
+        )
+    _console().print(table)
+    click.echo(f"{len(items)} CI{'s' if len(items) != 1 else ''}", err=True)
+
+
+@cmdb.command("show")
+@click.argument("ci")
+@queue_option
+@click.option("--json", "as_json", is_flag=True, help="The CI, its interfaces and relations as JSON.")
+def show_command(ci: str, queue_url: str, as_json: bool) -> None:
+    """Show one CI (by sys_id, unique sys_id prefix, name or IP address)."""
+    with _open(queue_url) as store:
+        item = store.get(ci)
+        relations = store.relations(item.sys_id)
+        names = {other.sys_id: other.name for other in store.list_cis()}
+    related = [
+        {
+            "type": relation.type,
+            "direction": "parent" if relation.parent == item.sys_id else "child",
+            "other": relation.child if relation.parent == item.sys_id else relation.parent,
+            "discovery": relation.discovery,
+        }
+        for relation in relations
+    ]
+    interfaces = [
+        {"name": i.name, "mac_address": i.mac_address, "ip_addresses": list(i.ip_addresses)}
+        for i in item.interfaces
+    ]
+    if as_json:
+        document = {
+            **item.as_row(),
+            "interfaces": interfaces,
+            "ip_addresses": list(item.ip_addresses),
+            "relations": related,
+        }
+        click.echo(json.dumps(document, indent=2))
+        return
+    for key, value in item.as_row().items():
+        if value is not None:
+            click.echo(f"{key}: {_printable(value)}")
+    click.echo("interfaces:")
+    for interface in interfaces:
+        addresses = ", ".join(interface["ip_addresses"]) or "-"  # type: ignore[arg-type]
+        click.echo(f"  {_printable(interface['name'])}  {interface['mac_address'] or '-'}  {addresses}")
+    extra = sorted(set(item.ip_addresses) - {a for i in item.interfaces for a in i.ip_addresses})
+    for address in extra:
+        click.echo(f"  (no adapter)  -  {address}")
+    click.echo("relations:" if related else "relations: none")
+    for relation in related:
+        parent_word, child_word = str(relation["type"]).split("::")
+        word = parent_word if relation["direction"] == "parent" else child_word
+        other = str(relation["other"])
+        click.echo(f"  {word} {_printable(names.get(other, other))} ({other[:8]})")
+
+
+@cmdb.command("history")
+@click.argument("ci")
+@queue_option
+@click.option("--json", "as_json", is_flag=True, help="A JSON array of changes.")
+def history_command(ci: str, queue_url: str, as_json: bool) -> None:
+    """The per-attribute change log of one CI: old value, new value, when, which discovery."""
+    with _open(queue_url) as store:
+        item = store.get(ci)
+        changes = store.history(item.sys_id)
+    if as_json:
+        click.echo(json.dumps([vars(change) for change in changes], indent=2))
+        return
+    click.echo(
+        f"{_printable(item.name)} ({item.sys_id}): first discovered {item.first_discovered[:19]}, "
+        f"last {item.last_discovered[:19]}"
+    )
+    if not changes:
+        click.echo("no changes recorded")
+    for change in changes:
+        click.echo(
+            f"{change.at[:19]}  {change.field_name}: {_printable(change.old_value) or '(none)'} -> "
+            f"{_printable(change.new_value) or '(none)'}  [{change.discovery or '-'}]"
+        )
+
+
+@cmdb.command("export")
+@queue_option
+@click.option("--format", "form", type=click.Choice(["json", "csv"]), default="json", show_default=True)
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to FILE instead of standard output.",
+)
+def export_command(queue_url: str, form: str, output: Path | None) -> None:
+    """Every CI, keyed by ServiceNow's field names, as JSON or CSV."""
+    with _open(queue_url) as store:
+        text = store.export("csv" if form == "csv" else "json")
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"cannot write {output}: {error.strerror or error}", field="--output") from None

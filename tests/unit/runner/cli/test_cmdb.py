@@ -1,0 +1,116 @@
+"""``midprobe cmdb list/show/history/export`` on a CMDB filled through the store."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from midprobe.runner.cli.main import main
+from midprobe.runner.cmdb import DiscoveredDevice, NetworkInterface, open_cmdb
+from midprobe.runner.queue.url import sqlite_url
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    captured = capsys.readouterr()
+    code = exit_info.value.code
+    return (code if isinstance(code, int) else 1), captured.out, captured.err
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    url = sqlite_url(tmp_path / "ecc.db")
+    with open_cmdb(url) as store:
+        linux = store.reconcile(
+            DiscoveredDevice(
+                "cmdb_ci_linux_server",
+                "linux1",
+                ip_address="198.18.0.10",
+                serial_number="VMW-1",
+                interfaces=(NetworkInterface("eth0", "02:00:00:00:00:0a", ("198.18.0.10",)),),
+                attributes={"os": "Linux", "os_version": "12"},
+            ),
+            "d1",
+        )
+        switch = store.reconcile(
+            DiscoveredDevice("cmdb_ci_ip_switch", "sw\x1b[31m1", ip_address="198.18.0.11"), "d1"
+        )
+        store.relate(linux.ci or "", switch.ci or "", "Connects to::Connected by", "d1")
+        store.reconcile(
+            DiscoveredDevice(
+                "cmdb_ci_linux_server",
+                "linux1",
+                ip_address="198.18.0.10",
+                serial_number="VMW-1",
+                attributes={"os_version": "13"},
+            ),
+            "d2",
+        )
+    return url
+
+
+def test_list_json_is_keyed_by_servicenow_fields(capsys: pytest.CaptureFixture[str], url: str) -> None:
+    code, out, _ = run(capsys, "cmdb", "list", "--queue", url, "--json")
+    assert code == 0
+    rows = json.loads(out)
+    assert [(r["name"], r["sys_class_name"]) for r in rows] == [
+        ("sw\x1b[31m1", "cmdb_ci_ip_switch"),
+        ("linux1", "cmdb_ci_linux_server"),
+    ]
+    assert rows[1]["os_version"] == "13"
+    code, out, _ = run(capsys, "cmdb", "list", "--queue", url, "--class", "cmdb_ci_ip_switch", "--json")
+    assert [r["name"] for r in json.loads(out)] == ["sw\x1b[31m1"]
+
+
+def test_table_output_escapes_terminal_sequences(capsys: pytest.CaptureFixture[str], url: str) -> None:
+    code, out, err = run(capsys, "cmdb", "list", "--queue", url)
+    assert code == 0
+    assert "\x1b" not in out
+    assert "sw\\x1b[31m1" in out
+    assert "2 CIs" in err
+
+
+def test_show_and_history(capsys: pytest.CaptureFixture[str], url: str) -> None:
+    code, out, _ = run(capsys, "cmdb", "show", "linux1", "--queue", url)
+    assert code == 0
+    assert "serial_number: VMW-1" in out
+    assert "eth0  02:00:00:00:00:0a  198.18.0.10" in out
+    assert "Connects to sw\\x1b[31m1" in out
+    code, out, _ = run(capsys, "cmdb", "history", "198.18.0.10", "--queue", url)
+    assert code == 0
+    assert "os_version: 12 -> 13  [d2]" in out
+
+
+def test_export_csv_to_a_file(capsys: pytest.CaptureFixture[str], url: str, tmp_path: Path) -> None:
+    target = tmp_path / "cis.csv"
+    code, _, _ = run(capsys, "cmdb", "export", "--queue", url, "--format", "csv", "-o", str(target))
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(target.read_text(encoding="utf-8"))))
+    assert {r["name"] for r in rows} == {"linux1", "sw\x1b[31m1"}
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (("cmdb", "show", "nothing"), "no CI"),
+        (("cmdb", "show", "linux1", "--queue", "sqlite:///{tmp}/typo.db"), "no database"),
+        (("cmdb", "export", "-o", "/proc/version"), "--output"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], url: str, tmp_path: Path, args: tuple[str, ...], named: str
+) -> None:
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    if "--queue" not in argv:
+        argv += ["--queue", url]
+    code, _out, err = run(capsys, *argv)
+    assert code == 2
+    assert named in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert (tmp_path / "typo.db").exists() is False
