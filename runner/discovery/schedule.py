@@ -1,0 +1,254 @@
+"""Discovery schedules: a TOML file naming what to discover, with what, and how fast.
+
+The minimal schedule is three keys::
+
+    name = "lab"
+    ranges = ["198.18.0.0/24"]
+    credentials = "creds.toml"     # relative to the schedule file
+
+Everything else is optional: ``exclude``, ``mid`` (``"auto"``, a MID name, or ``"cluster:NAME"``),
+``behaviour`` (which protocols classification may use), ``credential_tags``, ``ports`` (for
+Shazzam), ``batch_size`` (addresses per Shazzam batch: default 1,000, at least 256, as
+ServiceNow has it), ``max_run_time`` (seconds), ``rate`` (packets per second). Every problem is a
+``ConfigError`` naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from midprobe.capabilities.errors import ConfigError, MidprobeError
+from midprobe.probes.ports import PortSpec, parse_ports
+from midprobe.probes.targets import TargetSpec, parse_targets
+
+#: Protocols classification may use, in ServiceNow's port priority (Windows is noted and skipped).
+PROTOCOLS: Final = ("ssh", "snmp", "http", "nmap")
+DEFAULT_BATCH_SIZE: Final = 1000
+MIN_BATCH_SIZE: Final = 256
+#: The ports Shazzam scans when a schedule names none: the ones classification acts on.
+DEFAULT_PORTS: Final = "22,80,135,161,443,5985,5986,9100"
+#: The longest run a schedule may ask for (a week), so a typo cannot mean "forever".
+MAX_RUN_TIME_LIMIT: Final = 7 * 24 * 3600.0
+#: At most this many addresses in one schedule (a /12): a larger range is surely a mistake.
+MAX_ADDRESSES: Final = 1 << 20
+
+_KEYS: Final = frozenset(
+    {
+        "name",
+        "ranges",
+        "exclude",
+        "credentials",
+        "mid",
+        "behaviour",
+        "credential_tags",
+        "ports",
+        "batch_size",
+        "max_run_time",
+        "rate",
+    }
+)
+
+MidChoice = Literal["auto", "named", "cluster"]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A checked discovery schedule (see the module docstring for each key)."""
+
+    name: str
+    ranges: tuple[str, ...]
+    exclude: tuple[str, ...] = ()
+    credentials: Path | None = None
+    mid_choice: MidChoice = "auto"
+    mid: str | None = None
+    behaviour: tuple[str, ...] = PROTOCOLS
+    credential_tags: tuple[str, ...] = ()
+    ports: str = DEFAULT_PORTS
+    batch_size: int = DEFAULT_BATCH_SIZE
+    max_run_time: float | None = None
+    rate: float | None = None
+
+    @property
+    def targets(self) -> TargetSpec:
+        return parse_targets(self.ranges, self.exclude)
+
+    @property
+    def port_spec(self) -> PortSpec:
+        return parse_ports(self.ports)
+
+    def batches(self) -> Iterator[tuple[str, ...]]:
+        """The schedule's addresses in Shazzam batches of at most ``batch_size``, each as CIDR blocks."""
+        yield from batch_addresses(self.targets, self.batch_size)
+
+
+def batch_addresses(targets: TargetSpec, size: int) -> Iterator[tuple[str, ...]]:
+    """Split ``targets`` into batches of at most ``size`` addresses, each written as CIDR blocks."""
+    batch: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
+    for target in targets:
+        batch.append(target.address)
+        if len(batch) == size:
+            yield _as_blocks(batch)
+            batch = []
+    if batch:
+        yield _as_blocks(batch)
+
+
+def _as_blocks(addresses: list[ipaddress.IPv4Address | ipaddress.IPv6Address]) -> tuple[str, ...]:
+    blocks: list[str] = []
+    ordered = sorted(addresses, key=lambda a: (a.version, int(a)))
+    start = end = ordered[0]
+    for address in [*ordered[1:], None]:
+        if address is not None and address.version == end.version and int(address) == int(end) + 1:
+            end = address
+            continue
+        for network in ipaddress.summarize_address_range(start, end):
+            blocks.append(str(network.network_address) if network.num_addresses == 1 else str(network))
+        if address is not None:
+            start = end = address
+    return tuple(blocks)
+
+
+def _fail(path: Path | str, key: str, message: str) -> ConfigError:
+    return ConfigError(f"{path}: {message}", field=key)
+
+
+def _strings(path: Path | str, key: str, value: Any, *, allow_one: bool = True) -> tuple[str, ...]:
+    if allow_one and isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise _fail(path, key, f"{key} must be a list of non-empty strings")
+    return tuple(v.strip() for v in value)
+
+
+def _number(path: Path | str, key: str, value: Any, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _fail(path, key, f"{key} must be a number")
+    number = float(value)
+    if not math.isfinite(number) or not low <= number <= high:
+        raise _fail(path, key, f"{key} must be between {low:g} and {high:g}")
+    return number
+
+
+def schedule_from_mapping(data: Mapping[str, Any], *, source: Path | str = "<schedule>") -> Schedule:
+    """Check a parsed schedule table; paths in it are relative to ``source``'s folder."""
+    unknown = sorted(set(data) - _KEYS)
+    if unknown:
+        raise _fail(source, unknown[0], f"unknown key {unknown[0]!r} (known: {', '.join(sorted(_KEYS))})")
+    for required in ("name", "ranges"):
+        if required not in data:
+            raise _fail(source, required, f"the schedule needs {required!r}")
+    name = data["name"]
+    if not isinstance(name, str) or not name.strip() or not name.isprintable() or len(name) > 100:
+        raise _fail(source, "name", "name must be a printable string of 1 to 100 characters")
+    ranges = _strings(source, "ranges", data["ranges"])
+    exclude = _strings(source, "exclude", data.get("exclude", []))
+    try:
+        targets = parse_targets(ranges, exclude)
+    except MidprobeError as error:
+        raise _fail(source, "ranges", f"bad range: {error}") from None
+    if targets.host_names:
+        raise _fail(source, "ranges", f"ranges take addresses, not host names ({targets.host_names[0]!r})")
+    if targets.count() > MAX_ADDRESSES:
+        raise _fail(
+            source, "ranges", f"the ranges hold {targets.count():,} addresses, more than {MAX_ADDRESSES:,}"
+        )
+    credentials: Path | None = None
+    if "credentials" in data:
+        raw = data["credentials"]
+        if not isinstance(raw, str) or not raw.strip():
+            raise _fail(source, "credentials", "credentials must be the path of a credentials file")
+        base = Path(source).parent if isinstance(source, Path) else Path.cwd()
+        credentials = (base / raw).resolve()
+        if not credentials.is_file():
+            raise _fail(source, "credentials", f"no credentials file at {credentials}")
+    mid_choice: MidChoice = "auto"
+    mid: str | None = None
+    raw_mid = data.get("mid", "auto")
+    if not isinstance(raw_mid, str) or not raw_mid.strip() or not raw_mid.isprintable():
+        raise _fail(source, "mid", 'mid must be "auto", a MID name or "cluster:NAME"')
+    if raw_mid.startswith("cluster:"):
+        mid_choice, mid = "cluster", raw_mid.removeprefix("cluster:").strip()
+        if not mid:
+            raise _fail(source, "mid", "cluster: needs the cluster's name")
+    elif raw_mid != "auto":
+        mid_choice, mid = "named", raw_mid.strip().removeprefix("mid.server.")
+    behaviour = tuple(
+        p.lower() for p in _strings(source, "behaviour", data.get("behaviour", list(PROTOCOLS)))
+    )
+    bad = [p for p in behaviour if p not in PROTOCOLS]
+    if bad or not behaviour:
+        raise _fail(source, "behaviour", f"behaviour takes protocols among {', '.join(PROTOCOLS)}")
+    tags = _strings(source, "credential_tags", data.get("credential_tags", []))
+    ports = data.get("ports", DEFAULT_PORTS)
+    if isinstance(ports, list) and all(isinstance(p, int) and not isinstance(p, bool) for p in ports):
+        ports = ",".join(str(p) for p in ports)
+    if not isinstance(ports, str):
+        raise _fail(source, "ports", 'ports must be a port list such as "22,80,161"')
+    try:
+        parse_ports(ports)
+    except MidprobeError as error:
+        raise _fail(source, "ports", f"bad port list: {error}") from None
+    batch_size = data.get("batch_size", DEFAULT_BATCH_SIZE)
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, int)
+        or not MIN_BATCH_SIZE <= batch_size <= MAX_ADDRESSES
+    ):
+        raise _fail(
+            source,
+            "batch_size",
+            f"batch_size must be a whole number from {MIN_BATCH_SIZE} to {MAX_ADDRESSES}",
+        )
+    max_run_time = (
+        _number(source, "max_run_time", data["max_run_time"], 1, MAX_RUN_TIME_LIMIT)
+        if "max_run_time" in data
+        else None
+    )
+    rate = _number(source, "rate", data["rate"], 1, 1_000_000) if "rate" in data else None
+    return Schedule(
+        name=name.strip(),
+        ranges=ranges,
+        exclude=exclude,
+        credentials=credentials,
+        mid_choice=mid_choice,
+        mid=mid,
+        behaviour=tuple(dict.fromkeys(behaviour)),
+        credential_tags=tags,
+        ports=ports,
+        batch_size=batch_size,
+        max_run_time=max_run_time,
+        rate=rate,
+    )
+
+
+def load_schedule(path: str | Path) -> Schedule:
+    """Read and check a schedule file; ``ConfigError`` (one line naming the file and key) if bad."""
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"no schedule file at {file}", field="SCHEDULE") from None
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else "not UTF-8 text"
+        raise ConfigError(f"cannot read schedule {file}: {reason}", field="SCHEDULE") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{file}: not valid TOML ({error})", field="SCHEDULE") from None
+    return schedule_from_mapping(data, source=file.resolve())
+
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_PORTS",
+    "MIN_BATCH_SIZE",
+    "PROTOCOLS",
+    "Schedule",
+    "batch_addresses",
+    "load_schedule",
+    "schedule_from_mapping",
+]

@@ -1,0 +1,128 @@
+"""Schedule files: three keys suffice, every bad key or value is one error naming it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from midprobe.capabilities.errors import ConfigError
+from midprobe.probes.targets import parse_targets
+from midprobe.runner.discovery.schedule import (
+    DEFAULT_BATCH_SIZE,
+    PROTOCOLS,
+    batch_addresses,
+    load_schedule,
+)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "creds.toml").write_text("", encoding="utf-8")
+    path = tmp_path / "lab.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+MINIMAL = 'name = "lab"\nranges = ["198.18.0.0/24"]\ncredentials = "creds.toml"\n'
+
+
+def test_the_minimal_schedule_is_three_keys_with_defaults(tmp_path: Path) -> None:
+    schedule = load_schedule(write(tmp_path, MINIMAL))
+    assert schedule.name == "lab"
+    assert schedule.credentials == (tmp_path / "creds.toml").resolve()  # relative to the schedule
+    assert schedule.mid_choice == "auto"
+    assert schedule.behaviour == PROTOCOLS
+    assert schedule.batch_size == DEFAULT_BATCH_SIZE
+    assert schedule.max_run_time is None
+    assert schedule.targets.count() == 256
+
+
+def test_every_optional_key(tmp_path: Path) -> None:
+    text = MINIMAL + (
+        'exclude = ["198.18.0.0", "198.18.0.255"]\nmid = "cluster:east"\nbehaviour = ["SNMP", "ssh"]\n'
+        'credential_tags = ["lab"]\nports = [22, 161]\nbatch_size = 256\nmax_run_time = 600\nrate = 500\n'
+    )
+    schedule = load_schedule(write(tmp_path, text))
+    assert (schedule.mid_choice, schedule.mid) == ("cluster", "east")
+    assert schedule.behaviour == ("snmp", "ssh")
+    assert schedule.ports == "22,161"
+    assert schedule.targets.count() == 254
+    assert (schedule.batch_size, schedule.max_run_time, schedule.rate) == (256, 600.0, 500.0)
+    assert load_schedule(write(tmp_path, MINIMAL + 'mid = "mid.server.lab1"\n')).mid == "lab1"
+
+
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        ("colour = 1\n", "colour"),
+        ("batch_size = 255\n", "batch_size"),
+        ("batch_size = 1.5e3\n", "batch_size"),
+        ("max_run_time = nan\n", "max_run_time"),
+        ("max_run_time = inf\n", "max_run_time"),
+        ("max_run_time = 0\n", "max_run_time"),
+        ("rate = -1\n", "rate"),
+        ('behaviour = ["telnet"]\n', "behaviour"),
+        ("behaviour = []\n", "behaviour"),
+        ('ports = "22,99999"\n', "ports"),
+        ('ports = ["22"]\n', "ports"),
+        ('mid = "cluster:"\n', "mid"),
+        ("mid = 3\n", "mid"),
+        ("exclude = [3]\n", "exclude"),
+        ('credential_tags = [""]\n', "credential_tags"),
+    ],
+)
+def test_bad_values_name_their_key(tmp_path: Path, extra: str, key: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_schedule(write(tmp_path, MINIMAL + extra))
+    assert error.value.field == key
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('ranges = ["198.18.0.0/24"]\n', "name"),
+        ('name = "x"\n', "ranges"),
+        ('name = "x"\nranges = ["198.18.0.250-300"]\n', "ranges"),
+        ('name = "x"\nranges = ["web1.example.test"]\n', "ranges"),
+        ('name = "x"\nranges = ["0.0.0.0/0"]\n', "ranges"),
+        ('name = "x"\nranges = ["198.18.0.1"]\ncredentials = "missing.toml"\n', "credentials"),
+        ('name = "\\u001b[31m"\nranges = ["198.18.0.1"]\n', "name"),
+        ("name = \n", "SCHEDULE"),
+    ],
+)
+def test_bad_schedules(tmp_path: Path, text: str, key: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_schedule(write(tmp_path, text))
+    assert error.value.field == key
+
+
+def test_unreadable_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no schedule file"):
+        load_schedule(tmp_path / "missing.toml")
+    (tmp_path / "bad.toml").write_bytes(b'name = "\xff"\n')
+    with pytest.raises(ConfigError, match="UTF-8"):
+        load_schedule(tmp_path / "bad.toml")
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_schedule(tmp_path)
+
+
+def test_batches_cover_every_address_once_as_cidr_blocks() -> None:
+    targets = parse_targets(["198.18.0.0/23", "198.18.4.7"], ["198.18.0.100"])
+    batches = list(batch_addresses(targets, 256))
+    assert [parse_targets(list(b)).count() for b in batches] == [256, 256]
+    assert batches[0] == (
+        "198.18.0.0/26",
+        "198.18.0.64/27",
+        "198.18.0.96/30",
+        "198.18.0.101",
+        "198.18.0.102/31",
+        "198.18.0.104/29",
+        "198.18.0.112/28",
+        "198.18.0.128/25",
+        "198.18.1.0",
+    )
+    seen = [str(t.address) for b in batches for t in parse_targets(list(b))]
+    assert len(seen) == len(set(seen)) == 512
+    assert batches[1][-1] == "198.18.4.7"
+    assert "198.18.0.100" not in seen
