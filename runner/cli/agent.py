@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -26,8 +27,18 @@ from midprobe.runner.queue.url import open_queue
 BLOCKING_THREADS = 32
 
 
-def run_agent(config: AgentConfig, *, once: bool, drain_seconds: float = 30.0) -> AgentStats:
-    """Build an agent from ``config`` and run it to the end (used by the CLI and the demo)."""
+def run_agent(
+    config: AgentConfig,
+    *,
+    once: bool,
+    drain_seconds: float = 30.0,
+    alongside: Callable[[], Awaitable[object]] | None = None,
+) -> AgentStats:
+    """Build an agent from ``config`` and run it to the end (used by the CLI and the demo).
+
+    ``alongside``: a coroutine run in the same event loop; when it ends the agent stops
+    (``discover run --local`` runs the orchestrator this way).
+    """
     setup = build_agent_setup(config)
     pools = PoolSizes.scaled(config.concurrency)
     if config.credentials_file is not None:
@@ -59,7 +70,15 @@ def run_agent(config: AgentConfig, *, once: bool, drain_seconds: float = 30.0) -
                 credentials=credentials,
             )
             agent = Agent(queue, runner, setup.registration, timings=timings, pools=pools)
-            return await agent.run(once=once)
+            if alongside is None:
+                return await agent.run(once=once)
+            serving = asyncio.create_task(agent.run(once=once, install_signal_handlers=False))
+            try:
+                await alongside()
+            finally:
+                agent.request_stop()
+                stats = await serving
+            return stats
 
     return asyncio.run(main())
 

@@ -24,7 +24,7 @@ def _printable(value: object) -> str:
 
 def _console() -> Console:
     # Piped output keeps whole lines, so sys_ids stay copyable.
-    return Console(width=None if sys.stdout.isatty() else 250, highlight=False)
+    return Console(width=None if sys.stdout.isatty() else 250, highlight=False, markup=False, emoji=False)
 
 
 def _open(queue_url: str) -> CmdbStore:

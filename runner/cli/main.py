@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "capabilities": "midprobe.runner.cli.selection:capabilities_command",
     "cmdb": "midprobe.runner.cli.cmdb:cmdb",
     "demo": "midprobe.runner.cli.demo:demo",
+    "discover": "midprobe.runner.cli.discover:discover",
     "ecc": "midprobe.runner.cli.ecc:ecc",
     "lab": "midprobe.runner.cli.lab:lab",
     "scan": "midprobe.runner.cli.scan:scan",

@@ -7,10 +7,12 @@ Statements use ``?`` placeholders; the PostgreSQL side rewrites them.
 from __future__ import annotations
 
 import builtins
+import secrets
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -118,6 +120,34 @@ class PostgresDatabase:
 
 
 Database = SqliteDatabase | PostgresDatabase
+Clock = Callable[[], datetime]
+
+
+def timestamp(moment: datetime) -> str:
+    """Stored timestamps: fixed width, UTC, so text order is time order on both backends."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+class SqlStore:
+    """A store of tables in the queue's database: its schema, an injectable clock, ordered keys."""
+
+    schema: tuple[str, ...] = ()
+
+    def __init__(self, database: Database, *, clock: Clock | None = None) -> None:
+        self._db = database
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._sequence = 0
+        with self._db.transaction() as tx:
+            for statement in self.schema:
+                tx.execute(statement)
+
+    def _now(self) -> str:
+        return timestamp(self._clock())
+
+    def _ordered_key(self, now: str) -> str:
+        """A key that sorts in write order (time, then a per-process counter, then randomness)."""
+        self._sequence += 1
+        return f"{now}|{self._sequence:08d}|{secrets.token_hex(4)}"
 
 
 def open_database(url: str, *, must_exist: bool = False) -> Database:

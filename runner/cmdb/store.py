@@ -14,13 +14,12 @@ import csv
 import io
 import json
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Final, Literal
 
 from midprobe.capabilities.errors import ConfigError
-from midprobe.runner.cmdb.database import Database, Executor, Row, open_database
+from midprobe.runner.cmdb.database import Clock, Executor, Row, SqlStore, open_database
 from midprobe.runner.cmdb.identification import Decision, identify
 from midprobe.runner.cmdb.model import (
     ATTRIBUTE_FIELDS,
@@ -69,12 +68,6 @@ _CI_COLUMNS: Final = (
 #: Fields recorded in the history when they change, in this order.
 TRACKED_FIELDS: Final = ("sys_class_name", "name", "ip_address", "mac_address", "serial_number")
 
-Clock = Callable[[], datetime]
-
-
-def _timestamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-
 
 def _new_id() -> str:
     return secrets.token_hex(16)
@@ -96,16 +89,10 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-class CmdbStore:
+class CmdbStore(SqlStore):
     """The CMDB in the queue's database. ``clock`` is injectable for tests."""
 
-    def __init__(self, database: Database, *, clock: Clock | None = None) -> None:
-        self._db = database
-        self._clock = clock or (lambda: datetime.now(UTC))
-        self._sequence = 0
-        with self._db.transaction() as tx:
-            for statement in SCHEMA:
-                tx.execute(statement)
+    schema = SCHEMA
 
     def close(self) -> None:
         self._db.close()
@@ -234,10 +221,6 @@ class CmdbStore:
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def _audit_key(self, now: str) -> str:
-        self._sequence += 1
-        return f"{now}|{self._sequence:08d}|{_new_id()[:8]}"
-
     def _candidates(self, tx: Executor, device: DiscoveredDevice) -> list[ConfigurationItem]:
         ids: set[str] = set()
         if device.identity_serial:
@@ -292,7 +275,7 @@ class CmdbStore:
 
     def reconcile(self, device: DiscoveredDevice, discovery: str | None = None) -> ReconcileResult:
         """Identify ``device`` and write it: insert, update with history, merge, or flag a conflict."""
-        now = _timestamp(self._clock())
+        now = self._now()
         with self._db.transaction() as tx:
             decision = identify(device, self._candidates(tx, device))
             if decision.action == "conflict":
@@ -374,7 +357,7 @@ class CmdbStore:
                 "INSERT INTO cmdb_audit (seq, ci, field_name, old_value, new_value, at, discovery) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
-                    self._audit_key(now),
+                    self._ordered_key(now),
                     change.ci,
                     change.field_name,
                     change.old_value,
@@ -431,7 +414,7 @@ class CmdbStore:
         )
         tx.execute(
             "INSERT INTO cmdb_audit (seq, ci, field_name, old_value, new_value, at, discovery) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [self._audit_key(now), kept, "merged", None, absorbed, now, discovery],
+            [self._ordered_key(now), kept, "merged", None, absorbed, now, discovery],
         )
 
     def _relate(
@@ -463,7 +446,7 @@ class CmdbStore:
             )
         if parent == child:
             raise ConfigError("a CI cannot be related to itself", field="child")
-        now = _timestamp(self._clock())
+        now = self._now()
         with self._db.transaction() as tx:
             live = {
                 r[0]

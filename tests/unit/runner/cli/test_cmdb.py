@@ -32,13 +32,13 @@ def url(tmp_path: Path) -> str:
                 "linux1",
                 ip_address="198.18.0.10",
                 serial_number="VMW-1",
-                interfaces=(NetworkInterface("eth0", "02:00:00:00:00:0a", ("198.18.0.10",)),),
+                interfaces=(NetworkInterface("eth0", "02:cd:00:00:00:0a", ("198.18.0.10",)),),
                 attributes={"os": "Linux", "os_version": "12"},
             ),
             "d1",
         )
         switch = store.reconcile(
-            DiscoveredDevice("cmdb_ci_ip_switch", "sw\x1b[31m1", ip_address="198.18.0.11"), "d1"
+            DiscoveredDevice("cmdb_ci_ip_switch", "sw\x1b[31m[b]1", ip_address="198.18.0.11"), "d1"
         )
         store.relate(linux.ci or "", switch.ci or "", "Connects to::Connected by", "d1")
         store.reconcile(
@@ -59,28 +59,29 @@ def test_list_json_is_keyed_by_servicenow_fields(capsys: pytest.CaptureFixture[s
     assert code == 0
     rows = json.loads(out)
     assert [(r["name"], r["sys_class_name"]) for r in rows] == [
-        ("sw\x1b[31m1", "cmdb_ci_ip_switch"),
+        ("sw\x1b[31m[b]1", "cmdb_ci_ip_switch"),
         ("linux1", "cmdb_ci_linux_server"),
     ]
     assert rows[1]["os_version"] == "13"
     code, out, _ = run(capsys, "cmdb", "list", "--queue", url, "--class", "cmdb_ci_ip_switch", "--json")
-    assert [r["name"] for r in json.loads(out)] == ["sw\x1b[31m1"]
+    assert [r["name"] for r in json.loads(out)] == ["sw\x1b[31m[b]1"]
 
 
 def test_table_output_escapes_terminal_sequences(capsys: pytest.CaptureFixture[str], url: str) -> None:
     code, out, err = run(capsys, "cmdb", "list", "--queue", url)
     assert code == 0
     assert "\x1b" not in out
-    assert "sw\\x1b[31m1" in out
+    assert "sw\\x1b[31m[b]1" in out
     assert "2 CIs" in err
+    assert "02:cd:00:00:00:0a" in out  # no emoji codes (":cd:") or markup read into device data
 
 
 def test_show_and_history(capsys: pytest.CaptureFixture[str], url: str) -> None:
     code, out, _ = run(capsys, "cmdb", "show", "linux1", "--queue", url)
     assert code == 0
     assert "serial_number: VMW-1" in out
-    assert "eth0  02:00:00:00:00:0a  198.18.0.10" in out
-    assert "Connects to sw\\x1b[31m1" in out
+    assert "eth0  02:cd:00:00:00:0a  198.18.0.10" in out
+    assert "Connects to sw\\x1b[31m[b]1" in out
     code, out, _ = run(capsys, "cmdb", "history", "198.18.0.10", "--queue", url)
     assert code == 0
     assert "os_version: 12 -> 13  [d2]" in out
@@ -91,7 +92,7 @@ def test_export_csv_to_a_file(capsys: pytest.CaptureFixture[str], url: str, tmp_
     code, _, _ = run(capsys, "cmdb", "export", "--queue", url, "--format", "csv", "-o", str(target))
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(target.read_text(encoding="utf-8"))))
-    assert {r["name"] for r in rows} == {"linux1", "sw\x1b[31m1"}
+    assert {r["name"] for r in rows} == {"linux1", "sw\x1b[31m[b]1"}
 
 
 @pytest.mark.parametrize(

@@ -37,14 +37,20 @@ def ci(
 
 
 def device(
-    *, name: str = "host", ip: str | None = "198.18.0.10", serial: str | None = None, macs: tuple[str, ...] = ()
+    *,
+    name: str = "host",
+    ip: str | None = "198.18.0.10",
+    serial: str | None = None,
+    macs: tuple[str, ...] = (),
 ) -> DiscoveredDevice:
     return DiscoveredDevice(
         "cmdb_ci_linux_server",
         name,
         ip_address=ip,
         serial_number=serial,
-        interfaces=tuple(NetworkInterface(f"eth{i}", m, (ip,) if ip and i == 0 else ()) for i, m in enumerate(macs)),
+        interfaces=tuple(
+            NetworkInterface(f"eth{i}", m, (ip,) if ip and i == 0 else ()) for i, m in enumerate(macs)
+        ),
     )
 
 
@@ -108,10 +114,14 @@ def test_two_merge_candidates_with_different_serials_conflict_even_without_a_dev
     assert identify(device(ip=None, macs=(MAC_A, MAC_B)), [one, two]).action == "conflict"
 
 
-@pytest.mark.parametrize("placeholder", ["", "To be filled by O.E.M.", "0", "000000", "Default string", "N/A"])
+@pytest.mark.parametrize(
+    "placeholder", ["", "To be filled by O.E.M.", "0", "000000", "Default string", "N/A"]
+)
 def test_placeholder_serials_identify_nothing(placeholder: str) -> None:
     assert usable_serial(placeholder) is None
-    assert identify(device(serial=placeholder), [ci("a" * 32, name="x", serial=placeholder)]).action == "insert"
+    assert (
+        identify(device(serial=placeholder), [ci("a" * 32, name="x", serial=placeholder)]).action == "insert"
+    )
 
 
 def test_multicast_and_zero_macs_identify_nothing() -> None:

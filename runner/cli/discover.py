@@ -1,0 +1,196 @@
+"""``midprobe discover``: run a discovery schedule through the ECC queue, and watch or stop it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from midprobe.capabilities.errors import ConfigError, TargetNotAllowed
+from midprobe.probes.safety import TargetPolicy
+from midprobe.runner.cli.options import queue_option
+from midprobe.runner.cmdb.database import open_database
+from midprobe.runner.cmdb.store import CmdbStore
+from midprobe.runner.discovery.orchestrator import Orchestrator
+from midprobe.runner.discovery.schedule import Schedule, load_schedule
+from midprobe.runner.discovery.status import PHASES, DiscoveryStatus, StatusStore
+from midprobe.runner.queue.url import open_queue
+
+#: Seconds between two passes of the orchestrator while a discovery runs.
+ADVANCE_INTERVAL_SECONDS = 0.2
+#: How long ``--local`` waits for its embedded agent to register before giving up.
+AGENT_START_SECONDS = 30.0
+
+
+def _printable(value: object) -> str:
+    text = "" if value is None else str(value)
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def _summary(status: DiscoveryStatus) -> str:
+    parts = []
+    for phase in PHASES:
+        counts = status.phases.get(phase)
+        if counts is not None and counts.started:
+            errors = f", {counts.error} errors" if counts.error else ""
+            parts.append(f"{phase} {counts.completed}/{counts.started}{errors}")
+    return f"{status.state}: " + ("; ".join(parts) if parts else "nothing started")
+
+
+def _check_lab(schedule: Schedule) -> None:
+    outside = schedule.targets.first_outside(TargetPolicy.lab().allowed or ())
+    if outside is not None:
+        raise TargetNotAllowed(str(outside), "lab mode: the schedule's ranges must lie in 198.18.0.0/15")
+
+
+@click.group("discover")
+def discover() -> None:
+    """Run discovery schedules: scanning, classification and identification through the ECC queue."""
+
+
+@discover.command("run")
+@click.argument("schedule_file", metavar="SCHEDULE", type=click.Path(dir_okay=False, path_type=Path))
+@queue_option
+@click.option(
+    "--follow", is_flag=True, help="Show progress (phases, devices, errors) until the discovery ends."
+)
+@click.option("--local", is_flag=True, help="Also run an agent in this process, so no daemon is needed.")
+@click.option("--name", "agent_name", default=None, help="The embedded agent's MID name (with --local).")
+@click.option("--lab", "lab_mode", is_flag=True, help="Refuse every range outside the lab networks.")
+def run_command(
+    schedule_file: Path, queue_url: str, follow: bool, local: bool, agent_name: str | None, lab_mode: bool
+) -> None:
+    """Start a discovery of SCHEDULE, print its status id, and orchestrate it until it ends.
+
+    The agents that run the probes are the ones registered on the queue (``midprobe agent``),
+    or, with --local, one embedded here.
+    """
+    schedule = load_schedule(schedule_file)
+    if lab_mode:
+        _check_lab(schedule)
+    if local:
+        from midprobe.runner.agent.config import AgentConfig
+        from midprobe.runner.cli.agent import run_agent
+
+        name = agent_name or f"local-{socket.gethostname()}"
+        config = AgentConfig(
+            name=name,
+            queue_url=queue_url,
+            credentials_file=schedule.credentials,
+            lab_mode=lab_mode,
+            poll_idle_seconds=1.0,
+            poll_busy_seconds=0.5,
+        )
+
+        async def orchestrate() -> None:
+            await asyncio.to_thread(_wait_for_agent, queue_url, name)
+            await asyncio.to_thread(_orchestrate, schedule, queue_url, follow)
+
+        run_agent(config, once=False, drain_seconds=5.0, alongside=orchestrate)
+        return
+    _orchestrate(schedule, queue_url, follow)
+
+
+def _wait_for_agent(queue_url: str, name: str) -> None:
+    deadline = time.monotonic() + AGENT_START_SECONDS
+    with open_queue(queue_url) as queue:
+        while queue.get_agent(name) is None:
+            if time.monotonic() > deadline:
+                raise ConfigError(f"the embedded agent {name!r} did not register", field="--local")
+            time.sleep(0.05)
+
+
+def _orchestrate(schedule: Schedule, queue_url: str, follow: bool) -> None:
+    with open_queue(queue_url) as queue:
+        database = open_database(queue_url)
+        try:
+            status = StatusStore(database)
+            orchestrator = Orchestrator(queue, status, CmdbStore(database))
+            status_id = orchestrator.start(schedule)
+            click.echo(status_id)
+            sys.stdout.flush()
+            shown = ""
+            while True:
+                progress = orchestrator.advance(status_id)
+                line = _summary(status.get(status_id))
+                if follow and line != shown:
+                    click.echo(line, err=True)
+                    shown = line
+                if progress.done:
+                    break
+                time.sleep(ADVANCE_INTERVAL_SECONDS)
+            if not follow:
+                click.echo(_summary(status.get(status_id)), err=True)
+        finally:
+            database.close()
+
+
+@discover.command("status")
+@click.argument("status_id", metavar="ID")
+@queue_option
+@click.option("--json", "as_json", is_flag=True, help="The status, counts per phase and device log as JSON.")
+def status_command(status_id: str, queue_url: str, as_json: bool) -> None:
+    """A discovery's state, counts per phase, and what happened to each device."""
+    database = open_database(queue_url, must_exist=True)
+    try:
+        store = StatusStore(database)
+        status = store.get(status_id)
+        log = store.device_log(status.sys_id)
+    finally:
+        database.close()
+    if as_json:
+        click.echo(json.dumps({**status.as_dict(), "log": log}, indent=2))
+        return
+    click.echo(
+        f"{status.sys_id}  {_printable(status.name)}  started {status.started[:19]}"
+        + (f", finished {status.finished[:19]}" if status.finished else "")
+    )
+    click.echo(_summary(status))
+    if status.note:
+        click.echo(f"note: {_printable(status.note)}")
+    for entry in log:
+        click.echo(f"  {entry['device']:<18} {entry['phase']:<15} {_printable(entry['message'])}")
+
+
+@discover.command("list")
+@queue_option
+@click.option("--json", "as_json", is_flag=True)
+def list_command(queue_url: str, as_json: bool) -> None:
+    """Every discovery on this queue, newest first."""
+    database = open_database(queue_url, must_exist=True)
+    try:
+        found = StatusStore(database).list_all()
+    finally:
+        database.close()
+    if as_json:
+        click.echo(json.dumps([s.as_dict() for s in found], indent=2))
+        return
+    for status in found:
+        click.echo(
+            f"{status.sys_id}  {status.started[:19]}  {_printable(status.name):<20} {_summary(status)}"
+        )
+
+
+@discover.command("cancel")
+@click.argument("status_id", metavar="ID")
+@queue_option
+def cancel_command(status_id: str, queue_url: str) -> None:
+    """Cancel a discovery: what is still queued is answered with an error and never runs."""
+    with open_queue(queue_url) as queue:
+        database = open_database(queue_url, must_exist=True)
+        try:
+            store = StatusStore(database)
+            status = store.get(status_id)
+            if status.done:
+                raise ConfigError(f"discovery {status.sys_id} is already {status.state}", field="ID")
+            count = Orchestrator(queue, store, CmdbStore(database)).cancel(
+                status.sys_id, reason="cancelled by user"
+            )
+        finally:
+            database.close()
+    click.echo(f"{status.sys_id}: Cancelled, {count} outputs cancelled")

@@ -1,0 +1,351 @@
+"""The orchestrator: starts a discovery and chains its phases through the ECC queue.
+
+``start`` splits the schedule's ranges into Shazzam batches and puts one Shazzam output per
+batch on the queue, each addressed to a MID that selection allows (application
+``Discovery``, the batch's addresses, the capabilities the topic needs, Up or Degraded).
+``advance`` then senses each answer (see :mod:`.sensors`): a Shazzam result plans
+classification for every host that answered, by port priority; a classification result is
+identified and reconciled into the CMDB, or, if it found no class, the next classifier is
+tried. Every record carries the discovery's status id in ``agent_correlator``.
+
+Nothing is lost to a crash: each output is written to the status store with its ``sys_id``
+before it is enqueued, and ``advance`` enqueues whatever was planned but never reached the
+queue; an answer is sensed once (the output moves from ``queued`` to done in one statement).
+Max run time cancels what is still waiting by answering it with an error input, which the
+queue's one-answer rule makes final even for work an agent already holds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from midprobe.capabilities.errors import MidprobeError, PayloadError
+from midprobe.capabilities.model import Capability, MidServer
+from midprobe.capabilities.selection import MidSelector, SelectionRequest
+from midprobe.runner.agent.identity import definitions_from_registrations, mid_server_from_registration
+from midprobe.runner.cmdb.store import CmdbStore
+from midprobe.runner.discovery.schedule import Schedule
+from midprobe.runner.discovery.sensors import READERS, classification_order, read_shazzam
+from midprobe.runner.discovery.status import PlannedOutput, StatusStore
+from midprobe.runner.ecc.builders import new_input_record, new_output_record
+from midprobe.runner.ecc.payload import ResultsPayload, decode_input_payload
+from midprobe.runner.ecc.record import EccRecord
+from midprobe.runner.queue.base import EccQueue
+
+APPLICATION: Final = "Discovery"
+#: Agents that heartbeated within this many seconds count as live for selection.
+LIVE_WITHIN_SECONDS: Final = 120.0
+#: Capabilities each discovery topic needs on its MID.
+REQUIRED_CAPABILITIES: Final[Mapping[str, tuple[str, ...]]] = {
+    "Shazzam": (),
+    "SSHClassify": (),
+    "SNMPClassify": (),
+    "NmapHostScan": ("Nmap",),
+}
+PHASE_OF_TOPIC: Final = {
+    "Shazzam": "scanning",
+    "SSHClassify": "classification",
+    "SNMPClassify": "classification",
+    "NmapHostScan": "classification",
+}
+
+
+class NoSuitableMid(MidprobeError):
+    """No live MID may run this phase for these addresses."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What one ``advance`` call did."""
+
+    enqueued: int = 0
+    sensed: int = 0
+    cancelled: int = 0
+    done: bool = False
+
+
+class Orchestrator:
+    """The instance's half of discovery over one queue, its status store and its CMDB."""
+
+    def __init__(
+        self,
+        queue: EccQueue,
+        status: StatusStore,
+        cmdb: CmdbStore,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.queue = queue
+        self.status = status
+        self.cmdb = cmdb
+        self._monotonic = monotonic
+        self._started_at: dict[str, float] = {}
+
+    # -- MID selection ---------------------------------------------------------------------------
+
+    def _mids(self) -> tuple[MidSelector, list[MidServer]]:
+        registered = self.queue.list_agents()
+        live = {agent.name for agent in self.queue.list_agents(live_within_seconds=LIVE_WITHIN_SECONDS)}
+        mids = [mid_server_from_registration(agent, live=agent.name in live) for agent in registered]
+        return MidSelector(definitions_from_registrations(registered)), mids
+
+    def choose_mid(self, schedule: Schedule, topic: str, addresses: Sequence[str]) -> str:
+        """The MID to run ``topic`` for ``addresses`` (every address must be in its ranges)."""
+        selector, mids = self._mids()
+        if schedule.mid_choice == "cluster":
+            raise NoSuitableMid(
+                f"MID clusters are not supported yet (schedule names cluster {schedule.mid!r})"
+            )
+        candidates = mids
+        if schedule.mid_choice == "named":
+            candidates = [mid for mid in mids if mid.name == schedule.mid]
+            if not candidates:
+                raise NoSuitableMid(f"the schedule's MID {schedule.mid!r} has never registered")
+        wanted = tuple(Capability(name, "") for name in REQUIRED_CAPABILITIES.get(topic, ()))
+        chosen: set[str] | None = None
+        for address in addresses:
+            request = SelectionRequest(wanted, APPLICATION, ipaddress.ip_address(address))
+            result = selector.select(candidates, request)
+            names = {name for name in result.names if _discovery_status_ok(candidates, name)}
+            chosen = names if chosen is None else chosen & names
+            if not chosen:
+                reasons = (
+                    "; ".join(f"{mid}: {why}" for mid, why in result.rejected.items()) or "no MID registered"
+                )
+                raise NoSuitableMid(f"no MID may run {topic} for {address} ({reasons})")
+        assert chosen
+        return sorted(chosen)[0]
+
+    def nmap_available(self, schedule: Schedule, address: str) -> bool:
+        try:
+            self.choose_mid(schedule, "NmapHostScan", [address])
+        except NoSuitableMid:
+            return False
+        return True
+
+    # -- starting ----------------------------------------------------------------------------------
+
+    def start(self, schedule: Schedule) -> str:
+        """Create the discovery's status and enqueue its Shazzam batches; returns the status id."""
+        summary = dataclasses.asdict(schedule)
+        status_id = self.status.create(schedule.name, summary, schedule.max_run_time)
+        self._started_at[status_id] = self._monotonic()
+        for index, blocks in enumerate(schedule.batches()):
+            label = f"batch {index + 1}"
+            first, last = _bounds(blocks)
+            try:
+                agent = self.choose_mid(schedule, "Shazzam", [first, last])
+            except NoSuitableMid as error:
+                self.status.log(status_id, " ".join(blocks), "scanning", f"{label} not scanned: {error}")
+                continue
+            parameters = [("ports", schedule.ports)]
+            if schedule.rate is not None:
+                parameters.append(("rate", f"{schedule.rate:g}"))
+            self._plan(
+                status_id, schedule, "Shazzam", " ".join(blocks), agent, parameters, meta={"label": label}
+            )
+        self.status.set_state(status_id, "Active")
+        self.advance(status_id)
+        return status_id
+
+    def _plan(
+        self,
+        status_id: str,
+        schedule: Schedule,
+        topic: str,
+        source: str,
+        agent: str,
+        parameters: list[tuple[str, str]],
+        *,
+        meta: Mapping[str, object],
+    ) -> str | None:
+        if schedule.credential_tags and topic != "Shazzam":
+            parameters = [*parameters, ("credential_tag", schedule.credential_tags[0])]
+        record = new_output_record(
+            agent=agent,
+            topic=topic,
+            source=source,
+            parameters=parameters,
+            agent_correlator=status_id,
+        )
+        planned = {"sys_id": record.sys_id, "record": record.as_dict(), "meta": dict(meta)}
+        return self.status.plan(status_id, PHASE_OF_TOPIC[topic], source, topic, agent, planned)
+
+    # -- advancing ---------------------------------------------------------------------------------
+
+    def advance(self, status_id: str) -> Progress:
+        """Enqueue what was planned, sense what was answered, enforce max run time; one pass."""
+        state = self.status.get(status_id)
+        if state.done:
+            return Progress(done=True)
+        schedule = _schedule_from(self.status.schedule_of(status_id))
+        enqueued = self._enqueue_planned(status_id)
+        sensed = 0
+        for output in self.status.outputs(status_id, "queued"):
+            answers = self.queue.list(queue_side="input", response_to=output.sys_id, limit=1)
+            if answers and self.status.mark(output.sys_id, "completed", only_from=("queued",)):
+                sensed += 1
+                self._sense(status_id, schedule, output, answers[0])
+        cancelled = 0
+        if self._over_time(status_id, state.max_run_time):
+            cancelled = self.cancel(status_id, reason="max run time reached")
+            return Progress(enqueued, sensed, cancelled, done=True)
+        if not self.status.outputs(status_id, "planned", "queued"):
+            self.status.set_state(status_id, "Completed")
+            return Progress(enqueued, sensed, cancelled, done=True)
+        return Progress(enqueued, sensed, cancelled, done=False)
+
+    def _enqueue_planned(self, status_id: str) -> int:
+        count = 0
+        for output in self.status.outputs(status_id, "planned"):
+            if self.queue.get(output.sys_id) is None:
+                self.queue.enqueue(EccRecord.from_dict(output.record["record"]))  # type: ignore[arg-type]
+                count += 1
+            self.status.mark(output.sys_id, "queued", only_from=("planned",))
+        return count
+
+    def _over_time(self, status_id: str, max_run_time: float | None) -> bool:
+        if max_run_time is None:
+            return False
+        started = self._started_at.setdefault(status_id, self._monotonic())
+        return self._monotonic() - started >= max_run_time
+
+    def cancel(self, status_id: str, *, reason: str = "cancelled") -> int:
+        """Answer every waiting output of the discovery with an error, so no agent runs it; Cancelled."""
+        count = 0
+        for output in self.status.outputs(status_id, "planned", "queued"):
+            record = self.queue.get(output.sys_id)
+            if record is not None and record.state in ("ready", "processing"):
+                answer = new_input_record(
+                    record, agent=record.agent, results=[], probe_time_ms=0, error=f"discovery {reason}"
+                )
+                self.queue.complete(record.sys_id, answer)
+            if self.status.mark(output.sys_id, "cancelled", only_from=("planned", "queued")):
+                count += 1
+                self.status.log(status_id, output.target, output.phase, f"{output.topic} cancelled: {reason}")
+        self.status.set_state(status_id, "Cancelled", note=f"{reason}; {count} outputs cancelled")
+        return count
+
+    # -- sensors -----------------------------------------------------------------------------------
+
+    def _sense(self, status_id: str, schedule: Schedule, output: PlannedOutput, answer: EccRecord) -> None:
+        meta = output.record.get("meta", {})
+        assert isinstance(meta, dict)
+        try:
+            payload = decode_input_payload(self.queue.read_payload(answer))
+        except PayloadError as error:
+            self.status.mark(output.sys_id, "error")
+            self.status.log(
+                status_id, output.target, output.phase, f"{output.topic}: unreadable result ({error})"
+            )
+            return
+        error_text = answer.error_string or payload.error
+        if output.topic == "Shazzam":
+            if error_text:
+                self.status.mark(output.sys_id, "error")
+                self.status.log(status_id, output.target, "scanning", f"Shazzam failed: {error_text}")
+                return
+            self._sense_shazzam(status_id, schedule, payload)
+            return
+        ip = output.target
+        dns_name = str(meta.get("dns_name", ""))
+        remaining = [str(t) for t in meta.get("remaining", [])]
+        device = None
+        if error_text:
+            self.status.mark(output.sys_id, "error")
+            self.status.log(status_id, ip, "classification", f"{output.topic} failed: {error_text}")
+        else:
+            try:
+                device = READERS[output.topic](payload, ip, dns_name)
+            except MidprobeError as error:
+                self.status.log(
+                    status_id, ip, "classification", f"{output.topic}: result not usable ({error})"
+                )
+            if device is None and not error_text:
+                self.status.log(status_id, ip, "classification", f"{output.topic} found no class")
+        if device is None:
+            self._plan_classification(status_id, schedule, ip, dns_name, remaining)
+            return
+        result = self.cmdb.reconcile(device, discovery=status_id)
+        how = f"by {result.rule}" if result.rule else "new"
+        if result.action == "conflict":
+            self.status.log(
+                status_id, ip, "identification", f"identity conflict, nothing written: {result.reason}"
+            )
+            return
+        changed = f", {len(result.changes)} changes" if result.changes else ""
+        merged = f", merged {len(result.merged)}" if result.merged else ""
+        self.status.log(
+            status_id,
+            ip,
+            "identification",
+            f"{output.topic} classified it {device.sys_class_name}; CI {result.ci} {result.action} ({how}{changed}{merged})",
+        )
+
+    def _sense_shazzam(self, status_id: str, schedule: Schedule, payload: ResultsPayload) -> None:
+        for host in read_shazzam(payload):
+            if not host.alive:
+                continue
+            topics, notes = classification_order(
+                host, schedule.behaviour, nmap_available=self.nmap_available(schedule, host.ip)
+            )
+            ports = ",".join(str(p) for p in sorted(host.open_ports)) or "none"
+            self.status.log(status_id, host.ip, "scanning", f"alive, open TCP ports: {ports}")
+            for note in notes:
+                self.status.log(status_id, host.ip, "classification", note)
+            self._plan_classification(status_id, schedule, host.ip, host.host_name, topics)
+
+    def _plan_classification(
+        self, status_id: str, schedule: Schedule, ip: str, dns_name: str, topics: list[str]
+    ) -> None:
+        while topics:
+            topic, rest = topics[0], topics[1:]
+            try:
+                agent = self.choose_mid(schedule, topic, [ip])
+            except NoSuitableMid as error:
+                self.status.log(status_id, ip, "classification", f"{topic} skipped: {error}")
+                topics = rest
+                continue
+            self._plan(
+                status_id, schedule, topic, ip, agent, [], meta={"remaining": rest, "dns_name": dns_name}
+            )
+            return
+        self.status.log(status_id, ip, "classification", "no classifier left: the device stays unclassified")
+
+
+def _discovery_status_ok(mids: Sequence[MidServer], name: str) -> bool:
+    """Discovery accepts MIDs that are Up or Degraded."""
+    for mid in mids:
+        if mid.name == name:
+            return str(mid.status) in ("Up", "Degraded")
+    return False
+
+
+def _bounds(blocks: Sequence[str]) -> tuple[str, str]:
+    first = ipaddress.ip_network(blocks[0], strict=False)
+    last = ipaddress.ip_network(blocks[-1], strict=False)
+    return str(first.network_address), str(
+        last.broadcast_address if last.num_addresses > 1 else last.network_address
+    )
+
+
+def _schedule_from(data: Mapping[str, object]) -> Schedule:
+    """The schedule a status record keeps (already checked when the discovery started)."""
+    from pathlib import Path
+
+    fields = {f.name for f in dataclasses.fields(Schedule)}
+    values = {k: v for k, v in data.items() if k in fields}
+    for key in ("ranges", "exclude", "behaviour", "credential_tags"):
+        raw = values.get(key) or ()
+        values[key] = tuple(raw) if isinstance(raw, list | tuple) else ()
+    if values.get("credentials"):
+        values["credentials"] = Path(str(values["credentials"]))
+    return Schedule(**values)  # type: ignore[arg-type]
+
+
+__all__ = ["APPLICATION", "NoSuitableMid", "Orchestrator", "Progress"]

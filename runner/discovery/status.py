@@ -1,0 +1,257 @@
+"""The discovery status record: state, per-phase counts, the outputs each phase put on the queue, a device log.
+
+Kept in the queue's database beside the CMDB. Every output a discovery sends is written
+here first (``plan``) with the ``sys_id`` it will have, then enqueued; a discovery resumed
+after a crash enqueues what was planned but never reached the queue, and senses each answer
+once (``sense`` marks the output done in the same transaction that reads its state).
+"""
+
+# ruff: noqa: S608  (f-strings only splice in constant column lists)
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from midprobe.capabilities.errors import ConfigError
+from midprobe.runner.cmdb.database import SqlStore
+
+State = Literal["Starting", "Active", "Completed", "Cancelled"]
+STATES: Final[tuple[State, ...]] = ("Starting", "Active", "Completed", "Cancelled")
+#: The phases in order; a device's log says which ran and why one was skipped.
+PHASES: Final = ("scanning", "classification", "identification", "exploration")
+OutputState = Literal["planned", "queued", "completed", "error", "cancelled"]
+
+SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS discovery_status (
+        sys_id TEXT PRIMARY KEY, name TEXT NOT NULL, state TEXT NOT NULL, schedule TEXT NOT NULL,
+        started TEXT NOT NULL, finished TEXT, max_run_time REAL, note TEXT)""",
+    """CREATE TABLE IF NOT EXISTS discovery_output (
+        sys_id TEXT PRIMARY KEY, status TEXT NOT NULL, phase TEXT NOT NULL, target TEXT NOT NULL,
+        topic TEXT NOT NULL, agent TEXT NOT NULL, state TEXT NOT NULL, record TEXT NOT NULL,
+        planned TEXT NOT NULL, done TEXT, UNIQUE (status, phase, target, topic))""",
+    "CREATE INDEX IF NOT EXISTS discovery_output_status ON discovery_output (status, state)",
+    """CREATE TABLE IF NOT EXISTS discovery_log (
+        seq TEXT PRIMARY KEY, status TEXT NOT NULL, device TEXT NOT NULL, phase TEXT NOT NULL,
+        message TEXT NOT NULL, at TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS discovery_log_status ON discovery_log (status, device)",
+)
+
+
+@dataclass(frozen=True)
+class PhaseCounts:
+    started: int = 0
+    completed: int = 0
+    error: int = 0
+
+    @property
+    def pending(self) -> int:
+        return self.started - self.completed - self.error
+
+
+@dataclass(frozen=True)
+class DiscoveryStatus:
+    """A discovery as ``discover status`` shows it."""
+
+    sys_id: str
+    name: str
+    state: State
+    started: str
+    finished: str | None
+    max_run_time: float | None
+    note: str | None
+    phases: Mapping[str, PhaseCounts] = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return self.state in ("Completed", "Cancelled")
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "sys_id": self.sys_id,
+            "name": self.name,
+            "state": self.state,
+            "started": self.started,
+            "finished": self.finished,
+            "max_run_time": self.max_run_time,
+            "note": self.note,
+            "phases": {phase: vars(counts) for phase, counts in self.phases.items()},
+        }
+
+
+@dataclass(frozen=True)
+class PlannedOutput:
+    sys_id: str
+    phase: str
+    target: str
+    topic: str
+    agent: str
+    state: OutputState
+    record: Mapping[str, object]
+
+
+class StatusStore(SqlStore):
+    """Discovery status records in the queue's database."""
+
+    schema = SCHEMA
+
+    def create(self, name: str, schedule: Mapping[str, object], max_run_time: float | None) -> str:
+        sys_id = secrets.token_hex(16)
+        with self._db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO discovery_status (sys_id, name, state, schedule, started, max_run_time) "
+                "VALUES (?, ?, 'Starting', ?, ?, ?)",
+                [sys_id, name, json.dumps(schedule, default=str), self._now(), max_run_time],
+            )
+        return sys_id
+
+    def set_state(self, sys_id: str, state: State, note: str | None = None) -> None:
+        finished = self._now() if state in ("Completed", "Cancelled") else None
+        with self._db.transaction() as tx:
+            tx.execute(
+                "UPDATE discovery_status SET state = ?, finished = COALESCE(?, finished), "
+                "note = COALESCE(?, note) WHERE sys_id = ?",
+                [state, finished, note, sys_id],
+            )
+
+    def schedule_of(self, sys_id: str) -> dict[str, object]:
+        with self._db.transaction() as tx:
+            rows = tx.execute("SELECT schedule FROM discovery_status WHERE sys_id = ?", [sys_id])
+        if not rows:
+            raise ConfigError(f"no discovery {sys_id!r}", field="ID")
+        loaded: dict[str, object] = json.loads(rows[0][0])
+        return loaded
+
+    def get(self, reference: str) -> DiscoveryStatus:
+        """A discovery by sys_id or a unique sys_id prefix."""
+        text = reference.strip().lower() if isinstance(reference, str) else ""
+        if not text or not all(c in "0123456789abcdef" for c in text):
+            raise ConfigError(f"{reference!r} is not a discovery id (hex sys_id or prefix)", field="ID")
+        with self._db.transaction() as tx:
+            rows = tx.execute(
+                "SELECT sys_id, name, state, started, finished, max_run_time, note FROM discovery_status "
+                "WHERE sys_id LIKE ? ORDER BY started",
+                [text + "%"],
+            )
+            if not rows:
+                raise ConfigError(f"no discovery {reference!r}", field="ID")
+            if len(rows) > 1:
+                raise ConfigError(
+                    f"{reference!r} names {len(rows)} discoveries; give more of the id", field="ID"
+                )
+            counts = tx.execute(
+                "SELECT phase, state, COUNT(*) FROM discovery_output WHERE status = ? GROUP BY phase, state",
+                [rows[0][0]],
+            )
+        return self._status(rows[0], counts)
+
+    @staticmethod
+    def _status(row: tuple[object, ...], counts: list[tuple[object, ...]]) -> DiscoveryStatus:
+        tally: dict[str, dict[str, int]] = {p: {"started": 0, "completed": 0, "error": 0} for p in PHASES}
+        for phase, state, count in counts:
+            entry = tally.setdefault(str(phase), {"started": 0, "completed": 0, "error": 0})
+            number = int(str(count))
+            if state != "planned":
+                entry["started"] += number
+            if state in ("completed", "error"):
+                entry[str(state)] += number
+            elif state == "cancelled":
+                entry["error"] += number
+        return DiscoveryStatus(
+            sys_id=str(row[0]),
+            name=str(row[1]),
+            state=row[2],  # type: ignore[arg-type]
+            started=str(row[3]),
+            finished=None if row[4] is None else str(row[4]),
+            max_run_time=None if row[5] is None else float(str(row[5])),
+            note=None if row[6] is None else str(row[6]),
+            phases={phase: PhaseCounts(**numbers) for phase, numbers in tally.items()},
+        )
+
+    def list_all(self) -> list[DiscoveryStatus]:
+        with self._db.transaction() as tx:
+            rows = tx.execute(
+                "SELECT sys_id, name, state, started, finished, max_run_time, note FROM discovery_status "
+                "ORDER BY started DESC"
+            )
+            found = []
+            for row in rows:
+                counts = tx.execute(
+                    "SELECT phase, state, COUNT(*) FROM discovery_output WHERE status = ? GROUP BY phase, state",
+                    [row[0]],
+                )
+                found.append(self._status(row, counts))
+        return found
+
+    # -- outputs -------------------------------------------------------------------------------
+
+    def plan(
+        self, status: str, phase: str, target: str, topic: str, agent: str, record: Mapping[str, object]
+    ) -> str | None:
+        """Write down an output before it is enqueued; None if this phase already ran for this target."""
+        sys_id = str(record["sys_id"])
+        with self._db.transaction() as tx:
+            if tx.execute(
+                "SELECT 1 FROM discovery_output WHERE status = ? AND phase = ? AND target = ? AND topic = ?",
+                [status, phase, target, topic],
+            ):
+                return None
+            tx.execute(
+                "INSERT INTO discovery_output (sys_id, status, phase, target, topic, agent, state, record, planned) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'planned', ?, ?)",
+                [sys_id, status, phase, target, topic, agent, json.dumps(record), self._now()],
+            )
+        return sys_id
+
+    def mark(self, output: str, state: OutputState, *, only_from: tuple[OutputState, ...] = ()) -> bool:
+        """Move an output to ``state``; with ``only_from``, only from those states (True if it moved)."""
+        where, params = "sys_id = ?", [output]
+        if only_from:
+            where += f" AND state IN ({', '.join('?' * len(only_from))})"
+            params += list(only_from)
+        done = self._now() if state in ("completed", "error", "cancelled") else None
+        with self._db.transaction() as tx:
+            moved = tx.execute(
+                f"UPDATE discovery_output SET state = ?, done = ? WHERE {where} RETURNING sys_id",
+                [state, done, *params],
+            )
+        return bool(moved)
+
+    def outputs(self, status: str, *states: OutputState) -> list[PlannedOutput]:
+        where, params = "status = ?", [status]
+        if states:
+            where += f" AND state IN ({', '.join('?' * len(states))})"
+            params += list(states)
+        with self._db.transaction() as tx:
+            rows = tx.execute(
+                f"SELECT sys_id, phase, target, topic, agent, state, record FROM discovery_output WHERE {where} "
+                "ORDER BY planned, sys_id",
+                params,
+            )
+        return [
+            PlannedOutput(str(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), r[5], json.loads(str(r[6])))
+            for r in rows
+        ]
+
+    # -- the per-device log ----------------------------------------------------------------------
+
+    def log(self, status: str, device: str, phase: str, message: str) -> None:
+        now = self._now()
+        with self._db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO discovery_log (seq, status, device, phase, message, at) VALUES (?, ?, ?, ?, ?, ?)",
+                [self._ordered_key(now), status, device, phase, message, now],
+            )
+
+    def device_log(self, status: str) -> list[dict[str, str]]:
+        with self._db.transaction() as tx:
+            rows = tx.execute(
+                "SELECT device, phase, message, at FROM discovery_log WHERE status = ? ORDER BY seq", [status]
+            )
+        return [dict(zip(("device", "phase", "message", "at"), map(str, r), strict=True)) for r in rows]
+
+
+__all__ = ["PHASES", "STATES", "DiscoveryStatus", "PhaseCounts", "PlannedOutput", "StatusStore"]

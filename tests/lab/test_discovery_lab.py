@@ -1,0 +1,126 @@
+"""``midprobe discover run --local`` over the lab: phases through the queue, one CI per device."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from midprobe.runner.lab import Lab
+from midprobe.runner.queue.url import open_queue, sqlite_url
+
+pytestmark = pytest.mark.lab
+
+EXPECTED_CLASSES = {
+    "linux1": "cmdb_ci_linux_server",
+    "switch1": "cmdb_ci_ip_switch",
+    "printer1": "cmdb_ci_printer",
+}
+
+
+def _credentials(lab: Lab, path: Path) -> Path:
+    creds, linux = lab.credentials, lab.host("linux1")
+    path.write_text(
+        "\n".join(
+            [
+                "[[credential]]",
+                'id = "lab-ssh"',
+                'type = "ssh_password"',
+                f'user = "{creds.ssh_user}"',
+                f'password = "{creds.ssh_password}"',
+                f'ip_ranges = ["{linux.address}/32"]',
+                "",
+                "[[credential]]",
+                'id = "lab-v3"',
+                'type = "snmpv3"',
+                f'user = "{creds.snmpv3_user}"',
+                f'auth_protocol = "{creds.snmpv3_auth_protocol}"',
+                f'auth_key = "{creds.snmpv3_auth_key}"',
+                f'priv_protocol = "{creds.snmpv3_priv_protocol}"',
+                f'priv_key = "{creds.snmpv3_priv_key}"',
+                "",
+            ]
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+def _midprobe(lab: Lab, *args: str, timeout: float = 120.0) -> tuple[str, str]:
+    done = lab.run([sys.executable, "-m", "midprobe.runner", *args], timeout=timeout)
+    return done.stdout, done.stderr
+
+
+def _cis(lab: Lab, url: str) -> list[dict[str, Any]]:
+    out, _ = _midprobe(lab, "cmdb", "list", "--queue", url, "--json")
+    rows: list[dict[str, Any]] = json.loads(out)
+    return rows
+
+
+def test_a_local_discovery_fills_the_cmdb_and_a_second_run_adds_no_ci(lab: Lab, tmp_path: Path) -> None:
+    _credentials(lab, tmp_path / "creds.toml")
+    schedule = tmp_path / "lab.toml"
+    schedule.write_text(
+        f'name = "lab"\nranges = ["{lab.network}"]\ncredentials = "creds.toml"\nports = "22,80,161,443,9100"\n'
+        'behaviour = ["ssh", "snmp", "http"]\n',
+        encoding="utf-8",
+    )
+    url = sqlite_url(tmp_path / "ecc.db")
+    out, err = _midprobe(
+        lab, "discover", "run", str(schedule), "--queue", url, "--local", "--lab", "--follow"
+    )
+    status_id = out.split()[0]
+    assert "Completed" in err
+    first = {row["name"]: row for row in _cis(lab, url)}
+    for host, ci_class in EXPECTED_CLASSES.items():
+        matching = [row for name, row in first.items() if name.split(".")[0] == host]
+        assert len(matching) == 1, (host, sorted(first))
+        assert matching[0]["sys_class_name"] == ci_class, host
+        assert matching[0]["ip_address"] == lab.host(host).address
+        assert matching[0]["last_discovery"] == status_id
+    linux = next(row for name, row in first.items() if name.startswith("linux1"))
+    assert linux["os"]
+    show, _ = _midprobe(lab, "cmdb", "show", linux["sys_id"], "--queue", url, "--json")
+    assert lab.host("linux1").address in json.loads(show)["ip_addresses"]
+
+    status_out, _ = _midprobe(lab, "discover", "status", status_id, "--queue", url, "--json")
+    status = json.loads(status_out)
+    assert status["state"] == "Completed"
+    assert status["phases"]["scanning"]["completed"] >= 1
+    silent = lab.host("silent1").address
+    assert all(entry["device"] != silent for entry in status["log"])  # never answered: never classified
+
+    with open_queue(url) as queue:  # every record of the discovery carries its status id
+        records = [r for r in queue.list(limit=100_000) if r.topic != "queue.processing"]
+    assert records
+    assert {r.agent_correlator for r in records} == {status_id}
+    for secret in lab.credentials.secrets():
+        assert secret not in out + err + status_out
+
+    again_out, _ = _midprobe(lab, "discover", "run", str(schedule), "--queue", url, "--local", "--lab")
+    second = _cis(lab, url)
+    assert sorted(row["sys_id"] for row in second) == sorted(row["sys_id"] for row in first.values())
+    assert {row["last_discovery"] for row in second} == {again_out.split()[0]}
+
+
+def test_bad_schedule_is_one_line_and_exit_2(lab: Lab, tmp_path: Path) -> None:
+    schedule = tmp_path / "bad.toml"
+    schedule.write_text('name = "x"\nranges = ["198.18.0.0/24"]\nbatch_size = 10\n', encoding="utf-8")
+    done = lab.run(
+        [sys.executable, "-m", "midprobe.runner", "discover", "run", str(schedule), "--local", "--lab"],
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "batch_size" in done.stderr
+    assert "Traceback" not in done.stderr
+    outside = tmp_path / "outside.toml"
+    outside.write_text('name = "x"\nranges = ["192.0.2.0/24"]\n', encoding="utf-8")
+    done = lab.run(
+        [sys.executable, "-m", "midprobe.runner", "discover", "run", str(outside), "--local", "--lab"],
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "192.0.2.0" in done.stderr
