@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from midprobe.runner.ecc.payload import decode_input_payload
+from midprobe.runner.cmdb import open_cmdb
 from midprobe.runner.queue.url import open_queue, sqlite_url
 
 pytestmark = pytest.mark.lab
 
 
 @pytest.mark.timeout(300)
-def test_demo_discovers_the_lab_through_the_queue(tmp_path: Path) -> None:
+def test_demo_discovers_the_lab_into_the_cmdb(tmp_path: Path) -> None:
     completed = subprocess.run(
         [sys.executable, "-m", "midprobe.runner", "demo", "--workdir", str(tmp_path)],
         capture_output=True,
@@ -25,24 +26,32 @@ def test_demo_discovers_the_lab_through_the_queue(tmp_path: Path) -> None:
     )
     assert completed.returncode == 0, completed.stderr
     out = completed.stdout
-    assert "linux1.sandiego.lab.example.test" in out
-    assert "198.18.0.12" in out
-    assert "80, 9100" in out
-    assert "198.18.0.14" not in out.split("5. Results")[1], "the silent host is omitted"
-    assert "HeartbeatProbe answered with result_code 0: True" in out
+    status_part, cmdb_part = (
+        out.split("3. The discovery's status")[1]
+        .split("5. Where to look next")[0]
+        .split("4. The CMDB it filled")
+    )
+    assert "Completed: scanning 1/1" in status_part
+    assert "SNMPClassify classified it cmdb_ci_printer" in status_part
+    for name, ci_class in (("linux1", "linux_server"), ("switch1", "ip_switch"), ("printer1", "printer")):
+        (line,) = [line for line in cmdb_part.splitlines() if f" {name} " in line]
+        assert f" {ci_class} " in line
+    assert "198.18.0.14" not in cmdb_part, "the silent host never answered: no CI"
 
-    with open_queue(sqlite_url(tmp_path / "ecc.db")) as queue:
+    url = sqlite_url(tmp_path / "ecc.db")
+    with open_queue(url) as queue:
         outputs = queue.list(queue_side="output")
-        answers = queue.list(queue_side="input", topic="Shazzam")
-        assert {record.state for record in outputs} == {"processed"}
-        assert {record.topic for record in outputs} == {"Shazzam", "HeartbeatProbe", "DNS"}
-        (shazzam,) = answers
-        decoded = decode_input_payload(queue.read_payload(shazzam))
-    assert decoded.result_code == 0
-    hosts = {host.get("ip"): host for result in decoded.results for host in result.iter("host")}
-    linux = hosts["198.18.0.10"]
-    assert linux.get("alive") == "true"
-    assert linux.get("active") == "true"
-    open_ports = {s.get("port") for s in linux.iter("scanner") if s.get("result") == "open"}
-    assert open_ports == {"22", "80"}
-    assert decoded.echoed("topic") == "Shazzam"
+        assert {record.state for record in outputs} <= {"processed", "error"}  # every output answered
+        assert {"Shazzam", "SSHClassify", "SNMPClassify"} <= {record.topic for record in outputs}
+    with open_cmdb(url) as cmdb:
+        rows = json.loads(cmdb.export("json"))
+    secrets = (tmp_path / "creds.toml").read_text(encoding="utf-8")
+    assert "password" in secrets
+    assert (tmp_path / "creds.toml").stat().st_mode & 0o077 == 0  # the lab's secrets, readable by root only
+    assert all(
+        value not in out
+        for line in secrets.splitlines()
+        if "key =" in line or "password =" in line
+        for value in [line.split("=", 1)[1].strip().strip('"')]
+    )
+    assert {row["name"] for row in rows} >= {"linux1", "switch1", "printer1"}
