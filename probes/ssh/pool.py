@@ -25,7 +25,7 @@ from midprobe.probes.concurrency import KeyedLimiter
 
 T = TypeVar("T")
 
-#: ECC.md section 4: at most 7 SSH connections per host.
+#: At most 7 SSH connections per host, as the MID Server (docs/ssh.md).
 MAX_CONNECTIONS_PER_HOST = 7
 #: Connections (and so pool threads) in flight per event loop, over all hosts.
 MAX_CONNECTIONS = 64
