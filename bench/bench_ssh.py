@@ -24,9 +24,10 @@ sys.path.insert(0, str(ROOT))
 from midprobe.probes.base import ProbeContext  # noqa: E402
 from midprobe.probes.credentials import CredentialStore  # noqa: E402
 from midprobe.probes.safety import TargetPolicy  # noqa: E402
+from midprobe.probes.ssh.channel import CommandOutput  # noqa: E402
 from midprobe.probes.ssh.command import SSHCommandProbe, SSHCommandResult  # noqa: E402
 from midprobe.probes.ssh.known_hosts import InMemoryKnownHosts  # noqa: E402
-from midprobe.probes.ssh.session import CommandOutput, ssh_connection  # noqa: E402
+from midprobe.probes.ssh.session import ssh_connection  # noqa: E402
 from midprobe.runner.lab import Lab  # noqa: E402
 
 COMMANDS = ("uname -a", "hostname", "cat /etc/os-release", "id", "cat /proc/loadavg")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from midprobe.probes.base import ProbeContext
 from midprobe.probes.classify import Classifier
+from midprobe.probes.ssh.channel import DEFAULT_PATH, CommandOutput
 from midprobe.probes.ssh.command import (
     SSHOptions,
     SSHProbeBase,
@@ -24,7 +25,7 @@ from midprobe.probes.ssh.command import (
 )
 from midprobe.probes.ssh.known_hosts import KnownHostsStore
 from midprobe.probes.ssh.parsers import UnixFacts, unix_facts
-from midprobe.probes.ssh.session import DEFAULT_PATH, CommandOutput, ConnectionInfo
+from midprobe.probes.ssh.session import ConnectionInfo
 
 TOPIC = "SSHClassify"
 #: (fact source name, command). Fallbacks keep each command useful on hosts without /etc/os-release or ip.

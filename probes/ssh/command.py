@@ -19,16 +19,9 @@ from dataclasses import dataclass
 from midprobe.capabilities.errors import ProbeError, ProbeParameterError
 from midprobe.probes.base import ProbeContext
 from midprobe.probes.credentials import CredentialStore
+from midprobe.probes.ssh.channel import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_PATH, CommandOutput
 from midprobe.probes.ssh.known_hosts import FileKnownHosts, InMemoryKnownHosts, KnownHostsStore
-from midprobe.probes.ssh.session import (
-    DEFAULT_MAX_OUTPUT_BYTES,
-    DEFAULT_PATH,
-    CommandOutput,
-    ConnectionInfo,
-    SSHConnection,
-    SSHTimeouts,
-    ssh_connection,
-)
+from midprobe.probes.ssh.session import ConnectionInfo, SSHConnection, SSHTimeouts, ssh_connection
 
 TOPIC = "SSHCommand"
 #: Environment variable naming the known_hosts file the default probes record host keys in.

@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
+from midprobe.probes.concurrency import KeyedLimiter
 from midprobe.runner.ecc.record import PRIORITY_EXPEDITED, PRIORITY_INTERACTIVE, PRIORITY_STANDARD
 
 PRIORITY_NAMES = {
@@ -52,16 +53,23 @@ class PoolSizes:
 
 @dataclass
 class ConcurrencyLimits:
-    """Semaphores per priority pool, per topic and per target. One instance per agent."""
+    """Semaphores per priority pool, per topic and per target. One instance per agent.
+
+    Topics and targets are ``KeyedLimiter``s (``probes/concurrency.py``, the one the SSH
+    layer also uses): a target's semaphore is forgotten when idle, so a /16 never accumulates.
+    """
 
     pools: PoolSizes = field(default_factory=PoolSizes)
     per_topic: Mapping[str, int] = field(default_factory=dict)
     default_per_topic: int = 64
     per_target: int = 8
     _pool_semaphores: dict[int, asyncio.Semaphore] = field(default_factory=dict, init=False)
-    _topic_semaphores: dict[str, asyncio.Semaphore] = field(default_factory=dict, init=False)
-    _target_semaphores: dict[str, asyncio.Semaphore] = field(default_factory=dict, init=False)
-    _target_users: dict[str, int] = field(default_factory=dict, init=False)
+    _topics: KeyedLimiter[str] = field(init=False)
+    _targets: KeyedLimiter[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._topics = KeyedLimiter(lambda topic: self.per_topic.get(topic, self.default_per_topic))
+        self._targets = KeyedLimiter(self.per_target)
 
     def _pool(self, priority: int) -> asyncio.Semaphore:
         key = min(max(priority, PRIORITY_INTERACTIVE), PRIORITY_STANDARD)
@@ -72,18 +80,5 @@ class ConcurrencyLimits:
     @contextlib.asynccontextmanager
     async def slot(self, priority: int, topic: str, target: str) -> AsyncIterator[None]:
         """Hold one slot of the priority pool, the topic and the target for a probe run."""
-        if topic not in self._topic_semaphores:
-            self._topic_semaphores[topic] = asyncio.Semaphore(
-                self.per_topic.get(topic, self.default_per_topic)
-            )
-        if target not in self._target_semaphores:
-            self._target_semaphores[target] = asyncio.Semaphore(self.per_target)
-        self._target_users[target] = self._target_users.get(target, 0) + 1
-        try:
-            async with self._pool(priority), self._topic_semaphores[topic], self._target_semaphores[target]:
-                yield
-        finally:
-            self._target_users[target] -= 1
-            if not self._target_users[target]:  # forget idle targets so a /16 never accumulates
-                del self._target_users[target]
-                del self._target_semaphores[target]
+        async with self._pool(priority), self._topics.slot(topic), self._targets.slot(target):
+            yield

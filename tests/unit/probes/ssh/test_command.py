@@ -27,6 +27,15 @@ from midprobe.probes.base import ProbeContext
 from midprobe.probes.credentials import CredentialStore, Secret, SSHPasswordCredential
 from midprobe.probes.registry import default_registry
 from midprobe.probes.safety import TargetPolicy
+from midprobe.probes.ssh.channel import (
+    DEFAULT_PATH,
+    SUDO_PROMPT,
+    SUDO_STARTED,
+    CommandOutput,
+    compose_command,
+    split_sudo_stderr,
+    sudo_failure_reason,
+)
 from midprobe.probes.ssh.command import (
     PROBE,
     SSHCommandProbe,
@@ -41,17 +50,8 @@ from midprobe.probes.ssh.known_hosts import (
     format_known_hosts_line,
     parse_known_hosts,
 )
-from midprobe.probes.ssh.session import (
-    DEFAULT_PATH,
-    SUDO_PROMPT,
-    SUDO_STARTED,
-    CommandOutput,
-    ConnectionInfo,
-    compose_command,
-    split_sudo_stderr,
-    sudo_failure_reason,
-    translate_error,
-)
+from midprobe.probes.ssh.session import ConnectionInfo
+from midprobe.probes.ssh.transport import translate_error
 
 KEY = HostKey("ssh-ed25519", base64.b64encode(b"\x00\x00\x00\x0bssh-ed25519" + b"k" * 36).decode())
 OTHER = HostKey("ssh-ed25519", base64.b64encode(b"\x00\x00\x00\x0bssh-ed25519" + b"j" * 36).decode())
