@@ -82,8 +82,13 @@ def resolve_dns_routing(
     return check
 
 
+def detect_configured_nmap() -> NmapDetection:
+    """Detect the nmap the probes will run: ``MIDPROBE_NMAP`` when set (as the nmap probes read it), else PATH."""
+    return detect_nmap(os.environ.get("MIDPROBE_NMAP") or "nmap")
+
+
 def build_agent_setup(
-    config: AgentConfig, *, detect: Callable[[], NmapDetection] = detect_nmap
+    config: AgentConfig, *, detect: Callable[[], NmapDetection] = detect_configured_nmap
 ) -> AgentSetup:
     """Load the agent's MID record, detect nmap, and build its identity and registration."""
     name = agent_short_name(config.name)
