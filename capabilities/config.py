@@ -1,4 +1,4 @@
-"""Loads MID servers and defined capabilities from TOML (``[[capability]]``, ``[[mid_server]]``, ``[selection]``).
+"""Loads MID servers and defined capabilities from TOML (``[[capability]]``, ``[[mid_server]]``, ``[selection]``, ``[[cluster]]``).
 
 Validation happens once, here; every error names the file, the entry (``mid_server[2] "mid-sandiego"``,
 counting from 1) and the field.
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from midprobe.capabilities.clusters import MidCluster, parse_clusters
 from midprobe.capabilities.errors import ConfigError, NotAllowedByCapability
 from midprobe.capabilities.ipranges import IPRange
 from midprobe.capabilities.model import (
@@ -27,7 +28,7 @@ from midprobe.capabilities.model import (
 from midprobe.capabilities.selection import MidSelector, SelectionPolicy
 from midprobe.capabilities.value_tests import ValueTestRegistry
 
-_TOP_KEYS = ("capability", "mid_server", "selection")
+_TOP_KEYS = ("capability", "mid_server", "selection", "cluster")
 _CAPABILITY_KEYS = ("name", "value_test")
 _MID_KEYS = (
     "name",
@@ -53,6 +54,7 @@ class CapabilityConfig:
     definitions: tuple[CapabilityDefinition, ...]
     mid_servers: tuple[MidServer, ...]
     policy: SelectionPolicy = field(default_factory=SelectionPolicy)
+    clusters: tuple[MidCluster, ...] = ()
 
     def mid_server(self, name: str) -> MidServer:
         for mid in self.mid_servers:
@@ -99,7 +101,8 @@ def parse_config(
     defined = {definition.name for definition in definitions} | set(BUILTIN_CAPABILITY_NAMES)
     mid_servers = _parse_mid_servers(document.get("mid_server", []), source, defined)
     policy = _parse_selection(document.get("selection", {}), source, {mid.name for mid in mid_servers})
-    return CapabilityConfig(source, definitions, mid_servers, policy)
+    clusters = parse_clusters(document.get("cluster", []), source=source)
+    return CapabilityConfig(source, definitions, mid_servers, policy, clusters)
 
 
 # -- sections -------------------------------------------------------------------------------------------

@@ -7,10 +7,13 @@ import json
 import socket
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
+from midprobe.capabilities.clusters import MidCluster, cluster_named
+from midprobe.capabilities.config import load_config
 from midprobe.capabilities.errors import ConfigError, TargetNotAllowed
 from midprobe.probes.safety import TargetPolicy
 from midprobe.runner.cli.options import queue_option
@@ -62,8 +65,21 @@ def discover() -> None:
 @click.option("--local", is_flag=True, help="Also run an agent in this process, so no daemon is needed.")
 @click.option("--name", "agent_name", default=None, help="The embedded agent's MID name (with --local).")
 @click.option("--lab", "lab_mode", is_flag=True, help="Refuse every range outside the lab networks.")
+@click.option(
+    "--capabilities",
+    "capabilities_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help='Capabilities TOML whose [[cluster]] tables define the clusters a schedule may name (mid = "cluster:NAME").',
+)
 def run_command(
-    schedule_file: Path, queue_url: str, follow: bool, local: bool, agent_name: str | None, lab_mode: bool
+    schedule_file: Path,
+    queue_url: str,
+    follow: bool,
+    local: bool,
+    agent_name: str | None,
+    lab_mode: bool,
+    capabilities_file: Path | None,
 ) -> None:
     """Start a discovery of SCHEDULE, print its status id, and orchestrate it until it ends.
 
@@ -71,6 +87,9 @@ def run_command(
     or, with --local, one embedded here.
     """
     schedule = load_schedule(schedule_file)
+    clusters = load_config(capabilities_file).clusters if capabilities_file is not None else ()
+    if schedule.mid_choice == "cluster":
+        cluster_named(clusters, schedule.mid or "")  # a schedule naming an unknown cluster stops here
     if lab_mode:
         _check_lab(schedule)
     if local:
@@ -89,11 +108,11 @@ def run_command(
 
         async def orchestrate() -> None:
             await asyncio.to_thread(_wait_for_agent, queue_url, name)
-            await asyncio.to_thread(_orchestrate, schedule, queue_url, follow)
+            await asyncio.to_thread(_orchestrate, schedule, queue_url, follow, clusters)
 
         run_agent(config, once=False, drain_seconds=5.0, alongside=orchestrate)
         return
-    _orchestrate(schedule, queue_url, follow)
+    _orchestrate(schedule, queue_url, follow, clusters)
 
 
 def _wait_for_agent(queue_url: str, name: str) -> None:
@@ -105,12 +124,12 @@ def _wait_for_agent(queue_url: str, name: str) -> None:
             time.sleep(0.05)
 
 
-def _orchestrate(schedule: Schedule, queue_url: str, follow: bool) -> None:
+def _orchestrate(schedule: Schedule, queue_url: str, follow: bool, clusters: Sequence[MidCluster]) -> None:
     with open_queue(queue_url) as queue:
         database = open_database(queue_url)
         try:
             status = StatusStore(database)
-            orchestrator = Orchestrator(queue, status, CmdbStore(database))
+            orchestrator = Orchestrator(queue, status, CmdbStore(database), clusters=clusters)
             status_id = orchestrator.start(schedule)
             click.echo(status_id)
             sys.stdout.flush()

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from midprobe.capabilities.errors import MidprobeError, PayloadError
+from midprobe.capabilities.clusters import DISCOVERY_STATUSES, MidCluster, cluster_named
+from midprobe.capabilities.errors import ConfigError, MidprobeError, PayloadError
 from midprobe.capabilities.model import Capability, MidServer
 from midprobe.capabilities.selection import MidSelector, SelectionRequest
 from midprobe.runner.agent.identity import definitions_from_registrations, mid_server_from_registration
@@ -78,12 +80,16 @@ class Orchestrator:
         status: StatusStore,
         cmdb: CmdbStore,
         *,
+        clusters: Sequence[MidCluster] = (),
         monotonic: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
     ) -> None:
         self.queue = queue
         self.status = status
         self.cmdb = cmdb
+        self.clusters = tuple(clusters)
         self._monotonic = monotonic
+        self._rng = rng or random.Random()
         self._started_at: dict[str, float] = {}
 
     # -- MID selection ---------------------------------------------------------------------------
@@ -94,16 +100,37 @@ class Orchestrator:
         mids = [mid_server_from_registration(agent, live=agent.name in live) for agent in registered]
         return MidSelector(definitions_from_registrations(registered)), mids
 
-    def choose_mid(self, schedule: Schedule, topic: str, addresses: Sequence[str]) -> str:
-        """The MID to run ``topic`` for ``addresses`` (every address must be in its ranges)."""
+    def _cluster(self, schedule: Schedule) -> MidCluster | None:
+        if schedule.mid_choice != "cluster":
+            return None
+        assert schedule.mid is not None
+        try:
+            return cluster_named(self.clusters, schedule.mid)
+        except ConfigError as error:
+            raise NoSuitableMid(f"{error.message} (give the capabilities file that defines it)") from None
+
+    def choose_mid(
+        self,
+        schedule: Schedule,
+        topic: str,
+        addresses: Sequence[str],
+        *,
+        among: Sequence[MidServer] | None = None,
+    ) -> str:
+        """The MID to run ``topic`` for ``addresses`` (every address must be in its ranges).
+
+        ``auto``: any suitable MID; a named MID: that one; a cluster: Failover takes the suitable
+        member of lowest order, Load Balance one of the suitable members at random.
+        """
         selector, mids = self._mids()
-        if schedule.mid_choice == "cluster":
-            raise NoSuitableMid(
-                f"MID clusters are not supported yet (schedule names cluster {schedule.mid!r})"
-            )
-        candidates = mids
-        if schedule.mid_choice == "named":
-            candidates = [mid for mid in mids if mid.name == schedule.mid]
+        cluster = self._cluster(schedule)
+        candidates = list(among) if among is not None else mids
+        if cluster is not None:
+            candidates = [mid for mid in candidates if mid.name in cluster.member_names]
+            if not candidates:
+                raise NoSuitableMid(f"no member of cluster {cluster.name!r} may take {topic} here")
+        elif schedule.mid_choice == "named":
+            candidates = [mid for mid in candidates if mid.name == schedule.mid]
             if not candidates:
                 raise NoSuitableMid(f"the schedule's MID {schedule.mid!r} has never registered")
         wanted = tuple(Capability(name, "") for name in REQUIRED_CAPABILITIES.get(topic, ()))
@@ -119,6 +146,10 @@ class Orchestrator:
                 )
                 raise NoSuitableMid(f"no MID may run {topic} for {address} ({reasons})")
         assert chosen
+        if cluster is not None:
+            picked = cluster.pick(chosen, rng=self._rng)
+            assert picked is not None
+            return picked
         return sorted(chosen)[0]
 
     def nmap_available(self, schedule: Schedule, address: str) -> bool:
@@ -185,6 +216,8 @@ class Orchestrator:
             return Progress(done=True)
         schedule = _schedule_from(self.status.schedule_of(status_id))
         enqueued = self._enqueue_planned(status_id)
+        if schedule.mid_choice == "cluster":
+            self._fail_over(status_id, schedule)
         sensed = 0
         for output in self.status.outputs(status_id, "queued"):
             answers = self.queue.list(queue_side="input", response_to=output.sys_id, limit=1)
@@ -208,6 +241,39 @@ class Orchestrator:
                 count += 1
             self.status.mark(output.sys_id, "queued", only_from=("planned",))
         return count
+
+    def _fail_over(self, status_id: str, schedule: Schedule) -> None:
+        """Move waiting work off a cluster member that went Down to a member able to run it."""
+        cluster = self._cluster(schedule)
+        assert cluster is not None
+        _, mids = self._mids()
+        by_name = {mid.name: mid for mid in mids}
+        for output in self.status.outputs(status_id, "queued"):
+            failed = by_name.get(output.agent.removeprefix("mid.server."))
+            if failed is None or failed.status in DISCOVERY_STATUSES:
+                continue
+            record = self.queue.get(output.sys_id)
+            if record is None or record.state != "ready":
+                continue  # under way (its lease decides) or answered: never moved
+            able = cluster.replacements(failed, mids, output.topic)
+            addresses = (
+                output.target.split() if output.topic != "Shazzam" else list(_bounds(output.target.split()))
+            )
+            try:
+                replacement = self.choose_mid(schedule, output.topic, addresses, among=able)
+            except NoSuitableMid as error:
+                self.status.log(
+                    status_id, output.target, output.phase, f"{failed.name} is {failed.status}: {error}"
+                )
+                continue
+            if self.queue.readdress(output.sys_id, failed.name, replacement):
+                self.status.reassign(output.sys_id, f"mid.server.{replacement}")
+                self.status.log(
+                    status_id,
+                    output.target,
+                    output.phase,
+                    f"{output.topic} moved from {failed.name} ({failed.status}) to {replacement} (cluster {cluster.name})",
+                )
 
     def _over_time(self, status_id: str, max_run_time: float | None) -> bool:
         if max_run_time is None:
@@ -320,10 +386,7 @@ class Orchestrator:
 
 def _discovery_status_ok(mids: Sequence[MidServer], name: str) -> bool:
     """Discovery accepts MIDs that are Up or Degraded."""
-    for mid in mids:
-        if mid.name == name:
-            return str(mid.status) in ("Up", "Degraded")
-    return False
+    return any(mid.name == name and mid.status in DISCOVERY_STATUSES for mid in mids)
 
 
 def _bounds(blocks: Sequence[str]) -> tuple[str, str]:

@@ -220,6 +220,11 @@ class StatusStore(SqlStore):
             )
         return bool(moved)
 
+    def reassign(self, output: str, agent: str) -> None:
+        """The output was moved to another MID (cluster failover)."""
+        with self._db.transaction() as tx:
+            tx.execute("UPDATE discovery_output SET agent = ? WHERE sys_id = ?", [agent, output])
+
     def outputs(self, status: str, *states: OutputState) -> list[PlannedOutput]:
         where, params = "status = ?", [status]
         if states:

@@ -197,6 +197,13 @@ class EccQueue(Protocol):
         """
         ...
 
+    def readdress(self, sys_id: str, from_agent: str, to_agent: str) -> bool:
+        """Move a ``ready`` output addressed to ``from_agent`` over to ``to_agent`` (cluster failover).
+
+        True if it moved; an output already claimed, answered, or addressed elsewhere stays as it is.
+        """
+        ...
+
     def complete(self, output_sys_id: str, result: EccRecord) -> bool:
         """Answer an output with ``result``, exactly once.
 

@@ -341,6 +341,19 @@ class SqlQueue(ABC):
                     self._notify_ready(tx, addressed)
         return [sys_id for sys_id in ids if sys_id in released]
 
+    def readdress(self, sys_id: str, from_agent: str, to_agent: str) -> bool:
+        check_sys_id(sys_id)
+        old, new = _claiming_agent(from_agent), _claiming_agent(to_agent)
+        with self._write() as tx:
+            rows = tx.execute(
+                "UPDATE ecc_queue SET agent = ? WHERE sys_id = ? AND agent = ? AND queue = 'output'"
+                " AND state = 'ready' RETURNING sys_id",
+                (new, sys_id, old),
+            )
+            if rows:
+                self._notify_ready(tx, {new})
+        return bool(rows)
+
     def complete(self, output_sys_id: str, result: EccRecord) -> bool:
         check_sys_id(output_sys_id, field_name="output_sys_id")
         if not isinstance(result, EccRecord):

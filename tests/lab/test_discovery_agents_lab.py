@@ -53,12 +53,14 @@ capabilities = [{ name = "SSH" }, { name = "SNMP" }]
 ALLOWED = {"east": ipaddress.ip_network("198.18.0.0/24"), "west": ipaddress.ip_network("198.18.0.0/27")}
 
 
-def _start_agent(lab: Lab, name: str, url: str, workdir: Path, *, nmap: bool) -> subprocess.Popen[str]:
+def _start_agent(
+    lab: Lab, name: str, url: str, workdir: Path, *, nmap: bool, extra: tuple[str, ...] = ()
+) -> subprocess.Popen[str]:
     env = {**os.environ, "MIDPROBE_NMAP": "nmap" if nmap else str(workdir / "no-nmap-here")}
     argv = ["ip", "netns", "exec", lab.scanner_namespace, sys.executable, "-m", "midprobe.runner", "agent"]
     argv += ["--name", name, "--queue", url, "--lab", "--capabilities", str(workdir / "caps.toml")]
     argv += ["--credentials", str(workdir / "creds.toml"), "--poll-idle", "0.5", "--poll-busy", "0.5"]
-    argv += ["--log-level", "warning"]
+    argv += ["--log-level", "warning", *extra]
     return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
