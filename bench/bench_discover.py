@@ -1,0 +1,107 @@
+"""A whole discovery of the large lab (/22, about 100 live hosts) with one agent and with two.
+
+Brings up the lab in large mode, then runs ``midprobe discover run`` over the default lab's /24
+and the large /22 twice: once with one agent, once with two (each its own process, both with
+every range), each into a fresh SQLite queue. Prints wall time, devices per minute (devices that
+answered Shazzam, each taken through classification), and checks that both runs built the same
+CMDB (the same addresses with the same classes). The large network's hosts answer on TCP only
+(no sshd or snmpd behind their ports), so most of the time is the classifiers' time-outs.
+Usage: .venv/bin/python bench/bench_discover.py
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from midprobe.runner.cli.demo import lab_credentials_toml  # noqa: E402
+from midprobe.runner.cmdb import open_cmdb  # noqa: E402
+from midprobe.runner.lab import Lab  # noqa: E402
+from midprobe.runner.queue.url import open_queue, sqlite_url  # noqa: E402
+
+MIDPROBE = [sys.executable, "-m", "midprobe.runner"]
+
+
+def _agent(lab: Lab, name: str, url: str, workdir: Path) -> subprocess.Popen[str]:
+    argv = ["ip", "netns", "exec", lab.scanner_namespace, *MIDPROBE, "agent", "--name", name, "--queue", url]
+    argv += [
+        "--lab",
+        "--credentials",
+        str(workdir / "creds.toml"),
+        "--poll-idle",
+        "0.5",
+        "--poll-busy",
+        "0.5",
+    ]
+    argv += ["--log-level", "error"]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+
+
+def _run(lab: Lab, agents: int, workdir: Path, large_network: str) -> tuple[float, int, dict[str, str]]:
+    url = sqlite_url(workdir / f"ecc-{agents}.db")
+    with open_queue(url) as queue:
+        processes = [_agent(lab, f"bench{index}", url, workdir) for index in range(agents)]
+        try:
+            deadline = time.monotonic() + 60
+            while len(queue.list_agents()) < agents:
+                if time.monotonic() > deadline:
+                    sys.exit("bench_discover: the agents did not register")
+                queue.wait_for_work("mid.server.nobody", 0.1)
+            schedule = workdir / "schedule.toml"
+            schedule.write_text(
+                f'name = "bench"\nranges = ["{lab.network}", "{large_network}"]\ncredentials = "creds.toml"\n'
+                'ports = "22,80,161,9100"\nbehaviour = ["ssh", "snmp"]\nbatch_size = 256\n',
+                encoding="utf-8",
+            )
+            started = time.perf_counter()
+            done = lab.run([*MIDPROBE, "discover", "run", str(schedule), "--queue", url], timeout=1200)
+            seconds = time.perf_counter() - started
+            status = json.loads(
+                lab.run(
+                    [*MIDPROBE, "discover", "status", done.stdout.split()[0], "--queue", url, "--json"]
+                ).stdout
+            )
+        finally:
+            for process in processes:
+                process.send_signal(signal.SIGTERM)
+            for process in processes:
+                process.wait(timeout=60)
+    with open_cmdb(url) as cmdb:
+        found = {ci.ip_address or "": ci.sys_class_name for ci in cmdb.list_cis()}
+    answered = len({entry["device"] for entry in status["log"] if entry["message"].startswith("alive")})
+    return seconds, answered, found
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="midprobe-bench-") as tmp, Lab.up(large=True) as lab:
+        workdir = Path(tmp)
+        (workdir / "creds.toml").write_text(lab_credentials_toml(lab), encoding="utf-8")
+        assert lab.large is not None
+        print(f"lab: {lab.network} and {lab.large.network} ({len(lab.large.alive)} alive there)")
+        one_seconds, one = _run(lab, 1, workdir, lab.large.network)
+        two_seconds, two = _run(lab, 2, workdir, lab.large.network)
+    for agents, seconds, found in ((1, one_seconds, one), (2, two_seconds, two)):
+        per_minute = len(found) / seconds * 60 if seconds else 0.0
+        print(
+            f"discovery with {agents} agent{'s' if agents > 1 else ''}: {seconds:.2f} s, {len(found)} CIs, {per_minute:.0f} devices/min"
+        )
+    print(f"ratio (2 agents vs 1): {one_seconds / two_seconds:.2f}x")
+    if one != two:
+        print(
+            f"the CMDBs differ: only with one agent {sorted(set(one.items()) - set(two.items()))[:5]}, "
+            f"only with two {sorted(set(two.items()) - set(one.items()))[:5]}"
+        )
+        sys.exit(1)
+    print("same CMDB either way: yes")
+
+
+if __name__ == "__main__":
+    main()
