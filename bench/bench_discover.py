@@ -86,12 +86,13 @@ def main() -> None:
         (workdir / "creds.toml").write_text(lab_credentials_toml(lab), encoding="utf-8")
         assert lab.large is not None
         print(f"lab: {lab.network} and {lab.large.network} ({len(lab.large.alive)} alive there)")
-        one_seconds, one = _run(lab, 1, workdir, lab.large.network)
-        two_seconds, two = _run(lab, 2, workdir, lab.large.network)
-    for agents, seconds, found in ((1, one_seconds, one), (2, two_seconds, two)):
-        per_minute = len(found) / seconds * 60 if seconds else 0.0
+        one_seconds, one_hosts, one = _run(lab, 1, workdir, lab.large.network)
+        two_seconds, two_hosts, two = _run(lab, 2, workdir, lab.large.network)
+    for agents, seconds, hosts, found in ((1, one_seconds, one_hosts, one), (2, two_seconds, two_hosts, two)):
+        per_minute = hosts / seconds * 60 if seconds else 0.0
         print(
-            f"discovery with {agents} agent{'s' if agents > 1 else ''}: {seconds:.2f} s, {len(found)} CIs, {per_minute:.0f} devices/min"
+            f"discovery with {agents} agent{'s' if agents > 1 else ''}: {seconds:.2f} s, {hosts} devices answered, "
+            f"{len(found)} classified into CIs, {per_minute:.0f} devices/min"
         )
     print(f"ratio (2 agents vs 1): {one_seconds / two_seconds:.2f}x")
     if one != two:
