@@ -186,10 +186,10 @@ class ScanPipeline:
         async def alive_hosts() -> AsyncIterator[HostScan]:
             async for scanned in scans:
                 self.stats.scanned += 1
-                if scanned.alive:
-                    self.stats.alive += 1
-                    yield scanned
+                self.stats.alive += scanned.alive
                 self._progress()
+                if scanned.alive:
+                    yield scanned
 
         reports = fan_out(alive_hosts(), self.enrich, settings.host_concurrency)
         try:
