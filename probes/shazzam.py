@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -42,6 +42,7 @@ from midprobe.probes.banner import (
     sniff,
 )
 from midprobe.probes.base import ProbeContext
+from midprobe.probes.fanout import fan_out
 from midprobe.probes.params import parse_bool, parse_choice, parse_int
 from midprobe.probes.ports import format_ports, parse_ports, service_name
 from midprobe.probes.safety import TargetPolicy
@@ -65,6 +66,7 @@ __all__ = [
     "decode_results",
     "encode_host",
     "encode_shazzam",
+    "lists_refused",
     "parse_shazzam_params",
     "reading_scanners",
     "to_shazzam_host",
@@ -87,6 +89,14 @@ REFUSED_REPORT_LIMIT = 1024
 
 PortResult = Literal["open", "refused"]
 ReverseResolver = Callable[[str], str | None]
+
+
+def lists_refused(port_count: int, report_refused: bool | None = None) -> bool:
+    """Whether refused ports are listed: as asked, or with ``auto`` (``None``) for port lists of at
+    most REFUSED_REPORT_LIMIT ports (``midprobe scan`` follows the same rule)."""
+    if report_refused is None:
+        return port_count <= REFUSED_REPORT_LIMIT
+    return report_refused
 
 
 @dataclass(frozen=True)
@@ -122,9 +132,7 @@ class ShazzamParams:
 
     @property
     def lists_refused(self) -> bool:
-        if self.report_refused is None:
-            return len(self.ports) <= REFUSED_REPORT_LIMIT
-        return self.report_refused
+        return lists_refused(len(self.ports), self.report_refused)
 
     def scan_options(self, deadline: float | None) -> ScanOptions:
         return ScanOptions(
@@ -583,32 +591,25 @@ class ShazzamProbe:
         spec = await self.prepare(params, context)
         engine = select_engine(params.engine)
         options = params.scan_options(context.deadline)
+        scanned = scan_async(spec, params.ports, options, engine=engine)
+
+        async def worth_reading() -> AsyncIterator[HostScan]:
+            async for host in scanned:
+                if _worth_reading(host, params):
+                    yield host
+
+        async def read(host: HostScan) -> ShazzamHost | None:
+            return await self._read(host, params, context)
+
         hosts: list[ShazzamHost] = []
-        slots = asyncio.Semaphore(params.host_concurrency)
-        tasks: set[asyncio.Task[None]] = set()
-
-        async def finish(scanned: HostScan) -> None:
-            try:
-                host = await self._read(scanned, params, context)
-            finally:
-                slots.release()
-            if host is not None:
-                hosts.append(host)
-
+        readings = fan_out(worth_reading(), read, params.host_concurrency)
         try:
-            async for scanned in scan_async(spec, params.ports, options, engine=engine):
-                if not _worth_reading(scanned, params):
-                    continue
-                await slots.acquire()  # the scan's own queue holds the hosts waiting for a slot
-                task = asyncio.create_task(finish(scanned))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-            while tasks:
-                await asyncio.gather(*list(tasks))
+            async for host in readings:
+                if host is not None:
+                    hosts.append(host)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*list(tasks), return_exceptions=True)
+            await readings.aclose()
+            await scanned.aclose()  # stops the scan thread, whatever ended the loop
         return ShazzamResult(
             hosts=tuple(hosts),
             engine=engine.name,
