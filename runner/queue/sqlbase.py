@@ -194,6 +194,10 @@ class SqlQueue(ABC):
 
     # -- helpers -------------------------------------------------------------------------------
 
+    def _now_sql(self, tx: Transaction) -> tuple[str, tuple[object, ...]]:
+        """SQL for "now" on the queue's clock and its parameters (a backend may read it in the statement)."""
+        return "?", (self._ts_param(self._now(tx)),)
+
     def _ensure_schema(self, tx: Transaction, dialect: Dialect) -> None:
         """Create the tables (first open) or bring an older schema up to ``SCHEMA_VERSION``."""
         for statement in schema_statements(dialect):
@@ -497,28 +501,32 @@ class SqlQueue(ABC):
             )
         answer = result.with_changes(response_to=output_sys_id, state="ready", processed=None)
         with self._write() as tx:
+            # One round trip for the three checks: the output exists and is one, not yet answered,
+            # and the answer's sys_id is new.
             rows = tx.execute(
-                f"SELECT queue FROM ecc_queue WHERE sys_id = ?{self.row_lock_clause}", (output_sys_id,)
+                "SELECT queue,"
+                f" EXISTS (SELECT 1 FROM ecc_queue WHERE response_to = ? AND {ONE_RESULT_PREDICATE}),"
+                " EXISTS (SELECT 1 FROM ecc_queue WHERE sys_id = ?)"
+                f" FROM ecc_queue WHERE sys_id = ?{self.row_lock_clause}",
+                (output_sys_id, answer.sys_id, output_sys_id),
             )
             if not rows:
                 raise QueueError(f"queue {self.url}: no record {output_sys_id} to complete")
-            if rows[0][0] != "output":
+            side, answered, taken = rows[0]
+            if side != "output":
                 raise QueueError(f"queue {self.url}: record {output_sys_id} is an input, not an output")
-            if tx.execute(
-                f"SELECT 1 FROM ecc_queue WHERE response_to = ? AND {ONE_RESULT_PREDICATE}", (output_sys_id,)
-            ):
+            if answered:
                 return False
-            self._ensure_new(tx, answer.sys_id)
+            if taken:
+                raise QueueError(f"queue {self.url}: a record with sys_id {answer.sys_id} already exists")
             if not self._insert_record(tx, answer, unless_answered=True):
                 return False
+            now_sql, now_params = self._now_sql(tx)
             tx.execute(
-                "UPDATE ecc_queue SET state = ?, processed = ?, lease_owner = NULL, lease_expires = NULL,"
-                " lease_instance = NULL, lease_epoch = NULL, lease_deadline = NULL WHERE sys_id = ?",
-                (
-                    "error" if answer.error_string else "processed",
-                    self._ts_param(self._now(tx)),
-                    output_sys_id,
-                ),
+                f"UPDATE ecc_queue SET state = ?, processed = {now_sql}, lease_owner = NULL,"
+                " lease_expires = NULL, lease_instance = NULL, lease_epoch = NULL, lease_deadline = NULL"
+                " WHERE sys_id = ?",
+                ("error" if answer.error_string else "processed", *now_params, output_sys_id),
             )
         return True
 
