@@ -297,3 +297,22 @@ def test_processed_and_claim_times_come_from_the_queue_clock_not_the_agent_s(
     for moment in (done.processed, claim.sys_created_on, claim.processed):
         assert isinstance(moment, datetime)
         assert before - timedelta(seconds=5) <= moment <= after + timedelta(seconds=5)
+
+
+def test_a_version_1_queue_is_upgraded_on_open_and_keeps_its_records(queue_url: str) -> None:
+    (output,) = _outputs(1)
+    with open_queue(queue_url) as queue:
+        queue.enqueue(output)
+    for table, column in (
+        ("ecc_queue", "lease_instance"),
+        ("ecc_queue", "lease_epoch"),
+        ("ecc_queue", "lease_deadline"),
+        ("ecc_agent", "instance"),
+    ):
+        _raw(queue_url, f"ALTER TABLE {table} DROP COLUMN {column}")
+    _raw(queue_url, "UPDATE midprobe_schema SET version = 1")
+
+    with open_queue(queue_url) as queue:
+        assert [record.sys_id for record in queue.claim("lab1", 5, 60.0, instance="p1")] == [output.sys_id]
+        queue.register_agent(AgentRegistration("lab1"), instance="p1", live_within_seconds=60.0)
+    assert [int(str(row[0])) for row in _raw(queue_url, "SELECT version FROM midprobe_schema")] == [2]
