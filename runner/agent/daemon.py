@@ -22,7 +22,7 @@ from midprobe.runner.agent.limits import PoolSizes
 from midprobe.runner.agent.logs import get_logger
 from midprobe.runner.agent.probe_runner import ProbeRunner
 from midprobe.runner.ecc.record import PRIORITY_EXPEDITED, PRIORITY_INTERACTIVE, PRIORITY_STANDARD, EccRecord
-from midprobe.runner.queue.base import AgentRegistration, EccQueue
+from midprobe.runner.queue.base import AgentNameInUse, AgentRegistration, EccQueue
 
 log = get_logger("midprobe.agent")
 
@@ -144,7 +144,9 @@ class Agent:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
             with contextlib.suppress(MidprobeError):
-                await asyncio.to_thread(self.queue.set_agent_status, self.name, "Down")
+                await asyncio.to_thread(
+                    functools.partial(self.queue.set_agent_status, self.name, "Down", instance=self.instance)
+                )
             if install_signal_handlers:
                 for signum in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(signum)
@@ -313,7 +315,13 @@ class Agent:
         while True:
             await asyncio.sleep(self.timings.registry_heartbeat_seconds)
             try:
-                await asyncio.to_thread(self.queue.heartbeat_agent, self.name)
+                await asyncio.to_thread(
+                    functools.partial(self.queue.heartbeat_agent, self.name, instance=self.instance)
+                )
+            except AgentNameInUse as error:  # another process took the name over: it runs our work now
+                log.error("agent name taken over, stopping", agent=self.name, error=str(error))
+                self.request_stop()
+                return
             except QueueError as error:
                 log.warning("heartbeat failed", agent=self.name, error=str(error))
 

@@ -293,12 +293,20 @@ class EccQueue(Protocol):
         """
         ...
 
-    def heartbeat_agent(self, name: str) -> None:
-        """Record that agent ``name`` is alive now; an unregistered name raises ``QueueError``."""
+    def heartbeat_agent(self, name: str, *, instance: str | None = None) -> None:
+        """Record that agent ``name`` is alive now; an unregistered name raises ``QueueError``.
+
+        With ``instance``, only while that process holds the name; otherwise nothing changes
+        and ``AgentNameInUse`` says the name was taken over (the agent should stop).
+        """
         ...
 
-    def set_agent_status(self, name: str, status: str) -> None:
-        """Set the status (``Up``, ``Down``, ``Paused``, ...); an unregistered name raises ``QueueError``."""
+    def set_agent_status(self, name: str, status: str, *, instance: str | None = None) -> None:
+        """Set the status (``Up``, ``Down``, ``Paused``, ...); an unregistered name raises ``QueueError``.
+
+        With ``instance``, as for :meth:`heartbeat_agent` (a process that lost its name never
+        marks the new holder ``Down``).
+        """
         ...
 
     def get_agent(self, name: str) -> AgentRegistration | None:

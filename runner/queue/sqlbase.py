@@ -680,21 +680,28 @@ class SqlQueue(ABC):
                 values,
             )
 
-    def _update_agent(self, name: str, column: str, value: object | None) -> None:
+    def _update_agent(self, name: str, column: str, value: object | None, instance: str | None) -> None:
         agent = normalize_agent_name(name)
+        holder = _check_instance(instance)
         with self._write() as tx:
             new_value = self._ts_param(self._now(tx)) if value is None else value
             rows = tx.execute(
-                f"UPDATE ecc_agent SET {column} = ? WHERE name = ? RETURNING name", (new_value, agent)
+                f"UPDATE ecc_agent SET {column} = CASE WHEN ? IN ('', instance) THEN ? ELSE {column} END"
+                " WHERE name = ? RETURNING instance",
+                (holder, new_value, agent),
             )
         if not rows:
             raise QueueError(f"queue {self.url}: agent {agent} is not registered")
+        if holder and rows[0][0] != holder:
+            raise AgentNameInUse(
+                f"agent name {agent.removeprefix('mid.server.')} was taken over by another process"
+            )
 
-    def heartbeat_agent(self, name: str) -> None:
-        self._update_agent(name, "last_heartbeat", None)
+    def heartbeat_agent(self, name: str, *, instance: str | None = None) -> None:
+        self._update_agent(name, "last_heartbeat", None, instance)
 
-    def set_agent_status(self, name: str, status: str) -> None:
-        self._update_agent(name, "status", check_agent_status(status))
+    def set_agent_status(self, name: str, status: str, *, instance: str | None = None) -> None:
+        self._update_agent(name, "status", check_agent_status(status), instance)
 
     def get_agent(self, name: str) -> AgentRegistration | None:
         agent = normalize_agent_name(name)

@@ -316,3 +316,22 @@ def test_a_version_1_queue_is_upgraded_on_open_and_keeps_its_records(queue_url: 
         assert [record.sys_id for record in queue.claim("lab1", 5, 60.0, instance="p1")] == [output.sys_id]
         queue.register_agent(AgentRegistration("lab1"), instance="p1", live_within_seconds=60.0)
     assert [int(str(row[0])) for row in _raw(queue_url, "SELECT version FROM midprobe_schema")] == [2]
+
+
+def test_a_process_that_lost_its_name_learns_it_and_cannot_mark_the_new_holder_down(
+    queue: EccQueue, queue_url: str
+) -> None:
+    queue.register_agent(AgentRegistration("dup"), instance="frozen", live_within_seconds=120.0)
+    _age_heartbeat(queue_url, "mid.server.dup", hours=1)  # it froze (a suspended VM) past the window
+    queue.register_agent(AgentRegistration("dup", pid=2), instance="new", live_within_seconds=120.0)
+
+    with pytest.raises(AgentNameInUse, match=r"agent name dup was taken over by another process"):
+        queue.heartbeat_agent("dup", instance="frozen")
+    with pytest.raises(AgentNameInUse):
+        queue.set_agent_status("dup", "Down", instance="frozen")
+
+    agent = queue.get_agent("dup")
+    assert agent is not None
+    assert agent.status == "Up"
+    queue.heartbeat_agent("dup", instance="new")
+    queue.heartbeat_agent("dup")  # without a token (the CLI, tools): as before
