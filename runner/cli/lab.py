@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from midprobe.capabilities.errors import LabError
+from midprobe.runner.cli.options import integer
 from midprobe.runner.lab import Lab, LabRecord, cleanup_leftovers, list_labs
 from midprobe.runner.lab.lab import MAX_EXTRA_HOSTS, teardown
 
@@ -28,7 +29,7 @@ def lab() -> None:
 
 
 @lab.command("up")
-@click.option("--hosts", "extra_hosts", type=click.IntRange(0, MAX_EXTRA_HOSTS), default=0, show_default=True,
+@click.option("--hosts", "extra_hosts", type=integer(0, MAX_EXTRA_HOSTS), default=0, show_default=True,
               help="Extra cheap Linux hosts (sshd + snmpd) for benchmarks.")  # fmt: skip
 @click.option("--profile", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Lab profile TOML (default: fixtures/lab/default.toml).")  # fmt: skip
