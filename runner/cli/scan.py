@@ -60,17 +60,18 @@ def _tcp_ports(text: str) -> tuple[int, ...]:
 
 @contextlib.contextmanager
 def _output(path: Path | None) -> Iterator[TextIO | None]:
+    """The ``-o`` file, open for writing; any failure to write it (``/proc/version``, a full disk)
+    is a ``ConfigError`` naming the file, whether it comes at open, on a write or at close."""
     if path is None:
         yield None
         return
     try:
-        stream = path.open("w", encoding="utf-8")
+        with path.open("w", encoding="utf-8") as stream:
+            yield stream
     except OSError as error:
         raise ConfigError(
-            f"cannot write the output file: {error.strerror or error}", source=str(path)
+            f"cannot write the output file: {error.strerror or error}", source=str(path), field="--output"
         ) from None
-    with stream:
-        yield stream
 
 
 async def _run(
