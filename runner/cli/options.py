@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -94,3 +95,31 @@ def plain_text_options(command: click.Command) -> None:
     if isinstance(command, click.Group):
         for sub in command.commands.values():
             plain_text_options(sub)
+
+
+#: Kernel interfaces that look like regular files but fail on write (``/proc/version``: EIO).
+_KERNEL_FILE_SYSTEMS = (Path("/proc"), Path("/sys"))
+
+
+class OutputFileType(click.Path):
+    """A file to write a report to, checked before any work starts.
+
+    Refuses a directory, a missing parent directory and the kernel's ``/proc`` and ``/sys``
+    files, so ``-o /proc/version`` fails at once instead of after a scan.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(dir_okay=False, path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        path = super().convert(value, param, ctx)
+        assert isinstance(path, Path)
+        resolved = path.resolve()
+        if any(resolved.is_relative_to(root) for root in _KERNEL_FILE_SYSTEMS):
+            self.fail(f"{click.format_filename(path)!r} is a kernel interface, not a file", param, ctx)
+        if not resolved.parent.is_dir():
+            self.fail(f"the folder of {click.format_filename(path)!r} does not exist", param, ctx)
+        return path
+
+
+OUTPUT_FILE = OutputFileType()

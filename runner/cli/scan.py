@@ -24,7 +24,7 @@ from midprobe.probes.shazzam import DEFAULT_PORTS
 from midprobe.probes.targets import TargetSpec
 from midprobe.probes.tcpscan.common import ScanOptions
 from midprobe.probes.tcpscan.engine import ENGINE_CHOICES, select_engine
-from midprobe.runner.cli.options import NumberType, integer, seconds
+from midprobe.runner.cli.options import OUTPUT_FILE, NumberType, integer, seconds
 from midprobe.runner.scan.pipeline import ScanPipeline, ScanSettings
 from midprobe.runner.scan.plan import (
     CredentialSource,
@@ -145,7 +145,7 @@ async def _run(
     "-o",
     "--output",
     "output_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OUTPUT_FILE,
     default=None,
     help="Write the results to FILE instead of stdout.",
 )

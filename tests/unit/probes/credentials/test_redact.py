@@ -6,6 +6,7 @@ import copy
 import pickle
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import paramiko
 import pytest
@@ -41,9 +42,10 @@ def test_other_parameters_and_the_rest_of_the_url_are_kept() -> None:
 
 
 def test_nested_fields_named_like_secrets_are_hidden() -> None:
-    fields = {
+    request: dict[str, Any] = {"user": "admin", "password": SECRET, "inner": [{"community": SECRET}, "plain"]}
+    fields: dict[str, Any] = {
         "target": "198.18.0.10",
-        "request": {"user": "admin", "password": SECRET, "inner": [{"community": SECRET}, "plain"]},
+        "request": request,
         "attempts": ({"passphrase": SECRET},),
         "queue": f"postgresql://u:{SECRET}@h/db",
         "count": 3,
@@ -54,7 +56,7 @@ def test_nested_fields_named_like_secrets_are_hidden() -> None:
     assert cleaned["request"]["inner"] == [{"community": REDACTED}, "plain"]
     assert cleaned["attempts"] == ({"passphrase": REDACTED},)
     assert (cleaned["target"], cleaned["count"], cleaned["request"]["user"]) == ("198.18.0.10", 3, "admin")
-    assert fields["request"]["password"] == SECRET  # the caller's dict is left alone
+    assert request["password"] == SECRET  # the caller's dict is left alone
 
 
 def test_an_unencrypted_private_key_credential_refuses_pickling(tmp_path: Path) -> None:
