@@ -55,6 +55,8 @@ def read_number(raw: object, limits: NumberRange, *, field: str | None, source: 
     if isinstance(raw, str):
         text = raw.strip()
         pattern = _INTEGER if limits.integer else _DECIMAL
+        if text.lower().lstrip("+-") in ("nan", "inf", "infinity"):
+            raise ConfigError(f"{limits.describe()} (not a finite number)", source=source, field=field)
         if len(text) > 40 or pattern.fullmatch(text) is None:
             raise ConfigError(f"{limits.describe()} (not a plain decimal number)", source=source, field=field)
         value = int(text) if limits.integer else float(text)

@@ -115,10 +115,15 @@ class OutputFileType(click.Path):
         path = super().convert(value, param, ctx)
         assert isinstance(path, Path)
         resolved = path.resolve()
+        # A ConfigError, not a usage error: one line naming the file and the option, as when
+        # the file cannot be written later.
+        field = max(param.opts, key=len) if param is not None else None
         if any(resolved.is_relative_to(root) for root in _KERNEL_FILE_SYSTEMS):
-            self.fail(f"{click.format_filename(path)!r} is a kernel interface, not a file", param, ctx)
+            raise ConfigError(
+                "cannot write the output file: a kernel interface", source=str(path), field=field
+            )
         if not resolved.parent.is_dir():
-            self.fail(f"the folder of {click.format_filename(path)!r} does not exist", param, ctx)
+            raise ConfigError("cannot write the output file: no such folder", source=str(path), field=field)
         return path
 
 
