@@ -30,9 +30,10 @@ from midprobe.capabilities.errors import MidprobeError, ProbeParameterError, Tar
 from midprobe.probes.base import ProbeContext
 from midprobe.probes.params import parse_bool, parse_choice, parse_int
 from midprobe.probes.ports import parse_ports, service_name
+from midprobe.probes.resolve import resolve_host
 from midprobe.probes.snmp import codec
 from midprobe.probes.snmp.values import SnmpType, format_oid, render
-from midprobe.probes.targets import parse_targets, system_resolver
+from midprobe.probes.targets import parse_targets
 
 __all__ = [
     "DEFAULT_BANNER_WAIT_MS",
@@ -616,11 +617,10 @@ async def sniff(params: BannerParams, context: ProbeContext) -> BannerResult:
     started = time.monotonic()
     host_name: str | None = None
     try:
-        address = str(ipaddress.ip_address(params.host))
+        ipaddress.ip_address(params.host)
     except ValueError:
         host_name = params.host
-        address = str(system_resolver(params.host))  # blocking, on purpose: this thread's namespace
-    context.policy.check(address)
+    address = str(await resolve_host(params.host, context.policy, deadline=context.deadline))
     sniffer = _Sniffer(params, address, host_name or address, host_name)
     limit = asyncio.Semaphore(params.concurrency)
 

@@ -44,8 +44,10 @@ from midprobe.probes.banner import (
 from midprobe.probes.base import ProbeContext
 from midprobe.probes.params import parse_bool, parse_choice, parse_int
 from midprobe.probes.ports import format_ports, parse_ports, service_name
-from midprobe.probes.safety import TargetPolicy
-from midprobe.probes.targets import Resolver, TargetSpec, parse_targets, system_resolver
+from midprobe.probes.resolve import AsyncResolver, resolve_spec
+from midprobe.probes.resolve import check_spec as check_policy
+from midprobe.probes.safety import IPAddress
+from midprobe.probes.targets import Resolver, TargetSpec, parse_targets
 from midprobe.probes.tcpscan.common import HostScan, ScanOptions
 from midprobe.probes.tcpscan.engine import ENGINE_CHOICES, scan_async, select_engine
 
@@ -508,15 +510,6 @@ def system_reverse_resolver(ip: str) -> str | None:
         return None
 
 
-def check_policy(spec: TargetSpec, policy: TargetPolicy) -> None:
-    """Refuse the whole spec if any address it yields is outside the policy (nothing sent yet)."""
-    if policy.allowed is None:
-        return
-    outside = spec.first_outside(policy.allowed)
-    if outside is not None:
-        policy.check(outside)
-
-
 def _worth_reading(scanned: HostScan, params: ShazzamParams) -> bool:
     """A host that answered TCP, or a silent one the SNMP tap may still reach (the network did not
     already say it is unreachable); the other silent addresses are done."""
@@ -524,14 +517,17 @@ def _worth_reading(scanned: HostScan, params: ShazzamParams) -> bool:
 
 
 class ShazzamProbe:
-    """The ``Shazzam`` topic. Name resolution is injected, so tests and the lab use their own."""
+    """The ``Shazzam`` topic. Name resolution is injected, so tests and the lab use their own.
+
+    Without a ``resolver``, host names resolve as the policy allows (``probes/resolve.py``).
+    """
 
     topic = TOPIC
     required_capabilities: tuple[str, ...] = ()
 
     def __init__(
         self,
-        resolver: Resolver = system_resolver,
+        resolver: Resolver | None = None,
         reverse_resolver: ReverseResolver = system_reverse_resolver,
     ) -> None:
         self.resolver = resolver
@@ -542,14 +538,21 @@ class ShazzamProbe:
 
     async def prepare(self, params: ShazzamParams, context: ProbeContext) -> TargetSpec:
         """Resolve host names and check every target against the policy, before any probe goes out."""
-        spec = params.targets
-        if spec.host_names:
-            try:
-                spec = await asyncio.to_thread(spec.resolved, self.resolver)
-            except TargetSpecError as error:
-                raise ProbeParameterError(str(error), parameter="source") from None
-        check_policy(spec, context.policy)
-        return spec
+        injected = self.resolver
+        lookup: AsyncResolver | None = None
+        if injected is not None:
+
+            async def in_thread(name: str) -> IPAddress:
+                return await asyncio.to_thread(injected, name)
+
+            lookup = in_thread
+
+        try:
+            return await resolve_spec(
+                params.targets, context.policy, resolver=lookup, deadline=context.deadline
+            )
+        except TargetSpecError as error:
+            raise ProbeParameterError(str(error), parameter="source") from None
 
     async def _host(
         self, scanned: HostScan, params: ShazzamParams, extra: Sequence[ShazzamScanner]

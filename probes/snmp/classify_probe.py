@@ -312,7 +312,7 @@ async def classify_host(
 ) -> SnmpClassifyResult:
     """Connect with the first credential that works, collect, classify (for ``midprobe scan`` too)."""
     started = time.monotonic()
-    address = await resolve_address(connection.source, policy)
+    address = await resolve_address(connection.source, policy, deadline=deadline)
     async with authenticated_client(
         connection.session_request(address),
         store_of(credentials),

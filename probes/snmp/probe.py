@@ -242,7 +242,7 @@ class SnmpProbe:
     async def run(self, params: SnmpParams, context: ProbeContext) -> SnmpResult:
         started = time.monotonic()
         connection = params.connection
-        address = await resolve_address(connection.source, context.policy)
+        address = await resolve_address(connection.source, context.policy, deadline=context.deadline)
         async with authenticated_client(
             connection.session_request(address),
             store_of(context.credentials),

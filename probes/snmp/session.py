@@ -12,19 +12,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
-import socket
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from midprobe.capabilities.errors import AuthenticationFailed, ProbeError, ProbeParameterError
+from midprobe.capabilities.errors import (
+    AuthenticationFailed,
+    ProbeError,
+    ProbeParameterError,
+    TargetSpecError,
+)
 from midprobe.probes.credentials import (
     PROTOCOL_SNMP,
     CredentialStore,
     SNMPCommunityCredential,
     SNMPv3Credential,
 )
+from midprobe.probes.resolve import resolve_host
 from midprobe.probes.safety import TargetPolicy
 from midprobe.probes.snmp.auth import CommunityAuth, SnmpAuth, SnmpVersion, auth_from_credential
 from midprobe.probes.snmp.client import BulkSizeMemory, ClientOptions, SnmpClient
@@ -73,19 +77,12 @@ class SessionRequest:
     options: ClientOptions = field(default_factory=ClientOptions)
 
 
-async def resolve_address(source: str, policy: TargetPolicy) -> str:
+async def resolve_address(source: str, policy: TargetPolicy, *, deadline: float | None = None) -> str:
     """The IP address of ``source`` (an address or a host name), checked against ``policy``."""
     try:
-        address = str(ipaddress.ip_address(source.strip()))
-    except ValueError:
-        loop = asyncio.get_running_loop()
-        try:
-            found = await loop.getaddrinfo(source.strip(), 161, type=socket.SOCK_DGRAM)
-        except OSError as error:
-            raise ProbeParameterError(f"cannot resolve {source!r}: {error}", parameter="source") from None
-        address = str(found[0][4][0])
-    policy.check(address)
-    return address
+        return str(await resolve_host(source, policy, deadline=deadline))
+    except TargetSpecError as error:
+        raise ProbeParameterError(error.message, parameter="source") from None
 
 
 def store_of(credentials: object) -> CredentialStore:

@@ -19,12 +19,12 @@ from midprobe.capabilities.errors import MidprobeError, ProbeError, ProbeParamet
 from midprobe.probes.base import ProbeContext
 from midprobe.probes.params import parse_choice, parse_int
 from midprobe.probes.ports import parse_ports
-from midprobe.probes.safety import TargetPolicy
+from midprobe.probes.resolve import resolve_spec
 from midprobe.probes.sweep.common import Answer, EngineOptions, Method, Tally
 from midprobe.probes.sweep.raw import RawSweeper, raw_sockets_allowed
 from midprobe.probes.sweep.routes import read_routing
 from midprobe.probes.sweep.tcp_ping import DEFAULT_PING_PORTS, TcpPinger
-from midprobe.probes.targets import TargetSpec, parse_targets, system_resolver
+from midprobe.probes.targets import TargetSpec, parse_targets
 
 __all__ = [
     "PROBE",
@@ -148,15 +148,6 @@ def parse_sweep_params(source: str, parameters: Mapping[str, str]) -> SweepParam
     )
 
 
-def check_policy(spec: TargetSpec, policy: TargetPolicy) -> None:
-    """Refuse the whole sweep when any address lies outside the policy (box arithmetic, no expansion)."""
-    if policy.allowed is None:
-        return
-    outside = spec.first_outside(policy.allowed)
-    if outside is not None:
-        policy.check(outside)
-
-
 # --- the run ---------------------------------------------------------------------------------------
 
 
@@ -164,13 +155,12 @@ async def sweep(params: SweepParams, context: ProbeContext) -> SweepResult:
     """Sweep ``params.targets``; sockets are made on the calling thread (its network namespace)."""
     started = time.monotonic()
     spec = params.targets
-    if spec.host_names:  # blocking, on purpose: the loop's thread is in the namespace to resolve from
-        spec = spec.resolved(system_resolver)
-        if params.method != "tcp" and spec.first_outside(_IPV4_EVERYTHING) is not None:
-            raise ProbeParameterError(
-                "ARP and ICMP sweeps are IPv4 only; use method=tcp for IPv6", parameter="targets"
-            )
-    check_policy(spec, context.policy)
+    named = bool(spec.host_names)
+    spec = await resolve_spec(spec, context.policy, deadline=context.deadline)  # the policy checked too
+    if named and params.method != "tcp" and spec.first_outside(_IPV4_EVERYTHING) is not None:
+        raise ProbeParameterError(
+            "ARP and ICMP sweeps are IPv4 only; use method=tcp for IPv6", parameter="targets"
+        )
     total = spec.count()
     margin = min(1.0, context.remaining() * 0.05)
     deadline = min(started + params.sweep_timeout_ms / 1000, context.deadline - margin)
