@@ -28,10 +28,10 @@ from midprobe.probes.snmp.classify import (
     facts_from_varbinds,
 )
 from midprobe.probes.snmp.client import BulkSizeMemory, SnmpClient
+from midprobe.probes.snmp.credential_choice import authenticated_client, resolve_address, store_of
 from midprobe.probes.snmp.encode import encode_varbinds
 from midprobe.probes.snmp.names import BY_NAME
 from midprobe.probes.snmp.probe import ConnectionParams
-from midprobe.probes.snmp.session import authenticated_client, resolve_address, store_of
 from midprobe.probes.snmp.values import Oid, SnmpValue, VarBind, format_oid, render
 
 TOPIC = "SNMPClassify"

@@ -18,10 +18,15 @@ from midprobe.capabilities.errors import ProbeParameterError
 from midprobe.probes.base import ProbeContext
 from midprobe.probes.snmp.auth import SNMP_VERSIONS, SnmpVersion
 from midprobe.probes.snmp.client import BulkSizeMemory, ClientOptions, SnmpClient
+from midprobe.probes.snmp.credential_choice import (
+    SessionRequest,
+    authenticated_client,
+    resolve_address,
+    store_of,
+)
 from midprobe.probes.snmp.encode import encode_varbinds
 from midprobe.probes.snmp.errors import SnmpErrorStatus
 from midprobe.probes.snmp.oidspec import OidSpec, TableSpec, WalkSpec, parse_oid_spec_list
-from midprobe.probes.snmp.session import SessionRequest, authenticated_client, resolve_address, store_of
 from midprobe.probes.snmp.values import Oid, SnmpValue, VarBind
 
 TOPIC = "SNMP"

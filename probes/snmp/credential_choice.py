@@ -1,6 +1,6 @@
 """Opening an authenticated SNMP client: which credential works on this agent.
 
-Candidates come from the credential store in ECC.md section 5 order (affinity, then
+Candidates come from the credential store in the order of docs/credentials.md (affinity, then
 ``order``, scoped by ``ip_ranges``, ``public`` last for v1/v2c). A candidate is proven by a
 GET of sysObjectID.0: any answer, even an error-status, means the agent accepted it.
 Consecutive community candidates are tried side by side (a wrong community costs a whole
