@@ -31,7 +31,7 @@ from midprobe.probes.credentials import (
 from midprobe.probes.resolve import resolve_host
 from midprobe.probes.safety import TargetPolicy
 from midprobe.probes.snmp.auth import CommunityAuth, SnmpAuth, SnmpVersion, auth_from_credential
-from midprobe.probes.snmp.client import BulkSizeMemory, ClientOptions, SnmpClient
+from midprobe.probes.snmp.client import BulkSizeMemory, ClientOptions, SessionOpener, SnmpClient
 from midprobe.probes.snmp.errors import (
     SnmpAuthenticationFailed,
     SnmpDeadlineExceeded,
@@ -118,6 +118,7 @@ async def authenticated_client(
     policy: TargetPolicy,
     deadline: float,
     memory: BulkSizeMemory,
+    opener: SessionOpener | None = None,
 ) -> AsyncIterator[SnmpClient]:
     """An open client whose credential the agent accepted (recorded as the device's affinity)."""
     policy.check(request.address)
@@ -141,12 +142,14 @@ async def authenticated_client(
             f"{request.address}: no SNMP credential applies" + (f" ({wanted})" if wanted else "")
         )
     engines: PysnmpEngines | None = None
-    if any(not isinstance(auth, CommunityAuth) for auth in candidates):
+    if opener is None and any(not isinstance(auth, CommunityAuth) for auth in candidates):
         from midprobe.probes.snmp.pysnmp_backend import PysnmpEngines  # lazy: pysnmp takes 0.2 s to import
 
         engines = PysnmpEngines()
     try:
-        client = await _first_that_works(request, candidates, store, policy, deadline, memory, engines)
+        client = await _first_that_works(
+            request, candidates, store, policy, deadline, memory, engines, opener
+        )
         try:
             yield client
         finally:
@@ -164,6 +167,7 @@ async def _first_that_works(
     deadline: float,
     memory: BulkSizeMemory,
     engines: PysnmpEngines | None,
+    opener: SessionOpener | None,
 ) -> SnmpClient:
     failures: list[tuple[str, ProbeError]] = []
     position = 0
@@ -185,6 +189,7 @@ async def _first_that_works(
                 deadline=deadline,
                 memory=memory,
                 engines=engines,
+                opener=opener,
             )
             for auth in batch
         ]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from midprobe.capabilities.errors import ProbeParameterError
 from midprobe.probes.base import ProbeContext
 from midprobe.probes.snmp.auth import SNMP_VERSIONS, SnmpVersion
-from midprobe.probes.snmp.client import BulkSizeMemory, ClientOptions, SnmpClient
+from midprobe.probes.snmp.client import BulkSizeMemory, ClientOptions, SessionOpener, SnmpClient
 from midprobe.probes.snmp.credential_choice import (
     SessionRequest,
     authenticated_client,
@@ -235,6 +235,8 @@ class SnmpProbe:
     """The ``SNMP`` topic. Keeps the learnt bulk sizes per agent across runs."""
 
     memory: BulkSizeMemory = field(default_factory=BulkSizeMemory)
+    #: The sessions' opener; ``None``: the real backends (tests replay recorded walks).
+    opener: SessionOpener | None = None
     topic: str = TOPIC
     required_capabilities: tuple[str, ...] = ()
 
@@ -254,6 +256,7 @@ class SnmpProbe:
             policy=context.policy,
             deadline=context.deadline,
             memory=self.memory,
+            opener=self.opener,
         ) as client:
             outcomes = [await run_spec(client, spec) for spec in params.specs]
             return SnmpResult(
