@@ -50,6 +50,7 @@ from midprobe.probes.safety import IPAddress
 from midprobe.probes.targets import Resolver, TargetSpec, parse_targets
 from midprobe.probes.tcpscan.common import HostScan, ScanOptions
 from midprobe.probes.tcpscan.engine import ENGINE_CHOICES, scan_async, select_engine
+from midprobe.probes.xml_encode import flag, scanner_element
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -382,37 +383,29 @@ def add_scanners(host: ShazzamHost, extra: Sequence[ShazzamScanner]) -> ShazzamH
     return replace(host, alive=True, scanners=scanners)
 
 
-def _flag(value: bool) -> str:
-    return "true" if value else "false"
-
-
 def encode_host(host: ShazzamHost) -> ET.Element:
     """One ``<host>`` element with its ``<scanner>`` children (pure)."""
     element = ET.Element(
         "host",
         ip=host.ip,
-        alive=_flag(host.alive),
-        active=_flag(host.active),
+        alive=flag(host.alive),
+        active=flag(host.active),
         hostName=host.host_name,
         domainName=host.domain_name,
     )
     for scanner in host.scanners:
-        child = ET.SubElement(
+        scanner_element(
             element,
-            "scanner",
             name=scanner.name,
-            port=str(scanner.port),
+            port=scanner.port,
             portprobe=scanner.portprobe,
             protocol=scanner.protocol,
             result=scanner.result,
             service=scanner.service,
+            banner_text=scanner.banner_text or None,
+            http_status=None if scanner.http_status is None else str(scanner.http_status),
+            sysObjectID=scanner.sys_object_id,
         )
-        if scanner.banner_text:
-            child.set("banner_text", scanner.banner_text)
-        if scanner.http_status is not None:
-            child.set("http_status", str(scanner.http_status))
-        if scanner.sys_object_id is not None:
-            child.set("sysObjectID", scanner.sys_object_id)
     return element
 
 

@@ -25,6 +25,7 @@ from midprobe.probes.sweep.raw import RawSweeper, raw_sockets_allowed
 from midprobe.probes.sweep.routes import read_routing
 from midprobe.probes.sweep.tcp_ping import DEFAULT_PING_PORTS, TcpPinger
 from midprobe.probes.targets import TargetSpec, parse_targets
+from midprobe.probes.xml_encode import flag
 
 __all__ = [
     "PROBE",
@@ -238,10 +239,6 @@ def _alive_host(answer: Answer) -> AliveHost:
 # --- the ECC payload (pure) --------------------------------------------------------------------------
 
 
-def _flag(value: bool) -> str:
-    return "true" if value else "false"
-
-
 def encode_sweep(result: SweepResult) -> ET.Element:
     """``<result><sweep ...><host .../>...</sweep></result>`` (documented in docs/sweep.md)."""
     element = ET.Element("result")
@@ -249,7 +246,7 @@ def encode_sweep(result: SweepResult) -> ET.Element:
         "targets": result.targets,
         "method": result.method,
         "methods_used": ",".join(result.methods_used),
-        "raw_sockets": _flag(result.raw_sockets),
+        "raw_sockets": flag(result.raw_sockets),
         "addresses": str(result.addresses),
         "alive": str(len(result.alive)),
         "unreachable": str(result.unreachable),
@@ -257,7 +254,7 @@ def encode_sweep(result: SweepResult) -> ET.Element:
         "unchecked": str(result.unchecked),
         "probes_sent": str(result.probes_sent),
         "elapsed_ms": str(result.elapsed_ms),
-        "complete": _flag(result.complete),
+        "complete": flag(result.complete),
     }
     if result.fallback_reason:
         attributes["fallback"] = result.fallback_reason
