@@ -8,16 +8,17 @@ from dataclasses import dataclass, field
 from midprobe.capabilities.errors import ProbeParameterError
 from midprobe.probes.base import AnyProbe
 
-#: Modules whose ``PROBE`` object the default registry holds, in registration order.
+#: Modules whose probes the default registry holds, in registration order: a probe package
+#: exposes ``PROBES`` from its ``__init__`` (``dns``, ``ssh``, ``nmap``, ``snmp``, ``sweep``,
+#: ``banner``); a single-module probe its ``PROBE``.
 BUILTIN_PROBE_MODULES: tuple[str, ...] = (
     "midprobe.probes.heartbeat",
     "midprobe.probes.shazzam",
     "midprobe.probes.dns",
-    "midprobe.probes.ssh.command",
-    "midprobe.probes.ssh.classify",
-    "midprobe.probes.nmap.topics",
-    "midprobe.probes.snmp.topics",
-    "midprobe.probes.sweep.host_sweep",
+    "midprobe.probes.ssh",
+    "midprobe.probes.nmap",
+    "midprobe.probes.snmp",
+    "midprobe.probes.sweep",
     "midprobe.probes.banner",
 )
 
