@@ -11,9 +11,12 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from midprobe.probes.safety import TargetPolicy
+
+if TYPE_CHECKING:  # typing only: base.py stays free of the credential modules at run time
+    from midprobe.probes.credentials.store import CredentialStore
 
 ParamsT = TypeVar("ParamsT")
 ResultT = TypeVar("ResultT")
@@ -30,7 +33,7 @@ class ProbeContext:
     #: Capability names this agent carries (``Nmap`` only when nmap really works).
     capabilities: frozenset[str] = frozenset()
     #: The credential store (credentialed probes); ``None`` when none was given.
-    credentials: Any = None
+    credentials: CredentialStore | None = None
 
     def remaining(self) -> float:
         """Seconds left before the deadline (never negative)."""

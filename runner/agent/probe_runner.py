@@ -23,6 +23,7 @@ from midprobe.capabilities.errors import (
     ProbeTimeout,
 )
 from midprobe.probes.base import ProbeContext
+from midprobe.probes.credentials.store import CredentialStore
 from midprobe.probes.registry import ProbeRegistry
 from midprobe.probes.safety import TargetPolicy
 from midprobe.runner.agent.limits import ConcurrencyLimits
@@ -67,7 +68,7 @@ class ProbeRunner:
     policy: TargetPolicy = field(default_factory=TargetPolicy.unrestricted)
     limits: ConcurrencyLimits = field(default_factory=ConcurrencyLimits)
     probe_timeout_seconds: float = 600.0
-    credentials: object = None
+    credentials: CredentialStore | None = None
 
     async def answer(self, output: EccRecord, payload: str | None = None) -> EccRecord:
         """The input record answering ``output`` (``payload``: the full payload text when stored aside)."""
