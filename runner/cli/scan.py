@@ -262,7 +262,9 @@ def scan(
     the CMDB class the classifier chose and the evidence for it; with --credentials also what SSH and
     SNMP tell. Reports stream, so a /16 never sits in memory.
     """
-    policy = TargetPolicy.lab() if lab_mode else TargetPolicy.unrestricted()
+    policy = (
+        TargetPolicy.lab(dns_servers[0] if dns_servers else None) if lab_mode else TargetPolicy.unrestricted()
+    )
     ports = _tcp_ports(ports_text)
     spec = target_spec(targets, excludes, input_lists)
     resolver, dns_note = (None, None) if no_dns and not dns_servers else name_resolver(dns_servers, policy)
