@@ -31,20 +31,21 @@ from midprobe.probes.snmp.values import Oid, SnmpType, SnmpValue, VarBind
 
 V2C = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
 _EMPTY = {SnmpType.NULL, SnmpType.NO_SUCH_OBJECT, SnmpType.NO_SUCH_INSTANCE, SnmpType.END_OF_MIB_VIEW}
-_BY_TAG = {
-    0x02: SnmpType.INTEGER,
-    0x04: SnmpType.OCTET_STRING,
-    0x05: SnmpType.NULL,
-    0x06: SnmpType.OBJECT_ID,
-    0x40: SnmpType.IP_ADDRESS,
-    0x41: SnmpType.COUNTER32,
-    0x42: SnmpType.GAUGE32,
-    0x43: SnmpType.TIME_TICKS,
-    0x44: SnmpType.OPAQUE,
-    0x46: SnmpType.COUNTER64,
-    0x80: SnmpType.NO_SUCH_OBJECT,
-    0x81: SnmpType.NO_SUCH_INSTANCE,
-    0x82: SnmpType.END_OF_MIB_VIEW,
+# By pysnmp's class for the value, not by tag: the reference must not share the codec's tag table.
+_BY_CLASS = {
+    "Integer": SnmpType.INTEGER,
+    "OctetString": SnmpType.OCTET_STRING,
+    "Null": SnmpType.NULL,
+    "ObjectIdentifier": SnmpType.OBJECT_ID,
+    "IpAddress": SnmpType.IP_ADDRESS,
+    "Counter32": SnmpType.COUNTER32,
+    "Gauge32": SnmpType.GAUGE32,
+    "TimeTicks": SnmpType.TIME_TICKS,
+    "Opaque": SnmpType.OPAQUE,
+    "Counter64": SnmpType.COUNTER64,
+    "NoSuchObject": SnmpType.NO_SUCH_OBJECT,
+    "NoSuchInstance": SnmpType.NO_SUCH_INSTANCE,
+    "EndOfMibView": SnmpType.END_OF_MIB_VIEW,
 }
 
 
@@ -97,8 +98,7 @@ def _ours(data: bytes) -> Reading | None:
 
 
 def _value(raw: Any) -> SnmpValue:
-    tag = raw.tagSet[-1]
-    kind = _BY_TAG[int(tag.tagClass | tag.tagFormat | tag.tagId)]
+    kind = _BY_CLASS[type(raw).__name__]
     if kind in _EMPTY:
         return SnmpValue(kind, None)
     if kind is SnmpType.OBJECT_ID:
