@@ -482,6 +482,13 @@ def test_an_upgrading_mid_passed_over_for_the_default_says_why() -> None:
     }
 
 
+def test_an_upgrading_default_mid_is_not_the_default_tier() -> None:
+    # the default tier takes the default MID only when it is Up; Upgrading, it must fit like any other
+    mids = [mid("default", "SNMP", status=MidStatus.UPGRADING)]
+    result = MidSelector(DEFINITIONS, policy=FALLBACK).select(mids, SelectionRequest.build(["SSH"]))
+    assert (result.tier, result.names) == (None, ())
+
+
 def test_a_capability_defined_twice_is_refused() -> None:
     with pytest.raises(ConfigError, match="'SSH' is defined twice"):
         MidSelector((CapabilityDefinition("SSH"), CapabilityDefinition("SNMP"), CapabilityDefinition("SSH")))
