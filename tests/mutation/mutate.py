@@ -95,7 +95,7 @@ MODULES: tuple[Module, ...] = (
     Module(
         "probes/nmap/parse.py",
         (
-            "tests/unit/probes/nmap/test_os_choice.py",
+            "tests/unit/probes/nmap/test_host.py",
             "tests/replay/test_nmap_parse.py",
             "tests/replay/test_nmap_malformed.py",
         ),

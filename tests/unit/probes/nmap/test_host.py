@@ -1,11 +1,19 @@
-"""Which of nmap's OS guesses a host is taken to run: the most accurate, wherever nmap lists it."""
+"""A parsed nmap host: which OS guess it runs (the most accurate, wherever nmap lists it), its state and address."""
 
 from __future__ import annotations
 
 import pytest
 
+from midprobe.capabilities.errors import ProtocolError
 from midprobe.probes.nmap.cmdb import cmdb_class_for_host, cmdb_class_for_os
-from midprobe.probes.nmap.parse import NmapAddress, NmapHost, NmapOSClass, NmapOSMatch
+from midprobe.probes.nmap.parse import (
+    MAX_XML_BYTES,
+    NmapAddress,
+    NmapHost,
+    NmapOSClass,
+    NmapOSMatch,
+    parse_nmap_xml,
+)
 
 LINUX = NmapOSMatch("Linux 5.X", 96, (NmapOSClass("general purpose", "Linux", "Linux", "5.X", 96),))
 WINDOWS = NmapOSMatch("Windows 10", 88, (NmapOSClass("general purpose", "Microsoft", "Windows", "10", 88),))
@@ -36,3 +44,21 @@ def test_the_most_accurate_os_class_decides_in_any_order(reverse: bool) -> None:
     )
     match = NmapOSMatch("mixed", 97, classes[::-1] if reverse else classes)
     assert cmdb_class_for_os(match) == "cmdb_ci_aix_server"
+
+
+def test_only_an_up_host_is_up() -> None:
+    assert _host().is_up
+    for status in ("down", "unknown", "skipped"):
+        assert not NmapHost(status, "no-response", (NmapAddress("198.18.0.10", "ipv4"),)).is_up
+
+
+def test_the_address_is_the_ip_one_even_when_the_mac_comes_first() -> None:
+    mac = NmapAddress("02:00:00:00:00:01", "mac")
+    for ip in (NmapAddress("198.18.0.10", "ipv4"), NmapAddress("2001:db8::10", "ipv6")):
+        host = NmapHost("up", "syn-ack", (mac, ip))
+        assert (host.address, host.mac) == (ip.addr, mac.addr)
+
+
+def test_output_over_the_size_limit_is_refused_before_parsing() -> None:
+    with pytest.raises(ProtocolError, match=f"{MAX_XML_BYTES + 1} bytes is more than the {MAX_XML_BYTES}"):
+        parse_nmap_xml(b"<" * (MAX_XML_BYTES + 1))
