@@ -7,11 +7,13 @@ import pytest
 from midprobe.capabilities.errors import ProtocolError
 from midprobe.probes.nmap.cmdb import cmdb_class_for_host, cmdb_class_for_os
 from midprobe.probes.nmap.parse import (
+    GUESS_CONFIDENCE,
     MAX_XML_BYTES,
     NmapAddress,
     NmapHost,
     NmapOSClass,
     NmapOSMatch,
+    NmapService,
     parse_nmap_xml,
 )
 
@@ -62,3 +64,12 @@ def test_the_address_is_the_ip_one_even_when_the_mac_comes_first() -> None:
 def test_output_over_the_size_limit_is_refused_before_parsing() -> None:
     with pytest.raises(ProtocolError, match=f"{MAX_XML_BYTES + 1} bytes is more than the {MAX_XML_BYTES}"):
         parse_nmap_xml(b"<" * (MAX_XML_BYTES + 1))
+
+
+def test_a_service_is_identified_only_when_probed_above_the_guess_mark() -> None:
+    def service(method: str, confidence: int) -> NmapService:
+        return NmapService("ssh", method, confidence, guessed=False)
+
+    assert service("probed", 10).identified
+    assert not service("probed", GUESS_CONFIDENCE).identified  # nmap's own "ssh?" guess
+    assert not service("table", 10).identified
