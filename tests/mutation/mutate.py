@@ -158,7 +158,7 @@ MODULES: tuple[Module, ...] = (
     ),
     Module(
         "probes/snmp/oidspec.py",
-        ("tests/unit/probes/snmp/test_oidspec.py",),
+        ("tests/unit/probes/snmp/test_oidspec.py", "tests/unit/probes/snmp/test_oidspec_limits.py"),
         (
             _m("return self.value not in candidates", "return self.value in candidates"),
             _m(
