@@ -240,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             target = tree / "src" / "midprobe" / module.path
             original = target.read_text()
+            if _killed(tree, module):  # a mutant only counts as killed if the tests pass without it
+                print(f"  {module.path}: its tests fail unmutated: {' '.join(module.tests)}", file=sys.stderr)
+                return 2
             killed = 0
             for mutation in module.mutations:
                 if original.count(mutation.old) != 1:
