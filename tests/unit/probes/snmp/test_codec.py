@@ -215,11 +215,40 @@ _IDS = "020101020100020100"  # request-id 1, error-status 0, error-index 0
         (_IDS + "3008" + "3006060128050000", "more or less"),  # one octet after the value
         (_IDS + "3008" + "30060602" + "2b86" + "0500", "inside an arc"),  # name
         (_IDS + "300a" + "3008060128" + "06032b8686", "inside an arc"),  # OID value
+        # the second name shares the first one's prefix (decoded once, cached) and ends inside an arc
+        (_IDS + "3010" + "3006" + "06022b06" + "0500" + "3006" + "06022b86" + "0500", "inside an arc"),
+        (_IDS + "3013" + "3008" + "06042b068601" + "0500" + "3007" + "06032b0686" + "0500", "inside an arc"),
+        (_IDS + "3006" + "3004" + "0600" + "0500", "empty"),  # an empty name
+        (_IDS + "3007" + "3005" + "060128" + "4100", "empty unsigned"),  # Counter32 without content
     ],
 )
 def test_malformed_pdus_are_refused(pdu_body: str, error: str) -> None:
     with pytest.raises(SnmpDecodeError, match=error):
         decode_response(_message(pdu_body))
+
+
+@pytest.mark.parametrize("version", [2, 3, 5])
+def test_only_v1_and_v2c_messages_are_read(version: int) -> None:
+    data = bytearray(_message(_IDS + "3000"))
+    assert data[2:5] == b"\x02\x01\x01"
+    data[4] = version
+    with pytest.raises(SnmpDecodeError, match=f"version number {version} is not v1 or v2c"):
+        decode_response(bytes(data))
+
+
+@pytest.mark.parametrize("tag", [0xA4, 0xA9, 0xAF, 0xBF])
+def test_unknown_pdu_tags_are_refused(tag: int) -> None:
+    data = bytearray(_message(_IDS + "3000"))
+    data[data.index(0xA2)] = tag
+    with pytest.raises(SnmpDecodeError, match="is not an SNMP PDU"):
+        decode_response(bytes(data))
+
+
+def test_every_pdu_tag_of_rfc_3416_is_read() -> None:
+    for tag in (0xA0, 0xA1, 0xA2, 0xA3, 0xA5, 0xA6, 0xA7, 0xA8):
+        data = bytearray(_message(_IDS + "3000"))
+        data[data.index(0xA2)] = tag
+        assert decode_response(bytes(data)).pdu_type == tag
 
 
 def test_a_datagram_one_octet_short_is_refused() -> None:
