@@ -123,6 +123,7 @@ def _parse_definitions(
     value: object, source: str, registry: ValueTestRegistry
 ) -> tuple[CapabilityDefinition, ...]:
     definitions: dict[str, CapabilityDefinition] = {}
+    seen: set[str] = set()  # built-in names are kept out of ``definitions`` but may not repeat either
     for index, table in enumerate(_entries(value, "capability", source), start=1):
         entry = _entry_name("capability", index, table)
         _check_keys(table, _CAPABILITY_KEYS, source, entry)
@@ -130,10 +131,11 @@ def _parse_definitions(
         value_test = _optional(table, "value_test", str, "a string", source, entry)
         with _located(source, entry):
             definition = CapabilityDefinition(name, value_test)
-        if name in definitions:
+        if name in seen:
             raise ConfigError(
                 f"capability {name!r} is defined twice", source=source, entry=entry, field="name"
             )
+        seen.add(name)
         if value_test is not None:
             with _located(source, entry, "value_test"):
                 registry.get(value_test)

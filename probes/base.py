@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -34,10 +34,12 @@ class ProbeContext:
     capabilities: frozenset[str] = frozenset()
     #: The credential store (credentialed probes); ``None`` when none was given.
     credentials: CredentialStore | None = None
+    #: The clock ``deadline`` is read against (tests give a fake one).
+    clock: Callable[[], float] = time.monotonic
 
     def remaining(self) -> float:
         """Seconds left before the deadline (never negative)."""
-        return max(0.0, self.deadline - time.monotonic())
+        return max(0.0, self.deadline - self.clock())
 
 
 class Probe(Protocol[ParamsT, ResultT]):

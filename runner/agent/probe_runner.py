@@ -69,10 +69,12 @@ class ProbeRunner:
     limits: ConcurrencyLimits = field(default_factory=ConcurrencyLimits)
     probe_timeout_seconds: float = 600.0
     credentials: CredentialStore | None = None
+    #: Deadlines and probe_time are read on this clock (tests give a fake one).
+    clock: Callable[[], float] = time.monotonic
 
     async def answer(self, output: EccRecord, payload: str | None = None) -> EccRecord:
         """The input record answering ``output`` (``payload``: the full payload text when stored aside)."""
-        started = time.monotonic()
+        started = self.clock()
         parameters: Mapping[str, str] = {}
         error: str | None = None
         elements: Sequence[ET.Element]
@@ -80,7 +82,7 @@ class ProbeRunner:
             decoded = self._decode(output, output.payload if payload is None else payload)
             parameters = decoded.as_dict() if isinstance(decoded, ParametersPayload) else _shared(decoded)
             self._check_addressed_to_me(output)
-            deadline = time.monotonic() + self._timeout(parameters)
+            deadline = self.clock() + self._timeout(parameters)
             async with self.limits.slot(output.priority, output.topic, output.source):
                 if isinstance(decoded, MultiProbePayload):
                     elements, error = await self._run_multiprobe(output, decoded, deadline)
@@ -97,7 +99,7 @@ class ProbeRunner:
             output,
             agent=self.identity.agent,
             results=elements,
-            probe_time_ms=_elapsed_ms(started),
+            probe_time_ms=_elapsed_ms(self.clock, started),
             output_parameters=parameters,
             error=error,
         )
@@ -126,6 +128,7 @@ class ProbeRunner:
             policy=self.policy,
             capabilities=self.identity.capabilities,
             credentials=self.credentials,
+            clock=self.clock,
         )
         try:
             result = await asyncio.wait_for(probe.run(typed, context), timeout=context.remaining())
@@ -201,7 +204,7 @@ class ProbeRunner:
             output,
             agent=self.identity.agent,
             results=[],
-            probe_time_ms=_elapsed_ms(started),
+            probe_time_ms=_elapsed_ms(self.clock, started),
             error=_one_line(error),
             output_parameters=parameters,
         )
@@ -220,5 +223,5 @@ def _one_line(error: Exception) -> str:
     return message.splitlines()[0] if message else kind
 
 
-def _elapsed_ms(started: float) -> int:
-    return max(0, round((time.monotonic() - started) * 1000))
+def _elapsed_ms(clock: Callable[[], float], started: float) -> int:
+    return max(0, round((clock() - started) * 1000))

@@ -209,6 +209,11 @@ def test_a_user_registered_value_test_can_be_named_in_the_file() -> None:
             "cfg.toml: capability[3] \"SSH\": name: capability 'SSH' is defined twice",
         ),
         (
+            '[[capability]]\nname = "ALL"\n[[capability]]\nname = "ALL"\n',
+            ConfigError,
+            "cfg.toml: capability[2] \"ALL\": name: capability 'ALL' is defined twice",
+        ),
+        (
             '[[capability]]\nname = "Site"\nvalue_test = "site_match"\n',
             ConfigError,
             "cfg.toml: capability[1] \"Site\": value_test: no value test named 'site_match' is registered "
