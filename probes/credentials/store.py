@@ -1,6 +1,6 @@
 """The credential store probes receive as ``context.credentials``: ordering, affinity, failure budgets.
 
-Order of attempts for a device (ECC.md section 5): the device's affinity (the
+Order of attempts for a device (docs/ecc-reference.md section 5): the device's affinity (the
 credential that last worked) first, then ascending ``order``, file order
 breaking ties, each credential only inside its ``ip_ranges``; SNMP v1/v2c
 finally tries the community ``public`` unless turned off.

@@ -1,4 +1,4 @@
-"""``NmapApplicationScan``: ``-sS -sV`` with safe NSE scripts, one nmap run per port (ECC.md section 4).
+"""``NmapApplicationScan``: ``-sS -sV`` with safe NSE scripts, one nmap run per port (docs/ecc-reference.md section 4).
 
 Scripts come from the request (``scripts``, allow-listed) or, when it names none, from the per-port
 table ``APPLICATION_SCAN_SCRIPTS``. A service nmap only guessed (``?``) is marked ``guess="true"``.

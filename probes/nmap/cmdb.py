@@ -1,4 +1,4 @@
-"""The credential-less host scan's CMDB class: nmap's OS family -> ServiceNow class, as data (ECC.md section 4).
+"""The credential-less host scan's CMDB class: nmap's OS family -> ServiceNow class, as data (docs/ecc-reference.md section 4).
 
 This is ServiceNow's own, documented mapping for the nmap host scan, kept apart from the shared
 classifier (``midprobe.probes.classify``) on purpose: it reads only the most accurate OS class,

@@ -18,7 +18,7 @@ One ``<result>`` per nmap run::
       </host>
     </result>
 
-``service`` carries nmap's display name, so a guess ends in ``?`` and has ``guess="true"``: per ECC.md
+``service`` carries nmap's display name, so a guess ends in ``?`` and has ``guess="true"``: per docs/ecc-reference.md
 section 4 it creates nothing.
 """
 

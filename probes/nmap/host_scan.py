@@ -1,4 +1,4 @@
-"""``NmapHostScan``: the credential-less host scan (ECC.md section 4), OS family -> CMDB class.
+"""``NmapHostScan``: the credential-less host scan (docs/ecc-reference.md section 4), OS family -> CMDB class.
 
 Runs exactly ``-PS -PA -O -p <ports> -T4 -v -Pn -r --reason --system-dns -oX -`` (plus ``--host-timeout``
 from the deadline); each live host in the result carries ``ci_class``.

@@ -19,7 +19,7 @@ T = TypeVar("T")
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-#: The ServiceNow credential-less host scan (ECC.md section 4), minus ``-p <ports>`` and ``-oX -``,
+#: The ServiceNow credential-less host scan (docs/ecc-reference.md section 4), minus ``-p <ports>`` and ``-oX -``,
 #: which the builder adds (python-nmap always passes ``-oX -`` itself).
 HOST_SCAN_OPTIONS: Final = ("-PS", "-PA", "-O", "-T4", "-v", "-Pn", "-r", "--reason", "--system-dns")
 #: The ServiceNow application scan: one nmap run per port.
@@ -76,7 +76,7 @@ APPLICATION_SCAN_SCRIPTS: Final[Mapping[int, tuple[str, ...]]] = {
     8443: ("http-title", "ssl-cert"),
 }
 
-#: The ports scanned when a request names none: the ports discovery classifies on (ECC.md section 4).
+#: The ports scanned when a request names none: the ports discovery classifies on (docs/ecc-reference.md section 4).
 DEFAULT_PORTS: Final = "21,22,23,25,53,80,110,111,135,139,143,161,389,443,445,515,631,1433,1521,3306,3389,5432,5985,5986,8080,8443,9100"
 
 #: At most this many addresses per request (a /20); larger ranges are split by the caller.
@@ -340,7 +340,7 @@ def _name_resolution(resolve_names: bool) -> str:
 
 
 def host_scan(targets: NmapTargets, ports: PortList, timeout_s: float) -> NmapInvocation:
-    """``-PS -PA -O -p <ports> -T4 -v -Pn -r --reason --system-dns -oX -`` (ECC.md section 4)."""
+    """``-PS -PA -O -p <ports> -T4 -v -Pn -r --reason --system-dns -oX -`` (docs/ecc-reference.md section 4)."""
     return NmapInvocation(
         "host scan",
         (

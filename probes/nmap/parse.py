@@ -9,7 +9,7 @@ port is open and nmap's confidence in the name is 5 or less (``getNmapServiceNam
 ``output.cc``); in the XML that is ``conf`` <= 5, which in practice is ``method="table"`` with ``conf="3"``:
 the name only comes from the port number (``nmap-services``). :attr:`NmapService.guessed` is exactly
 that mark. Without version detection every name is a port-table lookup: not marked, but
-:attr:`NmapService.from_port_table` is true. Per ECC.md section 4 a guessed service creates nothing;
+:attr:`NmapService.from_port_table` is true. Per docs/ecc-reference.md section 4 a guessed service creates nothing;
 :attr:`NmapService.identified` is the opposite test (a probed match nmap is confident of).
 """
 

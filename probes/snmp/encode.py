@@ -1,6 +1,6 @@
 """SNMP varbinds as the ECC typed XML, and back (pure).
 
-Shape (ECC.md section 4; the grouping is midprobe's choice, see docs/snmp.md)::
+Shape (docs/ecc-reference.md section 4; the grouping is midprobe's choice, see docs/snmp.md)::
 
     <system oid="1.3.6.1.2.1.1">
       <sysDescr oid="1.3.6.1.2.1.1.1" type="SnmpOctetString">Linux lab1 6.1.0</sysDescr>

@@ -1,6 +1,6 @@
 """``SNMP``: walk the ``oid_spec_list`` of an ECC request and answer with typed XML.
 
-Parameters (ECC.md section 4, defaults in brackets): ``oid_spec_list`` (required),
+Parameters (docs/ecc-reference.md section 4, defaults in brackets): ``oid_spec_list`` (required),
 ``timeout`` [1500] ms per request, ``retries`` [2], ``use_getbulk`` [true], ``port`` [161],
 ``version`` [any: 1, 2c or 3], ``credential_id``, ``credential_tag``, ``index`` [0]
 (Cisco community indexing). A failing spec (an error-status from the agent) is reported

@@ -1,6 +1,6 @@
 """``SSHCommand``: run one command on a host over SSH and return its stdout, stderr and exit status.
 
-Parameters and defaults follow ECC.md section 4; the result is
+Parameters and defaults follow docs/ecc-reference.md section 4; the result is
 ``<result command=".."><stdout>..</stdout><stderr>..</stderr></result>`` with the exit
 status, the credential id that worked and the host key fingerprint as attributes.
 """

@@ -2,7 +2,7 @@
 
 Each takes the text a command printed and returns typed facts (``None`` where the
 text does not say). The CMDB class comes from the shared classifier (``midprobe.probes.classify``),
-whose ``uname`` rules turn the first word of ``uname -a`` into a class (ECC.md section 4).
+whose ``uname`` rules turn the first word of ``uname -a`` into a class (docs/ecc-reference.md section 4).
 """
 
 from __future__ import annotations

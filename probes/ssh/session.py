@@ -215,7 +215,7 @@ async def ssh_connection(
     restrict_id: str | None = None,
     restrict_tag: str | None = None,
 ) -> AsyncIterator[SSHConnection]:
-    """Connect and log in with the first credential that works (ECC.md section 5 order).
+    """Connect and log in with the first credential that works (docs/ecc-reference.md section 5 order).
 
     Raises ``AuthenticationFailed`` when every credential is rejected (the address is
     then skipped for a while), ``ConnectTimeout``/``ReadTimeout``/``NetworkError``/

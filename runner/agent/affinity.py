@@ -1,4 +1,4 @@
-"""Credential affinity kept in the ECC queue, so every agent on the queue shares it (ECC.md section 5)."""
+"""Credential affinity kept in the ECC queue, so every agent on the queue shares it (docs/ecc-reference.md section 5)."""
 
 from __future__ import annotations
 

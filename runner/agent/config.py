@@ -37,7 +37,7 @@ class AgentConfig:
     registry_heartbeat_seconds: float = 30.0
     #: Deadline of one probe run unless the request carries a shorter one.
     probe_timeout_seconds: float = 600.0
-    #: Discovery results larger than this are stored aside (ECC.md section 1), never cut.
+    #: Discovery results larger than this are stored aside (docs/ecc-reference.md section 1), never cut.
     result_size_cap: int = 5_000_000
     #: Refuse every target outside the lab networks (198.18.0.0/15, 127.0.0.0/8).
     lab_mode: bool = False

@@ -1,6 +1,6 @@
 """The agent daemon: claims ECC outputs addressed to it, runs them, writes the answers.
 
-It follows the MID Server's protocol (ECC.md section 1): register, claim work
+It follows the MID Server's protocol (docs/ecc-reference.md section 1): register, claim work
 (lowest priority number first, oldest first; at start-up also the work it held
 before it stopped), run it in three priority pools, answer each output exactly
 once, renew the leases of work in flight, heartbeat, and on SIGTERM finish or
@@ -26,7 +26,7 @@ from midprobe.runner.queue.base import AgentNameInUse, AgentRegistration, EccQue
 
 log = get_logger("midprobe.agent")
 
-#: The priority pools, claimed in this order (ECC.md section 1).
+#: The priority pools, claimed in this order (docs/ecc-reference.md section 1).
 POOLS = (PRIORITY_INTERACTIVE, PRIORITY_EXPEDITED, PRIORITY_STANDARD)
 
 
@@ -299,7 +299,7 @@ class Agent:
                     task.cancel()
 
     async def _watch_queue(self) -> None:
-        """Wake the poll loop when the queue says work arrived (ECC.md: poll at once when notified)."""
+        """Wake the poll loop when the queue says work arrived (docs/ecc-reference.md: poll at once when notified)."""
         assert self._wake is not None
         while True:
             try:

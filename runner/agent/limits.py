@@ -25,7 +25,7 @@ PRIORITY_NAMES = {
 
 @dataclass(frozen=True)
 class PoolSizes:
-    """Worker pool sizes by priority (ECC.md section 1 defaults)."""
+    """Worker pool sizes by priority (docs/ecc-reference.md section 1 defaults)."""
 
     interactive: int = 10
     expedited: int = 20

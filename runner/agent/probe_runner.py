@@ -117,7 +117,7 @@ class ProbeRunner:
             if refusal:
                 raise ProbeParameterError(refusal)
         probe_parameters = {k: v for k, v in parameters.items() if k not in RUNNER_PARAMETERS}
-        # ECC.md: the record's name is the probe name (for SSHCommand, the command itself);
+        # docs/ecc-reference.md: the record's name is the probe name (for SSHCommand, the command itself);
         # a `name` parameter carries it when it is too long for the field.
         if name:
             probe_parameters.setdefault("name", name)

@@ -1,4 +1,4 @@
-"""ECC records and payloads: the messages between users, the queue and agents (ECC.md sections 1-2)."""
+"""ECC records and payloads: the messages between users, the queue and agents (docs/ecc-reference.md section 1-2)."""
 
 from midprobe.runner.ecc.builders import new_input_record, new_output_record
 from midprobe.runner.ecc.payload import (

@@ -53,7 +53,7 @@ def new_input_record(
 ) -> EccRecord:
     """The input answering ``output``: same topic, name, source, priority and correlator.
 
-    The payload echoes every field of the output and its parameters (ECC.md section 2).
+    The payload echoes every field of the output and its parameters (docs/ecc-reference.md section 2).
     ``output_parameters`` defaults to the parameters decoded from ``output.payload``
     (pass them when the payload was stored aside or is not a ``<parameters>`` payload;
     an undecodable payload echoes the fields only). With ``error`` the record's

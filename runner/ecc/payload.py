@@ -1,4 +1,4 @@
-"""The ECC payload codec: pure functions between XML payload text and typed values (ECC.md section 2).
+"""The ECC payload codec: pure functions between XML payload text and typed values (docs/ecc-reference.md section 2).
 
 Parsing is hardened (defusedxml: no DTDs, no entities, no external references, a size
 limit); anything wrong raises ``PayloadError`` with a one-line message, never a traceback.

@@ -1,6 +1,6 @@
 """The ECC queue record (one row of ``ecc_queue``) and the helpers that make its identifiers.
 
-Field names and meanings are ServiceNow's (ECC.md section 1); the queue stores
+Field names and meanings are ServiceNow's (docs/ecc-reference.md section 1); the queue stores
 exactly these fields plus its own lease bookkeeping, which is not part of a record.
 """
 

@@ -1,7 +1,7 @@
 """The midprobe lab: real hosts (sshd, snmpd, dnsmasq, TCP/HTTP listeners) in network namespaces.
 
 ``Lab.up()`` brings one up, ``namespace_thread()`` runs in-process code inside a namespace.
-See docs/lab.md and ../shared/LAB.md for the network-safety rules the lab enforces.
+See docs/lab.md ("Network safety") for the rules the lab enforces.
 """
 
 from midprobe.runner.lab.lab import (

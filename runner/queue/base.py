@@ -27,7 +27,7 @@ AGENT_STATUSES: tuple[str, ...] = (
     "Drain Failed",
     "Degraded",
 )
-"""MID server statuses as ServiceNow names them (ECC.md section 3)."""
+"""MID server statuses as ServiceNow names them (docs/ecc-reference.md section 3)."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class Lease:
 
 @dataclass(frozen=True)
 class CredentialAffinity:
-    """The credential that last worked for an address over a protocol (ECC.md section 5)."""
+    """The credential that last worked for an address over a protocol (docs/ecc-reference.md section 5)."""
 
     address: str
     protocol: str
@@ -320,7 +320,7 @@ class EccQueue(Protocol):
         """
         ...
 
-    # -- credential affinity (ECC.md section 5) ---------------------------------------------------
+    # -- credential affinity (docs/ecc-reference.md section 5) ---------------------------------------------------
 
     def get_affinity(self, address: str, protocol: str) -> CredentialAffinity | None:
         """The credential that last worked for ``address`` over ``protocol`` (e.g. ``ssh``, ``snmp``)."""

@@ -318,7 +318,7 @@ def test_interactive_request_arriving_behind_a_standard_backlog_is_claimed_at_on
 
 
 def test_idle_agent_claims_at_once_when_notified(queue_url: str) -> None:
-    """ECC.md: poll every 40 s when idle, and at once when notified."""
+    """docs/ecc-reference.md: poll every 40 s when idle, and at once when notified."""
     idle = AgentTimings(poll_idle_seconds=30, poll_busy_seconds=30, lease_seconds=30, drain_seconds=1)
     with open_queue(queue_url) as agent_queue, open_queue(queue_url) as user_queue:
         agent = _agent(agent_queue, "a1", timings=idle)

@@ -255,7 +255,7 @@ def test_at_most_seven_connections_per_host(bed: SSHTestBed, tmp_path: Path) -> 
     for _, change in sorted(events):  # at equal times an end (-1) sorts before a start
         running += change
         peak = max(peak, running)
-    assert peak == MAX_CONNECTIONS_PER_HOST == 7  # ECC.md: at most 7 SSH connections per host
+    assert peak == MAX_CONNECTIONS_PER_HOST == 7  # docs/ecc-reference.md: at most 7 SSH connections per host
 
 
 def test_classify_collects_typed_facts_over_one_connection(bed: SSHTestBed, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""MID selection, one test (or more) per sentence of the ServiceNow capabilities page and ECC.md section 3."""
+"""MID selection, one test (or more) per sentence of the ServiceNow capabilities page and docs/ecc-reference.md section 3."""
 
 from __future__ import annotations
 
