@@ -6,17 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from midprobe.runner.cli.main import main
 from midprobe.runner.ecc.record import EccRecord
 from midprobe.runner.queue.url import open_queue, sqlite_url
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exited:
-        main(list(argv))
-    captured = capsys.readouterr()
-    code = exited.value.code
-    return (code if isinstance(code, int) else 1), captured.out, captured.err
+from tests.unit.runner.cli.test_select import run
 
 
 @pytest.mark.parametrize(
