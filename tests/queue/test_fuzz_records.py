@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from midprobe.capabilities.errors import MidprobeError
@@ -139,6 +139,8 @@ def queue(queue_url: str) -> Iterator[EccQueue]:
     ],
 )
 @given(batch=st.lists(requests(), min_size=1, max_size=4))
+@example(batch=[("record", {"topic": "HeartbeatProbe", "source": "\x00", "payload": "\x00"})])
+@example(batch=[("record", {"topic": "queue.processing", "name": "\x1b[2J", "payload": _nested(200_000)})])
 def test_every_accepted_record_ends_once_and_the_agent_stays_on_time(
     queue: EccQueue, batch: list[tuple[str, dict[str, object]]]
 ) -> None:
