@@ -91,11 +91,11 @@ class RefusingQueue:
         self._queue = queue
         self.refused: list[str] = []
 
-    def complete(self, output_sys_id: str, result: EccRecord) -> bool:
+    def complete(self, output_sys_id: str, result: EccRecord, **options: str | None) -> bool:
         if not self.refused:
             self.refused.append(result.sys_id)
             raise ConfigError("a field the queue cannot store", field="name")
-        return self._queue.complete(output_sys_id, result)
+        return self._queue.complete(output_sys_id, result, **options)
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._queue, name)
@@ -130,14 +130,16 @@ class CountingQueue:
         if self.heartbeats >= self._wanted and self.renewals >= self._wanted:
             self.gate.set()
 
-    def heartbeat_agent(self, name: str) -> None:
-        self._queue.heartbeat_agent(name)
+    def heartbeat_agent(self, name: str, **options: str | None) -> None:
+        self._queue.heartbeat_agent(name, **options)
         with self._lock:
             self.heartbeats += 1
             self._count()
 
-    def renew(self, agent: str, sys_ids: Sequence[str], lease_seconds: float) -> list[str]:
-        renewed = self._queue.renew(agent, sys_ids, lease_seconds)
+    def renew(
+        self, agent: str, sys_ids: Sequence[str], lease_seconds: float, **options: str | None
+    ) -> list[str]:
+        renewed = self._queue.renew(agent, sys_ids, lease_seconds, **options)
         with self._lock:
             self.renewals += 1
             self._count()

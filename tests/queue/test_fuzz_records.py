@@ -98,8 +98,8 @@ class CountingQueue:
         self._lock = threading.Lock()
         self.heartbeats: list[float] = []
 
-    def heartbeat_agent(self, name: str) -> None:
-        self._queue.heartbeat_agent(name)
+    def heartbeat_agent(self, name: str, **options: str | None) -> None:
+        self._queue.heartbeat_agent(name, **options)
         with self._lock:
             self.heartbeats.append(time.monotonic())
 
