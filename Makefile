@@ -10,12 +10,13 @@ SYSTEM_PACKAGES := openssh-server openssh-client snmpd snmp dnsmasq-base nmap po
 PACKAGES := capabilities probes runner
 DEMO_DIR ?= demo-output
 
-.PHONY: help system-deps venv lint typecheck test unit demo bench fixtures lab-down clean
+.PHONY: help system-deps venv lint typecheck test unit mutate demo bench fixtures lab-down clean
 
 help:
 	@echo "make demo       set everything up, bring up the lab, run a discovery into the SQLite ECC queue"
 	@echo "make test       set everything up, then ruff, mypy --strict and the whole test suite (lab included)"
 	@echo "make unit       only the fast tests that need no lab"
+	@echo "make mutate     hand-written mutants of the pure modules against their unit tests (slow)"
 	@echo "make bench      benchmarks: midprobe against the reference tools on the lab"
 	@echo "make fixtures   re-record fixtures/ from a fresh lab"
 	@echo "make lab-down   remove every namespace midprobe left behind"
@@ -53,6 +54,10 @@ test: system-deps venv lint typecheck
 
 unit: venv
 	$(PY) -m pytest -m "not lab and not postgres"
+
+# Not part of `make test`: every mutant reruns a module's tests, minutes in all.
+mutate: venv
+	$(PY) tests/mutation/mutate.py
 
 demo: system-deps venv
 	$(VENV)/bin/midprobe demo --workdir $(DEMO_DIR)

@@ -123,6 +123,7 @@ def _parse_definitions(
     value: object, source: str, registry: ValueTestRegistry
 ) -> tuple[CapabilityDefinition, ...]:
     definitions: dict[str, CapabilityDefinition] = {}
+    seen: set[str] = set()  # built-in names are kept out of ``definitions`` but may not repeat either
     for index, table in enumerate(_entries(value, "capability", source), start=1):
         entry = _entry_name("capability", index, table)
         _check_keys(table, _CAPABILITY_KEYS, source, entry)
@@ -130,10 +131,11 @@ def _parse_definitions(
         value_test = _optional(table, "value_test", str, "a string", source, entry)
         with _located(source, entry):
             definition = CapabilityDefinition(name, value_test)
-        if name in definitions:
+        if name in seen:
             raise ConfigError(
                 f"capability {name!r} is defined twice", source=source, entry=entry, field="name"
             )
+        seen.add(name)
         if value_test is not None:
             with _located(source, entry, "value_test"):
                 registry.get(value_test)
@@ -185,7 +187,7 @@ def _mid_capabilities(
         where = f"capabilities[{index}]"
         if not isinstance(item, dict):
             raise ConfigError(
-                f"must be an inline table, got {item!r}; expected {shape}",
+                f"must be an inline table, got {_kind(item)}; expected {shape}",
                 source=source,
                 entry=entry,
                 field=where,
@@ -234,16 +236,24 @@ def _parse_selection(value: object, source: str, mid_names: set[str]) -> Selecti
 # -- field helpers ----------------------------------------------------------------------------------------
 
 
+def _kind(value: object) -> str:
+    """What a TOML value is, for messages that must not quote it (it may be a pasted secret)."""
+    kinds = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list"}
+    return kinds.get(type(value), "a table")
+
+
 def _check_keys(
     table: Mapping[str, object], allowed: tuple[str, ...], source: str, entry: str | None, *, prefix: str = ""
 ) -> None:
     for key in table:
         if key not in allowed:
+            hint = suggest(key, allowed)
+            # A key is named only when it is a misspelling of a known one, never pasted text.
             raise ConfigError(
-                f"unknown key{suggest(key, allowed)}; allowed here: {', '.join(allowed)}",
+                f"unknown key{hint}; allowed here: {', '.join(allowed)}",
                 source=source,
                 entry=entry,
-                field=f"{prefix}{key}",
+                field=f"{prefix}{key}" if hint else (prefix.rstrip(".") or None),
             )
 
 
@@ -262,7 +272,10 @@ def _optional(
         return None
     if not isinstance(value, kind):
         raise ConfigError(
-            f"must be {described}, got {value!r}", source=source, entry=entry, field=prefix + key
+            f"must be {described}, got {_kind(value)}",
+            source=source,
+            entry=entry,
+            field=prefix + key,
         )
     return value
 
@@ -286,15 +299,24 @@ def _require(
 def _string_list(table: Mapping[str, object], key: str, source: str, entry: str) -> list[str]:
     value = table.get(key, [])
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ConfigError(f"must be a list of strings, got {value!r}", source=source, entry=entry, field=key)
+        raise ConfigError(
+            f"must be a list of strings, got {_kind(value)}", source=source, entry=entry, field=key
+        )
     return value
 
 
 def _ranges(table: Mapping[str, object], key: str, source: str, entry: str) -> tuple[IPRange, ...]:
     ranges = []
     for index, item in enumerate(_string_list(table, key, source, entry), start=1):
-        with _located(source, entry, f"{key}[{index}]"):
+        try:
             ranges.append(IPRange.parse(item))
+        except ConfigError as error:  # its message quotes the text, which may be anything pasted there
+            raise type(error)(
+                "is not an IP range (ALL, an address, a CIDR block or first-last)",
+                source=source,
+                entry=entry,
+                field=f"{key}[{index}]",
+            ) from None
     return tuple(ranges)
 
 

@@ -101,10 +101,12 @@ class ProbeParameterError(ProbeError):
 class ProbeTimeout(ProbeError):
     """A probe, connection or command ran past its deadline."""
 
-    def __init__(self, what: str, timeout: float) -> None:
+    def __init__(self, what: str, timeout: float, *, hint: str | None = None) -> None:
         self.what = what
         self.timeout = timeout
-        super().__init__(f"{what} timed out after {timeout:g} s")
+        #: What usually causes this time-out, for the user (shown in parentheses).
+        self.hint = hint
+        super().__init__(f"{what} timed out after {timeout:g} s" + (f" ({hint})" if hint else ""))
 
 
 class ConnectTimeout(ProbeTimeout):

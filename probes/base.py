@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from midprobe.probes.safety import TargetPolicy
+
+if TYPE_CHECKING:  # typing only: base.py stays free of the credential modules at run time
+    from midprobe.probes.credentials.store import CredentialStore
 
 ParamsT = TypeVar("ParamsT")
 ResultT = TypeVar("ResultT")
@@ -30,11 +33,13 @@ class ProbeContext:
     #: Capability names this agent carries (``Nmap`` only when nmap really works).
     capabilities: frozenset[str] = frozenset()
     #: The credential store (credentialed probes); ``None`` when none was given.
-    credentials: Any = None
+    credentials: CredentialStore | None = None
+    #: The clock ``deadline`` is read against (tests give a fake one).
+    clock: Callable[[], float] = time.monotonic
 
     def remaining(self) -> float:
         """Seconds left before the deadline (never negative)."""
-        return max(0.0, self.deadline - time.monotonic())
+        return max(0.0, self.deadline - self.clock())
 
 
 class Probe(Protocol[ParamsT, ResultT]):

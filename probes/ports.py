@@ -7,6 +7,7 @@ machine's ``/etc/services``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -191,7 +192,7 @@ def _bad(token: str, why: str) -> PortSpecError:
 
 
 def _port_number(token: str, text: str, protocol: Protocol) -> int:
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # "²".isdigit() and int("٣") == 3: ASCII digits only
         value = int(text)
         if not 1 <= value <= MAX_PORT:
             raise _bad(token, f"{value} is outside 1-{MAX_PORT}")
@@ -205,13 +206,16 @@ def _port_number(token: str, text: str, protocol: Protocol) -> int:
 def parse_ports(spec: str) -> PortSpec:
     """Parse an nmap port list; ports without a prefix are TCP (``T:``/``U:`` switch protocol).
 
+    Tokens are separated by commas or white space (``22 80``); duplicates and one-port ranges
+    (``80-80``) are fine. Unlike nmap, the prefixes may be lower case (``u:53`` is ``U:53``).
+
     ``-`` alone is 1-65535, ``-100`` is 1-100, ``60000-`` is 60000-65535; service names from the
     table (``ssh``, ``http``) are accepted. Raises ``PortSpecError`` naming the bad token.
     """
     tcp: set[int] = set()
     udp: set[int] = set()
     protocol: Protocol = "tcp"
-    tokens = [piece.strip() for piece in spec.replace(" ", ",").split(",")]
+    tokens = re.split(r"[,\s]+", spec)
     for raw in tokens:
         if not raw:
             continue

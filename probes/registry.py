@@ -5,19 +5,20 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 
-from midprobe.capabilities.errors import ConfigError, ProbeParameterError
+from midprobe.capabilities.errors import ProbeParameterError
 from midprobe.probes.base import AnyProbe
 
-#: Modules whose ``PROBE`` object the default registry holds, in registration order.
+#: Modules whose probes the default registry holds, in registration order: a probe package
+#: exposes ``PROBES`` from its ``__init__`` (``dns``, ``ssh``, ``nmap``, ``snmp``, ``sweep``,
+#: ``banner``); a single-module probe its ``PROBE``.
 BUILTIN_PROBE_MODULES: tuple[str, ...] = (
     "midprobe.probes.heartbeat",
     "midprobe.probes.shazzam",
     "midprobe.probes.dns",
-    "midprobe.probes.ssh.command",
-    "midprobe.probes.ssh.classify",
-    "midprobe.probes.nmap.topics",
-    "midprobe.probes.snmp.topics",
-    "midprobe.probes.sweep.host_sweep",
+    "midprobe.probes.ssh",
+    "midprobe.probes.nmap",
+    "midprobe.probes.snmp",
+    "midprobe.probes.sweep",
     "midprobe.probes.banner",
 )
 
@@ -29,8 +30,13 @@ class ProbeRegistry:
     _probes: dict[str, AnyProbe] = field(default_factory=dict)
 
     def register(self, probe: AnyProbe) -> None:
+        """Add ``probe``; a second probe for the same topic is a programming error (``ValueError``).
+
+        Not a ``MidprobeError``: those are bad input or a failing device, told to the user in one
+        line; two probes claiming one topic is a bug in the code that builds the registry.
+        """
         if probe.topic in self._probes:
-            raise ConfigError(f"a probe is already registered for topic {probe.topic!r}")
+            raise ValueError(f"a probe is already registered for topic {probe.topic!r}")
         self._probes[probe.topic] = probe
 
     def get(self, topic: str) -> AnyProbe:

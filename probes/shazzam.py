@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -42,12 +42,16 @@ from midprobe.probes.banner import (
     sniff,
 )
 from midprobe.probes.base import ProbeContext
+from midprobe.probes.fanout import fan_out
 from midprobe.probes.params import parse_bool, parse_choice, parse_int
 from midprobe.probes.ports import format_ports, parse_ports, service_name
-from midprobe.probes.safety import TargetPolicy
-from midprobe.probes.targets import Resolver, TargetSpec, parse_targets, system_resolver
+from midprobe.probes.resolve import AsyncResolver, resolve_spec
+from midprobe.probes.resolve import check_spec as check_policy
+from midprobe.probes.safety import IPAddress
+from midprobe.probes.targets import Resolver, TargetSpec, parse_targets
 from midprobe.probes.tcpscan.common import HostScan, ScanOptions
 from midprobe.probes.tcpscan.engine import ENGINE_CHOICES, scan_async, select_engine
+from midprobe.probes.xml_encode import flag, scanner_element
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -65,6 +69,7 @@ __all__ = [
     "decode_results",
     "encode_host",
     "encode_shazzam",
+    "lists_refused",
     "parse_shazzam_params",
     "reading_scanners",
     "to_shazzam_host",
@@ -87,6 +92,14 @@ REFUSED_REPORT_LIMIT = 1024
 
 PortResult = Literal["open", "refused"]
 ReverseResolver = Callable[[str], str | None]
+
+
+def lists_refused(port_count: int, report_refused: bool | None = None) -> bool:
+    """Whether refused ports are listed: as asked, or with ``auto`` (``None``) for port lists of at
+    most REFUSED_REPORT_LIMIT ports (``midprobe scan`` follows the same rule)."""
+    if report_refused is None:
+        return port_count <= REFUSED_REPORT_LIMIT
+    return report_refused
 
 
 @dataclass(frozen=True)
@@ -122,9 +135,7 @@ class ShazzamParams:
 
     @property
     def lists_refused(self) -> bool:
-        if self.report_refused is None:
-            return len(self.ports) <= REFUSED_REPORT_LIMIT
-        return self.report_refused
+        return lists_refused(len(self.ports), self.report_refused)
 
     def scan_options(self, deadline: float | None) -> ScanOptions:
         return ScanOptions(
@@ -380,37 +391,29 @@ def add_scanners(host: ShazzamHost, extra: Sequence[ShazzamScanner]) -> ShazzamH
     return replace(host, alive=True, scanners=scanners)
 
 
-def _flag(value: bool) -> str:
-    return "true" if value else "false"
-
-
 def encode_host(host: ShazzamHost) -> ET.Element:
     """One ``<host>`` element with its ``<scanner>`` children (pure)."""
     element = ET.Element(
         "host",
         ip=host.ip,
-        alive=_flag(host.alive),
-        active=_flag(host.active),
+        alive=flag(host.alive),
+        active=flag(host.active),
         hostName=host.host_name,
         domainName=host.domain_name,
     )
     for scanner in host.scanners:
-        child = ET.SubElement(
+        scanner_element(
             element,
-            "scanner",
             name=scanner.name,
-            port=str(scanner.port),
+            port=scanner.port,
             portprobe=scanner.portprobe,
             protocol=scanner.protocol,
             result=scanner.result,
             service=scanner.service,
+            banner_text=scanner.banner_text or None,
+            http_status=None if scanner.http_status is None else str(scanner.http_status),
+            sysObjectID=scanner.sys_object_id,
         )
-        if scanner.banner_text:
-            child.set("banner_text", scanner.banner_text)
-        if scanner.http_status is not None:
-            child.set("http_status", str(scanner.http_status))
-        if scanner.sys_object_id is not None:
-            child.set("sysObjectID", scanner.sys_object_id)
     return element
 
 
@@ -508,15 +511,6 @@ def system_reverse_resolver(ip: str) -> str | None:
         return None
 
 
-def check_policy(spec: TargetSpec, policy: TargetPolicy) -> None:
-    """Refuse the whole spec if any address it yields is outside the policy (nothing sent yet)."""
-    if policy.allowed is None:
-        return
-    outside = spec.first_outside(policy.allowed)
-    if outside is not None:
-        policy.check(outside)
-
-
 def _worth_reading(scanned: HostScan, params: ShazzamParams) -> bool:
     """A host that answered TCP, or a silent one the SNMP tap may still reach (the network did not
     already say it is unreachable); the other silent addresses are done."""
@@ -524,14 +518,17 @@ def _worth_reading(scanned: HostScan, params: ShazzamParams) -> bool:
 
 
 class ShazzamProbe:
-    """The ``Shazzam`` topic. Name resolution is injected, so tests and the lab use their own."""
+    """The ``Shazzam`` topic. Name resolution is injected, so tests and the lab use their own.
+
+    Without a ``resolver``, host names resolve as the policy allows (``probes/resolve.py``).
+    """
 
     topic = TOPIC
     required_capabilities: tuple[str, ...] = ()
 
     def __init__(
         self,
-        resolver: Resolver = system_resolver,
+        resolver: Resolver | None = None,
         reverse_resolver: ReverseResolver = system_reverse_resolver,
     ) -> None:
         self.resolver = resolver
@@ -542,14 +539,21 @@ class ShazzamProbe:
 
     async def prepare(self, params: ShazzamParams, context: ProbeContext) -> TargetSpec:
         """Resolve host names and check every target against the policy, before any probe goes out."""
-        spec = params.targets
-        if spec.host_names:
-            try:
-                spec = await asyncio.to_thread(spec.resolved, self.resolver)
-            except TargetSpecError as error:
-                raise ProbeParameterError(str(error), parameter="source") from None
-        check_policy(spec, context.policy)
-        return spec
+        injected = self.resolver
+        lookup: AsyncResolver | None = None
+        if injected is not None:
+
+            async def in_thread(name: str) -> IPAddress:
+                return await asyncio.to_thread(injected, name)
+
+            lookup = in_thread
+
+        try:
+            return await resolve_spec(
+                params.targets, context.policy, resolver=lookup, deadline=context.deadline
+            )
+        except TargetSpecError as error:
+            raise ProbeParameterError(str(error), parameter="source") from None
 
     async def _host(
         self, scanned: HostScan, params: ShazzamParams, extra: Sequence[ShazzamScanner]
@@ -583,32 +587,25 @@ class ShazzamProbe:
         spec = await self.prepare(params, context)
         engine = select_engine(params.engine)
         options = params.scan_options(context.deadline)
+        scanned = scan_async(spec, params.ports, options, engine=engine)
+
+        async def worth_reading() -> AsyncIterator[HostScan]:
+            async for host in scanned:
+                if _worth_reading(host, params):
+                    yield host
+
+        async def read(host: HostScan) -> ShazzamHost | None:
+            return await self._read(host, params, context)
+
         hosts: list[ShazzamHost] = []
-        slots = asyncio.Semaphore(params.host_concurrency)
-        tasks: set[asyncio.Task[None]] = set()
-
-        async def finish(scanned: HostScan) -> None:
-            try:
-                host = await self._read(scanned, params, context)
-            finally:
-                slots.release()
-            if host is not None:
-                hosts.append(host)
-
+        readings = fan_out(worth_reading(), read, params.host_concurrency)
         try:
-            async for scanned in scan_async(spec, params.ports, options, engine=engine):
-                if not _worth_reading(scanned, params):
-                    continue
-                await slots.acquire()  # the scan's own queue holds the hosts waiting for a slot
-                task = asyncio.create_task(finish(scanned))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-            while tasks:
-                await asyncio.gather(*list(tasks))
+            async for host in readings:
+                if host is not None:
+                    hosts.append(host)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*list(tasks), return_exceptions=True)
+            await readings.aclose()
+            await scanned.aclose()  # stops the scan thread, whatever ended the loop
         return ShazzamResult(
             hosts=tuple(hosts),
             engine=engine.name,

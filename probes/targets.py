@@ -286,7 +286,7 @@ def _interval(text: str, version: int, first: int, last: int) -> _IntervalBlock:
 
 def _parse_cidr(token: str) -> _Block:
     left, _, right = token.partition("/")
-    if not right.isdigit():
+    if not (right.isascii() and right.isdigit()):  # "²".isdigit() and int("٣") == 3: ASCII only
         raise _bad(token, f"prefix length {right!r} is not a number")
     prefix = int(right)
     try:

@@ -10,8 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import Phase, settings
 
 from tests.support.postgres import PostgresUnavailable, PrivatePostgres
+
+# For tests/mutation/mutate.py: a mutant is dead at its first failing example, so no shrinking.
+settings.register_profile("mutation", phases=(Phase.explicit, Phase.reuse, Phase.generate))
 
 POSTGRES_FIXTURES = frozenset({"postgres_server", "postgres_url", "postgres_database_url"})
 

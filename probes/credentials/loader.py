@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from midprobe.capabilities.errors import CredentialError
+from midprobe.capabilities.model import suggest
 from midprobe.probes.credentials.keys import load_private_key
 from midprobe.probes.credentials.model import (
     AUTH_PROTOCOLS,
@@ -94,10 +95,11 @@ def parse_credentials(
     except tomllib.TOMLDecodeError as error:
         # tomllib names the line and column, never the text around it.
         raise CredentialError(f"is not valid TOML: {error}", source=source) from None
-    for key in document:
+    for position, key in enumerate(document, start=1):
         if key not in _TOP_LEVEL_KEYS:
+            shown, message = _unknown_key(position, key, _TOP_LEVEL_KEYS)
             raise CredentialError(
-                f"unknown top-level key {key!r} (expected [[credential]] tables)", source=source
+                f"{message} (expected [[credential]] tables)", source=source, field=shown or None
             )
     fallback = document.get("snmp_public_fallback", True)
     if not isinstance(fallback, bool):
@@ -118,7 +120,7 @@ def parse_credentials(
             credential = reader.read(entry)
         except InvalidField as invalid:
             raise CredentialError(
-                invalid.message, source=source, entry=name, field=invalid.field_name
+                invalid.message, source=source, entry=name, field=invalid.field_name or None
             ) from None
         except CredentialError as error:  # raised by a dataclass's own checks
             raise CredentialError(
@@ -135,6 +137,18 @@ def _entry_name(index: int, entry: object) -> str:
     if isinstance(entry, dict) and isinstance(entry.get("id"), str) and entry["id"]:
         return f'credential[{index}] "{entry["id"]}"'
     return f"credential[{index}]"
+
+
+def _unknown_key(position: int, key: str, allowed: frozenset[str]) -> tuple[str, str]:
+    """The field to name and the message for an unknown key.
+
+    The key is named only when it is a misspelling of a known one: anything else may be a secret
+    written where a key belongs (``"hunter2" = true``), so it is counted, not shown.
+    """
+    hint = suggest(key, sorted(allowed))
+    if hint:
+        return key, f"unknown key{hint}"
+    return "", f"unknown key (key number {position}; allowed: {', '.join(sorted(allowed))})"
 
 
 def _core_message(error: CredentialError) -> str:
@@ -155,12 +169,13 @@ class _EntryReader:
         if kind is None:
             raise InvalidField("type", f"is required: one of {', '.join(CREDENTIAL_TYPES)}")
         if not isinstance(kind, str) or kind not in CREDENTIAL_TYPES:
-            shown = repr(kind) if isinstance(kind, str) and len(kind) <= 40 else "this value"
-            raise InvalidField("type", f"{shown} is not one of {', '.join(CREDENTIAL_TYPES)}")
+            hint = suggest(kind, CREDENTIAL_TYPES) if isinstance(kind, str) else ""
+            raise InvalidField("type", f"must be one of {', '.join(CREDENTIAL_TYPES)}{hint}")
         allowed = _COMMON_KEYS | _TYPE_KEYS[kind]
-        for key in entry:
+        for position, key in enumerate(entry, start=1):
             if key not in allowed:
-                raise InvalidField(key, f"is not a key of a {kind} credential")
+                shown, message = _unknown_key(position, key, allowed)
+                raise InvalidField(shown, f"{message}: not a key of a {kind} credential")
         common: dict[str, Any] = {
             "id": self._text(entry, "id", required=True),
             "order": self._integer(entry, "order", DEFAULT_ORDER),
@@ -219,8 +234,12 @@ class _EntryReader:
         community = self._secret(entry, "community", required=True)
         assert community is not None
         raw_version = entry.get("version", "2c")
-        version = _VERSION_SPELLINGS.get(raw_version.lower() if isinstance(raw_version, str) else raw_version)
-        if version is None or isinstance(raw_version, bool):
+        version = None
+        if isinstance(raw_version, str):
+            version = _VERSION_SPELLINGS.get(raw_version.lower())
+        elif isinstance(raw_version, int) and not isinstance(raw_version, bool):
+            version = _VERSION_SPELLINGS.get(raw_version)
+        if version is None:
             raise InvalidField("version", 'must be "1" or "2c" (use type = "snmpv3" for version 3)')
         return SNMPCommunityCredential(**common, community=community, version=version)
 
@@ -253,10 +272,11 @@ class _EntryReader:
             if not isinstance(variable, str) or not variable:
                 raise InvalidField(env_key, "must name an environment variable")
             value = self._environ.get(variable)
+            # The variable's name is not shown: a secret pasted here by mistake must not reach a log.
             if value is None:
-                raise InvalidField(env_key, f"environment variable {variable} is not set")
+                raise InvalidField(env_key, "names an environment variable that is not set")
             if not value:
-                raise InvalidField(env_key, f"environment variable {variable} is empty")
+                raise InvalidField(env_key, "names an environment variable that is empty")
             return Secret(value)
         if required:
             raise InvalidField(name, f"is required (or {env_key} naming an environment variable)")
@@ -296,7 +316,9 @@ class _EntryReader:
         try:
             return ipaddress.ip_network(text.strip())
         except ValueError:
-            raise InvalidField("ip_ranges", f"{text!r} is not an address or a network in CIDR form") from None
+            raise InvalidField(
+                "ip_ranges", "holds an item that is not an address or a CIDR network"
+            ) from None
 
     @staticmethod
     def _protocol(entry: dict[str, Any], name: str, allowed: tuple[str, ...]) -> str | None:
@@ -308,7 +330,6 @@ class _EntryReader:
         normalised = normalise_protocol_name(value)
         if normalised == "NONE":
             return None
-        if normalised not in allowed:
-            shown = repr(value) if len(value) <= 20 else "this value"
-            raise InvalidField(name, f"{shown} is not one of {', '.join(allowed)}")
+        if normalised not in allowed:  # a key pasted into the protocol field must not be echoed
+            raise InvalidField(name, f"must be one of {', '.join(allowed)}")
         return normalised

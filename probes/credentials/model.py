@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal, NoReturn, Self, SupportsIndex
 
 import paramiko
 
@@ -106,6 +106,18 @@ class CredentialBase:
     def describe(self) -> str:
         """``ssh_password "linux-admin"``: safe to log and to put in payloads."""
         return f'{self.type} "{self.id}"'
+
+    # Every credential holds a secret (a Secret, or an unencrypted paramiko key that no Secret
+    # wraps): refusing to pickle keeps it out of queues, caches and process pools. Frozen, so
+    # copies may share it.
+    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
+        raise TypeError(f"credential {self.id!r} is never pickled or serialised")
+
+    def __copy__(self) -> Self:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
+        return self
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,8 +1,7 @@
-"""What the three DNS probes share: the resolver set-up under the safety policy, and XML helpers."""
+"""What the three DNS probes share: the resolver set-up under the safety policy and the batch deadline."""
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 
 from midprobe.capabilities.errors import TargetNotAllowed
@@ -46,15 +45,3 @@ DEADLINE_MARGIN_MAX = 1.0
 def batch_deadline(context: ProbeContext) -> float:
     """The ``time.monotonic()`` value at which the resolver stops asking."""
     return context.deadline - min(DEADLINE_MARGIN_MAX, context.remaining() * DEADLINE_MARGIN_FRACTION)
-
-
-def sub_element(
-    parent: ET.Element, tag: str, text: str | None = None, **attributes: str | None
-) -> ET.Element:
-    """A child element carrying only the attributes that have a value."""
-    element = ET.SubElement(
-        parent, tag, {key: value for key, value in attributes.items() if value is not None}
-    )
-    if text is not None:
-        element.text = text
-    return element

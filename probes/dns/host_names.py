@@ -17,7 +17,7 @@ import dns.name
 
 from midprobe.probes.base import ProbeContext
 from midprobe.probes.dns import wire
-from midprobe.probes.dns.common import batch_deadline, prepare_resolver, sub_element
+from midprobe.probes.dns.common import batch_deadline, prepare_resolver
 from midprobe.probes.dns.name_resolver import AddressName, reverse_lookup
 from midprobe.probes.dns.params import (
     ResolverParams,
@@ -27,6 +27,7 @@ from midprobe.probes.dns.params import (
 )
 from midprobe.probes.dns.resolver import Answer, Question, ResolverConfig, Status, resolve_batch
 from midprobe.probes.params import parse_bool
+from midprobe.probes.xml_encode import sub_element
 
 
 @dataclass(frozen=True)

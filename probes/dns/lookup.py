@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from midprobe.probes.base import ProbeContext
 from midprobe.probes.dns import wire
-from midprobe.probes.dns.common import batch_deadline, prepare_resolver, sub_element
+from midprobe.probes.dns.common import batch_deadline, prepare_resolver
 from midprobe.probes.dns.params import (
     RECORD_TYPES,
     ResolverParams,
@@ -24,6 +24,7 @@ from midprobe.probes.dns.params import (
     targets_text,
 )
 from midprobe.probes.dns.resolver import Answer, Question, ResolverConfig, Status, resolve_batch
+from midprobe.probes.xml_encode import sub_element
 
 #: When no type has an address, the status that explains it best comes first.
 _FAILURE_ORDER = (

@@ -14,9 +14,10 @@ import dns.reversename
 
 from midprobe.probes.base import ProbeContext
 from midprobe.probes.dns import wire
-from midprobe.probes.dns.common import batch_deadline, prepare_resolver, sub_element
+from midprobe.probes.dns.common import batch_deadline, prepare_resolver
 from midprobe.probes.dns.params import ResolverParams, parse_addresses, parse_resolver_params, targets_text
 from midprobe.probes.dns.resolver import Answer, Question, ResolverConfig, Status, resolve_batch
+from midprobe.probes.xml_encode import sub_element
 
 
 @dataclass(frozen=True)

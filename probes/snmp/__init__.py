@@ -1,4 +1,15 @@
 """SNMP: the ``SNMP`` probe (walks an ``oid_spec_list``) and the ``SNMPClassify`` probe.
 
-v1/v2c through a native codec, SNMPv3 through pysnmp 7; results as the ECC typed XML.
+v1/v2c through a native codec, SNMPv3 through pysnmp 7; results as the ECC typed XML. ``probe``
+and ``classify_probe`` are the probes (each with a ``PROBE``); see docs/snmp.md for the rest.
 """
+
+from __future__ import annotations
+
+from midprobe.probes.snmp.classify_probe import PROBE as SNMP_CLASSIFY_PROBE
+from midprobe.probes.snmp.probe import PROBE as SNMP_PROBE
+
+#: Every probe of this package, for the registry.
+PROBES = (SNMP_PROBE, SNMP_CLASSIFY_PROBE)
+
+__all__ = ["PROBES", "SNMP_CLASSIFY_PROBE", "SNMP_PROBE"]

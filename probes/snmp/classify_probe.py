@@ -27,11 +27,11 @@ from midprobe.probes.snmp.classify import (
     classify,
     facts_from_varbinds,
 )
-from midprobe.probes.snmp.client import BulkSizeMemory, SnmpClient
+from midprobe.probes.snmp.client import BulkSizeMemory, SessionOpener, SnmpClient
+from midprobe.probes.snmp.credential_choice import authenticated_client, resolve_address, store_of
 from midprobe.probes.snmp.encode import encode_varbinds
 from midprobe.probes.snmp.names import BY_NAME
 from midprobe.probes.snmp.probe import ConnectionParams
-from midprobe.probes.snmp.session import authenticated_client, resolve_address, store_of
 from midprobe.probes.snmp.values import Oid, SnmpValue, VarBind, format_oid, render
 
 TOPIC = "SNMPClassify"
@@ -281,6 +281,8 @@ class SnmpClassifyProbe:
     memory: BulkSizeMemory = field(default_factory=BulkSizeMemory)
     #: The rules table to classify with; ``None``: the one shipped (``probes/classify/rules.toml``).
     classifier: Classifier | None = None
+    #: The sessions' opener; ``None``: the real backends (tests replay recorded walks).
+    opener: SessionOpener | None = None
     topic: str = TOPIC
     required_capabilities: tuple[str, ...] = ()
 
@@ -295,6 +297,7 @@ class SnmpClassifyProbe:
             deadline=context.deadline,
             memory=self.memory,
             classifier=self.classifier,
+            opener=self.opener,
         )
 
     def encode_results(self, result: SnmpClassifyResult) -> Sequence[ET.Element]:
@@ -309,16 +312,18 @@ async def classify_host(
     deadline: float,
     memory: BulkSizeMemory | None = None,
     classifier: Classifier | None = None,
+    opener: SessionOpener | None = None,
 ) -> SnmpClassifyResult:
     """Connect with the first credential that works, collect, classify (for ``midprobe scan`` too)."""
     started = time.monotonic()
-    address = await resolve_address(connection.source, policy)
+    address = await resolve_address(connection.source, policy, deadline=deadline)
     async with authenticated_client(
         connection.session_request(address),
         store_of(credentials),
         policy=policy,
         deadline=deadline,
         memory=memory if memory is not None else BulkSizeMemory(),
+        opener=opener,
     ) as client:
         varbinds = await collect(client)
         version = client.auth.version

@@ -163,7 +163,9 @@ class WalkResult:
         return self.stopped is None
 
 
-class _Session(Protocol):
+class SnmpSession(Protocol):
+    """One open conversation with an agent: the native codec, pysnmp, or a replayed walk (tests)."""
+
     target: str
 
     @property
@@ -172,6 +174,12 @@ class _Session(Protocol):
     def send(self, pdu_type: int, oids: Sequence[Oid], max_repetitions: int) -> asyncio.Future[Reply]: ...
 
     async def close(self) -> None: ...
+
+
+class SessionOpener(Protocol):
+    """Opens the session a client talks through (injected: ``replay.ReplayAgent`` in tests)."""
+
+    async def __call__(self, address: str, port: int, auth: SnmpAuth) -> SnmpSession: ...
 
 
 @dataclass
@@ -190,7 +198,8 @@ class SnmpClient:
     """Talks to one agent. Use ``async with SnmpClient(...) as client``.
 
     The address is checked against ``policy`` before any packet is sent; ``deadline``
-    (a ``time.monotonic()`` value) bounds every wait.
+    (a ``time.monotonic()`` value) bounds every wait. ``opener`` replaces the backends
+    (the native codec, pysnmp) with another session, e.g. a replayed walk.
     """
 
     def __init__(
@@ -204,6 +213,7 @@ class SnmpClient:
         deadline: float | None = None,
         memory: BulkSizeMemory | None = None,
         engines: PysnmpEngines | None = None,
+        opener: SessionOpener | None = None,
     ) -> None:
         try:
             parsed = ipaddress.ip_address(address)
@@ -220,8 +230,9 @@ class SnmpClient:
         self.memory = memory if memory is not None else BulkSizeMemory()
         self.stats = ClientStats()
         self._engines = engines
+        self._opener = opener
         self._own_engines = False
-        self._session: _Session | None = None
+        self._session: SnmpSession | None = None
         self._memory_key = self.address
         self._diagnose = True
         self.target = f"[{self.address}]:{port}" if parsed.version == 6 else f"{self.address}:{port}"
@@ -242,8 +253,11 @@ class SnmpClient:
     ) -> None:
         await self.close()
 
-    async def _open(self) -> _Session:
+    async def _open(self) -> SnmpSession:
         if self._session is not None:
+            return self._session
+        if self._opener is not None:
+            self._session = await self._opener(self.address, self.port, self.auth)
             return self._session
         backend = self.options.backend
         if backend == "native" and not isinstance(self.auth, CommunityAuth):
@@ -278,7 +292,7 @@ class SnmpClient:
         if self._remaining() <= 0:
             raise SnmpDeadlineExceeded(f"SNMP exchange with {self.target}", self.options.timeout)
 
-    def _send(self, session: _Session, pdu_type: int, oids: Sequence[Oid], repetitions: int) -> _Attempt:
+    def _send(self, session: SnmpSession, pdu_type: int, oids: Sequence[Oid], repetitions: int) -> _Attempt:
         self.stats.requests += 1
         loop = asyncio.get_running_loop()
         return _Attempt(session.send(pdu_type, oids, repetitions), oids, repetitions, loop.time())
@@ -367,6 +381,7 @@ class SnmpClient:
             options=options,
             deadline=self.deadline,
             engines=self._engines,
+            opener=self._opener,
         )
         probe._diagnose = False
         try:

@@ -20,6 +20,10 @@ RESPONSE = 0xA2
 GET_BULK_REQUEST = 0xA5
 REPORT = 0xA8
 
+# Every PDU laid out as request-id, two INTEGERs and varbinds (RFC 3416); 0xA4, the v1
+# Trap-PDU, has another layout.
+_PDU_TAGS = frozenset({0xA0, 0xA1, 0xA2, 0xA3, GET_BULK_REQUEST, 0xA6, 0xA7, REPORT})
+
 VERSION_1 = 0
 VERSION_2C = 1
 
@@ -122,7 +126,9 @@ def _tlv(tag: int, body: bytes) -> bytes:
 
 
 def _integer(value: int, tag: int = _TAG_INTEGER) -> bytes:
-    return _tlv(tag, value.to_bytes(value.bit_length() // 8 + 1, "big", signed=True))
+    # Minimal two's complement: -128 is one octet (0x80), as X.690 8.3.2 requires.
+    magnitude = value if value >= 0 else ~value
+    return _tlv(tag, value.to_bytes(magnitude.bit_length() // 8 + 1, "big", signed=True))
 
 
 def _unsigned(value: int, tag: int) -> bytes:
@@ -389,7 +395,7 @@ def _decode_head(data: bytes) -> tuple[tuple[int, int, int, int, int], int, int]
         raise SnmpDecodeError(f"SNMP version number {version} is not v1 or v2c")
     _, pos = _expect(data, pos, end, _TAG_OCTET_STRING, "the community")
     pdu_type, pos, pdu_end = _header(data, pos, end)
-    if pdu_type & 0xE0 != 0xA0:
+    if pdu_type not in _PDU_TAGS:
         raise SnmpDecodeError(f"tag 0x{pdu_type:02x} is not an SNMP PDU")
     request_id, pos = _int_at(data, pos, pdu_end, "the request-id")
     error_status, pos = _int_at(data, pos, pdu_end, "the error-status")

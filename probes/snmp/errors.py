@@ -16,14 +16,15 @@ class SnmpTimeout(ProbeTimeout):
     def __init__(self, target: str, timeout: float, attempts: int, *, community_based: bool) -> None:
         self.target = target
         self.attempts = attempts
+        self.community_based = community_based
         hint = (
-            " (wrong community, no agent, or a filter: v1/v2c agents do not answer a bad community)"
+            "wrong community, no agent, or a filter: v1/v2c agents do not answer a bad community"
             if community_based
-            else " (no agent, a filter, or an agent that drops this user's requests)"
+            else "no agent, a filter, or an agent that drops this user's requests"
         )
-        super().__init__(f"SNMP request to {target} ({attempts} attempts of {timeout:g} s)", timeout)
-        self.message = f"{self.message}{hint}"
-        self.args = (self.message,)
+        super().__init__(
+            f"SNMP request to {target} ({attempts} attempts of {timeout:g} s)", timeout, hint=hint
+        )
 
 
 class SnmpDeadlineExceeded(ProbeTimeout):

@@ -17,11 +17,16 @@ from dataclasses import dataclass, field
 from midprobe.capabilities.errors import ProbeParameterError
 from midprobe.probes.base import ProbeContext
 from midprobe.probes.snmp.auth import SNMP_VERSIONS, SnmpVersion
-from midprobe.probes.snmp.client import BulkSizeMemory, ClientOptions, SnmpClient
+from midprobe.probes.snmp.client import BulkSizeMemory, ClientOptions, SessionOpener, SnmpClient
+from midprobe.probes.snmp.credential_choice import (
+    SessionRequest,
+    authenticated_client,
+    resolve_address,
+    store_of,
+)
 from midprobe.probes.snmp.encode import encode_varbinds
 from midprobe.probes.snmp.errors import SnmpErrorStatus
 from midprobe.probes.snmp.oidspec import OidSpec, TableSpec, WalkSpec, parse_oid_spec_list
-from midprobe.probes.snmp.session import SessionRequest, authenticated_client, resolve_address, store_of
 from midprobe.probes.snmp.values import Oid, SnmpValue, VarBind
 
 TOPIC = "SNMP"
@@ -230,6 +235,8 @@ class SnmpProbe:
     """The ``SNMP`` topic. Keeps the learnt bulk sizes per agent across runs."""
 
     memory: BulkSizeMemory = field(default_factory=BulkSizeMemory)
+    #: The sessions' opener; ``None``: the real backends (tests replay recorded walks).
+    opener: SessionOpener | None = None
     topic: str = TOPIC
     required_capabilities: tuple[str, ...] = ()
 
@@ -242,13 +249,14 @@ class SnmpProbe:
     async def run(self, params: SnmpParams, context: ProbeContext) -> SnmpResult:
         started = time.monotonic()
         connection = params.connection
-        address = await resolve_address(connection.source, context.policy)
+        address = await resolve_address(connection.source, context.policy, deadline=context.deadline)
         async with authenticated_client(
             connection.session_request(address),
             store_of(context.credentials),
             policy=context.policy,
             deadline=context.deadline,
             memory=self.memory,
+            opener=self.opener,
         ) as client:
             outcomes = [await run_spec(client, spec) for spec in params.specs]
             return SnmpResult(

@@ -47,6 +47,11 @@ def translate_error(error: BaseException, what: str, timeout: float) -> ProbeErr
     if isinstance(error, IncompatiblePeer):
         return ProtocolError(f"{what}: no algorithm in common with the server ({error})")
     if isinstance(error, paramiko.SSHException):
+        underlying = error.__cause__ or error.__context__
+        if isinstance(underlying, socket.timeout | TimeoutError):
+            # paramiko's own banner or packet time-out (it raises SSHException from the timeout):
+            # the same ReadTimeout as ours, whichever of the two fired first.
+            return ReadTimeout(what, timeout)
         text = str(error) or type(error).__name__
         if "banner" in text.lower():
             return ProtocolError(f"{what}: the server did not send an SSH banner ({text})")

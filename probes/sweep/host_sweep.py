@@ -19,12 +19,13 @@ from midprobe.capabilities.errors import MidprobeError, ProbeError, ProbeParamet
 from midprobe.probes.base import ProbeContext
 from midprobe.probes.params import parse_choice, parse_int
 from midprobe.probes.ports import parse_ports
-from midprobe.probes.safety import TargetPolicy
+from midprobe.probes.resolve import resolve_spec
 from midprobe.probes.sweep.common import Answer, EngineOptions, Method, Tally
 from midprobe.probes.sweep.raw import RawSweeper, raw_sockets_allowed
 from midprobe.probes.sweep.routes import read_routing
 from midprobe.probes.sweep.tcp_ping import DEFAULT_PING_PORTS, TcpPinger
-from midprobe.probes.targets import TargetSpec, parse_targets, system_resolver
+from midprobe.probes.targets import TargetSpec, parse_targets
+from midprobe.probes.xml_encode import flag
 
 __all__ = [
     "PROBE",
@@ -148,15 +149,6 @@ def parse_sweep_params(source: str, parameters: Mapping[str, str]) -> SweepParam
     )
 
 
-def check_policy(spec: TargetSpec, policy: TargetPolicy) -> None:
-    """Refuse the whole sweep when any address lies outside the policy (box arithmetic, no expansion)."""
-    if policy.allowed is None:
-        return
-    outside = spec.first_outside(policy.allowed)
-    if outside is not None:
-        policy.check(outside)
-
-
 # --- the run ---------------------------------------------------------------------------------------
 
 
@@ -164,13 +156,12 @@ async def sweep(params: SweepParams, context: ProbeContext) -> SweepResult:
     """Sweep ``params.targets``; sockets are made on the calling thread (its network namespace)."""
     started = time.monotonic()
     spec = params.targets
-    if spec.host_names:  # blocking, on purpose: the loop's thread is in the namespace to resolve from
-        spec = spec.resolved(system_resolver)
-        if params.method != "tcp" and spec.first_outside(_IPV4_EVERYTHING) is not None:
-            raise ProbeParameterError(
-                "ARP and ICMP sweeps are IPv4 only; use method=tcp for IPv6", parameter="targets"
-            )
-    check_policy(spec, context.policy)
+    named = bool(spec.host_names)
+    spec = await resolve_spec(spec, context.policy, deadline=context.deadline)  # the policy checked too
+    if named and params.method != "tcp" and spec.first_outside(_IPV4_EVERYTHING) is not None:
+        raise ProbeParameterError(
+            "ARP and ICMP sweeps are IPv4 only; use method=tcp for IPv6", parameter="targets"
+        )
     total = spec.count()
     margin = min(1.0, context.remaining() * 0.05)
     deadline = min(started + params.sweep_timeout_ms / 1000, context.deadline - margin)
@@ -248,10 +239,6 @@ def _alive_host(answer: Answer) -> AliveHost:
 # --- the ECC payload (pure) --------------------------------------------------------------------------
 
 
-def _flag(value: bool) -> str:
-    return "true" if value else "false"
-
-
 def encode_sweep(result: SweepResult) -> ET.Element:
     """``<result><sweep ...><host .../>...</sweep></result>`` (documented in docs/sweep.md)."""
     element = ET.Element("result")
@@ -259,7 +246,7 @@ def encode_sweep(result: SweepResult) -> ET.Element:
         "targets": result.targets,
         "method": result.method,
         "methods_used": ",".join(result.methods_used),
-        "raw_sockets": _flag(result.raw_sockets),
+        "raw_sockets": flag(result.raw_sockets),
         "addresses": str(result.addresses),
         "alive": str(len(result.alive)),
         "unreachable": str(result.unreachable),
@@ -267,7 +254,7 @@ def encode_sweep(result: SweepResult) -> ET.Element:
         "unchecked": str(result.unchecked),
         "probes_sent": str(result.probes_sent),
         "elapsed_ms": str(result.elapsed_ms),
-        "complete": _flag(result.complete),
+        "complete": flag(result.complete),
     }
     if result.fallback_reason:
         attributes["fallback"] = result.fallback_reason

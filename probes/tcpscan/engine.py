@@ -1,10 +1,12 @@
-"""Choosing a TCP scan engine (SYN when raw sockets work, else connect) and running it from a thread or asyncio."""
+"""Choosing a TCP scan engine (SYN when raw sockets work, else connect) and running it from a thread,
+or from asyncio through the one bounded bridge (``scan_async``)."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Generator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Generator, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Final
 
 from midprobe.capabilities.errors import NetworkError, ProbeParameterError
@@ -13,7 +15,7 @@ from midprobe.probes.tcpscan.common import HostScan, ScanEngine, ScanOptions, St
 from midprobe.probes.tcpscan.connect import ConnectScanner
 from midprobe.probes.tcpscan.syn import SynScanner, raw_sockets_allowed
 
-__all__ = ["ENGINE_CHOICES", "scan", "scan_async", "select_engine"]
+__all__ = ["DEFAULT_QUEUE_SIZE", "ENGINE_CHOICES", "scan", "scan_async", "select_engine"]
 
 #: What a caller may ask for: ``auto`` picks ``syn`` when raw sockets are allowed, else ``connect``.
 ENGINE_CHOICES: Final = ("auto", "syn", "connect")
@@ -45,7 +47,17 @@ def scan(
     return chosen.scan(targets, ports, options or ScanOptions(), stop=stop)
 
 
-_DONE = object()
+#: Finished hosts the scan thread may hand over before it waits for the consumer to take one.
+DEFAULT_QUEUE_SIZE: Final = 1024
+#: How often (seconds) a scan thread waiting for room looks whether it was told to stop.
+_STOP_POLL = 0.2
+
+
+@dataclass(frozen=True)
+class _Finished:
+    """The end of the stream, with the error that ended the scan (if any)."""
+
+    error: BaseException | None = None
 
 
 async def scan_async(
@@ -54,47 +66,66 @@ async def scan_async(
     options: ScanOptions | None = None,
     *,
     engine: str | ScanEngine = "auto",
-) -> AsyncIterator[HostScan]:
+    queue_size: int = DEFAULT_QUEUE_SIZE,
+    thread_name: str | None = None,
+) -> AsyncGenerator[HostScan, None]:
     """Scan on a worker thread and yield hosts into the event loop as they finish.
 
-    The worker is started from the calling thread, so it inherits that thread's network namespace.
-    Leaving the ``async for`` early (or cancelling) stops the scan and closes its sockets.
+    This is the one bridge from an engine to asyncio (Shazzam and ``midprobe scan`` use it). At most
+    ``queue_size`` finished hosts wait for the consumer; then the engine waits too, so the scan runs
+    at the consumer's pace and a /16 never piles up in memory. The worker is started from the calling
+    thread, so it inherits that thread's network namespace. Leaving the ``async for`` early (or
+    cancelling) stops the scan, closes its sockets and waits for the thread to end.
     """
+    if queue_size < 1:
+        raise ValueError("queue_size must be at least 1")
     chosen = select_engine(engine) if isinstance(engine, str) else engine
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[object] = asyncio.Queue()
+    queue: asyncio.Queue[HostScan | _Finished] = asyncio.Queue()  # bounded by ``room``
+    room = threading.Semaphore(queue_size)
     stop = threading.Event()
 
-    def deliver(item: object) -> bool:
+    def deliver(item: HostScan | _Finished) -> bool:
         try:
             loop.call_soon_threadsafe(queue.put_nowait, item)
         except RuntimeError:  # the loop is closed: nobody is listening any more
             return False
         return True
 
+    def hand_over(host: HostScan) -> bool:
+        while not room.acquire(timeout=_STOP_POLL):
+            if stop.is_set():
+                return False
+        return not stop.is_set() and deliver(host)
+
     def work() -> None:
-        outcome: object = _DONE
-        hosts = chosen.scan(targets, ports, options or ScanOptions(), stop=stop)
+        try:
+            hosts = chosen.scan(targets, ports, options or ScanOptions(), stop=stop)
+        except BaseException as error:  # handed to the consumer, raised there
+            deliver(_Finished(error))
+            return
+        outcome = _Finished()
         try:
             for host in hosts:
-                if not deliver(host) or stop.is_set():
-                    break
-        except BaseException as error:  # handed to the consumer, raised there
-            outcome = error
+                if not hand_over(host):
+                    return
+        except BaseException as error:
+            outcome = _Finished(error)
         finally:
             hosts.close()  # closes the engine's sockets now, not when garbage collected
         deliver(outcome)
 
-    worker = threading.Thread(target=work, name=f"midprobe-{chosen.name}-scan", daemon=True)
+    name = thread_name or f"midprobe-{chosen.name}-scan"
+    worker = threading.Thread(target=work, name=name, daemon=True)
     worker.start()
     try:
         while True:
             item = await queue.get()
-            if item is _DONE:
+            if isinstance(item, _Finished):
+                if item.error is not None:
+                    raise item.error
                 return
-            if isinstance(item, BaseException):
-                raise item
-            assert isinstance(item, HostScan)
+            room.release()
             yield item
     finally:
         stop.set()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from midprobe.capabilities.errors import ConfigError
+from midprobe.capabilities.numbers import NumberRange, read_number
 
 DEFAULT_QUEUE_URL = "sqlite:///midprobe-ecc.db"
 
@@ -44,20 +45,26 @@ class AgentConfig:
 
     def __post_init__(self) -> None:
         _check(self.name.strip() != "", "name", "must not be empty")
-        _check(
-            self.concurrency >= 3, "concurrency", f"must be at least 3 (one per pool), got {self.concurrency}"
-        )
-        for field_name in (
-            "poll_idle_seconds",
-            "poll_busy_seconds",
-            "lease_seconds",
-            "probe_timeout_seconds",
-        ):
-            value = getattr(self, field_name)
-            _check(value > 0, field_name, f"must be positive, got {value}")
-        _check(self.result_size_cap > 0, "result_size_cap", "must be positive")
+        for field_name, limits in NUMBER_LIMITS.items():
+            read_number(getattr(self, field_name), limits, field=field_name)
         levels = ("debug", "info", "warning", "error")
         _check(self.log_level in levels, "log_level", f"must be one of {', '.join(levels)}")
+
+
+_DAY = 86_400.0
+
+#: The accepted range of every numeric setting. Lower bounds keep loops from spinning (a heartbeat
+#: or lease of 0 would commit thousands of times a second), upper bounds keep sleeps and deadlines
+#: finite. The CLI flags of ``midprobe agent`` read their values through the same limits.
+NUMBER_LIMITS: dict[str, NumberRange] = {
+    "concurrency": NumberRange(3, 10_000, integer=True),
+    "poll_idle_seconds": NumberRange(0.05, _DAY),
+    "poll_busy_seconds": NumberRange(0.05, _DAY),
+    "lease_seconds": NumberRange(1.0, _DAY),
+    "registry_heartbeat_seconds": NumberRange(1.0, _DAY),
+    "probe_timeout_seconds": NumberRange(1.0, 7 * _DAY),
+    "result_size_cap": NumberRange(1, 2**40, integer=True),
+}
 
 
 def _check(condition: bool, field_name: str, message: str) -> None:
@@ -73,7 +80,9 @@ def _coerce(field_name: str, raw: Any, source: str) -> Any:
     kind = str(_FIELDS[field_name].type)
     try:
         if "Path" in kind:
-            return None if raw in (None, "") else Path(str(raw))
+            if raw is not None and not isinstance(raw, (str, Path)):
+                raise ValueError(f"not a path (got a {type(raw).__name__})")
+            return None if raw in (None, "") else Path(raw)
         if kind == "bool":
             if isinstance(raw, bool):
                 return raw
@@ -82,17 +91,12 @@ def _coerce(field_name: str, raw: Any, source: str) -> Any:
                 return True
             if text in ("0", "false", "no", "off"):
                 return False
-            raise ValueError(f"not a boolean: {raw!r}")
-        if kind == "int":
-            if isinstance(raw, bool):
-                raise ValueError(f"not an integer: {raw!r}")
-            return int(raw)
-        if kind == "float":
-            if isinstance(raw, bool):
-                raise ValueError(f"not a number: {raw!r}")
-            return float(raw)
+            raise ValueError("not a boolean (true or false)")
+        if field_name in NUMBER_LIMITS:
+            number = read_number(raw, NUMBER_LIMITS[field_name], field=field_name, source=source)
+            return number if kind == "int" else float(number)
         if not isinstance(raw, str):
-            raise ValueError(f"not a string: {raw!r}")
+            raise ValueError(f"not a string (got a {type(raw).__name__})")
         return raw
     except ValueError as error:
         raise ConfigError(str(error), source=source, field=field_name) from None
@@ -110,6 +114,8 @@ def load_agent_config(
         source = str(path)
         try:
             document = tomllib.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise ConfigError("not UTF-8 text", source=source) from None
         except FileNotFoundError:
             raise ConfigError("file not found", source=source) from None
         except OSError as error:

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
+import uuid
 from dataclasses import dataclass, field
 
-from midprobe.capabilities.errors import MidprobeError, QueueError
+from midprobe.capabilities.errors import ConfigError, MidprobeError, QueueError
 from midprobe.runner.agent.limits import PoolSizes
 from midprobe.runner.agent.logs import get_logger
 from midprobe.runner.agent.probe_runner import ProbeRunner
 from midprobe.runner.ecc.record import PRIORITY_EXPEDITED, PRIORITY_INTERACTIVE, PRIORITY_STANDARD, EccRecord
-from midprobe.runner.queue.base import AgentRegistration, EccQueue
+from midprobe.runner.queue.base import AgentNameInUse, AgentRegistration, EccQueue
 
 log = get_logger("midprobe.agent")
 
@@ -35,6 +37,8 @@ def _pool_of(priority: int) -> int:
 #: How long in-flight work may run on after SIGTERM before it is released for another agent.
 DEFAULT_DRAIN_SECONDS = 30.0
 MAX_BACKOFF_SECONDS = 60.0
+#: Leases are renewed every third of their length, but never more often than this.
+MIN_RENEW_SECONDS = 0.05
 #: One wait for a queue notification; short, so a stopping agent never waits long for its watcher.
 WATCH_SLICE_SECONDS = 1.0
 
@@ -59,6 +63,25 @@ class AgentTimings:
     registry_heartbeat_seconds: float = 30.0
     drain_seconds: float = DEFAULT_DRAIN_SECONDS
 
+    def __post_init__(self) -> None:
+        # The lease must outlive the renewal interval, or live work would expire between renewals.
+        if not self.lease_seconds > self.renew_seconds:
+            raise ConfigError(
+                f"{self.lease_seconds:g} s is not longer than the lease renewal interval"
+                f" ({self.renew_seconds:g} s)",
+                field="lease_seconds",
+            )
+
+    @property
+    def renew_seconds(self) -> float:
+        """How often leases of work in flight are renewed."""
+        return max(MIN_RENEW_SECONDS, self.lease_seconds / 3)
+
+    @property
+    def name_held_seconds(self) -> float:
+        """How long after its last heartbeat a name stays held by its process (then a restart takes it)."""
+        return max(self.lease_seconds, 2 * self.registry_heartbeat_seconds)
+
 
 @dataclass
 class Agent:
@@ -75,6 +98,8 @@ class Agent:
     _stopping: asyncio.Event | None = field(default=None, init=False)
     _wake: asyncio.Event | None = field(default=None, init=False)
     stats: AgentStats = field(default_factory=AgentStats, init=False)
+    #: This process's token: stored with its registration and its leases (a restart gets a new one).
+    instance: str = field(default_factory=lambda: uuid.uuid4().hex, init=False)
 
     @property
     def name(self) -> str:
@@ -95,7 +120,15 @@ class Agent:
         if install_signal_handlers:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, self.request_stop)
-        await asyncio.to_thread(self.queue.register_agent, self.registration)
+        # Refused (AgentNameInUse) while another live process runs under this name.
+        await asyncio.to_thread(
+            functools.partial(
+                self.queue.register_agent,
+                self.registration,
+                instance=self.instance,
+                live_within_seconds=self.timings.name_held_seconds,
+            )
+        )
         log.info("agent started", agent=self.name, queue=self.queue.url, pools=vars(self.pools))
         helpers = [
             asyncio.create_task(self._renew_leases(), name="renew-leases"),
@@ -111,7 +144,9 @@ class Agent:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
             with contextlib.suppress(MidprobeError):
-                await asyncio.to_thread(self.queue.set_agent_status, self.name, "Down")
+                await asyncio.to_thread(
+                    functools.partial(self.queue.set_agent_status, self.name, "Down", instance=self.instance)
+                )
             if install_signal_handlers:
                 for signum in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(signum)
@@ -140,6 +175,7 @@ class Agent:
                         self.timings.lease_seconds,
                         include_own_processing=pool in restart_pools,
                         priorities=(pool,),
+                        instance=self.instance,
                     )
                     restart_pools.discard(pool)
                     self._start(records)  # at once: a later pool's failure must not strand these
@@ -168,6 +204,9 @@ class Agent:
 
     def _start(self, records: list[EccRecord]) -> None:
         for record in records:
+            if record.sys_id in self._in_flight:  # never run twice what this process already runs
+                log.warning("claimed work already in flight, ignored", sys_id=record.sys_id)
+                continue
             self.stats.claimed += 1
             task = asyncio.create_task(self._process(record), name=f"probe-{record.sys_id}")
             self._in_flight[record.sys_id] = task
@@ -249,7 +288,7 @@ class Agent:
         return False  # unreachable: the last attempt raises
 
     async def _renew_leases(self) -> None:
-        interval = max(0.05, self.timings.lease_seconds / 3)
+        interval = self.timings.renew_seconds
         while True:
             await asyncio.sleep(interval)
             held = list(self._in_flight)
@@ -257,7 +296,15 @@ class Agent:
                 continue
             try:
                 renewed = set(
-                    await asyncio.to_thread(self.queue.renew, self.name, held, self.timings.lease_seconds)
+                    await asyncio.to_thread(
+                        functools.partial(
+                            self.queue.renew,
+                            self.name,
+                            held,
+                            self.timings.lease_seconds,
+                            instance=self.instance,
+                        )
+                    )
                 )
             except QueueError as error:
                 self.stats.queue_errors += 1
@@ -286,7 +333,13 @@ class Agent:
         while True:
             await asyncio.sleep(self.timings.registry_heartbeat_seconds)
             try:
-                await asyncio.to_thread(self.queue.heartbeat_agent, self.name)
+                await asyncio.to_thread(
+                    functools.partial(self.queue.heartbeat_agent, self.name, instance=self.instance)
+                )
+            except AgentNameInUse as error:  # another process took the name over: it runs our work now
+                log.error("agent name taken over, stopping", agent=self.name, error=str(error))
+                self.request_stop()
+                return
             except QueueError as error:
                 log.warning("heartbeat failed", agent=self.name, error=str(error))
 

@@ -82,10 +82,12 @@ class ProbeRunner:
     limits: ConcurrencyLimits = field(default_factory=ConcurrencyLimits)
     probe_timeout_seconds: float = 600.0
     credentials: CredentialStore | None = None
+    #: Deadlines and probe_time are read on this clock (tests give a fake one).
+    clock: Callable[[], float] = time.monotonic
 
     async def answer(self, output: EccRecord, payload: str | None = None) -> EccRecord:
         """The input record answering ``output`` (``payload``: the full payload text when stored aside)."""
-        started = time.monotonic()
+        started = self.clock()
         parameters: Mapping[str, str] = {}
         elements: Sequence[ET.Element]
         error: str | None = None
@@ -96,7 +98,7 @@ class ProbeRunner:
             decoded = await loop.run_in_executor(_DECODE_POOL, self._decode, output, text)
             parameters = decoded.as_dict() if isinstance(decoded, ParametersPayload) else _shared(decoded)
             self._check_addressed_to_me(output)
-            deadline = time.monotonic() + self._timeout(parameters)
+            deadline = self.clock() + self._timeout(parameters)
             async with self.limits.slot(output.priority, output.topic, output.source):
                 if isinstance(decoded, MultiProbePayload):
                     elements, error = await self._run_multiprobe(output, decoded, deadline)
@@ -108,7 +110,7 @@ class ProbeRunner:
                 output,
                 agent=self.identity.agent,
                 results=elements,
-                probe_time_ms=_elapsed_ms(started),
+                probe_time_ms=_elapsed_ms(self.clock, started),
                 output_parameters=parameters,
                 error=error,
             )
@@ -153,6 +155,7 @@ class ProbeRunner:
             policy=self.policy,
             capabilities=self.identity.capabilities,
             credentials=self.credentials,
+            clock=self.clock,
         )
         try:
             result = await asyncio.wait_for(probe.run(typed, context), timeout=context.remaining())
@@ -238,7 +241,7 @@ class ProbeRunner:
             output,
             agent=self.identity.agent,
             results=[],
-            probe_time_ms=_elapsed_ms(started),
+            probe_time_ms=_elapsed_ms(self.clock, started),
             error=_one_line(error),
             output_parameters=parameters,
         )
@@ -257,5 +260,5 @@ def _one_line(error: Exception) -> str:
     return message.splitlines()[0] if message else kind
 
 
-def _elapsed_ms(started: float) -> int:
-    return max(0, round((time.monotonic() - started) * 1000))
+def _elapsed_ms(clock: Callable[[], float], started: float) -> int:
+    return max(0, round((clock() - started) * 1000))

@@ -20,7 +20,7 @@ from midprobe.runner.agent.daemon import Agent, AgentStats, AgentTimings
 from midprobe.runner.agent.identity import build_agent_setup
 from midprobe.runner.agent.limits import ConcurrencyLimits, PoolSizes
 from midprobe.runner.agent.probe_runner import ProbeRunner
-from midprobe.runner.cli.options import queue_option
+from midprobe.runner.cli.options import agent_setting, queue_option, seconds
 from midprobe.runner.queue.url import open_queue
 
 #: Threads for blocking libraries (paramiko, python-nmap, the queue driver).
@@ -91,7 +91,7 @@ def run_agent(
 @click.option("--once", is_flag=True, help="Drain what is ready, wait for it to finish, and exit.")
 @click.option(
     "--concurrency",
-    type=int,
+    type=agent_setting("concurrency"),
     default=None,
     help="Probe runs at once, split 10:20:25 over the priority pools [55].",
 )
@@ -120,22 +120,30 @@ def run_agent(
     "--lab", "lab_mode", is_flag=True, default=None, help="Refuse every target outside the lab networks."
 )
 @click.option(
-    "--poll-idle", "poll_idle_seconds", type=float, default=None, help="Seconds between polls when idle [40]."
+    "--poll-idle",
+    "poll_idle_seconds",
+    type=agent_setting("poll_idle_seconds"),
+    default=None,
+    help="Seconds between polls when idle [40].",
 )
 @click.option(
-    "--poll-busy", "poll_busy_seconds", type=float, default=None, help="Seconds between polls when busy [5]."
+    "--poll-busy",
+    "poll_busy_seconds",
+    type=agent_setting("poll_busy_seconds"),
+    default=None,
+    help="Seconds between polls when busy [5].",
 )
 @click.option(
     "--lease",
     "lease_seconds",
-    type=float,
+    type=agent_setting("lease_seconds"),
     default=None,
     help="Lease on claimed work, renewed while it runs [120].",
 )
 @click.option(
     "--drain",
     "drain_seconds",
-    type=float,
+    type=seconds(0.0),
     default=30.0,
     show_default=True,
     help="On SIGTERM, seconds to finish in-flight work before releasing it.",

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from midprobe.capabilities.errors import ConfigError
-from midprobe.runner.cli.options import queue_option
+from midprobe.runner.cli.options import OUTPUT_FILE, queue_option
 from midprobe.runner.cmdb.model import CI_CLASSES
 from midprobe.runner.cmdb.store import CmdbStore, open_cmdb
 
@@ -157,7 +157,7 @@ def history_command(ci: str, queue_url: str, as_json: bool) -> None:
     "-o",
     "--output",
     "output",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OUTPUT_FILE,
     default=None,
     help="Write to FILE instead of standard output.",
 )

@@ -12,7 +12,7 @@ from rich.markup import escape as escape_markup
 from rich.table import Table
 
 from midprobe.capabilities.errors import ConfigError
-from midprobe.runner.cli.options import queue_option
+from midprobe.runner.cli.options import integer, queue_option
 from midprobe.runner.ecc.builders import new_output_record
 from midprobe.runner.ecc.payload import pretty_payload
 from midprobe.runner.ecc.record import QUEUE_SIDES, STATES, EccRecord, check_request_text, check_sys_id
@@ -62,7 +62,7 @@ def ecc() -> None:
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="A probe parameter; repeatable.")
 @click.option(
     "--priority",
-    type=click.IntRange(0, 2),
+    type=integer(0, 2),
     default=2,
     show_default=True,
     help="0 interactive, 1 expedited, 2 standard.",
@@ -101,7 +101,7 @@ def enqueue(
 @click.option("--agent", default=None, help="Only records of this agent (NAME or mid.server.NAME).")
 @click.option("--topic", default=None)
 @click.option("--response-to", default=None, metavar="SYS_ID", help="Only the inputs answering this output.")
-@click.option("--limit", type=click.IntRange(1, 1_000_000), default=1000, show_default=True)
+@click.option("--limit", type=integer(1, 1_000_000), default=1000, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="A JSON array of records keyed by ECC field names.")
 def list_records(
     queue_url: str,

@@ -14,8 +14,10 @@ from typing import Any
 import click
 
 from midprobe.capabilities.errors import LabError
+from midprobe.runner.cli.options import integer
 from midprobe.runner.lab import Lab, LabRecord, cleanup_leftovers, list_labs
 from midprobe.runner.lab.lab import MAX_EXTRA_HOSTS, teardown
+from midprobe.runner.lab.profiles import load_profile
 
 _prefix_option = click.option(
     "--prefix", default=None, metavar="PREFIX", help="Which lab (mp + 6 hex digits); needed when several run."
@@ -28,7 +30,7 @@ def lab() -> None:
 
 
 @lab.command("up")
-@click.option("--hosts", "extra_hosts", type=click.IntRange(0, MAX_EXTRA_HOSTS), default=0, show_default=True,
+@click.option("--hosts", "extra_hosts", type=integer(0, MAX_EXTRA_HOSTS), default=0, show_default=True,
               help="Extra cheap Linux hosts (sshd + snmpd) for benchmarks.")  # fmt: skip
 @click.option("--profile", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Lab profile TOML (default: fixtures/lab/default.toml).")  # fmt: skip
@@ -37,6 +39,8 @@ def lab() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the lab (credentials included) as JSON.")
 def up(extra_hosts: int, profile: Path | None, large: bool, prefix: str | None, as_json: bool) -> None:
     """Bring up a lab and leave it running; print its hosts and the credentials to use."""
+    if profile is not None:
+        load_profile(profile)  # a bad profile is refused before any namespace is made
     others = [r.prefix for r in list_labs() if r.status == "up"]
     started = Lab.up(profile, hosts=extra_hosts, large=large, prefix=prefix, detach=True)
     if as_json:

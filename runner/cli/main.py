@@ -46,6 +46,9 @@ class LazyGroup(click.Group):
         module_name, _, attribute = COMMANDS[cmd_name].partition(":")
         command = getattr(importlib.import_module(module_name), attribute)
         assert isinstance(command, click.Command)
+        from midprobe.runner.cli.options import plain_text_options  # lazy, like the command
+
+        plain_text_options(command)
         return command
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from midprobe.runner.agent.config import DEFAULT_QUEUE_URL
+from midprobe.capabilities.errors import ConfigError
+from midprobe.capabilities.numbers import NumberRange, read_number
+from midprobe.runner.agent.config import DEFAULT_QUEUE_URL, NUMBER_LIMITS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -23,3 +26,105 @@ def queue_option(function: F) -> F:
         metavar="URL",
         help="ECC queue: sqlite:///path.db (embedded) or postgresql://user@host/db (env MIDPROBE_QUEUE_URL).",
     )(function)
+
+
+class NumberType(click.ParamType[float, Any]):
+    """A numeric option read by :func:`~midprobe.capabilities.numbers.read_number`: finite, in range.
+
+    ``click``'s own ``float`` accepts ``nan``, ``inf`` and ``1e400``; this type refuses them with
+    the same limits and wording as the config files, as a usage error (exit status 2).
+    """
+
+    def __init__(self, limits: NumberRange) -> None:
+        self.limits = limits
+        self.name = "integer" if limits.integer else "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            raw: object = value
+        else:
+            raw = str(value)
+        try:
+            return read_number(raw, self.limits, field=None)
+        except ConfigError as error:  # click names the option: "Invalid value for '--lease': ..."
+            self.fail(str(error), param, ctx)
+
+
+def agent_setting(field_name: str) -> NumberType:
+    """The option type of an agent setting, with the limits its config file has."""
+    return NumberType(NUMBER_LIMITS[field_name])
+
+
+def seconds(minimum: float, maximum: float = 86_400.0) -> NumberType:
+    """A duration option in seconds within ``[minimum, maximum]``."""
+    return NumberType(NumberRange(minimum, maximum))
+
+
+def integer(minimum: int, maximum: int) -> NumberType:
+    """An integer option within ``[minimum, maximum]``."""
+    return NumberType(NumberRange(minimum, maximum, integer=True))
+
+
+class TextType(click.types.StringParamType):
+    """Plain text: refuses control characters and lone surrogates, which no option has a use for.
+
+    Every option declared without a type gets this one (see :func:`plain_text_options`), so a value
+    with an escape sequence or an undecodable byte is a usage error, never a crash later on.
+    """
+
+    name = "text"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        text = super().convert(value, param, ctx)
+        for character in text:
+            if ord(character) < 0x20 or ord(character) == 0x7F:
+                self.fail("must not contain control characters", param, ctx)
+            if 0xD800 <= ord(character) <= 0xDFFF:
+                self.fail("is not valid text (undecodable bytes)", param, ctx)
+        return text
+
+
+TEXT = TextType()
+
+
+def plain_text_options(command: click.Command) -> None:
+    """Give every untyped option and argument of ``command`` (and its subcommands) the ``TEXT`` type."""
+    for param in command.params:
+        if type(param.type) is click.types.StringParamType:
+            param.type = TEXT
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            plain_text_options(sub)
+
+
+#: Kernel interfaces that look like regular files but fail on write (``/proc/version``: EIO).
+_KERNEL_FILE_SYSTEMS = (Path("/proc"), Path("/sys"))
+
+
+class OutputFileType(click.Path):
+    """A file to write a report to, checked before any work starts.
+
+    Refuses a directory, a missing parent directory and the kernel's ``/proc`` and ``/sys``
+    files, so ``-o /proc/version`` fails at once instead of after a scan.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(dir_okay=False, path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        path = super().convert(value, param, ctx)
+        assert isinstance(path, Path)
+        resolved = path.resolve()
+        # A ConfigError, not a usage error: one line naming the file and the option, as when
+        # the file cannot be written later.
+        field = max(param.opts, key=len) if param is not None else None
+        if any(resolved.is_relative_to(root) for root in _KERNEL_FILE_SYSTEMS):
+            raise ConfigError(
+                "cannot write the output file: a kernel interface", source=str(path), field=field
+            )
+        if not resolved.parent.is_dir():
+            raise ConfigError("cannot write the output file: no such folder", source=str(path), field=field)
+        return path
+
+
+OUTPUT_FILE = OutputFileType()

@@ -16,6 +16,7 @@ from typing import TextIO, cast
 import click
 
 from midprobe.capabilities.errors import ConfigError, PortSpecError
+from midprobe.capabilities.numbers import NumberRange
 from midprobe.probes.credentials import PROTOCOL_SNMP, PROTOCOL_SSH
 from midprobe.probes.ports import format_ports, parse_ports
 from midprobe.probes.safety import TargetPolicy
@@ -23,6 +24,7 @@ from midprobe.probes.shazzam import DEFAULT_PORTS
 from midprobe.probes.targets import TargetSpec
 from midprobe.probes.tcpscan.common import ScanOptions
 from midprobe.probes.tcpscan.engine import ENGINE_CHOICES, select_engine
+from midprobe.runner.cli.options import OUTPUT_FILE, NumberType, integer, seconds
 from midprobe.runner.scan.pipeline import ScanPipeline, ScanSettings
 from midprobe.runner.scan.plan import (
     CredentialSource,
@@ -58,17 +60,18 @@ def _tcp_ports(text: str) -> tuple[int, ...]:
 
 @contextlib.contextmanager
 def _output(path: Path | None) -> Iterator[TextIO | None]:
+    """The ``-o`` file, open for writing; any failure to write it (``/proc/version``, a full disk)
+    is a ``ConfigError`` naming the file, whether it comes at open, on a write or at close."""
     if path is None:
         yield None
         return
     try:
-        stream = path.open("w", encoding="utf-8")
+        with path.open("w", encoding="utf-8") as stream:
+            yield stream
     except OSError as error:
         raise ConfigError(
-            f"cannot write the output file: {error.strerror or error}", source=str(path)
+            f"cannot write the output file: {error.strerror or error}", source=str(path), field="--output"
         ) from None
-    with stream:
-        yield stream
 
 
 async def _run(
@@ -142,7 +145,7 @@ async def _run(
     "-o",
     "--output",
     "output_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OUTPUT_FILE,
     default=None,
     help="Write the results to FILE instead of stdout.",
 )
@@ -155,7 +158,7 @@ async def _run(
 @click.option("--yes", is_flag=True, help="Scan a huge range (more than 65,536 addresses) without a --rate.")
 @click.option(
     "--rate",
-    type=click.FloatRange(min=0.001),
+    type=NumberType(NumberRange(0.001, 10_000_000)),
     default=None,
     metavar="N",
     help="At most N port probes per second.",
@@ -170,7 +173,7 @@ async def _run(
 @click.option(
     "--wait",
     "wait_ms",
-    type=click.IntRange(1, 60_000),
+    type=integer(1, 60_000),
     default=1000,
     show_default=True,
     metavar="MS",
@@ -178,7 +181,7 @@ async def _run(
 )
 @click.option(
     "--retries",
-    type=click.IntRange(0, 10),
+    type=integer(0, 10),
     default=2,
     show_default=True,
     help="Probes resent to a port that did not answer.",
@@ -215,14 +218,14 @@ async def _run(
 )
 @click.option(
     "--concurrency",
-    type=click.IntRange(1, 1024),
+    type=integer(1, 1024),
     default=32,
     show_default=True,
     help="Hosts enriched (banners, DNS, nmap, SSH, SNMP) at the same time.",
 )
 @click.option(
     "--host-timeout",
-    type=click.FloatRange(min=1.0),
+    type=seconds(1.0),
     default=60.0,
     show_default=True,
     metavar="SECONDS",
@@ -259,7 +262,9 @@ def scan(
     the CMDB class the classifier chose and the evidence for it; with --credentials also what SSH and
     SNMP tell. Reports stream, so a /16 never sits in memory.
     """
-    policy = TargetPolicy.lab() if lab_mode else TargetPolicy.unrestricted()
+    policy = (
+        TargetPolicy.lab(dns_servers[0] if dns_servers else None) if lab_mode else TargetPolicy.unrestricted()
+    )
     ports = _tcp_ports(ports_text)
     spec = target_spec(targets, excludes, input_lists)
     resolver, dns_note = (None, None) if no_dns and not dns_servers else name_resolver(dns_servers, policy)

@@ -14,6 +14,7 @@ from midprobe.capabilities.ipranges import IPAddress, parse_address
 from midprobe.capabilities.model import Capability
 from midprobe.capabilities.nmap import advertised_capabilities, detect_nmap
 from midprobe.capabilities.selection import SelectionRequest
+from midprobe.runner.cli.options import seconds
 
 _CONFIG_HELP = "Capabilities TOML: [[capability]] and [[mid_server]] tables (see docs/capabilities.md)."
 
@@ -35,7 +36,7 @@ _CONFIG_HELP = "Capabilities TOML: [[capability]] and [[mid_server]] tables (see
 )
 @click.option(
     "--live-within",
-    type=float,
+    type=seconds(0.001, 365 * 86_400.0),
     default=120.0,
     show_default=True,
     help="With --queue: an agent silent for longer than this many seconds counts as Down.",

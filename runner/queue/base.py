@@ -13,7 +13,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
-from midprobe.capabilities.errors import ConfigError
+from midprobe.capabilities.errors import ConfigError, QueueError
 from midprobe.runner.ecc.record import EccRecord, EccState, QueueSide, normalize_agent_name
 
 AGENT_STATUSES: tuple[str, ...] = (
@@ -85,6 +85,10 @@ def check_agent_status(status: str) -> str:
     return status
 
 
+class AgentNameInUse(QueueError):
+    """Another live process already runs an agent under this name (``register_agent``)."""
+
+
 @dataclass(frozen=True)
 class Lease:
     """Who holds a ``processing`` output and until when (queue bookkeeping, not an ECC field)."""
@@ -148,6 +152,7 @@ class EccQueue(Protocol):
         *,
         include_own_processing: bool = False,
         priorities: Sequence[int] | None = None,
+        instance: str | None = None,
     ) -> builtins.list[EccRecord]:
         """Atomically take up to ``limit`` outputs for ``agent`` and lease them for ``lease_seconds``.
 
@@ -174,13 +179,33 @@ class EccQueue(Protocol):
         this agent, lease expiry = now + ``lease_seconds`` on the queue's clock; the
         database clock for PostgreSQL). Nothing eligible: returns ``[]`` and writes nothing.
 
+        ``instance`` is a token unique to the claiming process (the agent makes one at
+        start). It is stored with the lease, and an output leased to this same ``agent``
+        and ``instance`` is never eligible, expired or not: a process never re-takes work it
+        is running. ``include_own_processing`` then takes back only what an earlier process
+        of this name (another instance) held.
+
+        Leases run on a clock that no wall-clock step moves: the machine's boot-time
+        monotonic clock for SQLite (a reboot expires every lease), the database clock for
+        PostgreSQL. The timestamps written (``processed``, ``sys_created_on`` of the claim
+        input) come from the database clock on PostgreSQL.
+
+        An eligible output that cannot be read back (a value the driver cannot decode, or
+        a field that fails validation) is set aside in the same transaction: state
+        ``error`` with ``error_string`` starting ``midprobe: damaged record set aside``, and
+        the claim goes on with the next ones. One damaged row never stops claiming.
+
         Two agents (or two threads, processes, machines) claiming at the same time never
         get the same record. ``limit`` < 1 or ``lease_seconds`` <= 0 raises ``ConfigError``.
         """
         ...
 
-    def renew(self, agent: str, sys_ids: Sequence[str], lease_seconds: float) -> builtins.list[str]:
+    def renew(
+        self, agent: str, sys_ids: Sequence[str], lease_seconds: float, *, instance: str | None = None
+    ) -> builtins.list[str]:
         """Extend to now + ``lease_seconds`` the leases this agent still holds on ``sys_ids``.
+
+        With ``instance``, only leases taken by that same process are renewed.
 
         Returns the sys_ids renewed. An id missing from the result is no longer this
         agent's (it was completed, released, or reclaimed by another agent after the
@@ -252,16 +277,36 @@ class EccQueue(Protocol):
 
     # -- agents ---------------------------------------------------------------------------------
 
-    def register_agent(self, registration: AgentRegistration) -> None:
-        """Create or replace the registration of ``registration.name``; counts as a heartbeat."""
+    def register_agent(
+        self,
+        registration: AgentRegistration,
+        *,
+        instance: str | None = None,
+        live_within_seconds: float | None = None,
+    ) -> None:
+        """Create or replace the registration of ``registration.name``; counts as a heartbeat.
+
+        With ``instance`` (the process token) and ``live_within_seconds``, the name is
+        refused with ``AgentNameInUse`` (a ``QueueError``) while another instance holds it
+        and is alive: its status is not ``Down`` and it heartbeated within that window. A
+        name whose holder crashed (no heartbeat for that long) or stopped is taken over.
+        """
         ...
 
-    def heartbeat_agent(self, name: str) -> None:
-        """Record that agent ``name`` is alive now; an unregistered name raises ``QueueError``."""
+    def heartbeat_agent(self, name: str, *, instance: str | None = None) -> None:
+        """Record that agent ``name`` is alive now; an unregistered name raises ``QueueError``.
+
+        With ``instance``, only while that process holds the name; otherwise nothing changes
+        and ``AgentNameInUse`` says the name was taken over (the agent should stop).
+        """
         ...
 
-    def set_agent_status(self, name: str, status: str) -> None:
-        """Set the status (``Up``, ``Down``, ``Paused``, ...); an unregistered name raises ``QueueError``."""
+    def set_agent_status(self, name: str, status: str, *, instance: str | None = None) -> None:
+        """Set the status (``Up``, ``Down``, ``Paused``, ...); an unregistered name raises ``QueueError``.
+
+        With ``instance``, as for :meth:`heartbeat_agent` (a process that lost its name never
+        marks the new holder ``Down``).
+        """
         ...
 
     def get_agent(self, name: str) -> AgentRegistration | None:
@@ -320,6 +365,7 @@ class EccQueue(Protocol):
 
 __all__ = [
     "AGENT_STATUSES",
+    "AgentNameInUse",
     "AgentRegistration",
     "CredentialAffinity",
     "EccQueue",

@@ -21,8 +21,8 @@ import psycopg
 
 from midprobe.capabilities.errors import QueueError
 from midprobe.runner.ecc.record import ALL_AGENTS, ECC_PAYLOAD_CAP, normalize_agent_name
-from midprobe.runner.queue.schema import POSTGRES_DIALECT, SCHEMA_VERSION, schema_statements
-from midprobe.runner.queue.sqlbase import Row, SqlQueue, Transaction
+from midprobe.runner.queue.schema import POSTGRES_DIALECT
+from midprobe.runner.queue.sqlbase import Row, SqlQueue, Transaction, UnreadableData
 from midprobe.runner.queue.url import redact_url
 
 # Serialises schema creation between processes opening a fresh database at once.
@@ -44,7 +44,13 @@ class _PostgresTransaction:
         self._cursor.execute(sql.replace("?", "%s"), tuple(params))
         if self._cursor.description is None:
             return []
-        return [tuple(row) for row in self._cursor.fetchall()]
+        try:
+            return [tuple(row) for row in self._cursor.fetchall()]
+        except (
+            psycopg.DataError,
+            UnicodeDecodeError,
+        ) as error:  # decoded client-side: the transaction goes on
+            raise UnreadableData(" ".join(str(error).split()) or type(error).__name__) from None
 
 
 #: The channel outputs are announced on (payload: the agent they are addressed to).
@@ -80,15 +86,7 @@ class PostgresQueue(SqlQueue):
     def _create_schema(self) -> None:
         with self._write() as tx:
             tx.execute("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK_KEY,))
-            for statement in schema_statements(POSTGRES_DIALECT):
-                tx.execute(statement)
-            versions = tx.execute("SELECT version FROM midprobe_schema")
-            if not versions:
-                tx.execute("INSERT INTO midprobe_schema (version) VALUES (?)", (SCHEMA_VERSION,))
-            elif int(versions[0][0]) != SCHEMA_VERSION:
-                raise QueueError(
-                    f"queue {self.url}: schema version {versions[0][0]}, this midprobe expects {SCHEMA_VERSION}"
-                )
+            self._ensure_schema(tx, POSTGRES_DIALECT)
 
     def _message(self, error: BaseException) -> str:
         text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -152,6 +150,12 @@ class PostgresQueue(SqlQueue):
         if not isinstance(moment, datetime):
             raise QueueError(f"queue {self.url}: clock_timestamp() returned {moment!r}")
         return moment.astimezone(UTC)
+
+    def _now_sql(self, tx: Transaction) -> tuple[str, tuple[object, ...]]:
+        return "clock_timestamp()", ()  # read by the statement itself: no extra round trip
+
+    def _lease_clock(self, tx: Transaction, now: datetime) -> tuple[str, float]:
+        return "postgres", now.timestamp()  # the database clock, read by _now
 
     def _ts_param(self, moment: datetime) -> object:
         return moment.astimezone(UTC)

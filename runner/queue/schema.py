@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 #: The ECC fields of ``ecc_queue``, in the order every SELECT returns them.
 RECORD_COLUMNS: Final[tuple[str, ...]] = (
@@ -87,7 +87,10 @@ def schema_statements(dialect: Dialect) -> tuple[str, ...]:
             sys_created_on   {ts} NOT NULL,
             processed        {ts},
             lease_owner      TEXT,
-            lease_expires    {ts}
+            lease_expires    {ts},
+            lease_instance   TEXT,
+            lease_epoch      TEXT,
+            lease_deadline   DOUBLE PRECISION
         )
         """,
         # Claiming walks ready outputs by priority then age.
@@ -116,7 +119,8 @@ def schema_statements(dialect: Dialect) -> tuple[str, ...]:
             host               TEXT NOT NULL DEFAULT '',
             pid                INTEGER NOT NULL DEFAULT 0,
             started_at         {ts},
-            last_heartbeat     {ts} NOT NULL
+            last_heartbeat     {ts} NOT NULL,
+            instance           TEXT NOT NULL DEFAULT ''
         )
         """,
         f"""
@@ -131,9 +135,24 @@ def schema_statements(dialect: Dialect) -> tuple[str, ...]:
     )
 
 
+#: Statements that bring a schema of the given version up to the next one.
+#: Version 2 adds the lease clock (``lease_epoch``/``lease_deadline``: a monotonic or database
+#: clock, never the agent's wall clock), the process holding each lease (``lease_instance``)
+#: and the process holding each agent name (``ecc_agent.instance``).
+MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
+    1: (
+        "ALTER TABLE ecc_queue ADD COLUMN lease_instance TEXT",
+        "ALTER TABLE ecc_queue ADD COLUMN lease_epoch TEXT",
+        "ALTER TABLE ecc_queue ADD COLUMN lease_deadline DOUBLE PRECISION",
+        "ALTER TABLE ecc_agent ADD COLUMN instance TEXT NOT NULL DEFAULT ''",
+    ),
+}
+
+
 __all__ = [
     "AGENT_COLUMNS",
     "AGENT_SELECT",
+    "MIGRATIONS",
     "ONE_RESULT_PREDICATE",
     "POSTGRES_DIALECT",
     "RECORD_COLUMNS",

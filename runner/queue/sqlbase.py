@@ -33,19 +33,36 @@ from midprobe.runner.ecc.record import (
     QueueSide,
     check_sys_id,
     normalize_agent_name,
-    utc_now,
 )
-from midprobe.runner.queue.base import AgentRegistration, CredentialAffinity, Lease, check_agent_status
+from midprobe.runner.queue.base import (
+    AgentNameInUse,
+    AgentRegistration,
+    CredentialAffinity,
+    Lease,
+    check_agent_status,
+)
 from midprobe.runner.queue.schema import (
     AGENT_COLUMNS,
     AGENT_SELECT,
+    MIGRATIONS,
     ONE_RESULT_PREDICATE,
     RECORD_COLUMNS,
     RECORD_SELECT,
+    SCHEMA_VERSION,
+    Dialect,
+    schema_statements,
 )
 
 _CHUNK: Final = 500  # ids per IN (...) list: well under both backends' parameter limits
 Row = tuple[Any, ...]
+
+
+class UnreadableData(QueueError):
+    """A stored value the database driver cannot hand back (e.g. text that is not UTF-8)."""
+
+
+#: Reason written into ``error_string`` of an output set aside because it cannot be read.
+DAMAGED_PREFIX: Final = "midprobe: damaged record set aside by the queue"
 
 
 class Transaction(Protocol):
@@ -104,6 +121,15 @@ def _claiming_agent(agent: str) -> str:
     return name
 
 
+def _check_instance(instance: str | None) -> str:
+    """The process token of a claim or registration ("" = none given)."""
+    if instance is None:
+        return ""
+    if not isinstance(instance, str) or not instance.strip():
+        raise ConfigError("must be a non-empty string", field="instance")
+    return instance
+
+
 def _text_field(value: str, field: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError("must be a non-empty string", field=field)
@@ -139,6 +165,14 @@ class SqlQueue(ABC):
         """The queue's clock (UTC): the one all leases and heartbeats are measured on."""
 
     @abstractmethod
+    def _lease_clock(self, tx: Transaction, now: datetime) -> tuple[str, float]:
+        """The clock leases run on: (epoch, seconds). Deadlines only compare within one epoch.
+
+        Never the agent's wall clock: SQLite uses the machine's boot-time monotonic clock
+        (epoch = the boot id), PostgreSQL the database clock (``now`` read from it).
+        """
+
+    @abstractmethod
     def _ts_param(self, moment: datetime) -> object:
         """A timestamp as the database stores it."""
 
@@ -160,19 +194,45 @@ class SqlQueue(ABC):
 
     # -- helpers -------------------------------------------------------------------------------
 
+    def _now_sql(self, tx: Transaction) -> tuple[str, tuple[object, ...]]:
+        """SQL for "now" on the queue's clock and its parameters (a backend may read it in the statement)."""
+        return "?", (self._ts_param(self._now(tx)),)
+
+    def _ensure_schema(self, tx: Transaction, dialect: Dialect) -> None:
+        """Create the tables (first open) or bring an older schema up to ``SCHEMA_VERSION``."""
+        for statement in schema_statements(dialect):
+            tx.execute(statement)
+        versions = tx.execute("SELECT version FROM midprobe_schema")
+        if not versions:
+            tx.execute("INSERT INTO midprobe_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+            return
+        version = int(versions[0][0])
+        while version < SCHEMA_VERSION and version in MIGRATIONS:
+            for statement in MIGRATIONS[version]:
+                tx.execute(statement)
+            version += 1
+            tx.execute("UPDATE midprobe_schema SET version = ?", (version,))
+        if version != SCHEMA_VERSION:
+            raise QueueError(
+                f"queue {self.url}: schema version {version}, this midprobe expects {SCHEMA_VERSION}"
+            )
+
     def _check_open(self) -> None:
         if self._closed:
             raise QueueError(f"queue {self.url} is closed")
 
     def _record(self, row: Row) -> EccRecord:
         values = dict(zip(RECORD_COLUMNS, row, strict=True))
-        values["sys_created_on"] = self._ts_value(values["sys_created_on"])
-        values["processed"] = self._ts_value(values["processed"])
-        values["priority"] = int(values["priority"])
         try:
+            values["sys_created_on"] = self._ts_value(values["sys_created_on"])
+            values["processed"] = self._ts_value(values["processed"])
+            values["priority"] = int(values["priority"])
             return EccRecord(**values)
-        except ConfigError as error:
-            raise QueueError(f"queue {self.url}: record {values.get('sys_id')} is damaged: {error}") from None
+        except (ConfigError, QueueError, ValueError, TypeError) as error:
+            reason = str(error).removeprefix(f"queue {self.url}: ")
+            raise QueueError(
+                f"queue {self.url}: record {values.get('sys_id')} is damaged: {reason}"
+            ) from None
 
     def _insert_record(self, tx: Transaction, record: EccRecord, *, unless_answered: bool = False) -> bool:
         """Insert ``record`` (payload over the cap goes to ``ecc_attachment``); False if skipped."""
@@ -218,15 +278,43 @@ class SqlQueue(ABC):
         if tx.execute("SELECT 1 FROM ecc_queue WHERE sys_id = ?", (sys_id,)):
             raise QueueError(f"queue {self.url}: a record with sys_id {sys_id} already exists")
 
-    def _records_by_id(self, tx: Transaction, ids: Sequence[str]) -> builtins.list[EccRecord]:
+    def _records_by_id(
+        self, tx: Transaction, ids: Sequence[str]
+    ) -> tuple[builtins.list[EccRecord], builtins.list[tuple[str, str]]]:
+        """The records ``ids`` in claim order, and (sys_id, reason) for each that cannot be read."""
         records: builtins.list[EccRecord] = []
+        damaged: builtins.list[tuple[str, str]] = []
         for chunk in _chunks(ids):
-            rows = tx.execute(
-                f"SELECT {RECORD_SELECT} FROM ecc_queue WHERE sys_id IN ({_marks(len(chunk))})", chunk
-            )
-            records.extend(self._record(row) for row in rows)
+            try:
+                rows = tx.execute(
+                    f"SELECT {RECORD_SELECT} FROM ecc_queue WHERE sys_id IN ({_marks(len(chunk))})", chunk
+                )
+            except UnreadableData:  # one bad value spoils the batch: read the rows one by one
+                rows = []
+                for sys_id in chunk:
+                    try:
+                        rows += tx.execute(
+                            f"SELECT {RECORD_SELECT} FROM ecc_queue WHERE sys_id = ?", (sys_id,)
+                        )
+                    except UnreadableData as error:
+                        damaged.append((sys_id, str(error).removeprefix(f"queue {self.url}: ")))
+            for row in rows:
+                try:
+                    records.append(self._record(row))
+                except QueueError as error:
+                    damaged.append((str(row[0]), str(error).removeprefix(f"queue {self.url}: ")))
         records.sort(key=lambda record: (record.priority, record.sequence, record.sys_id))
-        return records
+        return records, damaged
+
+    def _set_aside(self, tx: Transaction, damaged: Sequence[tuple[str, str]], now: datetime) -> None:
+        """Mark outputs that cannot be read ``error`` with the reason, so claiming goes on past them."""
+        for sys_id, reason in damaged:
+            tx.execute(
+                "UPDATE ecc_queue SET state = 'error', error_string = ?, processed = ?, lease_owner = NULL,"
+                " lease_expires = NULL, lease_instance = NULL, lease_epoch = NULL, lease_deadline = NULL"
+                " WHERE sys_id = ?",
+                (f"{DAMAGED_PREFIX}: {reason}", self._ts_param(now), sys_id),
+            )
 
     # -- records -------------------------------------------------------------------------------
 
@@ -256,35 +344,73 @@ class SqlQueue(ABC):
         *,
         include_own_processing: bool = False,
         priorities: Sequence[int] | None = None,
+        instance: str | None = None,
     ) -> builtins.list[EccRecord]:
         name = _claiming_agent(agent)
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ConfigError(f"{limit!r} is not a positive number of records", field="limit")
         lease = _check_lease(lease_seconds)
         wanted = _check_priorities(priorities)
+        holder = _check_instance(instance)
         priority_clause = f" AND priority IN ({_marks(len(wanted))})" if wanted else ""
+        # Held by this very process (same name and instance): never claimable by it, expired or not.
+        mine = " AND NOT (lease_owner = ? AND COALESCE(lease_instance, '') = ?)" if holder else ""
+        own = (
+            " OR (lease_owner = ? AND COALESCE(lease_instance, '') <> ?)"
+            if include_own_processing and holder
+            else " OR lease_owner = ?"
+            if include_own_processing
+            else ""
+        )
+        own_params: tuple[object, ...] = ()
+        if include_own_processing:
+            own_params = (name, holder) if holder else (name,)
+        claimed: builtins.list[EccRecord] = []
         with self._write() as tx:
             now = self._now(tx)
-            rows = tx.execute(
-                "SELECT sys_id FROM ecc_queue"
-                " WHERE queue = 'output' AND agent IN (?, ?)"
-                " AND (state = 'ready' OR (state = 'processing' AND ("
-                f"   lease_expires IS NULL OR lease_expires <= ? OR (lease_owner = ? AND ?)))){priority_clause}"
-                f" ORDER BY priority, sequence, sys_id LIMIT ?{self.claim_lock_clause}",
-                (name, ALL_AGENTS, self._ts_param(now), name, bool(include_own_processing), *wanted, limit),
-            )
-            ids = [row[0] for row in rows]
-            if not ids:
-                return []
+            epoch, clock = self._lease_clock(tx, now)
             expires = self._ts_param(now + timedelta(seconds=lease))
-            for chunk in _chunks(ids):
-                tx.execute(
-                    "UPDATE ecc_queue SET state = 'processing', lease_owner = ?, lease_expires = ?"
-                    f" WHERE sys_id IN ({_marks(len(chunk))})",
-                    (name, expires, *chunk),
+            while len(claimed) < limit:
+                # Past a damaged batch, look again; the records already taken stay out (they may
+                # still be eligible when re-taking this name's processing work without an instance).
+                taken = f" AND sys_id NOT IN ({_marks(len(claimed))})" if claimed else ""
+                rows = tx.execute(
+                    "SELECT sys_id FROM ecc_queue"
+                    " WHERE queue = 'output' AND agent IN (?, ?)"
+                    " AND (state = 'ready' OR (state = 'processing' AND (("
+                    "   (lease_deadline IS NULL OR COALESCE(lease_epoch, '') <> ? OR lease_deadline <= ?)"
+                    f"{mine}){own}))){priority_clause}{taken}"
+                    f" ORDER BY priority, sequence, sys_id LIMIT ?{self.claim_lock_clause}",
+                    (
+                        name,
+                        ALL_AGENTS,
+                        epoch,
+                        clock,
+                        *((name, holder) if holder else ()),
+                        *own_params,
+                        *wanted,
+                        *(record.sys_id for record in claimed),
+                        limit - len(claimed),
+                    ),
                 )
-            claimed = self._records_by_id(tx, ids)
-            stamp = utc_now()
+                ids = [str(row[0]) for row in rows]
+                if not ids:
+                    break
+                for chunk in _chunks(ids):
+                    tx.execute(
+                        "UPDATE ecc_queue SET state = 'processing', lease_owner = ?, lease_expires = ?,"
+                        " lease_instance = ?, lease_epoch = ?, lease_deadline = ?"
+                        f" WHERE sys_id IN ({_marks(len(chunk))})",
+                        (name, expires, holder or None, epoch, clock + lease, *chunk),
+                    )
+                records, damaged = self._records_by_id(tx, ids)
+                self._set_aside(tx, damaged, now)
+                claimed += records
+                if not damaged:
+                    break  # a whole batch read back: either the limit is reached or nothing else is eligible
+            if not claimed:
+                return []
+            claimed.sort(key=lambda record: (record.priority, record.sequence, record.sys_id))
             self._insert_record(
                 tx,
                 EccRecord(
@@ -296,27 +422,33 @@ class SqlQueue(ABC):
                     state="processed",
                     payload=encode_queue_processing([record.sys_id for record in claimed]),
                     priority=min(record.priority for record in claimed),
-                    sys_created_on=stamp,
-                    processed=stamp,
+                    sys_created_on=now,
+                    processed=now,
                 ),
             )
         return claimed
 
-    def renew(self, agent: str, sys_ids: Sequence[str], lease_seconds: float) -> builtins.list[str]:
+    def renew(
+        self, agent: str, sys_ids: Sequence[str], lease_seconds: float, *, instance: str | None = None
+    ) -> builtins.list[str]:
         name = _claiming_agent(agent)
         ids = _check_ids(sys_ids)
         lease = _check_lease(lease_seconds)
+        holder = _check_instance(instance)
         if not ids:
             return []
+        mine = " AND lease_instance = ?" if holder else ""
         renewed: set[str] = set()
         with self._write() as tx:
-            expires = self._ts_param(self._now(tx) + timedelta(seconds=lease))
+            now = self._now(tx)
+            epoch, clock = self._lease_clock(tx, now)
+            expires = self._ts_param(now + timedelta(seconds=lease))
             for chunk in _chunks(ids):
                 rows = tx.execute(
-                    "UPDATE ecc_queue SET lease_expires = ?"
-                    " WHERE queue = 'output' AND state = 'processing' AND lease_owner = ?"
+                    "UPDATE ecc_queue SET lease_expires = ?, lease_epoch = ?, lease_deadline = ?"
+                    f" WHERE queue = 'output' AND state = 'processing' AND lease_owner = ?{mine}"
                     f" AND sys_id IN ({_marks(len(chunk))}) RETURNING sys_id",
-                    (expires, name, *chunk),
+                    (expires, epoch, clock + lease, name, *((holder,) if holder else ()), *chunk),
                 )
                 renewed.update(row[0] for row in rows)
         return [sys_id for sys_id in ids if sys_id in renewed]
@@ -330,7 +462,8 @@ class SqlQueue(ABC):
         with self._write() as tx:
             for chunk in _chunks(ids):
                 rows = tx.execute(
-                    "UPDATE ecc_queue SET state = 'ready', lease_owner = NULL, lease_expires = NULL"
+                    "UPDATE ecc_queue SET state = 'ready', lease_owner = NULL, lease_expires = NULL,"
+                    " lease_instance = NULL, lease_epoch = NULL, lease_deadline = NULL"
                     " WHERE queue = 'output' AND state = 'processing' AND lease_owner = ?"
                     f" AND sys_id IN ({_marks(len(chunk))}) RETURNING sys_id, agent",
                     (name, *chunk),
@@ -368,24 +501,32 @@ class SqlQueue(ABC):
             )
         answer = result.with_changes(response_to=output_sys_id, state="ready", processed=None)
         with self._write() as tx:
+            # One round trip for the three checks: the output exists and is one, not yet answered,
+            # and the answer's sys_id is new.
             rows = tx.execute(
-                f"SELECT queue FROM ecc_queue WHERE sys_id = ?{self.row_lock_clause}", (output_sys_id,)
+                "SELECT queue,"
+                f" EXISTS (SELECT 1 FROM ecc_queue WHERE response_to = ? AND {ONE_RESULT_PREDICATE}),"
+                " EXISTS (SELECT 1 FROM ecc_queue WHERE sys_id = ?)"
+                f" FROM ecc_queue WHERE sys_id = ?{self.row_lock_clause}",
+                (output_sys_id, answer.sys_id, output_sys_id),
             )
             if not rows:
                 raise QueueError(f"queue {self.url}: no record {output_sys_id} to complete")
-            if rows[0][0] != "output":
+            side, answered, taken = rows[0]
+            if side != "output":
                 raise QueueError(f"queue {self.url}: record {output_sys_id} is an input, not an output")
-            if tx.execute(
-                f"SELECT 1 FROM ecc_queue WHERE response_to = ? AND {ONE_RESULT_PREDICATE}", (output_sys_id,)
-            ):
+            if answered:
                 return False
-            self._ensure_new(tx, answer.sys_id)
+            if taken:
+                raise QueueError(f"queue {self.url}: a record with sys_id {answer.sys_id} already exists")
             if not self._insert_record(tx, answer, unless_answered=True):
                 return False
+            now_sql, now_params = self._now_sql(tx)
             tx.execute(
-                "UPDATE ecc_queue SET state = ?, processed = ?, lease_owner = NULL, lease_expires = NULL"
+                f"UPDATE ecc_queue SET state = ?, processed = {now_sql}, lease_owner = NULL,"
+                " lease_expires = NULL, lease_instance = NULL, lease_epoch = NULL, lease_deadline = NULL"
                 " WHERE sys_id = ?",
-                ("error" if answer.error_string else "processed", self._ts_param(utc_now()), output_sys_id),
+                ("error" if answer.error_string else "processed", *now_params, output_sys_id),
             )
         return True
 
@@ -485,11 +626,36 @@ class SqlQueue(ABC):
         except (ConfigError, ValueError, TypeError) as error:
             raise QueueError(f"queue {self.url}: agent {values.get('name')} is damaged: {error}") from None
 
-    def register_agent(self, registration: AgentRegistration) -> None:
+    def register_agent(
+        self,
+        registration: AgentRegistration,
+        *,
+        instance: str | None = None,
+        live_within_seconds: float | None = None,
+    ) -> None:
         if not isinstance(registration, AgentRegistration):
             raise ConfigError(f"expected an AgentRegistration, got {type(registration).__name__}")
+        holder = _check_instance(instance)
+        window = (
+            None if live_within_seconds is None else _check_lease(live_within_seconds, "live_within_seconds")
+        )
         with self._write() as tx:
             now = self._now(tx)
+            if holder and window is not None:
+                rows = tx.execute(
+                    f"SELECT instance, status, last_heartbeat, host, pid FROM ecc_agent WHERE name = ?{self.row_lock_clause}",
+                    (registration.name,),
+                )
+                if rows:
+                    other, status, beat, host, pid = rows[0]
+                    last = self._ts_value(beat)
+                    live = last is not None and last >= now - timedelta(seconds=window)
+                    if other and other != holder and status != "Down" and live:
+                        raise AgentNameInUse(
+                            f"agent name {registration.short_name} is in use by a live agent"
+                            f" (host {host or '?'}, pid {pid}, last heartbeat {last:%Y-%m-%d %H:%M:%S} UTC);"
+                            " stop it or choose another --name"
+                        )
             values: builtins.list[object] = [
                 registration.name,
                 registration.status,
@@ -503,29 +669,39 @@ class SqlQueue(ABC):
                 registration.pid,
                 self._ts_param(registration.started_at) if registration.started_at else None,
                 self._ts_param(now),
+                holder,
             ]
-            updates = ", ".join(f"{column} = excluded.{column}" for column in AGENT_COLUMNS[1:])
+            updates = ", ".join(
+                f"{column} = excluded.{column}" for column in (*AGENT_COLUMNS[1:], "instance")
+            )
             tx.execute(
-                f"INSERT INTO ecc_agent ({AGENT_SELECT}) VALUES ({_marks(len(values))})"
+                f"INSERT INTO ecc_agent ({AGENT_SELECT}, instance) VALUES ({_marks(len(values))})"
                 f" ON CONFLICT (name) DO UPDATE SET {updates}",
                 values,
             )
 
-    def _update_agent(self, name: str, column: str, value: object | None) -> None:
+    def _update_agent(self, name: str, column: str, value: object | None, instance: str | None) -> None:
         agent = normalize_agent_name(name)
+        holder = _check_instance(instance)
         with self._write() as tx:
             new_value = self._ts_param(self._now(tx)) if value is None else value
             rows = tx.execute(
-                f"UPDATE ecc_agent SET {column} = ? WHERE name = ? RETURNING name", (new_value, agent)
+                f"UPDATE ecc_agent SET {column} = CASE WHEN ? IN ('', instance) THEN ? ELSE {column} END"
+                " WHERE name = ? RETURNING instance",
+                (holder, new_value, agent),
             )
         if not rows:
             raise QueueError(f"queue {self.url}: agent {agent} is not registered")
+        if holder and rows[0][0] != holder:
+            raise AgentNameInUse(
+                f"agent name {agent.removeprefix('mid.server.')} was taken over by another process"
+            )
 
-    def heartbeat_agent(self, name: str) -> None:
-        self._update_agent(name, "last_heartbeat", None)
+    def heartbeat_agent(self, name: str, *, instance: str | None = None) -> None:
+        self._update_agent(name, "last_heartbeat", None, instance)
 
-    def set_agent_status(self, name: str, status: str) -> None:
-        self._update_agent(name, "status", check_agent_status(status))
+    def set_agent_status(self, name: str, status: str, *, instance: str | None = None) -> None:
+        self._update_agent(name, "status", check_agent_status(status), instance)
 
     def get_agent(self, name: str) -> AgentRegistration | None:
         agent = normalize_agent_name(name)
@@ -609,4 +785,4 @@ class SqlQueue(ABC):
         return self._list(queue_side, state, agent, topic, response_to, limit)
 
 
-__all__ = ["Row", "SqlQueue", "Transaction"]
+__all__ = ["DAMAGED_PREFIX", "Row", "SqlQueue", "Transaction", "UnreadableData"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import builtins
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,8 +17,8 @@ from typing import Final
 
 from midprobe.capabilities.errors import QueueError
 from midprobe.runner.ecc.record import ECC_PAYLOAD_CAP, utc_now
-from midprobe.runner.queue.schema import SCHEMA_VERSION, SQLITE_DIALECT, schema_statements
-from midprobe.runner.queue.sqlbase import Row, SqlQueue, Transaction
+from midprobe.runner.queue.schema import SQLITE_DIALECT
+from midprobe.runner.queue.sqlbase import Row, SqlQueue, Transaction, UnreadableData
 
 #: Stored timestamp format: fixed width, UTC, so text order is time order.
 TIMESTAMP_FORMAT: Final = "%Y-%m-%d %H:%M:%S.%f"
@@ -34,10 +34,37 @@ class _SqliteTransaction:
         self._connection = connection
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> builtins.list[Row]:
-        cursor = self._connection.execute(sql, tuple(params))
-        if cursor.description is None:
-            return []
-        return [tuple(row) for row in cursor.fetchall()]
+        try:
+            cursor = self._connection.execute(sql, tuple(params))
+            if cursor.description is None:
+                return []
+            return [tuple(row) for row in cursor.fetchall()]
+        except sqlite3.OperationalError as error:
+            if str(error).startswith("Could not decode"):  # stored text that is not UTF-8
+                raise UnreadableData(_message(error)) from None
+            raise
+
+
+BOOT_ID_FILE: Final = "/proc/sys/kernel/random/boot_id"
+
+
+def _boot_id() -> str:
+    try:
+        return Path(BOOT_ID_FILE).read_text(encoding="ascii").strip() or "boot"
+    except OSError:
+        return "boot"
+
+
+def boot_clock() -> tuple[str, float]:
+    """(boot id, seconds since boot): monotonic, shared by every process on the machine.
+
+    Counts time spent suspended (``CLOCK_BOOTTIME``) and never steps with the wall clock;
+    after a reboot the boot id changes, so every lease taken before it counts as expired.
+    """
+    return _BOOT_ID, time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+_BOOT_ID: Final = _boot_id()
 
 
 #: How often ``wait_for_work`` looks for commits by other connections.
@@ -54,8 +81,13 @@ class SqliteQueue(SqlQueue):
         url: str | None = None,
         payload_cap: int = ECC_PAYLOAD_CAP,
         busy_timeout_seconds: float = 30.0,
+        lease_clock: Callable[[], tuple[str, float]] = boot_clock,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
+        """``lease_clock`` and ``clock`` (the wall clock of timestamps; default ``utc_now``) are for tests."""
         self.path = str(path)
+        self._lease_clock_source = lease_clock
+        self._clock = clock
         super().__init__(url=url or f"sqlite:///{self.path}", payload_cap=payload_cap)
         if self.path != MEMORY:
             parent = Path(self.path).expanduser().resolve().parent
@@ -91,15 +123,7 @@ class SqliteQueue(SqlQueue):
         except sqlite3.Error as error:
             raise QueueError(f"queue {self.url}: cannot open: {_message(error)}") from None
         with self._write() as tx:
-            for statement in schema_statements(SQLITE_DIALECT):
-                tx.execute(statement)
-            versions = tx.execute("SELECT version FROM midprobe_schema")
-            if not versions:
-                tx.execute("INSERT INTO midprobe_schema (version) VALUES (?)", (SCHEMA_VERSION,))
-            elif int(versions[0][0]) != SCHEMA_VERSION:
-                raise QueueError(
-                    f"queue {self.url}: schema version {versions[0][0]}, this midprobe expects {SCHEMA_VERSION}"
-                )
+            self._ensure_schema(tx, SQLITE_DIALECT)
 
     @contextmanager
     def _write(self) -> Iterator[Transaction]:
@@ -133,7 +157,10 @@ class SqliteQueue(SqlQueue):
                 raise QueueError(f"queue {self.url}: {_message(error)}") from None
 
     def _now(self, tx: Transaction) -> datetime:
-        return utc_now()
+        return utc_now() if self._clock is None else self._clock()
+
+    def _lease_clock(self, tx: Transaction, now: datetime) -> tuple[str, float]:
+        return self._lease_clock_source()
 
     def _ts_param(self, moment: datetime) -> object:
         return moment.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
@@ -179,4 +206,4 @@ class SqliteQueue(SqlQueue):
             raise QueueError(f"queue {self.url}: close failed: {_message(error)}") from None
 
 
-__all__ = ["SqliteQueue"]
+__all__ = ["SqliteQueue", "boot_clock"]

@@ -1,44 +1,51 @@
 """The ``midprobe scan`` pipeline: port scan -> per-host enrichment -> classification, streamed per host.
 
-The port scan engine runs on a worker thread and hands each finished host to the event loop through
-a bounded queue (a slow consumer pauses the scan instead of filling memory). Every host that answered
-gets its enrichment stages (banners, DNS PTR, nmap, SSH, SNMP) at once, with a bounded number of hosts
-in flight; each stage's failure becomes a line in the report's ``errors`` and the scan goes on. The
-classifier then decides the CMDB class, and the report is yielded as soon as the host is done.
+The port scan runs through the one engine-to-asyncio bridge (``probes/tcpscan/engine.py``
+``scan_async``, bounded: a slow consumer pauses the scan instead of filling memory). Every host that
+answered gets its enrichment stages at once, with at most ``host_concurrency`` hosts in flight
+(``probes/fanout.py``). Each stage builds a probe's typed Params and runs that probe object
+(``BannerSniff``, ``DNSNameResolver``, ``NmapServiceScan``, ``NmapOSScan``, ``SSHClassify``,
+``SNMPClassify``) through ``runner/scan/stages.py``, so the scan and the agent share one code path;
+a stage's failure becomes a line in the report's ``errors`` and the scan goes on. The classifier
+then decides the CMDB class, and the report is yielded as soon as the host is done.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
-import threading
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from midprobe.capabilities.errors import MidprobeError
-from midprobe.probes.banner import BannerParams, SnmpIdentity, sniff
+from midprobe.probes.banner import BannerParams, BannerResult
 from midprobe.probes.base import ProbeContext
 from midprobe.probes.classify import Classifier, NmapOsClass, Observations, default_classifier
 from midprobe.probes.credentials import PROTOCOL_SNMP, PROTOCOL_SSH, CredentialStore
-from midprobe.probes.dns.name_resolver import reverse_lookup
+from midprobe.probes.dns.name_resolver import NameResolverParams, NameResolverResult
+from midprobe.probes.dns.params import ResolverParams
 from midprobe.probes.dns.resolver import ResolverConfig
-from midprobe.probes.nmap import options as nmap_options
-from midprobe.probes.nmap.engine import check_targets, run_nmap
+from midprobe.probes.fanout import fan_out
+from midprobe.probes.nmap.common import NmapResult
+from midprobe.probes.nmap.options import NmapTargets, PortList
+from midprobe.probes.nmap.os_scan import NmapOSScanParams
 from midprobe.probes.nmap.parse import NmapHost
+from midprobe.probes.nmap.service_scan import NmapServiceScanParams
+from midprobe.probes.registry import ProbeRegistry, default_registry
 from midprobe.probes.safety import TargetPolicy
-from midprobe.probes.shazzam import REFUSED_REPORT_LIMIT, ShazzamScanner, reading_scanners
+from midprobe.probes.shazzam import ShazzamScanner, lists_refused, reading_scanners
 from midprobe.probes.snmp.classify import capability_evidence
-from midprobe.probes.snmp.classify_probe import classify_host
-from midprobe.probes.snmp.client import BulkSizeMemory
+from midprobe.probes.snmp.classify_probe import SnmpClassifyParams, SnmpClassifyResult
 from midprobe.probes.snmp.errors import SnmpTimeout, SnmpUnreachable
 from midprobe.probes.snmp.probe import ConnectionParams
 from midprobe.probes.snmp.values import format_oid
-from midprobe.probes.ssh.classify import SSHClassifyProbe, SSHClassifyResult
+from midprobe.probes.ssh.classify import SSHClassifyResult
 from midprobe.probes.targets import Target
 from midprobe.probes.tcpscan.common import HostScan, ScanEngine, ScanOptions
-from midprobe.probes.tcpscan.engine import select_engine
+from midprobe.probes.tcpscan.engine import scan_async, select_engine
 from midprobe.runner.scan.report import HostReport
+from midprobe.runner.scan.stages import run_probe
 
 __all__ = ["ScanPipeline", "ScanSettings", "ScanStats"]
 
@@ -111,20 +118,14 @@ class ScanStats:
         return time.monotonic() - self.started
 
 
-@dataclass(frozen=True)
-class _Finished:
-    """The end of a stream, with the error that ended it (if any)."""
-
-    error: BaseException | None = None
-
-
 @dataclass
 class _Findings:
     """What the stages learned about one host (each stage fills its own fields)."""
 
     host_name: str | None = None
     banners: dict[int, str] = field(default_factory=dict)
-    public_snmp: SnmpIdentity | None = None
+    #: What BannerSniff read (its SNMP tap's sysObjectID/sysDescr stand in when no credentialed SNMP answers).
+    banner_result: BannerResult | None = None
     services: dict[int, str] = field(default_factory=dict)
     nmap_services: dict[int, str] = field(default_factory=dict)
     nmap_os_classes: list[NmapOsClass] = field(default_factory=list)
@@ -141,144 +142,68 @@ class _Findings:
     errors: list[str] = field(default_factory=list)
 
 
-async def _host_scans(
-    engine: ScanEngine,
-    targets: Iterable[Target],
-    ports: tuple[int, ...],
-    options: ScanOptions,
-    queue_size: int,
-) -> AsyncGenerator[HostScan, None]:
-    """Run ``engine`` on a worker thread; yield each finished host through a bounded queue.
-
-    The worker blocks while the queue is full, so the scan runs at the consumer's pace. Leaving
-    the ``async for`` stops the engine (its stop flag) and waits for the thread to end.
-    """
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[HostScan | _Finished] = asyncio.Queue(queue_size)
-    stop = threading.Event()
-
-    def hand_over(item: HostScan | _Finished) -> bool:
-        try:
-            future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
-        except RuntimeError:  # the loop is closed: nobody listens any more
-            return False
-        while True:
-            try:
-                future.result(timeout=0.2)
-                return True
-            except TimeoutError:
-                if stop.is_set():
-                    future.cancel()
-                    return False
-            except Exception:  # cancelled with the loop
-                return False
-
-    def work() -> None:
-        outcome = _Finished()
-        hosts: Iterator[HostScan] = iter(())
-        try:
-            hosts = engine.scan(targets, ports, options, stop=stop)
-            for host in hosts:
-                if not hand_over(host):
-                    return
-        except BaseException as error:  # raised again in the event loop
-            outcome = _Finished(error)
-        finally:
-            close = getattr(hosts, "close", None)  # a generator engine closes its sockets now
-            if close is not None:
-                close()
-        hand_over(outcome)
-
-    # Started from the event loop's thread, so it inherits that thread's network namespace.
-    worker = threading.Thread(target=work, name=f"midprobe-scan-{engine.name}", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = await queue.get()
-            if isinstance(item, _Finished):
-                if item.error is not None:
-                    raise item.error
-                return
-            yield item
-    finally:
-        stop.set()
-        await asyncio.to_thread(worker.join)
-
-
 class ScanPipeline:
-    """One scan: ``async for report in ScanPipeline(settings).run(targets)``."""
+    """One scan: ``async for report in ScanPipeline(settings).run(targets)``.
+
+    Every stage runs a probe of ``registry`` (the default one: the agent's probe objects) through
+    :func:`~midprobe.runner.scan.stages.run_probe`.
+    """
 
     def __init__(
         self,
         settings: ScanSettings,
         *,
         on_progress: Callable[[ScanStats], None] | None = None,
+        registry: ProbeRegistry | None = None,
     ) -> None:
         self.settings = settings
         self.stats = ScanStats()
         self.on_progress = on_progress
-        self._ssh = SSHClassifyProbe()
-        self._snmp_memory = BulkSizeMemory()
+        self.registry = registry if registry is not None else default_registry()
         # SNMP is asked only when the credentials hold an SNMP one (then ``public`` may follow it).
         store = settings.credentials
         self._snmp_configured = store is not None and any(
             credential.protocol == PROTOCOL_SNMP for credential in store.credentials
         )
+        # nmap was found working before the scan (``runner/scan/plan.py`` ``require_nmap``).
+        nmap_wanted = settings.nmap_services or settings.nmap_os
+        self._capabilities = frozenset({"Nmap"}) if nmap_wanted else frozenset()
 
     async def run(self, targets: Iterable[Target]) -> AsyncGenerator[HostReport, None]:
         """Scan ``targets`` (iterated lazily) and yield a report per host that answered, as it finishes."""
         settings = self.settings
         engine = select_engine(settings.engine) if isinstance(settings.engine, str) else settings.engine
         self.stats = ScanStats(engine=engine.name)
-        reports: asyncio.Queue[HostReport | _Finished] = asyncio.Queue(settings.host_concurrency)
-        slots = asyncio.Semaphore(settings.host_concurrency)
-        tasks: set[asyncio.Task[None]] = set()
+        scans = scan_async(
+            targets,
+            settings.ports,
+            settings.scan_options,
+            engine=engine,
+            queue_size=settings.queue_size,
+            thread_name=f"midprobe-scan-{engine.name}",
+        )
 
-        async def finish(scanned: HostScan) -> None:
-            try:
-                await reports.put(await self.enrich(scanned))
-            finally:
-                slots.release()
+        async def alive_hosts() -> AsyncIterator[HostScan]:
+            async for scanned in scans:
+                self.stats.scanned += 1
+                self.stats.alive += scanned.alive
+                self._progress()
+                if scanned.alive:
+                    yield scanned
 
-        async def dispatch() -> None:
-            scans = _host_scans(engine, targets, settings.ports, settings.scan_options, settings.queue_size)
-            try:
-                async for scanned in scans:
-                    self.stats.scanned += 1
-                    if scanned.alive:
-                        self.stats.alive += 1
-                        await slots.acquire()
-                        task = asyncio.create_task(finish(scanned))
-                        tasks.add(task)
-                        task.add_done_callback(tasks.discard)
-                    if self.on_progress is not None:
-                        self.on_progress(self.stats)
-                while tasks:
-                    await asyncio.gather(*list(tasks))
-            except Exception as error:
-                await reports.put(_Finished(error))
-            else:
-                await reports.put(_Finished())
-            finally:
-                await scans.aclose()  # stops the engine thread, whatever ended the loop
-
-        dispatcher = asyncio.create_task(dispatch())
+        reports = fan_out(alive_hosts(), self.enrich, settings.host_concurrency)
         try:
-            while True:
-                item = await reports.get()
-                if isinstance(item, _Finished):
-                    if item.error is not None:
-                        raise item.error
-                    return
+            async for report in reports:
                 self.stats.reported += 1
-                if self.on_progress is not None:
-                    self.on_progress(self.stats)
-                yield item
+                self._progress()
+                yield report
         finally:
-            pending = [dispatcher, *tasks]
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            await reports.aclose()
+            await scans.aclose()  # stops the engine thread, whatever ended the loop
+
+    def _progress(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self.stats)
 
     # --- one host ----------------------------------------------------------------------------
 
@@ -287,33 +212,34 @@ class ScanPipeline:
         settings = self.settings
         address = str(scanned.address)
         found = _Findings()
-        deadline = time.monotonic() + settings.host_timeout
         context = ProbeContext(
             agent_name="midprobe scan",
-            deadline=deadline,
+            deadline=time.monotonic() + settings.host_timeout,
             policy=settings.policy,
+            capabilities=self._capabilities,
             credentials=settings.credentials,
         )
         open_ports = scanned.open_ports
         stages: list[tuple[str, Awaitable[None]]] = []
         if settings.resolver is not None:
-            stages.append(("dns", self._host_name(address, settings.resolver, deadline, found)))
+            stages.append(("dns", self._host_name(address, settings.resolver, context, found)))
         if (settings.sniff_banners and open_ports) or settings.snmp_public:
             stages.append(("banner", self._banners(scanned, context, found)))
         if open_ports and settings.nmap_services:
-            stages.append(("nmap -sV", self._nmap_services(scanned, deadline, found)))
+            stages.append(("nmap -sV", self._nmap_services(scanned, context, found)))
         if open_ports and settings.nmap_os:
-            stages.append(("nmap -O", self._nmap_os(scanned, deadline, found)))
+            stages.append(("nmap -O", self._nmap_os(scanned, context, found)))
         store = settings.credentials
         if store is not None and 22 in open_ports and store.candidates(address, PROTOCOL_SSH):
             stages.append(("ssh", self._ssh_facts(address, context, found)))
         if store is not None and self._snmp_configured and store.candidates(address, PROTOCOL_SNMP):
             stages.append(("snmp", self._snmp_facts(address, context, found)))
         await asyncio.gather(*(self._guarded(name, stage, found) for name, stage in stages))
-        if found.sys_object_id is None and found.public_snmp is not None:
+        public_snmp = found.banner_result.snmp if found.banner_result is not None else None
+        if found.sys_object_id is None and public_snmp is not None:
             # The credential-less tap (community public) answered and no credentialed SNMP did.
-            found.sys_object_id = found.public_snmp.sys_object_id
-            found.sys_descr = found.public_snmp.sys_descr
+            found.sys_object_id = public_snmp.sys_object_id
+            found.sys_descr = public_snmp.sys_descr
 
         verdict = settings.classifier.classify(
             Observations(
@@ -333,8 +259,7 @@ class ScanPipeline:
             address=address,
             hostname=found.host_name or scanned.host_name,
             open_tcp_ports=open_ports,
-            # As Shazzam: refused ports are listed only for port lists of a sensible size.
-            refused_tcp_ports=scanned.refused_ports if len(settings.ports) <= REFUSED_REPORT_LIMIT else (),
+            refused_tcp_ports=scanned.refused_ports if lists_refused(len(settings.ports)) else (),
             ci_class=verdict.ci_class,
             confidence=verdict.confidence,
             evidence=verdict.evidence,
@@ -363,74 +288,76 @@ class ScanPipeline:
             found.errors.append(f"{stage}: {type(error).__name__}: {error}")
 
     async def _host_name(
-        self, address: str, resolver: ResolverConfig, deadline: float, found: _Findings
+        self, address: str, resolver: ResolverConfig, context: ProbeContext, found: _Findings
     ) -> None:
-        (answer,) = await reverse_lookup([address], resolver, deadline)
+        """``DNSNameResolver`` (PTR) for the address, asking the scan's servers."""
+        params = NameResolverParams(
+            ip_addresses=(address,),
+            resolver=ResolverParams(
+                dns_servers=resolver.servers,
+                port=resolver.port,
+                timeout_ms=round(resolver.timeout * 1000),
+                retries=resolver.retries,
+                concurrency=resolver.concurrency,
+            ),
+        )
+        result = await run_probe(self.registry, "DNSNameResolver", params, context, NameResolverResult)
+        (answer,) = result.addresses
         if answer.name:
             found.host_name = answer.name
 
     async def _banners(self, scanned: HostScan, context: ProbeContext, found: _Findings) -> None:
+        """``BannerSniff`` on the open ports (and the SNMP tap, with ``--snmp-public``)."""
         settings = self.settings
         params = BannerParams(
             host=str(scanned.address),
             ports=scanned.open_ports if settings.sniff_banners else (),
             snmp_public=settings.snmp_public,
         )
-        result = await sniff(params, context)
+        result = await run_probe(self.registry, "BannerSniff", params, context, BannerResult)
         found.banners.update(result.banners())
-        found.public_snmp = result.snmp
+        found.banner_result = result
         found.reader_scanners = reading_scanners(result.ports)
 
-    async def _nmap_services(self, scanned: HostScan, deadline: float, found: _Findings) -> None:
-        """nmap ``-sV`` on the open ports (its own run, so a slow one does not cost the OS guess)."""
-        targets = self._nmap_targets(scanned)
-        ports = _port_list(scanned.open_ports)
-        technique = "-sS" if self.settings.nmap_syn else "-sT"
-
-        def build(seconds: float) -> nmap_options.NmapInvocation:
-            return nmap_options.service_scan(
-                targets,
-                ports,
-                technique=technique,
-                version_intensity=None,
-                scripts=(),
-                resolve_names=False,
-                timing=4,
-                timeout_s=seconds,
-            )
-
-        for run in await run_nmap([build], deadline=deadline, topic="midprobe scan --nmap"):
+    async def _nmap_services(self, scanned: HostScan, context: ProbeContext, found: _Findings) -> None:
+        """``NmapServiceScan`` (``-sV``) on the open ports (its own run, so a slow one does not cost
+        the OS guess)."""
+        params = NmapServiceScanParams(
+            targets=_nmap_targets(scanned),
+            ports=_port_list(scanned.open_ports),
+            technique="-sS" if self.settings.nmap_syn else "-sT",
+            version_intensity=None,
+            scripts=(),
+            resolve_names=False,
+            timing=4,
+            timeout_s=self.settings.host_timeout,
+        )
+        result = await run_probe(self.registry, "NmapServiceScan", params, context, NmapResult)
+        for run in result.runs:
             for host in run.scan.hosts_up:
                 _read_nmap_services(host, found)
 
-    async def _nmap_os(self, scanned: HostScan, deadline: float, found: _Findings) -> None:
-        """nmap ``-O``; most accurate with one open and one closed port to compare."""
-        targets = self._nmap_targets(scanned)
-        ports = _port_list((*scanned.open_ports, *scanned.refused_ports[:1]))
-
-        def build(seconds: float) -> nmap_options.NmapInvocation:
-            return nmap_options.os_scan(
-                targets,
-                ports,
-                guess=True,
-                limit=False,
-                max_tries=None,
-                resolve_names=False,
-                timing=4,
-                timeout_s=seconds,
-            )
-
-        for run in await run_nmap([build], deadline=deadline, topic="midprobe scan --os"):
+    async def _nmap_os(self, scanned: HostScan, context: ProbeContext, found: _Findings) -> None:
+        """``NmapOSScan`` (``-O``); most accurate with one open and one closed port to compare."""
+        params = NmapOSScanParams(
+            targets=_nmap_targets(scanned),
+            ports=_port_list((*scanned.open_ports, *scanned.refused_ports[:1])),
+            guess=True,
+            limit=False,
+            max_tries=None,
+            resolve_names=False,
+            timing=4,
+            timeout_s=self.settings.host_timeout,
+        )
+        result = await run_probe(self.registry, "NmapOSScan", params, context, NmapResult)
+        for run in result.runs:
             for host in run.scan.hosts_up:
                 _read_nmap_os(host, found)
 
-    def _nmap_targets(self, scanned: HostScan) -> nmap_options.NmapTargets:
-        targets = nmap_options.NmapTargets((ipaddress.ip_network(scanned.address),))
-        check_targets(targets, self.settings.policy)
-        return targets
-
     async def _ssh_facts(self, address: str, context: ProbeContext, found: _Findings) -> None:
-        params = self._ssh.parse_params(
+        """``SSHClassify`` with the scan's shorter timeouts."""
+        probe = self.registry.get("SSHClassify")
+        params = probe.parse_params(
             address,
             {
                 "connect_timeout_ms": str(SSH_CONNECT_TIMEOUT_MS),
@@ -438,7 +365,7 @@ class ScanPipeline:
                 "channel_timeout_ms": str(SSH_COMMAND_TIMEOUT_MS),
             },
         )
-        result: SSHClassifyResult = await self._ssh.run(params, context)
+        result = await run_probe(self.registry, "SSHClassify", params, context, SSHClassifyResult)
         found.credential_id["ssh"] = result.connection.credential_id
         uname = next((output for output in result.outputs if output.command == "uname -a"), None)
         if uname is not None and uname.exit_status == 0 and uname.stdout.strip():
@@ -447,15 +374,12 @@ class ScanPipeline:
         found.os = {key: str(value) for key, value in facts.items() if value is not None}
 
     async def _snmp_facts(self, address: str, context: ProbeContext, found: _Findings) -> None:
-        connection = ConnectionParams(source=address, timeout_ms=SNMP_TIMEOUT_MS, retries=SNMP_RETRIES)
+        """``SNMPClassify`` with a short wait: a host without an agent costs about 2 s."""
+        params = SnmpClassifyParams(
+            ConnectionParams(source=address, timeout_ms=SNMP_TIMEOUT_MS, retries=SNMP_RETRIES)
+        )
         try:
-            result = await classify_host(
-                connection,
-                credentials=context.credentials,
-                policy=context.policy,
-                deadline=context.deadline,
-                memory=self._snmp_memory,
-            )
+            result = await run_probe(self.registry, "SNMPClassify", params, context, SnmpClassifyResult)
         except (SnmpTimeout, SnmpUnreachable):
             return  # no agent there (or none that takes our communities): nothing to report
         if result.credential_id:
@@ -467,8 +391,12 @@ class ScanPipeline:
         found.snmp_capabilities = dict(capability_evidence(result.facts))
 
 
-def _port_list(ports: Iterable[int]) -> nmap_options.PortList:
-    return nmap_options.PortList(tuple((port, port) for port in sorted(set(ports))))
+def _nmap_targets(scanned: HostScan) -> NmapTargets:
+    return NmapTargets((ipaddress.ip_network(scanned.address),))
+
+
+def _port_list(ports: Iterable[int]) -> PortList:
+    return PortList(tuple((port, port) for port in sorted(set(ports))))
 
 
 def _read_nmap_services(host: NmapHost, found: _Findings) -> None:

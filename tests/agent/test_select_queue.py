@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,8 @@ from midprobe.runner.agent.identity import build_agent_setup
 from midprobe.runner.agent.probe_runner import ProbeRunner
 from midprobe.runner.cli import main
 from midprobe.runner.ecc.builders import new_output_record
+from midprobe.runner.ecc.record import utc_now
+from midprobe.runner.queue import sqlite as sqlite_queue
 from midprobe.runner.queue.base import AgentRegistration
 from midprobe.runner.queue.url import open_queue, sqlite_url
 
@@ -68,14 +70,16 @@ def test_nmap_capability_comes_from_the_agents_own_detection(
 
 
 def test_an_agent_that_stopped_heartbeating_counts_as_down(
-    queue_url: str, capsys: pytest.CaptureFixture[str]
+    queue_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    time.sleep(1.2)
+    # an hour on the queue's clock: two agents heartbeat again, mid-gone's last one stays an hour old
+    an_hour_later = utc_now() + timedelta(hours=1)
+    monkeypatch.setattr(sqlite_queue, "utc_now", lambda: an_hour_later)
     with open_queue(queue_url) as queue:
         queue.heartbeat_agent("mid-sandiego")
         queue.heartbeat_agent("mid-sanjose")
     code, out, _ = _select(
-        capsys, "--queue", queue_url, "--capability", "SSH", "--live-within", "1", "--json"
+        capsys, "--queue", queue_url, "--capability", "SSH", "--live-within", "60", "--json"
     )
     assert code == 0
     result = json.loads(out)

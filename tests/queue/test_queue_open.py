@@ -109,7 +109,7 @@ def test_sqlite_schema_version_mismatch_is_refused(tmp_path: Path) -> None:
     open_queue(url).close()
     with sqlite3.connect(tmp_path / "ecc.db") as raw:
         raw.execute("UPDATE midprobe_schema SET version = 99")
-    with pytest.raises(QueueError, match=r"schema version 99, this midprobe expects 1"):
+    with pytest.raises(QueueError, match=r"schema version 99, this midprobe expects 2"):
         open_queue(url)
 
 
@@ -148,7 +148,7 @@ def test_postgresql_schema_version_mismatch_is_refused(postgres_database_url: st
     open_queue(postgres_database_url).close()
     with psycopg.connect(postgres_database_url, autocommit=True) as raw:
         raw.execute("UPDATE midprobe_schema SET version = 99")
-    with pytest.raises(QueueError, match=r"schema version 99, this midprobe expects 1"):
+    with pytest.raises(QueueError, match=r"schema version 99, this midprobe expects 2"):
         open_queue(postgres_database_url)
 
 

@@ -149,27 +149,27 @@ def test_a_user_registered_value_test_can_be_named_in_the_file() -> None:
         (
             '[[mid_server]]\nname = 7\nstatus = "Up"\n',
             ConfigError,
-            "cfg.toml: mid_server[1]: name: must be a string, got 7",
+            "cfg.toml: mid_server[1]: name: must be a string, got an integer",
         ),
         (
             '[[mid_server]]\nname = "m"\nstatus = "Up"\nvalidated = "yes"\n',
             ConfigError,
-            "cfg.toml: mid_server[1] \"m\": validated: must be true or false, got 'yes'",
+            'cfg.toml: mid_server[1] "m": validated: must be true or false, got a string',
         ),
         (
             '[[mid_server]]\nname = "m"\nstatus = "Up"\nip_ranges = ["10.0.0.0/8", "10.0.0.1/8"]\n',
             TargetSpecError,
-            "cfg.toml: mid_server[1] \"m\": ip_ranges[2]: '10.0.0.1/8' is not a valid CIDR block",
+            'cfg.toml: mid_server[1] "m": ip_ranges[2]: is not an IP range (ALL, an address, a CIDR block or first-last)',
         ),
         (
             '[[mid_server]]\nname = "m"\nstatus = "Up"\nexcluded_ip_ranges = ["10.0.0.9-10.0.0.1"]\n',
             TargetSpecError,
-            "cfg.toml: mid_server[1] \"m\": excluded_ip_ranges[1]: '10.0.0.9-10.0.0.1' is empty",
+            'cfg.toml: mid_server[1] "m": excluded_ip_ranges[1]: is not an IP range',
         ),
         (
             '[[mid_server]]\nname = "m"\nstatus = "Up"\nip_ranges = "10.0.0.0/8"\n',
             ConfigError,
-            "cfg.toml: mid_server[1] \"m\": ip_ranges: must be a list of strings, got '10.0.0.0/8'",
+            'cfg.toml: mid_server[1] "m": ip_ranges: must be a list of strings, got a string',
         ),
         (
             '[[mid_server]]\nname = "m"\nstatus = "Up"\napplications = [""]\n',
@@ -179,7 +179,7 @@ def test_a_user_registered_value_test_can_be_named_in_the_file() -> None:
         (
             '[[mid_server]]\nname = "m"\nstatus = "Up"\ncapabilities = ["SSH"]\n',
             ConfigError,
-            "cfg.toml: mid_server[1] \"m\": capabilities[1]: must be an inline table, got 'SSH'",
+            'cfg.toml: mid_server[1] "m": capabilities[1]: must be an inline table, got a string',
         ),
         (
             HEADER
@@ -191,7 +191,7 @@ def test_a_user_registered_value_test_can_be_named_in_the_file() -> None:
             HEADER
             + '[[mid_server]]\nname = "m"\nstatus = "Up"\ncapabilities = [{ name = "SSH", value = 5 }]\n',
             ConfigError,
-            'cfg.toml: mid_server[1] "m": capabilities[1].value: must be a string, got 5',
+            'cfg.toml: mid_server[1] "m": capabilities[1].value: must be a string, got an integer',
         ),
         (
             '[[mid_server]]\nname = "m"\nstatus = "Up"\nip_range = ["ALL"]\n',
@@ -207,6 +207,11 @@ def test_a_user_registered_value_test_can_be_named_in_the_file() -> None:
             HEADER + '[[capability]]\nname = "SSH"\n',
             ConfigError,
             "cfg.toml: capability[3] \"SSH\": name: capability 'SSH' is defined twice",
+        ),
+        (
+            '[[capability]]\nname = "ALL"\n[[capability]]\nname = "ALL"\n',
+            ConfigError,
+            "cfg.toml: capability[2] \"ALL\": name: capability 'ALL' is defined twice",
         ),
         (
             '[[capability]]\nname = "Site"\nvalue_test = "site_match"\n',
@@ -269,3 +274,22 @@ def test_an_unknown_mid_name_is_named_with_a_suggestion() -> None:
         ConfigError, match=r"^cfg.toml: no MID server named 'mid-frst' \(did you mean 'mid-first'\?\)"
     ):
         config.mid_server("mid-frst")
+
+
+_MID_M = '[[mid_server]]\nname = "m"\nstatus = "Up"\n'
+_PASTED = ('ip_ranges = ["hunter2"]', 'ip_ranges = "hunter2"', '"hunter2" = 1', 'validated = "hunter2"')
+
+
+@pytest.mark.parametrize("text", [*(_MID_M + line for line in _PASTED), '"hunter2" = 1', "capabilities = 1"])
+def test_errors_never_quote_the_value_that_was_written(text: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config(text, source="cfg.toml")
+    assert "hunter2" not in str(raised.value)
+    assert str(raised.value).startswith("cfg.toml: ")
+
+
+def test_a_misspelt_key_is_still_named() -> None:
+    with pytest.raises(
+        ConfigError, match=r"mid_server\[1\] \"m\": statsu: unknown key \(did you mean 'status'\?\)"
+    ):
+        parse_config('[[mid_server]]\nname = "m"\nstatus = "Up"\nstatsu = "Up"\n', source="cfg.toml")

@@ -99,3 +99,17 @@ def test_an_ipv4_cidr_agrees_with_the_standard_library(base: int, prefix: int, x
     network = ipaddress.IPv4Network((base, prefix), strict=False)
     address = ipaddress.IPv4Address(x)
     assert IPRange.parse(str(network)).contains(address) == (address in network)
+
+
+def test_a_range_of_one_address_holds_just_that_address() -> None:
+    single = IPRange.parse("10.0.0.5-10.0.0.5")
+    assert single.contains(parse_address("10.0.0.5"))
+    assert not single.contains(parse_address("10.0.0.6"))
+    with pytest.raises(TargetSpecError, match="is empty"):
+        IPRange.parse("10.0.0.6-10.0.0.5")  # one address backwards is still backwards
+
+
+def test_a_range_holds_only_addresses_of_its_own_ip_version() -> None:
+    # ::a00:5 has the same number as 10.0.0.5 but is not in an IPv4 range (nor the other way round)
+    assert not IPRange.parse("10.0.0.0/24").contains(parse_address("::a00:5"))
+    assert not IPRange.parse("::/96").contains(parse_address("10.0.0.5"))

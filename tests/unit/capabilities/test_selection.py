@@ -472,6 +472,28 @@ def test_the_default_mid_is_next_regardless_of_ranges_and_capabilities() -> None
     assert result.to_json(include_tier=True)["tier"] == "default"
 
 
+def test_an_upgrading_mid_passed_over_for_the_default_says_why() -> None:
+    # the default MID wins its tier; the Upgrading MID that would have matched is told it waits for Up ones
+    mids = [mid("default", "SNMP"), mid("upgrading", "SSH", status=MidStatus.UPGRADING)]
+    result = MidSelector(DEFINITIONS, policy=FALLBACK).select(mids, SelectionRequest.build(["SSH"]))
+    assert (result.tier, result.names) == (Tier.DEFAULT, ("default",))
+    assert result.rejected == {
+        "upgrading": "status is Upgrading: Upgrading/Paused MID servers are used only when no Up MID server fits"
+    }
+
+
+def test_an_upgrading_default_mid_is_not_the_default_tier() -> None:
+    # the default tier takes the default MID only when it is Up; Upgrading, it must fit like any other
+    mids = [mid("default", "SNMP", status=MidStatus.UPGRADING)]
+    result = MidSelector(DEFINITIONS, policy=FALLBACK).select(mids, SelectionRequest.build(["SSH"]))
+    assert (result.tier, result.names) == (None, ())
+
+
+def test_a_capability_defined_twice_is_refused() -> None:
+    with pytest.raises(ConfigError, match="'SSH' is defined twice"):
+        MidSelector((CapabilityDefinition("SSH"), CapabilityDefinition("SNMP"), CapabilityDefinition("SSH")))
+
+
 def test_the_default_mid_must_be_up_validated_serve_the_application_and_really_have_nmap() -> None:
     selector = MidSelector(DEFINITIONS, policy=SelectionPolicy(default_mid_server="default"))
     for default in (

@@ -83,3 +83,44 @@ def test_formatting_parses_back_to_the_same_spec(tcp: set[int], udp: set[int]) -
     assert parse_ports(str(spec)) == spec
     if tcp:
         assert parse_ports(format_ports(spec.tcp)).tcp == spec.tcp
+
+
+# -- edges a mutant of the parser would cross -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("80-80", PortSpec(tcp=(80,))),
+        ("22 80", PortSpec(tcp=(22, 80))),
+        ("22\t80,\n443", PortSpec(tcp=(22, 80, 443))),
+        (" 22 , 22 ", PortSpec(tcp=(22,))),
+        ("u:53", PortSpec(tcp=(), udp=(53,))),  # lower case accepted (nmap wants U:)
+        ("t:22,u:53", PortSpec(tcp=(22,), udp=(53,))),
+        ("1", PortSpec(tcp=(1,))),
+        ("65535", PortSpec(tcp=(65535,))),
+        ("65534-65535", PortSpec(tcp=(65534, 65535))),
+        ("65534-", PortSpec(tcp=(65534, 65535))),
+        ("1-2", PortSpec(tcp=(1, 2))),
+        ("22,21-23", PortSpec(tcp=(21, 22, 23))),
+        ("U:53,53", PortSpec(tcp=(), udp=(53,))),  # a prefix holds until the next one
+    ],
+)
+def test_accepted_edges(spec: str, expected: PortSpec) -> None:
+    assert parse_ports(spec) == expected
+
+
+#: Out of 1-65535, backwards, non-ASCII digits ("²".isdigit() is true, int("٣") is 3), bad prefixes.
+REFUSED_PORTS = [
+    *("0", "65536", "0-1", "65535-65536", "2-1", "-0"),  # out of range or backwards
+    *("²", "1-²", "²-3", "٣", "٢٢", "+22", "22.0"),  # not plain ASCII digits
+    *("U:0", "X:1"),
+]
+
+
+@pytest.mark.parametrize("spec", REFUSED_PORTS)
+def test_refused_edges_are_port_spec_errors(spec: str) -> None:
+    with pytest.raises(PortSpecError) as caught:
+        parse_ports(spec)
+    assert str(caught.value).startswith(f"bad port {spec!r}: ")
+    assert "\n" not in str(caught.value)

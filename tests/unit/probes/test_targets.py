@@ -210,3 +210,52 @@ def test_first_outside_matches_the_model(targets: list[str], allowed: list[ipadd
         assert found is None
     else:
         assert found in outside
+
+
+# -- edges a mutant of the parser would cross (a scan outside the given range is a safety matter) ---------
+
+
+@pytest.mark.parametrize(
+    ("spec", "count", "first", "last"),
+    [
+        ("10.0.0.0/32", 1, "10.0.0.0", "10.0.0.0"),
+        ("10.0.0.7/31", 2, "10.0.0.6", "10.0.0.7"),
+        ("10.0.0.0/24", 256, "10.0.0.0", "10.0.0.255"),
+        ("10.0.0.0-255", 256, "10.0.0.0", "10.0.0.255"),
+        ("10.0.0.255", 1, "10.0.0.255", "10.0.0.255"),
+        ("10.0.0.250-255", 6, "10.0.0.250", "10.0.0.255"),
+        ("10.0.0.5-5", 1, "10.0.0.5", "10.0.0.5"),
+        ("2001:db8::1/128", 1, "2001:db8::1", "2001:db8::1"),
+        ("2001:db8::/127", 2, "2001:db8::", "2001:db8::1"),
+    ],
+)
+def test_accepted_boundaries(spec: str, count: int, first: str, last: str) -> None:
+    parsed = parse_targets(spec)
+    listed = [str(target.address) for target in parsed]
+    assert (parsed.count(), listed[0], listed[-1], len(listed)) == (count, first, last, count)
+
+
+def test_slash_zero_is_every_address_counted_not_expanded() -> None:
+    assert parse_targets("10.0.0.0/0").count() == 2**32
+    assert parse_targets("2001:db8::/0").count() == 2**128
+
+
+#: Octets past 255, backwards ranges, prefixes past the family's width, non-ASCII digits.
+REFUSED_TARGETS = [
+    *["10.0.0.256", "10.0.0.250-300", "10.0.0.250-256", "10.0.0.300-301", "10.0.256-257.1", "10.0.0.6-5"],
+    *["10.0.0.9-10.0.0.8", "10.0.0.0/33", "10.0.0.0/-1", "2001:db8::/129", "web1/33", "web1/-1"],
+    *["10.0.0.1/²", "10.0.0.1/٣٢", "web1/٣", "10.0.0.1/+8", "٣.0.0.1", "10.0.0.٣"],
+    "10.0.0.1/ 8",
+]
+
+
+@pytest.mark.parametrize("spec", REFUSED_TARGETS)
+def test_refused_boundaries_are_target_spec_errors(spec: str) -> None:
+    with pytest.raises(TargetSpecError, match=r"^bad target '") as caught:
+        parse_targets(spec)
+    assert "\n" not in str(caught.value)
+
+
+def test_white_space_and_duplicates() -> None:
+    assert addresses("  10.0.0.1 \t10.0.0.1,10.0.0.1\n") == ["10.0.0.1"]
+    assert addresses("10.0.0.1 - 10.0.0.2") == ["10.0.0.1", "10.0.0.2"]

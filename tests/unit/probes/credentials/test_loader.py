@@ -205,24 +205,24 @@ FIRST = entry("snmp", f'community = "{SECRET}"', id_="ro")
         (entry("ssh_password", 'user = "u"', f'password = "{SECRET}"', 'password_env = "X"'), "password",
          "not both"),
         (entry("ssh_password", 'user = "u"', 'password_env = "MP_TEST_UNSET_VARIABLE"'), "password_env",
-         "environment variable MP_TEST_UNSET_VARIABLE is not set"),
+         "names an environment variable that is not set"),
         (entry("ssh_password", 'user = "u"', 'password_env = "MP_TEST_EMPTY"'), "password_env", "is empty"),
         (entry("ssh_password", 'user = "u"', "password = 12345678"), "password", "must be a string"),
         (entry("ssh_password", f'password = "{SECRET}"'), "user", "is required"),
         (entry("ssh_password", 'user = "u"', f'password = "{SECRET}"', f'pasword = "{SECRET}"'), "pasword",
-         "is not a key of a ssh_password credential"),
-        (entry("ssh_pasword", 'user = "u"'), "type", "'ssh_pasword' is not one of"),
+         "unknown key (did you mean 'password'?): not a key of a ssh_password credential"),
+        (entry("ssh_pasword", 'user = "u"'), "type", "must be one of ssh_password, ssh_private_key, snmp, snmpv3 (did you mean 'ssh_password'?)"),
         (entry("ssh_password", 'user = "u"', f'password = "{SECRET}"', 'order = "first"'), "order",
          "must be an integer"),
         (entry("ssh_password", 'user = "u"', f'password = "{SECRET}"', 'ip_ranges = ["198.18.0.0/33"]'),
-         "ip_ranges", "'198.18.0.0/33' is not an address or a network"),
+         "ip_ranges", "holds an item that is not an address or a CIDR network"),
         (entry("ssh_password", 'user = "u"', f'password = "{SECRET}"', 'tags = "lab"'), "tags",
          "must be a list"),
         (entry("snmp", f'community = "{SECRET}"', 'version = "3"'), "version", 'must be "1" or "2c"'),
         (entry("snmp", f'community = "{SECRET}"', id_="ro"), "id", "is used by an earlier credential"),
         (entry("snmpv3", 'user = "m"', 'auth_protocol = "SHA"'), "auth_key", "is required with auth_protocol SHA"),
         (entry("snmpv3", 'user = "m"', 'auth_protocol = "SHA1024"', f'auth_key = "{SECRET}"'), "auth_protocol",
-         "'SHA1024' is not one of MD5, SHA, SHA224"),
+         "must be one of MD5, SHA, SHA224"),
         (entry("snmpv3", 'user = "m"', 'auth_protocol = "MD5"', 'auth_key = "short"'), "auth_key",
          "at least 8 characters"),
         (entry("snmpv3", 'user = "m"', 'priv_protocol = "AES"', f'priv_key = "{SECRET}"'), "priv_protocol",
@@ -263,7 +263,7 @@ def test_file_level_errors(tmp_path: Path) -> None:
     with pytest.raises(CredentialError, match=r"bad\.toml: is not valid TOML: .*line 3") as caught:
         load_credential_file(bad)
     assert SECRET not in str(caught.value)
-    with pytest.raises(CredentialError, match="unknown top-level key 'credentials'"):
+    with pytest.raises(CredentialError, match=r"credentials: unknown key \(did you mean 'credential'\?\)"):
         parse_credentials('[[credentials]]\nid = "x"\n')
     with pytest.raises(CredentialError, match="credential: must be an array of tables"):
         parse_credentials('[credential]\nid = "x"\n')
@@ -310,3 +310,40 @@ def test_secret_never_shows_itself() -> None:
 def test_constructing_a_credential_in_code_is_validated_too() -> None:
     with pytest.raises(CredentialError, match="credential 'v3': priv_protocol: privacy needs authentication"):
         SNMPv3Credential(id="v3", user="m", priv_protocol="AES", priv_key=Secret(SECRET))
+
+
+@pytest.mark.parametrize(
+    ("second", "field"),
+    [
+        (entry("snmpv3", 'user = "u"', f'auth_protocol = "{SECRET}"'), "auth_protocol"),
+        (entry("snmpv3", 'user = "u"', f'priv_protocol = "{SECRET}"'), "priv_protocol"),
+        (f'[[credential]]\nid = "ops-key"\ntype = "{SECRET}"\n', "type"),
+        (entry("ssh_password", 'user = "u"', 'password = "p"', f'"{SECRET}" = true'), None),
+        (entry("ssh_password", 'user = "u"', f'password_env = "{SECRET}"'), "password_env"),
+        (entry("snmp", 'community = "c"', f'ip_ranges = ["{SECRET}"]'), "ip_ranges"),
+        (entry("snmp", 'community = "c"', 'version = ["2c"]'), "version"),
+        (entry("snmp", 'community = "c"', "version = true"), "version"),
+        (entry("snmp", 'community = "c"', "version = 2.0"), "version"),
+    ],
+)
+def test_a_secret_typed_into_the_wrong_place_is_never_echoed(second: str, field: str | None) -> None:
+    with pytest.raises(CredentialError) as caught:
+        parse_credentials(FIRST + second, source="creds.toml", environ={})
+    message = str(caught.value)
+    assert SECRET not in message
+    assert message.startswith('creds.toml: credential[2] "ops-key": ')
+    assert caught.value.field == field
+
+
+def test_a_secret_as_a_top_level_key_is_counted_not_shown() -> None:
+    with pytest.raises(CredentialError) as caught:
+        parse_credentials(f'"{SECRET}" = 1\n', source="creds.toml")
+    assert SECRET not in str(caught.value)
+    assert "key number 1" in str(caught.value)
+
+
+def test_a_file_that_is_not_utf8_is_a_credential_error(tmp_path: Path) -> None:
+    path = tmp_path / "creds.toml"
+    path.write_bytes(b'[[credential]]\nid = "\xff"\n')
+    with pytest.raises(CredentialError, match=r"creds\.toml: is not UTF-8 text"):
+        load_credential_file(path)

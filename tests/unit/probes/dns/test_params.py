@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import time
 from pathlib import Path
 
 import pytest
@@ -202,7 +201,11 @@ def test_servers_and_addresses_are_checked_against_the_policy() -> None:
 
 
 def test_the_batch_stops_a_little_before_the_probe_deadline() -> None:
-    far = ProbeContext(deadline=time.monotonic() + 300)
-    assert batch_deadline(far) == pytest.approx(far.deadline - 1.0, abs=0.01)
-    near = ProbeContext(deadline=time.monotonic() + 0.5)
-    assert near.deadline - 0.06 < batch_deadline(near) < near.deadline - 0.04
+    def now() -> float:
+        return 1000.0
+
+    # a tenth of the time left, at most one second
+    assert batch_deadline(ProbeContext(deadline=1300.0, clock=now)) == pytest.approx(1299.0)
+    assert batch_deadline(ProbeContext(deadline=1005.0, clock=now)) == pytest.approx(1004.5)
+    assert batch_deadline(ProbeContext(deadline=1000.5, clock=now)) == pytest.approx(1000.45)
+    assert batch_deadline(ProbeContext(deadline=990.0, clock=now)) == pytest.approx(990.0)  # already past

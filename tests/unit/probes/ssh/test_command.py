@@ -315,6 +315,19 @@ def test_foreign_exceptions_are_translated() -> None:
     assert translate_error(already, "x", 1) is already
 
 
+def test_paramikos_own_banner_timeout_is_a_read_timeout() -> None:
+    """paramiko raises SSHException from the socket timeout when its banner wait fires before ours."""
+    try:
+        try:
+            raise TimeoutError
+        except TimeoutError as timeout:
+            raise paramiko.SSHException("Error reading SSH protocol banner") from timeout
+    except paramiko.SSHException as error:
+        translated = translate_error(error, "SSH handshake with h:22", 1.5)
+    assert isinstance(translated, ReadTimeout)
+    assert "timed out after 1.5 s" in str(translated)
+
+
 def test_a_target_outside_the_policy_is_refused_before_any_connection() -> None:
     store = CredentialStore([SSHPasswordCredential(id="a", user="u", password=Secret("pw"))])
     context = ProbeContext(policy=TargetPolicy.lab(), credentials=store)

@@ -40,11 +40,11 @@ def test_file_then_environment_then_flags(tmp_path: Path) -> None:
     ("text", "environ", "message"),
     [
         ("[agent]\nconcurency = 3\n", {}, "agent.toml: agent: concurency: unknown key"),
-        ("[agent]\nconcurrency = 'many'\n", {}, "agent.toml: concurrency: invalid literal"),
-        ("[agent]\nconcurrency = 2\n", {}, "concurrency: must be at least 3"),
+        ("[agent]\nconcurrency = 'many'\n", {}, "agent.toml: concurrency: must be an integer"),
+        ("[agent]\nconcurrency = 2\n", {}, "concurrency: must be an integer, at least 3"),
         ("[agent]\nlab_mode = 'perhaps'\n", {}, "lab_mode: not a boolean"),
         ("[agent\n", {}, "agent.toml: not valid TOML"),
-        ("", {"MIDPROBE_POLL_IDLE_SECONDS": "-1"}, "poll_idle_seconds: must be positive"),
+        ("", {"MIDPROBE_POLL_IDLE_SECONDS": "-1"}, "poll_idle_seconds: must be a number, at least 0.05"),
         ("", {"MIDPROBE_LEASE_SECONDS": "soon"}, "MIDPROBE_LEASE_SECONDS: lease_seconds"),
     ],
 )
@@ -91,3 +91,56 @@ def test_bad_queue_url_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) ->
     err = capsys.readouterr().err
     assert err.startswith("midprobe: error:")
     assert "hunter2" not in err
+
+
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        (
+            "registry_heartbeat_seconds = 0",
+            "registry_heartbeat_seconds",
+        ),  # would commit thousands of times a second
+        ("lease_seconds = 1e-9", "lease_seconds"),
+        ("lease_seconds = 1e400", "lease_seconds"),  # TOML reads it as infinity
+        ("lease_seconds = inf", "lease_seconds"),
+        ("poll_busy_seconds = nan", "poll_busy_seconds"),
+        ("probe_timeout_seconds = -1.0", "probe_timeout_seconds"),
+        ("concurrency = [1]", "concurrency"),
+        ("concurrency = 4.5", "concurrency"),
+        ("concurrency = true", "concurrency"),
+        ("result_size_cap = 0", "result_size_cap"),
+        ("name = ['a']", "name"),
+        ("capabilities_file = 3", "capabilities_file"),
+    ],
+)
+def test_numbers_that_spin_or_never_end_are_refused(tmp_path: Path, line: str, field: str) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(f"[agent]\n{line}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_agent_config(path, environ={})
+    assert raised.value.field == field
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("raw", ["nan", "inf", "1e400", "٣", "²", "1_0", "0x10"])
+def test_environment_numbers_are_plain_finite_decimals(raw: str) -> None:
+    with pytest.raises(ConfigError, match=r"^MIDPROBE_LEASE_SECONDS: lease_seconds: "):
+        load_agent_config(None, environ={"MIDPROBE_LEASE_SECONDS": raw})
+
+
+def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_bytes(b"[agent]\nname = '\xff'\n")
+    with pytest.raises(ConfigError, match=r"agent\.toml: not UTF-8 text"):
+        load_agent_config(path, environ={})
+
+
+def test_the_limits_are_inclusive(tmp_path: Path) -> None:
+    config = load_agent_config(
+        None, environ={"MIDPROBE_LEASE_SECONDS": "1", "MIDPROBE_REGISTRY_HEARTBEAT_SECONDS": "86400"}
+    )
+    assert (config.lease_seconds, config.registry_heartbeat_seconds) == (1.0, 86400.0)
+    with pytest.raises(ConfigError, match="lease_seconds"):
+        load_agent_config(None, environ={"MIDPROBE_LEASE_SECONDS": "0.999"})
+    with pytest.raises(ConfigError, match="registry_heartbeat_seconds"):
+        load_agent_config(None, environ={"MIDPROBE_REGISTRY_HEARTBEAT_SECONDS": "86400.5"})

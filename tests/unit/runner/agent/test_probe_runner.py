@@ -62,6 +62,31 @@ class BrokenProbe(EchoProbe):
         raise ProtocolError("device spoke nonsense")
 
 
+class FakeClock:
+    """A monotonic clock that moves only when a test probe says time passed."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class TimedEchoProbe(EchoProbe):
+    """Echo that takes ``delay`` seconds of the fake clock; one that does not fit its deadline hangs."""
+
+    topic = "TimedEcho"
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+
+    async def run(self, params: EchoParams, context: ProbeContext) -> str:
+        if params.delay > context.remaining():
+            await asyncio.Event().wait()  # the runner's deadline must end this
+        self.clock.now += params.delay
+        return params.source
+
+
 class CrashingProbe(EchoProbe):
     topic = "Crashing"
 
@@ -263,14 +288,21 @@ def test_multiprobe_is_an_error_only_when_every_probe_failed() -> None:
 
 
 def test_multiprobe_shares_one_deadline() -> None:
+    # 0.3 s each against 0.45 s for both: the first fits, the second finds 0.15 s left and times out
+    clock = FakeClock()
+    runner = _runner()
+    runner.clock = clock
+    runner.registry.register(TimedEchoProbe(clock))
     output = _multiprobe(
-        ProbeRequest("Echo", "", (Parameter("delay", "0.3"),)),
-        ProbeRequest("Echo", "", (Parameter("delay", "0.3"),)),
+        ProbeRequest("TimedEcho", "", (Parameter("delay", "0.3"),)),
+        ProbeRequest("TimedEcho", "", (Parameter("delay", "0.3"),)),
         shared={"probe_timeout_ms": "450"},
     )
-    results = decode_input_payload(_answer(_runner(), output).payload).results
+    answer = _answer(runner, output)
+    results = decode_input_payload(answer.payload).results
     assert results[0].findtext("echo") == "198.18.0.10"
     assert "timed out" in (results[1].get("error") or "")
+    assert decode_input_payload(answer.payload).probe_time_ms == 300  # read on the same clock
 
 
 @pytest.mark.parametrize("topic", ["Echo", "MultiProbe"])

@@ -10,55 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
 
 import pytest
 
 from midprobe.capabilities.errors import NetworkError
 from midprobe.probes.targets import Target, parse_targets
-from midprobe.probes.tcpscan.common import HostScan, ScanOptions, StopFlag
 from midprobe.runner.scan.pipeline import ScanPipeline, ScanSettings
 from midprobe.runner.scan.report import HostReport
-
-
-class TableEngine:
-    """Answers from a table: every address has port 22 refused (alive), those listed have ports open."""
-
-    name = "table"
-
-    def __init__(self, open_ports: dict[str, tuple[int, ...]], *, fail_after: int | None = None) -> None:
-        self.open_ports = open_ports
-        self.fail_after = fail_after
-        self.consumed = 0
-        self.closed = threading.Event()
-
-    def scan(
-        self,
-        targets: Iterable[Target],
-        ports: Sequence[int],
-        options: ScanOptions,
-        *,
-        stop: StopFlag | None = None,
-    ) -> Iterator[HostScan]:
-        try:
-            for target in targets:
-                if stop is not None and stop.is_set():
-                    return
-                self.consumed += 1
-                if self.fail_after is not None and self.consumed > self.fail_after:
-                    raise NetworkError("the network went away")
-                yield HostScan(
-                    address=target.address,
-                    host_name=target.host_name,
-                    open_ports=self.open_ports.get(str(target.address), ()),
-                    refused_ports=(22,),
-                    unanswered=0,
-                    unreachable=False,
-                    engine=self.name,
-                )
-        finally:
-            self.closed.set()  # where a real engine closes its sockets
+from tests.support.table_engine import TableEngine
 
 
 def _settings(engine: TableEngine, **overrides: int) -> ScanSettings:

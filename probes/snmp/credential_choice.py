@@ -1,6 +1,6 @@
 """Opening an authenticated SNMP client: which credential works on this agent.
 
-Candidates come from the credential store in ECC.md section 5 order (affinity, then
+Candidates come from the credential store in the order of docs/credentials.md (affinity, then
 ``order``, scoped by ``ip_ranges``, ``public`` last for v1/v2c). A candidate is proven by a
 GET of sysObjectID.0: any answer, even an error-status, means the agent accepted it.
 Consecutive community candidates are tried side by side (a wrong community costs a whole
@@ -12,22 +12,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
-import socket
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from midprobe.capabilities.errors import AuthenticationFailed, ProbeError, ProbeParameterError
+from midprobe.capabilities.errors import (
+    AuthenticationFailed,
+    ProbeError,
+    ProbeParameterError,
+    TargetSpecError,
+)
 from midprobe.probes.credentials import (
     PROTOCOL_SNMP,
     CredentialStore,
     SNMPCommunityCredential,
     SNMPv3Credential,
 )
+from midprobe.probes.resolve import resolve_host
 from midprobe.probes.safety import TargetPolicy
 from midprobe.probes.snmp.auth import CommunityAuth, SnmpAuth, SnmpVersion, auth_from_credential
-from midprobe.probes.snmp.client import BulkSizeMemory, ClientOptions, SnmpClient
+from midprobe.probes.snmp.client import BulkSizeMemory, ClientOptions, SessionOpener, SnmpClient
 from midprobe.probes.snmp.errors import (
     SnmpAuthenticationFailed,
     SnmpDeadlineExceeded,
@@ -73,19 +77,12 @@ class SessionRequest:
     options: ClientOptions = field(default_factory=ClientOptions)
 
 
-async def resolve_address(source: str, policy: TargetPolicy) -> str:
+async def resolve_address(source: str, policy: TargetPolicy, *, deadline: float | None = None) -> str:
     """The IP address of ``source`` (an address or a host name), checked against ``policy``."""
     try:
-        address = str(ipaddress.ip_address(source.strip()))
-    except ValueError:
-        loop = asyncio.get_running_loop()
-        try:
-            found = await loop.getaddrinfo(source.strip(), 161, type=socket.SOCK_DGRAM)
-        except OSError as error:
-            raise ProbeParameterError(f"cannot resolve {source!r}: {error}", parameter="source") from None
-        address = str(found[0][4][0])
-    policy.check(address)
-    return address
+        return str(await resolve_host(source, policy, deadline=deadline))
+    except TargetSpecError as error:
+        raise ProbeParameterError(error.message, parameter="source") from None
 
 
 def store_of(credentials: object) -> CredentialStore:
@@ -121,6 +118,7 @@ async def authenticated_client(
     policy: TargetPolicy,
     deadline: float,
     memory: BulkSizeMemory,
+    opener: SessionOpener | None = None,
 ) -> AsyncIterator[SnmpClient]:
     """An open client whose credential the agent accepted (recorded as the device's affinity)."""
     policy.check(request.address)
@@ -144,12 +142,14 @@ async def authenticated_client(
             f"{request.address}: no SNMP credential applies" + (f" ({wanted})" if wanted else "")
         )
     engines: PysnmpEngines | None = None
-    if any(not isinstance(auth, CommunityAuth) for auth in candidates):
+    if opener is None and any(not isinstance(auth, CommunityAuth) for auth in candidates):
         from midprobe.probes.snmp.pysnmp_backend import PysnmpEngines  # lazy: pysnmp takes 0.2 s to import
 
         engines = PysnmpEngines()
     try:
-        client = await _first_that_works(request, candidates, store, policy, deadline, memory, engines)
+        client = await _first_that_works(
+            request, candidates, store, policy, deadline, memory, engines, opener
+        )
         try:
             yield client
         finally:
@@ -167,6 +167,7 @@ async def _first_that_works(
     deadline: float,
     memory: BulkSizeMemory,
     engines: PysnmpEngines | None,
+    opener: SessionOpener | None,
 ) -> SnmpClient:
     failures: list[tuple[str, ProbeError]] = []
     position = 0
@@ -188,6 +189,7 @@ async def _first_that_works(
                 deadline=deadline,
                 memory=memory,
                 engines=engines,
+                opener=opener,
             )
             for auth in batch
         ]

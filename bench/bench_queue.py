@@ -1,0 +1,127 @@
+"""ECC queue throughput: records per second through ``midprobe agent --once`` with a no-op topic.
+
+HeartbeatProbe outputs (no network) are enqueued, then 1 agent drains them from a SQLite
+file, and 1, 2 and 4 agents (separate processes, as in production) from a private
+PostgreSQL (tests/support/postgres.py). The time runs from starting the agents until the
+last one exits, so it includes claiming, running, writing results and start-up. Every
+output must be answered exactly once, or the benchmark fails (exit 1).
+Targets: SQLite >= 3,000 rec/s; PostgreSQL >= 1,500 rec/s with one agent, four agents
+>= 3.5x one. Usage: .venv/bin/python bench/bench_queue.py [--count N] [--no-postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from midprobe.runner.ecc.builders import new_output_record  # noqa: E402
+from midprobe.runner.queue import open_queue  # noqa: E402
+from midprobe.runner.queue.url import sqlite_url  # noqa: E402
+from tests.support.postgres import PostgresUnavailable, PrivatePostgres  # noqa: E402
+
+SQLITE_TARGET = 3000.0
+POSTGRES_TARGET = 1500.0
+SCALING_TARGET = 3.5
+AGENT_TIMEOUT_SECONDS = 600
+
+
+@dataclass(frozen=True)
+class Run:
+    backend: str
+    agents: int
+    records: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds
+
+
+def drain(url: str, backend: str, agents: int, count: int) -> Run:
+    """Enqueue ``count`` no-op outputs, run ``agents`` agents with --once, check every one answered once."""
+    records = [new_output_record(agent="*", topic="HeartbeatProbe") for _ in range(count)]
+    with open_queue(url) as queue:
+        queue.enqueue_many(records)
+    argv = [sys.executable, "-m", "midprobe.runner", "agent", "--queue", url, "--once"]
+    argv += ["--poll-busy", "0.05", "--log-level", "warning"]
+    started = time.perf_counter()
+    processes = [
+        subprocess.Popen(
+            [*argv, "--name", f"bench{index}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        for index in range(agents)
+    ]
+    failures = []
+    for process in processes:
+        _out, err = process.communicate(timeout=AGENT_TIMEOUT_SECONDS)
+        if process.returncode != 0:
+            failures.append(err.decode(errors="replace").strip().splitlines()[-1:])
+    seconds = time.perf_counter() - started
+    if failures:
+        sys.exit(f"bench_queue: an agent failed: {failures}")
+    with open_queue(url) as queue:
+        answers = queue.list(queue_side="input", topic="HeartbeatProbe", limit=count * 2)
+    answered = {answer.response_to for answer in answers}
+    if len(answers) != count or answered != {record.sys_id for record in records}:
+        sys.exit(f"bench_queue: {backend} x{agents}: {len(answers)} answers for {count} outputs")
+    return Run(backend, agents, count, seconds)
+
+
+def report(run: Run, target: float | None) -> bool:
+    verdict = ""
+    if target is not None:
+        verdict = f"  target >= {target:,.0f}: {'met' if run.rate >= target else 'NOT met'}"
+    print(
+        f"{run.backend:<10} {run.agents} agent(s): {run.records} records in {run.seconds:6.2f} s "
+        f"= {run.rate:7,.0f} rec/s{verdict}",
+        flush=True,
+    )
+    return target is None or run.rate >= target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=4000, help="outputs per run [4000]")
+    parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    args = parser.parse_args()
+    met: list[bool] = []
+    with tempfile.TemporaryDirectory(prefix="bench-queue-") as workdir:
+        sqlite_run = drain(sqlite_url(Path(workdir) / "ecc.db"), "sqlite", 1, args.count)
+        met.append(report(sqlite_run, SQLITE_TARGET))
+    if args.no_postgres:
+        return
+    server = PrivatePostgres()
+    try:
+        server.start()
+    except PostgresUnavailable as error:
+        print(f"postgresql: skipped ({error})")
+        return
+    try:
+        runs = {}
+        for agents in (1, 2, 4):
+            url = server.create_database()
+            runs[agents] = drain(url, "postgresql", agents, args.count)
+            target = POSTGRES_TARGET if agents == 1 else None
+            if not report(runs[agents], target) or target is not None:
+                met.append(runs[agents].rate >= (target or 0.0))
+        scaling = runs[4].rate / runs[1].rate
+        print(
+            f"postgresql 4 agents / 1 agent: {scaling:.2f}x  target >= {SCALING_TARGET}x: "
+            f"{'met' if scaling >= SCALING_TARGET else 'NOT met'}"
+        )
+        met.append(scaling >= SCALING_TARGET)
+    finally:
+        server.stop()
+    print(f"{sum(met)} of {len(met)} targets met")
+
+
+if __name__ == "__main__":
+    main()

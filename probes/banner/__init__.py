@@ -1,0 +1,76 @@
+"""``BannerSniff`` (our topic): the first bytes a host's open ports say, as typed, sanitised results.
+
+Per TCP port (parameter ``ports``): HTTP ports get ``HEAD / HTTP/1.0`` and report the status line
+and ``Server`` header; HTTPS ports the same over an unverified TLS handshake (certificate subject
+and issuer recorded); every other port is given ``banner_wait`` (Shazzam's BannerTCP wait, 1500 ms)
+to speak first (an SSH identification line, an FTP/SMTP greeting), and a port that stays silent
+gets the HEAD request too, except raw print ports (9100-9107), which print what they receive and
+are never sent anything. SNMP (UDP 161, community ``public``: one GET of sysObjectID.0 and
+sysDescr.0, 1000 ms wait, 2 taps) only with ``snmp_public=true``. Parsers and the encoder are pure;
+see docs/banner.md for the parameters and the ``<result>`` layout.
+
+Modules: ``parsers`` (constants, typed results, parameters, pure parsers), ``sniffer`` (the I/O),
+``probe`` (the encoder and the ``BannerSniff`` probe object).
+"""
+
+from __future__ import annotations
+
+from midprobe.probes.banner.parsers import (
+    DEFAULT_BANNER_WAIT_MS,
+    DEFAULT_SNMP_TAPS,
+    DEFAULT_SNMP_WAIT_MS,
+    PRINT_PORTS,
+    TOPIC,
+    BannerParams,
+    BannerResult,
+    HttpHead,
+    PortBanner,
+    SnmpIdentity,
+    TlsPeer,
+    describe_certificate,
+    guess_service,
+    http_request,
+    parse_banner_params,
+    parse_http_head,
+    parse_snmp_identity,
+    sanitize,
+    scanner_for,
+    snmp_identity_request,
+    ssh_identification,
+)
+from midprobe.probes.banner.probe import PROBE, BannerSniffProbe, encode_banners
+from midprobe.probes.banner.sniffer import sniff
+
+BANNER_SNIFF_PROBE = PROBE
+#: Every probe of this package, for the registry.
+PROBES = (BANNER_SNIFF_PROBE,)
+
+__all__ = [
+    "BANNER_SNIFF_PROBE",
+    "DEFAULT_BANNER_WAIT_MS",
+    "DEFAULT_SNMP_TAPS",
+    "DEFAULT_SNMP_WAIT_MS",
+    "PRINT_PORTS",
+    "PROBE",
+    "PROBES",
+    "TOPIC",
+    "BannerParams",
+    "BannerResult",
+    "BannerSniffProbe",
+    "HttpHead",
+    "PortBanner",
+    "SnmpIdentity",
+    "TlsPeer",
+    "describe_certificate",
+    "encode_banners",
+    "guess_service",
+    "http_request",
+    "parse_banner_params",
+    "parse_http_head",
+    "parse_snmp_identity",
+    "sanitize",
+    "scanner_for",
+    "sniff",
+    "snmp_identity_request",
+    "ssh_identification",
+]

@@ -1,0 +1,52 @@
+"""The XML building blocks the probes' encoders share (pure): flags, optional attributes, ``<scanner>``.
+
+Beside ``params.py`` (which reads ECC parameters), this writes the ECC result side: one way to
+spell a boolean, one way to leave out an attribute without a value, and the ``<scanner>`` element
+Shazzam and BannerSniff both report per port (docs/shazzam.md, docs/banner.md).
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+
+def flag(value: bool) -> str:
+    """A boolean as ECC payloads write it: ``true`` / ``false``."""
+    return "true" if value else "false"
+
+
+def sub_element(
+    parent: ET.Element, tag: str, text: str | None = None, **attributes: str | None
+) -> ET.Element:
+    """A child element carrying only the attributes that have a value, in the order given."""
+    element = ET.SubElement(
+        parent, tag, {key: value for key, value in attributes.items() if value is not None}
+    )
+    if text is not None:
+        element.text = text
+    return element
+
+
+def scanner_element(
+    parent: ET.Element,
+    *,
+    name: str,
+    port: int,
+    portprobe: str,
+    protocol: str,
+    result: str,
+    service: str,
+    **extra: str | None,
+) -> ET.Element:
+    """One ``<scanner>`` (a scanner's outcome on one port); ``extra`` attributes without a value are left out."""
+    return sub_element(
+        parent,
+        "scanner",
+        name=name,
+        port=str(port),
+        portprobe=portprobe,
+        protocol=protocol,
+        result=result,
+        service=service,
+        **extra,
+    )

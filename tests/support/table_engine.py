@@ -1,0 +1,62 @@
+"""A TCP scan engine that answers from a table instead of sending packets.
+
+It stands in for the port scanner where the code under test is what surrounds it (the asyncio
+bridge, the scan pipeline, its stages): it pulls targets lazily, honours the stop flag, can fail
+part-way, and records that it was closed (where a real engine closes its sockets).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+from midprobe.capabilities.errors import NetworkError
+from midprobe.probes.targets import Target
+from midprobe.probes.tcpscan.common import HostScan, ScanOptions, StopFlag
+
+
+class TableEngine:
+    """Every address has the ``refused`` ports refused (so it is alive); those listed have ports open."""
+
+    name = "table"
+
+    def __init__(
+        self,
+        open_ports: Mapping[str, tuple[int, ...]],
+        *,
+        refused: tuple[int, ...] = (22,),
+        fail_after: int | None = None,
+    ) -> None:
+        self.open_ports = open_ports
+        self.refused = refused
+        self.fail_after = fail_after
+        #: Targets taken from the iterator so far.
+        self.consumed = 0
+        self.closed = threading.Event()
+
+    def scan(
+        self,
+        targets: Iterable[Target],
+        ports: Sequence[int],
+        options: ScanOptions,
+        *,
+        stop: StopFlag | None = None,
+    ) -> Iterator[HostScan]:
+        try:
+            for target in targets:
+                if stop is not None and stop.is_set():
+                    return
+                self.consumed += 1
+                if self.fail_after is not None and self.consumed > self.fail_after:
+                    raise NetworkError("the network went away")
+                yield HostScan(
+                    address=target.address,
+                    host_name=target.host_name,
+                    open_ports=self.open_ports.get(str(target.address), ()),
+                    refused_ports=self.refused,
+                    unanswered=0,
+                    unreachable=False,
+                    engine=self.name,
+                )
+        finally:
+            self.closed.set()
