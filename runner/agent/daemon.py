@@ -233,27 +233,45 @@ class Agent:
             if record.payload_is_attachment:
                 payload = await asyncio.to_thread(self.queue.read_payload, record)
             answer = await self.runner.answer(record, payload)
-            stored = await self._complete(record, answer)
-            if not stored:
-                self.stats.duplicates += 1
-                log.info("already answered", agent=self.name, sys_id=record.sys_id)
-            elif answer.error_string:
-                self.stats.errors += 1
-                log.info(
-                    "answered with error", sys_id=record.sys_id, topic=record.topic, error=answer.error_string
+            try:
+                stored = await self._complete(record, answer)
+            except QueueError:
+                raise
+            except MidprobeError as refused:
+                # The queue refused this answer (not an outage): answer with an error instead,
+                # or the record would be re-run after every lease, for ever.
+                log.warning(
+                    "result refused, answering with an error", sys_id=record.sys_id, error=str(refused)
                 )
-            else:
-                self.stats.answered += 1
-                log.info("answered", sys_id=record.sys_id, topic=record.topic, source=record.source)
-        except MidprobeError as error:
+                answer = self.runner.refusal(record, refused)
+                stored = await self._complete(record, answer)
+            self._count_answer(record, answer, stored)
+        except QueueError as error:
             # The queue failed us: leave the record leased; the lease expires and it is re-run.
             self.stats.queue_errors += 1
             log.error("could not write result", sys_id=record.sys_id, error=str(error))
+        except MidprobeError as error:
+            # Not even the error answer could be written: a bug, logged; retrying would loop for ever.
+            self.stats.errors += 1
+            log.error("record cannot be answered", sys_id=record.sys_id, error=str(error))
         finally:
             self._in_flight.pop(record.sys_id, None)
             self._in_flight_pool.pop(record.sys_id, None)
             if self._wake is not None:
                 self._wake.set()
+
+    def _count_answer(self, record: EccRecord, answer: EccRecord, stored: bool) -> None:
+        if not stored:
+            self.stats.duplicates += 1
+            log.info("already answered", agent=self.name, sys_id=record.sys_id)
+        elif answer.error_string:
+            self.stats.errors += 1
+            log.info(
+                "answered with error", sys_id=record.sys_id, topic=record.topic, error=answer.error_string
+            )
+        else:
+            self.stats.answered += 1
+            log.info("answered", sys_id=record.sys_id, topic=record.topic, source=record.source)
 
     async def _complete(self, record: EccRecord, answer: EccRecord) -> bool:
         delay = 0.5

@@ -1,9 +1,11 @@
 """Turns one ECC output record into one ECC input record by running its probe.
 
 The runner never raises for a bad request or a failed probe: a malformed payload,
-an unknown topic, bad parameters, a missing capability, a refused target, a
-time-out or a probe error all become an input record whose payload carries
-``error=".."`` and whose ``error_string`` says the same. Only cancellation escapes.
+an unknown topic, bad parameters, fields a result cannot echo, a missing capability,
+a refused target, a time-out or a probe error all become an input record whose
+payload carries ``error=".."`` and whose ``error_string`` says the same. Only
+cancellation escapes. Payloads are decoded in a small thread pool of their own, so a
+large one never holds the event loop (lease renewal, heartbeats) or the queue's threads.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from midprobe.capabilities.errors import (
@@ -30,7 +33,13 @@ from midprobe.runner.agent.limits import ConcurrencyLimits
 from midprobe.runner.agent.logs import get_logger
 from midprobe.runner.ecc.builders import new_input_record
 from midprobe.runner.ecc.payload import MultiProbePayload, ParametersPayload, decode_output_payload
-from midprobe.runner.ecc.record import ALL_AGENTS, EccRecord, normalize_agent_name
+from midprobe.runner.ecc.record import (
+    ALL_AGENTS,
+    QUEUE_PROCESSING_TOPIC,
+    EccRecord,
+    check_request_text,
+    normalize_agent_name,
+)
 
 log = get_logger("midprobe.runner")
 
@@ -44,6 +53,10 @@ MULTIPROBE_TOPIC = "MultiProbe"
 #: Checks a request against the agent's capability values (e.g. Resolve DNS routing);
 #: returns why the agent may not run it, or None when it may.
 RoutingCheck = Callable[[str, str, Mapping[str, str]], str | None]
+
+#: Threads that decode payloads: few, so hostile payloads cost bounded memory and CPU at once.
+DECODE_THREADS = 2
+_DECODE_POOL = ThreadPoolExecutor(max_workers=DECODE_THREADS, thread_name_prefix="midprobe-decode")
 
 
 @dataclass(frozen=True)
@@ -76,10 +89,13 @@ class ProbeRunner:
         """The input record answering ``output`` (``payload``: the full payload text when stored aside)."""
         started = self.clock()
         parameters: Mapping[str, str] = {}
-        error: str | None = None
         elements: Sequence[ET.Element]
+        error: str | None = None
         try:
-            decoded = self._decode(output, output.payload if payload is None else payload)
+            self._check_answerable(output)
+            text = output.payload if payload is None else payload
+            loop = asyncio.get_running_loop()
+            decoded = await loop.run_in_executor(_DECODE_POOL, self._decode, output, text)
             parameters = decoded.as_dict() if isinstance(decoded, ParametersPayload) else _shared(decoded)
             self._check_addressed_to_me(output)
             deadline = self.clock() + self._timeout(parameters)
@@ -90,18 +106,29 @@ class ProbeRunner:
                     elements = await self._run_one(
                         output.topic, output.name, output.source, parameters, deadline
                     )
+            return new_input_record(
+                output,
+                agent=self.identity.agent,
+                results=elements,
+                probe_time_ms=_elapsed_ms(self.clock, started),
+                output_parameters=parameters,
+                error=error,
+            )
         except MidprobeError as failure:
             return self._error_record(output, parameters, started, failure)
         except Exception as failure:  # a bug in a probe must not stop the agent
             log.error("probe crashed", topic=output.topic, sys_id=output.sys_id, error=repr(failure))
             return self._error_record(output, parameters, started, failure)
+
+    def refusal(self, output: EccRecord, reason: Exception) -> EccRecord:
+        """The error input answering ``output`` when no other answer can be written (echoes its fields only)."""
         return new_input_record(
             output,
             agent=self.identity.agent,
-            results=elements,
-            probe_time_ms=_elapsed_ms(self.clock, started),
-            output_parameters=parameters,
-            error=error,
+            results=[],
+            probe_time_ms=0,
+            error=_one_line(reason),
+            output_parameters=(),
         )
 
     async def _run_one(
@@ -178,6 +205,16 @@ class ProbeRunner:
         if output.topic == MULTIPROBE_TOPIC:
             raise PayloadError(f"topic {MULTIPROBE_TOPIC} takes a <probes> payload")
         return decoded
+
+    def _check_answerable(self, output: EccRecord) -> None:
+        """Refuse a request whose fields its result could not echo (it would run again after every lease)."""
+        if output.topic == QUEUE_PROCESSING_TOPIC:
+            raise PayloadError(f"{QUEUE_PROCESSING_TOPIC} is the claim topic, not a probe")
+        for field_name in ("topic", "name", "source", "agent_correlator"):
+            try:
+                check_request_text(getattr(output, field_name), field_name=field_name)
+            except MidprobeError as refused:
+                raise PayloadError(f"request not run: {refused}") from None
 
     def _check_addressed_to_me(self, output: EccRecord) -> None:
         if output.agent not in (self.identity.agent, ALL_AGENTS):

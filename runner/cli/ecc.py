@@ -3,18 +3,37 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import click
 from rich.console import Console
+from rich.markup import escape as escape_markup
 from rich.table import Table
 
 from midprobe.capabilities.errors import ConfigError
 from midprobe.runner.cli.options import integer, queue_option
 from midprobe.runner.ecc.builders import new_output_record
 from midprobe.runner.ecc.payload import pretty_payload
-from midprobe.runner.ecc.record import QUEUE_SIDES, STATES, EccRecord, check_sys_id
+from midprobe.runner.ecc.record import QUEUE_SIDES, STATES, EccRecord, check_request_text, check_sys_id
 from midprobe.runner.queue.url import open_queue
+
+# Characters a terminal may act on (C0 and C1 controls, DEL start escape sequences) and
+# lone surrogates; ``keep`` lets multi-line text (a payload) keep its line breaks and tabs.
+_UNSAFE_FOR_TERMINAL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def shown(text: str, *, keep: str = "") -> str:
+    """``text`` safe to print: every control character written as ``\\xNN`` (or ``\\uNNNN``)."""
+
+    def escaped(match: re.Match[str]) -> str:
+        character = match.group()
+        if character in keep:
+            return character
+        code = ord(character)
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+    return _UNSAFE_FOR_TERMINAL.sub(escaped, text)
 
 
 def _parse_params(pairs: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -97,6 +116,8 @@ def list_records(
     """List ECC records, oldest first."""
     if response_to is not None:
         check_sys_id(response_to, field_name="--response-to")
+    if topic is not None:
+        check_request_text(topic, field_name="--topic")
     with open_queue(queue_url) as queue:
         records = queue.list(
             queue_side=queue_side,  # type: ignore[arg-type]
@@ -128,15 +149,20 @@ def _print_table(records: list[EccRecord]) -> None:
         table.add_column(column, overflow="fold")
     for record in records:
         table.add_row(
-            record.sys_id,
-            record.queue,
-            record.state,
-            record.agent,
-            record.topic,
-            record.source,
-            str(record.priority),
-            record.response_to or "",
-            record.error_string,
+            *(
+                escape_markup(shown(value))
+                for value in (
+                    record.sys_id,
+                    record.queue,
+                    record.state,
+                    record.agent,
+                    record.topic,
+                    record.source,
+                    str(record.priority),
+                    record.response_to or "",
+                    record.error_string,
+                )
+            )
         )
     # Piped output keeps whole lines (no terminal width to fit), so sys_ids stay copyable.
     Console(width=None if sys.stdout.isatty() else 250).print(table)
@@ -155,6 +181,6 @@ def show(sys_id: str, queue_url: str) -> None:
         payload = queue.read_payload(record)
     for key, value in record.as_dict().items():
         if key != "payload":
-            click.echo(f"{key}: {'' if value is None else value}")
+            click.echo(f"{key}: {shown('' if value is None else str(value))}")
     click.echo("payload:")
-    click.echo(pretty_payload(payload) if payload.strip() else "(empty)")
+    click.echo(shown(pretty_payload(payload), keep="\n\t") if payload.strip() else "(empty)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
-from midprobe.capabilities.errors import PayloadError
+from midprobe.capabilities.errors import ConfigError, PayloadError
 from midprobe.runner.ecc.payload import (
     ParameterInput,
     ParametersPayload,
@@ -14,7 +14,16 @@ from midprobe.runner.ecc.payload import (
     encode_input_payload,
     encode_output_payload,
 )
-from midprobe.runner.ecc.record import PRIORITY_STANDARD, EccRecord
+from midprobe.runner.ecc.record import (
+    PRIORITY_STANDARD,
+    QUEUE_PROCESSING_TOPIC,
+    EccRecord,
+    check_request_text,
+)
+
+#: The topic of the error answering an output that (wrongly) has the claim topic ``queue.processing``,
+#: which no result may carry.
+REFUSED_CLAIM_TOPIC = "queue.processing.refused"
 
 
 def new_output_record(
@@ -27,7 +36,21 @@ def new_output_record(
     priority: int = PRIORITY_STANDARD,
     agent_correlator: str = "",
 ) -> EccRecord:
-    """A ``ready`` output (a probe request); ``name`` defaults to the topic, ``agent`` takes NAME too."""
+    """A ``ready`` output (a probe request); ``name`` defaults to the topic, ``agent`` takes NAME too.
+
+    Fields an agent could not echo back in its result are refused here (``ConfigError``
+    naming the field): control characters, surrogates, and the claim topic ``queue.processing``.
+    """
+    for field_name, value in (
+        ("topic", topic),
+        ("name", "" if name is None else name),
+        ("source", source),
+        ("agent_correlator", agent_correlator),
+    ):
+        if isinstance(value, str):
+            check_request_text(value, field_name=field_name)
+    if topic == QUEUE_PROCESSING_TOPIC:
+        raise ConfigError(f"{QUEUE_PROCESSING_TOPIC} is the claim topic, not a probe", field="topic")
     return EccRecord(
         agent=agent,
         topic=topic,
@@ -74,7 +97,7 @@ def new_input_record(
     )
     return EccRecord(
         agent=agent,
-        topic=output.topic,
+        topic=REFUSED_CLAIM_TOPIC if output.topic == QUEUE_PROCESSING_TOPIC else output.topic,
         queue="input",
         name=output.name,
         source=output.source,
@@ -87,4 +110,4 @@ def new_input_record(
     )
 
 
-__all__ = ["new_input_record", "new_output_record"]
+__all__ = ["REFUSED_CLAIM_TOPIC", "new_input_record", "new_output_record"]

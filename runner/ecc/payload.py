@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from defusedxml import DefusedXmlException, DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
-from defusedxml.ElementTree import fromstring as _defused_fromstring
+from defusedxml.ElementTree import DefusedXMLParser
 
 from midprobe.capabilities.errors import PayloadError
 from midprobe.runner.ecc.record import ECC_PAYLOAD_CAP, QUEUE_PROCESSING_TOPIC, EccRecord
@@ -24,6 +24,12 @@ _NOT_XML_CHAR: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U
 _XML_NAME: Final = re.compile(r"[^\W\d][\w.\-]*(?::[^\W\d][\w.\-]*)?")
 
 REPLACEMENT_CHARACTER: Final = "\ufffd"
+
+#: Deepest element nesting a payload may have (ours nest four deep; nmap results about eight).
+MAX_PAYLOAD_DEPTH: Final = 64
+#: Most elements a payload may hold; checked while parsing, so a hostile payload is refused
+#: before its tree takes memory (a big discovery result holds a few tens of thousands).
+MAX_PAYLOAD_ELEMENTS: Final = 500_000
 
 #: Echoed before the output's own parameters in a result's ``<parameters>`` block, in this order.
 ECHOED_FIELDS: Final[tuple[str, ...]] = (
@@ -123,8 +129,46 @@ def payload_size(text: str | bytes) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 
 
-def parse_xml(text: str | bytes, *, max_bytes: int = ECC_PAYLOAD_CAP) -> ET.Element:
-    """Parse untrusted payload XML: no DTD, no entities, no external references, at most ``max_bytes``."""
+class _PayloadTooComplex(Exception):
+    """Raised from inside the parser when a limit is passed (translated in ``parse_xml``)."""
+
+
+class _BoundedTreeBuilder(ET.TreeBuilder):
+    """A tree builder that stops the parse as soon as the payload is too deep or has too many elements."""
+
+    def __init__(self, max_depth: int, max_elements: int) -> None:
+        super().__init__()
+        self._max_depth = max_depth
+        self._max_elements = max_elements
+        self._depth = 0
+        self._elements = 0
+
+    def start(self, tag: str, attrs: dict[str, str], /) -> ET.Element:
+        self._depth += 1
+        self._elements += 1
+        if self._depth > self._max_depth:
+            raise _PayloadTooComplex(f"payload nests elements over {self._max_depth} deep")
+        if self._elements > self._max_elements:
+            raise _PayloadTooComplex(f"payload holds over {self._max_elements:,} elements")
+        return super().start(tag, attrs)
+
+    def end(self, tag: str, /) -> ET.Element:
+        self._depth -= 1
+        return super().end(tag)
+
+
+def parse_xml(
+    text: str | bytes,
+    *,
+    max_bytes: int = ECC_PAYLOAD_CAP,
+    max_depth: int = MAX_PAYLOAD_DEPTH,
+    max_elements: int = MAX_PAYLOAD_ELEMENTS,
+) -> ET.Element:
+    """Parse untrusted payload XML: no DTD, no entities, no external references, bounded size and shape.
+
+    Size is checked before parsing and depth and element count while parsing, so a
+    hostile payload is refused before its tree is built. Every failure is ``PayloadError``.
+    """
     if not isinstance(text, str | bytes):
         raise PayloadError(f"payload must be text, not {type(text).__name__}")
     if len(text) > max_bytes or payload_size(text) > max_bytes:
@@ -132,10 +176,17 @@ def parse_xml(text: str | bytes, *, max_bytes: int = ECC_PAYLOAD_CAP) -> ET.Elem
     if not text.strip():
         raise PayloadError("payload is empty")
     try:
-        root: ET.Element = _defused_fromstring(
-            text, forbid_dtd=True, forbid_entities=True, forbid_external=True
+        parser = DefusedXMLParser(
+            target=_BoundedTreeBuilder(max_depth, max_elements),
+            forbid_dtd=True,
+            forbid_entities=True,
+            forbid_external=True,
         )
+        parser.feed(text)
+        root: ET.Element = parser.close()
         return root
+    except _PayloadTooComplex as error:
+        raise PayloadError(str(error)) from None
     except DTDForbidden:
         raise PayloadError("payload declares a DTD, which is not allowed") from None
     except EntitiesForbidden as error:
@@ -146,8 +197,12 @@ def parse_xml(text: str | bytes, *, max_bytes: int = ECC_PAYLOAD_CAP) -> ET.Elem
         raise PayloadError(f"payload uses a forbidden XML feature ({type(error).__name__})") from None
     except ET.ParseError as error:
         raise PayloadError(f"payload is not well-formed XML: {_one_line(str(error))}") from None
+    except LookupError as error:  # bytes declaring an encoding Python does not know
+        raise PayloadError(f"payload declares an unknown encoding: {_one_line(str(error))}") from None
     except (ValueError, UnicodeError) as error:  # e.g. a lone surrogate in the text
         raise PayloadError(f"payload cannot be read as XML: {_one_line(str(error))}") from None
+    except RecursionError:
+        raise PayloadError("payload nests too deep to read") from None
 
 
 def _serialise(root: ET.Element) -> str:
@@ -312,9 +367,16 @@ def _read_multiprobe(root: ET.Element) -> MultiProbePayload:
 
 
 def echo_parameters(output: EccRecord, parameters: ParameterInput) -> tuple[Parameter, ...]:
-    """What a result echoes: every field of the output (``ECHOED_FIELDS``), then its parameters."""
-    fields = tuple(Parameter(name, str(getattr(output, name))) for name in ECHOED_FIELDS)
-    return fields + to_parameters(parameters)
+    """What a result echoes: every field of the output (``ECHOED_FIELDS``), then its parameters.
+
+    Characters XML cannot carry become U+FFFD: an echo must never make a result unwritable.
+    """
+    fields = tuple(Parameter(name, xml_safe_text(str(getattr(output, name)))) for name in ECHOED_FIELDS)
+    echoed = tuple(
+        Parameter(xml_safe_text(parameter.name), xml_safe_text(parameter.value))
+        for parameter in to_parameters(parameters)
+    )
+    return fields + echoed
 
 
 def encode_input_payload(
@@ -465,6 +527,8 @@ def pretty_payload(text: str, *, indent: str = "  ") -> str:
 
 __all__ = [
     "ECHOED_FIELDS",
+    "MAX_PAYLOAD_DEPTH",
+    "MAX_PAYLOAD_ELEMENTS",
     "MultiProbePayload",
     "OutputPayload",
     "Parameter",

@@ -50,6 +50,11 @@ _SYS_ID = re.compile(r"[0-9a-f]{32}")
 _SEQUENCE = re.compile(r"[0-9a-f]{1,64}")
 # A MID name: letters, digits, '.', '_', '-' (no spaces, nothing a shell or a URL must quote).
 _AGENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+# Code points no stored text may hold: lone surrogates (not encodable as UTF-8).
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# What a request field may not hold: control characters (C0, DEL, C1: terminal escape
+# sequences start with them), surrogates and the two non-characters XML cannot carry.
+_NOT_FIELD_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
 #: Every field of a record, in the order listings and JSON show them.
@@ -86,6 +91,21 @@ def check_sys_id(value: str, *, field_name: str = "sys_id") -> str:
     """Return ``value`` if it is a valid ``sys_id``, else raise ``ConfigError`` naming the field."""
     if not isinstance(value, str) or not is_sys_id(value):
         raise ConfigError(f"{value!r} is not a sys_id (32 lowercase hex characters)", field=field_name)
+    return value
+
+
+def check_request_text(value: str, *, field_name: str) -> str:
+    """Return ``value`` if a request field may hold it, else ``ConfigError`` naming the field.
+
+    A request's fields are echoed in its result and shown by ``ecc list``: control
+    characters (escape sequences among them) and lone surrogates are refused.
+    """
+    bad = _NOT_FIELD_TEXT.search(value)
+    if bad is not None:
+        raise ConfigError(
+            f"holds character U+{ord(bad.group()):04X} (control characters and surrogates are not allowed)",
+            field=field_name,
+        )
     return value
 
 
@@ -207,9 +227,15 @@ class EccRecord:
             if not isinstance(value, datetime) or value.tzinfo is None:
                 raise ConfigError(f"{value!r} is not a timezone-aware datetime", field=name)
             object.__setattr__(self, name, value.astimezone(UTC))
-        for name in ("name", "source", "payload", "error_string", "agent_correlator"):
-            if not isinstance(getattr(self, name), str):
-                raise ConfigError(f"{getattr(self, name)!r} is not a string", field=name)
+        for name in ("topic", "name", "source", "payload", "error_string", "agent_correlator"):
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                raise ConfigError(f"{value!r} is not a string", field=name)
+            surrogate = _SURROGATE.search(value)
+            if surrogate is not None:
+                raise ConfigError(
+                    f"holds lone surrogate U+{ord(surrogate.group()):04X}, which cannot be stored", field=name
+                )
 
     @property
     def is_output(self) -> bool:
@@ -270,6 +296,7 @@ __all__ = [
     "EccState",
     "QueueSide",
     "agent_short_name",
+    "check_request_text",
     "check_sys_id",
     "is_sys_id",
     "new_sequence",
