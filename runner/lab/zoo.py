@@ -153,13 +153,18 @@ def responder_command(
     return command
 
 
-def start_responder(command: Sequence[str], netns: str) -> subprocess.Popen[bytes]:
-    """The responder started inside the lab namespace ``netns``."""
-    return subprocess.Popen(
-        ["ip", "netns", "exec", netns, *command],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+def start_responder(command: Sequence[str], netns: str, log: Path) -> subprocess.Popen[bytes]:
+    """The responder started inside the lab namespace ``netns``, logging to ``log``.
+
+    A file, not a pipe: snmpsim logs every request, and a pipe nobody reads would stall it.
+    """
+    with log.open("wb") as output:
+        return subprocess.Popen(
+            ["ip", "netns", "exec", netns, *command],
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
 
 
 EXPECTED_FILE = Path(__file__).resolve().parents[2] / "fixtures" / "lab" / "zoo_expected.toml"
@@ -209,6 +214,7 @@ class ZooAgent:
         self.port = port
         self.recordings = used_recordings(list_recordings(data_root()))
         self._process: subprocess.Popen[bytes] | None = None
+        self.log = cache_dir() / "responder.log"
 
     def start(self) -> None:
         cache = cache_dir()
@@ -216,7 +222,8 @@ class ZooAgent:
         index = cache / "index"
         index.mkdir(parents=True, exist_ok=True)
         command = responder_command(data_dir=data, endpoints=[f"{self.address}:{self.port}"], cache=index)
-        self._process = start_responder(command, self.namespace)
+        self.log = cache / "responder.log"
+        self._process = start_responder(command, self.namespace, self.log)
         self.wait_ready()
 
     def wait_ready(self, timeout: float = 900.0) -> None:
@@ -224,7 +231,7 @@ class ZooAgent:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
-                error = self._process.stderr.read().decode(errors="replace") if self._process.stderr else ""
+                error = self.log.read_text(errors="replace")
                 raise ConfigError(f"snmpsim exited: {error.strip()[-300:]}", field="zoo")
             listening = subprocess.run(
                 ["ip", "netns", "exec", self.namespace, "ss", "-Huln", f"sport = :{self.port}"],
@@ -274,11 +281,14 @@ class Verdict:
         return self.expected is not None and self.ci_class == self.expected
 
 
-def classify_zoo(agent: ZooAgent, thread: NamespaceThread, *, timeout: float = 20.0) -> tuple[Verdict, ...]:
+def classify_zoo(agent: ZooAgent, thread: NamespaceThread, *, timeout: float = 120.0) -> tuple[Verdict, ...]:
     """Each recording the agent serves, classified through the real SNMPClassify probe."""
     expected = load_expected()
     probe = SnmpClassifyProbe()
-    params = probe.parse_params(agent.address, {"version": "2c", "port": str(agent.port)})
+    # snmpsim opens a large recording slowly (its first answer can take seconds): a patient timeout.
+    params = probe.parse_params(
+        agent.address, {"version": "2c", "port": str(agent.port), "timeout": "10000", "retries": "1"}
+    )
     verdicts: list[Verdict] = []
     for path, community in agent.communities().items():
         store = CredentialStore(
