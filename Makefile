@@ -10,7 +10,7 @@ SYSTEM_PACKAGES := openssh-server openssh-client snmpd snmp dnsmasq-base nmap po
 PACKAGES := capabilities probes runner
 DEMO_DIR ?= demo-output
 
-.PHONY: help system-deps venv lint typecheck test unit mutate demo bench fixtures lab-down clean
+.PHONY: help system-deps venv lint typecheck test unit mutate demo bench classify-report fixtures lab-down clean
 
 help:
 	@echo "make demo       set everything up, bring up the lab, run a discovery into the SQLite ECC queue"
@@ -64,6 +64,10 @@ demo: system-deps venv
 
 bench: system-deps venv
 	$(PY) bench/run_all.py
+
+# SNMPClassify against the zoo (snmpsim-data's recordings in the lab): class, vendor, model, share right.
+classify-report: system-deps venv
+	$(PY) bench/bench_classify.py
 
 fixtures: system-deps venv
 	$(PY) fixtures/record.py

@@ -4,7 +4,8 @@ Pure: no I/O besides loading the rules once. Each rule that holds votes for its 
 with its weight (nmap votes are scaled by nmap's accuracy); the class with the highest
 total wins, ties go to the class whose best rule comes first in the table. Confidence
 is the winner's total, capped at 1.0; evidence lists the reasons that voted for it. The
-vendor is the one named by the heaviest rule that holds and names one.
+vendor is the one named by the heaviest rule that holds and names one, else IANA's name for the
+sysObjectID's enterprise number (``enterprises.py``).
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ from importlib import resources
 from typing import Any, Literal
 
 from midprobe.capabilities.errors import ConfigError
+from midprobe.probes.classify.enterprises import enterprise_name, enterprise_of
 
 #: Each condition a rule may name, by the kind of value it takes (``rules.toml`` documents them).
-CONDITION_KINDS: Mapping[str, Literal["ports", "regex", "oids", "names"]] = {
+CONDITION_KINDS: Mapping[str, Literal["ports", "regex", "oids", "names", "numbers"]] = {
     "open_tcp_port": "ports",
     "all_open_tcp_ports": "ports",
     "banner": "regex",
     "uname": "regex",
     "sys_object_id": "oids",
+    "enterprise": "numbers",
     "sys_descr": "regex",
     "snmp_capability": "names",
     "logged_in": "names",
@@ -152,6 +155,11 @@ def _check_conditions(
                 isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536 for port in value
             )
             what = "TCP ports (1-65535)"
+        elif kind == "numbers":
+            good = all(
+                isinstance(number, int) and not isinstance(number, bool) and number > 0 for number in value
+            )
+            what = "IANA enterprise numbers (positive integers)"
         elif kind == "oids":
             good = all(isinstance(oid, str) and _OID_PATTERN.fullmatch(oid) for oid in value)
             what = "numeric OIDs (a trailing dot: that OID and everything under it)"
@@ -220,8 +228,12 @@ class Classifier:
             best_order[rule.ci_class] = min(best_order.get(rule.ci_class, rule.order), rule.order)
             if rule.vendor is not None and (vendor is None or vote.weight > vendor[0]):
                 vendor = (vote.weight, rule.vendor)
+        if vendor is None:
+            named = enterprise_name(enterprise_of(observations.sys_object_id))
+            if named is not None:
+                vendor = (0.0, named)
         if not votes:
-            return Classification(None, 0.0, ())
+            return Classification(None, 0.0, (), vendor=vendor[1] if vendor is not None else None)
         scores = {ci_class: round(sum(v.weight for v in cast), 4) for ci_class, cast in votes.items()}
         winner = min(scores, key=lambda c: (-scores[c], best_order[c]))
         reasons = tuple(vote.reason for vote in sorted(votes[winner], key=lambda v: -v.weight))
@@ -277,6 +289,11 @@ class Classifier:
                 found = _oid_matches(seen.sys_object_id, expected)
                 if found:
                     yield found, 1.0
+        elif condition == "enterprise":
+            number = enterprise_of(seen.sys_object_id)
+            if number is not None and number in expected:
+                name = enterprise_name(number)
+                yield (f"{number} ({name})" if name else str(number)), 1.0
         elif condition == "sys_descr":
             if seen.sys_descr and re.search(expected, seen.sys_descr):
                 yield seen.sys_descr.strip()[:80], 1.0

@@ -1,8 +1,8 @@
 """SNMP facts for classification (pure): what the walked objects say a device is and does.
 
-``facts_from_varbinds`` reads sysObjectID, sysDescr, sysServices, ipForwarding, BRIDGE-MIB ports and
-the Printer-MIB out of whatever was walked; ``capabilities`` turns them into printing, switching and
-routing; ``observations`` hands all of it to the shared classifier (``midprobe.probes.classify``),
+``facts_from_varbinds`` reads sysObjectID, sysDescr, sysServices, ipForwarding, BRIDGE-MIB ports,
+the Printer-MIB and the UPS-MIB out of whatever was walked; ``capabilities`` turns them into printing,
+switching, routing and UPS power; ``observations`` hands all of it to the shared classifier (``midprobe.probes.classify``),
 whose table (``rules.toml``) holds the sysObjectID rules and the by-capability order.
 """
 
@@ -31,6 +31,7 @@ NETGEAR = "cmdb_ci_netgear"
 ROUTING = "routing"
 SWITCHING = "switching"
 PRINTING = "printing"
+UPS_POWER = "ups_power"
 
 SYS_DESCR = (1, 3, 6, 1, 2, 1, 1, 1, 0)
 SYS_OBJECT_ID = (1, 3, 6, 1, 2, 1, 1, 2, 0)
@@ -42,6 +43,12 @@ PRINTER_MIB = (1, 3, 6, 1, 2, 1, 43)
 HR_PRINTER_TABLE = (1, 3, 6, 1, 2, 1, 25, 3, 5)
 HR_DEVICE_TYPE = (1, 3, 6, 1, 2, 1, 25, 3, 2, 1, 2)
 HR_DEVICE_PRINTER = (1, 3, 6, 1, 2, 1, 25, 3, 1, 5)
+#: UPS-MIB (RFC 1628): upsIdentManufacturer and upsIdentModel; any answer under it means "a UPS".
+UPS_MIB = (1, 3, 6, 1, 2, 1, 33)
+UPS_IDENT_MANUFACTURER = (1, 3, 6, 1, 2, 1, 33, 1, 1, 1, 0)
+UPS_IDENT_MODEL = (1, 3, 6, 1, 2, 1, 33, 1, 1, 2, 0)
+#: ENTITY-MIB entPhysicalModelName of the first entity (index 1: the chassis on most agents).
+ENT_PHYSICAL_MODEL_NAME_1 = (1, 3, 6, 1, 2, 1, 47, 1, 1, 1, 1, 13, 1)
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,9 @@ class DeviceFacts:
     ip_forwarding: int | None = None
     bridge_ports: int | None = None
     printer_mib: bool = False
+    ups_mib: bool = False
+    #: The model as the agent names it (upsIdentModel, else entPhysicalModelName.1), if it does.
+    model: str | None = None
 
 
 def _text(value: SnmpValue | None) -> str | None:
@@ -77,6 +87,10 @@ def facts_from_varbinds(varbinds: Iterable[VarBind]) -> DeviceFacts:
     ) or any(
         is_prefix(HR_DEVICE_TYPE, oid) and value.value == HR_DEVICE_PRINTER for oid, value in found.items()
     )
+    ups = any(is_prefix(UPS_MIB, oid) and not value.is_exception for oid, value in found.items())
+    model = (_text(found.get(UPS_IDENT_MODEL)) or "").strip() or (
+        _text(found.get(ENT_PHYSICAL_MODEL_NAME_1)) or ""
+    ).strip()
     return DeviceFacts(
         sys_descr=_text(found.get(SYS_DESCR)) or "",
         sys_object_id=object_id.value
@@ -89,6 +103,8 @@ def facts_from_varbinds(varbinds: Iterable[VarBind]) -> DeviceFacts:
         ip_forwarding=_int(found.get(IP_FORWARDING)),
         bridge_ports=_int(found.get(DOT1D_BASE_NUM_PORTS)),
         printer_mib=printer,
+        ups_mib=ups,
+        model=model or None,
     )
 
 
@@ -102,7 +118,16 @@ def capabilities(facts: DeviceFacts) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if facts.bridge_ports:
         found.append(SWITCHING)
         evidence.append(f"dot1dBaseNumPorts = {facts.bridge_ports} (BRIDGE-MIB)")
-    if facts.sys_services is not None and facts.sys_services & 0x02 and SWITCHING not in found:
+    if facts.ups_mib:
+        found.append(UPS_POWER)
+        evidence.append("UPS-MIB (1.3.6.1.2.1.33) objects present")
+    # A BRIDGE-MIB that counts 0 ports says "no bridge" louder than sysServices' layer-2 bit.
+    if (
+        facts.sys_services is not None
+        and facts.sys_services & 0x02
+        and SWITCHING not in found
+        and facts.bridge_ports is None
+    ):
         found.append(SWITCHING)
         evidence.append(f"sysServices = {facts.sys_services} (layer 2 set)")
     if facts.ip_forwarding == 1:

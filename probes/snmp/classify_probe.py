@@ -20,7 +20,10 @@ from midprobe.probes.classify import Classification, Classifier
 from midprobe.probes.safety import TargetPolicy
 from midprobe.probes.snmp.classify import (
     DOT1D_BASE_NUM_PORTS,
+    ENT_PHYSICAL_MODEL_NAME_1,
     IP_FORWARDING,
+    UPS_IDENT_MANUFACTURER,
+    UPS_IDENT_MODEL,
     DeviceFacts,
     capabilities,
     capability_evidence,
@@ -62,7 +65,13 @@ WALK_ROOTS: tuple[Oid, ...] = (
     SYSTEM,
     *(_column(name) for name in (*INTERFACE_COLUMNS, *ADDRESS_COLUMNS, *PRINTER_COLUMNS)),
 )
-SCALARS: tuple[Oid, ...] = (IP_FORWARDING, DOT1D_BASE_NUM_PORTS)
+SCALARS: tuple[Oid, ...] = (
+    IP_FORWARDING,
+    DOT1D_BASE_NUM_PORTS,
+    UPS_IDENT_MANUFACTURER,
+    UPS_IDENT_MODEL,
+    ENT_PHYSICAL_MODEL_NAME_1,
+)
 
 _IF_STATUS = {
     1: "up",
@@ -244,6 +253,8 @@ def encode_classify_result(result: SnmpClassifyResult) -> ET.Element:
         summary["sys_object_id"] = format_oid(result.facts.sys_object_id, leading_dot=True)
     if result.facts.sys_name:
         summary["sys_name"] = result.facts.sys_name
+    if result.facts.model:
+        summary["model"] = result.facts.model
     classification = ET.SubElement(element, "classification", summary)
     if result.facts.sys_descr:
         ET.SubElement(classification, "sys_descr").text = result.facts.sys_descr
