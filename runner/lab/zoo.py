@@ -167,12 +167,12 @@ def start_responder(command: Sequence[str], netns: str, log: Path) -> subprocess
         )
 
 
-EXPECTED_FILE = Path(__file__).resolve().parents[2] / "fixtures" / "lab" / "zoo_expected.toml"
+EXPECTED_FILE = Path(__file__).resolve().parents[2] / "fixtures" / "classify" / "zoo_expected.toml"
 ZOO_PROFILE = Path(__file__).resolve().parents[2] / "fixtures" / "lab" / "zoo.toml"
 
 
 def load_expected(path: Path = EXPECTED_FILE) -> dict[str, str]:
-    """``{recording path: expected CMDB class}`` from ``fixtures/lab/zoo_expected.toml``."""
+    """``{recording path: expected CMDB class}`` from ``fixtures/classify/zoo_expected.toml``."""
     document = tomllib.loads(path.read_text(encoding="utf-8"))
     expected: dict[str, str] = {}
     for recording, entry in document.items():
