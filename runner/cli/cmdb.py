@@ -12,14 +12,9 @@ from rich.table import Table
 
 from midprobe.capabilities.errors import ConfigError
 from midprobe.runner.cli.options import OUTPUT_FILE, queue_option
+from midprobe.runner.cli.text import printable
 from midprobe.runner.cmdb.model import CI_CLASSES
 from midprobe.runner.cmdb.store import CmdbStore, open_cmdb
-
-
-def _printable(value: object) -> str:
-    """A value for the terminal: control characters (escape sequences) shown escaped, never sent raw."""
-    text = "" if value is None else str(value)
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _console() -> Console:
@@ -67,8 +62,8 @@ def list_command(queue_url: str, ci_class: str | None, as_json: bool) -> None:
         table.add_row(
             ci.sys_id[:8],
             ci.sys_class_name.removeprefix("cmdb_ci_"),
-            *(_printable(v) for v in (ci.name, ci.ip_address, ci.mac_address, ci.serial_number)),
-            _printable(" ".join(filter(None, (ci.attributes.get("os"), ci.attributes.get("os_version"))))),
+            *(printable(v) for v in (ci.name, ci.ip_address, ci.mac_address, ci.serial_number)),
+            printable(" ".join(filter(None, (ci.attributes.get("os"), ci.attributes.get("os_version"))))),
             ci.last_discovered[:19],
         )
     _console().print(table)
@@ -109,11 +104,11 @@ def show_command(ci: str, queue_url: str, as_json: bool) -> None:
         return
     for key, value in item.as_row().items():
         if value is not None:
-            click.echo(f"{key}: {_printable(value)}")
+            click.echo(f"{key}: {printable(value)}")
     click.echo("interfaces:")
     for interface in interfaces:
         addresses = ", ".join(interface["ip_addresses"]) or "-"  # type: ignore[arg-type]
-        click.echo(f"  {_printable(interface['name'])}  {interface['mac_address'] or '-'}  {addresses}")
+        click.echo(f"  {printable(interface['name'])}  {interface['mac_address'] or '-'}  {addresses}")
     extra = sorted(set(item.ip_addresses) - {a for i in item.interfaces for a in i.ip_addresses})
     for address in extra:
         click.echo(f"  (no adapter)  -  {address}")
@@ -122,7 +117,7 @@ def show_command(ci: str, queue_url: str, as_json: bool) -> None:
         parent_word, child_word = str(relation["type"]).split("::")
         word = parent_word if relation["direction"] == "parent" else child_word
         other = str(relation["other"])
-        click.echo(f"  {word} {_printable(names.get(other, other))} ({other[:8]})")
+        click.echo(f"  {word} {printable(names.get(other, other))} ({other[:8]})")
 
 
 @cmdb.command("history")
@@ -138,15 +133,15 @@ def history_command(ci: str, queue_url: str, as_json: bool) -> None:
         click.echo(json.dumps([vars(change) for change in changes], indent=2))
         return
     click.echo(
-        f"{_printable(item.name)} ({item.sys_id}): first discovered {item.first_discovered[:19]}, "
+        f"{printable(item.name)} ({item.sys_id}): first discovered {item.first_discovered[:19]}, "
         f"last {item.last_discovered[:19]}"
     )
     if not changes:
         click.echo("no changes recorded")
     for change in changes:
         click.echo(
-            f"{change.at[:19]}  {change.field_name}: {_printable(change.old_value) or '(none)'} -> "
-            f"{_printable(change.new_value) or '(none)'}  [{change.discovery or '-'}]"
+            f"{change.at[:19]}  {change.field_name}: {printable(change.old_value) or '(none)'} -> "
+            f"{printable(change.new_value) or '(none)'}  [{change.discovery or '-'}]"
         )
 
 

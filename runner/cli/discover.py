@@ -17,6 +17,7 @@ from midprobe.capabilities.config import load_config
 from midprobe.capabilities.errors import ConfigError, TargetNotAllowed
 from midprobe.probes.safety import TargetPolicy
 from midprobe.runner.cli.options import queue_option
+from midprobe.runner.cli.text import printable
 from midprobe.runner.cmdb.database import open_database
 from midprobe.runner.cmdb.store import CmdbStore
 from midprobe.runner.discovery.orchestrator import Orchestrator
@@ -28,11 +29,6 @@ from midprobe.runner.queue.url import open_queue
 ADVANCE_INTERVAL_SECONDS = 0.2
 #: How long ``--local`` waits for its embedded agent to register before giving up.
 AGENT_START_SECONDS = 30.0
-
-
-def _printable(value: object) -> str:
-    text = "" if value is None else str(value)
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _summary(status: DiscoveryStatus) -> str:
@@ -166,14 +162,14 @@ def status_command(status_id: str, queue_url: str, as_json: bool) -> None:
         click.echo(json.dumps({**status.as_dict(), "log": log}, indent=2))
         return
     click.echo(
-        f"{status.sys_id}  {_printable(status.name)}  started {status.started[:19]}"
+        f"{status.sys_id}  {printable(status.name)}  started {status.started[:19]}"
         + (f", finished {status.finished[:19]}" if status.finished else "")
     )
     click.echo(_summary(status))
     if status.note:
-        click.echo(f"note: {_printable(status.note)}")
+        click.echo(f"note: {printable(status.note)}")
     for entry in log:
-        click.echo(f"  {entry['device']:<18} {entry['phase']:<15} {_printable(entry['message'])}")
+        click.echo(f"  {entry['device']:<18} {entry['phase']:<15} {printable(entry['message'])}")
 
 
 @discover.command("list")
@@ -190,9 +186,7 @@ def list_command(queue_url: str, as_json: bool) -> None:
         click.echo(json.dumps([s.as_dict() for s in found], indent=2))
         return
     for status in found:
-        click.echo(
-            f"{status.sys_id}  {status.started[:19]}  {_printable(status.name):<20} {_summary(status)}"
-        )
+        click.echo(f"{status.sys_id}  {status.started[:19]}  {printable(status.name):<20} {_summary(status)}")
 
 
 @discover.command("cancel")

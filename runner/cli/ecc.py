@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 
 import click
@@ -13,27 +12,11 @@ from rich.table import Table
 
 from midprobe.capabilities.errors import ConfigError
 from midprobe.runner.cli.options import integer, queue_option
+from midprobe.runner.cli.text import shown
 from midprobe.runner.ecc.builders import new_output_record
 from midprobe.runner.ecc.payload import pretty_payload
 from midprobe.runner.ecc.record import QUEUE_SIDES, STATES, EccRecord, check_request_text, check_sys_id
 from midprobe.runner.queue.url import open_queue
-
-# Characters a terminal may act on (C0 and C1 controls, DEL start escape sequences) and
-# lone surrogates; ``keep`` lets multi-line text (a payload) keep its line breaks and tabs.
-_UNSAFE_FOR_TERMINAL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-
-
-def shown(text: str, *, keep: str = "") -> str:
-    """``text`` safe to print: every control character written as ``\\xNN`` (or ``\\uNNNN``)."""
-
-    def escaped(match: re.Match[str]) -> str:
-        character = match.group()
-        if character in keep:
-            return character
-        code = ord(character)
-        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-    return _UNSAFE_FOR_TERMINAL.sub(escaped, text)
 
 
 def _parse_params(pairs: tuple[str, ...]) -> list[tuple[str, str]]:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from midprobe.runner.cli.demo import lab_credentials_toml
 from midprobe.runner.lab import Lab
 from midprobe.runner.queue.url import open_queue, sqlite_url
 
@@ -22,30 +23,8 @@ EXPECTED_CLASSES = {
 
 
 def _credentials(lab: Lab, path: Path) -> Path:
-    creds, linux = lab.credentials, lab.host("linux1")
-    path.write_text(
-        "\n".join(
-            [
-                "[[credential]]",
-                'id = "lab-ssh"',
-                'type = "ssh_password"',
-                f'user = "{creds.ssh_user}"',
-                f'password = "{creds.ssh_password}"',
-                f'ip_ranges = ["{linux.address}/32"]',
-                "",
-                "[[credential]]",
-                'id = "lab-v3"',
-                'type = "snmpv3"',
-                f'user = "{creds.snmpv3_user}"',
-                f'auth_protocol = "{creds.snmpv3_auth_protocol}"',
-                f'auth_key = "{creds.snmpv3_auth_key}"',
-                f'priv_protocol = "{creds.snmpv3_priv_protocol}"',
-                f'priv_key = "{creds.snmpv3_priv_key}"',
-                "",
-            ]
-        ),
-        encoding="utf-8",
-    )
+    """The lab's credentials file: SSH scoped to the Linux servers, SNMPv3 for every host (as the demo writes it)."""
+    path.write_text(lab_credentials_toml(lab), encoding="utf-8")
     return path
 
 
