@@ -20,10 +20,10 @@ from urllib.parse import urlsplit
 import psycopg
 
 from midprobe.capabilities.errors import QueueError
+from midprobe.probes.credentials.redact import redact_url
 from midprobe.runner.ecc.record import ALL_AGENTS, ECC_PAYLOAD_CAP, normalize_agent_name
 from midprobe.runner.queue.schema import POSTGRES_DIALECT
 from midprobe.runner.queue.sqlbase import Row, SqlQueue, Transaction, UnreadableData
-from midprobe.runner.queue.url import redact_url
 
 # Serialises schema creation between processes opening a fresh database at once.
 _SCHEMA_LOCK_KEY = 0x6D6964_7072_6F62  # "midprob"
