@@ -63,7 +63,7 @@ class Observations:
     sys_object_id: str | None = None
     sys_descr: str | None = None
     #: What the device showed over SNMP it does (``printing``, ``switching``, ``routing``), each with
-    #: what showed it (``"dot1dBaseNumPorts = 8 (BRIDGE-MIB)"``): ``probes.snmp.classify.capabilities``.
+    #: what showed it (``"dot1dBaseNumPorts = 8 (BRIDGE-MIB)"``): ``probes.snmp.facts.capabilities``.
     snmp_capabilities: Mapping[str, str] = field(default_factory=dict)
     #: Protocols a credential worked for on this host (``ssh``, ``snmp``): a login says something too.
     logged_in: frozenset[str] = frozenset()

@@ -1,13 +1,14 @@
 """SNMP: the ``SNMP`` probe (walks an ``oid_spec_list``) and the ``SNMPClassify`` probe.
 
-v1/v2c through a native codec, SNMPv3 through pysnmp 7; results as the ECC typed XML. ``probe``
-and ``classify_probe`` are the probes (each with a ``PROBE``); see docs/snmp.md for the rest.
+v1/v2c through a native codec, SNMPv3 through pysnmp 7; results as the ECC typed XML. ``query``
+(SNMP) and ``classify`` (SNMPClassify) are the probes, each with a ``PROBE``, as ``ssh/command`` and
+``ssh/classify`` are; ``facts`` reads what classification needs. See docs/snmp.md for the rest.
 """
 
 from __future__ import annotations
 
-from midprobe.probes.snmp.classify_probe import PROBE as SNMP_CLASSIFY_PROBE
-from midprobe.probes.snmp.probe import PROBE as SNMP_PROBE
+from midprobe.probes.snmp.classify import PROBE as SNMP_CLASSIFY_PROBE
+from midprobe.probes.snmp.query import PROBE as SNMP_PROBE
 
 #: Every probe of this package, for the registry.
 PROBES = (SNMP_PROBE, SNMP_CLASSIFY_PROBE)

@@ -1,165 +1,358 @@
-"""SNMP facts for classification (pure): what the walked objects say a device is and does.
+"""``SNMPClassify``: read what identifies a device over SNMP and classify it.
 
-``facts_from_varbinds`` reads sysObjectID, sysDescr, sysServices, ipForwarding, BRIDGE-MIB ports,
-the Printer-MIB and the UPS-MIB out of whatever was walked; ``capabilities`` turns them into printing,
-switching, routing and UPS power; ``observations`` hands all of it to the shared classifier (``midprobe.probes.classify``),
-whose table (``rules.toml``) holds the sysObjectID rules and the by-capability order.
+Collects the system group, the interfaces (ifTable with ifXTable's name, alias and speed),
+the IP addresses (ipAddrTable) and the capability hints (ipForwarding, BRIDGE-MIB ports,
+Printer-MIB), all in one multi-column walk plus one GET, then hands the facts (``classify.py``) to
+the shared classifier (``midprobe.probes.classify``). Parameters: those of ``SNMP`` without
+``oid_spec_list``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import ipaddress
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
-from midprobe.probes.classify import Classification, Classifier, Observations, default_classifier
-from midprobe.probes.snmp.values import (
-    Oid,
-    SnmpType,
-    SnmpValue,
-    VarBind,
-    format_oid,
-    is_prefix,
+from midprobe.probes.base import ProbeContext
+from midprobe.probes.classify import Classification, Classifier
+from midprobe.probes.safety import TargetPolicy
+from midprobe.probes.snmp.client import BulkSizeMemory, SessionOpener, SnmpClient
+from midprobe.probes.snmp.credential_choice import authenticated_client, resolve_address, store_of
+from midprobe.probes.snmp.encode import encode_varbinds
+from midprobe.probes.snmp.facts import (
+    DOT1D_BASE_NUM_PORTS,
+    ENT_PHYSICAL_MODEL_NAME_1,
+    IP_FORWARDING,
+    UPS_IDENT_MANUFACTURER,
+    UPS_IDENT_MODEL,
+    DeviceFacts,
+    capabilities,
+    capability_evidence,
+    classify,
+    facts_from_varbinds,
+)
+from midprobe.probes.snmp.names import BY_NAME
+from midprobe.probes.snmp.query import ConnectionParams
+from midprobe.probes.snmp.values import Oid, SnmpValue, VarBind, format_oid, render
+
+TOPIC = "SNMPClassify"
+
+
+def _column(name: str) -> Oid:
+    return BY_NAME[name].oid
+
+
+SYSTEM = BY_NAME["system"].oid
+INTERFACE_COLUMNS = (
+    "ifIndex",
+    "ifDescr",
+    "ifType",
+    "ifMtu",
+    "ifSpeed",
+    "ifPhysAddress",
+    "ifAdminStatus",
+    "ifOperStatus",
+    "ifName",
+    "ifHighSpeed",
+    "ifAlias",
+)
+ADDRESS_COLUMNS = ("ipAdEntAddr", "ipAdEntIfIndex", "ipAdEntNetMask")
+#: Printer-MIB prtGeneralPrinterName and hrPrinterStatus: any row means "this prints".
+PRINTER_COLUMNS = ("prtGeneralPrinterName", "hrPrinterStatus")
+WALK_ROOTS: tuple[Oid, ...] = (
+    SYSTEM,
+    *(_column(name) for name in (*INTERFACE_COLUMNS, *ADDRESS_COLUMNS, *PRINTER_COLUMNS)),
+)
+SCALARS: tuple[Oid, ...] = (
+    IP_FORWARDING,
+    DOT1D_BASE_NUM_PORTS,
+    UPS_IDENT_MANUFACTURER,
+    UPS_IDENT_MODEL,
+    ENT_PHYSICAL_MODEL_NAME_1,
 )
 
-#: CMDB classes SNMP classification gives (names only: the rules live in ``probes/classify/rules.toml``).
-SWITCH = "cmdb_ci_ip_switch"
-ROUTER = "cmdb_ci_ip_router"
-PRINTER = "cmdb_ci_printer"
-LINUX_SERVER = "cmdb_ci_linux_server"
-NETGEAR = "cmdb_ci_netgear"
-
-ROUTING = "routing"
-SWITCHING = "switching"
-PRINTING = "printing"
-UPS_POWER = "ups_power"
-
-SYS_DESCR = (1, 3, 6, 1, 2, 1, 1, 1, 0)
-SYS_OBJECT_ID = (1, 3, 6, 1, 2, 1, 1, 2, 0)
-SYS_NAME = (1, 3, 6, 1, 2, 1, 1, 5, 0)
-SYS_SERVICES = (1, 3, 6, 1, 2, 1, 1, 7, 0)
-IP_FORWARDING = (1, 3, 6, 1, 2, 1, 4, 1, 0)
-DOT1D_BASE_NUM_PORTS = (1, 3, 6, 1, 2, 1, 17, 1, 2, 0)
-PRINTER_MIB = (1, 3, 6, 1, 2, 1, 43)
-HR_PRINTER_TABLE = (1, 3, 6, 1, 2, 1, 25, 3, 5)
-HR_DEVICE_TYPE = (1, 3, 6, 1, 2, 1, 25, 3, 2, 1, 2)
-HR_DEVICE_PRINTER = (1, 3, 6, 1, 2, 1, 25, 3, 1, 5)
-#: UPS-MIB (RFC 1628): upsIdentManufacturer and upsIdentModel; any answer under it means "a UPS".
-UPS_MIB = (1, 3, 6, 1, 2, 1, 33)
-UPS_IDENT_MANUFACTURER = (1, 3, 6, 1, 2, 1, 33, 1, 1, 1, 0)
-UPS_IDENT_MODEL = (1, 3, 6, 1, 2, 1, 33, 1, 1, 2, 0)
-#: ENTITY-MIB entPhysicalModelName of the first entity (index 1: the chassis on most agents).
-ENT_PHYSICAL_MODEL_NAME_1 = (1, 3, 6, 1, 2, 1, 47, 1, 1, 1, 1, 13, 1)
+_IF_STATUS = {
+    1: "up",
+    2: "down",
+    3: "testing",
+    4: "unknown",
+    5: "dormant",
+    6: "notPresent",
+    7: "lowerLayerDown",
+}
 
 
 @dataclass(frozen=True)
-class DeviceFacts:
-    """What classification looks at, read from the agent."""
+class Interface:
+    index: int
+    descr: str | None = None
+    name: str | None = None
+    alias: str | None = None
+    type: int | None = None
+    mtu: int | None = None
+    speed_bps: int | None = None
+    mac: str | None = None
+    admin_status: str | None = None
+    oper_status: str | None = None
 
-    sys_descr: str = ""
-    sys_object_id: Oid | None = None
-    sys_name: str | None = None
-    sys_services: int | None = None
-    ip_forwarding: int | None = None
-    bridge_ports: int | None = None
-    printer_mib: bool = False
-    ups_mib: bool = False
-    #: The model as the agent names it (upsIdentModel, else entPhysicalModelName.1), if it does.
-    model: str | None = None
+
+@dataclass(frozen=True)
+class IpAddressEntry:
+    address: str
+    if_index: int | None
+    netmask: str | None
+
+    @property
+    def prefix_length(self) -> int | None:
+        if self.netmask is None:
+            return None
+        try:
+            return ipaddress.IPv4Network(f"0.0.0.0/{self.netmask}").prefixlen
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True)
+class SnmpClassifyParams:
+    connection: ConnectionParams
+
+
+@dataclass(frozen=True)
+class SnmpClassifyResult:
+    source: str
+    address: str
+    port: int
+    version: str
+    credential_id: str | None
+    facts: DeviceFacts
+    classification: Classification
+    interfaces: tuple[Interface, ...]
+    ip_addresses: tuple[IpAddressEntry, ...]
+    varbinds: tuple[VarBind, ...]
+    elapsed_ms: int = 0
+
+    @property
+    def capabilities(self) -> tuple[str, ...]:
+        """What the device showed it does: ``printing``, ``switching``, ``routing``."""
+        return capabilities(self.facts)[0]
 
 
 def _text(value: SnmpValue | None) -> str | None:
-    if value is None or value.type is not SnmpType.OCTET_STRING:
-        return None
-    return value.as_text()
+    return render(value)[0] if value is not None and not value.is_exception else None
 
 
-def _int(value: SnmpValue | None) -> int | None:
+def _number(value: SnmpValue | None) -> int | None:
     return value.as_int() if value is not None else None
 
 
-def facts_from_varbinds(varbinds: Iterable[VarBind]) -> DeviceFacts:
-    """The classification facts found among ``varbinds`` (whatever was walked or fetched)."""
-    found = dict(varbinds)
-    object_id = found.get(SYS_OBJECT_ID)
-    printer = any(
-        (is_prefix(PRINTER_MIB, oid) or is_prefix(HR_PRINTER_TABLE, oid)) and not value.is_exception
-        for oid, value in found.items()
-    ) or any(
-        is_prefix(HR_DEVICE_TYPE, oid) and value.value == HR_DEVICE_PRINTER for oid, value in found.items()
-    )
-    ups = any(is_prefix(UPS_MIB, oid) and not value.is_exception for oid, value in found.items())
-    model = (_text(found.get(UPS_IDENT_MODEL)) or "").strip() or (
-        _text(found.get(ENT_PHYSICAL_MODEL_NAME_1)) or ""
-    ).strip()
-    return DeviceFacts(
-        sys_descr=_text(found.get(SYS_DESCR)) or "",
-        sys_object_id=object_id.value
-        if object_id is not None
-        and object_id.type is SnmpType.OBJECT_ID
-        and isinstance(object_id.value, tuple)
-        else None,
-        sys_name=_text(found.get(SYS_NAME)),
-        sys_services=_int(found.get(SYS_SERVICES)),
-        ip_forwarding=_int(found.get(IP_FORWARDING)),
-        bridge_ports=_int(found.get(DOT1D_BASE_NUM_PORTS)),
-        printer_mib=printer,
-        ups_mib=ups,
-        model=model or None,
-    )
+def _mac(value: SnmpValue | None) -> str | None:
+    if value is None or not isinstance(value.value, bytes) or not value.value:
+        return None
+    return value.value.hex(":")
 
 
-def capabilities(facts: DeviceFacts) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """``(capabilities, evidence)`` from the facts."""
-    found: list[str] = []
-    evidence: list[str] = []
-    if facts.printer_mib:
-        found.append(PRINTING)
-        evidence.append("Printer-MIB / hrPrinterTable objects present")
-    if facts.bridge_ports:
-        found.append(SWITCHING)
-        evidence.append(f"dot1dBaseNumPorts = {facts.bridge_ports} (BRIDGE-MIB)")
-    if facts.ups_mib:
-        found.append(UPS_POWER)
-        evidence.append("UPS-MIB (1.3.6.1.2.1.33) objects present")
-    # A BRIDGE-MIB that counts 0 ports says "no bridge" louder than sysServices' layer-2 bit.
-    if (
-        facts.sys_services is not None
-        and facts.sys_services & 0x02
-        and SWITCHING not in found
-        and facts.bridge_ports is None
-    ):
-        found.append(SWITCHING)
-        evidence.append(f"sysServices = {facts.sys_services} (layer 2 set)")
-    if facts.ip_forwarding == 1:
-        found.append(ROUTING)
-        evidence.append("ipForwarding = 1 (forwarding)")
-    if facts.sys_services is not None and facts.sys_services & 0x04 and ROUTING not in found:
-        found.append(ROUTING)
-        evidence.append(f"sysServices = {facts.sys_services} (layer 3 set)")
-    return tuple(found), tuple(evidence)
+def _ipv4(value: SnmpValue | None) -> str | None:
+    if value is None or not isinstance(value.value, bytes) or len(value.value) != 4:
+        return None
+    return str(ipaddress.IPv4Address(value.value))
 
 
-def capability_evidence(facts: DeviceFacts) -> Mapping[str, str]:
-    """``{capability: what showed it}``, as ``Observations.snmp_capabilities`` takes it."""
-    found, evidence = capabilities(facts)
-    return dict(zip(found, evidence, strict=True))
+def _table(varbinds: Iterable[VarBind], names: Sequence[str]) -> dict[Oid, dict[str, SnmpValue]]:
+    """Rows by instance: ``{instance: {column name: value}}`` for the named columns (pure)."""
+    columns = {_column(name): name for name in names}
+    rows: dict[Oid, dict[str, SnmpValue]] = {}
+    for oid, value in varbinds:
+        for column, name in columns.items():
+            if oid[: len(column)] == column and len(oid) > len(column):
+                rows.setdefault(oid[len(column) :], {})[name] = value
+                break
+    return rows
 
 
-def observations(facts: DeviceFacts, address: str = "") -> Observations:
-    """What the shared classifier needs from an agent that answered (so ``logged_in`` holds ``snmp``)."""
-    return Observations(
+def interfaces_from_varbinds(varbinds: Iterable[VarBind]) -> tuple[Interface, ...]:
+    """ifTable rows joined with ifXTable's (same ifIndex instance), by ifIndex (pure)."""
+    rows = _table(varbinds, INTERFACE_COLUMNS)
+    found: list[Interface] = []
+    for instance, row in sorted(rows.items()):
+        index = _number(row.get("ifIndex"))
+        if index is None:
+            index = instance[0] if len(instance) == 1 else None
+        if index is None:
+            continue
+        high_speed = _number(row.get("ifHighSpeed"))
+        speed = _number(row.get("ifSpeed"))
+        if high_speed and (speed is None or speed >= 0xFFFFFFFF):
+            speed = high_speed * 1_000_000
+        admin = _number(row.get("ifAdminStatus"))
+        oper = _number(row.get("ifOperStatus"))
+        found.append(
+            Interface(
+                index=index,
+                descr=_text(row.get("ifDescr")),
+                name=_text(row.get("ifName")),
+                alias=_text(row.get("ifAlias")) or None,
+                type=_number(row.get("ifType")),
+                mtu=_number(row.get("ifMtu")),
+                speed_bps=speed,
+                mac=_mac(row.get("ifPhysAddress")),
+                admin_status=_IF_STATUS.get(admin, str(admin)) if admin is not None else None,
+                oper_status=_IF_STATUS.get(oper, str(oper)) if oper is not None else None,
+            )
+        )
+    return tuple(found)
+
+
+def addresses_from_varbinds(varbinds: Iterable[VarBind]) -> tuple[IpAddressEntry, ...]:
+    rows = _table(varbinds, ADDRESS_COLUMNS)
+    found: list[IpAddressEntry] = []
+    for instance, row in sorted(rows.items()):
+        address = _ipv4(row.get("ipAdEntAddr"))
+        if address is None and len(instance) == 4:
+            address = ".".join(map(str, instance))
+        if address is None:
+            continue
+        found.append(
+            IpAddressEntry(address, _number(row.get("ipAdEntIfIndex")), _ipv4(row.get("ipAdEntNetMask")))
+        )
+    return tuple(found)
+
+
+async def collect(client: SnmpClient) -> tuple[VarBind, ...]:
+    """Everything classification needs, in one multi-column walk and one GET."""
+    walked = await client.walk_many(WALK_ROOTS)
+    fetched = await client.get(SCALARS)
+    varbinds: dict[Oid, SnmpValue] = {}
+    for result in walked:
+        varbinds.update(result.varbinds)
+    varbinds.update((oid, value) for oid, value in fetched if not value.is_exception)
+    return tuple(sorted(varbinds.items()))
+
+
+def encode_classify_result(result: SnmpClassifyResult) -> ET.Element:
+    """``<result>`` with the typed ``<snmp>`` data, ``<classification>`` and the parsed tables."""
+    element = ET.Element("result")
+    attributes = {
+        "source": result.source,
+        "address": result.address,
+        "port": str(result.port),
+        "version": result.version,
+    }
+    if result.credential_id:
+        attributes["credential_id"] = result.credential_id
+    snmp = ET.SubElement(element, "snmp", attributes)
+    snmp.extend(encode_varbinds(result.varbinds))
+    found = result.classification
+    summary = {"confidence": f"{found.confidence:.2f}"}
+    if found.ci_class is not None:
+        summary["ci_class"] = found.ci_class
+    if found.vendor:
+        summary["vendor"] = found.vendor
+    if result.facts.sys_object_id is not None:
+        summary["sys_object_id"] = format_oid(result.facts.sys_object_id, leading_dot=True)
+    if result.facts.sys_name:
+        summary["sys_name"] = result.facts.sys_name
+    if result.facts.model:
+        summary["model"] = result.facts.model
+    classification = ET.SubElement(element, "classification", summary)
+    if result.facts.sys_descr:
+        ET.SubElement(classification, "sys_descr").text = result.facts.sys_descr
+    for capability, how in capability_evidence(result.facts).items():
+        ET.SubElement(classification, "capability", name=capability, evidence=how)
+    for reason in found.evidence:
+        ET.SubElement(classification, "evidence").text = reason
+    interfaces = ET.SubElement(element, "interfaces")
+    for interface in result.interfaces:
+        attributes = {"index": str(interface.index)}
+        for key in ("name", "descr", "alias", "mac", "admin_status", "oper_status"):
+            value = getattr(interface, key)
+            if value:
+                attributes[key] = str(value)
+        for key in ("type", "mtu", "speed_bps"):
+            number = getattr(interface, key)
+            if number is not None:
+                attributes[key] = str(number)
+        ET.SubElement(interfaces, "interface", attributes)
+    addresses = ET.SubElement(element, "ip_addresses")
+    for entry in result.ip_addresses:
+        attributes = {"address": entry.address}
+        if entry.if_index is not None:
+            attributes["if_index"] = str(entry.if_index)
+        if entry.netmask is not None:
+            attributes["netmask"] = entry.netmask
+        ET.SubElement(addresses, "ip_address", attributes)
+    return element
+
+
+@dataclass
+class SnmpClassifyProbe:
+    """The ``SNMPClassify`` topic."""
+
+    memory: BulkSizeMemory = field(default_factory=BulkSizeMemory)
+    #: The rules table to classify with; ``None``: the one shipped (``probes/classify/rules.toml``).
+    classifier: Classifier | None = None
+    #: The sessions' opener; ``None``: the real backends (tests replay recorded walks).
+    opener: SessionOpener | None = None
+    topic: str = TOPIC
+    required_capabilities: tuple[str, ...] = ()
+
+    def parse_params(self, source: str, parameters: Mapping[str, str]) -> SnmpClassifyParams:
+        return SnmpClassifyParams(ConnectionParams.parse(source, parameters))
+
+    async def run(self, params: SnmpClassifyParams, context: ProbeContext) -> SnmpClassifyResult:
+        return await classify_host(
+            params.connection,
+            credentials=context.credentials,
+            policy=context.policy,
+            deadline=context.deadline,
+            memory=self.memory,
+            classifier=self.classifier,
+            opener=self.opener,
+        )
+
+    def encode_results(self, result: SnmpClassifyResult) -> Sequence[ET.Element]:
+        return [encode_classify_result(result)]
+
+
+async def classify_host(
+    connection: ConnectionParams,
+    *,
+    credentials: object,
+    policy: TargetPolicy,
+    deadline: float,
+    memory: BulkSizeMemory | None = None,
+    classifier: Classifier | None = None,
+    opener: SessionOpener | None = None,
+) -> SnmpClassifyResult:
+    """Connect with the first credential that works, collect, classify (for ``midprobe scan`` too)."""
+    started = time.monotonic()
+    address = await resolve_address(connection.source, policy, deadline=deadline)
+    async with authenticated_client(
+        connection.session_request(address),
+        store_of(credentials),
+        policy=policy,
+        deadline=deadline,
+        memory=memory if memory is not None else BulkSizeMemory(),
+        opener=opener,
+    ) as client:
+        varbinds = await collect(client)
+        version = client.auth.version
+        credential_id = client.auth.credential_id
+    facts = facts_from_varbinds(varbinds)
+    return SnmpClassifyResult(
+        source=connection.source,
         address=address,
-        sys_object_id=format_oid(facts.sys_object_id, leading_dot=True)
-        if facts.sys_object_id is not None
-        else None,
-        sys_descr=facts.sys_descr or None,
-        snmp_capabilities=capability_evidence(facts),
-        logged_in=frozenset({"snmp"}),
+        port=connection.port,
+        version=version,
+        credential_id=credential_id,
+        facts=facts,
+        classification=classify(facts, classifier, address=address),
+        interfaces=interfaces_from_varbinds(varbinds),
+        ip_addresses=addresses_from_varbinds(varbinds),
+        varbinds=varbinds,
+        elapsed_ms=round((time.monotonic() - started) * 1000),
     )
 
 
-def classify(
-    facts: DeviceFacts, classifier: Classifier | None = None, *, address: str = ""
-) -> Classification:
-    """The shared classifier's verdict on the device (``classifier``: the shipped table by default)."""
-    return (classifier or default_classifier()).classify(observations(facts, address))
+PROBE = SnmpClassifyProbe()

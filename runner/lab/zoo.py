@@ -24,7 +24,7 @@ from midprobe.capabilities.errors import ConfigError
 from midprobe.probes.base import ProbeContext
 from midprobe.probes.credentials import CredentialStore, Secret, SNMPCommunityCredential
 from midprobe.probes.safety import TargetPolicy
-from midprobe.probes.snmp.classify_probe import SnmpClassifyProbe
+from midprobe.probes.snmp.classify import SnmpClassifyProbe
 from midprobe.runner.lab.daemons import stop_pids
 from midprobe.runner.lab.lab import Lab
 from midprobe.runner.lab.netns import NamespaceThread

@@ -35,10 +35,10 @@ from midprobe.probes.nmap.service_scan import NmapServiceScanParams
 from midprobe.probes.registry import ProbeRegistry, default_registry
 from midprobe.probes.safety import TargetPolicy
 from midprobe.probes.shazzam import ShazzamScanner, lists_refused, reading_scanners
-from midprobe.probes.snmp.classify import capability_evidence
-from midprobe.probes.snmp.classify_probe import SnmpClassifyParams, SnmpClassifyResult
+from midprobe.probes.snmp.classify import SnmpClassifyParams, SnmpClassifyResult
 from midprobe.probes.snmp.errors import SnmpTimeout, SnmpUnreachable
-from midprobe.probes.snmp.probe import ConnectionParams
+from midprobe.probes.snmp.facts import capability_evidence
+from midprobe.probes.snmp.query import ConnectionParams
 from midprobe.probes.snmp.values import format_oid
 from midprobe.probes.ssh.classify import SSHClassifyResult
 from midprobe.probes.targets import Target

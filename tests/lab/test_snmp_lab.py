@@ -11,11 +11,11 @@ from midprobe.probes.base import ProbeContext
 from midprobe.probes.credentials import CredentialStore, Secret, SNMPCommunityCredential, SNMPv3Credential
 from midprobe.probes.safety import TargetPolicy
 from midprobe.probes.snmp.auth import UsmAuth, auth_from_credential
-from midprobe.probes.snmp.classify import LINUX_SERVER, PRINTER, SWITCH
-from midprobe.probes.snmp.classify_probe import SnmpClassifyProbe
+from midprobe.probes.snmp.classify import SnmpClassifyProbe
 from midprobe.probes.snmp.client import ClientOptions, SnmpClient
 from midprobe.probes.snmp.errors import SnmpTimeout, SnmpUnreachable, SnmpWrongDigest
-from midprobe.probes.snmp.probe import SnmpProbe
+from midprobe.probes.snmp.facts import LINUX_SERVER, PRINTER, SWITCH
+from midprobe.probes.snmp.query import SnmpProbe
 from midprobe.runner.lab import Lab, NamespaceThread
 
 pytestmark = pytest.mark.lab

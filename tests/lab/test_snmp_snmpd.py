@@ -25,8 +25,7 @@ from midprobe.probes.credentials import (
 )
 from midprobe.probes.safety import TargetPolicy
 from midprobe.probes.snmp.auth import CommunityAuth, SnmpAuth, UsmAuth
-from midprobe.probes.snmp.classify import LINUX_SERVER
-from midprobe.probes.snmp.classify_probe import PROBE as CLASSIFY_PROBE
+from midprobe.probes.snmp.classify import PROBE as CLASSIFY_PROBE
 from midprobe.probes.snmp.client import BulkSizeMemory, ClientOptions, SnmpClient
 from midprobe.probes.snmp.errors import (
     SnmpDecryptionFailed,
@@ -36,7 +35,8 @@ from midprobe.probes.snmp.errors import (
     SnmpUnsupportedSecurityLevel,
     SnmpWrongDigest,
 )
-from midprobe.probes.snmp.probe import SnmpProbe
+from midprobe.probes.snmp.facts import LINUX_SERVER
+from midprobe.probes.snmp.query import SnmpProbe
 from midprobe.probes.snmp.values import SnmpType, VarBind
 from midprobe.probes.snmp.walkfile import parse_walk
 from tests.lab.snmpd_harness import SYS_OBJECT_ID, SnmpdTestBed

@@ -17,7 +17,7 @@ from midprobe.probes.base import AnyProbe, ProbeContext
 from midprobe.probes.resolve import dns_server_lookup, resolve_host, resolve_spec
 from midprobe.probes.safety import IPAddress, TargetPolicy
 from midprobe.probes.shazzam import PROBE as SHAZZAM
-from midprobe.probes.snmp.probe import PROBE as SNMP
+from midprobe.probes.snmp.query import PROBE as SNMP
 from midprobe.probes.sweep.host_sweep import PROBE as SWEEP
 from midprobe.probes.targets import parse_targets
 

@@ -7,7 +7,7 @@ import pytest
 from midprobe.capabilities.errors import ConfigError
 from midprobe.probes.classify import Classifier, Observations, default_classifier
 from midprobe.probes.classify.enterprises import enterprise_name, enterprise_of
-from midprobe.probes.snmp.classify import DeviceFacts, classify
+from midprobe.probes.snmp.facts import DeviceFacts, classify
 
 
 def _oid(text: str) -> tuple[int, ...]:

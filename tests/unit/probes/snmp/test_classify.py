@@ -10,6 +10,12 @@ import pytest
 
 from midprobe.probes.classify import Classifier, default_classifier
 from midprobe.probes.snmp.classify import (
+    SnmpClassifyResult,
+    addresses_from_varbinds,
+    encode_classify_result,
+    interfaces_from_varbinds,
+)
+from midprobe.probes.snmp.facts import (
     LINUX_SERVER,
     NETGEAR,
     PRINTER,
@@ -20,12 +26,6 @@ from midprobe.probes.snmp.classify import (
     classify,
     facts_from_varbinds,
     observations,
-)
-from midprobe.probes.snmp.classify_probe import (
-    SnmpClassifyResult,
-    addresses_from_varbinds,
-    encode_classify_result,
-    interfaces_from_varbinds,
 )
 from midprobe.probes.snmp.values import parse_numeric_oid
 from midprobe.probes.snmp.walkfile import parse_walk

@@ -16,10 +16,10 @@ import pytest
 from midprobe.probes.base import ProbeContext
 from midprobe.probes.credentials import CredentialStore, Secret, SNMPCommunityCredential
 from midprobe.probes.safety import TargetPolicy
-from midprobe.probes.snmp.classify import LINUX_SERVER, PRINTER, SWITCH
-from midprobe.probes.snmp.classify_probe import SnmpClassifyProbe
+from midprobe.probes.snmp.classify import SnmpClassifyProbe
 from midprobe.probes.snmp.codec import GET_BULK_REQUEST, GET_NEXT_REQUEST
-from midprobe.probes.snmp.probe import SnmpProbe
+from midprobe.probes.snmp.facts import LINUX_SERVER, PRINTER, SWITCH
+from midprobe.probes.snmp.query import SnmpProbe
 from midprobe.probes.snmp.replay import ReplayAgent
 from midprobe.probes.snmp.walkfile import parse_walk
 

@@ -15,7 +15,7 @@ from midprobe.probes.safety import TargetPolicy
 from midprobe.probes.snmp.auth import CommunityAuth, UsmAuth
 from midprobe.probes.snmp.client import ClientOptions, SnmpClient
 from midprobe.probes.snmp.oidspec import TableSpec, parse_oid_spec_list
-from midprobe.probes.snmp.probe import PROBE, SnmpResult, SpecOutcome, encode_snmp_result, rows_of
+from midprobe.probes.snmp.query import PROBE, SnmpResult, SpecOutcome, encode_snmp_result, rows_of
 from midprobe.probes.snmp.values import SnmpType, SnmpValue
 
 IF_ENTRY = (1, 3, 6, 1, 2, 1, 2, 2, 1)
