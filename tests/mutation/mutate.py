@@ -174,7 +174,7 @@ MODULES: tuple[Module, ...] = (
     ),
     Module(
         "runner/ecc/payload.py",
-        ("tests/unit/runner/ecc/test_payload.py",),
+        ("tests/unit/runner/ecc/test_payload.py", "tests/unit/runner/ecc/test_payload_limits.py"),
         (
             _m("if len(text) > max_bytes or payload_size(text) > max_bytes:", "if len(text) > max_bytes:"),
             _m("if not text.strip():", "if not text:"),

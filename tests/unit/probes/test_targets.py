@@ -259,3 +259,10 @@ def test_refused_boundaries_are_target_spec_errors(spec: str) -> None:
 def test_white_space_and_duplicates() -> None:
     assert addresses("  10.0.0.1 \t10.0.0.1,10.0.0.1\n") == ["10.0.0.1"]
     assert addresses("10.0.0.1 - 10.0.0.2") == ["10.0.0.1", "10.0.0.2"]
+
+
+def test_a_host_name_longer_than_253_characters_is_refused() -> None:
+    longest = ".".join(["a" * 63] * 3 + ["b" * 61])  # 253 characters: the DNS limit
+    assert parse_targets(longest).host_names == (longest,)
+    with pytest.raises(TargetSpecError, match="not an address, range, network or host name"):
+        parse_targets(longest + "b")

@@ -128,3 +128,23 @@ def test_the_answer_to_a_poison_output_is_writable_and_names_the_request() -> No
     assert echoed.echoed("source") == "\ufffd"
     assert echoed.echoed("name") == "x\ufffd[0m"
     assert echoed.error == "refused"
+
+
+def test_the_size_cap_counts_bytes_not_characters() -> None:
+    from midprobe.runner.ecc.payload import parse_xml
+
+    text = "<parameters>" + "é" * 20 + "</parameters>"  # 45 characters, 65 bytes in UTF-8
+    assert len(text) < 50 < len(text.encode("utf-8"))
+    with pytest.raises(PayloadError, match="over the 50-byte limit"):
+        parse_xml(text, max_bytes=50)
+    assert parse_xml(text, max_bytes=100).tag == "parameters"
+
+
+@pytest.mark.parametrize("label", ["topic", "name"])
+def test_a_multiprobe_refuses_characters_xml_cannot_carry(label: str) -> None:
+    from midprobe.runner.ecc.payload import ProbeRequest, encode_multiprobe_payload
+
+    fields = {"topic": "SSHCommand", "name": "uname"}
+    fields[label] = fields[label] + "\x01"
+    with pytest.raises(PayloadError, match=f"probe {label} .* holds a character XML cannot carry"):
+        encode_multiprobe_payload([ProbeRequest(**fields)])
