@@ -20,7 +20,6 @@ from midprobe.probes.classify import Classification, Classifier
 from midprobe.probes.safety import TargetPolicy
 from midprobe.probes.snmp.client import BulkSizeMemory, SessionOpener, SnmpClient
 from midprobe.probes.snmp.credential_choice import authenticated_client, resolve_address, store_of
-from midprobe.probes.snmp.encode import encode_varbinds
 from midprobe.probes.snmp.facts import (
     DOT1D_BASE_NUM_PORTS,
     ENT_PHYSICAL_MODEL_NAME_1,
@@ -34,7 +33,7 @@ from midprobe.probes.snmp.facts import (
     facts_from_varbinds,
 )
 from midprobe.probes.snmp.names import BY_NAME
-from midprobe.probes.snmp.query import ConnectionParams
+from midprobe.probes.snmp.query import ConnectionParams, snmp_element
 from midprobe.probes.snmp.values import Oid, SnmpValue, VarBind, format_oid, render
 
 TOPIC = "SNMPClassify"
@@ -233,16 +232,7 @@ async def collect(client: SnmpClient) -> tuple[VarBind, ...]:
 def encode_classify_result(result: SnmpClassifyResult) -> ET.Element:
     """``<result>`` with the typed ``<snmp>`` data, ``<classification>`` and the parsed tables."""
     element = ET.Element("result")
-    attributes = {
-        "source": result.source,
-        "address": result.address,
-        "port": str(result.port),
-        "version": result.version,
-    }
-    if result.credential_id:
-        attributes["credential_id"] = result.credential_id
-    snmp = ET.SubElement(element, "snmp", attributes)
-    snmp.extend(encode_varbinds(result.varbinds))
+    element.append(snmp_element(result))
     found = result.classification
     summary = {"confidence": f"{found.confidence:.2f}"}
     if found.ci_class is not None:

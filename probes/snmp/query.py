@@ -13,6 +13,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from midprobe.capabilities.errors import ProbeParameterError
 from midprobe.probes.base import ProbeContext
@@ -163,8 +164,25 @@ class SnmpResult:
         return tuple(sorted(merged.items()))
 
 
-def snmp_element(result: SnmpResult) -> ET.Element:
-    """``<snmp source=.. version=.. credential_id=..>`` holding the typed elements."""
+class WalkedAgent(Protocol):
+    """What an ``<snmp>`` element says: which agent answered, how, and the varbinds read."""
+
+    @property
+    def source(self) -> str: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def credential_id(self) -> str | None: ...
+    @property
+    def varbinds(self) -> tuple[VarBind, ...]: ...
+
+
+def snmp_element(result: WalkedAgent) -> ET.Element:
+    """``<snmp source=.. version=.. credential_id=..>`` holding the typed elements (SNMP and SNMPClassify)."""
     attributes = {
         "source": result.source,
         "address": result.address,
