@@ -17,11 +17,12 @@ queue's one-answer rule makes final even for work an agent already holds.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import ipaddress
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -91,10 +92,27 @@ class Orchestrator:
         self._monotonic = monotonic
         self._rng = rng or random.Random()
         self._started_at: dict[str, float] = {}
+        self._view: tuple[MidSelector, list[MidServer]] | None = None
 
     # -- MID selection ---------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _one_view(self) -> Iterator[None]:
+        """Within one pass, every selection reads the agent registry once (not twice per device)."""
+        if self._view is not None:  # a pass inside a pass (start ends with one) shares the outer view
+            yield
+            return
+        try:
+            yield
+        finally:
+            self._view = None
+
     def _mids(self) -> tuple[MidSelector, list[MidServer]]:
+        if self._view is None:
+            self._view = self._read_mids()
+        return self._view
+
+    def _read_mids(self) -> tuple[MidSelector, list[MidServer]]:
         registered = self.queue.list_agents()
         live = {agent.name for agent in self.queue.list_agents(live_within_seconds=LIVE_WITHIN_SECONDS)}
         mids = [mid_server_from_registration(agent, live=agent.name in live) for agent in registered]
@@ -163,6 +181,10 @@ class Orchestrator:
 
     def start(self, schedule: Schedule) -> str:
         """Create the discovery's status and enqueue its Shazzam batches; returns the status id."""
+        with self._one_view():
+            return self._start(schedule)
+
+    def _start(self, schedule: Schedule) -> str:
         summary = dataclasses.asdict(schedule)
         status_id = self.status.create(schedule.name, summary, schedule.max_run_time)
         self._started_at[status_id] = self._monotonic()
@@ -211,6 +233,10 @@ class Orchestrator:
 
     def advance(self, status_id: str) -> Progress:
         """Enqueue what was planned, sense what was answered, enforce max run time; one pass."""
+        with self._one_view():
+            return self._advance(status_id)
+
+    def _advance(self, status_id: str) -> Progress:
         state = self.status.get(status_id)
         if state.done:
             return Progress(done=True)
