@@ -64,7 +64,7 @@ demo: system-deps venv
 	$(VENV)/bin/midprobe demo --workdir $(DEMO_DIR)
 
 bench: system-deps venv
-	$(PY) bench/run_all.py
+	$(PY) bench/run_all.py --readme README.md
 
 # SNMPClassify against the zoo (snmpsim-data's recordings in the lab): class, vendor, model, share right.
 classify-report: system-deps venv
