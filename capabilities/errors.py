@@ -77,6 +77,10 @@ class LabError(MidprobeError):
     """The lab could not be built, queried or torn down."""
 
 
+class ToolError(MidprobeError):
+    """A program midprobe hands work to outside the probes (Graphviz drawing a map) is missing or failed."""
+
+
 class TargetNotAllowed(MidprobeError):
     """A target outside the networks the current safety policy allows."""
 

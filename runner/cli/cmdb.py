@@ -14,11 +14,13 @@ from midprobe.capabilities.errors import ConfigError
 from midprobe.runner.cli.options import TEXT, integer, output_option, queue_option
 from midprobe.runner.cli.text import printable
 from midprobe.runner.cmdb.map import (
+    DRAWN,
     FORMATS,
     MapEdge,
     MapNode,
     NetworkMap,
     build_map,
+    draw,
     order,
     render_dot,
     render_json,
@@ -166,12 +168,12 @@ def export_command(queue_url: str, form: str, output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
         return
-    _write(output, text)
+    _write(output, text.encode("utf-8"))
 
 
-def _write(output: Path, text: str) -> None:
+def _write(output: Path, data: bytes) -> None:
     try:
-        output.write_text(text, encoding="utf-8")
+        output.write_bytes(data)
     except OSError as error:
         raise ConfigError(f"cannot write {output}: {error.strerror or error}", field="--output") from None
 
@@ -184,7 +186,7 @@ def _write(output: Path, text: str) -> None:
     type=click.Choice(FORMATS),
     default="text",
     show_default=True,
-    help="text: groups of related CIs; dot: a Graphviz digraph (dot -Tsvg); json: nodes and edges.",
+    help="text: groups of related CIs; dot: Graphviz source; svg, png: drawn by Graphviz; json: nodes and edges.",
 )
 @click.option(
     "--around",
@@ -217,12 +219,22 @@ def map_command(
         network = build_map(store.list_cis(), store.relations(), types=types)
     if centre is not None:
         network = network.around(centre, int(depth))
+    if form in DRAWN:
+        if output is None and sys.stdout.isatty():
+            raise ConfigError(f"--format {form} writes an image: give -o FILE or pipe it", field="--output")
+        image = draw(network, form)
+        if output is None:
+            sys.stdout.buffer.write(image)
+            sys.stdout.flush()
+            return
+        _write(output, image)
+        return
     render = {"text": _map_text, "dot": render_dot, "json": render_json}[form]
     text = render(network)
     if output is None:
         click.echo(text, nl=False)
         return
-    _write(output, text)
+    _write(output, text.encode("utf-8"))
 
 
 def _label(node: MapNode) -> str:

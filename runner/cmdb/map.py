@@ -14,11 +14,47 @@ from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from midprobe.capabilities.errors import ToolError
 from midprobe.runner.cmdb.model import ConfigurationItem, Relation
 
-__all__ = ["FORMATS", "MapEdge", "MapNode", "NetworkMap", "build_map", "order", "render_dot", "render_json"]
+__all__ = [
+    "DRAWN",
+    "FORMATS",
+    "MapEdge",
+    "MapNode",
+    "NetworkMap",
+    "build_map",
+    "draw",
+    "order",
+    "render_dot",
+    "render_json",
+]
 
-FORMATS = ("text", "dot", "json")
+FORMATS = ("text", "dot", "json", "svg", "png")
+#: Formats Graphviz draws (``dot -T...``), written as bytes.
+DRAWN = ("svg", "png")
+
+#: How a class is drawn: (Graphviz shape, fill colour), by the class's family.
+_NETWORK = ("box", "#cfe2f3")
+_SERVER = ("box3d", "#d9ead3")
+_LOOK: dict[str, tuple[str, str]] = {
+    "cmdb_ci_ip_switch": _NETWORK,
+    "cmdb_ci_netgear": _NETWORK,
+    "cmdb_ci_ip_router": ("ellipse", "#cfe2f3"),
+    "cmdb_ci_ip_firewall": ("octagon", "#f4cccc"),
+    "cmdb_ci_wap_network": ("invtriangle", "#cfe2f3"),
+    "cmdb_ci_ups": ("cylinder", "#fff2cc"),
+    "cmdb_ci_storage_server": ("cylinder", "#d9ead3"),
+    "cmdb_ci_printer": ("note", "#fff2cc"),
+    "cmdb_ci_appl": ("component", "#ead1dc"),
+}
+_OTHER = ("box", "#eeeeee")
+
+
+def _look(sys_class_name: str) -> tuple[str, str]:
+    if sys_class_name in _LOOK:
+        return _LOOK[sys_class_name]
+    return _SERVER if sys_class_name.endswith("_server") else _OTHER
 
 
 @dataclass(frozen=True)
@@ -144,11 +180,17 @@ def _dot_string(*lines: str) -> str:
 
 
 def render_dot(network: NetworkMap) -> str:
-    """A Graphviz digraph (``dot -Tsvg``): a box per CI, an arrow per relation named by its parent word."""
-    lines = ["digraph cmdb {", "  node [shape=box];"]
+    """A Graphviz digraph: a node per CI, shaped and coloured by its class, an arrow per relation
+    named by its parent word."""
+    lines = [
+        "digraph cmdb {",
+        '  node [style=filled, fontname="Helvetica", fontsize=10];',
+        "  edge [fontsize=9];",
+    ]
     for node in network.nodes:
         label = _dot_string(node.name, node.sys_class_name.removeprefix("cmdb_ci_"), node.ip_address or "-")
-        lines.append(f"  {_dot_string(node.sys_id)} [label={label}];")
+        shape, colour = _look(node.sys_class_name)
+        lines.append(f'  {_dot_string(node.sys_id)} [label={label}, shape={shape}, fillcolor="{colour}"];')
     for edge in network.edges:
         lines.append(
             f"  {_dot_string(edge.parent)} -> {_dot_string(edge.child)} [label={_dot_string(edge.parent_word)}];"
@@ -175,3 +217,23 @@ def render_json(network: NetworkMap) -> str:
         ],
     }
     return json.dumps(document, indent=2) + "\n"
+
+
+def draw(network: NetworkMap, form: str) -> bytes:
+    """The map drawn by Graphviz's ``dot`` (``svg`` or ``png``), through the ``graphviz`` binding.
+
+    ``ToolError`` when Graphviz is not installed or fails. Laying out thousands of CIs takes
+    Graphviz a while: draw a neighbourhood (``around``) or write DOT for such maps.
+    """
+    import graphviz  # only when drawing: the other formats need no Graphviz
+
+    if form not in DRAWN:
+        raise ValueError(f"{form!r} is not a drawn format")
+    source = render_dot(network).encode("utf-8")
+    try:
+        return bytes(graphviz.pipe("dot", form, source, quiet=True))
+    except graphviz.ExecutableNotFound:
+        raise ToolError("Graphviz's dot is not installed (Debian package graphviz)") from None
+    except graphviz.CalledProcessError as error:
+        detail = (error.stderr or b"").decode("utf-8", "replace").strip().splitlines()
+        raise ToolError(f"Graphviz could not draw the map: {detail[-1] if detail else error}") from None

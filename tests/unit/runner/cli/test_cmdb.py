@@ -148,3 +148,20 @@ def test_map_around_one_ci_and_by_relation_type(capsys: pytest.CaptureFixture[st
     assert code == 2
     assert len(err.strip().splitlines()) == 1
     assert "nosuchci" in err
+
+
+def test_map_is_drawn_as_svg_and_png_by_graphviz(
+    capsys: pytest.CaptureFixture[str], url: str, tmp_path: Path
+) -> None:
+    target = tmp_path / "map.svg"
+    code, _, err = run(capsys, "cmdb", "map", "--queue", url, "--format", "svg", "-o", str(target))
+    assert code == 0, err
+    svg = target.read_text(encoding="utf-8")
+    assert "<svg" in svg
+    assert ">linux1<" in svg  # the CI's name drawn as text in its node
+    assert ">Connects to<" in svg  # the relation's label on its arrow
+    assert "\x1b" not in svg
+    picture = tmp_path / "map.png"
+    code, _, err = run(capsys, "cmdb", "map", "--queue", url, "--format", "png", "-o", str(picture))
+    assert code == 0, err
+    assert picture.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
