@@ -247,9 +247,7 @@ class MidSelector:
         verdicts = {mid.name: self._judge(mid, request) for mid in mids}
         levels = {mid.name: self._level_of(mid, request) for mid in mids}
 
-        for tier, level, is_default in _LADDER:
-            if level > self._policy.lowest_level:
-                break
+        for tier, level, is_default in _LADDER:  # rungs below the policy's lowest level hold nobody
             step: Step | None = None
             if is_default:
                 chosen = self._usable_default(mids, levels, level, request)
@@ -364,14 +362,12 @@ class MidSelector:
     ) -> tuple[MidServer, ...]:
         """The first default MID (the application's, then ALL's) usable at ``level``; at most one.
 
-        The last rung takes the default MID whatever its status (validated still).
+        On the last rung that is the default MID whatever its status: every better one was tried.
         """
         by_name = {mid.name: mid for mid in mids}
         for name in self._policy.default_candidates(request.application):
             mid = by_name.get(name)
-            if mid is None or not mid.validated:
-                continue
-            if level is not Level.OTHER and levels[name] is not level:
+            if mid is None or levels[name] is not level:  # not validated: no level at all
                 continue
             names = mid.capability_names()
             if all(w.name in names for w in request.capabilities if w.name in NOT_IMPLIED_BY_ALL):
