@@ -4,7 +4,7 @@
 unique: sysName, the interfaces' names and MACs, the addresses, the chassis serial number.
 ``SNMPExplore`` reads the rest: interface status and speed, the IP-MIB address table (IPv6 too),
 the chassis model and firmware (ENTITY-MIB) and the LLDP neighbours (LLDP-MIB lldpRemTable).
-Every table is optional: a device without one gives no rows, not an error. The parsers
+A printer's serial number comes from the Printer-MIB when it has no ENTITY-MIB. Every table is optional: a device without one gives no rows, not an error. The parsers
 (``exploration_from_varbinds`` and the ``*_from_varbinds`` it calls) are pure; the probe walks
 every column side by side (one multi-column walk) and hands the varbinds to them.
 Parameters: those of ``SNMP`` without ``oid_spec_list``.
@@ -66,14 +66,22 @@ LLDP_COLUMNS = (
     "lldpRemPortDesc",
     "lldpRemSysName",
 )
+#: Printer-MIB prtGeneralSerialNumber: the serial number of a printer, which seldom has ENTITY-MIB.
+PRINTER_SERIAL_COLUMNS = ("prtGeneralSerialNumber",)
 #: The columns each topic walks (sysName is fetched with them).
 COLUMNS: Mapping[str, tuple[str, ...]] = {
-    IDENTITY_TOPIC: (*IDENTITY_INTERFACE_COLUMNS, *ADDRESS_COLUMNS, *IDENTITY_ENTITY_COLUMNS),
+    IDENTITY_TOPIC: (
+        *IDENTITY_INTERFACE_COLUMNS,
+        *ADDRESS_COLUMNS,
+        *IDENTITY_ENTITY_COLUMNS,
+        *PRINTER_SERIAL_COLUMNS,
+    ),
     EXPLORE_TOPIC: (
         *EXPLORE_INTERFACE_COLUMNS,
         *ADDRESS_COLUMNS,
         *IP_ADDRESS_COLUMNS,
         *EXPLORE_ENTITY_COLUMNS,
+        *PRINTER_SERIAL_COLUMNS,
         *LLDP_COLUMNS,
     ),
 }
@@ -145,6 +153,12 @@ class Exploration:
     ip_addresses: tuple[IpAddressEntry, ...] = ()
     chassis: Chassis | None = None
     neighbours: tuple[Neighbour, ...] = ()
+    printer_serial: str | None = None
+
+    @property
+    def serial_number(self) -> str | None:
+        """The chassis serial number, else the printer's (Printer-MIB)."""
+        return (self.chassis.serial_number if self.chassis else None) or self.printer_serial
 
 
 @dataclass(frozen=True)
@@ -267,6 +281,15 @@ def neighbours_from_varbinds(varbinds: Iterable[VarBind]) -> tuple[Neighbour, ..
     return tuple(found)
 
 
+def printer_serial_from_varbinds(varbinds: Iterable[VarBind]) -> str | None:
+    """The first prtGeneralSerialNumber (Printer-MIB), if the agent has one (pure)."""
+    for _, row in sorted(table_rows(varbinds, PRINTER_SERIAL_COLUMNS).items()):
+        serial = _text(row.get("prtGeneralSerialNumber"))
+        if serial:
+            return serial
+    return None
+
+
 def _merged_addresses(*tables: Iterable[IpAddressEntry]) -> tuple[IpAddressEntry, ...]:
     """One entry per address; the first table that names it wins, later ones fill in what it lacked."""
     merged: dict[str, IpAddressEntry] = {}
@@ -295,6 +318,7 @@ def exploration_from_varbinds(varbinds: Iterable[VarBind]) -> Exploration:
         ip_addresses=_merged_addresses(addresses_from_varbinds(walked), ip_address_table(walked)),
         chassis=chassis_from_varbinds(walked),
         neighbours=neighbours_from_varbinds(walked),
+        printer_serial=printer_serial_from_varbinds(walked),
     )
 
 
@@ -312,6 +336,8 @@ def encode_exploration(result: SnmpExploreResult) -> ET.Element:
     found = result.found
     if found.sys_name:
         attributes["sys_name"] = found.sys_name
+    if found.serial_number:
+        attributes["serial_number"] = found.serial_number
     exploration = ET.SubElement(element, "snmp_exploration", attributes)
     exploration.append(interfaces_element(found.interfaces))
     exploration.append(addresses_element(found.ip_addresses))

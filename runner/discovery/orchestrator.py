@@ -459,7 +459,8 @@ class Orchestrator:
             return
         found = with_findings(device, findings)
         summary = _summary(findings)
-        ci = self._reconcile(status_id, ip, found, f"{output.topic} found {summary}", phase=phase)
+        what = ", ".join(findings.answered) or output.topic
+        ci = self._reconcile(status_id, ip, found, f"{what} found {summary}", phase=phase)
         if ci is None:
             return
         if phase == "identification":

@@ -343,7 +343,7 @@ def _snmp_findings(found: ET.Element) -> Findings:
                 attributes[key] = chassis.get(attribute, "")[:255]
     neighbours = found.find("neighbours")
     return Findings(
-        serial_number=chassis.get("serial_number") if chassis is not None else None,
+        serial_number=found.get("serial_number"),
         host_name=found.get("sys_name"),
         interfaces=_snmp_interfaces(found),
         attributes=attributes,
