@@ -229,8 +229,8 @@ def parse_links(text: str) -> tuple[Link, ...]:
             continue
         kind = mac = state = None
         mtu: int | None = None
-        for index, word in enumerate(tokens[:-1]):
-            following = tokens[index + 1]
+        for index, word in enumerate(tokens):
+            following = tokens[index + 1] if index + 1 < len(tokens) else ""
             if word.startswith("link/") and kind is None:
                 kind = word.removeprefix("link/")
                 mac = following.lower() if _MAC_TEXT.match(following) else None

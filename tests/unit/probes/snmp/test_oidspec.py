@@ -165,9 +165,12 @@ _filters = st.one_of(
 def _spec_lines(draw: st.DrawFn) -> str:
     if draw(st.booleans()):
         node = draw(st.sampled_from(_GROUPS))
-        written = draw(
-            st.sampled_from([node.name, ".".join(map(str, node.oid)), ".".join(map(str, node.oid[4:]))])
-        )
+        dotted = ".".join(map(str, node.oid))
+        # Numbers are internet-relative (1.3.6.1) unless they start there or with a dot.
+        forms = [node.name, dotted, "." + dotted]
+        if node.oid[:4] == (1, 3, 6, 1):
+            forms.append(".".join(map(str, node.oid[4:])))
+        written = draw(st.sampled_from(forms))
         return f"walk {written}" if written else f"walk {node.name}"
     column = draw(st.sampled_from(_COLUMN_NODES))
     entry = column.oid[:-1]
@@ -178,7 +181,8 @@ def _spec_lines(draw: st.DrawFn) -> str:
         child_filter = draw(_filters)
         name = draw(st.sampled_from([node.name, str(node.oid[-1])]))
         children.append(f"{name}{child_filter if child_filter else ''}")
-    return f"table {'.'.join(map(str, entry[:-1]))} {','.join(children)}"
+    table = ".".join(map(str, entry[:-1]))
+    return f"table {table if entry[:4] == (1, 3, 6, 1) else '.' + table} {','.join(children)}"
 
 
 @given(st.lists(_spec_lines(), min_size=1, max_size=6), st.booleans())
