@@ -420,8 +420,10 @@ def read_findings(payload: ResultsPayload) -> Findings:
 def with_findings(device: DiscoveredDevice, findings: Findings) -> DiscoveredDevice:
     """The classified device with what identification or exploration found laid over it."""
     attributes = {**device.attributes, **findings.attributes}
+    named_by_address = device.name == device.ip_address
     return replace(
         device,
+        name=_device_name((findings.host_name,), device.name) if named_by_address else device.name,
         serial_number=findings.serial_number or device.serial_number,
         interfaces=findings.interfaces or device.interfaces,
         attributes=attributes,

@@ -56,6 +56,14 @@ def test_snmp_findings_give_adapters_with_macs_and_addresses_and_drop_loopback()
     assert device.attributes["manufacturer"] == "Cisco"  # kept from classification
 
 
+def test_a_device_known_only_by_its_address_takes_the_name_it_reports() -> None:
+    findings = read_findings(_through_the_queue(_snmp_result("switch1-v2c.walk")))  # type: ignore[arg-type]
+    unnamed = DiscoveredDevice("cmdb_ci_ip_switch", "198.18.0.11", ip_address="198.18.0.11")
+    assert with_findings(unnamed, findings).name == "switch1"
+    named = DiscoveredDevice("cmdb_ci_ip_switch", "core-sw.example.test", ip_address="198.18.0.11")
+    assert with_findings(named, findings).name == "core-sw.example.test"  # a name already known stays
+
+
 def test_a_printer_serial_becomes_the_identity_serial() -> None:
     findings = read_findings(_through_the_queue(_snmp_result("printer1-v2c.walk")))  # type: ignore[arg-type]
     assert with_findings(CLASSIFIED, findings).identity_serial == "PHBLB12345"
