@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import time
 import xml.etree.ElementTree as ET
-from functools import cache
 from pathlib import Path
 
 import pytest
@@ -29,26 +28,15 @@ from midprobe.probes.snmp.explore import (
 from midprobe.probes.snmp.replay import ReplayAgent
 from midprobe.probes.snmp.values import SnmpType, SnmpValue, VarBind
 from midprobe.probes.snmp.walkfile import WalkFileError, parse_snmprec, parse_walk
-from midprobe.runner.lab.zoo import data_root, list_recordings, recording_text, used_recordings
+from tests.support.recordings import recorded_varbinds
 
 WALKS = Path(__file__).resolve().parents[4] / "fixtures" / "snmp" / "lab"
 COMMUNITY = "lab-community"
+
+
 #: The MIB-2 and LLDP subtrees exploration reads (snmprec lines are kept only under these).
-MIB2_BRANCHES = ("1", "2", "4", "31", "43", "47")
-READ_SUBTREES = (*(f"1.3.6.1.2.1.{branch}." for branch in MIB2_BRANCHES), "1.0.8802.1.1.2.1.4.")
-
-
 def _lab_walk(host: str) -> tuple[VarBind, ...]:
     return parse_walk((WALKS / f"{host}-v2c.walk").read_text())
-
-
-@cache
-def _recording(path: str) -> tuple[VarBind, ...]:
-    root = data_root()
-    assert path in used_recordings(list_recordings(root)), f"{path} is held out"
-    text = recording_text(root, path)
-    kept = "\n".join(line for line in text.splitlines() if line.startswith(READ_SUBTREES))
-    return parse_snmprec(kept)
 
 
 def test_the_lab_switch_walk_gives_its_interfaces_with_macs_and_the_address_on_eth0() -> None:
@@ -72,7 +60,7 @@ def test_the_lab_printer_serial_comes_from_the_printer_mib() -> None:
 
 
 def test_entity_mib_chassis_serial_model_and_firmware_of_a_real_switch() -> None:
-    chassis = chassis_from_varbinds(_recording("network/switch/hpe-procurve-516733-b21.snmprec.bz2"))
+    chassis = chassis_from_varbinds(recorded_varbinds("network/switch/hpe-procurve-516733-b21.snmprec.bz2"))
     assert chassis is not None
     assert (chassis.serial_number, chassis.model, chassis.manufacturer) == (
         "3C421900TX",
@@ -83,7 +71,7 @@ def test_entity_mib_chassis_serial_model_and_firmware_of_a_real_switch() -> None
 
 
 def test_a_stack_entity_above_the_chassis_is_passed_over_for_the_chassis() -> None:
-    varbinds = _recording("network/switch/h3c-e528-2.snmprec.bz2")
+    varbinds = recorded_varbinds("network/switch/h3c-e528-2.snmprec.bz2")
     chassis = chassis_from_varbinds(varbinds)
     assert chassis is not None
     assert chassis.index == 2  # entity 1 (contained in nothing) is the stack, not a chassis
@@ -91,7 +79,9 @@ def test_a_stack_entity_above_the_chassis_is_passed_over_for_the_chassis() -> No
 
 
 def test_lldp_neighbours_of_a_real_switch_with_mac_and_local_chassis_ids() -> None:
-    neighbours = neighbours_from_varbinds(_recording("network/switch/hpe-procurve-516733-b21.snmprec.bz2"))
+    neighbours = neighbours_from_varbinds(
+        recorded_varbinds("network/switch/hpe-procurve-516733-b21.snmprec.bz2")
+    )
     by_port = {n.local_port: n for n in neighbours if n.chassis_mac}
     on_17 = [n.chassis_id_subtype for n in neighbours if n.local_port == 17]
     assert on_17 == ["macAddress", "local"]  # two neighbours on one port: both kept
@@ -103,14 +93,14 @@ def test_lldp_neighbours_of_a_real_switch_with_mac_and_local_chassis_ids() -> No
         "local",
     )
     assert by_port[8].chassis_mac == by_port[8].port_id == "e8:39:35:1a:ca:99"
-    h3c = neighbours_from_varbinds(_recording("network/switch/h3c-e528-2.snmprec.bz2"))
+    h3c = neighbours_from_varbinds(recorded_varbinds("network/switch/h3c-e528-2.snmprec.bz2"))
     assert [(n.local_port, n.sys_name, n.port_id) for n in h3c] == [
         (24, "WRD-Huiju-2", "GigabitEthernet1/0/33")
     ]
 
 
 def test_ip_mib_address_table_adds_ipv6_with_its_prefix_to_the_ipv4_table() -> None:
-    found = exploration_from_varbinds(_recording("network/switch/cisco-c3560.snmprec.bz2"))
+    found = exploration_from_varbinds(recorded_varbinds("network/switch/cisco-c3560.snmprec.bz2"))
     by_address = {entry.address: entry for entry in found.ip_addresses}
     assert by_address["2001:da8:215:100::148"].prefix_length == 64
     assert by_address["10.1.100.148"].prefix_length == 24
@@ -158,7 +148,7 @@ def _run(topic: str, varbinds: tuple[VarBind, ...]) -> ET.Element:
 
 
 def test_the_identity_probe_replayed_reports_serial_macs_and_addresses() -> None:
-    root = _run(IDENTITY_TOPIC, _recording("network/switch/hpe-procurve-516733-b21.snmprec.bz2"))
+    root = _run(IDENTITY_TOPIC, recorded_varbinds("network/switch/hpe-procurve-516733-b21.snmprec.bz2"))
     found = root.find("snmp_exploration")
     assert found is not None
     assert (found.get("serial_number"), found.get("credential_id"), found.get("version")) == (
@@ -173,7 +163,7 @@ def test_the_identity_probe_replayed_reports_serial_macs_and_addresses() -> None
 
 
 def test_the_explore_probe_replayed_adds_status_speed_model_and_neighbours() -> None:
-    root = _run(EXPLORE_TOPIC, _recording("network/switch/hpe-procurve-516733-b21.snmprec.bz2"))
+    root = _run(EXPLORE_TOPIC, recorded_varbinds("network/switch/hpe-procurve-516733-b21.snmprec.bz2"))
     chassis = root.find("snmp_exploration/chassis")
     assert chassis is not None
     assert chassis.get("model") == "516733-B21"
