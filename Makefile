@@ -4,9 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # Debian packages the lab, the tests and the probes use (the lab daemons, the reference
-# clients, nmap, PostgreSQL for the multi-agent queue, tcpdump for the no-leak test).
+# clients, nmap, PostgreSQL for the multi-agent queue, tcpdump for the no-leak test, graphviz
+# to check that `cmdb map --format dot` draws).
 SYSTEM_PACKAGES := openssh-server openssh-client snmpd snmp dnsmasq-base nmap postgresql \
-	tcpdump iproute2 procps iputils-ping bind9-dnsutils nftables openssl adns-tools sudo
+	tcpdump iproute2 procps iputils-ping bind9-dnsutils nftables openssl adns-tools sudo graphviz
 PACKAGES := capabilities probes runner
 DEMO_DIR ?= demo-output
 
@@ -63,7 +64,7 @@ demo: system-deps venv
 	$(VENV)/bin/midprobe demo --workdir $(DEMO_DIR)
 
 bench: system-deps venv
-	$(PY) bench/run_all.py
+	$(PY) bench/run_all.py --readme README.md
 
 # SNMPClassify against the zoo (snmpsim-data's recordings in the lab): class, vendor, model, share right.
 classify-report: system-deps venv

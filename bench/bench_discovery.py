@@ -21,6 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from headline import headline  # noqa: E402
+
 from midprobe.probes.nmap.parse import parse_nmap_xml  # noqa: E402
 from midprobe.probes.ports import format_ports, parse_ports  # noqa: E402
 from midprobe.probes.safety import TargetPolicy  # noqa: E402
@@ -129,6 +131,13 @@ def main() -> None:
         )
     agree = ours.open_ports == nmap.open_ports == expected == cli.open_ports
     print(f"open ports agree (pipeline, CLI, nmap, lab): {'yes' if agree else 'NO'}")
+    headline(
+        "ports + banners + classification of the lab",
+        f"{cli.seconds:.2f} s (`midprobe scan`)",
+        f"`nmap -sV`: {nmap.seconds:.1f} s",
+        nmap.seconds / cli.seconds,
+        same_results=agree,
+    )
     print(f"load average while running: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     if not agree:
         for run in (ours, cli, nmap):

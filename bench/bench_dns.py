@@ -26,6 +26,8 @@ import dns.resolver
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from headline import headline  # noqa: E402
+
 from midprobe.probes.base import ProbeContext  # noqa: E402
 from midprobe.probes.dns.lookup import DNSLookupProbe, LookupResult  # noqa: E402
 from midprobe.probes.safety import TargetPolicy  # noqa: E402
@@ -164,6 +166,27 @@ def main() -> None:
             f"{run.answered:>9} {run.dropped:>8} {ratio:>11.2f}x"
         )
     print("vs midprobe: that tool's time divided by midprobe's (above 1: midprobe is faster)")
+    complete = all(run.answered == count for run in runs)
+    sequential = runs[1]
+    headline(
+        f"{count:,} DNS lookups",
+        f"{reference:.2f} s",
+        f"sequential dnspython: {sequential.seconds:.2f} s",
+        sequential.seconds / reference,
+        target=8.0,
+        same_results=complete,
+    )
+    adns = [run for run in runs if run.tool.startswith("adnshost")]
+    if adns:
+        fastest = min(adns, key=lambda run: run.seconds)
+        headline(
+            f"{count:,} DNS lookups vs adns",
+            f"{reference:.2f} s",
+            f"`adnshost` ({fastest.tool.removeprefix('adnshost -a -f, ')}): {fastest.seconds:.2f} s",
+            fastest.seconds / reference,
+            target=1.5,
+            same_results=complete,
+        )
     print(f"load average while running: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 

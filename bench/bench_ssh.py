@@ -21,6 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from headline import headline  # noqa: E402
+
 from midprobe.probes.base import ProbeContext  # noqa: E402
 from midprobe.probes.credentials import CredentialStore  # noqa: E402
 from midprobe.probes.safety import TargetPolicy  # noqa: E402
@@ -154,6 +156,15 @@ def main() -> None:
             f"{reference / run.seconds:>6.2f}x"
         )
     print("ratio: the faster OpenSSH run's time divided by that tool's (above 1: faster; target >= 1.0x)")
+    best = min(runs[2:], key=lambda run: run.seconds)
+    headline(
+        f"{width} SSH hosts x {len(COMMANDS)} commands",
+        f"{best.seconds:.2f} s",
+        f"OpenSSH client {width}-wide: {reference:.2f} s",
+        reference / best.seconds,
+        target=2.0,
+        same_results=all(run.succeeded == total for run in runs),
+    )
     if any(run.succeeded != total for run in runs):
         print("WARNING: not every command succeeded; see above")
         sys.exit(1)

@@ -22,6 +22,8 @@ from defusedxml import ElementTree
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from headline import headline  # noqa: E402
+
 from midprobe.probes.base import ProbeContext  # noqa: E402
 from midprobe.probes.safety import TargetPolicy  # noqa: E402
 from midprobe.probes.sweep.host_sweep import PROBE, SweepResult  # noqa: E402
@@ -98,6 +100,14 @@ def main() -> None:
     print(f"midprobe matches the lab's alive list: {'yes' if ours.alive == expected else 'NO'}")
     if tcp is not None:
         print(f"TCP-connect fallback matches too: {'yes' if tcp.alive == expected else 'NO'}")
+    headline(
+        f"host sweep of a /22, {len(expected)} alive",
+        f"{ours.seconds:.2f} s",
+        f"`nmap -sn`: {nmap.seconds:.2f} s",
+        nmap.seconds / ours.seconds,
+        target=1.5,
+        same_results=identical,
+    )
     print(f"load average while running: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     if not identical or ours.alive != expected:
         sys.exit(1)

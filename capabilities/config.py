@@ -1,4 +1,5 @@
-"""Loads MID servers and defined capabilities from TOML (``[[capability]]``, ``[[mid_server]]``, ``[selection]``, ``[[cluster]]``).
+"""Loads MID servers and defined capabilities from TOML (``[[capability]]``, ``[[mid_server]]``,
+``[[application]]``, ``[selection]``, ``[[cluster]]``).
 
 Validation happens once, here; every error names the file, the entry (``mid_server[2] "mid-sandiego"``,
 counting from 1) and the field.
@@ -17,8 +18,10 @@ from midprobe.capabilities.clusters import MidCluster, parse_clusters
 from midprobe.capabilities.errors import ConfigError, NotAllowedByCapability
 from midprobe.capabilities.ipranges import IPRange
 from midprobe.capabilities.model import (
+    ALL_APPLICATIONS,
     BUILTIN_CAPABILITY_NAMES,
     NMAP_CAPABILITY,
+    Application,
     Capability,
     CapabilityDefinition,
     MidServer,
@@ -28,7 +31,7 @@ from midprobe.capabilities.model import (
 from midprobe.capabilities.selection import MidSelector, SelectionPolicy
 from midprobe.capabilities.value_tests import ValueTestRegistry
 
-_TOP_KEYS = ("capability", "mid_server", "selection", "cluster")
+_TOP_KEYS = ("capability", "mid_server", "application", "selection", "cluster")
 _CAPABILITY_KEYS = ("name", "value_test")
 _MID_KEYS = (
     "name",
@@ -41,7 +44,8 @@ _MID_KEYS = (
     "nmap_installed",
 )
 _MID_CAPABILITY_KEYS = ("name", "value")
-_SELECTION_KEYS = ("default_mid_server", "include_upgrading_and_paused")
+_SELECTION_KEYS = ("default_mid_server", "include_upgrading_and_paused", "include_other_statuses")
+_APPLICATION_KEYS = ("name", "default_mid_server", "accepts_degraded")
 
 T = TypeVar("T")
 
@@ -100,7 +104,9 @@ def parse_config(
     definitions = _parse_definitions(document.get("capability", []), source, registry)
     defined = {definition.name for definition in definitions} | set(BUILTIN_CAPABILITY_NAMES)
     mid_servers = _parse_mid_servers(document.get("mid_server", []), source, defined)
-    policy = _parse_selection(document.get("selection", {}), source, {mid.name for mid in mid_servers})
+    mid_names = {mid.name for mid in mid_servers}
+    applications = _parse_applications(document.get("application", []), source, mid_names)
+    policy = _parse_selection(document.get("selection", {}), source, mid_names, applications)
     clusters = parse_clusters(document.get("cluster", []), source=source)
     return CapabilityConfig(source, definitions, mid_servers, policy, clusters)
 
@@ -108,15 +114,17 @@ def parse_config(
 # -- sections -------------------------------------------------------------------------------------------
 
 
-def _entries(value: object, section: str, source: str) -> list[Mapping[str, object]]:
+def _named_entries(
+    value: object, section: str, allowed: tuple[str, ...], source: str
+) -> Iterator[tuple[str, str, Mapping[str, object]]]:
+    """``(entry, name, table)`` for each ``[[section]]`` table, its keys checked and its name required."""
     if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
         raise ConfigError(f"must be a list of tables, written [[{section}]]", source=source, entry=section)
-    return value
-
-
-def _entry_name(kind: str, index: int, table: Mapping[str, object]) -> str:
-    name = table.get("name")
-    return f'{kind}[{index}] "{name}"' if isinstance(name, str) else f"{kind}[{index}]"
+    for index, table in enumerate(value, start=1):
+        written = table.get("name")
+        entry = f'{section}[{index}] "{written}"' if isinstance(written, str) else f"{section}[{index}]"
+        _check_keys(table, allowed, source, entry)
+        yield entry, _require(table, "name", str, "a string", source, entry), table
 
 
 def _parse_definitions(
@@ -124,10 +132,7 @@ def _parse_definitions(
 ) -> tuple[CapabilityDefinition, ...]:
     definitions: dict[str, CapabilityDefinition] = {}
     seen: set[str] = set()  # built-in names are kept out of ``definitions`` but may not repeat either
-    for index, table in enumerate(_entries(value, "capability", source), start=1):
-        entry = _entry_name("capability", index, table)
-        _check_keys(table, _CAPABILITY_KEYS, source, entry)
-        name = _require(table, "name", str, "a string", source, entry)
+    for entry, name, table in _named_entries(value, "capability", _CAPABILITY_KEYS, source):
         value_test = _optional(table, "value_test", str, "a string", source, entry)
         with _located(source, entry):
             definition = CapabilityDefinition(name, value_test)
@@ -146,10 +151,7 @@ def _parse_definitions(
 
 def _parse_mid_servers(value: object, source: str, defined: set[str]) -> tuple[MidServer, ...]:
     mid_servers: list[MidServer] = []
-    for index, table in enumerate(_entries(value, "mid_server", source), start=1):
-        entry = _entry_name("mid_server", index, table)
-        _check_keys(table, _MID_KEYS, source, entry)
-        name = _require(table, "name", str, "a string", source, entry)
+    for entry, name, table in _named_entries(value, "mid_server", _MID_KEYS, source):
         if "status" not in table:
             raise ConfigError("is required", source=source, entry=entry, field="status")
         with _located(source, entry, "status"):
@@ -217,20 +219,63 @@ def _mid_capabilities(
     return tuple(capabilities)
 
 
-def _parse_selection(value: object, source: str, mid_names: set[str]) -> SelectionPolicy:
-    if not isinstance(value, dict):
-        raise ConfigError("must be a table, written [selection]", source=source, entry="selection")
-    _check_keys(value, _SELECTION_KEYS, source, "selection")
-    default = _optional(value, "default_mid_server", str, "a string", source, "selection")
+def _parse_applications(value: object, source: str, mid_names: set[str]) -> tuple[Application, ...]:
+    applications: list[Application] = []
+    for entry, name, table in _named_entries(value, "application", _APPLICATION_KEYS, source):
+        default = _default_mid(table, source, entry, mid_names)
+        accepts_degraded = _optional(table, "accepts_degraded", bool, "true or false", source, entry)
+        if any(application.name == name for application in applications):
+            raise ConfigError(
+                f"application {name!r} is defined twice", source=source, entry=entry, field="name"
+            )
+        if name == ALL_APPLICATIONS and accepts_degraded is not None:
+            raise ConfigError(
+                "ALL stands for every application; set accepts_degraded on the application itself",
+                source=source,
+                entry=entry,
+                field="accepts_degraded",
+            )
+        with _located(source, entry):
+            applications.append(Application(name, default, accepts_degraded))
+    return tuple(applications)
+
+
+def _default_mid(table: Mapping[str, object], source: str, entry: str, mid_names: set[str]) -> str | None:
+    default = _optional(table, "default_mid_server", str, "a string", source, entry)
     if default is not None and default not in mid_names:
         raise ConfigError(
             f"names no [[mid_server]]: {default!r}{suggest(default, mid_names)}",
             source=source,
-            entry="selection",
+            entry=entry,
             field="default_mid_server",
         )
+    return default
+
+
+def _parse_selection(
+    value: object, source: str, mid_names: set[str], applications: tuple[Application, ...]
+) -> SelectionPolicy:
+    """``[selection]``; its ``default_mid_server`` is the ``ALL`` application's (one place, either spelling)."""
+    if not isinstance(value, dict):
+        raise ConfigError("must be a table, written [selection]", source=source, entry="selection")
+    _check_keys(value, _SELECTION_KEYS, source, "selection")
+    default = _default_mid(value, source, "selection", mid_names)
+    for application in applications:
+        if application.name != ALL_APPLICATIONS or application.default_mid_server is None:
+            continue
+        if default is not None and default != application.default_mid_server:
+            raise ConfigError(
+                "the ALL application's default MID server is also set in [[application]] "
+                f"(to {application.default_mid_server!r}); keep one",
+                source=source,
+                entry="selection",
+                field="default_mid_server",
+            )
+        default = application.default_mid_server
     upgrading = _optional(value, "include_upgrading_and_paused", bool, "true or false", source, "selection")
-    return SelectionPolicy(default, bool(upgrading))
+    other = _optional(value, "include_other_statuses", bool, "true or false", source, "selection")
+    named = tuple(application for application in applications if application.name != ALL_APPLICATIONS)
+    return SelectionPolicy(default, bool(upgrading) or bool(other), bool(other), named)
 
 
 # -- field helpers ----------------------------------------------------------------------------------------

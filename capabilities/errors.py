@@ -77,6 +77,14 @@ class LabError(MidprobeError):
     """The lab could not be built, queried or torn down."""
 
 
+class ToolError(MidprobeError):
+    """A program midprobe hands work to outside the probes (Graphviz drawing a map) is missing or failed."""
+
+
+class NotInLab(MidprobeError):
+    """Lab mode asked for in a network namespace whose routes lead outside the lab."""
+
+
 class TargetNotAllowed(MidprobeError):
     """A target outside the networks the current safety policy allows."""
 

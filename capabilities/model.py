@@ -23,6 +23,8 @@ WILDCARD = "*"
 ALL_APPLICATIONS = "ALL"
 #: Capability names that are always defined, whatever the configuration says.
 BUILTIN_CAPABILITY_NAMES = (ALL_CAPABILITY, NMAP_CAPABILITY)
+#: Applications that take Degraded MID servers as if they were Up unless configured otherwise.
+ACCEPT_DEGRADED_BY_DEFAULT = frozenset({"Discovery"})
 
 
 def _check_name(kind: str, name: object, *, field_name: str = "name") -> str:
@@ -116,6 +118,31 @@ class MidStatus(enum.StrEnum):
         raise ConfigError(f"unknown MID server status {text!r} (one of: {choices})", field="status")
 
 
+@dataclass(frozen=True)
+class Application:
+    """An application that uses MID servers (a row of ServiceNow's ``ecc_agent_application``).
+
+    ``default_mid_server`` is its fallback when auto-selection finds no suitable MID. A Degraded MID
+    counts as Up for an application that accepts Degraded ones; ``accepts_degraded=None`` means the
+    built-in rule: only Discovery does.
+    """
+
+    name: str
+    default_mid_server: str | None = None
+    accepts_degraded: bool | None = None
+
+    def __post_init__(self) -> None:
+        _check_name("application", self.name)
+        if self.default_mid_server is not None:
+            _check_name("MID server", self.default_mid_server, field_name="default_mid_server")
+
+    @property
+    def takes_degraded(self) -> bool:
+        if self.accepts_degraded is None:
+            return self.name in ACCEPT_DEGRADED_BY_DEFAULT
+        return self.accepts_degraded
+
+
 def suggest(name: str, known: Iterable[str]) -> str:
     """`` (did you mean 'X'?)`` when a known name is close to ``name``, else an empty string."""
     known = list(known)
@@ -189,11 +216,13 @@ class MidServer:
 
 
 __all__ = [
+    "ACCEPT_DEGRADED_BY_DEFAULT",
     "ALL_APPLICATIONS",
     "ALL_CAPABILITY",
     "BUILTIN_CAPABILITY_NAMES",
     "NMAP_CAPABILITY",
     "WILDCARD",
+    "Application",
     "Capability",
     "CapabilityDefinition",
     "MidServer",

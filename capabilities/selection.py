@@ -1,5 +1,6 @@
 """MID server selection, ServiceNow's algorithm: filters status > application > IP range > capabilities,
-then the capability steps exact > wildcard > ``ALL``, the first step that finds a MID winning.
+then the capability steps exact > wildcard > ``ALL``, the first step that finds a MID winning, on each
+rung of the status ladder in turn (Up, the default MID, Upgrading/Paused, ...).
 
 The selector takes any sequence of :class:`MidServer` records and the capability definitions; where the
 records came from (a TOML file, the ECC queue's agent table) is not its concern.
@@ -18,6 +19,7 @@ from midprobe.capabilities.model import (
     ALL_CAPABILITY,
     BUILTIN_CAPABILITY_NAMES,
     NMAP_CAPABILITY,
+    Application,
     Capability,
     CapabilityDefinition,
     MidServer,
@@ -38,17 +40,43 @@ class Step(enum.StrEnum):
 _STEP_ORDER = {step: index for index, step in enumerate(Step)}
 
 
+class Level(enum.IntEnum):
+    """The status levels of ServiceNow's ladder, best first; the selector goes down them in order."""
+
+    UP = 1  # Up (and Degraded, for an application that accepts it)
+    UPGRADING_OR_PAUSED = 2
+    OTHER = 3  # Upgrade Failed, Draining, Drained, Drain Failed, Down (and Degraded elsewhere)
+
+
 class Tier(enum.StrEnum):
-    """Which group of MID servers the choice came from (only ``up`` unless a fallback is configured)."""
+    """Which rung of the ladder the choice came from (only ``up`` unless a fallback is configured)."""
 
     UP = "up"
     DEFAULT = "default"
     UPGRADING_OR_PAUSED = "upgrading_or_paused"
+    DEFAULT_UPGRADING_OR_PAUSED = "default_upgrading_or_paused"
+    OTHER_STATUSES = "other_statuses"
+    DEFAULT_ANY_STATUS = "default_any_status"
 
+
+#: The ladder, in order: each rung's status level and whether it is the default MID's rung.
+_LADDER: tuple[tuple[Tier, Level, bool], ...] = (
+    (Tier.UP, Level.UP, False),
+    (Tier.DEFAULT, Level.UP, True),
+    (Tier.UPGRADING_OR_PAUSED, Level.UPGRADING_OR_PAUSED, False),
+    (Tier.DEFAULT_UPGRADING_OR_PAUSED, Level.UPGRADING_OR_PAUSED, True),
+    (Tier.OTHER_STATUSES, Level.OTHER, False),
+    (Tier.DEFAULT_ANY_STATUS, Level.OTHER, True),
+)
+_TIER_LEVEL = {tier: level for tier, level, _ in _LADDER}
 
 #: ``ALL`` stands in for every capability except these (a MID must really have nmap).
 NOT_IMPLIED_BY_ALL = frozenset({NMAP_CAPABILITY})
-_FALLBACK_STATUSES = frozenset({MidStatus.UPGRADING, MidStatus.PAUSED})
+_UPGRADING_OR_PAUSED = frozenset({MidStatus.UPGRADING, MidStatus.PAUSED})
+_LEVEL_WORDS = {
+    Level.UPGRADING_OR_PAUSED: "Upgrading/Paused MID servers are used only when no Up MID server fits",
+    Level.OTHER: "MID servers that are not Up, Upgrading or Paused are used only when no other MID server fits",
+}
 
 
 @dataclass(frozen=True)
@@ -77,20 +105,46 @@ class SelectionRequest:
 
 @dataclass(frozen=True)
 class SelectionPolicy:
-    """Which MID statuses may be chosen. The default is the issue's rule: only ``Up`` and validated.
+    """How far down ServiceNow's status ladder selection may go, and the default MID servers.
 
-    With ``default_mid_server`` or ``include_upgrading_and_paused`` set, selection follows ServiceNow's
-    auto-selection order: suitable Up MIDs, then the default MID (if Up, validated and serving the
-    application; IP ranges and capabilities other than ``Nmap`` are not checked for it), then suitable
-    Upgrading or Paused MIDs.
+    The ladder: suitable Up MIDs; then the default MID if it is Up; then suitable Upgrading or Paused
+    MIDs (``include_upgrading_and_paused``); then the default MID if it is Upgrading or Paused; then
+    suitable MIDs of any other status (``include_other_statuses``, which implies the level before it);
+    then the default MID whatever its status. The first rung that finds a MID ends the search; only
+    validated MIDs are ever chosen. The default MID is the requested application's
+    (``applications``), or when that one is not usable, ``default_mid_server`` (the default of the
+    application ``ALL``); it need not meet the application, IP range or capability criteria, except
+    that it must really have ``Nmap`` when ``Nmap`` is requested. An application that accepts Degraded
+    MIDs (Discovery, unless configured otherwise) treats them as Up.
     """
 
     default_mid_server: str | None = None
     include_upgrading_and_paused: bool = False
+    include_other_statuses: bool = False
+    applications: tuple[Application, ...] = ()
+
+    @property
+    def lowest_level(self) -> Level:
+        if self.include_other_statuses:
+            return Level.OTHER
+        return Level.UPGRADING_OR_PAUSED if self.include_upgrading_and_paused else Level.UP
 
     @property
     def has_fallback(self) -> bool:
-        return self.default_mid_server is not None or self.include_upgrading_and_paused
+        defaults = (self.default_mid_server, *(app.default_mid_server for app in self.applications))
+        return self.lowest_level is not Level.UP or any(name is not None for name in defaults)
+
+    def application(self, name: str) -> Application:
+        """The configured application called ``name``, or one with the built-in rules."""
+        for application in self.applications:
+            if application.name == name:
+                return application
+        return Application(name)
+
+    def default_candidates(self, application: str | None) -> tuple[str, ...]:
+        """The default MIDs to try for ``application``: its own, then the ``ALL`` application's."""
+        own = self.application(application).default_mid_server if application is not None else None
+        return tuple(dict.fromkeys(name for name in (own, self.default_mid_server) if name is not None))
 
 
 @dataclass(frozen=True)
@@ -191,26 +245,22 @@ class MidSelector:
         if duplicates:
             raise ConfigError(f"MID server names must be unique; repeated: {', '.join(duplicates)}")
         verdicts = {mid.name: self._judge(mid, request) for mid in mids}
+        levels = {mid.name: self._level_of(mid, request) for mid in mids}
 
-        tiers = [Tier.UP]
-        if self._policy.default_mid_server is not None:
-            tiers.append(Tier.DEFAULT)
-        if self._policy.include_upgrading_and_paused:
-            tiers.append(Tier.UPGRADING_OR_PAUSED)
-        for tier in tiers:
-            if tier is Tier.DEFAULT:
-                chosen = tuple(mid for mid in mids if self._is_usable_default(mid, request))
-                step = None
+        for tier, level, is_default in _LADDER:  # rungs below the policy's lowest level hold nobody
+            step: Step | None = None
+            if is_default:
+                chosen = self._usable_default(mids, levels, level, request)
             else:
-                pool = {mid.name: verdicts[mid.name].step for mid in mids if self._tier_of(mid) is tier}
+                pool = {mid.name: verdicts[mid.name].step for mid in mids if levels[mid.name] is level}
                 found = [candidate for candidate in pool.values() if candidate is not None]
                 if not found:
                     continue
                 step = min(found, key=_STEP_ORDER.__getitem__)
                 chosen = tuple(mid for mid in mids if mid.name in pool and pool[mid.name] is step)
             if chosen:
-                return self._result(mids, verdicts, tier, step, chosen)
-        return self._result(mids, verdicts, None, None, ())
+                return self._result(mids, verdicts, levels, request, tier, step, chosen)
+        return self._result(mids, verdicts, levels, request, None, None, ())
 
     def match_step(self, mid: MidServer, capabilities: Sequence[Capability]) -> Step | None:
         """The earliest capability step at which ``mid`` satisfies ``capabilities`` (no filters applied)."""
@@ -285,60 +335,96 @@ class MidSelector:
 
     # -- tiers and reasons ---------------------------------------------------------------------------
 
-    def _tier_of(self, mid: MidServer) -> Tier | None:
+    def _level_of(self, mid: MidServer, request: SelectionRequest) -> Level | None:
+        """The ladder level of ``mid`` for this request; None when it may not be chosen at all."""
         if not mid.validated:
             return None
-        if mid.status is MidStatus.UP:
-            return Tier.UP
-        if self._policy.include_upgrading_and_paused and mid.status in _FALLBACK_STATUSES:
-            return Tier.UPGRADING_OR_PAUSED
-        return None
+        degraded_as_up = mid.status is MidStatus.DEGRADED and self._takes_degraded(request)
+        if mid.status is MidStatus.UP or degraded_as_up:
+            level = Level.UP
+        elif mid.status in _UPGRADING_OR_PAUSED:
+            level = Level.UPGRADING_OR_PAUSED
+        else:
+            level = Level.OTHER
+        return level if level <= self._policy.lowest_level else None
 
-    def _is_usable_default(self, mid: MidServer, request: SelectionRequest) -> bool:
-        if mid.name != self._policy.default_mid_server or self._tier_of(mid) is not Tier.UP:
-            return False
-        if self._filter_reason(mid, SelectionRequest(application=request.application)) is not None:
-            return False
-        names = mid.capability_names()
-        return all(w.name in names for w in request.capabilities if w.name in NOT_IMPLIED_BY_ALL)
+    def _takes_degraded(self, request: SelectionRequest) -> bool:
+        return (
+            request.application is not None and self._policy.application(request.application).takes_degraded
+        )
 
-    def _status_reason(self, mid: MidServer) -> str:
-        allowed = "Up"
-        if self._policy.include_upgrading_and_paused:
-            allowed = "Up, or Upgrading/Paused when no Up MID server fits"
+    def _usable_default(
+        self,
+        mids: tuple[MidServer, ...],
+        levels: dict[str, Level | None],
+        level: Level,
+        request: SelectionRequest,
+    ) -> tuple[MidServer, ...]:
+        """The first default MID (the application's, then ALL's) usable at ``level``; at most one.
+
+        On the last rung that is the default MID whatever its status: every better one was tried.
+        """
+        by_name = {mid.name: mid for mid in mids}
+        for name in self._policy.default_candidates(request.application):
+            mid = by_name.get(name)
+            if mid is None or levels[name] is not level:  # not validated: no level at all
+                continue
+            names = mid.capability_names()
+            if all(w.name in names for w in request.capabilities if w.name in NOT_IMPLIED_BY_ALL):
+                return (mid,)
+        return ()
+
+    def _status_reason(self, mid: MidServer, request: SelectionRequest) -> str:
         if not mid.validated:
             return f"not validated (only validated MID servers are selected; status {mid.status})"
+        allowed = "Up or Degraded" if self._takes_degraded(request) else "Up"
+        if self._policy.lowest_level is Level.UPGRADING_OR_PAUSED:
+            allowed += ", or Upgrading/Paused when no Up MID server fits"
         return f"status is {mid.status} (selectable statuses: {allowed})"
 
     def _result(
         self,
         mids: tuple[MidServer, ...],
         verdicts: dict[str, _Verdict],
+        levels: dict[str, Level | None],
+        request: SelectionRequest,
         tier: Tier | None,
         step: Step | None,
         chosen: tuple[MidServer, ...],
     ) -> SelectionResult:
         chosen_names = {mid.name for mid in chosen}
+        winning_level = _TIER_LEVEL[tier] if tier is not None else None
         rejections = tuple(
-            Rejection(mid.name, self._reason(mid, verdicts[mid.name], tier, step, len(chosen)))
+            Rejection(
+                mid.name,
+                self._reason(
+                    mid, verdicts[mid.name], levels[mid.name], winning_level, request, step, len(chosen)
+                ),
+            )
             for mid in mids
             if mid.name not in chosen_names
         )
         return SelectionResult(step, tier, chosen, rejections)
 
     def _reason(
-        self, mid: MidServer, verdict: _Verdict, tier: Tier | None, step: Step | None, found: int
+        self,
+        mid: MidServer,
+        verdict: _Verdict,
+        level: Level | None,
+        winning_level: Level | None,
+        request: SelectionRequest,
+        step: Step | None,
+        found: int,
     ) -> str:
-        own_tier = self._tier_of(mid)
-        if own_tier is None:
-            return self._status_reason(mid)
-        if own_tier is Tier.UPGRADING_OR_PAUSED and tier in (Tier.UP, Tier.DEFAULT):
-            return f"status is {mid.status}: Upgrading/Paused MID servers are used only when no Up MID server fits"
+        if level is None:
+            return self._status_reason(mid, request)
+        if winning_level is not None and level > winning_level:
+            return f"status is {mid.status}: {_LEVEL_WORDS[level]}"
         if verdict.filter_reason is not None:
             return verdict.filter_reason
-        if verdict.step is None:
+        if verdict.step is None or step is None:
             return verdict.detail
-        # Same tier as the winner, matching at a later step (an earlier one would have won).
+        # Same level as the winner, matching at a later step (an earlier one would have won).
         winners = f"the {step} step found {found} MID server{'s' if found != 1 else ''}"
         if verdict.step is Step.WILDCARD:
             return f"{verdict.detail}, and exact matches come first ({winners})"
@@ -349,6 +435,7 @@ class MidSelector:
 
 __all__ = [
     "NOT_IMPLIED_BY_ALL",
+    "Level",
     "MidSelector",
     "Rejection",
     "SelectionPolicy",

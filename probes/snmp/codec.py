@@ -272,9 +272,14 @@ def _base128(octets: bytes) -> int:
 def _decode_long_arcs(body: bytes) -> Oid:
     arcs: list[int] = []
     arc = 0
+    starting = True
     for octet in body:
+        if starting and octet == 0x80:
+            # X.690 8.19.2: an arc is written in as few octets as possible.
+            raise SnmpDecodeError("an OBJECT IDENTIFIER arc starts with a padding octet (0x80)")
         arc = (arc << 7) | (octet & 0x7F)
-        if not octet & 0x80:
+        starting = not octet & 0x80
+        if starting:
             arcs.append(arc)
             arc = 0
     if body[-1] & 0x80:
@@ -401,6 +406,8 @@ def _decode_head(data: bytes) -> tuple[tuple[int, int, int, int, int], int, int]
     error_status, pos = _int_at(data, pos, pdu_end, "the error-status")
     error_index, pos = _int_at(data, pos, pdu_end, "the error-index")
     pos, list_end = _expect(data, pos, pdu_end, _TAG_SEQUENCE, "the varbind list")
+    if list_end != pdu_end or pdu_end != end:
+        raise SnmpDecodeError("octets after the varbind list inside the message")
     return (version, pdu_type, request_id, error_status, error_index), pos, list_end
 
 
@@ -456,6 +463,8 @@ def _decode_varbinds(data: bytes, pos: int, list_end: int) -> tuple[VarBind, ...
                     heads[body[:cut]] = oid[:-1]
             else:
                 tail = body[cut:]
+                if tail[0] == 0x80:
+                    raise SnmpDecodeError("an OBJECT IDENTIFIER arc starts with a padding octet (0x80)")
                 oid = (*head, tail[0] if len(tail) == 1 else int_of_base128(tail))
         tag = data[oid_end]
         length = data[oid_end + 1]

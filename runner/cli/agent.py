@@ -12,7 +12,7 @@ import click
 
 from midprobe.probes.credentials import CredentialStore
 from midprobe.probes.registry import default_registry
-from midprobe.probes.safety import TargetPolicy
+from midprobe.probes.safety import TargetPolicy, require_lab_namespace
 from midprobe.runner.agent import logs
 from midprobe.runner.agent.affinity import QueueAffinityStore
 from midprobe.runner.agent.config import AgentConfig, load_agent_config
@@ -39,6 +39,8 @@ def run_agent(
     ``alongside``: a coroutine run in the same event loop; when it ends the agent stops
     (``discover run --local`` runs the orchestrator this way).
     """
+    if config.lab_mode:
+        require_lab_namespace()  # lab mode promises nothing leaves the lab: not from a routed namespace
     setup = build_agent_setup(config)
     pools = PoolSizes.scaled(config.concurrency)
     if config.credentials_file is not None:

@@ -1,4 +1,4 @@
-"""``midprobe cmdb``: read the CMDB that discoveries fill (list, show, history, export)."""
+"""``midprobe cmdb``: read the CMDB that discoveries fill (list, show, history, export, map)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,21 @@ from rich.console import Console
 from rich.table import Table
 
 from midprobe.capabilities.errors import ConfigError
-from midprobe.runner.cli.options import OUTPUT_FILE, queue_option
+from midprobe.runner.cli.options import TEXT, integer, output_option, queue_option
 from midprobe.runner.cli.text import printable
-from midprobe.runner.cmdb.model import CI_CLASSES, ConfigurationItem
+from midprobe.runner.cmdb.map import (
+    DRAWN,
+    FORMATS,
+    MapEdge,
+    MapNode,
+    NetworkMap,
+    build_map,
+    draw,
+    order,
+    render_dot,
+    render_json,
+)
+from midprobe.runner.cmdb.model import CI_CLASSES, RELATION_TYPES, ConfigurationItem
 from midprobe.runner.cmdb.store import CmdbStore, open_cmdb
 
 
@@ -29,7 +41,7 @@ def _open(queue_url: str) -> CmdbStore:
 
 @click.group("cmdb")
 def cmdb() -> None:
-    """Read the CMDB: configuration items, their interfaces, addresses, relations and history."""
+    """Read the CMDB: configuration items, their interfaces, addresses, relations, history and map."""
 
 
 @cmdb.command("list")
@@ -157,14 +169,7 @@ def history_command(ci: str, queue_url: str, as_json: bool) -> None:
 @cmdb.command("export")
 @queue_option
 @click.option("--format", "form", type=click.Choice(["json", "csv"]), default="json", show_default=True)
-@click.option(
-    "-o",
-    "--output",
-    "output",
-    type=OUTPUT_FILE,
-    default=None,
-    help="Write to FILE instead of standard output.",
-)
+@output_option
 def export_command(queue_url: str, form: str, output: Path | None) -> None:
     """Every CI, keyed by ServiceNow's field names, as JSON or CSV."""
     with _open(queue_url) as store:
@@ -172,7 +177,97 @@ def export_command(queue_url: str, form: str, output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
         return
+    _write(output, text.encode("utf-8"))
+
+
+def _write(output: Path, data: bytes) -> None:
     try:
-        output.write_text(text, encoding="utf-8")
+        output.write_bytes(data)
     except OSError as error:
         raise ConfigError(f"cannot write {output}: {error.strerror or error}", field="--output") from None
+
+
+@cmdb.command("map")
+@queue_option
+@click.option(
+    "--format",
+    "form",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="text: groups of related CIs; dot: Graphviz source; svg, png: drawn by Graphviz; json: nodes and edges.",
+)
+@click.option(
+    "--around",
+    "around",
+    type=TEXT,
+    default=None,
+    help="Only the CIs near this one (sys_id, prefix, name or IP).",
+)
+@click.option(
+    "--depth",
+    type=integer(0, 64),
+    default=2,
+    show_default=True,
+    help="With --around: how many relations away.",
+)
+@click.option(
+    "--type",
+    "types",
+    type=click.Choice(sorted(RELATION_TYPES)),
+    multiple=True,
+    help="Only relations of this type (repeatable; all by default).",
+)
+@output_option
+def map_command(
+    queue_url: str, form: str, around: str | None, depth: float, types: tuple[str, ...], output: Path | None
+) -> None:
+    """The network map: CIs and the relations between them (Connects to, Runs on, Depends on)."""
+    with _open(queue_url) as store:
+        centre = store.get(around).sys_id if around is not None else None
+        network = build_map(store.list_cis(), store.relations(), types=types)
+    if centre is not None:
+        network = network.around(centre, int(depth))
+    if form in DRAWN:
+        if output is None and sys.stdout.isatty():
+            raise ConfigError(f"--format {form} writes an image: give -o FILE or pipe it", field="--output")
+        image = draw(network, form)
+        if output is None:
+            sys.stdout.buffer.write(image)
+            sys.stdout.flush()
+            return
+        _write(output, image)
+        return
+    render = {"text": _map_text, "dot": render_dot, "json": render_json}[form]
+    text = render(network)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    _write(output, text.encode("utf-8"))
+
+
+def _label(node: MapNode) -> str:
+    kind = node.sys_class_name.removeprefix("cmdb_ci_")
+    return f"{printable(node.name)} ({kind}, {printable(node.ip_address) or '-'})"
+
+
+def _map_text(network: NetworkMap) -> str:
+    """Each group of related CIs, each CI with the relations it is the parent of, then the CIs alone."""
+    by_id = {node.sys_id: node for node in network.nodes}
+    outgoing: dict[str, list[MapEdge]] = {}
+    for edge in network.edges:
+        outgoing.setdefault(edge.parent, []).append(edge)
+    lines: list[str] = []
+    groups = network.components()
+    related = [nodes for nodes in groups if len(nodes) > 1]
+    alone = sorted((nodes[0] for nodes in groups if len(nodes) == 1), key=order)
+    for number, nodes in enumerate(related, 1):
+        lines.append(f"group {number}: {len(nodes)} CIs")
+        for node in nodes:
+            lines.append(f"  {_label(node)}")
+            edges = sorted(outgoing.get(node.sys_id, ()), key=lambda e: (e.type, order(by_id[e.child])))
+            lines.extend(f"    {edge.parent_word} {_label(by_id[edge.child])}" for edge in edges)
+    if alone:
+        lines.append(f"related to no other CI: {len(alone)}")
+        lines.extend(f"  {_label(node)}" for node in alone)
+    return "\n".join(lines or ["no CIs"]) + "\n"

@@ -17,28 +17,19 @@ from midprobe.capabilities.config import load_config
 from midprobe.capabilities.errors import ConfigError, TargetNotAllowed
 from midprobe.probes.safety import TargetPolicy
 from midprobe.runner.cli.options import queue_option
+from midprobe.runner.cli.progress import follower_for, summary
 from midprobe.runner.cli.text import printable
 from midprobe.runner.cmdb.database import open_database
 from midprobe.runner.cmdb.store import CmdbStore
 from midprobe.runner.discovery.orchestrator import Orchestrator
 from midprobe.runner.discovery.schedule import Schedule, load_schedule
-from midprobe.runner.discovery.status import PHASES, DiscoveryStatus, StatusStore
+from midprobe.runner.discovery.status import StatusStore
 from midprobe.runner.queue.url import open_queue
 
 #: Seconds between two passes of the orchestrator while a discovery runs.
 ADVANCE_INTERVAL_SECONDS = 0.2
 #: How long ``--local`` waits for its embedded agent to register before giving up.
 AGENT_START_SECONDS = 30.0
-
-
-def _summary(status: DiscoveryStatus) -> str:
-    parts = []
-    for phase in PHASES:
-        counts = status.phases.get(phase)
-        if counts is not None and counts.started:
-            errors = f", {counts.error} errors" if counts.error else ""
-            parts.append(f"{phase} {counts.completed}/{counts.started}{errors}")
-    return f"{status.state}: " + ("; ".join(parts) if parts else "nothing started")
 
 
 def _check_lab(schedule: Schedule) -> None:
@@ -56,7 +47,10 @@ def discover() -> None:
 @click.argument("schedule_file", metavar="SCHEDULE", type=click.Path(dir_okay=False, path_type=Path))
 @queue_option
 @click.option(
-    "--follow", is_flag=True, help="Show progress (phases, devices, errors) until the discovery ends."
+    "--follow",
+    is_flag=True,
+    help="Show progress until the discovery ends: on a terminal a live display (phases, devices "
+    "done, errors, elapsed), elsewhere one summary line per change.",
 )
 @click.option("--local", is_flag=True, help="Also run an agent in this process, so no daemon is needed.")
 @click.option("--name", "agent_name", default=None, help="The embedded agent's MID name (with --local).")
@@ -129,18 +123,14 @@ def _orchestrate(schedule: Schedule, queue_url: str, follow: bool, clusters: Seq
             status_id = orchestrator.start(schedule)
             click.echo(status_id)
             sys.stdout.flush()
-            shown = ""
-            while True:
-                progress = orchestrator.advance(status_id)
-                line = _summary(status.get(status_id))
-                if follow and line != shown:
-                    click.echo(line, err=True)
-                    shown = line
-                if progress.done:
-                    break
-                time.sleep(ADVANCE_INTERVAL_SECONDS)
-            if not follow:
-                click.echo(_summary(status.get(status_id)), err=True)
+            with follower_for(follow=follow) as follower:
+                while True:
+                    progress = orchestrator.advance(status_id)
+                    if progress.done:
+                        break
+                    follower.update(status, status_id)
+                    time.sleep(ADVANCE_INTERVAL_SECONDS)
+                follower.finish(status, status_id)
         finally:
             database.close()
 
@@ -165,7 +155,7 @@ def status_command(status_id: str, queue_url: str, as_json: bool) -> None:
         f"{status.sys_id}  {printable(status.name)}  started {status.started[:19]}"
         + (f", finished {status.finished[:19]}" if status.finished else "")
     )
-    click.echo(_summary(status))
+    click.echo(summary(status))
     if status.note:
         click.echo(f"note: {printable(status.note)}")
     for entry in log:
@@ -186,7 +176,7 @@ def list_command(queue_url: str, as_json: bool) -> None:
         click.echo(json.dumps([s.as_dict() for s in found], indent=2))
         return
     for status in found:
-        click.echo(f"{status.sys_id}  {status.started[:19]}  {printable(status.name):<20} {_summary(status)}")
+        click.echo(f"{status.sys_id}  {status.started[:19]}  {printable(status.name):<20} {summary(status)}")
 
 
 @discover.command("cancel")

@@ -128,3 +128,15 @@ class OutputFileType(click.Path):
 
 
 OUTPUT_FILE = OutputFileType()
+
+
+def output_option(function: F) -> F:
+    """``-o/--output FILE`` (passed as ``output``, ``None`` for standard output), checked as :data:`OUTPUT_FILE`."""
+    return click.option(
+        "-o",
+        "--output",
+        "output",
+        type=OUTPUT_FILE,
+        default=None,
+        help="Write to FILE instead of standard output.",
+    )(function)

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from ipaddress import ip_address
 from pathlib import Path
 from typing import TextIO, cast
 
@@ -19,7 +20,7 @@ from midprobe.capabilities.errors import ConfigError, PortSpecError
 from midprobe.capabilities.numbers import NumberRange
 from midprobe.probes.credentials import PROTOCOL_SNMP, PROTOCOL_SSH
 from midprobe.probes.ports import format_ports, parse_ports
-from midprobe.probes.safety import TargetPolicy
+from midprobe.probes.safety import LOOPBACK, TargetPolicy, require_lab_namespace
 from midprobe.probes.shazzam import DEFAULT_PORTS
 from midprobe.probes.targets import TargetSpec
 from midprobe.probes.tcpscan.common import ScanOptions
@@ -268,6 +269,8 @@ def scan(
     ports = _tcp_ports(ports_text)
     spec = target_spec(targets, excludes, input_lists)
     resolver, dns_note = (None, None) if no_dns and not dns_servers else name_resolver(dns_servers, policy)
+    if lab_mode and any(not ip_address(server).is_loopback for server in dns_servers):
+        require_lab_namespace()  # before the first name lookup goes to the lab's DNS server
     spec = resolve_targets(spec, policy, resolver if dns_servers else None)
     count = spec.count()
     check_size(count, yes=yes, rate=rate)
@@ -300,6 +303,8 @@ def scan(
     )
     if dns_note and not no_dns:
         click.echo(f"midprobe: note: {dns_note}", err=True)
+    if lab_mode and spec.first_outside(LOOPBACK) is not None:
+        require_lab_namespace()  # everything else checked: the last word before the first packet
     header = ScanHeader(
         targets=str(spec), ports=format_ports(ports), engine=chosen_engine.name, addresses=count
     )

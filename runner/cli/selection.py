@@ -55,12 +55,20 @@ _CONFIG_HELP = "Capabilities TOML: [[capability]] and [[mid_server]] tables (see
     "--explain", is_flag=True, help="Also print the step and why each other MID was rejected (stderr)."
 )
 @click.option(
-    "--default-mid", metavar="NAME", help="Fallback: use this MID when no Up MID fits (ServiceNow's default)."
+    "--default-mid",
+    metavar="NAME",
+    help="Fallback: the default MID of application ALL, used when no Up MID fits "
+    "(an application's own default comes from the file's [[application]]).",
 )
 @click.option(
     "--include-upgrading",
     is_flag=True,
     help="Fallback: consider Upgrading/Paused MID servers when no Up MID fits.",
+)
+@click.option(
+    "--include-other-statuses",
+    is_flag=True,
+    help="Fallback: then MID servers of any other status (Down, Draining, ...); implies --include-upgrading.",
 )
 def select_command(
     config_path: Path | None,
@@ -73,11 +81,14 @@ def select_command(
     explain: bool,
     default_mid: str | None,
     include_upgrading: bool,
+    include_other_statuses: bool,
 ) -> None:
     """Choose the MID servers that may run a probe, by ServiceNow's rules.
 
-    Filters status (Up and validated) > application > IP range > capabilities, then tries the
-    capability steps exact > wildcard (*) > ALL; the first step that finds a MID wins. Prints the
+    Filters status (Up and validated; Degraded too for Discovery) > application > IP range >
+    capabilities, then tries the capability steps exact > wildcard (*) > ALL; the first step that
+    finds a MID wins. The fallbacks walk ServiceNow's status ladder: Up, the default MID, Upgrading or
+    Paused, the default MID, other statuses, the default MID whatever its status. Prints the
     chosen names one per line (none: nothing, exit 0). An undefined capability name is a
     BadArgumentException (exit 2).
     """
@@ -90,8 +101,10 @@ def select_command(
     if default_mid is not None:
         config.mid_server(default_mid)  # an unknown name is an error, not a silent no-op
         policy = dataclasses.replace(policy, default_mid_server=default_mid)
-    if include_upgrading:
+    if include_upgrading or include_other_statuses:
         policy = dataclasses.replace(policy, include_upgrading_and_paused=True)
+    if include_other_statuses:
+        policy = dataclasses.replace(policy, include_other_statuses=True)
     request = SelectionRequest(
         tuple(Capability.parse_request(text) for text in capability_texts),
         application,

@@ -220,6 +220,17 @@ class StatusStore(SqlStore):
             )
         return bool(moved)
 
+    def device_counts(self, status: str) -> tuple[int, int]:
+        """``(devices, done)``: addresses that got an output after scanning, and those with none pending."""
+        with self._db.transaction() as tx:
+            rows = tx.execute(
+                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN busy = 0 THEN 1 ELSE 0 END), 0) FROM ("
+                "SELECT target, SUM(CASE WHEN state IN ('planned', 'queued') THEN 1 ELSE 0 END) AS busy "
+                "FROM discovery_output WHERE status = ? AND phase != 'scanning' GROUP BY target) AS devices",
+                [status],
+            )
+        return int(str(rows[0][0])), int(str(rows[0][1]))
+
     def reassign(self, output: str, agent: str) -> None:
         """The output was moved to another MID (cluster failover)."""
         with self._db.transaction() as tx:

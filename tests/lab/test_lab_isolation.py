@@ -6,6 +6,7 @@ import ipaddress
 import json
 import struct
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -105,3 +106,42 @@ def test_the_root_namespace_holds_no_part_of_the_lab(lab: Lab) -> None:
     assert "198.18." not in routes.stdout
     bridge_links = netns.ip("-o", "link", "show", "master", "br0", namespace=lab.bridge_namespace)
     assert bridge_links.count("master br0") == len(lab.hosts) + 1  # every host and the scanner
+
+
+def test_lab_mode_refuses_a_namespace_with_a_route_out(lab: Lab, tmp_path: Path) -> None:
+    """``--lab`` run where lab addresses would follow a default route out: refused before any packet."""
+    name = f"{lab.prefix}-routed"
+    netns.add_namespace(name)
+    try:
+        # A veth pair with both ends in the namespace (what is sent stays there, unanswered) and a
+        # default route on one end: a machine's namespace in small.
+        netns.ip("link", "add", "out0", "type", "veth", "peer", "name", "out1", namespace=name)
+        netns.ip("link", "set", "out1", "up", namespace=name)
+        netns.ip("addr", "add", "192.0.2.2/24", "dev", "out0", namespace=name)
+        netns.ip("link", "set", "out0", "up", namespace=name)
+        netns.ip("route", "add", "default", "via", "192.0.2.1", namespace=name)
+        inside = ["ip", "netns", "exec", name, sys.executable, "-m", "midprobe.runner"]
+        commands = [
+            ["scan", "--lab", "-n", "-p", "22", "198.18.0.10"],
+            ["agent", "--lab", "--once", "--name", "a1", "--queue", f"sqlite:///{tmp_path}/ecc.db"],
+        ]
+        for command in commands:
+            done = subprocess.run(
+                [*inside, *command], capture_output=True, text=True, timeout=60, check=False
+            )
+            assert done.returncode == 2, (command, done.stderr)
+            assert "routes outside the lab (0.0.0.0/0 dev out0" in done.stderr
+            assert "midprobe lab exec" in done.stderr
+            assert len(done.stderr.strip().splitlines()) == 1
+            assert "Traceback" not in done.stderr
+        # Loopback never leaves the host: lab mode may scan it from anywhere.
+        done = subprocess.run(
+            [*inside, "scan", "--lab", "-n", "--no-banners", "-p", "9", "127.0.0.1"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+    finally:
+        netns.delete_namespace(name)

@@ -81,13 +81,19 @@ MODULES: tuple[Module, ...] = (
         ("tests/unit/capabilities/test_selection.py", "tests/unit/capabilities/test_selection_properties.py"),
         (
             _m("if not mid.validated:\n            return None", "if False:\n            return None"),
-            _m("and mid.status in _FALLBACK_STATUSES", "and mid.status is not None"),
-            _m(
-                "if own_tier is Tier.UPGRADING_OR_PAUSED and tier in (Tier.UP, Tier.DEFAULT):",
-                "if own_tier is Tier.UPGRADING_OR_PAUSED and tier is Tier.UP:",
-            ),
+            _m("elif mid.status in _UPGRADING_OR_PAUSED:", "elif mid.status is not MidStatus.DOWN:"),
+            _m("and level > winning_level:", "and level >= winning_level:"),
             _m("if count > 1)", "if count > 2)"),
-            _m("self._tier_of(mid) is not Tier.UP:", "self._tier_of(mid) is None:"),
+            _m("if mid is None or levels[name] is not level:", "if mid is None or levels[name] is None:"),
+            _m("is MidStatus.DEGRADED and self._takes_degraded(request)", "is MidStatus.DEGRADED"),
+            _m(
+                "if level <= self._policy.lowest_level else None",
+                "if level <= self._policy.lowest_level + 1 else None",
+            ),
+            _m(
+                "for name in self._policy.default_candidates(request.application):",
+                "for name in reversed(self._policy.default_candidates(request.application)):",
+            ),
             _m("if verdict.step is Step.WILDCARD:", "if verdict.step is not Step.WILDCARD:"),
             _m("if found != 1 else", "if found != 2 else"),
         ),

@@ -102,6 +102,42 @@ def test_the_selection_table_sets_the_fallback_policy() -> None:
     assert parse_config(text).policy == SelectionPolicy("mid-first", True)
 
 
+APPLICATIONS = (
+    HEADER
+    + GOOD_MID
+    + '[[mid_server]]\nname = "mid-second"\nstatus = "Up"\nvalidated = true\n'
+    + '[[application]]\nname = "Discovery"\ndefault_mid_server = "mid-second"\n'
+    + '[[application]]\nname = "Service Mapping"\naccepts_degraded = true\n'
+    + '[[application]]\nname = "ALL"\ndefault_mid_server = "mid-first"\n'
+)
+
+
+def test_each_application_names_its_default_mid_and_all_names_the_fallback() -> None:
+    config = parse_config(APPLICATIONS)
+    selector = config.selector()
+    mids = config.mid_servers  # neither has SSH: the default tier decides
+    chosen = {
+        application: selector.select(mids, SelectionRequest.build(["SSH"], application=application)).names
+        for application in ("Discovery", "Service Mapping", "Orchestration")
+    }
+    assert chosen == {
+        "Discovery": ("mid-second",),
+        "Service Mapping": ("mid-first",),
+        "Orchestration": ("mid-first",),
+    }
+    assert config.policy.application("Service Mapping").takes_degraded
+    assert config.policy.application("Discovery").takes_degraded  # the built-in rule, not configured
+
+
+def test_other_statuses_in_the_selection_table_open_the_whole_ladder() -> None:
+    text = (
+        '[[mid_server]]\nname = "mid-down"\nstatus = "Down"\nvalidated = true\n'
+        + "[selection]\ninclude_other_statuses = true\n"
+    )
+    config = parse_config(HEADER + text)
+    assert config.selector().select(config.mid_servers, SelectionRequest.build()).names == ("mid-down",)
+
+
 def test_a_user_registered_value_test_can_be_named_in_the_file() -> None:
     registry = ValueTestRegistry()
     registry.register("site", lambda mid, requested: requested.startswith(mid))
@@ -245,6 +281,40 @@ def test_a_user_registered_value_test_can_be_named_in_the_file() -> None:
             "cfg.toml: selection: default_mid_server: names no [[mid_server]]: 'mid-frist' (did you mean 'mid-first'?)",
         ),
         ("[[mid_server]\n", ConfigError, "cfg.toml: not valid TOML: "),
+        (
+            GOOD_MID + '[[application]]\nname = "Discovery"\ndefault_mid_server = "mid-frist"\n',
+            ConfigError,
+            'cfg.toml: application[1] "Discovery": default_mid_server: names no [[mid_server]]: '
+            "'mid-frist' (did you mean 'mid-first'?)",
+        ),
+        (
+            '[[application]]\nname = "Discovery"\n[[application]]\nname = "Discovery"\n',
+            ConfigError,
+            "cfg.toml: application[2] \"Discovery\": name: application 'Discovery' is defined twice",
+        ),
+        (
+            '[[application]]\nname = "ALL"\naccepts_degraded = true\n',
+            ConfigError,
+            'cfg.toml: application[1] "ALL": accepts_degraded: ALL stands for every application',
+        ),
+        (
+            '[[application]]\nname = "Discovery"\naccepts_degraded = "yes"\n',
+            ConfigError,
+            'cfg.toml: application[1] "Discovery": accepts_degraded: must be true or false, got a string',
+        ),
+        (
+            GOOD_MID
+            + '[[mid_server]]\nname = "mid-second"\nstatus = "Up"\n'
+            + '[[application]]\nname = "ALL"\ndefault_mid_server = "mid-second"\n'
+            + '[selection]\ndefault_mid_server = "mid-first"\n',
+            ConfigError,
+            "cfg.toml: selection: default_mid_server: the ALL application's default MID server is also set",
+        ),
+        (
+            '[[application]]\nname = "Discovery"\ndefault_mid = "m"\n',
+            ConfigError,
+            'cfg.toml: application[1] "Discovery": default_mid: unknown key (did you mean',
+        ),
     ],
 )
 def test_errors_name_the_file_entry_and_field(text: str, error: type[ConfigError], message: str) -> None:

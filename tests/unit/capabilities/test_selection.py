@@ -6,7 +6,13 @@ import pytest
 
 from midprobe.capabilities.errors import BadArgumentException, ConfigError
 from midprobe.capabilities.ipranges import IPRange
-from midprobe.capabilities.model import Capability, CapabilityDefinition, MidServer, MidStatus
+from midprobe.capabilities.model import (
+    Application,
+    Capability,
+    CapabilityDefinition,
+    MidServer,
+    MidStatus,
+)
 from midprobe.capabilities.selection import (
     MidSelector,
     SelectionPolicy,
@@ -482,11 +488,15 @@ def test_an_upgrading_mid_passed_over_for_the_default_says_why() -> None:
     }
 
 
-def test_an_upgrading_default_mid_is_not_the_default_tier() -> None:
-    # the default tier takes the default MID only when it is Up; Upgrading, it must fit like any other
-    mids = [mid("default", "SNMP", status=MidStatus.UPGRADING)]
-    result = MidSelector(DEFINITIONS, policy=FALLBACK).select(mids, SelectionRequest.build(["SSH"]))
-    assert (result.tier, result.names) == (None, ())
+def test_an_upgrading_default_mid_comes_after_suitable_upgrading_ones() -> None:
+    # ladder rungs 3 and 4: suitable Upgrading/Paused MIDs, then the default MID if it is Upgrading/Paused
+    default = mid("default", "SNMP", status=MidStatus.UPGRADING)
+    paused = mid("paused", "SSH", status=MidStatus.PAUSED)
+    selector = MidSelector(DEFINITIONS, policy=FALLBACK)
+    result = selector.select([default, paused], SelectionRequest.build(["SSH"]))
+    assert (result.tier, result.names) == (Tier.UPGRADING_OR_PAUSED, ("paused",))
+    result = selector.select([default], SelectionRequest.build(["SSH"]))
+    assert (result.tier, result.names) == (Tier.DEFAULT_UPGRADING_OR_PAUSED, ("default",))
 
 
 def test_a_capability_defined_twice_is_refused() -> None:
@@ -494,17 +504,23 @@ def test_a_capability_defined_twice_is_refused() -> None:
         MidSelector((CapabilityDefinition("SSH"), CapabilityDefinition("SNMP"), CapabilityDefinition("SSH")))
 
 
-def test_the_default_mid_must_be_up_validated_serve_the_application_and_really_have_nmap() -> None:
+def test_the_default_mid_must_be_up_and_validated_and_really_have_nmap() -> None:
     selector = MidSelector(DEFINITIONS, policy=SelectionPolicy(default_mid_server="default"))
-    for default in (
-        mid("default", status=MidStatus.DOWN),
-        mid("default", validated=False),
-        mid("default", applications=("Orchestration",)),
-    ):
+    for default in (mid("default", status=MidStatus.DOWN), mid("default", validated=False)):
         assert (
             selector.select([default], SelectionRequest.build(["SSH"], application="Discovery")).names == ()
         )
     assert selector.select([mid("default", "ALL")], SelectionRequest.build(["Nmap"])).names == ()
+
+
+def test_the_default_mid_need_not_serve_the_application() -> None:
+    # "The default MID Server does not need to meet any criteria (application, IP range, ... capability)"
+    selector = MidSelector(DEFINITIONS, policy=SelectionPolicy(default_mid_server="default"))
+    result = selector.select(
+        [mid("default", applications=("Orchestration",))],
+        SelectionRequest.build(["SSH"], application="Discovery"),
+    )
+    assert (result.tier, result.names) == (Tier.DEFAULT, ("default",))
 
 
 def test_upgrading_and_paused_mids_are_the_last_resort_with_the_same_steps() -> None:
@@ -536,3 +552,168 @@ def test_without_a_fallback_policy_upgrading_mids_are_never_chosen() -> None:
     )
     assert result.names == ()
     assert result.tier is None
+
+
+# -- "Configure a default MID Server for each application": the application's own default, else the one
+#    of the ALL application -------------------------------------------------------------------------------
+
+
+PER_APPLICATION = SelectionPolicy(
+    default_mid_server="all-default",
+    applications=(
+        Application("Discovery", default_mid_server="discovery-default"),
+        Application("Orchestration", default_mid_server="orchestration-default"),
+    ),
+)
+DEFAULTS = [
+    mid("busy", "SNMP"),
+    mid("all-default", "SNMP"),
+    mid("discovery-default", "SNMP"),
+    mid("orchestration-default", "SNMP"),
+]
+
+
+@pytest.mark.parametrize(
+    ("application", "expected"),
+    [
+        ("Discovery", "discovery-default"),
+        ("Orchestration", "orchestration-default"),
+        ("Service Mapping", "all-default"),  # no default of its own
+        (None, "all-default"),  # a request that names no application
+    ],
+)
+def test_each_application_uses_its_own_default_mid(application: str | None, expected: str) -> None:
+    result = MidSelector(DEFINITIONS, policy=PER_APPLICATION).select(
+        DEFAULTS, SelectionRequest.build(["SSH"], application=application)
+    )
+    assert (result.tier, result.names) == (Tier.DEFAULT, (expected,))
+
+
+def test_the_all_default_stands_in_when_the_applications_default_is_not_up() -> None:
+    mids = [*DEFAULTS[:2], mid("discovery-default", "SNMP", status=MidStatus.DOWN)]
+    result = MidSelector(DEFINITIONS, policy=PER_APPLICATION).select(
+        mids, SelectionRequest.build(["SSH"], application="Discovery")
+    )
+    assert (result.tier, result.names) == (Tier.DEFAULT, ("all-default",))
+
+
+def test_a_suitable_up_mid_still_beats_the_applications_default() -> None:
+    mids = [*DEFAULTS, mid("ssh", "SSH")]
+    result = MidSelector(DEFINITIONS, policy=PER_APPLICATION).select(
+        mids, SelectionRequest.build(["SSH"], application="Discovery")
+    )
+    assert (result.tier, result.names) == (Tier.UP, ("ssh",))
+
+
+def test_an_undefined_capability_raises_even_when_a_default_mid_is_configured() -> None:
+    selector = MidSelector(DEFINITIONS, policy=PER_APPLICATION)
+    with pytest.raises(
+        BadArgumentException, match=r"^BadArgumentException: requested capability not defined: .Telnet."
+    ):
+        selector.select(DEFAULTS, SelectionRequest.build(["Telnet"], application="Discovery"))
+
+
+# -- the status ladder: Up > default (Up) > Upgrading/Paused > default (Upgrading/Paused) > the rest >
+#    the default whatever its status ------------------------------------------------------------------------
+
+
+EVERY_LEVEL = SelectionPolicy(default_mid_server="default", include_other_statuses=True)
+
+
+@pytest.mark.parametrize(
+    ("present", "tier", "chosen"),
+    [
+        (("up", "default-up", "paused", "down"), Tier.UP, "up"),
+        (("default-up", "paused", "down"), Tier.DEFAULT, "default-up"),
+        (("paused", "default-paused", "down"), Tier.UPGRADING_OR_PAUSED, "paused"),
+        (("default-paused", "down"), Tier.DEFAULT_UPGRADING_OR_PAUSED, "default-paused"),
+        (("down", "default-down"), Tier.OTHER_STATUSES, "down"),
+        (("default-down", "unvalidated-down"), Tier.DEFAULT_ANY_STATUS, "default-down"),
+    ],
+)
+def test_the_status_ladder_is_walked_in_servicenows_order(
+    present: tuple[str, ...], tier: Tier, chosen: str
+) -> None:
+    kinds = {
+        "up": mid("up", "SSH"),
+        "paused": mid("paused", "SSH", status=MidStatus.PAUSED),
+        "down": mid("down", "SSH", status=MidStatus.DRAINED),
+        "unvalidated-down": mid("unvalidated-down", "SSH", status=MidStatus.DOWN, validated=False),
+        # the default MID has no SSH and serves another range: as the default it is used anyway
+        "default-up": mid("default", "SNMP", ip_ranges=("172.16.0.0/12",)),
+        "default-paused": mid("default", "SNMP", status=MidStatus.PAUSED),
+        "default-down": mid("default", "SNMP", status=MidStatus.DOWN),
+    }
+    mids = [kinds[name] for name in present]
+    result = MidSelector(DEFINITIONS, policy=EVERY_LEVEL).select(
+        mids, SelectionRequest.build(["SSH"], ip="10.0.0.1")
+    )
+    assert (result.tier, result.names) == (tier, (kinds[chosen].name,))
+
+
+def test_mids_of_the_other_statuses_wait_for_every_better_rung() -> None:
+    mids = [
+        mid("paused", "SSH", status=MidStatus.PAUSED),
+        mid("failed", "SSH", status=MidStatus.UPGRADE_FAILED),
+    ]
+    result = MidSelector(DEFINITIONS, policy=EVERY_LEVEL).select(mids, SelectionRequest.build(["SSH"]))
+    assert result.names == ("paused",)
+    assert result.rejected["failed"] == (
+        "status is Upgrade Failed: MID servers that are not Up, Upgrading or Paused are used only "
+        "when no other MID server fits"
+    )
+
+
+def test_other_statuses_imply_upgrading_and_paused() -> None:
+    policy = SelectionPolicy(include_other_statuses=True)
+    result = MidSelector(DEFINITIONS, policy=policy).select(
+        [mid("down", "SSH", status=MidStatus.DOWN), mid("upgrading", "SSH", status=MidStatus.UPGRADING)],
+        SelectionRequest.build(["SSH"]),
+    )
+    assert (result.tier, result.names) == (Tier.UPGRADING_OR_PAUSED, ("upgrading",))
+
+
+def test_without_other_statuses_a_down_default_is_never_chosen() -> None:
+    policy = SelectionPolicy(default_mid_server="default", include_upgrading_and_paused=True)
+    result = MidSelector(DEFINITIONS, policy=policy).select(
+        [mid("default", "SSH", status=MidStatus.DOWN)], SelectionRequest.build(["SSH"])
+    )
+    assert result.names == ()
+    assert result.rejected["default"] == (
+        "status is Down (selectable statuses: Up, or Upgrading/Paused when no Up MID server fits)"
+    )
+
+
+# -- "Many applications (such as Discovery) allow Up or Degraded MID Servers, other applications only
+#    allow Up MID Servers." ----------------------------------------------------------------------------------
+
+
+def test_discovery_takes_a_degraded_mid_as_if_it_were_up() -> None:
+    mids = [mid("degraded", "SSH", status=MidStatus.DEGRADED), mid("up", "SSH")]
+    step, chosen, _ = select(mids, "SSH", application="Discovery")
+    assert (step, chosen) == (Step.EXACT, ["degraded", "up"])
+
+
+def test_other_applications_refuse_a_degraded_mid() -> None:
+    mids = [mid("degraded", "SSH", status=MidStatus.DEGRADED)]
+    _, chosen, rejected = select(mids, "SSH", application="Orchestration")
+    assert chosen == []
+    assert rejected["degraded"] == "status is Degraded (selectable statuses: Up)"
+
+
+def test_for_discovery_the_rejection_names_degraded_as_selectable() -> None:
+    _, chosen, rejected = select([mid("down", "SSH", status=MidStatus.DOWN)], "SSH", application="Discovery")
+    assert chosen == []
+    assert rejected["down"] == "status is Down (selectable statuses: Up or Degraded)"
+
+
+def test_whether_an_application_accepts_degraded_mids_is_configurable() -> None:
+    mids = [mid("degraded", "SSH", status=MidStatus.DEGRADED)]
+    policy = SelectionPolicy(
+        applications=(
+            Application("Discovery", accepts_degraded=False),
+            Application("Service Mapping", accepts_degraded=True),
+        )
+    )
+    assert select(mids, "SSH", application="Discovery", policy=policy)[1] == []
+    assert select(mids, "SSH", application="Service Mapping", policy=policy)[1] == ["degraded"]

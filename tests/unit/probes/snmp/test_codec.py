@@ -218,7 +218,12 @@ _IDS = "020101020100020100"  # request-id 1, error-status 0, error-index 0
         # the second name shares the first one's prefix (decoded once, cached) and ends inside an arc
         (_IDS + "3010" + "3006" + "06022b06" + "0500" + "3006" + "06022b86" + "0500", "inside an arc"),
         (_IDS + "3013" + "3008" + "06042b068601" + "0500" + "3007" + "06032b0686" + "0500", "inside an arc"),
+        # an arc padded with a leading 0x80 (X.690 8.19.2): in a name, in a value, in a cached tail
+        (_IDS + "3009" + "3007" + "06032b8001" + "0500", "padding octet"),
+        (_IDS + "300b" + "3009" + "060128" + "06042b068001", "padding octet"),
+        (_IDS + "3014" + "3008" + "06042b068601" + "0500" + "3008" + "06042b068001" + "0500", "padding"),
         (_IDS + "3006" + "3004" + "0600" + "0500", "empty"),  # an empty name
+        (_IDS + "3000" + "3000", "after the varbind list"),  # a second list inside the PDU
         (_IDS + "3007" + "3005" + "060128" + "4100", "empty unsigned"),  # Counter32 without content
     ],
 )

@@ -5,9 +5,10 @@ datagram, ours must read the same values; whenever it refuses one, ours must rai
 ``SnmpDecodeError``. Indefinite lengths are the one BER form both refuse on purpose (SNMP
 agents never send them), so the reference runs pyasn1's decoder with them switched off; and
 pyasn1 reads an INTEGER without content octets as 0, which X.690 (8.3.1) forbids and we refuse,
-so the reference refuses it too. pysnmp's schema also checks SMI ranges (a Counter32 sent
-without its leading zero octet, a negative error-index); we read such values as they come,
-so there only the verdict on the BER itself is compared. pyasn1 lets a TLV run past the end
+so the reference refuses it too. pysnmp's schema also checks SMI ranges and sizes (a Counter32
+sent without its leading zero octet, a negative error-index, an IpAddress of two octets); we
+read such values as they come, so there the datagram is read again with those checks off and
+only the verdict on the BER itself is compared. pyasn1 lets a TLV run past the end
 of the SEQUENCE holding it, and reads its length fields however long; the reference refuses
 both (a datagram is never longer than four length octets can say). v1 messages are read by
 the v2c schema: we accept v2c value types in a v1 message, as agents send them.
@@ -15,6 +16,8 @@ the v2c schema: we accept v2c value types in a v1 message, as agents send them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from hypothesis import example, given, settings
@@ -22,9 +25,10 @@ from hypothesis import strategies as st
 from pyasn1.codec.ber import decoder as ber_decoder
 from pyasn1.codec.der import decoder as definite_length_decoder
 from pyasn1.error import PyAsn1Error
-from pyasn1.type import univ
+from pyasn1.type import constraint, univ
 from pyasn1.type.error import ValueConstraintError
-from pysnmp.proto import api
+from pysnmp.proto import api, rfc1902
+from pysnmp.proto.error import ProtocolError
 
 from midprobe.probes.snmp.codec import SnmpDecodeError, decode_response_lazily, encode_message
 from midprobe.probes.snmp.values import Oid, SnmpType, SnmpValue, VarBind
@@ -146,7 +150,37 @@ OUT_OF_RANGE = "well-formed BER, a value out of its SMI range"
 
 
 def _reference(data: bytes) -> Reading | str | None:
-    """What pyasn1 reads (``None`` when it refuses), by the schema of the message's version."""
+    """What pyasn1 reads (``None`` when it refuses), by the schema of the message's version.
+
+    A value outside its SMI range (or size) is checked as it is read, before pyasn1 has seen the rest of the
+    datagram: then the datagram is read again with the range checks off, and only a datagram that
+    is well-formed BER past that value counts as "out of range" (anything else is refused).
+    """
+    reading = _read_reference(data)
+    if reading != OUT_OF_RANGE:
+        return reading
+    with _ranges_unchecked():
+        return OUT_OF_RANGE if _read_reference(data) is not None else None
+
+
+@contextmanager
+def _ranges_unchecked() -> Iterator[None]:
+    """pyasn1 with the SMI's value ranges and sizes (an IpAddress of 4 octets) not checked."""
+    kinds = (constraint.ValueRangeConstraint, constraint.ValueSizeConstraint)
+    saved = [kind._testValue for kind in kinds]
+    ip_address_in = rfc1902.IpAddress.prettyIn
+    for kind in kinds:
+        kind._testValue = lambda self, value, idx: None
+    rfc1902.IpAddress.prettyIn = lambda self, value: univ.OctetString.prettyIn(self, value)
+    try:
+        yield
+    finally:
+        for kind, test_value in zip(kinds, saved, strict=True):
+            kind._testValue = test_value
+        rfc1902.IpAddress.prettyIn = ip_address_in
+
+
+def _read_reference(data: bytes) -> Reading | str | None:
     if not _nests(data, 0, _message_end(data)):
         return None
     try:
@@ -163,7 +197,7 @@ def _reference(data: bytes) -> Reading | str | None:
             int(pdu[2]),
             tuple((tuple(varbind[0]), _value(_leaf(varbind[1]))) for varbind in pdu[3]),
         )
-    except ValueConstraintError:
+    except (ValueConstraintError, ProtocolError):  # pysnmp's SMI checks (ranges, an IpAddress's size)
         return OUT_OF_RANGE
     except (PyAsn1Error, KeyError, ValueError, TypeError):
         return None
@@ -235,5 +269,25 @@ def test_undamaged_datagrams_are_read_like_pyasn1_reads_them(data: bytes) -> Non
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=80))
 @example(b"0\x80\x02\x01\x01\x04\x00\xa2\x80\x02\x01\x01\x02\x01\x00\x02\x01\x000\x00\x00\x00\x00\x00")
+# An arc padded with a leading 0x80 octet (X.690 8.19.2 forbids it; pyasn1 refuses it).
+@example(
+    bytes.fromhex(
+        "304d02010004067075626c6963a240020100020100020100303530070602000002012f301806124f8128818000"
+        "8180008100808080fb027a0502020256300606014f02010130080603000000020100"
+    )
+)
+# An error-index out of range whose length swallows the varbind list's header: refused by both.
+@example(
+    bytes.fromhex(
+        "303d02010004067075626c6963a2300202008002010002060030243009060100040400000000300a0602500004040000"
+        "0000300b0605810000810002020080"
+    )
+)
+# A second SEQUENCE after the varbind list inside the PDU: refused by both.
+@example(
+    bytes.fromhex(
+        "303102010004067075626c6963a224020200800201000201003000301606108100008100810081008100810081800002020080"
+    )
+)
 def test_random_bytes_are_read_like_pyasn1_reads_them(data: bytes) -> None:
     _agree(data)

@@ -114,6 +114,7 @@ PATH_CONTEXTS: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = 
     ("capabilities",): (("--mid", "m"), ()),
     ("select",): (("--capability", "SSH"), ()),
     ("cmdb", "export"): (("--queue", "sqlite:///{tmp}/ecc.db"), ()),
+    ("cmdb", "map"): (("--queue", "sqlite:///{tmp}/ecc.db"), ()),
     ("discover", "run"): (("--lab", "--queue", "sqlite:///{tmp}/ecc.db"), ()),
     ("lab", "up"): ((), ("midprobe.runner.cli.lab.Lab.up",)),
     ("demo",): ((), ("midprobe.runner.cli.demo.Lab",)),

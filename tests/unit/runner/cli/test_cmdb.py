@@ -120,3 +120,53 @@ def test_bad_input_is_one_line_and_exit_2(
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     assert (tmp_path / "typo.db").exists() is False
+
+
+def test_map_draws_related_cis_as_text_dot_and_json(
+    capsys: pytest.CaptureFixture[str], url: str, tmp_path: Path
+) -> None:
+    code, out, _ = run(capsys, "cmdb", "map", "--queue", url)
+    assert code == 0
+    assert out.splitlines() == [
+        "group 1: 2 CIs",
+        "  linux1 (linux_server, 198.18.0.10)",
+        "    Connects to sw\\x1b[31m[b]1 (ip_switch, 198.18.0.11)",
+        "  sw\\x1b[31m[b]1 (ip_switch, 198.18.0.11)",
+    ]
+    code, out, _ = run(capsys, "cmdb", "map", "--queue", url, "--format", "json")
+    document = json.loads(out)
+    assert sorted(node["name"] for node in document["nodes"]) == ["linux1", "sw\x1b[31m[b]1"]
+    assert [edge["type"] for edge in document["edges"]] == ["Connects to::Connected by"]
+    target = tmp_path / "map.dot"
+    code, out, _ = run(capsys, "cmdb", "map", "--queue", url, "--format", "dot", "-o", str(target))
+    assert (code, out) == (0, "")
+    assert target.read_text(encoding="utf-8").startswith("digraph cmdb {")
+
+
+def test_map_around_one_ci_and_by_relation_type(capsys: pytest.CaptureFixture[str], url: str) -> None:
+    code, out, _ = run(capsys, "cmdb", "map", "--queue", url, "--around", "linux1", "--depth", "0")
+    assert code == 0
+    assert out.splitlines() == ["related to no other CI: 1", "  linux1 (linux_server, 198.18.0.10)"]
+    code, out, _ = run(capsys, "cmdb", "map", "--queue", url, "--type", "Runs on::Runs")
+    assert out.splitlines()[0] == "related to no other CI: 2"
+    code, _, err = run(capsys, "cmdb", "map", "--queue", url, "--around", "nosuchci")
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert "nosuchci" in err
+
+
+def test_map_is_drawn_as_svg_and_png_by_graphviz(
+    capsys: pytest.CaptureFixture[str], url: str, tmp_path: Path
+) -> None:
+    target = tmp_path / "map.svg"
+    code, _, err = run(capsys, "cmdb", "map", "--queue", url, "--format", "svg", "-o", str(target))
+    assert code == 0, err
+    svg = target.read_text(encoding="utf-8")
+    assert "<svg" in svg
+    assert ">linux1<" in svg  # the CI's name drawn as text in its node
+    assert ">Connects to<" in svg  # the relation's label on its arrow
+    assert "\x1b" not in svg
+    picture = tmp_path / "map.png"
+    code, _, err = run(capsys, "cmdb", "map", "--queue", url, "--format", "png", "-o", str(picture))
+    assert code == 0, err
+    assert picture.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")

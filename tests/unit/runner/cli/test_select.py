@@ -167,6 +167,43 @@ def test_fallback_flags_add_the_tier(capsys: pytest.CaptureFixture[str]) -> None
     assert json.loads(out)["mid_servers"] == ["mid-corp"]
 
 
+def test_the_other_statuses_flag_walks_the_ladder_past_upgrading(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = tmp_path / "caps.toml"
+    config.write_text(
+        '[[capability]]\nname = "SSH"\n'
+        '[[mid_server]]\nname = "mid-drained"\nstatus = "Drained"\nvalidated = true\n'
+        'applications = ["ALL"]\ncapabilities = [{ name = "SSH" }]\n',
+        encoding="utf-8",
+    )
+    base = ("select", "--config", str(config), "--capability", "SSH", "--json")
+    document = json.loads(run(capsys, *base, "--include-upgrading")[1])
+    assert document["mid_servers"] == []
+    assert document["rejected"]["mid-drained"].startswith("status is Drained (selectable statuses: Up, or")
+    document = json.loads(run(capsys, *base, "--include-other-statuses")[1])
+    assert (document["tier"], document["mid_servers"]) == ("other_statuses", ["mid-drained"])
+
+
+def test_discovery_requests_take_degraded_mids(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    config = tmp_path / "caps.toml"
+    config.write_text(
+        '[[capability]]\nname = "SSH"\n'
+        '[[mid_server]]\nname = "mid-degraded"\nstatus = "Degraded"\nvalidated = true\n'
+        'applications = ["ALL"]\ncapabilities = [{ name = "SSH" }]\n'
+        '[[mid_server]]\nname = "mid-spare"\nstatus = "Up"\nvalidated = true\napplications = ["ALL"]\n'
+        '[[application]]\nname = "Orchestration"\ndefault_mid_server = "mid-spare"\n',
+        encoding="utf-8",
+    )
+    base = ("select", "--config", str(config), "--capability", "SSH")
+    assert run(capsys, *base, "--application", "Discovery")[1] == "mid-degraded\n"
+    # Orchestration takes only Up MIDs: the Degraded one is passed over for Orchestration's default.
+    code, out, err = run(capsys, *base, "--application", "Orchestration", "--explain")
+    assert (code, out) == (0, "mid-spare\n")
+    assert "rejected mid-degraded: status is Degraded (selectable statuses: Up)" in err.splitlines()
+    assert "step: none, tier default" in err.splitlines()
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
