@@ -429,7 +429,7 @@ class Orchestrator:
         except NoSuitableMid as error:
             self.status.log(status_id, ip, phase, f"{topic} skipped: {error}")
             if phase == "identification":  # the classified device still gets its CI
-                self._reconcile(status_id, ip, device_from_json(meta["device"]), "from classification")  # type: ignore[arg-type]
+                self._reconcile(status_id, ip, _planned_device(meta), "from classification")
             return
         parameters = [(str(k), str(v)) for k, v in sorted(hints.items())]
         self._plan(status_id, schedule, topic, ip, agent, parameters, meta=meta, probes=probes)
@@ -447,16 +447,16 @@ class Orchestrator:
     ) -> None:
         """Identification or exploration answered: lay the findings over the device, reconcile, go on."""
         ip, phase = output.target, output.phase
-        device = device_from_json(meta["device"])  # type: ignore[arg-type]
+        device = _planned_device(meta)
         findings = read_findings(payload)
-        for probe, why in findings.failed.items():
-            self.status.log(status_id, ip, phase, f"{probe} failed: {why}")
         if error_text:
             self.status.mark(output.sys_id, "error")
             self.status.log(status_id, ip, phase, f"{output.topic} failed: {error_text}")
             if phase == "identification":  # what classification found still makes a CI
                 self._reconcile(status_id, ip, device, "from classification")
             return
+        for probe, why in findings.failed.items():  # some probes of the set failed, the others count
+            self.status.log(status_id, ip, phase, f"{probe} failed: {why}")
         found = with_findings(device, findings)
         summary = _summary(findings)
         what = ", ".join(findings.answered) or output.topic
@@ -479,7 +479,8 @@ class Orchestrator:
             seen = neighbour.sys_name or neighbour.chassis_id
             port = f" on port {neighbour.local_port}" if neighbour.local_port else ""
             if other is None or other == ci:
-                self.status.log(status_id, ip, "exploration", f"neighbour {seen}{port} is not in the CMDB")
+                why = "is not in the CMDB" if other is None else "is this device itself"
+                self.status.log(status_id, ip, "exploration", f"neighbour {seen}{port} {why}")
                 continue
             self.cmdb.relate(ci, other, "Connects to::Connected by", discovery=status_id)
             self.status.log(status_id, ip, "exploration", f"Connects to {seen}{port} (CI {other})")
@@ -538,6 +539,14 @@ class Orchestrator:
             )
             return
         self.status.log(status_id, ip, "classification", "no classifier left: the device stays unclassified")
+
+
+def _planned_device(meta: Mapping[str, object]) -> DiscoveredDevice:
+    """The device a planned identification or exploration output carries in its meta."""
+    data = meta.get("device")
+    if not isinstance(data, dict):
+        raise ConfigError("a planned output carries no device", field="meta")
+    return device_from_json(data)
 
 
 def _summary(findings: Findings) -> str:

@@ -444,22 +444,23 @@ def device_to_json(device: DiscoveredDevice) -> dict[str, object]:
 
 def device_from_json(data: Mapping[str, object]) -> DiscoveredDevice:
     """``device_to_json`` read back (``ConfigError`` on anything else)."""
+    interfaces = data.get("interfaces", [])
+    attributes = data.get("attributes", {})
+    if not isinstance(interfaces, list) or not isinstance(attributes, dict):
+        raise ConfigError("a planned output's device is not readable", field="meta")
     try:
-        interfaces = tuple(
-            NetworkInterface(str(name), mac, tuple(map(str, addresses)))
-            for name, mac, addresses in data.get("interfaces", [])  # type: ignore[attr-defined]
-        )
-        attributes = data.get("attributes", {})
-        assert isinstance(attributes, dict)
         return DiscoveredDevice(
             str(data["sys_class_name"]),
             str(data["name"]),
             ip_address=str(data["ip_address"]) if data.get("ip_address") else None,
             serial_number=str(data["serial_number"]) if data.get("serial_number") else None,
-            interfaces=interfaces,
+            interfaces=tuple(
+                NetworkInterface(str(name), mac, tuple(map(str, addresses)))
+                for name, mac, addresses in interfaces
+            ),
             attributes={str(k): str(v) for k, v in attributes.items()},
         )
-    except (KeyError, TypeError, ValueError, AssertionError):
+    except (KeyError, TypeError, ValueError):
         raise ConfigError("a planned output's device is not readable", field="meta") from None
 
 
