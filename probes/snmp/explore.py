@@ -3,7 +3,8 @@
 ``SNMPIdentity`` (a probe of discovery's identification MultiProbe) reads what makes the device
 unique: sysName, the interfaces' names and MACs, the addresses, the chassis serial number.
 ``SNMPExplore`` reads the rest: interface status and speed, the IP-MIB address table (IPv6 too),
-the chassis model and firmware (ENTITY-MIB) and the LLDP neighbours (LLDP-MIB lldpRemTable).
+the chassis model and firmware (ENTITY-MIB) and the neighbours (LLDP-MIB lldpRemTable, and
+CISCO-CDP-MIB cdpCacheTable on Cisco devices).
 A printer's serial number comes from the Printer-MIB when it has no ENTITY-MIB. Every table is optional: a device without one gives no rows, not an error. The parsers
 (``exploration_from_varbinds`` and the ``*_from_varbinds`` it calls) are pure; the probe walks
 every column side by side (one multi-column walk) and hands the varbinds to them.
@@ -66,6 +67,13 @@ LLDP_COLUMNS = (
     "lldpRemPortDesc",
     "lldpRemSysName",
 )
+CDP_COLUMNS = (
+    "cdpCacheAddressType",
+    "cdpCacheAddress",
+    "cdpCacheDeviceId",
+    "cdpCacheDevicePort",
+    "cdpCachePlatform",
+)
 #: Printer-MIB prtGeneralSerialNumber: the serial number of a printer, which seldom has ENTITY-MIB.
 PRINTER_SERIAL_COLUMNS = ("prtGeneralSerialNumber",)
 #: The columns each topic walks (sysName is fetched with them).
@@ -83,6 +91,7 @@ COLUMNS: Mapping[str, tuple[str, ...]] = {
         *EXPLORE_ENTITY_COLUMNS,
         *PRINTER_SERIAL_COLUMNS,
         *LLDP_COLUMNS,
+        *CDP_COLUMNS,
     ),
 }
 
@@ -128,7 +137,7 @@ class Chassis:
 
 @dataclass(frozen=True)
 class Neighbour:
-    """One LLDP neighbour: the device seen on local port ``local_port``."""
+    """One neighbour: the device seen on local port ``local_port`` (LLDP's port number, CDP's ifIndex)."""
 
     local_port: int
     chassis_id: str
@@ -137,6 +146,10 @@ class Neighbour:
     port_id_subtype: str | None = None
     port_description: str | None = None
     sys_name: str | None = None
+    protocol: str = "lldp"
+    #: The neighbour's address, when the protocol says it (CDP's cdpCacheAddress).
+    address: str | None = None
+    platform: str | None = None
 
     @property
     def chassis_mac(self) -> str | None:
@@ -290,6 +303,46 @@ def printer_serial_from_varbinds(varbinds: Iterable[VarBind]) -> str | None:
     return None
 
 
+#: CISCO-CDP-MIB CiscoNetworkProtocol ip(1): cdpCacheAddress holds 4 octets of IPv4.
+_CDP_IP = 1
+
+
+def cdp_neighbours_from_varbinds(varbinds: Iterable[VarBind]) -> tuple[Neighbour, ...]:
+    """CISCO-CDP-MIB cdpCacheTable (index ifIndex.deviceIndex): one neighbour per row (pure).
+
+    The device id is what the neighbour calls itself (a host name, often followed by its serial
+    number in parentheses, which is left out of ``sys_name``).
+    """
+    found: list[Neighbour] = []
+    for instance, row in sorted(table_rows(varbinds, CDP_COLUMNS).items()):
+        device_id = _text(row.get("cdpCacheDeviceId"))
+        if len(instance) != 2 or device_id is None:
+            continue
+        raw = row.get("cdpCacheAddress")
+        address = (
+            str(ipaddress.IPv4Address(raw.value))
+            if raw is not None
+            and isinstance(raw.value, bytes)
+            and len(raw.value) == 4
+            and _number(row.get("cdpCacheAddressType")) in (_CDP_IP, None)
+            else None
+        )
+        found.append(
+            Neighbour(
+                local_port=instance[0],
+                chassis_id=device_id,
+                chassis_id_subtype="cdpDeviceId",
+                port_id=_text(row.get("cdpCacheDevicePort")),
+                port_id_subtype="interfaceName" if row.get("cdpCacheDevicePort") else None,
+                sys_name=device_id.split("(", 1)[0].strip() or device_id,
+                protocol="cdp",
+                address=address,
+                platform=_text(row.get("cdpCachePlatform")),
+            )
+        )
+    return tuple(found)
+
+
 def _merged_addresses(*tables: Iterable[IpAddressEntry]) -> tuple[IpAddressEntry, ...]:
     """One entry per address; the first table that names it wins, later ones fill in what it lacked."""
     merged: dict[str, IpAddressEntry] = {}
@@ -317,7 +370,7 @@ def exploration_from_varbinds(varbinds: Iterable[VarBind]) -> Exploration:
         interfaces=interfaces_from_varbinds(walked),
         ip_addresses=_merged_addresses(addresses_from_varbinds(walked), ip_address_table(walked)),
         chassis=chassis_from_varbinds(walked),
-        neighbours=neighbours_from_varbinds(walked),
+        neighbours=(*neighbours_from_varbinds(walked), *cdp_neighbours_from_varbinds(walked)),
         printer_serial=printer_serial_from_varbinds(walked),
     )
 
@@ -362,7 +415,8 @@ def encode_exploration(result: SnmpExploreResult) -> ET.Element:
             "chassis_id": neighbour.chassis_id,
             "chassis_id_subtype": neighbour.chassis_id_subtype,
         }
-        for key in ("port_id", "port_id_subtype", "port_description", "sys_name"):
+        attributes["protocol"] = neighbour.protocol
+        for key in ("port_id", "port_id_subtype", "port_description", "sys_name", "address", "platform"):
             value = getattr(neighbour, key)
             if value:
                 attributes[key] = value

@@ -1,4 +1,4 @@
-"""A small OID <-> name table (system, interfaces, ifXTable, ip, host resources, ENTITY, LLDP, ...).
+"""A small OID <-> name table (system, interfaces, ifXTable, ip, host resources, ENTITY, LLDP, CDP, ...).
 
 Enough for ``oid_spec_list`` names and the element names of the typed result XML, with
 no MIB compiling: a dict lookup on the hot path. OIDs outside the table are still walked
@@ -195,6 +195,15 @@ _DEFINITIONS: list[tuple[str, str, NodeKind]] = [
         " entPhysicalParentRelPos entPhysicalName entPhysicalHardwareRev entPhysicalFirmwareRev"
         " entPhysicalSoftwareRev entPhysicalSerialNum entPhysicalMfgName entPhysicalModelName"
         " entPhysicalAlias entPhysicalAssetID entPhysicalIsFRU",
+    ),
+    # CISCO-CDP-MIB cache: the neighbours a Cisco device sees over CDP, indexed by ifIndex.deviceIndex
+    ("ciscoCdpMIB", "1.3.6.1.4.1.9.9.23", _G),
+    *_table(
+        "1.3.6.1.4.1.9.9.23.1.2.1",
+        "cdpCacheTable",
+        "cdpCacheEntry",
+        "cdpCacheIfIndex cdpCacheDeviceIndex cdpCacheAddressType cdpCacheAddress cdpCacheVersion"
+        " cdpCacheDeviceId cdpCacheDevicePort cdpCachePlatform cdpCacheCapabilities",
     ),
     # LLDP-MIB (IEEE 802.1AB) remote systems: the neighbours a device sees on each port
     ("lldpMIB", "1.0.8802.1.1.2", _G),

@@ -9,7 +9,7 @@ no class tries the next classifier; one that found a class plans identification,
 ``MultiProbe`` of the class's identity probes (with the credential classification found),
 whose findings (serial number, interface MACs, host name, addresses) identify and reconcile
 the device into the CMDB; then exploration, the class's exploration probe, whose findings
-(interfaces, addresses, model, firmware, CPUs, memory, LLDP neighbours) update the CI and
+(interfaces, addresses, model, firmware, CPUs, memory, LLDP and CDP neighbours) update the CI and
 relate it to its neighbours. Every record carries the discovery's status id in ``agent_correlator``.
 
 Nothing is lost to a crash: each output is written to the status store with its ``sys_id``
@@ -473,17 +473,21 @@ class Orchestrator:
         self._relate_neighbours(status_id, ip, ci, findings)
 
     def _relate_neighbours(self, status_id: str, ip: str, ci: str, findings: Findings) -> None:
-        """Each LLDP neighbour whose CI is known: ``ci`` Connects to it."""
+        """Each LLDP or CDP neighbour whose CI is known (by MAC, address, then name): ``ci`` Connects to it."""
         for neighbour in findings.neighbours:
-            other = self.cmdb.owner_of(mac=neighbour.chassis_mac, name=neighbour.sys_name)
+            other = self.cmdb.owner_of(
+                mac=neighbour.chassis_mac, address=neighbour.address, name=neighbour.sys_name
+            )
             seen = neighbour.sys_name or neighbour.chassis_id
-            port = f" on port {neighbour.local_port}" if neighbour.local_port else ""
+            where = "ifIndex" if neighbour.protocol == "cdp" else "port"
+            port = f" on {where} {neighbour.local_port}" if neighbour.local_port else ""
+            port += f" ({neighbour.protocol.upper()})"
             if other is None or other == ci:
                 why = "is not in the CMDB" if other is None else "is this device itself"
                 self.status.log(status_id, ip, "exploration", f"neighbour {seen}{port} {why}")
                 continue
             self.cmdb.relate(ci, other, "Connects to::Connected by", discovery=status_id)
-            self.status.log(status_id, ip, "exploration", f"Connects to {seen}{port} (CI {other})")
+            self.status.log(status_id, ip, "exploration", f"Connects to {seen}{port}, CI {other}")
 
     def _reconcile(
         self,
@@ -550,13 +554,13 @@ def _planned_device(meta: Mapping[str, object]) -> DiscoveredDevice:
 
 
 def _summary(findings: Findings) -> str:
-    """``serial X, 3 interfaces (2 with MAC), 4 addresses, 1 neighbour`` (what the log says was found)."""
+    """``serial X, 3 interfaces (2 with MAC), 4 addresses, 1 neighbours`` (what the log says was found)."""
     macs = sum(1 for i in findings.interfaces if i.mac_address)
     addresses = {a for i in findings.interfaces for a in i.ip_addresses}
     parts = [f"serial {findings.serial_number}"] if findings.serial_number else ["no serial number"]
     parts.append(f"{len(findings.interfaces)} interfaces ({macs} with MAC), {len(addresses)} addresses")
     if findings.neighbours:
-        parts.append(f"{len(findings.neighbours)} LLDP neighbours")
+        parts.append(f"{len(findings.neighbours)} neighbours")
     return ", ".join(parts)
 
 

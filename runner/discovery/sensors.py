@@ -5,7 +5,7 @@ its topic and acts on the answer. Shazzam's sensor lists the hosts that answered
 open ports; classification sensors turn a classify probe's result into a
 :class:`~midprobe.runner.cmdb.model.DiscoveredDevice` for the CMDB; the identification and
 exploration sensor (``read_findings``) reads what the identity and exploration probes found
-(serial numbers, interfaces with MACs, addresses, model, CPUs, memory, LLDP neighbours), which
+(serial numbers, interfaces with MACs, addresses, model, CPUs, memory, LLDP and CDP neighbours), which
 ``with_findings`` lays over the classified device.
 """
 
@@ -235,13 +235,15 @@ _SOFTWARE_LOOPBACK = "24"
 
 @dataclass(frozen=True)
 class Neighbour:
-    """A device seen on one of this device's ports (LLDP): its chassis id and what it calls itself."""
+    """A device seen on one of this device's ports (LLDP or CDP): its ids and what it calls itself."""
 
     chassis_id: str
     chassis_mac: str | None = None
     sys_name: str | None = None
     port_id: str | None = None
     local_port: str | None = None
+    protocol: str = "lldp"
+    address: str | None = None
 
 
 @dataclass(frozen=True)
@@ -356,6 +358,8 @@ def _snmp_findings(found: ET.Element) -> Findings:
                 sys_name=n.get("sys_name"),
                 port_id=n.get("port_id"),
                 local_port=n.get("local_port"),
+                protocol=n.get("protocol") or "lldp",
+                address=_usable_address(n.get("address")),
             )
             for n in (neighbours.iter("neighbour") if neighbours is not None else ())
             if n.get("chassis_id")

@@ -155,6 +155,8 @@ def test_the_owner_of_a_neighbour_is_found_by_mac_else_by_its_one_name(cmdb: Cmd
     assert cmdb.owner_of(mac="02:42:c6:12:00:0a") == sys_id
     assert cmdb.owner_of(mac="02:00:00:00:00:99", name="LINUX1") == sys_id  # unknown MAC: the name decides
     assert cmdb.owner_of(name="sw1") == fqdn.ci  # a short name matches its fully qualified CI
+    assert cmdb.owner_of(address="2001:db8::10", name="sw1") == sys_id  # an address outranks a name
+    assert cmdb.owner_of(address="198.18.0.11") == fqdn.ci
     assert cmdb.owner_of(name="sw") is None
     assert cmdb.owner_of(name="s_1") is None  # no pattern characters in names
     cmdb.reconcile(DiscoveredDevice("cmdb_ci_linux_server", "linux1", ip_address="198.18.0.99"))

@@ -20,6 +20,7 @@ from midprobe.probes.snmp.explore import (
     EXPLORE_TOPIC,
     IDENTITY_TOPIC,
     SnmpExploreProbe,
+    cdp_neighbours_from_varbinds,
     chassis_from_varbinds,
     exploration_from_varbinds,
     ip_address_table,
@@ -97,6 +98,29 @@ def test_lldp_neighbours_of_a_real_switch_with_mac_and_local_chassis_ids() -> No
     assert [(n.local_port, n.sys_name, n.port_id) for n in h3c] == [
         (24, "WRD-Huiju-2", "GigabitEthernet1/0/33")
     ]
+
+
+def test_cdp_neighbours_of_a_real_cisco_switch_with_address_port_and_platform() -> None:
+    found = exploration_from_varbinds(recorded_varbinds("network/switch/cisco-c3560.snmprec.bz2"))
+    cdp = [n for n in found.neighbours if n.protocol == "cdp"]
+    assert cdp == list(
+        cdp_neighbours_from_varbinds(recorded_varbinds("network/switch/cisco-c3560.snmprec.bz2"))
+    )
+    first = cdp[0]
+    assert (first.local_port, first.sys_name, first.address, first.port_id, first.platform) == (
+        10149,
+        "OLD-ShiTang-WIRELESS",
+        "10.1.100.181",
+        "GigabitEthernet0/2",
+        "cisco WS-C3560-24PS",
+    )
+    assert len({(n.local_port, n.sys_name) for n in cdp}) == len(cdp)
+
+
+def test_a_cdp_device_id_with_its_serial_in_parentheses_names_the_host() -> None:
+    nexus = cdp_neighbours_from_varbinds(recorded_varbinds("network/switch/cisco-n5000-uk9.snmprec.bz2"))
+    assert "NWPU-CA-5548-02" in {n.sys_name for n in nexus}
+    assert any(n.chassis_id.startswith("NWPU-CA-5548-02(") for n in nexus)  # the id itself is kept whole
 
 
 def test_ip_mib_address_table_adds_ipv6_with_its_prefix_to_the_ipv4_table() -> None:

@@ -136,5 +136,5 @@ def _check(
     )
     said = [entry["message"] for entry in status.device_log(status_id) if entry["device"] == SWITCH]
     assert any(m.startswith("SNMPIdentity found serial 3C421900TX") for m in said), said
-    assert any(m.startswith(f"Connects to NWPU-CA-5548-01 on port 17 (CI {known})") for m in said), said
+    assert f"Connects to NWPU-CA-5548-01 on port 17 (LLDP), CI {known}" in said, said
     assert any("is not in the CMDB" in m for m in said)  # the recording's other neighbours are unknown
