@@ -88,11 +88,14 @@ def test_table_named_by_its_entry_means_the_table() -> None:
 
 
 def test_unknown_table_takes_column_numbers() -> None:
-    (spec,) = parse_oid_spec_list("table 4.1.9.9.23.1.2.1 1.4,6(=2)")
+    (spec,) = parse_oid_spec_list("table 4.1.9.9.46.1.3.1 1.4,6(=2)")  # CISCO-VTP-MIB: not in the table
     assert isinstance(spec, TableSpec)
-    assert spec.oid == (1, 3, 6, 1, 4, 1, 9, 9, 23, 1, 2, 1)
+    assert spec.oid == (1, 3, 6, 1, 4, 1, 9, 9, 46, 1, 3, 1)
     assert [child.oid[-1] for child in spec.children] == [4, 6]
     assert [child.name for child in spec.children] == [None, None]
+    (known,) = parse_oid_spec_list("table 4.1.9.9.23.1.2.1 1.4,6")  # CISCO-CDP-MIB's cache is named
+    assert isinstance(known, TableSpec)
+    assert [child.name for child in known.children] == ["cdpCacheAddress", "cdpCacheDeviceId"]
 
 
 @pytest.mark.parametrize(
