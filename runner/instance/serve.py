@@ -7,6 +7,7 @@ free port and the URL printed is the real one), and serves until SIGTERM or SIGI
 from __future__ import annotations
 
 import ipaddress
+import signal
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -119,7 +120,13 @@ def serve(
                 access_log=False,
             )
             announce(address.url(listener.getsockname()[1]))
-            uvicorn.Server(config).run(sockets=[listener])
+            # uvicorn shuts down gracefully on SIGTERM, then raises it again for the handler it found:
+            # this one ignores it, so a SIGTERM ends the command with status 0.
+            previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+            try:
+                uvicorn.Server(config).run(sockets=[listener])
+            finally:
+                signal.signal(signal.SIGTERM, previous)
     finally:
         listener.close()
 
