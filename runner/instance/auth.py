@@ -145,7 +145,7 @@ class UserStore(SqlStore):
         return User(name, ordered)
 
     def _row(self, name: str) -> tuple[str, str] | None:
-        with self._db.transaction() as tx:
+        with self._db.transaction(write=False) as tx:
             rows = tx.execute("SELECT roles, password_hash FROM instance_user WHERE name = ?", (name,))
         return (str(rows[0][0]), str(rows[0][1])) if rows else None
 
@@ -154,7 +154,7 @@ class UserStore(SqlStore):
         return User(name, tuple(row[0].split(","))) if row else None
 
     def list(self) -> list[User]:
-        with self._db.transaction() as tx:
+        with self._db.transaction(write=False) as tx:
             rows = tx.execute("SELECT name, roles FROM instance_user ORDER BY name")
         return [User(str(name), tuple(str(roles).split(","))) for name, roles in rows]
 
