@@ -46,6 +46,8 @@ def names(query: str) -> list[str]:
         ("topicSTARTSWITHSS", ["SSHCommand"]),
         ("topicSTARTSWITHs", []),  # comparisons are exact, case included
         ("topicENDSWITHzam", ["Shazzam"]),
+        ("topicSTARTSWITHHC", []),  # inside, not at the start
+        ("topicENDSWITHaz", []),  # inside, not at the end
         ("topicLIKEHC", ["SSHCommand"]),
         ("topicNOT LIKEHC", ["Shazzam", "SNMP"]),
         ("nameISEMPTY", ["SNMP"]),
@@ -111,6 +113,20 @@ def test_a_bad_query_names_what_is_wrong(query: str, says: str) -> None:
     assert says in str(raised.value)
     assert str(raised.value).startswith("sysparm_query: ")
     assert isinstance(raised.value, ConfigError)  # bad input: the CLI's exit 2, the API's 400
+
+
+@pytest.mark.parametrize(
+    ("query", "row", "matches"),
+    [
+        ("nameISEMPTY", {"name": " "}, False),  # a blank is not empty
+        ("nameISNOTEMPTY", {"name": " "}, True),
+        ("sys_created_on<2026-01-01 00:00:00", {"sys_created_on": ""}, False),  # empty is not before
+        ("sys_created_on>=2026-01-01 00:00:00", {"sys_created_on": ""}, False),
+        ("sys_created_onISEMPTY", {}, True),  # a field the row lacks reads as empty
+    ],
+)
+def test_empty_values(query: str, row: dict[str, str], matches: bool) -> None:
+    assert parse_query(query, FIELDS).matches(row) is matches
 
 
 def test_the_error_names_the_term() -> None:
