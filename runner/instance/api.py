@@ -23,7 +23,7 @@ from starlette.routing import Route
 from midprobe.capabilities.errors import ConfigError, QueueError
 from midprobe.capabilities.numbers import NumberRange, read_number
 from midprobe.runner.instance.auth import User, UserStore, parse_basic_auth
-from midprobe.runner.instance.errors import TableApiError, bad_request
+from midprobe.runner.instance.errors import TableApiError, bad_request, forbidden
 from midprobe.runner.instance.query import Row, parse_query
 from midprobe.runner.instance.tables import DEFAULT_SCAN_CAP, AgentTable, EccQueueTable, Page, Table
 from midprobe.runner.queue.base import EccQueue
@@ -52,6 +52,9 @@ _BOOLEAN_PARAMETERS: Final = (
     "sysparm_suppress_pagination_header",
 )
 
+#: What ServiceNow calls each method in an ACL refusal ("ACL Exception Update Failed ...").
+_OPERATIONS: Final = {"GET": "Read", "POST": "Insert", "PATCH": "Update", "PUT": "Update"}
+
 log = logging.getLogger("midprobe.instance")
 T = TypeVar("T")
 
@@ -63,12 +66,6 @@ def error_response(error: TableApiError) -> JSONResponse:
 
 def _unauthenticated() -> TableApiError:
     return TableApiError(401, "User Not Authenticated", "Required to provide Auth information")
-
-
-def _forbidden(operation: str) -> TableApiError:
-    return TableApiError(
-        403, "Operation Failed", f"ACL Exception {operation} Failed due to security constraints"
-    )
 
 
 def _parameters(request: Request) -> dict[str, str]:
@@ -169,7 +166,7 @@ class TableApi:
         if user is None:
             raise _unauthenticated()
         if not user.has_role(role):
-            raise _forbidden("Read" if role == "mid_server" and request.method == "GET" else request.method)
+            raise forbidden(_OPERATIONS.get(request.method, request.method))
         return user
 
     def _table(self, request: Request) -> Table:

@@ -24,8 +24,15 @@ def bad_request(message: str, detail: str | None = None) -> TableApiError:
     return TableApiError(400, message, detail)
 
 
+def forbidden(operation: str) -> TableApiError:
+    """ServiceNow's ACL refusal: ``operation`` is ``Read``, ``Insert`` or ``Update``."""
+    return TableApiError(
+        403, "Operation Failed", f"ACL Exception {operation} Failed due to security constraints"
+    )
+
+
 def not_found(detail: str = "Record doesn't exist or ACL restricts the record retrieval") -> TableApiError:
     return TableApiError(404, "No Record found", detail)
 
 
-__all__ = ["TableApiError", "bad_request", "not_found"]
+__all__ = ["TableApiError", "bad_request", "forbidden", "not_found"]

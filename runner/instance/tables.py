@@ -26,7 +26,7 @@ from midprobe.runner.ecc.record import (
     is_sys_id,
     normalize_agent_name,
 )
-from midprobe.runner.instance.errors import TableApiError, bad_request, not_found
+from midprobe.runner.instance.errors import TableApiError, bad_request, forbidden, not_found
 from midprobe.runner.instance.query import EncodedQuery, FieldKind, Row
 from midprobe.runner.queue.base import AgentRegistration, EccQueue
 
@@ -227,9 +227,7 @@ class EccQueueTable:
         """Store the record ``body`` describes: an output is enqueued, an answer completes its output."""
         record = record_from_body(body)
         if record.is_output and not may_write_outputs:
-            raise TableApiError(
-                403, "Operation Failed", "ACL Exception Insert Failed due to security constraints"
-            )
+            raise forbidden("Insert")
         if self._queue.get(record.sys_id) is not None:
             raise TableApiError(
                 409, "Record already exists", f"ecc_queue already holds sys_id {record.sys_id}"

@@ -203,7 +203,8 @@ def test_a_mid_answers_an_output_once_and_the_output_is_processed(api: Client, q
 
 def test_a_mid_may_not_write_outputs(api: Client, queue: EccQueue) -> None:
     mid = api.as_user(MID)
-    _assert_failure(mid.post(QUEUE, {"agent": "mid1", "topic": "Shazzam", "queue": "output"}), 403, "ACL")
+    refused = mid.post(QUEUE, {"agent": "mid1", "topic": "Shazzam", "queue": "output"})
+    _assert_failure(refused, 403, "ACL Exception Insert Failed")
     assert queue.list() == []
 
 
@@ -244,7 +245,11 @@ def test_a_refused_patch_changes_nothing(
 
 def test_only_an_admin_patches(api: Client, queue: EccQueue) -> None:
     record = _fill(queue)[0]
-    _assert_failure(api.as_user(MID).patch(f"{QUEUE}/{record.sys_id}", {"agent": "mid2"}), 403, "ACL")
+    _assert_failure(
+        api.as_user(MID).patch(f"{QUEUE}/{record.sys_id}", {"agent": "mid2"}),
+        403,
+        "ACL Exception Update Failed",
+    )
     assert queue.get(record.sys_id) == record
     _assert_failure(api.patch(f"{QUEUE}/{'0' * 32}", {"agent": "mid2"}), 404, "No Record found")
 
