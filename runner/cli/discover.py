@@ -15,6 +15,7 @@ import click
 from midprobe.capabilities.clusters import MidCluster, cluster_named
 from midprobe.capabilities.config import load_config
 from midprobe.capabilities.errors import ConfigError, TargetNotAllowed
+from midprobe.capabilities.selection import SelectionPolicy
 from midprobe.probes.safety import TargetPolicy
 from midprobe.runner.cli.options import queue_option
 from midprobe.runner.cli.progress import follower_for, summary
@@ -60,7 +61,7 @@ def discover() -> None:
     "capabilities_file",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help='Capabilities TOML whose [[cluster]] tables define the clusters a schedule may name (mid = "cluster:NAME").',
+    help='Capabilities TOML: its [[cluster]] tables (mid = "cluster:NAME"), [[application]] default MIDs and [selection] rules.',
 )
 def run_command(
     schedule_file: Path,
@@ -77,7 +78,9 @@ def run_command(
     or, with --local, one embedded here.
     """
     schedule = load_schedule(schedule_file)
-    clusters = load_config(capabilities_file).clusters if capabilities_file is not None else ()
+    capabilities = load_config(capabilities_file) if capabilities_file is not None else None
+    clusters = capabilities.clusters if capabilities is not None else ()
+    policy = capabilities.policy if capabilities is not None else None
     if schedule.mid_choice == "cluster":
         cluster_named(clusters, schedule.mid or "")  # a schedule naming an unknown cluster stops here
     if lab_mode:
@@ -98,11 +101,11 @@ def run_command(
 
         async def orchestrate() -> None:
             await asyncio.to_thread(_wait_for_agent, queue_url, name)
-            await asyncio.to_thread(_orchestrate, schedule, queue_url, follow, clusters)
+            await asyncio.to_thread(_orchestrate, schedule, queue_url, follow, clusters, policy)
 
         run_agent(config, once=False, drain_seconds=5.0, alongside=orchestrate)
         return
-    _orchestrate(schedule, queue_url, follow, clusters)
+    _orchestrate(schedule, queue_url, follow, clusters, policy)
 
 
 def _wait_for_agent(queue_url: str, name: str) -> None:
@@ -114,12 +117,18 @@ def _wait_for_agent(queue_url: str, name: str) -> None:
             time.sleep(0.05)
 
 
-def _orchestrate(schedule: Schedule, queue_url: str, follow: bool, clusters: Sequence[MidCluster]) -> None:
+def _orchestrate(
+    schedule: Schedule,
+    queue_url: str,
+    follow: bool,
+    clusters: Sequence[MidCluster],
+    policy: SelectionPolicy | None,
+) -> None:
     with open_queue(queue_url) as queue:
         database = open_database(queue_url)
         try:
             status = StatusStore(database)
-            orchestrator = Orchestrator(queue, status, CmdbStore(database), clusters=clusters)
+            orchestrator = Orchestrator(queue, status, CmdbStore(database), clusters=clusters, policy=policy)
             status_id = orchestrator.start(schedule)
             click.echo(status_id)
             sys.stdout.flush()

@@ -33,7 +33,7 @@ from typing import Final
 from midprobe.capabilities.clusters import DISCOVERY_STATUSES, MidCluster, cluster_named
 from midprobe.capabilities.errors import ConfigError, MidprobeError, PayloadError
 from midprobe.capabilities.model import Capability, MidServer
-from midprobe.capabilities.selection import MidSelector, SelectionRequest
+from midprobe.capabilities.selection import MidSelector, SelectionPolicy, SelectionRequest
 from midprobe.runner.agent.identity import definitions_from_registrations, mid_server_from_registration
 from midprobe.runner.cmdb.model import DiscoveredDevice
 from midprobe.runner.cmdb.store import CmdbStore
@@ -108,6 +108,7 @@ class Orchestrator:
         cmdb: CmdbStore,
         *,
         clusters: Sequence[MidCluster] = (),
+        policy: SelectionPolicy | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
@@ -115,6 +116,8 @@ class Orchestrator:
         self.status = status
         self.cmdb = cmdb
         self.clusters = tuple(clusters)
+        #: The capabilities file's [selection] and [[application]] rules (default MIDs, the ladder).
+        self.policy = policy
         self._monotonic = monotonic
         self._rng = rng or random.Random()
         self._started_at: dict[str, float] = {}
@@ -142,7 +145,7 @@ class Orchestrator:
         registered = self.queue.list_agents()
         live = {agent.name for agent in self.queue.list_agents(live_within_seconds=LIVE_WITHIN_SECONDS)}
         mids = [mid_server_from_registration(agent, live=agent.name in live) for agent in registered]
-        return MidSelector(definitions_from_registrations(registered)), mids
+        return MidSelector(definitions_from_registrations(registered), policy=self.policy), mids
 
     def _cluster(self, schedule: Schedule) -> MidCluster | None:
         if schedule.mid_choice != "cluster":

@@ -1,0 +1,53 @@
+"""The orchestrator selects MIDs with the capabilities file's rules: the Discovery default MID."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from midprobe.capabilities.model import Application
+from midprobe.capabilities.selection import SelectionPolicy
+from midprobe.runner.cmdb.database import open_database
+from midprobe.runner.cmdb.store import CmdbStore
+from midprobe.runner.discovery.orchestrator import NoSuitableMid, Orchestrator
+from midprobe.runner.discovery.schedule import Schedule
+from midprobe.runner.discovery.status import StatusStore
+from midprobe.runner.queue.base import AgentRegistration
+from midprobe.runner.queue.url import open_queue, sqlite_url
+
+SCHEDULE = Schedule("t", ("198.18.0.0/28",), behaviour=("snmp",), batch_size=256)
+
+
+@contextlib.contextmanager
+def orchestrator(tmp_path: Path, policy: SelectionPolicy | None) -> Iterator[Orchestrator]:
+    url = sqlite_url(tmp_path / "ecc.db")
+    with open_queue(url) as queue:
+        database = open_database(url)
+        cmdb = CmdbStore(database)
+        try:
+            # Neither MID holds 198.18.0.0/28 in its IP ranges.
+            queue.register_agent(AgentRegistration("mid-east", ip_ranges=("198.18.1.0/24",)))
+            queue.register_agent(AgentRegistration("mid-hq", ip_ranges=("198.18.2.0/24",)))
+            yield Orchestrator(queue, StatusStore(database), cmdb, policy=policy)
+        finally:
+            cmdb.close()
+
+
+def test_no_mid_for_the_range_without_a_default(tmp_path: Path) -> None:
+    with orchestrator(tmp_path, None) as chosen, pytest.raises(NoSuitableMid, match=r"198\.18\.0\.1"):
+        chosen.choose_mid(SCHEDULE, "Shazzam", ["198.18.0.1"])
+
+
+def test_the_discovery_default_mid_takes_what_no_mid_covers(tmp_path: Path) -> None:
+    policy = SelectionPolicy(applications=(Application("Discovery", default_mid_server="mid-hq"),))
+    with orchestrator(tmp_path, policy) as chosen:
+        assert chosen.choose_mid(SCHEDULE, "Shazzam", ["198.18.0.1", "198.18.0.2"]) == "mid-hq"
+
+
+def test_a_default_for_another_application_does_not_serve_discovery(tmp_path: Path) -> None:
+    policy = SelectionPolicy(applications=(Application("Orchestration", default_mid_server="mid-hq"),))
+    with orchestrator(tmp_path, policy) as chosen, pytest.raises(NoSuitableMid):
+        chosen.choose_mid(SCHEDULE, "Shazzam", ["198.18.0.1"])
