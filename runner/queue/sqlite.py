@@ -74,6 +74,8 @@ WATCH_INTERVAL_SECONDS = 0.1
 class SqliteQueue(SqlQueue):
     """The ECC queue in a SQLite file (or ``:memory:``, private to this object: for tests)."""
 
+    dialect = SQLITE_DIALECT
+
     def __init__(
         self,
         path: str | Path,
@@ -123,7 +125,7 @@ class SqliteQueue(SqlQueue):
         except sqlite3.Error as error:
             raise QueueError(f"queue {self.url}: cannot open: {_message(error)}") from None
         with self._write() as tx:
-            self._ensure_schema(tx, SQLITE_DIALECT)
+            self._ensure_schema(tx)
 
     @contextmanager
     def _write(self) -> Iterator[Transaction]:
