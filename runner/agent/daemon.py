@@ -15,12 +15,14 @@ import contextlib
 import functools
 import signal
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from midprobe.capabilities.errors import ConfigError, MidprobeError, QueueError
 from midprobe.runner.agent.limits import PoolSizes
 from midprobe.runner.agent.logs import get_logger
 from midprobe.runner.agent.probe_runner import ProbeRunner
+from midprobe.runner.agent.results import ResultWriter
 from midprobe.runner.ecc.record import PRIORITY_EXPEDITED, PRIORITY_INTERACTIVE, PRIORITY_STANDARD, EccRecord
 from midprobe.runner.queue.base import AgentNameInUse, AgentRegistration, EccQueue
 
@@ -97,9 +99,12 @@ class Agent:
     _in_flight_pool: dict[str, int] = field(default_factory=dict, init=False)
     _stopping: asyncio.Event | None = field(default=None, init=False)
     _wake: asyncio.Event | None = field(default=None, init=False)
+    _results: ResultWriter | None = field(default=None, init=False)
     stats: AgentStats = field(default_factory=AgentStats, init=False)
     #: This process's token: stored with its registration and its leases (a restart gets a new one).
     instance: str = field(default_factory=lambda: uuid.uuid4().hex, init=False)
+    #: How heartbeats and lease renewals wait for their next turn (tests give a fake clock's).
+    timer: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     @property
     def name(self) -> str:
@@ -116,6 +121,7 @@ class Agent:
         """Run until stopped (or, with ``once``, until nothing is ready and nothing is in flight)."""
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
+        self._results = ResultWriter(self.queue, on_queue_error=self._count_queue_error)
         loop = asyncio.get_running_loop()
         if install_signal_handlers:
             for signum in (signal.SIGTERM, signal.SIGINT):
@@ -140,6 +146,7 @@ class Agent:
             await self._poll_loop(once)
             await self._drain()
         finally:
+            await self._results.flush()
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
@@ -274,23 +281,16 @@ class Agent:
             log.info("answered", sys_id=record.sys_id, topic=record.topic, source=record.source)
 
     async def _complete(self, record: EccRecord, answer: EccRecord) -> bool:
-        delay = 0.5
-        for attempt in range(5):
-            try:
-                return await asyncio.to_thread(self.queue.complete, record.sys_id, answer)
-            except QueueError as error:
-                self.stats.queue_errors += 1
-                if attempt == 4:
-                    raise
-                log.warning("complete failed, retrying", sys_id=record.sys_id, error=str(error))
-                await asyncio.sleep(delay)
-                delay *= 2
-        return False  # unreachable: the last attempt raises
+        assert self._results is not None
+        return await self._results.write(record.sys_id, answer)
+
+    def _count_queue_error(self) -> None:
+        self.stats.queue_errors += 1
 
     async def _renew_leases(self) -> None:
         interval = self.timings.renew_seconds
         while True:
-            await asyncio.sleep(interval)
+            await self.timer(interval)
             held = list(self._in_flight)
             if not held:
                 continue
@@ -331,7 +331,7 @@ class Agent:
 
     async def _heartbeat(self) -> None:
         while True:
-            await asyncio.sleep(self.timings.registry_heartbeat_seconds)
+            await self.timer(self.timings.registry_heartbeat_seconds)
             try:
                 await asyncio.to_thread(
                     functools.partial(self.queue.heartbeat_agent, self.name, instance=self.instance)
