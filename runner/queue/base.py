@@ -169,8 +169,9 @@ class EccQueue(Protocol):
           held by this same agent name, expired or not (the MID re-runs at start-up the
           work it had taken before it stopped).
 
-        They are taken lowest ``priority`` number first, then oldest ``sequence``, then
-        ``sys_id``, and returned in that order with state ``processing``. In the same
+        They are taken lowest ``priority`` number first, then in the order the database
+        received them (not by ``sequence``, which the enqueuer's clock sets), and returned in
+        that order with state ``processing``. In the same
         transaction the queue records the claim as the MID does: one input record
         (agent = this agent, topic and name ``queue.processing``, source = this agent,
         state ``processed``) whose payload is

@@ -154,6 +154,8 @@ def _answer(output_sys_id: str, result: EccRecord) -> EccRecord:
         raise ConfigError(
             f"the result answers {result.response_to}, not {output_sys_id}", field="response_to"
         )
+    if (result.response_to, result.state, result.processed) == (output_sys_id, "ready", None):
+        return result  # as new_input_record makes it: no copy to validate again
     return result.with_changes(response_to=output_sys_id, state="ready", processed=None)
 
 
@@ -565,30 +567,35 @@ class SqlQueue(ABC):
             return outcomes
         outputs = builtins.list(dict.fromkeys(output_sys_id for _, output_sys_id, _ in valid))
         with self._write() as tx:
-            # One statement per 500 outputs for the checks: each exists and is one, is not yet
-            # answered; and which answers' sys_ids are taken.
-            found: dict[str, tuple[object, object]] = {}
+            # The checks, a statement each per 500 ids: the outputs exist and are outputs (locked,
+            # in one order for every writer), which are answered already, which answer ids are taken.
+            found: dict[str, object] = {}
+            answered: set[str] = set()
             for chunk in _chunks(outputs):
+                marks = _marks(len(chunk))
                 rows = tx.execute(
-                    "SELECT sys_id, queue, EXISTS (SELECT 1 FROM ecc_queue AS answer"
-                    f" WHERE answer.response_to = output.sys_id AND {ONE_RESULT_PREDICATE})"
-                    f" FROM ecc_queue AS output WHERE sys_id IN ({_marks(len(chunk))})"
-                    f" ORDER BY sys_id{self.row_lock_clause}",  # one lock order for every writer
+                    f"SELECT sys_id, queue FROM ecc_queue WHERE sys_id IN ({marks})"
+                    f" ORDER BY sys_id{self.row_lock_clause}",
                     chunk,
                 )
-                found.update((str(row[0]), (row[1], row[2])) for row in rows)
+                found.update((str(row[0]), row[1]) for row in rows)
+                # An explicit list of response_to values: the index is used whatever the planner's statistics say.
+                rows = tx.execute(
+                    f"SELECT response_to FROM ecc_queue WHERE response_to IN ({marks}) AND {ONE_RESULT_PREDICATE}",
+                    chunk,
+                )
+                answered.update(str(row[0]) for row in rows)
             taken = self._existing(tx, [answer.sys_id for _, _, answer in valid])
             writing: dict[str, tuple[int, EccRecord]] = {}  # output sys_id -> the first answer for it
             for index, output_sys_id, answer in valid:
                 if output_sys_id not in found:
                     outcomes[index] = QueueError(f"queue {self.url}: no record {output_sys_id} to complete")
                     continue
-                side, answered = found[output_sys_id]
-                if side != "output":
+                if found[output_sys_id] != "output":
                     outcomes[index] = QueueError(
                         f"queue {self.url}: record {output_sys_id} is an input, not an output"
                     )
-                elif answered or output_sys_id in writing:
+                elif output_sys_id in answered or output_sys_id in writing:
                     outcomes[index] = False  # the first result wins
                 elif answer.sys_id in taken:
                     outcomes[index] = QueueError(
