@@ -222,7 +222,13 @@ _TEXT_ESCAPES: Final = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("\r", "&#
 _ATTRIBUTE_ESCAPES: Final = (*_TEXT_ESCAPES, ('"', "&quot;"), ("\n", "&#10;"), ("\t", "&#09;"))
 
 
+#: Any character one of the escapes replaces (most values hold none: one search, not seven).
+_SPECIAL: Final = re.compile('[&<>"\r\n\t]')
+
+
 def _escaped(text: str, escapes: tuple[tuple[str, str], ...]) -> str:
+    if _SPECIAL.search(text) is None:
+        return text
     for character, entity in escapes:
         if character in text:
             text = text.replace(character, entity)

@@ -22,6 +22,7 @@ from midprobe.runner.queue.sqlbase import Row, SqlQueue, Transaction, Unreadable
 
 #: Stored timestamp format: fixed width, UTC, so text order is time order.
 TIMESTAMP_FORMAT: Final = "%Y-%m-%d %H:%M:%S.%f"
+_TIMESTAMP_LENGTH: Final = len("2000-01-01 00:00:00.000000")
 MEMORY: Final = ":memory:"
 
 
@@ -170,10 +171,18 @@ class SqliteQueue(SqlQueue):
     def _ts_value(self, raw: object) -> datetime | None:
         if raw is None:
             return None
-        try:
-            return datetime.strptime(str(raw), TIMESTAMP_FORMAT).replace(tzinfo=UTC)
-        except ValueError:
-            raise QueueError(f"queue {self.url}: stored time {raw!r} is not in {TIMESTAMP_FORMAT}") from None
+        text = str(raw)
+        # fromisoformat is strptime's result ten times faster; the length and the separators
+        # keep it to exactly TIMESTAMP_FORMAT (it would take other ISO 8601 shapes too).
+        if len(text) == _TIMESTAMP_LENGTH and text[10] == " " and text[19] == ".":
+            try:
+                moment = datetime.fromisoformat(text)
+            except ValueError:
+                pass
+            else:
+                if moment.tzinfo is None:
+                    return moment.replace(tzinfo=UTC)
+        raise QueueError(f"queue {self.url}: stored time {raw!r} is not in {TIMESTAMP_FORMAT}")
 
     def _notify_ready(self, tx: Transaction, agents: set[str]) -> None:
         """Nothing to send: the commit itself is what waiting agents see (``data_version``)."""
