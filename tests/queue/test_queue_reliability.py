@@ -99,6 +99,24 @@ def test_sqlite_text_that_is_not_utf8_is_set_aside(tmp_path: Path) -> None:
     assert "UTF-8" in error
 
 
+@pytest.mark.parametrize(
+    "stored",
+    ["2026-12-02T15:00:00.123456", "2026-12-02 15:00:00.12345Z", "2026-12-02 15:00:00", "yesterday"],
+)
+def test_sqlite_a_time_not_in_the_stored_shape_is_set_aside(tmp_path: Path, stored: str) -> None:
+    url = f"sqlite:///{tmp_path / 'ecc.db'}"
+    bad, good = _outputs(2)
+    with open_queue(url) as queue:
+        queue.enqueue_many([bad, good])
+        _raw(url, "UPDATE ecc_queue SET sys_created_on = ? WHERE sys_id = ?", (stored, bad.sys_id))
+
+        assert [record.sys_id for record in queue.claim("lab1", 10, 60.0)] == [good.sys_id]
+
+    state, error = _state_and_error(url, bad.sys_id)
+    assert state == "error"
+    assert f"stored time {stored!r} is not in" in error
+
+
 @pytest.mark.timeout(120)
 def test_agent_once_exits_and_answers_the_rest_despite_a_damaged_row(queue: EccQueue, queue_url: str) -> None:
     bad, *good = _outputs(3)
