@@ -12,6 +12,7 @@ import json
 import math
 import threading
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
@@ -374,7 +375,8 @@ class SqlQueue(ABC):
         if not records:
             return []
         ids = [record.sys_id for record in records]
-        repeated = next((sys_id for index, sys_id in enumerate(ids) if sys_id in ids[:index]), None)
+        counts = Counter(ids)
+        repeated = next((sys_id for sys_id in ids if counts[sys_id] > 1), None)
         with self._write() as tx:
             taken = self._existing(tx, ids)
             clash = next((sys_id for sys_id in ids if sys_id in taken), repeated)
