@@ -8,29 +8,31 @@ from dataclasses import dataclass, field
 from midprobe.capabilities.errors import ProbeParameterError
 from midprobe.probes.base import AnyProbe
 
-#: The modules whose probes the default registry holds, in registration order, with the topics
-#: each registers: a probe package exposes ``PROBES`` from its ``__init__`` (``dns``, ``ssh``,
-#: ``nmap``, ``snmp``, ``sweep``, ``banner``); a single-module probe its ``PROBE``. A module is
-#: imported when one of its topics is first asked for, so an agent answering heartbeats never
-#: loads paramiko or pysnmp; what it registers is checked against this table then.
-BUILTIN_PROBES: dict[str, tuple[str, ...]] = {
-    "midprobe.probes.heartbeat": ("HeartbeatProbe",),
-    "midprobe.probes.shazzam": ("Shazzam",),
-    "midprobe.probes.dns": ("DNS", "DNSLookupProbe", "DNSNameResolver"),
-    "midprobe.probes.ssh": ("SSHCommand", "SSHClassify"),
-    "midprobe.probes.nmap": (
-        "NmapHostScan",
-        "NmapApplicationScan",
-        "NmapDiscovery",
-        "NmapServiceScan",
-        "NmapOSScan",
-        "NmapScript",
-    ),
-    "midprobe.probes.snmp": ("SNMP", "SNMPClassify"),
-    "midprobe.probes.sweep": ("HostSweep",),
-    "midprobe.probes.banner": ("BannerSniff",),
+#: Every built-in topic and the module whose probes hold it, in registration order: a probe
+#: package exposes ``PROBES`` from its ``__init__`` (``dns``, ``ssh``, ``nmap``, ``snmp``,
+#: ``sweep``, ``banner``); a single-module probe its ``PROBE``. A module is imported when one
+#: of its topics is first asked for, so an agent answering heartbeats never loads paramiko or
+#: pysnmp; the topics its probes have are checked against this table then.
+BUILTIN_TOPICS: dict[str, str] = {
+    "HeartbeatProbe": "midprobe.probes.heartbeat",
+    "Shazzam": "midprobe.probes.shazzam",
+    "DNS": "midprobe.probes.dns",
+    "DNSLookupProbe": "midprobe.probes.dns",
+    "DNSNameResolver": "midprobe.probes.dns",
+    "SSHCommand": "midprobe.probes.ssh",
+    "SSHClassify": "midprobe.probes.ssh",
+    "NmapHostScan": "midprobe.probes.nmap",
+    "NmapApplicationScan": "midprobe.probes.nmap",
+    "NmapDiscovery": "midprobe.probes.nmap",
+    "NmapServiceScan": "midprobe.probes.nmap",
+    "NmapOSScan": "midprobe.probes.nmap",
+    "NmapScript": "midprobe.probes.nmap",
+    "SNMP": "midprobe.probes.snmp",
+    "SNMPClassify": "midprobe.probes.snmp",
+    "HostSweep": "midprobe.probes.sweep",
+    "BannerSniff": "midprobe.probes.banner",
 }
-BUILTIN_PROBE_MODULES: tuple[str, ...] = tuple(BUILTIN_PROBES)
+BUILTIN_PROBE_MODULES: tuple[str, ...] = tuple(dict.fromkeys(BUILTIN_TOPICS.values()))
 
 
 @dataclass
@@ -95,6 +97,6 @@ class ProbeRegistry:
 def default_registry() -> ProbeRegistry:
     """A new registry holding every built-in probe (each module imported when first needed)."""
     registry = ProbeRegistry()
-    for module_name, topics in BUILTIN_PROBES.items():
-        registry.register_module(module_name, topics)
+    for module_name in BUILTIN_PROBE_MODULES:
+        registry.register_module(module_name, tuple(t for t, m in BUILTIN_TOPICS.items() if m == module_name))
     return registry

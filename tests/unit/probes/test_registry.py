@@ -9,7 +9,7 @@ import pytest
 
 from midprobe.capabilities.errors import ProbeParameterError
 from midprobe.probes.heartbeat import HeartbeatProbe
-from midprobe.probes.registry import BUILTIN_PROBES, ProbeRegistry, default_registry
+from midprobe.probes.registry import BUILTIN_TOPICS, ProbeRegistry, default_registry
 
 
 def test_every_builtin_module_registers_exactly_the_topics_the_table_names() -> None:
@@ -19,7 +19,7 @@ def test_every_builtin_module_registers_exactly_the_topics_the_table_names() -> 
     probes = {topic: registry.get(topic) for topic in listed}  # imports every module, checked
 
     assert all(probe.topic == topic for topic, probe in probes.items())
-    assert registry.topics() == listed == sorted(t for topics in BUILTIN_PROBES.values() for t in topics)
+    assert registry.topics() == listed == sorted(BUILTIN_TOPICS)
 
 
 def test_answering_a_heartbeat_imports_no_other_probe() -> None:
