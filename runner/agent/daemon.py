@@ -168,25 +168,25 @@ class Agent:
         backoff = 0.0
         while not self._stopping.is_set():
             claimed: list[EccRecord] = []
+            wanted: list[tuple[int, int, bool]] = []
             try:
                 # Interactive first: each pool claims only what it can start now, so a backlog of
                 # standard work never keeps an interactive request waiting in the queue.
-                for pool in POOLS:
-                    free = self.pools.for_priority(pool) - self._running_in(pool)
-                    if free <= 0:
-                        continue
-                    records = await asyncio.to_thread(
-                        self.queue.claim,
-                        self.name,
-                        free,
-                        self.timings.lease_seconds,
-                        include_own_processing=pool in restart_pools,
-                        priorities=(pool,),
-                        instance=self.instance,
-                    )
+                wanted = [
+                    (pool, free, pool in restart_pools)
+                    for pool in POOLS
+                    if (free := self.pools.for_priority(pool) - self._running_in(pool)) > 0
+                ]
+                failure: QueueError | None = None
+                for pool, records in await asyncio.to_thread(self._claim_pools, wanted):
+                    if isinstance(records, QueueError):
+                        failure = records
+                        break
                     restart_pools.discard(pool)
-                    self._start(records)  # at once: a later pool's failure must not strand these
+                    self._start(records)  # before the failure is raised: it must not strand these
                     claimed += records
+                if failure is not None:
+                    raise failure
                 backoff = 0.0
             except QueueError as error:
                 self.stats.queue_errors += 1
@@ -197,7 +197,9 @@ class Agent:
             if claimed:
                 log.info("claimed", agent=self.name, count=len(claimed))
             if once and not claimed and not self._in_flight:
-                return
+                if len(wanted) == len(POOLS):
+                    return
+                continue  # a pool was full as the round began and has room now: ask it too
             if once:
                 # Drain mode: claim again as soon as a pool has room, no polling delay.
                 if claimed and len(self._in_flight) < self.pools.total:
@@ -208,6 +210,31 @@ class Agent:
                 await self._wait_for_progress(
                     self.timings.poll_busy_seconds if busy else self.timings.poll_idle_seconds
                 )
+
+    def _claim_pools(
+        self, wanted: list[tuple[int, int, bool]]
+    ) -> list[tuple[int, list[EccRecord] | QueueError]]:
+        """One claim per ``(pool, free slots, re-take own work)``, in order, in one thread hop.
+
+        A failed claim ends the round (the pools after it claim at the next poll); the records
+        claimed before it come back with it, to be started.
+        """
+        done: list[tuple[int, list[EccRecord] | QueueError]] = []
+        for pool, free, restart in wanted:
+            try:
+                records = self.queue.claim(
+                    self.name,
+                    free,
+                    self.timings.lease_seconds,
+                    include_own_processing=restart,
+                    priorities=(pool,),
+                    instance=self.instance,
+                )
+            except QueueError as error:
+                done.append((pool, error))
+                break
+            done.append((pool, records))
+        return done
 
     def _start(self, records: list[EccRecord]) -> None:
         for record in records:
