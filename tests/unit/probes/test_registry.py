@@ -22,14 +22,15 @@ def test_every_builtin_module_registers_exactly_the_topics_the_table_names() -> 
     assert registry.topics() == listed == sorted(BUILTIN_TOPICS)
 
 
-def test_answering_a_heartbeat_imports_no_other_probe() -> None:
+def test_an_agent_answering_a_heartbeat_loads_no_other_probe_nor_their_libraries() -> None:
     script = (
         "import sys\n"
+        "import midprobe.runner.cli.agent\n"
         "from midprobe.probes.registry import default_registry\n"
         "registry = default_registry()\n"
         "assert 'SSHCommand' in registry\n"
         "registry.get('HeartbeatProbe')\n"
-        "print(sorted(m for m in sys.modules if m.startswith('midprobe.probes.')"
+        "print(sorted(m for m in sys.modules if m in ('paramiko', 'pysnmp', 'dns') or m.startswith('midprobe.probes.')"
         " and m.split('.')[2] in ('ssh', 'snmp', 'nmap', 'dns', 'banner', 'sweep', 'shazzam')))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
