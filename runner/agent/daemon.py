@@ -267,6 +267,9 @@ class Agent:
             if record.payload_is_attachment:
                 payload = await asyncio.to_thread(self.queue.read_payload, record)
             answer = await self.runner.answer(record, payload)
+            # The run is over: its pool slot is free for the next claim while the answer is being
+            # written (the record stays in flight, its lease renewed, until it is).
+            self._free_slot(record.sys_id)
             try:
                 stored = await self._complete(record, answer)
             except QueueError:
@@ -290,9 +293,12 @@ class Agent:
             log.error("record cannot be answered", sys_id=record.sys_id, error=str(error))
         finally:
             self._in_flight.pop(record.sys_id, None)
-            self._in_flight_pool.pop(record.sys_id, None)
-            if self._wake is not None:
-                self._wake.set()
+            self._free_slot(record.sys_id)  # and wakes the poll loop: --once may be done now
+
+    def _free_slot(self, sys_id: str) -> None:
+        self._in_flight_pool.pop(sys_id, None)
+        if self._wake is not None:
+            self._wake.set()
 
     def _count_answer(self, record: EccRecord, answer: EccRecord, stored: bool) -> None:
         if not stored:
