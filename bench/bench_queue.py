@@ -22,6 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from headline import headline  # noqa: E402
+
 from midprobe.runner.ecc.builders import new_output_record  # noqa: E402
 from midprobe.runner.queue import open_queue  # noqa: E402
 from midprobe.runner.queue.url import sqlite_url  # noqa: E402
@@ -84,6 +86,15 @@ def report(run: Run, target: float | None) -> bool:
         f"= {run.rate:7,.0f} rec/s{verdict}",
         flush=True,
     )
+    if target is not None:  # every output was answered exactly once, or drain() has exited
+        headline(
+            f"ECC queue, {run.backend}, {run.agents} agent",
+            f"{run.rate:,.0f} records/s",
+            f"goal: {target:,.0f} records/s",
+            run.rate / target,
+            target=1.0,
+            same_results=True,
+        )
     return target is None or run.rate >= target
 
 
@@ -116,6 +127,14 @@ def main() -> None:
         print(
             f"postgresql 4 agents / 1 agent: {scaling:.2f}x  target >= {SCALING_TARGET}x: "
             f"{'met' if scaling >= SCALING_TARGET else 'NOT met'}"
+        )
+        headline(
+            "ECC queue, postgresql, 4 agents",
+            f"{runs[4].rate:,.0f} records/s",
+            f"1 agent: {runs[1].rate:,.0f} records/s",
+            scaling,
+            target=SCALING_TARGET,
+            same_results=True,
         )
         met.append(scaling >= SCALING_TARGET)
     finally:

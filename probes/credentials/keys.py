@@ -7,19 +7,24 @@ Errors say what is wrong with the key and never quote it.
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
-import paramiko
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
 
 from midprobe.probes.credentials.model import InvalidField
 
+if TYPE_CHECKING:
+    import paramiko
+
 _FIELD = "private_key"
 
 
 def load_private_key(data: bytes, passphrase: str | None, *, field_name: str = _FIELD) -> paramiko.PKey:
     """Decrypt ``data`` into a paramiko key; raise ``InvalidField`` naming ``field_name`` otherwise."""
+    import paramiko  # here: loading credentials must not cost every agent paramiko's import
+
     password = passphrase.encode() if passphrase else None
     loaded = _load(data, password, field_name)
     if isinstance(loaded, dsa.DSAPrivateKey):

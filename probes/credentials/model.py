@@ -9,13 +9,14 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal, NoReturn, Self, SupportsIndex
-
-import paramiko
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NoReturn, Self, SupportsIndex
 
 from midprobe.capabilities.errors import CredentialError
 from midprobe.probes.credentials.secret import Secret
 from midprobe.probes.safety import IPAddress, IPNetwork
+
+if TYPE_CHECKING:  # only named in an annotation: an agent without SSH work never imports paramiko
+    import paramiko
 
 #: Protocol families a credential serves; affinity is kept per device and family.
 PROTOCOL_SSH = "ssh"

@@ -15,12 +15,14 @@ import contextlib
 import functools
 import signal
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from midprobe.capabilities.errors import ConfigError, MidprobeError, QueueError
 from midprobe.runner.agent.limits import PoolSizes
 from midprobe.runner.agent.logs import get_logger
 from midprobe.runner.agent.probe_runner import ProbeRunner
+from midprobe.runner.agent.results import ResultWriter
 from midprobe.runner.ecc.record import PRIORITY_EXPEDITED, PRIORITY_INTERACTIVE, PRIORITY_STANDARD, EccRecord
 from midprobe.runner.queue.base import AgentNameInUse, AgentRegistration, EccQueue
 
@@ -97,9 +99,12 @@ class Agent:
     _in_flight_pool: dict[str, int] = field(default_factory=dict, init=False)
     _stopping: asyncio.Event | None = field(default=None, init=False)
     _wake: asyncio.Event | None = field(default=None, init=False)
+    _results: ResultWriter | None = field(default=None, init=False)
     stats: AgentStats = field(default_factory=AgentStats, init=False)
     #: This process's token: stored with its registration and its leases (a restart gets a new one).
     instance: str = field(default_factory=lambda: uuid.uuid4().hex, init=False)
+    #: How heartbeats and lease renewals wait for their next turn (tests give a fake clock's).
+    timer: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     @property
     def name(self) -> str:
@@ -116,6 +121,7 @@ class Agent:
         """Run until stopped (or, with ``once``, until nothing is ready and nothing is in flight)."""
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
+        self._results = ResultWriter(self.queue, on_queue_error=self._count_queue_error)
         loop = asyncio.get_running_loop()
         if install_signal_handlers:
             for signum in (signal.SIGTERM, signal.SIGINT):
@@ -140,6 +146,7 @@ class Agent:
             await self._poll_loop(once)
             await self._drain()
         finally:
+            await self._results.flush()
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
@@ -161,25 +168,25 @@ class Agent:
         backoff = 0.0
         while not self._stopping.is_set():
             claimed: list[EccRecord] = []
+            wanted: list[tuple[int, int, bool]] = []
             try:
                 # Interactive first: each pool claims only what it can start now, so a backlog of
                 # standard work never keeps an interactive request waiting in the queue.
-                for pool in POOLS:
-                    free = self.pools.for_priority(pool) - self._running_in(pool)
-                    if free <= 0:
-                        continue
-                    records = await asyncio.to_thread(
-                        self.queue.claim,
-                        self.name,
-                        free,
-                        self.timings.lease_seconds,
-                        include_own_processing=pool in restart_pools,
-                        priorities=(pool,),
-                        instance=self.instance,
-                    )
+                wanted = [
+                    (pool, free, pool in restart_pools)
+                    for pool in POOLS
+                    if (free := self.pools.for_priority(pool) - self._running_in(pool)) > 0
+                ]
+                failure: QueueError | None = None
+                for pool, records in await asyncio.to_thread(self._claim_pools, wanted):
+                    if isinstance(records, QueueError):
+                        failure = records
+                        break
                     restart_pools.discard(pool)
-                    self._start(records)  # at once: a later pool's failure must not strand these
+                    self._start(records)  # before the failure is raised: it must not strand these
                     claimed += records
+                if failure is not None:
+                    raise failure
                 backoff = 0.0
             except QueueError as error:
                 self.stats.queue_errors += 1
@@ -190,7 +197,9 @@ class Agent:
             if claimed:
                 log.info("claimed", agent=self.name, count=len(claimed))
             if once and not claimed and not self._in_flight:
-                return
+                if len(wanted) == len(POOLS):
+                    return
+                continue  # a pool was full as the round began and has room now: ask it too
             if once:
                 # Drain mode: claim again as soon as a pool has room, no polling delay.
                 if claimed and len(self._in_flight) < self.pools.total:
@@ -201,6 +210,31 @@ class Agent:
                 await self._wait_for_progress(
                     self.timings.poll_busy_seconds if busy else self.timings.poll_idle_seconds
                 )
+
+    def _claim_pools(
+        self, wanted: list[tuple[int, int, bool]]
+    ) -> list[tuple[int, list[EccRecord] | QueueError]]:
+        """One claim per ``(pool, free slots, re-take own work)``, in order, in one thread hop.
+
+        A failed claim ends the round (the pools after it claim at the next poll); the records
+        claimed before it come back with it, to be started.
+        """
+        done: list[tuple[int, list[EccRecord] | QueueError]] = []
+        for pool, free, restart in wanted:
+            try:
+                records = self.queue.claim(
+                    self.name,
+                    free,
+                    self.timings.lease_seconds,
+                    include_own_processing=restart,
+                    priorities=(pool,),
+                    instance=self.instance,
+                )
+            except QueueError as error:
+                done.append((pool, error))
+                break
+            done.append((pool, records))
+        return done
 
     def _start(self, records: list[EccRecord]) -> None:
         for record in records:
@@ -233,6 +267,9 @@ class Agent:
             if record.payload_is_attachment:
                 payload = await asyncio.to_thread(self.queue.read_payload, record)
             answer = await self.runner.answer(record, payload)
+            # The run is over: its pool slot is free for the next claim while the answer is being
+            # written (the record stays in flight, its lease renewed, until it is).
+            self._free_slot(record.sys_id)
             try:
                 stored = await self._complete(record, answer)
             except QueueError:
@@ -256,9 +293,12 @@ class Agent:
             log.error("record cannot be answered", sys_id=record.sys_id, error=str(error))
         finally:
             self._in_flight.pop(record.sys_id, None)
-            self._in_flight_pool.pop(record.sys_id, None)
-            if self._wake is not None:
-                self._wake.set()
+            self._free_slot(record.sys_id)  # and wakes the poll loop: --once may be done now
+
+    def _free_slot(self, sys_id: str) -> None:
+        self._in_flight_pool.pop(sys_id, None)
+        if self._wake is not None:
+            self._wake.set()
 
     def _count_answer(self, record: EccRecord, answer: EccRecord, stored: bool) -> None:
         if not stored:
@@ -274,23 +314,16 @@ class Agent:
             log.info("answered", sys_id=record.sys_id, topic=record.topic, source=record.source)
 
     async def _complete(self, record: EccRecord, answer: EccRecord) -> bool:
-        delay = 0.5
-        for attempt in range(5):
-            try:
-                return await asyncio.to_thread(self.queue.complete, record.sys_id, answer)
-            except QueueError as error:
-                self.stats.queue_errors += 1
-                if attempt == 4:
-                    raise
-                log.warning("complete failed, retrying", sys_id=record.sys_id, error=str(error))
-                await asyncio.sleep(delay)
-                delay *= 2
-        return False  # unreachable: the last attempt raises
+        assert self._results is not None
+        return await self._results.write(record.sys_id, answer)
+
+    def _count_queue_error(self) -> None:
+        self.stats.queue_errors += 1
 
     async def _renew_leases(self) -> None:
         interval = self.timings.renew_seconds
         while True:
-            await asyncio.sleep(interval)
+            await self.timer(interval)
             held = list(self._in_flight)
             if not held:
                 continue
@@ -331,7 +364,7 @@ class Agent:
 
     async def _heartbeat(self) -> None:
         while True:
-            await asyncio.sleep(self.timings.registry_heartbeat_seconds)
+            await self.timer(self.timings.registry_heartbeat_seconds)
             try:
                 await asyncio.to_thread(
                     functools.partial(self.queue.heartbeat_agent, self.name, instance=self.instance)

@@ -28,7 +28,6 @@ from midprobe.capabilities.model import (
 )
 from midprobe.capabilities.nmap import NmapDetection, advertised_capabilities, detect_nmap
 from midprobe.capabilities.selection import MidSelector
-from midprobe.probes.dns.lookup import requested_names
 from midprobe.runner.agent.config import AgentConfig
 from midprobe.runner.agent.probe_runner import AgentIdentity
 from midprobe.runner.ecc.record import agent_short_name
@@ -70,6 +69,9 @@ def resolve_dns_routing(
     def check(topic: str, source: str, parameters: Mapping[str, str]) -> str | None:
         if topic not in NAME_RESOLUTION_TOPICS or RESOLVE_DNS not in selector.defined_names:
             return None
+        # Imported on first use: an agent that resolves no names never loads the DNS probes.
+        from midprobe.probes.dns.lookup import requested_names
+
         for name in requested_names(source, parameters):
             if selector.match_step(mid, [Capability(RESOLVE_DNS, name)]) is None:
                 values = [str(c) for c in mid.effective_capabilities if c.name == RESOLVE_DNS] or ["none"]

@@ -9,9 +9,10 @@ kind (topic) and per target so one device is never flooded.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from types import TracebackType
 
 from midprobe.probes.concurrency import KeyedLimiter
 from midprobe.runner.ecc.record import PRIORITY_EXPEDITED, PRIORITY_INTERACTIVE, PRIORITY_STANDARD
@@ -77,8 +78,37 @@ class ConcurrencyLimits:
             self._pool_semaphores[key] = asyncio.Semaphore(self.pools.for_priority(key))
         return self._pool_semaphores[key]
 
-    @contextlib.asynccontextmanager
-    async def slot(self, priority: int, topic: str, target: str) -> AsyncIterator[None]:
+    def slot(self, priority: int, topic: str, target: str) -> AbstractAsyncContextManager[None]:
         """Hold one slot of the priority pool, the topic and the target for a probe run."""
-        async with self._pool(priority), self._topics.slot(topic), self._targets.slot(target):
-            yield
+        return _Slots((self._pool(priority), self._topics.slot(topic), self._targets.slot(target)))
+
+
+class _Slots:
+    """Several holds taken in order and given back in reverse (a class: one per probe run)."""
+
+    __slots__ = ("_held", "_holds")
+
+    def __init__(self, holds: tuple[AbstractAsyncContextManager[object], ...]) -> None:
+        self._holds = holds
+        self._held = 0
+
+    async def __aenter__(self) -> None:
+        try:
+            for hold in self._holds:
+                await hold.__aenter__()
+                self._held += 1
+        except BaseException:  # cancelled while waiting: give back what was taken
+            await self._give_back(None, None, None)
+            raise
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        await self._give_back(exc_type, exc, traceback)
+
+    async def _give_back(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        while self._held:
+            self._held -= 1
+            await self._holds[self._held].__aexit__(exc_type, exc, traceback)

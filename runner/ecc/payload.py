@@ -208,12 +208,76 @@ def parse_xml(
 def _serialise(root: ET.Element) -> str:
     """Unicode XML text in ServiceNow's shape (``<parameter .../>``, no space before ``/>``).
 
-    ElementTree escapes ``>`` in text and attribute values, so `` />`` only ever ends an
-    empty element; it leaves CR raw in text, which a parser reads back as LF, while
-    attribute values already carry it as ``&#13;``: every raw CR left is text, escaped
-    here so it survives.
+    What ``ET.tostring(root, encoding="unicode")`` writes, except that an empty element ends
+    ``/>`` and a CR in text is written ``&#13;`` (ElementTree leaves it raw, which a parser
+    reads back as LF; in attribute values it already writes ``&#13;``).
     """
-    return ET.tostring(root, encoding="unicode").replace(" />", "/>").replace("\r", "&#13;")
+    parts: list[str] = []
+    _write_element(parts, root, sanitise=False)
+    return "".join(parts)
+
+
+#: What text and attribute values are escaped with ("&" first: the others' entities hold one).
+_TEXT_ESCAPES: Final = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("\r", "&#13;"))
+_ATTRIBUTE_ESCAPES: Final = (*_TEXT_ESCAPES, ('"', "&quot;"), ("\n", "&#10;"), ("\t", "&#09;"))
+
+
+#: Any character one of the escapes replaces (most values hold none: one search, not seven).
+_SPECIAL: Final = re.compile('[&<>"\r\n\t]')
+
+
+def _escaped(text: str, escapes: tuple[tuple[str, str], ...]) -> str:
+    if _SPECIAL.search(text) is None:
+        return text
+    for character, entity in escapes:
+        if character in text:
+            text = text.replace(character, entity)
+    return text
+
+
+def _escape_text(text: str) -> str:
+    return _escaped(text, _TEXT_ESCAPES)
+
+
+def _escape_attribute(text: str) -> str:
+    return _escaped(text, _ATTRIBUTE_ESCAPES)
+
+
+def _write_element(parts: list[str], root: ET.Element, *, sanitise: bool) -> None:
+    """Append the XML of ``root`` (and its subtree) to ``parts``, without recursion.
+
+    With ``sanitise`` (elements a probe made): names must be XML names (``PayloadError``
+    otherwise, as must comments and processing instructions), characters XML cannot carry
+    in values and text become U+FFFD, and the root's tail is left out.
+    """
+    stack: list[ET.Element | str] = [root]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):  # the end tag (and tail) of an element whose children are written
+            parts.append(item)
+            continue
+        tag = item.tag
+        if sanitise:
+            if not isinstance(tag, str):
+                raise PayloadError("results may not hold comments or processing instructions")
+            _check_name(tag, "element name")
+        parts.append("<" + tag)
+        for key, value in item.attrib.items():
+            if sanitise:
+                _check_name(key, f"attribute name on <{tag}>")
+                value = xml_safe_text(str(value))
+            parts.append(f' {key}="{_escape_attribute(value)}"')
+        text, tail = item.text, item.tail
+        if sanitise:
+            text = xml_safe_text(text) if text is not None else None
+            tail = xml_safe_text(tail) if tail is not None and item is not root else None
+        end = _escape_text(tail) if tail else ""
+        if text or len(item):
+            parts.append(">" + _escape_text(text) if text else ">")
+            stack.append(f"</{tag}>{end}")
+            stack.extend(reversed(item))
+        else:
+            parts.append("/>" + end)
 
 
 def _one_line(message: str, limit: int = 200) -> str:
@@ -256,6 +320,12 @@ def _check_parameter(parameter: Parameter) -> None:
 
 def _parameters_element(parameters: Sequence[Parameter], *, unique: bool) -> ET.Element:
     element = ET.Element("parameters")
+    for parameter in _checked_parameters(parameters, unique=unique):
+        ET.SubElement(element, "parameter", name=parameter.name, value=parameter.value)
+    return element
+
+
+def _checked_parameters(parameters: Sequence[Parameter], *, unique: bool) -> Sequence[Parameter]:
     seen: set[str] = set()
     for parameter in parameters:
         _check_parameter(parameter)
@@ -263,8 +333,20 @@ def _parameters_element(parameters: Sequence[Parameter], *, unique: bool) -> ET.
             if parameter.name in seen:
                 raise PayloadError(f"parameter {parameter.name!r} is given twice")
             seen.add(parameter.name)
-        ET.SubElement(element, "parameter", name=parameter.name, value=parameter.value)
-    return element
+    return parameters
+
+
+def _write_parameters(parts: list[str], parameters: Sequence[Parameter], *, unique: bool) -> None:
+    """Append ``<parameters><parameter name=".." value=".."/>...</parameters>`` to ``parts``."""
+    if not _checked_parameters(parameters, unique=unique):
+        parts.append("<parameters/>")
+        return
+    parts.append("<parameters>")
+    parts.extend(
+        f'<parameter name="{_escape_attribute(parameter.name)}" value="{_escape_attribute(parameter.value)}"/>'
+        for parameter in parameters
+    )
+    parts.append("</parameters>")
 
 
 def _read_parameters(element: ET.Element, *, unique: bool) -> tuple[Parameter, ...]:
@@ -289,7 +371,9 @@ def _read_parameters(element: ET.Element, *, unique: bool) -> tuple[Parameter, .
 
 def encode_output_payload(parameters: ParameterInput) -> str:
     """``<parameters><parameter name=".." value=".."/>...</parameters>`` (names unique, order kept)."""
-    return _serialise(_parameters_element(to_parameters(parameters), unique=True))
+    parts: list[str] = []
+    _write_parameters(parts, to_parameters(parameters), unique=True)
+    return "".join(parts)
 
 
 def encode_multiprobe_payload(probes: Sequence[ProbeRequest], parameters: ParameterInput = ()) -> str:
@@ -400,17 +484,17 @@ def encode_input_payload(
             f"probe_time must be a non-negative integer of milliseconds, not {probe_time_ms!r}"
         )
     code = result_code if result_code is not None else (1 if error else 0)
-    root = ET.Element("results", probe_time=str(probe_time_ms), result_code=str(code))
+    parts = [f'<results probe_time="{probe_time_ms}" result_code="{_escape_attribute(str(code))}"']
     if error:
-        root.set("error", xml_safe_text(error))
+        parts.append(f' error="{_escape_attribute(xml_safe_text(error))}"')
+    parts.append(">")
     for element in results:
         if not isinstance(element, ET.Element):
             raise PayloadError(f"a result must be an XML element, not {type(element).__name__}")
-        root.append(_sanitised_copy(element))
-    root.append(_parameters_element(list(echoed), unique=False))
-    # ElementTree leaves CR raw in text, which a parser reads back as LF. Attribute values
-    # already carry it as &#13;, so every raw CR left is text: escape it to keep it.
-    return _serialise(root)
+        _write_element(parts, element, sanitise=True)
+    _write_parameters(parts, list(echoed), unique=False)
+    parts.append("</results>")
+    return "".join(parts)
 
 
 def decode_input_payload(text: str | bytes, *, max_bytes: int = ECC_PAYLOAD_CAP) -> ResultsPayload:
@@ -460,33 +544,6 @@ def xml_safe_text(text: str) -> str:
 def _check_name(name: str, what: str) -> None:
     if not isinstance(name, str) or _XML_NAME.fullmatch(name) is None:
         raise PayloadError(f"{what} {name!r} is not an XML name")
-
-
-def _sanitised_copy(element: ET.Element) -> ET.Element:
-    """A copy of ``element`` that serialises to well-formed XML, or ``PayloadError``."""
-    stack: list[tuple[ET.Element, ET.Element | None]] = [(element, None)]
-    top: ET.Element | None = None
-    while stack:
-        source, parent = stack.pop()
-        if not isinstance(source.tag, str):
-            raise PayloadError("results may not hold comments or processing instructions")
-        _check_name(source.tag, "element name")
-        attributes: dict[str, str] = {}
-        for key, value in source.attrib.items():
-            _check_name(key, f"attribute name on <{source.tag}>")
-            attributes[key] = xml_safe_text(str(value))
-        copy = ET.Element(source.tag, attributes)
-        copy.text = xml_safe_text(source.text) if source.text is not None else None
-        copy.tail = xml_safe_text(source.tail) if source.tail is not None else None
-        if parent is None:
-            top = copy
-        else:
-            parent.append(copy)
-        # Children pushed in reverse so they are appended in document order.
-        stack.extend((child, copy) for child in reversed(list(source)))
-    assert top is not None
-    top.tail = None
-    return top
 
 
 # -- queue.processing ----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
-from midprobe.capabilities.errors import ConfigError, QueueError
+from midprobe.capabilities.errors import ConfigError, MidprobeError, QueueError
 from midprobe.runner.ecc.record import EccRecord, EccState, QueueSide, normalize_agent_name
 
 AGENT_STATUSES: tuple[str, ...] = (
@@ -169,8 +169,9 @@ class EccQueue(Protocol):
           held by this same agent name, expired or not (the MID re-runs at start-up the
           work it had taken before it stopped).
 
-        They are taken lowest ``priority`` number first, then oldest ``sequence``, then
-        ``sys_id``, and returned in that order with state ``processing``. In the same
+        They are taken lowest ``priority`` number first, then in the order the database
+        received them (not by ``sequence``, which the enqueuer's clock sets), and returned in
+        that order with state ``processing``. In the same
         transaction the queue records the claim as the MID does: one input record
         (agent = this agent, topic and name ``queue.processing``, source = this agent,
         state ``processed``) whose payload is
@@ -245,6 +246,19 @@ class EccQueue(Protocol):
         output). A missing output, or an ``output_sys_id`` that names an input, raises
         ``QueueError``; a ``result`` that is not an input, or whose ``response_to`` names
         another output, raises ``ConfigError``.
+        """
+        ...
+
+    def complete_many(self, answers: Sequence[tuple[str, EccRecord]]) -> builtins.list[bool | MidprobeError]:
+        """:meth:`complete` for many ``(output_sys_id, result)`` pairs in one transaction.
+
+        The agent writes its results this way: a few statements for the whole batch, not
+        a transaction per result. The outcome of each pair, in order, is what
+        :meth:`complete` would have returned or raised for it: ``True``, ``False``
+        (already answered, or answered by an earlier pair of this batch), or the
+        ``ConfigError`` / ``QueueError`` refusing it; a pair refused never stops the
+        others. Only a failure of the queue itself (an outage) raises ``QueueError``,
+        and then nothing of the batch is stored.
         """
         ...
 

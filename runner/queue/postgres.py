@@ -60,6 +60,7 @@ NOTIFY_CHANNEL = "midprobe_ecc_output"
 class PostgresQueue(SqlQueue):
     """The ECC queue in a PostgreSQL database (schema created on first open)."""
 
+    dialect = POSTGRES_DIALECT
     claim_lock_clause = " FOR UPDATE SKIP LOCKED"
     row_lock_clause = " FOR UPDATE"
 
@@ -86,7 +87,7 @@ class PostgresQueue(SqlQueue):
     def _create_schema(self) -> None:
         with self._write() as tx:
             tx.execute("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK_KEY,))
-            self._ensure_schema(tx, POSTGRES_DIALECT)
+            self._ensure_schema(tx)
 
     def _message(self, error: BaseException) -> str:
         text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

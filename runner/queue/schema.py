@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 #: The ECC fields of ``ecc_queue``, in the order every SELECT returns them.
 RECORD_COLUMNS: Final[tuple[str, ...]] = (
@@ -54,18 +54,59 @@ ONE_RESULT_PREDICATE: Final = "queue = 'input' AND topic <> 'queue.processing' A
 
 @dataclass(frozen=True)
 class Dialect:
-    """Column types that differ between SQLite and PostgreSQL."""
+    """What differs between SQLite and PostgreSQL: column types and the arrival order.
+
+    ``arrival`` is the column that numbers ``ecc_queue`` rows in the order the database
+    received them (claims take outputs of one priority in that order, whatever the
+    enqueuers' clocks say): SQLite's own ``rowid``, a PostgreSQL identity column.
+    """
 
     timestamp: str
     boolean: str
+    arrival: str
+    #: The column definition of ``arrival`` in ``ecc_queue`` ("" when the database has it built in).
+    arrival_definition: str
+    #: Statements bringing a schema of the given version up to the next one, beyond ``MIGRATIONS``.
+    migrations: dict[int, tuple[str, ...]]
 
 
-SQLITE_DIALECT: Final = Dialect(timestamp="TEXT", boolean="INTEGER")
-POSTGRES_DIALECT: Final = Dialect(timestamp="TIMESTAMPTZ", boolean="BOOLEAN")
+SQLITE_DIALECT: Final = Dialect(
+    timestamp="TEXT",
+    boolean="INTEGER",
+    arrival="rowid",
+    arrival_definition="",
+    # Version 3: the claim index orders by rowid (implicit at the end of every SQLite index).
+    migrations={2: ("DROP INDEX IF EXISTS ecc_queue_claim",)},
+)
+POSTGRES_DIALECT: Final = Dialect(
+    timestamp="TIMESTAMPTZ",
+    boolean="BOOLEAN",
+    arrival="arrival",
+    arrival_definition=",\n            arrival          BIGINT GENERATED ALWAYS AS IDENTITY",
+    # Version 3: the arrival column, numbering the rows already there by their old order
+    # (sequence, then sys_id), and the claim index on it.
+    migrations={
+        2: (
+            "ALTER TABLE ecc_queue ADD COLUMN arrival BIGINT",
+            "UPDATE ecc_queue SET arrival = ordered.position FROM (SELECT sys_id,"
+            " row_number() OVER (ORDER BY sequence, sys_id) AS position FROM ecc_queue) AS ordered"
+            " WHERE ecc_queue.sys_id = ordered.sys_id",
+            "ALTER TABLE ecc_queue ALTER COLUMN arrival SET NOT NULL",
+            "ALTER TABLE ecc_queue ALTER COLUMN arrival ADD GENERATED ALWAYS AS IDENTITY",
+            "SELECT setval(pg_get_serial_sequence('ecc_queue', 'arrival'),"
+            " (SELECT COALESCE(MAX(arrival), 0) + 1 FROM ecc_queue), false)",
+            "DROP INDEX IF EXISTS ecc_queue_claim",
+        )
+    },
+)
 
 
 def schema_statements(dialect: Dialect) -> tuple[str, ...]:
-    """``CREATE ... IF NOT EXISTS`` statements for every table and index, in order."""
+    """``CREATE ... IF NOT EXISTS`` statements for every table and index, in order.
+
+    On a database of an older version they run after its migrations (they add the
+    indexes a migration dropped to change them).
+    """
     ts, boolean = dialect.timestamp, dialect.boolean
     return (
         "CREATE TABLE IF NOT EXISTS midprobe_schema (version INTEGER NOT NULL)",
@@ -90,11 +131,12 @@ def schema_statements(dialect: Dialect) -> tuple[str, ...]:
             lease_expires    {ts},
             lease_instance   TEXT,
             lease_epoch      TEXT,
-            lease_deadline   DOUBLE PRECISION
+            lease_deadline   DOUBLE PRECISION{dialect.arrival_definition}
         )
         """,
-        # Claiming walks ready outputs by priority then age.
-        "CREATE INDEX IF NOT EXISTS ecc_queue_claim ON ecc_queue (queue, state, priority, sequence, sys_id)",
+        # Claiming walks ready outputs by priority then arrival (SQLite: the rowid every index ends with).
+        "CREATE INDEX IF NOT EXISTS ecc_queue_claim ON ecc_queue (queue, state, priority"
+        f"{'' if dialect.arrival == 'rowid' else ', ' + dialect.arrival})",
         "CREATE INDEX IF NOT EXISTS ecc_queue_sequence ON ecc_queue (sequence, sys_id)",
         "CREATE INDEX IF NOT EXISTS ecc_queue_response_to ON ecc_queue (response_to)",
         f"CREATE UNIQUE INDEX IF NOT EXISTS ecc_queue_one_result ON ecc_queue (response_to) "
@@ -135,10 +177,11 @@ def schema_statements(dialect: Dialect) -> tuple[str, ...]:
     )
 
 
-#: Statements that bring a schema of the given version up to the next one.
+#: Statements that bring a schema of the given version up to the next one (both dialects).
 #: Version 2 adds the lease clock (``lease_epoch``/``lease_deadline``: a monotonic or database
 #: clock, never the agent's wall clock), the process holding each lease (``lease_instance``)
-#: and the process holding each agent name (``ecc_agent.instance``).
+#: and the process holding each agent name (``ecc_agent.instance``). Version 3 orders claims
+#: by arrival in the database (``Dialect.migrations``), no longer by the enqueuer's ``sequence``.
 MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     1: (
         "ALTER TABLE ecc_queue ADD COLUMN lease_instance TEXT",
@@ -146,7 +189,16 @@ MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
         "ALTER TABLE ecc_queue ADD COLUMN lease_deadline DOUBLE PRECISION",
         "ALTER TABLE ecc_agent ADD COLUMN instance TEXT NOT NULL DEFAULT ''",
     ),
+    2: (),
 }
+
+
+def migrations(dialect: Dialect) -> dict[int, tuple[str, ...]]:
+    """Every version's upgrade statements for ``dialect``: the shared ones, then the dialect's own."""
+    return {
+        version: (*MIGRATIONS.get(version, ()), *dialect.migrations.get(version, ()))
+        for version in sorted({*MIGRATIONS, *dialect.migrations})
+    }
 
 
 __all__ = [
@@ -160,5 +212,6 @@ __all__ = [
     "SCHEMA_VERSION",
     "SQLITE_DIALECT",
     "Dialect",
+    "migrations",
     "schema_statements",
 ]

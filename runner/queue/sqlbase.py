@@ -12,13 +12,14 @@ import json
 import math
 import threading
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Final, Protocol, Self
+from typing import Any, Final, Protocol, Self, TypeVar
 
-from midprobe.capabilities.errors import ConfigError, QueueError
+from midprobe.capabilities.errors import ConfigError, MidprobeError, QueueError
 from midprobe.runner.ecc.payload import encode_queue_processing, payload_size
 from midprobe.runner.ecc.record import (
     ALL_AGENTS,
@@ -44,17 +45,18 @@ from midprobe.runner.queue.base import (
 from midprobe.runner.queue.schema import (
     AGENT_COLUMNS,
     AGENT_SELECT,
-    MIGRATIONS,
     ONE_RESULT_PREDICATE,
     RECORD_COLUMNS,
     RECORD_SELECT,
     SCHEMA_VERSION,
     Dialect,
+    migrations,
     schema_statements,
 )
 
 _CHUNK: Final = 500  # ids per IN (...) list: well under both backends' parameter limits
 Row = tuple[Any, ...]
+T = TypeVar("T")
 
 
 class UnreadableData(QueueError):
@@ -73,9 +75,13 @@ class Transaction(Protocol):
         ...
 
 
-def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]
+#: Rows per multi-row INSERT (15 values each: well under both backends' parameter limits).
+_ROWS_PER_INSERT: Final = 200
+
+
+def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def _check_priorities(priorities: Sequence[int] | None) -> tuple[int, ...]:
@@ -136,6 +142,24 @@ def _text_field(value: str, field: str) -> str:
     return value.strip()
 
 
+def _answer(output_sys_id: str, result: EccRecord) -> EccRecord:
+    """``result`` as stored to answer ``output_sys_id``, or ``ConfigError`` when it cannot answer it."""
+    check_sys_id(output_sys_id, field_name="output_sys_id")
+    if not isinstance(result, EccRecord):
+        raise ConfigError(f"expected an EccRecord, got {type(result).__name__}", field="result")
+    if result.queue != "input":
+        raise ConfigError("a result must be an input record (queue='input')", field="queue")
+    if result.topic == QUEUE_PROCESSING_TOPIC:
+        raise ConfigError("a queue.processing record is not a result", field="topic")
+    if result.response_to not in (None, output_sys_id):
+        raise ConfigError(
+            f"the result answers {result.response_to}, not {output_sys_id}", field="response_to"
+        )
+    if (result.response_to, result.state, result.processed) == (output_sys_id, "ready", None):
+        return result  # as new_input_record makes it: no copy to validate again
+    return result.with_changes(response_to=output_sys_id, state="ready", processed=None)
+
+
 class SqlQueue(ABC):
     """``EccQueue`` over SQL. One connection per queue object, calls serialised by a lock."""
 
@@ -143,6 +167,8 @@ class SqlQueue(ABC):
     claim_lock_clause: str = ""
     #: Appended to a SELECT that must lock the row it reads (PostgreSQL: ``FOR UPDATE``).
     row_lock_clause: str = ""
+    #: Column types and the arrival order of this backend's database.
+    dialect: Dialect
 
     def __init__(self, *, url: str, payload_cap: int = ECC_PAYLOAD_CAP) -> None:
         self.url = url
@@ -198,24 +224,27 @@ class SqlQueue(ABC):
         """SQL for "now" on the queue's clock and its parameters (a backend may read it in the statement)."""
         return "?", (self._ts_param(self._now(tx)),)
 
-    def _ensure_schema(self, tx: Transaction, dialect: Dialect) -> None:
+    def _ensure_schema(self, tx: Transaction) -> None:
         """Create the tables (first open) or bring an older schema up to ``SCHEMA_VERSION``."""
-        for statement in schema_statements(dialect):
-            tx.execute(statement)
+        version_table, *statements = schema_statements(self.dialect)
+        tx.execute(version_table)
         versions = tx.execute("SELECT version FROM midprobe_schema")
+        if versions:
+            version = int(versions[0][0])
+            upgrades = migrations(self.dialect)
+            while version < SCHEMA_VERSION and version in upgrades:
+                for statement in upgrades[version]:
+                    tx.execute(statement)
+                version += 1
+                tx.execute("UPDATE midprobe_schema SET version = ?", (version,))
+            if version != SCHEMA_VERSION:
+                raise QueueError(
+                    f"queue {self.url}: schema version {version}, this midprobe expects {SCHEMA_VERSION}"
+                )
+        for statement in statements:  # after the migrations: they may have dropped an index to remake
+            tx.execute(statement)
         if not versions:
             tx.execute("INSERT INTO midprobe_schema (version) VALUES (?)", (SCHEMA_VERSION,))
-            return
-        version = int(versions[0][0])
-        while version < SCHEMA_VERSION and version in MIGRATIONS:
-            for statement in MIGRATIONS[version]:
-                tx.execute(statement)
-            version += 1
-            tx.execute("UPDATE midprobe_schema SET version = ?", (version,))
-        if version != SCHEMA_VERSION:
-            raise QueueError(
-                f"queue {self.url}: schema version {version}, this midprobe expects {SCHEMA_VERSION}"
-            )
 
     def _check_open(self) -> None:
         if self._closed:
@@ -234,54 +263,71 @@ class SqlQueue(ABC):
                 f"queue {self.url}: record {values.get('sys_id')} is damaged: {reason}"
             ) from None
 
-    def _insert_record(self, tx: Transaction, record: EccRecord, *, unless_answered: bool = False) -> bool:
-        """Insert ``record`` (payload over the cap goes to ``ecc_attachment``); False if skipped."""
-        payload = record.payload
-        aside: str | None = None
-        size = payload_size(payload)
-        if size > self.payload_cap:
-            aside, payload = payload, SEE_ATTACHMENT
-        values: builtins.list[object] = [
-            record.sys_id,
-            record.agent,
-            record.topic,
-            record.name,
-            record.source,
-            record.queue,
-            record.state,
-            payload,
-            record.response_to,
-            record.error_string,
-            record.priority,
-            record.sequence,
-            record.agent_correlator,
-            self._ts_param(record.sys_created_on),
-            self._ts_param(record.processed) if record.processed else None,
-        ]
+    def _insert_records(
+        self, tx: Transaction, records: Sequence[EccRecord], *, unless_answered: bool = False
+    ) -> set[str]:
+        """Insert ``records`` with multi-row INSERTs (payloads over the cap go to ``ecc_attachment``).
+
+        Returns the sys_ids inserted; with ``unless_answered`` a result for an output that
+        already has one is skipped (the unique index ``ecc_queue_one_result``).
+        """
         conflict = (
             f" ON CONFLICT (response_to) WHERE {ONE_RESULT_PREDICATE} DO NOTHING" if unless_answered else ""
         )
-        rows = tx.execute(
-            f"INSERT INTO ecc_queue ({RECORD_SELECT}) VALUES ({_marks(len(values))}){conflict} RETURNING sys_id",
-            values,
-        )
-        if not rows:
-            return False
-        if aside is not None:
-            tx.execute(
-                "INSERT INTO ecc_attachment (sys_id, payload, size_bytes) VALUES (?, ?, ?)",
-                (record.sys_id, aside, size),
+        row_marks = f"({_marks(len(RECORD_COLUMNS))})"
+        inserted: set[str] = set()
+        aside: builtins.list[tuple[str, str, int]] = []
+        for chunk in _chunks(records, _ROWS_PER_INSERT):
+            values: builtins.list[object] = []
+            for record in chunk:
+                payload = record.payload
+                size = payload_size(payload)
+                if size > self.payload_cap:
+                    aside.append((record.sys_id, payload, size))
+                    payload = SEE_ATTACHMENT
+                values += (
+                    record.sys_id,
+                    record.agent,
+                    record.topic,
+                    record.name,
+                    record.source,
+                    record.queue,
+                    record.state,
+                    payload,
+                    record.response_to,
+                    record.error_string,
+                    record.priority,
+                    record.sequence,
+                    record.agent_correlator,
+                    self._ts_param(record.sys_created_on),
+                    self._ts_param(record.processed) if record.processed else None,
+                )
+            rows = tx.execute(
+                f"INSERT INTO ecc_queue ({RECORD_SELECT}) VALUES {', '.join([row_marks] * len(chunk))}"
+                f"{conflict} RETURNING sys_id",
+                values,
             )
-        return True
+            inserted.update(str(row[0]) for row in rows)
+        for sys_id, payload, size in aside:
+            if sys_id in inserted:
+                tx.execute(
+                    "INSERT INTO ecc_attachment (sys_id, payload, size_bytes) VALUES (?, ?, ?)",
+                    (sys_id, payload, size),
+                )
+        return inserted
 
-    def _ensure_new(self, tx: Transaction, sys_id: str) -> None:
-        if tx.execute("SELECT 1 FROM ecc_queue WHERE sys_id = ?", (sys_id,)):
-            raise QueueError(f"queue {self.url}: a record with sys_id {sys_id} already exists")
+    def _existing(self, tx: Transaction, sys_ids: Sequence[str]) -> set[str]:
+        """Which of ``sys_ids`` name a record already (one statement per 500 ids)."""
+        found: set[str] = set()
+        for chunk in _chunks(sys_ids):
+            rows = tx.execute(f"SELECT sys_id FROM ecc_queue WHERE sys_id IN ({_marks(len(chunk))})", chunk)
+            found.update(str(row[0]) for row in rows)
+        return found
 
     def _records_by_id(
         self, tx: Transaction, ids: Sequence[str]
     ) -> tuple[builtins.list[EccRecord], builtins.list[tuple[str, str]]]:
-        """The records ``ids`` in claim order, and (sys_id, reason) for each that cannot be read."""
+        """The records ``ids`` in the order given, and (sys_id, reason) for each that cannot be read."""
         records: builtins.list[EccRecord] = []
         damaged: builtins.list[tuple[str, str]] = []
         for chunk in _chunks(ids):
@@ -303,7 +349,8 @@ class SqlQueue(ABC):
                     records.append(self._record(row))
                 except QueueError as error:
                     damaged.append((str(row[0]), str(error).removeprefix(f"queue {self.url}: ")))
-        records.sort(key=lambda record: (record.priority, record.sequence, record.sys_id))
+        position = {sys_id: index for index, sys_id in enumerate(ids)}
+        records.sort(key=lambda record: position[record.sys_id])
         return records, damaged
 
     def _set_aside(self, tx: Transaction, damaged: Sequence[tuple[str, str]], now: datetime) -> None:
@@ -327,10 +374,15 @@ class SqlQueue(ABC):
                 raise ConfigError(f"expected an EccRecord, got {type(record).__name__}")
         if not records:
             return []
+        ids = [record.sys_id for record in records]
+        counts = Counter(ids)
+        repeated = next((sys_id for sys_id in ids if counts[sys_id] > 1), None)
         with self._write() as tx:
-            for record in records:
-                self._ensure_new(tx, record.sys_id)
-                self._insert_record(tx, record)
+            taken = self._existing(tx, ids)
+            clash = next((sys_id for sys_id in ids if sys_id in taken), repeated)
+            if clash is not None:
+                raise QueueError(f"queue {self.url}: a record with sys_id {clash} already exists")
+            self._insert_records(tx, records)
             ready = {r.agent for r in records if r.queue == "output" and r.state == "ready"}
             if ready:
                 self._notify_ready(tx, ready)
@@ -366,33 +418,52 @@ class SqlQueue(ABC):
         if include_own_processing:
             own_params = (name, holder) if holder else (name,)
         claimed: builtins.list[EccRecord] = []
+        # A look without the write lock first: with no output of these priorities ready or
+        # processing for this agent, nothing can be eligible (the common answer for an idle
+        # pool), and the claim costs one read instead of a write transaction.
+        with self._read() as tx:
+            if not tx.execute(
+                "SELECT 1 FROM ecc_queue WHERE queue = 'output' AND state IN ('ready', 'processing')"
+                f" AND agent IN (?, ?){priority_clause} LIMIT 1",
+                (name, ALL_AGENTS, *wanted),
+            ):
+                return []
         with self._write() as tx:
             now = self._now(tx)
             epoch, clock = self._lease_clock(tx, now)
             expires = self._ts_param(now + timedelta(seconds=lease))
+            order: dict[str, tuple[int, int]] = {}  # sys_id -> (priority, arrival): the claim order
             while len(claimed) < limit:
                 # Past a damaged batch, look again; the records already taken stay out (they may
                 # still be eligible when re-taking this name's processing work without an instance).
                 taken = f" AND sys_id NOT IN ({_marks(len(claimed))})" if claimed else ""
-                rows = tx.execute(
-                    "SELECT sys_id FROM ecc_queue"
-                    " WHERE queue = 'output' AND agent IN (?, ?)"
-                    " AND (state = 'ready' OR (state = 'processing' AND (("
-                    "   (lease_deadline IS NULL OR COALESCE(lease_epoch, '') <> ? OR lease_deadline <= ?)"
-                    f"{mine}){own}))){priority_clause}{taken}"
-                    f" ORDER BY priority, sequence, sys_id LIMIT ?{self.claim_lock_clause}",
-                    (
-                        name,
-                        ALL_AGENTS,
-                        epoch,
-                        clock,
-                        *((name, holder) if holder else ()),
-                        *own_params,
-                        *wanted,
-                        *(record.sys_id for record in claimed),
-                        limit - len(claimed),
-                    ),
+                common = (
+                    f" AND agent IN (?, ?){priority_clause}{taken}"
+                    f" ORDER BY priority, {self.dialect.arrival} LIMIT ?{self.claim_lock_clause}"
                 )
+                common_params = (
+                    name,
+                    ALL_AGENTS,
+                    *wanted,
+                    *(record.sys_id for record in claimed),
+                    limit - len(claimed),
+                )
+                # Two walks of the claim index (queue, state, priority, arrival), merged: ready
+                # outputs, and processing ones whose lease lapsed (or, at start-up, this name's own).
+                rows = tx.execute(
+                    f"SELECT sys_id, priority, {self.dialect.arrival} FROM ecc_queue"
+                    f" WHERE queue = 'output' AND state = 'ready'{common}",
+                    common_params,
+                ) + tx.execute(
+                    f"SELECT sys_id, priority, {self.dialect.arrival} FROM ecc_queue"
+                    " WHERE queue = 'output' AND state = 'processing' AND (("
+                    "   (lease_deadline IS NULL OR COALESCE(lease_epoch, '') <> ? OR lease_deadline <= ?)"
+                    f"{mine}){own}){common}",
+                    (epoch, clock, *((name, holder) if holder else ()), *own_params, *common_params),
+                )
+                rows.sort(key=lambda row: (int(row[1]), int(row[2])))
+                del rows[limit - len(claimed) :]
+                order.update((str(row[0]), (int(row[1]), int(row[2]))) for row in rows)
                 ids = [str(row[0]) for row in rows]
                 if not ids:
                     break
@@ -410,21 +481,23 @@ class SqlQueue(ABC):
                     break  # a whole batch read back: either the limit is reached or nothing else is eligible
             if not claimed:
                 return []
-            claimed.sort(key=lambda record: (record.priority, record.sequence, record.sys_id))
-            self._insert_record(
+            claimed.sort(key=lambda record: order[record.sys_id])
+            self._insert_records(
                 tx,
-                EccRecord(
-                    agent=name,
-                    topic=QUEUE_PROCESSING_TOPIC,
-                    queue="input",
-                    name=QUEUE_PROCESSING_TOPIC,
-                    source=name,
-                    state="processed",
-                    payload=encode_queue_processing([record.sys_id for record in claimed]),
-                    priority=min(record.priority for record in claimed),
-                    sys_created_on=now,
-                    processed=now,
-                ),
+                [
+                    EccRecord(
+                        agent=name,
+                        topic=QUEUE_PROCESSING_TOPIC,
+                        queue="input",
+                        name=QUEUE_PROCESSING_TOPIC,
+                        source=name,
+                        state="processed",
+                        payload=encode_queue_processing([record.sys_id for record in claimed]),
+                        priority=min(record.priority for record in claimed),
+                        sys_created_on=now,
+                        processed=now,
+                    )
+                ],
             )
         return claimed
 
@@ -488,47 +561,79 @@ class SqlQueue(ABC):
         return bool(rows)
 
     def complete(self, output_sys_id: str, result: EccRecord) -> bool:
-        check_sys_id(output_sys_id, field_name="output_sys_id")
-        if not isinstance(result, EccRecord):
-            raise ConfigError(f"expected an EccRecord, got {type(result).__name__}", field="result")
-        if result.queue != "input":
-            raise ConfigError("a result must be an input record (queue='input')", field="queue")
-        if result.topic == QUEUE_PROCESSING_TOPIC:
-            raise ConfigError("a queue.processing record is not a result", field="topic")
-        if result.response_to not in (None, output_sys_id):
-            raise ConfigError(
-                f"the result answers {result.response_to}, not {output_sys_id}", field="response_to"
-            )
-        answer = result.with_changes(response_to=output_sys_id, state="ready", processed=None)
+        outcome = self.complete_many([(output_sys_id, result)])[0]
+        if isinstance(outcome, MidprobeError):
+            raise outcome
+        return outcome
+
+    def complete_many(self, answers: Sequence[tuple[str, EccRecord]]) -> builtins.list[bool | MidprobeError]:
+        outcomes: builtins.list[bool | MidprobeError] = [False] * len(answers)
+        # (index, output sys_id, the answer as stored), in the order given
+        valid: builtins.list[tuple[int, str, EccRecord]] = []
+        for index, (output_sys_id, result) in enumerate(answers):
+            try:
+                valid.append((index, output_sys_id, _answer(output_sys_id, result)))
+            except ConfigError as refused:
+                outcomes[index] = refused
+        if not valid:
+            return outcomes
+        outputs = builtins.list(dict.fromkeys(output_sys_id for _, output_sys_id, _ in valid))
         with self._write() as tx:
-            # One round trip for the three checks: the output exists and is one, not yet answered,
-            # and the answer's sys_id is new.
-            rows = tx.execute(
-                "SELECT queue,"
-                f" EXISTS (SELECT 1 FROM ecc_queue WHERE response_to = ? AND {ONE_RESULT_PREDICATE}),"
-                " EXISTS (SELECT 1 FROM ecc_queue WHERE sys_id = ?)"
-                f" FROM ecc_queue WHERE sys_id = ?{self.row_lock_clause}",
-                (output_sys_id, answer.sys_id, output_sys_id),
+            # The checks, a statement each per 500 ids: the outputs exist and are outputs (locked,
+            # in one order for every writer), which are answered already, which answer ids are taken.
+            found: dict[str, object] = {}
+            answered: set[str] = set()
+            for chunk in _chunks(outputs):
+                marks = _marks(len(chunk))
+                rows = tx.execute(
+                    f"SELECT sys_id, queue FROM ecc_queue WHERE sys_id IN ({marks})"
+                    f" ORDER BY sys_id{self.row_lock_clause}",
+                    chunk,
+                )
+                found.update((str(row[0]), row[1]) for row in rows)
+                # An explicit list of response_to values: the index is used whatever the planner's statistics say.
+                rows = tx.execute(
+                    f"SELECT response_to FROM ecc_queue WHERE response_to IN ({marks}) AND {ONE_RESULT_PREDICATE}",
+                    chunk,
+                )
+                answered.update(str(row[0]) for row in rows)
+            taken = self._existing(tx, [answer.sys_id for _, _, answer in valid])
+            writing: dict[str, tuple[int, EccRecord]] = {}  # output sys_id -> the first answer for it
+            for index, output_sys_id, answer in valid:
+                if output_sys_id not in found:
+                    outcomes[index] = QueueError(f"queue {self.url}: no record {output_sys_id} to complete")
+                    continue
+                if found[output_sys_id] != "output":
+                    outcomes[index] = QueueError(
+                        f"queue {self.url}: record {output_sys_id} is an input, not an output"
+                    )
+                elif output_sys_id in answered or output_sys_id in writing:
+                    outcomes[index] = False  # the first result wins
+                elif answer.sys_id in taken:
+                    outcomes[index] = QueueError(
+                        f"queue {self.url}: a record with sys_id {answer.sys_id} already exists"
+                    )
+                else:
+                    taken.add(answer.sys_id)
+                    writing[output_sys_id] = (index, answer)
+            stored = self._insert_records(
+                tx, [answer for _, answer in writing.values()], unless_answered=True
             )
-            if not rows:
-                raise QueueError(f"queue {self.url}: no record {output_sys_id} to complete")
-            side, answered, taken = rows[0]
-            if side != "output":
-                raise QueueError(f"queue {self.url}: record {output_sys_id} is an input, not an output")
-            if answered:
-                return False
-            if taken:
-                raise QueueError(f"queue {self.url}: a record with sys_id {answer.sys_id} already exists")
-            if not self._insert_record(tx, answer, unless_answered=True):
-                return False
+            done: dict[str, builtins.list[str]] = {"processed": [], "error": []}
+            for output_sys_id, (index, answer) in writing.items():
+                if answer.sys_id in stored:
+                    outcomes[index] = True
+                    done["error" if answer.error_string else "processed"].append(output_sys_id)
             now_sql, now_params = self._now_sql(tx)
-            tx.execute(
-                f"UPDATE ecc_queue SET state = ?, processed = {now_sql}, lease_owner = NULL,"
-                " lease_expires = NULL, lease_instance = NULL, lease_epoch = NULL, lease_deadline = NULL"
-                " WHERE sys_id = ?",
-                ("error" if answer.error_string else "processed", *now_params, output_sys_id),
-            )
-        return True
+            for state, ids in done.items():
+                for chunk in _chunks(ids):
+                    tx.execute(
+                        f"UPDATE ecc_queue SET state = ?, processed = {now_sql}, lease_owner = NULL,"
+                        " lease_expires = NULL, lease_instance = NULL, lease_epoch = NULL,"
+                        f" lease_deadline = NULL WHERE sys_id IN ({_marks(len(chunk))})",
+                        (state, *now_params, *chunk),
+                    )
+        return outcomes
 
     def get(self, sys_id: str) -> EccRecord | None:
         check_sys_id(sys_id)

@@ -22,6 +22,7 @@ from midprobe.runner.queue.sqlbase import Row, SqlQueue, Transaction, Unreadable
 
 #: Stored timestamp format: fixed width, UTC, so text order is time order.
 TIMESTAMP_FORMAT: Final = "%Y-%m-%d %H:%M:%S.%f"
+_TIMESTAMP_LENGTH: Final = len("2000-01-01 00:00:00.000000")
 MEMORY: Final = ":memory:"
 
 
@@ -74,6 +75,8 @@ WATCH_INTERVAL_SECONDS = 0.1
 class SqliteQueue(SqlQueue):
     """The ECC queue in a SQLite file (or ``:memory:``, private to this object: for tests)."""
 
+    dialect = SQLITE_DIALECT
+
     def __init__(
         self,
         path: str | Path,
@@ -123,7 +126,7 @@ class SqliteQueue(SqlQueue):
         except sqlite3.Error as error:
             raise QueueError(f"queue {self.url}: cannot open: {_message(error)}") from None
         with self._write() as tx:
-            self._ensure_schema(tx, SQLITE_DIALECT)
+            self._ensure_schema(tx)
 
     @contextmanager
     def _write(self) -> Iterator[Transaction]:
@@ -168,10 +171,18 @@ class SqliteQueue(SqlQueue):
     def _ts_value(self, raw: object) -> datetime | None:
         if raw is None:
             return None
-        try:
-            return datetime.strptime(str(raw), TIMESTAMP_FORMAT).replace(tzinfo=UTC)
-        except ValueError:
-            raise QueueError(f"queue {self.url}: stored time {raw!r} is not in {TIMESTAMP_FORMAT}") from None
+        text = str(raw)
+        # fromisoformat is strptime's result ten times faster; the length and the separators
+        # keep it to exactly TIMESTAMP_FORMAT (it would take other ISO 8601 shapes too).
+        if len(text) == _TIMESTAMP_LENGTH and text[10] == " " and text[19] == ".":
+            try:
+                moment = datetime.fromisoformat(text)
+            except ValueError:
+                pass
+            else:
+                if moment.tzinfo is None:
+                    return moment.replace(tzinfo=UTC)
+        raise QueueError(f"queue {self.url}: stored time {raw!r} is not in {TIMESTAMP_FORMAT}")
 
     def _notify_ready(self, tx: Transaction, agents: set[str]) -> None:
         """Nothing to send: the commit itself is what waiting agents see (``data_version``)."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from midprobe.capabilities.errors import ConfigError
+from midprobe.capabilities.errors import ConfigError, MidprobeError
 from midprobe.runner.agent.daemon import Agent, AgentStats, AgentTimings
 from midprobe.runner.agent.probe_runner import AgentIdentity, ProbeRunner
 from midprobe.runner.ecc.payload import MultiProbePayload, ParametersPayload, decode_input_payload
@@ -91,11 +91,12 @@ class RefusingQueue:
         self._queue = queue
         self.refused: list[str] = []
 
-    def complete(self, output_sys_id: str, result: EccRecord, **options: str | None) -> bool:
-        if not self.refused:
-            self.refused.append(result.sys_id)
-            raise ConfigError("a field the queue cannot store", field="name")
-        return self._queue.complete(output_sys_id, result, **options)
+    def complete_many(self, answers: Sequence[tuple[str, EccRecord]]) -> list[bool | MidprobeError]:
+        if self.refused:
+            return self._queue.complete_many(answers)
+        (_, first), *rest = answers
+        self.refused.append(first.sys_id)
+        return [ConfigError("a field the queue cannot store", field="name"), *self._queue.complete_many(rest)]
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._queue, name)

@@ -2,14 +2,15 @@
 
 Whatever goes in: enqueue either refuses it with a midprobe error or accepts it; every
 accepted output ends ``processed`` or ``error`` with exactly one answer; the agent raises
-nothing and keeps heartbeating. Only probes that touch no network are requested.
+nothing and keeps heartbeating on time: its timers run on a fake clock that each record's
+work moves on by one heartbeat interval, and the heartbeat then due must be sent, stamped
+with its due time on that clock, before the record is done. Only probes that touch no
+network are requested.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -26,13 +27,13 @@ from midprobe.runner.ecc.record import EccRecord
 from midprobe.runner.queue.base import AgentRegistration, EccQueue
 from midprobe.runner.queue.url import open_queue
 
-HEARTBEAT_SECONDS = 0.02
-#: A heartbeat later than this after the one before means something held the event loop.
-HEARTBEAT_LATE_SECONDS = HEARTBEAT_SECONDS + 2.0
+HEARTBEAT_SECONDS = 30.0
+#: Only a failure guard (a heartbeat that never comes), never a bound the agent is held to.
+NEVER_SECONDS = 10.0
 TIMINGS = AgentTimings(
     poll_idle_seconds=0.05,
     poll_busy_seconds=0.05,
-    lease_seconds=30,
+    lease_seconds=3600,  # renewals (every 1,200 s on the fake clock) never come in between
     registry_heartbeat_seconds=HEARTBEAT_SECONDS,
     drain_seconds=5,
 )
@@ -90,21 +91,92 @@ def requests(draw: st.DrawFn) -> tuple[str, dict[str, object]]:
     return "record", fields
 
 
-class CountingQueue:
-    """A real queue that records when the agent heartbeats."""
+class FakeClock:
+    """Time that moves only when told; the agent's heartbeat and lease timers sleep on it."""
 
-    def __init__(self, queue: EccQueue) -> None:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._timers: list[tuple[float, float, asyncio.Future[None]]] = []  # (due, length, woken)
+        self._set = asyncio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (self.now + seconds, seconds, woken)
+        self._timers.append(entry)
+        self._set.set()
+        try:
+            await woken
+        finally:
+            self._timers.remove(entry)
+
+    async def fire_next(self, length: float) -> float:
+        """Wait until a timer of ``length`` seconds is set, move the time on to it and wake it; that time."""
+        while not (due := [at for at, of, woken in self._timers if of == length and not woken.done()]):
+            self._set.clear()
+            await self._set.wait()
+        self.now = max(self.now, min(due))
+        for at, _, woken in self._timers:
+            if at <= self.now and not woken.done():
+                woken.set_result(None)
+        return self.now
+
+
+class CountingQueue:
+    """A real queue that records, on the agent's clock, when the agent heartbeats."""
+
+    def __init__(self, queue: EccQueue, clock: FakeClock) -> None:
         self._queue = queue
-        self._lock = threading.Lock()
+        self._clock = clock
+        self._loop = asyncio.get_running_loop()
+        self._beat = asyncio.Event()
         self.heartbeats: list[float] = []
 
     def heartbeat_agent(self, name: str, **options: str | None) -> None:
         self._queue.heartbeat_agent(name, **options)
-        with self._lock:
-            self.heartbeats.append(time.monotonic())
+        stamp = self._clock.now
+        self._loop.call_soon_threadsafe(self._noted, stamp)
+
+    def _noted(self, stamp: float) -> None:
+        self.heartbeats.append(stamp)
+        self._beat.set()
+
+    async def heartbeat_at(self, moment: float) -> None:
+        while moment not in self.heartbeats:
+            self._beat.clear()
+            await self._beat.wait()
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._queue, name)
+
+
+class TickingRunner(ProbeRunner):
+    """The real runner; each answer takes one heartbeat interval on the agent's clock, one at a time.
+
+    The heartbeat falling due as a record's work starts must have been sent by the time the
+    work is done (waited for, not timed: ``missed`` lists the due times whose heartbeat never
+    came; ``NEVER_SECONDS`` only keeps a broken agent from hanging the test).
+    """
+
+    agent_clock: FakeClock
+    queue: CountingQueue
+    due: list[float]
+    missed: list[float]
+    turn: asyncio.Lock
+
+    async def answer(self, output: EccRecord, payload: str | None = None) -> EccRecord:
+        async with self.turn:
+            try:
+                due = await asyncio.wait_for(self.agent_clock.fire_next(HEARTBEAT_SECONDS), NEVER_SECONDS)
+            except TimeoutError:  # no heartbeat timer is set: the heartbeat loop stopped
+                self.missed.append(self.agent_clock.now)
+                return await super().answer(output, payload)
+            self.due.append(due)
+            answer = await super().answer(output, payload)
+            try:
+                await asyncio.wait_for(self.queue.heartbeat_at(due), NEVER_SECONDS)
+            except TimeoutError:
+                self.missed.append(due)
+            return answer
 
 
 def _accept(queue: EccQueue, how: str, fields: dict[str, object]) -> EccRecord | None:
@@ -145,11 +217,18 @@ def test_every_accepted_record_ends_once_and_the_agent_stays_on_time(
     queue: EccQueue, batch: list[tuple[str, dict[str, object]]]
 ) -> None:
     accepted = [record for how, fields in batch if (record := _accept(queue, how, fields)) is not None]
-    counting = CountingQueue(queue)
-    runner = ProbeRunner(registry=default_registry(), identity=AgentIdentity("a1"), probe_timeout_seconds=5)
-    agent = Agent(counting, runner, AgentRegistration("a1"), timings=TIMINGS)  # type: ignore[arg-type]
+    runner = TickingRunner(registry=default_registry(), identity=AgentIdentity("a1"), probe_timeout_seconds=5)
+    runner.due, runner.missed = [], []
 
-    asyncio.run(agent.run(once=True, install_signal_handlers=False))
+    async def run() -> None:
+        runner.agent_clock, runner.turn = FakeClock(), asyncio.Lock()
+        runner.queue = CountingQueue(queue, runner.agent_clock)
+        agent = Agent(runner.queue, runner, AgentRegistration("a1"), timings=TIMINGS)  # type: ignore[arg-type]
+        agent.timer = runner.agent_clock.sleep
+        await agent.run(once=True, install_signal_handlers=False)
+        assert runner.queue.heartbeats == runner.due, "one heartbeat at each due time, none late or extra"
+
+    asyncio.run(run())
 
     for record in accepted:
         stored = queue.get(record.sys_id)
@@ -159,7 +238,5 @@ def test_every_accepted_record_ends_once_and_the_agent_stays_on_time(
         assert len(answers) == 1
         assert (stored.state == "error") == bool(answers[0].error_string)
         decode_input_payload(queue.read_payload(answers[0]))  # the answer is readable
-    gaps = [
-        later - earlier for earlier, later in zip(counting.heartbeats, counting.heartbeats[1:], strict=False)
-    ]
-    assert all(gap < HEARTBEAT_LATE_SECONDS for gap in gaps), gaps
+    assert runner.missed == [], "a heartbeat fell due during a record's work and was not sent"
+    assert len(runner.due) == len(accepted), "every record's work took one heartbeat interval"

@@ -11,6 +11,7 @@ import pytest
 from midprobe.capabilities.errors import QueueError, QueueUrlError
 from midprobe.runner.ecc.builders import new_output_record
 from midprobe.runner.queue import open_queue, redact_url
+from midprobe.runner.queue.schema import SCHEMA_VERSION
 from midprobe.runner.queue.url import PostgresLocation, SqliteLocation, parse_queue_url, sqlite_url
 
 
@@ -109,7 +110,7 @@ def test_sqlite_schema_version_mismatch_is_refused(tmp_path: Path) -> None:
     open_queue(url).close()
     with sqlite3.connect(tmp_path / "ecc.db") as raw:
         raw.execute("UPDATE midprobe_schema SET version = 99")
-    with pytest.raises(QueueError, match=r"schema version 99, this midprobe expects 2"):
+    with pytest.raises(QueueError, match=rf"schema version 99, this midprobe expects {SCHEMA_VERSION}"):
         open_queue(url)
 
 
@@ -148,7 +149,7 @@ def test_postgresql_schema_version_mismatch_is_refused(postgres_database_url: st
     open_queue(postgres_database_url).close()
     with psycopg.connect(postgres_database_url, autocommit=True) as raw:
         raw.execute("UPDATE midprobe_schema SET version = 99")
-    with pytest.raises(QueueError, match=r"schema version 99, this midprobe expects 2"):
+    with pytest.raises(QueueError, match=rf"schema version 99, this midprobe expects {SCHEMA_VERSION}"):
         open_queue(postgres_database_url)
 
 

@@ -251,6 +251,56 @@ def test_complete_checks_what_it_is_given(queue: EccQueue) -> None:
         queue.complete(answer.sys_id, _answer(output).with_changes(response_to=None))
 
 
+def test_complete_many_stores_each_answer_once_and_refuses_only_the_bad_ones(queue_url: str) -> None:
+    queue = open_queue(queue_url, payload_cap=2000)
+    outputs = [_output() for _ in range(4)]
+    big = _output()
+    queue.enqueue_many([*outputs, big])
+    already = _answer(outputs[0])
+    queue.complete(outputs[0].sys_id, already)
+    failing = _answer(outputs[1], error="connect timed out after 1 s")
+    second_run = _answer(outputs[2])
+    oversize = _answer(big).with_changes(payload="<results>" + "x" * 3000 + "</results>")
+    answers = [
+        (outputs[0].sys_id, _answer(outputs[0])),  # answered before
+        (outputs[1].sys_id, failing),
+        (outputs[2].sys_id, second_run),
+        (outputs[2].sys_id, _answer(outputs[2])),  # a second answer in the same batch
+        (new_sys_id(), _answer(outputs[3]).with_changes(response_to=None)),  # no such output
+        (outputs[3].sys_id, outputs[3]),  # not an input
+        (already.sys_id, _answer(outputs[3]).with_changes(response_to=None)),  # names an input
+        (outputs[3].sys_id, _answer(outputs[3]).with_changes(sys_id=already.sys_id)),  # sys_id taken
+        (big.sys_id, oversize),
+    ]
+
+    with queue:
+        outcomes = queue.complete_many(answers)
+        states = [getattr(queue.get(output.sys_id), "state", None) for output in [*outputs, big]]
+        stored = {
+            output.sys_id: [
+                answer.sys_id for answer in queue.list(queue_side="input", response_to=output.sys_id)
+            ]
+            for output in [*outputs, big]
+        }
+        (aside,) = queue.list(queue_side="input", response_to=big.sys_id)
+        payload = queue.read_payload(aside)
+
+    assert outcomes[:4] == [False, True, True, False]
+    kinds = [(type(outcome), str(outcome)) for outcome in outcomes[4:8]]
+    assert [kind for kind, _ in kinds] == [QueueError, ConfigError, QueueError, QueueError]
+    assert "no record" in kinds[0][1]
+    assert kinds[1][1].startswith("queue: ")
+    assert "is an input, not an output" in kinds[2][1]
+    assert "already exists" in kinds[3][1]
+    assert outcomes[8] is True
+    assert states == ["processed", "error", "processed", "ready", "processed"]
+    for output, answer in ((outputs[0], already), (outputs[1], failing), (outputs[2], second_run)):
+        assert stored[output.sys_id] == [answer.sys_id]
+    assert stored[outputs[3].sys_id] == []
+    assert aside.payload_is_attachment
+    assert payload == oversize.payload
+
+
 def test_concurrent_completes_store_one_result(queue_url: str) -> None:
     with open_queue(queue_url) as setup:
         outputs = [_output() for _ in range(20)]

@@ -99,6 +99,24 @@ def test_sqlite_text_that_is_not_utf8_is_set_aside(tmp_path: Path) -> None:
     assert "UTF-8" in error
 
 
+@pytest.mark.parametrize(
+    "stored",
+    ["2026-12-02T15:00:00.123456", "2026-12-02 15:00:00.12345Z", "2026-12-02 15:00:00", "yesterday"],
+)
+def test_sqlite_a_time_not_in_the_stored_shape_is_set_aside(tmp_path: Path, stored: str) -> None:
+    url = f"sqlite:///{tmp_path / 'ecc.db'}"
+    bad, good = _outputs(2)
+    with open_queue(url) as queue:
+        queue.enqueue_many([bad, good])
+        _raw(url, "UPDATE ecc_queue SET sys_created_on = ? WHERE sys_id = ?", (stored, bad.sys_id))
+
+        assert [record.sys_id for record in queue.claim("lab1", 10, 60.0)] == [good.sys_id]
+
+    state, error = _state_and_error(url, bad.sys_id)
+    assert state == "error"
+    assert f"stored time {stored!r} is not in" in error
+
+
 @pytest.mark.timeout(120)
 def test_agent_once_exits_and_answers_the_rest_despite_a_damaged_row(queue: EccQueue, queue_url: str) -> None:
     bad, *good = _outputs(3)
@@ -301,23 +319,68 @@ def test_processed_and_claim_times_come_from_the_queue_clock_not_the_agent_s(
         assert before - timedelta(seconds=5) <= moment <= after + timedelta(seconds=5)
 
 
+def _as_version(queue_url: str, version: int) -> None:
+    """Turn a queue's database into the layout of schema ``version`` (1 or 2), as that midprobe made it."""
+    # Version 2 ordered claims by the enqueuer's sequence and had no arrival column.
+    _raw(queue_url, "DROP INDEX ecc_queue_claim")
+    if not queue_url.startswith("sqlite"):
+        _raw(queue_url, "ALTER TABLE ecc_queue DROP COLUMN arrival")
+    _raw(queue_url, "CREATE INDEX ecc_queue_claim ON ecc_queue (queue, state, priority, sequence, sys_id)")
+    if version == 1:
+        for table, column in (
+            ("ecc_queue", "lease_instance"),
+            ("ecc_queue", "lease_epoch"),
+            ("ecc_queue", "lease_deadline"),
+            ("ecc_agent", "instance"),
+        ):
+            _raw(queue_url, f"ALTER TABLE {table} DROP COLUMN {column}")
+    _raw(queue_url, "UPDATE midprobe_schema SET version = ?", (version,))
+
+
 def test_a_version_1_queue_is_upgraded_on_open_and_keeps_its_records(queue_url: str) -> None:
     (output,) = _outputs(1)
     with open_queue(queue_url) as queue:
         queue.enqueue(output)
-    for table, column in (
-        ("ecc_queue", "lease_instance"),
-        ("ecc_queue", "lease_epoch"),
-        ("ecc_queue", "lease_deadline"),
-        ("ecc_agent", "instance"),
-    ):
-        _raw(queue_url, f"ALTER TABLE {table} DROP COLUMN {column}")
-    _raw(queue_url, "UPDATE midprobe_schema SET version = 1")
+    _as_version(queue_url, 1)
 
     with open_queue(queue_url) as queue:
         assert [record.sys_id for record in queue.claim("lab1", 5, 60.0, instance="p1")] == [output.sys_id]
         queue.register_agent(AgentRegistration("lab1"), instance="p1", live_within_seconds=60.0)
-    assert [int(str(row[0])) for row in _raw(queue_url, "SELECT version FROM midprobe_schema")] == [2]
+    assert [int(str(row[0])) for row in _raw(queue_url, "SELECT version FROM midprobe_schema")] == [3]
+
+
+def test_a_version_2_queue_keeps_its_claim_order_and_takes_new_work_after_it(queue_url: str) -> None:
+    old = _outputs(3)
+    with open_queue(queue_url) as queue:
+        queue.enqueue_many(old)
+    _as_version(queue_url, 2)
+    # A record enqueued later by a machine whose clock is behind: an older sequence than every other.
+    late = new_output_record(agent="*", topic="HeartbeatProbe").with_changes(sequence="0" * 18)
+
+    with open_queue(queue_url) as queue:
+        queue.enqueue(late)
+        claimed = queue.claim("lab1", 10, 60.0)
+
+    assert [record.sys_id for record in claimed] == [record.sys_id for record in [*old, late]]
+    assert [int(str(row[0])) for row in _raw(queue_url, "SELECT version FROM midprobe_schema")] == [3]
+
+
+def test_claim_order_is_the_database_s_whatever_the_enqueuers_clocks_say(queue: EccQueue) -> None:
+    now = utc_now()
+
+    def enqueued_by_a_machine_whose_clock_is_off_by(hours: int) -> EccRecord:
+        moment = now + timedelta(hours=hours)
+        sequence = f"{int(moment.timestamp() * 1000):012x}000000"  # what new_sequence() would give there
+        record = new_output_record(agent="*", topic="HeartbeatProbe")
+        queue.enqueue(record.with_changes(sequence=sequence, sys_created_on=moment))
+        return record
+
+    in_order = [enqueued_by_a_machine_whose_clock_is_off_by(hours) for hours in (5, 0, -5, 1)]
+
+    one_by_one = [queue.claim(f"lab{index}", 1, 60.0)[0] for index in range(2)]
+    rest = queue.claim("lab9", 10, 60.0)
+
+    assert [record.sys_id for record in [*one_by_one, *rest]] == [record.sys_id for record in in_order]
 
 
 def test_a_process_that_lost_its_name_learns_it_and_cannot_mark_the_new_holder_down(

@@ -186,6 +186,23 @@ def test_input_payload_round_trip(
     assert [_canonical(e) for e in decoded.results] == [_canonical(e) for e in results]
 
 
+@settings(max_examples=60)
+@given(st.lists(elements(), max_size=3), st.lists(st.tuples(names, xml_text), max_size=5))
+def test_input_payload_is_what_elementtree_writes_with_short_empty_tags_and_cr_kept(
+    results: list[ET.Element], echoed: list[tuple[str, str]]
+) -> None:
+    root = ET.Element("results", probe_time="3", result_code="0")
+    root.extend(results)
+    block = ET.SubElement(root, "parameters")
+    for name, value in echoed:
+        ET.SubElement(block, "parameter", name=name, value=value)
+    expected = ET.tostring(root, encoding="unicode").replace(" />", "/>").replace("\r", "&#13;")
+
+    encoded = encode_input_payload(results, echoed=[Parameter(*pair) for pair in echoed], probe_time_ms=3)
+
+    assert encoded == expected
+
+
 def test_result_code_can_be_given() -> None:
     decoded = decode_input_payload(encode_input_payload([], probe_time_ms=5, error="refused", result_code=7))
     assert (decoded.result_code, decoded.error) == (7, "refused")
