@@ -5,7 +5,8 @@ end, the headline rows (``bench/headline.py``: midprobe, the reference, the rati
 whether it is met) and which benchmarks failed (a non-zero exit, e.g. result sets that differ).
 Exit status 1 if any did. With ``--readme FILE`` the rows replace those of the same name in the
 table between FILE's ``<!-- bench:start -->`` and ``<!-- bench:end -->`` markers (``make bench``
-does this to README.md), so the README's figures are this script's output.
+does this to README.md; a run of every benchmark rewrites the whole table), so the README's
+figures are this script's output.
 Usage: .venv/bin/python bench/run_all.py [--readme README.md] [NAME ...]   (NAME: ``sweep`` for bench_sweep.py)
 """
 
@@ -42,15 +43,16 @@ def summary(rows: list[Headline]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def update_readme(path: Path, rows: list[Headline]) -> None:
-    """Replace the table rows named like ``rows`` (append new ones); the other rows stay."""
+def update_readme(path: Path, rows: list[Headline], *, whole: bool) -> None:
+    """Replace the table rows named like ``rows`` (append new ones); the other rows stay, unless
+    ``whole`` (every benchmark ran): then the table is exactly ``rows``."""
     text = path.read_text(encoding="utf-8")
     if START not in text or END not in text:
         sys.exit(f"run_all: {path} has no {START} ... {END} markers around its performance table")
     head, rest = text.split(START, 1)
     table, tail = rest.split(END, 1)
     kept: dict[str, str] = {}
-    for line in table.splitlines():
+    for line in table.splitlines() if not whole else ():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         if line.startswith("|") and cells[0] not in ("benchmark", "") and not set(cells[0]) <= {"-"}:
             kept[cells[0]] = line
@@ -95,7 +97,7 @@ def main() -> None:
     print(f"\nheadlines (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs):")
     print(summary(rows) if rows else "none recorded")
     if args.readme is not None and rows:
-        update_readme(args.readme, rows)
+        update_readme(args.readme, rows, whole=not args.names)
         print(f"{args.readme}: {len(rows)} rows of the performance table rewritten")
     print(f"\n{len(scripts) - len(failed)} of {len(scripts)} benchmarks succeeded")
     if failed:
