@@ -22,6 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from headline import headline  # noqa: E402
+
 from midprobe.runner.cli.demo import lab_credentials_toml  # noqa: E402
 from midprobe.runner.cmdb import open_cmdb  # noqa: E402
 from midprobe.runner.lab import Lab  # noqa: E402
@@ -95,6 +97,13 @@ def main() -> None:
             f"{len(found)} classified into CIs, {per_minute:.0f} devices/min"
         )
     print(f"ratio (2 agents vs 1): {one_seconds / two_seconds:.2f}x")
+    headline(
+        f"discovery of the large lab ({two_hosts} devices), 2 agents",
+        f"{two_seconds:.1f} s, {two_hosts / two_seconds * 60 if two_seconds else 0:.0f} devices/min",
+        f"1 agent: {one_seconds:.1f} s",
+        one_seconds / two_seconds,
+        same_results=one == two,
+    )
     if one != two:
         print(
             f"the CMDBs differ: only with one agent {sorted(set(one.items()) - set(two.items()))[:5]}, "
