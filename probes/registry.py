@@ -21,6 +21,8 @@ BUILTIN_TOPICS: dict[str, str] = {
     "DNSNameResolver": "midprobe.probes.dns",
     "SSHCommand": "midprobe.probes.ssh",
     "SSHClassify": "midprobe.probes.ssh",
+    "SSHIdentity": "midprobe.probes.ssh",
+    "SSHExplore": "midprobe.probes.ssh",
     "NmapHostScan": "midprobe.probes.nmap",
     "NmapApplicationScan": "midprobe.probes.nmap",
     "NmapDiscovery": "midprobe.probes.nmap",
@@ -29,6 +31,8 @@ BUILTIN_TOPICS: dict[str, str] = {
     "NmapScript": "midprobe.probes.nmap",
     "SNMP": "midprobe.probes.snmp",
     "SNMPClassify": "midprobe.probes.snmp",
+    "SNMPIdentity": "midprobe.probes.snmp",
+    "SNMPExplore": "midprobe.probes.snmp",
     "HostSweep": "midprobe.probes.sweep",
     "BannerSniff": "midprobe.probes.banner",
 }

@@ -340,7 +340,8 @@ def dnsmasq_spec(
     """dnsmasq answering A and PTR records for ``records`` (fqdn, address), nothing else."""
     argv = [
         DNSMASQ,
-        "--no-daemon",
+        # In the foreground but not in debug mode (--no-daemon): debug mode serves a TCP connection
+        # inline, so a silent TCP client (a scanner reading port 53's banner) stalls every UDP lookup.
         "--keep-in-foreground",
         "--conf-file=/dev/null",
         "--no-resolv",

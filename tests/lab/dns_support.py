@@ -84,7 +84,7 @@ def private_dns(
     hosts.write_text("".join(f"{address} {name}\n" for name, address in records))
     argv = [
         DNSMASQ,
-        "--no-daemon",
+        "--keep-in-foreground",  # not --no-daemon: that serves TCP inline and stalls UDP meanwhile
         "--conf-file=/dev/null",
         "--no-resolv",
         "--no-hosts",

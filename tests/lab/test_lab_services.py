@@ -260,3 +260,17 @@ def test_namespace_thread_sockets_belong_to_the_lab(lab_thread: NamespaceThread)
     with pytest.raises(ZeroDivisionError):
         lab_thread.call(lambda: 1 // 0)
     assert lab_thread.run_async(lambda: asyncio.sleep(0, result=42)) == 42
+
+
+def test_dns_answers_udp_while_a_tcp_client_says_nothing(lab: Lab, lab_thread: NamespaceThread) -> None:
+    """A scanner reading port 53's banner holds a silent TCP connection: UDP lookups go on meanwhile
+    (dnsmasq must hand TCP to a child, not serve it inline as its debug mode does)."""
+    host = lab.host("linux1")
+
+    def lookup_while_held() -> list[str]:
+        with socket.create_connection((lab.dns_server, 53), timeout=5):  # connected, sends nothing
+            query = dns.message.make_query(host.fqdn or "", "A")
+            reply = dns.query.udp(query, lab.dns_server, timeout=2)
+        return [r.to_text() for rrset in reply.answer for r in rrset]
+
+    assert lab_thread.call(lookup_while_held) == [host.address]
