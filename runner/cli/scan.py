@@ -25,8 +25,9 @@ from midprobe.probes.shazzam import DEFAULT_PORTS
 from midprobe.probes.targets import TargetSpec
 from midprobe.probes.tcpscan.common import ScanOptions
 from midprobe.probes.tcpscan.engine import ENGINE_CHOICES, select_engine
+from midprobe.runner.cli.nmap_flags import NmapFlagsCommand
 from midprobe.runner.cli.options import OUTPUT_FILE, NumberType, integer, seconds
-from midprobe.runner.scan.pipeline import ScanPipeline, ScanSettings
+from midprobe.runner.scan.pipeline import ScanPipeline, ScanSettings, ScanStats
 from midprobe.runner.scan.plan import (
     CredentialSource,
     check_size,
@@ -43,7 +44,9 @@ from midprobe.runner.scan.render import (
     ReportWriter,
     ScanHeader,
     make_writer,
+    summary_line,
 )
+from midprobe.runner.scan.timing import TIMING_CHOICES, timing_template
 
 #: Threads for blocking work the stages hand off (python-nmap; paramiko has its own pool).
 BLOCKING_THREADS = 16
@@ -81,7 +84,7 @@ async def _run(
     writer: ReportWriter,
     header: ScanHeader,
     progress: ProgressDisplay,
-) -> None:
+) -> ScanStats:
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(BLOCKING_THREADS, "midprobe-scan"))
     pipeline = ScanPipeline(settings, on_progress=progress.update)
     writer.begin(header)
@@ -91,9 +94,23 @@ async def _run(
     finally:
         # Also on an error or Ctrl-C: the output stays a complete document (ECC XML closes).
         writer.end(pipeline.stats)
+    return pipeline.stats
 
 
-@click.command("scan")
+def _engine_choice(engine: str, *, syn_scan: bool, connect_scan: bool) -> str:
+    """``--engine``, or what nmap's ``-sS``/``-sT`` asked for; two different answers are an error."""
+    asked = {name for name, flag in (("syn", syn_scan), ("connect", connect_scan)) if flag}
+    if engine != "auto":
+        asked.add(engine)
+    if len(asked) > 1:
+        flags = " and ".join(
+            [f"--engine {engine}"] * (engine != "auto") + ["-sS"] * syn_scan + ["-sT"] * connect_scan
+        )
+        raise ConfigError(f"{flags} ask for different scan engines: give one", field="--engine")
+    return asked.pop() if asked else engine
+
+
+@click.command("scan", cls=NmapFlagsCommand)
 @click.argument("targets", nargs=-1)
 @click.option(
     "-p",
@@ -120,11 +137,12 @@ async def _run(
 )
 @click.option(
     "--nmap",
+    "-sV",
     "nmap_services",
     is_flag=True,
     help="nmap service/version detection (-sV) on the open ports (needs nmap).",
 )
-@click.option("--os", "nmap_os", is_flag=True, help="nmap OS detection (-O) (needs nmap and root).")
+@click.option("--os", "-O", "nmap_os", is_flag=True, help="nmap OS detection (-O) (needs nmap and root).")
 @click.option(
     "--dns-server",
     "dns_servers",
@@ -162,7 +180,7 @@ async def _run(
     type=NumberType(NumberRange(0.001, 10_000_000)),
     default=None,
     metavar="N",
-    help="At most N port probes per second.",
+    help="At most N port probes per second.  [default: no limit, or -T's]",
 )
 @click.option(
     "--engine",
@@ -171,21 +189,36 @@ async def _run(
     show_default=True,
     help="Port scan engine: syn (raw sockets), connect, or auto (syn when allowed).",
 )
+@click.option("-sS", "syn_scan", is_flag=True, help="nmap's name for --engine syn.")
+@click.option("-sT", "connect_scan", is_flag=True, help="nmap's name for --engine connect.")
+@click.option(
+    "-Pn",
+    "no_ping",
+    is_flag=True,
+    help="Accepted for nmap's sake: midprobe scan never pings first, every address is port-scanned.",
+)
+@click.option(
+    "-T",
+    "timing",
+    type=click.Choice(TIMING_CHOICES),
+    default=None,
+    metavar="0-5",
+    help="nmap's timing template (-T4, -T aggressive): sets --wait, --retries and --rate "
+    "when they are not given (docs/scan.md). Default: 3 (normal).",
+)
 @click.option(
     "--wait",
     "wait_ms",
     type=integer(1, 60_000),
-    default=1000,
-    show_default=True,
+    default=None,
     metavar="MS",
-    help="Longest wait for one port's answer.",
+    help="Longest wait for one port's answer.  [default: 1000, or -T's]",
 )
 @click.option(
     "--retries",
     type=integer(0, 10),
-    default=2,
-    show_default=True,
-    help="Probes resent to a port that did not answer.",
+    default=None,
+    help="Probes resent to a port that did not answer.  [default: 2, or -T's]",
 )
 @click.option("--no-banners", is_flag=True, help="Do not read banners on the open ports.")
 @click.option(
@@ -232,6 +265,12 @@ async def _run(
     metavar="SECONDS",
     help="Longest time spent enriching one host.",
 )
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Say on stderr what is scanned how before the scan, and the summary after it.",
+)
 def scan(
     targets: tuple[str, ...],
     ports_text: str,
@@ -247,8 +286,12 @@ def scan(
     yes: bool,
     rate: float | None,
     engine: str,
-    wait_ms: int,
-    retries: int,
+    syn_scan: bool,
+    connect_scan: bool,
+    no_ping: bool,
+    timing: str | None,
+    wait_ms: int | None,
+    retries: int | None,
     no_banners: bool,
     snmp_public: bool,
     credential_files: tuple[Path, ...],
@@ -256,12 +299,16 @@ def scan(
     snmp_credential_files: tuple[Path, ...],
     concurrency: int,
     host_timeout: float,
+    verbose: bool,
 ) -> None:
     """Scan TARGETS (nmap syntax: 198.18.0.0/24, 10.0.0.1-20, host names, IPv6) and classify each host.
 
     Each host that answers is reported as soon as it is done: open TCP ports, banners, its DNS name,
     the CMDB class the classifier chose and the evidence for it; with --credentials also what SSH and
     SNMP tell. Reports stream, so a /16 never sits in memory.
+
+    nmap's -sS, -sT, -sV, -O, -Pn, -T<0-5>, -v, -n, -p and -iL mean what they mean in nmap; its
+    other flags are answered with the midprobe option to use.
     """
     policy = (
         TargetPolicy.lab(dns_servers[0] if dns_servers else None) if lab_mode else TargetPolicy.unrestricted()
@@ -273,8 +320,12 @@ def scan(
         require_lab_namespace()  # before the first name lookup goes to the lab's DNS server
     spec = resolve_targets(spec, policy, resolver if dns_servers else None)
     count = spec.count()
+    template = timing_template(timing)
+    wait_ms = template.wait_ms if wait_ms is None else wait_ms
+    retries = template.retries if retries is None else retries
+    rate = template.rate if rate is None else rate
     check_size(count, yes=yes, rate=rate)
-    chosen_engine = select_engine(engine)
+    chosen_engine = select_engine(_engine_choice(engine, syn_scan=syn_scan, connect_scan=connect_scan))
     nmap_syn = require_nmap(services=nmap_services, os_detection=nmap_os)
     store = load_credentials(
         [CredentialSource(path) for path in credential_files]
@@ -308,7 +359,16 @@ def scan(
     header = ScanHeader(
         targets=str(spec), ports=format_ports(ports), engine=chosen_engine.name, addresses=count
     )
+    if verbose:
+        click.echo(
+            f"midprobe: scanning {count:,} address(es), {len(ports)} TCP port(s) with the "
+            f"{chosen_engine.name} engine, timing {template.describe()}",
+            err=True,
+        )
     with _output(output_path) as stream:
         writer = make_writer(cast(Format, output_format), stream)
         with ProgressDisplay(count, stdout_is_output=stream is None) as progress:
-            asyncio.run(_run(spec, settings, writer, header, progress))
+            stats = asyncio.run(_run(spec, settings, writer, header, progress))
+    # The table ends with the summary; any other output gets it on stderr when asked for.
+    if verbose and not (output_format == "table" and stream is None):
+        click.echo(f"midprobe: {summary_line(stats)}", err=True)
