@@ -11,6 +11,7 @@ from rich.markup import escape as escape_markup
 from rich.table import Table
 
 from midprobe.capabilities.errors import ConfigError
+from midprobe.runner.agent.request_check import check_request
 from midprobe.runner.cli.options import integer, queue_option
 from midprobe.runner.cli.text import shown
 from midprobe.runner.ecc.builders import new_output_record
@@ -38,7 +39,9 @@ def ecc() -> None:
 @queue_option
 @click.option("--agent", required=True, help="MID name: NAME or mid.server.NAME (mid.server.* = any agent).")
 @click.option(
-    "--topic", required=True, help="Probe topic, e.g. Shazzam, SSHCommand, SNMP, DNS, HeartbeatProbe."
+    "--topic",
+    required=True,
+    help="Probe topic, one midprobe's probes handle: Shazzam, SSHCommand, SNMP, DNS, ... (docs/topics.md).",
 )
 @click.option("--source", default="", help="The target: an address, a range, a CIDR, a host name.")
 @click.option("--name", "record_name", default=None, help="Probe name (default: the topic).")
@@ -61,16 +64,24 @@ def enqueue(
     priority: int,
     correlator: str,
 ) -> None:
-    """Put one probe request on the queue and print its sys_id."""
+    """Put one probe request on the queue and print its sys_id.
+
+    The topic must be one midprobe's probes handle, and the source and parameters must pass that
+    probe's checks (as the agent will run them); a parameter the probe does not read is refused.
+    """
+    parameters = _parse_params(params)
     record = new_output_record(
         agent=agent,
         topic=topic,
         source=source,
         name=record_name,
-        parameters=_parse_params(params),
+        parameters=parameters,
         priority=priority,
         agent_correlator=correlator,
     )
+    from midprobe.probes.registry import default_registry  # the probes: only for enqueue
+
+    check_request(default_registry(), record.topic, record.name, record.source, parameters)
     with open_queue(queue_url) as queue:
         click.echo(queue.enqueue(record))
 
@@ -101,7 +112,7 @@ def list_records(
         check_sys_id(response_to, field_name="--response-to")
     if topic is not None:
         check_request_text(topic, field_name="--topic")
-    with open_queue(queue_url) as queue:
+    with open_queue(queue_url, must_exist=True) as queue:
         records = queue.list(
             queue_side=queue_side,  # type: ignore[arg-type]
             state=state,  # type: ignore[arg-type]
@@ -157,7 +168,7 @@ def _print_table(records: list[EccRecord]) -> None:
 def show(sys_id: str, queue_url: str) -> None:
     """Show one record with its payload pretty-printed."""
     check_sys_id(sys_id, field_name="SYS_ID")
-    with open_queue(queue_url) as queue:
+    with open_queue(queue_url, must_exist=True) as queue:
         record = queue.get(sys_id)
         if record is None:
             raise ConfigError(f"no record with sys_id {sys_id} in {queue.url}")

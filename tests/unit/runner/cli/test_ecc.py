@@ -76,3 +76,97 @@ def test_show_shows_escape_sequences_escaped(
     assert "name: \\x1b[2J[bold]n" in out
     assert 'value="\\x9b2J"' in out
     assert "payload:\n<parameters>\n  <parameter" in out, "the payload keeps its line breaks"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("ecc", "list"),
+        ("ecc", "show", "0123456789abcdef0123456789abcdef"),
+        ("cmdb", "list"),
+        ("cmdb", "show", "linux1"),
+        ("cmdb", "history", "linux1"),
+        ("cmdb", "export"),
+        ("discover", "status", "1"),
+        ("discover", "list"),
+    ],
+)
+def test_read_only_commands_refuse_a_missing_database_and_create_none(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    typo = tmp_path / "typo.db"
+    code, out, err = run(capsys, *command, "--queue", sqlite_url(typo))
+    assert code == 2
+    assert out == ""
+    assert err == f"midprobe: error: no database at {typo} (nothing was written there yet: check --queue)\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_show_without_queue_refuses_the_missing_default_database(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MIDPROBE_QUEUE_URL", raising=False)
+    code, _out, err = run(capsys, "ecc", "show", "0123456789abcdef0123456789abcdef")
+    assert code == 2
+    assert "no database at" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def _enqueue(capsys: pytest.CaptureFixture[str], url: str, *args: str) -> tuple[int, str, str]:
+    return run(capsys, "ecc", "enqueue", "--queue", url, "--agent", "a1", *args)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("--topic", "Shazam", "--source", "198.18.0.10"),
+            "--topic: no probe handles topic 'Shazam' (did you mean 'Shazzam'?); known: BannerSniff, ",
+        ),
+        (
+            ("--topic", "shazzam", "--source", "198.18.0.10"),
+            "(did you mean 'Shazzam'?)",
+        ),
+        (
+            ("--topic", "Shazzam", "--source", "198.18.0.10", "--param", "port=22"),
+            "--param port: Shazzam has no parameter 'port' (did you mean 'ports'?)",
+        ),
+        (
+            ("--topic", "Shazzam", "--source", "198.18.0.10", "--param", "ports=99999"),
+            "--param ports: Shazzam refuses the request: parameter 'ports': bad port '99999'",
+        ),
+        (
+            ("--topic", "Shazzam", "--source", "198.18.0.300"),
+            "--source: Shazzam refuses the request: parameter 'source': bad target '198.18.0.300'",
+        ),
+        (
+            ("--topic", "HeartbeatProbe", "--param", "verbose=1"),
+            "--param verbose: HeartbeatProbe has no parameter 'verbose' (it reads probe_timeout_ms)",
+        ),
+    ],
+)
+def test_enqueue_checks_topic_and_parameters_with_the_probe(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    url = sqlite_url(tmp_path / "ecc.db")
+    code, out, err = _enqueue(capsys, url, *args)
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1, err
+    assert err.startswith("midprobe: error: ")
+    assert message in err
+    assert not (tmp_path / "ecc.db").exists()
+
+
+def test_enqueue_accepts_what_the_probe_reads(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "ecc.db")
+    code, out, err = _enqueue(
+        capsys, url, "--topic", "SSHCommand", "--name", "uname -a", "--source", "198.18.0.10",
+        "--param", "port=2222", "--param", "probe_timeout_ms=5000",
+    )  # fmt: skip
+    assert code == 0, err
+    with open_queue(url) as queue:
+        (record,) = queue.list()
+    assert record.sys_id == out.strip()
+    assert record.name == "uname -a"
