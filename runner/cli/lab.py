@@ -16,6 +16,7 @@ import click
 from midprobe.capabilities.errors import LabError
 from midprobe.runner.cli.options import integer
 from midprobe.runner.lab import Lab, LabRecord, cleanup_leftovers, list_labs
+from midprobe.runner.lab.credentials_file import lab_credentials_toml
 from midprobe.runner.lab.lab import MAX_EXTRA_HOSTS, teardown
 from midprobe.runner.lab.profiles import load_profile
 
@@ -58,8 +59,22 @@ def up(extra_hosts: int, profile: Path | None, large: bool, prefix: str | None, 
 @_prefix_option
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON (credentials included).")
 @click.option("--credentials", "show_credentials", is_flag=True, help="Also print the credentials.")
-def status(prefix: str | None, as_json: bool, show_credentials: bool) -> None:
+@click.option(
+    "--credentials-toml",
+    "credentials_toml",
+    is_flag=True,
+    help="Print only the running lab's credentials, as a credentials TOML file for scan --credentials "
+    "(midprobe lab status --credentials-toml > creds.toml).",
+)
+def status(prefix: str | None, as_json: bool, show_credentials: bool, credentials_toml: bool) -> None:
     """List the labs on this machine; with one running lab (or --prefix), show its hosts."""
+    if credentials_toml:
+        if as_json or show_credentials:
+            raise LabError(
+                "--credentials-toml prints the credentials file alone: leave out --json and --credentials"
+            )
+        click.echo(lab_credentials_toml(Lab.attach(_pick(prefix).prefix)), nl=False)
+        return
     records = list_labs()
     chosen = [r for r in records if r.prefix == prefix] if prefix else records
     if prefix and not chosen:

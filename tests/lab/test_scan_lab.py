@@ -19,6 +19,7 @@ from midprobe.probes.targets import parse_targets
 from midprobe.probes.tcpscan.common import ScanOptions
 from midprobe.runner.ecc.payload import decode_input_payload
 from midprobe.runner.lab import Lab, NamespaceThread
+from midprobe.runner.lab.credentials_file import lab_credentials_toml
 from midprobe.runner.scan.pipeline import ScanPipeline, ScanSettings
 from midprobe.runner.scan.report import HostReport
 
@@ -135,31 +136,11 @@ def _assert_no_secrets(lab: Lab, *texts: str) -> None:
 
 
 def test_credentialed_scan(lab: Lab, tmp_path: Path) -> None:
-    creds = lab.credentials
     linux, switch, printer = (lab.host(name) for name in ("linux1", "switch1", "printer1"))
-    path = _credentials_file(
-        tmp_path / "credentials.toml",
-        [
-            # Linux credentials scoped to the servers, as an operator would: the lab's switch runs a
-            # real Linux sshd, where a login would answer `uname` with Linux.
-            {
-                "id": "lab-ssh",
-                "type": "ssh_password",
-                "user": creds.ssh_user,
-                "password": creds.ssh_password,
-                "ip_ranges": [f"{linux.address}/32"],
-            },
-            {
-                "id": "lab-v3",
-                "type": "snmpv3",
-                "user": creds.snmpv3_user,
-                "auth_protocol": creds.snmpv3_auth_protocol,
-                "auth_key": creds.snmpv3_auth_key,
-                "priv_protocol": creds.snmpv3_priv_protocol,
-                "priv_key": creds.snmpv3_priv_key,
-            },
-        ],
-    )
+    # The lab's own credentials file: SSH scoped to the Linux servers, as an operator would (the
+    # lab's switch runs a real Linux sshd, where a login would answer `uname` with Linux).
+    path = tmp_path / "credentials.toml"
+    path.write_text(lab_credentials_toml(lab), encoding="utf-8")
     targets = ",".join(host.address for host in (linux, switch, printer))
     # The unprivileged connect engine this time.
     reports, stderr = _scan(
