@@ -18,6 +18,7 @@ from midprobe.runner.cli.options import integer
 from midprobe.runner.lab import Lab, LabRecord, cleanup_leftovers, list_labs
 from midprobe.runner.lab.credentials_file import lab_credentials_toml
 from midprobe.runner.lab.lab import MAX_EXTRA_HOSTS, teardown
+from midprobe.runner.lab.neighbours import neighbour_report, read_ntables
 from midprobe.runner.lab.profiles import load_profile
 
 _prefix_option = click.option(
@@ -50,9 +51,9 @@ def up(extra_hosts: int, profile: Path | None, large: bool, prefix: str | None, 
     if others:
         click.echo(f"note: other labs are running too ({', '.join(others)}); this one is separate.")
     _print_lab(started, credentials=True)
-    click.echo(
-        f"\nenter it: midprobe lab exec --prefix {started.prefix} -- CMD ...; remove it: midprobe lab down"
-    )
+    # With other labs about, a plain `lab down` may not know which one is meant: name it.
+    down = f"midprobe lab down --prefix {started.prefix}" if others else "midprobe lab down"
+    click.echo(f"\nenter it: midprobe lab exec --prefix {started.prefix} -- CMD ...; remove it: {down}")
 
 
 @lab.command("status")
@@ -90,6 +91,8 @@ def status(prefix: str | None, as_json: bool, show_credentials: bool, credential
         return
     for record in chosen:
         click.echo(f"{record.prefix}  {record.status:<9} {_owner_text(record)}")
+    for line in neighbour_report(read_ntables()):
+        click.echo(line)
     up_labs = [r for r in chosen if r.state is not None and r.status == "up"]
     if len(up_labs) == 1:
         click.echo("")
