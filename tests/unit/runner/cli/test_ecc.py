@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,7 @@ def test_list_shows_escape_sequences_escaped(
 ) -> None:
     url, _record = hostile_record
     code, out, _err = run(capsys, "ecc", "list", "--queue", url)
+    assert code == 0
     assert code == 0
     assert not any(character in out for character in "\x1b\x07\x9b")
     assert "SSH\\x1b]0;owned\\x07" in out
@@ -170,3 +172,63 @@ def test_enqueue_accepts_what_the_probe_reads(capsys: pytest.CaptureFixture[str]
         (record,) = queue.list()
     assert record.sys_id == out.strip()
     assert record.name == "uname -a"
+
+
+def _outputs(url: str, *sys_ids: str) -> None:
+    with open_queue(url) as queue:
+        for sys_id in sys_ids:
+            queue.enqueue(EccRecord(agent="a1", queue="output", topic="HeartbeatProbe", sys_id=sys_id))
+
+
+def test_show_takes_a_unique_sys_id_prefix(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "ecc.db")
+    _outputs(url, "ab12" + "0" * 28, "ab34" + "0" * 28, "cd56" + "0" * 28)
+    code, out, err = run(capsys, "ecc", "show", "ab3", "--queue", url)
+    assert code == 0, err
+    assert out.startswith("sys_id: ab34" + "0" * 28 + "\n")
+    code, out, err = run(capsys, "ecc", "show", "CD5", "--queue", url)  # as copied from an upper-case view
+    assert code == 0, err
+    assert out.startswith("sys_id: cd56")
+
+
+def test_an_ambiguous_or_unknown_prefix_is_one_line_naming_the_candidates(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    url = sqlite_url(tmp_path / "ecc.db")
+    first, second = "ab12" + "0" * 28, "ab34" + "0" * 28
+    _outputs(url, first, second)
+    code, out, err = run(capsys, "ecc", "show", "ab", "--queue", url)
+    assert code == 2
+    assert out == ""
+    assert err == (
+        f"midprobe: error: SYS_ID: sys_id ab... is ambiguous: {first}, {second}; give more characters\n"
+    )
+    code, _out, err = run(capsys, "ecc", "show", "ef", "--queue", url)
+    assert code == 2
+    assert err == f"midprobe: error: no record with sys_id ef... in {url}\n"
+    code, _out, err = run(capsys, "ecc", "show", "a%", "--queue", url)
+    assert code == 2
+    assert "'a%' is not a sys_id or the start of one" in err
+
+
+def test_list_hides_the_claim_records_unless_asked(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    url = sqlite_url(tmp_path / "ecc.db")
+    _outputs(url, "ab12" + "0" * 28)
+    with open_queue(url) as queue:
+        (claimed,) = queue.claim("a1", 10, 60)
+        assert [r.topic for r in queue.list(queue_side="input")] == ["queue.processing"]
+
+    def topics(*extra: str) -> list[str]:
+        code, out, err = run(capsys, "ecc", "list", "--queue", url, "--json", *extra)
+        assert code == 0, err
+        return [record["topic"] for record in json.loads(out)]
+
+    assert topics() == ["HeartbeatProbe"]
+    assert topics("--all") == ["HeartbeatProbe", "queue.processing"]
+    assert topics("--topic", "queue.processing") == ["queue.processing"]
+    code, out, _err = run(capsys, "ecc", "list", "--queue", url)
+    assert code == 0
+    assert claimed.sys_id in out
+    assert "queue.processing" not in out
