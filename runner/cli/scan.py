@@ -88,12 +88,15 @@ async def _run(
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(BLOCKING_THREADS, "midprobe-scan"))
     pipeline = ScanPipeline(settings, on_progress=progress.update)
     writer.begin(header)
+    complete = False
     try:
         async for report in pipeline.run(spec):
             writer.write(report)
+        complete = True
     finally:
-        # Also on an error or Ctrl-C: the output stays a complete document (ECC XML closes).
-        writer.end(pipeline.stats)
+        # Also on an error or Ctrl-C: the output stays a whole document (ECC XML closes) that
+        # says it is incomplete, instead of claiming every address was scanned.
+        writer.end(pipeline.stats, complete=complete)
     return pipeline.stats
 
 

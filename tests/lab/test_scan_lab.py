@@ -7,8 +7,11 @@ what it prints is compared with what the lab says its hosts are.
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -294,3 +297,36 @@ def test_leaving_early_stops_the_scan(lab: Lab, lab_thread: NamespaceThread) -> 
     )
     assert [report.address for report, _ in seen] == [linux.address]
     assert _scan_threads() == [], "the port scan thread outlived the scan"
+
+
+def test_ctrl_c_during_an_ecc_scan_to_a_file_marks_it_incomplete(lab: Lab, tmp_path: Path) -> None:
+    output = tmp_path / "scan.xml"
+    # Slow on purpose (--rate): the scan is interrupted long before its 3,840 probes are sent.
+    argv = [sys.executable, "-m", "midprobe.runner", "scan", "--lab", "-n", "--no-banners", "--format", "ecc"]
+    argv += ["-o", str(output), "--rate", "40", "-p", "22,80,8080,9100,23,25,443,515", lab.network]
+    process = subprocess.Popen(
+        ["ip", "netns", "exec", lab.scanner_namespace, *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (output.exists() and "<host " in output.read_text(encoding="utf-8")):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no host was written within 60 s"
+            time.sleep(0.05)  # waiting for a state (a host in the file), not for a time
+        process.send_signal(signal.SIGINT)
+        _out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, err
+    payload = decode_input_payload(output.read_text(encoding="utf-8"))
+    scanned = int(payload.echoed("hosts_scanned") or 0)
+    assert 0 < scanned < 256
+    assert payload.result_code == 1
+    assert payload.error == f"interrupted: {scanned} of 256 addresses scanned"
+    assert decode_results(payload.results).hosts_scanned == scanned
+    assert payload.echoed("complete") == "false"
