@@ -368,10 +368,9 @@ def scan(
             f"{chosen_engine.name} engine, timing {template.describe()}",
             err=True,
         )
-    with _output(output_path) as stream:
-        writer = make_writer(cast(Format, output_format), stream)
-        with ProgressDisplay(count, stdout_is_output=stream is None) as progress:
-            stats = asyncio.run(_run(spec, settings, writer, header, progress))
+    with _output(output_path) as stream, ProgressDisplay(count, stdout_is_output=stream is None) as progress:
+        writer = make_writer(cast(Format, output_format), stream, console=progress.console)
+        stats = asyncio.run(_run(spec, settings, writer, header, progress))
     # The table ends with the summary; any other output gets it on stderr when asked for.
     if verbose and not (output_format == "table" and stream is None):
         click.echo(f"midprobe: {summary_line(stats)}", err=True)

@@ -112,13 +112,20 @@ class TableWriter:
 
     COLUMNS: Final = (("ADDRESS", 15), ("HOSTNAME", 34), ("OPEN TCP PORTS", 16), ("CLASS", 30))
 
-    def __init__(self, stream: TextIO | None = None, *, color: bool | None = None) -> None:
+    def __init__(
+        self, stream: TextIO | None = None, *, color: bool | None = None, console: Console | None = None
+    ) -> None:
         self._out = _Stream(stream)
         self._color = color
+        #: The live display's console (``ProgressDisplay.console``): rows print above its bar.
+        self._live_console = console
         self._planned = 0
 
     def _console(self) -> Console:
-        # A fresh console per line is cheap and follows sys.stdout as the progress display swaps it.
+        # Through the live display's console, rows are printed above the bar; a console of our own
+        # would write past it (rich unwraps its stdout proxy), gluing rows to the bar's text.
+        if self._live_console is not None:
+            return self._live_console
         file = self._out.file
         terminal = self._color if self._color is not None else file.isatty()
         return Console(
@@ -141,7 +148,7 @@ class TableWriter:
     def begin(self, header: ScanHeader) -> None:
         self._planned = header.addresses
         title = self.format_row([name for name, _ in self.COLUMNS] + ["EVIDENCE"])
-        self._console().print(Text(title, style="bold"))
+        self._console().print(Text(title, style="bold"), soft_wrap=True)
 
     def write(self, report: HostReport) -> None:
         console = self._console()
@@ -149,17 +156,17 @@ class TableWriter:
         if report.ci_class:
             start = line.plain.find(report.ci_class)
             line.stylize("green", start, start + len(report.ci_class))
-        console.print(line)
+        console.print(line, soft_wrap=True)
         for problem in report.errors:
-            console.print(Text(f"    ! {problem}", style="yellow"))
-        self._out.file.flush()
+            console.print(Text(f"    ! {problem}", style="yellow"), soft_wrap=True)
+        console.file.flush()
 
     def end(self, stats: ScanStats, *, complete: bool = True) -> None:
         console = self._console()
         console.print(Text(summary_line(stats), style="dim"))
         if not complete:
             console.print(Text(interrupted_text(stats.scanned, self._planned), style="bold yellow"))
-        self._out.file.flush()
+        console.file.flush()
 
 
 def summary_line(stats: ScanStats) -> str:
@@ -286,18 +293,22 @@ def _padded(tag: str, length: int) -> str:
     return tag[:-1] + " " * (length - len(tag)) + ">"
 
 
-def make_writer(kind: Format, stream: TextIO | None = None) -> ReportWriter:
+def make_writer(
+    kind: Format, stream: TextIO | None = None, *, console: Console | None = None
+) -> ReportWriter:
+    """The writer of ``kind``; ``console`` (the live display's, for a table on its terminal) prints the rows."""
     if kind == "json":
         return JsonLinesWriter(stream)
     if kind == "ecc":
         return EccWriter(stream)
-    return TableWriter(stream)
+    return TableWriter(stream, console=console)
 
 
 class ProgressDisplay:
     """A live progress bar on stderr while the scan runs; does nothing unless stderr is a terminal.
 
-    When the reports go to the same terminal (stdout), they are printed above the bar.
+    When the reports go to the same terminal (stdout), they are printed above the bar: the table
+    through :attr:`console`, anything else written to stdout through rich's stdout proxy.
     """
 
     def __init__(self, total: int, *, enabled: bool | None = None, stdout_is_output: bool = True) -> None:
@@ -305,6 +316,8 @@ class ProgressDisplay:
         self.enabled = console.is_terminal if enabled is None else enabled
         self._progress: Progress | None = None
         self._task = None
+        #: The console to print reports with so they appear above the bar (``None``: no bar there).
+        self.console: Console | None = None
         if self.enabled:
             self._progress = Progress(
                 TextColumn("[bold]scanning[/bold]"),
@@ -318,6 +331,8 @@ class ProgressDisplay:
                 redirect_stderr=False,
             )
             self._task = self._progress.add_task("scan", total=total, alive=0)
+            if stdout_is_output and sys.stdout.isatty():
+                self.console = console
 
     def __enter__(self) -> ProgressDisplay:
         if self._progress is not None:
@@ -336,3 +351,8 @@ class ProgressDisplay:
     def update(self, stats: ScanStats) -> None:
         if self._progress is not None and self._task is not None:
             self._progress.update(self._task, completed=stats.scanned, alive=stats.alive)
+
+    def refresh(self) -> None:
+        """Draw the bar now (it also redraws itself ten times a second)."""
+        if self._progress is not None:
+            self._progress.refresh()

@@ -27,18 +27,7 @@ def _midprobe(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _scan(lab: Lab, credentials: Path, *targets: str) -> dict[str, dict[str, Any]]:
-    argv = [
-        sys.executable,
-        "-m",
-        "midprobe.runner",
-        "scan",
-        "--lab",
-        "--format",
-        "json",
-        "-n",
-        "-p",
-        "22,161",
-    ]
+    argv = [sys.executable, "-m", "midprobe.runner", "scan", "--lab", "--format", "json", "-n", "-p", "22,161"]  # fmt: skip
     done = lab.run([*argv, "--credentials", str(credentials), *targets], timeout=120)
     return {report["address"]: report for report in map(json.loads, done.stdout.splitlines())}
 

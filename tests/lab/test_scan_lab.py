@@ -7,6 +7,7 @@ what it prints is compared with what the lab says its hosts are.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from midprobe.runner.lab import Lab, NamespaceThread
 from midprobe.runner.lab.credentials_file import lab_credentials_toml
 from midprobe.runner.scan.pipeline import ScanPipeline, ScanSettings
 from midprobe.runner.scan.report import HostReport
+from tests.support.terminal import PseudoTerminal
 
 pytestmark = pytest.mark.lab
 
@@ -330,3 +332,21 @@ def test_ctrl_c_during_an_ecc_scan_to_a_file_marks_it_incomplete(lab: Lab, tmp_p
     assert payload.error == f"interrupted: {scanned} of 256 addresses scanned"
     assert decode_results(payload.results).hosts_scanned == scanned
     assert payload.echoed("complete") == "false"
+
+
+def test_on_a_terminal_the_table_prints_above_the_progress_bar(lab: Lab) -> None:
+    argv = [sys.executable, "-m", "midprobe.runner", "scan", "--lab", "-n", "-p", "22,80,8080,9100", lab.network]  # fmt: skip
+    with PseudoTerminal(columns=250, rows=40) as terminal:
+        code = terminal.run(
+            ["ip", "netns", "exec", lab.scanner_namespace, *argv], env={"TERM": "xterm-256color"}
+        )
+        lines = terminal.lines()
+    assert code == 0, lines
+    assert lines[0].startswith("ADDRESS "), lines
+    assert re.fullmatch(r"\d+ host\(s\) up, 256 addresses scanned in .*", lines[-1]), lines
+    rows = {line.split()[0] for line in lines[1:-1]}
+    for host in lab.hosts:
+        if set(host.open_tcp_ports) & {22, 80, 8080, 9100}:
+            assert host.address in rows, lines
+    # Nothing of the bar is left, nor glued to a row (a row too long for the terminal wraps, as rows do).
+    assert not [line for line in lines if "scanning" in line or " up 0:00:" in line], "\n".join(lines)
