@@ -323,11 +323,8 @@ def scan(
         require_lab_namespace()  # before the first name lookup goes to the lab's DNS server
     spec = resolve_targets(spec, policy, resolver if dns_servers else None)
     count = spec.count()
-    template = timing_template(timing)
-    wait_ms = template.wait_ms if wait_ms is None else wait_ms
-    retries = template.retries if retries is None else retries
-    rate = template.rate if rate is None else rate
-    check_size(count, yes=yes, rate=rate)
+    knobs = timing_template(timing).overridden(wait_ms=wait_ms, retries=retries, rate=rate)
+    check_size(count, yes=yes, rate=knobs.rate)
     chosen_engine = select_engine(_engine_choice(engine, syn_scan=syn_scan, connect_scan=connect_scan))
     nmap_syn = require_nmap(services=nmap_services, os_detection=nmap_os)
     store = load_credentials(
@@ -340,10 +337,10 @@ def scan(
         policy=policy,
         engine=chosen_engine,
         scan_options=ScanOptions(
-            connect_wait=wait_ms / 1000,
-            min_timeout=min(0.1, wait_ms / 1000),
-            retries=retries,
-            rate=rate,
+            connect_wait=knobs.wait_ms / 1000,
+            min_timeout=min(0.1, knobs.wait_ms / 1000),
+            retries=knobs.retries,
+            rate=knobs.rate,
         ),
         sniff_banners=not no_banners,
         snmp_public=snmp_public,
@@ -365,7 +362,7 @@ def scan(
     if verbose:
         click.echo(
             f"midprobe: scanning {count:,} address(es), {len(ports)} TCP port(s) with the "
-            f"{chosen_engine.name} engine, timing {template.describe()}",
+            f"{chosen_engine.name} engine, timing {knobs.describe()}",
             err=True,
         )
     with _output(output_path) as stream, ProgressDisplay(count, stdout_is_output=stream is None) as progress:

@@ -9,7 +9,7 @@ for an answer (nmap's initial RTT timeout) and T5 retries less.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 __all__ = ["DEFAULT_TIMING", "TIMING_CHOICES", "TimingTemplate", "timing_template"]
@@ -27,6 +27,15 @@ class TimingTemplate:
     retries: int
     #: ``--rate``: port probes per second, ``None`` = unlimited.
     rate: float | None
+
+    def overridden(self, *, wait_ms: int | None, retries: int | None, rate: float | None) -> TimingTemplate:
+        """The knobs the scan runs with: each one given on the command line wins over the template's."""
+        return replace(
+            self,
+            wait_ms=self.wait_ms if wait_ms is None else wait_ms,
+            retries=self.retries if retries is None else retries,
+            rate=self.rate if rate is None else rate,
+        )
 
     def describe(self) -> str:
         rate = "no rate limit" if self.rate is None else f"at most {self.rate:g} probes/s"

@@ -122,6 +122,8 @@ def test_verbose_says_what_is_scanned_and_the_summary(
     assert err[1].startswith("midprobe: 0 host(s) up, 1 address scanned in ")
     assert _scan("-sT", "--format", "json") == 0
     assert capsys.readouterr().err == ""
+    assert _scan("-v", "-T4", "--wait", "800", "--rate", "20", "-sT", "--format", "json") == 0
+    assert "timing T4 aggressive (wait 800 ms, 2 retries, at most 20 probes/s)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
