@@ -34,7 +34,7 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> _Recorder:
 
 def _scan(*args: str) -> int:
     with pytest.raises(SystemExit) as exited:
-        main(["scan", "--lab", "-n", "-p", "22", *args, "198.18.0.10"])
+        main(["scan", "-n", "-p", "22", *args, "198.18.0.10"])
     code = exited.value.code
     assert isinstance(code, int)
     return code
@@ -152,6 +152,6 @@ def test_a_target_after_double_dash_is_never_a_flag(
     recorder: _Recorder, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exited:
-        main(["scan", "--lab", "-n", "-p", "22", "--", "-A"])
+        main(["scan", "-n", "-p", "22", "--", "-A"])
     assert exited.value.code == 2
     assert "bad target '-A'" in capsys.readouterr().err
