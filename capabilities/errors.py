@@ -57,6 +57,14 @@ class QueueUrlError(ConfigError):
     """A queue URL that names no supported backend or is malformed."""
 
 
+class EncodedQueryError(ConfigError):
+    """A ServiceNow encoded query (``sysparm_query``) that cannot be parsed: names the term and why."""
+
+    def __init__(self, message: str, *, term: str | None = None) -> None:
+        self.term = term
+        super().__init__(f"term {term!r}: {message}" if term is not None else message, field="sysparm_query")
+
+
 class NotAllowedByCapability(ConfigError):
     """A capability change that ServiceNow forbids, e.g. adding or removing ``Nmap`` by hand."""
 
@@ -176,6 +184,7 @@ __all__ = [
     "ConfigError",
     "ConnectTimeout",
     "CredentialError",
+    "EncodedQueryError",
     "HostKeyMismatch",
     "LabError",
     "MidprobeError",

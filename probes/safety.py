@@ -1,10 +1,11 @@
 """Where probes may send packets: the target policy every probe checks before it sends.
 
 In lab mode only the lab network (198.18.0.0/15, RFC 2544) and loopback are
-allowed; see docs/architecture.md. A probe asked for anything else refuses. In lab mode host
-names resolve only through the lab's DNS server (``name_server``), never the system resolver:
-see ``probes/resolve.py``. And lab mode runs only inside a network namespace with no route out
-of the lab (``require_lab_namespace``): the commands check it before their first packet.
+allowed; see docs/architecture.md. A probe asked for anything else refuses. Host names resolve
+through the policy's DNS server (``name_server``) when it names one; in lab mode only through it,
+never the system resolver: see ``probes/resolve.py``. And lab mode runs only inside a network
+namespace with no route out of the lab (``require_lab_namespace``): the commands check it before
+their first packet.
 """
 
 from __future__ import annotations
@@ -26,30 +27,35 @@ LAB_NETWORKS: tuple[IPNetwork, ...] = (
 )
 
 
+def _address_text(address: str | None) -> str | None:
+    return None if address is None else str(ipaddress.ip_address(address))
+
+
 @dataclass(frozen=True)
 class TargetPolicy:
     """The networks a probe may reach; ``allowed=None`` means no restriction.
 
-    ``lab_mode``: host names resolve only through ``name_server`` (the lab's dnsmasq); with no
+    ``name_server``: the one DNS server host names (and reverse lookups) go to, when set.
+    ``lab_mode``: names resolve only through ``name_server`` (the lab's dnsmasq); with no
     ``name_server`` known, a host name is refused.
     """
 
     allowed: tuple[IPNetwork, ...] | None = None
     name: str = "unrestricted"
     lab_mode: bool = False
-    #: The DNS server host names are resolved through in lab mode (an address inside ``allowed``).
+    #: The DNS server host names are resolved through (an address inside ``allowed``).
     name_server: str | None = None
 
     @classmethod
-    def unrestricted(cls) -> TargetPolicy:
-        return cls(None, "unrestricted")
+    def unrestricted(cls, name_server: str | None = None) -> TargetPolicy:
+        """No restriction; ``name_server``, when given, is the DNS server names are resolved through
+        (else the system resolver)."""
+        return cls(None, "unrestricted", name_server=_address_text(name_server))
 
     @classmethod
     def lab(cls, name_server: str | None = None) -> TargetPolicy:
         """The lab policy; ``name_server`` is the lab's DNS server (without one, names are refused)."""
-        if name_server is not None:
-            name_server = str(ipaddress.ip_address(name_server))
-        return cls(LAB_NETWORKS, "lab", lab_mode=True, name_server=name_server)
+        return cls(LAB_NETWORKS, "lab", lab_mode=True, name_server=_address_text(name_server))
 
     @classmethod
     def only(cls, networks: Iterable[str | IPNetwork], name: str = "custom") -> TargetPolicy:

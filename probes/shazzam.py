@@ -19,11 +19,10 @@ come from BannerSniff's code (``probes/banner.py``). Silent IPs are left out. Th
 from __future__ import annotations
 
 import asyncio
-import socket
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, Protocol, TypeVar, runtime_checkable
 
 from midprobe.capabilities.errors import (
     PayloadError,
@@ -45,12 +44,10 @@ from midprobe.probes.base import ProbeContext
 from midprobe.probes.fanout import fan_out
 from midprobe.probes.params import parse_bool, parse_choice, parse_int
 from midprobe.probes.ports import format_ports, parse_ports, service_name
-from midprobe.probes.resolve import AsyncResolver, resolve_spec
-from midprobe.probes.resolve import check_spec as check_policy
-from midprobe.probes.safety import IPAddress
+from midprobe.probes.resolve import AsyncReverseResolver, resolve_spec, reverse_resolver_for
 from midprobe.probes.targets import Resolver, TargetSpec, parse_targets
-from midprobe.probes.tcpscan.common import HostScan, ScanOptions
-from midprobe.probes.tcpscan.engine import ENGINE_CHOICES, scan_async, select_engine
+from midprobe.probes.tcpscan.common import HostScan, ScanEngine, ScanOptions
+from midprobe.probes.tcpscan.engine import DEFAULT_QUEUE_SIZE, ENGINE_CHOICES, scan_async, select_engine
 from midprobe.probes.xml_encode import flag, scanner_element
 
 __all__ = [
@@ -58,14 +55,18 @@ __all__ = [
     "DEFAULT_SCANNERS",
     "PROBE",
     "REFUSED_REPORT_LIMIT",
+    "SCANNER_NAME",
     "SCANNER_NAMES",
+    "TOPIC",
+    "EngineFactory",
+    "PortScan",
+    "PortScanProbe",
     "ShazzamHost",
     "ShazzamParams",
     "ShazzamProbe",
     "ShazzamResult",
     "ShazzamScanner",
     "add_scanners",
-    "check_policy",
     "decode_results",
     "encode_host",
     "encode_shazzam",
@@ -91,7 +92,10 @@ DEFAULT_PORTS = "22,23,25,80,135,139,443,445,515,631,3389,5985,5986,8080,9100"
 REFUSED_REPORT_LIMIT = 1024
 
 PortResult = Literal["open", "refused"]
+#: An address (text) to its DNS name or ``None``; blocking (it runs on a worker thread).
 ReverseResolver = Callable[[str], str | None]
+#: The scan engine an ``engine`` parameter (``auto``, ``syn``, ``connect``) names.
+EngineFactory = Callable[[str], ScanEngine]
 
 
 def lists_refused(port_count: int, report_refused: bool | None = None) -> bool:
@@ -127,6 +131,8 @@ class ShazzamParams:
     #: BannerTCP sends ``HEAD /`` to a port that stayed silent through ``banner_wait`` (needs ``HTTP`` too).
     probe_silent: bool = False
     host_concurrency: int = DEFAULT_HOST_CONCURRENCY
+    #: Hosts the port scan may finish ahead of their consumer before it pauses (not an ECC parameter).
+    queue_size: int = DEFAULT_QUEUE_SIZE
 
     @property
     def snmp_public(self) -> bool:
@@ -503,12 +509,16 @@ def decode_results(elements: Sequence[ET.Element]) -> ShazzamResult:
 # --- the probe -------------------------------------------------------------------------------------
 
 
-def system_reverse_resolver(ip: str) -> str | None:
-    """The PTR name of ``ip`` from the system resolver, or ``None``."""
-    try:
-        return socket.gethostbyaddr(ip)[0]
-    except OSError:
-        return None
+T = TypeVar("T")
+
+
+def _off_the_loop(function: Callable[[str], T]) -> Callable[[str], Awaitable[T]]:
+    """A blocking lookup, run on a worker thread."""
+
+    async def call(argument: str) -> T:
+        return await asyncio.to_thread(function, argument)
+
+    return call
 
 
 def _worth_reading(scanned: HostScan, params: ShazzamParams) -> bool:
@@ -517,10 +527,46 @@ def _worth_reading(scanned: HostScan, params: ShazzamParams) -> bool:
     return scanned.alive or (params.snmp_public and not scanned.unreachable)
 
 
-class ShazzamProbe:
-    """The ``Shazzam`` topic. Name resolution is injected, so tests and the lab use their own.
+@dataclass(frozen=True)
+class PortScan:
+    """One GenericTCP scan, prepared and not started: names resolved, every address checked against
+    the policy, the engine chosen. Iterating it starts the scan (on a worker thread) and yields each
+    address as soon as its ports are decided, at the consumer's pace (at most ``params.queue_size``
+    finished hosts wait); leaving early or :meth:`aclose` stops it."""
 
-    Without a ``resolver``, host names resolve as the policy allows (``probes/resolve.py``).
+    params: ShazzamParams
+    #: The request's targets with their host names resolved, every address inside the policy.
+    targets: TargetSpec
+    #: The engine that scans (``syn`` or ``connect``, or a test's own).
+    engine: str
+    hosts: AsyncGenerator[HostScan, None]
+
+    @property
+    def hosts_scanned(self) -> int:
+        """Addresses in the targets after exclusions (counted, never expanded)."""
+        return self.targets.count()
+
+    def __aiter__(self) -> AsyncIterator[HostScan]:
+        return self.hosts
+
+    async def aclose(self) -> None:
+        """Stop the scan and wait for its thread (harmless when it never started or already ended)."""
+        await self.hosts.aclose()
+
+
+@runtime_checkable
+class PortScanProbe(Protocol):
+    """A ``Shazzam`` probe with the streaming entry point ``midprobe scan`` runs its port scan through."""
+
+    async def scan(self, params: ShazzamParams, context: ProbeContext) -> PortScan: ...
+
+
+class ShazzamProbe:
+    """The ``Shazzam`` topic. Name resolution and the engines are injected, so tests and the lab use
+    their own.
+
+    Without a ``resolver`` (``reverse_resolver``), names (addresses) resolve as the policy allows
+    (``probes/resolve.py``); ``engines`` builds the engine a request names (``select_engine``).
     """
 
     topic = TOPIC
@@ -529,25 +575,19 @@ class ShazzamProbe:
     def __init__(
         self,
         resolver: Resolver | None = None,
-        reverse_resolver: ReverseResolver = system_reverse_resolver,
+        reverse_resolver: ReverseResolver | None = None,
+        engines: EngineFactory = select_engine,
     ) -> None:
         self.resolver = resolver
         self.reverse_resolver = reverse_resolver
+        self.engines = engines
 
     def parse_params(self, source: str, parameters: Mapping[str, str]) -> ShazzamParams:
         return parse_shazzam_params(source, parameters)
 
     async def prepare(self, params: ShazzamParams, context: ProbeContext) -> TargetSpec:
         """Resolve host names and check every target against the policy, before any probe goes out."""
-        injected = self.resolver
-        lookup: AsyncResolver | None = None
-        if injected is not None:
-
-            async def in_thread(name: str) -> IPAddress:
-                return await asyncio.to_thread(injected, name)
-
-            lookup = in_thread
-
+        lookup = None if self.resolver is None else _off_the_loop(self.resolver)
         try:
             return await resolve_spec(
                 params.targets, context.policy, resolver=lookup, deadline=context.deadline
@@ -555,20 +595,56 @@ class ShazzamProbe:
         except TargetSpecError as error:
             raise ProbeParameterError(str(error), parameter="source") from None
 
+    async def scan(self, params: ShazzamParams, context: ProbeContext) -> PortScan:
+        """GenericTCP over the whole spec, streamed: :meth:`prepare`, the engine ``params`` names, the
+        scan options (within the context's deadline) and the one bounded bridge (``scan_async``).
+
+        Every error of the request (a target outside the policy, a name that does not resolve, a bad
+        option, ``syn`` without raw sockets) is raised here, before anything is sent. :meth:`run` and
+        ``midprobe scan`` both scan through this.
+        """
+        targets = await self.prepare(params, context)
+        engine = self.engines(params.engine)
+        options = params.scan_options(context.deadline)
+        hosts = scan_async(targets, params.ports, options, engine=engine, queue_size=params.queue_size)
+        return PortScan(params=params, targets=targets, engine=engine.name, hosts=hosts)
+
+    def _reverse_lookup(self, params: ShazzamParams, context: ProbeContext) -> AsyncReverseResolver | None:
+        """How ``resolve_names`` finds names; refused in lab mode without the lab's DNS server."""
+        if not params.resolve_names:
+            return None
+        if self.reverse_resolver is not None:
+            return _off_the_loop(self.reverse_resolver)
+        lookup = reverse_resolver_for(context.policy, deadline=context.deadline)
+        if lookup is None:
+            raise ProbeParameterError(
+                "lab mode looks names up only through the lab's DNS server, and none is known",
+                parameter="resolve_names",
+            )
+        return lookup
+
     async def _host(
-        self, scanned: HostScan, params: ShazzamParams, extra: Sequence[ShazzamScanner]
+        self,
+        scanned: HostScan,
+        params: ShazzamParams,
+        extra: Sequence[ShazzamScanner],
+        names: AsyncReverseResolver | None,
     ) -> ShazzamHost | None:
         """The ``<host>`` of one scanned address with the other scanners' readings; ``None`` if silent."""
         if not scanned.alive and not extra:
             return None
         name = None
-        if params.resolve_names and scanned.host_name is None:
-            name = await asyncio.to_thread(self.reverse_resolver, str(scanned.address))
+        if names is not None and scanned.host_name is None:
+            name = await names(str(scanned.address))
         host = to_shazzam_host(scanned, list_refused=params.lists_refused, name=name)
         return add_scanners(host, extra)
 
     async def _read(
-        self, scanned: HostScan, params: ShazzamParams, context: ProbeContext
+        self,
+        scanned: HostScan,
+        params: ShazzamParams,
+        context: ProbeContext,
+        names: AsyncReverseResolver | None,
     ) -> ShazzamHost | None:
         """Run BannerTCP/HTTP/HTTPS on the host's open ports and the SNMP tap (when asked), then build it.
 
@@ -576,26 +652,24 @@ class ShazzamProbe:
         """
         request = params.banner_params(str(scanned.address), scanned.open_ports)
         if request is None:
-            return await self._host(scanned, params, ())
+            return await self._host(scanned, params, (), names)
         readings = await sniff(request, context)  # checks the address against context.policy again
-        return await self._host(scanned, params, reading_scanners(readings.ports))
+        return await self._host(scanned, params, reading_scanners(readings.ports), names)
 
     async def run(self, params: ShazzamParams, context: ProbeContext) -> ShazzamResult:
-        """GenericTCP over the whole spec; each host, as soon as its ports are decided, goes on to the
-        other scanners, at most ``host_concurrency`` hosts at once, all within the context's deadline
-        (BannerSniff's readers stop short of it and report what they have)."""
-        spec = await self.prepare(params, context)
-        engine = select_engine(params.engine)
-        options = params.scan_options(context.deadline)
-        scanned = scan_async(spec, params.ports, options, engine=engine)
+        """GenericTCP over the whole spec (:meth:`scan`); each host, as soon as its ports are decided,
+        goes on to the other scanners, at most ``host_concurrency`` hosts at once, all within the
+        context's deadline (BannerSniff's readers stop short of it and report what they have)."""
+        names = self._reverse_lookup(params, context)
+        scan = await self.scan(params, context)
 
         async def worth_reading() -> AsyncIterator[HostScan]:
-            async for host in scanned:
+            async for host in scan:
                 if _worth_reading(host, params):
                     yield host
 
         async def read(host: HostScan) -> ShazzamHost | None:
-            return await self._read(host, params, context)
+            return await self._read(host, params, context, names)
 
         hosts: list[ShazzamHost] = []
         readings = fan_out(worth_reading(), read, params.host_concurrency)
@@ -605,12 +679,12 @@ class ShazzamProbe:
                     hosts.append(host)
         finally:
             await readings.aclose()
-            await scanned.aclose()  # stops the scan thread, whatever ended the loop
+            await scan.aclose()  # stops the scan thread, whatever ended the loop
         return ShazzamResult(
             hosts=tuple(hosts),
-            engine=engine.name,
+            engine=scan.engine,
             ports=params.ports,
-            hosts_scanned=spec.count(),
+            hosts_scanned=scan.hosts_scanned,
         )
 
     def encode_results(self, result: ShazzamResult) -> Sequence[ET.Element]:

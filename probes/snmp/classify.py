@@ -32,7 +32,7 @@ from midprobe.probes.snmp.facts import (
     classify,
     facts_from_varbinds,
 )
-from midprobe.probes.snmp.names import BY_NAME
+from midprobe.probes.snmp.names import BY_NAME, table_rows
 from midprobe.probes.snmp.query import ConnectionParams, snmp_element
 from midprobe.probes.snmp.values import Oid, SnmpValue, VarBind, format_oid, render
 
@@ -102,9 +102,13 @@ class IpAddressEntry:
     address: str
     if_index: int | None
     netmask: str | None
+    #: The prefix length when the agent gives it directly (IP-MIB ipAddressPrefix), not as a mask.
+    prefix: int | None = None
 
     @property
     def prefix_length(self) -> int | None:
+        if self.prefix is not None:
+            return self.prefix
         if self.netmask is None:
             return None
         try:
@@ -158,21 +162,9 @@ def _ipv4(value: SnmpValue | None) -> str | None:
     return str(ipaddress.IPv4Address(value.value))
 
 
-def _table(varbinds: Iterable[VarBind], names: Sequence[str]) -> dict[Oid, dict[str, SnmpValue]]:
-    """Rows by instance: ``{instance: {column name: value}}`` for the named columns (pure)."""
-    columns = {_column(name): name for name in names}
-    rows: dict[Oid, dict[str, SnmpValue]] = {}
-    for oid, value in varbinds:
-        for column, name in columns.items():
-            if oid[: len(column)] == column and len(oid) > len(column):
-                rows.setdefault(oid[len(column) :], {})[name] = value
-                break
-    return rows
-
-
 def interfaces_from_varbinds(varbinds: Iterable[VarBind]) -> tuple[Interface, ...]:
     """ifTable rows joined with ifXTable's (same ifIndex instance), by ifIndex (pure)."""
-    rows = _table(varbinds, INTERFACE_COLUMNS)
+    rows = table_rows(varbinds, INTERFACE_COLUMNS)
     found: list[Interface] = []
     for instance, row in sorted(rows.items()):
         index = _number(row.get("ifIndex"))
@@ -204,7 +196,7 @@ def interfaces_from_varbinds(varbinds: Iterable[VarBind]) -> tuple[Interface, ..
 
 
 def addresses_from_varbinds(varbinds: Iterable[VarBind]) -> tuple[IpAddressEntry, ...]:
-    rows = _table(varbinds, ADDRESS_COLUMNS)
+    rows = table_rows(varbinds, ADDRESS_COLUMNS)
     found: list[IpAddressEntry] = []
     for instance, row in sorted(rows.items()):
         address = _ipv4(row.get("ipAdEntAddr"))
@@ -227,6 +219,38 @@ async def collect(client: SnmpClient) -> tuple[VarBind, ...]:
         varbinds.update(result.varbinds)
     varbinds.update((oid, value) for oid, value in fetched if not value.is_exception)
     return tuple(sorted(varbinds.items()))
+
+
+def interfaces_element(interfaces: Iterable[Interface]) -> ET.Element:
+    """``<interfaces><interface index=.. name=.. mac=.. oper_status=.. speed_bps=../>...`` (pure)."""
+    element = ET.Element("interfaces")
+    for interface in interfaces:
+        attributes = {"index": str(interface.index)}
+        for key in ("name", "descr", "alias", "mac", "admin_status", "oper_status"):
+            value = getattr(interface, key)
+            if value:
+                attributes[key] = str(value)
+        for key in ("type", "mtu", "speed_bps"):
+            number = getattr(interface, key)
+            if number is not None:
+                attributes[key] = str(number)
+        ET.SubElement(element, "interface", attributes)
+    return element
+
+
+def addresses_element(entries: Iterable[IpAddressEntry]) -> ET.Element:
+    """``<ip_addresses><ip_address address=.. if_index=.. netmask=.. prefix_length=../>...`` (pure)."""
+    element = ET.Element("ip_addresses")
+    for entry in entries:
+        attributes = {"address": entry.address}
+        if entry.if_index is not None:
+            attributes["if_index"] = str(entry.if_index)
+        if entry.netmask is not None:
+            attributes["netmask"] = entry.netmask
+        if entry.prefix_length is not None:
+            attributes["prefix_length"] = str(entry.prefix_length)
+        ET.SubElement(element, "ip_address", attributes)
+    return element
 
 
 def encode_classify_result(result: SnmpClassifyResult) -> ET.Element:
@@ -252,26 +276,8 @@ def encode_classify_result(result: SnmpClassifyResult) -> ET.Element:
         ET.SubElement(classification, "capability", name=capability, evidence=how)
     for reason in found.evidence:
         ET.SubElement(classification, "evidence").text = reason
-    interfaces = ET.SubElement(element, "interfaces")
-    for interface in result.interfaces:
-        attributes = {"index": str(interface.index)}
-        for key in ("name", "descr", "alias", "mac", "admin_status", "oper_status"):
-            value = getattr(interface, key)
-            if value:
-                attributes[key] = str(value)
-        for key in ("type", "mtu", "speed_bps"):
-            number = getattr(interface, key)
-            if number is not None:
-                attributes[key] = str(number)
-        ET.SubElement(interfaces, "interface", attributes)
-    addresses = ET.SubElement(element, "ip_addresses")
-    for entry in result.ip_addresses:
-        attributes = {"address": entry.address}
-        if entry.if_index is not None:
-            attributes["if_index"] = str(entry.if_index)
-        if entry.netmask is not None:
-            attributes["netmask"] = entry.netmask
-        ET.SubElement(addresses, "ip_address", attributes)
+    element.append(interfaces_element(result.interfaces))
+    element.append(addresses_element(result.ip_addresses))
     return element
 
 

@@ -1,4 +1,4 @@
-"""A small OID <-> name table (system, interfaces, ifXTable, ip, host resources, ...).
+"""A small OID <-> name table (system, interfaces, ifXTable, ip, host resources, ENTITY, LLDP, CDP, ...).
 
 Enough for ``oid_spec_list`` names and the element names of the typed result XML, with
 no MIB compiling: a dict lookup on the hot path. OIDs outside the table are still walked
@@ -7,10 +7,11 @@ and encoded, just without a name.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from midprobe.probes.snmp.values import Oid
+from midprobe.probes.snmp.values import Oid, SnmpValue, VarBind
 
 
 class NodeKind(Enum):
@@ -106,6 +107,14 @@ _DEFINITIONS: list[tuple[str, str, NodeKind]] = [
         "ipNetToMediaIfIndex ipNetToMediaPhysAddress ipNetToMediaNetAddress ipNetToMediaType",
     ),
     ("ipRoutingDiscards", "1.3.6.1.2.1.4.23", _S),
+    # IP-MIB (RFC 4293) ipAddressTable: IPv4 and IPv6 addresses, indexed by type and address
+    *_table(
+        "1.3.6.1.2.1.4.34",
+        "ipAddressTable",
+        "ipAddressEntry",
+        "ipAddressAddrType ipAddressAddr ipAddressIfIndex ipAddressType ipAddressPrefix ipAddressOrigin"
+        " ipAddressStatus ipAddressCreated ipAddressLastChanged ipAddressRowStatus ipAddressStorageType",
+    ),
     # BRIDGE-MIB base group (a device that bridges: a switch)
     ("dot1dBridge", "1.3.6.1.2.1.17", _G),
     ("dot1dBase", "1.3.6.1.2.1.17.1", _G),
@@ -187,6 +196,26 @@ _DEFINITIONS: list[tuple[str, str, NodeKind]] = [
         " entPhysicalSoftwareRev entPhysicalSerialNum entPhysicalMfgName entPhysicalModelName"
         " entPhysicalAlias entPhysicalAssetID entPhysicalIsFRU",
     ),
+    # CISCO-CDP-MIB cache: the neighbours a Cisco device sees over CDP, indexed by ifIndex.deviceIndex
+    ("ciscoCdpMIB", "1.3.6.1.4.1.9.9.23", _G),
+    *_table(
+        "1.3.6.1.4.1.9.9.23.1.2.1",
+        "cdpCacheTable",
+        "cdpCacheEntry",
+        "cdpCacheIfIndex cdpCacheDeviceIndex cdpCacheAddressType cdpCacheAddress cdpCacheVersion"
+        " cdpCacheDeviceId cdpCacheDevicePort cdpCachePlatform cdpCacheCapabilities",
+    ),
+    # LLDP-MIB (IEEE 802.1AB) remote systems: the neighbours a device sees on each port
+    ("lldpMIB", "1.0.8802.1.1.2", _G),
+    ("lldpRemoteSystemsData", "1.0.8802.1.1.2.1.4", _G),
+    *_table(
+        "1.0.8802.1.1.2.1.4.1",
+        "lldpRemTable",
+        "lldpRemEntry",
+        "lldpRemTimeMark lldpRemLocalPortNum lldpRemIndex lldpRemChassisIdSubtype lldpRemChassisId"
+        " lldpRemPortIdSubtype lldpRemPortId lldpRemPortDesc lldpRemSysName lldpRemSysDesc"
+        " lldpRemSysCapSupported lldpRemSysCapEnabled",
+    ),
     # SNMP-FRAMEWORK-MIB engine group
     ("snmpFrameworkMIB", "1.3.6.1.6.3.10", _G),
     ("snmpFrameworkMIBObjects", "1.3.6.1.6.3.10.2", _G),
@@ -235,3 +264,20 @@ def parent_node(node: Node) -> Node | None:
 def name_of(oid: Oid) -> str | None:
     node = BY_OID.get(oid)
     return node.name if node is not None else None
+
+
+def table_rows(varbinds: Iterable[VarBind], columns: Sequence[str]) -> dict[Oid, dict[str, SnmpValue]]:
+    """Rows by instance: ``{instance: {column name: value}}`` for the named columns (pure).
+
+    Exceptions (noSuchObject, ...) are left out, so a table the agent lacks gives no rows.
+    """
+    by_oid = {BY_NAME[name].oid: name for name in columns}
+    rows: dict[Oid, dict[str, SnmpValue]] = {}
+    for oid, value in varbinds:
+        if value.is_exception:
+            continue
+        for column, name in by_oid.items():
+            if oid[: len(column)] == column and len(oid) > len(column):
+                rows.setdefault(oid[len(column) :], {})[name] = value
+                break
+    return rows

@@ -229,10 +229,13 @@ def resolve_oid(text: str, number: int = 1) -> Oid:
 
 
 def format_spec(spec: OidSpec) -> str:
-    """A canonical spec line (numeric OIDs, named children where known)."""
+    """A canonical spec line (numeric OIDs with a leading dot, named children where known).
+
+    The dot keeps an OID outside 1.3.6.1 (LLDP-MIB's 1.0.8802...) from reading back as internet-relative.
+    """
     if isinstance(spec, WalkSpec):
-        return f"walk {format_oid(spec.oid)}"
+        return f"walk {format_oid(spec.oid, leading_dot=True)}"
     children = ",".join(
         f"{child.name or child.oid[-1]}{child.filter if child.filter else ''}" for child in spec.children
     )
-    return f"table {format_oid(spec.oid)} {children}"
+    return f"table {format_oid(spec.oid, leading_dot=True)} {children}"

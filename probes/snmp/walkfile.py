@@ -1,9 +1,10 @@
-"""net-snmp's ``snmpwalk -On`` text as varbinds (pure): for recorded fixtures and comparisons.
+"""Recorded walks as varbinds (pure): net-snmp's ``snmpwalk -On`` text and snmpsim's ``.snmprec``.
 
 Understands the value forms net-snmp prints without MIBs: ``STRING: "..."`` (quotes and
 backslashes escaped, may span lines), ``Hex-STRING: 0A 1B ...`` (may span lines), ``""``,
 ``OID:``, ``INTEGER:``, ``Counter32:``, ``Gauge32:``, ``Counter64:``, ``Timeticks: (n) ...``,
 ``IpAddress:``, ``Opaque:`` and the ``No Such ...`` / ``No more variables`` markers.
+``parse_snmprec`` reads snmpsim's ``OID|TAG|VALUE`` lines (``TAG`` the BER tag, ``x`` for hex).
 """
 
 from __future__ import annotations
@@ -118,3 +119,61 @@ def _closed(body: str) -> bool:
         return False
     backslashes = len(text[:-1]) - len(text[:-1].rstrip("\\"))
     return backslashes % 2 == 0
+
+
+#: snmpsim's tags (the BER tag numbers) for the types a recording holds.
+_SNMPREC_TYPES = {
+    2: SnmpType.INTEGER,
+    4: SnmpType.OCTET_STRING,
+    5: SnmpType.NULL,
+    6: SnmpType.OBJECT_ID,
+    64: SnmpType.IP_ADDRESS,
+    65: SnmpType.COUNTER32,
+    66: SnmpType.GAUGE32,
+    67: SnmpType.TIME_TICKS,
+    68: SnmpType.OPAQUE,
+    70: SnmpType.COUNTER64,
+}
+
+
+def _snmprec_value(tag: str, body: str, number: int) -> SnmpValue:
+    hexed = tag.endswith("x")
+    try:
+        kind = _SNMPREC_TYPES[int(tag.removesuffix("x"))]
+    except (KeyError, ValueError):
+        raise WalkFileError(f"line {number}: unknown snmprec tag {tag!r}") from None
+    try:
+        if kind is SnmpType.NULL:
+            return SnmpValue(kind, None)
+        if kind is SnmpType.OBJECT_ID:
+            return SnmpValue(kind, parse_numeric_oid(body))
+        if kind in (SnmpType.OCTET_STRING, SnmpType.OPAQUE):
+            return SnmpValue(kind, bytes.fromhex(body) if hexed else body.encode("utf-8"))
+        if kind is SnmpType.IP_ADDRESS:
+            return SnmpValue(kind, bytes.fromhex(body) if hexed else ipaddress.IPv4Address(body).packed)
+        return SnmpValue(kind, int(body))
+    except ValueError:
+        raise WalkFileError(f"line {number}: {body[:40]!r} is not a {kind.value} value") from None
+
+
+def parse_snmprec(text: str) -> tuple[VarBind, ...]:
+    """The varbinds of an snmpsim recording (``OID|TAG|VALUE`` per line), in the order written.
+
+    Lines whose tag names a variation module (``67:numeric``) are left out: snmpsim computes them.
+    """
+    found: list[VarBind] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        oid_text, _, rest = line.partition("|")
+        tag, separator, body = rest.partition("|")
+        if not separator:
+            raise WalkFileError(f"line {number}: not 'OID|TAG|VALUE': {line[:60]!r}")
+        if ":" in tag:  # TAG:MODULE: a value snmpsim computes (counters that move), not a recorded one
+            continue
+        try:
+            oid = parse_numeric_oid(oid_text)
+        except ValueError:
+            raise WalkFileError(f"line {number}: {oid_text[:40]!r} is not an OID") from None
+        found.append((oid, _snmprec_value(tag, body, number)))
+    return tuple(found)

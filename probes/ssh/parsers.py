@@ -1,4 +1,4 @@
-"""Pure parsers for what a Unix-like host prints: ``uname -a``, os-release, addresses, CPU, memory.
+"""Pure parsers for what a Unix-like host prints: ``uname -a``, os-release, links, addresses, CPU, memory.
 
 Each takes the text a command printed and returns typed facts (``None`` where the
 text does not say). The CMDB class comes from the shared classifier (``midprobe.probes.classify``),
@@ -54,6 +54,21 @@ class InterfaceAddress:
     @property
     def version(self) -> int:
         return ipaddress.ip_address(self.address).version
+
+
+@dataclass(frozen=True)
+class Link:
+    """One network interface as ``ip -o link`` lists it."""
+
+    name: str
+    mac: str | None = None
+    kind: str | None = None  # "ether", "loopback", "none" (tunnels), ...
+    state: str | None = None  # "UP", "DOWN", "UNKNOWN"
+    mtu: int | None = None
+
+    @property
+    def loopback(self) -> bool:
+        return self.kind == "loopback"
 
 
 @dataclass(frozen=True)
@@ -197,6 +212,40 @@ def _address(token: str) -> str | None:
         return str(ipaddress.ip_address(token.split("%", 1)[0]))
     except ValueError:
         return None
+
+
+_MAC_TEXT = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+
+
+def parse_links(text: str) -> tuple[Link, ...]:
+    """``ip -o link`` lines: ``2: eth0@if7: <...> mtu 1500 ... state UP ...\\    link/ether aa:.. brd ..``."""
+    found: dict[str, Link] = {}
+    for line in text.splitlines():
+        tokens = line.replace("\\", " ").split()
+        if len(tokens) < 2 or not tokens[0].endswith(":") or not tokens[0][:-1].isdigit():
+            continue
+        name = tokens[1].rstrip(":").split("@", 1)[0]
+        if not name:
+            continue
+        kind = mac = state = None
+        mtu: int | None = None
+        for index, word in enumerate(tokens):
+            following = tokens[index + 1] if index + 1 < len(tokens) else ""
+            if word.startswith("link/") and kind is None:
+                kind = word.removeprefix("link/")
+                mac = following.lower() if _MAC_TEXT.match(following) else None
+            elif word == "state":
+                state = following
+            elif word == "mtu" and following.isdigit():
+                mtu = int(following)
+        found.setdefault(name, Link(name, mac, kind, state, mtu))
+    return tuple(found.values())
+
+
+def parse_dmi_value(text: str | None) -> str | None:
+    """One /sys/class/dmi/id file (``product_serial``, ``product_name``, ``sys_vendor``): its text, or None."""
+    value = " ".join((text or "").split())
+    return value if value and value.isprintable() else None
 
 
 def parse_cpuinfo(text: str) -> CpuInfo | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -25,7 +26,7 @@ from midprobe.runner.cmdb.map import (
     render_dot,
     render_json,
 )
-from midprobe.runner.cmdb.model import CI_CLASSES, RELATION_TYPES
+from midprobe.runner.cmdb.model import CI_CLASSES, RELATION_TYPES, ConfigurationItem
 from midprobe.runner.cmdb.store import CmdbStore, open_cmdb
 
 
@@ -49,14 +50,17 @@ def cmdb() -> None:
     "--class", "ci_class", type=click.Choice(sorted(CI_CLASSES)), default=None, help="Only CIs of this class."
 )
 @click.option(
-    "--json", "as_json", is_flag=True, help="A JSON array of CIs keyed by ServiceNow's field names."
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="A JSON array of CIs keyed by ServiceNow's field names, with their interfaces and addresses.",
 )
 def list_command(queue_url: str, ci_class: str | None, as_json: bool) -> None:
     """List the configuration items, by class then name."""
     with _open(queue_url) as store:
         items = store.list_cis(sys_class_name=ci_class)
     if as_json:
-        click.echo(json.dumps([ci.as_row() for ci in items], indent=2))
+        click.echo(json.dumps([_document(ci) for ci in items], indent=2))
         return
     table = Table(box=None, pad_edge=False)
     for column in (
@@ -82,6 +86,19 @@ def list_command(queue_url: str, ci_class: str | None, as_json: bool) -> None:
     click.echo(f"{len(items)} CI{'s' if len(items) != 1 else ''}", err=True)
 
 
+def _document(item: ConfigurationItem) -> dict[str, Any]:
+    """A CI as ``cmdb list --json`` and ``cmdb show --json`` print it: its fields, its network
+    adapters (name, MAC, the addresses on each) and every address it holds."""
+    return {
+        **item.as_row(),
+        "interfaces": [
+            {"name": i.name, "mac_address": i.mac_address, "ip_addresses": list(i.ip_addresses)}
+            for i in item.interfaces
+        ],
+        "ip_addresses": list(item.ip_addresses),
+    }
+
+
 @cmdb.command("show")
 @click.argument("ci")
 @queue_option
@@ -101,25 +118,17 @@ def show_command(ci: str, queue_url: str, as_json: bool) -> None:
         }
         for relation in relations
     ]
-    interfaces = [
-        {"name": i.name, "mac_address": i.mac_address, "ip_addresses": list(i.ip_addresses)}
-        for i in item.interfaces
-    ]
+    document = _document(item)
+    interfaces: list[dict[str, Any]] = document["interfaces"]
     if as_json:
-        document = {
-            **item.as_row(),
-            "interfaces": interfaces,
-            "ip_addresses": list(item.ip_addresses),
-            "relations": related,
-        }
-        click.echo(json.dumps(document, indent=2))
+        click.echo(json.dumps({**document, "relations": related}, indent=2))
         return
     for key, value in item.as_row().items():
         if value is not None:
             click.echo(f"{key}: {printable(value)}")
     click.echo("interfaces:")
     for interface in interfaces:
-        addresses = ", ".join(interface["ip_addresses"]) or "-"  # type: ignore[arg-type]
+        addresses = ", ".join(interface["ip_addresses"]) or "-"
         click.echo(f"  {printable(interface['name'])}  {interface['mac_address'] or '-'}  {addresses}")
     extra = sorted(set(item.ip_addresses) - {a for i in item.interfaces for a in i.ip_addresses})
     for address in extra:

@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "demo": "midprobe.runner.cli.demo:demo",
     "discover": "midprobe.runner.cli.discover:discover",
     "ecc": "midprobe.runner.cli.ecc:ecc",
+    "instance": "midprobe.runner.cli.instance:instance",
     "lab": "midprobe.runner.cli.lab:lab",
     "scan": "midprobe.runner.cli.scan:scan",
     "select": "midprobe.runner.cli.selection:select_command",

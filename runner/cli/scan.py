@@ -1,7 +1,9 @@
 """``midprobe scan``: the standalone scanner (nmap-style targets and ports), one report per host as it finishes.
 
-Every input is checked before a packet leaves (see ``runner/scan/plan.py``); the scan itself is
-``runner/scan/pipeline.py`` and the output formats are ``runner/scan/render.py``. See docs/scan.md.
+Every input is checked before a packet leaves: the command line by ``runner/scan/plan.py``, the
+targets (names resolved, every address against the policy) by the port scan stage's Shazzam probe
+when the pipeline (``runner/scan/pipeline.py``) prepares it, before any output is written. The
+output formats are ``runner/scan/render.py``. See docs/scan.md.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from ipaddress import ip_address
 from pathlib import Path
 from typing import TextIO, cast
@@ -23,25 +26,23 @@ from midprobe.probes.ports import format_ports, parse_ports
 from midprobe.probes.safety import LOOPBACK, TargetPolicy, require_lab_namespace
 from midprobe.probes.shazzam import DEFAULT_PORTS
 from midprobe.probes.targets import TargetSpec
-from midprobe.probes.tcpscan.common import ScanOptions
-from midprobe.probes.tcpscan.engine import ENGINE_CHOICES, select_engine
+from midprobe.probes.tcpscan.engine import ENGINE_CHOICES
 from midprobe.runner.cli.nmap_flags import NmapFlagsCommand
 from midprobe.runner.cli.options import OUTPUT_FILE, NumberType, integer, seconds
 from midprobe.runner.scan.pipeline import ScanPipeline, ScanSettings, ScanStats
 from midprobe.runner.scan.plan import (
     CredentialSource,
+    check_host_names,
     check_size,
     load_credentials,
     name_resolver,
     require_nmap,
-    resolve_targets,
     target_spec,
 )
 from midprobe.runner.scan.render import (
     FORMATS,
     Format,
     ProgressDisplay,
-    ReportWriter,
     ScanHeader,
     make_writer,
     summary_line,
@@ -81,22 +82,63 @@ def _output(path: Path | None) -> Iterator[TextIO | None]:
 async def _run(
     spec: TargetSpec,
     settings: ScanSettings,
-    writer: ReportWriter,
-    header: ScanHeader,
-    progress: ProgressDisplay,
+    *,
+    yes: bool,
+    output_format: Format,
+    output_path: Path | None,
+    dns_note: str | None,
+    verbose_timing: str | None = None,
 ) -> ScanStats:
+    """Prepare the scan (targets resolved and checked), then write its reports.
+
+    ``verbose_timing`` (``-v``): the timing, for the line saying what is scanned how, on stderr.
+    """
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(BLOCKING_THREADS, "midprobe-scan"))
-    pipeline = ScanPipeline(settings, on_progress=progress.update)
-    writer.begin(header)
-    complete = False
+    pipeline = ScanPipeline(settings)
+    policy = settings.policy
+    lab_dns = policy.name_server is not None and not ip_address(policy.name_server).is_loopback
+    if policy.lab_mode and lab_dns and spec.host_names:
+        require_lab_namespace()  # before the first lookup at the lab's DNS server
+    # The targets are resolved and checked here, before anything is sent or written.
+    scan = await pipeline.prepare(spec)
     try:
-        async for report in pipeline.run(spec):
-            writer.write(report)
-        complete = True
+        count = scan.hosts_scanned
+        check_size(count, yes=yes, rate=settings.rate)
+        if dns_note:
+            click.echo(f"midprobe: note: {dns_note}", err=True)
+        header = ScanHeader(
+            targets=str(spec), ports=format_ports(settings.ports), engine=scan.engine, addresses=count
+        )
+        if policy.lab_mode and (lab_dns or spec.host_names or spec.first_outside(LOOPBACK) is not None):
+            require_lab_namespace()  # everything else checked: the last word before the first packet
+        if verbose_timing is not None:
+            click.echo(
+                f"midprobe: scanning {count:,} address(es), {len(settings.ports)} TCP port(s) with the "
+                f"{scan.engine} engine, timing {verbose_timing}",
+                err=True,
+            )
+        with (
+            _output(output_path) as stream,
+            ProgressDisplay(count, stdout_is_output=stream is None) as progress,
+        ):
+            # On the bar's terminal the table prints through the bar's console, above the bar.
+            writer = make_writer(output_format, stream, console=progress.console)
+            pipeline.on_progress = progress.update
+            writer.begin(header)
+            complete = False
+            try:
+                async for report in pipeline.reports(scan):
+                    writer.write(report)
+                complete = True
+            finally:
+                # Also on an error or Ctrl-C: the output stays a whole document (ECC XML closes)
+                # that says it is incomplete, instead of claiming every address was scanned.
+                writer.end(pipeline.stats, complete=complete)
     finally:
-        # Also on an error or Ctrl-C: the output stays a whole document (ECC XML closes) that
-        # says it is incomplete, instead of claiming every address was scanned.
-        writer.end(pipeline.stats, complete=complete)
+        await scan.aclose()  # a scan refused here never started; one that ran is stopped
+    # The table ends with the summary; any other output gets it on stderr when asked for.
+    if verbose_timing is not None and not (output_format == "table" and output_path is None):
+        click.echo(f"midprobe: {summary_line(pipeline.stats)}", err=True)
     return pipeline.stats
 
 
@@ -151,8 +193,8 @@ def _engine_choice(engine: str, *, syn_scan: bool, connect_scan: bool) -> str:
     "dns_servers",
     multiple=True,
     metavar="IP",
-    help="Resolve names (PTR, and target host names) with this server (repeatable); "
-    "default: the system resolver.",
+    help="Resolve names (PTR; the first one also target host names) with this server (repeatable); "
+    "default: the system resolver, never with --lab.",
 )
 @click.option("-n", "no_dns", is_flag=True, help="Never look up host names (as nmap -n).")
 @click.option(
@@ -313,19 +355,20 @@ def scan(
     nmap's -sS, -sT, -sV, -O, -Pn, -T<0-5>, -v, -n, -p and -iL mean what they mean in nmap; its
     other flags are answered with the midprobe option to use.
     """
-    policy = (
-        TargetPolicy.lab(dns_servers[0] if dns_servers else None) if lab_mode else TargetPolicy.unrestricted()
-    )
+    base_policy = TargetPolicy.lab() if lab_mode else TargetPolicy.unrestricted()
     ports = _tcp_ports(ports_text)
     spec = target_spec(targets, excludes, input_lists)
-    resolver, dns_note = (None, None) if no_dns and not dns_servers else name_resolver(dns_servers, policy)
-    if lab_mode and any(not ip_address(server).is_loopback for server in dns_servers):
-        require_lab_namespace()  # before the first name lookup goes to the lab's DNS server
-    spec = resolve_targets(spec, policy, resolver if dns_servers else None)
-    count = spec.count()
+    resolver, dns_note = (
+        (None, None) if no_dns and not dns_servers else name_resolver(dns_servers, base_policy)
+    )
+    # Target host names resolve through the first --dns-server (checked by name_resolver), in --lab
+    # mode only there; the port scan stage's Shazzam probe resolves them.
+    policy = (
+        replace(base_policy, name_server=resolver.servers[0]) if dns_servers and resolver else base_policy
+    )
+    check_host_names(spec, policy)
     knobs = timing_template(timing).overridden(wait_ms=wait_ms, retries=retries, rate=rate)
-    check_size(count, yes=yes, rate=knobs.rate)
-    chosen_engine = select_engine(_engine_choice(engine, syn_scan=syn_scan, connect_scan=connect_scan))
+    chosen_engine = _engine_choice(engine, syn_scan=syn_scan, connect_scan=connect_scan)
     nmap_syn = require_nmap(services=nmap_services, os_detection=nmap_os)
     store = load_credentials(
         [CredentialSource(path) for path in credential_files]
@@ -336,12 +379,9 @@ def scan(
         ports=ports,
         policy=policy,
         engine=chosen_engine,
-        scan_options=ScanOptions(
-            connect_wait=knobs.wait_ms / 1000,
-            min_timeout=min(0.1, knobs.wait_ms / 1000),
-            retries=knobs.retries,
-            rate=knobs.rate,
-        ),
+        connect_wait_ms=knobs.wait_ms,
+        retries=knobs.retries,
+        rate=knobs.rate,
         sniff_banners=not no_banners,
         snmp_public=snmp_public,
         resolver=None if no_dns else resolver,
@@ -352,22 +392,15 @@ def scan(
         host_concurrency=concurrency,
         host_timeout=host_timeout,
     )
-    if dns_note and not no_dns:
-        click.echo(f"midprobe: note: {dns_note}", err=True)
-    if lab_mode and spec.first_outside(LOOPBACK) is not None:
-        require_lab_namespace()  # everything else checked: the last word before the first packet
-    header = ScanHeader(
-        targets=str(spec), ports=format_ports(ports), engine=chosen_engine.name, addresses=count
-    )
-    if verbose:
-        click.echo(
-            f"midprobe: scanning {count:,} address(es), {len(ports)} TCP port(s) with the "
-            f"{chosen_engine.name} engine, timing {knobs.describe()}",
-            err=True,
+    note = None if no_dns else dns_note
+    asyncio.run(
+        _run(
+            spec,
+            settings,
+            yes=yes,
+            output_format=cast(Format, output_format),
+            output_path=output_path,
+            dns_note=note,
+            verbose_timing=knobs.describe() if verbose else None,
         )
-    with _output(output_path) as stream, ProgressDisplay(count, stdout_is_output=stream is None) as progress:
-        writer = make_writer(cast(Format, output_format), stream, console=progress.console)
-        stats = asyncio.run(_run(spec, settings, writer, header, progress))
-    # The table ends with the summary; any other output gets it on stderr when asked for.
-    if verbose and not (output_format == "table" and stream is None):
-        click.echo(f"midprobe: {summary_line(stats)}", err=True)
+    )

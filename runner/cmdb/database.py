@@ -59,10 +59,11 @@ class SqliteDatabase:
         self._lock = threading.Lock()
 
     @contextmanager
-    def transaction(self) -> Iterator[Executor]:
+    def transaction(self, *, write: bool = True) -> Iterator[Executor]:
+        """One transaction; ``write=False`` for reads only (no write lock taken up front)."""
         with self._lock:
             try:
-                self._connection.execute("BEGIN IMMEDIATE")
+                self._connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 try:
                     yield _SqliteExecutor(self._connection)
                 except BaseException:
@@ -105,11 +106,13 @@ class PostgresDatabase:
         return redact_url(_message(error))
 
     @contextmanager
-    def transaction(self) -> Iterator[Executor]:
+    def transaction(self, *, write: bool = True) -> Iterator[Executor]:
+        """One transaction; a writing one is serialised with every other writer (an advisory lock)."""
         with self._lock:
             try:
                 with self._connection.transaction(), self._connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_IDENTIFY_LOCK_KEY,))
+                    if write:
+                        cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_IDENTIFY_LOCK_KEY,))
                     yield _PostgresExecutor(cursor)
             except self._psycopg.Error as error:
                 raise QueueError(f"CMDB database error on {self._shown}: {self._scrub(error)}") from None

@@ -93,10 +93,20 @@ def normalize_mac(text: str) -> str:
     return mac
 
 
+#: MAC prefixes that several devices carry at once: the virtual router MACs of VRRP (RFC 5798, IPv4
+#: and IPv6) and Cisco HSRP (v1, v2). Two routers sharing one must never merge into one CI.
+SHARED_MAC_PREFIXES: Final = ("00:00:5e:00:01:", "00:00:5e:00:02:", "00:00:0c:07:ac:", "00:00:0c:9f:f")
+
+
 def is_identifying_mac(mac: str) -> bool:
-    """Whether a MAC can identify a device: not all zeros, not broadcast or multicast."""
+    """Whether a MAC can identify a device: not all zeros, not broadcast or multicast, not shared
+    by a redundancy protocol (VRRP, HSRP)."""
     first = int(mac[:2], 16)
-    return mac not in ("00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff") and not first & 1
+    return (
+        mac not in ("00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff")
+        and not first & 1
+        and not mac.startswith(SHARED_MAC_PREFIXES)
+    )
 
 
 def usable_serial(serial: str | None) -> str | None:

@@ -206,6 +206,37 @@ class CmdbStore(SqlStore):
             )
         return [Relation(*row) for row in rows]
 
+    def owner_of(
+        self, *, mac: str | None = None, address: str | None = None, name: str | None = None
+    ) -> str | None:
+        """The one live CI that has adapter (or primary) MAC ``mac``, else the one holding IP
+        ``address``, else the one named ``name`` (case-insensitively; a short name also matches the
+        CI's fully qualified one); None when none, or several, match."""
+        with self._db.transaction() as tx:
+            for value, table, column in (
+                (mac, "cmdb_ci_network_adapter", "mac_address"),
+                (address, "cmdb_ci_ip_address", "ip_address"),
+            ):
+                if not value:
+                    continue
+                rows = tx.execute(
+                    f"SELECT sys_id FROM cmdb_ci WHERE merged_into IS NULL AND ({column} = ? OR sys_id IN "
+                    f"(SELECT cmdb_ci FROM {table} WHERE {column} = ?))",
+                    [value, value],
+                )
+                if len(rows) == 1:
+                    return str(rows[0][0])
+            if name:
+                text = name.strip().lower()
+                rows = tx.execute(
+                    "SELECT sys_id FROM cmdb_ci WHERE merged_into IS NULL AND "
+                    "(lower(name) = ? OR substr(lower(name), 1, ?) = ?)",
+                    [text, len(text) + 1, text + "."],
+                )
+                if len(rows) == 1:
+                    return str(rows[0][0])
+        return None
+
     def conflicts(self) -> list[dict[str, object]]:
         with self._db.transaction() as tx:
             rows = tx.execute(

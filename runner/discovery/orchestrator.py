@@ -4,9 +4,13 @@
 batch on the queue, each addressed to a MID that selection allows (application
 ``Discovery``, the batch's addresses, the capabilities the topic needs, Up or Degraded).
 ``advance`` then senses each answer (see :mod:`.sensors`): a Shazzam result plans
-classification for every host that answered, by port priority; a classification result is
-identified and reconciled into the CMDB, or, if it found no class, the next classifier is
-tried. Every record carries the discovery's status id in ``agent_correlator``.
+classification for every host that answered, by port priority; a classification that found
+no class tries the next classifier; one that found a class plans identification, a
+``MultiProbe`` of the class's identity probes (with the credential classification found),
+whose findings (serial number, interface MACs, host name, addresses) identify and reconcile
+the device into the CMDB; then exploration, the class's exploration probe, whose findings
+(interfaces, addresses, model, firmware, CPUs, memory, LLDP and CDP neighbours) update the CI and
+relate it to its neighbours. Every record carries the discovery's status id in ``agent_correlator``.
 
 Nothing is lost to a crash: each output is written to the status store with its ``sys_id``
 before it is enqueued, and ``advance`` enqueues whatever was planned but never reached the
@@ -31,12 +35,30 @@ from midprobe.capabilities.errors import ConfigError, MidprobeError, PayloadErro
 from midprobe.capabilities.model import Capability, MidServer
 from midprobe.capabilities.selection import MidSelector, SelectionRequest
 from midprobe.runner.agent.identity import definitions_from_registrations, mid_server_from_registration
+from midprobe.runner.cmdb.model import DiscoveredDevice
 from midprobe.runner.cmdb.store import CmdbStore
 from midprobe.runner.discovery.schedule import Schedule
-from midprobe.runner.discovery.sensors import READERS, classification_order, read_shazzam
+from midprobe.runner.discovery.sensors import (
+    EXPLORATION_PROBES,
+    IDENTITY_PROBES,
+    READERS,
+    Findings,
+    classification_order,
+    connection_hints,
+    device_from_json,
+    device_to_json,
+    read_findings,
+    read_shazzam,
+    with_findings,
+)
 from midprobe.runner.discovery.status import PlannedOutput, StatusStore
 from midprobe.runner.ecc.builders import new_input_record, new_output_record
-from midprobe.runner.ecc.payload import ResultsPayload, decode_input_payload
+from midprobe.runner.ecc.payload import (
+    ProbeRequest,
+    ResultsPayload,
+    decode_input_payload,
+    encode_multiprobe_payload,
+)
 from midprobe.runner.ecc.record import EccRecord
 from midprobe.runner.queue.base import EccQueue
 
@@ -50,11 +72,15 @@ REQUIRED_CAPABILITIES: Final[Mapping[str, tuple[str, ...]]] = {
     "SNMPClassify": (),
     "NmapHostScan": ("Nmap",),
 }
+#: The identification phase's topic: one request running the class's identity probe set.
+IDENTIFICATION_TOPIC: Final = "MultiProbe"
 PHASE_OF_TOPIC: Final = {
     "Shazzam": "scanning",
     "SSHClassify": "classification",
     "SNMPClassify": "classification",
     "NmapHostScan": "classification",
+    IDENTIFICATION_TOPIC: "identification",
+    **dict.fromkeys(EXPLORATION_PROBES.values(), "exploration"),
 }
 
 
@@ -216,16 +242,22 @@ class Orchestrator:
         parameters: list[tuple[str, str]],
         *,
         meta: Mapping[str, object],
+        probes: Sequence[str] = (),
     ) -> str | None:
+        """Write down one output (``probes``: a MultiProbe of these topics sharing ``parameters``)."""
         if schedule.credential_tags and topic != "Shazzam":
             parameters = [*parameters, ("credential_tag", schedule.credential_tags[0])]
         record = new_output_record(
             agent=agent,
             topic=topic,
             source=source,
-            parameters=parameters,
+            parameters=() if probes else parameters,
             agent_correlator=status_id,
         )
+        if probes:
+            record = record.with_changes(
+                payload=encode_multiprobe_payload([ProbeRequest(name) for name in probes], parameters)
+            )
         planned = {"sys_id": record.sys_id, "record": record.as_dict(), "meta": dict(meta)}
         return self.status.plan(status_id, PHASE_OF_TOPIC[topic], source, topic, agent, planned)
 
@@ -344,6 +376,9 @@ class Orchestrator:
                 return
             self._sense_shazzam(status_id, schedule, payload)
             return
+        if output.phase in ("identification", "exploration"):
+            self._sense_findings(status_id, schedule, output, meta, payload, error_text)
+            return
         ip = output.target
         dns_name = str(meta.get("dns_name", ""))
         remaining = [str(t) for t in meta.get("remaining", [])]
@@ -363,21 +398,121 @@ class Orchestrator:
         if device is None:
             self._plan_classification(status_id, schedule, ip, dns_name, remaining)
             return
+        identity = IDENTITY_PROBES.get(output.topic, ())
+        classified = f"{output.topic} classified it {device.sys_class_name}"
+        if not identity:  # credential-less: nothing to log in with, the classification is all there is
+            self._reconcile(status_id, ip, device, classified)
+            return
+        self.status.log(status_id, ip, "classification", classified)
+        next_meta = {
+            "classifier": output.topic,
+            "device": device_to_json(device),
+            "hints": connection_hints(payload),
+        }
+        self._plan_next(status_id, schedule, ip, "identification", IDENTIFICATION_TOPIC, next_meta, identity)
+
+    def _plan_next(
+        self,
+        status_id: str,
+        schedule: Schedule,
+        ip: str,
+        phase: str,
+        topic: str,
+        meta: Mapping[str, object],
+        probes: Sequence[str] = (),
+    ) -> None:
+        """Plan identification or exploration for ``ip``, reusing the credential classification found."""
+        hints = meta.get("hints", {})
+        assert isinstance(hints, dict)
+        try:
+            agent = self.choose_mid(schedule, topic, [ip])
+        except NoSuitableMid as error:
+            self.status.log(status_id, ip, phase, f"{topic} skipped: {error}")
+            if phase == "identification":  # the classified device still gets its CI
+                self._reconcile(status_id, ip, _planned_device(meta), "from classification")
+            return
+        parameters = [(str(k), str(v)) for k, v in sorted(hints.items())]
+        self._plan(status_id, schedule, topic, ip, agent, parameters, meta=meta, probes=probes)
+        what = f"{topic} ({', '.join(probes)})" if probes else topic
+        self.status.log(status_id, ip, phase, f"{what} sent to {agent.removeprefix('mid.server.')}")
+
+    def _sense_findings(
+        self,
+        status_id: str,
+        schedule: Schedule,
+        output: PlannedOutput,
+        meta: Mapping[str, object],
+        payload: ResultsPayload,
+        error_text: str | None,
+    ) -> None:
+        """Identification or exploration answered: lay the findings over the device, reconcile, go on."""
+        ip, phase = output.target, output.phase
+        device = _planned_device(meta)
+        findings = read_findings(payload)
+        if error_text:
+            self.status.mark(output.sys_id, "error")
+            self.status.log(status_id, ip, phase, f"{output.topic} failed: {error_text}")
+            if phase == "identification":  # what classification found still makes a CI
+                self._reconcile(status_id, ip, device, "from classification")
+            return
+        for probe, why in findings.failed.items():  # some probes of the set failed, the others count
+            self.status.log(status_id, ip, phase, f"{probe} failed: {why}")
+        found = with_findings(device, findings)
+        summary = _summary(findings)
+        what = ", ".join(findings.answered) or output.topic
+        ci = self._reconcile(status_id, ip, found, f"{what} found {summary}", phase=phase)
+        if ci is None:
+            return
+        if phase == "identification":
+            classifier = str(meta.get("classifier", ""))
+            explore = EXPLORATION_PROBES.get(classifier)
+            if explore is not None:
+                next_meta = {**meta, "device": device_to_json(found), "ci": ci}
+                self._plan_next(status_id, schedule, ip, "exploration", explore, next_meta)
+            return
+        self._relate_neighbours(status_id, ip, ci, findings)
+
+    def _relate_neighbours(self, status_id: str, ip: str, ci: str, findings: Findings) -> None:
+        """Each LLDP or CDP neighbour whose CI is known (by MAC, address, then name): ``ci`` Connects to it."""
+        for neighbour in findings.neighbours:
+            other = self.cmdb.owner_of(
+                mac=neighbour.chassis_mac, address=neighbour.address, name=neighbour.sys_name
+            )
+            seen = neighbour.sys_name or neighbour.chassis_id
+            where = "ifIndex" if neighbour.protocol == "cdp" else "port"
+            port = f" on {where} {neighbour.local_port}" if neighbour.local_port else ""
+            port += f" ({neighbour.protocol.upper()})"
+            if other is None or other == ci:
+                why = "is not in the CMDB" if other is None else "is this device itself"
+                self.status.log(status_id, ip, "exploration", f"neighbour {seen}{port} {why}")
+                continue
+            self.cmdb.relate(ci, other, "Connects to::Connected by", discovery=status_id)
+            self.status.log(status_id, ip, "exploration", f"Connects to {seen}{port}, CI {other}")
+
+    def _reconcile(
+        self,
+        status_id: str,
+        ip: str,
+        device: DiscoveredDevice,
+        how_found: str,
+        *,
+        phase: str = "identification",
+    ) -> str | None:
+        """Identify and write ``device``; log what happened; the CI's sys_id (None: a conflict)."""
         result = self.cmdb.reconcile(device, discovery=status_id)
         how = f"by {result.rule}" if result.rule else "new"
         if result.action == "conflict":
-            self.status.log(
-                status_id, ip, "identification", f"identity conflict, nothing written: {result.reason}"
-            )
-            return
+            self.status.log(status_id, ip, phase, f"identity conflict, nothing written: {result.reason}")
+            return None
         changed = f", {len(result.changes)} changes" if result.changes else ""
         merged = f", merged {len(result.merged)}" if result.merged else ""
         self.status.log(
             status_id,
             ip,
-            "identification",
-            f"{output.topic} classified it {device.sys_class_name}; CI {result.ci} {result.action} ({how}{changed}{merged})",
+            phase,
+            f"{how_found}; {device.sys_class_name} CI {result.ci} {result.action} ({how}{changed}{merged})",
         )
+        return result.ci
 
     def _sense_shazzam(self, status_id: str, schedule: Schedule, payload: ResultsPayload) -> None:
         for host in read_shazzam(payload):
@@ -408,6 +543,25 @@ class Orchestrator:
             )
             return
         self.status.log(status_id, ip, "classification", "no classifier left: the device stays unclassified")
+
+
+def _planned_device(meta: Mapping[str, object]) -> DiscoveredDevice:
+    """The device a planned identification or exploration output carries in its meta."""
+    data = meta.get("device")
+    if not isinstance(data, dict):
+        raise ConfigError("a planned output carries no device", field="meta")
+    return device_from_json(data)
+
+
+def _summary(findings: Findings) -> str:
+    """``serial X, 3 interfaces (2 with MAC), 4 addresses, 1 neighbours`` (what the log says was found)."""
+    macs = sum(1 for i in findings.interfaces if i.mac_address)
+    addresses = {a for i in findings.interfaces for a in i.ip_addresses}
+    parts = [f"serial {findings.serial_number}"] if findings.serial_number else ["no serial number"]
+    parts.append(f"{len(findings.interfaces)} interfaces ({macs} with MAC), {len(addresses)} addresses")
+    if findings.neighbours:
+        parts.append(f"{len(findings.neighbours)} neighbours")
+    return ", ".join(parts)
 
 
 def _discovery_status_ok(mids: Sequence[MidServer], name: str) -> bool:

@@ -3,15 +3,18 @@
 Pure (no queue, no network): the orchestrator hands a decoded input payload to the sensor of
 its topic and acts on the answer. Shazzam's sensor lists the hosts that answered and their
 open ports; classification sensors turn a classify probe's result into a
-:class:`~midprobe.runner.cmdb.model.DiscoveredDevice` for the CMDB.
+:class:`~midprobe.runner.cmdb.model.DiscoveredDevice` for the CMDB; the identification and
+exploration sensor (``read_findings``) reads what the identity and exploration probes found
+(serial numbers, interfaces with MACs, addresses, model, CPUs, memory, LLDP and CDP neighbours), which
+``with_findings`` lays over the classified device.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from midprobe.capabilities.errors import ConfigError
@@ -186,26 +189,12 @@ def read_snmp_classify(payload: ResultsPayload, ip: str, dns_name: str = "") -> 
     for key in ("os", "os_version", "firmware_version"):
         if found.get(key):
             attributes[key] = found.get(key, "")
-    interfaces = []
-    seen: set[str] = set()
-    interfaces_element = result.find("interfaces")
-    for interface in interfaces_element.iter("interface") if interfaces_element is not None else ():
-        name = interface.get("name") or interface.get("descr") or f"if{interface.get('index', '?')}"
-        if name in seen:
-            continue
-        seen.add(name)
-        mac = interface.get("mac")
-        try:
-            normalized = normalize_mac(mac) if mac else None
-        except ConfigError:
-            normalized = None
-        interfaces.append(NetworkInterface(name, normalized))
     return DiscoveredDevice(
         ci_class,
         _device_name((found.get("sys_name"), dns_name), ip),
         ip_address=ip,
         serial_number=found.get("serial_number") or None,
-        interfaces=tuple(interfaces),
+        interfaces=_snmp_interfaces(result),
         attributes=attributes,
     )
 
@@ -233,6 +222,252 @@ def read_nmap_host_scan(payload: ResultsPayload, ip: str, dns_name: str = "") ->
     return None
 
 
+#: The identity probe set (one MultiProbe) and the exploration probe, by the classifier that found
+#: the class: the device answers that protocol with the credential classification found.
+IDENTITY_PROBES: Final[Mapping[str, tuple[str, ...]]] = {
+    "SSHClassify": ("SSHIdentity",),
+    "SNMPClassify": ("SNMPIdentity",),
+}
+EXPLORATION_PROBES: Final[Mapping[str, str]] = {"SSHClassify": "SSHExplore", "SNMPClassify": "SNMPExplore"}
+#: IF-MIB ifType softwareLoopback(24): not a network adapter of the device.
+_SOFTWARE_LOOPBACK = "24"
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """A device seen on one of this device's ports (LLDP or CDP): its ids and what it calls itself."""
+
+    chassis_id: str
+    chassis_mac: str | None = None
+    sys_name: str | None = None
+    port_id: str | None = None
+    local_port: str | None = None
+    protocol: str = "lldp"
+    address: str | None = None
+
+
+@dataclass(frozen=True)
+class Findings:
+    """What identity and exploration probes found; empty fields were not found."""
+
+    serial_number: str | None = None
+    host_name: str | None = None
+    interfaces: tuple[NetworkInterface, ...] = ()
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    neighbours: tuple[Neighbour, ...] = ()
+    #: The probes that answered, and those that failed with why.
+    answered: tuple[str, ...] = ()
+    failed: Mapping[str, str] = field(default_factory=dict)
+
+
+def connection_hints(payload: ResultsPayload) -> dict[str, str]:
+    """What the later phases reuse from a classify result: the credential and SNMP version that worked."""
+    for result in payload.results:
+        for element in (result, result.find("snmp")):
+            if element is not None and element.get("credential_id"):
+                hints = {"credential_id": element.get("credential_id", "")}
+                if element.tag == "snmp" and element.get("version"):
+                    hints["version"] = element.get("version", "")
+                return hints
+    return {}
+
+
+def _usable_address(text: str | None) -> str | None:
+    """An address that can stand for the device: not loopback, link-local or unspecified."""
+    try:
+        address = ipaddress.ip_address(text or "")
+    except ValueError:
+        return None
+    if address.is_loopback or address.is_link_local or address.is_unspecified:
+        return None
+    return str(address)
+
+
+def _mac_or_none(text: str | None) -> str | None:
+    try:
+        return normalize_mac(text) if text else None
+    except ConfigError:
+        return None
+
+
+def _snmp_interfaces(found: ET.Element) -> tuple[NetworkInterface, ...]:
+    """``<interfaces>`` + ``<ip_addresses>`` (SNMPClassify, SNMPIdentity, SNMPExplore) as adapters."""
+    by_index: dict[str, list[str]] = {}
+    addresses = found.find("ip_addresses")
+    for entry in addresses.iter("ip_address") if addresses is not None else ():
+        usable = _usable_address(entry.get("address"))
+        if usable is not None:
+            by_index.setdefault(entry.get("if_index") or "", []).append(usable)
+    interfaces: list[NetworkInterface] = []
+    seen: set[str] = set()
+    listed = found.find("interfaces")
+    for interface in listed.iter("interface") if listed is not None else ():
+        if interface.get("type") == _SOFTWARE_LOOPBACK:
+            continue
+        name = interface.get("name") or interface.get("descr") or f"if{interface.get('index', '?')}"
+        if name in seen or not name.isprintable():
+            continue
+        seen.add(name)
+        on_it = tuple(dict.fromkeys(by_index.get(interface.get("index") or "?", [])))
+        interfaces.append(NetworkInterface(name[:255], _mac_or_none(interface.get("mac")), on_it))
+    return tuple(interfaces)
+
+
+def _host_interfaces(found: ET.Element) -> tuple[NetworkInterface, ...]:
+    """``<host_exploration>``'s interfaces (loopback left out) with the usable addresses on each."""
+    by_name: dict[str, list[str]] = {}
+    addresses = found.find("ip_addresses")
+    for entry in addresses.iter("ip_address") if addresses is not None else ():
+        usable = _usable_address(entry.get("address"))
+        if usable is not None and entry.get("scope") != "host":
+            by_name.setdefault(entry.get("interface") or "", []).append(usable)
+    interfaces: list[NetworkInterface] = []
+    listed = found.find("interfaces")
+    for interface in listed.iter("interface") if listed is not None else ():
+        name = interface.get("name") or ""
+        if not name or interface.get("kind") == "loopback" or not name.isprintable():
+            continue
+        on_it = tuple(dict.fromkeys(by_name.get(name, [])))
+        interfaces.append(NetworkInterface(name[:255], _mac_or_none(interface.get("mac")), on_it))
+    return tuple(interfaces)
+
+
+def _snmp_findings(found: ET.Element) -> Findings:
+    attributes: dict[str, str] = {}
+    chassis = found.find("chassis")
+    if chassis is not None:
+        for key, attribute in (
+            ("model_id", "model"),
+            ("manufacturer", "manufacturer"),
+            ("firmware_version", "firmware_version"),
+        ):
+            if chassis.get(attribute):
+                attributes[key] = chassis.get(attribute, "")[:255]
+    neighbours = found.find("neighbours")
+    return Findings(
+        serial_number=found.get("serial_number"),
+        host_name=found.get("sys_name"),
+        interfaces=_snmp_interfaces(found),
+        attributes=attributes,
+        neighbours=tuple(
+            Neighbour(
+                chassis_id=n.get("chassis_id", ""),
+                chassis_mac=_mac_or_none(n.get("chassis_id"))
+                if n.get("chassis_id_subtype") == "macAddress"
+                else None,
+                sys_name=n.get("sys_name"),
+                port_id=n.get("port_id"),
+                local_port=n.get("local_port"),
+                protocol=n.get("protocol") or "lldp",
+                address=_usable_address(n.get("address")),
+            )
+            for n in (neighbours.iter("neighbour") if neighbours is not None else ())
+            if n.get("chassis_id")
+        ),
+    )
+
+
+def _host_findings(found: ET.Element) -> Findings:
+    attributes: dict[str, str] = {}
+    for key, attribute in (
+        ("model_id", "model"),
+        ("manufacturer", "manufacturer"),
+        ("host_name", "hostname"),
+    ):
+        if found.get(attribute):
+            attributes[key] = found.get(attribute, "")[:255]
+    cpu, memory = found.find("cpu"), found.find("memory")
+    if cpu is not None and cpu.get("count"):
+        attributes["cpu_count"] = cpu.get("count", "")
+    if cpu is not None and cpu.get("model"):
+        attributes["cpu_type"] = cpu.get("model", "")
+    if memory is not None and memory.get("mb"):
+        attributes["ram"] = memory.get("mb", "")
+    return Findings(
+        serial_number=found.get("serial_number"),
+        host_name=found.get("hostname"),
+        interfaces=_host_interfaces(found),
+        attributes=attributes,
+    )
+
+
+def _merge(first: Findings, second: Findings) -> Findings:
+    """``first`` wins where both found something (the identity set lists the preferred probe first)."""
+    return Findings(
+        serial_number=first.serial_number or second.serial_number,
+        host_name=first.host_name or second.host_name,
+        interfaces=first.interfaces or second.interfaces,
+        attributes={**second.attributes, **first.attributes},
+        neighbours=first.neighbours or second.neighbours,
+        answered=(*first.answered, *second.answered),
+        failed={**second.failed, **first.failed},
+    )
+
+
+def read_findings(payload: ResultsPayload) -> Findings:
+    """What an identification MultiProbe (or one exploration probe) found, merged in probe order."""
+    merged = Findings()
+    for result in payload.results:
+        probe = result.get("probe", "")
+        if result.get("error") is not None:
+            merged = _merge(merged, Findings(failed={probe or "?": result.get("error", "")}))
+            continue
+        for found, read in (
+            (result.find("snmp_exploration"), _snmp_findings),
+            (result.find("host_exploration"), _host_findings),
+        ):
+            if found is not None:
+                merged = _merge(merged, replace(read(found), answered=(probe,) if probe else ()))
+    return merged
+
+
+def with_findings(device: DiscoveredDevice, findings: Findings) -> DiscoveredDevice:
+    """The classified device with what identification or exploration found laid over it."""
+    attributes = {**device.attributes, **findings.attributes}
+    named_by_address = device.name == device.ip_address
+    return replace(
+        device,
+        name=_device_name((findings.host_name,), device.name) if named_by_address else device.name,
+        serial_number=findings.serial_number or device.serial_number,
+        interfaces=findings.interfaces or device.interfaces,
+        attributes=attributes,
+    )
+
+
+def device_to_json(device: DiscoveredDevice) -> dict[str, object]:
+    """The device as JSON data (kept in a planned output's meta until the next phase senses)."""
+    return {
+        "sys_class_name": device.sys_class_name,
+        "name": device.name,
+        "ip_address": device.ip_address,
+        "serial_number": device.serial_number,
+        "interfaces": [[i.name, i.mac_address, list(i.ip_addresses)] for i in device.interfaces],
+        "attributes": dict(device.attributes),
+    }
+
+
+def device_from_json(data: Mapping[str, object]) -> DiscoveredDevice:
+    """``device_to_json`` read back (``ConfigError`` on anything else)."""
+    interfaces = data.get("interfaces", [])
+    attributes = data.get("attributes", {})
+    if not isinstance(interfaces, list) or not isinstance(attributes, dict):
+        raise ConfigError("a planned output's device is not readable", field="meta")
+    try:
+        return DiscoveredDevice(
+            str(data["sys_class_name"]),
+            str(data["name"]),
+            ip_address=str(data["ip_address"]) if data.get("ip_address") else None,
+            serial_number=str(data["serial_number"]) if data.get("serial_number") else None,
+            interfaces=tuple(
+                NetworkInterface(str(name), mac, tuple(map(str, addresses)))
+                for name, mac, addresses in interfaces
+            ),
+            attributes={str(k): str(v) for k, v in attributes.items()},
+        )
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError("a planned output's device is not readable", field="meta") from None
+
+
 #: Each classification topic's sensor.
 READERS: Final = {
     "SSHClassify": read_ssh_classify,
@@ -242,11 +477,20 @@ READERS: Final = {
 
 __all__ = [
     "CLASSIFIERS",
+    "EXPLORATION_PROBES",
+    "IDENTITY_PROBES",
     "READERS",
+    "Findings",
+    "Neighbour",
     "ScannedHost",
     "classification_order",
+    "connection_hints",
+    "device_from_json",
+    "device_to_json",
+    "read_findings",
     "read_nmap_host_scan",
     "read_shazzam",
     "read_snmp_classify",
     "read_ssh_classify",
+    "with_findings",
 ]

@@ -1,19 +1,23 @@
 """The ``midprobe scan`` pipeline: port scan -> per-host enrichment -> classification, streamed per host.
 
-The port scan runs through the one engine-to-asyncio bridge (``probes/tcpscan/engine.py``
-``scan_async``, bounded: a slow consumer pauses the scan instead of filling memory). Every host that
-answered gets its enrichment stages at once, with at most ``host_concurrency`` hosts in flight
-(``probes/fanout.py``). Each stage builds a probe's typed Params and runs that probe object
+Every stage is a probe of the registry (the agent's probe objects), given its typed Params, so the
+scan and the agent share one code path for validation, the safety policy and encoding. The port
+scan is the registry's ``Shazzam`` probe, GenericTCP only, through its streaming entry point
+(``ShazzamProbe.scan``: names resolved and every address checked against the policy before anything
+is sent, then the one bounded engine-to-asyncio bridge, so a slow consumer pauses the scan instead of
+filling memory). Every host that answered gets its enrichment stages at once, with at most
+``host_concurrency`` hosts in flight (``probes/fanout.py``); each stage runs its probe
 (``BannerSniff``, ``DNSNameResolver``, ``NmapServiceScan``, ``NmapOSScan``, ``SSHClassify``,
-``SNMPClassify``) through ``runner/scan/stages.py``, so the scan and the agent share one code path;
-a stage's failure becomes a line in the report's ``errors`` and the scan goes on. The classifier
-then decides the CMDB class, and the report is yielded as soon as the host is done.
+``SNMPClassify``) through ``runner/scan/stages.py``, and a stage's failure becomes a line in the
+report's ``errors`` while the scan goes on. The classifier then decides the CMDB class, and the
+report is yielded as soon as the host is done.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import math
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -34,18 +38,17 @@ from midprobe.probes.nmap.parse import NmapHost
 from midprobe.probes.nmap.service_scan import NmapServiceScanParams
 from midprobe.probes.registry import ProbeRegistry, default_registry
 from midprobe.probes.safety import TargetPolicy
-from midprobe.probes.shazzam import ShazzamScanner, lists_refused, reading_scanners
+from midprobe.probes.shazzam import SCANNER_NAME, PortScan, ShazzamParams, ShazzamScanner, reading_scanners
 from midprobe.probes.snmp.classify import SnmpClassifyParams, SnmpClassifyResult
 from midprobe.probes.snmp.errors import SnmpTimeout, SnmpUnreachable
 from midprobe.probes.snmp.facts import capability_evidence
 from midprobe.probes.snmp.query import ConnectionParams
 from midprobe.probes.snmp.values import format_oid
 from midprobe.probes.ssh.classify import SSHClassifyResult
-from midprobe.probes.targets import Target
-from midprobe.probes.tcpscan.common import HostScan, ScanEngine, ScanOptions
-from midprobe.probes.tcpscan.engine import scan_async, select_engine
+from midprobe.probes.targets import TargetSpec
+from midprobe.probes.tcpscan.common import HostScan
 from midprobe.runner.scan.report import HostReport
-from midprobe.runner.scan.stages import run_probe
+from midprobe.runner.scan.stages import run_probe, start_port_scan
 
 __all__ = ["ScanPipeline", "ScanSettings", "ScanStats"]
 
@@ -74,9 +77,13 @@ class ScanSettings:
 
     ports: tuple[int, ...]
     policy: TargetPolicy = field(default_factory=TargetPolicy.unrestricted)
-    #: ``auto``, ``syn`` or ``connect`` (``probes.tcpscan.engine.select_engine``), or an engine object.
-    engine: str | ScanEngine = "auto"
-    scan_options: ScanOptions = field(default_factory=ScanOptions)
+    #: ``auto``, ``syn`` or ``connect``: the registry's Shazzam probe builds that engine.
+    engine: str = "auto"
+    #: The port scan's wait for one port's answer (ms), retries of an unanswered probe, probes per
+    #: second (``None``: unlimited): Shazzam's ``connect_wait``, ``retries`` and ``rate``.
+    connect_wait_ms: int = 1000
+    retries: int = 2
+    rate: float | None = None
     #: Read banners on the open ports (SSH identification, HTTP ``Server``, greetings).
     sniff_banners: bool = True
     #: Also ask UDP 161 for sysObjectID/sysDescr with the community ``public``.
@@ -101,6 +108,21 @@ class ScanSettings:
             raise ValueError("no ports to scan")
         if self.host_concurrency < 1 or self.queue_size < 1 or self.host_timeout <= 0:
             raise ValueError("host_concurrency, queue_size and host_timeout must be positive")
+
+    def port_scan_params(self, targets: TargetSpec) -> ShazzamParams:
+        """The Shazzam request of the port scan stage: GenericTCP alone (the banners are the
+        BannerSniff stage's), refused ports listed by Shazzam's own ``auto`` rule."""
+        return ShazzamParams(
+            source=str(targets),
+            targets=targets,
+            ports=self.ports,
+            connect_wait_ms=self.connect_wait_ms,
+            engine=self.engine,
+            retries=self.retries,
+            rate=self.rate,
+            scanners=(SCANNER_NAME,),
+            queue_size=self.queue_size,
+        )
 
 
 @dataclass
@@ -145,8 +167,9 @@ class _Findings:
 class ScanPipeline:
     """One scan: ``async for report in ScanPipeline(settings).run(targets)``.
 
-    Every stage runs a probe of ``registry`` (the default one: the agent's probe objects) through
-    :func:`~midprobe.runner.scan.stages.run_probe`.
+    Every stage runs a probe of ``registry`` (the default one: the agent's probe objects): the port
+    scan its ``Shazzam`` probe (:func:`~midprobe.runner.scan.stages.start_port_scan`), the others
+    through :func:`~midprobe.runner.scan.stages.run_probe`.
     """
 
     def __init__(
@@ -169,29 +192,48 @@ class ScanPipeline:
         nmap_wanted = settings.nmap_services or settings.nmap_os
         self._capabilities = frozenset({"Nmap"}) if nmap_wanted else frozenset()
 
-    async def run(self, targets: Iterable[Target]) -> AsyncGenerator[HostReport, None]:
-        """Scan ``targets`` (iterated lazily) and yield a report per host that answered, as it finishes."""
+    async def prepare(self, targets: TargetSpec) -> PortScan:
+        """The port scan stage, ready and not started: the registry's Shazzam probe has resolved the
+        host names, checked every address against the policy and chosen the engine. Nothing has
+        been sent; every error of the targets is raised here."""
         settings = self.settings
-        engine = select_engine(settings.engine) if isinstance(settings.engine, str) else settings.engine
-        self.stats = ScanStats(engine=engine.name)
-        scans = scan_async(
-            targets,
-            settings.ports,
-            settings.scan_options,
-            engine=engine,
-            queue_size=settings.queue_size,
-            thread_name=f"midprobe-scan-{engine.name}",
+        # The port scan has no deadline of its own: its waits and retries bound it (each host's
+        # enrichment has ``host_timeout``).
+        context = ProbeContext(
+            agent_name="midprobe scan",
+            deadline=math.inf,
+            policy=settings.policy,
+            capabilities=self._capabilities,
         )
+        return await start_port_scan(self.registry, settings.port_scan_params(targets), context)
+
+    async def run(self, targets: TargetSpec) -> AsyncGenerator[HostReport, None]:
+        """Scan ``targets`` (expanded lazily) and yield a report per host that answered, as it finishes."""
+        scan = await self.prepare(targets)
+        reports = self.reports(scan)
+        try:
+            async for report in reports:
+                yield report
+        finally:
+            await reports.aclose()
+
+    async def reports(self, scan: PortScan) -> AsyncGenerator[HostReport, None]:
+        """Run the prepared port scan and yield a report per host that answered, as it finishes."""
+        settings = self.settings
+        self.stats = ScanStats(engine=scan.engine)
 
         async def alive_hosts() -> AsyncIterator[HostScan]:
-            async for scanned in scans:
+            async for scanned in scan:
                 self.stats.scanned += 1
                 self.stats.alive += scanned.alive
                 self._progress()
                 if scanned.alive:
                     yield scanned
 
-        reports = fan_out(alive_hosts(), self.enrich, settings.host_concurrency)
+        async def enrich(scanned: HostScan) -> HostReport:
+            return await self.enrich(scanned, scan.params)
+
+        reports = fan_out(alive_hosts(), enrich, settings.host_concurrency)
         try:
             async for report in reports:
                 self.stats.reported += 1
@@ -199,7 +241,7 @@ class ScanPipeline:
                 yield report
         finally:
             await reports.aclose()
-            await scans.aclose()  # stops the engine thread, whatever ended the loop
+            await scan.aclose()  # stops the engine thread, whatever ended the loop
 
     def _progress(self) -> None:
         if self.on_progress is not None:
@@ -207,8 +249,9 @@ class ScanPipeline:
 
     # --- one host ----------------------------------------------------------------------------
 
-    async def enrich(self, scanned: HostScan) -> HostReport:
-        """Run every stage that applies to this host at once, then classify it."""
+    async def enrich(self, scanned: HostScan, scan_request: ShazzamParams) -> HostReport:
+        """Run every stage that applies to this host at once, then classify it (``scan_request``, the
+        port scan's Shazzam request, says whether refused ports are listed)."""
         settings = self.settings
         address = str(scanned.address)
         found = _Findings()
@@ -259,7 +302,7 @@ class ScanPipeline:
             address=address,
             hostname=found.host_name or scanned.host_name,
             open_tcp_ports=open_ports,
-            refused_tcp_ports=scanned.refused_ports if lists_refused(len(settings.ports)) else (),
+            refused_tcp_ports=scanned.refused_ports if scan_request.lists_refused else (),
             ci_class=verdict.ci_class,
             confidence=verdict.confidence,
             evidence=verdict.evidence,

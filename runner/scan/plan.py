@@ -1,44 +1,43 @@
 """From the words of a ``midprobe scan`` command line to checked inputs, before any packet leaves.
 
 Each function validates one input (targets, size, DNS servers, credentials, nmap) and raises a
-``MidprobeError`` whose one line names what was wrong; the CLI turns that into exit status 2.
+``MidprobeError`` whose one line names what was wrong; the CLI turns that into exit status 2. Target
+host names are resolved, and every address checked against the policy, by the port scan stage's
+Shazzam probe (``runner/scan/pipeline.py`` ``ScanPipeline.prepare``), not here.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from midprobe.capabilities.errors import ConfigError, CredentialError, TargetNotAllowed, TargetSpecError
 from midprobe.capabilities.nmap import detect_nmap
 from midprobe.probes.credentials import PROTOCOL_SNMP, PROTOCOL_SSH, CredentialStore, load_credential_file
-from midprobe.probes.dns.lookup import lookup_addresses
-from midprobe.probes.dns.resolver import ResolverConfig, Status, system_nameservers
+from midprobe.probes.dns.resolver import ResolverConfig, system_nameservers
 from midprobe.probes.nmap.engine import nmap_search_path
-from midprobe.probes.safety import IPAddress, TargetPolicy
-from midprobe.probes.shazzam import check_policy
-from midprobe.probes.targets import TargetSpec, parse_targets, system_resolver
+from midprobe.probes.safety import TargetPolicy
+from midprobe.probes.targets import TargetSpec, parse_targets
 from midprobe.probes.tcpscan.syn import raw_sockets_allowed
 
 __all__ = [
     "HUGE_RANGE",
     "CredentialSource",
+    "check_host_names",
     "check_size",
     "load_credentials",
     "name_resolver",
     "read_target_list",
     "require_nmap",
-    "resolve_targets",
     "target_spec",
 ]
 
 #: More addresses than this (a /16) need ``--yes`` or ``--rate``.
 HUGE_RANGE = 65_536
-#: PTR and forward lookups of a scan: a short wait, one retry, one socket per lookup.
+#: PTR lookups of a scan: a short wait, one retry, one socket per lookup.
 DNS_TIMEOUT_S = 1.0
 DNS_RETRIES = 1
 
@@ -77,8 +76,9 @@ def name_resolver(
     """The resolver for PTR lookups, and a note when names will not be looked up.
 
     Given servers must be IP addresses inside the policy (else an error naming the server). Without
-    them the system resolver's servers are used, unless the policy forbids them (``--lab``): then
-    names are skipped with a note rather than asking a server outside the lab.
+    them the system resolver's servers are used, except in lab mode (``--lab``), where names go only
+    to a lab DNS server given with ``--dns-server``, and when one is outside the policy: then names
+    are skipped with a note rather than asking a server outside the lab.
     """
     servers: list[str] = []
     for server in dns_servers:
@@ -90,6 +90,11 @@ def name_resolver(
             raise TargetNotAllowed(f"DNS server {servers[-1]}", _allowed(policy))
     if servers:
         return _resolver_config(servers), None
+    if policy.lab_mode:
+        return None, (
+            f"host names not looked up: in {policy.name} mode names are resolved only through a "
+            "lab DNS server; pass --dns-server"
+        )
     try:
         system = system_nameservers(resolv_conf)
     except ConfigError as error:
@@ -112,43 +117,17 @@ def _allowed(policy: TargetPolicy) -> str:
     return f"{policy.name}: {networks}"
 
 
-def resolve_targets(spec: TargetSpec, policy: TargetPolicy, resolver: ResolverConfig | None) -> TargetSpec:
-    """Resolve the host names among the targets, then refuse the spec if any address is outside ``policy``.
+def check_host_names(spec: TargetSpec, policy: TargetPolicy) -> None:
+    """Refuse host-name targets that cannot resolve in lab mode, naming the option that would let them.
 
-    Names go to the ``--dns-server`` when one was given (``resolver``), else to the system resolver;
-    in a restricted policy (``--lab``) without a DNS server inside it, host names are refused.
+    In lab mode names resolve only through the lab's DNS server (``--dns-server``, the policy's
+    ``name_server``); the port scan stage's probe would refuse them too, without naming the option.
     """
-    if spec.host_names:
-        if resolver is not None:
-            addresses = asyncio.run(_forward_lookups(spec.host_names, resolver))
-            spec = spec.resolved(lambda name: _found(name, addresses))
-        elif policy.allowed is not None:
-            raise TargetSpecError(
-                f"host name {spec.host_names[0]!r}: in {policy.name} mode host names are resolved only "
-                "through --dns-server"
-            )
-        else:
-            spec = spec.resolved(system_resolver)
-    check_policy(spec, policy)
-    return spec
-
-
-async def _forward_lookups(names: Sequence[str], resolver: ResolverConfig) -> Mapping[str, IPAddress | str]:
-    found: dict[str, IPAddress | str] = {}
-    for lookup in await lookup_addresses(list(dict.fromkeys(names)), ("A", "AAAA"), resolver, None):
-        if lookup.status == Status.OK and lookup.addresses:
-            addresses = [ipaddress.ip_address(text) for text in lookup.addresses]
-            found[lookup.name] = min(addresses, key=lambda address: address.version)
-        else:
-            found[lookup.name] = str(lookup.status)
-    return found
-
-
-def _found(name: str, addresses: Mapping[str, IPAddress | str]) -> IPAddress:
-    value = addresses.get(name)
-    if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
-        return value
-    raise TargetSpecError(f"cannot resolve host name {name!r}: {value or 'no answer'}")
+    if spec.host_names and policy.lab_mode and policy.name_server is None:
+        raise TargetSpecError(
+            f"host name {spec.host_names[0]!r}: in {policy.name} mode host names are resolved only "
+            "through --dns-server"
+        )
 
 
 def check_size(count: int, *, yes: bool, rate: float | None) -> None:

@@ -2,7 +2,9 @@
 
 A stage builds the probe's typed ``...Params`` and hands them, with a ``ProbeContext``, to the probe
 object registered under the topic (``probes/registry.py``, the same objects the agent runs), so
-validation, the safety policy and the deadline have one code path (docs/scan.md).
+validation, the safety policy and the deadline have one code path (docs/scan.md). The port scan
+stage uses the ``Shazzam`` probe's streaming entry point (``scan``), which yields hosts as they finish
+instead of one result at the end.
 """
 
 from __future__ import annotations
@@ -10,12 +12,24 @@ from __future__ import annotations
 from typing import TypeVar
 
 from midprobe.capabilities.errors import MissingCapability
-from midprobe.probes.base import ProbeContext
+from midprobe.probes.base import AnyProbe, ProbeContext
 from midprobe.probes.registry import ProbeRegistry
+from midprobe.probes.shazzam import TOPIC as SHAZZAM
+from midprobe.probes.shazzam import PortScan, PortScanProbe, ShazzamParams
 
-__all__ = ["run_probe"]
+__all__ = ["run_probe", "start_port_scan"]
 
 ResultT = TypeVar("ResultT")
+
+
+def _probe(registry: ProbeRegistry, topic: str, context: ProbeContext) -> AnyProbe:
+    """The probe of ``topic``; as the agent does, one needing a capability (``Nmap``) only when
+    ``context`` carries it."""
+    probe = registry.get(topic)
+    for capability in probe.required_capabilities:
+        if capability not in context.capabilities:
+            raise MissingCapability(topic, capability)
+    return probe
 
 
 async def run_probe(
@@ -29,11 +43,16 @@ async def run_probe(
 
     As the agent does, a probe needing a capability (``Nmap``) runs only when ``context`` carries it.
     """
-    probe = registry.get(topic)
-    for capability in probe.required_capabilities:
-        if capability not in context.capabilities:
-            raise MissingCapability(topic, capability)
-    result = await probe.run(params, context)
+    result = await _probe(registry, topic, context).run(params, context)
     if not isinstance(result, result_type):
         raise TypeError(f"the {topic} probe returned {type(result).__name__}, not {result_type.__name__}")
     return result
+
+
+async def start_port_scan(registry: ProbeRegistry, params: ShazzamParams, context: ProbeContext) -> PortScan:
+    """The registry's ``Shazzam`` probe, prepared to stream ``params``'s port scan (``ShazzamProbe.scan``):
+    the targets resolved and checked, nothing sent until the scan is iterated."""
+    probe = _probe(registry, SHAZZAM, context)
+    if not isinstance(probe, PortScanProbe):
+        raise TypeError(f"the {SHAZZAM} probe {type(probe).__name__} has no streaming entry point (scan)")
+    return await probe.scan(params, context)

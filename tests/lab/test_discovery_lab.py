@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,25 @@ def _cis(lab: Lab, url: str) -> list[dict[str, Any]]:
     return rows
 
 
+def _mac_of(lab: Lab, host: str, interface: str = "eth0") -> str:
+    """The MAC the kernel gave ``interface`` in the host's namespace (read locally, no traffic)."""
+    done = subprocess.run(
+        ["ip", "-n", lab.host(host).namespace, "-o", "link", "show", interface],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    words = done.stdout.replace("\\", " ").split()
+    return words[words.index("link/ether") + 1]
+
+
+def _show(lab: Lab, url: str, host: str) -> dict[str, Any]:
+    out, _ = _midprobe(lab, "cmdb", "show", lab.host(host).address, "--queue", url, "--json")
+    shown: dict[str, Any] = json.loads(out)
+    return shown
+
+
 def test_a_local_discovery_fills_the_cmdb_and_a_second_run_adds_no_ci(lab: Lab, tmp_path: Path) -> None:
     _credentials(lab, tmp_path / "creds.toml")
     schedule = tmp_path / "lab.toml"
@@ -69,6 +89,12 @@ def test_a_local_discovery_fills_the_cmdb_and_a_second_run_adds_no_ci(lab: Lab, 
     status = json.loads(status_out)
     assert status["state"] == "Completed"
     assert status["phases"]["scanning"]["completed"] >= 1
+    for phase in ("identification", "exploration"):  # one each for linux1, switch1 and printer1
+        assert status["phases"][phase] == {"started": 3, "completed": 3, "error": 0}, phase
+    for host, probe in (("linux1", "SSHExplore"), ("switch1", "SNMPExplore"), ("printer1", "SNMPExplore")):
+        said = [e["message"] for e in status["log"] if e["device"] == lab.host(host).address]
+        assert any(m.startswith("MultiProbe (") for m in said), (host, said)
+        assert any(m.startswith(f"{probe} found") for m in said), (host, said)
     silent = lab.host("silent1").address
     assert all(entry["device"] != silent for entry in status["log"])  # never answered: never classified
 
@@ -83,6 +109,40 @@ def test_a_local_discovery_fills_the_cmdb_and_a_second_run_adds_no_ci(lab: Lab, 
     second = _cis(lab, url)
     assert sorted(row["sys_id"] for row in second) == sorted(row["sys_id"] for row in first.values())
     assert {row["last_discovery"] for row in second} == {again_out.split()[0]}
+
+    # Identification and exploration put what the devices are made of into the CMDB.
+    linux_ci = _show(lab, url, "linux1")
+    assert [(i["name"], i["mac_address"], i["ip_addresses"]) for i in linux_ci["interfaces"]] == [
+        ("eth0", _mac_of(lab, "linux1"), [lab.host("linux1").address])
+    ]  # loopback is not an adapter of the device
+    assert linux_ci["mac_address"] == _mac_of(lab, "linux1")
+    assert int(linux_ci["cpu_count"]) >= 1
+    assert int(linux_ci["ram"]) > 0
+    switch = _show(lab, url, "switch1")
+    adapters = {i["name"]: i for i in switch["interfaces"]}
+    assert {f"Gi1-0-{n}" for n in range(1, 9)} | {"Vlan1", "eth0"} == set(adapters)
+    assert adapters["Gi1-0-3"]["mac_address"] == _mac_of(lab, "switch1", "Gi1-0-3")
+    assert adapters["eth0"]["ip_addresses"] == [lab.host("switch1").address]
+    assert (switch["serial_number"], switch["model_id"], switch["firmware_version"]) == (
+        "FOC2048X1AB",
+        "WS-C2960X-48TS-L",
+        "15.2(7)E2",
+    )  # ENTITY-MIB's chassis
+    assert _show(lab, url, "printer1")["serial_number"] == "PHBLB12345"  # Printer-MIB
+    # LLDP: switch1 sees linux1 on port 1; by the second run linux1 is surely in the CMDB.
+    assert {(r["type"], r["direction"], r["other"]) for r in switch["relations"]} == {
+        ("Connects to::Connected by", "parent", linux_ci["sys_id"])
+    }
+    shown, _ = _midprobe(lab, "cmdb", "show", "switch1", "--queue", url)
+    assert "Connects to linux1" in shown
+    assert f"Gi1-0-3  {_mac_of(lab, 'switch1', 'Gi1-0-3')}" in shown
+    again_status, _ = _midprobe(lab, "discover", "status", again_out.split()[0], "--queue", url, "--json")
+    identified = [
+        e["message"]
+        for e in json.loads(again_status)["log"]
+        if e["device"] == lab.host("switch1").address and e["phase"] == "identification"
+    ]
+    assert any("updated (by serial_number" in m for m in identified), identified
 
 
 def test_bad_schedule_is_one_line_and_exit_2(lab: Lab, tmp_path: Path) -> None:

@@ -20,7 +20,6 @@ import pytest
 
 from midprobe.probes.shazzam import decode_results
 from midprobe.probes.targets import parse_targets
-from midprobe.probes.tcpscan.common import ScanOptions
 from midprobe.runner.ecc.payload import decode_input_payload
 from midprobe.runner.lab import Lab, NamespaceThread
 from midprobe.runner.lab.credentials_file import lab_credentials_toml
@@ -257,9 +256,7 @@ def _scan_in_process(
     thread: NamespaceThread, targets: str, ports: tuple[int, ...], *, stop_after: int | None = None
 ) -> list[tuple[HostReport, int]]:
     """(report, addresses scanned when it was yielded) for each report, run in the scanner namespace."""
-    settings = ScanSettings(
-        ports=ports, engine="connect", scan_options=ScanOptions(connect_wait=1.0, min_timeout=0.1, retries=2)
-    )
+    settings = ScanSettings(ports=ports, engine="connect", connect_wait_ms=1000, retries=2)
 
     async def collect() -> list[tuple[HostReport, int]]:
         pipeline = ScanPipeline(settings)
@@ -278,7 +275,9 @@ def _scan_in_process(
 
 
 def _scan_threads() -> list[threading.Thread]:
-    return [thread for thread in threading.enumerate() if thread.name.startswith("midprobe-scan-")]
+    """The port scan's engine threads (``scan_async`` names them after the engine)."""
+    names = {"midprobe-connect-scan", "midprobe-syn-scan"}
+    return [thread for thread in threading.enumerate() if thread.name in names]
 
 
 def test_reports_stream_before_the_scan_ends(lab: Lab, lab_thread: NamespaceThread) -> None:

@@ -147,6 +147,23 @@ def test_relations_are_recorded_once_and_validated(cmdb: CmdbStore) -> None:
         cmdb.relate(a, "f" * 32, "Depends on::Used by")
 
 
+def test_the_owner_of_a_neighbour_is_found_by_mac_else_by_its_one_name(cmdb: CmdbStore) -> None:
+    sys_id = cmdb.reconcile(linux(), "d1").ci or ""
+    fqdn = cmdb.reconcile(
+        DiscoveredDevice("cmdb_ci_ip_switch", "sw1.lab.example.test", ip_address="198.18.0.11")
+    )
+    assert cmdb.owner_of(mac="02:42:c6:12:00:0a") == sys_id
+    assert cmdb.owner_of(mac="02:00:00:00:00:99", name="LINUX1") == sys_id  # unknown MAC: the name decides
+    assert cmdb.owner_of(name="sw1") == fqdn.ci  # a short name matches its fully qualified CI
+    assert cmdb.owner_of(address="2001:db8::10", name="sw1") == sys_id  # an address outranks a name
+    assert cmdb.owner_of(address="198.18.0.11") == fqdn.ci
+    assert cmdb.owner_of(name="sw") is None
+    assert cmdb.owner_of(name="s_1") is None  # no pattern characters in names
+    cmdb.reconcile(DiscoveredDevice("cmdb_ci_linux_server", "linux1", ip_address="198.18.0.99"))
+    assert cmdb.owner_of(name="linux1") is None  # two CIs of that name: nobody to relate to
+    assert cmdb.owner_of() is None
+
+
 def test_ci_lookup_by_prefix_name_and_address(cmdb: CmdbStore) -> None:
     sys_id = cmdb.reconcile(linux(), "d1").ci or ""
     for reference in (sys_id, sys_id[:6], "LINUX1", "2001:db8::10"):

@@ -1,8 +1,9 @@
 """A TCP scan engine that answers from a table instead of sending packets.
 
 It stands in for the port scanner where the code under test is what surrounds it (the asyncio
-bridge, the scan pipeline, its stages): it pulls targets lazily, honours the stop flag, can fail
-part-way, and records that it was closed (where a real engine closes its sockets).
+bridge, the Shazzam probe, the scan pipeline, its stages): it pulls targets lazily, honours the stop
+flag, can fail part-way, and records that it was closed (where a real engine closes its sockets).
+``table_registry`` gives the scan pipeline a registry whose real Shazzam probe scans with it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from midprobe.capabilities.errors import NetworkError
+from midprobe.probes.base import AnyProbe
+from midprobe.probes.registry import ProbeRegistry
+from midprobe.probes.shazzam import ShazzamProbe
 from midprobe.probes.targets import Target
 from midprobe.probes.tcpscan.common import HostScan, ScanOptions, StopFlag
 
@@ -33,6 +37,13 @@ class TableEngine:
         #: Targets taken from the iterator so far.
         self.consumed = 0
         self.closed = threading.Event()
+        #: The ``engine`` choices the probe built this engine for.
+        self.chosen: list[str] = []
+
+    def choose(self, choice: str) -> TableEngine:
+        """The Shazzam probe's engine factory: whatever the request names, this engine scans."""
+        self.chosen.append(choice)
+        return self
 
     def scan(
         self,
@@ -60,3 +71,12 @@ class TableEngine:
                 )
         finally:
             self.closed.set()
+
+
+def table_registry(engine: TableEngine, *probes: AnyProbe) -> ProbeRegistry:
+    """A registry whose ``Shazzam`` probe is the real one scanning with ``engine``, plus ``probes``."""
+    registry = ProbeRegistry()
+    registry.register(ShazzamProbe(engines=engine.choose))
+    for probe in probes:
+        registry.register(probe)
+    return registry

@@ -1,4 +1,5 @@
-"""Target resolution: host names under the target policy, and never the system resolver in lab mode."""
+"""Target resolution: host names (and reverse lookups) under the target policy, through the policy's DNS
+server when it names one, and never the system resolver in lab mode."""
 
 from __future__ import annotations
 
@@ -8,13 +9,21 @@ import socket
 from typing import Any, cast
 
 import dns.message
+import dns.reversename
 import dns.rrset
 import pytest
 
 from midprobe.capabilities.errors import TargetNotAllowed, TargetSpecError
 from midprobe.probes.banner import PROBE as BANNER
 from midprobe.probes.base import AnyProbe, ProbeContext
-from midprobe.probes.resolve import dns_server_lookup, resolve_host, resolve_spec
+from midprobe.probes.resolve import (
+    dns_server_lookup,
+    dns_server_reverse_lookup,
+    resolve_host,
+    resolve_spec,
+    resolver_for,
+    reverse_resolver_for,
+)
 from midprobe.probes.safety import IPAddress, TargetPolicy
 from midprobe.probes.shazzam import PROBE as SHAZZAM
 from midprobe.probes.snmp.query import PROBE as SNMP
@@ -32,6 +41,7 @@ def no_system_lookup(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         raise AssertionError(f"system resolver asked for {host!r}")
 
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket, "gethostbyaddr", refuse)
     return asked
 
 
@@ -122,6 +132,11 @@ class _DnsServer(asyncio.DatagramProtocol):
         self.questions.append(f"{question.name} {dns.rdatatype.to_text(question.rdtype)}")
         if str(question.name) == self.name and question.rdtype == dns.rdatatype.A:
             reply.answer.append(dns.rrset.from_text(question.name, 60, "IN", "A", self.address))
+        if (
+            question.name == dns.reversename.from_address(self.address)
+            and question.rdtype == dns.rdatatype.PTR
+        ):
+            reply.answer.append(dns.rrset.from_text(question.name, 60, "IN", "PTR", self.name))
         cast(asyncio.DatagramTransport, self.transport).sendto(reply.to_wire(), addr)
 
 
@@ -143,6 +158,64 @@ def test_the_lab_resolver_is_asked_directly(no_system_lookup: list[str]) -> None
     found, questions = asyncio.run(scenario())
     assert found == "198.18.0.11"
     assert "linux1.lab.test. A" in questions
+
+
+def test_the_lab_resolver_answers_reverse_lookups_directly(no_system_lookup: list[str]) -> None:
+    async def scenario() -> tuple[str | None, str | None, list[str]]:
+        loop = asyncio.get_running_loop()
+        server = _DnsServer("linux1.lab.test.", "198.18.0.11")
+        transport, _ = await loop.create_datagram_endpoint(lambda: server, local_addr=("127.0.0.1", 0))
+        try:
+            lookup = dns_server_reverse_lookup("127.0.0.1", port=transport.get_extra_info("sockname")[1])
+            return await lookup("198.18.0.11"), await lookup("198.18.0.12"), server.questions
+        finally:
+            transport.close()
+
+    known, unknown, questions = asyncio.run(scenario())
+    assert (known, unknown) == ("linux1.lab.test", None)
+    assert "11.0.18.198.in-addr.arpa. PTR" in questions
+
+
+def test_a_policy_naming_a_dns_server_sends_names_only_there_in_any_mode(no_system_lookup: list[str]) -> None:
+    # The deadline has passed: the lookup shows where it would go, and nothing is sent.
+    for policy in (TargetPolicy.unrestricted("127.0.0.1"), TargetPolicy.lab("127.0.0.1")):
+        lookup = resolver_for(policy, deadline=0.0)
+        with pytest.raises(TargetSpecError, match=r"through DNS server 127\.0\.0\.1"):
+            asyncio.run(lookup("linux1.lab.test"))
+        reverse = reverse_resolver_for(policy, deadline=0.0)
+        assert reverse is not None
+        assert asyncio.run(reverse("198.18.0.11")) is None
+    assert no_system_lookup == []
+
+
+def test_reverse_lookups_in_lab_mode_need_the_lab_dns_server(no_system_lookup: list[str]) -> None:
+    assert reverse_resolver_for(TargetPolicy.lab()) is None
+    outside = TargetPolicy(TargetPolicy.lab().allowed, "lab", lab_mode=True, name_server="192.0.2.53")
+    with pytest.raises(TargetNotAllowed, match=r"DNS server 192\.0\.2\.53"):
+        reverse_resolver_for(outside)
+    assert no_system_lookup == []
+
+
+def test_outside_lab_mode_reverse_lookups_ask_the_system_resolver_off_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    threads: list[str] = []
+
+    def answer(address: str) -> tuple[str, list[str], list[str]]:
+        threads.append(threading.current_thread().name)
+        if address != "198.51.100.7":
+            raise socket.herror(1, "Unknown host")
+        return "printer.example.test", [], [address]
+
+    monkeypatch.setattr(socket, "gethostbyaddr", answer)
+    reverse = reverse_resolver_for(TargetPolicy.unrestricted())
+    assert reverse is not None
+    assert asyncio.run(reverse("198.51.100.7")) == "printer.example.test"
+    assert asyncio.run(reverse("198.51.100.8")) is None
+    assert threads
+    assert threading.main_thread().name not in threads
 
 
 @pytest.mark.parametrize(

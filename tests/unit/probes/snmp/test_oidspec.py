@@ -88,11 +88,14 @@ def test_table_named_by_its_entry_means_the_table() -> None:
 
 
 def test_unknown_table_takes_column_numbers() -> None:
-    (spec,) = parse_oid_spec_list("table 4.1.9.9.23.1.2.1 1.4,6(=2)")
+    (spec,) = parse_oid_spec_list("table 4.1.9.9.46.1.3.1 1.4,6(=2)")  # CISCO-VTP-MIB: not in the table
     assert isinstance(spec, TableSpec)
-    assert spec.oid == (1, 3, 6, 1, 4, 1, 9, 9, 23, 1, 2, 1)
+    assert spec.oid == (1, 3, 6, 1, 4, 1, 9, 9, 46, 1, 3, 1)
     assert [child.oid[-1] for child in spec.children] == [4, 6]
     assert [child.name for child in spec.children] == [None, None]
+    (known,) = parse_oid_spec_list("table 4.1.9.9.23.1.2.1 1.4,6")  # CISCO-CDP-MIB's cache is named
+    assert isinstance(known, TableSpec)
+    assert [child.name for child in known.children] == ["cdpCacheAddress", "cdpCacheDeviceId"]
 
 
 @pytest.mark.parametrize(
@@ -165,9 +168,12 @@ _filters = st.one_of(
 def _spec_lines(draw: st.DrawFn) -> str:
     if draw(st.booleans()):
         node = draw(st.sampled_from(_GROUPS))
-        written = draw(
-            st.sampled_from([node.name, ".".join(map(str, node.oid)), ".".join(map(str, node.oid[4:]))])
-        )
+        dotted = ".".join(map(str, node.oid))
+        # Numbers are internet-relative (1.3.6.1) unless they start there or with a dot.
+        forms = [node.name, dotted, "." + dotted]
+        if node.oid[:4] == (1, 3, 6, 1):
+            forms.append(".".join(map(str, node.oid[4:])))
+        written = draw(st.sampled_from(forms))
         return f"walk {written}" if written else f"walk {node.name}"
     column = draw(st.sampled_from(_COLUMN_NODES))
     entry = column.oid[:-1]
@@ -178,7 +184,8 @@ def _spec_lines(draw: st.DrawFn) -> str:
         child_filter = draw(_filters)
         name = draw(st.sampled_from([node.name, str(node.oid[-1])]))
         children.append(f"{name}{child_filter if child_filter else ''}")
-    return f"table {'.'.join(map(str, entry[:-1]))} {','.join(children)}"
+    table = ".".join(map(str, entry[:-1]))
+    return f"table {table if entry[:4] == (1, 3, 6, 1) else '.' + table} {','.join(children)}"
 
 
 @given(st.lists(_spec_lines(), min_size=1, max_size=6), st.booleans())

@@ -118,6 +118,10 @@ PATH_CONTEXTS: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = 
     ("discover", "run"): (("--lab", "--queue", "sqlite:///{tmp}/ecc.db"), ()),
     ("lab", "up"): ((), ("midprobe.runner.cli.lab.Lab.up",)),
     ("demo",): ((), ("midprobe.runner.cli.demo.Lab",)),
+    ("instance", "serve"): (
+        ("--queue", "sqlite:///{tmp}/ecc.db", "--listen", "127.0.0.1:0"),
+        ("midprobe.runner.instance.serve.serve",),
+    ),
     ("scan",): (("--lab", "-n", "-p", "22", "198.18.0.1"), ("midprobe.runner.cli.scan._run",)),
 }
 

@@ -63,6 +63,11 @@ def test_list_json_is_keyed_by_servicenow_fields(capsys: pytest.CaptureFixture[s
         ("linux1", "cmdb_ci_linux_server"),
     ]
     assert rows[1]["os_version"] == "13"
+    assert rows[1]["interfaces"] == [
+        {"name": "eth0", "mac_address": "02:cd:00:00:00:0a", "ip_addresses": ["198.18.0.10"]}
+    ]
+    assert rows[1]["ip_addresses"] == ["198.18.0.10"]
+    assert (rows[0]["interfaces"], rows[0]["ip_addresses"]) == ([], ["198.18.0.11"])
     code, out, _ = run(capsys, "cmdb", "list", "--queue", url, "--class", "cmdb_ci_ip_switch", "--json")
     assert [r["name"] for r in json.loads(out)] == ["sw\x1b[31m[b]1"]
 

@@ -129,6 +129,15 @@ def test_multicast_and_zero_macs_identify_nothing() -> None:
     assert identify(device(macs=("01:00:5e:00:00:01", "00:00:00:00:00:00")), [known]).action == "insert"
 
 
+@pytest.mark.parametrize(
+    "shared", ["00:00:5e:00:01:0a", "00:00:5e:00:02:0a", "00:00:0c:07:ac:01", "00:00:0c:9f:f0:01"]
+)
+def test_virtual_router_macs_shared_by_two_routers_identify_nothing(shared: str) -> None:
+    other_router = ci("a" * 32, name="r1", macs=(shared, "02:00:00:00:00:01"))
+    assert identify(device(macs=(shared, "02:00:00:00:00:02")), [other_router]).action == "insert"
+    assert identify(device(macs=(shared, "02:00:00:00:00:01")), [other_router]).action == "update"
+
+
 def test_bad_device_fields_are_refused_with_the_field_named() -> None:
     with pytest.raises(ConfigError, match="sys_class_name"):
         DiscoveredDevice("cmdb_ci_toaster", "x")

@@ -1,7 +1,9 @@
 """``midprobe scan`` refuses bad input with one line and exit status 2, before any packet is sent.
 
 Every case here must fail validation: none may reach the scan (these tests run in the machine's
-own network namespace, where a scan is not allowed).
+own network namespace, where a scan is not allowed). Validation includes the port scan stage's
+preparation (the Shazzam probe resolving and checking the targets); running the prepared scan is
+what may never happen.
 """
 
 from __future__ import annotations
@@ -10,20 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from midprobe.runner.cli import scan as scan_command
 from midprobe.runner.cli.main import main
+from midprobe.runner.scan.pipeline import ScanPipeline
 
 
-class _NoScan:
-    """Stands in for the pipeline: reaching it means validation let bad input through."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        raise AssertionError("the scan started although the input should have been refused")
+def _no_scan(*args: object, **kwargs: object) -> None:
+    """Stands in for running the scan: reaching it means validation let bad input through."""
+    raise AssertionError("the scan started although the input should have been refused")
 
 
 @pytest.fixture(autouse=True)
 def _never_scan(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(scan_command, "ScanPipeline", _NoScan)
+    monkeypatch.setattr(ScanPipeline, "reports", _no_scan)
 
 
 def _refused(capsys: pytest.CaptureFixture[str], *args: str) -> str:
@@ -88,6 +88,13 @@ def test_target_outside_the_lab(capsys: pytest.CaptureFixture[str]) -> None:
     message = _one_line(_refused(capsys, "-n", "--lab", "198.18.0.10", "10.0.0.1"))
     assert "target 10.0.0.1 is outside the allowed networks" in message
     assert "198.18.0.0/15" in message
+
+
+def test_a_refused_target_leaves_no_output_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    output = tmp_path / "scan.json"
+    message = _one_line(_refused(capsys, "-n", "--lab", "10.0.0.1", "-o", str(output)))
+    assert "target 10.0.0.1 is outside the allowed networks" in message
+    assert not output.exists()
 
 
 def test_range_reaching_outside_the_lab(capsys: pytest.CaptureFixture[str]) -> None:

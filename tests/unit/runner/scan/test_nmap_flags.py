@@ -1,34 +1,42 @@
 """nmap's flags on ``midprobe scan``: the common ones mean what they mean in nmap, the rest get a hint.
 
-The scan itself is replaced by a recorder of what the command line asked for: these tests run in the
-machine's own network namespace, where no scan may be sent.
+The command runs for real up to the port scan, whose reports are replaced by a recorder of the
+settings the command line made: these tests run in the machine's own network namespace, where no
+scan may be sent.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field, replace
 
 import pytest
 
+from midprobe.probes.shazzam import PortScan
 from midprobe.probes.tcpscan.syn import raw_sockets_allowed
-from midprobe.runner.cli import scan as scan_command
 from midprobe.runner.cli.main import main
-from midprobe.runner.scan.pipeline import ScanSettings, ScanStats
+from midprobe.runner.scan.pipeline import ScanPipeline, ScanSettings, ScanStats
+from midprobe.runner.scan.report import HostReport
 
 
 @dataclass
 class _Recorder:
     settings: list[ScanSettings] = field(default_factory=list)
-
-    async def run(self, spec: object, settings: ScanSettings, *_: object) -> ScanStats:
-        self.settings.append(settings)
-        return ScanStats(scanned=1, alive=0, engine="connect")
+    engines: list[str] = field(default_factory=list)
 
 
 @pytest.fixture
 def recorder(monkeypatch: pytest.MonkeyPatch) -> _Recorder:
     recorded = _Recorder()
-    monkeypatch.setattr(scan_command, "_run", recorded.run)
+
+    async def reports(pipeline: ScanPipeline, scan: PortScan) -> AsyncGenerator[HostReport, None]:
+        recorded.settings.append(pipeline.settings)
+        recorded.engines.append(scan.engine)
+        pipeline.stats = ScanStats(scanned=scan.hosts_scanned, alive=0, engine=scan.engine)
+        for _ in ():
+            yield _
+
+    monkeypatch.setattr(ScanPipeline, "reports", reports)
     return recorded
 
 
@@ -46,16 +54,14 @@ def _settings(recorder: _Recorder, *args: str) -> ScanSettings:
 
 
 def test_connect_scan_flag_chooses_the_connect_engine(recorder: _Recorder) -> None:
-    settings = _settings(recorder, "-sT")
-    assert not isinstance(settings.engine, str)
-    assert settings.engine.name == "connect"
+    assert _settings(recorder, "-sT").engine == "connect"
+    assert recorder.engines == ["connect"]
 
 
 @pytest.mark.skipif(not raw_sockets_allowed(), reason="SYN scans need raw sockets")
 def test_syn_scan_flag_chooses_the_syn_engine(recorder: _Recorder) -> None:
-    settings = _settings(recorder, "-sS")
-    assert not isinstance(settings.engine, str)
-    assert settings.engine.name == "syn"
+    assert _settings(recorder, "-sS").engine == "syn"
+    assert recorder.engines == ["syn"]
 
 
 def test_two_engines_are_refused(recorder: _Recorder, capsys: pytest.CaptureFixture[str]) -> None:
@@ -89,25 +95,22 @@ def test_version_flag_is_nmap_service_detection(
 def test_timing_templates_set_the_scan_knobs_options_do_not_give(
     recorder: _Recorder, flags: tuple[str, ...], wait: float, retries: int, rate: float | None
 ) -> None:
-    options = _settings(recorder, *flags).scan_options
-    assert options.connect_wait == pytest.approx(wait)
-    assert options.retries == retries
-    assert options.rate == (None if rate is None else pytest.approx(rate))
+    settings = _settings(recorder, *flags)
+    assert settings.connect_wait_ms == round(wait * 1000)
+    assert settings.retries == retries
+    assert settings.rate == (None if rate is None else pytest.approx(rate))
 
 
 def test_slow_timing_templates_count_as_a_rate_for_huge_ranges(recorder: _Recorder) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["scan", "-n", "-p", "22", "-T1", "10.0.0.0/8"])
     assert exited.value.code == 0
-    assert recorder.settings[-1].scan_options.rate == pytest.approx(1 / 15)
+    assert recorder.settings[-1].rate == pytest.approx(1 / 15)
 
 
 def test_no_ping_is_accepted_and_changes_nothing(recorder: _Recorder) -> None:
     with_pn, without = _settings(recorder, "-Pn", "-sT"), _settings(recorder, "-sT")
-    assert not isinstance(with_pn.engine, str)
-    assert not isinstance(without.engine, str)
-    assert with_pn.engine.name == without.engine.name
-    assert replace(with_pn, engine="connect") == replace(without, engine="connect")
+    assert replace(with_pn, classifier=without.classifier) == without
 
 
 def test_verbose_says_what_is_scanned_and_the_summary(

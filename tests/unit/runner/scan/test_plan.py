@@ -13,10 +13,10 @@ from midprobe.probes.safety import TargetPolicy
 from midprobe.runner.scan.plan import (
     HUGE_RANGE,
     CredentialSource,
+    check_host_names,
     check_size,
     load_credentials,
     name_resolver,
-    resolve_targets,
     target_spec,
 )
 
@@ -67,22 +67,17 @@ def test_huge_range_boundary() -> None:
     check_size(HUGE_RANGE + 1, yes=False, rate=1000.0)
 
 
-def test_lab_policy_refuses_a_spec_reaching_outside() -> None:
-    spec = target_spec(["198.18.0.0/24", "127.0.0.1", "192.0.2.1"], [], [])
-    with pytest.raises(TargetNotAllowed, match=r"192\.0\.2\.1"):
-        resolve_targets(spec, TargetPolicy.lab(), None)
-
-
-def test_lab_policy_accepts_lab_and_loopback_once_exclusions_apply() -> None:
-    spec = target_spec(["198.17.255.255-198.18.0.3"], ["198.17.255.255"], [])
-    resolved = resolve_targets(spec, TargetPolicy.lab(), None)
-    assert resolved.count() == 4
+# The lab policy's refusals of addresses (a spec reaching outside, exclusions applied first) are the
+# port scan stage's Shazzam probe's: tests/unit/runner/scan/test_stages.py.
 
 
 def test_host_names_in_lab_mode_need_a_dns_server() -> None:
     spec = target_spec(["linux1.sandiego.lab.example.test"], [], [])
     with pytest.raises(TargetSpecError, match="--dns-server"):
-        resolve_targets(spec, TargetPolicy.lab(), None)
+        check_host_names(spec, TargetPolicy.lab())
+    check_host_names(spec, TargetPolicy.lab("198.18.0.15"))  # resolved through it by the probe
+    check_host_names(spec, TargetPolicy.unrestricted())  # the system resolver may answer
+    check_host_names(target_spec(["198.18.0.10"], [], []), TargetPolicy.lab())
 
 
 def test_dns_servers_are_addresses_inside_the_policy() -> None:
@@ -96,10 +91,28 @@ def test_dns_servers_are_addresses_inside_the_policy() -> None:
         name_resolver(["192.0.2.53"], TargetPolicy.lab())
 
 
-def test_system_resolver_outside_the_lab_means_no_names(tmp_path: Path) -> None:
+def test_lab_mode_never_asks_the_system_resolver(tmp_path: Path) -> None:
+    # Not even one inside the lab networks: a stub on 127.0.0.53 forwards the question anywhere.
+    for server in ("192.0.2.53", "127.0.0.53"):
+        conf = tmp_path / "resolv.conf"
+        conf.write_text(f"nameserver {server}\n")
+        resolver, note = name_resolver([], TargetPolicy.lab(), resolv_conf=str(conf))
+        assert resolver is None
+        assert note is not None
+        assert note.startswith("host names not looked up")
+        assert "--dns-server" in note
+    resolver, note = name_resolver([], TargetPolicy.unrestricted(), resolv_conf=str(conf))
+    assert note is None
+    assert resolver is not None
+    assert resolver.servers == ("127.0.0.53",)
+
+
+def test_system_resolver_outside_a_restricted_policy_means_no_names(tmp_path: Path) -> None:
     conf = tmp_path / "resolv.conf"
     conf.write_text("nameserver 192.0.2.53\n")
-    resolver, note = name_resolver([], TargetPolicy.lab(), resolv_conf=str(conf))
+    resolver, note = name_resolver(
+        [], TargetPolicy.only(["198.18.0.0/15"], "lab-like"), resolv_conf=str(conf)
+    )
     assert resolver is None
     assert note is not None
     assert "192.0.2.53" in note

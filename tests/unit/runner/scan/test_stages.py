@@ -1,4 +1,5 @@
-"""``midprobe scan`` runs its stages through the registered probe objects (one code path with the agent)."""
+"""``midprobe scan`` runs its stages through the registered probe objects (one code path with the agent):
+the port scan through the registry's Shazzam probe, the enrichment stages through theirs."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from midprobe.capabilities.errors import MissingCapability
+from midprobe.capabilities.errors import MissingCapability, TargetNotAllowed
 from midprobe.probes.banner import PROBE as BANNER_PROBE
 from midprobe.probes.banner import BannerParams, BannerResult
 from midprobe.probes.base import ProbeContext
@@ -17,11 +18,12 @@ from midprobe.probes.nmap.options import NmapTargets, PortList
 from midprobe.probes.nmap.service_scan import NmapServiceScanParams
 from midprobe.probes.registry import ProbeRegistry, default_registry
 from midprobe.probes.safety import TargetPolicy
+from midprobe.probes.shazzam import PortScan, ShazzamParams, ShazzamProbe, ShazzamResult
 from midprobe.probes.targets import parse_targets
 from midprobe.runner.scan.pipeline import ScanPipeline, ScanSettings
 from midprobe.runner.scan.report import HostReport
-from midprobe.runner.scan.stages import run_probe
-from tests.support.table_engine import TableEngine
+from midprobe.runner.scan.stages import run_probe, start_port_scan
+from tests.support.table_engine import TableEngine, table_registry
 
 SCANNED = ("198.18.0.10", "198.18.0.11", "192.0.2.7")
 
@@ -34,12 +36,14 @@ class RecordingBannerSniff:
 
     def __init__(self) -> None:
         self.asked: list[BannerParams] = []
+        self.policies: list[TargetPolicy] = []
 
     def parse_params(self, source: str, parameters: Mapping[str, str]) -> BannerParams:
         return BANNER_PROBE.parse_params(source, parameters)
 
     async def run(self, params: BannerParams, context: ProbeContext) -> BannerResult:
         self.asked.append(params)
+        self.policies.append(context.policy)
         context.policy.check(params.host)
         return BannerResult(params.host, None, (), 0)
 
@@ -47,54 +51,142 @@ class RecordingBannerSniff:
         return BANNER_PROBE.encode_results(result)
 
 
+class RecordingShazzam:
+    """The real Shazzam probe (scanning with a table engine), keeping what each entry point was given."""
+
+    topic = "Shazzam"
+    required_capabilities: tuple[str, ...] = ()
+
+    def __init__(self, engine: TableEngine) -> None:
+        self.probe = ShazzamProbe(engines=engine.choose)
+        self.scanned: list[tuple[ShazzamParams, ProbeContext]] = []
+
+    def parse_params(self, source: str, parameters: Mapping[str, str]) -> ShazzamParams:
+        return self.probe.parse_params(source, parameters)
+
+    async def scan(self, params: ShazzamParams, context: ProbeContext) -> PortScan:
+        self.scanned.append((params, context))
+        return await self.probe.scan(params, context)
+
+    async def run(self, params: ShazzamParams, context: ProbeContext) -> ShazzamResult:
+        raise AssertionError("midprobe scan streams its port scan: it must not wait for run's whole result")
+
+    def encode_results(self, result: ShazzamResult) -> Sequence[ET.Element]:
+        return self.probe.encode_results(result)
+
+
 def _ssh_engine() -> TableEngine:
     """Port 22 open on the addresses the tests scan (no packets: the port scan is not under test)."""
     return TableEngine(dict.fromkeys(SCANNED, (22,)), refused=())
 
 
-def _scan(settings: ScanSettings, registry: ProbeRegistry, targets: str) -> list[HostReport]:
+def _scan(
+    settings: ScanSettings, registry: ProbeRegistry, targets: str, exclude: str = ""
+) -> list[HostReport]:
     async def run() -> list[HostReport]:
         pipeline = ScanPipeline(settings, registry=registry)
-        return [report async for report in pipeline.run(parse_targets(targets))]
+        return [report async for report in pipeline.run(parse_targets(targets, exclude))]
 
     return asyncio.run(run())
 
 
+def test_the_port_scan_is_the_registered_shazzam_probe_given_the_scan_s_targets_and_ports() -> None:
+    engine = TableEngine({"198.18.0.12": (9100,)}, refused=(22,))
+    shazzam = RecordingShazzam(engine)
+    registry = ProbeRegistry()
+    registry.register(shazzam)
+    policy = TargetPolicy.lab()
+    settings = ScanSettings(
+        ports=(22, 9100),
+        policy=policy,
+        engine="connect",
+        connect_wait_ms=300,
+        retries=1,
+        rate=500.0,
+        sniff_banners=False,
+        queue_size=16,
+    )
+
+    reports = _scan(settings, registry, "198.18.0.10-13", exclude="198.18.0.11")
+
+    ((params, context),) = shazzam.scanned
+    assert str(params.targets) == "198.18.0.10-13 --exclude 198.18.0.11"
+    assert params.ports == (22, 9100)
+    assert (params.engine, params.connect_wait_ms, params.retries, params.rate) == ("connect", 300, 1, 500.0)
+    assert params.scanners == ("GenericTCP",)  # the banners are the BannerSniff stage's
+    assert params.queue_size == 16
+    assert context.policy == policy
+    assert engine.chosen == ["connect"]
+    # What the probe's scan found is what the reports say.
+    assert sorted(report.address for report in reports) == ["198.18.0.10", "198.18.0.12", "198.18.0.13"]
+    printer = next(report for report in reports if report.address == "198.18.0.12")
+    assert (printer.open_tcp_ports, printer.refused_tcp_ports) == ((9100,), (22,))
+
+
+def test_a_target_outside_the_policy_is_refused_by_the_port_scan_probe_before_anything_runs() -> None:
+    banners = RecordingBannerSniff()
+    engine = _ssh_engine()
+    registry = table_registry(engine, banners)
+    settings = ScanSettings(ports=(22,), policy=TargetPolicy.lab())
+
+    with pytest.raises(TargetNotAllowed, match=r"192\.0\.2\.1"):
+        _scan(settings, registry, "198.18.0.0/24 127.0.0.1 192.0.2.1")
+    assert engine.chosen == []  # refused before an engine was even chosen
+    assert engine.consumed == 0
+    assert banners.asked == []
+
+
+def test_the_prepared_port_scan_counts_the_targets_once_exclusions_apply() -> None:
+    engine = _ssh_engine()
+    pipeline = ScanPipeline(
+        ScanSettings(ports=(22,), policy=TargetPolicy.lab()), registry=table_registry(engine)
+    )
+    spec = parse_targets("198.17.255.255-198.18.0.3", "198.17.255.255")
+
+    async def prepare() -> tuple[int, str]:
+        scan = await pipeline.prepare(spec)
+        await scan.aclose()
+        return scan.hosts_scanned, scan.engine
+
+    assert asyncio.run(prepare()) == (4, "table")
+    assert engine.consumed == 0  # prepared, never started
+
+
+def test_a_registry_shazzam_without_the_streaming_entry_point_is_an_error() -> None:
+    class BatchOnlyShazzam(RecordingShazzam):
+        scan = None  # type: ignore[assignment]
+
+    registry = ProbeRegistry()
+    registry.register(BatchOnlyShazzam(_ssh_engine()))
+    params = ScanSettings(ports=(22,)).port_scan_params(parse_targets("198.18.0.10"))
+
+    with pytest.raises(TypeError, match="Shazzam probe BatchOnlyShazzam has no streaming entry point"):
+        asyncio.run(start_port_scan(registry, params, ProbeContext()))
+
+
 def test_the_banner_stage_is_the_registered_probe_given_typed_params() -> None:
     banners = RecordingBannerSniff()
-    registry = ProbeRegistry()
-    registry.register(banners)
-    settings = ScanSettings(ports=(22,), engine=_ssh_engine(), snmp_public=True)
+    registry = table_registry(_ssh_engine(), banners)
+    policy = TargetPolicy.lab()
+    settings = ScanSettings(ports=(22,), policy=policy, snmp_public=True)
 
     reports = _scan(settings, registry, "198.18.0.10-11")
 
     assert sorted(report.address for report in reports) == ["198.18.0.10", "198.18.0.11"]
     assert sorted(params.host for params in banners.asked) == ["198.18.0.10", "198.18.0.11"]
     assert {(params.ports, params.snmp_public) for params in banners.asked} == {((22,), True)}
+    assert banners.policies == [policy, policy]  # the stage checks the scan's policy, as the agent's would
     assert all(report.errors == () for report in reports)
 
 
 def test_a_stage_failure_is_a_line_in_the_host_report() -> None:
-    registry = ProbeRegistry()  # no BannerSniff registered
-    settings = ScanSettings(ports=(22,), engine=_ssh_engine())
+    registry = table_registry(_ssh_engine())  # no BannerSniff registered
+    settings = ScanSettings(ports=(22,))
 
     (report,) = _scan(settings, registry, "198.18.0.10")
 
     assert report.open_tcp_ports == (22,)
-    assert report.errors == ("banner: no probe handles topic 'BannerSniff' (known: none)",)
-
-
-def test_the_probe_refuses_a_target_outside_the_policy_as_the_agent_would() -> None:
-    banners = RecordingBannerSniff()
-    registry = ProbeRegistry()
-    registry.register(banners)
-    settings = ScanSettings(ports=(22,), engine=_ssh_engine(), policy=TargetPolicy.lab())
-
-    (report,) = _scan(settings, registry, "192.0.2.7")
-
-    assert len(report.errors) == 1
-    assert report.errors[0].startswith("banner: ")
-    assert "192.0.2.7" in report.errors[0]
+    assert report.errors == ("banner: no probe handles topic 'BannerSniff' (known: Shazzam)",)
 
 
 def test_a_probe_needing_nmap_does_not_run_without_the_capability() -> None:

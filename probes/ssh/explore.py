@@ -1,0 +1,214 @@
+"""``SSHIdentity`` and ``SSHExplore``: what a Unix host is made of, read over one SSH login.
+
+``SSHIdentity`` (a probe of discovery's identification MultiProbe) runs what makes the host
+unique: its host name, its interfaces with their MACs (``ip -o link``), its addresses
+(``ip -o addr``) and the DMI serial number. ``SSHExplore`` adds the model and manufacturer
+(DMI), the CPUs and the memory. The commands are a data table (``COMMANDS``); the serial number
+is root-only on most hosts, so a plain read that fails is tried once more under sudo, and a
+host that refuses both simply has no serial. Parsing is pure (``inventory``, over
+``probes.ssh.parsers``). Each command answers in the ECC ``<result command=..>`` shape, followed
+by one ``<result><host_exploration ..>`` holding the typed findings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from midprobe.capabilities.errors import SudoFailed
+from midprobe.probes.base import ProbeContext
+from midprobe.probes.ssh.channel import DEFAULT_PATH, CommandOutput
+from midprobe.probes.ssh.command import (
+    SSHOptions,
+    SSHProbeBase,
+    encode_command_output,
+    parse_int,
+    parse_ssh_options,
+    xml_text,
+)
+from midprobe.probes.ssh.known_hosts import KnownHostsStore
+from midprobe.probes.ssh.parsers import (
+    InterfaceAddress,
+    Link,
+    parse_addresses,
+    parse_cpuinfo,
+    parse_dmi_value,
+    parse_hostname,
+    parse_links,
+    parse_meminfo,
+)
+from midprobe.probes.ssh.session import ConnectionInfo
+
+IDENTITY_TOPIC = "SSHIdentity"
+EXPLORE_TOPIC = "SSHExplore"
+_DMI = "/sys/class/dmi/id"
+IDENTITY_COMMANDS: tuple[tuple[str, str], ...] = (
+    ("hostname", "hostname"),
+    ("links", "ip -o link show"),
+    ("addresses", "ip -o addr show"),
+    ("serial", f"cat {_DMI}/product_serial"),
+)
+#: (finding, command) per topic, run in this order on one connection.
+COMMANDS: Mapping[str, tuple[tuple[str, str], ...]] = {
+    IDENTITY_TOPIC: IDENTITY_COMMANDS,
+    EXPLORE_TOPIC: (
+        *IDENTITY_COMMANDS,
+        ("model", f"cat {_DMI}/product_name"),
+        ("manufacturer", f"cat {_DMI}/sys_vendor"),
+        ("cpuinfo", "cat /proc/cpuinfo"),
+        ("meminfo", "cat /proc/meminfo"),
+    ),
+}
+#: Findings only root may read on most hosts: a plain read that fails is run again under sudo.
+ROOT_ONLY: frozenset[str] = frozenset({"serial"})
+_OUTPUT_CAP = 256 * 1024
+
+
+@dataclass(frozen=True)
+class HostInventory:
+    """What the commands said (``None`` / empty where a command failed or printed nothing)."""
+
+    hostname: str | None = None
+    links: tuple[Link, ...] = ()
+    addresses: tuple[InterfaceAddress, ...] = ()
+    serial_number: str | None = None
+    model: str | None = None
+    manufacturer: str | None = None
+    cpu_count: int | None = None
+    cpu_model: str | None = None
+    memory_mb: int | None = None
+
+
+def inventory(outputs: Mapping[str, str | None]) -> HostInventory:
+    """The findings in the commands' stdout, keyed as ``COMMANDS`` names them (pure)."""
+    cpu = parse_cpuinfo(outputs.get("cpuinfo") or "")
+    return HostInventory(
+        hostname=parse_hostname(outputs.get("hostname") or ""),
+        links=parse_links(outputs.get("links") or ""),
+        addresses=parse_addresses(outputs.get("addresses") or ""),
+        serial_number=parse_dmi_value(outputs.get("serial")),
+        model=parse_dmi_value(outputs.get("model")),
+        manufacturer=parse_dmi_value(outputs.get("manufacturer")),
+        cpu_count=cpu.count if cpu else None,
+        cpu_model=cpu.model if cpu else None,
+        memory_mb=parse_meminfo(outputs.get("meminfo") or ""),
+    )
+
+
+@dataclass(frozen=True)
+class SSHExploreParams:
+    options: SSHOptions
+    max_output_bytes: int = _OUTPUT_CAP
+
+
+@dataclass(frozen=True)
+class SSHExploreResult:
+    topic: str
+    outputs: tuple[CommandOutput, ...]
+    found: HostInventory
+    connection: ConnectionInfo
+    credentials_debug: bool = False
+
+
+def encode_inventory(found: HostInventory, connection: ConnectionInfo) -> ET.Element:
+    """``<result><host_exploration hostname=.. serial_number=..><cpu/><memory/><interfaces/><ip_addresses/>``."""
+    element = ET.Element(
+        "result", credential_id=connection.credential_id, host_key=connection.host_key.describe()
+    )
+    attributes = {
+        key: xml_text(value)
+        for key in ("hostname", "serial_number", "model", "manufacturer")
+        if (value := getattr(found, key))
+    }
+    exploration = ET.SubElement(element, "host_exploration", attributes)
+
+    def child(parent: ET.Element, tag: str, **values: str | int | None) -> None:
+        present = {name: xml_text(str(value)) for name, value in values.items() if value is not None}
+        if present:
+            ET.SubElement(parent, tag, present)
+
+    child(exploration, "cpu", count=found.cpu_count, model=found.cpu_model)
+    child(exploration, "memory", mb=found.memory_mb)
+    interfaces = ET.SubElement(exploration, "interfaces")
+    for link in found.links:
+        child(
+            interfaces,
+            "interface",
+            name=link.name,
+            mac=link.mac,
+            kind=link.kind,
+            state=link.state,
+            mtu=link.mtu,
+        )
+    addresses = ET.SubElement(exploration, "ip_addresses")
+    for address in found.addresses:
+        child(
+            addresses,
+            "ip_address",
+            address=address.address,
+            prefix_length=address.prefix_length,
+            interface=address.interface,
+            scope=address.scope,
+        )
+    return element
+
+
+class SSHExploreProbe(SSHProbeBase):
+    """``SSHIdentity`` or ``SSHExplore`` (``topic`` picks the commands run)."""
+
+    def __init__(
+        self, topic: str, known_hosts: KnownHostsStore | None = None, *, strict_host_keys: bool = False
+    ) -> None:
+        super().__init__(known_hosts, strict_host_keys=strict_host_keys)
+        self.topic = topic
+
+    def parse_params(self, source: str, parameters: Mapping[str, str]) -> SSHExploreParams:
+        return SSHExploreParams(
+            options=parse_ssh_options(source, parameters),
+            max_output_bytes=parse_int(
+                parameters, "max_output_bytes", _OUTPUT_CAP, minimum=1024, maximum=64 * 1024 * 1024
+            ),
+        )
+
+    async def run(self, params: SSHExploreParams, context: ProbeContext) -> SSHExploreResult:
+        outputs: list[CommandOutput] = []
+        stdout: dict[str, str | None] = {}
+        options = params.options
+        async with self._connect(options, context) as connection:
+
+            async def run(command: str, *, must_sudo: bool = False) -> CommandOutput:
+                return await connection.run(
+                    command,
+                    must_sudo=must_sudo,
+                    set_path=DEFAULT_PATH,
+                    max_output=params.max_output_bytes,
+                    command_timeout=options.command_timeout_ms / 1000.0,
+                    channel_timeout=options.channel_timeout_ms / 1000.0,
+                )
+
+            for finding, command in COMMANDS[self.topic]:
+                output = await run(command)
+                if output.exit_status != 0 and finding in ROOT_ONLY:
+                    with contextlib.suppress(SudoFailed):  # no sudo here: the host has no readable serial
+                        output = await run(command, must_sudo=True)
+                outputs.append(output)
+                stdout[finding] = output.stdout if output.exit_status == 0 else None
+            info = connection.info
+        return SSHExploreResult(
+            self.topic, tuple(outputs), inventory(stdout), info, options.credentials_debug
+        )
+
+    def encode_results(self, result: SSHExploreResult) -> Sequence[ET.Element]:
+        elements = [
+            encode_command_output(output, result.connection, credentials_debug=result.credentials_debug)
+            for output in result.outputs
+        ]
+        elements.append(encode_inventory(result.found, result.connection))
+        return elements
+
+
+IDENTITY_PROBE = SSHExploreProbe(IDENTITY_TOPIC)
+EXPLORE_PROBE = SSHExploreProbe(EXPLORE_TOPIC)
+PROBES = (IDENTITY_PROBE, EXPLORE_PROBE)

@@ -1,0 +1,133 @@
+"""``midprobe instance``: serve the Table API over HTTPS, and manage the users who may call it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from midprobe.capabilities.errors import ConfigError
+from midprobe.runner.cli.options import TextType, queue_option
+from midprobe.runner.instance.auth import ROLES
+
+PASSWORD_VARIABLE = "MIDPROBE_INSTANCE_PASSWORD"  # noqa: S105  (the variable's name, not a password)
+
+
+class ListenType(TextType):
+    """``HOST:PORT`` (``[IPv6]:PORT``), checked as the option is read."""
+
+    name = "host:port"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from midprobe.runner.instance.serve import parse_listen
+
+        text = super().convert(value, param, ctx)
+        try:
+            return parse_listen(text)
+        except ConfigError as error:
+            self.fail(error.message.removeprefix("--listen: "), param, ctx)
+
+
+@click.group("instance")
+def instance() -> None:
+    """The instance: the ECC queue served over HTTPS as ServiceNow's Table API (docs/instance.md)."""
+
+
+@instance.command("serve")
+@queue_option
+@click.option(
+    "--listen",
+    type=ListenType(),
+    default="127.0.0.1:8443",
+    show_default=True,
+    help="HOST:PORT to listen on ([IPv6]:PORT; port 0 picks a free one).",
+)
+@click.option(
+    "--tls-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of the instance's CA and server certificate, made on first start "
+    "(default: next to a SQLite database, NAME-tls).",
+)
+@click.option(
+    "--cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Serve this PEM certificate (with --key) instead of the instance's own.",
+)
+@click.option(
+    "--key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The unencrypted PEM private key of --cert.",
+)
+def serve_command(
+    queue_url: str, listen: Any, tls_dir: Path | None, cert: Path | None, key: Path | None
+) -> None:
+    """Serve the Table API over HTTPS until SIGTERM; prints the base URL and the CA file agents pin."""
+    from midprobe.runner.instance.serve import ListenAddress, default_tls_folder, serve
+    from midprobe.runner.instance.tls import (
+        check_certificate_pair,
+        ensure_certificates,
+        read_certificate,
+        read_private_key,
+    )
+
+    assert isinstance(listen, ListenAddress)
+    if cert is not None:
+        read_certificate(cert)
+    if key is not None:
+        read_private_key(key)
+    if (cert is None) != (key is None):
+        raise ConfigError("--cert and --key go together")
+    if cert is not None and key is not None:
+        if tls_dir is not None:
+            raise ConfigError("--tls-dir holds the instance's own certificate; give it or --cert/--key")
+        tls = check_certificate_pair(cert, key)
+    else:
+        tls = ensure_certificates(tls_dir or default_tls_folder(queue_url), listen.certificate_hosts)
+
+    def announce(url: str) -> None:
+        click.echo(url)
+        if tls.ca is not None:
+            click.echo(f"CA: {tls.ca.resolve()}")
+
+    serve(queue_url, listen, tls, announce=announce)
+
+
+@instance.group("user")
+def user() -> None:
+    """Users of the Table API (basic auth); passwords come from MIDPROBE_INSTANCE_PASSWORD only."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option(
+    "--role", "roles", type=click.Choice(ROLES), multiple=True, required=True, help="A role (repeatable)."
+)
+@queue_option
+def user_add(name: str, roles: tuple[str, ...], queue_url: str) -> None:
+    """Create user NAME (or replace its password and roles), password from MIDPROBE_INSTANCE_PASSWORD."""
+    from midprobe.runner.instance.auth import check_password, check_user_name, open_users
+
+    check_user_name(name)
+    password = os.environ.get(PASSWORD_VARIABLE)
+    if password is None:
+        raise ConfigError(f"set {PASSWORD_VARIABLE} to the password (it is never read from the command line)")
+    check_password(password)
+    with open_users(queue_url) as users:
+        added = users.add(name, password, roles)
+    click.echo(f"user {added.name}: {', '.join(added.roles)}")
+
+
+@user.command("list")
+@queue_option
+def user_list(queue_url: str) -> None:
+    """List the users and their roles (never a password)."""
+    from midprobe.runner.instance.auth import open_users
+
+    with open_users(queue_url) as users:
+        for found in users.list():
+            click.echo(f"{found.name}\t{','.join(found.roles)}")

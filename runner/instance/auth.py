@@ -1,0 +1,208 @@
+"""The instance's users: names, roles and scrypt password hashes, kept in the queue's database.
+
+One ``--queue URL`` names the queue, the CMDB and the users alike. A password is never stored,
+logged or shown: only ``scrypt$N$r$p$salt$hash``. ``UserStore.authenticate`` checks HTTP basic
+auth; a password it has verified is remembered as an HMAC under a key this process made, so an
+agent polling every second costs one scrypt, not one per request.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import secrets
+import threading
+from dataclasses import dataclass
+from typing import Final
+
+from midprobe.capabilities.errors import ConfigError, CredentialError
+from midprobe.runner.cmdb.database import Clock, Database, SqlStore, open_database
+
+ROLES: Final[tuple[str, ...]] = ("admin", "mid_server")
+"""``admin``: every table operation; ``mid_server``: what a MID does (read, answer with inputs)."""
+
+_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,99}")
+MAX_PASSWORD_LENGTH: Final = 1024
+_SCRYPT_N: Final = 2**14
+_SCRYPT_R: Final = 8
+_SCRYPT_P: Final = 1
+_CACHE_SIZE: Final = 1024
+
+SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS instance_user (
+        name TEXT PRIMARY KEY, roles TEXT NOT NULL, password_hash TEXT NOT NULL, created_on TEXT NOT NULL)""",
+)
+
+
+def check_user_name(name: str) -> str:
+    """Return ``name`` if it is a user name (letters, digits, ``._@-``, at most 100), else ``ConfigError``."""
+    if not isinstance(name, str) or _NAME.fullmatch(name) is None:
+        raise ConfigError(
+            "a user name is 1 to 100 letters, digits, '.', '_', '@' or '-' (starting with a letter or digit)",
+            field="name",
+        )
+    return name
+
+
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise ConfigError(f"{role!r} is not a role ({', '.join(ROLES)})", field="role")
+    return role
+
+
+def check_password(password: str) -> str:
+    """A password may be any text of 1 to ``MAX_PASSWORD_LENGTH`` characters without control characters."""
+    if not password:
+        raise CredentialError("the password is empty", field="password")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise CredentialError(
+            f"the password is longer than {MAX_PASSWORD_LENGTH} characters", field="password"
+        )
+    if any(ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in password):
+        raise CredentialError("the password holds control characters or undecodable bytes", field="password")
+    return password
+
+
+def hash_password(password: str, *, salt: bytes | None = None) -> str:
+    """``scrypt$N$r$p$salt$hash`` (hex) of ``password``, with a fresh 16-byte salt unless given one."""
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, dklen=32)
+    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${salt.hex()}${digest.hex()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """True when ``password`` hashes to ``stored``; a stored value of another shape verifies nothing."""
+    parts = stored.split("$")
+    if len(parts) != 6 or parts[0] != "scrypt":
+        return False
+    try:
+        n, r, p = (int(part) for part in parts[1:4])
+        salt, expected = bytes.fromhex(parts[4]), bytes.fromhex(parts[5])
+        digest = hashlib.scrypt(
+            password.encode(), salt=salt, n=n, r=r, p=p, dklen=len(expected), maxmem=64 * 1024 * 1024
+        )
+    except ValueError:
+        return False
+    return hmac.compare_digest(digest, expected)
+
+
+@dataclass(frozen=True)
+class User:
+    """An instance user: a name and its roles (never its password)."""
+
+    name: str
+    roles: tuple[str, ...]
+
+    def has_role(self, role: str) -> bool:
+        return "admin" in self.roles or role in self.roles
+
+
+def parse_basic_auth(header: str) -> tuple[str, str] | None:
+    """``Basic base64(name:password)`` -> (name, password); ``None`` for anything else."""
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic" or not encoded.strip():
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    name, colon, password = decoded.partition(":")
+    if not colon:
+        return None
+    return name, password
+
+
+class UserStore(SqlStore):
+    """The ``instance_user`` table in the queue's database."""
+
+    schema = SCHEMA
+
+    def __init__(self, database: Database, *, clock: Clock | None = None) -> None:
+        super().__init__(database, clock=clock)
+        self._key = secrets.token_bytes(32)
+        self._verified: dict[tuple[str, str], bytes] = {}
+        self._lock = threading.Lock()
+
+    def add(self, name: str, password: str, roles: tuple[str, ...]) -> User:
+        """Create ``name`` with these roles, or replace its password and roles if it exists."""
+        check_user_name(name)
+        check_password(password)
+        if not roles:
+            raise ConfigError("a user needs at least one role", field="role")
+        for role in roles:
+            check_role(role)
+        ordered = tuple(sorted(set(roles)))
+        stored = hash_password(password)
+        with self._db.transaction() as tx:
+            tx.execute("DELETE FROM instance_user WHERE name = ?", (name,))
+            tx.execute(
+                "INSERT INTO instance_user (name, roles, password_hash, created_on) VALUES (?, ?, ?, ?)",
+                (name, ",".join(ordered), stored, self._now()),
+            )
+        return User(name, ordered)
+
+    def _row(self, name: str) -> tuple[str, str] | None:
+        with self._db.transaction(write=False) as tx:
+            rows = tx.execute("SELECT roles, password_hash FROM instance_user WHERE name = ?", (name,))
+        return (str(rows[0][0]), str(rows[0][1])) if rows else None
+
+    def get(self, name: str) -> User | None:
+        row = self._row(name)
+        return User(name, tuple(row[0].split(","))) if row else None
+
+    def list(self) -> list[User]:
+        with self._db.transaction(write=False) as tx:
+            rows = tx.execute("SELECT name, roles FROM instance_user ORDER BY name")
+        return [User(str(name), tuple(str(roles).split(","))) for name, roles in rows]
+
+    def authenticate(self, name: str, password: str) -> User | None:
+        """The user whose name and password these are, or ``None`` (unknown name, wrong password)."""
+        if _NAME.fullmatch(name) is None or not 0 < len(password) <= MAX_PASSWORD_LENGTH:
+            return None
+        row = self._row(name)
+        if row is None:
+            return None
+        roles, stored = row
+        presented = hmac.new(self._key, password.encode("utf-8", "surrogatepass"), "sha256").digest()
+        with self._lock:
+            remembered = self._verified.get((name, stored))
+        if remembered is None or not hmac.compare_digest(remembered, presented):
+            if not verify_password(password, stored):
+                return None
+            with self._lock:
+                if len(self._verified) >= _CACHE_SIZE:
+                    self._verified.clear()
+                self._verified[(name, stored)] = presented
+        return User(name, tuple(roles.split(",")))
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> UserStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_users(url: str) -> UserStore:
+    """The users of the instance whose queue is ``url``."""
+    return UserStore(open_database(url))
+
+
+__all__ = [
+    "MAX_PASSWORD_LENGTH",
+    "ROLES",
+    "User",
+    "UserStore",
+    "check_password",
+    "check_role",
+    "check_user_name",
+    "hash_password",
+    "open_users",
+    "parse_basic_auth",
+    "verify_password",
+]

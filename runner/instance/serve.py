@@ -1,0 +1,134 @@
+"""Running the instance: the listen address, the TLS folder's default, and uvicorn serving HTTPS.
+
+``serve`` opens the queue and the users, binds the socket itself (so ``--listen HOST:0`` gets a
+free port and the URL printed is the real one), and serves until SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import signal
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from midprobe.capabilities.errors import ConfigError
+from midprobe.runner.instance.tls import TlsFiles
+from midprobe.runner.queue.url import SqliteLocation, parse_queue_url
+
+_WILDCARDS = ("0.0.0.0", "::")  # noqa: S104  (names of the wildcard addresses, compared against, never bound here)
+
+
+@dataclass(frozen=True)
+class ListenAddress:
+    """Where the instance listens: ``host`` (an IP address or a name) and ``port`` (0: any free port)."""
+
+    host: str
+    port: int
+
+    @property
+    def certificate_hosts(self) -> tuple[str, ...]:
+        """The names the server certificate carries: this host (unless a wildcard) and the loopback ones."""
+        names = () if self.host in _WILDCARDS else (self.host,)
+        return (*names, "localhost", "127.0.0.1", "::1")
+
+    def url(self, port: int) -> str:
+        shown = "127.0.0.1" if self.host == "0.0.0.0" else "::1" if self.host == "::" else self.host  # noqa: S104
+        return f"https://[{shown}]:{port}" if ":" in shown else f"https://{shown}:{port}"
+
+
+def parse_listen(text: str) -> ListenAddress:
+    """``HOST:PORT`` or ``[IPv6]:PORT`` -> ``ListenAddress``; ``ConfigError`` naming ``--listen`` if bad."""
+    host, colon, port = text.rpartition(":")
+    if not colon or not host:
+        raise ConfigError(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:8443 or [::1]:8443)", field="--listen")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ConfigError(f"{host!r} is not an IPv6 address", field="--listen") from None
+    elif ":" in host:
+        raise ConfigError("write an IPv6 address in brackets: [::1]:8443", field="--listen")
+    elif not all(part.isascii() and (part.isalnum() or part in ("-", ".")) for part in host):
+        raise ConfigError(f"{host!r} is not a host name or address", field="--listen")
+    if not (port.isascii() and port.isdigit() and int(port) <= 65535):
+        raise ConfigError(f"{port!r} is not a port (0 to 65535)", field="--listen")
+    return ListenAddress(host, int(port))
+
+
+def default_tls_folder(queue_url: str) -> Path:
+    """Next to a SQLite database: ``<folder>/<name>-tls``; any other queue needs ``--tls-dir``."""
+    location = parse_queue_url(queue_url)
+    if isinstance(location, SqliteLocation) and not location.in_memory:
+        database = Path(location.path)
+        return database.parent / f"{database.stem}-tls"
+    raise ConfigError(
+        "give --tls-dir (or --cert and --key): the queue is not a database file", field="--tls-dir"
+    )
+
+
+def bind(address: ListenAddress) -> socket.socket:
+    """A listening TCP socket on ``address`` (``ConfigError`` when the address cannot be bound)."""
+    try:
+        family, kind, protocol, _, where = socket.getaddrinfo(
+            address.host, address.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        listener = socket.socket(family, kind, protocol)
+    except OSError as error:
+        raise ConfigError(
+            f"cannot listen on {address.host}: {error.strerror or error}", field="--listen"
+        ) from None
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(where)
+        listener.listen(128)
+    except OSError as error:
+        listener.close()
+        raise ConfigError(
+            f"cannot listen on {address.host}:{address.port}: {error.strerror or error}", field="--listen"
+        ) from None
+    return listener
+
+
+def serve(
+    queue_url: str,
+    address: ListenAddress,
+    tls: TlsFiles,
+    *,
+    announce: Callable[[str], None],
+    max_body_bytes: int | None = None,
+) -> None:
+    """Serve the Table API over HTTPS on ``address`` until SIGTERM/SIGINT; ``announce`` gets the URL line."""
+    import uvicorn
+
+    from midprobe.runner.instance.api import MAX_BODY_BYTES, create_app
+    from midprobe.runner.instance.auth import open_users
+    from midprobe.runner.queue.url import open_queue
+
+    listener = bind(address)
+    try:
+        with open_queue(queue_url) as queue, open_users(queue_url) as users:
+            app = create_app(queue, users, max_body_bytes=max_body_bytes or MAX_BODY_BYTES)
+            config = uvicorn.Config(
+                app,
+                ssl_certfile=str(tls.certificate),
+                ssl_keyfile=str(tls.key),
+                log_level="warning",
+                lifespan="off",
+                access_log=False,
+            )
+            announce(address.url(listener.getsockname()[1]))
+            # uvicorn shuts down gracefully on SIGTERM, then raises it again for the handler it found:
+            # this one ignores it, so a SIGTERM ends the command with status 0.
+            previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+            try:
+                uvicorn.Server(config).run(sockets=[listener])
+            finally:
+                signal.signal(signal.SIGTERM, previous)
+    finally:
+        listener.close()
+
+
+__all__ = ["ListenAddress", "bind", "default_tls_folder", "parse_listen", "serve"]

@@ -1,0 +1,72 @@
+"""An instance in process: the Table API over a real SQLite queue, called through httpx's ASGI transport."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from midprobe.runner.instance.api import create_app
+from midprobe.runner.instance.auth import UserStore, open_users
+from midprobe.runner.queue.base import EccQueue
+from midprobe.runner.queue.url import open_queue, sqlite_url
+
+ADMIN = ("admin", "admin secret: ok")
+MID = ("mid1", "mid1-password")
+
+
+class Client:
+    """A plain HTTP client of the instance, as a ServiceNow integration calls it (one request at a time)."""
+
+    def __init__(self, app: Starlette, auth: tuple[str, str] | None = ADMIN) -> None:
+        self.app = app
+        self.auth = auth
+
+    def as_user(self, auth: tuple[str, str] | None) -> Client:
+        return Client(self.app, auth)
+
+    def request(self, method: str, path: str, **options: Any) -> httpx.Response:
+        async def send() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app)
+            async with httpx.AsyncClient(transport=transport, base_url="https://instance.test") as client:
+                return await client.request(method, path, auth=self.auth, **options)
+
+        return asyncio.run(send())
+
+    def get(self, path: str, **params: str) -> httpx.Response:
+        return self.request("GET", path, params=params)
+
+    def post(self, path: str, body: object, **options: Any) -> httpx.Response:
+        return self.request("POST", path, json=body, **options)
+
+    def patch(self, path: str, body: object) -> httpx.Response:
+        return self.request("PATCH", path, json=body)
+
+
+@pytest.fixture
+def queue_url(tmp_path: Path) -> str:
+    return sqlite_url(tmp_path / "ecc.db")
+
+
+@pytest.fixture
+def queue(queue_url: str) -> Iterator[EccQueue]:
+    with open_queue(queue_url) as opened:
+        yield opened
+
+
+@pytest.fixture
+def users(queue_url: str) -> Iterator[UserStore]:
+    with open_users(queue_url) as store:
+        store.add(*ADMIN, roles=("admin",))
+        store.add(*MID, roles=("mid_server",))
+        yield store
+
+
+@pytest.fixture
+def api(queue: EccQueue, users: UserStore) -> Client:
+    return Client(create_app(queue, users, max_body_bytes=64 * 1024, scan_cap=50))

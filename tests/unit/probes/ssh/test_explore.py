@@ -1,0 +1,72 @@
+"""SSHIdentity / SSHExplore: the commands' recorded stdout read into a host inventory (pure)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from midprobe.probes.ssh.explore import COMMANDS, EXPLORE_TOPIC, IDENTITY_TOPIC, ROOT_ONLY, inventory
+from midprobe.probes.ssh.parsers import Link, parse_dmi_value, parse_links
+
+RECORDED = Path(__file__).resolve().parents[4] / "fixtures" / "ssh" / "debian12-explore"
+
+
+def _recorded() -> dict[str, str | None]:
+    """Each exploration command's recorded stdout; None where the test bed could not read it (no DMI)."""
+    names = [name for name, _ in COMMANDS[EXPLORE_TOPIC]]
+    return {
+        name: (RECORDED / f"{name}.txt").read_text() if (RECORDED / f"{name}.txt").exists() else None
+        for name in names
+    }
+
+
+def test_identity_runs_a_subset_of_exploration_and_only_the_serial_needs_root() -> None:
+    identity = dict(COMMANDS[IDENTITY_TOPIC])
+    explore = dict(COMMANDS[EXPLORE_TOPIC])
+    assert identity.items() <= explore.items()
+    assert {"hostname", "links", "addresses", "serial"} == set(identity)
+    assert set(identity) >= ROOT_ONLY
+
+
+def test_the_recorded_host_gives_its_links_with_macs_addresses_cpus_and_memory() -> None:
+    found = inventory(_recorded())
+    assert found.hostname == "sshtest"
+    assert [(link.name, link.kind, link.state) for link in found.links] == [
+        ("lo", "loopback", "UNKNOWN"),
+        ("eth0peer", "ether", "UP"),
+        ("eth0", "ether", "UP"),
+    ]
+    eth0 = next(link for link in found.links if link.name == "eth0")
+    assert eth0.mac == "a2:82:3e:e8:c4:b3"
+    assert eth0.mtu == 1500
+    assert next(link for link in found.links if link.name == "lo").loopback
+    assert ("198.18.0.10", 24, "eth0") in {(a.address, a.prefix_length, a.interface) for a in found.addresses}
+    assert found.cpu_count is not None
+    assert found.cpu_count >= 1
+    assert found.memory_mb is not None
+    assert found.memory_mb > 0
+    assert (found.serial_number, found.model, found.manufacturer) == (None, None, None)  # no DMI there
+
+
+def test_dmi_files_are_read_trimmed_and_blank_ones_are_nothing() -> None:
+    assert parse_dmi_value("VMware-56 4d 2a 1b\n") == "VMware-56 4d 2a 1b"
+    assert parse_dmi_value("\n") is None
+    assert parse_dmi_value(None) is None
+    assert parse_dmi_value("bad\x07") is None
+    found = inventory({"serial": "PF2ABCDE\n", "model": "ThinkSystem SR630\n", "manufacturer": "Lenovo\n"})
+    assert (found.serial_number, found.model, found.manufacturer) == (
+        "PF2ABCDE",
+        "ThinkSystem SR630",
+        "Lenovo",
+    )
+
+
+def test_links_without_a_mac_and_odd_lines() -> None:
+    text = (
+        "4: wg0: <POINTOPOINT,NOARP,UP,LOWER_UP> mtu 1420 qdisc noqueue state UNKNOWN mode DEFAULT\\    link/none \n"
+        "not a link line\n"
+        "5: bond0: <BROADCAST,MULTICAST,MASTER> mtu 1500 state DOWN\\    link/ether 02:00:00:00:00:05 brd ff:ff:ff:ff:ff:ff\n"
+    )
+    assert parse_links(text) == (
+        Link("wg0", None, "none", "UNKNOWN", 1420),
+        Link("bond0", "02:00:00:00:00:05", "ether", "DOWN", 1500),
+    )

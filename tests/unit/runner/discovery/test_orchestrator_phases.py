@@ -1,0 +1,140 @@
+"""A discovery through a real SQLite queue, with no network: classification, identification, exploration.
+
+The Shazzam output is answered with a recorded Shazzam result; every later output is answered by
+the real probe runner, whose SNMP probes talk to a replayed real switch (snmpsim-data's HP ProCurve
+recording, an odd position of its folder) through the real client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from midprobe.probes.credentials import CredentialStore, Secret, SNMPCommunityCredential
+from midprobe.probes.registry import ProbeRegistry
+from midprobe.probes.safety import TargetPolicy
+from midprobe.probes.snmp.classify import SnmpClassifyProbe
+from midprobe.probes.snmp.explore import EXPLORE_TOPIC, IDENTITY_TOPIC, SnmpExploreProbe
+from midprobe.probes.snmp.replay import ReplayAgent
+from midprobe.runner.agent.probe_runner import AgentIdentity, ProbeRunner
+from midprobe.runner.cmdb.database import open_database
+from midprobe.runner.cmdb.model import DiscoveredDevice, NetworkInterface
+from midprobe.runner.cmdb.store import CmdbStore
+from midprobe.runner.discovery.orchestrator import Orchestrator
+from midprobe.runner.discovery.schedule import Schedule
+from midprobe.runner.discovery.status import StatusStore
+from midprobe.runner.ecc.builders import new_input_record
+from midprobe.runner.ecc.payload import MultiProbePayload, decode_output_payload
+from midprobe.runner.ecc.record import EccRecord
+from midprobe.runner.queue.base import AgentRegistration
+from midprobe.runner.queue.url import open_queue, sqlite_url
+from tests.support.recordings import recorded_varbinds
+
+SWITCH = "198.18.0.11"
+COMMUNITY = "lab-community"
+RECORDING = "network/switch/hpe-procurve-516733-b21.snmprec.bz2"
+#: The neighbour the recorded switch sees on port 17 over LLDP (its chassis MAC).
+NEXUS_MAC = "8c:60:4f:19:16:3a"
+
+
+def _shazzam_answer() -> list[ET.Element]:
+    result = ET.Element("result")
+    host = ET.SubElement(result, "host", ip=SWITCH, alive="true", active="true", hostName="", domainName="")
+    ET.SubElement(host, "scanner", name="GenericTCP", port="22", protocol="tcp", result="refused")
+    return [result]
+
+
+def _runner() -> ProbeRunner:
+    agent = ReplayAgent(recorded_varbinds(RECORDING), communities={COMMUNITY})
+    registry = ProbeRegistry()
+    for probe in (
+        SnmpClassifyProbe(opener=agent),
+        SnmpExploreProbe(topic=IDENTITY_TOPIC, opener=agent),
+        SnmpExploreProbe(topic=EXPLORE_TOPIC, opener=agent),
+    ):
+        registry.register(probe)
+    store = CredentialStore(
+        [SNMPCommunityCredential(id="lab-ro", community=Secret(COMMUNITY), order=1)],
+        snmp_public_fallback=False,
+    )
+    return ProbeRunner(registry, AgentIdentity("lab1"), policy=TargetPolicy.lab(), credentials=store)
+
+
+def test_a_switch_is_identified_by_its_serial_explored_and_related_to_its_neighbour(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "ecc.db")
+    runner = _runner()
+    with contextlib.ExitStack() as stack, open_queue(url) as queue:
+        database = open_database(url)
+        cmdb = CmdbStore(database)
+        stack.callback(cmdb.close)
+        known_device = cmdb.reconcile(
+            DiscoveredDevice(
+                "cmdb_ci_ip_switch", "NWPU-CA-5548-01", interfaces=(NetworkInterface("mgmt0", NEXUS_MAC),)
+            )
+        )
+        status = StatusStore(database)
+        queue.register_agent(AgentRegistration("lab1"))
+        orchestrator = Orchestrator(queue, status, cmdb)
+        status_id = orchestrator.start(Schedule("t", (f"{SWITCH}/32",), behaviour=("snmp",), batch_size=256))
+
+        topics: list[str] = []
+        for _ in range(10):  # scanning, classification, identification, exploration: bounded passes
+            for output in queue.list(queue_side="output", state="ready"):
+                topics.append(output.topic)
+                if output.topic == "Shazzam":
+                    answer = new_input_record(
+                        output, agent=output.agent, results=_shazzam_answer(), probe_time_ms=1
+                    )
+                else:
+                    answer = asyncio.run(runner.answer(output))
+                queue.complete(output.sys_id, answer)
+            if orchestrator.advance(status_id).done:
+                break
+        assert topics == ["Shazzam", "SNMPClassify", "MultiProbe", "SNMPExplore"]
+        _check(status_id, status, cmdb, known_device.ci or "", queue.list(limit=1000))
+
+
+def _check(
+    status_id: str,
+    status: StatusStore,
+    cmdb: CmdbStore,
+    known: str,
+    records: list[EccRecord],
+) -> None:
+    """What a user sees afterwards: the status counts and log, the queue's records, the CMDB."""
+    (multiprobe,) = [r for r in records if r.topic == "MultiProbe" and r.queue == "output"]
+    state = status.get(status_id)
+    assert state.state == "Completed"
+    for phase in ("scanning", "classification", "identification", "exploration"):
+        assert vars(state.phases[phase]) == {"started": 1, "completed": 1, "error": 0}, phase
+    assert {record.agent_correlator for record in records} == {status_id}
+    request = decode_output_payload(multiprobe.payload)
+    assert isinstance(request, MultiProbePayload)
+    assert [probe.topic for probe in request.probes] == [IDENTITY_TOPIC]
+    assert {p.name: p.value for p in request.parameters}[
+        "credential_id"
+    ] == "lab-ro"  # the one that classified
+
+    (ci,) = [item for item in cmdb.list_cis() if item.sys_id != known]
+    assert (ci.serial_number, ci.attributes["model_id"], ci.attributes["manufacturer"]) == (
+        "3C421900TX",
+        "516733-B21",
+        "Hewlett-Packard",
+    )
+    assert ci.attributes["firmware_version"] == "Z.14.09"
+    assert ci.interfaces
+    assert all(interface.mac_address for interface in ci.interfaces if interface.ip_addresses)
+    assert "222.24.210.177" in ci.ip_addresses
+    assert "127.0.0.1" not in ci.ip_addresses
+    (relation,) = cmdb.relations(ci.sys_id)
+    assert (relation.parent, relation.child, relation.type) == (
+        ci.sys_id,
+        known,
+        "Connects to::Connected by",
+    )
+    said = [entry["message"] for entry in status.device_log(status_id) if entry["device"] == SWITCH]
+    assert any(m.startswith("SNMPIdentity found serial 3C421900TX") for m in said), said
+    assert f"Connects to NWPU-CA-5548-01 on port 17 (LLDP), CI {known}" in said, said
+    assert any("is not in the CMDB" in m for m in said)  # the recording's other neighbours are unknown
