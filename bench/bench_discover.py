@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT))
 
 from headline import headline  # noqa: E402
 
-from midprobe.runner.cli.demo import lab_credentials_toml  # noqa: E402
 from midprobe.runner.cmdb import open_cmdb  # noqa: E402
 from midprobe.runner.lab import Lab  # noqa: E402
+from midprobe.runner.lab.credentials_file import lab_credentials_toml  # noqa: E402
 from midprobe.runner.queue.url import open_queue, sqlite_url  # noqa: E402
 
 MIDPROBE = [sys.executable, "-m", "midprobe.runner"]

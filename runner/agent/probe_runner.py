@@ -48,6 +48,20 @@ log = get_logger("midprobe.runner")
 TIMEOUT_PARAMETER = "probe_timeout_ms"
 #: Parameters the runner itself reads; probes never see them (they are still echoed back).
 RUNNER_PARAMETERS = frozenset({TIMEOUT_PARAMETER})
+
+
+def probe_parameters(name: str, parameters: Mapping[str, str]) -> dict[str, str]:
+    """What a probe's parser gets: the request's parameters without the runner's own, plus its name.
+
+    docs/ecc-reference.md: the record's name is the probe name (for SSHCommand, the command itself);
+    a ``name`` parameter carries it when it is too long for the field.
+    """
+    given = {key: value for key, value in parameters.items() if key not in RUNNER_PARAMETERS}
+    if name:
+        given.setdefault("name", name)
+    return given
+
+
 #: Several probes in one request (payload root ``<probes>``), as ServiceNow's identification does.
 MULTIPROBE_TOPIC = "MultiProbe"
 
@@ -150,12 +164,7 @@ class ProbeRunner:
             refusal = self.identity.routing_check(topic, source, parameters)
             if refusal:
                 raise ProbeParameterError(refusal)
-        probe_parameters = {k: v for k, v in parameters.items() if k not in RUNNER_PARAMETERS}
-        # docs/ecc-reference.md: the record's name is the probe name (for SSHCommand, the command itself);
-        # a `name` parameter carries it when it is too long for the field.
-        if name:
-            probe_parameters.setdefault("name", name)
-        typed = probe.parse_params(source, probe_parameters)
+        typed = probe.parse_params(source, probe_parameters(name, parameters))
         context = ProbeContext(
             agent_name=self.identity.name,
             deadline=deadline,

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from midprobe.capabilities.errors import LabError
 from midprobe.runner.lab import Lab
+from midprobe.runner.lab.credentials_file import lab_credentials_toml
 from midprobe.runner.queue.url import sqlite_url
 
 DEMO_AGENT = "demo-mid"
@@ -30,31 +31,6 @@ def _midprobe_command() -> str:
     if on_path is not None and Path(on_path).resolve() == installed.resolve():
         return "midprobe"
     return str(installed) if installed.exists() else "midprobe"
-
-
-def lab_credentials_toml(lab: Lab) -> str:
-    """The lab's generated credentials in the credentials file format (SSH scoped to the Linux server)."""
-    creds = lab.credentials
-    servers = [host.address for host in lab.hosts if host.profile.startswith("linux")]
-    lines = [
-        "[[credential]]",
-        'id = "lab-ssh"',
-        'type = "ssh_password"',
-        f'user = "{creds.ssh_user}"',
-        f'password = "{creds.ssh_password}"',
-        "ip_ranges = [" + ", ".join(f'"{address}/32"' for address in servers) + "]",
-        "",
-        "[[credential]]",
-        'id = "lab-v3"',
-        'type = "snmpv3"',
-        f'user = "{creds.snmpv3_user}"',
-        f'auth_protocol = "{creds.snmpv3_auth_protocol}"',
-        f'auth_key = "{creds.snmpv3_auth_key}"',
-        f'priv_protocol = "{creds.snmpv3_priv_protocol}"',
-        f'priv_key = "{creds.snmpv3_priv_key}"',
-        "",
-    ]
-    return "\n".join(lines)
 
 
 def _in_lab(lab: Lab, *args: str, timeout: float = 600) -> str:

@@ -11,11 +11,22 @@ from rich.markup import escape as escape_markup
 from rich.table import Table
 
 from midprobe.capabilities.errors import ConfigError
+from midprobe.runner.agent.request_check import check_request
 from midprobe.runner.cli.options import integer, queue_option
 from midprobe.runner.cli.text import shown
 from midprobe.runner.ecc.builders import new_output_record
 from midprobe.runner.ecc.payload import pretty_payload
-from midprobe.runner.ecc.record import QUEUE_SIDES, STATES, EccRecord, check_request_text, check_sys_id
+from midprobe.runner.ecc.record import (
+    QUEUE_PROCESSING_TOPIC,
+    QUEUE_SIDES,
+    STATES,
+    EccRecord,
+    check_request_text,
+    check_sys_id,
+    check_sys_id_prefix,
+    is_sys_id,
+)
+from midprobe.runner.queue.base import EccQueue
 from midprobe.runner.queue.url import open_queue
 
 
@@ -38,7 +49,9 @@ def ecc() -> None:
 @queue_option
 @click.option("--agent", required=True, help="MID name: NAME or mid.server.NAME (mid.server.* = any agent).")
 @click.option(
-    "--topic", required=True, help="Probe topic, e.g. Shazzam, SSHCommand, SNMP, DNS, HeartbeatProbe."
+    "--topic",
+    required=True,
+    help="Probe topic, one midprobe's probes handle: Shazzam, SSHCommand, SNMP, DNS, ... (docs/topics.md).",
 )
 @click.option("--source", default="", help="The target: an address, a range, a CIDR, a host name.")
 @click.option("--name", "record_name", default=None, help="Probe name (default: the topic).")
@@ -61,16 +74,24 @@ def enqueue(
     priority: int,
     correlator: str,
 ) -> None:
-    """Put one probe request on the queue and print its sys_id."""
+    """Put one probe request on the queue and print its sys_id.
+
+    The topic must be one midprobe's probes handle, and the source and parameters must pass that
+    probe's checks (as the agent will run them); a parameter the probe does not read is refused.
+    """
+    parameters = _parse_params(params)
     record = new_output_record(
         agent=agent,
         topic=topic,
         source=source,
         name=record_name,
-        parameters=_parse_params(params),
+        parameters=parameters,
         priority=priority,
         agent_correlator=correlator,
     )
+    from midprobe.probes.registry import default_registry  # the probes: only for enqueue
+
+    check_request(default_registry(), record.topic, record.name, record.source, parameters)
     with open_queue(queue_url) as queue:
         click.echo(queue.enqueue(record))
 
@@ -86,6 +107,12 @@ def enqueue(
 @click.option("--response-to", default=None, metavar="SYS_ID", help="Only the inputs answering this output.")
 @click.option("--limit", type=integer(1, 1_000_000), default=1000, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="A JSON array of records keyed by ECC field names.")
+@click.option(
+    "--all",
+    "show_claims",
+    is_flag=True,
+    help=f"Also list the agents' claim records (topic {QUEUE_PROCESSING_TOPIC}), hidden otherwise.",
+)
 def list_records(
     queue_url: str,
     queue_side: str | None,
@@ -95,13 +122,14 @@ def list_records(
     response_to: str | None,
     limit: int,
     as_json: bool,
+    show_claims: bool,
 ) -> None:
-    """List ECC records, oldest first."""
+    """List ECC records, oldest first (without the agents' claim records unless --all or --topic asks)."""
     if response_to is not None:
         check_sys_id(response_to, field_name="--response-to")
     if topic is not None:
         check_request_text(topic, field_name="--topic")
-    with open_queue(queue_url) as queue:
+    with open_queue(queue_url, must_exist=True) as queue:
         records = queue.list(
             queue_side=queue_side,  # type: ignore[arg-type]
             state=state,  # type: ignore[arg-type]
@@ -109,6 +137,7 @@ def list_records(
             topic=topic,
             response_to=response_to,
             limit=limit,
+            exclude_topic=None if show_claims or topic is not None else QUEUE_PROCESSING_TOPIC,
         )
     if as_json:
         click.echo(json.dumps([record.as_dict() for record in records], indent=2))
@@ -151,16 +180,34 @@ def _print_table(records: list[EccRecord]) -> None:
     Console(width=None if sys.stdout.isatty() else 250).print(table)
 
 
+#: Records named when a sys_id prefix is ambiguous.
+_CANDIDATES_SHOWN = 10
+
+
+def _by_sys_id(queue: EccQueue, sys_id: str) -> EccRecord:
+    """The record whose sys_id is ``sys_id`` or, uniquely, starts with it (``ConfigError`` otherwise)."""
+    prefix = check_sys_id_prefix(sys_id.lower(), field_name="SYS_ID")
+    found = queue.list(sys_id_prefix=prefix, limit=_CANDIDATES_SHOWN + 1)
+    if not found:
+        raise ConfigError(
+            f"no record with sys_id {prefix}{'' if is_sys_id(prefix) else '...'} in {queue.url}"
+        )
+    if len(found) > 1:
+        shown_ids = ", ".join(record.sys_id for record in found[:_CANDIDATES_SHOWN])
+        more = " and more" if len(found) > _CANDIDATES_SHOWN else ""
+        raise ConfigError(
+            f"sys_id {prefix}... is ambiguous: {shown_ids}{more}; give more characters", field="SYS_ID"
+        )
+    return found[0]
+
+
 @ecc.command("show")
 @click.argument("sys_id")
 @queue_option
 def show(sys_id: str, queue_url: str) -> None:
-    """Show one record with its payload pretty-printed."""
-    check_sys_id(sys_id, field_name="SYS_ID")
-    with open_queue(queue_url) as queue:
-        record = queue.get(sys_id)
-        if record is None:
-            raise ConfigError(f"no record with sys_id {sys_id} in {queue.url}")
+    """Show one record with its payload pretty-printed; SYS_ID may be the start of one (unique)."""
+    with open_queue(queue_url, must_exist=True) as queue:
+        record = _by_sys_id(queue, sys_id)
         payload = queue.read_payload(record)
     for key, value in record.as_dict().items():
         if key != "payload":

@@ -16,7 +16,9 @@ import click
 from midprobe.capabilities.errors import LabError
 from midprobe.runner.cli.options import integer
 from midprobe.runner.lab import Lab, LabRecord, cleanup_leftovers, list_labs
+from midprobe.runner.lab.credentials_file import lab_credentials_toml
 from midprobe.runner.lab.lab import MAX_EXTRA_HOSTS, teardown
+from midprobe.runner.lab.neighbours import neighbour_report, read_ntables
 from midprobe.runner.lab.profiles import load_profile
 
 _prefix_option = click.option(
@@ -49,17 +51,31 @@ def up(extra_hosts: int, profile: Path | None, large: bool, prefix: str | None, 
     if others:
         click.echo(f"note: other labs are running too ({', '.join(others)}); this one is separate.")
     _print_lab(started, credentials=True)
-    click.echo(
-        f"\nenter it: midprobe lab exec --prefix {started.prefix} -- CMD ...; remove it: midprobe lab down"
-    )
+    # With other labs about, a plain `lab down` may not know which one is meant: name it.
+    down = f"midprobe lab down --prefix {started.prefix}" if others else "midprobe lab down"
+    click.echo(f"\nenter it: midprobe lab exec --prefix {started.prefix} -- CMD ...; remove it: {down}")
 
 
 @lab.command("status")
 @_prefix_option
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON (credentials included).")
 @click.option("--credentials", "show_credentials", is_flag=True, help="Also print the credentials.")
-def status(prefix: str | None, as_json: bool, show_credentials: bool) -> None:
+@click.option(
+    "--credentials-toml",
+    "credentials_toml",
+    is_flag=True,
+    help="Print only the running lab's credentials, as a credentials TOML file for scan --credentials "
+    "(midprobe lab status --credentials-toml > creds.toml).",
+)
+def status(prefix: str | None, as_json: bool, show_credentials: bool, credentials_toml: bool) -> None:
     """List the labs on this machine; with one running lab (or --prefix), show its hosts."""
+    if credentials_toml:
+        if as_json or show_credentials:
+            raise LabError(
+                "--credentials-toml prints the credentials file alone: leave out --json and --credentials"
+            )
+        click.echo(lab_credentials_toml(Lab.attach(_pick(prefix).prefix)), nl=False)
+        return
     records = list_labs()
     chosen = [r for r in records if r.prefix == prefix] if prefix else records
     if prefix and not chosen:
@@ -75,6 +91,8 @@ def status(prefix: str | None, as_json: bool, show_credentials: bool) -> None:
         return
     for record in chosen:
         click.echo(f"{record.prefix}  {record.status:<9} {_owner_text(record)}")
+    for line in neighbour_report(read_ntables()):
+        click.echo(line)
     up_labs = [r for r in chosen if r.state is not None and r.status == "up"]
     if len(up_labs) == 1:
         click.echo("")

@@ -27,8 +27,9 @@ from midprobe.probes.safety import LOOPBACK, TargetPolicy, require_lab_namespace
 from midprobe.probes.shazzam import DEFAULT_PORTS
 from midprobe.probes.targets import TargetSpec
 from midprobe.probes.tcpscan.engine import ENGINE_CHOICES
+from midprobe.runner.cli.nmap_flags import NmapFlagsCommand
 from midprobe.runner.cli.options import OUTPUT_FILE, NumberType, integer, seconds
-from midprobe.runner.scan.pipeline import ScanPipeline, ScanSettings
+from midprobe.runner.scan.pipeline import ScanPipeline, ScanSettings, ScanStats
 from midprobe.runner.scan.plan import (
     CredentialSource,
     check_host_names,
@@ -44,7 +45,9 @@ from midprobe.runner.scan.render import (
     ProgressDisplay,
     ScanHeader,
     make_writer,
+    summary_line,
 )
+from midprobe.runner.scan.timing import TIMING_CHOICES, timing_template
 
 #: Threads for blocking work the stages hand off (python-nmap; paramiko has its own pool).
 BLOCKING_THREADS = 16
@@ -84,7 +87,12 @@ async def _run(
     output_format: Format,
     output_path: Path | None,
     dns_note: str | None,
-) -> None:
+    verbose_timing: str | None = None,
+) -> ScanStats:
+    """Prepare the scan (targets resolved and checked), then write its reports.
+
+    ``verbose_timing`` (``-v``): the timing, for the line saying what is scanned how, on stderr.
+    """
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(BLOCKING_THREADS, "midprobe-scan"))
     pipeline = ScanPipeline(settings)
     policy = settings.policy
@@ -103,22 +111,51 @@ async def _run(
         )
         if policy.lab_mode and (lab_dns or spec.host_names or spec.first_outside(LOOPBACK) is not None):
             require_lab_namespace()  # everything else checked: the last word before the first packet
-        with _output(output_path) as stream:
-            writer = make_writer(output_format, stream)
-            with ProgressDisplay(count, stdout_is_output=stream is None) as progress:
-                pipeline.on_progress = progress.update
-                writer.begin(header)
-                try:
-                    async for report in pipeline.reports(scan):
-                        writer.write(report)
-                finally:
-                    # Also on an error or Ctrl-C: the output stays a complete document (ECC XML closes).
-                    writer.end(pipeline.stats)
+        if verbose_timing is not None:
+            click.echo(
+                f"midprobe: scanning {count:,} address(es), {len(settings.ports)} TCP port(s) with the "
+                f"{scan.engine} engine, timing {verbose_timing}",
+                err=True,
+            )
+        with (
+            _output(output_path) as stream,
+            ProgressDisplay(count, stdout_is_output=stream is None) as progress,
+        ):
+            # On the bar's terminal the table prints through the bar's console, above the bar.
+            writer = make_writer(output_format, stream, console=progress.console)
+            pipeline.on_progress = progress.update
+            writer.begin(header)
+            complete = False
+            try:
+                async for report in pipeline.reports(scan):
+                    writer.write(report)
+                complete = True
+            finally:
+                # Also on an error or Ctrl-C: the output stays a whole document (ECC XML closes)
+                # that says it is incomplete, instead of claiming every address was scanned.
+                writer.end(pipeline.stats, complete=complete)
     finally:
         await scan.aclose()  # a scan refused here never started; one that ran is stopped
+    # The table ends with the summary; any other output gets it on stderr when asked for.
+    if verbose_timing is not None and not (output_format == "table" and output_path is None):
+        click.echo(f"midprobe: {summary_line(pipeline.stats)}", err=True)
+    return pipeline.stats
 
 
-@click.command("scan")
+def _engine_choice(engine: str, *, syn_scan: bool, connect_scan: bool) -> str:
+    """``--engine``, or what nmap's ``-sS``/``-sT`` asked for; two different answers are an error."""
+    asked = {name for name, flag in (("syn", syn_scan), ("connect", connect_scan)) if flag}
+    if engine != "auto":
+        asked.add(engine)
+    if len(asked) > 1:
+        flags = " and ".join(
+            [f"--engine {engine}"] * (engine != "auto") + ["-sS"] * syn_scan + ["-sT"] * connect_scan
+        )
+        raise ConfigError(f"{flags} ask for different scan engines: give one", field="--engine")
+    return asked.pop() if asked else engine
+
+
+@click.command("scan", cls=NmapFlagsCommand)
 @click.argument("targets", nargs=-1)
 @click.option(
     "-p",
@@ -145,11 +182,12 @@ async def _run(
 )
 @click.option(
     "--nmap",
+    "-sV",
     "nmap_services",
     is_flag=True,
     help="nmap service/version detection (-sV) on the open ports (needs nmap).",
 )
-@click.option("--os", "nmap_os", is_flag=True, help="nmap OS detection (-O) (needs nmap and root).")
+@click.option("--os", "-O", "nmap_os", is_flag=True, help="nmap OS detection (-O) (needs nmap and root).")
 @click.option(
     "--dns-server",
     "dns_servers",
@@ -187,7 +225,7 @@ async def _run(
     type=NumberType(NumberRange(0.001, 10_000_000)),
     default=None,
     metavar="N",
-    help="At most N port probes per second.",
+    help="At most N port probes per second.  [default: no limit, or -T's]",
 )
 @click.option(
     "--engine",
@@ -196,21 +234,36 @@ async def _run(
     show_default=True,
     help="Port scan engine: syn (raw sockets), connect, or auto (syn when allowed).",
 )
+@click.option("-sS", "syn_scan", is_flag=True, help="nmap's name for --engine syn.")
+@click.option("-sT", "connect_scan", is_flag=True, help="nmap's name for --engine connect.")
+@click.option(
+    "-Pn",
+    "no_ping",
+    is_flag=True,
+    help="Accepted for nmap's sake: midprobe scan never pings first, every address is port-scanned.",
+)
+@click.option(
+    "-T",
+    "timing",
+    type=click.Choice(TIMING_CHOICES),
+    default=None,
+    metavar="0-5",
+    help="nmap's timing template (-T4, -T aggressive): sets --wait, --retries and --rate "
+    "when they are not given (docs/scan.md). Default: 3 (normal).",
+)
 @click.option(
     "--wait",
     "wait_ms",
     type=integer(1, 60_000),
-    default=1000,
-    show_default=True,
+    default=None,
     metavar="MS",
-    help="Longest wait for one port's answer.",
+    help="Longest wait for one port's answer.  [default: 1000, or -T's]",
 )
 @click.option(
     "--retries",
     type=integer(0, 10),
-    default=2,
-    show_default=True,
-    help="Probes resent to a port that did not answer.",
+    default=None,
+    help="Probes resent to a port that did not answer.  [default: 2, or -T's]",
 )
 @click.option("--no-banners", is_flag=True, help="Do not read banners on the open ports.")
 @click.option(
@@ -257,6 +310,12 @@ async def _run(
     metavar="SECONDS",
     help="Longest time spent enriching one host.",
 )
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Say on stderr what is scanned how before the scan, and the summary after it.",
+)
 def scan(
     targets: tuple[str, ...],
     ports_text: str,
@@ -272,8 +331,12 @@ def scan(
     yes: bool,
     rate: float | None,
     engine: str,
-    wait_ms: int,
-    retries: int,
+    syn_scan: bool,
+    connect_scan: bool,
+    no_ping: bool,
+    timing: str | None,
+    wait_ms: int | None,
+    retries: int | None,
     no_banners: bool,
     snmp_public: bool,
     credential_files: tuple[Path, ...],
@@ -281,12 +344,16 @@ def scan(
     snmp_credential_files: tuple[Path, ...],
     concurrency: int,
     host_timeout: float,
+    verbose: bool,
 ) -> None:
     """Scan TARGETS (nmap syntax: 198.18.0.0/24, 10.0.0.1-20, host names, IPv6) and classify each host.
 
     Each host that answers is reported as soon as it is done: open TCP ports, banners, its DNS name,
     the CMDB class the classifier chose and the evidence for it; with --credentials also what SSH and
     SNMP tell. Reports stream, so a /16 never sits in memory.
+
+    nmap's -sS, -sT, -sV, -O, -Pn, -T<0-5>, -v, -n, -p and -iL mean what they mean in nmap; its
+    other flags are answered with the midprobe option to use.
     """
     base_policy = TargetPolicy.lab() if lab_mode else TargetPolicy.unrestricted()
     ports = _tcp_ports(ports_text)
@@ -300,6 +367,8 @@ def scan(
         replace(base_policy, name_server=resolver.servers[0]) if dns_servers and resolver else base_policy
     )
     check_host_names(spec, policy)
+    knobs = timing_template(timing).overridden(wait_ms=wait_ms, retries=retries, rate=rate)
+    chosen_engine = _engine_choice(engine, syn_scan=syn_scan, connect_scan=connect_scan)
     nmap_syn = require_nmap(services=nmap_services, os_detection=nmap_os)
     store = load_credentials(
         [CredentialSource(path) for path in credential_files]
@@ -309,10 +378,10 @@ def scan(
     settings = ScanSettings(
         ports=ports,
         policy=policy,
-        engine=engine,
-        connect_wait_ms=wait_ms,
-        retries=retries,
-        rate=rate,
+        engine=chosen_engine,
+        connect_wait_ms=knobs.wait_ms,
+        retries=knobs.retries,
+        rate=knobs.rate,
         sniff_banners=not no_banners,
         snmp_public=snmp_public,
         resolver=None if no_dns else resolver,
@@ -332,5 +401,6 @@ def scan(
             output_format=cast(Format, output_format),
             output_path=output_path,
             dns_note=note,
+            verbose_timing=knobs.describe() if verbose else None,
         )
     )

@@ -13,7 +13,6 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 from midprobe.capabilities.errors import QueueError
@@ -47,8 +46,8 @@ class SqliteDatabase:
     dialect = "sqlite"
 
     def __init__(self, path: str, *, must_exist: bool = False, busy_timeout_seconds: float = 30.0) -> None:
-        if must_exist and path != ":memory:" and not Path(path).is_file():
-            raise QueueError(f"no database at {path} (run a discovery first, or check --queue)")
+        if must_exist:
+            SqliteLocation(path).require_existing()
         try:
             self._connection = sqlite3.connect(
                 path, timeout=busy_timeout_seconds, isolation_level=None, check_same_thread=False

@@ -47,6 +47,7 @@ DISCOVERY_RESULT_CAP: Final = 5_000_000
 """Bytes a discovery result may hold before the runner stores it aside (the runner's rule)."""
 
 _SYS_ID = re.compile(r"[0-9a-f]{32}")
+_SYS_ID_PREFIX = re.compile(r"[0-9a-f]{1,32}")
 _SEQUENCE = re.compile(r"[0-9a-f]{1,64}")
 # A MID name: letters, digits, '.', '_', '-' (no spaces, nothing a shell or a URL must quote).
 _AGENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -91,6 +92,15 @@ def check_sys_id(value: str, *, field_name: str = "sys_id") -> str:
     """Return ``value`` if it is a valid ``sys_id``, else raise ``ConfigError`` naming the field."""
     if not isinstance(value, str) or not is_sys_id(value):
         raise ConfigError(f"{value!r} is not a sys_id (32 lowercase hex characters)", field=field_name)
+    return value
+
+
+def check_sys_id_prefix(value: str, *, field_name: str = "sys_id") -> str:
+    """Return ``value`` if it can begin a ``sys_id`` (1 to 32 lowercase hex characters), else ``ConfigError``."""
+    if not isinstance(value, str) or _SYS_ID_PREFIX.fullmatch(value) is None:
+        raise ConfigError(
+            f"{value!r} is not a sys_id or the start of one (lowercase hex characters)", field=field_name
+        )
     return value
 
 
@@ -298,6 +308,7 @@ __all__ = [
     "agent_short_name",
     "check_request_text",
     "check_sys_id",
+    "check_sys_id_prefix",
     "is_sys_id",
     "new_sequence",
     "new_sys_id",

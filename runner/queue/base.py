@@ -368,11 +368,16 @@ class EccQueue(Protocol):
         topic: str | None = None,
         response_to: str | None = None,
         limit: int = 1000,
+        *,
+        exclude_topic: str | None = None,
+        sys_id_prefix: str | None = None,
     ) -> builtins.list[EccRecord]:
         """Records matching every filter given, ordered by ``sequence`` (then ``sys_id``), at most ``limit``.
 
         ``agent`` takes ``NAME`` or ``mid.server.NAME`` and matches exactly (an output
-        addressed to ``mid.server.*`` is listed under ``agent="*"``).
+        addressed to ``mid.server.*`` is listed under ``agent="*"``). ``exclude_topic`` leaves
+        out the records of one topic (``ecc list`` hides the claims); ``sys_id_prefix`` keeps the
+        records whose ``sys_id`` starts with it (lowercase hex, at most 32 characters).
         """
         ...
 

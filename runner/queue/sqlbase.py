@@ -33,6 +33,7 @@ from midprobe.runner.ecc.record import (
     EccState,
     QueueSide,
     check_sys_id,
+    check_sys_id_prefix,
     normalize_agent_name,
 )
 from midprobe.runner.queue.base import (
@@ -677,6 +678,8 @@ class SqlQueue(ABC):
         topic: str | None,
         response_to: str | None,
         limit: int,
+        exclude_topic: str | None = None,
+        sys_id_prefix: str | None = None,
     ) -> builtins.list[EccRecord]:
         clauses: builtins.list[str] = []
         params: builtins.list[object] = []
@@ -699,6 +702,13 @@ class SqlQueue(ABC):
         if response_to is not None:
             clauses.append("response_to = ?")
             params.append(check_sys_id(response_to, field_name="response_to"))
+        if exclude_topic is not None:
+            clauses.append("topic <> ?")
+            params.append(exclude_topic)
+        if sys_id_prefix is not None:
+            # Hex only, so the pattern holds no LIKE wildcard.
+            clauses.append("sys_id LIKE ?")
+            params.append(check_sys_id_prefix(sys_id_prefix) + "%")
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ConfigError(f"{limit!r} is not a positive number of records", field="limit")
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
@@ -886,8 +896,11 @@ class SqlQueue(ABC):
         topic: str | None = None,
         response_to: str | None = None,
         limit: int = 1000,
+        *,
+        exclude_topic: str | None = None,
+        sys_id_prefix: str | None = None,
     ) -> builtins.list[EccRecord]:
-        return self._list(queue_side, state, agent, topic, response_to, limit)
+        return self._list(queue_side, state, agent, topic, response_to, limit, exclude_topic, sys_id_prefix)
 
 
 __all__ = ["DAMAGED_PREFIX", "Row", "SqlQueue", "Transaction", "UnreadableData"]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
-from midprobe.capabilities.errors import QueueUrlError
+from midprobe.capabilities.errors import QueueError, QueueUrlError
 from midprobe.probes.credentials.redact import redact_url
 from midprobe.runner.ecc.record import ECC_PAYLOAD_CAP
 from midprobe.runner.queue.base import EccQueue
@@ -30,6 +30,12 @@ class SqliteLocation:
     @property
     def in_memory(self) -> bool:
         return self.path == MEMORY
+
+    def require_existing(self) -> None:
+        """``QueueError`` unless the database file exists: read-only commands never create one,
+        so a mistyped ``--queue`` is told at once instead of reading an empty new database."""
+        if not self.in_memory and not Path(self.path).is_file():
+            raise QueueError(f"no database at {self.path} (nothing was written there yet: check --queue)")
 
 
 @dataclass(frozen=True)
@@ -87,8 +93,11 @@ def open_queue(
     *,
     payload_cap: int = ECC_PAYLOAD_CAP,
     busy_timeout_seconds: float = 30.0,
+    must_exist: bool = False,
 ) -> EccQueue:
     """Open (creating the schema if needed) the ECC queue at ``url``.
+
+    ``must_exist``: refuse a SQLite file that does not exist yet (for commands that only read).
 
     ``payload_cap``: payloads over this many bytes are stored aside as attachments.
     ``busy_timeout_seconds``: how long to wait for another writer's lock (SQLite) or
@@ -98,6 +107,8 @@ def open_queue(
         raise QueueUrlError(f"payload_cap must be a positive number of bytes, not {payload_cap!r}")
     location = parse_queue_url(url)
     if isinstance(location, SqliteLocation):
+        if must_exist:
+            location.require_existing()
         from midprobe.runner.queue.sqlite import SqliteQueue
 
         return SqliteQueue(

@@ -33,6 +33,7 @@ __all__ = [
     "ScanHeader",
     "TableWriter",
     "make_writer",
+    "summary_line",
 ]
 
 Format = Literal["table", "json", "ecc"]
@@ -54,13 +55,22 @@ class ScanHeader:
 
 
 class ReportWriter(Protocol):
-    """Writes reports as they come: ``begin`` once, ``write`` per host, ``end`` once."""
+    """Writes reports as they come: ``begin`` once, ``write`` per host, ``end`` once.
+
+    ``end`` is called also when the scan stops early (Ctrl-C, an engine failure), with
+    ``complete=False``: the output then says it is incomplete instead of claiming the whole range.
+    """
 
     def begin(self, header: ScanHeader) -> None: ...
 
     def write(self, report: HostReport) -> None: ...
 
-    def end(self, stats: ScanStats) -> None: ...
+    def end(self, stats: ScanStats, *, complete: bool = True) -> None: ...
+
+
+def interrupted_text(scanned: int, planned: int) -> str:
+    """What an output says of a scan that stopped early."""
+    return f"interrupted: {scanned:,} of {planned:,} addresses scanned"
 
 
 class _Stream:
@@ -93,8 +103,8 @@ class JsonLinesWriter:
     def write(self, report: HostReport) -> None:
         self._out.write(report.to_json_line() + "\n")
 
-    def end(self, stats: ScanStats) -> None:
-        pass
+    def end(self, stats: ScanStats, *, complete: bool = True) -> None:
+        pass  # one object per host and nothing else: an interrupted scan is told on stderr
 
 
 class TableWriter:
@@ -102,12 +112,20 @@ class TableWriter:
 
     COLUMNS: Final = (("ADDRESS", 15), ("HOSTNAME", 34), ("OPEN TCP PORTS", 16), ("CLASS", 30))
 
-    def __init__(self, stream: TextIO | None = None, *, color: bool | None = None) -> None:
+    def __init__(
+        self, stream: TextIO | None = None, *, color: bool | None = None, console: Console | None = None
+    ) -> None:
         self._out = _Stream(stream)
         self._color = color
+        #: The live display's console (``ProgressDisplay.console``): rows print above its bar.
+        self._live_console = console
+        self._planned = 0
 
     def _console(self) -> Console:
-        # A fresh console per line is cheap and follows sys.stdout as the progress display swaps it.
+        # Through the live display's console, rows are printed above the bar; a console of our own
+        # would write past it (rich unwraps its stdout proxy), gluing rows to the bar's text.
+        if self._live_console is not None:
+            return self._live_console
         file = self._out.file
         terminal = self._color if self._color is not None else file.isatty()
         return Console(
@@ -128,8 +146,9 @@ class TableWriter:
         return " ".join(parts).rstrip()
 
     def begin(self, header: ScanHeader) -> None:
+        self._planned = header.addresses
         title = self.format_row([name for name, _ in self.COLUMNS] + ["EVIDENCE"])
-        self._console().print(Text(title, style="bold"))
+        self._console().print(Text(title, style="bold"), soft_wrap=True)
 
     def write(self, report: HostReport) -> None:
         console = self._console()
@@ -137,17 +156,21 @@ class TableWriter:
         if report.ci_class:
             start = line.plain.find(report.ci_class)
             line.stylize("green", start, start + len(report.ci_class))
-        console.print(line)
+        console.print(line, soft_wrap=True)
         for problem in report.errors:
-            console.print(Text(f"    ! {problem}", style="yellow"))
-        self._out.file.flush()
+            console.print(Text(f"    ! {problem}", style="yellow"), soft_wrap=True)
+        console.file.flush()
 
-    def end(self, stats: ScanStats) -> None:
-        self._console().print(Text(_summary(stats), style="dim"))
-        self._out.file.flush()
+    def end(self, stats: ScanStats, *, complete: bool = True) -> None:
+        console = self._console()
+        console.print(Text(summary_line(stats), style="dim"))
+        if not complete:
+            console.print(Text(interrupted_text(stats.scanned, self._planned), style="bold yellow"))
+        console.file.flush()
 
 
-def _summary(stats: ScanStats) -> str:
+def summary_line(stats: ScanStats) -> str:
+    """``6 host(s) up, 256 addresses scanned in 3.24 s (connect scan)``."""
     plural = "" if stats.scanned == 1 else "es"
     return (
         f"{stats.alive} host(s) up, {stats.scanned} address{plural} scanned "
@@ -161,8 +184,13 @@ class EccWriter:
     Streamed: the opening is written at ``begin``, each host at ``write``, the closing (with the
     echoed parameters) at ``end``. Every piece comes from ``encode_input_payload``, so escaping and
     sanitising are the codec's. ``probe_time`` is unknown when the opening is written: on a seekable
-    output (a file) the opening tag is rewritten in place at the end with the real time (the tag keeps
+    output (a file) the opening is rewritten in place at the end with the real time (the root tag keeps
     some trailing blanks for it); on a pipe it stays ``0`` and the echoed ``scan_time_ms`` says it.
+
+    A scan that stops early (``complete=False``) says so in the echoed ``complete`` (``false``) and
+    ``hosts_scanned``; in a file the opening also gets ``result_code="1"``, an ``error`` naming how
+    many addresses were scanned, and the real ``hosts_scanned`` on ``<result>`` (the root tag keeps
+    room for that error too).
     """
 
     def __init__(self, stream: TextIO | None = None) -> None:
@@ -170,18 +198,19 @@ class EccWriter:
         self._header: ScanHeader | None = None
         self._opening_at: int | None = None
         self._opening_length = 0
+        self._result_tag_length = 0
         empty = encode_input_payload([], probe_time_ms=0)
         split = empty.index("<parameters")
         self._host_prefix, self._host_suffix = empty[:split], empty[split:]
 
-    def _parts(self, echoed: Sequence[Parameter]) -> tuple[str, str]:
+    def _parts(self, echoed: Sequence[Parameter], hosts_scanned: int | None = None) -> tuple[str, str]:
         """(opening up to and including ``<result ..>``, closing from ``</result>``)."""
         assert self._header is not None
         result = ET.Element(
             "result",
             engine=self._header.engine,
             ports=self._header.ports,
-            hosts_scanned=str(self._header.addresses),
+            hosts_scanned=str(self._header.addresses if hosts_scanned is None else hosts_scanned),
         )
         ET.SubElement(result, _SPLIT_MARK)
         text = encode_input_payload([result], echoed=echoed, probe_time_ms=0)
@@ -189,8 +218,8 @@ class EccWriter:
         return opening, closing
 
     @staticmethod
-    def _root_tag(probe_time_ms: int) -> str:
-        text = encode_input_payload([], probe_time_ms=probe_time_ms)
+    def _root_tag(probe_time_ms: int, error: str | None = None) -> str:
+        text = encode_input_payload([], probe_time_ms=probe_time_ms, error=error)
         return text[: text.index(">") + 1]
 
     def begin(self, header: ScanHeader) -> None:
@@ -198,13 +227,18 @@ class EccWriter:
         opening, _ = self._parts(())
         root = self._root_tag(0)
         assert opening.startswith(root)
-        padded_root = root[:-1] + " " * _PROBE_TIME_ROOM + ">"
         file = self._out.file
         try:
             self._opening_at = file.tell() if file.seekable() else None
         except (OSError, ValueError):
             self._opening_at = None
+        room = _PROBE_TIME_ROOM
+        if self._opening_at is not None:  # room for the error of an interrupted scan, too
+            planned = header.addresses
+            room += len(self._root_tag(0, interrupted_text(planned, planned))) - len(root)
+        padded_root = root[:-1] + " " * room + ">"
         self._opening_length = len(padded_root)
+        self._result_tag_length = len(opening) - len(root)
         self._out.write(padded_root + opening[len(root) :] + "\n")
 
     def write(self, report: HostReport) -> None:
@@ -213,7 +247,7 @@ class EccWriter:
         assert text.endswith(self._host_suffix)
         self._out.write(text[len(self._host_prefix) : -len(self._host_suffix)] + "\n")
 
-    def end(self, stats: ScanStats) -> None:
+    def end(self, stats: ScanStats, *, complete: bool = True) -> None:
         if self._header is None:
             return
         elapsed_ms = round(stats.elapsed * 1000)
@@ -226,40 +260,55 @@ class EccWriter:
             Parameter("hosts_scanned", str(stats.scanned)),
             Parameter("hosts_alive", str(stats.alive)),
             Parameter("scan_time_ms", str(elapsed_ms)),
+            Parameter("complete", "true" if complete else "false"),
         ]
         _, closing = self._parts(echoed)
         self._out.write(closing + "\n")
-        self._patch_probe_time(elapsed_ms)
+        self._patch_opening(elapsed_ms, None if complete else stats.scanned)
 
-    def _patch_probe_time(self, elapsed_ms: int) -> None:
-        if self._opening_at is None:
+    def _patch_opening(self, elapsed_ms: int, scanned: int | None) -> None:
+        """Rewrite the opening in place: the real ``probe_time``; for an interrupted scan (``scanned``
+        given) also ``result_code``, ``error`` and ``hosts_scanned``. Each tag keeps its length."""
+        if self._opening_at is None or self._header is None:
             return
-        root = self._root_tag(elapsed_ms)
-        if len(root) > self._opening_length:
+        error = None if scanned is None else interrupted_text(scanned, self._header.addresses)
+        root = self._root_tag(elapsed_ms, error)
+        opening, _ = self._parts((), hosts_scanned=scanned)
+        result_tag = opening[len(self._root_tag(0)) :]
+        if len(root) > self._opening_length or len(result_tag) > self._result_tag_length:
             return
         file = self._out.file
         try:
             end = file.tell()
             file.seek(self._opening_at)
-            file.write(root[:-1] + " " * (self._opening_length - len(root)) + ">")
+            file.write(_padded(root, self._opening_length) + _padded(result_tag, self._result_tag_length))
             file.seek(end)
             file.flush()
         except (OSError, ValueError, io.UnsupportedOperation):
             pass  # the stream cannot go back after all: probe_time stays 0, scan_time_ms has it
 
 
-def make_writer(kind: Format, stream: TextIO | None = None) -> ReportWriter:
+def _padded(tag: str, length: int) -> str:
+    """``tag`` (ending in ``>``) widened to ``length`` with blanks before its ``>``."""
+    return tag[:-1] + " " * (length - len(tag)) + ">"
+
+
+def make_writer(
+    kind: Format, stream: TextIO | None = None, *, console: Console | None = None
+) -> ReportWriter:
+    """The writer of ``kind``; ``console`` (the live display's, for a table on its terminal) prints the rows."""
     if kind == "json":
         return JsonLinesWriter(stream)
     if kind == "ecc":
         return EccWriter(stream)
-    return TableWriter(stream)
+    return TableWriter(stream, console=console)
 
 
 class ProgressDisplay:
     """A live progress bar on stderr while the scan runs; does nothing unless stderr is a terminal.
 
-    When the reports go to the same terminal (stdout), they are printed above the bar.
+    When the reports go to the same terminal (stdout), they are printed above the bar: the table
+    through :attr:`console`, anything else written to stdout through rich's stdout proxy.
     """
 
     def __init__(self, total: int, *, enabled: bool | None = None, stdout_is_output: bool = True) -> None:
@@ -267,6 +316,8 @@ class ProgressDisplay:
         self.enabled = console.is_terminal if enabled is None else enabled
         self._progress: Progress | None = None
         self._task = None
+        #: The console to print reports with so they appear above the bar (``None``: no bar there).
+        self.console: Console | None = None
         if self.enabled:
             self._progress = Progress(
                 TextColumn("[bold]scanning[/bold]"),
@@ -280,6 +331,8 @@ class ProgressDisplay:
                 redirect_stderr=False,
             )
             self._task = self._progress.add_task("scan", total=total, alive=0)
+            if stdout_is_output and sys.stdout.isatty():
+                self.console = console
 
     def __enter__(self) -> ProgressDisplay:
         if self._progress is not None:
@@ -298,3 +351,8 @@ class ProgressDisplay:
     def update(self, stats: ScanStats) -> None:
         if self._progress is not None and self._task is not None:
             self._progress.update(self._task, completed=stats.scanned, alive=stats.alive)
+
+    def refresh(self) -> None:
+        """Draw the bar now (it also redraws itself ten times a second)."""
+        if self._progress is not None:
+            self._progress.refresh()

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from midprobe.runner.cli.demo import lab_credentials_toml
 from midprobe.runner.lab import Lab
+from midprobe.runner.lab.credentials_file import lab_credentials_toml
 from midprobe.runner.queue.url import open_queue, sqlite_url
 
 pytestmark = pytest.mark.lab

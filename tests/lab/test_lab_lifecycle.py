@@ -295,3 +295,25 @@ def test_extra_hosts_are_cheap_linux_hosts_with_names(lab: Lab) -> None:
                  f"{bigger.credentials.ssh_user}@{host.address}", "hostname"]
             )  # fmt: skip
             assert login.stdout.strip() == host.name
+
+
+def test_the_removal_hint_names_the_prefix_beside_another_lab_and_works_as_written(
+    lab: Lab, tiny_profile: Path
+) -> None:
+    up = _cli("lab", "up", "--profile", str(tiny_profile)).stdout
+    match = re.search(r"^lab (mp[0-9a-f]{6}) is up", up, re.MULTILINE)
+    assert match, up
+    prefix = match.group(1)
+    pids = _daemon_pids(prefix)
+    try:
+        hint = re.search(r"remove it: (midprobe lab down.*)$", up, re.MULTILINE)
+        assert hint, up
+        assert hint.group(1) == f"midprobe lab down --prefix {prefix}"  # the session lab runs too
+        status = _cli("lab", "status").stdout
+        assert "neighbour tables (shared by every lab): arp_cache " in status
+        removed = _cli(*hint.group(1).split()[1:])
+        assert re.search(rf"removed \d+ lab\(s\): .*{prefix}", removed.stdout)
+    finally:
+        if (STATE_ROOT / prefix).exists():
+            _cli("lab", "down", "--prefix", prefix, check=False)
+    _assert_gone(prefix, pids)

@@ -7,8 +7,12 @@ what it prints is compared with what the lab says its hosts are.
 from __future__ import annotations
 
 import json
+import re
+import signal
+import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +22,10 @@ from midprobe.probes.shazzam import decode_results
 from midprobe.probes.targets import parse_targets
 from midprobe.runner.ecc.payload import decode_input_payload
 from midprobe.runner.lab import Lab, NamespaceThread
+from midprobe.runner.lab.credentials_file import lab_credentials_toml
 from midprobe.runner.scan.pipeline import ScanPipeline, ScanSettings
 from midprobe.runner.scan.report import HostReport
+from tests.support.terminal import PseudoTerminal
 
 pytestmark = pytest.mark.lab
 
@@ -134,31 +140,11 @@ def _assert_no_secrets(lab: Lab, *texts: str) -> None:
 
 
 def test_credentialed_scan(lab: Lab, tmp_path: Path) -> None:
-    creds = lab.credentials
     linux, switch, printer = (lab.host(name) for name in ("linux1", "switch1", "printer1"))
-    path = _credentials_file(
-        tmp_path / "credentials.toml",
-        [
-            # Linux credentials scoped to the servers, as an operator would: the lab's switch runs a
-            # real Linux sshd, where a login would answer `uname` with Linux.
-            {
-                "id": "lab-ssh",
-                "type": "ssh_password",
-                "user": creds.ssh_user,
-                "password": creds.ssh_password,
-                "ip_ranges": [f"{linux.address}/32"],
-            },
-            {
-                "id": "lab-v3",
-                "type": "snmpv3",
-                "user": creds.snmpv3_user,
-                "auth_protocol": creds.snmpv3_auth_protocol,
-                "auth_key": creds.snmpv3_auth_key,
-                "priv_protocol": creds.snmpv3_priv_protocol,
-                "priv_key": creds.snmpv3_priv_key,
-            },
-        ],
-    )
+    # The lab's own credentials file: SSH scoped to the Linux servers, as an operator would (the
+    # lab's switch runs a real Linux sshd, where a login would answer `uname` with Linux).
+    path = tmp_path / "credentials.toml"
+    path.write_text(lab_credentials_toml(lab), encoding="utf-8")
     targets = ",".join(host.address for host in (linux, switch, printer))
     # The unprivileged connect engine this time.
     reports, stderr = _scan(
@@ -312,3 +298,54 @@ def test_leaving_early_stops_the_scan(lab: Lab, lab_thread: NamespaceThread) -> 
     )
     assert [report.address for report, _ in seen] == [linux.address]
     assert _scan_threads() == [], "the port scan thread outlived the scan"
+
+
+def test_ctrl_c_during_an_ecc_scan_to_a_file_marks_it_incomplete(lab: Lab, tmp_path: Path) -> None:
+    output = tmp_path / "scan.xml"
+    # Slow on purpose (--rate): the scan is interrupted long before its 3,840 probes are sent.
+    argv = [sys.executable, "-m", "midprobe.runner", "scan", "--lab", "-n", "--no-banners", "--format", "ecc"]
+    argv += ["-o", str(output), "--rate", "40", "-p", "22,80,8080,9100,23,25,443,515", lab.network]
+    process = subprocess.Popen(
+        ["ip", "netns", "exec", lab.scanner_namespace, *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (output.exists() and "<host " in output.read_text(encoding="utf-8")):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no host was written within 60 s"
+            time.sleep(0.05)  # waiting for a state (a host in the file), not for a time
+        process.send_signal(signal.SIGINT)
+        _out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, err
+    payload = decode_input_payload(output.read_text(encoding="utf-8"))
+    scanned = int(payload.echoed("hosts_scanned") or 0)
+    assert 0 < scanned < 256
+    assert payload.result_code == 1
+    assert payload.error == f"interrupted: {scanned} of 256 addresses scanned"
+    assert decode_results(payload.results).hosts_scanned == scanned
+    assert payload.echoed("complete") == "false"
+
+
+def test_on_a_terminal_the_table_prints_above_the_progress_bar(lab: Lab) -> None:
+    argv = [sys.executable, "-m", "midprobe.runner", "scan", "--lab", "-n", "-p", "22,80,8080,9100", lab.network]  # fmt: skip
+    with PseudoTerminal(columns=250, rows=40) as terminal:
+        code = terminal.run(
+            ["ip", "netns", "exec", lab.scanner_namespace, *argv], env={"TERM": "xterm-256color"}
+        )
+        lines = terminal.lines()
+    assert code == 0, lines
+    assert lines[0].startswith("ADDRESS "), lines
+    assert re.fullmatch(r"\d+ host\(s\) up, 256 addresses scanned in .*", lines[-1]), lines
+    rows = {line.split()[0] for line in lines[1:-1]}
+    for host in lab.hosts:
+        if set(host.open_tcp_ports) & {22, 80, 8080, 9100}:
+            assert host.address in rows, lines
+    # Nothing of the bar is left, nor glued to a row (a row too long for the terminal wraps, as rows do).
+    assert not [line for line in lines if "scanning" in line or " up 0:00:" in line], "\n".join(lines)

@@ -385,6 +385,19 @@ def test_list_filters_and_orders_by_sequence(queue: EccQueue) -> None:
         queue.list(limit=0)
 
 
+def test_list_by_sys_id_prefix_and_without_a_topic(queue: EccQueue) -> None:
+    records = [_output(sys_id=f"{start}{'0' * 28}") for start in ("ab12", "ab34", "cd56")]
+    queue.enqueue_many(records)
+    queue.claim("lab1", 1, 60)
+    assert [r.sys_id[:4] for r in queue.list(sys_id_prefix="ab")] == ["ab12", "ab34"]
+    assert [r.sys_id for r in queue.list(sys_id_prefix=records[2].sys_id)] == [records[2].sys_id]
+    assert queue.list(sys_id_prefix="ef") == []
+    assert {r.topic for r in queue.list()} == {"Shazzam", "queue.processing"}
+    assert {r.topic for r in queue.list(exclude_topic="queue.processing")} == {"Shazzam"}
+    with pytest.raises(ConfigError, match=r"^sys_id: 'a_%' is not a sys_id or the start of one"):
+        queue.list(sys_id_prefix="a_%")
+
+
 def test_closed_queue_raises_and_close_is_idempotent(queue_url: str) -> None:
     queue = open_queue(queue_url)
     queue.close()

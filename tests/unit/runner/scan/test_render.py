@@ -273,3 +273,47 @@ def test_ecc_opening_reserves_room_only_inside_the_root_tag() -> None:
     _ecc_document(out, [])
     first_line = out.getvalue().splitlines()[0]
     assert re.match(r'<results probe_time="\d+" result_code="0" *><result engine="connect"', first_line)
+
+
+def test_ecc_of_an_interrupted_scan_in_a_file_says_so_in_its_opening(tmp_path: Path) -> None:
+    path = tmp_path / "scan.xml"
+    stats = ScanStats(scanned=37, alive=1, engine="syn")
+    with path.open("w", encoding="utf-8") as stream:
+        writer = EccWriter(stream)
+        writer.begin(HEADER)
+        writer.write(LINUX)
+        writer.end(stats, complete=False)
+    payload = decode_input_payload(path.read_text(encoding="utf-8"))
+    assert payload.result_code == 1
+    assert payload.error == "interrupted: 37 of 256 addresses scanned"
+    assert decode_results(payload.results).hosts_scanned == 37
+    assert [host.ip for host in decode_results(payload.results).hosts] == ["198.18.0.10"]
+    assert payload.echoed("hosts_scanned") == "37"
+    assert payload.echoed("complete") == "false"
+
+
+def test_ecc_of_a_complete_scan_says_complete() -> None:
+    out = io.StringIO()
+    _ecc_document(out, [LINUX])
+    payload = decode_input_payload(out.getvalue())
+    assert payload.result_code == 0
+    assert payload.error is None
+    assert payload.echoed("complete") == "true"
+
+
+def test_ecc_of_an_interrupted_scan_on_a_pipe_says_so_in_its_closing() -> None:
+    out = _Pipe()
+    writer = EccWriter(out)
+    writer.begin(HEADER)
+    writer.end(ScanStats(scanned=5, alive=0, engine="syn"), complete=False)
+    payload = decode_input_payload(out.getvalue())
+    assert payload.echoed("complete") == "false"
+    assert payload.echoed("hosts_scanned") == "5"
+
+
+def test_table_of_an_interrupted_scan_ends_with_what_was_scanned() -> None:
+    out = io.StringIO()
+    writer = TableWriter(out)
+    writer.begin(HEADER)
+    writer.end(ScanStats(scanned=12, alive=0, engine="syn"), complete=False)
+    assert out.getvalue().splitlines()[-1] == "interrupted: 12 of 256 addresses scanned"

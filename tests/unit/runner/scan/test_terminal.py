@@ -1,0 +1,46 @@
+"""``midprobe scan``'s table on a real terminal (a pseudo-terminal): rows print above the progress bar.
+
+The table writer and the progress display run for real in a child process whose stdout and stderr
+are a pty; the reports are made up (no scan: nothing is sent). What reached the terminal must have
+every row, and the summary, on a line of its own, never glued to the bar's text.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+from tests.support.terminal import PseudoTerminal
+
+_CHILD = textwrap.dedent(
+    """
+    from midprobe.runner.scan.pipeline import ScanStats
+    from midprobe.runner.scan.render import ProgressDisplay, ScanHeader, make_writer
+    from midprobe.runner.scan.report import HostReport
+
+    header = ScanHeader(targets="198.18.0.0/24", ports="22,80", engine="connect", addresses=256)
+    with ProgressDisplay(256) as progress:
+        assert progress.enabled, "stderr is a terminal: the bar must be drawn"
+        writer = make_writer("table", None, console=progress.console)
+        writer.begin(header)
+        stats = ScanStats(engine="connect")
+        for number in range(10, 16):
+            stats.scanned += 40
+            stats.alive += 1
+            progress.update(stats)
+            progress.refresh()
+            writer.write(HostReport(address=f"198.18.0.{number}", open_tcp_ports=(22,), engine="connect"))
+        writer.end(stats)
+    """
+)
+
+
+def test_table_rows_and_summary_print_above_the_progress_bar() -> None:
+    with PseudoTerminal(columns=160, rows=30) as terminal:
+        code = terminal.run([sys.executable, "-c", _CHILD], env={"TERM": "xterm-256color"})
+        lines = terminal.lines()
+    assert code == 0, lines
+    assert lines[0].startswith("ADDRESS "), lines
+    assert [line.split()[0] for line in lines[1:7]] == [f"198.18.0.{number}" for number in range(10, 16)]
+    assert lines[7].startswith("6 host(s) up, 240 addresses scanned in "), lines
+    assert len(lines) == 8, "the bar is gone when the scan ends"
