@@ -228,3 +228,105 @@ def test_a_known_question_name_is_recognised_not_reparsed() -> None:
     other = wire.parse_response(data, wire.KnownName.of(dns.name.from_text("linux1.sandiego.lab")))
     assert other == plain
     assert not other.answers_question(dns.name.from_text("linux1.sandiego.lab"), wire.A)
+
+
+# -- the plain-reply fast path: it must say what the full parser says, or leave the reply to it --
+
+
+def full_reading(data: bytes, name: dns.name.Name, rdtype: int) -> wire.PlainReply | None:
+    """What the resolver concludes through ``parse_response``: ``None`` when the reply is ignored."""
+    try:
+        parsed = wire.parse_response(data, wire.KnownName.of(name))
+    except ProtocolError:
+        return None
+    if parsed.truncated or not parsed.answers_question(name, rdtype):
+        return None
+    canonical, values = wire.answer_values(parsed, name, rdtype)
+    return wire.PlainReply(parsed.rcode, values if wire.same_name(canonical, name) else ("<alias>",))
+
+
+def test_a_plain_reply_is_read_without_the_full_parser() -> None:
+    records = [
+        ("linux1.sandiego.lab.example.test.", "A", "198.18.0.10"),
+        ("linux1.sandiego.lab.example.test.", "A", "198.18.0.11"),
+    ]
+    data = response_to(NAME, "A", records).to_wire()
+    plain = wire.read_plain_reply(data, wire.KnownName.of(NAME), wire.A)
+    assert plain == wire.PlainReply(wire.RCODE_NOERROR, ("198.18.0.10", "198.18.0.11"))
+    nxdomain = response_to(NAME, "A", [], dns.rcode.NXDOMAIN).to_wire()
+    assert wire.read_plain_reply(nxdomain, wire.KnownName.of(NAME), wire.A) == (wire.RCODE_NXDOMAIN, ())
+    reverse = dns.name.from_text("10.0.18.198.in-addr.arpa")
+    ptr = response_to(reverse, "PTR", [("10.0.18.198.in-addr.arpa.", "PTR", "linux1.lab.example.test.")])
+    assert wire.read_plain_reply(ptr.to_wire(), wire.KnownName.of(reverse), wire.PTR) == (
+        wire.RCODE_NOERROR,
+        ("linux1.lab.example.test",),
+    )
+
+
+def test_what_is_not_plain_is_left_to_the_full_parser() -> None:
+    known = wire.KnownName.of(NAME)
+    alias = [
+        ("linux1.sandiego.lab.example.test.", "CNAME", "db.sanjose.lab.example.test."),
+        ("db.sanjose.lab.example.test.", "A", "198.18.0.12"),
+    ]
+    assert wire.read_plain_reply(response_to(NAME, "A", alias).to_wire(), known, wire.A) is None
+    truncated = response_to(NAME, "A", [])
+    truncated.flags |= dns.flags.TC
+    assert wire.read_plain_reply(truncated.to_wire(), known, wire.A) is None
+    query = wire.build_query(NAME, wire.A)  # no QR bit: a query, not a reply
+    assert wire.read_plain_reply(query, known, wire.A) is None
+    other_type = response_to(NAME, "AAAA", []).to_wire()
+    assert wire.read_plain_reply(other_type, known, wire.A) is None
+    other_name = response_to(dns.name.from_text("db.sanjose.lab.example.test"), "A", []).to_wire()
+    assert wire.read_plain_reply(other_name, known, wire.A) is None
+
+
+@given(st.lists(record, max_size=12), st.sampled_from(["A", "AAAA", "PTR"]), st.booleans())
+def test_plain_replies_read_as_the_full_parser_reads_them(
+    records: list[tuple[str, str, str]], asked: str, upper: bool
+) -> None:
+    rdtype = dns.rdatatype.from_text(asked)
+    data = response_to(NAME, asked, records).to_wire()
+    asked_name = dns.name.from_text(NAME.to_text().upper()) if upper else NAME
+    plain = wire.read_plain_reply(data, wire.KnownName.of(asked_name), rdtype)
+    if plain is not None:
+        assert plain == full_reading(data, asked_name, rdtype)
+    if all(kind == asked for _, kind, _ in records):  # only records of the asked type, none CNAME
+        owned_by_question = all(owner.lower() == OWNERS[0] for owner, _, _ in records)
+        assert (plain is not None) == owned_by_question
+
+
+def _plain_reply(name: dns.name.Name, rdtype: str, value: str) -> bytes:
+    return response_to(name, rdtype, [(name.to_text(), rdtype, value)]).to_wire()
+
+
+PLAIN_REPLIES = [
+    (NAME, wire.A, _plain_reply(NAME, "A", "198.18.0.10")),
+    (NAME, wire.AAAA, _plain_reply(NAME, "AAAA", "2001:db8::10")),
+    (NAME, wire.PTR, _plain_reply(NAME, "PTR", "db.sanjose.lab.example.test.")),
+]
+
+
+@given(st.sampled_from(PLAIN_REPLIES), st.data())
+def test_hostile_changes_to_a_plain_reply_never_fool_the_fast_path(
+    reply: tuple[dns.name.Name, int, bytes], data: st.DataObject
+) -> None:
+    """Flipped, cut or appended bytes: the fast path agrees with the full parser or stands aside."""
+    name, rdtype, message = reply
+    changed = bytearray(message)
+    for _ in range(data.draw(st.integers(0, 4))):
+        position = data.draw(st.integers(0, len(changed) - 1))
+        changed[position] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(changed)))
+    hostile = bytes(changed[:cut]) + data.draw(st.binary(max_size=8))
+    plain = wire.read_plain_reply(hostile, wire.KnownName.of(name), rdtype)
+    if plain is not None:
+        assert plain == full_reading(hostile, name, rdtype)
+
+
+@given(st.binary(max_size=300))
+def test_any_bytes_are_read_by_the_fast_path_or_left(data: bytes) -> None:
+    message = _plain_reply(NAME, "A", "198.18.0.10")[:12] + data
+    plain = wire.read_plain_reply(message, wire.KnownName.of(NAME), wire.A)
+    if plain is not None:
+        assert plain == full_reading(message, NAME, wire.A)
