@@ -39,7 +39,9 @@ from midprobe.probes.safety import TargetPolicy  # noqa: E402
 from tests.lab.dns_support import PrivateDns, host_records, private_dns  # noqa: E402
 
 #: Names per adnshost process tried; the best that got every answer is the reference.
-ADNS_CHUNKS = (100, 250, 500)
+ADNS_CHUNKS = (50, 100, 250)
+#: A run slower than this (seconds) is not repeated: it waited for time-outs, or it is the slow loop.
+NO_REPEAT_AFTER = 2.0
 #: The /22 of the PTR sweep: 1,024 addresses, each with a record (``host_records`` starts at .4.0).
 SWEEP = ipaddress.ip_network("198.18.4.0/22")
 
@@ -72,6 +74,8 @@ def measure(server: PrivateDns, tool: str, work: Callable[[], Found], repeat: in
         run = Run(tool, seconds, _cpu_seconds() - cpu_before, found, 0)
         if best is None or run.seconds < best.seconds:
             best = run
+        if seconds > NO_REPEAT_AFTER:
+            break
     assert best is not None
     return Run(tool, best.seconds, best.cpu_seconds, best.found, server.udp_receive_errors() - before)
 
@@ -226,7 +230,7 @@ def headlines(title: str, runs: Sequence[Run], expected: Found) -> None:
 
 
 def all_tools(
-    server: PrivateDns, items: Sequence[str], reverse: bool, repeat: int, dnspython_repeat: int
+    server: PrivateDns, items: Sequence[str], reverse: bool, repeat: int
 ) -> list[tuple[str, Callable[[], Found], int]]:
     """midprobe's probe first, then the dnspython loops and adnshost at several settings."""
     if reverse:
@@ -238,12 +242,12 @@ def all_tools(
         (
             "dnspython, sequential loop",
             functools.partial(dnspython_sequential, server, items, reverse),
-            dnspython_repeat,
+            repeat,
         ),
         (
             "dnspython asyncresolver + semaphore",
             functools.partial(dnspython_async_semaphore, server, items, reverse),
-            dnspython_repeat,
+            repeat,
         ),
     ]
     if not shutil.which("adnshost"):
@@ -278,10 +282,9 @@ def main() -> None:
     expected_reverse = {address: (by_address[address],) for address in addresses}
     with private_dns(records) as server:
         midprobe_probe(server, names[:10])  # warm-up: imports, first socket
-        # the dnspython loops over 10,000 names take seconds each: one run of them is enough
-        forward_tools = all_tools(server, names, False, repeat, 1)
+        forward_tools = all_tools(server, names, False, repeat)
         forward = compare(f"{count} A lookups", server, names, expected_names, forward_tools)
-        reverse_tools = all_tools(server, addresses, True, repeat, repeat)
+        reverse_tools = all_tools(server, addresses, True, repeat)
         sweep = f"PTR sweep of {SWEEP} ({len(addresses)} addresses)"
         reverse = compare(sweep, server, addresses, expected_reverse, reverse_tools)
     headlines(f"{count:,} DNS lookups", forward, expected_names)

@@ -7,6 +7,7 @@ but without its full ``Message`` objects, which cost several times more per pack
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 import struct
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import dns.exception
 import dns.name
 import dns.rdataclass
 import dns.rdatatype
+import dns.reversename
 import dns.wire
 
 from midprobe.capabilities.errors import ProtocolError
@@ -48,6 +50,9 @@ IN = int(dns.rdataclass.IN)
 
 #: A compression pointer to offset 12, where the question name starts.
 _POINTER_TO_QUESTION = b"\xc0\x0c"
+#: A label ``name_text`` writes as it is (no escapes).
+_PLAIN_LABEL = re.compile(rb"[A-Za-z0-9_-]+")
+_IN_ADDR_ARPA = (b"in-addr", b"arpa", b"")
 _OPT_RECORD = b"\x00" + RECORD_HEAD.pack(int(dns.rdatatype.OPT), EDNS_PAYLOAD, 0, 0)
 
 
@@ -254,13 +259,45 @@ def _plain_value(message: bytes, kind: int, start: int, length: int) -> str | No
         return ipaddress.IPv6Address(message[start : start + 16]).compressed if length == 16 else None
     if kind != PTR:
         return None
-    parser = dns.wire.Parser(message, start)
-    try:
-        with parser.restrict_to(length):
-            target = dns.name.from_wire_parser(parser)
-    except dns.exception.DNSException:
+    return _plain_target(message, start, start + length)
+
+
+def _plain_target(message: bytes, start: int, end: int) -> str | None:
+    """The PTR target at ``start`` (its record data ends at ``end``) as ``name_text`` writes it.
+
+    Read as ``dns.name.from_wire_parser`` reads it (pointers only backwards, every label and
+    pointer within the record, the name ending where the record does, 255 octets at most);
+    ``None`` for anything it would refuse and for labels that would need escaping.
+    """
+    labels: list[bytes] = []
+    position = furthest = earliest_pointer = start
+    while True:
+        if position >= end:
+            return None
+        count = message[position]
+        if count == 0:
+            furthest = max(furthest, position + 1)
+            break
+        if count < 64:
+            label = message[position + 1 : position + 1 + count]
+            position += 1 + count
+            if position > end or not _PLAIN_LABEL.fullmatch(label):
+                return None
+            labels.append(label)
+        elif count >= 192:
+            if position + 2 > end:
+                return None
+            target = (count & 0x3F) << 8 | message[position + 1]
+            furthest = max(furthest, position + 2)
+            if target >= earliest_pointer:
+                return None
+            earliest_pointer = position = target
+        else:
+            return None
+        furthest = max(furthest, position)
+    if furthest != end or not labels or sum(len(label) + 1 for label in labels) + 1 > 255:
         return None
-    return name_text(target)
+    return b".".join(labels).decode("ascii")
 
 
 def answer_values(
@@ -296,6 +333,17 @@ def absolute_name(text: str) -> dns.name.Name:
         labels = text[:-1] if text.endswith(".") else text
         return dns.name.Name([*(label.encode() for label in labels.split(".")), b""])
     return dns.name.from_text(text)
+
+
+def reverse_name(address: str) -> dns.name.Name:
+    """The PTR name of an address in canonical text: ``198.18.0.10`` -> ``10.0.18.198.in-addr.arpa.``.
+
+    IPv4 is built from the text at once; IPv6 (and anything else) goes to ``dns.reversename``.
+    """
+    octets = address.split(".")
+    if len(octets) == 4 and all(octet.isdigit() for octet in octets):
+        return dns.name.Name([*(octet.encode() for octet in reversed(octets)), *_IN_ADDR_ARPA])
+    return dns.reversename.from_address(address)
 
 
 def same_name(first: dns.name.Name, second: dns.name.Name) -> bool:

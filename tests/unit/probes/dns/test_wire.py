@@ -13,6 +13,7 @@ import dns.name
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
+import dns.reversename
 import dns.rrset
 import pytest
 from hypothesis import given
@@ -324,9 +325,59 @@ def test_hostile_changes_to_a_plain_reply_never_fool_the_fast_path(
         assert plain == full_reading(hostile, name, rdtype)
 
 
-@given(st.binary(max_size=300))
-def test_any_bytes_are_read_by_the_fast_path_or_left(data: bytes) -> None:
-    message = _plain_reply(NAME, "A", "198.18.0.10")[:12] + data
-    plain = wire.read_plain_reply(message, wire.KnownName.of(NAME), wire.A)
+@given(st.sampled_from(PLAIN_REPLIES), st.binary(max_size=300))
+def test_any_answer_bytes_are_read_by_the_fast_path_or_left(
+    reply: tuple[dns.name.Name, int, bytes], data: bytes
+) -> None:
+    name, rdtype, message = reply
+    question_end = 12 + len(wire.name_wire(name)) + 4
+    hostile = message[:question_end] + data  # the header says one answer: what follows is anything
+    plain = wire.read_plain_reply(hostile, wire.KnownName.of(name), rdtype)
     if plain is not None:
-        assert plain == full_reading(message, NAME, wire.A)
+        assert plain == full_reading(hostile, name, rdtype)
+
+
+#: Pieces of a PTR target: labels, pointers into the question (and beyond it), ends, garbage.
+target_piece = st.one_of(
+    st.binary(max_size=3),
+    st.sampled_from(
+        [b"\x05host1", b"\x03a-b", b"\x01_", b"\x02a.", b"\xc0\x11", b"\xc0\x0c", b"\xc0\x30", b"\x00"]
+    ),
+)
+
+
+@given(st.lists(target_piece, max_size=6).map(b"".join))
+def test_ptr_targets_with_any_pointers_read_as_dnspython_reads_them(target: bytes) -> None:
+    """A PTR record whose data is any mix of labels, pointers and bytes."""
+    reverse = dns.name.from_text("10.0.18.198.in-addr.arpa")
+    question = wire.name_wire(reverse) + struct.pack("!HH", wire.PTR, wire.IN)
+    head = struct.pack("!HHHHHH", 7, 0x8180, 1, 1, 0, 0) + question
+    record = b"\xc0\x0c" + struct.pack("!HHIH", wire.PTR, wire.IN, 60, len(target)) + target
+    message = head + record
+    plain = wire.read_plain_reply(message, wire.KnownName.of(reverse), wire.PTR)
+    if plain is not None:
+        assert plain == full_reading(message, reverse, wire.PTR)
+
+
+def test_ptr_targets_compressed_against_the_question_are_read() -> None:
+    reverse = dns.name.from_text("10.0.18.198.in-addr.arpa")
+    target = b"\x05host1\xc0\x11"  # host1 + a pointer to "18.198.in-addr.arpa" at offset 17
+    question = wire.name_wire(reverse) + struct.pack("!HH", wire.PTR, wire.IN)
+    record = b"\xc0\x0c" + struct.pack("!HHIH", wire.PTR, wire.IN, 60, len(target)) + target
+    message = struct.pack("!HHHHHH", 7, 0x8180, 1, 1, 0, 0) + question + record
+    expected = wire.PlainReply(wire.RCODE_NOERROR, ("host1.18.198.in-addr.arpa",))
+    assert wire.read_plain_reply(message, wire.KnownName.of(reverse), wire.PTR) == expected
+    assert full_reading(message, reverse, wire.PTR) == expected
+    escaped = message[: -len(target)] + b"\x05ho.t1\xc0\x11"  # needs an escape: left to dnspython
+    assert wire.read_plain_reply(escaped, wire.KnownName.of(reverse), wire.PTR) is None
+    assert full_reading(escaped, reverse, wire.PTR) == (wire.RCODE_NOERROR, ("ho\\.t1.18.198.in-addr.arpa",))
+
+
+@given(st.ip_addresses())
+def test_reverse_names_are_dnspython_reverse_names(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> None:
+    expected = dns.reversename.from_address(str(address))
+    name = wire.reverse_name(str(address))
+    assert name == expected
+    assert name.labels == expected.labels
