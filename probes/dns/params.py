@@ -35,6 +35,9 @@ _SEPARATORS = re.compile(r"[\s,;]+")
 #: labels of 1-63 characters, an optional final dot. ``dns.name.from_text`` would take it as
 #: it is, so it is taken without asking it (it costs several times more than the rest of a lookup).
 _PLAIN_NAME = re.compile(r"(?:[A-Za-z0-9_-]{1,63}\.)*[A-Za-z0-9_-]{1,63}\.?")
+#: An IPv4 address already in canonical text (no leading zeros), as ``ipaddress`` would write it.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_CANONICAL_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 #: The longest plain name, without the final dot, whose wire form fits in 255 octets.
 _PLAIN_NAME_MAX = 253
 
@@ -59,6 +62,9 @@ def parse_addresses(text: str, parameter: str) -> tuple[str, ...]:
     """IPv4/IPv6 addresses in canonical text, duplicates dropped, order kept."""
     addresses: dict[str, None] = {}
     for item in _items(text, parameter, "addresses"):
+        if _CANONICAL_IPV4.fullmatch(item):  # the usual case, without building an address object
+            addresses[item] = None
+            continue
         try:
             addresses[str(ipaddress.ip_address(item))] = None
         except ValueError:

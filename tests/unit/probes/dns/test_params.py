@@ -248,3 +248,14 @@ def test_the_longest_plain_names_are_judged_as_dnspython_judges_them(length: int
                 host_name_text(candidate, "names")
         else:
             assert host_name_text(candidate, "names") == expected
+
+
+@given(st.text(alphabet="0123456789.:af", min_size=1, max_size=18) | st.ip_addresses(v=4).map(str))
+def test_addresses_read_as_ipaddress_reads_them(text: str) -> None:
+    try:
+        expected = str(ipaddress.ip_address(text))
+    except ValueError:
+        with pytest.raises(ProbeParameterError, match="is not an IP address"):
+            parse_addresses(text, "ip_addresses")
+        return
+    assert parse_addresses(text, "ip_addresses") == (expected,)
