@@ -219,11 +219,9 @@ class _Batch:
             self.family_sockets[family] = indexes
 
     def _on_readable(self, index: int) -> None:
-        # Replies are read a few at a time before any is answered with the next query, so that
-        # queries go out in short bursts: a server that drains its socket faster than we fill
-        # it is then woken once per burst, not once per query (on a loaded machine each wake-up
-        # can cost us the processor). Short, because a burst the size of the whole window can
-        # overflow the server's receive buffer while it waits for a processor.
+        # Replies are read up to SEND_BURST at a time before any is answered with the next
+        # query, so that receives and the sends they lead to come in runs instead of strictly
+        # taking turns with a server that answers each query before our next one is ready.
         sock = self.sockets[index]
         for _ in range(READ_BURST // SEND_BURST):
             datagrams = []
