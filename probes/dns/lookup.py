@@ -84,6 +84,10 @@ async def lookup_addresses(
 
 def combine(name: str, answers: Sequence[Answer]) -> NameLookup:
     """One verdict from the answers for each record type of ``name``."""
+    if len(answers) == 1:  # one record type asked: its answer is the verdict
+        (answer,) = answers
+        detail = "" if answer.values else answer.detail
+        return NameLookup(name, answer.status, answer.values, answer.canonical_name, answer.server, detail)
     addresses = tuple(value for answer in answers for value in answer.values)
     canonical = next((answer.canonical_name for answer in answers if answer.canonical_name), None)
     if addresses:

@@ -10,8 +10,6 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-import dns.reversename
-
 from midprobe.probes.base import ProbeContext
 from midprobe.probes.dns import wire
 from midprobe.probes.dns.common import batch_deadline, prepare_resolver
@@ -50,7 +48,7 @@ async def reverse_lookup(
     addresses: Sequence[str], config: ResolverConfig, deadline: float | None
 ) -> list[AddressName]:
     """PTR lookups for ``addresses`` (canonical text), in order."""
-    questions = [Question(dns.reversename.from_address(address), wire.PTR) for address in addresses]
+    questions = [Question(wire.reverse_name(address), wire.PTR) for address in addresses]
     answers = await resolve_batch(questions, config, deadline=deadline)
     return [_address_name(address, answer) for address, answer in zip(addresses, answers, strict=True)]
 

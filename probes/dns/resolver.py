@@ -34,6 +34,10 @@ from midprobe.probes.dns import wire
 RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
 #: Datagrams read per readiness callback before giving the event loop back.
 READ_BURST = 256
+#: Replies read (and so queries sent for them) at a time; see ``_Batch._on_readable``.
+SEND_BURST = 32
+#: Random query ids drawn from the system's generator at a time.
+ID_BATCH = 1024
 
 
 class Status(enum.StrEnum):
@@ -74,7 +78,7 @@ class ResolverConfig:
     port: int = 53
     timeout: float = 2.0  # seconds per attempt
     retries: int = 2  # further rounds over all servers after the first
-    concurrency: int = 256  # questions in flight at once
+    concurrency: int = 128  # questions in flight at once (params.DEFAULT_CONCURRENCY)
     sockets: int = 4  # UDP sockets per address family (more ids and source ports)
 
     def __post_init__(self) -> None:
@@ -130,8 +134,9 @@ class _Flight:
     def __init__(self, index: int, question: Question) -> None:
         self.index = index
         self.question = question
-        self.query = wire.build_query(question.name, question.rdtype)
-        self.known = wire.KnownName.of(question.name)
+        encoded = wire.name_wire(question.name)
+        self.query = wire.query_for(encoded, question.rdtype)
+        self.known = wire.KnownName.of(question.name, encoded)
         self.attempts = 0
         self.sends = 0
         self.key: tuple[int, int] | None = None  # (socket index, query id) while a UDP query is out
@@ -160,6 +165,7 @@ class _Batch:
         self.servers = [(_normal(server), _family(server)) for server in config.servers]
         self.closed = False  # set at the deadline: nothing new is sent
         self.filling = False
+        self.query_ids: list[int] = []
 
     async def run(self) -> list[Answer]:
         deadline_handle: asyncio.TimerHandle | None = None
@@ -213,15 +219,23 @@ class _Batch:
             self.family_sockets[family] = indexes
 
     def _on_readable(self, index: int) -> None:
+        # Replies are read up to SEND_BURST at a time before any is answered with the next
+        # query, so that receives and the sends they lead to come in runs instead of strictly
+        # taking turns with a server that answers each query before our next one is ready.
         sock = self.sockets[index]
-        for _ in range(READ_BURST):
-            try:
-                data, source = sock.recvfrom(65535)
-            except (BlockingIOError, InterruptedError):
+        for _ in range(READ_BURST // SEND_BURST):
+            datagrams = []
+            for _ in range(SEND_BURST):
+                try:
+                    datagrams.append(sock.recvfrom(65535))
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:  # an ICMP error reported on the socket: the time-out decides
+                    continue
+            for data, source in datagrams:
+                self._on_datagram(index, data, source)
+            if len(datagrams) < SEND_BURST:
                 return
-            except OSError:  # an ICMP error reported on the socket: the time-out decides
-                continue
-            self._on_datagram(index, data, source)
 
     # -- the pump --------------------------------------------------------------------------------
 
@@ -246,9 +260,9 @@ class _Batch:
             pool = self.family_sockets[family]
             sock_index = pool[self.next_socket % len(pool)]
             self.next_socket += 1
-            key = (sock_index, secrets.randbits(16))
+            key = (sock_index, self._query_id())
             while key in self.inflight:
-                key = (sock_index, secrets.randbits(16))
+                key = (sock_index, self._query_id())
             try:
                 self.sockets[sock_index].sendto(
                     wire.with_query_id(flight.query, key[1]), (server, self.config.port)
@@ -279,6 +293,12 @@ class _Batch:
         server, _ = self.servers[(flight.attempts - 1) % len(self.servers)]
         if source[1] != self.config.port or (source[0] != server and _normal(source[0]) != server):
             return  # from somewhere we did not ask: ignore, as a resolver must
+        plain = wire.read_plain_reply(data, flight.known, flight.question.rdtype)
+        if plain is not None:  # the common case, read without building a Response
+            del self.inflight[key]
+            flight.key = None
+            self._on_reply(flight, plain.rcode, plain.values, None, server)
+            return
         try:
             response = wire.parse_response(data, flight.known)
         except ProtocolError:
@@ -296,23 +316,31 @@ class _Batch:
 
     def _on_response(self, flight: _Flight, response: wire.Response, server: str) -> None:
         question = flight.question
+        values: tuple[str, ...] = ()
+        alias = None
         if response.rcode == wire.RCODE_NOERROR:
             canonical, values = wire.answer_values(response, question.name, question.rdtype)
-            status = Status.OK if values else Status.NOANSWER
             alias = None if wire.same_name(canonical, question.name) else wire.name_text(canonical)
+        self._on_reply(flight, response.rcode, values, alias, server)
+
+    def _on_reply(
+        self, flight: _Flight, rcode: int, values: tuple[str, ...], alias: str | None, server: str
+    ) -> None:
+        """A reply that answers the question: final (NOERROR, NXDOMAIN) or on to the next attempt."""
+        question = flight.question
+        if rcode == wire.RCODE_NOERROR:
+            status = Status.OK if values else Status.NOANSWER
             self._finish(flight, Answer(question, status, values, alias, server, flight.attempts))
             return
-        if response.rcode == wire.RCODE_NXDOMAIN:
+        if rcode == wire.RCODE_NXDOMAIN:
             self._finish(flight, Answer(question, Status.NXDOMAIN, (), None, server, flight.attempts))
             return
-        if response.rcode == wire.RCODE_SERVFAIL:
+        if rcode == wire.RCODE_SERVFAIL:
             flight.last = self._failure(flight, Status.SERVFAIL, server, f"{server} answered SERVFAIL")
-        elif response.rcode == wire.RCODE_REFUSED:
+        elif rcode == wire.RCODE_REFUSED:
             flight.last = self._failure(flight, Status.REFUSED, server, f"{server} refused the query")
         else:
-            flight.last = self._failure(
-                flight, Status.ERROR, server, f"{server} answered rcode {response.rcode}"
-            )
+            flight.last = self._failure(flight, Status.ERROR, server, f"{server} answered rcode {rcode}")
         self._send(flight)
 
     async def _over_tcp(self, flight: _Flight, server: str) -> None:
@@ -380,6 +408,12 @@ class _Batch:
         self._settle()
 
     # -- bookkeeping -----------------------------------------------------------------------------
+
+    def _query_id(self) -> int:
+        """A random 16-bit id; drawn in batches, as one system call per id costs more than the query."""
+        if not self.query_ids:
+            self.query_ids = list(memoryview(secrets.token_bytes(2 * ID_BATCH)).cast("H"))
+        return self.query_ids.pop()
 
     def _failure(self, flight: _Flight, status: Status, server: str | None, detail: str) -> Answer:
         return Answer(flight.question, status, (), None, server, flight.attempts, detail)

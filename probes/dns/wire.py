@@ -7,6 +7,7 @@ but without its full ``Message`` objects, which cost several times more per pack
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 import struct
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import dns.exception
 import dns.name
 import dns.rdataclass
 import dns.rdatatype
+import dns.reversename
 import dns.wire
 
 from midprobe.capabilities.errors import ProtocolError
@@ -48,6 +50,9 @@ IN = int(dns.rdataclass.IN)
 
 #: A compression pointer to offset 12, where the question name starts.
 _POINTER_TO_QUESTION = b"\xc0\x0c"
+#: A label ``name_text`` writes as it is (no escapes).
+_PLAIN_LABEL = re.compile(rb"[A-Za-z0-9_-]+")
+_IN_ADDR_ARPA = (b"in-addr", b"arpa", b"")
 _OPT_RECORD = b"\x00" + RECORD_HEAD.pack(int(dns.rdatatype.OPT), EDNS_PAYLOAD, 0, 0)
 
 
@@ -57,12 +62,22 @@ def build_query(name: dns.name.Name, rdtype: int, query_id: int = 0) -> bytes:
     The batch resolver builds each question once with id 0 and patches the id into
     the first two bytes per attempt.
     """
+    return query_for(name_wire(name), rdtype, query_id)
+
+
+def name_wire(name: dns.name.Name) -> bytes:
+    """The uncompressed wire form of an absolute name."""
     if not name.is_absolute():
         raise ValueError(f"query name {name} is not absolute")
-    header = HEADER.pack(query_id & 0xFFFF, FLAG_RD, 1, 0, 0, 1)
     encoded = name.to_wire()
     assert encoded is not None  # None only when writing to a file
-    return header + encoded + QUESTION_TAIL.pack(rdtype, IN) + _OPT_RECORD
+    return encoded
+
+
+def query_for(encoded_name: bytes, rdtype: int, query_id: int = 0) -> bytes:
+    """``build_query`` for a name already in wire form (``name_wire``)."""
+    header = HEADER.pack(query_id & 0xFFFF, FLAG_RD, 1, 0, 0, 1)
+    return header + encoded_name + QUESTION_TAIL.pack(rdtype, IN) + _OPT_RECORD
 
 
 def with_query_id(query: bytes, query_id: int) -> bytes:
@@ -121,10 +136,9 @@ class KnownName(NamedTuple):
     wire: bytes
 
     @classmethod
-    def of(cls, name: dns.name.Name) -> KnownName:
-        encoded = name.to_wire()
-        assert encoded is not None
-        return cls(name, encoded.lower())
+    def of(cls, name: dns.name.Name, encoded: bytes | None = None) -> KnownName:
+        """``encoded``: the name's wire form when the caller has it already (``name_wire``)."""
+        return cls(name, (encoded or name_wire(name)).lower())
 
 
 def parse_response(message: bytes, known: KnownName | None = None) -> Response:
@@ -192,6 +206,100 @@ def _parse(message: bytes, known: KnownName | None) -> Response:
     return Response(query_id, flags, flags & 0x000F, question, tuple(answers))
 
 
+class PlainReply(NamedTuple):
+    """What a reply of the plain shape says (see ``read_plain_reply``)."""
+
+    rcode: int
+    values: tuple[str, ...]
+
+
+def read_plain_reply(message: bytes, known: KnownName, rdtype: int) -> PlainReply | None:
+    """The rcode and values of a reply of the plain shape, or ``None``: then ``parse_response`` decides.
+
+    Plain: a response (QR set, TC clear) with one question, ``known`` (ignoring case) of type
+    ``rdtype`` and class IN, whose answer records are all of that type and class and owned by
+    the question name through a pointer to it (what a server sends for a name without CNAMEs).
+    For such a reply this says exactly what ``parse_response``, ``answers_question`` and
+    ``answer_values`` together would, at a fraction of their cost; anything else (CNAMEs, other
+    owners or types, a malformed message) is left to them.
+    """
+    size = len(message)
+    if size < HEADER.size:
+        return None
+    _, flags, question_count, answer_count, _, _ = HEADER.unpack_from(message)
+    if flags & (FLAG_QR | FLAG_TC) != FLAG_QR or question_count != 1:
+        return None
+    end = HEADER.size + len(known.wire)
+    if message[HEADER.size : end].lower() != known.wire:
+        return None  # length octets are below 64, so lower() changes only letters
+    if message[end : end + QUESTION_TAIL.size] != QUESTION_TAIL.pack(rdtype, IN):
+        return None
+    position = end + QUESTION_TAIL.size
+    values: list[str] = []
+    for _ in range(answer_count):
+        start = position + 2 + RECORD_HEAD.size
+        if start > size or message[position : position + 2] != _POINTER_TO_QUESTION:
+            return None
+        kind, record_class, _, length = RECORD_HEAD.unpack_from(message, position + 2)
+        position = start + length
+        if kind != rdtype or record_class != IN or position > size:
+            return None
+        text = _plain_value(message, kind, start, length)
+        if text is None:
+            return None
+        if text not in values:
+            values.append(text)
+    return PlainReply(flags & 0x000F, tuple(values))
+
+
+def _plain_value(message: bytes, kind: int, start: int, length: int) -> str | None:
+    if kind == A:
+        return socket.inet_ntop(socket.AF_INET, message[start : start + 4]) if length == 4 else None
+    if kind == AAAA:
+        return ipaddress.IPv6Address(message[start : start + 16]).compressed if length == 16 else None
+    if kind != PTR:
+        return None
+    return _plain_target(message, start, start + length)
+
+
+def _plain_target(message: bytes, start: int, end: int) -> str | None:
+    """The PTR target at ``start`` (its record data ends at ``end``) as ``name_text`` writes it.
+
+    Read as ``dns.name.from_wire_parser`` reads it (pointers only backwards, every label and
+    pointer within the record, the name ending where the record does, 255 octets at most);
+    ``None`` for anything it would refuse and for labels that would need escaping.
+    """
+    labels: list[bytes] = []
+    position = furthest = earliest_pointer = start
+    while True:
+        if position >= end:
+            return None
+        count = message[position]
+        if count == 0:
+            furthest = max(furthest, position + 1)
+            break
+        if count < 64:
+            label = message[position + 1 : position + 1 + count]
+            position += 1 + count
+            if position > end or not _PLAIN_LABEL.fullmatch(label):
+                return None
+            labels.append(label)
+        elif count >= 192:
+            if position + 2 > end:
+                return None
+            target = (count & 0x3F) << 8 | message[position + 1]
+            furthest = max(furthest, position + 2)
+            if target >= earliest_pointer:
+                return None
+            earliest_pointer = position = target
+        else:
+            return None
+        furthest = max(furthest, position)
+    if furthest != end or not labels or sum(len(label) + 1 for label in labels) + 1 > 255:
+        return None
+    return b".".join(labels).decode("ascii")
+
+
 def answer_values(
     response: Response, name: dns.name.Name, rdtype: int
 ) -> tuple[dns.name.Name, tuple[str, ...]]:
@@ -225,6 +333,17 @@ def absolute_name(text: str) -> dns.name.Name:
         labels = text[:-1] if text.endswith(".") else text
         return dns.name.Name([*(label.encode() for label in labels.split(".")), b""])
     return dns.name.from_text(text)
+
+
+def reverse_name(address: str) -> dns.name.Name:
+    """The PTR name of an address in canonical text: ``198.18.0.10`` -> ``10.0.18.198.in-addr.arpa.``.
+
+    IPv4 is built from the text at once; IPv6 (and anything else) goes to ``dns.reversename``.
+    """
+    octets = address.split(".")
+    if len(octets) == 4 and all(octet.isdigit() for octet in octets):
+        return dns.name.Name([*(octet.encode() for octet in reversed(octets)), *_IN_ADDR_ARPA])
+    return dns.reversename.from_address(address)
 
 
 def same_name(first: dns.name.Name, second: dns.name.Name) -> bool:

@@ -272,6 +272,7 @@ def test_policy_refuses_an_address_outside_the_lab(dns_server: PrivateDns) -> No
 
 def test_thousands_of_names_and_addresses_in_one_request(dns_server: PrivateDns) -> None:
     names = " ".join(name for name, _ in HOSTS)
+    dropped_before = dns_server.udp_receive_errors()
     result, element = run_probe(
         dns_server, "DNSLookupProbe", {"names": names, "record_types": "A", "dns_servers": dns_server.server}
     )
@@ -284,6 +285,29 @@ def test_thousands_of_names_and_addresses_in_one_request(dns_server: PrivateDns)
     assert [(host.address, host.name, host.confirmed) for host in result.hosts] == [
         (address, name, True) for name, address in HOSTS
     ]
+    # the default window is below what dnsmasq's socket can queue: not one query was lost
+    # (a lost one would have cost a whole time-out before its retry)
+    assert dns_server.udp_receive_errors() == dropped_before
+
+
+def test_a_narrow_window_refills_after_time_outs_and_asks_every_name_once(dns_server: PrivateDns) -> None:
+    """40 names, 7 at a time, a server that never answers, no retries: 40 queries, 40 time-outs."""
+    dns_server.received_by_silent_server()
+    names = " ".join(name for name, _ in HOSTS[:40])
+    result, _ = run_probe(
+        dns_server,
+        "DNSLookupProbe",
+        {
+            "names": names,
+            "record_types": "A",
+            "dns_servers": dns_server.silent_server,
+            "timeout": "300",
+            "retries": "0",
+            "concurrency": "7",
+        },
+    )
+    assert {lookup.status for lookup in result.lookups} == {"timeout"}
+    assert dns_server.received_by_silent_server() == 40
 
 
 def test_the_agent_runner_answers_dns_records(dns_server: PrivateDns) -> None:

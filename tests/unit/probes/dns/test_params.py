@@ -5,13 +5,15 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
+import dns.exception
+import dns.name
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from midprobe.capabilities.errors import ConfigError, ProbeParameterError, TargetNotAllowed
 from midprobe.probes.base import ProbeContext
-from midprobe.probes.dns import PROBES
+from midprobe.probes.dns import PROBES, wire
 from midprobe.probes.dns.common import batch_deadline, prepare_resolver
 from midprobe.probes.dns.host_names import DnsParams, DNSProbe
 from midprobe.probes.dns.lookup import DNSLookupProbe, LookupParams, requested_names
@@ -19,6 +21,7 @@ from midprobe.probes.dns.name_resolver import DNSNameResolverProbe, NameResolver
 from midprobe.probes.dns.params import (
     MAX_ITEMS,
     ResolverParams,
+    host_name_text,
     parse_addresses,
     parse_names,
     parse_record_types,
@@ -101,7 +104,7 @@ def test_record_types() -> None:
 
 
 def test_resolver_parameters_default_and_bounds() -> None:
-    assert parse_resolver_params({}) == ResolverParams((), 53, 2000, 2, 256)
+    assert parse_resolver_params({}) == ResolverParams((), 53, 2000, 2, 128)
     given_ = parse_resolver_params(
         {
             "dns_servers": "198.18.0.53 198.18.0.54",
@@ -197,7 +200,7 @@ def test_servers_and_addresses_are_checked_against_the_policy() -> None:
     config = prepare_resolver(
         ResolverParams(("198.18.0.15",), timeout_ms=250, retries=1), lab, ["198.18.0.10"]
     )
-    assert config == ResolverConfig(("198.18.0.15",), 53, 0.25, 1, 256)
+    assert config == ResolverConfig(("198.18.0.15",), 53, 0.25, 1, 128)
 
 
 def test_the_batch_stops_a_little_before_the_probe_deadline() -> None:
@@ -209,3 +212,50 @@ def test_the_batch_stops_a_little_before_the_probe_deadline() -> None:
     assert batch_deadline(ProbeContext(deadline=1005.0, clock=now)) == pytest.approx(1004.5)
     assert batch_deadline(ProbeContext(deadline=1000.5, clock=now)) == pytest.approx(1000.45)
     assert batch_deadline(ProbeContext(deadline=990.0, clock=now)) == pytest.approx(990.0)  # already past
+
+
+def _dnspython_reading(text: str) -> str | None:
+    """What ``dns.name.from_text`` makes of a host name, as the probes write it (``None``: refused)."""
+    try:
+        name = dns.name.from_text(text)
+    except dns.exception.DNSException:
+        return None
+    return None if name == dns.name.root else wire.name_text(name)
+
+
+@given(
+    st.lists(st.text(alphabet="aZ09-_.\\ü*", min_size=0, max_size=70), min_size=1, max_size=5),
+    st.booleans(),
+)
+def test_host_names_read_as_dnspython_reads_them(labels: list[str], final_dot: bool) -> None:
+    text = ".".join(labels) + ("." if final_dot else "")
+    expected = _dnspython_reading(text)
+    if expected is None:
+        with pytest.raises(ProbeParameterError):
+            host_name_text(text, "names")
+    else:
+        assert host_name_text(text, "names") == expected
+
+
+@pytest.mark.parametrize("length", [252, 253, 254, 255])
+def test_the_longest_plain_names_are_judged_as_dnspython_judges_them(length: int) -> None:
+    labels = ["a" * 63, "b" * 63, "c" * 63, "d" * 63]
+    text = ".".join(labels)[:length].rstrip(".")
+    for candidate in (text, text + "."):
+        expected = _dnspython_reading(candidate)
+        if expected is None:
+            with pytest.raises(ProbeParameterError, match="255 octets"):
+                host_name_text(candidate, "names")
+        else:
+            assert host_name_text(candidate, "names") == expected
+
+
+@given(st.text(alphabet="0123456789.:af", min_size=1, max_size=18) | st.ip_addresses(v=4).map(str))
+def test_addresses_read_as_ipaddress_reads_them(text: str) -> None:
+    try:
+        expected = str(ipaddress.ip_address(text))
+    except ValueError:
+        with pytest.raises(ProbeParameterError, match="is not an IP address"):
+            parse_addresses(text, "ip_addresses")
+        return
+    assert parse_addresses(text, "ip_addresses") == (expected,)

@@ -13,6 +13,7 @@ import dns.name
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
+import dns.reversename
 import dns.rrset
 import pytest
 from hypothesis import given
@@ -228,3 +229,155 @@ def test_a_known_question_name_is_recognised_not_reparsed() -> None:
     other = wire.parse_response(data, wire.KnownName.of(dns.name.from_text("linux1.sandiego.lab")))
     assert other == plain
     assert not other.answers_question(dns.name.from_text("linux1.sandiego.lab"), wire.A)
+
+
+# -- the plain-reply fast path: it must say what the full parser says, or leave the reply to it --
+
+
+def full_reading(data: bytes, name: dns.name.Name, rdtype: int) -> wire.PlainReply | None:
+    """What the resolver concludes through ``parse_response``: ``None`` when the reply is ignored."""
+    try:
+        parsed = wire.parse_response(data, wire.KnownName.of(name))
+    except ProtocolError:
+        return None
+    if parsed.truncated or not parsed.answers_question(name, rdtype):
+        return None
+    canonical, values = wire.answer_values(parsed, name, rdtype)
+    return wire.PlainReply(parsed.rcode, values if wire.same_name(canonical, name) else ("<alias>",))
+
+
+def test_a_plain_reply_is_read_without_the_full_parser() -> None:
+    records = [
+        ("linux1.sandiego.lab.example.test.", "A", "198.18.0.10"),
+        ("linux1.sandiego.lab.example.test.", "A", "198.18.0.11"),
+    ]
+    data = response_to(NAME, "A", records).to_wire()
+    plain = wire.read_plain_reply(data, wire.KnownName.of(NAME), wire.A)
+    assert plain == wire.PlainReply(wire.RCODE_NOERROR, ("198.18.0.10", "198.18.0.11"))
+    nxdomain = response_to(NAME, "A", [], dns.rcode.NXDOMAIN).to_wire()
+    assert wire.read_plain_reply(nxdomain, wire.KnownName.of(NAME), wire.A) == (wire.RCODE_NXDOMAIN, ())
+    reverse = dns.name.from_text("10.0.18.198.in-addr.arpa")
+    ptr = response_to(reverse, "PTR", [("10.0.18.198.in-addr.arpa.", "PTR", "linux1.lab.example.test.")])
+    assert wire.read_plain_reply(ptr.to_wire(), wire.KnownName.of(reverse), wire.PTR) == (
+        wire.RCODE_NOERROR,
+        ("linux1.lab.example.test",),
+    )
+
+
+def test_what_is_not_plain_is_left_to_the_full_parser() -> None:
+    known = wire.KnownName.of(NAME)
+    alias = [
+        ("linux1.sandiego.lab.example.test.", "CNAME", "db.sanjose.lab.example.test."),
+        ("db.sanjose.lab.example.test.", "A", "198.18.0.12"),
+    ]
+    assert wire.read_plain_reply(response_to(NAME, "A", alias).to_wire(), known, wire.A) is None
+    truncated = response_to(NAME, "A", [])
+    truncated.flags |= dns.flags.TC
+    assert wire.read_plain_reply(truncated.to_wire(), known, wire.A) is None
+    query = wire.build_query(NAME, wire.A)  # no QR bit: a query, not a reply
+    assert wire.read_plain_reply(query, known, wire.A) is None
+    other_type = response_to(NAME, "AAAA", []).to_wire()
+    assert wire.read_plain_reply(other_type, known, wire.A) is None
+    other_name = response_to(dns.name.from_text("db.sanjose.lab.example.test"), "A", []).to_wire()
+    assert wire.read_plain_reply(other_name, known, wire.A) is None
+
+
+@given(st.lists(record, max_size=12), st.sampled_from(["A", "AAAA", "PTR"]), st.booleans())
+def test_plain_replies_read_as_the_full_parser_reads_them(
+    records: list[tuple[str, str, str]], asked: str, upper: bool
+) -> None:
+    rdtype = dns.rdatatype.from_text(asked)
+    data = response_to(NAME, asked, records).to_wire()
+    asked_name = dns.name.from_text(NAME.to_text().upper()) if upper else NAME
+    plain = wire.read_plain_reply(data, wire.KnownName.of(asked_name), rdtype)
+    if plain is not None:
+        assert plain == full_reading(data, asked_name, rdtype)
+    if all(kind == asked for _, kind, _ in records):  # only records of the asked type, none CNAME
+        owned_by_question = all(owner.lower() == OWNERS[0] for owner, _, _ in records)
+        assert (plain is not None) == owned_by_question
+
+
+def _plain_reply(name: dns.name.Name, rdtype: str, value: str) -> bytes:
+    return response_to(name, rdtype, [(name.to_text(), rdtype, value)]).to_wire()
+
+
+PLAIN_REPLIES = [
+    (NAME, wire.A, _plain_reply(NAME, "A", "198.18.0.10")),
+    (NAME, wire.AAAA, _plain_reply(NAME, "AAAA", "2001:db8::10")),
+    (NAME, wire.PTR, _plain_reply(NAME, "PTR", "db.sanjose.lab.example.test.")),
+]
+
+
+@given(st.sampled_from(PLAIN_REPLIES), st.data())
+def test_hostile_changes_to_a_plain_reply_never_fool_the_fast_path(
+    reply: tuple[dns.name.Name, int, bytes], data: st.DataObject
+) -> None:
+    """Flipped, cut or appended bytes: the fast path agrees with the full parser or stands aside."""
+    name, rdtype, message = reply
+    changed = bytearray(message)
+    for _ in range(data.draw(st.integers(0, 4))):
+        position = data.draw(st.integers(0, len(changed) - 1))
+        changed[position] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(changed)))
+    hostile = bytes(changed[:cut]) + data.draw(st.binary(max_size=8))
+    plain = wire.read_plain_reply(hostile, wire.KnownName.of(name), rdtype)
+    if plain is not None:
+        assert plain == full_reading(hostile, name, rdtype)
+
+
+@given(st.sampled_from(PLAIN_REPLIES), st.binary(max_size=300))
+def test_any_answer_bytes_are_read_by_the_fast_path_or_left(
+    reply: tuple[dns.name.Name, int, bytes], data: bytes
+) -> None:
+    name, rdtype, message = reply
+    question_end = 12 + len(wire.name_wire(name)) + 4
+    hostile = message[:question_end] + data  # the header says one answer: what follows is anything
+    plain = wire.read_plain_reply(hostile, wire.KnownName.of(name), rdtype)
+    if plain is not None:
+        assert plain == full_reading(hostile, name, rdtype)
+
+
+#: Pieces of a PTR target: labels, pointers into the question (and beyond it), ends, garbage.
+target_piece = st.one_of(
+    st.binary(max_size=3),
+    st.sampled_from(
+        [b"\x05host1", b"\x03a-b", b"\x01_", b"\x02a.", b"\xc0\x11", b"\xc0\x0c", b"\xc0\x30", b"\x00"]
+    ),
+)
+
+
+@given(st.lists(target_piece, max_size=6).map(b"".join))
+def test_ptr_targets_with_any_pointers_read_as_dnspython_reads_them(target: bytes) -> None:
+    """A PTR record whose data is any mix of labels, pointers and bytes."""
+    reverse = dns.name.from_text("10.0.18.198.in-addr.arpa")
+    question = wire.name_wire(reverse) + struct.pack("!HH", wire.PTR, wire.IN)
+    head = struct.pack("!HHHHHH", 7, 0x8180, 1, 1, 0, 0) + question
+    record = b"\xc0\x0c" + struct.pack("!HHIH", wire.PTR, wire.IN, 60, len(target)) + target
+    message = head + record
+    plain = wire.read_plain_reply(message, wire.KnownName.of(reverse), wire.PTR)
+    if plain is not None:
+        assert plain == full_reading(message, reverse, wire.PTR)
+
+
+def test_ptr_targets_compressed_against_the_question_are_read() -> None:
+    reverse = dns.name.from_text("10.0.18.198.in-addr.arpa")
+    target = b"\x05host1\xc0\x11"  # host1 + a pointer to "18.198.in-addr.arpa" at offset 17
+    question = wire.name_wire(reverse) + struct.pack("!HH", wire.PTR, wire.IN)
+    record = b"\xc0\x0c" + struct.pack("!HHIH", wire.PTR, wire.IN, 60, len(target)) + target
+    message = struct.pack("!HHHHHH", 7, 0x8180, 1, 1, 0, 0) + question + record
+    expected = wire.PlainReply(wire.RCODE_NOERROR, ("host1.18.198.in-addr.arpa",))
+    assert wire.read_plain_reply(message, wire.KnownName.of(reverse), wire.PTR) == expected
+    assert full_reading(message, reverse, wire.PTR) == expected
+    escaped = message[: -len(target)] + b"\x05ho.t1\xc0\x11"  # needs an escape: left to dnspython
+    assert wire.read_plain_reply(escaped, wire.KnownName.of(reverse), wire.PTR) is None
+    assert full_reading(escaped, reverse, wire.PTR) == (wire.RCODE_NOERROR, ("ho\\.t1.18.198.in-addr.arpa",))
+
+
+@given(st.ip_addresses())
+def test_reverse_names_are_dnspython_reverse_names(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> None:
+    expected = dns.reversename.from_address(str(address))
+    name = wire.reverse_name(str(address))
+    assert name == expected
+    assert name.labels == expected.labels
