@@ -21,6 +21,7 @@ from midprobe.runner.ecc.record import EccRecord
 from midprobe.runner.instance.auth import open_users
 from midprobe.runner.lab import Lab
 from midprobe.runner.queue.url import open_queue, sqlite_url
+from tests.lab.instance_support import serve_instance
 
 pytestmark = pytest.mark.lab
 
@@ -30,18 +31,6 @@ RUNNER = [sys.executable, "-m", "midprobe.runner"]
 
 def _in_lab(lab: Lab, argv: list[str]) -> list[str]:
     return ["ip", "netns", "exec", lab.scanner_namespace, *argv]
-
-
-def _serve(lab: Lab, url: str, listen: str) -> tuple[subprocess.Popen[str], str, Path]:
-    argv = _in_lab(lab, [*RUNNER, "instance", "serve", "--queue", url, "--listen", listen])
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    base = process.stdout.readline().strip()
-    ca_line = process.stdout.readline().strip()
-    if not base.startswith("https://198.18.0.1:") or not ca_line.startswith("CA: "):
-        process.kill()
-        pytest.fail(f"instance serve did not start: {base!r} {ca_line!r} {process.communicate()[1][-2000:]}")
-    return process, base, Path(ca_line.removeprefix("CA: "))
 
 
 def _agent(lab: Lab, name: str, base: str, ca: Path | None, spool: Path) -> subprocess.Popen[str]:
@@ -86,7 +75,7 @@ def test_two_agents_run_heartbeats_and_shazzam_through_the_instance(
     with open_queue(instance_queue) as queue:
         queue.enqueue_many(outputs)
 
-    instance, base, ca = _serve(lab, instance_queue, "198.18.0.1:0")
+    instance, base, ca = serve_instance(lab, instance_queue, "198.18.0.1:0")
     try:
         agents = [_agent(lab, f"mid{n}", base, ca, tmp_path / f"spool{n}") for n in (1, 2)]
         finished = [agent.communicate(timeout=100) for agent in agents]
@@ -132,7 +121,7 @@ def test_the_spool_delivers_each_result_once_across_an_instance_killed_mid_run(
         queue.enqueue_many(outputs)
     spool = tmp_path / "spool"
 
-    instance, base, ca = _serve(lab, instance_queue, "198.18.0.1:0")
+    instance, base, ca = serve_instance(lab, instance_queue, "198.18.0.1:0")
     agent = _agent(lab, "mid1", base, ca, spool)
     restarted: subprocess.Popen[str] | None = None
     try:
@@ -152,7 +141,7 @@ def test_the_spool_delivers_each_result_once_across_an_instance_killed_mid_run(
                     break
             assert time.monotonic() < deadline, "".join(lines[-20:])
         assert sorted(path.suffix for path in spool.iterdir()) == [".json", ".json"]
-        restarted, _, _ = _serve(lab, instance_queue, base.removeprefix("https://"))
+        restarted, _, _ = serve_instance(lab, instance_queue, base.removeprefix("https://"))
         _stdout, stderr = agent.communicate(timeout=150)
     finally:
         if agent.poll() is None:
