@@ -200,6 +200,9 @@ def agent(
 ) -> None:
     """Poll the ECC queue, run the probes addressed to this agent, and write their results.
 
+    The queue is a database (sqlite:///..., postgresql://...) or an instance, https://HOST:PORT,
+    with --user (password from env MIDPROBE_INSTANCE_PASSWORD) and --ca.
+
     Logs are JSON lines on stderr. With --once, a summary line is printed on stdout.
     """
     config = load_agent_config(
