@@ -91,7 +91,6 @@ class HttpsQueue:
             base_url=self.url, verify=verify or ssl.create_default_context(), timeout=REQUEST_TIMEOUT_SECONDS
         )
         self._auth = httpx.BasicAuth(user, password)
-        self.flush_spool()
 
     # -- the transport ------------------------------------------------------------------------
 
@@ -251,6 +250,9 @@ class HttpsQueue:
 
     def flush_spool(self) -> int:
         """Resend what the spool holds (an earlier run's or an outage's); returns how many the instance confirmed.
+
+        Called before every claim, so an agent's first claim after a start resends what its last
+        run left.
 
         Best effort: an unreachable instance leaves the entries for the next try.
         """

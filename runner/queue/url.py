@@ -168,7 +168,9 @@ def _open_instance(
     from midprobe.runner.queue.spool import ResultSpool
 
     if not user:
-        raise QueueUrlError(f"{location.url}: give the instance user (--user NAME) for an https:// queue")
+        raise QueueUrlError(
+            f"{location.url}: an https:// queue is for agents: midprobe agent --user NAME (others need the database URL)"
+        )
     password = (os.environ if environ is None else environ).get(INSTANCE_PASSWORD_VARIABLE, "")
     if not password:
         raise QueueUrlError(

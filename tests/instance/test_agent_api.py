@@ -123,10 +123,10 @@ def test_results_wait_in_the_spool_while_the_instance_is_unreachable(
     assert queue.list(queue_side="input", topic="Shazzam") == []
 
     bridge.cut = False
-    # The agent restarts (a new queue object on the same spool): the spool is resent at once.
+    # The agent restarts (a new queue object on the same spool): its first claim resends the spool.
     with _remote(bridge, tmp_path) as restarted:
-        assert spool.pending() == []
         assert restarted.claim("mid1", 5, 60.0) == []
+        assert spool.pending() == []
         # Resending again (a reply lost after the spool was sent) stores nothing twice.
         assert restarted.complete(outputs[0].sys_id, _answer(outputs[0], "<other/>")) is False
     for output in outputs:
@@ -213,7 +213,7 @@ def test_a_bad_instance_url_is_one_line(url: str, says: str) -> None:
 
 def test_an_instance_queue_needs_a_user_and_the_password_variable() -> None:
     assert parse_queue_url("https://instance.lab").url == "https://instance.lab:443"  # type: ignore[union-attr]
-    with pytest.raises(QueueUrlError, match=r"--user NAME"):
+    with pytest.raises(QueueUrlError, match=r"is for agents: midprobe agent --user NAME"):
         open_queue("https://instance.lab:8443", environ={"MIDPROBE_INSTANCE_PASSWORD": "x"})
     with pytest.raises(QueueUrlError, match="set MIDPROBE_INSTANCE_PASSWORD"):
         open_queue("https://instance.lab:8443", user="mid1", environ={})
