@@ -206,7 +206,17 @@ class AgentApi:
             key = request.headers.get(IDEMPOTENCY_HEADER)
             if key is not None and key != result.sys_id:
                 raise bad_request("Invalid request", f"{IDEMPOTENCY_HEADER} must be the result's sys_id")
-            stored = await self._run(lambda: self._queue.complete(output, result))
+            try:
+                stored = await self._run(lambda: self._queue.complete(output, result))
+            except QueueError:
+                # A missing output (or an input named as one) is the request's fault, not an outage:
+                # say so, or the agent would resend this answer for ever.
+                answered = await self._run(lambda: self._queue.get(output))
+                if answered is None:
+                    raise not_found(f"no output {output}") from None
+                if not answered.is_output:
+                    raise bad_request("Invalid request", f"{output} is an input, not an output") from None
+                raise
             if stored or key is None:
                 return {"stored": stored, "replayed": False}
             # Not stored: a result existed. Was it this very one, sent before a reply was lost?

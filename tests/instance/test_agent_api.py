@@ -194,6 +194,13 @@ def test_a_refused_answer_is_a_config_error_and_leaves_the_spool(
     assert ResultSpool(tmp_path / "spool").pending() == []
 
 
+def test_an_answer_to_a_missing_output_is_refused_for_good(remote: HttpsQueue, tmp_path: Path) -> None:
+    gone = EccRecord(agent="mid1", topic="Shazzam", queue="output")  # never enqueued
+    with pytest.raises(ConfigError, match=f"No Record found: no output {gone.sys_id}"):
+        remote.complete(gone.sys_id, _answer(gone))
+    assert ResultSpool(tmp_path / "spool").pending() == []
+
+
 @pytest.mark.parametrize(
     ("url", "says"),
     [
