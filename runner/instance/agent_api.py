@@ -236,6 +236,25 @@ class AgentApi:
 
         return await self._serve(request, handle)
 
+    async def list_agents(self, request: Request) -> Response:
+        async def handle() -> object:
+            raw = request.query_params.get("live_within_seconds")
+            live = None if raw is None else read_number(raw, _LEASE_LIMITS, field="live_within_seconds")
+            found = await self._run(lambda: self._queue.list_agents(live))
+            return [registration_to_json(registration) for registration in found]
+
+        return await self._serve(request, handle)
+
+    async def get_lease(self, request: Request) -> Response:
+        async def handle() -> object:
+            sys_id = check_sys_id(request.path_params["sys_id"])
+            lease = await self._run(lambda: self._queue.get_lease(sys_id))
+            if lease is None:
+                return None
+            return {"sys_id": lease.sys_id, "owner": lease.owner, "expires_at": lease.expires_at.isoformat()}
+
+        return await self._serve(request, handle)
+
     async def payload(self, request: Request) -> Response:
         async def handle() -> object:
             sys_id = check_sys_id(request.path_params["sys_id"])
@@ -312,6 +331,7 @@ def agent_routes(queue: EccQueue, table_api: TableApi, signal: WorkSignal) -> li
     at = API_PREFIX
     return [
         Route(f"{at}/agents", api.register, methods=["POST"]),
+        Route(f"{at}/agents", api.list_agents, methods=["GET"]),
         Route(f"{at}/agents/{{name}}", api.get_agent, methods=["GET"]),
         Route(f"{at}/agents/{{name}}/heartbeat", api.heartbeat, methods=["POST"]),
         Route(f"{at}/agents/{{name}}/status", api.status, methods=["POST"]),
@@ -321,6 +341,7 @@ def agent_routes(queue: EccQueue, table_api: TableApi, signal: WorkSignal) -> li
         Route(f"{at}/release", api.release, methods=["POST"]),
         Route(f"{at}/outputs/{{sys_id}}/answer", api.answer, methods=["POST"]),
         Route(f"{at}/records/{{sys_id}}", api.get_record, methods=["GET"]),
+        Route(f"{at}/outputs/{{sys_id}}/lease", api.get_lease, methods=["GET"]),
         Route(f"{at}/outputs/{{sys_id}}/payload", api.payload, methods=["GET"]),
         Route(f"{at}/affinity", api.get_affinity, methods=["GET"]),
         Route(f"{at}/affinity", api.set_affinity, methods=["PUT"]),

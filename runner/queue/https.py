@@ -8,8 +8,8 @@ docs/instance.md) through one httpx client: TLS verified against the instance's 
 exponential back-off; what is left becomes a one-line ``QueueError`` (a refused request: a
 ``ConfigError``). With a spool, each result is on disk before it is sent and until the
 instance confirmed it; what a crash or an outage left there is resent, with its idempotency
-key, before the next claim. The admin side of the interface (enqueue, listings) is the Table
-API's job and is refused here.
+key, before the next claim. The user side of the interface (enqueue, listing records,
+readdressing, attachments by id) is the Table API's job and is refused here.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self
@@ -177,10 +178,16 @@ class HttpsQueue:
         raise self._not_served("get_attachment")
 
     def get_lease(self, sys_id: str) -> Lease | None:
-        raise self._not_served("get_lease")
+        found = self._request("GET", f"/outputs/{sys_id}/lease")
+        if found is None:
+            return None
+        return Lease(
+            str(found["sys_id"]), str(found["owner"]), datetime.fromisoformat(str(found["expires_at"]))
+        )
 
     def list_agents(self, live_within_seconds: float | None = None) -> builtins.list[AgentRegistration]:
-        raise self._not_served("list_agents")
+        params = {} if live_within_seconds is None else {"live_within_seconds": f"{live_within_seconds:g}"}
+        return [registration_from_json(raw) for raw in self._request("GET", "/agents", params=params)]
 
     def _not_served(self, what: str) -> QueueError:
         return QueueError(

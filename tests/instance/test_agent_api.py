@@ -70,9 +70,14 @@ def test_an_agent_registers_claims_renews_and_answers_over_https(queue: EccQueue
     assert [record.sys_id for record in claimed] == [output.sys_id for output in outputs]
     assert remote.claim("mid1", 10, 60.0, instance="p1") == []
     assert remote.renew("mid1", [outputs[0].sys_id], 60.0, instance="p1") == [outputs[0].sys_id]
+    lease = remote.get_lease(outputs[0].sys_id)
+    assert lease is not None
+    assert lease == queue.get_lease(outputs[0].sys_id)
+    assert [agent.name for agent in remote.list_agents(live_within_seconds=600)] == ["mid.server.mid1"]
     assert remote.release("mid1", [outputs[1].sys_id]) == [outputs[1].sys_id]
 
     assert remote.complete(outputs[0].sys_id, _answer(outputs[0])) is True
+    assert remote.get_lease(outputs[0].sys_id) is None
     stored = queue.get(outputs[0].sys_id)
     assert stored is not None
     assert stored.state == "processed"
