@@ -59,9 +59,13 @@ def _instance(body: Mapping[str, object]) -> str | None:
 
 def _ids(body: Mapping[str, object]) -> list[str]:
     value = body.get("sys_ids")
-    if not isinstance(value, list) or len(value) > 10 * MAX_CLAIM:
+    if (
+        not isinstance(value, list)
+        or len(value) > 10 * MAX_CLAIM
+        or not all(isinstance(item, str) for item in value)
+    ):
         raise bad_request("Invalid request", f"sys_ids must be a list of at most {10 * MAX_CLAIM} ids")
-    return [check_sys_id(item) if isinstance(item, str) else check_sys_id(str(item)) for item in value]
+    return [check_sys_id(item) for item in value]
 
 
 def _number(body: Mapping[str, object], name: str, limits: NumberRange) -> float:

@@ -242,6 +242,8 @@ class TableApi:
             fields = _projection(table, _parameters(request))
             body = await read_json(request, self.max_body_bytes)
             row = await self.call(lambda: self._queue_table.update(request.path_params["sys_id"], body))
+            if row.get("queue") == "output" and row.get("state") == "ready":
+                self.signal.notify()  # released or readdressed: work for the agents' long polls
             return JSONResponse({"result": _project(row, fields)})
 
         return await self.guarded(request, handle)

@@ -20,8 +20,11 @@ DEFAULT_CHECK_SECONDS = 1.0
 class WorkSignal:
     """Wakes every waiting long poll; safe to notify from any thread or event loop."""
 
-    def __init__(self, *, check_seconds: float = DEFAULT_CHECK_SECONDS) -> None:
+    def __init__(
+        self, *, check_seconds: float = DEFAULT_CHECK_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._check_seconds = check_seconds
+        self._clock = clock
         self._lock = threading.Lock()
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self._version = 0
@@ -45,9 +48,9 @@ class WorkSignal:
         waiter = (asyncio.get_running_loop(), event)
         with self._lock:
             self._waiters.add(waiter)
-        deadline = time.monotonic() + seconds
+        deadline = self._clock() + seconds
         try:
-            while (left := deadline - time.monotonic()) > 0:
+            while (left := deadline - self._clock()) > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), min(left, self._check_seconds))
                 if event.is_set() or await check():
