@@ -9,6 +9,7 @@ and the result exists once. ``GET .../agents/{name}/work?wait=S`` is the long po
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
@@ -32,6 +33,8 @@ from midprobe.runner.queue.wire import (
     registration_from_json,
     registration_to_json,
 )
+
+log = logging.getLogger("midprobe.instance")
 
 MAX_CLAIM: Final = 1000
 """Most outputs one claim request takes."""
@@ -90,7 +93,10 @@ class AgentApi:
             except AgentNameInUse as error:
                 raise TableApiError(409, "Agent name in use", str(error)) from None
             except QueueError as error:
-                raise TableApiError(503, "Service Unavailable", str(error)) from None
+                # The reason helps the agent (e.g. an unregistered name); where the queue lives does not.
+                log.warning("the queue failed during %s %s: %s", request.method, request.url.path, error)
+                reason = str(error).replace(f"queue {self._queue.url}", "the ECC queue")
+                raise TableApiError(503, "Service Unavailable", reason) from None
 
         return await self._table_api.guarded(request, guarded)
 

@@ -95,6 +95,17 @@ def test_an_agent_registers_claims_renews_and_answers_over_https(queue: EccQueue
     assert found.status == "Down"
 
 
+def test_a_queue_failure_gives_its_reason_but_not_where_the_queue_lives(
+    remote: HttpsQueue, queue_url: str
+) -> None:
+    with pytest.raises(QueueError) as failed:
+        remote.heartbeat_agent("never-registered")
+    message = str(failed.value)
+    assert message.startswith(f"queue {BASE}: the instance failed: Service Unavailable: the ECC queue")
+    assert "never-registered" in message
+    assert queue_url.removeprefix("sqlite:///") not in message
+
+
 def test_a_second_live_process_under_the_same_name_is_refused(remote: HttpsQueue) -> None:
     remote.register_agent(AgentRegistration("mid1"), instance="p1", live_within_seconds=600)
     with pytest.raises(AgentNameInUse):
