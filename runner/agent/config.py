@@ -42,6 +42,11 @@ class AgentConfig:
     #: Refuse every target outside the lab networks (198.18.0.0/15, 127.0.0.0/8).
     lab_mode: bool = False
     log_level: str = "info"
+    #: For an ``https://`` queue: the instance user (its password only from MIDPROBE_INSTANCE_PASSWORD),
+    #: the instance's CA file (None: the system's CAs) and the result spool's folder.
+    instance_user: str = ""
+    instance_ca_file: Path | None = None
+    spool_dir: Path | None = None
 
     def __post_init__(self) -> None:
         _check(self.name.strip() != "", "name", "must not be empty")

@@ -21,10 +21,13 @@ from midprobe.runner.agent.identity import build_agent_setup
 from midprobe.runner.agent.limits import ConcurrencyLimits, PoolSizes
 from midprobe.runner.agent.probe_runner import ProbeRunner
 from midprobe.runner.cli.options import agent_setting, queue_option, seconds
+from midprobe.runner.queue.https import tls_context
 from midprobe.runner.queue.url import open_queue
 
 #: Threads for blocking libraries (paramiko, python-nmap, the queue driver).
 BLOCKING_THREADS = 32
+#: Where an agent on an ``https://`` queue spools its results unless told (one folder per agent name).
+DEFAULT_SPOOL_ROOT = Path("midprobe-spool")
 
 
 def run_agent(
@@ -45,6 +48,8 @@ def run_agent(
     pools = PoolSizes.scaled(config.concurrency)
     if config.credentials_file is not None:
         CredentialStore.load(config.credentials_file)  # a bad file stops here, before the agent registers
+    if config.instance_ca_file is not None:
+        tls_context(config.instance_ca_file)  # so does a bad CA file, whatever the queue
     timings = AgentTimings(
         poll_idle_seconds=config.poll_idle_seconds,
         poll_busy_seconds=config.poll_busy_seconds,
@@ -57,7 +62,13 @@ def run_agent(
         asyncio.get_running_loop().set_default_executor(
             ThreadPoolExecutor(BLOCKING_THREADS, "midprobe-blocking")
         )
-        with open_queue(config.queue_url, payload_cap=config.result_size_cap) as queue:
+        with open_queue(
+            config.queue_url,
+            payload_cap=config.result_size_cap,
+            user=config.instance_user or None,
+            ca_file=config.instance_ca_file,
+            spool_dir=config.spool_dir or DEFAULT_SPOOL_ROOT / setup.registration.short_name,
+        ) as queue:
             credentials = None
             if config.credentials_file is not None:
                 credentials = CredentialStore.load(
@@ -150,6 +161,26 @@ def run_agent(
     show_default=True,
     help="On SIGTERM, seconds to finish in-flight work before releasing it.",
 )
+@click.option(
+    "--user",
+    "instance_user",
+    default=None,
+    help="With an https:// queue: the instance user (password from env MIDPROBE_INSTANCE_PASSWORD).",
+)
+@click.option(
+    "--ca",
+    "instance_ca_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="With an https:// queue: the instance's CA file to trust [the system's CAs].",
+)
+@click.option(
+    "--spool",
+    "spool_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="With an https:// queue: folder keeping results until the instance has them [midprobe-spool/NAME].",
+)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
 def agent(
     name: str | None,
@@ -164,9 +195,15 @@ def agent(
     poll_busy_seconds: float | None,
     lease_seconds: float | None,
     drain_seconds: float,
+    instance_user: str | None,
+    instance_ca_file: Path | None,
+    spool_dir: Path | None,
     log_level: str | None,
 ) -> None:
     """Poll the ECC queue, run the probes addressed to this agent, and write their results.
+
+    The queue is a database (sqlite:///..., postgresql://...) or an instance, https://HOST:PORT,
+    with --user (password from env MIDPROBE_INSTANCE_PASSWORD) and --ca.
 
     Logs are JSON lines on stderr. With --once, a summary line is printed on stdout.
     """
@@ -183,6 +220,9 @@ def agent(
             "poll_busy_seconds": poll_busy_seconds,
             "lease_seconds": lease_seconds,
             "log_level": log_level,
+            "instance_user": instance_user,
+            "instance_ca_file": instance_ca_file,
+            "spool_dir": spool_dir,
         },
     )
     logs.configure(config.log_level)

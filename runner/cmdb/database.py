@@ -15,9 +15,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from midprobe.capabilities.errors import QueueError
+from midprobe.capabilities.errors import QueueError, QueueUrlError
 from midprobe.probes.credentials.redact import redact_url
-from midprobe.runner.queue.url import SqliteLocation, parse_queue_url
+from midprobe.runner.queue.url import InstanceLocation, SqliteLocation, parse_queue_url
 
 Row = tuple[Any, ...]
 
@@ -157,4 +157,8 @@ def open_database(url: str, *, must_exist: bool = False) -> Database:
     location = parse_queue_url(url)
     if isinstance(location, SqliteLocation):
         return SqliteDatabase(location.path, must_exist=must_exist)
+    if isinstance(location, InstanceLocation):
+        raise QueueUrlError(
+            f"{location.url}: this needs the database itself (sqlite:///... or postgresql://...)"
+        )
     return PostgresDatabase(location.url)

@@ -26,6 +26,7 @@ from midprobe.runner.instance.auth import User, UserStore, parse_basic_auth
 from midprobe.runner.instance.errors import TableApiError, bad_request, forbidden
 from midprobe.runner.instance.query import Row, parse_query
 from midprobe.runner.instance.tables import DEFAULT_SCAN_CAP, AgentTable, EccQueueTable, Page, Table
+from midprobe.runner.instance.wake import WorkSignal
 from midprobe.runner.queue.base import EccQueue
 
 MAX_BODY_BYTES: Final = 32 * 1024 * 1024
@@ -110,7 +111,7 @@ def _project(row: Row, fields: tuple[str, ...] | None) -> dict[str, str]:
     return dict(row) if fields is None else {name: row[name] for name in fields}
 
 
-async def _read_json(request: Request, limit: int) -> dict[str, object]:
+async def read_json(request: Request, limit: int) -> dict[str, object]:
     """The request's JSON object, read at most ``limit`` bytes far."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
@@ -147,22 +148,24 @@ class TableApi:
         *,
         max_body_bytes: int = MAX_BODY_BYTES,
         scan_cap: int = DEFAULT_SCAN_CAP,
+        signal: WorkSignal | None = None,
     ) -> None:
+        self.signal = signal or WorkSignal()
         self._queue_table = EccQueueTable(queue, scan_cap=scan_cap)
         self._tables: dict[str, Table] = {"ecc_queue": self._queue_table, "ecc_agent": AgentTable(queue)}
         self._users = users
-        self._max_body_bytes = max_body_bytes
+        self.max_body_bytes = max_body_bytes
         self._offsets = NumberRange(0, 10**9, integer=True)
         self._limits = NumberRange(1, DEFAULT_LIMIT, integer=True)
 
-    async def _call(self, function: Callable[[], T]) -> T:
+    async def call(self, function: Callable[[], T]) -> T:
         return await anyio.to_thread.run_sync(function)
 
-    async def _user(self, request: Request, role: str) -> User:
+    async def authorise(self, request: Request, role: str) -> User:
         credentials = parse_basic_auth(request.headers.get("authorization", ""))
         if credentials is None:
             raise _unauthenticated()
-        user = await self._call(lambda: self._users.authenticate(*credentials))
+        user = await self.call(lambda: self._users.authenticate(*credentials))
         if user is None:
             raise _unauthenticated()
         if not user.has_role(role):
@@ -178,7 +181,7 @@ class TableApi:
             )
         return table
 
-    async def _guarded(self, request: Request, handle: Callable[[], Awaitable[Response]]) -> Response:
+    async def guarded(self, request: Request, handle: Callable[[], Awaitable[Response]]) -> Response:
         try:
             return await handle()
         except TableApiError as error:
@@ -191,57 +194,59 @@ class TableApi:
 
     async def list_records(self, request: Request) -> Response:
         async def handle() -> Response:
-            await self._user(request, "mid_server")
+            await self.authorise(request, "mid_server")
             table = self._table(request)
             parameters = _parameters(request)
             fields = _projection(table, parameters)
             query = parse_query(parameters.get("sysparm_query", ""), table.fields)
             offset = _number(parameters, "sysparm_offset", self._offsets, 0)
             limit = _number(parameters, "sysparm_limit", self._limits, DEFAULT_LIMIT)
-            page: Page = await self._call(lambda: table.select(query, offset, limit))
+            page: Page = await self.call(lambda: table.select(query, offset, limit))
             headers = {"X-Total-Count": str(page.total)} if page.total is not None else {}
             return JSONResponse({"result": [_project(row, fields) for row in page.rows]}, headers=headers)
 
-        return await self._guarded(request, handle)
+        return await self.guarded(request, handle)
 
     async def get_record(self, request: Request) -> Response:
         async def handle() -> Response:
-            await self._user(request, "mid_server")
+            await self.authorise(request, "mid_server")
             table = self._table(request)
             fields = _projection(table, _parameters(request))
-            row = await self._call(lambda: table.get(request.path_params["sys_id"]))
+            row = await self.call(lambda: table.get(request.path_params["sys_id"]))
             return JSONResponse({"result": _project(row, fields)})
 
-        return await self._guarded(request, handle)
+        return await self.guarded(request, handle)
 
     async def insert_record(self, request: Request) -> Response:
         async def handle() -> Response:
-            user = await self._user(request, "mid_server")
+            user = await self.authorise(request, "mid_server")
             table = self._table(request)
             if table is not self._queue_table:
                 raise TableApiError(405, "Method not Supported", f"{table.name} is read-only here")
             fields = _projection(table, _parameters(request))
-            body = await _read_json(request, self._max_body_bytes)
+            body = await read_json(request, self.max_body_bytes)
             may_write_outputs = user.has_role("admin")
-            row = await self._call(
-                lambda: self._queue_table.insert(body, may_write_outputs=may_write_outputs)
-            )
+            row = await self.call(lambda: self._queue_table.insert(body, may_write_outputs=may_write_outputs))
+            if row.get("queue") == "output":
+                self.signal.notify()  # wake the agents' long polls
             return JSONResponse({"result": _project(row, fields)}, status_code=201)
 
-        return await self._guarded(request, handle)
+        return await self.guarded(request, handle)
 
     async def update_record(self, request: Request) -> Response:
         async def handle() -> Response:
-            await self._user(request, "admin")
+            await self.authorise(request, "admin")
             table = self._table(request)
             if table is not self._queue_table:
                 raise TableApiError(405, "Method not Supported", f"{table.name} is read-only here")
             fields = _projection(table, _parameters(request))
-            body = await _read_json(request, self._max_body_bytes)
-            row = await self._call(lambda: self._queue_table.update(request.path_params["sys_id"], body))
+            body = await read_json(request, self.max_body_bytes)
+            row = await self.call(lambda: self._queue_table.update(request.path_params["sys_id"], body))
+            if row.get("queue") == "output" and row.get("state") == "ready":
+                self.signal.notify()  # released or readdressed: work for the agents' long polls
             return JSONResponse({"result": _project(row, fields)})
 
-        return await self._guarded(request, handle)
+        return await self.guarded(request, handle)
 
 
 async def _http_error(request: Request, error: Exception) -> Response:
@@ -270,10 +275,17 @@ def create_app(
     *,
     max_body_bytes: int = MAX_BODY_BYTES,
     scan_cap: int = DEFAULT_SCAN_CAP,
+    signal: WorkSignal | None = None,
 ) -> Starlette:
-    """The Table API over ``queue``, with ``users`` for basic auth; the caller owns and closes both."""
-    api = TableApi(queue, users, max_body_bytes=max_body_bytes, scan_cap=scan_cap)
+    """The Table API and the agent endpoints over ``queue``, with ``users`` for basic auth.
+
+    The caller owns and closes both. ``signal`` wakes the agents' long polls (a fresh one if not given).
+    """
+    from midprobe.runner.instance.agent_api import agent_routes
+
+    api = TableApi(queue, users, max_body_bytes=max_body_bytes, scan_cap=scan_cap, signal=signal)
     routes = [
+        *agent_routes(queue, api, api.signal),
         Route("/api/now/table/{table}", api.list_records, methods=["GET"]),
         Route("/api/now/table/{table}", api.insert_record, methods=["POST"]),
         Route("/api/now/table/{table}/{sys_id}", api.get_record, methods=["GET"]),
@@ -284,4 +296,4 @@ def create_app(
     )
 
 
-__all__ = ["DEFAULT_LIMIT", "MAX_BODY_BYTES", "TableApi", "create_app", "error_response"]
+__all__ = ["DEFAULT_LIMIT", "MAX_BODY_BYTES", "TableApi", "create_app", "error_response", "read_json"]

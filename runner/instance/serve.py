@@ -100,7 +100,10 @@ def serve(
     announce: Callable[[str], None],
     max_body_bytes: int | None = None,
 ) -> None:
-    """Serve the Table API over HTTPS on ``address`` until SIGTERM/SIGINT; ``announce`` gets the URL line."""
+    """Serve the Table API and the agent endpoints over HTTPS on ``address`` until SIGTERM/SIGINT.
+
+    ``announce`` gets the URL line.
+    """
     import uvicorn
 
     from midprobe.runner.instance.api import MAX_BODY_BYTES, create_app

@@ -1,4 +1,4 @@
-"""The ECC queue: one interface (``EccQueue``), two backends (SQLite embedded, PostgreSQL to scale out)."""
+"""The ECC queue: one interface (``EccQueue``), three backends (SQLite embedded, PostgreSQL to scale out, HTTPS to an instance)."""
 
 from midprobe.runner.queue.base import (
     AGENT_STATUSES,

@@ -1,4 +1,4 @@
-"""The one interface both ECC queue backends (SQLite, PostgreSQL) implement, and its small records.
+"""The one interface every ECC queue backend (SQLite, PostgreSQL, HTTPS) implements, and its small records.
 
 The agent, the CLI and ``midprobe select --queue`` only ever see :class:`EccQueue`;
 ``open_queue(url)`` in ``url.py`` picks the backend.

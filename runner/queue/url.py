@@ -1,11 +1,13 @@
-"""``open_queue(url)``: pick the backend from the URL (``sqlite:///...`` or ``postgresql://...``).
+"""``open_queue(url)``: pick the backend from the URL (``sqlite:///...``, ``postgresql://...``, ``https://...``).
 
 URLs are only ever shown through ``redact_url``: a PostgreSQL password never reaches a log.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
@@ -18,6 +20,7 @@ from midprobe.runner.queue.base import EccQueue
 SQLITE_PREFIX = "sqlite:///"
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 MEMORY = ":memory:"
+INSTANCE_PASSWORD_VARIABLE = "MIDPROBE_INSTANCE_PASSWORD"  # noqa: S105  (the variable's name, not a password)
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
@@ -45,15 +48,44 @@ class PostgresLocation:
     url: str
 
 
-def parse_queue_url(url: str) -> SqliteLocation | PostgresLocation:
+@dataclass(frozen=True)
+class InstanceLocation:
+    """A midprobe instance serving the queue to agents: ``https://HOST:PORT`` (no path, no credentials)."""
+
+    url: str
+
+
+def _instance_location(url: str, shown: str) -> InstanceLocation:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as error:
+        raise QueueUrlError(f"{shown}: not a valid instance URL ({error})") from None
+    if parts.username is not None or parts.password is not None:
+        raise QueueUrlError(
+            f"{shown}: an instance URL carries no credentials"
+            f" (give --user; the password comes from {INSTANCE_PASSWORD_VARIABLE})"
+        )
+    if not parts.hostname:
+        raise QueueUrlError(f"{shown}: the instance URL names no host (https://HOST:PORT)")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise QueueUrlError(f"{shown}: an instance URL is https://HOST:PORT, without path, query or fragment")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return InstanceLocation(f"https://{host}:{port or 443}")
+
+
+def parse_queue_url(url: str) -> SqliteLocation | PostgresLocation | InstanceLocation:
     """Check a queue URL and say where it points; ``QueueUrlError`` (one line, password hidden) if bad.
 
     ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` (the SQLAlchemy
     convention: the path is what follows the third slash), ``sqlite:///:memory:``;
-    ``postgresql://user:password@host:port/database?...`` (``postgres://`` too).
+    ``postgresql://user:password@host:port/database?...`` (``postgres://`` too);
+    ``https://HOST:PORT`` (a midprobe instance; the agent's ``--user`` and ``--ca`` go with it).
     """
     if not isinstance(url, str) or not url.strip():
-        raise QueueUrlError("the queue URL is empty (use sqlite:///path.db or postgresql://...)")
+        raise QueueUrlError(
+            "the queue URL is empty (use sqlite:///path.db, postgresql://... or https://HOST:PORT)"
+        )
     url = url.strip()
     shown = redact_url(url)
     match = _SCHEME.match(url)
@@ -81,10 +113,14 @@ def parse_queue_url(url: str) -> SqliteLocation | PostgresLocation:
         if parts.fragment:
             raise QueueUrlError(f"{shown}: a PostgreSQL URL takes no #fragment")
         return PostgresLocation(url)
+    if scheme == "https":
+        return _instance_location(url, shown)
     if not scheme:
-        raise QueueUrlError(f"{shown!r} is not a queue URL (use sqlite:///path.db or postgresql://...)")
+        raise QueueUrlError(
+            f"{shown!r} is not a queue URL (use sqlite:///path.db, postgresql://... or https://HOST:PORT)"
+        )
     raise QueueUrlError(
-        f"{shown}: unsupported queue URL scheme {scheme!r} (use sqlite:///path.db or postgresql://...)"
+        f"{shown}: unsupported queue URL scheme {scheme!r} (use sqlite:///path.db, postgresql://... or https://HOST:PORT)"
     )
 
 
@@ -94,6 +130,10 @@ def open_queue(
     payload_cap: int = ECC_PAYLOAD_CAP,
     busy_timeout_seconds: float = 30.0,
     must_exist: bool = False,
+    user: str | None = None,
+    ca_file: Path | None = None,
+    spool_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> EccQueue:
     """Open (creating the schema if needed) the ECC queue at ``url``.
 
@@ -102,6 +142,9 @@ def open_queue(
     ``payload_cap``: payloads over this many bytes are stored aside as attachments.
     ``busy_timeout_seconds``: how long to wait for another writer's lock (SQLite) or
     for the connection and a statement (PostgreSQL) before raising ``QueueError``.
+    ``user``, ``ca_file``, ``spool_dir`` are for ``https://`` only: the instance user (its
+    password from ``MIDPROBE_INSTANCE_PASSWORD`` in ``environ``, default ``os.environ``), the
+    instance's CA (default: the system's CAs), and the folder of the result spool (none: no spool).
     """
     if isinstance(payload_cap, bool) or not isinstance(payload_cap, int) or payload_cap < 1:
         raise QueueUrlError(f"payload_cap must be a positive number of bytes, not {payload_cap!r}")
@@ -117,9 +160,41 @@ def open_queue(
             payload_cap=payload_cap,
             busy_timeout_seconds=busy_timeout_seconds,
         )
+    if isinstance(location, InstanceLocation):
+        return _open_instance(location, payload_cap, user, ca_file, spool_dir, environ)
     from midprobe.runner.queue.postgres import PostgresQueue
 
     return PostgresQueue(location.url, payload_cap=payload_cap, busy_timeout_seconds=busy_timeout_seconds)
+
+
+def _open_instance(
+    location: InstanceLocation,
+    payload_cap: int,
+    user: str | None,
+    ca_file: Path | None,
+    spool_dir: Path | None,
+    environ: Mapping[str, str] | None,
+) -> EccQueue:
+    from midprobe.runner.queue.https import HttpsQueue, tls_context
+    from midprobe.runner.queue.spool import ResultSpool
+
+    if not user:
+        raise QueueUrlError(
+            f"{location.url}: an https:// queue is for agents: midprobe agent --user NAME (others need the database URL)"
+        )
+    password = (os.environ if environ is None else environ).get(INSTANCE_PASSWORD_VARIABLE, "")
+    if not password:
+        raise QueueUrlError(
+            f"{location.url}: set {INSTANCE_PASSWORD_VARIABLE} to the password of user {user!r}"
+        )
+    return HttpsQueue(
+        location.url,
+        user=user,
+        password=password,
+        verify=tls_context(ca_file),
+        spool=ResultSpool(spool_dir) if spool_dir is not None else None,
+        payload_cap=payload_cap,
+    )
 
 
 def sqlite_url(path: str | Path) -> str:
@@ -129,6 +204,8 @@ def sqlite_url(path: str | Path) -> str:
 
 
 __all__ = [
+    "INSTANCE_PASSWORD_VARIABLE",
+    "InstanceLocation",
     "PostgresLocation",
     "SqliteLocation",
     "open_queue",

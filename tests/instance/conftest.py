@@ -70,3 +70,36 @@ def users(queue_url: str) -> Iterator[UserStore]:
 @pytest.fixture
 def api(queue: EccQueue, users: UserStore) -> Client:
     return Client(create_app(queue, users, max_body_bytes=64 * 1024, scan_cap=50))
+
+
+class AsgiBridge(httpx.BaseTransport):
+    """A synchronous httpx transport into the ASGI app: each request runs in its own event loop.
+
+    ``cut`` makes the next requests fail as a dead network would; ``lose_replies`` lets the
+    instance handle the next N requests and then drops their answers (a reply lost on the way
+    back), which is what an idempotency key is for.
+    """
+
+    def __init__(self, app: Starlette) -> None:
+        self._transport = httpx.ASGITransport(app=app)
+        self.cut = False
+        self.lose_replies = 0
+        self.requests: list[str] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(f"{request.method} {request.url.path}")
+        if self.cut:
+            raise httpx.ConnectError("connection refused (the network is cut)", request=request)
+        body = request.read()
+
+        async def send() -> httpx.Response:
+            forwarded = httpx.Request(request.method, request.url, headers=request.headers, content=body)
+            response = await self._transport.handle_async_request(forwarded)
+            content = await response.aread()
+            return httpx.Response(response.status_code, headers=response.headers, content=content)
+
+        response = asyncio.run(send())
+        if self.lose_replies > 0:
+            self.lose_replies -= 1
+            raise httpx.ReadError("connection reset before the reply arrived", request=request)
+        return response

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 
 from midprobe.runner.ecc.record import EccRecord
 from midprobe.runner.instance.api import create_app
 from midprobe.runner.instance.auth import open_users
 from midprobe.runner.queue.base import AgentRegistration
+from midprobe.runner.queue.https import HttpsQueue
+from midprobe.runner.queue.spool import ResultSpool
 from midprobe.runner.queue.url import open_queue
-from tests.instance.conftest import ADMIN, MID, Client
+from tests.instance.conftest import ADMIN, MID, AsgiBridge, Client
 
 QUEUE = "/api/now/table/ecc_queue"
 
@@ -44,3 +48,28 @@ def test_the_table_api_over_postgresql(pg_api: tuple[Client, str]) -> None:
     assert api.as_user(("mid1", "wrong")).get(QUEUE).status_code == 401
     with open_queue(url) as queue:
         assert len(queue.list(queue_side="input", response_to=outputs[0].sys_id)) == 1
+
+
+def test_an_agent_claims_and_answers_over_https_in_front_of_postgresql(
+    pg_api: tuple[Client, str], tmp_path: Path
+) -> None:
+    api, url = pg_api
+    output = EccRecord(agent="mid1", topic="HeartbeatProbe", queue="output")
+    with open_queue(url) as queue:
+        queue.enqueue(output)
+    bridge = AsgiBridge(api.app)
+    client = httpx.Client(base_url="https://instance.test", transport=bridge)
+    with HttpsQueue(
+        "https://instance.test", user=MID[0], password=MID[1], client=client, spool=ResultSpool(tmp_path)
+    ) as remote:
+        remote.register_agent(AgentRegistration("mid1"), instance="p1", live_within_seconds=60)
+        (claimed,) = remote.claim("mid1", 5, 60.0, instance="p1")
+        assert claimed.sys_id == output.sys_id
+        result = EccRecord(agent="mid1", topic="HeartbeatProbe", queue="input", response_to=output.sys_id)
+        bridge.lose_replies = 1
+        assert remote.complete(output.sys_id, result) is True
+        assert remote.wait_for_work("mid1", 0.1) is False
+    with open_queue(url) as queue:
+        assert [r.sys_id for r in queue.list(queue_side="input", response_to=output.sys_id)] == [
+            result.sys_id
+        ]

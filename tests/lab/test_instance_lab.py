@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import signal
 import ssl
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -15,24 +13,12 @@ from midprobe.runner.ecc.record import EccRecord
 from midprobe.runner.instance.auth import open_users
 from midprobe.runner.lab import Lab, NamespaceThread
 from midprobe.runner.queue.url import open_queue, sqlite_url
+from tests.lab.instance_support import serve_instance
 
 pytestmark = pytest.mark.lab
 
 PASSWORD = "lab mid password"
 QUEUE = "/api/now/table/ecc_queue"
-
-
-def _start(lab: Lab, url: str) -> tuple[subprocess.Popen[str], str, Path]:
-    argv = ["ip", "netns", "exec", lab.scanner_namespace, sys.executable, "-m", "midprobe.runner"]
-    argv += ["instance", "serve", "--queue", url, "--listen", "127.0.0.1:0"]
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    base = process.stdout.readline().strip()
-    ca_line = process.stdout.readline().strip()
-    if not base.startswith("https://127.0.0.1:") or not ca_line.startswith("CA: "):
-        process.kill()
-        pytest.fail(f"instance serve did not start: {base!r} {ca_line!r} {process.communicate()[1][-2000:]}")
-    return process, base, Path(ca_line.removeprefix("CA: "))
 
 
 def test_the_instance_serves_the_table_api_over_https_with_its_own_ca(
@@ -45,7 +31,7 @@ def test_the_instance_serves_the_table_api_over_https_with_its_own_ca(
     with open_queue(url) as queue:
         queue.enqueue(output)
 
-    process, base, ca = _start(lab, url)
+    process, base, ca = serve_instance(lab, url, "127.0.0.1:0")
     try:
         assert ca == tmp_path / "ecc-tls" / "ca.pem"  # next to the database
         pinned = ssl.create_default_context(cafile=str(ca))

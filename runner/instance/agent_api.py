@@ -1,0 +1,361 @@
+"""The agent endpoints (``/api/midprobe/v1/...``): what a remote agent's HTTPS queue calls.
+
+Each route is one call of the queue's public interface, for users with the ``mid_server``
+role; bodies and answers are JSON (:mod:`midprobe.runner.queue.wire`). An answer carries an
+idempotency key (the result's ``sys_id``): a resend after a lost reply is told it was stored,
+and the result exists once. ``GET .../agents/{name}/work?wait=S`` is the long poll.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from midprobe.capabilities.errors import QueueError
+from midprobe.capabilities.numbers import NumberRange, read_number
+from midprobe.runner.ecc.record import ALL_AGENTS, EccRecord, check_sys_id
+from midprobe.runner.instance.api import TableApi, read_json
+from midprobe.runner.instance.errors import TableApiError, bad_request, not_found
+from midprobe.runner.instance.wake import WorkSignal
+from midprobe.runner.queue.base import AgentNameInUse, EccQueue
+from midprobe.runner.queue.wire import (
+    API_PREFIX,
+    IDEMPOTENCY_HEADER,
+    affinity_to_json,
+    record_from_json,
+    record_to_json,
+    registration_from_json,
+    registration_to_json,
+)
+
+log = logging.getLogger("midprobe.instance")
+
+MAX_CLAIM: Final = 1000
+"""Most outputs one claim request takes."""
+MAX_WAIT_SECONDS: Final = 60.0
+"""Longest long poll; an agent asks again after it."""
+_CLAIM_LIMITS: Final = NumberRange(1, MAX_CLAIM, integer=True)
+_LEASE_LIMITS: Final = NumberRange(0.001, 86_400.0)
+_WAIT_LIMITS: Final = NumberRange(0.0, MAX_WAIT_SECONDS)
+#: Outputs a waiting long poll compares between two looks (new ready work beyond it is seen by polls).
+_SNAPSHOT: Final = 200
+_REMEMBERED_AGENTS: Final = 10_000
+
+
+def _text(body: Mapping[str, object], name: str) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value:
+        raise bad_request("Invalid request", f"{name} must be a non-empty string")
+    return value
+
+
+def _instance(body: Mapping[str, object]) -> str | None:
+    """The claiming process's token, when given."""
+    return None if body.get("instance") is None else _text(body, "instance")
+
+
+def _ids(body: Mapping[str, object]) -> list[str]:
+    value = body.get("sys_ids")
+    if (
+        not isinstance(value, list)
+        or len(value) > 10 * MAX_CLAIM
+        or not all(isinstance(item, str) for item in value)
+    ):
+        raise bad_request("Invalid request", f"sys_ids must be a list of at most {10 * MAX_CLAIM} ids")
+    return [check_sys_id(item) for item in value]
+
+
+def _number(body: Mapping[str, object], name: str, limits: NumberRange) -> float:
+    return read_number(body.get(name), limits, field=name)
+
+
+class AgentApi:
+    """The agent routes, over the Table API's users and guard."""
+
+    def __init__(self, queue: EccQueue, table_api: TableApi, signal: WorkSignal) -> None:
+        self._queue = queue
+        self._table_api = table_api
+        self._signal = signal
+        #: Per agent name: the signal version and the ready outputs its last long poll ended on.
+        self._seen: dict[str, tuple[int, frozenset[str]]] = {}
+
+    async def _serve(self, request: Request, handle: Callable[[], Awaitable[object]]) -> Response:
+        async def guarded() -> Response:
+            await self._table_api.authorise(request, "mid_server")
+            try:
+                return JSONResponse({"result": await handle()})
+            except AgentNameInUse as error:
+                raise TableApiError(409, "Agent name in use", str(error)) from None
+            except QueueError as error:
+                # The reason helps the agent (e.g. an unregistered name); where the queue lives does not.
+                log.warning("the queue failed during %s %s: %s", request.method, request.url.path, error)
+                reason = str(error).replace(f"queue {self._queue.url}", "the ECC queue")
+                raise TableApiError(503, "Service Unavailable", reason) from None
+
+        return await self._table_api.guarded(request, guarded)
+
+    async def _body(self, request: Request) -> dict[str, object]:
+        return await read_json(request, self._table_api.max_body_bytes)
+
+    async def _run(self, function: Callable[[], Any]) -> Any:
+        return await self._table_api.call(function)
+
+    async def register(self, request: Request) -> Response:
+        async def handle() -> object:
+            body = await self._body(request)
+            registration = registration_from_json(body.get("registration"))
+            live = body.get("live_within_seconds")
+            await self._run(
+                functools.partial(
+                    self._queue.register_agent,
+                    registration,
+                    instance=_instance(body),
+                    live_within_seconds=None
+                    if live is None
+                    else _number(body, "live_within_seconds", _LEASE_LIMITS),
+                )
+            )
+            return {"name": registration.name}
+
+        return await self._serve(request, handle)
+
+    async def heartbeat(self, request: Request) -> Response:
+        async def handle() -> object:
+            body = await self._body(request)
+            name = request.path_params["name"]
+            instance = _instance(body)
+            await self._run(functools.partial(self._queue.heartbeat_agent, name, instance=instance))
+            return {"name": name}
+
+        return await self._serve(request, handle)
+
+    async def status(self, request: Request) -> Response:
+        async def handle() -> object:
+            body = await self._body(request)
+            name = request.path_params["name"]
+            status = _text(body, "status")
+            instance = _instance(body)
+            await self._run(functools.partial(self._queue.set_agent_status, name, status, instance=instance))
+            return {"name": name, "status": status}
+
+        return await self._serve(request, handle)
+
+    async def get_agent(self, request: Request) -> Response:
+        async def handle() -> object:
+            found = await self._run(lambda: self._queue.get_agent(request.path_params["name"]))
+            if found is None:
+                raise not_found("no agent is registered under this name")
+            return registration_to_json(found)
+
+        return await self._serve(request, handle)
+
+    async def claim(self, request: Request) -> Response:
+        async def handle() -> object:
+            body = await self._body(request)
+            priorities = body.get("priorities")
+            if priorities is not None and (
+                not isinstance(priorities, list)
+                or not all(isinstance(p, int) and not isinstance(p, bool) for p in priorities)
+            ):
+                raise bad_request("Invalid request", "priorities must be a list of integers")
+            own = body.get("include_own_processing", False)
+            if not isinstance(own, bool):
+                raise bad_request("Invalid request", "include_own_processing must be true or false")
+            records: list[EccRecord] = await self._run(
+                functools.partial(
+                    self._queue.claim,
+                    _text(body, "agent"),
+                    int(_number(body, "limit", _CLAIM_LIMITS)),
+                    _number(body, "lease_seconds", _LEASE_LIMITS),
+                    include_own_processing=own,
+                    priorities=priorities,
+                    instance=_instance(body),
+                )
+            )
+            return [record_to_json(record) for record in records]
+
+        return await self._serve(request, handle)
+
+    async def renew(self, request: Request) -> Response:
+        async def handle() -> object:
+            body = await self._body(request)
+            return await self._run(
+                functools.partial(
+                    self._queue.renew,
+                    _text(body, "agent"),
+                    _ids(body),
+                    _number(body, "lease_seconds", _LEASE_LIMITS),
+                    instance=_instance(body),
+                )
+            )
+
+        return await self._serve(request, handle)
+
+    async def release(self, request: Request) -> Response:
+        async def handle() -> object:
+            body = await self._body(request)
+            released = await self._run(
+                functools.partial(self._queue.release, _text(body, "agent"), _ids(body))
+            )
+            if released:
+                self._signal.notify()
+            return released
+
+        return await self._serve(request, handle)
+
+    async def answer(self, request: Request) -> Response:
+        async def handle() -> object:
+            output = check_sys_id(request.path_params["sys_id"], field_name="output")
+            result = record_from_json((await self._body(request)).get("result"))
+            key = request.headers.get(IDEMPOTENCY_HEADER)
+            if key is not None and key != result.sys_id:
+                raise bad_request("Invalid request", f"{IDEMPOTENCY_HEADER} must be the result's sys_id")
+            try:
+                stored = await self._run(lambda: self._queue.complete(output, result))
+            except QueueError:
+                # A missing output (or an input named as one) is the request's fault, not an outage:
+                # say so, or the agent would resend this answer for ever.
+                answered = await self._run(lambda: self._queue.get(output))
+                if answered is None:
+                    raise not_found(f"no output {output}") from None
+                if not answered.is_output:
+                    raise bad_request("Invalid request", f"{output} is an input, not an output") from None
+                raise
+            if stored or key is None:
+                return {"stored": stored, "replayed": False}
+            # Not stored: a result existed. Was it this very one, sent before a reply was lost?
+            earlier = await self._run(lambda: self._queue.get(result.sys_id))
+            replayed = earlier is not None and earlier.response_to == output
+            return {"stored": replayed, "replayed": replayed}
+
+        return await self._serve(request, handle)
+
+    async def get_record(self, request: Request) -> Response:
+        async def handle() -> object:
+            sys_id = check_sys_id(request.path_params["sys_id"])
+            found = await self._run(lambda: self._queue.get(sys_id))
+            if found is None:
+                raise not_found()
+            return record_to_json(found)
+
+        return await self._serve(request, handle)
+
+    async def list_agents(self, request: Request) -> Response:
+        async def handle() -> object:
+            raw = request.query_params.get("live_within_seconds")
+            live = None if raw is None else read_number(raw, _LEASE_LIMITS, field="live_within_seconds")
+            found = await self._run(lambda: self._queue.list_agents(live))
+            return [registration_to_json(registration) for registration in found]
+
+        return await self._serve(request, handle)
+
+    async def get_lease(self, request: Request) -> Response:
+        async def handle() -> object:
+            sys_id = check_sys_id(request.path_params["sys_id"])
+            lease = await self._run(lambda: self._queue.get_lease(sys_id))
+            if lease is None:
+                return None
+            return {"sys_id": lease.sys_id, "owner": lease.owner, "expires_at": lease.expires_at.isoformat()}
+
+        return await self._serve(request, handle)
+
+    async def payload(self, request: Request) -> Response:
+        async def handle() -> object:
+            sys_id = check_sys_id(request.path_params["sys_id"])
+
+            def read() -> str:
+                record = self._queue.get(sys_id)
+                if record is None:
+                    raise not_found()
+                return self._queue.read_payload(record)
+
+            return {"payload": await self._run(read)}
+
+        return await self._serve(request, handle)
+
+    async def get_affinity(self, request: Request) -> Response:
+        async def handle() -> object:
+            address = request.query_params.get("address", "")
+            protocol = request.query_params.get("protocol", "")
+            if not address or not protocol:
+                raise bad_request("Invalid request", "give address and protocol")
+            found = await self._run(lambda: self._queue.get_affinity(address, protocol))
+            return None if found is None else affinity_to_json(found)
+
+        return await self._serve(request, handle)
+
+    async def set_affinity(self, request: Request) -> Response:
+        async def handle() -> object:
+            body = await self._body(request)
+            values = [_text(body, name) for name in ("address", "protocol", "credential_id")]
+            await self._run(lambda: self._queue.set_affinity(*values))
+            return {"address": values[0], "protocol": values[1]}
+
+        return await self._serve(request, handle)
+
+    async def wait_for_work(self, request: Request) -> Response:
+        async def handle() -> object:
+            agent = request.path_params["name"]
+            seconds = read_number(request.query_params.get("wait", "0"), _WAIT_LIMITS, field="wait")
+            wanted = (agent, ALL_AGENTS)
+
+            def ready() -> frozenset[str]:
+                return frozenset(
+                    record.sys_id
+                    for name in wanted
+                    for record in self._queue.list(
+                        queue_side="output", state="ready", agent=name, limit=_SNAPSHOT
+                    )
+                )
+
+            # Compared with what this agent's previous poll ended on, so work that arrived between
+            # two polls (while the agent was claiming) is not missed.
+            version = self._signal.version
+            now = await self._run(ready)
+            seen = self._seen.get(agent)
+            work = seen is not None and (version != seen[0] or bool(now - seen[1]))
+            if not work:
+
+                async def new_work() -> bool:
+                    return bool(await self._run(ready) - now)
+
+                work = await self._signal.wait(float(seconds), new_work)
+                if work:
+                    now = await self._run(ready)
+            if len(self._seen) >= _REMEMBERED_AGENTS:
+                self._seen.clear()
+            self._seen[agent] = (self._signal.version, now)
+            return {"work": work}
+
+        return await self._serve(request, handle)
+
+
+def agent_routes(queue: EccQueue, table_api: TableApi, signal: WorkSignal) -> list[Route]:
+    api = AgentApi(queue, table_api, signal)
+    at = API_PREFIX
+    return [
+        Route(f"{at}/agents", api.register, methods=["POST"]),
+        Route(f"{at}/agents", api.list_agents, methods=["GET"]),
+        Route(f"{at}/agents/{{name}}", api.get_agent, methods=["GET"]),
+        Route(f"{at}/agents/{{name}}/heartbeat", api.heartbeat, methods=["POST"]),
+        Route(f"{at}/agents/{{name}}/status", api.status, methods=["POST"]),
+        Route(f"{at}/agents/{{name}}/work", api.wait_for_work, methods=["GET"]),
+        Route(f"{at}/claim", api.claim, methods=["POST"]),
+        Route(f"{at}/renew", api.renew, methods=["POST"]),
+        Route(f"{at}/release", api.release, methods=["POST"]),
+        Route(f"{at}/outputs/{{sys_id}}/answer", api.answer, methods=["POST"]),
+        Route(f"{at}/records/{{sys_id}}", api.get_record, methods=["GET"]),
+        Route(f"{at}/outputs/{{sys_id}}/lease", api.get_lease, methods=["GET"]),
+        Route(f"{at}/outputs/{{sys_id}}/payload", api.payload, methods=["GET"]),
+        Route(f"{at}/affinity", api.get_affinity, methods=["GET"]),
+        Route(f"{at}/affinity", api.set_affinity, methods=["PUT"]),
+    ]
+
+
+__all__ = ["MAX_CLAIM", "MAX_WAIT_SECONDS", "AgentApi", "agent_routes"]

@@ -1,0 +1,378 @@
+"""The ECC queue over HTTPS: a remote agent's view of an instance (``https://HOST:PORT``).
+
+Every method is one call of the instance's agent endpoints (``/api/midprobe/v1``, see
+docs/instance.md) through one httpx client: TLS verified against the instance's CA
+(``--ca FILE``) or the system bundle, HTTP basic auth (the password only ever comes from
+``MIDPROBE_INSTANCE_PASSWORD``), proxies from the standard environment variables
+(``HTTPS_PROXY``, ``NO_PROXY``). Transport failures and 502/503/504 are retried with bounded
+exponential back-off; what is left becomes a one-line ``QueueError`` (a refused request: a
+``ConfigError``). With a spool, each result is on disk before it is sent and until the
+instance confirmed it; what a crash or an outage left there is resent, with its idempotency
+key, before the next claim. The user side of the interface (enqueue, listing records,
+readdressing, attachments by id) is the Table API's job and is refused here.
+"""
+
+from __future__ import annotations
+
+import builtins
+import ssl
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Self
+
+import httpx
+
+from midprobe.capabilities.errors import ConfigError, QueueError
+from midprobe.runner.ecc.record import ECC_PAYLOAD_CAP, EccRecord, EccState, QueueSide, normalize_agent_name
+from midprobe.runner.queue.base import AgentNameInUse, AgentRegistration, CredentialAffinity, Lease
+from midprobe.runner.queue.spool import ResultSpool
+from midprobe.runner.queue.wire import (
+    API_PREFIX,
+    IDEMPOTENCY_HEADER,
+    affinity_from_json,
+    record_from_json,
+    record_to_json,
+    registration_from_json,
+    registration_to_json,
+)
+
+ATTEMPTS: Final = 4
+"""Tries of one call (the first and three retries)."""
+FIRST_BACKOFF_SECONDS: Final = 0.25
+MAX_BACKOFF_SECONDS: Final = 4.0
+REQUEST_TIMEOUT_SECONDS: Final = 30.0
+_RETRIED_STATUSES: Final = frozenset({502, 503, 504})
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    """Verify against ``ca_file`` (the instance's own CA, pinned) or, without one, the system's CAs."""
+    if ca_file is None:
+        return ssl.create_default_context()
+    try:
+        return ssl.create_default_context(cafile=str(ca_file))
+    except FileNotFoundError:
+        raise ConfigError(f"{ca_file}: file not found", field="--ca") from None
+    except (ssl.SSLError, ValueError):
+        raise ConfigError(f"{ca_file}: not a PEM CA certificate", field="--ca") from None
+    except OSError as error:
+        raise ConfigError(f"{ca_file}: {error.strerror or error}", field="--ca") from None
+
+
+class HttpsQueue:
+    """An ``EccQueue`` served by a midprobe instance; safe to share between threads."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        user: str,
+        password: str,
+        verify: ssl.SSLContext | None = None,
+        spool: ResultSpool | None = None,
+        payload_cap: int = ECC_PAYLOAD_CAP,
+        client: httpx.Client | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.url = base_url.rstrip("/")
+        self.payload_cap = payload_cap
+        self._user = user
+        self._spool = spool
+        self._sleep = sleep
+        self._closed = False
+        self._flush_lock = threading.Lock()
+        self._client = client or httpx.Client(
+            base_url=self.url, verify=verify or ssl.create_default_context(), timeout=REQUEST_TIMEOUT_SECONDS
+        )
+        self._auth = httpx.BasicAuth(user, password)
+
+    # -- the transport ------------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: object = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """One call; returns the ``result`` of the JSON answer, or raises (mapped, one line)."""
+        if self._closed:
+            raise QueueError(f"queue {self.url}: the queue is closed")
+        delay = FIRST_BACKOFF_SECONDS
+        for attempt in range(ATTEMPTS):
+            last = attempt == ATTEMPTS - 1
+            try:
+                response = self._client.request(
+                    method,
+                    API_PREFIX + path,
+                    json=body,
+                    params=params,
+                    headers=headers,
+                    auth=self._auth,
+                    timeout=timeout or REQUEST_TIMEOUT_SECONDS,
+                )
+            except httpx.TransportError as error:
+                text = _one_line(str(error)) or type(error).__name__
+                if "CERTIFICATE_VERIFY_FAILED" in text:
+                    raise QueueError(
+                        f"queue {self.url}: the instance's certificate is not trusted"
+                        " (give --ca with the instance's CA file)"
+                    ) from None
+                if last:
+                    raise QueueError(f"queue {self.url}: cannot reach the instance ({text})") from None
+            else:
+                if response.status_code not in _RETRIED_STATUSES or last:
+                    return self._answer(response)
+            self._sleep(delay)
+            delay = min(MAX_BACKOFF_SECONDS, delay * 2)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _answer(self, response: httpx.Response) -> Any:
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        error = data.get("error") if isinstance(data, dict) else None
+        if response.is_success and isinstance(data, dict) and "result" in data:
+            return data["result"]
+        message = _one_line(str(error.get("message", ""))) if isinstance(error, dict) else ""
+        detail = _one_line(str(error.get("detail") or "")) if isinstance(error, dict) else ""
+        said = ": ".join(part for part in (message, detail) if part) or f"HTTP {response.status_code}"
+        status = response.status_code
+        if status == 401:
+            raise QueueError(
+                f"queue {self.url}: the instance refused user {self._user!r} (wrong name or password)"
+            )
+        if status == 403:
+            raise QueueError(
+                f"queue {self.url}: user {self._user!r} may not do this (needs the mid_server role)"
+            )
+        if status == 409 and message == "Agent name in use":
+            raise AgentNameInUse(detail or said)
+        if 400 <= status < 500:
+            raise ConfigError(f"the instance refused the request: {said}")
+        raise QueueError(f"queue {self.url}: the instance failed: {said}")
+
+    # -- records ------------------------------------------------------------------------------
+
+    def enqueue(self, record: EccRecord) -> str:
+        raise self._not_served("enqueue")
+
+    def enqueue_many(self, records: Sequence[EccRecord]) -> builtins.list[str]:
+        raise self._not_served("enqueue")
+
+    def readdress(self, sys_id: str, from_agent: str, to_agent: str) -> bool:
+        raise self._not_served("readdress")
+
+    def get_attachment(self, sys_id: str) -> str | None:
+        raise self._not_served("get_attachment")
+
+    def get_lease(self, sys_id: str) -> Lease | None:
+        found = self._request("GET", f"/outputs/{sys_id}/lease")
+        if found is None:
+            return None
+        return Lease(
+            str(found["sys_id"]), str(found["owner"]), datetime.fromisoformat(str(found["expires_at"]))
+        )
+
+    def list_agents(self, live_within_seconds: float | None = None) -> builtins.list[AgentRegistration]:
+        params = {} if live_within_seconds is None else {"live_within_seconds": f"{live_within_seconds:g}"}
+        return [registration_from_json(raw) for raw in self._request("GET", "/agents", params=params)]
+
+    def _not_served(self, what: str) -> QueueError:
+        return QueueError(
+            f"queue {self.url}: {what} is not served to agents over HTTPS (use the instance's Table API)"
+        )
+
+    def claim(
+        self,
+        agent: str,
+        limit: int,
+        lease_seconds: float,
+        *,
+        include_own_processing: bool = False,
+        priorities: Sequence[int] | None = None,
+        instance: str | None = None,
+    ) -> builtins.list[EccRecord]:
+        self.flush_spool()
+        body = {
+            "agent": agent,
+            "limit": limit,
+            "lease_seconds": lease_seconds,
+            "include_own_processing": include_own_processing,
+            "priorities": None if priorities is None else list(priorities),
+            "instance": instance,
+        }
+        return [record_from_json(raw) for raw in self._request("POST", "/claim", body=body)]
+
+    def renew(
+        self, agent: str, sys_ids: Sequence[str], lease_seconds: float, *, instance: str | None = None
+    ) -> builtins.list[str]:
+        body = {
+            "agent": agent,
+            "sys_ids": list(sys_ids),
+            "lease_seconds": lease_seconds,
+            "instance": instance,
+        }
+        return [str(sys_id) for sys_id in self._request("POST", "/renew", body=body)]
+
+    def release(self, agent: str, sys_ids: Sequence[str]) -> builtins.list[str]:
+        body = {"agent": agent, "sys_ids": list(sys_ids)}
+        return [str(sys_id) for sys_id in self._request("POST", "/release", body=body)]
+
+    def complete(self, output_sys_id: str, result: EccRecord) -> bool:
+        """Spool ``result``, send it with its idempotency key, and forget it once the instance has it."""
+        if self._spool is not None:
+            self._spool.put(output_sys_id, result)
+        try:
+            stored = self._send(output_sys_id, result)
+        except QueueError:
+            raise  # stays in the spool: resent before the next claim
+        except ConfigError:
+            if self._spool is not None:  # refused for good: resending would be refused again
+                self._spool.remove(result.sys_id)
+            raise
+        if self._spool is not None:
+            self._spool.remove(result.sys_id)
+        return stored
+
+    def _send(self, output_sys_id: str, result: EccRecord) -> bool:
+        answer = self._request(
+            "POST",
+            f"/outputs/{output_sys_id}/answer",
+            body={"result": record_to_json(result)},
+            headers={IDEMPOTENCY_HEADER: result.sys_id},
+        )
+        return bool(answer["stored"])
+
+    def flush_spool(self) -> int:
+        """Resend what the spool holds (an earlier run's or an outage's); returns how many the instance confirmed.
+
+        Called before every claim, so an agent's first claim after a start resends what its last
+        run left.
+
+        Best effort: an unreachable instance leaves the entries for the next try.
+        """
+        if self._spool is None or not self._flush_lock.acquire(blocking=False):
+            return 0
+        delivered = 0
+        try:
+            for output_sys_id, result in self._spool.pending():
+                try:
+                    self._send(output_sys_id, result)
+                except QueueError:
+                    break
+                except ConfigError:
+                    pass  # refused for good (e.g. the output is gone): nothing will ever take it
+                self._spool.remove(result.sys_id)
+                delivered += 1
+        finally:
+            self._flush_lock.release()
+        return delivered
+
+    def wait_for_work(self, agent: str, timeout: float) -> bool:
+        seconds = max(0.0, min(timeout, 60.0))
+        answer = self._request(
+            "GET",
+            f"/agents/{normalize_agent_name(agent)}/work",
+            params={"wait": f"{seconds:g}"},
+            timeout=seconds + REQUEST_TIMEOUT_SECONDS,
+        )
+        return bool(answer["work"])
+
+    def get(self, sys_id: str) -> EccRecord | None:
+        try:
+            return record_from_json(self._request("GET", f"/records/{sys_id}"))
+        except ConfigError as error:
+            if "No Record found" in str(error):
+                return None
+            raise
+
+    def read_payload(self, record: EccRecord) -> str:
+        if not record.payload_is_attachment:
+            return record.payload
+        return str(self._request("GET", f"/outputs/{record.sys_id}/payload")["payload"])
+
+    # -- agents -------------------------------------------------------------------------------
+
+    def register_agent(
+        self,
+        registration: AgentRegistration,
+        *,
+        instance: str | None = None,
+        live_within_seconds: float | None = None,
+    ) -> None:
+        body = {
+            "registration": registration_to_json(registration),
+            "instance": instance,
+            "live_within_seconds": live_within_seconds,
+        }
+        self._request("POST", "/agents", body=body)
+
+    def heartbeat_agent(self, name: str, *, instance: str | None = None) -> None:
+        self._request("POST", f"/agents/{normalize_agent_name(name)}/heartbeat", body={"instance": instance})
+
+    def set_agent_status(self, name: str, status: str, *, instance: str | None = None) -> None:
+        body = {"status": status, "instance": instance}
+        self._request("POST", f"/agents/{normalize_agent_name(name)}/status", body=body)
+
+    def get_agent(self, name: str) -> AgentRegistration | None:
+        try:
+            found = self._request("GET", f"/agents/{normalize_agent_name(name)}")
+        except ConfigError as error:
+            if "No Record found" in str(error):
+                return None
+            raise
+        return registration_from_json(found)
+
+    # -- credential affinity ------------------------------------------------------------------
+
+    def get_affinity(self, address: str, protocol: str) -> CredentialAffinity | None:
+        found = self._request("GET", "/affinity", params={"address": address, "protocol": protocol})
+        return None if found is None else affinity_from_json(found)
+
+    def set_affinity(self, address: str, protocol: str, credential_id: str) -> None:
+        body = {"address": address, "protocol": protocol, "credential_id": credential_id}
+        self._request("PUT", "/affinity", body=body)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def list(
+        self,
+        queue_side: QueueSide | None = None,
+        state: EccState | None = None,
+        agent: str | None = None,
+        topic: str | None = None,
+        response_to: str | None = None,
+        limit: int = 1000,
+    ) -> builtins.list[EccRecord]:
+        raise self._not_served("list")
+
+
+__all__ = ["HttpsQueue", "tls_context"]

@@ -1,0 +1,137 @@
+"""The JSON shapes the HTTPS queue and the instance's agent endpoints exchange (pure, no I/O).
+
+Records travel as ``EccRecord.as_dict()``; registrations, affinities and leases as the
+dictionaries below. Every decoder raises ``ConfigError`` naming the bad field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from midprobe.capabilities.errors import ConfigError
+from midprobe.runner.ecc.record import EccRecord
+from midprobe.runner.queue.base import AgentRegistration, CredentialAffinity
+
+API_PREFIX = "/api/midprobe/v1"
+"""Where the instance serves the agent endpoints (docs/instance.md)."""
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+"""Carries the result's ``sys_id`` on an answer: a resend of the same result is recognised."""
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _read_time(raw: object, field: str) -> datetime | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise ConfigError(f"{raw!r} is not an ISO 8601 time", field=field)
+    try:
+        return datetime.fromisoformat(raw)
+    except ValueError:
+        raise ConfigError(f"{raw!r} is not an ISO 8601 time", field=field) from None
+
+
+def _strings(raw: object, field: str) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
+        raise ConfigError("must be a list of strings", field=field)
+    return tuple(raw)
+
+
+def record_to_json(record: EccRecord) -> dict[str, Any]:
+    return dict(record.as_dict())
+
+
+def record_from_json(raw: object) -> EccRecord:
+    if not isinstance(raw, dict):
+        raise ConfigError("an ECC record must be a JSON object", field="record")
+    return EccRecord.from_dict(raw)
+
+
+def registration_to_json(registration: AgentRegistration) -> dict[str, Any]:
+    return {
+        "name": registration.name,
+        "status": registration.status,
+        "validated": registration.validated,
+        "applications": list(registration.applications),
+        "ip_ranges": list(registration.ip_ranges),
+        "excluded_ip_ranges": list(registration.excluded_ip_ranges),
+        "capabilities": [[name, value] for name, value in registration.capabilities],
+        "nmap_installed": registration.nmap_installed,
+        "host": registration.host,
+        "pid": registration.pid,
+        "started_at": _time(registration.started_at),
+        "last_heartbeat": _time(registration.last_heartbeat),
+    }
+
+
+def registration_from_json(raw: object) -> AgentRegistration:
+    if not isinstance(raw, dict):
+        raise ConfigError("an agent registration must be a JSON object", field="registration")
+    text_fields = ("name", "status", "host")
+    for name in text_fields:
+        if not isinstance(raw.get(name, ""), str):
+            raise ConfigError("must be a string", field=name)
+    for name in ("validated", "nmap_installed"):
+        if not isinstance(raw.get(name, False), bool):
+            raise ConfigError("must be true or false", field=name)
+    pid = raw.get("pid", 0)
+    if isinstance(pid, bool) or not isinstance(pid, int):
+        raise ConfigError("must be an integer", field="pid")
+    capabilities = raw.get("capabilities", [])
+    if not isinstance(capabilities, list) or not all(
+        isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, str) for part in pair)
+        for pair in capabilities
+    ):
+        raise ConfigError("must be a list of [name, value] pairs", field="capabilities")
+    return AgentRegistration(
+        name=str(raw.get("name", "")),
+        status=str(raw.get("status", "Up")),
+        validated=bool(raw.get("validated", True)),
+        applications=_strings(raw.get("applications", ["ALL"]), "applications"),
+        ip_ranges=_strings(raw.get("ip_ranges", ["ALL"]), "ip_ranges"),
+        excluded_ip_ranges=_strings(raw.get("excluded_ip_ranges", []), "excluded_ip_ranges"),
+        capabilities=tuple((name, value) for name, value in capabilities),
+        nmap_installed=bool(raw.get("nmap_installed", False)),
+        host=str(raw.get("host", "")),
+        pid=pid,
+        started_at=_read_time(raw.get("started_at"), "started_at"),
+        last_heartbeat=_read_time(raw.get("last_heartbeat"), "last_heartbeat"),
+    )
+
+
+def affinity_to_json(affinity: CredentialAffinity) -> dict[str, Any]:
+    return {
+        "address": affinity.address,
+        "protocol": affinity.protocol,
+        "credential_id": affinity.credential_id,
+        "updated_at": affinity.updated_at.isoformat(),
+    }
+
+
+def affinity_from_json(raw: Mapping[str, object]) -> CredentialAffinity:
+    values = {name: raw.get(name) for name in ("address", "protocol", "credential_id")}
+    for name, value in values.items():
+        if not isinstance(value, str):
+            raise ConfigError("must be a string", field=name)
+    updated = _read_time(raw.get("updated_at"), "updated_at")
+    if updated is None:
+        raise ConfigError("is missing", field="updated_at")
+    return CredentialAffinity(
+        str(values["address"]), str(values["protocol"]), str(values["credential_id"]), updated
+    )
+
+
+__all__ = [
+    "API_PREFIX",
+    "IDEMPOTENCY_HEADER",
+    "affinity_from_json",
+    "affinity_to_json",
+    "record_from_json",
+    "record_to_json",
+    "registration_from_json",
+    "registration_to_json",
+]
