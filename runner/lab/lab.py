@@ -53,6 +53,8 @@ class LabHost:
     sys_name: str | None
     sys_descr: str | None
     sys_object_id: str | None
+    #: A network the lab routes to this host (its services answer on addresses of it: the zoo).
+    routed_network: str | None = None
 
 
 @dataclass(frozen=True)
@@ -648,6 +650,7 @@ def _lab_host(spec: LabProfile, planned: topology.PlannedHost, prefix: str, has_
         sys_name=planned.name if snmp else None,
         sys_descr=snmp.sys_descr.replace("{name}", planned.name) if snmp else None,
         sys_object_id=snmp.sys_object_id if snmp else None,
+        routed_network=planned.routed_network,
     )
 
 

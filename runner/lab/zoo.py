@@ -3,20 +3,23 @@
 ``used_recordings`` picks the half of the recordings that rules, tests and fixtures may look at
 (in each folder, sorted by name, positions 1, 3, 5, ...); the other half is held out to measure
 how the rules carry over to devices they were not written from. ``read_identity`` reads a
-recording's system group (pure); ``ZooAgent`` runs ``snmpsim-command-responder`` inside a lab
-namespace with one endpoint per recording, its index cached under ``~/.cache/midprobe/snmpsim``.
+recording's system group (pure); ``ZooAgent`` runs ``snmpsim-command-responder`` inside the
+zoo host's namespace with one SNMP engine per recording, each on its own address of the network the lab
+routes to that host (198.18.1.0/24), all with the community ``public``: a scan of that network sees
+one real device identity per address. snmpsim's index is cached under ``~/.cache/midprobe/snmpsim``.
 """
 
 from __future__ import annotations
 
 import bz2
+import ipaddress
 import os
-import shutil
 import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -25,8 +28,9 @@ from midprobe.probes.base import ProbeContext
 from midprobe.probes.credentials import CredentialStore, Secret, SNMPCommunityCredential
 from midprobe.probes.safety import TargetPolicy
 from midprobe.probes.snmp.classify import SnmpClassifyProbe
+from midprobe.runner.lab import netns
 from midprobe.runner.lab.daemons import stop_pids
-from midprobe.runner.lab.lab import Lab
+from midprobe.runner.lab.lab import Lab, LabHost
 from midprobe.runner.lab.netns import NamespaceThread
 
 RECORDING_SUFFIX = ".snmprec"
@@ -124,9 +128,25 @@ def read_identity(path: str, text: str) -> Identity:
     )
 
 
-def community_of(path: str) -> str:
-    """The community a recording answers to: its path without the suffix (snmpsim's convention)."""
-    return served_name(path).removesuffix(RECORDING_SUFFIX)
+#: The community every zoo device answers to, as many real devices do out of the box.
+COMMUNITY = "public"
+
+
+def device_addresses(network: str, recordings: Sequence[str]) -> dict[str, str]:
+    """``{recording: address}``: the n-th recording answers at the n-th host address of ``network``."""
+    hosts = ipaddress.IPv4Network(network).hosts()
+    addresses = [str(address) for address, _ in zip(hosts, recordings, strict=False)]
+    if len(addresses) < len(recordings):
+        raise ConfigError(
+            f"{network} holds {len(addresses)} addresses, the zoo needs {len(recordings)}",
+            field="routed_network",
+        )
+    return dict(zip(recordings, addresses, strict=True))
+
+
+def served_path(index: int) -> str:
+    """The ``index``-th device's data: ``COMMUNITY``'s data file in that device's own data folder."""
+    return f"{index}/{COMMUNITY}{RECORDING_SUFFIX}"
 
 
 def cache_dir() -> Path:
@@ -136,20 +156,26 @@ def cache_dir() -> Path:
 
 
 def responder_command(
-    *, data_dir: Path, endpoints: Sequence[str], cache: Path, process_user: str = "root"
+    *, devices: Sequence[tuple[Path, str]], cache: Path, process_user: str = "root"
 ) -> list[str]:
-    """``snmpsim-command-responder`` serving ``data_dir`` on each ``host:port`` endpoint."""
-    program = shutil.which("snmpsim-command-responder") or str(
-        Path(sys.executable).parent / "snmpsim-command-responder"
-    )
+    """snmpsim's command responder with one SNMP engine per ``(data folder, host:port)`` device.
+
+    snmpsim runs several engines in one process, each with its own engine ID, data folder and
+    endpoints: a request is answered by the engine of the endpoint it came to, from that engine's
+    data file for its community. (Its other way, a data file per transport endpoint under one
+    engine, is not reached with the pysnmp 7 that snmpsim 1.2 runs on: the request handler it
+    overrides is no longer called.)
+    """
     command = [
-        program,
-        f"--data-dir={data_dir}",
+        sys.executable,
+        "-m",
+        "midprobe.runner.lab.snmpsim_responder",  # snmpsim's, keeping every data file open
         f"--cache-dir={cache}",
         f"--process-user={process_user}",
         f"--process-group={process_user}",
     ]
-    command.extend(f"--agent-udpv4-endpoint={endpoint}" for endpoint in endpoints)
+    for data_dir, endpoint in devices:
+        command += ["--v3-engine-id=auto", f"--data-dir={data_dir}", f"--agent-udpv4-endpoint={endpoint}"]
     return command
 
 
@@ -186,23 +212,46 @@ def load_expected(path: Path = EXPECTED_FILE) -> dict[str, str]:
 
 
 def prepare_data(root: Path, recordings: Sequence[str], target: Path) -> Path:
-    """``target`` holding each recording decompressed (only those), so snmpsim serves no other.
+    """``target`` holding the n-th recording (decompressed, ``served_text``) at ``served_path(n)``.
 
-    Files already there are left alone: snmpsim keeps its index while a file's time stays.
+    Only those: snmpsim serves no other. ``target``'s manifest (a file beside it) says which
+    recording each file holds; a file that already holds its recording is left alone, so snmpsim
+    keeps its index (it rebuilds one only when the file is newer).
     """
-    wanted = {served_name(path) for path in recordings}
+    manifest = target.with_name(target.name + ".manifest")
+    held: dict[str, str] = {}
+    if manifest.exists():
+        for line in manifest.read_text(encoding="utf-8").splitlines():
+            served, _, path = line.partition(" ")
+            held[served] = path
+    wanted = {served_path(index): path for index, path in enumerate(recordings)}
     if target.exists():
-        for stale in [
-            p for p in target.rglob("*") if p.is_file() and p.relative_to(target).as_posix() not in wanted
-        ]:
-            stale.unlink()
-    for path in recordings:
-        destination = target / served_name(path)
-        if destination.exists():
+        for stale in sorted(target.rglob("*"), reverse=True):  # files before their folders
+            relative = stale.relative_to(target).as_posix()
+            if stale.is_file() and relative not in wanted:
+                stale.unlink()
+            elif stale.is_dir() and not any(stale.iterdir()):
+                stale.rmdir()
+    for served, path in wanted.items():
+        destination = target / served
+        if destination.exists() and held.get(served) == path:
             continue
         destination.parent.mkdir(parents=True, exist_ok=True)
-        destination.write_text(served_text(recording_text(root, path)), encoding="utf-8")
+        partial = destination.with_name(destination.name + ".partial")  # not a data file to snmpsim
+        partial.write_text(served_text(recording_text(root, path)), encoding="utf-8")
+        partial.replace(destination)
+    manifest.write_text("".join(f"{served} {path}\n" for served, path in wanted.items()), encoding="utf-8")
     return target
+
+
+def prune_index(index: Path, data: Path) -> None:
+    """Remove the index files of data files no longer served (an earlier layout's): snmpsim names
+    a data file's index after its path, ``/`` as ``_`` and ``.dbm`` for the suffix."""
+    current = {str(path.with_suffix(".dbm")).replace("/", "_") for path in data.rglob("*" + RECORDING_SUFFIX)}
+    for file in index.iterdir():
+        stem, dot, _ = file.name.partition(".dbm")
+        if file.is_file() and dot and stem + ".dbm" not in current:
+            file.unlink()
 
 
 #: The MIB-2 subtrees served: the system group, interfaces, ip, BRIDGE-MIB, host resources, ifXTable,
@@ -221,28 +270,80 @@ def served_text(text: str) -> str:
 
 
 class ZooAgent:
-    """snmpsim inside a lab namespace, answering as every used recording (one community each)."""
+    """snmpsim inside a lab namespace, each used recording answering at its own address of
+    ``network`` (added to that namespace's loopback; the lab routes ``network`` to it) with the
+    community ``public``."""
 
-    def __init__(self, *, namespace: str, address: str, port: int = 161) -> None:
+    def __init__(self, *, namespace: str, network: str, port: int = 161) -> None:
         self.namespace = namespace
-        self.address = address
+        self.network = network
         self.port = port
         self.recordings = used_recordings(list_recordings(data_root()))
+        self.devices = device_addresses(network, self.recordings)
         self._process: subprocess.Popen[bytes] | None = None
         self.log = cache_dir() / "responder.log"
+
+    @classmethod
+    def on(cls, host: LabHost) -> ZooAgent:
+        """The zoo on a lab host whose profile routes a network to it (``routed_network``)."""
+        if host.routed_network is None:
+            raise ConfigError(f"lab host {host.name} has no routed_network for the zoo", field="zoo")
+        return cls(namespace=host.namespace, network=host.routed_network)
 
     def start(self) -> None:
         cache = cache_dir()
         data = prepare_data(data_root(), self.recordings, cache / "data")
         index = cache / "index"
         index.mkdir(parents=True, exist_ok=True)
-        command = responder_command(data_dir=data, endpoints=[f"{self.address}:{self.port}"], cache=index)
+        prune_index(index, data)
+        addresses = list(self.devices.values())
+        netns.ip_batch(
+            [f"addr replace {address}/32 dev lo" for address in addresses], namespace=self.namespace
+        )
+        command = responder_command(
+            devices=[
+                ((data / served_path(n)).parent, f"{address}:{self.port}")
+                for n, address in enumerate(addresses)
+            ],
+            cache=index,
+        )
         self.log = cache / "responder.log"
         self._process = start_responder(command, self.namespace, self.log)
-        self.wait_ready()
+        self.wait_ready(len(addresses))
+        self.open_every_device()
 
-    def wait_ready(self, timeout: float = 900.0) -> None:
-        """Return once the responder listens (the first run builds the index: slower), bounded."""
+    def open_every_device(self, timeout: float = 60.0) -> None:
+        """Ask each device for its sysObjectID once, from inside its namespace, so snmpsim opens
+        every data file now (seconds for the largest) rather than inside someone's SNMP timeout."""
+        inside = ["ip", "netns", "exec", self.namespace]
+        for path, address in self.devices.items():
+            answered = subprocess.run(
+                [
+                    *inside,
+                    "snmpget",
+                    "-v2c",
+                    "-c",
+                    COMMUNITY,
+                    "-t",
+                    f"{timeout:.0f}",
+                    "-r",
+                    "0",
+                    address,
+                    SYS_OBJECT_ID,
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=timeout + 10,
+            )
+            if answered.returncode != 0:
+                raise ConfigError(
+                    f"{path} at {address} did not answer: {answered.stderr.strip()}", field="zoo"
+                )
+
+    def wait_ready(self, endpoints: int, timeout: float = 900.0) -> None:
+        """Return once the responder listens on all ``endpoints`` (the first run builds the
+        index: slower), bounded."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
@@ -254,14 +355,10 @@ class ZooAgent:
                 text=True,
                 check=False,
             )
-            if listening.stdout.strip():
+            if len(listening.stdout.splitlines()) >= endpoints:
                 return
             time.sleep(0.2)
         raise ConfigError(f"snmpsim did not listen within {timeout:.0f} s", field="zoo")
-
-    def communities(self) -> dict[str, str]:
-        """``{recording path: community}``."""
-        return {path: community_of(path) for path in self.recordings}
 
     def stop(self) -> None:
         if self._process is None:
@@ -283,6 +380,7 @@ class Verdict:
     """What SNMPClassify said about one recording, next to what was expected."""
 
     path: str
+    address: str
     expected: str | None
     ci_class: str | None
     vendor: str | None
@@ -301,27 +399,30 @@ def classify_zoo(agent: ZooAgent, thread: NamespaceThread, *, timeout: float = 1
     expected = load_expected()
     probe = SnmpClassifyProbe()
     # snmpsim opens a large recording slowly (its first answer can take seconds): a patient timeout.
-    params = probe.parse_params(
-        agent.address, {"version": "2c", "port": str(agent.port), "timeout": "10000", "retries": "1"}
+    store = CredentialStore(
+        [SNMPCommunityCredential(id="zoo", community=Secret(COMMUNITY), order=10)],
+        snmp_public_fallback=False,
     )
     verdicts: list[Verdict] = []
-    for path, community in agent.communities().items():
-        store = CredentialStore(
-            [SNMPCommunityCredential(id="zoo", community=Secret(community), order=10)],
-            snmp_public_fallback=False,
+    for path, address in agent.devices.items():
+        params = probe.parse_params(
+            address, {"version": "2c", "port": str(agent.port), "timeout": "10000", "retries": "1"}
         )
         context = ProbeContext(
             policy=TargetPolicy.lab(), credentials=store, deadline=time.monotonic() + timeout
         )
         try:
-            result = thread.run_async(lambda context=context: probe.run(params, context))  # type: ignore[misc]
+            result = thread.run_async(
+                lambda params=params, context=context: probe.run(params, context)  # type: ignore[misc]
+            )
         except Exception as error:  # one recording that fails is a row, not the end
-            verdicts.append(Verdict(path, expected.get(path), None, None, None, "", 0.0, str(error)))
+            verdicts.append(Verdict(path, address, expected.get(path), None, None, None, "", 0.0, str(error)))
             continue
         found = result.classification
         verdicts.append(
             Verdict(
                 path,
+                address,
                 expected.get(path),
                 found.ci_class,
                 found.vendor,
@@ -339,12 +440,14 @@ def share_right(verdicts: Iterable[Verdict]) -> tuple[int, int]:
     return sum(v.right for v in scored), len(scored)
 
 
+@contextmanager
+def zoo_lab() -> Iterator[tuple[Lab, ZooAgent]]:
+    """The zoo lab (``fixtures/lab/zoo.toml``) up, snmpsim serving every used recording; torn down after."""
+    with Lab.up(ZOO_PROFILE) as lab, ZooAgent.on(lab.host("zoo")) as agent:
+        yield lab, agent
+
+
 def run_zoo() -> tuple[Verdict, ...]:
     """Bring up the zoo lab, classify every used recording from the scanner namespace, tear down."""
-    with Lab.up(ZOO_PROFILE) as lab:
-        host = lab.host("zoo")
-        with (
-            ZooAgent(namespace=host.namespace, address=host.address) as agent,
-            lab.namespace_thread() as thread,
-        ):
-            return classify_zoo(agent, thread)
+    with zoo_lab() as (lab, agent), lab.namespace_thread() as thread:
+        return classify_zoo(agent, thread)
