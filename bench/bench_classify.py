@@ -13,7 +13,7 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 
-from midprobe.runner.lab.zoo import Verdict, run_zoo, share_right
+from midprobe.runner.lab.zoo_classify import Verdict, run_zoo, share_right
 
 GOAL = 0.95
 

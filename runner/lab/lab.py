@@ -25,7 +25,7 @@ from typing import Any
 
 from midprobe.capabilities.errors import LabError
 
-from . import daemons, netns, topology
+from . import daemons, netns, topology, zoo
 from .netns import NamespaceThread
 from .profiles import HOST_NETWORK, HostProfile, LabProfile, load_profile
 
@@ -271,6 +271,8 @@ class Lab:
                 specs.append(
                     daemons.listener_spec(**common, profile=profile, host_dir=host_dir, lab_dir=self.workdir)
                 )
+            if profile.zoo and host.routed_network is not None:
+                specs.append(zoo.daemon_spec(**common, network=host.routed_network, host_dir=host_dir))
         if plan.large is not None:
             large_dir = self.workdir / "hosts" / "large"
             large_dir.mkdir(mode=0o755, parents=True)

@@ -68,6 +68,8 @@ class HostProfile:
     listeners: tuple[Listener, ...]
     interfaces: tuple[str, ...]  # extra interfaces in the host's namespace (ifTable rows)
     silent: bool  # the address exists (answers ARP) but drops every IP packet
+    #: snmpsim serving snmpsim-data's recordings, one per address of the host's routed_network
+    zoo: bool = False
 
     @property
     def services(self) -> tuple[str, ...]:
@@ -205,6 +207,13 @@ def parse_profile(data: Mapping[str, Any], *, source: str = "<profile>") -> LabP
         routed = raw.get("routed_network")
         if routed is not None:
             routed = str(_lab_network(routed, source, entry, "routed_network"))
+        elif profiles[profile].zoo:
+            raise ConfigError(
+                "a zoo host needs a routed_network (its devices' addresses)",
+                source=source,
+                entry=entry,
+                field="routed_network",
+            )
         hosts.append(HostSpec(name, profile, subdomain, routed))
     if len(hosts) > LAST_HOST - FIRST_HOST + 1:
         raise ConfigError(f"at most {LAST_HOST - FIRST_HOST + 1} hosts", source=source, entry="hosts")
@@ -249,7 +258,7 @@ def _check_routed_networks(hosts: list[HostSpec], large: LargeSettings, source: 
 
 def _host_profile(name: str, raw: Mapping[str, Any], source: str) -> HostProfile:
     entry = f"profiles.{name}"
-    _only(raw, {"ssh", "snmp", "dns", "listeners", "interfaces", "silent"}, source, entry)
+    _only(raw, {"ssh", "snmp", "dns", "listeners", "interfaces", "silent", "zoo"}, source, entry)
     ssh: SshSettings | None = None
     raw_ssh = raw.get("ssh", False)
     if raw_ssh is True:
@@ -352,11 +361,12 @@ def _host_profile(name: str, raw: Mapping[str, Any], source: str) -> HostProfile
             )
     silent = raw.get("silent", False)
     dns = raw.get("dns", False)
-    if not isinstance(silent, bool) or not isinstance(dns, bool):
-        raise ConfigError("silent and dns must be true or false", source=source, entry=entry)
-    if silent and (ssh or snmp or dns or listeners):
+    zoo = raw.get("zoo", False)
+    if not isinstance(silent, bool) or not isinstance(dns, bool) or not isinstance(zoo, bool):
+        raise ConfigError("silent, dns and zoo must be true or false", source=source, entry=entry)
+    if silent and (ssh or snmp or dns or listeners or zoo):
         raise ConfigError("a silent host runs no services", source=source, entry=entry, field="silent")
-    return HostProfile(name, ssh, snmp, dns, tuple(listeners), interfaces, silent)
+    return HostProfile(name, ssh, snmp, dns, tuple(listeners), interfaces, silent, zoo)
 
 
 def _large(raw: Mapping[str, Any], source: str) -> LargeSettings:

@@ -1,4 +1,4 @@
-"""snmpsim's command responder, keeping every device's data file open (``ZooAgent`` runs it).
+"""snmpsim's command responder, keeping every device's data file open (the zoo daemon runs it).
 
 snmpsim keeps at most 32 data files open and closes the oldest to open another; reopening a
 large recording's index (a ``dbm.dumb`` file: read whole on open) takes seconds, past any SNMP

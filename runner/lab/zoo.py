@@ -3,10 +3,11 @@
 ``used_recordings`` picks the half of the recordings that rules, tests and fixtures may look at
 (in each folder, sorted by name, positions 1, 3, 5, ...); the other half is held out to measure
 how the rules carry over to devices they were not written from. ``read_identity`` reads a
-recording's system group (pure); ``ZooAgent`` runs ``snmpsim-command-responder`` inside the
-zoo host's namespace with one SNMP engine per recording, each on its own address of the network the lab
-routes to that host (198.18.1.0/24), all with the community ``public``: a scan of that network sees
-one real device identity per address. snmpsim's index is cached under ``~/.cache/midprobe/snmpsim``.
+recording's system group (pure). ``daemon_spec`` is the lab daemon of a host whose profile says
+``zoo = true``: snmpsim inside that host's namespace with one SNMP engine per recording, each on its
+own address of the network the lab routes to the host (198.18.1.0/24), all with the community
+``public``, so a scan of that network sees one real device identity per address. The served data
+and snmpsim's index are cached under ``~/.cache/midprobe/snmpsim`` between runs.
 """
 
 from __future__ import annotations
@@ -14,24 +15,15 @@ from __future__ import annotations
 import bz2
 import ipaddress
 import os
-import subprocess
 import sys
-import time
-import tomllib
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from midprobe.capabilities.errors import ConfigError
-from midprobe.probes.base import ProbeContext
-from midprobe.probes.credentials import CredentialStore, Secret, SNMPCommunityCredential
-from midprobe.probes.safety import TargetPolicy
-from midprobe.probes.snmp.classify import SnmpClassifyProbe
-from midprobe.runner.lab import netns
-from midprobe.runner.lab.daemons import stop_pids
-from midprobe.runner.lab.lab import Lab, LabHost
-from midprobe.runner.lab.netns import NamespaceThread
+
+from . import netns
+from .daemons import DaemonSpec, ReadyCheck
 
 RECORDING_SUFFIX = ".snmprec"
 COMPRESSED_SUFFIX = ".bz2"
@@ -179,38 +171,6 @@ def responder_command(
     return command
 
 
-def start_responder(command: Sequence[str], netns: str, log: Path) -> subprocess.Popen[bytes]:
-    """The responder started inside the lab namespace ``netns``, logging to ``log``.
-
-    A file, not a pipe: snmpsim logs every request, and a pipe nobody reads would stall it.
-    """
-    with log.open("wb") as output:
-        return subprocess.Popen(
-            ["ip", "netns", "exec", netns, *command],
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-
-
-EXPECTED_FILE = Path(__file__).resolve().parents[2] / "fixtures" / "classify" / "zoo_expected.toml"
-ZOO_PROFILE = Path(__file__).resolve().parents[2] / "fixtures" / "lab" / "zoo.toml"
-
-
-def load_expected(path: Path = EXPECTED_FILE) -> dict[str, str]:
-    """``{recording path: expected CMDB class}`` from ``fixtures/classify/zoo_expected.toml``."""
-    document = tomllib.loads(path.read_text(encoding="utf-8"))
-    expected: dict[str, str] = {}
-    for recording, entry in document.items():
-        ci_class = entry.get("class") if isinstance(entry, dict) else None
-        if not isinstance(ci_class, str) or not ci_class.startswith("cmdb_ci_"):
-            raise ConfigError(
-                "must be a CMDB class name (cmdb_ci_...)", source=str(path), entry=recording, field="class"
-            )
-        expected[recording] = ci_class
-    return expected
-
-
 def prepare_data(root: Path, recordings: Sequence[str], target: Path) -> Path:
     """``target`` holding the n-th recording (decompressed, ``served_text``) at ``served_path(n)``.
 
@@ -269,185 +229,44 @@ def served_text(text: str) -> str:
     )
 
 
-class ZooAgent:
-    """snmpsim inside a lab namespace, each used recording answering at its own address of
-    ``network`` (added to that namespace's loopback; the lab routes ``network`` to it) with the
-    community ``public``."""
-
-    def __init__(self, *, namespace: str, network: str, port: int = 161) -> None:
-        self.namespace = namespace
-        self.network = network
-        self.port = port
-        self.recordings = used_recordings(list_recordings(data_root()))
-        self.devices = device_addresses(network, self.recordings)
-        self._process: subprocess.Popen[bytes] | None = None
-        self.log = cache_dir() / "responder.log"
-
-    @classmethod
-    def on(cls, host: LabHost) -> ZooAgent:
-        """The zoo on a lab host whose profile routes a network to it (``routed_network``)."""
-        if host.routed_network is None:
-            raise ConfigError(f"lab host {host.name} has no routed_network for the zoo", field="zoo")
-        return cls(namespace=host.namespace, network=host.routed_network)
-
-    def start(self) -> None:
-        cache = cache_dir()
-        data = prepare_data(data_root(), self.recordings, cache / "data")
-        index = cache / "index"
-        index.mkdir(parents=True, exist_ok=True)
-        prune_index(index, data)
-        addresses = list(self.devices.values())
-        netns.ip_batch(
-            [f"addr replace {address}/32 dev lo" for address in addresses], namespace=self.namespace
-        )
-        command = responder_command(
-            devices=[
-                ((data / served_path(n)).parent, f"{address}:{self.port}")
-                for n, address in enumerate(addresses)
-            ],
-            cache=index,
-        )
-        self.log = cache / "responder.log"
-        self._process = start_responder(command, self.namespace, self.log)
-        self.wait_ready(len(addresses))
-        self.open_every_device()
-
-    def open_every_device(self, timeout: float = 60.0) -> None:
-        """Ask each device for its sysObjectID once, from inside its namespace, so snmpsim opens
-        every data file now (seconds for the largest) rather than inside someone's SNMP timeout."""
-        inside = ["ip", "netns", "exec", self.namespace]
-        for path, address in self.devices.items():
-            answered = subprocess.run(
-                [
-                    *inside,
-                    "snmpget",
-                    "-v2c",
-                    "-c",
-                    COMMUNITY,
-                    "-t",
-                    f"{timeout:.0f}",
-                    "-r",
-                    "0",
-                    address,
-                    SYS_OBJECT_ID,
-                ],
-                capture_output=True,
-                text=True,
-                check=False,
-                timeout=timeout + 10,
-            )
-            if answered.returncode != 0:
-                raise ConfigError(
-                    f"{path} at {address} did not answer: {answered.stderr.strip()}", field="zoo"
-                )
-
-    def wait_ready(self, endpoints: int, timeout: float = 900.0) -> None:
-        """Return once the responder listens on all ``endpoints`` (the first run builds the
-        index: slower), bounded."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process is not None and self._process.poll() is not None:
-                error = self.log.read_text(errors="replace")
-                raise ConfigError(f"snmpsim exited: {error.strip()[-300:]}", field="zoo")
-            listening = subprocess.run(
-                ["ip", "netns", "exec", self.namespace, "ss", "-Huln", f"sport = :{self.port}"],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if len(listening.stdout.splitlines()) >= endpoints:
-                return
-            time.sleep(0.2)
-        raise ConfigError(f"snmpsim did not listen within {timeout:.0f} s", field="zoo")
-
-    def stop(self) -> None:
-        if self._process is None:
-            return
-        stop_pids([(self._process.pid, None)], grace=10.0)
-        self._process.wait(timeout=10)
-        self._process = None
-
-    def __enter__(self) -> ZooAgent:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+PORT = 161
+#: The first run builds snmpsim's index of every recording (minutes); later runs start in seconds.
+READY_WITHIN = 900.0
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """What SNMPClassify said about one recording, next to what was expected."""
-
-    path: str
-    address: str
-    expected: str | None
-    ci_class: str | None
-    vendor: str | None
-    model: str | None
-    evidence: str
-    confidence: float
-    error: str | None = None
-
-    @property
-    def right(self) -> bool:
-        return self.expected is not None and self.ci_class == self.expected
+def zoo_devices(network: str) -> dict[str, str]:
+    """``{recording: address}`` of every used recording served on ``network``."""
+    return device_addresses(network, used_recordings(list_recordings(data_root())))
 
 
-def classify_zoo(agent: ZooAgent, thread: NamespaceThread, *, timeout: float = 120.0) -> tuple[Verdict, ...]:
-    """Each recording the agent serves, classified through the real SNMPClassify probe."""
-    expected = load_expected()
-    probe = SnmpClassifyProbe()
-    # snmpsim opens a large recording slowly (its first answer can take seconds): a patient timeout.
-    store = CredentialStore(
-        [SNMPCommunityCredential(id="zoo", community=Secret(COMMUNITY), order=10)],
-        snmp_public_fallback=False,
+def daemon_spec(*, host: str, namespace: str, address: str, network: str, host_dir: Path) -> DaemonSpec:
+    """The zoo as a lab daemon on ``host``: each used recording answers at its own address of
+    ``network`` (added to the host's loopback; the lab routes ``network`` to the host) with the
+    community ``public``.
+
+    Prepares the served data first (decompressed once, kept in ``cache_dir()``). Ready once every
+    device answered a GET, which also makes snmpsim open each data file now (seconds for the
+    largest) rather than inside somebody's SNMP timeout.
+    """
+    del address  # the host's own address (every lab daemon gets it) serves nothing of the zoo
+    recordings = used_recordings(list_recordings(data_root()))
+    devices = device_addresses(network, recordings)
+    cache = cache_dir()
+    data = prepare_data(data_root(), recordings, cache / "data")
+    index = cache / "index"
+    index.mkdir(parents=True, exist_ok=True)
+    prune_index(index, data)
+    netns.ip_batch([f"addr replace {device}/32 dev lo" for device in devices.values()], namespace=namespace)
+    endpoints = [
+        ((data / served_path(n)).parent, f"{device}:{PORT}") for n, device in enumerate(devices.values())
+    ]
+    return DaemonSpec(
+        name=f"snmpsim@{host}",
+        host=host,
+        namespace=namespace,
+        argv=tuple(responder_command(devices=endpoints, cache=index)),
+        log=host_dir / "snmpsim.log",
+        checks=tuple(ReadyCheck("snmp", device, PORT, COMMUNITY) for device in devices.values()),
+        env={"HOME": str(host_dir)},  # snmpsim looks for its own folders there
+        ready_within=READY_WITHIN,
     )
-    verdicts: list[Verdict] = []
-    for path, address in agent.devices.items():
-        params = probe.parse_params(
-            address, {"version": "2c", "port": str(agent.port), "timeout": "10000", "retries": "1"}
-        )
-        context = ProbeContext(
-            policy=TargetPolicy.lab(), credentials=store, deadline=time.monotonic() + timeout
-        )
-        try:
-            result = thread.run_async(
-                lambda params=params, context=context: probe.run(params, context)  # type: ignore[misc]
-            )
-        except Exception as error:  # one recording that fails is a row, not the end
-            verdicts.append(Verdict(path, address, expected.get(path), None, None, None, "", 0.0, str(error)))
-            continue
-        found = result.classification
-        verdicts.append(
-            Verdict(
-                path,
-                address,
-                expected.get(path),
-                found.ci_class,
-                found.vendor,
-                result.facts.model,
-                found.evidence[0] if found.evidence else "",
-                found.confidence,
-            )
-        )
-    return tuple(verdicts)
-
-
-def share_right(verdicts: Iterable[Verdict]) -> tuple[int, int]:
-    """``(right, scored)`` over the verdicts that have an expectation."""
-    scored = [v for v in verdicts if v.expected is not None]
-    return sum(v.right for v in scored), len(scored)
-
-
-@contextmanager
-def zoo_lab() -> Iterator[tuple[Lab, ZooAgent]]:
-    """The zoo lab (``fixtures/lab/zoo.toml``) up, snmpsim serving every used recording; torn down after."""
-    with Lab.up(ZOO_PROFILE) as lab, ZooAgent.on(lab.host("zoo")) as agent:
-        yield lab, agent
-
-
-def run_zoo() -> tuple[Verdict, ...]:
-    """Bring up the zoo lab, classify every used recording from the scanner namespace, tear down."""
-    with zoo_lab() as (lab, agent), lab.namespace_thread() as thread:
-        return classify_zoo(agent, thread)

@@ -10,16 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 from midprobe.runner.lab import Lab
-from midprobe.runner.lab.zoo import (
-    ZooAgent,
-    classify_zoo,
-    data_root,
-    load_expected,
-    read_identity,
-    recording_text,
-    share_right,
-    zoo_lab,
-)
+from midprobe.runner.lab.zoo import data_root, read_identity, recording_text
+from midprobe.runner.lab.zoo_classify import classify_zoo, load_expected, share_right, zoo_lab
 
 pytestmark = pytest.mark.lab
 
@@ -27,17 +19,17 @@ FLOOR = 59 / 61
 
 
 @pytest.fixture(scope="module")
-def zoo() -> Iterator[tuple[Lab, ZooAgent]]:
+def zoo() -> Iterator[tuple[Lab, dict[str, str]]]:
     pytest.importorskip("snmpsim_data")
     with zoo_lab() as running:
         yield running
 
 
 @pytest.mark.timeout(1200)
-def test_the_zoo_half_rules_may_see_is_classified_right(zoo: tuple[Lab, ZooAgent]) -> None:
-    lab, agent = zoo
+def test_the_zoo_half_rules_may_see_is_classified_right(zoo: tuple[Lab, dict[str, str]]) -> None:
+    lab, devices = zoo
     with lab.namespace_thread() as thread:
-        verdicts = classify_zoo(agent, thread)
+        verdicts = classify_zoo(devices, thread)
     assert {v.path for v in verdicts} >= set(load_expected())
     assert not [v.path for v in verdicts if v.error]
     right, scored = share_right(verdicts)
@@ -48,18 +40,22 @@ def test_the_zoo_half_rules_may_see_is_classified_right(zoo: tuple[Lab, ZooAgent
 
 
 @pytest.mark.timeout(600)
-def test_a_scan_of_the_zoo_network_finds_each_recording_at_its_own_address(zoo: tuple[Lab, ZooAgent]) -> None:
-    lab, agent = zoo
+def test_a_scan_of_the_zoo_network_finds_each_recording_at_its_own_address(
+    zoo: tuple[Lab, dict[str, str]],
+) -> None:
+    lab, devices = zoo
+    network = lab.host("zoo").routed_network
+    assert network is not None
     root = data_root()
     identities = {
         address: read_identity(path, recording_text(root, path)).sys_object_id
-        for path, address in agent.devices.items()
+        for path, address in devices.items()
     }
     argv = [sys.executable, "-m", "midprobe.runner", "scan", "--lab", "--format", "json"]
-    done = lab.run([*argv, "--snmp-public", "-p", "22", "-n", agent.network], timeout=300)
+    done = lab.run([*argv, "--snmp-public", "-p", "22", "-n", network], timeout=300)
     reports = [json.loads(line) for line in done.stdout.splitlines()]
     found = {report["address"]: (report.get("sys_object_id") or "").lstrip(".") for report in reports}
     # Every recording answers at its own address as the device it recorded; no other address answers.
     assert found == identities
     assert len(set(identities.values())) > len(identities) // 2, "the devices should mostly differ"
-    assert all(ipaddress.ip_address(a) in ipaddress.ip_network(agent.network) for a in found)
+    assert all(ipaddress.ip_address(a) in ipaddress.ip_network(network) for a in found)

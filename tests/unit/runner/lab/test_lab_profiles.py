@@ -32,6 +32,7 @@ def test_a_routed_network_goes_to_its_host_in_the_plan() -> None:
     profile = load_profile(FIXTURES / "zoo.toml")
     (zoo,) = plan(profile).hosts
     assert (zoo.name, zoo.address, zoo.routed_network) == ("zoo", "198.18.0.10", "198.18.1.0/24")
+    assert profile.profiles[zoo.profile].zoo
     extra = plan(parse_profile(_routed("198.18.2.0/24")), extra_hosts=2).hosts
     assert [h.routed_network for h in extra] == ["198.18.2.0/24", None, None]
 
@@ -107,6 +108,9 @@ def test_every_shipped_profile_loads() -> None:
         (_routed(24), "hosts[0]: routed_network: must be a string"),
         (_routed("198.18.4.0/24"), "hosts[0]: routed_network: overlaps 198.18.4.0/22 (lab.large)"),
         (_routed("198.18.1.0/24", "198.18.1.128/25"), "hosts[1]: routed_network: overlaps 198.18.1.0/24"),
+        (_minimal(zoo=True), "hosts[0]: routed_network: a zoo host needs a routed_network"),
+        (_minimal(zoo="yes"), "silent, dns and zoo must be true or false"),
+        (_minimal(silent=True, zoo=True), "a silent host runs no services"),
     ],
 )
 def test_bad_profiles_name_the_entry_and_field(document: dict[str, Any], message: str) -> None:

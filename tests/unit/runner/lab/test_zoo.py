@@ -13,12 +13,12 @@ from midprobe.runner.lab.zoo import (
     data_root,
     device_addresses,
     list_recordings,
-    load_expected,
     prepare_data,
     read_identity,
     served_path,
     used_recordings,
 )
+from midprobe.runner.lab.zoo_classify import load_expected
 
 
 def test_only_odd_positions_of_each_folder_sorted_by_name_are_used() -> None:
