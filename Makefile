@@ -11,7 +11,7 @@ SYSTEM_PACKAGES := openssh-server openssh-client snmpd snmp dnsmasq-base nmap po
 PACKAGES := capabilities probes runner
 DEMO_DIR ?= demo-output
 
-.PHONY: help system-deps venv lint typecheck test unit mutate demo bench classify-report fixtures lab-down clean
+.PHONY: help system-deps venv lint typecheck test unit mutate demo bench classify-report zoo fixtures lab-down clean
 
 help:
 	@echo "make demo       set everything up, bring up the lab, run a discovery into the SQLite ECC queue"
@@ -69,6 +69,11 @@ bench: system-deps venv
 # SNMPClassify against the zoo (snmpsim-data's recordings in the lab): class, vendor, model, share right.
 classify-report: system-deps venv
 	$(PY) bench/bench_classify.py
+
+# The zoo lab, left running: each used recording answers at its own address of 198.18.1.0/24
+# (community public); `midprobe lab exec -- midprobe scan --lab --snmp-public 198.18.1.0/24`.
+zoo: system-deps venv
+	$(VENV)/bin/midprobe lab up --profile fixtures/lab/zoo.toml
 
 fixtures: system-deps venv
 	$(PY) fixtures/record.py

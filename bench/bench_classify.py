@@ -1,8 +1,9 @@
 """Classification report on the zoo: snmpsim-data's recordings, each classified by SNMPClassify.
 
 Brings up fixtures/lab/zoo.toml, serves the recordings rules may use (runner/lab/zoo.py) with
-snmpsim inside the lab, classifies each through the real probe from the scanner namespace and
-prints class, vendor and model per recording, a confusion table per folder and the share right.
+snmpsim inside the lab, each at its own address of 198.18.1.0/24 with the community ``public``,
+classifies each through the real probe from the scanner namespace and prints address, class,
+vendor and model per recording, a confusion table per folder and the share right.
 Run: ``make classify-report`` (root: the lab needs network namespaces).
 """
 
@@ -12,7 +13,7 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 
-from midprobe.runner.lab.zoo import Verdict, run_zoo, share_right
+from midprobe.runner.lab.zoo_classify import Verdict, run_zoo, share_right
 
 GOAL = 0.95
 
@@ -23,12 +24,12 @@ def _short(ci_class: str | None) -> str:
 
 def report(verdicts: Sequence[Verdict]) -> str:
     """The report's text (pure)."""
-    lines = [f"{'recording':58} {'expected':15} {'got':15} {'vendor':28} {'model':18} ok"]
+    lines = [f"{'recording':58} {'address':12} {'expected':15} {'got':15} {'vendor':28} {'model':18} ok"]
     for v in verdicts:
         mark = "" if v.expected is None else ("yes" if v.right else "NO")
         lines.append(
-            f"{v.path:58} {_short(v.expected):15} {_short(v.ci_class):15} {(v.vendor or '-')[:28]:28} "
-            f"{(v.model or '-')[:18]:18} {mark}"
+            f"{v.path:58} {v.address:12} {_short(v.expected):15} {_short(v.ci_class):15} "
+            f"{(v.vendor or '-')[:28]:28} {(v.model or '-')[:18]:18} {mark}"
         )
         if v.error:
             lines.append(f"    error: {v.error}")

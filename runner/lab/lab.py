@@ -25,7 +25,7 @@ from typing import Any
 
 from midprobe.capabilities.errors import LabError
 
-from . import daemons, netns, topology
+from . import daemons, netns, topology, zoo
 from .netns import NamespaceThread
 from .profiles import HOST_NETWORK, HostProfile, LabProfile, load_profile
 
@@ -53,6 +53,8 @@ class LabHost:
     sys_name: str | None
     sys_descr: str | None
     sys_object_id: str | None
+    #: A network the lab routes to this host (its services answer on addresses of it: the zoo).
+    routed_network: str | None = None
 
 
 @dataclass(frozen=True)
@@ -269,6 +271,8 @@ class Lab:
                 specs.append(
                     daemons.listener_spec(**common, profile=profile, host_dir=host_dir, lab_dir=self.workdir)
                 )
+            if profile.zoo and host.routed_network is not None:
+                specs.append(zoo.daemon_spec(**common, network=host.routed_network, host_dir=host_dir))
         if plan.large is not None:
             large_dir = self.workdir / "hosts" / "large"
             large_dir.mkdir(mode=0o755, parents=True)
@@ -648,6 +652,7 @@ def _lab_host(spec: LabProfile, planned: topology.PlannedHost, prefix: str, has_
         sys_name=planned.name if snmp else None,
         sys_descr=snmp.sys_descr.replace("{name}", planned.name) if snmp else None,
         sys_object_id=snmp.sys_object_id if snmp else None,
+        routed_network=planned.routed_network,
     )
 
 

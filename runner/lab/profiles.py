@@ -68,6 +68,8 @@ class HostProfile:
     listeners: tuple[Listener, ...]
     interfaces: tuple[str, ...]  # extra interfaces in the host's namespace (ifTable rows)
     silent: bool  # the address exists (answers ARP) but drops every IP packet
+    #: snmpsim serving snmpsim-data's recordings, one per address of the host's routed_network
+    zoo: bool = False
 
     @property
     def services(self) -> tuple[str, ...]:
@@ -99,6 +101,9 @@ class HostSpec:
     name: str
     profile: str
     subdomain: str | None
+    #: A network the lab routes to this host (the scanner reaches it via the host's address); the
+    #: host's own services add the addresses of it they answer on (the zoo: one per recording).
+    routed_network: str | None = None
 
 
 @dataclass(frozen=True)
@@ -171,7 +176,7 @@ def parse_profile(data: Mapping[str, Any], *, source: str = "<profile>") -> LabP
     seen: set[str] = set()
     for index, raw in enumerate(raw_hosts):
         entry = f"hosts[{index}]"
-        _only(raw, {"name", "profile", "subdomain"}, source, entry)
+        _only(raw, {"name", "profile", "subdomain", "routed_network"}, source, entry)
         name = _str(raw, "name", source, entry)
         if not _NAME.fullmatch(name) or name in {"scan", "br", "large"}:
             raise ConfigError(
@@ -199,7 +204,17 @@ def parse_profile(data: Mapping[str, Any], *, source: str = "<profile>") -> LabP
                 entry=entry,
                 field="subdomain",
             )
-        hosts.append(HostSpec(name, profile, subdomain))
+        routed = raw.get("routed_network")
+        if routed is not None:
+            routed = str(_lab_network(routed, source, entry, "routed_network"))
+        elif profiles[profile].zoo:
+            raise ConfigError(
+                "a zoo host needs a routed_network (its devices' addresses)",
+                source=source,
+                entry=entry,
+                field="routed_network",
+            )
+        hosts.append(HostSpec(name, profile, subdomain, routed))
     if len(hosts) > LAST_HOST - FIRST_HOST + 1:
         raise ConfigError(f"at most {LAST_HOST - FIRST_HOST + 1} hosts", source=source, entry="hosts")
     if sum(1 for h in hosts if profiles[h.profile].dns) > 1:
@@ -210,6 +225,8 @@ def parse_profile(data: Mapping[str, Any], *, source: str = "<profile>") -> LabP
         raise ConfigError(
             f"unknown profile {extra!r}", source=source, entry="lab", field="extra_host_profile"
         )
+    large = _large(_table(lab, "large", source, "lab", required=False), source)
+    _check_routed_networks(hosts, large, source)
     return LabProfile(
         source=source,
         zone=zone,
@@ -217,13 +234,31 @@ def parse_profile(data: Mapping[str, Any], *, source: str = "<profile>") -> LabP
         profiles=profiles,
         hosts=tuple(hosts),
         extra_host_profile=extra,
-        large=_large(_table(lab, "large", source, "lab", required=False), source),
+        large=large,
     )
+
+
+def _check_routed_networks(hosts: list[HostSpec], large: LargeSettings, source: str) -> None:
+    """No two routed networks (hosts' or large mode's) may overlap: each goes to one place."""
+    taken = [("lab.large", ipaddress.IPv4Network(large.network))]
+    for index, host in enumerate(hosts):
+        if host.routed_network is None:
+            continue
+        network = ipaddress.IPv4Network(host.routed_network)
+        for owner, other in taken:
+            if network.overlaps(other):
+                raise ConfigError(
+                    f"overlaps {other} ({owner})",
+                    source=source,
+                    entry=f"hosts[{index}]",
+                    field="routed_network",
+                )
+        taken.append((f"hosts[{index}]", network))
 
 
 def _host_profile(name: str, raw: Mapping[str, Any], source: str) -> HostProfile:
     entry = f"profiles.{name}"
-    _only(raw, {"ssh", "snmp", "dns", "listeners", "interfaces", "silent"}, source, entry)
+    _only(raw, {"ssh", "snmp", "dns", "listeners", "interfaces", "silent", "zoo"}, source, entry)
     ssh: SshSettings | None = None
     raw_ssh = raw.get("ssh", False)
     if raw_ssh is True:
@@ -326,32 +361,20 @@ def _host_profile(name: str, raw: Mapping[str, Any], source: str) -> HostProfile
             )
     silent = raw.get("silent", False)
     dns = raw.get("dns", False)
-    if not isinstance(silent, bool) or not isinstance(dns, bool):
-        raise ConfigError("silent and dns must be true or false", source=source, entry=entry)
-    if silent and (ssh or snmp or dns or listeners):
+    zoo = raw.get("zoo", False)
+    if not isinstance(silent, bool) or not isinstance(dns, bool) or not isinstance(zoo, bool):
+        raise ConfigError("silent, dns and zoo must be true or false", source=source, entry=entry)
+    if silent and (ssh or snmp or dns or listeners or zoo):
         raise ConfigError("a silent host runs no services", source=source, entry=entry, field="silent")
-    return HostProfile(name, ssh, snmp, dns, tuple(listeners), interfaces, silent)
+    return HostProfile(name, ssh, snmp, dns, tuple(listeners), interfaces, silent, zoo)
 
 
 def _large(raw: Mapping[str, Any], source: str) -> LargeSettings:
     entry = "lab.large"
     _only(raw, {"network", "gateway", "alive_fraction", "open_ports", "seed"}, source, entry)
-    network_text = _str(raw, "network", source, entry, default="198.18.4.0/22")
-    try:
-        network = ipaddress.ip_network(network_text)
-    except ValueError as error:
-        raise ConfigError(str(error), source=source, entry=entry, field="network") from error
-    if (
-        not isinstance(network, ipaddress.IPv4Network)
-        or not network.subnet_of(LAB_NETWORK)
-        or network.overlaps(HOST_NETWORK)
-    ):
-        raise ConfigError(
-            "must be an IPv4 network inside 198.18.0.0/15, outside 198.18.0.0/24",
-            source=source,
-            entry=entry,
-            field="network",
-        )
+    network = _lab_network(
+        _str(raw, "network", source, entry, default="198.18.4.0/22"), source, entry, "network"
+    )
     gateway = _str(raw, "gateway", source, entry, default="198.18.0.254")
     try:
         gateway_address = ipaddress.ip_address(gateway)
@@ -369,6 +392,28 @@ def _large(raw: Mapping[str, Any], source: str) -> LargeSettings:
     if not isinstance(seed, int):
         raise ConfigError("must be an integer", source=source, entry=entry, field="seed")
     return LargeSettings(str(network), gateway, float(fraction), tuple(sorted(set(ports))), seed)
+
+
+def _lab_network(value: object, source: str, entry: str, field: str) -> ipaddress.IPv4Network:
+    """A network the lab routes beyond its host network: inside 198.18.0.0/15, outside 198.18.0.0/24."""
+    if not isinstance(value, str):
+        raise ConfigError("must be a string", source=source, entry=entry, field=field)
+    try:
+        network = ipaddress.ip_network(value)
+    except ValueError as error:
+        raise ConfigError(str(error), source=source, entry=entry, field=field) from error
+    if (
+        not isinstance(network, ipaddress.IPv4Network)
+        or not network.subnet_of(LAB_NETWORK)
+        or network.overlaps(HOST_NETWORK)
+    ):
+        raise ConfigError(
+            "must be an IPv4 network inside 198.18.0.0/15, outside 198.18.0.0/24",
+            source=source,
+            entry=entry,
+            field=field,
+        )
+    return network
 
 
 def _only(raw: Mapping[str, Any], allowed: set[str], source: str, entry: str) -> None:

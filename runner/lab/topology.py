@@ -28,6 +28,7 @@ class PlannedHost:
     address: str
     silent: bool
     interfaces: tuple[str, ...]
+    routed_network: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ def reverse_zone() -> str:
 def plan(profile: LabProfile, *, extra_hosts: int = 0, large: bool = False) -> Plan:
     """Addresses for every host of ``profile`` plus ``extra_hosts`` extras, in order from .10."""
     entries = [(h.name, h.profile, h.subdomain) for h in profile.hosts]
+    routed = {h.name: h.routed_network for h in profile.hosts}
     taken = {name for name, _, _ in entries}
     number = 0
     while len(entries) < len(profile.hosts) + extra_hosts:
@@ -75,6 +77,7 @@ def plan(profile: LabProfile, *, extra_hosts: int = 0, large: bool = False) -> P
             address=str(ipaddress.IPv4Address(base + FIRST_HOST + index)),
             silent=profile.profiles[kind].silent,
             interfaces=profile.profiles[kind].interfaces,
+            routed_network=routed.get(name),
         )
         for index, (name, kind, subdomain) in enumerate(entries)
     )
@@ -132,12 +135,19 @@ def build(prefix: str, planned: Plan, workdir: Path) -> None:
     netns.ip_batch(bridge_lines, namespace=bridge_ns)
 
     interfaces = {namespace_name(prefix, h.name): h.interfaces for h in planned.hosts}
+    # Networks routed beyond the host network, by where they go: large mode's, and hosts' own.
+    routed = [(planned.large.network, planned.large.gateway)] if planned.large is not None else []
+    routed += [(h.routed_network, h.address) for h in planned.hosts if h.routed_network is not None]
+    routed_here = {namespace_name(prefix, h.name): h.routed_network for h in planned.hosts}
     for member, address in members:
         lines = ["link set eth0 addrgenmode none", f"addr add {address} dev eth0", "link set eth0 up"]
         for interface in interfaces.get(member, ()):
             lines += [f"link add {interface} type ifb", f"link set {interface} up"]
-        if member == scanner_ns and planned.large is not None:
-            lines.append(f"route add {planned.large.network} via {planned.large.gateway} dev eth0")
+        if member == scanner_ns:
+            lines += [f"route add {network} via {via} dev eth0" for network, via in routed]
+        if routed_here.get(member) is not None:
+            # Addresses of the routed network that the host's services did not add: no answer at all.
+            lines.append(f"route add blackhole {routed_here[member]}")
         if planned.large is not None and member == namespace_name(prefix, "large"):
             # Addresses of the network that are not alive are dropped without an ICMP answer.
             lines.append(f"route add blackhole {planned.large.network}")

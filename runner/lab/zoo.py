@@ -3,31 +3,27 @@
 ``used_recordings`` picks the half of the recordings that rules, tests and fixtures may look at
 (in each folder, sorted by name, positions 1, 3, 5, ...); the other half is held out to measure
 how the rules carry over to devices they were not written from. ``read_identity`` reads a
-recording's system group (pure); ``ZooAgent`` runs ``snmpsim-command-responder`` inside a lab
-namespace with one endpoint per recording, its index cached under ``~/.cache/midprobe/snmpsim``.
+recording's system group (pure). ``daemon_spec`` is the lab daemon of a host whose profile says
+``zoo = true``: snmpsim inside that host's namespace with one SNMP engine per recording, each on its
+own address of the network the lab routes to the host (198.18.1.0/24), all with the community
+``public``, so a scan of that network sees one real device identity per address. The served data
+and snmpsim's index are cached under ``~/.cache/midprobe/snmpsim`` between runs.
 """
 
 from __future__ import annotations
 
 import bz2
+import ipaddress
 import os
-import shutil
-import subprocess
 import sys
-import time
-import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from midprobe.capabilities.errors import ConfigError
-from midprobe.probes.base import ProbeContext
-from midprobe.probes.credentials import CredentialStore, Secret, SNMPCommunityCredential
-from midprobe.probes.safety import TargetPolicy
-from midprobe.probes.snmp.classify import SnmpClassifyProbe
-from midprobe.runner.lab.daemons import stop_pids
-from midprobe.runner.lab.lab import Lab
-from midprobe.runner.lab.netns import NamespaceThread
+
+from . import netns
+from .daemons import DaemonSpec, ReadyCheck
 
 RECORDING_SUFFIX = ".snmprec"
 COMPRESSED_SUFFIX = ".bz2"
@@ -124,9 +120,25 @@ def read_identity(path: str, text: str) -> Identity:
     )
 
 
-def community_of(path: str) -> str:
-    """The community a recording answers to: its path without the suffix (snmpsim's convention)."""
-    return served_name(path).removesuffix(RECORDING_SUFFIX)
+#: The community every zoo device answers to, as many real devices do out of the box.
+COMMUNITY = "public"
+
+
+def device_addresses(network: str, recordings: Sequence[str]) -> dict[str, str]:
+    """``{recording: address}``: the n-th recording answers at the n-th host address of ``network``."""
+    hosts = ipaddress.IPv4Network(network).hosts()
+    addresses = [str(address) for address, _ in zip(hosts, recordings, strict=False)]
+    if len(addresses) < len(recordings):
+        raise ConfigError(
+            f"{network} holds {len(addresses)} addresses, the zoo needs {len(recordings)}",
+            field="routed_network",
+        )
+    return dict(zip(recordings, addresses, strict=True))
+
+
+def served_path(index: int) -> str:
+    """The ``index``-th device's data: ``COMMUNITY``'s data file in that device's own data folder."""
+    return f"{index}/{COMMUNITY}{RECORDING_SUFFIX}"
 
 
 def cache_dir() -> Path:
@@ -136,73 +148,70 @@ def cache_dir() -> Path:
 
 
 def responder_command(
-    *, data_dir: Path, endpoints: Sequence[str], cache: Path, process_user: str = "root"
+    *, devices: Sequence[tuple[Path, str]], cache: Path, process_user: str = "root"
 ) -> list[str]:
-    """``snmpsim-command-responder`` serving ``data_dir`` on each ``host:port`` endpoint."""
-    program = shutil.which("snmpsim-command-responder") or str(
-        Path(sys.executable).parent / "snmpsim-command-responder"
-    )
+    """snmpsim's command responder with one SNMP engine per ``(data folder, host:port)`` device.
+
+    snmpsim runs several engines in one process, each with its own engine ID, data folder and
+    endpoints: a request is answered by the engine of the endpoint it came to, from that engine's
+    data file for its community. (Its other way, a data file per transport endpoint under one
+    engine, is not reached with the pysnmp 7 that snmpsim 1.2 runs on: the request handler it
+    overrides is no longer called.)
+    """
     command = [
-        program,
-        f"--data-dir={data_dir}",
+        sys.executable,
+        "-m",
+        "midprobe.runner.lab.snmpsim_responder",  # snmpsim's, keeping every data file open
         f"--cache-dir={cache}",
         f"--process-user={process_user}",
         f"--process-group={process_user}",
     ]
-    command.extend(f"--agent-udpv4-endpoint={endpoint}" for endpoint in endpoints)
+    for data_dir, endpoint in devices:
+        command += ["--v3-engine-id=auto", f"--data-dir={data_dir}", f"--agent-udpv4-endpoint={endpoint}"]
     return command
 
 
-def start_responder(command: Sequence[str], netns: str, log: Path) -> subprocess.Popen[bytes]:
-    """The responder started inside the lab namespace ``netns``, logging to ``log``.
-
-    A file, not a pipe: snmpsim logs every request, and a pipe nobody reads would stall it.
-    """
-    with log.open("wb") as output:
-        return subprocess.Popen(
-            ["ip", "netns", "exec", netns, *command],
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-
-
-EXPECTED_FILE = Path(__file__).resolve().parents[2] / "fixtures" / "classify" / "zoo_expected.toml"
-ZOO_PROFILE = Path(__file__).resolve().parents[2] / "fixtures" / "lab" / "zoo.toml"
-
-
-def load_expected(path: Path = EXPECTED_FILE) -> dict[str, str]:
-    """``{recording path: expected CMDB class}`` from ``fixtures/classify/zoo_expected.toml``."""
-    document = tomllib.loads(path.read_text(encoding="utf-8"))
-    expected: dict[str, str] = {}
-    for recording, entry in document.items():
-        ci_class = entry.get("class") if isinstance(entry, dict) else None
-        if not isinstance(ci_class, str) or not ci_class.startswith("cmdb_ci_"):
-            raise ConfigError(
-                "must be a CMDB class name (cmdb_ci_...)", source=str(path), entry=recording, field="class"
-            )
-        expected[recording] = ci_class
-    return expected
-
-
 def prepare_data(root: Path, recordings: Sequence[str], target: Path) -> Path:
-    """``target`` holding each recording decompressed (only those), so snmpsim serves no other.
+    """``target`` holding the n-th recording (decompressed, ``served_text``) at ``served_path(n)``.
 
-    Files already there are left alone: snmpsim keeps its index while a file's time stays.
+    Only those: snmpsim serves no other. ``target``'s manifest (a file beside it) says which
+    recording each file holds; a file that already holds its recording is left alone, so snmpsim
+    keeps its index (it rebuilds one only when the file is newer).
     """
-    wanted = {served_name(path) for path in recordings}
+    manifest = target.with_name(target.name + ".manifest")
+    held: dict[str, str] = {}
+    if manifest.exists():
+        for line in manifest.read_text(encoding="utf-8").splitlines():
+            served, _, path = line.partition(" ")
+            held[served] = path
+    wanted = {served_path(index): path for index, path in enumerate(recordings)}
     if target.exists():
-        for stale in [
-            p for p in target.rglob("*") if p.is_file() and p.relative_to(target).as_posix() not in wanted
-        ]:
-            stale.unlink()
-    for path in recordings:
-        destination = target / served_name(path)
-        if destination.exists():
+        for stale in sorted(target.rglob("*"), reverse=True):  # files before their folders
+            relative = stale.relative_to(target).as_posix()
+            if stale.is_file() and relative not in wanted:
+                stale.unlink()
+            elif stale.is_dir() and not any(stale.iterdir()):
+                stale.rmdir()
+    for served, path in wanted.items():
+        destination = target / served
+        if destination.exists() and held.get(served) == path:
             continue
         destination.parent.mkdir(parents=True, exist_ok=True)
-        destination.write_text(served_text(recording_text(root, path)), encoding="utf-8")
+        partial = destination.with_name(destination.name + ".partial")  # not a data file to snmpsim
+        partial.write_text(served_text(recording_text(root, path)), encoding="utf-8")
+        partial.replace(destination)
+    manifest.write_text("".join(f"{served} {path}\n" for served, path in wanted.items()), encoding="utf-8")
     return target
+
+
+def prune_index(index: Path, data: Path) -> None:
+    """Remove the index files of data files no longer served (an earlier layout's): snmpsim names
+    a data file's index after its path, ``/`` as ``_`` and ``.dbm`` for the suffix."""
+    current = {str(path.with_suffix(".dbm")).replace("/", "_") for path in data.rglob("*" + RECORDING_SUFFIX)}
+    for file in index.iterdir():
+        stem, dot, _ = file.name.partition(".dbm")
+        if file.is_file() and dot and stem + ".dbm" not in current:
+            file.unlink()
 
 
 #: The MIB-2 subtrees served: the system group, interfaces, ip, BRIDGE-MIB, host resources, ifXTable,
@@ -220,131 +229,44 @@ def served_text(text: str) -> str:
     )
 
 
-class ZooAgent:
-    """snmpsim inside a lab namespace, answering as every used recording (one community each)."""
-
-    def __init__(self, *, namespace: str, address: str, port: int = 161) -> None:
-        self.namespace = namespace
-        self.address = address
-        self.port = port
-        self.recordings = used_recordings(list_recordings(data_root()))
-        self._process: subprocess.Popen[bytes] | None = None
-        self.log = cache_dir() / "responder.log"
-
-    def start(self) -> None:
-        cache = cache_dir()
-        data = prepare_data(data_root(), self.recordings, cache / "data")
-        index = cache / "index"
-        index.mkdir(parents=True, exist_ok=True)
-        command = responder_command(data_dir=data, endpoints=[f"{self.address}:{self.port}"], cache=index)
-        self.log = cache / "responder.log"
-        self._process = start_responder(command, self.namespace, self.log)
-        self.wait_ready()
-
-    def wait_ready(self, timeout: float = 900.0) -> None:
-        """Return once the responder listens (the first run builds the index: slower), bounded."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process is not None and self._process.poll() is not None:
-                error = self.log.read_text(errors="replace")
-                raise ConfigError(f"snmpsim exited: {error.strip()[-300:]}", field="zoo")
-            listening = subprocess.run(
-                ["ip", "netns", "exec", self.namespace, "ss", "-Huln", f"sport = :{self.port}"],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if listening.stdout.strip():
-                return
-            time.sleep(0.2)
-        raise ConfigError(f"snmpsim did not listen within {timeout:.0f} s", field="zoo")
-
-    def communities(self) -> dict[str, str]:
-        """``{recording path: community}``."""
-        return {path: community_of(path) for path in self.recordings}
-
-    def stop(self) -> None:
-        if self._process is None:
-            return
-        stop_pids([(self._process.pid, None)], grace=10.0)
-        self._process.wait(timeout=10)
-        self._process = None
-
-    def __enter__(self) -> ZooAgent:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+PORT = 161
+#: The first run builds snmpsim's index of every recording (minutes); later runs start in seconds.
+READY_WITHIN = 900.0
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """What SNMPClassify said about one recording, next to what was expected."""
-
-    path: str
-    expected: str | None
-    ci_class: str | None
-    vendor: str | None
-    model: str | None
-    evidence: str
-    confidence: float
-    error: str | None = None
-
-    @property
-    def right(self) -> bool:
-        return self.expected is not None and self.ci_class == self.expected
+def zoo_devices(network: str) -> dict[str, str]:
+    """``{recording: address}`` of every used recording served on ``network``."""
+    return device_addresses(network, used_recordings(list_recordings(data_root())))
 
 
-def classify_zoo(agent: ZooAgent, thread: NamespaceThread, *, timeout: float = 120.0) -> tuple[Verdict, ...]:
-    """Each recording the agent serves, classified through the real SNMPClassify probe."""
-    expected = load_expected()
-    probe = SnmpClassifyProbe()
-    # snmpsim opens a large recording slowly (its first answer can take seconds): a patient timeout.
-    params = probe.parse_params(
-        agent.address, {"version": "2c", "port": str(agent.port), "timeout": "10000", "retries": "1"}
+def daemon_spec(*, host: str, namespace: str, address: str, network: str, host_dir: Path) -> DaemonSpec:
+    """The zoo as a lab daemon on ``host``: each used recording answers at its own address of
+    ``network`` (added to the host's loopback; the lab routes ``network`` to the host) with the
+    community ``public``.
+
+    Prepares the served data first (decompressed once, kept in ``cache_dir()``). Ready once every
+    device answered a GET, which also makes snmpsim open each data file now (seconds for the
+    largest) rather than inside somebody's SNMP timeout.
+    """
+    del address  # the host's own address (every lab daemon gets it) serves nothing of the zoo
+    recordings = used_recordings(list_recordings(data_root()))
+    devices = device_addresses(network, recordings)
+    cache = cache_dir()
+    data = prepare_data(data_root(), recordings, cache / "data")
+    index = cache / "index"
+    index.mkdir(parents=True, exist_ok=True)
+    prune_index(index, data)
+    netns.ip_batch([f"addr replace {device}/32 dev lo" for device in devices.values()], namespace=namespace)
+    endpoints = [
+        ((data / served_path(n)).parent, f"{device}:{PORT}") for n, device in enumerate(devices.values())
+    ]
+    return DaemonSpec(
+        name=f"snmpsim@{host}",
+        host=host,
+        namespace=namespace,
+        argv=tuple(responder_command(devices=endpoints, cache=index)),
+        log=host_dir / "snmpsim.log",
+        checks=tuple(ReadyCheck("snmp", device, PORT, COMMUNITY) for device in devices.values()),
+        env={"HOME": str(host_dir)},  # snmpsim looks for its own folders there
+        ready_within=READY_WITHIN,
     )
-    verdicts: list[Verdict] = []
-    for path, community in agent.communities().items():
-        store = CredentialStore(
-            [SNMPCommunityCredential(id="zoo", community=Secret(community), order=10)],
-            snmp_public_fallback=False,
-        )
-        context = ProbeContext(
-            policy=TargetPolicy.lab(), credentials=store, deadline=time.monotonic() + timeout
-        )
-        try:
-            result = thread.run_async(lambda context=context: probe.run(params, context))  # type: ignore[misc]
-        except Exception as error:  # one recording that fails is a row, not the end
-            verdicts.append(Verdict(path, expected.get(path), None, None, None, "", 0.0, str(error)))
-            continue
-        found = result.classification
-        verdicts.append(
-            Verdict(
-                path,
-                expected.get(path),
-                found.ci_class,
-                found.vendor,
-                result.facts.model,
-                found.evidence[0] if found.evidence else "",
-                found.confidence,
-            )
-        )
-    return tuple(verdicts)
-
-
-def share_right(verdicts: Iterable[Verdict]) -> tuple[int, int]:
-    """``(right, scored)`` over the verdicts that have an expectation."""
-    scored = [v for v in verdicts if v.expected is not None]
-    return sum(v.right for v in scored), len(scored)
-
-
-def run_zoo() -> tuple[Verdict, ...]:
-    """Bring up the zoo lab, classify every used recording from the scanner namespace, tear down."""
-    with Lab.up(ZOO_PROFILE) as lab:
-        host = lab.host("zoo")
-        with (
-            ZooAgent(namespace=host.namespace, address=host.address) as agent,
-            lab.namespace_thread() as thread,
-        ):
-            return classify_zoo(agent, thread)

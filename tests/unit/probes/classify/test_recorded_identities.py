@@ -34,6 +34,14 @@ def _oid(text: str) -> tuple[int, ...]:
             "UPS-MIB",
         ),
         (
+            "1.3.6.1.4.1.1588.2.1.1.1",
+            "10.40.1.39",
+            {},
+            "cmdb_ci_ip_switch",
+            "Brocade",
+            "Brocade Fibre Channel switch",
+        ),
+        (
             "1.3.6.1.4.1.25461.2.3.9",
             "Palo Alto Networks PA-5000 series firewall",
             {},

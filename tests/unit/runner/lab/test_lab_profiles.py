@@ -23,6 +23,20 @@ def _minimal(**host_profile: Any) -> dict[str, Any]:
     return {"profiles": {"p": host_profile or {"ssh": True}}, "hosts": [{"name": "h1", "profile": "p"}]}
 
 
+def _routed(*networks: object) -> dict[str, Any]:
+    hosts = [{"name": f"h{n}", "profile": "p", "routed_network": net} for n, net in enumerate(networks)]
+    return {"profiles": {"p": {"ssh": True}}, "hosts": hosts}
+
+
+def test_a_routed_network_goes_to_its_host_in_the_plan() -> None:
+    profile = load_profile(FIXTURES / "zoo.toml")
+    (zoo,) = plan(profile).hosts
+    assert (zoo.name, zoo.address, zoo.routed_network) == ("zoo", "198.18.0.10", "198.18.1.0/24")
+    assert profile.profiles[zoo.profile].zoo
+    extra = plan(parse_profile(_routed("198.18.2.0/24")), extra_hosts=2).hosts
+    assert [h.routed_network for h in extra] == ["198.18.2.0/24", None, None]
+
+
 def test_the_default_profile_has_every_device_kind() -> None:
     profile = load_profile()
     assert profile.source == str(DEFAULT_PROFILE)
@@ -85,6 +99,18 @@ def test_every_shipped_profile_loads() -> None:
             "lab.large: network: must be an IPv4 network inside 198.18.0.0/15",
         ),
         ({**_minimal(), "lab": {"large": {"gateway": "198.18.0.20"}}}, "gateway: must be 198.18.0.250"),
+        (
+            _routed("198.18.0.128/25"),
+            "hosts[0]: routed_network: must be an IPv4 network inside 198.18.0.0/15",
+        ),
+        (_routed("192.0.2.0/24"), "hosts[0]: routed_network: must be an IPv4 network inside"),
+        (_routed("198.18.1.0/33"), "hosts[0]: routed_network"),
+        (_routed(24), "hosts[0]: routed_network: must be a string"),
+        (_routed("198.18.4.0/24"), "hosts[0]: routed_network: overlaps 198.18.4.0/22 (lab.large)"),
+        (_routed("198.18.1.0/24", "198.18.1.128/25"), "hosts[1]: routed_network: overlaps 198.18.1.0/24"),
+        (_minimal(zoo=True), "hosts[0]: routed_network: a zoo host needs a routed_network"),
+        (_minimal(zoo="yes"), "silent, dns and zoo must be true or false"),
+        (_minimal(silent=True, zoo=True), "a silent host runs no services"),
     ],
 )
 def test_bad_profiles_name_the_entry_and_field(document: dict[str, Any], message: str) -> None:
