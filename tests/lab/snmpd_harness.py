@@ -15,12 +15,14 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from midprobe.runner.lab import NamespaceThread, namespace_thread
 from midprobe.runner.lab.netns import add_namespace, delete_namespace, ip_batch
 
+T = TypeVar("T")
 SNMPD = "/usr/sbin/snmpd"
 SYS_DESCR = "Linux snmptest 6.1.0-28-amd64 #1 SMP PREEMPT_DYNAMIC Debian 6.1.119-1 x86_64"
 SYS_OBJECT_ID = ".1.3.6.1.4.1.8072.3.2.10"
@@ -55,6 +57,16 @@ class SnmpdTestBed:
         except BaseException:
             self.close()
             raise
+
+    def __enter__(self) -> SnmpdTestBed:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def run(self, factory: Callable[[], Awaitable[T]]) -> T:
+        """Run a coroutine inside the namespace (where 127.0.0.1 is this snmpd)."""
+        return self.thread.run_async(factory)
 
     @property
     def env(self) -> dict[str, str]:
