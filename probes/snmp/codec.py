@@ -183,15 +183,21 @@ def encode_message(
 ) -> bytes:
     """A whole v1/v2c message. For GETBULK, ``error_status``/``error_index`` carry
     non-repeaters and max-repetitions, as RFC 3416 lays the PDU out."""
+    pdu = encode_pdu_with_values(pdu_type, request_id, varbinds, error_status, error_index)
+    return _tlv(_TAG_SEQUENCE, _integer(version) + _tlv(_TAG_OCTET_STRING, community) + pdu)
+
+
+def encode_pdu_with_values(
+    pdu_type: int, request_id: int, varbinds: Sequence[VarBind], status: int = 0, index: int = 0
+) -> bytes:
+    """A PDU with values and an error-status/index (tests build agent answers and v3 reports with it)."""
     body = b"".join(
         _tlv(_TAG_SEQUENCE, _tlv(_TAG_OID, encode_oid_body(oid)) + encode_value(value))
         for oid, value in varbinds
     )
-    pdu = _tlv(
-        pdu_type,
-        _integer(request_id) + _integer(error_status) + _integer(error_index) + _tlv(_TAG_SEQUENCE, body),
+    return _tlv(
+        pdu_type, _integer(request_id) + _integer(status) + _integer(index) + _tlv(_TAG_SEQUENCE, body)
     )
-    return _tlv(_TAG_SEQUENCE, _integer(version) + _tlv(_TAG_OCTET_STRING, community) + pdu)
 
 
 _NULL_BER = b"\x05\x00"
