@@ -42,7 +42,9 @@ from midprobe.probes.snmp.auth import CommunityAuth, SnmpAuth, UsmAuth  # noqa: 
 from midprobe.probes.snmp.client import BulkSizeMemory, ClientOptions, SnmpClient  # noqa: E402
 from midprobe.runner.lab import Lab, LabHost, NamespaceThread  # noqa: E402
 
-EVERYTHING = (1, 3, 6, 1)
+#: Everything an agent serves, as net-snmp's walk of ``.1`` reads it: iso.org (1.3) and iso.std
+#: (1.0: IEEE 802.1AB's LLDP-MIB, which the lab's switch1 serves). A walk needs a two-arc root.
+EVERYTHING = ((1, 0), (1, 3))
 END_OF_MIB = "No more variables left in this MIB View"
 OPTIONS = ClientOptions(timeout=2.0, retries=1, max_varbinds=2_000_000)
 TARGETS = {"single": 0.5, "agents": 1.0, "v3 single": 0.8, "v3 agents": 1.0}
@@ -84,10 +86,13 @@ def median(work: Callable[[], int], rounds: int) -> Measure:
 
 async def _walk_one(address: str, auth: SnmpAuth, memory: BulkSizeMemory, options: ClientOptions) -> int:
     async with SnmpClient(address, auth, options=options, policy=TargetPolicy.lab(), memory=memory) as client:
-        result = await client.walk(EVERYTHING)
-        if not result.complete:
-            raise RuntimeError(f"walk of {address} stopped: {result.stopped}")
-        return len(result.varbinds)
+        count = 0
+        for root in EVERYTHING:
+            (found,) = await client.walk_many([root])  # walk() would GET a root without a subtree
+            if not found.complete:
+                raise RuntimeError(f"walk of {address} stopped: {found.stopped}")
+            count += len(found.varbinds)
+        return count
 
 
 def midprobe_walks(
