@@ -1,7 +1,8 @@
 """The SNMP client: get, walk and bulk walk against one agent, v1/v2c/v3, bounded everywhere.
 
-v1/v2c go through the native codec (``native.py``), v3 through pysnmp (``pysnmp_backend.py``);
-the retry, adaptation and walking logic here is the same for both. The bulk size (varbinds
+v1/v2c go through the native codec (``native.py``), v3 through the native USM session
+(``v3_session.py``), and pysnmp (``pysnmp_backend.py``) when asked for or for a protocol the
+native USM lacks; the retry, adaptation and walking logic here is the same for all. The bulk size (varbinds
 asked per GETBULK) is learnt per agent address: it shrinks on ``tooBig`` or a lost answer,
 grows while full answers come back fast, and is remembered in a ``BulkSizeMemory`` shared
 across runs. A walk stops at the end of its subtree, at ``endOfMibView``, and on an OID that
@@ -71,7 +72,7 @@ class ClientOptions:
     fast_response: float = 0.1
     #: Upper bound of varbinds one walk collects (a runaway agent cannot fill memory).
     max_varbinds: int = 500_000
-    #: ``auto``: the native codec for v1/v2c, pysnmp for v3.
+    #: ``auto``: the native codec (v1/v2c, and v3 with the protocols ``usm.py`` implements), else pysnmp.
     backend: Backend = "auto"
 
     def __post_init__(self) -> None:
@@ -260,10 +261,17 @@ class SnmpClient:
             self._session = await self._opener(self.address, self.port, self.auth)
             return self._session
         backend = self.options.backend
-        if backend == "native" and not isinstance(self.auth, CommunityAuth):
-            raise ConfigError("the native backend speaks v1/v2c only; SNMPv3 needs pysnmp", field="backend")
-        if isinstance(self.auth, CommunityAuth) and backend in ("auto", "native"):
+        native = backend in ("auto", "native")
+        if isinstance(self.auth, CommunityAuth) and native:
             self._session = await NativeSession.open(self.address, self.port, self.auth)
+        elif isinstance(self.auth, UsmAuth) and native and _native_usm(self.auth):
+            from midprobe.probes.snmp.v3_session import NativeV3Session
+
+            self._session = await NativeV3Session.open(self.address, self.port, self.auth)
+        elif backend == "native":
+            raise ConfigError(
+                f"the native backend does not implement {self.auth.describe()}'s protocols", field="backend"
+            )
         else:
             from midprobe.probes.snmp.pysnmp_backend import PysnmpEngines, PysnmpSession
 
@@ -567,6 +575,12 @@ class SnmpClient:
         self.memory.answered(self._memory_key, asked, grow=fast_and_full, limit=self.options.max_bulk)
         self.stats.bulk_sizes.append(asked)
         return reply
+
+
+def _native_usm(auth: UsmAuth) -> bool:
+    from midprobe.probes.snmp.usm import supported
+
+    return supported(auth)
 
 
 def _plain_run(varbinds: Sequence[VarBind], root: Oid, cursor: Oid) -> bool:

@@ -2,8 +2,9 @@
 
 pysnmp decodes through pyasn1, which costs about 100 us per varbind; a full walk of a
 real agent then runs at a sixth of net-snmp's speed. Community-based messages are simple
-enough to encode and decode directly, so the v1/v2c hot path uses this module and SNMPv3
-stays on pysnmp. Malformed input raises ``SnmpDecodeError`` and nothing else.
+enough to encode and decode directly, so the v1/v2c hot path uses this module; the SNMPv3
+message layer (``v3_message.py``) builds on its BER primitives and PDU coding. Malformed
+input raises ``SnmpDecodeError`` and nothing else.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ _FIRST_ARCS: tuple[tuple[int, int], ...] = tuple(
 
 
 class SnmpDecodeError(ValueError):
-    """A datagram that is not a well-formed SNMP v1/v2c message."""
+    """A datagram that is not a well-formed SNMP message."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,18 +183,39 @@ def encode_message(
 ) -> bytes:
     """A whole v1/v2c message. For GETBULK, ``error_status``/``error_index`` carry
     non-repeaters and max-repetitions, as RFC 3416 lays the PDU out."""
+    pdu = encode_pdu_with_values(pdu_type, request_id, varbinds, error_status, error_index)
+    return _tlv(_TAG_SEQUENCE, _integer(version) + _tlv(_TAG_OCTET_STRING, community) + pdu)
+
+
+def encode_pdu_with_values(
+    pdu_type: int, request_id: int, varbinds: Sequence[VarBind], status: int = 0, index: int = 0
+) -> bytes:
+    """A PDU with values and an error-status/index (tests build agent answers and v3 reports with it)."""
     body = b"".join(
         _tlv(_TAG_SEQUENCE, _tlv(_TAG_OID, encode_oid_body(oid)) + encode_value(value))
         for oid, value in varbinds
     )
-    pdu = _tlv(
-        pdu_type,
-        _integer(request_id) + _integer(error_status) + _integer(error_index) + _tlv(_TAG_SEQUENCE, body),
+    return _tlv(
+        pdu_type, _integer(request_id) + _integer(status) + _integer(index) + _tlv(_TAG_SEQUENCE, body)
     )
-    return _tlv(_TAG_SEQUENCE, _integer(version) + _tlv(_TAG_OCTET_STRING, community) + pdu)
 
 
 _NULL_BER = b"\x05\x00"
+
+
+def encode_pdu(
+    pdu_type: int, request_id: int, oids: Sequence[Oid], *, non_repeaters: int = 0, max_repetitions: int = 0
+) -> bytes:
+    """A GET / GETNEXT / GETBULK PDU for ``oids`` (values NULL): what a v1/v2c message or a
+    v3 scopedPDU carries."""
+    body = b"".join(_tlv(_TAG_SEQUENCE, _tlv(_TAG_OID, encode_oid_body(oid)) + _NULL_BER) for oid in oids)
+    if pdu_type == GET_BULK_REQUEST:
+        second, third = non_repeaters, max_repetitions
+    else:
+        second = third = 0
+    return _tlv(
+        pdu_type, _integer(request_id) + _integer(second) + _integer(third) + _tlv(_TAG_SEQUENCE, body)
+    )
 
 
 def encode_request(
@@ -207,15 +229,23 @@ def encode_request(
     max_repetitions: int = 0,
 ) -> bytes:
     """A GET / GETNEXT / GETBULK request for ``oids`` (values NULL)."""
-    body = b"".join(_tlv(_TAG_SEQUENCE, _tlv(_TAG_OID, encode_oid_body(oid)) + _NULL_BER) for oid in oids)
-    if pdu_type == GET_BULK_REQUEST:
-        second, third = non_repeaters, max_repetitions
-    else:
-        second = third = 0
-    pdu = _tlv(
-        pdu_type, _integer(request_id) + _integer(second) + _integer(third) + _tlv(_TAG_SEQUENCE, body)
-    )
+    pdu = encode_pdu(pdu_type, request_id, oids, non_repeaters=non_repeaters, max_repetitions=max_repetitions)
     return _tlv(_TAG_SEQUENCE, _integer(version) + _tlv(_TAG_OCTET_STRING, community) + pdu)
+
+
+def encode_integer(value: int) -> bytes:
+    """A BER INTEGER (for the SNMPv3 message header)."""
+    return _integer(value)
+
+
+def encode_octets(value: bytes) -> bytes:
+    """A BER OCTET STRING."""
+    return _tlv(_TAG_OCTET_STRING, value)
+
+
+def encode_sequence(body: bytes) -> bytes:
+    """A BER SEQUENCE around already encoded ``body``."""
+    return _tlv(_TAG_SEQUENCE, body)
 
 
 # --- decoding ---------------------------------------------------------------------------------
@@ -399,6 +429,12 @@ def _decode_head(data: bytes) -> tuple[tuple[int, int, int, int, int], int, int]
     if version not in (VERSION_1, VERSION_2C):
         raise SnmpDecodeError(f"SNMP version number {version} is not v1 or v2c")
     _, pos = _expect(data, pos, end, _TAG_OCTET_STRING, "the community")
+    return _pdu_head(data, pos, end, version)
+
+
+def _pdu_head(
+    data: bytes, pos: int, end: int, version: int
+) -> tuple[tuple[int, int, int, int, int], int, int]:
     pdu_type, pos, pdu_end = _header(data, pos, end)
     if pdu_type not in _PDU_TAGS:
         raise SnmpDecodeError(f"tag 0x{pdu_type:02x} is not an SNMP PDU")
@@ -409,6 +445,37 @@ def _decode_head(data: bytes) -> tuple[tuple[int, int, int, int, int], int, int]
     if list_end != pdu_end or pdu_end != end:
         raise SnmpDecodeError("octets after the varbind list inside the message")
     return (version, pdu_type, request_id, error_status, error_index), pos, list_end
+
+
+def decode_pdu_lazily(data: bytes, pos: int, end: int, version: int) -> LazyResponse:
+    """The PDU at ``data[pos:end]`` (inside a v3 scopedPDU), header now, varbinds on first use."""
+    try:
+        head, start, stop = _pdu_head(data, pos, end, version)
+    except SnmpDecodeError:
+        raise
+    except (IndexError, ValueError, KeyError) as error:
+        raise SnmpDecodeError(f"malformed PDU: {error}") from None
+    return LazyResponse(data, head, start, stop)
+
+
+def read_tlv(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
+    """``(tag, content_start, content_end)`` of the TLV at ``pos`` (``SnmpDecodeError`` if malformed)."""
+    return _header(data, pos, end)
+
+
+def read_integer(data: bytes, pos: int, end: int, what: str) -> tuple[int, int]:
+    """``(value, next position)`` of the INTEGER at ``pos``; ``what`` names it in errors."""
+    return _int_at(data, pos, end, what)
+
+
+def read_octets(data: bytes, pos: int, end: int, what: str) -> tuple[int, int]:
+    """``(content_start, content_end)`` of the OCTET STRING at ``pos``."""
+    return _expect(data, pos, end, _TAG_OCTET_STRING, what)
+
+
+def read_sequence(data: bytes, pos: int, end: int, what: str) -> tuple[int, int]:
+    """``(content_start, content_end)`` of the SEQUENCE at ``pos``."""
+    return _expect(data, pos, end, _TAG_SEQUENCE, what)
 
 
 def _decode_varbinds(data: bytes, pos: int, list_end: int) -> tuple[VarBind, ...]:

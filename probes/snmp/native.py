@@ -1,4 +1,4 @@
-"""The v1/v2c session over a plain asyncio UDP socket, using the pure codec.
+"""The v1/v2c session over a plain asyncio UDP socket, using the pure codec (v3: ``v3_session.py``).
 
 One connected socket per target: only that peer's datagrams arrive, and an ICMP port
 unreachable surfaces at once. A response is matched to its request by request-id; a late
@@ -11,7 +11,8 @@ import asyncio
 import itertools
 import random
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from midprobe.probes.snmp.auth import CommunityAuth
 from midprobe.probes.snmp.codec import (
@@ -28,7 +29,13 @@ from midprobe.probes.snmp.errors import SnmpUnreachable
 from midprobe.probes.snmp.values import Oid
 
 
-class _Endpoint(asyncio.DatagramProtocol):
+class Endpoint(asyncio.DatagramProtocol):
+    """The v1/v2c receiver: matches answers to pending requests by request-id.
+
+    A subclass reads another message format (``v3_session.py``); ICMP errors fail every
+    pending request the same way for both.
+    """
+
     def __init__(self, target: str) -> None:
         self.target = target
         self.pending: dict[int, asyncio.Future[Reply]] = {}
@@ -65,12 +72,29 @@ class _Endpoint(asyncio.DatagramProtocol):
                 future.cancel()
 
 
+E = TypeVar("E", bound=Endpoint)
+
+
+async def connect(
+    address: str, port: int, factory: Callable[[str], E]
+) -> tuple[asyncio.DatagramTransport, E]:
+    """A UDP socket connected to the agent, with ``factory(target)`` receiving on it."""
+    loop = asyncio.get_running_loop()
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    target = f"[{address}]:{port}" if family == socket.AF_INET6 else f"{address}:{port}"
+    try:
+        transport, endpoint = await loop.create_datagram_endpoint(
+            lambda: factory(target), remote_addr=(address, port), family=family
+        )
+    except OSError as error:
+        raise SnmpUnreachable(target, error.strerror or str(error)) from error
+    return transport, endpoint
+
+
 class NativeSession:
     """Sends v1/v2c requests and hands back decoded responses as futures."""
 
-    def __init__(
-        self, transport: asyncio.DatagramTransport, endpoint: _Endpoint, auth: CommunityAuth
-    ) -> None:
+    def __init__(self, transport: asyncio.DatagramTransport, endpoint: Endpoint, auth: CommunityAuth) -> None:
         self._transport = transport
         self._endpoint = endpoint
         self._version = VERSION_1 if auth.version == "1" else VERSION_2C
@@ -81,15 +105,7 @@ class NativeSession:
 
     @classmethod
     async def open(cls, address: str, port: int, auth: CommunityAuth) -> NativeSession:
-        loop = asyncio.get_running_loop()
-        family = socket.AF_INET6 if ":" in address else socket.AF_INET
-        target = f"[{address}]:{port}" if family == socket.AF_INET6 else f"{address}:{port}"
-        try:
-            transport, endpoint = await loop.create_datagram_endpoint(
-                lambda: _Endpoint(target), remote_addr=(address, port), family=family
-            )
-        except OSError as error:
-            raise SnmpUnreachable(target, error.strerror or str(error)) from error
+        transport, endpoint = await connect(address, port, Endpoint)
         return cls(transport, endpoint, auth)
 
     @property

@@ -64,7 +64,7 @@ from midprobe.probes.snmp.errors import (
 from midprobe.probes.snmp.signals import NoResponse, TooBigLocally
 from midprobe.probes.snmp.values import Oid, SnmpType, SnmpValue, VarBind
 
-_AUTH_PROTOCOLS: dict[str, Any] = {
+AUTH_PROTOCOL_IDS: dict[str, Any] = {
     "MD5": USM_AUTH_HMAC96_MD5,
     "SHA": USM_AUTH_HMAC96_SHA,
     "SHA224": USM_AUTH_HMAC128_SHA224,
@@ -73,7 +73,7 @@ _AUTH_PROTOCOLS: dict[str, Any] = {
     "SHA512": USM_AUTH_HMAC384_SHA512,
 }
 # net-snmp's AES192/AES256 extend the key per the Blumenthal draft; the "C" variants as Cisco does.
-_PRIV_PROTOCOLS: dict[str, Any] = {
+PRIV_PROTOCOL_IDS: dict[str, Any] = {
     "DES": USM_PRIV_CBC56_DES,
     "3DES": USM_PRIV_CBC168_3DES,
     "AES": USM_PRIV_CFB128_AES,
@@ -129,8 +129,8 @@ def auth_data(auth: SnmpAuth) -> Any:
         auth.user,
         authKey=auth.auth_key.reveal() if auth.auth_key is not None else None,
         privKey=auth.priv_key.reveal() if auth.priv_key is not None else None,
-        authProtocol=_AUTH_PROTOCOLS[auth.auth_protocol] if auth.auth_protocol else None,
-        privProtocol=_PRIV_PROTOCOLS[auth.priv_protocol] if auth.priv_protocol else None,
+        authProtocol=AUTH_PROTOCOL_IDS[auth.auth_protocol] if auth.auth_protocol else None,
+        privProtocol=PRIV_PROTOCOL_IDS[auth.priv_protocol] if auth.priv_protocol else None,
     )
 
 

@@ -9,21 +9,36 @@ run. ``veth_pairs`` adds interface pairs to the namespace so ifTable can be made
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import secrets
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from midprobe.runner.lab import NamespaceThread, namespace_thread
 from midprobe.runner.lab.netns import add_namespace, delete_namespace, ip_batch
 
+T = TypeVar("T")
 SNMPD = "/usr/sbin/snmpd"
 SYS_DESCR = "Linux snmptest 6.1.0-28-amd64 #1 SMP PREEMPT_DYNAMIC Debian 6.1.119-1 x86_64"
 SYS_OBJECT_ID = ".1.3.6.1.4.1.8072.3.2.10"
+
+
+@contextlib.contextmanager
+def scratch_namespace(prefix: str) -> Iterator[NamespaceThread]:
+    """An empty private namespace (loopback only) for a scripted agent, and a thread inside it."""
+    name = f"{prefix}{os.getpid()}{secrets.token_hex(2)}"
+    add_namespace(name)
+    try:
+        with namespace_thread(name) as inside:
+            yield inside
+    finally:
+        delete_namespace(name)
 
 
 class SnmpdTestBed:
@@ -55,6 +70,16 @@ class SnmpdTestBed:
         except BaseException:
             self.close()
             raise
+
+    def __enter__(self) -> SnmpdTestBed:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def run(self, factory: Callable[[], Awaitable[T]]) -> T:
+        """Run a coroutine inside the namespace (where 127.0.0.1 is this snmpd)."""
+        return self.thread.run_async(factory)
 
     @property
     def env(self) -> dict[str, str]:

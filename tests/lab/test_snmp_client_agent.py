@@ -8,8 +8,6 @@ backwards, tooBig above a size, dropped and late answers, malformed datagrams, s
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,8 +28,8 @@ from midprobe.probes.snmp.codec import (
 )
 from midprobe.probes.snmp.errors import SnmpDeadlineExceeded, SnmpProtocolError, SnmpTimeout
 from midprobe.probes.snmp.values import END_OF_MIB_VIEW, NULL, Oid, SnmpType, SnmpValue, VarBind
-from midprobe.runner.lab import NamespaceThread, namespace_thread
-from midprobe.runner.lab.netns import add_namespace, delete_namespace
+from midprobe.runner.lab import NamespaceThread
+from tests.lab.snmpd_harness import scratch_namespace
 
 pytestmark = pytest.mark.lab
 
@@ -43,13 +41,8 @@ ROWS = 300
 
 @pytest.fixture(scope="module")
 def thread() -> Iterator[NamespaceThread]:
-    name = f"mpsnmpc{os.getpid()}{secrets.token_hex(2)}"
-    add_namespace(name)
-    try:
-        with namespace_thread(name) as inside:
-            yield inside
-    finally:
-        delete_namespace(name)
+    with scratch_namespace("mpsnmpc") as inside:
+        yield inside
 
 
 @dataclass

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Awaitable, Callable, Iterator
-from typing import TypeVar
+from collections.abc import Iterator
 
 import pytest
 
@@ -43,7 +42,6 @@ from tests.lab.snmpd_harness import SYS_OBJECT_ID, SnmpdTestBed
 
 pytestmark = pytest.mark.lab
 
-T = TypeVar("T")
 VETH_PAIRS = 100
 SYSTEM = (1, 3, 6, 1, 2, 1, 1)
 SYS_NAME = (1, 3, 6, 1, 2, 1, 1, 5, 0)
@@ -54,15 +52,8 @@ QUICK = ClientOptions(timeout=0.3, retries=1)
 
 @pytest.fixture(scope="module")
 def bed() -> Iterator[SnmpdTestBed]:
-    test_bed = SnmpdTestBed(veth_pairs=VETH_PAIRS)
-    try:
+    with SnmpdTestBed(veth_pairs=VETH_PAIRS) as test_bed:
         yield test_bed
-    finally:
-        test_bed.close()
-
-
-def _run(bed: SnmpdTestBed, factory: Callable[[], Awaitable[T]]) -> T:
-    return bed.thread.run_async(factory)
 
 
 def _v2c(bed: SnmpdTestBed, version: str = "2c") -> CommunityAuth:
@@ -91,7 +82,7 @@ def _walk(
             assert result.complete, result.stopped
             return result.varbinds
 
-    return _run(bed, go)
+    return bed.run(go)
 
 
 def _stable(varbinds: tuple[VarBind, ...]) -> list[VarBind]:
@@ -136,7 +127,7 @@ def test_wrong_community_is_a_bounded_timeout(bed: SnmpdTestBed) -> None:
 
     started = time.monotonic()
     with pytest.raises(SnmpTimeout) as caught:
-        _run(bed, go)
+        bed.run(go)
     took = time.monotonic() - started
     assert 0.5 <= took < 3.0
     assert "wrong community" in str(caught.value)
@@ -169,7 +160,7 @@ def test_v3_failures_are_precise(bed: SnmpdTestBed, kind: str, error: type[Authe
 
     started = time.monotonic()
     with pytest.raises(error) as caught:
-        _run(bed, go)
+        bed.run(go)
     assert time.monotonic() - started < 5.0
     message = str(caught.value)
     assert "mpa-" not in message
@@ -192,7 +183,7 @@ def test_nothing_listening_is_unreachable_at_once(bed: SnmpdTestBed) -> None:
 
     started = time.monotonic()
     with pytest.raises(SnmpUnreachable, match="port unreachable"):
-        _run(bed, go)
+        bed.run(go)
     assert time.monotonic() - started < 2.0
 
 
@@ -221,7 +212,7 @@ def test_large_table_matches_net_snmp(bed: SnmpdTestBed, protocol: str) -> None:
             assert all(result.complete for result in results)
             return [varbind for result in results for varbind in result.varbinds], client.stats.requests
 
-    ours, requests = _run(bed, go)
+    ours, requests = bed.run(go)
     expected = _net_snmp_columns(bed)
     assert len(expected) >= 3 * (2 * VETH_PAIRS + 1)
     assert [(oid, value.value) for oid, value in ours] == expected
@@ -266,7 +257,7 @@ def test_snmp_probe_end_to_end(bed: SnmpdTestBed) -> None:
         },
     )
     context = ProbeContext(policy=TargetPolicy.lab(), credentials=store, deadline=time.monotonic() + 60)
-    result = _run(bed, lambda: probe.run(params, context))
+    result = bed.run(lambda: probe.run(params, context))
     # "stale" ranks first: "ro", tried side by side, wins once stale's 1.5 s went unanswered
     assert result.credential_id == "ro"
     assert result.elapsed_ms >= 1500
@@ -280,7 +271,7 @@ def test_snmp_probe_end_to_end(bed: SnmpdTestBed) -> None:
     assert len(descrs) == 11
     assert bed.community not in ET.tostring(root, encoding="unicode")
     # the affinity now goes first: a second run does not wait for "stale"
-    again = _run(bed, lambda: probe.run(params, context))
+    again = bed.run(lambda: probe.run(params, context))
     assert again.credential_id == "ro"
     assert again.elapsed_ms < 1500
 
@@ -289,7 +280,7 @@ def test_snmp_probe_restricted_to_v3(bed: SnmpdTestBed) -> None:
     probe = SnmpProbe()
     params = probe.parse_params(bed.address, {"oid_spec_list": "walk sysName", "version": "3"})
     context = ProbeContext(policy=TargetPolicy.lab(), credentials=_store(bed))
-    result = _run(bed, lambda: probe.run(params, context))
+    result = bed.run(lambda: probe.run(params, context))
     assert (result.version, result.credential_id) == ("3", "v3")
     assert result.varbinds[0][1].value == b"snmptest"
 
@@ -315,18 +306,18 @@ def test_every_credential_failing_says_so_and_skips_the_address(bed: SnmpdTestBe
     )
     context = ProbeContext(policy=TargetPolicy.lab(), credentials=store)
     with pytest.raises(AuthenticationFailed) as caught:
-        _run(bed, lambda: probe.run(params, context))
+        bed.run(lambda: probe.run(params, context))
     message = str(caught.value)
     assert "'bad1': no answer" in message
     assert "'badv3': wrong authentication key" in message
     with pytest.raises(AuthenticationFailed, match="skipped for another"):
-        _run(bed, lambda: probe.run(params, context))
+        bed.run(lambda: probe.run(params, context))
 
 
 def test_classify_probe_on_the_test_bed(bed: SnmpdTestBed) -> None:
     params = CLASSIFY_PROBE.parse_params(bed.address, {"credential_id": "ro"})
     context = ProbeContext(policy=TargetPolicy.lab(), credentials=_store(bed))
-    result = _run(bed, lambda: CLASSIFY_PROBE.run(params, context))
+    result = bed.run(lambda: CLASSIFY_PROBE.run(params, context))
     assert result.classification.ci_class == LINUX_SERVER
     assert result.facts.sys_name == "snmptest"
     assert len(result.interfaces) == 2 * VETH_PAIRS + 1
