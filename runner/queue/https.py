@@ -26,7 +26,7 @@ from typing import Any, Final, Self
 
 import httpx
 
-from midprobe.capabilities.errors import ConfigError, QueueError
+from midprobe.capabilities.errors import ConfigError, MidprobeError, QueueError
 from midprobe.runner.ecc.record import ECC_PAYLOAD_CAP, EccRecord, EccState, QueueSide, normalize_agent_name
 from midprobe.runner.queue.base import AgentNameInUse, AgentRegistration, CredentialAffinity, Lease
 from midprobe.runner.queue.spool import ResultSpool
@@ -246,6 +246,21 @@ class HttpsQueue:
             self._spool.remove(result.sys_id)
         return stored
 
+    def complete_many(self, answers: Sequence[tuple[str, EccRecord]]) -> builtins.list[bool | MidprobeError]:
+        """:meth:`complete` for each pair, one request each (the instance stores each result once,
+        by its idempotency key). A refused pair never stops the others; an outage raises
+        ``QueueError``: the results sent before it are stored, the rest stay in the spool and go
+        out, with their keys, before the next claim."""
+        outcomes: builtins.list[bool | MidprobeError] = []
+        for output_sys_id, result in answers:
+            try:
+                outcomes.append(self.complete(output_sys_id, result))
+            except QueueError:
+                raise
+            except ConfigError as error:
+                outcomes.append(error)
+        return outcomes
+
     def _send(self, output_sys_id: str, result: EccRecord) -> bool:
         answer = self._request(
             "POST",
@@ -371,6 +386,9 @@ class HttpsQueue:
         topic: str | None = None,
         response_to: str | None = None,
         limit: int = 1000,
+        *,
+        exclude_topic: str | None = None,
+        sys_id_prefix: str | None = None,
     ) -> builtins.list[EccRecord]:
         raise self._not_served("list")
 
