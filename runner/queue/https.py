@@ -251,14 +251,19 @@ class HttpsQueue:
         by its idempotency key). A refused pair never stops the others; an outage raises
         ``QueueError``: the results sent before it are stored, the rest stay in the spool and go
         out, with their keys, before the next claim."""
+        if self._spool is not None:  # every result on disk before the first request
+            for output_sys_id, result in answers:
+                self._spool.put(output_sys_id, result)
         outcomes: builtins.list[bool | MidprobeError] = []
         for output_sys_id, result in answers:
             try:
-                outcomes.append(self.complete(output_sys_id, result))
+                outcomes.append(self._send(output_sys_id, result))
             except QueueError:
-                raise
+                raise  # this one and the rest stay in the spool
             except ConfigError as error:
-                outcomes.append(error)
+                outcomes.append(error)  # refused for good: resending would be refused again
+            if self._spool is not None:
+                self._spool.remove(result.sys_id)
         return outcomes
 
     def _send(self, output_sys_id: str, result: EccRecord) -> bool:

@@ -152,6 +152,7 @@ def test_the_spool_delivers_each_result_once_across_an_instance_killed_mid_run(
     finally:
         if agent.poll() is None:
             agent.kill()
+            agent.communicate(timeout=30)  # closes its pipes too
         if instance.poll() is None:
             instance.kill()
             instance.communicate(timeout=30)
