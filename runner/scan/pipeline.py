@@ -377,8 +377,10 @@ class ScanPipeline:
         )
         result = await run_probe(self.registry, "NmapServiceScan", params, context, NmapResult)
         for run in result.runs:
-            for host in run.scan.hosts_up:
+            for host in run.scan.hosts:
                 _read_nmap_services(host, found)
+        if not any(run.scan.hosts for run in result.runs):
+            found.errors.append("nmap -sV: nmap reported nothing for the host")
 
     async def _nmap_os(self, scanned: HostScan, context: ProbeContext, found: _Findings) -> None:
         """``NmapOSScan`` (``-O``); most accurate with one open and one closed port to compare."""
@@ -394,8 +396,10 @@ class ScanPipeline:
         )
         result = await run_probe(self.registry, "NmapOSScan", params, context, NmapResult)
         for run in result.runs:
-            for host in run.scan.hosts_up:
+            for host in run.scan.hosts:
                 _read_nmap_os(host, found)
+        if not any(run.scan.hosts for run in result.runs):
+            found.errors.append("nmap -O: nmap reported nothing for the host")
 
     async def _ssh_facts(self, address: str, context: ProbeContext, found: _Findings) -> None:
         """``SSHClassify`` with the scan's shorter timeouts."""
@@ -442,8 +446,18 @@ def _port_list(ports: Iterable[int]) -> PortList:
     return PortList(tuple((port, port) for port in sorted(set(ports))))
 
 
+def _nmap_cut_short(stage: str, host: NmapHost, found: _Findings) -> bool:
+    """Whether nmap gave up on ``host`` (its ``--host-timeout``), said in the report's ``errors``;
+    what it found before is still read. ``False`` for a host nmap found down (nothing to read)."""
+    if host.timed_out:
+        found.errors.append(f"{stage}: nmap gave up on the host at its time-out: results incomplete")
+    return host.is_up or host.timed_out
+
+
 def _read_nmap_services(host: NmapHost, found: _Findings) -> None:
     """What nmap's version detection identified (guesses, marked ``?`` by nmap, are left out)."""
+    if not _nmap_cut_short("nmap -sV", host, found):
+        return
     for port in host.open_ports:
         service = port.service
         if service is None or not service.identified:
@@ -454,6 +468,8 @@ def _read_nmap_services(host: NmapHost, found: _Findings) -> None:
 
 
 def _read_nmap_os(host: NmapHost, found: _Findings) -> None:
+    if not _nmap_cut_short("nmap -O", host, found):
+        return
     best = host.best_os_match
     if best is not None:
         found.nmap_os = f"{best.name} ({best.accuracy}%)"

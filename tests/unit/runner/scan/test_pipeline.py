@@ -13,8 +13,15 @@ import asyncio
 import pytest
 
 from midprobe.capabilities.errors import NetworkError
+from midprobe.probes.nmap.parse import NmapAddress, NmapHost, NmapPort, NmapService
 from midprobe.probes.targets import parse_targets
-from midprobe.runner.scan.pipeline import ScanPipeline, ScanSettings
+from midprobe.runner.scan.pipeline import (
+    ScanPipeline,
+    ScanSettings,
+    _Findings,
+    _read_nmap_os,
+    _read_nmap_services,
+)
 from midprobe.runner.scan.report import HostReport
 from tests.support.table_engine import TableEngine, table_registry
 
@@ -93,3 +100,33 @@ def test_an_engine_failure_ends_the_scan_with_its_error() -> None:
     with pytest.raises(NetworkError, match="the network went away"):
         asyncio.run(run())
     assert len(seen) <= 3
+
+
+def _nmap_host(*, timed_out: bool, status: str = "up") -> NmapHost:
+    service = NmapService(name="ssh", method="probed", confidence=10, guessed=False, product="OpenSSH")
+    return NmapHost(
+        status=status,
+        reason="user-set",
+        addresses=(NmapAddress("198.18.0.10", "ipv4"),),
+        ports=(NmapPort("tcp", 22, "open", "syn-ack", service=service),),
+        timed_out=timed_out,
+    )
+
+
+def test_an_nmap_host_time_out_is_an_error_line_and_what_nmap_found_is_kept() -> None:
+    found = _Findings()
+    _read_nmap_services(_nmap_host(timed_out=True), found)
+    _read_nmap_os(_nmap_host(timed_out=True), found)
+    assert found.services == {22: "ssh OpenSSH"}
+    assert found.errors == [
+        "nmap -sV: nmap gave up on the host at its time-out: results incomplete",
+        "nmap -O: nmap gave up on the host at its time-out: results incomplete",
+    ]
+
+
+def test_an_nmap_host_that_finished_adds_no_error() -> None:
+    found = _Findings()
+    _read_nmap_services(_nmap_host(timed_out=False), found)
+    _read_nmap_services(_nmap_host(timed_out=False, status="down"), found)
+    assert found.services == {22: "ssh OpenSSH"}
+    assert found.errors == []
