@@ -35,6 +35,7 @@ __all__ = [
     "ReportWriter",
     "ScanHeader",
     "TableWriter",
+    "interrupted_text",
     "make_writer",
     "summary_line",
 ]
@@ -149,10 +150,17 @@ class TableWriter:
     )
 
     def __init__(
-        self, stream: TextIO | None = None, *, color: bool | None = None, console: Console | None = None
+        self,
+        stream: TextIO | None = None,
+        *,
+        color: bool | None = None,
+        console: Console | None = None,
+        summary: bool = True,
     ) -> None:
         self._out = _Stream(stream)
         self._color = color
+        #: End with the summary line (``--quiet``: not; an interrupted scan still says so).
+        self._summary = summary
         #: The live display's console (``ProgressDisplay.console``): rows print above its bar.
         self._live_console = console
         self._planned = 0
@@ -204,7 +212,8 @@ class TableWriter:
             self._print_header(console)
             for report in reports:
                 self._print_report(console, report, self._widths)
-        console.print(Text(summary_line(stats), style="dim"))
+        if self._summary:
+            console.print(Text(summary_line(stats), style="dim"))
         if not complete:
             console.print(Text(interrupted_text(stats.scanned, self._planned), style="bold yellow"))
         console.file.flush()
@@ -419,14 +428,15 @@ def _padded(tag: str, length: int) -> str:
 
 
 def make_writer(
-    kind: Format, stream: TextIO | None = None, *, console: Console | None = None
+    kind: Format, stream: TextIO | None = None, *, console: Console | None = None, summary: bool = True
 ) -> ReportWriter:
-    """The writer of ``kind``; ``console`` (the live display's, for a table on its terminal) prints the rows."""
+    """The writer of ``kind``; ``console`` (the live display's, for a table on its terminal) prints the
+    rows; ``summary=False`` (``--quiet``) leaves the table's summary line out."""
     if kind == "json":
         return JsonLinesWriter(stream)
     if kind == "ecc":
         return EccWriter(stream)
-    return TableWriter(stream, console=console)
+    return TableWriter(stream, console=console, summary=summary)
 
 
 class ProgressDisplay:
