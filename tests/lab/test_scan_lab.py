@@ -6,6 +6,7 @@ what it prints is compared with what the lab says its hosts are.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import signal
@@ -349,3 +350,24 @@ def test_on_a_terminal_the_table_prints_above_the_progress_bar(lab: Lab) -> None
             assert host.address in rows, lines
     # Nothing of the bar is left, nor glued to a row (a row too long for the terminal wraps, as rows do).
     assert not [line for line in lines if "scanning" in line or " up 0:00:" in line], "\n".join(lines)
+
+
+def test_on_an_80_column_terminal_the_table_is_sorted_and_no_row_wraps(lab: Lab) -> None:
+    argv = [sys.executable, "-m", "midprobe.runner", "scan", "--lab", "-n", "-p", "22,80,8080,9100", lab.network]  # fmt: skip
+    with PseudoTerminal(columns=80, rows=60) as terminal:
+        code = terminal.run(
+            ["ip", "netns", "exec", lab.scanner_namespace, *argv], env={"TERM": "xterm-256color"}
+        )
+        lines = terminal.lines()
+    assert code == 0, lines
+    assert lines[0].startswith("ADDRESS "), lines
+    assert re.fullmatch(r"\d+ host\(s\) up, 256 addresses scanned in .*", lines[-1]), lines
+    body = lines[1:-1]
+    first_row = next(index for index, line in enumerate(body) if line[:1].isdigit())
+    rows = [line for line in body[first_row:] if not line.startswith(" ")]
+    # Each row starts with an address (a line of its own per host: nothing wrapped onto the next
+    # line), the other lines are a row's further services or errors, indented.
+    addresses = [ipaddress.ip_address(row.split()[0]) for row in rows]
+    assert addresses == sorted(addresses), lines
+    expected = {host.address for host in lab.hosts if set(host.open_tcp_ports) & {22, 80, 8080, 9100}}
+    assert expected <= {str(address) for address in addresses}, lines
