@@ -334,9 +334,10 @@ def test_ctrl_c_during_an_ecc_scan_to_a_file_marks_it_incomplete(lab: Lab, tmp_p
     assert payload.echoed("complete") == "false"
 
 
-def test_on_a_terminal_the_table_prints_above_the_progress_bar(lab: Lab) -> None:
+def _table_on_terminal(lab: Lab, *, columns: int) -> list[str]:
+    """The screen after a scan of the lab's network printed its table on a terminal ``columns`` wide."""
     argv = [sys.executable, "-m", "midprobe.runner", "scan", "--lab", "-n", "-p", "22,80,8080,9100", lab.network]  # fmt: skip
-    with PseudoTerminal(columns=250, rows=40) as terminal:
+    with PseudoTerminal(columns=columns, rows=60) as terminal:
         code = terminal.run(
             ["ip", "netns", "exec", lab.scanner_namespace, *argv], env={"TERM": "xterm-256color"}
         )
@@ -344,6 +345,11 @@ def test_on_a_terminal_the_table_prints_above_the_progress_bar(lab: Lab) -> None
     assert code == 0, lines
     assert lines[0].startswith("ADDRESS "), lines
     assert re.fullmatch(r"\d+ host\(s\) up, 256 addresses scanned in .*", lines[-1]), lines
+    return lines
+
+
+def test_on_a_terminal_the_table_prints_above_the_progress_bar(lab: Lab) -> None:
+    lines = _table_on_terminal(lab, columns=250)
     rows = {line.split()[0] for line in lines[1:-1]}
     for host in lab.hosts:
         if set(host.open_tcp_ports) & {22, 80, 8080, 9100}:
@@ -353,15 +359,7 @@ def test_on_a_terminal_the_table_prints_above_the_progress_bar(lab: Lab) -> None
 
 
 def test_on_an_80_column_terminal_the_table_is_sorted_and_no_row_wraps(lab: Lab) -> None:
-    argv = [sys.executable, "-m", "midprobe.runner", "scan", "--lab", "-n", "-p", "22,80,8080,9100", lab.network]  # fmt: skip
-    with PseudoTerminal(columns=80, rows=60) as terminal:
-        code = terminal.run(
-            ["ip", "netns", "exec", lab.scanner_namespace, *argv], env={"TERM": "xterm-256color"}
-        )
-        lines = terminal.lines()
-    assert code == 0, lines
-    assert lines[0].startswith("ADDRESS "), lines
-    assert re.fullmatch(r"\d+ host\(s\) up, 256 addresses scanned in .*", lines[-1]), lines
+    lines = _table_on_terminal(lab, columns=80)
     body = lines[1:-1]
     first_row = next(index for index, line in enumerate(body) if line[:1].isdigit())
     rows = [line for line in body[first_row:] if not line.startswith(" ")]
