@@ -260,7 +260,7 @@ def _engine_choice(engine: str, *, syn_scan: bool, connect_scan: bool) -> str:
     "-Pn",
     "no_ping",
     is_flag=True,
-    help="Accepted for nmap's sake: midprobe scan never pings first, every address is port-scanned.",
+    help="No host discovery: port-scan every address, not only those that answer a ping sweep first.",
 )
 @click.option(
     "-T",
@@ -420,6 +420,7 @@ def scan(
         credentials=store,
         host_concurrency=concurrency,
         host_timeout=host_timeout,
+        ping=not no_ping,
     )
     note = None if no_dns else dns_note
     asyncio.run(

@@ -5,7 +5,8 @@ scan and the agent share one code path for validation, the safety policy and enc
 scan is the registry's ``Shazzam`` probe, GenericTCP only, through its streaming entry point
 (``ShazzamProbe.scan``: names resolved and every address checked against the policy before anything
 is sent, then the one bounded engine-to-asyncio bridge, so a slow consumer pauses the scan instead of
-filling memory). Every host that answered gets its enrichment stages at once, with at most
+filling memory). With ``ping`` (host discovery), the targets are first swept in chunks by the
+``HostSweep`` probe and only each chunk's live addresses are port-scanned. Every host that answered gets its enrichment stages at once, with at most
 ``host_concurrency`` hosts in flight (``probes/fanout.py``); each stage runs its probe
 (``BannerSniff``, ``DNSNameResolver``, ``NmapServiceScan``, ``NmapOSScan``, ``SSHClassify``,
 ``SNMPClassify``) through ``runner/scan/stages.py``, and a stage's failure becomes a line in the
@@ -20,7 +21,8 @@ import ipaddress
 import math
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from itertools import islice
 
 from midprobe.capabilities.errors import MidprobeError
 from midprobe.probes.banner import BannerParams, BannerResult
@@ -45,13 +47,18 @@ from midprobe.probes.snmp.facts import capability_evidence
 from midprobe.probes.snmp.query import ConnectionParams
 from midprobe.probes.snmp.values import format_oid
 from midprobe.probes.ssh.classify import SSHClassifyResult
-from midprobe.probes.targets import TargetSpec
+from midprobe.probes.sweep.host_sweep import DEFAULT_RATE as SWEEP_RATE
+from midprobe.probes.sweep.host_sweep import SweepParams, SweepResult
+from midprobe.probes.targets import Target, TargetSpec, parse_targets
 from midprobe.probes.tcpscan.common import HostScan
 from midprobe.runner.scan.report import HostReport
 from midprobe.runner.scan.stages import run_probe, start_port_scan
 
 __all__ = ["ScanPipeline", "ScanSettings", "ScanStats"]
 
+#: Addresses swept at a time before their live ones are port-scanned (a /22): the first live host is
+#: reported after one chunk's sweep, and a /16 is never held in memory.
+SWEEP_CHUNK = 1024
 #: SSH timeouts for the classify run of a scan (ms): a scan should not wait minutes on one host.
 SSH_CONNECT_TIMEOUT_MS = 5_000
 SSH_COMMAND_TIMEOUT_MS = 20_000
@@ -101,6 +108,9 @@ class ScanSettings:
     host_timeout: float = 60.0
     #: Finished hosts waiting for enrichment before the port scan pauses.
     queue_size: int = 256
+    #: Host discovery first (``HostSweep``): only the IPv4 addresses that answer are port-scanned
+    #: (``midprobe scan`` sets it unless ``-Pn``).
+    ping: bool = False
     classifier: Classifier = field(default_factory=default_classifier)
 
     def __post_init__(self) -> None:
@@ -133,6 +143,8 @@ class ScanStats:
     alive: int = 0
     reported: int = 0
     engine: str = ""
+    #: How host discovery found the live addresses (``arp,icmp``, ``tcp-connect``); empty: none ran.
+    discovery: str = ""
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -223,7 +235,7 @@ class ScanPipeline:
         self.stats = ScanStats(engine=scan.engine)
 
         async def alive_hosts() -> AsyncIterator[HostScan]:
-            async for scanned in scan:
+            async for scanned in self._swept(scan) if settings.ping else scan:
                 self.stats.scanned += 1
                 self.stats.alive += scanned.alive
                 self._progress()
@@ -242,6 +254,49 @@ class ScanPipeline:
         finally:
             await reports.aclose()
             await scan.aclose()  # stops the engine thread, whatever ended the loop
+
+    async def _swept(self, scan: PortScan) -> AsyncIterator[HostScan]:
+        """Host discovery before the port scan: each :data:`SWEEP_CHUNK` addresses of the targets are
+        swept (``HostSweep``: ARP, ICMP, or TCP connect without raw sockets), then only those that
+        answered are port-scanned; the silent ones count as scanned. IPv6 addresses (no ARP or ICMP
+        sweep) are port-scanned as they are."""
+        await scan.aclose()  # never started: each chunk's live addresses get a scan of their own
+        context = ProbeContext(agent_name="midprobe scan", deadline=math.inf, policy=self.settings.policy)
+        targets = iter(scan.targets)
+        while chunk := list(islice(targets, SWEEP_CHUNK)):
+            live = await self._live(chunk, context)
+            self.stats.scanned += len(chunk) - len(live)
+            self._progress()
+            if not live:
+                continue
+            names = {str(target.address): target.host_name for target in live}
+            params = replace(scan.params, targets=parse_targets(list(names)), source=scan.params.source)
+            port_scan = await start_port_scan(self.registry, params, context)
+            try:
+                async for scanned in port_scan:
+                    name = names.get(str(scanned.address))
+                    yield replace(scanned, host_name=name) if name and not scanned.host_name else scanned
+            finally:
+                await port_scan.aclose()
+
+    async def _live(self, chunk: list[Target], context: ProbeContext) -> list[Target]:
+        """The targets of ``chunk`` that answered the sweep (IPv6 ones all), in the chunk's order."""
+        ipv4 = [target for target in chunk if target.address.version == 4]
+        if not ipv4:
+            return chunk
+        settings = self.settings
+        params = SweepParams(
+            targets=parse_targets([str(target.address) for target in ipv4]),
+            wait_ms=settings.connect_wait_ms,
+            retries=settings.retries,
+            rate=SWEEP_RATE if settings.rate is None else max(1, round(settings.rate)),
+            max_addresses=SWEEP_CHUNK,
+        )
+        result = await run_probe(self.registry, "HostSweep", params, context, SweepResult)
+        used = [*self.stats.discovery.split(","), *result.methods_used]
+        self.stats.discovery = ",".join(sorted({method for method in used if method}))
+        answered = {host.address for host in result.alive}
+        return [t for t in chunk if t.address.version != 4 or str(t.address) in answered]
 
     def _progress(self) -> None:
         if self.on_progress is not None:

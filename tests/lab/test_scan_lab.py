@@ -369,3 +369,14 @@ def test_on_an_80_column_terminal_the_table_is_sorted_and_no_row_wraps(lab: Lab)
     assert addresses == sorted(addresses), lines
     expected = {host.address for host in lab.hosts if set(host.open_tcp_ports) & {22, 80, 8080, 9100}}
     assert expected <= {str(address) for address in addresses}, lines
+
+
+def test_host_discovery_finds_the_same_hosts_as_scanning_every_address(lab: Lab) -> None:
+    swept, swept_err = _scan(lab, "-n", "--no-banners", "-p", _ports_arg(), lab.network)
+    every, every_err = _scan(lab, "-n", "--no-banners", "-Pn", "-p", _ports_arg(), lab.network)
+    assert {r["address"]: r["open_tcp_ports"] for r in swept} == {
+        r["address"]: r["open_tcp_ports"] for r in every
+    }
+    # The summary (stderr: the output is JSON) says how the live hosts were found, and only then.
+    assert re.search(r", 256 addresses scanned in .* host discovery\)$", swept_err.strip()), swept_err
+    assert "host discovery" not in every_err, every_err

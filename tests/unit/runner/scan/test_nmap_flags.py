@@ -110,9 +110,11 @@ def test_slow_timing_templates_count_as_a_rate_for_huge_ranges(recorder: _Record
     assert recorder.settings[-1].rate == pytest.approx(1 / 15)
 
 
-def test_no_ping_is_accepted_and_changes_nothing(recorder: _Recorder) -> None:
+def test_no_ping_turns_host_discovery_off_and_changes_nothing_else(recorder: _Recorder) -> None:
     with_pn, without = _settings(recorder, "-Pn", "-sT"), _settings(recorder, "-sT")
-    assert replace(with_pn, classifier=without.classifier) == without
+    assert without.ping
+    assert not with_pn.ping
+    assert replace(with_pn, classifier=without.classifier, ping=True) == without
 
 
 def test_verbose_says_what_is_scanned_and_the_summary(
