@@ -59,6 +59,8 @@ __all__ = ["ScanPipeline", "ScanSettings", "ScanStats"]
 #: Addresses swept at a time before their live ones are port-scanned (a /22): the first live host is
 #: reported after one chunk's sweep, and a /16 is never held in memory.
 SWEEP_CHUNK = 1024
+#: The longest one chunk's sweep may take (ms; ``HostSweep``'s own ceiling).
+SWEEP_TIMEOUT_MS = 3_600_000
 #: SSH timeouts for the classify run of a scan (ms): a scan should not wait minutes on one host.
 SSH_CONNECT_TIMEOUT_MS = 5_000
 SSH_COMMAND_TIMEOUT_MS = 20_000
@@ -290,9 +292,13 @@ class ScanPipeline:
             wait_ms=settings.connect_wait_ms,
             retries=settings.retries,
             rate=SWEEP_RATE if settings.rate is None else max(1, round(settings.rate)),
+            # Its waits, retries and rate bound it; the cap only keeps a slow -T0 sweep from being cut.
+            sweep_timeout_ms=SWEEP_TIMEOUT_MS,
             max_addresses=SWEEP_CHUNK,
         )
         result = await run_probe(self.registry, "HostSweep", params, context, SweepResult)
+        if not result.complete:  # some addresses were never decided: none is skipped on a guess
+            return chunk
         used = [*self.stats.discovery.split(","), *result.methods_used]
         self.stats.discovery = ",".join(sorted({method for method in used if method}))
         answered = {host.address for host in result.alive}

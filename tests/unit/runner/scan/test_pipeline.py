@@ -143,8 +143,9 @@ class _TableSweep:
     topic = "HostSweep"
     required_capabilities: tuple[str, ...] = ()
 
-    def __init__(self, live: set[str]) -> None:
+    def __init__(self, live: set[str], *, complete: bool = True) -> None:
         self.live = live
+        self.complete = complete
         self.swept: list[int] = []
 
     def parse_params(self, source: str, parameters: Mapping[str, str]) -> SweepParams:
@@ -164,10 +165,10 @@ class _TableSweep:
             alive=alive,
             unreachable=0,
             silent=len(addresses) - len(alive),
-            unchecked=0,
+            unchecked=0 if self.complete else 1,
             probes_sent=len(addresses),
             elapsed_ms=1,
-            complete=True,
+            complete=self.complete,
         )
 
     def encode_results(self, result: SweepResult) -> Sequence[ET.Element]:
@@ -175,10 +176,10 @@ class _TableSweep:
 
 
 def _swept_scan(
-    targets: str, live: set[str], *, ping: bool
+    targets: str, live: set[str], *, ping: bool, complete: bool = True
 ) -> tuple[list[str], ScanStats, TableEngine, _TableSweep]:
     engine = TableEngine({})
-    sweeper = _TableSweep(live)
+    sweeper = _TableSweep(live, complete=complete)
     settings = ScanSettings(ports=(22,), sniff_banners=False, ping=ping)
     pipeline = ScanPipeline(settings, registry=table_registry(engine, sweeper))
 
@@ -206,3 +207,11 @@ def test_without_host_discovery_every_address_is_port_scanned() -> None:
     assert sweeper.swept == []
     assert stats.scanned == 256
     assert stats.discovery == ""
+
+
+def test_a_sweep_cut_short_skips_no_address() -> None:
+    reported, stats, engine, sweeper = _swept_scan("198.18.0.0/24", {"198.18.0.3"}, ping=True, complete=False)
+    assert stats.scanned == 256
+    assert sweeper.swept == [256]
+    assert engine.consumed == 256  # undecided addresses are port-scanned, not taken for dead
+    assert len(reported) == 256
