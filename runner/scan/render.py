@@ -305,9 +305,9 @@ def _address_order(report: HostReport) -> tuple[int, int, str]:
 
 def summary_line(stats: ScanStats) -> str:
     """``6 host(s) up, 256 addresses scanned in 3.24 s (connect scan)``; after host discovery
-    ``(syn scan, arp,icmp host discovery)``."""
+    ``(syn scan, arp,icmp ping)``."""
     plural = "" if stats.scanned == 1 else "es"
-    discovery = f", {stats.discovery} host discovery" if stats.discovery else ""
+    discovery = f", {stats.discovery} ping" if stats.discovery else ""
     return (
         f"{stats.alive} host(s) up, {stats.scanned} address{plural} scanned "
         f"in {stats.elapsed:.2f} s ({stats.engine or '?'} scan{discovery})"
