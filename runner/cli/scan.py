@@ -375,9 +375,12 @@ def scan(
 ) -> None:
     """Scan TARGETS (nmap syntax: 198.18.0.0/24, 10.0.0.1-20, host names, IPv6) and classify each host.
 
-    Each host that answers is reported as soon as it is done: open TCP ports, banners, its DNS name,
-    the CMDB class the classifier chose and the evidence for it; with --credentials also what SSH and
-    SNMP tell. Reports stream, so a /16 never sits in memory.
+    The addresses that answer a ping sweep (not with -Pn) are port-scanned, and each host is
+    reported as soon as it is done: open TCP ports, services and banners, its DNS name, the CMDB
+    class the classifier chose and the evidence for it; with --credentials also what SSH and SNMP
+    tell. Reports stream, so a /16 never sits in memory; the table of a scan of up to 4,096
+    addresses is printed at the end, sorted by address. The summary goes to stderr unless the table
+    on stdout ends with it.
 
     nmap's -sS, -sT, -sV, -O, -Pn, -T<0-5>, -v, -n, -p and -iL mean what they mean in nmap; its
     other flags are answered with the midprobe option to use.
