@@ -44,6 +44,7 @@ from midprobe.runner.scan.render import (
     Format,
     ProgressDisplay,
     ScanHeader,
+    interrupted_text,
     make_writer,
     summary_line,
 )
@@ -88,10 +89,13 @@ async def _run(
     output_path: Path | None,
     dns_note: str | None,
     verbose_timing: str | None = None,
+    quiet: bool = False,
 ) -> ScanStats:
     """Prepare the scan (targets resolved and checked), then write its reports.
 
-    ``verbose_timing`` (``-v``): the timing, for the line saying what is scanned how, on stderr.
+    On stderr: the summary after the scan (unless the table on stdout ends with it), and, with
+    ``verbose_timing`` (``-v``: the timing), a line saying what is scanned how before it. ``quiet``
+    (``-q``): no progress bar, no note, no summary: only the results and errors.
     """
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(BLOCKING_THREADS, "midprobe-scan"))
     pipeline = ScanPipeline(settings)
@@ -104,7 +108,7 @@ async def _run(
     try:
         count = scan.hosts_scanned
         check_size(count, yes=yes, rate=settings.rate)
-        if dns_note:
+        if dns_note and not quiet:
             click.echo(f"midprobe: note: {dns_note}", err=True)
         header = ScanHeader(
             targets=str(spec), ports=format_ports(settings.ports), engine=scan.engine, addresses=count
@@ -117,29 +121,45 @@ async def _run(
                 f"{scan.engine} engine, timing {verbose_timing}",
                 err=True,
             )
-        with (
-            _output(output_path) as stream,
-            ProgressDisplay(count, stdout_is_output=stream is None) as progress,
-        ):
-            # On the bar's terminal the table prints through the bar's console, above the bar.
-            writer = make_writer(output_format, stream, console=progress.console)
-            pipeline.on_progress = progress.update
-            writer.begin(header)
-            complete = False
-            try:
-                async for report in pipeline.reports(scan):
-                    writer.write(report)
-                complete = True
-            finally:
-                # Also on an error or Ctrl-C: the output stays a whole document (ECC XML closes)
-                # that says it is incomplete, instead of claiming every address was scanned.
-                writer.end(pipeline.stats, complete=complete)
+        # The table on stdout ends with the summary; any other output gets it on stderr (as nmap
+        # keeps its normal output on the terminal with -oX).
+        summary_on_stderr = not quiet and not (output_format == "table" and output_path is None)
+        complete = False
+        try:
+            with (
+                _output(output_path) as stream,
+                ProgressDisplay(
+                    count, enabled=False if quiet else None, stdout_is_output=stream is None
+                ) as progress,
+            ):
+                # On the bar's terminal the table prints through the bar's console, above the bar.
+                writer = make_writer(output_format, stream, console=progress.console, summary=not quiet)
+                pipeline.on_progress = progress.update
+                writer.begin(header)
+                try:
+                    async for report in pipeline.reports(scan):
+                        writer.write(report)
+                    complete = True
+                finally:
+                    # Also on an error or Ctrl-C: the output stays a whole document (ECC XML closes)
+                    # that says it is incomplete, instead of claiming every address was scanned.
+                    writer.end(pipeline.stats, complete=complete)
+        finally:
+            if summary_on_stderr and pipeline.stats.engine:  # the scan ran (or was stopped running)
+                click.echo(_stderr_summary(pipeline.stats, header, output_path, complete=complete), err=True)
     finally:
         await scan.aclose()  # a scan refused here never started; one that ran is stopped
-    # The table ends with the summary; any other output gets it on stderr when asked for.
-    if verbose_timing is not None and not (output_format == "table" and output_path is None):
-        click.echo(f"midprobe: {summary_line(pipeline.stats)}", err=True)
     return pipeline.stats
+
+
+def _stderr_summary(stats: ScanStats, header: ScanHeader, path: Path | None, *, complete: bool) -> str:
+    """``midprobe: 6 host(s) up, 256 addresses scanned in 3.24 s (connect scan), results in FILE``."""
+    text = f"midprobe: {summary_line(stats)}"
+    if path is not None:
+        text += f", results in {path}"
+    if not complete:
+        text += f"; {interrupted_text(stats.scanned, header.addresses)}"
+    return text
 
 
 def _engine_choice(engine: str, *, syn_scan: bool, connect_scan: bool) -> str:
@@ -240,7 +260,7 @@ def _engine_choice(engine: str, *, syn_scan: bool, connect_scan: bool) -> str:
     "-Pn",
     "no_ping",
     is_flag=True,
-    help="Accepted for nmap's sake: midprobe scan never pings first, every address is port-scanned.",
+    help="No host discovery: port-scan every address, not only those that answer a ping sweep first.",
 )
 @click.option(
     "-T",
@@ -314,7 +334,13 @@ def _engine_choice(engine: str, *, syn_scan: bool, connect_scan: bool) -> str:
     "-v",
     "--verbose",
     is_flag=True,
-    help="Say on stderr what is scanned how before the scan, and the summary after it.",
+    help="Also say on stderr what is scanned how (addresses, ports, engine, timing) before the scan.",
+)
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="No progress bar, notes or summary (on stderr, or ending the table): only results and errors.",
 )
 def scan(
     targets: tuple[str, ...],
@@ -345,16 +371,22 @@ def scan(
     concurrency: int,
     host_timeout: float,
     verbose: bool,
+    quiet: bool,
 ) -> None:
     """Scan TARGETS (nmap syntax: 198.18.0.0/24, 10.0.0.1-20, host names, IPv6) and classify each host.
 
-    Each host that answers is reported as soon as it is done: open TCP ports, banners, its DNS name,
-    the CMDB class the classifier chose and the evidence for it; with --credentials also what SSH and
-    SNMP tell. Reports stream, so a /16 never sits in memory.
+    The addresses that answer a ping sweep (not with -Pn) are port-scanned, and each host is
+    reported as soon as it is done: open TCP ports, services and banners, its DNS name, the CMDB
+    class the classifier chose and the evidence for it; with --credentials also what SSH and SNMP
+    tell. Reports stream, so a /16 never sits in memory; the table of a scan of up to 4,096
+    addresses is printed at the end, sorted by address. The summary goes to stderr unless the table
+    on stdout ends with it.
 
     nmap's -sS, -sT, -sV, -O, -Pn, -T<0-5>, -v, -n, -p and -iL mean what they mean in nmap; its
     other flags are answered with the midprobe option to use.
     """
+    if verbose and quiet:
+        raise ConfigError("-v/--verbose and -q/--quiet ask for opposite things: give one", field="--quiet")
     base_policy = TargetPolicy.lab() if lab_mode else TargetPolicy.unrestricted()
     ports = _tcp_ports(ports_text)
     spec = target_spec(targets, excludes, input_lists)
@@ -391,6 +423,7 @@ def scan(
         credentials=store,
         host_concurrency=concurrency,
         host_timeout=host_timeout,
+        ping=not no_ping,
     )
     note = None if no_dns else dns_note
     asyncio.run(
@@ -402,5 +435,6 @@ def scan(
             output_path=output_path,
             dns_note=note,
             verbose_timing=knobs.describe() if verbose else None,
+            quiet=quiet,
         )
     )

@@ -5,7 +5,8 @@ scan and the agent share one code path for validation, the safety policy and enc
 scan is the registry's ``Shazzam`` probe, GenericTCP only, through its streaming entry point
 (``ShazzamProbe.scan``: names resolved and every address checked against the policy before anything
 is sent, then the one bounded engine-to-asyncio bridge, so a slow consumer pauses the scan instead of
-filling memory). Every host that answered gets its enrichment stages at once, with at most
+filling memory). With ``ping`` (host discovery), the targets are first swept in chunks by the
+``HostSweep`` probe and only each chunk's live addresses are port-scanned. Every host that answered gets its enrichment stages at once, with at most
 ``host_concurrency`` hosts in flight (``probes/fanout.py``); each stage runs its probe
 (``BannerSniff``, ``DNSNameResolver``, ``NmapServiceScan``, ``NmapOSScan``, ``SSHClassify``,
 ``SNMPClassify``) through ``runner/scan/stages.py``, and a stage's failure becomes a line in the
@@ -20,7 +21,8 @@ import ipaddress
 import math
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from itertools import islice
 
 from midprobe.capabilities.errors import MidprobeError
 from midprobe.probes.banner import BannerParams, BannerResult
@@ -45,13 +47,20 @@ from midprobe.probes.snmp.facts import capability_evidence
 from midprobe.probes.snmp.query import ConnectionParams
 from midprobe.probes.snmp.values import format_oid
 from midprobe.probes.ssh.classify import SSHClassifyResult
-from midprobe.probes.targets import TargetSpec
+from midprobe.probes.sweep.host_sweep import DEFAULT_RATE as SWEEP_RATE
+from midprobe.probes.sweep.host_sweep import SweepParams, SweepResult
+from midprobe.probes.targets import Target, TargetSpec, parse_targets
 from midprobe.probes.tcpscan.common import HostScan
 from midprobe.runner.scan.report import HostReport
 from midprobe.runner.scan.stages import run_probe, start_port_scan
 
 __all__ = ["ScanPipeline", "ScanSettings", "ScanStats"]
 
+#: Addresses swept at a time before their live ones are port-scanned (a /22): the first live host is
+#: reported after one chunk's sweep, and a /16 is never held in memory.
+SWEEP_CHUNK = 1024
+#: The longest one chunk's sweep may take (ms; ``HostSweep``'s own ceiling).
+SWEEP_TIMEOUT_MS = 3_600_000
 #: SSH timeouts for the classify run of a scan (ms): a scan should not wait minutes on one host.
 SSH_CONNECT_TIMEOUT_MS = 5_000
 SSH_COMMAND_TIMEOUT_MS = 20_000
@@ -101,6 +110,9 @@ class ScanSettings:
     host_timeout: float = 60.0
     #: Finished hosts waiting for enrichment before the port scan pauses.
     queue_size: int = 256
+    #: Host discovery first (``HostSweep``): only the IPv4 addresses that answer are port-scanned
+    #: (``midprobe scan`` sets it unless ``-Pn``).
+    ping: bool = False
     classifier: Classifier = field(default_factory=default_classifier)
 
     def __post_init__(self) -> None:
@@ -133,6 +145,8 @@ class ScanStats:
     alive: int = 0
     reported: int = 0
     engine: str = ""
+    #: How host discovery found the live addresses (``arp,icmp``, ``tcp-connect``); empty: none ran.
+    discovery: str = ""
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -223,7 +237,7 @@ class ScanPipeline:
         self.stats = ScanStats(engine=scan.engine)
 
         async def alive_hosts() -> AsyncIterator[HostScan]:
-            async for scanned in scan:
+            async for scanned in self._swept(scan) if settings.ping else scan:
                 self.stats.scanned += 1
                 self.stats.alive += scanned.alive
                 self._progress()
@@ -242,6 +256,53 @@ class ScanPipeline:
         finally:
             await reports.aclose()
             await scan.aclose()  # stops the engine thread, whatever ended the loop
+
+    async def _swept(self, scan: PortScan) -> AsyncIterator[HostScan]:
+        """Host discovery before the port scan: each :data:`SWEEP_CHUNK` addresses of the targets are
+        swept (``HostSweep``: ARP, ICMP, or TCP connect without raw sockets), then only those that
+        answered are port-scanned; the silent ones count as scanned. IPv6 addresses (no ARP or ICMP
+        sweep) are port-scanned as they are."""
+        await scan.aclose()  # never started: each chunk's live addresses get a scan of their own
+        context = ProbeContext(agent_name="midprobe scan", deadline=math.inf, policy=self.settings.policy)
+        targets = iter(scan.targets)
+        while chunk := list(islice(targets, SWEEP_CHUNK)):
+            live = await self._live(chunk, context)
+            self.stats.scanned += len(chunk) - len(live)
+            self._progress()
+            if not live:
+                continue
+            names = {str(target.address): target.host_name for target in live}
+            params = replace(scan.params, targets=parse_targets(list(names)), source=scan.params.source)
+            port_scan = await start_port_scan(self.registry, params, context)
+            try:
+                async for scanned in port_scan:
+                    name = names.get(str(scanned.address))
+                    yield replace(scanned, host_name=name) if name and not scanned.host_name else scanned
+            finally:
+                await port_scan.aclose()
+
+    async def _live(self, chunk: list[Target], context: ProbeContext) -> list[Target]:
+        """The targets of ``chunk`` that answered the sweep (IPv6 ones all), in the chunk's order."""
+        ipv4 = [target for target in chunk if target.address.version == 4]
+        if not ipv4:
+            return chunk
+        settings = self.settings
+        params = SweepParams(
+            targets=parse_targets([str(target.address) for target in ipv4]),
+            wait_ms=settings.connect_wait_ms,
+            retries=settings.retries,
+            rate=SWEEP_RATE if settings.rate is None else max(1, round(settings.rate)),
+            # Its waits, retries and rate bound it; the cap only keeps a slow -T0 sweep from being cut.
+            sweep_timeout_ms=SWEEP_TIMEOUT_MS,
+            max_addresses=SWEEP_CHUNK,
+        )
+        result = await run_probe(self.registry, "HostSweep", params, context, SweepResult)
+        if not result.complete:  # some addresses were never decided: none is skipped on a guess
+            return chunk
+        used = [*self.stats.discovery.split(","), *result.methods_used]
+        self.stats.discovery = ",".join(sorted({method for method in used if method}))
+        answered = {host.address for host in result.alive}
+        return [t for t in chunk if t.address.version != 4 or str(t.address) in answered]
 
     def _progress(self) -> None:
         if self.on_progress is not None:
@@ -377,8 +438,10 @@ class ScanPipeline:
         )
         result = await run_probe(self.registry, "NmapServiceScan", params, context, NmapResult)
         for run in result.runs:
-            for host in run.scan.hosts_up:
+            for host in run.scan.hosts:
                 _read_nmap_services(host, found)
+        if not any(run.scan.hosts for run in result.runs):
+            found.errors.append("nmap -sV: nmap reported nothing for the host")
 
     async def _nmap_os(self, scanned: HostScan, context: ProbeContext, found: _Findings) -> None:
         """``NmapOSScan`` (``-O``); most accurate with one open and one closed port to compare."""
@@ -394,8 +457,10 @@ class ScanPipeline:
         )
         result = await run_probe(self.registry, "NmapOSScan", params, context, NmapResult)
         for run in result.runs:
-            for host in run.scan.hosts_up:
+            for host in run.scan.hosts:
                 _read_nmap_os(host, found)
+        if not any(run.scan.hosts for run in result.runs):
+            found.errors.append("nmap -O: nmap reported nothing for the host")
 
     async def _ssh_facts(self, address: str, context: ProbeContext, found: _Findings) -> None:
         """``SSHClassify`` with the scan's shorter timeouts."""
@@ -442,8 +507,18 @@ def _port_list(ports: Iterable[int]) -> PortList:
     return PortList(tuple((port, port) for port in sorted(set(ports))))
 
 
+def _nmap_cut_short(stage: str, host: NmapHost, found: _Findings) -> bool:
+    """Whether nmap gave up on ``host`` (its ``--host-timeout``), said in the report's ``errors``;
+    what it found before is still read. ``False`` for a host nmap found down (nothing to read)."""
+    if host.timed_out:
+        found.errors.append(f"{stage}: nmap gave up on the host at its time-out: results incomplete")
+    return host.is_up or host.timed_out
+
+
 def _read_nmap_services(host: NmapHost, found: _Findings) -> None:
     """What nmap's version detection identified (guesses, marked ``?`` by nmap, are left out)."""
+    if not _nmap_cut_short("nmap -sV", host, found):
+        return
     for port in host.open_ports:
         service = port.service
         if service is None or not service.identified:
@@ -454,6 +529,8 @@ def _read_nmap_services(host: NmapHost, found: _Findings) -> None:
 
 
 def _read_nmap_os(host: NmapHost, found: _Findings) -> None:
+    if not _nmap_cut_short("nmap -O", host, found):
+        return
     best = host.best_os_match
     if best is not None:
         found.nmap_os = f"{best.name} ({best.accuracy}%)"

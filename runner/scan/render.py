@@ -13,9 +13,11 @@ import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
+from ipaddress import ip_address
 from types import TracebackType
 from typing import Final, Literal, Protocol, TextIO
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
@@ -26,12 +28,14 @@ from midprobe.runner.scan.report import HostReport
 
 __all__ = [
     "FORMATS",
+    "SORTED_TABLE_LIMIT",
     "EccWriter",
     "JsonLinesWriter",
     "ProgressDisplay",
     "ReportWriter",
     "ScanHeader",
     "TableWriter",
+    "interrupted_text",
     "make_writer",
     "summary_line",
 ]
@@ -107,19 +111,62 @@ class JsonLinesWriter:
         pass  # one object per host and nothing else: an interrupted scan is told on stderr
 
 
-class TableWriter:
-    """``--format table``: a header, then one aligned row per host (and its errors), then a summary."""
+@dataclass(frozen=True)
+class _Column:
+    """One table column: its width while rows stream, the narrowest it gets to fit a terminal, and
+    what a cell too long for it does (``fold``: wraps onto more lines; ``ellipsis``: cut with ``…``)."""
 
-    COLUMNS: Final = (("ADDRESS", 15), ("HOSTNAME", 34), ("OPEN TCP PORTS", 16), ("CLASS", 30))
+    name: str
+    width: int
+    minimum: int
+    overflow: Literal["fold", "ellipsis"]
+
+
+#: Scans of at most this many addresses print their table at the end, sorted by address; larger
+#: ones print each row as its host finishes (a /16 is never held in memory).
+SORTED_TABLE_LIMIT: Final = 4096
+#: The EVIDENCE column is left out of a terminal narrower than the other columns plus this.
+_EVIDENCE_MINIMUM: Final = 20
+
+
+class TableWriter:
+    """``--format table``: a header, one aligned row per host (and its errors under it), then a summary.
+
+    Up to :data:`SORTED_TABLE_LIMIT` planned addresses the rows are kept and printed at the end,
+    sorted by address, each column as wide as its longest cell; beyond, each row prints as its host
+    finishes, the columns at fixed widths. On a terminal the columns fit its width: the long ones
+    (host name, services, class, evidence) are cut with ``…``, the ports wrap, and EVIDENCE is left
+    out when there is no room for it. Elsewhere (a file, a pipe) nothing is cut.
+    """
+
+    COLUMNS: Final = (
+        _Column("ADDRESS", 15, 15, "fold"),
+        _Column("HOSTNAME", 34, 12, "ellipsis"),
+        _Column("OPEN TCP PORTS", 16, 8, "fold"),
+        _Column("SERVICES", 30, 12, "ellipsis"),
+        # The verdict gives way last: ``cmdb_ci_linux_server (0.70)`` whole in 80 columns.
+        _Column("CLASS", 30, 27, "ellipsis"),
+        _Column("EVIDENCE", 60, _EVIDENCE_MINIMUM, "ellipsis"),
+    )
 
     def __init__(
-        self, stream: TextIO | None = None, *, color: bool | None = None, console: Console | None = None
+        self,
+        stream: TextIO | None = None,
+        *,
+        color: bool | None = None,
+        console: Console | None = None,
+        summary: bool = True,
     ) -> None:
         self._out = _Stream(stream)
         self._color = color
+        #: End with the summary line (``--quiet``: not; an interrupted scan still says so).
+        self._summary = summary
         #: The live display's console (``ProgressDisplay.console``): rows print above its bar.
         self._live_console = console
         self._planned = 0
+        #: The rows kept for the sorted table (``None``: rows stream).
+        self._kept: list[HostReport] | None = []
+        self._widths: tuple[int, ...] = ()
 
     def _console(self) -> Console:
         # Through the live display's console, rows are printed above the bar; a console of our own
@@ -138,43 +185,132 @@ class TableWriter:
             markup=False,
         )
 
-    @classmethod
-    def format_row(cls, cells: Sequence[str]) -> str:
-        """Cells padded to the column widths; a long cell pushes the rest right instead of being cut."""
-        parts = [cell.ljust(width) for cell, (_, width) in zip(cells, cls.COLUMNS, strict=False)]
-        parts.extend(cells[len(cls.COLUMNS) :])
-        return " ".join(parts).rstrip()
-
     def begin(self, header: ScanHeader) -> None:
         self._planned = header.addresses
-        title = self.format_row([name for name, _ in self.COLUMNS] + ["EVIDENCE"])
-        self._console().print(Text(title, style="bold"), soft_wrap=True)
+        if header.addresses > SORTED_TABLE_LIMIT:
+            self._kept = None
+            console = self._console()
+            self._widths = self._fit(console, tuple(column.width for column in self.COLUMNS))
+            self._print_header(console)
 
     def write(self, report: HostReport) -> None:
+        if self._kept is not None:
+            self._kept.append(report)
+            return
         console = self._console()
-        line = Text(self.format_row(report.table_row()))
-        if report.ci_class:
-            start = line.plain.find(report.ci_class)
-            line.stylize("green", start, start + len(report.ci_class))
-        console.print(line, soft_wrap=True)
-        for problem in report.errors:
-            console.print(Text(f"    ! {problem}", style="yellow"), soft_wrap=True)
+        widths = self._widths
+        if not console.is_terminal:  # nothing is cut: a long cell pushes the rest of its row right
+            widths = tuple(map(max, widths, _natural_widths([report])))
+        self._print_report(console, report, widths)
         console.file.flush()
 
     def end(self, stats: ScanStats, *, complete: bool = True) -> None:
         console = self._console()
-        console.print(Text(summary_line(stats), style="dim"))
+        if self._kept is not None:
+            reports = sorted(self._kept, key=_address_order)
+            self._widths = self._fit(console, _natural_widths(reports))
+            self._print_header(console)
+            for report in reports:
+                self._print_report(console, report, self._widths)
+        if self._summary:
+            console.print(Text(summary_line(stats), style="dim"))
         if not complete:
             console.print(Text(interrupted_text(stats.scanned, self._planned), style="bold yellow"))
         console.file.flush()
 
+    @classmethod
+    def _fit(cls, console: Console, widths: tuple[int, ...]) -> tuple[int, ...]:
+        """``widths`` made to fit a terminal's width (unchanged elsewhere); 0 leaves a column out."""
+        if not console.is_terminal:
+            return widths
+        total = console.width
+        *firsts, evidence = widths
+        minimums = [
+            max(1, min(column.minimum, width)) for column, width in zip(cls.COLUMNS[:-1], firsts, strict=True)
+        ]
+        room = total - (len(firsts) - 1) - sum(minimums)
+        slack = [width - minimum for width, minimum in zip(firsts, minimums, strict=True)]
+        if sum(slack) > room:  # every column gives up the same share of what it has above its minimum
+            share = max(room, 0) / sum(slack)
+            firsts = [minimum + int(extra * share) for minimum, extra in zip(minimums, slack, strict=True)]
+        left = total - sum(firsts) - len(firsts)
+        evidence = min(evidence, left) if left >= _EVIDENCE_MINIMUM and evidence else 0
+        return (*firsts, evidence)
+
+    def _print_header(self, console: Console) -> None:
+        names = [Text(column.name) for column in self.COLUMNS]
+        for line in self._lines(console, [[name] for name in names], self._widths):
+            line.stylize("bold")
+            console.print(line, soft_wrap=True)
+
+    def _print_report(self, console: Console, report: HostReport, widths: tuple[int, ...]) -> None:
+        cells = [[Text(line) for line in cell.split("\n")] if cell else [] for cell in report.table_row()]
+        if report.ci_class:
+            for line in cells[4]:
+                line.stylize("green", 0, len(report.ci_class))
+        for line in self._lines(console, cells, widths):
+            console.print(line, soft_wrap=True)
+        for problem in report.errors:
+            console.print(Text(f"    ! {problem}", style="yellow"), soft_wrap=True)
+
+    def _lines(self, console: Console, cells: Sequence[list[Text]], widths: tuple[int, ...]) -> list[Text]:
+        """A row's screen lines: each cell's lines wrapped or cut to its column, side by side."""
+        shown = [
+            (column, width, lines)
+            for column, width, lines in zip(self.COLUMNS, widths, cells, strict=True)
+            if width > 0
+        ]
+        columns: list[list[Text]] = []
+        for column, width, lines in shown:
+            fitted: list[Text] = []
+            for line in lines:
+                if column.overflow == "fold":
+                    fitted.extend(line.wrap(console, width, overflow="fold"))
+                else:
+                    cut = line.copy()
+                    cut.truncate(width, overflow="ellipsis")
+                    fitted.append(cut)
+            columns.append(fitted)
+        height = max((len(lines) for lines in columns), default=0) or 1
+        result = []
+        for index in range(height):
+            line = Text()
+            for (_, width, _), lines in zip(shown, columns, strict=True):
+                part = lines[index].copy() if index < len(lines) else Text()
+                part.pad_right(width - part.cell_len)
+                line.append_text(part)
+                line.append(" ")
+            line.rstrip()
+            result.append(line)
+        return result
+
+
+def _natural_widths(reports: Sequence[HostReport]) -> tuple[int, ...]:
+    """Each column as wide as its header and its longest cell line among ``reports``."""
+    widths = [len(column.name) for column in TableWriter.COLUMNS]
+    for report in reports:
+        for index, cell in enumerate(report.table_row()):
+            widths[index] = max(widths[index], *(cell_len(line) for line in cell.split("\n")))
+    return tuple(widths)
+
+
+def _address_order(report: HostReport) -> tuple[int, int, str]:
+    """IPv4 addresses first, each family in numeric order."""
+    try:
+        address = ip_address(report.address)
+    except ValueError:
+        return (9, 0, report.address)
+    return (address.version, int(address), report.address)
+
 
 def summary_line(stats: ScanStats) -> str:
-    """``6 host(s) up, 256 addresses scanned in 3.24 s (connect scan)``."""
+    """``6 host(s) up, 256 addresses scanned in 3.24 s (connect scan)``; after host discovery
+    ``(syn scan, arp,icmp ping)``."""
     plural = "" if stats.scanned == 1 else "es"
+    discovery = f", {stats.discovery} ping" if stats.discovery else ""
     return (
         f"{stats.alive} host(s) up, {stats.scanned} address{plural} scanned "
-        f"in {stats.elapsed:.2f} s ({stats.engine or '?'} scan)"
+        f"in {stats.elapsed:.2f} s ({stats.engine or '?'} scan{discovery})"
     )
 
 
@@ -294,14 +430,15 @@ def _padded(tag: str, length: int) -> str:
 
 
 def make_writer(
-    kind: Format, stream: TextIO | None = None, *, console: Console | None = None
+    kind: Format, stream: TextIO | None = None, *, console: Console | None = None, summary: bool = True
 ) -> ReportWriter:
-    """The writer of ``kind``; ``console`` (the live display's, for a table on its terminal) prints the rows."""
+    """The writer of ``kind``; ``console`` (the live display's, for a table on its terminal) prints the
+    rows; ``summary=False`` (``--quiet``) leaves the table's summary line out."""
     if kind == "json":
         return JsonLinesWriter(stream)
     if kind == "ecc":
         return EccWriter(stream)
-    return TableWriter(stream, console=console)
+    return TableWriter(stream, console=console, summary=summary)
 
 
 class ProgressDisplay:

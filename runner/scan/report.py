@@ -111,8 +111,31 @@ class HostReport:
             ET.SubElement(host, "evidence").text = reason
         return host
 
-    def table_row(self) -> tuple[str, str, str, str, str]:
+    def table_row(self) -> tuple[str, str, str, str, str, str]:
+        """The table's cells: address, host name, open ports, services (one a line), class, evidence."""
         ports = ", ".join(map(str, sorted(self.open_tcp_ports))) or "-"
         verdict = f"{self.ci_class} ({self.confidence:.2f})" if self.ci_class else "unknown"
         why = "; ".join(self.evidence[:2])
-        return self.address, self.hostname or "", ports, verdict, why
+        return self.address, self.hostname or "", ports, "\n".join(self.service_lines()), verdict, why
+
+    def service_lines(self) -> tuple[str, ...]:
+        """What listens on each open port, one line a port: nmap's identification when it made one
+        (``22 ssh OpenSSH 9.2p1``), else the banner's short form (``80 http Apache/2.4.62``)."""
+        lines = []
+        for port in sorted(set(self.open_tcp_ports) | set(self.services) | set(self.banners)):
+            if port in self.services:
+                lines.append(f"{port} {self.services[port]}")
+            elif port in self.banners and (short := short_banner(self.banners[port])):
+                lines.append(f"{port} {service_name(port)} {short}")
+        return tuple(lines)
+
+
+def short_banner(banner: str) -> str:
+    """A banner's gist: the software of an SSH identification line (``SSH-2.0-OpenSSH_9.2p1 Debian``
+    -> ``OpenSSH_9.2p1``), the ``product/version`` of a Server header (``Apache/2.4.62 (Debian)``
+    -> ``Apache/2.4.62``), else its first line with blanks collapsed."""
+    first = " ".join(banner.strip().splitlines()[0].split()) if banner.strip() else ""
+    if first.startswith("SSH-"):
+        first = first.split("-", 2)[-1]
+    word = first.split(" ", 1)[0]
+    return word if first.startswith(word) and ("/" in word or "_" in word) else first

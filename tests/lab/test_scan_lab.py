@@ -6,6 +6,7 @@ what it prints is compared with what the lab says its hosts are.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import signal
@@ -333,9 +334,10 @@ def test_ctrl_c_during_an_ecc_scan_to_a_file_marks_it_incomplete(lab: Lab, tmp_p
     assert payload.echoed("complete") == "false"
 
 
-def test_on_a_terminal_the_table_prints_above_the_progress_bar(lab: Lab) -> None:
+def _table_on_terminal(lab: Lab, *, columns: int) -> list[str]:
+    """The screen after a scan of the lab's network printed its table on a terminal ``columns`` wide."""
     argv = [sys.executable, "-m", "midprobe.runner", "scan", "--lab", "-n", "-p", "22,80,8080,9100", lab.network]  # fmt: skip
-    with PseudoTerminal(columns=250, rows=40) as terminal:
+    with PseudoTerminal(columns=columns, rows=60) as terminal:
         code = terminal.run(
             ["ip", "netns", "exec", lab.scanner_namespace, *argv], env={"TERM": "xterm-256color"}
         )
@@ -343,9 +345,40 @@ def test_on_a_terminal_the_table_prints_above_the_progress_bar(lab: Lab) -> None
     assert code == 0, lines
     assert lines[0].startswith("ADDRESS "), lines
     assert re.fullmatch(r"\d+ host\(s\) up, 256 addresses scanned in .*", lines[-1]), lines
+    return lines
+
+
+def test_on_a_terminal_the_table_prints_above_the_progress_bar(lab: Lab) -> None:
+    lines = _table_on_terminal(lab, columns=250)
     rows = {line.split()[0] for line in lines[1:-1]}
     for host in lab.hosts:
         if set(host.open_tcp_ports) & {22, 80, 8080, 9100}:
             assert host.address in rows, lines
     # Nothing of the bar is left, nor glued to a row (a row too long for the terminal wraps, as rows do).
     assert not [line for line in lines if "scanning" in line or " up 0:00:" in line], "\n".join(lines)
+
+
+def test_on_an_80_column_terminal_the_table_is_sorted_and_no_row_wraps(lab: Lab) -> None:
+    lines = _table_on_terminal(lab, columns=80)
+    body = lines[1:-1]
+    first_row = next(index for index, line in enumerate(body) if line[:1].isdigit())
+    rows = [line for line in body[first_row:] if not line.startswith(" ")]
+    # Each row starts with an address (a line of its own per host: nothing wrapped onto the next
+    # line), the other lines are a row's further services or errors, indented.
+    addresses = [ipaddress.ip_address(row.split()[0]) for row in rows]
+    assert addresses == sorted(addresses), lines
+    expected = {host.address for host in lab.hosts if set(host.open_tcp_ports) & {22, 80, 8080, 9100}}
+    assert expected <= {str(address) for address in addresses}, lines
+
+
+def test_host_discovery_finds_the_same_hosts_as_scanning_every_address(lab: Lab) -> None:
+    swept, swept_err = _scan(lab, "-n", "--no-banners", "-p", _ports_arg(), lab.network)
+    every, every_err = _scan(lab, "-n", "--no-banners", "-Pn", "-p", _ports_arg(), lab.network)
+    assert {r["address"]: r["open_tcp_ports"] for r in swept} == {
+        r["address"]: r["open_tcp_ports"] for r in every
+    }
+    # The summary (stderr: the output is JSON) says how the live hosts were found, and only then.
+    assert re.search(
+        r", 256 addresses scanned in .* scan, (arp|icmp|tcp-connect)\S* ping\)$", swept_err.strip()
+    ), swept_err
+    assert " ping)" not in every_err, every_err

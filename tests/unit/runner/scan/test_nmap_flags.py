@@ -7,8 +7,10 @@ scan may be sent.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import pytest
 
@@ -108,9 +110,11 @@ def test_slow_timing_templates_count_as_a_rate_for_huge_ranges(recorder: _Record
     assert recorder.settings[-1].rate == pytest.approx(1 / 15)
 
 
-def test_no_ping_is_accepted_and_changes_nothing(recorder: _Recorder) -> None:
+def test_no_ping_turns_host_discovery_off_and_changes_nothing_else(recorder: _Recorder) -> None:
     with_pn, without = _settings(recorder, "-Pn", "-sT"), _settings(recorder, "-sT")
-    assert replace(with_pn, classifier=without.classifier) == without
+    assert without.ping
+    assert not with_pn.ping
+    assert replace(with_pn, classifier=without.classifier, ping=True) == without
 
 
 def test_verbose_says_what_is_scanned_and_the_summary(
@@ -123,10 +127,57 @@ def test_verbose_says_what_is_scanned_and_the_summary(
         "timing T4 aggressive (wait 500 ms, 2 retries, no rate limit)"
     )
     assert err[1].startswith("midprobe: 0 host(s) up, 1 address scanned in ")
-    assert _scan("-sT", "--format", "json") == 0
-    assert capsys.readouterr().err == ""
+    assert _scan("-sT", "--format", "json") == 0  # without -v: the summary only
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("midprobe: 0 host(s) up, 1 address scanned in ")
     assert _scan("-v", "-T4", "--wait", "800", "--rate", "20", "-sT", "--format", "json") == 0
     assert "timing T4 aggressive (wait 800 ms, 2 retries, at most 20 probes/s)" in capsys.readouterr().err
+
+
+def test_json_or_a_file_keeps_the_summary_on_stderr(
+    recorder: _Recorder, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    output = tmp_path / "scan.json"
+    assert _scan("-sT", "--format", "json", "-o", str(output)) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    (line,) = captured.err.splitlines()
+    assert re.fullmatch(
+        rf"midprobe: 0 host\(s\) up, 1 address scanned in [0-9.]+ s \(connect scan\), results in {re.escape(str(output))}",
+        line,
+    )
+    assert _scan("-sT", "-o", str(output)) == 0  # a table in a file: the terminal gets the summary too
+    assert capsys.readouterr().err.startswith("midprobe: 0 host(s) up, 1 address scanned in ")
+    assert output.read_text(encoding="utf-8").splitlines()[-1].startswith("0 host(s) up, 1 address")
+
+
+def test_a_table_on_stdout_ends_with_the_summary_and_stderr_stays_empty(
+    recorder: _Recorder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _scan("-sT") == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert captured.out.splitlines()[-1].startswith("0 host(s) up, 1 address scanned in ")
+
+
+@pytest.mark.parametrize("quiet", ["-q", "--quiet"])
+def test_quiet_prints_only_the_results(
+    recorder: _Recorder, capsys: pytest.CaptureFixture[str], quiet: str
+) -> None:
+    assert _scan(quiet, "-sT", "--format", "json") == 0
+    assert capsys.readouterr().err == ""
+    assert _scan(quiet, "-sT") == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert captured.out.splitlines() == [captured.out.splitlines()[0]]  # the header, no summary
+    assert captured.out.startswith("ADDRESS ")
+
+
+def test_quiet_and_verbose_together_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _scan("-q", "-v", "-sT") == 2
+    assert capsys.readouterr().err.strip() == (
+        "midprobe: error: --quiet: -v/--verbose and -q/--quiet ask for opposite things: give one"
+    )
 
 
 @pytest.mark.parametrize(

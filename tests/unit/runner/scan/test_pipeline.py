@@ -9,12 +9,24 @@ the consumer leaves, and pass on the engine's failure.
 from __future__ import annotations
 
 import asyncio
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
 
 import pytest
 
 from midprobe.capabilities.errors import NetworkError
+from midprobe.probes.base import ProbeContext
+from midprobe.probes.nmap.parse import NmapAddress, NmapHost, NmapPort, NmapService
+from midprobe.probes.sweep.host_sweep import AliveHost, SweepParams, SweepResult, encode_sweep
 from midprobe.probes.targets import parse_targets
-from midprobe.runner.scan.pipeline import ScanPipeline, ScanSettings
+from midprobe.runner.scan.pipeline import (
+    ScanPipeline,
+    ScanSettings,
+    ScanStats,
+    _Findings,
+    _read_nmap_os,
+    _read_nmap_services,
+)
 from midprobe.runner.scan.report import HostReport
 from tests.support.table_engine import TableEngine, table_registry
 
@@ -93,3 +105,113 @@ def test_an_engine_failure_ends_the_scan_with_its_error() -> None:
     with pytest.raises(NetworkError, match="the network went away"):
         asyncio.run(run())
     assert len(seen) <= 3
+
+
+def _nmap_host(*, timed_out: bool, status: str = "up") -> NmapHost:
+    service = NmapService(name="ssh", method="probed", confidence=10, guessed=False, product="OpenSSH")
+    return NmapHost(
+        status=status,
+        reason="user-set",
+        addresses=(NmapAddress("198.18.0.10", "ipv4"),),
+        ports=(NmapPort("tcp", 22, "open", "syn-ack", service=service),),
+        timed_out=timed_out,
+    )
+
+
+def test_an_nmap_host_time_out_is_an_error_line_and_what_nmap_found_is_kept() -> None:
+    found = _Findings()
+    _read_nmap_services(_nmap_host(timed_out=True), found)
+    _read_nmap_os(_nmap_host(timed_out=True), found)
+    assert found.services == {22: "ssh OpenSSH"}
+    assert found.errors == [
+        "nmap -sV: nmap gave up on the host at its time-out: results incomplete",
+        "nmap -O: nmap gave up on the host at its time-out: results incomplete",
+    ]
+
+
+def test_an_nmap_host_that_finished_adds_no_error() -> None:
+    found = _Findings()
+    _read_nmap_services(_nmap_host(timed_out=False), found)
+    _read_nmap_services(_nmap_host(timed_out=False, status="down"), found)
+    assert found.services == {22: "ssh OpenSSH"}
+    assert found.errors == []
+
+
+class _TableSweep:
+    """A ``HostSweep`` probe answering from a set of live addresses (no packets), recording each request."""
+
+    topic = "HostSweep"
+    required_capabilities: tuple[str, ...] = ()
+
+    def __init__(self, live: set[str], *, complete: bool = True) -> None:
+        self.live = live
+        self.complete = complete
+        self.swept: list[int] = []
+
+    def parse_params(self, source: str, parameters: Mapping[str, str]) -> SweepParams:
+        raise NotImplementedError
+
+    async def run(self, params: SweepParams, context: ProbeContext) -> SweepResult:
+        addresses = [str(target.address) for target in params.targets]
+        self.swept.append(len(addresses))
+        alive = tuple(AliveHost(address, "icmp", 0.1) for address in addresses if address in self.live)
+        return SweepResult(
+            targets=str(params.targets),
+            method="icmp",
+            methods_used=("icmp",),
+            raw_sockets=True,
+            fallback_reason=None,
+            addresses=len(addresses),
+            alive=alive,
+            unreachable=0,
+            silent=len(addresses) - len(alive),
+            unchecked=0 if self.complete else 1,
+            probes_sent=len(addresses),
+            elapsed_ms=1,
+            complete=self.complete,
+        )
+
+    def encode_results(self, result: SweepResult) -> Sequence[ET.Element]:
+        return [encode_sweep(result)]
+
+
+def _swept_scan(
+    targets: str, live: set[str], *, ping: bool, complete: bool = True
+) -> tuple[list[str], ScanStats, TableEngine, _TableSweep]:
+    engine = TableEngine({})
+    sweeper = _TableSweep(live, complete=complete)
+    settings = ScanSettings(ports=(22,), sniff_banners=False, ping=ping)
+    pipeline = ScanPipeline(settings, registry=table_registry(engine, sweeper))
+
+    async def run() -> list[str]:
+        return [report.address async for report in pipeline.run(parse_targets(targets))]
+
+    return asyncio.run(run()), pipeline.stats, engine, sweeper
+
+
+def test_host_discovery_port_scans_only_the_addresses_that_answered_the_sweep() -> None:
+    live = {"198.18.0.3", "198.18.4.200", "2001:db8::1"}
+    reported, stats, engine, sweeper = _swept_scan("198.18.0.0/21 2001:db8::1", live, ping=True)
+    assert sorted(reported) == sorted(live)  # IPv6 is not swept: it is port-scanned as it is
+    assert engine.consumed == 3  # the 2,045 silent addresses were never port-scanned
+    assert sweeper.swept == [1024, 1024]  # in chunks, IPv6 left out
+    assert stats.scanned == 2049  # the silent ones count as scanned
+    assert stats.alive == 3
+    assert stats.discovery == "icmp"
+
+
+def test_without_host_discovery_every_address_is_port_scanned() -> None:
+    reported, stats, engine, sweeper = _swept_scan("198.18.0.0/24", {"198.18.0.3"}, ping=False)
+    assert len(reported) == 256  # the table engine answers every address
+    assert engine.consumed == 256
+    assert sweeper.swept == []
+    assert stats.scanned == 256
+    assert stats.discovery == ""
+
+
+def test_a_sweep_cut_short_skips_no_address() -> None:
+    reported, stats, engine, sweeper = _swept_scan("198.18.0.0/24", {"198.18.0.3"}, ping=True, complete=False)
+    assert stats.scanned == 256
+    assert sweeper.swept == [256]
+    assert engine.consumed == 256  # undecided addresses are port-scanned, not taken for dead
+    assert len(reported) == 256

@@ -5,10 +5,12 @@ from __future__ import annotations
 import io
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import hypothesis.strategies as st
 from hypothesis import given, settings
+from rich.console import Console
 
 from midprobe.probes.shazzam import ShazzamScanner, decode_results
 from midprobe.runner.ecc.payload import decode_input_payload
@@ -107,14 +109,20 @@ def test_table_writer_prints_aligned_rows_without_colour_when_piped() -> None:
     assert "uname says Linux" in linux_row
     class_column = lines[0].index("CLASS")
     assert linux_row.index("cmdb_ci_linux_server") == class_column
-    assert "unknown" in lines[2]
-    assert lines[4] == "    ! ssh: no SSH credential worked on 2001:db8::7"
+    assert lines[2].split() == ["80", "http", "Apache/2.4.62"]  # the row's second service line
+    unknown_row = next(index for index, line in enumerate(lines) if line.startswith("198.18.0.13 "))
+    assert "unknown" in lines[unknown_row]
+    broken_row = next(index for index, line in enumerate(lines) if line.startswith("2001:db8::7 "))
+    assert lines[broken_row + 1] == "    ! ssh: no SSH credential worked on 2001:db8::7"
     assert lines[-1].startswith("3 host(s) up, 256 addresses scanned in")
 
 
 def test_table_writer_colours_on_a_terminal() -> None:
     out = io.StringIO()
-    TableWriter(out, color=True).write(LINUX)
+    writer = TableWriter(out, color=True)
+    writer.begin(HEADER)
+    writer.write(LINUX)
+    writer.end(STATS)
     assert "\x1b[" in out.getvalue()
 
 
@@ -317,3 +325,55 @@ def test_table_of_an_interrupted_scan_ends_with_what_was_scanned() -> None:
     writer.begin(HEADER)
     writer.end(ScanStats(scanned=12, alive=0, engine="syn"), complete=False)
     assert out.getvalue().splitlines()[-1] == "interrupted: 12 of 256 addresses scanned"
+
+
+def _table(reports: list[HostReport], header: ScanHeader = HEADER, **console: object) -> list[str]:
+    out = io.StringIO()
+    terminal = Console(file=out, no_color=True, highlight=False, **console) if console else None  # type: ignore[arg-type]
+    writer = TableWriter(out, console=terminal)
+    writer.begin(header)
+    for report in reports:
+        writer.write(report)
+    writer.end(STATS)
+    return out.getvalue().splitlines()
+
+
+def test_a_small_scan_table_is_sorted_by_address_ipv4_first() -> None:
+    lines = _table([BROKEN, UNKNOWN, LINUX, HostReport(address="198.18.0.9")])
+    addresses = [line.split()[0] for line in lines[1:-1] if not line.startswith(" ")]
+    assert addresses == ["198.18.0.9", "198.18.0.10", "198.18.0.13", "2001:db8::7"]
+
+
+def test_a_large_scan_streams_its_rows_in_finish_order() -> None:
+    large = ScanHeader(targets="198.18.0.0/16", ports="22", engine="connect", addresses=65_536)
+    out = io.StringIO()
+    writer = TableWriter(out)
+    writer.begin(large)
+    writer.write(UNKNOWN)
+    assert out.getvalue().splitlines()[1].startswith("198.18.0.13 ")  # printed at once, not held
+    writer.write(LINUX)
+    assert out.getvalue().splitlines()[2].startswith("198.18.0.10 ")
+
+
+def test_services_column_shows_nmap_services_else_the_banners_short_form() -> None:
+    lines = _table([LINUX, replace(UNKNOWN, services={8080: "http Jetty 9.4"}, banners={8080: "Jetty(9)"})])
+    services = lines[0].index("SERVICES")
+    assert lines[1][services:].startswith("22 ssh OpenSSH_9.2p1 ")
+    assert lines[2][services:].startswith("80 http Apache/2.4.62")
+    assert lines[3][services:].startswith("8080 http Jetty 9.4 ")
+
+
+def test_table_fits_an_80_column_terminal_cutting_only_the_long_columns() -> None:
+    lines = _table([LINUX, UNKNOWN, BROKEN], width=80, force_terminal=True)
+    assert all(len(line) <= 80 for line in lines), lines
+    rows = [line for line in lines if line[:1].isdigit() and "host(s) up" not in line]
+    linux = rows[0]
+    assert linux.startswith("198.18.0.10 ")
+    cut = re.match(r"198\.18\.0\.10 +(\S+)… ", linux)  # cut and marked, never folded
+    assert cut is not None, linux
+    assert "linux1.sandiego.lab.example.test".startswith(cut.group(1))
+    assert "22, 80" in linux
+    assert "cmdb_ci_linux_server (1.00)" in linux  # the verdict is not cut
+    assert "EVIDENCE" not in lines[0]  # no room for it: left out, not wrapped
+    # every cell stays in its column: no row spills onto a line of its own
+    assert [row.split()[0] for row in rows] == ["198.18.0.10", "198.18.0.13", "2001:db8::7"]
