@@ -36,6 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from headline import headline  # noqa: E402
+
 from midprobe.probes.credentials import Secret  # noqa: E402
 from midprobe.probes.safety import TargetPolicy  # noqa: E402
 from midprobe.probes.snmp.auth import CommunityAuth, SnmpAuth, UsmAuth  # noqa: E402
@@ -139,6 +141,16 @@ def _row(label: str, ours: Measure, theirs: Measure, target: float | None) -> st
     if ours.varbinds != theirs.varbinds:
         DISAGREEMENTS.append(label)
     ratio = theirs.seconds / ours.seconds
+    if target is not None:  # the rows with a goal are the README's
+        wide = "" if "one agent" in label else ", 2-wide"
+        headline(
+            f"SNMP {label}",
+            f"{ours.seconds:.3f} s",
+            f"`snmpbulkwalk -Cr50`{wide}: {theirs.seconds:.3f} s",
+            ratio,
+            target=target,
+            same_results=ours.varbinds == theirs.varbinds,
+        )
     verdict = (
         ""
         if target is None
