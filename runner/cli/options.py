@@ -140,3 +140,64 @@ def output_option(function: F) -> F:
         default=None,
         help="Write to FILE instead of standard output.",
     )(function)
+
+
+def defaults_file_option(section: str, envvar: str) -> Callable[[F], F]:
+    """``--config FILE`` (env ``envvar``): a TOML file whose ``[section]`` table gives the command's
+    defaults, keyed by its long option names (``ports = "22,80"``, ``dns-server = ["198.18.0.15"]``,
+    ``no-banners = true``). Options on the command line win; an unknown key or a file that cannot
+    be read is a one-line error naming it."""
+
+    def load(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+        if value is None:
+            return
+        table = _defaults_table(value, section)
+        by_key: dict[str, click.Parameter] = {}
+        for parameter in ctx.command.params:
+            if isinstance(parameter, click.Option) and parameter.name not in (None, "config_file"):
+                for opt in parameter.opts:
+                    if opt.startswith("--"):
+                        by_key[opt[2:]] = parameter
+                        by_key[opt[2:].replace("-", "_")] = parameter
+        defaults: dict[str, Any] = {}
+        for key, setting in table.items():
+            target = by_key.get(key)
+            if target is None or target.name is None:
+                known = ", ".join(sorted(k for k in by_key if "_" not in k))
+                raise ConfigError(
+                    f"{value}: [{section}] has no setting {key!r} (settings: {known})", field="--config"
+                )
+            defaults[target.name] = setting
+        ctx.default_map = {**(ctx.default_map or {}), **defaults}
+
+    return click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar=envvar,
+        default=None,
+        is_eager=True,
+        expose_value=False,
+        callback=load,
+        help=f"TOML file whose [{section}] table sets this command's defaults (env {envvar}).",
+    )
+
+
+def _defaults_table(path: Path, section: str) -> dict[str, Any]:
+    import tomllib
+
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"cannot read {path}: {error.strerror or error}", field="--config") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text", field="--config") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}", field="--config") from None
+    table = document.get(section, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [{section}] must be a table", field="--config")
+    unknown = sorted(set(document) - {section})
+    if unknown:
+        raise ConfigError(f"{path}: unknown table {unknown[0]!r} (only [{section}])", field="--config")
+    return table

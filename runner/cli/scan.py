@@ -28,7 +28,7 @@ from midprobe.probes.shazzam import DEFAULT_PORTS
 from midprobe.probes.targets import TargetSpec
 from midprobe.probes.tcpscan.engine import ENGINE_CHOICES
 from midprobe.runner.cli.nmap_flags import NmapFlagsCommand
-from midprobe.runner.cli.options import OUTPUT_FILE, NumberType, integer, seconds
+from midprobe.runner.cli.options import OUTPUT_FILE, NumberType, defaults_file_option, integer, seconds
 from midprobe.runner.scan.pipeline import ScanPipeline, ScanSettings, ScanStats
 from midprobe.runner.scan.plan import (
     CredentialSource,
@@ -177,6 +177,7 @@ def _engine_choice(engine: str, *, syn_scan: bool, connect_scan: bool) -> str:
 
 @click.command("scan", cls=NmapFlagsCommand)
 @click.argument("targets", nargs=-1)
+@defaults_file_option("scan", "MIDPROBE_SCAN_CONFIG")
 @click.option(
     "-p",
     "--ports",

@@ -180,3 +180,38 @@ def test_nmap_option_without_a_working_nmap(
 def test_unknown_format(capsys: pytest.CaptureFixture[str]) -> None:
     message = _refused(capsys, "-n", "--format", "yaml", "198.18.0.10")
     assert "'yaml'" in message
+
+
+def test_a_config_file_sets_the_defaults_and_the_command_line_wins(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "scan.toml"
+    config.write_text('[scan]\nports = "22,70000"\nlab = true\n', encoding="utf-8")
+    message = _one_line(_refused(capsys, "--config", str(config), "-n", "198.18.0.10"))
+    assert "bad port '70000'" in message  # the file's ports were used
+    message = _one_line(_refused(capsys, "--config", str(config), "-n", "-p", "22,80000", "198.18.0.10"))
+    assert "bad port '80000'" in message  # the command line's replace them
+    config.write_text('[scan]\nports = "22"\nlab = true\n', encoding="utf-8")
+    monkeypatch.setenv("MIDPROBE_SCAN_CONFIG", str(config))
+    message = _one_line(_refused(capsys, "-n", "10.0.0.1"))
+    assert "target 10.0.0.1 is outside the allowed networks" in message  # lab = true, from the env's file
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[scan]\nportz = "22"\n', "has no setting 'portz' (settings: "),
+        ('ports = "22"\n', "unknown table 'ports' (only [scan])"),
+        ("[scan\n", "is not valid TOML"),
+        ('[scan]\nports = "22,x"\n', "bad port"),
+    ],
+)
+def test_a_bad_config_file_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str, expected: str
+) -> None:
+    config = tmp_path / "scan.toml"
+    config.write_text(text, encoding="utf-8")
+    message = _one_line(_refused(capsys, "--config", str(config), "-n", "198.18.0.10"))
+    assert expected in message
+    missing = tmp_path / "missing.toml"
+    assert "cannot read" in _one_line(_refused(capsys, "--config", str(missing), "-n", "198.18.0.10"))
