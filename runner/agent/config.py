@@ -6,6 +6,7 @@ Validated once, here, with messages that name the file and the field.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -41,6 +42,9 @@ class AgentConfig:
     result_size_cap: int = 5_000_000
     #: Refuse every target outside the lab networks (198.18.0.0/15, 127.0.0.0/8).
     lab_mode: bool = False
+    #: The DNS server host names in requests resolve through ("" = the system resolver). In lab
+    #: mode names resolve only through it (the lab's dnsmasq) and are refused without one.
+    dns_server: str = ""
     log_level: str = "info"
     #: For an ``https://`` queue: the instance user (its password only from MIDPROBE_INSTANCE_PASSWORD),
     #: the instance's CA file (None: the system's CAs) and the result spool's folder.
@@ -52,6 +56,11 @@ class AgentConfig:
         _check(self.name.strip() != "", "name", "must not be empty")
         for field_name, limits in NUMBER_LIMITS.items():
             read_number(getattr(self, field_name), limits, field=field_name)
+        if self.dns_server:
+            try:
+                ipaddress.ip_address(self.dns_server)
+            except ValueError:
+                raise ConfigError(f"{self.dns_server!r} is not an IP address", field="dns_server") from None
         levels = ("debug", "info", "warning", "error")
         _check(self.log_level in levels, "log_level", f"must be one of {', '.join(levels)}")
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from midprobe.capabilities.errors import ConfigError
 from midprobe.probes.credentials import CredentialStore
 from midprobe.probes.registry import default_registry
 from midprobe.probes.safety import TargetPolicy, require_lab_namespace
@@ -42,6 +43,7 @@ def run_agent(
     ``alongside``: a coroutine run in the same event loop; when it ends the agent stops
     (``discover run --local`` runs the orchestrator this way).
     """
+    policy = _policy(config)  # a DNS server outside the lab stops here
     if config.lab_mode:
         require_lab_namespace()  # lab mode promises nothing leaves the lab: not from a routed namespace
     setup = build_agent_setup(config)
@@ -77,7 +79,7 @@ def run_agent(
             runner = ProbeRunner(
                 registry=default_registry(),
                 identity=setup.identity,
-                policy=TargetPolicy.lab() if config.lab_mode else TargetPolicy.unrestricted(),
+                policy=policy,
                 limits=ConcurrencyLimits(pools=pools),
                 probe_timeout_seconds=config.probe_timeout_seconds,
                 credentials=credentials,
@@ -94,6 +96,17 @@ def run_agent(
             return stats
 
     return asyncio.run(main())
+
+
+def _policy(config: AgentConfig) -> TargetPolicy:
+    """The lab policy or none, with host names resolved through ``config.dns_server`` when set."""
+    server = config.dns_server or None
+    policy = TargetPolicy.lab(server) if config.lab_mode else TargetPolicy.unrestricted(name_server=server)
+    if server is not None and not policy.permits(server):
+        raise ConfigError(
+            f"the DNS server {server} is outside the {policy.name} networks", field="dns_server"
+        )
+    return policy
 
 
 @click.command("agent")
@@ -131,6 +144,13 @@ def run_agent(
 )
 @click.option(
     "--lab", "lab_mode", is_flag=True, default=None, help="Refuse every target outside the lab networks."
+)
+@click.option(
+    "--dns-server",
+    "dns_server",
+    default=None,
+    metavar="ADDR",
+    help="Resolve host names in requests through this DNS server (with --lab: the lab's; else names are refused).",
 )
 @click.option(
     "--poll-idle",
@@ -191,6 +211,7 @@ def agent(
     capabilities_file: Path | None,
     credentials_file: Path | None,
     lab_mode: bool | None,
+    dns_server: str | None,
     poll_idle_seconds: float | None,
     poll_busy_seconds: float | None,
     lease_seconds: float | None,
@@ -216,6 +237,7 @@ def agent(
             "capabilities_file": capabilities_file,
             "credentials_file": credentials_file,
             "lab_mode": lab_mode,
+            "dns_server": dns_server,
             "poll_idle_seconds": poll_idle_seconds,
             "poll_busy_seconds": poll_busy_seconds,
             "lease_seconds": lease_seconds,

@@ -123,3 +123,31 @@ version = "2c"
     assert "lab-community" in answer.payload
     for secret in lab.credentials.secrets():
         assert secret not in answer.payload
+
+
+def test_agent_in_lab_mode_resolves_names_only_through_the_lab_dns_server(lab: Lab, tmp_path: Path) -> None:
+    linux1 = lab.host("linux1")
+    assert linux1.fqdn is not None
+    url = sqlite_url(tmp_path / "ecc.db")
+    without = new_output_record(
+        agent="lab-agent", topic="Shazzam", source=linux1.fqdn, parameters=[("ports", "22")]
+    )
+    with open_queue(url) as queue:
+        queue.enqueue(without)
+    _run_agent(lab, url)  # no --dns-server: a name is refused, the system resolver never asked
+    with open_queue(url) as queue:
+        (refused,) = queue.list(queue_side="input", response_to=without.sys_id)
+    assert "lab's DNS server" in refused.error_string
+
+    named = new_output_record(
+        agent="lab-agent", topic="Shazzam", source=linux1.fqdn, parameters=[("ports", "22")]
+    )
+    with open_queue(url) as queue:
+        queue.enqueue(named)
+    _run_agent(lab, url, "--dns-server", lab.dns_server)
+    with open_queue(url) as queue:
+        (answer,) = queue.list(queue_side="input", response_to=named.sys_id)
+        payload = queue.read_payload(answer)
+    assert answer.error_string == ""
+    assert f'ip="{linux1.address}"' in payload
+    assert 'port="22"' in payload
