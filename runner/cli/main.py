@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "instance": "midprobe.runner.cli.instance:instance",
     "lab": "midprobe.runner.cli.lab:lab",
     "scan": "midprobe.runner.cli.scan:scan",
+    "sweep": "midprobe.runner.cli.sweep:sweep",
     "select": "midprobe.runner.cli.selection:select_command",
 }
 

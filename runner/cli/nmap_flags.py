@@ -21,10 +21,8 @@ _OUTPUT = "midprobe writes one format at a time: --format table|json|ecc with -o
 #: nmap flag -> what to type in midprobe instead (or why there is nothing).
 NMAP_HINTS: Final[dict[str, str]] = {
     "-sU": "midprobe scan probes TCP only; SNMP (UDP 161) is asked with --snmp-public or --credentials",
-    "-sn": "midprobe scan has no ping-only mode; a sweep is the HostSweep topic "
-    "(midprobe ecc enqueue --topic HostSweep)",
-    "-sP": "midprobe scan has no ping-only mode; a sweep is the HostSweep topic "
-    "(midprobe ecc enqueue --topic HostSweep)",
+    "-sn": "a ping sweep without port scans is its own command: midprobe sweep TARGETS",
+    "-sP": "a ping sweep without port scans is its own command: midprobe sweep TARGETS",
     "-sC": "midprobe runs no nmap scripts; --nmap is version detection (-sV)",
     "-A": "use --nmap --os (version and OS detection)",
     "-F": "give the ports with -p (the default is Shazzam's discovery ports)",

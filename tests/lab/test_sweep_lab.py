@@ -179,3 +179,23 @@ def test_arp_cannot_be_forced_onto_a_routed_network(large_lab: Lab, large_thread
     assert large_lab.large is not None
     with pytest.raises(ProbeParameterError, match="not on a directly attached subnet"):
         _sweep(large_thread, large_lab.large.network, method="arp")
+
+
+def test_the_sweep_command_lists_who_answers_sorted_with_a_summary(lab: Lab) -> None:
+    argv = [sys.executable, "-m", "midprobe.runner", "sweep", "--lab", "--format", "json", lab.network]
+    done = lab.run(argv)
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    addresses = [row["address"] for row in rows]
+    expected = sorted({lab.scanner_address, *(host.address for host in lab.hosts)}, key=_ip_key)
+    assert addresses == expected  # silent1 answers ARP on the lab's subnet, as nmap -sn reports it
+    assert {row["method"] for row in rows if row["address"] != lab.scanner_address} == {"arp"}
+    assert f"{len(expected)} of 256 addresses answered" in done.stderr
+
+    icmp = lab.run([*argv[:-1], "--method", "icmp", lab.network])
+    answered = {json.loads(line)["address"] for line in icmp.stdout.splitlines()}
+    assert lab.host("silent1").address not in answered  # it drops every IP packet
+    assert answered == set(expected) - {lab.host("silent1").address}
+
+
+def _ip_key(address: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in address.split("."))

@@ -184,7 +184,7 @@ def test_quiet_and_verbose_together_are_refused(capsys: pytest.CaptureFixture[st
     ("flag", "hint"),
     [
         ("-sU", "--snmp-public or --credentials"),
-        ("-sn", "HostSweep"),
+        ("-sn", "midprobe sweep"),
         ("-sA", "--engine syn"),
         ("-oX", "--format table|json|ecc with -o FILE"),
         ("-A", "--nmap --os"),

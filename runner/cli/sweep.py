@@ -1,0 +1,149 @@
+"""``midprobe sweep``: which addresses answer (ARP, ICMP, or TCP connect), without scanning ports.
+
+The HostSweep probe, run as the agent runs it (``runner/scan/stages.py`` ``run_probe``): its
+typed parameters, the target policy (``--lab``) and, in lab mode, the check that this network
+namespace has no route out of the lab. nmap's ``-sn`` in midprobe's words.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import time
+
+import click
+
+from midprobe.probes.base import ProbeContext
+from midprobe.probes.registry import default_registry
+from midprobe.probes.safety import LOOPBACK, TargetPolicy, require_lab_namespace
+from midprobe.probes.sweep.host_sweep import (
+    DEFAULT_MAX_ADDRESSES,
+    DEFAULT_RATE,
+    DEFAULT_WAIT_MS,
+    METHODS,
+    SweepParams,
+    SweepResult,
+)
+from midprobe.runner.cli.options import integer
+from midprobe.runner.cli.text import printable
+from midprobe.runner.scan.plan import target_spec
+from midprobe.runner.scan.stages import run_probe
+
+#: The longest the sweep may take (ms); its waits, retries and rate bound it well before.
+SWEEP_TIMEOUT_MS = 600_000
+
+
+@click.command("sweep")
+@click.argument("targets", nargs=-1)
+@click.option(
+    "--exclude", "excludes", multiple=True, metavar="TARGETS", help="Targets to leave out (repeatable)."
+)
+@click.option(
+    "-iL", "input_lists", multiple=True, metavar="FILE", help="Read targets from FILE ('-' = stdin)."
+)
+@click.option(
+    "--method",
+    type=click.Choice(METHODS),
+    default="auto",
+    show_default=True,
+    help="auto: ARP on the scanner's own subnets, ICMP echo elsewhere (TCP connect without raw sockets).",
+)
+@click.option(
+    "--wait",
+    "wait_ms",
+    type=integer(1, 60_000),
+    default=DEFAULT_WAIT_MS,
+    show_default=True,
+    help="ms per try.",
+)
+@click.option(
+    "--retries", type=integer(0, 10), default=None, help="Tries after the first [the method's own]."
+)
+@click.option(
+    "--rate", type=integer(1, 1_000_000), default=DEFAULT_RATE, show_default=True, help="Probes per second."
+)
+@click.option("--lab", "lab_mode", is_flag=True, help="Refuse every target outside the lab networks.")
+@click.option(
+    "--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+def sweep(
+    targets: tuple[str, ...],
+    excludes: tuple[str, ...],
+    input_lists: tuple[str, ...],
+    method: str,
+    wait_ms: float,
+    retries: float | None,
+    rate: float,
+    lab_mode: bool,
+    output_format: str,
+) -> None:
+    """List the addresses of TARGETS (nmap syntax) that answer, with how and how fast.
+
+    Silent and unreachable addresses are counted in the summary on stderr, and so are addresses
+    the sweep could not decide (the summary says so: nothing is left out silently).
+    """
+    policy = TargetPolicy.lab() if lab_mode else TargetPolicy.unrestricted()
+    spec = target_spec(targets, excludes, input_lists)
+    params = SweepParams(
+        targets=spec,
+        method=method,
+        wait_ms=int(wait_ms),
+        retries=None if retries is None else int(retries),
+        rate=int(rate),
+        sweep_timeout_ms=SWEEP_TIMEOUT_MS,
+        max_addresses=DEFAULT_MAX_ADDRESSES,
+    )
+    if lab_mode:
+        outside = spec.first_outside(policy.allowed or ())
+        if outside is not None:
+            policy.check(outside)  # a target outside the lab is refused first, by name
+        if spec.host_names or spec.first_outside(LOOPBACK) is not None:
+            require_lab_namespace()
+    context = ProbeContext(
+        agent_name="midprobe sweep", deadline=time.monotonic() + SWEEP_TIMEOUT_MS / 1000 + 5, policy=policy
+    )
+    result = asyncio.run(run_probe(default_registry(), "HostSweep", params, context, SweepResult))
+    _print(result, output_format)
+
+
+def _print(result: SweepResult, output_format: str) -> None:
+    alive = sorted(result.alive, key=lambda host: _address_key(host.address))
+    if output_format == "json":
+        for host in alive:
+            click.echo(
+                json.dumps(
+                    {
+                        "address": host.address,
+                        "method": host.method,
+                        "rtt_ms": round(host.rtt_ms, 3),
+                        "mac": host.mac,
+                        "host_name": host.host_name,
+                    }
+                )
+            )
+    else:
+        if alive:
+            click.echo(f"{'ADDRESS':<40} {'METHOD':<6} {'RTT MS':>8}  MAC")
+        for host in alive:
+            click.echo(
+                f"{host.address:<40} {host.method:<6} {host.rtt_ms:>8.2f}  {printable(host.mac) or '-'}"
+            )
+    methods = ", ".join(result.methods_used) or result.method
+    summary = (
+        f"{len(alive)} of {result.addresses:,} addresses answered ({methods}); "
+        f"{result.silent:,} silent, {result.unreachable:,} unreachable, {result.elapsed_ms / 1000:.2f} s"
+    )
+    if result.fallback_reason:
+        summary += f"; {result.fallback_reason}"
+    if not result.complete:
+        summary += f"; INCOMPLETE: {result.unchecked:,} addresses not checked"
+    click.echo(summary, err=True)
+
+
+def _address_key(address: str) -> tuple[int, int]:
+    parsed = ipaddress.ip_address(address)
+    return (parsed.version, int(parsed))
+
+
+__all__ = ["sweep"]
