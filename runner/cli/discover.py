@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import platform
 import socket
 import sys
 import time
@@ -109,9 +111,18 @@ def run_command(
 
 
 def _wait_for_agent(queue_url: str, name: str) -> None:
+    """Until the embedded agent (this process) has registered and is Up.
+
+    A registration under the name is not enough: an earlier run's agent left its own (Down)
+    behind, and selecting MIDs before this one is Up would find none and end the discovery.
+    """
     deadline = time.monotonic() + AGENT_START_SECONDS
+    me = (platform.node(), os.getpid())
     with open_queue(queue_url) as queue:
-        while queue.get_agent(name) is None:
+        while True:
+            agent = queue.get_agent(name)
+            if agent is not None and (agent.host, agent.pid) == me and agent.status == "Up":
+                return
             if time.monotonic() > deadline:
                 raise ConfigError(f"the embedded agent {name!r} did not register", field="--local")
             time.sleep(0.05)
