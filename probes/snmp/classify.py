@@ -19,7 +19,6 @@ from midprobe.probes.base import ProbeContext
 from midprobe.probes.classify import Classification, Classifier
 from midprobe.probes.safety import TargetPolicy
 from midprobe.probes.snmp.client import BulkSizeMemory, SessionOpener, SnmpClient
-from midprobe.probes.snmp.credential_choice import authenticated_client, resolve_address, store_of
 from midprobe.probes.snmp.facts import (
     DOT1D_BASE_NUM_PORTS,
     ENT_PHYSICAL_MODEL_NAME_1,
@@ -33,7 +32,7 @@ from midprobe.probes.snmp.facts import (
     facts_from_varbinds,
 )
 from midprobe.probes.snmp.names import BY_NAME, table_rows
-from midprobe.probes.snmp.query import ConnectionParams, snmp_element
+from midprobe.probes.snmp.query import ConnectionParams, open_client, snmp_element
 from midprobe.probes.snmp.values import Oid, SnmpValue, VarBind, format_oid, render
 
 TOPIC = "SNMPClassify"
@@ -323,15 +322,14 @@ async def classify_host(
 ) -> SnmpClassifyResult:
     """Connect with the first credential that works, collect, classify (for ``midprobe scan`` too)."""
     started = time.monotonic()
-    address = await resolve_address(connection.source, policy, deadline=deadline)
-    async with authenticated_client(
-        connection.session_request(address),
-        store_of(credentials),
+    async with open_client(
+        connection,
+        credentials,
         policy=policy,
         deadline=deadline,
         memory=memory if memory is not None else BulkSizeMemory(),
         opener=opener,
-    ) as client:
+    ) as (address, client):
         varbinds = await collect(client)
         version = client.auth.version
         credential_id = client.auth.credential_id

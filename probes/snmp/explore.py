@@ -30,10 +30,9 @@ from midprobe.probes.snmp.classify import (
     interfaces_from_varbinds,
 )
 from midprobe.probes.snmp.client import BulkSizeMemory, SessionOpener
-from midprobe.probes.snmp.credential_choice import authenticated_client, resolve_address, store_of
 from midprobe.probes.snmp.facts import SYS_NAME
 from midprobe.probes.snmp.names import BY_NAME, table_rows
-from midprobe.probes.snmp.query import ConnectionParams
+from midprobe.probes.snmp.query import ConnectionParams, open_client
 from midprobe.probes.snmp.values import Oid, SnmpValue, VarBind, render
 
 IDENTITY_TOPIC = "SNMPIdentity"
@@ -440,15 +439,14 @@ class SnmpExploreProbe:
     async def run(self, params: SnmpExploreParams, context: ProbeContext) -> SnmpExploreResult:
         started = time.monotonic()
         connection = params.connection
-        address = await resolve_address(connection.source, context.policy, deadline=context.deadline)
-        async with authenticated_client(
-            connection.session_request(address),
-            store_of(context.credentials),
+        async with open_client(
+            connection,
+            context.credentials,
             policy=context.policy,
             deadline=context.deadline,
             memory=self.memory,
             opener=self.opener,
-        ) as client:
+        ) as (address, client):
             walked = await client.walk_many([BY_NAME[name].oid for name in COLUMNS[self.topic]])
             fetched = await client.get([SYS_NAME])
             version, credential_id = client.auth.version, client.auth.credential_id

@@ -9,14 +9,16 @@ in the result and the others still run; a timeout or a rejected credential fails
 
 from __future__ import annotations
 
+import contextlib
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from midprobe.capabilities.errors import ProbeParameterError
 from midprobe.probes.base import ProbeContext
+from midprobe.probes.safety import TargetPolicy
 from midprobe.probes.snmp.auth import SNMP_VERSIONS, SnmpVersion
 from midprobe.probes.snmp.client import BulkSizeMemory, ClientOptions, SessionOpener, SnmpClient
 from midprobe.probes.snmp.credential_choice import (
@@ -123,6 +125,30 @@ class ConnectionParams:
                 timeout=self.timeout_ms / 1000.0, retries=self.retries, use_bulk=self.use_getbulk
             ),
         )
+
+
+@contextlib.asynccontextmanager
+async def open_client(
+    connection: ConnectionParams,
+    credentials: object,
+    *,
+    policy: TargetPolicy,
+    deadline: float,
+    memory: BulkSizeMemory,
+    opener: SessionOpener | None = None,
+) -> AsyncIterator[tuple[str, SnmpClient]]:
+    """``connection``'s source resolved under ``policy``, and a client to it whose credential the
+    agent accepted: what every SNMP probe does before it asks anything."""
+    address = await resolve_address(connection.source, policy, deadline=deadline)
+    async with authenticated_client(
+        connection.session_request(address),
+        store_of(credentials),
+        policy=policy,
+        deadline=deadline,
+        memory=memory,
+        opener=opener,
+    ) as client:
+        yield address, client
 
 
 @dataclass(frozen=True)
@@ -267,15 +293,14 @@ class SnmpProbe:
     async def run(self, params: SnmpParams, context: ProbeContext) -> SnmpResult:
         started = time.monotonic()
         connection = params.connection
-        address = await resolve_address(connection.source, context.policy, deadline=context.deadline)
-        async with authenticated_client(
-            connection.session_request(address),
-            store_of(context.credentials),
+        async with open_client(
+            connection,
+            context.credentials,
             policy=context.policy,
             deadline=context.deadline,
             memory=self.memory,
             opener=self.opener,
-        ) as client:
+        ) as (address, client):
             outcomes = [await run_spec(client, spec) for spec in params.specs]
             return SnmpResult(
                 source=connection.source,
