@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 from midprobe.probes.base import ProbeContext
 from midprobe.probes.classify import Classifier
-from midprobe.probes.ssh.channel import DEFAULT_PATH, CommandOutput
+from midprobe.probes.ssh.channel import CommandOutput
 from midprobe.probes.ssh.command import (
-    SSHOptions,
     SSHProbeBase,
+    SSHScriptParams,
     encode_command_output,
-    parse_int,
-    parse_ssh_options,
+    parse_script_params,
+    run_command,
     xml_text,
 )
 from midprobe.probes.ssh.known_hosts import KnownHostsStore
@@ -37,13 +37,6 @@ CLASSIFY_COMMANDS: tuple[tuple[str, str], ...] = (
     ("cpuinfo", "cat /proc/cpuinfo"),
     ("meminfo", "cat /proc/meminfo"),
 )
-_CLASSIFY_OUTPUT_CAP = 256 * 1024
-
-
-@dataclass(frozen=True)
-class SSHClassifyParams:
-    options: SSHOptions
-    max_output_bytes: int = _CLASSIFY_OUTPUT_CAP
 
 
 @dataclass(frozen=True)
@@ -102,26 +95,15 @@ class SSHClassifyProbe(SSHProbeBase):
         #: The rules table to classify with; ``None``: the one shipped (``probes/classify/rules.toml``).
         self.classifier = classifier
 
-    def parse_params(self, source: str, parameters: Mapping[str, str]) -> SSHClassifyParams:
-        return SSHClassifyParams(
-            options=parse_ssh_options(source, parameters),
-            max_output_bytes=parse_int(
-                parameters, "max_output_bytes", _CLASSIFY_OUTPUT_CAP, minimum=1024, maximum=64 * 1024 * 1024
-            ),
-        )
+    def parse_params(self, source: str, parameters: Mapping[str, str]) -> SSHScriptParams:
+        return parse_script_params(source, parameters)
 
-    async def run(self, params: SSHClassifyParams, context: ProbeContext) -> SSHClassifyResult:
+    async def run(self, params: SSHScriptParams, context: ProbeContext) -> SSHClassifyResult:
         outputs: list[CommandOutput] = []
         async with self._connect(params.options, context) as connection:
             for _, command in CLASSIFY_COMMANDS:
                 outputs.append(
-                    await connection.run(
-                        command,
-                        set_path=DEFAULT_PATH,
-                        max_output=params.max_output_bytes,
-                        command_timeout=params.options.command_timeout_ms / 1000.0,
-                        channel_timeout=params.options.channel_timeout_ms / 1000.0,
-                    )
+                    await run_command(connection, command, params.options, max_output=params.max_output_bytes)
                 )
             info = connection.info
         stdout = {

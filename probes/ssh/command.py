@@ -197,6 +197,48 @@ def credential_store(context: ProbeContext) -> CredentialStore:
     return store
 
 
+#: Output kept per command by the probes that run a fixed list of commands (classify, explore).
+SCRIPT_OUTPUT_CAP = 256 * 1024
+
+
+@dataclass(frozen=True)
+class SSHScriptParams:
+    """The parameters of a probe that runs its own fixed list of commands (SSHClassify,
+    SSHIdentity, SSHExplore): where and how to connect, and how much output to keep per command."""
+
+    options: SSHOptions
+    max_output_bytes: int = SCRIPT_OUTPUT_CAP
+
+
+def parse_script_params(source: str, parameters: Mapping[str, str]) -> SSHScriptParams:
+    return SSHScriptParams(
+        options=parse_ssh_options(source, parameters),
+        max_output_bytes=parse_int(
+            parameters, "max_output_bytes", SCRIPT_OUTPUT_CAP, minimum=1024, maximum=64 * 1024 * 1024
+        ),
+    )
+
+
+async def run_command(
+    connection: SSHConnection,
+    command: str,
+    options: SSHOptions,
+    *,
+    max_output: int,
+    must_sudo: bool = False,
+    set_path: str | None = DEFAULT_PATH,
+) -> CommandOutput:
+    """``command`` on ``connection`` with the request's command and channel timeouts."""
+    return await connection.run(
+        command,
+        must_sudo=must_sudo,
+        set_path=set_path,
+        max_output=max_output,
+        command_timeout=options.command_timeout_ms / 1000.0,
+        channel_timeout=options.channel_timeout_ms / 1000.0,
+    )
+
+
 class SSHProbeBase:
     """Known hosts and host key policy shared by the SSH probes."""
 
@@ -248,13 +290,13 @@ class SSHCommandProbe(SSHProbeBase):
 
     async def run(self, params: SSHCommandParams, context: ProbeContext) -> SSHCommandResult:
         async with self._connect(params.options, context) as connection:
-            output = await connection.run(
+            output = await run_command(
+                connection,
                 params.command,
+                params.options,
+                max_output=params.max_output_bytes,
                 must_sudo=params.must_sudo,
                 set_path=params.set_path,
-                max_output=params.max_output_bytes,
-                command_timeout=params.options.command_timeout_ms / 1000.0,
-                channel_timeout=params.options.channel_timeout_ms / 1000.0,
             )
             return SSHCommandResult(output, connection.info, params.options.credentials_debug)
 

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 
 from midprobe.capabilities.errors import SudoFailed
 from midprobe.probes.base import ProbeContext
-from midprobe.probes.ssh.channel import DEFAULT_PATH, CommandOutput
+from midprobe.probes.ssh.channel import CommandOutput
 from midprobe.probes.ssh.command import (
-    SSHOptions,
     SSHProbeBase,
+    SSHScriptParams,
     encode_command_output,
-    parse_int,
-    parse_ssh_options,
+    parse_script_params,
+    run_command,
     xml_text,
 )
 from midprobe.probes.ssh.known_hosts import KnownHostsStore
@@ -63,7 +63,6 @@ COMMANDS: Mapping[str, tuple[tuple[str, str], ...]] = {
 }
 #: Findings only root may read on most hosts: a plain read that fails is run again under sudo.
 ROOT_ONLY: frozenset[str] = frozenset({"serial"})
-_OUTPUT_CAP = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -95,12 +94,6 @@ def inventory(outputs: Mapping[str, str | None]) -> HostInventory:
         cpu_model=cpu.model if cpu else None,
         memory_mb=parse_meminfo(outputs.get("meminfo") or ""),
     )
-
-
-@dataclass(frozen=True)
-class SSHExploreParams:
-    options: SSHOptions
-    max_output_bytes: int = _OUTPUT_CAP
 
 
 @dataclass(frozen=True)
@@ -164,28 +157,18 @@ class SSHExploreProbe(SSHProbeBase):
         super().__init__(known_hosts, strict_host_keys=strict_host_keys)
         self.topic = topic
 
-    def parse_params(self, source: str, parameters: Mapping[str, str]) -> SSHExploreParams:
-        return SSHExploreParams(
-            options=parse_ssh_options(source, parameters),
-            max_output_bytes=parse_int(
-                parameters, "max_output_bytes", _OUTPUT_CAP, minimum=1024, maximum=64 * 1024 * 1024
-            ),
-        )
+    def parse_params(self, source: str, parameters: Mapping[str, str]) -> SSHScriptParams:
+        return parse_script_params(source, parameters)
 
-    async def run(self, params: SSHExploreParams, context: ProbeContext) -> SSHExploreResult:
+    async def run(self, params: SSHScriptParams, context: ProbeContext) -> SSHExploreResult:
         outputs: list[CommandOutput] = []
         stdout: dict[str, str | None] = {}
         options = params.options
         async with self._connect(options, context) as connection:
 
             async def run(command: str, *, must_sudo: bool = False) -> CommandOutput:
-                return await connection.run(
-                    command,
-                    must_sudo=must_sudo,
-                    set_path=DEFAULT_PATH,
-                    max_output=params.max_output_bytes,
-                    command_timeout=options.command_timeout_ms / 1000.0,
-                    channel_timeout=options.channel_timeout_ms / 1000.0,
+                return await run_command(
+                    connection, command, options, max_output=params.max_output_bytes, must_sudo=must_sudo
                 )
 
             for finding, command in COMMANDS[self.topic]:
