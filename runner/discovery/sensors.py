@@ -332,17 +332,25 @@ def _host_interfaces(found: ET.Element) -> tuple[NetworkInterface, ...]:
     return tuple(interfaces)
 
 
+def _copied(element: ET.Element, names: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """The CMDB attributes ``(key, XML attribute)`` that ``element`` carries, each cut to 255 characters."""
+    return {key: element.get(attribute, "")[:255] for key, attribute in names if element.get(attribute)}
+
+
 def _snmp_findings(found: ET.Element) -> Findings:
-    attributes: dict[str, str] = {}
     chassis = found.find("chassis")
-    if chassis is not None:
-        for key, attribute in (
-            ("model_id", "model"),
-            ("manufacturer", "manufacturer"),
-            ("firmware_version", "firmware_version"),
-        ):
-            if chassis.get(attribute):
-                attributes[key] = chassis.get(attribute, "")[:255]
+    attributes = (
+        _copied(
+            chassis,
+            (
+                ("model_id", "model"),
+                ("manufacturer", "manufacturer"),
+                ("firmware_version", "firmware_version"),
+            ),
+        )
+        if chassis is not None
+        else {}
+    )
     neighbours = found.find("neighbours")
     return Findings(
         serial_number=found.get("serial_number"),
@@ -368,14 +376,9 @@ def _snmp_findings(found: ET.Element) -> Findings:
 
 
 def _host_findings(found: ET.Element) -> Findings:
-    attributes: dict[str, str] = {}
-    for key, attribute in (
-        ("model_id", "model"),
-        ("manufacturer", "manufacturer"),
-        ("host_name", "hostname"),
-    ):
-        if found.get(attribute):
-            attributes[key] = found.get(attribute, "")[:255]
+    attributes = _copied(
+        found, (("model_id", "model"), ("manufacturer", "manufacturer"), ("host_name", "hostname"))
+    )
     cpu, memory = found.find("cpu"), found.find("memory")
     if cpu is not None and cpu.get("count"):
         attributes["cpu_count"] = cpu.get("count", "")
