@@ -15,8 +15,12 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from midprobe.capabilities.errors import NotInLab, TargetNotAllowed
+
+if TYPE_CHECKING:
+    from midprobe.probes.targets import TargetSpec
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -148,6 +152,14 @@ def namespace_routes_out() -> list[str]:
         except OSError:
             tables.append("")  # no IPv6 (or no /proc): no routes of that family
     return routes_out(*tables)
+
+
+def stays_on_loopback(targets: TargetSpec, name_server: str | None = None) -> bool:
+    """Whether reaching ``targets`` (and asking ``name_server`` for their names) sends nothing
+    beyond loopback: then lab mode may run in any namespace."""
+    if targets.host_names or targets.first_outside(LOOPBACK) is not None:
+        return False
+    return name_server is None or ipaddress.ip_address(name_server).is_loopback
 
 
 def require_lab_namespace() -> None:

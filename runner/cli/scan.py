@@ -23,7 +23,7 @@ from midprobe.capabilities.errors import ConfigError, PortSpecError
 from midprobe.capabilities.numbers import NumberRange
 from midprobe.probes.credentials import PROTOCOL_SNMP, PROTOCOL_SSH
 from midprobe.probes.ports import format_ports, parse_ports
-from midprobe.probes.safety import LOOPBACK, TargetPolicy, require_lab_namespace
+from midprobe.probes.safety import TargetPolicy, require_lab_namespace, stays_on_loopback
 from midprobe.probes.shazzam import DEFAULT_PORTS
 from midprobe.probes.targets import TargetSpec
 from midprobe.probes.tcpscan.engine import ENGINE_CHOICES
@@ -113,7 +113,7 @@ async def _run(
         header = ScanHeader(
             targets=str(spec), ports=format_ports(settings.ports), engine=scan.engine, addresses=count
         )
-        if policy.lab_mode and (lab_dns or spec.host_names or spec.first_outside(LOOPBACK) is not None):
+        if policy.lab_mode and not stays_on_loopback(spec, policy.name_server):
             require_lab_namespace()  # everything else checked: the last word before the first packet
         if verbose_timing is not None:
             click.echo(

@@ -16,7 +16,7 @@ import click
 
 from midprobe.probes.base import ProbeContext
 from midprobe.probes.registry import default_registry
-from midprobe.probes.safety import LOOPBACK, TargetPolicy, require_lab_namespace
+from midprobe.probes.safety import TargetPolicy, require_lab_namespace, stays_on_loopback
 from midprobe.probes.sweep.host_sweep import (
     DEFAULT_MAX_ADDRESSES,
     DEFAULT_RATE,
@@ -98,7 +98,7 @@ def sweep(
         outside = spec.first_outside(policy.allowed or ())
         if outside is not None:
             policy.check(outside)  # a target outside the lab is refused first, by name
-        if spec.host_names or spec.first_outside(LOOPBACK) is not None:
+        if not stays_on_loopback(spec):
             require_lab_namespace()
     context = ProbeContext(
         agent_name="midprobe sweep", deadline=time.monotonic() + SWEEP_TIMEOUT_MS / 1000 + 5, policy=policy

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from midprobe.probes.safety import routes_out
+from midprobe.probes.safety import routes_out, stays_on_loopback
+from midprobe.probes.targets import parse_targets
 
 IPV4_HEADER = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
 # A machine's own namespace: a default route via 192.0.2.1 and its /24 on eth0.
@@ -94,3 +95,11 @@ def test_a_route_that_is_down_or_a_reject_route_is_not_a_way_out() -> None:
 def test_a_route_that_covers_the_lab_and_more_leads_out() -> None:
     wide = IPV4_HEADER + "veth0\t000000C6\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n"  # 198.0.0.0/16
     assert routes_out(wide, "") == ["198.0.0.0/16 dev veth0"]
+
+
+def test_only_loopback_targets_and_server_stay_on_the_host() -> None:
+    assert stays_on_loopback(parse_targets(["127.0.0.1", "127.0.0.2-9"]))
+    assert stays_on_loopback(parse_targets(["127.0.0.1"]), "127.0.0.53")
+    assert not stays_on_loopback(parse_targets(["127.0.0.1"]), "198.18.0.15")  # the lab's DNS server
+    assert not stays_on_loopback(parse_targets(["127.0.0.1", "198.18.0.10"]))
+    assert not stays_on_loopback(parse_targets(["linux1.lab.example.test"]))  # a name is looked up
