@@ -336,6 +336,10 @@ class Orchestrator:
                     f"{output.topic} moved from {failed.name} ({failed.status}) to {replacement} (cluster {cluster.name})",
                 )
 
+    def count_run_time_from(self, status_id: str, elapsed_seconds: float) -> None:
+        """A discovery resumed by a new process has run ``elapsed_seconds`` already (max run time counts them)."""
+        self._started_at[status_id] = self._monotonic() - elapsed_seconds
+
     def _over_time(self, status_id: str, max_run_time: float | None) -> bool:
         if max_run_time is None:
             return False

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 import anyio.to_thread
 from starlette.applications import Starlette
@@ -28,6 +28,9 @@ from midprobe.runner.instance.query import Row, parse_query
 from midprobe.runner.instance.tables import DEFAULT_SCAN_CAP, AgentTable, EccQueueTable, Page, Table
 from midprobe.runner.instance.wake import WorkSignal
 from midprobe.runner.queue.base import EccQueue
+
+if TYPE_CHECKING:
+    from midprobe.runner.instance.discoveries import DiscoveryService
 
 MAX_BODY_BYTES: Final = 32 * 1024 * 1024
 """Largest request body read: a 20 MB payload (the queue's attachment cap) with room for JSON escapes."""
@@ -53,6 +56,8 @@ _BOOLEAN_PARAMETERS: Final = (
     "sysparm_suppress_pagination_header",
 )
 
+#: The roles that may read every table.
+READERS: Final = ("mid_server", "discovery_admin")
 #: What ServiceNow calls each method in an ACL refusal ("ACL Exception Update Failed ...").
 _OPERATIONS: Final = {"GET": "Read", "POST": "Insert", "PATCH": "Update", "PUT": "Update"}
 
@@ -161,14 +166,15 @@ class TableApi:
     async def call(self, function: Callable[[], T]) -> T:
         return await anyio.to_thread.run_sync(function)
 
-    async def authorise(self, request: Request, role: str) -> User:
+    async def authorise(self, request: Request, role: str, *or_roles: str) -> User:
+        """The request's user, if it holds ``role`` (or one of ``or_roles``); else 401 or 403."""
         credentials = parse_basic_auth(request.headers.get("authorization", ""))
         if credentials is None:
             raise _unauthenticated()
         user = await self.call(lambda: self._users.authenticate(*credentials))
         if user is None:
             raise _unauthenticated()
-        if not user.has_role(role):
+        if not any(user.has_role(held) for held in (role, *or_roles)):
             raise forbidden(_OPERATIONS.get(request.method, request.method))
         return user
 
@@ -194,7 +200,7 @@ class TableApi:
 
     async def list_records(self, request: Request) -> Response:
         async def handle() -> Response:
-            await self.authorise(request, "mid_server")
+            await self.authorise(request, *READERS)
             table = self._table(request)
             parameters = _parameters(request)
             fields = _projection(table, parameters)
@@ -209,7 +215,7 @@ class TableApi:
 
     async def get_record(self, request: Request) -> Response:
         async def handle() -> Response:
-            await self.authorise(request, "mid_server")
+            await self.authorise(request, *READERS)
             table = self._table(request)
             fields = _projection(table, _parameters(request))
             row = await self.call(lambda: table.get(request.path_params["sys_id"]))
@@ -276,16 +282,20 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     scan_cap: int = DEFAULT_SCAN_CAP,
     signal: WorkSignal | None = None,
+    discoveries: DiscoveryService | None = None,
 ) -> Starlette:
     """The Table API and the agent endpoints over ``queue``, with ``users`` for basic auth.
 
-    The caller owns and closes both. ``signal`` wakes the agents' long polls (a fresh one if not given).
+    The caller owns and closes both. ``signal`` wakes the agents' long polls (a fresh one if not
+    given). With ``discoveries``, the discovery endpoints too.
     """
     from midprobe.runner.instance.agent_api import agent_routes
+    from midprobe.runner.instance.discovery_api import discovery_routes
 
     api = TableApi(queue, users, max_body_bytes=max_body_bytes, scan_cap=scan_cap, signal=signal)
     routes = [
         *agent_routes(queue, api, api.signal),
+        *(discovery_routes(discoveries, api) if discoveries is not None else ()),
         Route("/api/now/table/{table}", api.list_records, methods=["GET"]),
         Route("/api/now/table/{table}", api.insert_record, methods=["POST"]),
         Route("/api/now/table/{table}/{sys_id}", api.get_record, methods=["GET"]),

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from midprobe.capabilities.config import CapabilityConfig
 from midprobe.capabilities.errors import ConfigError
 from midprobe.runner.instance.tls import TlsFiles
 from midprobe.runner.queue.url import SqliteLocation, parse_queue_url
@@ -99,21 +100,36 @@ def serve(
     *,
     announce: Callable[[str], None],
     max_body_bytes: int | None = None,
+    capabilities: CapabilityConfig | None = None,
 ) -> None:
     """Serve the Table API and the agent endpoints over HTTPS on ``address`` until SIGTERM/SIGINT.
 
-    ``announce`` gets the URL line.
+    ``announce`` gets the URL line. ``capabilities`` (clusters, selection rules) apply to every
+    discovery started without a capabilities file of its own; discoveries left active by an
+    earlier run resume at once.
     """
     import uvicorn
 
+    from midprobe.runner.cmdb.database import open_database
     from midprobe.runner.instance.api import MAX_BODY_BYTES, create_app
     from midprobe.runner.instance.auth import open_users
+    from midprobe.runner.instance.discoveries import DiscoveryService
+    from midprobe.runner.instance.wake import WorkSignal
     from midprobe.runner.queue.url import open_queue
 
     listener = bind(address)
     try:
         with open_queue(queue_url) as queue, open_users(queue_url) as users:
-            app = create_app(queue, users, max_body_bytes=max_body_bytes or MAX_BODY_BYTES)
+            signal_ = WorkSignal()
+            database = open_database(queue_url)
+            discoveries = DiscoveryService(queue, database, capabilities=capabilities, signal=signal_)
+            app = create_app(
+                queue,
+                users,
+                max_body_bytes=max_body_bytes or MAX_BODY_BYTES,
+                signal=signal_,
+                discoveries=discoveries,
+            )
             config = uvicorn.Config(
                 app,
                 ssl_certfile=str(tls.certificate),
@@ -126,10 +142,13 @@ def serve(
             # uvicorn shuts down gracefully on SIGTERM, then raises it again for the handler it found:
             # this one ignores it, so a SIGTERM ends the command with status 0.
             previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+            discoveries.start_background()  # resumes every discovery an earlier run left Active
             try:
                 uvicorn.Server(config).run(sockets=[listener])
             finally:
                 signal.signal(signal.SIGTERM, previous)
+                discoveries.stop_background()
+                database.close()
     finally:
         listener.close()
 
