@@ -28,6 +28,28 @@ def queue_option(function: F) -> F:
     )(function)
 
 
+def instance_options(function: F) -> F:
+    """``--user NAME`` and ``--ca FILE``: with an ``https://`` queue, who calls the instance and the CA to trust.
+
+    The password comes from ``MIDPROBE_INSTANCE_PASSWORD`` only, as the agent's does.
+    """
+    function = click.option(
+        "--ca",
+        "instance_ca_file",
+        envvar="MIDPROBE_INSTANCE_CA_FILE",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        default=None,
+        help="With an https:// queue: the instance's CA file to trust [the system's CAs] (env MIDPROBE_INSTANCE_CA_FILE).",
+    )(function)
+    return click.option(
+        "--user",
+        "instance_user",
+        envvar="MIDPROBE_INSTANCE_USER",
+        default=None,
+        help="With an https:// queue: the instance user (password from env MIDPROBE_INSTANCE_PASSWORD).",
+    )(function)
+
+
 class NumberType(click.ParamType[float, Any]):
     """A numeric option read by :func:`~midprobe.capabilities.numbers.read_number`: finite, in range.
 

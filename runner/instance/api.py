@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final, TypeVar
 
 import anyio.to_thread
@@ -154,10 +154,12 @@ class TableApi:
         max_body_bytes: int = MAX_BODY_BYTES,
         scan_cap: int = DEFAULT_SCAN_CAP,
         signal: WorkSignal | None = None,
+        tables: Sequence[Table] = (),
     ) -> None:
         self.signal = signal or WorkSignal()
         self._queue_table = EccQueueTable(queue, scan_cap=scan_cap)
         self._tables: dict[str, Table] = {"ecc_queue": self._queue_table, "ecc_agent": AgentTable(queue)}
+        self._tables.update((table.name, table) for table in tables)  # read-only ones: CMDB, MID tables
         self._users = users
         self.max_body_bytes = max_body_bytes
         self._offsets = NumberRange(0, 10**9, integer=True)
@@ -283,16 +285,20 @@ def create_app(
     scan_cap: int = DEFAULT_SCAN_CAP,
     signal: WorkSignal | None = None,
     discoveries: DiscoveryService | None = None,
+    tables: Sequence[Table] = (),
 ) -> Starlette:
     """The Table API and the agent endpoints over ``queue``, with ``users`` for basic auth.
 
     The caller owns and closes both. ``signal`` wakes the agents' long polls (a fresh one if not
-    given). With ``discoveries``, the discovery endpoints too.
+    given). With ``discoveries``, the discovery endpoints too; ``tables`` are served read-only
+    beside ``ecc_queue`` and ``ecc_agent`` (:mod:`.cmdb_tables` and :mod:`.mid_tables` make the CMDB and MID ones).
     """
     from midprobe.runner.instance.agent_api import agent_routes
     from midprobe.runner.instance.discovery_api import discovery_routes
 
-    api = TableApi(queue, users, max_body_bytes=max_body_bytes, scan_cap=scan_cap, signal=signal)
+    api = TableApi(
+        queue, users, max_body_bytes=max_body_bytes, scan_cap=scan_cap, signal=signal, tables=tables
+    )
     routes = [
         *agent_routes(queue, api, api.signal),
         *(discovery_routes(discoveries, api) if discoveries is not None else ()),

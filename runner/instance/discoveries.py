@@ -183,6 +183,10 @@ class DiscoveryService:
     def device_log(self, reference: str) -> list[dict[str, str]]:
         return self.status.device_log(self.status.get(reference).sys_id)
 
+    def device_counts(self, reference: str) -> tuple[int, int]:
+        """``(devices, done)``: the addresses that got work after scanning, and those with none pending."""
+        return self.status.device_counts(self.status.get(reference).sys_id)
+
     def list(self) -> list[DiscoveryStatus]:
         return self.status.list_all()
 

@@ -81,7 +81,12 @@ class DiscoveryApi:
 
             def read() -> dict[str, object]:
                 status = self._service.get(reference)
-                return {**status_to_json(status), "log": self._service.device_log(status.sys_id)}
+                devices, done = self._service.device_counts(status.sys_id)
+                return {
+                    **status_to_json(status),
+                    "devices": {"found": devices, "done": done},
+                    "log": self._service.device_log(status.sys_id),
+                }
 
             return await self._table_api.call(read)
 

@@ -111,9 +111,12 @@ def serve(
     import uvicorn
 
     from midprobe.runner.cmdb.database import open_database
+    from midprobe.runner.cmdb.store import CmdbStore
     from midprobe.runner.instance.api import MAX_BODY_BYTES, create_app
     from midprobe.runner.instance.auth import open_users
+    from midprobe.runner.instance.cmdb_tables import cmdb_tables
     from midprobe.runner.instance.discoveries import DiscoveryService
+    from midprobe.runner.instance.mid_tables import mid_tables
     from midprobe.runner.instance.wake import WorkSignal
     from midprobe.runner.queue.url import open_queue
 
@@ -129,6 +132,7 @@ def serve(
                 max_body_bytes=max_body_bytes or MAX_BODY_BYTES,
                 signal=signal_,
                 discoveries=discoveries,
+                tables=[*cmdb_tables(CmdbStore(database)), *mid_tables(queue, database, capabilities)],
             )
             config = uvicorn.Config(
                 app,

@@ -6,11 +6,9 @@ over the same database, as a new instance process would make.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from midprobe.runner.cmdb.database import Database, open_database
+from midprobe.runner.cmdb.database import Database
 from midprobe.runner.ecc.builders import new_input_record
 from midprobe.runner.instance.api import create_app
 from midprobe.runner.instance.auth import UserStore
@@ -23,13 +21,6 @@ SECRET = "s3cret-never-in-the-queue"
 CREDENTIALS = f'[[credential]]\nid = "lab"\ntype = "ssh"\nuser = "lab"\npassword = "{SECRET}"\n'
 SCHEDULE = {"name": "small", "ranges": ["198.18.0.8/30"], "ports": "22"}
 PREFIX = "/api/midprobe/v1/discoveries"
-
-
-@pytest.fixture
-def database(queue_url: str) -> Iterator[Database]:
-    opened = open_database(queue_url)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture
