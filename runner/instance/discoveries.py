@@ -157,13 +157,16 @@ class DiscoveryService:
             cluster_named(config.clusters if config else (), checked.mid or "")
         if credentials is not None:
             check_credentials_text(credentials)
-        with self._lock:
-            orchestrator = self._orchestrator_for(config)
-            status_id = orchestrator.start(checked)
-            self._orchestrators[status_id] = orchestrator
+
+        def keep(status_id: str) -> None:  # before its first output reaches the queue
             self._requests.put(status_id, started_by, capabilities)
             if credentials is not None:
                 self.credentials.put(status_id, credentials)
+
+        with self._lock:
+            orchestrator = self._orchestrator_for(config)
+            status_id = orchestrator.start(checked, on_created=keep)
+            self._orchestrators[status_id] = orchestrator
         self._wake()
         return status_id
 

@@ -6,6 +6,8 @@ over the same database, as a new instance process would make.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from midprobe.runner.cmdb.database import Database
@@ -118,3 +120,17 @@ def test_a_mid_server_user_may_not_start_discoveries(operator: Client) -> None:
     assert refused.status_code == 403
     assert operator.as_user(MID).get(PREFIX).status_code == 403
     assert operator.get(PREFIX).json()["result"] == []
+
+
+def test_max_run_time_counts_from_the_start_not_from_the_instances_restart(
+    operator: Client, queue: EccQueue, database: Database
+) -> None:
+    schedule = {**SCHEDULE, "max_run_time": 60}
+    status_id = operator.post(PREFIX, {"schedule": schedule}).json()["result"]["sys_id"]
+    two_minutes_later = datetime.now(UTC) + timedelta(minutes=2)
+    restarted = DiscoveryService(queue, database, clock=lambda: two_minutes_later)
+    assert restarted.advance_all() == 0
+    status = restarted.get(status_id)
+    assert status.state == "Cancelled"
+    assert status.note is not None
+    assert "max run time" in status.note
