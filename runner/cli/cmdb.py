@@ -12,7 +12,13 @@ from rich.console import Console
 from rich.table import Table
 
 from midprobe.capabilities.errors import ConfigError
-from midprobe.runner.cli.options import TEXT, instance_options, integer, output_option, queue_option
+from midprobe.runner.cli.options import (
+    TEXT,
+    instance_options,
+    integer,
+    output_option,
+    queue_or_instance_option,
+)
 from midprobe.runner.cli.text import printable
 from midprobe.runner.cmdb.map import (
     DRAWN,
@@ -57,7 +63,7 @@ def cmdb() -> None:
 
 
 @cmdb.command("list")
-@queue_option
+@queue_or_instance_option
 @click.option(
     "--class", "ci_class", type=click.Choice(sorted(CI_CLASSES)), default=None, help="Only CIs of this class."
 )
@@ -120,7 +126,7 @@ def _document(item: ConfigurationItem) -> dict[str, Any]:
 
 @cmdb.command("show")
 @click.argument("ci")
-@queue_option
+@queue_or_instance_option
 @click.option("--json", "as_json", is_flag=True, help="The CI, its interfaces and relations as JSON.")
 @instance_options
 def show_command(
@@ -165,7 +171,7 @@ def show_command(
 
 @cmdb.command("history")
 @click.argument("ci")
-@queue_option
+@queue_or_instance_option
 @click.option("--json", "as_json", is_flag=True, help="A JSON array of changes.")
 @instance_options
 def history_command(
@@ -192,7 +198,7 @@ def history_command(
 
 
 @cmdb.command("export")
-@queue_option
+@queue_or_instance_option
 @click.option("--format", "form", type=click.Choice(["json", "csv"]), default="json", show_default=True)
 @output_option
 @instance_options
@@ -220,7 +226,7 @@ def _write(output: Path, data: bytes) -> None:
 
 
 @cmdb.command("map")
-@queue_option
+@queue_or_instance_option
 @click.option(
     "--format",
     "form",

@@ -19,7 +19,7 @@ from midprobe.capabilities.config import load_config
 from midprobe.capabilities.errors import ConfigError, QueueError, TargetNotAllowed
 from midprobe.capabilities.selection import SelectionPolicy
 from midprobe.probes.safety import TargetPolicy
-from midprobe.runner.cli.options import instance_options, queue_option
+from midprobe.runner.cli.options import instance_options, queue_or_instance_option
 from midprobe.runner.cli.progress import follower_for, summary
 from midprobe.runner.cli.text import printable
 from midprobe.runner.cmdb.database import open_database
@@ -62,7 +62,7 @@ def discover() -> None:
 
 @discover.command("run")
 @click.argument("schedule_file", metavar="SCHEDULE", type=click.Path(dir_okay=False, path_type=Path))
-@queue_option
+@queue_or_instance_option
 @click.option(
     "--follow",
     is_flag=True,
@@ -225,7 +225,7 @@ def _orchestrate(
 
 @discover.command("status")
 @click.argument("status_id", metavar="ID")
-@queue_option
+@queue_or_instance_option
 @click.option("--json", "as_json", is_flag=True, help="The status, counts per phase and device log as JSON.")
 @instance_options
 def status_command(
@@ -260,7 +260,7 @@ def status_command(
 
 
 @discover.command("list")
-@queue_option
+@queue_or_instance_option
 @click.option("--json", "as_json", is_flag=True)
 @instance_options
 def list_command(
@@ -286,7 +286,7 @@ def list_command(
 
 @discover.command("cancel")
 @click.argument("status_id", metavar="ID")
-@queue_option
+@queue_or_instance_option
 @instance_options
 def cancel_command(
     status_id: str, queue_url: str, instance_user: str | None, instance_ca_file: Path | None

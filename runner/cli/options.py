@@ -15,8 +15,7 @@ from midprobe.runner.agent.config import DEFAULT_QUEUE_URL, NUMBER_LIMITS
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def queue_option(function: F) -> F:
-    """``--queue URL`` (env ``MIDPROBE_QUEUE_URL``): ``sqlite:///path.db`` or ``postgresql://...``."""
+def _queue(help_text: str) -> Callable[[F], F]:
     return click.option(
         "--queue",
         "queue_url",
@@ -24,7 +23,22 @@ def queue_option(function: F) -> F:
         default=DEFAULT_QUEUE_URL,
         show_default=True,
         metavar="URL",
-        help="ECC queue: sqlite:///path.db (embedded) or postgresql://user@host/db (env MIDPROBE_QUEUE_URL).",
+        help=help_text,
+    )
+
+
+def queue_option(function: F) -> F:
+    """``--queue URL`` (env ``MIDPROBE_QUEUE_URL``): ``sqlite:///path.db`` or ``postgresql://...``."""
+    return _queue(
+        "ECC queue: sqlite:///path.db (embedded) or postgresql://user@host/db (env MIDPROBE_QUEUE_URL)."
+    )(function)
+
+
+def queue_or_instance_option(function: F) -> F:
+    """``--queue URL`` for commands that also reach an instance: a database URL or ``https://HOST:PORT``."""
+    return _queue(
+        "ECC queue: sqlite:///path.db, postgresql://user@host/db, or https://HOST:PORT (an instance, "
+        "with --user and --ca) (env MIDPROBE_QUEUE_URL)."
     )(function)
 
 
