@@ -143,7 +143,8 @@ def test_a_discovery_the_instance_runs_survives_the_instance_killed_mid_scan(
     schedule = tmp_path / "lab.toml"
     schedule.write_text(
         f'name = "through the instance"\nranges = ["{lab.network}"]\ncredentials = "creds.toml"\n'
-        'ports = "22,80,161,443,9100"\nbehaviour = ["ssh", "snmp", "http"]\n',
+        'ports = "22,80,161,443,9100"\nbehaviour = ["ssh", "snmp", "http"]\n'
+        "rate = 400\n",  # the scan's 1,280 probes take a few seconds: the instance dies meanwhile
         encoding="utf-8",
     )
     url = sqlite_url(tmp_path / "ecc.db")
