@@ -307,9 +307,11 @@ def create_app(
         Route("/api/now/table/{table}/{sys_id}", api.get_record, methods=["GET"]),
         Route("/api/now/table/{table}/{sys_id}", api.update_record, methods=["PATCH", "PUT"]),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes, exception_handlers={HTTPException: _http_error, Exception: _internal_error}
     )
+    app.state.discoveries = discoveries  # other front ends (the console) start discoveries through it
+    return app
 
 
 __all__ = ["DEFAULT_LIMIT", "MAX_BODY_BYTES", "TableApi", "create_app", "error_response", "read_json"]
