@@ -8,6 +8,7 @@ back-off, one-line errors), to the discovery endpoints and the Table API.
 from __future__ import annotations
 
 import builtins
+import secrets
 import time
 from pathlib import Path
 from types import TracebackType
@@ -17,6 +18,7 @@ from midprobe.capabilities.errors import ConfigError
 from midprobe.runner.discovery.schedule import Schedule, schedule_to_mapping
 from midprobe.runner.discovery.status import DiscoveryStatus
 from midprobe.runner.queue.https import HttpsQueue
+from midprobe.runner.queue.wire import IDEMPOTENCY_HEADER
 
 TABLE_PREFIX: Final = "/api/now/table/"
 PAGE: Final = 10_000
@@ -67,7 +69,9 @@ class InstanceClient(Closing):
             "credentials": credentials,
             "capabilities": capabilities,
         }
-        return DiscoveryStatus.from_dict(self._http.call("POST", "/discoveries", body=body))
+        # A resend after a lost reply carries the same key: the instance starts the discovery once.
+        key = {IDEMPOTENCY_HEADER: secrets.token_hex(16)}
+        return DiscoveryStatus.from_dict(self._http.call("POST", "/discoveries", body=body, headers=key))
 
     def list(self) -> list[DiscoveryStatus]:
         return [DiscoveryStatus.from_dict(raw) for raw in self._http.call("GET", "/discoveries")]

@@ -50,7 +50,8 @@ MAX_CAPABILITIES_CHARACTERS: Final = 1024 * 1024
 
 SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS discovery_request (
-        status TEXT PRIMARY KEY, started_by TEXT, capabilities TEXT, requested_on TEXT NOT NULL)""",
+        status TEXT PRIMARY KEY, started_by TEXT, capabilities TEXT, requested_on TEXT NOT NULL,
+        request_key TEXT UNIQUE)""",
 )
 
 
@@ -59,13 +60,21 @@ class DiscoveryRequests(SqlStore):
 
     schema = SCHEMA
 
-    def put(self, status_id: str, started_by: str | None, capabilities: str | None) -> None:
+    def put(
+        self, status_id: str, started_by: str | None, capabilities: str | None, request_key: str | None
+    ) -> None:
         with self._db.transaction() as tx:
             tx.execute(
-                "INSERT INTO discovery_request (status, started_by, capabilities, requested_on) "
-                "VALUES (?, ?, ?, ?)",
-                [status_id, started_by, capabilities, self._now()],
+                "INSERT INTO discovery_request (status, started_by, capabilities, requested_on, request_key) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [status_id, started_by, capabilities, self._now(), request_key],
             )
+
+    def started_for(self, request_key: str) -> str | None:
+        """The discovery a start request with this key already started (a resend after a lost reply)."""
+        with self._db.transaction(write=False) as tx:
+            rows = tx.execute("SELECT status FROM discovery_request WHERE request_key = ?", [request_key])
+        return str(rows[0][0]) if rows else None
 
     def capabilities_of(self, status_id: str) -> str | None:
         with self._db.transaction(write=False) as tx:
@@ -149,8 +158,13 @@ class DiscoveryService:
         credentials: str | None = None,
         capabilities: str | None = None,
         started_by: str | None = None,
+        request_key: str | None = None,
     ) -> str:
-        """Check the request, start the discovery (its first batches on the queue); its status id."""
+        """Check the request, start the discovery (its first batches on the queue); its status id.
+
+        ``request_key`` makes the start idempotent: a second start with the same key (a client
+        resending after a lost reply) starts nothing and returns the first one's id.
+        """
         checked = read_schedule(schedule)
         config = read_capabilities(capabilities) if capabilities is not None else self._default
         if checked.mid_choice == "cluster":
@@ -159,11 +173,14 @@ class DiscoveryService:
             check_credentials_text(credentials)
 
         def keep(status_id: str) -> None:  # before its first output reaches the queue
-            self._requests.put(status_id, started_by, capabilities)
+            self._requests.put(status_id, started_by, capabilities, request_key)
             if credentials is not None:
                 self.credentials.put(status_id, credentials)
 
         with self._lock:
+            earlier = self._requests.started_for(request_key) if request_key is not None else None
+            if earlier is not None:
+                return earlier
             orchestrator = self._orchestrator_for(config)
             status_id = orchestrator.start(checked, on_created=keep)
             self._orchestrators[status_id] = orchestrator

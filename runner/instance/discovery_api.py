@@ -18,7 +18,7 @@ from midprobe.runner.discovery.status import DiscoveryStatus
 from midprobe.runner.instance.api import TableApi, read_json
 from midprobe.runner.instance.discoveries import DiscoveryService
 from midprobe.runner.instance.errors import bad_request
-from midprobe.runner.queue.wire import API_PREFIX
+from midprobe.runner.queue.wire import API_PREFIX, IDEMPOTENCY_HEADER
 
 ROLE: Final = "discovery_admin"
 #: What a start request may hold.
@@ -27,6 +27,16 @@ START_FIELDS: Final = frozenset({"schedule", "credentials", "capabilities"})
 
 def status_to_json(status: DiscoveryStatus) -> dict[str, object]:
     return status.as_dict()
+
+
+def _request_key(request: Request) -> str | None:
+    """The start's idempotency key (``Idempotency-Key``): 1 to 100 letters, digits, ``-`` or ``_``."""
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    if not 0 < len(key) <= 100 or not all(c.isascii() and (c.isalnum() or c in "-_") for c in key):
+        raise bad_request("Invalid request", f"{IDEMPOTENCY_HEADER} is 1 to 100 letters, digits, '-' or '_'")
+    return key
 
 
 class DiscoveryApi:
@@ -63,6 +73,7 @@ class DiscoveryApi:
                 credentials=body.get("credentials"),  # type: ignore[arg-type]
                 capabilities=body.get("capabilities"),  # type: ignore[arg-type]
                 started_by=user,
+                request_key=_request_key(request),
             )
             status_id: str = await self._table_api.call(start)
             return status_to_json(await self._table_api.call(lambda: self._service.get(status_id)))

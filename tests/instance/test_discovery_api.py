@@ -7,16 +7,21 @@ over the same database, as a new instance process would make.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import httpx
 import pytest
 
 from midprobe.runner.cmdb.database import Database
+from midprobe.runner.discovery.schedule import Schedule, load_schedule
 from midprobe.runner.ecc.builders import new_input_record
 from midprobe.runner.instance.api import create_app
 from midprobe.runner.instance.auth import UserStore
+from midprobe.runner.instance.client import InstanceClient
 from midprobe.runner.instance.discoveries import DiscoveryService
 from midprobe.runner.queue.base import AgentRegistration, EccQueue
-from tests.instance.conftest import MID, Client
+from midprobe.runner.queue.https import HttpsQueue
+from tests.instance.conftest import MID, AsgiBridge, Client
 
 OPERATOR = ("operator", "operator-password")
 SECRET = "s3cret-never-in-the-queue"
@@ -134,3 +139,36 @@ def test_max_run_time_counts_from_the_start_not_from_the_instances_restart(
     assert status.state == "Cancelled"
     assert status.note is not None
     assert "max run time" in status.note
+
+
+def test_a_start_resent_after_its_reply_was_lost_starts_one_discovery(
+    operator: Client, queue: EccQueue, tmp_path: Path
+) -> None:
+    bridge = AsgiBridge(operator.app)
+    transport = HttpsQueue(
+        "https://instance.test",
+        user=OPERATOR[0],
+        password=OPERATOR[1],
+        client=httpx.Client(transport=bridge, base_url="https://instance.test"),
+        sleep=lambda seconds: None,
+    )
+    (tmp_path / "creds.toml").write_text(CREDENTIALS, encoding="utf-8")
+    schedule = load_schedule_text(tmp_path)
+    bridge.lose_replies = 1  # the instance starts it, the answer never arrives, the client sends it again
+    with InstanceClient(transport) as client:
+        started = client.start_discovery(schedule, credentials=CREDENTIALS)
+        assert [status.sys_id for status in client.list()] == [started.sys_id]
+    assert bridge.requests.count("POST /api/midprobe/v1/discoveries") == 2
+    assert _outputs(queue, started.sys_id) == ["Shazzam"]
+    again = operator.request(
+        "POST", PREFIX, json={"schedule": SCHEDULE}, headers={"Idempotency-Key": "bad key!"}
+    )
+    assert again.status_code == 400
+
+
+def load_schedule_text(folder: Path) -> Schedule:
+    path = folder / "lab.toml"
+    path.write_text(
+        'name = "small"\nranges = ["198.18.0.8/30"]\ncredentials = "creds.toml"\n', encoding="utf-8"
+    )
+    return load_schedule(path)
