@@ -195,6 +195,14 @@ class StatusStore(SqlStore):
             phases={phase: PhaseCounts(**numbers) for phase, numbers in tally.items()},
         )
 
+    def running(self) -> list[str]:
+        """The ids of the discoveries not yet Completed or Cancelled, oldest first."""
+        with self._db.transaction(write=False) as tx:
+            rows = tx.execute(
+                "SELECT sys_id FROM discovery_status WHERE state IN ('Starting', 'Active') ORDER BY started"
+            )
+        return [str(row[0]) for row in rows]
+
     def list_all(self) -> list[DiscoveryStatus]:
         with self._db.transaction() as tx:
             rows = tx.execute(

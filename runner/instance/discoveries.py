@@ -212,7 +212,7 @@ class DiscoveryService:
 
     def advance_all(self) -> int:
         """One pass over every active discovery (those of an earlier run of the instance too); how many are left."""
-        active = [status.sys_id for status in self.status.list_all() if not status.done]
+        active = self.status.running()
         left = 0
         enqueued = 0
         for status_id in active:
