@@ -158,6 +158,7 @@ def test_a_discovery_the_instance_runs_survives_the_instance_killed_mid_scan(
     operator_env = {**os.environ, "MIDPROBE_INSTANCE_PASSWORD": PASSWORDS["operator"]}
     as_operator = ["--queue", base, "--user", "operator", "--ca", str(ca)]
     discover: subprocess.Popen[str] | None = None
+    logged = ""  # what the instance wrote on stderr, both runs
     try:
         agents.start(base, ca)
         deadline = time.monotonic() + 300
@@ -183,7 +184,7 @@ def test_a_discovery_the_instance_runs_survives_the_instance_killed_mid_scan(
 
             _wait(queue, "the scan to be claimed", scanning, deadline)
             instance.send_signal(signal.SIGKILL)  # mid-scan: its result has nowhere to go
-            instance.communicate(timeout=30)
+            logged = instance.communicate(timeout=30)[1]
             spool = agents.spool("east")
             _wait(queue, "the scan's result in the spool", lambda: any(spool.glob("*.json")), deadline)
             restarted, _, _ = serve_instance(lab, url, base.removeprefix("https://"))
@@ -209,7 +210,7 @@ def test_a_discovery_the_instance_runs_survives_the_instance_killed_mid_scan(
             _kill(instance)
         if restarted is not None:
             restarted.send_signal(signal.SIGTERM)
-            restarted.communicate(timeout=60)
+            logged += restarted.communicate(timeout=60)[1]
 
     cis = json.loads(listed.stdout)
     addresses = [ci["ip_address"] for ci in cis]
@@ -222,6 +223,6 @@ def test_a_discovery_the_instance_runs_survives_the_instance_killed_mid_scan(
     }
     assert {ci["last_discovery"] for ci in cis} == {status_id}
     assert json.loads(status.stdout)["state"] == "Completed"
-    said = followed + listed.stdout + status.stdout + "".join(agents.stop().values())
+    said = followed + listed.stdout + status.stdout + logged + "".join(agents.stop().values())
     for secret in [*PASSWORDS.values(), *lab.credentials.secrets()]:
         assert secret not in said
