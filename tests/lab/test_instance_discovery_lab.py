@@ -202,6 +202,8 @@ def test_a_discovery_the_instance_runs_survives_the_instance_killed_mid_scan(
         assert list(spool.iterdir()) == []
 
         listed = lab.run([*RUNNER, "cmdb", "list", *as_operator, "--json"], env=operator_env)
+        shown = lab.run([*RUNNER, "cmdb", "show", "switch1", *as_operator, "--json"], env=operator_env)
+        drawn = lab.run([*RUNNER, "cmdb", "map", *as_operator], env=operator_env)
         status = lab.run([*RUNNER, "discover", "status", status_id, *as_operator, "--json"], env=operator_env)
     finally:
         if discover is not None and discover.poll() is None:
@@ -223,6 +225,10 @@ def test_a_discovery_the_instance_runs_survives_the_instance_killed_mid_scan(
     }
     assert {ci["last_discovery"] for ci in cis} == {status_id}
     assert json.loads(status.stdout)["state"] == "Completed"
+    switch = json.loads(shown.stdout)
+    assert lab.host("switch1").address in switch["ip_addresses"]
+    assert len(switch["interfaces"]) > 1  # its adapters came through the adapter and address tables
+    assert "switch1" in drawn.stdout
     said = followed + listed.stdout + status.stdout + logged + "".join(agents.stop().values())
     for secret in [*PASSWORDS.values(), *lab.credentials.secrets()]:
         assert secret not in said
