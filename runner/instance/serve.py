@@ -123,14 +123,14 @@ def serve(
     listener = bind(address)
     try:
         with open_queue(queue_url) as queue, open_users(queue_url) as users:
-            signal_ = WorkSignal()
+            work_signal = WorkSignal()
             database = open_database(queue_url)
-            discoveries = DiscoveryService(queue, database, capabilities=capabilities, signal=signal_)
+            discoveries = DiscoveryService(queue, database, capabilities=capabilities, signal=work_signal)
             app = create_app(
                 queue,
                 users,
                 max_body_bytes=max_body_bytes or MAX_BODY_BYTES,
-                signal=signal_,
+                signal=work_signal,
                 discoveries=discoveries,
                 tables=[*cmdb_tables(CmdbStore(database)), *mid_tables(queue, database, capabilities)],
             )
