@@ -70,3 +70,25 @@ def test_links_without_a_mac_and_odd_lines() -> None:
         Link("wg0", None, "none", "UNKNOWN", 1420),
         Link("bond0", "02:00:00:00:00:05", "ether", "DOWN", 1500),
     )
+
+
+def test_the_recorded_host_gives_os_release_routes_sockets_disks_packages_and_processes() -> None:
+    found = inventory(_recorded())
+    assert (found.os_name, found.os_version) == ("Debian GNU/Linux", "12")
+    assert [(r.destination, r.gateway, r.device) for r in found.routes][0] == ("198.18.0.0/24", None, "eth0")
+    assert any(r.destination == "fe80::/64" for r in found.routes)  # IPv6 routes too
+    assert found.neighbours == ()
+    assert [(s.protocol, s.local_address, s.local_port) for s in found.listening] == [
+        ("tcp", "127.0.0.1", 22)
+    ]
+    # The probe's own SSH session, seen from both ends.
+    assert {(s.local_port, s.remote_port) for s in found.established} >= {
+        (22, found.established[0].remote_port)
+    }
+    assert any(s.remote_port == 22 for s in found.established)
+    assert [(d.name, d.size_bytes, d.rotational) for d in found.disks] == [("vda", 274877906944, True)]
+    names = {p.name for p in found.packages}
+    assert {"openssh-server", "sudo"} <= names
+    assert len(found.packages) > 100
+    assert any(p.command == "sshd" for p in found.processes)
+    assert found.processes[0].pid == 1
