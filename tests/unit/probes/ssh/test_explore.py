@@ -75,7 +75,11 @@ def test_links_without_a_mac_and_odd_lines() -> None:
 def test_the_recorded_host_gives_os_release_routes_sockets_disks_packages_and_processes() -> None:
     found = inventory(_recorded())
     assert (found.os_name, found.os_version) == ("Debian GNU/Linux", "12")
-    assert [(r.destination, r.gateway, r.device) for r in found.routes][0] == ("198.18.0.0/24", None, "eth0")
+    assert (found.routes[0].destination, found.routes[0].gateway, found.routes[0].device) == (
+        "198.18.0.0/24",
+        None,
+        "eth0",
+    )
     assert any(r.destination == "fe80::/64" for r in found.routes)  # IPv6 routes too
     assert found.neighbours == ()
     assert [(s.protocol, s.local_address, s.local_port) for s in found.listening] == [
