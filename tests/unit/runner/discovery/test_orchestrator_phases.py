@@ -137,4 +137,11 @@ def _check(
     said = [entry["message"] for entry in status.device_log(status_id) if entry["device"] == SWITCH]
     assert any(m.startswith("SNMPIdentity found serial 3C421900TX") for m in said), said
     assert f"Connects to NWPU-CA-5548-01 on port 17 (LLDP), CI {known}" in said, said
-    assert any("is not in the CMDB" in m for m in said)  # the recording's other neighbours are unknown
+    assert any(m.endswith(": not in the CMDB") for m in said)  # the recording's other neighbours are unknown
+    # The network tables the switch keeps are in the CMDB, under the CI.
+    vlans = cmdb.exploration(ci.sys_id, "cmdb_ci_vlan")
+    assert {"vlan_id": "1", "name": "DEFAULT_VLAN"} in vlans
+    forwarding = cmdb.exploration(ci.sys_id, "discovery_switch_fwd_table")
+    assert len(forwarding) == 277
+    assert all(row["mac_address"] and row["port"] for row in forwarding)
+    assert any(m.startswith("Connects to ") and "(FDB): not in the CMDB" in m for m in said)
