@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from midprobe.probes.ssh.explore import COMMANDS, EXPLORE_TOPIC, IDENTITY_TOPIC, ROOT_ONLY, inventory
@@ -96,3 +97,22 @@ def test_the_recorded_host_gives_os_release_routes_sockets_disks_packages_and_pr
     assert len(found.packages) > 100
     assert any(p.command == "sshd" for p in found.processes)
     assert found.processes[0].pid == 1
+
+
+LAB_SESSION = RECORDED.parent / "lab" / "linux1-explore.json"
+
+
+def test_the_lab_host_shows_its_connection_to_the_printer_its_neighbours_and_lldpd() -> None:
+    """SSHExplore's commands as recorded on the lab's linux1 (fixtures/record.py)."""
+    session = json.loads(LAB_SESSION.read_text())
+    by_command = {c["command"]: c["stdout"] if c["exit_status"] == 0 else None for c in session["commands"]}
+    found = inventory({name: by_command.get(command) for name, command in COMMANDS[EXPLORE_TOPIC]})
+    assert found.hostname == "linux1"
+    to_printer = [s for s in found.established if (s.remote_address, s.remote_port) == ("198.18.0.12", 9100)]
+    assert len(to_printer) == 1
+    assert to_printer[0].local_address == "198.18.0.10"
+    assert to_printer[0].process  # the connector runs as the login's user: ss names it
+    assert {(s.local_port, s.protocol) for s in found.listening} >= {(22, "tcp"), (80, "tcp"), (161, "udp")}
+    assert "198.18.0.12" in {n.address for n in found.neighbours}
+    assert any(p.command == "lldpd" for p in found.processes)
+    assert (found.os_name, found.os_version) == ("Debian GNU/Linux", "12")
