@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from midprobe.capabilities.errors import SudoFailed
 from midprobe.probes.base import ProbeContext
+from midprobe.probes.classify.ouis import mac_vendor
 from midprobe.probes.ssh.channel import CommandOutput
 from midprobe.probes.ssh.command import (
     SSHProbeBase,
@@ -182,6 +183,7 @@ def encode_inventory(found: HostInventory, connection: ConnectionInfo) -> ET.Ele
             "interface",
             name=link.name,
             mac=link.mac,
+            vendor=mac_vendor(link.mac),
             kind=link.kind,
             state=link.state,
             mtu=link.mtu,

@@ -195,6 +195,8 @@ def test_the_explore_probe_replayed_adds_status_speed_model_and_neighbours() -> 
     assert chassis.get("model") == "516733-B21"
     assert any(i.get("oper_status") and i.get("speed_bps") for i in root.iter("interface"))
     assert "NWPU-CA-5548-01" in {n.get("sys_name") for n in root.iter("neighbour")}
+    vendors = {i.get("vendor") for i in root.iter("interface") if i.get("mac")}
+    assert vendors == {"Hewlett Packard"}, vendors  # the IEEE OUI list names each MAC's maker
 
 
 def test_the_explore_probe_replayed_reports_arp_fdb_vlans_and_routes() -> None:
