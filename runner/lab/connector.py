@@ -1,6 +1,6 @@
 """A lab client that keeps one TCP connection open to another lab host's service.
 
-``python3 -I connector.py --name linux1 --connect 198.18.0.12:9100``: connects, writes one short
+``python3 -I connector.py --lab WORKDIR --name linux1 --connect 198.18.0.12:9100``: connects, writes one short
 line every few seconds (so the service's idle timeout never closes it), and connects again
 after a second when the other side closes. It gives application dependency mapping a real,
 lasting connection to find (``ss -tnp state established`` on the client, its process named).
@@ -35,6 +35,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--name", required=True)
     parser.add_argument("--connect", required=True, metavar="ADDRESS:PORT")
+    parser.add_argument("--lab", default="", help="the lab's workdir (only marks whose process this is)")
     args = parser.parse_args()
     address, _, port = args.connect.rpartition(":")
     hold(address, int(port), args.name)

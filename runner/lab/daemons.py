@@ -363,13 +363,14 @@ def lldpd_spec(
 
 
 def connector_spec(
-    *, host: str, namespace: str, address: str, target: str, port: int, host_dir: Path
+    *, host: str, namespace: str, address: str, target: str, port: int, host_dir: Path, lab_dir: Path
 ) -> DaemonSpec:
     """The connector holding a TCP connection to ``target:port``, run as the lab user (so an SSH
     login as that user sees its process in ``ss -p``)."""
     argv = [
         "setpriv", f"--reuid={LAB_UID}", f"--regid={LAB_GID}", "--clear-groups", "--",
-        sys.executable, "-I", str(CONNECTOR_SCRIPT), "--name", host, "--connect", f"{target}:{port}",
+        sys.executable, "-I", str(CONNECTOR_SCRIPT), "--lab", str(lab_dir), "--name", host,
+        "--connect", f"{target}:{port}",
     ]  # fmt: skip
     return DaemonSpec(
         name=f"connector@{host}:{target}:{port}",

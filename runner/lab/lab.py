@@ -284,6 +284,7 @@ class Lab:
                         target=self.host(connection.host).address,
                         port=connection.port,
                         host_dir=host_dir,
+                        lab_dir=self.workdir,
                     )
                 )
         if plan.large is not None:
