@@ -565,7 +565,11 @@ def _summary(findings: Findings) -> str:
     parts.append(f"{len(findings.interfaces)} interfaces ({macs} with MAC), {len(addresses)} addresses")
     if findings.neighbours:
         parts.append(f"{len(findings.neighbours)} neighbours")
-    parts += [f"{len(rows)} rows of {table}" for table, rows in findings.tables.items() if rows]
+    parts += [
+        f"{len(rows)} row{'s' if len(rows) != 1 else ''} of {table}"
+        for table, rows in findings.tables.items()
+        if rows
+    ]
     return ", ".join(parts)
 
 
