@@ -7,8 +7,8 @@ the chassis model and firmware (ENTITY-MIB) and the neighbours (LLDP-MIB lldpRem
 CISCO-CDP-MIB cdpCacheTable on Cisco devices).
 A printer's serial number comes from the Printer-MIB when it has no ENTITY-MIB. ``SNMPExplore``
 also reads what the device knows of the network around it (``probes.snmp.network_tables``): its
-ARP/neighbour cache, forwarding database, VLANs and routes, each table walked on its own with a
-cap on its rows. Every table is optional: a device without one gives no rows, not an error. The
+ARP/neighbour cache, forwarding database, VLANs, routes and TCP listeners and connections, each
+table walked on its own with a cap on its rows. Every table is optional: a device without one gives no rows, not an error. The
 parsers (``exploration_from_varbinds`` and the ``*_from_varbinds`` it calls) are pure; the probe
 walks every column side by side (one multi-column walk) and hands the varbinds to them.
 Parameters: those of ``SNMP`` without ``oid_spec_list``.
@@ -41,10 +41,12 @@ from midprobe.probes.snmp.network_tables import (
     ArpEntry,
     FdbEntry,
     Route,
+    TcpEndpoint,
     Vlan,
     arp_from_varbinds,
     fdb_from_varbinds,
     routes_from_varbinds,
+    tcp_from_varbinds,
     vlans_from_varbinds,
 )
 from midprobe.probes.snmp.query import ConnectionParams, open_client
@@ -185,6 +187,7 @@ class Exploration:
     fdb: tuple[FdbEntry, ...] = ()
     vlans: tuple[Vlan, ...] = ()
     routes: tuple[Route, ...] = ()
+    tcp: tuple[TcpEndpoint, ...] = ()
 
     @property
     def serial_number(self) -> str | None:
@@ -394,6 +397,7 @@ def exploration_from_varbinds(varbinds: Iterable[VarBind]) -> Exploration:
         fdb=fdb_from_varbinds(walked),
         vlans=vlans_from_varbinds(walked),
         routes=routes_from_varbinds(walked),
+        tcp=tcp_from_varbinds(walked),
     )
 
 
@@ -464,6 +468,11 @@ def encode_exploration(result: SnmpExploreResult) -> ET.Element:
         ("mac", "port", "if_index", "vlan", "status", "vendor"),
     )
     _rows_element(exploration, "vlans", "vlan", found.vlans, ("id", "name"))
+    endpoint = ("protocol", "local_address", "local_port", "remote_address", "remote_port")
+    listening = [socket for socket in found.tcp if socket.remote_address is None]
+    _rows_element(exploration, "listening", "socket", listening, endpoint)
+    connected = [socket for socket in found.tcp if socket.remote_address is not None]
+    _rows_element(exploration, "connections", "connection", connected, endpoint)
     _rows_element(
         exploration,
         "routes",
@@ -482,6 +491,7 @@ def _capped(found: Exploration, rows: int) -> Exploration:
         fdb=found.fdb[:rows],
         vlans=found.vlans[:rows],
         routes=found.routes[:rows],
+        tcp=found.tcp[:rows],
     )
 
 

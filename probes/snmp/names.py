@@ -175,6 +175,29 @@ _DEFINITIONS: list[tuple[str, str, NodeKind]] = [
         "dot1qVlanStaticName dot1qVlanStaticEgressPorts dot1qVlanForbiddenEgressPorts"
         " dot1qVlanStaticUntaggedPorts dot1qVlanStaticRowStatus",
     ),
+    # TCP-MIB: RFC 1213's tcpConnTable (IPv4; listeners are rows in state listen(2)), and RFC 4022's
+    # tcpConnectionTable and tcpListenerTable (IPv4 and IPv6), indexed by the endpoints
+    ("tcp", "1.3.6.1.2.1.6", _G),
+    *_table(
+        "1.3.6.1.2.1.6.13",
+        "tcpConnTable",
+        "tcpConnEntry",
+        "tcpConnState tcpConnLocalAddress tcpConnLocalPort tcpConnRemAddress tcpConnRemPort",
+    ),
+    *_table(
+        "1.3.6.1.2.1.6.19",
+        "tcpConnectionTable",
+        "tcpConnectionEntry",
+        "tcpConnectionLocalAddressType tcpConnectionLocalAddress tcpConnectionLocalPort"
+        " tcpConnectionRemAddressType tcpConnectionRemAddress tcpConnectionRemPort tcpConnectionState"
+        " tcpConnectionProcess",
+    ),
+    *_table(
+        "1.3.6.1.2.1.6.20",
+        "tcpListenerTable",
+        "tcpListenerEntry",
+        "tcpListenerLocalAddressType tcpListenerLocalAddress tcpListenerLocalPort tcpListenerProcess",
+    ),
     # IP-MIB (RFC 4293) ipNetToPhysicalTable: the ARP and IPv6 neighbour cache, ifIndex.type.length.address
     *_table(
         "1.3.6.1.2.1.4.35",

@@ -8,6 +8,8 @@
 - VLANs: Q-BRIDGE-MIB ``dot1qVlanStaticName``.
 - Routes: IP-FORWARD-MIB ``inetCidrRouteTable`` (IPv4 and IPv6), else ``ipCidrRouteTable``,
   else RFC 1213's ``ipRouteTable``.
+- TCP: TCP-MIB ``tcpListenerTable`` and ``tcpConnectionTable`` (IPv4 and IPv6), else RFC 1213's
+  ``tcpConnTable``: the services a device listens on and its established connections.
 
 Each ``TABLES`` entry names the columns to walk, in order of preference: the probe walks the
 first and only walks the next when the first gave no rows. Every parser takes varbinds and
@@ -37,6 +39,8 @@ ROUTE_INET_COLUMNS = (
     "inetCidrRouteMetric1",
 )
 ROUTE_CIDR_COLUMNS = ("ipCidrRouteIfIndex", "ipCidrRouteType", "ipCidrRouteProto", "ipCidrRouteMetric1")
+TCP_COLUMNS = ("tcpListenerProcess", "tcpConnectionState")
+TCP_V1_COLUMNS = ("tcpConnState",)
 ROUTE_V1_COLUMNS = (
     "ipRouteIfIndex",
     "ipRouteMetric1",
@@ -54,6 +58,7 @@ TABLES: Mapping[str, tuple[tuple[str, ...], ...]] = {
     "bridge_ports": (BRIDGE_PORT_COLUMNS,),
     "vlans": (VLAN_COLUMNS,),
     "routes": (ROUTE_INET_COLUMNS, ROUTE_CIDR_COLUMNS, ROUTE_V1_COLUMNS),
+    "tcp": (TCP_COLUMNS, TCP_V1_COLUMNS),
 }
 #: At most this many rows of each table are read (a core switch's FDB can hold a hundred thousand MACs).
 MAX_ROWS = 5000
@@ -110,6 +115,18 @@ class FdbEntry:
     vlan: int | None = None
     status: str | None = None
     vendor: str | None = None
+
+
+@dataclass(frozen=True)
+class TcpEndpoint:
+    """A listening TCP socket (``remote_*`` None; ``local_address`` ``*`` for every address) or an
+    established connection."""
+
+    local_address: str
+    local_port: int
+    remote_address: str | None = None
+    remote_port: int | None = None
+    protocol: str = "tcp"
 
 
 @dataclass(frozen=True)
@@ -266,6 +283,54 @@ def vlans_from_varbinds(varbinds: Iterable[VarBind]) -> tuple[Vlan, ...]:
     return tuple(found)
 
 
+#: tcpConnectionState / tcpConnState listen(2) and established(5).
+_LISTEN, _ESTABLISHED = 2, 5
+
+
+def _any(address: str) -> str:
+    """The unspecified address (a wildcard listener) is written ``*``, as ``ss`` writes it."""
+    return "*" if address == "*" or ipaddress.ip_address(address).is_unspecified else address
+
+
+def _port(index: Oid) -> tuple[int | None, Oid]:
+    return (index[0], index[1:]) if index and 0 < index[0] < 65536 else (None, ())
+
+
+def tcp_from_varbinds(varbinds: Iterable[VarBind]) -> tuple[TcpEndpoint, ...]:
+    """Listening sockets, then established connections: tcpListenerTable and tcpConnectionTable,
+    else tcpConnTable (pure). A wildcard listener of the older table (``0.0.0.0``) is ``*``."""
+    walked = tuple(varbinds)
+    listening: list[TcpEndpoint] = []
+    established: list[TcpEndpoint] = []
+    for instance, _ in sorted(table_rows(walked, ("tcpListenerProcess",)).items()):
+        # unknown(0) with length 0: every address of both families
+        address, rest = ("*", instance[2:]) if instance[:2] == (0, 0) else _inet(instance)
+        port, tail = _port(rest)
+        if address is not None and port is not None and not tail:
+            listening.append(TcpEndpoint(_any(address), port))
+    for instance, row in sorted(table_rows(walked, ("tcpConnectionState",)).items()):
+        local, rest = _inet(instance)
+        local_port, rest = _port(rest)
+        remote, rest = _inet(rest)
+        remote_port, tail = _port(rest)
+        if local is None or local_port is None or remote is None or remote_port is None or tail:
+            continue
+        if _number(row.get("tcpConnectionState")) == _ESTABLISHED:
+            established.append(TcpEndpoint(local, local_port, remote, remote_port))
+    if listening or established:
+        return (*listening, *established)
+    for instance, row in sorted(table_rows(walked, TCP_V1_COLUMNS).items()):
+        local, remote = _ipv4(instance[0:4]), _ipv4(instance[5:9])
+        if len(instance) != 10 or local is None or remote is None:
+            continue
+        state = _number(row.get("tcpConnState"))
+        if state == _LISTEN:
+            listening.append(TcpEndpoint(_any(local), instance[4]))
+        elif state == _ESTABLISHED:
+            established.append(TcpEndpoint(local, instance[4], remote, instance[9]))
+    return (*listening, *established)
+
+
 def _mask_prefix(mask: str | None) -> int | None:
     """A contiguous netmask's prefix length (``255.255.255.0`` -> 24); None for any other mask."""
     if mask is None:
@@ -365,10 +430,12 @@ __all__ = [
     "ArpEntry",
     "FdbEntry",
     "Route",
+    "TcpEndpoint",
     "Vlan",
     "arp_from_varbinds",
     "bridge_ports_from_varbinds",
     "fdb_from_varbinds",
     "routes_from_varbinds",
+    "tcp_from_varbinds",
     "vlans_from_varbinds",
 ]

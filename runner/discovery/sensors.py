@@ -350,6 +350,24 @@ def _copied(element: ET.Element, names: Sequence[tuple[str, str]]) -> dict[str, 
 #: Where each exploration table's rows are in a probe's XML: (table, path of the rows, fixed
 #: columns, (column, XML attribute) pairs). Several entries may fill one table.
 _Layout = tuple[tuple[str, str, Mapping[str, str], tuple[tuple[str, str], ...]], ...]
+#: Listening sockets and established connections, as SSHExplore and SNMPExplore both write them.
+_TCP_TABLES: Final[_Layout] = tuple(
+    (
+        "cmdb_tcp_connection",
+        path,
+        {"type": kind},
+        (
+            ("protocol", "protocol"),
+            ("local_address", "local_address"),
+            ("local_port", "local_port"),
+            ("remote_address", "remote_address"),
+            ("remote_port", "remote_port"),
+            ("process", "process"),
+            ("pid", "pid"),
+        ),
+    )
+    for kind, path in (("listening", "listening/socket"), ("established", "connections/connection"))
+)
 _SNMP_TABLES: Final[_Layout] = (
     (
         "discovery_net_arp_table",
@@ -370,6 +388,7 @@ _SNMP_TABLES: Final[_Layout] = (
         ),
     ),
     ("cmdb_ci_vlan", "vlans/vlan", {}, (("vlan_id", "id"), ("name", "name"))),
+    *_TCP_TABLES,
     (
         "cmdb_ci_ip_route",
         "routes/route",
@@ -408,23 +427,7 @@ _HOST_TABLES: Final[_Layout] = (
             ("metric", "metric"),
         ),
     ),
-    *(
-        (
-            "cmdb_tcp_connection",
-            path,
-            {"type": kind},
-            (
-                ("protocol", "protocol"),
-                ("local_address", "local_address"),
-                ("local_port", "local_port"),
-                ("remote_address", "remote_address"),
-                ("remote_port", "remote_port"),
-                ("process", "process"),
-                ("pid", "pid"),
-            ),
-        )
-        for kind, path in (("listening", "listening/socket"), ("established", "connections/connection"))
-    ),
+    *_TCP_TABLES,
     (
         "cmdb_ci_disk",
         "disks/disk",

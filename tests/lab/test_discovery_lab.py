@@ -151,6 +151,12 @@ def test_a_local_discovery_fills_the_cmdb_and_a_second_run_adds_no_ci(lab: Lab, 
         if c["type"] == "established"
     } >= {("established", lab.host("printer1").address, "9100", Path(sys.executable).name[:15])}
     assert ("listening", "22", "tcp") in {(c["type"], c["local_port"], c["protocol"]) for c in connections}
+    # The printer's snmpd (TCP-MIB) sees the same connection from its side.
+    assert (lab.host("linux1").address, "9100") in {
+        (c["remote_address"], c["local_port"])
+        for c in printer_ci["exploration"]["cmdb_tcp_connection"]
+        if c["type"] == "established"
+    }
     assert linux_ci["exploration"]["cmdb_sam_sw_install"]  # dpkg's packages
     assert any(r["destination"] == "198.18.0.0/24" for r in linux_ci["exploration"]["cmdb_ci_ip_route"])
     assert any(

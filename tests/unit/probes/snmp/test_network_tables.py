@@ -9,10 +9,12 @@ from midprobe.probes.snmp.network_tables import (
     ArpEntry,
     FdbEntry,
     Route,
+    TcpEndpoint,
     Vlan,
     arp_from_varbinds,
     fdb_from_varbinds,
     routes_from_varbinds,
+    tcp_from_varbinds,
     vlans_from_varbinds,
 )
 from midprobe.probes.snmp.values import SnmpType, SnmpValue, VarBind
@@ -128,3 +130,35 @@ def test_mac_vendor_from_the_ieee_list_and_none_for_local_or_multicast_macs() ->
     assert mac_vendor("02:00:00:aa:bb:cc") is None  # locally administered (virtual, randomised)
     assert mac_vendor("01:00:5e:00:00:01") is None  # multicast
     assert mac_vendor("not a mac") is None
+
+
+def test_tcp_listeners_and_connections_of_a_real_ups_from_the_rfc_4022_tables() -> None:
+    assert tcp_from_varbinds(recorded_varbinds("UPS/eaton-93e-80.snmprec.bz2")) == (
+        TcpEndpoint("202.112.176.11", 80),
+        TcpEndpoint("202.112.176.11", 80, "202.112.188.28", 61782),  # someone on its web page
+    )
+
+
+def test_tcp_conn_table_serves_when_the_newer_ones_are_absent_wildcards_as_star() -> None:
+    found = tcp_from_varbinds(recorded_varbinds("network/router/juniper-mx960-12-3r6-6.snmprec.bz2"))
+    assert TcpEndpoint("*", 22) in found
+    assert TcpEndpoint("128.0.0.1", 6011, "128.0.0.16", 29698) in found
+    listening = [endpoint for endpoint in found if endpoint.remote_address is None]
+    assert found[: len(listening)] == tuple(listening)  # listeners first
+
+
+def test_tcp_rows_with_a_malformed_index_or_another_state_are_left_out() -> None:
+    established = _integer(5)
+    varbinds = [
+        # local 198.18.0.10:22 <- 198.18.0.1:50000, established
+        _column("tcpConnectionState", (1, 4, 198, 18, 0, 10, 22, 1, 4, 198, 18, 0, 1, 50000), established),
+        _column("tcpConnectionState", (1, 4, 198, 18, 0, 10, 22, 1, 4, 198, 18, 0, 2, 50001), _integer(11)),
+        _column("tcpConnectionState", (1, 4, 198, 18, 0, 10, 22, 1, 4, 198, 18, 0), established),  # short
+        _column("tcpListenerProcess", (0, 0, 161), _integer(0)),  # every address
+        _column("tcpListenerProcess", (2, 16, *([0] * 15), 1, 8080), _integer(0)),  # ::1
+    ]
+    assert tcp_from_varbinds(varbinds) == (
+        TcpEndpoint("*", 161),
+        TcpEndpoint("::1", 8080),
+        TcpEndpoint("198.18.0.10", 22, "198.18.0.1", 50000),
+    )
