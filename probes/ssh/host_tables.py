@@ -207,7 +207,7 @@ def parse_established(text: str) -> tuple[Socket, ...]:
         if len(words) < 4 or not words[0].isdecimal():
             continue
         local, remote = _endpoint(words[2]), _endpoint(words[3])
-        if local is None or remote is None or "*" in (local[0], remote[0]):
+        if local is None or remote is None:  # a port "*" is no connection
             continue
         process, pid = _process(words[4:])
         found.append(Socket("tcp", local[0], local[1], remote[0], remote[1], process, pid))

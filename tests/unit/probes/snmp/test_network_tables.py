@@ -84,12 +84,23 @@ def test_the_bridge_mib_table_serves_when_there_is_no_q_bridge_and_the_bridges_o
         _column("dot1dTpFdbPort", tuple(mac), _integer(3)),
         _column("dot1dTpFdbStatus", tuple(mac), _integer(3)),
         _column("dot1dTpFdbAddress", tuple(own), _octets(own)),
-        _column("dot1dTpFdbPort", tuple(own), _integer(0)),
+        _column("dot1dTpFdbPort", tuple(own), _integer(3)),
         _column("dot1dTpFdbStatus", tuple(own), _integer(4)),  # self(4)
     ]
     assert fdb_from_varbinds(varbinds) == (
         FdbEntry("3c:ec:ef:00:00:01", 3, 10103, None, "learned", "Super Micro Computer, Inc."),
     )
+
+
+def test_the_q_bridge_table_wins_over_the_bridge_mib_one_when_both_are_there() -> None:
+    mac = bytes.fromhex("3cecef000001")
+    varbinds = [
+        _column("dot1qTpFdbPort", (20, *mac), _integer(3)),
+        _column("dot1qTpFdbStatus", (20, *mac), _integer(3)),
+        _column("dot1dTpFdbAddress", tuple(mac), _octets(mac)),
+        _column("dot1dTpFdbPort", tuple(mac), _integer(3)),
+    ]
+    assert [(entry.mac, entry.vlan) for entry in fdb_from_varbinds(varbinds)] == [("3c:ec:ef:00:00:01", 20)]
 
 
 def test_vlans_with_their_names_trailing_nuls_dropped() -> None:
@@ -121,8 +132,16 @@ def test_the_rfc_1213_route_table_serves_when_the_newer_ones_are_absent() -> Non
         _column("ipRouteType", (0, 0, 0, 0), _integer(4)),
         _column("ipRouteProto", (0, 0, 0, 0), _integer(3)),
         _column("ipRouteMask", (192, 0, 2, 0), SnmpValue(SnmpType.IP_ADDRESS, bytes([255, 0, 255, 0]))),
-    ]  # the second route's mask is not contiguous: no network, left out
-    assert routes_from_varbinds(varbinds) == (Route("0.0.0.0/0", "192.0.2.1", 2, "remote", "netmgmt", None),)
+        _column("ipRouteNextHop", (198, 18, 0, 0), SnmpValue(SnmpType.IP_ADDRESS, bytes(4))),
+        _column("ipRouteMask", (198, 18, 0, 0), SnmpValue(SnmpType.IP_ADDRESS, bytes([255, 255, 255, 0]))),
+        _column("ipRouteType", (198, 18, 0, 0), _integer(3)),
+        _column("ipRouteMask", (203, 0, 113, 0), SnmpValue(SnmpType.IP_ADDRESS, bytes([255, 255, 255, 0]))),
+        _column("ipRouteType", (203, 0, 113, 0), _integer(2)),  # invalid(2): a deleted route
+    ]  # 192.0.2.0's mask is not contiguous: no network, left out
+    assert routes_from_varbinds(varbinds) == (
+        Route("0.0.0.0/0", "192.0.2.1", 2, "remote", "netmgmt", None),
+        Route("198.18.0.0/24", None, None, "local"),  # next hop 0.0.0.0: directly connected
+    )
 
 
 def test_mac_vendor_from_the_ieee_list_and_none_for_local_or_multicast_macs() -> None:

@@ -48,14 +48,14 @@ def test_listening_sockets_with_their_processes_one_per_wildcard_port() -> None:
     text = (
         'udp UNCONN 0      0          [::1]:46484    [::]:* users:(("python3",pid=16471,fd=4))\n'
         'tcp LISTEN 0      128    198.18.0.10:22 0.0.0.0:* users:(("sshd",pid=301,fd=3))\n'
-        "tcp LISTEN 0      128      0.0.0.0:2024  0.0.0.0:*\n"
+        'tcp LISTEN 0      128      0.0.0.0:2024  0.0.0.0:* users:(("agent",pid=9,fd=3))\n'
         "tcp LISTEN 0      128         [::]:2024     [::]:*\n"
         'tcp LISTEN 0      5   [fe80::1]%eth0:8080     [::]:* users:(("a \\"b\\"",pid=7,fd=3))\n'
     )
     assert parse_listening(text) == (
         Socket("udp", "::1", 46484, process="python3", pid=16471),
         Socket("tcp", "198.18.0.10", 22, process="sshd", pid=301),
-        Socket("tcp", "*", 2024),
+        Socket("tcp", "*", 2024, process="agent", pid=9),  # the first of the two wildcards
         Socket("tcp", "fe80::1", 8080, process='a "b"', pid=7),
     )
 

@@ -29,9 +29,9 @@ def test_a_connection_to_a_remote_service_makes_this_host_depend_on_the_remote_o
     rows = (
         _tcp("listening", "198.18.0.10", 22),
         _tcp("established", "198.18.0.10", 41822, "198.18.0.12", 9100, "lab-client"),
-        _tcp("established", "198.18.0.10", 41830, "198.18.0.12", 9100, "lab-client"),  # the same pair once
+        _tcp("established", "198.18.0.10", 41830, "198.18.0.12", 80, "curl"),  # the same pair: once
         _tcp("established", "198.18.0.10", 22, "198.18.0.1", 50000, "sshd"),
-        _tcp("established", "127.0.0.1", 5000, "127.0.0.1", 6000),  # loopback: no other CI
+        _tcp("established", "127.0.0.1", 5000, "127.0.0.53", 53),  # loopback: no other CI
     )
     found = lookups(Findings(tables={"cmdb_tcp_connection": rows}))
     assert found == [
