@@ -169,8 +169,12 @@ def encode_inventory(found: HostInventory, connection: ConnectionInfo) -> ET.Ele
     }
     exploration = ET.SubElement(element, "host_exploration", attributes)
 
-    def child(parent: ET.Element, tag: str, **values: str | int | None) -> None:
-        present = {name: xml_text(str(value)) for name, value in values.items() if value is not None}
+    def child(parent: ET.Element, tag: str, **values: str | int | bool | None) -> None:
+        present = {
+            name: "true" if value is True else "false" if value is False else xml_text(str(value))
+            for name, value in values.items()
+            if value is not None
+        }
         if present:
             ET.SubElement(parent, tag, present)
 

@@ -5,8 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from midprobe.probes.ssh.explore import COMMANDS, EXPLORE_TOPIC, IDENTITY_TOPIC, ROOT_ONLY, inventory
+from midprobe.probes.ssh.explore import (
+    COMMANDS,
+    EXPLORE_TOPIC,
+    IDENTITY_TOPIC,
+    ROOT_ONLY,
+    encode_inventory,
+    inventory,
+)
 from midprobe.probes.ssh.parsers import Link, parse_dmi_value, parse_links
+from tests.unit.probes.ssh.test_command import connection_info
 
 RECORDED = Path(__file__).resolve().parents[4] / "fixtures" / "ssh" / "debian12-explore"
 
@@ -116,3 +124,13 @@ def test_the_lab_host_shows_its_connection_to_the_printer_its_neighbours_and_lld
     assert "198.18.0.12" in {n.address for n in found.neighbours}
     assert any(p.command == "lldpd" for p in found.processes)
     assert (found.os_name, found.os_version) == ("Debian GNU/Linux", "12")
+
+
+def test_the_encoded_inventory_carries_the_tables_the_cmdb_reads() -> None:
+    element = encode_inventory(inventory(_recorded()), connection_info())
+    found = element.find("host_exploration")
+    assert found is not None
+    assert found.get("os_name") == "Debian GNU/Linux"
+    assert [(d.get("name"), d.get("rotational")) for d in found.iterfind("disks/disk")] == [("vda", "true")]
+    assert found.find("listening/socket") is not None
+    assert len(found.findall("packages/package")) > 100
