@@ -44,9 +44,9 @@ class Answer:
 class EmbeddedAgent:
     """``async with EmbeddedAgent(runner) as agent: answer = await agent.ask(topic, source, parameters)``.
 
-    The queue is private to this object (``sqlite:///:memory:``) unless one is given; the agent
-    registers under ``runner``'s identity and stops (releasing nothing: it has answered all it
-    claimed) when the block ends.
+    The queue is private to this object (``sqlite:///:memory:``, each request deleted once its
+    answer is read) unless one is given (its records are kept); the agent registers under
+    ``runner``'s identity and stops when the block ends.
     """
 
     def __init__(
@@ -57,8 +57,10 @@ class EmbeddedAgent:
         queue: EccQueue | None = None,
         lease_seconds: float = 600.0,
     ) -> None:
-        self._queue = queue if queue is not None else SqliteQueue(":memory:")
-        self._owns_queue = queue is None
+        self._private: SqliteQueue | None = None
+        if queue is None:
+            self._private = queue = SqliteQueue(":memory:")
+        self._queue: EccQueue = queue
         self._agent = Agent(
             self._queue,
             runner,
@@ -93,8 +95,8 @@ class EmbeddedAgent:
                 await self._task
         for waiter in self._waiting.values():
             waiter.cancel()
-        if self._owns_queue:
-            self._queue.close()
+        if self._private is not None:
+            self._private.close()
 
     def _answered(self, sys_id: str) -> None:
         waiter = self._waiting.get(sys_id)
@@ -143,6 +145,8 @@ class EmbeddedAgent:
             raise QueueError(f"the embedded agent gave up on {record.topic} for {record.source}")
         answer = answers[0]
         text = self._queue.read_payload(answer)
+        if self._private is not None:  # read: a long scan keeps no request in memory
+            self._private.discard([record.sys_id])
         try:
             payload = decode_input_payload(text)
         except PayloadError as error:

@@ -84,3 +84,14 @@ def test_asking_outside_the_block_is_a_programming_error() -> None:
 
     with pytest.raises(AssertionError, match="outside its async with block"):
         asyncio.run(agent.ask("Echo", "198.18.0.10", {}))
+
+
+def test_a_private_queue_keeps_no_request_once_its_answer_is_read() -> None:
+    async def run() -> int:
+        async with EmbeddedAgent(_runner(), pools=PoolSizes(1, 1, 8)) as agent:
+            await asyncio.gather(*(agent.ask("Echo", f"198.18.0.{n}", {}) for n in range(10, 60)))
+            queue = agent._private
+            assert queue is not None
+            return len(await asyncio.to_thread(queue.list))
+
+    assert asyncio.run(asyncio.wait_for(run(), BOUND)) == 0  # a /16 scan holds no records in memory
