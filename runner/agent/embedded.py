@@ -26,6 +26,7 @@ from midprobe.runner.ecc.payload import ResultsPayload, decode_input_payload
 from midprobe.runner.ecc.record import EccRecord
 from midprobe.runner.queue.base import AgentRegistration, EccQueue
 from midprobe.runner.queue.sqlite import SqliteQueue
+from midprobe.runner.queue.url import open_queue
 
 __all__ = ["Answer", "EmbeddedAgent"]
 
@@ -45,8 +46,8 @@ class EmbeddedAgent:
     """``async with EmbeddedAgent(runner) as agent: answer = await agent.ask(topic, source, parameters)``.
 
     The queue is private to this object (``sqlite:///:memory:``, each request deleted once its
-    answer is read) unless one is given (its records are kept); the agent registers under
-    ``runner``'s identity and stops when the block ends.
+    answer is read) unless ``queue_url`` names one (its records are kept, for ``midprobe ecc``
+    to show); the agent registers under ``runner``'s identity and stops when the block ends.
     """
 
     def __init__(
@@ -54,13 +55,16 @@ class EmbeddedAgent:
         runner: ProbeRunner,
         *,
         pools: PoolSizes | None = None,
-        queue: EccQueue | None = None,
+        queue_url: str | None = None,
         lease_seconds: float = 600.0,
     ) -> None:
         self._private: SqliteQueue | None = None
-        if queue is None:
+        queue: EccQueue
+        if queue_url is None:
             self._private = queue = SqliteQueue(":memory:")
-        self._queue: EccQueue = queue
+        else:
+            queue = open_queue(queue_url)
+        self._queue = queue
         self._agent = Agent(
             self._queue,
             runner,
@@ -95,8 +99,7 @@ class EmbeddedAgent:
                 await self._task
         for waiter in self._waiting.values():
             waiter.cancel()
-        if self._private is not None:
-            self._private.close()
+        self._queue.close()
 
     def _answered(self, sys_id: str) -> None:
         waiter = self._waiting.get(sys_id)

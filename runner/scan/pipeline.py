@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -100,6 +101,9 @@ class ScanSettings:
     #: (``midprobe scan`` sets it unless ``-Pn``).
     ping: bool = False
     classifier: Classifier = field(default_factory=default_classifier)
+    #: The ECC queue the stages' requests and answers go through and stay in (``--queue``);
+    #: ``None``: a private in-memory one, gone with the scan.
+    queue_url: str | None = None
 
     def __post_init__(self) -> None:
         if not self.ports:
@@ -215,7 +219,11 @@ class ScanPipeline:
         slots = settings.host_concurrency * STAGES_PER_HOST + 1  # +1: a chunk's sweep
         runner = ProbeRunner(
             registry=self.registry,
-            identity=AgentIdentity(name=AGENT_NAME, capabilities=self._capabilities),
+            # On a shared queue (--queue) each scan answers under a name of its own.
+            identity=AgentIdentity(
+                name=AGENT_NAME if settings.queue_url is None else f"{AGENT_NAME}-{os.getpid()}",
+                capabilities=self._capabilities,
+            ),
             policy=settings.policy,
             limits=ConcurrencyLimits(
                 pools=PoolSizes(1, 1, slots),
@@ -226,7 +234,7 @@ class ScanPipeline:
             probe_timeout_seconds=max(settings.host_timeout, SWEEP_TIMEOUT_MS / 1000),
             credentials=settings.credentials,
         )
-        return EmbeddedAgent(runner, pools=PoolSizes(1, 1, slots))
+        return EmbeddedAgent(runner, pools=PoolSizes(1, 1, slots), queue_url=settings.queue_url)
 
     async def _ask(
         self, topic: str, source: str, parameters: Mapping[str, str], timeout_seconds: float
