@@ -13,6 +13,7 @@ from rich.table import Table
 from midprobe.capabilities.errors import ConfigError
 from midprobe.runner.agent.request_check import check_request
 from midprobe.runner.cli.options import integer, queue_option
+from midprobe.runner.cli.record_view import reports_json, write_view
 from midprobe.runner.cli.text import shown
 from midprobe.runner.ecc.builders import new_output_record
 from midprobe.runner.ecc.payload import pretty_payload
@@ -201,14 +202,38 @@ def _by_sys_id(queue: EccQueue, sys_id: str) -> EccRecord:
     return found[0]
 
 
+#: ``ecc show --format``: readable (text), the stored payload re-indented (xml), one JSON object (json).
+SHOW_FORMATS = ("text", "xml", "json")
+
+
 @ecc.command("show")
 @click.argument("sys_id")
 @queue_option
-def show(sys_id: str, queue_url: str) -> None:
-    """Show one record with its payload pretty-printed; SYS_ID may be the start of one (unique)."""
+@click.option(
+    "--format",
+    "view",
+    type=click.Choice(SHOW_FORMATS),
+    default="text",
+    show_default=True,
+    help="text: the record and, for a result, one row per host as the scan's table; "
+    "xml: every field and the payload as stored, re-indented; "
+    "json: the record's fields, its payload and (for a result) its hosts as the scan's JSON.",
+)
+def show(sys_id: str, queue_url: str, view: str) -> None:
+    """Show one record; a result (input) as one row per host. SYS_ID may be the start of one (unique)."""
     with open_queue(queue_url, must_exist=True) as queue:
         record = _by_sys_id(queue, sys_id)
         payload = queue.read_payload(record)
+    if view == "text":
+        write_view(record, payload, sys.stdout)
+        return
+    if view == "json":
+        data: dict[str, object] = {**record.as_dict(), "payload": payload}
+        hosts = reports_json(record, payload)
+        if hosts is not None:
+            data["hosts"] = hosts
+        click.echo(json.dumps(data, indent=2))
+        return
     for key, value in record.as_dict().items():
         if key != "payload":
             click.echo(f"{key}: {shown('' if value is None else str(value))}")
