@@ -109,6 +109,12 @@ def enqueue(
 @click.option("--limit", type=integer(1, 1_000_000), default=1000, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="A JSON array of records keyed by ECC field names.")
 @click.option(
+    "--sys-ids",
+    "only_ids",
+    is_flag=True,
+    help="Only the sys_ids, one a line (for scripts: midprobe ecc show $(midprobe ecc list ... --sys-ids)).",
+)
+@click.option(
     "--all",
     "show_claims",
     is_flag=True,
@@ -123,6 +129,7 @@ def list_records(
     response_to: str | None,
     limit: int,
     as_json: bool,
+    only_ids: bool,
     show_claims: bool,
 ) -> None:
     """List ECC records, oldest first (without the agents' claim records unless --all or --topic asks)."""
@@ -142,6 +149,10 @@ def list_records(
         )
     if as_json:
         click.echo(json.dumps([record.as_dict() for record in records], indent=2))
+        return
+    if only_ids:
+        for record in records:
+            click.echo(record.sys_id)
         return
     _print_table(records)
 

@@ -165,3 +165,12 @@ def test_xml_gives_the_payload_as_stored_and_json_the_hosts_for_scripts(tmp_path
     request_data = json.loads(_show(url, request, "--format", "json"))
     assert "hosts" not in request_data, "a request has no hosts"
     assert request_data["payload"].startswith("<parameters>")
+
+
+def test_list_sys_ids_feeds_show(tmp_path: Path) -> None:
+    url, request, answer = _shazzam(tmp_path)
+    outcome = CliRunner().invoke(cli, ["ecc", "list", "--queue", url, "--response-to", request, "--sys-ids"])
+    assert outcome.exit_code == 0, outcome.output
+    assert outcome.output == f"{answer}\n"
+    outcome = CliRunner().invoke(cli, ["ecc", "list", "--queue", url, "--sys-ids"])
+    assert outcome.output.split() == [request, answer]
