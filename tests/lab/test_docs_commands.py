@@ -206,17 +206,21 @@ def _run_block(block: Block, workdir: Path, lab: Lab) -> list[str]:
         LAB_PREFIX_ENV: lab.prefix,
         "COLUMNS": "200",
     }
-    done = subprocess.run(
-        ["bash", "-c", _script(commands)],
-        cwd=workdir,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=COMMAND_TIMEOUT * len(commands),
-        check=False,
-    )
+    try:
+        done = subprocess.run(
+            ["bash", "-c", _script(commands)],
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=COMMAND_TIMEOUT * len(commands),
+            check=False,
+        )
+    except subprocess.TimeoutExpired as error:
+        output = error.stdout.decode(errors="replace") if isinstance(error.stdout, bytes) else error.stdout
+        return [f"{block.where}: still running after {error.timeout:g} s\n{(output or '')[-2000:]}"]
     failures = []
     sections = re.split(rf"{_MARK}-start-\d+\n", done.stdout)[1:]
     for index, command in enumerate(commands):
@@ -239,7 +243,12 @@ def _run_block(block: Block, workdir: Path, lab: Lab) -> list[str]:
 
 
 def _runnable(page: Path) -> list[Block]:
-    return [block for block in blocks(page) if block.tag == "console" and block.excuse is None]
+    """The page's blocks to run (a console block without commands is the convention test's to report)."""
+    return [
+        block
+        for block in blocks(page)
+        if block.tag == "console" and block.excuse is None and block.commands()
+    ]
 
 
 @pytest.mark.parametrize("page", [page for page in PAGES if _runnable(page)], ids=_page_id)
