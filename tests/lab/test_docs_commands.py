@@ -17,10 +17,10 @@ The convention (docs/README.md says the same to whoever writes a page):
 * A block that must not run (installation, ``make demo``/``make test``/``make bench``, slow or
   destructive commands, an example with placeholders) is excused by the line just before its fence:
   ``<!-- not run: REASON -->``.
-* A block tagged ``sh``, ``bash`` or ``shell``, or an untagged or ``text`` block with a line that
-  starts with ``$ ``, ``midprobe `` or ``make ``, is a command block that is neither runnable nor
-  excused: the check fails, naming the page and line. Other tags (``toml``, ``xml``, ``json``,
-  ``python``, ``text`` with output only) are never run.
+* A block tagged ``sh``, ``bash`` or ``shell``, or an untagged block with a line that starts with
+  ``$ ``, ``midprobe `` or ``make ``, is a command block that is neither runnable nor excused: the
+  check fails, naming the page and line. Other tags are never run: ``text`` for output, layouts and
+  synopses (``midprobe scan TARGETS... [-p PORTS]``), ``toml``, ``xml``, ``json``, ``python``.
 
 Keep runnable blocks quick: all pages together must stay within about a minute.
 """
@@ -124,7 +124,7 @@ def problem(block: Block) -> str | None:
         if not block.commands():
             return f"{block.where}: a ```console block without a `$ ` (or `# `) command"
         return None
-    if block.tag in ("", "text") and any(COMMAND_START.match(text.strip()) for text in block.lines):
+    if not block.tag and any(COMMAND_START.match(text.strip()) for text in block.lines):
         return (
             f"{block.where}: commands in an untagged block: tag it ```console with `$ ` prompts "
             "(it is then run), or put `<!-- not run: REASON -->` on the line before it"
@@ -157,7 +157,7 @@ def test_the_convention_is_read_as_documented() -> None:
     assert (second.status, second.shown) == (2, [])
     assert problem(Block(page, 1, "", ["midprobe scan 198.18.0.1"], None)) is not None
     assert problem(Block(page, 1, "", ["midprobe scan 198.18.0.1"], "placeholders")) is None
-    assert problem(Block(page, 1, "text", ["ADDRESS  HOSTNAME"], None)) is None
+    assert problem(Block(page, 1, "text", ["midprobe scan TARGETS... [-p PORTS]"], None)) is None
     output = "ADDRESS  HOSTNAME\n198.18.0.10   linux1\n6 host(s) up, 256 addresses scanned in 3.49 s\n"
     assert _missing(["198.18.0.10 linux1", "…", "6 host(s) up, … s"], output) == []
     assert _missing(["6 host(s) up, … s", "198.18.0.10 linux1"], output) == ["198.18.0.10 linux1"], "in order"
