@@ -5,7 +5,7 @@ The convention (docs/README.md says the same to whoever writes a page):
 * A block tagged ```` ```console ```` is run. Its commands are the lines starting with ``$ `` or, as
   root, ``# `` (a line ending in ``\\`` continues on the next); the other lines are the output the page shows. The block
   runs as one bash script in a fresh working folder kept for the whole page (a file one block writes,
-  the next can read; shell variables last for the block), with the project's ``.venv/bin`` on PATH
+  the next can read; shell variables last for the block; ``fixtures/`` is there, as in a clone), with the project's ``.venv/bin`` on PATH
   and ``MIDPROBE_LAB_PREFIX`` naming the shared lab, so ``midprobe lab exec -- ...`` enters it as
   it does for a user with one lab.
 * Each command must exit 0, or the status its line ends with as a comment: ``$ cmd  # exit 2``.
@@ -254,5 +254,6 @@ def _runnable(page: Path) -> list[Block]:
 @pytest.mark.parametrize("page", [page for page in PAGES if _runnable(page)], ids=_page_id)
 def test_the_pages_commands_run_as_written(page: Path, lab: Lab, tmp_path: Path) -> None:
     runnable = _runnable(page)
+    (tmp_path / "fixtures").symlink_to(ROOT / "fixtures")  # as in a clone: the pages name fixtures/...
     failures = [failure for block in runnable for failure in _run_block(block, tmp_path, lab)]
     assert not failures, "\n\n".join(failures)
