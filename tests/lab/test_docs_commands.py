@@ -10,8 +10,8 @@ The convention (docs/README.md says the same to whoever writes a page):
   it does for a user with one lab.
 * Each command must exit 0, or the status its line ends with as a comment: ``$ cmd  # exit 2``.
 * Every output line shown must appear in the command's output (stdout and stderr), in order, with
-  runs of blanks counted as one; ``…`` in a shown line stands for any text (times, sys_ids, secrets),
-  and a line that is only ``…`` for lines left out.
+  runs of blanks counted as one; ``…`` (or ``...``) in a shown line stands for any text (times,
+  sys_ids, secrets), and a line that is only ``…`` for lines left out.
 * ``midprobe lab up`` and ``midprobe lab down`` stand for the shared lab: they are not run (the
   session's lab is up before the first page and down after the last), and their output is not checked.
 * A block that must not run (installation, ``make demo``/``make test``/``make bench``, slow or
@@ -162,10 +162,15 @@ def test_the_convention_is_read_as_documented() -> None:
     assert _missing(["198.18.0.10 linux1", "…", "6 host(s) up, … s"], output) == []
     assert _missing(["6 host(s) up, … s", "198.18.0.10 linux1"], output) == ["198.18.0.10 linux1"], "in order"
     assert _missing(["198.18.0.11 switch1"], output) == ["198.18.0.11 switch1"]
+    assert _missing(["ADDRESS ...", "...", "6 host(s) up, ... scanned"], output) == []
+
+
+#: What a shown line writes for text left out: ``…`` or ``...``.
+ELISION = re.compile(r"…|\.\.\.")
 
 
 def _pattern(shown: str) -> re.Pattern[str]:
-    parts = (re.escape(" ".join(part.split())) for part in shown.split("…"))
+    parts = (re.escape(" ".join(part.split())) for part in ELISION.split(shown))
     return re.compile(".*".join(parts))
 
 
@@ -175,7 +180,7 @@ def _missing(shown: list[str], output: str) -> list[str]:
     missing = []
     position = 0
     for text in shown:
-        if not text.strip() or text.strip() == "…":
+        if not text.strip() or ELISION.fullmatch(text.strip()):
             continue
         pattern = _pattern(text.strip())
         found = next((i for i in range(position, len(actual)) if pattern.search(actual[i])), None)
