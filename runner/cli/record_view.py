@@ -1,7 +1,7 @@
 """``midprobe ecc show``'s readable view: a record's header, and an input's findings as scan-table rows.
 
 An input payload is read per host into :class:`~midprobe.runner.scan.report.HostReport` values, which
-the scan's own :class:`~midprobe.runner.scan.render.TableWriter` prints: Shazzam and nmap ``<host>``
+the scan's own :class:`~midprobe.runner.scan.render.TableWriter` prints: Shazzam, nmap and DNS ``<host>``
 elements give one row each, a classification (SSHClassify, SNMPClassify) the class, name and evidence
 of its source, any other topic one row for its source. Every text that came from a device or a record
 is escaped for the terminal (``printable``) before it reaches a cell.
@@ -107,6 +107,27 @@ def _nmap_reports(payload: ResultsPayload) -> list[HostReport]:
     return reports
 
 
+def _plain_reports(payload: ResultsPayload) -> list[HostReport]:
+    """Any other ``<host ip=..>`` elements (the DNS topics): the address, its name and its status."""
+    reports = []
+    for result in payload.results:
+        for host in result.iter("host"):
+            address = host.get("ip") or host.get("address")
+            if not address:
+                continue
+            short, domain = host.get("hostName", ""), host.get("domainName", "")
+            name = host.get("name") or (f"{short}.{domain}" if short and domain else short)
+            status = host.get("status")
+            reports.append(
+                HostReport(
+                    address=printable(address),
+                    hostname=printable(name) or None,
+                    evidence=_texts([f"status {status}" if status else None]),
+                )
+            )
+    return reports
+
+
 def _classified(device: DiscoveredDevice | None, source: str, evidence: Iterable[str | None]) -> HostReport:
     if device is None:
         return HostReport(address=source, evidence=_texts(evidence))
@@ -148,7 +169,7 @@ def host_reports(record: EccRecord, payload: ResultsPayload) -> list[HostReport]
             _classified(device, source, (e.text for r in payload.results for e in r.findall("evidence")))
         ]
     elif any(result.find(".//host") is not None for result in payload.results):
-        reports = _shazzam_reports(payload) or _nmap_reports(payload)
+        reports = _shazzam_reports(payload) or _nmap_reports(payload) or _plain_reports(payload)
     else:
         reports = [HostReport(address=source, evidence=_commands(payload))]
     problems = _texts(dict.fromkeys((payload.error, record.error_string)))
