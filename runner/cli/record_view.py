@@ -15,7 +15,7 @@ from typing import TextIO
 
 from midprobe.capabilities.errors import PayloadError
 from midprobe.probes.shazzam import decode_results
-from midprobe.runner.cli.text import printable
+from midprobe.runner.cli.text import printable, shown
 from midprobe.runner.cmdb.model import DiscoveredDevice
 from midprobe.runner.discovery.sensors import read_snmp_classify, read_ssh_classify
 from midprobe.runner.ecc.payload import ResultsPayload, decode_input_payload, decode_output_payload
@@ -223,6 +223,19 @@ def write_view(record: EccRecord, payload_text: str, out: TextIO) -> None:
     for report in reports:
         table.write(report)
     table.end(ScanStats())
+    if record.topic == "SSHCommand":  # what the command printed is the answer itself
+        _write_command_output(payload, out)
+
+
+def _write_command_output(payload: ResultsPayload, out: TextIO) -> None:
+    for result in payload.results:
+        if result.get("command") is None:
+            continue
+        for stream in ("stdout", "stderr"):
+            text = result.findtext(stream) or ""
+            if text.strip():
+                out.write(f"\n{stream} of {printable(result.get('command'))}:\n")
+                out.write("".join(f"  {shown(line, keep=chr(9))}\n" for line in text.splitlines()))
 
 
 def reports_json(record: EccRecord, payload_text: str) -> list[dict[str, object]] | None:

@@ -129,6 +129,7 @@ def test_ssh_command_shows_the_command_and_its_exit_status(tmp_path: Path) -> No
     )
     out = _show(url, answer)
     assert "uname -s: exit 0" in _row(out, "198.18.0.21")
+    assert out.endswith("\nstdout of uname -s:\n  Linux\n"), "what the command printed follows the table"
     request_view = _show(url, request)
     assert "queue: output\n" in request_view
     assert "parameters: (none)\n" in request_view
