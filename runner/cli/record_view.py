@@ -1,7 +1,7 @@
 """``midprobe ecc show``'s readable view: a record's header, and an input's findings as scan-table rows.
 
 An input payload is read per host into :class:`~midprobe.runner.scan.report.HostReport` values, which
-the scan's own :class:`~midprobe.runner.scan.render.TableWriter` prints: Shazzam, nmap and DNS ``<host>``
+the scan's own :class:`~midprobe.runner.scan.render.TableWriter` prints: Shazzam, nmap, DNS and BannerSniff ``<host>``
 elements give one row each, a classification (SSHClassify, SNMPClassify) the class, name and evidence
 of its source, any other topic one row for its source. Every text that came from a device or a record
 is escaped for the terminal (``printable``) before it reaches a cell.
@@ -108,7 +108,7 @@ def _nmap_reports(payload: ResultsPayload) -> list[HostReport]:
 
 
 def _plain_reports(payload: ResultsPayload) -> list[HostReport]:
-    """Any other ``<host ip=..>`` elements (the DNS topics): the address, its name and its status."""
+    """Any other ``<host ip=..>`` elements (DNS, BannerSniff): the address, its name, status and open ports."""
     reports = []
     for result in payload.results:
         for host in result.iter("host"):
@@ -118,10 +118,23 @@ def _plain_reports(payload: ResultsPayload) -> list[HostReport]:
             short, domain = host.get("hostName", ""), host.get("domainName", "")
             name = host.get("name") or (f"{short}.{domain}" if short and domain else short)
             status = host.get("status")
+            opened = [
+                scanner
+                for scanner in host.iter("scanner")
+                if scanner.get("result") == "open" and scanner.get("port", "").isdecimal()
+            ]
             reports.append(
                 HostReport(
                     address=printable(address),
                     hostname=printable(name) or None,
+                    open_tcp_ports=tuple(
+                        sorted({int(s.get("port", "")) for s in opened if s.get("protocol", "tcp") == "tcp"})
+                    ),
+                    banners={
+                        int(s.get("port", "")): printable(s.get("banner_text"))
+                        for s in opened
+                        if s.get("banner_text")
+                    },
                     evidence=_texts([f"status {status}" if status else None]),
                 )
             )

@@ -190,3 +190,21 @@ def test_dns_names_one_row_per_address_with_its_status(tmp_path: Path) -> None:
     assert "linux1.sandiego.lab.example.test" in _row(out, "198.18.0.10")
     assert "status ok" in _row(out, "198.18.0.10")
     assert "status nxdomain" in _row(out, "198.18.0.99")
+
+
+def test_banner_sniff_shows_the_open_ports_and_what_they_said(tmp_path: Path) -> None:
+    result = ET.Element("result")
+    host = ET.SubElement(result, "host", ip="198.18.0.11")
+    ET.SubElement(
+        host,
+        "scanner",
+        name="BannerTCP",
+        port="22",
+        protocol="tcp",
+        result="open",
+        service="ssh",
+        banner_text="SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10 Cisco-1.25",
+    )
+    url, _request, answer = _answered(tmp_path, "BannerSniff", "198.18.0.11", [result])
+    row = _row(_show(url, answer), "198.18.0.11")
+    assert "22 ssh OpenSSH_9.2p1" in row
