@@ -11,9 +11,7 @@ from rich.markup import escape as escape_markup
 from rich.table import Table
 
 from midprobe.capabilities.errors import ConfigError
-from midprobe.runner.agent.request_check import check_request
 from midprobe.runner.cli.options import integer, queue_option
-from midprobe.runner.cli.record_view import reports_json, write_view
 from midprobe.runner.cli.text import shown
 from midprobe.runner.ecc.builders import new_output_record
 from midprobe.runner.ecc.payload import pretty_payload
@@ -91,6 +89,7 @@ def enqueue(
         agent_correlator=correlator,
     )
     from midprobe.probes.registry import default_registry  # the probes: only for enqueue
+    from midprobe.runner.agent.request_check import check_request
 
     check_request(default_registry(), record.topic, record.name, record.source, parameters)
     with open_queue(queue_url) as queue:
@@ -232,6 +231,9 @@ SHOW_FORMATS = ("text", "xml", "json")
 )
 def show(sys_id: str, queue_url: str, view: str) -> None:
     """Show one record; a result (input) as one row per host. SYS_ID may be the start of one (unique)."""
+    # The scan's table writer (and the probes its readers know): only for show.
+    from midprobe.runner.cli.record_view import reports_json, write_view
+
     with open_queue(queue_url, must_exist=True) as queue:
         record = _by_sys_id(queue, sys_id)
         payload = queue.read_payload(record)
