@@ -34,6 +34,8 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 
@@ -169,6 +171,27 @@ def test_the_convention_is_read_as_documented() -> None:
 ELISION = re.compile(r"…|\.\.\.")
 
 
+def test_the_runner_reports_a_wrong_status_and_missing_output(tmp_path: Path) -> None:
+    """Plain shell commands, no lab: what the page test says when a page is wrong."""
+    page = ROOT / "docs" / "README.md"
+    lines = [
+        "$ X=1",
+        "$ echo value $X",
+        "value 1",
+        "$ false",
+        "$ echo shown",
+        "not shown",
+        "$ exit 3  # exit 3",
+    ]
+    failures = _run_block(
+        Block(page, 1, "console", lines, None), tmp_path, cast(Lab, SimpleNamespace(prefix="mp000000"))
+    )
+    assert len(failures) == 3, failures
+    assert "`false`: exit 1, the page says 0" in failures[0]
+    assert "`echo shown`: shown lines not in the output: ['not shown']" in failures[1]
+    assert "`exit 3  # exit 3`: the block's script stopped in it" in failures[2]
+
+
 def _pattern(shown: str) -> re.Pattern[str]:
     parts = (re.escape(" ".join(part.split())) for part in ELISION.split(shown))
     return re.compile(".*".join(parts))
@@ -233,7 +256,10 @@ def _run_block(block: Block, workdir: Path, lab: Lab) -> list[str]:
         if index >= len(sections):
             failures.append(f"{where}: did not run (the block stopped before it)\n{done.stdout[-2000:]}")
             break
-        output, _, status = sections[index].rpartition(f"{_MARK}-end-{index}-")
+        output, ended, status = sections[index].rpartition(f"{_MARK}-end-{index}-")
+        if not ended:
+            failures.append(f"{where}: the block's script stopped in it\n{sections[index][-2000:]}")
+            break
         if command.stands_for_the_lab:
             continue
         if int(status.split()[0]) != command.status:
