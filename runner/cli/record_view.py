@@ -9,7 +9,7 @@ is escaped for the terminal (``printable``) before it reaches a cell.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import TextIO
 
@@ -18,7 +18,13 @@ from midprobe.probes.shazzam import decode_results
 from midprobe.runner.cli.text import printable, shown
 from midprobe.runner.cmdb.model import DiscoveredDevice
 from midprobe.runner.discovery.sensors import read_snmp_classify, read_ssh_classify
-from midprobe.runner.ecc.payload import ResultsPayload, decode_input_payload, decode_output_payload
+from midprobe.runner.ecc.payload import (
+    MultiProbePayload,
+    Parameter,
+    ResultsPayload,
+    decode_input_payload,
+    decode_output_payload,
+)
 from midprobe.runner.ecc.record import EccRecord
 from midprobe.runner.scan.pipeline import ScanStats
 from midprobe.runner.scan.render import ScanHeader, TableWriter
@@ -220,10 +226,11 @@ def write_view(record: EccRecord, payload_text: str, out: TextIO) -> None:
         out.write(f"payload: not readable ({printable(error)}); --format xml shows it as stored\n")
         return
     if not isinstance(payload, ResultsPayload):
-        parameters = getattr(payload, "parameters", ())
-        out.write("parameters:\n" if parameters else "parameters: (none)\n")
-        for parameter in parameters:
-            out.write(f"  {printable(parameter.name)} = {printable(parameter.value)}\n")
+        _write_parameters("parameters", payload.parameters, out)
+        for probe in payload.probes if isinstance(payload, MultiProbePayload) else ():
+            _write_parameters(
+                f"probe {printable(probe.topic)} {printable(probe.name)}".rstrip(), probe.parameters, out
+            )
         return
     if payload.probe_time_ms is not None:
         out.write(f"probe_time: {payload.probe_time_ms} ms\n")
@@ -249,6 +256,12 @@ def _write_command_output(payload: ResultsPayload, out: TextIO) -> None:
             if text.strip():
                 out.write(f"\n{stream} of {printable(result.get('command'))}:\n")
                 out.write("".join(f"  {shown(line, keep=chr(9))}\n" for line in text.splitlines()))
+
+
+def _write_parameters(title: str, parameters: Sequence[Parameter], out: TextIO) -> None:
+    out.write(f"{title}:\n" if parameters else f"{title}: (none)\n")
+    for parameter in parameters:
+        out.write(f"  {printable(parameter.name)} = {printable(parameter.value)}\n")
 
 
 def reports_json(record: EccRecord, payload_text: str) -> list[dict[str, object]] | None:

@@ -10,6 +10,7 @@ import base64
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -23,6 +24,7 @@ from midprobe.probes.ssh.known_hosts import HostKey
 from midprobe.probes.ssh.session import ConnectionInfo
 from midprobe.runner.cli.main import cli
 from midprobe.runner.ecc.builders import new_input_record, new_output_record
+from midprobe.runner.ecc.payload import Parameter, ProbeRequest, encode_multiprobe_payload
 from midprobe.runner.queue.url import open_queue, sqlite_url
 from tests.unit.probes.snmp.test_classify import classify_result
 
@@ -208,3 +210,15 @@ def test_banner_sniff_shows_the_open_ports_and_what_they_said(tmp_path: Path) ->
     url, _request, answer = _answered(tmp_path, "BannerSniff", "198.18.0.11", [result])
     row = _row(_show(url, answer), "198.18.0.11")
     assert "22 ssh OpenSSH_9.2p1" in row
+
+
+def test_a_multiprobe_request_lists_its_probes_and_their_parameters(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "ecc.db")
+    output = new_output_record(agent="mid1", topic="MultiProbe", source="198.18.0.11")
+    payload = encode_multiprobe_payload(
+        [ProbeRequest("SNMPIdentity", parameters=(Parameter("port", "161"),)), ProbeRequest("SSHIdentity")]
+    )
+    with open_queue(url) as queue:
+        queue.enqueue(replace(output, payload=payload))
+    out = _show(url, output.sys_id)
+    assert "parameters: (none)\nprobe SNMPIdentity:\n  port = 161\nprobe SSHIdentity: (none)\n" in out
