@@ -11,7 +11,6 @@ from rich.markup import escape as escape_markup
 from rich.table import Table
 
 from midprobe.capabilities.errors import ConfigError
-from midprobe.runner.agent.request_check import check_request
 from midprobe.runner.cli.options import integer, queue_option
 from midprobe.runner.cli.text import shown
 from midprobe.runner.ecc.builders import new_output_record
@@ -90,6 +89,7 @@ def enqueue(
         agent_correlator=correlator,
     )
     from midprobe.probes.registry import default_registry  # the probes: only for enqueue
+    from midprobe.runner.agent.request_check import check_request
 
     check_request(default_registry(), record.topic, record.name, record.source, parameters)
     with open_queue(queue_url) as queue:
@@ -108,6 +108,12 @@ def enqueue(
 @click.option("--limit", type=integer(1, 1_000_000), default=1000, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="A JSON array of records keyed by ECC field names.")
 @click.option(
+    "--sys-ids",
+    "only_ids",
+    is_flag=True,
+    help="Only the sys_ids, one a line (for scripts: midprobe ecc show $(midprobe ecc list ... --sys-ids)).",
+)
+@click.option(
     "--all",
     "show_claims",
     is_flag=True,
@@ -122,6 +128,7 @@ def list_records(
     response_to: str | None,
     limit: int,
     as_json: bool,
+    only_ids: bool,
     show_claims: bool,
 ) -> None:
     """List ECC records, oldest first (without the agents' claim records unless --all or --topic asks)."""
@@ -141,6 +148,10 @@ def list_records(
         )
     if as_json:
         click.echo(json.dumps([record.as_dict() for record in records], indent=2))
+        return
+    if only_ids:
+        for record in records:
+            click.echo(record.sys_id)
         return
     _print_table(records)
 
@@ -201,14 +212,41 @@ def _by_sys_id(queue: EccQueue, sys_id: str) -> EccRecord:
     return found[0]
 
 
+#: ``ecc show --format``: readable (text), the stored payload re-indented (xml), one JSON object (json).
+SHOW_FORMATS = ("text", "xml", "json")
+
+
 @ecc.command("show")
 @click.argument("sys_id")
 @queue_option
-def show(sys_id: str, queue_url: str) -> None:
-    """Show one record with its payload pretty-printed; SYS_ID may be the start of one (unique)."""
+@click.option(
+    "--format",
+    "view",
+    type=click.Choice(SHOW_FORMATS),
+    default="text",
+    show_default=True,
+    help="text: the record and, for a result, one row per host as the scan's table; "
+    "xml: every field and the payload as stored, re-indented; "
+    "json: the record's fields, its payload and (for a result) its hosts as the scan's JSON.",
+)
+def show(sys_id: str, queue_url: str, view: str) -> None:
+    """Show one record; a result (input) as one row per host. SYS_ID may be the start of one (unique)."""
+    # The scan's table writer (and the probes its readers know): only for show.
+    from midprobe.runner.cli.record_view import reports_json, write_view
+
     with open_queue(queue_url, must_exist=True) as queue:
         record = _by_sys_id(queue, sys_id)
         payload = queue.read_payload(record)
+    if view == "text":
+        write_view(record, payload, sys.stdout)
+        return
+    if view == "json":
+        data: dict[str, object] = {**record.as_dict(), "payload": payload}
+        hosts = reports_json(record, payload)
+        if hosts is not None:
+            data["hosts"] = hosts
+        click.echo(json.dumps(data, indent=2))
+        return
     for key, value in record.as_dict().items():
         if key != "payload":
             click.echo(f"{key}: {shown('' if value is None else str(value))}")

@@ -21,8 +21,16 @@ from midprobe.runner.lab.lab import MAX_EXTRA_HOSTS, teardown
 from midprobe.runner.lab.neighbours import neighbour_report, read_ntables
 from midprobe.runner.lab.profiles import load_profile
 
+#: The environment variable naming the lab ``lab status``, ``lab exec`` and ``lab down`` work on.
+LAB_PREFIX_ENV = "MIDPROBE_LAB_PREFIX"
+
 _prefix_option = click.option(
-    "--prefix", default=None, metavar="PREFIX", help="Which lab (mp + 6 hex digits); needed when several run."
+    "--prefix",
+    default=None,
+    metavar="PREFIX",
+    envvar=LAB_PREFIX_ENV,
+    show_envvar=True,
+    help="Which lab (mp + 6 hex digits); needed when several run.",
 )
 
 

@@ -114,7 +114,9 @@ class HostReport:
     def table_row(self) -> tuple[str, str, str, str, str, str]:
         """The table's cells: address, host name, open ports, services (one a line), class, evidence."""
         ports = ", ".join(map(str, sorted(self.open_tcp_ports))) or "-"
-        verdict = f"{self.ci_class} ({self.confidence:.2f})" if self.ci_class else "unknown"
+        verdict = self.ci_class or "unknown"
+        if self.ci_class and self.confidence:  # a class read back without its confidence shows none
+            verdict += f" ({self.confidence:.2f})"
         why = "; ".join(self.evidence[:2])
         return self.address, self.hostname or "", ports, "\n".join(self.service_lines()), verdict, why
 

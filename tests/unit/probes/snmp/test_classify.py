@@ -258,21 +258,26 @@ def test_interfaces_and_addresses_from_the_switch_walk() -> None:
     assert lab[0].if_index == 2
 
 
-def test_classify_result_xml() -> None:
-    varbinds = parse_walk((WALKS / "printer1-v2c.walk").read_text())
+def classify_result(walk: str, source: str, address: str) -> SnmpClassifyResult:
+    """What SNMPClassify finds on the device a lab recording holds."""
+    varbinds = parse_walk((WALKS / walk).read_text())
     facts = facts_from_varbinds(varbinds)
-    result = SnmpClassifyResult(
-        source="printer1",
-        address="198.18.0.12",
+    return SnmpClassifyResult(
+        source=source,
+        address=address,
         port=161,
         version="2c",
         credential_id="ro",
         facts=facts,
-        classification=classify(facts, address="198.18.0.12"),
+        classification=classify(facts, address=address),
         interfaces=interfaces_from_varbinds(varbinds),
         ip_addresses=addresses_from_varbinds(varbinds),
         varbinds=varbinds,
     )
+
+
+def test_classify_result_xml() -> None:
+    result = classify_result("printer1-v2c.walk", "printer1", "198.18.0.12")
     root = ET.fromstring(ET.tostring(encode_classify_result(result)))
     classification = root.find("classification")
     assert classification is not None

@@ -76,6 +76,10 @@ def test_show_shows_escape_sequences_escaped(
     assert code == 0
     assert not any(character in out for character in "\x1b\x07\x9b")
     assert "name: \\x1b[2J[bold]n" in out
+    assert "parameters:\n  p = \\x9b2J\n" in out
+    code, out, _err = run(capsys, "ecc", "show", record.sys_id, "--queue", url, "--format", "xml")
+    assert code == 0
+    assert not any(character in out for character in "\x1b\x07\x9b")
     assert 'value="\\x9b2J"' in out
     assert "payload:\n<parameters>\n  <parameter" in out, "the payload keeps its line breaks"
 
