@@ -7,7 +7,8 @@ PY := $(VENV)/bin/python
 # clients, nmap, PostgreSQL for the multi-agent queue, tcpdump for the no-leak test, graphviz
 # to check that `cmdb map --format dot` draws).
 SYSTEM_PACKAGES := openssh-server openssh-client snmpd snmp dnsmasq-base nmap postgresql \
-	tcpdump iproute2 procps iputils-ping bind9-dnsutils nftables openssl adns-tools sudo graphviz
+	tcpdump iproute2 procps iputils-ping bind9-dnsutils nftables openssl adns-tools sudo graphviz \
+	chromium chromium-driver
 PACKAGES := capabilities probes runner
 DEMO_DIR ?= demo-output
 

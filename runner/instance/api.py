@@ -18,7 +18,8 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp
 
 from midprobe.capabilities.errors import ConfigError, QueueError
 from midprobe.capabilities.numbers import NumberRange, read_number
@@ -276,10 +277,12 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     scan_cap: int = DEFAULT_SCAN_CAP,
     signal: WorkSignal | None = None,
+    console: ASGIApp | None = None,
 ) -> Starlette:
     """The Table API and the agent endpoints over ``queue``, with ``users`` for basic auth.
 
-    The caller owns and closes both. ``signal`` wakes the agents' long polls (a fresh one if not given).
+    The caller owns and closes both. ``signal`` wakes the agents' long polls (a fresh one if not given);
+    ``console`` (the web console) is mounted at ``/console``.
     """
     from midprobe.runner.instance.agent_api import agent_routes
 
@@ -290,6 +293,7 @@ def create_app(
         Route("/api/now/table/{table}", api.insert_record, methods=["POST"]),
         Route("/api/now/table/{table}/{sys_id}", api.get_record, methods=["GET"]),
         Route("/api/now/table/{table}/{sys_id}", api.update_record, methods=["PATCH", "PUT"]),
+        *([Mount("/console", app=console)] if console is not None else []),
     ]
     return Starlette(
         routes=routes, exception_handlers={HTTPException: _http_error, Exception: _internal_error}

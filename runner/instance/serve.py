@@ -100,7 +100,7 @@ def serve(
     announce: Callable[[str], None],
     max_body_bytes: int | None = None,
 ) -> None:
-    """Serve the Table API and the agent endpoints over HTTPS on ``address`` until SIGTERM/SIGINT.
+    """Serve the Table API, the agent endpoints and the console (``/console``) over HTTPS on ``address`` until SIGTERM/SIGINT.
 
     ``announce`` gets the URL line.
     """
@@ -108,12 +108,17 @@ def serve(
 
     from midprobe.runner.instance.api import MAX_BODY_BYTES, create_app
     from midprobe.runner.instance.auth import open_users
+    from midprobe.runner.instance.console import open_console
     from midprobe.runner.queue.url import open_queue
 
     listener = bind(address)
     try:
-        with open_queue(queue_url) as queue, open_users(queue_url) as users:
-            app = create_app(queue, users, max_body_bytes=max_body_bytes or MAX_BODY_BYTES)
+        with (
+            open_queue(queue_url) as queue,
+            open_users(queue_url) as users,
+            open_console(queue_url, queue, users) as console,
+        ):
+            app = create_app(queue, users, max_body_bytes=max_body_bytes or MAX_BODY_BYTES, console=console)
             config = uvicorn.Config(
                 app,
                 ssl_certfile=str(tls.certificate),
