@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
@@ -22,6 +23,7 @@ from midprobe.runner.instance.api import create_app
 from midprobe.runner.instance.auth import UserStore
 from midprobe.runner.instance.console import ConsoleStores, console_app
 from midprobe.runner.instance.console.sessions import SessionStore
+from midprobe.runner.instance.console.views import mid_view, optional_labels
 from midprobe.runner.queue.base import AgentRegistration, EccQueue
 from tests.instance.conftest import ADMIN, MID
 
@@ -407,3 +409,19 @@ def test_the_network_map_is_drawn_as_svg(client: TestClient, stores: Stores) -> 
     around = client.get(f"/console/map.svg?around={ci}&depth=1")
     assert b"switch1" in around.content
     assert client.get("/console/map.svg?depth=9").status_code == 400
+
+
+@dataclass(frozen=True)
+class _VersionedRegistration(AgentRegistration):
+    version: str = "1.4.0"
+    pinned_version: str = ""
+
+
+def test_a_mids_version_fields_are_shown_when_its_registration_has_them() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    plain = mid_view(AgentRegistration("old"), now)
+    versioned = mid_view(_VersionedRegistration("new"), now)
+    assert plain.details == ()
+    assert versioned.detail("Version") == "1.4.0"
+    assert optional_labels([plain, versioned]) == ["Version", "Pinned version"]
+    assert optional_labels([plain]) == []

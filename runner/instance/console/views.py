@@ -34,7 +34,7 @@ _OFFSETS: Final = NumberRange(0, 10**9, integer=True)
 OPTIONAL_MID_FIELDS: Final = (
     ("version", "Version"),
     ("pinned_version", "Pinned version"),
-    ("compatible", "Compatible"),
+    ("admin_state", "Admin state"),
 )
 
 
@@ -154,7 +154,7 @@ def mid_view(agent: AgentRegistration, now: datetime, issues: Sequence[Mapping[s
     details = tuple(
         (label, _shown(getattr(agent, attribute)))
         for attribute, label in OPTIONAL_MID_FIELDS
-        if getattr(agent, attribute, None) is not None
+        if hasattr(agent, attribute)
     )
     return MidView(
         name=agent.short_name,
