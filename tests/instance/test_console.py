@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import pytest
 from starlette.testclient import TestClient
 
+from midprobe.capabilities.errors import ConfigError
 from midprobe.runner.cmdb.database import open_database
 from midprobe.runner.cmdb.model import DiscoveredDevice, NetworkInterface
 from midprobe.runner.cmdb.store import CmdbStore
@@ -425,3 +426,49 @@ def test_a_mids_version_fields_are_shown_when_its_registration_has_them() -> Non
     assert versioned.detail("Version") == "1.4.0"
     assert optional_labels([plain, versioned]) == ["Version", "Pinned version"]
     assert optional_labels([plain]) == []
+
+
+def test_a_discovery_is_started_from_the_console_form_only_with_its_csrf_token(
+    stores: Stores, queue: EccQueue, users: UserStore
+) -> None:
+    started: list[tuple[str, str | None, str]] = []
+
+    def start(schedule: str, credentials: str | None, user: str) -> str:
+        if "ranges" not in schedule:
+            raise ConfigError("a schedule needs ranges", field="ranges")
+        started.append((schedule, credentials, user))
+        return stores.status.create("from the console", {}, None)
+
+    console = ConsoleStores(queue, users, stores.cmdb, stores.status, start_discovery=start)
+    app = create_app(queue, users, console=console_app(console))
+    with TestClient(app, base_url="https://i.test") as client:
+        token = log_in(client)
+        assert 'href="/console/discoveries/new"' in client.get("/console/discoveries").text
+        secret = 'password = "s3cret-in-the-form"'
+        forged = client.post(
+            "/console/discoveries/new",
+            data={"csrf_token": "forged", "schedule": 'ranges = ["198.18.0.0/24"]', "credentials": secret},
+        )
+        assert forged.status_code == 403
+        assert started == []
+        refused = client.post(
+            "/console/discoveries/new",
+            data={"csrf_token": token, "schedule": 'name = "x"', "credentials": secret},
+        )
+        assert refused.status_code == 400
+        assert "ranges: a schedule needs ranges" in refused.text
+        assert "s3cret" not in refused.text  # the credentials are never shown back
+        assert "name = &#34;x&#34;" in refused.text  # the schedule is, to be fixed
+        done = client.post(
+            "/console/discoveries/new",
+            data={"csrf_token": token, "schedule": 'ranges = ["198.18.0.0/24"]', "credentials": secret},
+        )
+        assert done.url.path.startswith("/console/discoveries/")
+        assert "from the console" in done.text
+        assert started == [('ranges = ["198.18.0.0/24"]', secret, ADMIN[0])]
+
+
+def test_without_a_discovery_service_the_console_offers_no_start(client: TestClient) -> None:
+    log_in(client)
+    assert "/discoveries/new" not in client.get("/console/discoveries").text
+    assert client.get("/console/discoveries/new").status_code == 404

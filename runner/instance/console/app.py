@@ -72,19 +72,24 @@ _NEXT: Final = re.compile(r"/[A-Za-z0-9_./?=&%+-]*")
 
 MidIssues = Callable[[str], Sequence[Mapping[str, object]]]
 """The issues of one MID (by short name), each a mapping of field -> value (``state``: New, Acknowledged, Resolved)."""
+DiscoveryStarter = Callable[[str, str | None, str], str]
+"""Starts a discovery on the instance: (schedule TOML, credentials TOML or ``None``, user name) -> its status id;
+``ConfigError`` naming what is wrong with the request."""
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class ConsoleStores:
     """What the console reads: the instance's queue and users, and the CMDB and discovery status
-    in the same database. ``mid_issues`` lists a MID's issues when the instance keeps them."""
+    in the same database. ``mid_issues`` lists a MID's issues when the instance keeps them;
+    ``start_discovery`` starts a discovery when the instance runs them (the console then offers a form)."""
 
     queue: EccQueue
     users: UserStore
     cmdb: CmdbStore
     status: StatusStore
     mid_issues: MidIssues | None = None
+    start_discovery: DiscoveryStarter | None = None
 
 
 class ConsoleError(MidprobeError):
@@ -414,7 +419,40 @@ class Console:
             page.session,
             title="Discoveries",
             discoveries=views,
+            can_start=self.stores.start_discovery is not None,
             refresh=3 if running else None,
+        )
+
+    async def new_discovery(self, page: Page) -> Response:
+        """The start form (GET), or the discovery it starts (POST: then its page)."""
+        starter = self.stores.start_discovery
+        if starter is None:
+            raise ConsoleError(
+                404, "this instance does not run discoveries (start them with `midprobe discover run`)"
+            )
+        schedule = page.form.get("schedule", "")
+        if page.request.method == "GET":
+            return self._discovery_form(page, schedule)
+        credentials = page.form.get("credentials", "").strip() or None
+        if not schedule.strip():
+            return self._discovery_form(
+                page, schedule, status=400, message="schedule: write the schedule (TOML)"
+            )
+        try:
+            status_id = await self.call(lambda: starter(schedule, credentials, page.user.name))
+        except ConfigError as error:  # the credentials are never shown again, nor in the message
+            return self._discovery_form(page, schedule, status=400, message=error.message)
+        return RedirectResponse(f"{self.base(page.request)}/discoveries/{status_id}", status_code=303)
+
+    def _discovery_form(self, page: Page, schedule: str, *, status: int = 200, message: str = "") -> Response:
+        return self.render(
+            page.request,
+            "discovery_start.html",
+            page.session,
+            status=status,
+            title="Start a discovery",
+            schedule=schedule,
+            message=message,
         )
 
     async def discovery(self, page: Page) -> Response:
@@ -546,6 +584,7 @@ class Console:
             Route("/ecc", self.page(self.ecc), methods=["GET"]),
             Route("/ecc/{sys_id}", self.page(self.ecc_record), methods=["GET"]),
             Route("/discoveries", self.page(self.discoveries), methods=["GET"]),
+            Route("/discoveries/new", self.page(self.new_discovery), methods=["GET", "POST"]),
             Route("/discoveries/{sys_id}", self.page(self.discovery), methods=["GET"]),
             Route("/cmdb", self.page(self.cmdb), methods=["GET"]),
             Route("/cmdb/{sys_id}", self.page(self.ci), methods=["GET"]),
@@ -561,4 +600,12 @@ def console_app(stores: ConsoleStores, *, sessions: SessionStore | None = None) 
     return Console(stores, sessions=sessions).app()
 
 
-__all__ = ["CONSOLE_ROLE", "Console", "ConsoleError", "ConsoleStores", "MidIssues", "console_app"]
+__all__ = [
+    "CONSOLE_ROLE",
+    "Console",
+    "ConsoleError",
+    "ConsoleStores",
+    "DiscoveryStarter",
+    "MidIssues",
+    "console_app",
+]
