@@ -5,14 +5,20 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from midprobe.capabilities.errors import ConfigError
-from midprobe.runner.cli.options import TEXT, integer, output_option, queue_option
+from midprobe.runner.cli.options import (
+    TEXT,
+    instance_options,
+    integer,
+    output_option,
+    queue_or_instance_option,
+)
 from midprobe.runner.cli.text import printable
 from midprobe.runner.cmdb.map import (
     DRAWN,
@@ -29,13 +35,25 @@ from midprobe.runner.cmdb.map import (
 from midprobe.runner.cmdb.model import CI_CLASSES, RELATION_TYPES, ConfigurationItem
 from midprobe.runner.cmdb.store import CmdbStore, open_cmdb
 
+if TYPE_CHECKING:
+    from midprobe.runner.instance.cmdb_client import InstanceCmdb
+
 
 def _console() -> Console:
     # Piped output keeps whole lines, so sys_ids stay copyable.
     return Console(width=None if sys.stdout.isatty() else 250, highlight=False, markup=False, emoji=False)
 
 
-def _open(queue_url: str) -> CmdbStore:
+def _open(queue_url: str, user: str | None, ca_file: Path | None) -> CmdbStore | InstanceCmdb:
+    """The CMDB in the database, or read through the instance an ``https://`` queue names."""
+    from midprobe.runner.instance.client import is_instance_url, open_instance
+
+    if is_instance_url(queue_url):
+        from midprobe.runner.instance.cmdb_client import InstanceCmdb
+
+        return InstanceCmdb(open_instance(queue_url, user=user, ca_file=ca_file))
+    if user is not None or ca_file is not None:
+        raise ConfigError("--user and --ca go with an https:// queue (an instance)", field="--user")
     return open_cmdb(queue_url, must_exist=True)
 
 
@@ -45,7 +63,7 @@ def cmdb() -> None:
 
 
 @cmdb.command("list")
-@queue_option
+@queue_or_instance_option
 @click.option(
     "--class", "ci_class", type=click.Choice(sorted(CI_CLASSES)), default=None, help="Only CIs of this class."
 )
@@ -55,9 +73,16 @@ def cmdb() -> None:
     is_flag=True,
     help="A JSON array of CIs keyed by ServiceNow's field names, with their interfaces and addresses.",
 )
-def list_command(queue_url: str, ci_class: str | None, as_json: bool) -> None:
+@instance_options
+def list_command(
+    queue_url: str,
+    ci_class: str | None,
+    as_json: bool,
+    instance_user: str | None,
+    instance_ca_file: Path | None,
+) -> None:
     """List the configuration items, by class then name."""
-    with _open(queue_url) as store:
+    with _open(queue_url, instance_user, instance_ca_file) as store:
         items = store.list_cis(sys_class_name=ci_class)
     if as_json:
         click.echo(json.dumps([_document(ci) for ci in items], indent=2))
@@ -101,11 +126,14 @@ def _document(item: ConfigurationItem) -> dict[str, Any]:
 
 @cmdb.command("show")
 @click.argument("ci")
-@queue_option
+@queue_or_instance_option
 @click.option("--json", "as_json", is_flag=True, help="The CI, its interfaces and relations as JSON.")
-def show_command(ci: str, queue_url: str, as_json: bool) -> None:
+@instance_options
+def show_command(
+    ci: str, queue_url: str, as_json: bool, instance_user: str | None, instance_ca_file: Path | None
+) -> None:
     """Show one CI (by sys_id, unique sys_id prefix, name or IP address)."""
-    with _open(queue_url) as store:
+    with _open(queue_url, instance_user, instance_ca_file) as store:
         item = store.get(ci)
         relations = store.relations(item.sys_id)
         names = {other.sys_id: other.name for other in store.list_cis()}
@@ -143,11 +171,14 @@ def show_command(ci: str, queue_url: str, as_json: bool) -> None:
 
 @cmdb.command("history")
 @click.argument("ci")
-@queue_option
+@queue_or_instance_option
 @click.option("--json", "as_json", is_flag=True, help="A JSON array of changes.")
-def history_command(ci: str, queue_url: str, as_json: bool) -> None:
+@instance_options
+def history_command(
+    ci: str, queue_url: str, as_json: bool, instance_user: str | None, instance_ca_file: Path | None
+) -> None:
     """The per-attribute change log of one CI: old value, new value, when, which discovery."""
-    with _open(queue_url) as store:
+    with _open(queue_url, instance_user, instance_ca_file) as store:
         item = store.get(ci)
         changes = store.history(item.sys_id)
     if as_json:
@@ -167,12 +198,19 @@ def history_command(ci: str, queue_url: str, as_json: bool) -> None:
 
 
 @cmdb.command("export")
-@queue_option
+@queue_or_instance_option
 @click.option("--format", "form", type=click.Choice(["json", "csv"]), default="json", show_default=True)
 @output_option
-def export_command(queue_url: str, form: str, output: Path | None) -> None:
+@instance_options
+def export_command(
+    queue_url: str,
+    form: str,
+    output: Path | None,
+    instance_user: str | None,
+    instance_ca_file: Path | None,
+) -> None:
     """Every CI, keyed by ServiceNow's field names, as JSON or CSV."""
-    with _open(queue_url) as store:
+    with _open(queue_url, instance_user, instance_ca_file) as store:
         text = store.export("csv" if form == "csv" else "json")
     if output is None:
         click.echo(text, nl=False)
@@ -188,7 +226,7 @@ def _write(output: Path, data: bytes) -> None:
 
 
 @cmdb.command("map")
-@queue_option
+@queue_or_instance_option
 @click.option(
     "--format",
     "form",
@@ -219,11 +257,19 @@ def _write(output: Path, data: bytes) -> None:
     help="Only relations of this type (repeatable; all by default).",
 )
 @output_option
+@instance_options
 def map_command(
-    queue_url: str, form: str, around: str | None, depth: float, types: tuple[str, ...], output: Path | None
+    queue_url: str,
+    form: str,
+    around: str | None,
+    depth: float,
+    types: tuple[str, ...],
+    output: Path | None,
+    instance_user: str | None,
+    instance_ca_file: Path | None,
 ) -> None:
     """The network map: CIs and the relations between them (Connects to, Runs on, Depends on)."""
-    with _open(queue_url) as store:
+    with _open(queue_url, instance_user, instance_ca_file) as store:
         centre = store.get(around).sys_id if around is not None else None
         network = build_map(store.list_cis(), store.relations(), types=types)
     if centre is not None:

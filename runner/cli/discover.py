@@ -16,23 +16,37 @@ import click
 
 from midprobe.capabilities.clusters import MidCluster, cluster_named
 from midprobe.capabilities.config import load_config
-from midprobe.capabilities.errors import ConfigError, TargetNotAllowed
+from midprobe.capabilities.errors import ConfigError, QueueError, TargetNotAllowed
 from midprobe.capabilities.selection import SelectionPolicy
 from midprobe.probes.safety import TargetPolicy
-from midprobe.runner.cli.options import queue_option
+from midprobe.runner.cli.options import instance_options, queue_or_instance_option
 from midprobe.runner.cli.progress import follower_for, summary
 from midprobe.runner.cli.text import printable
 from midprobe.runner.cmdb.database import open_database
 from midprobe.runner.cmdb.store import CmdbStore
 from midprobe.runner.discovery.orchestrator import Orchestrator
 from midprobe.runner.discovery.schedule import Schedule, load_schedule
-from midprobe.runner.discovery.status import StatusStore
+from midprobe.runner.discovery.status import DiscoveryStatus, StatusStore
+from midprobe.runner.instance.client import InstanceClient, is_instance_url, open_instance
 from midprobe.runner.queue.url import open_queue
 
 #: Seconds between two passes of the orchestrator while a discovery runs.
 ADVANCE_INTERVAL_SECONDS = 0.2
 #: How long ``--local`` waits for its embedded agent to register before giving up.
 AGENT_START_SECONDS = 30.0
+#: Seconds between two looks at a discovery an instance runs.
+INSTANCE_POLL_SECONDS = 0.5
+#: How long ``run`` keeps following through an instance outage (a restart) before it gives up.
+INSTANCE_OUTAGE_SECONDS = 120.0
+
+
+def _instance(queue_url: str, user: str | None, ca_file: Path | None) -> InstanceClient | None:
+    """The instance client for an ``https://`` queue; ``None`` for a database (where --user and --ca are refused)."""
+    if is_instance_url(queue_url):
+        return open_instance(queue_url, user=user, ca_file=ca_file)
+    if user is not None or ca_file is not None:
+        raise ConfigError("--user and --ca go with an https:// queue (an instance)", field="--user")
+    return None
 
 
 def _check_lab(schedule: Schedule) -> None:
@@ -48,7 +62,7 @@ def discover() -> None:
 
 @discover.command("run")
 @click.argument("schedule_file", metavar="SCHEDULE", type=click.Path(dir_okay=False, path_type=Path))
-@queue_option
+@queue_or_instance_option
 @click.option(
     "--follow",
     is_flag=True,
@@ -65,6 +79,7 @@ def discover() -> None:
     default=None,
     help='Capabilities TOML: its [[cluster]] tables (mid = "cluster:NAME"), [[application]] default MIDs and [selection] rules.',
 )
+@instance_options
 def run_command(
     schedule_file: Path,
     queue_url: str,
@@ -73,20 +88,32 @@ def run_command(
     agent_name: str | None,
     lab_mode: bool,
     capabilities_file: Path | None,
+    instance_user: str | None,
+    instance_ca_file: Path | None,
 ) -> None:
     """Start a discovery of SCHEDULE, print its status id, and orchestrate it until it ends.
 
     The agents that run the probes are the ones registered on the queue (``midprobe agent``),
-    or, with --local, one embedded here.
+    or, with --local, one embedded here. With an https:// queue the instance runs the discovery
+    (its credentials file is sent to it over TLS) and this command follows it until it ends.
     """
     schedule = load_schedule(schedule_file)
     capabilities = load_config(capabilities_file) if capabilities_file is not None else None
     clusters = capabilities.clusters if capabilities is not None else ()
     policy = capabilities.policy if capabilities is not None else None
-    if schedule.mid_choice == "cluster":
+    if schedule.mid_choice == "cluster" and (capabilities is not None or not is_instance_url(queue_url)):
         cluster_named(clusters, schedule.mid or "")  # a schedule naming an unknown cluster stops here
     if lab_mode:
         _check_lab(schedule)
+    instance = _instance(queue_url, instance_user, instance_ca_file)
+    if instance is not None:
+        if local:
+            raise ConfigError(
+                "--local runs an agent beside a database queue, not an instance", field="--local"
+            )
+        with instance:
+            _run_on_instance(instance, schedule, capabilities_file, follow)
+        return
     if local:
         from midprobe.runner.agent.config import AgentConfig
         from midprobe.runner.cli.agent import run_agent
@@ -108,6 +135,47 @@ def run_command(
         run_agent(config, once=False, drain_seconds=5.0, alongside=orchestrate)
         return
     _orchestrate(schedule, queue_url, follow, clusters, policy)
+
+
+def _read_text(path: Path, option: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else "not UTF-8 text"
+        raise ConfigError(f"cannot read {path}: {reason}", field=option) from None
+
+
+def _run_on_instance(
+    instance: InstanceClient, schedule: Schedule, capabilities_file: Path | None, follow: bool
+) -> None:
+    """Start the discovery on the instance, print its id, and follow it (through an instance restart) to its end."""
+    credentials = None
+    if schedule.credentials is not None:
+        from midprobe.probes.credentials.loader import load_credential_file
+
+        load_credential_file(schedule.credentials)  # a bad file stops here, named, before anything is sent
+        credentials = _read_text(schedule.credentials, "credentials")
+    capabilities = _read_text(capabilities_file, "--capabilities") if capabilities_file is not None else None
+    started = instance.start_discovery(schedule, credentials=credentials, capabilities=capabilities)
+    click.echo(started.sys_id)
+    sys.stdout.flush()
+    outage: float | None = None
+    with follower_for(follow=follow) as follower:
+        while True:
+            try:
+                status: DiscoveryStatus = instance.get(started.sys_id)
+                follower.update(instance, started.sys_id)
+            except QueueError:
+                outage = outage if outage is not None else time.monotonic()
+                if time.monotonic() - outage > INSTANCE_OUTAGE_SECONDS:
+                    raise
+                time.sleep(INSTANCE_POLL_SECONDS)
+                continue
+            outage = None
+            if status.done:
+                break
+            time.sleep(INSTANCE_POLL_SECONDS)
+        follower.finish(instance, started.sys_id)
 
 
 def _wait_for_agent(queue_url: str, name: str) -> None:
@@ -157,17 +225,26 @@ def _orchestrate(
 
 @discover.command("status")
 @click.argument("status_id", metavar="ID")
-@queue_option
+@queue_or_instance_option
 @click.option("--json", "as_json", is_flag=True, help="The status, counts per phase and device log as JSON.")
-def status_command(status_id: str, queue_url: str, as_json: bool) -> None:
+@instance_options
+def status_command(
+    status_id: str, queue_url: str, as_json: bool, instance_user: str | None, instance_ca_file: Path | None
+) -> None:
     """A discovery's state, counts per phase, and what happened to each device."""
-    database = open_database(queue_url, must_exist=True)
-    try:
-        store = StatusStore(database)
-        status = store.get(status_id)
-        log = store.device_log(status.sys_id)
-    finally:
-        database.close()
+    instance = _instance(queue_url, instance_user, instance_ca_file)
+    if instance is not None:
+        with instance:
+            status = instance.get(status_id)
+            log = instance.device_log(status_id)
+    else:
+        database = open_database(queue_url, must_exist=True)
+        try:
+            store = StatusStore(database)
+            status = store.get(status_id)
+            log = store.device_log(status.sys_id)
+        finally:
+            database.close()
     if as_json:
         click.echo(json.dumps({**status.as_dict(), "log": log}, indent=2))
         return
@@ -183,15 +260,23 @@ def status_command(status_id: str, queue_url: str, as_json: bool) -> None:
 
 
 @discover.command("list")
-@queue_option
+@queue_or_instance_option
 @click.option("--json", "as_json", is_flag=True)
-def list_command(queue_url: str, as_json: bool) -> None:
-    """Every discovery on this queue, newest first."""
-    database = open_database(queue_url, must_exist=True)
-    try:
-        found = StatusStore(database).list_all()
-    finally:
-        database.close()
+@instance_options
+def list_command(
+    queue_url: str, as_json: bool, instance_user: str | None, instance_ca_file: Path | None
+) -> None:
+    """Every discovery on this queue (or instance), newest first."""
+    instance = _instance(queue_url, instance_user, instance_ca_file)
+    if instance is not None:
+        with instance:
+            found = instance.list()
+    else:
+        database = open_database(queue_url, must_exist=True)
+        try:
+            found = StatusStore(database).list_all()
+        finally:
+            database.close()
     if as_json:
         click.echo(json.dumps([s.as_dict() for s in found], indent=2))
         return
@@ -201,9 +286,18 @@ def list_command(queue_url: str, as_json: bool) -> None:
 
 @discover.command("cancel")
 @click.argument("status_id", metavar="ID")
-@queue_option
-def cancel_command(status_id: str, queue_url: str) -> None:
+@queue_or_instance_option
+@instance_options
+def cancel_command(
+    status_id: str, queue_url: str, instance_user: str | None, instance_ca_file: Path | None
+) -> None:
     """Cancel a discovery: what is still queued is answered with an error and never runs."""
+    instance = _instance(queue_url, instance_user, instance_ca_file)
+    if instance is not None:
+        with instance:
+            status, count = instance.cancel(status_id)
+        click.echo(f"{status.sys_id}: Cancelled, {count} outputs cancelled")
+        return
     with open_queue(queue_url) as queue:
         database = open_database(queue_url, must_exist=True)
         try:

@@ -63,10 +63,27 @@ def instance() -> None:
     default=None,
     help="The unencrypted PEM private key of --cert.",
 )
+@click.option(
+    "--capabilities",
+    "capabilities_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Capabilities TOML whose [[cluster]], [[application]] and [selection] rules apply to the "
+    "discoveries this instance runs (unless one brings its own).",
+)
 def serve_command(
-    queue_url: str, listen: Any, tls_dir: Path | None, cert: Path | None, key: Path | None
+    queue_url: str,
+    listen: Any,
+    tls_dir: Path | None,
+    cert: Path | None,
+    key: Path | None,
+    capabilities_file: Path | None,
 ) -> None:
-    """Serve the Table API over HTTPS until SIGTERM; prints the base URL and the CA file agents pin."""
+    """Serve the Table API over HTTPS until SIGTERM; prints the base URL and the CA file agents pin.
+
+    The instance also runs the discoveries started with ``discover run --queue https://...``.
+    """
+    from midprobe.capabilities.config import load_config
     from midprobe.runner.instance.serve import ListenAddress, default_tls_folder, serve
     from midprobe.runner.instance.tls import (
         check_certificate_pair,
@@ -76,6 +93,7 @@ def serve_command(
     )
 
     assert isinstance(listen, ListenAddress)
+    capabilities = load_config(capabilities_file) if capabilities_file is not None else None
     if cert is not None:
         read_certificate(cert)
     if key is not None:
@@ -94,7 +112,7 @@ def serve_command(
         if tls.ca is not None:
             click.echo(f"CA: {tls.ca.resolve()}")
 
-    serve(queue_url, listen, tls, announce=announce)
+    serve(queue_url, listen, tls, announce=announce, capabilities=capabilities)
 
 
 @instance.group("user")

@@ -15,8 +15,7 @@ from midprobe.runner.agent.config import DEFAULT_QUEUE_URL, NUMBER_LIMITS
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def queue_option(function: F) -> F:
-    """``--queue URL`` (env ``MIDPROBE_QUEUE_URL``): ``sqlite:///path.db`` or ``postgresql://...``."""
+def _queue(help_text: str) -> Callable[[F], F]:
     return click.option(
         "--queue",
         "queue_url",
@@ -24,7 +23,44 @@ def queue_option(function: F) -> F:
         default=DEFAULT_QUEUE_URL,
         show_default=True,
         metavar="URL",
-        help="ECC queue: sqlite:///path.db (embedded) or postgresql://user@host/db (env MIDPROBE_QUEUE_URL).",
+        help=help_text,
+    )
+
+
+def queue_option(function: F) -> F:
+    """``--queue URL`` (env ``MIDPROBE_QUEUE_URL``): ``sqlite:///path.db`` or ``postgresql://...``."""
+    return _queue(
+        "ECC queue: sqlite:///path.db (embedded) or postgresql://user@host/db (env MIDPROBE_QUEUE_URL)."
+    )(function)
+
+
+def queue_or_instance_option(function: F) -> F:
+    """``--queue URL`` for commands that also reach an instance: a database URL or ``https://HOST:PORT``."""
+    return _queue(
+        "ECC queue: sqlite:///path.db, postgresql://user@host/db, or https://HOST:PORT (an instance, "
+        "with --user and --ca) (env MIDPROBE_QUEUE_URL)."
+    )(function)
+
+
+def instance_options(function: F) -> F:
+    """``--user NAME`` and ``--ca FILE``: with an ``https://`` queue, who calls the instance and the CA to trust.
+
+    The password comes from ``MIDPROBE_INSTANCE_PASSWORD`` only, as the agent's does.
+    """
+    function = click.option(
+        "--ca",
+        "instance_ca_file",
+        envvar="MIDPROBE_INSTANCE_CA_FILE",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        default=None,
+        help="With an https:// queue: the instance's CA file to trust [the system's CAs] (env MIDPROBE_INSTANCE_CA_FILE).",
+    )(function)
+    return click.option(
+        "--user",
+        "instance_user",
+        envvar="MIDPROBE_INSTANCE_USER",
+        default=None,
+        help="With an https:// queue: the instance user (password from env MIDPROBE_INSTANCE_PASSWORD).",
     )(function)
 
 

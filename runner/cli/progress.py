@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from midprobe.runner.cli.text import printable
-from midprobe.runner.discovery.status import PHASES, DiscoveryStatus, PhaseCounts, StatusStore
+from midprobe.runner.discovery.status import PHASES, DiscoveryStatus, PhaseCounts
 
 #: Width of one phase's bar, in characters.
 BAR_WIDTH = 30
@@ -91,6 +91,16 @@ def render(view: FollowView) -> RenderableType:
     return Group(header, table)
 
 
+class StatusReader(Protocol):
+    """Where a follower reads a discovery's status: the status store, or an instance's API."""
+
+    def get(self, reference: str) -> DiscoveryStatus: ...
+
+    def device_log(self, status: str) -> list[dict[str, str]]: ...
+
+    def device_counts(self, status: str) -> tuple[int, int]: ...
+
+
 class Follower(Protocol):
     """Shows a discovery's progress; ``update`` after every orchestrator pass, ``finish`` once at the end."""
 
@@ -100,9 +110,9 @@ class Follower(Protocol):
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None: ...
 
-    def update(self, store: StatusStore, status_id: str) -> None: ...
+    def update(self, store: StatusReader, status_id: str) -> None: ...
 
-    def finish(self, store: StatusStore, status_id: str) -> None: ...
+    def finish(self, store: StatusReader, status_id: str) -> None: ...
 
 
 class LineFollower:
@@ -120,7 +130,7 @@ class LineFollower:
     ) -> None:
         return None
 
-    def update(self, store: StatusStore, status_id: str) -> None:
+    def update(self, store: StatusReader, status_id: str) -> None:
         if not self._follow:
             return
         line = summary(store.get(status_id))
@@ -128,7 +138,7 @@ class LineFollower:
             click.echo(line, err=True)
             self._shown = line
 
-    def finish(self, store: StatusStore, status_id: str) -> None:
+    def finish(self, store: StatusReader, status_id: str) -> None:
         if self._follow:
             self.update(store, status_id)
         else:
@@ -158,12 +168,12 @@ class LiveFollower:
     ) -> None:
         self._live.stop()
 
-    def view(self, store: StatusStore, status_id: str) -> FollowView:
+    def view(self, store: StatusReader, status_id: str) -> FollowView:
         devices, done = store.device_counts(status_id)
         elapsed = self._monotonic() - self._started
         return FollowView(store.get(status_id), devices, done, elapsed)
 
-    def update(self, store: StatusStore, status_id: str) -> None:
+    def update(self, store: StatusReader, status_id: str) -> None:
         log = store.device_log(status_id)
         for entry in log[self._logged :]:
             # Through the live display's console, so the line lands above the display, never on it.
@@ -172,7 +182,7 @@ class LiveFollower:
         self._logged = len(log)
         self._live.update(render(self.view(store, status_id)), refresh=True)
 
-    def finish(self, store: StatusStore, status_id: str) -> None:
+    def finish(self, store: StatusReader, status_id: str) -> None:
         self.update(store, status_id)
         self._live.stop()
         self._console.print(Text(summary(store.get(status_id))), soft_wrap=True)

@@ -186,11 +186,13 @@ class CmdbStore(SqlStore):
                 raise ConfigError(f"{text!r} matches {len(rows)} CIs: {names}", field="CI")
             return self._load(tx, rows)[0]
 
-    def history(self, ci: str) -> list[Change]:
+    def history(self, ci: str | None = None) -> list[Change]:
+        """One CI's changes in the order they were made (every CI's, without ``ci``)."""
+        where, params = ("WHERE ci = ? ", [ci]) if ci is not None else ("", [])
         with self._db.transaction() as tx:
             rows = tx.execute(
-                "SELECT ci, field_name, old_value, new_value, at, discovery FROM cmdb_audit WHERE ci = ? ORDER BY seq",
-                [ci],
+                f"SELECT ci, field_name, old_value, new_value, at, discovery FROM cmdb_audit {where}ORDER BY seq",
+                params,
             )
         return [Change(*row) for row in rows]
 
@@ -496,19 +498,24 @@ class CmdbStore(SqlStore):
     # -- export ----------------------------------------------------------------------------------
 
     def export(self, form: Literal["json", "csv"]) -> str:
-        rows = [ci.as_row() for ci in self.list_cis()]
-        if form == "json":
-            return json.dumps(rows, indent=2) + "\n"
-        buffer = io.StringIO()
-        fields = (
-            list(rows[0])
-            if rows
-            else list(ConfigurationItem("", "", "", None, None, None, {}, "", "", None).as_row())
-        )
-        writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
-        return buffer.getvalue()
+        return export_items(self.list_cis(), form)
+
+
+def export_items(items: Sequence[ConfigurationItem], form: Literal["json", "csv"]) -> str:
+    """CIs keyed by ServiceNow's field names, as JSON or CSV text (pure)."""
+    rows = [ci.as_row() for ci in items]
+    if form == "json":
+        return json.dumps(rows, indent=2) + "\n"
+    buffer = io.StringIO()
+    fields = (
+        list(rows[0])
+        if rows
+        else list(ConfigurationItem("", "", "", None, None, None, {}, "", "", None).as_row())
+    )
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
+    return buffer.getvalue()
 
 
 def open_cmdb(url: str, *, must_exist: bool = False, clock: Clock | None = None) -> CmdbStore:
@@ -516,4 +523,4 @@ def open_cmdb(url: str, *, must_exist: bool = False, clock: Clock | None = None)
     return CmdbStore(open_database(url, must_exist=must_exist), clock=clock)
 
 
-__all__ = ["SCHEMA", "CmdbStore", "ReconcileResult", "open_cmdb"]
+__all__ = ["SCHEMA", "CmdbStore", "ReconcileResult", "export_items", "open_cmdb"]

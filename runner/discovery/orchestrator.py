@@ -208,15 +208,21 @@ class Orchestrator:
 
     # -- starting ----------------------------------------------------------------------------------
 
-    def start(self, schedule: Schedule) -> str:
-        """Create the discovery's status and enqueue its Shazzam batches; returns the status id."""
-        with self._one_view():
-            return self._start(schedule)
+    def start(self, schedule: Schedule, *, on_created: Callable[[str], None] | None = None) -> str:
+        """Create the discovery's status and enqueue its Shazzam batches; returns the status id.
 
-    def _start(self, schedule: Schedule) -> str:
+        ``on_created`` gets the status id before anything is planned or enqueued (the instance
+        stores what the discovery needs there, so no agent sees its work first).
+        """
+        with self._one_view():
+            return self._start(schedule, on_created)
+
+    def _start(self, schedule: Schedule, on_created: Callable[[str], None] | None) -> str:
         summary = dataclasses.asdict(schedule)
         status_id = self.status.create(schedule.name, summary, schedule.max_run_time)
         self._started_at[status_id] = self._monotonic()
+        if on_created is not None:
+            on_created(status_id)
         for index, blocks in enumerate(schedule.batches()):
             label = f"batch {index + 1}"
             first, last = _bounds(blocks)
@@ -335,6 +341,10 @@ class Orchestrator:
                     output.phase,
                     f"{output.topic} moved from {failed.name} ({failed.status}) to {replacement} (cluster {cluster.name})",
                 )
+
+    def count_run_time_from(self, status_id: str, elapsed_seconds: float) -> None:
+        """A discovery resumed by a new process has run ``elapsed_seconds`` already (max run time counts them)."""
+        self._started_at[status_id] = self._monotonic() - elapsed_seconds
 
     def _over_time(self, status_id: str, max_run_time: float | None) -> bool:
         if max_run_time is None:

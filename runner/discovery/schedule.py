@@ -227,6 +227,31 @@ def schedule_from_mapping(data: Mapping[str, Any], *, source: Path | str = "<sch
     )
 
 
+def schedule_to_mapping(schedule: Schedule) -> dict[str, object]:
+    """The schedule's keys as a table ``schedule_from_mapping`` reads back (pure), without ``credentials``.
+
+    A schedule sent to an instance travels this way: its credentials file goes beside it, read by
+    the sender, since a path on the sender's disk means nothing to the instance.
+    """
+    table: dict[str, object] = {
+        "name": schedule.name,
+        "ranges": list(schedule.ranges),
+        "exclude": list(schedule.exclude),
+        "mid": {"auto": "auto", "named": schedule.mid, "cluster": f"cluster:{schedule.mid}"}[
+            schedule.mid_choice
+        ],
+        "behaviour": list(schedule.behaviour),
+        "credential_tags": list(schedule.credential_tags),
+        "ports": schedule.ports,
+        "batch_size": schedule.batch_size,
+    }
+    if schedule.max_run_time is not None:
+        table["max_run_time"] = schedule.max_run_time
+    if schedule.rate is not None:
+        table["rate"] = schedule.rate
+    return table
+
+
 def load_schedule(path: str | Path) -> Schedule:
     """Read and check a schedule file; ``ConfigError`` (one line naming the file and key) if bad."""
     file = Path(path)
@@ -251,4 +276,5 @@ __all__ = [
     "batch_addresses",
     "load_schedule",
     "schedule_from_mapping",
+    "schedule_to_mapping",
 ]

@@ -81,6 +81,30 @@ class DiscoveryStatus:
             "phases": {phase: vars(counts) for phase, counts in self.phases.items()},
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> DiscoveryStatus:
+        """The status ``as_dict`` wrote (as an instance sends it); ``ConfigError`` if it is not one."""
+        try:
+            phases = data.get("phases") or {}
+            assert isinstance(phases, dict)
+            state = str(data["state"])
+            if state not in STATES:
+                raise ValueError(state)
+            return cls(
+                sys_id=str(data["sys_id"]),
+                name=str(data["name"]),
+                state=state,
+                started=str(data["started"]),
+                finished=None if data.get("finished") is None else str(data["finished"]),
+                max_run_time=None if data.get("max_run_time") is None else float(str(data["max_run_time"])),
+                note=None if data.get("note") is None else str(data["note"]),
+                phases={str(phase): PhaseCounts(**counts) for phase, counts in phases.items()},
+            )
+        except (KeyError, TypeError, ValueError, AssertionError):
+            raise ConfigError(
+                "the instance sent a discovery status of another shape", field="status"
+            ) from None
+
 
 @dataclass(frozen=True)
 class PlannedOutput:
@@ -170,6 +194,14 @@ class StatusStore(SqlStore):
             note=None if row[6] is None else str(row[6]),
             phases={phase: PhaseCounts(**numbers) for phase, numbers in tally.items()},
         )
+
+    def running(self) -> list[str]:
+        """The ids of the discoveries not yet Completed or Cancelled, oldest first."""
+        with self._db.transaction(write=False) as tx:
+            rows = tx.execute(
+                "SELECT sys_id FROM discovery_status WHERE state IN ('Starting', 'Active') ORDER BY started"
+            )
+        return [str(row[0]) for row in rows]
 
     def list_all(self) -> list[DiscoveryStatus]:
         with self._db.transaction() as tx:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Final, TypeVar
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Final, TypeVar
 
 import anyio.to_thread
 from starlette.applications import Starlette
@@ -29,6 +29,9 @@ from midprobe.runner.instance.query import Row, parse_query
 from midprobe.runner.instance.tables import DEFAULT_SCAN_CAP, AgentTable, EccQueueTable, Page, Table
 from midprobe.runner.instance.wake import WorkSignal
 from midprobe.runner.queue.base import EccQueue
+
+if TYPE_CHECKING:
+    from midprobe.runner.instance.discoveries import DiscoveryService
 
 MAX_BODY_BYTES: Final = 32 * 1024 * 1024
 """Largest request body read: a 20 MB payload (the queue's attachment cap) with room for JSON escapes."""
@@ -54,6 +57,8 @@ _BOOLEAN_PARAMETERS: Final = (
     "sysparm_suppress_pagination_header",
 )
 
+#: The roles that may read every table.
+READERS: Final = ("mid_server", "discovery_admin")
 #: What ServiceNow calls each method in an ACL refusal ("ACL Exception Update Failed ...").
 _OPERATIONS: Final = {"GET": "Read", "POST": "Insert", "PATCH": "Update", "PUT": "Update"}
 
@@ -150,10 +155,12 @@ class TableApi:
         max_body_bytes: int = MAX_BODY_BYTES,
         scan_cap: int = DEFAULT_SCAN_CAP,
         signal: WorkSignal | None = None,
+        tables: Sequence[Table] = (),
     ) -> None:
         self.signal = signal or WorkSignal()
         self._queue_table = EccQueueTable(queue, scan_cap=scan_cap)
         self._tables: dict[str, Table] = {"ecc_queue": self._queue_table, "ecc_agent": AgentTable(queue)}
+        self._tables.update((table.name, table) for table in tables)  # read-only ones: CMDB, MID tables
         self._users = users
         self.max_body_bytes = max_body_bytes
         self._offsets = NumberRange(0, 10**9, integer=True)
@@ -162,14 +169,15 @@ class TableApi:
     async def call(self, function: Callable[[], T]) -> T:
         return await anyio.to_thread.run_sync(function)
 
-    async def authorise(self, request: Request, role: str) -> User:
+    async def authorise(self, request: Request, role: str, *or_roles: str) -> User:
+        """The request's user, if it holds ``role`` (or one of ``or_roles``); else 401 or 403."""
         credentials = parse_basic_auth(request.headers.get("authorization", ""))
         if credentials is None:
             raise _unauthenticated()
         user = await self.call(lambda: self._users.authenticate(*credentials))
         if user is None:
             raise _unauthenticated()
-        if not user.has_role(role):
+        if not any(user.has_role(held) for held in (role, *or_roles)):
             raise forbidden(_OPERATIONS.get(request.method, request.method))
         return user
 
@@ -195,7 +203,7 @@ class TableApi:
 
     async def list_records(self, request: Request) -> Response:
         async def handle() -> Response:
-            await self.authorise(request, "mid_server")
+            await self.authorise(request, *READERS)
             table = self._table(request)
             parameters = _parameters(request)
             fields = _projection(table, parameters)
@@ -210,7 +218,7 @@ class TableApi:
 
     async def get_record(self, request: Request) -> Response:
         async def handle() -> Response:
-            await self.authorise(request, "mid_server")
+            await self.authorise(request, *READERS)
             table = self._table(request)
             fields = _projection(table, _parameters(request))
             row = await self.call(lambda: table.get(request.path_params["sys_id"]))
@@ -277,27 +285,37 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     scan_cap: int = DEFAULT_SCAN_CAP,
     signal: WorkSignal | None = None,
+    discoveries: DiscoveryService | None = None,
+    tables: Sequence[Table] = (),
     console: ASGIApp | None = None,
 ) -> Starlette:
     """The Table API and the agent endpoints over ``queue``, with ``users`` for basic auth.
 
-    The caller owns and closes both. ``signal`` wakes the agents' long polls (a fresh one if not given);
+    The caller owns and closes both. ``signal`` wakes the agents' long polls (a fresh one if not
+    given). With ``discoveries``, the discovery endpoints too; ``tables`` are served read-only
+    beside ``ecc_queue`` and ``ecc_agent`` (:mod:`.cmdb_tables` and :mod:`.mid_tables` make the CMDB and MID ones);
     ``console`` (the web console) is mounted at ``/console``.
     """
     from midprobe.runner.instance.agent_api import agent_routes
+    from midprobe.runner.instance.discovery_api import discovery_routes
 
-    api = TableApi(queue, users, max_body_bytes=max_body_bytes, scan_cap=scan_cap, signal=signal)
+    api = TableApi(
+        queue, users, max_body_bytes=max_body_bytes, scan_cap=scan_cap, signal=signal, tables=tables
+    )
     routes = [
         *agent_routes(queue, api, api.signal),
+        *(discovery_routes(discoveries, api) if discoveries is not None else ()),
         Route("/api/now/table/{table}", api.list_records, methods=["GET"]),
         Route("/api/now/table/{table}", api.insert_record, methods=["POST"]),
         Route("/api/now/table/{table}/{sys_id}", api.get_record, methods=["GET"]),
         Route("/api/now/table/{table}/{sys_id}", api.update_record, methods=["PATCH", "PUT"]),
         *([Mount("/console", app=console)] if console is not None else []),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes, exception_handlers={HTTPException: _http_error, Exception: _internal_error}
     )
+    app.state.discoveries = discoveries  # other front ends (the console) start discoveries through it
+    return app
 
 
 __all__ = ["DEFAULT_LIMIT", "MAX_BODY_BYTES", "TableApi", "create_app", "error_response", "read_json"]

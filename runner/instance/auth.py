@@ -21,8 +21,9 @@ from typing import Final
 from midprobe.capabilities.errors import ConfigError, CredentialError
 from midprobe.runner.cmdb.database import Clock, Database, SqlStore, open_database
 
-ROLES: Final[tuple[str, ...]] = ("admin", "mid_server")
-"""``admin``: every table operation; ``mid_server``: what a MID does (read, answer with inputs)."""
+ROLES: Final[tuple[str, ...]] = ("admin", "discovery_admin", "mid_server")
+"""``admin``: everything; ``discovery_admin``: start, watch and cancel discoveries and read the tables;
+``mid_server``: what a MID does (read, answer with inputs)."""
 
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,99}")
 MAX_PASSWORD_LENGTH: Final = 1024

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from midprobe.capabilities.config import CapabilityConfig
 from midprobe.capabilities.errors import ConfigError
 from midprobe.runner.instance.tls import TlsFiles
 from midprobe.runner.queue.url import SqliteLocation, parse_queue_url
@@ -99,26 +100,42 @@ def serve(
     *,
     announce: Callable[[str], None],
     max_body_bytes: int | None = None,
+    capabilities: CapabilityConfig | None = None,
 ) -> None:
     """Serve the Table API, the agent endpoints and the console (``/console``) over HTTPS on ``address`` until SIGTERM/SIGINT.
 
-    ``announce`` gets the URL line.
+    ``announce`` gets the URL line. ``capabilities`` (clusters, selection rules) apply to every
+    discovery started without a capabilities file of its own; discoveries left active by an
+    earlier run resume at once.
     """
     import uvicorn
 
+    from midprobe.runner.cmdb.database import open_database
+    from midprobe.runner.cmdb.store import CmdbStore
     from midprobe.runner.instance.api import MAX_BODY_BYTES, create_app
     from midprobe.runner.instance.auth import open_users
-    from midprobe.runner.instance.console import open_console
+    from midprobe.runner.instance.cmdb_tables import cmdb_tables
+    from midprobe.runner.instance.console import instance_console
+    from midprobe.runner.instance.discoveries import DiscoveryService
+    from midprobe.runner.instance.mid_tables import mid_tables
+    from midprobe.runner.instance.wake import WorkSignal
     from midprobe.runner.queue.url import open_queue
 
     listener = bind(address)
     try:
-        with (
-            open_queue(queue_url) as queue,
-            open_users(queue_url) as users,
-            open_console(queue_url, queue, users) as console,
-        ):
-            app = create_app(queue, users, max_body_bytes=max_body_bytes or MAX_BODY_BYTES, console=console)
+        with open_queue(queue_url) as queue, open_users(queue_url) as users:
+            work_signal = WorkSignal()
+            database = open_database(queue_url)
+            discoveries = DiscoveryService(queue, database, capabilities=capabilities, signal=work_signal)
+            app = create_app(
+                queue,
+                users,
+                max_body_bytes=max_body_bytes or MAX_BODY_BYTES,
+                signal=work_signal,
+                discoveries=discoveries,
+                tables=[*cmdb_tables(CmdbStore(database)), *mid_tables(queue, database, capabilities)],
+                console=instance_console(queue, users, database, discoveries),
+            )
             config = uvicorn.Config(
                 app,
                 ssl_certfile=str(tls.certificate),
@@ -131,10 +148,13 @@ def serve(
             # uvicorn shuts down gracefully on SIGTERM, then raises it again for the handler it found:
             # this one ignores it, so a SIGTERM ends the command with status 0.
             previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+            discoveries.start_background()  # resumes every discovery an earlier run left Active
             try:
                 uvicorn.Server(config).run(sockets=[listener])
             finally:
                 signal.signal(signal.SIGTERM, previous)
+                discoveries.stop_background()
+                database.close()
     finally:
         listener.close()
 

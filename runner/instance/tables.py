@@ -10,7 +10,7 @@ queue transaction.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, Protocol
@@ -338,6 +338,41 @@ class AgentTable:
         raise not_found()
 
 
+# -- tables read whole ------------------------------------------------------------------------------------------
+
+
+class SnapshotTable:
+    """A small read-only table read whole for each request (the CMDB's and the MID tables).
+
+    ``rows(equal)`` gives every row in the table's order; ``equal`` holds the query's required
+    ``field=value`` conditions, which it may use to read less (the query is applied anyway).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        fields: Mapping[str, FieldKind],
+        rows: Callable[[Mapping[str, str]], Sequence[Row]],
+    ) -> None:
+        self.name = name
+        self.fields = fields
+        self._rows = rows
+
+    def select(self, query: EncodedQuery, offset: int, limit: int) -> Page:
+        return _page(self._rows(query.required_equalities()), query, offset, limit)
+
+    def get(self, sys_id: str) -> Row:
+        for row in self._rows({"sys_id": sys_id}):
+            if row["sys_id"] == sys_id:
+                return row
+        raise not_found()
+
+
+def derived_sys_id(*parts: str) -> str:
+    """A stable ``sys_id`` for a row the store keys by other columns (made from them)."""
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
 __all__ = [
     "DEFAULT_SCAN_CAP",
     "ECC_AGENT_FIELDS",
@@ -345,9 +380,11 @@ __all__ = [
     "AgentTable",
     "EccQueueTable",
     "Page",
+    "SnapshotTable",
     "Table",
     "agent_row",
     "agent_sys_id",
+    "derived_sys_id",
     "display_time",
     "record_from_body",
     "record_row",

@@ -82,6 +82,8 @@ class HttpsQueue:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.url = base_url.rstrip("/")
+        #: The role the calls need, named when the instance refuses one (``discovery_admin`` for a user's client).
+        self.role = "mid_server"
         self.payload_cap = payload_cap
         self._user = user
         self._spool = spool
@@ -104,6 +106,7 @@ class HttpsQueue:
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
+        prefix: str = API_PREFIX,
     ) -> Any:
         """One call; returns the ``result`` of the JSON answer, or raises (mapped, one line)."""
         if self._closed:
@@ -114,7 +117,7 @@ class HttpsQueue:
             try:
                 response = self._client.request(
                     method,
-                    API_PREFIX + path,
+                    prefix + path,
                     json=body,
                     params=params,
                     headers=headers,
@@ -155,13 +158,19 @@ class HttpsQueue:
             )
         if status == 403:
             raise QueueError(
-                f"queue {self.url}: user {self._user!r} may not do this (needs the mid_server role)"
+                f"queue {self.url}: user {self._user!r} may not do this (needs the {self.role} role)"
             )
         if status == 409 and message == "Agent name in use":
             raise AgentNameInUse(detail or said)
         if 400 <= status < 500:
             raise ConfigError(f"the instance refused the request: {said}")
         raise QueueError(f"queue {self.url}: the instance failed: {said}")
+
+    def call(
+        self, method: str, path: str, *, body: object = None, prefix: str = API_PREFIX, **options: Any
+    ) -> Any:
+        """One request of the instance's API at ``prefix + path`` (retried, mapped as every call is)."""
+        return self._request(method, path, body=body, prefix=prefix, **options)
 
     # -- records ------------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """The ECC queue schema, shared by both backends (column types differ only where the dialects do).
 
 Tables: ``ecc_queue`` (ServiceNow's fields + lease bookkeeping), ``ecc_attachment``
-(payloads over the cap), ``ecc_agent`` (agent registry), ``credential_affinity``,
+(payloads over the cap), ``ecc_agent`` (agent registry), ``ecc_agent_issue``, ``credential_affinity``,
 and ``midprobe_schema`` (the schema version, checked on open).
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 
 #: The ECC fields of ``ecc_queue``, in the order every SELECT returns them.
 RECORD_COLUMNS: Final[tuple[str, ...]] = (
@@ -166,6 +166,19 @@ def schema_statements(dialect: Dialect) -> tuple[str, ...]:
         )
         """,
         f"""
+        CREATE TABLE IF NOT EXISTS ecc_agent_issue (
+            sys_id         TEXT PRIMARY KEY,
+            agent          TEXT NOT NULL,
+            source         TEXT NOT NULL DEFAULT '',
+            message        TEXT NOT NULL,
+            state          TEXT NOT NULL DEFAULT 'new',
+            count          INTEGER NOT NULL DEFAULT 1,
+            sys_created_on {ts} NOT NULL,
+            last_detected  {ts} NOT NULL
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS ecc_agent_issue_agent ON ecc_agent_issue (agent)",
+        f"""
         CREATE TABLE IF NOT EXISTS credential_affinity (
             address       TEXT NOT NULL,
             protocol      TEXT NOT NULL,
@@ -182,6 +195,8 @@ def schema_statements(dialect: Dialect) -> tuple[str, ...]:
 #: clock, never the agent's wall clock), the process holding each lease (``lease_instance``)
 #: and the process holding each agent name (``ecc_agent.instance``). Version 3 orders claims
 #: by arrival in the database (``Dialect.migrations``), no longer by the enqueuer's ``sequence``.
+#: Version 4 adds ``ecc_agent_issue`` (a MID's issues, ServiceNow's table of that name), which
+#: ``schema_statements`` creates.
 MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     1: (
         "ALTER TABLE ecc_queue ADD COLUMN lease_instance TEXT",
@@ -190,6 +205,7 @@ MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
         "ALTER TABLE ecc_agent ADD COLUMN instance TEXT NOT NULL DEFAULT ''",
     ),
     2: (),
+    3: (),
 }
 
 

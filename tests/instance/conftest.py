@@ -11,6 +11,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from midprobe.runner.cmdb.database import Database, open_database
 from midprobe.runner.instance.api import create_app
 from midprobe.runner.instance.auth import UserStore, open_users
 from midprobe.runner.queue.base import EccQueue
@@ -57,6 +58,14 @@ def queue_url(tmp_path: Path) -> str:
 def queue(queue_url: str) -> Iterator[EccQueue]:
     with open_queue(queue_url) as opened:
         yield opened
+
+
+@pytest.fixture
+def database(queue_url: str) -> Iterator[Database]:
+    """The queue's database as the CMDB, status and credential stores open it."""
+    opened = open_database(queue_url)
+    yield opened
+    opened.close()
 
 
 @pytest.fixture

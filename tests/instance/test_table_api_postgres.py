@@ -8,9 +8,16 @@ from pathlib import Path
 import httpx
 import pytest
 
+from midprobe.runner.cmdb.database import open_database
+from midprobe.runner.cmdb.model import DiscoveredDevice
+from midprobe.runner.cmdb.store import CmdbStore
+from midprobe.runner.ecc.builders import new_input_record
 from midprobe.runner.ecc.record import EccRecord
 from midprobe.runner.instance.api import create_app
 from midprobe.runner.instance.auth import open_users
+from midprobe.runner.instance.cmdb_tables import cmdb_tables
+from midprobe.runner.instance.discoveries import DiscoveryService
+from midprobe.runner.instance.mid_tables import mid_tables
 from midprobe.runner.queue.base import AgentRegistration
 from midprobe.runner.queue.https import HttpsQueue
 from midprobe.runner.queue.spool import ResultSpool
@@ -73,3 +80,38 @@ def test_an_agent_claims_and_answers_over_https_in_front_of_postgresql(
         assert [r.sys_id for r in queue.list(queue_side="input", response_to=output.sys_id)] == [
             result.sys_id
         ]
+
+
+def test_discoveries_and_the_cmdb_tables_over_postgresql(postgres_database_url: str) -> None:
+    url = postgres_database_url
+    database = open_database(url)
+    try:
+        with open_queue(url) as queue, open_users(url) as users:
+            users.add(*ADMIN, roles=("admin",))
+            queue.register_agent(AgentRegistration("mid1", applications=("Discovery",)))
+            cmdb = CmdbStore(database)
+            cmdb.reconcile(DiscoveredDevice("cmdb_ci_ip_switch", "switch1", ip_address="198.18.0.11"))
+            service = DiscoveryService(queue, database)
+            tables = [*cmdb_tables(cmdb), *mid_tables(queue, database, None)]
+            api = Client(create_app(queue, users, discoveries=service, tables=tables))
+            schedule = {"name": "pg", "ranges": ["198.18.0.8/30"], "ports": "22"}
+            started = api.post(
+                "/api/midprobe/v1/discoveries", {"schedule": schedule, "credentials": "x = 1\n"}
+            )
+            assert started.status_code == 201, started.text
+            status_id = started.json()["result"]["sys_id"]
+            (scan,) = [
+                r for r in queue.list(queue_side="output", limit=100) if r.agent_correlator == status_id
+            ]
+            queue.complete(scan.sys_id, new_input_record(scan, agent=scan.agent, results=[], probe_time_ms=1))
+            assert DiscoveryService(queue, database).advance_all() == 0  # a restarted instance finishes it
+            assert (
+                api.get(f"/api/midprobe/v1/discoveries/{status_id}").json()["result"]["state"] == "Completed"
+            )
+            names = api.get("/api/now/table/cmdb_ci", sysparm_fields="name").json()["result"]
+            assert names == [{"name": "switch1"}]
+            assert api.get("/api/now/table/ecc_agent_issue").json()["result"] == []
+            applications = api.get("/api/now/table/ecc_agent_application_m2m").json()["result"]
+            assert [row["application"] for row in applications] == ["Discovery"]
+    finally:
+        database.close()

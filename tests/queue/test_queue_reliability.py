@@ -19,6 +19,7 @@ from midprobe.runner.ecc.builders import new_input_record, new_output_record
 from midprobe.runner.ecc.record import EccRecord, utc_now
 from midprobe.runner.queue import EccQueue, open_queue, sqlbase, sqlite
 from midprobe.runner.queue.base import AgentNameInUse, AgentRegistration
+from midprobe.runner.queue.schema import SCHEMA_VERSION
 from midprobe.runner.queue.sqlbase import DAMAGED_PREFIX
 from midprobe.runner.queue.sqlite import SqliteQueue
 
@@ -346,7 +347,9 @@ def test_a_version_1_queue_is_upgraded_on_open_and_keeps_its_records(queue_url: 
     with open_queue(queue_url) as queue:
         assert [record.sys_id for record in queue.claim("lab1", 5, 60.0, instance="p1")] == [output.sys_id]
         queue.register_agent(AgentRegistration("lab1"), instance="p1", live_within_seconds=60.0)
-    assert [int(str(row[0])) for row in _raw(queue_url, "SELECT version FROM midprobe_schema")] == [3]
+    assert [int(str(row[0])) for row in _raw(queue_url, "SELECT version FROM midprobe_schema")] == [
+        SCHEMA_VERSION
+    ]
 
 
 def test_a_version_2_queue_keeps_its_claim_order_and_takes_new_work_after_it(queue_url: str) -> None:
@@ -362,7 +365,22 @@ def test_a_version_2_queue_keeps_its_claim_order_and_takes_new_work_after_it(que
         claimed = queue.claim("lab1", 10, 60.0)
 
     assert [record.sys_id for record in claimed] == [record.sys_id for record in [*old, late]]
-    assert [int(str(row[0])) for row in _raw(queue_url, "SELECT version FROM midprobe_schema")] == [3]
+    assert [int(str(row[0])) for row in _raw(queue_url, "SELECT version FROM midprobe_schema")] == [
+        SCHEMA_VERSION
+    ]
+
+
+def test_a_version_3_queue_gains_the_mid_issue_table(queue_url: str) -> None:
+    with open_queue(queue_url):
+        pass
+    _raw(queue_url, "DROP TABLE ecc_agent_issue")
+    _raw(queue_url, "UPDATE midprobe_schema SET version = 3")
+    with open_queue(queue_url):
+        pass
+    assert _raw(queue_url, "SELECT COUNT(*) FROM ecc_agent_issue")[0][0] == 0
+    assert [int(str(row[0])) for row in _raw(queue_url, "SELECT version FROM midprobe_schema")] == [
+        SCHEMA_VERSION
+    ]
 
 
 def test_claim_order_is_the_database_s_whatever_the_enqueuers_clocks_say(queue: EccQueue) -> None:

@@ -1,33 +1,33 @@
 """The instance's web console at ``/console``: MIDs, the ECC queue, discoveries and the CMDB, as pages.
 
-``open_console(url, queue, users)`` opens the CMDB and discovery status beside the instance's
-queue and gives the app ``instance serve`` mounts; ``app`` holds the routes, ``views`` what each
-page shows, ``sessions`` the log-in sessions and their CSRF tokens.
+``instance_console(queue, users, database, discoveries)`` gives the app ``instance serve`` mounts,
+over the instance's queue, users and database (the CMDB and the discovery status), starting
+discoveries through the instance's discovery service; ``app`` holds the routes, ``views`` what
+each page shows, ``sessions`` the log-in sessions and their CSRF tokens.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from starlette.types import ASGIApp
 
-from midprobe.runner.cmdb.database import open_database
+from midprobe.runner.cmdb.database import Database
 from midprobe.runner.cmdb.store import CmdbStore
-from midprobe.runner.discovery.status import StatusStore
 from midprobe.runner.instance.auth import UserStore
 from midprobe.runner.instance.console.app import ConsoleStores, console_app
+from midprobe.runner.instance.discoveries import DiscoveryService
 from midprobe.runner.queue.base import EccQueue
 
 
-@contextmanager
-def open_console(url: str, queue: EccQueue, users: UserStore) -> Iterator[ASGIApp]:
-    """The console over the instance whose queue is ``url``; the CMDB's connection closes on exit."""
-    database = open_database(url)
-    try:
-        yield console_app(ConsoleStores(queue, users, CmdbStore(database), StatusStore(database)))
-    finally:
-        database.close()
+def instance_console(
+    queue: EccQueue, users: UserStore, database: Database, discoveries: DiscoveryService
+) -> ASGIApp:
+    """The console of the instance that serves ``queue`` and runs ``discoveries`` (the caller closes them)."""
+
+    def start(schedule: str, credentials: str | None, user: str) -> str:
+        return discoveries.start(schedule, credentials=credentials, started_by=user)
+
+    stores = ConsoleStores(queue, users, CmdbStore(database), discoveries.status, start_discovery=start)
+    return console_app(stores)
 
 
-__all__ = ["ConsoleStores", "console_app", "open_console"]
+__all__ = ["ConsoleStores", "console_app", "instance_console"]

@@ -115,7 +115,13 @@ PATH_CONTEXTS: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = 
     ("select",): (("--capability", "SSH"), ()),
     ("cmdb", "export"): (("--queue", "sqlite:///{tmp}/ecc.db"), ()),
     ("cmdb", "map"): (("--queue", "sqlite:///{tmp}/ecc.db"), ()),
+    ("cmdb", "list"): (("--queue", "sqlite:///{tmp}/ecc.db"), ()),
+    ("cmdb", "show"): (("--queue", "sqlite:///{tmp}/ecc.db"), ()),
+    ("cmdb", "history"): (("--queue", "sqlite:///{tmp}/ecc.db"), ()),
     ("discover", "run"): (("--lab", "--queue", "sqlite:///{tmp}/ecc.db"), ()),
+    ("discover", "status"): (("--queue", "sqlite:///{tmp}/ecc.db"), ()),
+    ("discover", "list"): (("--queue", "sqlite:///{tmp}/ecc.db"), ()),
+    ("discover", "cancel"): (("--queue", "sqlite:///{tmp}/ecc.db"), ()),
     ("lab", "up"): ((), ("midprobe.runner.cli.lab.Lab.up",)),
     ("demo",): ((), ("midprobe.runner.cli.demo.Lab",)),
     ("instance", "serve"): (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from midprobe.runner.discovery.schedule import (
     PROTOCOLS,
     batch_addresses,
     load_schedule,
+    schedule_from_mapping,
+    schedule_to_mapping,
 )
 
 
@@ -126,3 +129,26 @@ def test_batches_cover_every_address_once_as_cidr_blocks() -> None:
     assert len(seen) == len(set(seen)) == 512
     assert batches[1][-1] == "198.18.4.7"
     assert "198.18.0.100" not in seen
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "",
+        'mid = "east"\nmax_run_time = 60\nrate = 500\n',
+        'mid = "cluster:east"\ncredential_tags = ["lab"]\n',
+    ],
+)
+def test_a_schedule_sent_as_its_keys_reads_back_the_same_without_its_credentials(
+    tmp_path: Path, extra: str
+) -> None:
+    (tmp_path / "creds.toml").write_text("", encoding="utf-8")
+    path = tmp_path / "s.toml"
+    path.write_text(
+        f'name = "n"\nranges = ["198.18.0.0/24"]\nexclude = ["198.18.0.1"]\ncredentials = "creds.toml"\n{extra}',
+        encoding="utf-8",
+    )
+    schedule = load_schedule(path)
+    table = schedule_to_mapping(schedule)
+    assert "credentials" not in table
+    assert schedule_from_mapping(table) == dataclasses.replace(schedule, credentials=None)
