@@ -1,7 +1,7 @@
 """The console in a real browser: headless chromium in the lab's scanner namespace, the instance on 198.18.0.1.
 
-An operator logs in, sees the lab's MID, starts a discovery of the lab (``discover run``, as from a
-shell), watches it finish in the console, and opens a discovered CI with its interfaces.
+An operator logs in, sees the lab's MID, starts a discovery of the lab (from the
+console's form, schedule and credentials), watches it finish there, and opens a discovered CI with its interfaces.
 With ``MIDPROBE_SCREENSHOTS=DIR`` the test leaves a PNG of each page it checked in DIR
 (docs/console.md's pictures are made so).
 """
@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pytest
 
 from midprobe.runner.instance.auth import open_users
 from midprobe.runner.lab import Lab
+from midprobe.runner.lab.credentials_file import lab_credentials_toml
 from midprobe.runner.queue.url import open_queue, sqlite_url
 from tests.lab.browser_support import Browser, browser
 from tests.lab.instance_support import serve_instance
@@ -71,6 +73,29 @@ def chromium(lab: Lab) -> Iterator[Browser]:
         yield opened
 
 
+def _secrets(credentials: str) -> list[str]:
+    """The secret values in a credentials file (passwords, keys), to look for where they must not be."""
+    found: list[str] = []
+
+    def walk(value: object, key: str = "") -> None:
+        if isinstance(value, dict):
+            for name, inner in value.items():
+                walk(inner, name)
+        elif isinstance(value, list):
+            for inner in value:
+                walk(inner, key)
+        elif (
+            isinstance(value, str)
+            and any(word in key for word in ("pass", "key", "secret"))
+            and len(value) >= 6
+        ):
+            found.append(value)
+
+    walk(tomllib.loads(credentials))
+    assert found, "the lab's credentials hold no secret to look for"
+    return found
+
+
 def _screenshot(chromium: Browser, name: str) -> None:
     folder = os.environ.get("MIDPROBE_SCREENSHOTS")
     if folder:
@@ -104,35 +129,30 @@ def test_log_in_watch_a_discovery_of_the_lab_finish_and_open_a_ci(
     assert "Up" in mids
     _screenshot(chromium, "console-mids")
 
-    schedule = tmp_path / "lab.toml"
-    schedule.write_text(
-        f'name = "console lab"\nranges = ["{lab.network}"]\ncredentials = "creds.toml"\nports = "22,80,161,443,9100"\n',
-        encoding="utf-8",
-    )
-    discovery = subprocess.Popen(
-        _in_lab(lab, "discover", "run", str(schedule), "--queue", url),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert discovery.stdout is not None
-        status_id = discovery.stdout.readline().strip()
-        assert len(status_id) == 32, discovery.communicate(timeout=30)[1][-1000:]
+    schedule = f'name = "console lab"\nranges = ["{lab.network}"]\nports = "22,80,161,443,9100"\n'
+    credentials = lab_credentials_toml(lab)
 
-        def watch(driver: object) -> str:
-            driver.get(f"{console}/discoveries")  # type: ignore[attr-defined]
-            driver.find_element(By.LINK_TEXT, "console lab").click()  # type: ignore[attr-defined]
-            wait(driver, seen.presence_of_element_located((By.ID, "phases")))
-            # The page refreshes itself while the discovery runs: wait for it to say it ended.
-            wait(driver, seen.text_to_be_present_in_element((By.ID, "state"), "Completed"), WAIT)
-            return str(driver.find_element(By.ID, "cis").text)  # type: ignore[attr-defined]
+    def start_and_watch(driver: object) -> tuple[str, str]:
+        driver.get(f"{console}/discoveries")  # type: ignore[attr-defined]
+        driver.find_element(By.ID, "start").click()  # type: ignore[attr-defined]
+        wait(driver, seen.presence_of_element_located((By.ID, "schedule")))
+        driver.find_element(By.ID, "schedule").send_keys(schedule)  # type: ignore[attr-defined]
+        driver.find_element(By.ID, "credentials").send_keys(credentials)  # type: ignore[attr-defined]
+        driver.find_element(By.ID, "start-discovery").click()  # type: ignore[attr-defined]
+        wait(driver, seen.presence_of_element_located((By.ID, "phases")))
+        # The page refreshes itself while the discovery runs: wait for it to say it ended.
+        wait(driver, seen.text_to_be_present_in_element((By.ID, "state"), "Completed"), WAIT)
+        return str(driver.find_element(By.ID, "cis").text), str(driver.page_source)  # type: ignore[attr-defined]
 
-        cis = chromium.do(watch, timeout=WAIT + 60)
-        _screenshot(chromium, "console-discovery")
-        assert discovery.wait(timeout=60) == 0
-    finally:
-        _stop(discovery)
+    cis, page = chromium.do(start_and_watch, timeout=WAIT + 60)
+    _screenshot(chromium, "console-discovery")
+    with open_queue(url) as queue:
+        records = " ".join(
+            f"{record.as_dict()} {queue.read_payload(record)}" for record in queue.list(limit=5000)
+        )
+    for secret in _secrets(credentials):
+        assert secret not in page  # the console never shows them back
+        assert secret not in records  # nor does the queue hold them
     linux1 = lab.host("linux1")
     assert linux1.address in cis
 
