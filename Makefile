@@ -5,14 +5,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # Debian packages the lab, the tests and the probes use (the lab daemons, the reference
 # clients, nmap, PostgreSQL for the multi-agent queue, tcpdump for the no-leak test, graphviz
-# to check that `cmdb map --format dot` draws).
+# to check that `cmdb map --format dot` draws, chromium and its driver for the console's browser test).
 SYSTEM_PACKAGES := openssh-server openssh-client snmpd snmp dnsmasq-base nmap postgresql \
 	tcpdump iproute2 procps iputils-ping bind9-dnsutils nftables openssl adns-tools sudo graphviz \
-	chromium chromium-driver
+	lldpd ieee-data chromium chromium-driver
 PACKAGES := capabilities probes runner
 DEMO_DIR ?= demo-output
 
-.PHONY: help system-deps venv lint typecheck test unit mutate demo bench classify-report zoo fixtures lab-down clean
+.PHONY: help system-deps venv lint typecheck test unit mutate demo bench classify-report zoo fixtures lab-map lab-down clean
 
 help:
 	@echo "make demo       set everything up, bring up the lab, run a discovery into the SQLite ECC queue"
@@ -21,6 +21,7 @@ help:
 	@echo "make mutate     hand-written mutants of the pure modules against their unit tests (slow)"
 	@echo "make bench      benchmarks: midprobe against the reference tools on the lab"
 	@echo "make fixtures   re-record fixtures/ from a fresh lab"
+	@echo "make lab-map    draw docs/lab-map.svg from a discovery of a fresh lab"
 	@echo "make lab-down   remove every namespace midprobe left behind"
 
 # Installs only what is missing, so a second run costs a dpkg query.
@@ -79,6 +80,9 @@ zoo: system-deps venv
 fixtures: system-deps venv
 	$(PY) fixtures/record.py
 	$(PY) fixtures/nmap/record.py
+
+lab-map: system-deps venv
+	$(PY) fixtures/record_lab_map.py
 
 lab-down: venv
 	$(VENV)/bin/midprobe lab down --all

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cache
-from importlib import resources
+
+from midprobe.probes.classify.shipped import read_table
 
 #: sysObjectIDs of vendors' products live under 1.3.6.1.4.1.<enterprise number>.
 ENTERPRISES_PREFIX = ".1.3.6.1.4.1."
@@ -24,13 +25,7 @@ def enterprise_of(sys_object_id: str | None) -> int | None:
 @cache
 def enterprises() -> Mapping[int, str]:
     """The whole table, read once."""
-    text = resources.files("midprobe.probes.classify").joinpath("enterprises.tsv").read_text(encoding="utf-8")
-    table: dict[int, str] = {}
-    for line in text.splitlines():
-        number, sep, name = line.partition("\t")
-        if sep and number.isdigit():
-            table[int(number)] = name
-    return table
+    return {int(number): name for number, name in read_table("enterprises.tsv").items() if number.isdigit()}
 
 
 def enterprise_name(number: int | None) -> str | None:

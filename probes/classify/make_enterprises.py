@@ -12,6 +12,8 @@ import re
 import sys
 from pathlib import Path
 
+from midprobe.probes.classify.shipped import regenerate
+
 DEFAULT_SOURCE = Path("/usr/share/wireshark/enterprises.tsv")
 TARGET = Path(__file__).with_name("enterprises.tsv")
 HEADER = (
@@ -33,11 +35,5 @@ def compact(text: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str]) -> int:
-    source = Path(argv[0]) if argv else DEFAULT_SOURCE
-    TARGET.write_text(compact(source.read_text(encoding="utf-8")), encoding="utf-8")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(regenerate(compact, DEFAULT_SOURCE, TARGET))

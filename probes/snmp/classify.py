@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from midprobe.probes.base import ProbeContext
 from midprobe.probes.classify import Classification, Classifier
+from midprobe.probes.classify.ouis import mac_vendor
 from midprobe.probes.safety import TargetPolicy
 from midprobe.probes.snmp.client import BulkSizeMemory, SessionOpener, SnmpClient
 from midprobe.probes.snmp.facts import (
@@ -221,7 +222,8 @@ async def collect(client: SnmpClient) -> tuple[VarBind, ...]:
 
 
 def interfaces_element(interfaces: Iterable[Interface]) -> ET.Element:
-    """``<interfaces><interface index=.. name=.. mac=.. oper_status=.. speed_bps=../>...`` (pure)."""
+    """``<interfaces><interface index=.. name=.. mac=.. vendor=.. oper_status=.. speed_bps=../>...``
+    (pure; ``vendor``: the MAC's organisation in the IEEE OUI list)."""
     element = ET.Element("interfaces")
     for interface in interfaces:
         attributes = {"index": str(interface.index)}
@@ -229,6 +231,9 @@ def interfaces_element(interfaces: Iterable[Interface]) -> ET.Element:
             value = getattr(interface, key)
             if value:
                 attributes[key] = str(value)
+        vendor = mac_vendor(interface.mac)
+        if vendor:
+            attributes["vendor"] = vendor
         for key in ("type", "mtu", "speed_bps"):
             number = getattr(interface, key)
             if number is not None:

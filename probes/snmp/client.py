@@ -450,16 +450,18 @@ class SnmpClient:
                 return WalkResult(root, ((oid, value),))
         return result
 
-    async def walk_many(self, roots: Sequence[Oid]) -> tuple[WalkResult, ...]:
+    async def walk_many(self, roots: Sequence[Oid], *, limit: int | None = None) -> tuple[WalkResult, ...]:
         """Walk several subtrees side by side (table columns): one request carries every
-        unfinished cursor, so a table of N columns costs about what one column does."""
+        unfinished cursor, so a table of N columns costs about what one column does.
+
+        ``limit``: stop after this many varbinds (at most ``max_varbinds``)."""
         roots = list(roots)
         cursors = list(roots)
         collected: list[list[VarBind]] = [[] for _ in roots]
         stopped: list[str | None] = [None] * len(roots)
         active = list(range(len(roots)))
         use_bulk = self.options.use_bulk and self.auth.version != "1"
-        limit = self.options.max_varbinds
+        limit = min(self.options.max_varbinds, limit or self.options.max_varbinds)
         prefetched: _Attempt | None = None
         try:
             while active:
@@ -506,7 +508,11 @@ class SnmpClient:
                 if total >= limit:
                     for column in active:
                         if column not in finished:
-                            stopped[column] = f"stopped after {limit} varbinds (max_varbinds)"
+                            stopped[column] = (
+                                f"stopped after {limit} varbinds (max_varbinds)"
+                                if limit == self.options.max_varbinds
+                                else f"stopped after {limit} varbinds (the walk's limit)"
+                            )
                     break
                 active = [column for column in active if column not in finished]
                 if prefetched is not None and (not active or [cursors[i] for i in active] != prefetched.oids):

@@ -5,9 +5,12 @@ unique: sysName, the interfaces' names and MACs, the addresses, the chassis seri
 ``SNMPExplore`` reads the rest: interface status and speed, the IP-MIB address table (IPv6 too),
 the chassis model and firmware (ENTITY-MIB) and the neighbours (LLDP-MIB lldpRemTable, and
 CISCO-CDP-MIB cdpCacheTable on Cisco devices).
-A printer's serial number comes from the Printer-MIB when it has no ENTITY-MIB. Every table is optional: a device without one gives no rows, not an error. The parsers
-(``exploration_from_varbinds`` and the ``*_from_varbinds`` it calls) are pure; the probe walks
-every column side by side (one multi-column walk) and hands the varbinds to them.
+A printer's serial number comes from the Printer-MIB when it has no ENTITY-MIB. ``SNMPExplore``
+also reads what the device knows of the network around it (``probes.snmp.network_tables``): its
+ARP/neighbour cache, forwarding database, VLANs, routes and TCP listeners and connections, each
+table walked on its own with a cap on its rows. Every table is optional: a device without one gives no rows, not an error. The
+parsers (``exploration_from_varbinds`` and the ``*_from_varbinds`` it calls) are pure; the probe
+walks every column side by side (one multi-column walk) and hands the varbinds to them.
 Parameters: those of ``SNMP`` without ``oid_spec_list``.
 """
 
@@ -17,7 +20,7 @@ import ipaddress
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from midprobe.probes.base import ProbeContext
 from midprobe.probes.snmp.classify import (
@@ -32,6 +35,20 @@ from midprobe.probes.snmp.classify import (
 from midprobe.probes.snmp.client import BulkSizeMemory, SessionOpener
 from midprobe.probes.snmp.facts import SYS_NAME
 from midprobe.probes.snmp.names import BY_NAME, table_rows
+from midprobe.probes.snmp.network_tables import (
+    MAX_ROWS,
+    TABLES,
+    ArpEntry,
+    FdbEntry,
+    Route,
+    TcpEndpoint,
+    Vlan,
+    arp_from_varbinds,
+    fdb_from_varbinds,
+    routes_from_varbinds,
+    tcp_from_varbinds,
+    vlans_from_varbinds,
+)
 from midprobe.probes.snmp.query import ConnectionParams, open_client
 from midprobe.probes.snmp.values import Oid, SnmpValue, VarBind, render
 
@@ -166,6 +183,11 @@ class Exploration:
     chassis: Chassis | None = None
     neighbours: tuple[Neighbour, ...] = ()
     printer_serial: str | None = None
+    arp: tuple[ArpEntry, ...] = ()
+    fdb: tuple[FdbEntry, ...] = ()
+    vlans: tuple[Vlan, ...] = ()
+    routes: tuple[Route, ...] = ()
+    tcp: tuple[TcpEndpoint, ...] = ()
 
     @property
     def serial_number(self) -> str | None:
@@ -371,7 +393,22 @@ def exploration_from_varbinds(varbinds: Iterable[VarBind]) -> Exploration:
         chassis=chassis_from_varbinds(walked),
         neighbours=(*neighbours_from_varbinds(walked), *cdp_neighbours_from_varbinds(walked)),
         printer_serial=printer_serial_from_varbinds(walked),
+        arp=arp_from_varbinds(walked),
+        fdb=fdb_from_varbinds(walked),
+        vlans=vlans_from_varbinds(walked),
+        routes=routes_from_varbinds(walked),
+        tcp=tcp_from_varbinds(walked),
     )
+
+
+def _rows_element(
+    parent: ET.Element, tag: str, row_tag: str, rows: Iterable[object], keys: Sequence[str]
+) -> None:
+    """``<tag><row_tag key=..>...`` with each row's non-empty fields (pure)."""
+    element = ET.SubElement(parent, tag)
+    for row in rows:
+        attributes = {key: str(value) for key in keys if (value := getattr(row, key)) is not None}
+        ET.SubElement(element, row_tag, attributes)
 
 
 def encode_exploration(result: SnmpExploreResult) -> ET.Element:
@@ -420,7 +457,42 @@ def encode_exploration(result: SnmpExploreResult) -> ET.Element:
             if value:
                 attributes[key] = value
         ET.SubElement(neighbours, "neighbour", attributes)
+    _rows_element(
+        exploration, "arp_table", "arp_entry", found.arp, ("if_index", "address", "mac", "kind", "vendor")
+    )
+    _rows_element(
+        exploration,
+        "forwarding_table",
+        "fdb_entry",
+        found.fdb,
+        ("mac", "port", "if_index", "vlan", "status", "vendor"),
+    )
+    _rows_element(exploration, "vlans", "vlan", found.vlans, ("id", "name"))
+    endpoint = ("protocol", "local_address", "local_port", "remote_address", "remote_port")
+    listening = [socket for socket in found.tcp if socket.remote_address is None]
+    _rows_element(exploration, "listening", "socket", listening, endpoint)
+    connected = [socket for socket in found.tcp if socket.remote_address is not None]
+    _rows_element(exploration, "connections", "connection", connected, endpoint)
+    _rows_element(
+        exploration,
+        "routes",
+        "route",
+        found.routes,
+        ("destination", "next_hop", "if_index", "kind", "protocol", "metric"),
+    )
     return element
+
+
+def _capped(found: Exploration, rows: int) -> Exploration:
+    """At most ``rows`` of each network table (a walk stops near its limit, a reply may overshoot it)."""
+    return replace(
+        found,
+        arp=found.arp[:rows],
+        fdb=found.fdb[:rows],
+        vlans=found.vlans[:rows],
+        routes=found.routes[:rows],
+        tcp=found.tcp[:rows],
+    )
 
 
 @dataclass
@@ -431,6 +503,8 @@ class SnmpExploreProbe:
     memory: BulkSizeMemory = field(default_factory=BulkSizeMemory)
     #: The sessions' opener; ``None``: the real backends (tests replay recorded walks).
     opener: SessionOpener | None = None
+    #: At most this many rows of each network table (ARP, FDB, VLANs, routes) are read.
+    max_rows: int = MAX_ROWS
     required_capabilities: tuple[str, ...] = ()
 
     def parse_params(self, source: str, parameters: Mapping[str, str]) -> SnmpExploreParams:
@@ -447,7 +521,16 @@ class SnmpExploreProbe:
             memory=self.memory,
             opener=self.opener,
         ) as (address, client):
-            walked = await client.walk_many([BY_NAME[name].oid for name in COLUMNS[self.topic]])
+            walked = list(await client.walk_many([BY_NAME[name].oid for name in COLUMNS[self.topic]]))
+            if self.topic == EXPLORE_TOPIC:
+                for choices in TABLES.values():
+                    for columns in choices:  # the preferred table; an older one only when it is empty
+                        table = await client.walk_many(
+                            [BY_NAME[name].oid for name in columns], limit=self.max_rows * len(columns)
+                        )
+                        walked.extend(table)
+                        if any(result.varbinds for result in table):
+                            break
             fetched = await client.get([SYS_NAME])
             version, credential_id = client.auth.version, client.auth.credential_id
         varbinds = [varbind for result in walked for varbind in result.varbinds]
@@ -459,7 +542,7 @@ class SnmpExploreProbe:
             port=connection.port,
             version=version,
             credential_id=credential_id,
-            found=exploration_from_varbinds(varbinds),
+            found=_capped(exploration_from_varbinds(varbinds), self.max_rows),
             elapsed_ms=round((time.monotonic() - started) * 1000),
         )
 

@@ -107,6 +107,32 @@ _DEFINITIONS: list[tuple[str, str, NodeKind]] = [
         "ipNetToMediaIfIndex ipNetToMediaPhysAddress ipNetToMediaNetAddress ipNetToMediaType",
     ),
     ("ipRoutingDiscards", "1.3.6.1.2.1.4.23", _S),
+    # RFC 1213 ipRouteTable (IPv4 routes, indexed by destination): the oldest routing table
+    *_table(
+        "1.3.6.1.2.1.4.21",
+        "ipRouteTable",
+        "ipRouteEntry",
+        "ipRouteDest ipRouteIfIndex ipRouteMetric1 ipRouteMetric2 ipRouteMetric3 ipRouteMetric4"
+        " ipRouteNextHop ipRouteType ipRouteProto ipRouteAge ipRouteMask ipRouteMetric5 ipRouteInfo",
+    ),
+    # IP-FORWARD-MIB: ipCidrRouteTable (RFC 2096, IPv4) and inetCidrRouteTable (RFC 4292, IPv4 and IPv6)
+    ("ipForward", "1.3.6.1.2.1.4.24", _G),
+    *_table(
+        "1.3.6.1.2.1.4.24.4",
+        "ipCidrRouteTable",
+        "ipCidrRouteEntry",
+        "ipCidrRouteDest ipCidrRouteMask ipCidrRouteTos ipCidrRouteNextHop ipCidrRouteIfIndex"
+        " ipCidrRouteType ipCidrRouteProto ipCidrRouteAge ipCidrRouteInfo ipCidrRouteNextHopAS"
+        " ipCidrRouteMetric1",
+    ),
+    *_table(
+        "1.3.6.1.2.1.4.24.7",
+        "inetCidrRouteTable",
+        "inetCidrRouteEntry",
+        "inetCidrRouteDestType inetCidrRouteDest inetCidrRoutePfxLen inetCidrRoutePolicy"
+        " inetCidrRouteNextHopType inetCidrRouteNextHop inetCidrRouteIfIndex inetCidrRouteType"
+        " inetCidrRouteProto inetCidrRouteAge inetCidrRouteNextHopAS inetCidrRouteMetric1",
+    ),
     # IP-MIB (RFC 4293) ipAddressTable: IPv4 and IPv6 addresses, indexed by type and address
     *_table(
         "1.3.6.1.2.1.4.34",
@@ -119,6 +145,68 @@ _DEFINITIONS: list[tuple[str, str, NodeKind]] = [
     ("dot1dBridge", "1.3.6.1.2.1.17", _G),
     ("dot1dBase", "1.3.6.1.2.1.17.1", _G),
     *_scalars("1.3.6.1.2.1.17.1", "dot1dBaseBridgeAddress dot1dBaseNumPorts dot1dBaseType"),
+    *_table(
+        "1.3.6.1.2.1.17.1.4",
+        "dot1dBasePortTable",
+        "dot1dBasePortEntry",
+        "dot1dBasePort dot1dBasePortIfIndex dot1dBasePortCircuit dot1dBasePortDelayExceededDiscards"
+        " dot1dBasePortMtuExceededDiscards",
+    ),
+    # BRIDGE-MIB transparent bridging: the MACs learned on each bridge port (one forwarding database)
+    ("dot1dTp", "1.3.6.1.2.1.17.4", _G),
+    *_table(
+        "1.3.6.1.2.1.17.4.3",
+        "dot1dTpFdbTable",
+        "dot1dTpFdbEntry",
+        "dot1dTpFdbAddress dot1dTpFdbPort dot1dTpFdbStatus",
+    ),
+    # Q-BRIDGE-MIB: the forwarding database per VLAN (index fdbId.mac) and the configured VLANs
+    ("qBridgeMIB", "1.3.6.1.2.1.17.7", _G),
+    *_table(
+        "1.3.6.1.2.1.17.7.1.2.2",
+        "dot1qTpFdbTable",
+        "dot1qTpFdbEntry",
+        "dot1qTpFdbAddress dot1qTpFdbPort dot1qTpFdbStatus",
+    ),
+    *_table(
+        "1.3.6.1.2.1.17.7.1.4.3",
+        "dot1qVlanStaticTable",
+        "dot1qVlanStaticEntry",
+        "dot1qVlanStaticName dot1qVlanStaticEgressPorts dot1qVlanForbiddenEgressPorts"
+        " dot1qVlanStaticUntaggedPorts dot1qVlanStaticRowStatus",
+    ),
+    # TCP-MIB: RFC 1213's tcpConnTable (IPv4; listeners are rows in state listen(2)), and RFC 4022's
+    # tcpConnectionTable and tcpListenerTable (IPv4 and IPv6), indexed by the endpoints
+    ("tcp", "1.3.6.1.2.1.6", _G),
+    *_table(
+        "1.3.6.1.2.1.6.13",
+        "tcpConnTable",
+        "tcpConnEntry",
+        "tcpConnState tcpConnLocalAddress tcpConnLocalPort tcpConnRemAddress tcpConnRemPort",
+    ),
+    *_table(
+        "1.3.6.1.2.1.6.19",
+        "tcpConnectionTable",
+        "tcpConnectionEntry",
+        "tcpConnectionLocalAddressType tcpConnectionLocalAddress tcpConnectionLocalPort"
+        " tcpConnectionRemAddressType tcpConnectionRemAddress tcpConnectionRemPort tcpConnectionState"
+        " tcpConnectionProcess",
+    ),
+    *_table(
+        "1.3.6.1.2.1.6.20",
+        "tcpListenerTable",
+        "tcpListenerEntry",
+        "tcpListenerLocalAddressType tcpListenerLocalAddress tcpListenerLocalPort tcpListenerProcess",
+    ),
+    # IP-MIB (RFC 4293) ipNetToPhysicalTable: the ARP and IPv6 neighbour cache, ifIndex.type.length.address
+    *_table(
+        "1.3.6.1.2.1.4.35",
+        "ipNetToPhysicalTable",
+        "ipNetToPhysicalEntry",
+        "ipNetToPhysicalIfIndex ipNetToPhysicalNetAddressType ipNetToPhysicalNetAddress"
+        " ipNetToPhysicalPhysAddress ipNetToPhysicalLastUpdated ipNetToPhysicalType ipNetToPhysicalState"
+        " ipNetToPhysicalRowStatus",
+    ),
     # HOST-RESOURCES-MIB
     ("host", "1.3.6.1.2.1.25", _G),
     ("hrSystem", "1.3.6.1.2.1.25.1", _G),

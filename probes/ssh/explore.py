@@ -3,7 +3,10 @@
 ``SSHIdentity`` (a probe of discovery's identification MultiProbe) runs what makes the host
 unique: its host name, its interfaces with their MACs (``ip -o link``), its addresses
 (``ip -o addr``) and the DMI serial number. ``SSHExplore`` adds the model and manufacturer
-(DMI), the CPUs and the memory. The commands are a data table (``COMMANDS``); the serial number
+(DMI), the CPUs, the memory, the OS release, the routes and neighbours (``ip -j``), the listening
+sockets and established TCP connections with their processes (``ss``), the disks (``lsblk``),
+the installed packages (dpkg or rpm) and the running processes (``ps``, without command lines:
+see ``probes.ssh.host_tables``). The commands are a data table (``COMMANDS``); the serial number
 is root-only on most hosts, so a plain read that fails is tried once more under sudo, and a
 host that refuses both simply has no serial. Parsing is pure (``inventory``, over
 ``probes.ssh.parsers``). Each command answers in the ECC ``<result command=..>`` shape, followed
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 
 from midprobe.capabilities.errors import SudoFailed
 from midprobe.probes.base import ProbeContext
+from midprobe.probes.classify.ouis import mac_vendor
 from midprobe.probes.ssh.channel import CommandOutput
 from midprobe.probes.ssh.command import (
     SSHProbeBase,
@@ -27,6 +31,21 @@ from midprobe.probes.ssh.command import (
     parse_script_params,
     run_command,
     xml_text,
+)
+from midprobe.probes.ssh.host_tables import (
+    Disk,
+    HostNeighbour,
+    HostRoute,
+    Package,
+    Process,
+    Socket,
+    parse_disks,
+    parse_established,
+    parse_listening,
+    parse_neighbours,
+    parse_packages,
+    parse_processes,
+    parse_routes,
 )
 from midprobe.probes.ssh.known_hosts import KnownHostsStore
 from midprobe.probes.ssh.parsers import (
@@ -38,6 +57,7 @@ from midprobe.probes.ssh.parsers import (
     parse_hostname,
     parse_links,
     parse_meminfo,
+    parse_os_release,
 )
 from midprobe.probes.ssh.session import ConnectionInfo
 
@@ -59,6 +79,19 @@ COMMANDS: Mapping[str, tuple[tuple[str, str], ...]] = {
         ("manufacturer", f"cat {_DMI}/sys_vendor"),
         ("cpuinfo", "cat /proc/cpuinfo"),
         ("meminfo", "cat /proc/meminfo"),
+        ("os_release", "cat /etc/os-release"),
+        ("routes", "ip -j route show"),
+        ("routes6", "ip -j -6 route show"),
+        ("neighbours", "ip -j neigh show"),
+        ("listening", "ss -Htulnp"),
+        ("established", "ss -Htnp state established"),
+        ("disks", "lsblk -J -b -d -o NAME,SIZE,TYPE,MODEL,SERIAL,ROTA,TRAN"),
+        (
+            "packages",
+            "dpkg-query -W -f '${Package}\\t${Version}\\t${Architecture}\\n' 2>/dev/null"
+            " || rpm -qa --qf '%{NAME}\\t%{VERSION}-%{RELEASE}\\t%{ARCH}\\n'",
+        ),
+        ("processes", "ps -eo pid=,ppid=,user=,comm="),
     ),
 }
 #: Findings only root may read on most hosts: a plain read that fails is run again under sudo.
@@ -78,11 +111,21 @@ class HostInventory:
     cpu_count: int | None = None
     cpu_model: str | None = None
     memory_mb: int | None = None
+    os_name: str | None = None
+    os_version: str | None = None
+    routes: tuple[HostRoute, ...] = ()
+    neighbours: tuple[HostNeighbour, ...] = ()
+    listening: tuple[Socket, ...] = ()
+    established: tuple[Socket, ...] = ()
+    disks: tuple[Disk, ...] = ()
+    packages: tuple[Package, ...] = ()
+    processes: tuple[Process, ...] = ()
 
 
 def inventory(outputs: Mapping[str, str | None]) -> HostInventory:
     """The findings in the commands' stdout, keyed as ``COMMANDS`` names them (pure)."""
     cpu = parse_cpuinfo(outputs.get("cpuinfo") or "")
+    release = parse_os_release(outputs.get("os_release") or "")
     return HostInventory(
         hostname=parse_hostname(outputs.get("hostname") or ""),
         links=parse_links(outputs.get("links") or ""),
@@ -93,6 +136,15 @@ def inventory(outputs: Mapping[str, str | None]) -> HostInventory:
         cpu_count=cpu.count if cpu else None,
         cpu_model=cpu.model if cpu else None,
         memory_mb=parse_meminfo(outputs.get("meminfo") or ""),
+        os_name=release.name if release else None,
+        os_version=release.version_id if release else None,
+        routes=(*parse_routes(outputs.get("routes") or ""), *parse_routes(outputs.get("routes6") or "")),
+        neighbours=parse_neighbours(outputs.get("neighbours") or ""),
+        listening=parse_listening(outputs.get("listening") or ""),
+        established=parse_established(outputs.get("established") or ""),
+        disks=parse_disks(outputs.get("disks") or ""),
+        packages=parse_packages(outputs.get("packages") or ""),
+        processes=parse_processes(outputs.get("processes") or ""),
     )
 
 
@@ -112,13 +164,17 @@ def encode_inventory(found: HostInventory, connection: ConnectionInfo) -> ET.Ele
     )
     attributes = {
         key: xml_text(value)
-        for key in ("hostname", "serial_number", "model", "manufacturer")
+        for key in ("hostname", "serial_number", "model", "manufacturer", "os_name", "os_version")
         if (value := getattr(found, key))
     }
     exploration = ET.SubElement(element, "host_exploration", attributes)
 
-    def child(parent: ET.Element, tag: str, **values: str | int | None) -> None:
-        present = {name: xml_text(str(value)) for name, value in values.items() if value is not None}
+    def child(parent: ET.Element, tag: str, **values: str | int | bool | None) -> None:
+        present = {
+            name: "true" if value is True else "false" if value is False else xml_text(str(value))
+            for name, value in values.items()
+            if value is not None
+        }
         if present:
             ET.SubElement(parent, tag, present)
 
@@ -131,6 +187,7 @@ def encode_inventory(found: HostInventory, connection: ConnectionInfo) -> ET.Ele
             "interface",
             name=link.name,
             mac=link.mac,
+            vendor=mac_vendor(link.mac),
             kind=link.kind,
             state=link.state,
             mtu=link.mtu,
@@ -145,6 +202,33 @@ def encode_inventory(found: HostInventory, connection: ConnectionInfo) -> ET.Ele
             interface=address.interface,
             scope=address.scope,
         )
+    for tag, row_tag, rows, keys in (
+        ("routes", "route", found.routes, ("destination", "gateway", "device", "protocol", "metric")),
+        ("neighbours", "neighbour", found.neighbours, ("address", "mac", "device", "state", "vendor")),
+        (
+            "listening",
+            "socket",
+            found.listening,
+            ("protocol", "local_address", "local_port", "process", "pid"),
+        ),
+        (
+            "connections",
+            "connection",
+            found.established,
+            ("protocol", "local_address", "local_port", "remote_address", "remote_port", "process", "pid"),
+        ),
+        (
+            "disks",
+            "disk",
+            found.disks,
+            ("name", "size_bytes", "model", "serial_number", "transport", "rotational"),
+        ),
+        ("packages", "package", found.packages, ("name", "version", "architecture")),
+        ("processes", "process", found.processes, ("pid", "ppid", "user", "command")),
+    ):
+        table = ET.SubElement(exploration, tag)
+        for row in rows:
+            child(table, row_tag, **{key: getattr(row, key) for key in keys})
     return element
 
 

@@ -105,10 +105,18 @@ class Agent:
     instance: str = field(default_factory=lambda: uuid.uuid4().hex, init=False)
     #: How heartbeats and lease renewals wait for their next turn (tests give a fake clock's).
     timer: Callable[[float], Awaitable[None]] = asyncio.sleep
+    #: Called with an output's sys_id once its run is over and its answer written (or given up):
+    #: an embedded agent's caller (``runner/agent/embedded.py``) waits on it instead of polling.
+    on_answered: Callable[[str], None] | None = None
 
     @property
     def name(self) -> str:
         return self.registration.name
+
+    def wake(self) -> None:
+        """Claim at once (work was just enqueued by this process, which no queue watch sees)."""
+        if self._wake is not None:
+            self._wake.set()
 
     def request_stop(self) -> None:
         """Stop claiming; finish or release what is in flight (the SIGTERM path)."""
@@ -253,6 +261,8 @@ class Agent:
         """Sleep until the poll interval ends, a run finishes and frees a slot, or stop is asked."""
         assert self._wake is not None
         self._wake.clear()
+        if self._stopping is not None and self._stopping.is_set():
+            return  # asked to stop while claiming: the wake it set was just cleared
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
 
@@ -294,6 +304,8 @@ class Agent:
         finally:
             self._in_flight.pop(record.sys_id, None)
             self._free_slot(record.sys_id)  # and wakes the poll loop: --once may be done now
+            if self.on_answered is not None:
+                self.on_answered(record.sys_id)
 
     def _free_slot(self, sys_id: str) -> None:
         self._in_flight_pool.pop(sys_id, None)

@@ -37,11 +37,13 @@ def run_agent(
     once: bool,
     drain_seconds: float = 30.0,
     alongside: Callable[[], Awaitable[object]] | None = None,
+    on_answered: Callable[[str], None] | None = None,
 ) -> AgentStats:
     """Build an agent from ``config`` and run it to the end (used by the CLI and the demo).
 
     ``alongside``: a coroutine run in the same event loop; when it ends the agent stops
-    (``discover run --local`` runs the orchestrator this way).
+    (``discover run --local`` runs the orchestrator this way). ``on_answered``: called with each
+    output's sys_id once its answer is written (``--local``'s orchestrator wakes on it).
     """
     policy = _policy(config)  # a DNS server outside the lab stops here
     if config.lab_mode:
@@ -84,7 +86,9 @@ def run_agent(
                 probe_timeout_seconds=config.probe_timeout_seconds,
                 credentials=credentials,
             )
-            agent = Agent(queue, runner, setup.registration, timings=timings, pools=pools)
+            agent = Agent(
+                queue, runner, setup.registration, timings=timings, pools=pools, on_answered=on_answered
+            )
             if alongside is None:
                 return await agent.run(once=once)
             serving = asyncio.create_task(agent.run(once=once, install_signal_handlers=False))

@@ -32,11 +32,14 @@ from midprobe.runner.cmdb.map import (
     render_dot,
     render_json,
 )
-from midprobe.runner.cmdb.model import CI_CLASSES, RELATION_TYPES, ConfigurationItem
+from midprobe.runner.cmdb.model import CI_CLASSES, EXPLORATION_TABLES, RELATION_TYPES, ConfigurationItem
 from midprobe.runner.cmdb.store import CmdbStore, open_cmdb
 
 if TYPE_CHECKING:
     from midprobe.runner.instance.cmdb_client import InstanceCmdb
+
+#: Rows of each exploration table `cmdb show` prints (--json prints all).
+SHOWN_ROWS = 10
 
 
 def _console() -> Console:
@@ -127,16 +130,24 @@ def _document(item: ConfigurationItem) -> dict[str, Any]:
 @cmdb.command("show")
 @click.argument("ci")
 @queue_or_instance_option
-@click.option("--json", "as_json", is_flag=True, help="The CI, its interfaces and relations as JSON.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="The CI, its interfaces, relations and exploration tables as JSON.",
+)
 @instance_options
 def show_command(
     ci: str, queue_url: str, as_json: bool, instance_user: str | None, instance_ca_file: Path | None
 ) -> None:
-    """Show one CI (by sys_id, unique sys_id prefix, name or IP address)."""
+    """Show one CI (by sys_id, unique sys_id prefix, name or IP address): its fields, interfaces,
+    relations, and what exploration found (ARP entries, forwarding table, VLANs, routes, TCP
+    services and connections, disks, packages, processes; the first rows of each, all with --json)."""
     with _open(queue_url, instance_user, instance_ca_file) as store:
         item = store.get(ci)
         relations = store.relations(item.sys_id)
         names = {other.sys_id: other.name for other in store.list_cis()}
+        explored = {table: store.exploration(item.sys_id, table) for table in EXPLORATION_TABLES}
     related = [
         {
             "type": relation.type,
@@ -149,7 +160,7 @@ def show_command(
     document = _document(item)
     interfaces: list[dict[str, Any]] = document["interfaces"]
     if as_json:
-        click.echo(json.dumps({**document, "relations": related}, indent=2))
+        click.echo(json.dumps({**document, "relations": related, "exploration": explored}, indent=2))
         return
     for key, value in item.as_row().items():
         if value is not None:
@@ -167,6 +178,14 @@ def show_command(
         word = parent_word if relation["direction"] == "parent" else child_word
         other = str(relation["other"])
         click.echo(f"  {word} {printable(names.get(other, other))} ({other[:8]})")
+    for table, rows in explored.items():
+        if not rows:
+            continue
+        click.echo(f"{table}: {len(rows)} row{'s' if len(rows) != 1 else ''}")
+        for row in rows[:SHOWN_ROWS]:
+            click.echo("  " + "  ".join(f"{key}={printable(value)}" for key, value in row.items() if value))
+        if len(rows) > SHOWN_ROWS:
+            click.echo(f"  ... {len(rows) - SHOWN_ROWS} more (--json shows all)")
 
 
 @cmdb.command("history")

@@ -8,6 +8,7 @@ import os
 import platform
 import socket
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -128,11 +129,22 @@ def run_command(
             poll_busy_seconds=0.5,
         )
 
+        # The orchestrator's next pass starts as soon as the embedded agent has written an answer.
+        answered = threading.Event()
+
         async def orchestrate() -> None:
             await asyncio.to_thread(_wait_for_agent, queue_url, name)
-            await asyncio.to_thread(_orchestrate, schedule, queue_url, follow, clusters, policy)
+            await asyncio.to_thread(
+                _orchestrate, schedule, queue_url, follow, clusters, policy, wake=answered
+            )
 
-        run_agent(config, once=False, drain_seconds=5.0, alongside=orchestrate)
+        run_agent(
+            config,
+            once=False,
+            drain_seconds=5.0,
+            alongside=orchestrate,
+            on_answered=lambda _sys_id: answered.set(),
+        )
         return
     _orchestrate(schedule, queue_url, follow, clusters, policy)
 
@@ -202,7 +214,11 @@ def _orchestrate(
     follow: bool,
     clusters: Sequence[MidCluster],
     policy: SelectionPolicy | None,
+    *,
+    wake: threading.Event | None = None,
 ) -> None:
+    """Start the discovery and advance it until it ends: a pass every
+    :data:`ADVANCE_INTERVAL_SECONDS`, or at once when ``wake`` is set (an answer was written)."""
     with open_queue(queue_url) as queue:
         database = open_database(queue_url)
         try:
@@ -213,11 +229,16 @@ def _orchestrate(
             sys.stdout.flush()
             with follower_for(follow=follow) as follower:
                 while True:
+                    if wake is not None:
+                        wake.clear()  # before the pass: an answer written during it wakes the next
                     progress = orchestrator.advance(status_id)
                     if progress.done:
                         break
                     follower.update(status, status_id)
-                    time.sleep(ADVANCE_INTERVAL_SECONDS)
+                    if wake is None:
+                        time.sleep(ADVANCE_INTERVAL_SECONDS)
+                    else:
+                        wake.wait(ADVANCE_INTERVAL_SECONDS)
                 follower.finish(status, status_id)
         finally:
             database.close()

@@ -29,6 +29,7 @@ from midprobe.probes.targets import TargetSpec
 from midprobe.probes.tcpscan.engine import ENGINE_CHOICES
 from midprobe.runner.cli.nmap_flags import NmapFlagsCommand
 from midprobe.runner.cli.options import OUTPUT_FILE, NumberType, defaults_file_option, integer, seconds
+from midprobe.runner.queue.url import open_queue
 from midprobe.runner.scan.pipeline import ScanPipeline, ScanSettings, ScanStats
 from midprobe.runner.scan.plan import (
     CredentialSource,
@@ -332,6 +333,14 @@ def _engine_choice(engine: str, *, syn_scan: bool, connect_scan: bool) -> str:
     help="Longest time spent enriching one host.",
 )
 @click.option(
+    "--queue",
+    "queue_url",
+    default=None,
+    metavar="URL",
+    help="Send the stages' ECC requests through this queue (sqlite:///path.db, postgresql://...) and "
+    "keep them there, for midprobe ecc to show.  [default: a private in-memory queue]",
+)
+@click.option(
     "-v",
     "--verbose",
     is_flag=True,
@@ -371,6 +380,7 @@ def scan(
     snmp_credential_files: tuple[Path, ...],
     concurrency: int,
     host_timeout: float,
+    queue_url: str | None,
     verbose: bool,
     quiet: bool,
 ) -> None:
@@ -388,6 +398,9 @@ def scan(
     """
     if verbose and quiet:
         raise ConfigError("-v/--verbose and -q/--quiet ask for opposite things: give one", field="--quiet")
+    if queue_url is not None:
+        with open_queue(queue_url):  # a bad URL or an unwritable queue stops here, before anything is sent
+            pass
     base_policy = TargetPolicy.lab() if lab_mode else TargetPolicy.unrestricted()
     ports = _tcp_ports(ports_text)
     spec = target_spec(targets, excludes, input_lists)
@@ -425,6 +438,7 @@ def scan(
         host_concurrency=concurrency,
         host_timeout=host_timeout,
         ping=not no_ping,
+        queue_url=queue_url,
     )
     note = None if no_dns else dns_note
     asyncio.run(

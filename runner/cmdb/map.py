@@ -49,6 +49,11 @@ _LOOK: dict[str, tuple[str, str]] = {
     "cmdb_ci_appl": ("component", "#ead1dc"),
 }
 _OTHER = ("box", "#eeeeee")
+#: How a relation is drawn, by its type: links plain, dependencies dashed (the application map).
+_EDGE_STYLE: dict[str, str] = {
+    "Depends on::Used by": 'style=dashed, color="#cc0000", fontcolor="#cc0000"',
+    "Runs on::Runs": "style=dotted",
+}
 
 
 def _look(sys_class_name: str) -> tuple[str, str]:
@@ -181,7 +186,7 @@ def _dot_string(*lines: str) -> str:
 
 def render_dot(network: NetworkMap) -> str:
     """A Graphviz digraph: a node per CI, shaped and coloured by its class, an arrow per relation
-    named by its parent word."""
+    named by its parent word (dependencies dashed and red)."""
     lines = [
         "digraph cmdb {",
         '  node [style=filled, fontname="Helvetica", fontsize=10];',
@@ -193,7 +198,9 @@ def render_dot(network: NetworkMap) -> str:
         lines.append(f'  {_dot_string(node.sys_id)} [label={label}, shape={shape}, fillcolor="{colour}"];')
     for edge in network.edges:
         lines.append(
-            f"  {_dot_string(edge.parent)} -> {_dot_string(edge.child)} [label={_dot_string(edge.parent_word)}];"
+            f"  {_dot_string(edge.parent)} -> {_dot_string(edge.child)} [label={_dot_string(edge.parent_word)}"
+            + (f", {_EDGE_STYLE[edge.type]}" if edge.type in _EDGE_STYLE else "")
+            + "];"
         )
     lines.append("}")
     return "\n".join(lines) + "\n"

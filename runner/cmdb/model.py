@@ -61,6 +61,32 @@ ATTRIBUTE_FIELDS: Final = (
     "description",
 )
 
+#: What exploration finds beside a CI's identity, one table each (ServiceNow's names where it has
+#: them): the columns of each row after ``cmdb_ci``, all text. Each exploration of a CI replaces
+#: its rows. ``cmdb_tcp_connection.type`` is ``listening`` (a service: local address and port) or
+#: ``established`` (a connection: both ends).
+EXPLORATION_TABLES: Final[Mapping[str, tuple[str, ...]]] = {
+    "discovery_net_arp_table": ("ip_address", "mac_address", "interface", "kind", "vendor"),
+    "discovery_switch_fwd_table": ("mac_address", "port", "interface", "vlan", "status", "vendor"),
+    "cmdb_ci_vlan": ("vlan_id", "name"),
+    "cmdb_ci_ip_route": ("destination", "next_hop", "interface", "route_type", "protocol", "metric"),
+    "cmdb_tcp_connection": (
+        "type",
+        "protocol",
+        "local_address",
+        "local_port",
+        "remote_address",
+        "remote_port",
+        "process",
+        "pid",
+    ),
+    "cmdb_ci_disk": ("name", "size_bytes", "model", "serial_number", "transport", "rotational"),
+    "cmdb_sam_sw_install": ("name", "version", "architecture"),
+    "cmdb_running_process": ("pid", "ppid", "user_name", "command"),
+}
+#: One table's rows: each a mapping of its columns (absent or None: not known).
+TableRows = tuple[Mapping[str, str | None], ...]
+
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 #: Serial numbers that vendors ship as placeholders: never an identity.
 _PLACEHOLDER_SERIALS: Final = frozenset(

@@ -14,7 +14,7 @@ import csv
 import io
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -24,12 +24,26 @@ from midprobe.runner.cmdb.identification import Decision, identify
 from midprobe.runner.cmdb.model import (
     ATTRIBUTE_FIELDS,
     CI_CLASSES,
+    EXPLORATION_TABLES,
     RELATION_TYPES,
     Change,
     ConfigurationItem,
     DiscoveredDevice,
     NetworkInterface,
     Relation,
+    TableRows,
+)
+
+#: The exploration tables (one step: ``CREATE TABLE IF NOT EXISTS`` adds them to an older CMDB).
+EXPLORATION_SCHEMA: Final = tuple(
+    statement
+    for table, columns in EXPLORATION_TABLES.items()
+    for statement in (
+        f"CREATE TABLE IF NOT EXISTS {table} (cmdb_ci TEXT NOT NULL, seq INTEGER NOT NULL, "
+        + ", ".join(f"{column} TEXT" for column in columns)
+        + ", discovery TEXT, last_seen TEXT NOT NULL)",
+        f"CREATE INDEX IF NOT EXISTS {table}_ci ON {table} (cmdb_ci)",
+    )
 )
 
 SCHEMA: Final = (
@@ -59,7 +73,9 @@ SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS cmdb_conflict (
         sys_id TEXT PRIMARY KEY, device_name TEXT NOT NULL, ip_address TEXT, cis TEXT NOT NULL,
         reason TEXT NOT NULL, at TEXT NOT NULL, discovery TEXT)""",
+    *EXPLORATION_SCHEMA,
 )
+
 
 _CI_COLUMNS: Final = (
     "sys_id, sys_class_name, name, ip_address, mac_address, serial_number, attributes, "
@@ -238,6 +254,15 @@ class CmdbStore(SqlStore):
                 if len(rows) == 1:
                     return str(rows[0][0])
         return None
+
+    def exploration(self, ci: str, table: str) -> list[dict[str, str | None]]:
+        """The rows the last exploration of ``ci`` put in ``table`` (one of ``EXPLORATION_TABLES``)."""
+        columns = EXPLORATION_TABLES[table]
+        with self._db.transaction(write=False) as tx:
+            rows = tx.execute(
+                f"SELECT {', '.join(columns)} FROM {table} WHERE cmdb_ci = ? ORDER BY seq", [ci]
+            )
+        return [dict(zip(columns, row, strict=True)) for row in rows]
 
     def conflicts(self) -> list[dict[str, object]]:
         with self._db.transaction() as tx:
@@ -425,6 +450,29 @@ class CmdbStore(SqlStore):
             self._merge(tx, decision.ci, absorbed, decision.rule, now, discovery)
         return ReconcileResult("updated", decision.ci, decision.rule, changes, decision.absorbed)
 
+    def record_exploration(
+        self, ci: str, tables: Mapping[str, TableRows], discovery: str | None = None
+    ) -> dict[str, int]:
+        """Replace ``ci``'s rows in each table of ``tables`` with the ones given (tables not given
+        keep theirs); how many rows each table now holds."""
+        unknown = sorted(set(tables) - set(EXPLORATION_TABLES))
+        if unknown:
+            raise ConfigError(f"{unknown[0]!r} is not an exploration table", field="table")
+        now = self._now()
+        written: dict[str, int] = {}
+        with self._db.transaction() as tx:
+            for table, rows in tables.items():
+                columns = EXPLORATION_TABLES[table]
+                tx.execute(f"DELETE FROM {table} WHERE cmdb_ci = ?", [ci])
+                insert = (
+                    f"INSERT INTO {table} (cmdb_ci, seq, {', '.join(columns)}, discovery, last_seen) "
+                    f"VALUES ({_marks(len(columns) + 4)})"
+                )
+                for seq, row in enumerate(rows):
+                    tx.execute(insert, [ci, seq, *(row.get(column) for column in columns), discovery, now])
+                written[table] = len(rows)
+        return written
+
     def _merge(
         self, tx: Executor, kept: str, absorbed: str, rule: str | None, now: str, discovery: str | None
     ) -> None:
@@ -432,6 +480,8 @@ class CmdbStore(SqlStore):
         tx.execute("UPDATE cmdb_ci SET merged_into = ? WHERE sys_id = ?", [kept, absorbed])
         tx.execute("DELETE FROM cmdb_ci_network_adapter WHERE cmdb_ci = ?", [absorbed])
         tx.execute("DELETE FROM cmdb_ci_ip_address WHERE cmdb_ci = ?", [absorbed])
+        for table in EXPLORATION_TABLES:  # the kept CI's next exploration finds them again
+            tx.execute(f"DELETE FROM {table} WHERE cmdb_ci = ?", [absorbed])
         for sys_id, parent, child, kind in tx.execute(
             "SELECT sys_id, parent, child, type FROM cmdb_rel_ci WHERE parent = ? OR child = ?",
             [absorbed, absorbed],

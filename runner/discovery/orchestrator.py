@@ -37,6 +37,7 @@ from midprobe.capabilities.selection import MidSelector, SelectionPolicy, Select
 from midprobe.runner.agent.identity import definitions_from_registrations, mid_server_from_registration
 from midprobe.runner.cmdb.model import DiscoveredDevice
 from midprobe.runner.cmdb.store import CmdbStore
+from midprobe.runner.discovery.relations import lookups
 from midprobe.runner.discovery.schedule import Schedule
 from midprobe.runner.discovery.sensors import (
     EXPLORATION_PROBES,
@@ -483,24 +484,24 @@ class Orchestrator:
                 next_meta = {**meta, "device": device_to_json(found), "ci": ci}
                 self._plan_next(status_id, schedule, ip, "exploration", explore, next_meta)
             return
-        self._relate_neighbours(status_id, ip, ci, findings)
+        self._relate_found(status_id, ip, ci, findings)
 
-    def _relate_neighbours(self, status_id: str, ip: str, ci: str, findings: Findings) -> None:
-        """Each LLDP or CDP neighbour whose CI is known (by MAC, address, then name): ``ci`` Connects to it."""
-        for neighbour in findings.neighbours:
-            other = self.cmdb.owner_of(
-                mac=neighbour.chassis_mac, address=neighbour.address, name=neighbour.sys_name
-            )
-            seen = neighbour.sys_name or neighbour.chassis_id
-            where = "ifIndex" if neighbour.protocol == "cdp" else "port"
-            port = f" on {where} {neighbour.local_port}" if neighbour.local_port else ""
-            port += f" ({neighbour.protocol.upper()})"
+    def _relate_found(self, status_id: str, ip: str, ci: str, findings: Findings) -> None:
+        """Store the exploration tables of ``ci``, then record each relation they point to whose
+        other CI is known (LLDP/CDP neighbours and FDB entries: Connects to; TCP connections:
+        Depends on), by MAC, address, then name."""
+        if findings.tables:
+            self.cmdb.record_exploration(ci, findings.tables, discovery=status_id)
+        for lookup in lookups(findings):
+            other = self.cmdb.owner_of(mac=lookup.mac, address=lookup.address, name=lookup.name)
+            said = f"{lookup.verb} {lookup.seen}{lookup.how}"
             if other is None or other == ci:
-                why = "is not in the CMDB" if other is None else "is this device itself"
-                self.status.log(status_id, ip, "exploration", f"neighbour {seen}{port} {why}")
+                why = "not in the CMDB" if other is None else "this device itself"
+                self.status.log(status_id, ip, "exploration", f"{said}: {why}")
                 continue
-            self.cmdb.relate(ci, other, "Connects to::Connected by", discovery=status_id)
-            self.status.log(status_id, ip, "exploration", f"Connects to {seen}{port}, CI {other}")
+            parent, child = (other, ci) if lookup.found_is_parent else (ci, other)
+            self.cmdb.relate(parent, child, lookup.type, discovery=status_id)
+            self.status.log(status_id, ip, "exploration", f"{said}, CI {other}")
 
     def _reconcile(
         self,
@@ -574,6 +575,11 @@ def _summary(findings: Findings) -> str:
     parts.append(f"{len(findings.interfaces)} interfaces ({macs} with MAC), {len(addresses)} addresses")
     if findings.neighbours:
         parts.append(f"{len(findings.neighbours)} neighbours")
+    parts += [
+        f"{len(rows)} row{'s' if len(rows) != 1 else ''} of {table}"
+        for table, rows in findings.tables.items()
+        if rows
+    ]
     return ", ".join(parts)
 
 

@@ -93,13 +93,14 @@ def batch_addresses(targets: TargetSpec, size: int) -> Iterator[tuple[str, ...]]
     for target in targets:
         batch.append(target.address)
         if len(batch) == size:
-            yield _as_blocks(batch)
+            yield as_blocks(batch)
             batch = []
     if batch:
-        yield _as_blocks(batch)
+        yield as_blocks(batch)
 
 
-def _as_blocks(addresses: list[ipaddress.IPv4Address | ipaddress.IPv6Address]) -> tuple[str, ...]:
+def as_blocks(addresses: list[ipaddress.IPv4Address | ipaddress.IPv6Address]) -> tuple[str, ...]:
+    """``addresses`` (sorted here) as the fewest CIDR blocks, a single address without its ``/32``."""
     blocks: list[str] = []
     ordered = sorted(addresses, key=lambda a: (a.version, int(a)))
     start = end = ordered[0]
@@ -273,6 +274,7 @@ __all__ = [
     "MIN_BATCH_SIZE",
     "PROTOCOLS",
     "Schedule",
+    "as_blocks",
     "batch_addresses",
     "load_schedule",
     "schedule_from_mapping",

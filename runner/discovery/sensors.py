@@ -6,7 +6,8 @@ open ports; classification sensors turn a classify probe's result into a
 :class:`~midprobe.runner.cmdb.model.DiscoveredDevice` for the CMDB; the identification and
 exploration sensor (``read_findings``) reads what the identity and exploration probes found
 (serial numbers, interfaces with MACs, addresses, model, CPUs, memory, LLDP and CDP neighbours), which
-``with_findings`` lays over the classified device.
+``with_findings`` lays over the classified device, and the rows of the CMDB's exploration tables
+(ARP entries, forwarding database, VLANs, routes, sockets, disks, packages, processes).
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ from dataclasses import dataclass, field, replace
 from typing import Final
 
 from midprobe.capabilities.errors import ConfigError
-from midprobe.runner.cmdb.model import CI_CLASSES, DiscoveredDevice, NetworkInterface, normalize_mac
+from midprobe.runner.cmdb.model import (
+    CI_CLASSES,
+    EXPLORATION_TABLES,
+    DiscoveredDevice,
+    NetworkInterface,
+    TableRows,
+    normalize_mac,
+)
 from midprobe.runner.ecc.payload import ResultsPayload
 
 #: Windows classification ports (noted and skipped: midprobe has no WMI/WinRM probe yet).
@@ -255,6 +263,8 @@ class Findings:
     interfaces: tuple[NetworkInterface, ...] = ()
     attributes: Mapping[str, str] = field(default_factory=dict)
     neighbours: tuple[Neighbour, ...] = ()
+    #: Rows for the CMDB's exploration tables (``EXPLORATION_TABLES``), by table.
+    tables: Mapping[str, TableRows] = field(default_factory=dict)
     #: The probes that answered, and those that failed with why.
     answered: tuple[str, ...] = ()
     failed: Mapping[str, str] = field(default_factory=dict)
@@ -337,6 +347,146 @@ def _copied(element: ET.Element, names: Sequence[tuple[str, str]]) -> dict[str, 
     return {key: element.get(attribute, "")[:255] for key, attribute in names if element.get(attribute)}
 
 
+#: Where each exploration table's rows are in a probe's XML: (table, path of the rows, fixed
+#: columns, (column, XML attribute) pairs). Several entries may fill one table.
+_Layout = tuple[tuple[str, str, Mapping[str, str], tuple[tuple[str, str], ...]], ...]
+#: Listening sockets and established connections, as SSHExplore and SNMPExplore both write them.
+_TCP_TABLES: Final[_Layout] = tuple(
+    (
+        "cmdb_tcp_connection",
+        path,
+        {"type": kind},
+        (
+            ("protocol", "protocol"),
+            ("local_address", "local_address"),
+            ("local_port", "local_port"),
+            ("remote_address", "remote_address"),
+            ("remote_port", "remote_port"),
+            ("process", "process"),
+            ("pid", "pid"),
+        ),
+    )
+    for kind, path in (("listening", "listening/socket"), ("established", "connections/connection"))
+)
+_SNMP_TABLES: Final[_Layout] = (
+    (
+        "discovery_net_arp_table",
+        "arp_table/arp_entry",
+        {},
+        (("ip_address", "address"), ("mac_address", "mac"), ("kind", "kind"), ("vendor", "vendor")),
+    ),
+    (
+        "discovery_switch_fwd_table",
+        "forwarding_table/fdb_entry",
+        {},
+        (
+            ("mac_address", "mac"),
+            ("port", "port"),
+            ("vlan", "vlan"),
+            ("status", "status"),
+            ("vendor", "vendor"),
+        ),
+    ),
+    ("cmdb_ci_vlan", "vlans/vlan", {}, (("vlan_id", "id"), ("name", "name"))),
+    *_TCP_TABLES,
+    (
+        "cmdb_ci_ip_route",
+        "routes/route",
+        {},
+        (
+            ("destination", "destination"),
+            ("next_hop", "next_hop"),
+            ("route_type", "kind"),
+            ("protocol", "protocol"),
+            ("metric", "metric"),
+        ),
+    ),
+)
+_HOST_TABLES: Final[_Layout] = (
+    (
+        "discovery_net_arp_table",
+        "neighbours/neighbour",
+        {},
+        (
+            ("ip_address", "address"),
+            ("mac_address", "mac"),
+            ("interface", "device"),
+            ("kind", "state"),
+            ("vendor", "vendor"),
+        ),
+    ),
+    (
+        "cmdb_ci_ip_route",
+        "routes/route",
+        {},
+        (
+            ("destination", "destination"),
+            ("next_hop", "gateway"),
+            ("interface", "device"),
+            ("protocol", "protocol"),
+            ("metric", "metric"),
+        ),
+    ),
+    *_TCP_TABLES,
+    (
+        "cmdb_ci_disk",
+        "disks/disk",
+        {},
+        (
+            ("name", "name"),
+            ("size_bytes", "size_bytes"),
+            ("model", "model"),
+            ("serial_number", "serial_number"),
+            ("transport", "transport"),
+            ("rotational", "rotational"),
+        ),
+    ),
+    (
+        "cmdb_sam_sw_install",
+        "packages/package",
+        {},
+        (("name", "name"), ("version", "version"), ("architecture", "architecture")),
+    ),
+    (
+        "cmdb_running_process",
+        "processes/process",
+        {},
+        (("pid", "pid"), ("ppid", "ppid"), ("user_name", "user"), ("command", "command")),
+    ),
+)
+
+
+def _tables(
+    found: ET.Element,
+    layout: _Layout,
+    interface_names: Mapping[str, str] | None = None,
+) -> dict[str, TableRows]:
+    """The exploration tables' rows in ``found`` (a table whose element is absent is left out:
+    the probe did not read it, so the CMDB keeps what it had)."""
+    tables: dict[str, list[dict[str, str | None]]] = {}
+    for table, path, fixed, columns in layout:
+        parent_path = path.rsplit("/", 1)[0]
+        if found.find(parent_path) is None:
+            continue
+        rows = tables.setdefault(table, [])
+        for element in found.iterfind(path):
+            row: dict[str, str | None] = {**fixed, **_copied(element, columns)}
+            if interface_names is not None and element.get("if_index"):
+                row["interface"] = interface_names.get(element.get("if_index", ""), element.get("if_index"))
+            rows.append(row)
+    assert set(tables) <= set(EXPLORATION_TABLES)
+    return {table: tuple(rows) for table, rows in tables.items()}
+
+
+def _interface_names(found: ET.Element) -> dict[str, str]:
+    """ifIndex -> the interface's name (ifName, else ifDescr)."""
+    return {
+        interface.get("index", ""): name[:255]
+        for interface in found.iterfind("interfaces/interface")
+        if (name := interface.get("name") or interface.get("descr") or "")
+    }
+
+
 def _snmp_findings(found: ET.Element) -> Findings:
     chassis = found.find("chassis")
     attributes = (
@@ -372,12 +522,20 @@ def _snmp_findings(found: ET.Element) -> Findings:
             for n in (neighbours.iter("neighbour") if neighbours is not None else ())
             if n.get("chassis_id")
         ),
+        tables=_tables(found, _SNMP_TABLES, _interface_names(found)),
     )
 
 
 def _host_findings(found: ET.Element) -> Findings:
     attributes = _copied(
-        found, (("model_id", "model"), ("manufacturer", "manufacturer"), ("host_name", "hostname"))
+        found,
+        (
+            ("model_id", "model"),
+            ("manufacturer", "manufacturer"),
+            ("host_name", "hostname"),
+            ("os", "os_name"),
+            ("os_version", "os_version"),
+        ),
     )
     cpu, memory = found.find("cpu"), found.find("memory")
     if cpu is not None and cpu.get("count"):
@@ -391,6 +549,7 @@ def _host_findings(found: ET.Element) -> Findings:
         host_name=found.get("hostname"),
         interfaces=_host_interfaces(found),
         attributes=attributes,
+        tables=_tables(found, _HOST_TABLES),
     )
 
 
@@ -402,6 +561,7 @@ def _merge(first: Findings, second: Findings) -> Findings:
         interfaces=first.interfaces or second.interfaces,
         attributes={**second.attributes, **first.attributes},
         neighbours=first.neighbours or second.neighbours,
+        tables={**second.tables, **first.tables},
         answered=(*first.answered, *second.answered),
         failed={**second.failed, **first.failed},
     )

@@ -1,7 +1,7 @@
 """The CMDB read through an instance's Table API: what ``midprobe cmdb ... --queue https://...`` reads.
 
 ``InstanceCmdb`` answers the reads ``CmdbStore`` answers (``list_cis``, ``get``, ``relations``,
-``history``, ``export``) from the tables of :mod:`.cmdb_tables`, rebuilding the same CIs, so the
+``history``, ``exploration``, ``export``) from the tables of :mod:`.cmdb_tables`, rebuilding the same CIs, so the
 ``cmdb`` commands print the same thing whichever way they reach the CMDB (times to the second).
 """
 
@@ -14,6 +14,7 @@ from midprobe.capabilities.errors import ConfigError
 from midprobe.runner.cmdb.model import (
     ATTRIBUTE_FIELDS,
     CI_CLASSES,
+    EXPLORATION_TABLES,
     Change,
     ConfigurationItem,
     NetworkInterface,
@@ -128,6 +129,14 @@ class InstanceCmdb(Closing):
                 _optional(row["discovery"]),
             )
             for row in self._client.table("sys_audit", f"documentkey={_check_id(ci)}")
+        ]
+
+    def exploration(self, ci: str, table: str) -> builtins.list[dict[str, str | None]]:
+        """The rows the last exploration of ``ci`` put in ``table``, as ``CmdbStore.exploration``."""
+        columns = EXPLORATION_TABLES[table]
+        return [
+            {column: _optional(row[column]) for column in columns}
+            for row in self._client.table(table, f"cmdb_ci={_check_id(ci)}")
         ]
 
     def export(self, form: Literal["json", "csv"]) -> str:

@@ -1,7 +1,9 @@
 """The CMDB in the Table API, read-only, with ServiceNow's table and field names.
 
 ``cmdb_ci`` (every live CI, its class in ``sys_class_name``), ``cmdb_ci_network_adapter``,
-``cmdb_ip_address``, ``cmdb_rel_ci`` and ``sys_audit`` (the per-attribute history). Each is a view
+``cmdb_ip_address``, ``cmdb_rel_ci``, ``sys_audit`` (the per-attribute history) and each of the
+exploration tables (``EXPLORATION_TABLES``: ARP entries, forwarding table, VLANs, routes, TCP
+services and connections, disks, packages, processes; one row per entry, ``cmdb_ci`` its CI). Each is a view
 of :class:`~midprobe.runner.cmdb.store.CmdbStore`'s reads, so the instance shows exactly what
 ``midprobe cmdb`` shows on the database.
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-from midprobe.runner.cmdb.model import CI_CLASSES, ConfigurationItem
+from midprobe.runner.cmdb.model import CI_CLASSES, EXPLORATION_TABLES, ConfigurationItem
 from midprobe.runner.cmdb.store import CmdbStore
 from midprobe.runner.instance.query import FieldKind, Row
 from midprobe.runner.instance.tables import SnapshotTable, derived_sys_id
@@ -39,6 +41,11 @@ AUDIT_FIELDS: Final[dict[str, FieldKind]] = {
     ),
     "sys_created_on": "datetime",
 }
+
+
+def exploration_fields(table: str) -> dict[str, FieldKind]:
+    """The Table API fields of exploration table ``table``: its columns, keyed by CI."""
+    return dict.fromkeys(("sys_id", "cmdb_ci", *EXPLORATION_TABLES[table]), "string")
 
 
 def shown_time(text: str | None) -> str:
@@ -132,12 +139,29 @@ def cmdb_tables(cmdb: CmdbStore) -> list[SnapshotTable]:
             for index, change in enumerate(changes)
         ]
 
+    def explored(table: str) -> SnapshotTable:
+        def rows(equal: Mapping[str, str]) -> list[Row]:
+            wanted = equal.get("cmdb_ci")
+            cis = [wanted] if wanted is not None else [item.sys_id for item in cmdb.list_cis()]
+            return [
+                {
+                    "sys_id": derived_sys_id(table, ci, str(index)),
+                    "cmdb_ci": ci,
+                    **{key: _text(value) for key, value in row.items()},
+                }
+                for ci in cis
+                for index, row in enumerate(cmdb.exploration(ci, table))
+            ]
+
+        return SnapshotTable(table, exploration_fields(table), rows)
+
     return [
         SnapshotTable("cmdb_ci", CMDB_CI_FIELDS, cis),
         SnapshotTable("cmdb_ci_network_adapter", ADAPTER_FIELDS, lambda _: adapter_rows(cmdb.list_cis())),
         SnapshotTable("cmdb_ip_address", ADDRESS_FIELDS, lambda _: address_rows(cmdb.list_cis())),
         SnapshotTable("cmdb_rel_ci", RELATION_FIELDS, relations),
         SnapshotTable("sys_audit", AUDIT_FIELDS, audit),
+        *(explored(table) for table in EXPLORATION_TABLES),
     ]
 
 
@@ -152,5 +176,6 @@ __all__ = [
     "address_rows",
     "ci_row",
     "cmdb_tables",
+    "exploration_fields",
     "shown_time",
 ]

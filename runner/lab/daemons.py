@@ -1,4 +1,5 @@
-"""The lab's daemons: generated configs for sshd, snmpd, dnsmasq and the listener; start, probe, stop.
+"""The lab's daemons: generated configs for sshd, snmpd, dnsmasq, lldpd, the listener and the
+connector; start, probe, stop.
 
 Each daemon is the real Debian binary started with ``ip netns exec`` in its host's namespace,
 inside its own UTS and mount namespaces (so ``hostname`` answers the lab host's name and sshd
@@ -30,9 +31,11 @@ from midprobe.capabilities.errors import LabError
 from .profiles import HostProfile
 
 LISTENER_SCRIPT = Path(__file__).resolve().with_name("listener.py")
+CONNECTOR_SCRIPT = Path(__file__).resolve().with_name("connector.py")
 SSHD = "/usr/sbin/sshd"
 SNMPD = "/usr/sbin/snmpd"
 DNSMASQ = "/usr/sbin/dnsmasq"
+LLDPD = "/usr/sbin/lldpd"
 # The lab user's numeric ids exist only inside the lab's sshd (see module docstring).
 LAB_UID = 64999
 LAB_GID = 65534
@@ -44,9 +47,10 @@ _WRAPPER = (
 
 @dataclass(frozen=True)
 class ReadyCheck:
-    """How the scanner tells a daemon is up: a TCP connect, an SNMP answer or a DNS answer."""
+    """How the scanner tells a daemon is up: a TCP connect, an SNMP answer, a DNS answer, or its
+    control socket accepting a connection."""
 
-    kind: str  # "tcp" | "snmp" | "dns"
+    kind: str  # "tcp" | "snmp" | "dns" | "unix" (data: the socket's path)
     address: str
     port: int
     data: str = ""  # snmp: the community; dns: a name to resolve
@@ -302,8 +306,12 @@ def snmpd_spec(
         f"sysContact {snmp.sys_contact}",
         f"sysServices {snmp.sys_services}",
         "dontLogTCPWrappersConnects yes",
-        "agentXSocket none",
-        "master off",
+        # With lldpd: snmpd is the AgentX master lldpd serves LLDP-MIB through (a socket of its own).
+        *(
+            ("master agentx", f"agentXSocket {agentx_socket(host_dir)}")
+            if profile.lldp
+            else ("agentXSocket none", "master off")
+        ),
     ]
     lines += [f"override {o.oid} {o.type} {_snmp_value(o.value, o.type)}" for o in snmp.overrides]
     config = host_dir / "snmpd.conf"
@@ -318,6 +326,59 @@ def snmpd_spec(
         log=host_dir / "snmpd.out",
         checks=(ReadyCheck("snmp", address, 161, community),),
         env={"SNMP_PERSISTENT_DIR": str(persistent), "MIBS": ""},
+    )
+
+
+def agentx_socket(host_dir: Path) -> Path:
+    """The AgentX socket between a host's snmpd (master) and its lldpd (subagent)."""
+    return host_dir / "agentx.sock"
+
+
+# --------------------------------------------------------------------------- lldpd
+
+
+#: Seconds between two LLDP frames (the default 30 s would leave a new neighbour unseen that long).
+LLDP_TX_INTERVAL = 5
+
+
+def lldpd_spec(
+    *, host: str, namespace: str, address: str, profile: HostProfile, host_dir: Path
+) -> DaemonSpec:
+    """lldpd on eth0, with its own control socket and configuration (none of the machine's); a
+    host with snmpd serves LLDP-MIB through it over AgentX (``-x``). Start it after snmpd."""
+    config = host_dir / "lldpd.conf"
+    config.write_text(f"configure lldp tx-interval {LLDP_TX_INTERVAL}\n")
+    control = host_dir / "lldpd.socket"
+    argv = [LLDPD, "-d", "-I", "eth0", "-C", "eth0", "-m", address, "-u", str(control), "-O", str(config)]
+    if profile.snmp is not None:
+        argv += ["-x", "-X", str(agentx_socket(host_dir))]
+    return DaemonSpec(
+        name=f"lldpd@{host}",
+        host=host,
+        namespace=namespace,
+        argv=tuple(argv),
+        log=host_dir / "lldpd.log",
+        checks=(ReadyCheck("unix", address, 0, str(control)),),
+    )
+
+
+def connector_spec(
+    *, host: str, namespace: str, address: str, target: str, port: int, host_dir: Path, lab_dir: Path
+) -> DaemonSpec:
+    """The connector holding a TCP connection to ``target:port``, run as the lab user (so an SSH
+    login as that user sees its process in ``ss -p``)."""
+    argv = [
+        "setpriv", f"--reuid={LAB_UID}", f"--regid={LAB_GID}", "--clear-groups", "--",
+        sys.executable, "-I", str(CONNECTOR_SCRIPT), "--lab", str(lab_dir), "--name", host,
+        "--connect", f"{target}:{port}",
+    ]  # fmt: skip
+    return DaemonSpec(
+        name=f"connector@{host}:{target}:{port}",
+        host=host,
+        namespace=namespace,
+        argv=tuple(argv),
+        log=host_dir / f"connector-{target}-{port}.log",
+        checks=(),  # it connects once the target's service (checked before it starts) answers
     )
 
 
@@ -484,6 +545,10 @@ async def _probe(check: ReadyCheck) -> bool:
             return True
         if check.kind == "snmp":
             return await _snmp_answers(check.address, check.port, check.data)
+        if check.kind == "unix":  # a daemon's control socket accepts a connection
+            _, writer = await asyncio.wait_for(asyncio.open_unix_connection(check.data), 0.5)
+            writer.close()
+            return True
         if check.kind == "dns":
             query = dns.message.make_query(check.data, "A")
             answer = await dns.asyncquery.udp(query, check.address, timeout=0.5, port=check.port)

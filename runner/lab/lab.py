@@ -209,6 +209,7 @@ class Lab:
         home.mkdir(mode=0o755)
         os.chown(home, daemons.LAB_UID, daemons.LAB_GID)
         specs: list[daemons.DaemonSpec] = []
+        later: list[daemons.DaemonSpec] = []
         ssh_hosts = [h for h in self.hosts if "ssh" in h.services]
         host_keys = {h.name: self.workdir / "hosts" / h.name / "ssh_host_ed25519_key" for h in ssh_hosts}
         for host in self.hosts:
@@ -273,6 +274,19 @@ class Lab:
                 )
             if profile.zoo and host.routed_network is not None:
                 specs.append(zoo.daemon_spec(**common, network=host.routed_network, host_dir=host_dir))
+            # Second: lldpd needs its host's snmpd (the AgentX master), a connector its target's service.
+            if profile.lldp:
+                later.append(daemons.lldpd_spec(**common, profile=profile, host_dir=host_dir))
+            for connection in profile.connects_to:
+                later.append(
+                    daemons.connector_spec(
+                        **common,
+                        target=self.host(connection.host).address,
+                        port=connection.port,
+                        host_dir=host_dir,
+                        lab_dir=self.workdir,
+                    )
+                )
         if plan.large is not None:
             large_dir = self.workdir / "hosts" / "large"
             large_dir.mkdir(mode=0o755, parents=True)
@@ -286,13 +300,20 @@ class Lab:
                 )
             )
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation directory
-        for daemon_spec in specs:
+        if later:
+            Path("/run/lldpd").mkdir(mode=0o755, exist_ok=True)  # lldpd's privilege-separation chroot
+        for batch in (specs, later):
+            self._start_batch(batch, ready_timeout)
+
+    def _start_batch(self, batch: list[daemons.DaemonSpec], ready_timeout: float) -> None:
+        """Start ``batch`` and wait until every one of its daemons is ready."""
+        for daemon_spec in batch:
             process, running = daemons.start_daemon(daemon_spec)
             self._processes[daemon_spec.name] = process
             self.daemons.append(running)
         self._save(status="starting")
         with self.namespace_thread() as thread:
-            thread.run_async(lambda: daemons.wait_ready(specs, self._processes, within=ready_timeout))
+            thread.run_async(lambda: daemons.wait_ready(batch, self._processes, within=ready_timeout))
 
     # ------------------------------------------------------------------ queries
 

@@ -60,6 +60,15 @@ class Listener:
 
 
 @dataclass(frozen=True)
+class Connection:
+    """A TCP connection a host keeps open to another lab host's service (something for
+    application dependency mapping to find)."""
+
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
 class HostProfile:
     name: str
     ssh: SshSettings | None
@@ -70,6 +79,9 @@ class HostProfile:
     silent: bool  # the address exists (answers ARP) but drops every IP packet
     #: snmpsim serving snmpsim-data's recordings, one per address of the host's routed_network
     zoo: bool = False
+    #: lldpd sending and receiving LLDP on eth0 (and serving LLDP-MIB through snmpd over AgentX)
+    lldp: bool = False
+    connects_to: tuple[Connection, ...] = ()
 
     @property
     def services(self) -> tuple[str, ...]:
@@ -217,6 +229,17 @@ def parse_profile(data: Mapping[str, Any], *, source: str = "<profile>") -> LabP
         hosts.append(HostSpec(name, profile, subdomain, routed))
     if len(hosts) > LAST_HOST - FIRST_HOST + 1:
         raise ConfigError(f"at most {LAST_HOST - FIRST_HOST + 1} hosts", source=source, entry="hosts")
+    by_name = {host.name: host for host in hosts}
+    for name, profile_ in profiles.items():
+        for index, connection in enumerate(profile_.connects_to):
+            target = by_name.get(connection.host)
+            if target is None or connection.port not in profiles[target.profile].open_tcp_ports:
+                raise ConfigError(
+                    f"{connection.host}:{connection.port} is no open TCP port of a lab host",
+                    source=source,
+                    entry=f"profiles.{name}.connects_to[{index}]",
+                    field="host",
+                )
     if sum(1 for h in hosts if profiles[h.profile].dns) > 1:
         raise ConfigError("only one host may run the DNS server", source=source, entry="hosts")
 
@@ -258,7 +281,12 @@ def _check_routed_networks(hosts: list[HostSpec], large: LargeSettings, source: 
 
 def _host_profile(name: str, raw: Mapping[str, Any], source: str) -> HostProfile:
     entry = f"profiles.{name}"
-    _only(raw, {"ssh", "snmp", "dns", "listeners", "interfaces", "silent", "zoo"}, source, entry)
+    _only(
+        raw,
+        {"ssh", "snmp", "dns", "listeners", "interfaces", "silent", "zoo", "lldp", "connects_to"},
+        source,
+        entry,
+    )
     ssh: SshSettings | None = None
     raw_ssh = raw.get("ssh", False)
     if raw_ssh is True:
@@ -362,11 +390,26 @@ def _host_profile(name: str, raw: Mapping[str, Any], source: str) -> HostProfile
     silent = raw.get("silent", False)
     dns = raw.get("dns", False)
     zoo = raw.get("zoo", False)
-    if not isinstance(silent, bool) or not isinstance(dns, bool) or not isinstance(zoo, bool):
-        raise ConfigError("silent, dns and zoo must be true or false", source=source, entry=entry)
-    if silent and (ssh or snmp or dns or listeners or zoo):
+    lldp = raw.get("lldp", False)
+    if not all(isinstance(flag, bool) for flag in (silent, dns, zoo, lldp)):
+        raise ConfigError("silent, dns, zoo and lldp must be true or false", source=source, entry=entry)
+    connections = []
+    raw_connections = raw.get("connects_to", [])
+    if not isinstance(raw_connections, list):
+        raise ConfigError("must be an array of tables", source=source, entry=entry, field="connects_to")
+    for index, item in enumerate(raw_connections):
+        centry = f"{entry}.connects_to[{index}]"
+        craw = _as_table(item, source, centry)
+        _only(craw, {"host", "port"}, source, centry)
+        port = craw.get("port")
+        if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+            raise ConfigError("must be a TCP port 1..65535", source=source, entry=centry, field="port")
+        connections.append(Connection(_str(craw, "host", source, centry), port))
+    if silent and (ssh or snmp or dns or listeners or zoo or lldp or connections):
         raise ConfigError("a silent host runs no services", source=source, entry=entry, field="silent")
-    return HostProfile(name, ssh, snmp, dns, tuple(listeners), interfaces, silent, zoo)
+    return HostProfile(
+        name, ssh, snmp, dns, tuple(listeners), interfaces, silent, zoo, lldp, tuple(connections)
+    )
 
 
 def _large(raw: Mapping[str, Any], source: str) -> LargeSettings:

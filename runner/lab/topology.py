@@ -18,6 +18,7 @@ from .profiles import FIRST_HOST, HOST_NETWORK, LAST_HOST, LabProfile
 SCANNER_ADDRESS = "198.18.0.1"
 MAX_HOSTS = LAST_HOST - FIRST_HOST + 1
 BRIDGE = "br0"
+LLDP_FORWARD_MASK = 1 << 14
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,8 @@ def build(prefix: str, planned: Plan, workdir: Path) -> None:
         members.append((namespace_name(prefix, "large"), f"{planned.large.gateway}/24"))
 
     bridge_lines = [
-        f"link add {BRIDGE} type bridge",
+        # group_fwd_mask bit 14: forward LLDP (01:80:c2:00:00:0e), which a bridge keeps to itself by default.
+        f"link add {BRIDGE} type bridge group_fwd_mask {LLDP_FORWARD_MASK:#x}",
         f"link set {BRIDGE} addrgenmode none",
         f"link set {BRIDGE} up",
     ]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Final
 
 from midprobe.capabilities.errors import QueueError
-from midprobe.runner.ecc.record import ECC_PAYLOAD_CAP, utc_now
+from midprobe.runner.ecc.record import ECC_PAYLOAD_CAP, QUEUE_PROCESSING_TOPIC, utc_now
 from midprobe.runner.queue.schema import SQLITE_DIALECT
 from midprobe.runner.queue.sqlbase import Row, SqlQueue, Transaction, UnreadableData
 
@@ -186,6 +186,21 @@ class SqliteQueue(SqlQueue):
 
     def _notify_ready(self, tx: Transaction, agents: set[str]) -> None:
         """Nothing to send: the commit itself is what waiting agents see (``data_version``)."""
+
+    def discard(self, output_sys_ids: Sequence[str]) -> None:
+        """Delete these outputs, their answers (and attachments) and the claim records already
+        written: for a private queue whose user has read the answers (``runner/agent/embedded.py``),
+        so a long scan does not keep every request in memory. Not part of the ECC queue protocol."""
+        ids = list(output_sys_ids)
+        if not ids:
+            return
+        marks = ", ".join("?" * len(ids))
+        with self._write() as tx:
+            tx.execute(f"DELETE FROM ecc_queue WHERE response_to IN ({marks})", ids)  # noqa: S608
+            tx.execute(f"DELETE FROM ecc_queue WHERE sys_id IN ({marks})", ids)  # noqa: S608
+            tx.execute(
+                "DELETE FROM ecc_queue WHERE topic = ? AND state = 'processed'", [QUEUE_PROCESSING_TOPIC]
+            )
 
     def wait_for_work(self, agent: str, timeout: float) -> bool:
         """True as soon as another connection has committed since the last look, else False at ``timeout``.

@@ -1,58 +1,52 @@
 """The ``midprobe scan`` pipeline: port scan -> per-host enrichment -> classification, streamed per host.
 
-Every stage is a probe of the registry (the agent's probe objects), given its typed Params, so the
-scan and the agent share one code path for validation, the safety policy and encoding. The port
-scan is the registry's ``Shazzam`` probe, GenericTCP only, through its streaming entry point
-(``ShazzamProbe.scan``: names resolved and every address checked against the policy before anything
-is sent, then the one bounded engine-to-asyncio bridge, so a slow consumer pauses the scan instead of
-filling memory). With ``ping`` (host discovery), the targets are first swept in chunks by the
-``HostSweep`` probe and only each chunk's live addresses are port-scanned. Every host that answered gets its enrichment stages at once, with at most
-``host_concurrency`` hosts in flight (``probes/fanout.py``); each stage runs its probe
+Every stage but the port scan is an ECC topic answered by an agent embedded in this process
+(``runner/agent/embedded.py``: the real ``Agent`` and ``ProbeRunner`` on a private in-memory queue),
+so the scan and ``midprobe agent`` share one code path for parameter validation, the capability
+check, the safety policy, the deadline and the encoding, and what the scan reports is read back
+from the ECC input payloads (``runner/scan/readers.py``). The port scan is the registry's
+``Shazzam`` probe, GenericTCP only, through its streaming entry point (``ShazzamProbe.scan``: names
+resolved and every address checked against the policy before anything is sent, then the one bounded
+engine-to-asyncio bridge, so a slow consumer pauses the scan instead of filling memory): one ECC
+answer per batch could not stream a host as soon as its ports are decided. With ``ping`` (host
+discovery), the targets are first swept in chunks by ``HostSweep`` requests and only each chunk's
+live addresses are port-scanned. Every host that answered gets its enrichment requests at once
 (``BannerSniff``, ``DNSNameResolver``, ``NmapServiceScan``, ``NmapOSScan``, ``SSHClassify``,
-``SNMPClassify``) through ``runner/scan/stages.py``, and a stage's failure becomes a line in the
-report's ``errors`` while the scan goes on. The classifier then decides the CMDB class, and the
-report is yielded as soon as the host is done.
+``SNMPClassify``), with at most ``host_concurrency`` hosts in flight (``probes/fanout.py``); a
+stage's error answer becomes a line in the report's ``errors`` while the scan goes on. The
+classifier then decides the CMDB class, and the report is yielded as soon as the host is done.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import math
+import os
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from itertools import islice
 
 from midprobe.capabilities.errors import MidprobeError
-from midprobe.probes.banner import BannerParams, BannerResult
 from midprobe.probes.base import ProbeContext
-from midprobe.probes.classify import Classifier, NmapOsClass, Observations, default_classifier
+from midprobe.probes.classify import Classifier, Observations, default_classifier
 from midprobe.probes.credentials import PROTOCOL_SNMP, PROTOCOL_SSH, CredentialStore
-from midprobe.probes.dns.name_resolver import NameResolverParams, NameResolverResult
-from midprobe.probes.dns.params import ResolverParams
 from midprobe.probes.dns.resolver import ResolverConfig
 from midprobe.probes.fanout import fan_out
-from midprobe.probes.nmap.common import NmapResult
-from midprobe.probes.nmap.options import NmapTargets, PortList
-from midprobe.probes.nmap.os_scan import NmapOSScanParams
-from midprobe.probes.nmap.parse import NmapHost
-from midprobe.probes.nmap.service_scan import NmapServiceScanParams
+from midprobe.probes.ports import format_ports
 from midprobe.probes.registry import ProbeRegistry, default_registry
 from midprobe.probes.safety import TargetPolicy
-from midprobe.probes.shazzam import SCANNER_NAME, PortScan, ShazzamParams, ShazzamScanner, reading_scanners
-from midprobe.probes.snmp.classify import SnmpClassifyParams, SnmpClassifyResult
-from midprobe.probes.snmp.errors import SnmpTimeout, SnmpUnreachable
-from midprobe.probes.snmp.facts import capability_evidence
-from midprobe.probes.snmp.query import ConnectionParams
-from midprobe.probes.snmp.values import format_oid
-from midprobe.probes.ssh.classify import SSHClassifyResult
+from midprobe.probes.shazzam import SCANNER_NAME, PortScan, ShazzamParams, ShazzamScanner
 from midprobe.probes.sweep.host_sweep import DEFAULT_RATE as SWEEP_RATE
-from midprobe.probes.sweep.host_sweep import SweepParams, SweepResult
 from midprobe.probes.targets import Target, TargetSpec, parse_targets
 from midprobe.probes.tcpscan.common import HostScan
+from midprobe.runner.agent.embedded import Answer, EmbeddedAgent
+from midprobe.runner.agent.limits import ConcurrencyLimits, PoolSizes
+from midprobe.runner.agent.probe_runner import AgentIdentity, ProbeRunner
+from midprobe.runner.discovery.schedule import as_blocks
+from midprobe.runner.scan import readers
 from midprobe.runner.scan.report import HostReport
-from midprobe.runner.scan.stages import run_probe, start_port_scan
+from midprobe.runner.scan.stages import start_port_scan
 
 __all__ = ["ScanPipeline", "ScanSettings", "ScanStats"]
 
@@ -67,17 +61,10 @@ SSH_COMMAND_TIMEOUT_MS = 20_000
 #: SNMP per-attempt wait (ms) and retries in a scan: a host without an agent costs about 2 s.
 SNMP_TIMEOUT_MS = 1_000
 SNMP_RETRIES = 1
-#: The OS facts from SSH that the report carries, by report key.
-OS_FACTS = (
-    ("name", "os_name"),
-    ("version", "os_version"),
-    ("id", "os_id"),
-    ("pretty_name", "os_pretty_name"),
-    ("kernel", "kernel_name"),
-    ("kernel_release", "kernel_release"),
-    ("machine", "machine"),
-    ("hostname", "hostname"),
-)
+#: The embedded agent's MID name (``mid.server.midprobe-scan``) and its stages' ECC priority pool.
+AGENT_NAME = "midprobe-scan"
+#: Enrichment requests one host may have in flight at once (one per stage).
+STAGES_PER_HOST = 6
 
 
 @dataclass(frozen=True)
@@ -114,6 +101,9 @@ class ScanSettings:
     #: (``midprobe scan`` sets it unless ``-Pn``).
     ping: bool = False
     classifier: Classifier = field(default_factory=default_classifier)
+    #: The ECC queue the stages' requests and answers go through and stay in (``--queue``);
+    #: ``None``: a private in-memory one, gone with the scan.
+    queue_url: str | None = None
 
     def __post_init__(self) -> None:
         if not self.ports:
@@ -161,11 +151,8 @@ class _Findings:
     host_name: str | None = None
     banners: dict[int, str] = field(default_factory=dict)
     #: What BannerSniff read (its SNMP tap's sysObjectID/sysDescr stand in when no credentialed SNMP answers).
-    banner_result: BannerResult | None = None
-    services: dict[int, str] = field(default_factory=dict)
-    nmap_services: dict[int, str] = field(default_factory=dict)
-    nmap_os_classes: list[NmapOsClass] = field(default_factory=list)
-    nmap_os: str | None = None
+    banner_reading: readers.BannerReading | None = None
+    nmap: readers.NmapReading = field(default_factory=readers.NmapReading)
     uname: str | None = None
     os: dict[str, str] | None = None
     sys_descr: str | None = None
@@ -178,12 +165,16 @@ class _Findings:
     errors: list[str] = field(default_factory=list)
 
 
+class StageFailed(MidprobeError):
+    """A stage's ECC answer carried an error (its text is the report's line)."""
+
+
 class ScanPipeline:
     """One scan: ``async for report in ScanPipeline(settings).run(targets)``.
 
-    Every stage runs a probe of ``registry`` (the default one: the agent's probe objects): the port
-    scan its ``Shazzam`` probe (:func:`~midprobe.runner.scan.stages.start_port_scan`), the others
-    through :func:`~midprobe.runner.scan.stages.run_probe`.
+    The port scan is ``registry``'s ``Shazzam`` probe (the default registry: the agent's probe
+    objects), streamed (:func:`~midprobe.runner.scan.stages.start_port_scan`); every other stage
+    is an ECC request answered by an agent embedded in the scan, running ``registry``'s probes.
     """
 
     def __init__(
@@ -205,6 +196,7 @@ class ScanPipeline:
         # nmap was found working before the scan (``runner/scan/plan.py`` ``require_nmap``).
         nmap_wanted = settings.nmap_services or settings.nmap_os
         self._capabilities = frozenset({"Nmap"}) if nmap_wanted else frozenset()
+        self._agent: EmbeddedAgent | None = None
 
     async def prepare(self, targets: TargetSpec) -> PortScan:
         """The port scan stage, ready and not started: the registry's Shazzam probe has resolved the
@@ -214,12 +206,50 @@ class ScanPipeline:
         # The port scan has no deadline of its own: its waits and retries bound it (each host's
         # enrichment has ``host_timeout``).
         context = ProbeContext(
-            agent_name="midprobe scan",
+            agent_name=AGENT_NAME,
             deadline=math.inf,
             policy=settings.policy,
             capabilities=self._capabilities,
         )
         return await start_port_scan(self.registry, settings.port_scan_params(targets), context)
+
+    def _embedded_agent(self) -> EmbeddedAgent:
+        """The agent that answers the scan's requests, sized so no host waits for another's stages."""
+        settings = self.settings
+        slots = settings.host_concurrency * STAGES_PER_HOST + 1  # +1: a chunk's sweep
+        runner = ProbeRunner(
+            registry=self.registry,
+            # On a shared queue (--queue) each scan answers under a name of its own.
+            identity=AgentIdentity(
+                name=AGENT_NAME if settings.queue_url is None else f"{AGENT_NAME}-{os.getpid()}",
+                capabilities=self._capabilities,
+            ),
+            policy=settings.policy,
+            limits=ConcurrencyLimits(
+                pools=PoolSizes(1, 1, slots),
+                default_per_topic=settings.host_concurrency + 1,
+                per_target=STAGES_PER_HOST,
+            ),
+            # Each request gives its own (host_timeout, or a chunk's sweep time); this only caps them.
+            probe_timeout_seconds=max(settings.host_timeout, SWEEP_TIMEOUT_MS / 1000),
+            credentials=settings.credentials,
+        )
+        return EmbeddedAgent(runner, pools=PoolSizes(1, 1, slots), queue_url=settings.queue_url)
+
+    async def _ask(
+        self, topic: str, source: str, parameters: Mapping[str, str], timeout_seconds: float
+    ) -> Answer:
+        assert self._agent is not None, "a stage ran outside reports()"
+        return await self._agent.ask(topic, source, parameters, timeout_seconds=timeout_seconds)
+
+    async def _answered(
+        self, topic: str, source: str, parameters: Mapping[str, str], timeout_seconds: float
+    ) -> Answer:
+        """:meth:`_ask`, whose error answer raises :class:`StageFailed` with the answer's error."""
+        answer = await self._ask(topic, source, parameters, timeout_seconds)
+        if answer.error:
+            raise StageFailed(answer.error)
+        return answer
 
     async def run(self, targets: TargetSpec) -> AsyncGenerator[HostReport, None]:
         """Scan ``targets`` (expanded lazily) and yield a report per host that answered, as it finishes."""
@@ -247,14 +277,19 @@ class ScanPipeline:
         async def enrich(scanned: HostScan) -> HostReport:
             return await self.enrich(scanned, scan.params)
 
-        reports = fan_out(alive_hosts(), enrich, settings.host_concurrency)
         try:
-            async for report in reports:
-                self.stats.reported += 1
-                self._progress()
-                yield report
+            async with self._embedded_agent() as agent:
+                self._agent = agent
+                reports = fan_out(alive_hosts(), enrich, settings.host_concurrency)
+                try:
+                    async for report in reports:
+                        self.stats.reported += 1
+                        self._progress()
+                        yield report
+                finally:
+                    await reports.aclose()
         finally:
-            await reports.aclose()
+            self._agent = None
             await scan.aclose()  # stops the engine thread, whatever ended the loop
 
     async def _swept(self, scan: PortScan) -> AsyncIterator[HostScan]:
@@ -263,10 +298,10 @@ class ScanPipeline:
         answered are port-scanned; the silent ones count as scanned. IPv6 addresses (no ARP or ICMP
         sweep) are port-scanned as they are."""
         await scan.aclose()  # never started: each chunk's live addresses get a scan of their own
-        context = ProbeContext(agent_name="midprobe scan", deadline=math.inf, policy=self.settings.policy)
+        context = ProbeContext(agent_name=AGENT_NAME, deadline=math.inf, policy=self.settings.policy)
         targets = iter(scan.targets)
         while chunk := list(islice(targets, SWEEP_CHUNK)):
-            live = await self._live(chunk, context)
+            live = await self._live(chunk)
             self.stats.scanned += len(chunk) - len(live)
             self._progress()
             if not live:
@@ -281,28 +316,30 @@ class ScanPipeline:
             finally:
                 await port_scan.aclose()
 
-    async def _live(self, chunk: list[Target], context: ProbeContext) -> list[Target]:
+    async def _live(self, chunk: list[Target]) -> list[Target]:
         """The targets of ``chunk`` that answered the sweep (IPv6 ones all), in the chunk's order."""
         ipv4 = [target for target in chunk if target.address.version == 4]
         if not ipv4:
             return chunk
         settings = self.settings
-        params = SweepParams(
-            targets=parse_targets([str(target.address) for target in ipv4]),
-            wait_ms=settings.connect_wait_ms,
-            retries=settings.retries,
-            rate=SWEEP_RATE if settings.rate is None else max(1, round(settings.rate)),
+        rate = SWEEP_RATE if settings.rate is None else max(1, round(settings.rate))
+        parameters = {
+            # As CIDR blocks: a chunk of a range is one or a few, not 1,024 words to parse.
+            "targets": " ".join(as_blocks([target.address for target in ipv4])),
+            "wait": str(max(10, settings.connect_wait_ms)),
+            "retries": str(settings.retries),
+            "rate": str(rate),
             # Its waits, retries and rate bound it; the cap only keeps a slow -T0 sweep from being cut.
-            sweep_timeout_ms=SWEEP_TIMEOUT_MS,
-            max_addresses=SWEEP_CHUNK,
-        )
-        result = await run_probe(self.registry, "HostSweep", params, context, SweepResult)
+            "sweep_timeout": str(SWEEP_TIMEOUT_MS),
+            "max_addresses": str(SWEEP_CHUNK),
+        }
+        answer = await self._answered("HostSweep", "", parameters, SWEEP_TIMEOUT_MS / 1000)
+        result = readers.read_sweep(answer.payload)
         if not result.complete:  # some addresses were never decided: none is skipped on a guess
             return chunk
         used = [*self.stats.discovery.split(","), *result.methods_used]
         self.stats.discovery = ",".join(sorted({method for method in used if method}))
-        answered = {host.address for host in result.alive}
-        return [t for t in chunk if t.address.version != 4 or str(t.address) in answered]
+        return [t for t in chunk if t.address.version != 4 or str(t.address) in result.alive]
 
     def _progress(self) -> None:
         if self.on_progress is not None:
@@ -316,34 +353,28 @@ class ScanPipeline:
         settings = self.settings
         address = str(scanned.address)
         found = _Findings()
-        context = ProbeContext(
-            agent_name="midprobe scan",
-            deadline=time.monotonic() + settings.host_timeout,
-            policy=settings.policy,
-            capabilities=self._capabilities,
-            credentials=settings.credentials,
-        )
         open_ports = scanned.open_ports
         stages: list[tuple[str, Awaitable[None]]] = []
         if settings.resolver is not None:
-            stages.append(("dns", self._host_name(address, settings.resolver, context, found)))
+            stages.append(("dns", self._host_name(address, settings.resolver, found)))
         if (settings.sniff_banners and open_ports) or settings.snmp_public:
-            stages.append(("banner", self._banners(scanned, context, found)))
+            stages.append(("banner", self._banners(scanned, found)))
         if open_ports and settings.nmap_services:
-            stages.append(("nmap -sV", self._nmap_services(scanned, context, found)))
+            stages.append(("nmap -sV", self._nmap_services(scanned, found)))
         if open_ports and settings.nmap_os:
-            stages.append(("nmap -O", self._nmap_os(scanned, context, found)))
+            stages.append(("nmap -O", self._nmap_os(scanned, found)))
         store = settings.credentials
         if store is not None and 22 in open_ports and store.candidates(address, PROTOCOL_SSH):
-            stages.append(("ssh", self._ssh_facts(address, context, found)))
+            stages.append(("ssh", self._ssh_facts(address, found)))
         if store is not None and self._snmp_configured and store.candidates(address, PROTOCOL_SNMP):
-            stages.append(("snmp", self._snmp_facts(address, context, found)))
+            stages.append(("snmp", self._snmp_facts(address, found)))
         await asyncio.gather(*(self._guarded(name, stage, found) for name, stage in stages))
-        public_snmp = found.banner_result.snmp if found.banner_result is not None else None
-        if found.sys_object_id is None and public_snmp is not None:
+        found.errors.extend(found.nmap.errors)
+        public = found.banner_reading
+        if found.sys_object_id is None and public is not None and public.snmp_answered:
             # The credential-less tap (community public) answered and no credentialed SNMP did.
-            found.sys_object_id = public_snmp.sys_object_id
-            found.sys_descr = public_snmp.sys_descr
+            found.sys_object_id = public.sys_object_id
+            found.sys_descr = public.sys_descr
 
         verdict = settings.classifier.classify(
             Observations(
@@ -353,8 +384,8 @@ class ScanPipeline:
                 uname=found.uname,
                 sys_object_id=found.sys_object_id,
                 sys_descr=found.sys_descr,
-                nmap_os_classes=tuple(found.nmap_os_classes),
-                nmap_services=found.nmap_services,
+                nmap_os_classes=tuple(found.nmap.os_classes),
+                nmap_services=found.nmap.services,
                 snmp_capabilities=found.snmp_capabilities,
                 logged_in=frozenset(found.credential_id),
             )
@@ -369,12 +400,12 @@ class ScanPipeline:
             evidence=verdict.evidence,
             banners=found.banners,
             reader_scanners=found.reader_scanners,
-            services=found.services,
+            services=found.nmap.descriptions,
             credential_id=found.credential_id,
             os=found.os,
             sys_descr=found.sys_descr,
             sys_object_id=found.sys_object_id,
-            nmap_os=found.nmap_os,
+            nmap_os=found.nmap.os,
             engine=scanned.engine,
             errors=tuple(found.errors),
         )
@@ -391,156 +422,92 @@ class ScanPipeline:
         except Exception as error:  # a library's surprise on one host must not end a /16 scan
             found.errors.append(f"{stage}: {type(error).__name__}: {error}")
 
-    async def _host_name(
-        self, address: str, resolver: ResolverConfig, context: ProbeContext, found: _Findings
-    ) -> None:
+    async def _host_name(self, address: str, resolver: ResolverConfig, found: _Findings) -> None:
         """``DNSNameResolver`` (PTR) for the address, asking the scan's servers."""
-        params = NameResolverParams(
-            ip_addresses=(address,),
-            resolver=ResolverParams(
-                dns_servers=resolver.servers,
-                port=resolver.port,
-                timeout_ms=round(resolver.timeout * 1000),
-                retries=resolver.retries,
-                concurrency=resolver.concurrency,
-            ),
-        )
-        result = await run_probe(self.registry, "DNSNameResolver", params, context, NameResolverResult)
-        (answer,) = result.addresses
-        if answer.name:
-            found.host_name = answer.name
+        parameters = {
+            "ip_addresses": address,
+            "dns_servers": ",".join(resolver.servers),
+            "dns_port": str(resolver.port),
+            "timeout": str(max(1, round(resolver.timeout * 1000))),
+            "retries": str(resolver.retries),
+            "concurrency": str(resolver.concurrency),
+        }
+        answer = await self._answered("DNSNameResolver", address, parameters, self.settings.host_timeout)
+        name = readers.read_host_name(answer.payload)
+        if name:
+            found.host_name = name
 
-    async def _banners(self, scanned: HostScan, context: ProbeContext, found: _Findings) -> None:
+    async def _banners(self, scanned: HostScan, found: _Findings) -> None:
         """``BannerSniff`` on the open ports (and the SNMP tap, with ``--snmp-public``)."""
         settings = self.settings
-        params = BannerParams(
-            host=str(scanned.address),
-            ports=scanned.open_ports if settings.sniff_banners else (),
-            snmp_public=settings.snmp_public,
-        )
-        result = await run_probe(self.registry, "BannerSniff", params, context, BannerResult)
-        found.banners.update(result.banners())
-        found.banner_result = result
-        found.reader_scanners = reading_scanners(result.ports)
+        address = str(scanned.address)
+        parameters = {"host": address, "snmp_public": "true" if settings.snmp_public else "false"}
+        if settings.sniff_banners and scanned.open_ports:
+            parameters["ports"] = format_ports(scanned.open_ports)
+        answer = await self._answered("BannerSniff", address, parameters, settings.host_timeout)
+        reading = readers.read_banners(answer.payload)
+        found.banners.update(reading.banners)
+        found.banner_reading = reading
+        found.reader_scanners = reading.scanners
 
-    async def _nmap_services(self, scanned: HostScan, context: ProbeContext, found: _Findings) -> None:
-        """``NmapServiceScan`` (``-sV``) on the open ports (its own run, so a slow one does not cost
-        the OS guess)."""
-        params = NmapServiceScanParams(
-            targets=_nmap_targets(scanned),
-            ports=_port_list(scanned.open_ports),
-            technique="-sS" if self.settings.nmap_syn else "-sT",
-            version_intensity=None,
-            scripts=(),
-            resolve_names=False,
-            timing=4,
-            timeout_s=self.settings.host_timeout,
-        )
-        result = await run_probe(self.registry, "NmapServiceScan", params, context, NmapResult)
-        for run in result.runs:
-            for host in run.scan.hosts:
-                _read_nmap_services(host, found)
-        if not any(run.scan.hosts for run in result.runs):
-            found.errors.append("nmap -sV: nmap reported nothing for the host")
+    async def _nmap(
+        self, stage: str, topic: str, address: str, parameters: dict[str, str], found: _Findings
+    ) -> None:
+        """One nmap stage (its own run, so a slow ``-sV`` does not cost the OS guess)."""
+        timeout = self.settings.host_timeout
+        parameters = {
+            **parameters,
+            "resolve_names": "false",
+            "timing": "4",
+            "timeout_ms": str(round(timeout * 1000)),
+        }
+        answer = await self._answered(topic, address, parameters, timeout + 5.0)
+        readers.read_nmap(answer.payload, stage, found.nmap)
+        if not found.nmap.reported:
+            found.nmap.errors.append(f"{stage}: nmap reported nothing for the host")
 
-    async def _nmap_os(self, scanned: HostScan, context: ProbeContext, found: _Findings) -> None:
+    async def _nmap_services(self, scanned: HostScan, found: _Findings) -> None:
+        """``NmapServiceScan`` (``-sV``) on the open ports."""
+        parameters = {
+            "ports": format_ports(scanned.open_ports),
+            "scan_technique": "syn" if self.settings.nmap_syn else "connect",
+        }
+        await self._nmap("nmap -sV", "NmapServiceScan", str(scanned.address), parameters, found)
+
+    async def _nmap_os(self, scanned: HostScan, found: _Findings) -> None:
         """``NmapOSScan`` (``-O``); most accurate with one open and one closed port to compare."""
-        params = NmapOSScanParams(
-            targets=_nmap_targets(scanned),
-            ports=_port_list((*scanned.open_ports, *scanned.refused_ports[:1])),
-            guess=True,
-            limit=False,
-            max_tries=None,
-            resolve_names=False,
-            timing=4,
-            timeout_s=self.settings.host_timeout,
-        )
-        result = await run_probe(self.registry, "NmapOSScan", params, context, NmapResult)
-        for run in result.runs:
-            for host in run.scan.hosts:
-                _read_nmap_os(host, found)
-        if not any(run.scan.hosts for run in result.runs):
-            found.errors.append("nmap -O: nmap reported nothing for the host")
+        parameters = {
+            "ports": format_ports((*scanned.open_ports, *scanned.refused_ports[:1])),
+            "osscan_guess": "true",
+        }
+        await self._nmap("nmap -O", "NmapOSScan", str(scanned.address), parameters, found)
 
-    async def _ssh_facts(self, address: str, context: ProbeContext, found: _Findings) -> None:
+    async def _ssh_facts(self, address: str, found: _Findings) -> None:
         """``SSHClassify`` with the scan's shorter timeouts."""
-        probe = self.registry.get("SSHClassify")
-        params = probe.parse_params(
-            address,
-            {
-                "connect_timeout_ms": str(SSH_CONNECT_TIMEOUT_MS),
-                "command_timeout_ms": str(SSH_COMMAND_TIMEOUT_MS),
-                "channel_timeout_ms": str(SSH_COMMAND_TIMEOUT_MS),
-            },
-        )
-        result = await run_probe(self.registry, "SSHClassify", params, context, SSHClassifyResult)
-        found.credential_id["ssh"] = result.connection.credential_id
-        uname = next((output for output in result.outputs if output.command == "uname -a"), None)
-        if uname is not None and uname.exit_status == 0 and uname.stdout.strip():
-            found.uname = uname.stdout.strip()
-        facts = {key: getattr(result.facts, name) for key, name in OS_FACTS}
-        found.os = {key: str(value) for key, value in facts.items() if value is not None}
+        parameters = {
+            "connect_timeout_ms": str(SSH_CONNECT_TIMEOUT_MS),
+            "command_timeout_ms": str(SSH_COMMAND_TIMEOUT_MS),
+            "channel_timeout_ms": str(SSH_COMMAND_TIMEOUT_MS),
+        }
+        answer = await self._answered("SSHClassify", address, parameters, self.settings.host_timeout)
+        reading = readers.read_ssh(answer.payload)
+        found.credential_id["ssh"] = reading.credential_id
+        found.uname = reading.uname
+        found.os = reading.os
 
-    async def _snmp_facts(self, address: str, context: ProbeContext, found: _Findings) -> None:
+    async def _snmp_facts(self, address: str, found: _Findings) -> None:
         """``SNMPClassify`` with a short wait: a host without an agent costs about 2 s."""
-        params = SnmpClassifyParams(
-            ConnectionParams(source=address, timeout_ms=SNMP_TIMEOUT_MS, retries=SNMP_RETRIES)
-        )
-        try:
-            result = await run_probe(self.registry, "SNMPClassify", params, context, SnmpClassifyResult)
-        except (SnmpTimeout, SnmpUnreachable):
-            return  # no agent there (or none that takes our communities): nothing to report
-        if result.credential_id:
-            found.credential_id["snmp"] = result.credential_id
-        if result.facts.sys_descr:
-            found.sys_descr = result.facts.sys_descr
-        if result.facts.sys_object_id is not None:
-            found.sys_object_id = format_oid(result.facts.sys_object_id, leading_dot=True)
-        found.snmp_capabilities = dict(capability_evidence(result.facts))
-
-
-def _nmap_targets(scanned: HostScan) -> NmapTargets:
-    return NmapTargets((ipaddress.ip_network(scanned.address),))
-
-
-def _port_list(ports: Iterable[int]) -> PortList:
-    return PortList(tuple((port, port) for port in sorted(set(ports))))
-
-
-def _nmap_cut_short(stage: str, host: NmapHost, found: _Findings) -> bool:
-    """Whether nmap gave up on ``host`` (its ``--host-timeout``), said in the report's ``errors``;
-    what it found before is still read. ``False`` for a host nmap found down (nothing to read)."""
-    if host.timed_out:
-        found.errors.append(f"{stage}: nmap gave up on the host at its time-out: results incomplete")
-    return host.is_up or host.timed_out
-
-
-def _read_nmap_services(host: NmapHost, found: _Findings) -> None:
-    """What nmap's version detection identified (guesses, marked ``?`` by nmap, are left out)."""
-    if not _nmap_cut_short("nmap -sV", host, found):
-        return
-    for port in host.open_ports:
-        service = port.service
-        if service is None or not service.identified:
-            continue
-        found.nmap_services[port.portid] = service.name
-        words = [service.name, service.product, service.version, service.extrainfo]
-        found.services[port.portid] = " ".join(word for word in words if word)
-
-
-def _read_nmap_os(host: NmapHost, found: _Findings) -> None:
-    if not _nmap_cut_short("nmap -O", host, found):
-        return
-    best = host.best_os_match
-    if best is not None:
-        found.nmap_os = f"{best.name} ({best.accuracy}%)"
-    for match in host.os_matches:
-        for os_class in match.classes:
-            found.nmap_os_classes.append(
-                NmapOsClass(
-                    family=os_class.family or "",
-                    device_type=os_class.type or "",
-                    vendor=os_class.vendor or "",
-                    accuracy=os_class.accuracy,
-                )
-            )
+        parameters = {"timeout": str(SNMP_TIMEOUT_MS), "retries": str(SNMP_RETRIES)}
+        answer = await self._ask("SNMPClassify", address, parameters, self.settings.host_timeout)
+        if answer.error:
+            if readers.snmp_agent_absent(answer.error):
+                return  # no agent there (or none that takes our communities): nothing to report
+            raise StageFailed(answer.error)
+        reading = readers.read_snmp(answer.payload)
+        if reading.credential_id:
+            found.credential_id["snmp"] = reading.credential_id
+        if reading.sys_descr:
+            found.sys_descr = reading.sys_descr
+        if reading.sys_object_id is not None:
+            found.sys_object_id = reading.sys_object_id
+        found.snmp_capabilities = reading.capabilities

@@ -1,10 +1,11 @@
-"""One stage, one probe: how ``midprobe scan`` (and any phase built on the probes) runs a probe by topic.
+"""One stage, one probe: running a registered probe object by topic, and the streaming port scan.
 
-A stage builds the probe's typed ``...Params`` and hands them, with a ``ProbeContext``, to the probe
-object registered under the topic (``probes/registry.py``, the same objects the agent runs), so
-validation, the safety policy and the deadline have one code path (docs/scan.md). The port scan
-stage uses the ``Shazzam`` probe's streaming entry point (``scan``), which yields hosts as they finish
-instead of one result at the end.
+``start_port_scan`` is how ``midprobe scan`` runs its port scan: the ``Shazzam`` probe's streaming
+entry point (``scan``), which yields hosts as they finish instead of one result at the end (an ECC
+answer comes once, at the end). The scan's other stages are ECC requests to its embedded agent
+(``runner/scan/pipeline.py``). ``run_probe`` hands typed ``...Params`` and a ``ProbeContext`` to the
+probe registered under a topic, with the agent's capability check (``midprobe sweep`` runs
+``HostSweep`` this way).
 """
 
 from __future__ import annotations

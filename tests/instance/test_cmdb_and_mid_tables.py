@@ -9,7 +9,12 @@ import pytest
 
 from midprobe.capabilities.config import parse_config
 from midprobe.runner.cmdb.database import Database
-from midprobe.runner.cmdb.model import ConfigurationItem, DiscoveredDevice, NetworkInterface
+from midprobe.runner.cmdb.model import (
+    EXPLORATION_TABLES,
+    ConfigurationItem,
+    DiscoveredDevice,
+    NetworkInterface,
+)
 from midprobe.runner.cmdb.store import CmdbStore
 from midprobe.runner.instance.api import create_app
 from midprobe.runner.instance.auth import UserStore
@@ -55,6 +60,17 @@ def cmdb(database: Database) -> CmdbStore:
     assert linux.ci is not None
     assert switch.ci is not None
     store.relate(linux.ci, switch.ci, "Connects to::Connected by", discovery="d2")
+    store.record_exploration(
+        linux.ci,
+        {
+            "cmdb_ci_ip_route": (
+                {"destination": "0.0.0.0/0", "next_hop": "198.18.0.1", "interface": "eth0"},
+                {"destination": "198.18.0.0/24", "next_hop": None, "interface": "eth0"},
+            ),
+            "cmdb_sam_sw_install": ({"name": "openssh-server", "version": "1:9.2p1-2"},),
+        },
+        discovery="d2",
+    )
     return store
 
 
@@ -104,6 +120,12 @@ def test_the_cmdb_read_through_the_instance_is_the_cmdb_in_the_database(
         ]
         assert [(c.field_name, c.old_value, c.new_value) for c in remote.history(linux.sys_id)] == [
             (c.field_name, c.old_value, c.new_value) for c in cmdb.history(linux.sys_id)
+        ]
+        for table in EXPLORATION_TABLES:
+            assert remote.exploration(linux.sys_id, table) == cmdb.exploration(linux.sys_id, table)
+        assert [row["destination"] for row in remote.exploration(linux.sys_id, "cmdb_ci_ip_route")] == [
+            "0.0.0.0/0",
+            "198.18.0.0/24",
         ]
         assert remote.export("csv").splitlines()[0] == cmdb.export("csv").splitlines()[0]
         with pytest.raises(Exception, match="no CI matches"):

@@ -129,12 +129,44 @@ def test_a_local_discovery_fills_the_cmdb_and_a_second_run_adds_no_ci(lab: Lab, 
         "15.2(7)E2",
     )  # ENTITY-MIB's chassis
     assert _show(lab, url, "printer1")["serial_number"] == "PHBLB12345"  # Printer-MIB
-    # LLDP: switch1 sees linux1 on port 1; by the second run linux1 is surely in the CMDB.
-    assert {(r["type"], r["direction"], r["other"]) for r in switch["relations"]} == {
-        ("Connects to::Connected by", "parent", linux_ci["sys_id"])
-    }
+    # LLDP from real lldpd: the switch hears linux1's and printer1's frames over the lab bridge and
+    # serves them in lldpRemTable (snmpd over AgentX); by the second run both are surely in the CMDB.
+    printer_ci = _show(lab, url, "printer1")
+    links = {(r["type"], r["direction"], r["other"]) for r in switch["relations"]}
+    assert {
+        ("Connects to::Connected by", "parent", linux_ci["sys_id"]),
+        ("Connects to::Connected by", "parent", printer_ci["sys_id"]),
+    } <= links
+    assert {kind for kind, _, _ in links} == {"Connects to::Connected by"}
     shown, _ = _midprobe(lab, "cmdb", "show", "switch1", "--queue", url)
     assert "Connects to linux1" in shown
+    # linux1's connector holds a TCP connection to printer1:9100: linux1 Depends on printer1.
+    assert ("Depends on::Used by", "parent", printer_ci["sys_id"]) in {
+        (r["type"], r["direction"], r["other"]) for r in linux_ci["relations"]
+    }
+    connections = linux_ci["exploration"]["cmdb_tcp_connection"]
+    assert {
+        (c["type"], c["remote_address"], c["remote_port"], c["process"])
+        for c in connections
+        if c["type"] == "established"
+    } >= {("established", lab.host("printer1").address, "9100", Path(sys.executable).name[:15])}
+    assert ("listening", "22", "tcp") in {(c["type"], c["local_port"], c["protocol"]) for c in connections}
+    # The printer's snmpd (TCP-MIB) sees the same connection from its side.
+    assert (lab.host("linux1").address, "9100") in {
+        (c["remote_address"], c["local_port"])
+        for c in printer_ci["exploration"]["cmdb_tcp_connection"]
+        if c["type"] == "established"
+    }
+    assert linux_ci["exploration"]["cmdb_sam_sw_install"]  # dpkg's packages
+    assert any(r["destination"] == "198.18.0.0/24" for r in linux_ci["exploration"]["cmdb_ci_ip_route"])
+    assert any(
+        r["ip_address"] == lab.scanner_address for r in switch["exploration"]["discovery_net_arp_table"]
+    )
+    linux_shown, _ = _midprobe(lab, "cmdb", "show", "linux1", "--queue", url)
+    assert "Depends on printer1" in linux_shown
+    drawn, _ = _midprobe(lab, "cmdb", "map", "--queue", url, "--format", "dot")
+    assert "Depends on" in drawn
+    assert "style=dashed" in drawn
     assert f"Gi1-0-3  {_mac_of(lab, 'switch1', 'Gi1-0-3')}" in shown
     again_status, _ = _midprobe(lab, "discover", "status", again_out.split()[0], "--queue", url, "--json")
     identified = [

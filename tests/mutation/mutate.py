@@ -229,6 +229,59 @@ MODULES: tuple[Module, ...] = (
             _m("if len(terms) > MAX_TERMS:", "if len(terms) > MAX_TERMS + 1:"),
         ),
     ),
+    Module(
+        "probes/snmp/network_tables.py",
+        ("tests/unit/probes/snmp/test_network_tables.py",),
+        (
+            _m("and kind != 2 and (if_index, address) not in found", "and (if_index, address) not in found"),
+            _m(
+                "return mac if mac not in _NO_MAC else None\n\n\ndef _octets_mac",
+                "return mac\n\n\ndef _octets_mac",
+            ),
+            _m("or not port or status in (2, 4):", "or not port or status == 2:"),
+            _m("ports.get(port), vlan,", "port, vlan,"),
+            _m(
+                "if found:\n        return tuple(found)\n    for instance, row in sorted(table_rows(walked, FDB_COLUMNS)",
+                "for instance, row in sorted(table_rows(walked, FDB_COLUMNS)",
+            ),
+            _m('.strip("\\x00 \\t\\r\\n")', ".strip()"),
+            _m(
+                "if address is not None and not ipaddress.ip_address(address).is_unspecified",
+                "if address is not None",
+            ),
+            _m("hop, tail = _inet(rest[2 + policy_length :])", "hop, tail = _inet(rest[2:])"),
+            _m("if network is None or kind == 2:", "if network is None:"),
+            _m('if _number(row.get("tcpConnectionState")) == _ESTABLISHED:', "if True:"),
+            _m("if instance[:2] == (0, 0) else _inet(instance)", "if False else _inet(instance)"),
+        ),
+    ),
+    Module(
+        "probes/ssh/host_tables.py",
+        ("tests/unit/probes/ssh/test_host_tables.py", "tests/unit/probes/ssh/test_explore.py"),
+        (
+            _m('route.get("type", "unicast") != "unicast"', "False"),
+            _m('return "::/0" if ipv6 else "0.0.0.0/0"', 'return "0.0.0.0/0"'),
+            _m('if host in ("*", "0.0.0.0", "::"):', 'if host in ("*",):'),
+            _m("return str(mapped or parsed), int(port)", "return str(parsed), int(port)"),
+            _m("if key not in found:  # IPv4 and IPv6 wildcards are one service", "if True:"),
+            _m("or not isinstance(size, int) or size <= 0:", "or not isinstance(size, int):"),
+            _m("replace('\\\\\"', '\"')", "replace('x', 'x')"),
+        ),
+    ),
+    Module(
+        "runner/discovery/relations.py",
+        ("tests/unit/runner/discovery/test_relations.py",),
+        (
+            _m("per_port[port] <= EDGE_PORT_MACS", "per_port[port] < EDGE_PORT_MACS + 2"),
+            _m('serving = row.get("local_port") in listening', "serving = False"),
+            _m("if (serving, remote) in lookups:\n            continue", "if False:\n            continue"),
+            _m(
+                "return not (address.is_loopback or address.is_unspecified)",
+                "return not address.is_unspecified",
+            ),
+            _m("return child if self.found_is_parent else parent", "return parent"),
+        ),
+    ),
 )
 
 

@@ -212,3 +212,29 @@ def test_the_cmdb_shares_the_queue_database(queue_url: str) -> None:
 def test_a_read_of_a_missing_sqlite_database_is_refused(tmp_path: object) -> None:
     with pytest.raises(QueueError, match="no database"):
         open_cmdb(f"sqlite:///{tmp_path}/typo.db", must_exist=True)
+
+
+def test_exploration_rows_are_kept_in_order_and_replaced_per_table(
+    cmdb: CmdbStore,
+) -> None:
+    ci = cmdb.reconcile(linux(), "d1").ci or ""
+    routes = tuple(
+        {"destination": f"10.0.{n}.0/24", "next_hop": "198.18.0.1", "metric": str(n)} for n in range(12)
+    )
+    cmdb.record_exploration(
+        ci,
+        {
+            "cmdb_ci_ip_route": routes,
+            "cmdb_running_process": ({"pid": "1", "ppid": "0", "user_name": "root", "command": "init"},),
+        },
+        "d1",
+    )
+    assert [row["destination"] for row in cmdb.exploration(ci, "cmdb_ci_ip_route")] == [
+        f"10.0.{n}.0/24" for n in range(12)
+    ]  # in the order found
+    assert cmdb.exploration(ci, "cmdb_ci_ip_route")[0]["interface"] is None  # a column not found
+    cmdb.record_exploration(ci, {"cmdb_ci_ip_route": routes[:1]}, "d2")
+    assert len(cmdb.exploration(ci, "cmdb_ci_ip_route")) == 1
+    assert cmdb.exploration(ci, "cmdb_running_process")[0]["user_name"] == "root"  # not read again: kept
+    with pytest.raises(ConfigError, match="not an exploration table"):
+        cmdb.record_exploration(ci, {"cmdb_ci": ()})

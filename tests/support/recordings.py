@@ -8,7 +8,7 @@ from midprobe.probes.snmp.values import VarBind
 from midprobe.probes.snmp.walkfile import parse_snmprec
 from midprobe.runner.lab.zoo import data_root, list_recordings, recording_text, used_recordings
 
-MIB2_BRANCHES = ("1", "2", "4", "17", "31", "43", "47")
+MIB2_BRANCHES = ("1", "2", "4", "6", "17", "31", "43", "47")
 #: The MIB-2, LLDP and CDP subtrees classification and exploration read (other lines are left out).
 READ_SUBTREES = (
     *(f"1.3.6.1.2.1.{branch}." for branch in MIB2_BRANCHES),

@@ -159,8 +159,10 @@ def test_snmprec_lines_that_are_not_recordings_are_refused_with_the_line() -> No
     assert parse_snmprec("1.3.6.1.2.1.1.3.0|67:numeric|rate=1\n") == ()  # computed by snmpsim: left out
 
 
-def _run(topic: str, varbinds: tuple[VarBind, ...]) -> ET.Element:
-    probe = SnmpExploreProbe(topic=topic, opener=ReplayAgent(varbinds, communities={COMMUNITY}))
+def _run(topic: str, varbinds: tuple[VarBind, ...], *, max_rows: int = 5000) -> ET.Element:
+    probe = SnmpExploreProbe(
+        topic=topic, opener=ReplayAgent(varbinds, communities={COMMUNITY}), max_rows=max_rows
+    )
     store = CredentialStore(
         [SNMPCommunityCredential(id="lab-ro", community=Secret(COMMUNITY), order=1)],
         snmp_public_fallback=False,
@@ -193,3 +195,40 @@ def test_the_explore_probe_replayed_adds_status_speed_model_and_neighbours() -> 
     assert chassis.get("model") == "516733-B21"
     assert any(i.get("oper_status") and i.get("speed_bps") for i in root.iter("interface"))
     assert "NWPU-CA-5548-01" in {n.get("sys_name") for n in root.iter("neighbour")}
+    vendors = {i.get("vendor") for i in root.iter("interface") if i.get("mac")}
+    assert vendors == {"Hewlett Packard"}, vendors  # the IEEE OUI list names each MAC's maker
+
+
+def test_the_explore_probe_replayed_reports_arp_fdb_vlans_and_routes() -> None:
+    root = _run(EXPLORE_TOPIC, recorded_varbinds("network/switch/h3c-e528-2.snmprec.bz2"))
+    found = root.find("snmp_exploration")
+    assert found is not None
+    arp = found.find("arp_table/arp_entry")
+    assert arp is not None
+    assert (arp.get("address"), arp.get("mac"), arp.get("vendor")) == (
+        "10.1.123.1",
+        "0c:da:41:49:86:d8",
+        "Hangzhou H3C Technologies Co., Limited",
+    )
+    fdb = [(e.get("mac"), e.get("if_index"), e.get("vlan")) for e in found.iter("fdb_entry")]
+    assert fdb == [("38:91:d5:fb:74:75", "24", "1"), ("0c:da:41:49:86:d8", "24", "2")]
+    assert [(v.get("id"), v.get("name")) for v in found.iter("vlan")] == [
+        ("1", "VLAN 0001"),
+        ("2", "VLAN 0002"),
+    ]
+    assert ("0.0.0.0/0", "10.1.123.1") in {
+        (r.get("destination"), r.get("next_hop")) for r in found.iter("route")
+    }
+
+
+def test_identity_reads_no_network_tables() -> None:
+    root = _run(IDENTITY_TOPIC, recorded_varbinds("network/switch/h3c-e528-2.snmprec.bz2"))
+    assert root.find("snmp_exploration/arp_table/arp_entry") is None
+
+
+def test_each_network_table_is_read_up_to_its_row_cap() -> None:
+    varbinds = recorded_varbinds("network/switch/cisco-n5000-uk9.snmprec.bz2")  # 533 neighbours
+    root = _run(EXPLORE_TOPIC, varbinds, max_rows=20)
+    assert 0 < len(root.findall("snmp_exploration/arp_table/arp_entry")) <= 20
+    assert 0 < len(root.findall("snmp_exploration/routes/route")) <= 20
+    assert len(root.findall("snmp_exploration/interfaces/interface")) > 20  # the cap is the tables' only

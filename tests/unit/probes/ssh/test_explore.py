@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from midprobe.probes.ssh.explore import COMMANDS, EXPLORE_TOPIC, IDENTITY_TOPIC, ROOT_ONLY, inventory
+from midprobe.probes.ssh.explore import (
+    COMMANDS,
+    EXPLORE_TOPIC,
+    IDENTITY_TOPIC,
+    ROOT_ONLY,
+    encode_inventory,
+    inventory,
+)
 from midprobe.probes.ssh.parsers import Link, parse_dmi_value, parse_links
+from tests.unit.probes.ssh.test_command import connection_info
 
 RECORDED = Path(__file__).resolve().parents[4] / "fixtures" / "ssh" / "debian12-explore"
 
@@ -70,3 +79,58 @@ def test_links_without_a_mac_and_odd_lines() -> None:
         Link("wg0", None, "none", "UNKNOWN", 1420),
         Link("bond0", "02:00:00:00:00:05", "ether", "DOWN", 1500),
     )
+
+
+def test_the_recorded_host_gives_os_release_routes_sockets_disks_packages_and_processes() -> None:
+    found = inventory(_recorded())
+    assert (found.os_name, found.os_version) == ("Debian GNU/Linux", "12")
+    assert (found.routes[0].destination, found.routes[0].gateway, found.routes[0].device) == (
+        "198.18.0.0/24",
+        None,
+        "eth0",
+    )
+    assert any(r.destination == "fe80::/64" for r in found.routes)  # IPv6 routes too
+    assert found.neighbours == ()
+    assert [(s.protocol, s.local_address, s.local_port) for s in found.listening] == [
+        ("tcp", "127.0.0.1", 22)
+    ]
+    # The probe's own SSH session, seen from both ends.
+    assert {(s.local_port, s.remote_port) for s in found.established} >= {
+        (22, found.established[0].remote_port)
+    }
+    assert any(s.remote_port == 22 for s in found.established)
+    assert [(d.name, d.size_bytes, d.rotational) for d in found.disks] == [("vda", 274877906944, True)]
+    names = {p.name for p in found.packages}
+    assert {"openssh-server", "sudo"} <= names
+    assert len(found.packages) > 100
+    assert any(p.command == "sshd" for p in found.processes)
+    assert found.processes[0].pid == 1
+
+
+LAB_SESSION = RECORDED.parent / "lab" / "linux1-explore.json"
+
+
+def test_the_lab_host_shows_its_connection_to_the_printer_its_neighbours_and_lldpd() -> None:
+    """SSHExplore's commands as recorded on the lab's linux1 (fixtures/record.py)."""
+    session = json.loads(LAB_SESSION.read_text())
+    by_command = {c["command"]: c["stdout"] if c["exit_status"] == 0 else None for c in session["commands"]}
+    found = inventory({name: by_command.get(command) for name, command in COMMANDS[EXPLORE_TOPIC]})
+    assert found.hostname == "linux1"
+    to_printer = [s for s in found.established if (s.remote_address, s.remote_port) == ("198.18.0.12", 9100)]
+    assert len(to_printer) == 1
+    assert to_printer[0].local_address == "198.18.0.10"
+    assert to_printer[0].process  # the connector runs as the login's user: ss names it
+    assert {(s.local_port, s.protocol) for s in found.listening} >= {(22, "tcp"), (80, "tcp"), (161, "udp")}
+    assert "198.18.0.12" in {n.address for n in found.neighbours}
+    assert any(p.command == "lldpd" for p in found.processes)
+    assert (found.os_name, found.os_version) == ("Debian GNU/Linux", "12")
+
+
+def test_the_encoded_inventory_carries_the_tables_the_cmdb_reads() -> None:
+    element = encode_inventory(inventory(_recorded()), connection_info())
+    found = element.find("host_exploration")
+    assert found is not None
+    assert found.get("os_name") == "Debian GNU/Linux"
+    assert [(d.get("name"), d.get("rotational")) for d in found.iterfind("disks/disk")] == [("vda", "true")]
+    assert found.find("listening/socket") is not None
+    assert len(found.findall("packages/package")) > 100

@@ -213,6 +213,26 @@ def test_bad_ports_and_targets_are_refused_before_sending(
 
 
 @pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("mysql://db/ecc", "unsupported queue URL scheme 'mysql'"),
+        ("sqlite://host/ecc.db", "a SQLite queue URL has no host"),
+        ("sqlite:///{tmp}/no/such/folder/ecc.db", "ecc.db"),
+    ],
+)
+def test_a_bad_scan_queue_is_refused_before_sending(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, url: str, said: str
+) -> None:
+    monkeypatch.setattr("midprobe.runner.cli.scan._run", _forbidden("the scan"))
+    with pytest.raises(SystemExit) as exited:
+        main(["scan", "--lab", "-n", "-p", "22", "--queue", url.format(tmp=tmp_path), "198.18.0.1"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2, err
+    assert said in err
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
     ("content", "field"),
     [
         (b"[agent]\nconcurrency = [1]\n", "concurrency"),

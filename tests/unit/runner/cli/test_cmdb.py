@@ -170,3 +170,44 @@ def test_map_is_drawn_as_svg_and_png_by_graphviz(
     code, _, err = run(capsys, "cmdb", "map", "--queue", url, "--format", "png", "-o", str(picture))
     assert code == 0, err
     assert picture.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_show_lists_what_exploration_stored_and_a_new_exploration_replaces_it(
+    capsys: pytest.CaptureFixture[str], url: str
+) -> None:
+    with open_cmdb(url) as store:
+        linux, switch = store.get("linux1").sys_id, store.get("198.18.0.11").sys_id
+        packages = tuple({"name": f"pkg{n:03d}", "version": "1.0"} for n in range(25))
+        store.record_exploration(
+            linux,
+            {
+                "cmdb_sam_sw_install": packages,
+                "cmdb_tcp_connection": (
+                    {
+                        "type": "listening",
+                        "protocol": "tcp",
+                        "local_address": "*",
+                        "local_port": "22",
+                        "process": "sshd",
+                    },
+                ),
+            },
+            "d3",
+        )
+        store.relate(linux, switch, "Depends on::Used by", "d3")
+        assert store.record_exploration(linux, {"cmdb_sam_sw_install": packages[:12]}, "d4") == {
+            "cmdb_sam_sw_install": 12
+        }  # the packages are replaced; the sockets, not read this time, are kept
+    code, out, _ = run(capsys, "cmdb", "show", "linux1", "--queue", url)
+    assert code == 0
+    assert "Depends on sw\\x1b[31m[b]1" in out
+    assert "cmdb_sam_sw_install: 12 rows" in out
+    assert "  name=pkg000  version=1.0" in out
+    assert "... 2 more (--json shows all)" in out
+    assert "  type=listening  protocol=tcp  local_address=*  local_port=22  process=sshd" in out
+    code, out, _ = run(capsys, "cmdb", "show", "linux1", "--queue", url, "--json")
+    explored = json.loads(out)["exploration"]
+    assert len(explored["cmdb_sam_sw_install"]) == 12
+    assert explored["cmdb_ci_disk"] == []
+    code, out, _ = run(capsys, "cmdb", "show", "198.18.0.11", "--queue", url)
+    assert "Used by linux1" in out

@@ -114,3 +114,21 @@ def test_dot_is_drawn_by_graphviz_with_hostile_names_kept_as_text() -> None:
     assert labels["s"] == 'sw"; x -> y [label="pwned"]; ' + r"\\\\x0a\\x1b[31m\\xd800\nip_switch\n-"
     (edge,) = graph["edges"]
     assert edge["label"] == "Connects to"
+
+
+def test_graphviz_draws_dependencies_dashed_and_links_plain() -> None:
+    if shutil.which("dot") is None:
+        pytest.fail("graphviz's dot is missing; run `make system-deps`", pytrace=False)
+    network = build_map(
+        [
+            ci("a", "linux1", "cmdb_ci_linux_server"),
+            ci("p", "printer1", "cmdb_ci_printer"),
+            ci("s", "switch1"),
+        ],
+        [rel("a", "p", "Depends on::Used by"), rel("s", "a")],
+    )
+    drawn = subprocess.run(
+        ["dot", "-Tjson"], input=render_dot(network).encode(), capture_output=True, check=True, timeout=30
+    )
+    styles = {edge["label"]: edge.get("style", "solid") for edge in json.loads(drawn.stdout)["edges"]}
+    assert styles == {"Depends on": "dashed", "Connects to": "solid"}

@@ -37,6 +37,8 @@ COMMUNITY = "lab-community"
 RECORDING = "network/switch/hpe-procurve-516733-b21.snmprec.bz2"
 #: The neighbour the recorded switch sees on port 17 over LLDP (its chassis MAC).
 NEXUS_MAC = "8c:60:4f:19:16:3a"
+#: The one MAC the switch learned on port 13 (an edge port), and one of the 217 on port 17 (its uplink).
+EDGE_MAC, UPLINK_MAC = "10:60:4b:b4:ff:48", "00:21:28:7e:31:a2"
 
 
 def _shazzam_answer() -> list[ET.Element]:
@@ -74,6 +76,12 @@ def test_a_switch_is_identified_by_its_serial_explored_and_related_to_its_neighb
                 "cmdb_ci_ip_switch", "NWPU-CA-5548-01", interfaces=(NetworkInterface("mgmt0", NEXUS_MAC),)
             )
         )
+        edge, behind_uplink = (
+            cmdb.reconcile(
+                DiscoveredDevice("cmdb_ci_linux_server", name, interfaces=(NetworkInterface("eth0", mac),))
+            ).ci
+            for name, mac in (("edge-server", EDGE_MAC), ("far-server", UPLINK_MAC))
+        )
         status = StatusStore(database)
         queue.register_agent(AgentRegistration("lab1"))
         orchestrator = Orchestrator(queue, status, cmdb)
@@ -93,7 +101,8 @@ def test_a_switch_is_identified_by_its_serial_explored_and_related_to_its_neighb
             if orchestrator.advance(status_id).done:
                 break
         assert topics == ["Shazzam", "SNMPClassify", "MultiProbe", "SNMPExplore"]
-        _check(status_id, status, cmdb, known_device.ci or "", queue.list(limit=1000))
+        _check(status_id, status, cmdb, known_device.ci or "", queue.list(limit=1000), edge or "")
+        assert all(behind_uplink not in (r.parent, r.child) for r in cmdb.relations())  # not plugged in there
 
 
 def _check(
@@ -102,6 +111,7 @@ def _check(
     cmdb: CmdbStore,
     known: str,
     records: list[EccRecord],
+    edge: str,
 ) -> None:
     """What a user sees afterwards: the status counts and log, the queue's records, the CMDB."""
     (multiprobe,) = [r for r in records if r.topic == "MultiProbe" and r.queue == "output"]
@@ -117,7 +127,11 @@ def _check(
         "credential_id"
     ] == "lab-ro"  # the one that classified
 
-    (ci,) = [item for item in cmdb.list_cis() if item.sys_id != known]
+    (ci,) = [
+        item
+        for item in cmdb.list_cis()
+        if item.sys_class_name == "cmdb_ci_ip_switch" and item.sys_id != known
+    ]
     assert (ci.serial_number, ci.attributes["model_id"], ci.attributes["manufacturer"]) == (
         "3C421900TX",
         "516733-B21",
@@ -128,13 +142,20 @@ def _check(
     assert all(interface.mac_address for interface in ci.interfaces if interface.ip_addresses)
     assert "222.24.210.177" in ci.ip_addresses
     assert "127.0.0.1" not in ci.ip_addresses
-    (relation,) = cmdb.relations(ci.sys_id)
-    assert (relation.parent, relation.child, relation.type) == (
-        ci.sys_id,
-        known,
-        "Connects to::Connected by",
-    )
+    # Its LLDP neighbour, and the one device on an edge port of its forwarding table.
+    assert {(r.parent, r.child, r.type) for r in cmdb.relations(ci.sys_id)} == {
+        (ci.sys_id, known, "Connects to::Connected by"),
+        (ci.sys_id, edge, "Connects to::Connected by"),
+    }
     said = [entry["message"] for entry in status.device_log(status_id) if entry["device"] == SWITCH]
     assert any(m.startswith("SNMPIdentity found serial 3C421900TX") for m in said), said
     assert f"Connects to NWPU-CA-5548-01 on port 17 (LLDP), CI {known}" in said, said
-    assert any("is not in the CMDB" in m for m in said)  # the recording's other neighbours are unknown
+    assert any(m.endswith(": not in the CMDB") for m in said)  # the recording's other neighbours are unknown
+    # The network tables the switch keeps are in the CMDB, under the CI.
+    vlans = cmdb.exploration(ci.sys_id, "cmdb_ci_vlan")
+    assert {"vlan_id": "1", "name": "DEFAULT_VLAN"} in vlans
+    forwarding = cmdb.exploration(ci.sys_id, "discovery_switch_fwd_table")
+    assert len(forwarding) == 277
+    assert all(row["mac_address"] and row["port"] for row in forwarding)
+    assert any(m.startswith("Connects to ") and "(FDB): not in the CMDB" in m for m in said)
+    assert f"Connects to {EDGE_MAC} on 13 (FDB), CI {edge}" in said, said

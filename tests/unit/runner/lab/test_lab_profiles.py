@@ -109,8 +109,17 @@ def test_every_shipped_profile_loads() -> None:
         (_routed("198.18.4.0/24"), "hosts[0]: routed_network: overlaps 198.18.4.0/22 (lab.large)"),
         (_routed("198.18.1.0/24", "198.18.1.128/25"), "hosts[1]: routed_network: overlaps 198.18.1.0/24"),
         (_minimal(zoo=True), "hosts[0]: routed_network: a zoo host needs a routed_network"),
-        (_minimal(zoo="yes"), "silent, dns and zoo must be true or false"),
+        (_minimal(zoo="yes"), "silent, dns, zoo and lldp must be true or false"),
+        (_minimal(lldp=1), "silent, dns, zoo and lldp must be true or false"),
         (_minimal(silent=True, zoo=True), "a silent host runs no services"),
+        (_minimal(silent=True, lldp=True), "a silent host runs no services"),
+        (_minimal(connects_to={"host": "h"}), "connects_to: must be an array of tables"),
+        (_minimal(connects_to=[{"host": "h", "port": 0}]), "connects_to[0]: port: must be a TCP port"),
+        (_minimal(connects_to=[{"host": "h", "port": 22, "x": 1}]), "connects_to[0]"),
+        (
+            _minimal(connects_to=[{"host": "nohost", "port": 22}]),
+            "nohost:22 is no open TCP port of a lab host",
+        ),
     ],
 )
 def test_bad_profiles_name_the_entry_and_field(document: dict[str, Any], message: str) -> None:

@@ -16,17 +16,19 @@ import pytest
 
 from midprobe.capabilities.errors import NetworkError
 from midprobe.probes.base import ProbeContext
-from midprobe.probes.nmap.parse import NmapAddress, NmapHost, NmapPort, NmapService
-from midprobe.probes.sweep.host_sweep import AliveHost, SweepParams, SweepResult, encode_sweep
-from midprobe.probes.targets import parse_targets
-from midprobe.runner.scan.pipeline import (
-    ScanPipeline,
-    ScanSettings,
-    ScanStats,
-    _Findings,
-    _read_nmap_os,
-    _read_nmap_services,
+from midprobe.probes.nmap.encode import encode_scan
+from midprobe.probes.nmap.parse import NmapAddress, NmapHost, NmapPort, NmapRunStats, NmapScan, NmapService
+from midprobe.probes.sweep.host_sweep import (
+    AliveHost,
+    SweepParams,
+    SweepResult,
+    encode_sweep,
+    parse_sweep_params,
 )
+from midprobe.probes.targets import parse_targets
+from midprobe.runner.ecc.payload import ResultsPayload
+from midprobe.runner.scan.pipeline import ScanPipeline, ScanSettings, ScanStats
+from midprobe.runner.scan.readers import NmapReading, read_nmap
 from midprobe.runner.scan.report import HostReport
 from tests.support.table_engine import TableEngine, table_registry
 
@@ -118,11 +120,26 @@ def _nmap_host(*, timed_out: bool, status: str = "up") -> NmapHost:
     )
 
 
+def _nmap_answer(host: NmapHost) -> ResultsPayload:
+    """The ECC input an nmap probe writes for ``host`` (its own encoder), as the scan reads it."""
+    scan = NmapScan(
+        args="nmap",
+        version="7.93",
+        start=None,
+        scaninfo=(),
+        hosts=(host,),
+        runstats=NmapRunStats("success", 1.0, 1, 0, 1),
+        version_detection=True,
+    )
+    return ResultsPayload(results=(encode_scan(scan, topic="NmapServiceScan", label="service scan"),))
+
+
 def test_an_nmap_host_time_out_is_an_error_line_and_what_nmap_found_is_kept() -> None:
-    found = _Findings()
-    _read_nmap_services(_nmap_host(timed_out=True), found)
-    _read_nmap_os(_nmap_host(timed_out=True), found)
-    assert found.services == {22: "ssh OpenSSH"}
+    found = NmapReading()
+    read_nmap(_nmap_answer(_nmap_host(timed_out=True)), "nmap -sV", found)
+    read_nmap(_nmap_answer(_nmap_host(timed_out=True)), "nmap -O", found)
+    assert found.descriptions == {22: "ssh OpenSSH"}
+    assert found.services == {22: "ssh"}
     assert found.errors == [
         "nmap -sV: nmap gave up on the host at its time-out: results incomplete",
         "nmap -O: nmap gave up on the host at its time-out: results incomplete",
@@ -130,10 +147,10 @@ def test_an_nmap_host_time_out_is_an_error_line_and_what_nmap_found_is_kept() ->
 
 
 def test_an_nmap_host_that_finished_adds_no_error() -> None:
-    found = _Findings()
-    _read_nmap_services(_nmap_host(timed_out=False), found)
-    _read_nmap_services(_nmap_host(timed_out=False, status="down"), found)
-    assert found.services == {22: "ssh OpenSSH"}
+    found = NmapReading()
+    read_nmap(_nmap_answer(_nmap_host(timed_out=False)), "nmap -sV", found)
+    read_nmap(_nmap_answer(_nmap_host(timed_out=False, status="down")), "nmap -sV", found)
+    assert found.descriptions == {22: "ssh OpenSSH"}
     assert found.errors == []
 
 
@@ -149,7 +166,7 @@ class _TableSweep:
         self.swept: list[int] = []
 
     def parse_params(self, source: str, parameters: Mapping[str, str]) -> SweepParams:
-        raise NotImplementedError
+        return parse_sweep_params(source, parameters)
 
     async def run(self, params: SweepParams, context: ProbeContext) -> SweepResult:
         addresses = [str(target.address) for target in params.targets]

@@ -7,6 +7,7 @@ import asyncio
 import ipaddress
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,7 @@ from midprobe.probes.registry import ProbeRegistry, default_registry
 from midprobe.probes.safety import TargetPolicy
 from midprobe.probes.shazzam import PortScan, ShazzamParams, ShazzamProbe, ShazzamResult
 from midprobe.probes.targets import parse_targets
+from midprobe.runner.queue.url import open_queue
 from midprobe.runner.scan.pipeline import ScanPipeline, ScanSettings
 from midprobe.runner.scan.report import HostReport
 from midprobe.runner.scan.stages import run_probe, start_port_scan
@@ -219,3 +221,21 @@ def test_a_result_of_the_wrong_type_is_an_error_not_a_silent_mix_up() -> None:
 
     with pytest.raises(TypeError, match="BannerSniff probe returned BannerResult, not HostReport"):
         asyncio.run(run())
+
+
+def test_with_a_queue_url_each_stage_is_an_ecc_request_kept_on_that_queue(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/ecc.db"
+    banners = RecordingBannerSniff()
+    settings = ScanSettings(ports=(22,), policy=TargetPolicy.lab(), queue_url=url)
+
+    reports = _scan(settings, table_registry(_ssh_engine(), banners), "198.18.0.10-11")
+
+    assert all(report.errors == () for report in reports)
+    with open_queue(url) as queue:
+        outputs = queue.list(queue_side="output", topic="BannerSniff")
+        answers = [queue.list(queue_side="input", response_to=output.sys_id) for output in outputs]
+    assert sorted(output.source for output in outputs) == ["198.18.0.10", "198.18.0.11"]
+    assert all(output.state == "processed" for output in outputs)
+    assert [len(answer) for answer in answers] == [1, 1]  # each answered once, by the scan's agent
+    assert {answer[0].agent for answer in answers} == {outputs[0].agent}
+    assert outputs[0].agent.startswith("mid.server.midprobe-scan-")
