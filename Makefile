@@ -5,10 +5,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # Debian packages the lab, the tests and the probes use (the lab daemons, the reference
 # clients, nmap, PostgreSQL for the multi-agent queue, tcpdump for the no-leak test, graphviz
-# to check that `cmdb map --format dot` draws).
+# to check that `cmdb map --format dot` draws, chromium and its driver for the console's browser test).
 SYSTEM_PACKAGES := openssh-server openssh-client snmpd snmp dnsmasq-base nmap postgresql \
 	tcpdump iproute2 procps iputils-ping bind9-dnsutils nftables openssl adns-tools sudo graphviz \
-	lldpd ieee-data
+	lldpd ieee-data chromium chromium-driver
 PACKAGES := capabilities probes runner
 DEMO_DIR ?= demo-output
 

@@ -21,6 +21,8 @@ from midprobe.runner.lab.credentials_file import lab_credentials_toml
 from midprobe.runner.queue.url import sqlite_url
 
 DEMO_AGENT = "demo-mid"
+#: Where ``instance serve --listen 127.0.0.1:8443`` (the serve command's default) puts the console.
+CONSOLE_ADDRESS = "https://127.0.0.1:8443/console"
 DEMO_PORTS = "22,23,25,53,80,135,139,443,445,515,631,3389,5985,8080,9100"
 
 
@@ -100,6 +102,12 @@ def demo(workdir: Path, keep_lab: bool) -> None:
         click.echo(f"   {command} cmdb show linux1 --queue {url}")
         click.echo(f"   {command} discover status {status_id} --queue {url}")
         click.echo(f"   {command} ecc list --queue {url}")
+        console.print("\n   The web console (no instance runs after the demo; serve its queue to browse it):")
+        click.echo(
+            f"   MIDPROBE_INSTANCE_PASSWORD=... {command} instance user add operator --role admin --queue {url}"
+        )
+        click.echo(f"   {command} instance serve --queue {url} --listen 127.0.0.1:8443")
+        click.echo(f"   then open {CONSOLE_ADDRESS} (log in as operator)")
     finally:
         if keep_lab:
             lab.detach()

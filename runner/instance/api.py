@@ -18,7 +18,8 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp
 
 from midprobe.capabilities.errors import ConfigError, QueueError
 from midprobe.capabilities.numbers import NumberRange, read_number
@@ -286,12 +287,14 @@ def create_app(
     signal: WorkSignal | None = None,
     discoveries: DiscoveryService | None = None,
     tables: Sequence[Table] = (),
+    console: ASGIApp | None = None,
 ) -> Starlette:
     """The Table API and the agent endpoints over ``queue``, with ``users`` for basic auth.
 
     The caller owns and closes both. ``signal`` wakes the agents' long polls (a fresh one if not
     given). With ``discoveries``, the discovery endpoints too; ``tables`` are served read-only
-    beside ``ecc_queue`` and ``ecc_agent`` (:mod:`.cmdb_tables` and :mod:`.mid_tables` make the CMDB and MID ones).
+    beside ``ecc_queue`` and ``ecc_agent`` (:mod:`.cmdb_tables` and :mod:`.mid_tables` make the CMDB and MID ones);
+    ``console`` (the web console) is mounted at ``/console``.
     """
     from midprobe.runner.instance.agent_api import agent_routes
     from midprobe.runner.instance.discovery_api import discovery_routes
@@ -306,6 +309,7 @@ def create_app(
         Route("/api/now/table/{table}", api.insert_record, methods=["POST"]),
         Route("/api/now/table/{table}/{sys_id}", api.get_record, methods=["GET"]),
         Route("/api/now/table/{table}/{sys_id}", api.update_record, methods=["PATCH", "PUT"]),
+        *([Mount("/console", app=console)] if console is not None else []),
     ]
     app = Starlette(
         routes=routes, exception_handlers={HTTPException: _http_error, Exception: _internal_error}

@@ -102,7 +102,7 @@ def serve(
     max_body_bytes: int | None = None,
     capabilities: CapabilityConfig | None = None,
 ) -> None:
-    """Serve the Table API and the agent endpoints over HTTPS on ``address`` until SIGTERM/SIGINT.
+    """Serve the Table API, the agent endpoints and the console (``/console``) over HTTPS on ``address`` until SIGTERM/SIGINT.
 
     ``announce`` gets the URL line. ``capabilities`` (clusters, selection rules) apply to every
     discovery started without a capabilities file of its own; discoveries left active by an
@@ -115,6 +115,7 @@ def serve(
     from midprobe.runner.instance.api import MAX_BODY_BYTES, create_app
     from midprobe.runner.instance.auth import open_users
     from midprobe.runner.instance.cmdb_tables import cmdb_tables
+    from midprobe.runner.instance.console import instance_console
     from midprobe.runner.instance.discoveries import DiscoveryService
     from midprobe.runner.instance.mid_tables import mid_tables
     from midprobe.runner.instance.wake import WorkSignal
@@ -133,6 +134,7 @@ def serve(
                 signal=work_signal,
                 discoveries=discoveries,
                 tables=[*cmdb_tables(CmdbStore(database)), *mid_tables(queue, database, capabilities)],
+                console=instance_console(queue, users, database, discoveries),
             )
             config = uvicorn.Config(
                 app,

@@ -26,6 +26,7 @@ def test_demo_discovers_the_lab_into_the_cmdb(tmp_path: Path) -> None:
     )
     assert completed.returncode == 0, completed.stderr
     out = completed.stdout
+    assert "then open https://127.0.0.1:8443/console" in out.split("5. Where to look next")[1]
     status_part, cmdb_part = (
         out.split("3. The discovery's status")[1]
         .split("5. Where to look next")[0]

@@ -1,0 +1,170 @@
+"""The console in a real browser: headless chromium in the lab's scanner namespace, the instance on 198.18.0.1.
+
+An operator logs in, sees the lab's MID, starts a discovery of the lab (from the
+console's form, schedule and credentials), watches it finish there, and opens a discovered CI with its interfaces.
+With ``MIDPROBE_SCREENSHOTS=DIR`` the test leaves a PNG of each page it checked in DIR
+(docs/console.md's pictures are made so).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from midprobe.runner.instance.auth import open_users
+from midprobe.runner.lab import Lab
+from midprobe.runner.lab.credentials_file import lab_credentials_toml
+from midprobe.runner.queue.url import open_queue, sqlite_url
+from tests.lab.browser_support import Browser, browser
+from tests.lab.instance_support import serve_instance
+from tests.lab.test_discovery_lab import _credentials
+
+pytestmark = pytest.mark.lab
+
+OPERATOR = ("operator", "console-operator-password-7d2a")
+AGENT = "lab-mid"
+WAIT = 240.0
+
+
+def _in_lab(lab: Lab, *args: str) -> list[str]:
+    return ["ip", "netns", "exec", lab.scanner_namespace, sys.executable, "-m", "midprobe.runner", *args]
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=60)
+
+
+@pytest.fixture
+def instance(lab: Lab, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """The instance serving the console, and an agent registered on its queue: (console URL, queue URL)."""
+    url = sqlite_url(tmp_path / "ecc.db")
+    with open_users(url) as users:
+        users.add(*OPERATOR, roles=("admin",))
+    _credentials(lab, tmp_path / "creds.toml")
+    server, base, _ = serve_instance(lab, url, "198.18.0.1:0")
+    argv = _in_lab(lab, "agent", "--name", AGENT, "--queue", url, "--lab")
+    argv += ["--credentials", str(tmp_path / "creds.toml"), "--poll-idle", "0.5", "--poll-busy", "0.5"]
+    agent = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with open_queue(url) as queue:
+            for _ in range(400):
+                if queue.get_agent(AGENT) is not None or agent.poll() is not None:
+                    break
+                queue.wait_for_work("mid.server.nobody", 0.1)
+            assert queue.get_agent(AGENT) is not None, agent.communicate(timeout=10)[1][-1000:]
+        yield f"{base}/console", url
+    finally:
+        _stop(agent)
+        _stop(server)
+
+
+@pytest.fixture
+def chromium(lab: Lab) -> Iterator[Browser]:
+    with lab.namespace_thread() as thread, browser(thread) as opened:
+        yield opened
+
+
+def _secrets(credentials: str) -> list[str]:
+    """The secret values in a credentials file (passwords, keys), to look for where they must not be."""
+    found: list[str] = []
+
+    def walk(value: object, key: str = "") -> None:
+        if isinstance(value, dict):
+            for name, inner in value.items():
+                walk(inner, name)
+        elif isinstance(value, list):
+            for inner in value:
+                walk(inner, key)
+        elif (
+            isinstance(value, str)
+            and any(word in key for word in ("pass", "key", "secret"))
+            and len(value) >= 6
+        ):
+            found.append(value)
+
+    walk(tomllib.loads(credentials))
+    assert found, "the lab's credentials hold no secret to look for"
+    return found
+
+
+def _screenshot(chromium: Browser, name: str) -> None:
+    folder = os.environ.get("MIDPROBE_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        chromium.do(lambda driver: driver.save_screenshot(str(Path(folder) / f"{name}.png")))  # type: ignore[attr-defined]
+
+
+def test_log_in_watch_a_discovery_of_the_lab_finish_and_open_a_ci(
+    lab: Lab, instance: tuple[str, str], chromium: Browser, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as seen
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    console, url = instance
+
+    def wait(driver: object, condition: object, timeout: float = 30.0) -> object:
+        return WebDriverWait(driver, timeout, poll_frequency=0.5).until(condition)  # type: ignore[arg-type]
+
+    def log_in(driver: object) -> str:
+        driver.get(f"{console}/mids")  # type: ignore[attr-defined]
+        wait(driver, seen.presence_of_element_located((By.ID, "login")))
+        driver.find_element(By.ID, "name").send_keys(OPERATOR[0])  # type: ignore[attr-defined]
+        driver.find_element(By.ID, "password").send_keys(OPERATOR[1])  # type: ignore[attr-defined]
+        driver.find_element(By.ID, "login").click()  # type: ignore[attr-defined]
+        wait(driver, seen.presence_of_element_located((By.ID, "mids")))
+        return str(driver.find_element(By.ID, "mids").text)  # type: ignore[attr-defined]
+
+    mids = chromium.do(log_in)
+    assert AGENT in mids
+    assert "Up" in mids
+    _screenshot(chromium, "console-mids")
+
+    schedule = f'name = "console lab"\nranges = ["{lab.network}"]\nports = "22,80,161,443,9100"\n'
+    credentials = lab_credentials_toml(lab)
+
+    def start_and_watch(driver: object) -> tuple[str, str]:
+        driver.get(f"{console}/discoveries")  # type: ignore[attr-defined]
+        driver.find_element(By.ID, "start").click()  # type: ignore[attr-defined]
+        wait(driver, seen.presence_of_element_located((By.ID, "schedule")))
+        driver.find_element(By.ID, "schedule").send_keys(schedule)  # type: ignore[attr-defined]
+        driver.find_element(By.ID, "credentials").send_keys(credentials)  # type: ignore[attr-defined]
+        driver.find_element(By.ID, "start-discovery").click()  # type: ignore[attr-defined]
+        wait(driver, seen.presence_of_element_located((By.ID, "phases")))
+        # The page refreshes itself while the discovery runs: wait for it to say it ended.
+        wait(driver, seen.text_to_be_present_in_element((By.ID, "state"), "Completed"), WAIT)
+        return str(driver.find_element(By.ID, "cis").text), str(driver.page_source)  # type: ignore[attr-defined]
+
+    cis, page = chromium.do(start_and_watch, timeout=WAIT + 60)
+    _screenshot(chromium, "console-discovery")
+    with open_queue(url) as queue:
+        records = " ".join(
+            f"{record.as_dict()} {queue.read_payload(record)}" for record in queue.list(limit=5000)
+        )
+    for secret in _secrets(credentials):
+        assert secret not in page  # the console never shows them back
+        assert secret not in records  # nor does the queue hold them
+    linux1 = lab.host("linux1")
+    assert linux1.address in cis
+
+    def open_ci(driver: object) -> tuple[str, str]:
+        row = driver.find_element(By.XPATH, f"//table[@id='cis']//tr[td[3]='{linux1.address}']")  # type: ignore[attr-defined]
+        row.find_element(By.TAG_NAME, "a").click()
+        wait(driver, seen.presence_of_element_located((By.ID, "ci")))
+        interfaces = driver.find_element(By.ID, "interfaces").text  # type: ignore[attr-defined]
+        addresses = driver.find_element(By.ID, "addresses").text  # type: ignore[attr-defined]
+        return str(interfaces), str(addresses)
+
+    interfaces, addresses = chromium.do(open_ci)
+    assert linux1.address in interfaces
+    assert linux1.address in addresses
+    _screenshot(chromium, "console-ci")
