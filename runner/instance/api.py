@@ -22,10 +22,13 @@ from starlette.routing import Route
 
 from midprobe.capabilities.errors import ConfigError, QueueError
 from midprobe.capabilities.numbers import NumberRange, read_number
+from midprobe.runner.ecc.record import AGENT_PREFIX, normalize_agent_name
 from midprobe.runner.instance.auth import User, UserStore, parse_basic_auth
+from midprobe.runner.instance.client_certs import certificate_user
 from midprobe.runner.instance.errors import TableApiError, bad_request, forbidden
 from midprobe.runner.instance.query import Row, parse_query
 from midprobe.runner.instance.tables import DEFAULT_SCAN_CAP, AgentTable, EccQueueTable, Page, Table
+from midprobe.runner.instance.throttle import LoginThrottle, login_keys
 from midprobe.runner.instance.wake import WorkSignal
 from midprobe.runner.queue.base import EccQueue
 
@@ -61,12 +64,25 @@ T = TypeVar("T")
 
 
 def error_response(error: TableApiError) -> JSONResponse:
-    headers = {"WWW-Authenticate": 'Basic realm="midprobe instance"'} if error.status == 401 else None
+    headers = dict(error.headers)
+    if error.status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="midprobe instance"'
     return JSONResponse(error.body(), status_code=error.status, headers=headers)
 
 
-def _unauthenticated() -> TableApiError:
-    return TableApiError(401, "User Not Authenticated", "Required to provide Auth information")
+def _unauthenticated(detail: str = "Required to provide Auth information") -> TableApiError:
+    return TableApiError(401, "User Not Authenticated", detail)
+
+
+def require_mid(user: User, agent: str) -> None:
+    """403 unless ``user`` may act as MID ``agent`` (a ``mid_server`` user bound to other MIDs)."""
+    if not user.may_act_as(agent):
+        bound = ", ".join(mid.removeprefix(AGENT_PREFIX) for mid in user.mids)
+        raise TableApiError(
+            403,
+            "Operation Failed",
+            f"user {user.name} may act only as MID {bound}, not as {normalize_agent_name(agent).removeprefix(AGENT_PREFIX)}",
+        )
 
 
 def _parameters(request: Request) -> dict[str, str]:
@@ -149,8 +165,10 @@ class TableApi:
         max_body_bytes: int = MAX_BODY_BYTES,
         scan_cap: int = DEFAULT_SCAN_CAP,
         signal: WorkSignal | None = None,
+        throttle: LoginThrottle | None = None,
     ) -> None:
         self.signal = signal or WorkSignal()
+        self._throttle = throttle or LoginThrottle()
         self._queue_table = EccQueueTable(queue, scan_cap=scan_cap)
         self._tables: dict[str, Table] = {"ecc_queue": self._queue_table, "ecc_agent": AgentTable(queue)}
         self._users = users
@@ -162,14 +180,41 @@ class TableApi:
         return await anyio.to_thread.run_sync(function)
 
     async def authorise(self, request: Request, role: str) -> User:
+        """The user making ``request`` (basic auth, or the client certificate the instance issued).
+
+        The user is kept as ``request.state.user``. A failed password check draws on the login
+        throttle (429 once a user name or a client address has used its tries).
+        """
+        certified = certificate_user(request.scope)
         credentials = parse_basic_auth(request.headers.get("authorization", ""))
         if credentials is None:
-            raise _unauthenticated()
-        user = await self.call(lambda: self._users.authenticate(*credentials))
-        if user is None:
-            raise _unauthenticated()
+            if certified is None:
+                raise _unauthenticated()
+            found = await self.call(lambda: self._users.get(certified))
+            if found is None:
+                raise _unauthenticated(f"the client certificate's user {certified} does not exist")
+            user = found
+        else:
+            name, password = credentials
+            if certified is not None and name != certified:
+                raise _unauthenticated(f"the client certificate is user {certified}'s, not {name}'s")
+            keys = login_keys(name, request.client.host if request.client else None)
+
+            def check() -> User | None:
+                checked = self._users.authenticate(
+                    name, password, before_scrypt=lambda: self._throttle.check(keys)
+                )
+                if checked is None:
+                    self._throttle.failed(keys)
+                return checked
+
+            verified = await self.call(check)
+            if verified is None:
+                raise _unauthenticated()
+            user = verified
         if not user.has_role(role):
             raise forbidden(_OPERATIONS.get(request.method, request.method))
+        request.state.user = user
         return user
 
     def _table(self, request: Request) -> Table:
@@ -225,6 +270,8 @@ class TableApi:
                 raise TableApiError(405, "Method not Supported", f"{table.name} is read-only here")
             fields = _projection(table, _parameters(request))
             body = await read_json(request, self.max_body_bytes)
+            if isinstance(body.get("agent"), str):
+                require_mid(user, str(body["agent"]))
             may_write_outputs = user.has_role("admin")
             row = await self.call(lambda: self._queue_table.insert(body, may_write_outputs=may_write_outputs))
             if row.get("queue") == "output":
@@ -276,6 +323,7 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     scan_cap: int = DEFAULT_SCAN_CAP,
     signal: WorkSignal | None = None,
+    throttle: LoginThrottle | None = None,
 ) -> Starlette:
     """The Table API and the agent endpoints over ``queue``, with ``users`` for basic auth.
 
@@ -283,7 +331,9 @@ def create_app(
     """
     from midprobe.runner.instance.agent_api import agent_routes
 
-    api = TableApi(queue, users, max_body_bytes=max_body_bytes, scan_cap=scan_cap, signal=signal)
+    api = TableApi(
+        queue, users, max_body_bytes=max_body_bytes, scan_cap=scan_cap, signal=signal, throttle=throttle
+    )
     routes = [
         *agent_routes(queue, api, api.signal),
         Route("/api/now/table/{table}", api.list_records, methods=["GET"]),
@@ -296,4 +346,12 @@ def create_app(
     )
 
 
-__all__ = ["DEFAULT_LIMIT", "MAX_BODY_BYTES", "TableApi", "create_app", "error_response", "read_json"]
+__all__ = [
+    "DEFAULT_LIMIT",
+    "MAX_BODY_BYTES",
+    "TableApi",
+    "create_app",
+    "error_response",
+    "read_json",
+    "require_mid",
+]

@@ -12,8 +12,10 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from midprobe.capabilities.errors import ConfigError
+from midprobe.runner.instance.client_certs import VERIFY_MODES, ClientCertMode, client_certificate_protocol
 from midprobe.runner.instance.tls import TlsFiles
 from midprobe.runner.queue.url import SqliteLocation, parse_queue_url
 
@@ -99,10 +101,12 @@ def serve(
     *,
     announce: Callable[[str], None],
     max_body_bytes: int | None = None,
+    client_certs: ClientCertMode = "off",
 ) -> None:
     """Serve the Table API and the agent endpoints over HTTPS on ``address`` until SIGTERM/SIGINT.
 
-    ``announce`` gets the URL line.
+    ``announce`` gets the URL line. ``client_certs``: whether a connection may (``optional``) or
+    must (``required``) present a client certificate signed by the instance's CA (``tls.ca``).
     """
     import uvicorn
 
@@ -110,6 +114,18 @@ def serve(
     from midprobe.runner.instance.auth import open_users
     from midprobe.runner.queue.url import open_queue
 
+    mutual: dict[str, Any] = {}
+    if client_certs != "off":
+        if tls.ca is None:
+            raise ConfigError(
+                "client certificates are the instance CA's: --client-certs needs --tls-dir, not --cert/--key",
+                field="--client-certs",
+            )
+        mutual = {
+            "ssl_cert_reqs": VERIFY_MODES[client_certs],
+            "ssl_ca_certs": str(tls.ca),
+            "http": client_certificate_protocol(),
+        }
     listener = bind(address)
     try:
         with open_queue(queue_url) as queue, open_users(queue_url) as users:
@@ -121,6 +137,7 @@ def serve(
                 log_level="warning",
                 lifespan="off",
                 access_log=False,
+                **mutual,
             )
             announce(address.url(listener.getsockname()[1]))
             # uvicorn shuts down gracefully on SIGTERM, then raises it again for the handler it found:

@@ -122,6 +122,7 @@ PATH_CONTEXTS: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = 
         ("--queue", "sqlite:///{tmp}/ecc.db", "--listen", "127.0.0.1:0"),
         ("midprobe.runner.instance.serve.serve",),
     ),
+    ("instance", "cert", "issue"): (("--queue", "sqlite:///{tmp}/ecc.db"), ()),
     ("scan",): (("--lab", "-n", "-p", "22", "198.18.0.1"), ("midprobe.runner.cli.scan._run",)),
 }
 
