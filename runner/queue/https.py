@@ -274,8 +274,7 @@ class HttpsQueue:
         raises ``QueueError``: the results confirmed before it are out of the spool, the rest stay
         there and go out before the next claim."""
         if self._spool is not None:  # every result on disk before the first request
-            for output_sys_id, result in answers:
-                self._spool.put(output_sys_id, result)
+            self._spool.put_many(answers)
         outcomes: builtins.list[bool | MidprobeError] = []
         for start in range(0, len(answers), MAX_ANSWERS):
             outcomes += self._send_many(answers[start : start + MAX_ANSWERS])
