@@ -199,6 +199,7 @@ class TableApi:
             if certified is not None and name != certified:
                 raise _unauthenticated(f"the client certificate is user {certified}'s, not {name}'s")
             keys = login_keys(name, request.client.host if request.client else None)
+            recent = self._users.recently_verified(name, password)
 
             def check() -> User | None:
                 checked = self._users.authenticate(
@@ -208,7 +209,7 @@ class TableApi:
                     self._throttle.failed(keys)
                 return checked
 
-            verified = await self.call(check)
+            verified = recent or await self.call(check)
             if verified is None:
                 raise _unauthenticated()
             user = verified

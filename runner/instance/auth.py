@@ -3,7 +3,8 @@
 One ``--queue URL`` names the queue, the CMDB and the users alike. A password is never stored,
 logged or shown: only ``scrypt$N$r$p$salt$hash``. ``UserStore.authenticate`` checks HTTP basic
 auth; a password it has verified is remembered as an HMAC under a key this process made, so an
-agent polling every second costs one scrypt, not one per request.
+agent polling every second costs one scrypt, not one per request, and for ``RECENT_SECONDS`` a
+login it verified is taken without reading the user again.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import hmac
 import re
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -32,6 +34,8 @@ _SCRYPT_N: Final = 2**14
 _SCRYPT_R: Final = 8
 _SCRYPT_P: Final = 1
 _CACHE_SIZE: Final = 1024
+RECENT_SECONDS: Final = 5.0
+"""How long a verified login is taken as it is, without reading the user again (roles, MIDs, password)."""
 
 SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS instance_user (
@@ -144,6 +148,9 @@ class UserStore(SqlStore):
         super().__init__(database, clock=clock)
         self._key = secrets.token_bytes(32)
         self._verified: dict[tuple[str, str], bytes] = {}
+        #: HMAC of ``name:password`` -> the user it logged in as, and until when (monotonic) that holds.
+        self._recent: dict[bytes, tuple[User, float]] = {}
+        self._monotonic = time.monotonic
         self._lock = threading.Lock()
 
     def add(self, name: str, password: str, roles: tuple[str, ...], *, mids: tuple[str, ...] = ()) -> User:
@@ -226,7 +233,29 @@ class UserStore(SqlStore):
                 if len(self._verified) >= _CACHE_SIZE:
                     self._verified.clear()
                 self._verified[(name, stored)] = presented
-        return User(name, tuple(roles.split(",")), mids)
+        user = User(name, tuple(roles.split(",")), mids)
+        with self._lock:
+            if len(self._recent) >= _CACHE_SIZE:
+                self._recent.clear()
+            self._recent[self._login_key(name, password)] = (user, self._monotonic() + RECENT_SECONDS)
+        return user
+
+    def _login_key(self, name: str, password: str) -> bytes:
+        return hmac.new(self._key, f"{name}:{password}".encode("utf-8", "surrogatepass"), "sha256").digest()
+
+    def recently_verified(self, name: str, password: str) -> User | None:
+        """The user these credentials logged in as within ``RECENT_SECONDS``, or ``None``.
+
+        In memory only (no database, no scrypt): the instance asks this first, on its event loop,
+        so an agent's steady stream of requests costs no thread hop and no query for its login.
+        A changed password, role or MID binding takes effect within ``RECENT_SECONDS``.
+        """
+        key = self._login_key(name, password)
+        with self._lock:
+            found = self._recent.get(key)
+        if found is None or found[1] <= self._monotonic():
+            return None
+        return found[0]
 
     def close(self) -> None:
         self._db.close()
