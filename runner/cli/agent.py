@@ -248,11 +248,16 @@ def agent(
 
     Logs are JSON lines on stderr. With --once, a summary line is printed on stdout.
     """
+    # --queue's default must not hide the config file's queue_url: only a --queue (or its
+    # environment variable) given overrides it.
+    given = (
+        click.get_current_context().get_parameter_source("queue_url") != click.core.ParameterSource.DEFAULT
+    )
     config = load_agent_config(
         config_file,
         overrides={
             "name": name,
-            "queue_url": queue_url,
+            "queue_url": queue_url if given else None,
             "concurrency": concurrency,
             "capabilities_file": capabilities_file,
             "credentials_file": credentials_file,

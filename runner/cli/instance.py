@@ -86,6 +86,7 @@ def serve_command(
     from midprobe.runner.instance.tls import (
         check_certificate_pair,
         ensure_certificates,
+        fingerprint,
         read_certificate,
         read_private_key,
     )
@@ -108,6 +109,7 @@ def serve_command(
         click.echo(url)
         if tls.ca is not None:
             click.echo(f"CA: {tls.ca.resolve()}")
+            click.echo(f"CA fingerprint (SHA-256): {fingerprint(read_certificate(tls.ca))}")
 
     serve(queue_url, listen, tls, announce=announce, client_certs=client_certs)
 

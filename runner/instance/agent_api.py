@@ -20,7 +20,7 @@ from starlette.routing import Route
 from midprobe.capabilities.errors import ConfigError, QueueError
 from midprobe.capabilities.numbers import NumberRange, read_number
 from midprobe.runner.ecc.record import ALL_AGENTS, EccRecord, check_sys_id
-from midprobe.runner.instance.api import TableApi, read_json, require_mid
+from midprobe.runner.instance.api import TableApi, error_response, read_json, require_mid
 from midprobe.runner.instance.auth import User
 from midprobe.runner.instance.errors import TableApiError, bad_request, not_found
 from midprobe.runner.instance.wake import WorkSignal
@@ -86,8 +86,11 @@ def _number(body: Mapping[str, object], name: str, limits: NumberRange) -> float
 class AgentApi:
     """The agent routes, over the Table API's users and guard."""
 
-    def __init__(self, queue: EccQueue, table_api: TableApi, signal: WorkSignal) -> None:
+    def __init__(
+        self, queue: EccQueue, table_api: TableApi, signal: WorkSignal, ca_pem: str | None = None
+    ) -> None:
         self._queue = queue
+        self._ca_pem = ca_pem
         self._table_api = table_api
         self._signal = signal
         #: Per agent name: the signal version and the ready outputs its last long poll ended on.
@@ -119,6 +122,12 @@ class AgentApi:
 
     async def _run(self, function: Callable[[], Any]) -> Any:
         return await self._table_api.call(function)
+
+    async def ca(self, request: Request) -> Response:
+        """The instance's CA certificate (public; what ``mid setup`` pins once its fingerprint is confirmed)."""
+        if self._ca_pem is None:
+            return error_response(not_found("this instance serves a certificate of its own, not its CA"))
+        return JSONResponse({"result": {"certificate": self._ca_pem}})
 
     async def register(self, request: Request) -> Response:
         async def handle() -> object:
@@ -396,10 +405,13 @@ class AgentApi:
         return await self._serve(request, handle)
 
 
-def agent_routes(queue: EccQueue, table_api: TableApi, signal: WorkSignal) -> list[Route]:
-    api = AgentApi(queue, table_api, signal)
+def agent_routes(
+    queue: EccQueue, table_api: TableApi, signal: WorkSignal, ca_pem: str | None = None
+) -> list[Route]:
+    api = AgentApi(queue, table_api, signal, ca_pem)
     at = API_PREFIX
     return [
+        Route(f"{at}/ca", api.ca, methods=["GET"]),
         Route(f"{at}/agents", api.register, methods=["POST"]),
         Route(f"{at}/agents", api.list_agents, methods=["GET"]),
         Route(f"{at}/agents/{{name}}", api.get_agent, methods=["GET"]),

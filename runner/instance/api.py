@@ -325,10 +325,12 @@ def create_app(
     scan_cap: int = DEFAULT_SCAN_CAP,
     signal: WorkSignal | None = None,
     throttle: LoginThrottle | None = None,
+    ca_pem: str | None = None,
 ) -> Starlette:
     """The Table API and the agent endpoints over ``queue``, with ``users`` for basic auth.
 
-    The caller owns and closes both. ``signal`` wakes the agents' long polls (a fresh one if not given).
+    The caller owns and closes both. ``signal`` wakes the agents' long polls (a fresh one if not
+    given); ``ca_pem``, the instance's CA certificate, is served to ``mid setup``.
     """
     from midprobe.runner.instance.agent_api import agent_routes
 
@@ -336,7 +338,7 @@ def create_app(
         queue, users, max_body_bytes=max_body_bytes, scan_cap=scan_cap, signal=signal, throttle=throttle
     )
     routes = [
-        *agent_routes(queue, api, api.signal),
+        *agent_routes(queue, api, api.signal, ca_pem),
         Route("/api/now/table/{table}", api.list_records, methods=["GET"]),
         Route("/api/now/table/{table}", api.insert_record, methods=["POST"]),
         Route("/api/now/table/{table}/{sys_id}", api.get_record, methods=["GET"]),

@@ -129,7 +129,12 @@ def serve(
     listener = bind(address)
     try:
         with open_queue(queue_url) as queue, open_users(queue_url) as users:
-            app = create_app(queue, users, max_body_bytes=max_body_bytes or MAX_BODY_BYTES)
+            app = create_app(
+                queue,
+                users,
+                max_body_bytes=max_body_bytes or MAX_BODY_BYTES,
+                ca_pem=None if tls.ca is None else tls.ca.read_text(encoding="ascii"),
+            )
             config = uvicorn.Config(
                 app,
                 ssl_certfile=str(tls.certificate),
