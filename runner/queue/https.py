@@ -107,6 +107,9 @@ class HttpsQueue:
         self._sleep = sleep
         self._closed = False
         self._flush_lock = threading.Lock()
+        #: Whether the spool may hold results no request of this process is sending: at the start
+        #: (an earlier run's) and after an outage. Only then does a claim read and resend it.
+        self._spool_unsent = True
         self._client = client or httpx.Client(
             base_url=self.url, verify=verify or ssl.create_default_context(), timeout=REQUEST_TIMEOUT_SECONDS
         )
@@ -259,6 +262,7 @@ class HttpsQueue:
         try:
             stored = self._send(output_sys_id, result)
         except QueueError:
+            self._spool_unsent = True
             raise  # stays in the spool: resent before the next claim
         except ConfigError:
             if self._spool is not None:  # refused for good: resending would be refused again
@@ -276,8 +280,12 @@ class HttpsQueue:
         if self._spool is not None:  # every result on disk before the first request
             self._spool.put_many(answers)
         outcomes: builtins.list[bool | MidprobeError] = []
-        for start in range(0, len(answers), MAX_ANSWERS):
-            outcomes += self._send_many(answers[start : start + MAX_ANSWERS])
+        try:
+            for start in range(0, len(answers), MAX_ANSWERS):
+                outcomes += self._send_many(answers[start : start + MAX_ANSWERS])
+        except QueueError:
+            self._spool_unsent = True
+            raise
         return outcomes
 
     def _send_many(self, pairs: Sequence[tuple[str, EccRecord]]) -> builtins.list[bool | MidprobeError]:
@@ -324,20 +332,22 @@ class HttpsQueue:
         """Resend what the spool holds (an earlier run's or an outage's); returns how many the instance confirmed.
 
         Called before every claim, so an agent's first claim after a start resends what its last
-        run left.
+        run left; afterwards only after a send failed (what is in flight is its sender's to confirm).
 
         Best effort: an unreachable instance leaves the entries for the next try.
         """
-        if self._spool is None or not self._flush_lock.acquire(blocking=False):
+        if self._spool is None or not self._spool_unsent or not self._flush_lock.acquire(blocking=False):
             return 0
         delivered = 0
         try:
+            self._spool_unsent = False
             pending = list(self._spool.pending())
             for start in range(0, len(pending), MAX_ANSWERS):
                 try:
                     # refused for good (e.g. the output is gone) counts too: nothing will ever take it
                     delivered += len(self._send_many(pending[start : start + MAX_ANSWERS]))
                 except QueueError:
+                    self._spool_unsent = True
                     break
         finally:
             self._flush_lock.release()
