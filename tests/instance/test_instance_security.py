@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.applications import Starlette
@@ -168,3 +169,35 @@ def test_a_client_certificate_names_its_user_and_the_server_certificate_names_no
     assert tls.ca is not None
     with pytest.raises(ConfigError, match="no instance CA"):
         issue_client_certificate(tmp_path / "elsewhere", "mid1", tmp_path / "out2")
+
+
+def test_a_client_certificate_logs_its_user_in_without_a_password(
+    queue: EccQueue, bound_users: UserStore, tmp_path: Path
+) -> None:
+    ensure_certificates(tmp_path / "tls", ["127.0.0.1"])
+    pem = issue_client_certificate(tmp_path / "tls", BOUND[0], tmp_path / "out").certificate.read_text()
+    stranger = issue_client_certificate(tmp_path / "tls", "nobody", tmp_path / "out").certificate.read_text()
+    inner = create_app(queue, bound_users)
+
+    def presenting(certificate: str) -> Client:
+        """The app as uvicorn serves it with --client-certs: the verified certificate in the scope."""
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            scope.setdefault("extensions", {})["tls"] = {"client_cert_chain": [certificate]}
+            await inner(scope, receive, send)
+
+        return Client(app, None)  # type: ignore[arg-type]
+
+    listing = "/api/now/table/ecc_agent"
+    assert presenting(pem).get(listing).status_code == 200
+    claim = {"agent": "mid2", "limit": 1, "lease_seconds": 60}
+    refused = presenting(pem).post(f"{AGENTS}/claim", claim)
+    assert refused.status_code == 403  # the certificate's user keeps its MID binding
+    other = presenting(pem).request("GET", listing, headers=_basic(*MID))
+    assert other.status_code == 401
+    assert other.json()["error"]["detail"] == "the client certificate is user bound1's, not mid1's"
+    same = presenting(pem).request("GET", listing, headers=_basic(*BOUND))
+    assert same.status_code == 200
+    unknown = presenting(stranger).get(listing)
+    assert unknown.status_code == 401
+    assert unknown.json()["error"]["detail"] == "the client certificate's user nobody does not exist"
