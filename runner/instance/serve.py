@@ -19,6 +19,8 @@ from midprobe.runner.instance.client_certs import VERIFY_MODES, ClientCertMode, 
 from midprobe.runner.instance.tls import TlsFiles
 from midprobe.runner.queue.url import SqliteLocation, parse_queue_url
 
+DATABASE_CONNECTIONS = 8
+"""PostgreSQL connections the instance's queue calls share (agents' requests run side by side)."""
 _WILDCARDS = ("0.0.0.0", "::")  # noqa: S104  (names of the wildcard addresses, compared against, never bound here)
 
 
@@ -128,7 +130,7 @@ def serve(
         }
     listener = bind(address)
     try:
-        with open_queue(queue_url) as queue, open_users(queue_url) as users:
+        with open_queue(queue_url, connections=DATABASE_CONNECTIONS) as queue, open_users(queue_url) as users:
             app = create_app(
                 queue,
                 users,

@@ -136,6 +136,7 @@ def open_queue(
     environ: Mapping[str, str] | None = None,
     cert_file: Path | None = None,
     key_file: Path | None = None,
+    connections: int = 1,
 ) -> EccQueue:
     """Open (creating the schema if needed) the ECC queue at ``url``.
 
@@ -149,6 +150,7 @@ def open_queue(
     instance's CA (default: the system's CAs), and the folder of the result spool (none: no spool);
     ``cert_file`` and ``key_file``: a client certificate the instance issued (then the password
     may be left unset: the certificate logs the user in).
+    ``connections``: PostgreSQL only, how many calls may run at once (the instance's pool).
     """
     if isinstance(payload_cap, bool) or not isinstance(payload_cap, int) or payload_cap < 1:
         raise QueueUrlError(f"payload_cap must be a positive number of bytes, not {payload_cap!r}")
@@ -168,7 +170,12 @@ def open_queue(
         return _open_instance(location, payload_cap, user, (ca_file, cert_file, key_file), spool_dir, environ)
     from midprobe.runner.queue.postgres import PostgresQueue
 
-    return PostgresQueue(location.url, payload_cap=payload_cap, busy_timeout_seconds=busy_timeout_seconds)
+    return PostgresQueue(
+        location.url,
+        payload_cap=payload_cap,
+        busy_timeout_seconds=busy_timeout_seconds,
+        connections=connections,
+    )
 
 
 def _open_instance(
