@@ -1,6 +1,6 @@
 """ECC queue over HTTPS: 8 agents through ``midprobe instance serve`` on PostgreSQL vs the same 8 straight on it.
 
-HeartbeatProbe outputs (a no-op topic, no network) are enqueued, COUNT / 8 for each agent
+HeartbeatProbe outputs (a no-op topic, no network) are enqueued (16,000 unless --count), COUNT / 8 for each agent
 ``bench0`` .. ``bench7``; then 8 ``midprobe agent --once`` processes drain them, once straight
 from a private PostgreSQL (tests/support/postgres.py) and once through one instance on another
 database of the same server, each agent an ``https://`` client with its own user bound to its MID
@@ -136,7 +136,7 @@ def over_https(url: str, agents: int, count: int, workdir: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=8000, help="outputs per run [8000]")
+    parser.add_argument("--count", type=int, default=16000, help="outputs per run [16000]")
     parser.add_argument("--agents", type=int, default=8, help="agent processes [8]")
     args = parser.parse_args()
     server = PrivatePostgres()
