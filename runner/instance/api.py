@@ -1,6 +1,7 @@
 """The Table API (a Starlette app): ``/api/now/table/{ecc_queue,ecc_agent}`` over the ECC queue.
 
-Every route needs HTTP basic auth (:mod:`.auth`); answers are ServiceNow's ``{"result": ...}``
+Every route needs a user: HTTP basic auth (:mod:`.auth`, failures throttled by :mod:`.throttle`)
+or a client certificate the instance issued (:mod:`.client_certs`); answers are ServiceNow's ``{"result": ...}``
 envelope, refusals its ``{"error": {"message", "detail"}, "status": "failure"}`` body with a 4xx
 status (503 when the queue is unreachable). A refused request writes nothing. The subset served
 is docs/instance.md's.
