@@ -24,12 +24,18 @@ PASSWORD = 'setup "pw" \\ $HOME'
 RUNNER = [sys.executable, "-m", "midprobe.runner"]
 
 
-def _setup(lab: Lab, base: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    argv = ["ip", "netns", "exec", lab.scanner_namespace, *RUNNER, "mid", "setup", "--yes", "--url", base]
+def _setup(
+    lab: Lab, base: str, tmp_path: Path, *extra: str, answers: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``mid setup`` with flags (``--yes``), or answering its questions with ``answers``."""
+    asked = [] if answers is not None else ["--yes"]
+    argv = ["ip", "netns", "exec", lab.scanner_namespace, *RUNNER, "mid", "setup", *asked, "--url", base]
     argv += ["--user", "mid1", "--config-dir", str(tmp_path / "etc"), "--unit-dir", str(tmp_path / "units")]
     argv += ["--spool-dir", str(tmp_path / "spool"), "--lab", *extra]
     env = {**os.environ, "MIDPROBE_INSTANCE_PASSWORD": PASSWORD}
-    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False, env=env)
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=60, check=False, env=env, input=answers or ""
+    )
 
 
 def _environment(path: Path) -> dict[str, str]:
@@ -54,6 +60,10 @@ def test_mid_setup_writes_a_config_and_unit_whose_agent_reaches_up(lab: Lab, tmp
         wrong = _setup(lab, base, tmp_path, "--name", "mid1", "--ca-fingerprint", "AB" * 32)
         assert wrong.returncode == 2
         assert wrong.stderr.strip().endswith("not the fingerprint given: do not trust it"), wrong.stderr
+        declined = _setup(lab, base, tmp_path, answers="mid1\nn\n")  # the MID name asked, the CA declined
+        assert fingerprint in declined.stdout
+        assert declined.returncode == 2
+        assert "the CA was not confirmed" in declined.stderr
         other = _setup(lab, base, tmp_path, "--name", "mid2", "--ca-fingerprint", fingerprint)
         assert other.returncode == 2
         assert "may act only as MID mid1, not as mid2" in other.stderr
