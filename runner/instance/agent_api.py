@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
@@ -94,7 +95,9 @@ class AgentApi:
         self._table_api = table_api
         self._signal = signal
         #: Per agent name: the signal version and the ready outputs its last long poll ended on.
-        self._seen: dict[str, tuple[int, frozenset[str]]] = {}
+        #: Per agent name: the signal version and the ready outputs its last long poll ended on,
+        #: when it ended (monotonic) and whether it said there was work.
+        self._seen: dict[str, tuple[int, frozenset[str], float, bool]] = {}
 
     async def _serve(self, request: Request, handle: Callable[[], Awaitable[object]]) -> Response:
         async def guarded() -> Response:
@@ -384,22 +387,29 @@ class AgentApi:
                 )
 
             # Compared with what this agent's previous poll ended on, so work that arrived between
-            # two polls (while the agent was claiming) is not missed.
+            # two polls (while the agent was claiming) is not missed. When that poll said "work" a
+            # moment ago, the agent is draining a backlog (whose first outputs change with every
+            # claim) and claims anyway: the answer then waits for the next look at the queue, or
+            # the agent would poll in a loop.
             version = self._signal.version
             now = await self._run(ready)
             seen = self._seen.get(agent)
-            work = seen is not None and (version != seen[0] or bool(now - seen[1]))
+            draining = (
+                seen is not None and seen[3] and time.monotonic() - seen[2] < self._signal.check_seconds
+            )
+            work = seen is not None and not draining and (version != seen[0] or bool(now - seen[1]))
             if not work:
+                baseline = seen[1] if seen is not None and draining else now
 
                 async def new_work() -> bool:
-                    return bool(await self._run(ready) - now)
+                    return bool(await self._run(ready) - baseline)
 
                 work = await self._signal.wait(float(seconds), new_work)
                 if work:
                     now = await self._run(ready)
             if len(self._seen) >= _REMEMBERED_AGENTS:
                 self._seen.clear()
-            self._seen[agent] = (self._signal.version, now)
+            self._seen[agent] = (self._signal.version, now, time.monotonic(), work)
             return {"work": work}
 
         return await self._serve(request, handle)

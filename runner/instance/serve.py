@@ -86,6 +86,9 @@ def bind(address: ListenAddress) -> socket.socket:
         ) from None
     try:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted connections inherit it: without it a response's TLS records, written apart,
+        # wait for the client's delayed ACK (40 ms on Linux), and every request took 45 ms.
+        listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         listener.bind(where)
         listener.listen(128)
     except OSError as error:
