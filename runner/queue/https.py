@@ -15,7 +15,6 @@ readdressing, attachments by id) is the Table API's job and is refused here.
 from __future__ import annotations
 
 import builtins
-import socket
 import ssl
 import threading
 import time
@@ -49,7 +48,6 @@ REQUEST_TIMEOUT_SECONDS: Final = 30.0
 MAX_ANSWERS: Final = 500
 """Most results sent in one ``/answers`` request (the instance's limit)."""
 _RETRIED_STATUSES: Final = frozenset({502, 503, 504})
-_NO_DELAY: Final = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 
 
 def _one_line(text: str) -> str:
@@ -112,14 +110,8 @@ class HttpsQueue:
         #: Whether the spool may hold results no request of this process is sending: at the start
         #: (an earlier run's) and after an outage. Only then does a claim read and resend it.
         self._spool_unsent = True
-        context = verify or ssl.create_default_context()
         self._client = client or httpx.Client(
-            base_url=self.url,
-            verify=context,
-            timeout=REQUEST_TIMEOUT_SECONDS,
-            # TCP_NODELAY: a request's small writes (TLS records of headers and body) go out at
-            # once instead of waiting for the instance's delayed ACK.
-            transport=httpx.HTTPTransport(verify=context, socket_options=_NO_DELAY),
+            base_url=self.url, verify=verify or ssl.create_default_context(), timeout=REQUEST_TIMEOUT_SECONDS
         )
         #: No password: the client certificate in ``verify`` logs the user in.
         self._auth = httpx.BasicAuth(user, password) if password else None
