@@ -51,6 +51,9 @@ class AgentConfig:
     instance_user: str = ""
     instance_ca_file: Path | None = None
     spool_dir: Path | None = None
+    #: A client certificate the instance issued and its key (mutual TLS; then no password is needed).
+    instance_cert_file: Path | None = None
+    instance_key_file: Path | None = None
 
     def __post_init__(self) -> None:
         _check(self.name.strip() != "", "name", "must not be empty")
@@ -61,6 +64,11 @@ class AgentConfig:
                 ipaddress.ip_address(self.dns_server)
             except ValueError:
                 raise ConfigError(f"{self.dns_server!r} is not an IP address", field="dns_server") from None
+        _check(
+            (self.instance_cert_file is None) == (self.instance_key_file is None),
+            "instance_cert_file",
+            "a client certificate needs its key: give instance_cert_file and instance_key_file together",
+        )
         levels = ("debug", "info", "warning", "error")
         _check(self.log_level in levels, "log_level", f"must be one of {', '.join(levels)}")
 

@@ -52,8 +52,9 @@ def run_agent(
     pools = PoolSizes.scaled(config.concurrency)
     if config.credentials_file is not None:
         CredentialStore.load(config.credentials_file)  # a bad file stops here, before the agent registers
-    if config.instance_ca_file is not None:
-        tls_context(config.instance_ca_file)  # so does a bad CA file, whatever the queue
+    if config.instance_ca_file is not None or config.instance_cert_file is not None:
+        # so does a bad CA file or client certificate, whatever the queue
+        tls_context(config.instance_ca_file, config.instance_cert_file, config.instance_key_file)
     timings = AgentTimings(
         poll_idle_seconds=config.poll_idle_seconds,
         poll_busy_seconds=config.poll_busy_seconds,
@@ -71,6 +72,8 @@ def run_agent(
             payload_cap=config.result_size_cap,
             user=config.instance_user or None,
             ca_file=config.instance_ca_file,
+            cert_file=config.instance_cert_file,
+            key_file=config.instance_key_file,
             spool_dir=config.spool_dir or DEFAULT_SPOOL_ROOT / setup.registration.short_name,
         ) as queue:
             credentials = None
@@ -199,6 +202,20 @@ def _policy(config: AgentConfig) -> TargetPolicy:
     help="With an https:// queue: the instance's CA file to trust [the system's CAs].",
 )
 @click.option(
+    "--cert",
+    "instance_cert_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="With an https:// queue: a client certificate the instance issued (mutual TLS; with --key).",
+)
+@click.option(
+    "--key",
+    "instance_key_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The unencrypted PEM key of --cert.",
+)
+@click.option(
     "--spool",
     "spool_dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -222,21 +239,29 @@ def agent(
     drain_seconds: float,
     instance_user: str | None,
     instance_ca_file: Path | None,
+    instance_cert_file: Path | None,
+    instance_key_file: Path | None,
     spool_dir: Path | None,
     log_level: str | None,
 ) -> None:
     """Poll the ECC queue, run the probes addressed to this agent, and write their results.
 
     The queue is a database (sqlite:///..., postgresql://...) or an instance, https://HOST:PORT,
-    with --user (password from env MIDPROBE_INSTANCE_PASSWORD) and --ca.
+    with --user (password from env MIDPROBE_INSTANCE_PASSWORD, or a client certificate: --cert,
+    --key) and --ca.
 
     Logs are JSON lines on stderr. With --once, a summary line is printed on stdout.
     """
+    # --queue's default must not hide the config file's queue_url: only a --queue (or its
+    # environment variable) given overrides it.
+    given = (
+        click.get_current_context().get_parameter_source("queue_url") != click.core.ParameterSource.DEFAULT
+    )
     config = load_agent_config(
         config_file,
         overrides={
             "name": name,
-            "queue_url": queue_url,
+            "queue_url": queue_url if given else None,
             "concurrency": concurrency,
             "capabilities_file": capabilities_file,
             "credentials_file": credentials_file,
@@ -248,6 +273,8 @@ def agent(
             "log_level": log_level,
             "instance_user": instance_user,
             "instance_ca_file": instance_ca_file,
+            "instance_cert_file": instance_cert_file,
+            "instance_key_file": instance_key_file,
             "spool_dir": spool_dir,
         },
     )

@@ -10,7 +10,9 @@ import click
 
 from midprobe.capabilities.errors import ConfigError
 from midprobe.runner.cli.options import TextType, queue_option
+from midprobe.runner.ecc.record import AGENT_PREFIX
 from midprobe.runner.instance.auth import ROLES
+from midprobe.runner.instance.client_certs import CLIENT_CERT_MODES, ClientCertMode
 
 PASSWORD_VARIABLE = "MIDPROBE_INSTANCE_PASSWORD"  # noqa: S105  (the variable's name, not a password)
 
@@ -71,6 +73,14 @@ def instance() -> None:
     help="Capabilities TOML whose [[cluster]], [[application]] and [selection] rules apply to the "
     "discoveries this instance runs (unless one brings its own).",
 )
+@click.option(
+    "--client-certs",
+    type=click.Choice(CLIENT_CERT_MODES),
+    default="off",
+    show_default=True,
+    help="Client certificates the instance issued (instance cert issue): optional, or required of "
+    "every connection; a certificate logs its user in without a password.",
+)
 def serve_command(
     queue_url: str,
     listen: Any,
@@ -78,6 +88,7 @@ def serve_command(
     cert: Path | None,
     key: Path | None,
     capabilities_file: Path | None,
+    client_certs: ClientCertMode,
 ) -> None:
     """Serve the Table API over HTTPS until SIGTERM; prints the base URL and the CA file agents pin.
 
@@ -88,6 +99,7 @@ def serve_command(
     from midprobe.runner.instance.tls import (
         check_certificate_pair,
         ensure_certificates,
+        fingerprint,
         read_certificate,
         read_private_key,
     )
@@ -111,8 +123,9 @@ def serve_command(
         click.echo(url)
         if tls.ca is not None:
             click.echo(f"CA: {tls.ca.resolve()}")
+            click.echo(f"CA fingerprint (SHA-256): {fingerprint(read_certificate(tls.ca))}")
 
-    serve(queue_url, listen, tls, announce=announce, capabilities=capabilities)
+    serve(queue_url, listen, tls, announce=announce, capabilities=capabilities, client_certs=client_certs)
 
 
 @instance.group("user")
@@ -125,19 +138,34 @@ def user() -> None:
 @click.option(
     "--role", "roles", type=click.Choice(ROLES), multiple=True, required=True, help="A role (repeatable)."
 )
+@click.option(
+    "--mid",
+    "mids",
+    multiple=True,
+    metavar="MIDNAME",
+    help="A mid_server user may act only as this MID (repeatable; none given: any MID).",
+)
 @queue_option
-def user_add(name: str, roles: tuple[str, ...], queue_url: str) -> None:
-    """Create user NAME (or replace its password and roles), password from MIDPROBE_INSTANCE_PASSWORD."""
-    from midprobe.runner.instance.auth import check_password, check_user_name, open_users
+def user_add(name: str, roles: tuple[str, ...], mids: tuple[str, ...], queue_url: str) -> None:
+    """Create user NAME (or replace its password, roles and MIDs), password from MIDPROBE_INSTANCE_PASSWORD."""
+    from midprobe.runner.instance.auth import check_mid_name, check_password, check_user_name, open_users
 
     check_user_name(name)
+    for mid in mids:
+        check_mid_name(mid)
+    if mids and "mid_server" not in roles:
+        raise ConfigError("only a mid_server user is bound to MIDs", field="--mid")
     password = os.environ.get(PASSWORD_VARIABLE)
     if password is None:
         raise ConfigError(f"set {PASSWORD_VARIABLE} to the password (it is never read from the command line)")
     check_password(password)
     with open_users(queue_url) as users:
-        added = users.add(name, password, roles)
-    click.echo(f"user {added.name}: {', '.join(added.roles)}")
+        added = users.add(name, password, roles, mids=mids)
+    click.echo(f"user {added.name}: {', '.join(added.roles)}{_bound(added.mids)}")
+
+
+def _bound(mids: tuple[str, ...]) -> str:
+    return f" (MID {', '.join(mid.removeprefix(AGENT_PREFIX) for mid in mids)})" if mids else ""
 
 
 @user.command("list")
@@ -148,4 +176,47 @@ def user_list(queue_url: str) -> None:
 
     with open_users(queue_url) as users:
         for found in users.list():
-            click.echo(f"{found.name}\t{','.join(found.roles)}")
+            mids = ",".join(mid.removeprefix(AGENT_PREFIX) for mid in found.mids) or "*"
+            click.echo(f"{found.name}\t{','.join(found.roles)}\t{mids}")
+
+
+@instance.group("cert")
+def cert() -> None:
+    """Client certificates from the instance's CA, for mutual TLS (serve --client-certs)."""
+
+
+@cert.command("issue")
+@click.argument("name")
+@queue_option
+@click.option(
+    "--tls-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The instance's TLS folder (its CA) [next to a SQLite database, NAME-tls].",
+)
+@click.option(
+    "-o",
+    "--out",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder to write NAME.pem, NAME-key.pem (0600) and ca.pem into.",
+)
+def cert_issue(name: str, queue_url: str, tls_dir: Path | None, out: Path) -> None:
+    """Issue a client certificate for user NAME, signed by the instance's CA (valid 397 days)."""
+    from midprobe.runner.instance.auth import check_user_name, open_users
+    from midprobe.runner.instance.serve import default_tls_folder
+    from midprobe.runner.instance.tls import issue_client_certificate, read_ca
+
+    check_user_name(name)
+    folder = tls_dir or default_tls_folder(queue_url)
+    read_ca(folder)
+    if out.exists() and not out.is_dir():
+        raise ConfigError("not a folder", field="--out", source=str(out))
+    with open_users(queue_url) as users:
+        if users.get(name) is None:
+            raise ConfigError(f"no user {name} (add it first: midprobe instance user add)", field="NAME")
+    files = issue_client_certificate(folder, name, out)
+    click.echo(f"certificate: {files.certificate}")
+    click.echo(f"key: {files.key}")
+    click.echo(f"CA: {files.ca}")

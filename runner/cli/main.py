@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "ecc": "midprobe.runner.cli.ecc:ecc",
     "instance": "midprobe.runner.cli.instance:instance",
     "lab": "midprobe.runner.cli.lab:lab",
+    "mid": "midprobe.runner.cli.mid:mid",
     "scan": "midprobe.runner.cli.scan:scan",
     "sweep": "midprobe.runner.cli.sweep:sweep",
     "select": "midprobe.runner.cli.selection:select_command",

@@ -10,7 +10,7 @@ import re
 import secrets
 import threading
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Final, Literal, get_args
 
@@ -266,10 +266,11 @@ class EccRecord:
 
     def as_dict(self) -> dict[str, str | int | None]:
         """The record keyed by ECC field names (in ``ECC_FIELDS`` order); times ISO 8601 UTC (``--json``)."""
-        data = asdict(self)
+        # Every field is a str, int, datetime or None: no deep copy (dataclasses.asdict) is needed.
+        data: dict[str, str | int | None] = {name: getattr(self, name) for name in ECC_FIELDS}
         data["sys_created_on"] = self.sys_created_on.isoformat()
         data["processed"] = self.processed.isoformat() if self.processed else None
-        return {name: data[name] for name in ECC_FIELDS}
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> EccRecord:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
@@ -17,10 +18,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from midprobe.capabilities.errors import QueueError
+from midprobe.capabilities.errors import ConfigError, QueueError
 from midprobe.capabilities.numbers import NumberRange, read_number
 from midprobe.runner.ecc.record import ALL_AGENTS, EccRecord, check_sys_id
-from midprobe.runner.instance.api import TableApi, read_json
+from midprobe.runner.instance.api import TableApi, error_response, read_json, require_mid
+from midprobe.runner.instance.auth import User
 from midprobe.runner.instance.errors import TableApiError, bad_request, not_found
 from midprobe.runner.instance.wake import WorkSignal
 from midprobe.runner.queue.base import AgentNameInUse, EccQueue
@@ -38,6 +40,8 @@ log = logging.getLogger("midprobe.instance")
 
 MAX_CLAIM: Final = 1000
 """Most outputs one claim request takes."""
+MAX_ANSWERS: Final = 500
+"""Most answers one ``/answers`` request stores (the agent's batch of results)."""
 MAX_WAIT_SECONDS: Final = 60.0
 """Longest long poll; an agent asks again after it."""
 _CLAIM_LIMITS: Final = NumberRange(1, MAX_CLAIM, integer=True)
@@ -71,6 +75,11 @@ def _ids(body: Mapping[str, object]) -> list[str]:
     return [check_sys_id(item) for item in value]
 
 
+def _refusal(error: TableApiError) -> dict[str, object]:
+    """One answer of a batch refused: the Table API's error body and its status as ``code``."""
+    return {**error.body(), "code": error.status}
+
+
 def _number(body: Mapping[str, object], name: str, limits: NumberRange) -> float:
     return read_number(body.get(name), limits, field=name)
 
@@ -78,12 +87,17 @@ def _number(body: Mapping[str, object], name: str, limits: NumberRange) -> float
 class AgentApi:
     """The agent routes, over the Table API's users and guard."""
 
-    def __init__(self, queue: EccQueue, table_api: TableApi, signal: WorkSignal) -> None:
+    def __init__(
+        self, queue: EccQueue, table_api: TableApi, signal: WorkSignal, ca_pem: str | None = None
+    ) -> None:
         self._queue = queue
+        self._ca_pem = ca_pem
         self._table_api = table_api
         self._signal = signal
         #: Per agent name: the signal version and the ready outputs its last long poll ended on.
-        self._seen: dict[str, tuple[int, frozenset[str]]] = {}
+        #: Per agent name: the signal version and the ready outputs its last long poll ended on,
+        #: when it ended (monotonic) and whether it said there was work.
+        self._seen: dict[str, tuple[int, frozenset[str], float, bool]] = {}
 
     async def _serve(self, request: Request, handle: Callable[[], Awaitable[object]]) -> Response:
         async def guarded() -> Response:
@@ -100,16 +114,29 @@ class AgentApi:
 
         return await self._table_api.guarded(request, guarded)
 
+    @staticmethod
+    def _act_as(request: Request, agent: str) -> str:
+        """``agent``, if the request's user may act as that MID (403 otherwise)."""
+        require_mid(request.state.user, agent)
+        return agent
+
     async def _body(self, request: Request) -> dict[str, object]:
         return await read_json(request, self._table_api.max_body_bytes)
 
     async def _run(self, function: Callable[[], Any]) -> Any:
         return await self._table_api.call(function)
 
+    async def ca(self, request: Request) -> Response:
+        """The instance's CA certificate (public; what ``mid setup`` pins once its fingerprint is confirmed)."""
+        if self._ca_pem is None:
+            return error_response(not_found("this instance serves a certificate of its own, not its CA"))
+        return JSONResponse({"result": {"certificate": self._ca_pem}})
+
     async def register(self, request: Request) -> Response:
         async def handle() -> object:
             body = await self._body(request)
             registration = registration_from_json(body.get("registration"))
+            self._act_as(request, registration.name)
             live = body.get("live_within_seconds")
             await self._run(
                 functools.partial(
@@ -128,7 +155,7 @@ class AgentApi:
     async def heartbeat(self, request: Request) -> Response:
         async def handle() -> object:
             body = await self._body(request)
-            name = request.path_params["name"]
+            name = self._act_as(request, request.path_params["name"])
             instance = _instance(body)
             await self._run(functools.partial(self._queue.heartbeat_agent, name, instance=instance))
             return {"name": name}
@@ -138,7 +165,7 @@ class AgentApi:
     async def status(self, request: Request) -> Response:
         async def handle() -> object:
             body = await self._body(request)
-            name = request.path_params["name"]
+            name = self._act_as(request, request.path_params["name"])
             status = _text(body, "status")
             instance = _instance(body)
             await self._run(functools.partial(self._queue.set_agent_status, name, status, instance=instance))
@@ -170,7 +197,7 @@ class AgentApi:
             records: list[EccRecord] = await self._run(
                 functools.partial(
                     self._queue.claim,
-                    _text(body, "agent"),
+                    self._act_as(request, _text(body, "agent")),
                     int(_number(body, "limit", _CLAIM_LIMITS)),
                     _number(body, "lease_seconds", _LEASE_LIMITS),
                     include_own_processing=own,
@@ -188,7 +215,7 @@ class AgentApi:
             return await self._run(
                 functools.partial(
                     self._queue.renew,
-                    _text(body, "agent"),
+                    self._act_as(request, _text(body, "agent")),
                     _ids(body),
                     _number(body, "lease_seconds", _LEASE_LIMITS),
                     instance=_instance(body),
@@ -201,13 +228,51 @@ class AgentApi:
         async def handle() -> object:
             body = await self._body(request)
             released = await self._run(
-                functools.partial(self._queue.release, _text(body, "agent"), _ids(body))
+                functools.partial(
+                    self._queue.release, self._act_as(request, _text(body, "agent")), _ids(body)
+                )
             )
             if released:
                 self._signal.notify()
             return released
 
         return await self._serve(request, handle)
+
+    def _store(self, user: User, pairs: list[tuple[str, EccRecord]]) -> list[dict[str, object]]:
+        """Store each pair's result (one transaction); per pair ``{"stored", "replayed"}`` or its refusal.
+
+        A result that was not stored because one existed is looked up: this very result (a resend
+        after a lost reply, its idempotency key the result's ``sys_id``) counts as stored, replayed.
+        """
+        if user.mids and not user.has_role("admin"):  # a bound MID answers only its own work
+            for output, result in pairs:
+                require_mid(user, result.agent)
+                found = self._queue.get(output)
+                if found is not None and found.agent != ALL_AGENTS:
+                    require_mid(user, found.agent)
+        answers: list[dict[str, object]] = []
+        for (output, result), outcome in zip(pairs, self._queue.complete_many(pairs), strict=True):
+            if outcome is True:
+                answers.append({"stored": True, "replayed": False})
+            elif outcome is False:
+                earlier = self._queue.get(result.sys_id)
+                replayed = earlier is not None and earlier.response_to == output
+                answers.append({"stored": replayed, "replayed": replayed})
+            elif isinstance(outcome, ConfigError):
+                answers.append(_refusal(bad_request("Invalid request", str(outcome))))
+            else:
+                # A missing output (or an input named as one) is the request's fault, not an outage:
+                # say so, or the agent would resend this answer for ever.
+                answered = self._queue.get(output)
+                if answered is None:
+                    answers.append(_refusal(not_found(f"no output {output}")))
+                elif not answered.is_output:
+                    answers.append(
+                        _refusal(bad_request("Invalid request", f"{output} is an input, not an output"))
+                    )
+                else:
+                    raise outcome
+        return answers
 
     async def answer(self, request: Request) -> Response:
         async def handle() -> object:
@@ -216,23 +281,30 @@ class AgentApi:
             key = request.headers.get(IDEMPOTENCY_HEADER)
             if key is not None and key != result.sys_id:
                 raise bad_request("Invalid request", f"{IDEMPOTENCY_HEADER} must be the result's sys_id")
-            try:
-                stored = await self._run(lambda: self._queue.complete(output, result))
-            except QueueError:
-                # A missing output (or an input named as one) is the request's fault, not an outage:
-                # say so, or the agent would resend this answer for ever.
-                answered = await self._run(lambda: self._queue.get(output))
-                if answered is None:
-                    raise not_found(f"no output {output}") from None
-                if not answered.is_output:
-                    raise bad_request("Invalid request", f"{output} is an input, not an output") from None
-                raise
-            if stored or key is None:
-                return {"stored": stored, "replayed": False}
-            # Not stored: a result existed. Was it this very one, sent before a reply was lost?
-            earlier = await self._run(lambda: self._queue.get(result.sys_id))
-            replayed = earlier is not None and earlier.response_to == output
-            return {"stored": replayed, "replayed": replayed}
+            (answered,) = await self._run(lambda: self._store(request.state.user, [(output, result)]))
+            if "error" in answered:
+                error = answered["error"]
+                assert isinstance(error, dict)
+                raise TableApiError(int(str(answered["code"])), str(error["message"]), str(error["detail"]))
+            return answered
+
+        return await self._serve(request, handle)
+
+    async def answers(self, request: Request) -> Response:
+        async def handle() -> object:
+            raw = (await self._body(request)).get("answers")
+            if not isinstance(raw, list) or not 0 < len(raw) <= MAX_ANSWERS:
+                raise bad_request("Invalid request", f"answers must be a list of 1 to {MAX_ANSWERS} answers")
+            pairs: list[tuple[str, EccRecord]] = []
+            for item in raw:
+                if not isinstance(item, dict) or not isinstance(item.get("output"), str):
+                    raise bad_request(
+                        "Invalid request", 'each answer is {"output": SYS_ID, "result": RECORD}'
+                    )
+                pairs.append(
+                    (check_sys_id(item["output"], field_name="output"), record_from_json(item.get("result")))
+                )
+            return await self._run(lambda: self._store(request.state.user, pairs))
 
         return await self._serve(request, handle)
 
@@ -301,7 +373,7 @@ class AgentApi:
 
     async def wait_for_work(self, request: Request) -> Response:
         async def handle() -> object:
-            agent = request.path_params["name"]
+            agent = self._act_as(request, request.path_params["name"])
             seconds = read_number(request.query_params.get("wait", "0"), _WAIT_LIMITS, field="wait")
             wanted = (agent, ALL_AGENTS)
 
@@ -315,31 +387,41 @@ class AgentApi:
                 )
 
             # Compared with what this agent's previous poll ended on, so work that arrived between
-            # two polls (while the agent was claiming) is not missed.
+            # two polls (while the agent was claiming) is not missed. When that poll said "work" a
+            # moment ago, the agent is draining a backlog (whose first outputs change with every
+            # claim) and claims anyway: the answer then waits for the next look at the queue, or
+            # the agent would poll in a loop.
             version = self._signal.version
             now = await self._run(ready)
             seen = self._seen.get(agent)
-            work = seen is not None and (version != seen[0] or bool(now - seen[1]))
+            draining = (
+                seen is not None and seen[3] and time.monotonic() - seen[2] < self._signal.check_seconds
+            )
+            work = seen is not None and not draining and (version != seen[0] or bool(now - seen[1]))
             if not work:
+                baseline = seen[1] if seen is not None and draining else now
 
                 async def new_work() -> bool:
-                    return bool(await self._run(ready) - now)
+                    return bool(await self._run(ready) - baseline)
 
                 work = await self._signal.wait(float(seconds), new_work)
                 if work:
                     now = await self._run(ready)
             if len(self._seen) >= _REMEMBERED_AGENTS:
                 self._seen.clear()
-            self._seen[agent] = (self._signal.version, now)
+            self._seen[agent] = (self._signal.version, now, time.monotonic(), work)
             return {"work": work}
 
         return await self._serve(request, handle)
 
 
-def agent_routes(queue: EccQueue, table_api: TableApi, signal: WorkSignal) -> list[Route]:
-    api = AgentApi(queue, table_api, signal)
+def agent_routes(
+    queue: EccQueue, table_api: TableApi, signal: WorkSignal, ca_pem: str | None = None
+) -> list[Route]:
+    api = AgentApi(queue, table_api, signal, ca_pem)
     at = API_PREFIX
     return [
+        Route(f"{at}/ca", api.ca, methods=["GET"]),
         Route(f"{at}/agents", api.register, methods=["POST"]),
         Route(f"{at}/agents", api.list_agents, methods=["GET"]),
         Route(f"{at}/agents/{{name}}", api.get_agent, methods=["GET"]),
@@ -350,6 +432,7 @@ def agent_routes(queue: EccQueue, table_api: TableApi, signal: WorkSignal) -> li
         Route(f"{at}/renew", api.renew, methods=["POST"]),
         Route(f"{at}/release", api.release, methods=["POST"]),
         Route(f"{at}/outputs/{{sys_id}}/answer", api.answer, methods=["POST"]),
+        Route(f"{at}/answers", api.answers, methods=["POST"]),
         Route(f"{at}/records/{{sys_id}}", api.get_record, methods=["GET"]),
         Route(f"{at}/outputs/{{sys_id}}/lease", api.get_lease, methods=["GET"]),
         Route(f"{at}/outputs/{{sys_id}}/payload", api.payload, methods=["GET"]),
@@ -358,4 +441,4 @@ def agent_routes(queue: EccQueue, table_api: TableApi, signal: WorkSignal) -> li
     ]
 
 
-__all__ = ["MAX_CLAIM", "MAX_WAIT_SECONDS", "AgentApi", "agent_routes"]
+__all__ = ["MAX_ANSWERS", "MAX_CLAIM", "MAX_WAIT_SECONDS", "AgentApi", "agent_routes"]

@@ -1,6 +1,7 @@
 """The Table API (a Starlette app): ``/api/now/table/{ecc_queue,ecc_agent}`` over the ECC queue.
 
-Every route needs HTTP basic auth (:mod:`.auth`); answers are ServiceNow's ``{"result": ...}``
+Every route needs a user: HTTP basic auth (:mod:`.auth`, failures throttled by :mod:`.throttle`)
+or a client certificate the instance issued (:mod:`.client_certs`); answers are ServiceNow's ``{"result": ...}``
 envelope, refusals its ``{"error": {"message", "detail"}, "status": "failure"}`` body with a 4xx
 status (503 when the queue is unreachable). A refused request writes nothing. The subset served
 is docs/instance.md's.
@@ -23,10 +24,13 @@ from starlette.types import ASGIApp
 
 from midprobe.capabilities.errors import ConfigError, QueueError
 from midprobe.capabilities.numbers import NumberRange, read_number
+from midprobe.runner.ecc.record import AGENT_PREFIX, normalize_agent_name
 from midprobe.runner.instance.auth import User, UserStore, parse_basic_auth
+from midprobe.runner.instance.client_certs import certificate_user
 from midprobe.runner.instance.errors import TableApiError, bad_request, forbidden
 from midprobe.runner.instance.query import Row, parse_query
 from midprobe.runner.instance.tables import DEFAULT_SCAN_CAP, AgentTable, EccQueueTable, Page, Table
+from midprobe.runner.instance.throttle import LoginThrottle, login_keys
 from midprobe.runner.instance.wake import WorkSignal
 from midprobe.runner.queue.base import EccQueue
 
@@ -67,12 +71,25 @@ T = TypeVar("T")
 
 
 def error_response(error: TableApiError) -> JSONResponse:
-    headers = {"WWW-Authenticate": 'Basic realm="midprobe instance"'} if error.status == 401 else None
+    headers = dict(error.headers)
+    if error.status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="midprobe instance"'
     return JSONResponse(error.body(), status_code=error.status, headers=headers)
 
 
-def _unauthenticated() -> TableApiError:
-    return TableApiError(401, "User Not Authenticated", "Required to provide Auth information")
+def _unauthenticated(detail: str = "Required to provide Auth information") -> TableApiError:
+    return TableApiError(401, "User Not Authenticated", detail)
+
+
+def require_mid(user: User, agent: str) -> None:
+    """403 unless ``user`` may act as MID ``agent`` (a ``mid_server`` user bound to other MIDs)."""
+    if not user.may_act_as(agent):
+        bound = ", ".join(mid.removeprefix(AGENT_PREFIX) for mid in user.mids)
+        raise TableApiError(
+            403,
+            "Operation Failed",
+            f"user {user.name} may act only as MID {bound}, not as {normalize_agent_name(agent).removeprefix(AGENT_PREFIX)}",
+        )
 
 
 def _parameters(request: Request) -> dict[str, str]:
@@ -156,8 +173,10 @@ class TableApi:
         scan_cap: int = DEFAULT_SCAN_CAP,
         signal: WorkSignal | None = None,
         tables: Sequence[Table] = (),
+        throttle: LoginThrottle | None = None,
     ) -> None:
         self.signal = signal or WorkSignal()
+        self._throttle = throttle or LoginThrottle()
         self._queue_table = EccQueueTable(queue, scan_cap=scan_cap)
         self._tables: dict[str, Table] = {"ecc_queue": self._queue_table, "ecc_agent": AgentTable(queue)}
         self._tables.update((table.name, table) for table in tables)  # read-only ones: CMDB, MID tables
@@ -170,15 +189,43 @@ class TableApi:
         return await anyio.to_thread.run_sync(function)
 
     async def authorise(self, request: Request, role: str, *or_roles: str) -> User:
-        """The request's user, if it holds ``role`` (or one of ``or_roles``); else 401 or 403."""
+        """The user making ``request`` (basic auth, or the client certificate the instance issued), if
+        it holds ``role`` (or one of ``or_roles``); else 401 or 403.
+
+        The user is kept as ``request.state.user``. A failed password check draws on the login
+        throttle (429 once a user name or a client address has used its tries).
+        """
+        certified = certificate_user(request.scope)
         credentials = parse_basic_auth(request.headers.get("authorization", ""))
         if credentials is None:
-            raise _unauthenticated()
-        user = await self.call(lambda: self._users.authenticate(*credentials))
-        if user is None:
-            raise _unauthenticated()
+            if certified is None:
+                raise _unauthenticated()
+            found = await self.call(lambda: self._users.get(certified))
+            if found is None:
+                raise _unauthenticated(f"the client certificate's user {certified} does not exist")
+            user = found
+        else:
+            name, password = credentials
+            if certified is not None and name != certified:
+                raise _unauthenticated(f"the client certificate is user {certified}'s, not {name}'s")
+            keys = login_keys(name, request.client.host if request.client else None)
+            recent = self._users.recently_verified(name, password)
+
+            def check() -> User | None:
+                checked = self._users.authenticate(
+                    name, password, before_scrypt=lambda: self._throttle.check(keys)
+                )
+                if checked is None:
+                    self._throttle.failed(keys)
+                return checked
+
+            verified = recent or await self.call(check)
+            if verified is None:
+                raise _unauthenticated()
+            user = verified
         if not any(user.has_role(held) for held in (role, *or_roles)):
             raise forbidden(_OPERATIONS.get(request.method, request.method))
+        request.state.user = user
         return user
 
     def _table(self, request: Request) -> Table:
@@ -234,6 +281,8 @@ class TableApi:
                 raise TableApiError(405, "Method not Supported", f"{table.name} is read-only here")
             fields = _projection(table, _parameters(request))
             body = await read_json(request, self.max_body_bytes)
+            if isinstance(body.get("agent"), str):
+                require_mid(user, str(body["agent"]))
             may_write_outputs = user.has_role("admin")
             row = await self.call(lambda: self._queue_table.insert(body, may_write_outputs=may_write_outputs))
             if row.get("queue") == "output":
@@ -288,22 +337,30 @@ def create_app(
     discoveries: DiscoveryService | None = None,
     tables: Sequence[Table] = (),
     console: ASGIApp | None = None,
+    throttle: LoginThrottle | None = None,
+    ca_pem: str | None = None,
 ) -> Starlette:
     """The Table API and the agent endpoints over ``queue``, with ``users`` for basic auth.
 
     The caller owns and closes both. ``signal`` wakes the agents' long polls (a fresh one if not
     given). With ``discoveries``, the discovery endpoints too; ``tables`` are served read-only
     beside ``ecc_queue`` and ``ecc_agent`` (:mod:`.cmdb_tables` and :mod:`.mid_tables` make the CMDB and MID ones);
-    ``console`` (the web console) is mounted at ``/console``.
+    ``console`` (the web console) is mounted at ``/console``; ``ca_pem``, the instance's CA certificate, is served to ``mid setup``.
     """
     from midprobe.runner.instance.agent_api import agent_routes
     from midprobe.runner.instance.discovery_api import discovery_routes
 
     api = TableApi(
-        queue, users, max_body_bytes=max_body_bytes, scan_cap=scan_cap, signal=signal, tables=tables
+        queue,
+        users,
+        max_body_bytes=max_body_bytes,
+        scan_cap=scan_cap,
+        signal=signal,
+        tables=tables,
+        throttle=throttle,
     )
     routes = [
-        *agent_routes(queue, api, api.signal),
+        *agent_routes(queue, api, api.signal, ca_pem),
         *(discovery_routes(discoveries, api) if discoveries is not None else ()),
         Route("/api/now/table/{table}", api.list_records, methods=["GET"]),
         Route("/api/now/table/{table}", api.insert_record, methods=["POST"]),
@@ -318,4 +375,12 @@ def create_app(
     return app
 
 
-__all__ = ["DEFAULT_LIMIT", "MAX_BODY_BYTES", "TableApi", "create_app", "error_response", "read_json"]
+__all__ = [
+    "DEFAULT_LIMIT",
+    "MAX_BODY_BYTES",
+    "TableApi",
+    "create_app",
+    "error_response",
+    "read_json",
+    "require_mid",
+]

@@ -3,7 +3,8 @@
 One ``--queue URL`` names the queue, the CMDB and the users alike. A password is never stored,
 logged or shown: only ``scrypt$N$r$p$salt$hash``. ``UserStore.authenticate`` checks HTTP basic
 auth; a password it has verified is remembered as an HMAC under a key this process made, so an
-agent polling every second costs one scrypt, not one per request.
+agent polling every second costs one scrypt, not one per request, and for ``RECENT_SECONDS`` a
+login it verified is taken without reading the user again.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ import hmac
 import re
 import secrets
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
 from midprobe.capabilities.errors import ConfigError, CredentialError
 from midprobe.runner.cmdb.database import Clock, Database, SqlStore, open_database
+from midprobe.runner.ecc.record import ALL_AGENTS, normalize_agent_name
 
 ROLES: Final[tuple[str, ...]] = ("admin", "discovery_admin", "mid_server")
 """``admin``: everything; ``discovery_admin``: start, watch and cancel discoveries and read the tables;
@@ -31,10 +35,15 @@ _SCRYPT_N: Final = 2**14
 _SCRYPT_R: Final = 8
 _SCRYPT_P: Final = 1
 _CACHE_SIZE: Final = 1024
+RECENT_SECONDS: Final = 5.0
+"""How long a verified login is taken as it is, without reading the user again (roles, MIDs, password)."""
 
 SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS instance_user (
         name TEXT PRIMARY KEY, roles TEXT NOT NULL, password_hash TEXT NOT NULL, created_on TEXT NOT NULL)""",
+    #: The MIDs a ``mid_server`` user may act as (none: any MID).
+    """CREATE TABLE IF NOT EXISTS instance_user_mid (
+        user_name TEXT NOT NULL, mid TEXT NOT NULL, PRIMARY KEY (user_name, mid))""",
 )
 
 
@@ -52,6 +61,14 @@ def check_role(role: str) -> str:
     if role not in ROLES:
         raise ConfigError(f"{role!r} is not a role ({', '.join(ROLES)})", field="role")
     return role
+
+
+def check_mid_name(name: str) -> str:
+    """The MID a user is bound to, as ``mid.server.NAME`` (one MID, never ``*``)."""
+    normalized = normalize_agent_name(name)
+    if normalized == ALL_AGENTS:
+        raise ConfigError("a user is bound to named MIDs, not to every MID (*)", field="--mid")
+    return normalized
 
 
 def check_password(password: str) -> str:
@@ -92,13 +109,20 @@ def verify_password(password: str, stored: str) -> bool:
 
 @dataclass(frozen=True)
 class User:
-    """An instance user: a name and its roles (never its password)."""
+    """An instance user: a name, its roles and the MIDs it is bound to (never its password)."""
 
     name: str
     roles: tuple[str, ...]
+    #: The MIDs (``mid.server.NAME``) a ``mid_server`` user may act as; empty: any MID.
+    mids: tuple[str, ...] = ()
 
     def has_role(self, role: str) -> bool:
         return "admin" in self.roles or role in self.roles
+
+    def may_act_as(self, agent: str) -> bool:
+        """Whether this user may speak for MID ``agent`` (``ConfigError`` if it is not an agent name)."""
+        wanted = normalize_agent_name(agent)
+        return "admin" in self.roles or not self.mids or wanted in self.mids
 
 
 def parse_basic_auth(header: str) -> tuple[str, str] | None:
@@ -125,59 +149,114 @@ class UserStore(SqlStore):
         super().__init__(database, clock=clock)
         self._key = secrets.token_bytes(32)
         self._verified: dict[tuple[str, str], bytes] = {}
+        #: HMAC of ``name:password`` -> the user it logged in as, and until when (monotonic) that holds.
+        self._recent: dict[bytes, tuple[User, float]] = {}
+        self._monotonic = time.monotonic
         self._lock = threading.Lock()
 
-    def add(self, name: str, password: str, roles: tuple[str, ...]) -> User:
-        """Create ``name`` with these roles, or replace its password and roles if it exists."""
+    def add(self, name: str, password: str, roles: tuple[str, ...], *, mids: tuple[str, ...] = ()) -> User:
+        """Create ``name`` with these roles (and MIDs it is bound to), or replace its password, roles and MIDs."""
         check_user_name(name)
         check_password(password)
         if not roles:
             raise ConfigError("a user needs at least one role", field="role")
         for role in roles:
             check_role(role)
+        bound = tuple(sorted({check_mid_name(mid) for mid in mids}))
+        if bound and "mid_server" not in roles:
+            raise ConfigError("only a mid_server user is bound to MIDs", field="--mid")
         ordered = tuple(sorted(set(roles)))
         stored = hash_password(password)
         with self._db.transaction() as tx:
             tx.execute("DELETE FROM instance_user WHERE name = ?", (name,))
+            tx.execute("DELETE FROM instance_user_mid WHERE user_name = ?", (name,))
             tx.execute(
                 "INSERT INTO instance_user (name, roles, password_hash, created_on) VALUES (?, ?, ?, ?)",
                 (name, ",".join(ordered), stored, self._now()),
             )
-        return User(name, ordered)
+            for mid in bound:
+                tx.execute("INSERT INTO instance_user_mid (user_name, mid) VALUES (?, ?)", (name, mid))
+        return User(name, ordered, bound)
 
-    def _row(self, name: str) -> tuple[str, str] | None:
+    def _row(self, name: str) -> tuple[str, str, tuple[str, ...]] | None:
+        """The user's roles, password hash and MIDs, in one query."""
         with self._db.transaction(write=False) as tx:
-            rows = tx.execute("SELECT roles, password_hash FROM instance_user WHERE name = ?", (name,))
-        return (str(rows[0][0]), str(rows[0][1])) if rows else None
+            rows = tx.execute(
+                "SELECT u.roles, u.password_hash, m.mid FROM instance_user u"
+                " LEFT JOIN instance_user_mid m ON m.user_name = u.name WHERE u.name = ? ORDER BY m.mid",
+                (name,),
+            )
+        if not rows:
+            return None
+        return str(rows[0][0]), str(rows[0][1]), tuple(str(row[2]) for row in rows if row[2] is not None)
 
     def get(self, name: str) -> User | None:
+        if _NAME.fullmatch(name) is None:
+            return None
         row = self._row(name)
-        return User(name, tuple(row[0].split(","))) if row else None
+        return User(name, tuple(row[0].split(",")), row[2]) if row else None
 
     def list(self) -> list[User]:
         with self._db.transaction(write=False) as tx:
             rows = tx.execute("SELECT name, roles FROM instance_user ORDER BY name")
-        return [User(str(name), tuple(str(roles).split(","))) for name, roles in rows]
+            bindings = tx.execute("SELECT user_name, mid FROM instance_user_mid ORDER BY mid")
+        mids: dict[str, list[str]] = {}
+        for user_name, mid in bindings:
+            mids.setdefault(str(user_name), []).append(str(mid))
+        return [
+            User(str(name), tuple(str(roles).split(",")), tuple(mids.get(str(name), ())))
+            for name, roles in rows
+        ]
 
-    def authenticate(self, name: str, password: str) -> User | None:
-        """The user whose name and password these are, or ``None`` (unknown name, wrong password)."""
+    def authenticate(
+        self, name: str, password: str, *, before_scrypt: Callable[[], None] | None = None
+    ) -> User | None:
+        """The user whose name and password these are, or ``None`` (unknown name, wrong password).
+
+        ``before_scrypt`` is called when the password must be hashed (it is not the one verified
+        last): the login throttle raises there, so a remembered password is never throttled.
+        """
         if _NAME.fullmatch(name) is None or not 0 < len(password) <= MAX_PASSWORD_LENGTH:
             return None
         row = self._row(name)
         if row is None:
             return None
-        roles, stored = row
+        roles, stored, mids = row
         presented = hmac.new(self._key, password.encode("utf-8", "surrogatepass"), "sha256").digest()
         with self._lock:
             remembered = self._verified.get((name, stored))
         if remembered is None or not hmac.compare_digest(remembered, presented):
+            if before_scrypt is not None:
+                before_scrypt()
             if not verify_password(password, stored):
                 return None
             with self._lock:
                 if len(self._verified) >= _CACHE_SIZE:
                     self._verified.clear()
                 self._verified[(name, stored)] = presented
-        return User(name, tuple(roles.split(",")))
+        user = User(name, tuple(roles.split(",")), mids)
+        with self._lock:
+            if len(self._recent) >= _CACHE_SIZE:
+                self._recent.clear()
+            self._recent[self._login_key(name, password)] = (user, self._monotonic() + RECENT_SECONDS)
+        return user
+
+    def _login_key(self, name: str, password: str) -> bytes:
+        return hmac.new(self._key, f"{name}:{password}".encode("utf-8", "surrogatepass"), "sha256").digest()
+
+    def recently_verified(self, name: str, password: str) -> User | None:
+        """The user these credentials logged in as within ``RECENT_SECONDS``, or ``None``.
+
+        In memory only (no database, no scrypt): the instance asks this first, on its event loop,
+        so an agent's steady stream of requests costs no thread hop and no query for its login.
+        A changed password, role or MID binding takes effect within ``RECENT_SECONDS``.
+        """
+        key = self._login_key(name, password)
+        with self._lock:
+            found = self._recent.get(key)
+        if found is None or found[1] <= self._monotonic():
+            return None
+        return found[0]
 
     def close(self) -> None:
         self._db.close()
@@ -199,6 +278,7 @@ __all__ = [
     "ROLES",
     "User",
     "UserStore",
+    "check_mid_name",
     "check_password",
     "check_role",
     "check_user_name",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from midprobe.capabilities.errors import MidprobeError
 
 
@@ -11,9 +13,18 @@ class TableApiError(MidprobeError):
     The body is ServiceNow's: ``{"error": {"message": ..., "detail": ...}, "status": "failure"}``.
     """
 
-    def __init__(self, status: int, message: str, detail: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        detail: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.status = status
         self.detail = detail
+        #: Extra response headers (``Retry-After`` on a 429).
+        self.headers = dict(headers or {})
         super().__init__(message)
 
     def body(self) -> dict[str, object]:

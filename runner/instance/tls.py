@@ -95,6 +95,13 @@ def _read_key(path: Path) -> Key:
     return key
 
 
+def _load_ca(folder: Path) -> tuple[x509.Certificate, Key]:
+    ca, ca_key = read_certificate(folder / CA_FILE), _read_key(folder / CA_KEY_FILE)
+    if ca.public_key() != ca_key.public_key():
+        raise ConfigError(f"{CA_KEY_FILE} is not the key of {CA_FILE}", source=str(folder))
+    return ca, ca_key
+
+
 def _new_ca(folder: Path, now: datetime) -> tuple[x509.Certificate, Key]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "midprobe instance CA")])
@@ -182,9 +189,7 @@ def ensure_certificates(folder: Path, hosts: Sequence[str], *, clock: Clock | No
     ca_path, ca_key_path = folder / CA_FILE, folder / CA_KEY_FILE
     try:
         if ca_path.exists() or ca_key_path.exists():
-            ca, ca_key = read_certificate(ca_path), _read_key(ca_key_path)
-            if ca.public_key() != ca_key.public_key():
-                raise ConfigError(f"{CA_KEY_FILE} is not the key of {CA_FILE}", source=str(folder))
+            ca, ca_key = _load_ca(folder)
         else:
             ca, ca_key = _new_ca(folder, now)
         if not _server_is_current(folder, hosts, ca, now):
@@ -192,6 +197,67 @@ def ensure_certificates(folder: Path, hosts: Sequence[str], *, clock: Clock | No
     except OSError as error:
         raise ConfigError(f"cannot write the TLS files: {error.strerror}", source=str(folder)) from None
     return TlsFiles(folder / SERVER_FILE, folder / SERVER_KEY_FILE, ca_path)
+
+
+@dataclass(frozen=True)
+class ClientFiles:
+    """A client certificate ``instance cert issue`` wrote: the certificate, its key, and the CA to pin."""
+
+    certificate: Path
+    key: Path
+    ca: Path
+
+
+def read_ca(folder: Path) -> tuple[x509.Certificate, Key]:
+    """The instance's CA in ``folder`` (``ConfigError`` when it is missing or its key is another's)."""
+    ca_path, ca_key_path = folder / CA_FILE, folder / CA_KEY_FILE
+    if not ca_path.is_file() or not ca_key_path.is_file():
+        raise ConfigError(
+            f"no instance CA here ({CA_FILE} and {CA_KEY_FILE}; instance serve makes them)",
+            source=str(folder),
+        )
+    return _load_ca(folder)
+
+
+def issue_client_certificate(
+    folder: Path, user: str, out: Path, *, clock: Clock | None = None
+) -> ClientFiles:
+    """A client certificate for ``user`` (its common name) signed by the CA in ``folder``, written to ``out``.
+
+    ``out`` gets ``USER.pem``, ``USER-key.pem`` (mode 0600) and ``ca.pem`` (the CA to pin).
+    """
+    now = (clock or (lambda: datetime.now(UTC)))()
+    ca, ca_key = read_ca(folder)
+    key = ec.generate_private_key(ec.SECP256R1())
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, user)]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(min(now + SERVER_LIFETIME, ca.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    files = ClientFiles(out / f"{user}.pem", out / f"{user}-key.pem", out / CA_FILE)
+    try:
+        out.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _write(files.key, _key_pem(key), private=True)
+        _write(files.certificate, certificate.public_bytes(serialization.Encoding.PEM), private=False)
+        _write(files.ca, ca.public_bytes(serialization.Encoding.PEM), private=False)
+    except OSError as error:
+        raise ConfigError(f"cannot write the certificate: {error.strerror}", source=str(out)) from None
+    return files
+
+
+def fingerprint(certificate: x509.Certificate) -> str:
+    """SHA-256 of the certificate's DER, as ``AB:CD:...`` (what ``openssl x509 -fingerprint -sha256`` prints)."""
+    return certificate.fingerprint(hashes.SHA256()).hex(":").upper()
 
 
 def check_certificate_pair(certificate: Path, key: Path) -> TlsFiles:
@@ -206,9 +272,13 @@ __all__ = [
     "CA_KEY_FILE",
     "SERVER_FILE",
     "SERVER_KEY_FILE",
+    "ClientFiles",
     "TlsFiles",
     "check_certificate_pair",
     "ensure_certificates",
+    "fingerprint",
+    "issue_client_certificate",
+    "read_ca",
     "read_certificate",
     "read_private_key",
 ]

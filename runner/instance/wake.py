@@ -30,6 +30,11 @@ class WorkSignal:
         self._version = 0
 
     @property
+    def check_seconds(self) -> float:
+        """How often a waiting poll looks at the queue itself."""
+        return self._check_seconds
+
+    @property
     def version(self) -> int:
         """How many times ``notify`` was called: a poll that saw another number has news."""
         return self._version

@@ -45,6 +45,8 @@ ATTEMPTS: Final = 4
 FIRST_BACKOFF_SECONDS: Final = 0.25
 MAX_BACKOFF_SECONDS: Final = 4.0
 REQUEST_TIMEOUT_SECONDS: Final = 30.0
+MAX_ANSWERS: Final = 500
+"""Most results sent in one ``/answers`` request (the instance's limit)."""
 _RETRIED_STATUSES: Final = frozenset({502, 503, 504})
 
 
@@ -52,18 +54,35 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def tls_context(ca_file: Path | None) -> ssl.SSLContext:
-    """Verify against ``ca_file`` (the instance's own CA, pinned) or, without one, the system's CAs."""
-    if ca_file is None:
-        return ssl.create_default_context()
+def tls_context(
+    ca_file: Path | None, cert_file: Path | None = None, key_file: Path | None = None
+) -> ssl.SSLContext:
+    """Verify against ``ca_file`` (the instance's own CA, pinned) or, without one, the system's CAs;
+    with ``cert_file`` and ``key_file``, present that client certificate (mutual TLS)."""
     try:
-        return ssl.create_default_context(cafile=str(ca_file))
+        context = ssl.create_default_context(cafile=None if ca_file is None else str(ca_file))
     except FileNotFoundError:
         raise ConfigError(f"{ca_file}: file not found", field="--ca") from None
     except (ssl.SSLError, ValueError):
         raise ConfigError(f"{ca_file}: not a PEM CA certificate", field="--ca") from None
     except OSError as error:
         raise ConfigError(f"{ca_file}: {error.strerror or error}", field="--ca") from None
+    if (cert_file is None) != (key_file is None):
+        raise ConfigError(
+            "a client certificate needs its key: give --cert and --key together", field="--cert"
+        )
+    if cert_file is not None and key_file is not None:
+        try:
+            context.load_cert_chain(str(cert_file), str(key_file))
+        except FileNotFoundError as error:
+            raise ConfigError(f"{error.filename or cert_file}: file not found", field="--cert") from None
+        except (ssl.SSLError, ValueError):
+            raise ConfigError(
+                f"{cert_file}, {key_file}: not a PEM certificate and its unencrypted key", field="--cert"
+            ) from None
+        except OSError as error:
+            raise ConfigError(f"{cert_file}: {error.strerror or error}", field="--cert") from None
+    return context
 
 
 class HttpsQueue:
@@ -74,7 +93,7 @@ class HttpsQueue:
         base_url: str,
         *,
         user: str,
-        password: str,
+        password: str | None,
         verify: ssl.SSLContext | None = None,
         spool: ResultSpool | None = None,
         payload_cap: int = ECC_PAYLOAD_CAP,
@@ -90,10 +109,14 @@ class HttpsQueue:
         self._sleep = sleep
         self._closed = False
         self._flush_lock = threading.Lock()
+        #: Whether the spool may hold results no request of this process is sending: at the start
+        #: (an earlier run's) and after an outage. Only then does a claim read and resend it.
+        self._spool_unsent = True
         self._client = client or httpx.Client(
             base_url=self.url, verify=verify or ssl.create_default_context(), timeout=REQUEST_TIMEOUT_SECONDS
         )
-        self._auth = httpx.BasicAuth(user, password)
+        #: No password: the client certificate in ``verify`` logs the user in.
+        self._auth = httpx.BasicAuth(user, password) if password else None
 
     # -- the transport ------------------------------------------------------------------------
 
@@ -158,8 +181,10 @@ class HttpsQueue:
             )
         if status == 403:
             raise QueueError(
-                f"queue {self.url}: user {self._user!r} may not do this (needs the {self.role} role)"
+                f"queue {self.url}: user {self._user!r} may not do this ({detail or f'needs the {self.role} role'})"
             )
+        if status == 429:
+            raise QueueError(f"queue {self.url}: {detail or 'too many failed logins'}")
         if status == 409 and message == "Agent name in use":
             raise AgentNameInUse(detail or said)
         if 400 <= status < 500:
@@ -246,6 +271,7 @@ class HttpsQueue:
         try:
             stored = self._send(output_sys_id, result)
         except QueueError:
+            self._spool_unsent = True
             raise  # stays in the spool: resent before the next claim
         except ConfigError:
             if self._spool is not None:  # refused for good: resending would be refused again
@@ -256,19 +282,46 @@ class HttpsQueue:
         return stored
 
     def complete_many(self, answers: Sequence[tuple[str, EccRecord]]) -> builtins.list[bool | MidprobeError]:
-        """:meth:`complete` for each pair, one request each (the instance stores each result once,
-        by its idempotency key). A refused pair never stops the others; an outage raises
-        ``QueueError``: the results sent before it are stored, the rest stay in the spool and go
-        out, with their keys, before the next claim."""
+        """:meth:`complete` for each pair, up to ``MAX_ANSWERS`` in one request (the instance stores
+        each result once, by its ``sys_id``). A refused pair never stops the others; an outage
+        raises ``QueueError``: the results confirmed before it are out of the spool, the rest stay
+        there and go out before the next claim."""
         if self._spool is not None:  # every result on disk before the first request
-            for output_sys_id, result in answers:
-                self._spool.put(output_sys_id, result)
+            self._spool.put_many(answers)
         outcomes: builtins.list[bool | MidprobeError] = []
-        for output_sys_id, result in answers:
+        try:
+            for start in range(0, len(answers), MAX_ANSWERS):
+                outcomes += self._send_many(answers[start : start + MAX_ANSWERS])
+        except QueueError:
+            self._spool_unsent = True
+            raise
+        return outcomes
+
+    def _send_many(self, pairs: Sequence[tuple[str, EccRecord]]) -> builtins.list[bool | MidprobeError]:
+        """One ``/answers`` request; each confirmed or refused-for-good result leaves the spool."""
+        body = {"answers": [{"output": output, "result": record_to_json(result)} for output, result in pairs]}
+        try:
+            answered = self._request("POST", "/answers", body=body)
+        except ConfigError:
+            return self._send_each(pairs)  # the batch was refused: find which pair it was
+        outcomes: builtins.list[bool | MidprobeError] = []
+        for (_, result), answer in zip(pairs, answered, strict=True):
+            error = answer.get("error") if isinstance(answer, dict) else None
+            if isinstance(error, dict):
+                said = ": ".join(str(part) for part in (error.get("message"), error.get("detail")) if part)
+                outcomes.append(ConfigError(f"the instance refused the request: {_one_line(said)}"))
+            else:
+                outcomes.append(bool(answer["stored"]))
+            if self._spool is not None:
+                self._spool.remove(result.sys_id)
+        return outcomes
+
+    def _send_each(self, pairs: Sequence[tuple[str, EccRecord]]) -> builtins.list[bool | MidprobeError]:
+        """One request per pair (what a refused batch falls back to)."""
+        outcomes: builtins.list[bool | MidprobeError] = []
+        for output_sys_id, result in pairs:
             try:
                 outcomes.append(self._send(output_sys_id, result))
-            except QueueError:
-                raise  # this one and the rest stay in the spool
             except ConfigError as error:
                 outcomes.append(error)  # refused for good: resending would be refused again
             if self._spool is not None:
@@ -288,23 +341,23 @@ class HttpsQueue:
         """Resend what the spool holds (an earlier run's or an outage's); returns how many the instance confirmed.
 
         Called before every claim, so an agent's first claim after a start resends what its last
-        run left.
+        run left; afterwards only after a send failed (what is in flight is its sender's to confirm).
 
         Best effort: an unreachable instance leaves the entries for the next try.
         """
-        if self._spool is None or not self._flush_lock.acquire(blocking=False):
+        if self._spool is None or not self._spool_unsent or not self._flush_lock.acquire(blocking=False):
             return 0
         delivered = 0
         try:
-            for output_sys_id, result in self._spool.pending():
+            self._spool_unsent = False
+            pending = list(self._spool.pending())
+            for start in range(0, len(pending), MAX_ANSWERS):
                 try:
-                    self._send(output_sys_id, result)
+                    # refused for good (e.g. the output is gone) counts too: nothing will ever take it
+                    delivered += len(self._send_many(pending[start : start + MAX_ANSWERS]))
                 except QueueError:
+                    self._spool_unsent = True
                     break
-                except ConfigError:
-                    pass  # refused for good (e.g. the output is gone): nothing will ever take it
-                self._spool.remove(result.sys_id)
-                delivered += 1
         finally:
             self._flush_lock.release()
         return delivered

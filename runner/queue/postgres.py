@@ -70,12 +70,20 @@ class PostgresQueue(SqlQueue):
         *,
         payload_cap: int = ECC_PAYLOAD_CAP,
         busy_timeout_seconds: float = 30.0,
+        connections: int = 1,
     ) -> None:
+        """``connections``: how many calls may run at once, each on its own connection (the
+        instance serves many agents through one queue object; an agent needs one)."""
         super().__init__(url=redact_url(url), payload_cap=payload_cap)
         self._conninfo = url
         self._password = _password_of(url)
         self._busy_timeout = busy_timeout_seconds
-        self._connection: psycopg.Connection[Any] | None = None
+        #: Idle connections; a call takes one (or the one its thread already holds: nested calls
+        #: share their transaction's connection) and gives it back.
+        self._idle: list[psycopg.Connection[Any]] = []
+        self._slots = threading.BoundedSemaphore(max(1, connections))
+        self._pool_lock = threading.Lock()
+        self._held = threading.local()
         self._listener: psycopg.Connection[Any] | None = None
         self._listen_lock = threading.Lock()
         try:
@@ -97,11 +105,6 @@ class PostgresQueue(SqlQueue):
         return text
 
     def _connect(self) -> psycopg.Connection[Any]:
-        if self._connection is not None and not self._connection.closed and not self._connection.broken:
-            return self._connection
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
         try:
             connection = psycopg.connect(
                 self._conninfo,
@@ -120,14 +123,37 @@ class PostgresQueue(SqlQueue):
         except psycopg.Error as error:
             connection.close()
             raise QueueError(f"queue {self.url}: {self._message(error)}") from None
-        self._connection = connection
         return connection
 
     @contextmanager
-    def _write(self) -> Iterator[Transaction]:
-        with self._lock:
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection for this thread's call: the one it already holds, else an idle or new one."""
+        held: psycopg.Connection[Any] | None = getattr(self._held, "connection", None)
+        if held is not None:
+            yield held
+            return
+        with self._slots:
             self._check_open()
-            connection = self._connect()
+            with self._pool_lock:
+                connection = self._idle.pop() if self._idle else None
+            if connection is None or connection.closed or connection.broken:
+                if connection is not None:
+                    connection.close()
+                connection = self._connect()
+            self._held.connection = connection
+            try:
+                yield connection
+            finally:
+                self._held.connection = None
+                with self._pool_lock:
+                    if self._closed or connection.closed or connection.broken:
+                        connection.close()
+                    else:
+                        self._idle.append(connection)
+
+    @contextmanager
+    def _write(self) -> Iterator[Transaction]:
+        with self._connection() as connection:
             try:
                 with connection.transaction(), connection.cursor() as cursor:
                     yield _PostgresTransaction(cursor)
@@ -136,9 +162,7 @@ class PostgresQueue(SqlQueue):
 
     @contextmanager
     def _read(self) -> Iterator[Transaction]:
-        with self._lock:
-            self._check_open()
-            connection = self._connect()
+        with self._connection() as connection:
             try:
                 with connection.cursor() as cursor:
                     yield _PostgresTransaction(cursor)
@@ -205,9 +229,10 @@ class PostgresQueue(SqlQueue):
         return listener
 
     def _close_connection(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        with self._pool_lock:
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
         if self._listener is not None:
             self._listener.close()
             self._listener = None

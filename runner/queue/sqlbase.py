@@ -162,7 +162,8 @@ def _answer(output_sys_id: str, result: EccRecord) -> EccRecord:
 
 
 class SqlQueue(ABC):
-    """``EccQueue`` over SQL. One connection per queue object, calls serialised by a lock."""
+    """``EccQueue`` over SQL: SQLite one connection per queue object, calls serialised by a lock;
+    PostgreSQL a pool of ``connections`` (see ``PostgresQueue``)."""
 
     #: Appended to the claim's SELECT (PostgreSQL: ``FOR UPDATE SKIP LOCKED``).
     claim_lock_clause: str = ""

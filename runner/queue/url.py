@@ -134,6 +134,9 @@ def open_queue(
     ca_file: Path | None = None,
     spool_dir: Path | None = None,
     environ: Mapping[str, str] | None = None,
+    cert_file: Path | None = None,
+    key_file: Path | None = None,
+    connections: int = 1,
 ) -> EccQueue:
     """Open (creating the schema if needed) the ECC queue at ``url``.
 
@@ -144,7 +147,10 @@ def open_queue(
     for the connection and a statement (PostgreSQL) before raising ``QueueError``.
     ``user``, ``ca_file``, ``spool_dir`` are for ``https://`` only: the instance user (its
     password from ``MIDPROBE_INSTANCE_PASSWORD`` in ``environ``, default ``os.environ``), the
-    instance's CA (default: the system's CAs), and the folder of the result spool (none: no spool).
+    instance's CA (default: the system's CAs), and the folder of the result spool (none: no spool);
+    ``cert_file`` and ``key_file``: a client certificate the instance issued (then the password
+    may be left unset: the certificate logs the user in).
+    ``connections``: PostgreSQL only, how many calls may run at once (the instance's pool).
     """
     if isinstance(payload_cap, bool) or not isinstance(payload_cap, int) or payload_cap < 1:
         raise QueueUrlError(f"payload_cap must be a positive number of bytes, not {payload_cap!r}")
@@ -161,17 +167,22 @@ def open_queue(
             busy_timeout_seconds=busy_timeout_seconds,
         )
     if isinstance(location, InstanceLocation):
-        return _open_instance(location, payload_cap, user, ca_file, spool_dir, environ)
+        return _open_instance(location, payload_cap, user, (ca_file, cert_file, key_file), spool_dir, environ)
     from midprobe.runner.queue.postgres import PostgresQueue
 
-    return PostgresQueue(location.url, payload_cap=payload_cap, busy_timeout_seconds=busy_timeout_seconds)
+    return PostgresQueue(
+        location.url,
+        payload_cap=payload_cap,
+        busy_timeout_seconds=busy_timeout_seconds,
+        connections=connections,
+    )
 
 
 def _open_instance(
     location: InstanceLocation,
     payload_cap: int,
     user: str | None,
-    ca_file: Path | None,
+    tls_files: tuple[Path | None, Path | None, Path | None],
     spool_dir: Path | None,
     environ: Mapping[str, str] | None,
 ) -> EccQueue:
@@ -183,15 +194,16 @@ def _open_instance(
             f"{location.url}: an https:// queue is for agents: midprobe agent --user NAME (others need the database URL)"
         )
     password = (os.environ if environ is None else environ).get(INSTANCE_PASSWORD_VARIABLE, "")
-    if not password:
+    ca_file, cert_file, key_file = tls_files
+    if not password and cert_file is None:
         raise QueueUrlError(
             f"{location.url}: set {INSTANCE_PASSWORD_VARIABLE} to the password of user {user!r}"
         )
     return HttpsQueue(
         location.url,
         user=user,
-        password=password,
-        verify=tls_context(ca_file),
+        password=password or None,
+        verify=tls_context(ca_file, cert_file, key_file),
         spool=ResultSpool(spool_dir) if spool_dir is not None else None,
         payload_cap=payload_cap,
     )

@@ -15,6 +15,8 @@ from midprobe.runner.cmdb.database import Database, open_database
 from midprobe.runner.instance.api import create_app
 from midprobe.runner.instance.auth import UserStore, open_users
 from midprobe.runner.queue.base import EccQueue
+from midprobe.runner.queue.https import HttpsQueue
+from midprobe.runner.queue.spool import ResultSpool
 from midprobe.runner.queue.url import open_queue, sqlite_url
 
 ADMIN = ("admin", "admin secret: ok")
@@ -112,3 +114,16 @@ class AsgiBridge(httpx.BaseTransport):
             self.lose_replies -= 1
             raise httpx.ReadError("connection reset before the reply arrived", request=request)
         return response
+
+
+def remote_queue(bridge: AsgiBridge, spool: Path, auth: tuple[str, str] = MID) -> HttpsQueue:
+    """A remote agent's ``HttpsQueue`` over ``bridge``, spooling into ``spool``, never sleeping between tries."""
+    client = httpx.Client(base_url="https://instance.test", transport=bridge)
+    return HttpsQueue(
+        "https://instance.test",
+        user=auth[0],
+        password=auth[1],
+        client=client,
+        spool=ResultSpool(spool),
+        sleep=lambda seconds: None,
+    )

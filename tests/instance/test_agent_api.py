@@ -10,7 +10,6 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from midprobe.capabilities.errors import ConfigError, QueueError, QueueUrlError
@@ -22,7 +21,7 @@ from midprobe.runner.queue.base import AgentNameInUse, AgentRegistration, EccQue
 from midprobe.runner.queue.https import HttpsQueue
 from midprobe.runner.queue.spool import ResultSpool
 from midprobe.runner.queue.url import open_queue, parse_queue_url
-from tests.instance.conftest import ADMIN, MID, AsgiBridge, Client
+from tests.instance.conftest import ADMIN, MID, AsgiBridge, Client, remote_queue
 
 BASE = "https://instance.test"
 
@@ -33,15 +32,7 @@ def bridge(queue: EccQueue, users: UserStore) -> AsgiBridge:
 
 
 def _remote(bridge: AsgiBridge, tmp_path: Path, auth: tuple[str, str] = MID) -> HttpsQueue:
-    client = httpx.Client(base_url=BASE, transport=bridge)
-    return HttpsQueue(
-        BASE,
-        user=auth[0],
-        password=auth[1],
-        client=client,
-        spool=ResultSpool(tmp_path / "spool"),
-        sleep=lambda seconds: None,
-    )
+    return remote_queue(bridge, tmp_path / "spool", auth)
 
 
 @pytest.fixture

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import threading
 from collections import Counter
 from pathlib import Path
+
+import pytest
 
 from midprobe.runner.ecc.builders import new_input_record, new_output_record
 from midprobe.runner.ecc.payload import decode_queue_processing
@@ -63,17 +66,20 @@ def _check_claim_records(url: str, expected: set[str]) -> None:
         assert answers == Counter(dict.fromkeys(expected, 1))
 
 
-def test_four_queue_objects_in_threads_claim_each_record_exactly_once(queue_url: str) -> None:
+@pytest.mark.parametrize("shared", [False, True], ids=["own queue objects", "one pooled queue"])
+def test_four_queue_objects_in_threads_claim_each_record_exactly_once(queue_url: str, shared: bool) -> None:
+    """Four threads, each with its own queue object, or all through one (PostgreSQL: 4 connections, as the instance)."""
     expected = _fill(queue_url)
     claimed: dict[str, list[str]] = {}
     errors: list[BaseException] = []
     barrier = threading.Barrier(4)
+    pooled = open_queue(queue_url, connections=4) if shared else None
 
     def agent(name: str) -> None:
         mine: list[str] = []
         claimed[name] = mine
         try:
-            with open_queue(queue_url) as queue:
+            with contextlib.nullcontext(pooled) if pooled is not None else open_queue(queue_url) as queue:
                 barrier.wait()
                 while batch := queue.claim(name, 10, 60.0):
                     mine.extend(record.sys_id for record in batch)
@@ -88,6 +94,8 @@ def test_four_queue_objects_in_threads_claim_each_record_exactly_once(queue_url:
         thread.start()
     for thread in threads:
         thread.join(90)
+    if pooled is not None:
+        pooled.close()
     assert not errors, errors
     everything = [sys_id for ids in claimed.values() for sys_id in ids]
     assert len(everything) == len(set(everything)) == RECORDS

@@ -42,6 +42,22 @@ def test_the_spool_keeps_results_across_processes_until_removed(tmp_path: Path) 
     assert not list((tmp_path / "spool").glob("*.tmp"))
 
 
+def test_a_batch_is_one_file_kept_until_its_last_result_is_confirmed(tmp_path: Path) -> None:
+    results = [_result(f"<r{n}/>") for n in range(3)]
+    writer = ResultSpool(tmp_path / "spool")
+    writer.put_many([(OUTPUT.sys_id, result) for result in results])
+    assert len(list((tmp_path / "spool").iterdir())) == 1
+    writer.remove(results[0].sys_id)
+    writer.remove(results[1].sys_id)
+    # The agent stops here: the next run resends only what the file holds (all three: the
+    # instance recognises the two confirmed ones by their idempotency keys).
+    reader = ResultSpool(tmp_path / "spool")
+    assert [result for _, result in reader.pending()] == results
+    for result in results:
+        reader.remove(result.sys_id)
+    assert list((tmp_path / "spool").iterdir()) == []
+
+
 def test_a_damaged_spool_file_is_set_aside_and_the_others_still_read(tmp_path: Path) -> None:
     spool = ResultSpool(tmp_path)
     kept = _result("<kept/>")

@@ -128,6 +128,11 @@ PATH_CONTEXTS: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = 
         ("--queue", "sqlite:///{tmp}/ecc.db", "--listen", "127.0.0.1:0"),
         ("midprobe.runner.instance.serve.serve",),
     ),
+    ("instance", "cert", "issue"): (("--queue", "sqlite:///{tmp}/ecc.db"), ()),
+    ("mid", "setup"): (
+        ("--yes", "--url", "https://127.0.0.1:9", "--user", "u", "--name", "m"),
+        ("midprobe.runner.cli.mid_setup._fetch_ca", "midprobe.runner.cli.mid_setup._check_connection"),
+    ),
     ("scan",): (("--lab", "-n", "-p", "22", "198.18.0.1"), ("midprobe.runner.cli.scan._run",)),
 }
 

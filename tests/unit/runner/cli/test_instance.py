@@ -26,8 +26,12 @@ def test_a_user_is_added_with_the_password_from_the_environment(
     code, out, err = _run(capsys, "instance", "user", "add", "mid1", "--role", "mid_server", "--queue", url)
     assert code == 0, err
     assert "a long secret" not in out + err
+    code, out, err = _run(
+        capsys, "instance", "user", "add", "mid2", "--role", "mid_server", "--mid", "m2", "--queue", url
+    )
+    assert (code, out) == (0, "user mid2: mid_server (MID m2)\n"), err
     code, out, _ = _run(capsys, "instance", "user", "list", "--queue", url)
-    assert out == "mid1\tmid_server\n"
+    assert out == "mid1\tmid_server\t*\nmid2\tmid_server\tm2\n"
     with open_users(url) as users:
         assert users.authenticate("mid1", "a long secret") == User("mid1", ("mid_server",))
 
@@ -40,6 +44,9 @@ def test_a_user_is_added_with_the_password_from_the_environment(
         ("pw", ("bad name", "--role", "mid_server"), "user name"),
         ("pw", ("mid1", "--role", "operator"), "Invalid value for '--role'"),
         ("pw", ("mid1",), "Missing option '--role'"),
+        ("pw", ("mid1", "--role", "admin", "--mid", "m1"), "only a mid_server user is bound to MIDs"),
+        ("pw", ("mid1", "--role", "mid_server", "--mid", "*"), "not to every MID"),
+        ("pw", ("mid1", "--role", "mid_server", "--mid", "bad name"), "not an agent name"),
     ],
 )
 def test_a_bad_user_is_refused_with_one_line_and_nothing_stored(

@@ -1,0 +1,180 @@
+"""ECC queue over HTTPS: 8 agents through ``midprobe instance serve`` on PostgreSQL vs the same 8 straight on it.
+
+HeartbeatProbe outputs (a no-op topic, no network) are enqueued (16,000 unless --count), COUNT / 8 for each agent
+``bench0`` .. ``bench7``; then 8 ``midprobe agent --once`` processes drain them, once straight
+from a private PostgreSQL (tests/support/postgres.py) and once through one instance on another
+database of the same server, each agent an ``https://`` client with its own user bound to its MID
+(basic auth, the instance's CA pinned, a result spool). The time runs from starting the agents
+until the last one exits (claiming, running, writing results, start-up). Every output must be
+answered exactly once, or the benchmark fails (exit 1).
+Goals: HTTPS within 2x of direct (ratio >= 0.5) and at least 1,000 records/s over HTTPS.
+Usage: .venv/bin/python bench/bench_https_queue.py [--count N] [--agents N]
+(MIDPROBE_BENCH_PROFILE=FILE: the instance runs under pyinstrument, its profile written to FILE)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from headline import headline  # noqa: E402
+
+from midprobe.runner.ecc.builders import new_output_record  # noqa: E402
+from midprobe.runner.instance.auth import open_users  # noqa: E402
+from midprobe.runner.queue import open_queue  # noqa: E402
+from tests.support.postgres import PostgresUnavailable, PrivatePostgres  # noqa: E402
+
+RATIO_TARGET = 0.5
+RATE_TARGET = 1000.0
+AGENT_TIMEOUT_SECONDS = 600
+PASSWORD = "bench-https-password"  # noqa: S105  (a throwaway user of a throwaway database)
+RUNNER = [sys.executable, "-m", "midprobe.runner"]
+#: Set to a file name: the instance runs under pyinstrument, which writes its profile there.
+PROFILE_ENV = "MIDPROBE_BENCH_PROFILE"
+
+
+def enqueue(url: str, agents: int, count: int) -> list[str]:
+    records = [new_output_record(agent=f"bench{n % agents}", topic="HeartbeatProbe") for n in range(count)]
+    with open_queue(url) as queue:
+        queue.enqueue_many(records)
+    return [record.sys_id for record in records]
+
+
+def run_agents(argvs: list[list[str]], env: dict[str, str]) -> float:
+    """Start every agent at once; the seconds until the last one exited (exit 1 if one failed)."""
+    started = time.perf_counter()
+    processes = [
+        subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env) for argv in argvs
+    ]
+    failures = []
+    for process in processes:
+        _out, err = process.communicate(timeout=AGENT_TIMEOUT_SECONDS)
+        if process.returncode != 0:
+            failures.append(err.decode(errors="replace").strip().splitlines()[-1:])
+    seconds = time.perf_counter() - started
+    if failures:
+        sys.exit(f"bench_https_queue: an agent failed: {failures}")
+    return seconds
+
+
+def check_answered(url: str, outputs: list[str], what: str) -> None:
+    with open_queue(url) as queue:
+        answers = queue.list(queue_side="input", topic="HeartbeatProbe", limit=len(outputs) * 2)
+    if len(answers) != len(outputs) or {answer.response_to for answer in answers} != set(outputs):
+        sys.exit(f"bench_https_queue: {what}: {len(answers)} answers for {len(outputs)} outputs")
+
+
+def agent_argv(name: str, queue: str) -> list[str]:
+    return [
+        *RUNNER,
+        "agent",
+        "--name",
+        name,
+        "--queue",
+        queue,
+        "--once",
+        "--poll-busy",
+        "0.05",
+        "--log-level",
+        "warning",
+    ]
+
+
+def direct(url: str, agents: int, count: int) -> float:
+    outputs = enqueue(url, agents, count)
+    seconds = run_agents([agent_argv(f"bench{n}", url) for n in range(agents)], dict(os.environ))
+    check_answered(url, outputs, "direct")
+    return seconds
+
+
+def over_https(url: str, agents: int, count: int, workdir: Path) -> float:
+    with open_users(url) as users:
+        for n in range(agents):
+            users.add(f"bench{n}", PASSWORD, ("mid_server",), mids=(f"bench{n}",))
+    outputs = enqueue(url, agents, count)
+    profile = os.environ.get(PROFILE_ENV)
+    runner = [sys.executable, "-m", "pyinstrument", "-r", "text", "-o", profile, "-m", "midprobe.runner"]
+    argv = [*(runner if profile else RUNNER), "instance", "serve", "--queue", url, "--listen", "127.0.0.1:0"]
+    argv += ["--tls-dir", str(workdir / "tls")]
+    instance = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert instance.stdout is not None
+        base, ca_line = instance.stdout.readline().strip(), instance.stdout.readline().strip()
+        if not base.startswith("https://127.0.0.1:") or not ca_line.startswith("CA: "):
+            instance.kill()
+            sys.exit(f"bench_https_queue: the instance did not start: {instance.communicate()[1][-1000:]}")
+        env = {**os.environ, "MIDPROBE_INSTANCE_PASSWORD": PASSWORD}
+        ca = ca_line.removeprefix("CA: ")
+        argvs = [
+            [
+                *agent_argv(f"bench{n}", base),
+                "--user",
+                f"bench{n}",
+                "--ca",
+                ca,
+                "--spool",
+                str(workdir / f"spool{n}"),
+            ]
+            for n in range(agents)
+        ]
+        seconds = run_agents(argvs, env)
+    finally:
+        instance.send_signal(signal.SIGTERM)
+        instance.communicate(timeout=60)
+    check_answered(url, outputs, "https")
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=16000, help="outputs per run [16000]")
+    parser.add_argument("--agents", type=int, default=8, help="agent processes [8]")
+    args = parser.parse_args()
+    server = PrivatePostgres()
+    try:
+        server.start()
+    except PostgresUnavailable as error:
+        print(f"postgresql: skipped ({error})")
+        return
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-https-") as workdir:
+            straight = args.count / direct(server.create_database(), args.agents, args.count)
+            https = args.count / over_https(server.create_database(), args.agents, args.count, Path(workdir))
+    finally:
+        server.stop()
+    ratio = https / straight
+    print(f"direct on PostgreSQL, {args.agents} agents: {straight:8,.0f} records/s")
+    print(f"over HTTPS,           {args.agents} agents: {https:8,.0f} records/s")
+    print(
+        f"HTTPS / direct: {ratio:.2f}  goal >= {RATIO_TARGET} (within 2x): {'met' if ratio >= RATIO_TARGET else 'NOT met'}"
+    )
+    print(f"HTTPS goal >= {RATE_TARGET:,.0f} records/s: {'met' if https >= RATE_TARGET else 'NOT met'}")
+    headline(
+        f"ECC queue over HTTPS, {args.agents} agents",
+        f"{https:,.0f} records/s",
+        f"direct on postgresql: {straight:,.0f} records/s",
+        ratio,
+        target=RATIO_TARGET,
+        same_results=True,
+    )
+    headline(
+        f"ECC queue over HTTPS, {args.agents} agents, absolute",
+        f"{https:,.0f} records/s",
+        f"goal: {RATE_TARGET:,.0f} records/s",
+        https / RATE_TARGET,
+        target=1.0,
+        same_results=True,
+    )
+
+
+if __name__ == "__main__":
+    main()
