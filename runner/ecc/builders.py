@@ -73,8 +73,11 @@ def new_input_record(
     error: str | None = None,
     result_code: int | None = None,
     output_parameters: ParameterInput | None = None,
+    page: tuple[int, bool] | None = None,
 ) -> EccRecord:
     """The input answering ``output``: same topic, name, source, priority and correlator.
+
+    ``page`` = (number, last) makes it one page of a multi-page result (docs/ecc.md).
 
     The payload echoes every field of the output and its parameters (docs/ecc-reference.md section 2).
     ``output_parameters`` defaults to the parameters decoded from ``output.payload``
@@ -94,6 +97,7 @@ def new_input_record(
         probe_time_ms=probe_time_ms,
         error=error,
         result_code=result_code,
+        page=page,
     )
     return EccRecord(
         agent=agent,
