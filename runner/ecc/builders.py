@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from midprobe.capabilities.errors import ConfigError, PayloadError
 from midprobe.runner.ecc.payload import (
+    Parameter,
     ParameterInput,
     ParametersPayload,
     decode_output_payload,
@@ -114,4 +115,43 @@ def new_input_record(
     )
 
 
-__all__ = ["REFUSED_CLAIM_TOPIC", "new_input_record", "new_output_record"]
+QUEUE_STATS_TOPIC = "queue.stats"
+"""Topic of the input an agent sends periodically about its own queues (the MID's ``queue.stats``)."""
+
+
+def new_queue_stats_record(
+    agent: str,
+    *,
+    pools: Sequence[tuple[str, int, int, int]],
+    in_flight: int,
+    results_waiting: int,
+) -> EccRecord:
+    """The ``queue.stats`` input (our layout: ServiceNow's is not public).
+
+    ``pools`` holds (name, priority, threads, running) per priority pool; the payload is
+    ``<results probe_time="0" result_code="0"><result in_flight=".." results_waiting="..">
+    <pool name="interactive" priority="0" threads="10" running="3"/>...</result><parameters>
+    (the agent, name, source)</parameters></results>``.
+    """
+    element = ET.Element("result", in_flight=str(in_flight), results_waiting=str(results_waiting))
+    for name, priority, threads, running in pools:
+        ET.SubElement(
+            element, "pool", name=name, priority=str(priority), threads=str(threads), running=str(running)
+        )
+    record = EccRecord(agent=agent, topic=QUEUE_STATS_TOPIC, queue="input", name=QUEUE_STATS_TOPIC)
+    echoed = [
+        Parameter("topic", QUEUE_STATS_TOPIC),
+        Parameter("agent", record.agent),
+        Parameter("source", record.agent),
+    ]
+    payload = encode_input_payload([element], echoed=echoed, probe_time_ms=0)
+    return record.with_changes(source=record.agent, payload=payload)
+
+
+__all__ = [
+    "QUEUE_STATS_TOPIC",
+    "REFUSED_CLAIM_TOPIC",
+    "new_input_record",
+    "new_output_record",
+    "new_queue_stats_record",
+]
