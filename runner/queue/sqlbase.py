@@ -439,15 +439,7 @@ class SqlQueue(ABC):
         becomes ``processed``. With no eligible agent the original waits, ``ready``, and the
         next enqueue or claim copies it. Returns the agents that got copies.
         """
-        condition, params = eligible_for_broadcast(
-            self._ts_param(now - timedelta(seconds=BROADCAST_LIVE_SECONDS))
-        )
-        targets = [
-            str(row[0])
-            for row in tx.execute(f"SELECT name FROM ecc_agent WHERE {condition} ORDER BY name", params)
-        ]
-        if not targets:
-            return set()
+        targets: builtins.list[str] | None = None  # read once, and only when there is work to copy
         while True:
             rows = tx.execute(
                 "SELECT sys_id FROM ecc_queue WHERE queue = 'output' AND agent = ? AND state = 'ready'"
@@ -455,6 +447,16 @@ class SqlQueue(ABC):
                 (ALL_AGENTS, _CHUNK),
             )
             ids = [str(row[0]) for row in rows]
+            if not ids:
+                return set(targets or ())
+            if targets is None:
+                condition, params = eligible_for_broadcast(
+                    self._ts_param(now - timedelta(seconds=BROADCAST_LIVE_SECONDS))
+                )
+                found = tx.execute(f"SELECT name FROM ecc_agent WHERE {condition} ORDER BY name", params)
+                targets = [str(row[0]) for row in found]
+            if not targets:
+                return set()
             originals, damaged = self._records_by_id(tx, ids)
             self._set_aside(tx, damaged, now)
             copies: builtins.list[EccRecord] = []
