@@ -525,7 +525,9 @@ class SqlQueue(ABC):
                 return []
         with self._write() as tx:
             now = self._now(tx)
-            self._broadcast(tx, now)  # outputs for mid.server.* that found no agent at enqueue
+            # Outputs for mid.server.* that found no agent at enqueue; the other agents are told.
+            if others := self._broadcast(tx, now) - {name}:
+                self._notify_ready(tx, others)
             epoch, clock = self._lease_clock(tx, now)
             expires = self._ts_param(now + timedelta(seconds=lease))
             order: dict[str, tuple[int, int]] = {}  # sys_id -> (priority, arrival): the claim order

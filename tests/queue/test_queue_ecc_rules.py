@@ -3,6 +3,8 @@ multi-page results, the processed time stamped at the claim, inputs an agent sen
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -189,3 +191,37 @@ def test_send_input_stores_an_input_once_and_refuses_answers(queue: EccQueue) ->
         queue.send_input(new_input_record(output, agent="lab1", results=[], probe_time_ms=1))
     with pytest.raises(ConfigError, match=r"^queue: "):
         queue.send_input(output)
+
+
+def test_agents_claiming_at_once_each_get_one_copy(queue_url: str) -> None:
+    with open_queue(queue_url) as setup:
+        originals = [new_output_record(agent="*", topic="HeartbeatProbe") for _ in range(20)]
+        setup.enqueue_many(originals)  # no agent yet: the first claims apply the rule
+        for name in ("lab1", "lab2", "lab3"):
+            setup.register_agent(AgentRegistration(name=name))
+    taken: dict[str, list[str]] = {}
+    barrier = threading.Barrier(3)
+
+    def claim_all(name: str) -> None:
+        mine = taken.setdefault(name, [])
+        with open_queue(queue_url) as queue:
+            barrier.wait()
+            deadline = time.monotonic() + 30
+            while len(mine) < len(originals) and time.monotonic() < deadline:
+                claimed = queue.claim(name, 100, 60.0)
+                mine.extend(record.sys_id for record in claimed)
+                if not claimed:  # another claimer is copying the work: its commit wakes us
+                    queue.wait_for_work(name, 0.5)
+
+    threads = [threading.Thread(target=claim_all, args=(name,)) for name in ("lab1", "lab2", "lab3")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    with open_queue(queue_url) as queue:
+        for original in originals:
+            copies = queue.copies_of(original.sys_id)
+            assert sorted(copy.agent for copy in copies) == [f"mid.server.lab{n}" for n in (1, 2, 3)]
+        for name, mine in taken.items():
+            assert len(mine) == len(set(mine)) == len(originals)
+            assert {queue.get(sys_id).agent for sys_id in mine} == {f"mid.server.{name}"}  # type: ignore[union-attr]
