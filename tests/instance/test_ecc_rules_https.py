@@ -1,5 +1,5 @@
 """ServiceNow's ECC rules end to end over HTTPS: two real agents, each on its own ``HttpsQueue``
-to one instance (in process, through ``AsgiBridge``), run work for ``mid.server.*`` once each,
+to one instance (in process, through ``AsgiBridge``; its queue on SQLite and on PostgreSQL), run work for ``mid.server.*`` once each,
 send a large result in pages that close its output once, and report ``queue.stats``."""
 
 from __future__ import annotations
@@ -28,12 +28,21 @@ from midprobe.runner.instance.wake import WorkSignal
 from midprobe.runner.queue.base import AgentRegistration, EccQueue
 from midprobe.runner.queue.https import HttpsQueue
 from midprobe.runner.queue.spool import ResultSpool
+from midprobe.runner.queue.url import sqlite_url
 from tests.instance.conftest import MID, AsgiBridge
 
 BASE = "https://instance.test"
 TIMINGS = AgentTimings(
     poll_idle_seconds=0.1, poll_busy_seconds=0.1, lease_seconds=30, queue_stats_seconds=0.2, page_items=3
 )
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def queue_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The instance's queue: a SQLite file, or a database on the private PostgreSQL."""
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path / "ecc.db")
+    return str(request.getfixturevalue("postgres_database_url"))
 
 
 @dataclass(frozen=True)
