@@ -365,8 +365,15 @@ class Orchestrator:
         for output in self.status.outputs(status_id, "planned", "queued"):
             record = self.queue.get(output.sys_id)
             if record is not None and record.state in ("ready", "processing"):
+                # Pages of its result already in: the error is the last page after them, closing it.
+                pages = len(self.queue.results_of(record.sys_id))
                 answer = new_input_record(
-                    record, agent=record.agent, results=[], probe_time_ms=0, error=f"discovery {reason}"
+                    record,
+                    agent=record.agent,
+                    results=[],
+                    probe_time_ms=0,
+                    error=f"discovery {reason}",
+                    page=(pages + 1, True) if pages else None,
                 )
                 self.queue.complete(record.sys_id, answer)
             if self.status.mark(output.sys_id, "cancelled", only_from=("planned", "queued")):

@@ -195,3 +195,18 @@ def test_an_input_marked_skip_sensor_is_not_sensed(tmp_path: Path) -> None:
         assert progress.sensed == 1
         assert progress.done  # nothing was planned from it
         assert queue.list(queue_side="output", state="ready") == []
+
+
+def test_cancelling_closes_an_output_whose_result_is_half_in(tmp_path: Path) -> None:
+    stack, queue, orchestrator, status_id = _started(tmp_path)
+    with stack:
+        (shazzam,) = queue.list(queue_side="output", state="ready")
+        half = new_input_record(
+            shazzam, agent="lab1", results=_hosts("198.18.0.1"), probe_time_ms=1, page=(1, False)
+        )
+        queue.complete(shazzam.sys_id, half)
+        orchestrator.cancel(status_id)
+        closed = queue.get(shazzam.sys_id)
+        assert closed is not None
+        assert closed.state == "error"
+        assert [page.error_string for page in queue.results_of(shazzam.sys_id)] == ["", "discovery cancelled"]
