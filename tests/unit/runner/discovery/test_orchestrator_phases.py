@@ -160,19 +160,19 @@ def _started(tmp_path: Path) -> tuple[contextlib.ExitStack[None], EccQueue, Orch
     return stack, queue, orchestrator, status_id
 
 
+def _answer_page(queue: EccQueue, output: EccRecord, ip: str, page: tuple[int, bool]) -> None:
+    """Answer ``output`` (a Shazzam) with one page reporting host ``ip``."""
+    record = new_input_record(output, agent="lab1", results=_hosts(ip), probe_time_ms=1, page=page)
+    queue.complete(output.sys_id, record)
+
+
 def test_a_paged_shazzam_result_is_sensed_once_all_its_pages_are_in(tmp_path: Path) -> None:
     stack, queue, orchestrator, status_id = _started(tmp_path)
     with stack:
         (shazzam,) = queue.list(queue_side="output", state="ready")
-        first = new_input_record(
-            shazzam, agent="lab1", results=_hosts("198.18.0.1"), probe_time_ms=1, page=(1, False)
-        )
-        last = new_input_record(
-            shazzam, agent="lab1", results=_hosts("198.18.0.2"), probe_time_ms=1, page=(2, True)
-        )
-        queue.complete(shazzam.sys_id, first)
+        _answer_page(queue, shazzam, "198.18.0.1", (1, False))
         assert orchestrator.advance(status_id).sensed == 0  # half a result is not sensed
-        queue.complete(shazzam.sys_id, last)
+        _answer_page(queue, shazzam, "198.18.0.2", (2, True))
         assert orchestrator.advance(status_id).sensed == 1
         orchestrator.advance(status_id)  # enqueues what the sensor planned
         planned = queue.list(queue_side="output", state="ready")
@@ -201,10 +201,7 @@ def test_cancelling_closes_an_output_whose_result_is_half_in(tmp_path: Path) -> 
     stack, queue, orchestrator, status_id = _started(tmp_path)
     with stack:
         (shazzam,) = queue.list(queue_side="output", state="ready")
-        half = new_input_record(
-            shazzam, agent="lab1", results=_hosts("198.18.0.1"), probe_time_ms=1, page=(1, False)
-        )
-        queue.complete(shazzam.sys_id, half)
+        _answer_page(queue, shazzam, "198.18.0.1", (1, False))
         orchestrator.cancel(status_id)
         closed = queue.get(shazzam.sys_id)
         assert closed is not None
