@@ -49,7 +49,8 @@ class Run:
 
 def drain(url: str, backend: str, agents: int, count: int) -> Run:
     """Enqueue ``count`` no-op outputs, run ``agents`` agents with --once, check every one answered once."""
-    records = [new_output_record(agent="*", topic="HeartbeatProbe") for _ in range(count)]
+    # Addressed round-robin: work for mid.server.* would be copied to every agent, not shared.
+    records = [new_output_record(agent=f"bench{i % agents}", topic="HeartbeatProbe") for i in range(count)]
     with open_queue(url) as queue:
         queue.enqueue_many(records)
     argv = [sys.executable, "-m", "midprobe.runner", "agent", "--queue", url, "--once"]

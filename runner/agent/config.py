@@ -36,6 +36,10 @@ class AgentConfig:
     poll_busy_seconds: float = 5.0
     lease_seconds: float = 120.0
     registry_heartbeat_seconds: float = 30.0
+    #: How often the agent sends its ``queue.stats`` input (pool sizes, work in flight, results waiting).
+    queue_stats_seconds: float = 300.0
+    #: Most CIs one page of a multi-page result holds (a Shazzam over a big batch is sent in pages).
+    page_items: int = 500
     #: Deadline of one probe run unless the request carries a shorter one.
     probe_timeout_seconds: float = 600.0
     #: Discovery results larger than this are stored aside (docs/ecc-reference.md section 1), never cut.
@@ -84,6 +88,8 @@ NUMBER_LIMITS: dict[str, NumberRange] = {
     "poll_busy_seconds": NumberRange(0.05, _DAY),
     "lease_seconds": NumberRange(1.0, _DAY),
     "registry_heartbeat_seconds": NumberRange(1.0, _DAY),
+    "queue_stats_seconds": NumberRange(1.0, _DAY),
+    "page_items": NumberRange(1, 1_000_000, integer=True),
     "probe_timeout_seconds": NumberRange(1.0, 7 * _DAY),
     "result_size_cap": NumberRange(1, 2**40, integer=True),
 }

@@ -23,6 +23,8 @@ from midprobe.runner.agent.limits import PoolSizes
 from midprobe.runner.agent.logs import get_logger
 from midprobe.runner.agent.probe_runner import ProbeRunner
 from midprobe.runner.agent.results import ResultWriter
+from midprobe.runner.ecc.builders import new_queue_stats_record
+from midprobe.runner.ecc.pages import DEFAULT_PAGE_ITEMS, split_pages
 from midprobe.runner.ecc.record import PRIORITY_EXPEDITED, PRIORITY_INTERACTIVE, PRIORITY_STANDARD, EccRecord
 from midprobe.runner.queue.base import AgentNameInUse, AgentRegistration, EccQueue
 
@@ -30,6 +32,11 @@ log = get_logger("midprobe.agent")
 
 #: The priority pools, claimed in this order (docs/ecc-reference.md section 1).
 POOLS = (PRIORITY_INTERACTIVE, PRIORITY_EXPEDITED, PRIORITY_STANDARD)
+POOL_NAMES = {
+    PRIORITY_INTERACTIVE: "interactive",
+    PRIORITY_EXPEDITED: "expedited",
+    PRIORITY_STANDARD: "standard",
+}
 
 
 def _pool_of(priority: int) -> int:
@@ -64,6 +71,10 @@ class AgentTimings:
     lease_seconds: float = 120.0
     registry_heartbeat_seconds: float = 30.0
     drain_seconds: float = DEFAULT_DRAIN_SECONDS
+    #: How often the agent reports ``queue.stats`` (our default: 5 minutes, as the MID's heartbeat).
+    queue_stats_seconds: float = 300.0
+    #: Most CIs one page of a multi-page result holds.
+    page_items: int = DEFAULT_PAGE_ITEMS
 
     def __post_init__(self) -> None:
         # The lease must outlive the renewal interval, or live work would expire between renewals.
@@ -147,6 +158,7 @@ class Agent:
         helpers = [
             asyncio.create_task(self._renew_leases(), name="renew-leases"),
             asyncio.create_task(self._heartbeat(), name="heartbeat"),
+            asyncio.create_task(self._report_queue_stats(), name="queue-stats"),
         ]
         if not once:  # --once polls without delay; a long-running agent also claims "at once when notified"
             helpers.append(asyncio.create_task(self._watch_queue(), name="watch-queue"))
@@ -281,7 +293,7 @@ class Agent:
             # written (the record stays in flight, its lease renewed, until it is).
             self._free_slot(record.sys_id)
             try:
-                stored = await self._complete(record, answer)
+                stored = await self._complete_pages(record, answer)
             except QueueError:
                 raise
             except MidprobeError as refused:
@@ -324,6 +336,23 @@ class Agent:
         else:
             self.stats.answered += 1
             log.info("answered", sys_id=record.sys_id, topic=record.topic, source=record.source)
+
+    async def _complete_pages(self, record: EccRecord, answer: EccRecord) -> bool:
+        """Write ``answer``, in pages when it lists more CIs than a page holds; True if the first page was stored.
+
+        The pages go to the writer together, in order (one batch when it is idle); an outage
+        or a refusal of any page is raised as :meth:`_complete` raises it.
+        """
+        pages = split_pages(answer, self.timings.page_items)
+        if len(pages) == 1:
+            return await self._complete(record, answer)
+        outcomes = await asyncio.gather(
+            *(self._complete(record, page) for page in pages), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return bool(outcomes[0])
 
     async def _complete(self, record: EccRecord, answer: EccRecord) -> bool:
         assert self._results is not None
@@ -373,6 +402,28 @@ class Agent:
                 continue
             if notified:
                 self._wake.set()
+
+    def queue_stats(self) -> EccRecord:
+        """The ``queue.stats`` input: each pool's size and work in flight, and results waiting to be written."""
+        assert self._results is not None
+        return new_queue_stats_record(
+            self.name,
+            pools=[
+                (POOL_NAMES[pool], pool, self.pools.for_priority(pool), self._running_in(pool))
+                for pool in POOLS
+            ],
+            in_flight=len(self._in_flight),
+            results_waiting=self._results.waiting,
+        )
+
+    async def _report_queue_stats(self) -> None:
+        """Send ``queue.stats`` every ``queue_stats_seconds``, as the MID does (docs/ecc.md)."""
+        while True:
+            await self.timer(self.timings.queue_stats_seconds)
+            try:
+                await asyncio.to_thread(self.queue.send_input, self.queue_stats())
+            except MidprobeError as error:
+                log.warning("queue.stats not sent", agent=self.name, error=str(error))
 
     async def _heartbeat(self) -> None:
         while True:

@@ -46,6 +46,11 @@ class ResultWriter:
         # (as a write already under way always was).
         return await outcome
 
+    @property
+    def waiting(self) -> int:
+        """Answers handed over and not yet written."""
+        return len(self._waiting)
+
     async def flush(self) -> None:
         """Wait until every answer handed to :meth:`write` is written (or given up)."""
         while self._worker is not None and not self._worker.done():

@@ -61,6 +61,8 @@ def run_agent(
         lease_seconds=config.lease_seconds,
         registry_heartbeat_seconds=config.registry_heartbeat_seconds,
         drain_seconds=drain_seconds,
+        queue_stats_seconds=config.queue_stats_seconds,
+        page_items=config.page_items,
     )
 
     async def main() -> AgentStats:

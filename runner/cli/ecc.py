@@ -46,7 +46,11 @@ def ecc() -> None:
 
 @ecc.command("enqueue")
 @queue_option
-@click.option("--agent", required=True, help="MID name: NAME or mid.server.NAME (mid.server.* = any agent).")
+@click.option(
+    "--agent",
+    required=True,
+    help="MID name: NAME or mid.server.NAME (mid.server.* = every Up agent, each gets a copy).",
+)
 @click.option(
     "--topic",
     required=True,

@@ -54,11 +54,13 @@ from midprobe.runner.discovery.sensors import (
 )
 from midprobe.runner.discovery.status import PlannedOutput, StatusStore
 from midprobe.runner.ecc.builders import new_input_record, new_output_record
+from midprobe.runner.ecc.pages import merge_pages
 from midprobe.runner.ecc.payload import (
     ProbeRequest,
     ResultsPayload,
     decode_input_payload,
     encode_multiprobe_payload,
+    result_page,
 )
 from midprobe.runner.ecc.record import EccRecord
 from midprobe.runner.queue.base import EccQueue
@@ -288,10 +290,14 @@ class Orchestrator:
             self._fail_over(status_id, schedule)
         sensed = 0
         for output in self.status.outputs(status_id, "queued"):
-            answers = self.queue.list(queue_side="input", response_to=output.sys_id, limit=1)
-            if answers and self.status.mark(output.sys_id, "completed", only_from=("queued",)):
+            answers = self.queue.results_of(output.sys_id)  # one, or the pages of a multi-page result
+            if (
+                answers
+                and self._whole(output.sys_id, answers)
+                and self.status.mark(output.sys_id, "completed", only_from=("queued",))
+            ):
                 sensed += 1
-                self._sense(status_id, schedule, output, answers[0])
+                self._sense(status_id, schedule, output, answers)
         cancelled = 0
         if self._over_time(status_id, state.max_run_time):
             cancelled = self.cancel(status_id, reason="max run time reached")
@@ -300,6 +306,17 @@ class Orchestrator:
             self.status.set_state(status_id, "Completed")
             return Progress(enqueued, sensed, cancelled, done=True)
         return Progress(enqueued, sensed, cancelled, done=False)
+
+    def _whole(self, output_sys_id: str, answers: Sequence[EccRecord]) -> bool:
+        """True when every page of the output's result is in: a result in one piece, or a closed output."""
+        if len(answers) == 1 and not answers[0].payload_is_attachment:
+            try:
+                if result_page(answers[0].payload) == (1, True):
+                    return True
+            except PayloadError:
+                return True  # unreadable: sensed (and logged) as it is
+        output = self.queue.get(output_sys_id)
+        return output is not None and output.state in ("processed", "error")
 
     def _enqueue_planned(self, status_id: str) -> int:
         count = 0
@@ -359,8 +376,15 @@ class Orchestrator:
         for output in self.status.outputs(status_id, "planned", "queued"):
             record = self.queue.get(output.sys_id)
             if record is not None and record.state in ("ready", "processing"):
+                # Pages of its result already in: the error is the last page after them, closing it.
+                pages = len(self.queue.results_of(record.sys_id))
                 answer = new_input_record(
-                    record, agent=record.agent, results=[], probe_time_ms=0, error=f"discovery {reason}"
+                    record,
+                    agent=record.agent,
+                    results=[],
+                    probe_time_ms=0,
+                    error=f"discovery {reason}",
+                    page=(pages + 1, True) if pages else None,
                 )
                 self.queue.complete(record.sys_id, answer)
             if self.status.mark(output.sys_id, "cancelled", only_from=("planned", "queued")):
@@ -371,18 +395,29 @@ class Orchestrator:
 
     # -- sensors -----------------------------------------------------------------------------------
 
-    def _sense(self, status_id: str, schedule: Schedule, output: PlannedOutput, answer: EccRecord) -> None:
+    def _sense(
+        self, status_id: str, schedule: Schedule, output: PlannedOutput, answers: Sequence[EccRecord]
+    ) -> None:
         meta = output.record.get("meta", {})
         assert isinstance(meta, dict)
         try:
-            payload = decode_input_payload(self.queue.read_payload(answer))
+            payload = merge_pages(
+                [decode_input_payload(self.queue.read_payload(answer)) for answer in answers]
+            )
         except PayloadError as error:
             self.status.mark(output.sys_id, "error")
             self.status.log(
                 status_id, output.target, output.phase, f"{output.topic}: unreadable result ({error})"
             )
             return
-        error_text = answer.error_string or payload.error
+        if payload.skips_sensor:  # the input asks that no sensor process it
+            self.status.log(
+                status_id, output.target, output.phase, f"{output.topic}: skip_sensor, not sensed"
+            )
+            return
+        error_text = (
+            next((answer.error_string for answer in answers if answer.error_string), "") or payload.error
+        )
         if output.topic == "Shazzam":
             if error_text:
                 self.status.mark(output.sys_id, "error")

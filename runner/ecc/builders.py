@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from midprobe.capabilities.errors import ConfigError, PayloadError
 from midprobe.runner.ecc.payload import (
+    Parameter,
     ParameterInput,
     ParametersPayload,
     decode_output_payload,
@@ -73,8 +74,11 @@ def new_input_record(
     error: str | None = None,
     result_code: int | None = None,
     output_parameters: ParameterInput | None = None,
+    page: tuple[int, bool] | None = None,
 ) -> EccRecord:
     """The input answering ``output``: same topic, name, source, priority and correlator.
+
+    ``page`` = (number, last) makes it one page of a multi-page result (docs/ecc.md).
 
     The payload echoes every field of the output and its parameters (docs/ecc-reference.md section 2).
     ``output_parameters`` defaults to the parameters decoded from ``output.payload``
@@ -94,6 +98,7 @@ def new_input_record(
         probe_time_ms=probe_time_ms,
         error=error,
         result_code=result_code,
+        page=page,
     )
     return EccRecord(
         agent=agent,
@@ -110,4 +115,43 @@ def new_input_record(
     )
 
 
-__all__ = ["REFUSED_CLAIM_TOPIC", "new_input_record", "new_output_record"]
+QUEUE_STATS_TOPIC = "queue.stats"
+"""Topic of the input an agent sends periodically about its own queues (the MID's ``queue.stats``)."""
+
+
+def new_queue_stats_record(
+    agent: str,
+    *,
+    pools: Sequence[tuple[str, int, int, int]],
+    in_flight: int,
+    results_waiting: int,
+) -> EccRecord:
+    """The ``queue.stats`` input (our layout: ServiceNow's is not public).
+
+    ``pools`` holds (name, priority, threads, running) per priority pool; the payload is
+    ``<results probe_time="0" result_code="0"><result in_flight=".." results_waiting="..">
+    <pool name="interactive" priority="0" threads="10" running="3"/>...</result><parameters>
+    (the agent, name, source)</parameters></results>``.
+    """
+    element = ET.Element("result", in_flight=str(in_flight), results_waiting=str(results_waiting))
+    for name, priority, threads, running in pools:
+        ET.SubElement(
+            element, "pool", name=name, priority=str(priority), threads=str(threads), running=str(running)
+        )
+    record = EccRecord(agent=agent, topic=QUEUE_STATS_TOPIC, queue="input", name=QUEUE_STATS_TOPIC)
+    echoed = [
+        Parameter("topic", QUEUE_STATS_TOPIC),
+        Parameter("agent", record.agent),
+        Parameter("source", record.agent),
+    ]
+    payload = encode_input_payload([element], echoed=echoed, probe_time_ms=0)
+    return record.with_changes(source=record.agent, payload=payload)
+
+
+__all__ = [
+    "QUEUE_STATS_TOPIC",
+    "REFUSED_CLAIM_TOPIC",
+    "new_input_record",
+    "new_output_record",
+    "new_queue_stats_record",
+]

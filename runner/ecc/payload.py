@@ -106,6 +106,14 @@ class ResultsPayload:
     probe_time_ms: int | None = None
     result_code: int | None = None
     error: str | None = None
+    #: Which page of its output's result this is (1 when it comes in one piece) and whether it is the last.
+    page: int = 1
+    last_page: bool = True
+
+    @property
+    def skips_sensor(self) -> bool:
+        """True when the echoed ``skip_sensor`` parameter says no sensor should process this input."""
+        return (self.echoed(SKIP_SENSOR_PARAMETER) or "").strip().lower() == "true"
 
     def echoed(self, name: str) -> str | None:
         """The first echoed value named ``name`` (an output field wins over a parameter of that name)."""
@@ -116,6 +124,13 @@ class ResultsPayload:
 
 
 OutputPayload = ParametersPayload | MultiProbePayload | ResultsPayload
+
+#: An input whose echoed parameters hold ``skip_sensor=true`` is left alone by every sensor
+#: (docs/ecc-reference.md section 6); on an output, the agent echoes it into the answer.
+SKIP_SENSOR_PARAMETER: Final = "skip_sensor"
+#: Attributes of a result's root marking a page of a multi-page result (our choice of names).
+PAGE_ATTRIBUTE: Final = "page"
+LAST_PAGE_ATTRIBUTE: Final = "last_page"
 ParameterInput = Mapping[str, str] | Iterable[Parameter] | Iterable[tuple[str, str]]
 
 
@@ -470,8 +485,12 @@ def encode_input_payload(
     probe_time_ms: int,
     error: str | None = None,
     result_code: int | None = None,
+    page: tuple[int, bool] | None = None,
 ) -> str:
     """``<results probe_time=".." result_code=".." [error=".."]>`` + ``results`` + ``<parameters>``.
+
+    ``page`` = (number, last) marks one page of a multi-page result
+    (``page="N" last_page="true|false"`` on the root); without it the result is in one piece.
 
     ``echoed`` is normally ``echo_parameters(output, output_parameters)``.
     ``result_code`` defaults to ``0`` without ``error`` and ``1`` with one. Text and
@@ -487,6 +506,11 @@ def encode_input_payload(
     parts = [f'<results probe_time="{probe_time_ms}" result_code="{_escape_attribute(str(code))}"']
     if error:
         parts.append(f' error="{_escape_attribute(xml_safe_text(error))}"')
+    if page is not None:
+        number, last = page
+        if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+            raise PayloadError(f"page must be a positive integer, not {number!r}")
+        parts.append(f' {PAGE_ATTRIBUTE}="{number}" {LAST_PAGE_ATTRIBUTE}="{"true" if last else "false"}"')
     parts.append(">")
     for element in results:
         if not isinstance(element, ET.Element):
@@ -517,13 +541,47 @@ def _read_results(root: ET.Element) -> ResultsPayload:
             echoed = _read_parameters(child, unique=False)
         else:
             results.append(child)
+    number, last = _page_of(root.attrib)
     return ResultsPayload(
         results=tuple(results),
         parameters=echoed,
         probe_time_ms=_int_attribute(root, "probe_time"),
         result_code=_int_attribute(root, "result_code"),
         error=root.get("error"),
+        page=number,
+        last_page=last,
     )
+
+
+def _page_of(attributes: Mapping[str, str]) -> tuple[int, bool]:
+    raw_page, raw_last = attributes.get(PAGE_ATTRIBUTE), attributes.get(LAST_PAGE_ATTRIBUTE)
+    if raw_page is None and raw_last is None:
+        return 1, True
+    if raw_page is None or not raw_page.isdecimal() or int(raw_page) < 1:
+        raise PayloadError(f"<results> attribute {PAGE_ATTRIBUTE}={raw_page!r} is not a positive integer")
+    if raw_last not in ("true", "false"):
+        raise PayloadError(f"<results> attribute {LAST_PAGE_ATTRIBUTE}={raw_last!r} is not true or false")
+    return int(raw_page), raw_last == "true"
+
+
+# The start tag of a <results> root (after an optional XML declaration) and its attributes.
+_RESULTS_START: Final = re.compile(
+    r"\A\s*(?:<\?xml[^>]*\?>\s*)?<results((?:\s+[^\s=>/]+\s*=\s*\"[^\"]*\")*)\s*/?>"
+)
+_ATTRIBUTE: Final = re.compile(r'([^\s=>/]+)\s*=\s*"([^"]*)"')
+
+
+def result_page(text: str) -> tuple[int, bool]:
+    """(page number, last page?) of an input payload, read from its root tag alone (no parse).
+
+    A payload without ``page``/``last_page`` (or not a ``<results>`` payload) is one piece:
+    ``(1, True)``. A malformed marker raises ``PayloadError``. The queue calls this for every
+    result it stores, so it reads only the start tag.
+    """
+    match = _RESULTS_START.match(text)
+    if match is None:
+        return 1, True
+    return _page_of(dict(_ATTRIBUTE.findall(match.group(1))))
 
 
 def _int_attribute(element: ET.Element, name: str) -> int | None:
@@ -584,8 +642,11 @@ def pretty_payload(text: str, *, indent: str = "  ") -> str:
 
 __all__ = [
     "ECHOED_FIELDS",
+    "LAST_PAGE_ATTRIBUTE",
     "MAX_PAYLOAD_DEPTH",
     "MAX_PAYLOAD_ELEMENTS",
+    "PAGE_ATTRIBUTE",
+    "SKIP_SENSOR_PARAMETER",
     "MultiProbePayload",
     "OutputPayload",
     "Parameter",
@@ -605,6 +666,7 @@ __all__ = [
     "parse_xml",
     "payload_size",
     "pretty_payload",
+    "result_page",
     "to_parameters",
     "xml_safe_text",
 ]

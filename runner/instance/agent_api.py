@@ -308,6 +308,19 @@ class AgentApi:
 
         return await self._serve(request, handle)
 
+    async def send_input(self, request: Request) -> Response:
+        """An input the agent sends of its own accord (``queue.stats``); a resend is stored once."""
+
+        async def handle() -> object:
+            record = record_from_json((await self._body(request)).get("record"))
+            key = request.headers.get(IDEMPOTENCY_HEADER)
+            if key is not None and key != record.sys_id:
+                raise bad_request("Invalid request", f"{IDEMPOTENCY_HEADER} must be the record's sys_id")
+            stored = await self._run(lambda: self._queue.send_input(record))
+            return {"stored": stored or key is not None, "replayed": not stored}
+
+        return await self._serve(request, handle)
+
     async def get_record(self, request: Request) -> Response:
         async def handle() -> object:
             sys_id = check_sys_id(request.path_params["sys_id"])
@@ -433,6 +446,7 @@ def agent_routes(
         Route(f"{at}/release", api.release, methods=["POST"]),
         Route(f"{at}/outputs/{{sys_id}}/answer", api.answer, methods=["POST"]),
         Route(f"{at}/answers", api.answers, methods=["POST"]),
+        Route(f"{at}/inputs", api.send_input, methods=["POST"]),
         Route(f"{at}/records/{{sys_id}}", api.get_record, methods=["GET"]),
         Route(f"{at}/outputs/{{sys_id}}/lease", api.get_lease, methods=["GET"]),
         Route(f"{at}/outputs/{{sys_id}}/payload", api.payload, methods=["GET"]),

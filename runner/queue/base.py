@@ -159,8 +159,12 @@ class EccQueue(Protocol):
         ``priorities`` limits the claim to outputs of those priorities (the agent claims
         for each of its priority pools only what that pool can start).
 
-        ``agent`` is ``NAME`` or ``mid.server.NAME``. Eligible are outputs addressed to
-        this agent or to ``mid.server.*`` that are:
+        ``agent`` is ``NAME`` or ``mid.server.NAME``. An output addressed to ``mid.server.*``
+        is never claimed itself: ServiceNow's "Probe - All MIDs" rule copies it, when it is
+        enqueued (or, if no agent was eligible then, at the next claim), to every agent that
+        ``sqlbase.eligible_for_broadcast`` admits (Up, heartbeat within
+        ``BROADCAST_LIVE_SECONDS``), each copy addressed to its agent (``copies_of``), and the
+        original becomes ``processed``. Eligible are outputs addressed to this agent that are:
 
         - in state ``ready``; or
         - in state ``processing`` with an expired lease, whoever held it (the holder
@@ -178,7 +182,8 @@ class EccQueue(Protocol):
         ``<queue.processing output_message_count="N"><sys_id state="processing">ID</sys_id>...``
         and applies the instance's rule (the outputs become ``processing``, lease owner =
         this agent, lease expiry = now + ``lease_seconds`` on the queue's clock; the
-        database clock for PostgreSQL). Nothing eligible: returns ``[]`` and writes nothing.
+        database clock for PostgreSQL; ``processed`` = now, as ServiceNow stamps it at the
+        claim). Nothing eligible: returns ``[]`` and writes nothing.
 
         ``instance`` is a token unique to the claiming process (the agent makes one at
         start). It is stored with the lease, and an output leased to this same ``agent``
@@ -236,14 +241,20 @@ class EccQueue(Protocol):
         ``result`` must be an input record (``queue == "input"``); it is inserted with
         ``response_to = output_sys_id`` and state ``ready`` (as ServiceNow inputs are),
         keeping its ``error_string``. In the same transaction the output becomes
-        ``processed`` (or ``error`` when ``result.error_string`` is set), gets its
-        ``processed`` timestamp, and loses its lease. Completion does not check the
-        lease: the first result for an output wins, whoever wrote it.
+        ``processed`` (or ``error`` when ``result.error_string`` is set), keeps the ``processed``
+        time its claim stamped (stamped now if it was never claimed), and loses its lease.
+        Completion does not check the lease: the first result for an output wins, whoever wrote it.
+
+        A multi-page result (payload root ``page="N" last_page="true|false"``) is stored one
+        page per call; the output stays ``processing`` (lease kept) until the page marked last
+        and every page before it are stored, then becomes ``processed`` (``error`` if a page
+        has an ``error_string``). The first result for each page wins; a malformed page marker
+        raises ``ConfigError``.
 
         Returns ``True`` when this call stored the result, ``False`` when a result for
         that output already existed (then nothing changes: a unique index on
         ``response_to`` of non-``queue.processing`` inputs guarantees one result per
-        output). A missing output, or an ``output_sys_id`` that names an input, raises
+        output and page). A missing output, or an ``output_sys_id`` that names an input, raises
         ``QueueError``; a ``result`` that is not an input, or whose ``response_to`` names
         another output, raises ``ConfigError``.
         """
@@ -259,6 +270,27 @@ class EccQueue(Protocol):
         ``ConfigError`` / ``QueueError`` refusing it; a pair refused never stops the
         others. Only a failure of the queue itself (an outage) raises ``QueueError``,
         and then nothing of the batch is stored.
+        """
+        ...
+
+    def results_of(self, output_sys_id: str) -> builtins.list[EccRecord]:
+        """Every input answering ``output_sys_id`` (claims aside), page 1 first: what a sensor reads.
+
+        A result in one piece is one record; a multi-page result is one record per page
+        stored so far (the output is ``processed`` once its last page and all before it are).
+        """
+        ...
+
+    def copies_of(self, sys_id: str) -> builtins.list[EccRecord]:
+        """The copies an output addressed to ``mid.server.*`` was made into, one per agent, by agent name."""
+        ...
+
+    def send_input(self, record: EccRecord) -> bool:
+        """Store an input the agent sends of its own accord (``queue.stats``), answering no output.
+
+        ``record`` must be an input without ``response_to`` and not a ``queue.processing`` claim
+        (``ConfigError``). Returns ``False`` when a record with its ``sys_id`` exists already (a
+        resend is stored once).
         """
         ...
 

@@ -223,6 +223,22 @@ class HttpsQueue:
         params = {} if live_within_seconds is None else {"live_within_seconds": f"{live_within_seconds:g}"}
         return [registration_from_json(raw) for raw in self._request("GET", "/agents", params=params)]
 
+    def results_of(self, output_sys_id: str) -> builtins.list[EccRecord]:
+        raise self._not_served("results_of")
+
+    def copies_of(self, sys_id: str) -> builtins.list[EccRecord]:
+        raise self._not_served("copies_of")
+
+    def send_input(self, record: EccRecord) -> bool:
+        """Send an input of the agent's own (``queue.stats``) with its idempotency key: stored once."""
+        answer = self._request(
+            "POST",
+            "/inputs",
+            body={"record": record_to_json(record)},
+            headers={IDEMPOTENCY_HEADER: record.sys_id},
+        )
+        return bool(answer["stored"])
+
     def _not_served(self, what: str) -> QueueError:
         return QueueError(
             f"queue {self.url}: {what} is not served to agents over HTTPS (use the instance's Table API)"

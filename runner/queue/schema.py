@@ -48,8 +48,15 @@ AGENT_COLUMNS: Final[tuple[str, ...]] = (
 )
 AGENT_SELECT: Final = ", ".join(AGENT_COLUMNS)
 
-# The rule that makes a result unique per output: at most one non-claim input answers an output.
+# The rule that makes a result unique per output and page: at most one non-claim input answers
+# each page of an output (a result in one piece is page 1, the last).
 ONE_RESULT_PREDICATE: Final = "queue = 'input' AND topic <> 'queue.processing' AND response_to IS NOT NULL"
+#: The columns ``ecc_queue_one_result`` is unique on (within ``ONE_RESULT_PREDICATE``).
+ONE_RESULT_COLUMNS: Final = "response_to, result_page"
+#: Queue bookkeeping written with every inserted record, after ``RECORD_COLUMNS``: the page of a
+#: result (1 when it comes in one piece), whether it is the last page, and, on a copy of an
+#: output addressed to ``mid.server.*``, the original's ``sys_id``.
+INSERT_EXTRA_COLUMNS: Final[tuple[str, ...]] = ("result_page", "result_last", "copy_of")
 
 
 @dataclass(frozen=True)
@@ -131,7 +138,10 @@ def schema_statements(dialect: Dialect) -> tuple[str, ...]:
             lease_expires    {ts},
             lease_instance   TEXT,
             lease_epoch      TEXT,
-            lease_deadline   DOUBLE PRECISION{dialect.arrival_definition}
+            lease_deadline   DOUBLE PRECISION,
+            result_page      INTEGER NOT NULL DEFAULT 1,
+            result_last      INTEGER NOT NULL DEFAULT 1,
+            copy_of          TEXT{dialect.arrival_definition}
         )
         """,
         # Claiming walks ready outputs by priority then arrival (SQLite: the rowid every index ends with).
@@ -139,8 +149,11 @@ def schema_statements(dialect: Dialect) -> tuple[str, ...]:
         f"{'' if dialect.arrival == 'rowid' else ', ' + dialect.arrival})",
         "CREATE INDEX IF NOT EXISTS ecc_queue_sequence ON ecc_queue (sequence, sys_id)",
         "CREATE INDEX IF NOT EXISTS ecc_queue_response_to ON ecc_queue (response_to)",
-        f"CREATE UNIQUE INDEX IF NOT EXISTS ecc_queue_one_result ON ecc_queue (response_to) "
+        f"CREATE UNIQUE INDEX IF NOT EXISTS ecc_queue_one_result ON ecc_queue ({ONE_RESULT_COLUMNS}) "
         f"WHERE {ONE_RESULT_PREDICATE}",
+        # One copy per agent of each output addressed to mid.server.* (ServiceNow's "Probe - All MIDs").
+        "CREATE UNIQUE INDEX IF NOT EXISTS ecc_queue_one_copy ON ecc_queue (copy_of, agent)"
+        " WHERE copy_of IS NOT NULL",
         """
         CREATE TABLE IF NOT EXISTS ecc_attachment (
             sys_id     TEXT PRIMARY KEY REFERENCES ecc_queue (sys_id) ON DELETE CASCADE,
@@ -196,7 +209,9 @@ def schema_statements(dialect: Dialect) -> tuple[str, ...]:
 #: and the process holding each agent name (``ecc_agent.instance``). Version 3 orders claims
 #: by arrival in the database (``Dialect.migrations``), no longer by the enqueuer's ``sequence``.
 #: Version 4 adds ``ecc_agent_issue`` (a MID's issues, ServiceNow's table of that name), which
-#: ``schema_statements`` creates.
+#: ``schema_statements`` creates, multi-page results (``result_page``, ``result_last``; the
+#: one-result index becomes unique per output and page) and the link of a ``mid.server.*`` copy
+#: to its original (``copy_of``).
 MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     1: (
         "ALTER TABLE ecc_queue ADD COLUMN lease_instance TEXT",
@@ -205,7 +220,12 @@ MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
         "ALTER TABLE ecc_agent ADD COLUMN instance TEXT NOT NULL DEFAULT ''",
     ),
     2: (),
-    3: (),
+    3: (
+        "DROP INDEX IF EXISTS ecc_queue_one_result",
+        "ALTER TABLE ecc_queue ADD COLUMN result_page INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE ecc_queue ADD COLUMN result_last INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE ecc_queue ADD COLUMN copy_of TEXT",
+    ),
 }
 
 
@@ -220,7 +240,9 @@ def migrations(dialect: Dialect) -> dict[int, tuple[str, ...]]:
 __all__ = [
     "AGENT_COLUMNS",
     "AGENT_SELECT",
+    "INSERT_EXTRA_COLUMNS",
     "MIGRATIONS",
+    "ONE_RESULT_COLUMNS",
     "ONE_RESULT_PREDICATE",
     "POSTGRES_DIALECT",
     "RECORD_COLUMNS",

@@ -19,8 +19,8 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Final, Protocol, Self, TypeVar
 
-from midprobe.capabilities.errors import ConfigError, MidprobeError, QueueError
-from midprobe.runner.ecc.payload import encode_queue_processing, payload_size
+from midprobe.capabilities.errors import ConfigError, MidprobeError, PayloadError, QueueError
+from midprobe.runner.ecc.payload import encode_queue_processing, payload_size, result_page
 from midprobe.runner.ecc.record import (
     ALL_AGENTS,
     ECC_PAYLOAD_CAP,
@@ -34,6 +34,7 @@ from midprobe.runner.ecc.record import (
     QueueSide,
     check_sys_id,
     check_sys_id_prefix,
+    new_sys_id,
     normalize_agent_name,
 )
 from midprobe.runner.queue.base import (
@@ -46,6 +47,8 @@ from midprobe.runner.queue.base import (
 from midprobe.runner.queue.schema import (
     AGENT_COLUMNS,
     AGENT_SELECT,
+    INSERT_EXTRA_COLUMNS,
+    ONE_RESULT_COLUMNS,
     ONE_RESULT_PREDICATE,
     RECORD_COLUMNS,
     RECORD_SELECT,
@@ -58,6 +61,22 @@ from midprobe.runner.queue.schema import (
 _CHUNK: Final = 500  # ids per IN (...) list: well under both backends' parameter limits
 Row = tuple[Any, ...]
 T = TypeVar("T")
+
+
+#: Agents that heartbeated within this many seconds count as live for ``mid.server.*`` copies.
+BROADCAST_LIVE_SECONDS: Final = 120.0
+
+
+def eligible_for_broadcast(since: object) -> tuple[str, tuple[object, ...]]:
+    """Which registered agents get a copy of an output addressed to ``mid.server.*``: SQL over ``ecc_agent``.
+
+    ServiceNow's "Probe - All MIDs" rule copies such an output to every Up MID. Here: status
+    ``Up`` and a heartbeat at or after ``since`` (the queue's clock minus
+    ``BROADCAST_LIVE_SECONDS``), so a crashed agent that never said ``Down`` gets none. The one
+    place that rule is written: extend the returned condition (e.g. ``AND validated``) to narrow it.
+    Returns the WHERE condition and its parameters.
+    """
+    return "status = 'Up' AND last_heartbeat >= ?", (since,)
 
 
 class UnreadableData(QueueError):
@@ -159,6 +178,14 @@ def _answer(output_sys_id: str, result: EccRecord) -> EccRecord:
     if (result.response_to, result.state, result.processed) == (output_sys_id, "ready", None):
         return result  # as new_input_record makes it: no copy to validate again
     return result.with_changes(response_to=output_sys_id, state="ready", processed=None)
+
+
+def _page(result: EccRecord) -> tuple[int, bool]:
+    """The page a result is (``(1, True)`` in one piece), or ``ConfigError`` for a malformed marker."""
+    try:
+        return result_page(result.payload)
+    except PayloadError as error:
+        raise ConfigError(str(error), field="payload") from None
 
 
 class SqlQueue(ABC):
@@ -266,17 +293,27 @@ class SqlQueue(ABC):
             ) from None
 
     def _insert_records(
-        self, tx: Transaction, records: Sequence[EccRecord], *, unless_answered: bool = False
+        self,
+        tx: Transaction,
+        records: Sequence[EccRecord],
+        *,
+        unless_answered: bool = False,
+        pages: dict[str, tuple[int, bool]] | None = None,
+        copy_of: dict[str, str] | None = None,
     ) -> set[str]:
         """Insert ``records`` with multi-row INSERTs (payloads over the cap go to ``ecc_attachment``).
 
-        Returns the sys_ids inserted; with ``unless_answered`` a result for an output that
-        already has one is skipped (the unique index ``ecc_queue_one_result``).
+        Returns the sys_ids inserted; with ``unless_answered`` a result for a page of an output
+        that already has one is skipped (the unique index ``ecc_queue_one_result``). ``pages``
+        gives a result's (page, last) by sys_id (default: one piece), ``copy_of`` a copy's original.
         """
         conflict = (
-            f" ON CONFLICT (response_to) WHERE {ONE_RESULT_PREDICATE} DO NOTHING" if unless_answered else ""
+            f" ON CONFLICT ({ONE_RESULT_COLUMNS}) WHERE {ONE_RESULT_PREDICATE} DO NOTHING"
+            if unless_answered
+            else ""
         )
-        row_marks = f"({_marks(len(RECORD_COLUMNS))})"
+        pages, copy_of = pages or {}, copy_of or {}
+        row_marks = f"({_marks(len(RECORD_COLUMNS) + len(INSERT_EXTRA_COLUMNS))})"
         inserted: set[str] = set()
         aside: builtins.list[tuple[str, str, int]] = []
         for chunk in _chunks(records, _ROWS_PER_INSERT):
@@ -304,8 +341,11 @@ class SqlQueue(ABC):
                     self._ts_param(record.sys_created_on),
                     self._ts_param(record.processed) if record.processed else None,
                 )
+                number, last = pages.get(record.sys_id, (1, True))
+                values += (number, int(last), copy_of.get(record.sys_id))
             rows = tx.execute(
-                f"INSERT INTO ecc_queue ({RECORD_SELECT}) VALUES {', '.join([row_marks] * len(chunk))}"
+                f"INSERT INTO ecc_queue ({RECORD_SELECT}, {', '.join(INSERT_EXTRA_COLUMNS)})"
+                f" VALUES {', '.join([row_marks] * len(chunk))}"
                 f"{conflict} RETURNING sys_id",
                 values,
             )
@@ -386,9 +426,63 @@ class SqlQueue(ABC):
                 raise QueueError(f"queue {self.url}: a record with sys_id {clash} already exists")
             self._insert_records(tx, records)
             ready = {r.agent for r in records if r.queue == "output" and r.state == "ready"}
+            if ALL_AGENTS in ready:
+                ready |= self._broadcast(tx, self._now(tx))
             if ready:
                 self._notify_ready(tx, ready)
         return [record.sys_id for record in records]
+
+    def _broadcast(self, tx: Transaction, now: datetime) -> set[str]:
+        """ServiceNow's "Probe - All MIDs" rule: copy each ``ready`` output addressed to ``mid.server.*``.
+
+        Every agent ``eligible_for_broadcast`` gets its own copy (a new ``sys_id``, addressed to
+        it, every other field as the original's; ``copy_of`` = the original), and the original
+        becomes ``processed``. With no eligible agent the original waits, ``ready``, and the
+        next enqueue or claim copies it. Returns the agents that got copies.
+        """
+        targets: builtins.list[str] | None = None  # read once, and only when there is work to copy
+        while True:
+            rows = tx.execute(
+                "SELECT sys_id FROM ecc_queue WHERE queue = 'output' AND agent = ? AND state = 'ready'"
+                f" ORDER BY {self.dialect.arrival} LIMIT ?{self.claim_lock_clause}",
+                (ALL_AGENTS, _CHUNK),
+            )
+            ids = [str(row[0]) for row in rows]
+            if not ids:
+                return set(targets or ())
+            if targets is None:
+                condition, params = eligible_for_broadcast(
+                    self._ts_param(now - timedelta(seconds=BROADCAST_LIVE_SECONDS))
+                )
+                found = tx.execute(f"SELECT name FROM ecc_agent WHERE {condition} ORDER BY name", params)
+                targets = [str(row[0]) for row in found]
+            if not targets:
+                return set()
+            originals, damaged = self._records_by_id(tx, ids)
+            self._set_aside(tx, damaged, now)
+            copies: builtins.list[EccRecord] = []
+            links: dict[str, str] = {}
+            for original in originals:
+                payload = original.payload
+                if original.payload_is_attachment:
+                    stored = tx.execute(
+                        "SELECT payload FROM ecc_attachment WHERE sys_id = ?", (original.sys_id,)
+                    )
+                    payload = str(stored[0][0]) if stored else payload
+                for target in targets:
+                    copy = original.with_changes(
+                        sys_id=new_sys_id(), agent=target, payload=payload, sys_created_on=now
+                    )
+                    copies.append(copy)
+                    links[copy.sys_id] = original.sys_id
+            self._insert_records(tx, copies, copy_of=links)
+            for chunk in _chunks([original.sys_id for original in originals]):
+                tx.execute(
+                    f"UPDATE ecc_queue SET state = 'processed', processed = ? WHERE sys_id IN ({_marks(len(chunk))})",
+                    (self._ts_param(now), *chunk),
+                )
+            if len(ids) < _CHUNK:
+                return set(targets)
 
     def claim(
         self,
@@ -432,6 +526,9 @@ class SqlQueue(ABC):
                 return []
         with self._write() as tx:
             now = self._now(tx)
+            # Outputs for mid.server.* that found no agent at enqueue; the other agents are told.
+            if others := self._broadcast(tx, now) - {name}:
+                self._notify_ready(tx, others)
             epoch, clock = self._lease_clock(tx, now)
             expires = self._ts_param(now + timedelta(seconds=lease))
             order: dict[str, tuple[int, int]] = {}  # sys_id -> (priority, arrival): the claim order
@@ -439,13 +536,13 @@ class SqlQueue(ABC):
                 # Past a damaged batch, look again; the records already taken stay out (they may
                 # still be eligible when re-taking this name's processing work without an instance).
                 taken = f" AND sys_id NOT IN ({_marks(len(claimed))})" if claimed else ""
+                # Addressed to this agent only: work for mid.server.* reaches it as its own copy.
                 common = (
-                    f" AND agent IN (?, ?){priority_clause}{taken}"
+                    f" AND agent = ?{priority_clause}{taken}"
                     f" ORDER BY priority, {self.dialect.arrival} LIMIT ?{self.claim_lock_clause}"
                 )
                 common_params = (
                     name,
-                    ALL_AGENTS,
                     *wanted,
                     *(record.sys_id for record in claimed),
                     limit - len(claimed),
@@ -470,11 +567,12 @@ class SqlQueue(ABC):
                 if not ids:
                     break
                 for chunk in _chunks(ids):
+                    # The queue.processing rule: processing, and the processed time stamped now.
                     tx.execute(
-                        "UPDATE ecc_queue SET state = 'processing', lease_owner = ?, lease_expires = ?,"
-                        " lease_instance = ?, lease_epoch = ?, lease_deadline = ?"
+                        "UPDATE ecc_queue SET state = 'processing', processed = ?, lease_owner = ?,"
+                        " lease_expires = ?, lease_instance = ?, lease_epoch = ?, lease_deadline = ?"
                         f" WHERE sys_id IN ({_marks(len(chunk))})",
-                        (name, expires, holder or None, epoch, clock + lease, *chunk),
+                        (self._ts_param(now), name, expires, holder or None, epoch, clock + lease, *chunk),
                     )
                 records, damaged = self._records_by_id(tx, ids)
                 self._set_aside(tx, damaged, now)
@@ -537,8 +635,8 @@ class SqlQueue(ABC):
         with self._write() as tx:
             for chunk in _chunks(ids):
                 rows = tx.execute(
-                    "UPDATE ecc_queue SET state = 'ready', lease_owner = NULL, lease_expires = NULL,"
-                    " lease_instance = NULL, lease_epoch = NULL, lease_deadline = NULL"
+                    "UPDATE ecc_queue SET state = 'ready', processed = NULL, lease_owner = NULL,"
+                    " lease_expires = NULL, lease_instance = NULL, lease_epoch = NULL, lease_deadline = NULL"
                     " WHERE queue = 'output' AND state = 'processing' AND lease_owner = ?"
                     f" AND sys_id IN ({_marks(len(chunk))}) RETURNING sys_id, agent",
                     (name, *chunk),
@@ -555,7 +653,7 @@ class SqlQueue(ABC):
         with self._write() as tx:
             rows = tx.execute(
                 "UPDATE ecc_queue SET agent = ? WHERE sys_id = ? AND agent = ? AND queue = 'output'"
-                " AND state = 'ready' RETURNING sys_id",
+                " AND state = 'ready' AND copy_of IS NULL RETURNING sys_id",
                 (new, sys_id, old),
             )
             if rows:
@@ -570,21 +668,22 @@ class SqlQueue(ABC):
 
     def complete_many(self, answers: Sequence[tuple[str, EccRecord]]) -> builtins.list[bool | MidprobeError]:
         outcomes: builtins.list[bool | MidprobeError] = [False] * len(answers)
-        # (index, output sys_id, the answer as stored), in the order given
-        valid: builtins.list[tuple[int, str, EccRecord]] = []
+        # (index, output sys_id, the answer as stored, its (page, last)), in the order given
+        valid: builtins.list[tuple[int, str, EccRecord, tuple[int, bool]]] = []
         for index, (output_sys_id, result) in enumerate(answers):
             try:
-                valid.append((index, output_sys_id, _answer(output_sys_id, result)))
+                answer = _answer(output_sys_id, result)
+                valid.append((index, output_sys_id, answer, _page(answer)))
             except ConfigError as refused:
                 outcomes[index] = refused
         if not valid:
             return outcomes
-        outputs = builtins.list(dict.fromkeys(output_sys_id for _, output_sys_id, _ in valid))
+        outputs = builtins.list(dict.fromkeys(output_sys_id for _, output_sys_id, _, _ in valid))
         with self._write() as tx:
             # The checks, a statement each per 500 ids: the outputs exist and are outputs (locked,
-            # in one order for every writer), which are answered already, which answer ids are taken.
+            # in one order for every writer), which pages are answered already, which answer ids are taken.
             found: dict[str, object] = {}
-            answered: set[str] = set()
+            answered: set[tuple[str, int]] = set()
             for chunk in _chunks(outputs):
                 marks = _marks(len(chunk))
                 rows = tx.execute(
@@ -595,13 +694,15 @@ class SqlQueue(ABC):
                 found.update((str(row[0]), row[1]) for row in rows)
                 # An explicit list of response_to values: the index is used whatever the planner's statistics say.
                 rows = tx.execute(
-                    f"SELECT response_to FROM ecc_queue WHERE response_to IN ({marks}) AND {ONE_RESULT_PREDICATE}",
+                    f"SELECT response_to, result_page FROM ecc_queue WHERE response_to IN ({marks})"
+                    f" AND {ONE_RESULT_PREDICATE}",
                     chunk,
                 )
-                answered.update(str(row[0]) for row in rows)
-            taken = self._existing(tx, [answer.sys_id for _, _, answer in valid])
-            writing: dict[str, tuple[int, EccRecord]] = {}  # output sys_id -> the first answer for it
-            for index, output_sys_id, answer in valid:
+                answered.update((str(row[0]), int(row[1])) for row in rows)
+            taken = self._existing(tx, [answer.sys_id for _, _, answer, _ in valid])
+            # (output sys_id, page) -> the first answer for that page of that output
+            writing: dict[tuple[str, int], tuple[int, EccRecord, bool]] = {}
+            for index, output_sys_id, answer, (number, last) in valid:
                 if output_sys_id not in found:
                     outcomes[index] = QueueError(f"queue {self.url}: no record {output_sys_id} to complete")
                     continue
@@ -609,33 +710,67 @@ class SqlQueue(ABC):
                     outcomes[index] = QueueError(
                         f"queue {self.url}: record {output_sys_id} is an input, not an output"
                     )
-                elif output_sys_id in answered or output_sys_id in writing:
-                    outcomes[index] = False  # the first result wins
+                elif (output_sys_id, number) in answered or (output_sys_id, number) in writing:
+                    outcomes[index] = False  # the first result (for this page) wins
                 elif answer.sys_id in taken:
                     outcomes[index] = QueueError(
                         f"queue {self.url}: a record with sys_id {answer.sys_id} already exists"
                     )
                 else:
                     taken.add(answer.sys_id)
-                    writing[output_sys_id] = (index, answer)
+                    writing[output_sys_id, number] = (index, answer, last)
             stored = self._insert_records(
-                tx, [answer for _, answer in writing.values()], unless_answered=True
+                tx,
+                [answer for _, answer, _ in writing.values()],
+                unless_answered=True,
+                pages={answer.sys_id: (number, last) for (_, number), (_, answer, last) in writing.items()},
             )
             done: dict[str, builtins.list[str]] = {"processed": [], "error": []}
-            for output_sys_id, (index, answer) in writing.items():
+            paged: builtins.list[str] = []  # outputs that got a page of a multi-page result
+            for (output_sys_id, number), (index, answer, last) in writing.items():
                 if answer.sys_id in stored:
                     outcomes[index] = True
-                    done["error" if answer.error_string else "processed"].append(output_sys_id)
+                    if (number, last) == (1, True):  # in one piece: the output is done
+                        done["error" if answer.error_string else "processed"].append(output_sys_id)
+                    else:
+                        paged.append(output_sys_id)
+            for output_sys_id, state in self._complete_pages(tx, builtins.list(dict.fromkeys(paged))).items():
+                done[state].append(output_sys_id)
             now_sql, now_params = self._now_sql(tx)
             for state, ids in done.items():
                 for chunk in _chunks(ids):
+                    # processed keeps the time its claim stamped (an output answered unclaimed: now).
                     tx.execute(
-                        f"UPDATE ecc_queue SET state = ?, processed = {now_sql}, lease_owner = NULL,"
-                        " lease_expires = NULL, lease_instance = NULL, lease_epoch = NULL,"
+                        f"UPDATE ecc_queue SET state = ?, processed = COALESCE(processed, {now_sql}),"
+                        " lease_owner = NULL, lease_expires = NULL, lease_instance = NULL, lease_epoch = NULL,"
                         f" lease_deadline = NULL WHERE sys_id IN ({_marks(len(chunk))})",
                         (state, *now_params, *chunk),
                     )
         return outcomes
+
+    def _complete_pages(self, tx: Transaction, outputs: Sequence[str]) -> dict[str, str]:
+        """The final state of each output in ``outputs`` whose multi-page result is now whole.
+
+        Whole: the page marked last is stored, and every page before it (pages may arrive in
+        any order, e.g. resent from an agent's spool). The state is ``error`` when a page
+        holds an ``error_string``, else ``processed``; outputs not whole yet are left out.
+        """
+        pages: dict[str, dict[int, tuple[bool, bool]]] = {}  # output -> page -> (last, error)
+        for chunk in _chunks(outputs):
+            rows = tx.execute(
+                "SELECT response_to, result_page, result_last, error_string FROM ecc_queue"
+                f" WHERE response_to IN ({_marks(len(chunk))}) AND {ONE_RESULT_PREDICATE}",
+                chunk,
+            )
+            for output, number, last, error in rows:
+                pages.setdefault(str(output), {})[int(number)] = (bool(last), bool(error))
+        whole: dict[str, str] = {}
+        for output, stored in pages.items():
+            ends = [number for number, (last, _) in stored.items() if last]
+            if ends and all(number in stored for number in range(1, min(ends) + 1)):
+                failed = any(stored[number][1] for number in range(1, min(ends) + 1))
+                whole[output] = "error" if failed else "processed"
+        return whole
 
     def get(self, sys_id: str) -> EccRecord | None:
         check_sys_id(sys_id)
@@ -670,6 +805,37 @@ class SqlQueue(ABC):
         if moment is None:
             return None
         return Lease(sys_id=sys_id, owner=str(owner), expires_at=moment)
+
+    def results_of(self, output_sys_id: str) -> builtins.list[EccRecord]:
+        check_sys_id(output_sys_id, field_name="output_sys_id")
+        with self._read() as tx:
+            rows = tx.execute(
+                f"SELECT {RECORD_SELECT} FROM ecc_queue WHERE response_to = ? AND {ONE_RESULT_PREDICATE}"
+                " ORDER BY result_page, sequence, sys_id",
+                (output_sys_id,),
+            )
+        return [self._record(row) for row in rows]
+
+    def copies_of(self, sys_id: str) -> builtins.list[EccRecord]:
+        check_sys_id(sys_id)
+        with self._read() as tx:
+            rows = tx.execute(
+                f"SELECT {RECORD_SELECT} FROM ecc_queue WHERE copy_of = ? ORDER BY agent", (sys_id,)
+            )
+        return [self._record(row) for row in rows]
+
+    def send_input(self, record: EccRecord) -> bool:
+        if not isinstance(record, EccRecord):
+            raise ConfigError(f"expected an EccRecord, got {type(record).__name__}", field="record")
+        if record.queue != "input" or record.response_to is not None:
+            raise ConfigError("must be an input that answers no output (response_to empty)", field="queue")
+        if record.topic == QUEUE_PROCESSING_TOPIC:
+            raise ConfigError("the queue writes the queue.processing claims itself", field="topic")
+        with self._write() as tx:
+            if self._existing(tx, [record.sys_id]):
+                return False  # a resend: stored once
+            self._insert_records(tx, [record])
+        return True
 
     def _list(
         self,
@@ -904,4 +1070,12 @@ class SqlQueue(ABC):
         return self._list(queue_side, state, agent, topic, response_to, limit, exclude_topic, sys_id_prefix)
 
 
-__all__ = ["DAMAGED_PREFIX", "Row", "SqlQueue", "Transaction", "UnreadableData"]
+__all__ = [
+    "BROADCAST_LIVE_SECONDS",
+    "DAMAGED_PREFIX",
+    "Row",
+    "SqlQueue",
+    "Transaction",
+    "UnreadableData",
+    "eligible_for_broadcast",
+]

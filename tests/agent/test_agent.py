@@ -24,7 +24,7 @@ from midprobe.runner.agent.limits import ConcurrencyLimits, PoolSizes
 from midprobe.runner.agent.probe_runner import AgentIdentity, ProbeRunner
 from midprobe.runner.ecc.builders import new_output_record
 from midprobe.runner.ecc.payload import decode_input_payload
-from midprobe.runner.ecc.record import EccRecord
+from midprobe.runner.ecc.record import EccRecord, utc_now
 from midprobe.runner.queue.base import AgentRegistration, EccQueue
 from midprobe.runner.queue.url import open_queue, sqlite_url
 from tests.support.slow_probe import registry_with_sleep
@@ -70,7 +70,7 @@ def _answers(queue: EccQueue, output: EccRecord) -> list[EccRecord]:
 def test_once_answers_every_output_exactly_once(queue: EccQueue) -> None:
     outputs = [new_output_record(agent="a1", topic="HeartbeatProbe") for _ in range(20)]
     outputs += [
-        new_output_record(agent="*", topic="TestSleep", parameters={"seconds": "0.01"}) for _ in range(5)
+        new_output_record(agent="a1", topic="TestSleep", parameters={"seconds": "0.01"}) for _ in range(5)
     ]
     bad = new_output_record(agent="a1", topic="NoSuchTopic")
     other = new_output_record(agent="someone-else", topic="HeartbeatProbe")
@@ -115,7 +115,7 @@ def test_interactive_request_is_not_stuck_behind_long_scans(queue: EccQueue) -> 
 
 
 def test_sigterm_releases_unfinished_work_for_another_agent(queue: EccQueue) -> None:
-    slow = [new_output_record(agent="*", topic="TestSleep", parameters={"seconds": "60"}) for _ in range(3)]
+    slow = [new_output_record(agent="a1", topic="TestSleep", parameters={"seconds": "60"}) for _ in range(3)]
     queue.enqueue_many(slow)
     timings = AgentTimings(poll_idle_seconds=0.1, poll_busy_seconds=0.1, lease_seconds=30, drain_seconds=0.2)
     agent = _agent(queue, "a1", timings=timings)
@@ -147,9 +147,9 @@ def test_restarted_agent_reruns_the_work_it_held(queue: EccQueue) -> None:
 
 
 def test_expired_lease_lets_another_agent_rerun_it_once(queue: EccQueue) -> None:
-    record = new_output_record(agent="*", topic="HeartbeatProbe")
+    record = new_output_record(agent="a2", topic="HeartbeatProbe")
     queue.enqueue(record)
-    queue.claim("crashed", 10, 0.2)
+    queue.claim("a2", 10, 0.2, instance="crashed")
     time.sleep(0.4)
 
     _run(_agent(queue, "a2"))
@@ -183,10 +183,12 @@ def _wait_until(condition: object, timeout: float) -> bool:
 
 
 @pytest.mark.timeout(90)
-def test_agent_killed_mid_batch_has_its_records_rerun_by_another(
+def test_agent_killed_mid_batch_has_its_records_rerun_by_its_restart(
     queue_url: str, queue: EccQueue, tmp_path: Path
 ) -> None:
-    batch = [new_output_record(agent="*", topic="TestSleep", parameters={"seconds": "3"}) for _ in range(10)]
+    batch = [
+        new_output_record(agent="victim", topic="TestSleep", parameters={"seconds": "3"}) for _ in range(10)
+    ]
     queue.enqueue_many(batch)
     victim = _start_slow_agent("victim", queue_url, lease=2.0, log=tmp_path / "victim.log")
     try:
@@ -198,7 +200,13 @@ def test_agent_killed_mid_batch_has_its_records_rerun_by_another(
             victim.kill()
     assert all(_answers(queue, record) == [] for record in batch), "killed before any work finished"
 
-    rescuer = _start_slow_agent("rescuer", queue_url, lease=30.0, log=tmp_path / "rescuer.log")
+    def name_free() -> bool:  # the restart may take the name once the dead process's heartbeat is old
+        registration = queue.get_agent("victim")
+        beat = registration.last_heartbeat if registration else None
+        return beat is not None and (utc_now() - beat).total_seconds() > 4.0
+
+    assert _wait_until(name_free, 20)
+    rescuer = _start_slow_agent("victim", queue_url, lease=4.0, log=tmp_path / "rescuer.log")
     try:
         rerun = _wait_until(lambda: all(_answers(queue, r) for r in batch), 40)
         assert rerun, (tmp_path / "rescuer.log").read_text()[-2000:]
@@ -207,14 +215,14 @@ def test_agent_killed_mid_batch_has_its_records_rerun_by_another(
         rescuer.wait(20)
     for record in batch:
         (answer,) = _answers(queue, record)
-        assert answer.agent == "mid.server.rescuer"
+        assert answer.agent == "mid.server.victim"
         assert queue.get(record.sys_id).state == "processed"  # type: ignore[union-attr]
 
 
 @pytest.mark.timeout(120)
 def test_two_agents_on_postgresql_share_1000_records_none_lost_or_doubled(postgres_database_url: str) -> None:
     url = postgres_database_url
-    records = [new_output_record(agent="*", topic="HeartbeatProbe") for _ in range(1000)]
+    records = [new_output_record(agent=f"pg{1 + i % 2}", topic="HeartbeatProbe") for i in range(1000)]
     with open_queue(url) as queue:
         queue.enqueue_many(records)
     argv = [sys.executable, "-m", "midprobe.runner", "agent", "--queue", url, "--once", "--poll-busy", "0.05"]

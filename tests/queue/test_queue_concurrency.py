@@ -32,7 +32,7 @@ with open_queue(url) as queue:
         if time.monotonic() > deadline:
             sys.exit("no go signal")
         time.sleep(0.01)
-    while batch := queue.claim(name, 10, 60.0):
+    while batch := queue.claim("pool", 10, 60.0):
         for record in batch:
             queue.complete(record.sys_id, new_input_record(record, agent=name, results=[], probe_time_ms=0))
             print(record.sys_id, flush=True)
@@ -41,7 +41,7 @@ with open_queue(url) as queue:
 
 def _fill(url: str) -> set[str]:
     records = [
-        new_output_record(agent="*", topic="HeartbeatProbe", priority=i % 3, parameters={"i": str(i)})
+        new_output_record(agent="pool", topic="HeartbeatProbe", priority=i % 3, parameters={"i": str(i)})
         for i in range(RECORDS)
     ]
     with open_queue(url) as queue:
@@ -81,7 +81,7 @@ def test_four_queue_objects_in_threads_claim_each_record_exactly_once(queue_url:
         try:
             with contextlib.nullcontext(pooled) if pooled is not None else open_queue(queue_url) as queue:
                 barrier.wait()
-                while batch := queue.claim(name, 10, 60.0):
+                while batch := queue.claim("pool", 10, 60.0):
                     mine.extend(record.sys_id for record in batch)
                     for record in batch:
                         answer = new_input_record(record, agent=name, results=[], probe_time_ms=0)

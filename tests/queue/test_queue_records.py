@@ -15,6 +15,7 @@ from midprobe.runner.ecc.builders import new_input_record, new_output_record
 from midprobe.runner.ecc.payload import decode_input_payload, decode_queue_processing
 from midprobe.runner.ecc.record import SEE_ATTACHMENT, EccRecord, new_sys_id, utc_now
 from midprobe.runner.queue import EccQueue, open_queue
+from midprobe.runner.queue.base import AgentRegistration
 
 
 @pytest.fixture
@@ -77,6 +78,7 @@ def test_enqueue_many_is_all_or_nothing(queue: EccQueue) -> None:
 
 
 def test_claim_takes_lowest_priority_number_then_oldest_addressed_to_me_or_everyone(queue: EccQueue) -> None:
+    queue.register_agent(AgentRegistration(name="lab1"))
     standard_old, standard_new = _output(priority=2), _output(priority=2)
     expedited = _output(priority=1)
     interactive_for_all = _output(agent="*", priority=0)
@@ -84,8 +86,9 @@ def test_claim_takes_lowest_priority_number_then_oldest_addressed_to_me_or_every
     an_input = _output(priority=0).with_changes(queue="input")
     queue.enqueue_many([standard_old, standard_new, expedited, interactive_for_all, someone_else, an_input])
     taken = [queue.claim("lab1", 1, 30.0) for _ in range(5)]
+    (my_copy,) = queue.copies_of(interactive_for_all.sys_id)  # lab1's own copy of the work for everyone
     assert [[r.sys_id for r in batch] for batch in taken] == [
-        [interactive_for_all.sys_id],
+        [my_copy.sys_id],
         [expedited.sys_id],
         [standard_old.sys_id],
         [standard_new.sys_id],
@@ -135,20 +138,19 @@ def test_claim_arguments_are_checked(queue: EccQueue) -> None:
         queue.claim("bad name", 1, 30.0)
 
 
-def test_expired_lease_is_reclaimed_by_another_agent(queue: EccQueue) -> None:
-    output = _output(agent="*")
+def test_expired_lease_is_reclaimed_by_another_process_of_the_agent(queue: EccQueue) -> None:
+    output = _output(agent="lab1")
     queue.enqueue(output)
-    assert [r.sys_id for r in queue.claim("lab1", 5, 0.4)] == [output.sys_id]
-    assert queue.claim("lab2", 5, 30.0) == []  # lease still valid
+    assert [r.sys_id for r in queue.claim("lab1", 5, 0.4, instance="first")] == [output.sys_id]
+    assert queue.claim("lab1", 5, 30.0, instance="second") == []  # lease still valid
     time.sleep(0.6)
-    (again,) = queue.claim("lab2", 5, 30.0)
+    (again,) = queue.claim("lab1", 5, 30.0, instance="second")
     assert again.sys_id == output.sys_id
     lease = queue.get_lease(output.sys_id)
     assert lease is not None
-    assert lease.owner == "mid.server.lab2"
-    assert queue.renew("lab1", [output.sys_id], 30.0) == []  # no longer lab1's
-    assert queue.release("lab1", [output.sys_id]) == []
-    assert [agent for agent, _ in _claims(queue)] == ["mid.server.lab1", "mid.server.lab2"]
+    assert lease.owner == "mid.server.lab1"
+    assert queue.renew("lab1", [output.sys_id], 30.0, instance="first") == []  # no longer the first's
+    assert [agent for agent, _ in _claims(queue)] == ["mid.server.lab1", "mid.server.lab1"]
 
 
 def test_expired_lease_keeps_the_address(queue: EccQueue) -> None:
@@ -161,7 +163,7 @@ def test_expired_lease_keeps_the_address(queue: EccQueue) -> None:
 
 
 def test_renew_extends_the_lease(queue: EccQueue) -> None:
-    output = _output(agent="*")
+    output = _output(agent="lab1")
     queue.enqueue(output)
     queue.claim("lab1", 1, 0.5)
     assert queue.renew("lab1", [output.sys_id, new_sys_id()], 30.0) == [output.sys_id]
@@ -174,7 +176,7 @@ def test_renew_extends_the_lease(queue: EccQueue) -> None:
 
 
 def test_own_processing_work_is_taken_back_at_start_up_only_when_asked(queue: EccQueue) -> None:
-    outputs = [_output(agent="*") for _ in range(3)]
+    outputs = [_output(agent="lab1") for _ in range(3)]
     queue.enqueue_many(outputs)
     queue.claim("lab1", 3, 300.0)
     assert queue.claim("lab1", 10, 30.0) == []
@@ -185,7 +187,7 @@ def test_own_processing_work_is_taken_back_at_start_up_only_when_asked(queue: Ec
 
 
 def test_release_puts_work_back_only_for_the_holder(queue: EccQueue) -> None:
-    first, second = _output(agent="*"), _output(agent="*")
+    first, second = _output(agent="lab1"), _output(agent="lab1")
     queue.enqueue_many([first, second])
     queue.claim("lab1", 2, 300.0)
     assert queue.release("lab2", [first.sys_id, second.sys_id]) == []
@@ -194,7 +196,7 @@ def test_release_puts_work_back_only_for_the_holder(queue: EccQueue) -> None:
     assert released is not None
     assert released.state == "ready"
     assert queue.get_lease(first.sys_id) is None
-    assert [r.sys_id for r in queue.claim("lab2", 5, 30.0)] == [first.sys_id]
+    assert [r.sys_id for r in queue.claim("lab1", 5, 30.0)] == [first.sys_id]
     queue.complete(second.sys_id, _answer(second))
     assert queue.release("lab1", [second.sys_id]) == []  # done work is never put back
     done = queue.get(second.sys_id)
@@ -416,7 +418,7 @@ def test_closed_queue_raises_and_close_is_idempotent(queue_url: str) -> None:
 
 
 def test_one_queue_object_is_safe_across_threads(queue: EccQueue) -> None:
-    queue.enqueue_many([_output(agent="*") for _ in range(200)])
+    queue.enqueue_many([_output(agent="lab1") for _ in range(200)])
     taken: list[str] = []
     lock = threading.Lock()
 
@@ -427,7 +429,7 @@ def test_one_queue_object_is_safe_across_threads(queue: EccQueue) -> None:
             with lock:
                 taken.extend(r.sys_id for r in batch)
 
-    threads = [threading.Thread(target=worker, args=(f"lab{i}",)) for i in range(4)]
+    threads = [threading.Thread(target=worker, args=("lab1",)) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -439,7 +441,7 @@ def test_one_queue_object_is_safe_across_threads(queue: EccQueue) -> None:
 def test_claim_can_be_limited_to_priorities(queue: EccQueue) -> None:
     standard = [new_output_record(agent="a1", topic="HeartbeatProbe", priority=2) for _ in range(3)]
     expedited = new_output_record(agent="a1", topic="HeartbeatProbe", priority=1)
-    interactive = new_output_record(agent="*", topic="HeartbeatProbe", priority=0)
+    interactive = new_output_record(agent="a1", topic="HeartbeatProbe", priority=0)
     queue.enqueue_many([*standard, expedited, interactive])
 
     assert [r.sys_id for r in queue.claim("a1", 10, 60, priorities=(2,))] == [r.sys_id for r in standard]

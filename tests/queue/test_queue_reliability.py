@@ -51,7 +51,7 @@ def _state_and_error(queue_url: str, sys_id: str) -> tuple[str, str]:
     return as_text[0], as_text[1]
 
 
-def _outputs(count: int, agent: str = "*") -> list[EccRecord]:
+def _outputs(count: int, agent: str = "lab1") -> list[EccRecord]:
     return [new_output_record(agent=agent, topic="HeartbeatProbe") for _ in range(count)]
 
 
@@ -172,13 +172,13 @@ def test_sqlite_leases_run_on_the_monotonic_clock_and_a_reboot_expires_them(tmp_
         queue.enqueue_many([first, second])
         queue.claim("lab1", 1, 30.0)
         clock.seconds += 29.0
-        assert queue.claim("lab2", 1, 30.0, priorities=(2,)) != []  # only the free one
+        assert queue.claim("lab1", 1, 30.0, priorities=(2,)) != []  # only the free one
         clock.seconds += 0.5
-        assert queue.claim("lab2", 5, 30.0) == []  # lab1's lease has 0.5 s left
+        assert queue.claim("lab1", 5, 30.0) == []  # the first lease has 0.5 s left
         clock.seconds += 1.0
-        assert [record.sys_id for record in queue.claim("lab2", 5, 30.0)] == [first.sys_id]
+        assert [record.sys_id for record in queue.claim("lab1", 5, 30.0)] == [first.sys_id]
         clock.epoch = "boot-2"  # the machine rebooted: no process from before can hold a lease
-        assert sorted(record.sys_id for record in queue.claim("lab3", 5, 30.0)) == sorted(
+        assert sorted(record.sys_id for record in queue.claim("lab1", 5, 30.0)) == sorted(
             [first.sys_id, second.sys_id]
         )
 
@@ -321,7 +321,21 @@ def test_processed_and_claim_times_come_from_the_queue_clock_not_the_agent_s(
 
 
 def _as_version(queue_url: str, version: int) -> None:
-    """Turn a queue's database into the layout of schema ``version`` (1 or 2), as that midprobe made it."""
+    """Turn a queue's database into the layout of schema ``version`` (1, 2 or 3), as that midprobe made it."""
+    # Version 3 had one result per output (no pages), no copies of mid.server.* work and no MID issues.
+    _raw(queue_url, "DROP TABLE ecc_agent_issue")
+    _raw(queue_url, "DROP INDEX ecc_queue_one_copy")
+    _raw(queue_url, "DROP INDEX ecc_queue_one_result")
+    for column in ("result_page", "result_last", "copy_of"):
+        _raw(queue_url, f"ALTER TABLE ecc_queue DROP COLUMN {column}")
+    _raw(
+        queue_url,
+        "CREATE UNIQUE INDEX ecc_queue_one_result ON ecc_queue (response_to)"
+        " WHERE queue = 'input' AND topic <> 'queue.processing' AND response_to IS NOT NULL",
+    )
+    if version == 3:
+        _raw(queue_url, "UPDATE midprobe_schema SET version = ?", (version,))
+        return
     # Version 2 ordered claims by the enqueuer's sequence and had no arrival column.
     _raw(queue_url, "DROP INDEX ecc_queue_claim")
     if not queue_url.startswith("sqlite"):
@@ -358,7 +372,7 @@ def test_a_version_2_queue_keeps_its_claim_order_and_takes_new_work_after_it(que
         queue.enqueue_many(old)
     _as_version(queue_url, 2)
     # A record enqueued later by a machine whose clock is behind: an older sequence than every other.
-    late = new_output_record(agent="*", topic="HeartbeatProbe").with_changes(sequence="0" * 18)
+    late = new_output_record(agent="lab1", topic="HeartbeatProbe").with_changes(sequence="0" * 18)
 
     with open_queue(queue_url) as queue:
         queue.enqueue(late)
@@ -373,11 +387,32 @@ def test_a_version_2_queue_keeps_its_claim_order_and_takes_new_work_after_it(que
 def test_a_version_3_queue_gains_the_mid_issue_table(queue_url: str) -> None:
     with open_queue(queue_url):
         pass
-    _raw(queue_url, "DROP TABLE ecc_agent_issue")
-    _raw(queue_url, "UPDATE midprobe_schema SET version = 3")
+    _as_version(queue_url, 3)
     with open_queue(queue_url):
         pass
     assert _raw(queue_url, "SELECT COUNT(*) FROM ecc_agent_issue")[0][0] == 0
+
+
+def test_a_version_3_queue_keeps_its_results_and_takes_pages_after_the_upgrade(queue_url: str) -> None:
+    answered, waiting = _outputs(2)
+    with open_queue(queue_url) as queue:
+        queue.enqueue_many([answered, waiting])
+        assert queue.complete(
+            answered.sys_id, new_input_record(answered, agent="lab1", results=[], probe_time_ms=1)
+        )
+    _as_version(queue_url, 3)
+
+    with open_queue(queue_url) as queue:
+        again = new_input_record(answered, agent="lab1", results=[], probe_time_ms=1)
+        assert queue.complete(answered.sys_id, again) is False  # still answered once
+        pages = [
+            new_input_record(waiting, agent="lab1", results=[], probe_time_ms=1, page=(n, n == 2))
+            for n in (1, 2)
+        ]
+        assert queue.complete_many([(waiting.sys_id, page) for page in pages]) == [True, True]
+        done = queue.get(waiting.sys_id)
+        assert done is not None
+        assert done.state == "processed"
     assert [int(str(row[0])) for row in _raw(queue_url, "SELECT version FROM midprobe_schema")] == [
         SCHEMA_VERSION
     ]
@@ -389,14 +424,14 @@ def test_claim_order_is_the_database_s_whatever_the_enqueuers_clocks_say(queue: 
     def enqueued_by_a_machine_whose_clock_is_off_by(hours: int) -> EccRecord:
         moment = now + timedelta(hours=hours)
         sequence = f"{int(moment.timestamp() * 1000):012x}000000"  # what new_sequence() would give there
-        record = new_output_record(agent="*", topic="HeartbeatProbe")
+        record = new_output_record(agent="lab1", topic="HeartbeatProbe")
         queue.enqueue(record.with_changes(sequence=sequence, sys_created_on=moment))
         return record
 
     in_order = [enqueued_by_a_machine_whose_clock_is_off_by(hours) for hours in (5, 0, -5, 1)]
 
-    one_by_one = [queue.claim(f"lab{index}", 1, 60.0)[0] for index in range(2)]
-    rest = queue.claim("lab9", 10, 60.0)
+    one_by_one = [queue.claim("lab1", 1, 60.0)[0] for _ in range(2)]
+    rest = queue.claim("lab1", 10, 60.0)
 
     assert [record.sys_id for record in [*one_by_one, *rest]] == [record.sys_id for record in in_order]
 

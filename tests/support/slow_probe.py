@@ -60,7 +60,12 @@ def main(argv: list[str]) -> None:
     async def run() -> None:
         with open_queue(url) as queue:
             runner = ProbeRunner(registry=registry_with_sleep(), identity=AgentIdentity(name))
-            timings = AgentTimings(poll_idle_seconds=0.2, poll_busy_seconds=0.2, lease_seconds=lease)
+            timings = AgentTimings(
+                poll_idle_seconds=0.2,
+                poll_busy_seconds=0.2,
+                lease_seconds=lease,
+                registry_heartbeat_seconds=1.0,
+            )
             agent = Agent(queue, runner, AgentRegistration(name), timings=timings, pools=PoolSizes())
             await agent.run(once=False)
 

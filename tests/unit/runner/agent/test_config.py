@@ -101,6 +101,8 @@ def test_bad_queue_url_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) ->
             "registry_heartbeat_seconds",
         ),  # would commit thousands of times a second
         ("lease_seconds = 1e-9", "lease_seconds"),
+        ("queue_stats_seconds = 0.5", "queue_stats_seconds"),  # a queue.stats input twice a second
+        ("page_items = 0", "page_items"),
         ("lease_seconds = 1e400", "lease_seconds"),  # TOML reads it as infinity
         ("lease_seconds = inf", "lease_seconds"),
         ("poll_busy_seconds = nan", "poll_busy_seconds"),

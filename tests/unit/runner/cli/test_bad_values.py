@@ -243,6 +243,8 @@ def test_a_bad_scan_queue_is_refused_before_sending(
         (b"[agent]\nconcurrency = [1]\n", "concurrency"),
         (b"[agent]\nregistry_heartbeat_seconds = 0\n", "registry_heartbeat_seconds"),
         (b"[agent]\nlease_seconds = 1e400\n", "lease_seconds"),
+        (b"[agent]\nqueue_stats_seconds = 0\n", "queue_stats_seconds"),
+        (b"[agent]\npage_items = 2.5\n", "page_items"),
         (b"[agent]\nname = '\xff'\n", "not UTF-8"),
     ],
 )

@@ -28,7 +28,7 @@ from midprobe.runner.discovery.status import StatusStore
 from midprobe.runner.ecc.builders import new_input_record
 from midprobe.runner.ecc.payload import MultiProbePayload, decode_output_payload
 from midprobe.runner.ecc.record import EccRecord
-from midprobe.runner.queue.base import AgentRegistration
+from midprobe.runner.queue.base import AgentRegistration, EccQueue
 from midprobe.runner.queue.url import open_queue, sqlite_url
 from tests.support.recordings import recorded_varbinds
 
@@ -159,3 +159,72 @@ def _check(
     assert all(row["mac_address"] and row["port"] for row in forwarding)
     assert any(m.startswith("Connects to ") and "(FDB): not in the CMDB" in m for m in said)
     assert f"Connects to {EDGE_MAC} on 13 (FDB), CI {edge}" in said, said
+
+
+def _hosts(*ips: str) -> list[ET.Element]:
+    result = ET.Element("result")
+    for ip in ips:
+        ET.SubElement(result, "host", ip=ip, alive="true", active="true", hostName="", domainName="")
+    return [result]
+
+
+def _started(tmp_path: Path) -> tuple[contextlib.ExitStack[None], EccQueue, Orchestrator, str]:
+    url = sqlite_url(tmp_path / "ecc.db")
+    stack = contextlib.ExitStack()
+    queue = stack.enter_context(open_queue(url))
+    database = open_database(url)
+    cmdb = CmdbStore(database)
+    stack.callback(cmdb.close)
+    queue.register_agent(AgentRegistration("lab1"))
+    orchestrator = Orchestrator(queue, StatusStore(database), cmdb)
+    status_id = orchestrator.start(Schedule("t", ("198.18.0.0/30",), behaviour=("snmp",), batch_size=256))
+    return stack, queue, orchestrator, status_id
+
+
+def _answer_page(queue: EccQueue, output: EccRecord, ip: str, page: tuple[int, bool]) -> None:
+    """Answer ``output`` (a Shazzam) with one page reporting host ``ip``."""
+    record = new_input_record(output, agent="lab1", results=_hosts(ip), probe_time_ms=1, page=page)
+    queue.complete(output.sys_id, record)
+
+
+def test_a_paged_shazzam_result_is_sensed_once_all_its_pages_are_in(tmp_path: Path) -> None:
+    stack, queue, orchestrator, status_id = _started(tmp_path)
+    with stack:
+        (shazzam,) = queue.list(queue_side="output", state="ready")
+        _answer_page(queue, shazzam, "198.18.0.1", (1, False))
+        assert orchestrator.advance(status_id).sensed == 0  # half a result is not sensed
+        _answer_page(queue, shazzam, "198.18.0.2", (2, True))
+        assert orchestrator.advance(status_id).sensed == 1
+        orchestrator.advance(status_id)  # enqueues what the sensor planned
+        planned = queue.list(queue_side="output", state="ready")
+        assert sorted(output.source for output in planned) == ["198.18.0.1", "198.18.0.2"]
+
+
+def test_an_input_marked_skip_sensor_is_not_sensed(tmp_path: Path) -> None:
+    stack, queue, orchestrator, status_id = _started(tmp_path)
+    with stack:
+        (shazzam,) = queue.list(queue_side="output", state="ready")
+        answer = new_input_record(
+            shazzam,
+            agent="lab1",
+            results=_hosts("198.18.0.1"),
+            probe_time_ms=1,
+            output_parameters={"skip_sensor": "true"},
+        )
+        queue.complete(shazzam.sys_id, answer)
+        progress = orchestrator.advance(status_id)
+        assert progress.sensed == 1
+        assert progress.done  # nothing was planned from it
+        assert queue.list(queue_side="output", state="ready") == []
+
+
+def test_cancelling_closes_an_output_whose_result_is_half_in(tmp_path: Path) -> None:
+    stack, queue, orchestrator, status_id = _started(tmp_path)
+    with stack:
+        (shazzam,) = queue.list(queue_side="output", state="ready")
+        _answer_page(queue, shazzam, "198.18.0.1", (1, False))
+        orchestrator.cancel(status_id)
+        closed = queue.get(shazzam.sys_id)
+        assert closed is not None
+        assert closed.state == "error"
+        assert [page.error_string for page in queue.results_of(shazzam.sys_id)] == ["", "discovery cancelled"]
