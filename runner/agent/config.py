@@ -51,6 +51,10 @@ class AgentConfig:
     instance_user: str = ""
     instance_ca_file: Path | None = None
     spool_dir: Path | None = None
+    #: The MID's own folder: its key pair (0600), made at first start (None: midprobe-state/NAME).
+    state_dir: Path | None = None
+    #: The version this MID registers ("" = the installed midprobe's); for tests of version checks.
+    version: str = ""
 
     def __post_init__(self) -> None:
         _check(self.name.strip() != "", "name", "must not be empty")

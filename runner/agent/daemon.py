@@ -17,8 +17,10 @@ import signal
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from midprobe.capabilities.errors import ConfigError, MidprobeError, QueueError
+from midprobe.runner.agent.lifecycle import MidLifecycle
 from midprobe.runner.agent.limits import PoolSizes
 from midprobe.runner.agent.logs import get_logger
 from midprobe.runner.agent.probe_runner import ProbeRunner
@@ -105,6 +107,10 @@ class Agent:
     instance: str = field(default_factory=lambda: uuid.uuid4().hex, init=False)
     #: How heartbeats and lease renewals wait for their next turn (tests give a fake clock's).
     timer: Callable[[float], Awaitable[None]] = asyncio.sleep
+    #: Its key pair, validation, the operator's pause and drain, sealed credentials, issues.
+    lifecycle: MidLifecycle = field(default_factory=MidLifecycle)
+    _status: str = field(default="Up", init=False)
+    _lifecycle_tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False)
 
     @property
     def name(self) -> str:
@@ -127,6 +133,7 @@ class Agent:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, self.request_stop)
         # Refused (AgentNameInUse) while another live process runs under this name.
+        before = self.lifecycle.clock()
         await asyncio.to_thread(
             functools.partial(
                 self.queue.register_agent,
@@ -135,7 +142,16 @@ class Agent:
                 live_within_seconds=self.timings.name_held_seconds,
             )
         )
-        log.info("agent started", agent=self.name, queue=self.queue.url, pools=vars(self.pools))
+        self._status = self.registration.status
+        log.info(
+            "agent started",
+            agent=self.name,
+            queue=self.queue.url,
+            pools=vars(self.pools),
+            version=self.registration.version,
+        )
+        await asyncio.to_thread(self.lifecycle.started, self.queue, self.registration)
+        await self._lifecycle_round(before)
         helpers = [
             asyncio.create_task(self._renew_leases(), name="renew-leases"),
             asyncio.create_task(self._heartbeat(), name="heartbeat"),
@@ -312,6 +328,12 @@ class Agent:
         else:
             self.stats.answered += 1
             log.info("answered", sys_id=record.sys_id, topic=record.topic, source=record.source)
+        if stored:
+            tell = self.lifecycle.answered(failed=bool(answer.error_string))
+            if tell is not None:
+                task = asyncio.create_task(asyncio.to_thread(tell, self.queue, self.name))
+                self._lifecycle_tasks.add(task)
+                task.add_done_callback(self._lifecycle_tasks.discard)
 
     async def _complete(self, record: EccRecord, answer: EccRecord) -> bool:
         assert self._results is not None
@@ -365,6 +387,7 @@ class Agent:
     async def _heartbeat(self) -> None:
         while True:
             await self.timer(self.timings.registry_heartbeat_seconds)
+            before = self.lifecycle.clock()
             try:
                 await asyncio.to_thread(
                     functools.partial(self.queue.heartbeat_agent, self.name, instance=self.instance)
@@ -375,6 +398,34 @@ class Agent:
                 return
             except QueueError as error:
                 log.warning("heartbeat failed", agent=self.name, error=str(error))
+                continue
+            await self._lifecycle_round(before)
+
+    async def _lifecycle_round(self, before: datetime) -> None:
+        """Act on what the instance decided (validation, rekey, pause, drain) and show the status it calls for."""
+
+        def round_trip() -> None:
+            registration, status = self.lifecycle.check(
+                self.queue,
+                self.registration,
+                self.runner,
+                in_flight=len(self._in_flight),
+                instance=self.instance,
+                before=before,
+            )
+            self.registration = registration
+            if status is not None and status != self._status:
+                self.queue.set_agent_status(self.name, status, instance=self.instance)
+                self._status = status
+                log.info("status", agent=self.name, status=status)
+
+        try:
+            await asyncio.to_thread(round_trip)
+        except AgentNameInUse as error:
+            log.error("agent name taken over, stopping", agent=self.name, error=str(error))
+            self.request_stop()
+        except MidprobeError as error:
+            log.warning("lifecycle check failed", agent=self.name, error=str(error))
 
     async def _drain(self) -> None:
         """Let in-flight runs finish within the drain time; release whatever is left."""

@@ -32,6 +32,7 @@ from midprobe.runner.agent.config import AgentConfig
 from midprobe.runner.agent.probe_runner import AgentIdentity
 from midprobe.runner.ecc.record import agent_short_name
 from midprobe.runner.queue.base import AgentRegistration
+from midprobe.runner.queue.lifecycle import midprobe_version
 
 RESOLVE_DNS = "Resolve DNS"
 #: Resolve DNS is defined with its built-in value test even without a capabilities file.
@@ -90,9 +91,15 @@ def detect_configured_nmap() -> NmapDetection:
 
 
 def build_agent_setup(
-    config: AgentConfig, *, detect: Callable[[], NmapDetection] = detect_configured_nmap
+    config: AgentConfig,
+    *,
+    detect: Callable[[], NmapDetection] = detect_configured_nmap,
+    public_key: str = "",
 ) -> AgentSetup:
-    """Load the agent's MID record, detect nmap, and build its identity and registration."""
+    """Load the agent's MID record, detect nmap, and build its identity and registration.
+
+    ``public_key``: the MID's key (credentials are sealed to it); the version is this midprobe's.
+    """
     name = agent_short_name(config.name)
     if config.capabilities_file is not None:
         capability_config = load_config(config.capabilities_file)
@@ -130,6 +137,8 @@ def build_agent_setup(
         host=platform.node(),
         pid=os.getpid(),
         started_at=datetime.now(UTC),
+        public_key=public_key,
+        version=config.version or midprobe_version(),
     )
     return AgentSetup(mid=mid, nmap=detection, identity=identity, registration=registration)
 

@@ -63,10 +63,23 @@ def instance() -> None:
     default=None,
     help="The unencrypted PEM private key of --cert.",
 )
+@click.option(
+    "--credentials",
+    "credentials_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Credentials TOML kept on the instance: each validated MID gets it sealed to its own key.",
+)
 def serve_command(
-    queue_url: str, listen: Any, tls_dir: Path | None, cert: Path | None, key: Path | None
+    queue_url: str,
+    listen: Any,
+    tls_dir: Path | None,
+    cert: Path | None,
+    key: Path | None,
+    credentials_file: Path | None,
 ) -> None:
     """Serve the Table API over HTTPS until SIGTERM; prints the base URL and the CA file agents pin."""
+    from midprobe.probes.credentials.sealing import portable_document
     from midprobe.runner.instance.serve import ListenAddress, default_tls_folder, serve
     from midprobe.runner.instance.tls import (
         check_certificate_pair,
@@ -76,6 +89,7 @@ def serve_command(
     )
 
     assert isinstance(listen, ListenAddress)
+    credentials = None if credentials_file is None else portable_document(credentials_file)
     if cert is not None:
         read_certificate(cert)
     if key is not None:
@@ -94,7 +108,7 @@ def serve_command(
         if tls.ca is not None:
             click.echo(f"CA: {tls.ca.resolve()}")
 
-    serve(queue_url, listen, tls, announce=announce)
+    serve(queue_url, listen, tls, announce=announce, credentials=credentials)
 
 
 @instance.group("user")

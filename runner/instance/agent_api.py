@@ -85,9 +85,13 @@ class AgentApi:
         #: Per agent name: the signal version and the ready outputs its last long poll ended on.
         self._seen: dict[str, tuple[int, frozenset[str]]] = {}
 
-    async def _serve(self, request: Request, handle: Callable[[], Awaitable[object]]) -> Response:
+    async def serve_json(
+        self, request: Request, handle: Callable[[], Awaitable[object]], *, role: str = "mid_server"
+    ) -> Response:
+        """Run ``handle`` for a user with ``role``; its value is the ``result`` of the JSON answer."""
+
         async def guarded() -> Response:
-            await self._table_api.authorise(request, "mid_server")
+            await self._table_api.authorise(request, role)
             try:
                 return JSONResponse({"result": await handle()})
             except AgentNameInUse as error:
@@ -100,18 +104,22 @@ class AgentApi:
 
         return await self._table_api.guarded(request, guarded)
 
-    async def _body(self, request: Request) -> dict[str, object]:
+    def wake(self) -> None:
+        """Wake the long polls (an operator's change may have made work claimable)."""
+        self._signal.notify()
+
+    async def body(self, request: Request) -> dict[str, object]:
         return await read_json(request, self._table_api.max_body_bytes)
 
-    async def _run(self, function: Callable[[], Any]) -> Any:
+    async def run_blocking(self, function: Callable[[], Any]) -> Any:
         return await self._table_api.call(function)
 
     async def register(self, request: Request) -> Response:
         async def handle() -> object:
-            body = await self._body(request)
+            body = await self.body(request)
             registration = registration_from_json(body.get("registration"))
             live = body.get("live_within_seconds")
-            await self._run(
+            await self.run_blocking(
                 functools.partial(
                     self._queue.register_agent,
                     registration,
@@ -123,41 +131,43 @@ class AgentApi:
             )
             return {"name": registration.name}
 
-        return await self._serve(request, handle)
+        return await self.serve_json(request, handle)
 
     async def heartbeat(self, request: Request) -> Response:
         async def handle() -> object:
-            body = await self._body(request)
+            body = await self.body(request)
             name = request.path_params["name"]
             instance = _instance(body)
-            await self._run(functools.partial(self._queue.heartbeat_agent, name, instance=instance))
+            await self.run_blocking(functools.partial(self._queue.heartbeat_agent, name, instance=instance))
             return {"name": name}
 
-        return await self._serve(request, handle)
+        return await self.serve_json(request, handle)
 
     async def status(self, request: Request) -> Response:
         async def handle() -> object:
-            body = await self._body(request)
+            body = await self.body(request)
             name = request.path_params["name"]
             status = _text(body, "status")
             instance = _instance(body)
-            await self._run(functools.partial(self._queue.set_agent_status, name, status, instance=instance))
+            await self.run_blocking(
+                functools.partial(self._queue.set_agent_status, name, status, instance=instance)
+            )
             return {"name": name, "status": status}
 
-        return await self._serve(request, handle)
+        return await self.serve_json(request, handle)
 
     async def get_agent(self, request: Request) -> Response:
         async def handle() -> object:
-            found = await self._run(lambda: self._queue.get_agent(request.path_params["name"]))
+            found = await self.run_blocking(lambda: self._queue.get_agent(request.path_params["name"]))
             if found is None:
                 raise not_found("no agent is registered under this name")
             return registration_to_json(found)
 
-        return await self._serve(request, handle)
+        return await self.serve_json(request, handle)
 
     async def claim(self, request: Request) -> Response:
         async def handle() -> object:
-            body = await self._body(request)
+            body = await self.body(request)
             priorities = body.get("priorities")
             if priorities is not None and (
                 not isinstance(priorities, list)
@@ -167,7 +177,7 @@ class AgentApi:
             own = body.get("include_own_processing", False)
             if not isinstance(own, bool):
                 raise bad_request("Invalid request", "include_own_processing must be true or false")
-            records: list[EccRecord] = await self._run(
+            records: list[EccRecord] = await self.run_blocking(
                 functools.partial(
                     self._queue.claim,
                     _text(body, "agent"),
@@ -180,12 +190,12 @@ class AgentApi:
             )
             return [record_to_json(record) for record in records]
 
-        return await self._serve(request, handle)
+        return await self.serve_json(request, handle)
 
     async def renew(self, request: Request) -> Response:
         async def handle() -> object:
-            body = await self._body(request)
-            return await self._run(
+            body = await self.body(request)
+            return await self.run_blocking(
                 functools.partial(
                     self._queue.renew,
                     _text(body, "agent"),
@@ -195,33 +205,33 @@ class AgentApi:
                 )
             )
 
-        return await self._serve(request, handle)
+        return await self.serve_json(request, handle)
 
     async def release(self, request: Request) -> Response:
         async def handle() -> object:
-            body = await self._body(request)
-            released = await self._run(
+            body = await self.body(request)
+            released = await self.run_blocking(
                 functools.partial(self._queue.release, _text(body, "agent"), _ids(body))
             )
             if released:
                 self._signal.notify()
             return released
 
-        return await self._serve(request, handle)
+        return await self.serve_json(request, handle)
 
     async def answer(self, request: Request) -> Response:
         async def handle() -> object:
             output = check_sys_id(request.path_params["sys_id"], field_name="output")
-            result = record_from_json((await self._body(request)).get("result"))
+            result = record_from_json((await self.body(request)).get("result"))
             key = request.headers.get(IDEMPOTENCY_HEADER)
             if key is not None and key != result.sys_id:
                 raise bad_request("Invalid request", f"{IDEMPOTENCY_HEADER} must be the result's sys_id")
             try:
-                stored = await self._run(lambda: self._queue.complete(output, result))
+                stored = await self.run_blocking(lambda: self._queue.complete(output, result))
             except QueueError:
                 # A missing output (or an input named as one) is the request's fault, not an outage:
                 # say so, or the agent would resend this answer for ever.
-                answered = await self._run(lambda: self._queue.get(output))
+                answered = await self.run_blocking(lambda: self._queue.get(output))
                 if answered is None:
                     raise not_found(f"no output {output}") from None
                 if not answered.is_output:
@@ -230,40 +240,40 @@ class AgentApi:
             if stored or key is None:
                 return {"stored": stored, "replayed": False}
             # Not stored: a result existed. Was it this very one, sent before a reply was lost?
-            earlier = await self._run(lambda: self._queue.get(result.sys_id))
+            earlier = await self.run_blocking(lambda: self._queue.get(result.sys_id))
             replayed = earlier is not None and earlier.response_to == output
             return {"stored": replayed, "replayed": replayed}
 
-        return await self._serve(request, handle)
+        return await self.serve_json(request, handle)
 
     async def get_record(self, request: Request) -> Response:
         async def handle() -> object:
             sys_id = check_sys_id(request.path_params["sys_id"])
-            found = await self._run(lambda: self._queue.get(sys_id))
+            found = await self.run_blocking(lambda: self._queue.get(sys_id))
             if found is None:
                 raise not_found()
             return record_to_json(found)
 
-        return await self._serve(request, handle)
+        return await self.serve_json(request, handle)
 
     async def list_agents(self, request: Request) -> Response:
         async def handle() -> object:
             raw = request.query_params.get("live_within_seconds")
             live = None if raw is None else read_number(raw, _LEASE_LIMITS, field="live_within_seconds")
-            found = await self._run(lambda: self._queue.list_agents(live))
+            found = await self.run_blocking(lambda: self._queue.list_agents(live))
             return [registration_to_json(registration) for registration in found]
 
-        return await self._serve(request, handle)
+        return await self.serve_json(request, handle)
 
     async def get_lease(self, request: Request) -> Response:
         async def handle() -> object:
             sys_id = check_sys_id(request.path_params["sys_id"])
-            lease = await self._run(lambda: self._queue.get_lease(sys_id))
+            lease = await self.run_blocking(lambda: self._queue.get_lease(sys_id))
             if lease is None:
                 return None
             return {"sys_id": lease.sys_id, "owner": lease.owner, "expires_at": lease.expires_at.isoformat()}
 
-        return await self._serve(request, handle)
+        return await self.serve_json(request, handle)
 
     async def payload(self, request: Request) -> Response:
         async def handle() -> object:
@@ -275,9 +285,9 @@ class AgentApi:
                     raise not_found()
                 return self._queue.read_payload(record)
 
-            return {"payload": await self._run(read)}
+            return {"payload": await self.run_blocking(read)}
 
-        return await self._serve(request, handle)
+        return await self.serve_json(request, handle)
 
     async def get_affinity(self, request: Request) -> Response:
         async def handle() -> object:
@@ -285,19 +295,19 @@ class AgentApi:
             protocol = request.query_params.get("protocol", "")
             if not address or not protocol:
                 raise bad_request("Invalid request", "give address and protocol")
-            found = await self._run(lambda: self._queue.get_affinity(address, protocol))
+            found = await self.run_blocking(lambda: self._queue.get_affinity(address, protocol))
             return None if found is None else affinity_to_json(found)
 
-        return await self._serve(request, handle)
+        return await self.serve_json(request, handle)
 
     async def set_affinity(self, request: Request) -> Response:
         async def handle() -> object:
-            body = await self._body(request)
+            body = await self.body(request)
             values = [_text(body, name) for name in ("address", "protocol", "credential_id")]
-            await self._run(lambda: self._queue.set_affinity(*values))
+            await self.run_blocking(lambda: self._queue.set_affinity(*values))
             return {"address": values[0], "protocol": values[1]}
 
-        return await self._serve(request, handle)
+        return await self.serve_json(request, handle)
 
     async def wait_for_work(self, request: Request) -> Response:
         async def handle() -> object:
@@ -317,29 +327,34 @@ class AgentApi:
             # Compared with what this agent's previous poll ended on, so work that arrived between
             # two polls (while the agent was claiming) is not missed.
             version = self._signal.version
-            now = await self._run(ready)
+            now = await self.run_blocking(ready)
             seen = self._seen.get(agent)
             work = seen is not None and (version != seen[0] or bool(now - seen[1]))
             if not work:
 
                 async def new_work() -> bool:
-                    return bool(await self._run(ready) - now)
+                    return bool(await self.run_blocking(ready) - now)
 
                 work = await self._signal.wait(float(seconds), new_work)
                 if work:
-                    now = await self._run(ready)
+                    now = await self.run_blocking(ready)
             if len(self._seen) >= _REMEMBERED_AGENTS:
                 self._seen.clear()
             self._seen[agent] = (self._signal.version, now)
             return {"work": work}
 
-        return await self._serve(request, handle)
+        return await self.serve_json(request, handle)
 
 
-def agent_routes(queue: EccQueue, table_api: TableApi, signal: WorkSignal) -> list[Route]:
+def agent_routes(
+    queue: EccQueue, table_api: TableApi, signal: WorkSignal, credentials: Mapping[str, Any] | None = None
+) -> list[Route]:
+    from midprobe.runner.instance.lifecycle_api import lifecycle_routes
+
     api = AgentApi(queue, table_api, signal)
     at = API_PREFIX
     return [
+        *lifecycle_routes(api, queue, credentials),
         Route(f"{at}/agents", api.register, methods=["POST"]),
         Route(f"{at}/agents", api.list_agents, methods=["GET"]),
         Route(f"{at}/agents/{{name}}", api.get_agent, methods=["GET"]),

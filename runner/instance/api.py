@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import anyio.to_thread
 from starlette.applications import Starlette
@@ -276,16 +276,18 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     scan_cap: int = DEFAULT_SCAN_CAP,
     signal: WorkSignal | None = None,
+    credentials: Mapping[str, Any] | None = None,
 ) -> Starlette:
     """The Table API and the agent endpoints over ``queue``, with ``users`` for basic auth.
 
     The caller owns and closes both. ``signal`` wakes the agents' long polls (a fresh one if not given).
+    ``credentials``: the instance's credentials document, sealed to each validated MID that asks.
     """
     from midprobe.runner.instance.agent_api import agent_routes
 
     api = TableApi(queue, users, max_body_bytes=max_body_bytes, scan_cap=scan_cap, signal=signal)
     routes = [
-        *agent_routes(queue, api, api.signal),
+        *agent_routes(queue, api, api.signal, credentials),
         Route("/api/now/table/{table}", api.list_records, methods=["GET"]),
         Route("/api/now/table/{table}", api.insert_record, methods=["POST"]),
         Route("/api/now/table/{table}/{sys_id}", api.get_record, methods=["GET"]),

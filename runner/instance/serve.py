@@ -9,9 +9,10 @@ from __future__ import annotations
 import ipaddress
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from midprobe.capabilities.errors import ConfigError
 from midprobe.runner.instance.tls import TlsFiles
@@ -99,10 +100,12 @@ def serve(
     *,
     announce: Callable[[str], None],
     max_body_bytes: int | None = None,
+    credentials: Mapping[str, Any] | None = None,
 ) -> None:
     """Serve the Table API and the agent endpoints over HTTPS on ``address`` until SIGTERM/SIGINT.
 
-    ``announce`` gets the URL line.
+    ``announce`` gets the URL line; ``credentials`` (a portable credentials document) is sealed to
+    each validated MID that asks for it.
     """
     import uvicorn
 
@@ -113,7 +116,9 @@ def serve(
     listener = bind(address)
     try:
         with open_queue(queue_url) as queue, open_users(queue_url) as users:
-            app = create_app(queue, users, max_body_bytes=max_body_bytes or MAX_BODY_BYTES)
+            app = create_app(
+                queue, users, max_body_bytes=max_body_bytes or MAX_BODY_BYTES, credentials=credentials
+            )
             config = uvicorn.Config(
                 app,
                 ssl_certfile=str(tls.certificate),

@@ -28,6 +28,7 @@ from midprobe.runner.ecc.record import EccRecord
 from midprobe.runner.queue.base import AgentRegistration, EccQueue
 from midprobe.runner.queue.url import open_queue, sqlite_url
 from tests.support.slow_probe import registry_with_sleep
+from tests.support.trust import trust_every_agent
 
 ROOT = Path(__file__).resolve().parents[2]
 SLOW_AGENT = ROOT / "tests" / "support" / "slow_probe.py"
@@ -37,8 +38,8 @@ FAST = AgentTimings(poll_idle_seconds=0.1, poll_busy_seconds=0.1, lease_seconds=
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def queue_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
-        return sqlite_url(tmp_path / "ecc.db")
-    return str(request.getfixturevalue("postgres_database_url"))
+        return trust_every_agent(sqlite_url(tmp_path / "ecc.db"))
+    return trust_every_agent(str(request.getfixturevalue("postgres_database_url")))
 
 
 @pytest.fixture
@@ -240,7 +241,7 @@ def test_two_agents_on_postgresql_share_1000_records_none_lost_or_doubled(postgr
 
 
 def test_oversize_result_is_stored_aside_never_cut(tmp_path: Path) -> None:
-    url = sqlite_url(tmp_path / "ecc.db")
+    url = trust_every_agent(sqlite_url(tmp_path / "ecc.db"))
     with open_queue(url, payload_cap=300) as queue:
         record = new_output_record(agent="a1", topic="HeartbeatProbe", parameters={"note": "x" * 400})
         queue.enqueue(record)

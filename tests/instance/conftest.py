@@ -15,6 +15,7 @@ from midprobe.runner.instance.api import create_app
 from midprobe.runner.instance.auth import UserStore, open_users
 from midprobe.runner.queue.base import EccQueue
 from midprobe.runner.queue.url import open_queue, sqlite_url
+from tests.support.trust import trust_every_agent
 
 ADMIN = ("admin", "admin secret: ok")
 MID = ("mid1", "mid1-password")
@@ -50,7 +51,7 @@ class Client:
 
 @pytest.fixture
 def queue_url(tmp_path: Path) -> str:
-    return sqlite_url(tmp_path / "ecc.db")
+    return trust_every_agent(sqlite_url(tmp_path / "ecc.db"))
 
 
 @pytest.fixture
