@@ -123,6 +123,24 @@ PATH_CONTEXTS: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = 
         ("midprobe.runner.instance.serve.serve",),
     ),
     ("scan",): (("--lab", "-n", "-p", "22", "198.18.0.1"), ("midprobe.runner.cli.scan._run",)),
+    ("mid", "credentials"): (("--queue", "sqlite:///{tmp}/ecc.db"), ()),
+    **{
+        ("mid", *verb): (("--queue", "sqlite:///{tmp}/ecc.db"), ())
+        for verb in (
+            ("validate",),
+            ("invalidate",),
+            ("rekey",),
+            ("pause",),
+            ("resume",),
+            ("drain",),
+            ("pin",),
+            ("unpin",),
+            ("list",),
+            ("issues",),
+            ("issue", "ack"),
+            ("issue", "resolve"),
+        )
+    },
 }
 
 

@@ -31,6 +31,7 @@ from midprobe.runner.ecc.record import EccRecord
 from midprobe.runner.queue.base import AgentRegistration
 from midprobe.runner.queue.url import open_queue, sqlite_url
 from tests.support.recordings import recorded_varbinds
+from tests.support.trust import trust_every_agent
 
 SWITCH = "198.18.0.11"
 COMMUNITY = "lab-community"
@@ -63,7 +64,7 @@ def _runner() -> ProbeRunner:
 
 
 def test_a_switch_is_identified_by_its_serial_explored_and_related_to_its_neighbour(tmp_path: Path) -> None:
-    url = sqlite_url(tmp_path / "ecc.db")
+    url = trust_every_agent(sqlite_url(tmp_path / "ecc.db"))
     runner = _runner()
     with contextlib.ExitStack() as stack, open_queue(url) as queue:
         database = open_database(url)
