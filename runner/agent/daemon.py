@@ -43,6 +43,8 @@ DEFAULT_DRAIN_SECONDS = 30.0
 MAX_BACKOFF_SECONDS = 60.0
 #: Leases are renewed every third of their length, but never more often than this.
 MIN_RENEW_SECONDS = 0.05
+#: How often a MID that may not claim (waiting for validation, paused, draining) looks again.
+LIFECYCLE_CHECK_SECONDS = 2.0
 #: One wait for a queue notification; short, so a stopping agent never waits long for its watcher.
 WATCH_SLICE_SECONDS = 1.0
 
@@ -183,6 +185,14 @@ class Agent:
         restart_pools = set(POOLS)
         backoff = 0.0
         while not self._stopping.is_set():
+            if not self.lifecycle.may_claim:
+                # Not validated, paused, draining or refused its version: look again soon, claim nothing.
+                await self._lifecycle_round(self.lifecycle.clock())
+                if not self.lifecycle.may_claim:
+                    if once:
+                        return
+                    await self._sleep(min(self.timings.poll_idle_seconds, LIFECYCLE_CHECK_SECONDS))
+                    continue
             claimed: list[EccRecord] = []
             wanted: list[tuple[int, int, bool]] = []
             try:

@@ -31,6 +31,7 @@ from midprobe.runner.queue.lifecycle import (
     ISSUE_SPOOL_GROWING,
     SETTING_ACCEPTED_MAJOR,
     version_refusal,
+    work_refusal,
 )
 
 log = get_logger("midprobe.agent")
@@ -57,6 +58,9 @@ class MidLifecycle:
     #: The agent's own credentials file was given: sealed credentials are not asked for.
     local_credentials: bool = False
     clock: Callable[[], datetime] = _utc_now
+    #: Whether the last check found this MID allowed to work (validated, not paused or draining, of
+    #: an accepted version); the agent claims only then, after taking its credentials.
+    may_claim: bool = field(default=False, init=False)
     _said: str = field(default="", init=False)
     _sealed: str = field(default="", init=False)
     _failures: int = field(default=0, init=False)
@@ -104,8 +108,9 @@ class MidLifecycle:
         if found.rekey_requested and self.keys is not None:
             registration = self._rekey(queue, registration, instance)
             found = queue.get_agent(registration.name) or found
-        self._say(found, queue)
+        refusal = self._say(found, queue)
         self._take_credentials(queue, found, runner)
+        self.may_claim = refusal is None
         self._check_spool(queue, registration.name)
         if found.admin_state == "paused":
             return registration, "Paused"
@@ -133,12 +138,9 @@ class MidLifecycle:
 
     # -- the parts ----------------------------------------------------------------------------------
 
-    def _say(self, found: AgentRegistration, queue: EccQueue) -> None:
-        """Log each change of what keeps this MID from working (once, not at every heartbeat)."""
-        try:
-            accepted = queue.get_setting(SETTING_ACCEPTED_MAJOR)
-        except MidprobeError:
-            accepted = ""
+    def _say(self, found: AgentRegistration, queue: EccQueue) -> str | None:
+        """Log each change of what keeps this MID from working (once, not at every heartbeat); returns it."""
+        accepted = queue.get_setting(SETTING_ACCEPTED_MAJOR)
         refused = version_refusal(found.version, found.pinned_version, accepted)
         if not found.validated:
             said = (
@@ -153,6 +155,7 @@ class MidLifecycle:
         if said != self._said:
             self._said = said
             (log.info if said.startswith("validated") else log.warning)(said, agent=found.name)
+        return work_refusal(found, accepted)
 
     def _rekey(self, queue: EccQueue, registration: AgentRegistration, instance: str) -> AgentRegistration:
         """The instance asked for a new key pair: make it, keep it, register its public key."""

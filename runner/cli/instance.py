@@ -70,6 +70,12 @@ def instance() -> None:
     default=None,
     help="Credentials TOML kept on the instance: each validated MID gets it sealed to its own key.",
 )
+@click.option(
+    "--wire-log",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Append every agent request and answer, as they travel inside TLS, to this file (JSON lines).",
+)
 def serve_command(
     queue_url: str,
     listen: Any,
@@ -77,6 +83,7 @@ def serve_command(
     cert: Path | None,
     key: Path | None,
     credentials_file: Path | None,
+    wire_log: Path | None,
 ) -> None:
     """Serve the Table API over HTTPS until SIGTERM; prints the base URL and the CA file agents pin."""
     from midprobe.probes.credentials.sealing import portable_document
@@ -89,7 +96,10 @@ def serve_command(
     )
 
     assert isinstance(listen, ListenAddress)
+    from midprobe.runner.instance.agent_api import WireLog
+
     credentials = None if credentials_file is None else portable_document(credentials_file)
+    wire = None if wire_log is None else WireLog(wire_log)
     if cert is not None:
         read_certificate(cert)
     if key is not None:
@@ -108,7 +118,7 @@ def serve_command(
         if tls.ca is not None:
             click.echo(f"CA: {tls.ca.resolve()}")
 
-    serve(queue_url, listen, tls, announce=announce, credentials=credentials)
+    serve(queue_url, listen, tls, announce=announce, credentials=credentials, wire_log=wire)
 
 
 @instance.group("user")

@@ -9,15 +9,19 @@ and the result exists once. ``GET .../agents/{name}/work?wait=S`` is the long po
 from __future__ import annotations
 
 import functools
+import json
 import logging
+import os
+import threading
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any, Final
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from midprobe.capabilities.errors import QueueError
+from midprobe.capabilities.errors import ConfigError, QueueError
 from midprobe.capabilities.numbers import NumberRange, read_number
 from midprobe.runner.ecc.record import ALL_AGENTS, EccRecord, check_sys_id
 from midprobe.runner.instance.api import TableApi, read_json
@@ -78,10 +82,13 @@ def _number(body: Mapping[str, object], name: str, limits: NumberRange) -> float
 class AgentApi:
     """The agent routes, over the Table API's users and guard."""
 
-    def __init__(self, queue: EccQueue, table_api: TableApi, signal: WorkSignal) -> None:
+    def __init__(
+        self, queue: EccQueue, table_api: TableApi, signal: WorkSignal, wire_log: WireLog | None = None
+    ) -> None:
         self._queue = queue
         self._table_api = table_api
         self._signal = signal
+        self._wire_log = wire_log
         #: Per agent name: the signal version and the ready outputs its last long poll ended on.
         self._seen: dict[str, tuple[int, frozenset[str]]] = {}
 
@@ -93,7 +100,10 @@ class AgentApi:
         async def guarded() -> Response:
             await self._table_api.authorise(request, role)
             try:
-                return JSONResponse({"result": await handle()})
+                result = await handle()
+                if self._wire_log is not None:
+                    self._wire_log.write(request.method, request.url.path, await request.body(), result)
+                return JSONResponse({"result": result})
             except AgentNameInUse as error:
                 raise TableApiError(409, "Agent name in use", str(error)) from None
             except QueueError as error:
@@ -346,12 +356,39 @@ class AgentApi:
         return await self.serve_json(request, handle)
 
 
+class WireLog:
+    """What the agent endpoints received and answered, as it travels inside TLS: one JSON line per call.
+
+    For looking at the wire (``instance serve --wire-log FILE``); basic-auth headers are not kept.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        try:
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "a"):
+                pass
+        except OSError as error:
+            raise ConfigError(f"{path}: {error.strerror or error}", field="--wire-log") from None
+
+    def write(self, method: str, path: str, body: bytes, result: object) -> None:
+        line = json.dumps(
+            {"method": method, "path": path, "request": body.decode("utf-8", "replace"), "answer": result}
+        )
+        with self._lock, self.path.open("a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+
+
 def agent_routes(
-    queue: EccQueue, table_api: TableApi, signal: WorkSignal, credentials: Mapping[str, Any] | None = None
+    queue: EccQueue,
+    table_api: TableApi,
+    signal: WorkSignal,
+    credentials: Mapping[str, Any] | None = None,
+    wire_log: WireLog | None = None,
 ) -> list[Route]:
     from midprobe.runner.instance.lifecycle_api import lifecycle_routes
 
-    api = AgentApi(queue, table_api, signal)
+    api = AgentApi(queue, table_api, signal, wire_log)
     at = API_PREFIX
     return [
         *lifecycle_routes(api, queue, credentials),
@@ -373,4 +410,4 @@ def agent_routes(
     ]
 
 
-__all__ = ["MAX_CLAIM", "MAX_WAIT_SECONDS", "AgentApi", "agent_routes"]
+__all__ = ["MAX_CLAIM", "MAX_WAIT_SECONDS", "AgentApi", "WireLog", "agent_routes"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import anyio.to_thread
 from starlette.applications import Starlette
@@ -28,6 +28,9 @@ from midprobe.runner.instance.query import Row, parse_query
 from midprobe.runner.instance.tables import DEFAULT_SCAN_CAP, AgentTable, EccQueueTable, Page, Table
 from midprobe.runner.instance.wake import WorkSignal
 from midprobe.runner.queue.base import EccQueue
+
+if TYPE_CHECKING:
+    from midprobe.runner.instance.agent_api import WireLog
 
 MAX_BODY_BYTES: Final = 32 * 1024 * 1024
 """Largest request body read: a 20 MB payload (the queue's attachment cap) with room for JSON escapes."""
@@ -277,17 +280,19 @@ def create_app(
     scan_cap: int = DEFAULT_SCAN_CAP,
     signal: WorkSignal | None = None,
     credentials: Mapping[str, Any] | None = None,
+    wire_log: WireLog | None = None,
 ) -> Starlette:
     """The Table API and the agent endpoints over ``queue``, with ``users`` for basic auth.
 
     The caller owns and closes both. ``signal`` wakes the agents' long polls (a fresh one if not given).
     ``credentials``: the instance's credentials document, sealed to each validated MID that asks.
+    ``wire_log``: where the agent endpoints' requests and answers are written, as inside TLS.
     """
     from midprobe.runner.instance.agent_api import agent_routes
 
     api = TableApi(queue, users, max_body_bytes=max_body_bytes, scan_cap=scan_cap, signal=signal)
     routes = [
-        *agent_routes(queue, api, api.signal, credentials),
+        *agent_routes(queue, api, api.signal, credentials, wire_log),
         Route("/api/now/table/{table}", api.list_records, methods=["GET"]),
         Route("/api/now/table/{table}", api.insert_record, methods=["POST"]),
         Route("/api/now/table/{table}/{sys_id}", api.get_record, methods=["GET"]),

@@ -12,11 +12,14 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from midprobe.capabilities.errors import ConfigError
 from midprobe.runner.instance.tls import TlsFiles
 from midprobe.runner.queue.url import SqliteLocation, parse_queue_url
+
+if TYPE_CHECKING:
+    from midprobe.runner.instance.agent_api import WireLog
 
 _WILDCARDS = ("0.0.0.0", "::")  # noqa: S104  (names of the wildcard addresses, compared against, never bound here)
 
@@ -101,11 +104,12 @@ def serve(
     announce: Callable[[str], None],
     max_body_bytes: int | None = None,
     credentials: Mapping[str, Any] | None = None,
+    wire_log: WireLog | None = None,
 ) -> None:
     """Serve the Table API and the agent endpoints over HTTPS on ``address`` until SIGTERM/SIGINT.
 
     ``announce`` gets the URL line; ``credentials`` (a portable credentials document) is sealed to
-    each validated MID that asks for it.
+    each validated MID that asks for it; ``wire_log``: a file of every agent request and answer.
     """
     import uvicorn
 
@@ -117,7 +121,11 @@ def serve(
     try:
         with open_queue(queue_url) as queue, open_users(queue_url) as users:
             app = create_app(
-                queue, users, max_body_bytes=max_body_bytes or MAX_BODY_BYTES, credentials=credentials
+                queue,
+                users,
+                max_body_bytes=max_body_bytes or MAX_BODY_BYTES,
+                credentials=credentials,
+                wire_log=wire_log,
             )
             config = uvicorn.Config(
                 app,
