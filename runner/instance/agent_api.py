@@ -102,7 +102,9 @@ class AgentApi:
             try:
                 result = await handle()
                 if self._wire_log is not None:
-                    self._wire_log.write(request.method, request.url.path, await request.body(), result)
+                    self._wire_log.write(
+                        request.method, request.url.path, getattr(request.state, "json_body", None), result
+                    )
                 return JSONResponse({"result": result})
             except AgentNameInUse as error:
                 raise TableApiError(409, "Agent name in use", str(error)) from None
@@ -119,7 +121,9 @@ class AgentApi:
         self._signal.notify()
 
     async def body(self, request: Request) -> dict[str, object]:
-        return await read_json(request, self._table_api.max_body_bytes)
+        body = await read_json(request, self._table_api.max_body_bytes)
+        request.state.json_body = body  # for the wire log: the stream is read once
+        return body
 
     async def run_blocking(self, function: Callable[[], Any]) -> Any:
         return await self._table_api.call(function)
@@ -371,10 +375,8 @@ class WireLog:
         except OSError as error:
             raise ConfigError(f"{path}: {error.strerror or error}", field="--wire-log") from None
 
-    def write(self, method: str, path: str, body: bytes, result: object) -> None:
-        line = json.dumps(
-            {"method": method, "path": path, "request": body.decode("utf-8", "replace"), "answer": result}
-        )
+    def write(self, method: str, path: str, body: object, result: object) -> None:
+        line = json.dumps({"method": method, "path": path, "request": body, "answer": result})
         with self._lock, self.path.open("a", encoding="utf-8") as handle:
             handle.write(line + "\n")
 

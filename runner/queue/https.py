@@ -157,7 +157,8 @@ class HttpsQueue:
             )
         if status == 403:
             raise QueueError(
-                f"queue {self.url}: user {self._user!r} may not do this (needs the mid_server role)"
+                f"queue {self.url}: user {self._user!r} may not do this"
+                " (agents need the mid_server role, midprobe mid commands the admin role)"
             )
         if status == 409 and message == "Agent name in use":
             raise AgentNameInUse(detail or said)

@@ -11,10 +11,10 @@ import pytest
 from midprobe.runner.lab import Lab
 
 
-def serve_instance(lab: Lab, url: str, listen: str) -> tuple[subprocess.Popen[str], str, Path]:
-    """Start the instance on ``listen``; returns the process, the URL it printed, and its CA file."""
+def serve_instance(lab: Lab, url: str, listen: str, *extra: str) -> tuple[subprocess.Popen[str], str, Path]:
+    """Start the instance on ``listen`` (with ``extra`` options); returns the process, the URL it printed, and its CA file."""
     argv = ["ip", "netns", "exec", lab.scanner_namespace, sys.executable, "-m", "midprobe.runner"]
-    argv += ["instance", "serve", "--queue", url, "--listen", listen]
+    argv += ["instance", "serve", "--queue", url, "--listen", listen, *extra]
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert process.stdout is not None
     base = process.stdout.readline().strip()
