@@ -22,6 +22,7 @@ from midprobe.runner.cmdb import open_cmdb
 from midprobe.runner.lab import Lab
 from midprobe.runner.queue.url import open_queue, sqlite_url
 from tests.lab.test_discovery_lab import _credentials
+from tests.support.trust import trust_every_agent
 
 pytestmark = pytest.mark.lab
 
@@ -68,7 +69,7 @@ def _start_agent(
 def agents(lab: Lab, tmp_path: Path) -> Iterator[str]:
     (tmp_path / "caps.toml").write_text(CAPABILITIES, encoding="utf-8")
     _credentials(lab, tmp_path / "creds.toml")
-    url = sqlite_url(tmp_path / "ecc.db")
+    url = trust_every_agent(sqlite_url(tmp_path / "ecc.db"))
     with open_queue(url):
         pass  # create the database before two agents race to
     processes = [

@@ -26,6 +26,7 @@ from midprobe.runner.instance.auth import open_users
 from midprobe.runner.lab import Lab, NamespaceThread
 from midprobe.runner.queue.url import open_queue, sqlite_url
 from tests.lab.instance_support import serve_instance
+from tests.support.trust import trust_every_agent
 
 pytestmark = pytest.mark.lab
 
@@ -61,7 +62,7 @@ def _results(url: str, outputs: list[EccRecord]) -> dict[str, list[EccRecord]]:
 
 @pytest.fixture
 def instance_queue(tmp_path: Path) -> str:
-    url = sqlite_url(tmp_path / "ecc.db")
+    url = trust_every_agent(sqlite_url(tmp_path / "ecc.db"))
     with open_users(url) as users:
         users.add("mid", PASSWORD, ("mid_server",))
     return url
