@@ -867,13 +867,7 @@ class SqlQueue(ABC):
             )
             stored = self._agent_row(tx, registration.name)
             assert stored is not None
-            refusal = version_refusal(
-                stored.version, stored.pinned_version, self._setting(tx, SETTING_ACCEPTED_MAJOR)
-            )
-            if refusal is not None and stored.version:
-                self._raise_issue(tx, stored.name, ISSUE_VERSION, f"refused work: {refusal}", "instance", now)
-            else:
-                self._clear_issue(tx, stored.name, ISSUE_VERSION, now)
+            self._version_issue(tx, stored, now)
 
     def _update_agent(self, name: str, column: str, value: object | None, instance: str | None) -> None:
         agent = normalize_agent_name(name)
@@ -957,14 +951,7 @@ class SqlQueue(ABC):
             if found is None:
                 raise QueueError(f"queue {self.url}: agent {agent} is not registered")
             if pinned_version is not None:
-                now = self._now(tx)
-                refusal = version_refusal(
-                    found.version, found.pinned_version, self._setting(tx, SETTING_ACCEPTED_MAJOR)
-                )
-                if refusal is not None and found.version:
-                    self._raise_issue(tx, agent, ISSUE_VERSION, f"refused work: {refusal}", "instance", now)
-                else:
-                    self._clear_issue(tx, agent, ISSUE_VERSION, now)
+                self._version_issue(tx, found, self._now(tx))
             if changes:
                 self._notify_ready(tx, {agent})
         return found
@@ -1014,6 +1001,16 @@ class SqlQueue(ABC):
             created=created,
             updated=updated,
         )
+
+    def _version_issue(self, tx: Transaction, agent: AgentRegistration, now: datetime) -> None:
+        """The instance's ``version_incompatible`` issue for ``agent``: raised while its version is refused."""
+        refusal = version_refusal(
+            agent.version, agent.pinned_version, self._setting(tx, SETTING_ACCEPTED_MAJOR)
+        )
+        if refusal is not None and agent.version:
+            self._raise_issue(tx, agent.name, ISSUE_VERSION, f"refused work: {refusal}", "instance", now)
+        else:
+            self._clear_issue(tx, agent.name, ISSUE_VERSION, now)
 
     def _raise_issue(
         self, tx: Transaction, agent: str, kind: str, message: str, source: IssueSource, now: datetime
