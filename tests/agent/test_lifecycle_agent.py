@@ -14,14 +14,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from midprobe.capabilities.errors import CredentialError
 from midprobe.probes.credentials.sealing import MidKeyPair, open_credentials
+from midprobe.probes.registry import default_registry
+from midprobe.runner.agent.lifecycle import PROBE_FAILURES_IN_A_ROW, MidLifecycle
+from midprobe.runner.agent.probe_runner import AgentIdentity, ProbeRunner
 from midprobe.runner.ecc.builders import new_output_record
 from midprobe.runner.queue import EccQueue, open_queue
+from midprobe.runner.queue.base import AgentRegistration
 from midprobe.runner.queue.lifecycle import ISSUE_VERSION, SETTING_ACCEPTED_MAJOR
 from midprobe.runner.queue.url import sqlite_url
 from tests.support.leaks import queue_contents, tree_contents
@@ -221,3 +226,32 @@ def test_pause_and_drain_show_in_the_status_and_resume_brings_work_back(
         _wait_for(lambda: queue.get_agent("pd").status == "Up", "Up")  # type: ignore[union-attr]
     finally:
         agent.stop()
+
+
+def test_the_mid_raises_clock_skew_and_probe_failure_issues_and_resolves_them(queue: EccQueue) -> None:
+    registration = AgentRegistration("skewed")
+    queue.register_agent(registration)
+    runner = ProbeRunner(registry=default_registry(), identity=AgentIdentity("skewed"))
+    offset = [timedelta(minutes=5)]
+    lifecycle = MidLifecycle(clock=lambda: datetime.now(UTC) + offset[0])
+    lifecycle.check(queue, registration, runner, in_flight=0, instance="i1")
+    (skew,) = queue.list_issues("skewed")
+    assert skew.kind == "clock_skew"
+    assert "off the queue's clock" in skew.message
+    assert not lifecycle.may_claim  # not validated yet
+    offset[0] = timedelta(0)
+    queue.heartbeat_agent("skewed")
+    lifecycle.check(queue, registration, runner, in_flight=0, instance="i1")
+    assert queue.list_issues("skewed") == []
+
+    tells = [lifecycle.answered(failed=True) for _ in range(PROBE_FAILURES_IN_A_ROW)]
+    assert tells[:-1] == [None] * (PROBE_FAILURES_IN_A_ROW - 1)
+    raise_it = tells[-1]
+    assert raise_it is not None
+    raise_it(queue, "skewed")
+    assert [issue.kind for issue in queue.list_issues("skewed")] == ["probe_failures"]
+    resolve = lifecycle.answered(failed=False)
+    assert resolve is not None
+    resolve(queue, "skewed")
+    assert queue.list_issues("skewed") == []
+    assert lifecycle.answered(failed=False) is None  # nothing to tell the queue any more
