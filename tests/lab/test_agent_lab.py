@@ -22,6 +22,7 @@ WRONG_PASSWORD = "not-the-password-7f3a"
 def _run_agent(lab: Lab, url: str, *extra: str, env: dict[str, str] | None = None) -> str:
     argv = [sys.executable, "-m", "midprobe.runner", "agent", "--name", "lab-agent", "--queue", url]
     argv += ["--once", "--lab", "--poll-busy", "0.2", "--log-level", "warning", *extra]
+    argv += ["--state", str(Path(url.removeprefix("sqlite:///")).parent / "mid-state")]
     completed = lab.run(argv, check=False, timeout=120, env=env)
     assert completed.returncode == 0, completed.stderr
     return completed.stdout

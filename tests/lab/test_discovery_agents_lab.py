@@ -61,7 +61,7 @@ def _start_agent(
     argv = ["ip", "netns", "exec", lab.scanner_namespace, sys.executable, "-m", "midprobe.runner", "agent"]
     argv += ["--name", name, "--queue", url, "--lab", "--capabilities", str(workdir / "caps.toml")]
     argv += ["--credentials", str(workdir / "creds.toml"), "--poll-idle", "0.5", "--poll-busy", "0.5"]
-    argv += ["--log-level", "warning", *extra]
+    argv += ["--log-level", "warning", "--state", str(workdir / f"state-{name}"), *extra]
     return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -42,7 +42,7 @@ def _agent(
     lab: Lab, name: str, base: str, ca: Path | None, spool: Path, env: dict[str, str] | None = None
 ) -> subprocess.Popen[str]:
     argv = [*RUNNER, "agent", "--name", name, "--queue", base, "--user", "mid", "--once", "--lab"]
-    argv += ["--poll-busy", "0.2", "--spool", str(spool)]
+    argv += ["--poll-busy", "0.2", "--spool", str(spool), "--state", str(spool.parent / f"state-{name}")]
     argv += ["--ca", str(ca)] if ca is not None else []
     env = {**os.environ, "MIDPROBE_INSTANCE_PASSWORD": PASSWORD, **(env or {})}
     return subprocess.Popen(

@@ -63,6 +63,7 @@ def _agent(lab: Lab, name: str, url: str, capabilities: Path) -> None:
         "--lab",
     ]
     argv += ["--capabilities", str(capabilities), "--poll-busy", "0.2", "--log-level", "warning"]
+    argv += ["--state", str(capabilities.parent / f"state-{name}")]
     completed = lab.run(argv, check=False, timeout=120)
     assert completed.returncode == 0, completed.stderr
 
