@@ -56,13 +56,14 @@ def run_agent(
     state_dir = (
         (config.state_dir or DEFAULT_STATE_ROOT / agent_short_name(config.name)) if keep_keys else None
     )
-    keys = MidKeyPair.load_or_create(state_dir) if state_dir is not None else MidKeyPair.generate()
-    setup = build_agent_setup(config, public_key=keys.public_key)
     pools = PoolSizes.scaled(config.concurrency)
     if config.credentials_file is not None:
         CredentialStore.load(config.credentials_file)  # a bad file stops here, before the agent registers
     if config.instance_ca_file is not None:
         tls_context(config.instance_ca_file)  # so does a bad CA file, whatever the queue
+    # The key pair is made (at first start) only once the rest of the config is known to be good.
+    keys = MidKeyPair.load_or_create(state_dir) if state_dir is not None else MidKeyPair.generate()
+    setup = build_agent_setup(config, public_key=keys.public_key)
     timings = AgentTimings(
         poll_idle_seconds=config.poll_idle_seconds,
         poll_busy_seconds=config.poll_busy_seconds,

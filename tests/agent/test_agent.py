@@ -213,15 +213,21 @@ def test_agent_killed_mid_batch_has_its_records_rerun_by_another(
 
 
 @pytest.mark.timeout(120)
-def test_two_agents_on_postgresql_share_1000_records_none_lost_or_doubled(postgres_database_url: str) -> None:
-    url = postgres_database_url
+def test_two_agents_on_postgresql_share_1000_records_none_lost_or_doubled(
+    postgres_database_url: str, tmp_path: Path
+) -> None:
+    url = trust_every_agent(postgres_database_url)
     records = [new_output_record(agent="*", topic="HeartbeatProbe") for _ in range(1000)]
     with open_queue(url) as queue:
         queue.enqueue_many(records)
     argv = [sys.executable, "-m", "midprobe.runner", "agent", "--queue", url, "--once", "--poll-busy", "0.05"]
     argv += ["--log-level", "warning", "--concurrency", "20"]
     agents = [
-        subprocess.Popen([*argv, "--name", name], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [*argv, "--name", name, "--state", str(tmp_path / name)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         for name in ("pg1", "pg2")
     ]
     outputs = [agent.communicate(timeout=100) for agent in agents]

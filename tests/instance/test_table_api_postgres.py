@@ -63,6 +63,9 @@ def test_an_agent_claims_and_answers_over_https_in_front_of_postgresql(
         "https://instance.test", user=MID[0], password=MID[1], client=client, spool=ResultSpool(tmp_path)
     ) as remote:
         remote.register_agent(AgentRegistration("mid1"), instance="p1", live_within_seconds=60)
+        assert remote.claim("mid1", 5, 60.0, instance="p1") == []  # a new MID: not validated yet
+        with open_queue(url) as queue:
+            queue.update_agent("mid1", validated=True)  # what `midprobe mid validate mid1` does
         (claimed,) = remote.claim("mid1", 5, 60.0, instance="p1")
         assert claimed.sys_id == output.sys_id
         result = EccRecord(agent="mid1", topic="HeartbeatProbe", queue="input", response_to=output.sys_id)

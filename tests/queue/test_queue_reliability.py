@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,7 +25,12 @@ from midprobe.runner.queue.sqlbase import DAMAGED_PREFIX
 from midprobe.runner.queue.sqlite import SqliteQueue
 from tests.support.trust import trust_every_agent
 
-AGENT_CLI = [sys.executable, "-m", "midprobe.runner", "agent", "--once", "--poll-busy", "0.05"]
+#: The agents' key pairs go to a temporary folder, not the working one.
+AGENT_STATE = Path(tempfile.gettempdir()) / "midprobe-test-state" / "reliability"
+AGENT_CLI = [
+    *(sys.executable, "-m", "midprobe.runner", "agent", "--once", "--poll-busy", "0.05"),
+    *("--state", str(AGENT_STATE)),
+]
 
 
 @pytest.fixture
