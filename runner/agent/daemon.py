@@ -113,6 +113,8 @@ class Agent:
     lifecycle: MidLifecycle = field(default_factory=MidLifecycle)
     _status: str = field(default="Up", init=False)
     _lifecycle_tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False)
+    #: One lifecycle check at a time (the heartbeat's and the poll loop's): a rekey happens once.
+    _round_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
 
     @property
     def name(self) -> str:
@@ -129,6 +131,7 @@ class Agent:
         """Run until stopped (or, with ``once``, until nothing is ready and nothing is in flight)."""
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
+        self._round_lock = asyncio.Lock()
         self._results = ResultWriter(self.queue, on_queue_error=self._count_queue_error)
         loop = asyncio.get_running_loop()
         if install_signal_handlers:
@@ -430,7 +433,8 @@ class Agent:
                 log.info("status", agent=self.name, status=status)
 
         try:
-            await asyncio.to_thread(round_trip)
+            async with self._round_lock:
+                await asyncio.to_thread(round_trip)
         except AgentNameInUse as error:
             log.error("agent name taken over, stopping", agent=self.name, error=str(error))
             self.request_stop()
