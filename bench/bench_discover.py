@@ -34,6 +34,7 @@ MIDPROBE = [sys.executable, "-m", "midprobe.runner"]
 
 def _agent(lab: Lab, name: str, url: str, workdir: Path) -> subprocess.Popen[str]:
     argv = ["ip", "netns", "exec", lab.scanner_namespace, *MIDPROBE, "agent", "--name", name, "--queue", url]
+    argv += ["--state", str(workdir / f"state-{name}")]
     argv += [
         "--lab",
         "--credentials",
@@ -57,6 +58,8 @@ def _run(lab: Lab, agents: int, workdir: Path, large_network: str) -> tuple[floa
                 if time.monotonic() > deadline:
                     sys.exit("bench_discover: the agents did not register")
                 queue.wait_for_work("mid.server.nobody", 0.1)
+            for index in range(agents):  # what `midprobe mid validate NAME` does
+                queue.update_agent(f"bench{index}", validated=True)
             schedule = workdir / "schedule.toml"
             schedule.write_text(
                 f'name = "bench"\nranges = ["{lab.network}", "{large_network}"]\ncredentials = "creds.toml"\n'

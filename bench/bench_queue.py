@@ -47,18 +47,25 @@ class Run:
         return self.records / self.seconds
 
 
+#: The bench agents' key pairs (outside the working folder).
+STATE_ROOT = Path(tempfile.gettempdir()) / "midprobe-bench-state"
+
+
 def drain(url: str, backend: str, agents: int, count: int) -> Run:
     """Enqueue ``count`` no-op outputs, run ``agents`` agents with --once, check every one answered once."""
     # Addressed round-robin: work for mid.server.* would be copied to every agent, not shared.
     records = [new_output_record(agent=f"bench{i % agents}", topic="HeartbeatProbe") for i in range(count)]
     with open_queue(url) as queue:
+        queue.set_setting("auto_validate", "true")  # the bench's agents are new MIDs run with --once
         queue.enqueue_many(records)
     argv = [sys.executable, "-m", "midprobe.runner", "agent", "--queue", url, "--once"]
     argv += ["--poll-busy", "0.05", "--log-level", "warning"]
     started = time.perf_counter()
     processes = [
         subprocess.Popen(
-            [*argv, "--name", f"bench{index}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            [*argv, "--name", f"bench{index}", "--state", str(STATE_ROOT / f"bench{index}")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         for index in range(agents)
     ]

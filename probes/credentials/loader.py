@@ -90,11 +90,28 @@ def parse_credentials(
     base_dir: Path | None = None,
 ) -> CredentialFile:
     """Validate the text of a credentials file (``private_key_file`` is read relative to ``base_dir``)."""
+    return parse_credential_document(
+        read_credential_toml(text, source), source=source, environ=environ, base_dir=base_dir
+    )
+
+
+def read_credential_toml(text: str, source: str) -> dict[str, Any]:
+    """The TOML document of a credentials file (``CredentialError`` naming the line, never the text)."""
     try:
-        document = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         # tomllib names the line and column, never the text around it.
         raise CredentialError(f"is not valid TOML: {error}", source=source) from None
+
+
+def parse_credential_document(
+    document: Mapping[str, Any],
+    *,
+    source: str = "<credentials>",
+    environ: Mapping[str, str] | None = None,
+    base_dir: Path | None = None,
+) -> CredentialFile:
+    """Validate a credentials document: a credentials file's TOML, or one the instance sealed to this MID."""
     for position, key in enumerate(document, start=1):
         if key not in _TOP_LEVEL_KEYS:
             shown, message = _unknown_key(position, key, _TOP_LEVEL_KEYS)

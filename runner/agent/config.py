@@ -58,6 +58,10 @@ class AgentConfig:
     #: A client certificate the instance issued and its key (mutual TLS; then no password is needed).
     instance_cert_file: Path | None = None
     instance_key_file: Path | None = None
+    #: The MID's own folder: its key pair (0600), made at first start (None: midprobe-state/NAME).
+    state_dir: Path | None = None
+    #: The version this MID registers ("" = the installed midprobe's); for tests of version checks.
+    version: str = ""
 
     def __post_init__(self) -> None:
         _check(self.name.strip() != "", "name", "must not be empty")

@@ -17,8 +17,10 @@ import signal
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from midprobe.capabilities.errors import ConfigError, MidprobeError, QueueError
+from midprobe.runner.agent.lifecycle import MidLifecycle
 from midprobe.runner.agent.limits import PoolSizes
 from midprobe.runner.agent.logs import get_logger
 from midprobe.runner.agent.probe_runner import ProbeRunner
@@ -48,6 +50,8 @@ DEFAULT_DRAIN_SECONDS = 30.0
 MAX_BACKOFF_SECONDS = 60.0
 #: Leases are renewed every third of their length, but never more often than this.
 MIN_RENEW_SECONDS = 0.05
+#: How often a MID that may not claim (waiting for validation, paused, draining) looks again.
+LIFECYCLE_CHECK_SECONDS = 2.0
 #: One wait for a queue notification; short, so a stopping agent never waits long for its watcher.
 WATCH_SLICE_SECONDS = 1.0
 
@@ -119,6 +123,12 @@ class Agent:
     #: Called with an output's sys_id once its run is over and its answer written (or given up):
     #: an embedded agent's caller (``runner/agent/embedded.py``) waits on it instead of polling.
     on_answered: Callable[[str], None] | None = None
+    #: Its key pair, validation, the operator's pause and drain, sealed credentials, issues.
+    lifecycle: MidLifecycle = field(default_factory=MidLifecycle)
+    _status: str = field(default="Up", init=False)
+    _lifecycle_tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False)
+    #: One lifecycle check at a time (the heartbeat's and the poll loop's): a rekey happens once.
+    _round_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
 
     @property
     def name(self) -> str:
@@ -140,12 +150,14 @@ class Agent:
         """Run until stopped (or, with ``once``, until nothing is ready and nothing is in flight)."""
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
+        self._round_lock = asyncio.Lock()
         self._results = ResultWriter(self.queue, on_queue_error=self._count_queue_error)
         loop = asyncio.get_running_loop()
         if install_signal_handlers:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, self.request_stop)
         # Refused (AgentNameInUse) while another live process runs under this name.
+        before = self.lifecycle.clock()
         await asyncio.to_thread(
             functools.partial(
                 self.queue.register_agent,
@@ -154,7 +166,16 @@ class Agent:
                 live_within_seconds=self.timings.name_held_seconds,
             )
         )
-        log.info("agent started", agent=self.name, queue=self.queue.url, pools=vars(self.pools))
+        self._status = self.registration.status
+        log.info(
+            "agent started",
+            agent=self.name,
+            queue=self.queue.url,
+            pools=vars(self.pools),
+            version=self.registration.version,
+        )
+        await asyncio.to_thread(self.lifecycle.started, self.queue, self.registration)
+        await self._lifecycle_round(before)
         helpers = [
             asyncio.create_task(self._renew_leases(), name="renew-leases"),
             asyncio.create_task(self._heartbeat(), name="heartbeat"),
@@ -187,6 +208,14 @@ class Agent:
         restart_pools = set(POOLS)
         backoff = 0.0
         while not self._stopping.is_set():
+            if not self.lifecycle.may_claim:
+                # Not validated, paused, draining or refused its version: look again soon, claim nothing.
+                await self._lifecycle_round(self.lifecycle.clock())
+                if not self.lifecycle.may_claim:
+                    if once:
+                        return
+                    await self._sleep(min(self.timings.poll_idle_seconds, LIFECYCLE_CHECK_SECONDS))
+                    continue
             claimed: list[EccRecord] = []
             wanted: list[tuple[int, int, bool]] = []
             try:
@@ -336,6 +365,12 @@ class Agent:
         else:
             self.stats.answered += 1
             log.info("answered", sys_id=record.sys_id, topic=record.topic, source=record.source)
+        if stored:
+            tell = self.lifecycle.answered(failed=bool(answer.error_string))
+            if tell is not None:
+                task = asyncio.create_task(asyncio.to_thread(tell, self.queue, self.name))
+                self._lifecycle_tasks.add(task)
+                task.add_done_callback(self._lifecycle_tasks.discard)
 
     async def _complete_pages(self, record: EccRecord, answer: EccRecord) -> bool:
         """Write ``answer``, in pages when it lists more CIs than a page holds; True if the first page was stored.
@@ -428,6 +463,7 @@ class Agent:
     async def _heartbeat(self) -> None:
         while True:
             await self.timer(self.timings.registry_heartbeat_seconds)
+            before = self.lifecycle.clock()
             try:
                 await asyncio.to_thread(
                     functools.partial(self.queue.heartbeat_agent, self.name, instance=self.instance)
@@ -438,6 +474,35 @@ class Agent:
                 return
             except QueueError as error:
                 log.warning("heartbeat failed", agent=self.name, error=str(error))
+                continue
+            await self._lifecycle_round(before)
+
+    async def _lifecycle_round(self, before: datetime) -> None:
+        """Act on what the instance decided (validation, rekey, pause, drain) and show the status it calls for."""
+
+        def round_trip() -> None:
+            registration, status = self.lifecycle.check(
+                self.queue,
+                self.registration,
+                self.runner,
+                in_flight=len(self._in_flight),
+                instance=self.instance,
+                before=before,
+            )
+            self.registration = registration
+            if status is not None and status != self._status:
+                self.queue.set_agent_status(self.name, status, instance=self.instance)
+                self._status = status
+                log.info("status", agent=self.name, status=status)
+
+        try:
+            async with self._round_lock:
+                await asyncio.to_thread(round_trip)
+        except AgentNameInUse as error:
+            log.error("agent name taken over, stopping", agent=self.name, error=str(error))
+            self.request_stop()
+        except MidprobeError as error:
+            log.warning("lifecycle check failed", agent=self.name, error=str(error))
 
     async def _drain(self) -> None:
         """Let in-flight runs finish within the drain time; release whatever is left."""

@@ -65,10 +65,14 @@ class EmbeddedAgent:
         else:
             queue = open_queue(queue_url)
         self._queue = queue
+        registration = AgentRegistration(name=runner.identity.name, capabilities=())
+        # The agent is this very process: validated as it registers, as `discover run --local` does.
+        queue.register_agent(registration)
+        queue.update_agent(registration.name, validated=True)
         self._agent = Agent(
             self._queue,
             runner,
-            AgentRegistration(name=runner.identity.name, capabilities=()),
+            registration,
             timings=AgentTimings(
                 poll_idle_seconds=IDLE_POLL_SECONDS,
                 poll_busy_seconds=IDLE_POLL_SECONDS,

@@ -32,6 +32,7 @@ from midprobe.runner.agent.config import AgentConfig
 from midprobe.runner.agent.probe_runner import AgentIdentity
 from midprobe.runner.ecc.record import agent_short_name
 from midprobe.runner.queue.base import AgentRegistration
+from midprobe.runner.queue.lifecycle import midprobe_version, version_refusal
 
 RESOLVE_DNS = "Resolve DNS"
 #: Resolve DNS is defined with its built-in value test even without a capabilities file.
@@ -90,9 +91,15 @@ def detect_configured_nmap() -> NmapDetection:
 
 
 def build_agent_setup(
-    config: AgentConfig, *, detect: Callable[[], NmapDetection] = detect_configured_nmap
+    config: AgentConfig,
+    *,
+    detect: Callable[[], NmapDetection] = detect_configured_nmap,
+    public_key: str = "",
 ) -> AgentSetup:
-    """Load the agent's MID record, detect nmap, and build its identity and registration."""
+    """Load the agent's MID record, detect nmap, and build its identity and registration.
+
+    ``public_key``: the MID's key (credentials are sealed to it); the version is this midprobe's.
+    """
     name = agent_short_name(config.name)
     if config.capabilities_file is not None:
         capability_config = load_config(config.capabilities_file)
@@ -130,16 +137,27 @@ def build_agent_setup(
         host=platform.node(),
         pid=os.getpid(),
         started_at=datetime.now(UTC),
+        public_key=public_key,
+        version=config.version or midprobe_version(),
     )
     return AgentSetup(mid=mid, nmap=detection, identity=identity, registration=registration)
 
 
-def mid_server_from_registration(registration: AgentRegistration, *, live: bool) -> MidServer:
-    """The MID record of a registered agent; one that stopped heartbeating counts as Down."""
+def mid_server_from_registration(
+    registration: AgentRegistration, *, live: bool, accepted_major: str | None = None
+) -> MidServer:
+    """The MID record of a registered agent; one that stopped heartbeating counts as Down.
+
+    With ``accepted_major`` (the instance's), a MID of a version the instance refuses counts as
+    not validated: selecting it would leave its work unclaimed.
+    """
+    refused = accepted_major is not None and (
+        version_refusal(registration.version, registration.pinned_version, accepted_major) is not None
+    )
     return MidServer(
         name=registration.short_name,
         status=MidStatus.parse(registration.status) if live else MidStatus.DOWN,
-        validated=registration.validated,
+        validated=registration.validated and not refused,
         applications=registration.applications,
         ip_ranges=tuple(IPRange.parse(text) for text in registration.ip_ranges),
         excluded_ip_ranges=tuple(IPRange.parse(text) for text in registration.excluded_ip_ranges),

@@ -12,6 +12,7 @@ import click
 
 from midprobe.capabilities.errors import ConfigError
 from midprobe.probes.credentials import CredentialStore
+from midprobe.probes.credentials.sealing import MidKeyPair
 from midprobe.probes.registry import default_registry
 from midprobe.probes.safety import TargetPolicy, require_lab_namespace
 from midprobe.runner.agent import logs
@@ -19,9 +20,11 @@ from midprobe.runner.agent.affinity import QueueAffinityStore
 from midprobe.runner.agent.config import AgentConfig, load_agent_config
 from midprobe.runner.agent.daemon import Agent, AgentStats, AgentTimings
 from midprobe.runner.agent.identity import build_agent_setup
+from midprobe.runner.agent.lifecycle import MidLifecycle
 from midprobe.runner.agent.limits import ConcurrencyLimits, PoolSizes
 from midprobe.runner.agent.probe_runner import ProbeRunner
 from midprobe.runner.cli.options import agent_setting, queue_option, seconds
+from midprobe.runner.ecc.record import agent_short_name
 from midprobe.runner.queue.https import tls_context
 from midprobe.runner.queue.url import open_queue
 
@@ -29,6 +32,8 @@ from midprobe.runner.queue.url import open_queue
 BLOCKING_THREADS = 32
 #: Where an agent on an ``https://`` queue spools its results unless told (one folder per agent name).
 DEFAULT_SPOOL_ROOT = Path("midprobe-spool")
+#: Where an agent keeps its key pair unless told (one folder per agent name).
+DEFAULT_STATE_ROOT = Path("midprobe-state")
 
 
 def run_agent(
@@ -38,23 +43,30 @@ def run_agent(
     drain_seconds: float = 30.0,
     alongside: Callable[[], Awaitable[object]] | None = None,
     on_answered: Callable[[str], None] | None = None,
+    keep_keys: bool = True,
 ) -> AgentStats:
     """Build an agent from ``config`` and run it to the end (used by the CLI and the demo).
 
     ``alongside``: a coroutine run in the same event loop; when it ends the agent stops
     (``discover run --local`` runs the orchestrator this way). ``on_answered``: called with each
-    output's sys_id once its answer is written (``--local``'s orchestrator wakes on it).
+    output's sys_id once its answer is written (``--local``'s orchestrator wakes on it). ``keep_keys``: the MID's key pair
+    lives in its state folder (else a fresh pair in memory, for an agent embedded in the instance).
     """
     policy = _policy(config)  # a DNS server outside the lab stops here
     if config.lab_mode:
         require_lab_namespace()  # lab mode promises nothing leaves the lab: not from a routed namespace
-    setup = build_agent_setup(config)
+    state_dir = (
+        (config.state_dir or DEFAULT_STATE_ROOT / agent_short_name(config.name)) if keep_keys else None
+    )
     pools = PoolSizes.scaled(config.concurrency)
     if config.credentials_file is not None:
         CredentialStore.load(config.credentials_file)  # a bad file stops here, before the agent registers
     if config.instance_ca_file is not None or config.instance_cert_file is not None:
         # so does a bad CA file or client certificate, whatever the queue
         tls_context(config.instance_ca_file, config.instance_cert_file, config.instance_key_file)
+    # The key pair is made (at first start) only once the rest of the config is known to be good.
+    keys = MidKeyPair.load_or_create(state_dir) if state_dir is not None else MidKeyPair.generate()
+    setup = build_agent_setup(config, public_key=keys.public_key)
     timings = AgentTimings(
         poll_idle_seconds=config.poll_idle_seconds,
         poll_busy_seconds=config.poll_busy_seconds,
@@ -91,8 +103,17 @@ def run_agent(
                 probe_timeout_seconds=config.probe_timeout_seconds,
                 credentials=credentials,
             )
+            lifecycle = MidLifecycle(
+                keys=keys, state_dir=state_dir, local_credentials=config.credentials_file is not None
+            )
             agent = Agent(
-                queue, runner, setup.registration, timings=timings, pools=pools, on_answered=on_answered
+                queue,
+                runner,
+                setup.registration,
+                timings=timings,
+                pools=pools,
+                lifecycle=lifecycle,
+                on_answered=on_answered,
             )
             if alongside is None:
                 return await agent.run(once=once)
@@ -224,6 +245,13 @@ def _policy(config: AgentConfig) -> TargetPolicy:
     default=None,
     help="With an https:// queue: folder keeping results until the instance has them [midprobe-spool/NAME].",
 )
+@click.option(
+    "--state",
+    "state_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of this MID's own key pair, made at first start [midprobe-state/NAME].",
+)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
 def agent(
     name: str | None,
@@ -244,6 +272,7 @@ def agent(
     instance_cert_file: Path | None,
     instance_key_file: Path | None,
     spool_dir: Path | None,
+    state_dir: Path | None,
     log_level: str | None,
 ) -> None:
     """Poll the ECC queue, run the probes addressed to this agent, and write their results.
@@ -278,6 +307,7 @@ def agent(
             "instance_cert_file": instance_cert_file,
             "instance_key_file": instance_key_file,
             "spool_dir": spool_dir,
+            "state_dir": state_dir,
         },
     )
     logs.configure(config.log_level)

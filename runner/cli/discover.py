@@ -144,6 +144,7 @@ def run_command(
             drain_seconds=5.0,
             alongside=orchestrate,
             on_answered=lambda _sys_id: answered.set(),
+            keep_keys=False,
         )
         return
     _orchestrate(schedule, queue_url, follow, clusters, policy)
@@ -191,10 +192,12 @@ def _run_on_instance(
 
 
 def _wait_for_agent(queue_url: str, name: str) -> None:
-    """Until the embedded agent (this process) has registered and is Up.
+    """Until the embedded agent (this process) has registered and is Up; then validate it.
 
     A registration under the name is not enough: an earlier run's agent left its own (Down)
     behind, and selecting MIDs before this one is Up would find none and end the discovery.
+    The embedded agent is this very process, so it is validated here as it registers (its key
+    pair lives in memory only; its credentials are the schedule's, read by this process).
     """
     deadline = time.monotonic() + AGENT_START_SECONDS
     me = (platform.node(), os.getpid())
@@ -202,6 +205,8 @@ def _wait_for_agent(queue_url: str, name: str) -> None:
         while True:
             agent = queue.get_agent(name)
             if agent is not None and (agent.host, agent.pid) == me and agent.status == "Up":
+                if not agent.validated:
+                    queue.update_agent(name, validated=True)
                 return
             if time.monotonic() > deadline:
                 raise ConfigError(f"the embedded agent {name!r} did not register", field="--local")

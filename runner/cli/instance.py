@@ -81,6 +81,19 @@ def instance() -> None:
     help="Client certificates the instance issued (instance cert issue): optional, or required of "
     "every connection; a certificate logs its user in without a password.",
 )
+@click.option(
+    "--credentials",
+    "credentials_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Credentials TOML kept on the instance: each validated MID gets it sealed to its own key.",
+)
+@click.option(
+    "--wire-log",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Append every agent request and answer, as they travel inside TLS, to this file (JSON lines).",
+)
 def serve_command(
     queue_url: str,
     listen: Any,
@@ -89,12 +102,15 @@ def serve_command(
     key: Path | None,
     capabilities_file: Path | None,
     client_certs: ClientCertMode,
+    credentials_file: Path | None,
+    wire_log: Path | None,
 ) -> None:
     """Serve the Table API over HTTPS until SIGTERM; prints the base URL and the CA file agents pin.
 
     The instance also runs the discoveries started with ``discover run --queue https://...``.
     """
     from midprobe.capabilities.config import load_config
+    from midprobe.probes.credentials.sealing import portable_document
     from midprobe.runner.instance.serve import ListenAddress, default_tls_folder, serve
     from midprobe.runner.instance.tls import (
         check_certificate_pair,
@@ -106,6 +122,10 @@ def serve_command(
 
     assert isinstance(listen, ListenAddress)
     capabilities = load_config(capabilities_file) if capabilities_file is not None else None
+    from midprobe.runner.instance.agent_api import WireLog
+
+    credentials = None if credentials_file is None else portable_document(credentials_file)
+    wire = None if wire_log is None else WireLog(wire_log)
     if cert is not None:
         read_certificate(cert)
     if key is not None:
@@ -125,7 +145,16 @@ def serve_command(
             click.echo(f"CA: {tls.ca.resolve()}")
             click.echo(f"CA fingerprint (SHA-256): {fingerprint(read_certificate(tls.ca))}")
 
-    serve(queue_url, listen, tls, announce=announce, capabilities=capabilities, client_certs=client_certs)
+    serve(
+        queue_url,
+        listen,
+        tls,
+        announce=announce,
+        capabilities=capabilities,
+        client_certs=client_certs,
+        credentials=credentials,
+        wire_log=wire,
+    )
 
 
 @instance.group("user")

@@ -10,6 +10,7 @@ import importlib
 import os
 import sys
 import traceback
+from typing import Any
 
 import click
 
@@ -38,15 +39,19 @@ COMMANDS: dict[str, str] = {
 
 
 class LazyGroup(click.Group):
-    """A group whose subcommands are imported on first use, from ``COMMANDS``."""
+    """A group whose subcommands are imported on first use, from ``lazy_commands`` (``COMMANDS``)."""
+
+    def __init__(self, *args: Any, lazy_commands: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = COMMANDS if lazy_commands is None else lazy_commands
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *COMMANDS})
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in COMMANDS:
+        if cmd_name not in self.lazy_commands:
             return super().get_command(ctx, cmd_name)
-        module_name, _, attribute = COMMANDS[cmd_name].partition(":")
+        module_name, _, attribute = self.lazy_commands[cmd_name].partition(":")
         command = getattr(importlib.import_module(module_name), attribute)
         assert isinstance(command, click.Command)
         from midprobe.runner.cli.options import plain_text_options  # lazy, like the command

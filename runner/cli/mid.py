@@ -1,15 +1,247 @@
-"""``midprobe mid``: the MID Servers' lifecycle, each command in its own module."""
+"""``midprobe mid``: the MID lifecycle as an operator drives it on the instance.
+
+Validate, invalidate, rekey, pause, resume, drain and pin MIDs, list them with their status,
+version, validation and issues, acknowledge and resolve their issues, and hand them credentials
+sealed to each one's own key. The queue is the instance's database (``sqlite:///``,
+``postgresql://``) or the instance itself (``https://``, with ``--user`` of the admin role, the
+password from ``MIDPROBE_INSTANCE_PASSWORD``, and ``--ca``).
+
+Other modules add commands to the group lazily: an entry ``NAME: "module:attribute"`` in
+``MID_COMMANDS`` is imported only when ``midprobe mid NAME`` runs.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
 import click
 
-from midprobe.runner.cli.mid_setup import setup
+from midprobe.runner.cli.main import LazyGroup
+from midprobe.runner.cli.options import queue_option
+from midprobe.runner.cli.text import printable
+from midprobe.runner.queue.base import AgentRegistration, EccQueue
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Commands of the ``mid`` group that live in other modules, imported when they run.
+MID_COMMANDS: dict[str, str] = {"setup": "midprobe.runner.cli.mid_setup:setup"}
+#: A MID that has not heartbeated for this long is shown Down.
+LIVE_WITHIN_SECONDS = 120.0
 
 
-@click.group("mid")
+def instance_options(function: F) -> F:
+    """``--queue URL``, and for an ``https://`` queue ``--user`` and ``--ca``."""
+    function = click.option(
+        "--ca",
+        "ca_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="With an https:// queue: the instance's CA file to trust [the system's CAs].",
+    )(function)
+    function = click.option(
+        "--user",
+        "user",
+        default=None,
+        help="With an https:// queue: an instance user with the admin role (password from env "
+        "MIDPROBE_INSTANCE_PASSWORD).",
+    )(function)
+    return queue_option(function)
+
+
+def _open(queue_url: str, user: str | None, ca_file: Path | None) -> EccQueue:
+    from midprobe.runner.queue.https import tls_context
+    from midprobe.runner.queue.url import open_queue
+
+    if ca_file is not None:
+        tls_context(ca_file)  # a bad CA file stops here, whatever the queue
+    return open_queue(queue_url, user=user, ca_file=ca_file)
+
+
+def _registered(queue: EccQueue, name: str) -> AgentRegistration:
+    from midprobe.capabilities.errors import ConfigError
+
+    found = queue.get_agent(name)
+    if found is None:
+        raise ConfigError(f"no MID named {name!r} is registered on {queue.url}", field="NAME")
+    return found
+
+
+@click.group("mid", cls=LazyGroup, lazy_commands=MID_COMMANDS)
 def mid() -> None:
-    """MID Servers: set one up on this machine (docs/agent.md)."""
+    """MID Servers: set one up on this machine, and their lifecycle: validation, keys, pause and drain, versions, issues (docs/agent.md)."""
 
 
-mid.add_command(setup)
+def _change(verb: str, done: str, **changes: Any) -> click.Command:
+    """One ``mid VERB NAME`` command making ``changes`` to the MID's registration."""
+
+    @instance_options
+    @click.argument("name")
+    def command(name: str, queue_url: str, user: str | None, ca_file: Path | None) -> None:
+        with _open(queue_url, user, ca_file) as queue:
+            _registered(queue, name)
+            changed = queue.update_agent(name, **changes)
+        click.echo(f"{changed.short_name}: {done}")
+
+    command.__doc__ = {
+        "validate": "Validate MID NAME: it may claim work and receive credentials sealed to its key.",
+        "invalidate": "Invalidate MID NAME: no work, its credentials dropped, a new key pair at its next check.",
+        "rekey": "Ask MID NAME for a new key pair; what was sealed to the old one opens no more.",
+        "pause": "Pause MID NAME: it claims nothing until resumed (work in flight finishes).",
+        "resume": "Resume a paused or drained MID NAME: it claims work again.",
+        "drain": "Drain MID NAME: it finishes its work in flight, claims nothing new, then shows Drained.",
+    }[verb]
+    return mid.command(verb)(command)
+
+
+_change("validate", "validated", validated=True)
+_change("invalidate", "invalidated", validated=False)
+_change("rekey", "rekey requested", rekey=True)
+_change("pause", "paused", admin_state="paused")
+_change("resume", "resumed", admin_state="")
+_change("drain", "draining", admin_state="draining")
+
+
+@mid.command("pin")
+@click.argument("name")
+@click.argument("version")
+@instance_options
+def pin_command(name: str, version: str, queue_url: str, user: str | None, ca_file: Path | None) -> None:
+    """Pin MID NAME to VERSION: it gets work only while it runs exactly that version."""
+    from midprobe.runner.queue.lifecycle import major_version
+
+    major_version(version)
+    with _open(queue_url, user, ca_file) as queue:
+        _registered(queue, name)
+        changed = queue.update_agent(name, pinned_version=version)
+    click.echo(f"{changed.short_name}: pinned to {version}")
+
+
+@mid.command("unpin")
+@click.argument("name")
+@instance_options
+def unpin_command(name: str, queue_url: str, user: str | None, ca_file: Path | None) -> None:
+    """Unpin MID NAME: any version the instance accepts may work."""
+    with _open(queue_url, user, ca_file) as queue:
+        _registered(queue, name)
+        changed = queue.update_agent(name, pinned_version="")
+    click.echo(f"{changed.short_name}: not pinned")
+
+
+def _shown_status(agent: AgentRegistration, live: bool) -> str:
+    return agent.status if live else "Down"
+
+
+@mid.command("list")
+@instance_options
+def list_command(queue_url: str, user: str | None, ca_file: Path | None) -> None:
+    """Every MID: status, version, validated, open issues, and why it gets no work when it gets none."""
+    from midprobe.runner.queue.lifecycle import SETTING_ACCEPTED_MAJOR, work_refusal
+
+    with _open(queue_url, user, ca_file) as queue:
+        agents = queue.list_agents()
+        live = {agent.name for agent in queue.list_agents(live_within_seconds=LIVE_WITHIN_SECONDS)}
+        accepted = queue.get_setting(SETTING_ACCEPTED_MAJOR)
+        issues = queue.list_issues()
+    open_count: dict[str, int] = {}
+    for issue in issues:
+        open_count[issue.agent] = open_count.get(issue.agent, 0) + 1
+    click.echo(f"{'NAME':<20} {'STATUS':<10} {'VERSION':<10} {'VALIDATED':<9} {'ISSUES':<6} NOTE")
+    for agent in agents:
+        refusal = work_refusal(agent, accepted)
+        notes = [f"no work: {refusal}"] if refusal else []
+        if agent.pinned_version:
+            notes.append(f"pinned {agent.pinned_version}")
+        if agent.rekey_requested:
+            notes.append("rekey requested")
+        click.echo(
+            f"{printable(agent.short_name):<20} {_shown_status(agent, agent.name in live):<10} "
+            f"{printable(agent.version or '-'):<10} {'yes' if agent.validated else 'no':<9} "
+            f"{open_count.get(agent.name, 0):<6} {printable('; '.join(notes))}".rstrip()
+        )
+    if accepted:
+        click.echo(f"(the instance accepts MID versions {accepted}.x)")
+
+
+@mid.command("issues")
+@click.argument("name", required=False)
+@click.option("--all", "include_resolved", is_flag=True, help="Resolved issues too.")
+@instance_options
+def issues_command(
+    name: str | None, include_resolved: bool, queue_url: str, user: str | None, ca_file: Path | None
+) -> None:
+    """MID issues (of NAME, or of every MID), newest first: New and Acknowledged ones unless --all."""
+    with _open(queue_url, user, ca_file) as queue:
+        found = queue.list_issues(name, include_resolved=include_resolved)
+    for issue in found:
+        click.echo(
+            f"{issue.sys_id}  {issue.state:<12} {printable(issue.short_agent):<16} {printable(issue.kind):<20} "
+            f"x{issue.count:<4} {issue.updated:%Y-%m-%d %H:%M:%S}  [{issue.source}] {printable(issue.message)}"
+        )
+
+
+@mid.group("issue")
+def issue_group() -> None:
+    """Acknowledge or resolve one MID issue by its id (``midprobe mid issues`` lists them)."""
+
+
+def _issue_state(verb: str, state: str, help_text: str) -> None:
+    @instance_options
+    @click.argument("issue_id", metavar="ID")
+    def command(issue_id: str, queue_url: str, user: str | None, ca_file: Path | None) -> None:
+        from midprobe.runner.ecc.record import check_sys_id
+        from midprobe.runner.queue.lifecycle import check_issue_state
+
+        check_sys_id(issue_id, field_name="ID")
+        with _open(queue_url, user, ca_file) as queue:
+            changed = queue.set_issue_state(issue_id, check_issue_state(state))
+        click.echo(f"{changed.sys_id}: {changed.state}")
+
+    command.__doc__ = help_text
+    issue_group.command(verb)(command)
+
+
+_issue_state("ack", "Acknowledged", "Acknowledge issue ID: someone is on it.")
+_issue_state("resolve", "Resolved", "Resolve issue ID.")
+
+
+@mid.command("credentials")
+@click.argument("credentials_file", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--name", "names", multiple=True, help="Only this MID (repeatable) [every validated MID].")
+@queue_option
+def credentials_command(credentials_file: Path, names: tuple[str, ...], queue_url: str) -> None:
+    """Seal the credentials FILE to each validated MID's own key and hand it over through the queue.
+
+    For a queue that is a database; an instance served over HTTPS does this itself
+    (``midprobe instance serve --credentials FILE``). Nothing leaves this machine in clear.
+    """
+    from midprobe.probes.credentials.sealing import portable_document
+    from midprobe.runner.instance.credentials import deliver_credentials
+    from midprobe.runner.queue.url import open_queue
+
+    document = portable_document(credentials_file)
+    with open_queue(queue_url) as queue:
+        delivered = deliver_credentials(queue, document, set(names) if names else None)
+    click.echo(
+        f"sealed for {len(delivered)} MIDs: {', '.join(n.removeprefix('mid.server.') for n in delivered) or '-'}"
+    )
+
+
+@mid.command("auto-validate")
+@click.argument("choice", type=click.Choice(["on", "off"]))
+@queue_option
+def auto_validate_command(choice: str, queue_url: str) -> None:
+    """Validate every MID as it registers (on), or wait for ``mid validate`` (off, the default).
+
+    For a private lab or test database only: with it on, any agent that can reach the queue works.
+    """
+    from midprobe.runner.queue.lifecycle import SETTING_AUTO_VALIDATE
+    from midprobe.runner.queue.url import open_queue
+
+    with open_queue(queue_url) as queue:
+        queue.set_setting(SETTING_AUTO_VALIDATE, "true" if choice == "on" else "false")
+    click.echo(f"auto-validate: {choice}")
+
+
+__all__ = ["MID_COMMANDS", "instance_options", "mid"]

@@ -64,6 +64,7 @@ from midprobe.runner.ecc.payload import (
 )
 from midprobe.runner.ecc.record import EccRecord
 from midprobe.runner.queue.base import EccQueue
+from midprobe.runner.queue.lifecycle import SETTING_ACCEPTED_MAJOR
 
 APPLICATION: Final = "Discovery"
 #: Agents that heartbeated within this many seconds count as live for selection.
@@ -147,7 +148,11 @@ class Orchestrator:
     def _read_mids(self) -> tuple[MidSelector, list[MidServer]]:
         registered = self.queue.list_agents()
         live = {agent.name for agent in self.queue.list_agents(live_within_seconds=LIVE_WITHIN_SECONDS)}
-        mids = [mid_server_from_registration(agent, live=agent.name in live) for agent in registered]
+        accepted = self.queue.get_setting(SETTING_ACCEPTED_MAJOR)
+        mids = [
+            mid_server_from_registration(agent, live=agent.name in live, accepted_major=accepted)
+            for agent in registered
+        ]
         return MidSelector(definitions_from_registrations(registered), policy=self.policy), mids
 
     def _cluster(self, schedule: Schedule) -> MidCluster | None:

@@ -9,9 +9,13 @@ and the result exists once. ``GET .../agents/{name}/work?wait=S`` is the long po
 from __future__ import annotations
 
 import functools
+import json
 import logging
+import os
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any, Final
 
 from starlette.requests import Request
@@ -88,22 +92,37 @@ class AgentApi:
     """The agent routes, over the Table API's users and guard."""
 
     def __init__(
-        self, queue: EccQueue, table_api: TableApi, signal: WorkSignal, ca_pem: str | None = None
+        self,
+        queue: EccQueue,
+        table_api: TableApi,
+        signal: WorkSignal,
+        wire_log: WireLog | None = None,
+        ca_pem: str | None = None,
     ) -> None:
         self._queue = queue
         self._ca_pem = ca_pem
         self._table_api = table_api
         self._signal = signal
+        self._wire_log = wire_log
         #: Per agent name: the signal version and the ready outputs its last long poll ended on.
         #: Per agent name: the signal version and the ready outputs its last long poll ended on,
         #: when it ended (monotonic) and whether it said there was work.
         self._seen: dict[str, tuple[int, frozenset[str], float, bool]] = {}
 
-    async def _serve(self, request: Request, handle: Callable[[], Awaitable[object]]) -> Response:
+    async def serve_json(
+        self, request: Request, handle: Callable[[], Awaitable[object]], *, role: str = "mid_server"
+    ) -> Response:
+        """Run ``handle`` for a user with ``role``; its value is the ``result`` of the JSON answer."""
+
         async def guarded() -> Response:
-            await self._table_api.authorise(request, "mid_server")
+            await self._table_api.authorise(request, role)
             try:
-                return JSONResponse({"result": await handle()})
+                result = await handle()
+                if self._wire_log is not None:
+                    self._wire_log.write(
+                        request.method, request.url.path, getattr(request.state, "json_body", None), result
+                    )
+                return JSONResponse({"result": result})
             except AgentNameInUse as error:
                 raise TableApiError(409, "Agent name in use", str(error)) from None
             except QueueError as error:
@@ -120,10 +139,16 @@ class AgentApi:
         require_mid(request.state.user, agent)
         return agent
 
-    async def _body(self, request: Request) -> dict[str, object]:
-        return await read_json(request, self._table_api.max_body_bytes)
+    def wake(self) -> None:
+        """Wake the long polls (an operator's change may have made work claimable)."""
+        self._signal.notify()
 
-    async def _run(self, function: Callable[[], Any]) -> Any:
+    async def body(self, request: Request) -> dict[str, object]:
+        body = await read_json(request, self._table_api.max_body_bytes)
+        request.state.json_body = body  # for the wire log: the stream is read once
+        return body
+
+    async def run_blocking(self, function: Callable[[], Any]) -> Any:
         return await self._table_api.call(function)
 
     async def ca(self, request: Request) -> Response:
@@ -134,11 +159,11 @@ class AgentApi:
 
     async def register(self, request: Request) -> Response:
         async def handle() -> object:
-            body = await self._body(request)
+            body = await self.body(request)
             registration = registration_from_json(body.get("registration"))
             self._act_as(request, registration.name)
             live = body.get("live_within_seconds")
-            await self._run(
+            await self.run_blocking(
                 functools.partial(
                     self._queue.register_agent,
                     registration,
@@ -150,41 +175,43 @@ class AgentApi:
             )
             return {"name": registration.name}
 
-        return await self._serve(request, handle)
+        return await self.serve_json(request, handle)
 
     async def heartbeat(self, request: Request) -> Response:
         async def handle() -> object:
-            body = await self._body(request)
+            body = await self.body(request)
             name = self._act_as(request, request.path_params["name"])
             instance = _instance(body)
-            await self._run(functools.partial(self._queue.heartbeat_agent, name, instance=instance))
+            await self.run_blocking(functools.partial(self._queue.heartbeat_agent, name, instance=instance))
             return {"name": name}
 
-        return await self._serve(request, handle)
+        return await self.serve_json(request, handle)
 
     async def status(self, request: Request) -> Response:
         async def handle() -> object:
-            body = await self._body(request)
+            body = await self.body(request)
             name = self._act_as(request, request.path_params["name"])
             status = _text(body, "status")
             instance = _instance(body)
-            await self._run(functools.partial(self._queue.set_agent_status, name, status, instance=instance))
+            await self.run_blocking(
+                functools.partial(self._queue.set_agent_status, name, status, instance=instance)
+            )
             return {"name": name, "status": status}
 
-        return await self._serve(request, handle)
+        return await self.serve_json(request, handle)
 
     async def get_agent(self, request: Request) -> Response:
         async def handle() -> object:
-            found = await self._run(lambda: self._queue.get_agent(request.path_params["name"]))
+            found = await self.run_blocking(lambda: self._queue.get_agent(request.path_params["name"]))
             if found is None:
                 raise not_found("no agent is registered under this name")
             return registration_to_json(found)
 
-        return await self._serve(request, handle)
+        return await self.serve_json(request, handle)
 
     async def claim(self, request: Request) -> Response:
         async def handle() -> object:
-            body = await self._body(request)
+            body = await self.body(request)
             priorities = body.get("priorities")
             if priorities is not None and (
                 not isinstance(priorities, list)
@@ -194,7 +221,7 @@ class AgentApi:
             own = body.get("include_own_processing", False)
             if not isinstance(own, bool):
                 raise bad_request("Invalid request", "include_own_processing must be true or false")
-            records: list[EccRecord] = await self._run(
+            records: list[EccRecord] = await self.run_blocking(
                 functools.partial(
                     self._queue.claim,
                     self._act_as(request, _text(body, "agent")),
@@ -207,12 +234,12 @@ class AgentApi:
             )
             return [record_to_json(record) for record in records]
 
-        return await self._serve(request, handle)
+        return await self.serve_json(request, handle)
 
     async def renew(self, request: Request) -> Response:
         async def handle() -> object:
-            body = await self._body(request)
-            return await self._run(
+            body = await self.body(request)
+            return await self.run_blocking(
                 functools.partial(
                     self._queue.renew,
                     self._act_as(request, _text(body, "agent")),
@@ -222,12 +249,12 @@ class AgentApi:
                 )
             )
 
-        return await self._serve(request, handle)
+        return await self.serve_json(request, handle)
 
     async def release(self, request: Request) -> Response:
         async def handle() -> object:
-            body = await self._body(request)
-            released = await self._run(
+            body = await self.body(request)
+            released = await self.run_blocking(
                 functools.partial(
                     self._queue.release, self._act_as(request, _text(body, "agent")), _ids(body)
                 )
@@ -236,7 +263,7 @@ class AgentApi:
                 self._signal.notify()
             return released
 
-        return await self._serve(request, handle)
+        return await self.serve_json(request, handle)
 
     def _store(self, user: User, pairs: list[tuple[str, EccRecord]]) -> list[dict[str, object]]:
         """Store each pair's result (one transaction); per pair ``{"stored", "replayed"}`` or its refusal.
@@ -277,22 +304,22 @@ class AgentApi:
     async def answer(self, request: Request) -> Response:
         async def handle() -> object:
             output = check_sys_id(request.path_params["sys_id"], field_name="output")
-            result = record_from_json((await self._body(request)).get("result"))
+            result = record_from_json((await self.body(request)).get("result"))
             key = request.headers.get(IDEMPOTENCY_HEADER)
             if key is not None and key != result.sys_id:
                 raise bad_request("Invalid request", f"{IDEMPOTENCY_HEADER} must be the result's sys_id")
-            (answered,) = await self._run(lambda: self._store(request.state.user, [(output, result)]))
+            (answered,) = await self.run_blocking(lambda: self._store(request.state.user, [(output, result)]))
             if "error" in answered:
                 error = answered["error"]
                 assert isinstance(error, dict)
                 raise TableApiError(int(str(answered["code"])), str(error["message"]), str(error["detail"]))
             return answered
 
-        return await self._serve(request, handle)
+        return await self.serve_json(request, handle)
 
     async def answers(self, request: Request) -> Response:
         async def handle() -> object:
-            raw = (await self._body(request)).get("answers")
+            raw = (await self.body(request)).get("answers")
             if not isinstance(raw, list) or not 0 < len(raw) <= MAX_ANSWERS:
                 raise bad_request("Invalid request", f"answers must be a list of 1 to {MAX_ANSWERS} answers")
             pairs: list[tuple[str, EccRecord]] = []
@@ -304,51 +331,51 @@ class AgentApi:
                 pairs.append(
                     (check_sys_id(item["output"], field_name="output"), record_from_json(item.get("result")))
                 )
-            return await self._run(lambda: self._store(request.state.user, pairs))
+            return await self.run_blocking(lambda: self._store(request.state.user, pairs))
 
-        return await self._serve(request, handle)
+        return await self.serve_json(request, handle)
 
     async def send_input(self, request: Request) -> Response:
         """An input the agent sends of its own accord (``queue.stats``); a resend is stored once."""
 
         async def handle() -> object:
-            record = record_from_json((await self._body(request)).get("record"))
+            record = record_from_json((await self.body(request)).get("record"))
             key = request.headers.get(IDEMPOTENCY_HEADER)
             if key is not None and key != record.sys_id:
                 raise bad_request("Invalid request", f"{IDEMPOTENCY_HEADER} must be the record's sys_id")
-            stored = await self._run(lambda: self._queue.send_input(record))
+            stored = await self.run_blocking(lambda: self._queue.send_input(record))
             return {"stored": stored or key is not None, "replayed": not stored}
 
-        return await self._serve(request, handle)
+        return await self.serve_json(request, handle)
 
     async def get_record(self, request: Request) -> Response:
         async def handle() -> object:
             sys_id = check_sys_id(request.path_params["sys_id"])
-            found = await self._run(lambda: self._queue.get(sys_id))
+            found = await self.run_blocking(lambda: self._queue.get(sys_id))
             if found is None:
                 raise not_found()
             return record_to_json(found)
 
-        return await self._serve(request, handle)
+        return await self.serve_json(request, handle)
 
     async def list_agents(self, request: Request) -> Response:
         async def handle() -> object:
             raw = request.query_params.get("live_within_seconds")
             live = None if raw is None else read_number(raw, _LEASE_LIMITS, field="live_within_seconds")
-            found = await self._run(lambda: self._queue.list_agents(live))
+            found = await self.run_blocking(lambda: self._queue.list_agents(live))
             return [registration_to_json(registration) for registration in found]
 
-        return await self._serve(request, handle)
+        return await self.serve_json(request, handle)
 
     async def get_lease(self, request: Request) -> Response:
         async def handle() -> object:
             sys_id = check_sys_id(request.path_params["sys_id"])
-            lease = await self._run(lambda: self._queue.get_lease(sys_id))
+            lease = await self.run_blocking(lambda: self._queue.get_lease(sys_id))
             if lease is None:
                 return None
             return {"sys_id": lease.sys_id, "owner": lease.owner, "expires_at": lease.expires_at.isoformat()}
 
-        return await self._serve(request, handle)
+        return await self.serve_json(request, handle)
 
     async def payload(self, request: Request) -> Response:
         async def handle() -> object:
@@ -360,9 +387,9 @@ class AgentApi:
                     raise not_found()
                 return self._queue.read_payload(record)
 
-            return {"payload": await self._run(read)}
+            return {"payload": await self.run_blocking(read)}
 
-        return await self._serve(request, handle)
+        return await self.serve_json(request, handle)
 
     async def get_affinity(self, request: Request) -> Response:
         async def handle() -> object:
@@ -370,19 +397,19 @@ class AgentApi:
             protocol = request.query_params.get("protocol", "")
             if not address or not protocol:
                 raise bad_request("Invalid request", "give address and protocol")
-            found = await self._run(lambda: self._queue.get_affinity(address, protocol))
+            found = await self.run_blocking(lambda: self._queue.get_affinity(address, protocol))
             return None if found is None else affinity_to_json(found)
 
-        return await self._serve(request, handle)
+        return await self.serve_json(request, handle)
 
     async def set_affinity(self, request: Request) -> Response:
         async def handle() -> object:
-            body = await self._body(request)
+            body = await self.body(request)
             values = [_text(body, name) for name in ("address", "protocol", "credential_id")]
-            await self._run(lambda: self._queue.set_affinity(*values))
+            await self.run_blocking(lambda: self._queue.set_affinity(*values))
             return {"address": values[0], "protocol": values[1]}
 
-        return await self._serve(request, handle)
+        return await self.serve_json(request, handle)
 
     async def wait_for_work(self, request: Request) -> Response:
         async def handle() -> object:
@@ -405,7 +432,7 @@ class AgentApi:
             # claim) and claims anyway: the answer then waits for the next look at the queue, or
             # the agent would poll in a loop.
             version = self._signal.version
-            now = await self._run(ready)
+            now = await self.run_blocking(ready)
             seen = self._seen.get(agent)
             draining = (
                 seen is not None and seen[3] and time.monotonic() - seen[2] < self._signal.check_seconds
@@ -415,26 +442,55 @@ class AgentApi:
                 baseline = seen[1] if seen is not None and draining else now
 
                 async def new_work() -> bool:
-                    return bool(await self._run(ready) - baseline)
+                    return bool(await self.run_blocking(ready) - baseline)
 
                 work = await self._signal.wait(float(seconds), new_work)
                 if work:
-                    now = await self._run(ready)
+                    now = await self.run_blocking(ready)
             if len(self._seen) >= _REMEMBERED_AGENTS:
                 self._seen.clear()
             self._seen[agent] = (self._signal.version, now, time.monotonic(), work)
             return {"work": work}
 
-        return await self._serve(request, handle)
+        return await self.serve_json(request, handle)
+
+
+class WireLog:
+    """What the agent endpoints received and answered, as it travels inside TLS: one JSON line per call.
+
+    For looking at the wire (``instance serve --wire-log FILE``); basic-auth headers are not kept.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        try:
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "a"):
+                pass
+        except OSError as error:
+            raise ConfigError(f"{path}: {error.strerror or error}", field="--wire-log") from None
+
+    def write(self, method: str, path: str, body: object, result: object) -> None:
+        line = json.dumps({"method": method, "path": path, "request": body, "answer": result})
+        with self._lock, self.path.open("a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
 
 
 def agent_routes(
-    queue: EccQueue, table_api: TableApi, signal: WorkSignal, ca_pem: str | None = None
+    queue: EccQueue,
+    table_api: TableApi,
+    signal: WorkSignal,
+    credentials: Mapping[str, Any] | None = None,
+    wire_log: WireLog | None = None,
+    ca_pem: str | None = None,
 ) -> list[Route]:
-    api = AgentApi(queue, table_api, signal, ca_pem)
+    from midprobe.runner.instance.lifecycle_api import lifecycle_routes
+
+    api = AgentApi(queue, table_api, signal, wire_log=wire_log, ca_pem=ca_pem)
     at = API_PREFIX
     return [
         Route(f"{at}/ca", api.ca, methods=["GET"]),
+        *lifecycle_routes(api, queue, credentials),
         Route(f"{at}/agents", api.register, methods=["POST"]),
         Route(f"{at}/agents", api.list_agents, methods=["GET"]),
         Route(f"{at}/agents/{{name}}", api.get_agent, methods=["GET"]),
@@ -455,4 +511,4 @@ def agent_routes(
     ]
 
 
-__all__ = ["MAX_ANSWERS", "MAX_CLAIM", "MAX_WAIT_SECONDS", "AgentApi", "agent_routes"]
+__all__ = ["MAX_ANSWERS", "MAX_CLAIM", "MAX_WAIT_SECONDS", "AgentApi", "WireLog", "agent_routes"]

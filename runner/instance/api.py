@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import anyio.to_thread
 from starlette.applications import Starlette
@@ -35,6 +35,7 @@ from midprobe.runner.instance.wake import WorkSignal
 from midprobe.runner.queue.base import EccQueue
 
 if TYPE_CHECKING:
+    from midprobe.runner.instance.agent_api import WireLog
     from midprobe.runner.instance.discoveries import DiscoveryService
 
 MAX_BODY_BYTES: Final = 32 * 1024 * 1024
@@ -339,6 +340,8 @@ def create_app(
     console: ASGIApp | None = None,
     throttle: LoginThrottle | None = None,
     ca_pem: str | None = None,
+    credentials: Mapping[str, Any] | None = None,
+    wire_log: WireLog | None = None,
 ) -> Starlette:
     """The Table API and the agent endpoints over ``queue``, with ``users`` for basic auth.
 
@@ -346,6 +349,8 @@ def create_app(
     given). With ``discoveries``, the discovery endpoints too; ``tables`` are served read-only
     beside ``ecc_queue`` and ``ecc_agent`` (:mod:`.cmdb_tables` and :mod:`.mid_tables` make the CMDB and MID ones);
     ``console`` (the web console) is mounted at ``/console``; ``ca_pem``, the instance's CA certificate, is served to ``mid setup``.
+    ``credentials``: the instance's credentials document, sealed to each validated MID that asks.
+    ``wire_log``: where the agent endpoints' requests and answers are written, as inside TLS.
     """
     from midprobe.runner.instance.agent_api import agent_routes
     from midprobe.runner.instance.discovery_api import discovery_routes
@@ -360,7 +365,7 @@ def create_app(
         throttle=throttle,
     )
     routes = [
-        *agent_routes(queue, api, api.signal, ca_pem),
+        *agent_routes(queue, api, api.signal, credentials, wire_log, ca_pem),
         *(discovery_routes(discoveries, api) if discoveries is not None else ()),
         Route("/api/now/table/{table}", api.list_records, methods=["GET"]),
         Route("/api/now/table/{table}", api.insert_record, methods=["POST"]),

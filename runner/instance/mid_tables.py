@@ -36,7 +36,7 @@ CLUSTER_MEMBER_FIELDS: Final[dict[str, FieldKind]] = {
     "order": "integer",
 }
 ISSUE_FIELDS: Final[dict[str, FieldKind]] = {
-    **_strings("sys_id", "agent", "agent_name", "source", "message", "state"),
+    **_strings("sys_id", "agent", "agent_name", "kind", "source", "message", "state"),
     "count": "integer",
     "sys_created_on": "datetime",
     "last_detected": "datetime",
@@ -127,17 +127,18 @@ def _time(value: object) -> str:
 def issue_rows(database: Database) -> list[Row]:
     with database.transaction(write=False) as tx:
         found = tx.execute(
-            "SELECT sys_id, agent, source, message, state, count, sys_created_on, last_detected "
+            "SELECT sys_id, agent, kind, source, message, state, count, sys_created_on, sys_updated_on "
             "FROM ecc_agent_issue ORDER BY sys_created_on, sys_id"
         )
     rows: list[Row] = []
-    for sys_id, agent, source, message, state, count, created, detected in found:
+    for sys_id, agent, kind, source, message, state, count, created, detected in found:
         name = str(agent).removeprefix("mid.server.")
         rows.append(
             {
                 "sys_id": str(sys_id),
                 "agent": agent_sys_id(name),
                 "agent_name": name,
+                "kind": str(kind),
                 "source": str(source),
                 "message": str(message),
                 "state": str(state),

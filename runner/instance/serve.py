@@ -9,10 +9,10 @@ from __future__ import annotations
 import ipaddress
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from midprobe.capabilities.config import CapabilityConfig
 from midprobe.capabilities.errors import ConfigError
@@ -22,6 +22,9 @@ from midprobe.runner.queue.url import SqliteLocation, parse_queue_url
 
 DATABASE_CONNECTIONS = 8
 """PostgreSQL connections the instance's queue calls share (agents' requests run side by side)."""
+if TYPE_CHECKING:
+    from midprobe.runner.instance.agent_api import WireLog
+
 _WILDCARDS = ("0.0.0.0", "::")  # noqa: S104  (names of the wildcard addresses, compared against, never bound here)
 
 
@@ -109,6 +112,8 @@ def serve(
     max_body_bytes: int | None = None,
     capabilities: CapabilityConfig | None = None,
     client_certs: ClientCertMode = "off",
+    credentials: Mapping[str, Any] | None = None,
+    wire_log: WireLog | None = None,
 ) -> None:
     """Serve the Table API, the agent endpoints and the console (``/console``) over HTTPS on ``address`` until SIGTERM/SIGINT.
 
@@ -116,6 +121,8 @@ def serve(
     discovery started without a capabilities file of its own; discoveries left active by an
     earlier run resume at once. ``client_certs``: whether a connection may (``optional``) or
     must (``required``) present a client certificate signed by the instance's CA (``tls.ca``).
+    ``credentials`` (a portable credentials document) is sealed to each validated MID that asks
+    for it; ``wire_log``: a file of every agent request and answer.
     """
     import uvicorn
 
@@ -157,6 +164,8 @@ def serve(
                 tables=[*cmdb_tables(CmdbStore(database)), *mid_tables(queue, database, capabilities)],
                 console=instance_console(queue, users, database, discoveries),
                 ca_pem=None if tls.ca is None else tls.ca.read_text(encoding="ascii"),
+                credentials=credentials,
+                wire_log=wire_log,
             )
             config = uvicorn.Config(
                 app,

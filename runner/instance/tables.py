@@ -298,6 +298,9 @@ ECC_AGENT_FIELDS: Final[dict[str, FieldKind]] = {
     "host_name": "string",
     "started": "datetime",
     "last_refreshed": "datetime",
+    "version": "string",
+    "pinned_version": "string",
+    "admin_state": "string",
 }
 
 
@@ -316,6 +319,9 @@ def agent_row(agent: AgentRegistration) -> dict[str, str]:
         "host_name": agent.host,
         "started": display_time(agent.started_at),
         "last_refreshed": display_time(agent.last_heartbeat),
+        "version": agent.version,
+        "pinned_version": agent.pinned_version,
+        "admin_state": agent.admin_state,
     }
 
 

@@ -15,6 +15,14 @@ from typing import Protocol, Self, runtime_checkable
 
 from midprobe.capabilities.errors import ConfigError, MidprobeError, QueueError
 from midprobe.runner.ecc.record import EccRecord, EccState, QueueSide, normalize_agent_name
+from midprobe.runner.queue.lifecycle import (
+    AdminState,
+    AgentIssue,
+    IssueSource,
+    IssueState,
+    check_admin_state,
+    midprobe_version,
+)
 
 AGENT_STATUSES: tuple[str, ...] = (
     "Up",
@@ -41,11 +49,17 @@ class AgentRegistration:
     (``Nmap`` is present only when ``nmap_installed``). ``last_heartbeat`` is filled in by
     the queue when it reads registrations back; the value given to ``register_agent``
     is ignored (registration counts as a heartbeat).
+
+    The instance owns ``validated``, ``pinned_version``, ``admin_state`` and ``rekey_requested``
+    (``midprobe mid validate``, ``pause``, ...): ``register_agent`` keeps what is stored and only
+    reads them back; a new name starts unvalidated unless the queue auto-validates. The agent
+    gives ``public_key`` (its X25519 key, base64; the instance seals credentials to it) and
+    ``version`` (its midprobe version).
     """
 
     name: str
     status: str = "Up"
-    validated: bool = True
+    validated: bool = False
     applications: tuple[str, ...] = ("ALL",)
     ip_ranges: tuple[str, ...] = ("ALL",)
     excluded_ip_ranges: tuple[str, ...] = ()
@@ -55,8 +69,15 @@ class AgentRegistration:
     pid: int = 0
     started_at: datetime | None = None
     last_heartbeat: datetime | None = None
+    public_key: str = ""
+    #: The agent's midprobe version (default: this one's).
+    version: str = field(default_factory=midprobe_version)
+    pinned_version: str = ""
+    admin_state: str = ""
+    rekey_requested: bool = False
 
     def __post_init__(self) -> None:
+        check_admin_state(self.admin_state)
         object.__setattr__(self, "name", normalize_agent_name(self.name))
         if self.name.endswith(".*"):
             raise ConfigError("an agent cannot register as mid.server.*", field="name")
@@ -364,6 +385,63 @@ class EccQueue(Protocol):
 
         Liveness only looks at heartbeats; filter on ``status`` / ``validated`` yourself.
         """
+        ...
+
+    # -- the MID lifecycle (docs/agent.md) -------------------------------------------------------
+
+    def update_agent(
+        self,
+        name: str,
+        *,
+        validated: bool | None = None,
+        admin_state: AdminState | None = None,
+        pinned_version: str | None = None,
+        rekey: bool | None = None,
+    ) -> AgentRegistration:
+        """The operator's changes to a MID (``mid validate``, ``invalidate``, ``pause``, ``drain``, ``rekey``).
+
+        Invalidating also drops its sealed credentials and asks for a new key pair (as ServiceNow's
+        Invalidate does); ``rekey`` asks the MID for a new key pair and drops the credentials sealed to
+        the old one. Returns the registration as changed; an unregistered name raises ``QueueError``.
+        """
+        ...
+
+    def store_sealed_credentials(self, name: str, public_key: str, sealed: str) -> bool:
+        """Keep ``sealed`` (credentials sealed to ``public_key``) for agent ``name``.
+
+        Stored only while ``public_key`` is still the agent's key and it may receive credentials
+        (validated, of an accepted version); returns whether it was stored.
+        """
+        ...
+
+    def get_sealed_credentials(self, name: str) -> str | None:
+        """The credentials sealed to agent ``name``'s current key, or ``None`` while it may have none."""
+        ...
+
+    def raise_issue(self, agent: str, kind: str, message: str, *, source: IssueSource = "mid") -> AgentIssue:
+        """Open an issue of ``kind`` for ``agent``, or count again the one open (message updated)."""
+        ...
+
+    def clear_issue(self, agent: str, kind: str) -> bool:
+        """Resolve the open issue of ``kind`` for ``agent`` (the MID saw it go away); True if there was one."""
+        ...
+
+    def list_issues(
+        self, agent: str | None = None, *, include_resolved: bool = False
+    ) -> builtins.list[AgentIssue]:
+        """Issues (of one agent, or all), newest first; Resolved ones only with ``include_resolved``."""
+        ...
+
+    def set_issue_state(self, sys_id: str, state: IssueState) -> AgentIssue:
+        """Acknowledge or resolve an issue; an unknown ``sys_id`` raises ``QueueError``."""
+        ...
+
+    def get_setting(self, name: str) -> str:
+        """An instance setting (``accepted_mid_major``, ``auto_validate``); ``""`` when unset."""
+        ...
+
+    def set_setting(self, name: str, value: str) -> None:
+        """Change an instance setting."""
         ...
 
     # -- credential affinity (docs/ecc-reference.md section 5) ---------------------------------------------------

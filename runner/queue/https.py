@@ -29,11 +29,13 @@ import httpx
 from midprobe.capabilities.errors import ConfigError, MidprobeError, QueueError
 from midprobe.runner.ecc.record import ECC_PAYLOAD_CAP, EccRecord, EccState, QueueSide, normalize_agent_name
 from midprobe.runner.queue.base import AgentNameInUse, AgentRegistration, CredentialAffinity, Lease
+from midprobe.runner.queue.lifecycle import AdminState, AgentIssue, IssueSource, IssueState
 from midprobe.runner.queue.spool import ResultSpool
 from midprobe.runner.queue.wire import (
     API_PREFIX,
     IDEMPOTENCY_HEADER,
     affinity_from_json,
+    issue_from_json,
     record_from_json,
     record_to_json,
     registration_from_json,
@@ -353,6 +355,10 @@ class HttpsQueue:
         )
         return bool(answer["stored"])
 
+    def spool_backlog(self) -> int:
+        """Results in the spool still waiting for the instance (0 without a spool)."""
+        return 0 if self._spool is None else self._spool.backlog()
+
     def flush_spool(self) -> int:
         """Resend what the spool holds (an earlier run's or an outage's); returns how many the instance confirmed.
 
@@ -432,6 +438,62 @@ class HttpsQueue:
                 return None
             raise
         return registration_from_json(found)
+
+    # -- the MID lifecycle --------------------------------------------------------------------
+
+    def _agent_path(self, name: str, tail: str = "") -> str:
+        return f"/agents/{normalize_agent_name(name)}{tail}"
+
+    def update_agent(
+        self,
+        name: str,
+        *,
+        validated: bool | None = None,
+        admin_state: AdminState | None = None,
+        pinned_version: str | None = None,
+        rekey: bool | None = None,
+    ) -> AgentRegistration:
+        changes = {
+            "validated": validated,
+            "admin_state": admin_state,
+            "pinned_version": pinned_version,
+            "rekey": rekey,
+        }
+        body = {key: value for key, value in changes.items() if value is not None}
+        return registration_from_json(self._request("POST", self._agent_path(name, "/admin"), body=body))
+
+    def store_sealed_credentials(self, name: str, public_key: str, sealed: str) -> bool:
+        raise self._not_served("store_sealed_credentials")  # the instance seals, not its agents
+
+    def get_sealed_credentials(self, name: str) -> str | None:
+        found = self._request("GET", self._agent_path(name, "/credentials"))
+        sealed = found.get("sealed") if isinstance(found, dict) else None
+        return sealed if isinstance(sealed, str) and sealed else None
+
+    def raise_issue(self, agent: str, kind: str, message: str, *, source: IssueSource = "mid") -> AgentIssue:
+        body = {"kind": kind, "message": message, "source": source}
+        return issue_from_json(self._request("POST", self._agent_path(agent, "/issues"), body=body))
+
+    def clear_issue(self, agent: str, kind: str) -> bool:
+        found = self._request("POST", self._agent_path(agent, "/issues/clear"), body={"kind": kind})
+        return bool(found["cleared"])
+
+    def list_issues(
+        self, agent: str | None = None, *, include_resolved: bool = False
+    ) -> builtins.list[AgentIssue]:
+        params = {"include_resolved": "true" if include_resolved else "false"}
+        if agent is not None:
+            params["agent"] = normalize_agent_name(agent)
+        return [issue_from_json(raw) for raw in self._request("GET", "/issues", params=params)]
+
+    def set_issue_state(self, sys_id: str, state: IssueState) -> AgentIssue:
+        return issue_from_json(self._request("PATCH", f"/issues/{sys_id}", body={"state": state}))
+
+    def get_setting(self, name: str) -> str:
+        return str(self._request("GET", f"/settings/{name}")["value"])
+
+    def set_setting(self, name: str, value: str) -> None:
+        self._request("PUT", f"/settings/{name}", body={"value": value})
 
     # -- credential affinity ------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """The ECC queue schema, shared by both backends (column types differ only where the dialects do).
 
 Tables: ``ecc_queue`` (ServiceNow's fields + lease bookkeeping), ``ecc_attachment``
-(payloads over the cap), ``ecc_agent`` (agent registry), ``ecc_agent_issue``, ``credential_affinity``,
+(payloads over the cap), ``ecc_agent`` (agent registry), ``ecc_agent_issue`` (MID issues),
+``midprobe_setting`` (the instance's settings), ``credential_affinity``,
 and ``midprobe_schema`` (the schema version, checked on open).
 """
 
@@ -45,6 +46,11 @@ AGENT_COLUMNS: Final[tuple[str, ...]] = (
     "pid",
     "started_at",
     "last_heartbeat",
+    "public_key",
+    "version",
+    "pinned_version",
+    "admin_state",
+    "rekey_requested",
 )
 AGENT_SELECT: Final = ", ".join(AGENT_COLUMNS)
 
@@ -175,22 +181,32 @@ def schema_statements(dialect: Dialect) -> tuple[str, ...]:
             pid                INTEGER NOT NULL DEFAULT 0,
             started_at         {ts},
             last_heartbeat     {ts} NOT NULL,
-            instance           TEXT NOT NULL DEFAULT ''
+            instance           TEXT NOT NULL DEFAULT '',
+            public_key         TEXT NOT NULL DEFAULT '',
+            version            TEXT NOT NULL DEFAULT '',
+            pinned_version     TEXT NOT NULL DEFAULT '',
+            admin_state        TEXT NOT NULL DEFAULT '',
+            rekey_requested    INTEGER NOT NULL DEFAULT 0,
+            sealed_credentials TEXT NOT NULL DEFAULT ''
         )
         """,
         f"""
         CREATE TABLE IF NOT EXISTS ecc_agent_issue (
-            sys_id         TEXT PRIMARY KEY,
+            sys_id         TEXT PRIMARY KEY CHECK (length(sys_id) = 32),
             agent          TEXT NOT NULL,
-            source         TEXT NOT NULL DEFAULT '',
+            kind           TEXT NOT NULL,
+            source         TEXT NOT NULL CHECK (source IN ('mid', 'instance')),
             message        TEXT NOT NULL,
-            state          TEXT NOT NULL DEFAULT 'new',
+            state          TEXT NOT NULL CHECK (state IN ('New', 'Acknowledged', 'Resolved')),
             count          INTEGER NOT NULL DEFAULT 1,
             sys_created_on {ts} NOT NULL,
-            last_detected  {ts} NOT NULL
+            sys_updated_on {ts} NOT NULL
         )
         """,
-        "CREATE INDEX IF NOT EXISTS ecc_agent_issue_agent ON ecc_agent_issue (agent)",
+        # One open issue per MID and kind: raising it again counts it.
+        "CREATE UNIQUE INDEX IF NOT EXISTS ecc_agent_issue_open ON ecc_agent_issue (agent, kind)"
+        " WHERE state <> 'Resolved'",
+        "CREATE TABLE IF NOT EXISTS midprobe_setting (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
         f"""
         CREATE TABLE IF NOT EXISTS credential_affinity (
             address       TEXT NOT NULL,
@@ -208,10 +224,13 @@ def schema_statements(dialect: Dialect) -> tuple[str, ...]:
 #: clock, never the agent's wall clock), the process holding each lease (``lease_instance``)
 #: and the process holding each agent name (``ecc_agent.instance``). Version 3 orders claims
 #: by arrival in the database (``Dialect.migrations``), no longer by the enqueuer's ``sequence``.
-#: Version 4 adds ``ecc_agent_issue`` (a MID's issues, ServiceNow's table of that name), which
-#: ``schema_statements`` creates, multi-page results (``result_page``, ``result_last``; the
-#: one-result index becomes unique per output and page) and the link of a ``mid.server.*`` copy
-#: to its original (``copy_of``).
+#: Version 4 adds multi-page results (``result_page``, ``result_last``; the one-result index
+#: becomes unique per output and page), the link of a ``mid.server.*`` copy to its original
+#: (``copy_of``), and the MID lifecycle: each agent's public key, version, pinned version, the
+#: operator's admin state (paused, draining), a requested rekey and its sealed credentials; the
+#: tables ``ecc_agent_issue`` (MID issues, ServiceNow's table of that name) and
+#: ``midprobe_setting`` (the accepted MID major version, auto-validation) are made by
+#: ``schema_statements``. Agents registered before keep their validated flag.
 MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     1: (
         "ALTER TABLE ecc_queue ADD COLUMN lease_instance TEXT",
@@ -225,6 +244,12 @@ MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
         "ALTER TABLE ecc_queue ADD COLUMN result_page INTEGER NOT NULL DEFAULT 1",
         "ALTER TABLE ecc_queue ADD COLUMN result_last INTEGER NOT NULL DEFAULT 1",
         "ALTER TABLE ecc_queue ADD COLUMN copy_of TEXT",
+        "ALTER TABLE ecc_agent ADD COLUMN public_key TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE ecc_agent ADD COLUMN version TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE ecc_agent ADD COLUMN pinned_version TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE ecc_agent ADD COLUMN admin_state TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE ecc_agent ADD COLUMN rekey_requested INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE ecc_agent ADD COLUMN sealed_credentials TEXT NOT NULL DEFAULT ''",
     ),
 }
 

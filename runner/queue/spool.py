@@ -90,6 +90,10 @@ class ResultSpool:
                 f"cannot update the result spool {self.folder}: {error.strerror or error}"
             ) from None
 
+    def backlog(self) -> int:
+        """How many results wait for the instance (a count of files: nothing is read)."""
+        return sum(1 for _ in self.folder.glob("*.json"))
+
     def pending(self) -> list[tuple[str, EccRecord]]:
         """The (output sys_id, result) pairs still waiting, oldest result first."""
         entries: list[tuple[str, EccRecord]] = []

@@ -44,6 +44,24 @@ from midprobe.runner.queue.base import (
     Lease,
     check_agent_status,
 )
+from midprobe.runner.queue.lifecycle import (
+    ISSUE_VERSION,
+    SETTING_ACCEPTED_MAJOR,
+    SETTING_AUTO_VALIDATE,
+    SETTINGS,
+    AdminState,
+    AgentIssue,
+    IssueSource,
+    IssueState,
+    check_admin_state,
+    check_issue_source,
+    check_issue_state,
+    credentials_refusal,
+    major_version,
+    midprobe_version,
+    version_refusal,
+    work_refusal,
+)
 from midprobe.runner.queue.schema import (
     AGENT_COLUMNS,
     AGENT_SELECT,
@@ -70,13 +88,13 @@ BROADCAST_LIVE_SECONDS: Final = 120.0
 def eligible_for_broadcast(since: object) -> tuple[str, tuple[object, ...]]:
     """Which registered agents get a copy of an output addressed to ``mid.server.*``: SQL over ``ecc_agent``.
 
-    ServiceNow's "Probe - All MIDs" rule copies such an output to every Up MID. Here: status
-    ``Up`` and a heartbeat at or after ``since`` (the queue's clock minus
-    ``BROADCAST_LIVE_SECONDS``), so a crashed agent that never said ``Down`` gets none. The one
-    place that rule is written: extend the returned condition (e.g. ``AND validated``) to narrow it.
+    ServiceNow's "Probe - All MIDs" rule copies such an output to every Up, validated MID. Here:
+    validated, status ``Up`` and a heartbeat at or after ``since`` (the queue's clock minus
+    ``BROADCAST_LIVE_SECONDS``), so a crashed agent that never said ``Down`` gets none. A paused
+    or draining MID gets its copy and runs it once resumed. The one place that rule is written.
     Returns the WHERE condition and its parameters.
     """
-    return "status = 'Up' AND last_heartbeat >= ?", (since,)
+    return "validated AND status = 'Up' AND last_heartbeat >= ?", (since,)
 
 
 class UnreadableData(QueueError):
@@ -160,6 +178,12 @@ def _text_field(value: str, field: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError("must be a non-empty string", field=field)
     return value.strip()
+
+
+def _known_setting(name: str) -> str:
+    if name not in SETTINGS:
+        raise ConfigError(f"{name!r} is not a setting ({', '.join(SETTINGS)})", field="setting")
+    return name
 
 
 def _answer(output_sys_id: str, result: EccRecord) -> EccRecord:
@@ -274,6 +298,11 @@ class SqlQueue(ABC):
             tx.execute(statement)
         if not versions:
             tx.execute("INSERT INTO midprobe_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+        # The instance accepts MIDs of the major version that made (or upgraded) its database.
+        tx.execute(
+            "INSERT INTO midprobe_setting (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+            (SETTING_ACCEPTED_MAJOR, major_version(midprobe_version())),
+        )
 
     def _check_open(self) -> None:
         if self._closed:
@@ -523,6 +552,8 @@ class SqlQueue(ABC):
                 f" AND agent IN (?, ?){priority_clause} LIMIT 1",
                 (name, ALL_AGENTS, *wanted),
             ):
+                return []
+            if self._claim_refusal(tx, name) is not None:
                 return []
         with self._write() as tx:
             now = self._now(tx)
@@ -888,6 +919,25 @@ class SqlQueue(ABC):
 
     # -- agents ---------------------------------------------------------------------------------
 
+    def _setting(self, tx: Transaction, name: str) -> str:
+        rows = tx.execute("SELECT value FROM midprobe_setting WHERE name = ?", (name,))
+        return str(rows[0][0]) if rows else ""
+
+    def _agent_row(self, tx: Transaction, name: str, lock: bool = False) -> AgentRegistration | None:
+        rows = tx.execute(
+            f"SELECT {AGENT_SELECT} FROM ecc_agent WHERE name = ?{self.row_lock_clause if lock else ''}",
+            (name,),
+        )
+        return self._agent(rows[0]) if rows else None
+
+    def _claim_refusal(self, tx: Transaction, name: str) -> str | None:
+        """Why ``name`` may claim nothing now (the lifecycle rule of :func:`work_refusal`)."""
+        agent = self._agent_row(tx, name)
+        if agent is None:
+            # Only a queue that trusts every agent (auto_validate) serves a name never registered.
+            return None if self._setting(tx, SETTING_AUTO_VALIDATE) == "true" else "not registered"
+        return work_refusal(agent, self._setting(tx, SETTING_ACCEPTED_MAJOR))
+
     def _agent(self, row: Row) -> AgentRegistration:
         values = dict(zip(AGENT_COLUMNS, row, strict=True))
         try:
@@ -904,6 +954,11 @@ class SqlQueue(ABC):
                 pid=int(values["pid"]),
                 started_at=self._ts_value(values["started_at"]),
                 last_heartbeat=self._ts_value(values["last_heartbeat"]),
+                public_key=str(values["public_key"]),
+                version=str(values["version"]),
+                pinned_version=str(values["pinned_version"]),
+                admin_state=str(values["admin_state"]),
+                rekey_requested=bool(values["rekey_requested"]),
             )
         except (ConfigError, ValueError, TypeError) as error:
             raise QueueError(f"queue {self.url}: agent {values.get('name')} is damaged: {error}") from None
@@ -938,10 +993,11 @@ class SqlQueue(ABC):
                             f" (host {host or '?'}, pid {pid}, last heartbeat {last:%Y-%m-%d %H:%M:%S} UTC);"
                             " stop it or choose another --name"
                         )
+            auto = self._setting(tx, SETTING_AUTO_VALIDATE) == "true"
             values: builtins.list[object] = [
                 registration.name,
                 registration.status,
-                registration.validated,
+                auto,  # a new name starts unvalidated unless the queue trusts every agent
                 json.dumps(list(registration.applications)),
                 json.dumps(list(registration.ip_ranges)),
                 json.dumps(list(registration.excluded_ip_ranges)),
@@ -951,16 +1007,33 @@ class SqlQueue(ABC):
                 registration.pid,
                 self._ts_param(registration.started_at) if registration.started_at else None,
                 self._ts_param(now),
+                registration.public_key,
+                registration.version,
+                "",
+                "",
+                0,
                 holder,
             ]
+            # The instance's columns (validated, pinned_version, admin_state) stay as they are; a new
+            # key (a rekey, a reinstall) drops what was sealed to the old one and ends a rekey request.
+            kept = {"validated", "pinned_version", "admin_state", "rekey_requested", "public_key"}
             updates = ", ".join(
-                f"{column} = excluded.{column}" for column in (*AGENT_COLUMNS[1:], "instance")
+                f"{column} = excluded.{column}"
+                for column in (*AGENT_COLUMNS[1:], "instance")
+                if column not in kept
             )
+            new_key = "ecc_agent.public_key <> excluded.public_key"
             tx.execute(
                 f"INSERT INTO ecc_agent ({AGENT_SELECT}, instance) VALUES ({_marks(len(values))})"
-                f" ON CONFLICT (name) DO UPDATE SET {updates}",
+                f" ON CONFLICT (name) DO UPDATE SET {updates},"
+                f" sealed_credentials = CASE WHEN {new_key} THEN '' ELSE ecc_agent.sealed_credentials END,"
+                f" rekey_requested = CASE WHEN {new_key} THEN 0 ELSE ecc_agent.rekey_requested END,"
+                " public_key = excluded.public_key",
                 values,
             )
+            stored = self._agent_row(tx, registration.name)
+            assert stored is not None
+            self._version_issue(tx, stored, now)
 
     def _update_agent(self, name: str, column: str, value: object | None, instance: str | None) -> None:
         agent = normalize_agent_name(name)
@@ -1003,6 +1076,200 @@ class SqlQueue(ABC):
                     (self._ts_param(since),),
                 )
         return [self._agent(row) for row in rows]
+
+    # -- the MID lifecycle ----------------------------------------------------------------------
+
+    def update_agent(
+        self,
+        name: str,
+        *,
+        validated: bool | None = None,
+        admin_state: AdminState | None = None,
+        pinned_version: str | None = None,
+        rekey: bool | None = None,
+    ) -> AgentRegistration:
+        agent = normalize_agent_name(name)
+        changes: dict[str, object] = {}
+        if validated is not None:
+            changes["validated"] = bool(validated)
+            if not validated:  # as ServiceNow's Invalidate: no credentials, and a new key pair
+                changes["sealed_credentials"] = ""
+                changes["rekey_requested"] = 1
+        if admin_state is not None:
+            changes["admin_state"] = check_admin_state(admin_state)
+        if pinned_version is not None:
+            if pinned_version:
+                major_version(pinned_version)
+            changes["pinned_version"] = pinned_version
+        if rekey:
+            changes["rekey_requested"] = 1
+            changes["sealed_credentials"] = ""
+        with self._write() as tx:
+            if changes:
+                rows = tx.execute(
+                    f"UPDATE ecc_agent SET {', '.join(f'{column} = ?' for column in changes)}"
+                    " WHERE name = ? RETURNING name",
+                    (*changes.values(), agent),
+                )
+                if not rows:
+                    raise QueueError(f"queue {self.url}: agent {agent} is not registered")
+            found = self._agent_row(tx, agent)
+            if found is None:
+                raise QueueError(f"queue {self.url}: agent {agent} is not registered")
+            if pinned_version is not None:
+                self._version_issue(tx, found, self._now(tx))
+            if changes:
+                self._notify_ready(tx, {agent})
+        return found
+
+    def store_sealed_credentials(self, name: str, public_key: str, sealed: str) -> bool:
+        agent = normalize_agent_name(name)
+        if not public_key or not sealed:
+            raise ConfigError("needs a public key and a sealed text", field="sealed")
+        with self._write() as tx:
+            found = self._agent_row(tx, agent, lock=True)
+            if found is None or found.public_key != public_key:
+                return False
+            if credentials_refusal(found, self._setting(tx, SETTING_ACCEPTED_MAJOR)) is not None:
+                return False
+            tx.execute(
+                "UPDATE ecc_agent SET sealed_credentials = ? WHERE name = ? AND public_key = ?",
+                (sealed, agent, public_key),
+            )
+        return True
+
+    def get_sealed_credentials(self, name: str) -> str | None:
+        agent = normalize_agent_name(name)
+        with self._read() as tx:
+            found = self._agent_row(tx, agent)
+            if found is None or credentials_refusal(found, self._setting(tx, SETTING_ACCEPTED_MAJOR)):
+                return None
+            rows = tx.execute("SELECT sealed_credentials FROM ecc_agent WHERE name = ?", (agent,))
+        sealed = str(rows[0][0]) if rows else ""
+        return sealed or None
+
+    _ISSUE_SELECT: Final = (
+        "sys_id, agent, kind, source, message, state, count, sys_created_on, sys_updated_on"
+    )
+
+    def _issue(self, row: Row) -> AgentIssue:
+        created, updated = self._ts_value(row[7]), self._ts_value(row[8])
+        assert created is not None
+        assert updated is not None
+        return AgentIssue(
+            sys_id=str(row[0]),
+            agent=str(row[1]),
+            kind=str(row[2]),
+            source=check_issue_source(str(row[3])),
+            message=str(row[4]),
+            state=check_issue_state(str(row[5])),
+            count=int(row[6]),
+            created=created,
+            updated=updated,
+        )
+
+    def _version_issue(self, tx: Transaction, agent: AgentRegistration, now: datetime) -> None:
+        """The instance's ``version_incompatible`` issue for ``agent``: raised while its version is refused."""
+        refusal = version_refusal(
+            agent.version, agent.pinned_version, self._setting(tx, SETTING_ACCEPTED_MAJOR)
+        )
+        if refusal is not None and agent.version:
+            self._raise_issue(tx, agent.name, ISSUE_VERSION, f"refused work: {refusal}", "instance", now)
+        else:
+            self._clear_issue(tx, agent.name, ISSUE_VERSION, now)
+
+    def _raise_issue(
+        self, tx: Transaction, agent: str, kind: str, message: str, source: IssueSource, now: datetime
+    ) -> str:
+        rows = tx.execute(
+            "UPDATE ecc_agent_issue SET count = count + 1, message = ?, source = ?, sys_updated_on = ?"
+            " WHERE agent = ? AND kind = ? AND state <> 'Resolved' RETURNING sys_id",
+            (message, source, self._ts_param(now), agent, kind),
+        )
+        if rows:
+            return str(rows[0][0])
+        sys_id = new_sys_id()
+        tx.execute(
+            f"INSERT INTO ecc_agent_issue ({self._ISSUE_SELECT}) VALUES (?, ?, ?, ?, ?, 'New', 1, ?, ?)",
+            (sys_id, agent, kind, source, message, self._ts_param(now), self._ts_param(now)),
+        )
+        return sys_id
+
+    def _clear_issue(self, tx: Transaction, agent: str, kind: str, now: datetime) -> bool:
+        rows = tx.execute(
+            "UPDATE ecc_agent_issue SET state = 'Resolved', sys_updated_on = ?"
+            " WHERE agent = ? AND kind = ? AND state <> 'Resolved' RETURNING sys_id",
+            (self._ts_param(now), agent, kind),
+        )
+        return bool(rows)
+
+    def raise_issue(self, agent: str, kind: str, message: str, *, source: IssueSource = "mid") -> AgentIssue:
+        name = _claiming_agent(agent)
+        what = _text_field(kind, "kind")
+        said = _text_field(message, "message")
+        origin = check_issue_source(source)
+        with self._write() as tx:
+            sys_id = self._raise_issue(tx, name, what, said, origin, self._now(tx))
+            rows = tx.execute(f"SELECT {self._ISSUE_SELECT} FROM ecc_agent_issue WHERE sys_id = ?", (sys_id,))
+        return self._issue(rows[0])
+
+    def clear_issue(self, agent: str, kind: str) -> bool:
+        name = _claiming_agent(agent)
+        with self._write() as tx:
+            return self._clear_issue(tx, name, _text_field(kind, "kind"), self._now(tx))
+
+    def list_issues(
+        self, agent: str | None = None, *, include_resolved: bool = False
+    ) -> builtins.list[AgentIssue]:
+        clauses, params = [], []
+        if agent is not None:
+            clauses.append("agent = ?")
+            params.append(normalize_agent_name(agent))
+        if not include_resolved:
+            clauses.append("state <> 'Resolved'")
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._read() as tx:
+            rows = tx.execute(
+                f"SELECT {self._ISSUE_SELECT} FROM ecc_agent_issue{where}"
+                " ORDER BY sys_updated_on DESC, sys_id",
+                params,
+            )
+        return [self._issue(row) for row in rows]
+
+    def set_issue_state(self, sys_id: str, state: IssueState) -> AgentIssue:
+        check_sys_id(sys_id)
+        wanted = check_issue_state(state)
+        with self._write() as tx:
+            rows = tx.execute(f"SELECT {self._ISSUE_SELECT} FROM ecc_agent_issue WHERE sys_id = ?", (sys_id,))
+            if not rows:
+                raise QueueError(f"queue {self.url}: no MID issue {sys_id}")
+            current = self._issue(rows[0])
+            if current.state != wanted:
+                if wanted != "Resolved" and current.state == "Resolved":
+                    raise ConfigError(f"issue {sys_id} is resolved already", field="state")
+                tx.execute(
+                    "UPDATE ecc_agent_issue SET state = ?, sys_updated_on = ? WHERE sys_id = ?",
+                    (wanted, self._ts_param(self._now(tx)), sys_id),
+                )
+            rows = tx.execute(f"SELECT {self._ISSUE_SELECT} FROM ecc_agent_issue WHERE sys_id = ?", (sys_id,))
+        return self._issue(rows[0])
+
+    def get_setting(self, name: str) -> str:
+        with self._read() as tx:
+            return self._setting(tx, _known_setting(name))
+
+    def set_setting(self, name: str, value: str) -> None:
+        known = _known_setting(name)
+        if known == SETTING_AUTO_VALIDATE and value not in ("true", "false"):
+            raise ConfigError(f"{value!r} is not true or false", field=known)
+        if known == SETTING_ACCEPTED_MAJOR:
+            value = major_version(value)
+        with self._write() as tx:
+            tx.execute(
+                "INSERT INTO midprobe_setting (name, value) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (known, value),
+            )
 
     # -- credential affinity --------------------------------------------------------------------
 

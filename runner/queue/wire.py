@@ -13,6 +13,12 @@ from typing import Any
 from midprobe.capabilities.errors import ConfigError
 from midprobe.runner.ecc.record import EccRecord
 from midprobe.runner.queue.base import AgentRegistration, CredentialAffinity
+from midprobe.runner.queue.lifecycle import (
+    AgentIssue,
+    check_admin_state,
+    check_issue_source,
+    check_issue_state,
+)
 
 API_PREFIX = "/api/midprobe/v1"
 """Where the instance serves the agent endpoints (docs/instance.md)."""
@@ -65,17 +71,22 @@ def registration_to_json(registration: AgentRegistration) -> dict[str, Any]:
         "pid": registration.pid,
         "started_at": _time(registration.started_at),
         "last_heartbeat": _time(registration.last_heartbeat),
+        "public_key": registration.public_key,
+        "version": registration.version,
+        "pinned_version": registration.pinned_version,
+        "admin_state": registration.admin_state,
+        "rekey_requested": registration.rekey_requested,
     }
 
 
 def registration_from_json(raw: object) -> AgentRegistration:
     if not isinstance(raw, dict):
         raise ConfigError("an agent registration must be a JSON object", field="registration")
-    text_fields = ("name", "status", "host")
+    text_fields = ("name", "status", "host", "public_key", "version", "pinned_version", "admin_state")
     for name in text_fields:
         if not isinstance(raw.get(name, ""), str):
             raise ConfigError("must be a string", field=name)
-    for name in ("validated", "nmap_installed"):
+    for name in ("validated", "nmap_installed", "rekey_requested"):
         if not isinstance(raw.get(name, False), bool):
             raise ConfigError("must be true or false", field=name)
     pid = raw.get("pid", 0)
@@ -90,7 +101,7 @@ def registration_from_json(raw: object) -> AgentRegistration:
     return AgentRegistration(
         name=str(raw.get("name", "")),
         status=str(raw.get("status", "Up")),
-        validated=bool(raw.get("validated", True)),
+        validated=bool(raw.get("validated", False)),
         applications=_strings(raw.get("applications", ["ALL"]), "applications"),
         ip_ranges=_strings(raw.get("ip_ranges", ["ALL"]), "ip_ranges"),
         excluded_ip_ranges=_strings(raw.get("excluded_ip_ranges", []), "excluded_ip_ranges"),
@@ -100,6 +111,50 @@ def registration_from_json(raw: object) -> AgentRegistration:
         pid=pid,
         started_at=_read_time(raw.get("started_at"), "started_at"),
         last_heartbeat=_read_time(raw.get("last_heartbeat"), "last_heartbeat"),
+        public_key=str(raw.get("public_key", "")),
+        version=str(raw.get("version", "")),
+        pinned_version=str(raw.get("pinned_version", "")),
+        admin_state=check_admin_state(str(raw.get("admin_state", ""))),
+        rekey_requested=bool(raw.get("rekey_requested", False)),
+    )
+
+
+def issue_to_json(issue: AgentIssue) -> dict[str, Any]:
+    return {
+        "sys_id": issue.sys_id,
+        "agent": issue.agent,
+        "kind": issue.kind,
+        "source": issue.source,
+        "message": issue.message,
+        "state": issue.state,
+        "count": issue.count,
+        "created": issue.created.isoformat(),
+        "updated": issue.updated.isoformat(),
+    }
+
+
+def issue_from_json(raw: object) -> AgentIssue:
+    if not isinstance(raw, dict):
+        raise ConfigError("a MID issue must be a JSON object", field="issue")
+    for name in ("sys_id", "agent", "kind", "source", "message", "state"):
+        if not isinstance(raw.get(name), str):
+            raise ConfigError("must be a string", field=name)
+    count = raw.get("count")
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise ConfigError("must be an integer", field="count")
+    created, updated = _read_time(raw.get("created"), "created"), _read_time(raw.get("updated"), "updated")
+    if created is None or updated is None:
+        raise ConfigError("is missing", field="created")
+    return AgentIssue(
+        sys_id=raw["sys_id"],
+        agent=raw["agent"],
+        kind=raw["kind"],
+        source=check_issue_source(raw["source"]),
+        message=raw["message"],
+        state=check_issue_state(raw["state"]),
+        count=count,
+        created=created,
+        updated=updated,
     )
 
 
@@ -130,6 +185,8 @@ __all__ = [
     "IDEMPOTENCY_HEADER",
     "affinity_from_json",
     "affinity_to_json",
+    "issue_from_json",
+    "issue_to_json",
     "record_from_json",
     "record_to_json",
     "registration_from_json",

@@ -28,6 +28,7 @@ from midprobe.runner.ecc.record import EccRecord, utc_now
 from midprobe.runner.queue.base import AgentRegistration, EccQueue
 from midprobe.runner.queue.url import open_queue, sqlite_url
 from tests.support.slow_probe import registry_with_sleep
+from tests.support.trust import trust_every_agent
 
 ROOT = Path(__file__).resolve().parents[2]
 SLOW_AGENT = ROOT / "tests" / "support" / "slow_probe.py"
@@ -37,8 +38,8 @@ FAST = AgentTimings(poll_idle_seconds=0.1, poll_busy_seconds=0.1, lease_seconds=
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def queue_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
-        return sqlite_url(tmp_path / "ecc.db")
-    return str(request.getfixturevalue("postgres_database_url"))
+        return trust_every_agent(sqlite_url(tmp_path / "ecc.db"))
+    return trust_every_agent(str(request.getfixturevalue("postgres_database_url")))
 
 
 @pytest.fixture
@@ -220,15 +221,21 @@ def test_agent_killed_mid_batch_has_its_records_rerun_by_its_restart(
 
 
 @pytest.mark.timeout(120)
-def test_two_agents_on_postgresql_share_1000_records_none_lost_or_doubled(postgres_database_url: str) -> None:
-    url = postgres_database_url
+def test_two_agents_on_postgresql_share_1000_records_none_lost_or_doubled(
+    postgres_database_url: str, tmp_path: Path
+) -> None:
+    url = trust_every_agent(postgres_database_url)
     records = [new_output_record(agent=f"pg{1 + i % 2}", topic="HeartbeatProbe") for i in range(1000)]
     with open_queue(url) as queue:
         queue.enqueue_many(records)
     argv = [sys.executable, "-m", "midprobe.runner", "agent", "--queue", url, "--once", "--poll-busy", "0.05"]
     argv += ["--log-level", "warning", "--concurrency", "20"]
     agents = [
-        subprocess.Popen([*argv, "--name", name], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [*argv, "--name", name, "--state", str(tmp_path / name)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         for name in ("pg1", "pg2")
     ]
     outputs = [agent.communicate(timeout=100) for agent in agents]
@@ -248,7 +255,7 @@ def test_two_agents_on_postgresql_share_1000_records_none_lost_or_doubled(postgr
 
 
 def test_oversize_result_is_stored_aside_never_cut(tmp_path: Path) -> None:
-    url = sqlite_url(tmp_path / "ecc.db")
+    url = trust_every_agent(sqlite_url(tmp_path / "ecc.db"))
     with open_queue(url, payload_cap=300) as queue:
         record = new_output_record(agent="a1", topic="HeartbeatProbe", parameters={"note": "x" * 400})
         queue.enqueue(record)

@@ -21,6 +21,7 @@ from midprobe.runner.ecc.record import EccRecord
 from midprobe.runner.queue.base import AgentRegistration, EccQueue
 from midprobe.runner.queue.url import open_queue, sqlite_url
 from tests.support.slow_probe import registry_with_sleep
+from tests.support.trust import trust_every_agent
 
 FAST = AgentTimings(poll_idle_seconds=0.1, poll_busy_seconds=0.1, lease_seconds=30, drain_seconds=5)
 #: How long a gated decode waits for the agent's helpers before giving up (only reached on failure).
@@ -34,7 +35,7 @@ def queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EccQueue]:
         if request.param == "sqlite"
         else request.getfixturevalue("postgres_database_url")
     )
-    with open_queue(str(url)) as opened:
+    with open_queue(trust_every_agent(str(url))) as opened:
         yield opened
 
 

@@ -21,6 +21,7 @@ from midprobe.runner.ecc.record import utc_now
 from midprobe.runner.queue import sqlite as sqlite_queue
 from midprobe.runner.queue.base import AgentRegistration
 from midprobe.runner.queue.url import open_queue, sqlite_url
+from tests.support.trust import trust_every_agent
 
 SANDIEGO = "sandiego.lab.example.test"
 SANJOSE = "sanjose.lab.example.test"
@@ -35,7 +36,7 @@ def _select(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
 
 @pytest.fixture
 def queue_url(tmp_path: Path) -> str:
-    url = sqlite_url(tmp_path / "ecc.db")
+    url = trust_every_agent(sqlite_url(tmp_path / "ecc.db"))
     with open_queue(url) as queue:
         queue.register_agent(
             AgentRegistration(

@@ -18,6 +18,7 @@ from midprobe.runner.queue.base import EccQueue
 from midprobe.runner.queue.https import HttpsQueue
 from midprobe.runner.queue.spool import ResultSpool
 from midprobe.runner.queue.url import open_queue, sqlite_url
+from tests.support.trust import trust_every_agent
 
 ADMIN = ("admin", "admin secret: ok")
 MID = ("mid1", "mid1-password")
@@ -53,7 +54,7 @@ class Client:
 
 @pytest.fixture
 def queue_url(tmp_path: Path) -> str:
-    return sqlite_url(tmp_path / "ecc.db")
+    return trust_every_agent(sqlite_url(tmp_path / "ecc.db"))
 
 
 @pytest.fixture

@@ -208,6 +208,7 @@ def test_the_mids_page_shows_status_validation_capabilities_and_ranges(
             started_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
         )
     )
+    queue.update_agent("east", validated=False)  # the instance owns validation, not the registration
     queue.register_agent(AgentRegistration("west", status="Paused"))
     log_in(client)
     page = client.get("/console/mids").text
@@ -420,7 +421,7 @@ class _VersionedRegistration(AgentRegistration):
 
 def test_a_mids_version_fields_are_shown_when_its_registration_has_them() -> None:
     now = datetime(2026, 1, 1, tzinfo=UTC)
-    plain = mid_view(AgentRegistration("old"), now)
+    plain = mid_view(AgentRegistration("old", version=""), now)
     versioned = mid_view(_VersionedRegistration("new"), now)
     assert plain.details == ()
     assert versioned.detail("Version") == "1.4.0"

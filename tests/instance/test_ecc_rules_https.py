@@ -30,6 +30,7 @@ from midprobe.runner.queue.https import HttpsQueue
 from midprobe.runner.queue.spool import ResultSpool
 from midprobe.runner.queue.url import sqlite_url
 from tests.instance.conftest import MID, AsgiBridge
+from tests.support.trust import trust_every_agent
 
 BASE = "https://instance.test"
 TIMINGS = AgentTimings(
@@ -41,8 +42,8 @@ TIMINGS = AgentTimings(
 def queue_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The instance's queue: a SQLite file, or a database on the private PostgreSQL."""
     if request.param == "sqlite":
-        return sqlite_url(tmp_path / "ecc.db")
-    return str(request.getfixturevalue("postgres_database_url"))
+        return trust_every_agent(sqlite_url(tmp_path / "ecc.db"))
+    return trust_every_agent(str(request.getfixturevalue("postgres_database_url")))
 
 
 @dataclass(frozen=True)

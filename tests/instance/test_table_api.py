@@ -150,7 +150,8 @@ def test_one_record_by_sys_id_and_a_missing_one(api: Client, queue: EccQueue) ->
 
 def test_the_agent_registry_is_the_ecc_agent_table(api: Client, queue: EccQueue) -> None:
     queue.register_agent(AgentRegistration("east", host="east.lab"))
-    queue.register_agent(AgentRegistration("west", status="Paused", validated=False))
+    queue.register_agent(AgentRegistration("west", status="Paused"))
+    queue.update_agent("west", validated=False)
     rows = api.get(AGENTS, sysparm_query="ORDERBYname").json()["result"]
     assert [(r["name"], r["status"], r["validated"], r["host_name"]) for r in rows] == [
         ("east", "Up", "true", "east.lab"),

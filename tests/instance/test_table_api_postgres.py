@@ -23,6 +23,7 @@ from midprobe.runner.queue.https import HttpsQueue
 from midprobe.runner.queue.spool import ResultSpool
 from midprobe.runner.queue.url import open_queue
 from tests.instance.conftest import ADMIN, MID, AsgiBridge, Client
+from tests.support.trust import trust_every_agent
 
 QUEUE = "/api/now/table/ecc_queue"
 
@@ -70,6 +71,9 @@ def test_an_agent_claims_and_answers_over_https_in_front_of_postgresql(
         "https://instance.test", user=MID[0], password=MID[1], client=client, spool=ResultSpool(tmp_path)
     ) as remote:
         remote.register_agent(AgentRegistration("mid1"), instance="p1", live_within_seconds=60)
+        assert remote.claim("mid1", 5, 60.0, instance="p1") == []  # a new MID: not validated yet
+        with open_queue(url) as queue:
+            queue.update_agent("mid1", validated=True)  # what `midprobe mid validate mid1` does
         (claimed,) = remote.claim("mid1", 5, 60.0, instance="p1")
         assert claimed.sys_id == output.sys_id
         result = EccRecord(agent="mid1", topic="HeartbeatProbe", queue="input", response_to=output.sys_id)
@@ -83,7 +87,7 @@ def test_an_agent_claims_and_answers_over_https_in_front_of_postgresql(
 
 
 def test_discoveries_and_the_cmdb_tables_over_postgresql(postgres_database_url: str) -> None:
-    url = postgres_database_url
+    url = trust_every_agent(postgres_database_url)
     database = open_database(url)
     try:
         with open_queue(url) as queue, open_users(url) as users:

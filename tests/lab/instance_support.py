@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -12,9 +11,7 @@ import pytest
 from midprobe.runner.lab import Lab
 
 
-def serve_instance(
-    lab: Lab, url: str, listen: str, extra: Sequence[str] = ()
-) -> tuple[subprocess.Popen[str], str, Path]:
+def serve_instance(lab: Lab, url: str, listen: str, *extra: str) -> tuple[subprocess.Popen[str], str, Path]:
     """Start the instance on ``listen`` (with ``extra`` options); returns the process, the URL it printed, and its CA file."""
     argv = ["ip", "netns", "exec", lab.scanner_namespace, sys.executable, "-m", "midprobe.runner"]
     argv += ["instance", "serve", "--queue", url, "--listen", listen, *extra]

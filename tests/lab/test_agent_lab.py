@@ -12,6 +12,7 @@ from midprobe.runner.ecc.builders import new_output_record
 from midprobe.runner.ecc.payload import ProbeRequest, decode_input_payload, encode_multiprobe_payload
 from midprobe.runner.lab import Lab
 from midprobe.runner.queue.url import open_queue, sqlite_url
+from tests.support.trust import trust_every_agent
 
 pytestmark = pytest.mark.lab
 
@@ -21,6 +22,7 @@ WRONG_PASSWORD = "not-the-password-7f3a"
 def _run_agent(lab: Lab, url: str, *extra: str, env: dict[str, str] | None = None) -> str:
     argv = [sys.executable, "-m", "midprobe.runner", "agent", "--name", "lab-agent", "--queue", url]
     argv += ["--once", "--lab", "--poll-busy", "0.2", "--log-level", "warning", *extra]
+    argv += ["--state", str(Path(url.removeprefix("sqlite:///")).parent / "mid-state")]
     completed = lab.run(argv, check=False, timeout=120, env=env)
     assert completed.returncode == 0, completed.stderr
     return completed.stdout
@@ -48,7 +50,7 @@ private_key_file = "{lab.credentials.ssh_private_key}"
 order = 2
 """
     )
-    url = sqlite_url(tmp_path / "ecc.db")
+    url = trust_every_agent(sqlite_url(tmp_path / "ecc.db"))
     request = new_output_record(agent="lab-agent", topic="SSHCommand", name="uname -a", source=linux.address)
     with open_queue(url) as queue:
         queue.enqueue(request)
@@ -70,7 +72,7 @@ order = 2
 
 
 def test_agent_in_lab_mode_refuses_targets_outside_the_lab(lab: Lab, tmp_path: Path) -> None:
-    url = sqlite_url(tmp_path / "ecc.db")
+    url = trust_every_agent(sqlite_url(tmp_path / "ecc.db"))
     outside = new_output_record(agent="lab-agent", topic="SSHCommand", name="uname -a", source="10.20.30.40")
     with open_queue(url) as queue:
         queue.enqueue(outside)
@@ -100,7 +102,7 @@ community = "{lab.credentials.snmp_community}"
 version = "2c"
 """
     )
-    url = sqlite_url(tmp_path / "ecc.db")
+    url = trust_every_agent(sqlite_url(tmp_path / "ecc.db"))
     request = new_output_record(agent="lab-agent", topic="MultiProbe", source=linux.address)
     request = request.with_changes(
         payload=encode_multiprobe_payload([ProbeRequest("SSHClassify"), ProbeRequest("SNMPClassify")])
@@ -128,7 +130,7 @@ version = "2c"
 def test_agent_in_lab_mode_resolves_names_only_through_the_lab_dns_server(lab: Lab, tmp_path: Path) -> None:
     linux1 = lab.host("linux1")
     assert linux1.fqdn is not None
-    url = sqlite_url(tmp_path / "ecc.db")
+    url = trust_every_agent(sqlite_url(tmp_path / "ecc.db"))
     without = new_output_record(
         agent="lab-agent", topic="Shazzam", source=linux1.fqdn, parameters=[("ports", "22")]
     )

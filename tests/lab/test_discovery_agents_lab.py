@@ -22,6 +22,7 @@ from midprobe.runner.cmdb import open_cmdb
 from midprobe.runner.lab import Lab
 from midprobe.runner.queue.url import open_queue, sqlite_url
 from tests.lab.test_discovery_lab import _credentials
+from tests.support.trust import trust_every_agent
 
 pytestmark = pytest.mark.lab
 
@@ -60,7 +61,7 @@ def _start_agent(
     argv = ["ip", "netns", "exec", lab.scanner_namespace, sys.executable, "-m", "midprobe.runner", "agent"]
     argv += ["--name", name, "--queue", url, "--lab", "--capabilities", str(workdir / "caps.toml")]
     argv += ["--credentials", str(workdir / "creds.toml"), "--poll-idle", "0.5", "--poll-busy", "0.5"]
-    argv += ["--log-level", "warning", *extra]
+    argv += ["--log-level", "warning", "--state", str(workdir / f"state-{name}"), *extra]
     return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -68,7 +69,7 @@ def _start_agent(
 def agents(lab: Lab, tmp_path: Path) -> Iterator[str]:
     (tmp_path / "caps.toml").write_text(CAPABILITIES, encoding="utf-8")
     _credentials(lab, tmp_path / "creds.toml")
-    url = sqlite_url(tmp_path / "ecc.db")
+    url = trust_every_agent(sqlite_url(tmp_path / "ecc.db"))
     with open_queue(url):
         pass  # create the database before two agents race to
     processes = [

@@ -70,6 +70,8 @@ def test_failover_moves_waiting_work_to_the_next_member(lab: Lab, tmp_path: Path
         discovery: subprocess.Popen[str] | None = None
         try:
             _wait(lambda: queue.get_agent("first") and queue.get_agent("second"), "both agents", queue)
+            for name in ("first", "second"):  # what `midprobe mid validate NAME` does
+                queue.update_agent(name, validated=True)
             argv = ["ip", "netns", "exec", lab.scanner_namespace, sys.executable, "-m", "midprobe.runner"]
             argv += [
                 "discover",

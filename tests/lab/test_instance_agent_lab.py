@@ -27,6 +27,7 @@ from midprobe.runner.lab import Lab, NamespaceThread
 from midprobe.runner.queue.spool import ResultSpool
 from midprobe.runner.queue.url import open_queue, sqlite_url
 from tests.lab.instance_support import serve_instance
+from tests.support.trust import trust_every_agent
 
 pytestmark = pytest.mark.lab
 
@@ -42,7 +43,7 @@ def _agent(
     lab: Lab, name: str, base: str, ca: Path | None, spool: Path, env: dict[str, str] | None = None
 ) -> subprocess.Popen[str]:
     argv = [*RUNNER, "agent", "--name", name, "--queue", base, "--user", "mid", "--once", "--lab"]
-    argv += ["--poll-busy", "0.2", "--spool", str(spool)]
+    argv += ["--poll-busy", "0.2", "--spool", str(spool), "--state", str(spool.parent / f"state-{name}")]
     argv += ["--ca", str(ca)] if ca is not None else []
     env = {**os.environ, "MIDPROBE_INSTANCE_PASSWORD": PASSWORD, **(env or {})}
     return subprocess.Popen(
@@ -62,7 +63,7 @@ def _results(url: str, outputs: list[EccRecord]) -> dict[str, list[EccRecord]]:
 
 @pytest.fixture
 def instance_queue(tmp_path: Path) -> str:
-    url = sqlite_url(tmp_path / "ecc.db")
+    url = trust_every_agent(sqlite_url(tmp_path / "ecc.db"))
     with open_users(url) as users:
         users.add("mid", PASSWORD, ("mid_server",))
     return url

@@ -35,7 +35,7 @@ def test_a_client_certificate_logs_a_bound_mid_in_and_no_certificate_is_turned_a
     with open_queue(url) as queue:
         queue.enqueue(output)
 
-    process, base, ca = serve_instance(lab, url, "127.0.0.1:0", ["--client-certs", "required"])
+    process, base, ca = serve_instance(lab, url, "127.0.0.1:0", "--client-certs", "required")
     try:
         issued = subprocess.run(
             [*RUNNER, "instance", "cert", "issue", "mid1", "--queue", url, "-o", str(tmp_path / "mid1")],

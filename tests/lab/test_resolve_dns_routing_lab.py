@@ -17,6 +17,7 @@ from midprobe.runner.ecc.builders import new_output_record
 from midprobe.runner.ecc.payload import decode_input_payload
 from midprobe.runner.lab import Lab
 from midprobe.runner.queue.url import open_queue, sqlite_url
+from tests.support.trust import trust_every_agent
 
 pytestmark = pytest.mark.lab
 
@@ -62,13 +63,14 @@ def _agent(lab: Lab, name: str, url: str, capabilities: Path) -> None:
         "--lab",
     ]
     argv += ["--capabilities", str(capabilities), "--poll-busy", "0.2", "--log-level", "warning"]
+    argv += ["--state", str(capabilities.parent / f"state-{name}")]
     completed = lab.run(argv, check=False, timeout=120)
     assert completed.returncode == 0, completed.stderr
 
 
 def test_each_name_is_resolved_only_by_the_agent_of_its_sub_domain(lab: Lab, tmp_path: Path) -> None:
     capabilities = _capabilities_file(tmp_path, lab)
-    url = sqlite_url(tmp_path / "ecc.db")
+    url = trust_every_agent(sqlite_url(tmp_path / "ecc.db"))
     named = [host for host in lab.hosts if host.fqdn]
     by_subdomain = {
         subdomain: [h for h in named if h.fqdn and h.fqdn.endswith(f".{subdomain}.{lab.dns_zone}")]

@@ -29,6 +29,8 @@ def _registration(name: str, **changes: object) -> AgentRegistration:
         "host": "lab-host",
         "pid": 4242,
         "started_at": datetime(2024, 5, 1, 10, 0, 0, 123456, tzinfo=UTC),
+        "public_key": "a-public-key",
+        "validated": True,  # this suite's queues validate every agent as it registers
     }
     values.update(changes)
     return AgentRegistration(**values)  # type: ignore[arg-type]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,11 +20,18 @@ from midprobe.runner.ecc.builders import new_input_record, new_output_record
 from midprobe.runner.ecc.record import EccRecord, utc_now
 from midprobe.runner.queue import EccQueue, open_queue, sqlbase, sqlite
 from midprobe.runner.queue.base import AgentNameInUse, AgentRegistration
+from midprobe.runner.queue.lifecycle import SETTING_AUTO_VALIDATE
 from midprobe.runner.queue.schema import SCHEMA_VERSION
 from midprobe.runner.queue.sqlbase import DAMAGED_PREFIX
 from midprobe.runner.queue.sqlite import SqliteQueue
+from tests.support.trust import trust_every_agent
 
-AGENT_CLI = [sys.executable, "-m", "midprobe.runner", "agent", "--once", "--poll-busy", "0.05"]
+#: The agents' key pairs go to a temporary folder, not the working one.
+AGENT_STATE = Path(tempfile.gettempdir()) / "midprobe-test-state" / "reliability"
+AGENT_CLI = [
+    *(sys.executable, "-m", "midprobe.runner", "agent", "--once", "--poll-busy", "0.05"),
+    *("--state", str(AGENT_STATE)),
+]
 
 
 @pytest.fixture
@@ -86,7 +94,7 @@ def test_a_damaged_batch_does_not_cut_the_claim_short(queue: EccQueue, queue_url
 
 
 def test_sqlite_text_that_is_not_utf8_is_set_aside(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'ecc.db'}"
+    url = trust_every_agent(f"sqlite:///{tmp_path / 'ecc.db'}")
     bad, good = _outputs(2)
     with open_queue(url) as queue:
         queue.enqueue_many([bad, good])
@@ -105,7 +113,7 @@ def test_sqlite_text_that_is_not_utf8_is_set_aside(tmp_path: Path) -> None:
     ["2026-12-02T15:00:00.123456", "2026-12-02 15:00:00.12345Z", "2026-12-02 15:00:00", "yesterday"],
 )
 def test_sqlite_a_time_not_in_the_stored_shape_is_set_aside(tmp_path: Path, stored: str) -> None:
-    url = f"sqlite:///{tmp_path / 'ecc.db'}"
+    url = trust_every_agent(f"sqlite:///{tmp_path / 'ecc.db'}")
     bad, good = _outputs(2)
     with open_queue(url) as queue:
         queue.enqueue_many([bad, good])
@@ -169,6 +177,7 @@ def test_sqlite_leases_run_on_the_monotonic_clock_and_a_reboot_expires_them(tmp_
     clock = FakeMonotonic()
     first, second = _outputs(2)
     with SqliteQueue(tmp_path / "ecc.db", lease_clock=clock) as queue:
+        queue.set_setting(SETTING_AUTO_VALIDATE, "true")
         queue.enqueue_many([first, second])
         queue.claim("lab1", 1, 30.0)
         clock.seconds += 29.0
@@ -187,6 +196,7 @@ def test_a_process_never_reclaims_work_it_holds_even_once_expired(tmp_path: Path
     clock = FakeMonotonic()
     (output,) = _outputs(1, agent="lab1")
     with SqliteQueue(tmp_path / "ecc.db", lease_clock=clock) as queue:
+        queue.set_setting(SETTING_AUTO_VALIDATE, "true")
         queue.enqueue(output)
         assert len(queue.claim("lab1", 5, 30.0, instance="process-a")) == 1
         clock.seconds += 300.0  # renewals failed: the lease ran out while process-a still runs it
@@ -320,10 +330,23 @@ def test_processed_and_claim_times_come_from_the_queue_clock_not_the_agent_s(
         assert before - timedelta(seconds=5) <= moment <= after + timedelta(seconds=5)
 
 
+_LIFECYCLE_COLUMNS = (
+    "public_key",
+    "version",
+    "pinned_version",
+    "admin_state",
+    "rekey_requested",
+    "sealed_credentials",
+)
+
+
 def _as_version(queue_url: str, version: int) -> None:
     """Turn a queue's database into the layout of schema ``version`` (1, 2 or 3), as that midprobe made it."""
-    # Version 3 had one result per output (no pages), no copies of mid.server.* work and no MID issues.
+    # Version 3 had no MID lifecycle: no key, version or admin state of agents, no issues, no settings.
+    for column in _LIFECYCLE_COLUMNS:
+        _raw(queue_url, f"ALTER TABLE ecc_agent DROP COLUMN {column}")
     _raw(queue_url, "DROP TABLE ecc_agent_issue")
+    _raw(queue_url, "DROP TABLE midprobe_setting")
     _raw(queue_url, "DROP INDEX ecc_queue_one_copy")
     _raw(queue_url, "DROP INDEX ecc_queue_one_result")
     for column in ("result_page", "result_last", "copy_of"):
@@ -358,7 +381,7 @@ def test_a_version_1_queue_is_upgraded_on_open_and_keeps_its_records(queue_url: 
         queue.enqueue(output)
     _as_version(queue_url, 1)
 
-    with open_queue(queue_url) as queue:
+    with open_queue(trust_every_agent(queue_url)) as queue:
         assert [record.sys_id for record in queue.claim("lab1", 5, 60.0, instance="p1")] == [output.sys_id]
         queue.register_agent(AgentRegistration("lab1"), instance="p1", live_within_seconds=60.0)
     assert [int(str(row[0])) for row in _raw(queue_url, "SELECT version FROM midprobe_schema")] == [
@@ -374,7 +397,7 @@ def test_a_version_2_queue_keeps_its_claim_order_and_takes_new_work_after_it(que
     # A record enqueued later by a machine whose clock is behind: an older sequence than every other.
     late = new_output_record(agent="lab1", topic="HeartbeatProbe").with_changes(sequence="0" * 18)
 
-    with open_queue(queue_url) as queue:
+    with open_queue(trust_every_agent(queue_url)) as queue:
         queue.enqueue(late)
         claimed = queue.claim("lab1", 10, 60.0)
 
@@ -413,6 +436,33 @@ def test_a_version_3_queue_keeps_its_results_and_takes_pages_after_the_upgrade(q
         done = queue.get(waiting.sys_id)
         assert done is not None
         assert done.state == "processed"
+    assert [int(str(row[0])) for row in _raw(queue_url, "SELECT version FROM midprobe_schema")] == [
+        SCHEMA_VERSION
+    ]
+
+
+def test_a_version_3_queue_keeps_its_validated_agents_and_gains_the_lifecycle(queue_url: str) -> None:
+    (output,) = _outputs(1)
+    with open_queue(queue_url) as queue:
+        queue.register_agent(AgentRegistration("lab1"))
+        queue.update_agent("lab1", validated=True)
+        queue.register_agent(AgentRegistration("lab2"))
+        queue.update_agent("lab2", validated=False)
+        queue.enqueue(output.with_changes(agent="mid.server.lab2"))
+    _as_version(queue_url, 3)
+
+    with open_queue(queue_url) as queue:
+        lab1, lab2 = queue.get_agent("lab1"), queue.get_agent("lab2")
+        assert lab1 is not None
+        assert lab2 is not None
+        assert (lab1.validated, lab2.validated) == (True, False)
+        assert (lab1.public_key, lab1.version, lab1.admin_state) == ("", "", "")
+        assert queue.claim("lab2", 5, 60.0) == []  # not validated before, not validated now
+        # Registered again by a midprobe of this version, lab1 works at once: it was validated.
+        queue.register_agent(AgentRegistration("lab1"))
+        queue.enqueue(new_output_record(agent="lab1", topic="HeartbeatProbe"))
+        assert len(queue.claim("lab1", 5, 60.0)) == 1
+        assert queue.list_issues() == []
     assert [int(str(row[0])) for row in _raw(queue_url, "SELECT version FROM midprobe_schema")] == [
         SCHEMA_VERSION
     ]

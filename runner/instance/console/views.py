@@ -154,7 +154,7 @@ def mid_view(agent: AgentRegistration, now: datetime, issues: Sequence[Mapping[s
     details = tuple(
         (label, _shown(getattr(agent, attribute)))
         for attribute, label in OPTIONAL_MID_FIELDS
-        if hasattr(agent, attribute)
+        if getattr(agent, attribute, "")
     )
     return MidView(
         name=agent.short_name,

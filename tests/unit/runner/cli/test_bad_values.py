@@ -134,6 +134,24 @@ PATH_CONTEXTS: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = 
         ("midprobe.runner.cli.mid_setup._fetch_ca", "midprobe.runner.cli.mid_setup._check_connection"),
     ),
     ("scan",): (("--lab", "-n", "-p", "22", "198.18.0.1"), ("midprobe.runner.cli.scan._run",)),
+    ("mid", "credentials"): (("--queue", "sqlite:///{tmp}/ecc.db"), ()),
+    **{
+        ("mid", *verb): (("--queue", "sqlite:///{tmp}/ecc.db"), ())
+        for verb in (
+            ("validate",),
+            ("invalidate",),
+            ("rekey",),
+            ("pause",),
+            ("resume",),
+            ("drain",),
+            ("pin",),
+            ("unpin",),
+            ("list",),
+            ("issues",),
+            ("issue", "ack"),
+            ("issue", "resolve"),
+        )
+    },
 }
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from midprobe.runner.ecc.record import EccRecord
 from midprobe.runner.queue.url import open_queue, sqlite_url
+from tests.support.trust import trust_every_agent
 from tests.unit.runner.cli.test_select import run
 
 
@@ -218,7 +219,7 @@ def test_an_ambiguous_or_unknown_prefix_is_one_line_naming_the_candidates(
 def test_list_hides_the_claim_records_unless_asked(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    url = sqlite_url(tmp_path / "ecc.db")
+    url = trust_every_agent(sqlite_url(tmp_path / "ecc.db"))
     _outputs(url, "ab12" + "0" * 28)
     with open_queue(url) as queue:
         (claimed,) = queue.claim("a1", 10, 60)

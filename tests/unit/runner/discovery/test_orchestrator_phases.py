@@ -31,6 +31,7 @@ from midprobe.runner.ecc.record import EccRecord
 from midprobe.runner.queue.base import AgentRegistration, EccQueue
 from midprobe.runner.queue.url import open_queue, sqlite_url
 from tests.support.recordings import recorded_varbinds
+from tests.support.trust import trust_every_agent
 
 SWITCH = "198.18.0.11"
 COMMUNITY = "lab-community"
@@ -65,7 +66,7 @@ def _runner() -> ProbeRunner:
 
 
 def test_a_switch_is_identified_by_its_serial_explored_and_related_to_its_neighbour(tmp_path: Path) -> None:
-    url = sqlite_url(tmp_path / "ecc.db")
+    url = trust_every_agent(sqlite_url(tmp_path / "ecc.db"))
     runner = _runner()
     with contextlib.ExitStack() as stack, open_queue(url) as queue:
         database = open_database(url)
@@ -169,7 +170,7 @@ def _hosts(*ips: str) -> list[ET.Element]:
 
 
 def _started(tmp_path: Path) -> tuple[contextlib.ExitStack[None], EccQueue, Orchestrator, str]:
-    url = sqlite_url(tmp_path / "ecc.db")
+    url = trust_every_agent(sqlite_url(tmp_path / "ecc.db"))
     stack = contextlib.ExitStack()
     queue = stack.enter_context(open_queue(url))
     database = open_database(url)

@@ -17,13 +17,14 @@ from midprobe.runner.discovery.schedule import Schedule
 from midprobe.runner.discovery.status import StatusStore
 from midprobe.runner.queue.base import AgentRegistration
 from midprobe.runner.queue.url import open_queue, sqlite_url
+from tests.support.trust import trust_every_agent
 
 SCHEDULE = Schedule("t", ("198.18.0.0/28",), behaviour=("snmp",), batch_size=256)
 
 
 @contextlib.contextmanager
 def orchestrator(tmp_path: Path, policy: SelectionPolicy | None) -> Iterator[Orchestrator]:
-    url = sqlite_url(tmp_path / "ecc.db")
+    url = trust_every_agent(sqlite_url(tmp_path / "ecc.db"))
     with open_queue(url) as queue:
         database = open_database(url)
         cmdb = CmdbStore(database)

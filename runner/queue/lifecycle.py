@@ -1,0 +1,169 @@
+"""The MID lifecycle as data (pure): who may work, which versions the instance accepts, MID issues.
+
+The queue enforces :func:`work_refusal` in every claim (SQLite, PostgreSQL, and the instance for
+HTTPS agents), ``midprobe mid list`` shows it, and the ``mid.server.*`` broadcast copies work only
+to the MIDs it lets through.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Final, Literal
+
+from midprobe.capabilities.errors import ConfigError
+
+if TYPE_CHECKING:
+    from midprobe.runner.queue.base import AgentRegistration
+
+AdminState = Literal["", "paused", "draining"]
+#: What an operator asked of a MID: nothing (``""``), ``paused`` (claims nothing until resumed),
+#: ``draining`` (finishes in-flight work, claims nothing new, then shows Drained).
+ADMIN_STATES: Final[tuple[AdminState, ...]] = ("", "paused", "draining")
+
+IssueState = Literal["New", "Acknowledged", "Resolved"]
+ISSUE_STATES: Final[tuple[IssueState, ...]] = ("New", "Acknowledged", "Resolved")
+IssueSource = Literal["mid", "instance"]
+ISSUE_SOURCES: Final[tuple[IssueSource, ...]] = ("mid", "instance")
+
+#: The kinds of issue midprobe raises (another name is accepted: a MID may know more).
+ISSUE_NMAP_MISSING: Final = "nmap_missing"
+ISSUE_SPOOL_GROWING: Final = "spool_growing"
+ISSUE_PROBE_FAILURES: Final = "probe_failures"
+ISSUE_CLOCK_SKEW: Final = "clock_skew"
+ISSUE_VERSION: Final = "version_incompatible"
+
+#: ``midprobe_setting`` names.
+SETTING_ACCEPTED_MAJOR: Final = "accepted_mid_major"
+SETTING_AUTO_VALIDATE: Final = "auto_validate"
+SETTINGS: Final = (SETTING_ACCEPTED_MAJOR, SETTING_AUTO_VALIDATE)
+
+
+def midprobe_version() -> str:
+    """The installed midprobe's version (``0.1.0``)."""
+    try:
+        return importlib.metadata.version("midprobe")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - a source tree without metadata
+        return "0.0.0"
+
+
+def major_version(version: str) -> str:
+    """The major part of ``version`` (``"0"`` of ``0.1.0``); ``ConfigError`` for what is no version."""
+    head = version.strip().split(".", 1)[0]
+    if not head.isascii() or not head.isdigit():
+        raise ConfigError(f"{version!r} is not a version (MAJOR.MINOR.PATCH)", field="version")
+    return str(int(head))
+
+
+def check_admin_state(state: str) -> AdminState:
+    for known in ADMIN_STATES:
+        if state == known:
+            return known
+    raise ConfigError(f"{state!r} is not an admin state (paused, draining, or empty)", field="admin_state")
+
+
+def check_issue_state(state: str) -> IssueState:
+    for known in ISSUE_STATES:
+        if state == known:
+            return known
+    raise ConfigError(f"{state!r} is not an issue state ({', '.join(ISSUE_STATES)})", field="state")
+
+
+def check_issue_source(source: str) -> IssueSource:
+    for known in ISSUE_SOURCES:
+        if source == known:
+            return known
+    raise ConfigError(f"{source!r} is not an issue source (mid or instance)", field="source")
+
+
+def version_refusal(version: str, pinned_version: str, accepted_major: str) -> str | None:
+    """Why the instance refuses a MID of ``version`` (``None``: it accepts it).
+
+    The instance accepts its own major version; a MID pinned to a version must run exactly that one.
+    """
+    if not version:
+        return "registered no version"
+    try:
+        major = major_version(version)
+    except ConfigError:
+        return f"version {version!r} is not a version"
+    if pinned_version and version != pinned_version:
+        return f"version {version} is not the pinned version {pinned_version}"
+    if accepted_major and major != accepted_major:
+        return f"version {version} is not accepted (the instance accepts {accepted_major}.x)"
+    return None
+
+
+def work_refusal(agent: AgentRegistration, accepted_major: str) -> str | None:
+    """Why ``agent`` may claim no work now (``None``: it may). The claim of every backend asks this."""
+    if not agent.validated:
+        return "not validated"
+    if agent.admin_state == "paused":
+        return "paused"
+    if agent.admin_state == "draining":
+        return "draining"
+    return version_refusal(agent.version, agent.pinned_version, accepted_major)
+
+
+def credentials_refusal(agent: AgentRegistration, accepted_major: str) -> str | None:
+    """Why ``agent`` may receive no credentials (``None``: it may, sealed to ``agent.public_key``).
+
+    A paused or draining MID keeps its credentials (it finishes work with them); an unvalidated
+    or incompatible one, or one without a key, gets none.
+    """
+    if not agent.validated:
+        return "not validated"
+    if not agent.public_key:
+        return "registered no public key"
+    return version_refusal(agent.version, agent.pinned_version, accepted_major)
+
+
+@dataclass(frozen=True)
+class AgentIssue:
+    """One ``ecc_agent_issue`` row: something wrong with a MID, raised by the MID or the instance.
+
+    One issue per MID and ``kind`` is open (New or Acknowledged) at a time; raising it again
+    counts it (``count``) and updates its message.
+    """
+
+    sys_id: str
+    agent: str
+    kind: str
+    source: IssueSource
+    message: str
+    state: IssueState
+    count: int
+    created: datetime
+    updated: datetime
+
+    @property
+    def short_agent(self) -> str:
+        return self.agent.removeprefix("mid.server.")
+
+
+__all__ = [
+    "ADMIN_STATES",
+    "ISSUE_CLOCK_SKEW",
+    "ISSUE_NMAP_MISSING",
+    "ISSUE_PROBE_FAILURES",
+    "ISSUE_SOURCES",
+    "ISSUE_SPOOL_GROWING",
+    "ISSUE_STATES",
+    "ISSUE_VERSION",
+    "SETTINGS",
+    "SETTING_ACCEPTED_MAJOR",
+    "SETTING_AUTO_VALIDATE",
+    "AdminState",
+    "AgentIssue",
+    "IssueSource",
+    "IssueState",
+    "check_admin_state",
+    "check_issue_source",
+    "check_issue_state",
+    "credentials_refusal",
+    "major_version",
+    "midprobe_version",
+    "version_refusal",
+    "work_refusal",
+]
