@@ -416,7 +416,7 @@ def test_the_network_map_is_drawn_as_svg(client: TestClient, stores: Stores) -> 
 @dataclass(frozen=True)
 class _VersionedRegistration(AgentRegistration):
     version: str = "1.4.0"
-    pinned_version: str = ""
+    pinned_version: str = "1.4.0"
 
 
 def test_a_mids_version_fields_are_shown_when_its_registration_has_them() -> None:
