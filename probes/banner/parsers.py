@@ -7,13 +7,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from cryptography import x509
-
 from midprobe.capabilities.errors import MidprobeError, ProbeParameterError, TargetSpecError
 from midprobe.probes.params import parse_bool, parse_choice, parse_int
 from midprobe.probes.ports import parse_ports, service_name
-from midprobe.probes.snmp import codec
-from midprobe.probes.snmp.values import SnmpType, format_oid, render
 from midprobe.probes.targets import parse_targets
 
 TOPIC = "BannerSniff"
@@ -263,6 +259,8 @@ def parse_http_head(data: bytes) -> HttpHead | None:
 
 def describe_certificate(der: bytes) -> tuple[str | None, str | None, str | None]:
     """``(subject, issuer, not_after)`` of a DER certificate (RFC 4514 names, ISO time); Nones if unreadable."""
+    from cryptography import x509  # only a TLS port needs it: a plain port scan never loads it
+
     try:
         certificate = x509.load_der_x509_certificate(der)
         subject = certificate.subject.rfc4514_string()
@@ -275,6 +273,8 @@ def describe_certificate(der: bytes) -> tuple[str | None, str | None, str | None
 
 def snmp_identity_request(request_id: int, version: Literal["1", "2c"] = "2c") -> bytes:
     """A GET of sysObjectID.0 and sysDescr.0 with the community ``public``."""
+    from midprobe.probes.snmp import codec  # the SNMP package only for the SNMP tap
+
     number = codec.VERSION_1 if version == "1" else codec.VERSION_2C
     return codec.encode_request(
         number, SNMP_COMMUNITY, codec.GET_REQUEST, request_id, [SYS_OBJECT_ID, SYS_DESCR]
@@ -283,6 +283,9 @@ def snmp_identity_request(request_id: int, version: Literal["1", "2c"] = "2c") -
 
 def parse_snmp_identity(data: bytes, request_id: int) -> SnmpIdentity | None:
     """The identity from the agent's response to ``request_id``; ``None`` for anything else."""
+    from midprobe.probes.snmp import codec
+    from midprobe.probes.snmp.values import SnmpType, format_oid, render
+
     try:
         response = codec.decode_response(data)
     except codec.SnmpDecodeError:
