@@ -237,9 +237,12 @@ def test_a_sweep_cut_short_skips_no_address() -> None:
     assert len(reported) == 256
 
 
-#: What a port scan with no later stage (``-n --no-banners -Pn``, no credentials, no ``--nmap``) must
-#: not load: the embedded agent and its queue, the DNS, credentials, SNMP and nmap packages.
+#: What a port scan with no later stage (``-n --no-banners -Pn``, no credentials, no ``--nmap``) written
+#: as JSON lines with ``-q`` must not load: the embedded agent and its queue, the DNS, credentials, SNMP
+#: and nmap packages, the ECC codec, rich.
 LATER_STAGES_ONLY = (
+    "rich",
+    "midprobe.runner.ecc.payload",
     "midprobe.runner.agent.embedded",
     "midprobe.runner.queue.sqlite",
     "midprobe.probes.dns",
@@ -250,8 +253,9 @@ LATER_STAGES_ONLY = (
 )
 
 _BARE_SCAN = """
-import asyncio, sys
+import asyncio, io, sys
 import midprobe.runner.cli.scan
+from midprobe.runner.scan.render import ProgressDisplay, make_writer
 from midprobe.probes.targets import parse_targets
 from midprobe.runner.scan.pipeline import ScanPipeline, ScanSettings
 from tests.support.table_engine import TableEngine, table_registry
@@ -262,7 +266,11 @@ pipeline = ScanPipeline(settings, registry=table_registry(TableEngine({"198.18.0
 async def run():
     return [report async for report in pipeline.run(parse_targets("198.18.0.10-11"))]
 
-reports = asyncio.run(run())
+with ProgressDisplay(2, enabled=False):
+    reports = asyncio.run(run())
+    writer = make_writer("json", io.StringIO())
+    for report in reports:
+        writer.write(report)
 print(" ".join(f"{r.address}:{r.open_tcp_ports}" for r in reports))
 print(" ".join(name for name in sys.modules if name.startswith(tuple(sys.argv[1:]))))
 """
