@@ -109,7 +109,7 @@ def main() -> None:
                 nmap_open,
             ),
             Tool("midprobe scan -p- -n --no-banners", [*midprobe, "--no-banners"], midprobe_open),
-            Tool("midprobe scan -p- (banners)", midprobe, midprobe_open),
+            Tool("midprobe scan -p- -n (banners)", midprobe, midprobe_open),
         ]
         print(
             f"lab {lab.prefix}: {host.name} ({address}), open TCP ports {sorted(expected)}, ports 1-65535, "
