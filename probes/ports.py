@@ -155,6 +155,8 @@ def service_port(name: str, protocol: Protocol = "tcp") -> int | None:
 
 def format_ports(ports: tuple[int, ...]) -> str:
     """Sorted distinct ports in compact nmap syntax: ``(22, 80, 81, 82)`` -> ``22,80-82``."""
+    if len(ports) > 1 and ports[-1] - ports[0] + 1 == len(ports):  # one run (``-p-``): no walk
+        return f"{ports[0]}-{ports[-1]}"
     runs: list[str] = []
     index = 0
     while index < len(ports):

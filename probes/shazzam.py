@@ -175,6 +175,9 @@ class ShazzamParams:
             snmp_wait_ms=self.snmp_wait_ms,
             snmp_taps=self.snmp_taps,
             probe_silent=self.probe_silent and "HTTP" in self.scanners,
+            # Shazzam's BannerTCP waits its banner_wait, as ServiceNow's does (BannerSniff adapts).
+            null_wait_ms=self.banner_wait_ms,
+            probe_wait_ms=self.banner_wait_ms,
         )
 
 

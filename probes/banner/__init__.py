@@ -2,10 +2,11 @@
 
 Per TCP port (parameter ``ports``): HTTP ports get ``HEAD / HTTP/1.0`` and report the status line
 and ``Server`` header; HTTPS ports the same over an unverified TLS handshake (certificate subject
-and issuer recorded); every other port is given ``banner_wait`` (Shazzam's BannerTCP wait, 1500 ms)
-to speak first (an SSH identification line, an FTP/SMTP greeting), and a port that stays silent
-gets the HEAD request too, except raw print ports (9100-9107), which print what they receive and
-are never sent anything. SNMP (UDP 161, community ``public``: one GET of sysObjectID.0 and
+and issuer recorded); every other port is given a NULL wait to speak first (an SSH identification
+line, an FTP/SMTP greeting), and a port that stays silent gets the HEAD request too and a probe wait
+for its answer, except raw print ports (9100-9107), which print what they receive and are never
+sent anything. Both waits are 8 round trips of the port's connect, at least ``null_wait`` (120 ms)
+and ``probe_wait`` (250 ms), at most ``banner_wait`` (Shazzam's BannerTCP wait, 1500 ms). SNMP (UDP 161, community ``public``: one GET of sysObjectID.0 and
 sysDescr.0, 1000 ms wait, 2 taps) only with ``snmp_public=true``. Parsers and the encoder are pure;
 see docs/banner.md for the parameters and the ``<result>`` layout.
 

@@ -7,18 +7,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from cryptography import x509
-
 from midprobe.capabilities.errors import MidprobeError, ProbeParameterError, TargetSpecError
 from midprobe.probes.params import parse_bool, parse_choice, parse_int
 from midprobe.probes.ports import parse_ports, service_name
-from midprobe.probes.snmp import codec
-from midprobe.probes.snmp.values import SnmpType, format_oid, render
 from midprobe.probes.targets import parse_targets
 
 TOPIC = "BannerSniff"
 DEFAULT_CONNECT_WAIT_MS = 1000  # Shazzam GenericTCP
 DEFAULT_BANNER_WAIT_MS = 1500  # Shazzam BannerTCP
+#: The shortest NULL wait (a port given the chance to speak first) and the shortest wait for the
+#: answer to the one probe a silent port is sent (ms); both grow with the measured connect RTT
+#: (:data:`RTT_FACTOR` round trips) and never pass ``banner_wait``.
+DEFAULT_NULL_WAIT_MS = 120
+DEFAULT_PROBE_WAIT_MS = 250
+RTT_FACTOR = 8
 DEFAULT_SNMP_WAIT_MS = 1000  # Shazzam SNMP
 DEFAULT_SNMP_TAPS = 2
 DEFAULT_READ_LIMIT = 4096
@@ -129,8 +131,24 @@ class BannerParams:
     concurrency: int = DEFAULT_CONCURRENCY
     #: Ports to handshake TLS on, besides the conventional HTTPS ports.
     tls_ports: tuple[int, ...] = ()
-    #: Send the HEAD request to a port that stayed silent through ``banner_wait``.
+    #: Send the HEAD request to a port that stayed silent through its NULL wait.
     probe_silent: bool = True
+    null_wait_ms: int = DEFAULT_NULL_WAIT_MS
+    probe_wait_ms: int = DEFAULT_PROBE_WAIT_MS
+
+    def null_wait(self, rtt: float) -> float:
+        """Seconds a port is given to speak first, for a connect that took ``rtt`` seconds."""
+        return adaptive_wait(rtt, self.null_wait_ms, self.banner_wait_ms)
+
+    def probe_wait(self, rtt: float) -> float:
+        """Seconds a silent port is given to answer the probe it was sent."""
+        return adaptive_wait(rtt, self.probe_wait_ms, self.banner_wait_ms)
+
+
+def adaptive_wait(rtt: float, floor_ms: int, cap_ms: int) -> float:
+    """``RTT_FACTOR`` round trips of ``rtt`` seconds, at least ``floor_ms`` and at most ``cap_ms``, in
+    seconds (nmap's service probes likewise scale their waits to the host's measured RTT)."""
+    return min(cap_ms, max(floor_ms, rtt * 1000 * RTT_FACTOR)) / 1000
 
 
 # --- pure parsers and builders --------------------------------------------------------------------
@@ -241,6 +259,8 @@ def parse_http_head(data: bytes) -> HttpHead | None:
 
 def describe_certificate(der: bytes) -> tuple[str | None, str | None, str | None]:
     """``(subject, issuer, not_after)`` of a DER certificate (RFC 4514 names, ISO time); Nones if unreadable."""
+    from cryptography import x509  # only a TLS port needs it: a plain port scan never loads it
+
     try:
         certificate = x509.load_der_x509_certificate(der)
         subject = certificate.subject.rfc4514_string()
@@ -253,6 +273,8 @@ def describe_certificate(der: bytes) -> tuple[str | None, str | None, str | None
 
 def snmp_identity_request(request_id: int, version: Literal["1", "2c"] = "2c") -> bytes:
     """A GET of sysObjectID.0 and sysDescr.0 with the community ``public``."""
+    from midprobe.probes.snmp import codec  # the SNMP package only for the SNMP tap
+
     number = codec.VERSION_1 if version == "1" else codec.VERSION_2C
     return codec.encode_request(
         number, SNMP_COMMUNITY, codec.GET_REQUEST, request_id, [SYS_OBJECT_ID, SYS_DESCR]
@@ -261,6 +283,9 @@ def snmp_identity_request(request_id: int, version: Literal["1", "2c"] = "2c") -
 
 def parse_snmp_identity(data: bytes, request_id: int) -> SnmpIdentity | None:
     """The identity from the agent's response to ``request_id``; ``None`` for anything else."""
+    from midprobe.probes.snmp import codec
+    from midprobe.probes.snmp.values import SnmpType, format_oid, render
+
     try:
         response = codec.decode_response(data)
     except codec.SnmpDecodeError:
@@ -331,6 +356,8 @@ def parse_banner_params(source: str, parameters: Mapping[str, str]) -> BannerPar
         concurrency=parse_int(parameters, "concurrency", DEFAULT_CONCURRENCY, 1, 256),
         tls_ports=_port_list(parameters, "tls_ports", required=False),
         probe_silent=parse_bool(parameters, "probe_silent", True),
+        null_wait_ms=parse_int(parameters, "null_wait", DEFAULT_NULL_WAIT_MS, 10, 60_000),
+        probe_wait_ms=parse_int(parameters, "probe_wait", DEFAULT_PROBE_WAIT_MS, 10, 60_000),
     )
 
 

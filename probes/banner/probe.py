@@ -16,7 +16,6 @@ from midprobe.probes.banner.parsers import (
 from midprobe.probes.banner.sniffer import sniff
 from midprobe.probes.base import ProbeContext
 from midprobe.probes.ports import service_name
-from midprobe.probes.snmp.values import SnmpType, format_oid
 from midprobe.probes.xml_encode import scanner_element, sub_element
 
 # --- the ECC payload (pure) ------------------------------------------------------------------------
@@ -54,6 +53,8 @@ def encode_banners(result: BannerResult) -> ET.Element:
             detail=port.detail or None,
         )
         if port.snmp is not None:
+            from midprobe.probes.snmp.values import SnmpType, format_oid  # only with an SNMP tap
+
             if port.snmp.sys_object_id is not None:
                 oid = format_oid(SYS_OBJECT_ID[:-1])
                 sub_element(

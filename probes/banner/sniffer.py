@@ -101,6 +101,7 @@ class _Sniffer:
         connect_wait = params.connect_wait_ms / 1000
         banner_wait = params.banner_wait_ms / 1000
         base = PortBanner(port, "tcp", scanner, "open", service_name(port))
+        started = time.monotonic()
         try:
             async with asyncio.timeout(connect_wait):
                 reader, writer = await asyncio.open_connection(self.address, port, limit=params.read_limit)
@@ -110,12 +111,13 @@ class _Sniffer:
             return replace(base, state="refused")
         except OSError as error:
             return replace(base, state="error", detail=_error_text(error))
+        rtt = time.monotonic() - started  # the handshake's round trip: what the waits below scale with
         try:
             if context is not None:
                 return await self._https(base, reader, writer, context, banner_wait)
             if scanner == "HTTP":
                 return await self._http(base, _Reader(reader, params.read_limit), writer, banner_wait)
-            return await self._greeting(base, _Reader(reader, params.read_limit), writer, banner_wait)
+            return await self._greeting(base, _Reader(reader, params.read_limit), writer, rtt)
         finally:
             writer.close()
             with contextlib.suppress(Exception):
@@ -143,9 +145,7 @@ class _Sniffer:
             data = bytes(reader.data)
             if not data:
                 return replace(base, service=service, detail=f"no HTTP answer in {round(wait * 1000)} ms")
-            return replace(
-                base, service=guess_service(base.port, data), banner=sanitize(data), detail="not HTTP"
-            )
+            return replace(_spoken(base, data), detail="not HTTP")
         return replace(base, service=service, banner=head.server or "", http=head)
 
     async def _https(
@@ -168,23 +168,24 @@ class _Sniffer:
         )
 
     async def _greeting(
-        self, base: PortBanner, reader: _Reader, writer: asyncio.StreamWriter, wait: float
+        self, base: PortBanner, reader: _Reader, writer: asyncio.StreamWriter, rtt: float
     ) -> PortBanner:
+        """The NULL probe: the port is given ``null_wait`` (scaled to ``rtt``) to speak first; a
+        silent one (not a print port) is then sent the HEAD request and given ``probe_wait``."""
+        params = self.params
+        wait = params.null_wait(rtt)
         await reader.read_greeting(wait)
         data = bytes(reader.data)
         if data:
-            identification = ssh_identification(data)
-            if identification is not None:
-                return replace(base, service="ssh", banner=identification)
-            return replace(base, service=guess_service(base.port, data), banner=sanitize(data))
-        waited = f"silent for {self.params.banner_wait_ms} ms"
+            return _spoken(base, data)
+        waited = f"silent for {round(wait * 1000)} ms"
         if base.port in PRINT_PORTS:
             return replace(base, detail=f"{waited}; a raw print port, nothing sent")
         if reader.closed:
             return replace(base, detail="closed by the server without a word")
-        if not self.params.probe_silent:
+        if not params.probe_silent:
             return replace(base, detail=waited)
-        result = await self._http(base, reader, writer, wait, service=base.service)
+        result = await self._http(base, reader, writer, params.probe_wait(rtt), service=base.service)
         if result.http is None:
             return replace(result, detail=f"{waited}; {result.detail}" if result.detail else waited)
         return replace(result, service="http", detail=f"{waited}; answered HTTP")
@@ -224,6 +225,15 @@ class _Sniffer:
             )
         finally:
             sock.close()
+
+
+def _spoken(base: PortBanner, data: bytes) -> PortBanner:
+    """What a port said of itself: an SSH identification line alone (other lines may precede it, and
+    a late sshd answers the HEAD request with a complaint after it), else the sanitised text."""
+    identification = ssh_identification(data)
+    if identification is not None:
+        return replace(base, service="ssh", banner=identification)
+    return replace(base, service=guess_service(base.port, data), banner=sanitize(data))
 
 
 def _tls_context() -> ssl.SSLContext:

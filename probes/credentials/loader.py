@@ -17,7 +17,6 @@ from typing import Any
 
 from midprobe.capabilities.errors import CredentialError
 from midprobe.capabilities.model import suggest
-from midprobe.probes.credentials.keys import load_private_key
 from midprobe.probes.credentials.model import (
     AUTH_PROTOCOLS,
     CREDENTIAL_TYPES,
@@ -242,6 +241,9 @@ class _EntryReader:
             assert inline is not None
             data = inline.reveal().encode()
             field_name = "private_key"
+        # cryptography's key loaders only for a file that holds a key (the agent imports this package)
+        from midprobe.probes.credentials.keys import load_private_key
+
         key = load_private_key(data, passphrase.reveal() if passphrase else None, field_name=field_name)
         return SSHPrivateKeyCredential(
             **common, user=user, key=key, private_key_file=path, passphrase=passphrase

@@ -21,7 +21,6 @@ import click
 
 from midprobe.capabilities.errors import ConfigError, PortSpecError
 from midprobe.capabilities.numbers import NumberRange
-from midprobe.probes.credentials import PROTOCOL_SNMP, PROTOCOL_SSH
 from midprobe.probes.ports import format_ports, parse_ports
 from midprobe.probes.safety import TargetPolicy, require_lab_namespace, stays_on_loopback
 from midprobe.probes.shazzam import DEFAULT_PORTS
@@ -29,7 +28,6 @@ from midprobe.probes.targets import TargetSpec
 from midprobe.probes.tcpscan.engine import ENGINE_CHOICES
 from midprobe.runner.cli.nmap_flags import NmapFlagsCommand
 from midprobe.runner.cli.options import OUTPUT_FILE, NumberType, defaults_file_option, integer, seconds
-from midprobe.runner.queue.url import open_queue
 from midprobe.runner.scan.pipeline import ScanPipeline, ScanSettings, ScanStats
 from midprobe.runner.scan.plan import (
     CredentialSource,
@@ -399,6 +397,8 @@ def scan(
     if verbose and quiet:
         raise ConfigError("-v/--verbose and -q/--quiet ask for opposite things: give one", field="--quiet")
     if queue_url is not None:
+        from midprobe.runner.queue.url import open_queue  # a scan without --queue never loads it
+
         with open_queue(queue_url):  # a bad URL or an unwritable queue stops here, before anything is sent
             pass
     base_policy = TargetPolicy.lab() if lab_mode else TargetPolicy.unrestricted()
@@ -416,11 +416,13 @@ def scan(
     knobs = timing_template(timing).overridden(wait_ms=wait_ms, retries=retries, rate=rate)
     chosen_engine = _engine_choice(engine, syn_scan=syn_scan, connect_scan=connect_scan)
     nmap_syn = require_nmap(services=nmap_services, os_detection=nmap_os)
-    store = load_credentials(
-        [CredentialSource(path) for path in credential_files]
-        + [CredentialSource(path, PROTOCOL_SSH) for path in ssh_credential_files]
-        + [CredentialSource(path, PROTOCOL_SNMP) for path in snmp_credential_files]
-    )
+    sources = [CredentialSource(path) for path in credential_files]
+    if ssh_credential_files or snmp_credential_files:  # the credentials package only when given
+        from midprobe.probes.credentials import PROTOCOL_SNMP, PROTOCOL_SSH
+
+        sources += [CredentialSource(path, PROTOCOL_SSH) for path in ssh_credential_files]
+        sources += [CredentialSource(path, PROTOCOL_SNMP) for path in snmp_credential_files]
+    store = load_credentials(sources)
     settings = ScanSettings(
         ports=ports,
         policy=policy,

@@ -20,33 +20,33 @@ classifier then decides the CMDB class, and the report is yielded as soon as the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from itertools import islice
+from typing import TYPE_CHECKING
 
 from midprobe.capabilities.errors import MidprobeError
 from midprobe.probes.base import ProbeContext
 from midprobe.probes.classify import Classifier, Observations, default_classifier
-from midprobe.probes.credentials import PROTOCOL_SNMP, PROTOCOL_SSH, CredentialStore
-from midprobe.probes.dns.resolver import ResolverConfig
 from midprobe.probes.fanout import fan_out
 from midprobe.probes.ports import format_ports
 from midprobe.probes.registry import ProbeRegistry, default_registry
 from midprobe.probes.safety import TargetPolicy
 from midprobe.probes.shazzam import SCANNER_NAME, PortScan, ShazzamParams, ShazzamScanner
-from midprobe.probes.sweep.host_sweep import DEFAULT_RATE as SWEEP_RATE
 from midprobe.probes.targets import Target, TargetSpec, parse_targets
 from midprobe.probes.tcpscan.common import HostScan
-from midprobe.runner.agent.embedded import Answer, EmbeddedAgent
-from midprobe.runner.agent.limits import ConcurrencyLimits, PoolSizes
-from midprobe.runner.agent.probe_runner import AgentIdentity, ProbeRunner
-from midprobe.runner.discovery.schedule import as_blocks
 from midprobe.runner.scan import readers
 from midprobe.runner.scan.report import HostReport
 from midprobe.runner.scan.stages import start_port_scan
+
+if TYPE_CHECKING:  # the later stages' modules are imported when a stage first runs
+    from midprobe.probes.credentials import CredentialStore
+    from midprobe.probes.dns.resolver import ResolverConfig
+    from midprobe.runner.agent.embedded import Answer, EmbeddedAgent
 
 __all__ = ["ScanPipeline", "ScanSettings", "ScanStats"]
 
@@ -165,6 +165,13 @@ class _Findings:
     errors: list[str] = field(default_factory=list)
 
 
+def _protocols() -> tuple[str, str]:
+    """``(PROTOCOL_SSH, PROTOCOL_SNMP)``, from the credentials package only a scan with credentials loads."""
+    from midprobe.probes.credentials import PROTOCOL_SNMP, PROTOCOL_SSH
+
+    return PROTOCOL_SSH, PROTOCOL_SNMP
+
+
 class StageFailed(MidprobeError):
     """A stage's ECC answer carried an error (its text is the report's line)."""
 
@@ -191,12 +198,15 @@ class ScanPipeline:
         # SNMP is asked only when the credentials hold an SNMP one (then ``public`` may follow it).
         store = settings.credentials
         self._snmp_configured = store is not None and any(
-            credential.protocol == PROTOCOL_SNMP for credential in store.credentials
+            credential.protocol == _protocols()[1] for credential in store.credentials
         )
         # nmap was found working before the scan (``runner/scan/plan.py`` ``require_nmap``).
         nmap_wanted = settings.nmap_services or settings.nmap_os
         self._capabilities = frozenset({"Nmap"}) if nmap_wanted else frozenset()
         self._agent: EmbeddedAgent | None = None
+        #: Holds the agent once started, for the end of :meth:`reports` to stop it.
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._starting = asyncio.Lock()
 
     async def prepare(self, targets: TargetSpec) -> PortScan:
         """The port scan stage, ready and not started: the registry's Shazzam probe has resolved the
@@ -215,6 +225,10 @@ class ScanPipeline:
 
     def _embedded_agent(self) -> EmbeddedAgent:
         """The agent that answers the scan's requests, sized so no host waits for another's stages."""
+        from midprobe.runner.agent.embedded import EmbeddedAgent
+        from midprobe.runner.agent.limits import ConcurrencyLimits, PoolSizes
+        from midprobe.runner.agent.probe_runner import AgentIdentity, ProbeRunner
+
         settings = self.settings
         slots = settings.host_concurrency * STAGES_PER_HOST + 1  # +1: a chunk's sweep
         runner = ProbeRunner(
@@ -239,8 +253,18 @@ class ScanPipeline:
     async def _ask(
         self, topic: str, source: str, parameters: Mapping[str, str], timeout_seconds: float
     ) -> Answer:
-        assert self._agent is not None, "a stage ran outside reports()"
-        return await self._agent.ask(topic, source, parameters, timeout_seconds=timeout_seconds)
+        return await (await self._started_agent()).ask(
+            topic, source, parameters, timeout_seconds=timeout_seconds
+        )
+
+    async def _started_agent(self) -> EmbeddedAgent:
+        """The embedded agent, started by the first stage that asks it (a scan whose hosts need no
+        stage after the port scan, ``-n --no-banners``, never starts one)."""
+        assert self._stack is not None, "a stage ran outside reports()"
+        async with self._starting:
+            if self._agent is None:
+                self._agent = await self._stack.enter_async_context(self._embedded_agent())
+        return self._agent
 
     async def _answered(
         self, topic: str, source: str, parameters: Mapping[str, str], timeout_seconds: float
@@ -278,8 +302,8 @@ class ScanPipeline:
             return await self.enrich(scanned, scan.params)
 
         try:
-            async with self._embedded_agent() as agent:
-                self._agent = agent
+            async with contextlib.AsyncExitStack() as stack:
+                self._stack = stack
                 reports = fan_out(alive_hosts(), enrich, settings.host_concurrency)
                 try:
                     async for report in reports:
@@ -289,7 +313,7 @@ class ScanPipeline:
                 finally:
                     await reports.aclose()
         finally:
-            self._agent = None
+            self._agent = self._stack = None
             await scan.aclose()  # stops the engine thread, whatever ended the loop
 
     async def _swept(self, scan: PortScan) -> AsyncIterator[HostScan]:
@@ -321,6 +345,9 @@ class ScanPipeline:
         ipv4 = [target for target in chunk if target.address.version == 4]
         if not ipv4:
             return chunk
+        from midprobe.probes.sweep.host_sweep import DEFAULT_RATE as SWEEP_RATE
+        from midprobe.runner.discovery.schedule import as_blocks
+
         settings = self.settings
         rate = SWEEP_RATE if settings.rate is None else max(1, round(settings.rate))
         parameters = {
@@ -364,9 +391,10 @@ class ScanPipeline:
         if open_ports and settings.nmap_os:
             stages.append(("nmap -O", self._nmap_os(scanned, found)))
         store = settings.credentials
-        if store is not None and 22 in open_ports and store.candidates(address, PROTOCOL_SSH):
+        ssh, snmp = _protocols() if store is not None else ("", "")
+        if store is not None and 22 in open_ports and store.candidates(address, ssh):
             stages.append(("ssh", self._ssh_facts(address, found)))
-        if store is not None and self._snmp_configured and store.candidates(address, PROTOCOL_SNMP):
+        if store is not None and self._snmp_configured and store.candidates(address, snmp):
             stages.append(("snmp", self._snmp_facts(address, found)))
         await asyncio.gather(*(self._guarded(name, stage, found) for name, stage in stages))
         found.errors.extend(found.nmap.errors)

@@ -13,15 +13,18 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from midprobe.capabilities.errors import ConfigError, CredentialError, TargetNotAllowed, TargetSpecError
-from midprobe.capabilities.nmap import detect_nmap
-from midprobe.probes.credentials import PROTOCOL_SNMP, PROTOCOL_SSH, CredentialStore, load_credential_file
-from midprobe.probes.dns.resolver import ResolverConfig, system_nameservers
-from midprobe.probes.nmap.engine import nmap_search_path
 from midprobe.probes.safety import TargetPolicy
 from midprobe.probes.targets import TargetSpec, parse_targets
 from midprobe.probes.tcpscan.syn import raw_sockets_allowed
+
+# The DNS, credentials and nmap packages are imported by the checks that need them: a scan with
+# -n, no credentials and no --nmap loads none of them.
+if TYPE_CHECKING:
+    from midprobe.probes.credentials import CredentialStore
+    from midprobe.probes.dns.resolver import ResolverConfig
 
 __all__ = [
     "HUGE_RANGE",
@@ -95,6 +98,8 @@ def name_resolver(
             f"host names not looked up: in {policy.name} mode names are resolved only through a "
             "lab DNS server; pass --dns-server"
         )
+    from midprobe.probes.dns.resolver import system_nameservers
+
     try:
         system = system_nameservers(resolv_conf)
     except ConfigError as error:
@@ -109,6 +114,8 @@ def name_resolver(
 
 
 def _resolver_config(servers: Sequence[str]) -> ResolverConfig:
+    from midprobe.probes.dns.resolver import ResolverConfig
+
     return ResolverConfig(servers=tuple(servers), timeout=DNS_TIMEOUT_S, retries=DNS_RETRIES, sockets=1)
 
 
@@ -165,6 +172,8 @@ def load_credentials(sources: Iterable[CredentialSource]) -> CredentialStore | N
         by_path.setdefault(source.path.resolve(), set()).add(source.protocol)
     if not by_path:
         return None
+    from midprobe.probes.credentials import PROTOCOL_SNMP, PROTOCOL_SSH, CredentialStore, load_credential_file
+
     credentials = []
     names = []
     public_fallback = True
@@ -188,6 +197,9 @@ def require_nmap(*, services: bool, os_detection: bool) -> bool:
     if not (services or os_detection):
         return raw
     wanted = " and ".join(flag for flag, on in (("--nmap", services), ("--os", os_detection)) if on)
+    from midprobe.capabilities.nmap import detect_nmap
+    from midprobe.probes.nmap.engine import nmap_search_path
+
     detection = detect_nmap(nmap_search_path()[0])
     if not detection.found:
         raise ConfigError(f"{wanted} needs the Nmap capability (a working nmap): {detection.reason}")

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from midprobe.probes.classify import NmapOsClass
-from midprobe.probes.nmap.parse import GUESS_CONFIDENCE
 from midprobe.probes.shazzam import ShazzamScanner
-from midprobe.runner.ecc.payload import ResultsPayload
+
+if TYPE_CHECKING:
+    from midprobe.runner.ecc.payload import ResultsPayload
 
 __all__ = [
     "BannerReading",
@@ -251,6 +252,8 @@ def _accuracy(element: ET.Element) -> int:
 
 def _read_service(port: ET.Element, reading: NmapReading) -> None:
     """What nmap's version detection identified on an open port (guesses, marked ``?``, are left out)."""
+    from midprobe.probes.nmap.parse import GUESS_CONFIDENCE  # nmap's package: only when nmap ran
+
     shown, portid, conf = port.get("service"), port.get("portid", ""), port.get("conf", "")
     if port.get("state") != "open" or shown is None or not portid.isdecimal():
         return

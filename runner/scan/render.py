@@ -15,16 +15,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import ip_address
 from types import TracebackType
-from typing import Final, Literal, Protocol, TextIO
+from typing import TYPE_CHECKING, Final, Literal, Protocol, TextIO
 
-from rich.cells import cell_len
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.text import Text
-
-from midprobe.runner.ecc.payload import Parameter, encode_input_payload
 from midprobe.runner.scan.pipeline import ScanStats
 from midprobe.runner.scan.report import HostReport
+
+# rich (the table, the progress bar) and the ECC codec (--format ecc) are imported by the writers
+# that use them: a scan writing JSON lines loads neither.
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+    from rich.text import Text
+
+    from midprobe.runner.ecc.payload import Parameter
 
 __all__ = [
     "FORMATS",
@@ -169,6 +172,8 @@ class TableWriter:
         self._widths: tuple[int, ...] = ()
 
     def _console(self) -> Console:
+        from rich.console import Console
+
         # Through the live display's console, rows are printed above the bar; a console of our own
         # would write past it (rich unwraps its stdout proxy), gluing rows to the bar's text.
         if self._live_console is not None:
@@ -205,6 +210,8 @@ class TableWriter:
         console.file.flush()
 
     def end(self, stats: ScanStats, *, complete: bool = True) -> None:
+        from rich.text import Text
+
         console = self._console()
         if self._kept is not None:
             reports = sorted(self._kept, key=_address_order)
@@ -238,12 +245,16 @@ class TableWriter:
         return (*firsts, evidence)
 
     def _print_header(self, console: Console) -> None:
+        from rich.text import Text
+
         names = [Text(column.name) for column in self.COLUMNS]
         for line in self._lines(console, [[name] for name in names], self._widths):
             line.stylize("bold")
             console.print(line, soft_wrap=True)
 
     def _print_report(self, console: Console, report: HostReport, widths: tuple[int, ...]) -> None:
+        from rich.text import Text
+
         cells = [[Text(line) for line in cell.split("\n")] if cell else [] for cell in report.table_row()]
         if report.ci_class:
             for line in cells[4]:
@@ -255,6 +266,8 @@ class TableWriter:
 
     def _lines(self, console: Console, cells: Sequence[list[Text]], widths: tuple[int, ...]) -> list[Text]:
         """A row's screen lines: each cell's lines wrapped or cut to its column, side by side."""
+        from rich.text import Text
+
         shown = [
             (column, width, lines)
             for column, width, lines in zip(self.COLUMNS, widths, cells, strict=True)
@@ -287,6 +300,8 @@ class TableWriter:
 
 def _natural_widths(reports: Sequence[HostReport]) -> tuple[int, ...]:
     """Each column as wide as its header and its longest cell line among ``reports``."""
+    from rich.cells import cell_len
+
     widths = [len(column.name) for column in TableWriter.COLUMNS]
     for report in reports:
         for index, cell in enumerate(report.table_row()):
@@ -335,12 +350,16 @@ class EccWriter:
         self._opening_at: int | None = None
         self._opening_length = 0
         self._result_tag_length = 0
+        from midprobe.runner.ecc.payload import encode_input_payload
+
         empty = encode_input_payload([], probe_time_ms=0)
         split = empty.index("<parameters")
         self._host_prefix, self._host_suffix = empty[:split], empty[split:]
 
     def _parts(self, echoed: Sequence[Parameter], hosts_scanned: int | None = None) -> tuple[str, str]:
         """(opening up to and including ``<result ..>``, closing from ``</result>``)."""
+        from midprobe.runner.ecc.payload import encode_input_payload
+
         assert self._header is not None
         result = ET.Element(
             "result",
@@ -355,6 +374,8 @@ class EccWriter:
 
     @staticmethod
     def _root_tag(probe_time_ms: int, error: str | None = None) -> str:
+        from midprobe.runner.ecc.payload import encode_input_payload
+
         text = encode_input_payload([], probe_time_ms=probe_time_ms, error=error)
         return text[: text.index(">") + 1]
 
@@ -378,6 +399,8 @@ class EccWriter:
         self._out.write(padded_root + opening[len(root) :] + "\n")
 
     def write(self, report: HostReport) -> None:
+        from midprobe.runner.ecc.payload import encode_input_payload
+
         text = encode_input_payload([report.to_shazzam_element()], probe_time_ms=0)
         assert text.startswith(self._host_prefix)
         assert text.endswith(self._host_suffix)
@@ -386,6 +409,8 @@ class EccWriter:
     def end(self, stats: ScanStats, *, complete: bool = True) -> None:
         if self._header is None:
             return
+        from midprobe.runner.ecc.payload import Parameter
+
         elapsed_ms = round(stats.elapsed * 1000)
         echoed = [
             Parameter("topic", "Shazzam"),
@@ -449,12 +474,18 @@ class ProgressDisplay:
     """
 
     def __init__(self, total: int, *, enabled: bool | None = None, stdout_is_output: bool = True) -> None:
-        console = Console(stderr=True)
-        self.enabled = console.is_terminal if enabled is None else enabled
         self._progress: Progress | None = None
-        self._task = None
+        self._task: TaskID | None = None
         #: The console to print reports with so they appear above the bar (``None``: no bar there).
         self.console: Console | None = None
+        self.enabled = False
+        if enabled is False:  # -q: rich is not even imported
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        console = Console(stderr=True)
+        self.enabled = console.is_terminal if enabled is None else enabled
         if self.enabled:
             self._progress = Progress(
                 TextColumn("[bold]scanning[/bold]"),

@@ -164,6 +164,16 @@ async def _http_when_asked(
     await writer.drain()
 
 
+async def _ssh_when_spoken_to(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, rec: _Recorder
+) -> None:
+    """An SSH server slower than the NULL wait: its identification line comes only after our HEAD,
+    followed by its complaint about the request."""
+    rec.received += await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    writer.write(b"SSH-2.0-LateSSH_1.0\r\nInvalid SSH identification string.\r\n")
+    await writer.drain()
+
+
 async def _ftp_greeting(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, rec: _Recorder) -> None:
     writer.write(b"220 ProFTPD Server (lab) ready.\r\n")
     await writer.drain()
@@ -216,6 +226,7 @@ def test_greetings_silence_size_caps_and_tls_on_servers_we_run(
         9100: _serve(9100, _record_until_closed),  # a raw print port: must receive nothing
         9999: _serve(9999, _http_when_asked),  # silent until spoken to, then HTTP
         2121: _serve(2121, _ftp_greeting),
+        2222: _serve(2222, _ssh_when_spoken_to),
         7000: _serve(7000, _firehose),
         8443: _serve(8443, _tls_http, tls),  # https-alt: TLS first
     }
@@ -224,7 +235,8 @@ def test_greetings_silence_size_caps_and_tls_on_servers_we_run(
         started = [await start() for start, _ in servers.values()]
         try:
             params = PROBE.parse_params(
-                "127.0.0.1", {"ports": "2121,7000,8443,9100,9999", "banner_wait": "400", "read_limit": "256"}
+                "127.0.0.1",
+                {"ports": "2121,2222,7000,8443,9100,9999", "banner_wait": "400", "read_limit": "256"},
             )
             result = await PROBE.run(params, _context())
             async with asyncio.timeout(5):
@@ -246,6 +258,9 @@ def test_greetings_silence_size_caps_and_tls_on_servers_we_run(
     assert asked.http is not None
     assert asked.http.status == 200
     assert bytes(servers[9999][1].received).startswith(b"HEAD / HTTP/1.0\r\nHost: 127.0.0.1\r\n")
+
+    late = ports[("tcp", 2222)]
+    assert (late.service, late.banner) == ("ssh", "SSH-2.0-LateSSH_1.0")  # not the complaint after it
 
     ftp = ports[("tcp", 2121)]
     assert (ftp.service, ftp.banner) == ("ftp", "220 ProFTPD Server (lab) ready.")

@@ -214,6 +214,20 @@ def test_parameters_and_their_defaults() -> None:
     assert only_snmp.host == "switch1.lab.example.test"
 
 
+def test_a_silent_port_is_let_go_sooner_on_a_near_host_than_on_a_far_one() -> None:
+    params = parse_banner_params("198.18.0.10", {"ports": "22"})
+    # A lab host a fraction of a millisecond away: the floors.
+    assert params.null_wait(0.0002) < params.probe_wait(0.0002) < 0.5
+    # 100 ms away: several round trips, still under banner_wait.
+    far = params.null_wait(0.1)
+    assert params.null_wait(0.0002) < far < params.banner_wait_ms / 1000
+    # 1 s away: never past banner_wait.
+    assert params.null_wait(1.0) == params.probe_wait(1.0) == params.banner_wait_ms / 1000
+    # The old fixed wait on request: the floor raised to banner_wait.
+    fixed = parse_banner_params("198.18.0.10", {"ports": "22", "null_wait": "1500"})
+    assert fixed.null_wait(0.0002) == 1.5
+
+
 @pytest.mark.parametrize(
     ("source", "parameters", "named", "message"),
     [
@@ -225,6 +239,8 @@ def test_parameters_and_their_defaults() -> None:
         ("198.18.0.10", {"ports": "1-2000"}, "ports", "at most 1024"),
         ("198.18.0.10", {"ports": "22", "snmp_public": "maybe"}, "snmp_public", "not true or false"),
         ("198.18.0.10", {"ports": "22", "banner_wait": "0"}, "banner_wait", "outside 10..60000"),
+        ("198.18.0.10", {"ports": "22", "null_wait": "5"}, "null_wait", "outside 10..60000"),
+        ("198.18.0.10", {"ports": "22", "probe_wait": "x"}, "probe_wait", "not"),
         ("198.18.0.10", {"ports": "22", "read_limit": "1000000"}, "read_limit", "outside 64..65536"),
         ("198.18.0.10", {"ports": "22", "snmp_version": "3"}, "snmp_version", "not one of 1, 2c"),
     ],

@@ -9,8 +9,11 @@ the consumer leaves, and pass on the engine's failure.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import pytest
 
@@ -232,3 +235,57 @@ def test_a_sweep_cut_short_skips_no_address() -> None:
     assert sweeper.swept == [256]
     assert engine.consumed == 256  # undecided addresses are port-scanned, not taken for dead
     assert len(reported) == 256
+
+
+#: What a port scan with no later stage (``-n --no-banners -Pn``, no credentials, no ``--nmap``) written
+#: as JSON lines with ``-q`` must not load: the embedded agent and its queue, the DNS, credentials, SNMP
+#: and nmap packages, the ECC codec, rich.
+LATER_STAGES_ONLY = (
+    "rich",
+    "midprobe.runner.ecc.payload",
+    "midprobe.runner.agent.embedded",
+    "midprobe.runner.queue.sqlite",
+    "midprobe.probes.dns",
+    "midprobe.probes.credentials",
+    "midprobe.probes.snmp",
+    "midprobe.probes.nmap",
+    "cryptography.x509",
+)
+
+_BARE_SCAN = """
+import asyncio, io, sys
+import midprobe.runner.cli.scan
+from midprobe.runner.scan.render import ProgressDisplay, make_writer
+from midprobe.probes.targets import parse_targets
+from midprobe.runner.scan.pipeline import ScanPipeline, ScanSettings
+from tests.support.table_engine import TableEngine, table_registry
+
+settings = ScanSettings(ports=(22, 80), sniff_banners=False)
+pipeline = ScanPipeline(settings, registry=table_registry(TableEngine({"198.18.0.10": (22,)})))
+
+async def run():
+    return [report async for report in pipeline.run(parse_targets("198.18.0.10-11"))]
+
+with ProgressDisplay(2, enabled=False):
+    reports = asyncio.run(run())
+    writer = make_writer("json", io.StringIO())
+    for report in reports:
+        writer.write(report)
+print(" ".join(f"{r.address}:{r.open_tcp_ports}" for r in reports))
+print(" ".join(name for name in sys.modules if name.startswith(tuple(sys.argv[1:]))))
+"""
+
+
+def test_a_bare_port_scan_never_starts_the_agent_nor_loads_the_later_stages() -> None:
+    root = Path(__file__).resolve().parents[4]
+    done = subprocess.run(
+        [sys.executable, "-c", _BARE_SCAN, *LATER_STAGES_ONLY],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=120,
+        check=True,
+    )
+    found, loaded = done.stdout.splitlines()
+    assert "198.18.0.10:(22,)" in found.split()
+    assert loaded.split() == []
