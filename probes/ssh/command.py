@@ -20,6 +20,7 @@ from midprobe.capabilities.errors import ProbeError, ProbeParameterError
 from midprobe.probes.base import ProbeContext
 from midprobe.probes.credentials import CredentialStore
 from midprobe.probes.ssh.channel import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_PATH, CommandOutput
+from midprobe.probes.ssh.connections import SSHConnectionPool
 from midprobe.probes.ssh.known_hosts import FileKnownHosts, InMemoryKnownHosts, KnownHostsStore
 from midprobe.probes.ssh.session import ConnectionInfo, SSHConnection, SSHTimeouts, ssh_connection
 
@@ -264,7 +265,9 @@ class SSHProbeBase:
             if options.strict_host_key_checking is None
             else options.strict_host_key_checking
         )
-        return ssh_connection(
+        # With the runner's pool, requests for the same host and credential share a connection.
+        connect = ssh_connection if context.shared is None else context.shared.get(SSHConnectionPool).lease
+        return connect(
             options.host,
             options.port,
             store=credential_store(context),
