@@ -8,6 +8,7 @@ status, the credential id that worked and the host key fingerprint as attributes
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import os
 import re
@@ -186,8 +187,16 @@ def encode_command_output(
 
 
 def default_known_hosts() -> KnownHostsStore:
-    """The file named by ``MIDPROBE_KNOWN_HOSTS`` when set, else an in-memory store for this process."""
-    path = os.environ.get(KNOWN_HOSTS_ENV)
+    """The file named by ``MIDPROBE_KNOWN_HOSTS`` when set, else an in-memory store for this process.
+
+    One store per file (or one in memory) for the whole process, so the default probes check host
+    keys against the same store, and so may share pooled connections (``connections.py``).
+    """
+    return _known_hosts_store(os.environ.get(KNOWN_HOSTS_ENV) or None)
+
+
+@functools.cache
+def _known_hosts_store(path: str | None) -> KnownHostsStore:
     return FileKnownHosts(path) if path else InMemoryKnownHosts()
 
 
