@@ -55,7 +55,7 @@ class PoolSettings:
 
     def __post_init__(self) -> None:
         if not self.idle_seconds >= 0:
-            raise ConfigError("must be 0 or more seconds", field="ssh_idle_seconds")
+            raise ConfigError("must be 0 or more seconds", field="idle_seconds")
         if self.channels_per_connection < 1:
             raise ConfigError("must be at least 1", field="channels_per_connection")
         if not 1 <= self.connections_per_host <= MAX_CONNECTIONS_PER_HOST:
