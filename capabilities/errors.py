@@ -137,6 +137,10 @@ class NetworkError(ProbeError):
     """The network refused or dropped the connection."""
 
 
+class ChannelOpenFailed(NetworkError):
+    """No channel could be opened on an SSH connection: the command did not start."""
+
+
 class AuthenticationFailed(ProbeError):
     """The device rejected every credential offered."""
 

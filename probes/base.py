@@ -19,7 +19,34 @@ if TYPE_CHECKING:  # typing only: base.py stays free of the credential modules a
     from midprobe.probes.credentials.store import CredentialStore
 
 ParamsT = TypeVar("ParamsT")
+SharedT = TypeVar("SharedT", bound="Closable")
 ResultT = TypeVar("ResultT")
+
+
+class Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+class SharedResources:
+    """What probes keep between requests (the SSH connection pool), one of each kind, made on
+    first use; the runner owns it and closes everything when its agent stops."""
+
+    def __init__(self) -> None:
+        self._items: dict[type[Any], Closable] = {}
+
+    def get(self, kind: type[SharedT], factory: Callable[[], SharedT] | None = None) -> SharedT:
+        """The ``kind`` instance, made by ``factory`` (default ``kind()``) on first use."""
+        item = self._items.get(kind)
+        if item is None:
+            item = self._items[kind] = (factory or kind)()
+        assert isinstance(item, kind)
+        return item
+
+    async def close(self) -> None:
+        """Close every resource (a later ``get`` makes a new one)."""
+        items, self._items = list(self._items.values()), {}
+        for item in items:
+            await item.close()
 
 
 @dataclass(frozen=True)
@@ -36,6 +63,8 @@ class ProbeContext:
     credentials: CredentialStore | None = None
     #: The clock ``deadline`` is read against (tests give a fake one).
     clock: Callable[[], float] = time.monotonic
+    #: The runner's resources kept between requests (e.g. SSH connections); None: none are kept.
+    shared: SharedResources | None = None
 
     def remaining(self) -> float:
         """Seconds left before the deadline (never negative)."""

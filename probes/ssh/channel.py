@@ -19,7 +19,7 @@ from typing import Protocol
 
 import paramiko
 
-from midprobe.capabilities.errors import ProbeError, ReadTimeout, SudoFailed
+from midprobe.capabilities.errors import ChannelOpenFailed, ProbeError, ProbeTimeout, ReadTimeout, SudoFailed
 from midprobe.probes.ssh.transport import translate_error
 
 #: ``set_path`` default of the SSHCommand probe.
@@ -210,7 +210,12 @@ def run_command(
         channel = transport.open_session(timeout=limits.channel_timeout)
     except Exception as error:
         what = f"opening a channel for command {command!r}"
-        raise translate_error(error, what, limits.channel_timeout) from None
+        failure = translate_error(error, what, limits.channel_timeout)
+        if isinstance(failure, ProbeTimeout):
+            raise failure from None
+        # The connection is gone or refuses channels: the command never started (a reused
+        # connection may then be replaced and the command run once more, see connections.py).
+        raise ChannelOpenFailed(str(failure)) from None
     return run_on_channel(ParamikoChannel(channel), command, line, sudo=sudo, limits=limits, started=started)
 
 

@@ -8,6 +8,7 @@ status, the credential id that worked and the host key fingerprint as attributes
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import os
 import re
@@ -20,6 +21,7 @@ from midprobe.capabilities.errors import ProbeError, ProbeParameterError
 from midprobe.probes.base import ProbeContext
 from midprobe.probes.credentials import CredentialStore
 from midprobe.probes.ssh.channel import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_PATH, CommandOutput
+from midprobe.probes.ssh.connections import SSHConnectionPool
 from midprobe.probes.ssh.known_hosts import FileKnownHosts, InMemoryKnownHosts, KnownHostsStore
 from midprobe.probes.ssh.session import ConnectionInfo, SSHConnection, SSHTimeouts, ssh_connection
 
@@ -185,8 +187,16 @@ def encode_command_output(
 
 
 def default_known_hosts() -> KnownHostsStore:
-    """The file named by ``MIDPROBE_KNOWN_HOSTS`` when set, else an in-memory store for this process."""
-    path = os.environ.get(KNOWN_HOSTS_ENV)
+    """The file named by ``MIDPROBE_KNOWN_HOSTS`` when set, else an in-memory store for this process.
+
+    One store per file (or one in memory) for the whole process, so the default probes check host
+    keys against the same store, and so may share pooled connections (``connections.py``).
+    """
+    return _known_hosts_store(os.environ.get(KNOWN_HOSTS_ENV) or None)
+
+
+@functools.cache
+def _known_hosts_store(path: str | None) -> KnownHostsStore:
     return FileKnownHosts(path) if path else InMemoryKnownHosts()
 
 
@@ -264,7 +274,9 @@ class SSHProbeBase:
             if options.strict_host_key_checking is None
             else options.strict_host_key_checking
         )
-        return ssh_connection(
+        # With the runner's pool, requests for the same host and credential share a connection.
+        connect = ssh_connection if context.shared is None else context.shared.get(SSHConnectionPool).lease
+        return connect(
             options.host,
             options.port,
             store=credential_store(context),

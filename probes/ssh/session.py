@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import paramiko
 
-from midprobe.capabilities.errors import AuthenticationFailed, ReadTimeout
+from midprobe.capabilities.errors import AuthenticationFailed, ChannelOpenFailed, ReadTimeout
 from midprobe.probes.credentials import (
     PROTOCOL_SSH,
     CredentialStore,
@@ -70,7 +70,9 @@ __all__ = [
     "SSHCredential",
     "SSHTimeouts",
     "compose_command",
+    "log_in",
     "split_sudo_stderr",
+    "ssh_candidates",
     "ssh_connection",
     "sudo_failure_reason",
     "translate_error",
@@ -184,19 +186,41 @@ class SSHConnection:
         limit = self._deadline.step(command_timeout or self._timeouts.command, what)
         idle_timeout = min(channel_timeout or self._timeouts.channel, limit)
         async with self._lock:
-            return await in_pool(
-                functools.partial(
-                    run_command,
-                    self._transport,
-                    command,
-                    line,
-                    sudo=sudo,
-                    limits=CommandLimits(limit, idle_timeout, max_output),
-                ),
-                what=what,
-                limit=limit,
-                abort=functools.partial(close_transport, self._transport),
-            )
+            while True:
+                try:
+                    return await in_pool(
+                        functools.partial(
+                            run_command,
+                            self._transport,
+                            command,
+                            line,
+                            sudo=sudo,
+                            limits=CommandLimits(limit, idle_timeout, max_output),
+                        ),
+                        what=what,
+                        limit=limit,
+                        abort=functools.partial(close_transport, self._transport),
+                    )
+                except ChannelOpenFailed:
+                    if not await self._reconnect():
+                        raise
+
+    async def _reconnect(self) -> bool:
+        """No channel could be opened, so the command did not start: whether it may run again,
+        on another connection this method put in place (a pooled connection's lease does)."""
+        return False
+
+    @property
+    def transport(self) -> paramiko.Transport:
+        return self._transport
+
+    @property
+    def credential(self) -> SSHCredential:
+        return self._credential
+
+    def is_active(self) -> bool:
+        """Whether the connection still stands (paramiko has seen no close, reset or EOF)."""
+        return bool(self._transport.is_active())
 
     def close(self) -> None:
         close_transport(self._transport)
@@ -223,6 +247,22 @@ async def ssh_connection(
     """
     host = str(ipaddress.ip_address(host))
     clock = Deadline(deadline, max(0.0, deadline - time.monotonic()))
+    candidates = ssh_candidates(host, store, restrict_id, restrict_tag)
+    async with connection_limits().slot(host, port):
+        connection = await log_in(
+            host, port, candidates, store, known_hosts, strict_host_keys, timeouts, clock
+        )
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+
+def ssh_candidates(
+    host: str, store: CredentialStore, restrict_id: str | None, restrict_tag: str | None
+) -> list[SSHCredential]:
+    """The SSH credentials to try on ``host``, in order (its affinity first); raises
+    ``AuthenticationFailed`` when the address is being skipped or no credential applies."""
     skipped = store.skip_remaining(host, PROTOCOL_SSH)
     if skipped > 0:
         raise AuthenticationFailed(
@@ -242,17 +282,10 @@ async def ssh_connection(
         raise AuthenticationFailed(
             f"{host}: no SSH credential applies{restriction} (scope, or failure budgets spent)"
         )
-    async with connection_limits().slot(host, port):
-        connection = await _log_in(
-            host, port, candidates, store, known_hosts, strict_host_keys, timeouts, clock
-        )
-        try:
-            yield connection
-        finally:
-            connection.close()
+    return candidates
 
 
-async def _log_in(
+async def log_in(
     host: str,
     port: int,
     candidates: list[SSHCredential],

@@ -191,6 +191,7 @@ class Agent:
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
+            await self.runner.close()
             with contextlib.suppress(MidprobeError):
                 await asyncio.to_thread(
                     functools.partial(self.queue.set_agent_status, self.name, "Down", instance=self.instance)

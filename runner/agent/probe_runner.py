@@ -26,7 +26,7 @@ from midprobe.capabilities.errors import (
     ProbeParameterError,
     ProbeTimeout,
 )
-from midprobe.probes.base import ProbeContext
+from midprobe.probes.base import ProbeContext, SharedResources
 from midprobe.probes.credentials.store import CredentialStore
 from midprobe.probes.registry import ProbeRegistry
 from midprobe.probes.safety import TargetPolicy
@@ -102,6 +102,12 @@ class ProbeRunner:
     credentials: CredentialStore | None = None
     #: Deadlines and probe_time are read on this clock (tests give a fake one).
     clock: Callable[[], float] = time.monotonic
+    #: What probes keep between requests (SSH connections); closed by ``close``.
+    shared: SharedResources = field(default_factory=SharedResources)
+
+    async def close(self) -> None:
+        """Close what the probes kept open (the agent is stopping)."""
+        await self.shared.close()
 
     async def answer(self, output: EccRecord, payload: str | None = None) -> EccRecord:
         """The input record answering ``output`` (``payload``: the full payload text when stored aside)."""
@@ -172,6 +178,7 @@ class ProbeRunner:
             capabilities=self.identity.capabilities,
             credentials=self.credentials,
             clock=self.clock,
+            shared=self.shared,
         )
         try:
             async with asyncio.timeout(context.remaining()):

@@ -244,6 +244,10 @@ class SSHTestBed:
 
     def established(self, port: int) -> int:
         """TCP connections established to 127.0.0.1:``port`` right now (counted by ``ss``)."""
+        return len(self.established_peers(port))
+
+    def established_peers(self, port: int) -> set[int]:
+        """The client ports of the TCP connections established to 127.0.0.1:``port`` right now."""
         done = subprocess.run(
             [
                 "ip",
@@ -261,7 +265,7 @@ class SSHTestBed:
             check=True,
             timeout=10,
         )
-        return len([line for line in done.stdout.splitlines() if line.strip()])
+        return {int(line.split()[-1].rsplit(":", 1)[1]) for line in done.stdout.splitlines() if line.strip()}
 
     def credentials_toml(self, *, password: str | None = None) -> str:
         """A credentials file (issue shape) for this bed: a password entry and three key entries."""

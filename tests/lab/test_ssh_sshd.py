@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
+import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
+import paramiko
 import pytest
 
 from midprobe.capabilities.errors import (
@@ -19,12 +24,13 @@ from midprobe.capabilities.errors import (
     ReadTimeout,
     SudoFailed,
 )
-from midprobe.probes.base import ProbeContext
+from midprobe.probes.base import ProbeContext, SharedResources
 from midprobe.probes.credentials import CredentialStore
 from midprobe.probes.registry import default_registry
 from midprobe.probes.safety import TargetPolicy
 from midprobe.probes.ssh.classify import CLASSIFY_COMMANDS, SSHClassifyProbe
 from midprobe.probes.ssh.command import SSHCommandProbe, SSHCommandResult
+from midprobe.probes.ssh.connections import PoolSettings, SSHConnectionPool
 from midprobe.probes.ssh.known_hosts import FileKnownHosts, InMemoryKnownHosts
 from midprobe.probes.ssh.session import MAX_CONNECTIONS_PER_HOST, SUDO_PROMPT, SUDO_STARTED
 from midprobe.runner.agent.probe_runner import AgentIdentity, ProbeRunner
@@ -43,6 +49,7 @@ from tests.lab.sshd_harness import (
 )
 
 pytestmark = pytest.mark.lab
+T = TypeVar("T")
 
 LOCAL = "127.0.0.1"
 
@@ -430,3 +437,195 @@ def test_the_agent_answers_must_sudo_requests_with_results_and_error_records(
     for record in (allowed, refused):
         assert bed.password not in record.payload
         assert bed.password not in record.error_string
+
+
+# -- the agent's connection pool: one connection per host and credential, a channel per command --
+
+
+def pooled_commands(
+    bed: SSHTestBed,
+    store: CredentialStore,
+    scenario: Callable[[Callable[..., Awaitable[SSHCommandResult]], SSHConnectionPool], Awaitable[T]],
+    settings: PoolSettings | None = None,
+) -> T:
+    """Run ``scenario(run, pool)`` on one event loop with a runner-style shared pool, then close it.
+
+    ``run(command, credential_id=...)`` runs ``echo $SSH_CONNECTION; command`` as one SSHCommand
+    request through the pool; after the scenario the pool is closed and every connection the
+    commands ran on must be gone from the server's side.
+    """
+    probe = SSHCommandProbe(InMemoryKnownHosts())
+    shared = SharedResources()
+    pool = shared.get(SSHConnectionPool, lambda: SSHConnectionPool(settings))
+    context = ProbeContext(policy=TargetPolicy.lab(), credentials=store, shared=shared)
+
+    clients: set[int] = set()
+
+    async def run(command: str, credential_id: str = "test-ed25519") -> SSHCommandResult:
+        params = probe.parse_params(
+            LOCAL, {"name": "echo $SSH_CONNECTION; " + command, "credential_id": credential_id}
+        )
+        result = await probe.run(params, context)
+        clients.add(int(connection_of(result).split()[1]))
+        return result
+
+    async def main() -> T:
+        try:
+            return await scenario(run, pool)
+        finally:
+            await shared.close()
+
+    value = bed.thread.run_async(main)
+    wait_until(lambda: not clients & bed.established_peers(22), "the pool's connections to close")
+    return value
+
+
+def wait_until(condition: Callable[[], bool], what: str, seconds: float = 15.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def connection_of(result: SSHCommandResult) -> str:
+    """The server's ``$SSH_CONNECTION`` (client address and port): one value per TCP connection."""
+    assert result.output.exit_status == 0, result.output.stderr
+    return result.output.stdout.splitlines()[0]
+
+
+def test_pooled_commands_to_one_host_share_one_connection(bed: SSHTestBed, tmp_path: Path) -> None:
+    store = store_for(bed, tmp_path)
+
+    async def scenario(run: Callable[..., Awaitable[SSHCommandResult]], pool: SSHConnectionPool) -> list[str]:
+        first = [await run("true") for _ in range(3)]
+        together = await asyncio.gather(*(run("true") for _ in range(5)))
+        assert pool.opened == 1
+        return [connection_of(result) for result in [*first, *together]]
+
+    assert len(set(pooled_commands(bed, store, scenario))) == 1
+
+
+def test_pool_opens_at_most_seven_connections_per_host_under_32_wide_load(
+    bed: SSHTestBed, tmp_path: Path
+) -> None:
+    """One channel per connection: 32 requests at once share 7 connections, all 7 used at once."""
+    store = store_for(bed, tmp_path)
+    command = "date +%s%N; sleep 0.5; date +%s%N"
+
+    async def scenario(
+        run: Callable[..., Awaitable[SSHCommandResult]], pool: SSHConnectionPool
+    ) -> list[SSHCommandResult]:
+        return await asyncio.gather(*(run(command) for _ in range(32)))
+
+    results = pooled_commands(bed, store, scenario, PoolSettings(channels_per_connection=1))
+    assert len({connection_of(result) for result in results}) == MAX_CONNECTIONS_PER_HOST == 7
+    events: list[tuple[int, int]] = []
+    for result in results:
+        started, ended = (int(line) for line in result.output.stdout.split()[-2:])
+        events += [(started, +1), (ended, -1)]
+    running = peak = 0
+    for _, change in sorted(events):
+        running += change
+        peak = max(peak, running)
+    assert peak == 7
+
+
+def test_pool_runs_many_channels_on_few_connections(bed: SSHTestBed, tmp_path: Path) -> None:
+    """At the default 8 channels a connection, 32 requests at once need 4 connections, never more than 7."""
+    store = store_for(bed, tmp_path)
+
+    async def scenario(
+        run: Callable[..., Awaitable[SSHCommandResult]], pool: SSHConnectionPool
+    ) -> list[SSHCommandResult]:
+        return await asyncio.gather(*(run("sleep 0.3") for _ in range(32)))
+
+    results = pooled_commands(bed, store, scenario)
+    assert 1 <= len({connection_of(result) for result in results}) <= 7
+
+
+def test_idle_pooled_connection_is_closed_after_the_idle_time(bed: SSHTestBed, tmp_path: Path) -> None:
+    store = store_for(bed, tmp_path)
+
+    async def scenario(run: Callable[..., Awaitable[SSHCommandResult]], pool: SSHConnectionPool) -> None:
+        first = await run("true")
+        # Nobody uses it now: it goes by itself, while the pool is still open.
+        client = int(connection_of(first).split()[1])
+        deadline = time.monotonic() + 15
+        while pool.open_connections(LOCAL) or client in await asyncio.to_thread(bed.established_peers, 22):
+            assert time.monotonic() < deadline, "the idle connection stayed open"
+            await asyncio.sleep(0.05)
+        assert pool.opened == 1
+        assert not pool.closed
+
+    pooled_commands(bed, store, scenario, PoolSettings(idle_seconds=0.2))
+
+
+def test_a_different_credential_gets_a_different_connection(bed: SSHTestBed, tmp_path: Path) -> None:
+    store = store_for(bed, tmp_path)
+
+    async def scenario(run: Callable[..., Awaitable[SSHCommandResult]], pool: SSHConnectionPool) -> list[str]:
+        results = [
+            await run("true", credential_id=credential)
+            for credential in ("test-ed25519", "test-rsa-pem", "test-ed25519", "test-rsa-pem")
+        ]
+        assert [result.connection.credential_id for result in results] == [
+            "test-ed25519",
+            "test-rsa-pem",
+        ] * 2
+        return [connection_of(result) for result in results]
+
+    ed25519, rsa, ed25519_again, rsa_again = pooled_commands(bed, store, scenario)
+    assert ed25519 != rsa
+    assert (ed25519_again, rsa_again) == (ed25519, rsa)
+
+
+def test_a_killed_pooled_connection_is_replaced(bed: SSHTestBed, tmp_path: Path) -> None:
+    store = store_for(bed, tmp_path)
+
+    async def scenario(run: Callable[..., Awaitable[SSHCommandResult]], pool: SSHConnectionPool) -> list[str]:
+        # $PPID: the server's process for this connection; killing it drops the connection.
+        first = await run("echo $PPID")
+        os.kill(int(first.output.stdout.split()[-1]), signal.SIGKILL)
+        second = await run("true")
+        third = await run("true")
+        assert pool.opened == 2
+        return [connection_of(result) for result in (first, second, third)]
+
+    first, second, third = pooled_commands(bed, store, scenario)
+    assert first != second == third
+
+
+def test_the_agent_runner_closes_its_pooled_connections_and_threads(bed: SSHTestBed, tmp_path: Path) -> None:
+    store = store_for(bed, tmp_path)
+    runner = ProbeRunner(
+        registry=default_registry(),
+        identity=AgentIdentity(name="pooltest"),
+        policy=TargetPolicy.lab(),
+        credentials=store,
+    )
+    output = new_output_record(
+        agent="pooltest",
+        topic="SSHCommand",
+        name="echo $SSH_CONNECTION",
+        source=LOCAL,
+        parameters={"credential_id": "test-ed25519"},
+    )
+
+    def paramiko_threads() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if isinstance(t, paramiko.Transport) and t.is_alive()}
+
+    before = paramiko_threads()  # other tests' runners, never closed, may still hold some
+
+    async def main() -> list[EccRecord]:
+        answers = [await runner.answer(output) for _ in range(3)]
+        assert runner.shared.get(SSHConnectionPool).opened == 1
+        await runner.close()
+        return answers
+
+    answers = bed.thread.run_async(main)
+    assert all(not answer.error_string for answer in answers)
+    stdout = {decode_input_payload(answer.payload).results[0].findtext("stdout") for answer in answers}
+    assert len(stdout) == 1
+    client = int(stdout.pop().split()[1])
+    wait_until(lambda: client not in bed.established_peers(22), "the runner's connections to close")
+    wait_until(lambda: paramiko_threads() <= before, "paramiko's threads to end")
