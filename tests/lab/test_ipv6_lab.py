@@ -1,0 +1,65 @@
+"""IPv6 in the lab: 2001:db8::/64 on the lab bridge, swept with ICMPv6 echo and port-scanned."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import sys
+from typing import Any
+
+import pytest
+
+from midprobe.runner.lab import Lab
+
+pytestmark = pytest.mark.lab
+
+MIDPROBE = [sys.executable, "-m", "midprobe.runner"]
+
+
+def _json_lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_every_lab_host_has_an_ipv6_address_on_the_lab_network(lab: Lab) -> None:
+    network = ipaddress.IPv6Network(lab.network6)
+    addresses = [host.address6 for host in lab.hosts]
+    assert len(set(addresses)) == len(addresses)
+    assert all(ipaddress.IPv6Address(address) in network for address in addresses)
+    assert lab.host("linux1").address6 == "2001:db8::10"  # the twin of 198.18.0.10
+
+
+def test_the_sweep_finds_the_ipv6_hosts_with_icmpv6(lab: Lab) -> None:
+    done = lab.run([*MIDPROBE, "sweep", "--lab", "--format", "json", "--wait", "300", "2001:db8::/120"])
+    rows = _json_lines(done.stdout)
+    silent = lab.host("silent1").address6  # answers neighbour discovery, drops every IP packet
+    expected = {lab.scanner_address6, *(h.address6 for h in lab.hosts)} - {silent}
+    addresses = [row["address"] for row in rows]
+    assert set(addresses) == expected
+    assert addresses == sorted(addresses, key=lambda a: int(ipaddress.IPv6Address(a)))
+    assert {row["method"] for row in rows} == {"icmp"}
+    assert f"{len(expected)} of 256 addresses answered (icmp)" in done.stderr
+
+
+def test_the_scan_finds_open_ports_over_ipv6(lab: Lab) -> None:
+    linux1, web1 = lab.host("linux1"), lab.host("web1")
+    done = lab.run(
+        [
+            *MIDPROBE,
+            "scan",
+            "--lab",
+            "-n",
+            "--format",
+            "json",
+            "-p",
+            "22,80,8080",
+            linux1.address6,
+            web1.address6,
+        ],
+        timeout=90,
+    )
+    found = {report["address"]: report for report in _json_lines(done.stdout)}
+    assert sorted(found) == sorted([linux1.address6, web1.address6])
+    assert found[linux1.address6]["open_tcp_ports"] == [22, 80]
+    assert found[web1.address6]["open_tcp_ports"] == [8080]
+    assert found[linux1.address6]["banners"]["22"].startswith("SSH-2.0-OpenSSH")
+    assert "icmp ping" in done.stderr  # host discovery swept them with ICMPv6 first
