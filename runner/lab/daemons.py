@@ -299,6 +299,7 @@ def snmpd_spec(
     persistent.mkdir(mode=0o700, exist_ok=True)
     lines = [
         f"rocommunity {community} default",
+        f"rocommunity6 {community} default",  # rocommunity's "default" is IPv4 sources only
         f'createUser {v3_user} SHA "{v3_auth_key}" AES "{v3_priv_key}"',
         f"rouser {v3_user} priv",
         f"engineID {engine_id}",
@@ -338,7 +339,7 @@ def snmpd_spec(
             f"udp:{address}:161,udp6:[{address6}]:161",
         ),
         log=host_dir / "snmpd.out",
-        checks=(ReadyCheck("snmp", address, 161, community),),
+        checks=(ReadyCheck("snmp", address, 161, community), ReadyCheck("snmp", address6, 161, community)),
         env={"SNMP_PERSISTENT_DIR": str(persistent), "MIBS": ""},
     )
 
@@ -587,7 +588,8 @@ async def _probe(check: ReadyCheck) -> bool:
 
 async def _snmp_answers(address: str, port: int, community: str) -> bool:
     loop = asyncio.get_running_loop()
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
         sock.setblocking(False)
         await loop.sock_connect(sock, (address, port))
         await loop.sock_sendall(sock, snmp_get_request(community, "1.3.6.1.2.1.1.5.0", request_id=4242))

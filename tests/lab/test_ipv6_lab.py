@@ -5,11 +5,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from midprobe.runner.lab import Lab
+from midprobe.runner.lab.credentials_file import lab_credentials_toml
 
 pytestmark = pytest.mark.lab
 
@@ -63,3 +65,21 @@ def test_the_scan_finds_open_ports_over_ipv6(lab: Lab) -> None:
     assert found[web1.address6]["open_tcp_ports"] == [8080]
     assert found[linux1.address6]["banners"]["22"].startswith("SSH-2.0-OpenSSH")
     assert "icmp ping" in done.stderr  # host discovery swept them with ICMPv6 first
+
+
+def test_a_credentialed_scan_over_ipv6_logs_in_and_asks_snmp(lab: Lab, tmp_path: Path) -> None:
+    credentials = tmp_path / "creds.toml"
+    credentials.write_text(lab_credentials_toml(lab))
+    linux1, switch1 = lab.host("linux1"), lab.host("switch1")
+    done = lab.run(
+        [*MIDPROBE, "scan", "--lab", "-n", "--format", "json", "-p", "22", "--credentials", str(credentials),
+         linux1.address6, switch1.address6],
+        timeout=120,
+    )  # fmt: skip
+    found = {report["address"]: report for report in _json_lines(done.stdout)}
+    assert found[linux1.address6]["ci_class"] == "cmdb_ci_linux_server"
+    assert found[linux1.address6]["credential_id"]["ssh"] in ("lab-ssh", "lab-key")  # the SSH login over IPv6
+    assert "uname says Linux" in found[linux1.address6]["evidence"]
+    assert found[switch1.address6]["ci_class"] == "cmdb_ci_ip_switch"  # its snmpd answers on udp6
+    for secret in lab.credentials.secrets():
+        assert secret not in done.stdout + done.stderr
