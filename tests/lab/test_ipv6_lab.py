@@ -42,29 +42,21 @@ def test_the_sweep_finds_the_ipv6_hosts_with_icmpv6(lab: Lab) -> None:
     assert f"{len(expected)} of 256 addresses answered (icmp)" in done.stderr
 
 
-def test_the_scan_finds_open_ports_over_ipv6(lab: Lab) -> None:
+@pytest.mark.parametrize("engine", ["syn", "connect"])
+def test_the_scan_finds_open_ports_over_ipv6(lab: Lab, engine: str) -> None:
     linux1, web1 = lab.host("linux1"), lab.host("web1")
     done = lab.run(
-        [
-            *MIDPROBE,
-            "scan",
-            "--lab",
-            "-n",
-            "--format",
-            "json",
-            "-p",
-            "22,80,8080",
-            linux1.address6,
-            web1.address6,
-        ],
+        [*MIDPROBE, "scan", "--lab", "-n", "--format", "json", "--engine", engine, "-p", "22,80,8080",
+         linux1.address6, web1.address6],
         timeout=90,
-    )
+    )  # fmt: skip
     found = {report["address"]: report for report in _json_lines(done.stdout)}
     assert sorted(found) == sorted([linux1.address6, web1.address6])
     assert found[linux1.address6]["open_tcp_ports"] == [22, 80]
     assert found[web1.address6]["open_tcp_ports"] == [8080]
     assert found[linux1.address6]["banners"]["22"].startswith("SSH-2.0-OpenSSH")
-    assert "icmp ping" in done.stderr  # host discovery swept them with ICMPv6 first
+    assert f"({engine} scan, icmp ping)" in done.stderr  # host discovery swept them with ICMPv6 first
+    assert all(report["engine"] == engine for report in found.values())
 
 
 def test_a_credentialed_scan_over_ipv6_logs_in_and_asks_snmp(lab: Lab, tmp_path: Path) -> None:
