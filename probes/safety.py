@@ -1,7 +1,8 @@
 """Where probes may send packets: the target policy every probe checks before it sends.
 
-In lab mode only the lab network (198.18.0.0/15, RFC 2544) and loopback are
-allowed; see docs/architecture.md. A probe asked for anything else refuses. Host names resolve
+In lab mode only the lab networks (IPv4 198.18.0.0/15, RFC 2544; IPv6 2001:db8::/32, RFC 3849)
+and loopback (127.0.0.0/8, ::1) are allowed; see docs/lab.md. IPv4-mapped IPv6 addresses
+(``::ffff:198.18.0.10``) and link-local addresses (fe80::/10) are outside them, so refused. A probe asked for anything else refuses. Host names resolve
 through the policy's DNS server (``name_server``) when it names one; in lab mode only through it,
 never the system resolver: see ``probes/resolve.py``. And lab mode runs only inside a network
 namespace with no route out of the lab (``require_lab_namespace``): the commands check it before
@@ -27,7 +28,9 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 LAB_NETWORKS: tuple[IPNetwork, ...] = (
     ipaddress.ip_network("198.18.0.0/15"),
+    ipaddress.ip_network("2001:db8::/32"),
     ipaddress.ip_network("127.0.0.0/8"),
+    ipaddress.ip_network("::1/128"),
 )
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
 from midprobe.probes.targets import Target
+from midprobe.probes.tcpscan.common import RateLimiter
 
-__all__ = ["Answer", "EngineOptions", "Method", "Tally"]
+__all__ = ["Answer", "EngineOptions", "Method", "Tally", "TokenGate", "run_workers"]
 
 #: How an address was found alive (the names the result uses).
 Method = Literal["arp", "icmp", "tcp-connect"]
@@ -64,3 +68,53 @@ class Tally:
     @property
     def decided(self) -> int:
         return len(self.alive) + self.unreachable + self.silent
+
+
+class TokenGate:
+    """Paces the probes of concurrent workers to ``rate`` per second (one shared token bucket)."""
+
+    def __init__(self, rate: float | None) -> None:
+        self.rate = rate
+        self.bucket = RateLimiter(rate)
+        self._lock = asyncio.Lock()
+
+    async def take(self, count: int) -> None:
+        """Wait until ``count`` probes may go, and spend them."""
+        if self.rate is None:
+            return
+        need = min(count, int(self.bucket.burst))  # a burst smaller than the count: borrow, pay later
+        async with self._lock:
+            while True:
+                allowed = self.bucket.allowance(time.monotonic())
+                if allowed >= need:
+                    break
+                await asyncio.sleep(max(self.bucket.wait(), (need - allowed) / self.rate))
+            self.bucket.spend(count)
+
+
+async def run_workers(
+    work: Callable[[Target], Awaitable[None]],
+    targets: Iterable[Target],
+    workers: int,
+    options: EngineOptions,
+    tally: Tally,
+) -> None:
+    """``workers`` tasks doing ``work`` on each of ``targets`` in turn (pulled from one iterator, so a
+    huge range is never held in memory) until all are done or ``options.deadline`` comes (then
+    ``tally.complete`` is False)."""
+    feed = iter(targets)
+
+    async def worker(feed: Iterator[Target]) -> None:
+        for target in feed:  # a TargetSpec yields each address once
+            await work(target)
+
+    tasks = [asyncio.ensure_future(worker(feed)) for _ in range(max(1, workers))]
+    try:
+        async with asyncio.timeout(max(0.0, options.deadline - time.monotonic())):
+            await asyncio.gather(*tasks)
+    except TimeoutError:
+        tally.complete = False
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

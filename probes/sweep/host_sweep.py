@@ -21,6 +21,7 @@ from midprobe.probes.params import parse_choice, parse_int
 from midprobe.probes.ports import parse_ports
 from midprobe.probes.resolve import resolve_spec
 from midprobe.probes.sweep.common import Answer, EngineOptions, Method, Tally
+from midprobe.probes.sweep.icmp6 import Icmp6Pinger
 from midprobe.probes.sweep.raw import RawSweeper, raw_sockets_allowed
 from midprobe.probes.sweep.routes import read_routing
 from midprobe.probes.sweep.tcp_ping import DEFAULT_PING_PORTS, TcpPinger
@@ -48,6 +49,7 @@ DEFAULT_SWEEP_TIMEOUT_MS = 60_000
 DEFAULT_MAX_ADDRESSES = 65_536  # a /16
 MAX_ADDRESSES = 1 << 24  # a /8
 _IPV4_EVERYTHING = (ipaddress.ip_network("0.0.0.0/0"),)
+_IPV6_EVERYTHING = (ipaddress.ip_network("::/0"),)
 _RAW_METHODS: tuple[Method, ...] = ("arp", "icmp")
 
 
@@ -133,10 +135,8 @@ def parse_sweep_params(source: str, parameters: Mapping[str, str]) -> SweepParam
             f"{count} addresses, more than max_addresses={max_addresses}", parameter=name
         )
     retries_text = parameters.get("retries", "").strip()
-    if not spec.host_names and method != "tcp" and spec.first_outside(_IPV4_EVERYTHING) is not None:
-        raise ProbeParameterError(
-            "ARP and ICMP sweeps are IPv4 only; use method=tcp for IPv6", parameter=name
-        )
+    if not spec.host_names and (why := _family_refusal(spec, method)) is not None:
+        raise ProbeParameterError(why, parameter=name)
     return SweepParams(
         targets=spec,
         method=method,
@@ -158,10 +158,9 @@ async def sweep(params: SweepParams, context: ProbeContext) -> SweepResult:
     spec = params.targets
     named = bool(spec.host_names)
     spec = await resolve_spec(spec, context.policy, deadline=context.deadline)  # the policy checked too
-    if named and params.method != "tcp" and spec.first_outside(_IPV4_EVERYTHING) is not None:
-        raise ProbeParameterError(
-            "ARP and ICMP sweeps are IPv4 only; use method=tcp for IPv6", parameter="targets"
-        )
+    if named and (why := _family_refusal(spec, params.method)) is not None:
+        raise ProbeParameterError(why, parameter="targets")
+    ipv6 = params.method != "tcp" and spec.first_outside(_IPV6_EVERYTHING) is None
     total = spec.count()
     margin = min(1.0, context.remaining() * 0.05)
     deadline = min(started + params.sweep_timeout_ms / 1000, context.deadline - margin)
@@ -177,7 +176,16 @@ async def sweep(params: SweepParams, context: ProbeContext) -> SweepResult:
     wait = params.wait_ms / 1000
     tally: Tally
     methods_used: tuple[Method, ...]
-    if raw_allowed:
+    if raw_allowed and ipv6:
+        options = EngineOptions(
+            wait=wait,
+            retries=DEFAULT_RAW_RETRIES if params.retries is None else params.retries,
+            rate=float(params.rate),
+            deadline=deadline,
+        )
+        tally = await Icmp6Pinger(options).run(spec)
+        methods_used = ("icmp",)
+    elif raw_allowed:
         routing = read_routing()
         if method == "arp":
             on_link = [route.network for route in routing.routes if route.on_link]
@@ -222,6 +230,21 @@ async def sweep(params: SweepParams, context: ProbeContext) -> SweepResult:
         elapsed_ms=round((time.monotonic() - started) * 1000),
         complete=tally.complete and tally.decided >= total,
     )
+
+
+def _family_refusal(spec: TargetSpec, method: str) -> str | None:
+    """Why ``method`` cannot sweep ``spec``'s address families, or ``None``.
+
+    ARP is IPv4 only; ``auto``/``icmp`` sweep IPv6 with ICMPv6 echo (after the kernel's neighbour
+    discovery), one family per sweep; TCP connect takes both.
+    """
+    if method == "tcp" or spec.first_outside(_IPV4_EVERYTHING) is None:
+        return None
+    if method == "arp":
+        return "ARP is IPv4 only; IPv6 targets need method=auto, icmp (ICMPv6 echo) or tcp"
+    if spec.first_outside(_IPV6_EVERYTHING) is not None:
+        return "IPv4 and IPv6 targets in one ARP/ICMP sweep: sweep each family on its own, or use method=tcp"
+    return None
 
 
 def _alive_host(answer: Answer) -> AliveHost:

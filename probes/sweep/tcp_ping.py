@@ -14,12 +14,12 @@ import errno
 import socket
 import struct
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Literal
 
-from midprobe.probes.sweep.common import Answer, EngineOptions, Tally
+from midprobe.probes.sweep.common import Answer, EngineOptions, Tally, TokenGate, run_workers
 from midprobe.probes.targets import Target
-from midprobe.probes.tcpscan.common import RateLimiter, raise_open_file_limit
+from midprobe.probes.tcpscan.common import raise_open_file_limit
 
 __all__ = ["DEFAULT_PING_PORTS", "TcpPinger"]
 
@@ -42,31 +42,15 @@ class TcpPinger:
         self.ports = tuple(ports)
         self.options = options
         self.tally = Tally()
-        self.rate = RateLimiter(options.rate)
+        self.gate = TokenGate(options.rate)
         limit = raise_open_file_limit()
         self.max_sockets = max(len(self.ports), min(options.max_sockets, limit - 256))
-        self._rate_lock = asyncio.Lock()
 
     async def run(self, targets: Iterable[Target]) -> Tally:
         """Sweep ``targets`` until each is decided or the deadline comes (then ``complete`` is False)."""
-        feed = iter(targets)
-        workers = max(1, self.max_sockets // len(self.ports))
-        remaining = self.options.deadline - time.monotonic()
-        tasks = [asyncio.ensure_future(self._worker(feed)) for _ in range(workers)]
-        try:
-            async with asyncio.timeout(max(0.0, remaining)):
-                await asyncio.gather(*tasks)
-        except TimeoutError:
-            self.tally.complete = False
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        workers = self.max_sockets // len(self.ports)
+        await run_workers(self._ping, targets, workers, self.options, self.tally)
         return self.tally
-
-    async def _worker(self, feed: Iterator[Target]) -> None:
-        for target in feed:  # a TargetSpec yields each address once
-            await self._ping(target)
 
     async def _ping(self, target: Target) -> None:
         for _ in range(self.options.retries + 1):
@@ -83,7 +67,7 @@ class TcpPinger:
 
     async def _knock(self, target: Target, wait: float) -> _Knock:
         """One attempt on every port at once; the first decisive answer wins."""
-        await self._take_tokens(len(self.ports))
+        await self.gate.take(len(self.ports))
         family = socket.AF_INET if target.address.version == 4 else socket.AF_INET6
         address = str(target.address)
         started = time.monotonic()
@@ -131,15 +115,3 @@ class TcpPinger:
             return "open", port, time.monotonic() - started
         finally:
             sock.close()
-
-    async def _take_tokens(self, count: int) -> None:
-        if self.options.rate is None:
-            return
-        need = min(count, int(self.rate.burst))  # a burst smaller than the ports: borrow, pay later
-        async with self._rate_lock:
-            while True:
-                allowed = self.rate.allowance(time.monotonic())
-                if allowed >= need:
-                    break
-                await asyncio.sleep(max(self.rate.wait(), (need - allowed) / self.options.rate))
-            self.rate.spend(count)

@@ -44,7 +44,7 @@ class AgentConfig:
     probe_timeout_seconds: float = 600.0
     #: Discovery results larger than this are stored aside (docs/ecc-reference.md section 1), never cut.
     result_size_cap: int = 5_000_000
-    #: Refuse every target outside the lab networks (198.18.0.0/15, 127.0.0.0/8).
+    #: Refuse every target outside the lab networks (198.18.0.0/15, 2001:db8::/32, 127.0.0.0/8, ::1).
     lab_mode: bool = False
     #: The DNS server host names in requests resolve through ("" = the system resolver). In lab
     #: mode names resolve only through it (the lab's dnsmasq) and are refused without one.

@@ -192,7 +192,9 @@ def _as_dict(started: Lab) -> dict[str, Any]:
         "prefix": started.prefix,
         "scanner_namespace": started.scanner_namespace,
         "scanner_address": started.scanner_address,
+        "scanner_address6": started.scanner_address6,
         "network": started.network,
+        "network6": started.network6,
         "dns_server": started.dns_server,
         "dns_zone": started.dns_zone,
         "workdir": str(started.workdir),
@@ -201,6 +203,7 @@ def _as_dict(started: Lab) -> dict[str, Any]:
                 "name": h.name,
                 "profile": h.profile,
                 "address": h.address,
+                "address6": h.address6,
                 "namespace": h.namespace,
                 "fqdn": h.fqdn,
                 "services": list(h.services),
@@ -239,15 +242,17 @@ def _as_dict(started: Lab) -> dict[str, Any]:
 def _print_lab(shown: Lab, *, credentials: bool) -> None:
     click.echo(f"lab {shown.prefix} is up (profile {shown.profile_source})")
     click.echo(
-        f"scanner  {shown.scanner_address} in namespace {shown.scanner_namespace}; hosts on {shown.network}"
+        f"scanner  {shown.scanner_address} {shown.scanner_address6} in namespace {shown.scanner_namespace}; "
+        f"hosts on {shown.network} and {shown.network6}"
     )
     if shown.dns_server:
         click.echo(f"dns      {shown.dns_server} serves {shown.dns_zone} (forward and reverse)")
-    rows = [("HOST", "ADDRESS", "PROFILE", "SERVICES", "TCP PORTS", "DNS NAME")]
+    rows = [("HOST", "ADDRESS", "IPV6", "PROFILE", "SERVICES", "TCP PORTS", "DNS NAME")]
     rows += [
         (
             h.name,
             h.address,
+            h.address6 or "-",
             h.profile,
             ",".join(h.services) or "-",
             ",".join(str(p) for p in h.open_tcp_ports) or "-",

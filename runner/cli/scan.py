@@ -237,7 +237,7 @@ def _engine_choice(engine: str, *, syn_scan: bool, connect_scan: bool) -> str:
     "--lab",
     "lab_mode",
     is_flag=True,
-    help="Refuse every target outside the lab networks (198.18.0.0/15, 127.0.0.0/8).",
+    help="Refuse every target outside the lab networks (198.18.0.0/15, 2001:db8::/32, 127.0.0.0/8, ::1).",
 )
 @click.option("--yes", is_flag=True, help="Scan a huge range (more than 65,536 addresses) without a --rate.")
 @click.option(

@@ -47,7 +47,7 @@ SWEEP_TIMEOUT_MS = 600_000
     type=click.Choice(METHODS),
     default="auto",
     show_default=True,
-    help="auto: ARP on the scanner's own subnets, ICMP echo elsewhere (TCP connect without raw sockets).",
+    help="auto: ARP on the scanner's own subnets, ICMP echo elsewhere; IPv6: ICMPv6 echo after neighbour discovery (TCP connect without raw sockets).",
 )
 @click.option(
     "--wait",

@@ -22,7 +22,10 @@ def lab_credentials_toml(lab: Lab) -> str:
     """The credentials file of ``lab``: SSH (password, then key) scoped to its Linux servers, SNMPv3,
     and its v1/v2c community (in place of ``public``, which no lab agent answers)."""
     creds = lab.credentials
-    servers = [f"{host.address}/32" for host in lab.hosts if host.profile.startswith("linux")]
+    linux = [host for host in lab.hosts if host.profile.startswith("linux")]
+    servers = [f"{host.address}/32" for host in linux] + [
+        f"{host.address6}/128" for host in linux if host.address6
+    ]
     lines = [
         f"# midprobe lab {lab.prefix}: test-only secrets generated for this lab; they end with it.",
         "snmp_public_fallback = false",

@@ -170,6 +170,7 @@ def sshd_spec(
     host: str,
     namespace: str,
     address: str,
+    address6: str,
     profile: HostProfile,
     host_dir: Path,
     host_key: Path,
@@ -178,10 +179,11 @@ def sshd_spec(
     shadow_file: Path,
     user: str,
 ) -> DaemonSpec:
-    """Write the host's sshd_config (and banner) and describe the sshd to start."""
+    """Write the host's sshd_config (and banner) and describe the sshd to start (IPv4 and IPv6)."""
     assert profile.ssh is not None
     lines = [
         f"ListenAddress {address}:22",
+        f"ListenAddress [{address6}]:22",
         f"HostKey {host_key}",
         "PidFile none",
         "UsePAM no",
@@ -219,7 +221,7 @@ def sshd_spec(
         namespace=namespace,
         argv=(SSHD, "-D", "-e", "-f", str(config)),
         log=log,
-        checks=(ReadyCheck("tcp", address, 22),),
+        checks=(ReadyCheck("tcp", address, 22), ReadyCheck("tcp", address6, 22)),
         binds=((str(passwd_file), "/etc/passwd"), (str(shadow_file), "/etc/shadow")),
     )
 
@@ -281,6 +283,7 @@ def snmpd_spec(
     host: str,
     namespace: str,
     address: str,
+    address6: str,
     profile: HostProfile,
     host_dir: Path,
     community: str,
@@ -296,6 +299,7 @@ def snmpd_spec(
     persistent.mkdir(mode=0o700, exist_ok=True)
     lines = [
         f"rocommunity {community} default",
+        f"rocommunity6 {community} default",  # rocommunity's "default" is IPv4 sources only
         f'createUser {v3_user} SHA "{v3_auth_key}" AES "{v3_priv_key}"',
         f"rouser {v3_user} priv",
         f"engineID {engine_id}",
@@ -322,9 +326,20 @@ def snmpd_spec(
         name=f"snmpd@{host}",
         host=host,
         namespace=namespace,
-        argv=(SNMPD, "-f", "-Lf", str(log), "-C", "-c", str(config), "-I", "-smux", f"udp:{address}:161"),
+        argv=(
+            SNMPD,
+            "-f",
+            "-Lf",
+            str(log),
+            "-C",
+            "-c",
+            str(config),
+            "-I",
+            "-smux",
+            f"udp:{address}:161,udp6:[{address6}]:161",
+        ),
         log=host_dir / "snmpd.out",
-        checks=(ReadyCheck("snmp", address, 161, community),),
+        checks=(ReadyCheck("snmp", address, 161, community), ReadyCheck("snmp", address6, 161, community)),
         env={"SNMP_PERSISTENT_DIR": str(persistent), "MIBS": ""},
     )
 
@@ -439,9 +454,16 @@ def dnsmasq_spec(
 
 
 def listener_spec(
-    *, host: str, namespace: str, address: str, profile: HostProfile, host_dir: Path, lab_dir: Path
+    *,
+    host: str,
+    namespace: str,
+    address: str,
+    address6: str,
+    profile: HostProfile,
+    host_dir: Path,
+    lab_dir: Path,
 ) -> DaemonSpec:
-    """The stdlib listener serving the profile's HTTP and raw TCP ports on ``address``."""
+    """The stdlib listener serving the profile's HTTP and raw TCP ports on ``address`` and ``address6``."""
     argv = [
         sys.executable,
         "-I",
@@ -450,6 +472,8 @@ def listener_spec(
         str(lab_dir),
         "--bind",
         address,
+        "--bind",
+        address6,
         "--name",
         host,
     ]
@@ -462,7 +486,11 @@ def listener_spec(
         namespace=namespace,
         argv=tuple(argv),
         log=host_dir / "listener.log",
-        checks=tuple(ReadyCheck("tcp", address, listener.port) for listener in profile.listeners),
+        checks=tuple(
+            ReadyCheck("tcp", bound, listener.port)
+            for listener in profile.listeners
+            for bound in (address, address6)
+        ),
     )
 
 
@@ -560,7 +588,8 @@ async def _probe(check: ReadyCheck) -> bool:
 
 async def _snmp_answers(address: str, port: int, community: str) -> bool:
     loop = asyncio.get_running_loop()
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
         sock.setblocking(False)
         await loop.sock_connect(sock, (address, port))
         await loop.sock_sendall(sock, snmp_get_request(community, "1.3.6.1.2.1.1.5.0", request_id=4242))

@@ -55,6 +55,8 @@ class LabHost:
     sys_object_id: str | None
     #: A network the lab routes to this host (its services answer on addresses of it: the zoo).
     routed_network: str | None = None
+    #: The host's IPv6 address (2001:db8::/64, same bridge as ``address``).
+    address6: str = ""
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,9 @@ class Lab:
         self.scanner_namespace = topology.namespace_name(prefix, "scan")
         self.bridge_namespace = topology.namespace_name(prefix, "br")
         self.scanner_address = topology.SCANNER_ADDRESS
+        self.scanner_address6 = topology.ipv6_address(topology.SCANNER_ADDRESS)
         self.network = str(HOST_NETWORK)
+        self.network6 = str(topology.HOST_NETWORK6)
         self.hosts = hosts
         self.dns_server = dns_server
         self.dns_zone = dns_zone
@@ -236,6 +240,7 @@ class Lab:
                 specs.append(
                     daemons.sshd_spec(
                         **common,
+                        address6=host.address6,
                         profile=profile,
                         host_dir=host_dir,
                         host_key=host_keys[host.name],
@@ -249,6 +254,7 @@ class Lab:
                 specs.append(
                     daemons.snmpd_spec(
                         **common,
+                        address6=host.address6,
                         profile=profile,
                         host_dir=host_dir,
                         community=creds.snmp_community,
@@ -270,7 +276,13 @@ class Lab:
                 )
             if profile.listeners:
                 specs.append(
-                    daemons.listener_spec(**common, profile=profile, host_dir=host_dir, lab_dir=self.workdir)
+                    daemons.listener_spec(
+                        **common,
+                        address6=host.address6,
+                        profile=profile,
+                        host_dir=host_dir,
+                        lab_dir=self.workdir,
+                    )
                 )
             if profile.zoo and host.routed_network is not None:
                 specs.append(zoo.daemon_spec(**common, network=host.routed_network, host_dir=host_dir))
@@ -674,6 +686,7 @@ def _lab_host(spec: LabProfile, planned: topology.PlannedHost, prefix: str, has_
         sys_descr=snmp.sys_descr.replace("{name}", planned.name) if snmp else None,
         sys_object_id=snmp.sys_object_id if snmp else None,
         routed_network=planned.routed_network,
+        address6=planned.address6,
     )
 
 

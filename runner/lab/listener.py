@@ -1,7 +1,7 @@
 """A tiny TCP/HTTP listener for lab hosts: HTTP/1.0 pages and raw ports (like a printer's 9100).
 
 Run as a script inside a host's namespace (stdlib only, so it starts fast):
-``python3 -I listener.py --bind ADDR --http 80=Server-header --raw 9100``.
+``python3 -I listener.py --bind ADDR [--bind ADDR6] --http 80=Server-header --raw 9100``.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ async def _serve_raw(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
     writer.close()
 
 
-async def _main(bind: str, http: list[str], raw: list[str], name: str) -> None:
+async def _main(bind: list[str], http: list[str], raw: list[str], name: str) -> None:
     servers = []
     for spec in http:
         port, server = _split(spec)
@@ -91,7 +91,7 @@ async def _main(bind: str, http: list[str], raw: list[str], name: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--bind", required=True)
+    parser.add_argument("--bind", action="append", required=True, help="an address to listen on (repeatable)")
     parser.add_argument("--name", default="lab host")
     parser.add_argument("--lab", default="", help="the lab's workdir (only marks whose process this is)")
     parser.add_argument("--http", action="append", default=[], metavar="PORT[=SERVER]")

@@ -1,8 +1,9 @@
 """The lab's shape: which namespaces exist, which address each one has, and how they are wired.
 
 ``plan()`` is pure (profile -> addresses); ``build()`` creates it with iproute2. One bridge in
-its own namespace joins the scanner (198.18.0.1) and every host (198.18.0.10, .11, ...); no
-namespace has a default route, and the machine's root namespace holds no part of the lab.
+its own namespace joins the scanner (198.18.0.1) and every host (198.18.0.10, .11, ...), each with
+an IPv6 address too (2001:db8::1, 2001:db8::10, ...: :func:`ipv6_address`); no namespace has a
+default route (IPv4 or IPv6), and the machine's root namespace holds no part of the lab.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from . import netns
 from .profiles import FIRST_HOST, HOST_NETWORK, LAST_HOST, LabProfile
 
 SCANNER_ADDRESS = "198.18.0.1"
+#: The lab's IPv6 host network (inside 2001:db8::/32, RFC 3849), on the same bridge as 198.18.0.0/24.
+HOST_NETWORK6 = ipaddress.IPv6Network("2001:db8::/64")
 MAX_HOSTS = LAST_HOST - FIRST_HOST + 1
 BRIDGE = "br0"
 LLDP_FORWARD_MASK = 1 << 14
@@ -30,6 +33,16 @@ class PlannedHost:
     silent: bool
     interfaces: tuple[str, ...]
     routed_network: str | None = None
+
+    @property
+    def address6(self) -> str:
+        return ipv6_address(self.address)
+
+
+def ipv6_address(address: str) -> str:
+    """A lab address's IPv6 twin: 198.18.0.10 -> 2001:db8::10 (the last octet's digits, read as hex)."""
+    last = ipaddress.IPv4Address(address).packed[-1]
+    return str(HOST_NETWORK6.network_address + int(str(last), 16))
 
 
 @dataclass(frozen=True)
@@ -117,6 +130,12 @@ def build(prefix: str, planned: Plan, workdir: Path) -> None:
         (namespace_name(prefix, h.name), f"{h.address}/32" if h.silent else f"{h.address}/24")
         for h in planned.hosts
     ]
+    # The same for IPv6; a silent host's /128 answers neighbour discovery and nothing else.
+    members6 = {scanner_ns: f"{ipv6_address(SCANNER_ADDRESS)}/64"}
+    members6 |= {
+        namespace_name(prefix, h.name): f"{h.address6}/128" if h.silent else f"{h.address6}/64"
+        for h in planned.hosts
+    }
     if planned.large is not None:
         members.append((namespace_name(prefix, "large"), f"{planned.large.gateway}/24"))
 
@@ -142,7 +161,12 @@ def build(prefix: str, planned: Plan, workdir: Path) -> None:
     routed += [(h.routed_network, h.address) for h in planned.hosts if h.routed_network is not None]
     routed_here = {namespace_name(prefix, h.name): h.routed_network for h in planned.hosts}
     for member, address in members:
-        lines = ["link set eth0 addrgenmode none", f"addr add {address} dev eth0", "link set eth0 up"]
+        lines = ["link set eth0 addrgenmode none", f"addr add {address} dev eth0"]
+        if member in members6:
+            # nodad: the address is usable at once (no tentative state to wait for); the lab
+            # assigns each address once, so duplicate detection has nothing to find.
+            lines.append(f"addr add {members6[member]} dev eth0 nodad")
+        lines.append("link set eth0 up")
         for interface in interfaces.get(member, ()):
             lines += [f"link add {interface} type ifb", f"link set {interface} up"]
         if member == scanner_ns:
@@ -155,4 +179,6 @@ def build(prefix: str, planned: Plan, workdir: Path) -> None:
             lines.append(f"route add blackhole {planned.large.network}")
             lines += [f"addr add {alive}/32 dev lo" for alive in planned.large.alive]
         netns.ip_batch(lines, namespace=member)
-    (workdir / "topology.txt").write_text("".join(f"{member} {address}\n" for member, address in members))
+    (workdir / "topology.txt").write_text(
+        "".join(f"{member} {address} {members6.get(member, '-')}\n" for member, address in members)
+    )

@@ -26,6 +26,7 @@ import os
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
+from ipaddress import IPv4Address, IPv6Address
 from itertools import islice
 from typing import TYPE_CHECKING
 
@@ -319,8 +320,7 @@ class ScanPipeline:
     async def _swept(self, scan: PortScan) -> AsyncIterator[HostScan]:
         """Host discovery before the port scan: each :data:`SWEEP_CHUNK` addresses of the targets are
         swept (``HostSweep``: ARP, ICMP, or TCP connect without raw sockets), then only those that
-        answered are port-scanned; the silent ones count as scanned. IPv6 addresses (no ARP or ICMP
-        sweep) are port-scanned as they are."""
+        answered are port-scanned; the silent ones count as scanned."""
         await scan.aclose()  # never started: each chunk's live addresses get a scan of their own
         context = ProbeContext(agent_name=AGENT_NAME, deadline=math.inf, policy=self.settings.policy)
         targets = iter(scan.targets)
@@ -341,10 +341,21 @@ class ScanPipeline:
                 await port_scan.aclose()
 
     async def _live(self, chunk: list[Target]) -> list[Target]:
-        """The targets of ``chunk`` that answered the sweep (IPv6 ones all), in the chunk's order."""
-        ipv4 = [target for target in chunk if target.address.version == 4]
-        if not ipv4:
-            return chunk
+        """The targets of ``chunk`` that answered the sweep, in the chunk's order: one sweep per address
+        family (IPv4: ARP and ICMP; IPv6: ICMPv6 echo after neighbour discovery)."""
+        alive: set[str] = set()
+        for version in (4, 6):
+            family = [target.address for target in chunk if target.address.version == version]
+            if not family:
+                continue
+            answered = await self._swept_alive(family)
+            if answered is None:  # some addresses were never decided: none is skipped on a guess
+                return chunk
+            alive |= answered
+        return [t for t in chunk if str(t.address) in alive]
+
+    async def _swept_alive(self, addresses: list[IPv4Address | IPv6Address]) -> set[str] | None:
+        """The addresses (of one family) that answered a ``HostSweep``; ``None`` when it was cut short."""
         from midprobe.probes.sweep.host_sweep import DEFAULT_RATE as SWEEP_RATE
         from midprobe.runner.discovery.schedule import as_blocks
 
@@ -352,7 +363,7 @@ class ScanPipeline:
         rate = SWEEP_RATE if settings.rate is None else max(1, round(settings.rate))
         parameters = {
             # As CIDR blocks: a chunk of a range is one or a few, not 1,024 words to parse.
-            "targets": " ".join(as_blocks([target.address for target in ipv4])),
+            "targets": " ".join(as_blocks(addresses)),
             "wait": str(max(10, settings.connect_wait_ms)),
             "retries": str(settings.retries),
             "rate": str(rate),
@@ -362,11 +373,11 @@ class ScanPipeline:
         }
         answer = await self._answered("HostSweep", "", parameters, SWEEP_TIMEOUT_MS / 1000)
         result = readers.read_sweep(answer.payload)
-        if not result.complete:  # some addresses were never decided: none is skipped on a guess
-            return chunk
+        if not result.complete:
+            return None
         used = [*self.stats.discovery.split(","), *result.methods_used]
         self.stats.discovery = ",".join(sorted({method for method in used if method}))
-        return [t for t in chunk if t.address.version != 4 or str(t.address) in result.alive]
+        return set(result.alive)
 
     def _progress(self) -> None:
         if self.on_progress is not None:

@@ -113,8 +113,8 @@ def test_a_local_discovery_fills_the_cmdb_and_a_second_run_adds_no_ci(lab: Lab, 
     # Identification and exploration put what the devices are made of into the CMDB.
     linux_ci = _show(lab, url, "linux1")
     assert [(i["name"], i["mac_address"], i["ip_addresses"]) for i in linux_ci["interfaces"]] == [
-        ("eth0", _mac_of(lab, "linux1"), [lab.host("linux1").address])
-    ]  # loopback is not an adapter of the device
+        ("eth0", _mac_of(lab, "linux1"), [lab.host("linux1").address, lab.host("linux1").address6])
+    ]  # loopback is not an adapter of the device; IPv6 addresses from `ip -j addr`
     assert linux_ci["mac_address"] == _mac_of(lab, "linux1")
     assert int(linux_ci["cpu_count"]) >= 1
     assert int(linux_ci["ram"]) > 0
@@ -122,7 +122,8 @@ def test_a_local_discovery_fills_the_cmdb_and_a_second_run_adds_no_ci(lab: Lab, 
     adapters = {i["name"]: i for i in switch["interfaces"]}
     assert {f"Gi1-0-{n}" for n in range(1, 9)} | {"Vlan1", "eth0"} == set(adapters)
     assert adapters["Gi1-0-3"]["mac_address"] == _mac_of(lab, "switch1", "Gi1-0-3")
-    assert adapters["eth0"]["ip_addresses"] == [lab.host("switch1").address]
+    # IP-MIB's ipAddressTable carries both families
+    assert adapters["eth0"]["ip_addresses"] == [lab.host("switch1").address, lab.host("switch1").address6]
     assert (switch["serial_number"], switch["model_id"], switch["firmware_version"]) == (
         "FOC2048X1AB",
         "WS-C2960X-48TS-L",

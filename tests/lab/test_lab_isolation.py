@@ -16,7 +16,10 @@ from midprobe.runner.lab import Lab, netns
 
 pytestmark = pytest.mark.lab
 
-LAB_FILTER = ["net", "198.18.0.0/15"]
+LAB_FILTER = ["net", "198.18.0.0/15", "or", "net", "2001:db8::/32"]
+LAB_NETWORKS = (ipaddress.ip_network("198.18.0.0/15"), ipaddress.ip_network("2001:db8::/32"))
+#: IPv6 routes every interface may have that lead to nothing beyond its link.
+LINK_ONLY = (ipaddress.ip_network("fe80::/10"), ipaddress.ip_network("ff00::/8"))
 
 
 def _count_pcap_packets(path: Path) -> int:
@@ -72,38 +75,49 @@ def test_root_namespace_captures_no_lab_packet_during_a_scan(lab: Lab, tmp_path:
         lab.run(["snmpget", "-v2c", "-c", lab.credentials.snmp_community, "-t", "1", "-r", "0",
                  lab.host("linux1").address, "1.3.6.1.2.1.1.5.0"])  # fmt: skip
         lab.run(["ping", "-c", "2", "-i", "0.2", "-W", "1", lab.host("switch1").address])
+        lab.run(
+            ["nmap", "-6", "-sT", "-Pn", "-n", "-T4", "--max-retries", "1", "-p", ",".join(map(str, ports)),
+             *(h.address6 for h in lab.hosts)],
+            timeout=120,
+        )  # fmt: skip
+        lab.run(["ping", "-6", "-c", "2", "-i", "0.2", "-W", "1", lab.host("switch1").address6])
     finally:
         _stop(root)
         _stop(bridge)
     seen_in_lab = _count_pcap_packets(bridge_capture)
-    probes = len(ports) * len(lab.hosts)
+    probes = 2 * len(ports) * len(lab.hosts)  # over IPv4 and IPv6
     assert seen_in_lab > probes, "the control capture on the lab bridge should see the whole scan"
     assert _count_pcap_packets(root_capture) == 0, "lab packets reached the machine's root namespace"
 
 
 def test_no_lab_namespace_has_a_way_out(lab: Lab) -> None:
     for name in lab.namespaces:
-        routes = json.loads(netns.ip("-j", "route", "show", "table", "all", namespace=name) or "[]")
-        for route in routes:
-            destination = route.get("dst", "")
-            assert destination != "default", (name, route)
-            if route.get("type") in ("local", "broadcast", "multicast", "blackhole"):
-                continue
-            if destination and "/" not in destination and ":" not in destination:
-                destination += "/32"
-            if ":" in destination:
-                continue  # IPv6 link-local routes (fe80::/64) if the kernel added any
-            lab_range = ipaddress.IPv4Network("198.18.0.0/15")
-            assert ipaddress.IPv4Network(destination).subnet_of(lab_range), (name, route)
+        for family in ("-4", "-6"):
+            routes = json.loads(
+                netns.ip("-j", family, "route", "show", "table", "all", namespace=name) or "[]"
+            )
+            for route in routes:
+                destination = route.get("dst", "")
+                assert destination != "default", (name, route)
+                if route.get("type") in ("local", "broadcast", "multicast", "blackhole", "anycast"):
+                    continue
+                network = ipaddress.ip_network(destination, strict=False)
+                if any(network.version == link.version and network.subnet_of(link) for link in LINK_ONLY):  # type: ignore[arg-type]
+                    continue
+                inside = [lab_net for lab_net in LAB_NETWORKS if lab_net.version == network.version]
+                assert any(network.subnet_of(lab_net) for lab_net in inside), (name, route)  # type: ignore[arg-type]
 
 
 def test_the_root_namespace_holds_no_part_of_the_lab(lab: Lab) -> None:
     addresses = subprocess.run(["ip", "-o", "addr"], capture_output=True, text=True, check=True).stdout
     assert "198.18." not in addresses
-    routes = subprocess.run(
-        ["ip", "route", "show", "table", "all"], capture_output=True, text=True, check=True
-    )
-    assert "198.18." not in routes.stdout
+    assert "2001:db8:" not in addresses
+    for family in ("-4", "-6"):
+        routes = subprocess.run(
+            ["ip", family, "route", "show", "table", "all"], capture_output=True, text=True, check=True
+        )
+        assert "198.18." not in routes.stdout
+        assert "2001:db8:" not in routes.stdout
     bridge_links = netns.ip("-o", "link", "show", "master", "br0", namespace=lab.bridge_namespace)
     assert bridge_links.count("master br0") == len(lab.hosts) + 1  # every host and the scanner
 
@@ -134,6 +148,20 @@ def test_lab_mode_refuses_a_namespace_with_a_route_out(lab: Lab, tmp_path: Path)
             assert "midprobe lab exec" in done.stderr
             assert len(done.stderr.strip().splitlines()) == 1
             assert "Traceback" not in done.stderr
+        # The same namespace with an IPv6 default route only: refused too, for IPv6 targets as well.
+        netns.ip("route", "del", "default", namespace=name)
+        netns.ip("addr", "del", "192.0.2.2/24", "dev", "out0", namespace=name)  # and its subnet's route
+        netns.ip("-6", "route", "add", "default", "via", "fe80::1", "dev", "out0", namespace=name)
+        for command in (
+            ["scan", "--lab", "-n", "-p", "22", "2001:db8::10"],
+            ["sweep", "--lab", "2001:db8::/120"],
+        ):
+            done = subprocess.run(
+                [*inside, *command], capture_output=True, text=True, timeout=60, check=False
+            )
+            assert done.returncode == 2, (command, done.stderr)
+            assert "routes outside the lab (::/0 dev out0" in done.stderr
+            assert len(done.stderr.strip().splitlines()) == 1
         # Loopback never leaves the host: lab mode may scan it from anywhere.
         done = subprocess.run(
             [*inside, "scan", "--lab", "-n", "--no-banners", "-p", "9", "127.0.0.1"],

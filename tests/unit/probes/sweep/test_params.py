@@ -55,7 +55,8 @@ def test_the_targets_parameter_wins_over_source_and_excludes_apply() -> None:
         ({"targets": "198.18.0.1", "tcp_ports": "1-100"}, "tcp_ports", "at most 64"),
         ({"targets": "198.18.0.1", "tcp_ports": "70000"}, "tcp_ports", "outside 1-65535"),
         ({"targets": "198.18.0.0/15"}, "targets", "131072 addresses, more than max_addresses=65536"),
-        ({"targets": "2001:db8::1"}, "targets", "IPv4 only; use method=tcp"),
+        ({"targets": "2001:db8::1", "method": "arp"}, "targets", "ARP is IPv4 only"),
+        ({"targets": "198.18.0.1 2001:db8::1"}, "targets", "sweep each family on its own"),
     ],
 )
 def test_bad_requests_name_the_parameter(parameters: dict[str, str], named: str, message: str) -> None:
@@ -67,6 +68,9 @@ def test_bad_requests_name_the_parameter(parameters: dict[str, str], named: str,
 
 def test_ipv6_and_huge_ranges_are_allowed_when_asked_for_explicitly() -> None:
     assert parse_sweep_params("2001:db8::1", {"method": "tcp"}).method == "tcp"
+    assert parse_sweep_params("198.18.0.1 2001:db8::1", {"method": "tcp"}).targets.count() == 2
+    assert parse_sweep_params("2001:db8::/120", {}).method == "auto"  # ICMPv6 echo
+    assert parse_sweep_params("2001:db8::/120", {"method": "icmp"}).targets.count() == 256
     assert parse_sweep_params("198.18.0.0/15", {"max_addresses": "131072"}).targets.count() == 131072
 
 

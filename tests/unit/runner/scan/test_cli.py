@@ -102,9 +102,11 @@ def test_range_reaching_outside_the_lab(capsys: pytest.CaptureFixture[str]) -> N
     assert "target 198.17.255.250 is outside" in message
 
 
-def test_ipv6_outside_the_lab(capsys: pytest.CaptureFixture[str]) -> None:
-    message = _one_line(_refused(capsys, "-n", "--lab", "2001:db8::1"))
-    assert "2001:db8::1" in message
+@pytest.mark.parametrize("target", ["2001:db9::1", "::ffff:198.18.0.10", "fe80::1"])
+def test_ipv6_outside_the_lab(capsys: pytest.CaptureFixture[str], target: str) -> None:
+    message = _one_line(_refused(capsys, "-n", "--lab", target))
+    assert "is outside the allowed networks" in message  # a mapped address is named as Python spells it
+    assert "2001:db8::/32" in message
 
 
 def test_host_name_in_the_lab_needs_a_lab_dns_server(capsys: pytest.CaptureFixture[str]) -> None:

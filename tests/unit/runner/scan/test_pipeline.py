@@ -211,11 +211,11 @@ def _swept_scan(
 
 def test_host_discovery_port_scans_only_the_addresses_that_answered_the_sweep() -> None:
     live = {"198.18.0.3", "198.18.4.200", "2001:db8::1"}
-    reported, stats, engine, sweeper = _swept_scan("198.18.0.0/21 2001:db8::1", live, ping=True)
-    assert sorted(reported) == sorted(live)  # IPv6 is not swept: it is port-scanned as it is
-    assert engine.consumed == 3  # the 2,045 silent addresses were never port-scanned
-    assert sweeper.swept == [1024, 1024]  # in chunks, IPv6 left out
-    assert stats.scanned == 2049  # the silent ones count as scanned
+    reported, stats, engine, sweeper = _swept_scan("198.18.0.0/21 2001:db8::1 2001:db8::2", live, ping=True)
+    assert sorted(reported) == sorted(live)  # 2001:db8::2 did not answer the (ICMPv6) sweep either
+    assert engine.consumed == 3  # the 2,047 silent addresses were never port-scanned
+    assert sweeper.swept == [1024, 1024, 2]  # in chunks, the IPv6 addresses in a sweep of their own
+    assert stats.scanned == 2050  # the silent ones count as scanned
     assert stats.alive == 3
     assert stats.discovery == "icmp"
 
