@@ -72,7 +72,13 @@ def discover() -> None:
 )
 @click.option("--local", is_flag=True, help="Also run an agent in this process, so no daemon is needed.")
 @click.option("--name", "agent_name", default=None, help="The embedded agent's MID name (with --local).")
-@click.option("--lab", "lab_mode", is_flag=True, help="Refuse every range outside the lab networks.")
+@click.option(
+    "--lab",
+    "lab_mode",
+    is_flag=True,
+    envvar="MIDPROBE_LAB_MODE",
+    help="Refuse every range outside the lab networks (env MIDPROBE_LAB_MODE; set inside `midprobe lab exec`).",
+)
 @click.option(
     "--capabilities",
     "capabilities_file",

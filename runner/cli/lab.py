@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from midprobe.runner.lab import Lab, LabRecord, cleanup_leftovers, list_labs
 from midprobe.runner.lab.credentials_file import lab_credentials_toml
 from midprobe.runner.lab.lab import MAX_EXTRA_HOSTS, teardown
 from midprobe.runner.lab.neighbours import neighbour_report, read_ntables
+from midprobe.runner.lab.netns import set_resolver
 from midprobe.runner.lab.profiles import load_profile
 
 #: The environment variable naming the lab ``lab status``, ``lab exec`` and ``lab down`` work on.
@@ -111,10 +113,29 @@ def status(prefix: str | None, as_json: bool, show_credentials: bool, credential
 @_prefix_option
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_command(prefix: str | None, command: tuple[str, ...]) -> None:
-    """Run COMMAND in the lab's scanner namespace (198.18.0.1): midprobe lab exec -- CMD ARGS..."""
+    """Run COMMAND in the lab's scanner namespace (198.18.0.1): midprobe lab exec -- CMD ARGS...
+
+    Inside, midprobe commands run in lab mode (MIDPROBE_LAB_MODE=1) and resolve names through the
+    lab's DNS server (MIDPROBE_DNS_SERVER; other programs through the namespace's resolv.conf),
+    and this midprobe's own folder of programs comes first on PATH.
+    """
     target = Lab.attach(_pick(prefix).prefix)
+    env = lab_exec_environment(dict(os.environ), target.dns_server)
+    if target.dns_server:
+        set_resolver(target.scanner_namespace, target.dns_server)
     # Replace this process, so the command owns the terminal and its exit status is ours.
-    os.execvp("ip", ["ip", "netns", "exec", target.scanner_namespace, *command])  # noqa: S606
+    os.execvpe("ip", ["ip", "netns", "exec", target.scanner_namespace, *command], env)  # noqa: S606
+
+
+def lab_exec_environment(environ: dict[str, str], dns_server: str) -> dict[str, str]:
+    """What ``lab exec`` runs its command with: lab mode on, the lab's DNS, this midprobe on PATH."""
+    programs = str(Path(sys.executable).parent)
+    path = environ.get("PATH", "")
+    environ["PATH"] = programs if not path else f"{programs}{os.pathsep}{path}"
+    environ["MIDPROBE_LAB_MODE"] = "1"
+    if dns_server:
+        environ["MIDPROBE_DNS_SERVER"] = dns_server
+    return environ
 
 
 @lab.command("down")

@@ -213,8 +213,10 @@ def _engine_choice(engine: str, *, syn_scan: bool, connect_scan: bool) -> str:
     "dns_servers",
     multiple=True,
     metavar="IP",
-    help="Resolve names (PTR; the first one also target host names) with this server (repeatable); "
-    "default: the system resolver, never with --lab.",
+    envvar="MIDPROBE_DNS_SERVER",
+    help="Resolve names (PTR; the first one also target host names) with this server (repeatable; "
+    "env MIDPROBE_DNS_SERVER, set to the lab's inside `midprobe lab exec`); default: the system "
+    "resolver, never with --lab.",
 )
 @click.option("-n", "no_dns", is_flag=True, help="Never look up host names (as nmap -n).")
 @click.option(
@@ -237,7 +239,9 @@ def _engine_choice(engine: str, *, syn_scan: bool, connect_scan: bool) -> str:
     "--lab",
     "lab_mode",
     is_flag=True,
-    help="Refuse every target outside the lab networks (198.18.0.0/15, 2001:db8::/32, 127.0.0.0/8, ::1).",
+    envvar="MIDPROBE_LAB_MODE",
+    help="Refuse every target outside the lab networks (198.18.0.0/15, 2001:db8::/32, 127.0.0.0/8, ::1); "
+    "env MIDPROBE_LAB_MODE, set inside `midprobe lab exec`.",
 )
 @click.option("--yes", is_flag=True, help="Scan a huge range (more than 65,536 addresses) without a --rate.")
 @click.option(

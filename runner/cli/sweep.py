@@ -63,7 +63,13 @@ SWEEP_TIMEOUT_MS = 600_000
 @click.option(
     "--rate", type=integer(1, 1_000_000), default=DEFAULT_RATE, show_default=True, help="Probes per second."
 )
-@click.option("--lab", "lab_mode", is_flag=True, help="Refuse every target outside the lab networks.")
+@click.option(
+    "--lab",
+    "lab_mode",
+    is_flag=True,
+    envvar="MIDPROBE_LAB_MODE",
+    help="Refuse every target outside the lab networks (env MIDPROBE_LAB_MODE; set inside `midprobe lab exec`).",
+)
 @click.option(
     "--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True
 )

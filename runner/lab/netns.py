@@ -7,6 +7,7 @@ Everything here shells out to iproute2 (``ip``), except ``NamespaceThread`` whic
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -24,6 +25,8 @@ from midprobe.capabilities.errors import LabError
 T = TypeVar("T")
 
 NETNS_DIR = Path("/run/netns")
+#: ``ip netns exec NAME`` bind-mounts ``/etc/netns/NAME/resolv.conf`` over ``/etc/resolv.conf``.
+NETNS_ETC = Path("/etc/netns")
 CLONE_NEWNET = 0x40000000
 # Every namespace a lab creates is named "<prefix>-<role>", the prefix being "mp" + 6 hex digits.
 PREFIX_PATTERN = re.compile(r"^mp[0-9a-f]{6}$")
@@ -75,9 +78,25 @@ def add_namespace(name: str) -> None:
 
 
 def delete_namespace(name: str) -> None:
-    """Delete ``name`` if it exists; veth pairs with an end in it disappear with it."""
+    """Delete ``name`` if it exists (and its resolver file); veth pairs with an end in it disappear with it."""
     if namespace_exists(name):
         ip("netns", "delete", name, check=False)
+    if NAMESPACE_PATTERN.fullmatch(name):
+        (NETNS_ETC / name / "resolv.conf").unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # absent, or holding files midprobe did not write
+            (NETNS_ETC / name).rmdir()
+
+
+def set_resolver(name: str, server: str) -> None:
+    """Commands run with ``ip netns exec name`` resolve names through ``server`` only."""
+    if not NAMESPACE_PATTERN.fullmatch(name):
+        raise LabError(f"{name!r} is not a lab namespace")
+    folder = NETNS_ETC / name
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "resolv.conf").write_text(f"nameserver {server}\noptions timeout:1 attempts:2\n")
+    except OSError as error:
+        raise LabError(f"cannot write {folder}/resolv.conf: {error.strerror or error}") from None
 
 
 def namespace_pids(name: str) -> list[int]:

@@ -317,3 +317,26 @@ def test_the_removal_hint_names_the_prefix_beside_another_lab_and_works_as_writt
         if (STATE_ROOT / prefix).exists():
             _cli("lab", "down", "--prefix", prefix, check=False)
     _assert_gone(prefix, pids)
+
+
+def test_lab_exec_runs_this_midprobe_in_lab_mode_with_the_labs_dns(lab: Lab) -> None:
+    linux1 = lab.host("linux1")
+    assert linux1.fqdn
+    # midprobe itself, found on PATH (the caller's PATH need not hold this midprobe's folder).
+    found = _cli("lab", "exec", "--prefix", lab.prefix, "--", "sh", "-c", "command -v midprobe").stdout
+    assert Path(found.strip()).parent == Path(sys.executable).parent
+    # Other programs resolve through the lab's dnsmasq.
+    resolver = _cli("lab", "exec", "--prefix", lab.prefix, "--", "cat", "/etc/resolv.conf").stdout
+    assert f"nameserver {lab.dns_server}" in resolver
+    # A scan without --lab or --dns-server: host names from the lab's DNS, and lab mode's refusal.
+    scanned = _cli(
+        "lab", "exec", "--prefix", lab.prefix, "--",
+        "midprobe", "scan", "-Pn", "--no-banners", "-p", "22", "--format", "json", "-q", linux1.address,
+    ).stdout  # fmt: skip
+    (host,) = [json.loads(line) for line in scanned.splitlines() if line.startswith("{")]
+    assert host["hostname"] == linux1.fqdn
+    refused = _cli(
+        "lab", "exec", "--prefix", lab.prefix, "--", "midprobe", "scan", "-p", "22", "10.0.0.1", check=False
+    )
+    assert refused.returncode == 2
+    assert "lab" in refused.stderr
