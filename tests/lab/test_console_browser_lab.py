@@ -53,6 +53,7 @@ def instance(lab: Lab, tmp_path: Path) -> Iterator[tuple[str, str]]:
     server, base, _ = serve_instance(lab, url, "198.18.0.1:0")
     argv = _in_lab(lab, "agent", "--name", AGENT, "--queue", url, "--lab")
     argv += ["--credentials", str(tmp_path / "creds.toml"), "--poll-idle", "0.5", "--poll-busy", "0.5"]
+    argv += ["--state", str(tmp_path / "state")]
     agent = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         with open_queue(url) as queue:
@@ -61,6 +62,7 @@ def instance(lab: Lab, tmp_path: Path) -> Iterator[tuple[str, str]]:
                     break
                 queue.wait_for_work("mid.server.nobody", 0.1)
             assert queue.get_agent(AGENT) is not None, agent.communicate(timeout=10)[1][-1000:]
+            queue.update_agent(AGENT, validated=True)  # as `midprobe mid validate` does: a new MID waits for it
         yield f"{base}/console", url
     finally:
         _stop(agent)
