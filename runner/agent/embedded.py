@@ -19,6 +19,7 @@ from typing import Any
 
 from midprobe.capabilities.errors import PayloadError, QueueError
 from midprobe.runner.agent.daemon import Agent, AgentTimings
+from midprobe.runner.agent.lifecycle import MidLifecycle
 from midprobe.runner.agent.limits import PoolSizes
 from midprobe.runner.agent.probe_runner import TIMEOUT_PARAMETER, ProbeRunner
 from midprobe.runner.ecc.builders import new_output_record
@@ -81,6 +82,7 @@ class EmbeddedAgent:
             ),
             pools=pools or PoolSizes(),
             on_answered=self._answered,
+            lifecycle=MidLifecycle(raises_issues=False),
         )
         self._waiting: dict[str, asyncio.Future[None]] = {}
         self._task: asyncio.Task[object] | None = None

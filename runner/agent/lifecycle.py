@@ -58,6 +58,9 @@ class MidLifecycle:
     #: The agent's own credentials file was given: sealed credentials are not asked for.
     local_credentials: bool = False
     clock: Callable[[], datetime] = _utc_now
+    #: Whether this MID raises its own issues (an agent embedded in one command, such as `scan`'s,
+    #: raises none: no operator watches it).
+    raises_issues: bool = True
     #: Whether the last check found this MID allowed to work (validated, not paused or draining, of
     #: an accepted version); the agent claims only then, after taking its credentials.
     may_claim: bool = field(default=False, init=False)
@@ -216,6 +219,8 @@ class MidLifecycle:
             self._clear(queue, agent, ISSUE_SPOOL_GROWING)
 
     def _raise(self, queue: EccQueue, agent: str, kind: str, message: str) -> None:
+        if not self.raises_issues:
+            return
         try:
             queue.raise_issue(agent, kind, message)
             self._raised.add(kind)
