@@ -62,7 +62,8 @@ def instance(lab: Lab, tmp_path: Path) -> Iterator[tuple[str, str]]:
                     break
                 queue.wait_for_work("mid.server.nobody", 0.1)
             assert queue.get_agent(AGENT) is not None, agent.communicate(timeout=10)[1][-1000:]
-            queue.update_agent(AGENT, validated=True)  # as `midprobe mid validate` does: a new MID waits for it
+            # As `midprobe mid validate` does: a new MID waits for it.
+            queue.update_agent(AGENT, validated=True)
         yield f"{base}/console", url
     finally:
         _stop(agent)
