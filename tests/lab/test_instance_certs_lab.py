@@ -19,6 +19,7 @@ from midprobe.runner.instance.auth import open_users
 from midprobe.runner.lab import Lab, NamespaceThread
 from midprobe.runner.queue.url import open_queue, sqlite_url
 from tests.lab.instance_support import serve_instance
+from tests.support.trust import trust_every_agent
 
 pytestmark = pytest.mark.lab
 
@@ -28,7 +29,7 @@ RUNNER = [sys.executable, "-m", "midprobe.runner"]
 def test_a_client_certificate_logs_a_bound_mid_in_and_no_certificate_is_turned_away(
     lab: Lab, lab_thread: NamespaceThread, tmp_path: Path
 ) -> None:
-    url = sqlite_url(tmp_path / "ecc.db")
+    url = trust_every_agent(sqlite_url(tmp_path / "ecc.db"))  # about certificates, not validation
     with open_users(url) as users:
         users.add("mid1", "never-used-password-1", ("mid_server",), mids=("mid1",))
     output = new_output_record(agent="mid1", topic="HeartbeatProbe")
@@ -73,6 +74,7 @@ def test_a_client_certificate_logs_a_bound_mid_in_and_no_certificate_is_turned_a
                 *["ip", "netns", "exec", lab.scanner_namespace, *RUNNER, "agent", "--name", "mid1"],
                 *["--queue", base, "--user", "mid1", "--ca", str(ca), "--cert", str(cert), "--key", str(key)],
                 *["--once", "--lab", "--poll-busy", "0.2", "--spool", str(tmp_path / "spool")],
+                *["--state", str(tmp_path / "state")],
             ],
             capture_output=True,
             text=True,
