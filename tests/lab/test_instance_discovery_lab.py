@@ -95,6 +95,8 @@ class Agents:
                 "--lab",
                 "--spool",
                 str(self.spool(name)),
+                "--state",
+                str(self._workdir / "state" / name),
             ]
             argv += ["--capabilities", str(self._workdir / "caps.toml")]
             argv += ["--credentials", str(self._workdir / "creds.toml")]
@@ -164,6 +166,8 @@ def test_a_discovery_the_instance_runs_survives_the_instance_killed_mid_scan(
         deadline = time.monotonic() + 300
         with open_queue(url) as queue:
             _wait(queue, "both agents", lambda: all(queue.get_agent(n) for n in ("east", "west")), deadline)
+            for name in ("east", "west"):  # as `midprobe mid validate` does: a new MID waits for it
+                queue.update_agent(name, validated=True)
             argv = ["ip", "netns", "exec", lab.scanner_namespace, *RUNNER, "discover", "run", str(schedule)]
             discover = subprocess.Popen(
                 [*argv, *as_operator, "--lab"],
