@@ -45,6 +45,7 @@ PROFILE_ENV = "MIDPROBE_BENCH_PROFILE"
 def enqueue(url: str, agents: int, count: int) -> list[str]:
     records = [new_output_record(agent=f"bench{n % agents}", topic="HeartbeatProbe") for n in range(count)]
     with open_queue(url) as queue:
+        queue.set_setting("auto_validate", "true")  # the bench's agents are new MIDs run with --once
         queue.enqueue_many(records)
     return [record.sys_id for record in records]
 
