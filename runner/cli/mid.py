@@ -60,12 +60,9 @@ def _open(queue_url: str, user: str | None, ca_file: Path | None) -> EccQueue:
 
 
 def _registered(queue: EccQueue, name: str) -> AgentRegistration:
-    from midprobe.capabilities.errors import ConfigError
+    from midprobe.runner.queue.lifecycle import registered_agent
 
-    found = queue.get_agent(name)
-    if found is None:
-        raise ConfigError(f"no MID named {name!r} is registered on {queue.url}", field="NAME")
-    return found
+    return registered_agent(queue, name)
 
 
 @click.group("mid", cls=LazyGroup, lazy_commands=MID_COMMANDS)
@@ -73,34 +70,25 @@ def mid() -> None:
     """MID Servers: set one up on this machine, and their lifecycle: validation, keys, pause and drain, versions, issues (docs/agent.md)."""
 
 
-def _change(verb: str, done: str, **changes: Any) -> click.Command:
-    """One ``mid VERB NAME`` command making ``changes`` to the MID's registration."""
+def _action(verb: str) -> click.Command:
+    """One ``mid VERB NAME`` command: the MID action ``verb`` (the console's MID page offers the same)."""
+    from midprobe.runner.queue.lifecycle import MID_ACTIONS
+
+    action = MID_ACTIONS[verb]
 
     @instance_options
     @click.argument("name")
     def command(name: str, queue_url: str, user: str | None, ca_file: Path | None) -> None:
         with _open(queue_url, user, ca_file) as queue:
-            _registered(queue, name)
-            changed = queue.update_agent(name, **changes)
-        click.echo(f"{changed.short_name}: {done}")
+            changed = action.apply(queue, name)
+        click.echo(f"{changed.short_name}: {action.done}")
 
-    command.__doc__ = {
-        "validate": "Validate MID NAME: it may claim work and receive credentials sealed to its key.",
-        "invalidate": "Invalidate MID NAME: no work, its credentials dropped, a new key pair at its next check.",
-        "rekey": "Ask MID NAME for a new key pair; what was sealed to the old one opens no more.",
-        "pause": "Pause MID NAME: it claims nothing until resumed (work in flight finishes).",
-        "resume": "Resume a paused or drained MID NAME: it claims work again.",
-        "drain": "Drain MID NAME: it finishes its work in flight, claims nothing new, then shows Drained.",
-    }[verb]
+    command.__doc__ = action.summary
     return mid.command(verb)(command)
 
 
-_change("validate", "validated", validated=True)
-_change("invalidate", "invalidated", validated=False)
-_change("rekey", "rekey requested", rekey=True)
-_change("pause", "paused", admin_state="paused")
-_change("resume", "resumed", admin_state="")
-_change("drain", "draining", admin_state="draining")
+for _verb in ("validate", "invalidate", "rekey", "pause", "resume", "drain"):
+    _action(_verb)
 
 
 @mid.command("pin")

@@ -30,7 +30,7 @@ from midprobe.runner.instance.client_certs import certificate_user
 from midprobe.runner.instance.errors import TableApiError, bad_request, forbidden
 from midprobe.runner.instance.query import Row, parse_query
 from midprobe.runner.instance.tables import DEFAULT_SCAN_CAP, AgentTable, EccQueueTable, Page, Table
-from midprobe.runner.instance.throttle import LoginThrottle, login_keys
+from midprobe.runner.instance.throttle import LoginThrottle
 from midprobe.runner.instance.wake import WorkSignal
 from midprobe.runner.queue.base import EccQueue
 
@@ -209,18 +209,11 @@ class TableApi:
             name, password = credentials
             if certified is not None and name != certified:
                 raise _unauthenticated(f"the client certificate is user {certified}'s, not {name}'s")
-            keys = login_keys(name, request.client.host if request.client else None)
+            address = request.client.host if request.client else None
             recent = self._users.recently_verified(name, password)
-
-            def check() -> User | None:
-                checked = self._users.authenticate(
-                    name, password, before_scrypt=lambda: self._throttle.check(keys)
-                )
-                if checked is None:
-                    self._throttle.failed(keys)
-                return checked
-
-            verified = recent or await self.call(check)
+            verified = recent or await self.call(
+                lambda: self._throttle.authenticate(self._users, name, password, address)
+            )
             if verified is None:
                 raise _unauthenticated()
             user = verified

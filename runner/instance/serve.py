@@ -134,6 +134,7 @@ def serve(
     from midprobe.runner.instance.console import instance_console
     from midprobe.runner.instance.discoveries import DiscoveryService
     from midprobe.runner.instance.mid_tables import mid_tables
+    from midprobe.runner.instance.throttle import LoginThrottle
     from midprobe.runner.instance.wake import WorkSignal
     from midprobe.runner.queue.url import open_queue
 
@@ -153,6 +154,7 @@ def serve(
     try:
         with open_queue(queue_url, connections=DATABASE_CONNECTIONS) as queue, open_users(queue_url) as users:
             work_signal = WorkSignal()
+            throttle = LoginThrottle()  # the API's basic auth and the console's log-in form share it
             database = open_database(queue_url)
             discoveries = DiscoveryService(queue, database, capabilities=capabilities, signal=work_signal)
             app = create_app(
@@ -162,7 +164,10 @@ def serve(
                 signal=work_signal,
                 discoveries=discoveries,
                 tables=[*cmdb_tables(CmdbStore(database)), *mid_tables(queue, database, capabilities)],
-                console=instance_console(queue, users, database, discoveries),
+                console=instance_console(
+                    queue, users, database, discoveries, signal=work_signal, throttle=throttle
+                ),
+                throttle=throttle,
                 ca_pem=None if tls.ca is None else tls.ca.read_text(encoding="ascii"),
                 credentials=credentials,
                 wire_log=wire_log,

@@ -1,6 +1,7 @@
 """The failed-login throttle: each wrong password costs the instance one scrypt, so failures are rationed.
 
-A token bucket per user name and one per client address: a failed basic-auth check takes a
+A token bucket per user name and one per client address: a failed password check (basic auth
+on the API, the console's log-in form: one throttle serves both) takes a
 token from both; a check that would need a scrypt while either bucket is empty is refused
 with :class:`TooManyLogins` (HTTP 429 with ``Retry-After``) before hashing anything. A password
 the instance verified earlier is remembered without a scrypt (:mod:`.auth`), so a MID whose
@@ -14,9 +15,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from midprobe.runner.instance.errors import TableApiError
+
+if TYPE_CHECKING:
+    from midprobe.runner.instance.auth import User, UserStore
 
 DEFAULT_BURST: Final = 10
 """Failed logins a user name (or a client address) may have in a row."""
@@ -88,6 +92,15 @@ class LoginThrottle:
                     self._buckets.clear()
             for key in keys:
                 self._buckets[key] = _Bucket(max(0.0, self._level(key, now) - 1.0), now)
+
+    def authenticate(self, users: UserStore, name: str, password: str, address: str | None) -> User | None:
+        """``users.authenticate`` rationed: a scrypt only while ``name`` and ``address`` have tries left
+        (else :class:`TooManyLogins`), and a failure costs both a try. Blocking: call it off the event loop."""
+        keys = login_keys(name, address)
+        checked = users.authenticate(name, password, before_scrypt=lambda: self.check(keys))
+        if checked is None:
+            self.failed(keys)
+        return checked
 
 
 def login_keys(user: str, address: str | None) -> tuple[str, ...]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Final, Literal
 from midprobe.capabilities.errors import ConfigError
 
 if TYPE_CHECKING:
-    from midprobe.runner.queue.base import AgentRegistration
+    from midprobe.runner.queue.base import AgentRegistration, EccQueue
 
 AdminState = Literal["", "paused", "draining"]
 #: What an operator asked of a MID: nothing (``""``), ``paused`` (claims nothing until resumed),
@@ -120,6 +120,88 @@ def credentials_refusal(agent: AgentRegistration, accepted_major: str) -> str | 
 
 
 @dataclass(frozen=True)
+class MidAction:
+    """One thing an operator does to a MID (``midprobe mid VERB NAME``, the console's buttons)."""
+
+    verb: str
+    done: str
+    """What the MID is afterwards, as ``mid VERB`` prints it (``validated``)."""
+    summary: str
+    validated: bool | None = None
+    admin_state: AdminState | None = None
+    rekey: bool | None = None
+
+    def offered(self, agent: AgentRegistration) -> bool:
+        """Whether the action would change ``agent`` (the console offers only those)."""
+        if self.validated is not None:
+            return agent.validated != self.validated
+        if self.admin_state is not None:
+            return agent.admin_state != self.admin_state
+        return True
+
+    def apply(self, queue: EccQueue, name: str) -> AgentRegistration:
+        """Make the change to MID ``name`` on ``queue``; ``ConfigError`` when no such MID is registered."""
+        registered_agent(queue, name)
+        return queue.update_agent(
+            name, validated=self.validated, admin_state=self.admin_state, rekey=self.rekey
+        )
+
+
+def registered_agent(queue: EccQueue, name: str) -> AgentRegistration:
+    """MID ``name``'s registration on ``queue``; ``ConfigError`` (naming ``NAME``) when there is none."""
+    found = queue.get_agent(name)
+    if found is None:
+        raise ConfigError(f"no MID named {name!r} is registered on {queue.url}", field="NAME")
+    return found
+
+
+MID_ACTIONS: Final = {
+    action.verb: action
+    for action in (
+        MidAction(
+            "validate",
+            "validated",
+            "Validate MID NAME: it may claim work and receive credentials sealed to its key.",
+            validated=True,
+        ),
+        MidAction(
+            "invalidate",
+            "invalidated",
+            "Invalidate MID NAME: no work, its credentials dropped, a new key pair at its next check.",
+            validated=False,
+        ),
+        MidAction(
+            "rekey",
+            "rekey requested",
+            "Ask MID NAME for a new key pair; what was sealed to the old one opens no more.",
+            rekey=True,
+        ),
+        MidAction(
+            "pause",
+            "paused",
+            "Pause MID NAME: it claims nothing until resumed (work in flight finishes).",
+            admin_state="paused",
+        ),
+        MidAction(
+            "resume",
+            "resumed",
+            "Resume a paused or drained MID NAME: it claims work again.",
+            admin_state="",
+        ),
+        MidAction(
+            "drain",
+            "draining",
+            "Drain MID NAME: it finishes its work in flight, claims nothing new, then shows Drained.",
+            admin_state="draining",
+        ),
+    )
+}
+"""The operator's MID actions by verb, in the order ``midprobe mid --help`` and the console list them."""
+CONSOLE_MID_ACTIONS: Final = ("validate", "invalidate", "pause", "resume", "drain")
+"""The actions the console's MID page offers (a rekey stays a command)."""
+
+
+@dataclass(frozen=True)
 class AgentIssue:
     """One ``ecc_agent_issue`` row: something wrong with a MID, raised by the MID or the instance.
 
@@ -144,6 +226,7 @@ class AgentIssue:
 
 __all__ = [
     "ADMIN_STATES",
+    "CONSOLE_MID_ACTIONS",
     "ISSUE_CLOCK_SKEW",
     "ISSUE_NMAP_MISSING",
     "ISSUE_PROBE_FAILURES",
@@ -151,6 +234,7 @@ __all__ = [
     "ISSUE_SPOOL_GROWING",
     "ISSUE_STATES",
     "ISSUE_VERSION",
+    "MID_ACTIONS",
     "SETTINGS",
     "SETTING_ACCEPTED_MAJOR",
     "SETTING_AUTO_VALIDATE",
@@ -158,12 +242,14 @@ __all__ = [
     "AgentIssue",
     "IssueSource",
     "IssueState",
+    "MidAction",
     "check_admin_state",
     "check_issue_source",
     "check_issue_state",
     "credentials_refusal",
     "major_version",
     "midprobe_version",
+    "registered_agent",
     "version_refusal",
     "work_refusal",
 ]

@@ -21,11 +21,13 @@ from midprobe.runner.cmdb.store import CmdbStore
 from midprobe.runner.discovery.status import StatusStore
 from midprobe.runner.ecc.record import EccRecord
 from midprobe.runner.instance.api import create_app
-from midprobe.runner.instance.auth import UserStore
+from midprobe.runner.instance.auth import User, UserStore
 from midprobe.runner.instance.console import ConsoleStores, console_app
 from midprobe.runner.instance.console.sessions import SessionStore
 from midprobe.runner.instance.console.views import mid_view, optional_labels
+from midprobe.runner.instance.throttle import LoginThrottle
 from midprobe.runner.queue.base import AgentRegistration, EccQueue
+from midprobe.runner.queue.lifecycle import SETTING_AUTO_VALIDATE, registered_agent, work_refusal
 from tests.instance.conftest import ADMIN, MID
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -225,24 +227,116 @@ def test_the_mids_page_shows_status_validation_capabilities_and_ranges(
     assert client.get("/console/mids/nobody").status_code == 404
 
 
-def test_a_mids_issues_and_lifecycle_fields_are_shown_when_the_instance_has_them(
-    stores: Stores, queue: EccQueue, users: UserStore
+def test_a_mids_issues_are_shown_as_text_and_acknowledged_then_resolved_from_its_page(
+    client: TestClient, queue: EccQueue
 ) -> None:
     queue.register_agent(AgentRegistration("east"))
-    issues = {"east": [{"message": HOSTILE, "state": "New"}, {"message": "clock skew", "state": "Resolved"}]}
-    console = ConsoleStores(
-        queue, users, stores.cmdb, stores.status, mid_issues=lambda name: issues.get(name, [])
+    queue.register_agent(AgentRegistration("west"))
+    hostile = queue.raise_issue("east", "probe_failures", HOSTILE)
+    queue.raise_issue("east", "clock_skew", "clock skew")
+    other = queue.raise_issue("west", "nmap_missing", "nmap is not installed")
+    token = log_in(client)
+    assert "2 open" in client.get("/console/mids").text
+    detail = client.get("/console/mids/east").text
+    assert "clock skew" in detail
+    assert HOSTILE not in detail
+    assert "&lt;script&gt;" in detail
+    issue_url = f"/console/mids/east/issues/{hostile.sys_id}"
+    assert client.post(issue_url, data={"state": "Acknowledged"}).status_code == 403  # no CSRF token
+    assert queue.list_issues("east")[-1].state == "New"
+    acknowledged = client.post(issue_url, data={"csrf_token": token, "state": "Acknowledged"})
+    assert acknowledged.url.path == "/console/mids/east"
+    assert {issue.sys_id: issue.state for issue in queue.list_issues("east")}[
+        hostile.sys_id
+    ] == "Acknowledged"
+    client.post(issue_url, data={"csrf_token": token, "state": "Resolved"})
+    assert hostile.sys_id not in {issue.sys_id for issue in queue.list_issues("east")}  # open ones only
+    assert "1 open" in client.get("/console/mids").text
+    assert "Resolved" in client.get("/console/mids/east").text  # still listed on the MID's page
+    # West's issue is not east's to resolve; a bad state is named.
+    wrong = client.post(
+        f"/console/mids/east/issues/{other.sys_id}", data={"csrf_token": token, "state": "Resolved"}
     )
+    assert wrong.status_code == 404
+    assert queue.list_issues("west")[0].state == "New"
+    bad = client.post(issue_url, data={"csrf_token": token, "state": "Done"})
+    assert bad.status_code == 400
+    assert "not an issue state" in bad.text
+
+
+def test_a_new_mid_is_validated_paused_and_resumed_with_its_pages_buttons(
+    client: TestClient, queue: EccQueue
+) -> None:
+    queue.set_setting(SETTING_AUTO_VALIDATE, "false")
+    queue.register_agent(AgentRegistration("fresh"))
+    token = log_in(client)
+    page = client.get("/console/mids/fresh").text
+    assert 'value="validate"' in page
+    assert "Not validated" in page
+    assert client.post("/console/mids/fresh", data={"action": "validate"}).status_code == 403  # no CSRF
+    assert not registered_agent(queue, "fresh").validated
+    validated = client.post("/console/mids/fresh", data={"csrf_token": token, "action": "validate"})
+    assert validated.url.path == "/console/mids/fresh"
+    agent = registered_agent(queue, "fresh")
+    assert agent.validated
+    assert work_refusal(agent, "") is None  # it may claim work now
+    assert 'value="validate"' not in validated.text
+    assert 'value="invalidate"' in validated.text
+    client.post("/console/mids/fresh", data={"csrf_token": token, "action": "pause"})
+    assert work_refusal(registered_agent(queue, "fresh"), "") == "paused"
+    paused = client.get("/console/mids/fresh").text
+    assert 'value="resume"' in paused
+    assert 'value="pause"' not in paused
+    client.post("/console/mids/fresh", data={"csrf_token": token, "action": "resume"})
+    assert work_refusal(registered_agent(queue, "fresh"), "") is None
+    unknown = client.post("/console/mids/fresh", data={"csrf_token": token, "action": "explode"})
+    assert unknown.status_code == 400
+    assert "is not one of validate, invalidate, pause, resume, drain" in unknown.text
+    nobody = client.post("/console/mids/nobody", data={"csrf_token": token, "action": "validate"})
+    assert nobody.status_code == 404
+
+
+def test_only_an_admin_may_press_a_mids_buttons(stores: Stores, queue: EccQueue, users: UserStore) -> None:
+    queue.set_setting(SETTING_AUTO_VALIDATE, "false")
+    queue.register_agent(AgentRegistration("fresh"))
+    sessions = SessionStore()
+    watcher = sessions.start(User("watcher", ("discovery_admin",)))
+    app = create_app(queue, users, console=console_app(stores.console, sessions=sessions))
     with TestClient(
-        create_app(queue, users, console=console_app(console)), base_url="https://i.test"
+        app, base_url="https://instance.test", cookies={"midprobe_console": watcher.token}
     ) as client:
-        log_in(client)
-        listing = client.get("/console/mids").text
-        assert "1 open" in listing
-        detail = client.get("/console/mids/east").text
-        assert "clock skew" in detail
-        assert HOSTILE not in detail
-        assert "&lt;script&gt;" in detail
+        page = client.get("/console/mids/fresh").text
+        assert 'value="validate"' not in page
+        refused = client.post(
+            "/console/mids/fresh", data={"csrf_token": watcher.csrf_token, "action": "validate"}
+        )
+    assert refused.status_code == 403
+    assert "needs the admin role" in refused.text
+    assert not registered_agent(queue, "fresh").validated
+
+
+def test_failed_log_ins_are_throttled_as_the_apis_are(
+    stores: Stores, queue: EccQueue, users: UserStore
+) -> None:
+    now = [0.0]
+    throttle = LoginThrottle(burst=2, refill_seconds=30, clock=lambda: now[0])
+    app = create_app(queue, users, console=console_app(stores.console, throttle=throttle))
+    with TestClient(app, base_url="https://instance.test") as client:
+        form = client.get("/console/login").text
+        for _ in range(2):
+            wrong = client.post(
+                "/console/login", data={"csrf_token": csrf_of(form), "name": ADMIN[0], "password": "guess"}
+            )
+            assert wrong.status_code == 401
+            form = wrong.text
+        refused = client.post(
+            "/console/login", data={"csrf_token": csrf_of(form), "name": ADMIN[0], "password": ADMIN[1]}
+        )
+        assert refused.status_code == 429  # even the right password waits: no scrypt is spent
+        assert refused.headers["retry-after"] == "30"
+        assert "try again in 30 s" in refused.text
+        now[0] += 30
+        assert log_in(client)
 
 
 def _hostile_records(queue: EccQueue) -> EccRecord:

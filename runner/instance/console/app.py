@@ -10,7 +10,7 @@ scripts, framing and foreign resources (``Content-Security-Policy``).
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,11 +47,16 @@ from midprobe.runner.instance.console.views import (
 from midprobe.runner.instance.errors import TableApiError
 from midprobe.runner.instance.query import parse_query
 from midprobe.runner.instance.tables import EccQueueTable, record_row
+from midprobe.runner.instance.throttle import LoginThrottle, TooManyLogins
 from midprobe.runner.queue.base import EccQueue
+from midprobe.runner.queue.lifecycle import CONSOLE_MID_ACTIONS, MID_ACTIONS, check_issue_state
 
 HERE: Final = Path(__file__).parent
 CONSOLE_ROLE: Final = "admin"
 """The role a user needs to log in to the console (a ``mid_server`` user is an agent, not an operator)."""
+MID_ADMIN_ROLE: Final = "admin"
+"""The role a user needs to press a MID's buttons (validate, pause, ...) and handle its issues,
+as for ``midprobe mid ...`` over HTTPS."""
 MAP_NODE_LIMIT: Final = 200
 """CIs the whole network map is drawn for; past that the map page asks for a neighbourhood."""
 PAYLOAD_SHOWN: Final = 1_000_000
@@ -70,8 +75,6 @@ _SECURITY_HEADERS: Final = (
 #: Where the log-in page may send a user afterwards: a console path, nothing that leaves the site.
 _NEXT: Final = re.compile(r"/[A-Za-z0-9_./?=&%+-]*")
 
-MidIssues = Callable[[str], Sequence[Mapping[str, object]]]
-"""The issues of one MID (by short name), each a mapping of field -> value (``state``: New, Acknowledged, Resolved)."""
 DiscoveryStarter = Callable[[str, str | None, str], str]
 """Starts a discovery on the instance: (schedule TOML, credentials TOML or ``None``, user name) -> its status id;
 ``ConfigError`` naming what is wrong with the request."""
@@ -81,15 +84,16 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class ConsoleStores:
     """What the console reads: the instance's queue and users, and the CMDB and discovery status
-    in the same database. ``mid_issues`` lists a MID's issues when the instance keeps them;
-    ``start_discovery`` starts a discovery when the instance runs them (the console then offers a form)."""
+    in the same database. ``start_discovery`` starts a discovery when the instance runs them (the
+    console then offers a form); ``wake_agents`` wakes the agents' long polls after an operator's
+    change to a MID (a validated or resumed MID then claims its work at once)."""
 
     queue: EccQueue
     users: UserStore
     cmdb: CmdbStore
     status: StatusStore
-    mid_issues: MidIssues | None = None
     start_discovery: DiscoveryStarter | None = None
+    wake_agents: Callable[[], None] | None = None
 
 
 class ConsoleError(MidprobeError):
@@ -144,7 +148,10 @@ Handler = Callable[[Page], Awaitable[Response]]
 
 
 class Console:
-    """The console's handlers over ``stores``; ``sessions`` and ``clock`` are injectable for tests."""
+    """The console's handlers over ``stores``; ``sessions`` and ``clock`` are injectable for tests.
+
+    ``throttle`` rations failed log-ins (the instance passes the one its API uses, so the form and
+    basic auth draw on the same tries)."""
 
     def __init__(
         self,
@@ -152,9 +159,11 @@ class Console:
         *,
         sessions: SessionStore | None = None,
         clock: Callable[[], datetime] | None = None,
+        throttle: LoginThrottle | None = None,
     ) -> None:
         self.stores = stores
         self.sessions = sessions or SessionStore()
+        self.throttle = throttle or LoginThrottle()
         self._clock = clock or (lambda: datetime.now(UTC))
         self._ecc = EccQueueTable(stores.queue)
         self._templates = Environment(
@@ -289,7 +298,21 @@ class Console:
                 request, fresh, status=403, message="The log-in form had expired: log in again."
             )
         name, password = form.get("name", ""), form.get("password", "")
-        user = await self.call(lambda: self.stores.users.authenticate(name, password))
+        address = request.client.host if request.client else None
+        try:
+            user = await self.call(
+                lambda: self.throttle.authenticate(self.stores.users, name, password, address)
+            )
+        except TooManyLogins as error:
+            refused = self._login_page(
+                request,
+                session,
+                status=429,
+                message=f"Too many failed log-ins for this user or from this address: try again in {error.retry_after} s.",
+                name=name,
+            )
+            refused.headers["Retry-After"] = str(error.retry_after)
+            return refused
         if user is None:
             return self._login_page(
                 request, session, status=401, message="Wrong user name or password.", name=name
@@ -319,20 +342,21 @@ class Console:
     # -- the MIDs ------------------------------------------------------------------------------------------
 
     def _mid(self, name: str) -> Any:
-        agent = self.stores.queue.get_agent(name)
+        queue = self.stores.queue
+        agent = queue.get_agent(name)
         if agent is None:
             raise ConsoleError(404, f"no MID Server {name!r}")
-        issues = self.stores.mid_issues(agent.short_name) if self.stores.mid_issues else ()
-        return mid_view(agent, self._clock(), issues)
+        return mid_view(agent, self._clock(), queue.list_issues(agent.name, include_resolved=True))
 
     async def mids(self, page: Page) -> Response:
         now = self._clock()
 
         def load() -> list[Any]:
-            issues = self.stores.mid_issues
+            queue = self.stores.queue
+            open_issues = queue.list_issues()
             return [
-                mid_view(agent, now, issues(agent.short_name) if issues else ())
-                for agent in self.stores.queue.list_agents()
+                mid_view(agent, now, [issue for issue in open_issues if issue.agent == agent.name])
+                for agent in queue.list_agents()
             ]
 
         mids = await self.call(load)
@@ -352,7 +376,55 @@ class Console:
             mid = await self.call(lambda: self._mid(name))
         except ConfigError:
             raise ConsoleError(404, f"no MID Server {name!r}") from None
-        return self.render(page.request, "mid.html", page.session, title=mid.name, mid=mid)
+        return self.render(
+            page.request,
+            "mid.html",
+            page.session,
+            title=mid.name,
+            mid=mid,
+            may_act=page.user.has_role(MID_ADMIN_ROLE),
+        )
+
+    def _may_act(self, page: Page) -> str:
+        """The MID the POST is about; a 403 unless the user holds ``MID_ADMIN_ROLE``."""
+        if not page.user.has_role(MID_ADMIN_ROLE):
+            raise ConsoleError(
+                403, f"{page.user.name} may not change MIDs: it needs the {MID_ADMIN_ROLE} role"
+            )
+        return str(page.request.path_params["name"])
+
+    def _back_to_mid(self, page: Page, name: str) -> Response:
+        if self.stores.wake_agents is not None:
+            self.stores.wake_agents()
+        return RedirectResponse(f"{self.base(page.request)}/mids/{quote(name)}", status_code=303)
+
+    async def mid_action(self, page: Page) -> Response:
+        """A MID's button (Validate, Invalidate, Pause, Resume, Drain): what ``midprobe mid VERB NAME`` does."""
+        name = self._may_act(page)
+        verb = page.form.get("action", "")
+        if verb not in CONSOLE_MID_ACTIONS:
+            raise ConsoleError(400, f"action: {verb!r} is not one of {', '.join(CONSOLE_MID_ACTIONS)}")
+        try:
+            changed = await self.call(lambda: MID_ACTIONS[verb].apply(self.stores.queue, name))
+        except ConfigError:
+            raise ConsoleError(404, f"no MID Server {name!r}") from None
+        return self._back_to_mid(page, changed.short_name)
+
+    async def issue_state(self, page: Page) -> Response:
+        """Acknowledge or resolve one of the MID's issues (as ``midprobe mid issue ack|resolve ID``)."""
+        name = self._may_act(page)
+        sys_id = page.sys_id()
+        state = check_issue_state(page.form.get("state", ""))
+
+        def change() -> str:
+            agent = self.stores.queue.get_agent(name)
+            issues = [] if agent is None else self.stores.queue.list_issues(agent.name, include_resolved=True)
+            if agent is None or not any(issue.sys_id == sys_id for issue in issues):
+                raise ConsoleError(404, f"MID Server {name!r} has no issue {sys_id}")
+            self.stores.queue.set_issue_state(sys_id, state)
+            return agent.short_name
+
+        return self._back_to_mid(page, await self.call(change))
 
     # -- the ECC queue -------------------------------------------------------------------------------------
 
@@ -581,6 +653,8 @@ class Console:
             Route("/logout", self.page(self.logout), methods=["POST"]),
             Route("/mids", self.page(self.mids), methods=["GET"]),
             Route("/mids/{name}", self.page(self.mid), methods=["GET"]),
+            Route("/mids/{name}", self.page(self.mid_action), methods=["POST"]),
+            Route("/mids/{name}/issues/{sys_id}", self.page(self.issue_state), methods=["POST"]),
             Route("/ecc", self.page(self.ecc), methods=["GET"]),
             Route("/ecc/{sys_id}", self.page(self.ecc_record), methods=["GET"]),
             Route("/discoveries", self.page(self.discoveries), methods=["GET"]),
@@ -595,17 +669,19 @@ class Console:
         return _SecurityHeaders(Starlette(routes=routes, exception_handlers={HTTPException: self.not_found}))
 
 
-def console_app(stores: ConsoleStores, *, sessions: SessionStore | None = None) -> ASGIApp:
+def console_app(
+    stores: ConsoleStores, *, sessions: SessionStore | None = None, throttle: LoginThrottle | None = None
+) -> ASGIApp:
     """The console as an ASGI app, to be mounted at ``/console`` by the instance."""
-    return Console(stores, sessions=sessions).app()
+    return Console(stores, sessions=sessions, throttle=throttle).app()
 
 
 __all__ = [
     "CONSOLE_ROLE",
+    "MID_ADMIN_ROLE",
     "Console",
     "ConsoleError",
     "ConsoleStores",
     "DiscoveryStarter",
-    "MidIssues",
     "console_app",
 ]

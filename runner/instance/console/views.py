@@ -24,6 +24,7 @@ from midprobe.runner.ecc.record import (
 )
 from midprobe.runner.instance.tables import display_time
 from midprobe.runner.queue.base import AgentRegistration
+from midprobe.runner.queue.lifecycle import CONSOLE_MID_ACTIONS, MID_ACTIONS, AgentIssue
 
 ECC_PAGE_SIZE: Final = 100
 """ECC records one page of the queue view lists."""
@@ -111,6 +112,39 @@ def age(moment: datetime | None, now: datetime) -> str:
 
 
 @dataclass(frozen=True)
+class IssueView:
+    """One MID issue as the MID's page lists it (``actions``: the states an operator may move it to)."""
+
+    sys_id: str
+    kind: str
+    source: str
+    message: str
+    state: str
+    count: int
+    created: str
+    updated: str
+
+    @property
+    def actions(self) -> tuple[tuple[str, str], ...]:
+        """(state, button label) pairs: a New issue may be acknowledged, an open one resolved."""
+        offered = (("Acknowledged", "Acknowledge"),) if self.state == "New" else ()
+        return (*offered, ("Resolved", "Resolve")) if self.state != "Resolved" else offered
+
+
+def issue_view(issue: AgentIssue) -> IssueView:
+    return IssueView(
+        sys_id=issue.sys_id,
+        kind=issue.kind,
+        source=issue.source,
+        message=issue.message,
+        state=issue.state,
+        count=issue.count,
+        created=display_time(issue.created),
+        updated=display_time(issue.updated),
+    )
+
+
+@dataclass(frozen=True)
 class MidView:
     """One MID Server as the console shows it."""
 
@@ -127,7 +161,9 @@ class MidView:
     ip_ranges: tuple[str, ...]
     excluded_ip_ranges: tuple[str, ...]
     details: tuple[tuple[str, str], ...]
-    issues: tuple[Mapping[str, str], ...]
+    issues: tuple[IssueView, ...]
+    actions: tuple[tuple[str, str], ...]
+    """(verb, button label) of the MID actions that would change it (Validate, Pause, ...)."""
 
     def detail(self, label: str) -> str:
         """The value of the optional field ``label`` (``""`` when this MID lacks it)."""
@@ -135,7 +171,7 @@ class MidView:
 
     @property
     def open_issues(self) -> int:
-        return sum(1 for issue in self.issues if issue.get("state", "New") != "Resolved")
+        return sum(1 for issue in self.issues if issue.state != "Resolved")
 
 
 def _shown(value: object) -> str:
@@ -146,8 +182,8 @@ def _shown(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def mid_view(agent: AgentRegistration, now: datetime, issues: Sequence[Mapping[str, object]] = ()) -> MidView:
-    """``agent`` for the console; ``issues`` are its MID issues (each a mapping of field -> value)."""
+def mid_view(agent: AgentRegistration, now: datetime, issues: Iterable[AgentIssue] = ()) -> MidView:
+    """``agent`` for the console; ``issues`` are its MID issues (the queue's ``list_issues``)."""
     capabilities = tuple(
         name if value in ("", "*") else f"{name}={value}" for name, value in agent.capabilities
     )
@@ -170,7 +206,10 @@ def mid_view(agent: AgentRegistration, now: datetime, issues: Sequence[Mapping[s
         ip_ranges=agent.ip_ranges,
         excluded_ip_ranges=agent.excluded_ip_ranges,
         details=details,
-        issues=tuple({key: _shown(value) for key, value in issue.items()} for issue in issues),
+        issues=tuple(issue_view(issue) for issue in issues),
+        actions=tuple(
+            (verb, verb.capitalize()) for verb in CONSOLE_MID_ACTIONS if MID_ACTIONS[verb].offered(agent)
+        ),
     )
 
 
@@ -274,11 +313,13 @@ __all__ = [
     "OPTIONAL_MID_FIELDS",
     "DiscoveryView",
     "EccFilter",
+    "IssueView",
     "MidView",
     "PhaseView",
     "RelationView",
     "age",
     "discovery_view",
+    "issue_view",
     "mid_view",
     "optional_labels",
     "relation_views",
