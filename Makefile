@@ -15,7 +15,7 @@ DEMO_DIR ?= demo-output
 .PHONY: help system-deps venv lint typecheck test unit mutate demo bench classify-report zoo fixtures lab-map lab-down clean
 
 help:
-	@echo "make demo       set everything up, bring up the lab, run a discovery into the SQLite ECC queue"
+	@echo "make demo       set everything up, bring up the lab, the instance and a validated MID, discover the lab over HTTPS, print the console's address"
 	@echo "make test       set everything up, then ruff, mypy --strict and the whole test suite (lab included)"
 	@echo "make unit       only the fast tests that need no lab"
 	@echo "make mutate     hand-written mutants of the pure modules against their unit tests (slow)"
