@@ -12,13 +12,10 @@ import re
 import subprocess
 from dataclasses import dataclass
 
+from midprobe.probes.neighbour_table import LIMIT_SYSCTL
+
 __all__ = ["NeighbourTable", "neighbour_report", "parse_ntables", "read_ntables"]
 
-#: The sysctl that holds each table's hard limit.
-_LIMIT_SYSCTL = {
-    "arp_cache": "net.ipv4.neigh.default.gc_thresh3",
-    "ndisc_cache": "net.ipv6.neigh.default.gc_thresh3",
-}
 #: Share of the limit from which the table counts as nearly full.
 NEARLY_FULL = 0.9
 
@@ -74,7 +71,7 @@ def neighbour_report(tables: tuple[NeighbourTable, ...] | None) -> list[str]:
     use = ", ".join(f"{t.name} {t.entries} of {t.limit} entries" for t in tables)
     lines = [f"neighbour tables (shared by every lab): {use}"]
     for table in tables:
-        sysctl = _LIMIT_SYSCTL.get(table.name, "gc_thresh3")
+        sysctl = LIMIT_SYSCTL.get(table.name, "gc_thresh3")
         if table.overflows:
             lines.append(
                 f"warning: the kernel's {table.name} overflowed {table.overflows} time(s) since boot "
