@@ -303,8 +303,20 @@ def test_leaving_early_stops_the_scan(lab: Lab, lab_thread: NamespaceThread) -> 
 
 def test_ctrl_c_during_an_ecc_scan_to_a_file_marks_it_incomplete(lab: Lab, tmp_path: Path) -> None:
     output = tmp_path / "scan.xml"
-    # Slow on purpose (--rate): the scan is interrupted long before its 3,840 probes are sent.
-    argv = [sys.executable, "-m", "midprobe.runner", "scan", "--lab", "-n", "--no-banners", "--format", "ecc"]
+    # Slow on purpose (--rate, and -Pn so that all 256 addresses are port-scanned, not only the
+    # few live ones): the scan is interrupted long before its 2,048 probes are sent.
+    argv = [
+        sys.executable,
+        "-m",
+        "midprobe.runner",
+        "scan",
+        "--lab",
+        "-n",
+        "-Pn",
+        "--no-banners",
+        "--format",
+        "ecc",
+    ]
     argv += ["-o", str(output), "--rate", "40", "-p", "22,80,8080,9100,23,25,443,515", lab.network]
     process = subprocess.Popen(
         ["ip", "netns", "exec", lab.scanner_namespace, *argv],
