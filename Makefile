@@ -52,8 +52,10 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy -p midprobe.capabilities -p midprobe.probes -p midprobe.runner
 
+# Two workers (the machine's two cores): the lab tests run one after the other in one of them, on
+# one shared lab (tests/conftest.py groups them); the other tests are shared out beside them.
 test: system-deps venv lint typecheck
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadgroup
 
 unit: venv
 	$(PY) -m pytest -m "not lab and not postgres"

@@ -3,6 +3,10 @@
 Tests that use a PostgreSQL fixture are marked ``postgres`` automatically, so
 ``-m "not postgres"`` leaves them out; when they run and PostgreSQL is missing they
 FAIL with a message saying what to install (never a silent skip).
+
+Under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``) every ``lab`` test is put in one
+group, so they all run in one worker, one after the other, on the one lab that worker brings up;
+the other tests are shared out between the workers beside them.
 """
 
 from __future__ import annotations
@@ -10,20 +14,36 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import Phase, settings
+from hypothesis import HealthCheck, Phase, settings
 
 from tests.support.postgres import PostgresUnavailable, PrivatePostgres
 
+# The properties are what is checked, not how fast examples come: on a busy 2-core machine (the
+# lab tests run beside these) generation and a single example can take seconds, which must not
+# fail a test. So no per-example deadline and no "too slow" health check, for every profile.
+settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # For tests/mutation/mutate.py: a mutant is dead at its first failing example, so no shrinking.
-settings.register_profile("mutation", phases=(Phase.explicit, Phase.reuse, Phase.generate))
+settings.register_profile(
+    "mutation",
+    parent=settings.get_profile("default"),
+    phases=(Phase.explicit, Phase.reuse, Phase.generate),
+)
+settings.load_profile("default")
 
 POSTGRES_FIXTURES = frozenset({"postgres_server", "postgres_url", "postgres_database_url"})
 
 
+LAB_GROUP = "lab"
+"""The xdist group of every lab test: one worker, one lab, the tests in collection order."""
+
+
+@pytest.hookimpl(trylast=True)  # after tests/lab/conftest.py marked its tests ``lab``
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if POSTGRES_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.postgres)
+        if item.get_closest_marker("lab") is not None:
+            item.add_marker(pytest.mark.xdist_group(LAB_GROUP))
 
 
 @pytest.fixture(scope="session")
