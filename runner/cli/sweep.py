@@ -144,6 +144,9 @@ def _print(result: SweepResult, output_format: str) -> None:
         summary += f"; {result.fallback_reason}"
     if not result.complete:
         summary += f"; INCOMPLETE: {result.unchecked:,} addresses not checked"
+    if result.incomplete:  # never asked, so not known to be down
+        first = result.incomplete[0]
+        summary += f"; {len(result.incomplete):,} incomplete (e.g. {first.address}: {first.reason})"
     click.echo(summary, err=True)
 
 
