@@ -21,11 +21,13 @@ import click
 
 from midprobe.capabilities.errors import ConfigError, PortSpecError
 from midprobe.capabilities.numbers import NumberRange
+from midprobe.probes.neighbour_table import LIMIT_SYSCTL, OverflowCounts, overflowed_since, read_overflows
 from midprobe.probes.ports import format_ports, parse_ports
 from midprobe.probes.safety import TargetPolicy, require_lab_namespace, stays_on_loopback
 from midprobe.probes.shazzam import DEFAULT_PORTS
 from midprobe.probes.targets import TargetSpec
 from midprobe.probes.tcpscan.engine import ENGINE_CHOICES
+from midprobe.runner.cli.main import PartialResults
 from midprobe.runner.cli.nmap_flags import NmapFlagsCommand
 from midprobe.runner.cli.options import OUTPUT_FILE, NumberType, defaults_file_option, integer, seconds
 from midprobe.runner.scan.pipeline import ScanPipeline, ScanSettings, ScanStats
@@ -43,6 +45,7 @@ from midprobe.runner.scan.render import (
     Format,
     ProgressDisplay,
     ScanHeader,
+    incomplete_text,
     interrupted_text,
     make_writer,
     summary_line,
@@ -94,7 +97,8 @@ async def _run(
 
     On stderr: the summary after the scan (unless the table on stdout ends with it), and, with
     ``verbose_timing`` (``-v``: the timing), a line saying what is scanned how before it. ``quiet``
-    (``-q``): no progress bar, no note, no summary: only the results and errors.
+    (``-q``): no progress bar, no note, no summary: only the results and errors. A scan with
+    incomplete hosts ends with a warning line saying why and what to do, ``-q`` or not.
     """
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(BLOCKING_THREADS, "midprobe-scan"))
     pipeline = ScanPipeline(settings)
@@ -124,6 +128,7 @@ async def _run(
         # keeps its normal output on the terminal with -oX).
         summary_on_stderr = not quiet and not (output_format == "table" and output_path is None)
         complete = False
+        overflows_before = read_overflows()
         try:
             with (
                 _output(output_path) as stream,
@@ -146,6 +151,8 @@ async def _run(
         finally:
             if summary_on_stderr and pipeline.stats.engine:  # the scan ran (or was stopped running)
                 click.echo(_stderr_summary(pipeline.stats, header, output_path, complete=complete), err=True)
+            if pipeline.stats.incomplete:
+                click.echo(_incomplete_warning(pipeline.stats.incomplete, overflows_before), err=True)
     finally:
         await scan.aclose()  # a scan refused here never started; one that ran is stopped
     return pipeline.stats
@@ -159,6 +166,22 @@ def _stderr_summary(stats: ScanStats, header: ScanHeader, path: Path | None, *, 
     if not complete:
         text += f"; {interrupted_text(stats.scanned, header.addresses)}"
     return text
+
+
+def _incomplete_warning(hosts: int, before: OverflowCounts) -> str:
+    """The line saying how many hosts are incomplete, why, and what to do: raise the neighbour
+    tables' limits when one overflowed during the scan (its ``table_fulls`` counter moved)."""
+    text = f"midprobe: warning: {incomplete_text(hosts)}; they are not known to be down"
+    after = read_overflows()
+    sysctls = overflowed_since(before, after)
+    if sysctls:
+        return (
+            f"{text}; the neighbour table overflowed during the scan: raise {' and '.join(sysctls)} "
+            "(sysctl -w), or scan fewer addresses at once"
+        )
+    if not after.by_table:  # /proc/net/stat unreadable: either cause may be the one
+        return f"{text}; raise {' and '.join(LIMIT_SYSCTL.values())} (sysctl -w), or scan slower (--rate)"
+    return f"{text}; no neighbour table overflowed, so the send buffers were full: scan slower (--rate)"
 
 
 def _engine_choice(engine: str, *, syn_scan: bool, connect_scan: bool) -> str:
@@ -447,7 +470,7 @@ def scan(
         queue_url=queue_url,
     )
     note = None if no_dns else dns_note
-    asyncio.run(
+    stats = asyncio.run(
         _run(
             spec,
             settings,
@@ -459,3 +482,5 @@ def scan(
             quiet=quiet,
         )
     )
+    if stats.incomplete:  # partial results: said on stderr and in the output, and in the exit status
+        raise PartialResults

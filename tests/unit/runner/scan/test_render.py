@@ -377,3 +377,58 @@ def test_table_fits_an_80_column_terminal_cutting_only_the_long_columns() -> Non
     assert "EVIDENCE" not in lines[0]  # no room for it: left out, not wrapped
     # every cell stays in its column: no row spills onto a line of its own
     assert [row.split()[0] for row in rows] == ["198.18.0.10", "198.18.0.13", "2001:db8::7"]
+
+
+# --- incomplete hosts: the kernel refused their sends (ENOBUFS) --------------------------------
+
+REASON = "the kernel refused 9 sends (ENOBUFS: No buffer space available): its neighbour table was full"
+#: Nothing answered before its sends were refused: not known to be down.
+NEVER_ASKED = HostReport(address="198.18.0.12", engine="syn", alive=False, incomplete=REASON)
+#: Some ports answered, the others were never probed.
+HALF_ASKED = replace(UNKNOWN, incomplete=REASON)
+INCOMPLETE_STATS = ScanStats(scanned=256, alive=2, incomplete=2, reported=3, engine="syn")
+
+
+def test_json_line_of_an_incomplete_host_says_why() -> None:
+    assert json.loads(NEVER_ASKED.to_json_line())["incomplete"] == REASON
+    assert json.loads(HALF_ASKED.to_json_line())["open_tcp_ports"] == [8080]
+    assert "incomplete" not in json.loads(LINUX.to_json_line())
+
+
+def test_table_shows_an_incomplete_host_and_ends_saying_how_many() -> None:
+    out = io.StringIO()
+    writer = TableWriter(out)
+    writer.begin(HEADER)
+    for report in (LINUX, NEVER_ASKED, HALF_ASKED):
+        writer.write(report)
+    writer.end(INCOMPLETE_STATS)
+    lines = out.getvalue().splitlines()
+    rows = {line.split()[0]: index for index, line in enumerate(lines) if line.startswith("198.18.")}
+    assert lines[rows["198.18.0.12"]].split()[-1] == "incomplete"  # CLASS: neither a class nor "down"
+    assert lines[rows["198.18.0.12"] + 1] == f"    ! incomplete: {REASON}"
+    assert lines[rows["198.18.0.13"] + 1] == f"    ! incomplete: {REASON}"
+    assert lines[-2].startswith("2 host(s) up, 2 incomplete, 256 addresses scanned")
+    assert lines[-1] == (
+        "incomplete: 2 host(s) not fully scanned, the kernel refused sends to them "
+        "(ENOBUFS: neighbour table full or no buffer space)"
+    )
+
+
+def test_ecc_of_a_scan_with_incomplete_hosts_marks_them_and_the_payload(tmp_path: Path) -> None:
+    path = tmp_path / "scan.xml"
+    with path.open("w", encoding="utf-8") as stream:
+        writer = EccWriter(stream)
+        writer.begin(HEADER)
+        for report in (LINUX, NEVER_ASKED, HALF_ASKED):
+            writer.write(report)
+        writer.end(INCOMPLETE_STATS)
+    payload = decode_input_payload(path.read_text(encoding="utf-8"))
+    assert payload.result_code == 1
+    assert (payload.error or "").startswith("incomplete: 2 host(s) not fully scanned")
+    assert payload.echoed("complete") == "false"
+    assert payload.echoed("hosts_incomplete") == "2"
+    assert payload.echoed("hosts_scanned") == "256"
+    hosts = {host.ip: host for host in decode_results(payload.results).hosts}
+    assert hosts["198.18.0.10"].incomplete is None
+    assert (hosts["198.18.0.12"].alive, hosts["198.18.0.12"].incomplete) == (False, REASON)
+    assert (hosts["198.18.0.13"].alive, hosts["198.18.0.13"].incomplete) == (True, REASON)
