@@ -420,6 +420,9 @@ def scan(
 
     nmap's -sS, -sT, -sV, -O, -Pn, -T<0-5>, -v, -n, -p and -iL mean what they mean in nmap; its
     other flags are answered with the midprobe option to use.
+
+    A host whose sends the kernel kept refusing (ENOBUFS: its neighbour table full) is reported
+    incomplete, not down; a warning on stderr says what to raise, and the exit status is 1.
     """
     if verbose and quiet:
         raise ConfigError("-v/--verbose and -q/--quiet ask for opposite things: give one", field="--quiet")

@@ -279,7 +279,8 @@ class ScanPipeline:
         return answer
 
     async def run(self, targets: TargetSpec) -> AsyncGenerator[HostReport, None]:
-        """Scan ``targets`` (expanded lazily) and yield a report per host that answered, as it finishes."""
+        """Scan ``targets`` (expanded lazily) and yield a report per host that answered (or is
+        incomplete: the kernel refused its sends), as it finishes."""
         scan = await self.prepare(targets)
         reports = self.reports(scan)
         try:
@@ -289,7 +290,8 @@ class ScanPipeline:
             await reports.aclose()
 
     async def reports(self, scan: PortScan) -> AsyncGenerator[HostReport, None]:
-        """Run the prepared port scan and yield a report per host that answered, as it finishes."""
+        """Run the prepared port scan and yield a report per host that answered (or is incomplete),
+        as it finishes."""
         settings = self.settings
         self.stats = ScanStats(engine=scan.engine)
 
