@@ -27,8 +27,9 @@ __all__ = [
 
 #: Sends the kernel may refuse for one host ("no buffer space", ``ENOBUFS``/``EAGAIN``/``ENOMEM``:
 #: its neighbour table is full, or the send buffer is) before that host is given up as incomplete.
-#: Each refusal pauses sending (a backoff up to 50 ms), so this bounds the time lost on one host.
-SEND_RETRY_BUDGET = 8
+#: Each refusal pauses sending (the SYN engine backs off up to 50 ms: about 0.7 s in all), so a
+#: short squeeze is waited out and a lasting one costs a bounded time per host.
+SEND_RETRY_BUDGET = 16
 
 
 def send_refused_reason(refusals: int, error_number: int | None) -> str:

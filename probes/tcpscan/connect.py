@@ -378,10 +378,12 @@ class _ConnectRun:
     def _shortage(self, host: _ConnectHost, port: int, attempt: int, error: OSError) -> None:
         """Out of sockets, buffers or source ports: send less until some answer, and put the probe
         back, unless its host is over its budget: then the host is given up as incomplete (with
-        its ports not tried yet) and the scan goes on with the others."""
+        its ports not tried yet) and the scan goes on with the others. Only a shortage with no
+        probe waiting counts (a waiting probe frees its socket when it ends; then the loop
+        pauses 20 ms between tries)."""
         self.shortages += 1
         self.max_in_flight = max(16, min(self.max_in_flight, len(self.inflight)) * 3 // 4)
-        if not host.refused_send(error.errno, self.send_retry_budget):
+        if self.inflight or not host.refused_send(error.errno, self.send_retry_budget):
             self.retry.appendleft((host, port, attempt))
             return
         self.cursor = host.give_up(self.current, self.cursor, len(self.ports))

@@ -21,7 +21,7 @@ import click
 
 from midprobe.capabilities.errors import ConfigError, PortSpecError
 from midprobe.capabilities.numbers import NumberRange
-from midprobe.probes.neighbour_table import LIMIT_SYSCTL, OverflowCounts, overflowed_since, read_overflows
+from midprobe.probes.neighbour_table import read_overflows
 from midprobe.probes.ports import format_ports, parse_ports
 from midprobe.probes.safety import TargetPolicy, require_lab_namespace, stays_on_loopback
 from midprobe.probes.shazzam import DEFAULT_PORTS
@@ -45,7 +45,7 @@ from midprobe.runner.scan.render import (
     Format,
     ProgressDisplay,
     ScanHeader,
-    incomplete_text,
+    incomplete_warning,
     interrupted_text,
     make_writer,
     summary_line,
@@ -152,7 +152,8 @@ async def _run(
             if summary_on_stderr and pipeline.stats.engine:  # the scan ran (or was stopped running)
                 click.echo(_stderr_summary(pipeline.stats, header, output_path, complete=complete), err=True)
             if pipeline.stats.incomplete:
-                click.echo(_incomplete_warning(pipeline.stats.incomplete, overflows_before), err=True)
+                warning = incomplete_warning(pipeline.stats.incomplete, overflows_before, read_overflows())
+                click.echo(f"midprobe: warning: {warning}", err=True)
     finally:
         await scan.aclose()  # a scan refused here never started; one that ran is stopped
     return pipeline.stats
@@ -166,22 +167,6 @@ def _stderr_summary(stats: ScanStats, header: ScanHeader, path: Path | None, *, 
     if not complete:
         text += f"; {interrupted_text(stats.scanned, header.addresses)}"
     return text
-
-
-def _incomplete_warning(hosts: int, before: OverflowCounts) -> str:
-    """The line saying how many hosts are incomplete, why, and what to do: raise the neighbour
-    tables' limits when one overflowed during the scan (its ``table_fulls`` counter moved)."""
-    text = f"midprobe: warning: {incomplete_text(hosts)}; they are not known to be down"
-    after = read_overflows()
-    sysctls = overflowed_since(before, after)
-    if sysctls:
-        return (
-            f"{text}; the neighbour table overflowed during the scan: raise {' and '.join(sysctls)} "
-            "(sysctl -w), or scan fewer addresses at once"
-        )
-    if not after.by_table:  # /proc/net/stat unreadable: either cause may be the one
-        return f"{text}; raise {' and '.join(LIMIT_SYSCTL.values())} (sysctl -w), or scan slower (--rate)"
-    return f"{text}; no neighbour table overflowed, so the send buffers were full: scan slower (--rate)"
 
 
 def _engine_choice(engine: str, *, syn_scan: bool, connect_scan: bool) -> str:

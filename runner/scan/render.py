@@ -17,6 +17,7 @@ from ipaddress import ip_address
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, Literal, Protocol, TextIO
 
+from midprobe.probes.neighbour_table import LIMIT_SYSCTL, OverflowCounts, overflowed_since
 from midprobe.runner.scan.pipeline import ScanStats
 from midprobe.runner.scan.report import HostReport
 
@@ -39,6 +40,7 @@ __all__ = [
     "ScanHeader",
     "TableWriter",
     "incomplete_text",
+    "incomplete_warning",
     "interrupted_text",
     "make_writer",
     "summary_line",
@@ -87,6 +89,21 @@ def incomplete_text(hosts: int) -> str:
         f"incomplete: {hosts:,} host(s) not fully scanned, the kernel refused sends to them "
         "(ENOBUFS: neighbour table full or no buffer space)"
     )
+
+
+def incomplete_warning(hosts: int, before: OverflowCounts, after: OverflowCounts) -> str:
+    """The warning after a scan with incomplete hosts: how many, why, and what to do. The neighbour
+    tables' overflow counters read ``before`` and ``after`` the scan tell which limit to raise."""
+    text = f"{incomplete_text(hosts)}; they are not known to be down"
+    sysctls = overflowed_since(before, after)
+    if sysctls:
+        return (
+            f"{text}; the neighbour table overflowed during the scan: raise {' and '.join(sysctls)} "
+            "(sysctl -w), or scan fewer addresses at once"
+        )
+    if not after.by_table:  # /proc/net/stat unreadable: either cause may be the one
+        return f"{text}; raise {' and '.join(LIMIT_SYSCTL.values())} (sysctl -w), or scan slower (--rate)"
+    return f"{text}; no neighbour table overflowed, so the send buffers were full: scan slower (--rate)"
 
 
 class _Stream:

@@ -126,8 +126,9 @@ def test_scan_says_how_many_hosts_are_incomplete_and_why_and_exits_1(
         "midprobe: warning: incomplete: 1 host(s) not fully scanned, the kernel refused sends to them "
         "(ENOBUFS: neighbour table full or no buffer space); they are not known to be down; "
     )
-    # The neighbour table did not overflow (the refusals were the test's): the other advice.
-    assert "gc_thresh3" in warning or "scan slower (--rate)" in warning
+    # Which advice follows is the machine's neighbour-table counters' to say (other scans may fill
+    # the shared table meanwhile); each names what to do.
+    assert warning.endswith(("or scan fewer addresses at once", "scan slower (--rate)")), warning
     assert "2 host(s) up, 1 incomplete, 3 addresses scanned" in err
 
 

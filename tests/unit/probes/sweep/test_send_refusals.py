@@ -87,7 +87,7 @@ def test_the_sweep_result_lists_an_incomplete_address_and_the_scan_reads_it_back
         probes_sent=9,
         elapsed_ms=5,
         complete=True,
-        incomplete=(IncompleteHost("198.18.0.2", "the kernel refused 9 sends (ENOBUFS: ...)"),),
+        incomplete=(IncompleteHost("198.18.0.2", "the kernel refused 17 sends (ENOBUFS: ...)"),),
     )
     element = encode_sweep(result)
     summary = element.find("sweep")
@@ -95,6 +95,6 @@ def test_the_sweep_result_lists_an_incomplete_address_and_the_scan_reads_it_back
     assert summary.get("incomplete") == "1"
     (host,) = summary.iter("host")
     assert (host.get("ip"), host.get("alive")) == ("198.18.0.2", "false")
-    assert host.get("incomplete", "").startswith("the kernel refused 9 sends")
+    assert host.get("incomplete", "").startswith("the kernel refused 17 sends")
     reading = read_sweep(decode_input_payload(encode_input_payload([element], probe_time_ms=5)))
     assert (reading.alive, reading.incomplete) == (frozenset(), frozenset({"198.18.0.2"}))

@@ -29,7 +29,9 @@ def test_an_incomplete_shazzam_host_carries_why() -> None:
     result = encode_shazzam(
         ShazzamResult(
             hosts=(
-                ShazzamHost("198.18.0.12", False, False, "", "", (), incomplete="the kernel refused 9 sends"),
+                ShazzamHost(
+                    "198.18.0.12", False, False, "", "", (), incomplete="the kernel refused 17 sends"
+                ),
             ),
             engine="syn",
             ports=(22,),
@@ -37,7 +39,7 @@ def test_an_incomplete_shazzam_host_carries_why() -> None:
         )
     )
     (host,) = read_shazzam(decode_input_payload(encode_input_payload(result, probe_time_ms=1)))
-    assert (host.alive, host.incomplete) == (False, "the kernel refused 9 sends")
+    assert (host.alive, host.incomplete) == (False, "the kernel refused 17 sends")
 
 
 def _host(*ports: int) -> ScannedHost:

@@ -12,10 +12,17 @@ import hypothesis.strategies as st
 from hypothesis import given, settings
 from rich.console import Console
 
+from midprobe.probes.neighbour_table import OverflowCounts
 from midprobe.probes.shazzam import ShazzamScanner, decode_results
 from midprobe.runner.ecc.payload import decode_input_payload
 from midprobe.runner.scan.pipeline import ScanStats
-from midprobe.runner.scan.render import EccWriter, JsonLinesWriter, ScanHeader, TableWriter
+from midprobe.runner.scan.render import (
+    EccWriter,
+    JsonLinesWriter,
+    ScanHeader,
+    TableWriter,
+    incomplete_warning,
+)
 from midprobe.runner.scan.report import HostReport
 
 HEADER = ScanHeader(targets="198.18.0.0/24", ports="22,80,9100", engine="connect", addresses=256)
@@ -381,7 +388,7 @@ def test_table_fits_an_80_column_terminal_cutting_only_the_long_columns() -> Non
 
 # --- incomplete hosts: the kernel refused their sends (ENOBUFS) --------------------------------
 
-REASON = "the kernel refused 9 sends (ENOBUFS: No buffer space available): its neighbour table was full"
+REASON = "the kernel refused 17 sends (ENOBUFS: No buffer space available): its neighbour table was full"
 #: Nothing answered before its sends were refused: not known to be down.
 NEVER_ASKED = HostReport(address="198.18.0.12", engine="syn", alive=False, incomplete=REASON)
 #: Some ports answered, the others were never probed.
@@ -432,3 +439,27 @@ def test_ecc_of_a_scan_with_incomplete_hosts_marks_them_and_the_payload(tmp_path
     assert hosts["198.18.0.10"].incomplete is None
     assert (hosts["198.18.0.12"].alive, hosts["198.18.0.12"].incomplete) == (False, REASON)
     assert (hosts["198.18.0.13"].alive, hosts["198.18.0.13"].incomplete) == (True, REASON)
+
+
+def test_the_warning_names_the_limit_of_the_neighbour_table_that_overflowed_during_the_scan() -> None:
+    before = OverflowCounts({"arp_cache": 3, "ndisc_cache": 0})
+    after = OverflowCounts({"arp_cache": 40, "ndisc_cache": 0})
+    warning = incomplete_warning(2, before, after)
+    assert warning.startswith("incomplete: 2 host(s) not fully scanned, the kernel refused sends to them")
+    assert warning.endswith(
+        "the neighbour table overflowed during the scan: raise net.ipv4.neigh.default.gc_thresh3 "
+        "(sysctl -w), or scan fewer addresses at once"
+    )
+
+
+def test_the_warning_without_an_overflow_blames_the_send_buffers() -> None:
+    counts = OverflowCounts({"arp_cache": 3, "ndisc_cache": 1})
+    assert incomplete_warning(1, counts, counts).endswith(
+        "no neighbour table overflowed, so the send buffers were full: scan slower (--rate)"
+    )
+
+
+def test_the_warning_when_the_counters_cannot_be_read_names_both_limits() -> None:
+    unknown = OverflowCounts({})
+    warning = incomplete_warning(1, unknown, unknown)
+    assert "raise net.ipv4.neigh.default.gc_thresh3 and net.ipv6.neigh.default.gc_thresh3" in warning
