@@ -87,7 +87,8 @@ class HostScan:
     #: Name of the engine that scanned it (``connect`` or ``syn``).
     engine: str
     #: Why some of its ports were never decided (the kernel kept refusing the sends); ``None`` when
-    #: every port was. An incomplete host is not "down": nothing is known of the ports not probed.
+    #: every port was. An incomplete host is not "down": nothing is known of the ports not probed,
+    #: which are in none of the counts above.
     incomplete: str | None = None
 
     @property

@@ -364,7 +364,8 @@ class _SynRun:
 
     def _send_one(self, host: _SynHost, port: int, attempt: int, now: float) -> bool:
         """Send one probe (the general path, used for retransmissions); ``False`` = try later."""
-        if host.incomplete is not None:  # given up: its queued retransmissions are not sent
+        if host.incomplete is not None:  # given up: a queued retransmission is not sent
+            host.unanswered += 1
             self._decided(host)
             return True
         sender = self._sender_for(host) if not host.unreachable else None
