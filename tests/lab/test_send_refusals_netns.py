@@ -11,6 +11,7 @@ status and the outputs are the command's own.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ import pytest
 
 from midprobe.probes import shazzam
 from midprobe.probes.shazzam import decode_results
+from midprobe.probes.sweep import host_sweep
 from midprobe.probes.sweep.common import EngineOptions
 from midprobe.probes.sweep.raw import RawSweeper
 from midprobe.probes.sweep.routes import read_routing
@@ -162,3 +164,26 @@ def test_scan_table_shows_the_incomplete_host(
     assert lines[row].split()[-1] == "incomplete"
     assert lines[row + 1].startswith("    ! incomplete: the kernel refused")
     assert lines[-1].startswith("incomplete: 1 host(s) not fully scanned")
+
+
+def test_sweep_lists_the_address_it_could_not_ask_as_incomplete(
+    netns: PrivateNamespace, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    refusals = Refusals(REFUSED, passthrough=True)
+    monkeypatch.setattr(
+        host_sweep, "RawSweeper", functools.partial(RawSweeper, open_icmp=refusals.icmp_socket)
+    )
+
+    def run() -> int:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["sweep", "--lab", "--method", "icmp", "--wait", "500", "--format", "json", "127.0.0.1-3"])
+        return int(exit_info.value.code or 0)
+
+    assert netns.call(run) == 0
+    captured = capsys.readouterr()
+    lines = {data["address"]: data for data in map(json.loads, captured.out.splitlines())}
+    assert sorted(lines) == ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+    assert lines["127.0.0.1"]["method"] == "icmp"
+    assert "ENOBUFS" in lines[REFUSED]["incomplete"]
+    assert "2 of 3 addresses answered (icmp); 0 silent, 0 unreachable" in captured.err
+    assert "; 1 incomplete (the kernel refused the requests: ENOBUFS)" in captured.err
