@@ -334,14 +334,16 @@ def test_table_of_an_interrupted_scan_ends_with_what_was_scanned() -> None:
     assert out.getvalue().splitlines()[-1] == "interrupted: 12 of 256 addresses scanned"
 
 
-def _table(reports: list[HostReport], header: ScanHeader = HEADER, **console: object) -> list[str]:
+def _table(
+    reports: list[HostReport], header: ScanHeader = HEADER, stats: ScanStats = STATS, **console: object
+) -> list[str]:
     out = io.StringIO()
     terminal = Console(file=out, no_color=True, highlight=False, **console) if console else None  # type: ignore[arg-type]
     writer = TableWriter(out, console=terminal)
     writer.begin(header)
     for report in reports:
         writer.write(report)
-    writer.end(STATS)
+    writer.end(stats)
     return out.getvalue().splitlines()
 
 
@@ -403,13 +405,7 @@ def test_json_line_of_an_incomplete_host_says_why() -> None:
 
 
 def test_table_shows_an_incomplete_host_and_ends_saying_how_many() -> None:
-    out = io.StringIO()
-    writer = TableWriter(out)
-    writer.begin(HEADER)
-    for report in (LINUX, NEVER_ASKED, HALF_ASKED):
-        writer.write(report)
-    writer.end(INCOMPLETE_STATS)
-    lines = out.getvalue().splitlines()
+    lines = _table([LINUX, NEVER_ASKED, HALF_ASKED], stats=INCOMPLETE_STATS)
     rows = {line.split()[0]: index for index, line in enumerate(lines) if line.startswith("198.18.")}
     assert lines[rows["198.18.0.12"]].split()[-1] == "incomplete"  # CLASS: neither a class nor "down"
     assert lines[rows["198.18.0.12"] + 1] == f"    ! incomplete: {REASON}"
