@@ -4,8 +4,10 @@ read what the open ports say (``BannerTCP``, ``HTTP``/``HTTPS``) and, only when 
 Per IP it reports ``alive`` (something answered), ``active`` (a TCP port open), ``hostName`` and
 ``domainName``; per port a ``GenericTCP`` ``<scanner>`` with ``result`` ``open`` or ``refused``, and one
 more ``<scanner>`` per reading (a banner, an HTTP ``Server`` header, a sysObjectID). The readings
-come from BannerSniff's code (``probes/banner.py``). Silent IPs are left out. The XML nesting
-(our choice, see docs/shazzam.md)::
+come from BannerSniff's code (``probes/banner.py``). Silent IPs are left out; an IP whose ports
+were not all probed because the kernel kept refusing the sends (ENOBUFS: its neighbour table full)
+is listed with ``incomplete="why"``, whatever answered. The XML nesting (our choice, see
+docs/shazzam.md)::
 
     <result engine="syn" ports="22,80" hosts_scanned="256" hosts_alive="1">
       <host ip="198.18.0.10" alive="true" active="true" hostName="linux1" domainName="lab.example.test">
@@ -200,7 +202,7 @@ class ShazzamScanner:
 
 @dataclass(frozen=True)
 class ShazzamHost:
-    """One IP that answered (a ``<host>`` element); empty names mean unknown."""
+    """One IP that answered, or whose scan is incomplete (a ``<host>`` element); empty names mean unknown."""
 
     ip: str
     alive: bool
@@ -208,6 +210,8 @@ class ShazzamHost:
     host_name: str
     domain_name: str
     scanners: tuple[ShazzamScanner, ...]
+    #: Why some ports were never probed (``HostScan.incomplete``); ``None``: every port was.
+    incomplete: str | None = None
 
     @property
     def open_ports(self) -> tuple[int, ...]:
@@ -341,6 +345,7 @@ def to_shazzam_host(scan: HostScan, *, list_refused: bool, name: str | None = No
         host_name=host_name,
         domain_name=domain_name,
         scanners=scanners,
+        incomplete=scan.incomplete,
     )
 
 
@@ -410,6 +415,8 @@ def encode_host(host: ShazzamHost) -> ET.Element:
         hostName=host.host_name,
         domainName=host.domain_name,
     )
+    if host.incomplete is not None:
+        element.set("incomplete", host.incomplete)
     for scanner in host.scanners:
         scanner_element(
             element,
@@ -433,8 +440,11 @@ def encode_shazzam(result: ShazzamResult) -> list[ET.Element]:
         engine=result.engine,
         ports=format_ports(result.ports),
         hosts_scanned=str(result.hosts_scanned),
-        hosts_alive=str(len(result.hosts)),
+        hosts_alive=str(sum(host.alive for host in result.hosts)),
     )
+    incomplete = sum(host.incomplete is not None for host in result.hosts)
+    if incomplete:
+        element.set("hosts_incomplete", str(incomplete))
     element.extend(encode_host(host) for host in result.hosts)
     return [element]
 
@@ -485,6 +495,7 @@ def _decode_host(element: ET.Element) -> ShazzamHost:
         host_name=element.get("hostName", ""),
         domain_name=element.get("domainName", ""),
         scanners=tuple(scanners),
+        incomplete=element.get("incomplete"),
     )
 
 
@@ -525,9 +536,12 @@ def _off_the_loop(function: Callable[[str], T]) -> Callable[[str], Awaitable[T]]
 
 
 def _worth_reading(scanned: HostScan, params: ShazzamParams) -> bool:
-    """A host that answered TCP, or a silent one the SNMP tap may still reach (the network did not
-    already say it is unreachable); the other silent addresses are done."""
-    return scanned.alive or (params.snmp_public and not scanned.unreachable)
+    """A host that answered TCP, or whose scan is incomplete (reported either way), or a silent one
+    the SNMP tap may still reach (the network did not already say it is unreachable); the other
+    silent addresses are done."""
+    if scanned.alive or scanned.incomplete is not None:
+        return True
+    return params.snmp_public and not scanned.unreachable
 
 
 @dataclass(frozen=True)
@@ -633,8 +647,9 @@ class ShazzamProbe:
         extra: Sequence[ShazzamScanner],
         names: AsyncReverseResolver | None,
     ) -> ShazzamHost | None:
-        """The ``<host>`` of one scanned address with the other scanners' readings; ``None`` if silent."""
-        if not scanned.alive and not extra:
+        """The ``<host>`` of one scanned address with the other scanners' readings; ``None`` if silent
+        (an incomplete one is never silent: nothing is known of the ports not probed)."""
+        if not scanned.alive and not extra and scanned.incomplete is None:
             return None
         name = None
         if names is not None and scanned.host_name is None:

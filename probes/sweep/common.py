@@ -60,6 +60,9 @@ class Tally:
     unreachable: int = 0
     #: Addresses that never answered any attempt.
     silent: int = 0
+    #: Addresses given up because the kernel kept refusing their requests (ENOBUFS: neighbour table
+    #: or send buffer full), with why: not known to be down.
+    incomplete: list[tuple[Target, str]] = field(default_factory=list)
     #: Probes sent (packets, or connection attempts).
     sent: int = 0
     #: False when the deadline stopped the engine before every address was decided.
@@ -67,7 +70,7 @@ class Tally:
 
     @property
     def decided(self) -> int:
-        return len(self.alive) + self.unreachable + self.silent
+        return len(self.alive) + self.unreachable + self.silent + len(self.incomplete)
 
 
 class TokenGate:

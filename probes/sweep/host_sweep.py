@@ -4,7 +4,8 @@ Request: targets in nmap syntax (``targets``, else the record's ``source``), ``e
 ``method`` (``auto``/``arp``/``icmp``/``tcp``), ``tcp_ports``, ``wait`` (ms per attempt),
 ``retries``, ``rate`` (probes per second), ``sweep_timeout`` (ms overall), ``max_addresses``.
 Result: ``<result><sweep ...><host ip=".." method="arp" rtt_ms=".." mac=".."/>...</sweep></result>``;
-silent addresses are omitted, as Shazzam omits them. See docs/sweep.md.
+silent addresses are omitted, as Shazzam omits them; an address the kernel would not send to (ENOBUFS)
+is listed as ``<host ip=".." alive="false" incomplete="why"/>``. See docs/sweep.md.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "PROBE",
     "AliveHost",
     "HostSweepProbe",
+    "IncompleteHost",
     "SweepParams",
     "SweepResult",
     "encode_sweep",
@@ -83,6 +85,14 @@ class AliveHost:
 
 
 @dataclass(frozen=True)
+class IncompleteHost:
+    """An address given up because the kernel kept refusing its requests: not known to be down."""
+
+    address: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class SweepResult:
     """What a sweep found; ``alive`` is sorted by address."""
 
@@ -101,6 +111,8 @@ class SweepResult:
     probes_sent: int
     elapsed_ms: int
     complete: bool
+    #: Addresses never asked (the kernel refused the requests), sorted by address.
+    incomplete: tuple[IncompleteHost, ...] = ()
 
 
 # --- parameters (pure) ----------------------------------------------------------------------------
@@ -229,6 +241,10 @@ async def sweep(params: SweepParams, context: ProbeContext) -> SweepResult:
         probes_sent=tally.sent,
         elapsed_ms=round((time.monotonic() - started) * 1000),
         complete=tally.complete and tally.decided >= total,
+        incomplete=tuple(
+            IncompleteHost(str(target.address), reason)
+            for target, reason in sorted(tally.incomplete, key=lambda item: int(item[0].address))
+        ),
     )
 
 
@@ -279,6 +295,8 @@ def encode_sweep(result: SweepResult) -> ET.Element:
         "elapsed_ms": str(result.elapsed_ms),
         "complete": flag(result.complete),
     }
+    if result.incomplete:
+        attributes["incomplete"] = str(len(result.incomplete))
     if result.fallback_reason:
         attributes["fallback"] = result.fallback_reason
     summary = ET.SubElement(element, "sweep", attributes)
@@ -293,6 +311,8 @@ def encode_sweep(result: SweepResult) -> ET.Element:
             entry.set("port", str(host.port))
         if host.port_state:
             entry.set("port_result", host.port_state)
+    for undecided in result.incomplete:
+        ET.SubElement(summary, "host", ip=undecided.address, alive="false", incomplete=undecided.reason)
     return element
 
 

@@ -18,14 +18,15 @@ import secrets
 import socket
 import struct
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 
 from midprobe.capabilities.errors import NetworkError
 from midprobe.probes.sweep.common import Answer, EngineOptions, Tally, TokenGate, run_workers
 from midprobe.probes.targets import Target
+from midprobe.probes.tcpscan.common import SEND_RETRY_BUDGET, send_refused_reason
 
-__all__ = ["Icmp6Pinger", "echo_request", "parse_echo_reply"]
+__all__ = ["Icmp6Pinger", "echo_request", "open_icmp6_socket", "parse_echo_reply"]
 
 _ECHO_REQUEST, _ECHO_REPLY = 128, 129
 _HEADER = struct.Struct("!BBHHH")  # type, code, checksum (the kernel fills it in), identifier, sequence
@@ -50,11 +51,29 @@ def parse_echo_reply(data: bytes) -> tuple[int, int] | None:
     return identifier, sequence
 
 
-class Icmp6Pinger:
-    """One ICMPv6 echo sweep of IPv6 targets. ``await pinger.run(targets)`` on the loop's thread."""
+def open_icmp6_socket() -> socket.socket:
+    """A non-blocking raw ICMPv6 socket."""
+    return socket.socket(socket.AF_INET6, socket.SOCK_RAW | socket.SOCK_NONBLOCK, socket.IPPROTO_ICMPV6)
 
-    def __init__(self, options: EngineOptions) -> None:
+
+class Icmp6Pinger:
+    """One ICMPv6 echo sweep of IPv6 targets. ``await pinger.run(targets)`` on the loop's thread.
+
+    ``open_socket`` makes the raw socket (a test's may refuse sends as a full kernel does); an
+    address whose requests the kernel refuses more than ``send_retry_budget`` times is given up as
+    incomplete (``Tally.incomplete``), not counted silent.
+    """
+
+    def __init__(
+        self,
+        options: EngineOptions,
+        *,
+        open_socket: Callable[[], socket.socket] = open_icmp6_socket,
+        send_retry_budget: int = SEND_RETRY_BUDGET,
+    ) -> None:
         self.options = options
+        self.open_socket = open_socket
+        self.send_retry_budget = send_retry_budget
         self.tally = Tally()
         self.gate = TokenGate(options.rate)
         self.identifier = secrets.randbelow(1 << 16)
@@ -65,9 +84,7 @@ class Icmp6Pinger:
     async def run(self, targets: Iterable[Target]) -> Tally:
         """Sweep ``targets`` until each is decided or the deadline comes (then ``complete`` is False)."""
         try:
-            sock = socket.socket(
-                socket.AF_INET6, socket.SOCK_RAW | socket.SOCK_NONBLOCK, socket.IPPROTO_ICMPV6
-            )
+            sock = self.open_socket()
         except OSError as error:
             raise NetworkError(f"ICMPv6 socket: {error.strerror}") from error
         loop = asyncio.get_running_loop()
@@ -82,6 +99,7 @@ class Icmp6Pinger:
     async def _ping(self, sock: socket.socket, target: Target) -> None:
         address = str(target.address)
         loop = asyncio.get_running_loop()
+        refused = 0
         for _ in range(self.options.retries + 1):
             await self.gate.take(1)
             self._sequence = (self._sequence + 1) & 0xFFFF
@@ -90,8 +108,12 @@ class Icmp6Pinger:
             self._waiting[key] = answered
             started = time.monotonic()
             try:
-                while not self._send(sock, address):  # noqa: ASYNC110 (busy: the kernel signals no event; run's deadline bounds it)
-                    await asyncio.sleep(_BUSY_PAUSE)
+                while busy := self._send(sock, address):
+                    refused += 1
+                    if refused > self.send_retry_budget:  # not down: never asked
+                        self.tally.incomplete.append((target, send_refused_reason(refused, busy)))
+                        return
+                    await asyncio.sleep(_BUSY_PAUSE)  # the kernel signals no event when it has room
                 if self._unreachable:
                     self._unreachable = False
                     self.tally.unreachable += 1
@@ -107,19 +129,19 @@ class Icmp6Pinger:
                 self._waiting.pop(key, None)
         self.tally.silent += 1
 
-    def _send(self, sock: socket.socket, address: str) -> bool:
-        """Send the echo request; False when the kernel is busy. An unreachable address sets
-        ``_unreachable`` (read right after, on the same loop turn)."""
+    def _send(self, sock: socket.socket, address: str) -> int:
+        """Send the echo request; 0 when done, else the errno of a kernel too busy to take it. An
+        unreachable address sets ``_unreachable`` (read right after, on the same loop turn)."""
         try:
             sock.sendto(echo_request(self.identifier, self._sequence), (address, 0))
         except OSError as error:
             if error.errno in _BUSY:
-                return False
+                return int(error.errno)
             if error.errno in _UNREACHABLE:
                 self._unreachable = True
-                return True
+                return 0
             raise NetworkError(f"{address}: ICMPv6 echo: {error.strerror}") from error
-        return True
+        return 0
 
     def _read(self, sock: socket.socket) -> None:
         now = time.monotonic()

@@ -28,7 +28,7 @@ from midprobe.probes.sweep import packets
 from midprobe.probes.sweep.common import Answer, EngineOptions, Method, Tally
 from midprobe.probes.sweep.routes import Route, Routing, source_address
 from midprobe.probes.targets import Target
-from midprobe.probes.tcpscan.common import RateLimiter, RttEstimator
+from midprobe.probes.tcpscan.common import SEND_RETRY_BUDGET, RateLimiter, RttEstimator, send_refused_reason
 
 __all__ = ["ArpInterface", "RawSweeper", "open_icmp_socket", "raw_sockets_allowed"]
 
@@ -129,24 +129,40 @@ def _open_arp_socket(interface: str) -> tuple[socket.socket, bytes] | None:
 class _Pending:
     """An address waiting for an answer."""
 
-    __slots__ = ("arp", "attempt", "method", "sent_ns", "target")
+    __slots__ = ("arp", "attempt", "method", "refused", "sent_ns", "target")
 
     def __init__(self, target: Target, method: Method, arp: ArpInterface | None) -> None:
         self.target = target
         self.method = method
         self.arp = arp
         self.attempt = 0
+        #: Requests the kernel refused (ENOBUFS and the like).
+        self.refused = 0
         #: ``time.time_ns()`` of the latest request (wall clock, the kernel's timestamp scale).
         self.sent_ns = 0
 
 
 class RawSweeper:
-    """One sweep over raw sockets. Use ``await sweeper.run(targets)`` once, on the loop's thread."""
+    """One sweep over raw sockets. Use ``await sweeper.run(targets)`` once, on the loop's thread.
+
+    ``open_icmp`` makes the ICMP socket (a test's may refuse sends as a full kernel does); an address
+    whose requests the kernel refuses more than ``send_retry_budget`` times is given up as
+    incomplete (``Tally.incomplete``), not counted silent.
+    """
 
     def __init__(
-        self, routing: Routing, options: EngineOptions, *, use_arp: bool = True, arp_only: bool = False
+        self,
+        routing: Routing,
+        options: EngineOptions,
+        *,
+        use_arp: bool = True,
+        arp_only: bool = False,
+        open_icmp: Callable[[], socket.socket] = open_icmp_socket,
+        send_retry_budget: int = SEND_RETRY_BUDGET,
     ) -> None:
         self.routing = routing
+        self.open_icmp = open_icmp
+        self.send_retry_budget = send_retry_budget
         self.options = options
         self.use_arp = use_arp or arp_only
         #: ARP was asked for explicitly: a neighbour we cannot ARP for is an error, not a ping.
@@ -216,7 +232,7 @@ class RawSweeper:
         """Sweep ``targets`` (IPv4 only) until every address is decided or the deadline comes."""
         self._loop = asyncio.get_running_loop()
         try:
-            self.icmp = open_icmp_socket()
+            self.icmp = self.open_icmp()
         except PermissionError as error:
             raise ProbeError("raw sockets are not permitted (needs root or CAP_NET_RAW)") from error
         except OSError as error:
@@ -279,9 +295,14 @@ class RawSweeper:
                 self.pending[address] = entry
                 self.methods_used.add(method)
             outcome = self._transmit(address, entry)
-            if outcome == "busy":  # the kernel's queue is full: this one goes first next time
-                entry.attempt -= 1
-                self.retry.appendleft(address)
+            if isinstance(outcome, int):  # the kernel's queue is full: this one goes first next time
+                entry.refused += 1
+                if entry.refused > self.send_retry_budget:  # not down: never asked
+                    del self.pending[address]
+                    self.tally.incomplete.append((entry.target, send_refused_reason(entry.refused, outcome)))
+                else:
+                    entry.attempt -= 1
+                    self.retry.appendleft(address)
                 self.tally.sent += sent
                 return sent, exhausted, True
             if outcome == "unreachable":
@@ -292,7 +313,8 @@ class RawSweeper:
         self.tally.sent += sent
         return sent, exhausted, False
 
-    def _transmit(self, address: int, entry: _Pending) -> str:
+    def _transmit(self, address: int, entry: _Pending) -> str | int:
+        """Send one request: ``sent``, ``unreachable``, or the errno of a kernel too busy to take it."""
         now = time.monotonic()
         sent_ns = time.time_ns()
         try:
@@ -306,7 +328,7 @@ class RawSweeper:
                 self.icmp.sendto(packet, (str(entry.target.address), 0))
         except OSError as error:
             if error.errno in _BUSY:
-                return "busy"
+                return int(error.errno)
             if error.errno in _UNREACHABLE or entry.arp is None:
                 return "unreachable"
             raise NetworkError(f"cannot send ARP on {entry.arp.name}: {error.strerror or error}") from error

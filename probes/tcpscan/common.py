@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import resource
 import time
 from collections.abc import Callable, Generator, Iterable, Sequence
@@ -13,13 +15,31 @@ from midprobe.probes.safety import IPAddress
 from midprobe.probes.targets import Target
 
 __all__ = [
+    "SEND_RETRY_BUDGET",
     "HostScan",
     "RateLimiter",
     "RttEstimator",
     "ScanEngine",
     "ScanOptions",
     "raise_open_file_limit",
+    "send_refused_reason",
 ]
+
+#: Sends the kernel may refuse for one host ("no buffer space", ``ENOBUFS``/``EAGAIN``/``ENOMEM``:
+#: its neighbour table is full, or the send buffer is) before that host is given up as incomplete.
+#: Each refusal pauses sending (the SYN engine backs off up to 50 ms: about 0.7 s in all), so a
+#: short squeeze is waited out and a lasting one costs a bounded time per host.
+SEND_RETRY_BUDGET = 16
+
+
+def send_refused_reason(refusals: int, error_number: int | None) -> str:
+    """Why a host is incomplete: the kernel kept refusing its sends (``HostScan.incomplete``)."""
+    code = errno.errorcode.get(error_number or 0, "ENOBUFS")
+    text = os.strerror(error_number) if error_number else "No buffer space available"
+    return (
+        f"the kernel refused {refusals} sends ({code}: {text}): its neighbour table was full or it "
+        "had no buffer space, so some ports were never probed"
+    )
 
 
 @dataclass(frozen=True)
@@ -66,6 +86,10 @@ class HostScan:
     unreachable: bool
     #: Name of the engine that scanned it (``connect`` or ``syn``).
     engine: str
+    #: Why some of its ports were never decided (the kernel kept refusing the sends); ``None`` when
+    #: every port was. An incomplete host is not "down": nothing is known of the ports not probed,
+    #: which are in none of the counts above.
+    incomplete: str | None = None
 
     @property
     def alive(self) -> bool:
@@ -176,6 +200,27 @@ class HostState:
     instant: bool = False
     #: Its result has been handed out.
     finished: bool = False
+    #: Sends the kernel refused (ENOBUFS and the like), and why it was given up once over budget.
+    send_refusals: int = 0
+    incomplete: str | None = None
+
+    def refused_send(self, error_number: int | None, budget: int) -> bool:
+        """Count one send the kernel refused; ``True`` (and ``incomplete`` set) once over ``budget``."""
+        self.send_refusals += 1
+        if self.send_refusals <= budget:
+            return False
+        self.incomplete = send_refused_reason(self.send_refusals, error_number)
+        return True
+
+    def give_up(self, current: HostState | None, cursor: int, port_count: int) -> int:
+        """Settle the refused probe of a host given up and, when it is the host being sent
+        (``current``), its ports not sent yet; returns the feed's new cursor."""
+        undecided = 1
+        if self is current and cursor < port_count:
+            undecided += port_count - cursor
+            cursor = port_count
+        self.pending -= undecided
+        return cursor
 
     def timeout(self, fallback: RttEstimator) -> float:
         if self.timing.samples:
@@ -193,6 +238,7 @@ class HostState:
             unanswered=self.unanswered,
             unreachable=self.unreachable,
             engine=engine,
+            incomplete=self.incomplete,
         )
 
 

@@ -17,12 +17,13 @@ import socket
 import struct
 import time
 from collections import deque
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from midprobe.capabilities.errors import NetworkError, ProbeTimeout
+from midprobe.capabilities.errors import ProbeTimeout
 from midprobe.probes.targets import Target
 from midprobe.probes.tcpscan.common import (
+    SEND_RETRY_BUDGET,
     HostScan,
     HostState,
     RateLimiter,
@@ -32,7 +33,7 @@ from midprobe.probes.tcpscan.common import (
     raise_open_file_limit,
 )
 
-__all__ = ["ConnectScanner"]
+__all__ = ["ConnectScanner", "SocketFactory"]
 
 _LINGER_RESET = struct.pack("ii", 1, 0)  # close with RST: no TIME_WAIT left behind per open port
 _EPOLL_FLAGS = select.EPOLLOUT | select.EPOLLONESHOT
@@ -49,6 +50,9 @@ _LOCAL_SHORTAGE = frozenset(
     {errno.EADDRNOTAVAIL, errno.EAGAIN, errno.ENOBUFS, errno.EMFILE, errno.ENFILE, errno.ENOMEM}
 )
 _NO_ANSWER = frozenset({errno.ETIMEDOUT})
+
+#: Makes one probe's socket from (family, type): ``socket.socket``, or a test's that refuses connects.
+SocketFactory = Callable[[int, int], socket.socket]
 
 
 @dataclass(eq=False)
@@ -72,9 +76,20 @@ class _Attempt:
 
 
 class ConnectScanner:
-    """The unprivileged engine: ``scan`` runs an epoll loop in the calling thread."""
+    """The unprivileged engine: ``scan`` runs an epoll loop in the calling thread.
+
+    ``open_socket`` makes the probes' sockets (a test's may refuse connects as a full kernel does);
+    a host whose probes fail for want of local resources (ENOBUFS, EAGAIN, EMFILE, ...) more than
+    ``send_retry_budget`` times is given up and reported ``incomplete``, the others are scanned on.
+    """
 
     name = "connect"
+
+    def __init__(
+        self, open_socket: SocketFactory = socket.socket, send_retry_budget: int = SEND_RETRY_BUDGET
+    ) -> None:
+        self.open_socket = open_socket
+        self.send_retry_budget = send_retry_budget
 
     def scan(
         self,
@@ -86,7 +101,14 @@ class ConnectScanner:
     ) -> Generator[HostScan, None, None]:
         """Scan every port of every target; yield each host once all its ports are decided."""
         limit = raise_open_file_limit()
-        run = _ConnectRun(tuple(ports), options, stop, max_in_flight=min(options.max_in_flight, limit - 128))
+        run = _ConnectRun(
+            tuple(ports),
+            options,
+            stop,
+            max_in_flight=min(options.max_in_flight, limit - 128),
+            open_socket=self.open_socket,
+            send_retry_budget=self.send_retry_budget,
+        )
         try:
             yield from run.loop(iter(targets))
         finally:
@@ -97,9 +119,17 @@ class _ConnectRun:
     """The state of one scan (kept out of the generator so ``close`` always runs)."""
 
     def __init__(
-        self, ports: tuple[int, ...], options: ScanOptions, stop: StopFlag | None, max_in_flight: int
+        self,
+        ports: tuple[int, ...],
+        options: ScanOptions,
+        stop: StopFlag | None,
+        max_in_flight: int,
+        open_socket: SocketFactory = socket.socket,
+        send_retry_budget: int = SEND_RETRY_BUDGET,
     ) -> None:
         self.ports = ports
+        self.open_socket = open_socket
+        self.send_retry_budget = send_retry_budget
         self.options = options
         self.stop = stop
         self.max_in_flight = self.in_flight_limit = max(1, max_in_flight)
@@ -217,13 +247,13 @@ class _ConnectRun:
 
     def _probe(self, host: _ConnectHost, port: int, attempt: int) -> bool:
         """Start one probe (the general path); ``False`` when out of sockets or source ports."""
-        if host.unreachable:
+        if host.unreachable or host.incomplete is not None:
             host.unanswered += 1
             self._decided(host)
             return True
         pool = self.pools[host.family]
         try:
-            sock = pool.pop() if pool else socket.socket(host.family, _SOCKET_TYPE)
+            sock = pool.pop() if pool else self.open_socket(host.family, _SOCKET_TYPE)
         except OSError as error:
             self._shortage(host, port, attempt, error)
             return False
@@ -266,6 +296,7 @@ class _ConnectRun:
         ports = self.ports
         pools = self.pools
         inflight = self.inflight
+        open_socket = self.open_socket
         refused = errno.ECONNREFUSED
         in_progress = errno.EINPROGRESS
         already = errno.EALREADY
@@ -288,10 +319,10 @@ class _ConnectRun:
                     sock = pool.pop()
                 else:
                     try:
-                        sock = socket.socket(host.family, _SOCKET_TYPE)
+                        sock = open_socket(host.family, _SOCKET_TYPE)
                     except OSError as error:
-                        self._shortage(host, port, 0, error)
                         self.cursor = index
+                        self._shortage(host, port, 0, error)
                         return started + index - begin - 1, False
                 address = (ip, port)
                 err = sock.connect_ex(address)
@@ -309,8 +340,8 @@ class _ConnectRun:
                     continue
                 if err in _LOCAL_SHORTAGE:
                     self._discard(sock)
-                    self._shortage(host, port, 0, OSError(err, errno.errorcode.get(err, str(err))))
                     self.cursor = index
+                    self._shortage(host, port, 0, OSError(err, errno.errorcode.get(err, str(err))))
                     return started + index - begin - 1, False
                 host.instant = True
                 self._outcome(host, port, sock, err, 0)
@@ -345,12 +376,19 @@ class _ConnectRun:
         heapq.heappush(self.expiry, (now + timeout, self.sequence, entry))
 
     def _shortage(self, host: _ConnectHost, port: int, attempt: int, error: OSError) -> None:
-        """Out of sockets or source ports: put the probe back and send less until some answer."""
-        self.retry.appendleft((host, port, attempt))
+        """Out of sockets, buffers or source ports: send less until some answer, and put the probe
+        back, unless its host is over its budget: then the host is given up as incomplete (with
+        its ports not tried yet) and the scan goes on with the others. Only a shortage with no
+        probe waiting counts (a waiting probe frees its socket when it ends; then the loop
+        pauses 20 ms between tries)."""
         self.shortages += 1
-        if not self.inflight and self.shortages > 50:  # a second of trying
-            raise NetworkError(f"cannot open more connections: {error.strerror or error}")
         self.max_in_flight = max(16, min(self.max_in_flight, len(self.inflight)) * 3 // 4)
+        if self.inflight or not host.refused_send(error.errno, self.send_retry_budget):
+            self.retry.appendleft((host, port, attempt))
+            return
+        self.cursor = host.give_up(self.current, self.cursor, len(self.ports))
+        if host.pending == 0 and not host.finished:
+            self._finish(host)
 
     # --- receiving ---------------------------------------------------------------------------------
 

@@ -18,12 +18,13 @@ import socket
 import struct
 import time
 from collections import deque
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from midprobe.capabilities.errors import NetworkError, ProbeTimeout
 from midprobe.probes.targets import Target
 from midprobe.probes.tcpscan.common import (
+    SEND_RETRY_BUDGET,
     HostScan,
     HostState,
     RateLimiter,
@@ -32,7 +33,14 @@ from midprobe.probes.tcpscan.common import (
     StopFlag,
 )
 
-__all__ = ["SynScanner", "build_syn_segment", "raw_sockets_allowed", "tcp_checksum"]
+__all__ = [
+    "SenderFactory",
+    "SynScanner",
+    "build_syn_segment",
+    "open_raw_sender",
+    "raw_sockets_allowed",
+    "tcp_checksum",
+]
 
 _SO_ATTACH_FILTER = getattr(socket, "SO_ATTACH_FILTER", 26)
 _SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
@@ -56,6 +64,14 @@ _UNREACHABLE = frozenset(
     {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.ENETDOWN, errno.EACCES, errno.EPERM}
 )
 _RETRY_LATER = frozenset({errno.EAGAIN, errno.ENOBUFS, errno.ENOMEM})
+
+#: Makes the raw socket that sends a family's SYNs (``open_raw_sender``; a test's may refuse sends).
+SenderFactory = Callable[[int], socket.socket]
+
+
+def open_raw_sender(family: int) -> socket.socket:
+    """A non-blocking raw TCP socket of ``family`` for sending SYNs."""
+    return socket.socket(family, socket.SOCK_RAW | socket.SOCK_NONBLOCK, socket.IPPROTO_TCP)
 
 
 def build_syn_segment(source_port: int, destination_port: int, sequence: int) -> bytearray:
@@ -152,9 +168,20 @@ class _SynHost(HostState):
 
 
 class SynScanner:
-    """The privileged engine: raw-socket SYN scan in the calling thread."""
+    """The privileged engine: raw-socket SYN scan in the calling thread.
+
+    ``open_sender`` makes the sending sockets (a test's may refuse sends as a full kernel does);
+    a host whose sends the kernel refuses more than ``send_retry_budget`` times is given up and
+    reported ``incomplete``, the others are scanned on.
+    """
 
     name = "syn"
+
+    def __init__(
+        self, open_sender: SenderFactory = open_raw_sender, send_retry_budget: int = SEND_RETRY_BUDGET
+    ) -> None:
+        self.open_sender = open_sender
+        self.send_retry_budget = send_retry_budget
 
     def scan(
         self,
@@ -165,7 +192,7 @@ class SynScanner:
         stop: StopFlag | None = None,
     ) -> Generator[HostScan, None, None]:
         """Scan every port of every target; yield each host once all its ports are decided."""
-        run = _SynRun(tuple(ports), options, stop)
+        run = _SynRun(tuple(ports), options, stop, self.open_sender, self.send_retry_budget)
         try:
             yield from run.loop(iter(targets))
         finally:
@@ -175,8 +202,17 @@ class SynScanner:
 class _SynRun:
     """One SYN scan: raw sockets, reserved source port, hosts and probes in flight."""
 
-    def __init__(self, ports: tuple[int, ...], options: ScanOptions, stop: StopFlag | None) -> None:
+    def __init__(
+        self,
+        ports: tuple[int, ...],
+        options: ScanOptions,
+        stop: StopFlag | None,
+        open_sender: SenderFactory = open_raw_sender,
+        send_retry_budget: int = SEND_RETRY_BUDGET,
+    ) -> None:
         self.ports = ports
+        self.open_sender = open_sender
+        self.send_retry_budget = send_retry_budget
         self.options = options
         self.stop = stop
         self.timing = RttEstimator(options.connect_wait, options.min_timeout, options.connect_wait)
@@ -236,7 +272,7 @@ class _SynRun:
             self._open_raw(family)
         sender = self.senders.get((family, host.source))
         if sender is None:
-            sender = socket.socket(family, socket.SOCK_RAW | socket.SOCK_NONBLOCK, socket.IPPROTO_TCP)
+            sender = self.open_sender(family)
             self.senders[family, host.source] = sender
             _attach_filter(sender, None, ip_header=False)  # it only sends: keep its receive queue empty
             # SYNs to a silent neighbour wait (up to ~3 s) for ARP holding send-buffer space.
@@ -328,6 +364,10 @@ class _SynRun:
 
     def _send_one(self, host: _SynHost, port: int, attempt: int, now: float) -> bool:
         """Send one probe (the general path, used for retransmissions); ``False`` = try later."""
+        if host.incomplete is not None:  # given up: a queued retransmission is not sent
+            host.unanswered += 1
+            self._decided(host)
+            return True
         sender = self._sender_for(host) if not host.unreachable else None
         if sender is None:
             host.unanswered += 1
@@ -339,8 +379,7 @@ class _SynRun:
             sender.send(host.segment)
         except OSError as error:
             if error.errno in _RETRY_LATER:
-                self.retry.appendleft((host, port, attempt))
-                self._back_off(now)
+                self._refused(host, port, attempt, error, now)
                 return False
             if error.errno in _UNREACHABLE:
                 host.unreachable = True
@@ -401,21 +440,32 @@ class _SynRun:
                     count += 1
             except OSError as error:
                 failed = batch[count]
+                self.cursor = begin + count + 1
+                self._sent_batch(host, batch[:count], now)
                 if error.errno in _RETRY_LATER:
-                    self.retry.appendleft((host, failed, 0))
-                    self._back_off(now)
+                    self._refused(host, failed, 0, error, now)
                 else:
                     if error.errno in _UNREACHABLE:
                         host.unreachable = True
                     host.unanswered += 1
                     self._decided(host)
-                self.cursor = begin + count + 1
-                self._sent_batch(host, batch[:count], now)
                 return sent + count, False
             self.cursor = begin + count
             self._sent_batch(host, batch, now)
             sent += count
         return sent, False
+
+    def _refused(self, host: _SynHost, port: int, attempt: int, error: OSError, now: float) -> None:
+        """The kernel refused a send (ENOBUFS: neighbour table or send buffer full): try the probe
+        again after a pause, unless the host is over its budget; then it is given up as incomplete,
+        with the ports not sent yet, and the scan goes on with the other hosts."""
+        self._back_off(now)
+        if not host.refused_send(error.errno, self.send_retry_budget):
+            self.retry.appendleft((host, port, attempt))
+            return
+        self.cursor = host.give_up(self.current, self.cursor, len(self.ports))
+        if host.pending == 0:
+            self._finish(host)
 
     def _back_off(self, now: float) -> None:
         """The send buffer is full (SYNs parked waiting for ARP): pause sending, longer each time."""

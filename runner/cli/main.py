@@ -1,7 +1,9 @@
 """The ``midprobe`` command group and the one place errors become exit statuses.
 
 Any ``MidprobeError`` (bad input, bad config, an undefined capability, ...) is
-printed as one line on stderr with exit status 2, never a traceback.
+printed as one line on stderr with exit status 2, never a traceback. A command whose results are
+written but partial (``midprobe scan`` with incomplete hosts) raises ``PartialResults``: exit
+status 1, as its ECC payload's ``result_code``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,12 @@ from midprobe.capabilities.errors import MidprobeError
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
+#: The results are written, and say they are partial (an ECC payload's ``result_code="1"``).
+EXIT_PARTIAL = 1
+
+
+class PartialResults(Exception):
+    """Raised by a command after it wrote results that are partial, and said why on stderr."""
 
 
 #: Each command lives in its own module, imported only when that command runs (or for --help):
@@ -86,6 +94,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_BAD_INPUT if error.exit_code == 2 else error.exit_code)
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
+    except PartialResults:
+        sys.exit(EXIT_PARTIAL)
     except MidprobeError as error:
         click.echo(f"midprobe: error: {error}", err=True)
         sys.exit(EXIT_BAD_INPUT)

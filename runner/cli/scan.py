@@ -21,11 +21,13 @@ import click
 
 from midprobe.capabilities.errors import ConfigError, PortSpecError
 from midprobe.capabilities.numbers import NumberRange
+from midprobe.probes.neighbour_table import read_overflows
 from midprobe.probes.ports import format_ports, parse_ports
 from midprobe.probes.safety import TargetPolicy, require_lab_namespace, stays_on_loopback
 from midprobe.probes.shazzam import DEFAULT_PORTS
 from midprobe.probes.targets import TargetSpec
 from midprobe.probes.tcpscan.engine import ENGINE_CHOICES
+from midprobe.runner.cli.main import PartialResults
 from midprobe.runner.cli.nmap_flags import NmapFlagsCommand
 from midprobe.runner.cli.options import OUTPUT_FILE, NumberType, defaults_file_option, integer, seconds
 from midprobe.runner.scan.pipeline import ScanPipeline, ScanSettings, ScanStats
@@ -43,6 +45,7 @@ from midprobe.runner.scan.render import (
     Format,
     ProgressDisplay,
     ScanHeader,
+    incomplete_warning,
     interrupted_text,
     make_writer,
     summary_line,
@@ -94,7 +97,8 @@ async def _run(
 
     On stderr: the summary after the scan (unless the table on stdout ends with it), and, with
     ``verbose_timing`` (``-v``: the timing), a line saying what is scanned how before it. ``quiet``
-    (``-q``): no progress bar, no note, no summary: only the results and errors.
+    (``-q``): no progress bar, no note, no summary: only the results and errors. A scan with
+    incomplete hosts ends with a warning line saying why and what to do, ``-q`` or not.
     """
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(BLOCKING_THREADS, "midprobe-scan"))
     pipeline = ScanPipeline(settings)
@@ -124,6 +128,7 @@ async def _run(
         # keeps its normal output on the terminal with -oX).
         summary_on_stderr = not quiet and not (output_format == "table" and output_path is None)
         complete = False
+        overflows_before = read_overflows()
         try:
             with (
                 _output(output_path) as stream,
@@ -146,6 +151,9 @@ async def _run(
         finally:
             if summary_on_stderr and pipeline.stats.engine:  # the scan ran (or was stopped running)
                 click.echo(_stderr_summary(pipeline.stats, header, output_path, complete=complete), err=True)
+            if pipeline.stats.incomplete:
+                warning = incomplete_warning(pipeline.stats.incomplete, overflows_before, read_overflows())
+                click.echo(f"midprobe: warning: {warning}", err=True)
     finally:
         await scan.aclose()  # a scan refused here never started; one that ran is stopped
     return pipeline.stats
@@ -397,6 +405,9 @@ def scan(
 
     nmap's -sS, -sT, -sV, -O, -Pn, -T<0-5>, -v, -n, -p and -iL mean what they mean in nmap; its
     other flags are answered with the midprobe option to use.
+
+    A host whose sends the kernel kept refusing (ENOBUFS: its neighbour table full) is reported
+    incomplete, not down; a warning on stderr says what to raise, and the exit status is 1.
     """
     if verbose and quiet:
         raise ConfigError("-v/--verbose and -q/--quiet ask for opposite things: give one", field="--quiet")
@@ -447,7 +458,7 @@ def scan(
         queue_url=queue_url,
     )
     note = None if no_dns else dns_note
-    asyncio.run(
+    stats = asyncio.run(
         _run(
             spec,
             settings,
@@ -459,3 +470,5 @@ def scan(
             quiet=quiet,
         )
     )
+    if stats.incomplete:  # partial results: said on stderr and in the output, and in the exit status
+        raise PartialResults

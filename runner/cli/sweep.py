@@ -87,7 +87,8 @@ def sweep(
     """List the addresses of TARGETS (nmap syntax) that answer, with how and how fast.
 
     Silent and unreachable addresses are counted in the summary on stderr, and so are addresses
-    the sweep could not decide (the summary says so: nothing is left out silently).
+    the sweep could not decide (the summary says so: nothing is left out silently). An address
+    the kernel would not send to (ENOBUFS: its neighbour table full) is listed as incomplete.
     """
     policy = TargetPolicy.lab() if lab_mode else TargetPolicy.unrestricted()
     spec = target_spec(targets, excludes, input_lists)
@@ -128,13 +129,17 @@ def _print(result: SweepResult, output_format: str) -> None:
                     }
                 )
             )
+        for undecided in result.incomplete:  # never asked: not known to be down
+            click.echo(json.dumps({"address": undecided.address, "incomplete": undecided.reason}))
     else:
-        if alive:
+        if alive or result.incomplete:
             click.echo(f"{'ADDRESS':<40} {'METHOD':<6} {'RTT MS':>8}  MAC")
         for host in alive:
             click.echo(
                 f"{host.address:<40} {host.method:<6} {host.rtt_ms:>8.2f}  {printable(host.mac) or '-'}"
             )
+        for undecided in result.incomplete:
+            click.echo(f"{undecided.address:<40} incomplete: {undecided.reason}")
     methods = ", ".join(result.methods_used) or result.method
     summary = (
         f"{len(alive)} of {result.addresses:,} addresses answered ({methods}); "
@@ -144,6 +149,8 @@ def _print(result: SweepResult, output_format: str) -> None:
         summary += f"; {result.fallback_reason}"
     if not result.complete:
         summary += f"; INCOMPLETE: {result.unchecked:,} addresses not checked"
+    if result.incomplete:  # never asked, so not known to be down
+        summary += f"; {len(result.incomplete):,} incomplete (the kernel refused the requests: ENOBUFS)"
     click.echo(summary, err=True)
 
 

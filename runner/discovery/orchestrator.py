@@ -570,6 +570,8 @@ class Orchestrator:
 
     def _sense_shazzam(self, status_id: str, schedule: Schedule, payload: ResultsPayload) -> None:
         for host in read_shazzam(payload):
+            if host.incomplete is not None:  # not known to be down: said, so it is scanned again
+                self.status.log(status_id, host.ip, "scanning", f"incomplete: {host.incomplete}")
             if not host.alive:
                 continue
             topics, notes = classification_order(

@@ -46,6 +46,8 @@ class ScannedHost:
     active: bool
     host_name: str
     open_ports: frozenset[int]
+    #: Why some ports were never probed (the kernel refused the sends: ENOBUFS); ``None``: all were.
+    incomplete: str | None = None
 
 
 def read_shazzam(payload: ResultsPayload) -> list[ScannedHost]:
@@ -75,6 +77,7 @@ def read_shazzam(payload: ResultsPayload) -> list[ScannedHost]:
                     active=host.get("active") == "true",
                     host_name=full,
                     open_ports=open_ports,
+                    incomplete=host.get("incomplete"),
                 )
             )
     return hosts

@@ -134,6 +134,8 @@ class ScanStats:
 
     scanned: int = 0
     alive: int = 0
+    #: Hosts whose ports were not all probed (the kernel refused the sends: ENOBUFS).
+    incomplete: int = 0
     reported: int = 0
     engine: str = ""
     #: How host discovery found the live addresses (``arp,icmp``, ``tcp-connect``); empty: none ran.
@@ -277,7 +279,8 @@ class ScanPipeline:
         return answer
 
     async def run(self, targets: TargetSpec) -> AsyncGenerator[HostReport, None]:
-        """Scan ``targets`` (expanded lazily) and yield a report per host that answered, as it finishes."""
+        """Scan ``targets`` (expanded lazily) and yield a report per host that answered (or is
+        incomplete: the kernel refused its sends), as it finishes."""
         scan = await self.prepare(targets)
         reports = self.reports(scan)
         try:
@@ -287,7 +290,8 @@ class ScanPipeline:
             await reports.aclose()
 
     async def reports(self, scan: PortScan) -> AsyncGenerator[HostReport, None]:
-        """Run the prepared port scan and yield a report per host that answered, as it finishes."""
+        """Run the prepared port scan and yield a report per host that answered (or is incomplete),
+        as it finishes."""
         settings = self.settings
         self.stats = ScanStats(engine=scan.engine)
 
@@ -295,8 +299,9 @@ class ScanPipeline:
             async for scanned in self._swept(scan) if settings.ping else scan:
                 self.stats.scanned += 1
                 self.stats.alive += scanned.alive
+                self.stats.incomplete += scanned.incomplete is not None
                 self._progress()
-                if scanned.alive:
+                if scanned.alive or scanned.incomplete is not None:  # incomplete: not known to be down
                     yield scanned
 
         async def enrich(scanned: HostScan) -> HostReport:
@@ -355,7 +360,9 @@ class ScanPipeline:
         return [t for t in chunk if str(t.address) in alive]
 
     async def _swept_alive(self, addresses: list[IPv4Address | IPv6Address]) -> set[str] | None:
-        """The addresses (of one family) that answered a ``HostSweep``; ``None`` when it was cut short."""
+        """The addresses (of one family) that answered a ``HostSweep``, and those it could not ask (the
+        kernel refused: not known to be down, so they are port-scanned too); ``None`` when it was cut
+        short."""
         from midprobe.probes.sweep.host_sweep import DEFAULT_RATE as SWEEP_RATE
         from midprobe.runner.discovery.schedule import as_blocks
 
@@ -377,7 +384,7 @@ class ScanPipeline:
             return None
         used = [*self.stats.discovery.split(","), *result.methods_used]
         self.stats.discovery = ",".join(sorted({method for method in used if method}))
-        return set(result.alive)
+        return set(result.alive | result.incomplete)
 
     def _progress(self) -> None:
         if self.on_progress is not None:
@@ -387,9 +394,18 @@ class ScanPipeline:
 
     async def enrich(self, scanned: HostScan, scan_request: ShazzamParams) -> HostReport:
         """Run every stage that applies to this host at once, then classify it (``scan_request``, the
-        port scan's Shazzam request, says whether refused ports are listed)."""
+        port scan's Shazzam request, says whether refused ports are listed). An incomplete host
+        nothing answered gets no stage: its report says why it is incomplete."""
         settings = self.settings
         address = str(scanned.address)
+        if not scanned.alive:
+            return HostReport(
+                address=address,
+                hostname=scanned.host_name,
+                engine=scanned.engine,
+                alive=False,
+                incomplete=scanned.incomplete,
+            )
         found = _Findings()
         open_ports = scanned.open_ports
         stages: list[tuple[str, Awaitable[None]]] = []
@@ -447,6 +463,7 @@ class ScanPipeline:
             nmap_os=found.nmap.os,
             engine=scanned.engine,
             errors=tuple(found.errors),
+            incomplete=scanned.incomplete,
         )
 
     async def _guarded(self, stage: str, work: Awaitable[None], found: _Findings) -> None:

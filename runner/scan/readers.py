@@ -271,15 +271,18 @@ class SweepReading:
     complete: bool
     methods_used: tuple[str, ...]
     alive: frozenset[str]
+    #: Addresses the kernel would not send to (ENOBUFS): not known to be down, so port-scanned.
+    incomplete: frozenset[str] = frozenset()
 
 
 def read_sweep(payload: ResultsPayload) -> SweepReading:
-    """A HostSweep input's ``<sweep>`` summary and the addresses that answered."""
+    """A HostSweep input's ``<sweep>`` summary, the addresses that answered and those never asked."""
     for result in payload.results:
         sweep = result.find("sweep")
         if sweep is None:
             continue
         methods = tuple(m for m in sweep.get("methods_used", "").split(",") if m)
         alive = frozenset(host.get("ip", "") for host in sweep.iter("host") if _true(host, "alive"))
-        return SweepReading(_true(sweep, "complete"), methods, alive)
+        incomplete = frozenset(host.get("ip", "") for host in sweep.iter("host") if host.get("incomplete"))
+        return SweepReading(_true(sweep, "complete"), methods, alive, incomplete)
     return SweepReading(False, (), frozenset())

@@ -17,6 +17,7 @@ from ipaddress import ip_address
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, Literal, Protocol, TextIO
 
+from midprobe.probes.neighbour_table import LIMIT_SYSCTL, OverflowCounts, overflowed_since
 from midprobe.runner.scan.pipeline import ScanStats
 from midprobe.runner.scan.report import HostReport
 
@@ -38,6 +39,8 @@ __all__ = [
     "ReportWriter",
     "ScanHeader",
     "TableWriter",
+    "incomplete_text",
+    "incomplete_warning",
     "interrupted_text",
     "make_writer",
     "summary_line",
@@ -78,6 +81,29 @@ class ReportWriter(Protocol):
 def interrupted_text(scanned: int, planned: int) -> str:
     """What an output says of a scan that stopped early."""
     return f"interrupted: {scanned:,} of {planned:,} addresses scanned"
+
+
+def incomplete_text(hosts: int) -> str:
+    """What an output says of a scan some of whose hosts are incomplete (``HostReport.incomplete``)."""
+    return (
+        f"incomplete: {hosts:,} host(s) not fully scanned, the kernel refused sends to them "
+        "(ENOBUFS: neighbour table full or no buffer space)"
+    )
+
+
+def incomplete_warning(hosts: int, before: OverflowCounts, after: OverflowCounts) -> str:
+    """The warning after a scan with incomplete hosts: how many, why, and what to do. The neighbour
+    tables' overflow counters read ``before`` and ``after`` the scan tell which limit to raise."""
+    text = f"{incomplete_text(hosts)}; they are not known to be down"
+    sysctls = overflowed_since(before, after)
+    if sysctls:
+        return (
+            f"{text}; the neighbour table overflowed during the scan: raise {' and '.join(sysctls)} "
+            "(sysctl -w), or scan fewer addresses at once"
+        )
+    if not after.by_table:  # /proc/net/stat unreadable: either cause may be the one
+        return f"{text}; raise {' and '.join(LIMIT_SYSCTL.values())} (sysctl -w), or scan slower (--rate)"
+    return f"{text}; no neighbour table overflowed, so the send buffers were full: scan slower (--rate)"
 
 
 class _Stream:
@@ -223,6 +249,8 @@ class TableWriter:
             console.print(Text(summary_line(stats), style="dim"))
         if not complete:
             console.print(Text(interrupted_text(stats.scanned, self._planned), style="bold yellow"))
+        if stats.incomplete:
+            console.print(Text(incomplete_text(stats.incomplete), style="bold yellow"))
         console.file.flush()
 
     @classmethod
@@ -261,6 +289,8 @@ class TableWriter:
                 line.stylize("green", 0, len(report.ci_class))
         for line in self._lines(console, cells, widths):
             console.print(line, soft_wrap=True)
+        if report.incomplete is not None:
+            console.print(Text(f"    ! incomplete: {report.incomplete}", style="yellow"), soft_wrap=True)
         for problem in report.errors:
             console.print(Text(f"    ! {problem}", style="yellow"), soft_wrap=True)
 
@@ -323,8 +353,9 @@ def summary_line(stats: ScanStats) -> str:
     ``(syn scan, arp,icmp ping)``."""
     plural = "" if stats.scanned == 1 else "es"
     discovery = f", {stats.discovery} ping" if stats.discovery else ""
+    incomplete = f", {stats.incomplete} incomplete" if stats.incomplete else ""
     return (
-        f"{stats.alive} host(s) up, {stats.scanned} address{plural} scanned "
+        f"{stats.alive} host(s) up{incomplete}, {stats.scanned} address{plural} scanned "
         f"in {stats.elapsed:.2f} s ({stats.engine or '?'} scan{discovery})"
     )
 
@@ -341,7 +372,9 @@ class EccWriter:
     A scan that stops early (``complete=False``) says so in the echoed ``complete`` (``false``) and
     ``hosts_scanned``; in a file the opening also gets ``result_code="1"``, an ``error`` naming how
     many addresses were scanned, and the real ``hosts_scanned`` on ``<result>`` (the root tag keeps
-    room for that error too).
+    room for that error too). A scan with incomplete hosts (each ``<host>`` with ``incomplete``)
+    is marked the same way: ``complete`` ``false``, ``hosts_incomplete``, and in a file
+    ``result_code="1"`` with an ``error`` saying how many hosts are incomplete.
     """
 
     def __init__(self, stream: TextIO | None = None) -> None:
@@ -390,9 +423,10 @@ class EccWriter:
         except (OSError, ValueError):
             self._opening_at = None
         room = _PROBE_TIME_ROOM
-        if self._opening_at is not None:  # room for the error of an interrupted scan, too
+        if self._opening_at is not None:  # room for the error of an interrupted or incomplete scan
             planned = header.addresses
-            room += len(self._root_tag(0, interrupted_text(planned, planned))) - len(root)
+            error = max(interrupted_text(planned, planned), incomplete_text(planned), key=len)
+            room += len(self._root_tag(0, error)) - len(root)
         padded_root = root[:-1] + " " * room + ">"
         self._opening_length = len(padded_root)
         self._result_tag_length = len(opening) - len(root)
@@ -421,18 +455,24 @@ class EccWriter:
             Parameter("hosts_scanned", str(stats.scanned)),
             Parameter("hosts_alive", str(stats.alive)),
             Parameter("scan_time_ms", str(elapsed_ms)),
-            Parameter("complete", "true" if complete else "false"),
+            Parameter("complete", "true" if complete and not stats.incomplete else "false"),
         ]
+        if stats.incomplete:
+            echoed.append(Parameter("hosts_incomplete", str(stats.incomplete)))
         _, closing = self._parts(echoed)
         self._out.write(closing + "\n")
-        self._patch_opening(elapsed_ms, None if complete else stats.scanned)
+        if not complete:
+            error: str | None = interrupted_text(stats.scanned, self._header.addresses)
+        else:
+            error = incomplete_text(stats.incomplete) if stats.incomplete else None
+        self._patch_opening(elapsed_ms, None if complete else stats.scanned, error)
 
-    def _patch_opening(self, elapsed_ms: int, scanned: int | None) -> None:
-        """Rewrite the opening in place: the real ``probe_time``; for an interrupted scan (``scanned``
-        given) also ``result_code``, ``error`` and ``hosts_scanned``. Each tag keeps its length."""
+    def _patch_opening(self, elapsed_ms: int, scanned: int | None, error: str | None) -> None:
+        """Rewrite the opening in place: the real ``probe_time``; with an ``error`` (an interrupted
+        or incomplete scan) also ``result_code``; for an interrupted scan (``scanned`` given) the
+        real ``hosts_scanned``. Each tag keeps its length."""
         if self._opening_at is None or self._header is None:
             return
-        error = None if scanned is None else interrupted_text(scanned, self._header.addresses)
         root = self._root_tag(elapsed_ms, error)
         opening, _ = self._parts((), hosts_scanned=scanned)
         result_tag = opening[len(self._root_tag(0)) :]

@@ -18,7 +18,7 @@ from midprobe.probes.shazzam import ShazzamHost, ShazzamScanner, add_scanners, e
 
 @dataclass(frozen=True)
 class HostReport:
-    """Everything the scan learned about one address that answered."""
+    """Everything the scan learned about one address that answered, or whose scan is incomplete."""
 
     address: str
     hostname: str | None = None
@@ -46,6 +46,11 @@ class HostReport:
     engine: str = ""
     #: Problems met while probing this host (a probe that failed); the scan goes on.
     errors: tuple[str, ...] = ()
+    #: Something answered (False only for an incomplete host nothing answered yet).
+    alive: bool = True
+    #: Why some of its ports were never probed (the kernel refused the sends: ENOBUFS); ``None``
+    #: when every port was. Such a host is not known to be down.
+    incomplete: str | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -72,6 +77,8 @@ class HostReport:
             data["nmap_os"] = self.nmap_os
         if self.errors:
             data["errors"] = list(self.errors)
+        if self.incomplete is not None:
+            data["incomplete"] = self.incomplete
         return data
 
     def to_json_line(self) -> str:
@@ -85,7 +92,7 @@ class HostReport:
         host_name, _, domain_name = (self.hostname or "").rstrip(".").partition(".")
         generic = ShazzamHost(
             ip=self.address,
-            alive=True,
+            alive=self.alive,
             active=bool(self.open_tcp_ports),
             host_name=host_name,
             domain_name=domain_name,
@@ -98,6 +105,7 @@ class HostReport:
                 )
                 for port, outcome in sorted(outcomes)
             ),
+            incomplete=self.incomplete,
         )
         return add_scanners(generic, self.reader_scanners)
 
@@ -114,7 +122,7 @@ class HostReport:
     def table_row(self) -> tuple[str, str, str, str, str, str]:
         """The table's cells: address, host name, open ports, services (one a line), class, evidence."""
         ports = ", ".join(map(str, sorted(self.open_tcp_ports))) or "-"
-        verdict = self.ci_class or "unknown"
+        verdict = self.ci_class or ("incomplete" if self.incomplete is not None else "unknown")
         if self.ci_class and self.confidence:  # a class read back without its confidence shows none
             verdict += f" ({self.confidence:.2f})"
         why = "; ".join(self.evidence[:2])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from midprobe.probes.shazzam import ShazzamHost, ShazzamResult, encode_shazzam
 from midprobe.runner.discovery.sensors import (
     ScannedHost,
     classification_order,
@@ -11,7 +12,7 @@ from midprobe.runner.discovery.sensors import (
     read_shazzam,
     read_snmp_classify,
 )
-from midprobe.runner.ecc.payload import decode_input_payload
+from midprobe.runner.ecc.payload import decode_input_payload, encode_input_payload
 
 FIXTURES = Path(__file__).resolve().parents[4] / "fixtures" / "ecc"
 
@@ -22,6 +23,23 @@ def test_shazzam_hosts_with_open_ports_and_full_names() -> None:
         ScannedHost("198.18.0.10", True, True, "ssh1.lab.midprobe.test", frozenset({22})),
         ScannedHost("198.18.0.11", True, False, "", frozenset()),
     ]
+
+
+def test_an_incomplete_shazzam_host_carries_why() -> None:
+    result = encode_shazzam(
+        ShazzamResult(
+            hosts=(
+                ShazzamHost(
+                    "198.18.0.12", False, False, "", "", (), incomplete="the kernel refused 17 sends"
+                ),
+            ),
+            engine="syn",
+            ports=(22,),
+            hosts_scanned=1,
+        )
+    )
+    (host,) = read_shazzam(decode_input_payload(encode_input_payload(result, probe_time_ms=1)))
+    assert (host.alive, host.incomplete) == (False, "the kernel refused 17 sends")
 
 
 def _host(*ports: int) -> ScannedHost:

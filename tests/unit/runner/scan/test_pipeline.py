@@ -21,18 +21,23 @@ from midprobe.capabilities.errors import NetworkError
 from midprobe.probes.base import ProbeContext
 from midprobe.probes.nmap.encode import encode_scan
 from midprobe.probes.nmap.parse import NmapAddress, NmapHost, NmapPort, NmapRunStats, NmapScan, NmapService
+from midprobe.probes.registry import ProbeRegistry
+from midprobe.probes.shazzam import ShazzamProbe
 from midprobe.probes.sweep.host_sweep import (
     AliveHost,
+    IncompleteHost,
     SweepParams,
     SweepResult,
     encode_sweep,
     parse_sweep_params,
 )
 from midprobe.probes.targets import parse_targets
+from midprobe.probes.tcpscan.connect import ConnectScanner
 from midprobe.runner.ecc.payload import ResultsPayload
 from midprobe.runner.scan.pipeline import ScanPipeline, ScanSettings, ScanStats
 from midprobe.runner.scan.readers import NmapReading, read_nmap
 from midprobe.runner.scan.report import HostReport
+from tests.support.refusing_sockets import Refusals
 from tests.support.table_engine import TableEngine, table_registry
 
 
@@ -163,9 +168,13 @@ class _TableSweep:
     topic = "HostSweep"
     required_capabilities: tuple[str, ...] = ()
 
-    def __init__(self, live: set[str], *, complete: bool = True) -> None:
+    def __init__(
+        self, live: set[str], *, complete: bool = True, incomplete: frozenset[str] = frozenset()
+    ) -> None:
         self.live = live
         self.complete = complete
+        #: Addresses the sweep could not ask (the kernel refused the requests).
+        self.incomplete = incomplete
         self.swept: list[int] = []
 
     def parse_params(self, source: str, parameters: Mapping[str, str]) -> SweepParams:
@@ -175,6 +184,9 @@ class _TableSweep:
         addresses = [str(target.address) for target in params.targets]
         self.swept.append(len(addresses))
         alive = tuple(AliveHost(address, "icmp", 0.1) for address in addresses if address in self.live)
+        undecided = tuple(
+            IncompleteHost(address, "ENOBUFS") for address in addresses if address in self.incomplete
+        )
         return SweepResult(
             targets=str(params.targets),
             method="icmp",
@@ -184,11 +196,12 @@ class _TableSweep:
             addresses=len(addresses),
             alive=alive,
             unreachable=0,
-            silent=len(addresses) - len(alive),
+            silent=len(addresses) - len(alive) - len(undecided),
             unchecked=0 if self.complete else 1,
             probes_sent=len(addresses),
             elapsed_ms=1,
             complete=self.complete,
+            incomplete=undecided,
         )
 
     def encode_results(self, result: SweepResult) -> Sequence[ET.Element]:
@@ -196,10 +209,15 @@ class _TableSweep:
 
 
 def _swept_scan(
-    targets: str, live: set[str], *, ping: bool, complete: bool = True
+    targets: str,
+    live: set[str],
+    *,
+    ping: bool,
+    complete: bool = True,
+    incomplete: frozenset[str] = frozenset(),
 ) -> tuple[list[str], ScanStats, TableEngine, _TableSweep]:
     engine = TableEngine({})
-    sweeper = _TableSweep(live, complete=complete)
+    sweeper = _TableSweep(live, complete=complete, incomplete=incomplete)
     settings = ScanSettings(ports=(22,), sniff_banners=False, ping=ping)
     pipeline = ScanPipeline(settings, registry=table_registry(engine, sweeper))
 
@@ -235,6 +253,37 @@ def test_a_sweep_cut_short_skips_no_address() -> None:
     assert sweeper.swept == [256]
     assert engine.consumed == 256  # undecided addresses are port-scanned, not taken for dead
     assert len(reported) == 256
+
+
+def test_an_address_the_sweep_could_not_ask_is_port_scanned_not_taken_for_dead() -> None:
+    reported, stats, engine, _ = _swept_scan(
+        "198.18.0.0/24", {"198.18.0.3"}, ping=True, incomplete=frozenset({"198.18.0.7"})
+    )
+    assert sorted(reported) == ["198.18.0.3", "198.18.0.7"]
+    assert engine.consumed == 2
+    assert stats.scanned == 256
+
+
+def test_a_host_the_kernel_would_not_send_to_is_reported_incomplete_and_the_others_complete() -> None:
+    """The real connect engine, whose sockets refuse every connect to 127.0.0.2 (ENOBUFS) and answer
+    the others "refused" without sending anything."""
+    refusals = Refusals("127.0.0.2")
+    registry = ProbeRegistry()
+    registry.register(ShazzamProbe(engines=lambda _: ConnectScanner(open_socket=refusals.stream_socket)))
+    pipeline = ScanPipeline(ScanSettings(ports=(22, 80), sniff_banners=False), registry=registry)
+
+    async def run() -> dict[str, HostReport]:
+        return {report.address: report async for report in pipeline.run(parse_targets("127.0.0.1-3"))}
+
+    reports = asyncio.run(run())
+    assert sorted(reports) == ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+    refused = reports["127.0.0.2"]
+    assert not refused.alive
+    assert refused.ci_class is None
+    assert "ENOBUFS" in (refused.incomplete or "")
+    for address in ("127.0.0.1", "127.0.0.3"):
+        assert (reports[address].alive, reports[address].incomplete) == (True, None)
+    assert (pipeline.stats.scanned, pipeline.stats.alive, pipeline.stats.incomplete) == (3, 2, 1)
 
 
 #: What a port scan with no later stage (``-n --no-banners -Pn``, no credentials, no ``--nmap``) written

@@ -12,10 +12,17 @@ import hypothesis.strategies as st
 from hypothesis import given, settings
 from rich.console import Console
 
+from midprobe.probes.neighbour_table import OverflowCounts
 from midprobe.probes.shazzam import ShazzamScanner, decode_results
 from midprobe.runner.ecc.payload import decode_input_payload
 from midprobe.runner.scan.pipeline import ScanStats
-from midprobe.runner.scan.render import EccWriter, JsonLinesWriter, ScanHeader, TableWriter
+from midprobe.runner.scan.render import (
+    EccWriter,
+    JsonLinesWriter,
+    ScanHeader,
+    TableWriter,
+    incomplete_warning,
+)
 from midprobe.runner.scan.report import HostReport
 
 HEADER = ScanHeader(targets="198.18.0.0/24", ports="22,80,9100", engine="connect", addresses=256)
@@ -327,14 +334,16 @@ def test_table_of_an_interrupted_scan_ends_with_what_was_scanned() -> None:
     assert out.getvalue().splitlines()[-1] == "interrupted: 12 of 256 addresses scanned"
 
 
-def _table(reports: list[HostReport], header: ScanHeader = HEADER, **console: object) -> list[str]:
+def _table(
+    reports: list[HostReport], header: ScanHeader = HEADER, stats: ScanStats = STATS, **console: object
+) -> list[str]:
     out = io.StringIO()
     terminal = Console(file=out, no_color=True, highlight=False, **console) if console else None  # type: ignore[arg-type]
     writer = TableWriter(out, console=terminal)
     writer.begin(header)
     for report in reports:
         writer.write(report)
-    writer.end(STATS)
+    writer.end(stats)
     return out.getvalue().splitlines()
 
 
@@ -377,3 +386,76 @@ def test_table_fits_an_80_column_terminal_cutting_only_the_long_columns() -> Non
     assert "EVIDENCE" not in lines[0]  # no room for it: left out, not wrapped
     # every cell stays in its column: no row spills onto a line of its own
     assert [row.split()[0] for row in rows] == ["198.18.0.10", "198.18.0.13", "2001:db8::7"]
+
+
+# --- incomplete hosts: the kernel refused their sends (ENOBUFS) --------------------------------
+
+REASON = "the kernel refused 17 sends (ENOBUFS: No buffer space available): its neighbour table was full"
+#: Nothing answered before its sends were refused: not known to be down.
+NEVER_ASKED = HostReport(address="198.18.0.12", engine="syn", alive=False, incomplete=REASON)
+#: Some ports answered, the others were never probed.
+HALF_ASKED = replace(UNKNOWN, incomplete=REASON)
+INCOMPLETE_STATS = ScanStats(scanned=256, alive=2, incomplete=2, reported=3, engine="syn")
+
+
+def test_json_line_of_an_incomplete_host_says_why() -> None:
+    assert json.loads(NEVER_ASKED.to_json_line())["incomplete"] == REASON
+    assert json.loads(HALF_ASKED.to_json_line())["open_tcp_ports"] == [8080]
+    assert "incomplete" not in json.loads(LINUX.to_json_line())
+
+
+def test_table_shows_an_incomplete_host_and_ends_saying_how_many() -> None:
+    lines = _table([LINUX, NEVER_ASKED, HALF_ASKED], stats=INCOMPLETE_STATS)
+    rows = {line.split()[0]: index for index, line in enumerate(lines) if line.startswith("198.18.")}
+    assert lines[rows["198.18.0.12"]].split()[-1] == "incomplete"  # CLASS: neither a class nor "down"
+    assert lines[rows["198.18.0.12"] + 1] == f"    ! incomplete: {REASON}"
+    assert lines[rows["198.18.0.13"] + 1] == f"    ! incomplete: {REASON}"
+    assert lines[-2].startswith("2 host(s) up, 2 incomplete, 256 addresses scanned")
+    assert lines[-1] == (
+        "incomplete: 2 host(s) not fully scanned, the kernel refused sends to them "
+        "(ENOBUFS: neighbour table full or no buffer space)"
+    )
+
+
+def test_ecc_of_a_scan_with_incomplete_hosts_marks_them_and_the_payload(tmp_path: Path) -> None:
+    path = tmp_path / "scan.xml"
+    with path.open("w", encoding="utf-8") as stream:
+        writer = EccWriter(stream)
+        writer.begin(HEADER)
+        for report in (LINUX, NEVER_ASKED, HALF_ASKED):
+            writer.write(report)
+        writer.end(INCOMPLETE_STATS)
+    payload = decode_input_payload(path.read_text(encoding="utf-8"))
+    assert payload.result_code == 1
+    assert (payload.error or "").startswith("incomplete: 2 host(s) not fully scanned")
+    assert payload.echoed("complete") == "false"
+    assert payload.echoed("hosts_incomplete") == "2"
+    assert payload.echoed("hosts_scanned") == "256"
+    hosts = {host.ip: host for host in decode_results(payload.results).hosts}
+    assert hosts["198.18.0.10"].incomplete is None
+    assert (hosts["198.18.0.12"].alive, hosts["198.18.0.12"].incomplete) == (False, REASON)
+    assert (hosts["198.18.0.13"].alive, hosts["198.18.0.13"].incomplete) == (True, REASON)
+
+
+def test_the_warning_names_the_limit_of_the_neighbour_table_that_overflowed_during_the_scan() -> None:
+    before = OverflowCounts({"arp_cache": 3, "ndisc_cache": 0})
+    after = OverflowCounts({"arp_cache": 40, "ndisc_cache": 0})
+    warning = incomplete_warning(2, before, after)
+    assert warning.startswith("incomplete: 2 host(s) not fully scanned, the kernel refused sends to them")
+    assert warning.endswith(
+        "the neighbour table overflowed during the scan: raise net.ipv4.neigh.default.gc_thresh3 "
+        "(sysctl -w), or scan fewer addresses at once"
+    )
+
+
+def test_the_warning_without_an_overflow_blames_the_send_buffers() -> None:
+    counts = OverflowCounts({"arp_cache": 3, "ndisc_cache": 1})
+    assert incomplete_warning(1, counts, counts).endswith(
+        "no neighbour table overflowed, so the send buffers were full: scan slower (--rate)"
+    )
+
+
+def test_the_warning_when_the_counters_cannot_be_read_names_both_limits() -> None:
+    unknown = OverflowCounts({})
+    warning = incomplete_warning(1, unknown, unknown)
+    assert "raise net.ipv4.neigh.default.gc_thresh3 and net.ipv6.neigh.default.gc_thresh3" in warning
