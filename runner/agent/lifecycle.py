@@ -5,8 +5,8 @@ The agent calls :meth:`MidLifecycle.check` after registering and after every hea
 itself refuses work to a MID that is not validated, is paused or draining, or runs a version the
 instance does not accept; this side says so in the log, shows the status the operator asked for
 (Paused, Draining, then Drained), opens the credentials the instance sealed to its key (its own,
-and those of each discovery whose work it holds: kept in memory only), and raises issues: nmap missing, a growing spool, repeated probe failures, its clock
-off the queue's.
+and those of each discovery whose work it holds: kept in memory only), and raises issues: nmap
+missing, a growing spool, repeated probe failures, its clock off the queue's.
 """
 
 from __future__ import annotations
