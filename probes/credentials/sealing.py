@@ -5,7 +5,9 @@ in its state folder) and registers the public key. The instance seals a credenti
 to that key (:func:`seal`): a fresh ephemeral X25519 key per sealing, HKDF-SHA256 over the shared
 secret (bound to both public keys), AES-256-GCM with the recipient's key as associated data. Only
 the holder of the private key opens it (:func:`open_sealed`); a rekey makes a new pair, and what
-was sealed to the old one opens no more. The sealed text is ``msc1.`` and URL-safe base64.
+was sealed to the old one opens no more. The sealed text is ``msc1.`` and URL-safe base64. The
+instance keeps a pair of its own the same way: the discovery credentials it holds are sealed to
+it at rest, and opened only to be sealed again to a MID.
 
 :func:`portable_document` turns a credentials file into the document the instance seals:
 secrets named by ``*_env`` and ``private_key_file`` are read in on the instance, so the MID
@@ -99,41 +101,40 @@ class MidKeyPair:
         return cls(X25519PrivateKey.generate())
 
     @classmethod
-    def load_or_create(cls, folder: Path) -> MidKeyPair:
-        """The pair kept in ``folder`` (made, 0600, at first start)."""
-        path = folder / PRIVATE_KEY_FILE
+    def load_or_create(cls, folder: Path, file_name: str = PRIVATE_KEY_FILE) -> MidKeyPair:
+        """The pair kept in ``folder`` as ``file_name`` (made, 0600, at first start).
+
+        The instance keeps a pair of its own the same way, to keep discovery credentials sealed at rest.
+        """
+        path = folder / file_name
         if path.exists():
             try:
                 loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
             except (ValueError, TypeError, OSError):
                 raise CredentialError(
-                    f"{path}: not the MID's X25519 private key (remove it to make a new one)"
+                    f"{path}: not an X25519 private key (remove it to make a new one)"
                 ) from None
             if not isinstance(loaded, X25519PrivateKey):
-                raise CredentialError(
-                    f"{path}: not the MID's X25519 private key (remove it to make a new one)"
-                )
+                raise CredentialError(f"{path}: not an X25519 private key (remove it to make a new one)")
             return cls(loaded)
         pair = cls.generate()
-        pair.save(folder)
+        pair.save(folder, file_name)
         return pair
 
-    def save(self, folder: Path) -> None:
-        """Write the private key to ``folder`` (mode 0600, replacing the old one at once)."""
+    def save(self, folder: Path, file_name: str = PRIVATE_KEY_FILE) -> None:
+        """Write the private key to ``folder`` as ``file_name`` (mode 0600, replacing the old one at once)."""
         try:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             pem = self._private_key.private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             )
-            temporary = folder / f".{PRIVATE_KEY_FILE}.{os.getpid()}"
+            temporary = folder / f".{file_name}.{os.getpid()}"
             descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(descriptor, "wb") as handle:
                 handle.write(pem)
-            os.replace(temporary, folder / PRIVATE_KEY_FILE)
+            os.replace(temporary, folder / file_name)
         except OSError as error:
-            raise CredentialError(
-                f"{folder}: cannot keep the MID's key pair: {error.strerror or error}"
-            ) from None
+            raise CredentialError(f"{folder}: cannot keep the key pair: {error.strerror or error}") from None
 
     def open(self, sealed: str) -> bytes:
         """The plaintext of ``sealed``; ``CredentialError`` when it was not sealed to this pair."""
@@ -187,10 +188,10 @@ def seal_document(document: Mapping[str, Any], public_key: str) -> str:
     return seal(json.dumps(document, sort_keys=True).encode(), public_key)
 
 
-def open_credentials(
+def open_document(
     sealed: str, keys: MidKeyPair, *, source: str = "<sealed by the instance>"
-) -> CredentialFile:
-    """The credentials the instance sealed to ``keys`` (in memory only)."""
+) -> dict[str, Any]:
+    """The credentials document sealed to ``keys`` (:func:`seal_document`), in memory only."""
     try:
         document = json.loads(keys.open(sealed))
     except (ValueError, UnicodeDecodeError):
@@ -199,7 +200,14 @@ def open_credentials(
         ) from None
     if not isinstance(document, dict):
         raise CredentialError("the sealed credentials are not a credentials document", source=source)
-    return parse_credential_document(document, source=source, environ={})
+    return document
+
+
+def open_credentials(
+    sealed: str, keys: MidKeyPair, *, source: str = "<sealed by the instance>"
+) -> CredentialFile:
+    """The credentials the instance sealed to ``keys`` (in memory only)."""
+    return parse_credential_document(open_document(sealed, keys, source=source), source=source, environ={})
 
 
 __all__ = [
@@ -207,6 +215,7 @@ __all__ = [
     "SEALED_PREFIX",
     "MidKeyPair",
     "open_credentials",
+    "open_document",
     "portable_document",
     "seal",
     "seal_document",

@@ -318,7 +318,17 @@ class Agent:
             payload = record.payload
             if record.payload_is_attachment:
                 payload = await asyncio.to_thread(self.queue.read_payload, record)
-            answer = await self.runner.answer(record, payload)
+            try:
+                credentials = await asyncio.to_thread(
+                    self.lifecycle.discovery_credentials, self.queue, self.name, record
+                )
+            except QueueError:
+                raise
+            except MidprobeError as refused:  # sealed to another key of this MID, or refused it
+                log.warning("discovery credentials not opened", sys_id=record.sys_id, error=str(refused))
+                answer = self.runner.refusal(record, refused)
+            else:
+                answer = await self.runner.answer(record, payload, credentials=credentials)
             # The run is over: its pool slot is free for the next claim while the answer is being
             # written (the record stays in flight, its lease renewed, until it is).
             self._free_slot(record.sys_id)

@@ -4,14 +4,16 @@ pause and drain, sealed credentials, and the issues it raises.
 The agent calls :meth:`MidLifecycle.check` after registering and after every heartbeat. The queue
 itself refuses work to a MID that is not validated, is paused or draining, or runs a version the
 instance does not accept; this side says so in the log, shows the status the operator asked for
-(Paused, Draining, then Drained), opens the credentials the instance sealed to its key (kept in
-memory only), and raises issues: nmap missing, a growing spool, repeated probe failures, its clock
-off the queue's.
+(Paused, Draining, then Drained), opens the credentials the instance sealed to its key (its own,
+and those of each discovery whose work it holds: kept in memory only), and raises issues: nmap
+missing, a growing spool, repeated probe failures, its clock off the queue's.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +25,7 @@ from midprobe.probes.credentials import CredentialStore
 from midprobe.probes.credentials.sealing import MidKeyPair, open_credentials
 from midprobe.runner.agent.logs import get_logger
 from midprobe.runner.agent.probe_runner import ProbeRunner
+from midprobe.runner.ecc.record import EccRecord
 from midprobe.runner.queue.base import AgentRegistration, EccQueue
 from midprobe.runner.queue.lifecycle import (
     ISSUE_CLOCK_SKEW,
@@ -42,6 +45,8 @@ CLOCK_SKEW_SECONDS: Final = 30.0
 PROBE_FAILURES_IN_A_ROW: Final = 10
 #: This many results waiting in the spool raise a spool_growing issue.
 SPOOL_BACKLOG: Final = 100
+#: The credentials of this many discoveries are kept in memory (the oldest asked for goes first).
+REMEMBERED_DISCOVERIES: Final = 32
 
 
 def _utc_now() -> datetime:
@@ -68,6 +73,9 @@ class MidLifecycle:
     _sealed: str = field(default="", init=False)
     _failures: int = field(default=0, init=False)
     _raised: set[str] = field(default_factory=set, init=False)
+    #: Per discovery (status id): its credentials opened in memory, or None when it brings none.
+    _discoveries: OrderedDict[str, CredentialStore | None] = field(default_factory=OrderedDict, init=False)
+    _discoveries_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     @property
     def public_key(self) -> str:
@@ -191,6 +199,39 @@ class MidLifecycle:
             "credentials received sealed to this MID", agent=found.name, count=len(credentials.credentials)
         )
 
+    def discovery_credentials(self, queue: EccQueue, agent: str, output: EccRecord) -> CredentialStore | None:
+        """The credentials of the discovery ``output`` belongs to (its ``agent_correlator``), or None.
+
+        Asked of the instance once per discovery, with the output this MID holds; they come sealed
+        to this MID's key and are opened in memory only. ``QueueError`` when the instance cannot
+        be asked (the output is left to run again), ``CredentialError`` when they do not open.
+        """
+        correlator = output.agent_correlator
+        if not correlator or self.keys is None:
+            return None
+        with self._discoveries_lock:
+            if correlator in self._discoveries:
+                self._discoveries.move_to_end(correlator)
+                return self._discoveries[correlator]
+        sealed = queue.get_discovery_credentials(agent, output.sys_id)
+        store = None
+        if sealed is not None:
+            opened = open_credentials(sealed, self.keys, source=f"discovery {correlator}")
+            from midprobe.runner.agent.affinity import QueueAffinityStore
+
+            store = CredentialStore.from_file(opened, affinity=QueueAffinityStore(queue))
+            log.info(
+                "discovery credentials received sealed to this MID",
+                agent=agent,
+                discovery=correlator,
+                count=len(opened.credentials),
+            )
+        with self._discoveries_lock:
+            self._discoveries[correlator] = store
+            while len(self._discoveries) > REMEMBERED_DISCOVERIES:
+                self._discoveries.popitem(last=False)
+        return store
+
     def _check_clock(
         self, queue: EccQueue, agent: str, found: AgentRegistration, sent: datetime, answered: datetime
     ) -> None:
@@ -236,4 +277,10 @@ class MidLifecycle:
             log.warning("could not resolve a MID issue", agent=agent, issue=kind, error=str(error))
 
 
-__all__ = ["CLOCK_SKEW_SECONDS", "PROBE_FAILURES_IN_A_ROW", "SPOOL_BACKLOG", "MidLifecycle"]
+__all__ = [
+    "CLOCK_SKEW_SECONDS",
+    "PROBE_FAILURES_IN_A_ROW",
+    "REMEMBERED_DISCOVERIES",
+    "SPOOL_BACKLOG",
+    "MidLifecycle",
+]

@@ -109,8 +109,14 @@ class ProbeRunner:
         """Close what the probes kept open (the agent is stopping)."""
         await self.shared.close()
 
-    async def answer(self, output: EccRecord, payload: str | None = None) -> EccRecord:
-        """The input record answering ``output`` (``payload``: the full payload text when stored aside)."""
+    async def answer(
+        self, output: EccRecord, payload: str | None = None, *, credentials: CredentialStore | None = None
+    ) -> EccRecord:
+        """The input record answering ``output`` (``payload``: the full payload text when stored aside).
+
+        ``credentials``: what its probes log in with instead of the runner's own (the credentials
+        of the discovery the output belongs to).
+        """
         started = self.clock()
         parameters: Mapping[str, str] = {}
         elements: Sequence[ET.Element]
@@ -127,11 +133,12 @@ class ProbeRunner:
             self._check_addressed_to_me(output)
             deadline = self.clock() + self._timeout(parameters)
             async with self.limits.slot(output.priority, output.topic, output.source):
+                store = credentials or self.credentials
                 if isinstance(decoded, MultiProbePayload):
-                    elements, error = await self._run_multiprobe(output, decoded, deadline)
+                    elements, error = await self._run_multiprobe(output, decoded, deadline, store)
                 else:
                     elements = await self._run_one(
-                        output.topic, output.name, output.source, parameters, deadline
+                        output.topic, output.name, output.source, parameters, deadline, store
                     )
             return new_input_record(
                 output,
@@ -159,7 +166,13 @@ class ProbeRunner:
         )
 
     async def _run_one(
-        self, topic: str, name: str, source: str, parameters: Mapping[str, str], deadline: float
+        self,
+        topic: str,
+        name: str,
+        source: str,
+        parameters: Mapping[str, str],
+        deadline: float,
+        credentials: CredentialStore | None,
     ) -> Sequence[ET.Element]:
         """Check, validate and run one probe; its ``<result>`` elements (raises ``MidprobeError``)."""
         probe = self.registry.get(topic)
@@ -176,7 +189,7 @@ class ProbeRunner:
             deadline=deadline,
             policy=self.policy,
             capabilities=self.identity.capabilities,
-            credentials=self.credentials,
+            credentials=credentials,
             clock=self.clock,
             shared=self.shared,
         )
@@ -188,7 +201,11 @@ class ProbeRunner:
         return probe.encode_results(result)
 
     async def _run_multiprobe(
-        self, output: EccRecord, request: MultiProbePayload, deadline: float
+        self,
+        output: EccRecord,
+        request: MultiProbePayload,
+        deadline: float,
+        credentials: CredentialStore | None,
     ) -> tuple[list[ET.Element], str | None]:
         """Run each probe of a MultiProbe in order within one deadline; one failing does not stop the rest.
 
@@ -203,7 +220,9 @@ class ProbeRunner:
             parameters = {**shared, **sub.as_dict()}
             tags = {"probe": sub.topic, **({"name": sub.name} if sub.name else {})}
             try:
-                produced = await self._run_one(sub.topic, sub.name, output.source, parameters, deadline)
+                produced = await self._run_one(
+                    sub.topic, sub.name, output.source, parameters, deadline, credentials
+                )
             except MidprobeError as failure:
                 message = _one_line(failure)
                 failures.append(f"{sub.topic}: {message}")

@@ -102,7 +102,8 @@ def run_command(
 
     The agents that run the probes are the ones registered on the queue (``midprobe agent``),
     or, with --local, one embedded here. With an https:// queue the instance runs the discovery
-    (its credentials file is sent to it over TLS) and this command follows it until it ends.
+    (its credentials file, its variables and key files read here, is sent to it over TLS; each MID
+    gets it sealed to its own key) and this command follows it until it ends.
     """
     schedule = load_schedule(schedule_file)
     capabilities = load_config(capabilities_file) if capabilities_file is not None else None
@@ -170,10 +171,11 @@ def _run_on_instance(
     """Start the discovery on the instance, print its id, and follow it (through an instance restart) to its end."""
     credentials = None
     if schedule.credentials is not None:
-        from midprobe.probes.credentials.loader import load_credential_file
+        from midprobe.probes.credentials.sealing import portable_document
 
-        load_credential_file(schedule.credentials)  # a bad file stops here, named, before anything is sent
-        credentials = _read_text(schedule.credentials, "credentials")
+        # Checked here (a bad file stops, named, before anything is sent), its variables and key
+        # files read on this machine: the instance gets a self-contained document.
+        credentials = portable_document(schedule.credentials)
     capabilities = _read_text(capabilities_file, "--capabilities") if capabilities_file is not None else None
     started = instance.start_discovery(schedule, credentials=credentials, capabilities=capabilities)
     click.echo(started.sys_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -13,6 +13,9 @@ from midprobe.runner.cli.options import TextType, queue_option
 from midprobe.runner.ecc.record import AGENT_PREFIX
 from midprobe.runner.instance.auth import ROLES
 from midprobe.runner.instance.client_certs import CLIENT_CERT_MODES, ClientCertMode
+
+if TYPE_CHECKING:
+    from midprobe.probes.credentials.sealing import MidKeyPair
 
 PASSWORD_VARIABLE = "MIDPROBE_INSTANCE_PASSWORD"  # noqa: S105  (the variable's name, not a password)
 
@@ -138,6 +141,7 @@ def serve_command(
         tls = check_certificate_pair(cert, key)
     else:
         tls = ensure_certificates(tls_dir or default_tls_folder(queue_url), listen.certificate_hosts)
+    credentials_key = _credentials_key(queue_url, tls_dir if cert is None else None)
 
     def announce(url: str) -> None:
         click.echo(url)
@@ -154,7 +158,31 @@ def serve_command(
         client_certs=client_certs,
         credentials=credentials,
         wire_log=wire,
+        credentials_key=credentials_key,
     )
+
+
+def _credentials_key(queue_url: str, tls_dir: Path | None) -> MidKeyPair:
+    """The instance's key pair for the discovery credentials it keeps: in its TLS folder (made once).
+
+    With a certificate given by hand and a queue that is no database file there is no folder of
+    the instance's own: the pair is held in memory, and a discovery resumed after a restart has
+    no credentials (said on stderr).
+    """
+    from midprobe.probes.credentials.sealing import MidKeyPair
+    from midprobe.runner.instance.schedule_credentials import INSTANCE_KEY_FILE
+    from midprobe.runner.instance.serve import default_tls_folder
+
+    try:
+        folder = tls_dir or default_tls_folder(queue_url)
+    except ConfigError:
+        click.echo(
+            "note: the discovery credentials are sealed to a key held in memory: a discovery resumed "
+            "after a restart has none (without --cert/--key the key is kept in --tls-dir)",
+            err=True,
+        )
+        return MidKeyPair.generate()
+    return MidKeyPair.load_or_create(folder, INSTANCE_KEY_FILE)
 
 
 @instance.group("user")

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -39,6 +39,9 @@ from midprobe.runner.queue.wire import (
     registration_from_json,
     registration_to_json,
 )
+
+if TYPE_CHECKING:
+    from midprobe.runner.instance.schedule_credentials import ScheduleCredentials
 
 log = logging.getLogger("midprobe.instance")
 
@@ -483,6 +486,7 @@ def agent_routes(
     credentials: Mapping[str, Any] | None = None,
     wire_log: WireLog | None = None,
     ca_pem: str | None = None,
+    discovery_credentials: ScheduleCredentials | None = None,
 ) -> list[Route]:
     from midprobe.runner.instance.lifecycle_api import lifecycle_routes
 
@@ -490,7 +494,7 @@ def agent_routes(
     at = API_PREFIX
     return [
         Route(f"{at}/ca", api.ca, methods=["GET"]),
-        *lifecycle_routes(api, queue, credentials),
+        *lifecycle_routes(api, queue, credentials, discovery_credentials),
         Route(f"{at}/agents", api.register, methods=["POST"]),
         Route(f"{at}/agents", api.list_agents, methods=["GET"]),
         Route(f"{at}/agents/{{name}}", api.get_agent, methods=["GET"]),

@@ -342,7 +342,8 @@ def create_app(
     given). With ``discoveries``, the discovery endpoints too; ``tables`` are served read-only
     beside ``ecc_queue`` and ``ecc_agent`` (:mod:`.cmdb_tables` and :mod:`.mid_tables` make the CMDB and MID ones);
     ``console`` (the web console) is mounted at ``/console``; ``ca_pem``, the instance's CA certificate, is served to ``mid setup``.
-    ``credentials``: the instance's credentials document, sealed to each validated MID that asks.
+    ``credentials``: the instance's credentials document, sealed to each validated MID that asks;
+    a discovery's own are sealed to the MIDs that hold its work (``discoveries.credentials``).
     ``wire_log``: where the agent endpoints' requests and answers are written, as inside TLS.
     """
     from midprobe.runner.instance.agent_api import agent_routes
@@ -358,7 +359,15 @@ def create_app(
         throttle=throttle,
     )
     routes = [
-        *agent_routes(queue, api, api.signal, credentials, wire_log, ca_pem),
+        *agent_routes(
+            queue,
+            api,
+            api.signal,
+            credentials,
+            wire_log,
+            ca_pem,
+            discovery_credentials=discoveries.credentials if discoveries is not None else None,
+        ),
         *(discovery_routes(discoveries, api) if discoveries is not None else ()),
         Route("/api/now/table/{table}", api.list_records, methods=["GET"]),
         Route("/api/now/table/{table}", api.insert_record, methods=["POST"]),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import secrets
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self
@@ -61,9 +62,17 @@ class InstanceClient(Closing):
     # -- discoveries -------------------------------------------------------------------------------
 
     def start_discovery(
-        self, schedule: Schedule, *, credentials: str | None = None, capabilities: str | None = None
+        self,
+        schedule: Schedule,
+        *,
+        credentials: Mapping[str, Any] | None = None,
+        capabilities: str | None = None,
     ) -> DiscoveryStatus:
-        """Send the schedule (its keys; its credentials file's text beside it) and start it there."""
+        """Send the schedule (its keys; its credentials document beside it) and start it there.
+
+        ``credentials``: self-contained (``portable_document``): the instance reads no file or
+        variable of its own for it.
+        """
         body = {
             "schedule": schedule_to_mapping(schedule),
             "credentials": credentials,

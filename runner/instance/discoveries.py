@@ -1,8 +1,9 @@
 """The instance runs discoveries: start one, list and watch them, cancel one; a background thread advances them.
 
 ``DiscoveryService`` is the instance's side of ``midprobe discover run --queue https://...``: the
-schedule arrives as data (never a path), its credentials as text (kept by
-:mod:`.schedule_credentials` only), an optional capabilities file as text (its clusters and
+schedule arrives as data (never a path), its credentials as a self-contained document (kept
+sealed to the instance's key by :mod:`.schedule_credentials` only, and sealed again to each MID
+that holds work of the discovery), an optional capabilities file as text (its clusters and
 selection rules apply to this discovery; without one, the instance's own). One
 :class:`~midprobe.runner.discovery.orchestrator.Orchestrator` per active discovery does the
 work; every step it takes is in the status store first, so an instance restarted after a
@@ -33,12 +34,13 @@ from typing import Final
 from midprobe.capabilities.clusters import cluster_named
 from midprobe.capabilities.config import CapabilityConfig, parse_config
 from midprobe.capabilities.errors import ConfigError, MidprobeError, QueueError
+from midprobe.probes.credentials.sealing import MidKeyPair
 from midprobe.runner.cmdb.database import Database, SqlStore
 from midprobe.runner.cmdb.store import CmdbStore
 from midprobe.runner.discovery.orchestrator import Orchestrator
 from midprobe.runner.discovery.schedule import Schedule, schedule_from_mapping
 from midprobe.runner.discovery.status import DiscoveryStatus, StatusStore
-from midprobe.runner.instance.schedule_credentials import ScheduleCredentials, check_credentials_text
+from midprobe.runner.instance.schedule_credentials import ScheduleCredentials, check_credentials
 from midprobe.runner.instance.wake import WorkSignal
 from midprobe.runner.queue.base import EccQueue
 
@@ -134,11 +136,14 @@ class DiscoveryService:
         signal: WorkSignal | None = None,
         interval_seconds: float = ADVANCE_INTERVAL_SECONDS,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        key: MidKeyPair | None = None,
     ) -> None:
         self._queue = queue
         self.status = StatusStore(database)
         self._cmdb = CmdbStore(database)
-        self.credentials = ScheduleCredentials(database)
+        #: ``key``: the instance's own pair, the discovery credentials are sealed to it at rest
+        #: (without one, a pair held in memory: what it sealed opens in this process only).
+        self.credentials = ScheduleCredentials(database, key or MidKeyPair.generate())
         self._requests = DiscoveryRequests(database)
         self._default = capabilities
         self._signal = signal
@@ -155,12 +160,15 @@ class DiscoveryService:
         self,
         schedule: Schedule | Mapping[str, object] | str,
         *,
-        credentials: str | None = None,
+        credentials: str | Mapping[str, object] | None = None,
         capabilities: str | None = None,
         started_by: str | None = None,
         request_key: str | None = None,
     ) -> str:
         """Check the request, start the discovery (its first batches on the queue); its status id.
+
+        ``credentials``: a self-contained credentials document (a table, or TOML text): kept sealed
+        to the instance's key, and sealed again to each MID that holds work of the discovery.
 
         ``request_key`` makes the start idempotent: a second start with the same key (a client
         resending after a lost reply) starts nothing and returns the first one's id.
@@ -169,13 +177,12 @@ class DiscoveryService:
         config = read_capabilities(capabilities) if capabilities is not None else self._default
         if checked.mid_choice == "cluster":
             cluster_named(config.clusters if config else (), checked.mid or "")
-        if credentials is not None:
-            check_credentials_text(credentials)
+        document = check_credentials(credentials) if credentials is not None else None
 
         def keep(status_id: str) -> None:  # before its first output reaches the queue
             self._requests.put(status_id, started_by, capabilities, request_key)
-            if credentials is not None:
-                self.credentials.put(status_id, credentials)
+            if document is not None:
+                self.credentials.put(status_id, document)
 
         with self._lock:
             earlier = self._requests.started_for(request_key) if request_key is not None else None

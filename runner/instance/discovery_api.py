@@ -2,7 +2,8 @@
 
 For users with the ``discovery_admin`` role (or ``admin``); what ``midprobe discover ... --queue
 https://...`` calls. Bodies and answers are JSON, refusals the Table API's error body. The
-credentials a start carries go to :mod:`.schedule_credentials` and nowhere else.
+credentials a start carries (a self-contained credentials document) go to
+:mod:`.schedule_credentials`, sealed to the instance's key, and nowhere else.
 """
 
 from __future__ import annotations
@@ -64,9 +65,12 @@ class DiscoveryApi:
             schedule = body["schedule"]
             if not isinstance(schedule, dict | str):
                 raise bad_request("Invalid request", "schedule must be a table of its keys or TOML text")
-            for name in ("credentials", "capabilities"):
-                if body.get(name) is not None and not isinstance(body[name], str):
-                    raise bad_request("Invalid request", f"{name} must be the text of a file")
+            if body.get("capabilities") is not None and not isinstance(body["capabilities"], str):
+                raise bad_request("Invalid request", "capabilities must be the text of a file")
+            if body.get("credentials") is not None and not isinstance(body["credentials"], str | dict):
+                raise bad_request(
+                    "Invalid request", "credentials must be a credentials document: a table or TOML text"
+                )
             start = functools.partial(
                 self._service.start,
                 schedule,

@@ -1,8 +1,9 @@
 """The MID lifecycle endpoints: what ``midprobe mid ...`` calls over HTTPS, and a MID's credentials and issues.
 
 ``POST .../agents/{name}/admin`` (validate, invalidate, pause, drain, pin, rekey) and the settings
-need the ``admin`` role; a MID (role ``mid_server``) asks for its sealed credentials and raises or
-clears its issues. Credentials leave the instance only sealed to the asking MID's own key.
+need the ``admin`` role; a MID (role ``mid_server``) asks for its sealed credentials (its own, and
+those of the discovery whose output it holds) and raises or clears its issues. Credentials leave
+the instance only sealed to the asking MID's own key.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from midprobe.runner.ecc.record import check_sys_id
-from midprobe.runner.instance.credentials import seal_for_agent
+from midprobe.runner.instance.api import require_mid
+from midprobe.runner.instance.credentials import NotHolding, seal_discovery_credentials, seal_for_agent
 from midprobe.runner.instance.errors import bad_request, not_found
+from midprobe.runner.instance.schedule_credentials import ScheduleCredentials
 from midprobe.runner.queue.base import EccQueue
 from midprobe.runner.queue.lifecycle import check_admin_state, check_issue_source, check_issue_state
 from midprobe.runner.queue.wire import API_PREFIX, issue_to_json, registration_to_json
@@ -35,10 +38,17 @@ def _string(body: Mapping[str, object], name: str) -> str:
 
 
 class LifecycleApi:
-    def __init__(self, api: AgentApi, queue: EccQueue, credentials: Mapping[str, Any] | None) -> None:
+    def __init__(
+        self,
+        api: AgentApi,
+        queue: EccQueue,
+        credentials: Mapping[str, Any] | None,
+        discovery_credentials: ScheduleCredentials | None = None,
+    ) -> None:
         self._api = api
         self._queue = queue
         self._credentials = credentials
+        self._discovery_credentials = discovery_credentials
 
     async def admin(self, request: Request) -> Response:
         async def handle() -> object:
@@ -77,6 +87,27 @@ class LifecycleApi:
                 return None if agent is None else seal_for_agent(self._queue, agent, self._credentials)
 
             return {"sealed": await self._api.run_blocking(sealed)}
+
+        return await self._api.serve_json(request, handle)
+
+    async def discovery_credentials(self, request: Request) -> Response:
+        """The credentials of the discovery whose output the MID holds, sealed to its key (or ``null``)."""
+
+        async def handle() -> object:
+            name = request.path_params["name"]
+            require_mid(request.state.user, name)
+            sys_id = check_sys_id(request.path_params["sys_id"])
+            kept = self._discovery_credentials
+            if kept is None:
+                return {"sealed": None}
+
+            def sealed() -> str | None:
+                return seal_discovery_credentials(self._queue, kept, name, sys_id)
+
+            try:
+                return {"sealed": await self._api.run_blocking(sealed)}
+            except NotHolding as error:
+                raise not_found(str(error)) from None
 
         return await self._api.serve_json(request, handle)
 
@@ -151,12 +182,22 @@ class LifecycleApi:
         return await self._api.serve_json(request, handle, role="admin")
 
 
-def lifecycle_routes(api: AgentApi, queue: EccQueue, credentials: Mapping[str, Any] | None) -> list[Route]:
-    lifecycle = LifecycleApi(api, queue, credentials)
+def lifecycle_routes(
+    api: AgentApi,
+    queue: EccQueue,
+    credentials: Mapping[str, Any] | None,
+    discovery_credentials: ScheduleCredentials | None = None,
+) -> list[Route]:
+    lifecycle = LifecycleApi(api, queue, credentials, discovery_credentials)
     at = API_PREFIX
     return [
         Route(f"{at}/agents/{{name}}/admin", lifecycle.admin, methods=["POST"]),
         Route(f"{at}/agents/{{name}}/credentials", lifecycle.credentials, methods=["GET"]),
+        Route(
+            f"{at}/agents/{{name}}/outputs/{{sys_id}}/credentials",
+            lifecycle.discovery_credentials,
+            methods=["GET"],
+        ),
         Route(f"{at}/agents/{{name}}/issues", lifecycle.raise_issue, methods=["POST"]),
         Route(f"{at}/agents/{{name}}/issues/clear", lifecycle.clear_issue, methods=["POST"]),
         Route(f"{at}/issues", lifecycle.list_issues, methods=["GET"]),

@@ -23,6 +23,7 @@ from midprobe.runner.queue.url import SqliteLocation, parse_queue_url
 DATABASE_CONNECTIONS = 8
 """PostgreSQL connections the instance's queue calls share (agents' requests run side by side)."""
 if TYPE_CHECKING:
+    from midprobe.probes.credentials.sealing import MidKeyPair
     from midprobe.runner.instance.agent_api import WireLog
 
 _WILDCARDS = ("0.0.0.0", "::")  # noqa: S104  (names of the wildcard addresses, compared against, never bound here)
@@ -114,6 +115,7 @@ def serve(
     client_certs: ClientCertMode = "off",
     credentials: Mapping[str, Any] | None = None,
     wire_log: WireLog | None = None,
+    credentials_key: MidKeyPair | None = None,
 ) -> None:
     """Serve the Table API, the agent endpoints and the console (``/console``) over HTTPS on ``address`` until SIGTERM/SIGINT.
 
@@ -122,7 +124,8 @@ def serve(
     earlier run resume at once. ``client_certs``: whether a connection may (``optional``) or
     must (``required``) present a client certificate signed by the instance's CA (``tls.ca``).
     ``credentials`` (a portable credentials document) is sealed to each validated MID that asks
-    for it; ``wire_log``: a file of every agent request and answer.
+    for it; ``wire_log``: a file of every agent request and answer. ``credentials_key``: the
+    instance's own key pair, the discovery credentials it keeps are sealed to it at rest.
     """
     import uvicorn
 
@@ -156,7 +159,9 @@ def serve(
             work_signal = WorkSignal()
             throttle = LoginThrottle()  # the API's basic auth and the console's log-in form share it
             database = open_database(queue_url)
-            discoveries = DiscoveryService(queue, database, capabilities=capabilities, signal=work_signal)
+            discoveries = DiscoveryService(
+                queue, database, capabilities=capabilities, signal=work_signal, key=credentials_key
+            )
             app = create_app(
                 queue,
                 users,

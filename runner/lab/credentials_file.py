@@ -18,9 +18,13 @@ def _entry(fields: dict[str, str | list[str]]) -> list[str]:
     return ["[[credential]]", *(f"{key} = {json.dumps(value)}" for key, value in fields.items()), ""]
 
 
-def lab_credentials_toml(lab: Lab) -> str:
+def lab_credentials_toml(lab: Lab, *, inline_key: bool = False) -> str:
     """The credentials file of ``lab``: SSH (password, then key) scoped to its Linux servers, SNMPv3,
-    and its v1/v2c community (in place of ``public``, which no lab agent answers)."""
+    and its v1/v2c community (in place of ``public``, which no lab agent answers).
+
+    ``inline_key``: the SSH key's text itself (``private_key``) instead of its path, for a file
+    that must be self-contained (the credentials pasted into the instance's console).
+    """
     creds = lab.credentials
     linux = [host for host in lab.hosts if host.profile.startswith("linux")]
     servers = [f"{host.address}/32" for host in linux] + [
@@ -46,7 +50,11 @@ def lab_credentials_toml(lab: Lab) -> str:
                 "id": "lab-key",
                 "type": "ssh_private_key",
                 "user": creds.ssh_user,
-                "private_key_file": str(creds.ssh_private_key),
+                **(
+                    {"private_key": creds.ssh_private_key.read_text(encoding="ascii")}
+                    if inline_key
+                    else {"private_key_file": str(creds.ssh_private_key)}
+                ),
                 "ip_ranges": servers,
             }
         )

@@ -418,6 +418,14 @@ class EccQueue(Protocol):
         """The credentials sealed to agent ``name``'s current key, or ``None`` while it may have none."""
         ...
 
+    def get_discovery_credentials(self, name: str, output_sys_id: str) -> str | None:
+        """The credentials of the discovery whose output ``output_sys_id`` agent ``name`` holds, sealed to its key.
+
+        ``None`` when the discovery brings none, or the agent may have none. Only an instance
+        keeps a discovery's credentials (sealed to its own key): a database queue has none to give.
+        """
+        ...
+
     def raise_issue(self, agent: str, kind: str, message: str, *, source: IssueSource = "mid") -> AgentIssue:
         """Open an issue of ``kind`` for ``agent``, or count again the one open (message updated)."""
         ...

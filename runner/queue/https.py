@@ -470,6 +470,11 @@ class HttpsQueue:
         sealed = found.get("sealed") if isinstance(found, dict) else None
         return sealed if isinstance(sealed, str) and sealed else None
 
+    def get_discovery_credentials(self, name: str, output_sys_id: str) -> str | None:
+        found = self._request("GET", self._agent_path(name, f"/outputs/{output_sys_id}/credentials"))
+        sealed = found.get("sealed") if isinstance(found, dict) else None
+        return sealed if isinstance(sealed, str) and sealed else None
+
     def raise_issue(self, agent: str, kind: str, message: str, *, source: IssueSource = "mid") -> AgentIssue:
         body = {"kind": kind, "message": message, "source": source}
         return issue_from_json(self._request("POST", self._agent_path(agent, "/issues"), body=body))

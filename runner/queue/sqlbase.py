@@ -1148,6 +1148,9 @@ class SqlQueue(ABC):
         sealed = str(rows[0][0]) if rows else ""
         return sealed or None
 
+    def get_discovery_credentials(self, name: str, output_sys_id: str) -> str | None:
+        return None  # kept by the instance only, sealed to its key: a database queue has none to give
+
     _ISSUE_SELECT: Final = (
         "sys_id, agent, kind, source, message, state, count, sys_created_on, sys_updated_on"
     )

@@ -6,6 +6,7 @@ over the same database, as a new instance process would make.
 
 from __future__ import annotations
 
+import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from tests.instance.conftest import MID, AsgiBridge, Client
 
 OPERATOR = ("operator", "operator-password")
 SECRET = "s3cret-never-in-the-queue"
-CREDENTIALS = f'[[credential]]\nid = "lab"\ntype = "ssh"\nuser = "lab"\npassword = "{SECRET}"\n'
+CREDENTIALS = f'[[credential]]\nid = "lab"\ntype = "ssh_password"\nuser = "lab"\npassword = "{SECRET}"\n'
 SCHEDULE = {"name": "small", "ranges": ["198.18.0.8/30"], "ports": "22"}
 PREFIX = "/api/midprobe/v1/discoveries"
 
@@ -55,7 +56,7 @@ def test_a_started_discovery_puts_its_scan_on_the_queue_and_keeps_the_credential
     assert (status["name"], status["state"]) == ("small", "Active")
     assert _outputs(queue, status["sys_id"]) == ["Shazzam"]
     assert all(SECRET not in record.payload for record in queue.list(limit=1000))
-    assert service.credentials.get(status["sys_id"]) == CREDENTIALS
+    assert service.credentials.get(status["sys_id"]) == tomllib.loads(CREDENTIALS)
 
     listed = operator.get(PREFIX).json()["result"]
     assert [entry["sys_id"] for entry in listed] == [status["sys_id"]]
@@ -104,7 +105,19 @@ def test_a_restarted_instance_resumes_the_active_discovery_and_completes_it(
         ({"schedule": {**SCHEDULE, "ranges": ["nowhere/99"]}}, "ranges"),
         ({"schedule": {**SCHEDULE, "credentials": "creds.toml"}}, "credentials file's text"),
         ({"schedule": SCHEDULE, "credentials": "[[credential"}, "not valid TOML"),
-        ({"schedule": SCHEDULE, "credentials": 7}, "credentials must be the text"),
+        ({"schedule": SCHEDULE, "credentials": 7}, "credentials must be a credentials document"),
+        (
+            {"schedule": SCHEDULE, "credentials": CREDENTIALS.replace("password =", "password_env =")},
+            "password_env",
+        ),
+        (
+            {"schedule": SCHEDULE, "credentials": CREDENTIALS.replace("password =", "private_key_file =")},
+            "reads no variable or file",
+        ),
+        (
+            {"schedule": SCHEDULE, "credentials": {"credential": [{"id": "x", "type": "ssh_password"}]}},
+            "password: is required",
+        ),
         ({"schedule": {**SCHEDULE, "mid": "cluster:east"}}, "east"),
         ({"schedule": 'name = "x"\nranges = ['}, "not valid TOML"),
     ],

@@ -100,7 +100,8 @@ def test_discoveries_and_the_cmdb_tables_over_postgresql(postgres_database_url: 
             api = Client(create_app(queue, users, discoveries=service, tables=tables))
             schedule = {"name": "pg", "ranges": ["198.18.0.8/30"], "ports": "22"}
             started = api.post(
-                "/api/midprobe/v1/discoveries", {"schedule": schedule, "credentials": "x = 1\n"}
+                "/api/midprobe/v1/discoveries",
+                {"schedule": schedule, "credentials": "snmp_public_fallback = false\n"},
             )
             assert started.status_code == 201, started.text
             status_id = started.json()["result"]["sys_id"]

@@ -156,7 +156,7 @@ def test_log_in_validate_the_new_mid_watch_it_discover_the_lab_and_open_a_ci(
     schedule = (
         f'name = "console lab"\nranges = ["{lab.network}"]\nports = "22,161"\nbehaviour = ["ssh", "snmp"]\n'
     )
-    credentials = lab_credentials_toml(lab)
+    credentials = lab_credentials_toml(lab, inline_key=True)  # the instance reads no key file of its own
 
     def start_and_watch(driver: object) -> tuple[str, str]:
         driver.get(f"{console}/discoveries")  # type: ignore[attr-defined]

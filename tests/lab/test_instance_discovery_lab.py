@@ -78,11 +78,14 @@ class Agents:
         self._workdir = workdir
         self.processes: dict[str, subprocess.Popen[str]] = {}
         self.said: dict[str, str] = {}
+        #: What each wrote on stdout (read by ``stop``).
+        self.printed: dict[str, str] = {}
 
     def spool(self, name: str) -> Path:
         return self._workdir / f"spool-{name}"
 
-    def start(self, base: str, ca: Path) -> None:
+    def start(self, base: str, ca: Path, *, own_credentials: bool = True, log_level: str = "warning") -> None:
+        """Start both; ``own_credentials``: each is given the lab's credentials file of its own."""
         for name, host in (("east", "dns1"), ("west", "web1")):
             argv = ["ip", "netns", "exec", self._lab.host(host).namespace, *RUNNER, "agent", "--name", name]
             argv += [
@@ -99,8 +102,9 @@ class Agents:
                 str(self._workdir / "state" / name),
             ]
             argv += ["--capabilities", str(self._workdir / "caps.toml")]
-            argv += ["--credentials", str(self._workdir / "creds.toml")]
-            argv += ["--poll-idle", "0.5", "--poll-busy", "0.5", "--log-level", "warning"]
+            if own_credentials:
+                argv += ["--credentials", str(self._workdir / "creds.toml")]
+            argv += ["--poll-idle", "0.5", "--poll-busy", "0.5", "--log-level", log_level]
             env = {
                 **os.environ,
                 "MIDPROBE_INSTANCE_PASSWORD": PASSWORDS[name],
@@ -117,8 +121,27 @@ class Agents:
                 process.send_signal(signal.SIGTERM)
         for name, process in self.processes.items():
             if name not in self.said:
-                self.said[name] = process.communicate(timeout=60)[1]
+                out, err = process.communicate(timeout=60)
+                self.printed[name] = out
+                self.said[name] = err
         return self.said
+
+
+def prepare_discovery(lab: Lab, tmp_path: Path, schedule_keys: str) -> tuple[Path, str]:
+    """The capabilities, the lab's credentials file, a schedule of the lab (``schedule_keys`` added)
+    and the users, in ``tmp_path``; returns the schedule's path and the queue's URL."""
+    (tmp_path / "caps.toml").write_text(_capabilities(lab), encoding="utf-8")
+    _credentials(lab, tmp_path / "creds.toml")
+    schedule = tmp_path / "lab.toml"
+    schedule.write_text(
+        f'ranges = ["{lab.network}"]\ncredentials = "creds.toml"\n{schedule_keys}', encoding="utf-8"
+    )
+    url = sqlite_url(tmp_path / "ecc.db")
+    with open_users(url) as users:
+        for name in ("east", "west"):
+            users.add(name, PASSWORDS[name], ("mid_server",))
+        users.add("operator", PASSWORDS["operator"], ("discovery_admin",))
+    return schedule, url
 
 
 @pytest.fixture
@@ -140,20 +163,12 @@ def _kill(process: subprocess.Popen[str]) -> None:
 def test_a_discovery_the_instance_runs_survives_the_instance_killed_mid_scan(
     lab: Lab, tmp_path: Path, agents: Agents
 ) -> None:
-    (tmp_path / "caps.toml").write_text(_capabilities(lab), encoding="utf-8")
-    _credentials(lab, tmp_path / "creds.toml")
-    schedule = tmp_path / "lab.toml"
-    schedule.write_text(
-        f'name = "through the instance"\nranges = ["{lab.network}"]\ncredentials = "creds.toml"\n'
-        'ports = "22,80,161,443,9100"\nbehaviour = ["ssh", "snmp", "http"]\n'
+    schedule, url = prepare_discovery(
+        lab,
+        tmp_path,
+        'name = "through the instance"\nports = "22,80,161,443,9100"\nbehaviour = ["ssh", "snmp", "http"]\n'
         "rate = 400\n",  # the scan's 1,280 probes take a few seconds: the instance dies meanwhile
-        encoding="utf-8",
     )
-    url = sqlite_url(tmp_path / "ecc.db")
-    with open_users(url) as users:
-        for name in ("east", "west"):
-            users.add(name, PASSWORDS[name], ("mid_server",))
-        users.add("operator", PASSWORDS["operator"], ("discovery_admin",))
 
     instance, base, ca = serve_instance(lab, url, "198.18.0.1:0")
     restarted: subprocess.Popen[str] | None = None

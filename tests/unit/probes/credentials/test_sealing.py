@@ -14,6 +14,7 @@ from midprobe.probes.credentials.sealing import (
     PRIVATE_KEY_FILE,
     MidKeyPair,
     open_credentials,
+    open_document,
     portable_document,
     seal,
     seal_document,
@@ -77,3 +78,18 @@ def test_the_portable_document_carries_env_secrets_and_key_files(tmp_path: Path)
     assert key.private_key_file is None
     with pytest.raises(CredentialError):
         portable_document(path, environ={})  # the variable is checked on the instance
+
+
+def test_a_pair_kept_under_another_file_name_is_its_own_and_opens_its_documents(tmp_path: Path) -> None:
+    mid = MidKeyPair.load_or_create(tmp_path)
+    instance = MidKeyPair.load_or_create(tmp_path, "credentials-key.pem")
+    assert instance.public_key != mid.public_key
+    assert MidKeyPair.load_or_create(tmp_path, "credentials-key.pem").public_key == instance.public_key
+    assert os.stat(tmp_path / "credentials-key.pem").st_mode & 0o777 == 0o600
+    document = {"credential": [{"id": "ops", "type": "snmp", "community": SECRET}]}
+    sealed = seal_document(document, instance.public_key)
+    assert open_document(sealed, instance) == document
+    with pytest.raises(CredentialError, match="not sealed to this MID's key"):
+        open_document(sealed, mid)
+    with pytest.raises(CredentialError, match="not a credentials document"):
+        open_document(seal(b"[1, 2]", instance.public_key), instance)
