@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -39,6 +39,9 @@ from midprobe.runner.queue.wire import (
     registration_from_json,
     registration_to_json,
 )
+
+if TYPE_CHECKING:
+    from midprobe.runner.instance.wheels import WheelShelf
 
 log = logging.getLogger("midprobe.instance")
 
@@ -138,6 +141,14 @@ class AgentApi:
         """``agent``, if the request's user may act as that MID (403 otherwise)."""
         require_mid(request.state.user, agent)
         return agent
+
+    async def authorise(self, request: Request, role: str = "mid_server") -> User:
+        """The request's user, if it has ``role`` (for a route that answers other than JSON)."""
+        return await self._table_api.authorise(request, role)
+
+    async def guarded(self, request: Request, handle: Callable[[], Awaitable[Response]]) -> Response:
+        """``handle``, its refusals and bad input answered as the Table API answers them."""
+        return await self._table_api.guarded(request, handle)
 
     def wake(self) -> None:
         """Wake the long polls (an operator's change may have made work claimable)."""
@@ -483,14 +494,17 @@ def agent_routes(
     credentials: Mapping[str, Any] | None = None,
     wire_log: WireLog | None = None,
     ca_pem: str | None = None,
+    wheels: WheelShelf | None = None,
 ) -> list[Route]:
     from midprobe.runner.instance.lifecycle_api import lifecycle_routes
+    from midprobe.runner.instance.upgrade_api import upgrade_routes
 
     api = AgentApi(queue, table_api, signal, wire_log=wire_log, ca_pem=ca_pem)
     at = API_PREFIX
     return [
         Route(f"{at}/ca", api.ca, methods=["GET"]),
         *lifecycle_routes(api, queue, credentials),
+        *upgrade_routes(api, queue, wheels),
         Route(f"{at}/agents", api.register, methods=["POST"]),
         Route(f"{at}/agents", api.list_agents, methods=["GET"]),
         Route(f"{at}/agents/{{name}}", api.get_agent, methods=["GET"]),

@@ -24,6 +24,7 @@ DATABASE_CONNECTIONS = 8
 """PostgreSQL connections the instance's queue calls share (agents' requests run side by side)."""
 if TYPE_CHECKING:
     from midprobe.runner.instance.agent_api import WireLog
+    from midprobe.runner.instance.wheels import WheelShelf
 
 _WILDCARDS = ("0.0.0.0", "::")  # noqa: S104  (names of the wildcard addresses, compared against, never bound here)
 
@@ -114,6 +115,7 @@ def serve(
     client_certs: ClientCertMode = "off",
     credentials: Mapping[str, Any] | None = None,
     wire_log: WireLog | None = None,
+    wheels: WheelShelf | None = None,
 ) -> None:
     """Serve the Table API, the agent endpoints and the console (``/console``) over HTTPS on ``address`` until SIGTERM/SIGINT.
 
@@ -122,7 +124,8 @@ def serve(
     earlier run resume at once. ``client_certs``: whether a connection may (``optional``) or
     must (``required``) present a client certificate signed by the instance's CA (``tls.ca``).
     ``credentials`` (a portable credentials document) is sealed to each validated MID that asks
-    for it; ``wire_log``: a file of every agent request and answer.
+    for it; ``wire_log``: a file of every agent request and answer; ``wheels``: the midprobe wheels
+    served to MIDs for their upgrades.
     """
     import uvicorn
 
@@ -171,6 +174,7 @@ def serve(
                 ca_pem=None if tls.ca is None else tls.ca.read_text(encoding="ascii"),
                 credentials=credentials,
                 wire_log=wire_log,
+                wheels=wheels,
             )
             config = uvicorn.Config(
                 app,
