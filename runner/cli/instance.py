@@ -97,7 +97,7 @@ def instance() -> None:
 @click.option(
     "--wheels",
     "wheels_dir",
-    type=click.Path(path_type=Path),
+    type=click.Path(file_okay=False, path_type=Path),
     default=None,
     help="Folder of midprobe wheels served to the MIDs for their upgrades (those of the accepted "
     "major version; mid upgrade NAME).",
