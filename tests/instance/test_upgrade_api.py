@@ -8,7 +8,6 @@ import dataclasses
 import hashlib
 from pathlib import Path
 
-import httpx
 import pytest
 
 from midprobe.capabilities.errors import ConfigError, QueueError
@@ -17,21 +16,10 @@ from midprobe.runner.instance.auth import UserStore
 from midprobe.runner.instance.mid_tables import upgrade_rows
 from midprobe.runner.instance.wheels import WheelShelf
 from midprobe.runner.queue.base import AgentRegistration, EccQueue
-from midprobe.runner.queue.https import HttpsQueue
 from midprobe.runner.queue.lifecycle import SETTING_MID_VERSION
-from tests.instance.conftest import ADMIN, MID, AsgiBridge
+from tests.instance.conftest import ADMIN, MID, AsgiBridge, bridged_client
 
 BASE = "https://instance.test"
-
-
-def _client(bridge: AsgiBridge, auth: tuple[str, str]) -> HttpsQueue:
-    return HttpsQueue(
-        BASE,
-        user=auth[0],
-        password=auth[1],
-        client=httpx.Client(base_url=BASE, transport=bridge),
-        sleep=lambda seconds: None,
-    )
 
 
 @pytest.fixture
@@ -57,7 +45,7 @@ def bridge(queue: EccQueue, users: UserStore, shelf: WheelShelf) -> AsgiBridge:
 def test_the_instance_serves_the_accepted_wheels_and_a_download_is_checked(
     bridge: AsgiBridge, tmp_path: Path
 ) -> None:
-    mid = _client(bridge, MID)
+    mid = bridged_client(bridge, MID)
     served = mid.list_wheels()
     assert [wheel.version for wheel in served] == ["0.1.2", "0.1.10"]  # 0.1.10 after 0.1.2
     wheel = served[0]
@@ -79,7 +67,7 @@ def test_the_instance_serves_the_accepted_wheels_and_a_download_is_checked(
 def test_an_admin_asks_for_an_upgrade_the_mid_reports_it_and_the_history_keeps_it(
     bridge: AsgiBridge, queue: EccQueue
 ) -> None:
-    mid, admin = _client(bridge, MID), _client(bridge, ADMIN)
+    mid, admin = bridged_client(bridge, MID), bridged_client(bridge, ADMIN)
     mid.register_agent(AgentRegistration("mid1", version="0.1.1"))
     with pytest.raises(QueueError, match="may not do this"):
         mid.request_newest_upgrade("mid1", None)  # a MID does not upgrade MIDs
@@ -116,7 +104,7 @@ def test_an_admin_asks_for_an_upgrade_the_mid_reports_it_and_the_history_keeps_i
 def test_without_wheels_the_instance_refuses_an_upgrade_in_one_line(
     queue: EccQueue, users: UserStore
 ) -> None:
-    admin = _client(AsgiBridge(create_app(queue, users)), ADMIN)
+    admin = bridged_client(AsgiBridge(create_app(queue, users)), ADMIN)
     queue.register_agent(AgentRegistration("mid1"))
     assert admin.list_wheels() == []
     with pytest.raises(
