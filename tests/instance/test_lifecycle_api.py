@@ -18,7 +18,6 @@ from midprobe.runner.queue.base import AgentRegistration, EccQueue
 from midprobe.runner.queue.lifecycle import SETTING_AUTO_VALIDATE
 from tests.instance.conftest import ADMIN, MID, AsgiBridge, bridged_client
 
-BASE = "https://instance.test"
 SECRET = "instance-held-Pa55-0c1d"
 DOCUMENT = {"credential": [{"id": "ops", "type": "snmp", "community": SECRET}]}
 

@@ -19,8 +19,6 @@ from midprobe.runner.queue.base import AgentRegistration, EccQueue
 from midprobe.runner.queue.lifecycle import SETTING_MID_VERSION
 from tests.instance.conftest import ADMIN, MID, AsgiBridge, bridged_client
 
-BASE = "https://instance.test"
-
 
 @pytest.fixture
 def shelf(tmp_path: Path) -> WheelShelf:
