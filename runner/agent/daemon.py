@@ -137,6 +137,8 @@ class Agent:
     #: Set once an upgrade passed its self-test: the interpreter to exec and the upgrade's sys_id.
     restart_into: tuple[Path, str] | None = field(default=None, init=False)
     _upgrading: asyncio.Task[None] | None = field(default=None, init=False)
+    _stop_asked: bool = field(default=False, init=False)
+    _upgrade_check_said: str = field(default="", init=False)
     #: Whether the next lifecycle round also asks for the instance-wide version (at start, then periodically).
     _upgrade_check_due: bool = field(default=True, init=False)
     #: Instance-wide versions this process failed to upgrade to (not tried again at every check).
@@ -156,7 +158,11 @@ class Agent:
             self._wake.set()
 
     def request_stop(self) -> None:
-        """Stop claiming; finish or release what is in flight (the SIGTERM path)."""
+        """Stop claiming; finish or release what is in flight (the SIGTERM path; no restart into an upgrade)."""
+        self._stop_asked = True
+        self._halt()
+
+    def _halt(self) -> None:
         if self._stopping is not None:
             self._stopping.set()
         if self._wake is not None:
@@ -214,6 +220,9 @@ class Agent:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
             await self.runner.close()
+            if self.restart_into is not None and self._stop_asked:  # SIGTERM came first: no restart
+                await self._upgrade_failed(self.restart_into[1], "the agent was stopped before it restarted")
+                self.restart_into = None
             # Restarting into an upgrade: the same process comes back as the new version.
             final = "Upgrading" if self.restart_into is not None else "Down"
             with contextlib.suppress(MidprobeError):
@@ -512,11 +521,17 @@ class Agent:
         """The upgrade to start now, if any (from a worker thread); a request it refuses is ended Failed."""
         if self.upgrader is None or self._upgrading is not None or self.restart_into is not None:
             return None
-        pending = self.queue.pending_upgrade(self.name)
-        everywhere = ""
-        if self._upgrade_check_due:
-            everywhere = self.queue.get_setting(SETTING_MID_VERSION)
-            self._upgrade_check_due = False
+        try:
+            pending = self.queue.pending_upgrade(self.name)
+            everywhere = ""
+            if self._upgrade_check_due:
+                everywhere = self.queue.get_setting(SETTING_MID_VERSION)
+                self._upgrade_check_due = False
+        except MidprobeError as error:  # e.g. an instance that serves no upgrades: said once
+            if str(error) != self._upgrade_check_said:
+                self._upgrade_check_said = str(error)
+                log.warning("upgrade check failed", agent=self.name, error=str(error))
+            return None
         running, pinned = self.registration.version, self.lifecycle.pinned_version
         plan, refusal = plan_upgrade(running, pinned, pending, everywhere, frozenset(self._given_up))
         if everywhere and pinned and everywhere != running and everywhere not in self._given_up:
@@ -555,24 +570,30 @@ class Agent:
         log.info("upgrading", agent=self.name, version=running, to_version=plan.version)
         try:
             python = await asyncio.to_thread(self.upgrader.prepare, plan.version)
-            await asyncio.to_thread(self.upgrader.switch, python)
         except (UpgradeFailed, OSError) as error:
             reason = str(error) if isinstance(error, UpgradeFailed) else f"{error.strerror or error}"
             self._given_up.add(plan.version)
             log.warning(
                 "upgrade failed, staying on this version", agent=self.name, version=running, reason=reason
             )
+            await self._upgrade_failed(started.sys_id, reason)
             with contextlib.suppress(MidprobeError):
-                await asyncio.to_thread(
-                    functools.partial(self.queue.end_upgrade, started.sys_id, succeeded=False, reason=reason)
-                )
                 await self._show("Upgrade Failed")
             return
+        except asyncio.CancelledError:  # stopped while preparing: the attempt ends with the process
+            await self._upgrade_failed(started.sys_id, "the agent was stopped during the upgrade")
+            raise
         log.info(
             "self-test passed, restarting into the new version", agent=self.name, to_version=plan.version
         )
         self.restart_into = (python, started.sys_id)
-        self.request_stop()
+        self._halt()
+
+    async def _upgrade_failed(self, sys_id: str, reason: str) -> None:
+        with contextlib.suppress(MidprobeError):
+            await asyncio.to_thread(
+                functools.partial(self.queue.end_upgrade, sys_id, succeeded=False, reason=reason)
+            )
 
     async def _upgraded(self, sys_id: str) -> None:
         """This process is the new version of an upgrade: it succeeded."""

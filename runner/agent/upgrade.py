@@ -149,7 +149,13 @@ class Upgrader:
         except MidprobeError as error:
             raise UpgradeFailed(f"download failed: {error}") from None
         python = self._install(wheel, version)
-        self.self_test(python)
+        try:
+            self.self_test(python)
+        except UpgradeFailed:
+            shutil.rmtree(python.parent.parent, ignore_errors=True)  # a version that failed is not kept
+            raise
+        finally:
+            wheel.unlink(missing_ok=True)  # installed (or refused): the download is not needed again
         return python
 
     def _install(self, wheel: Path, version: str) -> Path:
@@ -178,15 +184,27 @@ class Upgrader:
         return _run(argv, SELF_TEST_SECONDS, "the self-test", env=env)
 
     def switch(self, python: Path) -> None:
-        """Point ``venvs/current`` at the environment of ``python`` (atomically)."""
+        """Point ``venvs/current`` at the environment of ``python`` (atomically), and remove the
+        environments other than it and the running one."""
         current = self.venvs / "current"
         staged = self.venvs / "current.new"
         staged.unlink(missing_ok=True)
         staged.symlink_to(python.parent.parent.name)
         staged.replace(current)
+        keep = {python.parent.parent.name, Path(sys.prefix).name, current.name}
+        for other in self.venvs.iterdir():
+            if other.name not in keep and other.is_dir() and not other.is_symlink():
+                shutil.rmtree(other, ignore_errors=True)
 
     def exec_into(self, python: Path, upgrade: str, instance: str) -> None:
-        """Become the new version: the same process, the same arguments (returns only if exec fails)."""
+        """Switch to the new version and become it: the same process, the same arguments (returns only
+        if the exec fails)."""
+        try:
+            self.switch(python)
+        except OSError as error:
+            raise UpgradeFailed(
+                f"cannot switch {self.venvs / 'current'}: {error.strerror or error}"
+            ) from None
         env = {**os.environ, UPGRADE_VARIABLE: upgrade, INSTANCE_VARIABLE: instance}
         argv = [str(python), "-m", "midprobe.runner", *self.arguments]
         sys.stdout.flush()

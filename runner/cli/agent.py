@@ -109,7 +109,7 @@ def run_agent(
             )
             upgrader = None
             if upgrade_arguments is not None and state_dir is not None and isinstance(queue, HttpsQueue):
-                upgrader = Upgrader(queue, state_dir, upgrade_arguments)
+                upgrader = Upgrader(queue, state_dir.resolve(), upgrade_arguments)
             agent = Agent(
                 queue,
                 runner,

@@ -124,7 +124,7 @@ def _shown_status(agent: AgentRegistration, live: bool) -> str:
 @mid.command("list")
 @instance_options
 def list_command(queue_url: str, user: str | None, ca_file: Path | None) -> None:
-    """Every MID: status, version, validated, open issues, and why it gets no work when it gets none."""
+    """Every MID: status, version, validated, open issues, why it gets no work, an upgrade under way."""
     from midprobe.runner.queue.lifecycle import SETTING_ACCEPTED_MAJOR, work_refusal
 
     with _open(queue_url, user, ca_file) as queue:
@@ -132,6 +132,9 @@ def list_command(queue_url: str, user: str | None, ca_file: Path | None) -> None
         live = {agent.name for agent in queue.list_agents(live_within_seconds=LIVE_WITHIN_SECONDS)}
         accepted = queue.get_setting(SETTING_ACCEPTED_MAJOR)
         issues = queue.list_issues()
+        upgrades = queue.list_upgrades()
+    # Newest first: the first row of each MID is its latest upgrade.
+    latest_upgrade = {row.agent: row for row in reversed(upgrades)}
     open_count: dict[str, int] = {}
     for issue in issues:
         open_count[issue.agent] = open_count.get(issue.agent, 0) + 1
@@ -143,6 +146,9 @@ def list_command(queue_url: str, user: str | None, ca_file: Path | None) -> None
             notes.append(f"pinned {agent.pinned_version}")
         if agent.rekey_requested:
             notes.append("rekey requested")
+        latest = latest_upgrade.get(agent.name)
+        if latest is not None and latest.state in ("Requested", "Upgrading"):
+            notes.append(f"upgrade to {latest.to_version} {latest.state.lower()}")
         click.echo(
             f"{printable(agent.short_name):<20} {_shown_status(agent, agent.name in live):<10} "
             f"{printable(agent.version or '-'):<10} {'yes' if agent.validated else 'no':<9} "
