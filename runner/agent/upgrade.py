@@ -6,9 +6,9 @@ and every ``upgrade_check_seconds`` whether the instance wants every MID on a ve
 checked), makes a virtual environment beside the running one (``STATE/upgrades/venvs/midprobe-V``)
 that sees the running environment's packages through a ``.pth`` file (nothing is fetched: it works
 offline), installs the wheel there without dependencies, and runs the new version's self-test
-(``midprobe agent ... --self-test``). Only when that passes does it switch ``venvs/current``, finish
-its work in flight and exec the new interpreter (same process, same arguments); else it stays on
-the running version with status Upgrade Failed. A pinned MID never upgrades.
+(``midprobe agent ... --self-test``). Only when that passes does it finish its work in flight,
+switch ``venvs/current`` and exec the new interpreter (same process, same arguments); else it stays
+on the running version with status Upgrade Failed. A pinned MID never upgrades.
 """
 
 from __future__ import annotations
