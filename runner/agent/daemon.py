@@ -134,6 +134,10 @@ class Agent:
     upgrader: Upgrader | None = None
     #: The upgrade this process finishes (it was exec'd into by the version before): Succeeded once registered.
     finishing_upgrade: str | None = None
+    #: The upgrade this process came back from (its new version failed to start): sys_id, version, why.
+    failed_upgrade: tuple[str, str, str] | None = None
+    #: Whether the upgrade this process finishes is recorded Succeeded (it started as the new version).
+    upgrade_finished: bool = field(default=False, init=False)
     #: Set once an upgrade passed its self-test: the interpreter to exec and the upgrade's sys_id.
     restart_into: tuple[Path, str] | None = field(default=None, init=False)
     _upgrading: asyncio.Task[None] | None = field(default=None, init=False)
@@ -199,6 +203,18 @@ class Agent:
         await asyncio.to_thread(self.lifecycle.started, self.queue, self.registration)
         if self.finishing_upgrade is not None:
             await self._upgraded(self.finishing_upgrade)
+        if self.failed_upgrade is not None:
+            sys_id, version, reason = self.failed_upgrade
+            self._given_up.add(version)
+            log.warning(
+                "back from a failed upgrade",
+                agent=self.name,
+                version=self.registration.version,
+                reason=reason,
+            )
+            await self._upgrade_failed(sys_id, reason)
+            with contextlib.suppress(MidprobeError):
+                await self._show("Upgrade Failed")
         await self._lifecycle_round(before)
         helpers = [
             asyncio.create_task(self._renew_leases(), name="renew-leases"),
@@ -606,6 +622,7 @@ class Agent:
                     reason=f"running {self.registration.version}",
                 )
             )
+            self.upgrade_finished = True
             log.info("upgraded", agent=self.name, version=self.registration.version)
         except MidprobeError as error:
             log.warning("upgrade not recorded", agent=self.name, error=str(error))

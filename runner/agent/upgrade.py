@@ -8,11 +8,13 @@ that sees the running environment's packages through a ``.pth`` file (nothing is
 offline), installs the wheel there without dependencies, and runs the new version's self-test
 (``midprobe agent ... --self-test``). Only when that passes does it finish its work in flight,
 switch ``venvs/current`` and exec the new interpreter (same process, same arguments); else it stays
-on the running version with status Upgrade Failed. A pinned MID never upgrades.
+on the running version with status Upgrade Failed. A new version that then fails to start goes
+back to the one before (exec'd again), which shows Upgrade Failed. A pinned MID never upgrades.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -31,6 +33,10 @@ from midprobe.runner.queue.wire import ServedWheel
 #: process token it keeps (it is the same process, exec'd: its name and leases stay its own).
 UPGRADE_VARIABLE: Final = "MIDPROBE_UPGRADE_ID"
 INSTANCE_VARIABLE: Final = "MIDPROBE_AGENT_INSTANCE"
+#: The interpreter of the version before, which a new version that fails to start goes back to,
+#: and what that one is told: the upgrade, its version and why (tab-separated).
+ROLLBACK_VARIABLE: Final = "MIDPROBE_UPGRADE_ROLLBACK"
+FAILED_VARIABLE: Final = "MIDPROBE_UPGRADE_FAILED"
 #: How long each step may take before the attempt fails.
 VENV_SECONDS: Final = 120.0
 INSTALL_SECONDS: Final = 300.0
@@ -184,14 +190,10 @@ class Upgrader:
         return _run(argv, SELF_TEST_SECONDS, "the self-test", env=env)
 
     def switch(self, python: Path) -> None:
-        """Point ``venvs/current`` at the environment of ``python`` (atomically), and remove the
-        environments other than it and the running one."""
-        current = self.venvs / "current"
-        staged = self.venvs / "current.new"
-        staged.unlink(missing_ok=True)
-        staged.symlink_to(python.parent.parent.name)
-        staged.replace(current)
-        keep = {python.parent.parent.name, Path(sys.prefix).name, current.name}
+        """Point ``venvs/current`` at the environment of ``python``, and remove the environments
+        other than it and the running one."""
+        point_current(self.venvs, python)
+        keep = {python.parent.parent.name, Path(sys.prefix).name, "current"}
         for other in self.venvs.iterdir():
             if other.name not in keep and other.is_dir() and not other.is_symlink():
                 shutil.rmtree(other, ignore_errors=True)
@@ -205,7 +207,12 @@ class Upgrader:
             raise UpgradeFailed(
                 f"cannot switch {self.venvs / 'current'}: {error.strerror or error}"
             ) from None
-        env = {**os.environ, UPGRADE_VARIABLE: upgrade, INSTANCE_VARIABLE: instance}
+        env = {
+            **os.environ,
+            UPGRADE_VARIABLE: upgrade,
+            INSTANCE_VARIABLE: instance,
+            ROLLBACK_VARIABLE: self.python,
+        }
         argv = [str(python), "-m", "midprobe.runner", *self.arguments]
         sys.stdout.flush()
         sys.stderr.flush()
@@ -215,13 +222,51 @@ class Upgrader:
             raise UpgradeFailed(f"cannot start {python}: {error.strerror or error}") from None
 
 
+def point_current(venvs: Path, python: Path) -> None:
+    """``venvs/current`` -> the environment of ``python`` (replaced atomically)."""
+    venvs.mkdir(parents=True, exist_ok=True)
+    staged = venvs / "current.new"
+    staged.unlink(missing_ok=True)
+    staged.symlink_to(python.parent.parent.absolute())
+    staged.replace(venvs / "current")
+
+
+def roll_back(
+    old_python: str, arguments: Sequence[str], state_dir: Path, failed: tuple[str, str, str], instance: str
+) -> None:
+    """A new version that failed to start goes back to ``old_python`` (``failed``: the upgrade's
+    sys_id, version and why), with the same arguments and process token; returns only if it cannot."""
+    env = {
+        key: value for key, value in os.environ.items() if key not in (UPGRADE_VARIABLE, ROLLBACK_VARIABLE)
+    }
+    env[FAILED_VARIABLE] = "\t".join(part.replace("\t", " ").replace("\n", " ") for part in failed)
+    env[INSTANCE_VARIABLE] = instance
+    with contextlib.suppress(OSError):
+        point_current(state_dir / "upgrades" / "venvs", Path(old_python))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with contextlib.suppress(OSError):
+        os.execve(old_python, [old_python, "-m", "midprobe.runner", *arguments], env)  # noqa: S606
+
+
+def failed_upgrade(text: str | None) -> tuple[str, str, str] | None:
+    """What ``FAILED_VARIABLE`` says (the upgrade's sys_id, version, reason), if it says it."""
+    parts = (text or "").split("\t", 2)
+    return (parts[0], parts[1], parts[2]) if len(parts) == 3 else None
+
+
 __all__ = [
+    "FAILED_VARIABLE",
     "INSTANCE_VARIABLE",
+    "ROLLBACK_VARIABLE",
     "UPGRADE_VARIABLE",
     "UpgradeFailed",
     "UpgradePlan",
     "Upgrader",
     "WheelSource",
+    "failed_upgrade",
     "plan_upgrade",
+    "point_current",
+    "roll_back",
     "site_folders",
 ]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from midprobe.capabilities.errors import ConfigError
+from midprobe.capabilities.errors import ConfigError, MidprobeError
 from midprobe.probes.credentials import CredentialStore
 from midprobe.probes.credentials.sealing import MidKeyPair
 from midprobe.probes.registry import default_registry
@@ -25,10 +25,20 @@ from midprobe.runner.agent.identity import build_agent_setup
 from midprobe.runner.agent.lifecycle import MidLifecycle
 from midprobe.runner.agent.limits import ConcurrencyLimits, PoolSizes
 from midprobe.runner.agent.probe_runner import ProbeRunner
-from midprobe.runner.agent.upgrade import INSTANCE_VARIABLE, UPGRADE_VARIABLE, UpgradeFailed, Upgrader
+from midprobe.runner.agent.upgrade import (
+    FAILED_VARIABLE,
+    INSTANCE_VARIABLE,
+    ROLLBACK_VARIABLE,
+    UPGRADE_VARIABLE,
+    UpgradeFailed,
+    Upgrader,
+    failed_upgrade,
+    roll_back,
+)
 from midprobe.runner.cli.options import agent_setting, queue_option, seconds
 from midprobe.runner.ecc.record import agent_short_name
 from midprobe.runner.queue.https import HttpsQueue, tls_context
+from midprobe.runner.queue.lifecycle import midprobe_version
 from midprobe.runner.queue.url import open_queue
 
 #: Threads for blocking libraries (paramiko, python-nmap, the queue driver).
@@ -58,6 +68,50 @@ def run_agent(
     ``upgrade_arguments``: the command line (after the program) the agent was started with; given,
     an agent on an instance upgrades itself when asked and restarts with them (docs/agent.md).
     """
+    # An upgraded process (exec'd by the version before) finishes that upgrade under the same token,
+    # or goes back to the version before if it cannot start; one that came back says why.
+    finishing_upgrade = os.environ.pop(UPGRADE_VARIABLE, None)
+    kept_instance = os.environ.pop(INSTANCE_VARIABLE, None)
+    rollback = os.environ.pop(ROLLBACK_VARIABLE, None)
+    came_back = failed_upgrade(os.environ.pop(FAILED_VARIABLE, None))
+    agents: list[Agent] = []
+    try:
+        return _run_agent(
+            config,
+            once=once,
+            drain_seconds=drain_seconds,
+            alongside=alongside,
+            on_answered=on_answered,
+            keep_keys=keep_keys,
+            upgrade_arguments=upgrade_arguments,
+            upgrade=(finishing_upgrade, kept_instance, came_back),
+            agents=agents,
+        )
+    except Exception as error:
+        started = bool(agents) and agents[0].upgrade_finished
+        if finishing_upgrade and rollback and upgrade_arguments is not None and not started:
+            said = str(error) if isinstance(error, MidprobeError) else f"{type(error).__name__}: {error}"
+            instance = agents[0].instance if agents else kept_instance or ""
+            state_dir = config.state_dir or DEFAULT_STATE_ROOT / agent_short_name(config.name)
+            failed = (finishing_upgrade, midprobe_version(), f"the new version did not start: {said}")
+            logs.get_logger("midprobe.agent").error("the new version did not start, going back", error=said)
+            roll_back(rollback, upgrade_arguments, state_dir.resolve(), failed, instance)
+        raise
+
+
+def _run_agent(
+    config: AgentConfig,
+    *,
+    once: bool,
+    drain_seconds: float,
+    alongside: Callable[[], Awaitable[object]] | None,
+    on_answered: Callable[[str], None] | None,
+    keep_keys: bool,
+    upgrade_arguments: tuple[str, ...] | None,
+    upgrade: tuple[str | None, str | None, tuple[str, str, str] | None],
+    agents: list[Agent],
+) -> AgentStats:
+    finishing_upgrade, kept_instance, came_back = upgrade
     policy = check_agent_config(config)
     state_dir = (
         (config.state_dir or DEFAULT_STATE_ROOT / agent_short_name(config.name)) if keep_keys else None
@@ -76,9 +130,6 @@ def run_agent(
         page_items=config.page_items,
         upgrade_check_seconds=config.upgrade_check_seconds,
     )
-    # An upgraded process (exec'd by the version before) finishes that upgrade under the same token.
-    finishing_upgrade = os.environ.pop(UPGRADE_VARIABLE, None)
-    kept_instance = os.environ.pop(INSTANCE_VARIABLE, None)
     restart: list[tuple[Upgrader, Path, str, str]] = []
 
     async def main() -> AgentStats:
@@ -120,7 +171,9 @@ def run_agent(
                 on_answered=on_answered,
                 upgrader=None if once else upgrader,
                 finishing_upgrade=finishing_upgrade,
+                failed_upgrade=came_back,
             )
+            agents.append(agent)
             if kept_instance:
                 agent.instance = kept_instance
             if alongside is None:

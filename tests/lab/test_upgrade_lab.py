@@ -1,7 +1,8 @@
-"""MID upgrades in the lab: two midprobe wheels built here of different versions, and a third whose
-self-test fails, served by an instance over HTTPS; a MID running from a virtual environment of its
-own upgrades by ``midprobe mid upgrade`` into the newer one, rolls back from the broken one with
-status Upgrade Failed and goes on working, and a pinned MID never upgrades.
+"""MID upgrades in the lab: two midprobe wheels built here of different versions, a third that cannot
+start and a fourth whose self-test fails, served by an instance over HTTPS; a MID running from a
+virtual environment of its own upgrades by ``midprobe mid upgrade`` into the newer one, goes back
+from the one that cannot start and stays on its version when the self-test fails, with status
+Upgrade Failed and working on, and a pinned MID never upgrades.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
 MID_PASSWORD = "upgrade-mid-password-51c3"
 ADMIN_PASSWORD = "upgrade-admin-password-0e7d"
-OLD, NEW, BROKEN = "0.1.1", "0.1.2", "0.1.3"
+OLD, NEW, CANNOT_START, BROKEN = "0.1.1", "0.1.2", "0.1.3", "0.1.4"
 
 
 def _build_wheel(source: Path, version: str, out: Path) -> Path:
@@ -65,7 +66,8 @@ def _build_wheel(source: Path, version: str, out: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Wheels of OLD, NEW and BROKEN (its self-test raises), built offline from a copy of this tree."""
+    """Wheels of OLD, NEW, CANNOT_START (it fails before registering) and BROKEN (its self-test
+    raises), built offline from a copy of this tree."""
     base = tmp_path_factory.mktemp("wheels")
     source = base / "source"
     shutil.copytree(
@@ -85,14 +87,26 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         ),
     )
     built = {version: _build_wheel(source, version, base / "out") for version in (OLD, NEW)}
-    selftest = source / "runner" / "agent" / "selftest.py"
-    selftest.write_text(
-        selftest.read_text().replace(
+    for version, module, line, broken in (
+        (
+            CANNOT_START,
+            "daemon.py",
+            "        # Refused (AgentNameInUse) while another live process runs under this name.\n",
+            '        raise QueueError("this build cannot start, on purpose")\n',
+        ),
+        (
+            BROKEN,
+            "selftest.py",
             "    modules = import_everything()\n",
             '    raise SelfTestFailed("this build is broken on purpose")\n',
-        )
-    )
-    built[BROKEN] = _build_wheel(source, BROKEN, base / "out")
+        ),
+    ):
+        path = source / "runner" / "agent" / module
+        text = path.read_text()
+        assert line in text
+        path.write_text(text.replace(line, broken + line))
+        built[version] = _build_wheel(source, version, base / "out")
+        path.write_text(text)
     return built
 
 
@@ -146,7 +160,7 @@ def test_a_mid_upgrades_to_a_newer_wheel_rolls_back_from_a_broken_one_and_a_pinn
 ) -> None:
     served = tmp_path / "served"
     served.mkdir()
-    for version in (NEW, BROKEN):
+    for version in (NEW, CANNOT_START, BROKEN):
         shutil.copy(wheels[version], served)
     url = sqlite_url(tmp_path / "ecc.db")
     with open_users(url) as users:
@@ -208,7 +222,7 @@ def test_a_mid_upgrades_to_a_newer_wheel_rolls_back_from_a_broken_one_and_a_pinn
         unknown = mid("upgrade", "upg1", "--version", "9.9.9")
         assert unknown.returncode == 2
         assert unknown.stderr.strip().endswith(
-            f"no wheel of version 9.9.9 is served (served: {NEW}, {BROKEN})"
+            f"no wheel of version 9.9.9 is served (served: {NEW}, {CANNOT_START}, {BROKEN})"
         )
         refused = mid("upgrade", "upg2")
         assert refused.returncode == 2
@@ -232,27 +246,48 @@ def test_a_mid_upgrades_to_a_newer_wheel_rolls_back_from_a_broken_one_and_a_pinn
         current = tmp_path / "upg1" / "state" / "upgrades" / "venvs" / "current"
         assert current.resolve().name == f"midprobe-{NEW}"
 
+        def failed(version: str) -> Callable[[], bool]:
+            def done() -> bool:
+                with open_queue(url) as queue:
+                    return any(
+                        row.to_version == version and row.state == "Failed"
+                        for row in queue.list_upgrades("upg1")
+                    )
+
+            return done
+
+        def upgrade_failed_on_new() -> bool:
+            found = registered("upg1")
+            return found is not None and (found.version, found.status) == (NEW, "Upgrade Failed")
+
+        # A version that passes its self-test but cannot start: the MID goes back to NEW.
+        asked = mid("upgrade", "upg1", "--version", CANNOT_START)
+        assert asked.returncode == 0, asked.stderr
+        _wait_for(failed(CANNOT_START), f"the upgrade to {CANNOT_START} to fail", log)
+        _wait_for(upgrade_failed_on_new, f"upg1 back on {NEW}, Upgrade Failed", log)
+        assert agents["upg1"][0].poll() is None  # exec'd back: still the same process
+        assert current.resolve().name == f"midprobe-{NEW}"
+        _wait_for(answered("upg1"), "upg1 to answer work after going back", log)
+
         # The newest served wheel is broken: its self-test fails, the MID stays on NEW and says so.
         broken = mid("upgrade", "upg1")
         assert broken.returncode == 0, broken.stderr
         assert f"to {BROKEN} requested" in broken.stdout
-
-        def rolled_back() -> bool:
-            with open_queue(url) as queue:
-                return any(row.state == "Failed" for row in queue.list_upgrades("upg1"))
-
-        _wait_for(rolled_back, "the broken upgrade to fail", log)
-        _wait_for(lambda: registered("upg1").status == "Upgrade Failed", "status Upgrade Failed", log)  # type: ignore[union-attr]
-        assert registered("upg1").version == NEW  # type: ignore[union-attr]
+        _wait_for(failed(BROKEN), "the broken upgrade to fail", log)
+        _wait_for(upgrade_failed_on_new, "status Upgrade Failed", log)
         assert current.resolve().name == f"midprobe-{NEW}"
-        _wait_for(answered("upg1"), "upg1 to answer work after the rollback", log)
+        _wait_for(answered("upg1"), "upg1 to answer work after the failed self-test", log)
 
         history = mid("upgrades", "upg1")
         assert history.returncode == 0, history.stderr
         lines = history.stdout.strip().splitlines()
-        assert len(lines) == 2
+        assert len(lines) == 3
         assert re.search(rf"Failed .* {NEW} -> {BROKEN} .*this build is broken on purpose", lines[0]), lines
-        assert re.search(rf"Succeeded .* {OLD} -> {NEW} .*running {NEW}", lines[1]), lines
+        assert re.search(
+            rf"Failed .* {NEW} -> {CANNOT_START} .*the new version did not start: this build cannot start",
+            lines[1],
+        ), lines
+        assert re.search(rf"Succeeded .* {OLD} -> {NEW} .*running {NEW}", lines[2]), lines
 
         # Every unpinned MID to NEW: upg1 runs it already; upg2 is pinned and never upgrades.
         everyone = mid("upgrade", "--all", "--version", NEW)
@@ -266,7 +301,7 @@ def test_a_mid_upgrades_to_a_newer_wheel_rolls_back_from_a_broken_one_and_a_pinn
         assert registered("upg2").version == OLD  # type: ignore[union-attr]
         with open_queue(url) as queue:
             assert queue.list_upgrades("upg2") == []
-            assert len(queue.list_upgrades("upg1")) == 2
+            assert len(queue.list_upgrades("upg1")) == 3
     finally:
         for process, _ in agents.values():
             process.send_signal(signal.SIGTERM)

@@ -10,7 +10,7 @@ import pytest
 
 from midprobe.capabilities.errors import ConfigError
 from midprobe.runner.agent.config import load_agent_config
-from midprobe.runner.agent.upgrade import UpgradePlan, plan_upgrade, site_folders
+from midprobe.runner.agent.upgrade import UpgradePlan, failed_upgrade, plan_upgrade, site_folders
 from midprobe.runner.instance.wheels import choose_version
 from midprobe.runner.queue.lifecycle import AgentUpgrade, check_version, wheel_version
 from midprobe.runner.queue.wire import ServedWheel
@@ -83,3 +83,13 @@ def test_the_upgrade_check_interval_is_range_checked() -> None:
     assert load_agent_config(environ={}).upgrade_check_seconds == 3600.0
     with pytest.raises(ConfigError, match="upgrade_check_seconds"):
         load_agent_config(environ={"MIDPROBE_UPGRADE_CHECK_SECONDS": "0"})
+
+
+def test_what_a_version_that_went_back_is_told_is_read_back() -> None:
+    assert failed_upgrade("a" * 32 + "\t0.1.3\tthe new version did not start: boom\tagain") == (
+        "a" * 32,
+        "0.1.3",
+        "the new version did not start: boom\tagain",
+    )
+    assert failed_upgrade(None) is None
+    assert failed_upgrade("garbage") is None
