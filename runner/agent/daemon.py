@@ -213,6 +213,8 @@ class Agent:
                 reason=reason,
             )
             await self._upgrade_failed(sys_id, reason)
+            if self.upgrader is not None:
+                await asyncio.to_thread(self.upgrader.discard, version)
             with contextlib.suppress(MidprobeError):
                 await self._show("Upgrade Failed")
         await self._lifecycle_round(before)

@@ -175,8 +175,9 @@ class Upgrader:
         python = target / "bin" / "python"
         site = target / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
         # The running environment's packages (the dependencies) behind the new one's own: the new
-        # midprobe, installed into the new environment, comes first on its path.
-        folders = [folder for folder in site_folders(sys.path) if not Path(folder).is_relative_to(target)]
+        # midprobe, installed into the new environment, comes first on its path. Earlier upgrades'
+        # environments hold midprobe only (installed without dependencies): they are left out.
+        folders = [folder for folder in site_folders(sys.path) if not Path(folder).is_relative_to(self.venvs)]
         (site / BASE_PTH).write_text("".join(f"{folder}\n" for folder in folders), encoding="utf-8")
         pip = [self.python, "-m", "pip", "--python", str(python)] if has_pip else [str(python), "-m", "pip"]
         install = [*pip, "install", "--no-deps", "--no-index", "--no-input", "--disable-pip-version-check"]
@@ -188,6 +189,12 @@ class Upgrader:
         env = {key: value for key, value in os.environ.items() if key != UPGRADE_VARIABLE}
         argv = [str(python), "-m", "midprobe.runner", *self.arguments, "--self-test"]
         return _run(argv, SELF_TEST_SECONDS, "the self-test", env=env)
+
+    def discard(self, version: str) -> None:
+        """Remove the environment of ``version`` (it failed), unless it is the one running."""
+        target = self.venvs / f"midprobe-{version}"
+        if target.is_dir() and Path(sys.prefix).resolve() != target.resolve():
+            shutil.rmtree(target, ignore_errors=True)
 
     def switch(self, python: Path) -> None:
         """Point ``venvs/current`` at the environment of ``python``, and remove the environments

@@ -268,6 +268,7 @@ def test_a_mid_upgrades_to_a_newer_wheel_rolls_back_from_a_broken_one_and_a_pinn
         assert agents["upg1"][0].poll() is None  # exec'd back: still the same process
         assert current.resolve().name == f"midprobe-{NEW}"
         _wait_for(answered("upg1"), "upg1 to answer work after going back", log)
+        assert sorted(path.name for path in current.parent.iterdir()) == ["current", f"midprobe-{NEW}"]
 
         # The newest served wheel is broken: its self-test fails, the MID stays on NEW and says so.
         broken = mid("upgrade", "upg1")
@@ -277,6 +278,8 @@ def test_a_mid_upgrades_to_a_newer_wheel_rolls_back_from_a_broken_one_and_a_pinn
         _wait_for(upgrade_failed_on_new, "status Upgrade Failed", log)
         assert current.resolve().name == f"midprobe-{NEW}"
         _wait_for(answered("upg1"), "upg1 to answer work after the failed self-test", log)
+        assert sorted(path.name for path in current.parent.iterdir()) == ["current", f"midprobe-{NEW}"]
+        assert not any((tmp_path / "upg1" / "state" / "upgrades" / "wheels").iterdir())
 
         history = mid("upgrades", "upg1")
         assert history.returncode == 0, history.stderr
