@@ -502,8 +502,7 @@ class HttpsQueue:
     # -- upgrades -----------------------------------------------------------------------------
 
     def request_upgrade(self, agent: str, version: str) -> AgentUpgrade:
-        body = {"version": version}
-        return upgrade_from_json(self._request("POST", self._agent_path(agent, "/upgrade"), body=body))
+        return self.request_newest_upgrade(agent, version)
 
     def request_newest_upgrade(self, agent: str, version: str | None) -> AgentUpgrade:
         """Ask ``agent`` to upgrade to ``version`` (``None``: the newest wheel the instance serves)."""
