@@ -40,6 +40,9 @@ class AgentConfig:
     queue_stats_seconds: float = 300.0
     #: Most CIs one page of a multi-page result holds (a Shazzam over a big batch is sent in pages).
     page_items: int = 500
+    #: How often the agent asks the instance whether every MID should be on a version
+    #: (``mid upgrade --all``); an upgrade asked of this MID by name is seen at its next heartbeat.
+    upgrade_check_seconds: float = 3600.0
     #: Deadline of one probe run unless the request carries a shorter one.
     probe_timeout_seconds: float = 600.0
     #: Discovery results larger than this are stored aside (docs/ecc-reference.md section 1), never cut.
@@ -80,6 +83,15 @@ class AgentConfig:
         levels = ("debug", "info", "warning", "error")
         _check(self.log_level in levels, "log_level", f"must be one of {', '.join(levels)}")
 
+    def instance_login(self) -> dict[str, Any]:
+        """``open_queue``'s options for an ``https://`` queue: the instance user, CA, client certificate."""
+        return {
+            "user": self.instance_user or None,
+            "ca_file": self.instance_ca_file,
+            "cert_file": self.instance_cert_file,
+            "key_file": self.instance_key_file,
+        }
+
 
 _DAY = 86_400.0
 
@@ -94,6 +106,7 @@ NUMBER_LIMITS: dict[str, NumberRange] = {
     "registry_heartbeat_seconds": NumberRange(1.0, _DAY),
     "queue_stats_seconds": NumberRange(1.0, _DAY),
     "page_items": NumberRange(1, 1_000_000, integer=True),
+    "upgrade_check_seconds": NumberRange(1.0, 7 * _DAY),
     "probe_timeout_seconds": NumberRange(1.0, 7 * _DAY),
     "result_size_cap": NumberRange(1, 2**40, integer=True),
 }

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from midprobe.capabilities.errors import ConfigError, MidprobeError, QueueError
 from midprobe.runner.agent.lifecycle import MidLifecycle
@@ -25,10 +26,12 @@ from midprobe.runner.agent.limits import PoolSizes
 from midprobe.runner.agent.logs import get_logger
 from midprobe.runner.agent.probe_runner import ProbeRunner
 from midprobe.runner.agent.results import ResultWriter
+from midprobe.runner.agent.upgrade import UpgradeFailed, UpgradePlan, Upgrader, plan_upgrade
 from midprobe.runner.ecc.builders import new_queue_stats_record
 from midprobe.runner.ecc.pages import DEFAULT_PAGE_ITEMS, split_pages
 from midprobe.runner.ecc.record import PRIORITY_EXPEDITED, PRIORITY_INTERACTIVE, PRIORITY_STANDARD, EccRecord
 from midprobe.runner.queue.base import AgentNameInUse, AgentRegistration, EccQueue
+from midprobe.runner.queue.lifecycle import SETTING_MID_VERSION
 
 log = get_logger("midprobe.agent")
 
@@ -79,6 +82,8 @@ class AgentTimings:
     queue_stats_seconds: float = 300.0
     #: Most CIs one page of a multi-page result holds.
     page_items: int = DEFAULT_PAGE_ITEMS
+    #: How often the agent asks whether the instance wants every MID on a version (``mid upgrade --all``).
+    upgrade_check_seconds: float = 3600.0
 
     def __post_init__(self) -> None:
         # The lease must outlive the renewal interval, or live work would expire between renewals.
@@ -125,6 +130,23 @@ class Agent:
     on_answered: Callable[[str], None] | None = None
     #: Its key pair, validation, the operator's pause and drain, sealed credentials, issues.
     lifecycle: MidLifecycle = field(default_factory=MidLifecycle)
+    #: How this MID upgrades itself (None: it does not; e.g. on a database queue, or embedded in a command).
+    upgrader: Upgrader | None = None
+    #: The upgrade this process finishes (it was exec'd into by the version before): Succeeded once registered.
+    finishing_upgrade: str | None = None
+    #: The upgrade this process came back from (its new version failed to start): sys_id, version, why.
+    failed_upgrade: tuple[str, str, str] | None = None
+    #: Whether the upgrade this process finishes is recorded Succeeded (it started as the new version).
+    upgrade_finished: bool = field(default=False, init=False)
+    #: Set once an upgrade passed its self-test: the interpreter to exec and the upgrade's sys_id.
+    restart_into: tuple[Path, str] | None = field(default=None, init=False)
+    _upgrading: asyncio.Task[None] | None = field(default=None, init=False)
+    _stop_asked: bool = field(default=False, init=False)
+    _upgrade_check_said: str = field(default="", init=False)
+    #: Whether the next lifecycle round also asks for the instance-wide version (at start, then periodically).
+    _upgrade_check_due: bool = field(default=True, init=False)
+    #: Instance-wide versions this process failed to upgrade to (not tried again at every check).
+    _given_up: set[str] = field(default_factory=set, init=False)
     _status: str = field(default="Up", init=False)
     _lifecycle_tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False)
     #: One lifecycle check at a time (the heartbeat's and the poll loop's): a rekey happens once.
@@ -140,7 +162,11 @@ class Agent:
             self._wake.set()
 
     def request_stop(self) -> None:
-        """Stop claiming; finish or release what is in flight (the SIGTERM path)."""
+        """Stop claiming; finish or release what is in flight (the SIGTERM path; no restart into an upgrade)."""
+        self._stop_asked = True
+        self._halt()
+
+    def _halt(self) -> None:
         if self._stopping is not None:
             self._stopping.set()
         if self._wake is not None:
@@ -175,12 +201,30 @@ class Agent:
             version=self.registration.version,
         )
         await asyncio.to_thread(self.lifecycle.started, self.queue, self.registration)
+        if self.finishing_upgrade is not None:
+            await self._upgraded(self.finishing_upgrade)
+        if self.failed_upgrade is not None:
+            sys_id, version, reason = self.failed_upgrade
+            self._given_up.add(version)
+            log.warning(
+                "back from a failed upgrade",
+                agent=self.name,
+                version=self.registration.version,
+                reason=reason,
+            )
+            await self._upgrade_failed(sys_id, reason)
+            if self.upgrader is not None:
+                await asyncio.to_thread(self.upgrader.discard, version)
+            with contextlib.suppress(MidprobeError):
+                await self._show("Upgrade Failed")
         await self._lifecycle_round(before)
         helpers = [
             asyncio.create_task(self._renew_leases(), name="renew-leases"),
             asyncio.create_task(self._heartbeat(), name="heartbeat"),
             asyncio.create_task(self._report_queue_stats(), name="queue-stats"),
         ]
+        if self.upgrader is not None:
+            helpers.append(asyncio.create_task(self._upgrade_checks(), name="upgrade-checks"))
         if not once:  # --once polls without delay; a long-running agent also claims "at once when notified"
             helpers.append(asyncio.create_task(self._watch_queue(), name="watch-queue"))
         try:
@@ -188,13 +232,20 @@ class Agent:
             await self._drain()
         finally:
             await self._results.flush()
+            if self._upgrading is not None:
+                helpers.append(self._upgrading)
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
             await self.runner.close()
+            if self.restart_into is not None and self._stop_asked:  # SIGTERM came first: no restart
+                await self._upgrade_failed(self.restart_into[1], "the agent was stopped before it restarted")
+                self.restart_into = None
+            # Restarting into an upgrade: the same process comes back as the new version.
+            final = "Upgrading" if self.restart_into is not None else "Down"
             with contextlib.suppress(MidprobeError):
                 await asyncio.to_thread(
-                    functools.partial(self.queue.set_agent_status, self.name, "Down", instance=self.instance)
+                    functools.partial(self.queue.set_agent_status, self.name, final, instance=self.instance)
                 )
             if install_signal_handlers:
                 for signum in (signal.SIGTERM, signal.SIGINT):
@@ -488,10 +539,110 @@ class Agent:
                 continue
             await self._lifecycle_round(before)
 
+    async def _upgrade_checks(self) -> None:
+        """Every ``upgrade_check_seconds``: the next lifecycle round asks for the instance-wide version too."""
+        while True:
+            await self.timer(self.timings.upgrade_check_seconds)
+            self._upgrade_check_due = True
+
+    def _plan_upgrade(self) -> UpgradePlan | None:
+        """The upgrade to start now, if any (from a worker thread); a request it refuses is ended Failed."""
+        if self.upgrader is None or self._upgrading is not None or self.restart_into is not None:
+            return None
+        try:
+            pending = self.queue.pending_upgrade(self.name)
+            everywhere = ""
+            if self._upgrade_check_due:
+                everywhere = self.queue.get_setting(SETTING_MID_VERSION)
+                self._upgrade_check_due = False
+        except MidprobeError as error:  # e.g. an instance that serves no upgrades: said once
+            if str(error) != self._upgrade_check_said:
+                self._upgrade_check_said = str(error)
+                log.warning("upgrade check failed", agent=self.name, error=str(error))
+            return None
+        running, pinned = self.registration.version, self.lifecycle.pinned_version
+        plan, refusal = plan_upgrade(running, pinned, pending, everywhere, frozenset(self._given_up))
+        if everywhere and pinned and everywhere != running and everywhere not in self._given_up:
+            self._given_up.add(everywhere)  # said once per version
+            log.info(
+                "not upgrading: pinned", agent=self.name, version=running, wanted=everywhere, pinned=pinned
+            )
+        if pending is not None and refusal is not None:
+            done = pending.to_version == running and not pinned
+            self.queue.start_upgrade(self.name, running, pending.to_version, sys_id=pending.sys_id)
+            self.queue.end_upgrade(pending.sys_id, succeeded=done, reason=refusal)
+            log.info("upgrade request ended", agent=self.name, version=pending.to_version, reason=refusal)
+        return plan
+
+    async def _show(self, status: str) -> None:
+        async with self._round_lock:
+            await asyncio.to_thread(
+                functools.partial(self.queue.set_agent_status, self.name, status, instance=self.instance)
+            )
+            self._status = status
+        log.info("status", agent=self.name, status=status)
+
+    async def _upgrade(self, plan: UpgradePlan) -> None:
+        """Prepare ``plan``'s version beside this one; restart into it if its self-test passes, else stay."""
+        assert self.upgrader is not None
+        running = self.registration.version
+        request = None if plan.request is None else plan.request.sys_id
+        try:
+            started = await asyncio.to_thread(
+                functools.partial(self.queue.start_upgrade, self.name, running, plan.version, sys_id=request)
+            )
+            await self._show("Upgrading")
+        except MidprobeError as error:
+            log.warning("upgrade not started", agent=self.name, version=plan.version, error=str(error))
+            return
+        log.info("upgrading", agent=self.name, version=running, to_version=plan.version)
+        try:
+            python = await asyncio.to_thread(self.upgrader.prepare, plan.version)
+        except (UpgradeFailed, OSError) as error:
+            reason = str(error) if isinstance(error, UpgradeFailed) else f"{error.strerror or error}"
+            self._given_up.add(plan.version)
+            log.warning(
+                "upgrade failed, staying on this version", agent=self.name, version=running, reason=reason
+            )
+            await self._upgrade_failed(started.sys_id, reason)
+            with contextlib.suppress(MidprobeError):
+                await self._show("Upgrade Failed")
+            return
+        except asyncio.CancelledError:  # stopped while preparing: the attempt ends with the process
+            await self._upgrade_failed(started.sys_id, "the agent was stopped during the upgrade")
+            raise
+        log.info(
+            "self-test passed, restarting into the new version", agent=self.name, to_version=plan.version
+        )
+        self.restart_into = (python, started.sys_id)
+        self._halt()
+
+    async def _upgrade_failed(self, sys_id: str, reason: str) -> None:
+        with contextlib.suppress(MidprobeError):
+            await asyncio.to_thread(
+                functools.partial(self.queue.end_upgrade, sys_id, succeeded=False, reason=reason)
+            )
+
+    async def _upgraded(self, sys_id: str) -> None:
+        """This process is the new version of an upgrade: it succeeded."""
+        try:
+            await asyncio.to_thread(
+                functools.partial(
+                    self.queue.end_upgrade,
+                    sys_id,
+                    succeeded=True,
+                    reason=f"running {self.registration.version}",
+                )
+            )
+            self.upgrade_finished = True
+            log.info("upgraded", agent=self.name, version=self.registration.version)
+        except MidprobeError as error:
+            log.warning("upgrade not recorded", agent=self.name, error=str(error))
+
     async def _lifecycle_round(self, before: datetime) -> None:
         """Act on what the instance decided (validation, rekey, pause, drain) and show the status it calls for."""
 
-        def round_trip() -> None:
+        def round_trip() -> UpgradePlan | None:
             registration, status = self.lifecycle.check(
                 self.queue,
                 self.registration,
@@ -505,15 +656,25 @@ class Agent:
                 self.queue.set_agent_status(self.name, status, instance=self.instance)
                 self._status = status
                 log.info("status", agent=self.name, status=status)
+            return self._plan_upgrade()
 
         try:
             async with self._round_lock:
-                await asyncio.to_thread(round_trip)
+                plan = await asyncio.to_thread(round_trip)
+            if plan is not None:
+                self._upgrading = asyncio.create_task(self._upgrade(plan), name="upgrade")
+                self._upgrading.add_done_callback(self._upgrade_done)
         except AgentNameInUse as error:
             log.error("agent name taken over, stopping", agent=self.name, error=str(error))
             self.request_stop()
         except MidprobeError as error:
             log.warning("lifecycle check failed", agent=self.name, error=str(error))
+
+    def _upgrade_done(self, task: asyncio.Task[None]) -> None:
+        if self._upgrading is task:
+            self._upgrading = None
+        if not task.cancelled() and task.exception() is not None:
+            log.error("upgrade crashed", agent=self.name, error=repr(task.exception()))
 
     async def _drain(self) -> None:
         """Let in-flight runs finish within the drain time; release whatever is left."""

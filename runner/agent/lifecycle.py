@@ -69,6 +69,8 @@ class MidLifecycle:
     #: Whether the last check found this MID allowed to work (validated, not paused or draining, of
     #: an accepted version); the agent claims only then, after taking its credentials.
     may_claim: bool = field(default=False, init=False)
+    #: The version the instance pins this MID to, as the last check read it ("" = not pinned).
+    pinned_version: str = field(default="", init=False)
     _said: str = field(default="", init=False)
     _sealed: str = field(default="", init=False)
     _failures: int = field(default=0, init=False)
@@ -120,6 +122,7 @@ class MidLifecycle:
             registration = self._rekey(queue, registration, instance)
             found = queue.get_agent(registration.name) or found
         refusal = self._say(found, queue)
+        self.pinned_version = found.pinned_version
         self._take_credentials(queue, found, runner)
         self.may_claim = refusal is None
         self._check_spool(queue, registration.name)

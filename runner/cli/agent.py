@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import click
 
-from midprobe.capabilities.errors import ConfigError
+from midprobe.capabilities.errors import ConfigError, MidprobeError
 from midprobe.probes.credentials import CredentialStore
 from midprobe.probes.credentials.sealing import MidKeyPair
 from midprobe.probes.registry import default_registry
@@ -23,9 +25,20 @@ from midprobe.runner.agent.identity import build_agent_setup
 from midprobe.runner.agent.lifecycle import MidLifecycle
 from midprobe.runner.agent.limits import ConcurrencyLimits, PoolSizes
 from midprobe.runner.agent.probe_runner import ProbeRunner
+from midprobe.runner.agent.upgrade import (
+    FAILED_VARIABLE,
+    INSTANCE_VARIABLE,
+    ROLLBACK_VARIABLE,
+    UPGRADE_VARIABLE,
+    UpgradeFailed,
+    Upgrader,
+    failed_upgrade,
+    roll_back,
+)
 from midprobe.runner.cli.options import agent_setting, queue_option, seconds
 from midprobe.runner.ecc.record import agent_short_name
-from midprobe.runner.queue.https import tls_context
+from midprobe.runner.queue.https import HttpsQueue, tls_context
+from midprobe.runner.queue.lifecycle import midprobe_version
 from midprobe.runner.queue.url import open_queue
 
 #: Threads for blocking libraries (paramiko, python-nmap, the queue driver).
@@ -44,6 +57,7 @@ def run_agent(
     alongside: Callable[[], Awaitable[object]] | None = None,
     on_answered: Callable[[str], None] | None = None,
     keep_keys: bool = True,
+    upgrade_arguments: tuple[str, ...] | None = None,
 ) -> AgentStats:
     """Build an agent from ``config`` and run it to the end (used by the CLI and the demo).
 
@@ -51,19 +65,58 @@ def run_agent(
     (``discover run --local`` runs the orchestrator this way). ``on_answered``: called with each
     output's sys_id once its answer is written (``--local``'s orchestrator wakes on it). ``keep_keys``: the MID's key pair
     lives in its state folder (else a fresh pair in memory, for an agent embedded in the instance).
+    ``upgrade_arguments``: the command line (after the program) the agent was started with; given,
+    an agent on an instance upgrades itself when asked and restarts with them (docs/agent.md).
     """
-    policy = _policy(config)  # a DNS server outside the lab stops here
-    if config.lab_mode:
-        require_lab_namespace()  # lab mode promises nothing leaves the lab: not from a routed namespace
+    # An upgraded process (exec'd by the version before) finishes that upgrade under the same token,
+    # or goes back to the version before if it cannot start; one that came back says why.
+    finishing_upgrade = os.environ.pop(UPGRADE_VARIABLE, None)
+    kept_instance = os.environ.pop(INSTANCE_VARIABLE, None)
+    rollback = os.environ.pop(ROLLBACK_VARIABLE, None)
+    came_back = failed_upgrade(os.environ.pop(FAILED_VARIABLE, None))
+    agents: list[Agent] = []
+    try:
+        return _run_agent(
+            config,
+            once=once,
+            drain_seconds=drain_seconds,
+            alongside=alongside,
+            on_answered=on_answered,
+            keep_keys=keep_keys,
+            upgrade_arguments=upgrade_arguments,
+            upgrade=(finishing_upgrade, kept_instance, came_back),
+            agents=agents,
+        )
+    except Exception as error:
+        started = bool(agents) and agents[0].upgrade_finished
+        if finishing_upgrade and rollback and upgrade_arguments is not None and not started:
+            said = str(error) if isinstance(error, MidprobeError) else f"{type(error).__name__}: {error}"
+            instance = agents[0].instance if agents else kept_instance or ""
+            state_dir = config.state_dir or DEFAULT_STATE_ROOT / agent_short_name(config.name)
+            failed = (finishing_upgrade, midprobe_version(), f"the new version did not start: {said}")
+            logs.get_logger("midprobe.agent").error("the new version did not start, going back", error=said)
+            roll_back(rollback, upgrade_arguments, state_dir.resolve(), failed, instance)
+        raise
+
+
+def _run_agent(
+    config: AgentConfig,
+    *,
+    once: bool,
+    drain_seconds: float,
+    alongside: Callable[[], Awaitable[object]] | None,
+    on_answered: Callable[[str], None] | None,
+    keep_keys: bool,
+    upgrade_arguments: tuple[str, ...] | None,
+    upgrade: tuple[str | None, str | None, tuple[str, str, str] | None],
+    agents: list[Agent],
+) -> AgentStats:
+    finishing_upgrade, kept_instance, came_back = upgrade
+    policy = check_agent_config(config)
     state_dir = (
         (config.state_dir or DEFAULT_STATE_ROOT / agent_short_name(config.name)) if keep_keys else None
     )
     pools = PoolSizes.scaled(config.concurrency)
-    if config.credentials_file is not None:
-        CredentialStore.load(config.credentials_file)  # a bad file stops here, before the agent registers
-    if config.instance_ca_file is not None or config.instance_cert_file is not None:
-        # so does a bad CA file or client certificate, whatever the queue
-        tls_context(config.instance_ca_file, config.instance_cert_file, config.instance_key_file)
     # The key pair is made (at first start) only once the rest of the config is known to be good.
     keys = MidKeyPair.load_or_create(state_dir) if state_dir is not None else MidKeyPair.generate()
     setup = build_agent_setup(config, public_key=keys.public_key)
@@ -75,7 +128,9 @@ def run_agent(
         drain_seconds=drain_seconds,
         queue_stats_seconds=config.queue_stats_seconds,
         page_items=config.page_items,
+        upgrade_check_seconds=config.upgrade_check_seconds,
     )
+    restart: list[tuple[Upgrader, Path, str, str]] = []
 
     async def main() -> AgentStats:
         asyncio.get_running_loop().set_default_executor(
@@ -84,10 +139,7 @@ def run_agent(
         with open_queue(
             config.queue_url,
             payload_cap=config.result_size_cap,
-            user=config.instance_user or None,
-            ca_file=config.instance_ca_file,
-            cert_file=config.instance_cert_file,
-            key_file=config.instance_key_file,
+            **config.instance_login(),
             spool_dir=config.spool_dir or DEFAULT_SPOOL_ROOT / setup.registration.short_name,
         ) as queue:
             credentials = None
@@ -106,6 +158,9 @@ def run_agent(
             lifecycle = MidLifecycle(
                 keys=keys, state_dir=state_dir, local_credentials=config.credentials_file is not None
             )
+            upgrader = None
+            if upgrade_arguments is not None and state_dir is not None and isinstance(queue, HttpsQueue):
+                upgrader = Upgrader(queue, state_dir.resolve(), upgrade_arguments)
             agent = Agent(
                 queue,
                 runner,
@@ -114,9 +169,19 @@ def run_agent(
                 pools=pools,
                 lifecycle=lifecycle,
                 on_answered=on_answered,
+                upgrader=None if once else upgrader,
+                finishing_upgrade=finishing_upgrade,
+                failed_upgrade=came_back,
             )
+            agents.append(agent)
+            if kept_instance:
+                agent.instance = kept_instance
             if alongside is None:
-                return await agent.run(once=once)
+                stats = await agent.run(once=once)
+                if agent.restart_into is not None and upgrader is not None:
+                    python, sys_id = agent.restart_into
+                    restart.append((upgrader, python, sys_id, agent.instance))
+                return stats
             serving = asyncio.create_task(agent.run(once=once, install_signal_handlers=False))
             try:
                 await alongside()
@@ -125,7 +190,28 @@ def run_agent(
                 stats = await serving
             return stats
 
-    return asyncio.run(main())
+    stats = asyncio.run(main())
+    for upgrader, python, sys_id, instance in restart:
+        try:
+            upgrader.exec_into(python, sys_id, instance)  # returns only if the exec failed
+        except UpgradeFailed as failed:
+            with open_queue(config.queue_url, **config.instance_login()) as queue:
+                queue.end_upgrade(sys_id, succeeded=False, reason=str(failed))
+            raise
+    return stats
+
+
+def check_agent_config(config: AgentConfig) -> TargetPolicy:
+    """What must hold before the agent registers (also its ``--self-test``); its target policy."""
+    policy = _policy(config)  # a DNS server outside the lab stops here
+    if config.lab_mode:
+        require_lab_namespace()  # lab mode promises nothing leaves the lab: not from a routed namespace
+    if config.credentials_file is not None:
+        CredentialStore.load(config.credentials_file)  # a bad file stops here, before the agent registers
+    if config.instance_ca_file is not None or config.instance_cert_file is not None:
+        # so does a bad CA file or client certificate, whatever the queue
+        tls_context(config.instance_ca_file, config.instance_cert_file, config.instance_key_file)
+    return policy
 
 
 def _policy(config: AgentConfig) -> TargetPolicy:
@@ -253,6 +339,11 @@ def _policy(config: AgentConfig) -> TargetPolicy:
     help="Folder of this MID's own key pair, made at first start [midprobe-state/NAME].",
 )
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
+@click.option(
+    "--self-test",
+    is_flag=True,
+    help="Check that this installation can run this MID (imports, configuration, the queue reached) and exit.",
+)
 def agent(
     name: str | None,
     queue_url: str,
@@ -274,6 +365,7 @@ def agent(
     spool_dir: Path | None,
     state_dir: Path | None,
     log_level: str | None,
+    self_test: bool,
 ) -> None:
     """Poll the ECC queue, run the probes addressed to this agent, and write their results.
 
@@ -311,6 +403,11 @@ def agent(
         },
     )
     logs.configure(config.log_level)
-    stats = run_agent(config, once=once, drain_seconds=drain_seconds)
+    if self_test:
+        from midprobe.runner.agent.selftest import self_test as run_self_test
+
+        click.echo(run_self_test(config, check_agent_config))
+        return
+    stats = run_agent(config, once=once, drain_seconds=drain_seconds, upgrade_arguments=tuple(sys.argv[1:]))
     if once:
         click.echo(json.dumps({"agent": config.name, **vars(stats)}))

@@ -97,6 +97,14 @@ def instance() -> None:
     default=None,
     help="Append every agent request and answer, as they travel inside TLS, to this file (JSON lines).",
 )
+@click.option(
+    "--wheels",
+    "wheels_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of midprobe wheels served to the MIDs for their upgrades (those of the accepted "
+    "major version; mid upgrade NAME).",
+)
 def serve_command(
     queue_url: str,
     listen: Any,
@@ -107,6 +115,7 @@ def serve_command(
     client_certs: ClientCertMode,
     credentials_file: Path | None,
     wire_log: Path | None,
+    wheels_dir: Path | None,
 ) -> None:
     """Serve the Table API over HTTPS until SIGTERM; prints the base URL and the CA file agents pin.
 
@@ -129,6 +138,9 @@ def serve_command(
 
     credentials = None if credentials_file is None else portable_document(credentials_file)
     wire = None if wire_log is None else WireLog(wire_log)
+    from midprobe.runner.instance.wheels import WheelShelf
+
+    wheels = None if wheels_dir is None else WheelShelf(wheels_dir)
     if cert is not None:
         read_certificate(cert)
     if key is not None:
@@ -159,6 +171,7 @@ def serve_command(
         credentials=credentials,
         wire_log=wire,
         credentials_key=credentials_key,
+        wheels=wheels,
     )
 
 

@@ -1,6 +1,6 @@
 """``midprobe mid``: the MID lifecycle as an operator drives it on the instance.
 
-Validate, invalidate, rekey, pause, resume, drain and pin MIDs, list them with their status,
+Validate, invalidate, rekey, pause, resume, drain, pin and upgrade MIDs, list them with their status,
 version, validation and issues, acknowledge and resolve their issues, and hand them credentials
 sealed to each one's own key. The queue is the instance's database (``sqlite:///``,
 ``postgresql://``) or the instance itself (``https://``, with ``--user`` of the admin role, the
@@ -67,7 +67,7 @@ def _registered(queue: EccQueue, name: str) -> AgentRegistration:
 
 @click.group("mid", cls=LazyGroup, lazy_commands=MID_COMMANDS)
 def mid() -> None:
-    """MID Servers: set one up on this machine, and their lifecycle: validation, keys, pause and drain, versions, issues (docs/agent.md)."""
+    """MID Servers: set one up on this machine, and their lifecycle: validation, keys, pause and drain, versions, upgrades, issues (docs/agent.md)."""
 
 
 def _action(verb: str) -> click.Command:
@@ -124,7 +124,7 @@ def _shown_status(agent: AgentRegistration, live: bool) -> str:
 @mid.command("list")
 @instance_options
 def list_command(queue_url: str, user: str | None, ca_file: Path | None) -> None:
-    """Every MID: status, version, validated, open issues, and why it gets no work when it gets none."""
+    """Every MID: status, version, validated, open issues, why it gets no work, an upgrade under way."""
     from midprobe.runner.queue.lifecycle import SETTING_ACCEPTED_MAJOR, work_refusal
 
     with _open(queue_url, user, ca_file) as queue:
@@ -132,6 +132,9 @@ def list_command(queue_url: str, user: str | None, ca_file: Path | None) -> None
         live = {agent.name for agent in queue.list_agents(live_within_seconds=LIVE_WITHIN_SECONDS)}
         accepted = queue.get_setting(SETTING_ACCEPTED_MAJOR)
         issues = queue.list_issues()
+        upgrades = queue.list_upgrades()
+    # Newest first: the first row of each MID is its latest upgrade.
+    latest_upgrade = {row.agent: row for row in reversed(upgrades)}
     open_count: dict[str, int] = {}
     for issue in issues:
         open_count[issue.agent] = open_count.get(issue.agent, 0) + 1
@@ -143,6 +146,9 @@ def list_command(queue_url: str, user: str | None, ca_file: Path | None) -> None
             notes.append(f"pinned {agent.pinned_version}")
         if agent.rekey_requested:
             notes.append("rekey requested")
+        latest = latest_upgrade.get(agent.name)
+        if latest is not None and latest.state in ("Requested", "Upgrading"):
+            notes.append(f"upgrade to {latest.to_version} {latest.state.lower()}")
         click.echo(
             f"{printable(agent.short_name):<20} {_shown_status(agent, agent.name in live):<10} "
             f"{printable(agent.version or '-'):<10} {'yes' if agent.validated else 'no':<9} "
@@ -150,6 +156,75 @@ def list_command(queue_url: str, user: str | None, ca_file: Path | None) -> None
         )
     if accepted:
         click.echo(f"(the instance accepts MID versions {accepted}.x)")
+
+
+@mid.command("upgrade")
+@click.argument("name", required=False)
+@click.option("--version", "version", default=None, help="The version to go to [the newest wheel served].")
+@click.option("--all", "every", is_flag=True, help="Every unpinned MID, at its next upgrade check.")
+@instance_options
+def upgrade_command(
+    name: str | None, version: str | None, every: bool, queue_url: str, user: str | None, ca_file: Path | None
+) -> None:
+    """Upgrade MID NAME (or --all) to a wheel the instance serves (instance serve --wheels DIR).
+
+    NAME upgrades within a heartbeat; --all sets the version every unpinned MID goes to at its
+    next upgrade check (hourly). Each attempt is kept: ``midprobe mid upgrades``.
+    """
+    from midprobe.capabilities.errors import ConfigError
+    from midprobe.runner.queue.https import HttpsQueue
+    from midprobe.runner.queue.lifecycle import SETTING_MID_VERSION, check_version
+
+    if (name is None) == (not every):
+        raise ConfigError("give a MID's NAME or --all, not both", field="NAME")
+    if version is not None:
+        check_version(version, "--version")
+    with _open(queue_url, user, ca_file) as queue:
+        if not isinstance(queue, HttpsQueue) and version is None:
+            raise ConfigError(
+                "give --version: the wheels are the instance's (or use --queue https://...)",
+                field="--version",
+            )
+        if every:
+            if isinstance(queue, HttpsQueue):
+                version = queue.upgrade_all(version)
+            else:
+                assert version is not None
+                queue.set_setting(SETTING_MID_VERSION, version)
+            click.echo(f"every unpinned MID: upgrade to {version} at its next check")
+            return
+        assert name is not None
+        agent = _registered(queue, name)
+        if agent.pinned_version:
+            raise ConfigError(
+                f"MID {agent.short_name} is pinned to {agent.pinned_version}: a pinned MID never upgrades"
+                " (mid unpin NAME first)",
+                field="NAME",
+            )
+        if isinstance(queue, HttpsQueue):
+            requested = queue.request_newest_upgrade(name, version)
+        else:
+            assert version is not None
+            requested = queue.request_upgrade(name, version)
+    click.echo(
+        f"{requested.short_agent}: upgrade from {requested.from_version or '-'} to {requested.to_version} requested"
+    )
+
+
+@mid.command("upgrades")
+@click.argument("name", required=False)
+@instance_options
+def upgrades_command(name: str | None, queue_url: str, user: str | None, ca_file: Path | None) -> None:
+    """The upgrade history (of NAME, or of every MID), newest first: each attempt and how it ended."""
+    with _open(queue_url, user, ca_file) as queue:
+        found = queue.list_upgrades(name)
+    for upgrade in found:
+        ended = "-" if upgrade.ended is None else f"{upgrade.ended:%Y-%m-%d %H:%M:%S}"
+        click.echo(
+            f"{upgrade.sys_id}  {upgrade.state:<10} {printable(upgrade.short_agent):<16} "
+            f"{printable(upgrade.from_version or '-'):>10} -> {printable(upgrade.to_version):<10} "
+            f"{upgrade.started:%Y-%m-%d %H:%M:%S}  {ended}  {printable(upgrade.reason)}".rstrip()
+        )
 
 
 @mid.command("issues")

@@ -42,6 +42,7 @@ from midprobe.runner.queue.wire import (
 
 if TYPE_CHECKING:
     from midprobe.runner.instance.schedule_credentials import ScheduleCredentials
+    from midprobe.runner.instance.wheels import WheelShelf
 
 log = logging.getLogger("midprobe.instance")
 
@@ -141,6 +142,14 @@ class AgentApi:
         """``agent``, if the request's user may act as that MID (403 otherwise)."""
         require_mid(request.state.user, agent)
         return agent
+
+    async def authorise(self, request: Request, role: str = "mid_server") -> User:
+        """The request's user, if it has ``role`` (for a route that answers other than JSON)."""
+        return await self._table_api.authorise(request, role)
+
+    async def guarded(self, request: Request, handle: Callable[[], Awaitable[Response]]) -> Response:
+        """``handle``, its refusals and bad input answered as the Table API answers them."""
+        return await self._table_api.guarded(request, handle)
 
     def wake(self) -> None:
         """Wake the long polls (an operator's change may have made work claimable)."""
@@ -487,14 +496,17 @@ def agent_routes(
     wire_log: WireLog | None = None,
     ca_pem: str | None = None,
     discovery_credentials: ScheduleCredentials | None = None,
+    wheels: WheelShelf | None = None,
 ) -> list[Route]:
     from midprobe.runner.instance.lifecycle_api import lifecycle_routes
+    from midprobe.runner.instance.upgrade_api import upgrade_routes
 
     api = AgentApi(queue, table_api, signal, wire_log=wire_log, ca_pem=ca_pem)
     at = API_PREFIX
     return [
         Route(f"{at}/ca", api.ca, methods=["GET"]),
         *lifecycle_routes(api, queue, credentials, discovery_credentials),
+        *upgrade_routes(api, queue, wheels),
         Route(f"{at}/agents", api.register, methods=["POST"]),
         Route(f"{at}/agents", api.list_agents, methods=["GET"]),
         Route(f"{at}/agents/{{name}}", api.get_agent, methods=["GET"]),

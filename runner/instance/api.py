@@ -37,6 +37,7 @@ from midprobe.runner.queue.base import EccQueue
 if TYPE_CHECKING:
     from midprobe.runner.instance.agent_api import WireLog
     from midprobe.runner.instance.discoveries import DiscoveryService
+    from midprobe.runner.instance.wheels import WheelShelf
 
 MAX_BODY_BYTES: Final = 32 * 1024 * 1024
 """Largest request body read: a 20 MB payload (the queue's attachment cap) with room for JSON escapes."""
@@ -335,6 +336,7 @@ def create_app(
     ca_pem: str | None = None,
     credentials: Mapping[str, Any] | None = None,
     wire_log: WireLog | None = None,
+    wheels: WheelShelf | None = None,
 ) -> Starlette:
     """The Table API and the agent endpoints over ``queue``, with ``users`` for basic auth.
 
@@ -345,6 +347,7 @@ def create_app(
     ``credentials``: the instance's credentials document, sealed to each validated MID that asks;
     a discovery's own are sealed to the MIDs that hold its work (``discoveries.credentials``).
     ``wire_log``: where the agent endpoints' requests and answers are written, as inside TLS.
+    ``wheels``: the midprobe wheels served to MIDs for their upgrades.
     """
     from midprobe.runner.instance.agent_api import agent_routes
     from midprobe.runner.instance.discovery_api import discovery_routes
@@ -367,6 +370,7 @@ def create_app(
             wire_log,
             ca_pem,
             discovery_credentials=discoveries.credentials if discoveries is not None else None,
+            wheels=wheels,
         ),
         *(discovery_routes(discoveries, api) if discoveries is not None else ()),
         Route("/api/now/table/{table}", api.list_records, methods=["GET"]),

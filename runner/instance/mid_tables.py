@@ -1,9 +1,9 @@
-"""The MID tables in the Table API, read-only: capabilities, IP ranges, applications, clusters, issues.
+"""The MID tables in the Table API, read-only: capabilities, IP ranges, applications, clusters, issues, upgrades.
 
 Capabilities, IP ranges and applications are what each agent registered (the queue's agent
 registry, as ``ecc_agent`` shows it), laid out as ServiceNow's many-to-many tables; clusters are
-the instance's own (``instance serve --capabilities FILE``); issues are the ``ecc_agent_issue``
-table of the queue's database. ``agent`` columns hold the agent's ``ecc_agent`` sys_id,
+the instance's own (``instance serve --capabilities FILE``); issues and upgrades are the
+``ecc_agent_issue`` and ``ecc_agent_upgrade`` tables of the queue's database. ``agent`` columns hold the agent's ``ecc_agent`` sys_id,
 ``agent_name`` its name.
 """
 
@@ -40,6 +40,12 @@ ISSUE_FIELDS: Final[dict[str, FieldKind]] = {
     "count": "integer",
     "sys_created_on": "datetime",
     "last_detected": "datetime",
+}
+
+UPGRADE_FIELDS: Final[dict[str, FieldKind]] = {
+    **_strings("sys_id", "agent", "agent_name", "from_version", "to_version", "state", "reason"),
+    "started": "datetime",
+    "ended": "datetime",
 }
 
 
@@ -150,6 +156,24 @@ def issue_rows(database: Database) -> list[Row]:
     return rows
 
 
+def upgrade_rows(queue: EccQueue) -> list[Row]:
+    """``ecc_agent_upgrade``: every MID upgrade asked for or done, oldest first."""
+    return [
+        {
+            "sys_id": upgrade.sys_id,
+            "agent": agent_sys_id(upgrade.short_agent),
+            "agent_name": upgrade.short_agent,
+            "from_version": upgrade.from_version,
+            "to_version": upgrade.to_version,
+            "state": upgrade.state,
+            "reason": upgrade.reason,
+            "started": display_time(upgrade.started),
+            "ended": "" if upgrade.ended is None else display_time(upgrade.ended),
+        }
+        for upgrade in reversed(queue.list_upgrades())
+    ]
+
+
 def _from_registry(
     queue: EccQueue, rows: Callable[[Sequence[AgentRegistration]], list[Row]]
 ) -> Callable[[Mapping[str, str]], list[Row]]:
@@ -171,6 +195,7 @@ def mid_tables(queue: EccQueue, database: Database, config: CapabilityConfig | N
         SnapshotTable("ecc_agent_cluster", CLUSTER_FIELDS, lambda equal: clusters),
         SnapshotTable("ecc_agent_cluster_member_m2m", CLUSTER_MEMBER_FIELDS, lambda equal: members),
         SnapshotTable("ecc_agent_issue", ISSUE_FIELDS, lambda equal: issue_rows(database)),
+        SnapshotTable("ecc_agent_upgrade", UPGRADE_FIELDS, lambda equal: upgrade_rows(queue)),
     ]
 
 
@@ -182,4 +207,5 @@ __all__ = [
     "ip_range_rows",
     "issue_rows",
     "mid_tables",
+    "upgrade_rows",
 ]

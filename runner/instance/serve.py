@@ -25,6 +25,7 @@ DATABASE_CONNECTIONS = 8
 if TYPE_CHECKING:
     from midprobe.probes.credentials.sealing import MidKeyPair
     from midprobe.runner.instance.agent_api import WireLog
+    from midprobe.runner.instance.wheels import WheelShelf
 
 _WILDCARDS = ("0.0.0.0", "::")  # noqa: S104  (names of the wildcard addresses, compared against, never bound here)
 
@@ -116,6 +117,7 @@ def serve(
     credentials: Mapping[str, Any] | None = None,
     wire_log: WireLog | None = None,
     credentials_key: MidKeyPair | None = None,
+    wheels: WheelShelf | None = None,
 ) -> None:
     """Serve the Table API, the agent endpoints and the console (``/console``) over HTTPS on ``address`` until SIGTERM/SIGINT.
 
@@ -125,7 +127,8 @@ def serve(
     must (``required``) present a client certificate signed by the instance's CA (``tls.ca``).
     ``credentials`` (a portable credentials document) is sealed to each validated MID that asks
     for it; ``wire_log``: a file of every agent request and answer. ``credentials_key``: the
-    instance's own key pair, the discovery credentials it keeps are sealed to it at rest.
+    instance's own key pair, the discovery credentials it keeps are sealed to it at rest;
+    ``wheels``: the midprobe wheels served to MIDs for their upgrades.
     """
     import uvicorn
 
@@ -176,6 +179,7 @@ def serve(
                 ca_pem=None if tls.ca is None else tls.ca.read_text(encoding="ascii"),
                 credentials=credentials,
                 wire_log=wire_log,
+                wheels=wheels,
             )
             config = uvicorn.Config(
                 app,

@@ -18,6 +18,7 @@ from midprobe.runner.ecc.record import EccRecord, EccState, QueueSide, normalize
 from midprobe.runner.queue.lifecycle import (
     AdminState,
     AgentIssue,
+    AgentUpgrade,
     IssueSource,
     IssueState,
     check_admin_state,
@@ -450,6 +451,30 @@ class EccQueue(Protocol):
 
     def set_setting(self, name: str, value: str) -> None:
         """Change an instance setting."""
+        ...
+
+    # -- upgrades (docs/agent.md, "Upgrades") ---------------------------------------------------------------------
+
+    def request_upgrade(self, agent: str, version: str) -> AgentUpgrade:
+        """Ask MID ``agent`` to upgrade to ``version`` (one request waits per MID: a new one replaces it)."""
+        ...
+
+    def pending_upgrade(self, agent: str) -> AgentUpgrade | None:
+        """The upgrade asked of ``agent`` that it has not started, if any."""
+        ...
+
+    def start_upgrade(
+        self, agent: str, from_version: str, to_version: str, *, sys_id: str | None = None
+    ) -> AgentUpgrade:
+        """The MID begins an upgrade: the request ``sys_id`` (or a new row, for its own check) is Upgrading."""
+        ...
+
+    def end_upgrade(self, sys_id: str, *, succeeded: bool, reason: str = "") -> AgentUpgrade:
+        """The upgrade ``sys_id`` Succeeded or Failed (``reason``: why)."""
+        ...
+
+    def list_upgrades(self, agent: str | None = None) -> builtins.list[AgentUpgrade]:
+        """The upgrade history (of one MID, or all), newest first."""
         ...
 
     # -- credential affinity (docs/ecc-reference.md section 5) ---------------------------------------------------

@@ -15,6 +15,7 @@ readdressing, attachments by id) is the Table API's job and is refused here.
 from __future__ import annotations
 
 import builtins
+import hashlib
 import ssl
 import threading
 import time
@@ -29,17 +30,20 @@ import httpx
 from midprobe.capabilities.errors import ConfigError, MidprobeError, QueueError
 from midprobe.runner.ecc.record import ECC_PAYLOAD_CAP, EccRecord, EccState, QueueSide, normalize_agent_name
 from midprobe.runner.queue.base import AgentNameInUse, AgentRegistration, CredentialAffinity, Lease
-from midprobe.runner.queue.lifecycle import AdminState, AgentIssue, IssueSource, IssueState
+from midprobe.runner.queue.lifecycle import AdminState, AgentIssue, AgentUpgrade, IssueSource, IssueState
 from midprobe.runner.queue.spool import ResultSpool
 from midprobe.runner.queue.wire import (
     API_PREFIX,
     IDEMPOTENCY_HEADER,
+    ServedWheel,
     affinity_from_json,
     issue_from_json,
     record_from_json,
     record_to_json,
     registration_from_json,
     registration_to_json,
+    upgrade_from_json,
+    wheel_from_json,
 )
 
 ATTEMPTS: Final = 4
@@ -499,6 +503,81 @@ class HttpsQueue:
 
     def set_setting(self, name: str, value: str) -> None:
         self._request("PUT", f"/settings/{name}", body={"value": value})
+
+    # -- upgrades -----------------------------------------------------------------------------
+
+    def request_upgrade(self, agent: str, version: str) -> AgentUpgrade:
+        return self.request_newest_upgrade(agent, version)
+
+    def request_newest_upgrade(self, agent: str, version: str | None) -> AgentUpgrade:
+        """Ask ``agent`` to upgrade to ``version`` (``None``: the newest wheel the instance serves)."""
+        body = {} if version is None else {"version": version}
+        return upgrade_from_json(self._request("POST", self._agent_path(agent, "/upgrade"), body=body))
+
+    def upgrade_all(self, version: str | None) -> str:
+        """Ask every unpinned MID to upgrade to ``version`` (``None``: the newest served); returns it."""
+        body = {} if version is None else {"version": version}
+        return str(self._request("POST", "/upgrade", body=body)["value"])
+
+    def pending_upgrade(self, agent: str) -> AgentUpgrade | None:
+        found = self._request("GET", self._agent_path(agent, "/upgrade"))
+        return None if found is None else upgrade_from_json(found)
+
+    def start_upgrade(
+        self, agent: str, from_version: str, to_version: str, *, sys_id: str | None = None
+    ) -> AgentUpgrade:
+        body = {"from_version": from_version or None, "to_version": to_version, "sys_id": sys_id}
+        return upgrade_from_json(self._request("POST", self._agent_path(agent, "/upgrades"), body=body))
+
+    def end_upgrade(self, sys_id: str, *, succeeded: bool, reason: str = "") -> AgentUpgrade:
+        body = {"succeeded": succeeded, "reason": reason}
+        return upgrade_from_json(self._request("POST", f"/upgrades/{sys_id}/end", body=body))
+
+    def list_upgrades(self, agent: str | None = None) -> builtins.list[AgentUpgrade]:
+        params = {} if agent is None else {"agent": normalize_agent_name(agent)}
+        return [upgrade_from_json(raw) for raw in self._request("GET", "/upgrades", params=params)]
+
+    def list_wheels(self) -> builtins.list[ServedWheel]:
+        """The midprobe wheels the instance serves for upgrades, oldest version first."""
+        return [wheel_from_json(raw) for raw in self._request("GET", "/wheels")]
+
+    def download_wheel(self, wheel: ServedWheel, folder: Path) -> Path:
+        """Download ``wheel`` into ``folder``; the file, once its SHA-256 is the listed one (else ``ConfigError``)."""
+        target = folder / wheel.filename
+        partial = folder / (wheel.filename + ".part")
+        digest = hashlib.sha256()
+        try:
+            with (
+                self._client.stream(
+                    "GET",
+                    f"{API_PREFIX}/wheels/{wheel.filename}",
+                    auth=self._auth or httpx.USE_CLIENT_DEFAULT,
+                ) as response,
+                partial.open("wb") as handle,
+            ):
+                if not response.is_success:
+                    response.read()
+                    self._answer(response)  # raises, mapped as every call's refusal
+                for chunk in response.iter_bytes():
+                    digest.update(chunk)
+                    handle.write(chunk)
+        except httpx.TransportError as error:
+            partial.unlink(missing_ok=True)
+            raise QueueError(
+                f"queue {self.url}: cannot download {wheel.filename} ({_one_line(str(error))})"
+            ) from None
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        if digest.hexdigest() != wheel.sha256:
+            partial.unlink(missing_ok=True)
+            raise ConfigError(
+                f"{wheel.filename}: checksum mismatch (the instance listed sha256 {wheel.sha256},"
+                f" the download has {digest.hexdigest()})",
+                field="sha256",
+            )
+        partial.replace(target)
+        return target
 
     # -- credential affinity ------------------------------------------------------------------
 

@@ -37,7 +37,13 @@ ISSUE_VERSION: Final = "version_incompatible"
 #: ``midprobe_setting`` names.
 SETTING_ACCEPTED_MAJOR: Final = "accepted_mid_major"
 SETTING_AUTO_VALIDATE: Final = "auto_validate"
-SETTINGS: Final = (SETTING_ACCEPTED_MAJOR, SETTING_AUTO_VALIDATE)
+#: The version every unpinned MID upgrades to at its next upgrade check ("" = none asked).
+SETTING_MID_VERSION: Final = "mid_version"
+SETTINGS: Final = (SETTING_ACCEPTED_MAJOR, SETTING_AUTO_VALIDATE, SETTING_MID_VERSION)
+
+UpgradeState = Literal["Requested", "Upgrading", "Succeeded", "Failed"]
+#: An ``ecc_agent_upgrade`` row's state: asked for (``mid upgrade``), under way, then how it ended.
+UPGRADE_STATES: Final[tuple[UpgradeState, ...]] = ("Requested", "Upgrading", "Succeeded", "Failed")
 
 
 def midprobe_version() -> str:
@@ -68,6 +74,44 @@ def check_issue_state(state: str) -> IssueState:
         if state == known:
             return known
     raise ConfigError(f"{state!r} is not an issue state ({', '.join(ISSUE_STATES)})", field="state")
+
+
+def check_upgrade_state(state: str) -> UpgradeState:
+    for known in UPGRADE_STATES:
+        if state == known:
+            return known
+    raise ConfigError(f"{state!r} is not an upgrade state ({', '.join(UPGRADE_STATES)})", field="state")
+
+
+def check_version(version: str, field: str = "version") -> str:
+    """``version`` if it is a PEP 440 version midprobe can compare (``0.1.2``, ``0.2.0+local``)."""
+    text = version.strip()
+    if not text or not all(c.isascii() and (c.isalnum() or c in ".+-_!") for c in text):
+        raise ConfigError(f"{version!r} is not a version (MAJOR.MINOR.PATCH)", field=field)
+    major_version(text)
+    return text
+
+
+def wheel_version(filename: str) -> str | None:
+    """The version of a midprobe wheel named ``filename`` (``midprobe-0.1.2-py3-none-any.whl``), else ``None``."""
+    parts = filename.removesuffix(".whl").split("-")
+    if not filename.endswith(".whl") or len(parts) not in (5, 6) or parts[0] != "midprobe":
+        return None
+    try:
+        return check_version(parts[1])
+    except ConfigError:
+        return None
+
+
+def upgrade_refusal(version: str, pinned_version: str, wanted: str) -> str | None:
+    """Why a MID running ``version`` does not upgrade to ``wanted`` (``None``: it does)."""
+    if not wanted:
+        return "no version is wanted"
+    if pinned_version:
+        return f"pinned to {pinned_version}: a pinned MID never upgrades"
+    if wanted == version:
+        return f"runs {version} already"
+    return None
 
 
 def check_issue_source(source: str) -> IssueSource:
@@ -202,6 +246,28 @@ CONSOLE_MID_ACTIONS: Final = ("validate", "invalidate", "pause", "resume", "drai
 
 
 @dataclass(frozen=True)
+class AgentUpgrade:
+    """One ``ecc_agent_upgrade`` row: one upgrade of a MID, asked for or started by its own check.
+
+    ``started``: when it was asked for or began; ``ended``: when it succeeded or failed (``None``
+    before); ``reason``: why it failed (or what it became).
+    """
+
+    sys_id: str
+    agent: str
+    from_version: str
+    to_version: str
+    state: UpgradeState
+    reason: str
+    started: datetime
+    ended: datetime | None
+
+    @property
+    def short_agent(self) -> str:
+        return self.agent.removeprefix("mid.server.")
+
+
+@dataclass(frozen=True)
 class AgentIssue:
     """One ``ecc_agent_issue`` row: something wrong with a MID, raised by the MID or the instance.
 
@@ -238,18 +304,26 @@ __all__ = [
     "SETTINGS",
     "SETTING_ACCEPTED_MAJOR",
     "SETTING_AUTO_VALIDATE",
+    "SETTING_MID_VERSION",
+    "UPGRADE_STATES",
     "AdminState",
     "AgentIssue",
+    "AgentUpgrade",
     "IssueSource",
     "IssueState",
     "MidAction",
+    "UpgradeState",
     "check_admin_state",
     "check_issue_source",
     "check_issue_state",
+    "check_upgrade_state",
+    "check_version",
     "credentials_refusal",
     "major_version",
     "midprobe_version",
     "registered_agent",
+    "upgrade_refusal",
     "version_refusal",
+    "wheel_version",
     "work_refusal",
 ]

@@ -2,7 +2,8 @@
 
 Tables: ``ecc_queue`` (ServiceNow's fields + lease bookkeeping), ``ecc_attachment``
 (payloads over the cap), ``ecc_agent`` (agent registry), ``ecc_agent_issue`` (MID issues),
-``midprobe_setting`` (the instance's settings), ``credential_affinity``,
+``midprobe_setting`` (the instance's settings), ``credential_affinity``, ``ecc_agent_upgrade``
+(each MID upgrade, asked for or done),
 and ``midprobe_schema`` (the schema version, checked on open).
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 
 #: The ECC fields of ``ecc_queue``, in the order every SELECT returns them.
 RECORD_COLUMNS: Final[tuple[str, ...]] = (
@@ -216,6 +217,19 @@ def schema_statements(dialect: Dialect) -> tuple[str, ...]:
             PRIMARY KEY (address, protocol)
         )
         """,
+        f"""
+        CREATE TABLE IF NOT EXISTS ecc_agent_upgrade (
+            sys_id       TEXT PRIMARY KEY CHECK (length(sys_id) = 32),
+            agent        TEXT NOT NULL,
+            from_version TEXT NOT NULL DEFAULT '',
+            to_version   TEXT NOT NULL,
+            state        TEXT NOT NULL CHECK (state IN ('Requested', 'Upgrading', 'Succeeded', 'Failed')),
+            reason       TEXT NOT NULL DEFAULT '',
+            started      {ts} NOT NULL,
+            ended        {ts}
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS ecc_agent_upgrade_agent ON ecc_agent_upgrade (agent, started)",
     )
 
 
@@ -230,7 +244,8 @@ def schema_statements(dialect: Dialect) -> tuple[str, ...]:
 #: operator's admin state (paused, draining), a requested rekey and its sealed credentials; the
 #: tables ``ecc_agent_issue`` (MID issues, ServiceNow's table of that name) and
 #: ``midprobe_setting`` (the accepted MID major version, auto-validation) are made by
-#: ``schema_statements``. Agents registered before keep their validated flag.
+#: ``schema_statements``. Agents registered before keep their validated flag. Version 5 adds the
+#: upgrade history, ``ecc_agent_upgrade`` (made by ``schema_statements``; nothing else changes).
 MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     1: (
         "ALTER TABLE ecc_queue ADD COLUMN lease_instance TEXT",
@@ -251,6 +266,7 @@ MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
         "ALTER TABLE ecc_agent ADD COLUMN rekey_requested INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE ecc_agent ADD COLUMN sealed_credentials TEXT NOT NULL DEFAULT ''",
     ),
+    4: (),
 }
 
 

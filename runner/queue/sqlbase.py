@@ -48,14 +48,18 @@ from midprobe.runner.queue.lifecycle import (
     ISSUE_VERSION,
     SETTING_ACCEPTED_MAJOR,
     SETTING_AUTO_VALIDATE,
+    SETTING_MID_VERSION,
     SETTINGS,
     AdminState,
     AgentIssue,
+    AgentUpgrade,
     IssueSource,
     IssueState,
     check_admin_state,
     check_issue_source,
     check_issue_state,
+    check_upgrade_state,
+    check_version,
     credentials_refusal,
     major_version,
     midprobe_version,
@@ -1267,12 +1271,118 @@ class SqlQueue(ABC):
             raise ConfigError(f"{value!r} is not true or false", field=known)
         if known == SETTING_ACCEPTED_MAJOR:
             value = major_version(value)
+        if known == SETTING_MID_VERSION and value:
+            value = check_version(value, known)
         with self._write() as tx:
             tx.execute(
                 "INSERT INTO midprobe_setting (name, value) VALUES (?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
                 (known, value),
             )
+
+    # -- upgrades -------------------------------------------------------------------------------
+
+    _UPGRADE_SELECT: Final = "sys_id, agent, from_version, to_version, state, reason, started, ended"
+
+    def _upgrade(self, row: Row) -> AgentUpgrade:
+        started = self._ts_value(row[6])
+        assert started is not None
+        return AgentUpgrade(
+            sys_id=str(row[0]),
+            agent=str(row[1]),
+            from_version=str(row[2]),
+            to_version=str(row[3]),
+            state=check_upgrade_state(str(row[4])),
+            reason=str(row[5]),
+            started=started,
+            ended=self._ts_value(row[7]),
+        )
+
+    def _upgrade_row(self, tx: Transaction, sys_id: str) -> AgentUpgrade:
+        rows = tx.execute(f"SELECT {self._UPGRADE_SELECT} FROM ecc_agent_upgrade WHERE sys_id = ?", (sys_id,))
+        if not rows:
+            raise QueueError(f"queue {self.url}: no MID upgrade {sys_id}")
+        return self._upgrade(rows[0])
+
+    def request_upgrade(self, agent: str, version: str) -> AgentUpgrade:
+        name = _claiming_agent(agent)
+        wanted = check_version(version)
+        with self._write() as tx:
+            found = self._agent_row(tx, name)
+            if found is None:
+                raise QueueError(f"queue {self.url}: agent {name} is not registered")
+            now = self._ts_param(self._now(tx))
+            rows = tx.execute(
+                "UPDATE ecc_agent_upgrade SET to_version = ?, from_version = ?, started = ?"
+                " WHERE agent = ? AND state = 'Requested' RETURNING sys_id",
+                (wanted, found.version, now, name),
+            )
+            sys_id = str(rows[0][0]) if rows else new_sys_id()
+            if not rows:
+                tx.execute(
+                    f"INSERT INTO ecc_agent_upgrade ({self._UPGRADE_SELECT})"
+                    " VALUES (?, ?, ?, ?, 'Requested', '', ?, NULL)",
+                    (sys_id, name, found.version, wanted, now),
+                )
+            return self._upgrade_row(tx, sys_id)
+
+    def pending_upgrade(self, agent: str) -> AgentUpgrade | None:
+        name = _claiming_agent(agent)
+        with self._read() as tx:
+            rows = tx.execute(
+                f"SELECT {self._UPGRADE_SELECT} FROM ecc_agent_upgrade"
+                " WHERE agent = ? AND state = 'Requested' ORDER BY started DESC, sys_id",
+                (name,),
+            )
+        return self._upgrade(rows[0]) if rows else None
+
+    def start_upgrade(
+        self, agent: str, from_version: str, to_version: str, *, sys_id: str | None = None
+    ) -> AgentUpgrade:
+        name = _claiming_agent(agent)
+        wanted = check_version(to_version, "to_version")
+        with self._write() as tx:
+            now = self._ts_param(self._now(tx))
+            if sys_id is None:
+                sys_id = new_sys_id()
+                tx.execute(
+                    f"INSERT INTO ecc_agent_upgrade ({self._UPGRADE_SELECT})"
+                    " VALUES (?, ?, ?, ?, 'Upgrading', '', ?, NULL)",
+                    (sys_id, name, from_version, wanted, now),
+                )
+            else:
+                found = self._upgrade_row(tx, check_sys_id(sys_id))
+                if found.agent != name or found.state != "Requested":
+                    raise ConfigError(
+                        f"upgrade {sys_id} is not a request of {name} waiting to start", field="sys_id"
+                    )
+                tx.execute(
+                    "UPDATE ecc_agent_upgrade SET state = 'Upgrading', from_version = ?, to_version = ?,"
+                    " started = ? WHERE sys_id = ?",
+                    (from_version, wanted, now, sys_id),
+                )
+            return self._upgrade_row(tx, sys_id)
+
+    def end_upgrade(self, sys_id: str, *, succeeded: bool, reason: str = "") -> AgentUpgrade:
+        check_sys_id(sys_id)
+        with self._write() as tx:
+            found = self._upgrade_row(tx, sys_id)
+            if found.state in ("Succeeded", "Failed"):
+                raise ConfigError(f"upgrade {sys_id} has ended already ({found.state})", field="sys_id")
+            tx.execute(
+                "UPDATE ecc_agent_upgrade SET state = ?, reason = ?, ended = ? WHERE sys_id = ?",
+                ("Succeeded" if succeeded else "Failed", reason, self._ts_param(self._now(tx)), sys_id),
+            )
+            return self._upgrade_row(tx, sys_id)
+
+    def list_upgrades(self, agent: str | None = None) -> builtins.list[AgentUpgrade]:
+        where, params = ("", ()) if agent is None else (" WHERE agent = ?", (normalize_agent_name(agent),))
+        with self._read() as tx:
+            rows = tx.execute(
+                f"SELECT {self._UPGRADE_SELECT} FROM ecc_agent_upgrade{where} ORDER BY started DESC, sys_id",
+                params,
+            )
+        return [self._upgrade(row) for row in rows]
 
     # -- credential affinity --------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ dictionaries below. Every decoder raises ``ConfigError`` naming the bad field.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -15,9 +16,12 @@ from midprobe.runner.ecc.record import EccRecord
 from midprobe.runner.queue.base import AgentRegistration, CredentialAffinity
 from midprobe.runner.queue.lifecycle import (
     AgentIssue,
+    AgentUpgrade,
     check_admin_state,
     check_issue_source,
     check_issue_state,
+    check_upgrade_state,
+    check_version,
 )
 
 API_PREFIX = "/api/midprobe/v1"
@@ -133,12 +137,20 @@ def issue_to_json(issue: AgentIssue) -> dict[str, Any]:
     }
 
 
-def issue_from_json(raw: object) -> AgentIssue:
+def _object_of_strings(raw: object, what: str, field: str, names: tuple[str, ...]) -> dict[str, Any]:
+    """``raw`` as a JSON object whose ``names`` are strings (``ConfigError`` naming the first that is not)."""
     if not isinstance(raw, dict):
-        raise ConfigError("a MID issue must be a JSON object", field="issue")
-    for name in ("sys_id", "agent", "kind", "source", "message", "state"):
+        raise ConfigError(f"{what} must be a JSON object", field=field)
+    for name in names:
         if not isinstance(raw.get(name), str):
             raise ConfigError("must be a string", field=name)
+    return raw
+
+
+def issue_from_json(raw: object) -> AgentIssue:
+    raw = _object_of_strings(
+        raw, "a MID issue", "issue", ("sys_id", "agent", "kind", "source", "message", "state")
+    )
     count = raw.get("count")
     if isinstance(count, bool) or not isinstance(count, int):
         raise ConfigError("must be an integer", field="count")
@@ -156,6 +168,65 @@ def issue_from_json(raw: object) -> AgentIssue:
         created=created,
         updated=updated,
     )
+
+
+def upgrade_to_json(upgrade: AgentUpgrade) -> dict[str, Any]:
+    return {
+        "sys_id": upgrade.sys_id,
+        "agent": upgrade.agent,
+        "from_version": upgrade.from_version,
+        "to_version": upgrade.to_version,
+        "state": upgrade.state,
+        "reason": upgrade.reason,
+        "started": upgrade.started.isoformat(),
+        "ended": _time(upgrade.ended),
+    }
+
+
+def upgrade_from_json(raw: object) -> AgentUpgrade:
+    names = ("sys_id", "agent", "from_version", "to_version", "state", "reason")
+    raw = _object_of_strings(raw, "a MID upgrade", "upgrade", names)
+    started = _read_time(raw.get("started"), "started")
+    if started is None:
+        raise ConfigError("is missing", field="started")
+    return AgentUpgrade(
+        sys_id=raw["sys_id"],
+        agent=raw["agent"],
+        from_version=raw["from_version"],
+        to_version=raw["to_version"],
+        state=check_upgrade_state(raw["state"]),
+        reason=raw["reason"],
+        started=started,
+        ended=_read_time(raw.get("ended"), "ended"),
+    )
+
+
+@dataclass(frozen=True)
+class ServedWheel:
+    """A midprobe wheel the instance serves: its file name, version, SHA-256 (hex) and size."""
+
+    filename: str
+    version: str
+    sha256: str
+    size: int
+
+
+def wheel_to_json(wheel: ServedWheel) -> dict[str, Any]:
+    return {"filename": wheel.filename, "version": wheel.version, "sha256": wheel.sha256, "size": wheel.size}
+
+
+def wheel_from_json(raw: object) -> ServedWheel:
+    raw = _object_of_strings(raw, "a served wheel", "wheel", ("filename", "version", "sha256"))
+    size = raw.get("size")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise ConfigError("must be a size in bytes", field="size")
+    digest = raw["sha256"].lower()
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise ConfigError("must be 64 hex digits", field="sha256")
+    filename = raw["filename"]
+    if "/" in filename or "\\" in filename or not filename.endswith(".whl"):
+        raise ConfigError(f"{filename!r} is not a wheel's file name", field="filename")
+    return ServedWheel(filename, check_version(raw["version"]), digest, size)
 
 
 def affinity_to_json(affinity: CredentialAffinity) -> dict[str, Any]:
@@ -183,6 +254,7 @@ def affinity_from_json(raw: Mapping[str, object]) -> CredentialAffinity:
 __all__ = [
     "API_PREFIX",
     "IDEMPOTENCY_HEADER",
+    "ServedWheel",
     "affinity_from_json",
     "affinity_to_json",
     "issue_from_json",
@@ -191,4 +263,8 @@ __all__ = [
     "record_to_json",
     "registration_from_json",
     "registration_to_json",
+    "upgrade_from_json",
+    "upgrade_to_json",
+    "wheel_from_json",
+    "wheel_to_json",
 ]

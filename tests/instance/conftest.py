@@ -128,3 +128,16 @@ def remote_queue(bridge: AsgiBridge, spool: Path, auth: tuple[str, str] = MID) -
         spool=ResultSpool(spool),
         sleep=lambda seconds: None,
     )
+
+
+def bridged_client(
+    bridge: AsgiBridge, auth: tuple[str, str], base: str = "https://instance.test"
+) -> HttpsQueue:
+    """An ``HttpsQueue`` logged in as ``auth`` that reaches the app through ``bridge`` (no retry waits)."""
+    return HttpsQueue(
+        base,
+        user=auth[0],
+        password=auth[1],
+        client=httpx.Client(base_url=base, transport=bridge),
+        sleep=lambda seconds: None,
+    )

@@ -176,3 +176,17 @@ def test_the_mid_tables_show_what_each_agent_registered_and_the_instances_cluste
     members = rows("ecc_agent_cluster_member_m2m", sysparm_query="order>1")
     assert [(row["agent_name"], row["cluster"]) for row in members] == [("mid2", cluster["sys_id"])]
     assert rows("ecc_agent_issue") == []
+
+
+def test_the_upgrade_history_is_a_table_with_queries(app_client: Client, queue: EccQueue) -> None:
+    first = queue.start_upgrade("mid1", "0.1.1", "0.1.2")
+    queue.end_upgrade(first.sys_id, succeeded=False, reason="the self-test failed: boom")
+    queue.request_upgrade("mid1", "0.1.3")
+    answer = app_client.as_user(MID).get(
+        "/api/now/table/ecc_agent_upgrade", sysparm_query="state=Failed", sysparm_fields="to_version,reason"
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["result"] == [{"to_version": "0.1.2", "reason": "the self-test failed: boom"}]
+    every = app_client.as_user(MID).get("/api/now/table/ecc_agent_upgrade").json()["result"]
+    assert [(row["agent_name"], row["state"]) for row in every] == [("mid1", "Failed"), ("mid1", "Requested")]
+    assert every[1]["ended"] == ""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 
 from midprobe.capabilities.errors import ConfigError, QueueError
@@ -16,23 +15,11 @@ from midprobe.runner.instance.agent_api import WireLog
 from midprobe.runner.instance.api import create_app
 from midprobe.runner.instance.auth import UserStore
 from midprobe.runner.queue.base import AgentRegistration, EccQueue
-from midprobe.runner.queue.https import HttpsQueue
 from midprobe.runner.queue.lifecycle import SETTING_AUTO_VALIDATE
-from tests.instance.conftest import ADMIN, MID, AsgiBridge
+from tests.instance.conftest import ADMIN, MID, AsgiBridge, bridged_client
 
-BASE = "https://instance.test"
 SECRET = "instance-held-Pa55-0c1d"
 DOCUMENT = {"credential": [{"id": "ops", "type": "snmp", "community": SECRET}]}
-
-
-def _client(bridge: AsgiBridge, auth: tuple[str, str]) -> HttpsQueue:
-    return HttpsQueue(
-        BASE,
-        user=auth[0],
-        password=auth[1],
-        client=httpx.Client(base_url=BASE, transport=bridge),
-        sleep=lambda seconds: None,
-    )
 
 
 @pytest.fixture
@@ -48,7 +35,7 @@ def bridge(queue: EccQueue, users: UserStore, wire: WireLog) -> AsgiBridge:
 
 def test_a_mid_over_https_works_only_once_an_admin_validated_it(bridge: AsgiBridge, queue: EccQueue) -> None:
     keys = MidKeyPair.generate()
-    mid, admin = _client(bridge, MID), _client(bridge, ADMIN)
+    mid, admin = bridged_client(bridge, MID), bridged_client(bridge, ADMIN)
     mid.register_agent(AgentRegistration("mid1", public_key=keys.public_key, validated=True))
     queue.enqueue(new_output_record(agent="mid1", topic="HeartbeatProbe"))
     assert mid.claim("mid1", 5, 30.0) == []
@@ -74,7 +61,7 @@ def test_the_instance_seals_its_credentials_to_the_asking_mid_only(
     bridge: AsgiBridge, queue: EccQueue, wire: WireLog
 ) -> None:
     keys = MidKeyPair.generate()
-    mid, admin = _client(bridge, MID), _client(bridge, ADMIN)
+    mid, admin = bridged_client(bridge, MID), bridged_client(bridge, ADMIN)
     mid.register_agent(AgentRegistration("mid1", public_key=keys.public_key))
     admin.update_agent("mid1", validated=True)
     sealed = mid.get_sealed_credentials("mid1")
@@ -87,7 +74,7 @@ def test_the_instance_seals_its_credentials_to_the_asking_mid_only(
 
 
 def test_issues_over_https(bridge: AsgiBridge) -> None:
-    mid, admin = _client(bridge, MID), _client(bridge, ADMIN)
+    mid, admin = bridged_client(bridge, MID), bridged_client(bridge, ADMIN)
     mid.register_agent(AgentRegistration("mid1"))
     raised = mid.raise_issue("mid1", "nmap_missing", "nmap was not found")
     assert [issue.sys_id for issue in admin.list_issues("mid1")] == [raised.sys_id]

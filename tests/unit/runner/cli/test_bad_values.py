@@ -148,6 +148,8 @@ PATH_CONTEXTS: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = 
             ("unpin",),
             ("list",),
             ("issues",),
+            ("upgrade",),
+            ("upgrades",),
             ("issue", "ack"),
             ("issue", "resolve"),
         )
