@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from midprobe.capabilities.errors import MidprobeError
+from midprobe.probes.credentials import CredentialStore
 from midprobe.probes.registry import default_registry
 from midprobe.runner.agent.daemon import Agent, AgentTimings
 from midprobe.runner.agent.probe_runner import AgentIdentity, ProbeRunner
@@ -163,15 +164,17 @@ class TickingRunner(ProbeRunner):
     missed: list[float]
     turn: asyncio.Lock
 
-    async def answer(self, output: EccRecord, payload: str | None = None) -> EccRecord:
+    async def answer(
+        self, output: EccRecord, payload: str | None = None, *, credentials: CredentialStore | None = None
+    ) -> EccRecord:
         async with self.turn:
             try:
                 due = await asyncio.wait_for(self.agent_clock.fire_next(HEARTBEAT_SECONDS), NEVER_SECONDS)
             except TimeoutError:  # no heartbeat timer is set: the heartbeat loop stopped
                 self.missed.append(self.agent_clock.now)
-                return await super().answer(output, payload)
+                return await super().answer(output, payload, credentials=credentials)
             self.due.append(due)
-            answer = await super().answer(output, payload)
+            answer = await super().answer(output, payload, credentials=credentials)
             try:
                 await asyncio.wait_for(self.queue.heartbeat_at(due), NEVER_SECONDS)
             except TimeoutError:
