@@ -12,8 +12,9 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
+from midprobe.capabilities.errors import PayloadError
 from midprobe.probes.classify import NmapOsClass
-from midprobe.probes.shazzam import ShazzamScanner
+from midprobe.probes.shazzam import ShazzamHost, ShazzamScanner, decode_results
 
 if TYPE_CHECKING:
     from midprobe.runner.ecc.payload import ResultsPayload
@@ -21,12 +22,14 @@ if TYPE_CHECKING:
 __all__ = [
     "BannerReading",
     "NmapReading",
+    "PortScanPage",
     "SnmpReading",
     "SshReading",
     "SweepReading",
     "read_banners",
     "read_host_name",
     "read_nmap",
+    "read_port_scan",
     "read_snmp",
     "read_ssh",
     "read_sweep",
@@ -52,6 +55,37 @@ SNMP_ABSENT_PREFIXES: Final = ("SNMP request to ", "SNMP agent ")
 
 def _true(element: ET.Element, name: str) -> bool:
     return element.get(name) == "true"
+
+
+@dataclass(frozen=True)
+class PortScanPage:
+    """One page of the port scan's Shazzam answer, given as the scan goes (docs/shazzam.md)."""
+
+    engine: str
+    #: Addresses in the targets, and those decided up to this page.
+    hosts_scanned: int
+    hosts_done: int
+    #: The hosts of this page that answered (GenericTCP's open and refused ports).
+    hosts: tuple[ShazzamHost, ...]
+    #: Each host name of the request and the address it resolved to (the first page only).
+    names: dict[str, str] = field(default_factory=dict)
+
+
+def read_port_scan(payload: ResultsPayload) -> PortScanPage:
+    """A page of a Shazzam answer in pages, read with the probe's own decoder (raises ``PayloadError``)."""
+    result = decode_results(payload.results)
+    element = payload.results[0]
+    # A whole answer (a Shazzam that cannot stream) has no count so far: every address is decided.
+    done = element.get("hosts_done", str(result.hosts_scanned))
+    if not done.isdigit():
+        raise PayloadError(f"Shazzam hosts_done {done!r} is not a number")
+    return PortScanPage(
+        engine=result.engine,
+        hosts_scanned=result.hosts_scanned,
+        hosts_done=int(done),
+        hosts=result.hosts,
+        names={target.get("name", ""): target.get("ip", "") for target in element.iter("target")},
+    )
 
 
 @dataclass(frozen=True)
