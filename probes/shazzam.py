@@ -219,18 +219,6 @@ class ShazzamHost:
         """The TCP ports GenericTCP found open."""
         return tuple(s.port for s in self.scanners if s.name == SCANNER_NAME and s.result == "open")
 
-    @property
-    def refused_ports(self) -> tuple[int, ...]:
-        """The TCP ports GenericTCP found refused (listed only when the request lists them)."""
-        return tuple(s.port for s in self.scanners if s.name == SCANNER_NAME and s.result == "refused")
-
-    @property
-    def dns_name(self) -> str:
-        """``hostName.domainName`` (or the one of them given; empty: no name)."""
-        if self.host_name and self.domain_name and "." not in self.host_name:
-            return f"{self.host_name}.{self.domain_name}"
-        return self.host_name or self.domain_name
-
 
 @dataclass(frozen=True)
 class ShazzamResult:

@@ -65,6 +65,11 @@ PROGRESS_WAIT_FACTOR = 10
 RUNNER_PARAMETERS = frozenset({TIMEOUT_PARAMETER, PAGE_WAIT_PARAMETER, PAGE_ITEMS_PARAMETER})
 
 
+def runner_parameters(probe: object) -> frozenset[str]:
+    """The runner's own parameters a request to ``probe`` may carry (paging only for one that streams)."""
+    return RUNNER_PARAMETERS if isinstance(probe, StreamingProbe) else frozenset({TIMEOUT_PARAMETER})
+
+
 def probe_parameters(name: str, parameters: Mapping[str, str]) -> dict[str, str]:
     """What a probe's parser gets: the request's parameters without the runner's own, plus its name.
 

@@ -38,8 +38,9 @@ from midprobe.probes.fanout import fan_out
 from midprobe.probes.ports import format_ports
 from midprobe.probes.registry import ProbeRegistry, default_registry
 from midprobe.probes.safety import TargetPolicy
-from midprobe.probes.shazzam import SCANNER_NAME, ShazzamHost, ShazzamScanner, lists_refused
+from midprobe.probes.shazzam import SCANNER_NAME, ShazzamScanner, lists_refused
 from midprobe.probes.targets import Target, TargetSpec, parse_targets
+from midprobe.runner.discovery.scanning import ScannedHost, classification_order
 from midprobe.runner.scan import readers
 from midprobe.runner.scan.report import HostReport
 
@@ -197,7 +198,7 @@ class PreparedScan:
 class _Scanned:
     """One host the port scan reported, with the engine that scanned it and the name it was given by."""
 
-    host: ShazzamHost
+    host: ScannedHost
     engine: str
     given_name: str | None = None
 
@@ -258,9 +259,14 @@ class ScanPipeline:
         self.registry = registry if registry is not None else default_registry()
         # SNMP is asked only when the credentials hold an SNMP one (then ``public`` may follow it).
         store = settings.credentials
-        self._snmp_configured = store is not None and any(
+        snmp_configured = store is not None and any(
             credential.protocol == _protocols()[1] for credential in store.credentials
         )
+        #: Discovery's behaviour for this scan: the protocols it classifies with (nmap -O is a
+        #: stage of its own here, not the NmapHostScan classifier).
+        self._behaviour: tuple[str, ...] = ()
+        if store is not None:
+            self._behaviour = ("ssh", "snmp") if snmp_configured else ("ssh",)
         # nmap was found working before the scan (``runner/scan/plan.py`` ``require_nmap``).
         nmap_wanted = settings.nmap_services or settings.nmap_os
         self._capabilities = frozenset({"Nmap"}) if nmap_wanted else frozenset()
@@ -488,22 +494,25 @@ class ScanPipeline:
         settings = self.settings
         address = scanned.address
         found = _Findings()
-        open_ports = scanned.host.open_ports
-        refused_ports = scanned.host.refused_ports
+        open_ports = tuple(sorted(scanned.host.open_ports))
+        refused_ports = tuple(sorted(scanned.host.refused_ports))
         stages: list[tuple[str, Awaitable[None]]] = []
         if settings.resolver is not None:
             stages.append(("dns", self._host_name(address, settings.resolver, found)))
         if (settings.sniff_banners and open_ports) or settings.snmp_public:
-            stages.append(("banner", self._banners(scanned.host, found)))
+            stages.append(("banner", self._banners(address, open_ports, found)))
         if open_ports and settings.nmap_services:
-            stages.append(("nmap -sV", self._nmap_services(scanned.host, found)))
+            stages.append(("nmap -sV", self._nmap_services(address, open_ports, found)))
         if open_ports and settings.nmap_os:
-            stages.append(("nmap -O", self._nmap_os(scanned.host, found)))
+            stages.append(("nmap -O", self._nmap_os(address, open_ports, refused_ports, found)))
+        # The classifiers discovery would try on this host (its ports, the protocols with
+        # credentials), all at once here, each where a credential may log in to the address.
+        classifiers, _notes = classification_order(scanned.host, self._behaviour, nmap_available=False)
         store = settings.credentials
         ssh, snmp = _protocols() if store is not None else ("", "")
-        if store is not None and 22 in open_ports and store.candidates(address, ssh):
+        if store is not None and "SSHClassify" in classifiers and store.candidates(address, ssh):
             stages.append(("ssh", self._ssh_facts(address, found)))
-        if store is not None and self._snmp_configured and store.candidates(address, snmp):
+        if store is not None and "SNMPClassify" in classifiers and store.candidates(address, snmp):
             stages.append(("snmp", self._snmp_facts(address, found)))
         await asyncio.gather(*(self._guarded(name, stage, found) for name, stage in stages))
         found.errors.extend(found.nmap.errors)
@@ -529,7 +538,7 @@ class ScanPipeline:
         )
         return HostReport(
             address=address,
-            hostname=found.host_name or scanned.host.dns_name or scanned.given_name,
+            hostname=found.host_name or scanned.host.host_name or scanned.given_name,
             open_tcp_ports=open_ports,
             refused_tcp_ports=refused_ports if lists_refused else (),
             ci_class=verdict.ci_class,
@@ -574,13 +583,12 @@ class ScanPipeline:
         if name:
             found.host_name = name
 
-    async def _banners(self, scanned: ShazzamHost, found: _Findings) -> None:
+    async def _banners(self, address: str, open_ports: tuple[int, ...], found: _Findings) -> None:
         """``BannerSniff`` on the open ports (and the SNMP tap, with ``--snmp-public``)."""
         settings = self.settings
-        address = scanned.ip
         parameters = {"host": address, "snmp_public": "true" if settings.snmp_public else "false"}
-        if settings.sniff_banners and scanned.open_ports:
-            parameters["ports"] = format_ports(scanned.open_ports)
+        if settings.sniff_banners and open_ports:
+            parameters["ports"] = format_ports(open_ports)
         answer = await self._answered("BannerSniff", address, parameters, settings.host_timeout)
         reading = readers.read_banners(answer.payload)
         found.banners.update(reading.banners)
@@ -603,21 +611,23 @@ class ScanPipeline:
         if not found.nmap.reported:
             found.nmap.errors.append(f"{stage}: nmap reported nothing for the host")
 
-    async def _nmap_services(self, scanned: ShazzamHost, found: _Findings) -> None:
+    async def _nmap_services(self, address: str, open_ports: tuple[int, ...], found: _Findings) -> None:
         """``NmapServiceScan`` (``-sV``) on the open ports."""
         parameters = {
-            "ports": format_ports(scanned.open_ports),
+            "ports": format_ports(open_ports),
             "scan_technique": "syn" if self.settings.nmap_syn else "connect",
         }
-        await self._nmap("nmap -sV", "NmapServiceScan", scanned.ip, parameters, found)
+        await self._nmap("nmap -sV", "NmapServiceScan", address, parameters, found)
 
-    async def _nmap_os(self, scanned: ShazzamHost, found: _Findings) -> None:
+    async def _nmap_os(
+        self, address: str, open_ports: tuple[int, ...], refused_ports: tuple[int, ...], found: _Findings
+    ) -> None:
         """``NmapOSScan`` (``-O``); most accurate with one open and one closed port to compare."""
         parameters = {
-            "ports": format_ports((*scanned.open_ports, *scanned.refused_ports[:1])),
+            "ports": format_ports((*open_ports, *refused_ports[:1])),
             "osscan_guess": "true",
         }
-        await self._nmap("nmap -O", "NmapOSScan", scanned.ip, parameters, found)
+        await self._nmap("nmap -O", "NmapOSScan", address, parameters, found)
 
     async def _ssh_facts(self, address: str, found: _Findings) -> None:
         """``SSHClassify`` with the scan's shorter timeouts."""

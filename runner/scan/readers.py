@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Final
 
 from midprobe.capabilities.errors import PayloadError
 from midprobe.probes.classify import NmapOsClass
-from midprobe.probes.shazzam import ShazzamHost, ShazzamScanner, decode_results
+from midprobe.probes.shazzam import ShazzamScanner
+from midprobe.runner.discovery.scanning import ScannedHost, read_shazzam
 
 if TYPE_CHECKING:
     from midprobe.runner.ecc.payload import ResultsPayload
@@ -65,25 +66,32 @@ class PortScanPage:
     #: Addresses in the targets, and those decided up to this page.
     hosts_scanned: int
     hosts_done: int
-    #: The hosts of this page that answered (GenericTCP's open and refused ports).
-    hosts: tuple[ShazzamHost, ...]
+    #: The hosts of this page that answered, as discovery's Shazzam sensor reads them.
+    hosts: tuple[ScannedHost, ...]
     #: Each host name of the request and the address it resolved to (the first page only).
     names: dict[str, str] = field(default_factory=dict)
 
 
+def _count(element: ET.Element, name: str, default: str | None = None) -> int:
+    text = element.get(name, default)
+    if text is None or not text.isdigit():
+        raise PayloadError(f"Shazzam {name} {text!r} is not a number")
+    return int(text)
+
+
 def read_port_scan(payload: ResultsPayload) -> PortScanPage:
-    """A page of a Shazzam answer in pages, read with the probe's own decoder (raises ``PayloadError``)."""
-    result = decode_results(payload.results)
+    """A page of a Shazzam answer in pages (raises ``PayloadError``); its hosts read by discovery's
+    Shazzam sensor (``runner/discovery/scanning.py``)."""
+    if len(payload.results) != 1 or payload.results[0].tag != "result":
+        raise PayloadError("a Shazzam payload holds exactly one <result> element")
     element = payload.results[0]
-    # A whole answer (a Shazzam that cannot stream) has no count so far: every address is decided.
-    done = element.get("hosts_done", str(result.hosts_scanned))
-    if not done.isdigit():
-        raise PayloadError(f"Shazzam hosts_done {done!r} is not a number")
+    scanned = _count(element, "hosts_scanned")
     return PortScanPage(
-        engine=result.engine,
-        hosts_scanned=result.hosts_scanned,
-        hosts_done=int(done),
-        hosts=result.hosts,
+        engine=element.get("engine", ""),
+        hosts_scanned=scanned,
+        # A whole answer (a Shazzam that cannot stream) has no count so far: every address is decided.
+        hosts_done=_count(element, "hosts_done", str(scanned)),
+        hosts=tuple(read_shazzam(payload)),
         names={target.get("name", ""): target.get("ip", "") for target in element.iter("target")},
     )
 
