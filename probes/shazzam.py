@@ -600,7 +600,7 @@ class ShazzamStream:
         self._started = True
         scan = self.scan
         try:
-            if params.scanners == (SCANNER_NAME,):  # GenericTCP alone: no reader, no task per host
+            if params.scanners == (SCANNER_NAME,) and names is None:  # nothing to wait for per host
                 async for scanned in scan:
                     self.done += 1
                     host = await probe._host(scanned, params, (), names)

@@ -12,6 +12,7 @@ queue's threads; smaller ones cost less to decode than a hand-off to a thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 import xml.etree.ElementTree as ET
@@ -211,51 +212,37 @@ class ProbeRunner:
         started: float,
     ) -> AsyncIterator[tuple[EccRecord, bool]]:
         """``stream``'s items in pages (each with whether it is the last): one before the first item
-        (the prepared request), then one as soon as ``page_items`` items are in or ``wait`` seconds
-        after the first item (progress alone: :data:`PROGRESS_WAIT_FACTOR` times that), the last
-        when it ends. Past the deadline it raises ``ProbeTimeout``."""
+        (the prepared request; the stream is read only when the next page is asked for), then one
+        as soon as ``page_items`` items are in or ``wait`` seconds after the first item (progress
+        alone: :data:`PROGRESS_WAIT_FACTOR` times that), the last when it ends. Past the deadline it
+        raises ``ProbeTimeout``."""
         wait, most = paging
         number = 1
         yield self._page(output, parameters, stream, [], started, number, last=False), False
-        items: list[ET.Element] = []
-        flush_at: float | None = None  # something came in since the last page: when it goes out
-        coming: asyncio.Future[ET.Element | None] | None = None
-        iterator = aiter(stream)
+        collector = _Collector(stream, most, wait, self.clock)
         try:
             while True:
-                if coming is None:
-                    coming = asyncio.ensure_future(anext(iterator))
-                until = context.deadline if flush_at is None else min(flush_at, context.deadline)
-                left = until - self.clock()
-                done, _ = await asyncio.wait({coming}, timeout=None if left == math.inf else max(0.0, left))
-                if not done:
-                    if self.clock() >= context.deadline:
-                        raise ProbeTimeout(
-                            f"probe {output.topic} on {output.source or '-'}", self._timeout(parameters)
-                        )
-                else:
-                    arrived, coming = coming, None
-                    try:
-                        item = arrived.result()
-                    except StopAsyncIteration:
-                        break
-                    now = self.clock()
-                    if item is not None:
-                        items.append(item)
-                        flush_at = min(flush_at or math.inf, now + wait)
-                    elif flush_at is None:  # progress alone goes out less often
-                        flush_at = now + wait * PROGRESS_WAIT_FACTOR
-                    if len(items) < most and now < flush_at:
-                        continue
-                number += 1
-                yield self._page(output, parameters, stream, items, started, number, last=False), False
-                items, flush_at = [], None
-            number += 1
-            yield self._page(output, parameters, stream, items, started, number, last=True), True
+                now = self.clock()
+                if collector.due(now):
+                    if collector.error is not None:
+                        raise collector.error
+                    last = collector.ended
+                    number += 1
+                    page = self._page(
+                        output, parameters, stream, collector.take(), started, number, last=last
+                    )
+                    yield page, last
+                    if last:
+                        return
+                    continue
+                if now >= context.deadline:
+                    raise ProbeTimeout(
+                        f"probe {output.topic} on {output.source or '-'}", self._timeout(parameters)
+                    )
+                until = min(context.deadline, collector.flush_at or math.inf)
+                await collector.changed_within(None if until == math.inf else max(0.0, until - now))
         finally:
-            if coming is not None:
-                coming.cancel()
-                await asyncio.gather(coming, return_exceptions=True)
+            await collector.close()
             await stream.aclose()
 
     def _page(
@@ -450,6 +437,69 @@ class ProbeRunner:
         return self._record(
             output, parameters, [], started, error=_one_line(error), page=(page + 1, True) if page else None
         )
+
+
+class _Collector:
+    """Reads a stream's items on a task of its own into the page being filled, and says when that page
+    is due: full, its time up, or the stream ended. No task or timer per item: a /16's silent
+    addresses cost a loop turn each. When the page is full it waits for :meth:`take`."""
+
+    def __init__(self, stream: ResultStream, most: int, wait: float, clock: Callable[[], float]) -> None:
+        self.items: list[ET.Element] = []
+        #: When the page being filled goes out (``None``: nothing came in since the last page).
+        self.flush_at: float | None = None
+        self.ended = False
+        self.error: Exception | None = None
+        self._most, self._wait, self._clock = most, wait, clock
+        self._changed = asyncio.Event()  # the page became due sooner (or the stream ended)
+        self._room = asyncio.Event()
+        self._room.set()
+        self._task = asyncio.create_task(self._pump(stream), name="page-collector")
+
+    async def _pump(self, stream: ResultStream) -> None:
+        try:
+            async for item in stream:
+                now = self._clock()
+                if item is not None:
+                    self.items.append(item)
+                    if self.flush_at is None or now + self._wait < self.flush_at:
+                        self.flush_at = now + self._wait
+                        self._changed.set()
+                elif self.flush_at is None:  # progress alone goes out less often
+                    self.flush_at = now + self._wait * PROGRESS_WAIT_FACTOR
+                    self._changed.set()
+                if len(self.items) >= self._most:
+                    self._room.clear()
+                    self._changed.set()
+                    await self._room.wait()
+        except Exception as error:  # raised where the pages are made, as the probe's failure
+            self.error = error
+        finally:
+            self.ended = True
+            self._changed.set()
+
+    def due(self, now: float) -> bool:
+        return (
+            self.ended
+            or len(self.items) >= self._most
+            or (self.flush_at is not None and now >= self.flush_at)
+        )
+
+    def take(self) -> list[ET.Element]:
+        """The page's items; the next page starts empty (and the reader goes on if it was full)."""
+        items, self.items, self.flush_at = self.items, [], None
+        self._room.set()
+        return items
+
+    async def changed_within(self, seconds: float | None) -> None:
+        """Wait until the page may be due sooner, or ``seconds`` (``None``: no limit)."""
+        self._changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), seconds)
+
+    async def close(self) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
 
 
 def _after(pages: int) -> Page | None:

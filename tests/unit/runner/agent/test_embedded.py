@@ -162,8 +162,8 @@ def test_a_slow_reader_holds_the_streamed_probe_back_and_leaving_stops_it(tmp_pa
             return pages.record.sys_id
 
     sys_id = asyncio.run(asyncio.wait_for(run(), BOUND))
-    # Ahead of the reader: the scan's own queue (4), the page the agent may store ahead (4 hosts)
-    # and the one in hand, and the few hosts between them.
+    # Ahead of the reader: the scan's own queue (4), the page the agent may store ahead and the one
+    # being filled (4 hosts each), and the few hosts between them.
     assert max(ahead) <= 4 + 4 + 4 + 3
     assert engine.closed.is_set(), "the engine was left running"
     with open_queue(url) as queue:
