@@ -271,7 +271,7 @@ class ScanPipeline:
         nmap_wanted = settings.nmap_services or settings.nmap_os
         self._capabilities = frozenset({"Nmap"}) if nmap_wanted else frozenset()
         self._agent: EmbeddedAgent | None = None
-        #: Holds the agent once started, for the end of :meth:`reports` to stop it.
+        #: Holds the agent once started (by :meth:`prepare`), for the prepared scan's end to stop it.
         self._stack: contextlib.AsyncExitStack | None = None
         self._starting = asyncio.Lock()
 
@@ -349,9 +349,8 @@ class ScanPipeline:
         )
 
     async def _started_agent(self) -> EmbeddedAgent:
-        """The embedded agent, started by the first stage that asks it (a scan whose hosts need no
-        stage after the port scan, ``-n --no-banners``, never starts one)."""
-        assert self._stack is not None, "a stage ran outside reports()"
+        """The embedded agent, started by the first request (the port scan's, in :meth:`prepare`)."""
+        assert self._stack is not None, "a stage ran before prepare()"
         async with self._starting:
             if self._agent is None:
                 self._agent = await self._stack.enter_async_context(self._embedded_agent())
