@@ -140,7 +140,7 @@ class ProbeRunner:
             await answers.aclose()
         return record
 
-    def answers(
+    async def answers(
         self, output: EccRecord, payload: str | None = None, *, page_items: int = DEFAULT_PAGE_ITEMS
     ) -> AsyncGenerator[tuple[EccRecord, Page | None], None]:
         """The input records answering ``output``, each with the page it is, ``(number, last)``.
@@ -153,7 +153,16 @@ class ProbeRunner:
         ``page_items`` items a page unless the request asks for fewer (``page_items``). An error
         after some pages is the last page.
         """
-        return self._answers(output, payload, page_items, streamed=True)
+        text = output.payload if payload is None else payload
+        if PAGE_WAIT_PARAMETER not in text:  # asks for no pages: the one answer, as answer() gives it
+            yield await self.answer(output, payload), None
+            return
+        answers = self._answers(output, payload, page_items, streamed=True)
+        try:
+            async for answer in answers:
+                yield answer
+        finally:
+            await answers.aclose()
 
     async def _answers(
         self, output: EccRecord, payload: str | None, page_items: int, *, streamed: bool
