@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from midprobe.probes.safety import TargetPolicy
 
@@ -98,3 +98,29 @@ class Probe(Protocol[ParamsT, ResultT]):
 
 
 AnyProbe = Probe[Any, Any]
+
+
+class ResultStream(Protocol):
+    """A result that comes in parts while the probe runs (a port scan's hosts as each is decided).
+
+    Iterating it runs the probe: each item is one child of the result's top-level element (a
+    ``<host>``), or ``None`` when the probe got on (an address decided) with nothing to report.
+    :meth:`shell` is that top-level element, childless, as things stand (its attributes count the
+    progress so far); :meth:`aclose` stops the probe, whether it ran to its end or not.
+    """
+
+    def __aiter__(self) -> AsyncIterator[ET.Element | None]: ...
+
+    def shell(self) -> ET.Element: ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class StreamingProbe(Protocol):
+    """A probe whose result can go out in pages as it comes (the runner pages it when a request asks)."""
+
+    async def stream(self, params: Any, context: ProbeContext) -> ResultStream:
+        """Check and prepare the request (every error of it raised here, nothing sent yet); the
+        stream runs it as it is iterated."""
+        ...

@@ -23,8 +23,8 @@ from __future__ import annotations
 import asyncio
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Literal, Protocol, TypeVar, runtime_checkable
+from dataclasses import dataclass, field, replace
+from typing import Literal, TypeVar
 
 from midprobe.capabilities.errors import (
     PayloadError,
@@ -46,8 +46,13 @@ from midprobe.probes.base import ProbeContext
 from midprobe.probes.fanout import fan_out
 from midprobe.probes.params import parse_bool, parse_choice, parse_int
 from midprobe.probes.ports import format_ports, parse_ports, service_name
-from midprobe.probes.resolve import AsyncReverseResolver, resolve_spec, reverse_resolver_for
-from midprobe.probes.targets import Resolver, TargetSpec, parse_targets
+from midprobe.probes.resolve import (
+    AsyncReverseResolver,
+    resolve_spec,
+    resolver_for,
+    reverse_resolver_for,
+)
+from midprobe.probes.targets import IPAddress, Resolver, TargetSpec, parse_targets
 from midprobe.probes.tcpscan.common import HostScan, ScanEngine, ScanOptions
 from midprobe.probes.tcpscan.engine import DEFAULT_QUEUE_SIZE, ENGINE_CHOICES, scan_async, select_engine
 from midprobe.probes.xml_encode import flag, scanner_element
@@ -62,12 +67,12 @@ __all__ = [
     "TOPIC",
     "EngineFactory",
     "PortScan",
-    "PortScanProbe",
     "ShazzamHost",
     "ShazzamParams",
     "ShazzamProbe",
     "ShazzamResult",
     "ShazzamScanner",
+    "ShazzamStream",
     "add_scanners",
     "decode_results",
     "encode_host",
@@ -133,7 +138,7 @@ class ShazzamParams:
     #: BannerTCP sends ``HEAD /`` to a port that stayed silent through ``banner_wait`` (needs ``HTTP`` too).
     probe_silent: bool = False
     host_concurrency: int = DEFAULT_HOST_CONCURRENCY
-    #: Hosts the port scan may finish ahead of their consumer before it pauses (not an ECC parameter).
+    #: Hosts the port scan may finish ahead of their consumer before it pauses.
     queue_size: int = DEFAULT_QUEUE_SIZE
 
     @property
@@ -309,6 +314,7 @@ def parse_shazzam_params(source: str, parameters: Mapping[str, str]) -> ShazzamP
         snmp_taps=parse_int(parameters, "snmp_taps", DEFAULT_SNMP_TAPS, 1, 10),
         probe_silent=parse_bool(parameters, "probe_silent", False),
         host_concurrency=parse_int(parameters, "host_concurrency", DEFAULT_HOST_CONCURRENCY, 1, 1024),
+        queue_size=parse_int(parameters, "queue_size", DEFAULT_QUEUE_SIZE, 1, 65_536),
     )
 
 
@@ -557,6 +563,8 @@ class PortScan:
     #: The engine that scans (``syn`` or ``connect``, or a test's own).
     engine: str
     hosts: AsyncGenerator[HostScan, None]
+    #: The address each host name of the request (targets and exclusions) resolved to.
+    names: Mapping[str, IPAddress] = field(default_factory=dict)
 
     @property
     def hosts_scanned(self) -> int:
@@ -571,11 +579,93 @@ class PortScan:
         await self.hosts.aclose()
 
 
-@runtime_checkable
-class PortScanProbe(Protocol):
-    """A ``Shazzam`` probe with the streaming entry point ``midprobe scan`` runs its port scan through."""
+class ShazzamStream:
+    """A Shazzam request running as a :class:`~midprobe.probes.base.ResultStream`: each ``<host>`` as
+    soon as its ports are decided and its readers are done, ``None`` for an address that stayed silent.
 
-    async def scan(self, params: ShazzamParams, context: ProbeContext) -> PortScan: ...
+    :meth:`shell` is the ``<result>`` around the hosts so far: ``engine``, ``ports``,
+    ``hosts_scanned`` (the addresses of the targets), ``hosts_done`` (those decided so far) and
+    ``hosts_alive`` (those reported so far); before the first host it also lists, as
+    ``<target name=".." ip=".."/>``, the address each host name of the request resolved to.
+    """
+
+    def __init__(
+        self,
+        probe: ShazzamProbe,
+        params: ShazzamParams,
+        context: ProbeContext,
+        scan: PortScan,
+        names: AsyncReverseResolver | None,
+    ) -> None:
+        self.scan = scan
+        #: Addresses decided, hosts found alive so far (an incomplete one is reported, not counted).
+        self.done = 0
+        self.alive = 0
+        self.hosts: AsyncGenerator[ShazzamHost | None, None] = self._hosts(probe, params, context, names)
+        self._started = False
+
+    async def _hosts(
+        self,
+        probe: ShazzamProbe,
+        params: ShazzamParams,
+        context: ProbeContext,
+        names: AsyncReverseResolver | None,
+    ) -> AsyncGenerator[ShazzamHost | None, None]:
+        self._started = True
+        scan = self.scan
+        try:
+            if params.scanners == (SCANNER_NAME,) and names is None:  # nothing to wait for per host
+                async for scanned in scan:
+                    self.done += 1
+                    host = await probe._host(scanned, params, (), names)
+                    self.alive += host is not None and host.alive
+                    yield host
+                return
+
+            async def worth_reading() -> AsyncIterator[HostScan]:
+                async for scanned in scan:
+                    self.done += 1
+                    if _worth_reading(scanned, params):
+                        yield scanned
+
+            async def read(scanned: HostScan) -> ShazzamHost | None:
+                return await probe._read(scanned, params, context, names)
+
+            readings = fan_out(worth_reading(), read, params.host_concurrency)
+            try:
+                async for host in readings:
+                    self.alive += host is not None and host.alive
+                    yield host
+            finally:
+                await readings.aclose()
+        finally:
+            await scan.aclose()  # stops the scan thread, whatever ended the loop
+
+    async def _elements(self) -> AsyncIterator[ET.Element | None]:
+        async for host in self.hosts:
+            yield None if host is None else encode_host(host)
+
+    def __aiter__(self) -> AsyncIterator[ET.Element | None]:
+        return self._elements()
+
+    def shell(self) -> ET.Element:
+        scan = self.scan
+        element = ET.Element(
+            "result",
+            engine=scan.engine,
+            ports=format_ports(scan.params.ports),
+            hosts_scanned=str(scan.hosts_scanned),
+            hosts_done=str(self.done),
+            hosts_alive=str(self.alive),
+        )
+        if not self._started:
+            for name, address in scan.names.items():
+                ET.SubElement(element, "target", name=name, ip=str(address))
+        return element
+
+    async def aclose(self) -> None:
+        await self.hosts.aclose()
+        await self.scan.aclose()  # never started: its engine was never iterated
 
 
 class ShazzamProbe:
@@ -602,29 +692,48 @@ class ShazzamProbe:
     def parse_params(self, source: str, parameters: Mapping[str, str]) -> ShazzamParams:
         return parse_shazzam_params(source, parameters)
 
-    async def prepare(self, params: ShazzamParams, context: ProbeContext) -> TargetSpec:
-        """Resolve host names and check every target against the policy, before any probe goes out."""
-        lookup = None if self.resolver is None else _off_the_loop(self.resolver)
+    async def prepare(
+        self, params: ShazzamParams, context: ProbeContext
+    ) -> tuple[TargetSpec, dict[str, IPAddress]]:
+        """Resolve host names and check every target against the policy, before any probe goes out:
+        the resolved targets and the address each name resolved to."""
+        lookup = (
+            resolver_for(context.policy, deadline=context.deadline)
+            if self.resolver is None
+            else _off_the_loop(self.resolver)
+        )
+        found: dict[str, IPAddress] = {}
+
+        async def recorded(name: str) -> IPAddress:
+            found[name] = address = await lookup(name)
+            return address
+
         try:
-            return await resolve_spec(
-                params.targets, context.policy, resolver=lookup, deadline=context.deadline
-            )
+            targets = await resolve_spec(params.targets, context.policy, resolver=recorded)
         except TargetSpecError as error:
             raise ProbeParameterError(str(error), parameter="source") from None
+        return targets, found
 
     async def scan(self, params: ShazzamParams, context: ProbeContext) -> PortScan:
         """GenericTCP over the whole spec, streamed: :meth:`prepare`, the engine ``params`` names, the
         scan options (within the context's deadline) and the one bounded bridge (``scan_async``).
 
         Every error of the request (a target outside the policy, a name that does not resolve, a bad
-        option, ``syn`` without raw sockets) is raised here, before anything is sent. :meth:`run` and
-        ``midprobe scan`` both scan through this.
+        option, ``syn`` without raw sockets) is raised here, before anything is sent. :meth:`stream`
+        (and so :meth:`run`) scans through this.
         """
-        targets = await self.prepare(params, context)
+        targets, names = await self.prepare(params, context)
         engine = self.engines(params.engine)
         options = params.scan_options(context.deadline)
         hosts = scan_async(targets, params.ports, options, engine=engine, queue_size=params.queue_size)
-        return PortScan(params=params, targets=targets, engine=engine.name, hosts=hosts)
+        return PortScan(params=params, targets=targets, engine=engine.name, hosts=hosts, names=names)
+
+    async def stream(self, params: ShazzamParams, context: ProbeContext) -> ShazzamStream:
+        """The request checked and its scan prepared (:meth:`scan`; nothing sent yet): iterating the
+        stream scans, each host given as soon as it is decided and read. The agent pages a
+        request's answer this way when it asks (``midprobe scan`` does)."""
+        names = self._reverse_lookup(params, context)
+        return ShazzamStream(self, params, context, await self.scan(params, context), names)
 
     def _reverse_lookup(self, params: ShazzamParams, context: ProbeContext) -> AsyncReverseResolver | None:
         """How ``resolve_names`` finds names; refused in lab mode without the lab's DNS server."""
@@ -675,34 +784,22 @@ class ShazzamProbe:
         return await self._host(scanned, params, reading_scanners(readings.ports), names)
 
     async def run(self, params: ShazzamParams, context: ProbeContext) -> ShazzamResult:
-        """GenericTCP over the whole spec (:meth:`scan`); each host, as soon as its ports are decided,
+        """GenericTCP over the whole spec (:meth:`stream`); each host, as soon as its ports are decided,
         goes on to the other scanners, at most ``host_concurrency`` hosts at once, all within the
         context's deadline (BannerSniff's readers stop short of it and report what they have)."""
-        names = self._reverse_lookup(params, context)
-        scan = await self.scan(params, context)
-
-        async def worth_reading() -> AsyncIterator[HostScan]:
-            async for host in scan:
-                if _worth_reading(host, params):
-                    yield host
-
-        async def read(host: HostScan) -> ShazzamHost | None:
-            return await self._read(host, params, context, names)
-
+        stream = await self.stream(params, context)
         hosts: list[ShazzamHost] = []
-        readings = fan_out(worth_reading(), read, params.host_concurrency)
         try:
-            async for host in readings:
+            async for host in stream.hosts:
                 if host is not None:
                     hosts.append(host)
         finally:
-            await readings.aclose()
-            await scan.aclose()  # stops the scan thread, whatever ended the loop
+            await stream.aclose()
         return ShazzamResult(
             hosts=tuple(hosts),
-            engine=scan.engine,
+            engine=stream.scan.engine,
             ports=params.ports,
-            hosts_scanned=scan.hosts_scanned,
+            hosts_scanned=stream.scan.hosts_scanned,
         )
 
     def encode_results(self, result: ShazzamResult) -> Sequence[ET.Element]:

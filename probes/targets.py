@@ -505,6 +505,16 @@ class TargetSpec:
                 return _address(block.version, min(box.first() for box in outside))
         return None
 
+    @property
+    def targets_text(self) -> str:
+        """The targets as given (host names unresolved), blank-separated: what :func:`parse_targets` reads."""
+        return " ".join(block.text for block in self.targets)
+
+    @property
+    def excludes_text(self) -> str:
+        """The exclusions as given, comma-separated (empty: none)."""
+        return ",".join(block.text for block in self.excludes)
+
     def __str__(self) -> str:
         text = " ".join(block.text for block in self.targets)
         if self.excludes:

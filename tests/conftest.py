@@ -11,6 +11,7 @@ the other tests are shared out between the workers beside them.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -44,6 +45,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.postgres)
         if item.get_closest_marker("lab") is not None:
             item.add_marker(pytest.mark.xdist_group(LAB_GROUP))
+
+
+@pytest.fixture(autouse=True)
+def _midprobe_logging_restored() -> Iterator[None]:
+    """Each test starts with the ``midprobe`` logger as the process had it: a command run in-process
+    that configured its logs (``midprobe agent``) must not make a later test's commands log too."""
+    logger = logging.getLogger("midprobe")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    try:
+        yield
+    finally:
+        logger.handlers[:], logger.level, logger.propagate = saved
 
 
 @pytest.fixture(scope="session")

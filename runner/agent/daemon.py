@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from midprobe.capabilities.errors import ConfigError, MidprobeError, QueueError
+from midprobe.capabilities.errors import ConfigError, MidprobeError, ProbeError, QueueError
 from midprobe.runner.agent.lifecycle import MidLifecycle
 from midprobe.runner.agent.limits import PoolSizes
 from midprobe.runner.agent.logs import get_logger
@@ -117,6 +117,8 @@ class Agent:
     pools: PoolSizes = field(default_factory=PoolSizes)
     _in_flight: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False)
     _in_flight_pool: dict[str, int] = field(default_factory=dict, init=False)
+    #: Pages of an answer in pages stored so far, by output, while it runs.
+    _pages_written: dict[str, int] = field(default_factory=dict, init=False)
     _stopping: asyncio.Event | None = field(default=None, init=False)
     _wake: asyncio.Event | None = field(default=None, init=False)
     _results: ResultWriter | None = field(default=None, init=False)
@@ -128,6 +130,13 @@ class Agent:
     #: Called with an output's sys_id once its run is over and its answer written (or given up):
     #: an embedded agent's caller (``runner/agent/embedded.py``) waits on it instead of polling.
     on_answered: Callable[[str], None] | None = None
+    #: For an answer written in pages as the probe goes (``probe_runner.PAGE_WAIT_PARAMETER``):
+    #: ``on_page`` is called with the output's and the page's sys_id once a page is stored;
+    #: ``page_gate`` is awaited with the output's sys_id and a page's number before the probe goes
+    #: on to that page (from page 2), so an embedded agent's caller holds the probe back until it
+    #: has read enough of the pages before. ``None``: the pages are written as fast as they come.
+    on_page: Callable[[str, str], None] | None = None
+    page_gate: Callable[[str, int], Awaitable[None]] | None = None
     #: Its key pair, validation, the operator's pause and drain, sealed credentials, issues.
     lifecycle: MidLifecycle = field(default_factory=MidLifecycle)
     #: How this MID upgrades itself (None: it does not; e.g. on a database queue, or embedded in a command).
@@ -377,25 +386,19 @@ class Agent:
                 raise
             except MidprobeError as refused:  # sealed to another key of this MID, or refused it
                 log.warning("discovery credentials not opened", sys_id=record.sys_id, error=str(refused))
-                answer = self.runner.refusal(record, refused)
-            else:
-                answer = await self.runner.answer(record, payload, credentials=credentials)
-            # The run is over: its pool slot is free for the next claim while the answer is being
-            # written (the record stays in flight, its lease renewed, until it is).
-            self._free_slot(record.sys_id)
+                await self._write_answer(record, self.runner.refusal(record, refused))
+                return
+            answers = self.runner.answers(
+                record, payload, page_items=self.timings.page_items, credentials=credentials
+            )
             try:
-                stored = await self._complete_pages(record, answer)
-            except QueueError:
-                raise
-            except MidprobeError as refused:
-                # The queue refused this answer (not an outage): answer with an error instead,
-                # or the record would be re-run after every lease, for ever.
-                log.warning(
-                    "result refused, answering with an error", sys_id=record.sys_id, error=str(refused)
-                )
-                answer = self.runner.refusal(record, refused)
-                stored = await self._complete(record, answer)
-            self._count_answer(record, answer, stored)
+                async for answer, page in answers:
+                    if page is None:
+                        await self._write_answer(record, answer)
+                    elif not await self._write_page(record, answer, page):
+                        break
+            finally:
+                await answers.aclose()
         except QueueError as error:
             # The queue failed us: leave the record leased; the lease expires and it is re-run.
             self.stats.queue_errors += 1
@@ -406,9 +409,68 @@ class Agent:
             log.error("record cannot be answered", sys_id=record.sys_id, error=str(error))
         finally:
             self._in_flight.pop(record.sys_id, None)
+            self._pages_written.pop(record.sys_id, None)
             self._free_slot(record.sys_id)  # and wakes the poll loop: --once may be done now
             if self.on_answered is not None:
                 self.on_answered(record.sys_id)
+
+    async def _write_answer(self, record: EccRecord, answer: EccRecord) -> None:
+        """Write the whole answer (in pages when it is large); a refused one becomes an error answer."""
+        # The run is over: its pool slot is free for the next claim while the answer is being
+        # written (the record stays in flight, its lease renewed, until it is).
+        self._free_slot(record.sys_id)
+        try:
+            stored = await self._complete_pages(record, answer)
+        except QueueError:
+            raise
+        except MidprobeError as refused:
+            # The queue refused this answer (not an outage): answer with an error instead,
+            # or the record would be re-run after every lease, for ever.
+            log.warning("result refused, answering with an error", sys_id=record.sys_id, error=str(refused))
+            answer = self.runner.refusal(record, refused)
+            stored = await self._complete(record, answer)
+        self._count_answer(record, answer, stored)
+
+    async def _write_page(self, record: EccRecord, answer: EccRecord, page: tuple[int, bool]) -> bool:
+        """Write one page of an answer given as the probe goes; False when no page may follow it (the
+        last, or one the queue refused: then an error closes the answer)."""
+        number, last = page
+        try:
+            stored = await self._complete(record, answer)
+        except QueueError:
+            raise
+        except MidprobeError as refused:
+            log.warning("page refused, answering with an error", sys_id=record.sys_id, error=str(refused))
+            answer, last = self.runner.refusal(record, refused, page=(number, True)), True
+            stored = await self._complete(record, answer)
+        self._pages_written[record.sys_id] = number
+        if self.on_page is not None:
+            self.on_page(record.sys_id, answer.sys_id)
+        if last:
+            self._free_slot(record.sys_id)
+            self._count_answer(record, answer, stored)
+            return False
+        if self.page_gate is not None:
+            await self.page_gate(record.sys_id, number + 1)
+        return True
+
+    async def abandon(self, sys_id: str, reason: str) -> None:
+        """Stop the run of ``sys_id`` (its caller no longer waits for it: an embedded agent's caller
+        left) and close its answer with ``reason`` as the error, so it is never re-run."""
+        task = self._in_flight.get(sys_id)
+        if task is None:
+            return
+        pages = self._pages_written.get(sys_id, 0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        if self._results is not None:
+            await self._results.flush()
+        record = await asyncio.to_thread(self.queue.get, sys_id)
+        if record is None or record.state not in ("ready", "processing"):
+            return
+        answer = self.runner.refusal(record, ProbeError(reason), page=(pages + 1, True) if pages else None)
+        with contextlib.suppress(MidprobeError):
+            await self._complete(record, answer)
 
     def _free_slot(self, sys_id: str) -> None:
         self._in_flight_pool.pop(sys_id, None)

@@ -60,9 +60,26 @@ def get_logger(name: str) -> StructuredLogger:
     return StructuredLogger(name)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes each record to ``sys.stderr`` as it is when the record comes, not as it was when the
+    logs were configured: a stderr replaced since (a command run in-process, a test's capture)
+    is followed, and one closed since is never written to."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        """``sys.stderr`` is always the stream; the one given is not kept."""
+
+
 def configure(level: str = "info", stream: Any = None) -> None:
-    """Send midprobe's logs as JSON lines to ``stream`` (stderr by default)."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    """Send midprobe's logs as JSON lines to ``stream`` (stderr by default, as it is at each record)."""
+    handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger("midprobe")
     root.handlers[:] = [handler]

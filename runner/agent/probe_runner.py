@@ -12,11 +12,14 @@ queue's threads; smaller ones cost less to decode than a hand-off to a thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from midprobe.capabilities.errors import (
     MidprobeError,
@@ -26,13 +29,15 @@ from midprobe.capabilities.errors import (
     ProbeParameterError,
     ProbeTimeout,
 )
-from midprobe.probes.base import ProbeContext, SharedResources
+from midprobe.probes.base import AnyProbe, ProbeContext, ResultStream, SharedResources, StreamingProbe
 from midprobe.probes.credentials.store import CredentialStore
+from midprobe.probes.params import parse_int
 from midprobe.probes.registry import ProbeRegistry
 from midprobe.probes.safety import TargetPolicy
 from midprobe.runner.agent.limits import ConcurrencyLimits
 from midprobe.runner.agent.logs import get_logger
 from midprobe.runner.ecc.builders import new_input_record
+from midprobe.runner.ecc.pages import DEFAULT_PAGE_ITEMS
 from midprobe.runner.ecc.payload import MultiProbePayload, ParametersPayload, decode_output_payload
 from midprobe.runner.ecc.record import (
     ALL_AGENTS,
@@ -44,10 +49,26 @@ from midprobe.runner.ecc.record import (
 
 log = get_logger("midprobe.runner")
 
+ResultT = TypeVar("ResultT")
+#: One page of an answer given in pages: ``(number, last)``.
+Page = tuple[int, bool]
+
 #: A request may shorten its own deadline with this parameter (milliseconds).
 TIMEOUT_PARAMETER = "probe_timeout_ms"
+#: A request to a probe that can stream (``Shazzam``) may ask for its answer in pages as it comes:
+#: a page at most this many milliseconds after the first item (or progress) it holds...
+PAGE_WAIT_PARAMETER = "page_wait_ms"
+#: ... and of at most this many items (default: the agent's page size).
+PAGE_ITEMS_PARAMETER = "page_items"
+#: A page holding progress only (addresses decided, nothing to report) waits this many times longer.
+PROGRESS_WAIT_FACTOR = 10
 #: Parameters the runner itself reads; probes never see them (they are still echoed back).
-RUNNER_PARAMETERS = frozenset({TIMEOUT_PARAMETER})
+RUNNER_PARAMETERS = frozenset({TIMEOUT_PARAMETER, PAGE_WAIT_PARAMETER, PAGE_ITEMS_PARAMETER})
+
+
+def runner_parameters(probe: object) -> frozenset[str]:
+    """The runner's own parameters a request to ``probe`` may carry (paging only for one that streams)."""
+    return RUNNER_PARAMETERS if isinstance(probe, StreamingProbe) else frozenset({TIMEOUT_PARAMETER})
 
 
 def probe_parameters(name: str, parameters: Mapping[str, str]) -> dict[str, str]:
@@ -112,15 +133,62 @@ class ProbeRunner:
     async def answer(
         self, output: EccRecord, payload: str | None = None, *, credentials: CredentialStore | None = None
     ) -> EccRecord:
-        """The input record answering ``output`` (``payload``: the full payload text when stored aside).
+        """The input record answering ``output`` (``payload``: the full payload text when stored aside),
+        in one piece (a request asking for pages gets them from :meth:`answers`).
 
         ``credentials``: what its probes log in with instead of the runner's own (the credentials
         of the discovery the output belongs to).
         """
+        answers = self._answers(output, payload, DEFAULT_PAGE_ITEMS, credentials, streamed=False)
+        try:
+            record, _paged = await anext(answers)
+        finally:
+            await answers.aclose()
+        return record
+
+    async def answers(
+        self,
+        output: EccRecord,
+        payload: str | None = None,
+        *,
+        page_items: int = DEFAULT_PAGE_ITEMS,
+        credentials: CredentialStore | None = None,
+    ) -> AsyncGenerator[tuple[EccRecord, Page | None], None]:
+        """The input records answering ``output``, each with the page it is, ``(number, last)``.
+
+        One record (``None``: the whole answer, for the agent to split into pages if it is large),
+        unless the request asks for its answer in pages (``page_wait_ms``) and its probe can
+        stream: then the pages as the probe goes, ``page="N" last_page=".."`` on each too;
+        the first holds what preparing the request found (nothing has been sent before it is
+        written), and the probe goes on only when the next page is asked for. At most
+        ``page_items`` items a page unless the request asks for fewer (``page_items``). An error
+        after some pages is the last page.
+        """
+        text = output.payload if payload is None else payload
+        if PAGE_WAIT_PARAMETER not in text:  # asks for no pages: the one answer, as answer() gives it
+            yield await self.answer(output, payload, credentials=credentials), None
+            return
+        answers = self._answers(output, payload, page_items, credentials, streamed=True)
+        try:
+            async for answer in answers:
+                yield answer
+        finally:
+            await answers.aclose()
+
+    async def _answers(
+        self,
+        output: EccRecord,
+        payload: str | None,
+        page_items: int,
+        credentials: CredentialStore | None,
+        *,
+        streamed: bool,
+    ) -> AsyncGenerator[tuple[EccRecord, Page | None], None]:
         started = self.clock()
         parameters: Mapping[str, str] = {}
         elements: Sequence[ET.Element]
         error: str | None = None
+        pages = 0
         try:
             self._check_answerable(output)
             text = output.payload if payload is None else payload
@@ -137,25 +205,111 @@ class ProbeRunner:
                 if isinstance(decoded, MultiProbePayload):
                     elements, error = await self._run_multiprobe(output, decoded, deadline, store)
                 else:
-                    elements = await self._run_one(
+                    probe, typed, context = self._prepared(
                         output.topic, output.name, output.source, parameters, deadline, store
                     )
-            return new_input_record(
-                output,
-                agent=self.identity.agent,
-                results=elements,
-                probe_time_ms=_elapsed_ms(self.clock, started),
-                output_parameters=parameters,
-                error=error,
-            )
+                    paging = _paging(parameters, page_items) if streamed else None
+                    if paging is not None and isinstance(probe, StreamingProbe):
+                        stream = await self._within(
+                            probe.stream(typed, context), output.topic, output.source, parameters, context
+                        )
+                        async for page, last in self._pages(
+                            output, parameters, stream, context, paging, started
+                        ):
+                            pages += 1
+                            yield page, (pages, last)
+                        return
+                    elements = await self._run_prepared(
+                        probe, typed, context, output.topic, output.source, parameters
+                    )
+            yield self._record(output, parameters, elements, started, error=error), None
         except MidprobeError as failure:
-            return self._error_record(output, parameters, started, failure)
+            yield self._error_record(output, parameters, started, failure, page=pages), _after(pages)
         except Exception as failure:  # a bug in a probe must not stop the agent
             log.error("probe crashed", topic=output.topic, sys_id=output.sys_id, error=repr(failure))
-            return self._error_record(output, parameters, started, failure)
+            yield self._error_record(output, parameters, started, failure, page=pages), _after(pages)
 
-    def refusal(self, output: EccRecord, reason: Exception) -> EccRecord:
-        """The error input answering ``output`` when no other answer can be written (echoes its fields only)."""
+    async def _pages(
+        self,
+        output: EccRecord,
+        parameters: Mapping[str, str],
+        stream: ResultStream,
+        context: ProbeContext,
+        paging: tuple[float, int],
+        started: float,
+    ) -> AsyncIterator[tuple[EccRecord, bool]]:
+        """``stream``'s items in pages (each with whether it is the last): one before the first item
+        (the prepared request; the stream is read only when the next page is asked for), then one
+        as soon as ``page_items`` items are in or ``wait`` seconds after the first item (progress
+        alone: :data:`PROGRESS_WAIT_FACTOR` times that), the last when it ends. Past the deadline it
+        raises ``ProbeTimeout``."""
+        wait, most = paging
+        number = 1
+        yield self._page(output, parameters, stream, [], started, number, last=False), False
+        collector = _Collector(stream, most, wait, self.clock)
+        try:
+            while True:
+                now = self.clock()
+                if collector.due(now):
+                    if collector.error is not None:
+                        raise collector.error
+                    last = collector.ended
+                    number += 1
+                    page = self._page(
+                        output, parameters, stream, collector.take(), started, number, last=last
+                    )
+                    yield page, last
+                    if last:
+                        return
+                    continue
+                if now >= context.deadline:
+                    raise ProbeTimeout(
+                        f"probe {output.topic} on {output.source or '-'}", self._timeout(parameters)
+                    )
+                until = min(context.deadline, collector.flush_at or math.inf)
+                await collector.changed_within(None if until == math.inf else max(0.0, until - now))
+        finally:
+            await collector.close()
+            await stream.aclose()
+
+    def _page(
+        self,
+        output: EccRecord,
+        parameters: Mapping[str, str],
+        stream: ResultStream,
+        items: Sequence[ET.Element],
+        started: float,
+        number: int,
+        *,
+        last: bool,
+    ) -> EccRecord:
+        shell = stream.shell()
+        shell.extend(items)
+        return self._record(output, parameters, [shell], started, page=(number, last))
+
+    def _record(
+        self,
+        output: EccRecord,
+        parameters: Mapping[str, str],
+        elements: Sequence[ET.Element],
+        started: float,
+        *,
+        error: str | None = None,
+        page: tuple[int, bool] | None = None,
+    ) -> EccRecord:
+        return new_input_record(
+            output,
+            agent=self.identity.agent,
+            results=elements,
+            probe_time_ms=_elapsed_ms(self.clock, started),
+            output_parameters=parameters,
+            error=error,
+            page=page,
+        )
+
+    def refusal(self, output: EccRecord, reason: Exception, *, page: Page | None = None) -> EccRecord:
+        """The error input answering ``output`` when no other answer can be written (echoes its fields
+        only); ``page``: it is that page of an answer written in pages."""
         return new_input_record(
             output,
             agent=self.identity.agent,
@@ -163,6 +317,7 @@ class ProbeRunner:
             probe_time_ms=0,
             error=_one_line(reason),
             output_parameters=(),
+            page=page,
         )
 
     async def _run_one(
@@ -175,6 +330,20 @@ class ProbeRunner:
         credentials: CredentialStore | None,
     ) -> Sequence[ET.Element]:
         """Check, validate and run one probe; its ``<result>`` elements (raises ``MidprobeError``)."""
+        probe, typed, context = self._prepared(topic, name, source, parameters, deadline, credentials)
+        return await self._run_prepared(probe, typed, context, topic, source, parameters)
+
+    def _prepared(
+        self,
+        topic: str,
+        name: str,
+        source: str,
+        parameters: Mapping[str, str],
+        deadline: float,
+        credentials: CredentialStore | None,
+    ) -> tuple[AnyProbe, object, ProbeContext]:
+        """The probe of ``topic`` (the capability and routing checks passed), its typed parameters
+        and the context it runs in (logging in with ``credentials``)."""
         probe = self.registry.get(topic)
         for capability in probe.required_capabilities:
             if capability not in self.identity.capabilities:
@@ -193,12 +362,35 @@ class ProbeRunner:
             clock=self.clock,
             shared=self.shared,
         )
+        return probe, typed, context
+
+    async def _run_prepared(
+        self,
+        probe: AnyProbe,
+        typed: object,
+        context: ProbeContext,
+        topic: str,
+        source: str,
+        parameters: Mapping[str, str],
+    ) -> Sequence[ET.Element]:
+        result = await self._within(probe.run(typed, context), topic, source, parameters, context)
+        return probe.encode_results(result)
+
+    async def _within(
+        self,
+        work: Awaitable[ResultT],
+        topic: str,
+        source: str,
+        parameters: Mapping[str, str],
+        context: ProbeContext,
+    ) -> ResultT:
+        """``work`` cut at the context's deadline (then ``ProbeTimeout``)."""
+        remaining = context.remaining()
         try:
-            async with asyncio.timeout(context.remaining()):
-                result = await probe.run(typed, context)
+            async with asyncio.timeout(None if remaining == math.inf else remaining):
+                return await work
         except TimeoutError:
             raise ProbeTimeout(f"probe {topic} on {source or '-'}", self._timeout(parameters)) from None
-        return probe.encode_results(result)
 
     async def _run_multiprobe(
         self,
@@ -278,16 +470,96 @@ class ProbeRunner:
         return min(requested, self.probe_timeout_seconds)
 
     def _error_record(
-        self, output: EccRecord, parameters: Mapping[str, str], started: float, error: Exception
+        self,
+        output: EccRecord,
+        parameters: Mapping[str, str],
+        started: float,
+        error: Exception,
+        *,
+        page: int = 0,
     ) -> EccRecord:
-        return new_input_record(
-            output,
-            agent=self.identity.agent,
-            results=[],
-            probe_time_ms=_elapsed_ms(self.clock, started),
-            error=_one_line(error),
-            output_parameters=parameters,
+        """The error answer; after ``page`` pages already given, the last page (``page + 1``)."""
+        return self._record(
+            output, parameters, [], started, error=_one_line(error), page=(page + 1, True) if page else None
         )
+
+
+class _Collector:
+    """Reads a stream's items on a task of its own into the page being filled, and says when that page
+    is due: full, its time up, or the stream ended. No task or timer per item: a /16's silent
+    addresses cost a loop turn each. When the page is full it waits for :meth:`take`."""
+
+    def __init__(self, stream: ResultStream, most: int, wait: float, clock: Callable[[], float]) -> None:
+        self.items: list[ET.Element] = []
+        #: When the page being filled goes out (``None``: nothing came in since the last page).
+        self.flush_at: float | None = None
+        self.ended = False
+        self.error: Exception | None = None
+        self._most, self._wait, self._clock = most, wait, clock
+        self._changed = asyncio.Event()  # the page became due sooner (or the stream ended)
+        self._room = asyncio.Event()
+        self._room.set()
+        self._task = asyncio.create_task(self._pump(stream), name="page-collector")
+
+    async def _pump(self, stream: ResultStream) -> None:
+        try:
+            async for item in stream:
+                now = self._clock()
+                if item is not None:
+                    self.items.append(item)
+                    if self.flush_at is None or now + self._wait < self.flush_at:
+                        self.flush_at = now + self._wait
+                        self._changed.set()
+                elif self.flush_at is None:  # progress alone goes out less often
+                    self.flush_at = now + self._wait * PROGRESS_WAIT_FACTOR
+                    self._changed.set()
+                if len(self.items) >= self._most:
+                    self._room.clear()
+                    self._changed.set()
+                    await self._room.wait()
+        except Exception as error:  # raised where the pages are made, as the probe's failure
+            self.error = error
+        finally:
+            self.ended = True
+            self._changed.set()
+
+    def due(self, now: float) -> bool:
+        return (
+            self.ended
+            or len(self.items) >= self._most
+            or (self.flush_at is not None and now >= self.flush_at)
+        )
+
+    def take(self) -> list[ET.Element]:
+        """The page's items; the next page starts empty (and the reader goes on if it was full)."""
+        items, self.items, self.flush_at = self.items, [], None
+        self._room.set()
+        return items
+
+    async def changed_within(self, seconds: float | None) -> None:
+        """Wait until the page may be due sooner, or ``seconds`` (``None``: no limit)."""
+        self._changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), seconds)
+
+    async def close(self) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+
+def _after(pages: int) -> Page | None:
+    """The page an error answer is after ``pages`` pages were given: the last (none given: no page)."""
+    return (pages + 1, True) if pages else None
+
+
+def _paging(parameters: Mapping[str, str], page_items: int) -> tuple[float, int] | None:
+    """``(seconds a page may wait, most items a page holds)`` when the request asks for its answer
+    in pages as it comes (``page_wait_ms``), else ``None``."""
+    if PAGE_WAIT_PARAMETER not in parameters:
+        return None
+    wait = parse_int(parameters, PAGE_WAIT_PARAMETER, 0, 1, 60_000)
+    most = parse_int(parameters, PAGE_ITEMS_PARAMETER, page_items, 1, max(1, page_items))
+    return wait / 1000, most
 
 
 def _shared(request: MultiProbePayload) -> dict[str, str]:

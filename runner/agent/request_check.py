@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from midprobe.capabilities.errors import ConfigError, ProbeParameterError
 from midprobe.probes.params import ReadTracker
 from midprobe.probes.registry import ProbeRegistry
-from midprobe.runner.agent.probe_runner import RUNNER_PARAMETERS, probe_parameters
+from midprobe.runner.agent.probe_runner import probe_parameters, runner_parameters
 
 __all__ = ["check_request", "did_you_mean"]
 
@@ -48,6 +48,6 @@ def check_request(
     for unread in tracker.unread():
         if unread not in given:  # the record's name, which the probe may leave alone
             continue
-        read = sorted(tracker.asked | RUNNER_PARAMETERS)
+        read = sorted(tracker.asked | runner_parameters(probe))
         hint = did_you_mean(unread, read) or f" (it reads {', '.join(read)})"
         raise ConfigError(f"{topic} has no parameter {unread!r}{hint}", field=f"--param {unread}")

@@ -1,9 +1,10 @@
 """``midprobe scan``: the standalone scanner (nmap-style targets and ports), one report per host as it finishes.
 
 Every input is checked before a packet leaves: the command line by ``runner/scan/plan.py``, the
-targets (names resolved, every address against the policy) by the port scan stage's Shazzam probe
-when the pipeline (``runner/scan/pipeline.py``) prepares it, before any output is written. The
-output formats are ``runner/scan/render.py``. See docs/scan.md.
+targets (names resolved, every address against the policy) by the Shazzam probe of the scan's
+embedded agent, whose first page of the port scan's answer the pipeline (``runner/scan/pipeline.py``)
+reads when it prepares the scan, before any output is written. The output formats are
+``runner/scan/render.py``. See docs/scan.md.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Pure (no queue, no network): the orchestrator hands a decoded input payload to the sensor of
 its topic and acts on the answer. Shazzam's sensor lists the hosts that answered and their
-open ports; classification sensors turn a classify probe's result into a
+open ports, and ``classification_order`` picks the classifiers that apply to each
+(``runner/discovery/scanning.py``, which ``midprobe scan`` decides with too); classification sensors turn a classify probe's result into a
 :class:`~midprobe.runner.cmdb.model.DiscoveredDevice` for the CMDB; the identification and
 exploration sensor (``read_findings``) reads what the identity and exploration probes found
 (serial numbers, interfaces with MACs, addresses, model, CPUs, memory, LLDP and CDP neighbours), which
@@ -27,84 +28,16 @@ from midprobe.runner.cmdb.model import (
     TableRows,
     normalize_mac,
 )
+from midprobe.runner.discovery.scanning import (
+    CLASSIFIERS,
+    HTTP_PORTS,
+    SSH_PORTS,
+    WINDOWS_PORTS,
+    ScannedHost,
+    classification_order,
+    read_shazzam,
+)
 from midprobe.runner.ecc.payload import ResultsPayload
-
-#: Windows classification ports (noted and skipped: midprobe has no WMI/WinRM probe yet).
-WINDOWS_PORTS: Final = frozenset({135, 5985, 5986})
-SSH_PORTS: Final = frozenset({22})
-HTTP_PORTS: Final = frozenset({80, 443})
-#: Classification topics in ServiceNow's port priority, with the behaviour protocol each needs.
-CLASSIFIERS: Final = (("ssh", "SSHClassify"), ("snmp", "SNMPClassify"), ("nmap", "NmapHostScan"))
-
-
-@dataclass(frozen=True)
-class ScannedHost:
-    """One host of a Shazzam result."""
-
-    ip: str
-    alive: bool
-    active: bool
-    host_name: str
-    open_ports: frozenset[int]
-    #: Why some ports were never probed (the kernel refused the sends: ENOBUFS); ``None``: all were.
-    incomplete: str | None = None
-
-
-def read_shazzam(payload: ResultsPayload) -> list[ScannedHost]:
-    """The hosts a Shazzam input reports, in the order given (silent ones are not listed)."""
-    hosts = []
-    for result in payload.results:
-        for host in result.iter("host"):
-            ip = host.get("ip", "")
-            try:
-                ipaddress.ip_address(ip)
-            except ValueError:
-                continue
-            open_ports = frozenset(
-                int(port)
-                for scanner in host.iter("scanner")
-                if scanner.get("result") == "open"
-                and (port := scanner.get("port", "")).isdecimal()
-                and scanner.get("protocol", "tcp") == "tcp"
-            )
-            name = host.get("hostName", "") or ""
-            domain = host.get("domainName", "") or ""
-            full = f"{name}.{domain}" if name and domain and "." not in name else name
-            hosts.append(
-                ScannedHost(
-                    ip=ip,
-                    alive=host.get("alive") == "true",
-                    active=host.get("active") == "true",
-                    host_name=full,
-                    open_ports=open_ports,
-                    incomplete=host.get("incomplete"),
-                )
-            )
-    return hosts
-
-
-def classification_order(
-    host: ScannedHost, behaviour: Sequence[str], *, nmap_available: bool
-) -> tuple[list[str], list[str]]:
-    """The classify topics to try for ``host`` in order, and notes on what was skipped and why."""
-    topics: list[str] = []
-    notes: list[str] = []
-    if host.open_ports & WINDOWS_PORTS:
-        notes.append(
-            f"Windows ports {sorted(host.open_ports & WINDOWS_PORTS)} open: Windows classification is not implemented, skipped"
-        )
-    for protocol, topic in CLASSIFIERS:
-        if protocol not in behaviour:
-            notes.append(f"{topic} skipped: {protocol} is not in the schedule's behaviour")
-        elif protocol == "ssh" and not host.open_ports & SSH_PORTS:
-            notes.append("SSHClassify skipped: port 22 is not open")
-        elif protocol == "nmap" and not nmap_available:
-            notes.append("NmapHostScan skipped: no suitable MID has the Nmap capability")
-        else:
-            topics.append(topic)
-    if host.open_ports & HTTP_PORTS and "http" in behaviour:
-        notes.append("HTTP answered: HTTP classification adds no class on its own, noted")
-    return topics, notes
 
 
 def _text(element: ET.Element | None) -> str | None:
@@ -644,8 +577,11 @@ READERS: Final = {
 __all__ = [
     "CLASSIFIERS",
     "EXPLORATION_PROBES",
+    "HTTP_PORTS",
     "IDENTITY_PROBES",
     "READERS",
+    "SSH_PORTS",
+    "WINDOWS_PORTS",
     "Findings",
     "Neighbour",
     "ScannedHost",

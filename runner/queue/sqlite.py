@@ -188,9 +188,10 @@ class SqliteQueue(SqlQueue):
         """Nothing to send: the commit itself is what waiting agents see (``data_version``)."""
 
     def discard(self, output_sys_ids: Sequence[str]) -> None:
-        """Delete these outputs, their answers (and attachments) and the claim records already
-        written: for a private queue whose user has read the answers (``runner/agent/embedded.py``),
-        so a long scan does not keep every request in memory. Not part of the ECC queue protocol."""
+        """Delete these records (outputs with their answers and attachments, or answers read page by
+        page) and the claim records already written: for a private queue whose user has read the
+        answers (``runner/agent/embedded.py``), so a long scan does not keep every request in memory.
+        Not part of the ECC queue protocol."""
         ids = list(output_sys_ids)
         if not ids:
             return

@@ -1,20 +1,22 @@
 """The ``midprobe scan`` pipeline: port scan -> per-host enrichment -> classification, streamed per host.
 
-Every stage but the port scan is an ECC topic answered by an agent embedded in this process
+Every stage is an ECC topic answered by an agent embedded in this process
 (``runner/agent/embedded.py``: the real ``Agent`` and ``ProbeRunner`` on a private in-memory queue),
 so the scan and ``midprobe agent`` share one code path for parameter validation, the capability
 check, the safety policy, the deadline and the encoding, and what the scan reports is read back
-from the ECC input payloads (``runner/scan/readers.py``). The port scan is the registry's
-``Shazzam`` probe, GenericTCP only, through its streaming entry point (``ShazzamProbe.scan``: names
-resolved and every address checked against the policy before anything is sent, then the one bounded
-engine-to-asyncio bridge, so a slow consumer pauses the scan instead of filling memory): one ECC
-answer per batch could not stream a host as soon as its ports are decided. With ``ping`` (host
-discovery), the targets are first swept in chunks by ``HostSweep`` requests and only each chunk's
-live addresses are port-scanned. Every host that answered gets its enrichment requests at once
-(``BannerSniff``, ``DNSNameResolver``, ``NmapServiceScan``, ``NmapOSScan``, ``SSHClassify``,
-``SNMPClassify``), with at most ``host_concurrency`` hosts in flight (``probes/fanout.py``); a
-stage's error answer becomes a line in the report's ``errors`` while the scan goes on. The
-classifier then decides the CMDB class, and the report is yielded as soon as the host is done.
+from the ECC input payloads (``runner/scan/readers.py``). The port scan is a ``Shazzam`` request
+(GenericTCP only) whose answer comes in pages as the scan goes (``page_wait_ms``): the first once
+the targets are resolved and checked and nothing is sent yet (the engine, the count of addresses:
+:meth:`ScanPipeline.prepare`), then a page as soon as some hosts are decided, so each host is
+enriched as soon as its ports are known; the agent goes on to a page only when this side has read
+the one before (``EmbeddedAgent.ask_pages``), so a slow consumer pauses the scan instead of filling
+the queue. With ``ping`` (host discovery), the targets are first swept in chunks by ``HostSweep``
+requests and only each chunk's live addresses are port-scanned. Every host that answered gets its
+enrichment requests at once (``BannerSniff``, ``DNSNameResolver``, ``NmapServiceScan``,
+``NmapOSScan``, ``SSHClassify``, ``SNMPClassify``), with at most ``host_concurrency`` hosts in flight
+(``probes/fanout.py``); a stage's error answer becomes a line in the report's ``errors`` while the
+scan goes on. The classifier then decides the CMDB class, and the report is yielded as soon as the
+host is done.
 """
 
 from __future__ import annotations
@@ -25,31 +27,29 @@ import math
 import os
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
-from ipaddress import IPv4Address, IPv6Address
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from itertools import islice
 from typing import TYPE_CHECKING
 
 from midprobe.capabilities.errors import MidprobeError
-from midprobe.probes.base import ProbeContext
 from midprobe.probes.classify import Classifier, Observations, default_classifier
 from midprobe.probes.fanout import fan_out
 from midprobe.probes.ports import format_ports
 from midprobe.probes.registry import ProbeRegistry, default_registry
 from midprobe.probes.safety import TargetPolicy
-from midprobe.probes.shazzam import SCANNER_NAME, PortScan, ShazzamParams, ShazzamScanner
+from midprobe.probes.shazzam import SCANNER_NAME, ShazzamScanner, lists_refused
 from midprobe.probes.targets import Target, TargetSpec, parse_targets
-from midprobe.probes.tcpscan.common import HostScan
+from midprobe.runner.discovery.scanning import ScannedHost, classification_order
 from midprobe.runner.scan import readers
 from midprobe.runner.scan.report import HostReport
-from midprobe.runner.scan.stages import start_port_scan
 
 if TYPE_CHECKING:  # the later stages' modules are imported when a stage first runs
     from midprobe.probes.credentials import CredentialStore
     from midprobe.probes.dns.resolver import ResolverConfig
-    from midprobe.runner.agent.embedded import Answer, EmbeddedAgent
+    from midprobe.runner.agent.embedded import Answer, AnswerPages, EmbeddedAgent
 
-__all__ = ["ScanPipeline", "ScanSettings", "ScanStats"]
+__all__ = ["PreparedScan", "ScanPipeline", "ScanSettings", "ScanStats"]
 
 #: Addresses swept at a time before their live ones are port-scanned (a /22): the first live host is
 #: reported after one chunk's sweep, and a /16 is never held in memory.
@@ -66,6 +66,12 @@ SNMP_RETRIES = 1
 AGENT_NAME = "midprobe-scan"
 #: Enrichment requests one host may have in flight at once (one per stage).
 STAGES_PER_HOST = 6
+#: The port scan's answer: a page at most this long (ms) after its first host, of at most
+#: ``PAGE_HOSTS`` hosts (fewer when ``queue_size`` is smaller).
+PAGE_WAIT_MS = 20
+PAGE_HOSTS = 64
+#: Why the Shazzam request of the whole targets stops after its first page with host discovery.
+PER_CHUNK = "not run: host discovery port-scans the live addresses of each chunk on their own"
 
 
 @dataclass(frozen=True)
@@ -112,20 +118,32 @@ class ScanSettings:
         if self.host_concurrency < 1 or self.queue_size < 1 or self.host_timeout <= 0:
             raise ValueError("host_concurrency, queue_size and host_timeout must be positive")
 
-    def port_scan_params(self, targets: TargetSpec) -> ShazzamParams:
-        """The Shazzam request of the port scan stage: GenericTCP alone (the banners are the
-        BannerSniff stage's), refused ports listed by Shazzam's own ``auto`` rule."""
-        return ShazzamParams(
-            source=str(targets),
-            targets=targets,
-            ports=self.ports,
-            connect_wait_ms=self.connect_wait_ms,
-            engine=self.engine,
-            retries=self.retries,
-            rate=self.rate,
-            scanners=(SCANNER_NAME,),
-            queue_size=self.queue_size,
-        )
+    @property
+    def page_hosts(self) -> int:
+        """Most hosts one page of the port scan's answer holds."""
+        return max(1, min(PAGE_HOSTS, self.queue_size))
+
+    def port_scan_parameters(self, targets: TargetSpec) -> dict[str, str]:
+        """The ECC parameters of the port scan's Shazzam request: GenericTCP alone (the banners are
+        the BannerSniff stage's), refused ports listed by Shazzam's own ``auto`` rule, the answer in
+        pages as the scan goes."""
+        from midprobe.runner.agent.probe_runner import PAGE_ITEMS_PARAMETER, PAGE_WAIT_PARAMETER
+
+        parameters = {
+            "ports": format_ports(self.ports),
+            "connect_wait": str(self.connect_wait_ms),
+            "engine": self.engine,
+            "retries": str(self.retries),
+            "scanners": SCANNER_NAME,
+            "queue_size": str(self.queue_size),
+            PAGE_WAIT_PARAMETER: str(PAGE_WAIT_MS),
+            PAGE_ITEMS_PARAMETER: str(self.page_hosts),
+        }
+        if self.rate is not None:
+            parameters["rate"] = repr(self.rate)
+        if targets.excludes_text:
+            parameters["exclude"] = targets.excludes_text
+        return parameters
 
 
 @dataclass
@@ -145,6 +163,50 @@ class ScanStats:
     @property
     def elapsed(self) -> float:
         return time.monotonic() - self.started
+
+
+@dataclass
+class PreparedScan:
+    """The port scan's Shazzam request, answered up to its first page: the targets resolved and
+    checked against the policy, the engine chosen, nothing sent yet (reading on starts the scan)."""
+
+    pages: AnswerPages
+    #: The targets as given, and the address each of their host names resolved to.
+    targets: TargetSpec
+    names: dict[str, str]
+    #: The engine that scans (``syn``, ``connect``) and the addresses in the targets.
+    engine: str
+    hosts_scanned: int
+    #: Refused ports are listed (Shazzam's ``auto`` rule).
+    lists_refused: bool
+    #: The first page (no host, unless the probe could not stream and answered in one piece).
+    first: readers.PortScanPage
+    #: What stops the embedded agent once the scan is over (the scan's own request only).
+    stack: contextlib.AsyncExitStack | None = None
+
+    async def aclose(self, reason: str | None = None) -> None:
+        """Stop the scan (harmless when it never started or already ended) and, for the scan's own
+        request, the agent."""
+        if reason is None:
+            await self.pages.aclose()
+        else:
+            await self.pages.aclose(reason)
+        stack, self.stack = self.stack, None
+        if stack is not None:
+            await stack.aclose()
+
+
+@dataclass(frozen=True)
+class _Scanned:
+    """One host the port scan reported, with the engine that scanned it and the name it was given by."""
+
+    host: ScannedHost
+    engine: str
+    given_name: str | None = None
+
+    @property
+    def address(self) -> str:
+        return self.host.ip
 
 
 @dataclass
@@ -182,9 +244,8 @@ class StageFailed(MidprobeError):
 class ScanPipeline:
     """One scan: ``async for report in ScanPipeline(settings).run(targets)``.
 
-    The port scan is ``registry``'s ``Shazzam`` probe (the default registry: the agent's probe
-    objects), streamed (:func:`~midprobe.runner.scan.stages.start_port_scan`); every other stage
-    is an ECC request answered by an agent embedded in the scan, running ``registry``'s probes.
+    Every stage, the port scan too, is an ECC request answered by an agent embedded in the scan,
+    running ``registry``'s probes (the default registry: the agent's probe objects).
     """
 
     def __init__(
@@ -200,31 +261,59 @@ class ScanPipeline:
         self.registry = registry if registry is not None else default_registry()
         # SNMP is asked only when the credentials hold an SNMP one (then ``public`` may follow it).
         store = settings.credentials
-        self._snmp_configured = store is not None and any(
+        snmp_configured = store is not None and any(
             credential.protocol == _protocols()[1] for credential in store.credentials
         )
+        #: Discovery's behaviour for this scan: the protocols it classifies with (nmap -O is a
+        #: stage of its own here, not the NmapHostScan classifier).
+        self._behaviour: tuple[str, ...] = ()
+        if store is not None:
+            self._behaviour = ("ssh", "snmp") if snmp_configured else ("ssh",)
         # nmap was found working before the scan (``runner/scan/plan.py`` ``require_nmap``).
         nmap_wanted = settings.nmap_services or settings.nmap_os
         self._capabilities = frozenset({"Nmap"}) if nmap_wanted else frozenset()
         self._agent: EmbeddedAgent | None = None
-        #: Holds the agent once started, for the end of :meth:`reports` to stop it.
+        #: Holds the agent once started (by :meth:`prepare`), for the prepared scan's end to stop it.
         self._stack: contextlib.AsyncExitStack | None = None
         self._starting = asyncio.Lock()
 
-    async def prepare(self, targets: TargetSpec) -> PortScan:
-        """The port scan stage, ready and not started: the registry's Shazzam probe has resolved the
+    async def prepare(self, targets: TargetSpec) -> PreparedScan:
+        """The port scan stage, ready and not started: the agent's Shazzam probe has resolved the
         host names, checked every address against the policy and chosen the engine. Nothing has
-        been sent; every error of the targets is raised here."""
-        settings = self.settings
-        # The port scan has no deadline of its own: its waits and retries bound it (each host's
-        # enrichment has ``host_timeout``).
-        context = ProbeContext(
-            agent_name=AGENT_NAME,
-            deadline=math.inf,
-            policy=settings.policy,
-            capabilities=self._capabilities,
+        been sent; every error of the targets is raised here (a :class:`StageFailed`)."""
+        stack = self._stack = contextlib.AsyncExitStack()
+        try:
+            scan = await self._port_scan(targets)
+        except BaseException:
+            self._stack = self._agent = None
+            await stack.aclose()
+            raise
+        scan.stack = stack
+        return scan
+
+    async def _port_scan(self, targets: TargetSpec) -> PreparedScan:
+        """The Shazzam request of ``targets``, read up to its first page (the prepared scan)."""
+        agent = await self._started_agent()
+        pages = await agent.ask_pages(
+            "Shazzam", targets.targets_text, self.settings.port_scan_parameters(targets)
         )
-        return await start_port_scan(self.registry, settings.port_scan_params(targets), context)
+        try:
+            first = await pages.next()
+            if first is None or first.error:
+                raise StageFailed("the port scan gave no answer" if first is None else str(first.error))
+            head = readers.read_port_scan(first.payload)
+        except BaseException:
+            await pages.aclose()
+            raise
+        return PreparedScan(
+            pages=pages,
+            targets=targets,
+            names=head.names,
+            engine=head.engine,
+            hosts_scanned=head.hosts_scanned,
+            lists_refused=lists_refused(len(self.settings.ports)),
+            first=head,
+        )
 
     def _embedded_agent(self) -> EmbeddedAgent:
         """The agent that answers the scan's requests, sized so no host waits for another's stages."""
@@ -233,7 +322,7 @@ class ScanPipeline:
         from midprobe.runner.agent.probe_runner import AgentIdentity, ProbeRunner
 
         settings = self.settings
-        slots = settings.host_concurrency * STAGES_PER_HOST + 1  # +1: a chunk's sweep
+        slots = settings.host_concurrency * STAGES_PER_HOST + 2  # +2: the port scan and a chunk's sweep
         runner = ProbeRunner(
             registry=self.registry,
             # On a shared queue (--queue) each scan answers under a name of its own.
@@ -247,8 +336,9 @@ class ScanPipeline:
                 default_per_topic=settings.host_concurrency + 1,
                 per_target=STAGES_PER_HOST,
             ),
-            # Each request gives its own (host_timeout, or a chunk's sweep time); this only caps them.
-            probe_timeout_seconds=max(settings.host_timeout, SWEEP_TIMEOUT_MS / 1000),
+            # Every stage's request gives its own time-out (host_timeout, or a chunk's sweep time);
+            # the port scan has none: its waits, retries and rate bound it.
+            probe_timeout_seconds=math.inf,
             credentials=settings.credentials,
         )
         return EmbeddedAgent(runner, pools=PoolSizes(1, 1, slots), queue_url=settings.queue_url)
@@ -261,9 +351,8 @@ class ScanPipeline:
         )
 
     async def _started_agent(self) -> EmbeddedAgent:
-        """The embedded agent, started by the first stage that asks it (a scan whose hosts need no
-        stage after the port scan, ``-n --no-banners``, never starts one)."""
-        assert self._stack is not None, "a stage ran outside reports()"
+        """The embedded agent, started by the first request (the port scan's, in :meth:`prepare`)."""
+        assert self._stack is not None, "a stage ran before prepare()"
         async with self._starting:
             if self._agent is None:
                 self._agent = await self._stack.enter_async_context(self._embedded_agent())
@@ -288,47 +377,63 @@ class ScanPipeline:
                 yield report
         finally:
             await reports.aclose()
+            await scan.aclose()
 
-    async def reports(self, scan: PortScan) -> AsyncGenerator[HostReport, None]:
-        """Run the prepared port scan and yield a report per host that answered (or is incomplete),
-        as it finishes."""
+    async def reports(self, scan: PreparedScan) -> AsyncGenerator[HostReport, None]:
+        """Run the prepared port scan and yield a report per host that answered (or is incomplete:
+        the kernel refused its sends), as it finishes."""
         settings = self.settings
         self.stats = ScanStats(engine=scan.engine)
 
-        async def alive_hosts() -> AsyncIterator[HostScan]:
-            async for scanned in self._swept(scan) if settings.ping else scan:
-                self.stats.scanned += 1
-                self.stats.alive += scanned.alive
-                self.stats.incomplete += scanned.incomplete is not None
-                self._progress()
-                if scanned.alive or scanned.incomplete is not None:  # incomplete: not known to be down
-                    yield scanned
+        async def alive_hosts() -> AsyncIterator[_Scanned]:
+            async for scanned in self._swept(scan) if settings.ping else self._port_scanned(scan):
+                yield scanned
 
-        async def enrich(scanned: HostScan) -> HostReport:
-            return await self.enrich(scanned, scan.params)
+        async def enrich(scanned: _Scanned) -> HostReport:
+            return await self.enrich(scanned, lists_refused=scan.lists_refused)
 
         try:
-            async with contextlib.AsyncExitStack() as stack:
-                self._stack = stack
-                reports = fan_out(alive_hosts(), enrich, settings.host_concurrency)
-                try:
-                    async for report in reports:
-                        self.stats.reported += 1
-                        self._progress()
-                        yield report
-                finally:
-                    await reports.aclose()
+            reports = fan_out(alive_hosts(), enrich, settings.host_concurrency)
+            try:
+                async for report in reports:
+                    self.stats.reported += 1
+                    self._progress()
+                    yield report
+            finally:
+                await reports.aclose()
         finally:
+            await scan.aclose()  # stops the scan and the agent, whatever ended the loop
             self._agent = self._stack = None
-            await scan.aclose()  # stops the engine thread, whatever ended the loop
 
-    async def _swept(self, scan: PortScan) -> AsyncIterator[HostScan]:
+    async def _port_scanned(
+        self, scan: PreparedScan, names: Mapping[str, str | None] | None = None
+    ) -> AsyncIterator[_Scanned]:
+        """The hosts of ``scan``'s answer as its pages come (``names``: the name each address was
+        given by, for host discovery's chunks of literal addresses); a failed scan raises its error."""
+        done = 0
+        read: readers.PortScanPage | None = scan.first
+        while read is not None:
+            self.stats.scanned += read.hosts_done - done
+            # A host is listed when it answered or when its scan is incomplete (not known to be down).
+            self.stats.alive += sum(host.alive for host in read.hosts)
+            self.stats.incomplete += sum(host.incomplete is not None for host in read.hosts)
+            done = read.hosts_done
+            self._progress()
+            for host in read.hosts:
+                yield _Scanned(host, read.engine, (names or {}).get(host.ip))
+            page = await scan.pages.next()
+            if page is not None and page.error:
+                raise StageFailed(page.error)
+            read = None if page is None else readers.read_port_scan(page.payload)
+
+    async def _swept(self, scan: PreparedScan) -> AsyncIterator[_Scanned]:
         """Host discovery before the port scan: each :data:`SWEEP_CHUNK` addresses of the targets are
         swept (``HostSweep``: ARP, ICMP, or TCP connect without raw sockets), then only those that
         answered are port-scanned; the silent ones count as scanned."""
-        await scan.aclose()  # never started: each chunk's live addresses get a scan of their own
-        context = ProbeContext(agent_name=AGENT_NAME, deadline=math.inf, policy=self.settings.policy)
-        targets = iter(scan.targets)
+        # Never started: each chunk's live addresses get a scan of their own.
+        await scan.pages.aclose(PER_CHUNK)
+        resolved = scan.targets.resolved(lambda name: ip_address(scan.names[name]))
+        targets = iter(resolved)
         while chunk := list(islice(targets, SWEEP_CHUNK)):
             live = await self._live(chunk)
             self.stats.scanned += len(chunk) - len(live)
@@ -336,12 +441,10 @@ class ScanPipeline:
             if not live:
                 continue
             names = {str(target.address): target.host_name for target in live}
-            params = replace(scan.params, targets=parse_targets(list(names)), source=scan.params.source)
-            port_scan = await start_port_scan(self.registry, params, context)
+            port_scan = await self._port_scan(parse_targets(list(names)))
             try:
-                async for scanned in port_scan:
-                    name = names.get(str(scanned.address))
-                    yield replace(scanned, host_name=name) if name and not scanned.host_name else scanned
+                async for scanned in self._port_scanned(port_scan, names):
+                    yield scanned
             finally:
                 await port_scan.aclose()
 
@@ -392,36 +495,40 @@ class ScanPipeline:
 
     # --- one host ----------------------------------------------------------------------------
 
-    async def enrich(self, scanned: HostScan, scan_request: ShazzamParams) -> HostReport:
-        """Run every stage that applies to this host at once, then classify it (``scan_request``, the
-        port scan's Shazzam request, says whether refused ports are listed). An incomplete host
-        nothing answered gets no stage: its report says why it is incomplete."""
+    async def enrich(self, scanned: _Scanned, *, lists_refused: bool) -> HostReport:
+        """Run every stage that applies to this host at once, then classify it (``lists_refused``:
+        the port scan listed refused ports). An incomplete host nothing answered gets no stage: its
+        report says why it is incomplete."""
         settings = self.settings
-        address = str(scanned.address)
-        if not scanned.alive:
+        address = scanned.address
+        if not scanned.host.alive:
             return HostReport(
                 address=address,
-                hostname=scanned.host_name,
+                hostname=scanned.host.host_name or scanned.given_name,
                 engine=scanned.engine,
                 alive=False,
-                incomplete=scanned.incomplete,
+                incomplete=scanned.host.incomplete,
             )
         found = _Findings()
-        open_ports = scanned.open_ports
+        open_ports = tuple(sorted(scanned.host.open_ports))
+        refused_ports = tuple(sorted(scanned.host.refused_ports))
         stages: list[tuple[str, Awaitable[None]]] = []
         if settings.resolver is not None:
             stages.append(("dns", self._host_name(address, settings.resolver, found)))
         if (settings.sniff_banners and open_ports) or settings.snmp_public:
-            stages.append(("banner", self._banners(scanned, found)))
+            stages.append(("banner", self._banners(address, open_ports, found)))
         if open_ports and settings.nmap_services:
-            stages.append(("nmap -sV", self._nmap_services(scanned, found)))
+            stages.append(("nmap -sV", self._nmap_services(address, open_ports, found)))
         if open_ports and settings.nmap_os:
-            stages.append(("nmap -O", self._nmap_os(scanned, found)))
+            stages.append(("nmap -O", self._nmap_os(address, open_ports, refused_ports, found)))
+        # The classifiers discovery would try on this host (its ports, the protocols with
+        # credentials), all at once here, each where a credential may log in to the address.
+        classifiers, _notes = classification_order(scanned.host, self._behaviour, nmap_available=False)
         store = settings.credentials
         ssh, snmp = _protocols() if store is not None else ("", "")
-        if store is not None and 22 in open_ports and store.candidates(address, ssh):
+        if store is not None and "SSHClassify" in classifiers and store.candidates(address, ssh):
             stages.append(("ssh", self._ssh_facts(address, found)))
-        if store is not None and self._snmp_configured and store.candidates(address, snmp):
+        if store is not None and "SNMPClassify" in classifiers and store.candidates(address, snmp):
             stages.append(("snmp", self._snmp_facts(address, found)))
         await asyncio.gather(*(self._guarded(name, stage, found) for name, stage in stages))
         found.errors.extend(found.nmap.errors)
@@ -447,9 +554,9 @@ class ScanPipeline:
         )
         return HostReport(
             address=address,
-            hostname=found.host_name or scanned.host_name,
+            hostname=found.host_name or scanned.host.host_name or scanned.given_name,
             open_tcp_ports=open_ports,
-            refused_tcp_ports=scanned.refused_ports if scan_request.lists_refused else (),
+            refused_tcp_ports=refused_ports if lists_refused else (),
             ci_class=verdict.ci_class,
             confidence=verdict.confidence,
             evidence=verdict.evidence,
@@ -463,7 +570,7 @@ class ScanPipeline:
             nmap_os=found.nmap.os,
             engine=scanned.engine,
             errors=tuple(found.errors),
-            incomplete=scanned.incomplete,
+            incomplete=scanned.host.incomplete,
         )
 
     async def _guarded(self, stage: str, work: Awaitable[None], found: _Findings) -> None:
@@ -493,13 +600,12 @@ class ScanPipeline:
         if name:
             found.host_name = name
 
-    async def _banners(self, scanned: HostScan, found: _Findings) -> None:
+    async def _banners(self, address: str, open_ports: tuple[int, ...], found: _Findings) -> None:
         """``BannerSniff`` on the open ports (and the SNMP tap, with ``--snmp-public``)."""
         settings = self.settings
-        address = str(scanned.address)
         parameters = {"host": address, "snmp_public": "true" if settings.snmp_public else "false"}
-        if settings.sniff_banners and scanned.open_ports:
-            parameters["ports"] = format_ports(scanned.open_ports)
+        if settings.sniff_banners and open_ports:
+            parameters["ports"] = format_ports(open_ports)
         answer = await self._answered("BannerSniff", address, parameters, settings.host_timeout)
         reading = readers.read_banners(answer.payload)
         found.banners.update(reading.banners)
@@ -522,21 +628,23 @@ class ScanPipeline:
         if not found.nmap.reported:
             found.nmap.errors.append(f"{stage}: nmap reported nothing for the host")
 
-    async def _nmap_services(self, scanned: HostScan, found: _Findings) -> None:
+    async def _nmap_services(self, address: str, open_ports: tuple[int, ...], found: _Findings) -> None:
         """``NmapServiceScan`` (``-sV``) on the open ports."""
         parameters = {
-            "ports": format_ports(scanned.open_ports),
+            "ports": format_ports(open_ports),
             "scan_technique": "syn" if self.settings.nmap_syn else "connect",
         }
-        await self._nmap("nmap -sV", "NmapServiceScan", str(scanned.address), parameters, found)
+        await self._nmap("nmap -sV", "NmapServiceScan", address, parameters, found)
 
-    async def _nmap_os(self, scanned: HostScan, found: _Findings) -> None:
+    async def _nmap_os(
+        self, address: str, open_ports: tuple[int, ...], refused_ports: tuple[int, ...], found: _Findings
+    ) -> None:
         """``NmapOSScan`` (``-O``); most accurate with one open and one closed port to compare."""
         parameters = {
-            "ports": format_ports((*scanned.open_ports, *scanned.refused_ports[:1])),
+            "ports": format_ports((*open_ports, *refused_ports[:1])),
             "osscan_guess": "true",
         }
-        await self._nmap("nmap -O", "NmapOSScan", str(scanned.address), parameters, found)
+        await self._nmap("nmap -O", "NmapOSScan", address, parameters, found)
 
     async def _ssh_facts(self, address: str, found: _Findings) -> None:
         """``SSHClassify`` with the scan's shorter timeouts."""

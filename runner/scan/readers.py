@@ -12,8 +12,10 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
+from midprobe.capabilities.errors import PayloadError
 from midprobe.probes.classify import NmapOsClass
 from midprobe.probes.shazzam import ShazzamScanner
+from midprobe.runner.discovery.scanning import ScannedHost, read_shazzam
 
 if TYPE_CHECKING:
     from midprobe.runner.ecc.payload import ResultsPayload
@@ -21,12 +23,14 @@ if TYPE_CHECKING:
 __all__ = [
     "BannerReading",
     "NmapReading",
+    "PortScanPage",
     "SnmpReading",
     "SshReading",
     "SweepReading",
     "read_banners",
     "read_host_name",
     "read_nmap",
+    "read_port_scan",
     "read_snmp",
     "read_ssh",
     "read_sweep",
@@ -52,6 +56,44 @@ SNMP_ABSENT_PREFIXES: Final = ("SNMP request to ", "SNMP agent ")
 
 def _true(element: ET.Element, name: str) -> bool:
     return element.get(name) == "true"
+
+
+@dataclass(frozen=True)
+class PortScanPage:
+    """One page of the port scan's Shazzam answer, given as the scan goes (docs/shazzam.md)."""
+
+    engine: str
+    #: Addresses in the targets, and those decided up to this page.
+    hosts_scanned: int
+    hosts_done: int
+    #: The hosts of this page that answered, as discovery's Shazzam sensor reads them.
+    hosts: tuple[ScannedHost, ...]
+    #: Each host name of the request and the address it resolved to (the first page only).
+    names: dict[str, str] = field(default_factory=dict)
+
+
+def _count(element: ET.Element, name: str, default: str | None = None) -> int:
+    text = element.get(name, default)
+    if text is None or not text.isdigit():
+        raise PayloadError(f"Shazzam {name} {text!r} is not a number")
+    return int(text)
+
+
+def read_port_scan(payload: ResultsPayload) -> PortScanPage:
+    """A page of a Shazzam answer in pages (raises ``PayloadError``); its hosts read by discovery's
+    Shazzam sensor (``runner/discovery/scanning.py``)."""
+    if len(payload.results) != 1 or payload.results[0].tag != "result":
+        raise PayloadError("a Shazzam payload holds exactly one <result> element")
+    element = payload.results[0]
+    scanned = _count(element, "hosts_scanned")
+    return PortScanPage(
+        engine=element.get("engine", ""),
+        hosts_scanned=scanned,
+        # A whole answer (a Shazzam that cannot stream) has no count so far: every address is decided.
+        hosts_done=_count(element, "hosts_done", str(scanned)),
+        hosts=tuple(read_shazzam(payload)),
+        names={target.get("name", ""): target.get("ip", "") for target in element.iter("target")},
+    )
 
 
 @dataclass(frozen=True)

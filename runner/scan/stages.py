@@ -1,11 +1,9 @@
-"""One stage, one probe: running a registered probe object by topic, and the streaming port scan.
+"""One stage, one probe: running a registered probe object by topic, in this process.
 
-``start_port_scan`` is how ``midprobe scan`` runs its port scan: the ``Shazzam`` probe's streaming
-entry point (``scan``), which yields hosts as they finish instead of one result at the end (an ECC
-answer comes once, at the end). The scan's other stages are ECC requests to its embedded agent
-(``runner/scan/pipeline.py``). ``run_probe`` hands typed ``...Params`` and a ``ProbeContext`` to the
-probe registered under a topic, with the agent's capability check (``midprobe sweep`` runs
-``HostSweep`` this way).
+``run_probe`` hands typed ``...Params`` and a ``ProbeContext`` to the probe registered under a topic,
+with the agent's capability check (``midprobe sweep`` runs ``HostSweep`` this way). ``midprobe
+scan`` runs none of its stages here: they are ECC requests to its embedded agent
+(``runner/scan/pipeline.py``).
 """
 
 from __future__ import annotations
@@ -15,10 +13,8 @@ from typing import TypeVar
 from midprobe.capabilities.errors import MissingCapability
 from midprobe.probes.base import AnyProbe, ProbeContext
 from midprobe.probes.registry import ProbeRegistry
-from midprobe.probes.shazzam import TOPIC as SHAZZAM
-from midprobe.probes.shazzam import PortScan, PortScanProbe, ShazzamParams
 
-__all__ = ["run_probe", "start_port_scan"]
+__all__ = ["run_probe"]
 
 ResultT = TypeVar("ResultT")
 
@@ -48,12 +44,3 @@ async def run_probe(
     if not isinstance(result, result_type):
         raise TypeError(f"the {topic} probe returned {type(result).__name__}, not {result_type.__name__}")
     return result
-
-
-async def start_port_scan(registry: ProbeRegistry, params: ShazzamParams, context: ProbeContext) -> PortScan:
-    """The registry's ``Shazzam`` probe, prepared to stream ``params``'s port scan (``ShazzamProbe.scan``):
-    the targets resolved and checked, nothing sent until the scan is iterated."""
-    probe = _probe(registry, SHAZZAM, context)
-    if not isinstance(probe, PortScanProbe):
-        raise TypeError(f"the {SHAZZAM} probe {type(probe).__name__} has no streaming entry point (scan)")
-    return await probe.scan(params, context)

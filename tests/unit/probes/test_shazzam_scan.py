@@ -1,11 +1,13 @@
-"""Shazzam's streaming entry point (``ShazzamProbe.scan``) and ``run`` on top of it, driven by an
-in-memory port scan engine (no network): prepared before anything is sent, streamed lazily, and
-name lookups only where the policy allows them."""
+"""Shazzam's streaming entry points (``ShazzamProbe.scan``, ``stream``) and ``run`` on top of them,
+driven by an in-memory port scan engine (no network): prepared before anything is sent, streamed
+lazily, and name lookups only where the policy allows them."""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -144,3 +146,34 @@ async def _host_names(
 ) -> dict[str, tuple[str, str]]:
     result = await probe.run(params, context)
     return {host.ip: (host.host_name, host.domain_name) for host in result.hosts}
+
+
+def test_the_result_stream_gives_each_host_as_decided_with_the_progress_in_its_shell() -> None:
+    engine = TableEngine({"198.18.0.11": (22,)}, refused=())
+    probe = ShazzamProbe(resolver=lambda name: ipaddress.ip_address("198.18.0.11"), engines=engine.choose)
+    params = probe.parse_params(
+        "198.18.0.10 web1.lab.example.test 198.18.0.12", {"ports": "22", "scanners": "GenericTCP"}
+    )
+
+    async def scenario() -> tuple[ET.Element, list[ET.Element | None], ET.Element]:
+        stream = await probe.stream(params, LAB)
+        before = stream.shell()
+        try:
+            items = [item async for item in stream]
+        finally:
+            await stream.aclose()
+        return before, items, stream.shell()
+
+    before, items, after = asyncio.run(scenario())
+    # Before the scan: what preparing found (the names resolved), nothing decided yet.
+    assert (before.get("hosts_scanned"), before.get("hosts_done"), before.get("hosts_alive")) == (
+        "3",
+        "0",
+        "0",
+    )
+    assert [(t.get("name"), t.get("ip")) for t in before.iter("target")] == [
+        ("web1.lab.example.test", "198.18.0.11")
+    ]
+    # One item per address, in the scan's order: the silent ones as None.
+    assert [None if item is None else item.get("ip") for item in items] == [None, "198.18.0.11", None]
+    assert (after.get("hosts_done"), after.get("hosts_alive"), list(after)) == ("3", "1", [])

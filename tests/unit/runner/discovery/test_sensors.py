@@ -20,8 +20,8 @@ FIXTURES = Path(__file__).resolve().parents[4] / "fixtures" / "ecc"
 def test_shazzam_hosts_with_open_ports_and_full_names() -> None:
     hosts = read_shazzam(decode_input_payload((FIXTURES / "input_shazzam.xml").read_bytes()))
     assert hosts == [
-        ScannedHost("198.18.0.10", True, True, "ssh1.lab.midprobe.test", frozenset({22})),
-        ScannedHost("198.18.0.11", True, False, "", frozenset()),
+        ScannedHost("198.18.0.10", True, True, "ssh1.lab.midprobe.test", frozenset({22}), frozenset({80})),
+        ScannedHost("198.18.0.11", True, False, "", frozenset(), frozenset({22})),
     ]
 
 

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from midprobe.probes.shazzam import PortScan
 from midprobe.probes.tcpscan.syn import raw_sockets_allowed
 from midprobe.runner.cli.main import main
-from midprobe.runner.scan.pipeline import ScanPipeline, ScanSettings, ScanStats
+from midprobe.runner.scan.pipeline import PreparedScan, ScanPipeline, ScanSettings, ScanStats
 from midprobe.runner.scan.report import HostReport
 
 
@@ -31,7 +30,7 @@ class _Recorder:
 def recorder(monkeypatch: pytest.MonkeyPatch) -> _Recorder:
     recorded = _Recorder()
 
-    async def reports(pipeline: ScanPipeline, scan: PortScan) -> AsyncGenerator[HostReport, None]:
+    async def reports(pipeline: ScanPipeline, scan: PreparedScan) -> AsyncGenerator[HostReport, None]:
         recorded.settings.append(pipeline.settings)
         recorded.engines.append(scan.engine)
         pipeline.stats = ScanStats(scanned=scan.hosts_scanned, alive=0, engine=scan.engine)

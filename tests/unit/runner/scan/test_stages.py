@@ -1,5 +1,5 @@
 """``midprobe scan`` runs its stages through the registered probe objects (one code path with the agent):
-the port scan through the registry's Shazzam probe, the enrichment stages through theirs."""
+the port scan through the registry's Shazzam probe, streamed in pages, the enrichment stages through theirs."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from midprobe.capabilities.errors import MissingCapability, TargetNotAllowed
+from midprobe.capabilities.errors import MidprobeError, MissingCapability
 from midprobe.probes.banner import PROBE as BANNER_PROBE
 from midprobe.probes.banner import BannerParams, BannerResult
 from midprobe.probes.base import ProbeContext
@@ -19,12 +19,12 @@ from midprobe.probes.nmap.options import NmapTargets, PortList
 from midprobe.probes.nmap.service_scan import NmapServiceScanParams
 from midprobe.probes.registry import ProbeRegistry, default_registry
 from midprobe.probes.safety import TargetPolicy
-from midprobe.probes.shazzam import PortScan, ShazzamParams, ShazzamProbe, ShazzamResult
+from midprobe.probes.shazzam import ShazzamParams, ShazzamProbe, ShazzamResult, ShazzamStream
 from midprobe.probes.targets import parse_targets
 from midprobe.runner.queue.url import open_queue
 from midprobe.runner.scan.pipeline import ScanPipeline, ScanSettings
 from midprobe.runner.scan.report import HostReport
-from midprobe.runner.scan.stages import run_probe, start_port_scan
+from midprobe.runner.scan.stages import run_probe
 from tests.support.table_engine import TableEngine, table_registry
 
 SCANNED = ("198.18.0.10", "198.18.0.11", "192.0.2.7")
@@ -66,9 +66,9 @@ class RecordingShazzam:
     def parse_params(self, source: str, parameters: Mapping[str, str]) -> ShazzamParams:
         return self.probe.parse_params(source, parameters)
 
-    async def scan(self, params: ShazzamParams, context: ProbeContext) -> PortScan:
+    async def stream(self, params: ShazzamParams, context: ProbeContext) -> ShazzamStream:
         self.scanned.append((params, context))
-        return await self.probe.scan(params, context)
+        return await self.probe.stream(params, context)
 
     async def run(self, params: ShazzamParams, context: ProbeContext) -> ShazzamResult:
         raise AssertionError("midprobe scan streams its port scan: it must not wait for run's whole result")
@@ -131,7 +131,8 @@ def test_a_target_outside_the_policy_is_refused_by_the_port_scan_probe_before_an
     registry = table_registry(engine, banners)
     settings = ScanSettings(ports=(22,), policy=TargetPolicy.lab())
 
-    with pytest.raises(TargetNotAllowed, match=r"192\.0\.2\.1"):
+    # The agent's answer: the probe's refusal (TargetNotAllowed), its text the scan's error.
+    with pytest.raises(MidprobeError, match=r"192\.0\.2\.1"):
         _scan(settings, registry, "198.18.0.0/24 127.0.0.1 192.0.2.1")
     assert engine.chosen == []  # refused before an engine was even chosen
     assert engine.consumed == 0
@@ -154,16 +155,19 @@ def test_the_prepared_port_scan_counts_the_targets_once_exclusions_apply() -> No
     assert engine.consumed == 0  # prepared, never started
 
 
-def test_a_registry_shazzam_without_the_streaming_entry_point_is_an_error() -> None:
+def test_a_registry_shazzam_that_cannot_stream_still_answers_the_scan_in_one_piece() -> None:
     class BatchOnlyShazzam(RecordingShazzam):
-        scan = None  # type: ignore[assignment]
+        stream = None  # type: ignore[assignment]
+
+        async def run(self, params: ShazzamParams, context: ProbeContext) -> ShazzamResult:
+            return await self.probe.run(params, context)
 
     registry = ProbeRegistry()
-    registry.register(BatchOnlyShazzam(_ssh_engine()))
-    params = ScanSettings(ports=(22,)).port_scan_params(parse_targets("198.18.0.10"))
+    registry.register(BatchOnlyShazzam(TableEngine({"198.18.0.10": (22,)}, refused=())))
 
-    with pytest.raises(TypeError, match="Shazzam probe BatchOnlyShazzam has no streaming entry point"):
-        asyncio.run(start_port_scan(registry, params, ProbeContext()))
+    reports = _scan(ScanSettings(ports=(22,), sniff_banners=False), registry, "198.18.0.10-11")
+
+    assert [(report.address, report.open_tcp_ports) for report in reports] == [("198.18.0.10", (22,))]
 
 
 def test_the_banner_stage_is_the_registered_probe_given_typed_params() -> None:
