@@ -42,7 +42,9 @@ from midprobe.runner.queue.base import (
     AgentRegistration,
     CredentialAffinity,
     Lease,
+    PoolClaim,
     check_agent_status,
+    claim_each,
 )
 from midprobe.runner.queue.lifecycle import (
     ISSUE_VERSION,
@@ -631,6 +633,11 @@ class SqlQueue(ABC):
                 ],
             )
         return claimed
+
+    def claim_pools(
+        self, agent: str, claims: Sequence[PoolClaim], lease_seconds: float, *, instance: str | None = None
+    ) -> builtins.list[builtins.list[EccRecord] | QueueError]:
+        return claim_each(self, agent, claims, lease_seconds, instance=instance)
 
     def renew(
         self, agent: str, sys_ids: Sequence[str], lease_seconds: float, *, instance: str | None = None
