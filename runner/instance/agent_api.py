@@ -315,11 +315,13 @@ class AgentApi:
         after a lost reply, its idempotency key the result's ``sys_id``) counts as stored, replayed.
         """
         if user.mids and not user.has_role("admin"):  # a bound MID answers only its own work
-            for output, result in pairs:
+            for _, result in pairs:
                 require_mid(user, result.agent)
-                found = self._queue.get(output)
-                if found is not None and found.agent != ALL_AGENTS:
-                    require_mid(user, found.agent)
+            addressed = self._queue.agents_of([output for output, _ in pairs])
+            for output, _ in pairs:
+                agent = addressed.get(output)
+                if agent is not None and agent != ALL_AGENTS:
+                    require_mid(user, agent)
         answers: list[dict[str, object]] = []
         for (output, result), outcome in zip(pairs, self._queue.complete_many(pairs), strict=True):
             if outcome is True:

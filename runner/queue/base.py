@@ -375,6 +375,14 @@ class EccQueue(Protocol):
         """The record with this ``sys_id``, or ``None``."""
         ...
 
+    def agents_of(self, sys_ids: Sequence[str]) -> dict[str, str]:
+        """The agent each record of ``sys_ids`` is addressed to, by sys_id (one not found is left out).
+
+        A few statements for the lot, nothing else of the records read: the instance checks
+        this way that a batch of answers answers work of the MIDs its user may act as.
+        """
+        ...
+
     def read_payload(self, record: EccRecord) -> str:
         """The full payload of ``record``: the field itself, or the attachment if it was stored aside."""
         ...

@@ -447,6 +447,9 @@ class HttpsQueue:
                 return None
             raise
 
+    def agents_of(self, sys_ids: Sequence[str]) -> dict[str, str]:
+        raise self._not_served("agents_of")
+
     def read_payload(self, record: EccRecord) -> str:
         if not record.payload_is_attachment:
             return record.payload

@@ -816,6 +816,17 @@ class SqlQueue(ABC):
             rows = tx.execute(f"SELECT {RECORD_SELECT} FROM ecc_queue WHERE sys_id = ?", (sys_id,))
         return self._record(rows[0]) if rows else None
 
+    def agents_of(self, sys_ids: Sequence[str]) -> dict[str, str]:
+        ids = _check_ids(sys_ids)
+        found: dict[str, str] = {}
+        with self._read() as tx:
+            for chunk in _chunks(ids):
+                rows = tx.execute(
+                    f"SELECT sys_id, agent FROM ecc_queue WHERE sys_id IN ({_marks(len(chunk))})", chunk
+                )
+                found.update((str(row[0]), str(row[1])) for row in rows)
+        return found
+
     def get_attachment(self, sys_id: str) -> str | None:
         check_sys_id(sys_id)
         with self._read() as tx:
