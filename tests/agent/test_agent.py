@@ -364,6 +364,29 @@ def test_postgresql_notifications_only_wake_the_addressed_agent(postgres_databas
         assert waiting.wait_for_work("a1", 5.0) is True
 
 
+class CountsClaims(WrappedQueue):
+    """A real queue that notes the priorities of each claim."""
+
+    def __init__(self, queue: EccQueue) -> None:
+        super().__init__(queue)
+        self.claims: list[tuple[int, ...]] = []
+
+    def claim(self, *args: object, **kwargs: object) -> list[EccRecord]:
+        self.claims.append(tuple(kwargs["priorities"]))  # type: ignore[call-overload]
+        return super().claim(*args, **kwargs)
+
+
+def test_once_asks_each_pool_once_a_round_and_ends_on_a_round_that_found_nothing(queue: EccQueue) -> None:
+    counting = CountsClaims(queue)
+    assert _run(_agent(counting, "a1")).claimed == 0  # type: ignore[arg-type]
+    assert counting.claims == [(0,), (1,), (2,)], "nothing ready: one claim per pool, interactive first"
+
+    queue.enqueue_many([new_output_record(agent="a1", topic="HeartbeatProbe", priority=p) for p in (0, 1, 2)])
+    counting = CountsClaims(queue)
+    assert _run(_agent(counting, "a1")).answered == 3  # type: ignore[arg-type]
+    assert counting.claims[-3:] == [(0,), (1,), (2,)]
+
+
 class FailsOnePoolOnce(WrappedQueue):
     """A real queue whose claim for one priority pool fails once, on its ``on_call``-th claim."""
 
