@@ -8,7 +8,7 @@ database of the same server, each agent an ``https://`` client with its own user
 until the last one exits (claiming, running, writing results, start-up). Every output must be
 answered exactly once, or the benchmark fails (exit 1).
 Goals: HTTPS within 2x of direct (ratio >= 0.5) and at least 1,000 records/s over HTTPS.
-Usage: .venv/bin/python bench/bench_https_queue.py [--count N] [--agents N]
+Usage: .venv/bin/python bench/bench_https_queue.py [--count N] [--agents N]   (it prints the load average too: compare ratios measured under the same load)
 (MIDPROBE_BENCH_PROFILE=FILE: the instance runs under pyinstrument, its profile written to FILE)
 """
 
@@ -80,6 +80,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=16000, help="outputs per run [16000]")
     parser.add_argument("--agents", type=int, default=8, help="agent processes [8]")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     server = PrivatePostgres()
     try:
         server.start()
@@ -99,6 +100,10 @@ def main() -> None:
         f"HTTPS / direct: {ratio:.2f}  goal >= {RATIO_TARGET} (within 2x): {'met' if ratio >= RATIO_TARGET else 'NOT met'}"
     )
     print(f"HTTPS goal >= {RATE_TARGET:,.0f} records/s: {'met' if https >= RATE_TARGET else 'NOT met'}")
+    # Both runs share the machine with whatever else runs: compare the ratio, measured under the same load.
+    print(
+        f"load average before / after: {load_before:.1f} / {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores)"
+    )
     headline(
         f"ECC queue over HTTPS, {args.agents} agents",
         f"{https:,.0f} records/s",
