@@ -28,7 +28,14 @@ import httpx
 
 from midprobe.capabilities.errors import ConfigError, MidprobeError, QueueError
 from midprobe.runner.ecc.record import ECC_PAYLOAD_CAP, EccRecord, EccState, QueueSide, normalize_agent_name
-from midprobe.runner.queue.base import AgentNameInUse, AgentRegistration, CredentialAffinity, Lease, PoolClaim
+from midprobe.runner.queue.base import (
+    AgentNameInUse,
+    AgentRegistration,
+    CredentialAffinity,
+    Lease,
+    PoolClaim,
+    claim_each,
+)
 from midprobe.runner.queue.lifecycle import AdminState, AgentIssue, IssueSource, IssueState
 from midprobe.runner.queue.spool import ResultSpool
 from midprobe.runner.queue.wire import (
@@ -127,6 +134,8 @@ class HttpsQueue:
         self._monotonic = monotonic
         self._flush_after = 0.0
         self._flush_backoff = FIRST_FLUSH_BACKOFF_SECONDS
+        #: Whether the instance serves ``POST /claims`` (one that does not gets a claim per pool).
+        self._claims_served = True
         self._client = client or httpx.Client(
             base_url=self.url, verify=verify or ssl.create_default_context(), timeout=REQUEST_TIMEOUT_SECONDS
         )
@@ -296,8 +305,17 @@ class HttpsQueue:
                 for c in claims
             ],
         }
+        if not self._claims_served:
+            return claim_each(self, agent, claims, lease_seconds, instance=instance)
+        try:
+            answers = self._request("POST", "/claims", body=body)
+        except ConfigError as refused:
+            if "does not represent any resource" not in str(refused):
+                raise
+            self._claims_served = False  # an instance from before POST /claims: a request per pool
+            return claim_each(self, agent, claims, lease_seconds, instance=instance)
         outcomes: builtins.list[builtins.list[EccRecord] | QueueError] = []
-        for answer in self._request("POST", "/claims", body=body):
+        for answer in answers:
             if isinstance(answer, dict):
                 error = answer.get("error")
                 said = _said(error) if isinstance(error, dict) else "no reason given"

@@ -164,3 +164,22 @@ def test_a_page_the_instance_loses_waits_in_the_spool_and_the_lease_not_in_a_loo
     done = queue.get(output.sys_id)
     assert done is not None
     assert done.state == "processed"
+
+
+def test_an_instance_without_the_claims_endpoint_gets_a_claim_per_pool(
+    queue: EccQueue, users: UserStore, tmp_path: Path
+) -> None:
+    outputs = [new_output_record(agent="mid1", topic="HeartbeatProbe", priority=p) for p in PRIORITIES]
+    queue.enqueue_many(outputs)
+    older = create_app(queue, users)
+    older.router.routes = [
+        route for route in older.routes if getattr(route, "path", "") != "/api/midprobe/v1/claims"
+    ]
+    bridge = AsgiBridge(older)
+    with remote_queue(bridge, tmp_path / "spool") as remote:
+        rounds = [remote.claim_pools("mid1", [PoolClaim(p, 5) for p in PRIORITIES], 60.0) for _ in range(2)]
+    claimed = [[record.sys_id for record in pool] for pool in rounds[0]]  # type: ignore[union-attr]
+    assert claimed == [[output.sys_id] for output in outputs]
+    assert rounds[1] == [[], [], []]
+    assert bridge.requests.count(CLAIMS) == 1, "asked once, then a claim per pool"
+    assert bridge.requests.count("POST /api/midprobe/v1/claim") == 6
