@@ -8,7 +8,7 @@ database of the same server, each agent an ``https://`` client with its own user
 until the last one exits (claiming, running, writing results, start-up). Every output must be
 answered exactly once, or the benchmark fails (exit 1).
 Goals: HTTPS within 2x of direct (ratio >= 0.5) and at least 1,000 records/s over HTTPS.
-Usage: .venv/bin/python bench/bench_https_queue.py [--count N] [--agents N]
+Usage: .venv/bin/python bench/bench_https_queue.py [--count N] [--agents N]   (it prints the load average too: compare ratios measured under the same load)
 (MIDPROBE_BENCH_PROFILE=FILE: the instance runs under pyinstrument, its profile written to FILE)
 """
 
@@ -20,80 +20,28 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from headline import headline  # noqa: E402
+from queue_agents import RUNNER, agent_argv, check_answered, enqueue, run_agents  # noqa: E402
 
-from midprobe.runner.ecc.builders import new_output_record  # noqa: E402
 from midprobe.runner.instance.auth import open_users  # noqa: E402
-from midprobe.runner.queue import open_queue  # noqa: E402
 from tests.support.postgres import PostgresUnavailable, PrivatePostgres  # noqa: E402
 
 RATIO_TARGET = 0.5
 RATE_TARGET = 1000.0
-AGENT_TIMEOUT_SECONDS = 600
 PASSWORD = "bench-https-password"  # noqa: S105  (a throwaway user of a throwaway database)
-RUNNER = [sys.executable, "-m", "midprobe.runner"]
 #: Set to a file name: the instance runs under pyinstrument, which writes its profile there.
 PROFILE_ENV = "MIDPROBE_BENCH_PROFILE"
 
 
-def enqueue(url: str, agents: int, count: int) -> list[str]:
-    records = [new_output_record(agent=f"bench{n % agents}", topic="HeartbeatProbe") for n in range(count)]
-    with open_queue(url) as queue:
-        queue.set_setting("auto_validate", "true")  # the bench's agents are new MIDs run with --once
-        queue.enqueue_many(records)
-    return [record.sys_id for record in records]
-
-
-def run_agents(argvs: list[list[str]], env: dict[str, str]) -> float:
-    """Start every agent at once; the seconds until the last one exited (exit 1 if one failed)."""
-    started = time.perf_counter()
-    processes = [
-        subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env) for argv in argvs
-    ]
-    failures = []
-    for process in processes:
-        _out, err = process.communicate(timeout=AGENT_TIMEOUT_SECONDS)
-        if process.returncode != 0:
-            failures.append(err.decode(errors="replace").strip().splitlines()[-1:])
-    seconds = time.perf_counter() - started
-    if failures:
-        sys.exit(f"bench_https_queue: an agent failed: {failures}")
-    return seconds
-
-
-def check_answered(url: str, outputs: list[str], what: str) -> None:
-    with open_queue(url) as queue:
-        answers = queue.list(queue_side="input", topic="HeartbeatProbe", limit=len(outputs) * 2)
-    if len(answers) != len(outputs) or {answer.response_to for answer in answers} != set(outputs):
-        sys.exit(f"bench_https_queue: {what}: {len(answers)} answers for {len(outputs)} outputs")
-
-
-def agent_argv(name: str, queue: str) -> list[str]:
-    return [
-        *RUNNER,
-        "agent",
-        "--name",
-        name,
-        "--queue",
-        queue,
-        "--once",
-        "--poll-busy",
-        "0.05",
-        "--log-level",
-        "warning",
-    ]
-
-
 def direct(url: str, agents: int, count: int) -> float:
     outputs = enqueue(url, agents, count)
-    seconds = run_agents([agent_argv(f"bench{n}", url) for n in range(agents)], dict(os.environ))
-    check_answered(url, outputs, "direct")
+    seconds = run_agents([agent_argv(n, url) for n in range(agents)], "bench_https_queue: direct")
+    check_answered(url, outputs, "bench_https_queue: direct")
     return seconds
 
 
@@ -116,22 +64,14 @@ def over_https(url: str, agents: int, count: int, workdir: Path) -> float:
         env = {**os.environ, "MIDPROBE_INSTANCE_PASSWORD": PASSWORD}
         ca = ca_line.removeprefix("CA: ")
         argvs = [
-            [
-                *agent_argv(f"bench{n}", base),
-                "--user",
-                f"bench{n}",
-                "--ca",
-                ca,
-                "--spool",
-                str(workdir / f"spool{n}"),
-            ]
+            agent_argv(n, base, "--user", f"bench{n}", "--ca", ca, "--spool", str(workdir / f"spool{n}"))
             for n in range(agents)
         ]
-        seconds = run_agents(argvs, env)
+        seconds = run_agents(argvs, "bench_https_queue: https", env)
     finally:
         instance.send_signal(signal.SIGTERM)
         instance.communicate(timeout=60)
-    check_answered(url, outputs, "https")
+    check_answered(url, outputs, "bench_https_queue: https")
     return seconds
 
 
@@ -140,6 +80,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=16000, help="outputs per run [16000]")
     parser.add_argument("--agents", type=int, default=8, help="agent processes [8]")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     server = PrivatePostgres()
     try:
         server.start()
@@ -159,6 +100,10 @@ def main() -> None:
         f"HTTPS / direct: {ratio:.2f}  goal >= {RATIO_TARGET} (within 2x): {'met' if ratio >= RATIO_TARGET else 'NOT met'}"
     )
     print(f"HTTPS goal >= {RATE_TARGET:,.0f} records/s: {'met' if https >= RATE_TARGET else 'NOT met'}")
+    # Both runs share the machine with whatever else runs: compare the ratio, measured under the same load.
+    print(
+        f"load average before / after: {load_before:.1f} / {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores)"
+    )
     headline(
         f"ECC queue over HTTPS, {args.agents} agents",
         f"{https:,.0f} records/s",

@@ -12,10 +12,8 @@ Targets: SQLite >= 3,000 rec/s; PostgreSQL >= 1,500 rec/s with one agent, four a
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,16 +21,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from headline import headline  # noqa: E402
+from queue_agents import agent_argv, check_answered, enqueue, run_agents  # noqa: E402
 
-from midprobe.runner.ecc.builders import new_output_record  # noqa: E402
-from midprobe.runner.queue import open_queue  # noqa: E402
 from midprobe.runner.queue.url import sqlite_url  # noqa: E402
 from tests.support.postgres import PostgresUnavailable, PrivatePostgres  # noqa: E402
 
 SQLITE_TARGET = 3000.0
 POSTGRES_TARGET = 1500.0
 SCALING_TARGET = 3.5
-AGENT_TIMEOUT_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -47,41 +43,12 @@ class Run:
         return self.records / self.seconds
 
 
-#: The bench agents' key pairs (outside the working folder).
-STATE_ROOT = Path(tempfile.gettempdir()) / "midprobe-bench-state"
-
-
 def drain(url: str, backend: str, agents: int, count: int) -> Run:
     """Enqueue ``count`` no-op outputs, run ``agents`` agents with --once, check every one answered once."""
-    # Addressed round-robin: work for mid.server.* would be copied to every agent, not shared.
-    records = [new_output_record(agent=f"bench{i % agents}", topic="HeartbeatProbe") for i in range(count)]
-    with open_queue(url) as queue:
-        queue.set_setting("auto_validate", "true")  # the bench's agents are new MIDs run with --once
-        queue.enqueue_many(records)
-    argv = [sys.executable, "-m", "midprobe.runner", "agent", "--queue", url, "--once"]
-    argv += ["--poll-busy", "0.05", "--log-level", "warning"]
-    started = time.perf_counter()
-    processes = [
-        subprocess.Popen(
-            [*argv, "--name", f"bench{index}", "--state", str(STATE_ROOT / f"bench{index}")],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        for index in range(agents)
-    ]
-    failures = []
-    for process in processes:
-        _out, err = process.communicate(timeout=AGENT_TIMEOUT_SECONDS)
-        if process.returncode != 0:
-            failures.append(err.decode(errors="replace").strip().splitlines()[-1:])
-    seconds = time.perf_counter() - started
-    if failures:
-        sys.exit(f"bench_queue: an agent failed: {failures}")
-    with open_queue(url) as queue:
-        answers = queue.list(queue_side="input", topic="HeartbeatProbe", limit=count * 2)
-    answered = {answer.response_to for answer in answers}
-    if len(answers) != count or answered != {record.sys_id for record in records}:
-        sys.exit(f"bench_queue: {backend} x{agents}: {len(answers)} answers for {count} outputs")
+    outputs = enqueue(url, agents, count)
+    what = f"bench_queue: {backend} x{agents}"
+    seconds = run_agents([agent_argv(index, url) for index in range(agents)], what)
+    check_answered(url, outputs, what)
     return Run(backend, agents, count, seconds)
 
 

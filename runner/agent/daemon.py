@@ -30,7 +30,7 @@ from midprobe.runner.agent.upgrade import UpgradeFailed, UpgradePlan, Upgrader, 
 from midprobe.runner.ecc.builders import new_queue_stats_record
 from midprobe.runner.ecc.pages import DEFAULT_PAGE_ITEMS, split_pages
 from midprobe.runner.ecc.record import PRIORITY_EXPEDITED, PRIORITY_INTERACTIVE, PRIORITY_STANDARD, EccRecord
-from midprobe.runner.queue.base import AgentNameInUse, AgentRegistration, EccQueue
+from midprobe.runner.queue.base import AgentNameInUse, AgentRegistration, EccQueue, PoolClaim
 from midprobe.runner.queue.lifecycle import SETTING_MID_VERSION
 
 log = get_logger("midprobe.agent")
@@ -324,27 +324,14 @@ class Agent:
     def _claim_pools(
         self, wanted: list[tuple[int, int, bool]]
     ) -> list[tuple[int, list[EccRecord] | QueueError]]:
-        """One claim per ``(pool, free slots, re-take own work)``, in order, in one thread hop.
-
-        A failed claim ends the round (the pools after it claim at the next poll); the records
-        claimed before it come back with it, to be started.
-        """
-        done: list[tuple[int, list[EccRecord] | QueueError]] = []
-        for pool, free, restart in wanted:
-            try:
-                records = self.queue.claim(
-                    self.name,
-                    free,
-                    self.timings.lease_seconds,
-                    include_own_processing=restart,
-                    priorities=(pool,),
-                    instance=self.instance,
-                )
-            except QueueError as error:
-                done.append((pool, error))
-                break
-            done.append((pool, records))
-        return done
+        """One claim per ``(pool, free slots, re-take own work)``, in order, in one thread hop
+        (one request over HTTPS). A failed claim ends the round (the pools after it claim at
+        the next poll); the records claimed before it come back with it, to be started."""
+        claims = [PoolClaim(pool, free, restart) for pool, free, restart in wanted]
+        outcomes = self.queue.claim_pools(
+            self.name, claims, self.timings.lease_seconds, instance=self.instance
+        )
+        return [(claim.priority, outcome) for claim, outcome in zip(claims, outcomes, strict=False)]
 
     def _start(self, records: list[EccRecord]) -> None:
         for record in records:
@@ -419,11 +406,23 @@ class Agent:
         # The run is over: its pool slot is free for the next claim while the answer is being
         # written (the record stays in flight, its lease renewed, until it is).
         self._free_slot(record.sys_id)
+        pages = split_pages(answer, self.timings.page_items)
         try:
-            stored = await self._complete_pages(record, answer)
+            stored = await self._complete_pages(record, pages)
         except QueueError:
             raise
         except MidprobeError as refused:
+            if len(pages) > 1:
+                # An error answer cannot take a refused page's place (the first answer for
+                # each page wins, and page 1 may be in): the output keeps its lease, which
+                # this process stops renewing, and runs again after it (its pages resent).
+                self.stats.errors += 1
+                log.warning(
+                    "a page of the result was refused, the output waits for its lease",
+                    sys_id=record.sys_id,
+                    error=str(refused),
+                )
+                return
             # The queue refused this answer (not an outage): answer with an error instead,
             # or the record would be re-run after every lease, for ever.
             log.warning("result refused, answering with an error", sys_id=record.sys_id, error=str(refused))
@@ -496,15 +495,14 @@ class Agent:
                 self._lifecycle_tasks.add(task)
                 task.add_done_callback(self._lifecycle_tasks.discard)
 
-    async def _complete_pages(self, record: EccRecord, answer: EccRecord) -> bool:
-        """Write ``answer``, in pages when it lists more CIs than a page holds; True if the first page was stored.
+    async def _complete_pages(self, record: EccRecord, pages: list[EccRecord]) -> bool:
+        """Write the answer's ``pages`` (``split_pages``: one when it fits); True if the first page was stored.
 
         The pages go to the writer together, in order (one batch when it is idle); an outage
         or a refusal of any page is raised as :meth:`_complete` raises it.
         """
-        pages = split_pages(answer, self.timings.page_items)
         if len(pages) == 1:
-            return await self._complete(record, answer)
+            return await self._complete(record, pages[0])
         outcomes = await asyncio.gather(
             *(self._complete(record, page) for page in pages), return_exceptions=True
         )

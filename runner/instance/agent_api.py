@@ -24,12 +24,12 @@ from starlette.routing import Route
 
 from midprobe.capabilities.errors import ConfigError, QueueError
 from midprobe.capabilities.numbers import NumberRange, read_number
-from midprobe.runner.ecc.record import ALL_AGENTS, EccRecord, check_sys_id
+from midprobe.runner.ecc.record import ALL_AGENTS, PRIORITIES, EccRecord, check_sys_id
 from midprobe.runner.instance.api import TableApi, error_response, read_json, require_mid
 from midprobe.runner.instance.auth import User
 from midprobe.runner.instance.errors import TableApiError, bad_request, not_found
 from midprobe.runner.instance.wake import WorkSignal
-from midprobe.runner.queue.base import AgentNameInUse, EccQueue
+from midprobe.runner.queue.base import AgentNameInUse, EccQueue, PoolClaim
 from midprobe.runner.queue.wire import (
     API_PREFIX,
     IDEMPOTENCY_HEADER,
@@ -130,12 +130,15 @@ class AgentApi:
             except AgentNameInUse as error:
                 raise TableApiError(409, "Agent name in use", str(error)) from None
             except QueueError as error:
-                # The reason helps the agent (e.g. an unregistered name); where the queue lives does not.
-                log.warning("the queue failed during %s %s: %s", request.method, request.url.path, error)
-                reason = str(error).replace(f"queue {self._queue.url}", "the ECC queue")
-                raise TableApiError(503, "Service Unavailable", reason) from None
+                raise self._unavailable(request, error) from None
 
         return await self._table_api.guarded(request, guarded)
+
+    def _unavailable(self, request: Request, error: QueueError) -> TableApiError:
+        """The 503 for a queue failure: its reason helps the agent (e.g. an unregistered name); where the queue lives does not."""
+        log.warning("the queue failed during %s %s: %s", request.method, request.url.path, error)
+        reason = str(error).replace(f"queue {self._queue.url}", "the ECC queue")
+        return TableApiError(503, "Service Unavailable", reason)
 
     @staticmethod
     def _act_as(request: Request, agent: str) -> str:
@@ -248,6 +251,46 @@ class AgentApi:
 
         return await self.serve_json(request, handle)
 
+    async def claim_pools(self, request: Request) -> Response:
+        """A claim round: one claim per pool, in order, in one request (``EccQueue.claim_pools``).
+
+        Each answer is the pool's records, or the refusal that failed its claim (then the last).
+        """
+
+        async def handle() -> object:
+            body = await self.body(request)
+            raw = body.get("pools")
+            if not isinstance(raw, list) or not 0 < len(raw) <= len(PRIORITIES):
+                raise bad_request("Invalid request", f"pools must be a list of 1 to {len(PRIORITIES)} pools")
+            claims: list[PoolClaim] = []
+            for item in raw:
+                priority = item.get("priority") if isinstance(item, dict) else None
+                own = item.get("include_own_processing", False) if isinstance(item, dict) else None
+                if not isinstance(item, dict) or priority not in PRIORITIES or not isinstance(own, bool):
+                    raise bad_request(
+                        "Invalid request",
+                        'each pool is {"priority": 0, 1 or 2, "limit": N, "include_own_processing": BOOL}',
+                    )
+                claims.append(PoolClaim(priority, int(_number(item, "limit", _CLAIM_LIMITS)), own))
+            outcomes = await self.run_blocking(
+                functools.partial(
+                    self._queue.claim_pools,
+                    self._act_as(request, _text(body, "agent")),
+                    claims,
+                    _number(body, "lease_seconds", _LEASE_LIMITS),
+                    instance=_instance(body),
+                )
+            )
+            answers: list[object] = []
+            for outcome in outcomes:
+                if isinstance(outcome, QueueError):
+                    answers.append(_refusal(self._unavailable(request, outcome)))
+                else:
+                    answers.append([record_to_json(record) for record in outcome])
+            return answers
+
+        return await self.serve_json(request, handle)
+
     async def renew(self, request: Request) -> Response:
         async def handle() -> object:
             body = await self.body(request)
@@ -284,11 +327,13 @@ class AgentApi:
         after a lost reply, its idempotency key the result's ``sys_id``) counts as stored, replayed.
         """
         if user.mids and not user.has_role("admin"):  # a bound MID answers only its own work
-            for output, result in pairs:
+            for _, result in pairs:
                 require_mid(user, result.agent)
-                found = self._queue.get(output)
-                if found is not None and found.agent != ALL_AGENTS:
-                    require_mid(user, found.agent)
+            addressed = self._queue.agents_of([output for output, _ in pairs])
+            for output, _ in pairs:
+                agent = addressed.get(output)
+                if agent is not None and agent != ALL_AGENTS:
+                    require_mid(user, agent)
         answers: list[dict[str, object]] = []
         for (output, result), outcome in zip(pairs, self._queue.complete_many(pairs), strict=True):
             if outcome is True:
@@ -514,6 +559,7 @@ def agent_routes(
         Route(f"{at}/agents/{{name}}/status", api.status, methods=["POST"]),
         Route(f"{at}/agents/{{name}}/work", api.wait_for_work, methods=["GET"]),
         Route(f"{at}/claim", api.claim, methods=["POST"]),
+        Route(f"{at}/claims", api.claim_pools, methods=["POST"]),
         Route(f"{at}/renew", api.renew, methods=["POST"]),
         Route(f"{at}/release", api.release, methods=["POST"]),
         Route(f"{at}/outputs/{{sys_id}}/answer", api.answer, methods=["POST"]),

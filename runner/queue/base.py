@@ -121,6 +121,39 @@ class Lease:
 
 
 @dataclass(frozen=True)
+class PoolClaim:
+    """One priority pool's part of a claim round: up to ``limit`` outputs of ``priority``."""
+
+    priority: int
+    limit: int
+    #: Also re-take what an earlier process of this agent name held (the pool's first claim after a start).
+    include_own_processing: bool = False
+
+
+def claim_each(
+    queue: EccQueue, agent: str, claims: Sequence[PoolClaim], lease_seconds: float, *, instance: str | None
+) -> builtins.list[builtins.list[EccRecord] | QueueError]:
+    """:meth:`EccQueue.claim_pools` as one ``claim`` per pool, in order (the database queues' way)."""
+    done: builtins.list[builtins.list[EccRecord] | QueueError] = []
+    for pool in claims:
+        try:
+            done.append(
+                queue.claim(
+                    agent,
+                    pool.limit,
+                    lease_seconds,
+                    include_own_processing=pool.include_own_processing,
+                    priorities=(pool.priority,),
+                    instance=instance,
+                )
+            )
+        except QueueError as error:
+            done.append(error)
+            break
+    return done
+
+
+@dataclass(frozen=True)
 class CredentialAffinity:
     """The credential that last worked for an address over a protocol (docs/ecc-reference.md section 5)."""
 
@@ -228,6 +261,18 @@ class EccQueue(Protocol):
         """
         ...
 
+    def claim_pools(
+        self, agent: str, claims: Sequence[PoolClaim], lease_seconds: float, *, instance: str | None = None
+    ) -> builtins.list[builtins.list[EccRecord] | QueueError]:
+        """One :meth:`claim` per pool in ``claims``, in order (the agent's claim round: interactive first).
+
+        Each outcome is what that pool's claim returned, or the ``QueueError`` that failed it;
+        a failed claim is the last outcome (the pools after it are not asked), and what the
+        pools before it claimed is returned with it, to be run. The HTTPS queue makes the
+        whole round one request. An outage before the first claim may raise ``QueueError``.
+        """
+        ...
+
     def renew(
         self, agent: str, sys_ids: Sequence[str], lease_seconds: float, *, instance: str | None = None
     ) -> builtins.list[str]:
@@ -329,6 +374,14 @@ class EccQueue(Protocol):
 
     def get(self, sys_id: str) -> EccRecord | None:
         """The record with this ``sys_id``, or ``None``."""
+        ...
+
+    def agents_of(self, sys_ids: Sequence[str]) -> dict[str, str]:
+        """The agent each record of ``sys_ids`` is addressed to, by sys_id (one not found is left out).
+
+        A few statements for the lot, nothing else of the records read: the instance checks
+        this way that a batch of answers answers work of the MIDs its user may act as.
+        """
         ...
 
     def read_payload(self, record: EccRecord) -> str:
@@ -532,5 +585,7 @@ __all__ = [
     "CredentialAffinity",
     "EccQueue",
     "Lease",
+    "PoolClaim",
     "check_agent_status",
+    "claim_each",
 ]

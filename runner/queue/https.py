@@ -29,7 +29,14 @@ import httpx
 
 from midprobe.capabilities.errors import ConfigError, MidprobeError, QueueError
 from midprobe.runner.ecc.record import ECC_PAYLOAD_CAP, EccRecord, EccState, QueueSide, normalize_agent_name
-from midprobe.runner.queue.base import AgentNameInUse, AgentRegistration, CredentialAffinity, Lease
+from midprobe.runner.queue.base import (
+    AgentNameInUse,
+    AgentRegistration,
+    CredentialAffinity,
+    Lease,
+    PoolClaim,
+    claim_each,
+)
 from midprobe.runner.queue.lifecycle import AdminState, AgentIssue, AgentUpgrade, IssueSource, IssueState
 from midprobe.runner.queue.spool import ResultSpool
 from midprobe.runner.queue.wire import (
@@ -51,6 +58,9 @@ ATTEMPTS: Final = 4
 FIRST_BACKOFF_SECONDS: Final = 0.25
 MAX_BACKOFF_SECONDS: Final = 4.0
 REQUEST_TIMEOUT_SECONDS: Final = 30.0
+FIRST_FLUSH_BACKOFF_SECONDS: Final = 1.0
+"""After a resend of the spool failed, the next waits this long (doubling up to ``MAX_FLUSH_BACKOFF_SECONDS``)."""
+MAX_FLUSH_BACKOFF_SECONDS: Final = 60.0
 MAX_ANSWERS: Final = 500
 """Most results sent in one ``/answers`` request (the instance's limit)."""
 _RETRIED_STATUSES: Final = frozenset({502, 503, 504})
@@ -58,6 +68,11 @@ _RETRIED_STATUSES: Final = frozenset({502, 503, 504})
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def _said(error: Mapping[str, object]) -> str:
+    """What an error body (``{"message", "detail"}``) says, on one line."""
+    return _one_line(": ".join(str(part) for part in (error.get("message"), error.get("detail")) if part))
 
 
 def tls_context(
@@ -105,6 +120,7 @@ class HttpsQueue:
         payload_cap: int = ECC_PAYLOAD_CAP,
         client: httpx.Client | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.url = base_url.rstrip("/")
         #: The role the calls need, named when the instance refuses one (``discovery_admin`` for a user's client).
@@ -118,6 +134,12 @@ class HttpsQueue:
         #: Whether the spool may hold results no request of this process is sending: at the start
         #: (an earlier run's) and after an outage. Only then does a claim read and resend it.
         self._spool_unsent = True
+        #: After a failed resend: not before this time (``monotonic``), so claims do not resend in a loop.
+        self._monotonic = monotonic
+        self._flush_after = 0.0
+        self._flush_backoff = FIRST_FLUSH_BACKOFF_SECONDS
+        #: Whether the instance serves ``POST /claims`` (one that does not gets a claim per pool).
+        self._claims_served = True
         self._client = client or httpx.Client(
             base_url=self.url, verify=verify or ssl.create_default_context(), timeout=REQUEST_TIMEOUT_SECONDS
         )
@@ -271,6 +293,41 @@ class HttpsQueue:
         }
         return [record_from_json(raw) for raw in self._request("POST", "/claim", body=body)]
 
+    def claim_pools(
+        self, agent: str, claims: Sequence[PoolClaim], lease_seconds: float, *, instance: str | None = None
+    ) -> builtins.list[builtins.list[EccRecord] | QueueError]:
+        """The claim round in one ``/claims`` request (a pool's failed claim comes back as its ``QueueError``)."""
+        if not claims:
+            return []
+        self.flush_spool()
+        body = {
+            "agent": agent,
+            "lease_seconds": lease_seconds,
+            "instance": instance,
+            "pools": [
+                {"priority": c.priority, "limit": c.limit, "include_own_processing": c.include_own_processing}
+                for c in claims
+            ],
+        }
+        if not self._claims_served:
+            return claim_each(self, agent, claims, lease_seconds, instance=instance)
+        try:
+            answers = self._request("POST", "/claims", body=body)
+        except ConfigError as refused:
+            if "does not represent any resource" not in str(refused):
+                raise
+            self._claims_served = False  # an instance from before POST /claims: a request per pool
+            return claim_each(self, agent, claims, lease_seconds, instance=instance)
+        outcomes: builtins.list[builtins.list[EccRecord] | QueueError] = []
+        for answer in answers:
+            if isinstance(answer, dict):
+                error = answer.get("error")
+                said = _said(error) if isinstance(error, dict) else "no reason given"
+                outcomes.append(QueueError(f"queue {self.url}: the instance failed: {said}"))
+                break
+            outcomes.append([record_from_json(raw) for raw in answer])
+        return outcomes
+
     def renew(
         self, agent: str, sys_ids: Sequence[str], lease_seconds: float, *, instance: str | None = None
     ) -> builtins.list[str]:
@@ -330,8 +387,7 @@ class HttpsQueue:
         for (_, result), answer in zip(pairs, answered, strict=True):
             error = answer.get("error") if isinstance(answer, dict) else None
             if isinstance(error, dict):
-                said = ": ".join(str(part) for part in (error.get("message"), error.get("detail")) if part)
-                outcomes.append(ConfigError(f"the instance refused the request: {_one_line(said)}"))
+                outcomes.append(ConfigError(f"the instance refused the request: {_said(error)}"))
             else:
                 outcomes.append(bool(answer["stored"]))
             if self._spool is not None:
@@ -369,9 +425,12 @@ class HttpsQueue:
         Called before every claim, so an agent's first claim after a start resends what its last
         run left; afterwards only after a send failed (what is in flight is its sender's to confirm).
 
-        Best effort: an unreachable instance leaves the entries for the next try.
+        Best effort: an unreachable instance (or one failing what the spool holds) leaves the
+        entries for the next try, which waits 1 s after a failed one, doubling up to 60 s.
         """
-        if self._spool is None or not self._spool_unsent or not self._flush_lock.acquire(blocking=False):
+        if self._spool is None or not self._spool_unsent or self._monotonic() < self._flush_after:
+            return 0
+        if not self._flush_lock.acquire(blocking=False):
             return 0
         delivered = 0
         try:
@@ -383,7 +442,11 @@ class HttpsQueue:
                     delivered += len(self._send_many(pending[start : start + MAX_ANSWERS]))
                 except QueueError:
                     self._spool_unsent = True
+                    self._flush_after = self._monotonic() + self._flush_backoff
+                    self._flush_backoff = min(MAX_FLUSH_BACKOFF_SECONDS, self._flush_backoff * 2)
                     break
+            else:
+                self._flush_backoff = FIRST_FLUSH_BACKOFF_SECONDS
         finally:
             self._flush_lock.release()
         return delivered
@@ -405,6 +468,9 @@ class HttpsQueue:
             if "No Record found" in str(error):
                 return None
             raise
+
+    def agents_of(self, sys_ids: Sequence[str]) -> dict[str, str]:
+        raise self._not_served("agents_of")
 
     def read_payload(self, record: EccRecord) -> str:
         if not record.payload_is_attachment:

@@ -42,7 +42,9 @@ from midprobe.runner.queue.base import (
     AgentRegistration,
     CredentialAffinity,
     Lease,
+    PoolClaim,
     check_agent_status,
+    claim_each,
 )
 from midprobe.runner.queue.lifecycle import (
     ISSUE_VERSION,
@@ -636,6 +638,11 @@ class SqlQueue(ABC):
             )
         return claimed
 
+    def claim_pools(
+        self, agent: str, claims: Sequence[PoolClaim], lease_seconds: float, *, instance: str | None = None
+    ) -> builtins.list[builtins.list[EccRecord] | QueueError]:
+        return claim_each(self, agent, claims, lease_seconds, instance=instance)
+
     def renew(
         self, agent: str, sys_ids: Sequence[str], lease_seconds: float, *, instance: str | None = None
     ) -> builtins.list[str]:
@@ -812,6 +819,17 @@ class SqlQueue(ABC):
         with self._read() as tx:
             rows = tx.execute(f"SELECT {RECORD_SELECT} FROM ecc_queue WHERE sys_id = ?", (sys_id,))
         return self._record(rows[0]) if rows else None
+
+    def agents_of(self, sys_ids: Sequence[str]) -> dict[str, str]:
+        ids = _check_ids(sys_ids)
+        found: dict[str, str] = {}
+        with self._read() as tx:
+            for chunk in _chunks(ids):
+                rows = tx.execute(
+                    f"SELECT sys_id, agent FROM ecc_queue WHERE sys_id IN ({_marks(len(chunk))})", chunk
+                )
+                found.update((str(row[0]), str(row[1])) for row in rows)
+        return found
 
     def get_attachment(self, sys_id: str) -> str | None:
         check_sys_id(sys_id)

@@ -29,6 +29,7 @@ from midprobe.runner.queue.base import AgentRegistration, EccQueue
 from midprobe.runner.queue.url import open_queue, sqlite_url
 from tests.support.slow_probe import registry_with_sleep
 from tests.support.trust import trust_every_agent
+from tests.support.wrapped_queue import WrappedQueue
 
 ROOT = Path(__file__).resolve().parents[2]
 SLOW_AGENT = ROOT / "tests" / "support" / "slow_probe.py"
@@ -269,21 +270,18 @@ def test_oversize_result_is_stored_aside_never_cut(tmp_path: Path) -> None:
     assert decoded.echoed("note") == "x" * 400
 
 
-class FlakyQueue:
+class FlakyQueue(WrappedQueue):
     """A real queue whose first claims fail, as when the database restarts under the agent."""
 
     def __init__(self, queue: EccQueue, failures: int) -> None:
-        self._queue = queue
+        super().__init__(queue)
         self.failures_left = failures
 
     def claim(self, *args: object, **kwargs: object) -> list[EccRecord]:
         if self.failures_left:
             self.failures_left -= 1
             raise QueueError("database restarting")
-        return self._queue.claim(*args, **kwargs)  # type: ignore[arg-type]
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._queue, name)
+        return super().claim(*args, **kwargs)
 
 
 def test_agent_backs_off_on_queue_errors_and_recovers(queue: EccQueue) -> None:
@@ -366,11 +364,34 @@ def test_postgresql_notifications_only_wake_the_addressed_agent(postgres_databas
         assert waiting.wait_for_work("a1", 5.0) is True
 
 
-class FailsOnePoolOnce:
+class CountsClaims(WrappedQueue):
+    """A real queue that notes the priorities of each claim."""
+
+    def __init__(self, queue: EccQueue) -> None:
+        super().__init__(queue)
+        self.claims: list[tuple[int, ...]] = []
+
+    def claim(self, *args: object, **kwargs: object) -> list[EccRecord]:
+        self.claims.append(tuple(kwargs["priorities"]))  # type: ignore[call-overload]
+        return super().claim(*args, **kwargs)
+
+
+def test_once_asks_each_pool_once_a_round_and_ends_on_a_round_that_found_nothing(queue: EccQueue) -> None:
+    counting = CountsClaims(queue)
+    assert _run(_agent(counting, "a1")).claimed == 0  # type: ignore[arg-type]
+    assert counting.claims == [(0,), (1,), (2,)], "nothing ready: one claim per pool, interactive first"
+
+    queue.enqueue_many([new_output_record(agent="a1", topic="HeartbeatProbe", priority=p) for p in (0, 1, 2)])
+    counting = CountsClaims(queue)
+    assert _run(_agent(counting, "a1")).answered == 3  # type: ignore[arg-type]
+    assert counting.claims[-3:] == [(0,), (1,), (2,)]
+
+
+class FailsOnePoolOnce(WrappedQueue):
     """A real queue whose claim for one priority pool fails once, on its ``on_call``-th claim."""
 
     def __init__(self, queue: EccQueue, pool: int, on_call: int = 1) -> None:
-        self._queue = queue
+        super().__init__(queue)
         self._pool = pool
         self._on_call = on_call
         self._calls = 0
@@ -382,10 +403,7 @@ class FailsOnePoolOnce:
             if self._calls == self._on_call:
                 self.failed = True
                 raise QueueError("connection reset")
-        return self._queue.claim(*args, **kwargs)  # type: ignore[arg-type]
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._queue, name)
+        return super().claim(*args, **kwargs)
 
 
 def test_a_failed_claim_for_one_pool_does_not_strand_work_claimed_for_another(queue: EccQueue) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +13,15 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from midprobe.probes.base import ProbeContext
+from midprobe.probes.registry import default_registry
+from midprobe.runner.agent.daemon import Agent, AgentTimings
+from midprobe.runner.agent.limits import ConcurrencyLimits, PoolSizes
+from midprobe.runner.agent.probe_runner import AgentIdentity, ProbeRunner
 from midprobe.runner.cmdb.database import Database, open_database
 from midprobe.runner.instance.api import create_app
 from midprobe.runner.instance.auth import UserStore, open_users
-from midprobe.runner.queue.base import EccQueue
+from midprobe.runner.queue.base import AgentRegistration, EccQueue
 from midprobe.runner.queue.https import HttpsQueue
 from midprobe.runner.queue.spool import ResultSpool
 from midprobe.runner.queue.url import open_queue, sqlite_url
@@ -97,12 +104,15 @@ class AsgiBridge(httpx.BaseTransport):
         self.cut = False
         self.lose_replies = 0
         self.requests: list[str] = []
+        #: Each request's body, in the order of ``requests``.
+        self.bodies: list[bytes] = []
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(f"{request.method} {request.url.path}")
+        body = request.read()
+        self.bodies.append(body)
         if self.cut:
             raise httpx.ConnectError("connection refused (the network is cut)", request=request)
-        body = request.read()
 
         async def send() -> httpx.Response:
             forwarded = httpx.Request(request.method, request.url, headers=request.headers, content=body)
@@ -141,3 +151,47 @@ def bridged_client(
         client=httpx.Client(base_url=base, transport=bridge),
         sleep=lambda seconds: None,
     )
+
+
+@dataclass(frozen=True)
+class HostsParams:
+    count: int
+    #: Characters of padding on the host at this position (1-based; 0: none), to make one page large.
+    padded: int
+    padding: int
+
+
+class HostsProbe:
+    """Reports ``count`` hosts in one ``<result>``, as a Shazzam over a batch does."""
+
+    topic = "TestHosts"
+    required_capabilities: tuple[str, ...] = ()
+
+    def parse_params(self, source: str, parameters: Mapping[str, str]) -> HostsParams:
+        return HostsParams(
+            int(parameters.get("count", "1")),
+            int(parameters.get("padded", "0")),
+            int(parameters.get("padding", "0")),
+        )
+
+    async def run(self, params: HostsParams, context: ProbeContext) -> HostsParams:
+        return params
+
+    def encode_results(self, result: HostsParams) -> Sequence[ET.Element]:
+        element = ET.Element("result", hosts_alive=str(result.count))
+        for index in range(result.count):
+            host = ET.SubElement(element, "host", ip=f"198.18.0.{index + 1}", alive="true", active="true")
+            if index + 1 == result.padded:
+                host.set("name", "x" * result.padding)
+        return [element]
+
+
+def https_agent(name: str, queue: HttpsQueue, timings: AgentTimings) -> Agent:
+    """A real agent (the default probes and ``TestHosts``) on ``queue``."""
+    registry = default_registry()
+    registry.register(HostsProbe())
+    pools = PoolSizes()
+    runner = ProbeRunner(
+        registry=registry, identity=AgentIdentity(name), limits=ConcurrencyLimits(pools=pools)
+    )
+    return Agent(queue, runner, AgentRegistration(name), timings=timings, pools=pools)

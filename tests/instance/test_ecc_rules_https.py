@@ -6,30 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
-from midprobe.probes.base import ProbeContext
-from midprobe.probes.registry import default_registry
 from midprobe.runner.agent.daemon import Agent, AgentTimings
-from midprobe.runner.agent.limits import ConcurrencyLimits, PoolSizes
-from midprobe.runner.agent.probe_runner import AgentIdentity, ProbeRunner
 from midprobe.runner.ecc.builders import new_input_record, new_output_record
 from midprobe.runner.ecc.pages import merge_pages
 from midprobe.runner.ecc.payload import decode_input_payload
 from midprobe.runner.instance.api import create_app
 from midprobe.runner.instance.auth import UserStore
 from midprobe.runner.instance.wake import WorkSignal
-from midprobe.runner.queue.base import AgentRegistration, EccQueue
+from midprobe.runner.queue.base import EccQueue
 from midprobe.runner.queue.https import HttpsQueue
-from midprobe.runner.queue.spool import ResultSpool
 from midprobe.runner.queue.url import sqlite_url
-from tests.instance.conftest import MID, AsgiBridge
+from tests.instance.conftest import AsgiBridge, https_agent, remote_queue
 from tests.support.trust import trust_every_agent
 
 BASE = "https://instance.test"
@@ -46,46 +37,9 @@ def queue_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return trust_every_agent(str(request.getfixturevalue("postgres_database_url")))
 
 
-@dataclass(frozen=True)
-class HostsParams:
-    count: int
-
-
-class HostsProbe:
-    """Reports ``count`` hosts in one ``<result>``, as a Shazzam over a batch does."""
-
-    topic = "TestHosts"
-    required_capabilities: tuple[str, ...] = ()
-
-    def parse_params(self, source: str, parameters: Mapping[str, str]) -> HostsParams:
-        return HostsParams(int(parameters.get("count", "1")))
-
-    async def run(self, params: HostsParams, context: ProbeContext) -> int:
-        return params.count
-
-    def encode_results(self, result: int) -> Sequence[ET.Element]:
-        element = ET.Element("result", hosts_alive=str(result))
-        for index in range(result):
-            ET.SubElement(element, "host", ip=f"198.18.0.{index + 1}", alive="true", active="true")
-        return [element]
-
-
 def _agent(name: str, bridge: AsgiBridge, spool: Path) -> tuple[Agent, HttpsQueue]:
-    queue = HttpsQueue(
-        BASE,
-        user=MID[0],
-        password=MID[1],
-        client=httpx.Client(base_url=BASE, transport=bridge),
-        spool=ResultSpool(spool),
-        sleep=lambda seconds: None,
-    )
-    registry = default_registry()
-    registry.register(HostsProbe())
-    pools = PoolSizes()
-    runner = ProbeRunner(
-        registry=registry, identity=AgentIdentity(name), limits=ConcurrencyLimits(pools=pools)
-    )
-    return Agent(queue, runner, AgentRegistration(name), timings=TIMINGS, pools=pools), queue
+    queue = remote_queue(bridge, spool)
+    return https_agent(name, queue, TIMINGS), queue
 
 
 @pytest.mark.timeout(60)

@@ -70,11 +70,17 @@ def test_a_bound_mid_user_acts_only_as_its_own_mid(
     # Answering another MID's output, through the agent endpoints or the Table API, is refused too.
     answer = {"result": _answer(theirs, agent="mid1").as_dict()}
     assert api.post(f"{AGENTS}/outputs/{theirs.sys_id}/answer", answer).status_code == 403
+    batch = [
+        {"output": output.sys_id, "result": _answer(output, agent="mid1").as_dict()}
+        for output in (mine, theirs)
+    ]
+    assert api.post(f"{AGENTS}/answers", {"answers": batch}).status_code == 403, "one of them is not mid1's"
     as_table = {"agent": "mid2", "topic": "Shazzam", "queue": "input", "response_to": theirs.sys_id}
     assert api.post("/api/now/table/ecc_queue", as_table).status_code == 403
     still = queue.get(theirs.sys_id)
     assert still is not None
     assert still.state == "ready"
+    assert queue.results_of(mine.sys_id) == [], "a refused batch stores none of its answers"
 
     with _remote(app, tmp_path, BOUND) as remote:
         remote.register_agent(AgentRegistration("mid1"))

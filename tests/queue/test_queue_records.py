@@ -456,3 +456,15 @@ def test_claim_can_be_limited_to_priorities(queue: EccQueue) -> None:
 def test_claim_refuses_bad_priority_filters(queue: EccQueue, priorities: tuple[int, ...]) -> None:
     with pytest.raises(ConfigError, match="priorities"):
         queue.claim("a1", 1, 60, priorities=priorities)
+
+
+def test_agents_of_names_the_agent_each_record_is_addressed_to(queue: EccQueue) -> None:
+    mine, everyone = _output(agent="lab1"), _output(agent="*")
+    queue.enqueue_many([mine, everyone])
+    assert queue.agents_of([mine.sys_id, everyone.sys_id, new_sys_id()]) == {
+        mine.sys_id: "mid.server.lab1",
+        everyone.sys_id: "mid.server.*",
+    }
+    assert queue.agents_of([]) == {}
+    with pytest.raises(ConfigError):
+        queue.agents_of(["not a sys_id"])
