@@ -52,10 +52,59 @@ class Status(enum.StrEnum):
     ERROR = "error"  # anything else: network error, malformed reply, unexpected rcode
 
 
-@dataclass(frozen=True)
 class Question:
-    name: dns.name.Name  # absolute
-    rdtype: int  # wire.A, wire.AAAA, wire.PTR
+    """One question: an absolute name and a type (``wire.A``, ``wire.AAAA``, ``wire.PTR``).
+
+    It holds the name's wire form, which is all the batch needs for a plain reply; made from text
+    (``of_text``, ``of_address``) the ``dns.name.Name`` is built only when something asks for it.
+    Questions are equal when their names are (ignoring case) and their types.
+    """
+
+    __slots__ = ("_name", "encoded", "rdtype")
+
+    def __init__(self, name: dns.name.Name, rdtype: int) -> None:
+        self._name: dns.name.Name | None = name
+        self.encoded = wire.name_wire(name)
+        self.rdtype = rdtype
+
+    @classmethod
+    def of_text(cls, text: str, rdtype: int) -> Question:
+        """The question for a host name as ``wire.absolute_name`` reads it (its errors too)."""
+        encoded = wire.plain_name_wire(text)
+        return cls(wire.absolute_name(text), rdtype) if encoded is None else cls._of_wire(encoded, rdtype)
+
+    @classmethod
+    def of_address(cls, address: str) -> Question:
+        """The PTR question for an address in canonical text."""
+        encoded = wire.reverse_wire(address)
+        return (
+            cls(wire.reverse_name(address), wire.PTR) if encoded is None else cls._of_wire(encoded, wire.PTR)
+        )
+
+    @classmethod
+    def _of_wire(cls, encoded: bytes, rdtype: int) -> Question:
+        question = cls.__new__(cls)
+        question._name = None
+        question.encoded = encoded
+        question.rdtype = rdtype
+        return question
+
+    @property
+    def name(self) -> dns.name.Name:
+        if self._name is None:
+            self._name = dns.name.from_wire(self.encoded, 0)[0]
+        return self._name
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Question):
+            return NotImplemented
+        return self.rdtype == other.rdtype and self.encoded.lower() == other.encoded.lower()
+
+    def __hash__(self) -> int:
+        return hash((self.encoded.lower(), self.rdtype))
+
+    def __repr__(self) -> str:
+        return f"Question({wire.name_text(self.name)!r}, {self.rdtype})"
 
 
 @dataclass(frozen=True)
@@ -134,9 +183,8 @@ class _Flight:
     def __init__(self, index: int, question: Question) -> None:
         self.index = index
         self.question = question
-        encoded = wire.name_wire(question.name)
-        self.query = wire.query_for(encoded, question.rdtype)
-        self.known = wire.KnownName.of(question.name, encoded)
+        self.query = wire.query_for(question.encoded, question.rdtype)
+        self.known = wire.KnownName(question.encoded, question._name)
         self.attempts = 0
         self.sends = 0
         self.key: tuple[int, int] | None = None  # (socket index, query id) while a UDP query is out
