@@ -208,7 +208,7 @@ class _Batch:
         self.finished: asyncio.Future[None] = self.loop.create_future()
         self.tcp_tasks: set[asyncio.Task[None]] = set()
         self.sockets: list[socket.socket] = []
-        self.family_sockets: dict[int, list[int]] = {}
+        self.server_sockets: list[list[int]] = []  # per server: its sockets' indexes
         self.next_socket = 0
         self.servers = [(_normal(server), _family(server)) for server in config.servers]
         self.closed = False  # set at the deadline: nothing new is sent
@@ -249,7 +249,9 @@ class _Batch:
     # -- sockets ---------------------------------------------------------------------------------
 
     def _open_sockets(self) -> None:
-        for family in sorted({family for _, family in self.servers}):
+        # Each socket is connected to one server: the kernel then delivers only that server's
+        # datagrams (from its address and port) to it, and send() skips a route lookup per query.
+        for server, family in self.servers:
             indexes = []
             for _ in range(self.config.sockets):
                 sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -257,14 +259,15 @@ class _Batch:
                     sock.setblocking(False)
                     with contextlib.suppress(OSError):
                         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
+                    sock.connect((server, self.config.port))
                 except OSError as error:
                     sock.close()
-                    raise ProtocolError(f"cannot open a UDP socket for DNS: {error}") from None
+                    raise ProtocolError(f"cannot open a UDP socket for DNS to {server}: {error}") from None
                 index = len(self.sockets)
                 self.sockets.append(sock)
                 indexes.append(index)
                 self.loop.add_reader(sock.fileno(), self._on_readable, index)
-            self.family_sockets[family] = indexes
+            self.server_sockets.append(indexes)
 
     def _on_readable(self, index: int) -> None:
         # Replies are read up to SEND_BURST at a time before any is answered with the next
@@ -275,13 +278,13 @@ class _Batch:
             datagrams = []
             for _ in range(SEND_BURST):
                 try:
-                    datagrams.append(sock.recvfrom(65535))
+                    datagrams.append(sock.recv(65535))
                 except (BlockingIOError, InterruptedError):
                     break
                 except OSError:  # an ICMP error reported on the socket: the time-out decides
                     continue
-            for data, source in datagrams:
-                self._on_datagram(index, data, source)
+            for data in datagrams:
+                self._on_datagram(index, data)
             if len(datagrams) < SEND_BURST:
                 return
 
@@ -303,21 +306,17 @@ class _Batch:
     def _send(self, flight: _Flight) -> None:
         """Send the next attempt of ``flight``, or finish it when none is left."""
         while flight.attempts < self.config.max_attempts:
-            server, family = self.servers[flight.attempts % len(self.servers)]
+            server_index = flight.attempts % len(self.servers)
+            server = self.servers[server_index][0]
             flight.attempts += 1
-            pool = self.family_sockets[family]
+            pool = self.server_sockets[server_index]
             sock_index = pool[self.next_socket % len(pool)]
             self.next_socket += 1
             key = (sock_index, self._query_id())
             while key in self.inflight:
                 key = (sock_index, self._query_id())
-            try:
-                self.sockets[sock_index].sendto(
-                    wire.with_query_id(flight.query, key[1]), (server, self.config.port)
-                )
-            except (BlockingIOError, InterruptedError):
-                pass  # the send buffer is full: as good as a lost packet, the time-out retries it
-            except OSError as error:
+            error = _send_datagram(self.sockets[sock_index], wire.with_query_id(flight.query, key[1]))
+            if error is not None:
                 flight.last = self._failure(flight, Status.ERROR, server, f"cannot send to {server}: {error}")
                 continue
             flight.key = key
@@ -328,9 +327,8 @@ class _Batch:
             return
         self._finish(flight, flight.last or self._failure(flight, Status.ERROR, None, "no attempt possible"))
 
-    def _on_datagram(
-        self, sock_index: int, data: bytes, source: tuple[str, int] | tuple[str, int, int, int]
-    ) -> None:
+    def _on_datagram(self, sock_index: int, data: bytes) -> None:
+        """A datagram on a socket connected to the server asked: the kernel let in nothing else."""
         query_id = wire.query_id_of(data)
         if query_id is None:
             return
@@ -339,8 +337,6 @@ class _Batch:
         if flight is None:
             return  # late (already retried or timed out) or not ours
         server, _ = self.servers[(flight.attempts - 1) % len(self.servers)]
-        if source[1] != self.config.port or (source[0] != server and _normal(source[0]) != server):
-            return  # from somewhere we did not ask: ignore, as a resolver must
         plain = wire.read_plain_reply(data, flight.known, flight.question.rdtype)
         if plain is not None:  # the common case, read without building a Response
             del self.inflight[key]
@@ -479,6 +475,27 @@ class _Batch:
     def _settle(self) -> None:
         if self.unanswered == 0 and not self.finished.done():
             self.finished.set_result(None)
+
+
+def _send_datagram(sock: socket.socket, data: bytes) -> OSError | None:
+    """Send on a connected socket; the error that says no attempt was made, else ``None``.
+
+    A full send buffer counts as a lost packet (the time-out retries it). A refusal reported by
+    an ICMP error belongs to an earlier query (the socket keeps it for the next call): the send
+    is tried once more, so that the time-out, not a stray error, decides as for any lost reply.
+    """
+    for _ in range(2):
+        try:
+            sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except ConnectionRefusedError as error:
+            refused = error
+            continue
+        except OSError as error:
+            return error
+        return None
+    return refused
 
 
 def _family(address: str) -> int:

@@ -59,6 +59,7 @@ _PLAIN_NAME = re.compile(r"(?:[A-Za-z0-9_-]{1,63}\.)*[A-Za-z0-9_-]{1,63}\.?")
 #: Longer text cannot be a name of at most 255 octets (254 characters with the final dot).
 _PLAIN_TEXT_MAX = 254
 _LENGTH_OCTET = tuple(bytes((length,)) for length in range(64))
+_QUESTION_TAILS = {kind: QUESTION_TAIL.pack(kind, IN) for kind in (A, AAAA, PTR)}
 _OPT_RECORD = b"\x00" + RECORD_HEAD.pack(int(dns.rdatatype.OPT), EDNS_PAYLOAD, 0, 0)
 
 
@@ -250,9 +251,11 @@ def read_plain_reply(message: bytes, known: KnownName, rdtype: int) -> PlainRepl
     if flags & (FLAG_QR | FLAG_TC) != FLAG_QR or question_count != 1:
         return None
     end = HEADER.size + len(known.wire)
-    if message[HEADER.size : end].lower() != known.wire:
+    asked = message[HEADER.size : end]
+    if asked != known.encoded and asked.lower() != known.wire:
         return None  # length octets are below 64, so lower() changes only letters
-    if message[end : end + QUESTION_TAIL.size] != QUESTION_TAIL.pack(rdtype, IN):
+    tail = _QUESTION_TAILS.get(rdtype) or QUESTION_TAIL.pack(rdtype, IN)
+    if message[end : end + QUESTION_TAIL.size] != tail:
         return None
     position = end + QUESTION_TAIL.size
     values: list[str] = []
@@ -264,9 +267,13 @@ def read_plain_reply(message: bytes, known: KnownName, rdtype: int) -> PlainRepl
         position = start + length
         if kind != rdtype or record_class != IN or position > size:
             return None
-        text = _plain_value(message, kind, start, length)
-        if text is None:
-            return None
+        if kind == A and length == 4:  # the common case, without a call
+            text = socket.inet_ntop(socket.AF_INET, message[start:position])
+        else:
+            value = _plain_value(message, kind, start, length)
+            if value is None:
+                return None
+            text = value
         if text not in values:
             values.append(text)
     return PlainReply(flags & 0x000F, tuple(values))
