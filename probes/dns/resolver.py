@@ -209,11 +209,15 @@ class _Batch:
         self.tcp_tasks: set[asyncio.Task[None]] = set()
         self.sockets: list[socket.socket] = []
         self.server_sockets: list[list[int]] = []  # per server: its sockets' indexes
+        self.unreachable: dict[int, OSError] = {}  # per server without sockets: why
         self.next_socket = 0
         self.servers = [(_normal(server), _family(server)) for server in config.servers]
         self.closed = False  # set at the deadline: nothing new is sent
         self.filling = False
         self.query_ids: list[int] = []
+        #: Queries ``_send`` made, sent together by ``_flush``: (flight, its key, the datagram).
+        self.outgoing: list[tuple[_Flight, tuple[int, int], bytes]] = []
+        self.flush_scheduled = False
 
     async def run(self) -> list[Answer]:
         deadline_handle: asyncio.TimerHandle | None = None
@@ -251,10 +255,14 @@ class _Batch:
     def _open_sockets(self) -> None:
         # Each socket is connected to one server: the kernel then delivers only that server's
         # datagrams (from its address and port) to it, and send() skips a route lookup per query.
+        # A server that cannot be reached (no route) gets no sockets: its attempts fail at once.
         for server, family in self.servers:
-            indexes = []
+            indexes: list[int] = []
             for _ in range(self.config.sockets):
-                sock = socket.socket(family, socket.SOCK_DGRAM)
+                try:
+                    sock = socket.socket(family, socket.SOCK_DGRAM)
+                except OSError as error:
+                    raise ProtocolError(f"cannot open a UDP socket for DNS: {error}") from None
                 try:
                     sock.setblocking(False)
                     with contextlib.suppress(OSError):
@@ -262,7 +270,8 @@ class _Batch:
                     sock.connect((server, self.config.port))
                 except OSError as error:
                     sock.close()
-                    raise ProtocolError(f"cannot open a UDP socket for DNS to {server}: {error}") from None
+                    self.unreachable[len(self.server_sockets)] = error
+                    break
                 index = len(self.sockets)
                 self.sockets.append(sock)
                 indexes.append(index)
@@ -271,8 +280,9 @@ class _Batch:
 
     def _on_readable(self, index: int) -> None:
         # Replies are read up to SEND_BURST at a time before any is answered with the next
-        # query, so that receives and the sends they lead to come in runs instead of strictly
-        # taking turns with a server that answers each query before our next one is ready.
+        # query, and the queries they lead to go out together (``_flush``), so that receives and
+        # sends come in runs instead of strictly taking turns with a server that answers each
+        # query before our next one is ready.
         sock = self.sockets[index]
         for _ in range(READ_BURST // SEND_BURST):
             datagrams = []
@@ -285,6 +295,7 @@ class _Batch:
                     continue
             for data in datagrams:
                 self._on_datagram(index, data)
+            self._flush()
             if len(datagrams) < SEND_BURST:
                 return
 
@@ -304,28 +315,57 @@ class _Batch:
             self.filling = False
 
     def _send(self, flight: _Flight) -> None:
-        """Send the next attempt of ``flight``, or finish it when none is left."""
-        while flight.attempts < self.config.max_attempts:
-            server_index = flight.attempts % len(self.servers)
-            server = self.servers[server_index][0]
-            flight.attempts += 1
-            pool = self.server_sockets[server_index]
-            sock_index = pool[self.next_socket % len(pool)]
-            self.next_socket += 1
-            key = (sock_index, self._query_id())
-            while key in self.inflight:
-                key = (sock_index, self._query_id())
-            error = _send_datagram(self.sockets[sock_index], wire.with_query_id(flight.query, key[1]))
-            if error is not None:
-                flight.last = self._failure(flight, Status.ERROR, server, f"cannot send to {server}: {error}")
-                continue
-            flight.key = key
-            flight.sends += 1
-            self.inflight[key] = flight
-            self.expiry.append((self.loop.time() + self.config.timeout, flight, flight.sends))
-            self._arm_timer()
+        """Queue the next attempt of ``flight`` for ``_flush``, or finish it when none is left."""
+        if flight.attempts >= self.config.max_attempts:
+            self._finish(
+                flight, flight.last or self._failure(flight, Status.ERROR, None, "no attempt possible")
+            )
             return
-        self._finish(flight, flight.last or self._failure(flight, Status.ERROR, None, "no attempt possible"))
+        server_index = flight.attempts % len(self.servers)
+        flight.attempts += 1
+        pool = self.server_sockets[server_index]
+        if not pool:
+            server = self.servers[server_index][0]
+            error = self.unreachable[server_index]
+            flight.last = self._failure(flight, Status.ERROR, server, f"cannot send to {server}: {error}")
+            self._send(flight)  # at most max_attempts deep
+            return
+        sock_index = pool[self.next_socket % len(pool)]
+        self.next_socket += 1
+        key = (sock_index, self._query_id())
+        while key in self.inflight:
+            key = (sock_index, self._query_id())
+        flight.key = key
+        flight.sends += 1
+        self.inflight[key] = flight
+        self.expiry.append((self.loop.time() + self.config.timeout, flight, flight.sends))
+        self._arm_timer()
+        self.outgoing.append((flight, key, wire.with_query_id(flight.query, key[1])))
+        if not self.flush_scheduled:  # _on_readable flushes at once; anything else on the next turn
+            self.flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Send the queries ``_send`` made, back to back.
+
+        A server that sleeps between queries is woken by a send (most of a send's cost on
+        loopback); queries sent together find it awake. A query that cannot be sent counts
+        as a failed attempt, and its next attempt joins the queue.
+        """
+        self.flush_scheduled = False
+        while self.outgoing:
+            batch, self.outgoing = self.outgoing, []
+            for flight, key, datagram in batch:
+                if flight.done or flight.key != key:
+                    continue  # finished (the deadline) or asked again since
+                error = _send_datagram(self.sockets[key[0]], datagram)
+                if error is None:
+                    continue
+                del self.inflight[key]
+                flight.key = None
+                server, _ = self.servers[(flight.attempts - 1) % len(self.servers)]
+                flight.last = self._failure(flight, Status.ERROR, server, f"cannot send to {server}: {error}")
+                self._send(flight)
 
     def _on_datagram(self, sock_index: int, data: bytes) -> None:
         """A datagram on a socket connected to the server asked: the kernel let in nothing else."""
