@@ -196,6 +196,7 @@ class _Batch:
     def __init__(self, questions: Sequence[Question], config: ResolverConfig, deadline: float | None) -> None:
         self.questions = questions
         self.config = config
+        self.max_attempts = config.max_attempts
         self.deadline = deadline
         self.loop = asyncio.get_running_loop()
         self.results: list[Answer | None] = [None] * len(questions)
@@ -316,7 +317,7 @@ class _Batch:
 
     def _send(self, flight: _Flight) -> None:
         """Queue the next attempt of ``flight`` for ``_flush``, or finish it when none is left."""
-        if flight.attempts >= self.config.max_attempts:
+        if flight.attempts >= self.max_attempts:
             self._finish(
                 flight, flight.last or self._failure(flight, Status.ERROR, None, "no attempt possible")
             )
@@ -339,7 +340,8 @@ class _Batch:
         flight.sends += 1
         self.inflight[key] = flight
         self.expiry.append((self.loop.time() + self.config.timeout, flight, flight.sends))
-        self._arm_timer()
+        if self.timer is None:
+            self._arm_timer()
         self.outgoing.append((flight, key, wire.with_query_id(flight.query, key[1])))
         if not self.flush_scheduled:  # _on_readable flushes at once; anything else on the next turn
             self.flush_scheduled = True
