@@ -62,22 +62,35 @@ class Run:
         return len(self.found)
 
 
-def measure(server: PrivateDns, tool: str, work: Callable[[], Found], repeat: int) -> Run:
-    """The fastest of ``repeat`` runs (the machine is shared: the best run shows the tool's cost)."""
-    best: Run | None = None
-    before = server.udp_receive_errors()
-    for _ in range(repeat):
-        cpu_before = _cpu_seconds()
-        started = time.perf_counter()
-        found = work()
-        seconds = time.perf_counter() - started
-        run = Run(tool, seconds, _cpu_seconds() - cpu_before, found, 0)
-        if best is None or run.seconds < best.seconds:
-            best = run
-        if seconds > NO_REPEAT_AFTER:
-            break
-    assert best is not None
-    return Run(tool, best.seconds, best.cpu_seconds, best.found, server.udp_receive_errors() - before)
+def measure_rounds(server: PrivateDns, tools: Sequence[tuple[str, Callable[[], Found], int]]) -> list[Run]:
+    """Each tool's fastest run, the tools taking turns round by round (the machine is shared and its
+    load drifts: alternating gives every tool the same conditions, and the best run shows its cost).
+
+    A tool runs in as many rounds as its repeat count says, and in no more once a run of it took
+    longer than ``NO_REPEAT_AFTER``.
+    """
+    best: dict[str, Run] = {}
+    dropped = dict.fromkeys((tool for tool, _, _ in tools), 0)
+    slow: set[str] = set()
+    for round_number in range(max(repeat for _, _, repeat in tools)):
+        for tool, work, repeat in tools:
+            if round_number >= repeat or tool in slow:
+                continue
+            before = server.udp_receive_errors()
+            cpu_before = _cpu_seconds()
+            started = time.perf_counter()
+            found = work()
+            seconds = time.perf_counter() - started
+            run = Run(tool, seconds, _cpu_seconds() - cpu_before, found, 0)
+            dropped[tool] += server.udp_receive_errors() - before
+            if seconds > NO_REPEAT_AFTER:
+                slow.add(tool)
+            if tool not in best or run.seconds < best[tool].seconds:
+                best[tool] = run
+    return [
+        Run(tool, best[tool].seconds, best[tool].cpu_seconds, best[tool].found, dropped[tool])
+        for tool, _, _ in tools
+    ]
 
 
 def _cpu_seconds() -> float:
@@ -184,8 +197,11 @@ def compare(
     tools: Sequence[tuple[str, Callable[[], Found], int]],
 ) -> list[Run]:
     """Time each tool, print the table, and return the runs (midprobe's first)."""
-    runs = [measure(server, tool, work, repeat) for tool, work, repeat in tools]
-    print(f"{what} against dnsmasq (127.0.0.53, private namespace, loopback); best of the repeats")
+    runs = measure_rounds(server, tools)
+    print(
+        f"{what} against dnsmasq (127.0.0.53, private namespace, loopback); "
+        "best of the repeats, the tools taking turns"
+    )
     reference = runs[0].seconds
     header = (
         f"{'tool':<40} {'seconds':>8} {'cpu s':>6} {'per s':>8} {'answered':>9} {'same':>5} {'dropped':>8}"

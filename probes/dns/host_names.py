@@ -88,7 +88,7 @@ async def host_names(
     for entry in reverse:
         rdtype = _forward_type(entry.address)
         for name in entry.names:
-            questions.setdefault(Question(wire.absolute_name(name), rdtype), len(questions))
+            questions.setdefault(Question.of_text(name, rdtype), len(questions))
     answers = await resolve_batch(list(questions), config, deadline=deadline)
     return [_confirm(entry, questions, answers) for entry in reverse]
 
@@ -97,7 +97,7 @@ def _confirm(entry: AddressName, questions: Mapping[Question, int], answers: Seq
     if not entry.names:
         return HostName(entry.address, entry.status, (), None, None, entry.server, entry.detail)
     rdtype = _forward_type(entry.address)
-    forward = [answers[questions[Question(wire.absolute_name(name), rdtype)]] for name in entry.names]
+    forward = [answers[questions[Question.of_text(name, rdtype)]] for name in entry.names]
     confirmed = any(entry.address in answer.values for answer in forward)
     forward_status = None if confirmed else forward[0].status
     return HostName(

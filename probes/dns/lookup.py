@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from midprobe.probes.base import ProbeContext
-from midprobe.probes.dns import wire
 from midprobe.probes.dns.common import batch_deadline, prepare_resolver
 from midprobe.probes.dns.params import (
     RECORD_TYPES,
@@ -67,7 +66,7 @@ async def lookup_addresses(
     """A/AAAA lookups for ``names`` (as ``parse_names`` returns them), in order."""
     literal = [is_address(name) for name in names]
     questions = [
-        Question(wire.absolute_name(name), RECORD_TYPES[kind])
+        Question.of_text(name, RECORD_TYPES[kind])
         for name, is_literal in zip(names, literal, strict=True)
         if not is_literal
         for kind in record_types

@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from midprobe.probes.base import ProbeContext
-from midprobe.probes.dns import wire
 from midprobe.probes.dns.common import batch_deadline, prepare_resolver
 from midprobe.probes.dns.params import ResolverParams, parse_addresses, parse_resolver_params, targets_text
 from midprobe.probes.dns.resolver import Answer, Question, ResolverConfig, Status, resolve_batch
@@ -48,7 +47,7 @@ async def reverse_lookup(
     addresses: Sequence[str], config: ResolverConfig, deadline: float | None
 ) -> list[AddressName]:
     """PTR lookups for ``addresses`` (canonical text), in order."""
-    questions = [Question(wire.reverse_name(address), wire.PTR) for address in addresses]
+    questions = [Question.of_address(address) for address in addresses]
     answers = await resolve_batch(questions, config, deadline=deadline)
     return [_address_name(address, answer) for address, answer in zip(addresses, answers, strict=True)]
 

@@ -52,10 +52,59 @@ class Status(enum.StrEnum):
     ERROR = "error"  # anything else: network error, malformed reply, unexpected rcode
 
 
-@dataclass(frozen=True)
 class Question:
-    name: dns.name.Name  # absolute
-    rdtype: int  # wire.A, wire.AAAA, wire.PTR
+    """One question: an absolute name and a type (``wire.A``, ``wire.AAAA``, ``wire.PTR``).
+
+    It holds the name's wire form, which is all the batch needs for a plain reply; made from text
+    (``of_text``, ``of_address``) the ``dns.name.Name`` is built only when something asks for it.
+    Questions are equal when their names are (ignoring case) and their types.
+    """
+
+    __slots__ = ("_name", "encoded", "rdtype")
+
+    def __init__(self, name: dns.name.Name, rdtype: int) -> None:
+        self._name: dns.name.Name | None = name
+        self.encoded = wire.name_wire(name)
+        self.rdtype = rdtype
+
+    @classmethod
+    def of_text(cls, text: str, rdtype: int) -> Question:
+        """The question for a host name as ``wire.absolute_name`` reads it (its errors too)."""
+        encoded = wire.plain_name_wire(text)
+        return cls(wire.absolute_name(text), rdtype) if encoded is None else cls._of_wire(encoded, rdtype)
+
+    @classmethod
+    def of_address(cls, address: str) -> Question:
+        """The PTR question for an address in canonical text."""
+        encoded = wire.reverse_wire(address)
+        return (
+            cls(wire.reverse_name(address), wire.PTR) if encoded is None else cls._of_wire(encoded, wire.PTR)
+        )
+
+    @classmethod
+    def _of_wire(cls, encoded: bytes, rdtype: int) -> Question:
+        question = cls.__new__(cls)
+        question._name = None
+        question.encoded = encoded
+        question.rdtype = rdtype
+        return question
+
+    @property
+    def name(self) -> dns.name.Name:
+        if self._name is None:
+            self._name = dns.name.from_wire(self.encoded, 0)[0]
+        return self._name
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Question):
+            return NotImplemented
+        return self.rdtype == other.rdtype and self.encoded.lower() == other.encoded.lower()
+
+    def __hash__(self) -> int:
+        return hash((self.encoded.lower(), self.rdtype))
+
+    def __repr__(self) -> str:
+        return f"Question({wire.name_text(self.name)!r}, {self.rdtype})"
 
 
 @dataclass(frozen=True)
@@ -134,9 +183,8 @@ class _Flight:
     def __init__(self, index: int, question: Question) -> None:
         self.index = index
         self.question = question
-        encoded = wire.name_wire(question.name)
-        self.query = wire.query_for(encoded, question.rdtype)
-        self.known = wire.KnownName.of(question.name, encoded)
+        self.query = wire.query_for(question.encoded, question.rdtype)
+        self.known = wire.KnownName(question.encoded, question._name)
         self.attempts = 0
         self.sends = 0
         self.key: tuple[int, int] | None = None  # (socket index, query id) while a UDP query is out
@@ -148,6 +196,7 @@ class _Batch:
     def __init__(self, questions: Sequence[Question], config: ResolverConfig, deadline: float | None) -> None:
         self.questions = questions
         self.config = config
+        self.max_attempts = config.max_attempts
         self.deadline = deadline
         self.loop = asyncio.get_running_loop()
         self.results: list[Answer | None] = [None] * len(questions)
@@ -160,12 +209,16 @@ class _Batch:
         self.finished: asyncio.Future[None] = self.loop.create_future()
         self.tcp_tasks: set[asyncio.Task[None]] = set()
         self.sockets: list[socket.socket] = []
-        self.family_sockets: dict[int, list[int]] = {}
+        self.server_sockets: list[list[int]] = []  # per server: its sockets' indexes
+        self.unreachable: dict[int, OSError] = {}  # per server without sockets: why
         self.next_socket = 0
         self.servers = [(_normal(server), _family(server)) for server in config.servers]
         self.closed = False  # set at the deadline: nothing new is sent
         self.filling = False
         self.query_ids: list[int] = []
+        #: Queries ``_send`` made, sent together by ``_flush``: (flight, its key, the datagram).
+        self.outgoing: list[tuple[_Flight, tuple[int, int], bytes]] = []
+        self.flush_scheduled = False
 
     async def run(self) -> list[Answer]:
         deadline_handle: asyncio.TimerHandle | None = None
@@ -201,39 +254,49 @@ class _Batch:
     # -- sockets ---------------------------------------------------------------------------------
 
     def _open_sockets(self) -> None:
-        for family in sorted({family for _, family in self.servers}):
-            indexes = []
+        # Each socket is connected to one server: the kernel then delivers only that server's
+        # datagrams (from its address and port) to it, and send() skips a route lookup per query.
+        # A server that cannot be reached (no route) gets no sockets: its attempts fail at once.
+        for server, family in self.servers:
+            indexes: list[int] = []
             for _ in range(self.config.sockets):
-                sock = socket.socket(family, socket.SOCK_DGRAM)
+                try:
+                    sock = socket.socket(family, socket.SOCK_DGRAM)
+                except OSError as error:
+                    raise ProtocolError(f"cannot open a UDP socket for DNS: {error}") from None
                 try:
                     sock.setblocking(False)
                     with contextlib.suppress(OSError):
                         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
+                    sock.connect((server, self.config.port))
                 except OSError as error:
                     sock.close()
-                    raise ProtocolError(f"cannot open a UDP socket for DNS: {error}") from None
+                    self.unreachable[len(self.server_sockets)] = error
+                    break
                 index = len(self.sockets)
                 self.sockets.append(sock)
                 indexes.append(index)
                 self.loop.add_reader(sock.fileno(), self._on_readable, index)
-            self.family_sockets[family] = indexes
+            self.server_sockets.append(indexes)
 
     def _on_readable(self, index: int) -> None:
         # Replies are read up to SEND_BURST at a time before any is answered with the next
-        # query, so that receives and the sends they lead to come in runs instead of strictly
-        # taking turns with a server that answers each query before our next one is ready.
+        # query, and the queries they lead to go out together (``_flush``), so that receives and
+        # sends come in runs instead of strictly taking turns with a server that answers each
+        # query before our next one is ready.
         sock = self.sockets[index]
         for _ in range(READ_BURST // SEND_BURST):
             datagrams = []
             for _ in range(SEND_BURST):
                 try:
-                    datagrams.append(sock.recvfrom(65535))
+                    datagrams.append(sock.recv(65535))
                 except (BlockingIOError, InterruptedError):
                     break
                 except OSError:  # an ICMP error reported on the socket: the time-out decides
                     continue
-            for data, source in datagrams:
-                self._on_datagram(index, data, source)
+            for data in datagrams:
+                self._on_datagram(index, data)
+            self._flush()
             if len(datagrams) < SEND_BURST:
                 return
 
@@ -253,36 +316,61 @@ class _Batch:
             self.filling = False
 
     def _send(self, flight: _Flight) -> None:
-        """Send the next attempt of ``flight``, or finish it when none is left."""
-        while flight.attempts < self.config.max_attempts:
-            server, family = self.servers[flight.attempts % len(self.servers)]
-            flight.attempts += 1
-            pool = self.family_sockets[family]
-            sock_index = pool[self.next_socket % len(pool)]
-            self.next_socket += 1
-            key = (sock_index, self._query_id())
-            while key in self.inflight:
-                key = (sock_index, self._query_id())
-            try:
-                self.sockets[sock_index].sendto(
-                    wire.with_query_id(flight.query, key[1]), (server, self.config.port)
-                )
-            except (BlockingIOError, InterruptedError):
-                pass  # the send buffer is full: as good as a lost packet, the time-out retries it
-            except OSError as error:
-                flight.last = self._failure(flight, Status.ERROR, server, f"cannot send to {server}: {error}")
-                continue
-            flight.key = key
-            flight.sends += 1
-            self.inflight[key] = flight
-            self.expiry.append((self.loop.time() + self.config.timeout, flight, flight.sends))
-            self._arm_timer()
+        """Queue the next attempt of ``flight`` for ``_flush``, or finish it when none is left."""
+        if flight.attempts >= self.max_attempts:
+            self._finish(
+                flight, flight.last or self._failure(flight, Status.ERROR, None, "no attempt possible")
+            )
             return
-        self._finish(flight, flight.last or self._failure(flight, Status.ERROR, None, "no attempt possible"))
+        server_index = flight.attempts % len(self.servers)
+        flight.attempts += 1
+        pool = self.server_sockets[server_index]
+        if not pool:
+            server = self.servers[server_index][0]
+            error = self.unreachable[server_index]
+            flight.last = self._failure(flight, Status.ERROR, server, f"cannot send to {server}: {error}")
+            self._send(flight)  # at most max_attempts deep
+            return
+        sock_index = pool[self.next_socket % len(pool)]
+        self.next_socket += 1
+        key = (sock_index, self._query_id())
+        while key in self.inflight:
+            key = (sock_index, self._query_id())
+        flight.key = key
+        flight.sends += 1
+        self.inflight[key] = flight
+        self.expiry.append((self.loop.time() + self.config.timeout, flight, flight.sends))
+        if self.timer is None:
+            self._arm_timer()
+        self.outgoing.append((flight, key, wire.with_query_id(flight.query, key[1])))
+        if not self.flush_scheduled:  # _on_readable flushes at once; anything else on the next turn
+            self.flush_scheduled = True
+            self.loop.call_soon(self._flush)
 
-    def _on_datagram(
-        self, sock_index: int, data: bytes, source: tuple[str, int] | tuple[str, int, int, int]
-    ) -> None:
+    def _flush(self) -> None:
+        """Send the queries ``_send`` made, back to back.
+
+        A server that sleeps between queries is woken by a send (most of a send's cost on
+        loopback); queries sent together find it awake. A query that cannot be sent counts
+        as a failed attempt, and its next attempt joins the queue.
+        """
+        self.flush_scheduled = False
+        while self.outgoing:
+            batch, self.outgoing = self.outgoing, []
+            for flight, key, datagram in batch:
+                if flight.done or flight.key != key:
+                    continue  # finished (the deadline) or asked again since
+                error = _send_datagram(self.sockets[key[0]], datagram)
+                if error is None:
+                    continue
+                del self.inflight[key]
+                flight.key = None
+                server, _ = self.servers[(flight.attempts - 1) % len(self.servers)]
+                flight.last = self._failure(flight, Status.ERROR, server, f"cannot send to {server}: {error}")
+                self._send(flight)
+
+    def _on_datagram(self, sock_index: int, data: bytes) -> None:
+        """A datagram on a socket connected to the server asked: the kernel let in nothing else."""
         query_id = wire.query_id_of(data)
         if query_id is None:
             return
@@ -291,8 +379,6 @@ class _Batch:
         if flight is None:
             return  # late (already retried or timed out) or not ours
         server, _ = self.servers[(flight.attempts - 1) % len(self.servers)]
-        if source[1] != self.config.port or (source[0] != server and _normal(source[0]) != server):
-            return  # from somewhere we did not ask: ignore, as a resolver must
         plain = wire.read_plain_reply(data, flight.known, flight.question.rdtype)
         if plain is not None:  # the common case, read without building a Response
             del self.inflight[key]
@@ -431,6 +517,27 @@ class _Batch:
     def _settle(self) -> None:
         if self.unanswered == 0 and not self.finished.done():
             self.finished.set_result(None)
+
+
+def _send_datagram(sock: socket.socket, data: bytes) -> OSError | None:
+    """Send on a connected socket; the error that says no attempt was made, else ``None``.
+
+    A full send buffer counts as a lost packet (the time-out retries it). A refusal reported by
+    an ICMP error belongs to an earlier query (the socket keeps it for the next call): the send
+    is tried once more, so that the time-out, not a stray error, decides as for any lost reply.
+    """
+    for _ in range(2):
+        try:
+            sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except ConnectionRefusedError as error:
+            refused = error
+            continue
+        except OSError as error:
+            return error
+        return None
+    return refused
 
 
 def _family(address: str) -> int:

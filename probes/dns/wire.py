@@ -53,6 +53,13 @@ _POINTER_TO_QUESTION = b"\xc0\x0c"
 #: A label ``name_text`` writes as it is (no escapes).
 _PLAIN_LABEL = re.compile(rb"[A-Za-z0-9_-]+")
 _IN_ADDR_ARPA = (b"in-addr", b"arpa", b"")
+_IN_ADDR_ARPA_WIRE = b"\x07in-addr\x04arpa\x00"
+#: A host name ``plain_name_wire`` encodes itself: labels of 1-63 plain characters.
+_PLAIN_NAME = re.compile(r"(?:[A-Za-z0-9_-]{1,63}\.)*[A-Za-z0-9_-]{1,63}\.?")
+#: Longer text cannot be a name of at most 255 octets (254 characters with the final dot).
+_PLAIN_TEXT_MAX = 254
+_LENGTH_OCTET = tuple(bytes((length,)) for length in range(64))
+_QUESTION_TAILS = {kind: QUESTION_TAIL.pack(kind, IN) for kind in (A, AAAA, PTR)}
 _OPT_RECORD = b"\x00" + RECORD_HEAD.pack(int(dns.rdatatype.OPT), EDNS_PAYLOAD, 0, 0)
 
 
@@ -129,16 +136,30 @@ class Response:
         return asked_type == rdtype and asked_class == IN and same_name(asked, name)
 
 
-class KnownName(NamedTuple):
-    """A name with its lower-cased uncompressed wire form, to recognise it in a reply cheaply."""
+class KnownName:
+    """A name with its lower-cased uncompressed wire form, to recognise it in a reply cheaply.
 
-    name: dns.name.Name
-    wire: bytes
+    The ``dns.name.Name`` is made from the wire form on first use when none was given: a plain
+    reply is read (``read_plain_reply``) without it.
+    """
+
+    __slots__ = ("_name", "encoded", "wire")
+
+    def __init__(self, encoded: bytes, name: dns.name.Name | None = None) -> None:
+        self.encoded = encoded  # as asked, in its own case
+        self.wire = encoded.lower()
+        self._name = name
 
     @classmethod
     def of(cls, name: dns.name.Name, encoded: bytes | None = None) -> KnownName:
         """``encoded``: the name's wire form when the caller has it already (``name_wire``)."""
-        return cls(name, (encoded or name_wire(name)).lower())
+        return cls(encoded or name_wire(name), name)
+
+    @property
+    def name(self) -> dns.name.Name:
+        if self._name is None:
+            self._name = dns.name.from_wire(self.encoded, 0)[0]
+        return self._name
 
 
 def parse_response(message: bytes, known: KnownName | None = None) -> Response:
@@ -230,9 +251,11 @@ def read_plain_reply(message: bytes, known: KnownName, rdtype: int) -> PlainRepl
     if flags & (FLAG_QR | FLAG_TC) != FLAG_QR or question_count != 1:
         return None
     end = HEADER.size + len(known.wire)
-    if message[HEADER.size : end].lower() != known.wire:
+    asked = message[HEADER.size : end]
+    if asked != known.encoded and asked.lower() != known.wire:
         return None  # length octets are below 64, so lower() changes only letters
-    if message[end : end + QUESTION_TAIL.size] != QUESTION_TAIL.pack(rdtype, IN):
+    tail = _QUESTION_TAILS.get(rdtype) or QUESTION_TAIL.pack(rdtype, IN)
+    if message[end : end + QUESTION_TAIL.size] != tail:
         return None
     position = end + QUESTION_TAIL.size
     values: list[str] = []
@@ -244,9 +267,13 @@ def read_plain_reply(message: bytes, known: KnownName, rdtype: int) -> PlainRepl
         position = start + length
         if kind != rdtype or record_class != IN or position > size:
             return None
-        text = _plain_value(message, kind, start, length)
-        if text is None:
-            return None
+        if kind == A and length == 4:  # the common case, without a call
+            text = socket.inet_ntop(socket.AF_INET, message[start:position])
+        else:
+            value = _plain_value(message, kind, start, length)
+            if value is None:
+                return None
+            text = value
         if text not in values:
             values.append(text)
     return PlainReply(flags & 0x000F, tuple(values))
@@ -325,6 +352,29 @@ def answer_values(
             if text not in values:
                 values.append(text)
     return canonical, tuple(values)
+
+
+def plain_name_wire(text: str) -> bytes | None:
+    """The wire form of a plain host name (letters, digits, ``-``, ``_``; a final dot optional),
+    or ``None`` for any other text: then ``absolute_name`` decides (IDNA, escapes, its errors).
+
+    Equal to ``name_wire(absolute_name(text))`` for every name it takes, without making a ``Name``.
+    """
+    if len(text) > _PLAIN_TEXT_MAX or not _PLAIN_NAME.fullmatch(text):
+        return None
+    labels = (text[:-1] if text.endswith(".") else text).encode().split(b".")
+    encoded = b"".join([_LENGTH_OCTET[len(label)] + label for label in labels]) + b"\x00"
+    return encoded if len(encoded) <= 255 else None
+
+
+def reverse_wire(address: str) -> bytes | None:
+    """The wire form of the PTR name of an IPv4 address in canonical text, or ``None`` for any
+    other text (then ``reverse_name`` decides). Equal to ``name_wire(reverse_name(address))``."""
+    octets = address.split(".")
+    if not address.isascii() or len(octets) != 4 or not all(o.isdigit() and len(o) <= 3 for o in octets):
+        return None
+    labels = [octet.encode() for octet in reversed(octets)]
+    return b"".join([_LENGTH_OCTET[len(label)] + label for label in labels]) + _IN_ADDR_ARPA_WIRE
 
 
 def absolute_name(text: str) -> dns.name.Name:

@@ -208,6 +208,23 @@ def test_next_server_answers_when_the_first_is_silent(dns_server: PrivateDns) ->
     assert dns_server.received_by_silent_server() == 1
 
 
+def test_a_server_without_a_route_fails_over_at_once_and_says_why(dns_server: PrivateDns) -> None:
+    unroutable = "198.18.250.1"  # the namespace has only its loopback: no route, nothing is sent
+    result, _ = run_probe(
+        dns_server,
+        "DNSLookupProbe",
+        {"names": f"h5.{ZONE}", "record_types": "A", "dns_servers": f"{unroutable},{dns_server.server}"},
+    )
+    (lookup,) = result.lookups
+    assert (lookup.status, lookup.addresses, lookup.server) == ("ok", ("198.18.4.5",), dns_server.server)
+    result, _ = run_probe(
+        dns_server, "DNSLookupProbe", {"names": f"h5.{ZONE}", "record_types": "A", "dns_servers": unroutable}
+    )
+    (lookup,) = result.lookups
+    assert (lookup.status, lookup.server) == ("error", unroutable)
+    assert lookup.detail.startswith(f"cannot send to {unroutable}: ")
+
+
 def test_ipv6_server_after_a_silent_ipv4_one(dns_server: PrivateDns) -> None:
     servers = f"{dns_server.silent_server} {dns_server.server6}"
     result, _ = run_probe(

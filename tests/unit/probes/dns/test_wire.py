@@ -381,3 +381,50 @@ def test_reverse_names_are_dnspython_reverse_names(
     name = wire.reverse_name(str(address))
     assert name == expected
     assert name.labels == expected.labels
+
+
+@given(st.lists(label, min_size=1, max_size=5), st.booleans())
+def test_plain_name_wire_is_dnspython_wire_or_stands_aside(labels: list[str], final_dot: bool) -> None:
+    text = ".".join(labels) + ("." if final_dot else "")
+    encoded = wire.plain_name_wire(text)
+    try:
+        expected = dns.name.from_text(text).to_wire()
+    except dns.exception.DNSException:
+        assert encoded is None  # dnspython refuses it: absolute_name says why
+        return
+    assert encoded is None or encoded == expected
+
+
+@given(st.lists(st.text(alphabet="abcXYZ019-_", min_size=1, max_size=63), min_size=1, max_size=8))
+def test_plain_names_are_encoded_by_plain_name_wire_up_to_255_octets(labels: list[str]) -> None:
+    text = ".".join(labels)
+    encoded = wire.plain_name_wire(text)
+    if sum(len(label) + 1 for label in labels) + 1 > 255:
+        assert encoded is None
+        with pytest.raises(dns.name.NameTooLong):
+            dns.name.from_text(text)
+    else:
+        assert encoded == dns.name.from_text(text).to_wire()
+
+
+def test_plain_name_wire_stands_aside_for_what_needs_dnspython() -> None:
+    for text in ("", ".", "@", "a..b", "ü.example", "a\\.b.example", "x" * 64 + ".example", "a b.example"):
+        assert wire.plain_name_wire(text) is None
+
+
+@given(st.ip_addresses())
+def test_reverse_wire_is_the_wire_of_the_reverse_name(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> None:
+    encoded = wire.reverse_wire(str(address))
+    if address.version == 6:
+        assert encoded is None
+    else:
+        assert encoded == wire.name_wire(dns.reversename.from_address(str(address)))
+
+
+def test_a_known_name_made_from_wire_has_its_name() -> None:
+    known = wire.KnownName(wire.name_wire(dns.name.from_text("Linux1.SANDIEGO.lab")))
+    assert known.name == dns.name.from_text("linux1.sandiego.lab")
+    assert known.name.to_text() == "Linux1.SANDIEGO.lab."  # in the case asked
+    assert known.wire == wire.name_wire(dns.name.from_text("linux1.sandiego.lab"))
