@@ -30,6 +30,8 @@ class MidService:
     config_file: Path
     environment_file: Path
     spool_dir: Path
+    #: Its key pair and upgrades (``state_dir``); the spool is usually inside it.
+    state_dir: Path
     #: The command that runs midprobe (the Python of this installation and ``-m midprobe.runner``).
     program: tuple[str, ...]
     lab_mode: bool = False
@@ -56,6 +58,7 @@ def agent_config(service: MidService) -> str:
         ("instance_user", _toml_string(service.user)),
         ("instance_ca_file", _toml_string(str(service.ca_file))),
         ("spool_dir", _toml_string(str(service.spool_dir))),
+        ("state_dir", _toml_string(str(service.state_dir))),
     ]
     if service.lab_mode:
         values.append(("lab_mode", "true"))
@@ -86,15 +89,20 @@ def exec_line(words: Sequence[str]) -> str:
     return " ".join(_exec_word(word) for word in words)
 
 
+def _writable(folder: Path) -> str:
+    """The unit line that lets the agent write ``folder``: a ``StateDirectory=`` under /var/lib
+    (systemd makes it, owned by the dynamic user), else ``ReadWritePaths=``."""
+    if folder.is_relative_to(STATE_ROOT) and folder != STATE_ROOT:
+        return f"StateDirectory={folder.relative_to(STATE_ROOT)}"
+    return f"ReadWritePaths={_exec_word(str(folder))}"
+
+
 def systemd_unit(service: MidService) -> str:
-    """The service unit: midprobe agent as a dynamic user, its spool its only writable folder."""
-    spool = service.spool_dir
-    under_state = spool.is_relative_to(STATE_ROOT) and spool != STATE_ROOT
-    writable = (
-        f"StateDirectory={spool.relative_to(STATE_ROOT)}"
-        if under_state
-        else f"ReadWritePaths={_exec_word(str(spool))}"
-    )
+    """The service unit: midprobe agent as a dynamic user, its state folder (key pair, upgrades)
+    and its spool its only writable folders."""
+    writable = [_writable(service.state_dir)]
+    if not service.spool_dir.is_relative_to(service.state_dir):
+        writable.append(_writable(service.spool_dir))
     return "\n".join(
         [
             "[Unit]",
@@ -107,7 +115,7 @@ def systemd_unit(service: MidService) -> str:
             f"ExecStart={exec_line(service.exec_start)}",
             f"EnvironmentFile={_exec_word(str(service.environment_file))}",
             "DynamicUser=yes",
-            writable,
+            *writable,
             "Restart=on-failure",
             "RestartSec=10",
             # SIGTERM: the agent finishes its work in flight (30 s) and releases the rest.

@@ -151,10 +151,16 @@ def _write(path: Path, text: str, *, private: bool = False) -> None:
     help="Where the systemd unit goes.",
 )
 @click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help=f"The agent's state: its key pair and upgrades [{DEFAULT_STATE_ROOT}/NAME].",
+)
+@click.option(
     "--spool-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help=f"The agent's result spool [{DEFAULT_STATE_ROOT}/NAME/spool].",
+    help="The agent's result spool [STATE_DIR/spool].",
 )
 @click.option(
     "--lab",
@@ -171,6 +177,7 @@ def setup(
     ca_fingerprint: str | None,
     config_dir: Path | None,
     unit_dir: Path,
+    state_dir: Path | None,
     spool_dir: Path | None,
     lab_mode: bool,
     assume_yes: bool,
@@ -189,6 +196,7 @@ def setup(
     for flag, folder_given in (
         ("--config-dir", config_dir),
         ("--unit-dir", unit_dir),
+        ("--state-dir", state_dir),
         ("--spool-dir", spool_dir),
     ):
         if folder_given is not None and folder_given.exists() and not folder_given.is_dir():
@@ -225,7 +233,8 @@ def setup(
         ca_file=folder / "ca.pem",
         config_file=folder / "agent.toml",
         environment_file=folder / "agent.env",
-        spool_dir=spool_dir or DEFAULT_STATE_ROOT / mid / "spool",
+        spool_dir=(spool_dir or (state_dir or DEFAULT_STATE_ROOT / mid) / "spool").absolute(),
+        state_dir=(state_dir or DEFAULT_STATE_ROOT / mid).absolute(),
         program=(sys.executable, "-m", "midprobe.runner"),
         lab_mode=lab_mode,
     )

@@ -31,7 +31,7 @@ def _setup(
     asked = [] if answers is not None else ["--yes"]
     argv = ["ip", "netns", "exec", lab.scanner_namespace, *RUNNER, "mid", "setup", *asked, "--url", base]
     argv += ["--user", "mid1", "--config-dir", str(tmp_path / "etc"), "--unit-dir", str(tmp_path / "units")]
-    argv += ["--spool-dir", str(tmp_path / "spool"), "--lab", *extra]
+    argv += ["--state-dir", str(tmp_path / "state"), "--lab", *extra]
     env = {**os.environ, "MIDPROBE_INSTANCE_PASSWORD": PASSWORD}
     return subprocess.run(
         argv, capture_output=True, text=True, timeout=60, check=False, env=env, input=answers or ""
@@ -108,6 +108,11 @@ def test_mid_setup_writes_a_config_and_unit_whose_agent_reaches_up(lab: Lab, tmp
         _, agent_log = agent.communicate(timeout=90)
         assert agent.returncode == 0, agent_log
         assert PASSWORD not in agent_log
+        # Its key pair is in the state folder the unit lets it write, its spool inside it.
+        assert f"StateDirectory={tmp_path / 'state'}" not in unit  # not under /var/lib: a path
+        assert f"ReadWritePaths={tmp_path / 'state'}" in unit.splitlines()
+        assert any((tmp_path / "state").iterdir())
+        assert (tmp_path / "state" / "spool").is_dir()
     finally:
         if agent is not None and agent.poll() is None:
             agent.kill()

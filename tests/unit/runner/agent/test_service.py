@@ -16,7 +16,7 @@ from midprobe.runner.agent.service import MidService, agent_config, environment_
 PASSWORD = 'p "quoted" \\ back $HOME %n'
 
 
-def _service(folder: Path, spool: Path | None = None) -> MidService:
+def _service(folder: Path, spool: Path | None = None, state: Path | None = None) -> MidService:
     return MidService(
         name="mid1",
         url="https://198.18.0.1:8443",
@@ -25,6 +25,7 @@ def _service(folder: Path, spool: Path | None = None) -> MidService:
         config_file=folder / "with space" / "agent.toml",
         environment_file=folder / "agent.env",
         spool_dir=spool or folder / "spool",
+        state_dir=state or folder / "state",
         program=(sys.executable, "-m", "midprobe.runner"),
         lab_mode=True,
     )
@@ -36,9 +37,10 @@ def test_the_config_is_the_agents_own_format_and_holds_no_password(tmp_path: Pat
     path.write_text(agent_config(service), encoding="utf-8")
     config = load_agent_config(path, environ={})
     assert (config.name, config.queue_url, config.instance_user) == ("mid1", service.url, "mid-user")
-    assert (config.instance_ca_file, config.spool_dir, config.lab_mode) == (
+    assert (config.instance_ca_file, config.spool_dir, config.state_dir, config.lab_mode) == (
         service.ca_file,
         service.spool_dir,
+        service.state_dir,
         True,
     )
     assert PASSWORD not in agent_config(service) + systemd_unit(service)
@@ -50,11 +52,16 @@ def test_the_password_file_and_exec_line_quote_what_systemd_would_read_otherwise
     assert line == '/usr/bin/python3 -m midprobe.runner --config "/etc/a b/100%%.toml"'
 
 
-def test_the_spool_is_the_units_state_directory_when_it_lives_under_var_lib(tmp_path: Path) -> None:
-    unit = systemd_unit(_service(tmp_path, Path("/var/lib/midprobe/mid1/spool")))
-    assert "StateDirectory=midprobe/mid1/spool" in unit.splitlines()
-    elsewhere = systemd_unit(_service(tmp_path))
-    assert f"ReadWritePaths={tmp_path / 'spool'}" in elsewhere.splitlines()
+def test_the_state_folder_is_the_units_state_directory_when_it_lives_under_var_lib(tmp_path: Path) -> None:
+    # The agent writes its key pair and upgrades there: systemd must leave it writable
+    # (ProtectSystem=strict makes everything else read-only).
+    state = Path("/var/lib/midprobe/mid1")
+    unit = systemd_unit(_service(tmp_path, state / "spool", state)).splitlines()
+    assert "StateDirectory=midprobe/mid1" in unit
+    assert not [line for line in unit if line.startswith("ReadWritePaths=")]  # the spool is inside it
+    elsewhere = systemd_unit(_service(tmp_path)).splitlines()
+    assert f"ReadWritePaths={tmp_path / 'state'}" in elsewhere
+    assert f"ReadWritePaths={tmp_path / 'spool'}" in elsewhere
 
 
 def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
