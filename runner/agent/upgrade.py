@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Protocol
 
@@ -83,18 +83,33 @@ def plan_upgrade(
     return UpgradePlan(wanted_everywhere), None
 
 
+def venvs_folder(state_dir: Path) -> Path:
+    """Where a MID's upgrades' environments are, ``current`` (the one to start) among them."""
+    return state_dir / "upgrades" / "venvs"
+
+
+def running_python(executable: str = sys.executable) -> str:
+    """The running interpreter by a path that stays right when ``venvs/current`` moves: its folder
+    resolved (a unit starts the agent through ``current/bin/python``), the file itself not (a virtual
+    environment's ``python`` is a link to the base interpreter; following it would leave the
+    environment)."""
+    path = Path(executable)
+    return str(path.parent.resolve() / path.name)
+
+
 def site_folders(path: Sequence[str]) -> list[str]:
-    """The package folders of the running environment (``site-packages``, ``dist-packages``), in order."""
+    """The package folders of the running environment (``site-packages``, ``dist-packages``), in
+    order, resolved (reached through ``venvs/current`` they would follow its next switch)."""
     found: list[str] = []
     for entry in path:
-        folder = Path(entry) if entry else None
+        folder = Path(entry).resolve() if entry else None
         if (
             folder
             and folder.name in ("site-packages", "dist-packages")
             and folder.is_dir()
-            and entry not in found
+            and str(folder) not in found
         ):
-            found.append(entry)
+            found.append(str(folder))
     return found
 
 
@@ -127,11 +142,11 @@ class Upgrader:
     state_dir: Path
     #: The command line after the program (``agent --name ...``): the new version runs it again.
     arguments: tuple[str, ...]
-    python: str = sys.executable
+    python: str = field(default_factory=running_python)
 
     @property
     def venvs(self) -> Path:
-        return self.state_dir / "upgrades" / "venvs"
+        return venvs_folder(self.state_dir)
 
     @property
     def downloads(self) -> Path:
@@ -177,7 +192,8 @@ class Upgrader:
         # The running environment's packages (the dependencies) behind the new one's own: the new
         # midprobe, installed into the new environment, comes first on its path. Earlier upgrades'
         # environments hold midprobe only (installed without dependencies): they are left out.
-        folders = [folder for folder in site_folders(sys.path) if not Path(folder).is_relative_to(self.venvs)]
+        venvs = self.venvs.resolve()
+        folders = [folder for folder in site_folders(sys.path) if not Path(folder).is_relative_to(venvs)]
         (site / BASE_PTH).write_text("".join(f"{folder}\n" for folder in folders), encoding="utf-8")
         pip = [self.python, "-m", "pip", "--python", str(python)] if has_pip else [str(python), "-m", "pip"]
         install = [*pip, "install", "--no-deps", "--no-index", "--no-input", "--disable-pip-version-check"]
@@ -200,7 +216,7 @@ class Upgrader:
         """Point ``venvs/current`` at the environment of ``python``, and remove the environments
         other than it and the running one."""
         point_current(self.venvs, python)
-        keep = {python.parent.parent.name, Path(sys.prefix).name, "current"}
+        keep = {python.parent.parent.name, Path(sys.prefix).resolve().name, "current"}
         for other in self.venvs.iterdir():
             if other.name not in keep and other.is_dir() and not other.is_symlink():
                 shutil.rmtree(other, ignore_errors=True)
@@ -249,7 +265,7 @@ def roll_back(
     env[FAILED_VARIABLE] = "\t".join(part.replace("\t", " ").replace("\n", " ") for part in failed)
     env[INSTANCE_VARIABLE] = instance
     with contextlib.suppress(OSError):
-        point_current(state_dir / "upgrades" / "venvs", Path(old_python))
+        point_current(venvs_folder(state_dir), Path(old_python))
     sys.stdout.flush()
     sys.stderr.flush()
     with contextlib.suppress(OSError):
@@ -275,5 +291,7 @@ __all__ = [
     "plan_upgrade",
     "point_current",
     "roll_back",
+    "running_python",
     "site_folders",
+    "venvs_folder",
 ]

@@ -226,6 +226,7 @@ def setup(
 
     pem = _pinned_ca(base, ca, ca_fingerprint, assume_yes)
     folder = config_dir or DEFAULT_CONFIG_ROOT / mid
+    state = (state_dir or DEFAULT_STATE_ROOT / mid).absolute()
     service = MidService(
         name=mid,
         url=base,
@@ -233,9 +234,9 @@ def setup(
         ca_file=folder / "ca.pem",
         config_file=folder / "agent.toml",
         environment_file=folder / "agent.env",
-        spool_dir=(spool_dir or (state_dir or DEFAULT_STATE_ROOT / mid) / "spool").absolute(),
-        state_dir=(state_dir or DEFAULT_STATE_ROOT / mid).absolute(),
-        program=(sys.executable, "-m", "midprobe.runner"),
+        spool_dir=(spool_dir or state / "spool").absolute(),
+        state_dir=state,
+        program=(_interpreter(state), "-m", "midprobe.runner"),
         lab_mode=lab_mode,
     )
     try:
@@ -248,6 +249,10 @@ def setup(
     _write(service.config_file, agent_config(service))
     unit = unit_dir / service.unit_name
     _write(unit, systemd_unit(service))
+    if service.program[0] != sys.executable:  # the unit starts whatever `current` points at
+        from midprobe.runner.agent.upgrade import point_current, running_python, venvs_folder
+
+        point_current(venvs_folder(state), Path(running_python()))
     click.echo(f"MID {mid}: the instance {base} accepts user {user}")
     for what, path in [
         ("config", service.config_file),
@@ -259,6 +264,17 @@ def setup(
     click.echo("Start it:")
     click.echo(f"  systemctl daemon-reload && systemctl enable --now {service.unit_name}")
     click.echo(f"  journalctl -u {service.unit_name} -f    # its log")
+
+
+def _interpreter(state: Path) -> str:
+    """The Python the unit starts: installed in a virtual environment, the one ``STATE/upgrades/
+    venvs/current`` points at (this one until the instance upgrades the MID, which re-points it),
+    so a restart keeps the version the MID upgraded to; else this interpreter."""
+    from midprobe.runner.agent.upgrade import venvs_folder
+
+    if sys.prefix == sys.base_prefix:
+        return sys.executable
+    return str(venvs_folder(state) / "current" / "bin" / Path(sys.executable).name)
 
 
 __all__ = ["setup"]

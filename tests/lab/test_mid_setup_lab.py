@@ -78,6 +78,10 @@ def test_mid_setup_writes_a_config_and_unit_whose_agent_reaches_up(lab: Lab, tmp
         assert secrets_file.stat().st_mode & 0o777 == 0o600
         assert PASSWORD not in unit + (tmp_path / "etc" / "agent.toml").read_text()
 
+        # The unit starts the environment `current` points at (an upgrade re-points it): this one.
+        current = tmp_path / "state" / "upgrades" / "venvs" / "current"
+        assert shlex.split(settings["ExecStart"])[0] == str(current / "bin" / Path(sys.executable).name)
+        assert current.resolve() == Path(sys.prefix).resolve()
         # The unit's ExecStart, with the unit's environment, as systemd would start it.
         env = {k: v for k, v in os.environ.items() if not k.startswith("MIDPROBE_")}
         env |= _environment(secrets_file)

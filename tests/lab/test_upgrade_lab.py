@@ -171,11 +171,12 @@ def test_a_mid_upgrades_to_a_newer_wheel_rolls_back_from_a_broken_one_and_a_pinn
     netns = ["ip", "netns", "exec", lab.scanner_namespace]
     agents: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
 
-    def start(name: str, **environment: str) -> Path:
+    def start(name: str, interpreter: Path | None = None, **environment: str) -> Path:
         home = tmp_path / name
-        home.mkdir()
+        home.mkdir(exist_ok=True)
         log = home / "agent.log"
-        argv = [*netns, str(python), "-m", "midprobe.runner", "agent", "--name", name, "--queue", base]
+        program = str(interpreter or python)
+        argv = [*netns, program, "-m", "midprobe.runner", "agent", "--name", name, "--queue", base]
         argv += ["--user", "mid", "--ca", str(ca), "--lab", "--poll-idle", "0.5", "--poll-busy", "0.2"]
         argv += ["--state", str(home / "state"), "--spool", str(home / "spool")]
         env = {
@@ -305,6 +306,14 @@ def test_a_mid_upgrades_to_a_newer_wheel_rolls_back_from_a_broken_one_and_a_pinn
         with open_queue(url) as queue:
             assert queue.list_upgrades("upg2") == []
             assert len(queue.list_upgrades("upg1")) == 3
+
+        # A restart (as systemd's, whose unit `mid setup` points at `current`) keeps the upgrade.
+        process, _ = agents.pop("upg1")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+        log = start("upg1", current / "bin" / "python")
+        _wait_for(upgraded, f"upg1 restarted through current on {NEW}", log)
+        _wait_for(answered("upg1"), "upg1 to answer work after the restart", log)
     finally:
         for process, _ in agents.values():
             process.send_signal(signal.SIGTERM)
