@@ -19,7 +19,8 @@ from typing import Any, TypeVar
 import click
 
 from midprobe.runner.cli.main import LazyGroup
-from midprobe.runner.cli.options import queue_option
+from midprobe.runner.cli.options import instance_options as shared_instance_options
+from midprobe.runner.cli.options import queue_option, queue_or_instance_option
 from midprobe.runner.cli.text import printable
 from midprobe.runner.queue.base import AgentRegistration, EccQueue
 
@@ -32,22 +33,9 @@ LIVE_WITHIN_SECONDS = 120.0
 
 
 def instance_options(function: F) -> F:
-    """``--queue URL``, and for an ``https://`` queue ``--user`` and ``--ca``."""
-    function = click.option(
-        "--ca",
-        "ca_file",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="With an https:// queue: the instance's CA file to trust [the system's CAs].",
-    )(function)
-    function = click.option(
-        "--user",
-        "user",
-        default=None,
-        help="With an https:// queue: an instance user with the admin role (password from env "
-        "MIDPROBE_INSTANCE_PASSWORD).",
-    )(function)
-    return queue_option(function)
+    """``--queue URL``, and for an ``https://`` queue ``--user`` (of the admin role) and ``--ca``:
+    the options every command that reaches an instance takes (``runner/cli/options.py``)."""
+    return queue_or_instance_option(shared_instance_options(function))
 
 
 def _open(queue_url: str, user: str | None, ca_file: Path | None) -> EccQueue:
@@ -78,8 +66,8 @@ def _action(verb: str) -> click.Command:
 
     @instance_options
     @click.argument("name")
-    def command(name: str, queue_url: str, user: str | None, ca_file: Path | None) -> None:
-        with _open(queue_url, user, ca_file) as queue:
+    def command(name: str, queue_url: str, instance_user: str | None, instance_ca_file: Path | None) -> None:
+        with _open(queue_url, instance_user, instance_ca_file) as queue:
             changed = action.apply(queue, name)
         click.echo(f"{changed.short_name}: {action.done}")
 
@@ -95,12 +83,14 @@ for _verb in ("validate", "invalidate", "rekey", "pause", "resume", "drain"):
 @click.argument("name")
 @click.argument("version")
 @instance_options
-def pin_command(name: str, version: str, queue_url: str, user: str | None, ca_file: Path | None) -> None:
+def pin_command(
+    name: str, version: str, queue_url: str, instance_user: str | None, instance_ca_file: Path | None
+) -> None:
     """Pin MID NAME to VERSION: it gets work only while it runs exactly that version."""
     from midprobe.runner.queue.lifecycle import major_version
 
     major_version(version)
-    with _open(queue_url, user, ca_file) as queue:
+    with _open(queue_url, instance_user, instance_ca_file) as queue:
         _registered(queue, name)
         changed = queue.update_agent(name, pinned_version=version)
     click.echo(f"{changed.short_name}: pinned to {version}")
@@ -109,9 +99,11 @@ def pin_command(name: str, version: str, queue_url: str, user: str | None, ca_fi
 @mid.command("unpin")
 @click.argument("name")
 @instance_options
-def unpin_command(name: str, queue_url: str, user: str | None, ca_file: Path | None) -> None:
+def unpin_command(
+    name: str, queue_url: str, instance_user: str | None, instance_ca_file: Path | None
+) -> None:
     """Unpin MID NAME: any version the instance accepts may work."""
-    with _open(queue_url, user, ca_file) as queue:
+    with _open(queue_url, instance_user, instance_ca_file) as queue:
         _registered(queue, name)
         changed = queue.update_agent(name, pinned_version="")
     click.echo(f"{changed.short_name}: not pinned")
@@ -123,11 +115,11 @@ def _shown_status(agent: AgentRegistration, live: bool) -> str:
 
 @mid.command("list")
 @instance_options
-def list_command(queue_url: str, user: str | None, ca_file: Path | None) -> None:
+def list_command(queue_url: str, instance_user: str | None, instance_ca_file: Path | None) -> None:
     """Every MID: status, version, validated, open issues, why it gets no work, an upgrade under way."""
     from midprobe.runner.queue.lifecycle import SETTING_ACCEPTED_MAJOR, work_refusal
 
-    with _open(queue_url, user, ca_file) as queue:
+    with _open(queue_url, instance_user, instance_ca_file) as queue:
         agents = queue.list_agents()
         live = {agent.name for agent in queue.list_agents(live_within_seconds=LIVE_WITHIN_SECONDS)}
         accepted = queue.get_setting(SETTING_ACCEPTED_MAJOR)
@@ -164,7 +156,12 @@ def list_command(queue_url: str, user: str | None, ca_file: Path | None) -> None
 @click.option("--all", "every", is_flag=True, help="Every unpinned MID, at its next upgrade check.")
 @instance_options
 def upgrade_command(
-    name: str | None, version: str | None, every: bool, queue_url: str, user: str | None, ca_file: Path | None
+    name: str | None,
+    version: str | None,
+    every: bool,
+    queue_url: str,
+    instance_user: str | None,
+    instance_ca_file: Path | None,
 ) -> None:
     """Upgrade MID NAME (or --all) to a wheel the instance serves (instance serve --wheels DIR).
 
@@ -179,7 +176,7 @@ def upgrade_command(
         raise ConfigError("give a MID's NAME or --all, not both", field="NAME")
     if version is not None:
         check_version(version, "--version")
-    with _open(queue_url, user, ca_file) as queue:
+    with _open(queue_url, instance_user, instance_ca_file) as queue:
         if not isinstance(queue, HttpsQueue) and version is None:
             raise ConfigError(
                 "give --version: the wheels are the instance's (or use --queue https://...)",
@@ -214,9 +211,11 @@ def upgrade_command(
 @mid.command("upgrades")
 @click.argument("name", required=False)
 @instance_options
-def upgrades_command(name: str | None, queue_url: str, user: str | None, ca_file: Path | None) -> None:
+def upgrades_command(
+    name: str | None, queue_url: str, instance_user: str | None, instance_ca_file: Path | None
+) -> None:
     """The upgrade history (of NAME, or of every MID), newest first: each attempt and how it ended."""
-    with _open(queue_url, user, ca_file) as queue:
+    with _open(queue_url, instance_user, instance_ca_file) as queue:
         found = queue.list_upgrades(name)
     for upgrade in found:
         ended = "-" if upgrade.ended is None else f"{upgrade.ended:%Y-%m-%d %H:%M:%S}"
@@ -232,10 +231,14 @@ def upgrades_command(name: str | None, queue_url: str, user: str | None, ca_file
 @click.option("--all", "include_resolved", is_flag=True, help="Resolved issues too.")
 @instance_options
 def issues_command(
-    name: str | None, include_resolved: bool, queue_url: str, user: str | None, ca_file: Path | None
+    name: str | None,
+    include_resolved: bool,
+    queue_url: str,
+    instance_user: str | None,
+    instance_ca_file: Path | None,
 ) -> None:
     """MID issues (of NAME, or of every MID), newest first: New and Acknowledged ones unless --all."""
-    with _open(queue_url, user, ca_file) as queue:
+    with _open(queue_url, instance_user, instance_ca_file) as queue:
         found = queue.list_issues(name, include_resolved=include_resolved)
     for issue in found:
         click.echo(
@@ -252,12 +255,14 @@ def issue_group() -> None:
 def _issue_state(verb: str, state: str, help_text: str) -> None:
     @instance_options
     @click.argument("issue_id", metavar="ID")
-    def command(issue_id: str, queue_url: str, user: str | None, ca_file: Path | None) -> None:
+    def command(
+        issue_id: str, queue_url: str, instance_user: str | None, instance_ca_file: Path | None
+    ) -> None:
         from midprobe.runner.ecc.record import check_sys_id
         from midprobe.runner.queue.lifecycle import check_issue_state
 
         check_sys_id(issue_id, field_name="ID")
-        with _open(queue_url, user, ca_file) as queue:
+        with _open(queue_url, instance_user, instance_ca_file) as queue:
             changed = queue.set_issue_state(issue_id, check_issue_state(state))
         click.echo(f"{changed.sys_id}: {changed.state}")
 
