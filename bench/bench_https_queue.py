@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from headline import headline  # noqa: E402
-from queue_agents import RUNNER, agent_argv, check_answered, enqueue, run_agents  # noqa: E402
+from queue_agents import RUNNER, agent_argv, check_answered, compile_modules, enqueue, run_agents  # noqa: E402
 
 from midprobe.runner.instance.auth import open_users  # noqa: E402
 from tests.support.postgres import PostgresUnavailable, PrivatePostgres  # noqa: E402
@@ -81,6 +81,7 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=8, help="agent processes [8]")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
+    compile_modules()
     server = PrivatePostgres()
     try:
         server.start()

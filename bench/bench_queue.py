@@ -5,6 +5,9 @@ file, and 1, 2 and 4 agents (separate processes, as in production) from a privat
 PostgreSQL (tests/support/postgres.py). The time runs from starting the agents until the
 last one exits, so it includes claiming, running, writing results and start-up. Every
 output must be answered exactly once, or the benchmark fails (exit 1).
+Each run also prints the CPU time per record of the agents and of PostgreSQL (its backends):
+records/s can be at most cores / (CPU seconds per record), so four agents scale by 3.5x on a
+machine with enough cores only; on fewer the line says the 4-agent run is CPU-bound.
 Targets: SQLite >= 3,000 rec/s; PostgreSQL >= 1,500 rec/s with one agent, four agents
 >= 3.5x one. Usage: .venv/bin/python bench/bench_queue.py [--count N] [--no-postgres]
 """
@@ -12,6 +15,7 @@ Targets: SQLite >= 3,000 rec/s; PostgreSQL >= 1,500 rec/s with one agent, four a
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -21,7 +25,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from headline import headline  # noqa: E402
-from queue_agents import agent_argv, check_answered, enqueue, run_agents  # noqa: E402
+from queue_agents import (  # noqa: E402
+    agent_argv,
+    check_answered,
+    children_cpu_seconds,
+    compile_modules,
+    enqueue,
+    run_agents,
+    tree_cpu_seconds,
+)
 
 from midprobe.runner.queue.url import sqlite_url  # noqa: E402
 from tests.support.postgres import PostgresUnavailable, PrivatePostgres  # noqa: E402
@@ -29,6 +41,8 @@ from tests.support.postgres import PostgresUnavailable, PrivatePostgres  # noqa:
 SQLITE_TARGET = 3000.0
 POSTGRES_TARGET = 1500.0
 SCALING_TARGET = 3.5
+#: The cores this process may run on (the agents and PostgreSQL share them).
+CORES = len(os.sched_getaffinity(0))
 
 
 @dataclass(frozen=True)
@@ -37,19 +51,47 @@ class Run:
     agents: int
     records: int
     seconds: float
+    #: CPU seconds (user + system) of the agents, and of the database server (None: SQLite, in the agents).
+    agent_cpu: float
+    server_cpu: float | None = None
 
     @property
     def rate(self) -> float:
         return self.records / self.seconds
 
+    @property
+    def cpu_per_record(self) -> float:
+        """CPU seconds per record, agents and server together."""
+        return (self.agent_cpu + (self.server_cpu or 0.0)) / self.records
 
-def drain(url: str, backend: str, agents: int, count: int) -> Run:
-    """Enqueue ``count`` no-op outputs, run ``agents`` agents with --once, check every one answered once."""
+    @property
+    def busy_cores(self) -> float:
+        """Cores kept busy on average during the run."""
+        return (self.agent_cpu + (self.server_cpu or 0.0)) / self.seconds
+
+    def cpu_line(self) -> str:
+        server = "" if self.server_cpu is None else f" + {self.server_cpu / self.records * 1e6:,.0f} server"
+        return (
+            f"  CPU per record: {self.agent_cpu / self.records * 1e6:,.0f} us agents{server}"
+            f" = {self.cpu_per_record * 1e6:,.0f} us; {self.busy_cores:.2f} of {CORES} cores busy;"
+            f" CPU-bound ceiling {CORES / self.cpu_per_record:,.0f} rec/s"
+        )
+
+
+def drain(url: str, backend: str, agents: int, count: int, server_pid: int | None = None) -> Run:
+    """Enqueue ``count`` no-op outputs, run ``agents`` agents with --once, check every one answered once.
+
+    ``server_pid``: the database server's, whose CPU time (its backends') the run counts too.
+    """
     outputs = enqueue(url, agents, count)
     what = f"bench_queue: {backend} x{agents}"
+    agent_cpu = children_cpu_seconds()
+    server_cpu = tree_cpu_seconds(server_pid) if server_pid is not None else 0.0
     seconds = run_agents([agent_argv(index, url) for index in range(agents)], what)
+    agent_cpu = children_cpu_seconds() - agent_cpu
+    server = tree_cpu_seconds(server_pid) - server_cpu if server_pid is not None else None
     check_answered(url, outputs, what)
-    return Run(backend, agents, count, seconds)
+    return Run(backend, agents, count, seconds, agent_cpu, server)
 
 
 def report(run: Run, target: float | None) -> bool:
@@ -61,6 +103,7 @@ def report(run: Run, target: float | None) -> bool:
         f"= {run.rate:7,.0f} rec/s{verdict}",
         flush=True,
     )
+    print(run.cpu_line(), flush=True)
     if target is not None:  # every output was answered exactly once, or drain() has exited
         headline(
             f"ECC queue, {run.backend}, {run.agents} agent",
@@ -73,11 +116,27 @@ def report(run: Run, target: float | None) -> bool:
     return target is None or run.rate >= target
 
 
+def scaling_bound(one: Run, four: Run) -> str:
+    """Whether the machine's cores allow the scaling target: 3.5x one agent's rate at four's CPU per record."""
+    needed = SCALING_TARGET * one.rate * four.cpu_per_record
+    if needed <= CORES:
+        return (
+            f"  {SCALING_TARGET}x one agent needs {needed:.2f} of {CORES} cores at 4 agents' CPU per record"
+        )
+    return (
+        f"  CPU-bound: {SCALING_TARGET}x one agent ({SCALING_TARGET * one.rate:,.0f} rec/s) needs"
+        f" {needed:.2f} cores at 4 agents' {four.cpu_per_record * 1e6:,.0f} us CPU per record;"
+        f" this machine has {CORES} (at most {CORES / four.cpu_per_record:,.0f} rec/s"
+        f" = {CORES / four.cpu_per_record / one.rate:.2f}x one agent)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=4000, help="outputs per run [4000]")
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     args = parser.parse_args()
+    compile_modules()
     met: list[bool] = []
     with tempfile.TemporaryDirectory(prefix="bench-queue-") as workdir:
         sqlite_run = drain(sqlite_url(Path(workdir) / "ecc.db"), "sqlite", 1, args.count)
@@ -94,7 +153,7 @@ def main() -> None:
         runs = {}
         for agents in (1, 2, 4):
             url = server.create_database()
-            runs[agents] = drain(url, "postgresql", agents, args.count)
+            runs[agents] = drain(url, "postgresql", agents, args.count, server.pid)
             target = POSTGRES_TARGET if agents == 1 else None
             if not report(runs[agents], target) or target is not None:
                 met.append(runs[agents].rate >= (target or 0.0))
@@ -103,6 +162,7 @@ def main() -> None:
             f"postgresql 4 agents / 1 agent: {scaling:.2f}x  target >= {SCALING_TARGET}x: "
             f"{'met' if scaling >= SCALING_TARGET else 'NOT met'}"
         )
+        print(scaling_bound(runs[1], runs[4]))
         headline(
             "ECC queue, postgresql, 4 agents",
             f"{runs[4].rate:,.0f} records/s",

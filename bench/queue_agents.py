@@ -7,6 +7,8 @@ Not a benchmark itself (``run_all.py`` runs ``bench_*.py`` only): ``bench_queue.
 
 from __future__ import annotations
 
+import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -18,9 +20,20 @@ from midprobe.runner.ecc.builders import new_output_record
 from midprobe.runner.queue import open_queue
 
 AGENT_TIMEOUT_SECONDS = 600
-RUNNER = (sys.executable, "-m", "midprobe.runner")
+#: With ``PYTHONDONTWRITEBYTECODE`` unset: the modules are byte-compiled once (``compile_modules``),
+#: as in an installed copy, not compiled anew by every agent as it starts.
+RUNNER = ("env", "-u", "PYTHONDONTWRITEBYTECODE", sys.executable, "-m", "midprobe.runner")
+ROOT = Path(__file__).resolve().parents[1]
 #: The bench agents' key pairs (outside the working folder).
 STATE_ROOT = Path(tempfile.gettempdir()) / "midprobe-bench-state"
+
+
+def compile_modules() -> None:
+    """Byte-compile midprobe's modules (``__pycache__``, as pip does when it installs), before the timed runs."""
+    folders = [str(ROOT / name) for name in ("capabilities", "probes", "runner")]
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", *folders], check=True, stdout=subprocess.DEVNULL
+    )
 
 
 def enqueue(url: str, agents: int, count: int) -> list[str]:
@@ -53,6 +66,34 @@ def agent_argv(index: int, queue: str, *extra: str) -> list[str]:
         str(STATE_ROOT / f"bench{index}"),
         *extra,
     ]
+
+
+def children_cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process's children that have exited and been waited for."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of process ``pid``, its live children and the children it has reaped (a
+    PostgreSQL postmaster and its backends, the exited ones included), from ``/proc``."""
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def stat(of: int) -> list[str]:
+        text = Path(f"/proc/{of}/stat").read_text()
+        return text[text.rindex(")") + 2 :].split()  # after "pid (comm) ": field 3 onwards
+
+    fields = stat(pid)
+    total = sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and entry.name != str(pid):
+            try:
+                child = stat(int(entry.name))
+            except (OSError, ValueError):
+                continue  # gone meanwhile
+            if child[1] == str(pid):  # ppid
+                total += int(child[11]) + int(child[12])
+    return total / ticks
 
 
 def run_agents(argvs: Sequence[Sequence[str]], what: str, env: Mapping[str, str] | None = None) -> float:

@@ -366,9 +366,11 @@ class Agent:
             if record.payload_is_attachment:
                 payload = await asyncio.to_thread(self.queue.read_payload, record)
             try:
-                credentials = await asyncio.to_thread(
-                    self.lifecycle.discovery_credentials, self.queue, self.name, record
-                )
+                known, credentials = self.lifecycle.remembered_discovery_credentials(record)
+                if not known:  # one thread hop per discovery, not per record
+                    credentials = await asyncio.to_thread(
+                        self.lifecycle.discovery_credentials, self.queue, self.name, record
+                    )
             except QueueError:
                 raise
             except MidprobeError as refused:  # sealed to another key of this MID, or refused it

@@ -202,6 +202,21 @@ class MidLifecycle:
             "credentials received sealed to this MID", agent=found.name, count=len(credentials.credentials)
         )
 
+    def remembered_discovery_credentials(self, output: EccRecord) -> tuple[bool, CredentialStore | None]:
+        """``(True, what discovery_credentials returns)`` when that needs no question to the instance
+        (no discovery, no key pair, or the discovery's answer remembered), else ``(False, None)``.
+
+        No I/O: the agent asks this on its event loop and goes to a thread only when it must.
+        """
+        correlator = output.agent_correlator
+        if not correlator or self.keys is None:
+            return True, None
+        with self._discoveries_lock:
+            if correlator in self._discoveries:
+                self._discoveries.move_to_end(correlator)
+                return True, self._discoveries[correlator]
+        return False, None
+
     def discovery_credentials(self, queue: EccQueue, agent: str, output: EccRecord) -> CredentialStore | None:
         """The credentials of the discovery ``output`` belongs to (its ``agent_correlator``), or None.
 
@@ -209,13 +224,10 @@ class MidLifecycle:
         to this MID's key and are opened in memory only. ``QueueError`` when the instance cannot
         be asked (the output is left to run again), ``CredentialError`` when they do not open.
         """
+        known, store = self.remembered_discovery_credentials(output)
+        if known or self.keys is None:  # no key pair is one of the known cases (for the type checker)
+            return store
         correlator = output.agent_correlator
-        if not correlator or self.keys is None:
-            return None
-        with self._discoveries_lock:
-            if correlator in self._discoveries:
-                self._discoveries.move_to_end(correlator)
-                return self._discoveries[correlator]
         sealed = queue.get_discovery_credentials(agent, output.sys_id)
         store = None
         if sealed is not None:

@@ -37,9 +37,8 @@ from midprobe.runner.agent.upgrade import (
 )
 from midprobe.runner.cli.options import agent_setting, queue_option, seconds
 from midprobe.runner.ecc.record import agent_short_name
-from midprobe.runner.queue.https import HttpsQueue, tls_context
 from midprobe.runner.queue.lifecycle import midprobe_version
-from midprobe.runner.queue.url import open_queue
+from midprobe.runner.queue.url import InstanceLocation, open_queue, parse_queue_url
 
 #: Threads for blocking libraries (paramiko, python-nmap, the queue driver).
 BLOCKING_THREADS = 32
@@ -159,8 +158,16 @@ def _run_agent(
                 keys=keys, state_dir=state_dir, local_credentials=config.credentials_file is not None
             )
             upgrader = None
-            if upgrade_arguments is not None and state_dir is not None and isinstance(queue, HttpsQueue):
-                upgrader = Upgrader(queue, state_dir.resolve(), upgrade_arguments)
+            # Upgrades come from the instance (an https:// queue); the HTTPS client is imported for it only.
+            if (
+                upgrade_arguments is not None
+                and state_dir is not None
+                and isinstance(parse_queue_url(config.queue_url), InstanceLocation)
+            ):
+                from midprobe.runner.queue.https import HttpsQueue
+
+                if isinstance(queue, HttpsQueue):
+                    upgrader = Upgrader(queue, state_dir.resolve(), upgrade_arguments)
             agent = Agent(
                 queue,
                 runner,
@@ -210,6 +217,8 @@ def check_agent_config(config: AgentConfig) -> TargetPolicy:
         CredentialStore.load(config.credentials_file)  # a bad file stops here, before the agent registers
     if config.instance_ca_file is not None or config.instance_cert_file is not None:
         # so does a bad CA file or client certificate, whatever the queue
+        from midprobe.runner.queue.https import tls_context
+
         tls_context(config.instance_ca_file, config.instance_cert_file, config.instance_key_file)
     return policy
 

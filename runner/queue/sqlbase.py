@@ -226,6 +226,9 @@ class SqlQueue(ABC):
     claim_lock_clause: str = ""
     #: Appended to a SELECT that must lock the row it reads (PostgreSQL: ``FOR UPDATE``).
     row_lock_clause: str = ""
+    #: After ``FROM ecc_queue`` in a look-up of answers by ``response_to`` (SQLite: ``INDEXED BY``
+    #: the one-result index; its planner would walk every input by ``queue`` instead).
+    results_index_hint: str = ""
     #: Column types and the arrival order of this backend's database.
     dialect: Dialect
 
@@ -736,7 +739,8 @@ class SqlQueue(ABC):
                 found.update((str(row[0]), row[1]) for row in rows)
                 # An explicit list of response_to values: the index is used whatever the planner's statistics say.
                 rows = tx.execute(
-                    f"SELECT response_to, result_page FROM ecc_queue WHERE response_to IN ({marks})"
+                    f"SELECT response_to, result_page FROM ecc_queue{self.results_index_hint}"
+                    f" WHERE response_to IN ({marks})"
                     f" AND {ONE_RESULT_PREDICATE}",
                     chunk,
                 )
@@ -800,8 +804,8 @@ class SqlQueue(ABC):
         pages: dict[str, dict[int, tuple[bool, bool]]] = {}  # output -> page -> (last, error)
         for chunk in _chunks(outputs):
             rows = tx.execute(
-                "SELECT response_to, result_page, result_last, error_string FROM ecc_queue"
-                f" WHERE response_to IN ({_marks(len(chunk))}) AND {ONE_RESULT_PREDICATE}",
+                "SELECT response_to, result_page, result_last, error_string"
+                f" FROM ecc_queue{self.results_index_hint} WHERE response_to IN ({_marks(len(chunk))}) AND {ONE_RESULT_PREDICATE}",
                 chunk,
             )
             for output, number, last, error in rows:
@@ -863,7 +867,8 @@ class SqlQueue(ABC):
         check_sys_id(output_sys_id, field_name="output_sys_id")
         with self._read() as tx:
             rows = tx.execute(
-                f"SELECT {RECORD_SELECT} FROM ecc_queue WHERE response_to = ? AND {ONE_RESULT_PREDICATE}"
+                f"SELECT {RECORD_SELECT} FROM ecc_queue{self.results_index_hint}"
+                f" WHERE response_to = ? AND {ONE_RESULT_PREDICATE}"
                 " ORDER BY result_page, sequence, sys_id",
                 (output_sys_id,),
             )

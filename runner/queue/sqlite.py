@@ -76,6 +76,7 @@ class SqliteQueue(SqlQueue):
     """The ECC queue in a SQLite file (or ``:memory:``, private to this object: for tests)."""
 
     dialect = SQLITE_DIALECT
+    results_index_hint = " INDEXED BY ecc_queue_one_result"
 
     def __init__(
         self,

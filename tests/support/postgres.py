@@ -57,6 +57,11 @@ class PrivatePostgres:
     def url(self, database: str = DB_NAME) -> str:
         return f"postgresql://{DB_USER}:{self.password}@127.0.0.1:{self.port}/{database}"
 
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's process id while the server runs (its backends are its children)."""
+        return None if self._process is None else self._process.pid
+
     def _check_binaries(self) -> None:
         missing = [name for name in ("initdb", "postgres") if not (self.bin_dir / name).is_file()]
         if missing:
