@@ -8,6 +8,7 @@ status 1, as its ECC payload's ``result_code``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
@@ -45,8 +46,9 @@ def _exit(code: int, *, whole_process: bool) -> NoReturn:
     to tear down, the output flushed and ``os._exit``: a caller of ``main([...])`` in its own
     process (a test) always gets ``SystemExit``."""
     if whole_process and _nothing_left:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):  # a reader that went away, a closed stream
+                stream.flush()
         os._exit(code)
     sys.exit(code)
 
