@@ -1,38 +1,86 @@
 """Credentials for SSH and SNMP: typed, loaded from one TOML file, ordered per device, never leaked.
 
-Import from here; the submodules are the implementation.
+Import from here; the submodules are the implementation, each loaded when a name of it is first
+used (the redaction helpers of ``redact`` do not pull in the credential model and loader).
 """
 
 from __future__ import annotations
 
-from midprobe.probes.credentials.loader import CredentialFile, load_credential_file, parse_credentials
-from midprobe.probes.credentials.model import (
-    AUTH_PROTOCOLS,
-    CREDENTIAL_TYPES,
-    DEFAULT_ORDER,
-    PRIV_PROTOCOLS,
-    PROTOCOL_SNMP,
-    PROTOCOL_SSH,
-    PROTOCOLS,
-    Credential,
-    CredentialBase,
-    SecurityLevel,
-    SNMPCommunityCredential,
-    SNMPv3Credential,
-    SNMPVersion,
-    SSHPasswordCredential,
-    SSHPrivateKeyCredential,
-)
-from midprobe.probes.credentials.secret import REDACTED, Secret
-from midprobe.probes.credentials.store import (
-    PUBLIC_COMMUNITY,
-    PUBLIC_COMMUNITY_ID,
-    AffinityStore,
-    CredentialStore,
-    InMemoryAffinityStore,
-    order_candidates,
-)
-from midprobe.probes.credentials.tracker import Clock, FailurePolicy, FailureTracker
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from midprobe.probes.credentials.loader import CredentialFile, load_credential_file, parse_credentials
+    from midprobe.probes.credentials.model import (
+        AUTH_PROTOCOLS,
+        CREDENTIAL_TYPES,
+        DEFAULT_ORDER,
+        PRIV_PROTOCOLS,
+        PROTOCOL_SNMP,
+        PROTOCOL_SSH,
+        PROTOCOLS,
+        Credential,
+        CredentialBase,
+        SecurityLevel,
+        SNMPCommunityCredential,
+        SNMPv3Credential,
+        SNMPVersion,
+        SSHPasswordCredential,
+        SSHPrivateKeyCredential,
+    )
+    from midprobe.probes.credentials.secret import REDACTED, Secret
+    from midprobe.probes.credentials.store import (
+        PUBLIC_COMMUNITY,
+        PUBLIC_COMMUNITY_ID,
+        AffinityStore,
+        CredentialStore,
+        InMemoryAffinityStore,
+        order_candidates,
+    )
+    from midprobe.probes.credentials.tracker import Clock, FailurePolicy, FailureTracker
+
+#: Which submodule defines each name of the package.
+_DEFINED_IN: dict[str, str] = {
+    "CredentialFile": "loader",
+    "load_credential_file": "loader",
+    "parse_credentials": "loader",
+    "AUTH_PROTOCOLS": "model",
+    "CREDENTIAL_TYPES": "model",
+    "DEFAULT_ORDER": "model",
+    "PRIV_PROTOCOLS": "model",
+    "PROTOCOL_SNMP": "model",
+    "PROTOCOL_SSH": "model",
+    "PROTOCOLS": "model",
+    "Credential": "model",
+    "CredentialBase": "model",
+    "SecurityLevel": "model",
+    "SNMPCommunityCredential": "model",
+    "SNMPv3Credential": "model",
+    "SNMPVersion": "model",
+    "SSHPasswordCredential": "model",
+    "SSHPrivateKeyCredential": "model",
+    "REDACTED": "secret",
+    "Secret": "secret",
+    "PUBLIC_COMMUNITY": "store",
+    "PUBLIC_COMMUNITY_ID": "store",
+    "AffinityStore": "store",
+    "CredentialStore": "store",
+    "InMemoryAffinityStore": "store",
+    "order_candidates": "store",
+    "Clock": "tracker",
+    "FailurePolicy": "tracker",
+    "FailureTracker": "tracker",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _DEFINED_IN.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AUTH_PROTOCOLS",

@@ -185,6 +185,9 @@ class RawSweeper:
         self.methods_used: set[Method] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._readers: list[int] = []
+        #: Set when an answer leaves nothing pending: the send loop, waiting on the last answers,
+        #: ends at once instead of at its next tick.
+        self._all_answered = asyncio.Event()
 
     # --- planning: which method for which address ------------------------------------------------
 
@@ -266,7 +269,14 @@ class RawSweeper:
                 delay = self.rate.wait()
             else:
                 delay = self.expiry[0][0] - time.monotonic() if self.expiry else _TICK
-            await asyncio.sleep(min(max(delay, 0.0), _TICK, max(0.0, options.deadline - time.monotonic())))
+            pause = min(max(delay, 0.0), _TICK, max(0.0, options.deadline - time.monotonic()))
+            if exhausted and not self.retry:
+                # Only answers (or their expiry) end the sweep now: the last answer wakes the loop.
+                self._all_answered.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._all_answered.wait(), pause)
+            else:
+                await asyncio.sleep(pause)
 
     def _send(self, budget: int, feed: Iterator[Target], exhausted: bool) -> tuple[int, bool, bool]:
         """Send up to ``budget`` requests (retries first); returns (sent, feed exhausted, kernel busy)."""
@@ -355,6 +365,8 @@ class RawSweeper:
 
     def _answered(self, address: int, method: Method, rtt: float, mac: bytes | None = None) -> None:
         entry = self.pending.pop(address)
+        if not self.pending:
+            self._all_answered.set()
         if entry.attempt == 0:
             self.timing[method].sample(rtt)
         self.tally.alive.append(
@@ -389,6 +401,8 @@ class RawSweeper:
                 if entry is not None and entry.method == "icmp":
                     del self.pending[message.original_destination]
                     self.tally.unreachable += 1
+                    if not self.pending:
+                        self._all_answered.set()
 
     def _read_arp(self, sock: socket.socket) -> None:
         for _ in range(4096):

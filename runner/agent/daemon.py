@@ -137,6 +137,10 @@ class Agent:
     #: has read enough of the pages before. ``None``: the pages are written as fast as they come.
     on_page: Callable[[str, str], None] | None = None
     page_gate: Callable[[str, int], Awaitable[None]] | None = None
+    #: Whether a helper watches the queue for work other processes enqueue. An embedded agent
+    #: answers only its own process, which wakes it as it enqueues (``wake``): no watch, so no
+    #: thread polling the queue while it runs and none to wait for when it stops.
+    watch_queue: bool = True
     #: Its key pair, validation, the operator's pause and drain, sealed credentials, issues.
     lifecycle: MidLifecycle = field(default_factory=MidLifecycle)
     #: How this MID upgrades itself (None: it does not; e.g. on a database queue, or embedded in a command).
@@ -234,7 +238,8 @@ class Agent:
         ]
         if self.upgrader is not None:
             helpers.append(asyncio.create_task(self._upgrade_checks(), name="upgrade-checks"))
-        if not once:  # --once polls without delay; a long-running agent also claims "at once when notified"
+        # --once polls without delay; a long-running agent also claims "at once when notified"
+        if not once and self.watch_queue:
             helpers.append(asyncio.create_task(self._watch_queue(), name="watch-queue"))
         try:
             await self._poll_loop(once)
@@ -277,6 +282,9 @@ class Agent:
                         return
                     await self._sleep(min(self.timings.poll_idle_seconds, LIFECYCLE_CHECK_SECONDS))
                     continue
+            # A wake from here on (work enqueued, a slot freed while this round claims) is kept for
+            # the wait after the round, which then returns at once: none is lost to the round.
+            self._wake.clear()
             claimed: list[EccRecord] = []
             wanted: list[tuple[int, int, bool]] = []
             try:
@@ -347,11 +355,11 @@ class Agent:
         return sum(1 for held in self._in_flight_pool.values() if held == pool)
 
     async def _wait_for_progress(self, seconds: float) -> None:
-        """Sleep until the poll interval ends, a run finishes and frees a slot, or stop is asked."""
+        """Sleep until the poll interval ends, a run finishes and frees a slot, work is enqueued or
+        stop is asked, since the claim round began (``_poll_loop`` clears the wake before it)."""
         assert self._wake is not None
-        self._wake.clear()
         if self._stopping is not None and self._stopping.is_set():
-            return  # asked to stop while claiming: the wake it set was just cleared
+            return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
 

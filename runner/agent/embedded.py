@@ -160,6 +160,7 @@ class EmbeddedAgent:
             on_answered=self._answered,
             on_page=self._page_stored,
             page_gate=self._page_gate,
+            watch_queue=False,
             lifecycle=MidLifecycle(raises_issues=False),
         )
         self._waiting: dict[str, asyncio.Future[None]] = {}

@@ -18,11 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from midprobe.capabilities.errors import MidprobeError
-from midprobe.probes.credentials import CredentialStore
-from midprobe.probes.credentials.sealing import MidKeyPair, open_credentials
 from midprobe.runner.agent.logs import get_logger
 from midprobe.runner.agent.probe_runner import ProbeRunner
 from midprobe.runner.ecc.record import EccRecord
@@ -36,6 +34,10 @@ from midprobe.runner.queue.lifecycle import (
     version_refusal,
     work_refusal,
 )
+
+if TYPE_CHECKING:  # an agent without keys or sealed credentials (`scan`'s) never loads cryptography
+    from midprobe.probes.credentials import CredentialStore
+    from midprobe.probes.credentials.sealing import MidKeyPair
 
 log = get_logger("midprobe.agent")
 
@@ -173,6 +175,8 @@ class MidLifecycle:
 
     def _rekey(self, queue: EccQueue, registration: AgentRegistration, instance: str) -> AgentRegistration:
         """The instance asked for a new key pair: make it, keep it, register its public key."""
+        from midprobe.probes.credentials.sealing import MidKeyPair
+
         keys = MidKeyPair.generate()
         if self.state_dir is not None:
             keys.save(self.state_dir)
@@ -189,6 +193,9 @@ class MidLifecycle:
         sealed = queue.get_sealed_credentials(found.name)
         if sealed is None or sealed == self._sealed:
             return
+        from midprobe.probes.credentials import CredentialStore
+        from midprobe.probes.credentials.sealing import open_credentials
+
         try:
             credentials = open_credentials(sealed, self.keys)
         except MidprobeError as error:
@@ -231,6 +238,9 @@ class MidLifecycle:
         sealed = queue.get_discovery_credentials(agent, output.sys_id)
         store = None
         if sealed is not None:
+            from midprobe.probes.credentials import CredentialStore
+            from midprobe.probes.credentials.sealing import open_credentials
+
             opened = open_credentials(sealed, self.keys, source=f"discovery {correlator}")
             from midprobe.runner.agent.affinity import QueueAffinityStore
 

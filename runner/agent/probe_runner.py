@@ -19,7 +19,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from midprobe.capabilities.errors import (
     MidprobeError,
@@ -30,7 +30,6 @@ from midprobe.capabilities.errors import (
     ProbeTimeout,
 )
 from midprobe.probes.base import AnyProbe, ProbeContext, ResultStream, SharedResources, StreamingProbe
-from midprobe.probes.credentials.store import CredentialStore
 from midprobe.probes.params import parse_int
 from midprobe.probes.registry import ProbeRegistry
 from midprobe.probes.safety import TargetPolicy
@@ -46,6 +45,9 @@ from midprobe.runner.ecc.record import (
     check_request_text,
     normalize_agent_name,
 )
+
+if TYPE_CHECKING:  # a run without credentials (a bare scan) never loads the credentials package
+    from midprobe.probes.credentials.store import CredentialStore
 
 log = get_logger("midprobe.runner")
 

@@ -8,11 +8,12 @@ status 1, as its ECC payload's ``result_code``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
 import traceback
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -26,6 +27,30 @@ EXIT_PARTIAL = 1
 
 class PartialResults(Exception):
     """Raised by a command after it wrote results that are partial, and said why on stderr."""
+
+
+#: Set by a command that leaves nothing to tear down once it returns (``scan``: its output written
+#: and flushed, its threads and sockets closed): the process then ends at once, without the
+#: interpreter's own teardown (freeing every module and object, which a scan of all ports makes long).
+_nothing_left = False
+
+
+def nothing_left_to_tear_down() -> None:
+    """Let the ``midprobe`` process end as soon as this command returns (see ``main``)."""
+    global _nothing_left
+    _nothing_left = True
+
+
+def _exit(code: int, *, whole_process: bool) -> NoReturn:
+    """``sys.exit(code)``; for the console script (``whole_process``) of a command that left nothing
+    to tear down, the output flushed and ``os._exit``: a caller of ``main([...])`` in its own
+    process (a test) always gets ``SystemExit``."""
+    if whole_process and _nothing_left:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):  # a reader that went away, a closed stream
+                stream.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 #: Each command lives in its own module, imported only when that command runs (or for --help):
@@ -95,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
     except PartialResults:
-        sys.exit(EXIT_PARTIAL)
+        _exit(EXIT_PARTIAL, whole_process=argv is None)
     except MidprobeError as error:
         click.echo(f"midprobe: error: {error}", err=True)
         sys.exit(EXIT_BAD_INPUT)
@@ -112,4 +137,4 @@ def main(argv: list[str] | None = None) -> None:
                 err=True,
             )
         sys.exit(EXIT_INTERNAL)
-    sys.exit(0)
+    _exit(0, whole_process=argv is None)

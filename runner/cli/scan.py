@@ -28,7 +28,7 @@ from midprobe.probes.safety import TargetPolicy, require_lab_namespace, stays_on
 from midprobe.probes.shazzam import DEFAULT_PORTS
 from midprobe.probes.targets import TargetSpec
 from midprobe.probes.tcpscan.engine import ENGINE_CHOICES
-from midprobe.runner.cli.main import PartialResults
+from midprobe.runner.cli.main import PartialResults, nothing_left_to_tear_down
 from midprobe.runner.cli.nmap_flags import NmapFlagsCommand
 from midprobe.runner.cli.options import OUTPUT_FILE, NumberType, defaults_file_option, integer, seconds
 from midprobe.runner.scan.pipeline import ScanPipeline, ScanSettings, ScanStats
@@ -471,5 +471,6 @@ def scan(
             quiet=quiet,
         )
     )
+    nothing_left_to_tear_down()
     if stats.incomplete:  # partial results: said on stderr and in the output, and in the exit status
         raise PartialResults

@@ -7,7 +7,7 @@ to the MIDs it lets through.
 
 from __future__ import annotations
 
-import importlib.metadata
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Final, Literal
@@ -46,8 +46,11 @@ UpgradeState = Literal["Requested", "Upgrading", "Succeeded", "Failed"]
 UPGRADE_STATES: Final[tuple[UpgradeState, ...]] = ("Requested", "Upgrading", "Succeeded", "Failed")
 
 
+@functools.cache
 def midprobe_version() -> str:
     """The installed midprobe's version (``0.1.0``)."""
+    import importlib.metadata  # its email and zip packages only when a version is asked for
+
     try:
         return importlib.metadata.version("midprobe")
     except importlib.metadata.PackageNotFoundError:  # pragma: no cover - a source tree without metadata
