@@ -249,7 +249,7 @@ def setup(
     _write(service.config_file, agent_config(service))
     unit = unit_dir / service.unit_name
     _write(unit, systemd_unit(service))
-    if service.program[0] != sys.executable:  # the unit starts whatever `current` points at
+    if _through_current():  # the unit starts whatever `current` points at: this environment, for now
         from midprobe.runner.agent.upgrade import point_current, running_python, venvs_folder
 
         point_current(venvs_folder(state), Path(running_python()))
@@ -266,13 +266,19 @@ def setup(
     click.echo(f"  journalctl -u {service.unit_name} -f    # its log")
 
 
+def _through_current() -> bool:
+    """Whether the unit starts the agent through ``STATE/upgrades/venvs/current``: when midprobe
+    is installed in a virtual environment (the kind an upgrade makes and switches to)."""
+    return sys.prefix != sys.base_prefix
+
+
 def _interpreter(state: Path) -> str:
     """The Python the unit starts: installed in a virtual environment, the one ``STATE/upgrades/
     venvs/current`` points at (this one until the instance upgrades the MID, which re-points it),
     so a restart keeps the version the MID upgraded to; else this interpreter."""
     from midprobe.runner.agent.upgrade import venvs_folder
 
-    if sys.prefix == sys.base_prefix:
+    if not _through_current():
         return sys.executable
     return str(venvs_folder(state) / "current" / "bin" / Path(sys.executable).name)
 
