@@ -52,10 +52,11 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy -p midprobe.capabilities -p midprobe.probes -p midprobe.runner
 
-# Two workers (the machine's two cores): the lab tests run one after the other in one of them, on
-# one shared lab (tests/conftest.py groups them); the other tests are shared out beside them.
+# Two workers (the machine's two cores), whole files at a time: the tests of one file run one after
+# the other in one worker (test_lab_lifecycle's `lab down --all` must not run beside its own labs).
+# Not --dist loadgroup: pytest-xdist 3.8 marks groups in a node id field pytest 9 no longer reads.
 test: system-deps venv lint typecheck
-	$(PY) -m pytest -n 2 --dist loadgroup
+	$(PY) -m pytest -n 2 --dist loadfile
 
 unit: venv
 	$(PY) -m pytest -m "not lab and not postgres"

@@ -4,9 +4,9 @@ Tests that use a PostgreSQL fixture are marked ``postgres`` automatically, so
 ``-m "not postgres"`` leaves them out; when they run and PostgreSQL is missing they
 FAIL with a message saying what to install (never a silent skip).
 
-Under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``) every ``lab`` test is put in one
-group, so they all run in one worker, one after the other, on the one lab that worker brings up;
-the other tests are shared out between the workers beside them.
+``make test`` runs ``-n 2 --dist loadfile`` (pytest-xdist): each file's tests run in one worker, one
+after the other. The ``xdist_group`` mark below is kept for ``--dist loadgroup``, which does not
+group under pytest 9 with pytest-xdist 3.8 (each worker then brings up its own session lab).
 """
 
 from __future__ import annotations
