@@ -5,8 +5,7 @@ Tests that use a PostgreSQL fixture are marked ``postgres`` automatically, so
 FAIL with a message saying what to install (never a silent skip).
 
 ``make test`` runs ``-n 2 --dist loadfile`` (pytest-xdist): each file's tests run in one worker, one
-after the other. The ``xdist_group`` mark below is kept for ``--dist loadgroup``, which does not
-group under pytest 9 with pytest-xdist 3.8 (each worker then brings up its own session lab).
+after the other, and each worker that reaches a lab test brings up its own session lab.
 """
 
 from __future__ import annotations
@@ -34,17 +33,10 @@ settings.load_profile("default")
 POSTGRES_FIXTURES = frozenset({"postgres_server", "postgres_url", "postgres_database_url"})
 
 
-LAB_GROUP = "lab"
-"""The xdist group of every lab test: one worker, one lab, the tests in collection order."""
-
-
-@pytest.hookimpl(trylast=True)  # after tests/lab/conftest.py marked its tests ``lab``
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if POSTGRES_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.postgres)
-        if item.get_closest_marker("lab") is not None:
-            item.add_marker(pytest.mark.xdist_group(LAB_GROUP))
 
 
 @pytest.fixture(autouse=True)
