@@ -7,8 +7,10 @@ Tests that use either are marked ``lab`` automatically.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +19,10 @@ import pytest
 from midprobe.runner.lab import Lab, NamespaceThread
 
 LAB_FIXTURES = frozenset({"lab", "lab_thread"})
+#: Held shared while a test keeps a detached lab (one `lab up`/`demo` left running), exclusively while
+#: a test runs `lab down --all` (which removes every detached lab): the two never overlap across
+#: pytest-xdist workers.
+DETACHED_LABS_LOCK = Path(tempfile.gettempdir()) / "midprobe-tests-detached-labs.lock"
 TINY_PROFILE = Path(__file__).resolve().parents[2] / "fixtures" / "lab" / "tiny.toml"
 
 
@@ -54,3 +60,24 @@ def lab_thread(lab: Lab) -> Iterator[NamespaceThread]:
 def tiny_profile() -> Path:
     """fixtures/lab/tiny.toml: one host (solo, 198.18.0.10) with HTTP on 8080."""
     return TINY_PROFILE
+
+
+def _hold_detached_labs_lock(mode: int) -> Iterator[None]:
+    with DETACHED_LABS_LOCK.open("a") as handle:
+        fcntl.flock(handle, mode)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@pytest.fixture
+def keeps_a_detached_lab() -> Iterator[None]:
+    """For a test whose lab outlives the command that started it: no `lab down --all` meanwhile."""
+    yield from _hold_detached_labs_lock(fcntl.LOCK_SH)
+
+
+@pytest.fixture
+def removes_detached_labs() -> Iterator[None]:
+    """For a test that runs `lab down --all`: waits until no other test keeps a detached lab."""
+    yield from _hold_detached_labs_lock(fcntl.LOCK_EX)

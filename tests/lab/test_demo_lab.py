@@ -45,6 +45,7 @@ def _log_in(console: str, ca: Path, password: str) -> str:
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.usefixtures("keeps_a_detached_lab")
 def test_demo_validates_its_mid_over_https_discovers_the_lab_and_leaves_the_console_open(
     tmp_path: Path,
 ) -> None:

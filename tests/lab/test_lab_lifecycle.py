@@ -103,6 +103,7 @@ def _daemon_pids(prefix: str) -> list[int]:
     return [d["pid"] for d in json.loads((STATE_ROOT / prefix / "state.json").read_text())["daemons"]]
 
 
+@pytest.mark.usefixtures("keeps_a_detached_lab")
 def test_cli_up_status_exec_down_across_processes(lab: Lab, tiny_profile: Path) -> None:
     first = json.loads(_cli("lab", "up", "--profile", str(tiny_profile), "--json").stdout)["prefix"]
     second_up = _cli("lab", "up", "--profile", str(tiny_profile)).stdout
@@ -154,6 +155,7 @@ def test_cli_up_status_exec_down_across_processes(lab: Lab, tiny_profile: Path) 
     assert _namespaces_of(lab.prefix), "the session lab must survive `lab down`"
 
 
+@pytest.mark.usefixtures("removes_detached_labs")
 def test_lab_down_all_cleans_up_after_a_killed_process(lab: Lab, tiny_profile: Path) -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(tiny_profile)],
@@ -184,6 +186,7 @@ def test_lab_down_all_cleans_up_after_a_killed_process(lab: Lab, tiny_profile: P
     assert _namespaces_of(lab.prefix), "the session lab is held by a live process and must survive"
 
 
+@pytest.mark.usefixtures("removes_detached_labs")
 def test_lab_down_all_removes_namespaces_whose_state_is_lost(lab: Lab) -> None:
     prefix = "mp" + os.urandom(3).hex()
     orphan = f"{prefix}-scan"
@@ -307,6 +310,7 @@ def test_extra_hosts_are_cheap_linux_hosts_with_names(lab: Lab) -> None:
             assert login.stdout.strip() == host.name
 
 
+@pytest.mark.usefixtures("keeps_a_detached_lab")
 def test_the_removal_hint_names_the_prefix_beside_another_lab_and_works_as_written(
     lab: Lab, tiny_profile: Path
 ) -> None:
