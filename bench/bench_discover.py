@@ -6,11 +6,15 @@ every range), each into a fresh SQLite queue. Prints wall time, devices per minu
 answered Shazzam, each taken through classification), and checks that both runs built the same
 CMDB (the same addresses with the same classes). The large network's hosts answer on TCP only
 (no sshd or snmpd behind their ports), so most of the time is the classifiers' time-outs.
-Usage: .venv/bin/python bench/bench_discover.py
+Then, where the time goes: a third run with one agent, the agent and ``discover run`` (the
+orchestrator) each under pyinstrument (not timed: the profiler slows them); the top of both
+profiles is printed (``--no-profile`` skips it).
+Usage: .venv/bin/python bench/bench_discover.py [--no-profile]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import signal
 import subprocess
@@ -30,10 +34,22 @@ from midprobe.runner.lab.credentials_file import lab_credentials_toml  # noqa: E
 from midprobe.runner.queue.url import open_queue, sqlite_url  # noqa: E402
 
 MIDPROBE = [sys.executable, "-m", "midprobe.runner"]
+#: Lines of each profile printed (pyinstrument's text report, slowest call paths first).
+PROFILE_LINES = 45
 
 
-def _agent(lab: Lab, name: str, url: str, workdir: Path) -> subprocess.Popen[str]:
-    argv = ["ip", "netns", "exec", lab.scanner_namespace, *MIDPROBE, "agent", "--name", name, "--queue", url]
+def _midprobe(profile: Path | None) -> list[str]:
+    """How to run midprobe: plainly, or under pyinstrument writing its text report to ``profile``."""
+    if profile is None:
+        return MIDPROBE
+    return [sys.executable, "-m", "pyinstrument", "-r", "text", "-o", str(profile), "-m", "midprobe.runner"]
+
+
+def _agent(
+    lab: Lab, name: str, url: str, workdir: Path, profile: Path | None = None
+) -> subprocess.Popen[str]:
+    argv = ["ip", "netns", "exec", lab.scanner_namespace, *_midprobe(profile), "agent", "--name", name]
+    argv += ["--queue", url]
     argv += ["--state", str(workdir / f"state-{name}")]
     argv += [
         "--lab",
@@ -48,10 +64,15 @@ def _agent(lab: Lab, name: str, url: str, workdir: Path) -> subprocess.Popen[str
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
 
 
-def _run(lab: Lab, agents: int, workdir: Path, large_network: str) -> tuple[float, int, dict[str, str]]:
-    url = sqlite_url(workdir / f"ecc-{agents}.db")
+def _run(
+    lab: Lab, agents: int, workdir: Path, large_network: str, *, profile: bool = False
+) -> tuple[float, int, dict[str, str]]:
+    """One discovery with ``agents`` agents into a fresh queue; with ``profile``, one agent and the
+    orchestrator run under pyinstrument (``workdir/profile-agent.txt``, ``profile-discover.txt``)."""
+    url = sqlite_url(workdir / f"ecc-{agents}{'-profiled' if profile else ''}.db")
+    agent_profile = workdir / "profile-agent.txt" if profile else None
     with open_queue(url) as queue:
-        processes = [_agent(lab, f"bench{index}", url, workdir) for index in range(agents)]
+        processes = [_agent(lab, f"bench{index}", url, workdir, agent_profile) for index in range(agents)]
         try:
             deadline = time.monotonic() + 60
             while len(queue.list_agents()) < agents:
@@ -67,7 +88,8 @@ def _run(lab: Lab, agents: int, workdir: Path, large_network: str) -> tuple[floa
                 encoding="utf-8",
             )
             started = time.perf_counter()
-            done = lab.run([*MIDPROBE, "discover", "run", str(schedule), "--queue", url], timeout=1200)
+            orchestrator = _midprobe(workdir / "profile-discover.txt" if profile else None)
+            done = lab.run([*orchestrator, "discover", "run", str(schedule), "--queue", url], timeout=1200)
             seconds = time.perf_counter() - started
             status = json.loads(
                 lab.run(
@@ -85,7 +107,21 @@ def _run(lab: Lab, agents: int, workdir: Path, large_network: str) -> tuple[floa
     return seconds, answered, found
 
 
+def _print_profiles(workdir: Path) -> None:
+    for name, what in (("agent", "the agent"), ("discover", "`discover run` (the orchestrator)")):
+        report = workdir / f"profile-{name}.txt"
+        if not report.exists():
+            print(f"profile of {what}: not written")
+            continue
+        lines = [line for line in report.read_text(encoding="utf-8").splitlines() if line.strip()]
+        print(f"\nwhere the time goes, {what}, one agent (pyinstrument, top {PROFILE_LINES} lines):")
+        print("\n".join(lines[:PROFILE_LINES]))
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-profile", action="store_true", help="skip the profiled third run")
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="midprobe-bench-") as tmp, Lab.up(large=True) as lab:
         workdir = Path(tmp)
         (workdir / "creds.toml").write_text(lab_credentials_toml(lab), encoding="utf-8")
@@ -93,6 +129,20 @@ def main() -> None:
         print(f"lab: {lab.network} and {lab.large.network} ({len(lab.large.alive)} alive there)")
         one_seconds, one_hosts, one = _run(lab, 1, workdir, lab.large.network)
         two_seconds, two_hosts, two = _run(lab, 2, workdir, lab.large.network)
+        if not args.no_profile:
+            _run(lab, 1, workdir, lab.large.network, profile=True)
+            _print_profiles(workdir)
+        _report(one_seconds, one_hosts, one, two_seconds, two_hosts, two)
+
+
+def _report(
+    one_seconds: float,
+    one_hosts: int,
+    one: dict[str, str],
+    two_seconds: float,
+    two_hosts: int,
+    two: dict[str, str],
+) -> None:
     for agents, seconds, hosts, found in ((1, one_seconds, one_hosts, one), (2, two_seconds, two_hosts, two)):
         per_minute = hosts / seconds * 60 if seconds else 0.0
         print(

@@ -53,6 +53,9 @@ class SqliteDatabase:
                 path, timeout=busy_timeout_seconds, isolation_level=None, check_same_thread=False
             )
             self._connection.execute("PRAGMA journal_mode=WAL")
+            # As the queue's connections have it: in WAL mode a commit survives a crashed process
+            # without an fsync per commit (the discovery status writes one per device and phase).
+            self._connection.execute("PRAGMA synchronous=NORMAL")
             self._connection.execute("PRAGMA foreign_keys=ON")
         except sqlite3.Error as error:
             raise QueueError(f"cannot open the CMDB database {path}: {_message(error)}") from None

@@ -21,6 +21,7 @@ queue's one-answer rule makes final even for work an agent already holds.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import ipaddress
@@ -126,6 +127,8 @@ class Orchestrator:
         self._rng = rng or random.Random()
         self._started_at: dict[str, float] = {}
         self._view: tuple[MidSelector, list[MidServer]] | None = None
+        #: Outputs this orchestrator planned per MID: ``auto`` spreads work over the suitable MIDs.
+        self._assigned: collections.Counter[str] = collections.Counter()
 
     # -- MID selection ---------------------------------------------------------------------------
 
@@ -174,8 +177,10 @@ class Orchestrator:
     ) -> str:
         """The MID to run ``topic`` for ``addresses`` (every address must be in its ranges).
 
-        ``auto``: any suitable MID; a named MID: that one; a cluster: Failover takes the suitable
-        member of lowest order, Load Balance one of the suitable members at random.
+        ``auto``: the suitable MID this orchestrator gave the fewest outputs so far (ties by name),
+        so several suitable MIDs share a discovery's work; a named MID: that one; a cluster:
+        Failover takes the suitable member of lowest order, Load Balance one of the suitable
+        members at random.
         """
         selector, mids = self._mids()
         cluster = self._cluster(schedule)
@@ -205,7 +210,7 @@ class Orchestrator:
             picked = cluster.pick(chosen, rng=self._rng)
             assert picked is not None
             return picked
-        return sorted(chosen)[0]
+        return min(chosen, key=lambda name: (self._assigned[name], name))
 
     def nmap_available(self, schedule: Schedule, address: str) -> bool:
         try:
@@ -276,6 +281,7 @@ class Orchestrator:
                 payload=encode_multiprobe_payload([ProbeRequest(name) for name in probes], parameters)
             )
         planned = {"sys_id": record.sys_id, "record": record.as_dict(), "meta": dict(meta)}
+        self._assigned[agent] += 1
         return self.status.plan(status_id, PHASE_OF_TOPIC[topic], source, topic, agent, planned)
 
     # -- advancing ---------------------------------------------------------------------------------

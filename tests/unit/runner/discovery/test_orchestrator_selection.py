@@ -52,3 +52,20 @@ def test_a_default_for_another_application_does_not_serve_discovery(tmp_path: Pa
     policy = SelectionPolicy(applications=(Application("Orchestration", default_mid_server="mid-hq"),))
     with orchestrator(tmp_path, policy) as chosen, pytest.raises(NoSuitableMid):
         chosen.choose_mid(SCHEDULE, "Shazzam", ["198.18.0.1"])
+
+
+def test_auto_spreads_the_batches_over_every_suitable_mid(tmp_path: Path) -> None:
+    url = trust_every_agent(sqlite_url(tmp_path / "ecc.db"))
+    with open_queue(url) as queue:
+        database = open_database(url)
+        cmdb = CmdbStore(database)
+        try:
+            for name in ("mid-a", "mid-b"):
+                queue.register_agent(AgentRegistration(name, ip_ranges=("198.18.0.0/22",)))
+            orchestrator = Orchestrator(queue, StatusStore(database), cmdb)
+            # Four batches of 256 addresses, each of which either MID may scan.
+            orchestrator.start(Schedule("t", ("198.18.0.0/22",), behaviour=("snmp",), batch_size=256))
+            shazzams = [record.agent for record in queue.list(topic="Shazzam")]
+        finally:
+            cmdb.close()
+    assert sorted(shazzams) == ["mid.server.mid-a"] * 2 + ["mid.server.mid-b"] * 2
