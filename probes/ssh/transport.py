@@ -13,6 +13,7 @@ import errno
 import ipaddress
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Literal
 
@@ -30,6 +31,8 @@ from midprobe.capabilities.errors import (
 from midprobe.probes.ssh.known_hosts import HostKey, KnownHostsStore, keys_by_type
 
 HostKeyStatus = Literal["new", "known", "changed"]
+#: paramiko's banner and handshake time-outs are ours plus this, so ours fires first.
+PARAMIKO_TIMEOUT_SLACK_SECONDS = 1.0
 
 
 def translate_error(error: BaseException, what: str, timeout: float) -> ProbeError:
@@ -136,16 +139,21 @@ def handshake(
         raise translate_error(error, what, timeout) from None
     on_transport(transport)
     try:
-        transport.banner_timeout = timeout
-        transport.handshake_timeout = timeout
+        # Ours is the time-out that counts; paramiko's own (which ends the handshake with an
+        # EOFError, indistinguishable from a server that hung up) only backs it up.
+        transport.banner_timeout = timeout + PARAMIKO_TIMEOUT_SLACK_SECONDS
+        transport.handshake_timeout = timeout + PARAMIKO_TIMEOUT_SLACK_SECONDS
         recorded = keys_by_type(known_hosts.lookup(host, port))
         if recorded:
             _prefer_host_key_types(transport, tuple(recorded))
         done = threading.Event()
+        started = time.monotonic()
         transport.start_client(event=done)
         if not done.wait(timeout):
             raise ReadTimeout(what, timeout)
         if not transport.is_active():
+            if time.monotonic() - started >= timeout:  # this thread woke late: still our time-out
+                raise ReadTimeout(what, timeout)
             raise translate_error(transport.get_exception() or EOFError(), what, timeout)
         offered = HostKey.from_pkey(transport.get_remote_server_key())
         status: HostKeyStatus
