@@ -292,7 +292,7 @@ def main() -> None:
     count, repeat = arguments.count, arguments.repeat
     records = host_records(count)
     names = [name for name, _ in records]
-    expected_names = {name: (address,) for name, address in records}
+    expected_names: Found = {name: (address,) for name, address in records}
     with private_dns(records) as server:
         midprobe_probe(server, names[:10])  # warm-up: imports, first socket
         forward_tools = all_tools(server, names, False, repeat)
@@ -303,7 +303,7 @@ def main() -> None:
     sweep_records = host_records(SWEEP.num_addresses)
     addresses = [str(address) for address in SWEEP]
     by_address = {address: name for name, address in sweep_records}
-    expected_reverse = {address: (by_address[address],) for address in addresses}
+    expected_reverse: Found = {address: (by_address[address],) for address in addresses}
     with private_dns(sweep_records) as server:
         midprobe_reverse(server, addresses[:10])
         reverse_tools = all_tools(server, addresses, True, repeat)
