@@ -305,6 +305,8 @@ class Agent:
                     if (free := self.pools.for_priority(pool) - self._running_in(pool)) > 0
                 ]
                 failure: QueueError | None = None
+                asked = {pool: free for pool, free, _ in wanted}
+                dry: set[int] = set()  # pools that gave less than they asked: nothing more is ready there
                 for pool, records in await asyncio.to_thread(self._claim_pools, wanted):
                     if isinstance(records, QueueError):
                         failure = records
@@ -312,6 +314,8 @@ class Agent:
                     restart_pools.discard(pool)
                     self._start(records)  # before the failure is raised: it must not strand these
                     claimed += records
+                    if len(records) < asked[pool]:
+                        dry.add(pool)
                 if failure is not None:
                     raise failure
                 backoff = 0.0
@@ -328,8 +332,14 @@ class Agent:
                     return
                 continue  # a pool was full as the round began and has room now: ask it too
             if once:
-                # Drain mode: claim again as soon as a pool has room, no polling delay.
-                if claimed and len(self._in_flight) < self.pools.total:
+                # Drain mode: claim again at once while a pool that may have more ready has room
+                # (asking again a pool this round found dry would cost a request and find nothing);
+                # else as soon as a run finishes and frees a slot, no polling delay.
+                if claimed and any(
+                    self.pools.for_priority(pool) > self._running_in(pool)
+                    for pool in POOLS
+                    if pool not in dry
+                ):
                     continue
                 await self._wait_for_progress(self.timings.poll_busy_seconds)
             else:

@@ -60,6 +60,26 @@ def test_agent_once_asks_each_pool_once_a_round_in_one_request(
     assert "POST /api/midprobe/v1/claim" not in bridge.requests, "no claim request per pool"
 
 
+def test_agent_once_does_not_ask_again_at_once_the_pools_a_round_found_dry(
+    queue: EccQueue, users: UserStore, tmp_path: Path
+) -> None:
+    # More standard work than the standard pool holds (25), none of the other priorities.
+    queue.enqueue_many([new_output_record(agent="mid1", topic="HeartbeatProbe") for _ in range(40)])
+    bridge = AsgiBridge(create_app(queue, users))
+    # Polls only when a run frees a slot (the busy poll is far off): each round is the drain's own.
+    patient = AgentTimings(poll_idle_seconds=30, poll_busy_seconds=30, lease_seconds=60)
+    with remote_queue(bridge, tmp_path / "spool") as remote:
+        agent = https_agent("mid1", remote, patient)
+        stats = asyncio.run(agent.run(once=True, install_signal_handlers=False))
+
+    assert stats.answered == 40
+    rounds = _claim_rounds(bridge)
+    assert all(2 in pools for pools in rounds), (
+        f"a round asked only pools the round before found dry, while the standard pool was full: {rounds}"
+    )
+    assert len(rounds) <= 5, f"40 records in rounds of up to 25, then one that finds nothing: {rounds}"
+
+
 class FailsExpedited(WrappedQueue):
     """The instance's real queue, whose claims for the expedited pool fail (an outage)."""
 
