@@ -3,7 +3,7 @@
 HeartbeatProbe outputs (a no-op topic, no network) are enqueued (16,000 unless --count), COUNT / 8 for each agent
 ``bench0`` .. ``bench7``; then 8 ``midprobe agent --once`` processes drain them, once straight
 from a private PostgreSQL (tests/support/postgres.py) and once through one instance on another
-database of the same server, each agent an ``https://`` client with its own user bound to its MID
+database of the same server (the first one dropped before), each agent an ``https://`` client with its own user bound to its MID
 (basic auth, the instance's CA pinned, a result spool). The time runs from starting the agents
 until the last one exits (claiming, running, writing results, start-up). Every output must be
 answered exactly once, or the benchmark fails (exit 1).
