@@ -59,6 +59,15 @@ LIFECYCLE_CHECK_SECONDS = 2.0
 WATCH_SLICE_SECONDS = 1.0
 
 
+class _PageRefused(MidprobeError):
+    """The queue refused page ``number`` (from 1) of an answer in pages, for ``error``."""
+
+    def __init__(self, number: int, error: MidprobeError) -> None:
+        super().__init__(str(error))
+        self.number = number
+        self.error = error
+
+
 @dataclass
 class AgentStats:
     """What one agent run did (printed by ``midprobe agent --once``)."""
@@ -296,6 +305,8 @@ class Agent:
                     if (free := self.pools.for_priority(pool) - self._running_in(pool)) > 0
                 ]
                 failure: QueueError | None = None
+                asked = {pool: free for pool, free, _ in wanted}
+                dry: set[int] = set()  # pools that gave less than they asked: nothing more is ready there
                 for pool, records in await asyncio.to_thread(self._claim_pools, wanted):
                     if isinstance(records, QueueError):
                         failure = records
@@ -303,6 +314,8 @@ class Agent:
                     restart_pools.discard(pool)
                     self._start(records)  # before the failure is raised: it must not strand these
                     claimed += records
+                    if len(records) < asked[pool]:
+                        dry.add(pool)
                 if failure is not None:
                     raise failure
                 backoff = 0.0
@@ -319,8 +332,14 @@ class Agent:
                     return
                 continue  # a pool was full as the round began and has room now: ask it too
             if once:
-                # Drain mode: claim again as soon as a pool has room, no polling delay.
-                if claimed and len(self._in_flight) < self.pools.total:
+                # Drain mode: claim again at once while a pool that may have more ready has room
+                # (asking again a pool this round found dry would cost a request and find nothing);
+                # else as soon as a run finishes and frees a slot, no polling delay.
+                if claimed and any(
+                    self.pools.for_priority(pool) > self._running_in(pool)
+                    for pool in POOLS
+                    if pool not in dry
+                ):
                     continue
                 await self._wait_for_progress(self.timings.poll_busy_seconds)
             else:
@@ -421,18 +440,19 @@ class Agent:
             stored = await self._complete_pages(record, pages)
         except QueueError:
             raise
+        except _PageRefused as refused:
+            # The queue refused a page (not an outage: sent again, it would be refused again).
+            # An error page takes its number, marked last, so the answer is whole and the
+            # output ends in error now, with the reason, instead of waiting for its lease.
+            log.warning(
+                "a page of the result was refused, answering with an error page",
+                sys_id=record.sys_id,
+                page=refused.number,
+                error=str(refused.error),
+            )
+            answer = self.runner.refusal(record, refused.error, page=(refused.number, True))
+            stored = await self._complete(record, answer)
         except MidprobeError as refused:
-            if len(pages) > 1:
-                # An error answer cannot take a refused page's place (the first answer for
-                # each page wins, and page 1 may be in): the output keeps its lease, which
-                # this process stops renewing, and runs again after it (its pages resent).
-                self.stats.errors += 1
-                log.warning(
-                    "a page of the result was refused, the output waits for its lease",
-                    sys_id=record.sys_id,
-                    error=str(refused),
-                )
-                return
             # The queue refused this answer (not an outage): answer with an error instead,
             # or the record would be re-run after every lease, for ever.
             log.warning("result refused, answering with an error", sys_id=record.sys_id, error=str(refused))
@@ -509,7 +529,8 @@ class Agent:
         """Write the answer's ``pages`` (``split_pages``: one when it fits); True if the first page was stored.
 
         The pages go to the writer together, in order (one batch when it is idle); an outage
-        or a refusal of any page is raised as :meth:`_complete` raises it.
+        is raised as :meth:`_complete` raises it, and so is the refusal of a single page; the
+        refusal of a page of several is raised as ``_PageRefused`` naming the first refused.
         """
         if len(pages) == 1:
             return await self._complete(record, pages[0])
@@ -517,8 +538,11 @@ class Agent:
             *(self._complete(record, page) for page in pages), return_exceptions=True
         )
         for outcome in outcomes:
-            if isinstance(outcome, BaseException):
+            if isinstance(outcome, QueueError) or not isinstance(outcome, bool | MidprobeError):
                 raise outcome
+        for number, outcome in enumerate(outcomes, start=1):
+            if isinstance(outcome, MidprobeError):
+                raise _PageRefused(number, outcome)
         return bool(outcomes[0])
 
     async def _complete(self, record: EccRecord, answer: EccRecord) -> bool:

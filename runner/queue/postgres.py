@@ -133,6 +133,11 @@ class PostgresQueue(SqlQueue):
             timeout_ms = max(1, int(self._busy_timeout * 1000))
             connection.execute(f"SET lock_timeout = {timeout_ms}")
             connection.execute("SET TIME ZONE 'UTC'")
+            # Every statement planned for its own values: the driver prepares a query run five
+            # times, and the server then takes a generic plan, which for the claim's look ("any
+            # work of this agent and priority?", LIMIT 1) was a sequential scan of the whole
+            # queue (16 ms at 20,000 rows, against 0.05 ms through the claim index).
+            connection.execute("SET plan_cache_mode = force_custom_plan")
         except psycopg.Error as error:
             connection.close()
             raise QueueError(f"queue {self.url}: {self._message(error)}") from None

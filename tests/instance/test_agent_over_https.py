@@ -1,5 +1,5 @@
 """A real agent on an ``HttpsQueue`` to the instance (in process, through ``AsgiBridge``):
-its claim round, and a page of a multi-page result that the instance refuses."""
+its claim round, and a page of a multi-page result that the instance refuses or loses."""
 
 from __future__ import annotations
 
@@ -60,6 +60,26 @@ def test_agent_once_asks_each_pool_once_a_round_in_one_request(
     assert "POST /api/midprobe/v1/claim" not in bridge.requests, "no claim request per pool"
 
 
+def test_agent_once_does_not_ask_again_at_once_the_pools_a_round_found_dry(
+    queue: EccQueue, users: UserStore, tmp_path: Path
+) -> None:
+    # More standard work than the standard pool holds (25), none of the other priorities.
+    queue.enqueue_many([new_output_record(agent="mid1", topic="HeartbeatProbe") for _ in range(40)])
+    bridge = AsgiBridge(create_app(queue, users))
+    # Polls only when a run frees a slot (the busy poll is far off): each round is the drain's own.
+    patient = AgentTimings(poll_idle_seconds=30, poll_busy_seconds=30, lease_seconds=60)
+    with remote_queue(bridge, tmp_path / "spool") as remote:
+        agent = https_agent("mid1", remote, patient)
+        stats = asyncio.run(agent.run(once=True, install_signal_handlers=False))
+
+    assert stats.answered == 40
+    rounds = _claim_rounds(bridge)
+    assert all(2 in pools for pools in rounds), (
+        f"a round asked only pools the round before found dry, while the standard pool was full: {rounds}"
+    )
+    assert len(rounds) <= 5, f"40 records in rounds of up to 25, then one that finds nothing: {rounds}"
+
+
 class FailsExpedited(WrappedQueue):
     """The instance's real queue, whose claims for the expedited pool fail (an outage)."""
 
@@ -90,7 +110,7 @@ def test_a_pool_whose_claim_fails_ends_the_round_and_what_was_claimed_comes_back
 
 
 @pytest.mark.timeout(60)
-def test_a_page_the_instance_refuses_waits_for_the_lease_and_its_rerun_completes_the_output(
+def test_a_page_the_instance_refuses_is_answered_by_one_error_page_that_ends_the_output(
     queue: EccQueue, users: UserStore, tmp_path: Path
 ) -> None:
     # 7 hosts at 3 a page; the 5th host (page 2) is too large for the instance's body limit.
@@ -102,26 +122,27 @@ def test_a_page_the_instance_refuses_waits_for_the_lease_and_its_rerun_completes
 
     first = _run_once(strict, tmp_path / "spool")
 
-    pages = [decode_input_payload(page.payload) for page in queue.results_of(output.sys_id)]
-    assert [(page.page, page.last_page) for page in pages] == [(1, False), (3, True)]
-    waiting = queue.get(output.sys_id)
-    assert waiting is not None
-    assert waiting.state == "processing", "the output is neither closed nor released: it waits for its lease"
-    assert queue.get_lease(output.sys_id) is not None
+    results = queue.results_of(output.sys_id)
+    pages = [decode_input_payload(page.payload) for page in results]
+    assert [(page.page, page.last_page) for page in pages] == [(1, False), (2, True), (3, True)]
+    errors = [result.error_string for result in results if result.error_string]
+    assert len(errors) == 1, "one error record, in the refused page's place"
+    assert "Request entity too large" in errors[0], "it says why"
+    assert pages[1].error == errors[0]
+    done = queue.get(output.sys_id)
+    assert done is not None
+    assert done.state == "error", "the output ends at once, not after its lease"
+    assert queue.get_lease(output.sys_id) is None
     assert (first.answered, first.duplicates, first.errors) == (0, 0, 1)
     sent = [r for r in strict.requests if "/answer" in r]
     assert len(sent) <= 6, f"the refused page was not sent again and again: {sent}"
     assert ResultSpool(tmp_path / "spool").pending() == [], "a refused page is not resent from the spool"
 
-    # The next run (a restart re-takes what its name held) runs it again; the page is taken now.
+    # Nothing is left to run again: the next run claims nothing and adds no answer.
     again = _run_once(AsgiBridge(create_app(queue, users)), tmp_path / "spool")
 
-    assert again.claimed == 1
-    pages = [decode_input_payload(page.payload) for page in queue.results_of(output.sys_id)]
-    assert [(page.page, page.last_page) for page in pages] == [(1, False), (2, False), (3, True)]
-    done = queue.get(output.sys_id)
-    assert done is not None
-    assert done.state == "processed"
+    assert again.claimed == 0
+    assert len(queue.results_of(output.sys_id)) == 3
 
 
 class LosesPageTwo(AsgiBridge):
