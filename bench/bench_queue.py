@@ -8,7 +8,8 @@ output must be answered exactly once, or the benchmark fails (exit 1).
 Each run also prints the CPU time per record of the agents and of PostgreSQL (its backends):
 records/s can be at most cores / (CPU seconds per record), so four agents scale by 3.5x on a
 machine with enough cores only; on fewer the line says the 4-agent run is CPU-bound.
-Targets: SQLite >= 3,000 rec/s; PostgreSQL >= 1,500 rec/s with one agent, four agents
+Each run's line also gives the 1-minute load average (the machine is shared; wall time suffers
+from other work, CPU per record much less). Targets: SQLite >= 3,000 rec/s; PostgreSQL >= 1,500 rec/s with one agent, four agents
 >= 3.5x one. Usage: .venv/bin/python bench/bench_queue.py [--count N] [--no-postgres]
 """
 
@@ -54,6 +55,8 @@ class Run:
     #: CPU seconds (user + system) of the agents, and of the database server (None: SQLite, in the agents).
     agent_cpu: float
     server_cpu: float | None = None
+    #: The 1-minute load average as the run ended (the machine is shared: a high one slows wall time).
+    load: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -74,7 +77,7 @@ class Run:
         return (
             f"  CPU per record: {self.agent_cpu / self.records * 1e6:,.0f} us agents{server}"
             f" = {self.cpu_per_record * 1e6:,.0f} us; {self.busy_cores:.2f} of {CORES} cores busy;"
-            f" CPU-bound ceiling {CORES / self.cpu_per_record:,.0f} rec/s"
+            f" CPU-bound ceiling {CORES / self.cpu_per_record:,.0f} rec/s; load average {self.load:.2f}"
         )
 
 
@@ -91,7 +94,14 @@ def drain(url: str, backend: str, agents: int, count: int, server_pid: int | Non
     agent_cpu = children_cpu_seconds() - agent_cpu
     server = tree_cpu_seconds(server_pid) - server_cpu if server_pid is not None else None
     check_answered(url, outputs, what)
-    return Run(backend, agents, count, seconds, agent_cpu, server)
+    return Run(backend, agents, count, seconds, agent_cpu, server, os.getloadavg()[0])
+
+
+def startup_cpu(url: str) -> float:
+    """CPU seconds of one agent's start-up and stop: ``--once`` on an empty queue."""
+    before = children_cpu_seconds()
+    run_agents([agent_argv(0, url)], "bench_queue: start-up")
+    return children_cpu_seconds() - before
 
 
 def report(run: Run, target: float | None) -> bool:
@@ -119,15 +129,33 @@ def report(run: Run, target: float | None) -> bool:
 def scaling_bound(one: Run, four: Run) -> str:
     """Whether the machine's cores allow the scaling target: 3.5x one agent's rate at four's CPU per record."""
     needed = SCALING_TARGET * one.rate * four.cpu_per_record
+    # The CPU per record (agents and server) at which this machine's cores carry 3.5x one agent's rate.
+    affordable = CORES / (SCALING_TARGET * one.rate) * 1e6
     if needed <= CORES:
         return (
             f"  {SCALING_TARGET}x one agent needs {needed:.2f} of {CORES} cores at 4 agents' CPU per record"
+            f" (affordable: {affordable:,.0f} us a record)"
         )
     return (
         f"  CPU-bound: {SCALING_TARGET}x one agent ({SCALING_TARGET * one.rate:,.0f} rec/s) needs"
         f" {needed:.2f} cores at 4 agents' {four.cpu_per_record * 1e6:,.0f} us CPU per record;"
         f" this machine has {CORES} (at most {CORES / four.cpu_per_record:,.0f} rec/s"
-        f" = {CORES / four.cpu_per_record / one.rate:.2f}x one agent)"
+        f" = {CORES / four.cpu_per_record / one.rate:.2f}x one agent); the goal needs at most"
+        f" {affordable:,.0f} us CPU a record (agents + server) on {CORES} cores"
+    )
+
+
+def scaling_limit(one: Run, four: Run) -> str:
+    """The same bound without wall time (so without the machine's load): one agent, one process, runs at
+    most 1 / (its own CPU per record); 3.5x that on ``CORES`` cores needs four agents' CPU per
+    record (agents and server) at most ``CORES`` / 3.5 of one agent's own."""
+    own = one.agent_cpu / one.records
+    allowed = CORES / SCALING_TARGET * own
+    possible = "possible" if four.cpu_per_record <= allowed else "impossible"
+    return (
+        f"  load-free bound: one agent's own {own * 1e6:,.0f} us a record caps it at {1 / own:,.0f} rec/s;"
+        f" {SCALING_TARGET}x that needs <= {allowed * 1e6:,.0f} us a record at 4 agents on {CORES} cores,"
+        f" measured {four.cpu_per_record * 1e6:,.0f} us: {possible} here"
     )
 
 
@@ -139,6 +167,12 @@ def main() -> None:
     compile_modules()
     met: list[bool] = []
     with tempfile.TemporaryDirectory(prefix="bench-queue-") as workdir:
+        startup = min(startup_cpu(sqlite_url(Path(workdir) / "empty.db")) for _ in range(3))
+        print(
+            f"agent start-up and stop (--once, empty queue): {startup * 1e3:,.0f} ms CPU"
+            f" = {startup / args.count * 1e6:,.0f} us a record per agent at {args.count} records",
+            flush=True,
+        )
         sqlite_run = drain(sqlite_url(Path(workdir) / "ecc.db"), "sqlite", 1, args.count)
         met.append(report(sqlite_run, SQLITE_TARGET))
     if args.no_postgres:
@@ -163,6 +197,7 @@ def main() -> None:
             f"{'met' if scaling >= SCALING_TARGET else 'NOT met'}"
         )
         print(scaling_bound(runs[1], runs[4]))
+        print(scaling_limit(runs[1], runs[4]))
         headline(
             "ECC queue, postgresql, 4 agents",
             f"{runs[4].rate:,.0f} records/s",

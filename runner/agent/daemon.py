@@ -423,12 +423,32 @@ class Agent:
             # Not even the error answer could be written: a bug, logged; retrying would loop for ever.
             self.stats.errors += 1
             log.error("record cannot be answered", sys_id=record.sys_id, error=str(error))
+        except Exception as error:  # a bug outside the probe (the runner answers a probe's own)
+            await self._answer_crash(record, error)
         finally:
             self._in_flight.pop(record.sys_id, None)
             self._pages_written.pop(record.sys_id, None)
             self._free_slot(record.sys_id)  # and wakes the poll loop: --once may be done now
             if self.on_answered is not None:
                 self.on_answered(record.sys_id)
+
+    async def _answer_crash(self, record: EccRecord, error: Exception) -> None:
+        """End ``record`` as an error answer naming ``error``, which broke its run outside the probe:
+        left leased, it would be run again after every lease, for ever."""
+        log.error("run crashed, answering with an error", sys_id=record.sys_id, error=repr(error))
+        pages = self._pages_written.get(record.sys_id, 0)
+        try:
+            answer = self.runner.refusal(record, error, page=(pages + 1, True) if pages else None)
+            stored = await self._complete(record, answer)
+        except QueueError as failed:  # an outage: the lease expires and the record is re-run
+            self.stats.queue_errors += 1
+            log.error("could not write result", sys_id=record.sys_id, error=str(failed))
+            return
+        except Exception as failed:  # the error answer is refused too: logged, as above
+            self.stats.errors += 1
+            log.error("record cannot be answered", sys_id=record.sys_id, error=repr(failed))
+            return
+        self._count_answer(record, answer, stored)
 
     async def _write_answer(self, record: EccRecord, answer: EccRecord) -> None:
         """Write the whole answer (in pages when it is large); a refused one becomes an error answer."""

@@ -15,7 +15,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from midprobe.capabilities.config import load_config
 from midprobe.capabilities.ipranges import IPRange
 from midprobe.capabilities.model import (
     ALL_CAPABILITY,
@@ -102,6 +101,9 @@ def build_agent_setup(
     """
     name = agent_short_name(config.name)
     if config.capabilities_file is not None:
+        # Imported for a capabilities file only: an agent without one starts without the loader.
+        from midprobe.capabilities.config import load_config
+
         capability_config = load_config(config.capabilities_file)
         assigned = capability_config.mid_server(name)
         selector = capability_config.selector()

@@ -61,7 +61,7 @@ class ResultWriter:
             batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
             try:
                 outcomes = await self._complete(batch)
-            except MidprobeError as error:  # every attempt failed: each run learns it
+            except Exception as error:  # every attempt failed, or a bug: each run learns it, none waits
                 for _, _, outcome in batch:
                     if not outcome.done():
                         outcome.set_exception(error)

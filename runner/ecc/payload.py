@@ -6,6 +6,7 @@ limit); anything wrong raises ``PayloadError`` with a one-line message, never a 
 
 from __future__ import annotations
 
+import functools
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
@@ -239,6 +240,11 @@ _ATTRIBUTE_ESCAPES: Final = (*_TEXT_ESCAPES, ('"', "&quot;"), ("\n", "&#10;"), (
 
 #: Any character one of the escapes replaces (most values hold none: one search, not seven).
 _SPECIAL: Final = re.compile('[&<>"\r\n\t]')
+#: Any character that is not plain: one XML cannot carry, or one an escape replaces. A value with
+#: none (most) is checked and escaped by this one search.
+_NOT_PLAIN: Final = re.compile(
+    "[^\x20\x21\x23-\x25\x27-\x3b\x3d\x3f-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+)
 
 
 def _escaped(text: str, escapes: tuple[tuple[str, str], ...]) -> str:
@@ -280,7 +286,10 @@ def _write_element(parts: list[str], root: ET.Element, *, sanitise: bool) -> Non
         for key, value in item.attrib.items():
             if sanitise:
                 _check_name(key, f"attribute name on <{tag}>")
-                value = xml_safe_text(str(value))
+                if type(value) is str and _NOT_PLAIN.search(value) is None:  # most: as it is
+                    parts.append(f' {key}="{value}"')
+                    continue
+                value = _safe(value)
             parts.append(f' {key}="{_escape_attribute(value)}"')
         text, tail = item.text, item.tail
         if sanitise:
@@ -293,6 +302,11 @@ def _write_element(parts: list[str], root: ET.Element, *, sanitise: bool) -> Non
             stack.extend(reversed(item))
         else:
             parts.append("/>" + end)
+
+
+def _safe(value: object) -> str:
+    """A probe's attribute value as text XML can carry (``str`` of it, U+FFFD for what it cannot)."""
+    return xml_safe_text(str(value))
 
 
 def _one_line(message: str, limit: int = 200) -> str:
@@ -353,14 +367,28 @@ def _checked_parameters(parameters: Sequence[Parameter], *, unique: bool) -> Seq
 
 def _write_parameters(parts: list[str], parameters: Sequence[Parameter], *, unique: bool) -> None:
     """Append ``<parameters><parameter name=".." value=".."/>...</parameters>`` to ``parts``."""
-    if not _checked_parameters(parameters, unique=unique):
+    if not parameters:
         parts.append("<parameters/>")
         return
+    seen: set[str] = set()
     parts.append("<parameters>")
-    parts.extend(
-        f'<parameter name="{_escape_attribute(parameter.name)}" value="{_escape_attribute(parameter.value)}"/>'
-        for parameter in parameters
-    )
+    for parameter in parameters:
+        name, value = parameter.name, parameter.value
+        # Plain text (most): valid and written as it is, after one search each.
+        if not (
+            type(name) is str
+            and type(value) is str
+            and name
+            and _NOT_PLAIN.search(name) is None
+            and _NOT_PLAIN.search(value) is None
+        ):
+            _check_parameter(parameter)
+            name, value = _escape_attribute(name), _escape_attribute(value)
+        if unique:
+            if parameter.name in seen:
+                raise PayloadError(f"parameter {parameter.name!r} is given twice")
+            seen.add(parameter.name)
+        parts.append(f'<parameter name="{name}" value="{value}"/>')
     parts.append("</parameters>")
 
 
@@ -413,8 +441,31 @@ def encode_multiprobe_payload(probes: Sequence[ProbeRequest], parameters: Parame
     return _serialise(root)
 
 
+#: Request payloads up to this many characters are remembered once decoded (``_decoded_request``).
+CACHED_REQUEST_CHARS: Final = 4096
+#: How many: requests of one discovery often carry the same parameters (a no-op one, none at all).
+CACHED_REQUESTS: Final = 256
+
+
 def decode_output_payload(text: str | bytes, *, max_bytes: int = ECC_PAYLOAD_CAP) -> OutputPayload:
     """Decode an output payload: root ``parameters``, ``probes`` (MultiProbe) or ``results``."""
+    if isinstance(text, str) and len(text) <= CACHED_REQUEST_CHARS and max_bytes >= ECC_PAYLOAD_CAP:
+        request = _decoded_request(text)
+        if request is not None:
+            return request
+    return _decode_output_payload(text, max_bytes)
+
+
+@functools.lru_cache(maxsize=CACHED_REQUESTS)
+def _decoded_request(text: str) -> ParametersPayload | MultiProbePayload | None:
+    """A small ``<parameters>`` or ``<probes>`` payload decoded (immutable: one value serves every
+    caller); ``None`` for a ``<results>`` one, whose elements a caller may change. A payload that
+    does not decode raises, and is not remembered."""
+    decoded = _decode_output_payload(text, ECC_PAYLOAD_CAP)
+    return None if isinstance(decoded, ResultsPayload) else decoded
+
+
+def _decode_output_payload(text: str | bytes, max_bytes: int) -> OutputPayload:
     root = parse_xml(text, max_bytes=max_bytes)
     if root.tag == "parameters":
         return ParametersPayload(_read_parameters(root, unique=True))
@@ -600,8 +651,14 @@ def xml_safe_text(text: str) -> str:
 
 
 def _check_name(name: str, what: str) -> None:
-    if not isinstance(name, str) or _XML_NAME.fullmatch(name) is None:
+    if not isinstance(name, str) or not _is_xml_name(name):
         raise PayloadError(f"{what} {name!r} is not an XML name")
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_xml_name(name: str) -> bool:
+    """Whether ``name`` is an XML name (remembered: a probe's results use a few names again and again)."""
+    return _XML_NAME.fullmatch(name) is not None
 
 
 # -- queue.processing ----------------------------------------------------------------------------

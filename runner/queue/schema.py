@@ -58,6 +58,9 @@ AGENT_SELECT: Final = ", ".join(AGENT_COLUMNS)
 # The rule that makes a result unique per output and page: at most one non-claim input answers
 # each page of an output (a result in one piece is page 1, the last).
 ONE_RESULT_PREDICATE: Final = "queue = 'input' AND topic <> 'queue.processing' AND response_to IS NOT NULL"
+#: Outputs addressed to every agent (``mid.server.*``, copied to each by ``SqlQueue._broadcast``): the
+#: condition of the partial index ``ecc_queue_broadcast``, written as a literal so both planners use it.
+BROADCAST_PREDICATE: Final = "queue = 'output' AND agent = 'mid.server.*'"
 #: The columns ``ecc_queue_one_result`` is unique on (within ``ONE_RESULT_PREDICATE``).
 ONE_RESULT_COLUMNS: Final = "response_to, result_page"
 #: Queue bookkeeping written with every inserted record, after ``RECORD_COLUMNS``: the page of a
@@ -158,6 +161,9 @@ def schema_statements(dialect: Dialect) -> tuple[str, ...]:
         "CREATE INDEX IF NOT EXISTS ecc_queue_response_to ON ecc_queue (response_to)",
         f"CREATE UNIQUE INDEX IF NOT EXISTS ecc_queue_one_result ON ecc_queue ({ONE_RESULT_COLUMNS}) "
         f"WHERE {ONE_RESULT_PREDICATE}",
+        # The outputs addressed to mid.server.* waiting to be copied, which every claim looks for:
+        # without it the look walks every ready output (the index holds only those few rows).
+        f"CREATE INDEX IF NOT EXISTS ecc_queue_broadcast ON ecc_queue (state) WHERE {BROADCAST_PREDICATE}",
         # One copy per agent of each output addressed to mid.server.* (ServiceNow's "Probe - All MIDs").
         "CREATE UNIQUE INDEX IF NOT EXISTS ecc_queue_one_copy ON ecc_queue (copy_of, agent)"
         " WHERE copy_of IS NOT NULL",
@@ -281,6 +287,7 @@ def migrations(dialect: Dialect) -> dict[int, tuple[str, ...]]:
 __all__ = [
     "AGENT_COLUMNS",
     "AGENT_SELECT",
+    "BROADCAST_PREDICATE",
     "INSERT_EXTRA_COLUMNS",
     "MIGRATIONS",
     "ONE_RESULT_COLUMNS",

@@ -71,6 +71,7 @@ from midprobe.runner.queue.lifecycle import (
 from midprobe.runner.queue.schema import (
     AGENT_COLUMNS,
     AGENT_SELECT,
+    BROADCAST_PREDICATE,
     INSERT_EXTRA_COLUMNS,
     ONE_RESULT_COLUMNS,
     ONE_RESULT_PREDICATE,
@@ -424,14 +425,23 @@ class SqlQueue(ABC):
                         )
                     except UnreadableData as error:
                         damaged.append((sys_id, str(error).removeprefix(f"queue {self.url}: ")))
-            for row in rows:
-                try:
-                    records.append(self._record(row))
-                except QueueError as error:
-                    damaged.append((str(row[0]), str(error).removeprefix(f"queue {self.url}: ")))
+            self._read_rows(rows, records, damaged)
         position = {sys_id: index for index, sys_id in enumerate(ids)}
         records.sort(key=lambda record: position[record.sys_id])
         return records, damaged
+
+    def _read_rows(
+        self,
+        rows: Sequence[Row],
+        records: builtins.list[EccRecord],
+        damaged: builtins.list[tuple[str, str]],
+    ) -> None:
+        """Append each of ``rows`` to ``records`` as a record, or (sys_id, reason) to ``damaged``."""
+        for row in rows:
+            try:
+                records.append(self._record(row))
+            except QueueError as error:
+                damaged.append((str(row[0]), str(error).removeprefix(f"queue {self.url}: ")))
 
     def _set_aside(self, tx: Transaction, damaged: Sequence[tuple[str, str]], now: datetime) -> None:
         """Mark outputs that cannot be read ``error`` with the reason, so claiming goes on past them."""
@@ -481,9 +491,9 @@ class SqlQueue(ABC):
         targets: builtins.list[str] | None = None  # read once, and only when there is work to copy
         while True:
             rows = tx.execute(
-                "SELECT sys_id FROM ecc_queue WHERE queue = 'output' AND agent = ? AND state = 'ready'"
+                f"SELECT sys_id FROM ecc_queue WHERE {BROADCAST_PREDICATE} AND state = 'ready'"
                 f" ORDER BY {self.dialect.arrival} LIMIT ?{self.claim_lock_clause}",
-                (ALL_AGENTS, _CHUNK),
+                (_CHUNK,),
             )
             ids = [str(row[0]) for row in rows]
             if not ids:
@@ -587,18 +597,25 @@ class SqlQueue(ABC):
                     *(record.sys_id for record in claimed),
                     limit - len(claimed),
                 )
-                # Two walks of the claim index (queue, state, priority, arrival), merged: ready
-                # outputs, and processing ones whose lease lapsed (or, at start-up, this name's own).
+                # Two walks of the claim index (queue, state, priority, arrival), in one statement
+                # (one round trip) and merged here: ready outputs, and processing ones whose lease
+                # lapsed (or, at start-up, this name's own).
                 rows = tx.execute(
-                    f"SELECT sys_id, priority, {self.dialect.arrival} FROM ecc_queue"
-                    f" WHERE queue = 'output' AND state = 'ready'{common}",
-                    common_params,
-                ) + tx.execute(
-                    f"SELECT sys_id, priority, {self.dialect.arrival} FROM ecc_queue"
+                    f"WITH ready AS (SELECT sys_id, priority, {self.dialect.arrival} AS arrived FROM ecc_queue"
+                    f" WHERE queue = 'output' AND state = 'ready'{common}),"
+                    f" lapsed AS (SELECT sys_id, priority, {self.dialect.arrival} AS arrived FROM ecc_queue"
                     " WHERE queue = 'output' AND state = 'processing' AND (("
                     "   (lease_deadline IS NULL OR COALESCE(lease_epoch, '') <> ? OR lease_deadline <= ?)"
-                    f"{mine}){own}){common}",
-                    (epoch, clock, *((name, holder) if holder else ()), *own_params, *common_params),
+                    f"{mine}){own}){common})"
+                    " SELECT sys_id, priority, arrived FROM ready UNION ALL SELECT sys_id, priority, arrived FROM lapsed",
+                    (
+                        *common_params,
+                        epoch,
+                        clock,
+                        *((name, holder) if holder else ()),
+                        *own_params,
+                        *common_params,
+                    ),
                 )
                 rows.sort(key=lambda row: (int(row[1]), int(row[2])))
                 del rows[limit - len(claimed) :]
@@ -606,15 +623,32 @@ class SqlQueue(ABC):
                 ids = [str(row[0]) for row in rows]
                 if not ids:
                     break
+                records: builtins.list[EccRecord] = []
+                damaged: builtins.list[tuple[str, str]] = []
                 for chunk in _chunks(ids):
-                    # The queue.processing rule: processing, and the processed time stamped now.
-                    tx.execute(
-                        "UPDATE ecc_queue SET state = 'processing', processed = ?, lease_owner = ?,"
-                        " lease_expires = ?, lease_instance = ?, lease_epoch = ?, lease_deadline = ?"
-                        f" WHERE sys_id IN ({_marks(len(chunk))})",
-                        (self._ts_param(now), name, expires, holder or None, epoch, clock + lease, *chunk),
-                    )
-                records, damaged = self._records_by_id(tx, ids)
+                    # The queue.processing rule: processing, and the processed time stamped now; the
+                    # records come back with the update (one round trip), read one by one if one is damaged.
+                    try:
+                        rows = tx.execute(
+                            "UPDATE ecc_queue SET state = 'processing', processed = ?, lease_owner = ?,"
+                            " lease_expires = ?, lease_instance = ?, lease_epoch = ?, lease_deadline = ?"
+                            f" WHERE sys_id IN ({_marks(len(chunk))}) RETURNING {RECORD_SELECT}",
+                            (
+                                self._ts_param(now),
+                                name,
+                                expires,
+                                holder or None,
+                                epoch,
+                                clock + lease,
+                                *chunk,
+                            ),
+                        )
+                    except UnreadableData:  # the update is made; a value cannot be handed back
+                        got, bad = self._records_by_id(tx, chunk)
+                        records += got
+                        damaged += bad
+                        continue
+                    self._read_rows(rows, records, damaged)
                 self._set_aside(tx, damaged, now)
                 claimed += records
                 if not damaged:

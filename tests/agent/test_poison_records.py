@@ -17,7 +17,7 @@ from midprobe.capabilities.errors import ConfigError, MidprobeError
 from midprobe.runner.agent.daemon import Agent, AgentStats, AgentTimings
 from midprobe.runner.agent.probe_runner import AgentIdentity, ProbeRunner
 from midprobe.runner.ecc.payload import MultiProbePayload, ParametersPayload, decode_input_payload
-from midprobe.runner.ecc.record import EccRecord
+from midprobe.runner.ecc.record import SEE_ATTACHMENT, EccRecord
 from midprobe.runner.queue.base import AgentRegistration, EccQueue
 from midprobe.runner.queue.url import open_queue, sqlite_url
 from tests.support.slow_probe import registry_with_sleep
@@ -181,3 +181,68 @@ def test_heartbeats_and_lease_renewals_go_on_while_a_hostile_payload_is_decoded(
     for output in outputs:
         assert "over 64 deep" in _ends_once_as_error(queue, output).error_string
     assert stats.errors == 4
+
+
+class BrokenAttachmentQueue:
+    """A real queue whose attachment reads fail with an exception outside midprobe's hierarchy
+    (a driver bug): the run of such a record breaks in the agent itself, not in its probe."""
+
+    def __init__(self, queue: EccQueue) -> None:
+        self._queue = queue
+        self.reads = 0
+
+    def read_payload(self, record: EccRecord) -> str:
+        self.reads += 1
+        raise RuntimeError("driver bug reading the attachment")
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._queue, name)
+
+
+def test_a_run_that_crashes_outside_the_probe_ends_once_as_error_and_the_agent_goes_on(
+    queue: EccQueue,
+) -> None:
+    crashing = EccRecord(agent="a1", queue="output", topic="HeartbeatProbe", payload=SEE_ATTACHMENT)
+    healthy = EccRecord(agent="a1", queue="output", topic="HeartbeatProbe")
+    queue.enqueue_many([crashing, healthy])
+    broken = BrokenAttachmentQueue(queue)
+
+    first = _run(_agent(broken))
+    again = _run(_agent(broken))
+
+    answer = _ends_once_as_error(queue, crashing)
+    assert "internal error: RuntimeError: driver bug reading the attachment" in answer.error_string
+    assert broken.reads == 1, "the crashed record was run once"
+    stored = queue.get(healthy.sys_id)
+    assert stored is not None
+    assert stored.state == "processed"
+    assert (first.claimed, first.answered, first.errors, first.queue_errors) == (2, 1, 1, 0)
+    assert again.claimed == 0
+
+
+class CrashingWriteQueue:
+    """A real queue whose first result write fails with an exception outside midprobe's hierarchy."""
+
+    def __init__(self, queue: EccQueue) -> None:
+        self._queue = queue
+        self.crashed = 0
+
+    def complete_many(self, answers: Sequence[tuple[str, EccRecord]]) -> list[bool | MidprobeError]:
+        if not self.crashed:
+            self.crashed += 1
+            raise TypeError("driver bug writing the batch")
+        return self._queue.complete_many(answers)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._queue, name)
+
+
+def test_a_result_write_that_crashes_ends_the_record_once_as_error_not_released(queue: EccQueue) -> None:
+    output = EccRecord(agent="a1", queue="output", topic="HeartbeatProbe")
+    queue.enqueue(output)
+
+    stats = _run(_agent(CrashingWriteQueue(queue)))
+
+    answer = _ends_once_as_error(queue, output)
+    assert "internal error: TypeError: driver bug writing the batch" in answer.error_string
+    assert (stats.errors, stats.released) == (1, 0)
