@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import errno
 import heapq
-import platform
+import os
 import secrets
 import socket
 import struct
@@ -58,7 +58,7 @@ _BUSY = frozenset({errno.EAGAIN, errno.ENOBUFS, errno.ENOMEM})
 
 def _tune(sock: socket.socket) -> None:
     """Large send/receive buffers and kernel receive timestamps, where the machine allows."""
-    generic = platform.machine().lower() in _GENERIC_MACHINES
+    generic = os.uname().machine.lower() in _GENERIC_MACHINES  # platform.machine(), without its import
     for force, plain in ((_SO_SNDBUFFORCE, socket.SO_SNDBUF), (_SO_RCVBUFFORCE, socket.SO_RCVBUF)):
         try:
             if not generic:
