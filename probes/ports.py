@@ -214,8 +214,9 @@ def parse_ports(spec: str) -> PortSpec:
     ``-`` alone is 1-65535, ``-100`` is 1-100, ``60000-`` is 60000-65535; service names from the
     table (``ssh``, ``http``) are accepted. Raises ``PortSpecError`` naming the bad token.
     """
-    tcp: set[int] = set()
-    udp: set[int] = set()
+    # Ports as (low, high) runs, merged at the end: ``-`` is one run, not 65,535 set insertions.
+    tcp: list[tuple[int, int]] = []
+    udp: list[tuple[int, int]] = []
     protocol: Protocol = "tcp"
     tokens = re.split(r"[,\s]+", spec)
     for raw in tokens:
@@ -236,16 +237,28 @@ def parse_ports(spec: str) -> PortSpec:
         target = tcp if protocol == "tcp" else udp
         named = service_port(token, protocol)
         if named is not None:
-            target.add(named)
+            target.append((named, named))
         elif "-" in token:
             low_text, _, high_text = token.partition("-")
             low = _port_number(raw, low_text, protocol) if low_text else 1
             high = _port_number(raw, high_text, protocol) if high_text else MAX_PORT
             if low > high:
                 raise _bad(raw, "range runs backwards")
-            target.update(range(low, high + 1))
+            target.append((low, high))
         else:
-            target.add(_port_number(raw, token, protocol))
+            port = _port_number(raw, token, protocol)
+            target.append((port, port))
     if not tcp and not udp:
         raise PortSpecError(f"no ports given in {spec!r}")
-    return PortSpec(tcp=tuple(sorted(tcp)), udp=tuple(sorted(udp)))
+    return PortSpec(tcp=_merged(tcp), udp=_merged(udp))
+
+
+def _merged(runs: list[tuple[int, int]]) -> tuple[int, ...]:
+    """The sorted distinct ports of ``runs`` (inclusive, possibly overlapping ``(low, high)`` pairs)."""
+    ports: list[int] = []
+    last = 0  # every port in [low, last] of a later run is already in (the runs are sorted by low)
+    for low, high in sorted(runs):
+        if high > last:
+            ports.extend(range(max(low, last + 1), high + 1))
+            last = high
+    return tuple(ports)

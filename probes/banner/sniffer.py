@@ -69,16 +69,31 @@ class _Reader:
         return True
 
     async def read_greeting(self, wait: float) -> None:
-        """Wait up to ``wait`` for the peer to speak; once a line is complete, only briefly for more."""
+        """Wait up to ``wait`` for the peer to speak; once a line is complete, only briefly for more,
+        and not at all after an SSH identification line: an SSH server says nothing more until the
+        client has sent its own (RFC 4253 4.2: other lines may come before it, none after)."""
         deadline = time.monotonic() + wait
         while await self.read_some(deadline):
             if b"\n" in self.data:
+                if _ssh_line_complete(self.data):
+                    return
                 deadline = min(deadline, time.monotonic() + _IDLE_AFTER_LINE)
 
     async def read_http_head(self, wait: float) -> None:
         deadline = time.monotonic() + wait
         while b"\r\n\r\n" not in self.data and b"\n\n" not in self.data and await self.read_some(deadline):
             pass
+
+
+def _ssh_line_complete(data: bytearray) -> bool:
+    """Whether ``data`` holds a whole ``SSH-...`` identification line (its line end arrived)."""
+    if data.startswith(b"SSH-"):
+        start = 0
+    else:
+        start = data.find(b"\nSSH-") + 1
+        if start == 0:
+            return False
+    return data.find(b"\n", start) >= 0
 
 
 def _error_text(error: BaseException) -> str:

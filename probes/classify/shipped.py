@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 
 
 def read_table(filename: str) -> dict[str, str]:
     """``filename`` (beside this module) as ``{key: name}``; comment lines are left out."""
-    text = resources.files("midprobe.probes.classify").joinpath(filename).read_text(encoding="utf-8")
+    text = Path(__file__).with_name(filename).read_text(encoding="utf-8")  # not importlib.resources: start-up
     table: dict[str, str] = {}
     for line in text.splitlines():
         key, sep, name = line.partition("\t")

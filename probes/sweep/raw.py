@@ -13,10 +13,11 @@ import asyncio
 import contextlib
 import errno
 import heapq
-import platform
+import os
 import secrets
 import socket
 import struct
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -58,7 +59,7 @@ _BUSY = frozenset({errno.EAGAIN, errno.ENOBUFS, errno.ENOMEM})
 
 def _tune(sock: socket.socket) -> None:
     """Large send/receive buffers and kernel receive timestamps, where the machine allows."""
-    generic = platform.machine().lower() in _GENERIC_MACHINES
+    generic = os.uname().machine.lower() in _GENERIC_MACHINES  # platform.machine(), without its import
     for force, plain in ((_SO_SNDBUFFORCE, socket.SO_SNDBUF), (_SO_RCVBUFFORCE, socket.SO_RCVBUF)):
         try:
             if not generic:
@@ -108,11 +109,16 @@ class ArpInterface:
     source: int
 
 
+def _close_all(sockets: list[socket.socket]) -> None:
+    for sock in sockets:
+        sock.close()
+
+
 def _open_arp_socket(interface: str) -> tuple[socket.socket, bytes] | None:
     """A packet socket bound to ``interface`` for ARP, and the interface's MAC (None: not Ethernet)."""
-    sock = socket.socket(
-        socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_NONBLOCK, socket.htons(packets.ETH_P_ARP)
-    )
+    # Protocol 0 until bound: the kernel then hooks the socket up once, at bind, instead of at
+    # creation and again at bind (each re-hook waits out an RCU grace period: ~10 ms).
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_NONBLOCK, 0)
     try:
         sock.bind((interface, packets.ETH_P_ARP))
         _, _, _, hardware_type, mac = sock.getsockname()
@@ -433,8 +439,12 @@ class RawSweeper:
             for fd in self._readers:
                 self._loop.remove_reader(fd)
         self._readers.clear()
-        for sock in (self.icmp, *self.arp_sockets.values()):
-            if sock is not None:
-                sock.close()
+        if self.icmp is not None:
+            self.icmp.close()
+        if self.arp_sockets:
+            # Closing a packet socket waits out an RCU grace period (~10 ms each): the sweep's answer
+            # need not wait for it, a thread closes them.
+            arp = list(self.arp_sockets.values())
+            threading.Thread(target=_close_all, args=(arp,), name="midprobe-arp-close", daemon=True).start()
         self.icmp = None
         self.arp_sockets.clear()

@@ -9,8 +9,8 @@ The kernel answers each SYN/ACK with a RST, which closes the half-open connectio
 
 from __future__ import annotations
 
+import array
 import contextlib
-import ctypes
 import errno
 import random
 import select
@@ -139,8 +139,10 @@ def _attach_filter(sock: socket.socket, port: int | None, *, ip_header: bool) ->
         if ip_header:
             program.insert(0, (0xB1, 0, 0, 0))  # ldxb 4 * ([0] & 0xf)
     code = b"".join(struct.pack("HBBI", *instruction) for instruction in program)
-    buffer = ctypes.create_string_buffer(code)
-    fprog = struct.pack("HL", len(program), ctypes.addressof(buffer))
+    buffer = array.array(
+        "B", code
+    )  # its address for the sock_fprog, as ctypes would give (without its import)
+    fprog = struct.pack("HL", len(program), buffer.buffer_info()[0])
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
 
