@@ -599,9 +599,18 @@ def xml_safe_text(text: str) -> str:
     return _NOT_XML_CHAR.sub(REPLACEMENT_CHARACTER, text)
 
 
+#: Names already found to be XML names (a scan writes the same few tags for every host); bounded.
+_XML_NAMES_SEEN: set[str] = set()
+_XML_NAMES_SEEN_LIMIT: Final = 4096
+
+
 def _check_name(name: str, what: str) -> None:
+    if name in _XML_NAMES_SEEN:
+        return
     if not isinstance(name, str) or _XML_NAME.fullmatch(name) is None:
         raise PayloadError(f"{what} {name!r} is not an XML name")
+    if len(_XML_NAMES_SEEN) < _XML_NAMES_SEEN_LIMIT:
+        _XML_NAMES_SEEN.add(name)
 
 
 # -- queue.processing ----------------------------------------------------------------------------
