@@ -280,8 +280,13 @@ def _union_runs(blocks: Sequence[_AddressBlock]) -> list[Interval] | None:
     many runs to list."""
     if sum(_run_count(block) for block in blocks if isinstance(block, _OctetBlock)) > _MAX_OCTET_RUNS:
         return None
+    return _merge(run for block in blocks for run in _runs(block))
+
+
+def _merge(runs: Iterable[Interval]) -> list[Interval]:
+    """``runs`` as sorted disjoint runs (overlapping and adjacent ones joined)."""
     merged: list[Interval] = []
-    for lo, hi in sorted(run for block in blocks for run in _runs(block)):
+    for lo, hi in sorted(runs):
         if merged and lo <= merged[-1][1] + 1:
             if hi > merged[-1][1]:
                 merged[-1] = (merged[-1][0], hi)
@@ -324,6 +329,34 @@ def _box_count(targets: Sequence[_AddressBlock], excludes: Sequence[_AddressBloc
         total += sum(box.size() for box in _subtract_all(_subtract_all(boxes, excluded), earlier))
         earlier.extend(boxes)
     return total
+
+
+def _first_outside_by_runs(
+    targets: Sequence[_AddressBlock], excludes: Sequence[_AddressBlock], networks: Sequence[IPNetwork]
+) -> tuple[bool, IPAddress | None]:
+    """:meth:`TargetSpec.first_outside` by sorted runs: ``(True, answer)``, or ``(False, None)``
+    when an octet expression has too many runs to list (the caller then uses boxes)."""
+    octet_runs = sum(_run_count(b) for b in (*targets, *excludes) if isinstance(b, _OctetBlock))
+    if octet_runs > _MAX_OCTET_RUNS:
+        return False, None
+    # Per family: what needs no checking (allowed, or excluded), as sorted disjoint runs.
+    covered: dict[int, list[Interval]] = {}
+    for version in (4, 6):
+        runs = [(int(n.network_address), int(n.broadcast_address)) for n in networks if n.version == version]
+        runs += [run for block in excludes if block.version == version for run in _runs(block)]
+        covered[version] = _merge(runs)
+    starts = {version: [lo for lo, _ in runs] for version, runs in covered.items()}
+    ends = {version: [hi for _, hi in runs] for version, runs in covered.items()}
+    for block in targets:
+        own = _merge(_runs(block))
+        low, high = own[0][0], own[-1][1]
+        version = block.version
+        first = bisect.bisect_left(ends[version], low)
+        last = bisect.bisect_right(starts[version], high)
+        outside = _runs_subtract(own, covered[version][first:last])
+        if outside:
+            return True, _address(version, outside[0][0])
+    return True, None
 
 
 class _Overlaps:
@@ -569,6 +602,9 @@ class TargetSpec:
         (an octet expression is its runs along the last byte; one with more runs than
         :data:`_MAX_OCTET_RUNS` falls back to box arithmetic for its address family).
         """
+        cached: int | None = self.__dict__.get("_count")
+        if cached is not None:  # immutable: counted once (a scan asks again for every page)
+            return cached
         total = 0
         for block in self.targets:
             if isinstance(block, _HostNameBlock):
@@ -586,6 +622,7 @@ class TargetSpec:
                 total += _box_count(targets, excludes)
             else:
                 total += _runs_size(_runs_subtract(wanted, removed))
+        object.__setattr__(self, "_count", total)
         return total
 
     def __iter__(self) -> Iterator[Target]:
@@ -609,8 +646,14 @@ class TargetSpec:
         """An address this spec yields that lies outside every network (the lowest of the first
         offending token), or ``None`` when every address is inside.
 
-        Exact and cheap (box arithmetic, no expansion); used to check a safety policy before sending.
+        Exact and cheap (sorted runs, or box arithmetic for huge octet expressions; no expansion):
+        used to check a safety policy before sending.
         """
+        listed, found = _first_outside_by_runs(
+            self._address_blocks(self.targets), self._address_blocks(self.excludes), networks
+        )
+        if listed:
+            return found
         excluded: dict[int, list[_Box]] = {4: [], 6: []}
         for block in self._address_blocks(self.excludes):
             excluded[block.version].extend(block.boxes())

@@ -283,6 +283,10 @@ def test_a_page_per_address_of_a_slash_16_counts_and_streams_exactly() -> None:
     expected = [v for v in dict.fromkeys(order) if v not in excluded]
     assert spec.count() == len(expected)
     assert [int(target.address) for target in spec] == expected
+    assert spec.first_outside([ipaddress.ip_network("198.19.0.0/16")]) is None
+    # The first token (in order) outside the lower half: every seventh address, 198.19.128.6 first.
+    outside = spec.first_outside([ipaddress.ip_network("198.19.0.0/17")])
+    assert outside == ipaddress.ip_address("198.19.128.6")
 
 
 def test_counting_huge_octet_expressions_falls_back_to_boxes() -> None:
