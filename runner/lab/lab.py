@@ -162,6 +162,9 @@ class Lab:
         large-mode network; ``scale`` (16..24) a namespace answering for all of 198.19.0.0/scale. Several labs may run at once, each under its own prefix. ``detach``
         (used by ``midprobe lab up``) leaves the lab running when this process exits.
         """
+        if scale is not None and scale not in topology.SCALE_PREFIXES:
+            first, last = topology.SCALE_PREFIXES[0], topology.SCALE_PREFIXES[-1]
+            raise LabError(f"--scale must be a prefix length from {first} to {last}, not {scale}")
         if os.geteuid() != 0:
             raise LabError("the lab needs root (network namespaces, setns, daemons on lab addresses)")
         for tool in ("ip", "unshare", "ssh-keygen", "openssl", daemons.SSHD, daemons.SNMPD, daemons.DNSMASQ):
@@ -170,9 +173,6 @@ class Lab:
         extra = hosts or 0
         if not 0 <= extra <= MAX_EXTRA_HOSTS:
             raise LabError(f"--hosts must be between 0 and {MAX_EXTRA_HOSTS}, not {extra}")
-        if scale is not None and scale not in topology.SCALE_PREFIXES:
-            first, last = topology.SCALE_PREFIXES[0], topology.SCALE_PREFIXES[-1]
-            raise LabError(f"--scale must be a prefix length from {first} to {last}, not {scale}")
         spec = load_profile(profile)
         plan = topology.plan(spec, extra_hosts=extra, large=large, scale=scale)
         if plan.scale is not None:
