@@ -6,7 +6,8 @@ whether it is met) and which benchmarks failed (a non-zero exit, e.g. result set
 Exit status 1 if any did. With ``--readme FILE`` the rows replace those of the same name in the
 table between FILE's ``<!-- bench:start -->`` and ``<!-- bench:end -->`` markers (``make bench``
 does this to README.md; a run of every benchmark rewrites the whole table), so the README's
-figures are this script's output.
+figures are this script's output. Benchmarks in ``OPT_IN`` (too long for ``make bench``'s 15 minutes)
+run only when named.
 Usage: .venv/bin/python bench/run_all.py [--readme README.md] [NAME ...]   (NAME: ``sweep`` for bench_sweep.py)
 """
 
@@ -26,6 +27,8 @@ BENCH = Path(__file__).resolve().parent
 TIMEOUT_SECONDS = 1800
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 COLUMNS = ("benchmark", "midprobe", "reference", "ratio", "target")
+#: Run only when named (``run_all.py scale``): the routed /16 scans alone take minutes.
+OPT_IN = frozenset({"bench_scale.py"})
 
 
 def _cells(row: Headline) -> tuple[str, ...]:
@@ -74,6 +77,8 @@ def main() -> None:
         if unknown:
             sys.exit(f"run_all: no such benchmark: {', '.join(sorted(unknown))}")
         scripts = [script for script in scripts if script.name in wanted]
+    else:
+        scripts = [script for script in scripts if script.name not in OPT_IN]
     failed: list[str] = []
     descriptor, recorded = tempfile.mkstemp(prefix="midprobe-bench-", suffix=".jsonl")
     os.close(descriptor)

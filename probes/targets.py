@@ -11,6 +11,7 @@ without expanding (the sets are kept as products of per-byte intervals, "boxes")
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import re
 import socket
@@ -246,6 +247,154 @@ _AddressBlock = _IntervalBlock | _OctetBlock
 _Block = _IntervalBlock | _OctetBlock | _HostNameBlock
 
 
+# --- counting: sorted runs of addresses ------------------------------------------------------------
+
+#: An octet expression with more runs than this is counted by box arithmetic instead.
+_MAX_OCTET_RUNS = 1 << 16
+
+
+def _runs(block: _AddressBlock) -> Iterator[Interval]:
+    """The block's addresses as inclusive runs (interval blocks: one; octet blocks: one per run of
+    the last byte under each value of the first three)."""
+    if isinstance(block, _IntervalBlock):
+        yield (block.first, block.last)
+        return
+    a, b, c, d = block.octets
+    for first in _byteset_values(a):
+        for second in _byteset_values(b):
+            for third in _byteset_values(c):
+                prefix = (first << 24) | (second << 16) | (third << 8)
+                for lo, hi in d:
+                    yield (prefix | lo, prefix | hi)
+
+
+def _run_count(block: _AddressBlock) -> int:
+    if isinstance(block, _IntervalBlock):
+        return 1
+    a, b, c, d = block.octets  # the runs _runs lists
+    return _byteset_size(a) * _byteset_size(b) * _byteset_size(c) * len(d)
+
+
+def _union_runs(blocks: Sequence[_AddressBlock]) -> list[Interval] | None:
+    """The union of ``blocks`` as sorted disjoint runs, or ``None`` when an octet expression has too
+    many runs to list."""
+    if sum(_run_count(block) for block in blocks if isinstance(block, _OctetBlock)) > _MAX_OCTET_RUNS:
+        return None
+    return _merge(run for block in blocks for run in _runs(block))
+
+
+def _merge(runs: Iterable[Interval]) -> list[Interval]:
+    """``runs`` as sorted disjoint runs (overlapping and adjacent ones joined)."""
+    merged: list[Interval] = []
+    for lo, hi in sorted(runs):
+        if merged and lo <= merged[-1][1] + 1:
+            if hi > merged[-1][1]:
+                merged[-1] = (merged[-1][0], hi)
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+def _runs_subtract(wanted: list[Interval], removed: list[Interval]) -> list[Interval]:
+    """Sorted disjoint runs minus sorted disjoint runs, in one pass over both."""
+    out: list[Interval] = []
+    j = 0
+    for lo, hi in wanted:
+        while j < len(removed) and removed[j][1] < lo:
+            j += 1
+        current = lo
+        k = j
+        while k < len(removed) and removed[k][0] <= hi:
+            if removed[k][0] > current:
+                out.append((current, removed[k][0] - 1))
+            current = max(current, removed[k][1] + 1)
+            k += 1
+        if current <= hi:
+            out.append((current, hi))
+    return out
+
+
+def _runs_size(runs: Iterable[Interval]) -> int:
+    return sum(hi - lo + 1 for lo, hi in runs)
+
+
+def _box_count(targets: Sequence[_AddressBlock], excludes: Sequence[_AddressBlock]) -> int:
+    """The count by box arithmetic: each target's boxes less the exclusions and earlier targets
+    (quadratic in the number of tokens; for specs with huge octet expressions)."""
+    excluded = [box for block in excludes for box in block.boxes()]
+    earlier: list[_Box] = []
+    total = 0
+    for block in targets:
+        boxes = block.boxes()
+        total += sum(box.size() for box in _subtract_all(_subtract_all(boxes, excluded), earlier))
+        earlier.extend(boxes)
+    return total
+
+
+def _first_outside_by_runs(
+    targets: Sequence[_AddressBlock], excludes: Sequence[_AddressBlock], networks: Sequence[IPNetwork]
+) -> tuple[bool, IPAddress | None]:
+    """:meth:`TargetSpec.first_outside` by sorted runs: ``(True, answer)``, or ``(False, None)``
+    when an octet expression has too many runs to list (the caller then uses boxes)."""
+    octet_runs = sum(_run_count(b) for b in (*targets, *excludes) if isinstance(b, _OctetBlock))
+    if octet_runs > _MAX_OCTET_RUNS:
+        return False, None
+    # Per family: what needs no checking (allowed, or excluded), as sorted disjoint runs.
+    covered: dict[int, list[Interval]] = {}
+    for version in (4, 6):
+        runs = [(int(n.network_address), int(n.broadcast_address)) for n in networks if n.version == version]
+        runs += [run for block in excludes if block.version == version for run in _runs(block)]
+        covered[version] = _merge(runs)
+    starts = {version: [lo for lo, _ in runs] for version, runs in covered.items()}
+    ends = {version: [hi for _, hi in runs] for version, runs in covered.items()}
+    for block in targets:
+        own = _merge(_runs(block))
+        low, high = own[0][0], own[-1][1]
+        version = block.version
+        first = bisect.bisect_left(ends[version], low)
+        last = bisect.bisect_right(starts[version], high)
+        outside = _runs_subtract(own, covered[version][first:last])
+        if outside:
+            return True, _address(version, outside[0][0])
+    return True, None
+
+
+class _Overlaps:
+    """Which of a list of blocks have bounds meeting a given block's: the blocks sorted by lower
+    bound with a running maximum of upper bounds, so a query walks back only over candidates
+    (for disjoint blocks, none), not over the whole list."""
+
+    def __init__(self, blocks: Sequence[_AddressBlock]) -> None:
+        self._blocks = blocks
+        self._sorted: dict[int, list[tuple[int, int, int]]] = {4: [], 6: []}
+        for position, block in enumerate(blocks):
+            low, high = block.bounds()
+            self._sorted[block.version].append((low, high, position))
+        self._lows: dict[int, list[int]] = {}
+        self._reach: dict[int, list[int]] = {}
+        for version, entries in self._sorted.items():
+            entries.sort()
+            self._lows[version] = [low for low, _, _ in entries]
+            reach: list[int] = []
+            for _, high, _ in entries:
+                reach.append(max(high, reach[-1]) if reach else high)
+            self._reach[version] = reach
+
+    def meeting(self, block: _AddressBlock, *, before: int) -> list[_AddressBlock]:
+        """Blocks at positions below ``before`` (other than ``block``'s) whose bounds meet ``block``'s."""
+        low, high = block.bounds()
+        entries = self._sorted[block.version]
+        reach = self._reach[block.version]
+        found: list[int] = []
+        index = bisect.bisect_right(self._lows[block.version], high) - 1
+        while index >= 0 and reach[index] >= low:
+            other_low, other_high, position = entries[index]
+            if position < before and other_high >= low and other_low <= high:
+                found.append(position)
+            index -= 1
+        return [self._blocks[position] for position in sorted(found)]
+
+
 # --- parsing ---------------------------------------------------------------------------------------
 
 
@@ -448,34 +597,42 @@ class TargetSpec:
         """How many addresses iteration yields, computed without expanding.
 
         Unresolved host names count as the size of what they name (1, or the ``/n`` network);
-        exclusions given as unresolved host names are not subtracted.
+        exclusions given as unresolved host names are not subtracted. n log n in the number of
+        tokens: the union of the targets less the union of the exclusions, as sorted intervals
+        (an octet expression is its runs along the last byte; one with more runs than
+        :data:`_MAX_OCTET_RUNS` falls back to box arithmetic for its address family).
         """
+        cached: int | None = self.__dict__.get("_count")
+        if cached is not None:  # immutable: counted once (a scan asks again for every page)
+            return cached
         total = 0
-        earlier: dict[int, list[_Box]] = {4: [], 6: []}
-        excluded: dict[int, list[_Box]] = {4: [], 6: []}
-        for block in self.excludes:
-            if not isinstance(block, _HostNameBlock):
-                excluded[block.version].extend(block.boxes())
         for block in self.targets:
             if isinstance(block, _HostNameBlock):
                 total += 1 if block.prefix is None else 1 << (32 - block.prefix)
+        for version in (4, 6):
+            targets = [b for b in self.targets if not isinstance(b, _HostNameBlock) and b.version == version]
+            if not targets:
                 continue
-            boxes = block.boxes()
-            remaining = _subtract_all(_subtract_all(boxes, excluded[block.version]), earlier[block.version])
-            total += sum(box.size() for box in remaining)
-            earlier[block.version].extend(boxes)
+            excludes = [
+                b for b in self.excludes if not isinstance(b, _HostNameBlock) and b.version == version
+            ]
+            wanted = _union_runs(targets)
+            removed = _union_runs(excludes)
+            if wanted is None or removed is None:
+                total += _box_count(targets, excludes)
+            else:
+                total += _runs_size(_runs_subtract(wanted, removed))
+        object.__setattr__(self, "_count", total)
         return total
 
     def __iter__(self) -> Iterator[Target]:
         targets = self._address_blocks(self.targets)
         excludes = self._address_blocks(self.excludes)
+        overlapping = _Overlaps([*excludes, *targets])
         for index, block in enumerate(targets):
-            low, high = block.bounds()
-            skip = [
-                other
-                for other in (*excludes, *targets[:index])
-                if other.version == block.version and other.bounds()[0] <= high and other.bounds()[1] >= low
-            ]
+            # Exclusions and earlier targets whose bounds meet this block's (positions below
+            # len(excludes) + index in ``overlapping``'s list).
+            skip = overlapping.meeting(block, before=len(excludes) + index)
             version, host_name = block.version, block.host_name
             if not skip:
                 for value in block.values():
@@ -489,8 +646,14 @@ class TargetSpec:
         """An address this spec yields that lies outside every network (the lowest of the first
         offending token), or ``None`` when every address is inside.
 
-        Exact and cheap (box arithmetic, no expansion); used to check a safety policy before sending.
+        Exact and cheap (sorted runs, or box arithmetic for huge octet expressions; no expansion):
+        used to check a safety policy before sending.
         """
+        listed, found = _first_outside_by_runs(
+            self._address_blocks(self.targets), self._address_blocks(self.excludes), networks
+        )
+        if listed:
+            return found
         excluded: dict[int, list[_Box]] = {4: [], 6: []}
         for block in self._address_blocks(self.excludes):
             excluded[block.version].extend(block.boxes())

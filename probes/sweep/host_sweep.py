@@ -46,7 +46,10 @@ METHODS = ("auto", "arp", "icmp", "tcp")
 DEFAULT_WAIT_MS = 1000
 DEFAULT_RAW_RETRIES = 2
 DEFAULT_TCP_RETRIES = 1
-DEFAULT_RATE = 5000
+#: 0: no fixed rate. The IPv4 ARP/ICMP sweep is paced by its congestion window (probes/congestion.py);
+#: the IPv6 and TCP-connect sweeps, which have none, go at :data:`UNWINDOWED_RATE`.
+DEFAULT_RATE = 0
+UNWINDOWED_RATE = 5000
 DEFAULT_SWEEP_TIMEOUT_MS = 60_000
 DEFAULT_MAX_ADDRESSES = 65_536  # a /16
 MAX_ADDRESSES = 1 << 24  # a /8
@@ -155,7 +158,7 @@ def parse_sweep_params(source: str, parameters: Mapping[str, str]) -> SweepParam
         tcp_ports=ports,
         wait_ms=parse_int(parameters, "wait", DEFAULT_WAIT_MS, 10, 60_000),
         retries=parse_int(parameters, "retries", 0, 0, 10) if retries_text else None,
-        rate=parse_int(parameters, "rate", DEFAULT_RATE, 1, 1_000_000),
+        rate=parse_int(parameters, "rate", DEFAULT_RATE, 0, 1_000_000),
         sweep_timeout_ms=parse_int(parameters, "sweep_timeout", DEFAULT_SWEEP_TIMEOUT_MS, 100, 3_600_000),
         max_addresses=max_addresses,
     )
@@ -192,7 +195,7 @@ async def sweep(params: SweepParams, context: ProbeContext) -> SweepResult:
         options = EngineOptions(
             wait=wait,
             retries=DEFAULT_RAW_RETRIES if params.retries is None else params.retries,
-            rate=float(params.rate),
+            rate=float(params.rate or UNWINDOWED_RATE),
             deadline=deadline,
         )
         tally = await Icmp6Pinger(options).run(spec)
@@ -210,7 +213,7 @@ async def sweep(params: SweepParams, context: ProbeContext) -> SweepResult:
         options = EngineOptions(
             wait=wait,
             retries=DEFAULT_RAW_RETRIES if params.retries is None else params.retries,
-            rate=float(params.rate),
+            rate=float(params.rate) if params.rate else None,
             deadline=deadline,
         )
         sweeper = RawSweeper(routing, options, use_arp=method != "icmp", arp_only=method == "arp")
@@ -220,7 +223,7 @@ async def sweep(params: SweepParams, context: ProbeContext) -> SweepResult:
         options = EngineOptions(
             wait=wait,
             retries=DEFAULT_TCP_RETRIES if params.retries is None else params.retries,
-            rate=float(params.rate),
+            rate=float(params.rate or UNWINDOWED_RATE),
             deadline=deadline,
         )
         tally = await TcpPinger(params.tcp_ports, options).run(spec)

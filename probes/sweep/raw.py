@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from midprobe.capabilities.errors import NetworkError, ProbeError
+from midprobe.probes.congestion import CongestionWindow, WindowSettings
 from midprobe.probes.sweep import packets
 from midprobe.probes.sweep.common import Answer, EngineOptions, Method, Tally
 from midprobe.probes.sweep.routes import Route, Routing, source_address
@@ -181,6 +182,16 @@ class RawSweeper:
         self.retry: deque[int] = deque()
         self.sequence = 0
         self.rate = RateLimiter(options.rate)
+        #: Requests out at once: open at ``max_pending`` (silent addresses are no loss), halved on
+        #: losses (a retry answered, a send refused), grown back by answers.
+        self.window = CongestionWindow(
+            WindowSettings(
+                initial=options.max_pending,
+                minimum=min(32, options.max_pending),
+                maximum=options.max_pending,
+                hold=min(options.min_wait, options.wait),
+            )
+        )
         self.timing: dict[Method, RttEstimator] = {
             method: RttEstimator(options.wait, min(options.min_wait, options.wait), options.wait)
             for method in ("arp", "icmp")
@@ -271,7 +282,7 @@ class RawSweeper:
                 return
             if busy:
                 delay = _BUSY_PAUSE
-            elif self.retry or (not exhausted and len(self.pending) < options.max_pending):
+            elif self.retry or (not exhausted and self.window.room(len(self.pending)) > 0):
                 delay = self.rate.wait()
             else:
                 delay = self.expiry[0][0] - time.monotonic() if self.expiry else _TICK
@@ -295,7 +306,7 @@ class RawSweeper:
                     continue
                 entry.attempt += 1
             else:
-                if exhausted or len(self.pending) >= self.options.max_pending:
+                if exhausted or self.window.room(len(self.pending)) <= 0:
                     break
                 target = next(feed, None)
                 if target is None:
@@ -312,6 +323,7 @@ class RawSweeper:
                 self.methods_used.add(method)
             outcome = self._transmit(address, entry)
             if isinstance(outcome, int):  # the kernel's queue is full: this one goes first next time
+                self.window.lost(len(self.pending))
                 entry.refused += 1
                 if entry.refused > self.send_retry_budget:  # not down: never asked
                     del self.pending[address]
@@ -373,6 +385,9 @@ class RawSweeper:
         entry = self.pending.pop(address)
         if not self.pending:
             self._all_answered.set()
+        if entry.attempt > 0:  # the answer to a retry: an earlier request (or its answer) was lost
+            self.window.lost(len(self.pending) + 1)
+        self.window.answered()
         if entry.attempt == 0:
             self.timing[method].sample(rtt)
         self.tally.alive.append(

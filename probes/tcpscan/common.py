@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from midprobe.capabilities.errors import ProbeParameterError
+from midprobe.probes.congestion import CongestionWindow, WindowSettings
 from midprobe.probes.safety import IPAddress
 from midprobe.probes.targets import Target
 
@@ -21,6 +22,7 @@ __all__ = [
     "RttEstimator",
     "ScanEngine",
     "ScanOptions",
+    "congestion_window",
     "raise_open_file_limit",
     "send_refused_reason",
 ]
@@ -150,6 +152,20 @@ class RttEstimator:
         if self.samples == 0:
             return self.initial
         return min(self.ceiling, max(self.floor, self.srtt + 4 * self.rttvar))
+
+
+def congestion_window(
+    options: ScanOptions, cap: int | None = None, clock: Callable[[], float] = time.monotonic
+) -> CongestionWindow:
+    """An engine's congestion window, between 32 probes out and ``cap`` (default ``max_in_flight``).
+
+    It starts open, at ``cap``: only losses cut it (a probe nobody answers is not one, so a scan
+    of silent addresses keeps its full width), and answers grow it back, in slow start up to half
+    of what was out at the loss. Losses within ``min_timeout`` of a cut (one round trip's) cut once.
+    """
+    cap = max(1, options.max_in_flight if cap is None else cap)
+    settings = WindowSettings(initial=cap, minimum=min(32, cap), maximum=cap, hold=options.min_timeout)
+    return CongestionWindow(settings, clock)
 
 
 class RateLimiter:

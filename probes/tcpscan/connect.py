@@ -30,6 +30,7 @@ from midprobe.probes.tcpscan.common import (
     RttEstimator,
     ScanOptions,
     StopFlag,
+    congestion_window,
     raise_open_file_limit,
 )
 
@@ -132,7 +133,8 @@ class _ConnectRun:
         self.send_retry_budget = send_retry_budget
         self.options = options
         self.stop = stop
-        self.max_in_flight = self.in_flight_limit = max(1, max_in_flight)
+        #: Connects out at once: grows while answers come, shrinks on losses and shortages.
+        self.window = congestion_window(options, max_in_flight)
         self.epoll = select.epoll()
         self.inflight: dict[int, _Attempt] = {}
         self.expiry: list[tuple[float, int, _Attempt]] = []
@@ -335,7 +337,7 @@ class _ConnectRun:
                     continue
                 if err == already:
                     self._wait(host, port, sock, 0)
-                    if len(inflight) >= self.max_in_flight:
+                    if len(inflight) >= self.window.size:
                         break
                     continue
                 if err in _LOCAL_SHORTAGE:
@@ -357,7 +359,7 @@ class _ConnectRun:
                 del pool[_POOL_LIMIT:]
             if host.pending == 0 and not host.finished:
                 self._finish(host)
-            if len(inflight) >= self.max_in_flight:
+            if len(inflight) >= self.window.size:
                 break
         return started, False
 
@@ -382,7 +384,7 @@ class _ConnectRun:
         probe waiting counts (a waiting probe frees its socket when it ends; then the loop
         pauses 20 ms between tries)."""
         self.shortages += 1
-        self.max_in_flight = max(16, min(self.max_in_flight, len(self.inflight)) * 3 // 4)
+        self.window.lost(len(self.inflight))
         if self.inflight or not host.refused_send(error.errno, self.send_retry_budget):
             self.retry.appendleft((host, port, attempt))
             return
@@ -397,6 +399,8 @@ class _ConnectRun:
         if not events:
             return
         now = time.monotonic()
+        answered = 0
+        lost = False
         for fd, _ in events:
             entry = self.inflight.pop(fd, None)
             if entry is None:
@@ -410,14 +414,19 @@ class _ConnectRun:
                 self.inflight[fd] = entry
                 self.epoll.modify(fd, _EPOLL_FLAGS)
                 continue
-            if entry.attempt == 0 and (err in _REFUSED or err in _CONNECTED):
-                rtt = now - entry.sent
-                host.timing.sample(rtt)
-                self.timing.sample(rtt)
+            if err in _REFUSED or err in _CONNECTED:
+                answered += 1
+                # The answer to a retried connect: an earlier attempt (or its answer) was lost.
+                lost = lost or entry.attempt > 0
+                if entry.attempt == 0:
+                    rtt = now - entry.sent
+                    host.timing.sample(rtt)
+                    self.timing.sample(rtt)
             self._outcome(host, entry.port, entry.sock, err, entry.attempt)
         self.shortages = 0
-        if self.max_in_flight < self.in_flight_limit:  # recover slowly after a shortage
-            self.max_in_flight = min(self.in_flight_limit, self.max_in_flight + 1 + len(events) // 8)
+        if lost:
+            self.window.lost(len(self.inflight) + answered)
+        self.window.answered(answered)
 
     def _expire(self, now: float) -> None:
         expiry = self.expiry
@@ -444,7 +453,7 @@ class _ConnectRun:
                 raise ProbeTimeout("TCP connect scan", round(deadline - self.started, 3))
             sendable = not exhausted or bool(self.retry)
             if sendable:
-                room = self.max_in_flight - len(self.inflight)
+                room = self.window.room(len(self.inflight))
                 budget = min(_BATCH, room, self.rate.allowance(now))
                 if budget > 0:
                     started, exhausted = self._send(budget)
@@ -456,7 +465,7 @@ class _ConnectRun:
             # Wait for answers: not at all while there is more to send and room to send it.
             if self.shortages and not self.inflight:  # nothing will free a socket but time
                 wait = 0.02
-            elif (not exhausted or self.retry) and len(self.inflight) < self.max_in_flight:
+            elif (not exhausted or self.retry) and self.window.room(len(self.inflight)) > 0:
                 wait = self.rate.wait()
             else:
                 wait = self.expiry[0][0] - time.monotonic() if self.expiry else 0.0

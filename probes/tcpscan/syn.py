@@ -22,6 +22,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from midprobe.capabilities.errors import NetworkError, ProbeTimeout
+from midprobe.probes.congestion import CongestionWindow
 from midprobe.probes.targets import Target
 from midprobe.probes.tcpscan.common import (
     SEND_RETRY_BUDGET,
@@ -31,6 +32,7 @@ from midprobe.probes.tcpscan.common import (
     RttEstimator,
     ScanOptions,
     StopFlag,
+    congestion_window,
 )
 
 __all__ = [
@@ -219,6 +221,8 @@ class _SynRun:
         self.stop = stop
         self.timing = RttEstimator(options.connect_wait, options.min_timeout, options.connect_wait)
         self.rate = RateLimiter(options.rate)
+        #: Probes out at once: grows while answers come, halves when they stop (losses).
+        self.window: CongestionWindow = congestion_window(options)
         self.hosts: dict[bytes, _SynHost] = {}
         #: (expires, host, ports sent together, attempt), in sending order.
         self.expiry: deque[tuple[float, _SynHost, tuple[int, ...], int]] = deque()
@@ -462,6 +466,7 @@ class _SynRun:
         again after a pause, unless the host is over its budget; then it is given up as incomplete,
         with the ports not sent yet, and the scan goes on with the other hosts."""
         self._back_off(now)
+        self.window.lost(self.in_flight)
         if not host.refused_send(error.errno, self.send_retry_budget):
             self.retry.appendleft((host, port, attempt))
             return
@@ -488,6 +493,7 @@ class _SynRun:
         hosts = self.hosts
         own_port = self.source_port
         answered = 0
+        lost = False
         sampled: set[int] = set()
         for family, sock in self.raw.items():
             receive = sock.recv_into if family == socket.AF_INET else None
@@ -530,6 +536,8 @@ class _SynRun:
                     host.waiting[port] = probe
                     continue
                 answered += 1
+                # The answer to a retransmission: an earlier probe (or its answer) was lost.
+                lost = lost or probe[1] > 0
                 if probe[1] == 0 and id(host) not in sampled:  # one RTT sample per host per read
                     sampled.add(id(host))
                     host.timing.sample(now - probe[0])
@@ -538,6 +546,9 @@ class _SynRun:
                 if host.pending == 0:
                     self._finish(host)
         self.in_flight -= answered
+        if lost:
+            self.window.lost(self.in_flight + answered)
+        self.window.answered(answered)
 
     def _expire(self, now: float) -> None:
         """Retransmit (or give up on) probes whose batch timed out without an answer."""
@@ -566,7 +577,7 @@ class _SynRun:
         self.targets = targets
         exhausted = False
         deadline = self.options.deadline
-        cap = self.options.max_in_flight
+        window = self.window
         while True:
             now = time.monotonic()
             if self.stop is not None and self.stop.is_set():
@@ -575,7 +586,7 @@ class _SynRun:
                 raise ProbeTimeout("TCP SYN scan", round(deadline - self.started, 3))
             paused = now < self.paused_until
             if (not exhausted or self.retry) and not paused:
-                budget = min(_BATCH, cap - self.in_flight, self.rate.allowance(now))
+                budget = min(_BATCH, window.room(self.in_flight), self.rate.allowance(now))
                 if budget > 0:
                     sent, exhausted = self._send(budget)
                     self.rate.spend(sent)
@@ -589,7 +600,7 @@ class _SynRun:
                 return
             if paused or now < self.paused_until:
                 wait = self.paused_until - time.monotonic()
-            elif (not exhausted or self.retry) and self.in_flight < cap:
+            elif (not exhausted or self.retry) and window.room(self.in_flight) > 0:
                 wait = self.rate.wait()
             else:
                 wait = self.expiry[0][0] - time.monotonic() if self.expiry else 0.0

@@ -47,14 +47,19 @@ def lab() -> None:
 @click.option("--profile", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Lab profile TOML (default: fixtures/lab/default.toml).")  # fmt: skip
 @click.option("--large", is_flag=True, help="Add a /22 of addresses (about 10 % alive) for sweep benchmarks.")
+@click.option("--scale", type=integer(16, 24), default=None, metavar="N",
+              help="Add one namespace answering for every address of the routed 198.19.0.0/N "
+                   "(N 16..24): ping, TCP 22, 80, 443 open, other ports closed.")  # fmt: skip
 @click.option("--prefix", default=None, metavar="PREFIX", help="Use this prefix instead of a random one.")
 @click.option("--json", "as_json", is_flag=True, help="Print the lab (credentials included) as JSON.")
-def up(extra_hosts: int, profile: Path | None, large: bool, prefix: str | None, as_json: bool) -> None:
+def up(
+    extra_hosts: int, profile: Path | None, large: bool, scale: int | None, prefix: str | None, as_json: bool
+) -> None:
     """Bring up a lab and leave it running; print its hosts and the credentials to use."""
     if profile is not None:
         load_profile(profile)  # a bad profile is refused before any namespace is made
     others = [r.prefix for r in list_labs() if r.status == "up"]
-    started = Lab.up(profile, hosts=extra_hosts, large=large, prefix=prefix, detach=True)
+    started = Lab.up(profile, hosts=extra_hosts, large=large, scale=scale, prefix=prefix, detach=True)
     if as_json:
         click.echo(json.dumps(_as_dict(started), indent=2))
         return
@@ -246,6 +251,16 @@ def _as_dict(started: Lab) -> dict[str, Any]:
             if started.large
             else None
         ),
+        "scale": (
+            {
+                "namespace": started.scale.namespace,
+                "network": started.scale.network,
+                "gateway": started.scale.gateway,
+                "open_tcp_ports": list(started.scale.open_tcp_ports),
+            }
+            if started.scale
+            else None
+        ),
         "credentials": {
             "ssh_user": creds.ssh_user,
             "ssh_password": creds.ssh_password,
@@ -288,6 +303,11 @@ def _print_lab(shown: Lab, *, credentials: bool) -> None:
         click.echo(
             f"large    {shown.large.network} via {shown.large.gateway}: {len(shown.large.alive)} alive addresses, "
             f"TCP {','.join(str(p) for p in shown.large.open_tcp_ports)}, the rest silent"
+        )
+    if shown.scale:
+        click.echo(
+            f"scale    {shown.scale.network} via {shown.scale.gateway}: every address answers, "
+            f"TCP {','.join(str(p) for p in shown.scale.open_tcp_ports)} open, the other ports closed"
         )
     if credentials:
         c = shown.credentials

@@ -61,7 +61,11 @@ SWEEP_TIMEOUT_MS = 600_000
     "--retries", type=integer(0, 10), default=None, help="Tries after the first [the method's own]."
 )
 @click.option(
-    "--rate", type=integer(1, 1_000_000), default=DEFAULT_RATE, show_default=True, help="Probes per second."
+    "--rate",
+    type=integer(0, 1_000_000),
+    default=DEFAULT_RATE,
+    show_default=True,
+    help="Probes per second; 0: no fixed rate (ARP/ICMP: a congestion window paces it; IPv6 and TCP: 5000).",
 )
 @click.option(
     "--lab",

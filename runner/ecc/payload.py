@@ -647,6 +647,8 @@ def _int_attribute(element: ET.Element, name: str) -> int | None:
 
 def xml_safe_text(text: str) -> str:
     """``text`` with every character XML cannot carry replaced by U+FFFD."""
+    if text.isascii() and text.isprintable():  # most values: nothing XML cannot carry, no search
+        return text
     return _NOT_XML_CHAR.sub(REPLACEMENT_CHARACTER, text)
 
 

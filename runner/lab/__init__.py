@@ -10,6 +10,7 @@ from midprobe.runner.lab.lab import (
     LabHost,
     LabRecord,
     LargeNetwork,
+    ScaleNetwork,
     cleanup_leftovers,
     list_labs,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "LabRecord",
     "LargeNetwork",
     "NamespaceThread",
+    "ScaleNetwork",
     "cleanup_leftovers",
     "list_labs",
     "load_profile",

@@ -494,10 +494,21 @@ def listener_spec(
     )
 
 
-def large_listener_spec(
-    *, namespace: str, ports: Sequence[int], probe: str, host_dir: Path, lab_dir: Path
+def network_listener_spec(
+    *,
+    role: str,
+    namespace: str,
+    ports: Sequence[int],
+    probe: str,
+    host_dir: Path,
+    lab_dir: Path,
+    sink: bool = False,
 ) -> DaemonSpec:
-    """One listener on 0.0.0.0 answering every alive address of the large network."""
+    """One listener on 0.0.0.0 answering every address of a namespace that holds a whole network
+    (``role``: "large", its alive addresses; "scale", every address of its local route).
+
+    ``sink``: accept and close at once (``--sink``), to keep up with a scan of every address.
+    """
     argv = [
         sys.executable,
         "-I",
@@ -505,15 +516,17 @@ def large_listener_spec(
         "--lab",
         str(lab_dir),
         "--bind",
-        "0.0.0.0",  # noqa: S104 (inside the large namespace: every alive address, nothing else)
+        "0.0.0.0",  # noqa: S104 (inside the namespace of a lab network: its addresses, nothing else)
         "--name",
-        "large",
+        role,
     ]
     for port in ports:
-        argv += ["--http", str(port)] if port == 80 else ["--raw", str(port)]
+        argv += (
+            ["--sink", str(port)] if sink else ["--http", str(port)] if port == 80 else ["--raw", str(port)]
+        )
     return DaemonSpec(
-        name="listener@large",
-        host="large",
+        name=f"listener@{role}",
+        host=role,
         namespace=namespace,
         argv=tuple(argv),
         log=host_dir / "listener.log",

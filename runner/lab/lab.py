@@ -9,6 +9,7 @@ SIGTERM/SIGHUP, and ``cleanup_leftovers()`` for runs that were killed.
 from __future__ import annotations
 
 import atexit
+import ipaddress
 import json
 import os
 import secrets
@@ -92,6 +93,16 @@ class LargeNetwork:
     open_tcp_ports: tuple[int, ...]
 
 
+@dataclass(frozen=True)
+class ScaleNetwork:
+    """Scale mode: one namespace behind ``gateway`` answering for every address of ``network``."""
+
+    namespace: str
+    network: str
+    gateway: str
+    open_tcp_ports: tuple[int, ...]
+
+
 class Lab:
     """A running lab. Use ``Lab.up()`` (also a context manager) or ``Lab.attach(prefix)``."""
 
@@ -107,6 +118,7 @@ class Lab:
         large: LargeNetwork | None,
         namespaces: tuple[str, ...],
         profile_source: str,
+        scale: ScaleNetwork | None = None,
     ) -> None:
         self.prefix = prefix
         self.scanner_namespace = topology.namespace_name(prefix, "scan")
@@ -121,6 +133,7 @@ class Lab:
         self.credentials = credentials
         self.workdir = workdir
         self.large = large
+        self.scale = scale
         self.namespaces = namespaces
         self.profile_source = profile_source
         self.daemons: list[daemons.RunningDaemon] = []
@@ -138,6 +151,7 @@ class Lab:
         *,
         hosts: int | None = None,
         large: bool = False,
+        scale: int | None = None,
         prefix: str | None = None,
         detach: bool = False,
         ready_timeout: float = READY_TIMEOUT,
@@ -145,9 +159,12 @@ class Lab:
         """Bring up a lab from ``profile`` (None: fixtures/lab/default.toml) and wait until it answers.
 
         ``hosts`` adds that many hosts of the profile's ``extra_host_profile``; ``large`` adds the
-        large-mode network. Several labs may run at once, each under its own prefix. ``detach``
+        large-mode network; ``scale`` (16..24) a namespace answering for all of 198.19.0.0/scale. Several labs may run at once, each under its own prefix. ``detach``
         (used by ``midprobe lab up``) leaves the lab running when this process exits.
         """
+        if scale is not None and scale not in topology.SCALE_PREFIXES:
+            first, last = topology.SCALE_PREFIXES[0], topology.SCALE_PREFIXES[-1]
+            raise LabError(f"--scale must be a prefix length from {first} to {last}, not {scale}")
         if os.geteuid() != 0:
             raise LabError("the lab needs root (network namespaces, setns, daemons on lab addresses)")
         for tool in ("ip", "unshare", "ssh-keygen", "openssl", daemons.SSHD, daemons.SNMPD, daemons.DNSMASQ):
@@ -157,7 +174,9 @@ class Lab:
         if not 0 <= extra <= MAX_EXTRA_HOSTS:
             raise LabError(f"--hosts must be between 0 and {MAX_EXTRA_HOSTS}, not {extra}")
         spec = load_profile(profile)
-        plan = topology.plan(spec, extra_hosts=extra, large=large)
+        plan = topology.plan(spec, extra_hosts=extra, large=large, scale=scale)
+        if plan.scale is not None:
+            _check_scale_apart(plan)
         if len(plan.hosts) > topology.MAX_HOSTS:
             raise LabError(
                 f"the lab holds at most {topology.MAX_HOSTS} hosts, this one asks for {len(plan.hosts)}"
@@ -191,6 +210,16 @@ class Lab:
             ),
             namespaces=topology.namespaces(prefix, plan),
             profile_source=spec.source,
+            scale=(
+                ScaleNetwork(
+                    namespace=topology.namespace_name(prefix, "scale"),
+                    network=plan.scale.network,
+                    gateway=plan.scale.gateway,
+                    open_tcp_ports=plan.scale.open_ports,
+                )
+                if plan.scale
+                else None
+            ),
         )
         lab._owned = True
         _register(lab)
@@ -303,12 +332,28 @@ class Lab:
             large_dir = self.workdir / "hosts" / "large"
             large_dir.mkdir(mode=0o755, parents=True)
             specs.append(
-                daemons.large_listener_spec(
+                daemons.network_listener_spec(
+                    role="large",
                     namespace=topology.namespace_name(self.prefix, "large"),
                     ports=plan.large.open_ports,
                     probe=plan.large.alive[0],
                     host_dir=large_dir,
                     lab_dir=self.workdir,
+                )
+            )
+        if plan.scale is not None:
+            scale_dir = self.workdir / "hosts" / "scale"
+            scale_dir.mkdir(mode=0o755, parents=True)
+            network = ipaddress.IPv4Network(plan.scale.network)
+            specs.append(
+                daemons.network_listener_spec(
+                    role="scale",
+                    namespace=topology.namespace_name(self.prefix, "scale"),
+                    ports=plan.scale.open_ports,
+                    probe=str(network.broadcast_address - 1),  # its last host: the whole route is there
+                    host_dir=scale_dir,
+                    lab_dir=self.workdir,
+                    sink=True,
                 )
             )
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation directory
@@ -440,6 +485,7 @@ class Lab:
             "dns_zone": self.dns_zone,
             "dns_server": self.dns_server,
             "large": asdict(self.large) if self.large else None,
+            "scale": asdict(self.scale) if self.scale else None,
         }
         path = self.workdir / STATE_FILE
         temporary = path.with_suffix(".tmp")
@@ -457,6 +503,7 @@ class Lab:
             creds = dict(state["credentials"])
             creds["ssh_private_key"] = Path(creds["ssh_private_key"])
             large = state.get("large")
+            scale = state.get("scale")
             lab = cls(
                 prefix=state["prefix"],
                 workdir=Path(state["workdir"]),
@@ -486,6 +533,11 @@ class Lab:
                 ),
                 namespaces=tuple(state["namespaces"]),
                 profile_source=state["profile"],
+                scale=(
+                    ScaleNetwork(**{**scale, "open_tcp_ports": tuple(scale["open_tcp_ports"])})
+                    if scale
+                    else None
+                ),
             )
             lab.daemons = [daemons.RunningDaemon(**d) for d in state["daemons"]]
         except (KeyError, TypeError, ValueError) as error:
@@ -665,6 +717,18 @@ def _generate_credentials(workdir: Path) -> LabCredentials:
         snmpv3_priv_protocol="AES",
         snmpv3_priv_key="mpp-" + secrets.token_hex(8),
     )
+
+
+def _check_scale_apart(plan: topology.Plan) -> None:
+    """Scale mode's network may overlap no network the profile routes elsewhere."""
+    assert plan.scale is not None
+    scale = ipaddress.IPv4Network(plan.scale.network)
+    routed = [h.routed_network for h in plan.hosts if h.routed_network is not None]
+    if plan.large is not None:
+        routed.append(plan.large.network)
+    for network in routed:
+        if ipaddress.IPv4Network(network).overlaps(scale):
+            raise LabError(f"--scale's {scale} overlaps {network}, which the profile routes elsewhere")
 
 
 def _lab_host(spec: LabProfile, planned: topology.PlannedHost, prefix: str, has_dns: bool) -> LabHost:

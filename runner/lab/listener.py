@@ -1,7 +1,9 @@
 """A tiny TCP/HTTP listener for lab hosts: HTTP/1.0 pages and raw ports (like a printer's 9100).
 
 Run as a script inside a host's namespace (stdlib only, so it starts fast):
-``python3 -I listener.py --bind ADDR [--bind ADDR6] --http 80=Server-header --raw 9100``.
+``python3 -I listener.py --bind ADDR [--bind ADDR6] --http 80=Server-header --raw 9100 --sink 443``.
+A ``--sink`` port accepts every connection and closes it at once (no read, no per-connection
+task; a FIN, not a reset, which a connect scan could read as refused before it saw the connection): scale mode's namespace answers a scan of every address of a /16 with it.
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ import argparse
 import asyncio
 import html
 import signal
+import socket
 
 READ_LIMIT = 16384
 IDLE_TIMEOUT = 30.0
+SINK_BACKLOG = 4096  # the namespace's net.core.somaxconn default
+SINK_BATCH = 256  # connections accepted per wake-up before the loop looks at other work
 
 
 def _split(spec: str) -> tuple[int, str | None]:
@@ -63,7 +68,34 @@ async def _serve_raw(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
     writer.close()
 
 
-async def _main(bind: list[str], http: list[str], raw: list[str], name: str) -> None:
+def _sink(bind: list[str], port: int) -> list[socket.socket]:
+    """Listening sockets on ``port`` whose connections are accepted and closed as they come."""
+    loop = asyncio.get_running_loop()
+    sockets = []
+    for address in bind:
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        listening = socket.socket(family, socket.SOCK_STREAM)
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind((address, port))
+        listening.listen(SINK_BACKLOG)
+        listening.setblocking(False)
+
+        def drain(listening: socket.socket = listening) -> None:
+            for _ in range(SINK_BATCH):
+                try:
+                    connection, _ = listening.accept()
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError:
+                    continue  # e.g. ECONNABORTED: the client went away first
+                connection.close()
+
+        loop.add_reader(listening.fileno(), drain)
+        sockets.append(listening)
+    return sockets
+
+
+async def _main(bind: list[str], http: list[str], raw: list[str], sink: list[str], name: str) -> None:
     servers = []
     for spec in http:
         port, server = _split(spec)
@@ -79,14 +111,18 @@ async def _main(bind: list[str], http: list[str], raw: list[str], name: str) -> 
             await _serve_raw(r, w, b)
 
         servers.append(await asyncio.start_server(on_raw, bind, port, reuse_address=True, backlog=512))
+    sinks = [listening for spec in sink for listening in _sink(bind, _split(spec)[0])]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    print(f"listening on {bind}: http {http} raw {raw}", flush=True)
+    print(f"listening on {bind}: http {http} raw {raw} sink {sink}", flush=True)
     await stop.wait()
     for server_ in servers:
         server_.close()
+    for listening in sinks:
+        loop.remove_reader(listening.fileno())
+        listening.close()
 
 
 def main() -> None:
@@ -96,8 +132,9 @@ def main() -> None:
     parser.add_argument("--lab", default="", help="the lab's workdir (only marks whose process this is)")
     parser.add_argument("--http", action="append", default=[], metavar="PORT[=SERVER]")
     parser.add_argument("--raw", action="append", default=[], metavar="PORT[=BANNER]")
+    parser.add_argument("--sink", action="append", default=[], metavar="PORT")
     args = parser.parse_args()
-    asyncio.run(_main(args.bind, args.http, args.raw, args.name))
+    asyncio.run(_main(args.bind, args.http, args.raw, args.sink, args.name))
 
 
 if __name__ == "__main__":

@@ -190,7 +190,7 @@ def parse_profile(data: Mapping[str, Any], *, source: str = "<profile>") -> LabP
         entry = f"hosts[{index}]"
         _only(raw, {"name", "profile", "subdomain", "routed_network"}, source, entry)
         name = _str(raw, "name", source, entry)
-        if not _NAME.fullmatch(name) or name in {"scan", "br", "large"}:
+        if not _NAME.fullmatch(name) or name in {"scan", "br", "large", "scale"}:
             raise ConfigError(
                 f"{name!r} must be lower-case letters and digits, starting with a letter",
                 source=source,

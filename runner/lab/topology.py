@@ -53,14 +53,35 @@ class PlannedLarge:
     open_ports: tuple[int, ...]
 
 
+#: Scale mode: one namespace behind this gateway answers for a whole routed 198.19.0.0/N.
+SCALE_GATEWAY = "198.18.0.253"
+SCALE_BASE = ipaddress.IPv4Address("198.19.0.0")
+SCALE_PREFIXES = range(16, 25)
+SCALE_PORTS = (22, 80, 443)
+
+
+@dataclass(frozen=True)
+class PlannedScale:
+    network: str
+    gateway: str
+    open_ports: tuple[int, ...]
+
+
 @dataclass(frozen=True)
 class Plan:
     hosts: tuple[PlannedHost, ...]
     large: PlannedLarge | None
+    scale: PlannedScale | None = None
+
+
+def scale_network(prefix_length: int) -> str:
+    """The network scale mode routes: 198.19.0.0/N (inside 198.18.0.0/15, apart from every other
+    lab network, which all lie in 198.18.0.0/16)."""
+    return str(ipaddress.IPv4Network((SCALE_BASE, prefix_length)))
 
 
 def namespace_name(prefix: str, role: str) -> str:
-    """``<prefix>-<role>``: role is "scan", "br", "large" or a host name."""
+    """``<prefix>-<role>``: role is "scan", "br", "large", "scale" or a host name."""
     return f"{prefix}-{role}"
 
 
@@ -69,7 +90,7 @@ def reverse_zone() -> str:
     return "0.18.198.in-addr.arpa"
 
 
-def plan(profile: LabProfile, *, extra_hosts: int = 0, large: bool = False) -> Plan:
+def plan(profile: LabProfile, *, extra_hosts: int = 0, large: bool = False, scale: int | None = None) -> Plan:
     """Addresses for every host of ``profile`` plus ``extra_hosts`` extras, in order from .10."""
     entries = [(h.name, h.profile, h.subdomain) for h in profile.hosts]
     routed = {h.name: h.routed_network for h in profile.hosts}
@@ -107,13 +128,18 @@ def plan(profile: LabProfile, *, extra_hosts: int = 0, large: bool = False) -> P
             alive=tuple(str(a) for a in alive),
             open_ports=settings.open_ports,
         )
-    return Plan(hosts, planned_large)
+    planned_scale = (
+        PlannedScale(scale_network(scale), SCALE_GATEWAY, SCALE_PORTS) if scale is not None else None
+    )
+    return Plan(hosts, planned_large, planned_scale)
 
 
 def namespaces(prefix: str, planned: Plan) -> tuple[str, ...]:
     roles = ["br", "scan", *(h.name for h in planned.hosts)]
     if planned.large is not None:
         roles.append("large")
+    if planned.scale is not None:
+        roles.append("scale")
     return tuple(namespace_name(prefix, role) for role in roles)
 
 
@@ -138,6 +164,8 @@ def build(prefix: str, planned: Plan, workdir: Path) -> None:
     }
     if planned.large is not None:
         members.append((namespace_name(prefix, "large"), f"{planned.large.gateway}/24"))
+    if planned.scale is not None:
+        members.append((namespace_name(prefix, "scale"), f"{planned.scale.gateway}/24"))
 
     bridge_lines = [
         # group_fwd_mask bit 14: forward LLDP (01:80:c2:00:00:0e), which a bridge keeps to itself by default.
@@ -159,6 +187,8 @@ def build(prefix: str, planned: Plan, workdir: Path) -> None:
     # Networks routed beyond the host network, by where they go: large mode's, and hosts' own.
     routed = [(planned.large.network, planned.large.gateway)] if planned.large is not None else []
     routed += [(h.routed_network, h.address) for h in planned.hosts if h.routed_network is not None]
+    if planned.scale is not None:
+        routed.append((planned.scale.network, planned.scale.gateway))
     routed_here = {namespace_name(prefix, h.name): h.routed_network for h in planned.hosts}
     for member, address in members:
         lines = ["link set eth0 addrgenmode none", f"addr add {address} dev eth0"]
@@ -178,6 +208,11 @@ def build(prefix: str, planned: Plan, workdir: Path) -> None:
             # Addresses of the network that are not alive are dropped without an ICMP answer.
             lines.append(f"route add blackhole {planned.large.network}")
             lines += [f"addr add {alive}/32 dev lo" for alive in planned.large.alive]
+        if planned.scale is not None and member == namespace_name(prefix, "scale"):
+            # A local route: the namespace takes every address of the network as its own, so each
+            # answers ping, and TCP (listeners on 0.0.0.0; RST on the other ports) with no address
+            # or neighbour entry per host.
+            lines.append(f"route add local {planned.scale.network} dev lo")
         netns.ip_batch(lines, namespace=member)
     (workdir / "topology.txt").write_text(
         "".join(f"{member} {address} {members6.get(member, '-')}\n" for member, address in members)

@@ -196,14 +196,29 @@ class TableWriter:
         #: The rows kept for the sorted table (``None``: rows stream).
         self._kept: list[HostReport] | None = []
         self._widths: tuple[int, ...] = ()
+        self._own_console: Console | None = None
 
     def _console(self) -> Console:
-        from rich.console import Console
-
         # Through the live display's console, rows are printed above the bar; a console of our own
         # would write past it (rich unwraps its stdout proxy), gluing rows to the bar's text.
         if self._live_console is not None:
             return self._live_console
+        if self._own_console is None or self._own_console.file is not self._out.file:
+            self._own_console = self._new_console()
+        return self._own_console
+
+    def _plain(self) -> TextIO | None:
+        """The file to write rows to as plain text, when nothing is styled, cut or wrapped (not a
+        terminal, no live display): the same lines rich would print, without its per-row cost."""
+        if self._live_console is not None:
+            return None
+        file = self._out.file
+        terminal = self._color if self._color is not None else file.isatty()
+        return None if terminal else file
+
+    def _new_console(self) -> Console:
+        from rich.console import Console
+
         file = self._out.file
         terminal = self._color if self._color is not None else file.isatty()
         return Console(
@@ -228,6 +243,12 @@ class TableWriter:
         if self._kept is not None:
             self._kept.append(report)
             return
+        plain = self._plain()
+        if plain is not None:  # nothing is cut: a long cell pushes the rest of its row right
+            widths = tuple(map(max, self._widths, _natural_widths([report])))
+            plain.write(self._plain_report(report, widths))
+            plain.flush()
+            return
         console = self._console()
         widths = self._widths
         if not console.is_terminal:  # nothing is cut: a long cell pushes the rest of its row right
@@ -243,8 +264,12 @@ class TableWriter:
             reports = sorted(self._kept, key=_address_order)
             self._widths = self._fit(console, _natural_widths(reports))
             self._print_header(console)
+            plain = self._plain()
             for report in reports:
-                self._print_report(console, report, self._widths)
+                if plain is not None:
+                    plain.write(self._plain_report(report, self._widths))
+                else:
+                    self._print_report(console, report, self._widths)
         if self._summary:
             console.print(Text(summary_line(stats), style="dim"))
         if not complete:
@@ -293,6 +318,27 @@ class TableWriter:
             console.print(Text(f"    ! incomplete: {report.incomplete}", style="yellow"), soft_wrap=True)
         for problem in report.errors:
             console.print(Text(f"    ! {problem}", style="yellow"), soft_wrap=True)
+
+    def _plain_report(self, report: HostReport, widths: tuple[int, ...]) -> str:
+        """:meth:`_print_report`'s lines as plain text, for ``widths`` no cell exceeds."""
+        from rich.cells import cell_len
+
+        cells = [cell.split("\n") if cell else [] for cell in report.table_row()]
+        shown = [(width, lines) for width, lines in zip(widths, cells, strict=True) if width > 0]
+        height = max((len(lines) for _, lines in shown), default=0) or 1
+        text = ""
+        for index in range(height):
+            parts = (lines[index] if index < len(lines) else "" for _, lines in shown)
+            line = "".join(
+                part + " " * (width - cell_len(part)) + " "
+                for (width, _), part in zip(shown, parts, strict=True)
+            )
+            text += line.rstrip() + "\n"
+        if report.incomplete is not None:
+            text += f"    ! incomplete: {report.incomplete}\n"
+        for problem in report.errors:
+            text += f"    ! {problem}\n"
+        return text
 
     def _lines(self, console: Console, cells: Sequence[list[Text]], widths: tuple[int, ...]) -> list[Text]:
         """A row's screen lines: each cell's lines wrapped or cut to its column, side by side."""

@@ -266,3 +266,30 @@ def test_a_host_name_longer_than_253_characters_is_refused() -> None:
     assert parse_targets(longest).host_names == (longest,)
     with pytest.raises(TargetSpecError, match="not an address, range, network or host name"):
         parse_targets(longest + "b")
+
+
+def test_a_page_per_address_of_a_slash_16_counts_and_streams_exactly() -> None:
+    """A /16 given address by address (as a scan hands its pages on), shuffled, with repeats and
+    exclusions: count and iteration agree with the obvious set arithmetic (quadratic counting took
+    hours on this; the suite's timeout stops such a regression)."""
+    base = int(ipaddress.IPv4Address("198.19.0.0"))
+    values = list(range(base, base + 65536))
+    order = values[::7] + values  # every seventh address twice
+    excluded = {base + n for n in range(0, 65536, 5)} | set(range(base + 1000, base + 2000))
+    spec = parse_targets(
+        [str(ipaddress.IPv4Address(v)) for v in order],
+        ["198.19.3.232-198.19.7.207", *(str(ipaddress.IPv4Address(base + n)) for n in range(0, 65536, 5))],
+    )
+    expected = [v for v in dict.fromkeys(order) if v not in excluded]
+    assert spec.count() == len(expected)
+    assert [int(target.address) for target in spec] == expected
+    assert spec.first_outside([ipaddress.ip_network("198.19.0.0/16")]) is None
+    # The first token (in order) outside the lower half: every seventh address, 198.19.128.6 first.
+    outside = spec.first_outside([ipaddress.ip_network("198.19.0.0/17")])
+    assert outside == ipaddress.ip_address("198.19.128.6")
+
+
+def test_counting_huge_octet_expressions_falls_back_to_boxes() -> None:
+    spec = parse_targets("10.*.*.1-3,7 10.0.0.0/16 10.1.2.3", exclude="10.5.*.*")
+    # 255 second octets x 256 x 4 values, plus the /16's addresses not of the form *.*.*.{1,2,3,7}
+    assert spec.count() == 255 * 256 * 4 + (65536 - 256 * 4)

@@ -27,7 +27,7 @@ from midprobe.probes.sweep.tcp_ping import DEFAULT_PING_PORTS
 def test_defaults_follow_the_documented_values() -> None:
     params = parse_sweep_params("198.18.4.0/22", {})
     assert params.targets.count() == 1024
-    assert (params.method, params.wait_ms, params.retries, params.rate) == ("auto", 1000, None, 5000)
+    assert (params.method, params.wait_ms, params.retries, params.rate) == ("auto", 1000, None, 0)
     assert params.tcp_ports == DEFAULT_PING_PORTS == (22, 80, 443, 135, 445, 3389)
     assert params.sweep_timeout_ms == 60_000
 
@@ -50,7 +50,7 @@ def test_the_targets_parameter_wins_over_source_and_excludes_apply() -> None:
         ({"targets": "198.18.0.0/24", "method": "syn"}, "method", "'syn' is not one of auto, arp, icmp, tcp"),
         ({"targets": "198.18.0.1", "wait": "soon"}, "wait", "not a whole number"),
         ({"targets": "198.18.0.1", "retries": "11"}, "retries", "outside 0..10"),
-        ({"targets": "198.18.0.1", "rate": "0"}, "rate", "outside"),
+        ({"targets": "198.18.0.1", "rate": "-1"}, "rate", "outside"),
         ({"targets": "198.18.0.1", "tcp_ports": "U:53"}, "tcp_ports", "TCP ports only"),
         ({"targets": "198.18.0.1", "tcp_ports": "1-100"}, "tcp_ports", "at most 64"),
         ({"targets": "198.18.0.1", "tcp_ports": "70000"}, "tcp_ports", "outside 1-65535"),
