@@ -37,6 +37,7 @@ from midprobe.capabilities.selection import MidSelector, SelectionPolicy, Select
 from midprobe.runner.agent.identity import definitions_from_registrations, mid_server_from_registration
 from midprobe.runner.cmdb.model import DiscoveredDevice
 from midprobe.runner.cmdb.store import CmdbStore
+from midprobe.runner.discovery.probe_requests import shazzam_parameters
 from midprobe.runner.discovery.relations import lookups
 from midprobe.runner.discovery.schedule import Schedule
 from midprobe.runner.discovery.sensors import (
@@ -239,9 +240,15 @@ class Orchestrator:
             except NoSuitableMid as error:
                 self.status.log(status_id, " ".join(blocks), "scanning", f"{label} not scanned: {error}")
                 continue
-            parameters = [("ports", schedule.ports)]
-            if schedule.rate is not None:
-                parameters.append(("rate", f"{schedule.rate:g}"))
+            parameters = list(
+                shazzam_parameters(
+                    schedule.ports,
+                    engine=schedule.engine,
+                    connect_wait_ms=schedule.connect_wait,
+                    retries=schedule.retries,
+                    rate=schedule.rate,
+                ).items()
+            )
             self._plan(
                 status_id, schedule, "Shazzam", " ".join(blocks), agent, parameters, meta={"label": label}
             )

@@ -9,7 +9,9 @@ The minimal schedule is three keys::
 Everything else is optional: ``exclude``, ``mid`` (``"auto"``, a MID name, or ``"cluster:NAME"``),
 ``behaviour`` (which protocols classification may use), ``credential_tags``, ``ports`` (for
 Shazzam), ``batch_size`` (addresses per Shazzam batch: default 1,000, at least 256, as
-ServiceNow has it), ``max_run_time`` (seconds), ``rate`` (packets per second). Every problem is a
+ServiceNow has it), ``max_run_time`` (seconds), ``rate`` (packets per second), and Shazzam's
+port-scan knobs as ``midprobe scan`` has them: ``engine`` (``auto``, ``syn`` or ``connect``),
+``connect_wait`` (ms one port's answer is waited for) and ``retries``. Every problem is a
 ``ConfigError`` naming the file and the key.
 """
 
@@ -51,8 +53,20 @@ _KEYS: Final = frozenset(
         "batch_size",
         "max_run_time",
         "rate",
+        "engine",
+        "connect_wait",
+        "retries",
     }
 )
+
+#: Shazzam's port-scan engines (``probes/tcpscan/engine.py`` ``ENGINE_CHOICES``, not imported:
+#: reading a schedule loads no scanner).
+ENGINES: Final = ("auto", "syn", "connect")
+#: Shazzam's defaults and bounds for ``connect_wait`` (ms) and ``retries``.
+DEFAULT_CONNECT_WAIT: Final = 1000
+MAX_CONNECT_WAIT: Final = 60_000
+DEFAULT_RETRIES: Final = 2
+MAX_RETRIES: Final = 10
 
 MidChoice = Literal["auto", "named", "cluster"]
 
@@ -73,6 +87,9 @@ class Schedule:
     batch_size: int = DEFAULT_BATCH_SIZE
     max_run_time: float | None = None
     rate: float | None = None
+    engine: str = "auto"
+    connect_wait: int = DEFAULT_CONNECT_WAIT
+    retries: int = DEFAULT_RETRIES
 
     @property
     def targets(self) -> TargetSpec:
@@ -125,6 +142,12 @@ def _strings(path: Path | str, key: str, value: Any, *, allow_one: bool = True) 
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         raise _fail(path, key, f"{key} must be a list of non-empty strings")
     return tuple(v.strip() for v in value)
+
+
+def _whole(path: Path | str, key: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _fail(path, key, f"{key} must be a whole number from {low} to {high}")
+    return value
 
 
 def _number(path: Path | str, key: str, value: Any, low: float, high: float) -> float:
@@ -196,16 +219,14 @@ def schedule_from_mapping(data: Mapping[str, Any], *, source: Path | str = "<sch
     except MidprobeError as error:
         raise _fail(source, "ports", f"bad port list: {error}") from None
     batch_size = data.get("batch_size", DEFAULT_BATCH_SIZE)
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, int)
-        or not MIN_BATCH_SIZE <= batch_size <= MAX_ADDRESSES
-    ):
-        raise _fail(
-            source,
-            "batch_size",
-            f"batch_size must be a whole number from {MIN_BATCH_SIZE} to {MAX_ADDRESSES}",
-        )
+    _whole(source, "batch_size", batch_size, MIN_BATCH_SIZE, MAX_ADDRESSES)
+    engine = data.get("engine", "auto")
+    if engine not in ENGINES:
+        raise _fail(source, "engine", f"engine must be one of {', '.join(ENGINES)}")
+    connect_wait = _whole(
+        source, "connect_wait", data.get("connect_wait", DEFAULT_CONNECT_WAIT), 1, MAX_CONNECT_WAIT
+    )
+    retries = _whole(source, "retries", data.get("retries", DEFAULT_RETRIES), 0, MAX_RETRIES)
     max_run_time = (
         _number(source, "max_run_time", data["max_run_time"], 1, MAX_RUN_TIME_LIMIT)
         if "max_run_time" in data
@@ -225,6 +246,9 @@ def schedule_from_mapping(data: Mapping[str, Any], *, source: Path | str = "<sch
         batch_size=batch_size,
         max_run_time=max_run_time,
         rate=rate,
+        engine=str(engine),
+        connect_wait=connect_wait,
+        retries=retries,
     )
 
 
@@ -245,6 +269,9 @@ def schedule_to_mapping(schedule: Schedule) -> dict[str, object]:
         "credential_tags": list(schedule.credential_tags),
         "ports": schedule.ports,
         "batch_size": schedule.batch_size,
+        "engine": schedule.engine,
+        "connect_wait": schedule.connect_wait,
+        "retries": schedule.retries,
     }
     if schedule.max_run_time is not None:
         table["max_run_time"] = schedule.max_run_time
@@ -271,6 +298,7 @@ def load_schedule(path: str | Path) -> Schedule:
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_PORTS",
+    "ENGINES",
     "MIN_BATCH_SIZE",
     "PROTOCOLS",
     "Schedule",

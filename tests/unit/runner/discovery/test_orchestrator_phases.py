@@ -229,3 +229,33 @@ def test_cancelling_closes_an_output_whose_result_is_half_in(tmp_path: Path) -> 
         assert closed is not None
         assert closed.state == "error"
         assert [page.error_string for page in queue.results_of(shazzam.sys_id)] == ["", "discovery cancelled"]
+
+
+def test_the_schedule_s_port_scan_knobs_reach_the_shazzam_probe(tmp_path: Path) -> None:
+    from midprobe.probes.shazzam import parse_shazzam_params
+    from midprobe.runner.ecc.payload import ParametersPayload
+
+    url = trust_every_agent(sqlite_url(tmp_path / "ecc.db"))
+    with open_queue(url) as queue:
+        database = open_database(url)
+        cmdb = CmdbStore(database)
+        try:
+            queue.register_agent(AgentRegistration("lab1"))
+            schedule = Schedule(
+                "t",
+                ("198.18.0.0/30",),
+                ports="22,161",
+                engine="connect",
+                connect_wait=300,
+                retries=0,
+                rate=500,
+            )
+            Orchestrator(queue, StatusStore(database), cmdb).start(schedule)
+            (shazzam,) = queue.list(queue_side="output", state="ready")
+            payload = decode_output_payload(queue.read_payload(shazzam))
+            assert isinstance(payload, ParametersPayload)
+            params = parse_shazzam_params(shazzam.source, payload.as_dict())
+        finally:
+            cmdb.close()
+    assert (params.engine, params.connect_wait_ms, params.retries, params.rate) == ("connect", 300, 0, 500.0)
+    assert params.ports == (22, 161)
