@@ -2,8 +2,10 @@
 
 ``start`` splits the schedule's ranges into Shazzam batches and puts one Shazzam output per
 batch on the queue, each addressed to a MID that selection allows (application
-``Discovery``, the batch's addresses, the capabilities the topic needs, Up or Degraded).
-``advance`` then senses each answer (see :mod:`.sensors`): a Shazzam result plans
+``Discovery``, the batch's addresses, the capabilities the topic needs, Up or Degraded); with
+the schedule's ``host_discovery``, a ``HostSweep`` per batch (and address family) goes first,
+and its result plans the Shazzam of the addresses that answered (all of them when the sweep
+could not decide some). ``advance`` then senses each answer (see :mod:`.sensors`): a Shazzam result plans
 classification for every host that answered, by port priority; a classification that found
 no class tries the next classifier; one that found a class plans identification, a
 ``MultiProbe`` of the class's identity probes (with the credential classification found),
@@ -37,9 +39,10 @@ from midprobe.capabilities.selection import MidSelector, SelectionPolicy, Select
 from midprobe.runner.agent.identity import definitions_from_registrations, mid_server_from_registration
 from midprobe.runner.cmdb.model import DiscoveredDevice
 from midprobe.runner.cmdb.store import CmdbStore
-from midprobe.runner.discovery.probe_requests import shazzam_parameters
+from midprobe.runner.discovery.probe_requests import shazzam_parameters, sweep_parameters
+from midprobe.runner.discovery.readers import read_sweep
 from midprobe.runner.discovery.relations import lookups
-from midprobe.runner.discovery.schedule import Schedule
+from midprobe.runner.discovery.schedule import Schedule, as_blocks
 from midprobe.runner.discovery.sensors import (
     EXPLORATION_PROBES,
     IDENTITY_PROBES,
@@ -72,6 +75,7 @@ APPLICATION: Final = "Discovery"
 LIVE_WITHIN_SECONDS: Final = 120.0
 #: Capabilities each discovery topic needs on its MID.
 REQUIRED_CAPABILITIES: Final[Mapping[str, tuple[str, ...]]] = {
+    "HostSweep": (),
     "Shazzam": (),
     "SSHClassify": (),
     "SNMPClassify": (),
@@ -79,7 +83,10 @@ REQUIRED_CAPABILITIES: Final[Mapping[str, tuple[str, ...]]] = {
 }
 #: The identification phase's topic: one request running the class's identity probe set.
 IDENTIFICATION_TOPIC: Final = "MultiProbe"
+#: The topics run per batch of addresses (their output's target is the batch's CIDR blocks).
+BATCH_TOPICS: Final = ("HostSweep", "Shazzam")
 PHASE_OF_TOPIC: Final = {
+    "HostSweep": "scanning",
     "Shazzam": "scanning",
     "SSHClassify": "classification",
     "SNMPClassify": "classification",
@@ -234,27 +241,51 @@ class Orchestrator:
             on_created(status_id)
         for index, blocks in enumerate(schedule.batches()):
             label = f"batch {index + 1}"
-            first, last = _bounds(blocks)
-            try:
-                agent = self.choose_mid(schedule, "Shazzam", [first, last])
-            except NoSuitableMid as error:
-                self.status.log(status_id, " ".join(blocks), "scanning", f"{label} not scanned: {error}")
+            if not schedule.host_discovery:
+                self._plan_batch(status_id, schedule, "Shazzam", blocks, label)
                 continue
-            parameters = list(
-                shazzam_parameters(
-                    schedule.ports,
-                    engine=schedule.engine,
-                    connect_wait_ms=schedule.connect_wait,
-                    retries=schedule.retries,
-                    rate=schedule.rate,
-                ).items()
-            )
-            self._plan(
-                status_id, schedule, "Shazzam", " ".join(blocks), agent, parameters, meta={"label": label}
-            )
+            for version in (4, 6):  # one sweep per address family (ARP/ICMP, ICMPv6 after ND)
+                family = tuple(b for b in blocks if ipaddress.ip_network(b, strict=False).version == version)
+                if family:
+                    self._plan_batch(status_id, schedule, "HostSweep", family, label)
         self.status.set_state(status_id, "Active")
         self.advance(status_id)
         return status_id
+
+    def _plan_batch(
+        self, status_id: str, schedule: Schedule, topic: str, blocks: Sequence[str], label: str
+    ) -> None:
+        """Plan the ``HostSweep`` or ``Shazzam`` of one batch's ``blocks`` on a MID that may take them."""
+        try:
+            agent = self.choose_mid(schedule, topic, list(_bounds(blocks)))
+        except NoSuitableMid as error:
+            self.status.log(status_id, " ".join(blocks), "scanning", f"{label} not scanned: {error}")
+            return
+        if topic == "HostSweep":
+            parameters = sweep_parameters(
+                blocks,
+                wait_ms=schedule.connect_wait,
+                retries=schedule.retries,
+                rate=schedule.rate,
+                max_addresses=schedule.batch_size,
+            )
+        else:
+            parameters = shazzam_parameters(
+                schedule.ports,
+                engine=schedule.engine,
+                connect_wait_ms=schedule.connect_wait,
+                retries=schedule.retries,
+                rate=schedule.rate,
+            )
+        self._plan(
+            status_id,
+            schedule,
+            topic,
+            " ".join(blocks),
+            agent,
+            list(parameters.items()),
+            meta={"label": label},
+        )
 
     def _plan(
         self,
@@ -269,7 +300,7 @@ class Orchestrator:
         probes: Sequence[str] = (),
     ) -> str | None:
         """Write down one output (``probes``: a MultiProbe of these topics sharing ``parameters``)."""
-        if schedule.credential_tags and topic != "Shazzam":
+        if schedule.credential_tags and topic not in BATCH_TOPICS:
             parameters = [*parameters, ("credential_tag", schedule.credential_tags[0])]
         record = new_output_record(
             agent=agent,
@@ -354,7 +385,9 @@ class Orchestrator:
                 continue  # under way (its lease decides) or answered: never moved
             able = cluster.replacements(failed, mids, output.topic)
             addresses = (
-                output.target.split() if output.topic != "Shazzam" else list(_bounds(output.target.split()))
+                output.target.split()
+                if output.topic not in BATCH_TOPICS
+                else list(_bounds(output.target.split()))
             )
             try:
                 replacement = self.choose_mid(schedule, output.topic, addresses, among=able)
@@ -430,6 +463,9 @@ class Orchestrator:
         error_text = (
             next((answer.error_string for answer in answers if answer.error_string), "") or payload.error
         )
+        if output.topic == "HostSweep":
+            self._sense_sweep(status_id, schedule, output, meta, payload, error_text)
+            return
         if output.topic == "Shazzam":
             if error_text:
                 self.status.mark(output.sys_id, "error")
@@ -575,6 +611,38 @@ class Orchestrator:
         )
         return result.ci
 
+    def _sense_sweep(
+        self,
+        status_id: str,
+        schedule: Schedule,
+        output: PlannedOutput,
+        meta: Mapping[str, object],
+        payload: ResultsPayload,
+        error_text: str | None,
+    ) -> None:
+        """A batch's host-discovery sweep answered: port-scan the addresses that answered it, and
+        every address of the batch when the sweep failed or could not decide some (none is taken
+        for down on a guess)."""
+        blocks = output.target.split()
+        label = str(meta.get("label", "batch"))
+        swept = None if error_text else read_sweep(payload)
+        if swept is None or not swept.complete:
+            why = f"failed: {error_text}" if error_text else "cut short"
+            if error_text:
+                self.status.mark(output.sys_id, "error")
+            self.status.log(
+                status_id, output.target, "scanning", f"HostSweep {why}; every address is port-scanned"
+            )
+            self._plan_batch(status_id, schedule, "Shazzam", blocks, label)
+            return
+        live = [ipaddress.ip_address(a) for a in sorted(swept.alive | swept.incomplete) if _is_address(a)]
+        how = ",".join(swept.methods_used) or "no method"
+        self.status.log(
+            status_id, output.target, "scanning", f"HostSweep ({how}): {len(live)} addresses answered"
+        )
+        if live:
+            self._plan_batch(status_id, schedule, "Shazzam", as_blocks(live), label)
+
     def _sense_shazzam(self, status_id: str, schedule: Schedule, payload: ResultsPayload) -> None:
         for host in read_shazzam(payload):
             if host.incomplete is not None:  # not known to be down: said, so it is scanned again
@@ -635,6 +703,14 @@ def _summary(findings: Findings) -> str:
 def _discovery_status_ok(mids: Sequence[MidServer], name: str) -> bool:
     """Discovery accepts MIDs that are Up or Degraded."""
     return any(mid.name == name and mid.status in DISCOVERY_STATUSES for mid in mids)
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _bounds(blocks: Sequence[str]) -> tuple[str, str]:

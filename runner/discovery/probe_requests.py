@@ -78,18 +78,26 @@ def shazzam_parameters(
 
 
 def sweep_parameters(
-    blocks: Sequence[str], *, wait_ms: int, retries: int, rate: int, max_addresses: int = SWEEP_CHUNK
+    blocks: Sequence[str],
+    *,
+    wait_ms: int,
+    retries: int,
+    rate: float | None,
+    max_addresses: int = SWEEP_CHUNK,
 ) -> dict[str, str]:
     """A ``HostSweep`` of ``blocks`` (CIDR blocks or addresses of one family): its waits, retries
-    and rate bound it; the time cap only keeps a slow ``-T0`` sweep from being cut."""
-    return {
+    and rate (``None``: the probe's own) bound it; the time cap only keeps a slow ``-T0`` sweep
+    from being cut."""
+    parameters = {
         "targets": " ".join(blocks),
         "wait": str(max(10, wait_ms)),
         "retries": str(retries),
-        "rate": str(rate),
         "sweep_timeout": str(SWEEP_TIMEOUT_MS),
         "max_addresses": str(max_addresses),
     }
+    if rate is not None:
+        parameters["rate"] = str(max(1, round(rate)))
+    return parameters
 
 
 def banner_parameters(address: str, open_ports: Sequence[int], *, snmp_public: bool) -> dict[str, str]:

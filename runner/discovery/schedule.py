@@ -11,7 +11,9 @@ Everything else is optional: ``exclude``, ``mid`` (``"auto"``, a MID name, or ``
 Shazzam), ``batch_size`` (addresses per Shazzam batch: default 1,000, at least 256, as
 ServiceNow has it), ``max_run_time`` (seconds), ``rate`` (packets per second), and Shazzam's
 port-scan knobs as ``midprobe scan`` has them: ``engine`` (``auto``, ``syn`` or ``connect``),
-``connect_wait`` (ms one port's answer is waited for) and ``retries``. Every problem is a
+``connect_wait`` (ms one port's answer is waited for) and ``retries``; ``host_discovery``
+(``true``: each batch is first swept with ``HostSweep``, ARP/ICMP or TCP connect, and only the
+addresses that answer are port-scanned, as ``midprobe scan`` does unless ``-Pn``). Every problem is a
 ``ConfigError`` naming the file and the key.
 """
 
@@ -56,6 +58,7 @@ _KEYS: Final = frozenset(
         "engine",
         "connect_wait",
         "retries",
+        "host_discovery",
     }
 )
 
@@ -90,6 +93,7 @@ class Schedule:
     engine: str = "auto"
     connect_wait: int = DEFAULT_CONNECT_WAIT
     retries: int = DEFAULT_RETRIES
+    host_discovery: bool = False
 
     @property
     def targets(self) -> TargetSpec:
@@ -227,6 +231,9 @@ def schedule_from_mapping(data: Mapping[str, Any], *, source: Path | str = "<sch
         source, "connect_wait", data.get("connect_wait", DEFAULT_CONNECT_WAIT), 1, MAX_CONNECT_WAIT
     )
     retries = _whole(source, "retries", data.get("retries", DEFAULT_RETRIES), 0, MAX_RETRIES)
+    host_discovery = data.get("host_discovery", False)
+    if not isinstance(host_discovery, bool):
+        raise _fail(source, "host_discovery", "host_discovery must be true or false")
     max_run_time = (
         _number(source, "max_run_time", data["max_run_time"], 1, MAX_RUN_TIME_LIMIT)
         if "max_run_time" in data
@@ -249,6 +256,7 @@ def schedule_from_mapping(data: Mapping[str, Any], *, source: Path | str = "<sch
         engine=str(engine),
         connect_wait=connect_wait,
         retries=retries,
+        host_discovery=host_discovery,
     )
 
 
@@ -272,6 +280,7 @@ def schedule_to_mapping(schedule: Schedule) -> dict[str, object]:
         "engine": schedule.engine,
         "connect_wait": schedule.connect_wait,
         "retries": schedule.retries,
+        "host_discovery": schedule.host_discovery,
     }
     if schedule.max_run_time is not None:
         table["max_run_time"] = schedule.max_run_time

@@ -4,7 +4,7 @@ Every stage is an ECC topic answered by an agent embedded in this process
 (``runner/agent/embedded.py``: the real ``Agent`` and ``ProbeRunner`` on a private in-memory queue),
 so the scan and ``midprobe agent`` share one code path for parameter validation, the capability
 check, the safety policy, the deadline and the encoding, and what the scan reports is read back
-from the ECC input payloads (``runner/scan/readers.py``). The port scan is a ``Shazzam`` request
+from the ECC input payloads (``runner/discovery/readers.py``). The port scan is a ``Shazzam`` request
 (GenericTCP only) whose answer comes in pages as the scan goes (``page_wait_ms``): the first once
 the targets are resolved and checked and nothing is sent yet (the engine, the count of addresses:
 :meth:`ScanPipeline.prepare`), then a page as soon as some hosts are decided, so each host is
@@ -41,9 +41,9 @@ from midprobe.probes.safety import TargetPolicy
 from midprobe.probes.shazzam import SCANNER_NAME, ShazzamScanner, lists_refused
 from midprobe.probes.targets import Target, TargetSpec, parse_targets
 from midprobe.runner.discovery import probe_requests as requests
+from midprobe.runner.discovery import readers
 from midprobe.runner.discovery.probe_requests import SWEEP_CHUNK, SWEEP_TIMEOUT_MS
 from midprobe.runner.discovery.scanning import ScannedHost, classification_order
-from midprobe.runner.scan import readers
 from midprobe.runner.scan.report import HostReport
 
 if TYPE_CHECKING:  # the later stages' modules are imported when a stage first runs
@@ -455,17 +455,15 @@ class ScanPipeline:
         """The addresses (of one family) that answered a ``HostSweep``, and those it could not ask (the
         kernel refused: not known to be down, so they are port-scanned too); ``None`` when it was cut
         short."""
-        from midprobe.probes.sweep.host_sweep import DEFAULT_RATE as SWEEP_RATE
         from midprobe.runner.discovery.schedule import as_blocks
 
         settings = self.settings
-        rate = SWEEP_RATE if settings.rate is None else max(1, round(settings.rate))
         parameters = requests.sweep_parameters(
             # As CIDR blocks: a chunk of a range is one or a few, not 1,024 words to parse.
             as_blocks(addresses),
             wait_ms=settings.connect_wait_ms,
             retries=settings.retries,
-            rate=rate,
+            rate=settings.rate,
         )
         answer = await self._answered("HostSweep", "", parameters, SWEEP_TIMEOUT_MS / 1000)
         result = readers.read_sweep(answer.payload)

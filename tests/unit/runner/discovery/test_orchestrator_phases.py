@@ -169,7 +169,10 @@ def _hosts(*ips: str) -> list[ET.Element]:
     return [result]
 
 
-def _started(tmp_path: Path) -> tuple[contextlib.ExitStack[None], EccQueue, Orchestrator, str]:
+def _started(
+    tmp_path: Path, schedule: Schedule | None = None
+) -> tuple[contextlib.ExitStack[None], EccQueue, Orchestrator, str]:
+    """A discovery of ``schedule`` (default: SNMP over 198.18.0.0/30) started with one agent, lab1."""
     url = trust_every_agent(sqlite_url(tmp_path / "ecc.db"))
     stack = contextlib.ExitStack()
     queue = stack.enter_context(open_queue(url))
@@ -178,7 +181,8 @@ def _started(tmp_path: Path) -> tuple[contextlib.ExitStack[None], EccQueue, Orch
     stack.callback(cmdb.close)
     queue.register_agent(AgentRegistration("lab1"))
     orchestrator = Orchestrator(queue, StatusStore(database), cmdb)
-    status_id = orchestrator.start(Schedule("t", ("198.18.0.0/30",), behaviour=("snmp",), batch_size=256))
+    schedule = schedule or Schedule("t", ("198.18.0.0/30",), behaviour=("snmp",), batch_size=256)
+    status_id = orchestrator.start(schedule)
     return stack, queue, orchestrator, status_id
 
 
@@ -235,27 +239,72 @@ def test_the_schedule_s_port_scan_knobs_reach_the_shazzam_probe(tmp_path: Path) 
     from midprobe.probes.shazzam import parse_shazzam_params
     from midprobe.runner.ecc.payload import ParametersPayload
 
-    url = trust_every_agent(sqlite_url(tmp_path / "ecc.db"))
-    with open_queue(url) as queue:
-        database = open_database(url)
-        cmdb = CmdbStore(database)
-        try:
-            queue.register_agent(AgentRegistration("lab1"))
-            schedule = Schedule(
-                "t",
-                ("198.18.0.0/30",),
-                ports="22,161",
-                engine="connect",
-                connect_wait=300,
-                retries=0,
-                rate=500,
-            )
-            Orchestrator(queue, StatusStore(database), cmdb).start(schedule)
-            (shazzam,) = queue.list(queue_side="output", state="ready")
-            payload = decode_output_payload(queue.read_payload(shazzam))
-            assert isinstance(payload, ParametersPayload)
-            params = parse_shazzam_params(shazzam.source, payload.as_dict())
-        finally:
-            cmdb.close()
+    schedule = Schedule(
+        "t", ("198.18.0.0/30",), ports="22,161", engine="connect", connect_wait=300, retries=0, rate=500
+    )
+    stack, queue, _, _ = _started(tmp_path, schedule)
+    with stack:
+        (shazzam,) = queue.list(queue_side="output", state="ready")
+        payload = decode_output_payload(queue.read_payload(shazzam))
+        assert isinstance(payload, ParametersPayload)
+        params = parse_shazzam_params(shazzam.source, payload.as_dict())
     assert (params.engine, params.connect_wait_ms, params.retries, params.rate) == ("connect", 300, 0, 500.0)
     assert params.ports == (22, 161)
+
+
+def _sweep_answer(queue: EccQueue, output: EccRecord, alive: tuple[str, ...], *, complete: bool) -> None:
+    from midprobe.probes.sweep.host_sweep import AliveHost, SweepResult, encode_sweep
+
+    result = SweepResult(
+        targets=output.source,
+        method="auto",
+        methods_used=("icmp",),
+        raw_sockets=True,
+        fallback_reason=None,
+        addresses=4,
+        alive=tuple(AliveHost(ip, "icmp", 0.1) for ip in alive),
+        unreachable=0,
+        silent=4 - len(alive),
+        unchecked=0,
+        probes_sent=4,
+        elapsed_ms=5,
+        complete=complete,
+    )
+    queue.complete(
+        output.sys_id, new_input_record(output, agent="lab1", results=[encode_sweep(result)], probe_time_ms=5)
+    )
+
+
+def _swept(
+    tmp_path: Path, alive: tuple[str, ...], *, complete: bool = True
+) -> tuple[EccRecord, list[EccRecord]]:
+    """A host-discovery schedule of 198.18.0.0/30 whose sweep answered ``alive``: the sweep, and
+    the outputs its sensor planned."""
+    schedule = Schedule("t", ("198.18.0.0/30",), behaviour=("snmp",), host_discovery=True)
+    stack, queue, orchestrator, status_id = _started(tmp_path, schedule)
+    with stack:
+        (sweep,) = queue.list(queue_side="output", state="ready")
+        _sweep_answer(queue, sweep, alive, complete=complete)
+        orchestrator.advance(status_id)  # senses the sweep
+        orchestrator.advance(status_id)  # enqueues what it planned
+        return sweep, queue.list(queue_side="output", state="ready")
+
+
+def test_host_discovery_sweeps_each_batch_and_port_scans_only_the_addresses_that_answered(
+    tmp_path: Path,
+) -> None:
+    sweep, planned = _swept(tmp_path, ("198.18.0.1", "198.18.0.2"))
+    assert (sweep.topic, sweep.source) == ("HostSweep", "198.18.0.0/30")
+    ((shazzam),) = planned
+    assert (shazzam.topic, shazzam.source) == ("Shazzam", "198.18.0.1 198.18.0.2")
+
+
+def test_a_sweep_cut_short_port_scans_every_address_of_the_batch(tmp_path: Path) -> None:
+    _, planned = _swept(tmp_path, ("198.18.0.1",), complete=False)
+    ((shazzam),) = planned
+    assert (shazzam.topic, shazzam.source) == ("Shazzam", "198.18.0.0/30")
+
+
+def test_a_sweep_nothing_answered_plans_no_port_scan(tmp_path: Path) -> None:
+    _, planned = _swept(tmp_path, ())
+    assert planned == []

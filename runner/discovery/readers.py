@@ -1,9 +1,13 @@
-"""What each ECC input of a scan stage says, read into the values a scan report carries (pure).
+"""What the ECC inputs of the port scan, the host-discovery sweep and the enrichment probes say,
+read into typed values (pure): the readers ``midprobe scan``'s reports and discovery's sensors
+share.
 
 ``midprobe scan`` runs its stages as ECC topics through an embedded agent
 (``runner/agent/embedded.py``), so what it reports is read from the same input payloads an
-instance reads (``runner/discovery/sensors.py`` reads them for discovery): the elements each
-probe's encoder writes (docs/ecc-reference.md, docs/banner.md, docs/nmap.md, docs/sweep.md).
+instance reads; discovery's orchestrator reads the host-discovery sweep with :func:`read_sweep`
+(``runner/discovery/sensors.py`` has the classification and identification sensors). The
+elements are those each probe's encoder writes (docs/ecc-reference.md, docs/banner.md,
+docs/nmap.md, docs/sweep.md).
 """
 
 from __future__ import annotations
