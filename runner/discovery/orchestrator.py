@@ -123,6 +123,7 @@ class Orchestrator:
         policy: SelectionPolicy | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        on_device_done: Callable[[str, str], None] | None = None,
     ) -> None:
         self.queue = queue
         self.status = status
@@ -134,6 +135,9 @@ class Orchestrator:
         self._rng = rng or random.Random()
         self._started_at: dict[str, float] = {}
         self._view: tuple[MidSelector, list[MidServer]] | None = None
+        #: Told ``(status id, address)`` once nothing more is planned or waiting for a device: its
+        #: last phase's answer was sensed (a caller reporting per device reads its inputs then).
+        self.on_device_done = on_device_done
 
     # -- MID selection ---------------------------------------------------------------------------
 
@@ -341,6 +345,8 @@ class Orchestrator:
             ):
                 sensed += 1
                 self._sense(status_id, schedule, output, answers)
+                if output.topic not in BATCH_TOPICS:
+                    self._device_done(status_id, output.target, output.phase)
         cancelled = 0
         if self._over_time(status_id, state.max_run_time):
             cancelled = self.cancel(status_id, reason="max run time reached")
@@ -497,8 +503,10 @@ class Orchestrator:
             return
         identity = IDENTITY_PROBES.get(output.topic, ())
         classified = f"{output.topic} classified it {device.sys_class_name}"
-        if not identity:  # credential-less: nothing to log in with, the classification is all there is
-            self._reconcile(status_id, ip, device, classified)
+        # Credential-less (nothing to log in with) or a schedule that stops here: the
+        # classification is all there is.
+        if not identity or not schedule.runs("identification"):
+            self._reconcile(status_id, schedule, ip, device, classified)
             return
         self.status.log(status_id, ip, "classification", classified)
         next_meta = {
@@ -526,7 +534,7 @@ class Orchestrator:
         except NoSuitableMid as error:
             self.status.log(status_id, ip, phase, f"{topic} skipped: {error}")
             if phase == "identification":  # the classified device still gets its CI
-                self._reconcile(status_id, ip, _planned_device(meta), "from classification")
+                self._reconcile(status_id, schedule, ip, _planned_device(meta), "from classification")
             return
         parameters = [(str(k), str(v)) for k, v in sorted(hints.items())]
         self._plan(status_id, schedule, topic, ip, agent, parameters, meta=meta, probes=probes)
@@ -550,20 +558,20 @@ class Orchestrator:
             self.status.mark(output.sys_id, "error")
             self.status.log(status_id, ip, phase, f"{output.topic} failed: {error_text}")
             if phase == "identification":  # what classification found still makes a CI
-                self._reconcile(status_id, ip, device, "from classification")
+                self._reconcile(status_id, schedule, ip, device, "from classification")
             return
         for probe, why in findings.failed.items():  # some probes of the set failed, the others count
             self.status.log(status_id, ip, phase, f"{probe} failed: {why}")
         found = with_findings(device, findings)
         summary = _summary(findings)
         what = ", ".join(findings.answered) or output.topic
-        ci = self._reconcile(status_id, ip, found, f"{what} found {summary}", phase=phase)
+        ci = self._reconcile(status_id, schedule, ip, found, f"{what} found {summary}", phase=phase)
         if ci is None:
             return
         if phase == "identification":
             classifier = str(meta.get("classifier", ""))
             explore = EXPLORATION_PROBES.get(classifier)
-            if explore is not None:
+            if explore is not None and schedule.runs("exploration"):
                 next_meta = {**meta, "device": device_to_json(found), "ci": ci}
                 self._plan_next(status_id, schedule, ip, "exploration", explore, next_meta)
             return
@@ -589,13 +597,18 @@ class Orchestrator:
     def _reconcile(
         self,
         status_id: str,
+        schedule: Schedule,
         ip: str,
         device: DiscoveredDevice,
         how_found: str,
         *,
         phase: str = "identification",
     ) -> str | None:
-        """Identify and write ``device``; log what happened; the CI's sys_id (None: a conflict)."""
+        """Identify and write ``device``; log what happened; the CI's sys_id (None: a conflict, or a
+        schedule that writes nothing to the CMDB)."""
+        if not schedule.cmdb:
+            self.status.log(status_id, ip, phase, f"{how_found}; not written to the CMDB (cmdb = false)")
+            return None
         result = self.cmdb.reconcile(device, discovery=status_id)
         how = f"by {result.rule}" if result.rule else "new"
         if result.action == "conflict":
@@ -649,14 +662,26 @@ class Orchestrator:
                 self.status.log(status_id, host.ip, "scanning", f"incomplete: {host.incomplete}")
             if not host.alive:
                 continue
+            ports = ",".join(str(p) for p in sorted(host.open_ports)) or "none"
+            self.status.log(status_id, host.ip, "scanning", f"alive, open TCP ports: {ports}")
+            if not schedule.runs("classification"):
+                self._device_done(status_id, host.ip, "scanning")
+                continue
             topics, notes = classification_order(
                 host, schedule.behaviour, nmap_available=self.nmap_available(schedule, host.ip)
             )
-            ports = ",".join(str(p) for p in sorted(host.open_ports)) or "none"
-            self.status.log(status_id, host.ip, "scanning", f"alive, open TCP ports: {ports}")
             for note in notes:
                 self.status.log(status_id, host.ip, "classification", note)
             self._plan_classification(status_id, schedule, host.ip, host.host_name, topics)
+            self._device_done(status_id, host.ip, "classification")
+
+    def _device_done(self, status_id: str, ip: str, phase: str) -> None:
+        """Say (in the log, and to :attr:`on_device_done`) that ``ip`` is done, unless more is planned."""
+        if self.status.waiting_for(status_id, ip):
+            return
+        self.status.log(status_id, ip, phase, "done: nothing more runs for this device")
+        if self.on_device_done is not None:
+            self.on_device_done(status_id, ip)
 
     def _plan_classification(
         self, status_id: str, schedule: Schedule, ip: str, dns_name: str, topics: list[str]

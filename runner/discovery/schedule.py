@@ -13,7 +13,10 @@ ServiceNow has it), ``max_run_time`` (seconds), ``rate`` (packets per second), a
 port-scan knobs as ``midprobe scan`` has them: ``engine`` (``auto``, ``syn`` or ``connect``),
 ``connect_wait`` (ms one port's answer is waited for) and ``retries``; ``host_discovery``
 (``true``: each batch is first swept with ``HostSweep``, ARP/ICMP or TCP connect, and only the
-addresses that answer are port-scanned, as ``midprobe scan`` does unless ``-Pn``). Every problem is a
+addresses that answer are port-scanned, as ``midprobe scan`` does unless ``-Pn``); ``depth``,
+the last phase that runs (``scanning``, ``classification``, ``identification`` or
+``exploration``, the default), and ``cmdb`` (``false``: what is found is logged, nothing is
+written to the CMDB). Every problem is a
 ``ConfigError`` naming the file and the key.
 """
 
@@ -59,6 +62,8 @@ _KEYS: Final = frozenset(
         "connect_wait",
         "retries",
         "host_discovery",
+        "depth",
+        "cmdb",
     }
 )
 
@@ -70,6 +75,9 @@ DEFAULT_CONNECT_WAIT: Final = 1000
 MAX_CONNECT_WAIT: Final = 60_000
 DEFAULT_RETRIES: Final = 2
 MAX_RETRIES: Final = 10
+
+#: The phases a discovery may stop after (``depth``), in order.
+DEPTHS: Final = ("scanning", "classification", "identification", "exploration")
 
 MidChoice = Literal["auto", "named", "cluster"]
 
@@ -94,6 +102,12 @@ class Schedule:
     connect_wait: int = DEFAULT_CONNECT_WAIT
     retries: int = DEFAULT_RETRIES
     host_discovery: bool = False
+    depth: str = "exploration"
+    cmdb: bool = True
+
+    def runs(self, phase: str) -> bool:
+        """Whether ``phase`` runs (it is not past the schedule's ``depth``)."""
+        return DEPTHS.index(phase) <= DEPTHS.index(self.depth)
 
     @property
     def targets(self) -> TargetSpec:
@@ -151,6 +165,12 @@ def _strings(path: Path | str, key: str, value: Any, *, allow_one: bool = True) 
 def _whole(path: Path | str, key: str, value: Any, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise _fail(path, key, f"{key} must be a whole number from {low} to {high}")
+    return value
+
+
+def _flag(path: Path | str, key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(path, key, f"{key} must be true or false")
     return value
 
 
@@ -231,9 +251,13 @@ def schedule_from_mapping(data: Mapping[str, Any], *, source: Path | str = "<sch
         source, "connect_wait", data.get("connect_wait", DEFAULT_CONNECT_WAIT), 1, MAX_CONNECT_WAIT
     )
     retries = _whole(source, "retries", data.get("retries", DEFAULT_RETRIES), 0, MAX_RETRIES)
-    host_discovery = data.get("host_discovery", False)
-    if not isinstance(host_discovery, bool):
-        raise _fail(source, "host_discovery", "host_discovery must be true or false")
+    host_discovery, cmdb = (
+        _flag(source, key, data.get(key, default))
+        for key, default in (("host_discovery", False), ("cmdb", True))
+    )
+    depth = data.get("depth", "exploration")
+    if depth not in DEPTHS:
+        raise _fail(source, "depth", f"depth must be one of {', '.join(DEPTHS)}")
     max_run_time = (
         _number(source, "max_run_time", data["max_run_time"], 1, MAX_RUN_TIME_LIMIT)
         if "max_run_time" in data
@@ -257,6 +281,8 @@ def schedule_from_mapping(data: Mapping[str, Any], *, source: Path | str = "<sch
         connect_wait=connect_wait,
         retries=retries,
         host_discovery=host_discovery,
+        depth=str(depth),
+        cmdb=cmdb,
     )
 
 
@@ -281,6 +307,8 @@ def schedule_to_mapping(schedule: Schedule) -> dict[str, object]:
         "connect_wait": schedule.connect_wait,
         "retries": schedule.retries,
         "host_discovery": schedule.host_discovery,
+        "depth": schedule.depth,
+        "cmdb": schedule.cmdb,
     }
     if schedule.max_run_time is not None:
         table["max_run_time"] = schedule.max_run_time
@@ -307,6 +335,7 @@ def load_schedule(path: str | Path) -> Schedule:
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_PORTS",
+    "DEPTHS",
     "ENGINES",
     "MIN_BATCH_SIZE",
     "PROTOCOLS",

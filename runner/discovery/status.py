@@ -34,6 +34,7 @@ SCHEMA: Final = (
         topic TEXT NOT NULL, agent TEXT NOT NULL, state TEXT NOT NULL, record TEXT NOT NULL,
         planned TEXT NOT NULL, done TEXT, UNIQUE (status, phase, target, topic))""",
     "CREATE INDEX IF NOT EXISTS discovery_output_status ON discovery_output (status, state)",
+    "CREATE INDEX IF NOT EXISTS discovery_output_target ON discovery_output (status, target)",
     """CREATE TABLE IF NOT EXISTS discovery_log (
         seq TEXT PRIMARY KEY, status TEXT NOT NULL, device TEXT NOT NULL, phase TEXT NOT NULL,
         message TEXT NOT NULL, at TEXT NOT NULL)""",
@@ -262,6 +263,16 @@ class StatusStore(SqlStore):
                 [status],
             )
         return int(str(rows[0][0])), int(str(rows[0][1]))
+
+    def waiting_for(self, status: str, target: str) -> bool:
+        """Whether an output for ``target`` (a device's address) is planned or queued."""
+        with self._db.transaction() as tx:
+            rows = tx.execute(
+                "SELECT 1 FROM discovery_output WHERE status = ? AND target = ? "
+                "AND state IN ('planned', 'queued') LIMIT 1",
+                [status, target],
+            )
+        return bool(rows)
 
     def reassign(self, output: str, agent: str) -> None:
         """The output was moved to another MID (cluster failover)."""

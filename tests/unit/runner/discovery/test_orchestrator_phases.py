@@ -88,22 +88,29 @@ def test_a_switch_is_identified_by_its_serial_explored_and_related_to_its_neighb
         orchestrator = Orchestrator(queue, status, cmdb)
         status_id = orchestrator.start(Schedule("t", (f"{SWITCH}/32",), behaviour=("snmp",), batch_size=256))
 
-        topics: list[str] = []
-        for _ in range(10):  # scanning, classification, identification, exploration: bounded passes
-            for output in queue.list(queue_side="output", state="ready"):
-                topics.append(output.topic)
-                if output.topic == "Shazzam":
-                    answer = new_input_record(
-                        output, agent=output.agent, results=_shazzam_answer(), probe_time_ms=1
-                    )
-                else:
-                    answer = asyncio.run(runner.answer(output))
-                queue.complete(output.sys_id, answer)
-            if orchestrator.advance(status_id).done:
-                break
+        topics = _drive(queue, orchestrator, status_id, runner)
         assert topics == ["Shazzam", "SNMPClassify", "MultiProbe", "SNMPExplore"]
         _check(status_id, status, cmdb, known_device.ci or "", queue.list(limit=1000), edge or "")
         assert all(behind_uplink not in (r.parent, r.child) for r in cmdb.relations())  # not plugged in there
+
+
+def _drive(queue: EccQueue, orchestrator: Orchestrator, status_id: str, runner: ProbeRunner) -> list[str]:
+    """Answer every output as it is enqueued (Shazzam with the recorded switch, the rest by
+    ``runner``) until the discovery ends; the topics answered, in order."""
+    topics: list[str] = []
+    for _ in range(10):  # scanning, classification, identification, exploration: bounded passes
+        for output in queue.list(queue_side="output", state="ready"):
+            topics.append(output.topic)
+            if output.topic == "Shazzam":
+                answer = new_input_record(
+                    output, agent=output.agent, results=_shazzam_answer(), probe_time_ms=1
+                )
+            else:
+                answer = asyncio.run(runner.answer(output))
+            queue.complete(output.sys_id, answer)
+        if orchestrator.advance(status_id).done:
+            break
+    return topics
 
 
 def _check(
@@ -308,3 +315,52 @@ def test_a_sweep_cut_short_port_scans_every_address_of_the_batch(tmp_path: Path)
 def test_a_sweep_nothing_answered_plans_no_port_scan(tmp_path: Path) -> None:
     _, planned = _swept(tmp_path, ())
     assert planned == []
+
+
+def _run_switch(
+    tmp_path: Path, schedule: Schedule
+) -> tuple[list[str], list[tuple[str, str]], list[str], int, str]:
+    """Discover the replayed switch with ``schedule`` to its end: the topics run, the devices said
+    done (as they were), the switch's log, the CIs in the CMDB, the discovery's id."""
+    url = trust_every_agent(sqlite_url(tmp_path / "ecc.db"))
+    runner = _runner()
+    done: list[tuple[str, str]] = []
+    with contextlib.ExitStack() as stack, open_queue(url) as queue:
+        database = open_database(url)
+        cmdb = CmdbStore(database)
+        stack.callback(cmdb.close)
+        status = StatusStore(database)
+        queue.register_agent(AgentRegistration("lab1"))
+        orchestrator = Orchestrator(queue, status, cmdb, on_device_done=lambda s, ip: done.append((s, ip)))
+        status_id = orchestrator.start(schedule)
+        topics = _drive(queue, orchestrator, status_id, runner)
+        said = [e["message"] for e in status.device_log(status_id) if e["device"] == SWITCH]
+        return topics, done, said, len(cmdb.list_cis()), status_id
+
+
+def test_a_classification_only_discovery_that_writes_no_cmdb_says_what_it_found_and_when_done(
+    tmp_path: Path,
+) -> None:
+    schedule = Schedule("t", (f"{SWITCH}/32",), behaviour=("snmp",), depth="classification", cmdb=False)
+    topics, done, said, cis, status_id = _run_switch(tmp_path, schedule)
+    assert topics == ["Shazzam", "SNMPClassify"]  # no identification, no exploration
+    assert cis == 0
+    assert any(m.startswith("SNMPClassify classified it cmdb_ci_ip_switch; not written") for m in said), said
+    assert done == [(status_id, SWITCH)]  # once, after its last phase
+    assert said[-1] == "done: nothing more runs for this device"
+
+
+def test_a_discovery_to_identification_writes_the_ci_and_explores_nothing(tmp_path: Path) -> None:
+    schedule = Schedule("t", (f"{SWITCH}/32",), behaviour=("snmp",), depth="identification")
+    topics, done, _, cis, status_id = _run_switch(tmp_path, schedule)
+    assert topics == ["Shazzam", "SNMPClassify", "MultiProbe"]
+    assert cis == 1
+    assert done == [(status_id, SWITCH)]
+
+
+def test_a_scanning_only_discovery_classifies_nothing(tmp_path: Path) -> None:
+    schedule = Schedule("t", (f"{SWITCH}/32",), behaviour=("snmp",), depth="scanning")
+    topics, done, said, cis, status_id = _run_switch(tmp_path, schedule)
+    assert (topics, cis) == (["Shazzam"], 0)
+    assert done == [(status_id, SWITCH)]
+    assert said == ["alive, open TCP ports: none", "done: nothing more runs for this device"]
