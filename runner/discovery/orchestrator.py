@@ -39,8 +39,15 @@ from midprobe.capabilities.selection import MidSelector, SelectionPolicy, Select
 from midprobe.runner.agent.identity import definitions_from_registrations, mid_server_from_registration
 from midprobe.runner.cmdb.model import DiscoveredDevice
 from midprobe.runner.cmdb.store import CmdbStore
-from midprobe.runner.discovery.probe_requests import shazzam_parameters, sweep_parameters
-from midprobe.runner.discovery.readers import read_sweep
+from midprobe.runner.discovery.probe_requests import (
+    banner_parameters,
+    nmap_os_parameters,
+    nmap_parameters,
+    nmap_services_parameters,
+    shazzam_parameters,
+    sweep_parameters,
+)
+from midprobe.runner.discovery.readers import enrichment_summary, read_sweep
 from midprobe.runner.discovery.relations import lookups
 from midprobe.runner.discovery.schedule import Schedule, as_blocks
 from midprobe.runner.discovery.sensors import (
@@ -48,6 +55,7 @@ from midprobe.runner.discovery.sensors import (
     IDENTITY_PROBES,
     READERS,
     Findings,
+    ScannedHost,
     classification_order,
     connection_hints,
     device_from_json,
@@ -80,7 +88,18 @@ REQUIRED_CAPABILITIES: Final[Mapping[str, tuple[str, ...]]] = {
     "SSHClassify": (),
     "SNMPClassify": (),
     "NmapHostScan": ("Nmap",),
+    "BannerSniff": (),
+    "NmapServiceScan": ("Nmap",),
+    "NmapOSScan": ("Nmap",),
 }
+#: The schedule's ``enrichment`` words and the topic each runs on a host that answered.
+ENRICHMENT_TOPICS: Final = {
+    "banners": "BannerSniff",
+    "nmap_services": "NmapServiceScan",
+    "nmap_os": "NmapOSScan",
+}
+#: The longest one host's nmap enrichment may take (seconds).
+NMAP_TIMEOUT_SECONDS: Final = 300.0
 #: The identification phase's topic: one request running the class's identity probe set.
 IDENTIFICATION_TOPIC: Final = "MultiProbe"
 #: The topics run per batch of addresses (their output's target is the batch's CIDR blocks).
@@ -91,6 +110,7 @@ PHASE_OF_TOPIC: Final = {
     "SSHClassify": "classification",
     "SNMPClassify": "classification",
     "NmapHostScan": "classification",
+    **dict.fromkeys(ENRICHMENT_TOPICS.values(), "classification"),
     IDENTIFICATION_TOPIC: "identification",
     **dict.fromkeys(EXPLORATION_PROBES.values(), "exploration"),
 }
@@ -479,6 +499,16 @@ class Orchestrator:
                 return
             self._sense_shazzam(status_id, schedule, payload)
             return
+        if output.topic in ENRICHMENT_TOPICS.values():
+            if error_text:
+                self.status.mark(output.sys_id, "error")
+            found = (
+                f"failed: {error_text}"
+                if error_text
+                else f"found {enrichment_summary(output.topic, payload)}"
+            )
+            self.status.log(status_id, output.target, output.phase, f"{output.topic} {found}")
+            return
         if output.phase in ("identification", "exploration"):
             self._sense_findings(status_id, schedule, output, meta, payload, error_text)
             return
@@ -673,7 +703,31 @@ class Orchestrator:
             for note in notes:
                 self.status.log(status_id, host.ip, "classification", note)
             self._plan_classification(status_id, schedule, host.ip, host.host_name, topics)
+            self._plan_enrichment(status_id, schedule, host)
             self._device_done(status_id, host.ip, "classification")
+
+    def _plan_enrichment(self, status_id: str, schedule: Schedule, host: ScannedHost) -> None:
+        """The schedule's enrichment probes for a host with open ports, each on a MID that may run it."""
+        open_ports = sorted(host.open_ports)
+        if not open_ports:
+            return
+        for word in schedule.enrichment:
+            topic = ENRICHMENT_TOPICS[word]
+            try:
+                agent = self.choose_mid(schedule, topic, [host.ip])
+            except NoSuitableMid as error:
+                self.status.log(status_id, host.ip, "classification", f"{topic} skipped: {error}")
+                continue
+            if topic == "BannerSniff":
+                parameters = banner_parameters(host.ip, open_ports, snmp_public=False)
+            elif topic == "NmapServiceScan":
+                parameters = nmap_parameters(
+                    nmap_services_parameters(open_ports, syn=False), NMAP_TIMEOUT_SECONDS
+                )
+            else:
+                refused = sorted(host.refused_ports)
+                parameters = nmap_parameters(nmap_os_parameters(open_ports, refused), NMAP_TIMEOUT_SECONDS)
+            self._plan(status_id, schedule, topic, host.ip, agent, list(parameters.items()), meta={})
 
     def _device_done(self, status_id: str, ip: str, phase: str) -> None:
         """Say (in the log, and to :attr:`on_device_done`) that ``ip`` is done, unless more is planned."""

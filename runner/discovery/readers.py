@@ -31,6 +31,7 @@ __all__ = [
     "SnmpReading",
     "SshReading",
     "SweepReading",
+    "enrichment_summary",
     "read_banners",
     "read_host_name",
     "read_nmap",
@@ -319,6 +320,28 @@ class SweepReading:
     alive: frozenset[str]
     #: Addresses the kernel would not send to (ENOBUFS): not known to be down, so port-scanned.
     incomplete: frozenset[str] = frozenset()
+
+
+#: The longest a banner or service is quoted in a discovery's device log.
+SUMMARY_TEXT = 60
+
+
+def enrichment_summary(topic: str, payload: ResultsPayload) -> str:
+    """One line on what a ``BannerSniff`` or nmap input found (a discovery's device log says it):
+    ``22 SSH-2.0-OpenSSH_9.2; 80 nginx/1.22``, ``OS Linux 5.X (95%)``, ``nothing``."""
+    if topic == "BannerSniff":
+        texts = read_banners(payload).banners
+    else:
+        reading = NmapReading()
+        read_nmap(payload, topic, reading)
+        texts = dict(reading.descriptions)
+        if reading.os:
+            return f"OS {reading.os}"
+    parts = [
+        f"{port} {''.join(c for c in text if c.isprintable())[:SUMMARY_TEXT]}"
+        for port, text in sorted(texts.items())
+    ]
+    return "; ".join(parts) or "nothing"
 
 
 def read_sweep(payload: ResultsPayload) -> SweepReading:

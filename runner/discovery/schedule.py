@@ -16,7 +16,10 @@ port-scan knobs as ``midprobe scan`` has them: ``engine`` (``auto``, ``syn`` or 
 addresses that answer are port-scanned, as ``midprobe scan`` does unless ``-Pn``); ``depth``,
 the last phase that runs (``scanning``, ``classification``, ``identification`` or
 ``exploration``, the default), and ``cmdb`` (``false``: what is found is logged, nothing is
-written to the CMDB). Every problem is a
+written to the CMDB); ``enrichment``, probes run on every host that answered beside its
+classification (``banners``: ``BannerSniff`` on its open ports; ``nmap_services``: nmap ``-sV``;
+``nmap_os``: nmap ``-O``; the nmap ones on a MID with the Nmap capability), their findings in the
+device log. Every problem is a
 ``ConfigError`` naming the file and the key.
 """
 
@@ -64,6 +67,7 @@ _KEYS: Final = frozenset(
         "host_discovery",
         "depth",
         "cmdb",
+        "enrichment",
     }
 )
 
@@ -78,6 +82,9 @@ MAX_RETRIES: Final = 10
 
 #: The phases a discovery may stop after (``depth``), in order.
 DEPTHS: Final = ("scanning", "classification", "identification", "exploration")
+
+#: What ``enrichment`` may ask for.
+ENRICHMENTS: Final = ("banners", "nmap_services", "nmap_os")
 
 MidChoice = Literal["auto", "named", "cluster"]
 
@@ -104,6 +111,7 @@ class Schedule:
     host_discovery: bool = False
     depth: str = "exploration"
     cmdb: bool = True
+    enrichment: tuple[str, ...] = ()
 
     def runs(self, phase: str) -> bool:
         """Whether ``phase`` runs (it is not past the schedule's ``depth``)."""
@@ -255,6 +263,9 @@ def schedule_from_mapping(data: Mapping[str, Any], *, source: Path | str = "<sch
         _flag(source, key, data.get(key, default))
         for key, default in (("host_discovery", False), ("cmdb", True))
     )
+    enrichment = _strings(source, "enrichment", data.get("enrichment", []))
+    if any(e not in ENRICHMENTS for e in enrichment):
+        raise _fail(source, "enrichment", f"enrichment takes {', '.join(ENRICHMENTS)}")
     depth = data.get("depth", "exploration")
     if depth not in DEPTHS:
         raise _fail(source, "depth", f"depth must be one of {', '.join(DEPTHS)}")
@@ -283,6 +294,7 @@ def schedule_from_mapping(data: Mapping[str, Any], *, source: Path | str = "<sch
         host_discovery=host_discovery,
         depth=str(depth),
         cmdb=cmdb,
+        enrichment=tuple(dict.fromkeys(enrichment)),
     )
 
 
@@ -309,6 +321,7 @@ def schedule_to_mapping(schedule: Schedule) -> dict[str, object]:
         "host_discovery": schedule.host_discovery,
         "depth": schedule.depth,
         "cmdb": schedule.cmdb,
+        "enrichment": list(schedule.enrichment),
     }
     if schedule.max_run_time is not None:
         table["max_run_time"] = schedule.max_run_time
@@ -337,6 +350,7 @@ __all__ = [
     "DEFAULT_PORTS",
     "DEPTHS",
     "ENGINES",
+    "ENRICHMENTS",
     "MIN_BATCH_SIZE",
     "PROTOCOLS",
     "Schedule",

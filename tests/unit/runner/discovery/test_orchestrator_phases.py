@@ -364,3 +364,55 @@ def test_a_scanning_only_discovery_classifies_nothing(tmp_path: Path) -> None:
     assert (topics, cis) == (["Shazzam"], 0)
     assert done == [(status_id, SWITCH)]
     assert said == ["alive, open TCP ports: none", "done: nothing more runs for this device"]
+
+
+def test_enrichment_reads_the_banners_of_a_host_and_skips_nmap_without_the_capability(tmp_path: Path) -> None:
+    from midprobe.probes.banner import PROBE as BANNER_PROBE
+    from midprobe.probes.banner.parsers import BannerResult, PortBanner
+
+    host = "198.18.0.1"
+    schedule = Schedule(
+        "t",
+        (f"{host}/32",),
+        behaviour=("snmp",),
+        depth="classification",
+        cmdb=False,
+        enrichment=("banners", "nmap_services"),
+    )
+    stack, queue, orchestrator, status_id = _started(tmp_path, schedule)
+    done: list[str] = []
+    orchestrator.on_device_done = lambda _status, ip: done.append(ip)
+    with stack:
+        (shazzam,) = queue.list(queue_side="output", state="ready")
+        result = ET.Element("result")
+        element = ET.SubElement(
+            result, "host", ip=host, alive="true", active="true", hostName="", domainName=""
+        )
+        ET.SubElement(element, "scanner", name="GenericTCP", port="22", protocol="tcp", result="open")
+        queue.complete(
+            shazzam.sys_id, new_input_record(shazzam, agent="lab1", results=[result], probe_time_ms=1)
+        )
+        orchestrator.advance(status_id)
+        orchestrator.advance(status_id)
+        planned = {output.topic: output for output in queue.list(queue_side="output", state="ready")}
+        assert sorted(planned) == ["BannerSniff", "SNMPClassify"]  # nmap needs a MID with Nmap
+        banner = planned["BannerSniff"]
+        found = BannerResult(
+            host, None, (PortBanner(22, "tcp", "BannerTCP", "open", "ssh", banner="SSH-2.0-x"),), 1
+        )
+        answer = new_input_record(
+            banner, agent="lab1", results=list(BANNER_PROBE.encode_results(found)), probe_time_ms=1
+        )
+        queue.complete(banner.sys_id, answer)
+        orchestrator.advance(status_id)
+        assert done == []  # its classification is still out
+        classify = planned["SNMPClassify"]
+        queue.complete(
+            classify.sys_id,
+            new_input_record(classify, agent="lab1", results=[], probe_time_ms=1, error="timeout"),
+        )
+        assert orchestrator.advance(status_id).done
+        said = [e["message"] for e in orchestrator.status.device_log(status_id) if e["device"] == host]
+    assert done == [host]
+    assert "BannerSniff found 22 SSH-2.0-x" in said
+    assert any(m.startswith("NmapServiceScan skipped: no MID may run") for m in said), said
