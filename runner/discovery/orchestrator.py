@@ -300,6 +300,7 @@ class Orchestrator:
                 connect_wait_ms=schedule.connect_wait,
                 retries=schedule.retries,
                 rate=schedule.rate,
+                page_wait_ms=schedule.page_wait,
             )
         self._plan(
             status_id,
@@ -358,13 +359,19 @@ class Orchestrator:
         sensed = 0
         for output in self.status.outputs(status_id, "queued"):
             answers = self.queue.results_of(output.sys_id)  # one, or the pages of a multi-page result
-            if (
-                answers
-                and self._whole(output.sys_id, answers)
-                and self.status.mark(output.sys_id, "completed", only_from=("queued",))
-            ):
+            if not answers:
+                continue
+            whole = self._whole(output.sys_id, answers)
+            if output.topic == "Shazzam" and schedule.page_wait is not None and not whole:
+                # A port scan asked for pages as it goes: each page's hosts go on at once.
+                sensed += self._sense_pages(status_id, schedule, output, answers)
+                continue
+            if whole and self.status.mark(output.sys_id, "completed", only_from=("queued",)):
                 sensed += 1
-                self._sense(status_id, schedule, output, answers)
+                # Pages already sensed as they came are not sensed again.
+                rest = answers[self.status.pages_sensed(output.sys_id) :]
+                if rest:
+                    self._sense(status_id, schedule, output, rest)
                 if output.topic not in BATCH_TOPICS:
                     self._device_done(status_id, output.target, output.phase)
         cancelled = 0
@@ -375,6 +382,16 @@ class Orchestrator:
             self.status.set_state(status_id, "Completed")
             return Progress(enqueued, sensed, cancelled, done=True)
         return Progress(enqueued, sensed, cancelled, done=False)
+
+    def _sense_pages(
+        self, status_id: str, schedule: Schedule, output: PlannedOutput, answers: Sequence[EccRecord]
+    ) -> int:
+        """Sense the pages of a result not yet whole that no pass sensed before (1 if there were)."""
+        before = self.status.pages_sensed(output.sys_id)
+        if len(answers) <= before or not self.status.claim_pages(output.sys_id, before, len(answers)):
+            return 0
+        self._sense(status_id, schedule, output, answers[before:])
+        return 1
 
     def _whole(self, output_sys_id: str, answers: Sequence[EccRecord]) -> bool:
         """True when every page of the output's result is in: a result in one piece, or a closed output."""

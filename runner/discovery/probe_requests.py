@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
 from midprobe.probes.ports import format_ports
+from midprobe.runner.ecc.pages import PAGE_ITEMS_PARAMETER, PAGE_WAIT_PARAMETER
 
 if TYPE_CHECKING:  # the resolver package is loaded only by a scan that looks names up
     from midprobe.probes.dns.resolver import ResolverConfig
@@ -58,10 +59,14 @@ def shazzam_parameters(
     rate: float | None = None,
     exclude: str = "",
     scanners: str | None = None,
+    page_wait_ms: int | None = None,
+    page_items: int | None = None,
 ) -> dict[str, str]:
     """A Shazzam request's parameters: ``ports`` in nmap syntax, the engine, its wait for one
-    port's answer and its retries, the probe rate, the exclusions and, when given, the scanners to
-    run (``GenericTCP`` alone: no readers; else Shazzam's default set)."""
+    port's answer and its retries, the probe rate, the exclusions, when given the scanners to run
+    (``GenericTCP`` alone: no readers; else Shazzam's default set), and with ``page_wait_ms`` its
+    answer in pages as hosts are decided (a page at most that long after its first host, of at
+    most ``page_items`` hosts)."""
     parameters = {
         "ports": ports,
         "connect_wait": str(connect_wait_ms),
@@ -74,6 +79,10 @@ def shazzam_parameters(
         parameters["exclude"] = exclude
     if scanners is not None:
         parameters["scanners"] = scanners
+    if page_wait_ms is not None:
+        parameters[PAGE_WAIT_PARAMETER] = str(page_wait_ms)
+    if page_items is not None:
+        parameters[PAGE_ITEMS_PARAMETER] = str(page_items)
     return parameters
 
 

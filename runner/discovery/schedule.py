@@ -19,7 +19,9 @@ the last phase that runs (``scanning``, ``classification``, ``identification`` o
 written to the CMDB); ``enrichment``, probes run on every host that answered beside its
 classification (``banners``: ``BannerSniff`` on its open ports; ``nmap_services``: nmap ``-sV``;
 ``nmap_os``: nmap ``-O``; the nmap ones on a MID with the Nmap capability), their findings in the
-device log. Every problem is a
+device log; ``page_wait`` (ms: each batch's Shazzam answer comes in pages as hosts are decided, a
+page at most that long after its first host, and each page's hosts are classified at once;
+default: one answer per batch). Every problem is a
 ``ConfigError`` naming the file and the key.
 """
 
@@ -68,6 +70,7 @@ _KEYS: Final = frozenset(
         "depth",
         "cmdb",
         "enrichment",
+        "page_wait",
     }
 )
 
@@ -112,6 +115,7 @@ class Schedule:
     depth: str = "exploration"
     cmdb: bool = True
     enrichment: tuple[str, ...] = ()
+    page_wait: int | None = None
 
     def runs(self, phase: str) -> bool:
         """Whether ``phase`` runs (it is not past the schedule's ``depth``)."""
@@ -266,6 +270,9 @@ def schedule_from_mapping(data: Mapping[str, Any], *, source: Path | str = "<sch
     enrichment = _strings(source, "enrichment", data.get("enrichment", []))
     if any(e not in ENRICHMENTS for e in enrichment):
         raise _fail(source, "enrichment", f"enrichment takes {', '.join(ENRICHMENTS)}")
+    page_wait = (
+        _whole(source, "page_wait", data["page_wait"], 1, MAX_CONNECT_WAIT) if "page_wait" in data else None
+    )
     depth = data.get("depth", "exploration")
     if depth not in DEPTHS:
         raise _fail(source, "depth", f"depth must be one of {', '.join(DEPTHS)}")
@@ -295,6 +302,7 @@ def schedule_from_mapping(data: Mapping[str, Any], *, source: Path | str = "<sch
         depth=str(depth),
         cmdb=cmdb,
         enrichment=tuple(dict.fromkeys(enrichment)),
+        page_wait=page_wait,
     )
 
 
@@ -327,6 +335,8 @@ def schedule_to_mapping(schedule: Schedule) -> dict[str, object]:
         table["max_run_time"] = schedule.max_run_time
     if schedule.rate is not None:
         table["rate"] = schedule.rate
+    if schedule.page_wait is not None:
+        table["page_wait"] = schedule.page_wait
     return table
 
 

@@ -118,8 +118,6 @@ class ScanSettings:
         """The ECC parameters of the port scan's Shazzam request: GenericTCP alone (the banners are
         the BannerSniff stage's), refused ports listed by Shazzam's own ``auto`` rule, the answer in
         pages as the scan goes."""
-        from midprobe.runner.agent.probe_runner import PAGE_ITEMS_PARAMETER, PAGE_WAIT_PARAMETER
-
         parameters = requests.shazzam_parameters(
             format_ports(self.ports),
             engine=self.engine,
@@ -128,10 +126,10 @@ class ScanSettings:
             rate=self.rate,
             exclude=targets.excludes_text,
             scanners=SCANNER_NAME,
+            page_wait_ms=PAGE_WAIT_MS,
+            page_items=self.page_hosts,
         )
         parameters["queue_size"] = str(self.queue_size)
-        parameters[PAGE_WAIT_PARAMETER] = str(PAGE_WAIT_MS)
-        parameters[PAGE_ITEMS_PARAMETER] = str(self.page_hosts)
         return parameters
 
 

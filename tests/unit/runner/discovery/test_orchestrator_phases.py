@@ -26,7 +26,7 @@ from midprobe.runner.discovery.orchestrator import Orchestrator
 from midprobe.runner.discovery.schedule import Schedule
 from midprobe.runner.discovery.status import StatusStore
 from midprobe.runner.ecc.builders import new_input_record
-from midprobe.runner.ecc.payload import MultiProbePayload, decode_output_payload
+from midprobe.runner.ecc.payload import MultiProbePayload, ParametersPayload, decode_output_payload
 from midprobe.runner.ecc.record import EccRecord
 from midprobe.runner.queue.base import AgentRegistration, EccQueue
 from midprobe.runner.queue.url import open_queue, sqlite_url
@@ -212,6 +212,31 @@ def test_a_paged_shazzam_result_is_sensed_once_all_its_pages_are_in(tmp_path: Pa
         assert sorted(output.source for output in planned) == ["198.18.0.1", "198.18.0.2"]
 
 
+def test_with_page_wait_each_page_of_a_shazzam_result_is_sensed_once_as_it_comes(tmp_path: Path) -> None:
+    schedule = Schedule("t", ("198.18.0.0/30",), behaviour=("snmp",), page_wait=1000)
+    stack, queue, orchestrator, status_id = _started(tmp_path, schedule)
+    with stack:
+        (shazzam,) = queue.list(queue_side="output", state="ready")
+        request = decode_output_payload(queue.read_payload(shazzam))
+        assert isinstance(request, ParametersPayload)
+        assert request.get("page_wait_ms") == "1000"  # its answer comes in pages as hosts are decided
+        _answer_page(queue, shazzam, "198.18.0.1", (1, False))
+        assert orchestrator.advance(status_id).sensed == 1  # the first page's host goes on at once
+        orchestrator.advance(status_id)  # enqueues what the sensor planned
+        first = queue.list(queue_side="output", state="ready")
+        assert [output.source for output in first if output.topic != "Shazzam"] == ["198.18.0.1"]
+        assert orchestrator.advance(status_id).sensed == 0  # no new page: nothing sensed again
+        _answer_page(queue, shazzam, "198.18.0.2", (2, True))
+        assert orchestrator.advance(status_id).sensed == 1
+        orchestrator.advance(status_id)
+        planned = queue.list(queue_side="output", state="ready")
+        assert sorted(output.source for output in planned) == ["198.18.0.1", "198.18.0.2"]
+        said = [
+            e["message"] for e in orchestrator.status.device_log(status_id) if e["device"] == "198.18.0.1"
+        ]
+        assert said.count("alive, open TCP ports: none") == 1
+
+
 def test_an_input_marked_skip_sensor_is_not_sensed(tmp_path: Path) -> None:
     stack, queue, orchestrator, status_id = _started(tmp_path)
     with stack:
@@ -244,7 +269,6 @@ def test_cancelling_closes_an_output_whose_result_is_half_in(tmp_path: Path) -> 
 
 def test_the_schedule_s_port_scan_knobs_reach_the_shazzam_probe(tmp_path: Path) -> None:
     from midprobe.probes.shazzam import parse_shazzam_params
-    from midprobe.runner.ecc.payload import ParametersPayload
 
     schedule = Schedule(
         "t", ("198.18.0.0/30",), ports="22,161", engine="connect", connect_wait=300, retries=0, rate=500

@@ -47,6 +47,7 @@ def test_every_optional_key(tmp_path: Path) -> None:
         'credential_tags = ["lab"]\nports = [22, 161]\nbatch_size = 256\nmax_run_time = 600\nrate = 500\n'
         'engine = "connect"\nconnect_wait = 300\nretries = 0\nhost_discovery = true\n'
         'depth = "classification"\ncmdb = false\nenrichment = ["banners", "nmap_os"]\n'
+        "page_wait = 50\n"
     )
     schedule = load_schedule(write(tmp_path, text))
     assert (schedule.mid_choice, schedule.mid) == ("cluster", "east")
@@ -57,7 +58,7 @@ def test_every_optional_key(tmp_path: Path) -> None:
     assert (schedule.engine, schedule.connect_wait, schedule.retries) == ("connect", 300, 0)
     assert (schedule.host_discovery, schedule.depth, schedule.cmdb) == (True, "classification", False)
     assert [schedule.runs(phase) for phase in DEPTHS] == [True, True, False, False]
-    assert schedule.enrichment == ("banners", "nmap_os")
+    assert (schedule.enrichment, schedule.page_wait) == (("banners", "nmap_os"), 50)
     assert load_schedule(write(tmp_path, MINIMAL + 'mid = "mid.server.lab1"\n')).mid == "lab1"
 
 
@@ -88,6 +89,7 @@ def test_every_optional_key(tmp_path: Path) -> None:
         ('depth = "cmdb"\n', "depth"),
         ("cmdb = 1\n", "cmdb"),
         ('enrichment = ["whois"]\n', "enrichment"),
+        ("page_wait = 0\n", "page_wait"),
     ],
 )
 def test_bad_values_name_their_key(tmp_path: Path, extra: str, key: str) -> None:
@@ -154,7 +156,7 @@ def test_batches_cover_every_address_once_as_cidr_blocks() -> None:
         'mid = "east"\nmax_run_time = 60\nrate = 500\n',
         'mid = "cluster:east"\ncredential_tags = ["lab"]\n',
         'engine = "syn"\nconnect_wait = 250\nretries = 1\n',
-        'host_discovery = true\ndepth = "scanning"\ncmdb = false\nenrichment = ["nmap_services"]\n',
+        'host_discovery = true\ndepth = "scanning"\ncmdb = false\nenrichment = ["nmap_services"]\npage_wait = 20\n',
     ],
 )
 def test_a_schedule_sent_as_its_keys_reads_back_the_same_without_its_credentials(
