@@ -41,9 +41,11 @@ from midprobe.runner.cmdb.model import DiscoveredDevice
 from midprobe.runner.cmdb.store import CmdbStore
 from midprobe.runner.discovery.probe_requests import (
     banner_parameters,
+    name_parameters,
     nmap_os_parameters,
     nmap_parameters,
     nmap_services_parameters,
+    ptr_resolver,
     shazzam_parameters,
     sweep_parameters,
 )
@@ -89,14 +91,17 @@ REQUIRED_CAPABILITIES: Final[Mapping[str, tuple[str, ...]]] = {
     "SNMPClassify": (),
     "NmapHostScan": ("Nmap",),
     "BannerSniff": (),
+    "DNSNameResolver": (),
     "NmapServiceScan": ("Nmap",),
     "NmapOSScan": ("Nmap",),
 }
 #: The schedule's ``enrichment`` words and the topic each runs on a host that answered.
 ENRICHMENT_TOPICS: Final = {
     "banners": "BannerSniff",
+    "snmp_public": "BannerSniff",
     "nmap_services": "NmapServiceScan",
     "nmap_os": "NmapOSScan",
+    "names": "DNSNameResolver",
 }
 #: The longest one host's nmap enrichment may take (seconds).
 NMAP_TIMEOUT_SECONDS: Final = 300.0
@@ -724,26 +729,28 @@ class Orchestrator:
             self._device_done(status_id, host.ip, "classification")
 
     def _plan_enrichment(self, status_id: str, schedule: Schedule, host: ScannedHost) -> None:
-        """The schedule's enrichment probes for a host with open ports, each on a MID that may run it."""
+        """The schedule's enrichment probes for a host, each on a MID that may run it: banners and
+        nmap where ports are open, the SNMP tap and the PTR name on any host that answered."""
+        wanted = set(schedule.enrichment)
         open_ports = sorted(host.open_ports)
-        if not open_ports:
-            return
-        for word in schedule.enrichment:
-            topic = ENRICHMENT_TOPICS[word]
+        requests: dict[str, dict[str, str]] = {}
+        banners = open_ports if "banners" in wanted else []
+        if banners or "snmp_public" in wanted:  # one BannerSniff reads both
+            requests["BannerSniff"] = banner_parameters(host.ip, banners, snmp_public="snmp_public" in wanted)
+        if open_ports and "nmap_services" in wanted:
+            services = nmap_services_parameters(open_ports, syn=False)
+            requests["NmapServiceScan"] = nmap_parameters(services, NMAP_TIMEOUT_SECONDS)
+        if open_ports and "nmap_os" in wanted:
+            os_scan = nmap_os_parameters(open_ports, sorted(host.refused_ports))
+            requests["NmapOSScan"] = nmap_parameters(os_scan, NMAP_TIMEOUT_SECONDS)
+        if "names" in wanted:
+            requests["DNSNameResolver"] = name_parameters(host.ip, ptr_resolver(schedule.dns_servers))
+        for topic, parameters in requests.items():
             try:
                 agent = self.choose_mid(schedule, topic, [host.ip])
             except NoSuitableMid as error:
                 self.status.log(status_id, host.ip, "classification", f"{topic} skipped: {error}")
                 continue
-            if topic == "BannerSniff":
-                parameters = banner_parameters(host.ip, open_ports, snmp_public=False)
-            elif topic == "NmapServiceScan":
-                parameters = nmap_parameters(
-                    nmap_services_parameters(open_ports, syn=False), NMAP_TIMEOUT_SECONDS
-                )
-            else:
-                refused = sorted(host.refused_ports)
-                parameters = nmap_parameters(nmap_os_parameters(open_ports, refused), NMAP_TIMEOUT_SECONDS)
             self._plan(status_id, schedule, topic, host.ip, agent, list(parameters.items()), meta={})
 
     def _device_done(self, status_id: str, ip: str, phase: str) -> None:

@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # the resolver package is loaded only by a scan that looks na
     from midprobe.probes.dns.resolver import ResolverConfig
 
 __all__ = [
+    "DNS_RETRIES",
+    "DNS_TIMEOUT_S",
     "SNMP_RETRIES",
     "SNMP_TIMEOUT_MS",
     "SSH_COMMAND_TIMEOUT_MS",
@@ -32,6 +34,7 @@ __all__ = [
     "nmap_os_parameters",
     "nmap_parameters",
     "nmap_services_parameters",
+    "ptr_resolver",
     "shazzam_parameters",
     "snmp_classify_parameters",
     "ssh_classify_parameters",
@@ -45,6 +48,9 @@ SWEEP_TIMEOUT_MS: Final = 3_600_000
 #: SSH timeouts for a classify run that should not wait minutes on one host (ms).
 SSH_CONNECT_TIMEOUT_MS: Final = 5_000
 SSH_COMMAND_TIMEOUT_MS: Final = 20_000
+#: PTR lookups: a short wait, one retry, one socket per lookup.
+DNS_TIMEOUT_S: Final = 1.0
+DNS_RETRIES: Final = 1
 #: SNMP per-attempt wait (ms) and retries: a host without an agent costs about 2 s.
 SNMP_TIMEOUT_MS: Final = 1_000
 SNMP_RETRIES: Final = 1
@@ -115,6 +121,13 @@ def banner_parameters(address: str, open_ports: Sequence[int], *, snmp_public: b
     if open_ports:
         parameters["ports"] = format_ports(tuple(open_ports))
     return parameters
+
+
+def ptr_resolver(servers: Sequence[str]) -> ResolverConfig:
+    """How PTR names are asked of ``servers`` (IP addresses): a short wait, one retry."""
+    from midprobe.probes.dns.resolver import ResolverConfig
+
+    return ResolverConfig(servers=tuple(servers), timeout=DNS_TIMEOUT_S, retries=DNS_RETRIES, sockets=1)
 
 
 def name_parameters(address: str, resolver: ResolverConfig) -> dict[str, str]:

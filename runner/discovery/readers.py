@@ -329,8 +329,16 @@ SUMMARY_TEXT = 60
 def enrichment_summary(topic: str, payload: ResultsPayload) -> str:
     """One line on what a ``BannerSniff`` or nmap input found (a discovery's device log says it):
     ``22 SSH-2.0-OpenSSH_9.2; 80 nginx/1.22``, ``OS Linux 5.X (95%)``, ``nothing``."""
+    if topic == "DNSNameResolver":
+        name = read_host_name(payload)
+        return f"PTR name {name}" if name else "no PTR name"
+    snmp = ""
     if topic == "BannerSniff":
-        texts = read_banners(payload).banners
+        banners = read_banners(payload)
+        texts = banners.banners
+        if banners.snmp_answered:
+            descr = "".join(c for c in banners.sys_descr or "" if c.isprintable())[:SUMMARY_TEXT]
+            snmp = f"SNMP (public) {banners.sys_object_id or '?'} {descr}".rstrip()
     else:
         reading = NmapReading()
         read_nmap(payload, topic, reading)
@@ -341,7 +349,7 @@ def enrichment_summary(topic: str, payload: ResultsPayload) -> str:
         f"{port} {''.join(c for c in text if c.isprintable())[:SUMMARY_TEXT]}"
         for port, text in sorted(texts.items())
     ]
-    return "; ".join(parts) or "nothing"
+    return "; ".join([*parts, snmp] if snmp else parts) or "nothing"
 
 
 def read_sweep(payload: ResultsPayload) -> SweepReading:

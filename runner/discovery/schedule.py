@@ -18,8 +18,9 @@ the last phase that runs (``scanning``, ``classification``, ``identification`` o
 ``exploration``, the default), and ``cmdb`` (``false``: what is found is logged, nothing is
 written to the CMDB); ``enrichment``, probes run on every host that answered beside its
 classification (``banners``: ``BannerSniff`` on its open ports; ``nmap_services``: nmap ``-sV``;
-``nmap_os``: nmap ``-O``; the nmap ones on a MID with the Nmap capability), their findings in the
-device log; ``page_wait`` (ms: each batch's Shazzam answer comes in pages as hosts are decided, a
+``nmap_os``: nmap ``-O``; the nmap ones on a MID with the Nmap capability; ``names``: a PTR
+lookup at ``dns_servers``; ``snmp_public``: BannerSniff's SNMP tap, sysObjectID and sysDescr with
+the community ``public``), their findings in the device log; ``page_wait`` (ms: each batch's Shazzam answer comes in pages as hosts are decided, a
 page at most that long after its first host, and each page's hosts are classified at once;
 default: one answer per batch). Every problem is a
 ``ConfigError`` naming the file and the key.
@@ -71,6 +72,7 @@ _KEYS: Final = frozenset(
         "cmdb",
         "enrichment",
         "page_wait",
+        "dns_servers",
     }
 )
 
@@ -87,7 +89,7 @@ MAX_RETRIES: Final = 10
 DEPTHS: Final = ("scanning", "classification", "identification", "exploration")
 
 #: What ``enrichment`` may ask for.
-ENRICHMENTS: Final = ("banners", "nmap_services", "nmap_os")
+ENRICHMENTS: Final = ("banners", "nmap_services", "nmap_os", "names", "snmp_public")
 
 MidChoice = Literal["auto", "named", "cluster"]
 
@@ -116,6 +118,8 @@ class Schedule:
     cmdb: bool = True
     enrichment: tuple[str, ...] = ()
     page_wait: int | None = None
+    #: Where ``names`` enrichment asks for PTR names (IP addresses).
+    dns_servers: tuple[str, ...] = ()
 
     def runs(self, phase: str) -> bool:
         """Whether ``phase`` runs (it is not past the schedule's ``depth``)."""
@@ -270,6 +274,13 @@ def schedule_from_mapping(data: Mapping[str, Any], *, source: Path | str = "<sch
     enrichment = _strings(source, "enrichment", data.get("enrichment", []))
     if any(e not in ENRICHMENTS for e in enrichment):
         raise _fail(source, "enrichment", f"enrichment takes {', '.join(ENRICHMENTS)}")
+    dns_servers = _strings(source, "dns_servers", data.get("dns_servers", []))
+    try:
+        dns_servers = tuple(str(ipaddress.ip_address(server)) for server in dns_servers)
+    except ValueError:
+        raise _fail(source, "dns_servers", "dns_servers must be IP addresses") from None
+    if "names" in enrichment and not dns_servers:
+        raise _fail(source, "enrichment", "enrichment names needs dns_servers to ask")
     page_wait = (
         _whole(source, "page_wait", data["page_wait"], 1, MAX_CONNECT_WAIT) if "page_wait" in data else None
     )
@@ -303,6 +314,7 @@ def schedule_from_mapping(data: Mapping[str, Any], *, source: Path | str = "<sch
         cmdb=cmdb,
         enrichment=tuple(dict.fromkeys(enrichment)),
         page_wait=page_wait,
+        dns_servers=dns_servers,
     )
 
 
@@ -337,6 +349,8 @@ def schedule_to_mapping(schedule: Schedule) -> dict[str, object]:
         table["rate"] = schedule.rate
     if schedule.page_wait is not None:
         table["page_wait"] = schedule.page_wait
+    if schedule.dns_servers:
+        table["dns_servers"] = list(schedule.dns_servers)
     return table
 
 

@@ -196,6 +196,17 @@ def test_bad_schedule_is_one_line_and_exit_2(lab: Lab, tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "192.0.2.0" in done.stderr
+    resolver = tmp_path / "resolver.toml"
+    resolver.write_text(
+        'name = "x"\nranges = ["198.18.0.0/24"]\nenrichment = ["names"]\ndns_servers = ["192.0.2.53"]\n',
+        encoding="utf-8",
+    )
+    done = lab.run(
+        [sys.executable, "-m", "midprobe.runner", "discover", "run", str(resolver), "--local", "--lab"],
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "DNS server 192.0.2.53" in done.stderr
 
 
 def test_a_classification_only_discovery_sweeps_first_reads_banners_and_writes_no_ci(
@@ -207,7 +218,8 @@ def test_a_classification_only_discovery_sweeps_first_reads_banners_and_writes_n
     schedule = tmp_path / "scan.toml"
     schedule.write_text(
         f'name = "scan"\nranges = ["{lab.network}"]\ncredentials = "creds.toml"\nports = "22,80,161,9100"\n'
-        'behaviour = ["ssh", "snmp"]\nhost_discovery = true\npage_wait = 50\nenrichment = ["banners"]\n'
+        'behaviour = ["ssh", "snmp"]\nhost_discovery = true\npage_wait = 50\nenrichment = ["banners", "names"]\n'
+        f'dns_servers = ["{lab.dns_server}"]\n'
         'depth = "classification"\ncmdb = false\nengine = "connect"\nconnect_wait = 500\nretries = 1\n',
         encoding="utf-8",
     )
@@ -227,6 +239,7 @@ def test_a_classification_only_discovery_sweeps_first_reads_banners_and_writes_n
     assert status["phases"]["identification"]["started"] == 0  # classification was the last phase
     linux1 = by_device[lab.host("linux1").address]
     assert any(m.startswith("BannerSniff found 22 SSH-2.0-OpenSSH") for m in linux1), linux1
+    assert f"DNSNameResolver found PTR name {lab.host('linux1').fqdn}" in linux1, linux1
     assert any("classified it cmdb_ci_linux_server; not written to the CMDB" in m for m in linux1), linux1
     assert linux1[-1] == "done: nothing more runs for this device"
     printer = by_device[lab.host("printer1").address]

@@ -440,3 +440,35 @@ def test_enrichment_reads_the_banners_of_a_host_and_skips_nmap_without_the_capab
     assert done == [host]
     assert "BannerSniff found 22 SSH-2.0-x" in said
     assert any(m.startswith("NmapServiceScan skipped: no MID may run") for m in said), said
+
+
+def test_the_snmp_tap_and_ptr_names_ask_even_a_host_without_open_ports(tmp_path: Path) -> None:
+    host = "198.18.0.1"
+    schedule = Schedule(
+        "t",
+        (f"{host}/32",),
+        behaviour=("snmp",),
+        enrichment=("banners", "snmp_public", "names"),
+        dns_servers=("198.18.0.15",),
+    )
+    stack, queue, orchestrator, status_id = _started(tmp_path, schedule)
+    with stack:
+        (shazzam,) = queue.list(queue_side="output", state="ready")
+        queue.complete(
+            shazzam.sys_id, new_input_record(shazzam, agent="lab1", results=_hosts(host), probe_time_ms=1)
+        )
+        orchestrator.advance(status_id)
+        orchestrator.advance(status_id)
+        planned = {output.topic: output for output in queue.list(queue_side="output", state="ready")}
+        asked = {}
+        for topic in ("BannerSniff", "DNSNameResolver"):
+            request = decode_output_payload(queue.read_payload(planned[topic]))
+            assert isinstance(request, ParametersPayload)
+            asked[topic] = request.as_dict()
+    assert sorted(planned) == ["BannerSniff", "DNSNameResolver", "SNMPClassify"]
+    assert "ports" not in asked["BannerSniff"]  # no open port to read a banner on
+    assert asked["BannerSniff"]["snmp_public"] == "true"
+    assert (asked["DNSNameResolver"]["ip_addresses"], asked["DNSNameResolver"]["dns_servers"]) == (
+        host,
+        "198.18.0.15",
+    )

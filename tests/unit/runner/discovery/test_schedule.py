@@ -90,6 +90,8 @@ def test_every_optional_key(tmp_path: Path) -> None:
         ("cmdb = 1\n", "cmdb"),
         ('enrichment = ["whois"]\n', "enrichment"),
         ("page_wait = 0\n", "page_wait"),
+        ('enrichment = ["names"]\n', "enrichment"),
+        ('dns_servers = ["ns1.example.test"]\n', "dns_servers"),
     ],
 )
 def test_bad_values_name_their_key(tmp_path: Path, extra: str, key: str) -> None:
@@ -157,6 +159,7 @@ def test_batches_cover_every_address_once_as_cidr_blocks() -> None:
         'mid = "cluster:east"\ncredential_tags = ["lab"]\n',
         'engine = "syn"\nconnect_wait = 250\nretries = 1\n',
         'host_discovery = true\ndepth = "scanning"\ncmdb = false\nenrichment = ["nmap_services"]\npage_wait = 20\n',
+        'enrichment = ["names", "snmp_public"]\ndns_servers = ["198.18.0.15", "2001:db8::53"]\n',
     ],
 )
 def test_a_schedule_sent_as_its_keys_reads_back_the_same_without_its_credentials(
