@@ -36,7 +36,7 @@ from midprobe.probes.safety import TargetPolicy
 from midprobe.runner.agent.limits import ConcurrencyLimits
 from midprobe.runner.agent.logs import get_logger
 from midprobe.runner.ecc.builders import new_input_record
-from midprobe.runner.ecc.pages import DEFAULT_PAGE_ITEMS
+from midprobe.runner.ecc.pages import DEFAULT_PAGE_ITEMS, PAGE_ITEMS_PARAMETER, PAGE_WAIT_PARAMETER
 from midprobe.runner.ecc.payload import MultiProbePayload, ParametersPayload, decode_output_payload
 from midprobe.runner.ecc.record import (
     ALL_AGENTS,
@@ -57,11 +57,6 @@ Page = tuple[int, bool]
 
 #: A request may shorten its own deadline with this parameter (milliseconds).
 TIMEOUT_PARAMETER = "probe_timeout_ms"
-#: A request to a probe that can stream (``Shazzam``) may ask for its answer in pages as it comes:
-#: a page at most this many milliseconds after the first item (or progress) it holds...
-PAGE_WAIT_PARAMETER = "page_wait_ms"
-#: ... and of at most this many items (default: the agent's page size).
-PAGE_ITEMS_PARAMETER = "page_items"
 #: A page holding progress only (addresses decided, nothing to report) waits this many times longer.
 PROGRESS_WAIT_FACTOR = 10
 #: Parameters the runner itself reads; probes never see them (they are still echoed back).

@@ -51,9 +51,13 @@ def _instance(queue_url: str, user: str | None, ca_file: Path | None) -> Instanc
 
 
 def _check_lab(schedule: Schedule) -> None:
-    outside = schedule.targets.first_outside(TargetPolicy.lab().allowed or ())
+    lab = TargetPolicy.lab()
+    outside = schedule.targets.first_outside(lab.allowed or ())
     if outside is not None:
         raise TargetNotAllowed(str(outside), "lab mode: the schedule's ranges must lie in 198.18.0.0/15")
+    for server in schedule.dns_servers:
+        if not lab.permits(server):
+            raise TargetNotAllowed(f"DNS server {server}", "lab mode: dns_servers must be lab addresses")
 
 
 @click.group("discover")

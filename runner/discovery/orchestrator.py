@@ -2,8 +2,10 @@
 
 ``start`` splits the schedule's ranges into Shazzam batches and puts one Shazzam output per
 batch on the queue, each addressed to a MID that selection allows (application
-``Discovery``, the batch's addresses, the capabilities the topic needs, Up or Degraded).
-``advance`` then senses each answer (see :mod:`.sensors`): a Shazzam result plans
+``Discovery``, the batch's addresses, the capabilities the topic needs, Up or Degraded); with
+the schedule's ``host_discovery``, a ``HostSweep`` per batch (and address family) goes first,
+and its result plans the Shazzam of the addresses that answered (all of them when the sweep
+could not decide some). ``advance`` then senses each answer (see :mod:`.sensors`): a Shazzam result plans
 classification for every host that answered, by port priority; a classification that found
 no class tries the next classifier; one that found a class plans identification, a
 ``MultiProbe`` of the class's identity probes (with the credential classification found),
@@ -38,13 +40,25 @@ from midprobe.capabilities.selection import MidSelector, SelectionPolicy, Select
 from midprobe.runner.agent.identity import definitions_from_registrations, mid_server_from_registration
 from midprobe.runner.cmdb.model import DiscoveredDevice
 from midprobe.runner.cmdb.store import CmdbStore
+from midprobe.runner.discovery.probe_requests import (
+    banner_parameters,
+    name_parameters,
+    nmap_os_parameters,
+    nmap_parameters,
+    nmap_services_parameters,
+    ptr_resolver,
+    shazzam_parameters,
+    sweep_parameters,
+)
+from midprobe.runner.discovery.readers import enrichment_summary, read_sweep
 from midprobe.runner.discovery.relations import lookups
-from midprobe.runner.discovery.schedule import Schedule
+from midprobe.runner.discovery.schedule import Schedule, as_blocks
 from midprobe.runner.discovery.sensors import (
     EXPLORATION_PROBES,
     IDENTITY_PROBES,
     READERS,
     Findings,
+    ScannedHost,
     classification_order,
     connection_hints,
     device_from_json,
@@ -72,18 +86,37 @@ APPLICATION: Final = "Discovery"
 LIVE_WITHIN_SECONDS: Final = 120.0
 #: Capabilities each discovery topic needs on its MID.
 REQUIRED_CAPABILITIES: Final[Mapping[str, tuple[str, ...]]] = {
+    "HostSweep": (),
     "Shazzam": (),
     "SSHClassify": (),
     "SNMPClassify": (),
     "NmapHostScan": ("Nmap",),
+    "BannerSniff": (),
+    "DNSNameResolver": (),
+    "NmapServiceScan": ("Nmap",),
+    "NmapOSScan": ("Nmap",),
 }
+#: The schedule's ``enrichment`` words and the topic each runs on a host that answered.
+ENRICHMENT_TOPICS: Final = {
+    "banners": "BannerSniff",
+    "snmp_public": "BannerSniff",
+    "nmap_services": "NmapServiceScan",
+    "nmap_os": "NmapOSScan",
+    "names": "DNSNameResolver",
+}
+#: The longest one host's nmap enrichment may take (seconds).
+NMAP_TIMEOUT_SECONDS: Final = 300.0
 #: The identification phase's topic: one request running the class's identity probe set.
 IDENTIFICATION_TOPIC: Final = "MultiProbe"
+#: The topics run per batch of addresses (their output's target is the batch's CIDR blocks).
+BATCH_TOPICS: Final = ("HostSweep", "Shazzam")
 PHASE_OF_TOPIC: Final = {
+    "HostSweep": "scanning",
     "Shazzam": "scanning",
     "SSHClassify": "classification",
     "SNMPClassify": "classification",
     "NmapHostScan": "classification",
+    **dict.fromkeys(ENRICHMENT_TOPICS.values(), "classification"),
     IDENTIFICATION_TOPIC: "identification",
     **dict.fromkeys(EXPLORATION_PROBES.values(), "exploration"),
 }
@@ -116,6 +149,7 @@ class Orchestrator:
         policy: SelectionPolicy | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        on_device_done: Callable[[str, str], None] | None = None,
     ) -> None:
         self.queue = queue
         self.status = status
@@ -129,6 +163,9 @@ class Orchestrator:
         self._view: tuple[MidSelector, list[MidServer]] | None = None
         #: Outputs this orchestrator planned per MID: ``auto`` spreads work over the suitable MIDs.
         self._assigned: collections.Counter[str] = collections.Counter()
+        #: Told ``(status id, address)`` once nothing more is planned or waiting for a device: its
+        #: last phase's answer was sensed (a caller reporting per device reads its inputs then).
+        self.on_device_done = on_device_done
 
     # -- MID selection ---------------------------------------------------------------------------
 
@@ -238,21 +275,52 @@ class Orchestrator:
             on_created(status_id)
         for index, blocks in enumerate(schedule.batches()):
             label = f"batch {index + 1}"
-            first, last = _bounds(blocks)
-            try:
-                agent = self.choose_mid(schedule, "Shazzam", [first, last])
-            except NoSuitableMid as error:
-                self.status.log(status_id, " ".join(blocks), "scanning", f"{label} not scanned: {error}")
+            if not schedule.host_discovery:
+                self._plan_batch(status_id, schedule, "Shazzam", blocks, label)
                 continue
-            parameters = [("ports", schedule.ports)]
-            if schedule.rate is not None:
-                parameters.append(("rate", f"{schedule.rate:g}"))
-            self._plan(
-                status_id, schedule, "Shazzam", " ".join(blocks), agent, parameters, meta={"label": label}
-            )
+            for version in (4, 6):  # one sweep per address family (ARP/ICMP, ICMPv6 after ND)
+                family = tuple(b for b in blocks if ipaddress.ip_network(b, strict=False).version == version)
+                if family:
+                    self._plan_batch(status_id, schedule, "HostSweep", family, label)
         self.status.set_state(status_id, "Active")
         self.advance(status_id)
         return status_id
+
+    def _plan_batch(
+        self, status_id: str, schedule: Schedule, topic: str, blocks: Sequence[str], label: str
+    ) -> None:
+        """Plan the ``HostSweep`` or ``Shazzam`` of one batch's ``blocks`` on a MID that may take them."""
+        try:
+            agent = self.choose_mid(schedule, topic, list(_bounds(blocks)))
+        except NoSuitableMid as error:
+            self.status.log(status_id, " ".join(blocks), "scanning", f"{label} not scanned: {error}")
+            return
+        if topic == "HostSweep":
+            parameters = sweep_parameters(
+                blocks,
+                wait_ms=schedule.connect_wait,
+                retries=schedule.retries,
+                rate=schedule.rate,
+                max_addresses=schedule.batch_size,
+            )
+        else:
+            parameters = shazzam_parameters(
+                schedule.ports,
+                engine=schedule.engine,
+                connect_wait_ms=schedule.connect_wait,
+                retries=schedule.retries,
+                rate=schedule.rate,
+                page_wait_ms=schedule.page_wait,
+            )
+        self._plan(
+            status_id,
+            schedule,
+            topic,
+            " ".join(blocks),
+            agent,
+            list(parameters.items()),
+            meta={"label": label},
+        )
 
     def _plan(
         self,
@@ -267,7 +335,7 @@ class Orchestrator:
         probes: Sequence[str] = (),
     ) -> str | None:
         """Write down one output (``probes``: a MultiProbe of these topics sharing ``parameters``)."""
-        if schedule.credential_tags and topic != "Shazzam":
+        if schedule.credential_tags and topic not in BATCH_TOPICS:
             parameters = [*parameters, ("credential_tag", schedule.credential_tags[0])]
         record = new_output_record(
             agent=agent,
@@ -302,13 +370,21 @@ class Orchestrator:
         sensed = 0
         for output in self.status.outputs(status_id, "queued"):
             answers = self.queue.results_of(output.sys_id)  # one, or the pages of a multi-page result
-            if (
-                answers
-                and self._whole(output.sys_id, answers)
-                and self.status.mark(output.sys_id, "completed", only_from=("queued",))
-            ):
+            if not answers:
+                continue
+            whole = self._whole(output.sys_id, answers)
+            if output.topic == "Shazzam" and schedule.page_wait is not None and not whole:
+                # A port scan asked for pages as it goes: each page's hosts go on at once.
+                sensed += self._sense_pages(status_id, schedule, output, answers)
+                continue
+            if whole and self.status.mark(output.sys_id, "completed", only_from=("queued",)):
                 sensed += 1
-                self._sense(status_id, schedule, output, answers)
+                # Pages already sensed as they came are not sensed again.
+                rest = answers[self.status.pages_sensed(output.sys_id) :]
+                if rest:
+                    self._sense(status_id, schedule, output, rest)
+                if output.topic not in BATCH_TOPICS:
+                    self._device_done(status_id, output.target, output.phase)
         cancelled = 0
         if self._over_time(status_id, state.max_run_time):
             cancelled = self.cancel(status_id, reason="max run time reached")
@@ -317,6 +393,16 @@ class Orchestrator:
             self.status.set_state(status_id, "Completed")
             return Progress(enqueued, sensed, cancelled, done=True)
         return Progress(enqueued, sensed, cancelled, done=False)
+
+    def _sense_pages(
+        self, status_id: str, schedule: Schedule, output: PlannedOutput, answers: Sequence[EccRecord]
+    ) -> int:
+        """Sense the pages of a result not yet whole that no pass sensed before (1 if there were)."""
+        before = self.status.pages_sensed(output.sys_id)
+        if len(answers) <= before or not self.status.claim_pages(output.sys_id, before, len(answers)):
+            return 0
+        self._sense(status_id, schedule, output, answers[before:])
+        return 1
 
     def _whole(self, output_sys_id: str, answers: Sequence[EccRecord]) -> bool:
         """True when every page of the output's result is in: a result in one piece, or a closed output."""
@@ -353,7 +439,9 @@ class Orchestrator:
                 continue  # under way (its lease decides) or answered: never moved
             able = cluster.replacements(failed, mids, output.topic)
             addresses = (
-                output.target.split() if output.topic != "Shazzam" else list(_bounds(output.target.split()))
+                output.target.split()
+                if output.topic not in BATCH_TOPICS
+                else list(_bounds(output.target.split()))
             )
             try:
                 replacement = self.choose_mid(schedule, output.topic, addresses, among=able)
@@ -429,12 +517,25 @@ class Orchestrator:
         error_text = (
             next((answer.error_string for answer in answers if answer.error_string), "") or payload.error
         )
+        if output.topic == "HostSweep":
+            self._sense_sweep(status_id, schedule, output, meta, payload, error_text)
+            return
         if output.topic == "Shazzam":
             if error_text:
                 self.status.mark(output.sys_id, "error")
                 self.status.log(status_id, output.target, "scanning", f"Shazzam failed: {error_text}")
                 return
             self._sense_shazzam(status_id, schedule, payload)
+            return
+        if output.topic in ENRICHMENT_TOPICS.values():
+            if error_text:
+                self.status.mark(output.sys_id, "error")
+            found = (
+                f"failed: {error_text}"
+                if error_text
+                else f"found {enrichment_summary(output.topic, payload)}"
+            )
+            self.status.log(status_id, output.target, output.phase, f"{output.topic} {found}")
             return
         if output.phase in ("identification", "exploration"):
             self._sense_findings(status_id, schedule, output, meta, payload, error_text)
@@ -460,8 +561,10 @@ class Orchestrator:
             return
         identity = IDENTITY_PROBES.get(output.topic, ())
         classified = f"{output.topic} classified it {device.sys_class_name}"
-        if not identity:  # credential-less: nothing to log in with, the classification is all there is
-            self._reconcile(status_id, ip, device, classified)
+        # Credential-less (nothing to log in with) or a schedule that stops here: the
+        # classification is all there is.
+        if not identity or not schedule.runs("identification"):
+            self._reconcile(status_id, schedule, ip, device, classified)
             return
         self.status.log(status_id, ip, "classification", classified)
         next_meta = {
@@ -489,7 +592,7 @@ class Orchestrator:
         except NoSuitableMid as error:
             self.status.log(status_id, ip, phase, f"{topic} skipped: {error}")
             if phase == "identification":  # the classified device still gets its CI
-                self._reconcile(status_id, ip, _planned_device(meta), "from classification")
+                self._reconcile(status_id, schedule, ip, _planned_device(meta), "from classification")
             return
         parameters = [(str(k), str(v)) for k, v in sorted(hints.items())]
         self._plan(status_id, schedule, topic, ip, agent, parameters, meta=meta, probes=probes)
@@ -513,20 +616,20 @@ class Orchestrator:
             self.status.mark(output.sys_id, "error")
             self.status.log(status_id, ip, phase, f"{output.topic} failed: {error_text}")
             if phase == "identification":  # what classification found still makes a CI
-                self._reconcile(status_id, ip, device, "from classification")
+                self._reconcile(status_id, schedule, ip, device, "from classification")
             return
         for probe, why in findings.failed.items():  # some probes of the set failed, the others count
             self.status.log(status_id, ip, phase, f"{probe} failed: {why}")
         found = with_findings(device, findings)
         summary = _summary(findings)
         what = ", ".join(findings.answered) or output.topic
-        ci = self._reconcile(status_id, ip, found, f"{what} found {summary}", phase=phase)
+        ci = self._reconcile(status_id, schedule, ip, found, f"{what} found {summary}", phase=phase)
         if ci is None:
             return
         if phase == "identification":
             classifier = str(meta.get("classifier", ""))
             explore = EXPLORATION_PROBES.get(classifier)
-            if explore is not None:
+            if explore is not None and schedule.runs("exploration"):
                 next_meta = {**meta, "device": device_to_json(found), "ci": ci}
                 self._plan_next(status_id, schedule, ip, "exploration", explore, next_meta)
             return
@@ -552,13 +655,18 @@ class Orchestrator:
     def _reconcile(
         self,
         status_id: str,
+        schedule: Schedule,
         ip: str,
         device: DiscoveredDevice,
         how_found: str,
         *,
         phase: str = "identification",
     ) -> str | None:
-        """Identify and write ``device``; log what happened; the CI's sys_id (None: a conflict)."""
+        """Identify and write ``device``; log what happened; the CI's sys_id (None: a conflict, or a
+        schedule that writes nothing to the CMDB)."""
+        if not schedule.cmdb:
+            self.status.log(status_id, ip, phase, f"{how_found}; not written to the CMDB (cmdb = false)")
+            return None
         result = self.cmdb.reconcile(device, discovery=status_id)
         how = f"by {result.rule}" if result.rule else "new"
         if result.action == "conflict":
@@ -574,20 +682,90 @@ class Orchestrator:
         )
         return result.ci
 
+    def _sense_sweep(
+        self,
+        status_id: str,
+        schedule: Schedule,
+        output: PlannedOutput,
+        meta: Mapping[str, object],
+        payload: ResultsPayload,
+        error_text: str | None,
+    ) -> None:
+        """A batch's host-discovery sweep answered: port-scan the addresses that answered it, and
+        every address of the batch when the sweep failed or could not decide some (none is taken
+        for down on a guess)."""
+        blocks = output.target.split()
+        label = str(meta.get("label", "batch"))
+        swept = None if error_text else read_sweep(payload)
+        if swept is None or not swept.complete:
+            why = f"failed: {error_text}" if error_text else "cut short"
+            if error_text:
+                self.status.mark(output.sys_id, "error")
+            self.status.log(
+                status_id, output.target, "scanning", f"HostSweep {why}; every address is port-scanned"
+            )
+            self._plan_batch(status_id, schedule, "Shazzam", blocks, label)
+            return
+        live = [ipaddress.ip_address(a) for a in sorted(swept.alive | swept.incomplete) if _is_address(a)]
+        how = ",".join(swept.methods_used) or "no method"
+        self.status.log(
+            status_id, output.target, "scanning", f"HostSweep ({how}): {len(live)} addresses answered"
+        )
+        if live:
+            self._plan_batch(status_id, schedule, "Shazzam", as_blocks(live), label)
+
     def _sense_shazzam(self, status_id: str, schedule: Schedule, payload: ResultsPayload) -> None:
         for host in read_shazzam(payload):
             if host.incomplete is not None:  # not known to be down: said, so it is scanned again
                 self.status.log(status_id, host.ip, "scanning", f"incomplete: {host.incomplete}")
             if not host.alive:
                 continue
+            ports = ",".join(str(p) for p in sorted(host.open_ports)) or "none"
+            self.status.log(status_id, host.ip, "scanning", f"alive, open TCP ports: {ports}")
+            if not schedule.runs("classification"):
+                self._device_done(status_id, host.ip, "scanning")
+                continue
             topics, notes = classification_order(
                 host, schedule.behaviour, nmap_available=self.nmap_available(schedule, host.ip)
             )
-            ports = ",".join(str(p) for p in sorted(host.open_ports)) or "none"
-            self.status.log(status_id, host.ip, "scanning", f"alive, open TCP ports: {ports}")
             for note in notes:
                 self.status.log(status_id, host.ip, "classification", note)
             self._plan_classification(status_id, schedule, host.ip, host.host_name, topics)
+            self._plan_enrichment(status_id, schedule, host)
+            self._device_done(status_id, host.ip, "classification")
+
+    def _plan_enrichment(self, status_id: str, schedule: Schedule, host: ScannedHost) -> None:
+        """The schedule's enrichment probes for a host, each on a MID that may run it: banners and
+        nmap where ports are open, the SNMP tap and the PTR name on any host that answered."""
+        wanted = set(schedule.enrichment)
+        open_ports = sorted(host.open_ports)
+        requests: dict[str, dict[str, str]] = {}
+        banners = open_ports if "banners" in wanted else []
+        if banners or "snmp_public" in wanted:  # one BannerSniff reads both
+            requests["BannerSniff"] = banner_parameters(host.ip, banners, snmp_public="snmp_public" in wanted)
+        if open_ports and "nmap_services" in wanted:
+            services = nmap_services_parameters(open_ports, syn=False)
+            requests["NmapServiceScan"] = nmap_parameters(services, NMAP_TIMEOUT_SECONDS)
+        if open_ports and "nmap_os" in wanted:
+            os_scan = nmap_os_parameters(open_ports, sorted(host.refused_ports))
+            requests["NmapOSScan"] = nmap_parameters(os_scan, NMAP_TIMEOUT_SECONDS)
+        if "names" in wanted:
+            requests["DNSNameResolver"] = name_parameters(host.ip, ptr_resolver(schedule.dns_servers))
+        for topic, parameters in requests.items():
+            try:
+                agent = self.choose_mid(schedule, topic, [host.ip])
+            except NoSuitableMid as error:
+                self.status.log(status_id, host.ip, "classification", f"{topic} skipped: {error}")
+                continue
+            self._plan(status_id, schedule, topic, host.ip, agent, list(parameters.items()), meta={})
+
+    def _device_done(self, status_id: str, ip: str, phase: str) -> None:
+        """Say (in the log, and to :attr:`on_device_done`) that ``ip`` is done, unless more is planned."""
+        if self.status.waiting_for(status_id, ip):
+            return
+        self.status.log(status_id, ip, phase, "done: nothing more runs for this device")
+        if self.on_device_done is not None:
+            self.on_device_done(status_id, ip)
 
     def _plan_classification(
         self, status_id: str, schedule: Schedule, ip: str, dns_name: str, topics: list[str]
@@ -634,6 +812,14 @@ def _summary(findings: Findings) -> str:
 def _discovery_status_ok(mids: Sequence[MidServer], name: str) -> bool:
     """Discovery accepts MIDs that are Up or Degraded."""
     return any(mid.name == name and mid.status in DISCOVERY_STATUSES for mid in mids)
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _bounds(blocks: Sequence[str]) -> tuple[str, str]:

@@ -9,7 +9,20 @@ The minimal schedule is three keys::
 Everything else is optional: ``exclude``, ``mid`` (``"auto"``, a MID name, or ``"cluster:NAME"``),
 ``behaviour`` (which protocols classification may use), ``credential_tags``, ``ports`` (for
 Shazzam), ``batch_size`` (addresses per Shazzam batch: default 1,000, at least 256, as
-ServiceNow has it), ``max_run_time`` (seconds), ``rate`` (packets per second). Every problem is a
+ServiceNow has it), ``max_run_time`` (seconds), ``rate`` (packets per second), and Shazzam's
+port-scan knobs as ``midprobe scan`` has them: ``engine`` (``auto``, ``syn`` or ``connect``),
+``connect_wait`` (ms one port's answer is waited for) and ``retries``; ``host_discovery``
+(``true``: each batch is first swept with ``HostSweep``, ARP/ICMP or TCP connect, and only the
+addresses that answer are port-scanned, as ``midprobe scan`` does unless ``-Pn``); ``depth``,
+the last phase that runs (``scanning``, ``classification``, ``identification`` or
+``exploration``, the default), and ``cmdb`` (``false``: what is found is logged, nothing is
+written to the CMDB); ``enrichment``, probes run on every host that answered beside its
+classification (``banners``: ``BannerSniff`` on its open ports; ``nmap_services``: nmap ``-sV``;
+``nmap_os``: nmap ``-O``; the nmap ones on a MID with the Nmap capability; ``names``: a PTR
+lookup at ``dns_servers``; ``snmp_public``: BannerSniff's SNMP tap, sysObjectID and sysDescr with
+the community ``public``), their findings in the device log; ``page_wait`` (ms: each batch's Shazzam answer comes in pages as hosts are decided, a
+page at most that long after its first host, and each page's hosts are classified at once;
+default: one answer per batch). Every problem is a
 ``ConfigError`` naming the file and the key.
 """
 
@@ -51,8 +64,32 @@ _KEYS: Final = frozenset(
         "batch_size",
         "max_run_time",
         "rate",
+        "engine",
+        "connect_wait",
+        "retries",
+        "host_discovery",
+        "depth",
+        "cmdb",
+        "enrichment",
+        "page_wait",
+        "dns_servers",
     }
 )
+
+#: Shazzam's port-scan engines (``probes/tcpscan/engine.py`` ``ENGINE_CHOICES``, not imported:
+#: reading a schedule loads no scanner).
+ENGINES: Final = ("auto", "syn", "connect")
+#: Shazzam's defaults and bounds for ``connect_wait`` (ms) and ``retries``.
+DEFAULT_CONNECT_WAIT: Final = 1000
+MAX_CONNECT_WAIT: Final = 60_000
+DEFAULT_RETRIES: Final = 2
+MAX_RETRIES: Final = 10
+
+#: The phases a discovery may stop after (``depth``), in order.
+DEPTHS: Final = ("scanning", "classification", "identification", "exploration")
+
+#: What ``enrichment`` may ask for.
+ENRICHMENTS: Final = ("banners", "nmap_services", "nmap_os", "names", "snmp_public")
 
 MidChoice = Literal["auto", "named", "cluster"]
 
@@ -73,6 +110,20 @@ class Schedule:
     batch_size: int = DEFAULT_BATCH_SIZE
     max_run_time: float | None = None
     rate: float | None = None
+    engine: str = "auto"
+    connect_wait: int = DEFAULT_CONNECT_WAIT
+    retries: int = DEFAULT_RETRIES
+    host_discovery: bool = False
+    depth: str = "exploration"
+    cmdb: bool = True
+    enrichment: tuple[str, ...] = ()
+    page_wait: int | None = None
+    #: Where ``names`` enrichment asks for PTR names (IP addresses).
+    dns_servers: tuple[str, ...] = ()
+
+    def runs(self, phase: str) -> bool:
+        """Whether ``phase`` runs (it is not past the schedule's ``depth``)."""
+        return DEPTHS.index(phase) <= DEPTHS.index(self.depth)
 
     @property
     def targets(self) -> TargetSpec:
@@ -125,6 +176,18 @@ def _strings(path: Path | str, key: str, value: Any, *, allow_one: bool = True) 
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         raise _fail(path, key, f"{key} must be a list of non-empty strings")
     return tuple(v.strip() for v in value)
+
+
+def _whole(path: Path | str, key: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _fail(path, key, f"{key} must be a whole number from {low} to {high}")
+    return value
+
+
+def _flag(path: Path | str, key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(path, key, f"{key} must be true or false")
+    return value
 
 
 def _number(path: Path | str, key: str, value: Any, low: float, high: float) -> float:
@@ -196,16 +259,34 @@ def schedule_from_mapping(data: Mapping[str, Any], *, source: Path | str = "<sch
     except MidprobeError as error:
         raise _fail(source, "ports", f"bad port list: {error}") from None
     batch_size = data.get("batch_size", DEFAULT_BATCH_SIZE)
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, int)
-        or not MIN_BATCH_SIZE <= batch_size <= MAX_ADDRESSES
-    ):
-        raise _fail(
-            source,
-            "batch_size",
-            f"batch_size must be a whole number from {MIN_BATCH_SIZE} to {MAX_ADDRESSES}",
-        )
+    _whole(source, "batch_size", batch_size, MIN_BATCH_SIZE, MAX_ADDRESSES)
+    engine = data.get("engine", "auto")
+    if engine not in ENGINES:
+        raise _fail(source, "engine", f"engine must be one of {', '.join(ENGINES)}")
+    connect_wait = _whole(
+        source, "connect_wait", data.get("connect_wait", DEFAULT_CONNECT_WAIT), 1, MAX_CONNECT_WAIT
+    )
+    retries = _whole(source, "retries", data.get("retries", DEFAULT_RETRIES), 0, MAX_RETRIES)
+    host_discovery, cmdb = (
+        _flag(source, key, data.get(key, default))
+        for key, default in (("host_discovery", False), ("cmdb", True))
+    )
+    enrichment = _strings(source, "enrichment", data.get("enrichment", []))
+    if any(e not in ENRICHMENTS for e in enrichment):
+        raise _fail(source, "enrichment", f"enrichment takes {', '.join(ENRICHMENTS)}")
+    dns_servers = _strings(source, "dns_servers", data.get("dns_servers", []))
+    try:
+        dns_servers = tuple(str(ipaddress.ip_address(server)) for server in dns_servers)
+    except ValueError:
+        raise _fail(source, "dns_servers", "dns_servers must be IP addresses") from None
+    if "names" in enrichment and not dns_servers:
+        raise _fail(source, "enrichment", "enrichment names needs dns_servers to ask")
+    page_wait = (
+        _whole(source, "page_wait", data["page_wait"], 1, MAX_CONNECT_WAIT) if "page_wait" in data else None
+    )
+    depth = data.get("depth", "exploration")
+    if depth not in DEPTHS:
+        raise _fail(source, "depth", f"depth must be one of {', '.join(DEPTHS)}")
     max_run_time = (
         _number(source, "max_run_time", data["max_run_time"], 1, MAX_RUN_TIME_LIMIT)
         if "max_run_time" in data
@@ -225,6 +306,15 @@ def schedule_from_mapping(data: Mapping[str, Any], *, source: Path | str = "<sch
         batch_size=batch_size,
         max_run_time=max_run_time,
         rate=rate,
+        engine=str(engine),
+        connect_wait=connect_wait,
+        retries=retries,
+        host_discovery=host_discovery,
+        depth=str(depth),
+        cmdb=cmdb,
+        enrichment=tuple(dict.fromkeys(enrichment)),
+        page_wait=page_wait,
+        dns_servers=dns_servers,
     )
 
 
@@ -245,11 +335,22 @@ def schedule_to_mapping(schedule: Schedule) -> dict[str, object]:
         "credential_tags": list(schedule.credential_tags),
         "ports": schedule.ports,
         "batch_size": schedule.batch_size,
+        "engine": schedule.engine,
+        "connect_wait": schedule.connect_wait,
+        "retries": schedule.retries,
+        "host_discovery": schedule.host_discovery,
+        "depth": schedule.depth,
+        "cmdb": schedule.cmdb,
+        "enrichment": list(schedule.enrichment),
     }
     if schedule.max_run_time is not None:
         table["max_run_time"] = schedule.max_run_time
     if schedule.rate is not None:
         table["rate"] = schedule.rate
+    if schedule.page_wait is not None:
+        table["page_wait"] = schedule.page_wait
+    if schedule.dns_servers:
+        table["dns_servers"] = list(schedule.dns_servers)
     return table
 
 
@@ -271,6 +372,9 @@ def load_schedule(path: str | Path) -> Schedule:
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_PORTS",
+    "DEPTHS",
+    "ENGINES",
+    "ENRICHMENTS",
     "MIN_BATCH_SIZE",
     "PROTOCOLS",
     "Schedule",

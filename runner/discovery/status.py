@@ -34,10 +34,14 @@ SCHEMA: Final = (
         topic TEXT NOT NULL, agent TEXT NOT NULL, state TEXT NOT NULL, record TEXT NOT NULL,
         planned TEXT NOT NULL, done TEXT, UNIQUE (status, phase, target, topic))""",
     "CREATE INDEX IF NOT EXISTS discovery_output_status ON discovery_output (status, state)",
+    "CREATE INDEX IF NOT EXISTS discovery_output_target ON discovery_output (status, target)",
     """CREATE TABLE IF NOT EXISTS discovery_log (
         seq TEXT PRIMARY KEY, status TEXT NOT NULL, device TEXT NOT NULL, phase TEXT NOT NULL,
         message TEXT NOT NULL, at TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS discovery_log_status ON discovery_log (status, device)",
+    # How many pages of an output's result in pages were sensed before the whole result was in.
+    """CREATE TABLE IF NOT EXISTS discovery_page (
+        output TEXT PRIMARY KEY, sensed INTEGER NOT NULL)""",
 )
 
 
@@ -262,6 +266,35 @@ class StatusStore(SqlStore):
                 [status],
             )
         return int(str(rows[0][0])), int(str(rows[0][1]))
+
+    def pages_sensed(self, output: str) -> int:
+        """How many pages of ``output``'s result were sensed as they came."""
+        with self._db.transaction(write=False) as tx:
+            rows = tx.execute("SELECT sensed FROM discovery_page WHERE output = ?", [output])
+        return int(str(rows[0][0])) if rows else 0
+
+    def claim_pages(self, output: str, before: int, after: int) -> bool:
+        """Move ``output``'s sensed pages from ``before`` to ``after``; False when another pass did."""
+        with self._db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO discovery_page (output, sensed) VALUES (?, 0) ON CONFLICT (output) DO NOTHING",
+                [output],
+            )
+            moved = tx.execute(
+                "UPDATE discovery_page SET sensed = ? WHERE output = ? AND sensed = ? RETURNING output",
+                [after, output, before],
+            )
+        return bool(moved)
+
+    def waiting_for(self, status: str, target: str) -> bool:
+        """Whether an output for ``target`` (a device's address) is planned or queued."""
+        with self._db.transaction() as tx:
+            rows = tx.execute(
+                "SELECT 1 FROM discovery_output WHERE status = ? AND target = ? "
+                "AND state IN ('planned', 'queued') LIMIT 1",
+                [status, target],
+            )
+        return bool(rows)
 
     def reassign(self, output: str, agent: str) -> None:
         """The output was moved to another MID (cluster failover)."""

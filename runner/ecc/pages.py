@@ -21,6 +21,11 @@ from midprobe.runner.ecc.record import EccRecord, new_sequence, new_sys_id
 
 DEFAULT_PAGE_ITEMS: Final = 500
 """Most CIs one page holds (ServiceNow's default for multi-page discovery results)."""
+#: A request to a probe that can stream (``Shazzam``) may ask for its answer in pages as it comes:
+#: a page at most this many milliseconds after the first item (or progress) it holds...
+PAGE_WAIT_PARAMETER: Final = "page_wait_ms"
+#: ... and of at most this many items (default: the agent's page size).
+PAGE_ITEMS_PARAMETER: Final = "page_items"
 #: A payload shorter than this many characters per allowed item cannot hold more items than
 #: a page takes (an item is one element: tens of characters at least), so it is not parsed.
 _MIN_ITEM_CHARS: Final = 16
@@ -101,4 +106,4 @@ def merge_pages(pages: Sequence[ResultsPayload]) -> ResultsPayload:
     )
 
 
-__all__ = ["DEFAULT_PAGE_ITEMS", "merge_pages", "split_pages"]
+__all__ = ["DEFAULT_PAGE_ITEMS", "PAGE_ITEMS_PARAMETER", "PAGE_WAIT_PARAMETER", "merge_pages", "split_pages"]

@@ -4,7 +4,7 @@ Every stage is an ECC topic answered by an agent embedded in this process
 (``runner/agent/embedded.py``: the real ``Agent`` and ``ProbeRunner`` on a private in-memory queue),
 so the scan and ``midprobe agent`` share one code path for parameter validation, the capability
 check, the safety policy, the deadline and the encoding, and what the scan reports is read back
-from the ECC input payloads (``runner/scan/readers.py``). The port scan is a ``Shazzam`` request
+from the ECC input payloads (``runner/discovery/readers.py``). The port scan is a ``Shazzam`` request
 (GenericTCP only) whose answer comes in pages as the scan goes (``page_wait_ms``): the first once
 the targets are resolved and checked and nothing is sent yet (the engine, the count of addresses:
 :meth:`ScanPipeline.prepare`), then a page as soon as some hosts are decided, so each host is
@@ -40,8 +40,10 @@ from midprobe.probes.registry import ProbeRegistry, default_registry
 from midprobe.probes.safety import TargetPolicy
 from midprobe.probes.shazzam import SCANNER_NAME, ShazzamScanner, lists_refused
 from midprobe.probes.targets import Target, TargetSpec, parse_targets
+from midprobe.runner.discovery import probe_requests as requests
+from midprobe.runner.discovery import readers
+from midprobe.runner.discovery.probe_requests import SWEEP_CHUNK, SWEEP_TIMEOUT_MS
 from midprobe.runner.discovery.scanning import ScannedHost, classification_order
-from midprobe.runner.scan import readers
 from midprobe.runner.scan.report import HostReport
 
 if TYPE_CHECKING:  # the later stages' modules are imported when a stage first runs
@@ -51,17 +53,6 @@ if TYPE_CHECKING:  # the later stages' modules are imported when a stage first r
 
 __all__ = ["PreparedScan", "ScanPipeline", "ScanSettings", "ScanStats"]
 
-#: Addresses swept at a time before their live ones are port-scanned (a /22): the first live host is
-#: reported after one chunk's sweep, and a /16 is never held in memory.
-SWEEP_CHUNK = 1024
-#: The longest one chunk's sweep may take (ms; ``HostSweep``'s own ceiling).
-SWEEP_TIMEOUT_MS = 3_600_000
-#: SSH timeouts for the classify run of a scan (ms): a scan should not wait minutes on one host.
-SSH_CONNECT_TIMEOUT_MS = 5_000
-SSH_COMMAND_TIMEOUT_MS = 20_000
-#: SNMP per-attempt wait (ms) and retries in a scan: a host without an agent costs about 2 s.
-SNMP_TIMEOUT_MS = 1_000
-SNMP_RETRIES = 1
 #: The embedded agent's MID name (``mid.server.midprobe-scan``) and its stages' ECC priority pool.
 AGENT_NAME = "midprobe-scan"
 #: Enrichment requests one host may have in flight at once (one per stage).
@@ -127,22 +118,18 @@ class ScanSettings:
         """The ECC parameters of the port scan's Shazzam request: GenericTCP alone (the banners are
         the BannerSniff stage's), refused ports listed by Shazzam's own ``auto`` rule, the answer in
         pages as the scan goes."""
-        from midprobe.runner.agent.probe_runner import PAGE_ITEMS_PARAMETER, PAGE_WAIT_PARAMETER
-
-        parameters = {
-            "ports": format_ports(self.ports),
-            "connect_wait": str(self.connect_wait_ms),
-            "engine": self.engine,
-            "retries": str(self.retries),
-            "scanners": SCANNER_NAME,
-            "queue_size": str(self.queue_size),
-            PAGE_WAIT_PARAMETER: str(PAGE_WAIT_MS),
-            PAGE_ITEMS_PARAMETER: str(self.page_hosts),
-        }
-        if self.rate is not None:
-            parameters["rate"] = repr(self.rate)
-        if targets.excludes_text:
-            parameters["exclude"] = targets.excludes_text
+        parameters = requests.shazzam_parameters(
+            format_ports(self.ports),
+            engine=self.engine,
+            connect_wait_ms=self.connect_wait_ms,
+            retries=self.retries,
+            rate=self.rate,
+            exclude=targets.excludes_text,
+            scanners=SCANNER_NAME,
+            page_wait_ms=PAGE_WAIT_MS,
+            page_items=self.page_hosts,
+        )
+        parameters["queue_size"] = str(self.queue_size)
         return parameters
 
 
@@ -466,21 +453,16 @@ class ScanPipeline:
         """The addresses (of one family) that answered a ``HostSweep``, and those it could not ask (the
         kernel refused: not known to be down, so they are port-scanned too); ``None`` when it was cut
         short."""
-        from midprobe.probes.sweep.host_sweep import DEFAULT_RATE as SWEEP_RATE
         from midprobe.runner.discovery.schedule import as_blocks
 
         settings = self.settings
-        rate = SWEEP_RATE if settings.rate is None else max(1, round(settings.rate))
-        parameters = {
+        parameters = requests.sweep_parameters(
             # As CIDR blocks: a chunk of a range is one or a few, not 1,024 words to parse.
-            "targets": " ".join(as_blocks(addresses)),
-            "wait": str(max(10, settings.connect_wait_ms)),
-            "retries": str(settings.retries),
-            "rate": str(rate),
-            # Its waits, retries and rate bound it; the cap only keeps a slow -T0 sweep from being cut.
-            "sweep_timeout": str(SWEEP_TIMEOUT_MS),
-            "max_addresses": str(SWEEP_CHUNK),
-        }
+            as_blocks(addresses),
+            wait_ms=settings.connect_wait_ms,
+            retries=settings.retries,
+            rate=settings.rate,
+        )
         answer = await self._answered("HostSweep", "", parameters, SWEEP_TIMEOUT_MS / 1000)
         result = readers.read_sweep(answer.payload)
         if not result.complete:
@@ -587,14 +569,7 @@ class ScanPipeline:
 
     async def _host_name(self, address: str, resolver: ResolverConfig, found: _Findings) -> None:
         """``DNSNameResolver`` (PTR) for the address, asking the scan's servers."""
-        parameters = {
-            "ip_addresses": address,
-            "dns_servers": ",".join(resolver.servers),
-            "dns_port": str(resolver.port),
-            "timeout": str(max(1, round(resolver.timeout * 1000))),
-            "retries": str(resolver.retries),
-            "concurrency": str(resolver.concurrency),
-        }
+        parameters = requests.name_parameters(address, resolver)
         answer = await self._answered("DNSNameResolver", address, parameters, self.settings.host_timeout)
         name = readers.read_host_name(answer.payload)
         if name:
@@ -603,9 +578,9 @@ class ScanPipeline:
     async def _banners(self, address: str, open_ports: tuple[int, ...], found: _Findings) -> None:
         """``BannerSniff`` on the open ports (and the SNMP tap, with ``--snmp-public``)."""
         settings = self.settings
-        parameters = {"host": address, "snmp_public": "true" if settings.snmp_public else "false"}
-        if settings.sniff_banners and open_ports:
-            parameters["ports"] = format_ports(open_ports)
+        parameters = requests.banner_parameters(
+            address, open_ports if settings.sniff_banners else (), snmp_public=settings.snmp_public
+        )
         answer = await self._answered("BannerSniff", address, parameters, settings.host_timeout)
         reading = readers.read_banners(answer.payload)
         found.banners.update(reading.banners)
@@ -617,12 +592,7 @@ class ScanPipeline:
     ) -> None:
         """One nmap stage (its own run, so a slow ``-sV`` does not cost the OS guess)."""
         timeout = self.settings.host_timeout
-        parameters = {
-            **parameters,
-            "resolve_names": "false",
-            "timing": "4",
-            "timeout_ms": str(round(timeout * 1000)),
-        }
+        parameters = requests.nmap_parameters(parameters, timeout)
         answer = await self._answered(topic, address, parameters, timeout + 5.0)
         readers.read_nmap(answer.payload, stage, found.nmap)
         if not found.nmap.reported:
@@ -630,29 +600,19 @@ class ScanPipeline:
 
     async def _nmap_services(self, address: str, open_ports: tuple[int, ...], found: _Findings) -> None:
         """``NmapServiceScan`` (``-sV``) on the open ports."""
-        parameters = {
-            "ports": format_ports(open_ports),
-            "scan_technique": "syn" if self.settings.nmap_syn else "connect",
-        }
+        parameters = requests.nmap_services_parameters(open_ports, syn=self.settings.nmap_syn)
         await self._nmap("nmap -sV", "NmapServiceScan", address, parameters, found)
 
     async def _nmap_os(
         self, address: str, open_ports: tuple[int, ...], refused_ports: tuple[int, ...], found: _Findings
     ) -> None:
         """``NmapOSScan`` (``-O``); most accurate with one open and one closed port to compare."""
-        parameters = {
-            "ports": format_ports((*open_ports, *refused_ports[:1])),
-            "osscan_guess": "true",
-        }
+        parameters = requests.nmap_os_parameters(open_ports, refused_ports)
         await self._nmap("nmap -O", "NmapOSScan", address, parameters, found)
 
     async def _ssh_facts(self, address: str, found: _Findings) -> None:
         """``SSHClassify`` with the scan's shorter timeouts."""
-        parameters = {
-            "connect_timeout_ms": str(SSH_CONNECT_TIMEOUT_MS),
-            "command_timeout_ms": str(SSH_COMMAND_TIMEOUT_MS),
-            "channel_timeout_ms": str(SSH_COMMAND_TIMEOUT_MS),
-        }
+        parameters = requests.ssh_classify_parameters()
         answer = await self._answered("SSHClassify", address, parameters, self.settings.host_timeout)
         reading = readers.read_ssh(answer.payload)
         found.credential_id["ssh"] = reading.credential_id
@@ -661,7 +621,7 @@ class ScanPipeline:
 
     async def _snmp_facts(self, address: str, found: _Findings) -> None:
         """``SNMPClassify`` with a short wait: a host without an agent costs about 2 s."""
-        parameters = {"timeout": str(SNMP_TIMEOUT_MS), "retries": str(SNMP_RETRIES)}
+        parameters = requests.snmp_classify_parameters()
         answer = await self._ask("SNMPClassify", address, parameters, self.settings.host_timeout)
         if answer.error:
             if readers.snmp_agent_absent(answer.error):

@@ -19,6 +19,7 @@ from midprobe.capabilities.errors import ConfigError, CredentialError, TargetNot
 from midprobe.probes.safety import TargetPolicy
 from midprobe.probes.targets import TargetSpec, parse_targets
 from midprobe.probes.tcpscan.syn import raw_sockets_allowed
+from midprobe.runner.discovery.probe_requests import ptr_resolver
 
 # The DNS, credentials and nmap packages are imported by the checks that need them: a scan with
 # -n, no credentials and no --nmap loads none of them.
@@ -40,9 +41,6 @@ __all__ = [
 
 #: More addresses than this (a /16) need ``--yes`` or ``--rate``.
 HUGE_RANGE = 65_536
-#: PTR lookups of a scan: a short wait, one retry, one socket per lookup.
-DNS_TIMEOUT_S = 1.0
-DNS_RETRIES = 1
 
 
 def read_target_list(path: str) -> list[str]:
@@ -92,7 +90,7 @@ def name_resolver(
         if not policy.permits(servers[-1]):
             raise TargetNotAllowed(f"DNS server {servers[-1]}", _allowed(policy))
     if servers:
-        return _resolver_config(servers), None
+        return ptr_resolver(servers), None
     if policy.lab_mode:
         return None, (
             f"host names not looked up: in {policy.name} mode names are resolved only through a "
@@ -110,13 +108,7 @@ def name_resolver(
             f"host names not looked up: the system resolver {outside[0]} is outside the "
             f"{policy.name} networks; pass --dns-server"
         )
-    return _resolver_config(system), None
-
-
-def _resolver_config(servers: Sequence[str]) -> ResolverConfig:
-    from midprobe.probes.dns.resolver import ResolverConfig
-
-    return ResolverConfig(servers=tuple(servers), timeout=DNS_TIMEOUT_S, retries=DNS_RETRIES, sockets=1)
+    return ptr_resolver(system), None
 
 
 def _allowed(policy: TargetPolicy) -> str:

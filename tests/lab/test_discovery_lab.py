@@ -196,3 +196,52 @@ def test_bad_schedule_is_one_line_and_exit_2(lab: Lab, tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "192.0.2.0" in done.stderr
+    resolver = tmp_path / "resolver.toml"
+    resolver.write_text(
+        'name = "x"\nranges = ["198.18.0.0/24"]\nenrichment = ["names"]\ndns_servers = ["192.0.2.53"]\n',
+        encoding="utf-8",
+    )
+    done = lab.run(
+        [sys.executable, "-m", "midprobe.runner", "discover", "run", str(resolver), "--local", "--lab"],
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "DNS server 192.0.2.53" in done.stderr
+
+
+def test_a_classification_only_discovery_sweeps_first_reads_banners_and_writes_no_ci(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """The scan's options as schedule keys: host discovery before Shazzam, its answer in pages,
+    banners beside classification, stopping after classification with nothing written."""
+    _credentials(lab, tmp_path / "creds.toml")
+    schedule = tmp_path / "scan.toml"
+    schedule.write_text(
+        f'name = "scan"\nranges = ["{lab.network}"]\ncredentials = "creds.toml"\nports = "22,80,161,9100"\n'
+        'behaviour = ["ssh", "snmp"]\nhost_discovery = true\npage_wait = 50\nenrichment = ["banners", "names"]\n'
+        f'dns_servers = ["{lab.dns_server}"]\n'
+        'depth = "classification"\ncmdb = false\nengine = "connect"\nconnect_wait = 500\nretries = 1\n',
+        encoding="utf-8",
+    )
+    url = sqlite_url(tmp_path / "ecc.db")
+    out, err = _midprobe(
+        lab, "discover", "run", str(schedule), "--queue", url, "--local", "--lab", "--follow"
+    )
+    assert "Completed" in err
+    status_out, _ = _midprobe(lab, "discover", "status", out.split()[0], "--queue", url, "--json")
+    status = json.loads(status_out)
+    by_device: dict[str, list[str]] = {}
+    for entry in status["log"]:
+        by_device.setdefault(entry["device"], []).append(entry["message"])
+    assert any(
+        m.startswith("HostSweep (") and m.endswith("addresses answered") for m in by_device[lab.network]
+    ), by_device[lab.network]
+    assert status["phases"]["identification"]["started"] == 0  # classification was the last phase
+    linux1 = by_device[lab.host("linux1").address]
+    assert any(m.startswith("BannerSniff found 22 SSH-2.0-OpenSSH") for m in linux1), linux1
+    assert f"DNSNameResolver found PTR name {lab.host('linux1').fqdn}" in linux1, linux1
+    assert any("classified it cmdb_ci_linux_server; not written to the CMDB" in m for m in linux1), linux1
+    assert linux1[-1] == "done: nothing more runs for this device"
+    printer = by_device[lab.host("printer1").address]
+    assert any("classified it cmdb_ci_printer; not written" in m for m in printer), printer
+    assert _cis(lab, url) == []

@@ -20,8 +20,8 @@ from midprobe.probes.sweep.raw import RawSweeper, raw_sockets_allowed
 from midprobe.probes.sweep.routes import Routing
 from midprobe.probes.targets import parse_targets
 from midprobe.probes.tcpscan.common import SEND_RETRY_BUDGET
+from midprobe.runner.discovery.readers import read_sweep
 from midprobe.runner.ecc.payload import decode_input_payload, encode_input_payload
-from midprobe.runner.scan.readers import read_sweep
 from tests.support.refusing_sockets import Refusals
 
 needs_raw_sockets = pytest.mark.skipif(not raw_sockets_allowed()[0], reason="the sweeps need raw sockets")

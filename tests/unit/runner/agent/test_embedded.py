@@ -13,8 +13,8 @@ from midprobe.probes.safety import TargetPolicy
 from midprobe.runner.agent.embedded import ABANDONED, Answer, EmbeddedAgent
 from midprobe.runner.agent.limits import PoolSizes
 from midprobe.runner.agent.probe_runner import AgentIdentity, ProbeRunner
+from midprobe.runner.discovery.readers import read_port_scan
 from midprobe.runner.queue.url import open_queue
-from midprobe.runner.scan.readers import read_port_scan
 from tests.support.table_engine import TableEngine, table_registry
 from tests.unit.runner.agent.test_probe_runner import EchoProbe, NeedsNmapProbe
 

@@ -26,7 +26,7 @@ from midprobe.runner.discovery.orchestrator import Orchestrator
 from midprobe.runner.discovery.schedule import Schedule
 from midprobe.runner.discovery.status import StatusStore
 from midprobe.runner.ecc.builders import new_input_record
-from midprobe.runner.ecc.payload import MultiProbePayload, decode_output_payload
+from midprobe.runner.ecc.payload import MultiProbePayload, ParametersPayload, decode_output_payload
 from midprobe.runner.ecc.record import EccRecord
 from midprobe.runner.queue.base import AgentRegistration, EccQueue
 from midprobe.runner.queue.url import open_queue, sqlite_url
@@ -88,22 +88,29 @@ def test_a_switch_is_identified_by_its_serial_explored_and_related_to_its_neighb
         orchestrator = Orchestrator(queue, status, cmdb)
         status_id = orchestrator.start(Schedule("t", (f"{SWITCH}/32",), behaviour=("snmp",), batch_size=256))
 
-        topics: list[str] = []
-        for _ in range(10):  # scanning, classification, identification, exploration: bounded passes
-            for output in queue.list(queue_side="output", state="ready"):
-                topics.append(output.topic)
-                if output.topic == "Shazzam":
-                    answer = new_input_record(
-                        output, agent=output.agent, results=_shazzam_answer(), probe_time_ms=1
-                    )
-                else:
-                    answer = asyncio.run(runner.answer(output))
-                queue.complete(output.sys_id, answer)
-            if orchestrator.advance(status_id).done:
-                break
+        topics = _drive(queue, orchestrator, status_id, runner)
         assert topics == ["Shazzam", "SNMPClassify", "MultiProbe", "SNMPExplore"]
         _check(status_id, status, cmdb, known_device.ci or "", queue.list(limit=1000), edge or "")
         assert all(behind_uplink not in (r.parent, r.child) for r in cmdb.relations())  # not plugged in there
+
+
+def _drive(queue: EccQueue, orchestrator: Orchestrator, status_id: str, runner: ProbeRunner) -> list[str]:
+    """Answer every output as it is enqueued (Shazzam with the recorded switch, the rest by
+    ``runner``) until the discovery ends; the topics answered, in order."""
+    topics: list[str] = []
+    for _ in range(10):  # scanning, classification, identification, exploration: bounded passes
+        for output in queue.list(queue_side="output", state="ready"):
+            topics.append(output.topic)
+            if output.topic == "Shazzam":
+                answer = new_input_record(
+                    output, agent=output.agent, results=_shazzam_answer(), probe_time_ms=1
+                )
+            else:
+                answer = asyncio.run(runner.answer(output))
+            queue.complete(output.sys_id, answer)
+        if orchestrator.advance(status_id).done:
+            break
+    return topics
 
 
 def _check(
@@ -169,7 +176,10 @@ def _hosts(*ips: str) -> list[ET.Element]:
     return [result]
 
 
-def _started(tmp_path: Path) -> tuple[contextlib.ExitStack[None], EccQueue, Orchestrator, str]:
+def _started(
+    tmp_path: Path, schedule: Schedule | None = None
+) -> tuple[contextlib.ExitStack[None], EccQueue, Orchestrator, str]:
+    """A discovery of ``schedule`` (default: SNMP over 198.18.0.0/30) started with one agent, lab1."""
     url = trust_every_agent(sqlite_url(tmp_path / "ecc.db"))
     stack = contextlib.ExitStack()
     queue = stack.enter_context(open_queue(url))
@@ -178,7 +188,8 @@ def _started(tmp_path: Path) -> tuple[contextlib.ExitStack[None], EccQueue, Orch
     stack.callback(cmdb.close)
     queue.register_agent(AgentRegistration("lab1"))
     orchestrator = Orchestrator(queue, StatusStore(database), cmdb)
-    status_id = orchestrator.start(Schedule("t", ("198.18.0.0/30",), behaviour=("snmp",), batch_size=256))
+    schedule = schedule or Schedule("t", ("198.18.0.0/30",), behaviour=("snmp",), batch_size=256)
+    status_id = orchestrator.start(schedule)
     return stack, queue, orchestrator, status_id
 
 
@@ -199,6 +210,31 @@ def test_a_paged_shazzam_result_is_sensed_once_all_its_pages_are_in(tmp_path: Pa
         orchestrator.advance(status_id)  # enqueues what the sensor planned
         planned = queue.list(queue_side="output", state="ready")
         assert sorted(output.source for output in planned) == ["198.18.0.1", "198.18.0.2"]
+
+
+def test_with_page_wait_each_page_of_a_shazzam_result_is_sensed_once_as_it_comes(tmp_path: Path) -> None:
+    schedule = Schedule("t", ("198.18.0.0/30",), behaviour=("snmp",), page_wait=1000)
+    stack, queue, orchestrator, status_id = _started(tmp_path, schedule)
+    with stack:
+        (shazzam,) = queue.list(queue_side="output", state="ready")
+        request = decode_output_payload(queue.read_payload(shazzam))
+        assert isinstance(request, ParametersPayload)
+        assert request.get("page_wait_ms") == "1000"  # its answer comes in pages as hosts are decided
+        _answer_page(queue, shazzam, "198.18.0.1", (1, False))
+        assert orchestrator.advance(status_id).sensed == 1  # the first page's host goes on at once
+        orchestrator.advance(status_id)  # enqueues what the sensor planned
+        first = queue.list(queue_side="output", state="ready")
+        assert [output.source for output in first if output.topic != "Shazzam"] == ["198.18.0.1"]
+        assert orchestrator.advance(status_id).sensed == 0  # no new page: nothing sensed again
+        _answer_page(queue, shazzam, "198.18.0.2", (2, True))
+        assert orchestrator.advance(status_id).sensed == 1
+        orchestrator.advance(status_id)
+        planned = queue.list(queue_side="output", state="ready")
+        assert sorted(output.source for output in planned) == ["198.18.0.1", "198.18.0.2"]
+        said = [
+            e["message"] for e in orchestrator.status.device_log(status_id) if e["device"] == "198.18.0.1"
+        ]
+        assert said.count("alive, open TCP ports: none") == 1
 
 
 def test_an_input_marked_skip_sensor_is_not_sensed(tmp_path: Path) -> None:
@@ -229,3 +265,210 @@ def test_cancelling_closes_an_output_whose_result_is_half_in(tmp_path: Path) -> 
         assert closed is not None
         assert closed.state == "error"
         assert [page.error_string for page in queue.results_of(shazzam.sys_id)] == ["", "discovery cancelled"]
+
+
+def test_the_schedule_s_port_scan_knobs_reach_the_shazzam_probe(tmp_path: Path) -> None:
+    from midprobe.probes.shazzam import parse_shazzam_params
+
+    schedule = Schedule(
+        "t", ("198.18.0.0/30",), ports="22,161", engine="connect", connect_wait=300, retries=0, rate=500
+    )
+    stack, queue, _, _ = _started(tmp_path, schedule)
+    with stack:
+        (shazzam,) = queue.list(queue_side="output", state="ready")
+        payload = decode_output_payload(queue.read_payload(shazzam))
+        assert isinstance(payload, ParametersPayload)
+        params = parse_shazzam_params(shazzam.source, payload.as_dict())
+    assert (params.engine, params.connect_wait_ms, params.retries, params.rate) == ("connect", 300, 0, 500.0)
+    assert params.ports == (22, 161)
+
+
+def _sweep_answer(queue: EccQueue, output: EccRecord, alive: tuple[str, ...], *, complete: bool) -> None:
+    from midprobe.probes.sweep.host_sweep import AliveHost, SweepResult, encode_sweep
+
+    result = SweepResult(
+        targets=output.source,
+        method="auto",
+        methods_used=("icmp",),
+        raw_sockets=True,
+        fallback_reason=None,
+        addresses=4,
+        alive=tuple(AliveHost(ip, "icmp", 0.1) for ip in alive),
+        unreachable=0,
+        silent=4 - len(alive),
+        unchecked=0,
+        probes_sent=4,
+        elapsed_ms=5,
+        complete=complete,
+    )
+    queue.complete(
+        output.sys_id, new_input_record(output, agent="lab1", results=[encode_sweep(result)], probe_time_ms=5)
+    )
+
+
+def _swept(
+    tmp_path: Path, alive: tuple[str, ...], *, complete: bool = True
+) -> tuple[EccRecord, list[EccRecord]]:
+    """A host-discovery schedule of 198.18.0.0/30 whose sweep answered ``alive``: the sweep, and
+    the outputs its sensor planned."""
+    schedule = Schedule("t", ("198.18.0.0/30",), behaviour=("snmp",), host_discovery=True)
+    stack, queue, orchestrator, status_id = _started(tmp_path, schedule)
+    with stack:
+        (sweep,) = queue.list(queue_side="output", state="ready")
+        _sweep_answer(queue, sweep, alive, complete=complete)
+        orchestrator.advance(status_id)  # senses the sweep
+        orchestrator.advance(status_id)  # enqueues what it planned
+        return sweep, queue.list(queue_side="output", state="ready")
+
+
+def test_host_discovery_sweeps_each_batch_and_port_scans_only_the_addresses_that_answered(
+    tmp_path: Path,
+) -> None:
+    sweep, planned = _swept(tmp_path, ("198.18.0.1", "198.18.0.2"))
+    assert (sweep.topic, sweep.source) == ("HostSweep", "198.18.0.0/30")
+    ((shazzam),) = planned
+    assert (shazzam.topic, shazzam.source) == ("Shazzam", "198.18.0.1 198.18.0.2")
+
+
+def test_a_sweep_cut_short_port_scans_every_address_of_the_batch(tmp_path: Path) -> None:
+    _, planned = _swept(tmp_path, ("198.18.0.1",), complete=False)
+    ((shazzam),) = planned
+    assert (shazzam.topic, shazzam.source) == ("Shazzam", "198.18.0.0/30")
+
+
+def test_a_sweep_nothing_answered_plans_no_port_scan(tmp_path: Path) -> None:
+    _, planned = _swept(tmp_path, ())
+    assert planned == []
+
+
+def _run_switch(
+    tmp_path: Path, schedule: Schedule
+) -> tuple[list[str], list[tuple[str, str]], list[str], int, str]:
+    """Discover the replayed switch with ``schedule`` to its end: the topics run, the devices said
+    done (as they were), the switch's log, the CIs in the CMDB, the discovery's id."""
+    url = trust_every_agent(sqlite_url(tmp_path / "ecc.db"))
+    runner = _runner()
+    done: list[tuple[str, str]] = []
+    with contextlib.ExitStack() as stack, open_queue(url) as queue:
+        database = open_database(url)
+        cmdb = CmdbStore(database)
+        stack.callback(cmdb.close)
+        status = StatusStore(database)
+        queue.register_agent(AgentRegistration("lab1"))
+        orchestrator = Orchestrator(queue, status, cmdb, on_device_done=lambda s, ip: done.append((s, ip)))
+        status_id = orchestrator.start(schedule)
+        topics = _drive(queue, orchestrator, status_id, runner)
+        said = [e["message"] for e in status.device_log(status_id) if e["device"] == SWITCH]
+        return topics, done, said, len(cmdb.list_cis()), status_id
+
+
+def test_a_classification_only_discovery_that_writes_no_cmdb_says_what_it_found_and_when_done(
+    tmp_path: Path,
+) -> None:
+    schedule = Schedule("t", (f"{SWITCH}/32",), behaviour=("snmp",), depth="classification", cmdb=False)
+    topics, done, said, cis, status_id = _run_switch(tmp_path, schedule)
+    assert topics == ["Shazzam", "SNMPClassify"]  # no identification, no exploration
+    assert cis == 0
+    assert any(m.startswith("SNMPClassify classified it cmdb_ci_ip_switch; not written") for m in said), said
+    assert done == [(status_id, SWITCH)]  # once, after its last phase
+    assert said[-1] == "done: nothing more runs for this device"
+
+
+def test_a_discovery_to_identification_writes_the_ci_and_explores_nothing(tmp_path: Path) -> None:
+    schedule = Schedule("t", (f"{SWITCH}/32",), behaviour=("snmp",), depth="identification")
+    topics, done, _, cis, status_id = _run_switch(tmp_path, schedule)
+    assert topics == ["Shazzam", "SNMPClassify", "MultiProbe"]
+    assert cis == 1
+    assert done == [(status_id, SWITCH)]
+
+
+def test_a_scanning_only_discovery_classifies_nothing(tmp_path: Path) -> None:
+    schedule = Schedule("t", (f"{SWITCH}/32",), behaviour=("snmp",), depth="scanning")
+    topics, done, said, cis, status_id = _run_switch(tmp_path, schedule)
+    assert (topics, cis) == (["Shazzam"], 0)
+    assert done == [(status_id, SWITCH)]
+    assert said == ["alive, open TCP ports: none", "done: nothing more runs for this device"]
+
+
+def test_enrichment_reads_the_banners_of_a_host_and_skips_nmap_without_the_capability(tmp_path: Path) -> None:
+    from midprobe.probes.banner import PROBE as BANNER_PROBE
+    from midprobe.probes.banner.parsers import BannerResult, PortBanner
+
+    host = "198.18.0.1"
+    schedule = Schedule(
+        "t",
+        (f"{host}/32",),
+        behaviour=("snmp",),
+        depth="classification",
+        cmdb=False,
+        enrichment=("banners", "nmap_services"),
+    )
+    stack, queue, orchestrator, status_id = _started(tmp_path, schedule)
+    done: list[str] = []
+    orchestrator.on_device_done = lambda _status, ip: done.append(ip)
+    with stack:
+        (shazzam,) = queue.list(queue_side="output", state="ready")
+        result = ET.Element("result")
+        element = ET.SubElement(
+            result, "host", ip=host, alive="true", active="true", hostName="", domainName=""
+        )
+        ET.SubElement(element, "scanner", name="GenericTCP", port="22", protocol="tcp", result="open")
+        queue.complete(
+            shazzam.sys_id, new_input_record(shazzam, agent="lab1", results=[result], probe_time_ms=1)
+        )
+        orchestrator.advance(status_id)
+        orchestrator.advance(status_id)
+        planned = {output.topic: output for output in queue.list(queue_side="output", state="ready")}
+        assert sorted(planned) == ["BannerSniff", "SNMPClassify"]  # nmap needs a MID with Nmap
+        banner = planned["BannerSniff"]
+        found = BannerResult(
+            host, None, (PortBanner(22, "tcp", "BannerTCP", "open", "ssh", banner="SSH-2.0-x"),), 1
+        )
+        answer = new_input_record(
+            banner, agent="lab1", results=list(BANNER_PROBE.encode_results(found)), probe_time_ms=1
+        )
+        queue.complete(banner.sys_id, answer)
+        orchestrator.advance(status_id)
+        assert done == []  # its classification is still out
+        classify = planned["SNMPClassify"]
+        queue.complete(
+            classify.sys_id,
+            new_input_record(classify, agent="lab1", results=[], probe_time_ms=1, error="timeout"),
+        )
+        assert orchestrator.advance(status_id).done
+        said = [e["message"] for e in orchestrator.status.device_log(status_id) if e["device"] == host]
+    assert done == [host]
+    assert "BannerSniff found 22 SSH-2.0-x" in said
+    assert any(m.startswith("NmapServiceScan skipped: no MID may run") for m in said), said
+
+
+def test_the_snmp_tap_and_ptr_names_ask_even_a_host_without_open_ports(tmp_path: Path) -> None:
+    host = "198.18.0.1"
+    schedule = Schedule(
+        "t",
+        (f"{host}/32",),
+        behaviour=("snmp",),
+        enrichment=("banners", "snmp_public", "names"),
+        dns_servers=("198.18.0.15",),
+    )
+    stack, queue, orchestrator, status_id = _started(tmp_path, schedule)
+    with stack:
+        (shazzam,) = queue.list(queue_side="output", state="ready")
+        queue.complete(
+            shazzam.sys_id, new_input_record(shazzam, agent="lab1", results=_hosts(host), probe_time_ms=1)
+        )
+        orchestrator.advance(status_id)
+        orchestrator.advance(status_id)
+        planned = {output.topic: output for output in queue.list(queue_side="output", state="ready")}
+        asked = {}
+        for topic in ("BannerSniff", "DNSNameResolver"):
+            request = decode_output_payload(queue.read_payload(planned[topic]))
+            assert isinstance(request, ParametersPayload)
+            asked[topic] = request.as_dict()
+    assert sorted(planned) == ["BannerSniff", "DNSNameResolver", "SNMPClassify"]
+    assert "ports" not in asked["BannerSniff"]  # no open port to read a banner on
+    assert asked["BannerSniff"]["snmp_public"] == "true"
+    assert (asked["DNSNameResolver"]["ip_addresses"], asked["DNSNameResolver"]["dns_servers"]) == (
+        host,
+        "198.18.0.15",
+    )

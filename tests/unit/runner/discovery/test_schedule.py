@@ -11,6 +11,7 @@ from midprobe.capabilities.errors import ConfigError
 from midprobe.probes.targets import parse_targets
 from midprobe.runner.discovery.schedule import (
     DEFAULT_BATCH_SIZE,
+    DEPTHS,
     PROTOCOLS,
     batch_addresses,
     load_schedule,
@@ -44,6 +45,9 @@ def test_every_optional_key(tmp_path: Path) -> None:
     text = MINIMAL + (
         'exclude = ["198.18.0.0", "198.18.0.255"]\nmid = "cluster:east"\nbehaviour = ["SNMP", "ssh"]\n'
         'credential_tags = ["lab"]\nports = [22, 161]\nbatch_size = 256\nmax_run_time = 600\nrate = 500\n'
+        'engine = "connect"\nconnect_wait = 300\nretries = 0\nhost_discovery = true\n'
+        'depth = "classification"\ncmdb = false\nenrichment = ["banners", "nmap_os"]\n'
+        "page_wait = 50\n"
     )
     schedule = load_schedule(write(tmp_path, text))
     assert (schedule.mid_choice, schedule.mid) == ("cluster", "east")
@@ -51,6 +55,10 @@ def test_every_optional_key(tmp_path: Path) -> None:
     assert schedule.ports == "22,161"
     assert schedule.targets.count() == 254
     assert (schedule.batch_size, schedule.max_run_time, schedule.rate) == (256, 600.0, 500.0)
+    assert (schedule.engine, schedule.connect_wait, schedule.retries) == ("connect", 300, 0)
+    assert (schedule.host_discovery, schedule.depth, schedule.cmdb) == (True, "classification", False)
+    assert [schedule.runs(phase) for phase in DEPTHS] == [True, True, False, False]
+    assert (schedule.enrichment, schedule.page_wait) == (("banners", "nmap_os"), 50)
     assert load_schedule(write(tmp_path, MINIMAL + 'mid = "mid.server.lab1"\n')).mid == "lab1"
 
 
@@ -72,6 +80,18 @@ def test_every_optional_key(tmp_path: Path) -> None:
         ("mid = 3\n", "mid"),
         ("exclude = [3]\n", "exclude"),
         ('credential_tags = [""]\n', "credential_tags"),
+        ('engine = "raw"\n', "engine"),
+        ("connect_wait = 0\n", "connect_wait"),
+        ("connect_wait = 60001\n", "connect_wait"),
+        ("retries = 11\n", "retries"),
+        ("retries = true\n", "retries"),
+        ('host_discovery = "yes"\n', "host_discovery"),
+        ('depth = "cmdb"\n', "depth"),
+        ("cmdb = 1\n", "cmdb"),
+        ('enrichment = ["whois"]\n', "enrichment"),
+        ("page_wait = 0\n", "page_wait"),
+        ('enrichment = ["names"]\n', "enrichment"),
+        ('dns_servers = ["ns1.example.test"]\n', "dns_servers"),
     ],
 )
 def test_bad_values_name_their_key(tmp_path: Path, extra: str, key: str) -> None:
@@ -137,6 +157,9 @@ def test_batches_cover_every_address_once_as_cidr_blocks() -> None:
         "",
         'mid = "east"\nmax_run_time = 60\nrate = 500\n',
         'mid = "cluster:east"\ncredential_tags = ["lab"]\n',
+        'engine = "syn"\nconnect_wait = 250\nretries = 1\n',
+        'host_discovery = true\ndepth = "scanning"\ncmdb = false\nenrichment = ["nmap_services"]\npage_wait = 20\n',
+        'enrichment = ["names", "snmp_public"]\ndns_servers = ["198.18.0.15", "2001:db8::53"]\n',
     ],
 )
 def test_a_schedule_sent_as_its_keys_reads_back_the_same_without_its_credentials(

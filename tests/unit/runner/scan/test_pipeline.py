@@ -33,9 +33,9 @@ from midprobe.probes.sweep.host_sweep import (
 )
 from midprobe.probes.targets import parse_targets
 from midprobe.probes.tcpscan.connect import ConnectScanner
+from midprobe.runner.discovery.readers import NmapReading, read_nmap
 from midprobe.runner.ecc.payload import ResultsPayload
 from midprobe.runner.scan.pipeline import ScanPipeline, ScanSettings, ScanStats
-from midprobe.runner.scan.readers import NmapReading, read_nmap
 from midprobe.runner.scan.report import HostReport
 from tests.support.refusing_sockets import Refusals
 from tests.support.table_engine import TableEngine, table_registry

@@ -1,9 +1,13 @@
-"""What each ECC input of a scan stage says, read into the values a scan report carries (pure).
+"""What the ECC inputs of the port scan, the host-discovery sweep and the enrichment probes say,
+read into typed values (pure): the readers ``midprobe scan``'s reports and discovery's sensors
+share.
 
 ``midprobe scan`` runs its stages as ECC topics through an embedded agent
 (``runner/agent/embedded.py``), so what it reports is read from the same input payloads an
-instance reads (``runner/discovery/sensors.py`` reads them for discovery): the elements each
-probe's encoder writes (docs/ecc-reference.md, docs/banner.md, docs/nmap.md, docs/sweep.md).
+instance reads; discovery's orchestrator reads the host-discovery sweep with :func:`read_sweep`
+(``runner/discovery/sensors.py`` has the classification and identification sensors). The
+elements are those each probe's encoder writes (docs/ecc-reference.md, docs/banner.md,
+docs/nmap.md, docs/sweep.md).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ __all__ = [
     "SnmpReading",
     "SshReading",
     "SweepReading",
+    "enrichment_summary",
     "read_banners",
     "read_host_name",
     "read_nmap",
@@ -315,6 +320,36 @@ class SweepReading:
     alive: frozenset[str]
     #: Addresses the kernel would not send to (ENOBUFS): not known to be down, so port-scanned.
     incomplete: frozenset[str] = frozenset()
+
+
+#: The longest a banner or service is quoted in a discovery's device log.
+SUMMARY_TEXT = 60
+
+
+def enrichment_summary(topic: str, payload: ResultsPayload) -> str:
+    """One line on what a ``BannerSniff`` or nmap input found (a discovery's device log says it):
+    ``22 SSH-2.0-OpenSSH_9.2; 80 nginx/1.22``, ``OS Linux 5.X (95%)``, ``nothing``."""
+    if topic == "DNSNameResolver":
+        name = read_host_name(payload)
+        return f"PTR name {name}" if name else "no PTR name"
+    snmp = ""
+    if topic == "BannerSniff":
+        banners = read_banners(payload)
+        texts = banners.banners
+        if banners.snmp_answered:
+            descr = "".join(c for c in banners.sys_descr or "" if c.isprintable())[:SUMMARY_TEXT]
+            snmp = f"SNMP (public) {banners.sys_object_id or '?'} {descr}".rstrip()
+    else:
+        reading = NmapReading()
+        read_nmap(payload, topic, reading)
+        texts = dict(reading.descriptions)
+        if reading.os:
+            return f"OS {reading.os}"
+    parts = [
+        f"{port} {''.join(c for c in text if c.isprintable())[:SUMMARY_TEXT]}"
+        for port, text in sorted(texts.items())
+    ]
+    return "; ".join([*parts, snmp] if snmp else parts) or "nothing"
 
 
 def read_sweep(payload: ResultsPayload) -> SweepReading:

@@ -9,8 +9,8 @@ from midprobe.probes.shazzam import reading_scanners
 from midprobe.probes.snmp.errors import SnmpAuthenticationFailed, SnmpTimeout, SnmpUnreachable
 from midprobe.probes.sweep.host_sweep import AliveHost, SweepResult, encode_sweep
 from midprobe.runner.agent.probe_runner import _one_line
+from midprobe.runner.discovery.readers import read_banners, read_sweep, snmp_agent_absent
 from midprobe.runner.ecc.payload import ResultsPayload
-from midprobe.runner.scan.readers import read_banners, read_sweep, snmp_agent_absent
 
 READINGS = (
     PortBanner(22, "tcp", "BannerTCP", "open", "ssh", banner="SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10"),
