@@ -9,6 +9,8 @@
 4. Then the 16 agents over SNMPv3 authPriv, all at once, vs net-snmp 2-wide (target: at least 1.0x).
    Then, for information, the single SNMPv3 walk through pysnmp (the cross-check backend).
 
+The varbind counts of the two sides must agree, outside the tables that follow the machine's
+processes and connections (``VOLATILE``: they change between two walks seconds apart).
 Both sides run inside the lab's scanner namespace; net-snmp runs with ``MIBS=`` (no MIB
 loading, its fastest setting) and is started from a thread inside the namespace, so no
 ``ip netns exec`` is counted against it. Each measurement is the median of ``--rounds``
@@ -48,6 +50,17 @@ from midprobe.runner.lab import Lab, LabHost, NamespaceThread  # noqa: E402
 #: (1.0: IEEE 802.1AB's LLDP-MIB, which the lab's switch1 serves). A walk needs a two-arc root.
 EVERYTHING = ((1, 0), (1, 3))
 END_OF_MIB = "No more variables left in this MIB View"
+#: Tables that follow the machine's processes, connections and neighbours (hrSWRun, hrSWRunPerf, TCP
+#: and UDP connection and listener tables, the ARP tables, LLDP's remote systems: lldpd learns the
+#: lab's neighbours in the first minutes; hrProcessorLoad and UCD's systemStats, which snmpd serves only
+#: once a minute of CPU samples is in): they change between two walks taken
+#: seconds apart, so the varbind counts compared exclude them (the walk's time still includes them).
+VOLATILE = (
+    (1, 3, 6, 1, 2, 1, 25, 4), (1, 3, 6, 1, 2, 1, 25, 5), (1, 3, 6, 1, 2, 1, 6, 13), (1, 3, 6, 1, 2, 1, 6, 19),
+    (1, 3, 6, 1, 2, 1, 6, 20), (1, 3, 6, 1, 2, 1, 7, 5), (1, 3, 6, 1, 2, 1, 7, 7), (1, 3, 6, 1, 2, 1, 4, 22),
+    (1, 3, 6, 1, 2, 1, 4, 35), (1, 0, 8802, 1, 1, 2, 1, 4),
+    (1, 3, 6, 1, 2, 1, 25, 3, 3), (1, 3, 6, 1, 4, 1, 2021, 11),
+)  # fmt: skip
 OPTIONS = ClientOptions(timeout=2.0, retries=1, max_varbinds=2_000_000)
 TARGETS = {"single": 0.5, "agents": 1.0, "v3 single": 0.8, "v3 agents": 1.0}
 PYSNMP = ClientOptions(timeout=2.0, retries=1, max_varbinds=2_000_000, backend="pysnmp")
@@ -93,8 +106,12 @@ async def _walk_one(address: str, auth: SnmpAuth, memory: BulkSizeMemory, option
             (found,) = await client.walk_many([root])  # walk() would GET a root without a subtree
             if not found.complete:
                 raise RuntimeError(f"walk of {address} stopped: {found.stopped}")
-            count += len(found.varbinds)
+            count += sum(not _volatile(oid) for oid, _ in found.varbinds)
         return count
+
+
+def _volatile(oid: tuple[int, ...]) -> bool:
+    return any(oid[: len(prefix)] == prefix for prefix in VOLATILE)
 
 
 def midprobe_walks(
@@ -120,7 +137,17 @@ def net_snmp_walk(thread: NamespaceThread, argv: Sequence[str], env: dict[str, s
         lambda: subprocess.run(list(argv), capture_output=True, text=True, timeout=300, env=env, check=True)
     )
     # The walk's last line is the end-of-MIB-view marker, printed with an OID but no value.
-    return sum(1 for line in done.stdout.splitlines() if line.startswith(".") and END_OF_MIB not in line)
+    return sum(
+        1
+        for line in done.stdout.splitlines()
+        if line.startswith(".") and END_OF_MIB not in line and not _volatile(_line_oid(line))
+    )
+
+
+def _line_oid(line: str) -> tuple[int, ...]:
+    """The OID a ``-On`` output line starts with (``()`` for a value's continuation line)."""
+    arcs = line[1:].split(" ", 1)[0].split(".")
+    return tuple(int(arc) for arc in arcs) if all(arc.isdigit() for arc in arcs) else ()
 
 
 def net_snmp_walks(
