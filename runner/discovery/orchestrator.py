@@ -37,8 +37,9 @@ from midprobe.capabilities.clusters import DISCOVERY_STATUSES, MidCluster, clust
 from midprobe.capabilities.errors import ConfigError, MidprobeError, PayloadError
 from midprobe.capabilities.model import Capability, MidServer
 from midprobe.capabilities.selection import MidSelector, SelectionPolicy, SelectionRequest
+from midprobe.probes.classify import Classification, Classifier, default_classifier
 from midprobe.runner.agent.identity import definitions_from_registrations, mid_server_from_registration
-from midprobe.runner.cmdb.model import DiscoveredDevice
+from midprobe.runner.cmdb.model import CI_CLASSES, DiscoveredDevice
 from midprobe.runner.cmdb.store import CmdbStore
 from midprobe.runner.discovery.probe_requests import (
     banner_parameters,
@@ -62,12 +63,14 @@ from midprobe.runner.discovery.sensors import (
     classification_order,
     connection_hints,
     device_from_json,
+    device_name,
     device_to_json,
     read_findings,
     read_shazzam,
     with_findings,
 )
 from midprobe.runner.discovery.status import PlannedOutput, StatusStore
+from midprobe.runner.discovery.verdict import COMBINED_MIN_CONFIDENCE, READ_TOPICS, DeviceReadings
 from midprobe.runner.ecc.builders import new_input_record, new_output_record
 from midprobe.runner.ecc.pages import merge_pages
 from midprobe.runner.ecc.payload import (
@@ -110,6 +113,8 @@ NMAP_TIMEOUT_SECONDS: Final = 300.0
 IDENTIFICATION_TOPIC: Final = "MultiProbe"
 #: The topics run per batch of addresses (their output's target is the batch's CIDR blocks).
 BATCH_TOPICS: Final = ("HostSweep", "Shazzam")
+#: The log line of a device whose classifiers all found no class.
+UNCLASSIFIED: Final = "no classifier left: the device stays unclassified"
 PHASE_OF_TOPIC: Final = {
     "HostSweep": "scanning",
     "Shazzam": "scanning",
@@ -166,6 +171,7 @@ class Orchestrator:
         #: Told ``(status id, address)`` once nothing more is planned or waiting for a device: its
         #: last phase's answer was sensed (a caller reporting per device reads its inputs then).
         self.on_device_done = on_device_done
+        self._classifier: Classifier | None = None
 
     # -- MID selection ---------------------------------------------------------------------------
 
@@ -384,7 +390,7 @@ class Orchestrator:
                 if rest:
                     self._sense(status_id, schedule, output, rest)
                 if output.topic not in BATCH_TOPICS:
-                    self._device_done(status_id, output.target, output.phase)
+                    self._device_done(status_id, schedule, output.target, output.phase)
         cancelled = 0
         if self._over_time(status_id, state.max_run_time):
             cancelled = self.cancel(status_id, reason="max run time reached")
@@ -543,6 +549,7 @@ class Orchestrator:
         ip = output.target
         dns_name = str(meta.get("dns_name", ""))
         remaining = [str(t) for t in meta.get("remaining", [])]
+        open_ports = [int(p) for p in meta.get("open_ports", [])]
         device = None
         if error_text:
             self.status.mark(output.sys_id, "error")
@@ -557,7 +564,7 @@ class Orchestrator:
             if device is None and not error_text:
                 self.status.log(status_id, ip, "classification", f"{output.topic} found no class")
         if device is None:
-            self._plan_classification(status_id, schedule, ip, dns_name, remaining)
+            self._plan_classification(status_id, schedule, ip, dns_name, remaining, open_ports)
             return
         identity = IDENTITY_PROBES.get(output.topic, ())
         classified = f"{output.topic} classified it {device.sys_class_name}"
@@ -723,16 +730,17 @@ class Orchestrator:
             ports = ",".join(str(p) for p in sorted(host.open_ports)) or "none"
             self.status.log(status_id, host.ip, "scanning", f"alive, open TCP ports: {ports}")
             if not schedule.runs("classification"):
-                self._device_done(status_id, host.ip, "scanning")
+                self._device_done(status_id, schedule, host.ip, "scanning")
                 continue
             topics, notes = classification_order(
                 host, schedule.behaviour, nmap_available=self.nmap_available(schedule, host.ip)
             )
             for note in notes:
                 self.status.log(status_id, host.ip, "classification", note)
-            self._plan_classification(status_id, schedule, host.ip, host.host_name, topics)
+            open_ports = sorted(host.open_ports)
+            self._plan_classification(status_id, schedule, host.ip, host.host_name, topics, open_ports)
             self._plan_enrichment(status_id, schedule, host)
-            self._device_done(status_id, host.ip, "classification")
+            self._device_done(status_id, schedule, host.ip, "classification")
 
     def _plan_enrichment(self, status_id: str, schedule: Schedule, host: ScannedHost) -> None:
         """The schedule's enrichment probes for a host, each on a MID that may run it: banners and
@@ -757,18 +765,74 @@ class Orchestrator:
             except NoSuitableMid as error:
                 self.status.log(status_id, host.ip, "classification", f"{topic} skipped: {error}")
                 continue
-            self._plan(status_id, schedule, topic, host.ip, agent, list(parameters.items()), meta={})
+            meta = {"open_ports": open_ports}
+            self._plan(status_id, schedule, topic, host.ip, agent, list(parameters.items()), meta=meta)
 
-    def _device_done(self, status_id: str, ip: str, phase: str) -> None:
-        """Say (in the log, and to :attr:`on_device_done`) that ``ip`` is done, unless more is planned."""
+    def _device_done(self, status_id: str, schedule: Schedule, ip: str, phase: str) -> None:
+        """Say (in the log, and to :attr:`on_device_done`) that ``ip`` is done, unless more is planned;
+        with enrichment, weigh everything its answers said first (:meth:`_combined_verdict`)."""
         if self.status.waiting_for(status_id, ip):
             return
+        if schedule.enrichment and phase != "scanning":
+            self._combined_verdict(status_id, schedule, ip)
         self.status.log(status_id, ip, phase, "done: nothing more runs for this device")
         if self.on_device_done is not None:
             self.on_device_done(status_id, ip)
 
+    def _readings(self, status_id: str, ip: str) -> tuple[DeviceReadings, list[int]]:
+        """Everything the device's answered classification and enrichment outputs said, and its open
+        TCP ports (as its port scan found them)."""
+        readings = DeviceReadings()
+        open_ports: list[int] = []
+        for output in self.status.outputs(status_id, "completed", target=ip):
+            meta = output.record.get("meta", {})
+            if isinstance(meta, dict) and meta.get("open_ports"):
+                open_ports = [int(p) for p in meta["open_ports"]]
+            if output.topic not in READ_TOPICS:
+                continue
+            answers = self.queue.results_of(output.sys_id)
+            try:
+                payload = merge_pages([decode_input_payload(self.queue.read_payload(a)) for a in answers])
+                if not payload.error and not any(a.error_string for a in answers):
+                    readings.read(output.topic, payload)
+            except MidprobeError:  # unreadable: its own sensor said so when it came
+                continue
+        readings.settle()
+        return readings, open_ports
+
+    def _combined_verdict(self, status_id: str, schedule: Schedule, ip: str) -> None:
+        """Weigh every answer of the device at once with ``probes/classify``'s rules (what ``midprobe
+        scan`` reports as its class), log the verdict, and make a CI of it for a device its
+        classifiers left unclassified when it is sure enough (:data:`COMBINED_MIN_CONFIDENCE`)."""
+        readings, open_ports = self._readings(status_id, ip)
+        if self._classifier is None:
+            self._classifier = default_classifier()
+        verdict = self._classifier.classify(readings.observations(ip, open_ports))
+        self.status.log(status_id, ip, "classification", _verdict_line(verdict))
+        if verdict.ci_class is None or not self.status.logged(status_id, ip, UNCLASSIFIED):
+            return
+        if verdict.confidence < COMBINED_MIN_CONFIDENCE or verdict.ci_class not in CI_CLASSES:
+            why = "not a CMDB class" if verdict.confidence >= COMBINED_MIN_CONFIDENCE else "too unsure"
+            self.status.log(status_id, ip, "classification", f"combined verdict {why}: no CI")
+            return
+        attributes = {"manufacturer": verdict.vendor} if verdict.vendor else {}
+        if readings.nmap.os:
+            attributes["os"] = readings.nmap.os
+        if readings.sys_descr:
+            attributes["description"] = readings.sys_descr[:1000]
+        device = DiscoveredDevice(
+            verdict.ci_class, device_name((readings.host_name,), ip), ip_address=ip, attributes=attributes
+        )
+        self._reconcile(status_id, schedule, ip, device, "from the combined verdict", phase="classification")
+
     def _plan_classification(
-        self, status_id: str, schedule: Schedule, ip: str, dns_name: str, topics: list[str]
+        self,
+        status_id: str,
+        schedule: Schedule,
+        ip: str,
+        dns_name: str,
+        topics: list[str],
+        open_ports: Sequence[int],
     ) -> None:
         while topics:
             topic, rest = topics[0], topics[1:]
@@ -778,11 +842,10 @@ class Orchestrator:
                 self.status.log(status_id, ip, "classification", f"{topic} skipped: {error}")
                 topics = rest
                 continue
-            self._plan(
-                status_id, schedule, topic, ip, agent, [], meta={"remaining": rest, "dns_name": dns_name}
-            )
+            meta = {"remaining": rest, "dns_name": dns_name, "open_ports": list(open_ports)}
+            self._plan(status_id, schedule, topic, ip, agent, [], meta=meta)
             return
-        self.status.log(status_id, ip, "classification", "no classifier left: the device stays unclassified")
+        self.status.log(status_id, ip, "classification", UNCLASSIFIED)
 
 
 def _planned_device(meta: Mapping[str, object]) -> DiscoveredDevice:
@@ -807,6 +870,14 @@ def _summary(findings: Findings) -> str:
         if rows
     ]
     return ", ".join(parts)
+
+
+def _verdict_line(verdict: Classification) -> str:
+    """``combined verdict: cmdb_ci_printer (0.9: port 9100 open (JetDirect), ...)`` for the device log."""
+    if verdict.ci_class is None:
+        return "combined verdict: no class (nothing the rules weigh points anywhere)"
+    why = "; ".join(verdict.evidence[:3]) + ("; ..." if len(verdict.evidence) > 3 else "")
+    return f"combined verdict: {verdict.ci_class} ({verdict.confidence:g}: {why})"
 
 
 def _discovery_status_ok(mids: Sequence[MidServer], name: str) -> bool:

@@ -51,7 +51,7 @@ def _class_or_none(name: str | None) -> str | None:
     return name if name in CI_CLASSES else None
 
 
-def _device_name(candidates: Iterable[str | None], ip: str) -> str:
+def device_name(candidates: Iterable[str | None], ip: str) -> str:
     for candidate in candidates:
         if candidate and candidate.strip() and candidate.isprintable():
             return candidate.strip()[:255]
@@ -102,7 +102,7 @@ def read_ssh_classify(payload: ResultsPayload, ip: str, dns_name: str = "") -> D
     )
     return DiscoveredDevice(
         ci_class,
-        _device_name((host_name, dns_name), ip),
+        device_name((host_name, dns_name), ip),
         ip_address=ip,
         interfaces=interfaces,
         attributes=attributes,
@@ -135,7 +135,7 @@ def read_snmp_classify(payload: ResultsPayload, ip: str, dns_name: str = "") -> 
             attributes[key] = found.get(key, "")
     return DiscoveredDevice(
         ci_class,
-        _device_name((found.get("sys_name"), dns_name), ip),
+        device_name((found.get("sys_name"), dns_name), ip),
         ip_address=ip,
         serial_number=found.get("serial_number") or None,
         interfaces=_snmp_interfaces(result),
@@ -158,7 +158,7 @@ def read_nmap_host_scan(payload: ResultsPayload, ip: str, dns_name: str = "") ->
             interfaces = (NetworkInterface("nmap", normalize_mac(mac), (ip,)),) if mac else ()
             return DiscoveredDevice(
                 ci_class,
-                _device_name((host.get("hostname"), dns_name), ip),
+                device_name((host.get("hostname"), dns_name), ip),
                 ip_address=ip,
                 interfaces=interfaces,
                 attributes=attributes,
@@ -526,7 +526,7 @@ def with_findings(device: DiscoveredDevice, findings: Findings) -> DiscoveredDev
     named_by_address = device.name == device.ip_address
     return replace(
         device,
-        name=_device_name((findings.host_name,), device.name) if named_by_address else device.name,
+        name=device_name((findings.host_name,), device.name) if named_by_address else device.name,
         serial_number=findings.serial_number or device.serial_number,
         interfaces=findings.interfaces or device.interfaces,
         attributes=attributes,
@@ -588,6 +588,7 @@ __all__ = [
     "classification_order",
     "connection_hints",
     "device_from_json",
+    "device_name",
     "device_to_json",
     "read_findings",
     "read_nmap_host_scan",

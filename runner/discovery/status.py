@@ -301,8 +301,12 @@ class StatusStore(SqlStore):
         with self._db.transaction() as tx:
             tx.execute("UPDATE discovery_output SET agent = ? WHERE sys_id = ?", [agent, output])
 
-    def outputs(self, status: str, *states: OutputState) -> list[PlannedOutput]:
+    def outputs(self, status: str, *states: OutputState, target: str | None = None) -> list[PlannedOutput]:
+        """The discovery's outputs (in those states; for that ``target`` only: a device's address)."""
         where, params = "status = ?", [status]
+        if target is not None:
+            where += " AND target = ?"
+            params.append(target)
         if states:
             where += f" AND state IN ({', '.join('?' * len(states))})"
             params += list(states)
@@ -326,6 +330,15 @@ class StatusStore(SqlStore):
                 "INSERT INTO discovery_log (seq, status, device, phase, message, at) VALUES (?, ?, ?, ?, ?, ?)",
                 [self._ordered_key(now), status, device, phase, message, now],
             )
+
+    def logged(self, status: str, device: str, message: str) -> bool:
+        """Whether the device's log has this very line."""
+        with self._db.transaction(write=False) as tx:
+            rows = tx.execute(
+                "SELECT 1 FROM discovery_log WHERE status = ? AND device = ? AND message = ? LIMIT 1",
+                [status, device, message],
+            )
+        return bool(rows)
 
     def device_log(self, status: str) -> list[dict[str, str]]:
         with self._db.transaction() as tx:

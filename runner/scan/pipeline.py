@@ -33,17 +33,18 @@ from itertools import islice
 from typing import TYPE_CHECKING
 
 from midprobe.capabilities.errors import MidprobeError
-from midprobe.probes.classify import Classifier, Observations, default_classifier
+from midprobe.probes.classify import Classifier, default_classifier
 from midprobe.probes.fanout import fan_out
 from midprobe.probes.ports import format_ports
 from midprobe.probes.registry import ProbeRegistry, default_registry
 from midprobe.probes.safety import TargetPolicy
-from midprobe.probes.shazzam import SCANNER_NAME, ShazzamScanner, lists_refused
+from midprobe.probes.shazzam import SCANNER_NAME, lists_refused
 from midprobe.probes.targets import Target, TargetSpec, parse_targets
 from midprobe.runner.discovery import probe_requests as requests
 from midprobe.runner.discovery import readers
 from midprobe.runner.discovery.probe_requests import SWEEP_CHUNK, SWEEP_TIMEOUT_MS
 from midprobe.runner.discovery.scanning import ScannedHost, classification_order
+from midprobe.runner.discovery.verdict import DeviceReadings
 from midprobe.runner.scan.report import HostReport
 
 if TYPE_CHECKING:  # the later stages' modules are imported when a stage first runs
@@ -194,27 +195,6 @@ class _Scanned:
     @property
     def address(self) -> str:
         return self.host.ip
-
-
-@dataclass
-class _Findings:
-    """What the stages learned about one host (each stage fills its own fields)."""
-
-    host_name: str | None = None
-    banners: dict[int, str] = field(default_factory=dict)
-    #: What BannerSniff read (its SNMP tap's sysObjectID/sysDescr stand in when no credentialed SNMP answers).
-    banner_reading: readers.BannerReading | None = None
-    nmap: readers.NmapReading = field(default_factory=readers.NmapReading)
-    uname: str | None = None
-    os: dict[str, str] | None = None
-    sys_descr: str | None = None
-    sys_object_id: str | None = None
-    credential_id: dict[str, str] = field(default_factory=dict)
-    #: Shazzam scanner elements for what the banner readers found (BannerTCP, HTTP/HTTPS, SNMP).
-    reader_scanners: tuple[ShazzamScanner, ...] = ()
-    #: SNMP capabilities (routing, switching, printing) and what showed each, for the classifier.
-    snmp_capabilities: dict[str, str] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
 
 
 def _protocols() -> tuple[str, str]:
@@ -491,7 +471,7 @@ class ScanPipeline:
                 alive=False,
                 incomplete=scanned.host.incomplete,
             )
-        found = _Findings()
+        found = DeviceReadings()
         open_ports = tuple(sorted(scanned.host.open_ports))
         refused_ports = tuple(sorted(scanned.host.refused_ports))
         stages: list[tuple[str, Awaitable[None]]] = []
@@ -513,27 +493,8 @@ class ScanPipeline:
         if store is not None and "SNMPClassify" in classifiers and store.candidates(address, snmp):
             stages.append(("snmp", self._snmp_facts(address, found)))
         await asyncio.gather(*(self._guarded(name, stage, found) for name, stage in stages))
-        found.errors.extend(found.nmap.errors)
-        public = found.banner_reading
-        if found.sys_object_id is None and public is not None and public.snmp_answered:
-            # The credential-less tap (community public) answered and no credentialed SNMP did.
-            found.sys_object_id = public.sys_object_id
-            found.sys_descr = public.sys_descr
-
-        verdict = settings.classifier.classify(
-            Observations(
-                address=address,
-                open_tcp_ports=frozenset(open_ports),
-                banners=found.banners,
-                uname=found.uname,
-                sys_object_id=found.sys_object_id,
-                sys_descr=found.sys_descr,
-                nmap_os_classes=tuple(found.nmap.os_classes),
-                nmap_services=found.nmap.services,
-                snmp_capabilities=found.snmp_capabilities,
-                logged_in=frozenset(found.credential_id),
-            )
-        )
+        found.settle()
+        verdict = settings.classifier.classify(found.observations(address, open_ports))
         return HostReport(
             address=address,
             hostname=found.host_name or scanned.host.host_name or scanned.given_name,
@@ -551,11 +512,11 @@ class ScanPipeline:
             sys_object_id=found.sys_object_id,
             nmap_os=found.nmap.os,
             engine=scanned.engine,
-            errors=tuple(found.errors),
+            errors=found.all_errors,
             incomplete=scanned.host.incomplete,
         )
 
-    async def _guarded(self, stage: str, work: Awaitable[None], found: _Findings) -> None:
+    async def _guarded(self, stage: str, work: Awaitable[None], found: DeviceReadings) -> None:
         """Run one stage; its failure becomes a line in the report, never the end of the scan."""
         try:
             async with asyncio.timeout(self.settings.host_timeout + 5.0):
@@ -567,59 +528,49 @@ class ScanPipeline:
         except Exception as error:  # a library's surprise on one host must not end a /16 scan
             found.errors.append(f"{stage}: {type(error).__name__}: {error}")
 
-    async def _host_name(self, address: str, resolver: ResolverConfig, found: _Findings) -> None:
+    async def _host_name(self, address: str, resolver: ResolverConfig, found: DeviceReadings) -> None:
         """``DNSNameResolver`` (PTR) for the address, asking the scan's servers."""
         parameters = requests.name_parameters(address, resolver)
         answer = await self._answered("DNSNameResolver", address, parameters, self.settings.host_timeout)
-        name = readers.read_host_name(answer.payload)
-        if name:
-            found.host_name = name
+        found.read("DNSNameResolver", answer.payload)
 
-    async def _banners(self, address: str, open_ports: tuple[int, ...], found: _Findings) -> None:
+    async def _banners(self, address: str, open_ports: tuple[int, ...], found: DeviceReadings) -> None:
         """``BannerSniff`` on the open ports (and the SNMP tap, with ``--snmp-public``)."""
         settings = self.settings
         parameters = requests.banner_parameters(
             address, open_ports if settings.sniff_banners else (), snmp_public=settings.snmp_public
         )
         answer = await self._answered("BannerSniff", address, parameters, settings.host_timeout)
-        reading = readers.read_banners(answer.payload)
-        found.banners.update(reading.banners)
-        found.banner_reading = reading
-        found.reader_scanners = reading.scanners
+        found.read("BannerSniff", answer.payload)
 
     async def _nmap(
-        self, stage: str, topic: str, address: str, parameters: dict[str, str], found: _Findings
+        self, topic: str, address: str, parameters: dict[str, str], found: DeviceReadings
     ) -> None:
         """One nmap stage (its own run, so a slow ``-sV`` does not cost the OS guess)."""
         timeout = self.settings.host_timeout
         parameters = requests.nmap_parameters(parameters, timeout)
         answer = await self._answered(topic, address, parameters, timeout + 5.0)
-        readers.read_nmap(answer.payload, stage, found.nmap)
-        if not found.nmap.reported:
-            found.nmap.errors.append(f"{stage}: nmap reported nothing for the host")
+        found.read(topic, answer.payload)
 
-    async def _nmap_services(self, address: str, open_ports: tuple[int, ...], found: _Findings) -> None:
+    async def _nmap_services(self, address: str, open_ports: tuple[int, ...], found: DeviceReadings) -> None:
         """``NmapServiceScan`` (``-sV``) on the open ports."""
         parameters = requests.nmap_services_parameters(open_ports, syn=self.settings.nmap_syn)
-        await self._nmap("nmap -sV", "NmapServiceScan", address, parameters, found)
+        await self._nmap("NmapServiceScan", address, parameters, found)
 
     async def _nmap_os(
-        self, address: str, open_ports: tuple[int, ...], refused_ports: tuple[int, ...], found: _Findings
+        self, address: str, open_ports: tuple[int, ...], refused_ports: tuple[int, ...], found: DeviceReadings
     ) -> None:
         """``NmapOSScan`` (``-O``); most accurate with one open and one closed port to compare."""
         parameters = requests.nmap_os_parameters(open_ports, refused_ports)
-        await self._nmap("nmap -O", "NmapOSScan", address, parameters, found)
+        await self._nmap("NmapOSScan", address, parameters, found)
 
-    async def _ssh_facts(self, address: str, found: _Findings) -> None:
+    async def _ssh_facts(self, address: str, found: DeviceReadings) -> None:
         """``SSHClassify`` with the scan's shorter timeouts."""
         parameters = requests.ssh_classify_parameters()
         answer = await self._answered("SSHClassify", address, parameters, self.settings.host_timeout)
-        reading = readers.read_ssh(answer.payload)
-        found.credential_id["ssh"] = reading.credential_id
-        found.uname = reading.uname
-        found.os = reading.os
+        found.read("SSHClassify", answer.payload)
 
-    async def _snmp_facts(self, address: str, found: _Findings) -> None:
+    async def _snmp_facts(self, address: str, found: DeviceReadings) -> None:
         """``SNMPClassify`` with a short wait: a host without an agent costs about 2 s."""
         parameters = requests.snmp_classify_parameters()
         answer = await self._ask("SNMPClassify", address, parameters, self.settings.host_timeout)
@@ -627,11 +578,4 @@ class ScanPipeline:
             if readers.snmp_agent_absent(answer.error):
                 return  # no agent there (or none that takes our communities): nothing to report
             raise StageFailed(answer.error)
-        reading = readers.read_snmp(answer.payload)
-        if reading.credential_id:
-            found.credential_id["snmp"] = reading.credential_id
-        if reading.sys_descr:
-            found.sys_descr = reading.sys_descr
-        if reading.sys_object_id is not None:
-            found.sys_object_id = reading.sys_object_id
-        found.snmp_capabilities = reading.capabilities
+        found.read("SNMPClassify", answer.payload)

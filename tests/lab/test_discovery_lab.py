@@ -242,6 +242,9 @@ def test_a_classification_only_discovery_sweeps_first_reads_banners_and_writes_n
     assert f"DNSNameResolver found PTR name {lab.host('linux1').fqdn}" in linux1, linux1
     assert any("classified it cmdb_ci_linux_server; not written to the CMDB" in m for m in linux1), linux1
     assert linux1[-1] == "done: nothing more runs for this device"
+    # Everything the host's answers said, weighed at once: the class `midprobe scan` would report.
+    assert any(m.startswith("combined verdict: cmdb_ci_linux_server (") for m in linux1), linux1
     printer = by_device[lab.host("printer1").address]
     assert any("classified it cmdb_ci_printer; not written" in m for m in printer), printer
+    assert any(m.startswith("combined verdict: cmdb_ci_printer (") for m in printer), printer
     assert _cis(lab, url) == []

@@ -176,6 +176,27 @@ def _hosts(*ips: str) -> list[ET.Element]:
     return [result]
 
 
+def _ports_scanned(
+    queue: EccQueue, orchestrator: Orchestrator, status_id: str, host: str, *ports: int
+) -> dict[str, EccRecord]:
+    """Answer the one Shazzam output with ``host`` alive and ``ports`` open; the outputs it planned, by topic."""
+    (shazzam,) = queue.list(queue_side="output", state="ready")
+    result = ET.Element("result")
+    element = ET.SubElement(result, "host", ip=host, alive="true", active="true", hostName="", domainName="")
+    for port in ports:
+        ET.SubElement(element, "scanner", name="GenericTCP", port=str(port), protocol="tcp", result="open")
+    queue.complete(shazzam.sys_id, new_input_record(shazzam, agent="lab1", results=[result], probe_time_ms=1))
+    orchestrator.advance(status_id)
+    orchestrator.advance(status_id)  # the first pass plans, the next enqueues
+    return {output.topic: output for output in queue.list(queue_side="output", state="ready")}
+
+
+def _timed_out(queue: EccQueue, output: EccRecord) -> None:
+    queue.complete(
+        output.sys_id, new_input_record(output, agent="lab1", results=[], probe_time_ms=1, error="timeout")
+    )
+
+
 def _started(
     tmp_path: Path, schedule: Schedule | None = None
 ) -> tuple[contextlib.ExitStack[None], EccQueue, Orchestrator, str]:
@@ -407,18 +428,7 @@ def test_enrichment_reads_the_banners_of_a_host_and_skips_nmap_without_the_capab
     done: list[str] = []
     orchestrator.on_device_done = lambda _status, ip: done.append(ip)
     with stack:
-        (shazzam,) = queue.list(queue_side="output", state="ready")
-        result = ET.Element("result")
-        element = ET.SubElement(
-            result, "host", ip=host, alive="true", active="true", hostName="", domainName=""
-        )
-        ET.SubElement(element, "scanner", name="GenericTCP", port="22", protocol="tcp", result="open")
-        queue.complete(
-            shazzam.sys_id, new_input_record(shazzam, agent="lab1", results=[result], probe_time_ms=1)
-        )
-        orchestrator.advance(status_id)
-        orchestrator.advance(status_id)
-        planned = {output.topic: output for output in queue.list(queue_side="output", state="ready")}
+        planned = _ports_scanned(queue, orchestrator, status_id, host, 22)
         assert sorted(planned) == ["BannerSniff", "SNMPClassify"]  # nmap needs a MID with Nmap
         banner = planned["BannerSniff"]
         found = BannerResult(
@@ -430,11 +440,7 @@ def test_enrichment_reads_the_banners_of_a_host_and_skips_nmap_without_the_capab
         queue.complete(banner.sys_id, answer)
         orchestrator.advance(status_id)
         assert done == []  # its classification is still out
-        classify = planned["SNMPClassify"]
-        queue.complete(
-            classify.sys_id,
-            new_input_record(classify, agent="lab1", results=[], probe_time_ms=1, error="timeout"),
-        )
+        _timed_out(queue, planned["SNMPClassify"])
         assert orchestrator.advance(status_id).done
         said = [e["message"] for e in orchestrator.status.device_log(status_id) if e["device"] == host]
     assert done == [host]
@@ -472,3 +478,61 @@ def test_the_snmp_tap_and_ptr_names_ask_even_a_host_without_open_ports(tmp_path:
         host,
         "198.18.0.15",
     )
+
+
+def test_a_device_no_classifier_classified_gets_a_ci_from_everything_its_answers_said(tmp_path: Path) -> None:
+    """A printer without SNMP: its open ports, its web server's banner and its PTR name, weighed at
+    once when it is done, make a printer CI named by its PTR name."""
+    from midprobe.probes.banner import PROBE as BANNER_PROBE
+    from midprobe.probes.banner.parsers import BannerResult, PortBanner
+
+    host = "198.18.0.1"
+    schedule = Schedule(
+        "t",
+        (f"{host}/32",),
+        behaviour=("snmp",),
+        enrichment=("banners", "names"),
+        dns_servers=("198.18.0.15",),
+    )
+    stack, queue, orchestrator, status_id = _started(tmp_path, schedule)
+    with stack:
+        planned = _ports_scanned(queue, orchestrator, status_id, host, 80, 9100)
+        assert sorted(planned) == ["BannerSniff", "DNSNameResolver", "SNMPClassify"]
+        banner = planned["BannerSniff"]
+        found = BannerResult(
+            host, None, (PortBanner(80, "tcp", "BannerTCP", "open", "http", banner="HP HTTP Server"),), 1
+        )
+        results = list(BANNER_PROBE.encode_results(found))
+        queue.complete(
+            banner.sys_id, new_input_record(banner, agent="lab1", results=results, probe_time_ms=1)
+        )
+        names = planned["DNSNameResolver"]
+        answer = ET.Element("result")
+        ET.SubElement(answer, "reverse", ip=host, name="lp1.lab.example.test")
+        queue.complete(names.sys_id, new_input_record(names, agent="lab1", results=[answer], probe_time_ms=1))
+        _timed_out(queue, planned["SNMPClassify"])
+        assert orchestrator.advance(status_id).done
+        said = [e["message"] for e in orchestrator.status.device_log(status_id) if e["device"] == host]
+        (ci,) = orchestrator.cmdb.list_cis()
+    assert "no classifier left: the device stays unclassified" in said
+    verdict = next(m for m in said if m.startswith("combined verdict: "))
+    assert verdict.startswith("combined verdict: cmdb_ci_printer (1: "), verdict
+    assert "HP HTTP Server" in verdict
+    assert "9100" in verdict
+    assert any("from the combined verdict; cmdb_ci_printer CI" in m for m in said), said
+    assert (ci.sys_class_name, ci.name, ci.ip_address) == ("cmdb_ci_printer", "lp1.lab.example.test", host)
+    assert said[-1] == "done: nothing more runs for this device"
+
+
+def test_without_enrichment_an_unclassified_device_stays_without_a_ci(tmp_path: Path) -> None:
+    """Open ports alone are not what a CI is made of: the combined verdict needs the enrichment's answers."""
+    host = "198.18.0.1"
+    schedule = Schedule("t", (f"{host}/32",), behaviour=("snmp",))
+    stack, queue, orchestrator, status_id = _started(tmp_path, schedule)
+    with stack:
+        (classify,) = _ports_scanned(queue, orchestrator, status_id, host, 9100).values()
+        _timed_out(queue, classify)
+        assert orchestrator.advance(status_id).done
+        said = [e["message"] for e in orchestrator.status.device_log(status_id) if e["device"] == host]
+        assert orchestrator.cmdb.list_cis() == []
+    assert not any(m.startswith("combined verdict") for m in said), said
