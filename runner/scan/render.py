@@ -9,6 +9,7 @@ lives here too; it goes to stderr, and only when stderr is a terminal.
 from __future__ import annotations
 
 import io
+import os
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
@@ -235,8 +236,13 @@ class TableWriter:
         self._planned = header.addresses
         if header.addresses > SORTED_TABLE_LIMIT:
             self._kept = None
+            self._widths = tuple(column.width for column in self.COLUMNS)
+            plain = self._plain()
+            if plain is not None:
+                plain.write(self._plain_header())
+                return
             console = self._console()
-            self._widths = self._fit(console, tuple(column.width for column in self.COLUMNS))
+            self._widths = self._fit(console, self._widths)
             self._print_header(console)
 
     def write(self, report: HostReport) -> None:
@@ -257,6 +263,16 @@ class TableWriter:
         console.file.flush()
 
     def end(self, stats: ScanStats, *, complete: bool = True) -> None:
+        plain = self._plain()
+        if plain is not None:  # rich is not even imported
+            if self._kept is not None:
+                reports = sorted(self._kept, key=_address_order)
+                self._widths = _natural_widths(reports)
+                plain.write(self._plain_header())
+                plain.writelines(self._plain_report(report, self._widths) for report in reports)
+            plain.writelines(f"{line}\n" for line, _style in self._closing_lines(stats, complete))
+            plain.flush()
+            return
         from rich.text import Text
 
         console = self._console()
@@ -270,13 +286,20 @@ class TableWriter:
                     plain.write(self._plain_report(report, self._widths))
                 else:
                     self._print_report(console, report, self._widths)
-        if self._summary:
-            console.print(Text(summary_line(stats), style="dim"))
-        if not complete:
-            console.print(Text(interrupted_text(stats.scanned, self._planned), style="bold yellow"))
-        if stats.incomplete:
-            console.print(Text(incomplete_text(stats.incomplete), style="bold yellow"))
+        for line, style in self._closing_lines(stats, complete):
+            console.print(Text(line, style=style))
         console.file.flush()
+
+    def _closing_lines(self, stats: ScanStats, complete: bool) -> list[tuple[str, str]]:
+        """The lines after the rows, each with its style: the summary, and what was not finished."""
+        lines: list[tuple[str, str]] = []
+        if self._summary:
+            lines.append((summary_line(stats), "dim"))
+        if not complete:
+            lines.append((interrupted_text(stats.scanned, self._planned), "bold yellow"))
+        if stats.incomplete:
+            lines.append((incomplete_text(stats.incomplete), "bold yellow"))
+        return lines
 
     @classmethod
     def _fit(cls, console: Console, widths: tuple[int, ...]) -> tuple[int, ...]:
@@ -321,9 +344,23 @@ class TableWriter:
 
     def _plain_report(self, report: HostReport, widths: tuple[int, ...]) -> str:
         """:meth:`_print_report`'s lines as plain text, for ``widths`` no cell exceeds."""
+        cells = [cell.split("\n") if cell else [] for cell in report.table_row()]
+        text = self._plain_lines(cells, widths)
+        if report.incomplete is not None:
+            text += f"    ! incomplete: {report.incomplete}\n"
+        for problem in report.errors:
+            text += f"    ! {problem}\n"
+        return text
+
+    def _plain_header(self) -> str:
+        """:meth:`_print_header`'s line as plain text."""
+        return self._plain_lines([[column.name] for column in self.COLUMNS], self._widths)
+
+    @staticmethod
+    def _plain_lines(cells: Sequence[list[str]], widths: tuple[int, ...]) -> str:
+        """A row's lines, each cell padded to its column's width (0: the column is left out)."""
         from rich.cells import cell_len
 
-        cells = [cell.split("\n") if cell else [] for cell in report.table_row()]
         shown = [(width, lines) for width, lines in zip(widths, cells, strict=True) if width > 0]
         height = max((len(lines) for _, lines in shown), default=0) or 1
         text = ""
@@ -334,10 +371,6 @@ class TableWriter:
                 for (width, _), part in zip(shown, parts, strict=True)
             )
             text += line.rstrip() + "\n"
-        if report.incomplete is not None:
-            text += f"    ! incomplete: {report.incomplete}\n"
-        for problem in report.errors:
-            text += f"    ! {problem}\n"
         return text
 
     def _lines(self, console: Console, cells: Sequence[list[Text]], widths: tuple[int, ...]) -> list[Text]:
@@ -372,6 +405,17 @@ class TableWriter:
             line.rstrip()
             result.append(line)
         return result
+
+
+def _may_be_terminal(stream: TextIO) -> bool:
+    """Whether rich could take ``stream`` for a terminal: it is one, or the environment says to act
+    as if (rich reads ``FORCE_COLOR``, ``TTY_COMPATIBLE`` and ``TTY_INTERACTIVE``)."""
+    if any(os.environ.get(name) for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")):
+        return True
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # closed, or not a file
+        return False
 
 
 def _natural_widths(reports: Sequence[HostReport]) -> tuple[int, ...]:
@@ -565,8 +609,8 @@ class ProgressDisplay:
         #: The console to print reports with so they appear above the bar (``None``: no bar there).
         self.console: Console | None = None
         self.enabled = False
-        if enabled is False:  # -q: rich is not even imported
-            return
+        if enabled is False or (enabled is None and not _may_be_terminal(sys.stderr)):
+            return  # -q, or stderr a file or a pipe: rich is not even imported
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
