@@ -7,7 +7,14 @@ Shazzam and BannerSniff both report per port (docs/shazzam.md, docs/banner.md).
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
+from typing import Final
+
+#: A character XML 1.0 cannot hold (outside ``#x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] |
+#: [#x10000-#x10FFFF]``), spelled as the few ranges it is: the complement of the allowed ranges
+#: takes the regex compiler 8 ms (its Unicode-wide charset), this 1 ms, and both match the same.
+NOT_XML_CHAR: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def flag(value: bool) -> str:

@@ -24,6 +24,7 @@ from midprobe.probes.ssh.channel import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_PATH, 
 from midprobe.probes.ssh.connections import SSHConnectionPool
 from midprobe.probes.ssh.known_hosts import FileKnownHosts, InMemoryKnownHosts, KnownHostsStore
 from midprobe.probes.ssh.session import ConnectionInfo, SSHConnection, SSHTimeouts, ssh_connection
+from midprobe.probes.xml_encode import NOT_XML_CHAR
 
 TOPIC = "SSHCommand"
 #: Environment variable naming the known_hosts file the default probes record host keys in.
@@ -32,7 +33,6 @@ KNOWN_HOSTS_ENV = "MIDPROBE_KNOWN_HOSTS"
 _TRUE = frozenset({"true", "yes", "1", "on"})
 _FALSE = frozenset({"false", "no", "0", "off"})
 # Characters XML 1.0 cannot carry (command output may hold any byte).
-_XML_INVALID = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,7 @@ def parse_command_params(source: str, parameters: Mapping[str, str]) -> SSHComma
 
 def xml_text(text: str) -> str:
     """``text`` with characters XML 1.0 forbids replaced by U+FFFD."""
-    return _XML_INVALID.sub("\ufffd", text)
+    return NOT_XML_CHAR.sub("\ufffd", text)
 
 
 def encode_command_output(

@@ -17,10 +17,10 @@ from defusedxml import DefusedXmlException, DTDForbidden, EntitiesForbidden, Ext
 from defusedxml.ElementTree import DefusedXMLParser
 
 from midprobe.capabilities.errors import PayloadError
+from midprobe.probes.xml_encode import NOT_XML_CHAR
 from midprobe.runner.ecc.record import ECC_PAYLOAD_CAP, QUEUE_PROCESSING_TOPIC, EccRecord
 
 # Characters XML 1.0 can carry at all (even as character references).
-_NOT_XML_CHAR: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 # An XML element or attribute name (a practical subset of the XML Name production).
 _XML_NAME: Final = re.compile(r"[^\W\d][\w.\-]*(?::[^\W\d][\w.\-]*)?")
 
@@ -243,7 +243,7 @@ _SPECIAL: Final = re.compile('[&<>"\r\n\t]')
 #: Any character that is not plain: one XML cannot carry, or one an escape replaces. A value with
 #: none (most) is checked and escaped by this one search.
 _NOT_PLAIN: Final = re.compile(
-    "[^\x20\x21\x23-\x25\x27-\x3b\x3d\x3f-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+    '[\x00-\x1f"&<>\ud800-\udfff\ufffe\uffff]'  # (see NOT_XML_CHAR: the few ranges, not the complement)
 )
 
 
@@ -339,7 +339,7 @@ def _check_parameter(parameter: Parameter) -> None:
     if not parameter.name:
         raise PayloadError("a parameter has an empty name")
     for what, text in (("name", parameter.name), ("value", parameter.value)):
-        bad = _NOT_XML_CHAR.search(text)
+        bad = NOT_XML_CHAR.search(text)
         if bad is not None:
             raise PayloadError(
                 f"parameter {parameter.name!r}: {what} holds character U+{ord(bad.group()):04X}, "
@@ -431,7 +431,7 @@ def encode_multiprobe_payload(probes: Sequence[ProbeRequest], parameters: Parame
         if not probe.topic:
             raise PayloadError("a probe of a MultiProbe has no topic")
         for label, text in (("topic", probe.topic), ("name", probe.name)):
-            if _NOT_XML_CHAR.search(text):
+            if NOT_XML_CHAR.search(text):
                 raise PayloadError(f"probe {label} {text!r} holds a character XML cannot carry")
         attributes = {"topic": probe.topic}
         if probe.name:
@@ -649,7 +649,7 @@ def xml_safe_text(text: str) -> str:
     """``text`` with every character XML cannot carry replaced by U+FFFD."""
     if text.isascii() and text.isprintable():  # most values: nothing XML cannot carry, no search
         return text
-    return _NOT_XML_CHAR.sub(REPLACEMENT_CHARACTER, text)
+    return NOT_XML_CHAR.sub(REPLACEMENT_CHARACTER, text)
 
 
 def _check_name(name: str, what: str) -> None:
