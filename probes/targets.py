@@ -563,6 +563,15 @@ class TargetSpec:
             block.name for block in (*self.targets, *self.excludes) if isinstance(block, _HostNameBlock)
         )
 
+    @property
+    def named_targets(self) -> tuple[str, ...]:
+        """The targets given as host names, as written (``name`` or ``name/24``), in order."""
+        return tuple(block.text for block in self.targets if isinstance(block, _HostNameBlock))
+
+    def addresses_only(self) -> TargetSpec:
+        """A copy without the targets given as host names (those are resolved elsewhere)."""
+        return replace(self, targets=tuple(b for b in self.targets if not isinstance(b, _HostNameBlock)))
+
     def resolved(self, resolve: Resolver) -> TargetSpec:
         """A copy with every host name replaced by the address ``resolve`` gives (its I/O, not ours)."""
         cache: dict[str, IPAddress] = {}

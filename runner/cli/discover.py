@@ -131,11 +131,19 @@ def run_command(
         from midprobe.runner.cli.agent import run_agent
 
         name = agent_name or f"local-{socket.gethostname()}"
+        if lab_mode and schedule.host_names and not schedule.dns_servers:
+            raise ConfigError(
+                "lab mode resolves host names only through the lab's DNS server: "
+                f"give the schedule's dns_servers to resolve {schedule.host_names[0]!r}",
+                field="dns_servers",
+            )
         config = AgentConfig(
             name=name,
             queue_url=queue_url,
             credentials_file=schedule.credentials,
             lab_mode=lab_mode,
+            # The schedule's DNS server resolves the host names its ranges hold (and PTR names).
+            dns_server=schedule.dns_servers[0] if schedule.dns_servers else "",
             poll_idle_seconds=1.0,
             poll_busy_seconds=0.5,
         )

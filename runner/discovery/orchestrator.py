@@ -38,7 +38,11 @@ from midprobe.capabilities.errors import ConfigError, MidprobeError, PayloadErro
 from midprobe.capabilities.model import Capability, MidServer
 from midprobe.capabilities.selection import MidSelector, SelectionPolicy, SelectionRequest
 from midprobe.probes.classify import Classification, Classifier, default_classifier
-from midprobe.runner.agent.identity import definitions_from_registrations, mid_server_from_registration
+from midprobe.runner.agent.identity import (
+    RESOLVE_DNS,
+    definitions_from_registrations,
+    mid_server_from_registration,
+)
 from midprobe.runner.cmdb.model import CI_CLASSES, DiscoveredDevice
 from midprobe.runner.cmdb.store import CmdbStore
 from midprobe.runner.discovery.probe_requests import (
@@ -218,7 +222,8 @@ class Orchestrator:
         *,
         among: Sequence[MidServer] | None = None,
     ) -> str:
-        """The MID to run ``topic`` for ``addresses`` (every address must be in its ranges).
+        """The MID to run ``topic`` for ``addresses`` (every address must be in its ranges; a host
+        name asks for a MID whose ``Resolve DNS`` capability covers it).
 
         ``auto``: the suitable MID this orchestrator gave the fewest outputs so far (ties by name),
         so several suitable MIDs share a discovery's work; a named MID: that one; a cluster:
@@ -239,7 +244,10 @@ class Orchestrator:
         wanted = tuple(Capability(name, "") for name in REQUIRED_CAPABILITIES.get(topic, ()))
         chosen: set[str] | None = None
         for address in addresses:
-            request = SelectionRequest(wanted, APPLICATION, ipaddress.ip_address(address))
+            if _is_address(address):
+                request = SelectionRequest(wanted, APPLICATION, ipaddress.ip_address(address))
+            else:
+                request = SelectionRequest((*wanted, Capability(RESOLVE_DNS, address)), APPLICATION)
             result = selector.select(candidates, request)
             names = {name for name in result.names if _discovery_status_ok(candidates, name)}
             chosen = names if chosen is None else chosen & names
@@ -279,6 +287,8 @@ class Orchestrator:
         self._started_at[status_id] = self._monotonic()
         if on_created is not None:
             on_created(status_id)
+        for name in schedule.host_names:  # each on its own, on a MID that resolves its domain
+            self._plan_batch(status_id, schedule, "Shazzam", (name,), f"host {name}")
         for index, blocks in enumerate(schedule.batches()):
             label = f"batch {index + 1}"
             if not schedule.host_discovery:
@@ -297,7 +307,7 @@ class Orchestrator:
     ) -> None:
         """Plan the ``HostSweep`` or ``Shazzam`` of one batch's ``blocks`` on a MID that may take them."""
         try:
-            agent = self.choose_mid(schedule, topic, list(_bounds(blocks)))
+            agent = self.choose_mid(schedule, topic, _selected_by(blocks))
         except NoSuitableMid as error:
             self.status.log(status_id, " ".join(blocks), "scanning", f"{label} not scanned: {error}")
             return
@@ -447,7 +457,7 @@ class Orchestrator:
             addresses = (
                 output.target.split()
                 if output.topic not in BATCH_TOPICS
-                else list(_bounds(output.target.split()))
+                else _selected_by(output.target.split())
             )
             try:
                 replacement = self.choose_mid(schedule, output.topic, addresses, among=able)
@@ -891,6 +901,13 @@ def _is_address(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _selected_by(blocks: Sequence[str]) -> list[str]:
+    """What a batch's MID is selected by: its first and last address, or the host it names."""
+    if len(blocks) == 1 and not _is_address(blocks[0].partition("/")[0]):
+        return [blocks[0]]
+    return list(_bounds(blocks))
 
 
 def _bounds(blocks: Sequence[str]) -> tuple[str, str]:

@@ -6,7 +6,10 @@ The minimal schedule is three keys::
     ranges = ["198.18.0.0/24"]
     credentials = "creds.toml"     # relative to the schedule file
 
-Everything else is optional: ``exclude``, ``mid`` (``"auto"``, a MID name, or ``"cluster:NAME"``),
+``ranges`` holds addresses, networks and nmap-style ranges, and host names: each name is
+port-scanned on its own, by a MID whose ``Resolve DNS`` capability covers its domain (or one that
+takes any: ``ALL``), whose Shazzam resolves it under its safety policy. Everything else is
+optional: ``exclude`` (addresses only), ``mid`` (``"auto"``, a MID name, or ``"cluster:NAME"``),
 ``behaviour`` (which protocols classification may use), ``credential_tags``, ``ports`` (for
 Shazzam), ``batch_size`` (addresses per Shazzam batch: default 1,000, at least 256, as
 ServiceNow has it), ``max_run_time`` (seconds), ``rate`` (packets per second), and Shazzam's
@@ -127,7 +130,17 @@ class Schedule:
 
     @property
     def targets(self) -> TargetSpec:
-        return parse_targets(self.ranges, self.exclude)
+        """The ranges' addresses (host names left out: :attr:`host_names`) less the exclusions."""
+        return parse_targets(self.ranges, self.exclude).addresses_only()
+
+    @property
+    def host_names(self) -> tuple[str, ...]:
+        """The hosts the ranges name: each is port-scanned on its own, by the MID whose ``Resolve DNS``
+        covers its domain (the MID's Shazzam resolves it under its safety policy)."""
+        names: dict[str, str] = {}  # DNS names are case-blind: the first spelling of each
+        for name in parse_targets(self.ranges, self.exclude).named_targets:
+            names.setdefault(name.lower(), name)
+        return tuple(names.values())
 
     @property
     def port_spec(self) -> PortSpec:
@@ -216,8 +229,13 @@ def schedule_from_mapping(data: Mapping[str, Any], *, source: Path | str = "<sch
         targets = parse_targets(ranges, exclude)
     except MidprobeError as error:
         raise _fail(source, "ranges", f"bad range: {error}") from None
-    if targets.host_names:
-        raise _fail(source, "ranges", f"ranges take addresses, not host names ({targets.host_names[0]!r})")
+    prefixed = [name for name in targets.named_targets if "/" in name]
+    if prefixed:
+        raise _fail(
+            source, "ranges", f"a host name takes no prefix length ({prefixed[0]!r}): give the network"
+        )
+    if len(targets.host_names) > len(targets.named_targets):  # an exclusion is a host name
+        raise _fail(source, "exclude", "exclude takes addresses, not host names")
     if targets.count() > MAX_ADDRESSES:
         raise _fail(
             source, "ranges", f"the ranges hold {targets.count():,} addresses, more than {MAX_ADDRESSES:,}"

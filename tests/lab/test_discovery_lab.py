@@ -248,3 +248,42 @@ def test_a_classification_only_discovery_sweeps_first_reads_banners_and_writes_n
     assert any("classified it cmdb_ci_printer; not written" in m for m in printer), printer
     assert any(m.startswith("combined verdict: cmdb_ci_printer (") for m in printer), printer
     assert _cis(lab, url) == []
+
+
+def test_a_schedule_may_name_hosts_which_the_agent_resolves_through_the_lab_s_dns(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """A host name in the ranges: its own Shazzam, resolved by the agent (in lab mode, by the lab's
+    DNS server only), and the host discovered and written as any address would be."""
+    _credentials(lab, tmp_path / "creds.toml")
+    linux1, printer1 = lab.host("linux1"), lab.host("printer1")
+    assert linux1.fqdn is not None
+    schedule = tmp_path / "named.toml"
+    schedule.write_text(
+        f'name = "named"\nranges = ["{linux1.fqdn}", "{printer1.address}"]\ncredentials = "creds.toml"\n'
+        f'ports = "22,161,9100"\ndepth = "identification"\ndns_servers = ["{lab.dns_server}"]\n',
+        encoding="utf-8",
+    )
+    url = sqlite_url(tmp_path / "ecc.db")
+    without = tmp_path / "no-dns.toml"  # lab mode resolves names only through the lab's DNS server
+    without.write_text(f'name = "x"\nranges = ["{linux1.fqdn}"]\n', encoding="utf-8")
+    refused = lab.run(
+        [
+            sys.executable,
+            "-m",
+            "midprobe.runner",
+            "discover",
+            "run",
+            str(without),
+            "--queue",
+            url,
+            "--local",
+            "--lab",
+        ],
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "give the schedule's dns_servers" in refused.stderr
+    _midprobe(lab, "discover", "run", str(schedule), "--queue", url, "--local", "--lab")
+    found = {ci["ip_address"]: ci["sys_class_name"] for ci in _cis(lab, url)}
+    assert found == {linux1.address: "cmdb_ci_linux_server", printer1.address: "cmdb_ci_printer"}

@@ -69,3 +69,31 @@ def test_auto_spreads_the_batches_over_every_suitable_mid(tmp_path: Path) -> Non
         finally:
             cmdb.close()
     assert sorted(shazzams) == ["mid.server.mid-a"] * 2 + ["mid.server.mid-b"] * 2
+
+
+def test_a_host_name_is_scanned_by_the_mid_whose_resolve_dns_covers_its_domain(tmp_path: Path) -> None:
+    """Resolve DNS routing: each named host is a Shazzam of its own, sent to the MID that may
+    resolve its domain; a name no MID covers is logged, not sent."""
+    url = trust_every_agent(sqlite_url(tmp_path / "ecc.db"))
+    with open_queue(url) as queue:
+        database = open_database(url)
+        cmdb = CmdbStore(database)
+        try:
+            for name, domain in (("mid-east", "sandiego.example.test"), ("mid-west", "sanjose.example.test")):
+                queue.register_agent(
+                    AgentRegistration(
+                        name, ip_ranges=("198.18.0.0/24",), capabilities=(("Resolve DNS", domain),)
+                    )
+                )
+            orchestrator = Orchestrator(queue, StatusStore(database), cmdb)
+            names = ("linux1.sandiego.example.test", "web1.sanjose.example.test", "db1.elsewhere.test")
+            status_id = orchestrator.start(Schedule("t", (*names, "198.18.0.1"), behaviour=("snmp",)))
+            shazzams = {record.source: record.agent for record in queue.list(topic="Shazzam")}
+            log = [e["message"] for e in orchestrator.status.device_log(status_id) if e["device"] == names[2]]
+        finally:
+            cmdb.close()
+    assert shazzams["linux1.sandiego.example.test"] == "mid.server.mid-east"
+    assert shazzams["web1.sanjose.example.test"] == "mid.server.mid-west"
+    assert "198.18.0.1" in shazzams  # an address goes by the IP ranges, either MID may take it
+    assert "db1.elsewhere.test" not in shazzams
+    assert any(m.startswith("host db1.elsewhere.test not scanned: no MID may run Shazzam") for m in log), log

@@ -107,7 +107,8 @@ def test_bad_values_name_their_key(tmp_path: Path, extra: str, key: str) -> None
         ('ranges = ["198.18.0.0/24"]\n', "name"),
         ('name = "x"\n', "ranges"),
         ('name = "x"\nranges = ["198.18.0.250-300"]\n', "ranges"),
-        ('name = "x"\nranges = ["web1.example.test"]\n', "ranges"),
+        ('name = "x"\nranges = ["web1.example.test/24"]\n', "ranges"),
+        ('name = "x"\nranges = ["198.18.0.0/24"]\nexclude = ["web1.example.test"]\n', "exclude"),
         ('name = "x"\nranges = ["0.0.0.0/0"]\n', "ranges"),
         ('name = "x"\nranges = ["198.18.0.1"]\ncredentials = "missing.toml"\n', "credentials"),
         ('name = "\\u001b[31m"\nranges = ["198.18.0.1"]\n', "name"),
@@ -175,3 +176,14 @@ def test_a_schedule_sent_as_its_keys_reads_back_the_same_without_its_credentials
     table = schedule_to_mapping(schedule)
     assert "credentials" not in table
     assert schedule_from_mapping(table) == dataclasses.replace(schedule, credentials=None)
+
+
+def test_host_names_in_the_ranges_are_kept_apart_from_the_address_batches(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(
+        'name = "x"\nranges = ["web1.sanjose.example.test", "198.18.0.0/30", "WEB1.sanjose.example.test"]\n',
+        encoding="utf-8",
+    )
+    schedule = load_schedule(path)
+    assert schedule.host_names == ("web1.sanjose.example.test",)  # DNS names are case-blind
+    assert list(schedule.batches()) == [("198.18.0.0/30",)]
