@@ -37,6 +37,8 @@ CONDITION_KINDS: Mapping[str, Literal["ports", "regex", "oids", "names", "number
     "nmap_service": "names",
 }
 CONDITIONS = tuple(CONDITION_KINDS)
+#: Verdicts a classifier remembers before it starts again (each a few hundred bytes).
+VERDICTS_KEPT = 4096
 RULE_KEYS = frozenset({"class", "weight", "when", "unless", "evidence", "vendor"})
 _OID_PATTERN = re.compile(r"\.?\d+(\.\d+)*\.?")
 
@@ -176,6 +178,9 @@ class Classifier:
 
     def __init__(self, rules: Sequence[Rule]) -> None:
         self.rules = tuple(rules)
+        #: Verdicts by what was seen (the address left out: no rule reads it), so the thousands of
+        #: hosts of a large scan that show the same open ports are weighed once.
+        self._verdicts: dict[tuple[object, ...], Classification] = {}
 
     @classmethod
     def from_toml(cls, text: str, *, source: str = "<rules>") -> Classifier:
@@ -217,6 +222,16 @@ class Classifier:
         return cls(rules)
 
     def classify(self, observations: Observations) -> Classification:
+        """The verdict on what was seen of one host (the same observations, the same verdict)."""
+        key = _seen(observations)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            if len(self._verdicts) >= VERDICTS_KEPT:
+                self._verdicts.clear()
+            verdict = self._verdicts[key] = self._classify(observations)
+        return verdict
+
+    def _classify(self, observations: Observations) -> Classification:
         votes: dict[str, list[_Vote]] = {}
         best_order: dict[str, int] = {}
         vendor: tuple[float, str] | None = None
@@ -320,6 +335,21 @@ class Classifier:
             for port in sorted(seen.nmap_services):
                 if seen.nmap_services[port] in expected:
                     yield f"{seen.nmap_services[port]} on {port}", 1.0
+
+
+def _seen(seen: Observations) -> tuple[object, ...]:
+    """Everything of ``seen`` a rule may read, hashable (the address is not among it)."""
+    return (
+        seen.open_tcp_ports,
+        tuple(sorted(seen.banners.items())),
+        seen.uname,
+        seen.sys_object_id,
+        seen.sys_descr,
+        tuple(sorted(seen.snmp_capabilities.items())),
+        seen.logged_in,
+        seen.nmap_os_classes,
+        tuple(sorted(seen.nmap_services.items())),
+    )
 
 
 @cache

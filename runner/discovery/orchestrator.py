@@ -37,7 +37,7 @@ from midprobe.capabilities.clusters import DISCOVERY_STATUSES, MidCluster, clust
 from midprobe.capabilities.errors import ConfigError, MidprobeError, PayloadError
 from midprobe.capabilities.model import Capability, MidServer
 from midprobe.capabilities.selection import MidSelector, SelectionPolicy, SelectionRequest
-from midprobe.probes.classify import Classification, Classifier, default_classifier
+from midprobe.probes.classify import Classification, default_classifier
 from midprobe.runner.agent.identity import (
     RESOLVE_DNS,
     definitions_from_registrations,
@@ -175,7 +175,6 @@ class Orchestrator:
         #: Told ``(status id, address)`` once nothing more is planned or waiting for a device: its
         #: last phase's answer was sensed (a caller reporting per device reads its inputs then).
         self.on_device_done = on_device_done
-        self._classifier: Classifier | None = None
 
     # -- MID selection ---------------------------------------------------------------------------
 
@@ -815,9 +814,7 @@ class Orchestrator:
         scan`` reports as its class), log the verdict, and make a CI of it for a device its
         classifiers left unclassified when it is sure enough (:data:`COMBINED_MIN_CONFIDENCE`)."""
         readings, open_ports = self._readings(status_id, ip)
-        if self._classifier is None:
-            self._classifier = default_classifier()
-        verdict = self._classifier.classify(readings.observations(ip, open_ports))
+        verdict = default_classifier().classify(readings.observations(ip, open_ports))
         self.status.log(status_id, ip, "classification", _verdict_line(verdict))
         if verdict.ci_class is None or not self.status.logged(status_id, ip, UNCLASSIFIED):
             return
