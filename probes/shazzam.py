@@ -21,6 +21,7 @@ docs/shazzam.md)::
 from __future__ import annotations
 
 import asyncio
+import functools
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -334,15 +335,7 @@ def to_shazzam_host(scan: HostScan, *, list_refused: bool, name: str | None = No
     if list_refused:
         results.extend((port, "refused") for port in scan.refused_ports)
     results.sort()
-    scanners = tuple(
-        ShazzamScanner(
-            port=port,
-            result=outcome,
-            portprobe=service_name(port),
-            service=service_name(port),
-        )
-        for port, outcome in results
-    )
+    scanners = tuple(_port_scanner(port, outcome) for port, outcome in results)
     host_name, domain_name = _split_name(scan.host_name or name)
     return ShazzamHost(
         ip=str(scan.address),
@@ -411,6 +404,26 @@ def add_scanners(host: ShazzamHost, extra: Sequence[ShazzamScanner]) -> ShazzamH
     return replace(host, alive=True, scanners=scanners)
 
 
+@functools.lru_cache(maxsize=8192)
+def _port_scanner(port: int, outcome: PortResult) -> ShazzamScanner:
+    """The GenericTCP ``<scanner>`` of one port's outcome (immutable: one per port and outcome)."""
+    return ShazzamScanner(port=port, result=outcome, portprobe=service_name(port), service=service_name(port))
+
+
+@functools.lru_cache(maxsize=8192)
+def _plain_attributes(scanner: ShazzamScanner) -> dict[str, str]:
+    """The attributes of a ``<scanner>`` that read nothing (no banner, status or OID); ElementTree
+    copies them into each element."""
+    return {
+        "name": scanner.name,
+        "port": str(scanner.port),
+        "portprobe": scanner.portprobe,
+        "protocol": scanner.protocol,
+        "result": scanner.result,
+        "service": scanner.service,
+    }
+
+
 def encode_host(host: ShazzamHost) -> ET.Element:
     """One ``<host>`` element with its ``<scanner>`` children (pure)."""
     element = ET.Element(
@@ -424,6 +437,9 @@ def encode_host(host: ShazzamHost) -> ET.Element:
     if host.incomplete is not None:
         element.set("incomplete", host.incomplete)
     for scanner in host.scanners:
+        if not scanner.banner_text and scanner.http_status is None and scanner.sys_object_id is None:
+            ET.SubElement(element, "scanner", _plain_attributes(scanner))
+            continue
         scanner_element(
             element,
             name=scanner.name,
