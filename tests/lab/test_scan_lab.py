@@ -331,11 +331,16 @@ def test_ctrl_c_during_an_ecc_scan_to_a_file_marks_it_incomplete(lab: Lab, tmp_p
             assert time.monotonic() < deadline, "no host was written within 60 s"
             time.sleep(0.05)  # waiting for a state (a host in the file), not for a time
         process.send_signal(signal.SIGINT)
-        _out, err = process.communicate(timeout=30)
+        try:
+            _out, err = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _out, err = process.communicate()  # its pipes closed here, not by a later test's GC
+            pytest.fail(f"the scan went on 30 s after Ctrl-C; its stderr: {err[-2000:]!r}")
     finally:
         if process.poll() is None:
             process.kill()
-            process.wait()
+            process.communicate()
     assert process.returncode == 130, err
     payload = decode_input_payload(output.read_text(encoding="utf-8"))
     scanned = int(payload.echoed("hosts_scanned") or 0)
