@@ -41,15 +41,16 @@ class ScannedHost:
     incomplete: str | None = None
 
 
-def _ports(host: ET.Element, result: str) -> frozenset[int]:
-    """The TCP ports GenericTCP (or a reader) found ``open`` or ``refused`` on ``host``."""
-    return frozenset(
-        int(port)
-        for scanner in host.iter("scanner")
-        if scanner.get("result") == result
-        and (port := scanner.get("port", "")).isdecimal()
-        and scanner.get("protocol", "tcp") == "tcp"
-    )
+def _ports(host: ET.Element) -> tuple[frozenset[int], frozenset[int]]:
+    """The TCP ports GenericTCP (or a reader) found ``open``, and those it found ``refused``, on
+    ``host`` (one pass over its scanners)."""
+    found: dict[str, set[int]] = {"open": set(), "refused": set()}
+    for scanner in host.iter("scanner"):
+        ports = found.get(scanner.get("result", ""))
+        port = scanner.get("port", "")
+        if ports is not None and port.isdecimal() and scanner.get("protocol", "tcp") == "tcp":
+            ports.add(int(port))
+    return frozenset(found["open"]), frozenset(found["refused"])
 
 
 def read_shazzam(payload: ResultsPayload) -> list[ScannedHost]:
@@ -62,7 +63,7 @@ def read_shazzam(payload: ResultsPayload) -> list[ScannedHost]:
                 ipaddress.ip_address(ip)
             except ValueError:
                 continue
-            open_ports = _ports(host, "open")
+            open_ports, refused_ports = _ports(host)
             name = host.get("hostName", "") or ""
             domain = host.get("domainName", "") or ""
             full = f"{name}.{domain}" if name and domain and "." not in name else name
@@ -73,7 +74,7 @@ def read_shazzam(payload: ResultsPayload) -> list[ScannedHost]:
                     active=host.get("active") == "true",
                     host_name=full,
                     open_ports=open_ports,
-                    refused_ports=_ports(host, "refused"),
+                    refused_ports=refused_ports,
                     incomplete=host.get("incomplete"),
                 )
             )

@@ -397,6 +397,8 @@ class ScanPipeline:
         """Host discovery before the port scan: each :data:`SWEEP_CHUNK` addresses of the targets are
         swept (``HostSweep``: ARP, ICMP, or TCP connect without raw sockets), then only those that
         answered are port-scanned; the silent ones count as scanned."""
+        from midprobe.runner.discovery.schedule import as_blocks
+
         # Never started: each chunk's live addresses get a scan of their own.
         await scan.pages.aclose(PER_CHUNK)
         resolved = scan.targets.resolved(lambda name: ip_address(scan.names[name]))
@@ -408,7 +410,8 @@ class ScanPipeline:
             if not live:
                 continue
             names = {str(target.address): target.host_name for target in live}
-            port_scan = await self._port_scan(parse_targets(list(names)))
+            # As CIDR blocks: the live addresses of a chunk are one or a few, not 1,024 words to parse.
+            port_scan = await self._port_scan(parse_targets(list(as_blocks([t.address for t in live]))))
             try:
                 async for scanned in self._port_scanned(port_scan, names):
                     yield scanned
