@@ -236,11 +236,14 @@ class EccRecord:
                 continue
             if not isinstance(value, datetime) or value.tzinfo is None:
                 raise ConfigError(f"{value!r} is not a timezone-aware datetime", field=name)
-            object.__setattr__(self, name, value.astimezone(UTC))
+            if value.tzinfo is not UTC:
+                object.__setattr__(self, name, value.astimezone(UTC))
         for name in ("topic", "name", "source", "payload", "error_string", "agent_correlator"):
             value = getattr(self, name)
             if not isinstance(value, str):
                 raise ConfigError(f"{value!r} is not a string", field=name)
+            if value.isascii():  # most values, the payloads too: no surrogate, and no search of them
+                continue
             surrogate = _SURROGATE.search(value)
             if surrogate is not None:
                 raise ConfigError(
