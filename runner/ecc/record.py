@@ -6,6 +6,7 @@ exactly these fields plus its own lease bookkeeping, which is not part of a reco
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 import threading
@@ -127,6 +128,13 @@ def normalize_agent_name(name: str) -> str:
     """
     if not isinstance(name, str):
         raise ConfigError(f"{name!r} is not an agent name", field="agent")
+    return _normalized_agent_name(name)
+
+
+@functools.lru_cache(maxsize=1024)
+def _normalized_agent_name(name: str) -> str:
+    """:func:`normalize_agent_name` of a string (remembered: a queue sees a few agents' names again
+    and again; a bad one raises each time)."""
     stripped = name.strip()
     bare = stripped[len(AGENT_PREFIX) :] if stripped.startswith(AGENT_PREFIX) else stripped
     if bare == "*":
