@@ -44,6 +44,7 @@ from midprobe.runner.queue.wire import (
     IDEMPOTENCY_HEADER,
     ServedWheel,
     affinity_from_json,
+    answers_json,
     issue_from_json,
     record_from_json,
     record_to_json,
@@ -64,6 +65,9 @@ MAX_FLUSH_BACKOFF_SECONDS: Final = 60.0
 MAX_ANSWERS: Final = 500
 """Most results sent in one ``/answers`` request (the instance's limit)."""
 _RETRIED_STATUSES: Final = frozenset({502, 503, 504})
+_URLS_KEPT: Final = 64
+"""Request URLs remembered, built (most calls go to a few paths: ``/claims``, ``/answers``)."""
+_JSON_HEADERS: Final = {"Content-Type": "application/json"}
 
 
 def _one_line(text: str) -> str:
@@ -145,6 +149,8 @@ class HttpsQueue:
         )
         #: No password: the client certificate in ``verify`` logs the user in.
         self._auth = httpx.BasicAuth(user, password) if password else None
+        #: Per request path, its URL as the client builds it (parsed and merged with the base once, not per call).
+        self._urls: dict[str, httpx.URL] = {}
 
     # -- the transport ------------------------------------------------------------------------
 
@@ -158,18 +164,27 @@ class HttpsQueue:
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
         prefix: str = API_PREFIX,
+        encoded_body: str | None = None,
     ) -> Any:
-        """One call; returns the ``result`` of the JSON answer, or raises (mapped, one line)."""
+        """One call; returns the ``result`` of the JSON answer, or raises (mapped, one line).
+
+        ``encoded_body``: the JSON body as text already (instead of ``body``).
+        """
         if self._closed:
             raise QueueError(f"queue {self.url}: the queue is closed")
+        url = self._url(prefix + path)
+        content = None if encoded_body is None else encoded_body.encode()
+        if content is not None:
+            headers = {**(headers or {}), **_JSON_HEADERS}
         delay = FIRST_BACKOFF_SECONDS
         for attempt in range(ATTEMPTS):
             last = attempt == ATTEMPTS - 1
             try:
                 response = self._client.request(
                     method,
-                    prefix + path,
-                    json=body,
+                    url,
+                    content=content,
+                    json=None if content is not None else body,
                     params=params,
                     headers=headers,
                     auth=self._auth,
@@ -190,6 +205,15 @@ class HttpsQueue:
             self._sleep(delay)
             delay = min(MAX_BACKOFF_SECONDS, delay * 2)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _url(self, path: str) -> httpx.URL:
+        url = self._urls.get(path)
+        if url is None:
+            url = self._client.build_request("GET", path).url
+            if len(self._urls) >= _URLS_KEPT:
+                self._urls.clear()  # paths naming records: a few calls each
+            self._urls[path] = url
+        return url
 
     def _answer(self, response: httpx.Response) -> Any:
         try:
@@ -365,22 +389,28 @@ class HttpsQueue:
         each result once, by its ``sys_id``). A refused pair never stops the others; an outage
         raises ``QueueError``: the results confirmed before it are out of the spool, the rest stay
         there and go out before the next claim."""
+        # One request's answers (what the agent's batch of results is) are turned into JSON once,
+        # for the spool and the request alike.
+        encoded = answers_json(answers) if 0 < len(answers) <= MAX_ANSWERS else None
         if self._spool is not None:  # every result on disk before the first request
-            self._spool.put_many(answers)
+            self._spool.put_many(answers, encoded=encoded)
         outcomes: builtins.list[bool | MidprobeError] = []
         try:
             for start in range(0, len(answers), MAX_ANSWERS):
-                outcomes += self._send_many(answers[start : start + MAX_ANSWERS])
+                outcomes += self._send_many(answers[start : start + MAX_ANSWERS], encoded)
         except QueueError:
             self._spool_unsent = True
             raise
         return outcomes
 
-    def _send_many(self, pairs: Sequence[tuple[str, EccRecord]]) -> builtins.list[bool | MidprobeError]:
-        """One ``/answers`` request; each confirmed or refused-for-good result leaves the spool."""
-        body = {"answers": [{"output": output, "result": record_to_json(result)} for output, result in pairs]}
+    def _send_many(
+        self, pairs: Sequence[tuple[str, EccRecord]], encoded: str | None = None
+    ) -> builtins.list[bool | MidprobeError]:
+        """One ``/answers`` request (``encoded``: the pairs as ``answers_json`` has them, if done already);
+        each confirmed or refused-for-good result leaves the spool."""
+        text = '{"answers": ' + (answers_json(pairs) if encoded is None else encoded) + "}"
         try:
-            answered = self._request("POST", "/answers", body=body)
+            answered = self._request("POST", "/answers", encoded_body=text)
         except ConfigError:
             return self._send_each(pairs)  # the batch was refused: find which pair it was
         outcomes: builtins.list[bool | MidprobeError] = []

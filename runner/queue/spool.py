@@ -18,6 +18,7 @@ from pathlib import Path
 
 from midprobe.capabilities.errors import ConfigError, QueueError
 from midprobe.runner.ecc.record import EccRecord, check_sys_id
+from midprobe.runner.queue.wire import answers_json
 
 
 class ResultSpool:
@@ -43,13 +44,16 @@ class ResultSpool:
         """Keep ``result`` (the answer to ``output_sys_id``) durably; ``QueueError`` if the disk refuses."""
         self.put_many([(output_sys_id, result)])
 
-    def put_many(self, pairs: Sequence[tuple[str, EccRecord]]) -> None:
-        """Keep every ``(output sys_id, result)`` pair durably, in one file (one sync for the batch)."""
+    def put_many(self, pairs: Sequence[tuple[str, EccRecord]], *, encoded: str | None = None) -> None:
+        """Keep every ``(output sys_id, result)`` pair durably, in one file (one sync for the batch).
+
+        ``encoded``: the pairs already as ``wire.answers_json`` has them (the request's body shares it).
+        """
         if not pairs:
             return
         path = self._path(pairs[0][1].sys_id)
         temporary = path.with_suffix(".tmp")
-        text = json.dumps({"entries": [{"output": output, "result": r.as_dict()} for output, r in pairs]})
+        text = '{"entries": ' + (answers_json(pairs) if encoded is None else encoded) + "}"
         try:
             with open(temporary, "w", encoding="utf-8") as file:
                 file.write(text)

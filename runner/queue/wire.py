@@ -6,7 +6,8 @@ dictionaries below. Every decoder raises ``ConfigError`` naming the bad field.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -53,6 +54,14 @@ def _strings(raw: object, field: str) -> tuple[str, ...]:
 
 def record_to_json(record: EccRecord) -> dict[str, Any]:
     return dict(record.as_dict())
+
+
+def answers_json(pairs: Sequence[tuple[str, EccRecord]]) -> str:
+    """The JSON array of ``{"output", "result"}`` answers: the spool's entries and a ``/answers`` body's list.
+
+    Encoded once for both, so a result is not turned into JSON twice on its way out.
+    """
+    return json.dumps([{"output": output, "result": record_to_json(result)} for output, result in pairs])
 
 
 def record_from_json(raw: object) -> EccRecord:
@@ -257,6 +266,7 @@ __all__ = [
     "ServedWheel",
     "affinity_from_json",
     "affinity_to_json",
+    "answers_json",
     "issue_from_json",
     "issue_to_json",
     "record_from_json",
