@@ -24,7 +24,7 @@ from midprobe.probes.ssh.channel import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_PATH, 
 from midprobe.probes.ssh.connections import SSHConnectionPool
 from midprobe.probes.ssh.known_hosts import FileKnownHosts, InMemoryKnownHosts, KnownHostsStore
 from midprobe.probes.ssh.session import ConnectionInfo, SSHConnection, SSHTimeouts, ssh_connection
-from midprobe.probes.xml_encode import NOT_XML_CHAR
+from midprobe.probes.xml_encode import xml_safe_text
 
 TOPIC = "SSHCommand"
 #: Environment variable naming the known_hosts file the default probes record host keys in.
@@ -32,7 +32,6 @@ KNOWN_HOSTS_ENV = "MIDPROBE_KNOWN_HOSTS"
 
 _TRUE = frozenset({"true", "yes", "1", "on"})
 _FALSE = frozenset({"false", "no", "0", "off"})
-# Characters XML 1.0 cannot carry (command output may hold any byte).
 
 
 @dataclass(frozen=True)
@@ -158,8 +157,8 @@ def parse_command_params(source: str, parameters: Mapping[str, str]) -> SSHComma
 
 
 def xml_text(text: str) -> str:
-    """``text`` with characters XML 1.0 forbids replaced by U+FFFD."""
-    return NOT_XML_CHAR.sub("\ufffd", text)
+    """``text`` with characters XML 1.0 forbids replaced by U+FFFD (command output may hold any byte)."""
+    return xml_safe_text(text)
 
 
 def encode_command_output(

@@ -17,14 +17,12 @@ from defusedxml import DefusedXmlException, DTDForbidden, EntitiesForbidden, Ext
 from defusedxml.ElementTree import DefusedXMLParser
 
 from midprobe.capabilities.errors import PayloadError
-from midprobe.probes.xml_encode import NOT_XML_CHAR
+from midprobe.probes.xml_encode import NOT_XML_CHAR, xml_safe_text
 from midprobe.runner.ecc.record import ECC_PAYLOAD_CAP, QUEUE_PROCESSING_TOPIC, EccRecord
 
-# Characters XML 1.0 can carry at all (even as character references).
 # An XML element or attribute name (a practical subset of the XML Name production).
 _XML_NAME: Final = re.compile(r"[^\W\d][\w.\-]*(?::[^\W\d][\w.\-]*)?")
 
-REPLACEMENT_CHARACTER: Final = "\ufffd"
 
 #: Deepest element nesting a payload may have (ours nest four deep; nmap results about eight).
 MAX_PAYLOAD_DEPTH: Final = 64
@@ -643,13 +641,6 @@ def _int_attribute(element: ET.Element, name: str) -> int | None:
         return int(raw)
     except ValueError:
         raise PayloadError(f"<{element.tag}> attribute {name}={raw!r} is not an integer") from None
-
-
-def xml_safe_text(text: str) -> str:
-    """``text`` with every character XML cannot carry replaced by U+FFFD."""
-    if text.isascii() and text.isprintable():  # most values: nothing XML cannot carry, no search
-        return text
-    return NOT_XML_CHAR.sub(REPLACEMENT_CHARACTER, text)
 
 
 def _check_name(name: str, what: str) -> None:
