@@ -280,12 +280,8 @@ class TableWriter:
             reports = sorted(self._kept, key=_address_order)
             self._widths = self._fit(console, _natural_widths(reports))
             self._print_header(console)
-            plain = self._plain()
             for report in reports:
-                if plain is not None:
-                    plain.write(self._plain_report(report, self._widths))
-                else:
-                    self._print_report(console, report, self._widths)
+                self._print_report(console, report, self._widths)
         for line, style in self._closing_lines(stats, complete):
             console.print(Text(line, style=style))
         console.file.flush()
