@@ -818,9 +818,11 @@ class Orchestrator:
         self.status.log(status_id, ip, "classification", _verdict_line(verdict))
         if verdict.ci_class is None or not self.status.logged(status_id, ip, UNCLASSIFIED):
             return
-        if verdict.confidence < COMBINED_MIN_CONFIDENCE or verdict.ci_class not in CI_CLASSES:
-            why = "not a CMDB class" if verdict.confidence >= COMBINED_MIN_CONFIDENCE else "too unsure"
-            self.status.log(status_id, ip, "classification", f"combined verdict {why}: no CI")
+        if verdict.confidence < COMBINED_MIN_CONFIDENCE:
+            self.status.log(status_id, ip, "classification", "combined verdict too unsure: no CI")
+            return
+        if verdict.ci_class not in CI_CLASSES:
+            self.status.log(status_id, ip, "classification", "combined verdict not a CMDB class: no CI")
             return
         attributes = {"manufacturer": verdict.vendor} if verdict.vendor else {}
         if readings.nmap.os:
