@@ -45,12 +45,20 @@ START_SECONDS: Final = 60.0
 
 
 def _midprobe_command() -> str:
-    """How to call midprobe from the user's shell: ``midprobe`` when on PATH, else its full path."""
+    """How to call midprobe from the user's shell: ``midprobe`` when on PATH, else its path."""
     installed = Path(sys.executable).parent / "midprobe"
     on_path = shutil.which("midprobe")
     if on_path is not None and Path(on_path).resolve() == installed.resolve():
         return "midprobe"
-    return str(installed) if installed.exists() else "midprobe"
+    return _shown(installed) if installed.exists() else "midprobe"
+
+
+def _shown(path: str | Path) -> str:
+    """A path as the user types it from where they ran the demo: relative below the current folder."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _runner(namespace: str, *args: str) -> list[str]:
@@ -202,7 +210,8 @@ def demo(workdir: Path, stop: bool) -> None:
         for line in instance_log.read_text(encoding="utf-8").splitlines():
             base = line if line.startswith("https://") else base
             ca = line.removeprefix("CA: ") if line.startswith("CA: ") else ca
-        click.echo(f"   {base} (CA {ca}); users {OPERATOR} (admin) and {DEMO_AGENT} (mid_server)")
+        shown_ca = _shown(ca)
+        click.echo(f"   {base} (CA {shown_ca}); users {OPERATOR} (admin) and {DEMO_AGENT} (mid_server)")
         click.echo(f"   it seals the lab's credentials ({credentials.name}) to each validated MID's own key")
 
         agent_host = lab.host(AGENT_HOST)
@@ -236,13 +245,15 @@ def demo(workdir: Path, stop: bool) -> None:
         as_operator = ["--queue", base, "--user", OPERATOR, "--ca", ca]
         operator_env = {"MIDPROBE_INSTANCE_PASSWORD": passwords[OPERATOR]}
         command = _midprobe_command()
-        click.echo(f"   $ {command} mid list --queue {base} --user {OPERATOR} --ca {ca}")
+        click.echo(f"   $ {command} mid list --queue {base} --user {OPERATOR} --ca {shown_ca}")
         click.echo(_in_lab(lab, "mid", "list", *as_operator, env=operator_env).rstrip())
-        click.echo(f"   $ {command} mid validate {DEMO_AGENT} --queue {base} --user {OPERATOR} --ca {ca}")
+        click.echo(
+            f"   $ {command} mid validate {DEMO_AGENT} --queue {base} --user {OPERATOR} --ca {shown_ca}"
+        )
         click.echo(_in_lab(lab, "mid", "validate", DEMO_AGENT, *as_operator, env=operator_env).rstrip())
 
         console.print(
-            f"\n[bold]4. Discovering {lab.network}[/bold] through the instance, with the schedule {schedule}"
+            f"\n[bold]4. Discovering {lab.network}[/bold] through the instance, with the schedule {_shown(schedule)}"
         )
         console.print("   scanning (Shazzam) -> classification (SSH, SNMP, Nmap) -> identification (CMDB),")
         console.print(
@@ -263,9 +274,11 @@ def demo(workdir: Path, stop: bool) -> None:
         click.echo(
             f"   open https://127.0.0.1:{port}/console (forwarded to the instance at {base} in the lab)"
         )
-        click.echo(f"   log in as {OPERATOR}, password in {password_file}")
-        click.echo(f"   the certificate is signed by the instance's own CA: {ca}")
-        click.echo(f"   the database, for the commands: {command} cmdb show linux1 --queue {url}")
+        click.echo(f"   log in as {OPERATOR}, password in {_shown(password_file)}")
+        click.echo(f"   the certificate is signed by the instance's own CA: {shown_ca}")
+        click.echo(
+            f"   the database, for the commands: {command} cmdb show linux1 --queue {sqlite_url(_shown(database))}"
+        )
     except BaseException:
         lab.down()
         raise
