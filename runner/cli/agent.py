@@ -35,6 +35,7 @@ from midprobe.runner.agent.upgrade import (
     failed_upgrade,
     roll_back,
 )
+from midprobe.runner.cli import aio
 from midprobe.runner.cli.options import agent_setting, queue_option, seconds
 from midprobe.runner.ecc.record import agent_short_name
 from midprobe.runner.queue.lifecycle import midprobe_version
@@ -197,7 +198,7 @@ def _run_agent(
                 stats = await serving
             return stats
 
-    stats = asyncio.run(main())
+    stats = aio.run(main())
     for upgrader, python, sys_id, instance in restart:
         try:
             upgrader.exec_into(python, sys_id, instance)  # returns only if the exec failed

@@ -28,6 +28,7 @@ from midprobe.probes.safety import TargetPolicy, require_lab_namespace, stays_on
 from midprobe.probes.shazzam import DEFAULT_PORTS
 from midprobe.probes.targets import TargetSpec
 from midprobe.probes.tcpscan.engine import ENGINE_CHOICES
+from midprobe.runner.cli import aio
 from midprobe.runner.cli.main import PartialResults, nothing_left_to_tear_down
 from midprobe.runner.cli.nmap_flags import NmapFlagsCommand
 from midprobe.runner.cli.options import OUTPUT_FILE, NumberType, defaults_file_option, integer, seconds
@@ -459,7 +460,7 @@ def scan(
         queue_url=queue_url,
     )
     note = None if no_dns else dns_note
-    stats = asyncio.run(
+    stats = aio.run(
         _run(
             spec,
             settings,

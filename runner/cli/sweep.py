@@ -7,7 +7,6 @@ namespace has no route out of the lab. nmap's ``-sn`` in midprobe's words.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import time
@@ -25,6 +24,7 @@ from midprobe.probes.sweep.host_sweep import (
     SweepParams,
     SweepResult,
 )
+from midprobe.runner.cli import aio
 from midprobe.runner.cli.options import integer
 from midprobe.runner.cli.text import printable
 from midprobe.runner.scan.plan import target_spec
@@ -114,7 +114,7 @@ def sweep(
     context = ProbeContext(
         agent_name="midprobe sweep", deadline=time.monotonic() + SWEEP_TIMEOUT_MS / 1000 + 5, policy=policy
     )
-    result = asyncio.run(run_probe(default_registry(), "HostSweep", params, context, SweepResult))
+    result = aio.run(run_probe(default_registry(), "HostSweep", params, context, SweepResult))
     _print(result, output_format)
 
 
