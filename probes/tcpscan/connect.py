@@ -196,8 +196,11 @@ class _ConnectRun:
         try:
             local = sock.getsockname()[:2]
             peer = sock.getpeername()[:2]
-        except OSError:  # reset between the handshake and now: nobody is there to talk to
-            host.refused_ports.append(port)
+        except OSError:
+            # Reset between the handshake and now (a service that accepts and drops at once, a
+            # full accept queue with tcp_abort_on_overflow): the handshake completed, so something
+            # listens there. Open, as nmap -sT says and as the SYN engine sees it (a SYN-ACK).
+            host.open_ports.append(port)
         else:
             host.successes.append((port, local, peer))
         self._discard(sock, reset=True)
