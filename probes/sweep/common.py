@@ -8,10 +8,11 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
+from midprobe.probes.congestion import CongestionWindow, WindowSettings
 from midprobe.probes.targets import Target
 from midprobe.probes.tcpscan.common import RateLimiter
 
-__all__ = ["Answer", "EngineOptions", "Method", "Tally", "TokenGate", "run_workers"]
+__all__ = ["Answer", "EngineOptions", "Method", "Tally", "TokenGate", "WindowGate", "run_workers"]
 
 #: How an address was found alive (the names the result uses).
 Method = Literal["arp", "icmp", "tcp-connect"]
@@ -93,6 +94,43 @@ class TokenGate:
                     break
                 await asyncio.sleep(max(self.bucket.wait(), (need - allowed) / self.rate))
             self.bucket.spend(count)
+
+
+class WindowGate:
+    """Probes out at once for the sweeps whose workers each wait for their own answer (ICMPv6, TCP
+    connect), as a congestion window (``probes/congestion.py``) allows: open at ``cap``, halved when a
+    retry is answered (the first probe or its answer was lost) or the kernel refuses a send, grown
+    back by answers. Silent addresses do not shrink it. A worker takes its probes before it sends
+    (``await gate.take(n)``) and gives them back when the attempt is over (:meth:`give_back`)."""
+
+    def __init__(self, cap: int, *, hold: float, clock: Callable[[], float] = time.monotonic) -> None:
+        cap = max(1, cap)
+        settings = WindowSettings(initial=cap, minimum=min(32, cap), maximum=cap, hold=hold)
+        self.window = CongestionWindow(settings, clock)
+        self.in_flight = 0
+        self._changed = asyncio.Event()
+
+    async def take(self, count: int) -> None:
+        """Wait until ``count`` more probes fit in the window (at once when none is out: a probe
+        wider than the window still goes, alone), and count them out."""
+        while self.in_flight and self.window.room(self.in_flight) < count:
+            self._changed.clear()
+            await self._changed.wait()
+        self.in_flight += count
+
+    def give_back(self, count: int, *, answered: bool, retry: bool) -> None:
+        """An attempt of ``count`` probes is over: ``answered`` or not, ``retry`` when it was not the
+        address's first (an answer to it means the first was lost: a loss, as nmap counts one)."""
+        if answered and retry:
+            self.window.lost(self.in_flight)
+        self.in_flight -= count
+        if answered:
+            self.window.answered()
+        self._changed.set()
+
+    def refused(self) -> None:
+        """The kernel refused a send (its queue or neighbour table is full): a loss."""
+        self.window.lost(self.in_flight)
 
 
 async def run_workers(

@@ -46,10 +46,8 @@ METHODS = ("auto", "arp", "icmp", "tcp")
 DEFAULT_WAIT_MS = 1000
 DEFAULT_RAW_RETRIES = 2
 DEFAULT_TCP_RETRIES = 1
-#: 0: no fixed rate. The IPv4 ARP/ICMP sweep is paced by its congestion window (probes/congestion.py);
-#: the IPv6 and TCP-connect sweeps, which have none, go at :data:`UNWINDOWED_RATE`.
+#: 0: no fixed rate: every engine is paced by its congestion window (probes/congestion.py).
 DEFAULT_RATE = 0
-UNWINDOWED_RATE = 5000
 DEFAULT_SWEEP_TIMEOUT_MS = 60_000
 DEFAULT_MAX_ADDRESSES = 65_536  # a /16
 MAX_ADDRESSES = 1 << 24  # a /8
@@ -195,7 +193,7 @@ async def sweep(params: SweepParams, context: ProbeContext) -> SweepResult:
         options = EngineOptions(
             wait=wait,
             retries=DEFAULT_RAW_RETRIES if params.retries is None else params.retries,
-            rate=float(params.rate or UNWINDOWED_RATE),
+            rate=float(params.rate) if params.rate else None,
             deadline=deadline,
         )
         tally = await Icmp6Pinger(options).run(spec)
@@ -223,7 +221,7 @@ async def sweep(params: SweepParams, context: ProbeContext) -> SweepResult:
         options = EngineOptions(
             wait=wait,
             retries=DEFAULT_TCP_RETRIES if params.retries is None else params.retries,
-            rate=float(params.rate or UNWINDOWED_RATE),
+            rate=float(params.rate) if params.rate else None,
             deadline=deadline,
         )
         tally = await TcpPinger(params.tcp_ports, options).run(spec)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from functools import partial
 
 from midprobe.capabilities.errors import NetworkError
-from midprobe.probes.sweep.common import Answer, EngineOptions, Tally, TokenGate, run_workers
+from midprobe.probes.sweep.common import Answer, EngineOptions, Tally, TokenGate, WindowGate, run_workers
 from midprobe.probes.targets import Target
 from midprobe.probes.tcpscan.common import SEND_RETRY_BUDGET, send_refused_reason
 
@@ -33,7 +33,9 @@ _HEADER = struct.Struct("!BBHHH")  # type, code, checksum (the kernel fills it i
 _UNREACHABLE = frozenset({errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.ENETDOWN})
 _BUSY = frozenset({errno.EAGAIN, errno.ENOBUFS, errno.ENOMEM})  # e.g. too many neighbours unresolved
 _BUSY_PAUSE = 0.005
-_WORKERS = 64  # addresses waiting for their echo reply at once
+#: Addresses waiting for their echo reply at once, at most: the congestion window's ceiling. Kept
+#: under the kernel's default neighbour table size (gc_thresh3, 1,024) for on-link sweeps.
+_WORKERS = 256
 
 
 def echo_request(identifier: int, sequence: int, payload: bytes = b"midprobe") -> bytes:
@@ -76,6 +78,7 @@ class Icmp6Pinger:
         self.send_retry_budget = send_retry_budget
         self.tally = Tally()
         self.gate = TokenGate(options.rate)
+        self.window = WindowGate(min(_WORKERS, options.max_pending), hold=min(options.min_wait, options.wait))
         self.identifier = secrets.randbelow(1 << 16)
         self._sequence = 0
         self._waiting: dict[tuple[str, int], asyncio.Future[float]] = {}
@@ -100,8 +103,9 @@ class Icmp6Pinger:
         address = str(target.address)
         loop = asyncio.get_running_loop()
         refused = 0
-        for _ in range(self.options.retries + 1):
+        for attempt in range(self.options.retries + 1):
             await self.gate.take(1)
+            await self.window.take(1)
             self._sequence = (self._sequence + 1) & 0xFFFF
             key = (address, self._sequence)
             answered: asyncio.Future[float] = loop.create_future()
@@ -109,6 +113,7 @@ class Icmp6Pinger:
             started = time.monotonic()
             try:
                 while busy := self._send(sock, address):
+                    self.window.refused()
                     refused += 1
                     if refused > self.send_retry_budget:  # not down: never asked
                         self.tally.incomplete.append((target, send_refused_reason(refused, busy)))
@@ -127,6 +132,9 @@ class Icmp6Pinger:
                 return
             finally:
                 self._waiting.pop(key, None)
+                self.window.give_back(
+                    1, answered=answered.done() and not answered.cancelled(), retry=attempt > 0
+                )
         self.tally.silent += 1
 
     def _send(self, sock: socket.socket, address: str) -> int:

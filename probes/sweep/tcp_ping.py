@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
-from midprobe.probes.sweep.common import Answer, EngineOptions, Tally, TokenGate, run_workers
+from midprobe.probes.sweep.common import Answer, EngineOptions, Tally, TokenGate, WindowGate, run_workers
 from midprobe.probes.targets import Target
 from midprobe.probes.tcpscan.common import raise_open_file_limit
 
@@ -45,6 +45,7 @@ class TcpPinger:
         self.gate = TokenGate(options.rate)
         limit = raise_open_file_limit()
         self.max_sockets = max(len(self.ports), min(options.max_sockets, limit - 256))
+        self.window = WindowGate(self.max_sockets, hold=min(options.min_wait, options.wait))
 
     async def run(self, targets: Iterable[Target]) -> Tally:
         """Sweep ``targets`` until each is decided or the deadline comes (then ``complete`` is False)."""
@@ -53,8 +54,8 @@ class TcpPinger:
         return self.tally
 
     async def _ping(self, target: Target) -> None:
-        for _ in range(self.options.retries + 1):
-            state, port, rtt = await self._knock(target, self.options.wait)
+        for attempt in range(self.options.retries + 1):
+            state, port, rtt = await self._knock(target, self.options.wait, retry=attempt > 0)
             if state in ("open", "refused"):
                 self.tally.alive.append(
                     Answer(target, "tcp-connect", round(rtt * 1000, 3), port=port, port_state=state)
@@ -65,9 +66,18 @@ class TcpPinger:
                 return
         self.tally.silent += 1
 
-    async def _knock(self, target: Target, wait: float) -> _Knock:
+    async def _knock(self, target: Target, wait: float, *, retry: bool = False) -> _Knock:
         """One attempt on every port at once; the first decisive answer wins."""
         await self.gate.take(len(self.ports))
+        await self.window.take(len(self.ports))
+        outcome: _Knock = ("silent", 0, 0.0)
+        try:
+            outcome = await self._first_answer(target, wait)
+        finally:
+            self.window.give_back(len(self.ports), answered=outcome[0] in ("open", "refused"), retry=retry)
+        return outcome
+
+    async def _first_answer(self, target: Target, wait: float) -> _Knock:
         family = socket.AF_INET if target.address.version == 4 else socket.AF_INET6
         address = str(target.address)
         started = time.monotonic()

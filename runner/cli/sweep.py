@@ -65,7 +65,7 @@ SWEEP_TIMEOUT_MS = 600_000
     type=integer(0, 1_000_000),
     default=DEFAULT_RATE,
     show_default=True,
-    help="Probes per second; 0: no fixed rate (ARP/ICMP: a congestion window paces it; IPv6 and TCP: 5000).",
+    help="Probes per second; 0: no fixed rate (a congestion window paces every method).",
 )
 @click.option(
     "--lab",

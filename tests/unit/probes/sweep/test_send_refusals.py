@@ -70,6 +70,8 @@ def test_icmp6_an_address_the_kernel_will_not_send_to_is_incomplete() -> None:
     assert "refused 4 sends (ENOBUFS" in _incomplete(tally)["2001:db8::2"]
     assert (tally.silent, tally.unreachable, tally.alive) == (2, 0, [])
     assert refusals.count == 4
+    assert pinger.window.window.cuts >= 1, "a refused send is a loss: the window was never cut"
+    assert pinger.window.in_flight == 0, "every attempt gave its probe back"
 
 
 def test_the_sweep_result_lists_an_incomplete_address_and_the_scan_reads_it_back() -> None:
