@@ -35,6 +35,9 @@ class MidService:
     #: The command that runs midprobe (the Python of this installation and ``-m midprobe.runner``).
     program: tuple[str, ...]
     lab_mode: bool = False
+    #: Let the agent open raw sockets (``CAP_NET_RAW``): SYN port scans, ARP/ICMP sweeps, nmap's
+    #: ``-sS``/``-O``; without it they fall back to TCP connect (nmap: ``-sT``).
+    raw_sockets: bool = False
 
     @property
     def unit_name(self) -> str:
@@ -103,6 +106,17 @@ def systemd_unit(service: MidService) -> str:
     writable = [_writable(service.state_dir)]
     if not service.spool_dir.is_relative_to(service.state_dir):
         writable.append(_writable(service.spool_dir))
+    # The one capability raw sockets need, and nothing else: kept across the dynamic user's exec
+    # (ambient), and told to nmap, which otherwise takes only root for privileged.
+    raw = (
+        [
+            "AmbientCapabilities=CAP_NET_RAW",
+            "CapabilityBoundingSet=CAP_NET_RAW",
+            "Environment=NMAP_PRIVILEGED=1",
+        ]
+        if service.raw_sockets
+        else ["CapabilityBoundingSet="]
+    )
     return "\n".join(
         [
             "[Unit]",
@@ -115,6 +129,7 @@ def systemd_unit(service: MidService) -> str:
             f"ExecStart={exec_line(service.exec_start)}",
             f"EnvironmentFile={_exec_word(str(service.environment_file))}",
             "DynamicUser=yes",
+            *raw,
             *writable,
             "Restart=on-failure",
             "RestartSec=10",

@@ -168,6 +168,12 @@ def _write(path: Path, text: str, *, private: bool = False) -> None:
     is_flag=True,
     help="Write lab_mode = true: the agent refuses targets outside the lab.",
 )
+@click.option(
+    "--raw-sockets",
+    is_flag=True,
+    help="Give the agent CAP_NET_RAW (and nothing else): SYN port scans, ARP/ICMP sweeps, nmap -sS/-O; "
+    "without it they fall back to TCP connect.",
+)
 @click.option("-y", "--yes", "assume_yes", is_flag=True, help="Ask nothing: every value comes from flags.")
 def setup(
     url: str | None,
@@ -180,6 +186,7 @@ def setup(
     state_dir: Path | None,
     spool_dir: Path | None,
     lab_mode: bool,
+    raw_sockets: bool,
     assume_yes: bool,
 ) -> None:
     """Set this machine up as a MID Server: config, pinned CA, password file and systemd unit.
@@ -238,6 +245,7 @@ def setup(
         state_dir=state,
         program=(_interpreter(state), "-m", "midprobe.runner"),
         lab_mode=lab_mode,
+        raw_sockets=raw_sockets,
     )
     try:
         pinned = ssl.create_default_context(cadata=pem)

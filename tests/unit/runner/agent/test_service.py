@@ -16,7 +16,9 @@ from midprobe.runner.agent.service import MidService, agent_config, environment_
 PASSWORD = 'p "quoted" \\ back $HOME %n'
 
 
-def _service(folder: Path, spool: Path | None = None, state: Path | None = None) -> MidService:
+def _service(
+    folder: Path, spool: Path | None = None, state: Path | None = None, *, raw_sockets: bool = False
+) -> MidService:
     return MidService(
         name="mid1",
         url="https://198.18.0.1:8443",
@@ -28,6 +30,7 @@ def _service(folder: Path, spool: Path | None = None, state: Path | None = None)
         state_dir=state or folder / "state",
         program=(sys.executable, "-m", "midprobe.runner"),
         lab_mode=True,
+        raw_sockets=raw_sockets,
     )
 
 
@@ -64,11 +67,23 @@ def test_the_state_folder_is_the_units_state_directory_when_it_lives_under_var_l
     assert f"ReadWritePaths={tmp_path / 'spool'}" in elsewhere
 
 
-def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
+def test_the_agent_gets_no_capability_unless_raw_sockets_are_asked_for(tmp_path: Path) -> None:
+    plain = systemd_unit(_service(tmp_path)).splitlines()
+    assert "CapabilityBoundingSet=" in plain  # none: a SYN scan falls back to TCP connect
+    assert not [line for line in plain if line.startswith("AmbientCapabilities=")]
+    raw = systemd_unit(_service(tmp_path, raw_sockets=True)).splitlines()
+    assert "AmbientCapabilities=CAP_NET_RAW" in raw
+    assert "CapabilityBoundingSet=CAP_NET_RAW" in raw  # that one and nothing else
+    assert "Environment=NMAP_PRIVILEGED=1" in raw  # nmap takes only root for privileged otherwise
+    assert "NoNewPrivileges=yes" in raw
+
+
+@pytest.mark.parametrize("raw_sockets", [False, True])
+def test_systemd_analyze_verifies_the_unit(tmp_path: Path, raw_sockets: bool) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze is not installed (Debian package systemd): the unit cannot be verified")
-    service = _service(tmp_path)
+    service = _service(tmp_path, raw_sockets=raw_sockets)
     unit = tmp_path / service.unit_name
     unit.write_text(systemd_unit(service), encoding="utf-8")
     execs = [line for line in unit.read_text().splitlines() if line.startswith("ExecStart=")]
