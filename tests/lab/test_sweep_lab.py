@@ -140,6 +140,22 @@ def test_without_raw_sockets_the_sweep_falls_back_to_tcp_and_says_so(lab: Lab) -
     assert {host.get("ip") for host in sweep.iter("host")} == _answering(lab) - {lab.scanner_address}
 
 
+def test_a_user_with_only_cap_net_raw_sweeps_with_raw_sockets(lab: Lab) -> None:
+    # What `midprobe mid setup --raw-sockets` gives its dynamic user: not root, CAP_NET_RAW alone.
+    if shutil.which("setpriv") is None:
+        pytest.fail("setpriv (util-linux) is needed to run as nobody with CAP_NET_RAW", pytrace=False)
+    caps = ["--inh-caps=-all,+net_raw", "--ambient-caps=-all,+net_raw", "--bounding-set=-all,+net_raw"]
+    argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *caps, sys.executable, "-c"]
+    hosts = f"{lab.hosts[0].address}-{lab.hosts[-1].address}"
+    xml = lab.run([*argv, _WITHOUT_RAW, hosts, '{"wait": "500"}'], timeout=60).stdout
+    sweep = ElementTree.fromstring(xml).find("sweep")
+    assert sweep is not None
+    assert (sweep.get("raw_sockets"), sweep.get("fallback")) == ("true", None)
+    # ARP, so the silent host is seen too, as with root (and nmap -sn)
+    assert {host.get("method") for host in sweep.iter("host")} == {"arp"}
+    assert {host.get("ip") for host in sweep.iter("host")} == {h.address for h in lab.hosts}
+
+
 def test_forcing_icmp_without_raw_sockets_is_refused_with_the_reason(lab: Lab) -> None:
     argv = ["setpriv", "--inh-caps=-net_raw", "--bounding-set=-net_raw", sys.executable, "-c", _WITHOUT_RAW]
     done = lab.run([*argv, lab.hosts[0].address, '{"method": "icmp"}'], check=False, timeout=60)
