@@ -383,7 +383,12 @@ class Orchestrator:
         if schedule.mid_choice == "cluster":
             self._fail_over(status_id, schedule)
         sensed = 0
-        for output in self.status.outputs(status_id, "queued"):
+        waiting = self.status.outputs(status_id, "queued")
+        # One look for the lot: only outputs that have an answer (or a new page) are read.
+        answered = self.queue.answered_among([output.sys_id for output in waiting]) if waiting else set()
+        for output in waiting:
+            if output.sys_id not in answered:
+                continue
             answers = self.queue.results_of(output.sys_id)  # one, or the pages of a multi-page result
             if not answers:
                 continue

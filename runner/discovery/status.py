@@ -10,6 +10,7 @@ once (``sense`` marks the output done in the same transaction that reads its sta
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 from collections.abc import Mapping
@@ -118,7 +119,15 @@ class PlannedOutput:
     topic: str
     agent: str
     state: OutputState
-    record: Mapping[str, object]
+    #: The planned record as stored (JSON): read only when asked for (:attr:`record`), since a
+    #: pass over thousands of waiting outputs looks at a few of them.
+    stored: str
+
+    @functools.cached_property
+    def record(self) -> Mapping[str, object]:
+        """The planned record: ``sys_id``, the ECC output ``record`` and the planner's ``meta``."""
+        value: Mapping[str, object] = json.loads(self.stored)
+        return value
 
 
 class StatusStore(SqlStore):
@@ -317,7 +326,7 @@ class StatusStore(SqlStore):
                 params,
             )
         return [
-            PlannedOutput(str(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), r[5], json.loads(str(r[6])))
+            PlannedOutput(str(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), r[5], str(r[6]))
             for r in rows
         ]
 

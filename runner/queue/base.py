@@ -348,6 +348,14 @@ class EccQueue(Protocol):
         """
         ...
 
+    def answered_among(self, output_sys_ids: Sequence[str]) -> set[str]:
+        """Those of ``output_sys_ids`` that have at least one answer (a page, or the whole result).
+
+        A few statements for the lot, nothing of the answers read: the orchestrator's pass asks
+        this of every output it waits for, then reads the answers of these only.
+        """
+        ...
+
     def copies_of(self, sys_id: str) -> builtins.list[EccRecord]:
         """The copies an output addressed to ``mid.server.*`` was made into, one per agent, by agent name."""
         ...

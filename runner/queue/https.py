@@ -502,6 +502,9 @@ class HttpsQueue:
     def agents_of(self, sys_ids: Sequence[str]) -> dict[str, str]:
         raise self._not_served("agents_of")
 
+    def answered_among(self, output_sys_ids: Sequence[str]) -> set[str]:
+        raise self._not_served("answered_among")
+
     def read_payload(self, record: EccRecord) -> str:
         if not record.payload_is_attachment:
             return record.payload

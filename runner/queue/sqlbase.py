@@ -858,6 +858,19 @@ class SqlQueue(ABC):
             rows = tx.execute(f"SELECT {RECORD_SELECT} FROM ecc_queue WHERE sys_id = ?", (sys_id,))
         return self._record(rows[0]) if rows else None
 
+    def answered_among(self, output_sys_ids: Sequence[str]) -> set[str]:
+        ids = _check_ids(output_sys_ids)
+        found: set[str] = set()
+        with self._read() as tx:
+            for chunk in _chunks(ids):
+                rows = tx.execute(
+                    f"SELECT DISTINCT response_to FROM ecc_queue{self.results_index_hint}"
+                    f" WHERE response_to IN ({_marks(len(chunk))}) AND {ONE_RESULT_PREDICATE}",
+                    chunk,
+                )
+                found.update(str(row[0]) for row in rows)
+        return found
+
     def agents_of(self, sys_ids: Sequence[str]) -> dict[str, str]:
         ids = _check_ids(sys_ids)
         found: dict[str, str] = {}

@@ -458,6 +458,18 @@ def test_claim_refuses_bad_priority_filters(queue: EccQueue, priorities: tuple[i
         queue.claim("a1", 1, 60, priorities=priorities)
 
 
+def test_answered_among_names_the_outputs_that_have_an_answer(queue: EccQueue) -> None:
+    answered, waiting, claimed_only = _output(), _output(), _output()
+    queue.enqueue_many([answered, waiting, claimed_only])
+    queue.claim("lab1", 3, 300.0)  # the claims (queue.processing inputs) are no answers
+    queue.complete(answered.sys_id, _answer(answered))
+    asked = [answered.sys_id, waiting.sys_id, claimed_only.sys_id, new_sys_id()]
+    assert queue.answered_among(asked) == {answered.sys_id}
+    assert queue.answered_among([]) == set()
+    with pytest.raises(ConfigError):
+        queue.answered_among(["not a sys_id"])
+
+
 def test_agents_of_names_the_agent_each_record_is_addressed_to(queue: EccQueue) -> None:
     mine, everyone = _output(agent="lab1"), _output(agent="*")
     queue.enqueue_many([mine, everyone])
