@@ -46,11 +46,8 @@ from midprobe.runner.agent.identity import (
 from midprobe.runner.cmdb.model import CI_CLASSES, DiscoveredDevice
 from midprobe.runner.cmdb.store import CmdbStore
 from midprobe.runner.discovery.probe_requests import (
-    banner_parameters,
-    name_parameters,
-    nmap_os_parameters,
-    nmap_parameters,
-    nmap_services_parameters,
+    ENRICHMENT_TOPICS,
+    enrichment_requests,
     ptr_resolver,
     shazzam_parameters,
     sweep_parameters,
@@ -102,14 +99,6 @@ REQUIRED_CAPABILITIES: Final[Mapping[str, tuple[str, ...]]] = {
     "DNSNameResolver": (),
     "NmapServiceScan": ("Nmap",),
     "NmapOSScan": ("Nmap",),
-}
-#: The schedule's ``enrichment`` words and the topic each runs on a host that answered.
-ENRICHMENT_TOPICS: Final = {
-    "banners": "BannerSniff",
-    "snmp_public": "BannerSniff",
-    "nmap_services": "NmapServiceScan",
-    "nmap_os": "NmapOSScan",
-    "names": "DNSNameResolver",
 }
 #: The longest one host's nmap enrichment may take (seconds).
 NMAP_TIMEOUT_SECONDS: Final = 300.0
@@ -759,20 +748,13 @@ class Orchestrator:
     def _plan_enrichment(self, status_id: str, schedule: Schedule, host: ScannedHost) -> None:
         """The schedule's enrichment probes for a host, each on a MID that may run it: banners and
         nmap where ports are open, the SNMP tap and the PTR name on any host that answered."""
-        wanted = set(schedule.enrichment)
         open_ports = sorted(host.open_ports)
-        requests: dict[str, dict[str, str]] = {}
-        banners = open_ports if "banners" in wanted else []
-        if banners or "snmp_public" in wanted:  # one BannerSniff reads both
-            requests["BannerSniff"] = banner_parameters(host.ip, banners, snmp_public="snmp_public" in wanted)
-        if open_ports and "nmap_services" in wanted:
-            services = nmap_services_parameters(open_ports, syn=False)
-            requests["NmapServiceScan"] = nmap_parameters(services, NMAP_TIMEOUT_SECONDS)
-        if open_ports and "nmap_os" in wanted:
-            os_scan = nmap_os_parameters(open_ports, sorted(host.refused_ports))
-            requests["NmapOSScan"] = nmap_parameters(os_scan, NMAP_TIMEOUT_SECONDS)
-        if "names" in wanted:
-            requests["DNSNameResolver"] = name_parameters(host.ip, ptr_resolver(schedule.dns_servers))
+        requests = enrichment_requests(
+            host,
+            schedule.enrichment,
+            resolver=ptr_resolver(schedule.dns_servers) if "names" in schedule.enrichment else None,
+            nmap_timeout_seconds=NMAP_TIMEOUT_SECONDS,
+        )
         for topic, parameters in requests.items():
             try:
                 agent = self.choose_mid(schedule, topic, [host.ip])

@@ -6,12 +6,14 @@ enrichment requests (``BannerSniff``, ``DNSNameResolver``, ``NmapServiceScan``, 
 and classifiers (``SSHClassify``, ``SNMPClassify``) with the short waits a scan uses. The
 orchestrator (``runner/discovery/orchestrator.py``) builds its Shazzam requests from a schedule
 with :func:`shazzam_parameters`; the scan pipeline (``runner/scan/pipeline.py``) builds every one
-of its stages' requests here, so both ask the probes the same way.
+of its stages' requests here, so both ask the probes the same way. Which enrichment requests a host
+that answered the port scan gets is one decision too (:func:`enrichment_requests`): a schedule's
+``enrichment`` words and the scan's options are the same words.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Final
 
 from midprobe.probes.ports import format_ports
@@ -19,6 +21,7 @@ from midprobe.runner.ecc.pages import PAGE_ITEMS_PARAMETER, PAGE_WAIT_PARAMETER
 
 if TYPE_CHECKING:  # the resolver package is loaded only by a scan that looks names up
     from midprobe.probes.dns.resolver import ResolverConfig
+    from midprobe.runner.discovery.scanning import ScannedHost
 
 __all__ = [
     "DNS_RETRIES",
@@ -30,6 +33,7 @@ __all__ = [
     "SWEEP_CHUNK",
     "SWEEP_TIMEOUT_MS",
     "banner_parameters",
+    "enrichment_requests",
     "name_parameters",
     "nmap_os_parameters",
     "nmap_parameters",
@@ -54,6 +58,14 @@ DNS_RETRIES: Final = 1
 #: SNMP per-attempt wait (ms) and retries: a host without an agent costs about 2 s.
 SNMP_TIMEOUT_MS: Final = 1_000
 SNMP_RETRIES: Final = 1
+#: The enrichment words (a schedule's ``enrichment``, the scan's options) and the topic each runs.
+ENRICHMENT_TOPICS: Final = {
+    "banners": "BannerSniff",
+    "snmp_public": "BannerSniff",
+    "nmap_services": "NmapServiceScan",
+    "nmap_os": "NmapOSScan",
+    "names": "DNSNameResolver",
+}
 
 
 def shazzam_parameters(
@@ -175,3 +187,31 @@ def ssh_classify_parameters() -> dict[str, str]:
 def snmp_classify_parameters() -> dict[str, str]:
     """``SNMPClassify`` with a short wait: a host without an agent costs about 2 s."""
     return {"timeout": str(SNMP_TIMEOUT_MS), "retries": str(SNMP_RETRIES)}
+
+
+def enrichment_requests(
+    host: ScannedHost,
+    wanted: Collection[str],
+    *,
+    resolver: ResolverConfig | None,
+    nmap_timeout_seconds: float,
+    nmap_syn: bool = False,
+) -> dict[str, dict[str, str]]:
+    """The enrichment requests (topic -> parameters) of one host that answered the port scan, for
+    the ``wanted`` words of :data:`ENRICHMENT_TOPICS`: banners (``BannerSniff``) and nmap (``-sV``,
+    ``-O``, each cut at ``nmap_timeout_seconds``) where ports are open, the SNMP tap and the PTR
+    name (at ``resolver``'s servers; none: no lookup) on any host that answered."""
+    open_ports = sorted(host.open_ports)
+    requests: dict[str, dict[str, str]] = {}
+    if "names" in wanted and resolver is not None:
+        requests["DNSNameResolver"] = name_parameters(host.ip, resolver)
+    banners = open_ports if "banners" in wanted else []
+    if banners or "snmp_public" in wanted:  # one BannerSniff reads both
+        requests["BannerSniff"] = banner_parameters(host.ip, banners, snmp_public="snmp_public" in wanted)
+    if open_ports and "nmap_services" in wanted:
+        services = nmap_services_parameters(open_ports, syn=nmap_syn)
+        requests["NmapServiceScan"] = nmap_parameters(services, nmap_timeout_seconds)
+    if open_ports and "nmap_os" in wanted:
+        os_scan = nmap_os_parameters(open_ports, sorted(host.refused_ports))
+        requests["NmapOSScan"] = nmap_parameters(os_scan, nmap_timeout_seconds)
+    return requests

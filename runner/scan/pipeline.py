@@ -64,6 +64,14 @@ PAGE_WAIT_MS = 20
 PAGE_HOSTS = 64
 #: Why the Shazzam request of the whole targets stops after its first page with host discovery.
 PER_CHUNK = "not run: host discovery port-scans the live addresses of each chunk on their own"
+#: Each enrichment topic's name in a report's error lines.
+STAGE_NAMES = {
+    "DNSNameResolver": "dns",
+    "BannerSniff": "banner",
+    "NmapServiceScan": "nmap -sV",
+    "NmapOSScan": "nmap -O",
+}
+NMAP_TOPICS = frozenset({"NmapServiceScan", "NmapOSScan"})
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,18 @@ class ScanSettings:
             raise ValueError("no ports to scan")
         if self.host_concurrency < 1 or self.queue_size < 1 or self.host_timeout <= 0:
             raise ValueError("host_concurrency, queue_size and host_timeout must be positive")
+
+    @property
+    def enrichment(self) -> frozenset[str]:
+        """The scan's options as a schedule's ``enrichment`` words (``probe_requests.ENRICHMENT_TOPICS``)."""
+        words = {
+            "banners": self.sniff_banners,
+            "snmp_public": self.snmp_public,
+            "nmap_services": self.nmap_services,
+            "nmap_os": self.nmap_os,
+            "names": self.resolver is not None,
+        }
+        return frozenset(word for word, wanted in words.items() if wanted)
 
     @property
     def page_hosts(self) -> int:
@@ -477,15 +497,18 @@ class ScanPipeline:
         found = DeviceReadings()
         open_ports = tuple(sorted(scanned.host.open_ports))
         refused_ports = tuple(sorted(scanned.host.refused_ports))
-        stages: list[tuple[str, Awaitable[None]]] = []
-        if settings.resolver is not None:
-            stages.append(("dns", self._host_name(address, settings.resolver, found)))
-        if (settings.sniff_banners and open_ports) or settings.snmp_public:
-            stages.append(("banner", self._banners(address, open_ports, found)))
-        if open_ports and settings.nmap_services:
-            stages.append(("nmap -sV", self._nmap_services(address, open_ports, found)))
-        if open_ports and settings.nmap_os:
-            stages.append(("nmap -O", self._nmap_os(address, open_ports, refused_ports, found)))
+        # The enrichment requests discovery would send for this host with the same words.
+        enrichment = requests.enrichment_requests(
+            scanned.host,
+            settings.enrichment,
+            resolver=settings.resolver,
+            nmap_timeout_seconds=settings.host_timeout,
+            nmap_syn=settings.nmap_syn,
+        )
+        stages: list[tuple[str, Awaitable[None]]] = [
+            (STAGE_NAMES[topic], self._enriched(topic, address, parameters, found))
+            for topic, parameters in enrichment.items()
+        ]
         # The classifiers discovery would try on this host (its ports, the protocols with
         # credentials), all at once here, each where a credential may log in to the address.
         classifiers, _notes = classification_order(scanned.host, self._behaviour, nmap_available=False)
@@ -531,41 +554,16 @@ class ScanPipeline:
         except Exception as error:  # a library's surprise on one host must not end a /16 scan
             found.errors.append(f"{stage}: {type(error).__name__}: {error}")
 
-    async def _host_name(self, address: str, resolver: ResolverConfig, found: DeviceReadings) -> None:
-        """``DNSNameResolver`` (PTR) for the address, asking the scan's servers."""
-        parameters = requests.name_parameters(address, resolver)
-        answer = await self._answered("DNSNameResolver", address, parameters, self.settings.host_timeout)
-        found.read("DNSNameResolver", answer.payload)
-
-    async def _banners(self, address: str, open_ports: tuple[int, ...], found: DeviceReadings) -> None:
-        """``BannerSniff`` on the open ports (and the SNMP tap, with ``--snmp-public``)."""
-        settings = self.settings
-        parameters = requests.banner_parameters(
-            address, open_ports if settings.sniff_banners else (), snmp_public=settings.snmp_public
-        )
-        answer = await self._answered("BannerSniff", address, parameters, settings.host_timeout)
-        found.read("BannerSniff", answer.payload)
-
-    async def _nmap(
+    async def _enriched(
         self, topic: str, address: str, parameters: dict[str, str], found: DeviceReadings
     ) -> None:
-        """One nmap stage (its own run, so a slow ``-sV`` does not cost the OS guess)."""
+        """One enrichment request (``BannerSniff``, ``DNSNameResolver``, nmap ``-sV`` or ``-O``: each
+        nmap its own run, so a slow ``-sV`` does not cost the OS guess), its answer read into ``found``."""
         timeout = self.settings.host_timeout
-        parameters = requests.nmap_parameters(parameters, timeout)
-        answer = await self._answered(topic, address, parameters, timeout + 5.0)
+        if topic in NMAP_TOPICS:
+            timeout += 5.0  # nmap is cut at the host's time-out itself: its answer still comes
+        answer = await self._answered(topic, address, parameters, timeout)
         found.read(topic, answer.payload)
-
-    async def _nmap_services(self, address: str, open_ports: tuple[int, ...], found: DeviceReadings) -> None:
-        """``NmapServiceScan`` (``-sV``) on the open ports."""
-        parameters = requests.nmap_services_parameters(open_ports, syn=self.settings.nmap_syn)
-        await self._nmap("NmapServiceScan", address, parameters, found)
-
-    async def _nmap_os(
-        self, address: str, open_ports: tuple[int, ...], refused_ports: tuple[int, ...], found: DeviceReadings
-    ) -> None:
-        """``NmapOSScan`` (``-O``); most accurate with one open and one closed port to compare."""
-        parameters = requests.nmap_os_parameters(open_ports, refused_ports)
-        await self._nmap("NmapOSScan", address, parameters, found)
 
     async def _ssh_facts(self, address: str, found: DeviceReadings) -> None:
         """``SSHClassify`` with the scan's shorter timeouts."""
