@@ -11,7 +11,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from defusedxml import DefusedXmlException, DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
 from defusedxml.ElementTree import DefusedXMLParser
@@ -43,9 +43,9 @@ ECHOED_FIELDS: Final[tuple[str, ...]] = (
 )
 
 
-@dataclass(frozen=True)
-class Parameter:
-    """One ``<parameter name=".." value=".."/>``."""
+class Parameter(NamedTuple):
+    """One ``<parameter name=".." value=".."/>`` (a named pair: a result echoes a dozen, made in a
+    tenth of the time a frozen dataclass takes)."""
 
     name: str
     value: str
@@ -627,6 +627,8 @@ def result_page(text: str) -> tuple[int, bool]:
     ``(1, True)``. A malformed marker raises ``PayloadError``. The queue calls this for every
     result it stores, so it reads only the start tag.
     """
+    if "page" not in text:  # no page attribute can be there: most results, without a regex
+        return 1, True
     match = _RESULTS_START.match(text)
     if match is None:
         return 1, True

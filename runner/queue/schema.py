@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-SCHEMA_VERSION: Final = 5
+SCHEMA_VERSION: Final = 6
 
 #: The ECC fields of ``ecc_queue``, in the order every SELECT returns them.
 RECORD_COLUMNS: Final[tuple[str, ...]] = (
@@ -58,6 +58,13 @@ AGENT_SELECT: Final = ", ".join(AGENT_COLUMNS)
 # The rule that makes a result unique per output and page: at most one non-claim input answers
 # each page of an output (a result in one piece is page 1, the last).
 ONE_RESULT_PREDICATE: Final = "queue = 'input' AND topic <> 'queue.processing' AND response_to IS NOT NULL"
+#: The records with a ``response_to`` that ``ecc_queue_one_result`` leaves out (an output, or a claim,
+#: given one by whoever enqueued it): the condition of the partial index ``ecc_queue_other_response_to``.
+#: Together the two indexes find every record by ``response_to``, and a result (the common case)
+#: is written to one of them only.
+OTHER_RESPONSE_PREDICATE: Final = (
+    "response_to IS NOT NULL AND (queue <> 'input' OR topic = 'queue.processing')"
+)
 #: Outputs addressed to every agent (``mid.server.*``, copied to each by ``SqlQueue._broadcast``): the
 #: condition of the partial index ``ecc_queue_broadcast``, written as a literal so both planners use it.
 BROADCAST_PREDICATE: Final = "queue = 'output' AND agent = 'mid.server.*'"
@@ -158,9 +165,10 @@ def schema_statements(dialect: Dialect) -> tuple[str, ...]:
         "CREATE INDEX IF NOT EXISTS ecc_queue_claim ON ecc_queue (queue, state, priority"
         f"{'' if dialect.arrival == 'rowid' else ', ' + dialect.arrival})",
         "CREATE INDEX IF NOT EXISTS ecc_queue_sequence ON ecc_queue (sequence, sys_id)",
-        "CREATE INDEX IF NOT EXISTS ecc_queue_response_to ON ecc_queue (response_to)",
         f"CREATE UNIQUE INDEX IF NOT EXISTS ecc_queue_one_result ON ecc_queue ({ONE_RESULT_COLUMNS}) "
         f"WHERE {ONE_RESULT_PREDICATE}",
+        "CREATE INDEX IF NOT EXISTS ecc_queue_other_response_to ON ecc_queue (response_to)"
+        f" WHERE {OTHER_RESPONSE_PREDICATE}",
         # The outputs addressed to mid.server.* waiting to be copied, which every claim looks for:
         # without it the look walks every ready output (the index holds only those few rows).
         f"CREATE INDEX IF NOT EXISTS ecc_queue_broadcast ON ecc_queue (state) WHERE {BROADCAST_PREDICATE}",
@@ -252,6 +260,9 @@ def schema_statements(dialect: Dialect) -> tuple[str, ...]:
 #: ``midprobe_setting`` (the accepted MID major version, auto-validation) are made by
 #: ``schema_statements``. Agents registered before keep their validated flag. Version 5 adds the
 #: upgrade history, ``ecc_agent_upgrade`` (made by ``schema_statements``; nothing else changes).
+#: Version 6 drops the index of every record by ``response_to``: results are found by
+#: ``ecc_queue_one_result``, the rare other records by ``ecc_queue_other_response_to`` (made by
+#: ``schema_statements``), so storing a result updates one index by ``response_to``, not two.
 MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     1: (
         "ALTER TABLE ecc_queue ADD COLUMN lease_instance TEXT",
@@ -273,6 +284,7 @@ MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
         "ALTER TABLE ecc_agent ADD COLUMN sealed_credentials TEXT NOT NULL DEFAULT ''",
     ),
     4: (),
+    5: ("DROP INDEX IF EXISTS ecc_queue_response_to",),
 }
 
 
@@ -292,6 +304,7 @@ __all__ = [
     "MIGRATIONS",
     "ONE_RESULT_COLUMNS",
     "ONE_RESULT_PREDICATE",
+    "OTHER_RESPONSE_PREDICATE",
     "POSTGRES_DIALECT",
     "RECORD_COLUMNS",
     "RECORD_SELECT",

@@ -75,6 +75,7 @@ from midprobe.runner.queue.schema import (
     INSERT_EXTRA_COLUMNS,
     ONE_RESULT_COLUMNS,
     ONE_RESULT_PREDICATE,
+    OTHER_RESPONSE_PREDICATE,
     RECORD_COLUMNS,
     RECORD_SELECT,
     SCHEMA_VERSION,
@@ -230,6 +231,8 @@ class SqlQueue(ABC):
     #: After ``FROM ecc_queue`` in a look-up of answers by ``response_to`` (SQLite: ``INDEXED BY``
     #: the one-result index; its planner would walk every input by ``queue`` instead).
     results_index_hint: str = ""
+    #: The same for the other records with a ``response_to`` (``OTHER_RESPONSE_PREDICATE``).
+    other_response_index_hint: str = ""
     #: Column types and the arrival order of this backend's database.
     dialect: Dialect
 
@@ -971,9 +974,6 @@ class SqlQueue(ABC):
         if topic is not None:
             clauses.append("topic = ?")
             params.append(topic)
-        if response_to is not None:
-            clauses.append("response_to = ?")
-            params.append(check_sys_id(response_to, field_name="response_to"))
         if exclude_topic is not None:
             clauses.append("topic <> ?")
             params.append(exclude_topic)
@@ -983,12 +983,25 @@ class SqlQueue(ABC):
             params.append(check_sys_id_prefix(sys_id_prefix) + "%")
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ConfigError(f"{limit!r} is not a positive number of records", field="limit")
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        with self._read() as tx:
-            rows = tx.execute(
-                f"SELECT {RECORD_SELECT} FROM ecc_queue{where} ORDER BY sequence, sys_id LIMIT ?",
-                (*params, limit),
+        if response_to is None:
+            where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+            sql = f"SELECT {RECORD_SELECT} FROM ecc_queue{where} ORDER BY sequence, sys_id LIMIT ?"
+            values = (*params, limit)
+        else:
+            # A record with a response_to is in one of two partial indexes (the results, and the
+            # rest): one walk of each, merged in listing order.
+            answers = check_sys_id(response_to, field_name="response_to")
+            more = "".join(f" AND {clause}" for clause in clauses)
+            sql = (
+                f"SELECT {RECORD_SELECT} FROM ecc_queue{self.results_index_hint}"
+                f" WHERE response_to = ? AND {ONE_RESULT_PREDICATE}{more}"
+                f" UNION ALL SELECT {RECORD_SELECT} FROM ecc_queue{self.other_response_index_hint}"
+                f" WHERE response_to = ? AND {OTHER_RESPONSE_PREDICATE}{more}"
+                " ORDER BY sequence, sys_id LIMIT ?"
             )
+            values = (answers, *params, answers, *params, limit)
+        with self._read() as tx:
+            rows = tx.execute(sql, values)
         return [self._record(row) for row in rows]
 
     # -- agents ---------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Final
 
 from midprobe.capabilities.errors import QueueError
 from midprobe.runner.ecc.record import ECC_PAYLOAD_CAP, QUEUE_PROCESSING_TOPIC, utc_now
-from midprobe.runner.queue.schema import SQLITE_DIALECT
+from midprobe.runner.queue.schema import ONE_RESULT_PREDICATE, OTHER_RESPONSE_PREDICATE, SQLITE_DIALECT
 from midprobe.runner.queue.sqlbase import Row, SqlQueue, Transaction, UnreadableData
 
 #: Stored timestamp format: fixed width, UTC, so text order is time order.
@@ -77,6 +77,7 @@ class SqliteQueue(SqlQueue):
 
     dialect = SQLITE_DIALECT
     results_index_hint = " INDEXED BY ecc_queue_one_result"
+    other_response_index_hint = " INDEXED BY ecc_queue_other_response_to"
 
     def __init__(
         self,
@@ -198,7 +199,11 @@ class SqliteQueue(SqlQueue):
             return
         marks = ", ".join("?" * len(ids))
         with self._write() as tx:
-            tx.execute(f"DELETE FROM ecc_queue WHERE response_to IN ({marks})", ids)  # noqa: S608
+            for hint, among in (
+                (self.results_index_hint, ONE_RESULT_PREDICATE),
+                (self.other_response_index_hint, OTHER_RESPONSE_PREDICATE),
+            ):
+                tx.execute(f"DELETE FROM ecc_queue{hint} WHERE response_to IN ({marks}) AND {among}", ids)  # noqa: S608
             tx.execute(f"DELETE FROM ecc_queue WHERE sys_id IN ({marks})", ids)  # noqa: S608
             tx.execute(
                 "DELETE FROM ecc_queue WHERE topic = ? AND state = 'processed'", [QUEUE_PROCESSING_TOPIC]

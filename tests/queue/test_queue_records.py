@@ -7,6 +7,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,7 @@ from midprobe.runner.ecc.payload import decode_input_payload, decode_queue_proce
 from midprobe.runner.ecc.record import SEE_ATTACHMENT, EccRecord, new_sys_id, utc_now
 from midprobe.runner.queue import EccQueue, open_queue
 from midprobe.runner.queue.base import AgentRegistration
+from midprobe.runner.queue.sqlite import SqliteQueue
 
 
 @pytest.fixture
@@ -366,6 +368,34 @@ def test_default_cap_is_the_ecc_payload_cap(queue: EccQueue) -> None:
     assert len(queue.read_payload(aside)) == 20_000_001
 
 
+def test_list_by_response_to_finds_results_and_other_records_that_name_the_output(queue: EccQueue) -> None:
+    output = _output()
+    queue.enqueue(output)
+    assert queue.complete(output.sys_id, _answer(output))
+    # Records that are no result yet carry a response_to (enqueued so by hand): kept in another index.
+    follow_up = _output(response_to=output.sys_id)
+    claim_like = EccRecord(
+        agent="lab1", topic="queue.processing", queue="input", state="processed", response_to=output.sys_id
+    )
+    unrelated = _output()
+    queue.enqueue_many([follow_up, claim_like, unrelated])
+    (result,) = queue.list(queue_side="input", topic="Shazzam")
+
+    named = queue.list(response_to=output.sys_id)
+    assert [record.sys_id for record in named] == [result.sys_id, follow_up.sys_id, claim_like.sys_id]
+    assert [record.sys_id for record in queue.list(response_to=output.sys_id, queue_side="output")] == [
+        follow_up.sys_id
+    ]
+    assert [r.sys_id for r in queue.list(response_to=output.sys_id, topic="queue.processing")] == [
+        claim_like.sys_id
+    ]
+    assert [record.sys_id for record in queue.list(response_to=output.sys_id, limit=2)] == [
+        result.sys_id,
+        follow_up.sys_id,
+    ]
+    assert queue.list(response_to=unrelated.sys_id) == []
+
+
 def test_list_filters_and_orders_by_sequence(queue: EccQueue) -> None:
     records = [_output(agent="lab1"), _output(agent="lab2", priority=0), _output(agent="*")]
     queue.enqueue_many(records)
@@ -480,3 +510,23 @@ def test_agents_of_names_the_agent_each_record_is_addressed_to(queue: EccQueue) 
     assert queue.agents_of([]) == {}
     with pytest.raises(ConfigError):
         queue.agents_of(["not a sys_id"])
+
+
+def test_discard_removes_outputs_with_every_record_naming_them_and_nothing_else(tmp_path: Path) -> None:
+    with SqliteQueue(tmp_path / "ecc.db") as queue:
+        output, kept = _output(), _output()
+        queue.enqueue_many([output, kept])
+        queue.claim("lab1", 2, 30.0)
+        assert queue.complete(output.sys_id, _answer(output))
+        assert queue.complete(kept.sys_id, _answer(kept))
+        follow_up = _output(response_to=output.sys_id)
+        queue.enqueue(follow_up)
+
+        queue.discard([output.sys_id])
+
+        assert queue.list(response_to=output.sys_id) == []
+        assert queue.get(output.sys_id) is None
+        assert queue.get(follow_up.sys_id) is None
+        assert [record.sys_id for record in queue.list(queue_side="output")] == [kept.sys_id]
+        assert len(queue.list(response_to=kept.sys_id)) == 1
+        assert queue.list(topic="queue.processing") == []

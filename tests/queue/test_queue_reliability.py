@@ -407,6 +407,39 @@ def test_a_version_2_queue_keeps_its_claim_order_and_takes_new_work_after_it(que
     ]
 
 
+def _indexes(queue_url: str) -> set[str]:
+    if queue_url.startswith("sqlite"):
+        rows = _raw(
+            queue_url, "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'ecc_queue'"
+        )
+    else:
+        rows = _raw(queue_url, "SELECT indexname FROM pg_indexes WHERE tablename = 'ecc_queue'")
+    return {value.decode() if isinstance(value, bytes) else str(value) for (value,) in rows}
+
+
+def test_a_version_5_queue_trades_its_response_to_index_for_the_partial_one(queue_url: str) -> None:
+    output = _outputs(1)[0]
+    follow_up = _outputs(1)[0].with_changes(response_to=output.sys_id)
+    with open_queue(queue_url) as queue:
+        queue.enqueue_many([output, follow_up])
+        assert queue.complete(
+            output.sys_id, new_input_record(output, agent="lab1", results=[], probe_time_ms=1)
+        )
+    # Version 5 indexed every record by response_to, and had no index of the others.
+    _raw(queue_url, "DROP INDEX ecc_queue_other_response_to")
+    _raw(queue_url, "CREATE INDEX ecc_queue_response_to ON ecc_queue (response_to)")
+    _raw(queue_url, "UPDATE midprobe_schema SET version = 5")
+
+    with open_queue(queue_url) as queue:
+        assert sorted(record.queue for record in queue.list(response_to=output.sys_id)) == ["input", "output"]
+    indexes = _indexes(queue_url)
+    assert "ecc_queue_response_to" not in indexes
+    assert {"ecc_queue_one_result", "ecc_queue_other_response_to"} <= indexes
+    assert [int(str(row[0])) for row in _raw(queue_url, "SELECT version FROM midprobe_schema")] == [
+        SCHEMA_VERSION
+    ]
+
+
 def test_a_version_3_queue_gains_the_mid_issue_table(queue_url: str) -> None:
     with open_queue(queue_url):
         pass

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from midprobe.capabilities.errors import ConfigError
+from midprobe.capabilities.errors import ConfigError, PayloadError
 from midprobe.runner.ecc.builders import new_input_record, new_output_record
 from midprobe.runner.ecc.pages import merge_pages, split_pages
 from midprobe.runner.ecc.payload import decode_input_payload, result_page
@@ -50,3 +50,24 @@ def test_a_result_that_fits_or_failed_is_one_piece() -> None:
     assert result_page(small.payload) == (1, True)
     with pytest.raises(ConfigError, match="page_items"):
         split_pages(small, 0)
+
+
+@pytest.mark.parametrize(
+    ("payload", "page"),
+    [
+        ('<results probe_time="1" result_code="0"><result>no pages here</result></results>', (1, True)),
+        # "page" in the body or the echo, not on the root: one piece all the same.
+        ('<results probe_time="1"><result page="7">see page 2</result></results>', (1, True)),
+        ('<?xml version="1.0"?>\n<results page="2" last_page="false"><result/></results>', (2, False)),
+        ('<results error="a > b" page = "3" last_page="true"/>', (3, True)),
+        ("<parameters/>", (1, True)),
+    ],
+)
+def test_result_page_reads_the_marker_of_the_root_only(payload: str, page: tuple[int, bool]) -> None:
+    assert result_page(payload) == page
+
+
+@pytest.mark.parametrize("marker", ['page="0"', 'page="x" last_page="true"', 'page="2" last_page="yes"'])
+def test_a_malformed_page_marker_is_refused(marker: str) -> None:
+    with pytest.raises(PayloadError, match="page"):
+        result_page(f"<results {marker}><result/></results>")
