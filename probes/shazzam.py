@@ -411,17 +411,20 @@ def _port_scanner(port: int, outcome: PortResult) -> ShazzamScanner:
 
 
 @functools.lru_cache(maxsize=8192)
-def _plain_attributes(scanner: ShazzamScanner) -> dict[str, str]:
-    """The attributes of a ``<scanner>`` that read nothing (no banner, status or OID); ElementTree
-    copies them into each element."""
-    return {
-        "name": scanner.name,
-        "port": str(scanner.port),
-        "portprobe": scanner.portprobe,
-        "protocol": scanner.protocol,
-        "result": scanner.result,
-        "service": scanner.service,
-    }
+@functools.lru_cache(maxsize=4096)
+def _plain_scanner(scanner: ShazzamScanner) -> ET.Element:
+    """The ``<scanner>`` of a port that read nothing (no banner, status or OID): one element per
+    port and outcome, shared by every host that has it (the payload codec writes a shared element
+    once per payload); never modified."""
+    return ET.Element(
+        "scanner",
+        name=scanner.name,
+        port=str(scanner.port),
+        portprobe=scanner.portprobe,
+        protocol=scanner.protocol,
+        result=scanner.result,
+        service=scanner.service,
+    )
 
 
 def encode_host(host: ShazzamHost) -> ET.Element:
@@ -438,7 +441,7 @@ def encode_host(host: ShazzamHost) -> ET.Element:
         element.set("incomplete", host.incomplete)
     for scanner in host.scanners:
         if not scanner.banner_text and scanner.http_status is None and scanner.sys_object_id is None:
-            ET.SubElement(element, "scanner", _plain_attributes(scanner))
+            element.append(_plain_scanner(scanner))
             continue
         scanner_element(
             element,
