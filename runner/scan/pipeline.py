@@ -417,30 +417,52 @@ class ScanPipeline:
         """Host discovery before the port scan: each :data:`SWEEP_CHUNK` addresses of the targets are
         swept (``HostSweep``: ARP, ICMP, or TCP connect without raw sockets), then only those that
         answered are port-scanned; the silent ones count as scanned."""
-        from midprobe.runner.discovery.schedule import as_blocks
-
         # Never started: each chunk's live addresses get a scan of their own.
         await scan.pages.aclose(PER_CHUNK)
         resolved = scan.targets.resolved(lambda name: ip_address(scan.names[name]))
         targets = iter(resolved)
-        while chunk := list(islice(targets, SWEEP_CHUNK)):
-            live = await self._live(chunk)
-            self.stats.scanned += len(chunk) - len(live)
-            self._progress()
-            if not live:
-                continue
-            names = {str(target.address): target.host_name for target in live}
-            # As CIDR blocks: the live addresses of a chunk are one or a few, not 1,024 words to parse.
-            port_scan = await self._port_scan(parse_targets(list(as_blocks([t.address for t in live]))))
-            try:
-                async for scanned in self._port_scanned(port_scan, names):
-                    yield scanned
-            finally:
-                await port_scan.aclose()
 
-    async def _live(self, chunk: list[Target]) -> list[Target]:
-        """The targets of ``chunk`` that answered the sweep, in the chunk's order: one sweep per address
-        family (IPv4: ARP and ICMP; IPv6: ICMPv6 echo after neighbour discovery)."""
+        def sweep_next() -> asyncio.Task[tuple[list[Target], list[Target]]] | None:
+            chunk = list(islice(targets, SWEEP_CHUNK))
+            return asyncio.ensure_future(self._live(chunk)) if chunk else None
+
+        # Routed, the next chunk is swept while this one's live addresses are port-scanned (one
+        # sweep ahead). On the scanner's own link, one after the other: an ARP sweep fills the
+        # kernel's neighbour table, which the port scan of the chunk before needs too.
+        sweeping = sweep_next()
+        try:
+            while sweeping is not None:
+                chunk, live = await sweeping
+                on_link = "arp" in self.stats.discovery.split(",")
+                sweeping = None if on_link else sweep_next()
+                self.stats.scanned += len(chunk) - len(live)
+                self._progress()
+                if live:
+                    async for scanned in self._chunk_scanned(live):
+                        yield scanned
+                if sweeping is None:  # on the link (or the targets are all swept)
+                    sweeping = sweep_next()
+        finally:
+            if sweeping is not None:
+                sweeping.cancel()
+                with contextlib.suppress(asyncio.CancelledError, MidprobeError):
+                    await sweeping
+
+    async def _chunk_scanned(self, live: list[Target]) -> AsyncIterator[_Scanned]:
+        """Port-scan the live targets of a swept chunk (as CIDR blocks: one or a few, not 1,024 words)."""
+        from midprobe.runner.discovery.schedule import as_blocks
+
+        names = {str(target.address): target.host_name for target in live}
+        port_scan = await self._port_scan(parse_targets(list(as_blocks([t.address for t in live]))))
+        try:
+            async for scanned in self._port_scanned(port_scan, names):
+                yield scanned
+        finally:
+            await port_scan.aclose()
+
+    async def _live(self, chunk: list[Target]) -> tuple[list[Target], list[Target]]:
+        """``chunk``, and those of its targets that answered the sweep, in the chunk's order: one
+        sweep per address family (IPv4: ARP and ICMP; IPv6: ICMPv6 echo after neighbour discovery)."""
         alive: set[str] = set()
         for version in (4, 6):
             family = [target.address for target in chunk if target.address.version == version]
@@ -448,9 +470,9 @@ class ScanPipeline:
                 continue
             answered = await self._swept_alive(family)
             if answered is None:  # some addresses were never decided: none is skipped on a guess
-                return chunk
+                return chunk, chunk
             alive |= answered
-        return [t for t in chunk if str(t.address) in alive]
+        return chunk, [t for t in chunk if str(t.address) in alive]
 
     async def _swept_alive(self, addresses: list[IPv4Address | IPv6Address]) -> set[str] | None:
         """The addresses (of one family) that answered a ``HostSweep``, and those it could not ask (the

@@ -30,10 +30,14 @@ class TableEngine:
         *,
         refused: tuple[int, ...] = (22,),
         fail_after: int | None = None,
+        first_waits_for: threading.Event | None = None,
     ) -> None:
         self.open_ports = open_ports
         self.refused = refused
         self.fail_after = fail_after
+        #: The first scan begins only once this is set (at most 10 s); ``waited`` says whether it was.
+        self.first_waits_for = first_waits_for
+        self.waited: list[bool] = []
         #: Targets taken from the iterator so far.
         self.consumed = 0
         self.closed = threading.Event()
@@ -53,6 +57,8 @@ class TableEngine:
         *,
         stop: StopFlag | None = None,
     ) -> Iterator[HostScan]:
+        if self.first_waits_for is not None and not self.waited:
+            self.waited.append(self.first_waits_for.wait(timeout=10.0))
         try:
             for target in targets:
                 if stop is not None and stop.is_set():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -174,13 +175,25 @@ class _TableSweep:
     required_capabilities: tuple[str, ...] = ()
 
     def __init__(
-        self, live: set[str], *, complete: bool = True, incomplete: frozenset[str] = frozenset()
+        self,
+        live: set[str],
+        *,
+        complete: bool = True,
+        incomplete: frozenset[str] = frozenset(),
+        method: str = "icmp",
+        engine: TableEngine | None = None,
     ) -> None:
         self.live = live
         self.complete = complete
         #: Addresses the sweep could not ask (the kernel refused the requests).
         self.incomplete = incomplete
+        #: ``icmp``: routed addresses; ``arp``: on the scanner's link.
+        self.method = method
+        self.engine = engine
         self.swept: list[int] = []
+        #: The addresses the engine had port-scanned as each sweep began.
+        self.scanned_before: list[int] = []
+        self.second_sweep = threading.Event()
 
     def parse_params(self, source: str, parameters: Mapping[str, str]) -> SweepParams:
         return parse_sweep_params(source, parameters)
@@ -188,14 +201,17 @@ class _TableSweep:
     async def run(self, params: SweepParams, context: ProbeContext) -> SweepResult:
         addresses = [str(target.address) for target in params.targets]
         self.swept.append(len(addresses))
+        self.scanned_before.append(self.engine.consumed if self.engine is not None else 0)
+        if len(self.swept) == 2:
+            self.second_sweep.set()
         alive = tuple(AliveHost(address, "icmp", 0.1) for address in addresses if address in self.live)
         undecided = tuple(
             IncompleteHost(address, "ENOBUFS") for address in addresses if address in self.incomplete
         )
         return SweepResult(
             targets=str(params.targets),
-            method="icmp",
-            methods_used=("icmp",),
+            method=self.method,
+            methods_used=(self.method,),
             raw_sockets=True,
             fallback_reason=None,
             addresses=len(addresses),
@@ -241,6 +257,36 @@ def test_host_discovery_port_scans_only_the_addresses_that_answered_the_sweep() 
     assert stats.scanned == 2050  # the silent ones count as scanned
     assert stats.alive == 3
     assert stats.discovery == "icmp"
+
+
+def _chunked_scan(engine: TableEngine, sweeper: _TableSweep) -> list[str]:
+    settings = ScanSettings(ports=(22,), sniff_banners=False, ping=True)
+    pipeline = ScanPipeline(settings, registry=table_registry(engine, sweeper))
+
+    async def run() -> list[str]:
+        return [report.address async for report in pipeline.run(parse_targets("198.18.0.0/21"))]
+
+    return asyncio.run(run())
+
+
+def test_routed_the_next_chunk_is_swept_while_this_one_is_port_scanned() -> None:
+    live = {"198.18.0.3", "198.18.4.200"}
+    sweeper = _TableSweep(live)
+    engine = TableEngine({}, first_waits_for=sweeper.second_sweep)
+    sweeper.engine = engine
+    assert sorted(_chunked_scan(engine, sweeper)) == sorted(live)
+    # The first chunk's port scan could begin only once the second chunk's sweep had.
+    assert engine.waited == [True]
+    assert sweeper.swept == [1024, 1024]
+
+
+def test_on_the_link_a_chunk_is_swept_after_the_one_before_is_port_scanned() -> None:
+    live = {"198.18.0.3", "198.18.4.200"}
+    engine = TableEngine({})
+    sweeper = _TableSweep(live, method="arp", engine=engine)
+    assert sorted(_chunked_scan(engine, sweeper)) == sorted(live)
+    # ARP fills the neighbour table the port scan needs: the second sweep waited for the first scan.
+    assert sweeper.scanned_before == [0, 1]
 
 
 def test_without_host_discovery_every_address_is_port_scanned() -> None:
