@@ -18,11 +18,13 @@ __all__ = [
     "ArpReply",
     "EchoPayload",
     "EchoReply",
+    "EchoRequests",
     "IcmpError",
     "arp_request",
     "echo_request",
     "format_mac",
     "internet_checksum",
+    "internet_checksum_sum",
     "parse_arp_reply",
     "parse_echo_payload",
     "parse_icmp_datagram",
@@ -49,11 +51,17 @@ _ICMP_HEADER = struct.Struct("!BBHHH")
 _ARP = struct.Struct("!6s6sHHHBBH6sI6sI")
 
 
-def internet_checksum(data: bytes) -> int:
-    """The 16-bit ones' complement sum of RFC 1071 (odd lengths padded with a zero byte)."""
+def internet_checksum_sum(data: bytes) -> int:
+    """The sum of ``data``'s 16-bit words (odd lengths padded with a zero byte), not yet folded."""
     if len(data) % 2:
         data += b"\x00"
     total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    return total
+
+
+def internet_checksum(data: bytes) -> int:
+    """The 16-bit ones' complement sum of RFC 1071 (odd lengths padded with a zero byte)."""
+    total = internet_checksum_sum(data)
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
@@ -74,6 +82,48 @@ def echo_request(identifier: int, sequence: int, payload: EchoPayload) -> bytes:
     header = _ICMP_HEADER.pack(ICMP_ECHO_REQUEST, 0, 0, identifier, sequence)
     checksum = internet_checksum(header + body)
     return _ICMP_HEADER.pack(ICMP_ECHO_REQUEST, 0, checksum, identifier, sequence) + body
+
+
+#: A whole echo request: the ICMP header, then our payload.
+_ECHO_REQUEST = struct.Struct("!BBHHH4sIIQ")
+
+
+class EchoRequests:
+    """Echo requests of one sweep (one identifier and cookie), the same bytes as :func:`echo_request`
+    gives: the checksum of the words that never change is summed once, so each request adds only its
+    sequence, target and send time (a /16's requests in half the time)."""
+
+    def __init__(self, identifier: int, cookie: int) -> None:
+        self.identifier = identifier
+        self.cookie = cookie
+        self._base = internet_checksum_sum(
+            _ECHO_REQUEST.pack(ICMP_ECHO_REQUEST, 0, 0, identifier, 0, _MAGIC, cookie, 0, 0)
+        )
+
+    def build(self, sequence: int, target: int, sent_ns: int) -> bytes:
+        total = (
+            self._base
+            + sequence
+            + (target >> 16)
+            + (target & 0xFFFF)
+            + (sent_ns >> 48)
+            + ((sent_ns >> 32) & 0xFFFF)
+            + ((sent_ns >> 16) & 0xFFFF)
+            + (sent_ns & 0xFFFF)
+        )
+        total = (total & 0xFFFF) + (total >> 16)
+        total = (total & 0xFFFF) + (total >> 16)
+        return _ECHO_REQUEST.pack(
+            ICMP_ECHO_REQUEST,
+            0,
+            ~total & 0xFFFF,
+            self.identifier,
+            sequence,
+            _MAGIC,
+            self.cookie,
+            target,
+            sent_ns,
+        )
 
 
 def parse_echo_payload(data: bytes) -> EchoPayload | None:

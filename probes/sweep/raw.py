@@ -177,6 +177,7 @@ class RawSweeper:
         self.tally = Tally()
         self.identifier = secrets.randbits(16)
         self.cookie = secrets.randbits(32)
+        self.echo_requests = packets.EchoRequests(self.identifier, self.cookie)
         self.pending: dict[int, _Pending] = {}
         self.expiry: list[tuple[float, int, int, int]] = []  # (when, sequence, address, attempt)
         self.retry: deque[int] = deque()
@@ -351,8 +352,7 @@ class RawSweeper:
                 self.arp_sockets[entry.arp.name].send(frame)
             else:
                 assert self.icmp is not None
-                payload = packets.EchoPayload(self.cookie, address, sent_ns)
-                packet = packets.echo_request(self.identifier, entry.attempt & 0xFFFF, payload)
+                packet = self.echo_requests.build(entry.attempt & 0xFFFF, address, sent_ns)
                 # The dotted quad from the integer: a tenth of IPv4Address.__str__'s cost, per request.
                 self.icmp.sendto(packet, (socket.inet_ntoa(address.to_bytes(4, "big")), 0))
         except OSError as error:

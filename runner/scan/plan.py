@@ -19,7 +19,6 @@ from midprobe.capabilities.errors import ConfigError, CredentialError, TargetNot
 from midprobe.probes.safety import TargetPolicy
 from midprobe.probes.targets import TargetSpec, parse_targets
 from midprobe.probes.tcpscan.syn import raw_sockets_allowed
-from midprobe.runner.discovery.probe_requests import ptr_resolver
 
 # The DNS, credentials and nmap packages are imported by the checks that need them: a scan with
 # -n, no credentials and no --nmap loads none of them.
@@ -81,6 +80,9 @@ def name_resolver(
     to a lab DNS server given with ``--dns-server``, and when one is outside the policy: then names
     are skipped with a note rather than asking a server outside the lab.
     """
+    # Here, not at the top: ``midprobe sweep`` imports this module and needs no ECC codec.
+    from midprobe.runner.discovery.probe_requests import ptr_resolver
+
     servers: list[str] = []
     for server in dns_servers:
         try:

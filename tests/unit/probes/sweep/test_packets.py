@@ -135,3 +135,18 @@ def test_requests_and_short_or_foreign_frames_are_not_replies() -> None:
 @given(st.binary(max_size=80))
 def test_the_arp_parser_never_raises(data: bytes) -> None:
     packets.parse_arp_reply(data)
+
+
+@given(
+    identifier=st.integers(0, 0xFFFF),
+    cookie=st.integers(0, 0xFFFFFFFF),
+    sequence=st.integers(0, 0xFFFF),
+    target=st.integers(0, 0xFFFFFFFF),
+    sent=st.integers(0, 2**64 - 1),
+)
+def test_a_sweep_s_echo_requests_are_the_bytes_echo_request_builds(
+    identifier: int, cookie: int, sequence: int, target: int, sent: int
+) -> None:
+    requests = packets.EchoRequests(identifier, cookie)
+    expected = packets.echo_request(identifier, sequence, packets.EchoPayload(cookie, target, sent))
+    assert requests.build(sequence, target, sent) == expected
