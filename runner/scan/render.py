@@ -8,6 +8,7 @@ lives here too; it goes to stderr, and only when stderr is a terminal.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import sys
@@ -111,18 +112,38 @@ class _Stream:
     """The output: a given stream, or whatever ``sys.stdout`` is when written to.
 
     Looked up at each write, so the progress display's stdout redirection (on a terminal) applies.
+    What is written is flushed at the end of the event loop's turn (at once outside a loop): a
+    reader of a pipe sees each host as it is reported, and the hosts reported in one turn (a page
+    of a big scan) cost one write, not one each.
     """
 
     def __init__(self, stream: TextIO | None) -> None:
         self._stream = stream
+        #: The file written to since the last flush (a flush is scheduled for it).
+        self._unflushed: TextIO | None = None
 
     @property
     def file(self) -> TextIO:
         return self._stream if self._stream is not None else sys.stdout
 
     def write(self, text: str) -> None:
-        self.file.write(text)
-        self.file.flush()
+        file = self.file
+        file.write(text)
+        if self._unflushed is file:
+            return
+        self.flush()  # what went to another file before (the display's redirection ended)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            file.flush()
+            return
+        self._unflushed = file
+        loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        file, self._unflushed = self._unflushed, None
+        if file is not None and not file.closed:
+            file.flush()
 
 
 class JsonLinesWriter:
@@ -138,7 +159,7 @@ class JsonLinesWriter:
         self._out.write(report.to_json_line() + "\n")
 
     def end(self, stats: ScanStats, *, complete: bool = True) -> None:
-        pass  # one object per host and nothing else: an interrupted scan is told on stderr
+        self._out.flush()  # one object per host and nothing else: an interrupted scan is told on stderr
 
 
 @dataclass(frozen=True)
@@ -249,11 +270,9 @@ class TableWriter:
         if self._kept is not None:
             self._kept.append(report)
             return
-        plain = self._plain()
-        if plain is not None:  # nothing is cut: a long cell pushes the rest of its row right
+        if self._plain() is not None:  # nothing is cut: a long cell pushes the rest of its row right
             widths = tuple(map(max, self._widths, _natural_widths([report])))
-            plain.write(self._plain_report(report, widths))
-            plain.flush()
+            self._out.write(self._plain_report(report, widths))
             return
         console = self._console()
         widths = self._widths
@@ -263,6 +282,7 @@ class TableWriter:
         console.file.flush()
 
     def end(self, stats: ScanStats, *, complete: bool = True) -> None:
+        self._out.flush()
         plain = self._plain()
         if plain is not None:  # rich is not even imported
             if self._kept is not None:
@@ -547,6 +567,7 @@ class EccWriter:
             echoed.append(Parameter("hosts_incomplete", str(stats.incomplete)))
         _, closing = self._parts(echoed)
         self._out.write(closing + "\n")
+        self._out.flush()
         if not complete:
             error: str | None = interrupted_text(stats.scanned, self._header.addresses)
         else:

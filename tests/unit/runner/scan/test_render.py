@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import re
@@ -96,6 +97,44 @@ def test_json_writer_writes_one_object_per_line_as_they_come() -> None:
     lines = out.getvalue().splitlines()
     assert [json.loads(line)["address"] for line in lines] == ["198.18.0.10", "2001:db8::7"]
     assert json.loads(lines[1])["errors"] == ["ssh: no SSH credential worked on 2001:db8::7"]
+
+
+class _CountingFlushes(io.StringIO):
+    """A stream that counts its flushes and what had been written at each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushed: list[int] = []
+
+    def flush(self) -> None:
+        self.flushed.append(self.getvalue().count("\n"))
+        super().flush()
+
+
+def test_json_lines_of_one_loop_turn_are_flushed_once_at_its_end() -> None:
+    out = _CountingFlushes()
+    writer = JsonLinesWriter(out)
+
+    async def report() -> list[int]:
+        writer.begin(HEADER)
+        for host in (LINUX, UNKNOWN, BROKEN):
+            writer.write(host)
+        before = list(out.flushed)
+        await asyncio.sleep(0)  # the turn ends: what was written reaches the reader
+        writer.write(LINUX)
+        await asyncio.sleep(0)
+        return before
+
+    assert asyncio.run(report()) == []  # nothing flushed in the middle of the turn
+    assert out.flushed == [3, 4]  # one flush a turn, each after all of that turn's lines
+
+
+def test_json_lines_are_flushed_one_by_one_outside_an_event_loop() -> None:
+    out = _CountingFlushes()
+    writer = JsonLinesWriter(out)
+    writer.write(LINUX)
+    writer.write(UNKNOWN)
+    assert out.flushed == [1, 2]
 
 
 def test_table_writer_prints_aligned_rows_without_colour_when_piped() -> None:
