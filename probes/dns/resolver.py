@@ -181,14 +181,27 @@ async def resolve_batch(
 class _Flight:
     """One question on its way: which attempt, on which socket under which id."""
 
-    __slots__ = ("attempts", "body", "done", "index", "key", "last", "question", "sends")
+    __slots__ = (
+        "attempts",
+        "body",
+        "done",
+        "entries",
+        "expires",
+        "index",
+        "key",
+        "last",
+        "question",
+        "queued",
+    )
 
     def __init__(self, index: int, question: Question) -> None:
         self.index = index
         self.question = question
         self.body = wire.query_for(question.encoded, question.rdtype)[2:]  # the query after its id
         self.attempts = 0
-        self.sends = 0
+        self.expires = 0.0  # when the latest attempt times out (loop time)
+        self.entries = 0  # in the batch's expiry queue: the latest is the one that counts
+        self.queued = False  # waiting in the batch's outgoing queue
         self.key: int | None = None  # socket index << 16 | query id, while a UDP query is out
         self.done = False
         self.last: Answer | None = None  # what the latest failed attempt said
@@ -209,7 +222,8 @@ class _Batch:
         self.results: list[Answer | None] = [None] * len(questions)
         self.waiting: deque[int] = deque(range(len(questions)))
         self.inflight: dict[int, _Flight] = {}  # by key: socket index << 16 | query id
-        self.expiry: deque[tuple[float, _Flight, int]] = deque()
+        #: Flights in the order of their attempts, so in expiry order (every attempt waits as long).
+        self.expiry: deque[_Flight] = deque()
         self.timer: asyncio.TimerHandle | None = None
         self.active: set[_Flight] = set()
         self.unanswered = len(questions)
@@ -224,8 +238,8 @@ class _Batch:
         self.closed = False  # set at the deadline: nothing new is sent
         self.filling = False
         self.query_ids: list[int] = []
-        #: Queries ``_send`` made, sent together by ``_flush``: (flight, its key, the datagram).
-        self.outgoing: list[tuple[_Flight, int, bytes]] = []
+        #: Flights whose query ``_send`` made, sent together by ``_flush`` (under their key then).
+        self.outgoing: list[_Flight] = []
         self.flush_scheduled = False
 
     async def run(self) -> list[Answer]:
@@ -314,6 +328,7 @@ class _Batch:
                     self._on_datagram(flight, data, server)
             self._fill()
             self._flush()
+            self._drop_stale()  # answered flights leave the expiry queue young (less for the GC)
             if received < SEND_BURST:
                 return
 
@@ -359,12 +374,15 @@ class _Batch:
             if key not in self.inflight:
                 break
         flight.key = key
-        flight.sends += 1
         self.inflight[key] = flight
-        self.expiry.append((self.loop.time() + self.config.timeout, flight, flight.sends))
+        flight.expires = self.loop.time() + self.config.timeout
+        flight.entries += 1
+        self.expiry.append(flight)
         if self.timer is None:
             self._arm_timer()
-        self.outgoing.append((flight, key, query_id.to_bytes(2, "big") + flight.body))
+        if not flight.queued:
+            flight.queued = True
+            self.outgoing.append(flight)
         if not self.flush_scheduled:  # _on_readable flushes at once; anything else on the next turn
             self.flush_scheduled = True
             self.loop.call_soon(self._flush)
@@ -380,9 +398,12 @@ class _Batch:
         sockets = self.sockets
         while self.outgoing:
             batch, self.outgoing = self.outgoing, []
-            for flight, key, datagram in batch:
-                if flight.key != key or flight.done:
-                    continue  # finished (the deadline) or asked again since
+            for flight in batch:
+                flight.queued = False
+                key = flight.key
+                if key is None or flight.done:
+                    continue  # finished (the deadline)
+                datagram = (key & 0xFFFF).to_bytes(2, "big") + flight.body
                 try:
                     sockets[key >> 16].send(datagram)
                     continue
@@ -490,10 +511,11 @@ class _Batch:
     def _on_timer(self) -> None:
         self.timer = None
         now = self.loop.time()
-        while self.expiry and self.expiry[0][0] <= now:
-            _, flight, sends = self.expiry.popleft()
-            if flight.done or flight.key is None or flight.sends != sends:
-                continue  # answered, or re-sent since: this entry is stale
+        self._drop_stale()
+        while self.expiry and self.expiry[0].expires <= now:
+            flight = self.expiry.popleft()
+            flight.entries -= 1
+            assert flight.key is not None  # _drop_stale left only an attempt still out
             del self.inflight[flight.key]
             flight.key = None
             server, _ = self.servers[(flight.attempts - 1) % len(self.servers)]
@@ -501,13 +523,27 @@ class _Batch:
                 flight, Status.TIMEOUT, None, f"no answer from {server} within {self.config.timeout:g} s"
             )
             self._send(flight)
+            self._drop_stale()
         self._arm_timer()
 
     def _arm_timer(self) -> None:
-        # Every attempt waits the same time, so the deque is in expiry order and its head
-        # is the earliest; a timer armed for the head may fire early (stale head), never late.
+        # Every attempt waits the same time, so the queue is in expiry order: once the stale
+        # entries before it are gone, the head is the earliest. A timer armed for it may fire
+        # early (the head became stale since), never late.
+        self._drop_stale()
         if self.timer is None and self.expiry:
-            self.timer = self.loop.call_at(self.expiry[0][0], self._on_timer)
+            self.timer = self.loop.call_at(self.expiry[0].expires, self._on_timer)
+
+    def _drop_stale(self) -> None:
+        """Remove the expiry entries at the head that no longer count: answered or ended
+        (nothing out), or an earlier attempt of a flight asked again since."""
+        expiry = self.expiry
+        while expiry:
+            flight = expiry[0]
+            if flight.entries == 1 and flight.key is not None and not flight.done:
+                return
+            expiry.popleft()
+            flight.entries -= 1
 
     def _on_deadline(self) -> None:
         self.closed = True
