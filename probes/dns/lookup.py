@@ -10,6 +10,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from midprobe.probes.base import ProbeContext
 from midprobe.probes.dns.common import batch_deadline, prepare_resolver
@@ -23,7 +24,6 @@ from midprobe.probes.dns.params import (
     targets_text,
 )
 from midprobe.probes.dns.resolver import Answer, Question, ResolverConfig, Status, resolve_batch
-from midprobe.probes.xml_encode import sub_element
 
 #: When no type has an address, the status that explains it best comes first.
 _FAILURE_ORDER = (
@@ -43,9 +43,9 @@ class LookupParams:
     resolver: ResolverParams = field(default_factory=ResolverParams)
 
 
-@dataclass(frozen=True)
-class NameLookup:
-    """The addresses one name resolves to."""
+class NameLookup(NamedTuple):
+    """The addresses one name resolves to (a named tuple: a request makes one per name, and a
+    frozen dataclass costs several times more to build)."""
 
     name: str
     status: Status
@@ -71,22 +71,23 @@ async def lookup_addresses(
         if not is_literal
         for kind in record_types
     ]
-    answers = iter(await resolve_batch(questions, config, deadline=deadline))
+    answers = await resolve_batch(questions, config, deadline=deadline)
+    if len(record_types) == 1 and not any(literal):  # one answer per name, in order
+        return [_single(name, answer) for name, answer in zip(names, answers, strict=True)]
+    remaining = iter(answers)
     lookups = []
     for name, is_literal in zip(names, literal, strict=True):
         if is_literal:
             lookups.append(NameLookup(name, Status.OK, (name,), detail="an address literal"))
         else:
-            lookups.append(combine(name, [next(answers) for _ in record_types]))
+            lookups.append(combine(name, [next(remaining) for _ in record_types]))
     return lookups
 
 
 def combine(name: str, answers: Sequence[Answer]) -> NameLookup:
     """One verdict from the answers for each record type of ``name``."""
-    if len(answers) == 1:  # one record type asked: its answer is the verdict
-        (answer,) = answers
-        detail = "" if answer.values else answer.detail
-        return NameLookup(name, answer.status, answer.values, answer.canonical_name, answer.server, detail)
+    if len(answers) == 1:
+        return _single(name, answers[0])
     addresses = tuple(value for answer in answers for value in answer.values)
     canonical = next((answer.canonical_name for answer in answers if answer.canonical_name), None)
     if addresses:
@@ -101,6 +102,12 @@ def combine(name: str, answers: Sequence[Answer]) -> NameLookup:
     status = next(status for status in _FAILURE_ORDER if status in by_status)
     deciding = by_status[status]
     return NameLookup(name, status, (), canonical, deciding.server, deciding.detail)
+
+
+def _single(name: str, answer: Answer) -> NameLookup:
+    """The verdict when one record type was asked: its answer."""
+    detail = "" if answer.values else answer.detail
+    return NameLookup(name, answer.status, answer.values, answer.canonical_name, answer.server, detail)
 
 
 def _type_name(answer: Answer) -> str:
@@ -133,20 +140,27 @@ class DNSLookupProbe:
         return LookupResult(tuple(lookups))
 
     def encode_results(self, result: LookupResult) -> Sequence[ET.Element]:
+        # The attributes are written out rather than passed to ``sub_element``: a request
+        # holds up to 100,000 names, and keyword arguments and their filtering cost more per
+        # name than the rest of the encoding.
         element = ET.Element("result")
+        subelement = ET.SubElement
         for lookup in result.lookups:
-            entry = sub_element(
-                element,
-                "lookup",
-                name=lookup.name,
-                status=str(lookup.status),
-                canonical_name=lookup.canonical_name,
-                server=lookup.server,
-                detail=lookup.detail or None,
-            )
+            attributes = {"name": lookup.name, "status": _STATUS_TEXT[lookup.status]}
+            if lookup.canonical_name is not None:
+                attributes["canonical_name"] = lookup.canonical_name
+            if lookup.server is not None:
+                attributes["server"] = lookup.server
+            if lookup.detail:
+                attributes["detail"] = lookup.detail
+            entry = subelement(element, "lookup", attributes)
             for address in lookup.addresses:
-                sub_element(entry, "address", address, type="AAAA" if ":" in address else "A")
+                subelement(entry, "address", {"type": "AAAA" if ":" in address else "A"}).text = address
         return [element]
+
+
+#: Each status as the payload writes it.
+_STATUS_TEXT = {status: str(status) for status in Status}
 
 
 PROBE = DNSLookupProbe()

@@ -9,12 +9,12 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from midprobe.probes.base import ProbeContext
 from midprobe.probes.dns.common import batch_deadline, prepare_resolver
 from midprobe.probes.dns.params import ResolverParams, parse_addresses, parse_resolver_params, targets_text
 from midprobe.probes.dns.resolver import Answer, Question, ResolverConfig, Status, resolve_batch
-from midprobe.probes.xml_encode import sub_element
 
 
 @dataclass(frozen=True)
@@ -23,9 +23,9 @@ class NameResolverParams:
     resolver: ResolverParams = field(default_factory=ResolverParams)
 
 
-@dataclass(frozen=True)
-class AddressName:
-    """The names one address maps back to."""
+class AddressName(NamedTuple):
+    """The names one address maps back to (a named tuple: a request makes one per address, and a
+    frozen dataclass costs several times more to build)."""
 
     address: str
     status: Status
@@ -56,19 +56,18 @@ def _address_name(address: str, answer: Answer) -> AddressName:
     return AddressName(address, answer.status, answer.values, answer.server, answer.detail)
 
 
-def encode_address_name(parent: ET.Element, tag: str, entry: AddressName, **extra: str | None) -> ET.Element:
-    element = sub_element(
-        parent,
-        tag,
-        address=entry.address,
-        status=str(entry.status),
-        name=entry.name,
-        **extra,
-        server=entry.server,
-        detail=entry.detail or None,
-    )
+def encode_address_name(parent: ET.Element, tag: str, entry: AddressName) -> ET.Element:
+    """One address's element; its attribute dict is written out (see ``DNSLookupProbe.encode_results``)."""
+    attributes = {"address": entry.address, "status": str(entry.status)}
+    if entry.names:
+        attributes["name"] = entry.names[0]
+    if entry.server is not None:
+        attributes["server"] = entry.server
+    if entry.detail:
+        attributes["detail"] = entry.detail
+    element = ET.SubElement(parent, tag, attributes)
     for name in entry.names:
-        sub_element(element, "name", name)
+        ET.SubElement(element, "name").text = name
     return element
 
 

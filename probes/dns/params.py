@@ -142,7 +142,8 @@ def targets_text(source: str, parameters: Mapping[str, str], parameter: str) -> 
 
 def is_address(item: str) -> bool:
     """Whether ``item`` is an IPv4 or IPv6 address literal (cheap for host names)."""
-    if ":" not in item and not item.replace(".", "").isdigit():
+    # An IPv4 address ends with a digit, an IPv6 one has a colon: most host names are out at once.
+    if ":" not in item and not (item[-1:].isdigit() and item.replace(".", "").isdigit()):
         return False
     try:
         ipaddress.ip_address(item)

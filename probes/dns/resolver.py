@@ -19,6 +19,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import dns.asyncquery
 import dns.exception
@@ -107,8 +108,10 @@ class Question:
         return f"Question({wire.name_text(self.name)!r}, {self.rdtype})"
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(NamedTuple):
+    """What became of one question (a named tuple: a batch makes one per question, and a
+    frozen dataclass costs several times more to build)."""
+
     question: Question
     status: Status
     #: Addresses (A/AAAA) or names without the final dot (PTR), in answer order.
@@ -178,18 +181,35 @@ async def resolve_batch(
 class _Flight:
     """One question on its way: which attempt, on which socket under which id."""
 
-    __slots__ = ("attempts", "done", "index", "key", "known", "last", "query", "question", "sends")
+    __slots__ = (
+        "attempts",
+        "body",
+        "done",
+        "entries",
+        "expires",
+        "index",
+        "key",
+        "last",
+        "question",
+        "queued",
+    )
 
     def __init__(self, index: int, question: Question) -> None:
         self.index = index
         self.question = question
-        self.query = wire.query_for(question.encoded, question.rdtype)
-        self.known = wire.KnownName(question.encoded, question._name)
+        self.body = wire.query_for(question.encoded, question.rdtype)[2:]  # the query after its id
         self.attempts = 0
-        self.sends = 0
-        self.key: tuple[int, int] | None = None  # (socket index, query id) while a UDP query is out
+        self.expires = 0.0  # when the latest attempt times out (loop time)
+        self.entries = 0  # in the batch's expiry queue: the latest is the one that counts
+        self.queued = False  # waiting in the batch's outgoing queue
+        self.key: int | None = None  # socket index << 16 | query id, while a UDP query is out
         self.done = False
         self.last: Answer | None = None  # what the latest failed attempt said
+
+    @property
+    def known(self) -> wire.KnownName:
+        """The question name as the reply readers compare it."""
+        return wire.KnownName(self.question.encoded, self.question._name)
 
 
 class _Batch:
@@ -201,8 +221,9 @@ class _Batch:
         self.loop = asyncio.get_running_loop()
         self.results: list[Answer | None] = [None] * len(questions)
         self.waiting: deque[int] = deque(range(len(questions)))
-        self.inflight: dict[tuple[int, int], _Flight] = {}
-        self.expiry: deque[tuple[float, _Flight, int]] = deque()
+        self.inflight: dict[int, _Flight] = {}  # by key: socket index << 16 | query id
+        #: Flights in the order of their attempts, so in expiry order (every attempt waits as long).
+        self.expiry: deque[_Flight] = deque()
         self.timer: asyncio.TimerHandle | None = None
         self.active: set[_Flight] = set()
         self.unanswered = len(questions)
@@ -210,14 +231,15 @@ class _Batch:
         self.tcp_tasks: set[asyncio.Task[None]] = set()
         self.sockets: list[socket.socket] = []
         self.server_sockets: list[list[int]] = []  # per server: its sockets' indexes
+        self.socket_servers: list[str] = []  # per socket: the server it is connected to
         self.unreachable: dict[int, OSError] = {}  # per server without sockets: why
         self.next_socket = 0
         self.servers = [(_normal(server), _family(server)) for server in config.servers]
         self.closed = False  # set at the deadline: nothing new is sent
         self.filling = False
         self.query_ids: list[int] = []
-        #: Queries ``_send`` made, sent together by ``_flush``: (flight, its key, the datagram).
-        self.outgoing: list[tuple[_Flight, tuple[int, int], bytes]] = []
+        #: Flights whose query ``_send`` made, sent together by ``_flush`` (under their key then).
+        self.outgoing: list[_Flight] = []
         self.flush_scheduled = False
 
     async def run(self) -> list[Answer]:
@@ -275,6 +297,7 @@ class _Batch:
                     break
                 index = len(self.sockets)
                 self.sockets.append(sock)
+                self.socket_servers.append(server)
                 indexes.append(index)
                 self.loop.add_reader(sock.fileno(), self._on_readable, index)
             self.server_sockets.append(indexes)
@@ -285,19 +308,28 @@ class _Batch:
         # sends come in runs instead of strictly taking turns with a server that answers each
         # query before our next one is ready.
         sock = self.sockets[index]
+        server = self.socket_servers[index]
+        inflight = self.inflight
+        base = index << 16
         for _ in range(READ_BURST // SEND_BURST):
-            datagrams = []
+            received = 0
             for _ in range(SEND_BURST):
                 try:
-                    datagrams.append(sock.recv(65535))
+                    data = sock.recv(65535)
                 except (BlockingIOError, InterruptedError):
                     break
                 except OSError:  # an ICMP error reported on the socket: the time-out decides
                     continue
-            for data in datagrams:
-                self._on_datagram(index, data)
+                received += 1
+                if len(data) < wire.HEADER.size:
+                    continue  # too short to be DNS
+                flight = inflight.get(base | data[0] << 8 | data[1])
+                if flight is not None:  # else late (already retried or timed out) or not ours
+                    self._on_datagram(flight, data, server)
+            self._fill()
             self._flush()
-            if len(datagrams) < SEND_BURST:
+            self._drop_stale()  # answered flights leave the expiry queue young (less for the GC)
+            if received < SEND_BURST:
                 return
 
     # -- the pump --------------------------------------------------------------------------------
@@ -331,18 +363,26 @@ class _Batch:
             flight.last = self._failure(flight, Status.ERROR, server, f"cannot send to {server}: {error}")
             self._send(flight)  # at most max_attempts deep
             return
-        sock_index = pool[self.next_socket % len(pool)]
+        base = pool[self.next_socket % len(pool)] << 16
         self.next_socket += 1
-        key = (sock_index, self._query_id())
-        while key in self.inflight:
-            key = (sock_index, self._query_id())
+        ids = self.query_ids
+        while True:
+            if not ids:  # one system call per id would cost more than the query
+                ids.extend(memoryview(secrets.token_bytes(2 * ID_BATCH)).cast("H"))
+            query_id = ids.pop()
+            key = base | query_id
+            if key not in self.inflight:
+                break
         flight.key = key
-        flight.sends += 1
         self.inflight[key] = flight
-        self.expiry.append((self.loop.time() + self.config.timeout, flight, flight.sends))
+        flight.expires = self.loop.time() + self.config.timeout
+        flight.entries += 1
+        self.expiry.append(flight)
         if self.timer is None:
             self._arm_timer()
-        self.outgoing.append((flight, key, wire.with_query_id(flight.query, key[1])))
+        if not flight.queued:
+            flight.queued = True
+            self.outgoing.append(flight)
         if not self.flush_scheduled:  # _on_readable flushes at once; anything else on the next turn
             self.flush_scheduled = True
             self.loop.call_soon(self._flush)
@@ -355,12 +395,22 @@ class _Batch:
         as a failed attempt, and its next attempt joins the queue.
         """
         self.flush_scheduled = False
+        sockets = self.sockets
         while self.outgoing:
             batch, self.outgoing = self.outgoing, []
-            for flight, key, datagram in batch:
-                if flight.done or flight.key != key:
-                    continue  # finished (the deadline) or asked again since
-                error = _send_datagram(self.sockets[key[0]], datagram)
+            for flight in batch:
+                flight.queued = False
+                key = flight.key
+                if key is None or flight.done:
+                    continue  # finished (the deadline)
+                datagram = (key & 0xFFFF).to_bytes(2, "big") + flight.body
+                try:
+                    sockets[key >> 16].send(datagram)
+                    continue
+                except (BlockingIOError, InterruptedError):
+                    continue  # a full send buffer: as a lost packet, the time-out retries it
+                except OSError as first:
+                    error = _send_error(sockets[key >> 16], datagram, first)
                 if error is None:
                     continue
                 del self.inflight[key]
@@ -369,29 +419,30 @@ class _Batch:
                 flight.last = self._failure(flight, Status.ERROR, server, f"cannot send to {server}: {error}")
                 self._send(flight)
 
-    def _on_datagram(self, sock_index: int, data: bytes) -> None:
-        """A datagram on a socket connected to the server asked: the kernel let in nothing else."""
-        query_id = wire.query_id_of(data)
-        if query_id is None:
-            return
-        key = (sock_index, query_id)
-        flight = self.inflight.get(key)
-        if flight is None:
-            return  # late (already retried or timed out) or not ours
-        server, _ = self.servers[(flight.attempts - 1) % len(self.servers)]
-        plain = wire.read_plain_reply(data, flight.known, flight.question.rdtype)
-        if plain is not None:  # the common case, read without building a Response
-            del self.inflight[key]
+    def _on_datagram(self, flight: _Flight, data: bytes, server: str) -> None:
+        """A datagram under ``flight``'s key, on a socket connected to ``server``: the kernel let in
+        nothing from elsewhere. A reply of the plain shape is read without building a Response."""
+        question = flight.question
+        plain = wire.read_plain_answer(data, question.encoded, question.rdtype)
+        if plain is not None:
+            assert flight.key is not None
+            del self.inflight[flight.key]
             flight.key = None
-            self._on_reply(flight, plain.rcode, plain.values, None, server)
+            rcode, values = plain
+            if rcode == wire.RCODE_NOERROR:  # the common case: final, and the pump refills after the burst
+                status = Status.OK if values else Status.NOANSWER
+                self._complete(flight, Answer(question, status, values, None, server, flight.attempts))
+            else:
+                self._on_reply(flight, rcode, values, None, server)
             return
         try:
             response = wire.parse_response(data, flight.known)
         except ProtocolError:
             return  # garbage under a matching id: keep waiting for the real reply
-        if not response.answers_question(flight.question.name, flight.question.rdtype):
+        if not response.answers_question(question.name, question.rdtype):
             return
-        del self.inflight[key]
+        assert flight.key is not None
+        del self.inflight[flight.key]
         flight.key = None
         if response.truncated:
             task = self.loop.create_task(self._over_tcp(flight, server))
@@ -460,10 +511,11 @@ class _Batch:
     def _on_timer(self) -> None:
         self.timer = None
         now = self.loop.time()
-        while self.expiry and self.expiry[0][0] <= now:
-            _, flight, sends = self.expiry.popleft()
-            if flight.done or flight.key is None or flight.sends != sends:
-                continue  # answered, or re-sent since: this entry is stale
+        self._drop_stale()
+        while self.expiry and self.expiry[0].expires <= now:
+            flight = self.expiry.popleft()
+            flight.entries -= 1
+            assert flight.key is not None  # _drop_stale left only an attempt still out
             del self.inflight[flight.key]
             flight.key = None
             server, _ = self.servers[(flight.attempts - 1) % len(self.servers)]
@@ -471,13 +523,27 @@ class _Batch:
                 flight, Status.TIMEOUT, None, f"no answer from {server} within {self.config.timeout:g} s"
             )
             self._send(flight)
+            self._drop_stale()
         self._arm_timer()
 
     def _arm_timer(self) -> None:
-        # Every attempt waits the same time, so the deque is in expiry order and its head
-        # is the earliest; a timer armed for the head may fire early (stale head), never late.
+        # Every attempt waits the same time, so the queue is in expiry order: once the stale
+        # entries before it are gone, the head is the earliest. A timer armed for it may fire
+        # early (the head became stale since), never late.
+        self._drop_stale()
         if self.timer is None and self.expiry:
-            self.timer = self.loop.call_at(self.expiry[0][0], self._on_timer)
+            self.timer = self.loop.call_at(self.expiry[0].expires, self._on_timer)
+
+    def _drop_stale(self) -> None:
+        """Remove the expiry entries at the head that no longer count: answered or ended
+        (nothing out), or an earlier attempt of a flight asked again since."""
+        expiry = self.expiry
+        while expiry:
+            flight = expiry[0]
+            if flight.entries == 1 and flight.key is not None and not flight.done:
+                return
+            expiry.popleft()
+            flight.entries -= 1
 
     def _on_deadline(self) -> None:
         self.closed = True
@@ -495,49 +561,46 @@ class _Batch:
 
     # -- bookkeeping -----------------------------------------------------------------------------
 
-    def _query_id(self) -> int:
-        """A random 16-bit id; drawn in batches, as one system call per id costs more than the query."""
-        if not self.query_ids:
-            self.query_ids = list(memoryview(secrets.token_bytes(2 * ID_BATCH)).cast("H"))
-        return self.query_ids.pop()
-
     def _failure(self, flight: _Flight, status: Status, server: str | None, detail: str) -> Answer:
         return Answer(flight.question, status, (), None, server, flight.attempts, detail)
 
     def _finish(self, flight: _Flight, answer: Answer) -> None:
+        self._complete(flight, answer)
+        self._fill()
+
+    def _complete(self, flight: _Flight, answer: Answer) -> None:
+        """Record ``flight``'s answer; the caller refills the window (``_fill``)."""
         if flight.done:
             return
         flight.done = True
         self.active.discard(flight)
         self.results[flight.index] = answer
         self.unanswered -= 1
-        self._fill()
-        self._settle()
+        if self.unanswered == 0:
+            self._settle()
 
     def _settle(self) -> None:
         if self.unanswered == 0 and not self.finished.done():
             self.finished.set_result(None)
 
 
-def _send_datagram(sock: socket.socket, data: bytes) -> OSError | None:
-    """Send on a connected socket; the error that says no attempt was made, else ``None``.
+def _send_error(sock: socket.socket, data: bytes, error: OSError) -> OSError | None:
+    """After ``send`` on a connected socket raised ``error``: the error that says no attempt was
+    made, else ``None``.
 
-    A full send buffer counts as a lost packet (the time-out retries it). A refusal reported by
-    an ICMP error belongs to an earlier query (the socket keeps it for the next call): the send
-    is tried once more, so that the time-out, not a stray error, decides as for any lost reply.
+    A refusal reported by an ICMP error belongs to an earlier query (the socket keeps it for the
+    next call): the send is tried once more, so that the time-out, not a stray error, decides as
+    for any lost reply; a full send buffer then counts as a lost packet (the time-out retries it).
     """
-    for _ in range(2):
-        try:
-            sock.send(data)
-        except (BlockingIOError, InterruptedError):
-            return None
-        except ConnectionRefusedError as error:
-            refused = error
-            continue
-        except OSError as error:
-            return error
+    if not isinstance(error, ConnectionRefusedError):
+        return error
+    try:
+        sock.send(data)
+    except (BlockingIOError, InterruptedError):
         return None
-    return refused
+    except OSError as again:
+        return again
+    return None
 
 
 def _family(address: str) -> int:

@@ -56,10 +56,18 @@ _IN_ADDR_ARPA = (b"in-addr", b"arpa", b"")
 _IN_ADDR_ARPA_WIRE = b"\x07in-addr\x04arpa\x00"
 #: A host name ``plain_name_wire`` encodes itself: labels of 1-63 plain characters.
 _PLAIN_NAME = re.compile(r"(?:[A-Za-z0-9_-]{1,63}\.)*[A-Za-z0-9_-]{1,63}\.?")
+#: One label of such a name.
+_PLAIN_LABEL_TEXT = re.compile(r"[A-Za-z0-9_-]{1,63}")
+#: Wire forms of name suffixes (``plain_name_wire``), by text; emptied when this many are kept.
+_SUFFIXES: dict[str, bytes] = {}
+_SUFFIXES_MAX = 4096
 #: Longer text cannot be a name of at most 255 octets (254 characters with the final dot).
 _PLAIN_TEXT_MAX = 254
 _LENGTH_OCTET = tuple(bytes((length,)) for length in range(64))
-_QUESTION_TAILS = {kind: QUESTION_TAIL.pack(kind, IN) for kind in (A, AAAA, PTR)}
+#: The first bytes of a plain answer record of each type: a pointer to the question, type, class IN.
+_PLAIN_RECORD_PREFIXES = {
+    kind: _POINTER_TO_QUESTION + QUESTION_TAIL.pack(kind, IN) for kind in (A, AAAA, PTR)
+}
 _OPT_RECORD = b"\x00" + RECORD_HEAD.pack(int(dns.rdatatype.OPT), EDNS_PAYLOAD, 0, 0)
 
 
@@ -244,39 +252,43 @@ def read_plain_reply(message: bytes, known: KnownName, rdtype: int) -> PlainRepl
     ``answer_values`` together would, at a fraction of their cost; anything else (CNAMEs, other
     owners or types, a malformed message) is left to them.
     """
+    return read_plain_answer(message, known.encoded, rdtype)
+
+
+def read_plain_answer(message: bytes, encoded: bytes, rdtype: int) -> PlainReply | None:
+    """``read_plain_reply`` for the question name in its wire form (``encoded``, in the case asked)."""
     size = len(message)
-    if size < HEADER.size:
-        return None
-    _, flags, question_count, answer_count, _, _ = HEADER.unpack_from(message)
-    if flags & (FLAG_QR | FLAG_TC) != FLAG_QR or question_count != 1:
-        return None
-    end = HEADER.size + len(known.wire)
-    asked = message[HEADER.size : end]
-    if asked != known.encoded and asked.lower() != known.wire:
-        return None  # length octets are below 64, so lower() changes only letters
-    tail = _QUESTION_TAILS.get(rdtype) or QUESTION_TAIL.pack(rdtype, IN)
-    if message[end : end + QUESTION_TAIL.size] != tail:
-        return None
+    end = HEADER.size + len(encoded)
     position = end + QUESTION_TAIL.size
+    # Byte 2 holds QR (0x80) and TC (0x02); bytes 4-5 the question count.
+    if size < position or message[2] & 0x82 != 0x80 or message[4:6] != b"\x00\x01":
+        return None
+    asked = message[HEADER.size : end]
+    if asked != encoded and asked.lower() != encoded.lower():
+        return None  # length octets are below 64, so lower() changes only letters
+    prefix = _PLAIN_RECORD_PREFIXES.get(rdtype) or _POINTER_TO_QUESTION + QUESTION_TAIL.pack(rdtype, IN)
+    if message[end:position] != prefix[2:]:
+        return None
     values: list[str] = []
-    for _ in range(answer_count):
+    for _ in range(message[6] << 8 | message[7]):  # the answer count
         start = position + 2 + RECORD_HEAD.size
-        if start > size or message[position : position + 2] != _POINTER_TO_QUESTION:
+        # Owned by the question through a pointer, of the type asked and class IN; then the TTL.
+        if start > size or message[position : position + 6] != prefix:
             return None
-        kind, record_class, _, length = RECORD_HEAD.unpack_from(message, position + 2)
+        length = message[start - 2] << 8 | message[start - 1]
         position = start + length
-        if kind != rdtype or record_class != IN or position > size:
+        if position > size:
             return None
-        if kind == A and length == 4:  # the common case, without a call
+        if rdtype == A and length == 4:  # the common case, without a call
             text = socket.inet_ntop(socket.AF_INET, message[start:position])
         else:
-            value = _plain_value(message, kind, start, length)
+            value = _plain_value(message, rdtype, start, length)
             if value is None:
                 return None
             text = value
         if text not in values:
             values.append(text)
-    return PlainReply(flags & 0x000F, tuple(values))
+    return PlainReply(message[3] & 0x0F, tuple(values))
 
 
 def _plain_value(message: bytes, kind: int, start: int, length: int) -> str | None:
@@ -359,12 +371,34 @@ def plain_name_wire(text: str) -> bytes | None:
     or ``None`` for any other text: then ``absolute_name`` decides (IDNA, escapes, its errors).
 
     Equal to ``name_wire(absolute_name(text))`` for every name it takes, without making a ``Name``.
+    The names of a batch mostly share their domain: the wire form of the part after the first
+    label is kept (``_SUFFIXES``), so a name costs the check and encoding of its first label.
     """
-    if len(text) > _PLAIN_TEXT_MAX or not _PLAIN_NAME.fullmatch(text):
+    if len(text) > _PLAIN_TEXT_MAX:
+        return None
+    label, _, rest = text.partition(".")
+    suffix = _SUFFIXES.get(rest)
+    if suffix is None:
+        suffix = _plain_suffix_wire(rest)
+        if suffix is None:
+            return None
+        if len(_SUFFIXES) >= _SUFFIXES_MAX:
+            _SUFFIXES.clear()
+        _SUFFIXES[rest] = suffix
+    if not _PLAIN_LABEL_TEXT.fullmatch(label):
+        return None
+    encoded = _LENGTH_OCTET[len(label)] + label.encode() + suffix
+    return encoded if len(encoded) <= 255 else None
+
+
+def _plain_suffix_wire(text: str) -> bytes | None:
+    """The wire form of what follows a name's first label ("" for the root), or ``None`` when not plain."""
+    if not text:
+        return b"\x00"
+    if not _PLAIN_NAME.fullmatch(text):
         return None
     labels = (text[:-1] if text.endswith(".") else text).encode().split(b".")
-    encoded = b"".join([_LENGTH_OCTET[len(label)] + label for label in labels]) + b"\x00"
-    return encoded if len(encoded) <= 255 else None
+    return b"".join([_LENGTH_OCTET[len(label)] + label for label in labels]) + b"\x00"
 
 
 def reverse_wire(address: str) -> bytes | None:

@@ -307,24 +307,38 @@ def test_thousands_of_names_and_addresses_in_one_request(dns_server: PrivateDns)
     assert dns_server.udp_receive_errors() == dropped_before
 
 
+def window_lookups(
+    server: PrivateDns, count: int, servers: str, *, timeout_ms: int, retries: int, concurrency: int
+) -> Any:
+    """A lookups of the first ``count`` host names, ``concurrency`` at a time (drains the silent server first)."""
+    server.received_by_silent_server()
+    names = " ".join(name for name, _ in HOSTS[:count])
+    parameters = {"names": names, "record_types": "A", "dns_servers": servers}
+    parameters.update(timeout=str(timeout_ms), retries=str(retries), concurrency=str(concurrency))
+    result, _ = run_probe(server, "DNSLookupProbe", parameters)
+    return result
+
+
 def test_a_narrow_window_refills_after_time_outs_and_asks_every_name_once(dns_server: PrivateDns) -> None:
     """40 names, 7 at a time, a server that never answers, no retries: 40 queries, 40 time-outs."""
-    dns_server.received_by_silent_server()
-    names = " ".join(name for name, _ in HOSTS[:40])
-    result, _ = run_probe(
-        dns_server,
-        "DNSLookupProbe",
-        {
-            "names": names,
-            "record_types": "A",
-            "dns_servers": dns_server.silent_server,
-            "timeout": "300",
-            "retries": "0",
-            "concurrency": "7",
-        },
+    result = window_lookups(
+        dns_server, 40, dns_server.silent_server, timeout_ms=300, retries=0, concurrency=7
     )
     assert {lookup.status for lookup in result.lookups} == {"timeout"}
     assert dns_server.received_by_silent_server() == 40
+
+
+def test_time_outs_and_answers_mixed_in_one_window_ask_each_server_once_per_name(
+    dns_server: PrivateDns,
+) -> None:
+    """200 names (the silent server's socket queues 256), 50 at a time, a silent first server: each
+    name times out there once and is then answered by the second; an attempt answered or asked
+    again since never times out itself."""
+    servers = f"{dns_server.silent_server},{dns_server.server}"
+    result = window_lookups(dns_server, 200, servers, timeout_ms=100, retries=1, concurrency=50)
+    assert [(lookup.status, lookup.server) for lookup in result.lookups] == [("ok", dns_server.server)] * 200
+    assert [lookup.addresses for lookup in result.lookups] == [(address,) for _, address in HOSTS[:200]]
+    assert dns_server.received_by_silent_server() == 200
 
 
 def test_the_agent_runner_answers_dns_records(dns_server: PrivateDns) -> None:

@@ -22,6 +22,7 @@ from midprobe.probes.dns.params import (
     MAX_ITEMS,
     ResolverParams,
     host_name_text,
+    is_address,
     parse_addresses,
     parse_names,
     parse_record_types,
@@ -259,3 +260,18 @@ def test_addresses_read_as_ipaddress_reads_them(text: str) -> None:
             parse_addresses(text, "ip_addresses")
         return
     assert parse_addresses(text, "ip_addresses") == (expected,)
+
+
+@given(
+    st.text(alphabet="0123456789.:abfxz-", min_size=1, max_size=20)
+    | st.ip_addresses().map(str)
+    | st.ip_addresses().map(lambda address: f"{address}.")
+    | st.ip_addresses(v=4).map(lambda address: f"h.{address}")
+)
+def test_address_literals_are_what_ipaddress_takes(text: str) -> None:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        assert not is_address(text)
+    else:
+        assert is_address(text)

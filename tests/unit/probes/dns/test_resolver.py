@@ -1,8 +1,11 @@
-"""The batch resolver's questions: made from text without dnspython names, equal to those made with them."""
+"""The batch resolver's pure parts: questions made from text without dnspython names (equal to those
+made with them), and what an error on send means for the attempt."""
 
 from __future__ import annotations
 
 import ipaddress
+import socket
+from typing import cast
 
 import dns.name
 import dns.reversename
@@ -10,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from midprobe.probes.dns import wire
-from midprobe.probes.dns.resolver import Question
+from midprobe.probes.dns.resolver import Question, _send_error
 
 label = st.text(alphabet="abcXYZ019-_", min_size=1, max_size=20)
 
@@ -49,3 +52,33 @@ def test_a_reverse_question_asks_the_reverse_name(
     assert question.rdtype == wire.PTR
     assert question.name == dns.reversename.from_address(str(address))
     assert question == Question(dns.reversename.from_address(str(address)), wire.PTR)
+
+
+class _ScriptedSocket:
+    """A connected UDP socket whose sends end as scripted (an exception, or None for sent)."""
+
+    def __init__(self, *outcomes: OSError | None) -> None:
+        self.outcomes = list(outcomes)
+        self.sent: list[bytes] = []
+
+    def send(self, data: bytes) -> int:
+        outcome = self.outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+        self.sent.append(data)
+        return len(data)
+
+
+def test_a_stray_refusal_is_sent_again_once_and_other_errors_end_the_attempt() -> None:
+    refused = ConnectionRefusedError(111, "refused")
+    unreachable = OSError(101, "unreachable")
+
+    def after(error: OSError, *outcomes: OSError | None) -> tuple[OSError | None, list[bytes]]:
+        sock = _ScriptedSocket(*outcomes)
+        return _send_error(cast(socket.socket, sock), b"query", error), sock.sent
+
+    assert after(unreachable) == (unreachable, [])  # no second try
+    assert after(refused, None) == (None, [b"query"])
+    assert after(refused, BlockingIOError()) == (None, [])  # a full buffer: a lost packet
+    again = ConnectionRefusedError(111, "refused again")
+    assert after(refused, again) == (again, [])

@@ -428,3 +428,20 @@ def test_a_known_name_made_from_wire_has_its_name() -> None:
     assert known.name == dns.name.from_text("linux1.sandiego.lab")
     assert known.name.to_text() == "Linux1.SANDIEGO.lab."  # in the case asked
     assert known.wire == wire.name_wire(dns.name.from_text("linux1.sandiego.lab"))
+
+
+def test_a_kept_suffix_never_lets_a_bad_first_label_through(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(wire, "_SUFFIXES", {})
+    monkeypatch.setattr(wire, "_SUFFIXES_MAX", 2)
+    texts = ["a.example.test", "b c.example.test", "x" * 64 + ".example.test", "é.example.test"]
+    texts += ["a.other.test.", "a..example.test", ".example.test", "a.b.example.test", "a."]
+    for text in texts * 2:  # the second round finds the suffixes kept, some after the store was emptied
+        encoded = wire.plain_name_wire(text)
+        try:
+            expected = dns.name.from_text(text).to_wire()
+        except dns.exception.DNSException:
+            assert encoded is None
+            continue
+        assert encoded is None or encoded == expected
+        assert (encoded is None) == (text in ("b c.example.test", "é.example.test"))
+    assert len(wire._SUFFIXES) <= 2
