@@ -293,13 +293,16 @@ def test_a_host_the_kernel_would_not_send_to_is_reported_incomplete_and_the_othe
 
 #: What a port scan with no later stage (``-n --no-banners -Pn``, no credentials, no ``--nmap``) written
 #: as JSON lines with ``-q`` must not load: the DNS, SNMP and nmap packages, rich, X.509 (its port scan
-#: is a request to the embedded agent, which it starts).
+#: is a request to the embedded agent, which it starts); nor BannerSniff beyond its defaults.
 LATER_STAGES_ONLY = (
     "rich",
     "midprobe.probes.dns",
     "midprobe.probes.snmp",
     "midprobe.probes.nmap",
     "cryptography.x509",
+    "midprobe.probes.banner.parsers",
+    "midprobe.probes.banner.sniffer",
+    "midprobe.probes.banner.probe",
 )
 
 _BARE_SCAN = """
