@@ -39,7 +39,7 @@ from midprobe.probes.ports import format_ports
 from midprobe.probes.registry import ProbeRegistry, default_registry
 from midprobe.probes.safety import TargetPolicy
 from midprobe.probes.shazzam import SCANNER_NAME, lists_refused
-from midprobe.probes.targets import Target, TargetSpec, parse_targets
+from midprobe.probes.targets import Target, TargetSpec, as_blocks, parse_targets
 from midprobe.runner.discovery import probe_requests as requests
 from midprobe.runner.discovery import readers
 from midprobe.runner.discovery.probe_requests import SWEEP_CHUNK, SWEEP_TIMEOUT_MS
@@ -417,8 +417,6 @@ class ScanPipeline:
         """Host discovery before the port scan: each :data:`SWEEP_CHUNK` addresses of the targets are
         swept (``HostSweep``: ARP, ICMP, or TCP connect without raw sockets), then only those that
         answered are port-scanned; the silent ones count as scanned."""
-        from midprobe.runner.discovery.schedule import as_blocks
-
         # Never started: each chunk's live addresses get a scan of their own.
         await scan.pages.aclose(PER_CHUNK)
         resolved = scan.targets.resolved(lambda name: ip_address(scan.names[name]))
@@ -456,8 +454,6 @@ class ScanPipeline:
         """The addresses (of one family) that answered a ``HostSweep``, and those it could not ask (the
         kernel refused: not known to be down, so they are port-scanned too); ``None`` when it was cut
         short."""
-        from midprobe.runner.discovery.schedule import as_blocks
-
         settings = self.settings
         parameters = requests.sweep_parameters(
             # As CIDR blocks: a chunk of a range is one or a few, not 1,024 words to parse.

@@ -11,6 +11,7 @@ import pytest
 LAZY_PACKAGES = (
     ("midprobe.probes.banner", "PROBES", "midprobe.probes.banner.probe"),
     ("midprobe.probes.credentials", "CredentialStore", "midprobe.probes.credentials.store"),
+    ("midprobe.runner.queue", "open_queue", "midprobe.runner.queue.url"),
 )
 
 
