@@ -295,7 +295,8 @@ def test_a_host_the_kernel_would_not_send_to_is_reported_incomplete_and_the_othe
 #: as JSON lines with ``-q`` must not load: the DNS, SNMP and nmap packages, rich, X.509 (its port scan
 #: is a request to the embedded agent, which it starts); nor what only other commands or options
 #: need: BannerSniff beyond its defaults, the agent's upgrades and settings file, queue URLs, the
-#: discovery schedules and the connect engine (the table engine scans here).
+#: discovery schedules, the connect engine (the table engine scans here) and ``secrets`` (hmac,
+#: hashlib).
 LATER_STAGES_ONLY = (
     "rich",
     "midprobe.probes.dns",
@@ -310,6 +311,7 @@ LATER_STAGES_ONLY = (
     "midprobe.runner.queue.url",
     "midprobe.runner.discovery.schedule",
     "midprobe.probes.tcpscan.connect",
+    "secrets",
 )
 
 _BARE_SCAN = """
