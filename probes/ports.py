@@ -7,7 +7,10 @@ machine's ``/etc/services``.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -253,12 +256,27 @@ def parse_ports(spec: str) -> PortSpec:
     return PortSpec(tcp=_merged(tcp), udp=_merged(udp))
 
 
+#: A run of more ports than this is a slice of :func:`_every_port` (shared int objects).
+_SLICED_RUN = 1024
+
+
+@functools.cache
+def _every_port() -> tuple[int, ...]:
+    """1-65535, made once: a long run (``-p-``, parsed by the CLI and again by each port scan
+    request) is a slice of it, copying references instead of making 65,535 new ints each time."""
+    return tuple(range(1, MAX_PORT + 1))
+
+
 def _merged(runs: list[tuple[int, int]]) -> tuple[int, ...]:
     """The sorted distinct ports of ``runs`` (inclusive, possibly overlapping ``(low, high)`` pairs)."""
-    ports: list[int] = []
+    pieces: list[Sequence[int]] = []
     last = 0  # every port in [low, last] of a later run is already in (the runs are sorted by low)
     for low, high in sorted(runs):
         if high > last:
-            ports.extend(range(max(low, last + 1), high + 1))
+            start = max(low, last + 1)
+            long_run = high - start >= _SLICED_RUN
+            pieces.append(_every_port()[start - 1 : high] if long_run else range(start, high + 1))
             last = high
-    return tuple(ports)
+    if len(pieces) == 1 and isinstance(pieces[0], tuple):
+        return pieces[0]
+    return tuple(itertools.chain.from_iterable(pieces))

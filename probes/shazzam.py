@@ -25,7 +25,7 @@ import functools
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from midprobe.capabilities.errors import (
     PayloadError,
@@ -33,16 +33,7 @@ from midprobe.capabilities.errors import (
     ProbeParameterError,
     TargetSpecError,
 )
-from midprobe.probes.banner import (
-    DEFAULT_BANNER_WAIT_MS,
-    DEFAULT_SNMP_TAPS,
-    DEFAULT_SNMP_WAIT_MS,
-    PRINT_PORTS,
-    BannerParams,
-    PortBanner,
-    scanner_for,
-    sniff,
-)
+from midprobe.probes.banner.defaults import DEFAULT_BANNER_WAIT_MS, DEFAULT_SNMP_TAPS, DEFAULT_SNMP_WAIT_MS
 from midprobe.probes.base import ProbeContext
 from midprobe.probes.fanout import fan_out
 from midprobe.probes.params import parse_bool, parse_choice, parse_int
@@ -57,6 +48,9 @@ from midprobe.probes.targets import IPAddress, Resolver, TargetSpec, parse_targe
 from midprobe.probes.tcpscan.common import HostScan, ScanEngine, ScanOptions
 from midprobe.probes.tcpscan.engine import DEFAULT_QUEUE_SIZE, ENGINE_CHOICES, scan_async, select_engine
 from midprobe.probes.xml_encode import flag, scanner_element
+
+if TYPE_CHECKING:  # BannerSniff's code loads when a scanner reads what a port says
+    from midprobe.probes.banner import BannerParams, PortBanner
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -164,6 +158,8 @@ class ShazzamParams:
     def reader_ports(self, open_ports: Iterable[int]) -> tuple[int, ...]:
         """The open TCP ports a selected reader (BannerTCP, HTTP, HTTPS) connects to again; raw print
         ports (9100-9107) never: a printer prints whatever arrives."""
+        from midprobe.probes.banner import PRINT_PORTS, scanner_for
+
         return tuple(
             port for port in open_ports if port not in PRINT_PORTS and scanner_for(port) in self.scanners
         )
@@ -173,6 +169,8 @@ class ShazzamParams:
         ports = self.reader_ports(open_ports)
         if not ports and not self.snmp_public:
             return None
+        from midprobe.probes.banner import BannerParams
+
         return BannerParams(
             host=address,
             ports=ports,
@@ -799,6 +797,8 @@ class ShazzamProbe:
         request = params.banner_params(str(scanned.address), scanned.open_ports)
         if request is None:
             return await self._host(scanned, params, (), names)
+        from midprobe.probes.banner import sniff
+
         readings = await sniff(request, context)  # checks the address against context.policy again
         return await self._host(scanned, params, reading_scanners(readings.ports), names)
 

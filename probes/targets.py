@@ -26,6 +26,7 @@ __all__ = [
     "Resolver",
     "Target",
     "TargetSpec",
+    "as_blocks",
     "parse_targets",
     "system_resolver",
 ]
@@ -692,3 +693,19 @@ class TargetSpec:
         if self.excludes:
             text += " --exclude " + ",".join(block.text for block in self.excludes)
         return text
+
+
+def as_blocks(addresses: list[IPAddress]) -> tuple[str, ...]:
+    """``addresses`` (sorted here) as the fewest CIDR blocks, a single address without its ``/32``."""
+    blocks: list[str] = []
+    ordered = sorted(addresses, key=lambda a: (a.version, int(a)))
+    start = end = ordered[0]
+    for address in [*ordered[1:], None]:
+        if address is not None and address.version == end.version and int(address) == int(end) + 1:
+            end = address
+            continue
+        for network in ipaddress.summarize_address_range(start, end):
+            blocks.append(str(network.network_address) if network.num_addresses == 1 else str(network))
+        if address is not None:
+            start = end = address
+    return tuple(blocks)

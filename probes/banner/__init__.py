@@ -10,41 +10,88 @@ and ``probe_wait`` (250 ms), at most ``banner_wait`` (Shazzam's BannerTCP wait, 
 sysDescr.0, 1000 ms wait, 2 taps) only with ``snmp_public=true``. Parsers and the encoder are pure;
 see docs/banner.md for the parameters and the ``<result>`` layout.
 
-Modules: ``parsers`` (constants, typed results, parameters, pure parsers), ``sniffer`` (the I/O),
-``probe`` (the encoder and the ``BannerSniff`` probe object).
+Modules: ``defaults`` (the waits a Shazzam request shares), ``parsers`` (constants, typed results,
+parameters, pure parsers), ``sniffer`` (the I/O), ``probe`` (the encoder and the ``BannerSniff`` probe
+object). Import from here; each submodule is loaded when a name of it is first used, so the port
+scan (``probes/shazzam.py``), which needs only ``defaults`` unless it reads banners, loads no other.
 """
 
 from __future__ import annotations
 
-from midprobe.probes.banner.parsers import (
-    DEFAULT_BANNER_WAIT_MS,
-    DEFAULT_SNMP_TAPS,
-    DEFAULT_SNMP_WAIT_MS,
-    PRINT_PORTS,
-    TOPIC,
-    BannerParams,
-    BannerResult,
-    HttpHead,
-    PortBanner,
-    SnmpIdentity,
-    TlsPeer,
-    describe_certificate,
-    guess_service,
-    http_request,
-    parse_banner_params,
-    parse_http_head,
-    parse_snmp_identity,
-    sanitize,
-    scanner_for,
-    snmp_identity_request,
-    ssh_identification,
-)
-from midprobe.probes.banner.probe import PROBE, BannerSniffProbe, encode_banners
-from midprobe.probes.banner.sniffer import sniff
+from typing import TYPE_CHECKING
 
-BANNER_SNIFF_PROBE = PROBE
-#: Every probe of this package, for the registry.
-PROBES = (BANNER_SNIFF_PROBE,)
+from midprobe.probes.lazy import lazy_names
+
+if TYPE_CHECKING:
+    from midprobe.probes.banner.defaults import (
+        DEFAULT_BANNER_WAIT_MS,
+        DEFAULT_SNMP_TAPS,
+        DEFAULT_SNMP_WAIT_MS,
+    )
+    from midprobe.probes.banner.parsers import (
+        PRINT_PORTS,
+        TOPIC,
+        BannerParams,
+        BannerResult,
+        HttpHead,
+        PortBanner,
+        SnmpIdentity,
+        TlsPeer,
+        describe_certificate,
+        guess_service,
+        http_request,
+        parse_banner_params,
+        parse_http_head,
+        parse_snmp_identity,
+        sanitize,
+        scanner_for,
+        snmp_identity_request,
+        ssh_identification,
+    )
+    from midprobe.probes.banner.probe import (
+        BANNER_SNIFF_PROBE,
+        PROBE,
+        PROBES,
+        BannerSniffProbe,
+        encode_banners,
+    )
+    from midprobe.probes.banner.sniffer import sniff
+
+#: Which submodule defines each name of the package.
+_DEFINED_IN: dict[str, str] = {
+    "DEFAULT_BANNER_WAIT_MS": "defaults",
+    "DEFAULT_SNMP_TAPS": "defaults",
+    "DEFAULT_SNMP_WAIT_MS": "defaults",
+    "PRINT_PORTS": "parsers",
+    "TOPIC": "parsers",
+    "BannerParams": "parsers",
+    "BannerResult": "parsers",
+    "HttpHead": "parsers",
+    "PortBanner": "parsers",
+    "SnmpIdentity": "parsers",
+    "TlsPeer": "parsers",
+    "describe_certificate": "parsers",
+    "guess_service": "parsers",
+    "http_request": "parsers",
+    "parse_banner_params": "parsers",
+    "parse_http_head": "parsers",
+    "parse_snmp_identity": "parsers",
+    "sanitize": "parsers",
+    "scanner_for": "parsers",
+    "snmp_identity_request": "parsers",
+    "ssh_identification": "parsers",
+    "BANNER_SNIFF_PROBE": "probe",
+    "PROBE": "probe",
+    "PROBES": "probe",
+    "BannerSniffProbe": "probe",
+    "encode_banners": "probe",
+    "sniff": "sniffer",
+}
+
+
+if not TYPE_CHECKING:  # the type checker reads the names above, and flags any other
+    __getattr__ = lazy_names(__name__, _DEFINED_IN)
+
 
 __all__ = [
     "BANNER_SNIFF_PROBE",

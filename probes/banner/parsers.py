@@ -8,21 +8,19 @@ from dataclasses import dataclass
 from typing import Literal
 
 from midprobe.capabilities.errors import MidprobeError, ProbeParameterError, TargetSpecError
+from midprobe.probes.banner.defaults import DEFAULT_BANNER_WAIT_MS, DEFAULT_SNMP_TAPS, DEFAULT_SNMP_WAIT_MS
 from midprobe.probes.params import parse_bool, parse_choice, parse_int
 from midprobe.probes.ports import parse_ports, service_name
 from midprobe.probes.targets import parse_targets
 
 TOPIC = "BannerSniff"
 DEFAULT_CONNECT_WAIT_MS = 1000  # Shazzam GenericTCP
-DEFAULT_BANNER_WAIT_MS = 1500  # Shazzam BannerTCP
 #: The shortest NULL wait (a port given the chance to speak first) and the shortest wait for the
 #: answer to the one probe a silent port is sent (ms); both grow with the measured connect RTT
 #: (:data:`RTT_FACTOR` round trips) and never pass ``banner_wait``.
 DEFAULT_NULL_WAIT_MS = 120
 DEFAULT_PROBE_WAIT_MS = 250
 RTT_FACTOR = 8
-DEFAULT_SNMP_WAIT_MS = 1000  # Shazzam SNMP
-DEFAULT_SNMP_TAPS = 2
 DEFAULT_READ_LIMIT = 4096
 MAX_READ_LIMIT = 65536
 DEFAULT_CONCURRENCY = 16

@@ -83,3 +83,6 @@ class BannerSniffProbe:
 
 
 PROBE = BannerSniffProbe()
+#: The package's other names for it (``probes/banner/__init__.py``); the registry reads ``PROBES``.
+BANNER_SNIFF_PROBE = PROBE
+PROBES = (PROBE,)

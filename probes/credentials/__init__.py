@@ -6,8 +6,9 @@ used (the redaction helpers of ``redact`` do not pull in the credential model an
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from midprobe.probes.lazy import lazy_names
 
 if TYPE_CHECKING:
     from midprobe.probes.credentials.loader import CredentialFile, load_credential_file, parse_credentials
@@ -73,13 +74,8 @@ _DEFINED_IN: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _DEFINED_IN.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+if not TYPE_CHECKING:  # the type checker reads the names above, and flags any other
+    __getattr__ = lazy_names(__name__, _DEFINED_IN)
 
 
 __all__ = [

@@ -22,7 +22,6 @@ from midprobe.probes.params import parse_choice, parse_int
 from midprobe.probes.ports import parse_ports
 from midprobe.probes.resolve import resolve_spec
 from midprobe.probes.sweep.common import Answer, EngineOptions, Method, Tally
-from midprobe.probes.sweep.icmp6 import Icmp6Pinger
 from midprobe.probes.sweep.raw import RawSweeper, raw_sockets_allowed
 from midprobe.probes.sweep.routes import read_routing
 from midprobe.probes.sweep.tcp_ping import DEFAULT_PING_PORTS, TcpPinger
@@ -196,6 +195,8 @@ async def sweep(params: SweepParams, context: ProbeContext) -> SweepResult:
             rate=float(params.rate) if params.rate else None,
             deadline=deadline,
         )
+        from midprobe.probes.sweep.icmp6 import Icmp6Pinger  # IPv6 sweeps only
+
         tally = await Icmp6Pinger(options).run(spec)
         methods_used = ("icmp",)
     elif raw_allowed:

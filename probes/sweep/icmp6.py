@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import ipaddress
-import secrets
+import random
 import socket
 import struct
 import time
@@ -79,7 +79,7 @@ class Icmp6Pinger:
         self.tally = Tally()
         self.gate = TokenGate(options.rate)
         self.window = WindowGate(min(_WORKERS, options.max_pending), hold=min(options.min_wait, options.wait))
-        self.identifier = secrets.randbelow(1 << 16)
+        self.identifier = random.SystemRandom().randrange(1 << 16)  # as secrets.randbelow draws it
         self._sequence = 0
         self._waiting: dict[tuple[str, int], asyncio.Future[float]] = {}
         self._unreachable = False

@@ -14,7 +14,7 @@ import contextlib
 import errno
 import heapq
 import os
-import secrets
+import random
 import socket
 import struct
 import threading
@@ -175,8 +175,10 @@ class RawSweeper:
         #: ARP was asked for explicitly: a neighbour we cannot ARP for is an error, not a ping.
         self.arp_only = arp_only
         self.tally = Tally()
-        self.identifier = secrets.randbits(16)
-        self.cookie = secrets.randbits(32)
+        # Unguessable, from the system's source as ``secrets`` draws them (without its hmac/hashlib).
+        system_random = random.SystemRandom()
+        self.identifier = system_random.getrandbits(16)
+        self.cookie = system_random.getrandbits(32)
         self.echo_requests = packets.EchoRequests(self.identifier, self.cookie)
         self.pending: dict[int, _Pending] = {}
         self.expiry: list[tuple[float, int, int, int]] = []  # (when, sequence, address, attempt)

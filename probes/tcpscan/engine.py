@@ -13,7 +13,6 @@ from typing import Final
 from midprobe.capabilities.errors import NetworkError, ProbeParameterError
 from midprobe.probes.targets import Target
 from midprobe.probes.tcpscan.common import HostScan, ScanEngine, ScanOptions, StopFlag
-from midprobe.probes.tcpscan.connect import ConnectScanner
 from midprobe.probes.tcpscan.syn import SynScanner, raw_sockets_allowed
 
 __all__ = ["DEFAULT_QUEUE_SIZE", "ENGINE_CHOICES", "scan", "scan_async", "select_engine"]
@@ -22,16 +21,23 @@ __all__ = ["DEFAULT_QUEUE_SIZE", "ENGINE_CHOICES", "scan", "scan_async", "select
 ENGINE_CHOICES: Final = ("auto", "syn", "connect")
 
 
+def _connect_scanner() -> ScanEngine:
+    """The unprivileged engine, its module loaded only for a scan that uses it."""
+    from midprobe.probes.tcpscan.connect import ConnectScanner
+
+    return ConnectScanner()
+
+
 def select_engine(choice: str = "auto") -> ScanEngine:
     """The engine for ``choice``; asking for ``syn`` without raw-socket rights is an error."""
     if choice == "connect":
-        return ConnectScanner()
+        return _connect_scanner()
     if choice == "syn":
         if not raw_sockets_allowed():
             raise NetworkError("engine 'syn' needs raw sockets (root or CAP_NET_RAW); use engine 'connect'")
         return SynScanner()
     if choice == "auto":
-        return SynScanner() if raw_sockets_allowed() else ConnectScanner()
+        return SynScanner() if raw_sockets_allowed() else _connect_scanner()
     raise ProbeParameterError(f"unknown engine {choice!r} (choose auto, syn or connect)", parameter="engine")
 
 

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from midprobe.capabilities.errors import ConfigError, MidprobeError, ProbeError, QueueError
 from midprobe.runner.agent.lifecycle import MidLifecycle
@@ -26,12 +27,14 @@ from midprobe.runner.agent.limits import PoolSizes
 from midprobe.runner.agent.logs import get_logger
 from midprobe.runner.agent.probe_runner import ProbeRunner
 from midprobe.runner.agent.results import ResultWriter
-from midprobe.runner.agent.upgrade import UpgradeFailed, UpgradePlan, Upgrader, plan_upgrade
 from midprobe.runner.ecc.builders import new_queue_stats_record
 from midprobe.runner.ecc.pages import DEFAULT_PAGE_ITEMS, split_pages
 from midprobe.runner.ecc.record import PRIORITY_EXPEDITED, PRIORITY_INTERACTIVE, PRIORITY_STANDARD, EccRecord
 from midprobe.runner.queue.base import AgentNameInUse, AgentRegistration, EccQueue, PoolClaim
 from midprobe.runner.queue.lifecycle import SETTING_MID_VERSION
+
+if TYPE_CHECKING:  # the upgrade code loads only in an agent that upgrades itself (not an embedded one)
+    from midprobe.runner.agent.upgrade import UpgradePlan, Upgrader
 
 log = get_logger("midprobe.agent")
 
@@ -674,6 +677,8 @@ class Agent:
                 self._upgrade_check_said = str(error)
                 log.warning("upgrade check failed", agent=self.name, error=str(error))
             return None
+        from midprobe.runner.agent.upgrade import plan_upgrade
+
         running, pinned = self.registration.version, self.lifecycle.pinned_version
         plan, refusal = plan_upgrade(running, pinned, pending, everywhere, frozenset(self._given_up))
         if everywhere and pinned and everywhere != running and everywhere not in self._given_up:
@@ -698,6 +703,8 @@ class Agent:
 
     async def _upgrade(self, plan: UpgradePlan) -> None:
         """Prepare ``plan``'s version beside this one; restart into it if its self-test passes, else stay."""
+        from midprobe.runner.agent.upgrade import UpgradeFailed
+
         assert self.upgrader is not None
         running = self.registration.version
         request = None if plan.request is None else plan.request.sys_id

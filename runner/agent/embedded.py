@@ -36,7 +36,6 @@ from midprobe.runner.ecc.payload import ResultsPayload, decode_input_payload
 from midprobe.runner.ecc.record import EccRecord
 from midprobe.runner.queue.base import AgentRegistration, EccQueue
 from midprobe.runner.queue.sqlite import SqliteQueue
-from midprobe.runner.queue.url import open_queue
 
 __all__ = ["Answer", "AnswerPages", "EmbeddedAgent"]
 
@@ -140,6 +139,8 @@ class EmbeddedAgent:
         if queue_url is None:
             self._private = queue = SqliteQueue(":memory:")
         else:
+            from midprobe.runner.queue.url import open_queue  # `--queue URL` only
+
             queue = open_queue(queue_url)
         self._queue = queue
         registration = AgentRegistration(name=runner.identity.name, capabilities=())

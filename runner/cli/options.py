@@ -10,12 +10,14 @@ import click
 
 from midprobe.capabilities.errors import ConfigError
 from midprobe.capabilities.numbers import NumberRange, read_number
-from midprobe.runner.agent.config import DEFAULT_QUEUE_URL, NUMBER_LIMITS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _queue(help_text: str) -> Callable[[F], F]:
+    # The agent's settings load with the commands that take them: `scan` has none.
+    from midprobe.runner.agent.config import DEFAULT_QUEUE_URL
+
     return click.option(
         "--queue",
         "queue_url",
@@ -88,6 +90,8 @@ class NumberType(click.ParamType[float, Any]):
 
 def agent_setting(field_name: str) -> NumberType:
     """The option type of an agent setting, with the limits its config file has."""
+    from midprobe.runner.agent.config import NUMBER_LIMITS
+
     return NumberType(NUMBER_LIMITS[field_name])
 
 

@@ -38,6 +38,7 @@ from midprobe.capabilities.errors import ConfigError, MidprobeError, PayloadErro
 from midprobe.capabilities.model import Capability, MidServer
 from midprobe.capabilities.selection import MidSelector, SelectionPolicy, SelectionRequest
 from midprobe.probes.classify import Classification, default_classifier
+from midprobe.probes.targets import as_blocks
 from midprobe.runner.agent.identity import (
     RESOLVE_DNS,
     definitions_from_registrations,
@@ -54,7 +55,7 @@ from midprobe.runner.discovery.probe_requests import (
 )
 from midprobe.runner.discovery.readers import enrichment_summary, read_sweep
 from midprobe.runner.discovery.relations import lookups
-from midprobe.runner.discovery.schedule import Schedule, as_blocks
+from midprobe.runner.discovery.schedule import Schedule
 from midprobe.runner.discovery.sensors import (
     EXPLORATION_PROBES,
     IDENTITY_PROBES,

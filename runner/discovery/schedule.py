@@ -41,7 +41,7 @@ from typing import Any, Final, Literal
 
 from midprobe.capabilities.errors import ConfigError, MidprobeError
 from midprobe.probes.ports import PortSpec, parse_ports
-from midprobe.probes.targets import TargetSpec, parse_targets
+from midprobe.probes.targets import TargetSpec, as_blocks, parse_targets
 
 #: Protocols classification may use, in ServiceNow's port priority (Windows is noted and skipped).
 PROTOCOLS: Final = ("ssh", "snmp", "http", "nmap")
@@ -161,22 +161,6 @@ def batch_addresses(targets: TargetSpec, size: int) -> Iterator[tuple[str, ...]]
             batch = []
     if batch:
         yield as_blocks(batch)
-
-
-def as_blocks(addresses: list[ipaddress.IPv4Address | ipaddress.IPv6Address]) -> tuple[str, ...]:
-    """``addresses`` (sorted here) as the fewest CIDR blocks, a single address without its ``/32``."""
-    blocks: list[str] = []
-    ordered = sorted(addresses, key=lambda a: (a.version, int(a)))
-    start = end = ordered[0]
-    for address in [*ordered[1:], None]:
-        if address is not None and address.version == end.version and int(address) == int(end) + 1:
-            end = address
-            continue
-        for network in ipaddress.summarize_address_range(start, end):
-            blocks.append(str(network.network_address) if network.num_addresses == 1 else str(network))
-        if address is not None:
-            start = end = address
-    return tuple(blocks)
 
 
 def _fail(path: Path | str, key: str, message: str) -> ConfigError:
@@ -396,7 +380,6 @@ __all__ = [
     "MIN_BATCH_SIZE",
     "PROTOCOLS",
     "Schedule",
-    "as_blocks",
     "batch_addresses",
     "load_schedule",
     "schedule_from_mapping",

@@ -7,8 +7,8 @@ exactly these fields plus its own lease bookkeeping, which is not part of a reco
 from __future__ import annotations
 
 import functools
+import os
 import re
-import secrets
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -80,8 +80,9 @@ ECC_FIELDS: Final[tuple[str, ...]] = (
 
 
 def new_sys_id() -> str:
-    """A fresh ``sys_id``: 32 lowercase hex characters (128 random bits)."""
-    return secrets.token_hex(16)
+    """A fresh ``sys_id``: 32 lowercase hex characters (128 random bits, ``secrets.token_hex(16)``
+    without importing ``secrets``: its hmac and hashlib cost a scan's start-up)."""
+    return os.urandom(16).hex()
 
 
 def is_sys_id(value: str) -> bool:

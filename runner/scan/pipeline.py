@@ -39,7 +39,7 @@ from midprobe.probes.ports import format_ports
 from midprobe.probes.registry import ProbeRegistry, default_registry
 from midprobe.probes.safety import TargetPolicy
 from midprobe.probes.shazzam import SCANNER_NAME, lists_refused
-from midprobe.probes.targets import Target, TargetSpec, parse_targets
+from midprobe.probes.targets import Target, TargetSpec, as_blocks, parse_targets
 from midprobe.runner.discovery import probe_requests as requests
 from midprobe.runner.discovery import readers
 from midprobe.runner.discovery.probe_requests import SWEEP_CHUNK, SWEEP_TIMEOUT_MS
@@ -450,8 +450,6 @@ class ScanPipeline:
 
     async def _chunk_scanned(self, live: list[Target]) -> AsyncIterator[_Scanned]:
         """Port-scan the live targets of a swept chunk (as CIDR blocks: one or a few, not 1,024 words)."""
-        from midprobe.runner.discovery.schedule import as_blocks
-
         names = {str(target.address): target.host_name for target in live}
         port_scan = await self._port_scan(parse_targets(list(as_blocks([t.address for t in live]))))
         try:
@@ -478,8 +476,6 @@ class ScanPipeline:
         """The addresses (of one family) that answered a ``HostSweep``, and those it could not ask (the
         kernel refused: not known to be down, so they are port-scanned too); ``None`` when it was cut
         short."""
-        from midprobe.runner.discovery.schedule import as_blocks
-
         settings = self.settings
         parameters = requests.sweep_parameters(
             # As CIDR blocks: a chunk of a range is one or a few, not 1,024 words to parse.

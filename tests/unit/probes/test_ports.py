@@ -20,6 +20,20 @@ def test_open_ended_ranges_and_the_dash_alone() -> None:
     assert parse_ports("65533-").tcp == (65533, 65534, 65535)
 
 
+def test_a_long_run_is_shared_not_made_again() -> None:
+    every = parse_ports("-").tcp
+    assert every == tuple(range(1, 65536))
+    assert parse_ports("1-65535").tcp is every  # one table; ``-p-`` is parsed by each request
+    assert parse_ports("80,100-5000").tcp[1] is every[99]
+
+
+@given(st.lists(st.tuples(st.integers(1, 65535), st.integers(0, 5000)), min_size=1, max_size=6))
+def test_overlapping_runs_long_and_short_give_each_port_once_in_order(runs: list[tuple[int, int]]) -> None:
+    spans = [(low, min(65535, low + length)) for low, length in runs]
+    expected = tuple(sorted({port for low, high in spans for port in range(low, high + 1)}))
+    assert parse_ports(",".join(f"{low}-{high}" for low, high in spans)).tcp == expected
+
+
 def test_protocol_prefixes_apply_until_the_next_prefix() -> None:
     spec = parse_ports("22,U:53,161,T:80")
     assert spec == PortSpec(tcp=(22, 80), udp=(53, 161))

@@ -270,6 +270,23 @@ def test_bad_rules_tables_are_refused_with_the_entry_named(table: str, message: 
         assert str(caught.value).startswith("my-rules.toml: rule[1]: ")
 
 
+def test_the_shipped_table_passes_every_check_its_loading_skips() -> None:
+    """``default_classifier`` leaves the shipped patterns to compile when first searched; here they
+    are all compiled, as any other table's are when it loads."""
+    from importlib import resources
+
+    text = resources.files("midprobe.probes.classify").joinpath("rules.toml").read_text(encoding="utf-8")
+    checked = Classifier.from_toml(text, source="rules.toml")
+    assert checked.rules == default_classifier().rules
+
+
+def test_a_bad_pattern_is_left_for_its_first_search_only_when_asked() -> None:
+    table = "[[rule]]\nclass='cmdb_ci_x'\nweight=1\nwhen.banner='('\n"
+    with pytest.raises(ConfigError, match="bad regular expression"):
+        Classifier.from_toml(table)
+    assert len(Classifier.from_toml(table, check_patterns=False).rules) == 1
+
+
 def test_the_shipped_table_documents_every_condition_it_knows() -> None:
     from importlib import resources
 

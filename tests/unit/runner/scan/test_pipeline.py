@@ -339,13 +339,25 @@ def test_a_host_the_kernel_would_not_send_to_is_reported_incomplete_and_the_othe
 
 #: What a port scan with no later stage (``-n --no-banners -Pn``, no credentials, no ``--nmap``) written
 #: as JSON lines with ``-q`` must not load: the DNS, SNMP and nmap packages, rich, X.509 (its port scan
-#: is a request to the embedded agent, which it starts).
+#: is a request to the embedded agent, which it starts); nor what only other commands or options
+#: need: BannerSniff beyond its defaults, the agent's upgrades and settings file, queue URLs, the
+#: discovery schedules, the connect engine (the table engine scans here) and ``secrets`` (hmac,
+#: hashlib).
 LATER_STAGES_ONLY = (
     "rich",
     "midprobe.probes.dns",
     "midprobe.probes.snmp",
     "midprobe.probes.nmap",
     "cryptography.x509",
+    "midprobe.probes.banner.parsers",
+    "midprobe.probes.banner.sniffer",
+    "midprobe.probes.banner.probe",
+    "midprobe.runner.agent.upgrade",
+    "midprobe.runner.agent.config",
+    "midprobe.runner.queue.url",
+    "midprobe.runner.discovery.schedule",
+    "midprobe.probes.tcpscan.connect",
+    "secrets",
 )
 
 _BARE_SCAN = """
