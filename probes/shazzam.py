@@ -4,7 +4,7 @@ read what the open ports say (``BannerTCP``, ``HTTP``/``HTTPS``) and, only when 
 Per IP it reports ``alive`` (something answered), ``active`` (a TCP port open), ``hostName`` and
 ``domainName``; per port a ``GenericTCP`` ``<scanner>`` with ``result`` ``open`` or ``refused``, and one
 more ``<scanner>`` per reading (a banner, an HTTP ``Server`` header, a sysObjectID). The readings
-come from BannerSniff's code (``probes/banner.py``). Silent IPs are left out; an IP whose ports
+come from BannerSniff's code (``probes/banner/``). Silent IPs are left out; an IP whose ports
 were not all probed because the kernel kept refusing the sends (ENOBUFS: its neighbour table full)
 is listed with ``incomplete="why"``, whatever answered. The XML nesting (our choice, see
 docs/shazzam.md)::
