@@ -59,9 +59,11 @@ AGENT_NAME = "midprobe-scan"
 #: Enrichment requests one host may have in flight at once (one per stage).
 STAGES_PER_HOST = 6
 #: The port scan's answer: a page at most this long (ms) after its first host, of at most
-#: ``PAGE_HOSTS`` hosts (fewer when ``queue_size`` is smaller).
+#: ``PAGE_HOSTS`` hosts (fewer when ``queue_size`` is smaller). A page's cost is mostly per host,
+#: the rest per page: 256 a page scans a routed /18 about 5 % faster than 64, and the wait still
+#: bounds how long a host waits for its page.
 PAGE_WAIT_MS = 20
-PAGE_HOSTS = 64
+PAGE_HOSTS = 256
 #: Why the Shazzam request of the whole targets stops after its first page with host discovery.
 PER_CHUNK = "not run: host discovery port-scans the live addresses of each chunk on their own"
 #: Each enrichment topic's name in a report's error lines.
