@@ -409,7 +409,6 @@ def _port_scanner(port: int, outcome: PortResult) -> ShazzamScanner:
 
 
 @functools.lru_cache(maxsize=8192)
-@functools.lru_cache(maxsize=4096)
 def _plain_scanner(scanner: ShazzamScanner) -> ET.Element:
     """The ``<scanner>`` of a port that read nothing (no banner, status or OID): one element per
     port and outcome, shared by every host that has it (the payload codec writes a shared element
