@@ -10,6 +10,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from midprobe.probes.checksum import fold, internet_checksum, word_sum
+
 __all__ = [
     "ARP_FRAME_SIZE",
     "BROADCAST_MAC",
@@ -24,7 +26,6 @@ __all__ = [
     "echo_request",
     "format_mac",
     "internet_checksum",
-    "internet_checksum_sum",
     "parse_arp_reply",
     "parse_echo_payload",
     "parse_icmp_datagram",
@@ -49,22 +50,6 @@ ECHO_PAYLOAD_SIZE = _PAYLOAD.size
 _MAGIC = b"mpsw"
 _ICMP_HEADER = struct.Struct("!BBHHH")
 _ARP = struct.Struct("!6s6sHHHBBH6sI6sI")
-
-
-def internet_checksum_sum(data: bytes) -> int:
-    """The sum of ``data``'s 16-bit words (odd lengths padded with a zero byte), not yet folded."""
-    if len(data) % 2:
-        data += b"\x00"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    return total
-
-
-def internet_checksum(data: bytes) -> int:
-    """The 16-bit ones' complement sum of RFC 1071 (odd lengths padded with a zero byte)."""
-    total = internet_checksum_sum(data)
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +81,7 @@ class EchoRequests:
     def __init__(self, identifier: int, cookie: int) -> None:
         self.identifier = identifier
         self.cookie = cookie
-        self._base = internet_checksum_sum(
+        self._base = word_sum(
             _ECHO_REQUEST.pack(ICMP_ECHO_REQUEST, 0, 0, identifier, 0, _MAGIC, cookie, 0, 0)
         )
 
@@ -111,12 +96,10 @@ class EchoRequests:
             + ((sent_ns >> 16) & 0xFFFF)
             + (sent_ns & 0xFFFF)
         )
-        total = (total & 0xFFFF) + (total >> 16)
-        total = (total & 0xFFFF) + (total >> 16)
         return _ECHO_REQUEST.pack(
             ICMP_ECHO_REQUEST,
             0,
-            ~total & 0xFFFF,
+            fold(total),
             self.identifier,
             sequence,
             _MAGIC,

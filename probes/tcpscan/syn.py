@@ -22,6 +22,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from midprobe.capabilities.errors import NetworkError, ProbeTimeout
+from midprobe.probes.checksum import fold, word_sum
 from midprobe.probes.congestion import CongestionWindow
 from midprobe.probes.targets import Target
 from midprobe.probes.tcpscan.common import (
@@ -93,25 +94,13 @@ def build_syn_segment(source_port: int, destination_port: int, sequence: int) ->
     return bytearray(header + _MSS_OPTION)
 
 
-def _word_sum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\x00"
-    return sum(struct.unpack(f"!{len(data) // 2}H", data))
-
-
-def _fold(total: int) -> int:
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def tcp_checksum(source: bytes, destination: bytes, segment: bytes) -> int:
     """The TCP checksum of ``segment`` (checksum field zero) over the IPv4 or IPv6 pseudo-header."""
     if len(source) == 4:
         pseudo = source + destination + struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(segment))
     else:
         pseudo = source + destination + struct.pack("!IxxxB", len(segment), socket.IPPROTO_TCP)
-    return _fold(_word_sum(pseudo) + _word_sum(segment))
+    return fold(word_sum(pseudo) + word_sum(segment))
 
 
 def raw_sockets_allowed() -> bool:
@@ -323,7 +312,7 @@ class _SynRun:
             raise NetworkError(f"no route to {ip}: {error.strerror or error}") from None
         if family == socket.AF_INET:
             pseudo = host.source + host.key + struct.pack("!BBH", 0, socket.IPPROTO_TCP, _HEADER_LENGTH)
-            host.checksum_base = _word_sum(pseudo) + _word_sum(bytes(host.segment))
+            host.checksum_base = word_sum(pseudo) + word_sum(bytes(host.segment))
         # IPv6: the kernel fills the checksum in (IPV6_CHECKSUM), checksum_base stays 0
         return host
 
@@ -363,10 +352,7 @@ class _SynRun:
 
     def _checksum(self, host: _SynHost, port: int) -> None:
         if host.checksum_base:
-            total = host.checksum_base + port
-            total = (total & 0xFFFF) + (total >> 16)
-            total = (total & 0xFFFF) + (total >> 16)
-            struct.pack_into("!H", host.segment, 16, ~total & 0xFFFF)
+            struct.pack_into("!H", host.segment, 16, fold(host.checksum_base + port))
 
     def _send_one(self, host: _SynHost, port: int, attempt: int, now: float) -> bool:
         """Send one probe (the general path, used for retransmissions); ``False`` = try later."""
