@@ -424,9 +424,9 @@ class ScanPipeline:
         resolved = scan.targets.resolved(lambda name: ip_address(scan.names[name]))
         targets = iter(resolved)
 
-        def sweep_next() -> asyncio.Task[tuple[list[Target], list[Target]]] | None:
+        def sweep_next() -> tuple[list[Target], asyncio.Task[list[Target]]] | None:
             chunk = list(islice(targets, SWEEP_CHUNK))
-            return asyncio.ensure_future(self._live(chunk)) if chunk else None
+            return (chunk, asyncio.ensure_future(self._live(chunk))) if chunk else None
 
         # Routed, the next chunk is swept while this one's live addresses are port-scanned (one
         # sweep ahead). On the scanner's own link, one after the other: an ARP sweep fills the
@@ -434,7 +434,7 @@ class ScanPipeline:
         sweeping = sweep_next()
         try:
             while sweeping is not None:
-                chunk, live = await sweeping
+                chunk, live = sweeping[0], await sweeping[1]
                 on_link = "arp" in self.stats.discovery.split(",")
                 sweeping = None if on_link else sweep_next()
                 self.stats.scanned += len(chunk) - len(live)
@@ -446,9 +446,9 @@ class ScanPipeline:
                     sweeping = sweep_next()
         finally:
             if sweeping is not None:
-                sweeping.cancel()
+                sweeping[1].cancel()
                 with contextlib.suppress(asyncio.CancelledError, MidprobeError):
-                    await sweeping
+                    await sweeping[1]
 
     async def _chunk_scanned(self, live: list[Target]) -> AsyncIterator[_Scanned]:
         """Port-scan the live targets of a swept chunk (as CIDR blocks: one or a few, not 1,024 words)."""
@@ -460,9 +460,9 @@ class ScanPipeline:
         finally:
             await port_scan.aclose()
 
-    async def _live(self, chunk: list[Target]) -> tuple[list[Target], list[Target]]:
-        """``chunk``, and those of its targets that answered the sweep, in the chunk's order: one
-        sweep per address family (IPv4: ARP and ICMP; IPv6: ICMPv6 echo after neighbour discovery)."""
+    async def _live(self, chunk: list[Target]) -> list[Target]:
+        """The targets of ``chunk`` that answered the sweep, in the chunk's order: one sweep per address
+        family (IPv4: ARP and ICMP; IPv6: ICMPv6 echo after neighbour discovery)."""
         alive: set[str] = set()
         for version in (4, 6):
             family = [target.address for target in chunk if target.address.version == version]
@@ -470,9 +470,9 @@ class ScanPipeline:
                 continue
             answered = await self._swept_alive(family)
             if answered is None:  # some addresses were never decided: none is skipped on a guess
-                return chunk, chunk
+                return chunk
             alive |= answered
-        return chunk, [t for t in chunk if str(t.address) in alive]
+        return [t for t in chunk if str(t.address) in alive]
 
     async def _swept_alive(self, addresses: list[IPv4Address | IPv6Address]) -> set[str] | None:
         """The addresses (of one family) that answered a ``HostSweep``, and those it could not ask (the
