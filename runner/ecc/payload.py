@@ -226,7 +226,7 @@ def parse_xml(
     """Parse untrusted payload XML: no DTD, no entities, no external references, bounded size and shape.
 
     Size is checked before parsing and depth and element count while parsing, so a
-    hostile payload is refused before its tree is built. Text with no ``<!`` and fewer ``<`` than
+    hostile payload is refused before its tree is built. Text with no ``<!`` and no more ``<`` than
     the element limit cannot declare anything or pass that limit: it is parsed by expat with the C
     tree builder and its depth checked after (:func:`_plain_markup`); the rest goes through
     defusedxml with a counting tree builder. Every failure is ``PayloadError``.
@@ -327,8 +327,8 @@ def _write_element(parts: list[str], root: ET.Element, *, sanitise: bool) -> Non
         if isinstance(item, str):  # the end tag (and tail) of an element whose children are written
             parts.append(item)
             continue
-        leaf = refcount(item) > _UNSHARED_REFERENCES and not len(item) and item is not root
-        if leaf:
+        shared_leaf = refcount(item) > _UNSHARED_REFERENCES and not len(item) and item is not root
+        if shared_leaf:
             known = written.get(id(item))
             if known is not None:
                 parts.append(known)
@@ -359,7 +359,7 @@ def _write_element(parts: list[str], root: ET.Element, *, sanitise: bool) -> Non
             stack.extend(reversed(item))
         else:
             parts.append("/>" + end)
-        if leaf:
+        if shared_leaf:
             written[id(item)] = "".join(parts[begin:])
 
 
