@@ -22,6 +22,19 @@ class MidprobeError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickled as its class, arguments and fields, and rebuilt without ``__init__`` (whose
+        parameters differ from class to class), so an error crosses a process boundary as it was
+        raised (the scan engine's child process: ``probes/tcpscan/child.py``)."""
+        return (_rebuilt, (type(self), self.args, dict(self.__dict__)))
+
+
+def _rebuilt(kind: type[MidprobeError], args: tuple[object, ...], fields: dict[str, object]) -> MidprobeError:
+    error = kind.__new__(kind)
+    error.args = args
+    error.__dict__.update(fields)
+    return error
+
 
 class ConfigError(MidprobeError):
     """Bad configuration or bad user input: names the file, entry and field when known."""

@@ -92,6 +92,12 @@ class ConnectScanner:
         self.open_socket = open_socket
         self.send_retry_budget = send_retry_budget
 
+    @property
+    def separable(self) -> bool:
+        """It may scan in a child process (``probes/tcpscan/child.py``): with its own sockets it
+        touches nothing of the caller's (a test's socket factory may count what it is given)."""
+        return self.open_socket is socket.socket
+
     def scan(
         self,
         targets: Iterable[Target],

@@ -1,5 +1,6 @@
 """Choosing a TCP scan engine (SYN when raw sockets work, else connect) and running it from a thread,
-or from asyncio through the one bounded bridge (``scan_async``)."""
+or from asyncio through the one bounded bridge (``scan_async``: the engine in a child process when it
+may run apart, ``probes/tcpscan/child.py``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Final
 
 from midprobe.capabilities.errors import NetworkError, ProbeParameterError
 from midprobe.probes.targets import Target
+from midprobe.probes.tcpscan.child import ChildScan, separable
 from midprobe.probes.tcpscan.common import HostScan, ScanEngine, ScanOptions, StopFlag
 from midprobe.probes.tcpscan.syn import SynScanner, raw_sockets_allowed
 
@@ -76,13 +78,17 @@ async def scan_async(
     queue_size: int = DEFAULT_QUEUE_SIZE,
     thread_name: str | None = None,
 ) -> AsyncGenerator[HostScan, None]:
-    """Scan on a worker thread and yield hosts into the event loop as they finish.
+    """Scan from a worker thread and yield hosts into the event loop as they finish.
 
-    This is the one bridge from an engine to asyncio (Shazzam and ``midprobe scan`` use it). At most
-    ``queue_size`` finished hosts wait for the consumer; then the engine waits too, so the scan runs
-    at the consumer's pace and a /16 never piles up in memory. The worker is started from the calling
-    thread, so it inherits that thread's network namespace. Leaving the ``async for`` early (or
-    cancelling) stops the scan, closes its sockets and waits for the thread to end.
+    This is the one bridge from an engine to asyncio (Shazzam and ``midprobe scan`` use it). An
+    engine that may run apart (``separable``: the real engines) runs in a child process the worker
+    forks and reads (``probes/tcpscan/child.py``), so its sends and reads do not wait for the
+    interpreter lock while this process encodes and reports; any other engine runs on the worker
+    itself. At most ``queue_size`` finished hosts wait for the consumer; then the engine waits too,
+    so the scan runs at the consumer's pace and a /16 never piles up in memory. The worker is
+    started from the calling thread, so it (and the child) is in that thread's network namespace.
+    Leaving the ``async for`` early (or cancelling) stops the scan, closes its sockets (ends the
+    child) and waits for the thread to end.
     """
     if queue_size < 1:
         raise ValueError("queue_size must be at least 1")
@@ -126,9 +132,12 @@ async def scan_async(
                 return False
         return not stop.is_set() and deliver(host)
 
+    given = options or ScanOptions()
+    child = ChildScan(chosen, targets, ports, given) if separable(chosen) else None
+
     def work() -> None:
         try:
-            hosts = chosen.scan(targets, ports, options or ScanOptions(), stop=stop)
+            hosts = child.hosts(stop) if child is not None else chosen.scan(targets, ports, given, stop=stop)
         except BaseException as error:  # handed to the consumer, raised there
             deliver(_Finished(error))
             return
@@ -157,4 +166,6 @@ async def scan_async(
             yield item
     finally:
         stop.set()
+        if child is not None:
+            child.end()  # a worker waiting for the child's next host returns
         await asyncio.to_thread(worker.join)

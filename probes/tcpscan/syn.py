@@ -176,6 +176,12 @@ class SynScanner:
         self.open_sender = open_sender
         self.send_retry_budget = send_retry_budget
 
+    @property
+    def separable(self) -> bool:
+        """It may scan in a child process (``probes/tcpscan/child.py``): with its own raw sockets it
+        touches nothing of the caller's (a test's sender may count what it is given)."""
+        return self.open_sender is open_raw_sender
+
     def scan(
         self,
         targets: Iterable[Target],
