@@ -52,6 +52,7 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy -p midprobe.capabilities -p midprobe.probes -p midprobe.runner
 	$(VENV)/bin/mypy bench
+	$(VENV)/bin/mypy tests
 
 # Two workers (the machine's two cores), whole files at a time: the tests of one file run one after
 # the other in one worker (test_lab_lifecycle's `lab down --all` must not run beside its own labs).

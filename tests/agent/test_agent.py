@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -372,7 +372,9 @@ class CountsClaims(WrappedQueue):
         self.claims: list[tuple[int, ...]] = []
 
     def claim(self, *args: object, **kwargs: object) -> list[EccRecord]:
-        self.claims.append(tuple(kwargs["priorities"]))  # type: ignore[call-overload]
+        priorities = kwargs["priorities"]
+        assert isinstance(priorities, Sequence)
+        self.claims.append(tuple(priorities))
         return super().claim(*args, **kwargs)
 
 

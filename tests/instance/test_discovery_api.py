@@ -169,7 +169,7 @@ def test_a_start_resent_after_its_reply_was_lost_starts_one_discovery(
     schedule = load_schedule_text(tmp_path)
     bridge.lose_replies = 1  # the instance starts it, the answer never arrives, the client sends it again
     with InstanceClient(transport) as client:
-        started = client.start_discovery(schedule, credentials=CREDENTIALS)
+        started = client.start_discovery(schedule, credentials=tomllib.loads(CREDENTIALS))
         assert [status.sys_id for status in client.list()] == [started.sys_id]
     assert bridge.requests.count("POST /api/midprobe/v1/discoveries") == 2
     assert _outputs(queue, started.sys_id) == ["Shazzam"]

@@ -12,11 +12,14 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
 from midprobe.runner.lab import NamespaceThread
+
+if TYPE_CHECKING:  # selenium is imported when a browser starts
+    from selenium.webdriver.remote.webdriver import WebDriver
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -39,11 +42,11 @@ T = TypeVar("T")
 class Browser:
     """A WebDriver whose every call runs on the namespace thread."""
 
-    def __init__(self, thread: NamespaceThread, driver: object) -> None:
+    def __init__(self, thread: NamespaceThread, driver: WebDriver) -> None:
         self._thread = thread
         self.driver = driver
 
-    def do(self, action: Callable[[object], T], timeout: float = 60.0) -> T:
+    def do(self, action: Callable[[WebDriver], T], timeout: float = 60.0) -> T:
         return self._thread.submit(lambda: action(self.driver)).result(timeout=timeout)
 
 
@@ -57,7 +60,7 @@ def browser(thread: NamespaceThread) -> Iterator[Browser]:
 
     profile = Path(tempfile.mkdtemp(prefix="midprobe-chromium-"))
 
-    def start() -> object:
+    def start() -> WebDriver:
         options = webdriver.ChromeOptions()
         options.binary_location = str(CHROMIUM)
         for flag in (*FLAGS, f"--user-data-dir={profile}"):
@@ -69,5 +72,5 @@ def browser(thread: NamespaceThread) -> Iterator[Browser]:
     try:
         yield Browser(thread, driver)
     finally:
-        thread.submit(lambda: driver.quit()).result(timeout=60)  # type: ignore[attr-defined]
+        thread.submit(lambda: driver.quit()).result(timeout=60)
         shutil.rmtree(profile, ignore_errors=True)

@@ -116,7 +116,7 @@ version = "2c"
         (answer,) = queue.list(queue_side="input", response_to=request.sys_id)
     assert answer.error_string == ""
     results = decode_input_payload(answer.payload).results
-    probes = [result.get("probe") for result in results]
+    probes = [result.get("probe", "") for result in results]
     assert list(dict.fromkeys(probes)) == ["SSHClassify", "SNMPClassify"], "grouped, in request order"
     assert probes == sorted(probes, key=["SSHClassify", "SNMPClassify"].index)
     assert all(result.get("error") is None for result in results), answer.payload[:2000]

@@ -14,8 +14,9 @@ import signal
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -26,6 +27,9 @@ from midprobe.runner.queue.url import open_queue, sqlite_url
 from tests.lab.browser_support import Browser, browser
 from tests.lab.instance_support import serve_instance
 from tests.lab.test_discovery_lab import _credentials
+
+if TYPE_CHECKING:  # selenium is imported when the test runs
+    from selenium.webdriver.remote.webdriver import WebDriver
 
 pytestmark = pytest.mark.lab
 
@@ -104,7 +108,7 @@ def _screenshot(chromium: Browser, name: str) -> None:
     folder = os.environ.get("MIDPROBE_SCREENSHOTS")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
-        chromium.do(lambda driver: driver.save_screenshot(str(Path(folder) / f"{name}.png")))  # type: ignore[attr-defined]
+        chromium.do(lambda driver: driver.save_screenshot(str(Path(folder) / f"{name}.png")))
 
 
 def test_log_in_validate_the_new_mid_watch_it_discover_the_lab_and_open_a_ci(
@@ -116,32 +120,32 @@ def test_log_in_validate_the_new_mid_watch_it_discover_the_lab_and_open_a_ci(
 
     console, url = instance
 
-    def wait(driver: object, condition: object, timeout: float = 30.0) -> object:
-        return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition)  # type: ignore[arg-type]
+    def wait(driver: WebDriver, condition: Callable[[WebDriver], object], timeout: float = 30.0) -> object:
+        return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition)
 
-    def log_in(driver: object) -> str:
-        driver.get(f"{console}/mids")  # type: ignore[attr-defined]
+    def log_in(driver: WebDriver) -> str:
+        driver.get(f"{console}/mids")
         wait(driver, seen.presence_of_element_located((By.ID, "login")))
-        driver.find_element(By.ID, "name").send_keys(OPERATOR[0])  # type: ignore[attr-defined]
-        driver.find_element(By.ID, "password").send_keys(OPERATOR[1])  # type: ignore[attr-defined]
-        driver.find_element(By.ID, "login").click()  # type: ignore[attr-defined]
+        driver.find_element(By.ID, "name").send_keys(OPERATOR[0])
+        driver.find_element(By.ID, "password").send_keys(OPERATOR[1])
+        driver.find_element(By.ID, "login").click()
         wait(driver, seen.presence_of_element_located((By.ID, "mids")))
-        return str(driver.find_element(By.ID, "mids").text)  # type: ignore[attr-defined]
+        return str(driver.find_element(By.ID, "mids").text)
 
     mids = chromium.do(log_in)
     (row,) = [line for line in mids.splitlines() if line.startswith(AGENT)]
     assert row.split()[1:3] == ["Up", "no"]  # up, not validated
     _screenshot(chromium, "console-mids")
 
-    def open_mid(driver: object) -> str:
-        driver.find_element(By.LINK_TEXT, AGENT).click()  # type: ignore[attr-defined]
+    def open_mid(driver: WebDriver) -> str:
+        driver.find_element(By.LINK_TEXT, AGENT).click()
         wait(driver, seen.presence_of_element_located((By.ID, "validate")))
-        return str(driver.find_element(By.TAG_NAME, "main").text)  # type: ignore[attr-defined]
+        return str(driver.find_element(By.TAG_NAME, "main").text)
 
-    def validate(driver: object) -> str:
-        driver.find_element(By.ID, "validate").click()  # type: ignore[attr-defined]
+    def validate(driver: WebDriver) -> str:
+        driver.find_element(By.ID, "validate").click()
         wait(driver, seen.presence_of_element_located((By.ID, "invalidate")))
-        return str(driver.find_element(By.ID, "mid").text)  # type: ignore[attr-defined]
+        return str(driver.find_element(By.ID, "mid").text)
 
     assert "Not validated: this MID gets no work" in chromium.do(open_mid)
     _screenshot(chromium, "console-mid")
@@ -158,17 +162,17 @@ def test_log_in_validate_the_new_mid_watch_it_discover_the_lab_and_open_a_ci(
     )
     credentials = lab_credentials_toml(lab, inline_key=True)  # the instance reads no key file of its own
 
-    def start_and_watch(driver: object) -> tuple[str, str]:
-        driver.get(f"{console}/discoveries")  # type: ignore[attr-defined]
-        driver.find_element(By.ID, "start").click()  # type: ignore[attr-defined]
+    def start_and_watch(driver: WebDriver) -> tuple[str, str]:
+        driver.get(f"{console}/discoveries")
+        driver.find_element(By.ID, "start").click()
         wait(driver, seen.presence_of_element_located((By.ID, "schedule")))
-        driver.find_element(By.ID, "schedule").send_keys(schedule)  # type: ignore[attr-defined]
-        driver.find_element(By.ID, "credentials").send_keys(credentials)  # type: ignore[attr-defined]
-        driver.find_element(By.ID, "start-discovery").click()  # type: ignore[attr-defined]
+        driver.find_element(By.ID, "schedule").send_keys(schedule)
+        driver.find_element(By.ID, "credentials").send_keys(credentials)
+        driver.find_element(By.ID, "start-discovery").click()
         wait(driver, seen.presence_of_element_located((By.ID, "phases")))
         # The page refreshes itself while the discovery runs: wait for it to say it ended.
         wait(driver, seen.text_to_be_present_in_element((By.ID, "state"), "Completed"), WAIT)
-        return str(driver.find_element(By.ID, "cis").text), str(driver.page_source)  # type: ignore[attr-defined]
+        return str(driver.find_element(By.ID, "cis").text), str(driver.page_source)
 
     cis, page = chromium.do(start_and_watch, timeout=WAIT + 60)
     _screenshot(chromium, "console-discovery")
@@ -183,12 +187,12 @@ def test_log_in_validate_the_new_mid_watch_it_discover_the_lab_and_open_a_ci(
     linux1 = lab.host("linux1")
     assert linux1.address in cis
 
-    def open_ci(driver: object) -> tuple[str, str]:
-        row = driver.find_element(By.XPATH, f"//table[@id='cis']//tr[td[3]='{linux1.address}']")  # type: ignore[attr-defined]
+    def open_ci(driver: WebDriver) -> tuple[str, str]:
+        row = driver.find_element(By.XPATH, f"//table[@id='cis']//tr[td[3]='{linux1.address}']")
         row.find_element(By.TAG_NAME, "a").click()
         wait(driver, seen.presence_of_element_located((By.ID, "ci")))
-        interfaces = driver.find_element(By.ID, "interfaces").text  # type: ignore[attr-defined]
-        addresses = driver.find_element(By.ID, "addresses").text  # type: ignore[attr-defined]
+        interfaces = driver.find_element(By.ID, "interfaces").text
+        addresses = driver.find_element(By.ID, "addresses").text
         return str(interfaces), str(addresses)
 
     interfaces, addresses = chromium.do(open_ci)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from midprobe.runner.cli.demo import lab_credentials_toml
 from midprobe.runner.lab import Lab
+from midprobe.runner.lab.credentials_file import lab_credentials_toml
 from midprobe.runner.queue.url import sqlite_url
 from tests.support.terminal import PseudoTerminal
 

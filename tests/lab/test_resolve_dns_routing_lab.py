@@ -73,7 +73,7 @@ def test_each_name_is_resolved_only_by_the_agent_of_its_sub_domain(lab: Lab, tmp
     url = trust_every_agent(sqlite_url(tmp_path / "ecc.db"))
     named = [host for host in lab.hosts if host.fqdn]
     by_subdomain = {
-        subdomain: [h for h in named if h.fqdn and h.fqdn.endswith(f".{subdomain}.{lab.dns_zone}")]
+        subdomain: [h.fqdn for h in named if h.fqdn and h.fqdn.endswith(f".{subdomain}.{lab.dns_zone}")]
         for subdomain in AGENTS.values()
     }
     assert all(by_subdomain.values()), "the lab has names under both sub-domains"
@@ -113,7 +113,7 @@ def test_each_name_is_resolved_only_by_the_agent_of_its_sub_domain(lab: Lab, tmp
             queue.set_agent_status(agent, "Up")
             queue.heartbeat_agent(agent)
     for subdomain_agent, subdomain in AGENTS.items():
-        fqdn = by_subdomain[subdomain][0].fqdn
+        fqdn = by_subdomain[subdomain][0]
         completed = subprocess.run(
             [sys.executable, "-m", "midprobe.runner", "select", "--queue", url, "--json",
              "--capability", f"Resolve DNS={fqdn}"],

@@ -626,6 +626,8 @@ def test_the_agent_runner_closes_its_pooled_connections_and_threads(bed: SSHTest
     assert all(not answer.error_string for answer in answers)
     stdout = {decode_input_payload(answer.payload).results[0].findtext("stdout") for answer in answers}
     assert len(stdout) == 1
-    client = int(stdout.pop().split()[1])
+    (connection,) = stdout
+    assert connection is not None
+    client = int(connection.split()[1])
     wait_until(lambda: client not in bed.established_peers(22), "the runner's connections to close")
     wait_until(lambda: paramiko_threads() <= before, "paramiko's threads to end")

@@ -102,7 +102,7 @@ class _Datagram(socket.socket):
 
     refusals: Refusals
 
-    def sendto(self, data: Any, *rest: Any) -> int:  # type: ignore[override]
+    def sendto(self, data: Any, *rest: Any) -> int:
         if self.refusals.refuses(rest[-1][0]):
             raise self.refusals.error()
         if self.refusals.passthrough:

@@ -9,7 +9,7 @@ flag, can fail part-way, and records that it was closed (where a real engine clo
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 
 from midprobe.capabilities.errors import NetworkError
 from midprobe.probes.base import AnyProbe
@@ -56,7 +56,7 @@ class TableEngine:
         options: ScanOptions,
         *,
         stop: StopFlag | None = None,
-    ) -> Iterator[HostScan]:
+    ) -> Generator[HostScan, None, None]:
         if self.first_waits_for is not None and not self.waited:
             self.waited.append(self.first_waits_for.wait(timeout=10.0))
         try:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from typing import Any, cast
+from collections.abc import Awaitable
+from typing import Any, TypeVar, cast
 
 import dns.message
 import dns.reversename
@@ -29,6 +30,17 @@ from midprobe.probes.shazzam import PROBE as SHAZZAM
 from midprobe.probes.snmp.query import PROBE as SNMP
 from midprobe.probes.sweep.host_sweep import PROBE as SWEEP
 from midprobe.probes.targets import parse_targets
+
+T = TypeVar("T")
+
+
+def _run(pending: Awaitable[T]) -> T:
+    """``asyncio.run`` of what a resolver returns (an awaitable: ``asyncio.run`` takes only a coroutine)."""
+
+    async def wait() -> T:
+        return await pending
+
+    return asyncio.run(wait())
 
 
 @pytest.fixture
@@ -181,10 +193,10 @@ def test_a_policy_naming_a_dns_server_sends_names_only_there_in_any_mode(no_syst
     for policy in (TargetPolicy.unrestricted("127.0.0.1"), TargetPolicy.lab("127.0.0.1")):
         lookup = resolver_for(policy, deadline=0.0)
         with pytest.raises(TargetSpecError, match=r"through DNS server 127\.0\.0\.1"):
-            asyncio.run(lookup("linux1.lab.test"))
+            _run(lookup("linux1.lab.test"))
         reverse = reverse_resolver_for(policy, deadline=0.0)
         assert reverse is not None
-        assert asyncio.run(reverse("198.18.0.11")) is None
+        assert _run(reverse("198.18.0.11")) is None
     assert no_system_lookup == []
 
 
@@ -212,8 +224,8 @@ def test_outside_lab_mode_reverse_lookups_ask_the_system_resolver_off_the_event_
     monkeypatch.setattr(socket, "gethostbyaddr", answer)
     reverse = reverse_resolver_for(TargetPolicy.unrestricted())
     assert reverse is not None
-    assert asyncio.run(reverse("198.51.100.7")) == "printer.example.test"
-    assert asyncio.run(reverse("198.51.100.8")) is None
+    assert _run(reverse("198.51.100.7")) == "printer.example.test"
+    assert _run(reverse("198.51.100.8")) is None
     assert threads
     assert threading.main_thread().name not in threads
 

@@ -304,7 +304,7 @@ def test_secret_never_shows_itself() -> None:
     with pytest.raises(TypeError, match="never pickled"):
         pickle.dumps(credential)
     with pytest.raises(AttributeError):
-        secret._value = "x"  # type: ignore[misc]
+        secret._value = "x"
 
 
 def test_constructing_a_credential_in_code_is_validated_too() -> None:

@@ -26,7 +26,10 @@ NAME = dns.name.from_text("linux1.sandiego.lab.example.test")
 
 
 def response_to(
-    name: dns.name.Name, rdtype: str, records: list[tuple[str, str, str]], rcode: int = dns.rcode.NOERROR
+    name: dns.name.Name,
+    rdtype: str,
+    records: list[tuple[str, str, str]],
+    rcode: dns.rcode.Rcode = dns.rcode.NOERROR,
 ) -> dns.message.Message:
     query = dns.message.make_query(name, rdtype, id=4711)
     response = dns.message.make_response(query)

@@ -16,6 +16,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from midprobe.probes.dns.host_names import DNSProbe, DnsResult, HostName
+from midprobe.probes.dns.resolver import Status
 from midprobe.probes.shazzam import ShazzamHost, ShazzamResult, ShazzamScanner, encode_shazzam
 from midprobe.probes.snmp.classify import encode_classify_result
 from midprobe.probes.ssh.channel import CommandOutput
@@ -183,8 +184,10 @@ def test_list_sys_ids_feeds_show(tmp_path: Path) -> None:
 def test_dns_names_one_row_per_address_with_its_status(tmp_path: Path) -> None:
     result = DnsResult(
         (
-            HostName("198.18.0.10", "ok", ("linux1.sandiego.lab.example.test",), True, server="198.18.0.15"),
-            HostName("198.18.0.99", "nxdomain", server="198.18.0.15"),
+            HostName(
+                "198.18.0.10", Status.OK, ("linux1.sandiego.lab.example.test",), True, server="198.18.0.15"
+            ),
+            HostName("198.18.0.99", Status.NXDOMAIN, server="198.18.0.15"),
         )
     )
     url, _request, answer = _answered(tmp_path, "DNS", "198.18.0.10", DNSProbe().encode_results(result))

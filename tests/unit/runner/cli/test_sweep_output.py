@@ -12,7 +12,7 @@ from midprobe.runner.cli.sweep import _json_line
 HOSTS = (
     AliveHost("198.18.0.10", "icmp", 0.1234567),
     AliveHost("198.18.0.11", "arp", 2.0, mac="02:00:00:00:00:0b"),
-    AliveHost("2001:db8::1", "icmpv6", 0.0),
+    AliveHost("2001:db8::1", "icmp", 0.0),
     AliveHost(
         "198.18.0.12", "tcp-connect", 12.3456, host_name='we"ird\\name\u00e9\n', port=22, port_state="open"
     ),

@@ -199,7 +199,7 @@ def _timed_out(queue: EccQueue, output: EccRecord) -> None:
 
 def _started(
     tmp_path: Path, schedule: Schedule | None = None
-) -> tuple[contextlib.ExitStack[None], EccQueue, Orchestrator, str]:
+) -> tuple[contextlib.ExitStack[bool | None], EccQueue, Orchestrator, str]:
     """A discovery of ``schedule`` (default: SNMP over 198.18.0.0/30) started with one agent, lab1."""
     url = trust_every_agent(sqlite_url(tmp_path / "ecc.db"))
     stack = contextlib.ExitStack()

@@ -147,4 +147,4 @@ def test_a_multiprobe_refuses_characters_xml_cannot_carry(label: str) -> None:
     fields = {"topic": "SSHCommand", "name": "uname"}
     fields[label] = fields[label] + "\x01"
     with pytest.raises(PayloadError, match=f"probe {label} .* holds a character XML cannot carry"):
-        encode_multiprobe_payload([ProbeRequest(**fields)])
+        encode_multiprobe_payload([ProbeRequest(topic=fields["topic"], name=fields["name"])])

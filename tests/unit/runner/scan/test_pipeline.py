@@ -24,6 +24,7 @@ from midprobe.probes.nmap.encode import encode_scan
 from midprobe.probes.nmap.parse import NmapAddress, NmapHost, NmapPort, NmapRunStats, NmapScan, NmapService
 from midprobe.probes.registry import ProbeRegistry
 from midprobe.probes.shazzam import ShazzamProbe
+from midprobe.probes.sweep.common import Method
 from midprobe.probes.sweep.host_sweep import (
     AliveHost,
     IncompleteHost,
@@ -180,7 +181,7 @@ class _TableSweep:
         *,
         complete: bool = True,
         incomplete: frozenset[str] = frozenset(),
-        method: str = "icmp",
+        method: Method = "icmp",
         engine: TableEngine | None = None,
     ) -> None:
         self.live = live
