@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # the resolver package is loaded only by a scan that looks na
 __all__ = [
     "DNS_RETRIES",
     "DNS_TIMEOUT_S",
+    "ROUTED_SWEEP_CHUNK",
     "SNMP_RETRIES",
     "SNMP_TIMEOUT_MS",
     "SSH_COMMAND_TIMEOUT_MS",
@@ -45,8 +46,14 @@ __all__ = [
     "sweep_parameters",
 ]
 
-#: Addresses swept at a time before their live ones are port-scanned (a /22).
+#: Addresses swept at a time before their live ones are port-scanned (a /22): the first chunk, and
+#: every chunk on the scanner's own link, where the ARP sweep and the port scan share the kernel's
+#: neighbour table (about 1,024 entries before it refuses).
 SWEEP_CHUNK: Final = 1024
+#: Routed (no ARP in the chunk before), a chunk is a /20: each chunk's port scan has a start and a
+#: tail of its own (its last answers and retries), and a routed /18 scans about 20 % faster in
+#: four chunks than in sixteen.
+ROUTED_SWEEP_CHUNK: Final = 4096
 #: The longest one chunk's sweep may take (ms; ``HostSweep``'s own ceiling).
 SWEEP_TIMEOUT_MS: Final = 3_600_000
 #: SSH timeouts for a classify run that should not wait minutes on one host (ms).

@@ -42,7 +42,7 @@ from midprobe.probes.shazzam import SCANNER_NAME, lists_refused
 from midprobe.probes.targets import Target, TargetSpec, as_blocks, parse_targets
 from midprobe.runner.discovery import probe_requests as requests
 from midprobe.runner.discovery import readers
-from midprobe.runner.discovery.probe_requests import SWEEP_CHUNK, SWEEP_TIMEOUT_MS
+from midprobe.runner.discovery.probe_requests import ROUTED_SWEEP_CHUNK, SWEEP_CHUNK, SWEEP_TIMEOUT_MS
 from midprobe.runner.discovery.scanning import ScannedHost, classification_order
 from midprobe.runner.discovery.verdict import DeviceReadings
 from midprobe.runner.scan.report import HostReport
@@ -416,16 +416,17 @@ class ScanPipeline:
             read = None if page is None else readers.read_port_scan(page.payload)
 
     async def _swept(self, scan: PreparedScan) -> AsyncIterator[_Scanned]:
-        """Host discovery before the port scan: each :data:`SWEEP_CHUNK` addresses of the targets are
-        swept (``HostSweep``: ARP, ICMP, or TCP connect without raw sockets), then only those that
-        answered are port-scanned; the silent ones count as scanned."""
+        """Host discovery before the port scan: the targets are swept in chunks (``HostSweep``: ARP,
+        ICMP, or TCP connect without raw sockets; :data:`SWEEP_CHUNK` addresses, then
+        :data:`ROUTED_SWEEP_CHUNK` once a chunk needed no ARP), then only the addresses that answered
+        are port-scanned; the silent ones count as scanned."""
         # Never started: each chunk's live addresses get a scan of their own.
         await scan.pages.aclose(PER_CHUNK)
         resolved = scan.targets.resolved(lambda name: ip_address(scan.names[name]))
         targets = iter(resolved)
 
-        def sweep_next() -> tuple[list[Target], asyncio.Task[list[Target]]] | None:
-            chunk = list(islice(targets, SWEEP_CHUNK))
+        def sweep_next(size: int = SWEEP_CHUNK) -> tuple[list[Target], asyncio.Task[list[Target]]] | None:
+            chunk = list(islice(targets, size))
             return (chunk, asyncio.ensure_future(self._live(chunk))) if chunk else None
 
         # Routed, the next chunk is swept while this one's live addresses are port-scanned (one
@@ -436,7 +437,7 @@ class ScanPipeline:
             while sweeping is not None:
                 chunk, live = sweeping[0], await sweeping[1]
                 on_link = "arp" in self.stats.discovery.split(",")
-                sweeping = None if on_link else sweep_next()
+                sweeping = None if on_link else sweep_next(ROUTED_SWEEP_CHUNK)
                 self.stats.scanned += len(chunk) - len(live)
                 self._progress()
                 if live:
@@ -485,6 +486,7 @@ class ScanPipeline:
             wait_ms=settings.connect_wait_ms,
             retries=settings.retries,
             rate=settings.rate,
+            max_addresses=max(SWEEP_CHUNK, len(addresses)),
         )
         answer = await self._answered("HostSweep", "", parameters, SWEEP_TIMEOUT_MS / 1000)
         result = readers.read_sweep(answer.payload)

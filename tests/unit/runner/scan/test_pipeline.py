@@ -290,6 +290,26 @@ def test_on_the_link_a_chunk_is_swept_after_the_one_before_is_port_scanned() -> 
     assert sweeper.scanned_before == [0, 1]
 
 
+def test_routed_chunks_grow_after_the_first_and_on_the_link_they_stay_a_22() -> None:
+    def sizes(method: Method) -> list[int]:
+        engine = TableEngine({})
+        sweeper = _TableSweep({"198.18.0.3", "198.18.30.1"}, method=method, engine=engine)
+        settings = ScanSettings(ports=(22,), sniff_banners=False, ping=True)
+        pipeline = ScanPipeline(settings, registry=table_registry(engine, sweeper))
+
+        async def run() -> list[str]:
+            return [report.address async for report in pipeline.run(parse_targets("198.18.0.0/19"))]
+
+        assert sorted(asyncio.run(run())) == ["198.18.0.3", "198.18.30.1"]
+        assert pipeline.stats.scanned == 8192
+        return sweeper.swept
+
+    # Routed: one /22 (what it needs is not known yet), then /20s: fewer port scans, each with a tail.
+    assert sizes("icmp") == [1024, 4096, 3072]
+    # ARP: the sweep and the port scan share the neighbour table, so every chunk stays a /22.
+    assert sizes("arp") == [1024] * 8
+
+
 def test_without_host_discovery_every_address_is_port_scanned() -> None:
     reported, stats, engine, sweeper = _swept_scan("198.18.0.0/24", {"198.18.0.3"}, ping=False)
     assert len(reported) == 256  # the table engine answers every address
