@@ -21,7 +21,7 @@ from midprobe.capabilities.errors import ConfigError, QueueError, TargetNotAllow
 from midprobe.capabilities.selection import SelectionPolicy
 from midprobe.probes.safety import TargetPolicy
 from midprobe.runner.cli.options import instance_options, queue_or_instance_option
-from midprobe.runner.cli.progress import follower_for, summary
+from midprobe.runner.cli.progress import addresses_text, follower_for, summary
 from midprobe.runner.cli.text import printable
 from midprobe.runner.cmdb.database import open_database
 from midprobe.runner.cmdb.store import CmdbStore
@@ -299,6 +299,8 @@ def status_command(
         + (f", finished {status.finished[:19]}" if status.finished else "")
     )
     click.echo(summary(status))
+    if status.addresses.total:
+        click.echo(addresses_text(status.addresses))
     if status.note:
         click.echo(f"note: {printable(status.note)}")
     for entry in log:

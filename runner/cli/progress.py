@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from midprobe.runner.cli.text import printable
-from midprobe.runner.discovery.status import PHASES, DiscoveryStatus, PhaseCounts
+from midprobe.runner.discovery.status import PHASES, AddressCounts, DiscoveryStatus, PhaseCounts
 
 #: Width of one phase's bar, in characters.
 BAR_WIDTH = 30
@@ -36,6 +36,12 @@ def summary(status: DiscoveryStatus) -> str:
             errors = f", {counts.error} errors" if counts.error else ""
             parts.append(f"{phase} {counts.completed}/{counts.started}{errors}")
     return f"{status.state}: " + ("; ".join(parts) if parts else "nothing started")
+
+
+def addresses_text(counts: AddressCounts) -> str:
+    """``addresses: 1,024 of 65,536 decided, 1,023 alive, 1 incomplete`` (how far scanning got)."""
+    incomplete = f", {counts.incomplete:,} incomplete" if counts.incomplete else ""
+    return f"addresses: {counts.decided:,} of {counts.total:,} decided, {counts.alive:,} alive{incomplete}"
 
 
 def phase_counts(status: DiscoveryStatus) -> list[tuple[str, PhaseCounts]]:
@@ -75,6 +81,9 @@ def render(view: FollowView) -> RenderableType:
     header = Text.assemble(
         (printable(status.name), "bold"),
         f" {status.state}",
+        f"  addresses {status.addresses.decided:,}/{status.addresses.total:,}"
+        if status.addresses.total
+        else "",
         f"  devices {view.devices_done}/{view.devices} done",
         ("  errors ", ""),
         (str(view.errors), "red" if view.errors else ""),
@@ -202,6 +211,7 @@ __all__ = [
     "Follower",
     "LineFollower",
     "LiveFollower",
+    "addresses_text",
     "elapsed_text",
     "follower_for",
     "phase_counts",

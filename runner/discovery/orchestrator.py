@@ -53,7 +53,7 @@ from midprobe.runner.discovery.probe_requests import (
     shazzam_parameters,
     sweep_parameters,
 )
-from midprobe.runner.discovery.readers import enrichment_summary, read_sweep
+from midprobe.runner.discovery.readers import addresses_decided, enrichment_summary, read_sweep
 from midprobe.runner.discovery.relations import lookups
 from midprobe.runner.discovery.schedule import Schedule
 from midprobe.runner.discovery.sensors import (
@@ -272,7 +272,8 @@ class Orchestrator:
 
     def _start(self, schedule: Schedule, on_created: Callable[[str], None] | None) -> str:
         summary = dataclasses.asdict(schedule)
-        status_id = self.status.create(schedule.name, summary, schedule.max_run_time)
+        addresses = schedule.targets.count() + len(schedule.host_names)
+        status_id = self.status.create(schedule.name, summary, schedule.max_run_time, addresses=addresses)
         self._started_at[status_id] = self._monotonic()
         if on_created is not None:
             on_created(status_id)
@@ -535,7 +536,7 @@ class Orchestrator:
                 self.status.mark(output.sys_id, "error")
                 self.status.log(status_id, output.target, "scanning", f"Shazzam failed: {error_text}")
                 return
-            self._sense_shazzam(status_id, schedule, payload)
+            self._sense_shazzam(status_id, schedule, output, payload)
             return
         if output.topic in ENRICHMENT_TOPICS.values():
             if error_text:
@@ -718,6 +719,8 @@ class Orchestrator:
             self._plan_batch(status_id, schedule, "Shazzam", blocks, label)
             return
         live = [ipaddress.ip_address(a) for a in sorted(swept.alive | swept.incomplete) if _is_address(a)]
+        # The silent ones are decided here; the port scan decides the others.
+        self.status.count_addresses(status_id, output.sys_id, decided=max(0, swept.addresses - len(live)))
         how = ",".join(swept.methods_used) or "no method"
         self.status.log(
             status_id, output.target, "scanning", f"HostSweep ({how}): {len(live)} addresses answered"
@@ -725,8 +728,18 @@ class Orchestrator:
         if live:
             self._plan_batch(status_id, schedule, "Shazzam", as_blocks(live), label)
 
-    def _sense_shazzam(self, status_id: str, schedule: Schedule, payload: ResultsPayload) -> None:
-        for host in read_shazzam(payload):
+    def _sense_shazzam(
+        self, status_id: str, schedule: Schedule, output: PlannedOutput, payload: ResultsPayload
+    ) -> None:
+        hosts = read_shazzam(payload)
+        self.status.count_addresses(
+            status_id,
+            output.sys_id,
+            decided=addresses_decided(payload),
+            alive=sum(host.alive for host in hosts),
+            incomplete=sum(host.incomplete is not None for host in hosts),
+        )
+        for host in hosts:
             if host.incomplete is not None:  # not known to be down: said, so it is scanned again
                 self.status.log(status_id, host.ip, "scanning", f"incomplete: {host.incomplete}")
             if not host.alive:

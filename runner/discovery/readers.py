@@ -101,6 +101,17 @@ def read_port_scan(payload: ResultsPayload) -> PortScanPage:
     )
 
 
+def addresses_decided(payload: ResultsPayload) -> int:
+    """How many addresses the pages of a Shazzam answer in ``payload`` decided in all: the last
+    page's ``hosts_done`` (a whole answer: ``hosts_scanned``; neither: the hosts it lists)."""
+    counts = [
+        int(text)
+        for result in payload.results
+        if (text := result.get("hosts_done", result.get("hosts_scanned", ""))).isdigit()
+    ]
+    return max(counts) if counts else len(read_shazzam(payload))
+
+
 @dataclass(frozen=True)
 class BannerReading:
     """What a BannerSniff input says: TCP banners, the reader scanners, the SNMP tap's identity."""
@@ -320,6 +331,8 @@ class SweepReading:
     alive: frozenset[str]
     #: Addresses the kernel would not send to (ENOBUFS): not known to be down, so port-scanned.
     incomplete: frozenset[str] = frozenset()
+    #: The addresses the sweep was given.
+    addresses: int = 0
 
 
 #: The longest a banner or service is quoted in a discovery's device log.
@@ -361,5 +374,7 @@ def read_sweep(payload: ResultsPayload) -> SweepReading:
         methods = tuple(m for m in sweep.get("methods_used", "").split(",") if m)
         alive = frozenset(host.get("ip", "") for host in sweep.iter("host") if _true(host, "alive"))
         incomplete = frozenset(host.get("ip", "") for host in sweep.iter("host") if host.get("incomplete"))
-        return SweepReading(_true(sweep, "complete"), methods, alive, incomplete)
+        count = sweep.get("addresses", "")
+        addresses = int(count) if count.isdigit() else len(alive | incomplete)
+        return SweepReading(_true(sweep, "complete"), methods, alive, incomplete, addresses)
     return SweepReading(False, (), frozenset())

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from midprobe.capabilities.errors import ConfigError
-from midprobe.runner.cmdb.database import SqlStore
+from midprobe.runner.cmdb.database import Executor, SqlStore
 
 State = Literal["Starting", "Active", "Completed", "Cancelled"]
 STATES: Final[tuple[State, ...]] = ("Starting", "Active", "Completed", "Cancelled")
@@ -43,6 +43,13 @@ SCHEMA: Final = (
     # How many pages of an output's result in pages were sensed before the whole result was in.
     """CREATE TABLE IF NOT EXISTS discovery_page (
         output TEXT PRIMARY KEY, sensed INTEGER NOT NULL)""",
+    # The addresses in a discovery's ranges, and those each sweep or port scan decided so far.
+    """CREATE TABLE IF NOT EXISTS discovery_scope (
+        status TEXT PRIMARY KEY, addresses INTEGER NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS discovery_decided (
+        output TEXT PRIMARY KEY, status TEXT NOT NULL, decided INTEGER NOT NULL,
+        alive INTEGER NOT NULL, incomplete INTEGER NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS discovery_decided_status ON discovery_decided (status)",
 )
 
 
@@ -58,6 +65,17 @@ class PhaseCounts:
 
 
 @dataclass(frozen=True)
+class AddressCounts:
+    """How far scanning got: the addresses in the ranges, those decided (swept silent, or port-scanned),
+    those that answered, and those the kernel would not let every probe go to (not known to be down)."""
+
+    total: int = 0
+    decided: int = 0
+    alive: int = 0
+    incomplete: int = 0
+
+
+@dataclass(frozen=True)
 class DiscoveryStatus:
     """A discovery as ``discover status`` shows it."""
 
@@ -69,6 +87,7 @@ class DiscoveryStatus:
     max_run_time: float | None
     note: str | None
     phases: Mapping[str, PhaseCounts] = field(default_factory=dict)
+    addresses: AddressCounts = field(default_factory=AddressCounts)
 
     @property
     def done(self) -> bool:
@@ -84,6 +103,7 @@ class DiscoveryStatus:
             "max_run_time": self.max_run_time,
             "note": self.note,
             "phases": {phase: vars(counts) for phase, counts in self.phases.items()},
+            "addresses": vars(self.addresses),
         }
 
     @classmethod
@@ -92,6 +112,8 @@ class DiscoveryStatus:
         try:
             phases = data.get("phases") or {}
             assert isinstance(phases, dict)
+            addresses = data.get("addresses") or {}  # an instance of before the counts sends none
+            assert isinstance(addresses, dict)
             state = str(data["state"])
             if state not in STATES:
                 raise ValueError(state)
@@ -104,6 +126,7 @@ class DiscoveryStatus:
                 max_run_time=None if data.get("max_run_time") is None else float(str(data["max_run_time"])),
                 note=None if data.get("note") is None else str(data["note"]),
                 phases={str(phase): PhaseCounts(**counts) for phase, counts in phases.items()},
+                addresses=AddressCounts(**{str(k): int(v) for k, v in addresses.items()}),
             )
         except (KeyError, TypeError, ValueError, AssertionError):
             raise ConfigError(
@@ -135,7 +158,10 @@ class StatusStore(SqlStore):
 
     schema = SCHEMA
 
-    def create(self, name: str, schedule: Mapping[str, object], max_run_time: float | None) -> str:
+    def create(
+        self, name: str, schedule: Mapping[str, object], max_run_time: float | None, *, addresses: int = 0
+    ) -> str:
+        """A new discovery, Starting, of ``addresses`` addresses (its ranges'); its sys_id."""
         sys_id = secrets.token_hex(16)
         with self._db.transaction() as tx:
             tx.execute(
@@ -143,6 +169,7 @@ class StatusStore(SqlStore):
                 "VALUES (?, ?, 'Starting', ?, ?, ?)",
                 [sys_id, name, json.dumps(schedule, default=str), self._now(), max_run_time],
             )
+            tx.execute("INSERT INTO discovery_scope (status, addresses) VALUES (?, ?)", [sys_id, addresses])
         return sys_id
 
     def set_state(self, sys_id: str, state: State, note: str | None = None) -> None:
@@ -183,10 +210,46 @@ class StatusStore(SqlStore):
                 "SELECT phase, state, COUNT(*) FROM discovery_output WHERE status = ? GROUP BY phase, state",
                 [rows[0][0]],
             )
-        return self._status(rows[0], counts)
+            addresses = self._addresses(tx, str(rows[0][0]))
+        return self._status(rows[0], counts, addresses)
 
     @staticmethod
-    def _status(row: tuple[object, ...], counts: list[tuple[object, ...]]) -> DiscoveryStatus:
+    def _addresses(tx: Executor, status: str) -> AddressCounts:
+        scope = tx.execute("SELECT addresses FROM discovery_scope WHERE status = ?", [status])
+        sums = tx.execute(
+            "SELECT COALESCE(SUM(decided), 0), COALESCE(SUM(alive), 0), COALESCE(SUM(incomplete), 0) "
+            "FROM discovery_decided WHERE status = ?",
+            [status],
+        )
+        decided, alive, incomplete = (int(str(value)) for value in sums[0])
+        return AddressCounts(int(str(scope[0][0])) if scope else 0, decided, alive, incomplete)
+
+    def count_addresses(
+        self, status: str, output: str, *, decided: int, alive: int = 0, incomplete: int = 0
+    ) -> None:
+        """What a sensed sweep or port-scan page of ``output`` decided: ``decided`` addresses in all
+        so far (an output's count only grows), ``alive`` and ``incomplete`` more hosts."""
+        with self._db.transaction() as tx:
+            rows = tx.execute(
+                "SELECT decided, alive, incomplete FROM discovery_decided WHERE output = ?", [output]
+            )
+            if rows:
+                before = [int(str(value)) for value in rows[0]]
+                tx.execute(
+                    "UPDATE discovery_decided SET decided = ?, alive = ?, incomplete = ? WHERE output = ?",
+                    [max(before[0], decided), before[1] + alive, before[2] + incomplete, output],
+                )
+            else:
+                tx.execute(
+                    "INSERT INTO discovery_decided (output, status, decided, alive, incomplete) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [output, status, decided, alive, incomplete],
+                )
+
+    @staticmethod
+    def _status(
+        row: tuple[object, ...], counts: list[tuple[object, ...]], addresses: AddressCounts
+    ) -> DiscoveryStatus:
         tally: dict[str, dict[str, int]] = {p: {"started": 0, "completed": 0, "error": 0} for p in PHASES}
         for phase, state, count in counts:
             entry = tally.setdefault(str(phase), {"started": 0, "completed": 0, "error": 0})
@@ -206,6 +269,7 @@ class StatusStore(SqlStore):
             max_run_time=None if row[5] is None else float(str(row[5])),
             note=None if row[6] is None else str(row[6]),
             phases={phase: PhaseCounts(**numbers) for phase, numbers in tally.items()},
+            addresses=addresses,
         )
 
     def running(self) -> list[str]:
@@ -228,7 +292,7 @@ class StatusStore(SqlStore):
                     "SELECT phase, state, COUNT(*) FROM discovery_output WHERE status = ? GROUP BY phase, state",
                     [row[0]],
                 )
-                found.append(self._status(row, counts))
+                found.append(self._status(row, counts, self._addresses(tx, str(row[0]))))
         return found
 
     # -- outputs -------------------------------------------------------------------------------
@@ -357,4 +421,12 @@ class StatusStore(SqlStore):
         return [dict(zip(("device", "phase", "message", "at"), map(str, r), strict=True)) for r in rows]
 
 
-__all__ = ["PHASES", "STATES", "DiscoveryStatus", "PhaseCounts", "PlannedOutput", "StatusStore"]
+__all__ = [
+    "PHASES",
+    "STATES",
+    "AddressCounts",
+    "DiscoveryStatus",
+    "PhaseCounts",
+    "PlannedOutput",
+    "StatusStore",
+]

@@ -97,6 +97,9 @@ def test_a_local_discovery_fills_the_cmdb_and_a_second_run_adds_no_ci(lab: Lab, 
         assert any(m.startswith(f"{probe} found") for m in said), (host, said)
     silent = lab.host("silent1").address
     assert all(entry["device"] != silent for entry in status["log"])  # never answered: never classified
+    # Every address of the /24 was port-scanned; those that answered are the devices the log has.
+    answered = {e["device"] for e in status["log"] if e["message"].startswith("alive, open TCP ports")}
+    assert status["addresses"] == {"total": 256, "decided": 256, "alive": len(answered), "incomplete": 0}
 
     with open_queue(url) as queue:  # every record of the discovery carries its status id
         records = [r for r in queue.list(limit=100_000) if r.topic != "queue.processing"]
@@ -236,6 +239,8 @@ def test_a_classification_only_discovery_sweeps_first_reads_banners_and_writes_n
     assert any(
         m.startswith("HostSweep (") and m.endswith("addresses answered") for m in by_device[lab.network]
     ), by_device[lab.network]
+    # The sweep decided the silent addresses, the port scan the others: every one of the /24.
+    assert status["addresses"]["decided"] == status["addresses"]["total"] == 256
     assert status["phases"]["identification"]["started"] == 0  # classification was the last phase
     linux1 = by_device[lab.host("linux1").address]
     assert any(m.startswith("BannerSniff found 22 SSH-2.0-OpenSSH") for m in linux1), linux1

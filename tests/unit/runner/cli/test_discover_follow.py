@@ -166,7 +166,8 @@ def test_on_a_terminal_follow_draws_the_display_and_prints_the_summary_below_it(
     assert set(lines[0]) <= set("0123456789abcdef")
     assert lines[1].startswith("198.18.0.0/30  scanning  batch 1 not scanned: no MID may run Shazzam")
     header = _row(lines, "tiny ")
-    assert header.startswith("tiny Completed  devices 0/0 done  errors 0  elapsed ")
+    # No MID could take the batch: none of its 4 addresses was decided.
+    assert header.startswith("tiny Completed  addresses 0/4  devices 0/0 done  errors 0  elapsed ")
     for phase in ("scanning", "classification", "identification", "exploration"):
         assert _row(lines, f"{phase} ").endswith(" 0/0 completed")
     assert lines[-1] == "Completed: nothing started"
@@ -196,3 +197,19 @@ def test_without_a_terminal_the_output_is_the_status_id_and_summary_lines(
     assert len(done.stdout) == 33  # the status id and a line break
     assert done.stdout.endswith("\n")
     assert done.stderr == "Completed: nothing started\n"
+
+
+def test_discover_status_says_how_many_of_the_addresses_were_decided(tmp_path: Path) -> None:
+    run = subprocess.run(_command(tmp_path), capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    url = sqlite_url(tmp_path / "ecc.db")
+    status = subprocess.run(
+        [sys.executable, "-m", "midprobe.runner", "discover", "status", run.stdout.strip(), "--queue", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert status.returncode == 0, status.stderr
+    # No MID could take the one batch: the schedule's 4 addresses, none decided.
+    assert status.stdout.splitlines()[2] == "addresses: 0 of 4 decided, 0 alive"

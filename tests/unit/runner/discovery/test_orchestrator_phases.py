@@ -24,7 +24,7 @@ from midprobe.runner.cmdb.model import DiscoveredDevice, NetworkInterface
 from midprobe.runner.cmdb.store import CmdbStore
 from midprobe.runner.discovery.orchestrator import Orchestrator
 from midprobe.runner.discovery.schedule import Schedule
-from midprobe.runner.discovery.status import StatusStore
+from midprobe.runner.discovery.status import AddressCounts, DiscoveryStatus, StatusStore
 from midprobe.runner.ecc.builders import new_input_record
 from midprobe.runner.ecc.payload import MultiProbePayload, ParametersPayload, decode_output_payload
 from midprobe.runner.ecc.record import EccRecord
@@ -536,3 +536,74 @@ def test_without_enrichment_an_unclassified_device_stays_without_a_ci(tmp_path: 
         said = [e["message"] for e in orchestrator.status.device_log(status_id) if e["device"] == host]
         assert orchestrator.cmdb.list_cis() == []
     assert not any(m.startswith("combined verdict") for m in said), said
+
+
+def _counted_page(
+    queue: EccQueue, output: EccRecord, page: tuple[int, bool], done: int, *hosts: tuple[str, str | None]
+) -> None:
+    """A Shazzam page of 198.18.0.0/30 that decided ``done`` addresses so far; ``hosts``: (ip, incomplete)."""
+    result = ET.Element("result", engine="syn", ports="22", hosts_scanned="4", hosts_done=str(done))
+    for ip, incomplete in hosts:
+        host = ET.SubElement(result, "host", ip=ip, alive="true", active="true", hostName="", domainName="")
+        if incomplete:
+            host.set("incomplete", incomplete)
+    record = new_input_record(output, agent="lab1", results=[result], probe_time_ms=1, page=page)
+    queue.complete(output.sys_id, record)
+
+
+def test_the_status_counts_the_addresses_each_port_scan_page_decided(tmp_path: Path) -> None:
+    schedule = Schedule("t", ("198.18.0.0/30",), behaviour=("snmp",), page_wait=1000)
+    stack, queue, orchestrator, status_id = _started(tmp_path, schedule)
+    with stack:
+        assert vars(orchestrator.status.get(status_id).addresses) == {
+            "total": 4,
+            "decided": 0,
+            "alive": 0,
+            "incomplete": 0,
+        }
+        (shazzam,) = queue.list(queue_side="output", state="ready")
+        _counted_page(queue, shazzam, (1, False), 2, ("198.18.0.1", None))
+        orchestrator.advance(status_id)
+        assert vars(orchestrator.status.get(status_id).addresses) == {
+            "total": 4,
+            "decided": 2,
+            "alive": 1,
+            "incomplete": 0,
+        }
+        _counted_page(queue, shazzam, (2, True), 4, ("198.18.0.2", "ENOBUFS"))
+        orchestrator.advance(status_id)
+        orchestrator.advance(status_id)  # the whole result sensed: no page is counted twice
+        status = orchestrator.status.get(status_id)
+        assert vars(status.addresses) == {"total": 4, "decided": 4, "alive": 2, "incomplete": 1}
+        assert DiscoveryStatus.from_dict(status.as_dict()) == status  # as an instance sends it
+
+
+def test_host_discovery_counts_the_silent_addresses_as_decided_by_the_sweep(tmp_path: Path) -> None:
+    schedule = Schedule("t", ("198.18.0.0/30",), behaviour=("snmp",), host_discovery=True)
+    stack, queue, orchestrator, status_id = _started(tmp_path, schedule)
+    with stack:
+        (sweep,) = queue.list(queue_side="output", state="ready")
+        _sweep_answer(queue, sweep, ("198.18.0.1",), complete=True)
+        orchestrator.advance(status_id)
+        assert orchestrator.status.get(status_id).addresses.decided == 3  # the three silent ones
+        orchestrator.advance(status_id)  # enqueues the port scan of the one that answered
+        (shazzam,) = [o for o in queue.list(queue_side="output", state="ready") if o.topic == "Shazzam"]
+        result = ET.Element("result", engine="syn", ports="22", hosts_scanned="1")
+        ET.SubElement(
+            result, "host", ip="198.18.0.1", alive="true", active="true", hostName="", domainName=""
+        )
+        queue.complete(
+            shazzam.sys_id, new_input_record(shazzam, agent="lab1", results=[result], probe_time_ms=1)
+        )
+        orchestrator.advance(status_id)
+        assert vars(orchestrator.status.get(status_id).addresses) == {
+            "total": 4,
+            "decided": 4,
+            "alive": 1,
+            "incomplete": 0,
+        }
+
+
+def test_a_status_from_an_instance_without_address_counts_reads_as_none_counted() -> None:
+    sent = {"sys_id": "ab", "name": "t", "state": "Active", "started": "2026-12-04 20:00:00", "phases": {}}
+    assert DiscoveryStatus.from_dict(sent).addresses == AddressCounts()
