@@ -40,8 +40,7 @@ def summary(status: DiscoveryStatus) -> str:
 
 def addresses_text(counts: AddressCounts) -> str:
     """``addresses: 1,024 of 65,536 decided, 1,023 alive, 1 incomplete`` (how far scanning got)."""
-    incomplete = f", {counts.incomplete:,} incomplete" if counts.incomplete else ""
-    return f"addresses: {counts.decided:,} of {counts.total:,} decided, {counts.alive:,} alive{incomplete}"
+    return f"addresses: {counts.describe()}"
 
 
 def phase_counts(status: DiscoveryStatus) -> list[tuple[str, PhaseCounts]]:

@@ -74,6 +74,11 @@ class AddressCounts:
     alive: int = 0
     incomplete: int = 0
 
+    def describe(self) -> str:
+        """``1,024 of 65,536 decided, 1,023 alive, 1 incomplete`` (``discover status``, the console)."""
+        incomplete = f", {self.incomplete:,} incomplete" if self.incomplete else ""
+        return f"{self.decided:,} of {self.total:,} decided, {self.alive:,} alive{incomplete}"
+
 
 @dataclass(frozen=True)
 class DiscoveryStatus:

@@ -472,16 +472,19 @@ def test_the_cmdb_class_filter_is_checked(client: TestClient) -> None:
 
 
 def test_a_running_discovery_refreshes_until_it_ends(client: TestClient, stores: Stores) -> None:
-    discovery = stores.status.create("lab sweep", {"ranges": ["198.18.0.0/24"]}, None)
+    discovery = stores.status.create("lab sweep", {"ranges": ["198.18.0.0/24"]}, None, addresses=256)
     stores.status.set_state(discovery, "Active")
     stores.status.plan(discovery, "scanning", "198.18.0.0/24", "Shazzam", "mid1", {"sys_id": "a" * 32})
+    stores.status.count_addresses(discovery, "a" * 32, decided=128, alive=2)
     stores.status.mark("a" * 32, "completed")
     stores.status.log(discovery, "198.18.0.2", "classification", f"classified as {HOSTILE}")
     log_in(client)
     listing = client.get("/console/discoveries").text
     assert 'http-equiv="refresh"' in listing
     assert "lab sweep" in listing
+    assert "<td>128/256</td>" in listing
     running = client.get(f"/console/discoveries/{discovery}").text
+    assert '<span id="addresses">128 of 256 decided, 2 alive</span>' in running
     assert 'http-equiv="refresh"' in running
     assert "Active" in running
     assert "&lt;script&gt;" in running

@@ -6,7 +6,7 @@ The templates only lay these out; every value here is plain text, escaped by the
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 from urllib.parse import urlencode
@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from midprobe.capabilities.errors import ConfigError
 from midprobe.capabilities.numbers import NumberRange, read_number
 from midprobe.runner.cmdb.model import ConfigurationItem, Relation
-from midprobe.runner.discovery.status import DiscoveryStatus
+from midprobe.runner.discovery.status import AddressCounts, DiscoveryStatus
 from midprobe.runner.ecc.record import (
     QUEUE_PROCESSING_TOPIC,
     QUEUE_SIDES,
@@ -247,8 +247,14 @@ class DiscoveryView:
     phases: tuple[PhaseView, ...]
     devices: int
     devices_done: int
+    addresses: AddressCounts = field(default_factory=AddressCounts)
     log: tuple[Mapping[str, str], ...] = ()
     cis: tuple[ConfigurationItem, ...] = ()
+
+    @property
+    def addresses_text(self) -> str:
+        """``1,024 of 65,536 decided, 1,023 alive, 1 incomplete`` (empty: the ranges were not counted)."""
+        return self.addresses.describe() if self.addresses.total else ""
 
 
 def discovery_view(
@@ -271,6 +277,7 @@ def discovery_view(
         ),
         devices=devices[0],
         devices_done=devices[1],
+        addresses=status.addresses,
         log=tuple(log),
         cis=tuple(cis),
     )
