@@ -25,6 +25,7 @@ test's) runs on the caller's thread, where the caller sees what it does.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import os
 import pickle
@@ -32,7 +33,7 @@ import signal
 import struct
 import threading
 import warnings
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from typing import Final, NoReturn
 
 from midprobe.capabilities.errors import MidprobeError, ProbeError
@@ -91,8 +92,7 @@ class ChildScan:
     def hosts(self, stop: StopFlag | None = None) -> Generator[HostScan, None, None]:
         """Every host of the scan, then its end (a process that cannot fork scans on this thread
         instead, ``stop`` ending it); closing the generator kills the child and reaps it."""
-        import ctypes  # noqa: F401  (loaded before the fork: the child must not import)
-
+        die_with_parent = _prctl()  # looked up here: the child neither imports nor opens a library
         if self.ended:
             return
         read_end, write_end = os.pipe()
@@ -109,7 +109,9 @@ class ChildScan:
             return
         if pid == 0:
             os.close(read_end)
-            _child(write_end, os.getppid(), self.engine, self.targets, self.ports, self.options)
+            _child(
+                write_end, os.getppid(), die_with_parent, self.engine, self.targets, self.ports, self.options
+            )
         os.close(write_end)
         with self._lock:
             self._pidfd = os.pidfd_open(pid)
@@ -167,6 +169,7 @@ def _frames(fd: int, scan: ChildScan) -> Generator[tuple[int, object], None, Non
 def _child(
     fd: int,
     parent: int,
+    prctl: Callable[..., int],
     engine: ScanEngine,
     targets: Iterable[Target],
     ports: Sequence[int],
@@ -175,7 +178,7 @@ def _child(
     """The child's whole life: scan, send every host and the end (or the error), exit."""
     status = 0
     try:
-        _detach(parent)
+        _detach(parent, prctl)
         for host in engine.scan(targets, ports, options):
             _send(fd, (_HOST, host))
         _send(fd, (_END, None))
@@ -190,14 +193,21 @@ def _child(
         os._exit(status)
 
 
-def _detach(parent: int) -> None:
-    """Signals as a child scan wants them, and an end tied to the thread that forked it."""
+@functools.cache
+def _prctl() -> Callable[..., int]:
+    """libc's ``prctl(2)``."""
     import ctypes
 
+    function: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    return function
+
+
+def _detach(parent: int, prctl: Callable[..., int]) -> None:
+    """Signals as a child scan wants them, and an end tied to the thread that forked it."""
     signal.set_wakeup_fd(-1)  # the parent's event loop hears its own signals, not the child's
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:  # the parent ended before the line above
         os._exit(1)
     # What the parent made stays put: no collection walks it (its pages stay shared), none frees it.
