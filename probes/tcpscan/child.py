@@ -95,6 +95,7 @@ class ChildScan:
         die_with_parent = _prctl()  # looked up here: the child neither imports nor opens a library
         if self.ended:
             return
+        parent = os.getpid()
         read_end, write_end = os.pipe()
         try:
             with warnings.catch_warnings():
@@ -109,9 +110,7 @@ class ChildScan:
             return
         if pid == 0:
             os.close(read_end)
-            _child(
-                write_end, os.getppid(), die_with_parent, self.engine, self.targets, self.ports, self.options
-            )
+            _child(write_end, parent, die_with_parent, self.engine, self.targets, self.ports, self.options)
         os.close(write_end)
         with self._lock:
             self._pidfd = os.pidfd_open(pid)
