@@ -7,7 +7,9 @@ runs its commands on channels of their own, up to ``channels_per_connection`` at
 requests open more connections, at most ``connections_per_host`` per host (over every credential),
 and past that they wait for a channel. A connection nobody uses is closed after
 ``idle_seconds``. A connection found dead is dropped; a command whose channel could not be opened
-on a reused connection (so it never started) runs once more on a fresh one.
+on a reused connection (so it never started) runs once more on a fresh one, and the connection
+that refused it takes no new lease and is closed once the commands still running on it are done
+(a server that refuses one channel, at its ``MaxSessions`` for instance, keeps the others).
 
 The pool key names the credential by its id and a SHA-256 digest of its secret, never the secret,
 and includes the known-hosts store and host key policy the connection was checked under, so a
@@ -97,6 +99,8 @@ class _Entry:
         self.channels = 0
         self.leases = 0
         self.closed = False
+        #: Refused a channel: no new lease takes it, and it is closed when its last lease ends.
+        self.retired = False
         self.idle_timer: asyncio.TimerHandle | None = None
 
     def alive(self) -> bool:
@@ -335,7 +339,11 @@ class SSHConnectionPool:
         for entry in list(self._entries.get(key, ())):
             if not entry.alive():
                 self._discard(entry)
-            elif entry is not avoid and entry.channels < self.settings.channels_per_connection:
+            elif (
+                entry is not avoid
+                and not entry.retired
+                and entry.channels < self.settings.channels_per_connection
+            ):
                 return entry
         return None
 
@@ -357,7 +365,10 @@ class SSHConnectionPool:
     def _release(self, entry: _Entry) -> None:
         entry.channels -= 1
         if not entry.closed and entry.channels == 0:
-            self._idle(entry)
+            if entry.retired:
+                self._discard(entry)
+            else:
+                self._idle(entry)
         self._notify()
 
     def _idle(self, entry: _Entry) -> None:
@@ -372,8 +383,10 @@ class SSHConnectionPool:
             self._discard(entry)
 
     async def _replace(self, entry: _Entry, request: _Request) -> _Entry:
-        """``entry`` failed under a lease: drop it and lease a fresh connection instead."""
-        self._discard(entry)
+        """``entry`` refused a channel under a lease: lease a fresh connection instead. ``entry``
+        takes no new lease and is closed when the last command still running on it ends (now, if
+        none is); a dead one is closed by whoever finds it so."""
+        entry.retired = True
         self._release(entry)
         return await self._acquire(request, avoid=entry)
 

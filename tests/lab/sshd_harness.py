@@ -180,7 +180,9 @@ class SSHTestBed:
     def new_host_key(self, name: str) -> Path:
         return keygen(self.workdir / name)
 
-    def start_sshd(self, port: int = 22, host_key: Path | None = None) -> SSHServer:
+    def start_sshd(
+        self, port: int = 22, host_key: Path | None = None, *, max_sessions: int = 50
+    ) -> SSHServer:
         host_key = host_key or self.new_host_key(f"host_key_{port}_{len(self._servers)}")
         config = self.workdir / f"sshd_config_{port}_{len(self._servers)}"
         config.write_text(
@@ -201,7 +203,7 @@ class SSHTestBed:
                     "PrintMotd no",
                     "PrintLastLog no",
                     "MaxStartups 200:30:400",
-                    "MaxSessions 50",
+                    f"MaxSessions {max_sessions}",
                     "MaxAuthTries 10",
                     "LogLevel ERROR",
                 ]

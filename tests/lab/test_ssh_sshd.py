@@ -9,6 +9,7 @@ import subprocess
 import threading
 import time
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -28,11 +29,12 @@ from midprobe.probes.base import ProbeContext, SharedResources
 from midprobe.probes.credentials import CredentialStore
 from midprobe.probes.registry import default_registry
 from midprobe.probes.safety import TargetPolicy
+from midprobe.probes.ssh.channel import CommandOutput
 from midprobe.probes.ssh.classify import CLASSIFY_COMMANDS, SSHClassifyProbe
 from midprobe.probes.ssh.command import SSHCommandProbe, SSHCommandResult
 from midprobe.probes.ssh.connections import PoolSettings, SSHConnectionPool
 from midprobe.probes.ssh.known_hosts import FileKnownHosts, InMemoryKnownHosts
-from midprobe.probes.ssh.session import MAX_CONNECTIONS_PER_HOST, SUDO_PROMPT, SUDO_STARTED
+from midprobe.probes.ssh.session import MAX_CONNECTIONS_PER_HOST, SUDO_PROMPT, SUDO_STARTED, SSHTimeouts
 from midprobe.runner.agent.probe_runner import AgentIdentity, ProbeRunner
 from midprobe.runner.ecc.builders import new_output_record
 from midprobe.runner.ecc.payload import decode_input_payload
@@ -631,3 +633,39 @@ def test_the_agent_runner_closes_its_pooled_connections_and_threads(bed: SSHTest
     client = int(connection.split()[1])
     wait_until(lambda: client not in bed.established_peers(22), "the runner's connections to close")
     wait_until(lambda: paramiko_threads() <= before, "paramiko's threads to end")
+
+
+def test_a_channel_the_server_refuses_leaves_the_commands_running_on_that_connection(
+    bed: SSHTestBed, tmp_path: Path
+) -> None:
+    """At its MaxSessions (2 here) the server refuses a third channel on a connection: that command
+    runs on a fresh connection, and the two running on the first one go on to their end."""
+    bed.start_sshd(2222, max_sessions=2)
+    store = store_for(bed, tmp_path)
+
+    async def main() -> tuple[list[CommandOutput], int]:
+        pool = SSHConnectionPool(PoolSettings(channels_per_connection=8))
+        known_hosts = InMemoryKnownHosts()
+
+        async def one() -> CommandOutput:
+            async with pool.lease(
+                LOCAL,
+                2222,
+                store=store,
+                known_hosts=known_hosts,
+                timeouts=SSHTimeouts(),
+                deadline=time.monotonic() + 60,
+            ) as connection:
+                return await connection.run("echo $SSH_CONNECTION; sleep 0.5; echo done")
+
+        try:
+            outputs = await asyncio.gather(*(one() for _ in range(3)))
+            return list(outputs), pool.opened
+        finally:
+            await pool.close()
+
+    outputs, opened = bed.thread.run_async(main)
+    assert [(output.exit_status, output.stdout.splitlines()[-1]) for output in outputs] == [(0, "done")] * 3
+    assert opened == 2
+    # Two commands shared the first connection, the refused one ran on the second.
+    assert sorted(Counter(output.stdout.splitlines()[0] for output in outputs).values()) == [1, 2]
