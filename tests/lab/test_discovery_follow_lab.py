@@ -33,7 +33,8 @@ def test_follow_on_a_terminal_shows_the_discovery_of_one_host(lab: Lab, tmp_path
     assert code == 0, "\n".join(lines)
     headers = [line for line in lines if line.startswith("one ")]
     assert len(headers) == 1, lines  # redrawn in place
-    assert headers[0].startswith("one Completed  devices 1/1 done  errors 0  elapsed "), lines
+    # Its one address decided, one device done.
+    assert headers[0].startswith("one Completed  addresses 1/1  devices 1/1 done  errors 0  elapsed "), lines
     rows = {line.split()[0]: line for line in lines[lines.index(headers[0]) + 1 : -1]}
     assert rows["scanning"].endswith(" 1/1 completed"), lines
     assert rows["classification"].endswith(" 1/1 completed"), lines
