@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import select
 import shlex
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -196,6 +197,32 @@ class ParamikoChannel:
         self._channel.close()
 
 
+class ChannelHolder:
+    """The channel one command runs on, for another thread to close: a cancelled or overdue command
+    on a shared connection ends its own channel, not the connection (see ``SSHConnection.run``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._channel: paramiko.Channel | None = None
+        self._closed = False
+
+    def hold(self, channel: paramiko.Channel) -> bool:
+        """Keep ``channel``; False when the command was already ended (the caller closes it)."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._channel = channel
+            return True
+
+    def close(self) -> None:
+        """End the command: its channel now, or the channel as soon as it is open."""
+        with self._lock:
+            self._closed = True
+            channel = self._channel
+        if channel is not None:
+            channel.close()
+
+
 def run_command(
     transport: paramiko.Transport,
     command: str,
@@ -203,8 +230,10 @@ def run_command(
     *,
     sudo: Sudo | None,
     limits: CommandLimits,
+    holder: ChannelHolder | None = None,
 ) -> CommandOutput:
-    """Open a session channel on ``transport`` and run ``line`` on it (blocking: runs in the SSH pool)."""
+    """Open a session channel on ``transport`` and run ``line`` on it (blocking: runs in the SSH pool).
+    With a ``holder``, the channel is kept there for another thread to close."""
     started = time.monotonic()
     try:
         channel = transport.open_session(timeout=limits.channel_timeout)
@@ -216,6 +245,9 @@ def run_command(
         # The connection is gone or refuses channels: the command never started (a reused
         # connection may then be replaced and the command run once more, see connections.py).
         raise ChannelOpenFailed(str(failure)) from None
+    if holder is not None and not holder.hold(channel):
+        channel.close()
+        raise ProbeError(f"command {command!r} was ended before it started")
     return run_on_channel(ParamikoChannel(channel), command, line, sudo=sudo, limits=limits, started=started)
 
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from midprobe.capabilities.errors import ConfigError, ProbeError, ProbeTimeout
 from midprobe.probes.credentials import CredentialStore, SSHPasswordCredential
+from midprobe.probes.ssh.channel import ChannelHolder
 from midprobe.probes.ssh.known_hosts import KnownHostsStore
 from midprobe.probes.ssh.pool import MAX_CONNECTIONS, MAX_CONNECTIONS_PER_HOST, Deadline
 from midprobe.probes.ssh.session import (
@@ -161,6 +162,10 @@ class PooledConnection(SSHConnection):
         self._transport, self._credential = shared.transport, shared.credential
         self.info = _info_of(self._entry)
         return True
+
+    def _abort(self, holder: ChannelHolder) -> None:
+        """End only the command's channel: the connection carries other leases' commands too."""
+        holder.close()
 
     def close(self) -> None:
         """Drop this connection from the pool and close it (the lease itself ends with its block)."""

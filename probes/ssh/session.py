@@ -30,6 +30,7 @@ from midprobe.probes.ssh.channel import (
     DEFAULT_PATH,
     SUDO_PROMPT,
     SUDO_STARTED,
+    ChannelHolder,
     CommandLimits,
     CommandOutput,
     Sudo,
@@ -187,6 +188,7 @@ class SSHConnection:
         idle_timeout = min(channel_timeout or self._timeouts.channel, limit)
         async with self._lock:
             while True:
+                holder = ChannelHolder()
                 try:
                     return await in_pool(
                         functools.partial(
@@ -196,14 +198,20 @@ class SSHConnection:
                             line,
                             sudo=sudo,
                             limits=CommandLimits(limit, idle_timeout, max_output),
+                            holder=holder,
                         ),
                         what=what,
                         limit=limit,
-                        abort=functools.partial(close_transport, self._transport),
+                        abort=functools.partial(self._abort, holder),
                     )
                 except ChannelOpenFailed:
                     if not await self._reconnect():
                         raise
+
+    def _abort(self, holder: ChannelHolder) -> None:
+        """A command was cancelled or ran past its limit inside paramiko: unblock it. This
+        connection is the command's own, so it is closed (a pooled lease ends only the channel)."""
+        close_transport(self._transport)
 
     async def _reconnect(self) -> bool:
         """No channel could be opened, so the command did not start: whether it may run again,

@@ -669,3 +669,35 @@ def test_a_channel_the_server_refuses_leaves_the_commands_running_on_that_connec
     assert opened == 2
     # Two commands shared the first connection, the refused one ran on the second.
     assert sorted(Counter(output.stdout.splitlines()[0] for output in outputs).values()) == [1, 2]
+
+
+def test_a_cancelled_command_ends_its_own_channel_not_the_pooled_connection(
+    bed: SSHTestBed, tmp_path: Path
+) -> None:
+    """Two commands share a pooled connection; cancelling one (its request's deadline, a cancelled
+    discovery) ends that command's channel: the other runs to its end, and the connection stays."""
+    store = store_for(bed, tmp_path)
+
+    async def scenario(run: Callable[..., Awaitable[SSHCommandResult]], pool: SSHConnectionPool) -> list[str]:
+        kept = asyncio.ensure_future(run("sleep 1.5; echo done"))
+        cancelled = asyncio.ensure_future(run("sleep 37"))
+        deadline = time.monotonic() + 15
+        while not await asyncio.to_thread(_running, "sleep 37"):
+            assert time.monotonic() < deadline, "the command to cancel never started"
+            await asyncio.sleep(0.05)
+        cancelled.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        first = await kept
+        assert first.output.stdout.splitlines()[-1] == "done"
+        after = await run("true")  # the same connection takes the next command
+        assert pool.opened == 1
+        return [connection_of(first), connection_of(after)]
+
+    first, after = pooled_commands(bed, store, scenario)
+    assert first == after
+
+
+def _running(command: str) -> bool:
+    """Whether a process runs ``command`` (the lab's sshd shares this machine's process table)."""
+    return subprocess.run(["pgrep", "-f", command], capture_output=True, check=False).returncode == 0
