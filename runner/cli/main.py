@@ -3,7 +3,8 @@
 Any ``MidprobeError`` (bad input, bad config, an undefined capability, ...) is
 printed as one line on stderr with exit status 2, never a traceback. A command whose results are
 written but partial (``midprobe scan`` with incomplete hosts) raises ``PartialResults``: exit
-status 1, as its ECC payload's ``result_code``.
+status 1, as its ECC payload's ``result_code``. SIGTERM to ``scan`` or ``sweep`` stops it as Ctrl-C
+does, its summary printed (``Terminated``): exit status 143, as the signal's own would be.
 """
 
 from __future__ import annotations
@@ -26,8 +27,16 @@ EXIT_INTERNAL = 1
 EXIT_PARTIAL = 1
 
 
+#: SIGTERM stopped the command (128 + 15, what a shell reports for a process the signal ended).
+EXIT_TERMINATED = 143
+
+
 class PartialResults(Exception):
     """Raised by a command after it wrote results that are partial, and said why on stderr."""
+
+
+class Terminated(Exception):
+    """SIGTERM stopped the command after it said what it had done (``runner/cli/aio.py``)."""
 
 
 #: Set by a command that leaves nothing to tear down once it returns (``scan``: its output written
@@ -151,6 +160,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("midprobe: interrupted", err=True)
         sys.exit(130)
+    except Terminated:  # SIGTERM to a scan or sweep: it said what it had done, then stopped
+        click.echo("midprobe: terminated", err=True)
+        sys.exit(EXIT_TERMINATED)
     except Exception as error:  # a bug: one line unless asked for the traceback
         if os.environ.get("MIDPROBE_DEBUG"):
             traceback.print_exc()

@@ -470,7 +470,8 @@ def scan(
             dns_note=note,
             verbose_timing=knobs.describe() if verbose else None,
             quiet=quiet,
-        )
+        ),
+        stop_on_sigterm=True,
     )
     nothing_left_to_tear_down()
     if stats.incomplete:  # partial results: said on stderr and in the output, and in the exit status

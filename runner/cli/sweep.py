@@ -115,7 +115,9 @@ def sweep(
     context = ProbeContext(
         agent_name="midprobe sweep", deadline=time.monotonic() + SWEEP_TIMEOUT_MS / 1000 + 5, policy=policy
     )
-    result = aio.run(run_probe(default_registry(), "HostSweep", params, context, SweepResult))
+    result = aio.run(
+        run_probe(default_registry(), "HostSweep", params, context, SweepResult), stop_on_sigterm=True
+    )
     _print(result, output_format)
 
 

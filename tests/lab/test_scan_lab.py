@@ -301,7 +301,15 @@ def test_leaving_early_stops_the_scan(lab: Lab, lab_thread: NamespaceThread) -> 
     assert _scan_threads() == [], "the port scan thread outlived the scan"
 
 
-def test_ctrl_c_during_an_ecc_scan_to_a_file_marks_it_incomplete(lab: Lab, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("stop", "status", "said"),
+    [(signal.SIGINT, 130, "midprobe: aborted"), (signal.SIGTERM, 143, "midprobe: terminated")],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_ctrl_c_or_sigterm_during_an_ecc_scan_to_a_file_marks_it_incomplete(
+    lab: Lab, tmp_path: Path, stop: signal.Signals, status: int, said: str
+) -> None:
+    """Ctrl-C, or SIGTERM (``timeout``, a service manager), stops the scan with its output whole."""
     output = tmp_path / "scan.xml"
     # Slow on purpose (--rate, and -Pn so that all 256 addresses are port-scanned, not only the
     # few live ones): the scan is interrupted long before its 2,048 probes are sent.
@@ -330,18 +338,21 @@ def test_ctrl_c_during_an_ecc_scan_to_a_file_marks_it_incomplete(lab: Lab, tmp_p
             assert process.poll() is None, process.communicate()
             assert time.monotonic() < deadline, "no host was written within 60 s"
             time.sleep(0.05)  # waiting for a state (a host in the file), not for a time
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         try:
             _out, err = process.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
             _out, err = process.communicate()  # its pipes closed here, not by a later test's GC
-            pytest.fail(f"the scan went on 30 s after Ctrl-C; its stderr: {err[-2000:]!r}")
+            pytest.fail(f"the scan went on 30 s after {stop.name}; its stderr: {err[-2000:]!r}")
     finally:
         if process.poll() is None:
             process.kill()
             process.communicate()
-    assert process.returncode == 130, err
+    assert process.returncode == status, err
+    summary, last = [line for line in err.splitlines() if line.strip()][-2:]
+    assert "interrupted:" in summary, err  # what was scanned is said on the way out
+    assert last == said, err
     payload = decode_input_payload(output.read_text(encoding="utf-8"))
     scanned = int(payload.echoed("hosts_scanned") or 0)
     assert 0 < scanned < 256

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+
 import pytest
 
 from midprobe.runner.cli import aio
+from midprobe.runner.cli.main import Terminated
 
 
 class _Big:
@@ -34,3 +39,27 @@ def test_the_coroutine_s_error_is_raised() -> None:
 
     with pytest.raises(LookupError, match="no such host"):
         aio.run(main())
+
+
+def test_sigterm_cancels_the_coroutine_which_finishes_then_terminated_is_raised() -> None:
+    said: list[str] = []
+
+    async def main() -> None:
+        asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
+        try:
+            await asyncio.Event().wait()  # until stopped
+        finally:
+            said.append("summary")  # what a scan prints on its way out
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Terminated):
+        aio.run(main(), stop_on_sigterm=True)
+    assert said == ["summary"]
+    assert signal.getsignal(signal.SIGTERM) is before  # the command's handler is gone with it
+
+
+def test_a_coroutine_that_ends_by_itself_is_not_terminated() -> None:
+    async def main() -> str:
+        return "done"
+
+    assert aio.run(main(), stop_on_sigterm=True) == "done"
