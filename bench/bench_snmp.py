@@ -51,14 +51,18 @@ from midprobe.runner.lab import Lab, LabHost, NamespaceThread  # noqa: E402
 EVERYTHING = ((1, 0), (1, 3))
 END_OF_MIB = "No more variables left in this MIB View"
 #: Tables that follow the machine's processes, connections and neighbours (hrSWRun, hrSWRunPerf, TCP
-#: and UDP connection and listener tables, the ARP tables, LLDP's remote systems: lldpd learns the
-#: lab's neighbours in the first minutes; hrProcessorLoad and UCD's systemStats, which snmpd serves only
-#: once a minute of CPU samples is in): they change between two walks taken
-#: seconds apart, so the varbind counts compared exclude them (the walk's time still includes them).
+#: and UDP connection and listener tables, the ARP tables, LLDP's remote systems and the remote data
+#: of its 802.3, 802.1 and LLDP-MED extensions: lldpd learns the lab's neighbours in the first minutes,
+#: so a walk right after the lab came up reads fewer rows than one a few seconds later;
+#: hrProcessorLoad and UCD's systemStats, which snmpd serves only once a minute of CPU samples is
+#: in): they change between two walks taken seconds apart, so the varbind counts compared exclude
+#: them (the walk's time still includes them).
 VOLATILE = (
     (1, 3, 6, 1, 2, 1, 25, 4), (1, 3, 6, 1, 2, 1, 25, 5), (1, 3, 6, 1, 2, 1, 6, 13), (1, 3, 6, 1, 2, 1, 6, 19),
     (1, 3, 6, 1, 2, 1, 6, 20), (1, 3, 6, 1, 2, 1, 7, 5), (1, 3, 6, 1, 2, 1, 7, 7), (1, 3, 6, 1, 2, 1, 4, 22),
     (1, 3, 6, 1, 2, 1, 4, 35), (1, 0, 8802, 1, 1, 2, 1, 4),
+    (1, 0, 8802, 1, 1, 2, 1, 5, 4623, 1, 3), (1, 0, 8802, 1, 1, 2, 1, 5, 32962, 1, 3),
+    (1, 0, 8802, 1, 1, 2, 1, 5, 4795, 1, 3),
     (1, 3, 6, 1, 2, 1, 25, 3, 3), (1, 3, 6, 1, 4, 1, 2021, 11),
 )  # fmt: skip
 OPTIONS = ClientOptions(timeout=2.0, retries=1, max_varbinds=2_000_000)
