@@ -47,7 +47,7 @@ from midprobe.probes.resolve import (
 from midprobe.probes.targets import IPAddress, Resolver, TargetSpec, parse_targets
 from midprobe.probes.tcpscan.common import HostScan, ScanEngine, ScanOptions
 from midprobe.probes.tcpscan.engine import DEFAULT_QUEUE_SIZE, ENGINE_CHOICES, scan_async, select_engine
-from midprobe.probes.xml_encode import flag, scanner_element
+from midprobe.probes.xml_encode import flag, new_scanner, scanner_element
 
 if TYPE_CHECKING:  # BannerSniff's code loads when a scanner reads what a port says
     from midprobe.probes.banner import BannerParams, PortBanner
@@ -413,10 +413,9 @@ def _plain_scanner(scanner: ShazzamScanner) -> ET.Element:
     """The ``<scanner>`` of a port that read nothing (no banner, status or OID): one element per
     port and outcome, shared by every host that has it (the payload codec writes a shared element
     once per payload); never modified."""
-    return ET.Element(
-        "scanner",
+    return new_scanner(
         name=scanner.name,
-        port=str(scanner.port),
+        port=scanner.port,
         portprobe=scanner.portprobe,
         protocol=scanner.protocol,
         result=scanner.result,

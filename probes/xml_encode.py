@@ -43,6 +43,30 @@ def sub_element(
     return element
 
 
+def new_scanner(
+    *,
+    name: str,
+    port: int,
+    portprobe: str,
+    protocol: str,
+    result: str,
+    service: str,
+    **extra: str | None,
+) -> ET.Element:
+    """One ``<scanner>`` (a scanner's outcome on one port), not yet in a parent; ``extra``
+    attributes without a value are left out."""
+    attributes = {
+        "name": name,
+        "port": str(port),
+        "portprobe": portprobe,
+        "protocol": protocol,
+        "result": result,
+        "service": service,
+    }
+    attributes.update((key, value) for key, value in extra.items() if value is not None)
+    return ET.Element("scanner", attributes)
+
+
 def scanner_element(
     parent: ET.Element,
     *,
@@ -54,15 +78,9 @@ def scanner_element(
     service: str,
     **extra: str | None,
 ) -> ET.Element:
-    """One ``<scanner>`` (a scanner's outcome on one port); ``extra`` attributes without a value are left out."""
-    return sub_element(
-        parent,
-        "scanner",
-        name=name,
-        port=str(port),
-        portprobe=portprobe,
-        protocol=protocol,
-        result=result,
-        service=service,
-        **extra,
+    """:func:`new_scanner`, appended to ``parent``."""
+    element = new_scanner(
+        name=name, port=port, portprobe=portprobe, protocol=protocol, result=result, service=service, **extra
     )
+    parent.append(element)
+    return element
