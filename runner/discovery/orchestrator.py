@@ -735,7 +735,7 @@ class Orchestrator:
         self.status.count_addresses(
             status_id,
             output.sys_id,
-            decided=addresses_decided(payload),
+            decided=addresses_decided(payload, listed=len(hosts)),
             alive=sum(host.alive for host in hosts),
             incomplete=sum(host.incomplete is not None for host in hosts),
         )

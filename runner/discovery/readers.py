@@ -101,15 +101,16 @@ def read_port_scan(payload: ResultsPayload) -> PortScanPage:
     )
 
 
-def addresses_decided(payload: ResultsPayload) -> int:
+def addresses_decided(payload: ResultsPayload, *, listed: int) -> int:
     """How many addresses the pages of a Shazzam answer in ``payload`` decided in all: the last
-    page's ``hosts_done`` (a whole answer: ``hosts_scanned``; neither: the hosts it lists)."""
+    page's ``hosts_done`` (a whole answer: ``hosts_scanned``; neither: ``listed``, the hosts it
+    lists, as ``read_shazzam`` read them)."""
     counts = [
         int(text)
         for result in payload.results
         if (text := result.get("hosts_done", result.get("hosts_scanned", ""))).isdigit()
     ]
-    return max(counts) if counts else len(read_shazzam(payload))
+    return max(counts) if counts else listed
 
 
 @dataclass(frozen=True)
