@@ -443,7 +443,7 @@ class ScanPipeline:
                 if live:
                     async for scanned in self._chunk_scanned(live):
                         yield scanned
-                if sweeping is None:  # on the link (or the targets are all swept)
+                if on_link:  # the next chunk's sweep only now that this one is port-scanned
                     sweeping = sweep_next()
         finally:
             if sweeping is not None:
