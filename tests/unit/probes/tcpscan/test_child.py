@@ -149,8 +149,8 @@ def test_a_child_killed_by_something_else_is_an_error_not_a_short_scan() -> None
 
 
 def test_leaving_early_kills_the_child_and_reaps_it() -> None:
-    # A /8: the child would scan for a long time; the pipe and the queue hold it back meanwhile.
-    hosts = _scan(PidEngine(), "10.0.0.0/8", take=3)
+    # A /15: the child would go on for long; the pipe and the queue hold it back meanwhile.
+    hosts = _scan(PidEngine(), "198.18.0.0/15", take=3)
     assert len(hosts) == 3
     child = int(str(hosts[0].host_name))
     assert _gone(child)
@@ -173,7 +173,7 @@ def test_a_process_that_cannot_fork_scans_on_its_thread(monkeypatch: pytest.Monk
 
 
 def test_the_child_dies_with_the_process_that_forked_it(tmp_path: Path) -> None:
-    # A scan of a /8, held back by a consumer that never reads on, in a process killed mid-scan.
+    # A scan of a /15, held back by a consumer that never reads on, in a process killed mid-scan.
     script = tmp_path / "scan.py"
     script.write_text(
         textwrap.dedent(
@@ -185,7 +185,7 @@ def test_the_child_dies_with_the_process_that_forked_it(tmp_path: Path) -> None:
             from midprobe.probes.tcpscan.engine import scan_async
 
             async def main():
-                async for host in scan_async(parse_targets("10.0.0.0/8"), (22,), engine=PidEngine(), queue_size=1):
+                async for host in scan_async(parse_targets("198.18.0.0/15"), (22,), engine=PidEngine(), queue_size=1):
                     print(host.host_name, flush=True)
                     await asyncio.Event().wait()
 
