@@ -118,10 +118,32 @@ def test_too_deep_plain_markup_is_refused_at_the_limit() -> None:
     assert parse_xml("<a>" * depth + "</a>" * depth).tag == "a"
     with pytest.raises(PayloadError, match=f"over {depth} deep"):
         parse_xml("<a>" * (depth + 1) + "</a>" * (depth + 1))
-    # Deep, within the element limit: read by the fast way, refused after, no recursion limit hit.
+    # Deep, within what the fast way takes: read whole, refused after, no recursion limit hit.
+    deep = codec.FAST_PATH_OPENINGS // 2
+    assert codec._plain_markup("<a>" * deep + "</a>" * deep, codec.FAST_PATH_OPENINGS)
+    with pytest.raises(PayloadError, match=f"over {depth} deep"):
+        parse_xml("<a>" * deep + "</a>" * deep)
+    # Deeper: refused as it is parsed, by the guarded way.
     deep = 100_000
     with pytest.raises(PayloadError, match=f"over {depth} deep"):
         parse_xml("<a>" * deep + "</a>" * deep)
+
+
+def test_plain_markup_longer_than_the_fast_path_takes_is_refused_as_it_is_parsed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A hostile deep payload of many openings is not built whole before its depth is checked."""
+    deep = codec.FAST_PATH_OPENINGS // 2 + 1  # one opening (and one end tag) over
+    hostile = "<a>" * deep + "</a>" * deep
+
+    def built_whole(text: str) -> ET.Element:
+        raise AssertionError("parsed whole by the fast way")
+
+    monkeypatch.setattr(codec, "_parse_plain", built_whole)
+    with pytest.raises(PayloadError, match=f"over {MAX_PAYLOAD_DEPTH} deep"):
+        parse_xml(hostile)
+    flat = "<r>" + "<c/>" * (codec.FAST_PATH_OPENINGS + 1) + "</r>"
+    assert len(parse_xml(flat)) == codec.FAST_PATH_OPENINGS + 1  # long but shallow: read the guarded way
 
 
 def test_an_element_shared_by_many_parents_is_written_under_each() -> None:
