@@ -35,7 +35,7 @@ from midprobe.probes.registry import ProbeRegistry
 from midprobe.probes.safety import TargetPolicy
 from midprobe.runner.agent.limits import ConcurrencyLimits
 from midprobe.runner.agent.logs import get_logger
-from midprobe.runner.ecc.builders import new_input_record
+from midprobe.runner.ecc.builders import TIMEOUT_PARAMETER, new_input_record
 from midprobe.runner.ecc.pages import DEFAULT_PAGE_ITEMS, PAGE_ITEMS_PARAMETER, PAGE_WAIT_PARAMETER
 from midprobe.runner.ecc.payload import MultiProbePayload, ParametersPayload, decode_output_payload
 from midprobe.runner.ecc.record import (
@@ -55,8 +55,6 @@ ResultT = TypeVar("ResultT")
 #: One page of an answer given in pages: ``(number, last)``.
 Page = tuple[int, bool]
 
-#: A request may shorten its own deadline with this parameter (milliseconds).
-TIMEOUT_PARAMETER = "probe_timeout_ms"
 #: A page holding progress only (addresses decided, nothing to report) waits this many times longer.
 PROGRESS_WAIT_FACTOR = 10
 #: Parameters the runner itself reads; probes never see them (they are still echoed back).

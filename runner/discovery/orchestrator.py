@@ -31,13 +31,13 @@ import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from midprobe.capabilities.clusters import DISCOVERY_STATUSES, MidCluster, cluster_named
 from midprobe.capabilities.errors import ConfigError, MidprobeError, PayloadError
 from midprobe.capabilities.model import Capability, MidServer
 from midprobe.capabilities.selection import MidSelector, SelectionPolicy, SelectionRequest
-from midprobe.probes.classify import Classification, default_classifier
+from midprobe.probes.classify import Classification, Classifier, default_classifier
 from midprobe.probes.targets import as_blocks
 from midprobe.runner.agent.identity import (
     RESOLVE_DNS,
@@ -53,7 +53,12 @@ from midprobe.runner.discovery.probe_requests import (
     shazzam_parameters,
     sweep_parameters,
 )
-from midprobe.runner.discovery.readers import addresses_decided, enrichment_summary, read_sweep
+from midprobe.runner.discovery.readers import (
+    addresses_decided,
+    enrichment_summary,
+    read_sweep,
+    snmp_agent_absent,
+)
 from midprobe.runner.discovery.relations import lookups
 from midprobe.runner.discovery.schedule import Schedule
 from midprobe.runner.discovery.sensors import (
@@ -73,7 +78,7 @@ from midprobe.runner.discovery.sensors import (
 )
 from midprobe.runner.discovery.status import PlannedOutput, StatusStore
 from midprobe.runner.discovery.verdict import COMBINED_MIN_CONFIDENCE, READ_TOPICS, DeviceReadings
-from midprobe.runner.ecc.builders import new_input_record, new_output_record
+from midprobe.runner.ecc.builders import TIMEOUT_PARAMETER, new_input_record, new_output_record
 from midprobe.runner.ecc.pages import merge_pages
 from midprobe.runner.ecc.payload import (
     ProbeRequest,
@@ -85,6 +90,9 @@ from midprobe.runner.ecc.payload import (
 from midprobe.runner.ecc.record import EccRecord
 from midprobe.runner.queue.base import EccQueue
 from midprobe.runner.queue.lifecycle import SETTING_ACCEPTED_MAJOR
+
+if TYPE_CHECKING:  # the resolver package is loaded only by a discovery that looks names up
+    from midprobe.probes.dns.resolver import ResolverConfig
 
 APPLICATION: Final = "Discovery"
 #: Agents that heartbeated within this many seconds count as live for selection.
@@ -109,6 +117,10 @@ IDENTIFICATION_TOPIC: Final = "MultiProbe"
 BATCH_TOPICS: Final = ("HostSweep", "Shazzam")
 #: The log line of a device whose classifiers all found no class.
 UNCLASSIFIED: Final = "no classifier left: the device stays unclassified"
+#: What the log line of a classification that found a class holds (``SSHClassify classified it ...``).
+CLASSIFIED: Final = " classified it "
+#: Shazzam's port scan alone, without its banner readers (``probes/shazzam.py`` ``SCANNER_NAME``).
+PORT_SCAN_ONLY: Final = "GenericTCP"
 PHASE_OF_TOPIC: Final = {
     "HostSweep": "scanning",
     "Shazzam": "scanning",
@@ -123,6 +135,39 @@ PHASE_OF_TOPIC: Final = {
 
 class NoSuitableMid(MidprobeError):
     """No live MID may run this phase for these addresses."""
+
+
+@dataclass(frozen=True)
+class DeviceDone:
+    """A device nothing more runs for, with everything its answers said (told to ``on_device_done``)."""
+
+    status_id: str
+    ip: str
+    #: The host as its port scan found it, and the engine that scanned it (``None``: the port scan
+    #: was sensed by another process, before a restart).
+    host: ScannedHost | None
+    engine: str
+    #: What its classification and enrichment answers said, read as one.
+    readings: DeviceReadings
+    #: The combined verdict, when the schedule's enrichment asked for one (else ``None``).
+    verdict: Classification | None
+    #: ``(topic, error)`` for each of its requests that failed.
+    errors: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Sensed:
+    """An answer (or new pages of one) about to be sensed (told to ``on_sensed``)."""
+
+    status_id: str
+    output: PlannedOutput
+    payload: ResultsPayload
+    #: The error it carries ('' when the probe ran).
+    error: str
+    #: Its result is whole (a result in one piece, or its last page is in).
+    whole: bool
+    #: Pages of its result sensed with these (1 for a result in one piece).
+    pages: int
 
 
 @dataclass(frozen=True)
@@ -148,7 +193,10 @@ class Orchestrator:
         policy: SelectionPolicy | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
-        on_device_done: Callable[[str, str], None] | None = None,
+        on_device_done: Callable[[DeviceDone], None] | None = None,
+        on_sensed: Callable[[Sensed], None] | None = None,
+        classifier: Classifier | None = None,
+        resolver: ResolverConfig | None = None,
     ) -> None:
         self.queue = queue
         self.status = status
@@ -162,9 +210,20 @@ class Orchestrator:
         self._view: tuple[MidSelector, list[MidServer]] | None = None
         #: Outputs this orchestrator planned per MID: ``auto`` spreads work over the suitable MIDs.
         self._assigned: collections.Counter[str] = collections.Counter()
-        #: Told ``(status id, address)`` once nothing more is planned or waiting for a device: its
-        #: last phase's answer was sensed (a caller reporting per device reads its inputs then).
+        #: Told once nothing more is planned or waiting for a device (its last phase's answer was
+        #: sensed), with what its answers said: a caller reporting per device reports then.
         self.on_device_done = on_device_done
+        #: Told of each answer (or new pages) as a pass is about to sense it.
+        self.on_sensed = on_sensed
+        #: The rules of the combined verdict (``probes/classify``'s by default).
+        self.classifier = classifier if classifier is not None else default_classifier()
+        #: Where ``names`` enrichment asks for PTR names (``None``: the schedule's ``dns_servers``).
+        self.resolver = resolver
+        #: Discoveries whose batches a caller adds (:meth:`add_batch`) until it closes them.
+        self._fed: set[str] = set()
+        #: Each device's host as its port scan found it and the engine, until it is done (this
+        #: process's passes only: what :class:`DeviceDone` tells).
+        self._hosts: dict[tuple[str, str], tuple[ScannedHost, str]] = {}
 
     # -- MID selection ---------------------------------------------------------------------------
 
@@ -261,22 +320,43 @@ class Orchestrator:
 
     # -- starting ----------------------------------------------------------------------------------
 
-    def start(self, schedule: Schedule, *, on_created: Callable[[str], None] | None = None) -> str:
+    def start(
+        self,
+        schedule: Schedule,
+        *,
+        on_created: Callable[[str], None] | None = None,
+        fed: bool = False,
+        addresses: int | None = None,
+    ) -> str:
         """Create the discovery's status and enqueue its Shazzam batches; returns the status id.
 
         ``on_created`` gets the status id before anything is planned or enqueued (the instance
-        stores what the discovery needs there, so no agent sees its work first).
+        stores what the discovery needs there, so no agent sees its work first). ``fed``: no
+        batch is planned here; the caller adds them (:meth:`add_batch`) as it goes, and the
+        discovery cannot complete before the caller says it added the last (:meth:`close_feed`);
+        ``addresses``: how many its ranges hold, when the caller counted them already.
         """
         with self._one_view():
-            return self._start(schedule, on_created)
+            return self._start(schedule, on_created, fed, addresses)
 
-    def _start(self, schedule: Schedule, on_created: Callable[[str], None] | None) -> str:
+    def _start(
+        self,
+        schedule: Schedule,
+        on_created: Callable[[str], None] | None,
+        fed: bool,
+        addresses: int | None,
+    ) -> str:
         summary = dataclasses.asdict(schedule)
-        addresses = schedule.targets.count() + len(schedule.host_names)
+        if addresses is None:
+            addresses = schedule.targets.count() + len(schedule.host_names)
         status_id = self.status.create(schedule.name, summary, schedule.max_run_time, addresses=addresses)
         self._started_at[status_id] = self._monotonic()
         if on_created is not None:
             on_created(status_id)
+        if fed:
+            self._fed.add(status_id)
+            self.status.set_state(status_id, "Active")
+            return status_id
         for name in schedule.host_names:  # each on its own, on a MID that resolves its domain
             self._plan_batch(status_id, schedule, "Shazzam", (name,), f"host {name}")
         for index, blocks in enumerate(schedule.batches()):
@@ -291,6 +371,20 @@ class Orchestrator:
         self.status.set_state(status_id, "Active")
         self.advance(status_id)
         return status_id
+
+    def add_batch(self, status_id: str, topic: str, blocks: Sequence[str], label: str) -> None:
+        """Plan one batch of a fed discovery (:meth:`start`): the ``HostSweep`` (which plans the
+        port scan of the addresses that answer it) or the ``Shazzam`` of ``blocks`` (CIDR blocks,
+        or one host name), on a MID that may take them; the next pass enqueues it."""
+        if topic not in BATCH_TOPICS:
+            raise ConfigError(f"a batch is {' or '.join(BATCH_TOPICS)}, not {topic}", field="topic")
+        with self._one_view():
+            schedule = _schedule_from(self.status.schedule_of(status_id))
+            self._plan_batch(status_id, schedule, topic, blocks, label)
+
+    def close_feed(self, status_id: str) -> None:
+        """The caller of a fed discovery added its last batch: it completes once its work is done."""
+        self._fed.discard(status_id)
 
     def _plan_batch(
         self, status_id: str, schedule: Schedule, topic: str, blocks: Sequence[str], label: str
@@ -316,8 +410,13 @@ class Orchestrator:
                 connect_wait_ms=schedule.connect_wait,
                 retries=schedule.retries,
                 rate=schedule.rate,
+                scanners=None if schedule.shazzam_readers else PORT_SCAN_ONLY,
                 page_wait_ms=schedule.page_wait,
+                page_items=schedule.page_items if schedule.page_wait is not None else None,
             )
+            if schedule.page_wait is not None and schedule.page_items is not None:
+                # The port scan decides at most a page of hosts ahead of the pages it gave.
+                parameters["queue_size"] = str(schedule.page_items)
         self._plan(
             status_id,
             schedule,
@@ -343,6 +442,9 @@ class Orchestrator:
         """Write down one output (``probes``: a MultiProbe of these topics sharing ``parameters``)."""
         if schedule.credential_tags and topic not in BATCH_TOPICS:
             parameters = [*parameters, ("credential_tag", schedule.credential_tags[0])]
+        if schedule.probe_timeout is not None and topic not in BATCH_TOPICS:
+            timeout_ms = str(max(1, round(schedule.probe_timeout * 1000)))
+            parameters = [*parameters, (TIMEOUT_PARAMETER, timeout_ms)]
         record = new_output_record(
             agent=agent,
             topic=topic,
@@ -393,14 +495,14 @@ class Orchestrator:
                 # Pages already sensed as they came are not sensed again.
                 rest = answers[self.status.pages_sensed(output.sys_id) :]
                 if rest:
-                    self._sense(status_id, schedule, output, rest)
+                    self._sense(status_id, schedule, output, rest, whole=True, pages=len(answers))
                 if output.topic not in BATCH_TOPICS:
                     self._device_done(status_id, schedule, output.target, output.phase)
         cancelled = 0
         if self._over_time(status_id, state.max_run_time):
             cancelled = self.cancel(status_id, reason="max run time reached")
             return Progress(enqueued, sensed, cancelled, done=True)
-        if not self.status.outputs(status_id, "planned", "queued"):
+        if status_id not in self._fed and not self.status.outputs(status_id, "planned", "queued"):
             self.status.set_state(status_id, "Completed")
             return Progress(enqueued, sensed, cancelled, done=True)
         return Progress(enqueued, sensed, cancelled, done=False)
@@ -412,7 +514,7 @@ class Orchestrator:
         before = self.status.pages_sensed(output.sys_id)
         if len(answers) <= before or not self.status.claim_pages(output.sys_id, before, len(answers)):
             return 0
-        self._sense(status_id, schedule, output, answers[before:])
+        self._sense(status_id, schedule, output, answers[before:], whole=False, pages=len(answers))
         return 1
 
     def _whole(self, output_sys_id: str, answers: Sequence[EccRecord]) -> bool:
@@ -506,7 +608,14 @@ class Orchestrator:
     # -- sensors -----------------------------------------------------------------------------------
 
     def _sense(
-        self, status_id: str, schedule: Schedule, output: PlannedOutput, answers: Sequence[EccRecord]
+        self,
+        status_id: str,
+        schedule: Schedule,
+        output: PlannedOutput,
+        answers: Sequence[EccRecord],
+        *,
+        whole: bool = True,
+        pages: int = 1,
     ) -> None:
         meta = output.record.get("meta", {})
         assert isinstance(meta, dict)
@@ -528,6 +637,8 @@ class Orchestrator:
         error_text = (
             next((answer.error_string for answer in answers if answer.error_string), "") or payload.error
         )
+        if self.on_sensed is not None:
+            self.on_sensed(Sensed(status_id, output, payload, error_text or "", whole, pages))
         if output.topic == "HostSweep":
             self._sense_sweep(status_id, schedule, output, meta, payload, error_text)
             return
@@ -556,7 +667,9 @@ class Orchestrator:
         remaining = [str(t) for t in meta.get("remaining", [])]
         open_ports = [int(p) for p in meta.get("open_ports", [])]
         device = None
-        if error_text:
+        if error_text and output.topic == "SNMPClassify" and snmp_agent_absent(error_text):
+            self.status.log(status_id, ip, "classification", f"SNMPClassify found no agent: {error_text}")
+        elif error_text:
             self.status.mark(output.sys_id, "error")
             self.status.log(status_id, ip, "classification", f"{output.topic} failed: {error_text}")
         else:
@@ -569,7 +682,8 @@ class Orchestrator:
             if device is None and not error_text:
                 self.status.log(status_id, ip, "classification", f"{output.topic} found no class")
         if device is None:
-            self._plan_classification(status_id, schedule, ip, dns_name, remaining, open_ports)
+            if schedule.classify == "first":  # "all": its siblings are under way; the end decides
+                self._plan_classification(status_id, schedule, ip, dns_name, remaining, open_ports)
             return
         identity = IDENTITY_PROBES.get(output.topic, ())
         classified = f"{output.topic} classified it {device.sys_class_name}"
@@ -739,36 +853,48 @@ class Orchestrator:
             alive=sum(host.alive for host in hosts),
             incomplete=sum(host.incomplete is not None for host in hosts),
         )
+        engine = next((result.get("engine", "") for result in payload.results), "")
         for host in hosts:
+            if self.on_device_done is not None:
+                self._hosts[(status_id, host.ip)] = (host, engine)
             if host.incomplete is not None:  # not known to be down: said, so it is scanned again
                 self.status.log(status_id, host.ip, "scanning", f"incomplete: {host.incomplete}")
             if not host.alive:
+                if host.incomplete is not None:
+                    self._device_done(status_id, schedule, host.ip, "scanning", planned=False)
                 continue
             ports = ",".join(str(p) for p in sorted(host.open_ports)) or "none"
             self.status.log(status_id, host.ip, "scanning", f"alive, open TCP ports: {ports}")
             if not schedule.runs("classification"):
-                self._device_done(status_id, schedule, host.ip, "scanning")
+                self._device_done(status_id, schedule, host.ip, "scanning", planned=False)
                 continue
-            topics, notes = classification_order(
-                host, schedule.behaviour, nmap_available=self.nmap_available(schedule, host.ip)
-            )
+            nmap = "nmap" in schedule.behaviour and self.nmap_available(schedule, host.ip)
+            topics, notes = classification_order(host, schedule.behaviour, nmap_available=nmap)
             for note in notes:
                 self.status.log(status_id, host.ip, "classification", note)
             open_ports = sorted(host.open_ports)
-            self._plan_classification(status_id, schedule, host.ip, host.host_name, topics, open_ports)
-            self._plan_enrichment(status_id, schedule, host)
-            self._device_done(status_id, schedule, host.ip, "classification")
+            planned = self._plan_classification(
+                status_id, schedule, host.ip, host.host_name, topics, open_ports
+            )
+            planned += self._plan_enrichment(status_id, schedule, host)
+            self._device_done(status_id, schedule, host.ip, "classification", planned=planned > 0)
 
-    def _plan_enrichment(self, status_id: str, schedule: Schedule, host: ScannedHost) -> None:
+    def _plan_enrichment(self, status_id: str, schedule: Schedule, host: ScannedHost) -> int:
         """The schedule's enrichment probes for a host, each on a MID that may run it: banners and
-        nmap where ports are open, the SNMP tap and the PTR name on any host that answered."""
+        nmap where ports are open, the SNMP tap and the PTR name on any host that answered; how many
+        were planned."""
         open_ports = sorted(host.open_ports)
+        resolver = None
+        if "names" in schedule.enrichment:
+            resolver = self.resolver if self.resolver is not None else ptr_resolver(schedule.dns_servers)
         requests = enrichment_requests(
             host,
             schedule.enrichment,
-            resolver=ptr_resolver(schedule.dns_servers) if "names" in schedule.enrichment else None,
-            nmap_timeout_seconds=NMAP_TIMEOUT_SECONDS,
+            resolver=resolver,
+            nmap_timeout_seconds=schedule.probe_timeout or NMAP_TIMEOUT_SECONDS,
+            nmap_syn=schedule.nmap_syn,
         )
+        planned = 0
         for topic, parameters in requests.items():
             try:
                 agent = self.choose_mid(schedule, topic, [host.ip])
@@ -776,25 +902,47 @@ class Orchestrator:
                 self.status.log(status_id, host.ip, "classification", f"{topic} skipped: {error}")
                 continue
             meta = {"open_ports": open_ports}
-            self._plan(status_id, schedule, topic, host.ip, agent, list(parameters.items()), meta=meta)
+            if self._plan(status_id, schedule, topic, host.ip, agent, list(parameters.items()), meta=meta):
+                planned += 1
+        return planned
 
-    def _device_done(self, status_id: str, schedule: Schedule, ip: str, phase: str) -> None:
-        """Say (in the log, and to :attr:`on_device_done`) that ``ip`` is done, unless more is planned;
-        with enrichment, weigh everything its answers said first (:meth:`_combined_verdict`)."""
-        if self.status.waiting_for(status_id, ip):
+    def _device_done(
+        self, status_id: str, schedule: Schedule, ip: str, phase: str, *, planned: bool = True
+    ) -> None:
+        """Say (in the log, and to :attr:`on_device_done`) that ``ip`` is done, unless more is planned
+        (``planned=False``: nothing was planned for it, no need to look); with enrichment, weigh
+        everything its answers said first (:meth:`_combined_verdict`)."""
+        if planned and self.status.waiting_for(status_id, ip):
             return
-        if schedule.enrichment and phase != "scanning":
-            self._combined_verdict(status_id, schedule, ip)
+        if schedule.classify == "all" and phase == "classification" and planned:
+            # Every classifier ran at once: the device is unclassified if none of them classified it.
+            classified = self.status.logged(status_id, ip, f"%{CLASSIFIED}%", like=True)
+            if not classified and not self.status.logged(status_id, ip, UNCLASSIFIED):
+                self.status.log(status_id, ip, "classification", UNCLASSIFIED)
+        readings: DeviceReadings | None = None
+        errors: tuple[tuple[str, str], ...] = ()
+        verdict: Classification | None = None
+        if planned and (self.on_device_done is not None or (schedule.enrichment and phase != "scanning")):
+            readings, open_ports, errors = self._readings(status_id, ip)
+            if schedule.enrichment and phase != "scanning":
+                verdict = self._combined_verdict(status_id, schedule, ip, readings, open_ports)
         self.status.log(status_id, ip, phase, "done: nothing more runs for this device")
+        host, engine = self._hosts.pop((status_id, ip), (None, ""))
         if self.on_device_done is not None:
-            self.on_device_done(status_id, ip)
+            if readings is None:
+                readings = DeviceReadings()
+                readings.settle()
+            self.on_device_done(DeviceDone(status_id, ip, host, engine, readings, verdict, errors))
 
-    def _readings(self, status_id: str, ip: str) -> tuple[DeviceReadings, list[int]]:
-        """Everything the device's answered classification and enrichment outputs said, and its open
-        TCP ports (as its port scan found them)."""
+    def _readings(
+        self, status_id: str, ip: str
+    ) -> tuple[DeviceReadings, list[int], tuple[tuple[str, str], ...]]:
+        """Everything the device's answered classification and enrichment outputs said, its open TCP
+        ports (as its port scan found them), and ``(topic, error)`` for each of its failed ones."""
         readings = DeviceReadings()
         open_ports: list[int] = []
-        for output in self.status.outputs(status_id, "completed", target=ip):
+        errors: list[tuple[str, str]] = []
+        for output in self.status.outputs(status_id, "completed", "error", target=ip):
             meta = output.record.get("meta", {})
             if isinstance(meta, dict) and meta.get("open_ports"):
                 open_ports = [int(p) for p in meta["open_ports"]]
@@ -803,28 +951,39 @@ class Orchestrator:
             answers = self.queue.results_of(output.sys_id)
             try:
                 payload = merge_pages([decode_input_payload(self.queue.read_payload(a)) for a in answers])
-                if not payload.error and not any(a.error_string for a in answers):
-                    readings.read(output.topic, payload)
-            except MidprobeError:  # unreadable: its own sensor said so when it came
+            except MidprobeError as error:  # unreadable: its own sensor said so when it came
+                if output.state == "error":
+                    errors.append((output.topic, f"unreadable result ({error})"))
                 continue
+            failed = next((a.error_string for a in answers if a.error_string), "") or payload.error
+            if output.state == "error":
+                errors.append((output.topic, failed or "failed"))
+            elif not failed:
+                readings.read(output.topic, payload)
         readings.settle()
-        return readings, open_ports
+        return readings, open_ports, tuple(errors)
 
-    def _combined_verdict(self, status_id: str, schedule: Schedule, ip: str) -> None:
-        """Weigh every answer of the device at once with ``probes/classify``'s rules (what ``midprobe
+    def _combined_verdict(
+        self,
+        status_id: str,
+        schedule: Schedule,
+        ip: str,
+        readings: DeviceReadings,
+        open_ports: Sequence[int],
+    ) -> Classification:
+        """Weigh every answer of the device at once with the classifier's rules (what ``midprobe
         scan`` reports as its class), log the verdict, and make a CI of it for a device its
         classifiers left unclassified when it is sure enough (:data:`COMBINED_MIN_CONFIDENCE`)."""
-        readings, open_ports = self._readings(status_id, ip)
-        verdict = default_classifier().classify(readings.observations(ip, open_ports))
+        verdict = self.classifier.classify(readings.observations(ip, open_ports))
         self.status.log(status_id, ip, "classification", _verdict_line(verdict))
         if verdict.ci_class is None or not self.status.logged(status_id, ip, UNCLASSIFIED):
-            return
+            return verdict
         if verdict.confidence < COMBINED_MIN_CONFIDENCE:
             self.status.log(status_id, ip, "classification", "combined verdict too unsure: no CI")
-            return
+            return verdict
         if verdict.ci_class not in CI_CLASSES:
             self.status.log(status_id, ip, "classification", "combined verdict not a CMDB class: no CI")
-            return
+            return verdict
         attributes = {"manufacturer": verdict.vendor} if verdict.vendor else {}
         if readings.nmap.os:
             attributes["os"] = readings.nmap.os
@@ -834,6 +993,7 @@ class Orchestrator:
             verdict.ci_class, device_name((readings.host_name,), ip), ip_address=ip, attributes=attributes
         )
         self._reconcile(status_id, schedule, ip, device, "from the combined verdict", phase="classification")
+        return verdict
 
     def _plan_classification(
         self,
@@ -843,7 +1003,22 @@ class Orchestrator:
         dns_name: str,
         topics: list[str],
         open_ports: Sequence[int],
-    ) -> None:
+    ) -> int:
+        """Plan the first of ``topics`` a MID may run (the rest wait for its answer), or with the
+        schedule's ``classify = "all"`` every one at once; how many were planned."""
+        if schedule.classify == "all":
+            planned = 0
+            for topic in topics:
+                try:
+                    agent = self.choose_mid(schedule, topic, [ip])
+                except NoSuitableMid as error:
+                    self.status.log(status_id, ip, "classification", f"{topic} skipped: {error}")
+                    continue
+                meta = {"remaining": [], "dns_name": dns_name, "open_ports": list(open_ports)}
+                planned += 1 if self._plan(status_id, schedule, topic, ip, agent, [], meta=meta) else 0
+            if not planned:
+                self.status.log(status_id, ip, "classification", UNCLASSIFIED)
+            return planned
         while topics:
             topic, rest = topics[0], topics[1:]
             try:
@@ -853,9 +1028,9 @@ class Orchestrator:
                 topics = rest
                 continue
             meta = {"remaining": rest, "dns_name": dns_name, "open_ports": list(open_ports)}
-            self._plan(status_id, schedule, topic, ip, agent, [], meta=meta)
-            return
+            return 1 if self._plan(status_id, schedule, topic, ip, agent, [], meta=meta) else 0
         self.status.log(status_id, ip, "classification", UNCLASSIFIED)
+        return 0
 
 
 def _planned_device(meta: Mapping[str, object]) -> DiscoveredDevice:

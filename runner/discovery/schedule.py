@@ -25,8 +25,16 @@ classification (``banners``: ``BannerSniff`` on its open ports; ``nmap_services`
 lookup at ``dns_servers``; ``snmp_public``: BannerSniff's SNMP tap, sysObjectID and sysDescr with
 the community ``public``), their findings in the device log; ``page_wait`` (ms: each batch's Shazzam answer comes in pages as hosts are decided, a
 page at most that long after its first host, and each page's hosts are classified at once;
-default: one answer per batch). Every problem is a
-``ConfigError`` naming the file and the key.
+default: one answer per batch) and ``page_items`` (at most that many hosts a page, and the port
+scan decides at most that many hosts ahead of the pages it gave);
+``classify`` (``"first"``, the default: the classifiers are tried one after another in port
+priority until one classifies the device; ``"all"``: every classifier that applies runs at once,
+as ``midprobe scan`` does, and each one's findings are kept); ``probe_timeout`` (seconds each
+classification, enrichment, identification and exploration request may run before the MID cuts it;
+default: the MID's own limit); ``shazzam_readers`` (``false``: Shazzam runs its port scan alone,
+without its banner readers, for a schedule whose banners come from ``BannerSniff``); ``nmap_syn``
+(``true``: nmap ``-sV`` enrichment scans with ``-sS``, raw sockets, instead of ``-sT``). Every
+problem is a ``ConfigError`` naming the file and the key.
 """
 
 from __future__ import annotations
@@ -76,6 +84,11 @@ _KEYS: Final = frozenset(
         "enrichment",
         "page_wait",
         "dns_servers",
+        "page_items",
+        "classify",
+        "probe_timeout",
+        "shazzam_readers",
+        "nmap_syn",
     }
 )
 
@@ -90,6 +103,13 @@ MAX_RETRIES: Final = 10
 
 #: The phases a discovery may stop after (``depth``), in order.
 DEPTHS: Final = ("scanning", "classification", "identification", "exploration")
+
+#: How classification runs its classifiers (``classify``): in turn until one classifies, or all at once.
+CLASSIFY: Final = ("first", "all")
+#: The longest ``probe_timeout`` a schedule may give (seconds: a day).
+MAX_PROBE_TIMEOUT: Final = 86_400.0
+#: The most hosts a page of a Shazzam answer may hold (``page_items``).
+MAX_PAGE_ITEMS: Final = 65_536
 
 #: What ``enrichment`` may ask for.
 ENRICHMENTS: Final = ("banners", "nmap_services", "nmap_os", "names", "snmp_public")
@@ -123,6 +143,16 @@ class Schedule:
     page_wait: int | None = None
     #: Where ``names`` enrichment asks for PTR names (IP addresses).
     dns_servers: tuple[str, ...] = ()
+    #: Most hosts one page of a Shazzam answer holds (with ``page_wait``; ``None``: Shazzam's own).
+    page_items: int | None = None
+    #: ``first``: classifiers in turn until one classifies; ``all``: every one that applies at once.
+    classify: str = "first"
+    #: Seconds a per-device request may run (``None``: the MID's own limit).
+    probe_timeout: float | None = None
+    #: Shazzam runs its banner readers (``False``: the port scan alone, GenericTCP).
+    shazzam_readers: bool = True
+    #: nmap ``-sV`` enrichment with ``-sS`` (raw sockets) instead of ``-sT``.
+    nmap_syn: bool = False
 
     def runs(self, phase: str) -> bool:
         """Whether ``phase`` runs (it is not past the schedule's ``depth``)."""
@@ -269,9 +299,25 @@ def schedule_from_mapping(data: Mapping[str, Any], *, source: Path | str = "<sch
         source, "connect_wait", data.get("connect_wait", DEFAULT_CONNECT_WAIT), 1, MAX_CONNECT_WAIT
     )
     retries = _whole(source, "retries", data.get("retries", DEFAULT_RETRIES), 0, MAX_RETRIES)
-    host_discovery, cmdb = (
+    host_discovery, cmdb, shazzam_readers, nmap_syn = (
         _flag(source, key, data.get(key, default))
-        for key, default in (("host_discovery", False), ("cmdb", True))
+        for key, default in (
+            ("host_discovery", False),
+            ("cmdb", True),
+            ("shazzam_readers", True),
+            ("nmap_syn", False),
+        )
+    )
+    classify = data.get("classify", "first")
+    if classify not in CLASSIFY:
+        raise _fail(source, "classify", f"classify must be one of {', '.join(CLASSIFY)}")
+    probe_timeout = (
+        _number(source, "probe_timeout", data["probe_timeout"], 1, MAX_PROBE_TIMEOUT)
+        if "probe_timeout" in data
+        else None
+    )
+    page_items = (
+        _whole(source, "page_items", data["page_items"], 1, MAX_PAGE_ITEMS) if "page_items" in data else None
     )
     enrichment = _strings(source, "enrichment", data.get("enrichment", []))
     if any(e not in ENRICHMENTS for e in enrichment):
@@ -317,6 +363,11 @@ def schedule_from_mapping(data: Mapping[str, Any], *, source: Path | str = "<sch
         enrichment=tuple(dict.fromkeys(enrichment)),
         page_wait=page_wait,
         dns_servers=dns_servers,
+        page_items=page_items,
+        classify=str(classify),
+        probe_timeout=probe_timeout,
+        shazzam_readers=shazzam_readers,
+        nmap_syn=nmap_syn,
     )
 
 
@@ -344,7 +395,14 @@ def schedule_to_mapping(schedule: Schedule) -> dict[str, object]:
         "depth": schedule.depth,
         "cmdb": schedule.cmdb,
         "enrichment": list(schedule.enrichment),
+        "classify": schedule.classify,
+        "shazzam_readers": schedule.shazzam_readers,
+        "nmap_syn": schedule.nmap_syn,
     }
+    if schedule.probe_timeout is not None:
+        table["probe_timeout"] = schedule.probe_timeout
+    if schedule.page_items is not None:
+        table["page_items"] = schedule.page_items
     if schedule.max_run_time is not None:
         table["max_run_time"] = schedule.max_run_time
     if schedule.rate is not None:
@@ -372,6 +430,7 @@ def load_schedule(path: str | Path) -> Schedule:
 
 
 __all__ = [
+    "CLASSIFY",
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_PORTS",
     "DEPTHS",

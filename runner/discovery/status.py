@@ -229,6 +229,11 @@ class StatusStore(SqlStore):
         decided, alive, incomplete = (int(str(value)) for value in sums[0])
         return AddressCounts(int(str(scope[0][0])) if scope else 0, decided, alive, incomplete)
 
+    def addresses(self, status: str) -> AddressCounts:
+        """The discovery's address counts alone (a caller following it as it goes reads them per pass)."""
+        with self._db.transaction(write=False) as tx:
+            return self._addresses(tx, status)
+
     def count_addresses(
         self, status: str, output: str, *, decided: int, alive: int = 0, incomplete: int = 0
     ) -> None:
@@ -409,11 +414,13 @@ class StatusStore(SqlStore):
                 [self._ordered_key(now), status, device, phase, message, now],
             )
 
-    def logged(self, status: str, device: str, message: str) -> bool:
-        """Whether the device's log has this very line."""
+    def logged(self, status: str, device: str, message: str, *, like: bool = False) -> bool:
+        """Whether the device's log has this very line (``like``: a line matching the SQL LIKE
+        pattern ``message``)."""
+        test = "LIKE" if like else "="
         with self._db.transaction(write=False) as tx:
             rows = tx.execute(
-                "SELECT 1 FROM discovery_log WHERE status = ? AND device = ? AND message = ? LIMIT 1",
+                f"SELECT 1 FROM discovery_log WHERE status = ? AND device = ? AND message {test} ? LIMIT 1",
                 [status, device, message],
             )
         return bool(rows)

@@ -22,6 +22,10 @@ from midprobe.runner.ecc.record import (
     check_request_text,
 )
 
+#: A request may shorten its own deadline with this parameter (milliseconds): the agent's probe
+#: runner reads it, the probe never sees it.
+TIMEOUT_PARAMETER = "probe_timeout_ms"
+
 #: The topic of the error answering an output that (wrongly) has the claim topic ``queue.processing``,
 #: which no result may carry.
 REFUSED_CLAIM_TOPIC = "queue.processing.refused"

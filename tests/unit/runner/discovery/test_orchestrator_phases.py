@@ -376,7 +376,9 @@ def _run_switch(
         stack.callback(cmdb.close)
         status = StatusStore(database)
         queue.register_agent(AgentRegistration("lab1"))
-        orchestrator = Orchestrator(queue, status, cmdb, on_device_done=lambda s, ip: done.append((s, ip)))
+        orchestrator = Orchestrator(
+            queue, status, cmdb, on_device_done=lambda d: done.append((d.status_id, d.ip))
+        )
         status_id = orchestrator.start(schedule)
         topics = _drive(queue, orchestrator, status_id, runner)
         said = [e["message"] for e in status.device_log(status_id) if e["device"] == SWITCH]
@@ -426,7 +428,7 @@ def test_enrichment_reads_the_banners_of_a_host_and_skips_nmap_without_the_capab
     )
     stack, queue, orchestrator, status_id = _started(tmp_path, schedule)
     done: list[str] = []
-    orchestrator.on_device_done = lambda _status, ip: done.append(ip)
+    orchestrator.on_device_done = lambda device: done.append(device.ip)
     with stack:
         planned = _ports_scanned(queue, orchestrator, status_id, host, 22)
         assert sorted(planned) == ["BannerSniff", "SNMPClassify"]  # nmap needs a MID with Nmap
