@@ -13,6 +13,11 @@ read page by page (:meth:`EmbeddedAgent.ask_pages`): the agent tells as it store
 :data:`PAGES_AHEAD` page behind (``Agent.page_gate``), so a slow reader holds the probe back
 instead of filling the queue; past the first page (what preparing the request found) the probe goes
 on only once the reader asks for the second.
+
+Requests someone else enqueued on its queue (``midprobe scan``'s one-off discovery: the
+orchestrator's outputs, addressed to this agent) run the same way once the agent is woken
+(:meth:`EmbeddedAgent.wake`); ``on_stored`` hears of each of their answers and pages as they are
+stored, and ``page_gate`` holds their pages back as the reader of pages above would.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -29,8 +34,8 @@ from midprobe.capabilities.errors import PayloadError, QueueError
 from midprobe.runner.agent.daemon import Agent, AgentTimings
 from midprobe.runner.agent.lifecycle import MidLifecycle
 from midprobe.runner.agent.limits import PoolSizes
-from midprobe.runner.agent.probe_runner import TIMEOUT_PARAMETER, ProbeRunner
-from midprobe.runner.ecc.builders import new_output_record
+from midprobe.runner.agent.probe_runner import ProbeRunner
+from midprobe.runner.ecc.builders import TIMEOUT_PARAMETER, new_output_record
 from midprobe.runner.ecc.pages import merge_pages
 from midprobe.runner.ecc.payload import ResultsPayload, decode_input_payload
 from midprobe.runner.ecc.record import EccRecord
@@ -133,7 +138,13 @@ class EmbeddedAgent:
         pools: PoolSizes | None = None,
         queue_url: str | None = None,
         lease_seconds: float = 600.0,
+        on_stored: Callable[[str], None] | None = None,
+        page_gate: Callable[[str, int], Awaitable[None]] | None = None,
     ) -> None:
+        #: Told the output's sys_id as each answer, or page of one, is stored.
+        self.on_stored = on_stored
+        #: Awaited before each page past the first of a request not read through :meth:`ask_pages`.
+        self.page_gate = page_gate
         self._private: SqliteQueue | None = None
         queue: EccQueue
         if queue_url is None:
@@ -143,7 +154,14 @@ class EmbeddedAgent:
 
             queue = open_queue(queue_url)
         self._queue = queue
-        registration = AgentRegistration(name=runner.identity.name, capabilities=())
+        # The capabilities selection reads, as the daemon registers them (``Nmap``: detected, when
+        # the runner was given it).
+        held = runner.identity.capabilities
+        registration = AgentRegistration(
+            name=runner.identity.name,
+            capabilities=tuple((name, "") for name in sorted(held)),
+            nmap_installed="Nmap" in held,
+        )
         # The agent is this very process: validated as it registers, as `discover run --local` does.
         queue.register_agent(registration)
         queue.update_agent(registration.name, validated=True)
@@ -191,6 +209,20 @@ class EmbeddedAgent:
             paging.note()
         self._queue.close()
 
+    @property
+    def queue(self) -> EccQueue:
+        """The queue this agent answers on (private unless ``queue_url`` named one)."""
+        return self._queue
+
+    @property
+    def name(self) -> str:
+        """The agent's name as records address it (``mid.server.NAME``)."""
+        return self._agent.name
+
+    def wake(self) -> None:
+        """Look at the queue now: someone else enqueued work for this agent."""
+        self._agent.wake()
+
     def _answered(self, sys_id: str) -> None:
         waiter = self._waiting.get(sys_id)
         if waiter is not None and not waiter.done():
@@ -199,22 +231,33 @@ class EmbeddedAgent:
         if paging is not None:
             paging.ended = True
             paging.note()
+        elif waiter is None and self.on_stored is not None:
+            self.on_stored(sys_id)
 
     def _page_stored(self, sys_id: str, page_sys_id: str) -> None:
         paging = self._paging.get(sys_id)
         if paging is not None:
             paging.stored.append(page_sys_id)
             paging.note()
+        elif sys_id not in self._waiting and self.on_stored is not None:
+            self.on_stored(sys_id)
 
     async def _page_gate(self, sys_id: str, number: int) -> None:
         """Hold the probe back before page ``number`` until the reader asked for page 2 (the first
-        is the prepared request) and is at most :data:`PAGES_AHEAD` behind."""
+        is the prepared request) and is at most :data:`PAGES_AHEAD` behind (a request enqueued by
+        someone else: until ``page_gate`` lets it go)."""
         paging = self._paging.get(sys_id)
         if paging is None:
+            if self.page_gate is not None and sys_id not in self._waiting:
+                await self.page_gate(sys_id, number)
             return
         while not (paging.asked >= 2 and number <= paging.asked + PAGES_AHEAD):
             paging.changed.clear()
             await paging.changed.wait()
+
+    async def until(self, event: asyncio.Event) -> None:
+        """Wait for ``event``; an agent that stopped (a queue failure) ends the wait with its error."""
+        await self._until(event)
 
     async def _until(self, event: asyncio.Event) -> None:
         """Wait for ``event``; an agent that stopped (a queue failure) ends the wait with its error."""

@@ -1,22 +1,19 @@
-"""The ``midprobe scan`` pipeline: port scan -> per-host enrichment -> classification, streamed per host.
+"""The ``midprobe scan`` pipeline: the targets checked, then scanned as a one-off discovery, reported per host.
 
-Every stage is an ECC topic answered by an agent embedded in this process
-(``runner/agent/embedded.py``: the real ``Agent`` and ``ProbeRunner`` on a private in-memory queue),
-so the scan and ``midprobe agent`` share one code path for parameter validation, the capability
-check, the safety policy, the deadline and the encoding, and what the scan reports is read back
-from the ECC input payloads (``runner/discovery/readers.py``). The port scan is a ``Shazzam`` request
-(GenericTCP only) whose answer comes in pages as the scan goes (``page_wait_ms``): the first once
-the targets are resolved and checked and nothing is sent yet (the engine, the count of addresses:
-:meth:`ScanPipeline.prepare`), then a page as soon as some hosts are decided, so each host is
-enriched as soon as its ports are known; the agent goes on to a page only when this side has read
-the one before (``EmbeddedAgent.ask_pages``), so a slow consumer pauses the scan instead of filling
-the queue. With ``ping`` (host discovery), the targets are first swept in chunks by ``HostSweep``
-requests and only each chunk's live addresses are port-scanned. Every host that answered gets its
-enrichment requests at once (``BannerSniff``, ``DNSNameResolver``, ``NmapServiceScan``,
-``NmapOSScan``, ``SSHClassify``, ``SNMPClassify``), with at most ``host_concurrency`` hosts in flight
-(``probes/fanout.py``); a stage's error answer becomes a line in the report's ``errors`` while the
-scan goes on. The classifier then decides the CMDB class, and the report is yielded as soon as the
-host is done.
+The scan runs on an agent embedded in this process (``runner/agent/embedded.py``: the real
+``Agent`` and ``ProbeRunner`` on a private in-memory queue, or ``--queue``'s), so the scan and
+``midprobe agent`` share one code path for parameter validation, the capability check, the safety
+policy, the deadline and the encoding. :meth:`ScanPipeline.prepare` asks it for the targets'
+port scan (``Shazzam``) and reads the first page of its answer, given once the targets are
+resolved and checked and before anything is sent (the engine, the count of addresses, the address
+of each host name); every error of the targets is raised there. :meth:`ScanPipeline.reports` then
+stops that request unsent and hands the resolved targets to the discovery engine as a one-off
+schedule (``runner/scan/oneoff.py``): the orchestrator port-scans them (with ``ping``, after a
+``HostSweep`` of each chunk), plans each host's classification and enrichment requests
+(``BannerSniff``, ``DNSNameResolver``, ``NmapServiceScan``, ``NmapOSScan``, ``SSHClassify``,
+``SNMPClassify``) as its sensors read the port scan's pages, and tells when a host is done, with
+what its answers said; its report is yielded then. A request's error answer becomes a line in the
+report's ``errors`` while the scan goes on.
 """
 
 from __future__ import annotations
@@ -26,31 +23,27 @@ import contextlib
 import math
 import os
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv6Address, ip_address
-from itertools import islice
+from ipaddress import ip_address
 from typing import TYPE_CHECKING
 
 from midprobe.capabilities.errors import MidprobeError
 from midprobe.probes.classify import Classifier, default_classifier
-from midprobe.probes.fanout import fan_out
 from midprobe.probes.ports import format_ports
 from midprobe.probes.registry import ProbeRegistry, default_registry
 from midprobe.probes.safety import TargetPolicy
 from midprobe.probes.shazzam import SCANNER_NAME, lists_refused
-from midprobe.probes.targets import Target, TargetSpec, as_blocks, parse_targets
+from midprobe.probes.targets import TargetSpec
 from midprobe.runner.discovery import probe_requests as requests
 from midprobe.runner.discovery import readers
-from midprobe.runner.discovery.probe_requests import ROUTED_SWEEP_CHUNK, SWEEP_CHUNK, SWEEP_TIMEOUT_MS
-from midprobe.runner.discovery.scanning import ScannedHost, classification_order
-from midprobe.runner.discovery.verdict import DeviceReadings
 from midprobe.runner.scan.report import HostReport
 
-if TYPE_CHECKING:  # the later stages' modules are imported when a stage first runs
+if TYPE_CHECKING:  # the discovery engine's modules are imported when the scan starts
     from midprobe.probes.credentials import CredentialStore
     from midprobe.probes.dns.resolver import ResolverConfig
-    from midprobe.runner.agent.embedded import Answer, AnswerPages, EmbeddedAgent
+    from midprobe.runner.agent.embedded import AnswerPages, EmbeddedAgent
+    from midprobe.runner.cmdb.database import Database
 
 __all__ = ["PreparedScan", "ScanPipeline", "ScanSettings", "ScanStats"]
 
@@ -64,16 +57,8 @@ STAGES_PER_HOST = 6
 #: bounds how long a host waits for its page.
 PAGE_WAIT_MS = 20
 PAGE_HOSTS = 256
-#: Why the Shazzam request of the whole targets stops after its first page with host discovery.
-PER_CHUNK = "not run: host discovery port-scans the live addresses of each chunk on their own"
-#: Each enrichment topic's name in a report's error lines.
-STAGE_NAMES = {
-    "DNSNameResolver": "dns",
-    "BannerSniff": "banner",
-    "NmapServiceScan": "nmap -sV",
-    "NmapOSScan": "nmap -O",
-}
-NMAP_TOPICS = frozenset({"NmapServiceScan", "NmapOSScan"})
+#: Why the prepared Shazzam request of the targets stops after its first page.
+ONE_OFF = "not run: the scan's one-off discovery port-scans the targets"
 
 
 @dataclass(frozen=True)
@@ -206,19 +191,6 @@ class PreparedScan:
             await stack.aclose()
 
 
-@dataclass(frozen=True)
-class _Scanned:
-    """One host the port scan reported, with the engine that scanned it and the name it was given by."""
-
-    host: ScannedHost
-    engine: str
-    given_name: str | None = None
-
-    @property
-    def address(self) -> str:
-        return self.host.ip
-
-
 def _protocols() -> tuple[str, str]:
     """``(PROTOCOL_SSH, PROTOCOL_SNMP)``, from the credentials package only a scan with credentials loads."""
     from midprobe.probes.credentials import PROTOCOL_SNMP, PROTOCOL_SSH
@@ -332,13 +304,6 @@ class ScanPipeline:
         )
         return EmbeddedAgent(runner, pools=PoolSizes(1, 1, slots), queue_url=settings.queue_url)
 
-    async def _ask(
-        self, topic: str, source: str, parameters: Mapping[str, str], timeout_seconds: float
-    ) -> Answer:
-        return await (await self._started_agent()).ask(
-            topic, source, parameters, timeout_seconds=timeout_seconds
-        )
-
     async def _started_agent(self) -> EmbeddedAgent:
         """The embedded agent, started by the first request (the port scan's, in :meth:`prepare`)."""
         assert self._stack is not None, "a stage ran before prepare()"
@@ -346,15 +311,6 @@ class ScanPipeline:
             if self._agent is None:
                 self._agent = await self._stack.enter_async_context(self._embedded_agent())
         return self._agent
-
-    async def _answered(
-        self, topic: str, source: str, parameters: Mapping[str, str], timeout_seconds: float
-    ) -> Answer:
-        """:meth:`_ask`, whose error answer raises :class:`StageFailed` with the answer's error."""
-        answer = await self._ask(topic, source, parameters, timeout_seconds)
-        if answer.error:
-            raise StageFailed(answer.error)
-        return answer
 
     async def run(self, targets: TargetSpec) -> AsyncGenerator[HostReport, None]:
         """Scan ``targets`` (expanded lazily) and yield a report per host that answered (or is
@@ -369,20 +325,44 @@ class ScanPipeline:
             await scan.aclose()
 
     async def reports(self, scan: PreparedScan) -> AsyncGenerator[HostReport, None]:
-        """Run the prepared port scan and yield a report per host that answered (or is incomplete:
-        the kernel refused its sends), as it finishes."""
+        """Run the prepared scan as a one-off discovery (``runner/scan/oneoff.py``) and yield a report
+        per host that answered (or is incomplete: the kernel refused its sends), as it finishes."""
+        from midprobe.runner.scan.oneoff import OneOffScan, ScanCounts, one_off_schedule
+
         settings = self.settings
         self.stats = ScanStats(engine=scan.engine)
+        # The prepared request only checked the targets: the discovery port-scans them.
+        await scan.pages.aclose(ONE_OFF)
+        agent = await self._started_agent()
+        given = {address: name for name, address in scan.names.items()}
+        resolved = scan.targets.resolved(lambda name: ip_address(scan.names[name]))
+        schedule = one_off_schedule(
+            settings, targets_text=str(scan.targets), agent=agent.name, behaviour=self._behaviour
+        )
 
-        async def alive_hosts() -> AsyncIterator[_Scanned]:
-            async for scanned in self._swept(scan) if settings.ping else self._port_scanned(scan):
-                yield scanned
+        def counted(counts: ScanCounts) -> None:
+            stats = self.stats
+            stats.scanned, stats.alive = counts.addresses.decided, counts.addresses.alive
+            stats.incomplete = counts.addresses.incomplete
+            stats.engine = counts.engine or stats.engine
+            stats.discovery = counts.discovery
+            self._progress()
 
-        async def enrich(scanned: _Scanned) -> HostReport:
-            return await self.enrich(scanned, lists_refused=scan.lists_refused)
-
+        database = self._database()
+        run = OneOffScan(
+            agent,
+            schedule,
+            resolved,
+            scan.hosts_scanned,
+            database,
+            classifier=settings.classifier,
+            resolver=settings.resolver,
+            queue_size=settings.queue_size,
+            given_names=given,
+            on_counts=counted,
+        )
         try:
-            reports = fan_out(alive_hosts(), enrich, settings.host_concurrency)
+            reports = run.reports()
             try:
                 async for report in reports:
                     self.stats.reported += 1
@@ -391,214 +371,21 @@ class ScanPipeline:
             finally:
                 await reports.aclose()
         finally:
-            await scan.aclose()  # stops the scan and the agent, whatever ended the loop
-            self._agent = self._stack = None
+            try:
+                await run.aclose()
+            finally:
+                await scan.aclose()  # stops the agent, whatever ended the loop
+                self._agent = self._stack = None
+                database.close()
 
-    async def _port_scanned(
-        self, scan: PreparedScan, names: Mapping[str, str | None] | None = None
-    ) -> AsyncIterator[_Scanned]:
-        """The hosts of ``scan``'s answer as its pages come (``names``: the name each address was
-        given by, for host discovery's chunks of literal addresses); a failed scan raises its error."""
-        done = 0
-        read: readers.PortScanPage | None = scan.first
-        while read is not None:
-            self.stats.scanned += read.hosts_done - done
-            # A host is listed when it answered or when its scan is incomplete (not known to be down).
-            self.stats.alive += sum(host.alive for host in read.hosts)
-            self.stats.incomplete += sum(host.incomplete is not None for host in read.hosts)
-            done = read.hosts_done
-            self._progress()
-            for host in read.hosts:
-                yield _Scanned(host, read.engine, (names or {}).get(host.ip))
-            page = await scan.pages.next()
-            if page is not None and page.error:
-                raise StageFailed(page.error)
-            read = None if page is None else readers.read_port_scan(page.payload)
+    def _database(self) -> Database:
+        """Where the one-off discovery's status lives: the kept queue's database, else a private one."""
+        from midprobe.runner.cmdb.database import SqliteDatabase, open_database
 
-    async def _swept(self, scan: PreparedScan) -> AsyncIterator[_Scanned]:
-        """Host discovery before the port scan: the targets are swept in chunks (``HostSweep``: ARP,
-        ICMP, or TCP connect without raw sockets; :data:`SWEEP_CHUNK` addresses, then
-        :data:`ROUTED_SWEEP_CHUNK` once a chunk needed no ARP), then only the addresses that answered
-        are port-scanned; the silent ones count as scanned."""
-        # Never started: each chunk's live addresses get a scan of their own.
-        await scan.pages.aclose(PER_CHUNK)
-        resolved = scan.targets.resolved(lambda name: ip_address(scan.names[name]))
-        targets = iter(resolved)
-
-        def sweep_next(size: int = SWEEP_CHUNK) -> tuple[list[Target], asyncio.Task[list[Target]]] | None:
-            chunk = list(islice(targets, size))
-            return (chunk, asyncio.ensure_future(self._live(chunk))) if chunk else None
-
-        # Routed, the next chunk is swept while this one's live addresses are port-scanned (one
-        # sweep ahead). On the scanner's own link, one after the other: an ARP sweep fills the
-        # kernel's neighbour table, which the port scan of the chunk before needs too.
-        sweeping = sweep_next()
-        try:
-            while sweeping is not None:
-                chunk, live = sweeping[0], await sweeping[1]
-                on_link = "arp" in self.stats.discovery.split(",")
-                sweeping = None if on_link else sweep_next(ROUTED_SWEEP_CHUNK)
-                self.stats.scanned += len(chunk) - len(live)
-                self._progress()
-                if live:
-                    async for scanned in self._chunk_scanned(live):
-                        yield scanned
-                if on_link:  # the next chunk's sweep only now that this one is port-scanned
-                    sweeping = sweep_next()
-        finally:
-            if sweeping is not None:
-                sweeping[1].cancel()
-                with contextlib.suppress(asyncio.CancelledError, MidprobeError):
-                    await sweeping[1]
-
-    async def _chunk_scanned(self, live: list[Target]) -> AsyncIterator[_Scanned]:
-        """Port-scan the live targets of a swept chunk (as CIDR blocks: one or a few, not 1,024 words)."""
-        names = {str(target.address): target.host_name for target in live}
-        port_scan = await self._port_scan(parse_targets(list(as_blocks([t.address for t in live]))))
-        try:
-            async for scanned in self._port_scanned(port_scan, names):
-                yield scanned
-        finally:
-            await port_scan.aclose()
-
-    async def _live(self, chunk: list[Target]) -> list[Target]:
-        """The targets of ``chunk`` that answered the sweep, in the chunk's order: one sweep per address
-        family (IPv4: ARP and ICMP; IPv6: ICMPv6 echo after neighbour discovery)."""
-        alive: set[str] = set()
-        for version in (4, 6):
-            family = [target.address for target in chunk if target.address.version == version]
-            if not family:
-                continue
-            answered = await self._swept_alive(family)
-            if answered is None:  # some addresses were never decided: none is skipped on a guess
-                return chunk
-            alive |= answered
-        return [t for t in chunk if str(t.address) in alive]
-
-    async def _swept_alive(self, addresses: list[IPv4Address | IPv6Address]) -> set[str] | None:
-        """The addresses (of one family) that answered a ``HostSweep``, and those it could not ask (the
-        kernel refused: not known to be down, so they are port-scanned too); ``None`` when it was cut
-        short."""
-        settings = self.settings
-        parameters = requests.sweep_parameters(
-            # As CIDR blocks: a chunk of a range is one or a few, not 1,024 words to parse.
-            as_blocks(addresses),
-            wait_ms=settings.connect_wait_ms,
-            retries=settings.retries,
-            rate=settings.rate,
-            max_addresses=max(SWEEP_CHUNK, len(addresses)),
-        )
-        answer = await self._answered("HostSweep", "", parameters, SWEEP_TIMEOUT_MS / 1000)
-        result = readers.read_sweep(answer.payload)
-        if not result.complete:
-            return None
-        used = [*self.stats.discovery.split(","), *result.methods_used]
-        self.stats.discovery = ",".join(sorted({method for method in used if method}))
-        return set(result.alive | result.incomplete)
+        if self.settings.queue_url is None:
+            return SqliteDatabase(":memory:")
+        return open_database(self.settings.queue_url)
 
     def _progress(self) -> None:
         if self.on_progress is not None:
             self.on_progress(self.stats)
-
-    # --- one host ----------------------------------------------------------------------------
-
-    async def enrich(self, scanned: _Scanned, *, lists_refused: bool) -> HostReport:
-        """Run every stage that applies to this host at once, then classify it (``lists_refused``:
-        the port scan listed refused ports). An incomplete host nothing answered gets no stage: its
-        report says why it is incomplete."""
-        settings = self.settings
-        address = scanned.address
-        if not scanned.host.alive:
-            return HostReport(
-                address=address,
-                hostname=scanned.host.host_name or scanned.given_name,
-                engine=scanned.engine,
-                alive=False,
-                incomplete=scanned.host.incomplete,
-            )
-        found = DeviceReadings()
-        open_ports = tuple(sorted(scanned.host.open_ports))
-        refused_ports = tuple(sorted(scanned.host.refused_ports))
-        # The enrichment requests discovery would send for this host with the same words.
-        enrichment = requests.enrichment_requests(
-            scanned.host,
-            settings.enrichment,
-            resolver=settings.resolver,
-            nmap_timeout_seconds=settings.host_timeout,
-            nmap_syn=settings.nmap_syn,
-        )
-        stages: list[tuple[str, Awaitable[None]]] = [
-            (STAGE_NAMES[topic], self._enriched(topic, address, parameters, found))
-            for topic, parameters in enrichment.items()
-        ]
-        # The classifiers discovery would try on this host (its ports, the protocols with
-        # credentials), all at once here, each where a credential may log in to the address.
-        classifiers, _notes = classification_order(scanned.host, self._behaviour, nmap_available=False)
-        store = settings.credentials
-        ssh, snmp = _protocols() if store is not None else ("", "")
-        if store is not None and "SSHClassify" in classifiers and store.candidates(address, ssh):
-            stages.append(("ssh", self._ssh_facts(address, found)))
-        if store is not None and "SNMPClassify" in classifiers and store.candidates(address, snmp):
-            stages.append(("snmp", self._snmp_facts(address, found)))
-        await asyncio.gather(*(self._guarded(name, stage, found) for name, stage in stages))
-        found.settle()
-        verdict = settings.classifier.classify(found.observations(address, open_ports))
-        return HostReport(
-            address=address,
-            hostname=found.host_name or scanned.host.host_name or scanned.given_name,
-            open_tcp_ports=open_ports,
-            refused_tcp_ports=refused_ports if lists_refused else (),
-            ci_class=verdict.ci_class,
-            confidence=verdict.confidence,
-            evidence=verdict.evidence,
-            banners=found.banners,
-            reader_scanners=found.reader_scanners,
-            services=found.nmap.descriptions,
-            credential_id=found.credential_id,
-            os=found.os,
-            sys_descr=found.sys_descr,
-            sys_object_id=found.sys_object_id,
-            nmap_os=found.nmap.os,
-            engine=scanned.engine,
-            errors=found.all_errors,
-            incomplete=scanned.host.incomplete,
-        )
-
-    async def _guarded(self, stage: str, work: Awaitable[None], found: DeviceReadings) -> None:
-        """Run one stage; its failure becomes a line in the report, never the end of the scan."""
-        try:
-            async with asyncio.timeout(self.settings.host_timeout + 5.0):
-                await work
-        except TimeoutError:
-            found.errors.append(f"{stage}: gave up after {self.settings.host_timeout:g} s")
-        except MidprobeError as error:
-            found.errors.append(f"{stage}: {error}")
-        except Exception as error:  # a library's surprise on one host must not end a /16 scan
-            found.errors.append(f"{stage}: {type(error).__name__}: {error}")
-
-    async def _enriched(
-        self, topic: str, address: str, parameters: dict[str, str], found: DeviceReadings
-    ) -> None:
-        """One enrichment request (``BannerSniff``, ``DNSNameResolver``, nmap ``-sV`` or ``-O``: each
-        nmap its own run, so a slow ``-sV`` does not cost the OS guess), its answer read into ``found``."""
-        timeout = self.settings.host_timeout
-        if topic in NMAP_TOPICS:
-            timeout += 5.0  # nmap is cut at the host's time-out itself: its answer still comes
-        answer = await self._answered(topic, address, parameters, timeout)
-        found.read(topic, answer.payload)
-
-    async def _ssh_facts(self, address: str, found: DeviceReadings) -> None:
-        """``SSHClassify`` with the scan's shorter timeouts."""
-        parameters = requests.ssh_classify_parameters()
-        answer = await self._answered("SSHClassify", address, parameters, self.settings.host_timeout)
-        found.read("SSHClassify", answer.payload)
-
-    async def _snmp_facts(self, address: str, found: DeviceReadings) -> None:
-        """``SNMPClassify`` with a short wait: a host without an agent costs about 2 s."""
-        parameters = requests.snmp_classify_parameters()
-        answer = await self._ask("SNMPClassify", address, parameters, self.settings.host_timeout)
-        if answer.error:
-            if readers.snmp_agent_absent(answer.error):
-                return  # no agent there (or none that takes our communities): nothing to report
-            raise StageFailed(answer.error)
-        found.read("SNMPClassify", answer.payload)

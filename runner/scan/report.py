@@ -66,7 +66,7 @@ class HostReport:
         if self.services:
             data["services"] = {str(port): text for port, text in sorted(self.services.items())}
         if self.credential_id:
-            data["credential_id"] = dict(self.credential_id)
+            data["credential_id"] = dict(sorted(self.credential_id.items()))  # by protocol: stable
         if self.os is not None:
             data["os"] = dict(self.os)
         if self.sys_descr is not None:

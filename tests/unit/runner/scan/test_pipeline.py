@@ -360,10 +360,9 @@ def test_a_host_the_kernel_would_not_send_to_is_reported_incomplete_and_the_othe
 
 #: What a port scan with no later stage (``-n --no-banners -Pn``, no credentials, no ``--nmap``) written
 #: as JSON lines with ``-q`` must not load: the DNS, SNMP and nmap packages, rich, X.509 (its port scan
-#: is a request to the embedded agent, which it starts); nor what only other commands or options
-#: need: BannerSniff beyond its defaults, the agent's upgrades and settings file, queue URLs, the
-#: discovery schedules, the connect engine (the table engine scans here) and ``secrets`` (hmac,
-#: hashlib).
+#: is a request to the embedded agent, which it starts, run as a one-off discovery); nor what only
+#: other commands or options need: BannerSniff beyond its defaults, the agent's upgrades and the
+#: connect engine (the table engine scans here).
 LATER_STAGES_ONLY = (
     "rich",
     "midprobe.probes.dns",
@@ -374,11 +373,7 @@ LATER_STAGES_ONLY = (
     "midprobe.probes.banner.sniffer",
     "midprobe.probes.banner.probe",
     "midprobe.runner.agent.upgrade",
-    "midprobe.runner.agent.config",
-    "midprobe.runner.queue.url",
-    "midprobe.runner.discovery.schedule",
     "midprobe.probes.tcpscan.connect",
-    "secrets",
 )
 
 _BARE_SCAN = """

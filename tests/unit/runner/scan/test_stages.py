@@ -111,14 +111,17 @@ def test_the_port_scan_is_the_registered_shazzam_probe_given_the_scan_s_targets_
 
     reports = _scan(settings, registry, "198.18.0.10-13", exclude="198.18.0.11")
 
-    ((params, context),) = shazzam.scanned
-    assert str(params.targets) == "198.18.0.10-13 --exclude 198.18.0.11"
+    # First the scan's targets as given, checked and never scanned (the prepared request), then the
+    # one-off discovery's port scan of the addresses they hold.
+    (checked, _), (params, context) = shazzam.scanned
+    assert str(checked.targets) == "198.18.0.10-13 --exclude 198.18.0.11"
+    assert [str(target.address) for target in params.targets] == ["198.18.0.10", "198.18.0.12", "198.18.0.13"]
     assert params.ports == (22, 9100)
     assert (params.engine, params.connect_wait_ms, params.retries, params.rate) == ("connect", 300, 1, 500.0)
     assert params.scanners == ("GenericTCP",)  # the banners are the BannerSniff stage's
     assert params.queue_size == 16
     assert context.policy == policy
-    assert engine.chosen == ["connect"]
+    assert engine.chosen == ["connect", "connect"]  # the checked request's, then the port scan's
     # What the probe's scan found is what the reports say.
     assert sorted(report.address for report in reports) == ["198.18.0.10", "198.18.0.12", "198.18.0.13"]
     printer = next(report for report in reports if report.address == "198.18.0.12")
