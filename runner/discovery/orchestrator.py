@@ -485,7 +485,7 @@ class Orchestrator:
             answers = self.queue.results_of(output.sys_id)  # one, or the pages of a multi-page result
             if not answers:
                 continue
-            whole = self._whole(output.sys_id, answers)
+            whole, answers = self._whole(output.sys_id, answers)
             if output.topic == "Shazzam" and schedule.page_wait is not None and not whole:
                 # A port scan asked for pages as it goes: each page's hosts go on at once.
                 sensed += self._sense_pages(status_id, schedule, output, answers)
@@ -517,16 +517,22 @@ class Orchestrator:
         self._sense(status_id, schedule, output, answers[before:], whole=False, pages=len(answers))
         return 1
 
-    def _whole(self, output_sys_id: str, answers: Sequence[EccRecord]) -> bool:
-        """True when every page of the output's result is in: a result in one piece, or a closed output."""
+    def _whole(
+        self, output_sys_id: str, answers: Sequence[EccRecord]
+    ) -> tuple[bool, Sequence[EccRecord]]:
+        """Whether every page of the output's result is in (a result in one piece, or a closed
+        output), with its answers: for a closed output read again, since its last pages may have
+        come after ``answers`` were read (an agent answers while a pass runs)."""
         if len(answers) == 1 and not answers[0].payload_is_attachment:
             try:
                 if result_page(answers[0].payload) == (1, True):
-                    return True
+                    return True, answers
             except PayloadError:
-                return True  # unreadable: sensed (and logged) as it is
+                return True, answers  # unreadable: sensed (and logged) as it is
         output = self.queue.get(output_sys_id)
-        return output is not None and output.state in ("processed", "error")
+        if output is None or output.state not in ("processed", "error"):
+            return False, answers
+        return True, self.queue.results_of(output_sys_id)
 
     def _enqueue_planned(self, status_id: str) -> int:
         count = 0

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -103,14 +105,20 @@ def test_classify_all_sends_every_classifier_at_once_and_the_device_is_unclassif
         _answer(run.queue, ready["SSHClassify"], [], error="authentication failed for every credential")
         run.passes()
         assert run.done == []  # SNMP is still under way
-        _answer(run.queue, ready["SNMPClassify"], [], error=f"SNMP request to {HOST}:161 timed out after 1 attempt(s)")
+        _answer(
+            run.queue,
+            ready["SNMPClassify"],
+            [],
+            error=f"SNMP request to {HOST}:161 timed out after 1 attempt(s)",
+        )
         run.passes()
         (done,) = run.done
         log = run.log()
         assert log.count(UNCLASSIFIED) == 1
         # No agent there is no class, not a failure: only SSH's error is the device's.
         assert done.errors == (("SSHClassify", "authentication failed for every credential"),)
-        assert done.host is not None and done.host.open_ports == frozenset({22})
+        assert done.host is not None
+        assert done.host.open_ports == frozenset({22})
         assert done.engine == "connect"
         assert run.status.get(run.status_id).state == "Completed"
 
@@ -154,7 +162,8 @@ def test_by_default_shazzam_runs_its_readers_and_requests_keep_the_mid_s_limit(t
     run = _Discovery(tmp_path, _schedule(behaviour=("ssh",)))
     with run.stack:
         parameters = _parameters(_ready(run.queue)["Shazzam"])
-        assert "scanners" not in parameters and "queue_size" not in parameters
+        assert "scanners" not in parameters
+        assert "queue_size" not in parameters
 
 
 def test_a_fed_discovery_completes_only_after_its_caller_closed_the_feed(tmp_path: Path) -> None:
@@ -175,7 +184,9 @@ def test_a_fed_discovery_completes_only_after_its_caller_closed_the_feed(tmp_pat
         run.passes(1)
         assert run.status.get(run.status_id).state == "Completed"
         assert [s.output.topic for s in run.sensed] == ["Shazzam"]
-        assert run.sensed[0].whole and run.sensed[0].pages == 1 and not run.sensed[0].error
+        assert run.sensed[0].whole
+        assert run.sensed[0].pages == 1
+        assert not run.sensed[0].error
         with pytest.raises(ConfigError, match="HostSweep or Shazzam"):
             run.orchestrator.add_batch(run.status_id, "SSHClassify", [HOST], "x")
 
@@ -186,7 +197,9 @@ def test_an_incomplete_host_nothing_answered_is_done_as_it_is_scanned(tmp_path: 
         _answer(run.queue, _ready(run.queue)["Shazzam"], _shazzam_result(alive=False, incomplete="ENOBUFS"))
         run.passes()
         (done,) = run.done
-        assert done.host is not None and not done.host.alive and done.host.incomplete == "ENOBUFS"
+        assert done.host is not None
+        assert not done.host.alive
+        assert done.host.incomplete == "ENOBUFS"
         assert _ready(run.queue) == {}  # nothing to classify
 
 
@@ -213,3 +226,43 @@ def test_the_new_schedule_keys_are_read_checked_and_written_back(tmp_path: Path)
     ):
         with pytest.raises(ConfigError, match=said):
             schedule_from_mapping({**table, key: value})
+
+
+class _AnswersDuringThePass:
+    """The queue, whose agent stores the last page of an answer just after a pass read its pages."""
+
+    def __init__(self, queue: EccQueue, last_page: Callable[[], None]) -> None:
+        self._queue = queue
+        self._last_page: Callable[[], None] | None = last_page
+
+    def results_of(self, sys_id: str) -> list[EccRecord]:
+        answers = self._queue.results_of(sys_id)
+        if self._last_page is not None:
+            self._last_page, store = None, self._last_page
+            store()
+        return answers
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._queue, name)
+
+
+def test_the_last_page_stored_while_a_pass_reads_the_pages_is_sensed_too(tmp_path: Path) -> None:
+    run = _Discovery(tmp_path, _schedule(behaviour=(), page_wait=20))
+    with run.stack:
+        shazzam = _ready(run.queue)["Shazzam"]
+
+        def page(ip: str, number: int, last: bool) -> None:
+            result = ET.Element("result", engine="connect", hosts_scanned="2", hosts_done=str(number))
+            ET.SubElement(result, "host", ip=ip, alive="true", active="true", hostName="", domainName="")
+            record = new_input_record(
+                shazzam, agent="lab1", results=[result], probe_time_ms=1, page=(number, last)
+            )
+            run.queue.complete(shazzam.sys_id, record)
+
+        page(HOST, 1, False)
+        run.orchestrator.queue = cast(
+            EccQueue, _AnswersDuringThePass(run.queue, lambda: page("198.18.0.11", 2, True))
+        )
+        run.passes(3)
+        assert sorted(d.ip for d in run.done) == [HOST, "198.18.0.11"]
+        assert run.status.get(run.status_id).state == "Completed"
