@@ -195,7 +195,7 @@ class OneOffScan:
         self._running: Future[object] | None = None
         #: Reports the pass thread built, taken by the loop after the pass.
         self._reports: list[HostReport] = []
-        #: Pages sensed per port-scan output; hosts that answered and are not reported yet.
+        #: Pages sensed per port-scan output; hosts that answered whose report the reader has not taken.
         self._pages: dict[str, int] = {}
         self._in_flight = 0
         self._failure: str | None = None
@@ -253,8 +253,6 @@ class OneOffScan:
 
     def _device_done(self, done: DeviceDone) -> None:
         """Nothing more runs for a device: its report (the pass thread)."""
-        if done.host is not None and done.host.alive:
-            self._in_flight -= 1
         self._reports.append(host_report(done, self._classifier, given_name=self._given.get(done.ip)))
 
     def _advance(self) -> Progress:
@@ -331,6 +329,9 @@ class OneOffScan:
                 raise StageFailed(self._failure)
             reports, self._reports = self._reports, []
             for report in reports:
+                if report.alive:  # taken by the reader: one host less in hand
+                    self._in_flight -= 1
+                    self._sensed_more.set()
                 yield report
             if progress.done:
                 return

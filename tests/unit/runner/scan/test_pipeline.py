@@ -81,14 +81,14 @@ def test_a_slow_consumer_holds_the_scan_back_and_leaving_stops_it() -> None:
             await reports.aclose()
 
     asyncio.run(run())
-    # The engine runs ahead of the reader by at most the queues (8 found; of the port scan's answer the
-    # page being read, the one the agent may store ahead of it and the one being filled, 8 hosts
-    # each; 4 being enriched, 4 waiting to be read) and the few hosts in hand between them; each
-    # report read lets it take one more.
+    # The engine runs ahead of the reader by at most the queues: the hosts in hand (a page is let
+    # through while fewer than 8 are, until the reader takes their reports), the two pages the
+    # agent may store before the orchestrator senses them, the page Shazzam fills, and the few
+    # hosts in the engine's hand; each report read lets it take one more.
     page = pipeline.settings.page_hosts
     assert page <= 8
     for reads, consumed in enumerate(consumed_while_waiting, start=1):
-        assert consumed - reads <= 8 + 3 * page + 4 + 4 + 3
+        assert consumed - reads <= (8 - 1 + page) + 2 * page + page + 3
     assert engine.closed.is_set(), "the engine was left running"
     assert engine.consumed < 100
 
