@@ -482,10 +482,10 @@ class Orchestrator:
         for output in waiting:
             if output.sys_id not in answered:
                 continue
-            answers = self.queue.results_of(output.sys_id)  # one, or the pages of a multi-page result
-            if not answers:
+            read = self.queue.results_of(output.sys_id)  # one, or the pages of a multi-page result
+            if not read:
                 continue
-            whole, answers = self._whole(output.sys_id, answers)
+            whole, answers = self._whole(output.sys_id, read)
             if output.topic == "Shazzam" and schedule.page_wait is not None and not whole:
                 # A port scan asked for pages as it goes: each page's hosts go on at once.
                 sensed += self._sense_pages(status_id, schedule, output, answers)

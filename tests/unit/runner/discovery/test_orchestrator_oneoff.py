@@ -237,8 +237,9 @@ class _AnswersDuringThePass:
 
     def results_of(self, sys_id: str) -> list[EccRecord]:
         answers = self._queue.results_of(sys_id)
-        if self._last_page is not None:
-            self._last_page, store = None, self._last_page
+        store = self._last_page
+        if store is not None:
+            self._last_page = None
             store()
         return answers
 
