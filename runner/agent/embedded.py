@@ -215,6 +215,11 @@ class EmbeddedAgent:
         return self._queue
 
     @property
+    def private_queue(self) -> SqliteQueue | None:
+        """The private in-memory queue (``None`` when ``queue_url`` named one, whose records are kept)."""
+        return self._private
+
+    @property
     def name(self) -> str:
         """The agent's name as records address it (``mid.server.NAME``)."""
         return self._agent.name

@@ -142,6 +142,8 @@ class SqlStore:
         self._db = database
         self._clock = clock or (lambda: datetime.now(UTC))
         self._sequence = 0
+        #: Tells this store's keys from another process's written in the same microsecond.
+        self._token = secrets.token_hex(4)
         with self._db.transaction() as tx:
             for statement in self.schema:
                 tx.execute(statement)
@@ -150,9 +152,10 @@ class SqlStore:
         return timestamp(self._clock())
 
     def _ordered_key(self, now: str) -> str:
-        """A key that sorts in write order (time, then a per-process counter, then randomness)."""
+        """A key that sorts in write order (time, then a per-store counter, then the store's own
+        random token, which keeps two processes' keys apart)."""
         self._sequence += 1
-        return f"{now}|{self._sequence:08d}|{secrets.token_hex(4)}"
+        return f"{now}|{self._sequence:08d}|{self._token}"
 
 
 def open_database(url: str, *, must_exist: bool = False) -> Database:

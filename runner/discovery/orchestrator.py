@@ -31,7 +31,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from midprobe.capabilities.clusters import DISCOVERY_STATUSES, MidCluster, cluster_named
 from midprobe.capabilities.errors import ConfigError, MidprobeError, PayloadError
@@ -133,6 +133,16 @@ PHASE_OF_TOPIC: Final = {
 }
 
 
+class Forgetting(Protocol):
+    """A private queue that lets go of what was sensed (``runner/queue/sqlite.py`` ``SqliteQueue``)."""
+
+    def discard(self, output_sys_ids: Sequence[str]) -> None:
+        """Delete these outputs with their answers."""
+
+    def drop_payloads(self, sys_ids: Sequence[str]) -> None:
+        """Keep these answers' rows (their pages count) without their payloads."""
+
+
 class NoSuitableMid(MidprobeError):
     """No live MID may run this phase for these addresses."""
 
@@ -197,6 +207,7 @@ class Orchestrator:
         on_sensed: Callable[[Sensed], None] | None = None,
         classifier: Classifier | None = None,
         resolver: ResolverConfig | None = None,
+        forget: Forgetting | None = None,
     ) -> None:
         self.queue = queue
         self.status = status
@@ -219,6 +230,11 @@ class Orchestrator:
         self.classifier = classifier if classifier is not None else default_classifier()
         #: Where ``names`` enrichment asks for PTR names (``None``: the schedule's ``dns_servers``).
         self.resolver = resolver
+        #: The queue itself when it is private: what was sensed goes (a batch's pages lose their
+        #: payloads as they are sensed, and its records go once it is whole; a device's records and
+        #: status rows once it is done), so a long one-off discovery keeps only what is under way.
+        #: ``None``: everything is kept.
+        self._forget = forget
         #: Discoveries whose batches a caller adds (:meth:`add_batch`) until it closes them.
         self._fed: set[str] = set()
         #: Each device's host as its port scan found it and the engine, until it is done (this
@@ -229,12 +245,14 @@ class Orchestrator:
 
     @contextlib.contextmanager
     def _one_view(self) -> Iterator[None]:
-        """Within one pass, every selection reads the agent registry once (not twice per device)."""
+        """Within one pass, every selection reads the agent registry once (not twice per device), and
+        the device log is written once."""
         if self._view is not None:  # a pass inside a pass (start ends with one) shares the outer view
             yield
             return
         try:
-            yield
+            with self.status.batched():  # and its log lines are written together at its end
+                yield
         finally:
             self._view = None
 
@@ -486,18 +504,21 @@ class Orchestrator:
             if not read:
                 continue
             whole, answers = self._whole(output.sys_id, read)
-            if output.topic == "Shazzam" and schedule.page_wait is not None and not whole:
+            paged = output.topic == "Shazzam" and schedule.page_wait is not None
+            if paged and not whole:
                 # A port scan asked for pages as it goes: each page's hosts go on at once.
                 sensed += self._sense_pages(status_id, schedule, output, answers)
                 continue
             if whole and self.status.mark(output.sys_id, "completed", only_from=("queued",)):
                 sensed += 1
                 # Pages already sensed as they came are not sensed again.
-                rest = answers[self.status.pages_sensed(output.sys_id) :]
+                rest = answers[self.status.pages_sensed(output.sys_id) if paged else 0 :]
                 if rest:
                     self._sense(status_id, schedule, output, rest, whole=True, pages=len(answers))
                 if output.topic not in BATCH_TOPICS:
                     self._device_done(status_id, schedule, output.target, output.phase)
+                elif self._forget is not None:
+                    self._forget.discard([output.sys_id])
         cancelled = 0
         if self._over_time(status_id, state.max_run_time):
             cancelled = self.cancel(status_id, reason="max run time reached")
@@ -514,7 +535,10 @@ class Orchestrator:
         before = self.status.pages_sensed(output.sys_id)
         if len(answers) <= before or not self.status.claim_pages(output.sys_id, before, len(answers)):
             return 0
-        self._sense(status_id, schedule, output, answers[before:], whole=False, pages=len(answers))
+        new = answers[before:]
+        self._sense(status_id, schedule, output, new, whole=False, pages=len(answers))
+        if self._forget is not None:  # the queue keeps the pages (they count), not what they said
+            self._forget.drop_payloads([answer.sys_id for answer in new])
         return 1
 
     def _whole(
@@ -523,7 +547,8 @@ class Orchestrator:
         """Whether every page of the output's result is in (a result in one piece, or a closed
         output), with its answers: for a closed output read again, since its last pages may have
         come after ``answers`` were read (an agent answers while a pass runs)."""
-        if len(answers) == 1 and not answers[0].payload_is_attachment:
+        # (A page whose payload was dropped once sensed is no whole result: its output says.)
+        if len(answers) == 1 and not answers[0].payload_is_attachment and answers[0].payload:
             try:
                 if result_page(answers[0].payload) == (1, True):
                     return True, answers
@@ -939,6 +964,10 @@ class Orchestrator:
                 readings = DeviceReadings()
                 readings.settle()
             self.on_device_done(DeviceDone(status_id, ip, host, engine, readings, verdict, errors))
+        if self._forget is not None:  # told: its records and status rows are not needed any more
+            if planned:
+                self._forget.discard([output.sys_id for output in self.status.outputs(status_id, target=ip)])
+            self.status.forget_device(status_id, ip)
 
     def _readings(
         self, status_id: str, ip: str

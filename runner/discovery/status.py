@@ -10,10 +10,11 @@ once (``sense`` marks the output done in the same transaction that reads its sta
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -159,9 +160,49 @@ class PlannedOutput:
 
 
 class StatusStore(SqlStore):
-    """Discovery status records in the queue's database."""
+    """Discovery status records in the queue's database.
+
+    Inside :meth:`batched` (one pass of the orchestrator), log lines and forgotten devices are
+    written together when the block ends, or before anything reads the log.
+    """
 
     schema = SCHEMA
+    #: Log lines (seq, status, device, phase, message, at) and devices to forget, while batched.
+    _pending: list[tuple[str, str, str, str, str, str]] | None = None
+    _forgotten: list[tuple[str, str]] | None = None
+
+    @contextlib.contextmanager
+    def batched(self) -> Iterator[None]:
+        """Write the block's log lines (and forget its devices) in one transaction at its end."""
+        if self._pending is not None:  # a block inside a block: the outer one writes
+            yield
+            return
+        self._pending, self._forgotten = [], []
+        try:
+            yield
+        finally:
+            try:
+                self._flush()
+            finally:
+                self._pending = self._forgotten = None
+
+    def _flush(self) -> None:
+        pending, forgotten = self._pending, self._forgotten
+        if not pending and not forgotten:
+            return
+        self._pending, self._forgotten = [], []
+        gone = set(forgotten or ())
+        with self._db.transaction() as tx:
+            for row in pending or ():
+                if (row[1], row[2]) not in gone:
+                    tx.execute(
+                        "INSERT INTO discovery_log (seq, status, device, phase, message, at) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        row,
+                    )
+            for status, device in forgotten or ():
+                tx.execute("DELETE FROM discovery_output WHERE status = ? AND target = ?", [status, device])
+                tx.execute("DELETE FROM discovery_log WHERE status = ? AND device = ?", [status, device])
 
     def create(
         self, name: str, schedule: Mapping[str, object], max_run_time: float | None, *, addresses: int = 0
@@ -379,6 +420,16 @@ class StatusStore(SqlStore):
             )
         return bool(rows)
 
+    def forget_device(self, status: str, device: str) -> None:
+        """Delete a finished device's outputs and log lines (a private one-off discovery, which
+        reported the device already and keeps only what is under way)."""
+        if self._forgotten is not None:
+            self._forgotten.append((status, device))
+            return
+        with self._db.transaction() as tx:
+            tx.execute("DELETE FROM discovery_output WHERE status = ? AND target = ?", [status, device])
+            tx.execute("DELETE FROM discovery_log WHERE status = ? AND device = ?", [status, device])
+
     def reassign(self, output: str, agent: str) -> None:
         """The output was moved to another MID (cluster failover)."""
         with self._db.transaction() as tx:
@@ -408,6 +459,9 @@ class StatusStore(SqlStore):
 
     def log(self, status: str, device: str, phase: str, message: str) -> None:
         now = self._now()
+        if self._pending is not None:
+            self._pending.append((self._ordered_key(now), status, device, phase, message, now))
+            return
         with self._db.transaction() as tx:
             tx.execute(
                 "INSERT INTO discovery_log (seq, status, device, phase, message, at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -418,6 +472,7 @@ class StatusStore(SqlStore):
         """Whether the device's log has this very line (``like``: a line matching the SQL LIKE
         pattern ``message``)."""
         test = "LIKE" if like else "="
+        self._flush()
         with self._db.transaction(write=False) as tx:
             rows = tx.execute(
                 f"SELECT 1 FROM discovery_log WHERE status = ? AND device = ? AND message {test} ? LIMIT 1",
@@ -426,6 +481,7 @@ class StatusStore(SqlStore):
         return bool(rows)
 
     def device_log(self, status: str) -> list[dict[str, str]]:
+        self._flush()
         with self._db.transaction() as tx:
             rows = tx.execute(
                 "SELECT device, phase, message, at FROM discovery_log WHERE status = ? ORDER BY seq", [status]

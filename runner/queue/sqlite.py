@@ -209,6 +209,18 @@ class SqliteQueue(SqlQueue):
                 "DELETE FROM ecc_queue WHERE topic = ? AND state = 'processed'", [QUEUE_PROCESSING_TOPIC]
             )
 
+    def drop_payloads(self, sys_ids: Sequence[str]) -> None:
+        """Empty these answers' payloads (and attachments), keeping their rows: the pages of a result
+        its private user sensed already still count towards the result's being whole, without
+        holding what they said. Not part of the ECC queue protocol."""
+        ids = list(sys_ids)
+        if not ids:
+            return
+        marks = ", ".join("?" * len(ids))
+        with self._write() as tx:
+            tx.execute(f"UPDATE ecc_queue SET payload = '' WHERE sys_id IN ({marks})", ids)  # noqa: S608
+            tx.execute(f"DELETE FROM ecc_attachment WHERE sys_id IN ({marks})", ids)  # noqa: S608
+
     def wait_for_work(self, agent: str, timeout: float) -> bool:
         """True as soon as another connection has committed since the last look, else False at ``timeout``.
 

@@ -189,6 +189,8 @@ class OneOffScan:
             on_sensed=self._sensed,
             classifier=classifier,
             resolver=resolver,
+            # A private queue keeps only what is under way; a kept one (--queue) keeps everything.
+            forget=agent.private_queue,
         )
         self._status_id = ""
         self._thread = ThreadPoolExecutor(1, "midprobe-orchestrator")
