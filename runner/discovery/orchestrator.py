@@ -541,9 +541,7 @@ class Orchestrator:
             self._forget.drop_payloads([answer.sys_id for answer in new])
         return 1
 
-    def _whole(
-        self, output_sys_id: str, answers: Sequence[EccRecord]
-    ) -> tuple[bool, Sequence[EccRecord]]:
+    def _whole(self, output_sys_id: str, answers: Sequence[EccRecord]) -> tuple[bool, Sequence[EccRecord]]:
         """Whether every page of the output's result is in (a result in one piece, or a closed
         output), with its answers: for a closed output read again, since its last pages may have
         come after ``answers`` were read (an agent answers while a pass runs)."""
