@@ -23,6 +23,7 @@ from midprobe.runner.ecc.builders import new_input_record
 from midprobe.runner.ecc.payload import decode_output_payload
 from midprobe.runner.ecc.record import EccRecord
 from midprobe.runner.queue.base import AgentRegistration, EccQueue
+from midprobe.runner.queue.sqlite import SqliteQueue
 from midprobe.runner.queue.url import open_queue, sqlite_url
 from tests.support.trust import trust_every_agent
 
@@ -58,7 +59,9 @@ def _shazzam_result(*ports: int, alive: bool = True, incomplete: str | None = No
 class _Discovery:
     """One discovery of ``schedule`` with agent lab1, whose hooks are recorded."""
 
-    def __init__(self, tmp_path: Path, schedule: Schedule, *, fed: bool = False) -> None:
+    def __init__(
+        self, tmp_path: Path, schedule: Schedule, *, fed: bool = False, forget: bool = False
+    ) -> None:
         url = trust_every_agent(sqlite_url(tmp_path / "ecc.db"))
         self.stack = contextlib.ExitStack()
         self.queue = self.stack.enter_context(open_queue(url))
@@ -70,7 +73,12 @@ class _Discovery:
         self.done: list[DeviceDone] = []
         self.sensed: list[Sensed] = []
         self.orchestrator = Orchestrator(
-            self.queue, self.status, cmdb, on_device_done=self.done.append, on_sensed=self.sensed.append
+            self.queue,
+            self.status,
+            cmdb,
+            on_device_done=self.done.append,
+            on_sensed=self.sensed.append,
+            forget=cast(SqliteQueue, self.queue) if forget else None,
         )
         self.status_id = self.orchestrator.start(schedule, fed=fed)
 
@@ -267,3 +275,28 @@ def test_the_last_page_stored_while_a_pass_reads_the_pages_is_sensed_too(tmp_pat
         run.passes(3)
         assert sorted(d.ip for d in run.done) == [HOST, "198.18.0.11"]
         assert run.status.get(run.status_id).state == "Completed"
+
+
+def test_a_private_one_off_discovery_keeps_only_what_is_under_way(tmp_path: Path) -> None:
+    run = _Discovery(tmp_path, _schedule(behaviour=("ssh",), page_wait=20), forget=True)
+    with run.stack:
+        shazzam = _ready(run.queue)["Shazzam"]
+        first = new_input_record(
+            shazzam, agent="lab1", results=_shazzam_result(22), probe_time_ms=1, page=(1, False)
+        )
+        run.queue.complete(shazzam.sys_id, first)
+        run.passes()
+        # The page was sensed: its row stays (the result's pages count), what it said is gone.
+        (page,) = run.queue.results_of(shazzam.sys_id)
+        assert run.queue.read_payload(page) == ""
+        ssh = _ready(run.queue)["SSHClassify"]
+        _answer(run.queue, ssh, [], error="authentication failed for every credential")
+        last = new_input_record(shazzam, agent="lab1", results=[], probe_time_ms=1, page=(2, True))
+        run.queue.complete(shazzam.sys_id, last)
+        run.passes()
+        assert [d.ip for d in run.done] == [HOST]
+        assert run.done[0].errors == (("SSHClassify", "authentication failed for every credential"),)
+        assert run.status.get(run.status_id).state == "Completed"
+        # Reported, the device and the whole port scan left nothing behind.
+        assert run.queue.list(limit=100) == []
+        assert run.log() == []
