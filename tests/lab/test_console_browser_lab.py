@@ -104,6 +104,26 @@ def _secrets(credentials: str) -> list[str]:
     return found
 
 
+def _page_says(element_id: str, text: str) -> Callable[[WebDriver], bool]:
+    """A wait condition for a page that reloads itself: is `text` in the element's text right now?
+
+    A page caught between two loads (the element's node gone with the old document, or no document
+    yet to run a script in) is "not yet", never an error.
+    """
+    from selenium.common.exceptions import WebDriverException
+
+    script = "const e = document.getElementById(arguments[0]); return e ? e.textContent : null;"
+
+    def condition(driver: WebDriver) -> bool:
+        try:
+            now = driver.execute_script(script, element_id)
+        except WebDriverException:
+            return False
+        return isinstance(now, str) and text in now
+
+    return condition
+
+
 def _screenshot(chromium: Browser, name: str) -> None:
     folder = os.environ.get("MIDPROBE_SCREENSHOTS")
     if folder:
@@ -170,8 +190,9 @@ def test_log_in_validate_the_new_mid_watch_it_discover_the_lab_and_open_a_ci(
         driver.find_element(By.ID, "credentials").send_keys(credentials)
         driver.find_element(By.ID, "start-discovery").click()
         wait(driver, seen.presence_of_element_located((By.ID, "phases")))
-        # The page refreshes itself while the discovery runs: wait for it to say it ended.
-        wait(driver, seen.text_to_be_present_in_element((By.ID, "state"), "Completed"), WAIT)
+        # The page reloads itself every few seconds while the discovery runs: wait for it to say it
+        # ended, reading the state in one script call, so that no element handle outlives a reload.
+        wait(driver, _page_says("state", "Completed"), WAIT)
         return str(driver.find_element(By.ID, "cis").text), str(driver.page_source)
 
     cis, page = chromium.do(start_and_watch, timeout=WAIT + 60)
