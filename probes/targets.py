@@ -635,6 +635,47 @@ class TargetSpec:
         object.__setattr__(self, "_count", total)
         return total
 
+    def batches(self, size: int | None = None) -> Iterator[tuple[str, ...]]:
+        """The addresses as CIDR blocks (:func:`as_blocks`' form), in batches of at most ``size``
+        addresses (``None``: one batch), IPv4 before IPv6, each family in address order.
+
+        Computed from the sorted runs without expanding, so a ``/8`` costs no more than a ``/24``;
+        a family with an octet expression of more than :data:`_MAX_OCTET_RUNS` runs is expanded.
+        Host names must be resolved first.
+        """
+        if size is not None and size < 1:
+            raise ValueError(f"batch size {size} is not positive")
+        targets = self._address_blocks(self.targets)
+        excludes = self._address_blocks(self.excludes)
+        batch: list[str] = []
+        room = size
+        for version in (4, 6):
+            wanted = _union_runs([b for b in targets if b.version == version])
+            removed = _union_runs([b for b in excludes if b.version == version])
+            if wanted is None or removed is None:  # too many runs to list: expand this family
+                family = replace(
+                    self,
+                    targets=tuple(b for b in targets if b.version == version),
+                    excludes=tuple(b for b in excludes if b.version == version),
+                )
+                wanted = _merge((int(t.address), int(t.address)) for t in family)
+                removed = []
+            for lo, hi in _runs_subtract(wanted, removed):
+                while lo <= hi:
+                    last = hi if room is None else min(hi, lo + room - 1)
+                    batch.extend(_cidrs(version, lo, last))
+                    if room is not None:
+                        room -= last - lo + 1
+                        if room == 0:
+                            yield tuple(batch)
+                            batch, room = [], size
+                    lo = last + 1
+            if batch and size is not None:  # a batch holds one address family
+                yield tuple(batch)
+                batch, room = [], size
+        if batch:
+            yield tuple(batch)
+
     def __iter__(self) -> Iterator[Target]:
         targets = self._address_blocks(self.targets)
         excludes = self._address_blocks(self.excludes)
@@ -695,6 +736,12 @@ class TargetSpec:
         return text
 
 
+def _cidrs(version: int, first: int, last: int) -> Iterator[str]:
+    """The run ``first..last`` as the fewest CIDR blocks, a single address without its prefix."""
+    for network in ipaddress.summarize_address_range(_address(version, first), _address(version, last)):
+        yield str(network.network_address) if network.num_addresses == 1 else str(network)
+
+
 def as_blocks(addresses: list[IPAddress]) -> tuple[str, ...]:
     """``addresses`` (sorted here) as the fewest CIDR blocks, a single address without its ``/32``."""
     blocks: list[str] = []
@@ -704,8 +751,7 @@ def as_blocks(addresses: list[IPAddress]) -> tuple[str, ...]:
         if address is not None and address.version == end.version and int(address) == int(end) + 1:
             end = address
             continue
-        for network in ipaddress.summarize_address_range(start, end):
-            blocks.append(str(network.network_address) if network.num_addresses == 1 else str(network))
+        blocks.extend(_cidrs(start.version, int(start), int(end)))
         if address is not None:
             start = end = address
     return tuple(blocks)

@@ -49,7 +49,7 @@ from typing import Any, Final, Literal
 
 from midprobe.capabilities.errors import ConfigError, MidprobeError
 from midprobe.probes.ports import PortSpec, parse_ports
-from midprobe.probes.targets import TargetSpec, as_blocks, parse_targets
+from midprobe.probes.targets import TargetSpec, parse_targets
 
 #: Protocols classification may use, in ServiceNow's port priority (Windows is noted and skipped).
 PROTOCOLS: Final = ("ssh", "snmp", "http", "nmap")
@@ -182,15 +182,9 @@ class Schedule:
 
 
 def batch_addresses(targets: TargetSpec, size: int) -> Iterator[tuple[str, ...]]:
-    """Split ``targets`` into batches of at most ``size`` addresses, each written as CIDR blocks."""
-    batch: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
-    for target in targets:
-        batch.append(target.address)
-        if len(batch) == size:
-            yield as_blocks(batch)
-            batch = []
-    if batch:
-        yield as_blocks(batch)
+    """Split ``targets`` into batches of at most ``size`` addresses, each written as CIDR blocks
+    (:meth:`TargetSpec.batches`: in address order, one address family per batch, no expansion)."""
+    return targets.batches(size)
 
 
 def _fail(path: Path | str, key: str, message: str) -> ConfigError:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 from midprobe.capabilities.errors import MidprobeError
 from midprobe.probes.classify import Classifier
 from midprobe.probes.ports import format_ports
-from midprobe.probes.targets import Target, as_blocks
+from midprobe.probes.targets import Target, TargetSpec, as_blocks
 from midprobe.runner.discovery.orchestrator import DeviceDone, Orchestrator, Progress, Sensed
 from midprobe.runner.discovery.probe_requests import ROUTED_SWEEP_CHUNK, SWEEP_CHUNK
 from midprobe.runner.discovery.readers import read_sweep
@@ -158,7 +158,7 @@ class OneOffScan:
         self,
         agent: EmbeddedAgent,
         schedule: Schedule,
-        targets: Iterable[Target],
+        targets: TargetSpec,
         addresses: int,
         database: Database,
         *,
@@ -172,6 +172,7 @@ class OneOffScan:
 
         self._agent = agent
         self._schedule = schedule
+        self._spec = targets
         self._targets: Iterator[Target] = iter(targets)
         self._addresses = addresses
         self._database = database
@@ -280,7 +281,9 @@ class OneOffScan:
         if self._fed_all:
             return False
         if not self._schedule.host_discovery:
-            blocks = as_blocks([target.address for target in self._targets])
+            # One port scan of every address, its blocks computed from the spec's runs (a /8 is
+            # one block, never 16 million addresses in memory).
+            blocks = next(self._spec.batches(), ())
             if blocks:
                 self.orchestrator.add_batch(self._status_id, "Shazzam", blocks, ALL_TARGETS)
             return self._close_feed(bool(blocks))
